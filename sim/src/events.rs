@@ -1,0 +1,87 @@
+//! The emulator's own event log: every cordon, eviction, reboot, Ready change, SSH
+//! change and apt run, in order, with timestamps. Tests read it (through
+//! `aks-sim status -o json` or `Sim::events()`) to prove what happened and when.
+
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SimEvent {
+    /// 1, 2, 3, ... in the order things happened.
+    pub seq: u64,
+    /// RFC 3339 with milliseconds.
+    pub time: String,
+    /// Milliseconds since the emulator started.
+    pub elapsed_ms: u64,
+    /// What happened: see [`kinds`].
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// `namespace/name` of the object concerned (pod, PDB, lease), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// The event kinds the emulator records.
+pub mod kinds {
+    pub const CORDON: &str = "cordon";
+    pub const UNCORDON: &str = "uncordon";
+    pub const EVICTION: &str = "eviction";
+    pub const EVICTION_REFUSED: &str = "eviction-refused";
+    pub const POD_DELETED: &str = "pod-deleted";
+    pub const POD_CREATED: &str = "pod-created";
+    pub const POD_READY: &str = "pod-ready";
+    pub const REBOOT: &str = "reboot";
+    pub const NODE_NOT_READY: &str = "node-not-ready";
+    pub const NODE_BOOTED: &str = "node-booted";
+    pub const NODE_READY: &str = "node-ready";
+    pub const SSH_DOWN: &str = "ssh-down";
+    pub const SSH_UP: &str = "ssh-up";
+    pub const SSH_SESSION: &str = "ssh-session";
+    pub const APT_UPDATE: &str = "apt-update";
+    pub const APT_UPGRADE: &str = "apt-upgrade";
+    pub const APT_FAILED: &str = "apt-failed";
+    pub const LEASE: &str = "lease";
+    pub const KURED_LOCK: &str = "kured-lock";
+    pub const FAULT: &str = "fault";
+}
+
+pub struct EventLog {
+    start: std::time::Instant,
+    events: Mutex<Vec<SimEvent>>,
+}
+
+impl Default for EventLog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventLog {
+    pub fn new() -> Self {
+        EventLog { start: std::time::Instant::now(), events: Mutex::new(Vec::new()) }
+    }
+
+    pub fn record(&self, kind: &str, node: Option<&str>, object: Option<&str>, detail: impl Into<String>) {
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = events.len() as u64 + 1;
+        let ev = SimEvent {
+            seq,
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            elapsed_ms: self.start.elapsed().as_millis() as u64,
+            kind: kind.to_string(),
+            node: node.map(str::to_string),
+            object: object.map(str::to_string),
+            detail: detail.into(),
+        };
+        tracing::debug!(seq, kind, node, object, detail = %ev.detail, "event");
+        events.push(ev);
+    }
+
+    pub fn all(&self) -> Vec<SimEvent> {
+        self.events.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}

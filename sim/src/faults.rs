@@ -1,0 +1,154 @@
+//! Fault switches: set by the scenario or at run time, read by the routers and the nodes.
+
+use crate::scenario::Fault;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Default, Debug)]
+struct State {
+    never_returns: BTreeSet<String>,
+    slow_reboot: BTreeMap<String, f64>,
+    ssh_down: BTreeSet<String>,
+    dpkg_lock_until: BTreeMap<String, Instant>,
+    apt_failure: BTreeSet<String>,
+    pdb_never: BTreeSet<(String, String)>,
+    arm_throttle: u32,
+    arm_retry_after: u32,
+    arm_error: u32,
+    arm_error_status: u16,
+    kube_error: u32,
+    kube_error_status: u16,
+    expired_token: bool,
+}
+
+/// What the ARM router must do with the next request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ArmFault {
+    Throttle { retry_after: u32 },
+    Status(u16),
+}
+
+#[derive(Default)]
+pub struct Faults {
+    state: Mutex<State>,
+}
+
+impl Faults {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Apply a fault. Node faults that act on the node's files (the dpkg lock) are also
+    /// seen by the node layer through these getters.
+    pub fn set(&self, fault: &Fault) {
+        let mut s = self.lock();
+        match fault.clone() {
+            Fault::NodeNeverReturns { node } => {
+                s.never_returns.insert(node);
+            }
+            Fault::SlowReboot { node, seconds } => {
+                s.slow_reboot.insert(node, seconds);
+            }
+            Fault::SshDown { node } => {
+                s.ssh_down.insert(node);
+            }
+            Fault::SshUp { node } => {
+                s.ssh_down.remove(&node);
+            }
+            Fault::DpkgLock { node, seconds } => {
+                s.dpkg_lock_until.insert(node, Instant::now() + Duration::from_secs_f64(seconds.max(0.0)));
+            }
+            Fault::AptFailure { node } => {
+                s.apt_failure.insert(node);
+            }
+            Fault::PdbNeverAllows { namespace, name } => {
+                s.pdb_never.insert((namespace, name));
+            }
+            Fault::ArmThrottle { count, retry_after } => {
+                s.arm_throttle = count;
+                s.arm_retry_after = retry_after;
+            }
+            Fault::ArmError { count, status } => {
+                s.arm_error = count;
+                s.arm_error_status = status;
+            }
+            Fault::KubeError { count, status } => {
+                s.kube_error = count;
+                s.kube_error_status = status;
+            }
+            Fault::ExpiredToken => s.expired_token = true,
+            Fault::Clear => *s = State::default(),
+        }
+    }
+
+    pub fn node_never_returns(&self, node: &str) -> bool {
+        self.lock().never_returns.contains(node)
+    }
+    pub fn slow_reboot(&self, node: &str) -> Option<f64> {
+        self.lock().slow_reboot.get(node).copied()
+    }
+    pub fn ssh_down(&self, node: &str) -> bool {
+        self.lock().ssh_down.contains(node)
+    }
+    /// Seconds left on a held dpkg lock, if any.
+    pub fn dpkg_lock_remaining(&self, node: &str) -> Option<f64> {
+        let s = self.lock();
+        let until = s.dpkg_lock_until.get(node)?;
+        let left = until.saturating_duration_since(Instant::now()).as_secs_f64();
+        (left > 0.0).then_some(left)
+    }
+    pub fn apt_failure(&self, node: &str) -> bool {
+        self.lock().apt_failure.contains(node)
+    }
+    pub fn pdb_never_allows(&self, namespace: &str, name: &str) -> bool {
+        self.lock().pdb_never.contains(&(namespace.to_string(), name.to_string()))
+    }
+    pub fn expired_token(&self) -> bool {
+        self.lock().expired_token
+    }
+
+    /// Consume one ARM fault for this request, if any is pending.
+    pub fn take_arm(&self) -> Option<ArmFault> {
+        let mut s = self.lock();
+        if s.arm_throttle > 0 {
+            s.arm_throttle -= 1;
+            return Some(ArmFault::Throttle { retry_after: s.arm_retry_after });
+        }
+        if s.arm_error > 0 {
+            s.arm_error -= 1;
+            return Some(ArmFault::Status(s.arm_error_status));
+        }
+        None
+    }
+
+    /// Consume one Kubernetes API fault: Some(0) means reset the connection.
+    pub fn take_kube(&self) -> Option<u16> {
+        let mut s = self.lock();
+        if s.kube_error > 0 {
+            s.kube_error -= 1;
+            return Some(s.kube_error_status);
+        }
+        None
+    }
+
+    /// A summary for `aks-sim status`.
+    pub fn describe(&self) -> serde_json::Value {
+        let s = self.lock();
+        serde_json::json!({
+            "nodeNeverReturns": s.never_returns,
+            "slowReboot": s.slow_reboot,
+            "sshDown": s.ssh_down,
+            "dpkgLock": s.dpkg_lock_until.iter().filter_map(|(n, t)| {
+                let left = t.saturating_duration_since(Instant::now()).as_secs_f64();
+                (left > 0.0).then(|| (n.clone(), left))
+            }).collect::<BTreeMap<_, _>>(),
+            "aptFailure": s.apt_failure,
+            "pdbNeverAllows": s.pdb_never.iter().map(|(n, m)| format!("{n}/{m}")).collect::<Vec<_>>(),
+            "armThrottleLeft": s.arm_throttle,
+            "armErrorLeft": s.arm_error,
+            "kubeErrorLeft": s.kube_error,
+            "expiredToken": s.expired_token,
+        })
+    }
+}

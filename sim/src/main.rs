@@ -1,0 +1,242 @@
+//! `aks-sim`: run the local AKS emulator and steer it.
+
+use anyhow::Context;
+use aks_sim::{Fault, Scenario, Sim, SimConfig};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "aks-sim", version, about = "A local AKS emulator: ARM, the Kubernetes API and SSH-able nodes on loopback", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the emulator and serve until stopped (Ctrl-C / SIGTERM). Needs root (sshd, chroots).
+    Up {
+        /// Where the emulator writes its CA, kubeconfig, SSH keys, `az` stand-in and sim.json.
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// A scenario file (YAML); the built-in default when absent.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        /// Scale the Linux nodes to this count.
+        #[arg(long)]
+        nodes: Option<u32>,
+        /// Port for ARM (0 = any free port).
+        #[arg(long, default_value_t = 0)]
+        arm_port: u16,
+        /// Port for the Kubernetes API (0 = any free port).
+        #[arg(long, default_value_t = 0)]
+        kube_port: u16,
+    },
+    /// Print the shell exports that point aks-patch and kubectl at a running emulator.
+    Env {
+        #[arg(long)]
+        state_dir: PathBuf,
+    },
+    /// Show the emulated cluster, its faults and the event log.
+    Status {
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// `json` for the whole status, `table` for a summary.
+        #[arg(short, long, default_value = "table")]
+        output: String,
+    },
+    /// Inject a fault into a running emulator.
+    Fault {
+        #[arg(long)]
+        state_dir: PathBuf,
+        #[command(subcommand)]
+        fault: FaultCmd,
+    },
+    /// Check a scenario file and print it with defaults filled in.
+    Check {
+        scenario: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum FaultCmd {
+    /// The node reboots but never comes back.
+    NodeNeverReturns { node: String },
+    /// The node takes SECONDS to boot.
+    SlowReboot { node: String, seconds: f64 },
+    /// sshd refuses connections on the node's address.
+    SshDown { node: String },
+    /// Undo ssh-down.
+    SshUp { node: String },
+    /// unattended-upgrades holds the dpkg lock for SECONDS.
+    DpkgLock { node: String, seconds: f64 },
+    /// apt-get upgrades fail on the node.
+    AptFailure { node: String },
+    /// A PodDisruptionBudget never allows a disruption.
+    PdbNeverAllows { namespace: String, name: String },
+    /// The next COUNT ARM requests get 429 with Retry-After.
+    ArmThrottle {
+        count: u32,
+        #[arg(long, default_value_t = 1)]
+        retry_after: u32,
+    },
+    /// The next COUNT ARM requests fail with STATUS.
+    ArmError {
+        count: u32,
+        #[arg(long, default_value_t = 503)]
+        status: u16,
+    },
+    /// The next COUNT Kubernetes API requests fail with STATUS (0 = connection reset).
+    KubeError {
+        count: u32,
+        #[arg(long, default_value_t = 503)]
+        status: u16,
+    },
+    /// Every token issued so far expires.
+    ExpiredToken,
+    /// Clear every fault.
+    Clear,
+}
+
+impl From<FaultCmd> for Fault {
+    fn from(f: FaultCmd) -> Fault {
+        match f {
+            FaultCmd::NodeNeverReturns { node } => Fault::NodeNeverReturns { node },
+            FaultCmd::SlowReboot { node, seconds } => Fault::SlowReboot { node, seconds },
+            FaultCmd::SshDown { node } => Fault::SshDown { node },
+            FaultCmd::SshUp { node } => Fault::SshUp { node },
+            FaultCmd::DpkgLock { node, seconds } => Fault::DpkgLock { node, seconds },
+            FaultCmd::AptFailure { node } => Fault::AptFailure { node },
+            FaultCmd::PdbNeverAllows { namespace, name } => Fault::PdbNeverAllows { namespace, name },
+            FaultCmd::ArmThrottle { count, retry_after } => Fault::ArmThrottle { count, retry_after },
+            FaultCmd::ArmError { count, status } => Fault::ArmError { count, status },
+            FaultCmd::KubeError { count, status } => Fault::KubeError { count, status },
+            FaultCmd::ExpiredToken => Fault::ExpiredToken,
+            FaultCmd::Clear => Fault::Clear,
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("AKS_SIM_LOG").unwrap_or_else(|_| "aks_sim=info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    if let Err(e) = rt.block_on(run(cli)) {
+        eprintln!("error: {e}");
+        for cause in e.chain().skip(1) {
+            eprintln!("caused by: {cause}");
+        }
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up { state_dir, scenario, nodes, arm_port, kube_port } => {
+            let mut sc = match &scenario {
+                Some(p) => Scenario::load(p)?,
+                None => Scenario::default_scenario(),
+            };
+            if let Some(n) = nodes {
+                sc = sc.with_linux_nodes(n)?;
+            }
+            let mut cfg = SimConfig::new(&state_dir, sc);
+            cfg.arm_port = arm_port;
+            cfg.kube_port = kube_port;
+            let t0 = std::time::Instant::now();
+            let sim = Sim::start(cfg).await?;
+            let ep = sim.endpoints().clone();
+            eprintln!(
+                "aks-sim: cluster {}/{} up in {:.1}s: {} nodes ({}.x), ARM {}, Kubernetes API {}",
+                ep.resource_group,
+                ep.cluster_name,
+                t0.elapsed().as_secs_f64(),
+                sim.shared.nodes.len(),
+                ep.node_prefix,
+                ep.arm_url,
+                ep.kube_url
+            );
+            eprintln!("aks-sim: point your shell at it with: eval \"$(aks-sim env --state-dir {})\"", sim.state_dir().display());
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            eprintln!("aks-sim: stopping");
+            let _ = std::fs::remove_file(sim.state_dir().join("sim.json"));
+            sim.shutdown().await;
+            Ok(())
+        }
+        Command::Env { state_dir } => {
+            let dir = std::fs::canonicalize(&state_dir).with_context(|| format!("no state directory {}", state_dir.display()))?;
+            let ep = aks_sim::read_endpoints(&dir)?;
+            for (k, v) in aks_sim::env_for(&dir, &ep) {
+                println!("export {k}={}", shell_quote(&v));
+            }
+            Ok(())
+        }
+        Command::Status { state_dir, output } => {
+            let ep = aks_sim::read_endpoints(&state_dir)?;
+            let status: serde_json::Value = control_get(&ep.control_url, "/status").await?;
+            match output.as_str() {
+                "json" => println!("{}", serde_json::to_string_pretty(&status)?),
+                "table" => {
+                    println!("{:<34} {:<8} {:<14} {:<8} {:<14} {:<20} {}", "NODE", "POOL", "IP", "READY", "SCHEDULABLE", "KERNEL", "BOOT-ID");
+                    for n in status["nodes"].as_array().into_iter().flatten() {
+                        println!(
+                            "{:<34} {:<8} {:<14} {:<8} {:<14} {:<20} {}",
+                            n["name"].as_str().unwrap_or(""),
+                            n["pool"].as_str().unwrap_or(""),
+                            n["ip"].as_str().unwrap_or(""),
+                            n["ready"].as_str().unwrap_or(""),
+                            if n["unschedulable"].as_bool().unwrap_or(false) { "no" } else { "yes" },
+                            n["kernelVersion"].as_str().unwrap_or(""),
+                            n["bootId"].as_str().unwrap_or("")
+                        );
+                    }
+                    println!("{} events; `-o json` shows them", status["events"].as_array().map(|a| a.len()).unwrap_or(0));
+                }
+                other => anyhow::bail!("unknown output format `{other}`: use table or json"),
+            }
+            Ok(())
+        }
+        Command::Fault { state_dir, fault } => {
+            let ep = aks_sim::read_endpoints(&state_dir)?;
+            let fault: Fault = fault.into();
+            let resp = reqwest::Client::new()
+                .post(format!("{}/faults", ep.control_url))
+                .json(&fault)
+                .send()
+                .await
+                .context("cannot reach the emulator's control endpoint")?;
+            let ok = resp.status().is_success();
+            let body: serde_json::Value = resp.json().await?;
+            if !ok {
+                anyhow::bail!("the emulator refused the fault: {}", body["error"].as_str().unwrap_or("unknown error"));
+            }
+            println!("{}", serde_json::to_string_pretty(&body["applied"])?);
+            Ok(())
+        }
+        Command::Check { scenario } => {
+            let sc = Scenario::load(&scenario)?;
+            print!("{}", serde_yaml_ng::to_string(&sc)?);
+            Ok(())
+        }
+    }
+}
+
+async fn control_get(base: &str, path: &str) -> anyhow::Result<serde_json::Value> {
+    let resp = reqwest::get(format!("{base}{path}")).await.context("cannot reach the emulator's control endpoint: is it running?")?;
+    Ok(resp.error_for_status()?.json().await?)
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:=,@".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}

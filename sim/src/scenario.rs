@@ -1,0 +1,645 @@
+//! The scenario file: what cluster aks-sim emulates, its nodes, pending updates,
+//! workloads, timings and faults. YAML (or JSON); unknown fields are errors, and every
+//! error names the field it is about (`pools[1].osType: ...`).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The built-in scenario: a cluster that looks like a real AKS cluster.
+pub const DEFAULT_SCENARIO: &str = include_str!("../scenarios/default.yaml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario file {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid scenario {origin}: field `{field}`: {message}")]
+    Invalid {
+        origin: String,
+        field: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Scenario {
+    #[serde(default = "default_subscription")]
+    pub subscription_id: String,
+    #[serde(default = "default_tenant")]
+    pub tenant_id: String,
+    #[serde(default = "default_rg")]
+    pub resource_group: String,
+    pub cluster: ClusterSpec,
+    #[serde(default)]
+    pub timing: Timing,
+    pub pools: Vec<PoolSpec>,
+    /// Per-node overrides, keyed by node name (e.g. `aks-user-31415926-vmss000001`).
+    #[serde(default)]
+    pub nodes: BTreeMap<String, NodeOverride>,
+    #[serde(default)]
+    pub workloads: Vec<Workload>,
+    /// A kured DaemonSet in kube-system, optionally holding its reboot lock.
+    #[serde(default)]
+    pub kured: Option<KuredSpec>,
+    /// Faults active from the start (the same ones `aks-sim fault` sets at run time).
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+    /// Extra (empty) clusters in the same subscription, so that listing needs `nextLink` paging.
+    #[serde(default)]
+    pub extra_clusters: u32,
+    /// TCP port sshd serves on every node address.
+    #[serde(default = "default_ssh_port")]
+    pub ssh_port: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClusterSpec {
+    pub name: String,
+    #[serde(default = "default_location")]
+    pub location: String,
+    #[serde(default = "default_k8s_version")]
+    pub kubernetes_version: String,
+    #[serde(default = "default_channel", rename = "nodeOSUpgradeChannel")]
+    pub node_os_upgrade_channel: UpgradeChannel,
+    #[serde(default = "default_admin")]
+    pub admin_username: String,
+    /// Days since the cluster (and its nodes) were created; drives AGE.
+    #[serde(default = "default_age_days")]
+    pub age_days: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UpgradeChannel {
+    None,
+    Unmanaged,
+    NodeImage,
+    SecurityPatch,
+}
+
+impl UpgradeChannel {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            UpgradeChannel::None => "None",
+            UpgradeChannel::Unmanaged => "Unmanaged",
+            UpgradeChannel::NodeImage => "NodeImage",
+            UpgradeChannel::SecurityPatch => "SecurityPatch",
+        }
+    }
+}
+
+/// Every delay the emulator plays, in seconds (fractions allowed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Timing {
+    /// From the reboot command until the kubelet stops and the node turns NotReady.
+    pub shutdown_seconds: f64,
+    /// From the reboot command until the node is up again (new bootID, SSH answers).
+    pub boot_seconds: f64,
+    /// From boot until the node reports Ready.
+    pub ready_seconds: f64,
+    /// A fast reboot: the node is back before NotReady would be observed.
+    pub fast_reboot: bool,
+    /// How long a new pod takes to turn Ready.
+    pub pod_start_seconds: f64,
+    /// How long a deleted pod stays Terminating (capped by its grace period).
+    pub termination_seconds: f64,
+    /// How long `apt-get upgrade`/`dist-upgrade`/`install` runs.
+    pub apt_seconds: f64,
+    /// How long `apt-get update` runs.
+    pub apt_update_seconds: f64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            shutdown_seconds: 0.3,
+            boot_seconds: 2.0,
+            ready_seconds: 0.5,
+            fast_reboot: false,
+            pod_start_seconds: 0.5,
+            termination_seconds: 0.2,
+            apt_seconds: 0.2,
+            apt_update_seconds: 0.1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OsType {
+    Linux,
+    Windows,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PoolSpec {
+    pub name: String,
+    #[serde(default = "default_mode")]
+    pub mode: String,
+    #[serde(default = "default_os_type")]
+    pub os_type: OsType,
+    /// Ubuntu, AzureLinux, Windows2022, ...
+    #[serde(default, rename = "osSKU")]
+    pub os_sku: Option<String>,
+    pub count: u32,
+    #[serde(default = "default_vm_size")]
+    pub vm_size: String,
+    #[serde(default)]
+    pub node_image_version: Option<String>,
+    #[serde(default)]
+    pub latest_node_image_version: Option<String>,
+    /// Running kernel of the pool's nodes (`uname -r`).
+    #[serde(default)]
+    pub kernel: Option<String>,
+    #[serde(default)]
+    pub os_image: Option<String>,
+    #[serde(default)]
+    pub zones: Vec<String>,
+    /// `LocalUser` (default) or `Disabled`.
+    #[serde(default = "default_ssh_access")]
+    pub ssh_access: String,
+    /// Pending package updates on every node of the pool.
+    #[serde(default)]
+    pub updates: Vec<PackageUpdate>,
+    /// The random-looking number in the node names (`aks-<pool>-<id>-vmss00000N`).
+    #[serde(default)]
+    pub vmss_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PackageUpdate {
+    pub name: String,
+    pub from: String,
+    pub to: String,
+    /// e.g. `jammy-security` or `jammy-updates`.
+    #[serde(default = "default_pocket")]
+    pub pocket: String,
+    /// The new kernel ABI this package pulls in (a *new* package `linux-image-<kernel>`):
+    /// plain `apt-get upgrade` keeps it back; `--with-new-pkgs`, `dist-upgrade` and
+    /// `install` install it, and it writes the reboot marker.
+    #[serde(default)]
+    pub kernel: Option<String>,
+    /// Installing this package writes /var/run/reboot-required (libc6, systemd, ...).
+    #[serde(default)]
+    pub reboot_required: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodeOverride {
+    /// Replace the pool's pending updates for this node.
+    #[serde(default)]
+    pub updates: Option<Vec<PackageUpdate>>,
+    /// The reboot marker is already there, naming these packages.
+    #[serde(default)]
+    pub reboot_required: Vec<String>,
+    /// Cordoned by hand before anything runs.
+    #[serde(default)]
+    pub cordoned: bool,
+    /// Running kernel, overriding the pool's.
+    #[serde(default)]
+    pub kernel: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkloadKind {
+    Deployment,
+    DaemonSet,
+    /// A bare pod with no controller.
+    Pod,
+    /// A static pod the kubelet runs; the API shows its mirror pod.
+    StaticPod,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Workload {
+    pub kind: WorkloadKind,
+    pub name: String,
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    #[serde(default = "default_replicas")]
+    pub replicas: u32,
+    /// Only on nodes of this pool (nodeSelector agentpool=...). Pods and static pods
+    /// land on the first node of the pool.
+    #[serde(default)]
+    pub pool: Option<String>,
+    /// The pod mounts an emptyDir volume.
+    #[serde(default)]
+    pub empty_dir: bool,
+    #[serde(default)]
+    pub pdb: Option<PdbSpec>,
+    #[serde(default = "default_grace")]
+    pub termination_grace_seconds: i64,
+    /// Container image, for realism.
+    #[serde(default = "default_image")]
+    pub image: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PdbSpec {
+    #[serde(default)]
+    pub min_available: Option<i32>,
+    #[serde(default)]
+    pub max_unavailable: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KuredSpec {
+    /// kured holds its lock for this node at start.
+    #[serde(default)]
+    pub lock_holder: Option<String>,
+}
+
+/// A fault, set by the scenario or at run time (`aks-sim fault ...`, `POST /faults`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "fault", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Fault {
+    /// The node reboots but never comes back.
+    NodeNeverReturns { node: String },
+    /// The node takes this long to boot instead of `timing.bootSeconds`.
+    SlowReboot { node: String, seconds: f64 },
+    /// sshd refuses connections on this node's address.
+    SshDown { node: String },
+    /// Bring SSH back (undo `ssh-down`).
+    SshUp { node: String },
+    /// The dpkg frontend lock is held (by unattended-upgrades) for this long.
+    DpkgLock { node: String, seconds: f64 },
+    /// `apt-get` upgrades fail on this node.
+    AptFailure { node: String },
+    /// This PodDisruptionBudget never allows a disruption.
+    PdbNeverAllows { namespace: String, name: String },
+    /// The next `count` ARM requests get 429 with `Retry-After: retry_after`.
+    ArmThrottle {
+        count: u32,
+        #[serde(default = "default_retry_after")]
+        retry_after: u32,
+    },
+    /// The next `count` ARM requests get this 5xx status.
+    ArmError {
+        count: u32,
+        #[serde(default = "default_5xx")]
+        status: u16,
+    },
+    /// The next `count` Kubernetes API requests get this 5xx status (0 = connection reset).
+    KubeError {
+        count: u32,
+        #[serde(default = "default_5xx")]
+        status: u16,
+    },
+    /// Tokens issued so far are expired: ARM answers 401 ExpiredAuthenticationToken,
+    /// the Kubernetes API 401 Unauthorized.
+    ExpiredToken,
+    /// Clear every fault.
+    Clear,
+}
+
+impl Scenario {
+    /// Parse YAML or JSON text. `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let scenario: Scenario = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            ScenarioError::Invalid {
+                origin: origin.to_string(),
+                field: if field == "." { "(top level)".into() } else { field },
+                message: inner.to_string(),
+            }
+        })?;
+        scenario.validate(origin)?;
+        Ok(scenario)
+    }
+
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Scenario::parse(&text, &path.display().to_string())
+    }
+
+    pub fn default_scenario() -> Scenario {
+        Scenario::parse(DEFAULT_SCENARIO, "(built-in default)").expect("built-in scenario is valid")
+    }
+
+    /// Scale the Linux node count to `n`: the first Linux (system) pool keeps up to its
+    /// count, the last Linux pool takes the rest.
+    pub fn with_linux_nodes(mut self, n: u32) -> Result<Scenario, ScenarioError> {
+        let linux: Vec<usize> = (0..self.pools.len())
+            .filter(|i| self.pools[*i].os_type == OsType::Linux)
+            .collect();
+        let Some(&first) = linux.first() else {
+            return Err(self.invalid("(built-in)", "pools", "no Linux pool to scale".into()));
+        };
+        let last = *linux.last().unwrap_or(&first);
+        for &i in &linux {
+            self.pools[i].count = 0;
+        }
+        if first == last {
+            self.pools[first].count = n;
+        } else {
+            let system = n.min(3).max(1).min(n);
+            self.pools[first].count = system;
+            self.pools[last].count = n - system;
+        }
+        self.validate("--nodes")?;
+        Ok(self)
+    }
+
+    fn invalid(&self, origin: &str, field: &str, message: String) -> ScenarioError {
+        ScenarioError::Invalid {
+            origin: origin.to_string(),
+            field: field.to_string(),
+            message,
+        }
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ScenarioError> {
+        let err = |field: String, message: String| ScenarioError::Invalid {
+            origin: origin.to_string(),
+            field,
+            message,
+        };
+        if self.cluster.name.is_empty() || !valid_name(&self.cluster.name) {
+            return Err(err(
+                "cluster.name".into(),
+                format!("`{}` is not a valid cluster name (letters, digits, '-', '_')", self.cluster.name),
+            ));
+        }
+        if !valid_name(&self.resource_group) {
+            return Err(err("resourceGroup".into(), format!("`{}` is not a valid resource group name", self.resource_group)));
+        }
+        if self.pools.is_empty() {
+            return Err(err("pools".into(), "at least one node pool is needed".into()));
+        }
+        let mut total = 0u32;
+        let mut names = std::collections::BTreeSet::new();
+        for (i, p) in self.pools.iter().enumerate() {
+            if p.name.is_empty()
+                || p.name.len() > 12
+                || !p.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            {
+                return Err(err(
+                    format!("pools[{i}].name"),
+                    format!("`{}`: a pool name is 1-12 lowercase letters or digits", p.name),
+                ));
+            }
+            if !names.insert(p.name.clone()) {
+                return Err(err(format!("pools[{i}].name"), format!("pool `{}` is named twice", p.name)));
+            }
+            if p.os_type == OsType::Windows && p.name.len() > 6 {
+                return Err(err(
+                    format!("pools[{i}].name"),
+                    format!("`{}`: a Windows pool name is at most 6 characters", p.name),
+                ));
+            }
+            if p.mode != "System" && p.mode != "User" {
+                return Err(err(format!("pools[{i}].mode"), format!("`{}`: expected System or User", p.mode)));
+            }
+            if p.ssh_access != "LocalUser" && p.ssh_access != "Disabled" {
+                return Err(err(
+                    format!("pools[{i}].sshAccess"),
+                    format!("`{}`: expected LocalUser or Disabled", p.ssh_access),
+                ));
+            }
+            if let Some(id) = &p.vmss_id {
+                if id.len() != 8 || !id.chars().all(|c| c.is_ascii_digit()) {
+                    return Err(err(format!("pools[{i}].vmssId"), format!("`{id}`: expected 8 digits")));
+                }
+            }
+            for (j, u) in p.updates.iter().enumerate() {
+                validate_update(u).map_err(|m| err(format!("pools[{i}].updates[{j}]"), m))?;
+            }
+            total += p.count;
+        }
+        if total > 250 {
+            return Err(err(
+                "pools[].count".into(),
+                format!("{total} nodes in all; aks-sim serves at most 250 (one loopback /24)"),
+            ));
+        }
+        let node_names: std::collections::BTreeSet<String> = self.node_names().into_iter().collect();
+        for (name, o) in &self.nodes {
+            if !node_names.contains(name) {
+                return Err(err(
+                    format!("nodes.{name}"),
+                    format!("no such node; the nodes are named like `{}`", node_names.iter().next().cloned().unwrap_or_default()),
+                ));
+            }
+            if let Some(ups) = &o.updates {
+                for (j, u) in ups.iter().enumerate() {
+                    validate_update(u).map_err(|m| err(format!("nodes.{name}.updates[{j}]"), m))?;
+                }
+            }
+        }
+        for (i, w) in self.workloads.iter().enumerate() {
+            if !valid_dns_label(&w.name) {
+                return Err(err(format!("workloads[{i}].name"), format!("`{}` is not a DNS-1123 label", w.name)));
+            }
+            if !valid_dns_label(&w.namespace) {
+                return Err(err(format!("workloads[{i}].namespace"), format!("`{}` is not a DNS-1123 label", w.namespace)));
+            }
+            if let Some(pool) = &w.pool {
+                match self.pools.iter().find(|p| &p.name == pool) {
+                    None => return Err(err(format!("workloads[{i}].pool"), format!("no pool named `{pool}`"))),
+                    Some(p) if p.os_type != OsType::Linux => {
+                        return Err(err(format!("workloads[{i}].pool"), format!("pool `{pool}` is not a Linux pool")))
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(pdb) = &w.pdb {
+                if pdb.min_available.is_some() == pdb.max_unavailable.is_some() {
+                    return Err(err(
+                        format!("workloads[{i}].pdb"),
+                        "set exactly one of minAvailable and maxUnavailable".into(),
+                    ));
+                }
+            }
+        }
+        for (i, f) in self.faults.iter().enumerate() {
+            if let Some(node) = f.node() {
+                if !node_names.contains(node) {
+                    return Err(err(format!("faults[{i}].node"), format!("no node named `{node}`")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Node names in order, as AKS names them.
+    pub fn node_names(&self) -> Vec<String> {
+        self.pools
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| (0..p.count).map(move |k| node_name(p, i, k)))
+            .collect()
+    }
+}
+
+/// `aks-<pool>-<8 digits>-vmss00000k` for Linux, `<pool>00000k` style `aks<pool>00000k` for Windows.
+pub fn node_name(pool: &PoolSpec, index: usize, k: u32) -> String {
+    match pool.os_type {
+        OsType::Windows => format!("aks{}{:06}", pool.name, k),
+        OsType::Linux => format!("aks-{}-{}-vmss{:06}", pool.name, vmss_id(pool, index), k),
+    }
+}
+
+pub fn vmss_id(pool: &PoolSpec, index: usize) -> String {
+    pool.vmss_id.clone().unwrap_or_else(|| format!("{}", 31415926 + index as u64 * 1111))
+}
+
+impl Fault {
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Fault::NodeNeverReturns { node }
+            | Fault::SlowReboot { node, .. }
+            | Fault::SshDown { node }
+            | Fault::SshUp { node }
+            | Fault::DpkgLock { node, .. }
+            | Fault::AptFailure { node } => Some(node),
+            _ => None,
+        }
+    }
+}
+
+fn validate_update(u: &PackageUpdate) -> Result<(), String> {
+    if u.name.is_empty() || !u.name.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
+        return Err(format!("`{}` is not a Debian package name", u.name));
+    }
+    if u.from.is_empty() || u.to.is_empty() || u.from.contains(char::is_whitespace) || u.to.contains(char::is_whitespace) {
+        return Err(format!("package `{}`: `from` and `to` must be version strings without spaces", u.name));
+    }
+    if let Some(k) = &u.kernel {
+        if k.is_empty() || k.contains(char::is_whitespace) || k.contains('/') {
+            return Err(format!("package `{}`: `kernel` `{k}` is not a kernel release", u.name));
+        }
+    }
+    Ok(())
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 90 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.()".contains(c))
+}
+
+fn valid_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn default_subscription() -> String {
+    "00000000-1111-2222-3333-444444444444".into()
+}
+fn default_tenant() -> String {
+    "72f988bf-86f1-41af-91ab-2d7cd011db47".into()
+}
+fn default_rg() -> String {
+    "rg-aks-sim".into()
+}
+fn default_location() -> String {
+    "westeurope".into()
+}
+fn default_k8s_version() -> String {
+    "1.31.5".into()
+}
+fn default_channel() -> UpgradeChannel {
+    UpgradeChannel::Unmanaged
+}
+fn default_admin() -> String {
+    "azureuser".into()
+}
+fn default_age_days() -> u32 {
+    42
+}
+fn default_mode() -> String {
+    "User".into()
+}
+fn default_os_type() -> OsType {
+    OsType::Linux
+}
+fn default_vm_size() -> String {
+    "Standard_D4ds_v5".into()
+}
+fn default_ssh_access() -> String {
+    "LocalUser".into()
+}
+fn default_pocket() -> String {
+    "jammy-updates".into()
+}
+fn default_namespace() -> String {
+    "default".into()
+}
+fn default_replicas() -> u32 {
+    1
+}
+fn default_grace() -> i64 {
+    30
+}
+fn default_image() -> String {
+    "mcr.microsoft.com/azuredocs/aks-helloworld:v1".into()
+}
+fn default_retry_after() -> u32 {
+    1
+}
+fn default_5xx() -> u16 {
+    503
+}
+fn default_ssh_port() -> u16 {
+    22
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_scenario_parses_and_has_every_kind_of_node() {
+        let s = Scenario::default_scenario();
+        assert!(s.pools.iter().any(|p| p.os_type == OsType::Windows));
+        assert!(s.pools.iter().filter(|p| p.os_type == OsType::Linux).count() >= 2);
+        assert!(s.nodes.values().any(|n| n.cordoned));
+        assert!(s.nodes.values().any(|n| !n.reboot_required.is_empty()));
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let text = "cluster: {name: c}\npools:\n  - name: a\n    count: 1\n    osTyp: Linux\n";
+        let e = Scenario::parse(text, "x.yaml").unwrap_err().to_string();
+        assert!(e.contains("pools[0]"), "{e}");
+        assert!(e.contains("osTyp"), "{e}");
+    }
+
+    #[test]
+    fn bad_enum_value_names_the_field() {
+        let text = "cluster: {name: c}\npools:\n  - name: a\n    count: 1\n    osType: Plan9\n";
+        let e = Scenario::parse(text, "x.yaml").unwrap_err().to_string();
+        assert!(e.contains("pools[0].osType"), "{e}");
+    }
+
+    #[test]
+    fn unknown_node_override_is_refused() {
+        let text = "cluster: {name: c}\npools:\n  - name: a\n    count: 1\nnodes:\n  nope: {cordoned: true}\n";
+        let e = Scenario::parse(text, "x.yaml").unwrap_err().to_string();
+        assert!(e.contains("nodes.nope"), "{e}");
+    }
+
+    #[test]
+    fn scaling_keeps_the_system_pool_small() {
+        let s = Scenario::default_scenario().with_linux_nodes(200).unwrap();
+        let linux: u32 = s.pools.iter().filter(|p| p.os_type == OsType::Linux).map(|p| p.count).sum();
+        assert_eq!(linux, 200);
+    }
+}

@@ -1,0 +1,291 @@
+//! The command line: clap definitions only. Everything here is plain data; the commands
+//! in `crate::commands` give it meaning.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const EXAMPLES: &str = "\
+Examples:
+  Find what needs patching in a cluster:
+    aks-patch scan -g rg-shop-prod -n aks-shop-prod
+
+  The same from a kubeconfig alone (no ARM):
+    aks-patch scan --kubeconfig ~/.kube/config --context aks-shop-prod
+
+  Patch and reboot one node at a time, without asking:
+    aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes
+
+  The nodes as `kubectl get nodes -o wide` shows them, with patch state:
+    aks-patch report -g rg-shop-prod -n aks-shop-prod --output wide
+
+  Names of nodes that need a reboot, for a script:
+    aks-patch scan -g rg-shop-prod -n aks-shop-prod --query \"[?rebootRequired].name\" -o tsv
+";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "aks-patch",
+    version,
+    about = "Keep the Linux nodes of AKS clusters patched: scan, rolling apt upgrade and reboot, report",
+    long_about = "Keep the Linux nodes of Azure Kubernetes Service (AKS) clusters patched.\n\n\
+AKS Linux nodes install security updates but are never rebooted for them. aks-patch finds the \
+nodes through Azure Resource Manager and the Kubernetes API, probes them over SSH, and patches \
+and reboots them one at a time, respecting PodDisruptionBudgets as `kubectl drain` does.",
+    after_help = EXAMPLES,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Report pending updates, reboot markers and kernels of every Linux node. Changes nothing.
+    #[command(after_help = "Examples:\n  aks-patch scan -g rg-shop-prod -n aks-shop-prod\n  aks-patch scan -g rg-shop-prod -n aks-shop-prod --fail-on reboot-required -o none\n  aks-patch scan --kubeconfig ./kubeconfig -o json --query \"[?pendingUpdates > `0`].{name:name, kernel:runningKernel}\"")]
+    Scan(ScanArgs),
+    /// Upgrade packages and reboot nodes that need it, one node at a time, under a cluster-wide lock.
+    #[command(after_help = "Examples:\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --dry-run\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --nodepool user\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --resume")]
+    Apply(ApplyArgs),
+    /// The nodes as `kubectl get nodes` shows them, with patch state. No SSH: fast.
+    #[command(after_help = "Examples:\n  aks-patch report -g rg-shop-prod -n aks-shop-prod\n  aks-patch report -g rg-shop-prod -n aks-shop-prod --output wide\n  aks-patch report --kubeconfig ./kubeconfig -o yaml")]
+    Report(ReportArgs),
+}
+
+/// Output format, as the Azure CLI's `--output`, plus `wide`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    /// Columns for people.
+    #[default]
+    Table,
+    /// More columns (for `report`: exactly `kubectl get nodes -o wide`, then patch state).
+    Wide,
+    /// JSON.
+    Json,
+    /// JSON, coloured.
+    Jsonc,
+    /// YAML.
+    Yaml,
+    /// YAML, coloured.
+    Yamlc,
+    /// Tab-separated values, no headers: for scripts.
+    Tsv,
+    /// No output (exit code only).
+    None,
+}
+
+/// Arguments every command takes: the Azure CLI's global ones.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table, global = true)]
+    pub output: OutputFormat,
+    /// JMESPath query applied to the result before formatting (see http://jmespath.org).
+    #[arg(long, global = true, value_name = "JMESPATH")]
+    pub query: Option<String>,
+    /// Print more about what is happening (to stderr).
+    #[arg(long, global = true)]
+    pub verbose: bool,
+    /// Print everything, including HTTP requests (never their secrets), to stderr.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Print only errors: no warnings, no progress.
+    #[arg(long, global = true)]
+    pub only_show_errors: bool,
+}
+
+/// How aks-patch finds the cluster.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Resource group of the cluster.
+    #[arg(short = 'g', long = "resource-group", value_name = "RG", required_unless_present = "kubeconfig")]
+    pub resource_group: Option<String>,
+    /// Name of the AKS cluster.
+    #[arg(short = 'n', long = "name", value_name = "CLUSTER", required_unless_present = "kubeconfig")]
+    pub name: Option<String>,
+    /// Subscription ID or name (default: AZURE_SUBSCRIPTION_ID, else the Azure CLI's current account).
+    #[arg(long, value_name = "ID")]
+    pub subscription: Option<String>,
+    /// Use the cluster admin credential (listClusterAdminCredential) instead of the user one.
+    #[arg(long)]
+    pub admin: bool,
+    /// Work from a kubeconfig alone, without ARM.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["resource_group", "name", "subscription", "admin"])]
+    pub kubeconfig: Option<PathBuf>,
+    /// Context in the kubeconfig (default: its current context).
+    #[arg(long, value_name = "NAME", requires = "kubeconfig")]
+    pub context: Option<String>,
+    /// Which credential to use for ARM.
+    #[arg(long, value_enum, default_value_t = AuthMethod::Auto)]
+    pub auth: AuthMethod,
+    /// Azure cloud.
+    #[arg(long, value_enum, default_value_t = CloudName::AzureCloud)]
+    pub cloud: CloudName,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMethod {
+    /// Environment service principal, then workload identity, managed identity, Azure CLI.
+    Auto,
+    /// AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET.
+    Env,
+    /// AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE.
+    WorkloadIdentity,
+    /// The VM's or pod's managed identity.
+    ManagedIdentity,
+    /// `az account get-access-token`.
+    Cli,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CloudName {
+    #[value(name = "AzureCloud")]
+    AzureCloud,
+    #[value(name = "AzureChinaCloud")]
+    AzureChinaCloud,
+    #[value(name = "AzureUSGovernment")]
+    AzureUsGovernment,
+}
+
+/// How aks-patch reaches the nodes over SSH.
+#[derive(Debug, Clone, Args)]
+pub struct SshArgs {
+    /// SSH user (default: the cluster's linuxProfile.adminUsername, else azureuser).
+    #[arg(long, value_name = "USER")]
+    pub ssh_user: Option<String>,
+    /// Private key file (default: AKS_PATCH_SSH_KEY, else your ssh agent and ssh config).
+    #[arg(long, value_name = "FILE", env = "AKS_PATCH_SSH_KEY")]
+    pub ssh_key: Option<PathBuf>,
+    /// SSH port on the nodes.
+    #[arg(long, value_name = "PORT", default_value_t = 22)]
+    pub ssh_port: u16,
+    /// Jump host (bastion): user@host[:port].
+    #[arg(long, value_name = "USER@HOST[:PORT]")]
+    pub ssh_jump: Option<String>,
+    /// An ssh_config file to use.
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// Refuse nodes whose host key is not known yet (default: accept new keys, refuse changed ones).
+    #[arg(long)]
+    pub ssh_strict_host_keys: bool,
+    /// Seconds to wait for each node's SSH connection and probe.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub ssh_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    /// How many nodes to probe at once.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub parallel: u32,
+    /// Run `apt-get update` on each node first (otherwise nothing on the nodes changes).
+    #[arg(long)]
+    pub refresh: bool,
+    /// Exit with code 6 when a node needs a reboot, or has pending updates.
+    #[arg(long, value_enum, value_name = "CONDITION")]
+    pub fail_on: Option<FailOn>,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    RebootRequired,
+    Pending,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UpgradeMode {
+    /// Only packages from the -security pocket (what unattended-upgrades installs).
+    Security,
+    /// All upgrades, installing new packages they need (new kernels): `apt-get upgrade --with-new-pkgs`.
+    All,
+    /// `apt-get dist-upgrade`: may also remove packages.
+    Dist,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RebootPolicy {
+    /// Reboot when /var/run/reboot-required is there after the upgrade.
+    IfRequired,
+    /// Reboot every node.
+    Always,
+    /// Never reboot (upgrade only).
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    /// Patch one node at a time (the only mode; required so that nobody gets it by surprise).
+    #[arg(long, required = true)]
+    pub one_at_a_time: bool,
+    /// Only nodes of these pools (comma-separated or repeated).
+    #[arg(long, value_name = "POOL", value_delimiter = ',')]
+    pub nodepool: Vec<String>,
+    /// Only these nodes (comma-separated or repeated).
+    #[arg(long, value_name = "NODE", value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    /// Only nodes matching this label selector (e.g. `kubernetes.azure.com/mode=user`).
+    #[arg(long, short = 'l', value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// Which upgrades to install.
+    #[arg(long, value_enum, default_value_t = UpgradeMode::All)]
+    pub upgrade_mode: UpgradeMode,
+    /// When to reboot.
+    #[arg(long, value_enum, default_value_t = RebootPolicy::IfRequired)]
+    pub reboot: RebootPolicy,
+    /// Show the plan, the pods each drain would evict and the PDBs that block now; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Evict pods with emptyDir volumes (their data is lost), as kubectl drain --delete-emptydir-data.
+    #[arg(long)]
+    pub delete_emptydir_data: bool,
+    /// Evict pods with no controller (they are not recreated), as kubectl drain --force.
+    #[arg(long)]
+    pub force: bool,
+    /// Grace period for evicted pods, in seconds (default: each pod's own).
+    #[arg(long, value_name = "SECONDS")]
+    pub grace_period: Option<i64>,
+    /// Give up draining a node after this many seconds (PDBs that keep refusing).
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub drain_timeout: u64,
+    /// Give up waiting for a rebooted node after this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    pub reboot_timeout: u64,
+    /// Wait this long after a node is back before the next one.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub soak: u64,
+    /// Take over a lock left behind by a run that died.
+    #[arg(long)]
+    pub force_unlock: bool,
+    /// Continue the last interrupted run of this cluster.
+    #[arg(long)]
+    pub resume: bool,
+    /// Where run records are kept (default: $AKS_PATCH_STATE_DIR/runs, else ~/.local/state/aks-patch/runs).
+    #[arg(long, value_name = "DIR")]
+    pub journal_dir: Option<PathBuf>,
+    /// Seconds between retries of an eviction refused by a PodDisruptionBudget.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5, hide = true)]
+    pub eviction_retry_interval: u64,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}

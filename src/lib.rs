@@ -1,0 +1,6 @@
+//! aks-patch: keep the Linux nodes of AKS clusters patched.
+//!
+//! The binary is thin glue (`src/main.rs`); this library holds the parts, so that tests
+//! and the generated completions and man page see the same definitions.
+
+pub mod cli;
