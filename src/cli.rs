@@ -42,13 +42,19 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Report pending updates, reboot markers and kernels of every Linux node. Changes nothing.
-    #[command(after_help = "Examples:\n  aks-patch scan -g rg-shop-prod -n aks-shop-prod\n  aks-patch scan -g rg-shop-prod -n aks-shop-prod --fail-on reboot-required -o none\n  aks-patch scan --kubeconfig ./kubeconfig -o json --query \"[?pendingUpdates > `0`].{name:name, kernel:runningKernel}\"")]
+    #[command(
+        after_help = "Examples:\n  aks-patch scan -g rg-shop-prod -n aks-shop-prod\n  aks-patch scan -g rg-shop-prod -n aks-shop-prod --fail-on reboot-required -o none\n  aks-patch scan --kubeconfig ./kubeconfig -o json --query \"[?pendingUpdates > `0`].{name:name, kernel:runningKernel}\""
+    )]
     Scan(ScanArgs),
     /// Upgrade packages and reboot nodes that need it, one node at a time, under a cluster-wide lock.
-    #[command(after_help = "Examples:\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --dry-run\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --nodepool user\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --resume")]
+    #[command(
+        after_help = "Examples:\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --dry-run\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --nodepool user\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --resume"
+    )]
     Apply(ApplyArgs),
     /// The nodes as `kubectl get nodes` shows them, with patch state. No SSH: fast.
-    #[command(after_help = "Examples:\n  aks-patch report -g rg-shop-prod -n aks-shop-prod\n  aks-patch report -g rg-shop-prod -n aks-shop-prod --output wide\n  aks-patch report --kubeconfig ./kubeconfig -o yaml")]
+    #[command(
+        after_help = "Examples:\n  aks-patch report -g rg-shop-prod -n aks-shop-prod\n  aks-patch report -g rg-shop-prod -n aks-shop-prod --output wide\n  aks-patch report --kubeconfig ./kubeconfig -o yaml"
+    )]
     Report(ReportArgs),
 }
 
@@ -98,10 +104,20 @@ pub struct GlobalArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ClusterArgs {
     /// Resource group of the cluster.
-    #[arg(short = 'g', long = "resource-group", value_name = "RG", required_unless_present = "kubeconfig")]
+    #[arg(
+        short = 'g',
+        long = "resource-group",
+        value_name = "RG",
+        required_unless_present = "kubeconfig"
+    )]
     pub resource_group: Option<String>,
     /// Name of the AKS cluster.
-    #[arg(short = 'n', long = "name", value_name = "CLUSTER", required_unless_present = "kubeconfig")]
+    #[arg(
+        short = 'n',
+        long = "name",
+        value_name = "CLUSTER",
+        required_unless_present = "kubeconfig"
+    )]
     pub name: Option<String>,
     /// Subscription ID or name (default: AZURE_SUBSCRIPTION_ID, else the Azure CLI's current account).
     #[arg(long, value_name = "ID")]

@@ -11,8 +11,14 @@ use std::sync::Arc;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/status", get(|State(s): State<Arc<Shared>>| async move { Json(status(&s)) }))
-        .route("/events", get(|State(s): State<Arc<Shared>>| async move { Json(json!(s.events.all())) }))
+        .route(
+            "/status",
+            get(|State(s): State<Arc<Shared>>| async move { Json(status(&s)) }),
+        )
+        .route(
+            "/events",
+            get(|State(s): State<Arc<Shared>>| async move { Json(json!(s.events.all())) }),
+        )
         .route("/faults", post(set_fault))
         .with_state(shared)
 }
@@ -20,10 +26,18 @@ pub fn router(shared: Arc<Shared>) -> Router {
 async fn set_fault(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> (StatusCode, Json<Value>) {
     let fault: Fault = match serde_json::from_slice(&body) {
         Ok(f) => f,
-        Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({"error": format!("invalid fault: {e}")}))),
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": format!("invalid fault: {e}")})),
+            )
+        }
     };
     match s.apply_fault(&fault) {
-        Ok(()) => (StatusCode::OK, Json(json!({"applied": fault, "faults": s.faults.describe()}))),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({"applied": fault, "faults": s.faults.describe()})),
+        ),
         Err(e) => (StatusCode::BAD_REQUEST, Json(json!({"error": e}))),
     }
 }

@@ -62,7 +62,10 @@ impl Default for EventLog {
 
 impl EventLog {
     pub fn new() -> Self {
-        EventLog { start: std::time::Instant::now(), events: Mutex::new(Vec::new()) }
+        EventLog {
+            start: std::time::Instant::now(),
+            events: Mutex::new(Vec::new()),
+        }
     }
 
     pub fn record(&self, kind: &str, node: Option<&str>, object: Option<&str>, detail: impl Into<String>) {

@@ -57,7 +57,8 @@ impl Faults {
                 s.ssh_down.remove(&node);
             }
             Fault::DpkgLock { node, seconds } => {
-                s.dpkg_lock_until.insert(node, Instant::now() + Duration::from_secs_f64(seconds.max(0.0)));
+                s.dpkg_lock_until
+                    .insert(node, Instant::now() + Duration::from_secs_f64(seconds.max(0.0)));
             }
             Fault::AptFailure { node } => {
                 s.apt_failure.insert(node);
@@ -102,7 +103,9 @@ impl Faults {
         self.lock().apt_failure.contains(node)
     }
     pub fn pdb_never_allows(&self, namespace: &str, name: &str) -> bool {
-        self.lock().pdb_never.contains(&(namespace.to_string(), name.to_string()))
+        self.lock()
+            .pdb_never
+            .contains(&(namespace.to_string(), name.to_string()))
     }
     pub fn expired_token(&self) -> bool {
         self.lock().expired_token
@@ -113,7 +116,9 @@ impl Faults {
         let mut s = self.lock();
         if s.arm_throttle > 0 {
             s.arm_throttle -= 1;
-            return Some(ArmFault::Throttle { retry_after: s.arm_retry_after });
+            return Some(ArmFault::Throttle {
+                retry_after: s.arm_retry_after,
+            });
         }
         if s.arm_error > 0 {
             s.arm_error -= 1;

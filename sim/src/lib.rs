@@ -68,14 +68,21 @@ impl Tokens {
             arm: Mutex::new(vec![format!("sim-arm-{}", uuid::Uuid::new_v4().simple())]),
             kube_user: format!("sim-kube-user-{}", uuid::Uuid::new_v4().simple()),
             kube_admin: format!("sim-kube-admin-{}", uuid::Uuid::new_v4().simple()),
-            client_id: "5f0e7b5c-aks5-sim0-0000-c11e47000001".replace("aks5", "a5a5").replace("sim0", "5150"),
+            client_id: "5f0e7b5c-aks5-sim0-0000-c11e47000001"
+                .replace("aks5", "a5a5")
+                .replace("sim0", "5150"),
             client_secret: format!("sim-secret-{}", uuid::Uuid::new_v4().simple()),
         }
     }
 
     /// The current ARM token (what `az account get-access-token` prints).
     pub fn current_arm(&self) -> String {
-        self.arm.lock().unwrap_or_else(|p| p.into_inner()).last().cloned().unwrap_or_default()
+        self.arm
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Issue a new ARM token and accept it from now on.
@@ -86,7 +93,11 @@ impl Tokens {
     }
 
     pub fn arm_valid(&self, token: &str) -> bool {
-        self.arm.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|t| t == token)
+        self.arm
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|t| t == token)
     }
 
     pub fn kube_valid(&self, token: &str) -> bool {
@@ -134,7 +145,12 @@ impl Shared {
             self.tokens.arm.lock().unwrap_or_else(|p| p.into_inner()).clear();
         }
         self.faults.set(fault);
-        self.events.record(events::kinds::FAULT, fault.node(), None, serde_json::to_string(fault).unwrap_or_default());
+        self.events.record(
+            events::kinds::FAULT,
+            fault.node(),
+            None,
+            serde_json::to_string(fault).unwrap_or_default(),
+        );
         if let Some(rt) = self.node_runtime.get() {
             rt.fault_changed(self, fault);
         }
@@ -154,7 +170,13 @@ pub struct SimConfig {
 
 impl SimConfig {
     pub fn new(state_dir: impl Into<PathBuf>, scenario: Scenario) -> SimConfig {
-        SimConfig { state_dir: state_dir.into(), scenario, arm_port: 0, kube_port: 0, control_port: 0 }
+        SimConfig {
+            state_dir: state_dir.into(),
+            scenario,
+            arm_port: 0,
+            kube_port: 0,
+            control_port: 0,
+        }
     }
 }
 
@@ -170,7 +192,8 @@ pub struct Sim {
 impl Sim {
     /// Start every part of the emulator and write the state directory.
     pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
-        std::fs::create_dir_all(&cfg.state_dir).with_context(|| format!("cannot create state directory {}", cfg.state_dir.display()))?;
+        std::fs::create_dir_all(&cfg.state_dir)
+            .with_context(|| format!("cannot create state directory {}", cfg.state_dir.display()))?;
         let state_dir = std::fs::canonicalize(&cfg.state_dir)?;
         let (prefix, prefix_lock) = claim_prefix(cfg.scenario.ssh_port)?;
         let ca = tls::Ca::generate().context("cannot generate the emulator's CA")?;
@@ -192,9 +215,15 @@ impl Sim {
             started: std::time::Instant::now(),
         });
 
-        let arm_l = TcpListener::bind(("127.0.0.1", cfg.arm_port)).await.context("cannot bind the ARM endpoint")?;
-        let kube_l = TcpListener::bind(("127.0.0.1", cfg.kube_port)).await.context("cannot bind the Kubernetes API endpoint")?;
-        let ctl_l = TcpListener::bind(("127.0.0.1", cfg.control_port)).await.context("cannot bind the control endpoint")?;
+        let arm_l = TcpListener::bind(("127.0.0.1", cfg.arm_port))
+            .await
+            .context("cannot bind the ARM endpoint")?;
+        let kube_l = TcpListener::bind(("127.0.0.1", cfg.kube_port))
+            .await
+            .context("cannot bind the Kubernetes API endpoint")?;
+        let ctl_l = TcpListener::bind(("127.0.0.1", cfg.control_port))
+            .await
+            .context("cannot bind the control endpoint")?;
         let endpoints = Endpoints {
             arm_url: format!("https://127.0.0.1:{}", arm_l.local_addr()?.port()),
             kube_url: format!("https://127.0.0.1:{}", kube_l.local_addr()?.port()),
@@ -217,12 +246,29 @@ impl Sim {
         tasks.push(tokio::spawn(controllers::run(shared.clone())));
 
         let tls = shared.ca.server_config()?;
-        tasks.push(server::spawn(arm_l, arm::router(shared.clone()), Some(tls.clone()), shutdown_rx.clone()));
-        tasks.push(server::spawn(kube_l, kube_api::router(shared.clone()), Some(tls), shutdown_rx.clone()));
-        tasks.push(server::spawn(ctl_l, control::router(shared.clone()), None, shutdown_rx.clone()));
+        tasks.push(server::spawn(
+            arm_l,
+            arm::router(shared.clone()),
+            Some(tls.clone()),
+            shutdown_rx.clone(),
+        ));
+        tasks.push(server::spawn(
+            kube_l,
+            kube_api::router(shared.clone()),
+            Some(tls),
+            shutdown_rx.clone(),
+        ));
+        tasks.push(server::spawn(
+            ctl_l,
+            control::router(shared.clone()),
+            None,
+            shutdown_rx.clone(),
+        ));
 
         // The machines: chroots, sshd, the reboot hand-off.
-        let rt = nodes::NodeRuntime::start(&shared).await.context("cannot start the SSH side of the nodes")?;
+        let rt = nodes::NodeRuntime::start(&shared)
+            .await
+            .context("cannot start the SSH side of the nodes")?;
         let _ = shared.node_runtime.set(rt);
         tasks.push(tokio::spawn(nodes::run(shared.clone())));
 
@@ -230,7 +276,12 @@ impl Sim {
             shared.apply_fault(f).map_err(anyhow::Error::msg)?;
         }
         write_state_dir(&shared).context("cannot write the state directory")?;
-        Ok(Sim { shared, shutdown_tx, tasks, _prefix_lock: prefix_lock })
+        Ok(Sim {
+            shared,
+            shutdown_tx,
+            tasks,
+            _prefix_lock: prefix_lock,
+        })
     }
 
     pub fn endpoints(&self) -> &Endpoints {
@@ -290,7 +341,11 @@ pub fn env_for(state_dir: &Path, ep: &Endpoints) -> Vec<(String, String)> {
     let d = state_dir.display();
     let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
     let bin = format!("{d}/bin");
-    let path = if path.split(':').any(|p| p == bin) { path } else { format!("{bin}:{path}") };
+    let path = if path.split(':').any(|p| p == bin) {
+        path
+    } else {
+        format!("{bin}:{path}")
+    };
     vec![
         ("AKS_PATCH_ARM_ENDPOINT".into(), ep.arm_url.clone()),
         ("AKS_PATCH_CA_BUNDLE".into(), format!("{d}/ca.pem")),
@@ -312,13 +367,23 @@ pub fn env_for(state_dir: &Path, ep: &Endpoints) -> Vec<(String, String)> {
 fn claim_prefix(port: u16) -> anyhow::Result<([u8; 3], std::fs::File)> {
     use std::os::fd::AsRawFd;
     let dir = Path::new("/run/aks-sim");
-    std::fs::create_dir_all(dir).or_else(|_| std::fs::create_dir_all("/tmp/aks-sim-locks")).ok();
-    let dir = if dir.is_dir() { dir.to_path_buf() } else { PathBuf::from("/tmp/aks-sim-locks") };
+    std::fs::create_dir_all(dir)
+        .or_else(|_| std::fs::create_dir_all("/tmp/aks-sim-locks"))
+        .ok();
+    let dir = if dir.is_dir() {
+        dir.to_path_buf()
+    } else {
+        PathBuf::from("/tmp/aks-sim-locks")
+    };
     let start = (std::process::id() % 200) as u8;
     for i in 0..=255u16 {
         let x = ((start as u16 + i) % 256) as u8;
         let prefix = [127, 77, x];
-        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(format!("127.77.{x}.lock")))?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(format!("127.77.{x}.lock")))?;
         // SAFETY: flock on a file descriptor we own; no memory is touched.
         let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
@@ -340,7 +405,10 @@ fn seed_nodes(shared: &Arc<Shared>) -> anyhow::Result<()> {
         shared.store.create(store::NODES, obj)?;
     }
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        shared.store.create(store::NAMESPACES, serde_json::json!({"metadata": {"name": ns, "creationTimestamp": created}}))?;
+        shared.store.create(
+            store::NAMESPACES,
+            serde_json::json!({"metadata": {"name": ns, "creationTimestamp": created}}),
+        )?;
     }
     Ok(())
 }
@@ -355,7 +423,10 @@ async fn watch_node_changes(shared: Arc<Shared>) {
         .map(|n| {
             (
                 n["metadata"]["name"].as_str().unwrap_or_default().to_string(),
-                (n["spec"]["unschedulable"].as_bool().unwrap_or(false), model::ready_status(n).to_string()),
+                (
+                    n["spec"]["unschedulable"].as_bool().unwrap_or(false),
+                    model::ready_status(n).to_string(),
+                ),
             )
         })
         .collect();
@@ -376,25 +447,46 @@ async fn watch_node_changes(shared: Arc<Shared>) {
         if change.resource != store::NODES {
             continue;
         }
-        let name = change.object["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        let now = (change.object["spec"]["unschedulable"].as_bool().unwrap_or(false), model::ready_status(&change.object).to_string());
+        let name = change.object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let now = (
+            change.object["spec"]["unschedulable"].as_bool().unwrap_or(false),
+            model::ready_status(&change.object).to_string(),
+        );
         let before = last.insert(name.clone(), now.clone());
         let Some(before) = before else { continue };
         if before.0 != now.0 {
-            let kind = if now.0 { events::kinds::CORDON } else { events::kinds::UNCORDON };
+            let kind = if now.0 {
+                events::kinds::CORDON
+            } else {
+                events::kinds::UNCORDON
+            };
             shared.events.record(kind, Some(&name), None, "");
         }
         if before.1 != now.1 {
-            let kind = if now.1 == "True" { events::kinds::NODE_READY } else { events::kinds::NODE_NOT_READY };
-            shared.events.record(kind, Some(&name), None, format!("Ready={}", now.1));
+            let kind = if now.1 == "True" {
+                events::kinds::NODE_READY
+            } else {
+                events::kinds::NODE_NOT_READY
+            };
+            shared
+                .events
+                .record(kind, Some(&name), None, format!("Ready={}", now.1));
         }
     }
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(path)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(contents.as_bytes())
 }
 
@@ -405,9 +497,15 @@ pub fn kubeconfig(shared: &Shared, admin: bool) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(&shared.ca.ca_pem);
     let cluster = &shared.scenario.cluster.name;
     let (user, token) = if admin {
-        (format!("clusterAdmin_{}_{}", shared.scenario.resource_group, cluster), &shared.tokens.kube_admin)
+        (
+            format!("clusterAdmin_{}_{}", shared.scenario.resource_group, cluster),
+            &shared.tokens.kube_admin,
+        )
     } else {
-        (format!("clusterUser_{}_{}", shared.scenario.resource_group, cluster), &shared.tokens.kube_user)
+        (
+            format!("clusterUser_{}_{}", shared.scenario.resource_group, cluster),
+            &shared.tokens.kube_user,
+        )
     };
     format!(
         "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {b64}\n    server: {server}\n  name: {cluster}\ncontexts:\n- context:\n    cluster: {cluster}\n    user: {user}\n  name: {cluster}\ncurrent-context: {cluster}\nkind: Config\npreferences: {{}}\nusers:\n- name: {user}\n  user:\n    token: {token}\n",
@@ -427,6 +525,12 @@ fn write_state_dir(shared: &Shared) -> anyhow::Result<()> {
 /// Read `<state-dir>/sim.json` written by a running emulator.
 pub fn read_endpoints(state_dir: &Path) -> anyhow::Result<Endpoints> {
     let p = state_dir.join("sim.json");
-    let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}: is `aks-sim up --state-dir {}` running?", p.display(), state_dir.display()))?;
+    let text = std::fs::read_to_string(&p).with_context(|| {
+        format!(
+            "cannot read {}: is `aks-sim up --state-dir {}` running?",
+            p.display(),
+            state_dir.display()
+        )
+    })?;
     Ok(serde_json::from_str(&text)?)
 }

@@ -1,7 +1,7 @@
 //! `aks-sim`: run the local AKS emulator and steer it.
 
-use anyhow::Context;
 use aks_sim::{Fault, Scenario, Sim, SimConfig};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -53,9 +53,7 @@ enum Command {
         fault: FaultCmd,
     },
     /// Check a scenario file and print it with defaults filled in.
-    Check {
-        scenario: PathBuf,
-    },
+    Check { scenario: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -120,7 +118,9 @@ impl From<FaultCmd> for Fault {
 fn main() {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("AKS_SIM_LOG").unwrap_or_else(|_| "aks_sim=info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AKS_SIM_LOG").unwrap_or_else(|_| "aks_sim=info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
@@ -135,7 +135,13 @@ fn main() {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Up { state_dir, scenario, nodes, arm_port, kube_port } => {
+        Command::Up {
+            state_dir,
+            scenario,
+            nodes,
+            arm_port,
+            kube_port,
+        } => {
             let mut sc = match &scenario {
                 Some(p) => Scenario::load(p)?,
                 None => Scenario::default_scenario(),
@@ -159,7 +165,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ep.arm_url,
                 ep.kube_url
             );
-            eprintln!("aks-sim: point your shell at it with: eval \"$(aks-sim env --state-dir {})\"", sim.state_dir().display());
+            eprintln!(
+                "aks-sim: point your shell at it with: eval \"$(aks-sim env --state-dir {})\"",
+                sim.state_dir().display()
+            );
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
@@ -171,7 +180,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Env { state_dir } => {
-            let dir = std::fs::canonicalize(&state_dir).with_context(|| format!("no state directory {}", state_dir.display()))?;
+            let dir = std::fs::canonicalize(&state_dir)
+                .with_context(|| format!("no state directory {}", state_dir.display()))?;
             let ep = aks_sim::read_endpoints(&dir)?;
             for (k, v) in aks_sim::env_for(&dir, &ep) {
                 println!("export {k}={}", shell_quote(&v));
@@ -184,7 +194,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             match output.as_str() {
                 "json" => println!("{}", serde_json::to_string_pretty(&status)?),
                 "table" => {
-                    println!("{:<34} {:<8} {:<14} {:<8} {:<14} {:<20} {}", "NODE", "POOL", "IP", "READY", "SCHEDULABLE", "KERNEL", "BOOT-ID");
+                    println!(
+                        "{:<34} {:<8} {:<14} {:<8} {:<14} {:<20} {}",
+                        "NODE", "POOL", "IP", "READY", "SCHEDULABLE", "KERNEL", "BOOT-ID"
+                    );
                     for n in status["nodes"].as_array().into_iter().flatten() {
                         println!(
                             "{:<34} {:<8} {:<14} {:<8} {:<14} {:<20} {}",
@@ -192,12 +205,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             n["pool"].as_str().unwrap_or(""),
                             n["ip"].as_str().unwrap_or(""),
                             n["ready"].as_str().unwrap_or(""),
-                            if n["unschedulable"].as_bool().unwrap_or(false) { "no" } else { "yes" },
+                            if n["unschedulable"].as_bool().unwrap_or(false) {
+                                "no"
+                            } else {
+                                "yes"
+                            },
                             n["kernelVersion"].as_str().unwrap_or(""),
                             n["bootId"].as_str().unwrap_or("")
                         );
                     }
-                    println!("{} events; `-o json` shows them", status["events"].as_array().map(|a| a.len()).unwrap_or(0));
+                    println!(
+                        "{} events; `-o json` shows them",
+                        status["events"].as_array().map(|a| a.len()).unwrap_or(0)
+                    );
                 }
                 other => anyhow::bail!("unknown output format `{other}`: use table or json"),
             }
@@ -215,7 +235,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let ok = resp.status().is_success();
             let body: serde_json::Value = resp.json().await?;
             if !ok {
-                anyhow::bail!("the emulator refused the fault: {}", body["error"].as_str().unwrap_or("unknown error"));
+                anyhow::bail!(
+                    "the emulator refused the fault: {}",
+                    body["error"].as_str().unwrap_or("unknown error")
+                );
             }
             println!("{}", serde_json::to_string_pretty(&body["applied"])?);
             Ok(())
@@ -229,7 +252,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn control_get(base: &str, path: &str) -> anyhow::Result<serde_json::Value> {
-    let resp = reqwest::get(format!("{base}{path}")).await.context("cannot reach the emulator's control endpoint: is it running?")?;
+    let resp = reqwest::get(format!("{base}{path}"))
+        .await
+        .context("cannot reach the emulator's control endpoint: is it running?")?;
     Ok(resp.error_for_status()?.json().await?)
 }
 

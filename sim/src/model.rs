@@ -62,15 +62,25 @@ pub fn nodes(s: &Scenario, prefix: [u8; 3]) -> Vec<NodeSpec> {
                 os_type: p.os_type,
                 ip: Ipv4Addr::new(prefix[0], prefix[1], prefix[2], host),
                 kernel: o.kernel.clone().unwrap_or_else(|| default_kernel(p)),
-                os_image: p.os_image.clone().unwrap_or_else(|| match (p.os_type, os_sku.as_str()) {
-                    (OsType::Windows, _) => "Windows Server 2022 Datacenter".into(),
-                    (_, "AzureLinux") => "CBL-Mariner/Linux".into(),
-                    _ => "Ubuntu 22.04.5 LTS".into(),
-                }),
+                os_image: p
+                    .os_image
+                    .clone()
+                    .unwrap_or_else(|| match (p.os_type, os_sku.as_str()) {
+                        (OsType::Windows, _) => "Windows Server 2022 Datacenter".into(),
+                        (_, "AzureLinux") => "CBL-Mariner/Linux".into(),
+                        _ => "Ubuntu 22.04.5 LTS".into(),
+                    }),
                 os_sku,
-                node_image_version: p.node_image_version.clone().unwrap_or_else(|| "AKSUbuntu-2204gen2containerd-202501.12.0".into()),
+                node_image_version: p
+                    .node_image_version
+                    .clone()
+                    .unwrap_or_else(|| "AKSUbuntu-2204gen2containerd-202501.12.0".into()),
                 vm_size: p.vm_size.clone(),
-                zone: if p.zones.is_empty() { None } else { Some(p.zones[k as usize % p.zones.len()].clone()) },
+                zone: if p.zones.is_empty() {
+                    None
+                } else {
+                    Some(p.zones[k as usize % p.zones.len()].clone())
+                },
                 ssh_access: p.ssh_access == "LocalUser",
                 mode: p.mode.clone(),
                 updates: o.updates.clone().unwrap_or_else(|| p.updates.clone()),
@@ -116,7 +126,11 @@ pub fn node_object(s: &Scenario, n: &NodeSpec, boot_id: &str, created: &str) -> 
     let linux = n.is_linux();
     let os = if linux { "linux" } else { "windows" };
     let region = &s.cluster.location;
-    let zone = n.zone.as_ref().map(|z| format!("{region}-{z}")).unwrap_or_else(|| "0".into());
+    let zone = n
+        .zone
+        .as_ref()
+        .map(|z| format!("{region}-{z}"))
+        .unwrap_or_else(|| "0".into());
     let mut labels = json!({
         "agentpool": n.pool,
         "beta.kubernetes.io/arch": "amd64",
@@ -141,7 +155,11 @@ pub fn node_object(s: &Scenario, n: &NodeSpec, boot_id: &str, created: &str) -> 
     if !linux {
         labels["node.kubernetes.io/windows-build"] = json!("10.0.20348");
     }
-    let runtime = if linux { "containerd://1.7.25-1" } else { "containerd://1.7.20+azure" };
+    let runtime = if linux {
+        "containerd://1.7.25-1"
+    } else {
+        "containerd://1.7.20+azure"
+    };
     let mut obj = json!({
         "metadata": {
             "name": n.name,
@@ -183,7 +201,8 @@ pub fn node_object(s: &Scenario, n: &NodeSpec, boot_id: &str, created: &str) -> 
     });
     if n.cordoned {
         obj["spec"]["unschedulable"] = json!(true);
-        obj["spec"]["taints"] = json!([{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule", "timeAdded": created}]);
+        obj["spec"]["taints"] =
+            json!([{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule", "timeAdded": created}]);
     }
     obj
 }
@@ -194,13 +213,37 @@ fn condition(type_: &str, status: &str, reason: &str, message: &str, at: &str) -
 
 fn conditions(ready: bool, at: &str) -> Value {
     json!([
-        condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available", at),
-        condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure", at),
-        condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available", at),
+        condition(
+            "MemoryPressure",
+            "False",
+            "KubeletHasSufficientMemory",
+            "kubelet has sufficient memory available",
+            at
+        ),
+        condition(
+            "DiskPressure",
+            "False",
+            "KubeletHasNoDiskPressure",
+            "kubelet has no disk pressure",
+            at
+        ),
+        condition(
+            "PIDPressure",
+            "False",
+            "KubeletHasSufficientPID",
+            "kubelet has sufficient PID available",
+            at
+        ),
         if ready {
             condition("Ready", "True", "KubeletReady", "kubelet is posting ready status", at)
         } else {
-            condition("Ready", "False", "KubeletNotReady", "container runtime network not ready", at)
+            condition(
+                "Ready",
+                "False",
+                "KubeletNotReady",
+                "container runtime network not ready",
+                at,
+            )
         },
     ])
 }
@@ -221,16 +264,32 @@ pub enum Readiness {
 pub fn set_readiness(store: &Store, node: &str, r: Readiness) -> Result<Value, StoreError> {
     let now = store::now_rfc3339();
     store.update_with(store::NODES, None, node, None, |obj| {
-        let conds = obj["status"]["conditions"].as_array_mut().ok_or_else(|| StoreError::Invalid("node has no conditions".into()))?;
+        let conds = obj["status"]["conditions"]
+            .as_array_mut()
+            .ok_or_else(|| StoreError::Invalid("node has no conditions".into()))?;
         for c in conds.iter_mut() {
             let (status, reason, message) = match (c["type"].as_str(), r) {
                 (Some("Ready"), Readiness::Ready) => ("True", "KubeletReady", "kubelet is posting ready status"),
-                (Some("Ready"), Readiness::NotReady) => ("False", "KubeletNotReady", "container runtime network not ready: NetworkReady=false"),
-                (Some(_), Readiness::Unknown) => ("Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status."),
+                (Some("Ready"), Readiness::NotReady) => (
+                    "False",
+                    "KubeletNotReady",
+                    "container runtime network not ready: NetworkReady=false",
+                ),
+                (Some(_), Readiness::Unknown) => {
+                    ("Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.")
+                }
                 (Some(t), _) => match t {
-                    "MemoryPressure" => ("False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                    "MemoryPressure" => (
+                        "False",
+                        "KubeletHasSufficientMemory",
+                        "kubelet has sufficient memory available",
+                    ),
                     "DiskPressure" => ("False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-                    _ => ("False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                    _ => (
+                        "False",
+                        "KubeletHasSufficientPID",
+                        "kubelet has sufficient PID available",
+                    ),
                 },
                 _ => continue,
             };
@@ -254,7 +313,9 @@ pub fn set_readiness(store: &Store, node: &str, r: Readiness) -> Result<Value, S
             .collect();
         match r {
             Readiness::Ready => {}
-            Readiness::NotReady => taints.push(json!({"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule", "timeAdded": now})),
+            Readiness::NotReady => {
+                taints.push(json!({"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule", "timeAdded": now}))
+            }
             Readiness::Unknown => {
                 taints.push(json!({"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule", "timeAdded": now}));
                 taints.push(json!({"key": "node.kubernetes.io/unreachable", "effect": "NoExecute", "timeAdded": now}));

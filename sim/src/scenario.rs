@@ -373,11 +373,17 @@ impl Scenario {
         if self.cluster.name.is_empty() || !valid_name(&self.cluster.name) {
             return Err(err(
                 "cluster.name".into(),
-                format!("`{}` is not a valid cluster name (letters, digits, '-', '_')", self.cluster.name),
+                format!(
+                    "`{}` is not a valid cluster name (letters, digits, '-', '_')",
+                    self.cluster.name
+                ),
             ));
         }
         if !valid_name(&self.resource_group) {
-            return Err(err("resourceGroup".into(), format!("`{}` is not a valid resource group name", self.resource_group)));
+            return Err(err(
+                "resourceGroup".into(),
+                format!("`{}` is not a valid resource group name", self.resource_group),
+            ));
         }
         if self.pools.is_empty() {
             return Err(err("pools".into(), "at least one node pool is needed".into()));
@@ -395,7 +401,10 @@ impl Scenario {
                 ));
             }
             if !names.insert(p.name.clone()) {
-                return Err(err(format!("pools[{i}].name"), format!("pool `{}` is named twice", p.name)));
+                return Err(err(
+                    format!("pools[{i}].name"),
+                    format!("pool `{}` is named twice", p.name),
+                ));
             }
             if p.os_type == OsType::Windows && p.name.len() > 6 {
                 return Err(err(
@@ -404,7 +413,10 @@ impl Scenario {
                 ));
             }
             if p.mode != "System" && p.mode != "User" {
-                return Err(err(format!("pools[{i}].mode"), format!("`{}`: expected System or User", p.mode)));
+                return Err(err(
+                    format!("pools[{i}].mode"),
+                    format!("`{}`: expected System or User", p.mode),
+                ));
             }
             if p.ssh_access != "LocalUser" && p.ssh_access != "Disabled" {
                 return Err(err(
@@ -433,7 +445,10 @@ impl Scenario {
             if !node_names.contains(name) {
                 return Err(err(
                     format!("nodes.{name}"),
-                    format!("no such node; the nodes are named like `{}`", node_names.iter().next().cloned().unwrap_or_default()),
+                    format!(
+                        "no such node; the nodes are named like `{}`",
+                        node_names.iter().next().cloned().unwrap_or_default()
+                    ),
                 ));
             }
             if let Some(ups) = &o.updates {
@@ -444,16 +459,25 @@ impl Scenario {
         }
         for (i, w) in self.workloads.iter().enumerate() {
             if !valid_dns_label(&w.name) {
-                return Err(err(format!("workloads[{i}].name"), format!("`{}` is not a DNS-1123 label", w.name)));
+                return Err(err(
+                    format!("workloads[{i}].name"),
+                    format!("`{}` is not a DNS-1123 label", w.name),
+                ));
             }
             if !valid_dns_label(&w.namespace) {
-                return Err(err(format!("workloads[{i}].namespace"), format!("`{}` is not a DNS-1123 label", w.namespace)));
+                return Err(err(
+                    format!("workloads[{i}].namespace"),
+                    format!("`{}` is not a DNS-1123 label", w.namespace),
+                ));
             }
             if let Some(pool) = &w.pool {
                 match self.pools.iter().find(|p| &p.name == pool) {
                     None => return Err(err(format!("workloads[{i}].pool"), format!("no pool named `{pool}`"))),
                     Some(p) if p.os_type != OsType::Linux => {
-                        return Err(err(format!("workloads[{i}].pool"), format!("pool `{pool}` is not a Linux pool")))
+                        return Err(err(
+                            format!("workloads[{i}].pool"),
+                            format!("pool `{pool}` is not a Linux pool"),
+                        ))
                     }
                     _ => {}
                 }
@@ -496,7 +520,9 @@ pub fn node_name(pool: &PoolSpec, index: usize, k: u32) -> String {
 }
 
 pub fn vmss_id(pool: &PoolSpec, index: usize) -> String {
-    pool.vmss_id.clone().unwrap_or_else(|| format!("{}", 31415926 + index as u64 * 1111))
+    pool.vmss_id
+        .clone()
+        .unwrap_or_else(|| format!("{}", 31415926 + index as u64 * 1111))
 }
 
 impl Fault {
@@ -517,8 +543,15 @@ fn validate_update(u: &PackageUpdate) -> Result<(), String> {
     if u.name.is_empty() || !u.name.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
         return Err(format!("`{}` is not a Debian package name", u.name));
     }
-    if u.from.is_empty() || u.to.is_empty() || u.from.contains(char::is_whitespace) || u.to.contains(char::is_whitespace) {
-        return Err(format!("package `{}`: `from` and `to` must be version strings without spaces", u.name));
+    if u.from.is_empty()
+        || u.to.is_empty()
+        || u.from.contains(char::is_whitespace)
+        || u.to.contains(char::is_whitespace)
+    {
+        return Err(format!(
+            "package `{}`: `from` and `to` must be version strings without spaces",
+            u.name
+        ));
     }
     if let Some(k) = &u.kernel {
         if k.is_empty() || k.contains(char::is_whitespace) || k.contains('/') {
@@ -535,7 +568,8 @@ fn valid_name(s: &str) -> bool {
 fn valid_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -639,7 +673,12 @@ mod tests {
     #[test]
     fn scaling_keeps_the_system_pool_small() {
         let s = Scenario::default_scenario().with_linux_nodes(200).unwrap();
-        let linux: u32 = s.pools.iter().filter(|p| p.os_type == OsType::Linux).map(|p| p.count).sum();
+        let linux: u32 = s
+            .pools
+            .iter()
+            .filter(|p| p.os_type == OsType::Linux)
+            .map(|p| p.count)
+            .sum();
         assert_eq!(linux, 200);
     }
 }

@@ -19,7 +19,12 @@ pub struct ResetConnection;
 struct Reset;
 
 /// Serve `router` on `listener`, over TLS when `tls` is given, until `shutdown` turns true.
-pub fn spawn(listener: TcpListener, router: Router, tls: Option<Arc<rustls::ServerConfig>>, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     tokio::spawn(async move {
         loop {

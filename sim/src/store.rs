@@ -23,18 +23,100 @@ pub struct Resource {
 
 const RW: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
 
-pub const NODES: Resource = Resource { group: "", version: "v1", plural: "nodes", kind: "Node", namespaced: false, short_names: &["no"], verbs: RW };
-pub const PODS: Resource = Resource { group: "", version: "v1", plural: "pods", kind: "Pod", namespaced: true, short_names: &["po"], verbs: RW };
-pub const NAMESPACES: Resource = Resource { group: "", version: "v1", plural: "namespaces", kind: "Namespace", namespaced: false, short_names: &["ns"], verbs: RW };
-pub const EVENTS: Resource = Resource { group: "", version: "v1", plural: "events", kind: "Event", namespaced: true, short_names: &["ev"], verbs: RW };
-pub const DAEMONSETS: Resource = Resource { group: "apps", version: "v1", plural: "daemonsets", kind: "DaemonSet", namespaced: true, short_names: &["ds"], verbs: RW };
-pub const REPLICASETS: Resource = Resource { group: "apps", version: "v1", plural: "replicasets", kind: "ReplicaSet", namespaced: true, short_names: &["rs"], verbs: RW };
-pub const DEPLOYMENTS: Resource = Resource { group: "apps", version: "v1", plural: "deployments", kind: "Deployment", namespaced: true, short_names: &["deploy"], verbs: RW };
-pub const PDBS: Resource = Resource { group: "policy", version: "v1", plural: "poddisruptionbudgets", kind: "PodDisruptionBudget", namespaced: true, short_names: &["pdb"], verbs: RW };
-pub const LEASES: Resource = Resource { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true, short_names: &[], verbs: RW };
+pub const NODES: Resource = Resource {
+    group: "",
+    version: "v1",
+    plural: "nodes",
+    kind: "Node",
+    namespaced: false,
+    short_names: &["no"],
+    verbs: RW,
+};
+pub const PODS: Resource = Resource {
+    group: "",
+    version: "v1",
+    plural: "pods",
+    kind: "Pod",
+    namespaced: true,
+    short_names: &["po"],
+    verbs: RW,
+};
+pub const NAMESPACES: Resource = Resource {
+    group: "",
+    version: "v1",
+    plural: "namespaces",
+    kind: "Namespace",
+    namespaced: false,
+    short_names: &["ns"],
+    verbs: RW,
+};
+pub const EVENTS: Resource = Resource {
+    group: "",
+    version: "v1",
+    plural: "events",
+    kind: "Event",
+    namespaced: true,
+    short_names: &["ev"],
+    verbs: RW,
+};
+pub const DAEMONSETS: Resource = Resource {
+    group: "apps",
+    version: "v1",
+    plural: "daemonsets",
+    kind: "DaemonSet",
+    namespaced: true,
+    short_names: &["ds"],
+    verbs: RW,
+};
+pub const REPLICASETS: Resource = Resource {
+    group: "apps",
+    version: "v1",
+    plural: "replicasets",
+    kind: "ReplicaSet",
+    namespaced: true,
+    short_names: &["rs"],
+    verbs: RW,
+};
+pub const DEPLOYMENTS: Resource = Resource {
+    group: "apps",
+    version: "v1",
+    plural: "deployments",
+    kind: "Deployment",
+    namespaced: true,
+    short_names: &["deploy"],
+    verbs: RW,
+};
+pub const PDBS: Resource = Resource {
+    group: "policy",
+    version: "v1",
+    plural: "poddisruptionbudgets",
+    kind: "PodDisruptionBudget",
+    namespaced: true,
+    short_names: &["pdb"],
+    verbs: RW,
+};
+pub const LEASES: Resource = Resource {
+    group: "coordination.k8s.io",
+    version: "v1",
+    plural: "leases",
+    kind: "Lease",
+    namespaced: true,
+    short_names: &[],
+    verbs: RW,
+};
 
 /// Every resource the emulator serves, in discovery order.
-pub const ALL: &[Resource] = &[NODES, PODS, NAMESPACES, EVENTS, DAEMONSETS, REPLICASETS, DEPLOYMENTS, PDBS, LEASES];
+pub const ALL: &[Resource] = &[
+    NODES,
+    PODS,
+    NAMESPACES,
+    EVENTS,
+    DAEMONSETS,
+    REPLICASETS,
+    DEPLOYMENTS,
+    PDBS,
+    LEASES,
+];
 
 impl Resource {
     pub fn api_version(&self) -> String {
@@ -46,7 +128,9 @@ impl Resource {
     }
 
     pub fn by_plural(group: &str, version: &str, plural: &str) -> Option<Resource> {
-        ALL.iter().copied().find(|r| r.group == group && r.version == version && r.plural == plural)
+        ALL.iter()
+            .copied()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
     }
 }
 
@@ -107,7 +191,11 @@ impl Store {
     pub fn new() -> Self {
         let (tx, _) = broadcast::channel(8192);
         Store {
-            inner: Mutex::new(Inner { objects: BTreeMap::new(), rv: 1000, history: Default::default() }),
+            inner: Mutex::new(Inner {
+                objects: BTreeMap::new(),
+                rv: 1000,
+                history: Default::default(),
+            }),
             tx,
         }
     }
@@ -117,7 +205,15 @@ impl Store {
     }
 
     fn key(res: Resource, ns: Option<&str>, name: &str) -> Key {
-        (res, if res.namespaced { ns.unwrap_or("default").to_string() } else { String::new() }, name.to_string())
+        (
+            res,
+            if res.namespaced {
+                ns.unwrap_or("default").to_string()
+            } else {
+                String::new()
+            },
+            name.to_string(),
+        )
     }
 
     /// The current global resourceVersion.
@@ -126,7 +222,12 @@ impl Store {
     }
 
     fn commit(&self, inner: &mut Inner, res: Resource, kind: WatchKind, object: Value, rv: u64) {
-        let change = Change { resource: res, kind, object, rv };
+        let change = Change {
+            resource: res,
+            kind,
+            object,
+            rv,
+        };
         inner.history.push_back(change.clone());
         if inner.history.len() > HISTORY {
             inner.history.pop_front();
@@ -151,17 +252,27 @@ impl Store {
             if let Some(prefix) = meta.get("generateName").and_then(Value::as_str) {
                 name = format!("{prefix}{}", random_suffix());
             } else {
-                return Err(StoreError::Invalid("metadata.name: Required value: name or generateName is required".into()));
+                return Err(StoreError::Invalid(
+                    "metadata.name: Required value: name or generateName is required".into(),
+                ));
             }
         }
         let ns = if res.namespaced {
-            Some(meta.get("namespace").and_then(Value::as_str).unwrap_or("default").to_string())
+            Some(
+                meta.get("namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("default")
+                    .to_string(),
+            )
         } else {
             None
         };
         let key = Self::key(res, ns.as_deref(), &name);
         if inner.objects.contains_key(&key) {
-            return Err(StoreError::AlreadyExists { kind: res.plural.to_string(), name });
+            return Err(StoreError::AlreadyExists {
+                kind: res.plural.to_string(),
+                name,
+            });
         }
         inner.rv += 1;
         let rv = inner.rv;
@@ -170,10 +281,17 @@ impl Store {
         if let Some(ns) = &ns {
             m.insert("namespace".into(), json!(ns));
         }
-        m.entry("uid").or_insert_with(|| json!(uuid::Uuid::new_v4().to_string()));
+        m.entry("uid")
+            .or_insert_with(|| json!(uuid::Uuid::new_v4().to_string()));
         m.entry("creationTimestamp").or_insert_with(|| json!(now_rfc3339()));
         m.insert("resourceVersion".into(), json!(rv.to_string()));
-        if !m.contains_key("generation") && res != PODS && res != NODES && res != EVENTS && res != LEASES && res != NAMESPACES {
+        if !m.contains_key("generation")
+            && res != PODS
+            && res != NODES
+            && res != EVENTS
+            && res != LEASES
+            && res != NAMESPACES
+        {
             m.insert("generation".into(), json!(1));
         }
         let o = obj.as_object_mut().expect("checked above");
@@ -214,20 +332,29 @@ impl Store {
     /// Change an object in place. `expected_rv`, when given, must match the stored
     /// resourceVersion (409 Conflict otherwise). The closure may fail with StoreError.
     /// Returns the new object, or the old one unchanged if the closure changed nothing.
-    pub fn update_with<F>(&self, res: Resource, ns: Option<&str>, name: &str, expected_rv: Option<&str>, f: F) -> Result<Value, StoreError>
+    pub fn update_with<F>(
+        &self,
+        res: Resource,
+        ns: Option<&str>,
+        name: &str,
+        expected_rv: Option<&str>,
+        f: F,
+    ) -> Result<Value, StoreError>
     where
         F: FnOnce(&mut Value) -> Result<(), StoreError>,
     {
         let mut inner = self.lock();
         let key = Self::key(res, ns, name);
-        let current = inner
-            .objects
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| StoreError::NotFound { kind: res.plural.to_string(), name: name.to_string() })?;
+        let current = inner.objects.get(&key).cloned().ok_or_else(|| StoreError::NotFound {
+            kind: res.plural.to_string(),
+            name: name.to_string(),
+        })?;
         if let Some(exp) = expected_rv {
             if !exp.is_empty() && current["metadata"]["resourceVersion"].as_str() != Some(exp) {
-                return Err(StoreError::Conflict { plural: format!("{}{}", res.plural, group_suffix(res)), name: name.to_string() });
+                return Err(StoreError::Conflict {
+                    plural: format!("{}{}", res.plural, group_suffix(res)),
+                    name: name.to_string(),
+                });
             }
         }
         let mut next = current.clone();
@@ -262,10 +389,10 @@ impl Store {
     pub fn remove(&self, res: Resource, ns: Option<&str>, name: &str) -> Result<Value, StoreError> {
         let mut inner = self.lock();
         let key = Self::key(res, ns, name);
-        let mut obj = inner
-            .objects
-            .remove(&key)
-            .ok_or_else(|| StoreError::NotFound { kind: res.plural.to_string(), name: name.to_string() })?;
+        let mut obj = inner.objects.remove(&key).ok_or_else(|| StoreError::NotFound {
+            kind: res.plural.to_string(),
+            name: name.to_string(),
+        })?;
         inner.rv += 1;
         let rv = inner.rv;
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
@@ -313,7 +440,9 @@ pub fn random_suffix() -> String {
     use rand::Rng;
     const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    (0..5).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect()
+    (0..5)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
 }
 
 #[cfg(test)]
@@ -323,7 +452,12 @@ mod tests {
     #[test]
     fn create_update_conflict_and_watch_replay() {
         let s = Store::new();
-        let obj = s.create(LEASES, json!({"metadata": {"name": "l", "namespace": "kube-system"}, "spec": {}})).unwrap();
+        let obj = s
+            .create(
+                LEASES,
+                json!({"metadata": {"name": "l", "namespace": "kube-system"}, "spec": {}}),
+            )
+            .unwrap();
         let rv = obj["metadata"]["resourceVersion"].as_str().unwrap().to_string();
         let (_, _rx) = s.watch_from(rv.parse().unwrap());
         let updated = s
@@ -332,7 +466,10 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        assert_ne!(updated["metadata"]["resourceVersion"], obj["metadata"]["resourceVersion"]);
+        assert_ne!(
+            updated["metadata"]["resourceVersion"],
+            obj["metadata"]["resourceVersion"]
+        );
         let stale = s.update_with(LEASES, Some("kube-system"), "l", Some(&rv), |_| Ok(()));
         assert!(matches!(stale, Err(StoreError::Conflict { .. })));
         let (replay, _) = s.watch_from(rv.parse().unwrap());

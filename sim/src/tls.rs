@@ -20,17 +20,27 @@ impl Ca {
         ca_params.distinguished_name.push(DnType::CommonName, "aks-sim CA");
         ca_params.distinguished_name.push(DnType::OrganizationName, "aks-sim");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key)?;
 
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(vec!["localhost".to_string(), "management.aks-sim.local".to_string()])?;
-        params.subject_alt_names.push(SanType::IpAddress(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)));
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)));
         params.distinguished_name.push(DnType::CommonName, "aks-sim");
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         let cert = params.signed_by(&key, &ca)?;
-        Ok(Ca { ca_pem: ca.pem(), server_cert_pem: cert.pem(), server_key_pem: key.serialize_pem() })
+        Ok(Ca {
+            ca_pem: ca.pem(),
+            server_cert_pem: cert.pem(),
+            server_key_pem: key.serialize_pem(),
+        })
     }
 
     pub fn server_config(&self) -> anyhow::Result<Arc<rustls::ServerConfig>> {
