@@ -1,0 +1,355 @@
+//! The run record: every apply is written as JSON to the journal directory after every
+//! step, before the next side effect. `--resume` continues from it, Ctrl-C handling and
+//! the final summary read it, `report` shows "last patched" from it, and `-o json`
+//! prints it.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot write the run record {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the run record {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the run record {path} is not valid JSON")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Which cluster a record is about.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_group: Option<String>,
+    pub name: String,
+    /// A file-name-safe key: `<subscription>_<rg>_<name>` or `kubeconfig_<context>`.
+    pub key: String,
+}
+
+impl ClusterRef {
+    pub fn arm(subscription: &str, resource_group: &str, name: &str) -> ClusterRef {
+        ClusterRef {
+            subscription: Some(subscription.to_string()),
+            resource_group: Some(resource_group.to_string()),
+            name: name.to_string(),
+            key: sanitize(&format!("{subscription}_{resource_group}_{name}").to_lowercase()),
+        }
+    }
+
+    pub fn kubeconfig(context: &str, server: &str) -> ClusterRef {
+        ClusterRef {
+            subscription: None,
+            resource_group: None,
+            name: context.to_string(),
+            key: sanitize(&format!("kubeconfig_{context}_{server}")),
+        }
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Interrupted,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeState {
+    /// Not started yet.
+    Pending,
+    /// Not to be touched: see `skipReason`.
+    Skipped,
+    /// Packages upgraded; reboot not decided yet.
+    Upgraded,
+    Cordoned,
+    Drained,
+    /// Reboot command sent; waiting for the node.
+    Rebooting,
+    /// New bootID, Ready.
+    Back,
+    /// Finished: patched (and rebooted if it needed it), uncordoned unless it was cordoned before.
+    Done,
+    Failed,
+}
+
+impl NodeState {
+    /// A node in one of these states may be unschedulable because of us.
+    pub fn is_out(&self) -> bool {
+        matches!(self, NodeState::Cordoned | NodeState::Drained | NodeState::Rebooting | NodeState::Back)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    pub name: String,
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// "ok", "failed", "skipped", or "running" while under way.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradedPackage {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeRecord {
+    pub name: String,
+    pub pool: String,
+    pub state: NodeState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<String>,
+    #[serde(default)]
+    pub steps: Vec<Step>,
+    #[serde(default)]
+    pub packages_upgraded: Vec<UpgradedPackage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id_before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id_after: Option<String>,
+    /// The node was cordoned before aks-patch came: it stays cordoned.
+    #[serde(default)]
+    pub was_cordoned: bool,
+    #[serde(default)]
+    pub rebooted: bool,
+    /// Pods evicted by the drain (`namespace/name`).
+    #[serde(default)]
+    pub evicted: Vec<String>,
+    /// PDBs of the evicted pods (`namespace/name`), waited on before the next node.
+    #[serde(default)]
+    pub pdbs: Vec<String>,
+    /// The apt output, kept for the record (tail).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub upgrade_output: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+}
+
+impl NodeRecord {
+    pub fn new(name: &str, pool: &str) -> NodeRecord {
+        NodeRecord {
+            name: name.to_string(),
+            pool: pool.to_string(),
+            state: NodeState::Pending,
+            skip_reason: None,
+            steps: vec![],
+            packages_upgraded: vec![],
+            kernel_before: None,
+            kernel_after: None,
+            boot_id_before: None,
+            boot_id_after: None,
+            was_cordoned: false,
+            rebooted: false,
+            evicted: vec![],
+            pdbs: vec![],
+            upgrade_output: String::new(),
+            error: None,
+            finished_at: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    pub run_id: String,
+    pub cluster: ClusterRef,
+    pub status: RunStatus,
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Who ran it: `user@host pid N`.
+    pub holder: String,
+    /// The options that matter for a resume (upgrade mode, reboot policy, drain flags...).
+    pub options: serde_json::Value,
+    pub nodes: Vec<NodeRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Runs this one resumed, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumed_from: Vec<String>,
+}
+
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+pub fn new_run_id() -> String {
+    use rand::Rng;
+    let suffix: u32 = rand::rng().random_range(0..0xffff);
+    format!("{}-{suffix:04x}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"))
+}
+
+/// Run records of one journal directory.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    dir: PathBuf,
+}
+
+impl Journal {
+    pub fn new(dir: impl Into<PathBuf>) -> Journal {
+        Journal { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn cluster_dir(&self, key: &str) -> PathBuf {
+        self.dir.join(key)
+    }
+
+    pub fn path_of(&self, rec: &RunRecord) -> PathBuf {
+        self.cluster_dir(&rec.cluster.key).join(format!("{}.json", rec.run_id))
+    }
+
+    /// Write atomically (temp file + rename), so a crash never leaves half a record.
+    pub fn save(&self, rec: &RunRecord) -> Result<PathBuf, JournalError> {
+        let path = self.path_of(rec);
+        let dir = path.parent().expect("record path has a parent").to_path_buf();
+        let werr = |source| JournalError::Write { path: path.clone(), source };
+        std::fs::create_dir_all(&dir).map_err(werr)?;
+        let tmp = dir.join(format!(".{}.tmp", rec.run_id));
+        let text = serde_json::to_vec_pretty(rec).expect("run record serializes");
+        std::fs::write(&tmp, text).map_err(werr)?;
+        std::fs::rename(&tmp, &path).map_err(werr)?;
+        Ok(path)
+    }
+
+    /// Every record of a cluster, oldest first. Unreadable files are reported, not skipped silently.
+    pub fn runs(&self, key: &str) -> Result<Vec<RunRecord>, JournalError> {
+        let dir = self.cluster_dir(key);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(source) => return Err(JournalError::Read { path: dir, source }),
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        paths.sort();
+        paths
+            .into_iter()
+            .map(|path| {
+                let text = std::fs::read(&path).map_err(|source| JournalError::Read { path: path.clone(), source })?;
+                serde_json::from_slice(&text).map_err(|source| JournalError::Parse { path, source })
+            })
+            .collect()
+    }
+
+    /// The newest run that did not finish (interrupted, failed, or still marked running
+    /// because the process was killed).
+    pub fn latest_unfinished(&self, key: &str) -> Result<Option<RunRecord>, JournalError> {
+        Ok(self.runs(key)?.into_iter().rev().find(|r| r.status != RunStatus::Succeeded))
+            .map(|r| r.filter(|r| r.nodes.iter().any(|n| !matches!(n.state, NodeState::Done | NodeState::Skipped))))
+    }
+
+    /// When each node was last patched successfully (node → RFC 3339), from every record.
+    pub fn last_patched(&self, key: &str) -> Result<std::collections::BTreeMap<String, String>, JournalError> {
+        let mut out = std::collections::BTreeMap::new();
+        for run in self.runs(key)? {
+            for n in run.nodes {
+                if n.state == NodeState::Done {
+                    if let Some(t) = n.finished_at {
+                        let e = out.entry(n.name).or_insert_with(String::new);
+                        if t > *e {
+                            *e = t;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key_name: &str) -> RunRecord {
+        RunRecord {
+            run_id: new_run_id(),
+            cluster: ClusterRef::arm("sub", "rg", key_name),
+            status: RunStatus::Running,
+            started_at: now(),
+            finished_at: None,
+            holder: "me@host pid 1".into(),
+            options: serde_json::json!({}),
+            nodes: vec![NodeRecord::new("n1", "p"), NodeRecord::new("n2", "p")],
+            error: None,
+            resumed_from: vec![],
+        }
+    }
+
+    #[test]
+    fn save_and_find_unfinished_and_last_patched() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path());
+        let mut r = record("c");
+        j.save(&r).unwrap();
+        assert_eq!(j.latest_unfinished(&r.cluster.key).unwrap().unwrap().run_id, r.run_id);
+        r.nodes[0].state = NodeState::Done;
+        r.nodes[0].finished_at = Some("2026-11-27T10:00:00.000Z".into());
+        r.nodes[1].state = NodeState::Skipped;
+        r.status = RunStatus::Succeeded;
+        j.save(&r).unwrap();
+        assert!(j.latest_unfinished(&r.cluster.key).unwrap().is_none());
+        let lp = j.last_patched(&r.cluster.key).unwrap();
+        assert_eq!(lp.get("n1").map(String::as_str), Some("2026-11-27T10:00:00.000Z"));
+        assert!(!lp.contains_key("n2"));
+        // No leftover temp files.
+        let names: Vec<_> = std::fs::read_dir(dir.path().join(&r.cluster.key)).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn corrupt_record_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path());
+        let key = ClusterRef::arm("s", "r", "c").key;
+        std::fs::create_dir_all(dir.path().join(&key)).unwrap();
+        std::fs::write(dir.path().join(&key).join("x.json"), "{").unwrap();
+        let e = j.runs(&key).unwrap_err();
+        assert!(e.to_string().contains("x.json"), "{e}");
+    }
+}
