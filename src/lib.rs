@@ -3,4 +3,11 @@
 //! The binary is thin glue (`src/main.rs`); this library holds the parts, so that tests
 //! and the generated completions and man page see the same definitions.
 
+pub mod azure;
 pub mod cli;
+pub mod kube;
+pub mod output;
+pub mod rollout;
+pub mod ssh;
+pub mod settings;
+pub mod commands;

@@ -1,5 +1,71 @@
+//! `aks-patch`: parse, set up output and logging, run, map errors to exit codes.
+
+use aks_patch::cli::{Cli, Command, GlobalArgs};
+use aks_patch::output::{self, Exit};
 use clap::Parser;
 
 fn main() {
-    let _cli = aks_patch::cli::Cli::parse();
+    let cli = Cli::parse();
+    let global: GlobalArgs = match &cli.command {
+        Command::Scan(a) => a.global.clone(),
+        Command::Apply(a) => a.global.clone(),
+        Command::Report(a) => a.global.clone(),
+    };
+    output::logging::init(global.verbose, global.debug, global.only_show_errors);
+    let code = run(cli, &global);
+    std::process::exit(code);
+}
+
+fn run(cli: Cli, global: &GlobalArgs) -> i32 {
+    // A bad --query is a usage error before anything talks to a server.
+    if let Some(q) = &global.query {
+        if let Err(e) = output::validate_query(q) {
+            let err = anyhow::Error::new(e);
+            eprint!("{}", output::render_error(&err));
+            return output::exit_code(&err);
+        }
+    }
+    let reporter = output::Reporter::from_args(global);
+    let settings = aks_patch::settings::Settings::from_env();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Exit::Failure.code();
+        }
+    };
+    let result = runtime.block_on(aks_patch::commands::run(cli, settings, reporter.clone()));
+    reporter.finish_and_clear();
+    match result {
+        Ok(outcome) => {
+            let color = output::color_enabled();
+            match output::render(
+                &outcome.value,
+                outcome.table.as_ref(),
+                global.output,
+                global.query.as_deref(),
+                color,
+            ) {
+                Ok(text) => {
+                    if let Err(e) = output::print_stdout(&text) {
+                        eprintln!("error: cannot write the output: {e}");
+                        return Exit::Failure.code();
+                    }
+                }
+                Err(e) => {
+                    let err = anyhow::Error::new(e);
+                    eprint!("{}", output::render_error(&err));
+                    return output::exit_code(&err);
+                }
+            }
+            if let Some(s) = outcome.summary {
+                reporter.info(&s);
+            }
+            outcome.exit.code()
+        }
+        Err(err) => {
+            eprint!("{}", output::render_error(&err));
+            output::exit_code(&err)
+        }
+    }
 }

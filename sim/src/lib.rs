@@ -143,6 +143,10 @@ impl Shared {
         if let Fault::ExpiredToken = fault {
             // Every token issued so far is expired; the next one issued is fresh.
             self.tokens.arm.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            // The `az` stand-in hands out a fresh one, as the real CLI would.
+            if let Err(e) = arm::refresh_az_token(self) {
+                tracing::warn!("cannot refresh the az stand-in's token: {e:#}");
+            }
         }
         self.faults.set(fault);
         self.events.record(

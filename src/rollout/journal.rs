@@ -63,7 +63,13 @@ impl ClusterRef {
 
 fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -99,7 +105,10 @@ pub enum NodeState {
 impl NodeState {
     /// A node in one of these states may be unschedulable because of us.
     pub fn is_out(&self) -> bool {
-        matches!(self, NodeState::Cordoned | NodeState::Drained | NodeState::Rebooting | NodeState::Back)
+        matches!(
+            self,
+            NodeState::Cordoned | NodeState::Drained | NodeState::Rebooting | NodeState::Back
+        )
     }
 }
 
@@ -245,7 +254,10 @@ impl Journal {
     pub fn save(&self, rec: &RunRecord) -> Result<PathBuf, JournalError> {
         let path = self.path_of(rec);
         let dir = path.parent().expect("record path has a parent").to_path_buf();
-        let werr = |source| JournalError::Write { path: path.clone(), source };
+        let werr = |source| JournalError::Write {
+            path: path.clone(),
+            source,
+        };
         std::fs::create_dir_all(&dir).map_err(werr)?;
         let tmp = dir.join(format!(".{}.tmp", rec.run_id));
         let text = serde_json::to_vec_pretty(rec).expect("run record serializes");
@@ -270,7 +282,10 @@ impl Journal {
         paths
             .into_iter()
             .map(|path| {
-                let text = std::fs::read(&path).map_err(|source| JournalError::Read { path: path.clone(), source })?;
+                let text = std::fs::read(&path).map_err(|source| JournalError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
                 serde_json::from_slice(&text).map_err(|source| JournalError::Parse { path, source })
             })
             .collect()
@@ -279,8 +294,18 @@ impl Journal {
     /// The newest run that did not finish (interrupted, failed, or still marked running
     /// because the process was killed).
     pub fn latest_unfinished(&self, key: &str) -> Result<Option<RunRecord>, JournalError> {
-        Ok(self.runs(key)?.into_iter().rev().find(|r| r.status != RunStatus::Succeeded))
-            .map(|r| r.filter(|r| r.nodes.iter().any(|n| !matches!(n.state, NodeState::Done | NodeState::Skipped))))
+        Ok(self
+            .runs(key)?
+            .into_iter()
+            .rev()
+            .find(|r| r.status != RunStatus::Succeeded))
+        .map(|r| {
+            r.filter(|r| {
+                r.nodes
+                    .iter()
+                    .any(|n| !matches!(n.state, NodeState::Done | NodeState::Skipped))
+            })
+        })
     }
 
     /// When each node was last patched successfully (node → RFC 3339), from every record.

@@ -62,7 +62,10 @@ pub fn unpatchable_reason(c: &Candidate, cluster_hint: &str) -> Option<String> {
         ));
     }
     if let Some(sku) = &c.os_sku {
-        if sku.eq_ignore_ascii_case("AzureLinux") || sku.eq_ignore_ascii_case("CBLMariner") || sku.eq_ignore_ascii_case("Mariner") {
+        if sku.eq_ignore_ascii_case("AzureLinux")
+            || sku.eq_ignore_ascii_case("CBLMariner")
+            || sku.eq_ignore_ascii_case("Mariner")
+        {
             return Some(format!(
                 "Azure Linux node: aks-patch patches Ubuntu (apt) only; use az aks nodepool upgrade {cluster_hint} -n {} --node-image-only",
                 c.pool
@@ -113,12 +116,20 @@ pub fn plan(
         .filter(|c| filters.nodes.is_empty() || filters.nodes.contains(&c.name))
         .filter(|c| selector.as_ref().is_none_or(|s| s.matches(&c.labels)))
         .collect();
-    chosen.sort_by_key(|c| (pools.iter().position(|p| p == &c.pool).unwrap_or(usize::MAX), c.name.clone()));
+    chosen.sort_by_key(|c| {
+        (
+            pools.iter().position(|p| p == &c.pool).unwrap_or(usize::MAX),
+            c.name.clone(),
+        )
+    });
     Ok(chosen
         .into_iter()
         .map(|c| {
             let reason = unpatchable_reason(c, cluster_hint).or_else(|| {
-                (!c.ready).then(|| "node is not Ready: aks-patch does not take out a node that is already unhealthy; fix it first".to_string())
+                (!c.ready).then(|| {
+                    "node is not Ready: aks-patch does not take out a node that is already unhealthy; fix it first"
+                        .to_string()
+                })
             });
             PlanEntry {
                 name: c.name.clone(),
@@ -152,9 +163,8 @@ impl Selector {
             if part.is_empty() {
                 return Err("empty requirement".into());
             }
-            let valid_key = |k: &str| {
-                !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
-            };
+            let valid_key =
+                |k: &str| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
             let req = if let Some(k) = part.strip_prefix('!') {
                 Req::NotExists(k.trim().to_string())
             } else if let Some((k, v)) = part.split_once("!=") {
@@ -171,7 +181,12 @@ impl Selector {
                 Req::Exists(part.to_string())
             };
             let key = match &req {
-                Req::Eq(k, _) | Req::NotEq(k, _) | Req::In(k, _) | Req::NotIn(k, _) | Req::Exists(k) | Req::NotExists(k) => k,
+                Req::Eq(k, _)
+                | Req::NotEq(k, _)
+                | Req::In(k, _)
+                | Req::NotIn(k, _)
+                | Req::Exists(k)
+                | Req::NotExists(k) => k,
             };
             if !valid_key(key) {
                 return Err(format!("`{key}` is not a label key"));
@@ -199,7 +214,11 @@ fn set_values(rest: &str) -> Result<Vec<String>, String> {
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
         .ok_or_else(|| format!("expected (a,b) after in/notin, got `{rest}`"))?;
-    Ok(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+    Ok(inner
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect())
 }
 
 /// Split on commas that are not inside parentheses.
@@ -244,28 +263,61 @@ mod tests {
 
     #[test]
     fn pool_order_then_name_and_windows_skipped_with_the_command() {
-        let c = vec![cand("u-2", "user", "linux"), cand("w-1", "win", "windows"), cand("s-1", "system", "linux"), cand("u-1", "user", "linux")];
-        let p = plan(&c, &["system".into(), "user".into(), "win".into()], &Filters::default(), "-g rg --cluster-name c").unwrap();
+        let c = vec![
+            cand("u-2", "user", "linux"),
+            cand("w-1", "win", "windows"),
+            cand("s-1", "system", "linux"),
+            cand("u-1", "user", "linux"),
+        ];
+        let p = plan(
+            &c,
+            &["system".into(), "user".into(), "win".into()],
+            &Filters::default(),
+            "-g rg --cluster-name c",
+        )
+        .unwrap();
         let names: Vec<_> = p.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["s-1", "u-1", "u-2", "w-1"]);
         assert!(!p[3].patch());
-        assert!(p[3].reason.as_ref().unwrap().contains("az aks nodepool upgrade -g rg --cluster-name c -n win --node-image-only"));
+        assert!(p[3]
+            .reason
+            .as_ref()
+            .unwrap()
+            .contains("az aks nodepool upgrade -g rg --cluster-name c -n win --node-image-only"));
     }
 
     #[test]
     fn filters_and_their_errors() {
         let c = vec![cand("u-1", "user", "linux"), cand("s-1", "system", "linux")];
-        let f = Filters { nodepools: vec!["user".into()], ..Default::default() };
+        let f = Filters {
+            nodepools: vec!["user".into()],
+            ..Default::default()
+        };
         assert_eq!(plan(&c, &[], &f, "").unwrap().len(), 1);
-        let f = Filters { nodes: vec!["nope".into()], ..Default::default() };
-        assert_eq!(plan(&c, &[], &f, "").unwrap_err(), PlanError::UnknownNode("nope".into()));
-        let f = Filters { nodepools: vec!["gpu".into()], ..Default::default() };
+        let f = Filters {
+            nodes: vec!["nope".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            plan(&c, &[], &f, "").unwrap_err(),
+            PlanError::UnknownNode("nope".into())
+        );
+        let f = Filters {
+            nodepools: vec!["gpu".into()],
+            ..Default::default()
+        };
         assert!(matches!(plan(&c, &[], &f, "").unwrap_err(), PlanError::UnknownPool(..)));
-        let f = Filters { selector: Some("agentpool in (system)".into()), ..Default::default() };
+        let f = Filters {
+            selector: Some("agentpool in (system)".into()),
+            ..Default::default()
+        };
         let p = plan(&c, &[], &f, "").unwrap();
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].name, "s-1");
-        let f = Filters { selector: Some("a b=c".into()), ..Default::default() };
+        let f = Filters {
+            selector: Some("a b=c".into()),
+            ..Default::default()
+        };
         assert!(matches!(plan(&c, &[], &f, "").unwrap_err(), PlanError::Selector(..)));
     }
 

@@ -1,0 +1,163 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'aks-patch' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'aks-patch'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'aks-patch' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('scan', 'scan', [CompletionResultType]::ParameterValue, 'Report pending updates, reboot markers and kernels of every Linux node. Changes nothing')
+            [CompletionResult]::new('apply', 'apply', [CompletionResultType]::ParameterValue, 'Upgrade packages and reboot nodes that need it, one node at a time, under a cluster-wide lock')
+            [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'The nodes as `kubectl get nodes` shows them, with patch state. No SSH: fast')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'aks-patch;scan' {
+            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'Resource group of the cluster')
+            [CompletionResult]::new('--resource-group', '--resource-group', [CompletionResultType]::ParameterName, 'Resource group of the cluster')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name of the AKS cluster')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name of the AKS cluster')
+            [CompletionResult]::new('--subscription', '--subscription', [CompletionResultType]::ParameterName, 'Subscription ID or name (default: AZURE_SUBSCRIPTION_ID, else the Azure CLI''s current account)')
+            [CompletionResult]::new('--kubeconfig', '--kubeconfig', [CompletionResultType]::ParameterName, 'Work from a kubeconfig alone, without ARM')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Context in the kubeconfig (default: its current context)')
+            [CompletionResult]::new('--auth', '--auth', [CompletionResultType]::ParameterName, 'Which credential to use for ARM')
+            [CompletionResult]::new('--cloud', '--cloud', [CompletionResultType]::ParameterName, 'Azure cloud')
+            [CompletionResult]::new('--ssh-user', '--ssh-user', [CompletionResultType]::ParameterName, 'SSH user (default: the cluster''s linuxProfile.adminUsername, else azureuser)')
+            [CompletionResult]::new('--ssh-key', '--ssh-key', [CompletionResultType]::ParameterName, 'Private key file (default: AKS_PATCH_SSH_KEY, else your ssh agent and ssh config)')
+            [CompletionResult]::new('--ssh-port', '--ssh-port', [CompletionResultType]::ParameterName, 'SSH port on the nodes')
+            [CompletionResult]::new('--ssh-jump', '--ssh-jump', [CompletionResultType]::ParameterName, 'Jump host (bastion): user@host[:port]')
+            [CompletionResult]::new('--ssh-config', '--ssh-config', [CompletionResultType]::ParameterName, 'An ssh_config file to use')
+            [CompletionResult]::new('--ssh-timeout', '--ssh-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for each node''s SSH connection and probe')
+            [CompletionResult]::new('--parallel', '--parallel', [CompletionResultType]::ParameterName, 'How many nodes to probe at once')
+            [CompletionResult]::new('--fail-on', '--fail-on', [CompletionResultType]::ParameterName, 'Exit with code 6 when a node needs a reboot, or has pending updates')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--query', '--query', [CompletionResultType]::ParameterName, 'JMESPath query applied to the result before formatting (see http://jmespath.org)')
+            [CompletionResult]::new('--admin', '--admin', [CompletionResultType]::ParameterName, 'Use the cluster admin credential (listClusterAdminCredential) instead of the user one')
+            [CompletionResult]::new('--ssh-strict-host-keys', '--ssh-strict-host-keys', [CompletionResultType]::ParameterName, 'Refuse nodes whose host key is not known yet (default: accept new keys, refuse changed ones)')
+            [CompletionResult]::new('--refresh', '--refresh', [CompletionResultType]::ParameterName, 'Run `apt-get update` on each node first (otherwise nothing on the nodes changes)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what is happening (to stderr)')
+            [CompletionResult]::new('--debug', '--debug', [CompletionResultType]::ParameterName, 'Print everything, including HTTP requests (never their secrets), to stderr')
+            [CompletionResult]::new('--only-show-errors', '--only-show-errors', [CompletionResultType]::ParameterName, 'Print only errors: no warnings, no progress')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'aks-patch;apply' {
+            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'Resource group of the cluster')
+            [CompletionResult]::new('--resource-group', '--resource-group', [CompletionResultType]::ParameterName, 'Resource group of the cluster')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name of the AKS cluster')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name of the AKS cluster')
+            [CompletionResult]::new('--subscription', '--subscription', [CompletionResultType]::ParameterName, 'Subscription ID or name (default: AZURE_SUBSCRIPTION_ID, else the Azure CLI''s current account)')
+            [CompletionResult]::new('--kubeconfig', '--kubeconfig', [CompletionResultType]::ParameterName, 'Work from a kubeconfig alone, without ARM')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Context in the kubeconfig (default: its current context)')
+            [CompletionResult]::new('--auth', '--auth', [CompletionResultType]::ParameterName, 'Which credential to use for ARM')
+            [CompletionResult]::new('--cloud', '--cloud', [CompletionResultType]::ParameterName, 'Azure cloud')
+            [CompletionResult]::new('--ssh-user', '--ssh-user', [CompletionResultType]::ParameterName, 'SSH user (default: the cluster''s linuxProfile.adminUsername, else azureuser)')
+            [CompletionResult]::new('--ssh-key', '--ssh-key', [CompletionResultType]::ParameterName, 'Private key file (default: AKS_PATCH_SSH_KEY, else your ssh agent and ssh config)')
+            [CompletionResult]::new('--ssh-port', '--ssh-port', [CompletionResultType]::ParameterName, 'SSH port on the nodes')
+            [CompletionResult]::new('--ssh-jump', '--ssh-jump', [CompletionResultType]::ParameterName, 'Jump host (bastion): user@host[:port]')
+            [CompletionResult]::new('--ssh-config', '--ssh-config', [CompletionResultType]::ParameterName, 'An ssh_config file to use')
+            [CompletionResult]::new('--ssh-timeout', '--ssh-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for each node''s SSH connection and probe')
+            [CompletionResult]::new('--nodepool', '--nodepool', [CompletionResultType]::ParameterName, 'Only nodes of these pools (comma-separated or repeated)')
+            [CompletionResult]::new('--nodes', '--nodes', [CompletionResultType]::ParameterName, 'Only these nodes (comma-separated or repeated)')
+            [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Only nodes matching this label selector (e.g. `kubernetes.azure.com/mode=user`)')
+            [CompletionResult]::new('--selector', '--selector', [CompletionResultType]::ParameterName, 'Only nodes matching this label selector (e.g. `kubernetes.azure.com/mode=user`)')
+            [CompletionResult]::new('--upgrade-mode', '--upgrade-mode', [CompletionResultType]::ParameterName, 'Which upgrades to install')
+            [CompletionResult]::new('--reboot', '--reboot', [CompletionResultType]::ParameterName, 'When to reboot')
+            [CompletionResult]::new('--grace-period', '--grace-period', [CompletionResultType]::ParameterName, 'Grace period for evicted pods, in seconds (default: each pod''s own)')
+            [CompletionResult]::new('--drain-timeout', '--drain-timeout', [CompletionResultType]::ParameterName, 'Give up draining a node after this many seconds (PDBs that keep refusing)')
+            [CompletionResult]::new('--reboot-timeout', '--reboot-timeout', [CompletionResultType]::ParameterName, 'Give up waiting for a rebooted node after this many seconds')
+            [CompletionResult]::new('--soak', '--soak', [CompletionResultType]::ParameterName, 'Wait this long after a node is back before the next one')
+            [CompletionResult]::new('--journal-dir', '--journal-dir', [CompletionResultType]::ParameterName, 'Where run records are kept (default: $AKS_PATCH_STATE_DIR/runs, else ~/.local/state/aks-patch/runs)')
+            [CompletionResult]::new('--eviction-retry-interval', '--eviction-retry-interval', [CompletionResultType]::ParameterName, 'Seconds between retries of an eviction refused by a PodDisruptionBudget')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--query', '--query', [CompletionResultType]::ParameterName, 'JMESPath query applied to the result before formatting (see http://jmespath.org)')
+            [CompletionResult]::new('--admin', '--admin', [CompletionResultType]::ParameterName, 'Use the cluster admin credential (listClusterAdminCredential) instead of the user one')
+            [CompletionResult]::new('--ssh-strict-host-keys', '--ssh-strict-host-keys', [CompletionResultType]::ParameterName, 'Refuse nodes whose host key is not known yet (default: accept new keys, refuse changed ones)')
+            [CompletionResult]::new('--one-at-a-time', '--one-at-a-time', [CompletionResultType]::ParameterName, 'Patch one node at a time (the only mode; required so that nobody gets it by surprise)')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show the plan, the pods each drain would evict and the PDBs that block now; change nothing')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('--delete-emptydir-data', '--delete-emptydir-data', [CompletionResultType]::ParameterName, 'Evict pods with emptyDir volumes (their data is lost), as kubectl drain --delete-emptydir-data')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Evict pods with no controller (they are not recreated), as kubectl drain --force')
+            [CompletionResult]::new('--force-unlock', '--force-unlock', [CompletionResultType]::ParameterName, 'Take over a lock left behind by a run that died')
+            [CompletionResult]::new('--resume', '--resume', [CompletionResultType]::ParameterName, 'Continue the last interrupted run of this cluster')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what is happening (to stderr)')
+            [CompletionResult]::new('--debug', '--debug', [CompletionResultType]::ParameterName, 'Print everything, including HTTP requests (never their secrets), to stderr')
+            [CompletionResult]::new('--only-show-errors', '--only-show-errors', [CompletionResultType]::ParameterName, 'Print only errors: no warnings, no progress')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'aks-patch;report' {
+            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'Resource group of the cluster')
+            [CompletionResult]::new('--resource-group', '--resource-group', [CompletionResultType]::ParameterName, 'Resource group of the cluster')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name of the AKS cluster')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name of the AKS cluster')
+            [CompletionResult]::new('--subscription', '--subscription', [CompletionResultType]::ParameterName, 'Subscription ID or name (default: AZURE_SUBSCRIPTION_ID, else the Azure CLI''s current account)')
+            [CompletionResult]::new('--kubeconfig', '--kubeconfig', [CompletionResultType]::ParameterName, 'Work from a kubeconfig alone, without ARM')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Context in the kubeconfig (default: its current context)')
+            [CompletionResult]::new('--auth', '--auth', [CompletionResultType]::ParameterName, 'Which credential to use for ARM')
+            [CompletionResult]::new('--cloud', '--cloud', [CompletionResultType]::ParameterName, 'Azure cloud')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--query', '--query', [CompletionResultType]::ParameterName, 'JMESPath query applied to the result before formatting (see http://jmespath.org)')
+            [CompletionResult]::new('--admin', '--admin', [CompletionResultType]::ParameterName, 'Use the cluster admin credential (listClusterAdminCredential) instead of the user one')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what is happening (to stderr)')
+            [CompletionResult]::new('--debug', '--debug', [CompletionResultType]::ParameterName, 'Print everything, including HTTP requests (never their secrets), to stderr')
+            [CompletionResult]::new('--only-show-errors', '--only-show-errors', [CompletionResultType]::ParameterName, 'Print only errors: no warnings, no progress')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'aks-patch;help' {
+            [CompletionResult]::new('scan', 'scan', [CompletionResultType]::ParameterValue, 'Report pending updates, reboot markers and kernels of every Linux node. Changes nothing')
+            [CompletionResult]::new('apply', 'apply', [CompletionResultType]::ParameterValue, 'Upgrade packages and reboot nodes that need it, one node at a time, under a cluster-wide lock')
+            [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'The nodes as `kubectl get nodes` shows them, with patch state. No SSH: fast')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'aks-patch;help;scan' {
+            break
+        }
+        'aks-patch;help;apply' {
+            break
+        }
+        'aks-patch;help;report' {
+            break
+        }
+        'aks-patch;help;help' {
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

@@ -1,0 +1,149 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[aks-patch] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'aks-patch'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'aks-patch'= {
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand scan 'Report pending updates, reboot markers and kernels of every Linux node. Changes nothing'
+            cand apply 'Upgrade packages and reboot nodes that need it, one node at a time, under a cluster-wide lock'
+            cand report 'The nodes as `kubectl get nodes` shows them, with patch state. No SSH: fast'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'aks-patch;scan'= {
+            cand -g 'Resource group of the cluster'
+            cand --resource-group 'Resource group of the cluster'
+            cand -n 'Name of the AKS cluster'
+            cand --name 'Name of the AKS cluster'
+            cand --subscription 'Subscription ID or name (default: AZURE_SUBSCRIPTION_ID, else the Azure CLI''s current account)'
+            cand --kubeconfig 'Work from a kubeconfig alone, without ARM'
+            cand --context 'Context in the kubeconfig (default: its current context)'
+            cand --auth 'Which credential to use for ARM'
+            cand --cloud 'Azure cloud'
+            cand --ssh-user 'SSH user (default: the cluster''s linuxProfile.adminUsername, else azureuser)'
+            cand --ssh-key 'Private key file (default: AKS_PATCH_SSH_KEY, else your ssh agent and ssh config)'
+            cand --ssh-port 'SSH port on the nodes'
+            cand --ssh-jump 'Jump host (bastion): user@host[:port]'
+            cand --ssh-config 'An ssh_config file to use'
+            cand --ssh-timeout 'Seconds to wait for each node''s SSH connection and probe'
+            cand --parallel 'How many nodes to probe at once'
+            cand --fail-on 'Exit with code 6 when a node needs a reboot, or has pending updates'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --query 'JMESPath query applied to the result before formatting (see http://jmespath.org)'
+            cand --admin 'Use the cluster admin credential (listClusterAdminCredential) instead of the user one'
+            cand --ssh-strict-host-keys 'Refuse nodes whose host key is not known yet (default: accept new keys, refuse changed ones)'
+            cand --refresh 'Run `apt-get update` on each node first (otherwise nothing on the nodes changes)'
+            cand --verbose 'Print more about what is happening (to stderr)'
+            cand --debug 'Print everything, including HTTP requests (never their secrets), to stderr'
+            cand --only-show-errors 'Print only errors: no warnings, no progress'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'aks-patch;apply'= {
+            cand -g 'Resource group of the cluster'
+            cand --resource-group 'Resource group of the cluster'
+            cand -n 'Name of the AKS cluster'
+            cand --name 'Name of the AKS cluster'
+            cand --subscription 'Subscription ID or name (default: AZURE_SUBSCRIPTION_ID, else the Azure CLI''s current account)'
+            cand --kubeconfig 'Work from a kubeconfig alone, without ARM'
+            cand --context 'Context in the kubeconfig (default: its current context)'
+            cand --auth 'Which credential to use for ARM'
+            cand --cloud 'Azure cloud'
+            cand --ssh-user 'SSH user (default: the cluster''s linuxProfile.adminUsername, else azureuser)'
+            cand --ssh-key 'Private key file (default: AKS_PATCH_SSH_KEY, else your ssh agent and ssh config)'
+            cand --ssh-port 'SSH port on the nodes'
+            cand --ssh-jump 'Jump host (bastion): user@host[:port]'
+            cand --ssh-config 'An ssh_config file to use'
+            cand --ssh-timeout 'Seconds to wait for each node''s SSH connection and probe'
+            cand --nodepool 'Only nodes of these pools (comma-separated or repeated)'
+            cand --nodes 'Only these nodes (comma-separated or repeated)'
+            cand -l 'Only nodes matching this label selector (e.g. `kubernetes.azure.com/mode=user`)'
+            cand --selector 'Only nodes matching this label selector (e.g. `kubernetes.azure.com/mode=user`)'
+            cand --upgrade-mode 'Which upgrades to install'
+            cand --reboot 'When to reboot'
+            cand --grace-period 'Grace period for evicted pods, in seconds (default: each pod''s own)'
+            cand --drain-timeout 'Give up draining a node after this many seconds (PDBs that keep refusing)'
+            cand --reboot-timeout 'Give up waiting for a rebooted node after this many seconds'
+            cand --soak 'Wait this long after a node is back before the next one'
+            cand --journal-dir 'Where run records are kept (default: $AKS_PATCH_STATE_DIR/runs, else ~/.local/state/aks-patch/runs)'
+            cand --eviction-retry-interval 'Seconds between retries of an eviction refused by a PodDisruptionBudget'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --query 'JMESPath query applied to the result before formatting (see http://jmespath.org)'
+            cand --admin 'Use the cluster admin credential (listClusterAdminCredential) instead of the user one'
+            cand --ssh-strict-host-keys 'Refuse nodes whose host key is not known yet (default: accept new keys, refuse changed ones)'
+            cand --one-at-a-time 'Patch one node at a time (the only mode; required so that nobody gets it by surprise)'
+            cand --dry-run 'Show the plan, the pods each drain would evict and the PDBs that block now; change nothing'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand --delete-emptydir-data 'Evict pods with emptyDir volumes (their data is lost), as kubectl drain --delete-emptydir-data'
+            cand --force 'Evict pods with no controller (they are not recreated), as kubectl drain --force'
+            cand --force-unlock 'Take over a lock left behind by a run that died'
+            cand --resume 'Continue the last interrupted run of this cluster'
+            cand --verbose 'Print more about what is happening (to stderr)'
+            cand --debug 'Print everything, including HTTP requests (never their secrets), to stderr'
+            cand --only-show-errors 'Print only errors: no warnings, no progress'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'aks-patch;report'= {
+            cand -g 'Resource group of the cluster'
+            cand --resource-group 'Resource group of the cluster'
+            cand -n 'Name of the AKS cluster'
+            cand --name 'Name of the AKS cluster'
+            cand --subscription 'Subscription ID or name (default: AZURE_SUBSCRIPTION_ID, else the Azure CLI''s current account)'
+            cand --kubeconfig 'Work from a kubeconfig alone, without ARM'
+            cand --context 'Context in the kubeconfig (default: its current context)'
+            cand --auth 'Which credential to use for ARM'
+            cand --cloud 'Azure cloud'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --query 'JMESPath query applied to the result before formatting (see http://jmespath.org)'
+            cand --admin 'Use the cluster admin credential (listClusterAdminCredential) instead of the user one'
+            cand --verbose 'Print more about what is happening (to stderr)'
+            cand --debug 'Print everything, including HTTP requests (never their secrets), to stderr'
+            cand --only-show-errors 'Print only errors: no warnings, no progress'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'aks-patch;help'= {
+            cand scan 'Report pending updates, reboot markers and kernels of every Linux node. Changes nothing'
+            cand apply 'Upgrade packages and reboot nodes that need it, one node at a time, under a cluster-wide lock'
+            cand report 'The nodes as `kubectl get nodes` shows them, with patch state. No SSH: fast'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'aks-patch;help;scan'= {
+        }
+        &'aks-patch;help;apply'= {
+        }
+        &'aks-patch;help;report'= {
+        }
+        &'aks-patch;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

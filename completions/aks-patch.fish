@@ -1,0 +1,160 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_aks_patch_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_aks_patch_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_aks_patch_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_aks_patch_using_subcommand
+    set -l cmd (__fish_aks_patch_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c aks-patch -n "__fish_aks_patch_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c aks-patch -n "__fish_aks_patch_needs_command" -s V -l version -d 'Print version'
+complete -c aks-patch -n "__fish_aks_patch_needs_command" -f -a "scan" -d 'Report pending updates, reboot markers and kernels of every Linux node. Changes nothing'
+complete -c aks-patch -n "__fish_aks_patch_needs_command" -f -a "apply" -d 'Upgrade packages and reboot nodes that need it, one node at a time, under a cluster-wide lock'
+complete -c aks-patch -n "__fish_aks_patch_needs_command" -f -a "report" -d 'The nodes as `kubectl get nodes` shows them, with patch state. No SSH: fast'
+complete -c aks-patch -n "__fish_aks_patch_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -s g -l resource-group -d 'Resource group of the cluster' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -s n -l name -d 'Name of the AKS cluster' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l subscription -d 'Subscription ID or name (default: AZURE_SUBSCRIPTION_ID, else the Azure CLI\'s current account)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l kubeconfig -d 'Work from a kubeconfig alone, without ARM' -r -F
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l context -d 'Context in the kubeconfig (default: its current context)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l auth -d 'Which credential to use for ARM' -r -f -a "auto\t'Environment service principal, then workload identity, managed identity, Azure CLI'
+env\t'AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET'
+workload-identity\t'AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE'
+managed-identity\t'The VM\'s or pod\'s managed identity'
+cli\t'`az account get-access-token`'"
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l cloud -d 'Azure cloud' -r -f -a "AzureCloud\t''
+AzureChinaCloud\t''
+AzureUSGovernment\t''"
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l ssh-user -d 'SSH user (default: the cluster\'s linuxProfile.adminUsername, else azureuser)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l ssh-key -d 'Private key file (default: AKS_PATCH_SSH_KEY, else your ssh agent and ssh config)' -r -F
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l ssh-port -d 'SSH port on the nodes' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l ssh-jump -d 'Jump host (bastion): user@host[:port]' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l ssh-config -d 'An ssh_config file to use' -r -F
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l ssh-timeout -d 'Seconds to wait for each node\'s SSH connection and probe' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l parallel -d 'How many nodes to probe at once' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l fail-on -d 'Exit with code 6 when a node needs a reboot, or has pending updates' -r -f -a "reboot-required\t''
+pending\t''"
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -s o -l output -d 'Output format' -r -f -a "table\t'Columns for people'
+wide\t'More columns (for `report`: exactly `kubectl get nodes -o wide`, then patch state)'
+json\t'JSON'
+jsonc\t'JSON, coloured'
+yaml\t'YAML'
+yamlc\t'YAML, coloured'
+tsv\t'Tab-separated values, no headers: for scripts'
+none\t'No output (exit code only)'"
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l query -d 'JMESPath query applied to the result before formatting (see http://jmespath.org)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l admin -d 'Use the cluster admin credential (listClusterAdminCredential) instead of the user one'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l ssh-strict-host-keys -d 'Refuse nodes whose host key is not known yet (default: accept new keys, refuse changed ones)'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l refresh -d 'Run `apt-get update` on each node first (otherwise nothing on the nodes changes)'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l verbose -d 'Print more about what is happening (to stderr)'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l debug -d 'Print everything, including HTTP requests (never their secrets), to stderr'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l only-show-errors -d 'Print only errors: no warnings, no progress'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -s V -l version -d 'Print version'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s g -l resource-group -d 'Resource group of the cluster' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s n -l name -d 'Name of the AKS cluster' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l subscription -d 'Subscription ID or name (default: AZURE_SUBSCRIPTION_ID, else the Azure CLI\'s current account)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l kubeconfig -d 'Work from a kubeconfig alone, without ARM' -r -F
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l context -d 'Context in the kubeconfig (default: its current context)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l auth -d 'Which credential to use for ARM' -r -f -a "auto\t'Environment service principal, then workload identity, managed identity, Azure CLI'
+env\t'AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET'
+workload-identity\t'AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE'
+managed-identity\t'The VM\'s or pod\'s managed identity'
+cli\t'`az account get-access-token`'"
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l cloud -d 'Azure cloud' -r -f -a "AzureCloud\t''
+AzureChinaCloud\t''
+AzureUSGovernment\t''"
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l ssh-user -d 'SSH user (default: the cluster\'s linuxProfile.adminUsername, else azureuser)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l ssh-key -d 'Private key file (default: AKS_PATCH_SSH_KEY, else your ssh agent and ssh config)' -r -F
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l ssh-port -d 'SSH port on the nodes' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l ssh-jump -d 'Jump host (bastion): user@host[:port]' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l ssh-config -d 'An ssh_config file to use' -r -F
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l ssh-timeout -d 'Seconds to wait for each node\'s SSH connection and probe' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l nodepool -d 'Only nodes of these pools (comma-separated or repeated)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l nodes -d 'Only these nodes (comma-separated or repeated)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s l -l selector -d 'Only nodes matching this label selector (e.g. `kubernetes.azure.com/mode=user`)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l upgrade-mode -d 'Which upgrades to install' -r -f -a "security\t'Only packages from the -security pocket (what unattended-upgrades installs)'
+all\t'All upgrades, installing new packages they need (new kernels): `apt-get upgrade --with-new-pkgs`'
+dist\t'`apt-get dist-upgrade`: may also remove packages'"
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l reboot -d 'When to reboot' -r -f -a "if-required\t'Reboot when /var/run/reboot-required is there after the upgrade'
+always\t'Reboot every node'
+never\t'Never reboot (upgrade only)'"
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l grace-period -d 'Grace period for evicted pods, in seconds (default: each pod\'s own)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l drain-timeout -d 'Give up draining a node after this many seconds (PDBs that keep refusing)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l reboot-timeout -d 'Give up waiting for a rebooted node after this many seconds' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l soak -d 'Wait this long after a node is back before the next one' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l journal-dir -d 'Where run records are kept (default: $AKS_PATCH_STATE_DIR/runs, else ~/.local/state/aks-patch/runs)' -r -F
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l eviction-retry-interval -d 'Seconds between retries of an eviction refused by a PodDisruptionBudget' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s o -l output -d 'Output format' -r -f -a "table\t'Columns for people'
+wide\t'More columns (for `report`: exactly `kubectl get nodes -o wide`, then patch state)'
+json\t'JSON'
+jsonc\t'JSON, coloured'
+yaml\t'YAML'
+yamlc\t'YAML, coloured'
+tsv\t'Tab-separated values, no headers: for scripts'
+none\t'No output (exit code only)'"
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l query -d 'JMESPath query applied to the result before formatting (see http://jmespath.org)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l admin -d 'Use the cluster admin credential (listClusterAdminCredential) instead of the user one'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l ssh-strict-host-keys -d 'Refuse nodes whose host key is not known yet (default: accept new keys, refuse changed ones)'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l one-at-a-time -d 'Patch one node at a time (the only mode; required so that nobody gets it by surprise)'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l dry-run -d 'Show the plan, the pods each drain would evict and the PDBs that block now; change nothing'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s y -l yes -d 'Do not ask for confirmation'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l delete-emptydir-data -d 'Evict pods with emptyDir volumes (their data is lost), as kubectl drain --delete-emptydir-data'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l force -d 'Evict pods with no controller (they are not recreated), as kubectl drain --force'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l force-unlock -d 'Take over a lock left behind by a run that died'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l resume -d 'Continue the last interrupted run of this cluster'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l verbose -d 'Print more about what is happening (to stderr)'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l debug -d 'Print everything, including HTTP requests (never their secrets), to stderr'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l only-show-errors -d 'Print only errors: no warnings, no progress'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s V -l version -d 'Print version'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -s g -l resource-group -d 'Resource group of the cluster' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -s n -l name -d 'Name of the AKS cluster' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -l subscription -d 'Subscription ID or name (default: AZURE_SUBSCRIPTION_ID, else the Azure CLI\'s current account)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -l kubeconfig -d 'Work from a kubeconfig alone, without ARM' -r -F
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -l context -d 'Context in the kubeconfig (default: its current context)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -l auth -d 'Which credential to use for ARM' -r -f -a "auto\t'Environment service principal, then workload identity, managed identity, Azure CLI'
+env\t'AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET'
+workload-identity\t'AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE'
+managed-identity\t'The VM\'s or pod\'s managed identity'
+cli\t'`az account get-access-token`'"
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -l cloud -d 'Azure cloud' -r -f -a "AzureCloud\t''
+AzureChinaCloud\t''
+AzureUSGovernment\t''"
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -s o -l output -d 'Output format' -r -f -a "table\t'Columns for people'
+wide\t'More columns (for `report`: exactly `kubectl get nodes -o wide`, then patch state)'
+json\t'JSON'
+jsonc\t'JSON, coloured'
+yaml\t'YAML'
+yamlc\t'YAML, coloured'
+tsv\t'Tab-separated values, no headers: for scripts'
+none\t'No output (exit code only)'"
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -l query -d 'JMESPath query applied to the result before formatting (see http://jmespath.org)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -l admin -d 'Use the cluster admin credential (listClusterAdminCredential) instead of the user one'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -l verbose -d 'Print more about what is happening (to stderr)'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -l debug -d 'Print everything, including HTTP requests (never their secrets), to stderr'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -l only-show-errors -d 'Print only errors: no warnings, no progress'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -s V -l version -d 'Print version'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand help; and not __fish_seen_subcommand_from scan apply report help" -f -a "scan" -d 'Report pending updates, reboot markers and kernels of every Linux node. Changes nothing'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand help; and not __fish_seen_subcommand_from scan apply report help" -f -a "apply" -d 'Upgrade packages and reboot nodes that need it, one node at a time, under a cluster-wide lock'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand help; and not __fish_seen_subcommand_from scan apply report help" -f -a "report" -d 'The nodes as `kubectl get nodes` shows them, with patch state. No SSH: fast'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand help; and not __fish_seen_subcommand_from scan apply report help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

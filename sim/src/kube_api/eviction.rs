@@ -1,0 +1,186 @@
+//! `POST .../pods/{name}/eviction`, following the kube-apiserver's eviction REST:
+//! - a pod that is already terminating, Pending or finished is deleted without
+//!   looking at budgets;
+//! - more than one matching PodDisruptionBudget: HTTP 500, permanent;
+//! - a pod that is not Ready may go without spending the budget while the budget is
+//!   healthy (`currentHealthy >= desiredHealthy > 0`, the default
+//!   `unhealthyPodEvictionPolicy: IfHealthyBudget`), or always with `AlwaysAllow`;
+//! - otherwise the budget must allow a disruption (`disruptionsAllowed > 0`, status
+//!   observed for the current generation, no `pdb-never-allows` fault): it is decremented
+//!   and the pod recorded in `disruptedPods` atomically, then the pod is deleted;
+//!   else 429 TooManyRequests with a `DisruptionBudget` cause.
+
+use super::pods::{self, DeleteOpts};
+use super::selector;
+use super::status::{self, ApiError};
+use crate::events::kinds;
+use crate::store::{self, PDBS, PODS};
+use crate::Shared;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const TOO_MANY: &str = "Cannot evict pod as it would violate the pod's disruption budget.";
+const MULTIPLE: &str =
+    "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.";
+
+fn refused(message: String) -> ApiError {
+    ApiError::new(429, "TooManyRequests", TOO_MANY).with_details(json!({
+        "causes": [{"reason": "DisruptionBudget", "message": message}]
+    }))
+}
+
+/// The budgets in the pod's namespace whose selector matches the pod.
+pub fn matching_pdbs(shared: &Shared, pod: &Value) -> Vec<Value> {
+    let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
+    let labels = &pod["metadata"]["labels"];
+    shared
+        .store
+        .list(PDBS, Some(ns))
+        .into_iter()
+        .filter(|p| selector::object_selects(&p["spec"]["selector"], labels))
+        .collect()
+}
+
+pub fn evict(shared: &Arc<Shared>, ns: &str, name: &str, body: &[u8]) -> Result<Response, ApiError> {
+    let eviction: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("the Eviction body is not valid JSON: {e}")))?
+    };
+    if let Some(k) = eviction["kind"].as_str() {
+        if k != "Eviction" {
+            return Err(ApiError::bad_request(format!("expected kind Eviction, got {k}")));
+        }
+    }
+    if let Some(av) = eviction["apiVersion"].as_str() {
+        if av != "policy/v1" && av != "policy/v1beta1" {
+            return Err(ApiError::bad_request(format!(
+                "unsupported Eviction apiVersion {av}: use policy/v1"
+            )));
+        }
+    }
+    if let Some(n) = eviction["metadata"]["name"].as_str().filter(|n| !n.is_empty()) {
+        if n != name {
+            return Err(ApiError::bad_request(format!(
+                "name in URL does not match name in Eviction object ({n} != {name})"
+            )));
+        }
+    }
+    let opts = DeleteOpts {
+        grace: eviction["deleteOptions"]["gracePeriodSeconds"].as_i64(),
+        uid: eviction["deleteOptions"]["preconditions"]["uid"]
+            .as_str()
+            .map(str::to_string),
+        resource_version: eviction["deleteOptions"]["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(str::to_string),
+    };
+    let pod = shared
+        .store
+        .get(PODS, Some(ns), name)
+        .ok_or_else(|| ApiError::not_found(&PODS, name))?;
+    let node = pods::node_name(&pod).map(str::to_string);
+    let object = format!("{ns}/{name}");
+    let created = || status::json_response(StatusCode::CREATED, &status::success(201));
+
+    if pods::is_terminating(&pod) {
+        pods::delete_pod(shared, ns, name, &opts)?;
+        return Ok(created());
+    }
+    if matches!(pods::phase(&pod), "Pending" | "Succeeded" | "Failed") {
+        pods::delete_pod(shared, ns, name, &opts)?;
+        shared.events.record(
+            kinds::EVICTION,
+            node.as_deref(),
+            Some(&object),
+            format!("phase {}", pods::phase(&pod)),
+        );
+        return Ok(created());
+    }
+    let pdbs = matching_pdbs(shared, &pod);
+    if pdbs.len() > 1 {
+        let names: Vec<&str> = pdbs.iter().filter_map(|p| p["metadata"]["name"].as_str()).collect();
+        shared.events.record(
+            kinds::EVICTION_REFUSED,
+            node.as_deref(),
+            Some(&object),
+            format!("more than one PodDisruptionBudget: {}", names.join(", ")),
+        );
+        return Err(ApiError::new(500, "", MULTIPLE));
+    }
+    let mut detail = String::from("no PodDisruptionBudget");
+    if let Some(pdb) = pdbs.first() {
+        let pdb_name = pdb["metadata"]["name"].as_str().unwrap_or("").to_string();
+        detail = format!("pdb {pdb_name}");
+        let st = &pdb["status"];
+        let (desired, current) = (
+            st["desiredHealthy"].as_i64().unwrap_or(0),
+            st["currentHealthy"].as_i64().unwrap_or(0),
+        );
+        let always = pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow";
+        let unready_ok = !pods::is_ready(&pod) && (always || (current >= desired && desired > 0));
+        if !unready_ok {
+            let never = shared.faults.pdb_never_allows(ns, &pdb_name);
+            let mut refusal: Option<ApiError> = None;
+            let res = shared.store.update_with(PDBS, Some(ns), &pdb_name, None, |p| {
+                let st = &p["status"];
+                let (desired, current) = (
+                    st["desiredHealthy"].as_i64().unwrap_or(0),
+                    st["currentHealthy"].as_i64().unwrap_or(0),
+                );
+                let observed = st["observedGeneration"].as_i64().unwrap_or(0);
+                let generation = p["metadata"]["generation"].as_i64().unwrap_or(0);
+                let allowed = st["disruptionsAllowed"].as_i64().unwrap_or(0);
+                if observed < generation {
+                    refusal = Some(refused(format!(
+                        "The disruption budget {pdb_name} is still being processed by the server."
+                    )));
+                } else if never || allowed <= 0 {
+                    refusal = Some(refused(format!(
+                        "The disruption budget {pdb_name} needs {desired} healthy pods and has {current} currently"
+                    )));
+                }
+                if refusal.is_some() {
+                    return Err(store::StoreError::Invalid("refused".into()));
+                }
+                p["status"]["disruptionsAllowed"] = json!(allowed - 1);
+                if !p["status"]["disruptedPods"].is_object() {
+                    p["status"]["disruptedPods"] = json!({});
+                }
+                p["status"]["disruptedPods"][name] = json!(store::now_rfc3339());
+                Ok(())
+            });
+            if let Some(e) = refusal {
+                shared.events.record(
+                    kinds::EVICTION_REFUSED,
+                    node.as_deref(),
+                    Some(&object),
+                    format!(
+                        "pdb {pdb_name}: {}",
+                        e.details
+                            .as_ref()
+                            .map(|d| d["causes"][0]["message"].as_str().unwrap_or(""))
+                            .unwrap_or("")
+                    ),
+                );
+                return Err(e);
+            }
+            match res {
+                Ok(_) => {}
+                // The budget was deleted meanwhile: nothing protects the pod any more.
+                Err(store::StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(ApiError::from_store(&PDBS, &pdb_name, e)),
+            }
+        } else {
+            detail = format!("pdb {pdb_name} (pod not ready)");
+        }
+    }
+    pods::delete_pod(shared, ns, name, &opts)?;
+    shared
+        .events
+        .record(kinds::EVICTION, node.as_deref(), Some(&object), detail);
+    Ok(created())
+}

@@ -1,0 +1,1094 @@
+//! The emulated Kubernetes API server: discovery, CRUD, list (selectors, paging),
+//! watch, patch (merge, strategic merge, JSON patch, apply), server-side Tables for
+//! kubectl, graceful pod deletion and the `pods/eviction` subresource, all answering
+//! with real `Status` objects and resourceVersions. Every request first consumes a
+//! pending `kube-error` fault, then needs a valid bearer token.
+
+pub mod discovery;
+pub mod eviction;
+pub mod patch;
+pub mod pods;
+pub mod printers;
+pub mod selector;
+pub mod status;
+pub mod watch;
+
+use crate::events::kinds;
+use crate::server::ResetConnection;
+use crate::store::{self, Resource};
+use crate::Shared;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use printers::IncludeObject;
+use selector::{FieldSelector, LabelSelector};
+use serde_json::{json, Value};
+use status::{json_response, typed_response, ApiError};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use pods::{delete_pod, DeleteOpts};
+
+/// The largest request body taken.
+const MAX_BODY: usize = 8 << 20;
+/// Watches without `timeoutSeconds` end after this long (the apiserver's default is 30-60 min).
+const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
+
+pub fn router(shared: Arc<Shared>) -> axum::Router {
+    axum::Router::new().fallback(handle).with_state(shared)
+}
+
+/// How the client wants objects rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Json,
+    Table {
+        version: &'static str,
+        include: IncludeObject,
+    },
+    Meta {
+        version: &'static str,
+    },
+}
+
+fn negotiate(headers: &HeaderMap, q: &Query) -> Output {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    for media in accept.split(',') {
+        let mut parts = media.split(';').map(str::trim);
+        let ty = parts.next().unwrap_or("").to_ascii_lowercase();
+        let (mut as_, mut v, mut g) = ("", "", "");
+        for p in parts {
+            match p.split_once('=') {
+                Some(("as", x)) => as_ = x,
+                Some(("v", x)) => v = x,
+                Some(("g", x)) => g = x,
+                _ => {}
+            }
+        }
+        let version = if v == "v1beta1" { "v1beta1" } else { "v1" };
+        if ty != "application/json" && ty != "*/*" && ty != "application/*" {
+            continue;
+        }
+        match as_ {
+            "" => return Output::Json,
+            "Table" if g == "meta.k8s.io" => {
+                return Output::Table {
+                    version,
+                    include: IncludeObject::parse(q.get("includeObject")),
+                }
+            }
+            "PartialObjectMetadata" | "PartialObjectMetadataList" if g == "meta.k8s.io" => {
+                return Output::Meta { version }
+            }
+            _ => continue,
+        }
+    }
+    Output::Json
+}
+
+/// Query parameters in order.
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(uri: &axum::http::Uri) -> Result<Query, ApiError> {
+        axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
+            .map(|q| Query(q.0))
+            .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))
+    }
+
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+    }
+
+    fn flag(&self, k: &str) -> bool {
+        matches!(self.get(k), Some("true") | Some("1"))
+    }
+
+    fn int(&self, k: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(k) {
+            None | Some("") => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::bad_request(format!("{k}: `{v}` is not an integer"))),
+        }
+    }
+
+    fn dry_run(&self) -> bool {
+        self.0.iter().any(|(k, v)| k == "dryRun" && v == "All")
+    }
+}
+
+async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    if let Some(code) = s.faults.take_kube() {
+        tracing::debug!(method = %parts.method, path = parts.uri.path(), code, "kube fault injected");
+        if code == 0 {
+            let mut r = StatusCode::OK.into_response();
+            r.extensions_mut().insert(ResetConnection);
+            return r;
+        }
+        return ApiError::injected(code).into_response();
+    }
+    let path = parts.uri.path().to_string();
+    if matches!(path.as_str(), "/healthz" | "/livez" | "/readyz") {
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "ok",
+        )
+            .into_response();
+    }
+    if !authorized(&s, &parts.headers) {
+        return ApiError::unauthorized().into_response();
+    }
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => {
+            return ApiError::new(
+                413,
+                "RequestEntityTooLarge",
+                format!("cannot read the request body: {e}"),
+            )
+            .into_response()
+        }
+    };
+    let resp = match dispatch(&s, &parts.method, &parts.uri, &parts.headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    tracing::debug!(method = %parts.method, path = %path, status = resp.status().as_u16(), "kube api");
+    resp
+}
+
+fn authorized(s: &Shared, headers: &HeaderMap) -> bool {
+    let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some((scheme, token)) = v.trim().split_once(' ') else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case("bearer") && s.tokens.kube_valid(token.trim()) && !s.faults.expired_token()
+}
+
+/// What a resource path names.
+#[derive(Debug)]
+struct Target {
+    res: Resource,
+    ns: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+    /// `/api/v1/watch/...` (deprecated form).
+    watch_path: bool,
+}
+
+enum Route {
+    Version,
+    ApiRoot,
+    Apis,
+    Group(String),
+    GroupVersion(String, String),
+    Target(Target),
+    NotFound,
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(x) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(x);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn route(path: &str) -> Route {
+    let segs: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect();
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    match segs.as_slice() {
+        ["version"] => Route::Version,
+        ["api"] => Route::ApiRoot,
+        ["apis"] => Route::Apis,
+        ["api", v] => Route::GroupVersion(String::new(), v.to_string()),
+        ["apis", g] => Route::Group(g.to_string()),
+        ["apis", g, v] => Route::GroupVersion(g.to_string(), v.to_string()),
+        ["api", v, rest @ ..] => target("", v, rest),
+        ["apis", g, v, rest @ ..] => target(g, v, rest),
+        _ => Route::NotFound,
+    }
+}
+
+fn target(group: &str, version: &str, rest: &[&str]) -> Route {
+    let (watch_path, rest) = match rest {
+        ["watch", r @ ..] => (true, r),
+        r => (false, r),
+    };
+    let ns_res = match rest {
+        ["namespaces", ns, plural, tail @ ..] => Resource::by_plural(group, version, plural)
+            .filter(|r| r.namespaced)
+            .map(|r| (r, Some(ns.to_string()), tail)),
+        _ => None,
+    };
+    let (res, ns, tail) = match ns_res {
+        Some(x) => x,
+        None => match rest {
+            [plural, tail @ ..] => match Resource::by_plural(group, version, plural) {
+                Some(r) => (r, None, tail),
+                None => return Route::NotFound,
+            },
+            _ => return Route::NotFound,
+        },
+    };
+    if tail.len() > 2 || (res.namespaced && ns.is_none() && !tail.is_empty()) {
+        return Route::NotFound;
+    }
+    Route::Target(Target {
+        res,
+        ns,
+        name: tail.first().map(|s| s.to_string()),
+        sub: tail.get(1).map(|s| s.to_string()),
+        watch_path,
+    })
+}
+
+async fn dispatch(
+    s: &Arc<Shared>,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(uri)?;
+    let r = route(uri.path());
+    let get_only = |v: Option<Value>| -> Result<Response, ApiError> {
+        if method != Method::GET {
+            return Err(ApiError::method_not_allowed(method.as_str()));
+        }
+        match v {
+            Some(v) => Ok(json_response(StatusCode::OK, &v)),
+            None => Err(ApiError::path_not_found()),
+        }
+    };
+    match r {
+        Route::Version => get_only(Some(discovery::version(s))),
+        Route::ApiRoot => get_only(Some(discovery::api_versions(s))),
+        Route::Apis => get_only(Some(discovery::api_group_list())),
+        Route::Group(g) => get_only(discovery::api_group(&g)),
+        Route::GroupVersion(g, v) => get_only(discovery::resource_list(&g, &v)),
+        Route::NotFound => Err(ApiError::path_not_found()),
+        Route::Target(t) => resource(s, method, t, &q, headers, body).await,
+    }
+}
+
+fn has_status(res: &Resource) -> bool {
+    *res != store::EVENTS && *res != store::LEASES
+}
+
+fn sub_allowed(res: &Resource, sub: &str) -> bool {
+    match sub {
+        "status" => has_status(res),
+        "eviction" => *res == store::PODS,
+        "scale" => *res == store::DEPLOYMENTS || *res == store::REPLICASETS,
+        _ => false,
+    }
+}
+
+async fn resource(
+    s: &Arc<Shared>,
+    method: &Method,
+    t: Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if let Some(sub) = &t.sub {
+        if !sub_allowed(&t.res, sub) {
+            return Err(ApiError::path_not_found());
+        }
+    }
+    let output = negotiate(headers, q);
+    let ns = t.ns.as_deref();
+    let sub = t.sub.as_deref();
+    let watching = t.watch_path || q.flag("watch");
+    match (method.clone(), t.name.as_deref(), sub) {
+        (Method::GET, None, None) if watching => start_watch(s, &t, q, output, None),
+        (Method::GET, None, None) => list(s, &t, q, output),
+        (Method::GET, Some(name), None | Some("status")) if watching => start_watch(s, &t, q, output, Some(name)),
+        (Method::GET, Some(name), None | Some("status")) => {
+            let obj = s
+                .store
+                .get(t.res, ns, name)
+                .ok_or_else(|| ApiError::not_found(&t.res, name))?;
+            Ok(render_one(&t.res, &obj, output, StatusCode::OK))
+        }
+        (Method::GET, Some(name), Some("scale")) => {
+            let obj = s
+                .store
+                .get(t.res, ns, name)
+                .ok_or_else(|| ApiError::not_found(&t.res, name))?;
+            Ok(json_response(StatusCode::OK, &scale_of(&obj)))
+        }
+        (Method::POST, None, None) => create(s, &t, q, headers, &body),
+        (Method::POST, Some(name), Some("eviction")) => {
+            let ns = ns.unwrap_or("default");
+            if q.dry_run() {
+                s.store
+                    .get(store::PODS, Some(ns), name)
+                    .ok_or_else(|| ApiError::not_found(&store::PODS, name))?;
+                return Ok(json_response(StatusCode::CREATED, &status::success(201)));
+            }
+            eviction::evict(s, ns, name, &body)
+        }
+        (Method::PUT, Some(name), None | Some("status")) => update(s, &t, name, q, headers, &body),
+        (Method::PATCH, Some(name), None | Some("status")) => patch(s, &t, name, q, headers, &body),
+        (Method::PUT | Method::PATCH, Some(name), Some("scale")) => scale_write(s, &t, name, method, q, headers, &body),
+        (Method::DELETE, Some(name), None) => delete(s, &t, name, q, &body),
+        (Method::DELETE, None, None) => delete_collection(s, &t, q, &body),
+        _ => Err(ApiError::method_not_allowed(method.as_str())),
+    }
+}
+
+/// One object in the negotiated form.
+fn render_one(res: &Resource, obj: &Value, output: Output, code: StatusCode) -> Response {
+    match output {
+        Output::Json => json_response(code, obj),
+        Output::Table { version, include } => {
+            let rv = obj["metadata"]["resourceVersion"].clone();
+            let t = printers::table(
+                res,
+                std::slice::from_ref(obj),
+                include,
+                true,
+                version,
+                json!({"resourceVersion": rv}),
+            );
+            typed_response(
+                code,
+                &format!("application/json;as=Table;v={version};g=meta.k8s.io"),
+                &t,
+            )
+        }
+        Output::Meta { version } => typed_response(
+            code,
+            &format!("application/json;as=PartialObjectMetadata;v={version};g=meta.k8s.io"),
+            &printers::partial_metadata(obj, version),
+        ),
+    }
+}
+
+fn object_key(obj: &Value) -> (String, String) {
+    (
+        obj["metadata"]["namespace"].as_str().unwrap_or("").to_string(),
+        obj["metadata"]["name"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+fn selectors(q: &Query) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("invalid labelSelector: {e}")))?;
+    let fields = FieldSelector::parse(q.get("fieldSelector").unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("invalid fieldSelector: {e}")))?;
+    Ok((labels, fields))
+}
+
+fn encode_continue(rv: u64, last: &(String, String)) -> String {
+    let start = format!("{}/{}\u{0}", last.0, last.1);
+    let token = json!({"v": "meta.k8s.io/v1", "rv": rv, "start": start});
+    base64::engine::general_purpose::STANDARD.encode(token.to_string())
+}
+
+fn decode_continue(token: &str) -> Result<(u64, (String, String)), ApiError> {
+    let bad =
+        |why: &str| ApiError::bad_request(format!("invalid continue token: {why}; list again without `continue`"));
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .map_err(|_| bad("not base64"))?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad("not a continue token"))?;
+    let rv = v["rv"].as_u64().ok_or_else(|| bad("no resourceVersion"))?;
+    let start = v["start"].as_str().ok_or_else(|| bad("no start key"))?;
+    let start = start.trim_end_matches('\u{0}');
+    let (ns, name) = start.split_once('/').ok_or_else(|| bad("malformed start key"))?;
+    Ok((rv, (ns.to_string(), name.to_string())))
+}
+
+fn list(s: &Arc<Shared>, t: &Target, q: &Query, output: Output) -> Result<Response, ApiError> {
+    let (labels, fields) = selectors(q)?;
+    let limit = q.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
+    let (items, rv) = s.store.list_at(t.res, t.ns.as_deref());
+    let mut items: Vec<Value> = items
+        .into_iter()
+        .filter(|o| labels.matches(&o["metadata"]["labels"]) && fields.matches(o))
+        .collect();
+    let mut list_rv = rv;
+    if let Some(token) = q.get("continue").filter(|c| !c.is_empty()) {
+        let (trv, start) = decode_continue(token)?;
+        list_rv = trv;
+        items.retain(|o| object_key(o) > start);
+    }
+    let mut meta = json!({"resourceVersion": list_rv.to_string()});
+    if let Some(limit) = limit {
+        if items.len() > limit {
+            let remaining = items.len() - limit;
+            items.truncate(limit);
+            let last = object_key(items.last().expect("limit > 0"));
+            meta["continue"] = json!(encode_continue(list_rv, &last));
+            if labels.is_empty() && fields.is_empty() {
+                meta["remainingItemCount"] = json!(remaining);
+            }
+        }
+    }
+    Ok(match output {
+        Output::Json => json_response(
+            StatusCode::OK,
+            &json!({"kind": format!("{}List", t.res.kind), "apiVersion": t.res.api_version(), "metadata": meta, "items": items}),
+        ),
+        Output::Table { version, include } => typed_response(
+            StatusCode::OK,
+            &format!("application/json;as=Table;v={version};g=meta.k8s.io"),
+            &printers::table(&t.res, &items, include, true, version, meta),
+        ),
+        Output::Meta { version } => typed_response(
+            StatusCode::OK,
+            &format!("application/json;as=PartialObjectMetadataList;v={version};g=meta.k8s.io"),
+            &json!({
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": format!("meta.k8s.io/{version}"),
+                "metadata": meta,
+                "items": items.iter().map(|o| printers::partial_metadata(o, version)).collect::<Vec<_>>(),
+            }),
+        ),
+    })
+}
+
+fn start_watch(
+    s: &Arc<Shared>,
+    t: &Target,
+    q: &Query,
+    output: Output,
+    name: Option<&str>,
+) -> Result<Response, ApiError> {
+    let (labels, mut fields) = selectors(q)?;
+    if let Some(name) = name {
+        let extra = format!("metadata.name={name}");
+        let combined = match q.get("fieldSelector").filter(|f| !f.is_empty()) {
+            Some(f) => format!("{f},{extra}"),
+            None => extra,
+        };
+        fields = FieldSelector::parse(&combined).map_err(ApiError::bad_request)?;
+    }
+    let since = match q.get("resourceVersion") {
+        None | Some("") | Some("0") => None,
+        Some(v) => Some(
+            v.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("resourceVersion: `{v}` is not a valid resourceVersion")))?,
+        ),
+    };
+    let timeout = q
+        .int("timeoutSeconds")?
+        .filter(|t| *t > 0)
+        .map(|t| Duration::from_secs(t as u64))
+        .unwrap_or(DEFAULT_WATCH_TIMEOUT);
+    let req = watch::WatchRequest {
+        res: t.res,
+        ns: t.ns.clone(),
+        labels,
+        fields,
+        since,
+        timeout,
+        bookmarks: q.flag("allowWatchBookmarks"),
+        send_initial_events: q.flag("sendInitialEvents"),
+        output,
+    };
+    Ok(watch::serve(s.clone(), req))
+}
+
+fn check_json_body(headers: &HeaderMap) -> Result<(), ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if mime == "application/json" || mime.is_empty() || mime == "*/*" {
+        Ok(())
+    } else {
+        Err(ApiError::unsupported_media_type(ct))
+    }
+}
+
+fn parse_object(body: &[u8], res: &Resource) -> Result<Value, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body of the request is not a valid {} object: {e}",
+            res.kind
+        ))
+    })?;
+    if !v.is_object() {
+        return Err(ApiError::bad_request(format!(
+            "the body of the request must be a {} object",
+            res.kind
+        )));
+    }
+    if let Some(k) = v["kind"].as_str().filter(|k| !k.is_empty()) {
+        if k != res.kind {
+            return Err(ApiError::bad_request(format!(
+                "the kind of the object ({k}) does not match the resource ({}: kind {})",
+                store::Resource::api_version(res),
+                res.kind
+            )));
+        }
+    }
+    Ok(v)
+}
+
+fn set_namespace(obj: &mut Value, ns: Option<&str>, res: &Resource) -> Result<(), ApiError> {
+    if !res.namespaced {
+        if let Some(m) = obj["metadata"].as_object_mut() {
+            m.remove("namespace");
+        }
+        return Ok(());
+    }
+    let Some(ns) = ns else {
+        return Err(ApiError::path_not_found());
+    };
+    match obj["metadata"]["namespace"].as_str() {
+        Some(n) if !n.is_empty() && n != ns => Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        )),
+        _ => {
+            if !obj["metadata"].is_object() {
+                obj["metadata"] = json!({});
+            }
+            obj["metadata"]["namespace"] = json!(ns);
+            Ok(())
+        }
+    }
+}
+
+/// Defaults and status resets the API server applies to new objects.
+fn prepare_for_create(res: &Resource, obj: &mut Value) {
+    if let Some(m) = obj["metadata"].as_object_mut() {
+        for k in [
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
+            m.remove(k);
+        }
+    }
+    match res.plural {
+        "pods" => {
+            let spec = &mut obj["spec"];
+            for (k, v) in [
+                ("restartPolicy", json!("Always")),
+                ("terminationGracePeriodSeconds", json!(30)),
+                ("dnsPolicy", json!("ClusterFirst")),
+                ("schedulerName", json!("default-scheduler")),
+                ("serviceAccountName", json!("default")),
+                ("securityContext", json!({})),
+                ("enableServiceLinks", json!(true)),
+                ("priority", json!(0)),
+                ("preemptionPolicy", json!("PreemptLowerPriority")),
+            ] {
+                if spec.get(k).is_none() {
+                    spec[k] = v;
+                }
+            }
+            let mut tol = spec["tolerations"].as_array().cloned().unwrap_or_default();
+            for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+                if !tol.iter().any(|t| t["key"] == key) {
+                    tol.push(
+                        json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}),
+                    );
+                }
+            }
+            spec["tolerations"] = json!(tol);
+            obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+        }
+        "namespaces" => {
+            let name = obj["metadata"]["name"].clone();
+            if !obj["metadata"]["labels"].is_object() {
+                obj["metadata"]["labels"] = json!({});
+            }
+            obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
+            obj["spec"] = json!({"finalizers": ["kubernetes"]});
+            obj["status"] = json!({"phase": "Active"});
+        }
+        "deployments" | "replicasets" | "daemonsets" | "poddisruptionbudgets" => {
+            obj["status"] = json!({});
+        }
+        _ => {}
+    }
+}
+
+fn record_lease(s: &Shared, obj: &Value, verb: &str) {
+    let holder = obj["spec"]["holderIdentity"].as_str().unwrap_or("");
+    s.events.record(
+        kinds::LEASE,
+        None,
+        Some(&pods::key(obj)),
+        format!("{verb} holder={holder}"),
+    );
+}
+
+fn create(s: &Arc<Shared>, t: &Target, q: &Query, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
+    check_json_body(headers)?;
+    let mut obj = parse_object(body, &t.res)?;
+    set_namespace(&mut obj, t.ns.as_deref(), &t.res)?;
+    let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+    if t.res.namespaced {
+        let ns = t.ns.as_deref().unwrap_or("default");
+        if s.store.get(store::NAMESPACES, None, ns).is_none() {
+            return Err(ApiError::not_found(&store::NAMESPACES, ns));
+        }
+    }
+    prepare_for_create(&t.res, &mut obj);
+    if q.dry_run() {
+        if !name.is_empty() && s.store.get(t.res, t.ns.as_deref(), &name).is_some() {
+            return Err(ApiError::already_exists(&t.res, &name));
+        }
+        obj["apiVersion"] = json!(t.res.api_version());
+        obj["kind"] = json!(t.res.kind);
+        return Ok(json_response(StatusCode::CREATED, &obj));
+    }
+    let created = s
+        .store
+        .create(t.res, obj)
+        .map_err(|e| ApiError::from_store(&t.res, &name, e))?;
+    if t.res == store::LEASES {
+        record_lease(s, &created, "created");
+    }
+    Ok(json_response(StatusCode::CREATED, &created))
+}
+
+/// Keep what a write to the main resource (or to `/status`) may not change.
+fn merge_for_subresource(res: &Resource, sub: Option<&str>, old: &Value, new: &mut Value) {
+    if sub == Some("status") {
+        let st = new.get("status").cloned();
+        *new = old.clone();
+        match st {
+            Some(st) => new["status"] = st,
+            None => {
+                if let Some(m) = new.as_object_mut() {
+                    m.remove("status");
+                }
+            }
+        }
+        return;
+    }
+    if has_status(res) {
+        match old.get("status") {
+            Some(st) => new["status"] = st.clone(),
+            None => {
+                if let Some(m) = new.as_object_mut() {
+                    m.remove("status");
+                }
+            }
+        }
+    }
+    // Only the API server sets these.
+    for k in ["deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+        match old["metadata"].get(k) {
+            Some(v) => new["metadata"][k] = v.clone(),
+            None => {
+                if let Some(m) = new["metadata"].as_object_mut() {
+                    m.remove(k);
+                }
+            }
+        }
+    }
+}
+
+fn update(
+    s: &Arc<Shared>,
+    t: &Target,
+    name: &str,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    check_json_body(headers)?;
+    let mut obj = parse_object(body, &t.res)?;
+    set_namespace(&mut obj, t.ns.as_deref(), &t.res)?;
+    match obj["metadata"]["name"].as_str() {
+        Some(n) if !n.is_empty() && n != name => {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )))
+        }
+        _ => obj["metadata"]["name"] = json!(name),
+    }
+    let expected = obj["metadata"]["resourceVersion"]
+        .as_str()
+        .filter(|r| !r.is_empty())
+        .map(str::to_string);
+    let ns = t.ns.as_deref();
+    let sub = t.sub.as_deref();
+    if s.store.get(t.res, ns, name).is_none() {
+        // Leases and events may be created by an update, as the API server allows.
+        if (t.res == store::LEASES || t.res == store::EVENTS) && expected.is_none() && sub.is_none() {
+            return create(s, t, q, headers, body);
+        }
+        return Err(ApiError::not_found(&t.res, name));
+    }
+    if q.dry_run() {
+        let cur = s
+            .store
+            .get(t.res, ns, name)
+            .ok_or_else(|| ApiError::not_found(&t.res, name))?;
+        if expected
+            .as_deref()
+            .is_some_and(|e| cur["metadata"]["resourceVersion"].as_str() != Some(e))
+        {
+            return Err(ApiError::from_store(
+                &t.res,
+                name,
+                store::StoreError::Conflict {
+                    plural: String::new(),
+                    name: name.into(),
+                },
+            ));
+        }
+        merge_for_subresource(&t.res, sub, &cur, &mut obj);
+        return Ok(json_response(StatusCode::OK, &obj));
+    }
+    let updated = s
+        .store
+        .update_with(t.res, ns, name, expected.as_deref(), |cur| {
+            let old = cur.clone();
+            *cur = obj;
+            merge_for_subresource(&t.res, sub, &old, cur);
+            Ok(())
+        })
+        .map_err(|e| ApiError::from_store(&t.res, name, e))?;
+    if t.res == store::LEASES {
+        record_lease(s, &updated, "updated");
+    }
+    Ok(json_response(StatusCode::OK, &updated))
+}
+
+fn patch(
+    s: &Arc<Shared>,
+    t: &Target,
+    name: &str,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let pt = patch::PatchType::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+    let p = patch::decode(pt, body).map_err(ApiError::bad_request)?;
+    let ns = t.ns.as_deref();
+    let sub = t.sub.as_deref();
+    let expected = if pt == patch::PatchType::Json {
+        None
+    } else {
+        p["metadata"]["resourceVersion"]
+            .as_str()
+            .filter(|r| !r.is_empty())
+            .map(str::to_string)
+    };
+    if s.store.get(t.res, ns, name).is_none() {
+        if pt == patch::PatchType::Apply && sub.is_none() {
+            let mut obj = p.clone();
+            obj["metadata"]["name"] = json!(name);
+            let obj = serde_json::to_vec(&obj).unwrap_or_default();
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, "application/json".parse().expect("static"));
+            return create(s, t, q, &h, &obj);
+        }
+        return Err(ApiError::not_found(&t.res, name));
+    }
+    let compute = |cur: &mut Value| -> Result<(), store::StoreError> {
+        let old = cur.clone();
+        patch::apply(pt, cur, &p).map_err(store::StoreError::Invalid)?;
+        if !cur.is_object() || !cur["metadata"].is_object() {
+            return Err(store::StoreError::Invalid(
+                "the patched object must keep its metadata".into(),
+            ));
+        }
+        merge_for_subresource(&t.res, sub, &old, cur);
+        Ok(())
+    };
+    if q.dry_run() {
+        let mut cur = s
+            .store
+            .get(t.res, ns, name)
+            .ok_or_else(|| ApiError::not_found(&t.res, name))?;
+        compute(&mut cur).map_err(|e| ApiError::from_store(&t.res, name, e))?;
+        return Ok(json_response(StatusCode::OK, &cur));
+    }
+    let updated = s
+        .store
+        .update_with(t.res, ns, name, expected.as_deref(), compute)
+        .map_err(|e| ApiError::from_store(&t.res, name, e))?;
+    if t.res == store::LEASES {
+        record_lease(s, &updated, "patched");
+    }
+    Ok(json_response(StatusCode::OK, &updated))
+}
+
+/// The autoscaling/v1 Scale of a Deployment or ReplicaSet.
+fn scale_of(obj: &Value) -> Value {
+    let m = &obj["metadata"];
+    let selector = selector::LabelSelector::from_object(&obj["spec"]["selector"])
+        .map(|s| s.to_string_form())
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": m["name"], "namespace": m["namespace"], "uid": m["uid"],
+            "resourceVersion": m["resourceVersion"], "creationTimestamp": m["creationTimestamp"],
+        },
+        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(1)},
+        "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector},
+    })
+}
+
+fn scale_write(
+    s: &Arc<Shared>,
+    t: &Target,
+    name: &str,
+    method: &Method,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let ns = t.ns.as_deref();
+    let cur = s
+        .store
+        .get(t.res, ns, name)
+        .ok_or_else(|| ApiError::not_found(&t.res, name))?;
+    let mut scale = scale_of(&cur);
+    if method == Method::PUT {
+        check_json_body(headers)?;
+        scale = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid Scale: {e}")))?;
+    } else {
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let pt = patch::PatchType::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+        let p = patch::decode(pt, body).map_err(ApiError::bad_request)?;
+        patch::apply(pt, &mut scale, &p).map_err(|e| ApiError::invalid(&t.res, name, &e))?;
+    }
+    let replicas = scale["spec"]["replicas"]
+        .as_i64()
+        .filter(|r| *r >= 0)
+        .ok_or_else(|| ApiError::invalid(&t.res, name, "spec.replicas: must be a non-negative integer"))?;
+    let expected = scale["metadata"]["resourceVersion"]
+        .as_str()
+        .filter(|r| !r.is_empty())
+        .map(str::to_string);
+    if q.dry_run() {
+        let mut out = scale_of(&cur);
+        out["spec"]["replicas"] = json!(replicas);
+        return Ok(json_response(StatusCode::OK, &out));
+    }
+    let updated = s
+        .store
+        .update_with(t.res, ns, name, expected.as_deref(), |o| {
+            o["spec"]["replicas"] = json!(replicas);
+            Ok(())
+        })
+        .map_err(|e| ApiError::from_store(&t.res, name, e))?;
+    Ok(json_response(StatusCode::OK, &scale_of(&updated)))
+}
+
+fn delete_opts(q: &Query, body: &[u8]) -> Result<DeleteOpts, ApiError> {
+    let mut opts = DeleteOpts {
+        grace: q.int("gracePeriodSeconds")?,
+        ..Default::default()
+    };
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("the DeleteOptions body is not valid JSON: {e}")))?;
+        if let Some(g) = v["gracePeriodSeconds"].as_i64() {
+            opts.grace = Some(g);
+        }
+        opts.uid = v["preconditions"]["uid"].as_str().map(str::to_string);
+        opts.resource_version = v["preconditions"]["resourceVersion"].as_str().map(str::to_string);
+    }
+    Ok(opts)
+}
+
+fn delete_one(
+    s: &Arc<Shared>,
+    res: &Resource,
+    ns: Option<&str>,
+    name: &str,
+    opts: &DeleteOpts,
+) -> Result<Value, ApiError> {
+    if *res == store::PODS {
+        return pods::delete_pod(s, ns.unwrap_or("default"), name, opts);
+    }
+    let cur = s
+        .store
+        .get(*res, ns, name)
+        .ok_or_else(|| ApiError::not_found(res, name))?;
+    pods::check_preconditions(res, &cur, opts)?;
+    let removed = s
+        .store
+        .remove(*res, ns, name)
+        .map_err(|e| ApiError::from_store(res, name, e))?;
+    if *res == store::LEASES {
+        record_lease(s, &removed, "deleted");
+    }
+    if *res == store::NAMESPACES {
+        // What the namespace controller does: everything in it goes too.
+        for r in store::ALL.iter().filter(|r| r.namespaced) {
+            for o in s.store.list(*r, Some(name)) {
+                let n = o["metadata"]["name"].as_str().unwrap_or("");
+                let _ = s.store.remove(*r, Some(name), n);
+            }
+        }
+    }
+    Ok(removed)
+}
+
+fn delete(s: &Arc<Shared>, t: &Target, name: &str, q: &Query, body: &[u8]) -> Result<Response, ApiError> {
+    let opts = delete_opts(q, body)?;
+    let ns = t.ns.as_deref();
+    if q.dry_run() {
+        let cur = s
+            .store
+            .get(t.res, ns, name)
+            .ok_or_else(|| ApiError::not_found(&t.res, name))?;
+        pods::check_preconditions(&t.res, &cur, &opts)?;
+        return Ok(json_response(StatusCode::OK, &cur));
+    }
+    let obj = delete_one(s, &t.res, ns, name, &opts)?;
+    Ok(json_response(StatusCode::OK, &obj))
+}
+
+fn delete_collection(s: &Arc<Shared>, t: &Target, q: &Query, body: &[u8]) -> Result<Response, ApiError> {
+    let opts = delete_opts(q, body)?;
+    let (labels, fields) = selectors(q)?;
+    let items: Vec<Value> = s
+        .store
+        .list(t.res, t.ns.as_deref())
+        .into_iter()
+        .filter(|o| labels.matches(&o["metadata"]["labels"]) && fields.matches(o))
+        .collect();
+    let mut deleted = vec![];
+    for o in &items {
+        let (ns, name) = object_key(o);
+        let ns = if t.res.namespaced { Some(ns.as_str()) } else { None };
+        if q.dry_run() {
+            deleted.push(o.clone());
+            continue;
+        }
+        match delete_one(s, &t.res, ns, &name, &opts) {
+            Ok(v) => deleted.push(v),
+            Err(e) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"kind": format!("{}List", t.res.kind), "apiVersion": t.res.api_version(),
+                "metadata": {"resourceVersion": s.store.resource_version().to_string()}, "items": deleted}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(path: &str) -> Target {
+        match route(path) {
+            Route::Target(t) => t,
+            _ => panic!("{path} is not a resource path"),
+        }
+    }
+
+    #[test]
+    fn routes() {
+        let x = t("/api/v1/namespaces/kube-system/pods/p1/eviction");
+        assert_eq!(x.res, store::PODS);
+        assert_eq!(x.ns.as_deref(), Some("kube-system"));
+        assert_eq!(x.name.as_deref(), Some("p1"));
+        assert_eq!(x.sub.as_deref(), Some("eviction"));
+        let x = t("/api/v1/namespaces/kube-system");
+        assert_eq!(x.res, store::NAMESPACES);
+        assert_eq!(x.name.as_deref(), Some("kube-system"));
+        let x = t("/api/v1/namespaces/kube-system/status");
+        assert_eq!(x.res, store::NAMESPACES);
+        assert_eq!(x.sub.as_deref(), Some("status"));
+        let x = t("/api/v1/pods");
+        assert!(x.ns.is_none() && x.name.is_none());
+        let x = t("/apis/coordination.k8s.io/v1/namespaces/default/leases/l");
+        assert_eq!(x.res, store::LEASES);
+        let x = t("/api/v1/nodes/n1/status");
+        assert_eq!(x.sub.as_deref(), Some("status"));
+        let x = t("/api/v1/watch/nodes");
+        assert!(x.watch_path);
+        assert!(matches!(route("/api/v1/pods/p1"), Route::NotFound));
+        assert!(matches!(route("/api/v1/widgets"), Route::NotFound));
+        assert!(matches!(route("/apis/apps/v1"), Route::GroupVersion(..)));
+        assert!(matches!(route("/version"), Route::Version));
+        assert!(matches!(route("/foo"), Route::NotFound));
+    }
+
+    #[test]
+    fn continue_tokens_round_trip() {
+        let k = ("kube-system".to_string(), "coredns-1".to_string());
+        let tok = encode_continue(1234, &k);
+        assert_eq!(decode_continue(&tok).unwrap(), (1234, k));
+        assert_eq!(decode_continue("!!").unwrap_err().code, 400);
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        let q = Query(vec![]);
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::ACCEPT,
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            negotiate(&h, &q),
+            Output::Table {
+                version: "v1",
+                include: IncludeObject::Metadata
+            }
+        );
+        h.insert(
+            header::ACCEPT,
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(negotiate(&h, &q), Output::Json);
+        h.insert(
+            header::ACCEPT,
+            "application/vnd.kubernetes.protobuf, */*".parse().unwrap(),
+        );
+        assert_eq!(negotiate(&h, &q), Output::Json);
+        assert_eq!(percent_decode("a%3Ab"), "a:b");
+        assert_eq!(percent_decode("50%"), "50%");
+    }
+}

@@ -1,0 +1,160 @@
+//! Pod facts shared by the API server and the controllers, and graceful pod deletion
+//! (what the API server and the kubelet do together): a pod with a grace period gets a
+//! `deletionTimestamp` and is removed once it has terminated.
+
+use super::status::ApiError;
+use crate::events::kinds;
+use crate::store::{self, PODS};
+use crate::Shared;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn is_terminating(pod: &Value) -> bool {
+    pod["metadata"]["deletionTimestamp"].is_string()
+}
+
+/// The pod's Ready condition is True.
+pub fn is_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+pub fn phase(pod: &Value) -> &str {
+    pod["status"]["phase"].as_str().unwrap_or("")
+}
+
+pub fn node_name(pod: &Value) -> Option<&str> {
+    pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty())
+}
+
+pub fn key(obj: &Value) -> String {
+    format!(
+        "{}/{}",
+        obj["metadata"]["namespace"].as_str().unwrap_or(""),
+        obj["metadata"]["name"].as_str().unwrap_or("")
+    )
+}
+
+/// The controller owner reference (`controller: true`), if any.
+pub fn controller_ref(obj: &Value) -> Option<&Value> {
+    obj["metadata"]["ownerReferences"]
+        .as_array()?
+        .iter()
+        .find(|r| r["controller"].as_bool() == Some(true))
+}
+
+/// Preconditions and options of a DELETE.
+#[derive(Debug, Default, Clone)]
+pub struct DeleteOpts {
+    pub grace: Option<i64>,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+}
+
+/// Check DeleteOptions preconditions against the stored object.
+pub fn check_preconditions(res: &store::Resource, obj: &Value, opts: &DeleteOpts) -> Result<(), ApiError> {
+    let name = obj["metadata"]["name"].as_str().unwrap_or("");
+    if let Some(uid) = opts.uid.as_deref().filter(|u| !u.is_empty()) {
+        let have = obj["metadata"]["uid"].as_str().unwrap_or("");
+        if uid != have {
+            return Err(ApiError::conflict(
+                res,
+                name,
+                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"),
+            ));
+        }
+    }
+    if let Some(rv) = opts.resource_version.as_deref().filter(|r| !r.is_empty()) {
+        let have = obj["metadata"]["resourceVersion"].as_str().unwrap_or("");
+        if rv != have {
+            return Err(ApiError::conflict(
+                res,
+                name,
+                &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {have}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn remove_if_same(shared: &Shared, ns: &str, name: &str, uid: &str, detail: &str) -> Option<Value> {
+    let cur = shared.store.get(PODS, Some(ns), name)?;
+    if cur["metadata"]["uid"].as_str() != Some(uid) {
+        return None;
+    }
+    let obj = shared.store.remove(PODS, Some(ns), name).ok()?;
+    shared
+        .events
+        .record(kinds::POD_DELETED, node_name(&obj), Some(&key(&obj)), detail);
+    Some(obj)
+}
+
+/// Delete a pod as the API server does: at once when it has no node, has finished or
+/// the grace period is 0; otherwise mark it terminating (`deletionTimestamp`,
+/// `deletionGracePeriodSeconds`) and remove it after min(grace, timing.terminationSeconds).
+/// A second delete may shorten the grace period, never lengthen it.
+pub fn delete_pod(shared: &Arc<Shared>, ns: &str, name: &str, opts: &DeleteOpts) -> Result<Value, ApiError> {
+    let pod = shared
+        .store
+        .get(PODS, Some(ns), name)
+        .ok_or_else(|| ApiError::not_found(&PODS, name))?;
+    check_preconditions(&PODS, &pod, opts)?;
+    let uid = pod["metadata"]["uid"].as_str().unwrap_or("").to_string();
+    let default_grace = pod["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30);
+    let mut grace = opts.grace.unwrap_or(default_grace).max(0);
+    let finished = matches!(phase(&pod), "Succeeded" | "Failed");
+    if node_name(&pod).is_none() || finished {
+        grace = 0;
+    }
+    if grace == 0 {
+        return remove_if_same(shared, ns, name, &uid, "grace 0s").ok_or_else(|| ApiError::not_found(&PODS, name));
+    }
+    if is_terminating(&pod) {
+        let current = pod["metadata"]["deletionGracePeriodSeconds"]
+            .as_i64()
+            .unwrap_or(i64::MAX);
+        if grace >= current {
+            return Ok(pod);
+        }
+    }
+    let deletion =
+        (chrono::Utc::now() + chrono::Duration::seconds(grace)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let updated = shared
+        .store
+        .update_with(PODS, Some(ns), name, None, |p| {
+            if p["metadata"]["uid"].as_str() != Some(uid.as_str()) {
+                return Err(store::StoreError::NotFound {
+                    kind: "pods".into(),
+                    name: name.to_string(),
+                });
+            }
+            p["metadata"]["deletionTimestamp"] = json!(deletion);
+            p["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+            Ok(())
+        })
+        .map_err(|e| ApiError::from_store(&PODS, name, e))?;
+    let after = (grace as f64).min(shared.scenario.timing.termination_seconds.max(0.0));
+    schedule_removal(shared, ns, name, &uid, after, format!("grace {grace}s"));
+    Ok(updated)
+}
+
+fn schedule_removal(shared: &Arc<Shared>, ns: &str, name: &str, uid: &str, after: f64, detail: String) {
+    let (s, ns, name, uid) = (shared.clone(), ns.to_string(), name.to_string(), uid.to_string());
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => {
+            h.spawn(async move {
+                let mut shutdown = s.shutdown.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs_f64(after)) => {}
+                    _ = shutdown.changed() => return,
+                }
+                remove_if_same(&s, &ns, &name, &uid, &detail);
+            });
+        }
+        Err(_) => {
+            remove_if_same(&s, &ns, &name, &uid, &detail);
+        }
+    }
+}

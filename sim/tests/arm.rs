@@ -1,0 +1,824 @@
+//! The emulated Azure Resource Manager, driven over real TLS (trusting only the emulator's
+//! CA) with reqwest, the `az` stand-in run as a process, and azure_identity's credentials.
+
+use aks_sim::{Fault, Scenario, Sim, SimConfig};
+use azure_core::credentials::TokenCredential;
+use base64::Engine;
+use serde_json::Value;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::sync::Arc;
+
+const API: &str = "api-version=2026-08-01";
+const ARM_SCOPE: &str = "https://management.azure.com/.default";
+
+const SCENARIO: &str = r#"
+subscriptionId: 11111111-2222-3333-4444-555555555555
+tenantId: 99999999-8888-7777-6666-555555555555
+resourceGroup: rg-arm-test
+extraClusters: 3
+cluster:
+  name: aks-arm-test
+  location: northeurope
+  kubernetesVersion: 1.31.5
+  nodeOSUpgradeChannel: NodeImage
+  adminUsername: opsadmin
+pools:
+  - name: system
+    mode: System
+    count: 1
+    zones: ["1", "2"]
+    nodeImageVersion: AKSUbuntu-2204gen2containerd-202501.12.0
+    latestNodeImageVersion: AKSUbuntu-2204gen2containerd-202503.05.0
+  - name: user
+    count: 2
+    zones: ["1", "2"]
+    sshAccess: Disabled
+    nodeImageVersion: AKSUbuntu-2204gen2containerd-202501.12.0
+  - name: win
+    osType: Windows
+    count: 1
+    nodeImageVersion: AKSWindows-2022-containerd-20348.3207.250214
+    latestNodeImageVersion: AKSWindows-2022-containerd-20348.3328.250314
+"#;
+
+struct Env {
+    sim: Sim,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    async fn start() -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let scenario = Scenario::parse(SCENARIO, "arm test").expect("scenario");
+        let sim = Sim::start(SimConfig::new(dir.path().join("state"), scenario))
+            .await
+            .expect("aks-sim starts");
+        let http = ca_client(sim.state_dir());
+        Env { sim, http, _dir: dir }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.sim.endpoints().arm_url)
+    }
+
+    fn sub(&self) -> String {
+        self.sim.endpoints().subscription_id.clone()
+    }
+
+    fn mc(&self) -> String {
+        let ep = self.sim.endpoints();
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ContainerService/managedClusters/{}",
+            ep.subscription_id, ep.resource_group, ep.cluster_name
+        )
+    }
+
+    fn token(&self) -> String {
+        self.sim.shared.tokens.current_arm()
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        token: Option<&str>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let url = if path_and_query.starts_with("https://") {
+            path_and_query.to_string()
+        } else {
+            self.url(path_and_query)
+        };
+        let mut req = self.http.request(method, url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("request reaches aks-sim");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.expect("body");
+        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        (status, headers, json)
+    }
+
+    async fn get(&self, path_and_query: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+        let token = self.token();
+        self.call(reqwest::Method::GET, path_and_query, Some(&token)).await
+    }
+
+    async fn get_ok(&self, path_and_query: &str) -> Value {
+        let (status, _, body) = self.get(path_and_query).await;
+        assert_eq!(status, 200, "GET {path_and_query}: {body}");
+        body
+    }
+}
+
+/// A client that trusts the emulator's CA and nothing else.
+fn ca_client(state_dir: &Path) -> reqwest::Client {
+    let pem = std::fs::read(state_dir.join("ca.pem")).expect("ca.pem");
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).expect("CA parses");
+    reqwest::Client::builder()
+        .tls_certs_only(certs)
+        .build()
+        .expect("client")
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<none>")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_pools_machines_and_maintenance() {
+    let env = Env::start().await;
+    let mc = env.mc();
+    let (status, headers, c) = env.get(&format!("{mc}?{API}")).await;
+    assert_eq!(status, 200, "{c}");
+    for h in [
+        "x-ms-request-id",
+        "x-ms-correlation-request-id",
+        "x-ms-ratelimit-remaining-subscription-reads",
+    ] {
+        assert!(headers.contains_key(h), "missing header {h}");
+    }
+    assert_eq!(c["id"], mc);
+    assert_eq!(c["name"], "aks-arm-test");
+    assert_eq!(c["location"], "northeurope");
+    let p = &c["properties"];
+    assert_eq!(p["provisioningState"], "Succeeded");
+    assert_eq!(p["powerState"]["code"], "Running");
+    assert_eq!(p["kubernetesVersion"], "1.31.5");
+    assert_eq!(p["currentKubernetesVersion"], "1.31.5");
+    assert_eq!(p["nodeResourceGroup"], "MC_rg-arm-test_aks-arm-test_northeurope");
+    assert!(p["fqdn"].as_str().unwrap().ends_with(".hcp.northeurope.azmk8s.io"));
+    assert!(p["fqdn"]
+        .as_str()
+        .unwrap()
+        .starts_with(p["dnsPrefix"].as_str().unwrap()));
+    assert_eq!(p["linuxProfile"]["adminUsername"], "opsadmin");
+    assert!(p["linuxProfile"]["ssh"]["publicKeys"].is_array());
+    assert_eq!(p["autoUpgradeProfile"]["nodeOSUpgradeChannel"], "NodeImage");
+    assert_eq!(p["networkProfile"]["networkPlugin"], "azure");
+    assert_eq!(c["identity"]["type"], "SystemAssigned");
+    let profiles = p["agentPoolProfiles"].as_array().unwrap();
+    assert_eq!(profiles.len(), 3);
+    let system = &profiles[0];
+    assert_eq!(system["name"], "system");
+    assert_eq!(system["count"], 1);
+    assert_eq!(system["mode"], "System");
+    assert_eq!(system["osType"], "Linux");
+    assert_eq!(system["osSKU"], "Ubuntu");
+    assert_eq!(system["nodeImageVersion"], "AKSUbuntu-2204gen2containerd-202501.12.0");
+    assert_eq!(system["orchestratorVersion"], "1.31.5");
+    assert_eq!(system["securityProfile"]["sshAccess"], "LocalUser");
+    assert_eq!(system["availabilityZones"], serde_json::json!(["1", "2"]));
+    assert!(system["upgradeSettings"]["maxSurge"].is_string());
+    assert_eq!(profiles[1]["securityProfile"]["sshAccess"], "Disabled");
+    assert_eq!(profiles[2]["osType"], "Windows");
+    assert_eq!(profiles[2]["osSKU"], "Windows2022");
+
+    // Same object through case-insensitive provider, type and names.
+    let lower = mc
+        .replace(
+            "Microsoft.ContainerService/managedClusters",
+            "microsoft.containerservice/MANAGEDCLUSTERS",
+        )
+        .replace("rg-arm-test", "RG-ARM-TEST");
+    assert_eq!(env.get_ok(&format!("{lower}?{API}")).await["name"], "aks-arm-test");
+
+    let pools = env.get_ok(&format!("{mc}/agentPools?{API}")).await;
+    let names: Vec<&str> = pools["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["system", "user", "win"]);
+    assert_eq!(pools["value"][1]["id"], format!("{mc}/agentPools/user"));
+    assert_eq!(pools["value"][1]["properties"]["count"], 2);
+    let win = env.get_ok(&format!("{mc}/agentPools/win?{API}")).await;
+    assert_eq!(win["properties"]["osType"], "Windows");
+    assert_eq!(win["type"], "Microsoft.ContainerService/managedClusters/agentPools");
+
+    let up = env
+        .get_ok(&format!("{mc}/agentPools/system/upgradeProfiles/default?{API}"))
+        .await;
+    assert_eq!(up["name"], "default");
+    assert_eq!(
+        up["properties"]["latestNodeImageVersion"],
+        "AKSUbuntu-2204gen2containerd-202503.05.0"
+    );
+    let up = env
+        .get_ok(&format!("{mc}/agentPools/user/upgradeProfiles/default?{API}"))
+        .await;
+    assert_eq!(
+        up["properties"]["latestNodeImageVersion"], "AKSUbuntu-2204gen2containerd-202501.12.0",
+        "a pool without a newer image is already on the latest"
+    );
+    let (status, _, body) = env
+        .get(&format!("{mc}/agentPools/nope/upgradeProfiles/default?{API}"))
+        .await;
+    assert_eq!(status, 404, "{body}");
+
+    let machines = env.get_ok(&format!("{mc}/agentPools/user/machines?{API}")).await;
+    let machines = machines["value"].as_array().unwrap();
+    assert_eq!(machines.len(), 2);
+    let user_nodes: Vec<_> = env.sim.shared.nodes.iter().filter(|n| n.pool == "user").collect();
+    let node_rg = "MC_rg-arm-test_aks-arm-test_northeurope";
+    for (m, n) in machines.iter().zip(&user_nodes) {
+        assert_eq!(m["name"], n.name);
+        assert_eq!(m["properties"]["network"]["ipAddresses"][0]["ip"], n.ip.to_string());
+        assert_eq!(m["properties"]["network"]["ipAddresses"][0]["family"], "IPv4");
+        let rid = m["properties"]["resourceId"].as_str().unwrap();
+        assert!(
+            rid.contains(&format!(
+                "/resourceGroups/{node_rg}/providers/Microsoft.Compute/virtualMachineScaleSets/aks-user-"
+            )),
+            "{rid}"
+        );
+        assert!(rid.ends_with(&format!("/virtualMachines/{}", n.instance)), "{rid}");
+        assert_eq!(m["zones"][0], n.zone.clone().unwrap());
+    }
+
+    let mcfg = env.get_ok(&format!("{mc}/maintenanceConfigurations?{API}")).await;
+    assert_eq!(mcfg["value"][0]["name"], "aksManagedNodeOSUpgradeSchedule");
+    let one = env
+        .get_ok(&format!(
+            "{mc}/maintenanceConfigurations/aksManagedNodeOSUpgradeSchedule?{API}"
+        ))
+        .await;
+    let w = &one["properties"]["maintenanceWindow"];
+    assert_eq!(w["schedule"]["weekly"]["intervalWeeks"], 1);
+    assert!(w["durationHours"].as_i64().unwrap() >= 4);
+    assert!(w["utcOffset"].is_string() && w["startTime"].is_string());
+
+    // The scale sets in the node resource group: computer names are the node names.
+    let rid = machines[0]["properties"]["resourceId"].as_str().unwrap();
+    let vmss_path = rid.rsplit_once("/virtualMachines/").unwrap().0;
+    let vms = env.get_ok(&format!("{vmss_path}/virtualMachines?{API}")).await;
+    let vms = vms["value"].as_array().unwrap();
+    assert_eq!(vms.len(), 2);
+    for (vm, n) in vms.iter().zip(&user_nodes) {
+        assert_eq!(vm["properties"]["osProfile"]["computerName"], n.name);
+        assert_eq!(vm["instanceId"], n.instance.to_string());
+        assert_eq!(vm["type"], "Microsoft.Compute/virtualMachineScaleSets/virtualMachines");
+        assert_eq!(vm["properties"]["provisioningState"], "Succeeded");
+        assert_eq!(
+            vm["id"].as_str().unwrap(),
+            format!("{vmss_path}/virtualMachines/{}", n.instance)
+        );
+    }
+    let win_node = env.sim.shared.nodes.iter().find(|n| n.pool == "win").unwrap();
+    let win_vms = env
+        .get_ok(&format!(
+            "/subscriptions/{}/resourceGroups/{node_rg}/providers/Microsoft.Compute/virtualMachineScaleSets/akswin/virtualMachines?{API}&$expand=instanceView",
+            env.sub()
+        ))
+        .await;
+    assert_eq!(
+        win_vms["value"][0]["properties"]["osProfile"]["computerName"],
+        win_node.name
+    );
+    assert_eq!(
+        win_vms["value"][0]["properties"]["storageProfile"]["osDisk"]["osType"],
+        "Windows"
+    );
+    assert_eq!(
+        win_vms["value"][0]["properties"]["instanceView"]["statuses"][1]["code"],
+        "PowerState/running"
+    );
+
+    let sub = env
+        .get_ok(&format!("/subscriptions/{}?api-version=2022-12-01", env.sub()))
+        .await;
+    assert_eq!(sub["subscriptionId"], env.sub());
+    assert_eq!(sub["state"], "Enabled");
+    env.sim.shutdown().await;
+}
+
+async fn follow_pages(env: &Env, first: &str) -> (Vec<String>, usize) {
+    let mut names = vec![];
+    let mut pages = 0;
+    let mut next = Some(first.to_string());
+    while let Some(url) = next {
+        let page = env.get_ok(&url).await;
+        pages += 1;
+        let value = page["value"].as_array().unwrap();
+        assert!(value.len() <= aks_sim::arm::PAGE_SIZE, "page too large: {page}");
+        names.extend(value.iter().map(|c| c["name"].as_str().unwrap().to_string()));
+        next = page["nextLink"].as_str().map(str::to_string);
+        if let Some(n) = &next {
+            assert!(
+                n.starts_with(&env.sim.endpoints().arm_url),
+                "nextLink must be absolute: {n}"
+            );
+            assert!(n.contains("$skipToken="), "{n}");
+            assert!(n.contains("api-version="), "{n}");
+        }
+        assert!(pages < 10, "paging does not end");
+    }
+    (names, pages)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_page_with_next_link() {
+    let env = Env::start().await;
+    let expected = ["aks-arm-test", "aks-extra-01", "aks-extra-02", "aks-extra-03"];
+    let (names, pages) = follow_pages(
+        &env,
+        &format!(
+            "/subscriptions/{}/providers/Microsoft.ContainerService/managedClusters?{API}",
+            env.sub()
+        ),
+    )
+    .await;
+    assert_eq!(names, expected);
+    assert_eq!(pages, 2);
+    let (names, pages) = follow_pages(
+        &env,
+        &format!(
+            "/subscriptions/{}/resourceGroups/rg-arm-test/providers/Microsoft.ContainerService/managedClusters?{API}",
+            env.sub()
+        ),
+    )
+    .await;
+    assert_eq!(names, expected);
+    assert_eq!(pages, 2);
+
+    // An extra cluster is there, stopped and empty.
+    let extra = env
+        .get_ok(&format!(
+            "/subscriptions/{}/resourceGroups/rg-arm-test/providers/Microsoft.ContainerService/managedClusters/aks-extra-02?{API}",
+            env.sub()
+        ))
+        .await;
+    assert_eq!(extra["properties"]["powerState"]["code"], "Stopped");
+
+    let (status, _, body) = env
+        .get(&format!(
+            "/subscriptions/{}/providers/Microsoft.ContainerService/managedClusters?{API}&$skipToken=garbage!",
+            env.sub()
+        ))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_base64_kubeconfigs() {
+    let env = Env::start().await;
+    let token = env.token();
+    for (op, admin, name) in [
+        ("listClusterUserCredential", false, "clusterUser"),
+        ("listClusterAdminCredential", true, "clusterAdmin"),
+    ] {
+        let (status, _, body) = env
+            .call(reqwest::Method::POST, &format!("{}/{op}?{API}", env.mc()), Some(&token))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let kc = &body["kubeconfigs"][0];
+        assert_eq!(kc["name"], name);
+        let yaml = base64::engine::general_purpose::STANDARD
+            .decode(kc["value"].as_str().unwrap())
+            .expect("base64");
+        let yaml = String::from_utf8(yaml).unwrap();
+        assert_eq!(yaml, aks_sim::kubeconfig(&env.sim.shared, admin));
+        assert!(yaml.contains(&env.sim.endpoints().kube_url));
+        let expected_token = if admin {
+            &env.sim.shared.tokens.kube_admin
+        } else {
+            &env.sim.shared.tokens.kube_user
+        };
+        assert!(yaml.contains(expected_token.as_str()));
+    }
+    // GET is not how credentials are listed.
+    let (status, _, body) = env.get(&format!("{}/listClusterUserCredential?{API}", env.mc())).await;
+    assert_eq!(status, 405, "{body}");
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_have_arm_shapes() {
+    let env = Env::start().await;
+    let mc = env.mc();
+    let token = env.token();
+
+    let (status, _, body) = env.get(&mc).await;
+    assert_eq!(status, 400);
+    assert_eq!(error_code(&body), "MissingApiVersionParameter");
+    assert_eq!(
+        body["error"]["message"],
+        "The api-version query parameter (?api-version=) is required for all requests."
+    );
+
+    let (status, headers, body) = env.call(reqwest::Method::GET, &format!("{mc}?{API}"), None).await;
+    assert_eq!(status, 401);
+    assert_eq!(error_code(&body), "AuthenticationFailed");
+    assert_eq!(
+        body["error"]["message"],
+        "Authentication failed. The 'Authorization' header is missing."
+    );
+    assert!(headers.contains_key("www-authenticate"));
+
+    let (status, _, body) = env
+        .call(reqwest::Method::GET, &format!("{mc}?{API}"), Some("not-a-token"))
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(error_code(&body), "InvalidAuthenticationToken");
+
+    let (status, _, body) = env
+        .call(
+            reqwest::Method::GET,
+            &format!("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-arm-test?{API}"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(error_code(&body), "SubscriptionNotFound");
+
+    let (status, _, body) = env
+        .get(&format!(
+            "/subscriptions/{}/resourceGroups/rg-nope/providers/Microsoft.ContainerService/managedClusters/aks-arm-test?{API}",
+            env.sub()
+        ))
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(error_code(&body), "ResourceGroupNotFound");
+    assert_eq!(body["error"]["message"], "Resource group 'rg-nope' could not be found.");
+
+    let (status, _, body) = env
+        .get(&format!(
+            "/subscriptions/{}/resourceGroups/rg-arm-test/providers/Microsoft.ContainerService/managedClusters/aks-nope?{API}",
+            env.sub()
+        ))
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(error_code(&body), "ResourceNotFound");
+    assert_eq!(
+        body["error"]["message"],
+        "The Resource 'Microsoft.ContainerService/managedClusters/aks-nope' under resource group 'rg-arm-test' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+    );
+
+    let (status, _, body) = env
+        .get(&format!(
+            "/subscriptions/{}/resourceGroups/rg-arm-test/providers/Microsoft.ContainerService/fleets?{API}",
+            env.sub()
+        ))
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(error_code(&body), "InvalidResourceType");
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttle_and_5xx_then_success() {
+    let env = Env::start().await;
+    let url = format!("{}?{API}", env.mc());
+    env.sim
+        .fault(Fault::ArmThrottle {
+            count: 2,
+            retry_after: 7,
+        })
+        .unwrap();
+    for _ in 0..2 {
+        let (status, headers, body) = env.get(&url).await;
+        assert_eq!(status, 429, "{body}");
+        assert_eq!(error_code(&body), "TooManyRequests");
+        assert_eq!(headers.get("retry-after").unwrap(), "7");
+    }
+    assert_eq!(env.get_ok(&url).await["name"], "aks-arm-test");
+
+    env.sim.fault(Fault::ArmError { count: 1, status: 503 }).unwrap();
+    let (status, _, body) = env.get(&url).await;
+    assert_eq!(status, 503);
+    assert_eq!(error_code(&body), "ServiceUnavailable");
+    assert_eq!(env.get_ok(&url).await["name"], "aks-arm-test");
+
+    // An unauthenticated request does not use up an injected fault.
+    env.sim
+        .fault(Fault::ArmThrottle {
+            count: 1,
+            retry_after: 1,
+        })
+        .unwrap();
+    let (status, _, _) = env.call(reqwest::Method::GET, &url, None).await;
+    assert_eq!(status, 401);
+    let (status, _, _) = env.get(&url).await;
+    assert_eq!(status, 429);
+    env.sim.shutdown().await;
+}
+
+fn az(state_dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(state_dir.join("bin/az"))
+        .args(args)
+        .output()
+        .expect("the az stand-in runs")
+}
+
+fn az_token(state_dir: &Path) -> String {
+    let out = az(
+        state_dir,
+        &[
+            "account",
+            "get-access-token",
+            "--output",
+            "json",
+            "--resource",
+            "https://management.azure.com/",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("az prints JSON");
+    v["accessToken"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn az_standin_prints_what_the_cli_prints() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::start().await;
+    let d = env.sim.state_dir().to_path_buf();
+    let mode = |p: &str| std::fs::metadata(d.join(p)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("bin/az"), 0o755);
+    assert_eq!(mode("az/access-token"), 0o600);
+    assert_eq!(mode("sp.json"), 0o600);
+
+    let out = az(
+        &d,
+        &[
+            "account",
+            "get-access-token",
+            "-o",
+            "json",
+            "--scope",
+            ARM_SCOPE,
+            "--tenant",
+            &env.sim.endpoints().tenant_id,
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["accessToken"], env.token());
+    assert_eq!(v["tokenType"], "Bearer");
+    assert_eq!(v["subscription"], env.sub());
+    assert_eq!(v["tenant"], env.sim.endpoints().tenant_id);
+    let now = chrono::Utc::now().timestamp();
+    let exp = v["expires_on"].as_i64().expect("expires_on is unix seconds");
+    assert!((now + 3000..=now + 3700).contains(&exp), "{exp} vs {now}");
+    let local = v["expiresOn"].as_str().unwrap();
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M:%S%.6f").is_ok(),
+        "{local}"
+    );
+
+    let out = az(&d, &["account", "show", "-o", "json"]);
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["id"], env.sub());
+    assert_eq!(v["tenantId"], env.sim.endpoints().tenant_id);
+    assert_eq!(v["isDefault"], true);
+    assert_eq!(v["state"], "Enabled");
+    assert_eq!(v["user"]["type"], "user");
+    let out = az(&d, &["account", "show", "--query", "id", "-o", "tsv"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), env.sub());
+
+    for bad in [
+        vec!["aks", "list"],
+        vec![
+            "account",
+            "get-access-token",
+            "--tenant",
+            "00000000-0000-0000-0000-000000000000",
+        ],
+        vec![
+            "account",
+            "get-access-token",
+            "--scope",
+            "https://vault.azure.net/.default",
+        ],
+        vec!["account", "show", "--subscription", "somebody-elses"],
+        vec!["account", "show", "--bogus", "x"],
+    ] {
+        let out = az(&d, &bad);
+        assert_eq!(out.status.code(), Some(1), "az {bad:?}");
+        assert!(out.stdout.is_empty(), "az {bad:?} printed to stdout");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).starts_with("ERROR: "),
+            "az {bad:?}"
+        );
+    }
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_token_is_refused_and_az_gets_a_fresh_one() {
+    let env = Env::start().await;
+    let d = env.sim.state_dir().to_path_buf();
+    let url = format!("{}?{API}", env.mc());
+    let before = az_token(&d);
+    let (status, _, _) = env.call(reqwest::Method::GET, &url, Some(&before)).await;
+    assert_eq!(status, 200);
+
+    env.sim.fault(Fault::ExpiredToken).unwrap();
+    let (status, _, body) = env.call(reqwest::Method::GET, &url, Some(&before)).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(error_code(&body), "ExpiredAuthenticationToken");
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("The access token expiry UTC time '") && msg.contains("' is earlier than current UTC time '"),
+        "{msg}"
+    );
+    assert!(!msg.contains(&before), "the token must not be echoed");
+
+    let after = az_token(&d);
+    assert_ne!(after, before);
+    let (status, _, body) = env.call(reqwest::Method::GET, &url, Some(&after)).await;
+    assert_eq!(status, 200, "{body}");
+    env.sim.shutdown().await;
+}
+
+/// Runs azure_identity's `/bin/sh -c "cd /bin && az ..."` with the stand-in first on PATH,
+/// for the child only (the test process's environment is shared by every test).
+#[derive(Debug)]
+struct PathExecutor(String);
+
+#[async_trait::async_trait]
+impl azure_identity::Executor for PathExecutor {
+    async fn run(&self, program: &OsStr, args: &[&OsStr]) -> std::io::Result<std::process::Output> {
+        tokio::process::Command::new(program)
+            .args(args)
+            .env("PATH", &self.0)
+            .output()
+            .await
+    }
+}
+
+async fn arm_accepts(env: &Env, token: &str) {
+    let (status, _, body) = env
+        .call(reqwest::Method::GET, &format!("{}?{API}", env.mc()), Some(token))
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_identity_cli_credential() {
+    let env = Env::start().await;
+    let path = format!("{}/bin:/usr/local/bin:/usr/bin:/bin", env.sim.state_dir().display());
+    let cred = azure_identity::AzureCliCredential::new(Some(azure_identity::AzureCliCredentialOptions {
+        executor: Some(Arc::new(PathExecutor(path))),
+        tenant_id: Some(env.sim.endpoints().tenant_id.clone()),
+        ..Default::default()
+    }))
+    .unwrap();
+    let token = cred
+        .get_token(&[ARM_SCOPE], None)
+        .await
+        .expect("AzureCliCredential gets a token");
+    assert!(token.expires_on > azure_core::time::OffsetDateTime::now_utc());
+    arm_accepts(&env, token.token.secret()).await;
+
+    // Without the stand-in on PATH there is no az.
+    let cred = azure_identity::AzureCliCredential::new(Some(azure_identity::AzureCliCredentialOptions {
+        executor: Some(Arc::new(PathExecutor("/nonexistent".into()))),
+        ..Default::default()
+    }))
+    .unwrap();
+    let err = cred.get_token(&[ARM_SCOPE], None).await.expect_err("no az");
+    assert!(err.to_string().contains("az not found on PATH"), "{err}");
+    env.sim.shutdown().await;
+}
+
+fn client_options(env: &Env) -> azure_core::http::ClientOptions {
+    let mut custom = azure_core::cloud::CustomConfiguration::default();
+    custom.authority_host = env.sim.endpoints().arm_url.clone();
+    azure_core::http::ClientOptions {
+        transport: Some(azure_core::http::Transport::new(Arc::new(ca_client(
+            env.sim.state_dir(),
+        )))),
+        cloud: Some(Arc::new(azure_core::cloud::CloudConfiguration::Custom(custom))),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_identity_client_secret_and_workload_identity() {
+    let env = Env::start().await;
+    let sp: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.sim.state_dir().join("sp.json")).unwrap()).unwrap();
+    let tenant = sp["tenantId"].as_str().unwrap();
+    let client_id = sp["clientId"].as_str().unwrap().to_string();
+    assert_eq!(sp["authorityHost"], env.sim.endpoints().arm_url);
+
+    let cred = azure_identity::ClientSecretCredential::new(
+        tenant,
+        client_id.clone(),
+        sp["clientSecret"].as_str().unwrap().to_string().into(),
+        Some(azure_identity::ClientSecretCredentialOptions {
+            client_options: client_options(&env),
+        }),
+    )
+    .unwrap();
+    let token = cred
+        .get_token(&[ARM_SCOPE], None)
+        .await
+        .expect("ClientSecretCredential gets a token");
+    arm_accepts(&env, token.token.secret()).await;
+
+    let bad = azure_identity::ClientSecretCredential::new(
+        tenant,
+        client_id.clone(),
+        "wrong-secret".to_string().into(),
+        Some(azure_identity::ClientSecretCredentialOptions {
+            client_options: client_options(&env),
+        }),
+    )
+    .unwrap();
+    let err = bad.get_token(&[ARM_SCOPE], None).await.expect_err("wrong secret");
+    assert!(err.to_string().contains("AADSTS7000215"), "{err}");
+
+    let wi = azure_identity::WorkloadIdentityCredential::new(Some(azure_identity::WorkloadIdentityCredentialOptions {
+        credential_options: azure_identity::ClientAssertionCredentialOptions {
+            client_options: client_options(&env),
+        },
+        client_id: Some(client_id),
+        tenant_id: Some(tenant.to_string()),
+        token_file_path: Some(sp["federatedTokenFile"].as_str().unwrap().into()),
+    }))
+    .unwrap();
+    let token = wi
+        .get_token(&[ARM_SCOPE], None)
+        .await
+        .expect("WorkloadIdentityCredential gets a token");
+    arm_accepts(&env, token.token.secret()).await;
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_endpoint_errors_are_entra_shaped() {
+    let env = Env::start().await;
+    let ep = env.sim.endpoints();
+    let tokens = &env.sim.shared.tokens;
+    let post = |tenant: &str, form: Vec<(&str, &str)>| {
+        env.http
+            .post(format!("{}/{tenant}/oauth2/v2.0/token", ep.arm_url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(
+                form.iter()
+                    .map(|(k, v)| format!("{k}={}", v.replace(':', "%3A").replace('/', "%2F")))
+                    .collect::<Vec<_>>()
+                    .join("&"),
+            )
+            .send()
+    };
+    let good = vec![
+        ("grant_type", "client_credentials"),
+        ("client_id", tokens.client_id.as_str()),
+        ("client_secret", tokens.client_secret.as_str()),
+        ("scope", ARM_SCOPE),
+    ];
+    let r = post(&ep.tenant_id, good.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["expires_in"], 3599);
+    assert!(tokens.arm_valid(v["access_token"].as_str().unwrap()));
+
+    let mut wrong = good.clone();
+    wrong[2].1 = "nope";
+    let r = post(&ep.tenant_id, wrong).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "invalid_client");
+    assert!(v["error_description"]
+        .as_str()
+        .unwrap()
+        .starts_with("AADSTS7000215: Invalid client secret provided"));
+
+    let r = post("00000000-0000-0000-0000-000000000000", good.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    let mut other_scope = good.clone();
+    other_scope[3].1 = "https://vault.azure.net/.default";
+    let r = post(&ep.tenant_id, other_scope).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "invalid_resource");
+
+    let r = env
+        .http
+        .get(format!(
+            "{}/{}/v2.0/.well-known/openid-configuration",
+            ep.arm_url, ep.tenant_id
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["token_endpoint"],
+        format!("{}/{}/oauth2/v2.0/token", ep.arm_url, ep.tenant_id)
+    );
+    env.sim.shutdown().await;
+}

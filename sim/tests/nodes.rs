@@ -1,0 +1,743 @@
+//! The machines behind the nodes, driven with the system `ssh` client as aks-patch drives
+//! them: per-node chroots behind one sshd config, the apt/uname/sudo/reboot shims, faults
+//! and the reboot lifecycle. Needs root, openssh-server and busybox-static (see README).
+
+use aks_sim::events::kinds;
+use aks_sim::{model, store, Fault, Scenario, Sim, SimConfig};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncBufReadExt;
+
+const SCENARIO: &str = r#"
+cluster: {name: nodes-test, adminUsername: azureuser}
+timing:
+  shutdownSeconds: 0.3
+  bootSeconds: 1.5
+  readySeconds: 0.3
+  aptSeconds: 0.1
+  aptUpdateSeconds: 0.05
+pools:
+  - name: sys
+    mode: System
+    count: 2
+    vmssId: "11111111"
+    kernel: 5.15.0-1068-azure
+    updates:
+      - {name: linux-azure, from: 5.15.0.1068.66, to: 5.15.0.1073.71, pocket: jammy-security, kernel: 5.15.0-1073-azure}
+      - {name: openssl, from: 3.0.2-0ubuntu1.18, to: 3.0.2-0ubuntu1.19, pocket: jammy-security}
+      - {name: libc6, from: 2.35-0ubuntu3.8, to: 2.35-0ubuntu3.9, pocket: jammy-security, rebootRequired: true}
+      - {name: curl, from: 7.81.0-1ubuntu1.18, to: 7.81.0-1ubuntu1.20, pocket: jammy-updates}
+  - name: user
+    count: 2
+    vmssId: "22222222"
+    kernel: 5.15.0-1070-azure
+  - name: win
+    osType: Windows
+    count: 1
+nodes:
+  aks-user-22222222-vmss000001:
+    rebootRequired: [linux-image-5.15.0-1073-azure, libc6]
+"#;
+
+const SYS0: &str = "aks-sys-11111111-vmss000000";
+const SYS1: &str = "aks-sys-11111111-vmss000001";
+const USER0: &str = "aks-user-22222222-vmss000000";
+const USER1: &str = "aks-user-22222222-vmss000001";
+const WIN0: &str = "akswin000000";
+
+struct Harness {
+    sim: Sim,
+    _dir: tempfile::TempDir,
+    known_hosts: PathBuf,
+}
+
+async fn start(yaml: &str) -> Harness {
+    let scenario = Scenario::parse(yaml, "nodes.rs").expect("test scenario parses");
+    start_with(scenario).await
+}
+
+async fn start_with(scenario: Scenario) -> Harness {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = Sim::start(SimConfig::new(dir.path().join("state"), scenario))
+        .await
+        .expect("the emulator starts");
+    let known_hosts = dir.path().join("known_hosts");
+    Harness {
+        sim,
+        _dir: dir,
+        known_hosts,
+    }
+}
+
+impl Harness {
+    fn ip(&self, node: &str) -> String {
+        self.sim.shared.node(node).expect("node exists").ip.to_string()
+    }
+
+    fn key(&self) -> PathBuf {
+        self.sim.state_dir().join("ssh/id_ed25519")
+    }
+
+    fn ssh_command(&self, node: &str, command: &str) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new("ssh");
+        c.arg("-F")
+            .arg("/dev/null")
+            .arg("-i")
+            .arg(self.key())
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
+            .args(["-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes"])
+            .args([
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "ConnectTimeout=5",
+                "-o",
+                "LogLevel=ERROR",
+            ])
+            .arg("-p")
+            .arg(self.sim.endpoints().ssh_port.to_string())
+            .arg(format!("azureuser@{}", self.ip(node)))
+            .arg(command)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        c
+    }
+
+    /// Run a command on a node over SSH.
+    async fn ssh(&self, node: &str, command: &str) -> Output {
+        tokio::time::timeout(Duration::from_secs(60), self.ssh_command(node, command).output())
+            .await
+            .unwrap_or_else(|_| panic!("ssh {node} `{command}` did not finish in 60s"))
+            .expect("ssh runs")
+    }
+
+    /// Run a command that must succeed; its stdout.
+    async fn ssh_ok(&self, node: &str, command: &str) -> String {
+        let out = self.ssh(node, command).await;
+        assert!(
+            out.status.success(),
+            "ssh {node} `{command}` failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn node_object(&self, node: &str) -> serde_json::Value {
+        self.sim
+            .shared
+            .store
+            .get(store::NODES, None, node)
+            .expect("node object")
+    }
+
+    fn ready(&self, node: &str) -> String {
+        model::ready_status(&self.node_object(node)).to_string()
+    }
+
+    fn boot_id(&self, node: &str) -> String {
+        self.node_object(node)["status"]["nodeInfo"]["bootID"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn machine(&self, node: &str) -> serde_json::Value {
+        self.sim
+            .shared
+            .node_runtime
+            .get()
+            .expect("node runtime")
+            .machine_status(&self.sim.shared, node)
+    }
+
+    fn events_for(&self, node: &str) -> Vec<aks_sim::SimEvent> {
+        self.sim
+            .events()
+            .into_iter()
+            .filter(|e| e.node.as_deref() == Some(node))
+            .collect()
+    }
+
+    /// Shut down and prove nothing is left: no node roots, no sshd for this config, no process
+    /// chrooted into the instance.
+    async fn finish(self) {
+        let rt = self.sim.shared.node_runtime.get().expect("node runtime");
+        let instance = rt.instance_dir().to_path_buf();
+        let config = self.sim.state_dir().join("ssh/sshd_config");
+        assert!(instance.starts_with("/var/lib/aks-sim"), "{}", instance.display());
+        assert!(instance.is_dir());
+        self.sim.shutdown().await;
+        assert!(!instance.exists(), "{} is left behind", instance.display());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = processes_using(&config, &instance);
+            if left.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "processes left behind: {left:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Live (not zombie) processes whose command line names `config` or whose root is under `instance`.
+fn processes_using(config: &Path, instance: &Path) -> Vec<String> {
+    let needle = config.display().to_string();
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let p = e.path();
+        if !e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(p.join("stat")).unwrap_or_default();
+        if stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        {
+            continue;
+        }
+        let cmdline = std::fs::read(p.join("cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+            .unwrap_or_default();
+        let root = std::fs::read_link(p.join("root")).unwrap_or_default();
+        if cmdline.contains(&needle) || root.starts_with(instance) {
+            out.push(format!("{}: {cmdline}", e.file_name().to_string_lossy()));
+        }
+    }
+    out
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ssh_serves_each_node_its_own_root() {
+    let h = start(SCENARIO).await;
+
+    // Every node answers with its own kernel, through one sshd config.
+    let t = Instant::now();
+    assert_eq!(h.ssh_ok(SYS0, "uname -r").await, "5.15.0-1068-azure\n");
+    println!(
+        "first ssh round trip (connect, sshd -i, key auth, command): {:?}",
+        t.elapsed()
+    );
+    let t = Instant::now();
+    assert_eq!(h.ssh_ok(SYS0, "true").await, "");
+    println!("second ssh round trip: {:?}", t.elapsed());
+    assert_eq!(h.ssh_ok(USER0, "uname -r").await, "5.15.0-1070-azure\n");
+    assert_eq!(h.ssh_ok(USER1, "/bin/uname -r").await, "5.15.0-1070-azure\n");
+    assert_eq!(
+        h.ssh_ok(SYS1, "uname -a").await,
+        format!("Linux {SYS1} 5.15.0-1068-azure {} x86_64 x86_64 x86_64 GNU/Linux\n", {
+            let v = h.ssh_ok(SYS1, "cat /proc/sys/kernel/version").await;
+            v.trim().to_string()
+        })
+    );
+    assert_eq!(h.ssh_ok(SYS1, "hostname").await, format!("{SYS1}\n"));
+    assert_eq!(h.ssh_ok(SYS1, "id -un").await, "azureuser\n");
+    let os = h
+        .ssh_ok(SYS0, ". /etc/os-release; echo $ID $VERSION_CODENAME; lsb_release -cs")
+        .await;
+    assert_eq!(os, "ubuntu jammy\njammy\n");
+
+    // The bootID inside is the Node's, and so is the address.
+    assert_eq!(
+        h.ssh_ok(USER0, "cat /proc/sys/kernel/random/boot_id").await.trim(),
+        h.boot_id(USER0)
+    );
+    assert_eq!(h.ssh_ok(USER0, "hostname -I").await.trim(), h.ip(USER0));
+    let up = h.ssh_ok(USER0, "uptime -s; uptime -p").await;
+    assert!(up.contains("up 6 weeks") || up.contains("up 42 days"), "{up}");
+
+    // /var/run/reboot-required is per node.
+    let marker =
+        "test -f /var/run/reboot-required && cat /var/run/reboot-required /var/run/reboot-required.pkgs || echo none";
+    assert_eq!(h.ssh_ok(USER0, marker).await, "none\n");
+    assert_eq!(
+        h.ssh_ok(USER1, marker).await,
+        "*** System restart required ***\nlinux-image-5.15.0-1073-azure\nlibc6\n"
+    );
+    let m = h.machine(USER1);
+    assert_eq!(m["rebootRequired"], true);
+    assert_eq!(m["runningKernel"], "5.15.0-1070-azure");
+    assert_eq!(
+        m["installedKernels"],
+        serde_json::json!(["5.15.0-1070-azure", "5.15.0-1073-azure"])
+    );
+
+    // A file written on one node is not on the other.
+    h.ssh_ok(SYS0, "echo mine > /tmp/where").await;
+    assert_eq!(h.ssh_ok(SYS0, "cat /tmp/where").await, "mine\n");
+    assert!(!h.ssh(SYS1, "cat /tmp/where").await.status.success());
+
+    // sshd logged key logins for every node through the same config.
+    let log = std::fs::read_to_string(h.sim.state_dir().join("ssh/sshd.log")).expect("sshd log");
+    let accepted = log.matches("Accepted publickey for azureuser").count();
+    assert!(accepted >= 4, "{accepted} key logins in the sshd log:\n{log}");
+    let config = std::fs::read_to_string(h.sim.state_dir().join("ssh/sshd_config")).expect("config");
+    assert_eq!(config.matches("Match LocalAddress").count(), 4, "{config}");
+    assert!(h.events_for(SYS0).iter().any(|e| e.kind == kinds::SSH_SESSION));
+
+    // A Windows node exists but refuses SSH.
+    assert!(h.sim.shared.node(WIN0).is_some());
+    let out = h.ssh(WIN0, "true").await;
+    assert_eq!(out.status.code(), Some(255));
+    assert!(stderr(&out).contains("Connection refused"), "{}", stderr(&out));
+    assert_eq!(h.machine(WIN0)["sshUp"], false);
+
+    // sudo runs the command with the environment given.
+    assert_eq!(
+        h.ssh_ok(
+            SYS0,
+            "sudo -n DEBIAN_FRONTEND=noninteractive sh -c 'echo $DEBIAN_FRONTEND $SUDO_USER'"
+        )
+        .await,
+        "noninteractive azureuser\n"
+    );
+    let out = h.ssh(SYS0, "sudo no-such-command").await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("sudo: no-such-command: command not found"));
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn apt_reports_and_upgrades_like_ubuntu() {
+    let h = start(SCENARIO).await;
+
+    let out = h.ssh(SYS0, "apt list --upgradable").await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "Listing...\n\
+         curl/jammy-updates 7.81.0-1ubuntu1.20 amd64 [upgradable from: 7.81.0-1ubuntu1.18]\n\
+         libc6/jammy-updates,jammy-security 2.35-0ubuntu3.9 amd64 [upgradable from: 2.35-0ubuntu3.8]\n\
+         linux-azure/jammy-updates,jammy-security 5.15.0.1073.71 amd64 [upgradable from: 5.15.0.1068.66]\n\
+         openssl/jammy-updates,jammy-security 3.0.2-0ubuntu1.19 amd64 [upgradable from: 3.0.2-0ubuntu1.18]\n"
+    );
+    assert_eq!(
+        stderr(&out),
+        "\nWARNING: apt does not have a stable CLI interface. Use with caution in scripts.\n\n"
+    );
+
+    // Simulation: no root needed, the NOTE header, kernel kept back.
+    let sec = "Ubuntu:22.04/jammy-updates, Ubuntu:22.04/jammy-security [amd64]";
+    let out = h.ssh_ok(SYS0, "apt-get -s upgrade").await;
+    assert_eq!(
+        out,
+        format!(
+            "NOTE: This is only a simulation!\n      apt-get needs root privileges for real execution.\n      \
+             Keep also in mind that locking is deactivated,\n      so don't depend on the relevance to the real current situation!\n\
+             Reading package lists...\nBuilding dependency tree...\nReading state information...\nCalculating upgrade...\n\
+             The following packages have been kept back:\n  linux-azure\n\
+             The following packages will be upgraded:\n  curl libc6 openssl\n\
+             3 upgraded, 0 newly installed, 0 to remove and 1 not upgraded.\n\
+             Inst openssl [3.0.2-0ubuntu1.18] (3.0.2-0ubuntu1.19 {sec})\n\
+             Inst libc6 [2.35-0ubuntu3.8] (2.35-0ubuntu3.9 {sec})\n\
+             Inst curl [7.81.0-1ubuntu1.18] (7.81.0-1ubuntu1.20 Ubuntu:22.04/jammy-updates [amd64])\n\
+             Conf openssl (3.0.2-0ubuntu1.19 {sec})\n\
+             Conf libc6 (2.35-0ubuntu3.9 {sec})\n\
+             Conf curl (7.81.0-1ubuntu1.20 Ubuntu:22.04/jammy-updates [amd64])\n"
+        )
+    );
+    let out = h.ssh_ok(SYS0, "sudo apt-get --simulate dist-upgrade").await;
+    assert!(!out.contains("NOTE: This is only a simulation!"), "{out}");
+    assert!(
+        out.contains(
+            "The following NEW packages will be installed:\n  linux-image-5.15.0-1073-azure linux-modules-5.15.0-1073-azure\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("4 upgraded, 2 newly installed, 0 to remove and 0 not upgraded.\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("Inst linux-image-5.15.0-1073-azure (5.15.0-1073.71 {sec})\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("Inst linux-azure [5.15.0.1068.66] (5.15.0.1073.71 {sec})\n")),
+        "{out}"
+    );
+
+    // Without root, apt-get refuses to change anything; without -y it asks and aborts.
+    let out = h.ssh(SYS0, "apt-get upgrade -y").await;
+    assert_eq!(out.status.code(), Some(100));
+    assert!(stderr(&out).contains("are you root?"), "{}", stderr(&out));
+    let out = h.ssh(SYS0, "sudo apt-get upgrade").await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).ends_with("Do you want to continue? [Y/n] Abort.\n"),
+        "{}",
+        stdout(&out)
+    );
+
+    h.ssh_ok(SYS0, "sudo apt-get update").await;
+    let update = h.ssh_ok(SYS0, "sudo apt-get update").await;
+    assert!(
+        update.starts_with("Hit:1 http://azure.archive.ubuntu.com/ubuntu jammy InRelease\n"),
+        "{update}"
+    );
+    assert!(update.ends_with("Reading package lists...\n"), "{update}");
+
+    // Plain upgrade keeps the new kernel ABI back; libc6 asks for a reboot.
+    let out = h
+        .ssh_ok(
+            SYS0,
+            "sudo DEBIAN_FRONTEND=noninteractive apt-get -o Dpkg::Options::=--force-confold -q upgrade -y",
+        )
+        .await;
+    assert!(
+        out.contains("The following packages have been kept back:\n  linux-azure\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Unpacking openssl (3.0.2-0ubuntu1.19) over (3.0.2-0ubuntu1.18) ...\n"),
+        "{out}"
+    );
+    assert!(out.contains("Setting up libc6:amd64 (2.35-0ubuntu3.9) ...\n"), "{out}");
+    assert_eq!(
+        h.ssh_ok(SYS0, "cat /var/run/reboot-required.pkgs; apt list --upgradable 2>/dev/null").await,
+        "libc6\nListing...\nlinux-azure/jammy-updates,jammy-security 5.15.0.1073.71 amd64 [upgradable from: 5.15.0.1068.66]\n"
+    );
+    assert_eq!(h.ssh_ok(SYS0, "ls /boot").await, "vmlinuz-5.15.0-1068-azure\n");
+
+    // --with-new-pkgs installs it and names it in the marker.
+    let out = h.ssh_ok(SYS0, "sudo apt-get upgrade --with-new-pkgs -y").await;
+    assert!(
+        out.contains("Setting up linux-image-5.15.0-1073-azure (5.15.0-1073.71) ...\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 upgraded, 2 newly installed, 0 to remove and 0 not upgraded.\n"),
+        "{out}"
+    );
+    assert_eq!(
+        h.ssh_ok(
+            SYS0,
+            "cat /var/run/reboot-required /var/run/reboot-required.pkgs; ls /boot"
+        )
+        .await,
+        "*** System restart required ***\nlibc6\nlinux-image-5.15.0-1073-azure\n\
+         vmlinuz-5.15.0-1068-azure\nvmlinuz-5.15.0-1073-azure\n"
+    );
+    assert_eq!(
+        h.ssh_ok(SYS0, "apt list --upgradable 2>/dev/null").await,
+        "Listing...\n"
+    );
+    // Still the old kernel until the reboot.
+    assert_eq!(h.ssh_ok(SYS0, "uname -r").await, "5.15.0-1068-azure\n");
+    let m = h.machine(SYS0);
+    assert_eq!(m["pendingUpdates"], serde_json::json!([]));
+    assert_eq!(
+        m["rebootPackages"],
+        serde_json::json!(["libc6", "linux-image-5.15.0-1073-azure"])
+    );
+
+    // The other node of the pool is untouched; `install --only-upgrade` pulls the kernel in.
+    let out = h
+        .ssh_ok(SYS1, "sudo apt-get install --only-upgrade -y linux-azure openssl bash")
+        .await;
+    assert!(
+        out.contains("Skipping bash, it is not installed and only upgrades are requested.\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("2 upgraded, 2 newly installed, 0 to remove and 2 not upgraded.\n"),
+        "{out}"
+    );
+    assert_eq!(
+        h.ssh_ok(SYS1, "cat /var/run/reboot-required.pkgs").await,
+        "linux-image-5.15.0-1073-azure\n"
+    );
+    let out = h.ssh_ok(SYS1, "sudo apt-get install -y openssl").await;
+    assert!(
+        out.contains("openssl is already the newest version (3.0.2-0ubuntu1.19).\n"),
+        "{out}"
+    );
+    let out = h.ssh(SYS1, "sudo apt-get install -y no-such-package").await;
+    assert_eq!(out.status.code(), Some(100));
+    assert!(stderr(&out).contains("E: Unable to locate package no-such-package"));
+    // dist-upgrade takes the rest.
+    let out = h.ssh_ok(SYS1, "sudo apt-get dist-upgrade -y").await;
+    assert!(
+        out.contains("2 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n"),
+        "{out}"
+    );
+
+    let count = |kind: &str| h.events_for(SYS0).iter().filter(|e| e.kind == kind).count();
+    wait_for("the apt events", Duration::from_secs(2), || {
+        count(kinds::APT_UPDATE) == 2 && count(kinds::APT_UPGRADE) == 2
+    })
+    .await;
+    let upgrade = h
+        .events_for(SYS0)
+        .into_iter()
+        .rfind(|e| e.kind == kinds::APT_UPGRADE)
+        .expect("event");
+    assert_eq!(
+        upgrade.detail,
+        "apt-get upgrade: linux-modules-5.15.0-1073-azure linux-image-5.15.0-1073-azure linux-azure"
+    );
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dpkg_lock_and_apt_failure_faults() {
+    let h = start(SCENARIO).await;
+    h.sim
+        .fault(Fault::DpkgLock {
+            node: SYS0.into(),
+            seconds: 4.0,
+        })
+        .expect("fault applies");
+    let out = h.ssh(SYS0, "sudo apt-get upgrade -y").await;
+    assert_eq!(out.status.code(), Some(100), "{}", stdout(&out));
+    assert_eq!(
+        stderr(&out),
+        "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 2345 (unattended-upgr)\n\
+         N: Be aware that removing the lock file is not a solution and may break your system.\n\
+         E: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?\n"
+    );
+    // Read-only commands do not take the lock.
+    h.ssh_ok(SYS0, "apt-get -s upgrade").await;
+    // Another node is not locked.
+    h.ssh_ok(SYS1, "sudo apt-get upgrade -y").await;
+
+    let t = Instant::now();
+    let out = h
+        .ssh_ok(SYS0, "sudo apt-get -o DPkg::Lock::Timeout=10 upgrade -y")
+        .await;
+    assert!(
+        out.starts_with(
+            "Waiting for cache lock: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 2345 (unattended-upgr)... 1s\n"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("3 upgraded, 0 newly installed"), "{out}");
+    assert!(t.elapsed() >= Duration::from_secs(1), "{:?}", t.elapsed());
+
+    h.sim
+        .fault(Fault::AptFailure { node: SYS0.into() })
+        .expect("fault applies");
+    let out = h.ssh(SYS0, "sudo apt-get dist-upgrade -y").await;
+    assert_eq!(out.status.code(), Some(100));
+    assert!(stdout(&out).contains("Err:1 http://azure.archive.ubuntu.com/ubuntu jammy-updates/main amd64 linux-azure"));
+    assert_eq!(
+        stderr(&out),
+        "E: Failed to fetch http://azure.archive.ubuntu.com/ubuntu/pool/main/l/linux-azure/linux-azure_5.15.0.1073.71_amd64.deb  503  Service Unavailable [IP: 52.252.163.49 80]\n\
+         E: Unable to fetch some archives, maybe run apt-get update or try with --fix-missing?\n"
+    );
+    // Nothing was installed.
+    assert_eq!(h.ssh_ok(SYS0, "ls /boot").await, "vmlinuz-5.15.0-1068-azure\n");
+    wait_for("the apt-failed and lock events", Duration::from_secs(2), || {
+        h.events_for(SYS0)
+            .iter()
+            .filter(|e| e.kind == kinds::APT_FAILED)
+            .count()
+            == 2
+    })
+    .await;
+    h.sim.fault(Fault::Clear).expect("clear applies");
+    h.ssh_ok(SYS0, "sudo apt-get dist-upgrade -y").await;
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reboot_brings_the_new_kernel_and_a_new_boot_id() {
+    let h = start(SCENARIO).await;
+    h.ssh_ok(SYS0, "sudo apt-get dist-upgrade -y").await;
+    let old_boot = h.boot_id(SYS0);
+    assert_eq!(h.ready(SYS0), "True");
+
+    // A session that is open when the node goes down is dropped.
+    let mut held = h
+        .ssh_command(SYS0, "echo started; sleep 60")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("ssh runs");
+    let mut first = String::new();
+    let mut reader = tokio::io::BufReader::new(held.stdout.take().expect("piped stdout"));
+    tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut first))
+        .await
+        .expect("the held session starts")
+        .expect("read");
+    assert_eq!(first, "started\n");
+    assert!(h.machine(SYS0)["sessions"].as_u64() >= Some(1));
+
+    let t = Instant::now();
+    h.ssh_ok(SYS0, "nohup sh -c 'sleep 1; sudo reboot' >/dev/null 2>&1 &")
+        .await;
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "the command returns at once: {:?}",
+        t.elapsed()
+    );
+
+    let status = tokio::time::timeout(Duration::from_secs(10), held.wait())
+        .await
+        .expect("the held session is dropped by the reboot")
+        .expect("ssh waited");
+    assert_eq!(status.code(), Some(255));
+
+    wait_for("Node Unknown", Duration::from_secs(5), || h.ready(SYS0) == "Unknown").await;
+    let out = h.ssh(SYS0, "true").await;
+    assert_eq!(out.status.code(), Some(255), "SSH refuses while the node is down");
+    assert!(stderr(&out).contains("Connection refused"), "{}", stderr(&out));
+    assert_eq!(h.machine(SYS0)["phase"], "down");
+
+    wait_for("Node Ready again", Duration::from_secs(10), || h.ready(SYS0) == "True").await;
+    let node = h.node_object(SYS0);
+    assert_ne!(h.boot_id(SYS0), old_boot);
+    assert_eq!(node["status"]["nodeInfo"]["kernelVersion"], "5.15.0-1073-azure");
+    assert_eq!(h.ssh_ok(SYS0, "uname -r").await, "5.15.0-1073-azure\n");
+    assert_eq!(
+        h.ssh_ok(SYS0, "cat /proc/sys/kernel/random/boot_id").await.trim(),
+        h.boot_id(SYS0)
+    );
+    assert_eq!(
+        h.ssh_ok(SYS0, "test -e /var/run/reboot-required && echo marker || echo clean")
+            .await,
+        "clean\n"
+    );
+    let up = h.ssh_ok(SYS0, "uptime -p").await;
+    assert_eq!(up, "up 0 minutes\n");
+
+    // The event log: reboot, ssh-down, (Unknown), node-booted, ssh-up, Ready, in that order.
+    let evs = h.events_for(SYS0);
+    let order: Vec<&str> = evs
+        .iter()
+        .map(|e| e.kind.as_str())
+        .filter(|k| {
+            [
+                kinds::REBOOT,
+                kinds::SSH_DOWN,
+                kinds::NODE_BOOTED,
+                kinds::SSH_UP,
+                kinds::NODE_READY,
+            ]
+            .contains(k)
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            kinds::REBOOT,
+            kinds::SSH_DOWN,
+            kinds::NODE_BOOTED,
+            kinds::SSH_UP,
+            kinds::NODE_READY
+        ],
+        "{evs:#?}"
+    );
+    let pos = |pred: &dyn Fn(&aks_sim::SimEvent) -> bool| evs.iter().position(pred).expect("event recorded");
+    let unknown = pos(&|e| e.kind == kinds::NODE_NOT_READY && e.detail == "Ready=Unknown");
+    assert!(pos(&|e| e.kind == kinds::SSH_DOWN) < unknown, "{evs:#?}");
+    assert!(unknown < pos(&|e| e.kind == kinds::NODE_BOOTED), "{evs:#?}");
+    let reboot = evs.iter().find(|e| e.kind == kinds::REBOOT).expect("reboot event");
+    assert!(reboot.detail.contains(&old_boot), "{}", reboot.detail);
+    let booted = evs.iter().find(|e| e.kind == kinds::NODE_BOOTED).expect("booted event");
+    assert!(booted.detail.contains("kernel=5.15.0-1073-azure"), "{}", booted.detail);
+    // The other nodes did not reboot.
+    assert!(h.events_for(SYS1).iter().all(|e| e.kind != kinds::REBOOT));
+
+    // Without sudo, reboot is refused as on Ubuntu.
+    let out = h.ssh(SYS1, "reboot").await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("Interactive authentication required"),
+        "{}",
+        stderr(&out)
+    );
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ssh_down_up_and_a_node_that_never_returns() {
+    let h = start(SCENARIO).await;
+    h.ssh_ok(USER0, "true").await;
+    h.sim.fault(Fault::SshDown { node: USER0.into() }).expect("fault");
+    let out = h.ssh(USER0, "true").await;
+    assert_eq!(out.status.code(), Some(255));
+    assert!(stderr(&out).contains("Connection refused"), "{}", stderr(&out));
+    assert_eq!(h.machine(USER0)["sshUp"], false);
+    // The node itself is fine, and the other nodes answer.
+    assert_eq!(h.ready(USER0), "True");
+    h.ssh_ok(USER1, "true").await;
+    h.sim.fault(Fault::SshUp { node: USER0.into() }).expect("fault");
+    assert_eq!(h.ssh_ok(USER0, "echo back").await, "back\n");
+    let kinds_seen: Vec<String> = h
+        .events_for(USER0)
+        .into_iter()
+        .map(|e| e.kind)
+        .filter(|k| k == kinds::SSH_DOWN || k == kinds::SSH_UP)
+        .collect();
+    assert_eq!(kinds_seen, [kinds::SSH_DOWN, kinds::SSH_UP]);
+
+    // A node that never comes back after `systemctl reboot`.
+    h.sim
+        .fault(Fault::NodeNeverReturns { node: USER1.into() })
+        .expect("fault");
+    assert_eq!(h.ssh_ok(USER1, "systemctl is-system-running").await, "running\n");
+    let out = h.ssh(USER1, "sudo systemctl reboot").await;
+    assert_eq!(out.status.code(), Some(255), "the session is dropped");
+    wait_for("Node Unknown", Duration::from_secs(5), || h.ready(USER1) == "Unknown").await;
+    tokio::time::sleep(Duration::from_secs(3)).await; // twice bootSeconds
+    assert_eq!(h.ready(USER1), "Unknown");
+    assert_eq!(h.machine(USER1)["phase"], "down");
+    assert_eq!(h.ssh(USER1, "true").await.status.code(), Some(255));
+    assert!(h.events_for(USER1).iter().all(|e| e.kind != kinds::NODE_BOOTED));
+
+    // Clearing the faults repairs it: it boots, with the kernel it had installed.
+    h.sim.fault(Fault::Clear).expect("fault");
+    wait_for("Node Ready", Duration::from_secs(10), || h.ready(USER1) == "True").await;
+    assert_eq!(h.ssh_ok(USER1, "uname -r").await, "5.15.0-1073-azure\n");
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_nodes_through_one_sshd() {
+    let scenario = Scenario::default_scenario().with_linux_nodes(200).expect("scales");
+    let t = Instant::now();
+    let h = start_with(scenario).await;
+    let startup = t.elapsed();
+    println!("aks-sim with 200 Linux nodes started in {startup:?}");
+    let linux: Vec<String> = h
+        .sim
+        .shared
+        .nodes
+        .iter()
+        .filter(|n| n.is_linux())
+        .map(|n| n.name.clone())
+        .collect();
+    assert_eq!(linux.len(), 200);
+    let first = &linux[0];
+    let last = &linux[199];
+    let t = Instant::now();
+    assert_eq!(h.ssh_ok(first, "hostname").await, format!("{first}\n"));
+    assert_eq!(h.ssh_ok(last, "hostname").await, format!("{last}\n"));
+    println!("two ssh round trips at 200 nodes: {:?}", t.elapsed());
+    let config = std::fs::read_to_string(h.sim.state_dir().join("ssh/sshd_config")).expect("config");
+    assert_eq!(config.matches("Match LocalAddress").count(), 200);
+    h.finish().await;
+}

@@ -1,0 +1,1065 @@
+//! A typed Azure Resource Manager client for what aks-patch reads: the cluster, its node
+//! pools and their newest node image, machines, maintenance windows, and the kubeconfig.
+//!
+//! - Real HTTPS through reqwest (the CA bundle of [`CloudEndpoints`] is trusted).
+//! - 429 and 5xx (and connection failures) are retried, honouring `Retry-After` (seconds
+//!   or an HTTP date, and `retry-after-ms`), within [`RetryPolicy`]'s bounds.
+//! - A token refused as expired or invalid (401) is replaced once by a fresh one.
+//! - `nextLink` paging is followed, but only to the ARM endpoint's own host.
+//! - Requests are logged at debug level (method, URL, status, attempt): never the token,
+//!   never a response body.
+
+use super::credential::CliExecutor;
+use super::models::{
+    AgentPool, AgentPoolUpgradeProfile, Machine, MaintenanceConfiguration, ManagedCluster, Page, Subscription,
+};
+use super::{AzureCredential, AzureError, CloudEndpoints};
+use crate::settings::Settings;
+use azure_core::credentials::AccessToken;
+use base64::Engine;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `Microsoft.ContainerService` api-version used for every AKS call.
+pub const CONTAINER_SERVICE_API_VERSION: &str = "2025-10-01";
+/// api-version of `GET /subscriptions`.
+pub const SUBSCRIPTIONS_API_VERSION: &str = "2022-12-01";
+/// Pages followed at most in one list (a loop guard).
+const MAX_PAGES: usize = 1000;
+/// A cached token is renewed this long before it expires.
+const TOKEN_EARLY_RENEWAL: Duration = Duration::from_secs(120);
+/// `az account show` may take this long.
+const AZ_SHOW_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A managed cluster's coordinates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterRef {
+    pub subscription: String,
+    pub resource_group: String,
+    pub name: String,
+}
+
+impl ClusterRef {
+    pub fn new(subscription: impl Into<String>, resource_group: impl Into<String>, name: impl Into<String>) -> Self {
+        ClusterRef {
+            subscription: subscription.into(),
+            resource_group: resource_group.into(),
+            name: name.into(),
+        }
+    }
+
+    fn segments(&self) -> Vec<&str> {
+        vec![
+            "subscriptions",
+            &self.subscription,
+            "resourceGroups",
+            &self.resource_group,
+            "providers",
+            "Microsoft.ContainerService",
+            "managedClusters",
+            &self.name,
+        ]
+    }
+}
+
+impl fmt::Display for ClusterRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cluster {} in resource group {} (subscription {})",
+            self.name, self.resource_group, self.subscription
+        )
+    }
+}
+
+/// How hard to retry throttled (429) and failing (5xx, connection) requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Sends of one request at most (the first included).
+    pub max_attempts: u32,
+    /// Give up when the next wait would end after this much time since the first send.
+    pub max_elapsed: Duration,
+    /// First wait when the server names none; doubles per attempt.
+    pub base_delay: Duration,
+    /// Longest wait between two sends when the server names none.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            max_elapsed: Duration::from_secs(120),
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let jitter = Duration::from_millis(rand::random_range(0..=self.base_delay.as_millis().min(1000) as u64 / 4));
+        exp.min(self.max_delay) + jitter
+    }
+}
+
+/// A kubeconfig from `listClusterUserCredential` / `listClusterAdminCredential`. It holds
+/// a credential: kept in memory only, never printed by `Debug`, wiped when dropped.
+pub struct Kubeconfig {
+    name: String,
+    yaml: String,
+}
+
+impl Kubeconfig {
+    /// `clusterUser` or `clusterAdmin`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The kubeconfig YAML.
+    pub fn yaml(&self) -> &str {
+        &self.yaml
+    }
+}
+
+impl fmt::Debug for Kubeconfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kubeconfig")
+            .field("name", &self.name)
+            .field("yaml", &format_args!("<{} bytes redacted>", self.yaml.len()))
+            .finish()
+    }
+}
+
+impl Drop for Kubeconfig {
+    fn drop(&mut self) {
+        let mut bytes = std::mem::take(&mut self.yaml).into_bytes();
+        bytes.iter_mut().for_each(|b| *b = 0);
+        std::hint::black_box(&bytes);
+    }
+}
+
+/// The ARM client. Share it behind an `Arc`; it caches one token.
+pub struct ArmClient {
+    http: reqwest::Client,
+    endpoint: Url,
+    scope: String,
+    credential: Arc<AzureCredential>,
+    retry: RetryPolicy,
+    token: tokio::sync::Mutex<Option<AccessToken>>,
+}
+
+impl fmt::Debug for ArmClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArmClient")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("scope", &self.scope)
+            .field("credential", &self.credential)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ArmClient {
+    /// A client for `cloud`'s ARM endpoint, getting tokens for its ARM scope from `credential`.
+    pub fn new(cloud: &CloudEndpoints, credential: Arc<AzureCredential>) -> Result<ArmClient, AzureError> {
+        Ok(ArmClient {
+            http: cloud.http_client()?,
+            endpoint: cloud.arm_endpoint.clone(),
+            scope: cloud.arm_scope.clone(),
+            credential,
+            retry: RetryPolicy::default(),
+            token: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> ArmClient {
+        self.retry = retry;
+        self
+    }
+
+    pub fn endpoint(&self) -> &Url {
+        &self.endpoint
+    }
+
+    pub fn credential(&self) -> &Arc<AzureCredential> {
+        &self.credential
+    }
+
+    /// `GET {cluster}`.
+    pub async fn get_cluster(&self, c: &ClusterRef) -> Result<ManagedCluster, AzureError> {
+        let url = self.url(&c.segments(), CONTAINER_SERVICE_API_VERSION)?;
+        self.get_json(url).await
+    }
+
+    /// Managed clusters of a subscription, or of one resource group in it (all pages).
+    pub async fn list_clusters(
+        &self,
+        subscription: &str,
+        resource_group: Option<&str>,
+    ) -> Result<Vec<ManagedCluster>, AzureError> {
+        let mut segs = vec!["subscriptions", subscription];
+        if let Some(rg) = resource_group {
+            segs.extend(["resourceGroups", rg]);
+        }
+        segs.extend(["providers", "Microsoft.ContainerService", "managedClusters"]);
+        let url = self.url(&segs, CONTAINER_SERVICE_API_VERSION)?;
+        self.list(url).await
+    }
+
+    /// `GET {cluster}/agentPools` (all pages).
+    pub async fn list_agent_pools(&self, c: &ClusterRef) -> Result<Vec<AgentPool>, AzureError> {
+        let mut segs = c.segments();
+        segs.push("agentPools");
+        self.list(self.url(&segs, CONTAINER_SERVICE_API_VERSION)?).await
+    }
+
+    /// `GET {cluster}/agentPools/{pool}/upgradeProfiles/default`.
+    pub async fn get_agent_pool_upgrade_profile(
+        &self,
+        c: &ClusterRef,
+        pool: &str,
+    ) -> Result<AgentPoolUpgradeProfile, AzureError> {
+        let mut segs = c.segments();
+        segs.extend(["agentPools", pool, "upgradeProfiles", "default"]);
+        self.get_json(self.url(&segs, CONTAINER_SERVICE_API_VERSION)?).await
+    }
+
+    /// The newest node image for a pool (`latestNodeImageVersion`).
+    pub async fn latest_node_image_version(&self, c: &ClusterRef, pool: &str) -> Result<Option<String>, AzureError> {
+        Ok(self
+            .get_agent_pool_upgrade_profile(c, pool)
+            .await?
+            .properties
+            .latest_node_image_version)
+    }
+
+    /// `GET {cluster}/agentPools/{pool}/machines` (all pages): node names, IPs, VMSS instances.
+    pub async fn list_machines(&self, c: &ClusterRef, pool: &str) -> Result<Vec<Machine>, AzureError> {
+        let mut segs = c.segments();
+        segs.extend(["agentPools", pool, "machines"]);
+        self.list(self.url(&segs, CONTAINER_SERVICE_API_VERSION)?).await
+    }
+
+    /// `GET {cluster}/maintenanceConfigurations` (all pages).
+    pub async fn list_maintenance_configurations(
+        &self,
+        c: &ClusterRef,
+    ) -> Result<Vec<MaintenanceConfiguration>, AzureError> {
+        let mut segs = c.segments();
+        segs.push("maintenanceConfigurations");
+        self.list(self.url(&segs, CONTAINER_SERVICE_API_VERSION)?).await
+    }
+
+    /// `POST {cluster}/listClusterUserCredential` (or `listClusterAdminCredential` with
+    /// `admin`): the first kubeconfig, decoded. It stays in memory.
+    pub async fn get_kubeconfig(&self, c: &ClusterRef, admin: bool) -> Result<Kubeconfig, AzureError> {
+        #[derive(serde::Deserialize)]
+        struct Results {
+            #[serde(default)]
+            kubeconfigs: Vec<Entry>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Entry {
+            #[serde(default)]
+            name: String,
+            #[serde(default)]
+            value: String,
+        }
+        let op = if admin {
+            "listClusterAdminCredential"
+        } else {
+            "listClusterUserCredential"
+        };
+        let mut segs = c.segments();
+        segs.push(op);
+        let url = self.url(&segs, CONTAINER_SERVICE_API_VERSION)?;
+        let body = self.send(Method::POST, url.clone()).await?;
+        let results: Results = decode(&url, &body)?;
+        let Some(entry) = results.kubeconfigs.into_iter().next() else {
+            return Err(AzureError::Decode {
+                url: url.to_string(),
+                message: format!("{op} returned no kubeconfig"),
+            });
+        };
+        let compact: String = entry.value.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(compact.as_bytes())
+            .map_err(|e| AzureError::Decode {
+                url: url.to_string(),
+                message: format!("the kubeconfig `{}` is not base64: {e}", entry.name),
+            })?;
+        let yaml = String::from_utf8(raw).map_err(|_| AzureError::Decode {
+            url: url.to_string(),
+            message: format!("the kubeconfig `{}` is not UTF-8 text", entry.name),
+        })?;
+        Ok(Kubeconfig { name: entry.name, yaml })
+    }
+
+    /// `GET /subscriptions`: the subscriptions the credential can see.
+    pub async fn list_subscriptions(&self) -> Result<Vec<Subscription>, AzureError> {
+        self.list(self.url(&["subscriptions"], SUBSCRIPTIONS_API_VERSION)?)
+            .await
+    }
+
+    /// The subscription id to use: `given` (an id, or a name looked up in ARM), else
+    /// [`default_subscription`].
+    pub async fn resolve_subscription(&self, given: Option<&str>, settings: &Settings) -> Result<String, AzureError> {
+        match given.map(str::trim).filter(|g| !g.is_empty()) {
+            Some(g) if is_guid(g) => Ok(g.to_string()),
+            Some(name) => {
+                let subs = self.list_subscriptions().await?;
+                subs.into_iter()
+                    .find(|s| s.display_name.eq_ignore_ascii_case(name))
+                    .map(|s| s.subscription_id)
+                    .ok_or_else(|| AzureError::NotFound {
+                        code: "SubscriptionNotFound".into(),
+                        message: format!("no subscription named '{name}' is visible to this credential"),
+                        request_id: None,
+                    })
+            }
+            None => default_subscription(settings).await,
+        }
+    }
+
+    // ----- plumbing -----
+
+    fn url(&self, segments: &[&str], api_version: &str) -> Result<Url, AzureError> {
+        if let Some(empty) = segments.iter().position(|s| s.trim().is_empty()) {
+            let what = match segments.get(empty.wrapping_sub(1)).copied() {
+                Some("subscriptions") => "subscription",
+                Some("resourceGroups") => "resource group",
+                Some("managedClusters") => "cluster name",
+                Some("agentPools") => "node pool name",
+                _ => "path segment",
+            };
+            return Err(AzureError::Config(format!("the {what} is empty")));
+        }
+        let mut url = self.endpoint.clone();
+        url.path_segments_mut()
+            .map_err(|_| AzureError::Config(format!("the ARM endpoint {} cannot have a path", self.endpoint)))?
+            .pop_if_empty()
+            .extend(segments);
+        url.query_pairs_mut().append_pair("api-version", api_version);
+        Ok(url)
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, url: Url) -> Result<T, AzureError> {
+        let body = self.send(Method::GET, url.clone()).await?;
+        decode(&url, &body)
+    }
+
+    async fn list<T: DeserializeOwned>(&self, first: Url) -> Result<Vec<T>, AzureError> {
+        let mut out = vec![];
+        let mut url = first;
+        for _ in 0..MAX_PAGES {
+            let page: Page<T> = self.get_json(url.clone()).await?;
+            out.extend(page.value);
+            match page.next_link.filter(|l| !l.is_empty()) {
+                None => return Ok(out),
+                Some(link) => url = self.next_url(&url, &link)?,
+            }
+        }
+        Err(AzureError::Decode {
+            url: url.to_string(),
+            message: format!("more than {MAX_PAGES} pages: the nextLink chain does not end"),
+        })
+    }
+
+    /// A `nextLink`, only if it stays on the ARM endpoint (the token goes with it).
+    fn next_url(&self, current: &Url, link: &str) -> Result<Url, AzureError> {
+        let next = current.join(link).map_err(|e| AzureError::Decode {
+            url: current.to_string(),
+            message: format!("nextLink is not a URL: {e}"),
+        })?;
+        let same = next.scheme() == self.endpoint.scheme()
+            && next.host_str() == self.endpoint.host_str()
+            && next.port_or_known_default() == self.endpoint.port_or_known_default();
+        if !same {
+            return Err(AzureError::Decode {
+                url: current.to_string(),
+                message: format!(
+                    "nextLink points to {}, not to the ARM endpoint {}: refusing to send the token there",
+                    next.host_str().unwrap_or("?"),
+                    self.endpoint
+                ),
+            });
+        }
+        Ok(next)
+    }
+
+    async fn token(&self, fresh: bool) -> Result<AccessToken, AzureError> {
+        let mut slot = self.token.lock().await;
+        if !fresh {
+            if let Some(t) = slot.as_ref() {
+                let renew_at = azure_core::time::OffsetDateTime::now_utc() + TOKEN_EARLY_RENEWAL;
+                if t.expires_on > renew_at {
+                    return Ok(t.clone());
+                }
+            }
+        }
+        let t = if fresh {
+            self.credential.get_fresh_token(&self.scope).await?
+        } else {
+            self.credential.get_token(&self.scope).await?
+        };
+        *slot = Some(t.clone());
+        Ok(t)
+    }
+
+    /// Send with retries; the body of a 2xx answer, or the typed error.
+    async fn send(&self, method: Method, url: Url) -> Result<Body, AzureError> {
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        let mut refreshed = false;
+        loop {
+            attempt += 1;
+            let token = self.token(false).await?;
+            let mut req = self
+                .http
+                .request(method.clone(), url.clone())
+                .bearer_auth(token.token.secret())
+                .header(reqwest::header::ACCEPT, "application/json");
+            if method == Method::POST {
+                req = req.header(reqwest::header::CONTENT_LENGTH, "0").body(Vec::new());
+            }
+            let outcome = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let headers = resp.headers().clone();
+                    match resp.bytes().await {
+                        Ok(body) => Ok((status, headers, body)),
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            let (status, headers, body) = match outcome {
+                Ok(x) => x,
+                Err(e) => {
+                    let message = transport_message(&e);
+                    tracing::debug!(%method, url = %url, attempt, "ARM request failed: {message}");
+                    let delay = self.retry.backoff(attempt);
+                    if is_transient(&e)
+                        && attempt < self.retry.max_attempts
+                        && started.elapsed() + delay <= self.retry.max_elapsed
+                    {
+                        tracing::debug!("retrying in {:.1} s", delay.as_secs_f64());
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    return Err(AzureError::Transport {
+                        url: url.to_string(),
+                        message: if attempt > 1 {
+                            format!("{message} (after {attempt} attempts)")
+                        } else {
+                            message
+                        },
+                    });
+                }
+            };
+            tracing::debug!(
+                %method,
+                url = %url,
+                status = status.as_u16(),
+                attempt,
+                request_id = headers.get("x-ms-request-id").and_then(|v| v.to_str().ok()).unwrap_or(""),
+                "ARM request"
+            );
+            if status.is_success() {
+                return Ok(Body(body.to_vec()));
+            }
+            let err = ArmErrorBody::parse(status, &body);
+            if status == StatusCode::UNAUTHORIZED && !refreshed {
+                // Expired or revoked: one fresh token (bypassing caches), then the same request.
+                refreshed = true;
+                tracing::debug!("ARM refused the token ({}): getting a fresh one", err.code);
+                let fresh = self.token(true).await?;
+                if fresh.token != token.token {
+                    attempt -= 1;
+                    continue;
+                }
+                tracing::debug!("the credential returned the same token again");
+            }
+            if is_retryable(status) {
+                let asked = retry_after(&headers);
+                let delay = asked.unwrap_or_else(|| self.retry.backoff(attempt));
+                let in_budget = started.elapsed() + delay <= self.retry.max_elapsed;
+                if attempt < self.retry.max_attempts && in_budget {
+                    tracing::debug!(
+                        "ARM answered {} ({}): retry {} of {} in {:.1} s{}",
+                        status.as_u16(),
+                        err.code,
+                        attempt,
+                        self.retry.max_attempts - 1,
+                        delay.as_secs_f64(),
+                        if asked.is_some() { " (Retry-After)" } else { "" }
+                    );
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+                if !in_budget {
+                    tracing::debug!(
+                        "not retrying: waiting {:.0} s would pass the {} s budget",
+                        delay.as_secs_f64(),
+                        self.retry.max_elapsed.as_secs()
+                    );
+                }
+            }
+            return Err(err.into_error(status, &headers, attempt));
+        }
+    }
+}
+
+/// A response body. Not `Debug`: it may hold a kubeconfig.
+struct Body(Vec<u8>);
+
+fn decode<T: DeserializeOwned>(url: &Url, body: &Body) -> Result<T, AzureError> {
+    serde_json::from_slice(&body.0).map_err(|e| AzureError::Decode {
+        url: url.to_string(),
+        // Position and category only: the body may hold a credential, and serde's
+        // messages can quote values.
+        message: format!(
+            "the body is not the JSON expected ({:?} error at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ),
+    })
+}
+
+fn transport_message(e: &reqwest::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        src = s.source();
+    }
+    parts.join(": ")
+}
+
+/// Worth another try: timeouts, refused or dropped connections. Not TLS failures (an
+/// untrusted certificate stays untrusted) nor errors in building the request.
+fn is_transient(e: &reqwest::Error) -> bool {
+    if e.is_builder() || e.is_redirect() || e.is_decode() {
+        return false;
+    }
+    // TLS errors arrive as io::Error(InvalidData), sometimes wrapped in io::Error(Other),
+    // whose `source()` skips the wrapped error: look inside with `get_ref`.
+    fn permanent(io: &std::io::Error) -> bool {
+        use std::io::ErrorKind::*;
+        matches!(io.kind(), InvalidData | InvalidInput | PermissionDenied | Unsupported)
+            || io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<std::io::Error>())
+                .is_some_and(permanent)
+    }
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        if s.downcast_ref::<std::io::Error>().is_some_and(permanent) {
+            return false;
+        }
+        src = s.source();
+    }
+    true
+}
+
+fn is_retryable(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// How long the server asks to wait: `retry-after-ms` / `x-ms-retry-after-ms`, else
+/// `Retry-After` in seconds or as an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
+        if let Some(ms) = text(name).and_then(|v| v.parse::<u64>().ok()) {
+            return Some(Duration::from_millis(ms));
+        }
+    }
+    let v = text(RETRY_AFTER.as_str())?;
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = v.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Some(Duration::from_secs_f64(secs));
+        }
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let wait = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// `{"error":{"code","message"}}` (or the same at top level, as some providers answer).
+struct ArmErrorBody {
+    code: String,
+    message: String,
+}
+
+impl ArmErrorBody {
+    fn parse(status: StatusCode, body: &[u8]) -> ArmErrorBody {
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+        let e = if v["error"].is_object() { &v["error"] } else { &v };
+        let code = e["code"].as_str().filter(|c| !c.is_empty());
+        let message = e["message"].as_str().filter(|m| !m.is_empty());
+        let fallback = || {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            if text.is_empty() || v.is_object() {
+                status.canonical_reason().unwrap_or("no message").to_string()
+            } else {
+                text.chars().take(300).collect()
+            }
+        };
+        ArmErrorBody {
+            code: code.map(str::to_string).unwrap_or_else(|| {
+                status
+                    .canonical_reason()
+                    .map(|r| r.replace(' ', ""))
+                    .unwrap_or_else(|| format!("Http{}", status.as_u16()))
+            }),
+            message: message.map(str::to_string).unwrap_or_else(fallback),
+        }
+    }
+
+    fn into_error(self, status: StatusCode, headers: &HeaderMap, attempts: u32) -> AzureError {
+        let request_id = headers
+            .get("x-ms-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        match status.as_u16() {
+            404 => AzureError::NotFound {
+                code: self.code,
+                message: self.message,
+                request_id,
+            },
+            401 | 403 => AzureError::Auth {
+                status: status.as_u16(),
+                code: self.code,
+                message: self.message,
+                request_id,
+            },
+            s => AzureError::Api {
+                status: s,
+                code: self.code,
+                message: self.message,
+                request_id,
+                attempts,
+            },
+        }
+    }
+}
+
+fn is_guid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
+        && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// The default subscription, as the Azure CLI picks it: `AZURE_SUBSCRIPTION_ID`, else the
+/// CLI's current account (`az account show`).
+pub async fn default_subscription(settings: &Settings) -> Result<String, AzureError> {
+    if let Some(s) = &settings.subscription_id {
+        return Ok(s.clone());
+    }
+    let az = CliExecutor {
+        path: settings.path.clone(),
+        timeout: AZ_SHOW_TIMEOUT,
+    };
+    let out = az.az("account show -o json").await.map_err(|e| {
+        AzureError::NoSubscription(format!(
+            "AZURE_SUBSCRIPTION_ID is not set and `az account show` failed: {e}"
+        ))
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| {
+        AzureError::NoSubscription(format!(
+            "`az account show -o json` printed something that is not JSON: {e}"
+        ))
+    })?;
+    v["id"]
+        .as_str()
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| AzureError::NoSubscription("`az account show` printed no subscription id".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_forms() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        let when = (chrono::Utc::now() + chrono::Duration::seconds(30))
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        h.insert(RETRY_AFTER, HeaderValue::from_str(&when).unwrap());
+        let d = retry_after(&h).unwrap();
+        assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}");
+        h.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after(&h), Some(Duration::ZERO), "a date in the past means now");
+        h.insert("retry-after-ms", HeaderValue::from_static("1500"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn error_bodies() {
+        let e = ArmErrorBody::parse(
+            StatusCode::NOT_FOUND,
+            br#"{"error":{"code":"ResourceGroupNotFound","message":"Resource group 'x' could not be found."}}"#,
+        )
+        .into_error(StatusCode::NOT_FOUND, &HeaderMap::new(), 1);
+        assert!(e.is_not_found());
+        assert_eq!(e.code(), Some("ResourceGroupNotFound"));
+        assert_eq!(
+            e.to_string(),
+            "Resource group 'x' could not be found. (ResourceGroupNotFound)"
+        );
+        let e = ArmErrorBody::parse(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>").into_error(
+            StatusCode::BAD_GATEWAY,
+            &HeaderMap::new(),
+            3,
+        );
+        assert_eq!(e.code(), Some("BadGateway"));
+        assert!(
+            e.to_string().contains("<html>bad gateway</html>") && e.to_string().contains("3 attempts"),
+            "{e}"
+        );
+        let e = ArmErrorBody::parse(
+            StatusCode::FORBIDDEN,
+            br#"{"code":"AuthorizationFailed","message":"no"}"#,
+        )
+        .into_error(StatusCode::FORBIDDEN, &HeaderMap::new(), 1);
+        assert!(e.is_auth());
+        assert!(e.hint().unwrap().contains("Cluster User Role"));
+    }
+
+    #[test]
+    fn guids() {
+        assert!(is_guid("00000000-1111-2222-3333-444444444444"));
+        assert!(!is_guid("my subscription"));
+        assert!(!is_guid("00000000-1111-2222-3333-44444444444"));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy {
+            max_attempts: 10,
+            max_elapsed: Duration::from_secs(600),
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(500),
+        };
+        assert!(p.backoff(1) >= Duration::from_millis(100) && p.backoff(1) <= Duration::from_millis(125));
+        assert!(p.backoff(2) >= Duration::from_millis(200));
+        assert!(p.backoff(9) <= Duration::from_millis(525));
+    }
+
+    #[test]
+    fn kubeconfig_debug_is_redacted() {
+        let k = Kubeconfig {
+            name: "clusterUser".into(),
+            yaml: "users:\n- user:\n    token: very-secret\n".into(),
+        };
+        let d = format!("{k:?}");
+        assert!(!d.contains("very-secret") && d.contains("redacted"), "{d}");
+    }
+
+    // ----- against a local HTTP server (wiremock) -----
+
+    use crate::cli::CloudName;
+    use azure_core::credentials::{Secret, TokenCredential, TokenRequestOptions};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    /// Hands out `tok-1`, `tok-2`, ... (or always `tok-1` when `stale`).
+    #[derive(Debug)]
+    struct Counting {
+        n: AtomicU32,
+        stale: bool,
+    }
+
+    #[async_trait::async_trait]
+    impl TokenCredential for Counting {
+        async fn get_token(&self, _: &[&str], _: Option<TokenRequestOptions<'_>>) -> azure_core::Result<AccessToken> {
+            let n = self.n.fetch_add(1, Ordering::SeqCst) + 1;
+            let n = if self.stale { 1 } else { n };
+            Ok(AccessToken::new(
+                Secret::new(format!("tok-{n}")),
+                azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+            ))
+        }
+    }
+
+    fn client(server: &MockServer, stale: bool, retry: RetryPolicy) -> ArmClient {
+        let mut cloud = CloudEndpoints::builtin(CloudName::AzureCloud);
+        cloud.arm_endpoint = Url::parse(&server.uri()).unwrap();
+        let cred = AzureCredential::from_token_credential(Arc::new(Counting {
+            n: AtomicU32::new(0),
+            stale,
+        }));
+        ArmClient::new(&cloud, Arc::new(cred)).unwrap().with_retry_policy(retry)
+    }
+
+    fn quick() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 4,
+            max_elapsed: Duration::from_secs(20),
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(100),
+        }
+    }
+
+    const MC: &str = "/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/c1";
+
+    fn c1() -> ClusterRef {
+        ClusterRef::new("s1", "rg1", "c1")
+    }
+
+    fn arm_error(code: &str) -> serde_json::Value {
+        serde_json::json!({"error": {"code": code, "message": format!("{code} happened")}})
+    }
+
+    #[tokio::test]
+    async fn throttled_requests_wait_for_retry_after_then_succeed() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(MC))
+            .respond_with(
+                ResponseTemplate::new(429)
+                    .insert_header("Retry-After", "1")
+                    .set_body_json(arm_error("TooManyRequests")),
+            )
+            .up_to_n_times(2)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(MC))
+            .and(header("authorization", "Bearer tok-1"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"name": "c1"})))
+            .mount(&server)
+            .await;
+        let t = Instant::now();
+        let c = client(&server, false, quick()).get_cluster(&c1()).await.unwrap();
+        assert_eq!(c.name, "c1");
+        assert!(
+            t.elapsed() >= Duration::from_secs(2),
+            "Retry-After: 1 twice, waited {:?}",
+            t.elapsed()
+        );
+        let reqs = server.received_requests().await.unwrap();
+        assert_eq!(reqs.len(), 3);
+        assert!(reqs.iter().all(|r| r.url.query() == Some("api-version=2025-10-01")));
+    }
+
+    #[tokio::test]
+    async fn server_errors_back_off_and_give_up_after_max_attempts() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(503).set_body_json(arm_error("ServiceUnavailable")))
+            .mount(&server)
+            .await;
+        let e = client(&server, false, quick()).get_cluster(&c1()).await.unwrap_err();
+        match &e {
+            AzureError::Api {
+                status: 503,
+                code,
+                attempts: 4,
+                ..
+            } => assert_eq!(code, "ServiceUnavailable"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(server.received_requests().await.unwrap().len(), 4);
+        assert!(e.hint().is_some());
+    }
+
+    #[tokio::test]
+    async fn retry_after_beyond_the_budget_is_not_waited_for() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(
+                ResponseTemplate::new(429)
+                    .insert_header("Retry-After", "3600")
+                    .set_body_json(arm_error("TooManyRequests")),
+            )
+            .mount(&server)
+            .await;
+        let t = Instant::now();
+        let e = client(&server, false, quick()).get_cluster(&c1()).await.unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(5));
+        assert!(
+            matches!(
+                e,
+                AzureError::Api {
+                    status: 429,
+                    attempts: 1,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn http_date_retry_after_is_honoured() {
+        let server = MockServer::start().await;
+        let when = (chrono::Utc::now() + chrono::Duration::seconds(2))
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        Mock::given(method("GET"))
+            .respond_with(
+                ResponseTemplate::new(503)
+                    .insert_header("Retry-After", when.as_str())
+                    .set_body_json(arm_error("ServiceUnavailable")),
+            )
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"name": "c1"})))
+            .mount(&server)
+            .await;
+        let t = Instant::now();
+        client(&server, false, quick()).get_cluster(&c1()).await.unwrap();
+        // The date has a one-second resolution.
+        assert!(t.elapsed() >= Duration::from_millis(900), "{:?}", t.elapsed());
+    }
+
+    #[tokio::test]
+    async fn not_found_and_bad_request_are_not_retried() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(MC))
+            .respond_with(ResponseTemplate::new(404).set_body_json(arm_error("ResourceNotFound")))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(format!("{MC}/agentPools")))
+            .respond_with(ResponseTemplate::new(400).set_body_json(arm_error("InvalidApiVersionParameter")))
+            .mount(&server)
+            .await;
+        let arm = client(&server, false, quick());
+        let e = arm.get_cluster(&c1()).await.unwrap_err();
+        assert!(e.is_not_found() && e.code() == Some("ResourceNotFound"), "{e:?}");
+        let e = arm.list_agent_pools(&c1()).await.unwrap_err();
+        assert!(
+            matches!(&e, AzureError::Api { status: 400, attempts: 1, code, .. } if code == "InvalidApiVersionParameter")
+        );
+        assert_eq!(server.received_requests().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_is_replaced_once() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(header("authorization", "Bearer tok-1"))
+            .respond_with(ResponseTemplate::new(401).set_body_json(arm_error("ExpiredAuthenticationToken")))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(header("authorization", "Bearer tok-2"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"name": "c1"})))
+            .mount(&server)
+            .await;
+        assert_eq!(
+            client(&server, false, quick()).get_cluster(&c1()).await.unwrap().name,
+            "c1"
+        );
+
+        // A credential that only has the refused token: an Auth error, and the refused
+        // token is not sent again.
+        let server2 = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(401).set_body_json(arm_error("ExpiredAuthenticationToken")))
+            .mount(&server2)
+            .await;
+        let e = client(&server2, true, quick()).get_cluster(&c1()).await.unwrap_err();
+        assert!(matches!(&e, AzureError::Auth { status: 401, code, .. } if code == "ExpiredAuthenticationToken"));
+        assert!(e.hint().unwrap().contains("az login"));
+        assert_eq!(server2.received_requests().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn paging_follows_next_link_on_the_same_host_only() {
+        let server = MockServer::start().await;
+        let list = "/subscriptions/s1/providers/Microsoft.ContainerService/managedClusters";
+        Mock::given(method("GET"))
+            .and(path(list))
+            .and(wiremock::matchers::query_param("$skipToken", "p2"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"value": [{"name": "b"}]})))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(list))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "value": [{"name": "a"}],
+                "nextLink": format!("{}{list}?api-version=2025-10-01&$skipToken=p2", server.uri()),
+            })))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        let arm = client(&server, false, quick());
+        let names: Vec<String> = arm
+            .list_clusters("s1", None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+
+        Mock::given(method("GET"))
+            .and(path(list))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "value": [{"name": "a"}],
+                "nextLink": "https://evil.example/steal?api-version=1",
+            })))
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        let e = arm.list_clusters("s1", None).await.unwrap_err();
+        assert!(e.to_string().contains("refusing to send the token"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn kubeconfig_is_decoded_from_base64() {
+        let server = MockServer::start().await;
+        let yaml = "apiVersion: v1\nkind: Config\n";
+        Mock::given(method("POST"))
+            .and(path(format!("{MC}/listClusterAdminCredential")))
+            .and(header("content-length", "0"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "kubeconfigs": [{"name": "clusterAdmin", "value": base64::engine::general_purpose::STANDARD.encode(yaml)}]
+            })))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(format!("{MC}/listClusterUserCredential")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "kubeconfigs": [{"name": "clusterUser", "value": "%%% not base64 secret-ish %%%"}]
+            })))
+            .mount(&server)
+            .await;
+        let arm = client(&server, false, quick());
+        let k = arm.get_kubeconfig(&c1(), true).await.unwrap();
+        assert_eq!((k.name(), k.yaml()), ("clusterAdmin", yaml));
+        let e = arm.get_kubeconfig(&c1(), false).await.unwrap_err().to_string();
+        assert!(e.contains("not base64") && !e.contains("secret-ish"), "{e}");
+    }
+}

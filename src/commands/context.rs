@@ -1,0 +1,193 @@
+//! Finding the cluster: through ARM (`-g/-n`) or from a kubeconfig alone (`--kubeconfig`),
+//! ending with a Kubernetes client and what ARM says about the pools.
+
+use crate::azure::{self, ArmClient, AzureCredential, AzureError, CloudEndpoints};
+use crate::cli::ClusterArgs;
+use crate::output::errors::{ErrorExt, Exit, Failure};
+use crate::output::Reporter;
+use crate::rollout::journal::ClusterRef;
+use crate::settings::Settings;
+use anyhow::Context as _;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// What aks-patch knows about a node pool.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolInfo {
+    pub name: String,
+    pub os_type: Option<String>,
+    pub os_sku: Option<String>,
+    pub mode: Option<String>,
+    pub ssh_disabled: bool,
+    pub node_image_version: Option<String>,
+    pub latest_node_image_version: Option<String>,
+}
+
+/// The resolved cluster.
+pub struct ClusterContext {
+    pub cluster: ClusterRef,
+    pub client: ::kube::Client,
+    /// Pools in ARM's order (empty without ARM).
+    pub pools: Vec<PoolInfo>,
+    /// linuxProfile.adminUsername, else `azureuser`.
+    pub admin_user: String,
+    /// autoUpgradeProfile.nodeOSUpgradeChannel, when ARM told us.
+    pub node_os_channel: Option<String>,
+    /// `-g RG --cluster-name NAME` for the `az aks nodepool` commands in hints.
+    pub az_args: String,
+}
+
+impl ClusterContext {
+    pub fn pool(&self, name: &str) -> Option<&PoolInfo> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+
+    pub fn pool_order(&self) -> Vec<String> {
+        self.pools.iter().map(|p| p.name.clone()).collect()
+    }
+
+    /// The warning for clusters whose nodes AKS re-images itself, if this is one.
+    pub fn channel_warning(&self) -> Option<String> {
+        match self.node_os_channel.as_deref() {
+            Some(ch @ ("NodeImage" | "SecurityPatch")) => Some(format!(
+                "this cluster's node OS upgrade channel is {ch}: AKS re-images these nodes itself and turns unattended-upgrades off, \
+                 so in-place apt patching fights the platform (a re-image undoes it). Prefer `az aks nodepool upgrade {} -n POOL --node-image-only`, \
+                 or set the channel to Unmanaged (`az aks update {} --node-os-upgrade-channel Unmanaged`) if you want to patch in place",
+                self.az_args,
+                self.az_args.replace("--cluster-name", "-n")
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Resolve the cluster from the command line.
+pub async fn resolve(
+    args: &ClusterArgs,
+    settings: &Settings,
+    reporter: &Reporter,
+    with_latest_images: bool,
+) -> anyhow::Result<ClusterContext> {
+    if let Some(path) = &args.kubeconfig {
+        return from_kubeconfig(path, args.context.as_deref()).await;
+    }
+    let (Some(rg), Some(name)) = (args.resource_group.as_deref(), args.name.as_deref()) else {
+        return Err(Failure::new(Exit::Usage, "the cluster is not named")
+            .hint("give -g RESOURCE_GROUP -n CLUSTER, or --kubeconfig FILE")
+            .into());
+    };
+    let cloud = CloudEndpoints::resolve(args.cloud, settings).map_err(azure_failure)?;
+    let credential = Arc::new(AzureCredential::new(args.auth, settings, &cloud).map_err(azure_failure)?);
+    let arm = ArmClient::new(&cloud, credential).map_err(azure_failure)?;
+    let subscription = arm
+        .resolve_subscription(args.subscription.as_deref(), settings)
+        .await
+        .map_err(azure_failure)?;
+    let cref = azure::ClusterRef::new(&subscription, rg, name);
+    reporter.verbose(&format!("reading cluster {rg}/{name} in subscription {subscription}"));
+    let mc = arm.get_cluster(&cref).await.map_err(azure_failure)?;
+    let mut pools: Vec<PoolInfo> = mc
+        .agent_pools()
+        .iter()
+        .map(|p| PoolInfo {
+            name: p.name.clone(),
+            os_type: p.os_type.clone(),
+            os_sku: p.os_sku.clone(),
+            mode: p.mode.clone(),
+            ssh_disabled: p.ssh_disabled(),
+            node_image_version: p.node_image_version.clone(),
+            latest_node_image_version: None,
+        })
+        .collect();
+    if with_latest_images {
+        let latest =
+            futures::future::join_all(pools.iter().map(|p| arm.latest_node_image_version(&cref, &p.name))).await;
+        for (p, l) in pools.iter_mut().zip(latest) {
+            match l {
+                Ok(v) => p.latest_node_image_version = v,
+                Err(e) => reporter.warn(&format!("cannot read the newest node image of pool {}: {e}", p.name)),
+            }
+        }
+    }
+    let kubeconfig = arm.get_kubeconfig(&cref, args.admin).await.map_err(azure_failure)?;
+    let client = crate::kube::client_from_kubeconfig_yaml(kubeconfig.yaml(), None)
+        .await
+        .context("cannot use the kubeconfig ARM returned for the cluster")?;
+    Ok(ClusterContext {
+        cluster: ClusterRef::arm(&subscription, rg, name),
+        client,
+        pools,
+        admin_user: mc.admin_username().unwrap_or("azureuser").to_string(),
+        node_os_channel: mc.node_os_upgrade_channel().map(str::to_string),
+        az_args: format!("-g {rg} --cluster-name {name}"),
+    })
+}
+
+async fn from_kubeconfig(path: &std::path::Path, context: Option<&str>) -> anyhow::Result<ClusterContext> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the kubeconfig {}", path.display()))
+        .with_exit(Exit::Usage)?;
+    let kc = ::kube::config::Kubeconfig::from_yaml(&text)
+        .with_context(|| format!("{} is not a kubeconfig", path.display()))
+        .with_exit(Exit::Usage)?;
+    let ctx_name = context
+        .map(str::to_string)
+        .or_else(|| kc.current_context.clone())
+        .ok_or_else(|| {
+            Failure::new(Exit::Usage, format!("{} has no current context", path.display()))
+                .hint("name one with --context")
+        })?;
+    let ctx = kc.contexts.iter().find(|c| c.name == ctx_name).ok_or_else(|| {
+        let names: Vec<_> = kc.contexts.iter().map(|c| c.name.as_str()).collect();
+        Failure::new(
+            Exit::Usage,
+            format!("{} has no context named {ctx_name}", path.display()),
+        )
+        .hint(format!("its contexts: {}", names.join(", ")))
+    })?;
+    let cluster_name = ctx.context.as_ref().map(|c| c.cluster.clone()).unwrap_or_default();
+    let server = kc
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster_name)
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.server.clone())
+        .unwrap_or_default();
+    let client = crate::kube::client_from_kubeconfig_yaml(&text, Some(&ctx_name))
+        .await
+        .with_context(|| format!("cannot use context {ctx_name} of {}", path.display()))?;
+    Ok(ClusterContext {
+        cluster: ClusterRef::kubeconfig(&ctx_name, &server),
+        client,
+        pools: vec![],
+        admin_user: "azureuser".into(),
+        node_os_channel: None,
+        az_args: format!("-g RESOURCE_GROUP --cluster-name {ctx_name}"),
+    })
+}
+
+/// Attach the exit code and hint an Azure error calls for.
+pub fn azure_failure(e: AzureError) -> anyhow::Error {
+    let exit = if e.is_not_found() {
+        Exit::NotFound
+    } else if e.is_auth() {
+        Exit::Auth
+    } else if matches!(e, AzureError::Config(_)) {
+        Exit::Usage
+    } else {
+        Exit::Failure
+    };
+    let hint = e.hint();
+    let err = anyhow::Error::new(e);
+    let err = match hint {
+        Some(h) => anyhow::Error::new(crate::output::errors::Hinted::wrap(err, h)),
+        None => err,
+    };
+    anyhow::Error::new(crate::output::errors::WithExit::wrap(err, exit))
+}
+
+/// Pool lookup by node: the node's pool label, then ARM's pool facts.
+pub fn pools_by_name(ctx: &ClusterContext) -> BTreeMap<String, PoolInfo> {
+    ctx.pools.iter().map(|p| (p.name.clone(), p.clone())).collect()
+}

@@ -1,0 +1,83 @@
+//! The subcommands. Each returns an [`Outcome`]: plain data for the output layer, the
+//! table it is shown as, a summary line for stderr and the exit code. Nothing here prints
+//! to stdout; progress and warnings go through the [`Reporter`] to stderr.
+
+pub mod apply;
+pub mod context;
+pub mod report;
+pub mod scan;
+pub mod summary;
+
+use crate::cli::{Cli, Command};
+use crate::output::{Exit, Reporter, TableSpec};
+use crate::settings::Settings;
+use std::path::PathBuf;
+
+/// What a command produced.
+pub struct Outcome {
+    /// The result, as `-o json` prints it.
+    pub value: serde_json::Value,
+    /// How `-o table`/`wide`/`tsv` show it (without `--query`).
+    pub table: Option<TableSpec>,
+    /// A closing line for people, printed to stderr after the data.
+    pub summary: Option<String>,
+    pub exit: Exit,
+}
+
+pub async fn run(cli: Cli, settings: Settings, reporter: Reporter) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Scan(args) => scan::run(args, &settings, &reporter).await,
+        Command::Apply(args) => apply::run(args, &settings, &reporter).await,
+        Command::Report(args) => report::run(args, &settings, &reporter).await,
+    }
+}
+
+/// aks-patch's state directory: `$AKS_PATCH_STATE_DIR`, else `~/.local/state/aks-patch`.
+pub fn state_dir(settings: &Settings) -> PathBuf {
+    settings
+        .state_dir
+        .clone()
+        .unwrap_or_else(crate::ssh::session::state_dir)
+}
+
+/// The last scan of each cluster, kept for `report` (which uses no SSH).
+pub mod scans {
+    use serde::{Deserialize, Serialize};
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+
+    #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct NodeScan {
+        pub scanned_at: String,
+        pub reboot_required: bool,
+        #[serde(default)]
+        pub reboot_packages: Vec<String>,
+        pub pending_updates: usize,
+        pub security_updates: usize,
+        pub running_kernel: String,
+    }
+
+    fn path(state_dir: &Path, key: &str) -> PathBuf {
+        state_dir.join("scans").join(format!("{key}.json"))
+    }
+
+    pub fn load(state_dir: &Path, key: &str) -> BTreeMap<String, NodeScan> {
+        std::fs::read(path(state_dir, key))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Merge these nodes' results into the cluster's record (atomically).
+    pub fn save(state_dir: &Path, key: &str, nodes: BTreeMap<String, NodeScan>) -> std::io::Result<()> {
+        let mut all = load(state_dir, key);
+        all.extend(nodes);
+        let p = path(state_dir, key);
+        let dir = p.parent().expect("has a parent");
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(".{key}.tmp"));
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&all).expect("serializes"))?;
+        std::fs::rename(tmp, p)
+    }
+}

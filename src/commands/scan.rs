@@ -1,0 +1,250 @@
+//! `aks-patch scan`: what needs patching, and where. Changes nothing on the nodes (unless
+//! `--refresh`, which runs `apt-get update`).
+
+use super::context::{self, ClusterContext};
+use super::summary::scan_summary;
+use super::{scans, state_dir, Outcome};
+use crate::cli::{FailOn, ScanArgs};
+use crate::kube::NodeRow;
+use crate::output::{Column, Exit, Reporter, TableSpec};
+use crate::rollout::plan::{unpatchable_reason, Candidate};
+use crate::settings::Settings;
+use crate::ssh::{self, Probe, SshOptions};
+use anyhow::Context as _;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// One node in the scan result (`-o json` field names are stable and documented).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanRow {
+    pub name: String,
+    pub pool: String,
+    /// `linux` or `windows`.
+    pub os_type: String,
+    pub os_sku: Option<String>,
+    /// As `kubectl get nodes` shows it.
+    pub status: String,
+    /// The Node's status.nodeInfo.kernelVersion.
+    pub kernel_version: String,
+    /// `uname -r` on the node (None when not probed).
+    pub running_kernel: Option<String>,
+    pub pending_updates: Option<usize>,
+    pub security_updates: Option<usize>,
+    pub reboot_required: Option<bool>,
+    pub reboot_packages: Vec<String>,
+    /// The kernel the pending updates or the reboot would bring, when there is one.
+    pub pending_kernel: Option<String>,
+    pub uptime: Option<String>,
+    pub uptime_seconds: Option<u64>,
+    pub node_image_version: Option<String>,
+    pub latest_node_image_version: Option<String>,
+    /// aks-patch can patch this node in place.
+    pub patchable: bool,
+    /// Why not, or what else to know.
+    pub note: Option<String>,
+    /// The probe failed: why.
+    pub error: Option<String>,
+    /// The pending upgrades.
+    pub updates: Vec<ssh::PendingUpdate>,
+}
+
+pub fn table() -> TableSpec {
+    TableSpec::new(vec![
+        Column::new("NAME", "name"),
+        Column::new("POOL", "pool"),
+        Column::new("STATUS", "status"),
+        Column::new("KERNEL", "runningKernel").placeholder("<unknown>"),
+        Column::new("PENDING", "pendingUpdates").placeholder("-"),
+        Column::new("SECURITY", "securityUpdates").placeholder("-"),
+        Column::new("REBOOT", "rebootRequired").placeholder("-"),
+        Column::new("REBOOT-PACKAGES", "rebootPackages").wide(),
+        Column::new("OS-SKU", "osSku").wide(),
+        Column::new("NODE-IMAGE", "nodeImageVersion").wide(),
+        Column::new("LATEST-IMAGE", "latestNodeImageVersion").wide(),
+        Column::new("UPTIME", "uptime").wide().placeholder("-"),
+        Column::new("NOTE", "note").placeholder(""),
+    ])
+}
+
+pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome> {
+    let ctx = context::resolve(&args.cluster, settings, reporter, true).await?;
+    if let Some(w) = ctx.channel_warning() {
+        reporter.warn(&w);
+    }
+    let ssh_opts = SshOptions::from_args(&args.ssh, &ctx.admin_user)
+        .map_err(|e| anyhow::Error::new(e))
+        .map_err(usage)?;
+    let rows = crate::kube::list_node_rows(&ctx.client, None)
+        .await
+        .context("cannot list the cluster's nodes")?;
+    let rows = scan_nodes(&ctx, &rows, &ssh_opts, args.parallel as usize, args.refresh, reporter).await;
+
+    // Remember the result for `report`.
+    let now = crate::rollout::journal::now();
+    let record: BTreeMap<String, scans::NodeScan> = rows
+        .iter()
+        .filter(|r| r.error.is_none() && r.reboot_required.is_some())
+        .map(|r| {
+            (
+                r.name.clone(),
+                scans::NodeScan {
+                    scanned_at: now.clone(),
+                    reboot_required: r.reboot_required.unwrap_or(false),
+                    reboot_packages: r.reboot_packages.clone(),
+                    pending_updates: r.pending_updates.unwrap_or(0),
+                    security_updates: r.security_updates.unwrap_or(0),
+                    running_kernel: r.running_kernel.clone().unwrap_or_default(),
+                },
+            )
+        })
+        .collect();
+    if let Err(e) = scans::save(&state_dir(settings), &ctx.cluster.key, record) {
+        reporter.warn(&format!("cannot record this scan for `aks-patch report`: {e}"));
+    }
+
+    let linux: Vec<&ScanRow> = rows.iter().filter(|r| r.os_type == "linux").collect();
+    let failed: Vec<&ScanRow> = rows.iter().filter(|r| r.error.is_some()).collect();
+    let need_reboot = linux.iter().filter(|r| r.reboot_required == Some(true)).count();
+    let with_pending = linux.iter().filter(|r| r.pending_updates.unwrap_or(0) > 0).count();
+    let mut kernels: Vec<String> = linux.iter().filter_map(|r| r.pending_kernel.clone()).collect();
+    kernels.sort();
+    kernels.dedup();
+    for r in &failed {
+        reporter.warn(&format!("{}: {}", r.name, r.error.as_deref().unwrap_or("")));
+    }
+    let windows = rows.iter().filter(|r| r.os_type == "windows").count();
+    let mut summary = scan_summary(linux.len(), need_reboot, with_pending, failed.len(), &kernels);
+    if windows > 0 {
+        summary.push_str(&format!(
+            "; {windows} Windows {} not patched in place (use az aks nodepool upgrade {} -n POOL --node-image-only)",
+            if windows == 1 { "node is" } else { "nodes are" },
+            ctx.az_args
+        ));
+    }
+    let exit = if !failed.is_empty() {
+        Exit::NodesFailed
+    } else {
+        match args.fail_on {
+            Some(FailOn::RebootRequired) if need_reboot > 0 => Exit::FailOn,
+            Some(FailOn::Pending) if with_pending > 0 || need_reboot > 0 => Exit::FailOn,
+            _ => Exit::Ok,
+        }
+    };
+    Ok(Outcome {
+        value: serde_json::to_value(&rows)?,
+        table: Some(table()),
+        summary: Some(summary),
+        exit,
+    })
+}
+
+fn usage(e: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(crate::output::WithExit::wrap(e, Exit::Usage))
+}
+
+/// The candidate (for the plan's skip rules) of a node row.
+pub fn candidate(ctx: &ClusterContext, r: &NodeRow) -> Candidate {
+    let pool = r.pool.clone().unwrap_or_default();
+    let info = ctx.pool(&pool);
+    Candidate {
+        name: r.name.clone(),
+        pool: pool.clone(),
+        os_type: r
+            .os_type
+            .clone()
+            .or_else(|| info.and_then(|p| p.os_type.clone()).map(|t| t.to_lowercase()))
+            .unwrap_or_else(|| "linux".into()),
+        os_sku: r.os_sku.clone().or_else(|| info.and_then(|p| p.os_sku.clone())),
+        labels: BTreeMap::new(),
+        ready: r.ready,
+        ssh_disabled: info.is_some_and(|p| p.ssh_disabled),
+    }
+}
+
+/// Probe every patchable Linux node over SSH and build the rows (also used by apply's
+/// before-table).
+pub async fn scan_nodes(
+    ctx: &ClusterContext,
+    rows: &[NodeRow],
+    ssh_opts: &SshOptions,
+    parallel: usize,
+    refresh: bool,
+    reporter: &Reporter,
+) -> Vec<ScanRow> {
+    let mut out: Vec<ScanRow> = rows.iter().map(|r| base_row(ctx, r)).collect();
+    let targets: Vec<(String, String)> = out
+        .iter()
+        .zip(rows)
+        .filter(|(s, _)| s.patchable)
+        .map(|(s, r)| (s.name.clone(), r.internal_ip.clone()))
+        .collect();
+    let timeout = ssh_opts.connect_timeout + Duration::from_secs(if refresh { 300 } else { 60 });
+    let results = ssh::probe_all(ssh_opts, targets, parallel, refresh, timeout, reporter).await;
+    let by_name: BTreeMap<String, Result<Probe, ssh::SshError>> = results.into_iter().collect();
+    for row in out.iter_mut() {
+        match by_name.get(&row.name) {
+            Some(Ok(p)) => fill(row, p),
+            Some(Err(e)) => row.error = Some(e.to_string()),
+            None => {}
+        }
+    }
+    out
+}
+
+fn base_row(ctx: &ClusterContext, r: &NodeRow) -> ScanRow {
+    let c = candidate(ctx, r);
+    let info = ctx.pool(&c.pool);
+    let reason = if r.internal_ip.is_empty() || r.internal_ip == "<none>" {
+        Some("the node has no InternalIP to reach over SSH".to_string())
+    } else {
+        unpatchable_reason(&c, &ctx.az_args)
+    };
+    ScanRow {
+        name: r.name.clone(),
+        pool: c.pool.clone(),
+        os_type: c.os_type.clone(),
+        os_sku: c.os_sku.clone(),
+        status: r.status.clone(),
+        kernel_version: r.kernel_version.clone(),
+        running_kernel: None,
+        pending_updates: None,
+        security_updates: None,
+        reboot_required: None,
+        reboot_packages: vec![],
+        pending_kernel: None,
+        uptime: None,
+        uptime_seconds: None,
+        node_image_version: r
+            .node_image_version
+            .clone()
+            .or_else(|| info.and_then(|p| p.node_image_version.clone())),
+        latest_node_image_version: info.and_then(|p| p.latest_node_image_version.clone()),
+        patchable: reason.is_none(),
+        note: reason,
+        error: None,
+        updates: vec![],
+    }
+}
+
+fn fill(row: &mut ScanRow, p: &Probe) {
+    row.running_kernel = Some(p.running_kernel.clone());
+    if let Some(why) = &p.unsupported {
+        row.patchable = false;
+        row.note = Some(why.clone());
+    }
+    row.pending_updates = Some(p.pending_count());
+    row.security_updates = Some(p.security_count());
+    row.reboot_required = Some(p.reboot_required);
+    row.reboot_packages = p.reboot_packages.clone();
+    row.pending_kernel = p.pending_kernel();
+    row.uptime_seconds = p.uptime_seconds;
+    row.uptime = p
+        .uptime_seconds
+        .map(|s| crate::kube::nodes::human_duration(chrono::TimeDelta::seconds(s as i64)));
+    if let Some(e) = &p.refresh_error {
+        row.note = Some(format!("apt-get update failed: {e}"));
+    }
+    row.updates = p.pending.clone();
+}

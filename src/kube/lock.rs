@@ -1,0 +1,1016 @@
+//! The cluster-wide lock that keeps two aks-patch runs apart, and kured's lock.
+//!
+//! **Lease** `kube-system/aks-patch` (coordination.k8s.io/v1): taken by create, or by replace
+//! carrying the resourceVersion read (a 409 means someone else won), renewed every third of
+//! its duration by a background task, and released (deleted) at the end of the run. A lease
+//! held by another run is refused with its holder, when it was taken and when it was last
+//! renewed; `force` takes it over (`leaseTransitions` + 1).
+//!
+//! Staleness is judged first by the lease's `renewTime` against this machine's clock, which
+//! can be skewed from the other holder's. A lease that looks expired is then watched for a
+//! short while: if it is renewed meanwhile, its holder is alive whatever the clocks say.
+//!
+//! **kured** keeps its reboot lock in the annotation `weave.works/kured-node-lock` on the
+//! DaemonSet `kube-system/kured`. aks-patch honours it (never reboots while kured holds it)
+//! and takes it for the node it reboots, so that kured does not reboot another node beside
+//! ours. Our entry's nodeID is `aks-patch:<node>`, never a node name: a kured pod that sees
+//! its own node's name in the lock believes it holds it, and would uncordon and release.
+
+use super::client::{describe_kube_error, KubeError};
+use super::retry::{is_transient, with_retry};
+use ::kube::api::{Api, DeleteParams, PostParams, Preconditions};
+use ::kube::Client;
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+use tokio::sync::watch;
+
+pub const LEASE_NAMESPACE: &str = "kube-system";
+pub const LEASE_NAME: &str = "aks-patch";
+/// Annotations on the Lease that say who holds it, field by field.
+pub const ANNOTATION_USER: &str = "aks-patch.io/user";
+pub const ANNOTATION_HOST: &str = "aks-patch.io/host";
+pub const ANNOTATION_PID: &str = "aks-patch.io/pid";
+pub const ANNOTATION_RUN_ID: &str = "aks-patch.io/run-id";
+
+pub const KURED_NAMESPACE: &str = "kube-system";
+pub const KURED_DAEMONSET: &str = "kured";
+pub const KURED_LOCK_ANNOTATION: &str = "weave.works/kured-node-lock";
+
+/// Who holds the lock: shown to whoever is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HolderInfo {
+    pub user: String,
+    pub host: String,
+    pub pid: u32,
+    pub run_id: String,
+}
+
+impl HolderInfo {
+    /// This process: `$USER` (or `$LOGNAME`, or the uid), the host name, the pid.
+    pub fn current(run_id: impl Into<String>) -> HolderInfo {
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .ok()
+            .filter(|u| !u.is_empty())
+            // SAFETY: getuid has no preconditions and touches no memory.
+            .unwrap_or_else(|| format!("uid {}", unsafe { libc::getuid() }));
+        HolderInfo {
+            user,
+            host: hostname(),
+            pid: std::process::id(),
+            run_id: run_id.into(),
+        }
+    }
+
+    /// The Lease's `holderIdentity`: `user@host pid N run ID`.
+    pub fn identity(&self) -> String {
+        format!("{}@{} pid {} run {}", self.user, self.host, self.pid, self.run_id)
+    }
+
+    fn annotations(&self) -> BTreeMap<String, String> {
+        [
+            (ANNOTATION_USER, self.user.clone()),
+            (ANNOTATION_HOST, self.host.clone()),
+            (ANNOTATION_PID, self.pid.to_string()),
+            (ANNOTATION_RUN_ID, self.run_id.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    if rc == 0 {
+        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+        let h = String::from_utf8_lossy(&buf[..end]).to_string();
+        if !h.is_empty() {
+            return h;
+        }
+    }
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown-host".into())
+}
+
+/// Where the lease lives and how it is judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockOptions {
+    pub namespace: String,
+    pub name: String,
+    /// `leaseDurationSeconds`: renewed every third of it; a lease not renewed for longer is stale.
+    pub duration: Duration,
+    /// How long to watch a lease that looks expired by the clocks before calling it stale.
+    pub observe: Duration,
+}
+
+impl LockOptions {
+    pub fn new(duration: Duration) -> LockOptions {
+        let duration = duration.max(Duration::from_secs(3));
+        LockOptions {
+            namespace: LEASE_NAMESPACE.into(),
+            name: LEASE_NAME.into(),
+            duration,
+            observe: (duration / 3 + Duration::from_secs(1)).min(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// A lease as read: who holds it and since when.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseState {
+    /// `holderIdentity`; `None` when released.
+    pub holder: Option<String>,
+    /// The holder's details, when it is an aks-patch run.
+    pub holder_info: Option<HolderInfo>,
+    pub acquired: Option<DateTime<Utc>>,
+    pub renewed: Option<DateTime<Utc>>,
+    pub duration: Option<Duration>,
+    pub transitions: i32,
+    pub resource_version: Option<String>,
+}
+
+impl LeaseState {
+    fn of(lease: &Lease) -> LeaseState {
+        let spec = lease.spec.as_ref();
+        let ann = lease.metadata.annotations.as_ref();
+        let holder_info = ann.and_then(|a| {
+            Some(HolderInfo {
+                user: a.get(ANNOTATION_USER)?.clone(),
+                host: a.get(ANNOTATION_HOST)?.clone(),
+                pid: a.get(ANNOTATION_PID)?.parse().ok()?,
+                run_id: a.get(ANNOTATION_RUN_ID)?.clone(),
+            })
+        });
+        LeaseState {
+            holder: spec.and_then(|s| s.holder_identity.clone()).filter(|h| !h.is_empty()),
+            holder_info,
+            acquired: spec
+                .and_then(|s| s.acquire_time.as_ref())
+                .and_then(super::time::micro_time),
+            renewed: spec
+                .and_then(|s| s.renew_time.as_ref())
+                .and_then(super::time::micro_time),
+            duration: spec
+                .and_then(|s| s.lease_duration_seconds)
+                .map(|s| Duration::from_secs(s.max(0) as u64)),
+            transitions: spec.and_then(|s| s.lease_transitions).unwrap_or(0),
+            resource_version: lease.metadata.resource_version.clone(),
+        }
+    }
+
+    /// Time since the last renewal by this machine's clock (`None` if never renewed or in
+    /// the future).
+    pub fn renewed_ago(&self, now: DateTime<Utc>) -> Option<Duration> {
+        self.renewed.and_then(|r| (now - r).to_std().ok())
+    }
+
+    /// Expired by this machine's clock: not renewed for longer than its duration.
+    pub fn expired_by_clock(&self, now: DateTime<Utc>) -> bool {
+        match (self.renewed.or(self.acquired), self.duration) {
+            (Some(r), Some(d)) => (now - r).to_std().map(|ago| ago > d).unwrap_or(false),
+            // No renewal time or no duration: nothing says it is alive.
+            _ => true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("{}", held_text(.holder, .acquired, .renewed_ago, *.stale, .lease))]
+    Held {
+        /// `namespace/name` of the Lease.
+        lease: String,
+        holder: String,
+        acquired: Option<DateTime<Utc>>,
+        renewed_ago: Option<Duration>,
+        /// Not renewed for longer than its duration (by this machine's clock), and not
+        /// renewed while we watched.
+        stale: bool,
+    },
+    #[error(
+        "the aks-patch lock (Lease {lease}) was lost: {reason}; stop now: another run may be changing the cluster"
+    )]
+    Lost { lease: String, reason: String },
+    #[error("kured holds its reboot lock for {holder} (annotation {KURED_LOCK_ANNOTATION} on DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET}): it is rebooting that node; wait for it to finish, or pause kured")]
+    KuredHeld { holder: String },
+    #[error("kured's lock annotation on DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET} is not in a format aks-patch knows ({detail}); fix or remove the annotation by hand")]
+    KuredUnreadable { detail: String },
+    #[error("kured's lock kept changing under us (DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET} was updated {attempts} times while we tried); retry")]
+    KuredBusy { attempts: u32 },
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+}
+
+fn held_text(
+    holder: &str,
+    acquired: &Option<DateTime<Utc>>,
+    renewed_ago: &Option<Duration>,
+    stale: bool,
+    lease: &str,
+) -> String {
+    let mut s = format!("another aks-patch run holds the lock (Lease {lease}): {holder}");
+    if let Some(a) = acquired {
+        s.push_str(&format!(
+            ", since {}",
+            a.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
+    }
+    match renewed_ago {
+        Some(ago) => s.push_str(&format!(", last renewed {}s ago", ago.as_secs())),
+        None => s.push_str(", never renewed"),
+    }
+    if stale {
+        s.push_str(
+            " (judged by the lease's renewTime against this machine's clock, and it was not renewed while we watched): \
+             it looks stale; if that run is dead, rerun with --force-unlock",
+        );
+    } else {
+        s.push_str(
+            " (judged by the lease's renewTime against this machine's clock): it is live; wait for that run to finish",
+        );
+    }
+    s
+}
+
+/// The aks-patch lock.
+pub struct Lock;
+
+impl Lock {
+    /// Take the lock `kube-system/aks-patch` for `duration` (renewed in the background).
+    /// `force` takes it over from whoever holds it.
+    pub async fn acquire(
+        client: &Client,
+        holder: HolderInfo,
+        duration: Duration,
+        force: bool,
+    ) -> Result<LockGuard, LockError> {
+        Lock::acquire_with(client, holder, &LockOptions::new(duration), force).await
+    }
+
+    /// [`Lock::acquire`] with the lease's place and timings spelled out.
+    pub async fn acquire_with(
+        client: &Client,
+        holder: HolderInfo,
+        opts: &LockOptions,
+        force: bool,
+    ) -> Result<LockGuard, LockError> {
+        let api: Api<Lease> = Api::namespaced(client.clone(), &opts.namespace);
+        let lease_name = format!("{}/{}", opts.namespace, opts.name);
+        let identity = holder.identity();
+        let existing = with_retry(|| api.get_opt(&opts.name))
+            .await
+            .map_err(|e| KubeError::api(format!("reading the lock (Lease {lease_name})"), e))?;
+        let now = Utc::now();
+        let (lease, previous) = match existing {
+            None => {
+                let lease = Lease {
+                    metadata: ObjectMeta {
+                        name: Some(opts.name.clone()),
+                        namespace: Some(opts.namespace.clone()),
+                        annotations: Some(holder.annotations()),
+                        ..Default::default()
+                    },
+                    spec: Some(lease_spec(&identity, opts.duration, 0)),
+                };
+                match api.create(&PostParams::default(), &lease).await {
+                    Ok(l) => (l, None),
+                    Err(::kube::Error::Api(s)) if s.code == 409 => {
+                        return Err(held_error(&api, opts, &lease_name).await);
+                    }
+                    Err(e) => {
+                        return Err(KubeError::api(format!("taking the lock (creating Lease {lease_name})"), e).into())
+                    }
+                }
+            }
+            Some(current) => {
+                let state = LeaseState::of(&current);
+                if let Some(h) = &state.holder {
+                    if !force {
+                        let mut stale = state.expired_by_clock(now);
+                        if stale {
+                            stale = !renewed_while_watching(&api, opts, &state).await?;
+                        }
+                        return Err(LockError::Held {
+                            lease: lease_name,
+                            holder: h.clone(),
+                            acquired: state.acquired,
+                            renewed_ago: state.renewed_ago(Utc::now()),
+                            stale,
+                        });
+                    }
+                }
+                let transitions = if state.holder.is_some() {
+                    state.transitions + 1
+                } else {
+                    state.transitions
+                };
+                let mut lease = current.clone();
+                lease.spec = Some(lease_spec(&identity, opts.duration, transitions));
+                let ann = lease.metadata.annotations.get_or_insert_with(BTreeMap::new);
+                ann.extend(holder.annotations());
+                // The resourceVersion we read: if anyone changed the lease since, this fails.
+                match api.replace(&opts.name, &PostParams::default(), &lease).await {
+                    Ok(l) => (l, state.holder.clone()),
+                    Err(::kube::Error::Api(s)) if s.code == 409 => {
+                        return Err(held_error(&api, opts, &lease_name).await);
+                    }
+                    Err(e) => {
+                        return Err(KubeError::api(format!("taking the lock (updating Lease {lease_name})"), e).into())
+                    }
+                }
+            }
+        };
+        if let Some(p) = &previous {
+            tracing::warn!("took over the aks-patch lock from {p}");
+        }
+        let (lost_tx, lost_rx) = watch::channel(None::<String>);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(renew_loop(api.clone(), opts.clone(), identity, lease, lost_tx, stop_rx));
+        Ok(LockGuard {
+            api,
+            opts: opts.clone(),
+            holder,
+            previous_holder: previous,
+            lost_rx,
+            stop_tx,
+            task: Some(task),
+            released: false,
+        })
+    }
+
+    /// The lease as it is now (`None`: nobody ever took it).
+    pub async fn inspect(client: &Client, opts: &LockOptions) -> Result<Option<LeaseState>, LockError> {
+        let api: Api<Lease> = Api::namespaced(client.clone(), &opts.namespace);
+        let l = with_retry(|| api.get_opt(&opts.name))
+            .await
+            .map_err(|e| KubeError::api(format!("reading the lock (Lease {}/{})", opts.namespace, opts.name), e))?;
+        Ok(l.as_ref().map(LeaseState::of))
+    }
+}
+
+fn lease_spec(identity: &str, duration: Duration, transitions: i32) -> LeaseSpec {
+    let now = super::time::now_micro();
+    LeaseSpec {
+        holder_identity: Some(identity.to_string()),
+        lease_duration_seconds: Some(duration.as_secs().clamp(1, i32::MAX as u64) as i32),
+        acquire_time: Some(now.clone()),
+        renew_time: Some(now),
+        lease_transitions: Some(transitions),
+        ..Default::default()
+    }
+}
+
+/// After losing a race (409): who won.
+async fn held_error(api: &Api<Lease>, opts: &LockOptions, lease_name: &str) -> LockError {
+    match with_retry(|| api.get_opt(&opts.name)).await {
+        Ok(Some(l)) => {
+            let st = LeaseState::of(&l);
+            LockError::Held {
+                lease: lease_name.to_string(),
+                holder: st.holder.clone().unwrap_or_else(|| "(another run, just now)".into()),
+                acquired: st.acquired,
+                renewed_ago: st.renewed_ago(Utc::now()),
+                stale: false,
+            }
+        }
+        _ => LockError::Held {
+            lease: lease_name.to_string(),
+            holder: "(another run, just now)".into(),
+            acquired: None,
+            renewed_ago: None,
+            stale: false,
+        },
+    }
+}
+
+/// Watch a lease that looks expired for `opts.observe`: true if it changed meanwhile.
+async fn renewed_while_watching(api: &Api<Lease>, opts: &LockOptions, seen: &LeaseState) -> Result<bool, LockError> {
+    let deadline = tokio::time::Instant::now() + opts.observe;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500).min(opts.observe)).await;
+        let now = with_retry(|| api.get_opt(&opts.name))
+            .await
+            .map_err(|e| KubeError::api(format!("watching the lock (Lease {}/{})", opts.namespace, opts.name), e))?;
+        match now {
+            None => return Ok(true),
+            Some(l) => {
+                let st = LeaseState::of(&l);
+                if st.resource_version != seen.resource_version || st.renewed != seen.renewed {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+    Ok(false)
+}
+
+async fn renew_loop(
+    api: Api<Lease>,
+    opts: LockOptions,
+    identity: String,
+    mut lease: Lease,
+    lost: watch::Sender<Option<String>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let period = (opts.duration / 3).max(Duration::from_millis(500));
+    let mut last_ok = tokio::time::Instant::now();
+    let mut wait = period;
+    let lose = |reason: String| {
+        tracing::error!("the aks-patch lock was lost: {reason}");
+        let _ = lost.send(Some(reason));
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        if let Some(spec) = lease.spec.as_mut() {
+            spec.renew_time = Some(super::time::now_micro());
+        }
+        match api.replace(&opts.name, &PostParams::default(), &lease).await {
+            Ok(l) => {
+                lease = l;
+                last_ok = tokio::time::Instant::now();
+                wait = period;
+            }
+            Err(::kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {
+                // Changed or deleted behind our back: see by whom.
+                match api.get_opt(&opts.name).await {
+                    Ok(Some(l)) if LeaseState::of(&l).holder.as_deref() == Some(identity.as_str()) => {
+                        lease = l;
+                        wait = Duration::from_millis(100);
+                    }
+                    Ok(Some(l)) => {
+                        let who = LeaseState::of(&l).holder.unwrap_or_else(|| "nobody (released)".into());
+                        return lose(format!("it was taken over by {who}"));
+                    }
+                    Ok(None) => return lose("the Lease was deleted by someone else".into()),
+                    Err(e) => {
+                        if last_ok.elapsed() + period >= opts.duration {
+                            return lose(format!("it could not be renewed: {}", describe_kube_error(&e)));
+                        }
+                        wait = Duration::from_secs(1);
+                    }
+                }
+            }
+            Err(e) => {
+                // Keep trying while the lease still holds; give it up before others may
+                // judge it expired.
+                if !is_transient(&e) || last_ok.elapsed() + period >= opts.duration {
+                    return lose(format!(
+                        "it could not be renewed for {}s: {}",
+                        last_ok.elapsed().as_secs(),
+                        describe_kube_error(&e)
+                    ));
+                }
+                wait = Duration::from_secs(1).min(period);
+            }
+        }
+    }
+}
+
+/// The held lock. Call [`LockGuard::release`] on every path: dropping it only stops the
+/// renewals, and the lease then stays until it expires.
+pub struct LockGuard {
+    api: Api<Lease>,
+    opts: LockOptions,
+    holder: HolderInfo,
+    previous_holder: Option<String>,
+    lost_rx: watch::Receiver<Option<String>>,
+    stop_tx: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    released: bool,
+}
+
+impl LockGuard {
+    pub fn holder(&self) -> &HolderInfo {
+        &self.holder
+    }
+
+    /// Whom the lock was taken over from with `force`.
+    pub fn previous_holder(&self) -> Option<&str> {
+        self.previous_holder.as_deref()
+    }
+
+    /// `namespace/name` of the Lease.
+    pub fn lease(&self) -> String {
+        format!("{}/{}", self.opts.namespace, self.opts.name)
+    }
+
+    /// Whether renewing failed (the run must stop): `Some(reason)`.
+    pub fn lost_reason(&self) -> Option<String> {
+        self.lost_rx.borrow().clone()
+    }
+
+    pub fn is_lost(&self) -> bool {
+        self.lost_rx.borrow().is_some()
+    }
+
+    /// Resolves with a [`LockError::Lost`] when renewing fails; pending while the lock is
+    /// held. Independent of `self`, for use in `select!` beside the work.
+    pub fn lost(&self) -> impl Future<Output = LockError> + Send + 'static {
+        let mut rx = self.lost_rx.clone();
+        let lease = self.lease();
+        async move {
+            loop {
+                if let Some(reason) = rx.borrow_and_update().clone() {
+                    return LockError::Lost { lease, reason };
+                }
+                if rx.changed().await.is_err() {
+                    // The renew task ended without a loss: released. Stay pending.
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+
+    /// Stop renewing and give the lock back (delete the Lease, if it is still ours).
+    pub async fn release(mut self) -> Result<(), LockError> {
+        self.released = true;
+        let _ = self.stop_tx.send(true);
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+        let identity = self.holder.identity();
+        let lease_name = self.lease();
+        let current = with_retry(|| self.api.get_opt(&self.opts.name))
+            .await
+            .map_err(|e| KubeError::api(format!("releasing the lock (reading Lease {lease_name})"), e))?;
+        let Some(current) = current else { return Ok(()) };
+        let st = LeaseState::of(&current);
+        if st.holder.as_deref() != Some(identity.as_str()) {
+            return Err(LockError::Lost {
+                lease: lease_name,
+                reason: format!(
+                    "it is held by {} now, so it was left alone",
+                    st.holder.unwrap_or_else(|| "nobody".into())
+                ),
+            });
+        }
+        let dp = DeleteParams {
+            preconditions: Some(Preconditions {
+                resource_version: st.resource_version.clone(),
+                uid: current.metadata.uid.clone(),
+            }),
+            ..Default::default()
+        };
+        match with_retry(|| self.api.delete(&self.opts.name, &dp)).await {
+            Ok(_) => Ok(()),
+            Err(::kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(::kube::Error::Api(s)) if s.code == 409 => Err(LockError::Lost {
+                lease: lease_name,
+                reason: "it changed while we released it, so it was left alone".into(),
+            }),
+            Err(e) => Err(KubeError::api(
+                format!(
+                    "releasing the lock (deleting Lease {lease_name}); it expires by itself after {}s",
+                    self.opts.duration.as_secs()
+                ),
+                e,
+            )
+            .into()),
+        }
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if !self.released {
+            let _ = self.stop_tx.send(true);
+            if let Some(t) = self.task.take() {
+                t.abort();
+            }
+            tracing::warn!(
+                "the aks-patch lock (Lease {}) was not released; it expires by itself after {}s",
+                self.lease(),
+                self.opts.duration.as_secs()
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// kured
+
+/// One entry of kured's lock (Go's `LockAnnotationValue`; `TTL` is a Go duration in ns).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KuredLockEntry {
+    #[serde(rename = "nodeID", default)]
+    pub node_id: String,
+    #[serde(default)]
+    pub metadata: KuredNodeMeta,
+    #[serde(default)]
+    pub created: Option<DateTime<Utc>>,
+    #[serde(rename = "TTL", default)]
+    pub ttl: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KuredNodeMeta {
+    #[serde(default)]
+    pub unschedulable: bool,
+}
+
+impl KuredLockEntry {
+    /// kured's `ttlExpired`: a TTL of 0 never expires.
+    pub fn expired(&self, now: DateTime<Utc>) -> bool {
+        match (self.ttl, self.created) {
+            (ttl, Some(created)) if ttl > 0 => now - created >= chrono::TimeDelta::nanoseconds(ttl),
+            _ => false,
+        }
+    }
+}
+
+/// kured's lock annotation, in either of its formats.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KuredLockValue {
+    /// `{"nodeID":..., "metadata":..., "created":..., "TTL":...}` (concurrency 1).
+    Single(KuredLockEntry),
+    /// `{"maxOwners":N,"locks":[...]}` (`--concurrency` N > 1).
+    Multi {
+        max_owners: u32,
+        locks: Vec<KuredLockEntry>,
+    },
+}
+
+#[derive(Deserialize)]
+struct MultiLock {
+    #[serde(rename = "maxOwners")]
+    max_owners: u32,
+    #[serde(default)]
+    locks: Option<Vec<KuredLockEntry>>,
+}
+
+impl KuredLockValue {
+    pub fn parse(text: &str) -> Result<KuredLockValue, LockError> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| LockError::KuredUnreadable {
+            detail: format!("not JSON: {e}"),
+        })?;
+        if v.get("maxOwners").is_some() {
+            let m: MultiLock = serde_json::from_value(v).map_err(|e| LockError::KuredUnreadable {
+                detail: format!("multi-owner lock: {e}"),
+            })?;
+            return Ok(KuredLockValue::Multi {
+                max_owners: m.max_owners,
+                locks: m.locks.unwrap_or_default(),
+            });
+        }
+        let e: KuredLockEntry = serde_json::from_value(v).map_err(|e| LockError::KuredUnreadable {
+            detail: format!("single lock: {e}"),
+        })?;
+        Ok(KuredLockValue::Single(e))
+    }
+
+    pub fn to_json(&self) -> String {
+        match self {
+            KuredLockValue::Single(e) => serde_json::to_string(e).unwrap_or_default(),
+            KuredLockValue::Multi { max_owners, locks } => {
+                serde_json::json!({"maxOwners": max_owners, "locks": locks}).to_string()
+            }
+        }
+    }
+
+    /// The node IDs holding a live lock.
+    pub fn live_holders(&self, now: DateTime<Utc>) -> Vec<String> {
+        let entries: Vec<&KuredLockEntry> = match self {
+            KuredLockValue::Single(e) => vec![e],
+            KuredLockValue::Multi { locks, .. } => locks.iter().collect(),
+        };
+        let mut out: Vec<String> = entries
+            .into_iter()
+            .filter(|e| !e.expired(now))
+            .map(|e| e.node_id.clone())
+            .collect();
+        out.dedup();
+        out
+    }
+}
+
+/// The nodeID aks-patch writes into kured's lock for `node`.
+pub fn kured_node_id(node: &str) -> String {
+    format!("aks-patch:{node}")
+}
+
+/// What [`take_kured_lock`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KuredLock {
+    /// No kured DaemonSet in kube-system: nothing to do.
+    NotInstalled,
+    /// The annotation now says aks-patch holds kured's lock for this node.
+    Taken { node_id: String },
+}
+
+async fn kured_daemonset(client: &Client) -> Result<Option<DaemonSet>, LockError> {
+    let api: Api<DaemonSet> = Api::namespaced(client.clone(), KURED_NAMESPACE);
+    Ok(with_retry(|| api.get_opt(KURED_DAEMONSET))
+        .await
+        .map_err(|e| KubeError::api(format!("reading DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET}"), e))?)
+}
+
+fn kured_value(ds: &DaemonSet) -> Result<Option<KuredLockValue>, LockError> {
+    match ds
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(KURED_LOCK_ANNOTATION))
+        .filter(|v| !v.trim().is_empty())
+    {
+        None => Ok(None),
+        Some(v) => KuredLockValue::parse(v).map(Some),
+    }
+}
+
+/// kured's `--concurrency` from its DaemonSet's container args (1 if not set).
+fn kured_concurrency(ds: &DaemonSet) -> u32 {
+    let containers = ds
+        .spec
+        .template
+        .spec
+        .as_ref()
+        .map(|s| s.containers.clone())
+        .unwrap_or_default();
+    for c in containers {
+        let args: Vec<String> = c
+            .command
+            .unwrap_or_default()
+            .into_iter()
+            .chain(c.args.unwrap_or_default())
+            .collect();
+        for (i, a) in args.iter().enumerate() {
+            let v = if let Some(v) = a.strip_prefix("--concurrency=") {
+                Some(v.to_string())
+            } else if a == "--concurrency" {
+                args.get(i + 1).cloned()
+            } else {
+                None
+            };
+            if let Some(n) = v.and_then(|v| v.parse::<u32>().ok()) {
+                return n.max(1);
+            }
+        }
+    }
+    1
+}
+
+/// Who holds kured's reboot lock now (node names, comma-separated), ignoring expired
+/// entries. `None` when kured is not installed or its lock is free.
+pub async fn kured_lock_holder(client: &Client) -> Result<Option<String>, LockError> {
+    let Some(ds) = kured_daemonset(client).await? else {
+        return Ok(None);
+    };
+    let Some(v) = kured_value(&ds)? else { return Ok(None) };
+    let holders = v.live_holders(Utc::now());
+    Ok(if holders.is_empty() {
+        None
+    } else {
+        Some(holders.join(","))
+    })
+}
+
+/// Take kured's lock for `node` so that kured reboots no other node meanwhile. Refused
+/// (`LockError::KuredHeld`) while kured holds it. With kured's multi-owner lock every slot is
+/// filled with our entry, or kured would take the free ones. `ttl` goes into the entries, so
+/// that kured takes the lock back by itself if aks-patch dies without releasing it.
+pub async fn take_kured_lock(client: &Client, node: &str, ttl: Duration) -> Result<KuredLock, LockError> {
+    let api: Api<DaemonSet> = Api::namespaced(client.clone(), KURED_NAMESPACE);
+    let ours = kured_node_id(node);
+    const ATTEMPTS: u32 = 5;
+    for _ in 0..ATTEMPTS {
+        let Some(mut ds) = kured_daemonset(client).await? else {
+            return Ok(KuredLock::NotInstalled);
+        };
+        let now = Utc::now();
+        let current = kured_value(&ds)?;
+        if let Some(v) = &current {
+            let others: Vec<String> = v.live_holders(now).into_iter().filter(|h| *h != ours).collect();
+            if !others.is_empty() {
+                return Err(LockError::KuredHeld {
+                    holder: others.join(","),
+                });
+            }
+        }
+        let entry = KuredLockEntry {
+            node_id: ours.clone(),
+            metadata: KuredNodeMeta { unschedulable: true },
+            created: Some(now),
+            ttl: ttl.as_nanos().min(i64::MAX as u128) as i64,
+        };
+        let max_owners = match &current {
+            Some(KuredLockValue::Multi { max_owners, .. }) => Some((*max_owners).max(1)),
+            Some(KuredLockValue::Single(_)) => None,
+            None => Some(kured_concurrency(&ds)).filter(|n| *n > 1),
+        };
+        let value = match max_owners {
+            Some(n) => KuredLockValue::Multi {
+                max_owners: n,
+                locks: vec![entry; n as usize],
+            },
+            None => KuredLockValue::Single(entry),
+        };
+        ds.metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(KURED_LOCK_ANNOTATION.into(), value.to_json());
+        // Carries the resourceVersion read: a concurrent change (kured taking its lock) is a 409.
+        match api.replace(KURED_DAEMONSET, &PostParams::default(), &ds).await {
+            Ok(_) => return Ok(KuredLock::Taken { node_id: ours }),
+            Err(::kube::Error::Api(s)) if s.code == 409 => {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                continue;
+            }
+            Err(e) => {
+                return Err(KubeError::api(
+                    format!("taking kured's lock (updating DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET})"),
+                    e,
+                )
+                .into())
+            }
+        }
+    }
+    Err(LockError::KuredBusy { attempts: ATTEMPTS })
+}
+
+/// Give kured's lock back: remove our entries (or the single lock, if it is ours). Nothing
+/// to do when kured is not installed or the lock is not ours.
+pub async fn release_kured_lock(client: &Client, node: &str) -> Result<(), LockError> {
+    let api: Api<DaemonSet> = Api::namespaced(client.clone(), KURED_NAMESPACE);
+    let ours = kured_node_id(node);
+    const ATTEMPTS: u32 = 5;
+    for _ in 0..ATTEMPTS {
+        let Some(mut ds) = kured_daemonset(client).await? else {
+            return Ok(());
+        };
+        let Some(current) = kured_value(&ds)? else {
+            return Ok(());
+        };
+        let ann = ds.metadata.annotations.get_or_insert_with(BTreeMap::new);
+        match current {
+            KuredLockValue::Single(e) => {
+                if e.node_id != ours {
+                    return Ok(());
+                }
+                ann.remove(KURED_LOCK_ANNOTATION);
+            }
+            KuredLockValue::Multi { max_owners, locks } => {
+                if !locks.iter().any(|l| l.node_id == ours) {
+                    return Ok(());
+                }
+                let locks = locks.into_iter().filter(|l| l.node_id != ours).collect();
+                ann.insert(
+                    KURED_LOCK_ANNOTATION.into(),
+                    KuredLockValue::Multi { max_owners, locks }.to_json(),
+                );
+            }
+        }
+        match api.replace(KURED_DAEMONSET, &PostParams::default(), &ds).await {
+            Ok(_) => return Ok(()),
+            Err(::kube::Error::Api(s)) if s.code == 409 => {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                continue;
+            }
+            Err(e) => {
+                return Err(KubeError::api(
+                    format!("releasing kured's lock (updating DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET})"),
+                    e,
+                )
+                .into())
+            }
+        }
+    }
+    Err(LockError::KuredBusy { attempts: ATTEMPTS })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kured_single_lock_format() {
+        let v = KuredLockValue::parse(
+            r#"{"nodeID":"aks-user-1","metadata":{"unschedulable":false},"created":"2025-03-05T10:00:00.123456789Z","TTL":0}"#,
+        )
+        .unwrap();
+        let now = Utc::now();
+        assert_eq!(v.live_holders(now), vec!["aks-user-1".to_string()]);
+        // A TTL (Go duration, ns) that has run out frees the lock.
+        let v = KuredLockValue::parse(
+            r#"{"nodeID":"aks-user-1","metadata":{"unschedulable":false},"created":"2025-03-05T10:00:00Z","TTL":60000000000}"#,
+        )
+        .unwrap();
+        assert!(v.live_holders(now).is_empty());
+        // Round trip keeps kured's field names.
+        let j: serde_json::Value = serde_json::from_str(&v.to_json()).unwrap();
+        assert_eq!(j["nodeID"], "aks-user-1");
+        assert_eq!(j["TTL"], 60_000_000_000i64);
+        assert_eq!(j["metadata"]["unschedulable"], false);
+    }
+
+    #[test]
+    fn kured_multi_lock_format() {
+        let now = Utc::now();
+        let fresh = now.to_rfc3339();
+        let text = format!(
+            r#"{{"maxOwners":2,"locks":[{{"nodeID":"n1","metadata":{{"unschedulable":true}},"created":"{fresh}","TTL":0}},{{"nodeID":"n2","created":"2020-01-01T00:00:00Z","TTL":1000000000}}]}}"#
+        );
+        let v = KuredLockValue::parse(&text).unwrap();
+        assert!(matches!(v, KuredLockValue::Multi { max_owners: 2, .. }));
+        assert_eq!(v.live_holders(now), vec!["n1".to_string()]);
+        let empty = KuredLockValue::parse(r#"{"maxOwners":3,"locks":null}"#).unwrap();
+        assert!(empty.live_holders(now).is_empty());
+        assert!(matches!(
+            KuredLockValue::parse("not json"),
+            Err(LockError::KuredUnreadable { .. })
+        ));
+    }
+
+    #[test]
+    fn kured_concurrency_from_args() {
+        let ds: DaemonSet = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "kured", "namespace": "kube-system"},
+            "spec": {"selector": {}, "template": {"spec": {"containers": [
+                {"name": "kured", "command": ["/usr/bin/kured"], "args": ["--period=1h", "--concurrency=3"]}
+            ]}}}
+        }))
+        .unwrap();
+        assert_eq!(kured_concurrency(&ds), 3);
+        let ds: DaemonSet = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "kured"},
+            "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "kured", "args": ["--concurrency", "2"]}]}}}
+        }))
+        .unwrap();
+        assert_eq!(kured_concurrency(&ds), 2);
+        let ds: DaemonSet = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "kured"},
+            "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "kured"}]}}}
+        }))
+        .unwrap();
+        assert_eq!(kured_concurrency(&ds), 1);
+    }
+
+    #[test]
+    fn our_kured_id_is_never_a_node_name() {
+        assert_eq!(kured_node_id("aks-user-1"), "aks-patch:aks-user-1");
+    }
+
+    #[test]
+    fn lease_expiry_by_clock() {
+        let now = Utc::now();
+        let st = |renewed_ago: i64, dur: u64| LeaseState {
+            holder: Some("x".into()),
+            holder_info: None,
+            acquired: None,
+            renewed: Some(now - chrono::TimeDelta::seconds(renewed_ago)),
+            duration: Some(Duration::from_secs(dur)),
+            transitions: 0,
+            resource_version: None,
+        };
+        assert!(!st(10, 60).expired_by_clock(now));
+        assert!(st(61, 60).expired_by_clock(now));
+        assert_eq!(st(10, 60).renewed_ago(now), Some(Duration::from_secs(10)));
+        // Renewed "in the future" (skewed clocks): not expired, age unknown.
+        assert!(!st(-30, 60).expired_by_clock(now));
+        assert_eq!(st(-30, 60).renewed_ago(now), None);
+    }
+
+    #[test]
+    fn held_message_says_how_staleness_is_judged() {
+        let e = LockError::Held {
+            lease: "kube-system/aks-patch".into(),
+            holder: "alice@box pid 1 run r".into(),
+            acquired: None,
+            renewed_ago: Some(Duration::from_secs(400)),
+            stale: true,
+        }
+        .to_string();
+        assert!(e.contains("alice@box"), "{e}");
+        assert!(e.contains("this machine's clock"), "{e}");
+        assert!(e.contains("--force-unlock"), "{e}");
+    }
+
+    #[test]
+    fn holder_identity() {
+        let h = HolderInfo {
+            user: "alice".into(),
+            host: "box".into(),
+            pid: 42,
+            run_id: "r1".into(),
+        };
+        assert_eq!(h.identity(), "alice@box pid 42 run r1");
+        let cur = HolderInfo::current("r2");
+        assert_eq!(cur.pid, std::process::id());
+        assert!(!cur.host.is_empty() && !cur.user.is_empty());
+    }
+}

@@ -1,0 +1,28 @@
+//! The Kubernetes side of aks-patch: a client with our own retry policy, the node table as
+//! `kubectl get nodes -o wide` shows it, cordon and drain as `kubectl drain` does them, the
+//! cluster-wide Lease lock (and kured's lock annotation), and waiting for a rebooted node.
+//!
+//! This module is named `kube` like the crate it wraps: code in here refers to the crate as
+//! `::kube::...`.
+
+pub mod client;
+pub mod drain;
+pub mod lock;
+pub mod nodes;
+pub mod reboot;
+pub mod retry;
+mod time;
+
+pub use client::{client_from_config, client_from_kubeconfig_file, client_from_kubeconfig_yaml, KubeError};
+pub use drain::{
+    cordon, drain, plan_drain, uncordon, wait_pdbs_healthy, BlockedPod, DrainError, DrainEvent, DrainOptions,
+    DrainPlan, DrainReport, PdbInfo, PdbWaitError, PodRef, RefuseReason, SkipReason,
+};
+pub use lock::{
+    kured_lock_holder, release_kured_lock, take_kured_lock, HolderInfo, KuredLock, LeaseState, Lock, LockError,
+    LockGuard, LockOptions,
+};
+pub use nodes::{get_node, get_node_row, list_node_rows, list_nodes, node_row, NodeRow};
+pub use reboot::{wait_for_reboot, NodeState, RebootError, RebootEvent};
+pub use retry::{is_transient, with_retry, with_retry_policy, RetryPolicy};
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,271 @@
+//! Waiting for a rebooted node to be back.
+//!
+//! A reboot is confirmed by the Node's `status.nodeInfo.bootID` changing (record it before
+//! rebooting), then Ready=True and the taints `node.kubernetes.io/not-ready` and
+//! `node.kubernetes.io/unreachable` gone. A fast reboot can finish without NotReady ever
+//! being observed, so NotReady is reported when seen but never required.
+
+use super::client::{describe_kube_error, KubeError};
+use super::nodes::{node_row, ready_condition, NodeRow};
+use super::retry::is_transient;
+use ::kube::api::Api;
+use ::kube::Client;
+use chrono::Utc;
+use k8s_openapi::api::core::v1::Node;
+use serde::Serialize;
+use std::fmt;
+use std::time::Duration;
+
+/// How often the Node is read while waiting.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Taints that say the node is not back yet.
+pub const NOT_READY_TAINTS: [&str; 2] = ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"];
+
+/// What was last seen of a node while waiting for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeState {
+    /// Whether the Node object was found at all.
+    pub found: bool,
+    /// The Ready condition's status (`True`, `False`, `Unknown`), `None` without one.
+    pub ready: Option<String>,
+    pub boot_id: Option<String>,
+    pub boot_id_changed: bool,
+    /// `key:effect` of every taint.
+    pub taints: Vec<String>,
+    pub kernel_version: Option<String>,
+    /// The last error reading the Node, if the last read failed.
+    pub last_error: Option<String>,
+}
+
+impl NodeState {
+    fn of(node: &Node, old_boot_id: &str) -> NodeState {
+        let info = node.status.as_ref().and_then(|s| s.node_info.as_ref());
+        let boot_id = info.map(|i| i.boot_id.clone()).filter(|b| !b.is_empty());
+        NodeState {
+            found: true,
+            ready: ready_condition(node),
+            boot_id_changed: boot_id.as_deref().is_some_and(|b| b != old_boot_id),
+            boot_id,
+            taints: node
+                .spec
+                .as_ref()
+                .and_then(|s| s.taints.as_ref())
+                .map(|t| t.iter().map(|t| format!("{}:{}", t.key, t.effect)).collect())
+                .unwrap_or_default(),
+            kernel_version: info.map(|i| i.kernel_version.clone()).filter(|k| !k.is_empty()),
+            last_error: None,
+        }
+    }
+
+    /// The taints that still say the node is not back.
+    pub fn not_ready_taints(&self) -> Vec<&str> {
+        self.taints
+            .iter()
+            .map(String::as_str)
+            .filter(|t| NOT_READY_TAINTS.iter().any(|k| t.split(':').next() == Some(*k)))
+            .collect()
+    }
+
+    /// Back from the reboot: new bootID, Ready=True, no not-ready/unreachable taint.
+    pub fn is_back(&self) -> bool {
+        self.found
+            && self.boot_id_changed
+            && self.ready.as_deref() == Some("True")
+            && self.not_ready_taints().is_empty()
+    }
+}
+
+impl fmt::Display for NodeState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.found {
+            write!(f, "the Node object was not found")?;
+        } else {
+            write!(
+                f,
+                "Ready={}, bootID {}",
+                self.ready.as_deref().unwrap_or("(no condition)"),
+                if self.boot_id_changed {
+                    "changed (it rebooted)"
+                } else {
+                    "unchanged (no reboot seen)"
+                }
+            )?;
+            let t = self.not_ready_taints();
+            if !t.is_empty() {
+                write!(f, ", taints {}", t.join(", "))?;
+            }
+        }
+        if let Some(e) = &self.last_error {
+            write!(f, " (last read failed: {e})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Progress while waiting.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RebootEvent {
+    /// The node turned NotReady (or Unknown): it is going down.
+    WentNotReady { ready: String },
+    /// A new bootID: it booted.
+    Booted { boot_id: String },
+    /// Ready again, taints gone.
+    Back { elapsed: Duration },
+    /// Reading the Node failed; still waiting.
+    ReadFailed { error: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RebootError {
+    #[error("node {node} did not come back within {}s: {last}; it is left as it is (cordoned): check it (kubectl describe node {node}, the VM in the portal), then uncordon it by hand", .timeout.as_secs())]
+    Timeout {
+        node: String,
+        timeout: Duration,
+        /// The node's last seen state.
+        last: NodeState,
+    },
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+}
+
+/// Wait until `node` has a bootID other than `old_boot_id`, Ready=True, and neither the
+/// not-ready nor the unreachable taint, within `timeout`. Returns its row then.
+///
+/// Transient API errors and a missing Node object are waited through; other API errors
+/// (401, 403) end the wait at once.
+pub async fn wait_for_reboot(
+    client: &Client,
+    node: &str,
+    old_boot_id: &str,
+    timeout: Duration,
+    progress: impl Fn(RebootEvent),
+) -> Result<NodeRow, RebootError> {
+    let api: Api<Node> = Api::all(client.clone());
+    let start = tokio::time::Instant::now();
+    let deadline = start + timeout;
+    let mut last = NodeState {
+        found: false,
+        ready: None,
+        boot_id: None,
+        boot_id_changed: false,
+        taints: vec![],
+        kernel_version: None,
+        last_error: None,
+    };
+    let mut reported_not_ready = false;
+    let mut reported_boot = false;
+    loop {
+        let read = tokio::time::timeout_at(
+            deadline.max(tokio::time::Instant::now() + Duration::from_secs(1)),
+            api.get_opt(node),
+        )
+        .await;
+        match read {
+            Ok(Ok(Some(n))) => {
+                let st = NodeState::of(&n, old_boot_id);
+                let ready = st.ready.clone().unwrap_or_default();
+                if !reported_not_ready && !st.boot_id_changed && ready != "True" {
+                    reported_not_ready = true;
+                    progress(RebootEvent::WentNotReady { ready });
+                }
+                if !reported_boot && st.boot_id_changed {
+                    reported_boot = true;
+                    progress(RebootEvent::Booted {
+                        boot_id: st.boot_id.clone().unwrap_or_default(),
+                    });
+                }
+                if st.is_back() {
+                    progress(RebootEvent::Back {
+                        elapsed: start.elapsed(),
+                    });
+                    return Ok(node_row(&n, Utc::now()));
+                }
+                last = st;
+            }
+            Ok(Ok(None)) => {
+                last.found = false;
+                last.last_error = None;
+            }
+            Ok(Err(e)) if is_transient(&e) => {
+                let error = describe_kube_error(&e);
+                progress(RebootEvent::ReadFailed { error: error.clone() });
+                last.last_error = Some(error);
+            }
+            Ok(Err(e)) => return Err(KubeError::api(format!("reading node {node}"), e).into()),
+            Err(_) => last.last_error = Some("the read timed out".into()),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(RebootError::Timeout {
+                node: node.to_string(),
+                timeout,
+                last,
+            });
+        }
+        tokio::time::sleep_until((tokio::time::Instant::now() + POLL_INTERVAL).min(deadline)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, Taint};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn node(boot: &str, ready: &str, taints: &[&str]) -> Node {
+        Node {
+            metadata: ObjectMeta {
+                name: Some("n".into()),
+                ..Default::default()
+            },
+            spec: Some(NodeSpec {
+                taints: Some(
+                    taints
+                        .iter()
+                        .map(|k| Taint {
+                            key: k.to_string(),
+                            effect: "NoSchedule".into(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
+                unschedulable: Some(true),
+                ..Default::default()
+            }),
+            status: Some(NodeStatus {
+                conditions: Some(vec![NodeCondition {
+                    type_: "Ready".into(),
+                    status: ready.into(),
+                    ..Default::default()
+                }]),
+                node_info: Some(NodeSystemInfo {
+                    boot_id: boot.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn back_needs_new_boot_ready_and_no_taints() {
+        assert!(NodeState::of(&node("new", "True", &[]), "old").is_back());
+        // The cordon's taint does not count.
+        assert!(NodeState::of(&node("new", "True", &["node.kubernetes.io/unschedulable"]), "old").is_back());
+        // Fast reboot not seen yet: same bootID, still Ready.
+        assert!(!NodeState::of(&node("old", "True", &[]), "old").is_back());
+        assert!(!NodeState::of(&node("new", "False", &[]), "old").is_back());
+        assert!(!NodeState::of(&node("new", "True", &["node.kubernetes.io/not-ready"]), "old").is_back());
+        assert!(!NodeState::of(&node("new", "True", &["node.kubernetes.io/unreachable"]), "old").is_back());
+        assert!(!NodeState::of(&node("", "True", &[]), "old").is_back());
+    }
+
+    #[test]
+    fn state_is_described_plainly() {
+        let s = NodeState::of(&node("old", "Unknown", &["node.kubernetes.io/unreachable"]), "old").to_string();
+        assert!(s.contains("Ready=Unknown"), "{s}");
+        assert!(s.contains("unchanged"), "{s}");
+        assert!(s.contains("node.kubernetes.io/unreachable"), "{s}");
+    }
+}

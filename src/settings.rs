@@ -1,0 +1,159 @@
+//! The one place where aks-patch reads its environment: variable names, defaults, and a
+//! [`Settings`] value built from them. Library code takes a `Settings` and never calls
+//! `std::env` itself, so tests can pass their own (env vars are process-global in Rust tests).
+
+use azure_core::credentials::Secret;
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+
+/// Environment variable names.
+pub mod env {
+    /// A custom ARM endpoint (`https://…`), e.g. Azure Stack or the aks-sim emulator.
+    pub const ARM_ENDPOINT: &str = "AKS_PATCH_ARM_ENDPOINT";
+    /// The token scope for that endpoint (default: the selected cloud's ARM scope).
+    pub const ARM_SCOPE: &str = "AKS_PATCH_ARM_SCOPE";
+    /// A PEM bundle trusted in addition to the system roots.
+    pub const CA_BUNDLE: &str = "AKS_PATCH_CA_BUNDLE";
+    /// Fallback for [`CA_BUNDLE`], as Python tools (and the Azure CLI) read it.
+    pub const REQUESTS_CA_BUNDLE: &str = "REQUESTS_CA_BUNDLE";
+    /// Entra ID authority host (`https://login.microsoftonline.com` for the public cloud).
+    pub const AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
+    pub const SUBSCRIPTION_ID: &str = "AZURE_SUBSCRIPTION_ID";
+    pub const TENANT_ID: &str = "AZURE_TENANT_ID";
+    pub const CLIENT_ID: &str = "AZURE_CLIENT_ID";
+    pub const CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
+    pub const FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
+    /// Set by App Service, Azure Arc and Service Fabric: a managed identity endpoint exists.
+    pub const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
+    /// Set by Cloud Shell and Azure ML: a managed identity endpoint exists.
+    pub const MSI_ENDPOINT: &str = "MSI_ENDPOINT";
+    /// `1`/`true`: this machine is an Azure VM, so `--auth auto` may ask IMDS
+    /// (169.254.169.254) for a managed identity token. Without it IMDS is only asked with
+    /// `--auth managed-identity`.
+    pub const MANAGED_IDENTITY: &str = "AKS_PATCH_MANAGED_IDENTITY";
+    /// Where aks-patch keeps its own state (known_hosts, run journals).
+    pub const STATE_DIR: &str = "AKS_PATCH_STATE_DIR";
+    /// The search path for `az`.
+    pub const PATH: &str = "PATH";
+}
+
+/// What aks-patch takes from its environment. Build it once with [`Settings::from_env`]
+/// (or [`Settings::from_lookup`] in tests) and pass it down.
+#[derive(Clone, Default)]
+pub struct Settings {
+    /// `AKS_PATCH_ARM_ENDPOINT`.
+    pub arm_endpoint: Option<String>,
+    /// `AKS_PATCH_ARM_SCOPE`.
+    pub arm_scope: Option<String>,
+    /// `AKS_PATCH_CA_BUNDLE`, else `REQUESTS_CA_BUNDLE`, and which of the two it came from.
+    pub ca_bundle: Option<(PathBuf, &'static str)>,
+    /// `AZURE_AUTHORITY_HOST`.
+    pub authority_host: Option<String>,
+    /// `AZURE_SUBSCRIPTION_ID`.
+    pub subscription_id: Option<String>,
+    /// `AZURE_TENANT_ID`.
+    pub tenant_id: Option<String>,
+    /// `AZURE_CLIENT_ID` (service principal, workload identity, or user-assigned managed identity).
+    pub client_id: Option<String>,
+    /// `AZURE_CLIENT_SECRET`.
+    pub client_secret: Option<Secret>,
+    /// `AZURE_FEDERATED_TOKEN_FILE`.
+    pub federated_token_file: Option<PathBuf>,
+    /// `IDENTITY_ENDPOINT` or `MSI_ENDPOINT` is set: a managed identity endpoint other than IMDS exists.
+    pub managed_identity_endpoint: bool,
+    /// `AKS_PATCH_MANAGED_IDENTITY` is `1`/`true`: IMDS may be asked in `--auth auto`.
+    pub managed_identity_opt_in: bool,
+    /// `PATH` for the processes aks-patch starts (`az`); `None` inherits aks-patch's own.
+    pub path: Option<OsString>,
+    /// `AKS_PATCH_STATE_DIR`.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Read the process environment.
+    pub fn from_env() -> Settings {
+        let mut s = Settings::from_lookup(|k| std::env::var(k).ok());
+        // PATH may not be UTF-8; keep it as the OS gave it.
+        s.path = std::env::var_os(env::PATH);
+        s
+    }
+
+    /// Build from any lookup (a map in tests). Empty values count as unset.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Settings {
+        let get = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let ca_bundle = get(env::CA_BUNDLE)
+            .map(|p| (PathBuf::from(p), env::CA_BUNDLE))
+            .or_else(|| get(env::REQUESTS_CA_BUNDLE).map(|p| (PathBuf::from(p), env::REQUESTS_CA_BUNDLE)));
+        Settings {
+            arm_endpoint: get(env::ARM_ENDPOINT),
+            arm_scope: get(env::ARM_SCOPE),
+            ca_bundle,
+            authority_host: get(env::AUTHORITY_HOST),
+            subscription_id: get(env::SUBSCRIPTION_ID),
+            tenant_id: get(env::TENANT_ID),
+            client_id: get(env::CLIENT_ID),
+            client_secret: get(env::CLIENT_SECRET).map(Secret::from),
+            federated_token_file: get(env::FEDERATED_TOKEN_FILE).map(PathBuf::from),
+            managed_identity_endpoint: get(env::IDENTITY_ENDPOINT).is_some() || get(env::MSI_ENDPOINT).is_some(),
+            managed_identity_opt_in: get(env::MANAGED_IDENTITY)
+                .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")),
+            path: get(env::PATH).map(OsString::from),
+            state_dir: get(env::STATE_DIR).map(PathBuf::from),
+        }
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("arm_endpoint", &self.arm_endpoint)
+            .field("arm_scope", &self.arm_scope)
+            .field("ca_bundle", &self.ca_bundle)
+            .field("authority_host", &self.authority_host)
+            .field("subscription_id", &self.subscription_id)
+            .field("tenant_id", &self.tenant_id)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .field("federated_token_file", &self.federated_token_file)
+            .field("managed_identity_endpoint", &self.managed_identity_endpoint)
+            .field("managed_identity_opt_in", &self.managed_identity_opt_in)
+            .field("path", &self.path)
+            .field("state_dir", &self.state_dir)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> Settings {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn ca_bundle_prefers_ours_then_requests() {
+        let s = lookup(&[(env::REQUESTS_CA_BUNDLE, "/b.pem")]);
+        assert_eq!(s.ca_bundle, Some((PathBuf::from("/b.pem"), env::REQUESTS_CA_BUNDLE)));
+        let s = lookup(&[(env::REQUESTS_CA_BUNDLE, "/b.pem"), (env::CA_BUNDLE, "/a.pem")]);
+        assert_eq!(s.ca_bundle, Some((PathBuf::from("/a.pem"), env::CA_BUNDLE)));
+    }
+
+    #[test]
+    fn empty_values_are_unset_and_secrets_are_not_printed() {
+        let s = lookup(&[
+            (env::CLIENT_SECRET, "hunter2-very-secret"),
+            (env::SUBSCRIPTION_ID, "  "),
+            (env::MSI_ENDPOINT, "http://x"),
+            (env::MANAGED_IDENTITY, "TRUE"),
+        ]);
+        assert!(s.subscription_id.is_none());
+        assert!(s.managed_identity_endpoint && s.managed_identity_opt_in);
+        let dbg = format!("{s:?}");
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+        assert!(dbg.contains("<redacted>"));
+    }
+}

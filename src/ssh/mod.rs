@@ -1,0 +1,14 @@
+//! Reaching nodes over SSH: sessions ([`session`]), the read-only probe ([`probe`]), the
+//! commands that change a node ([`remote`]) and probing many nodes at once ([`fanout`]).
+
+pub mod fanout;
+pub mod probe;
+pub mod remote;
+pub mod session;
+
+pub use fanout::{probe_all, probe_node};
+pub use probe::{PackageManager, PendingUpdate, Probe, ProbeParseError};
+pub use remote::{parse_upgrade_output, reboot_command, refresh_command, sh_quote, upgrade_command, UpgradedPackage};
+pub use session::{
+    connect, default_known_hosts, parse_jump, CommandOutput, JumpHost, NodeSession, SshError, SshOptions,
+};

@@ -1,0 +1,235 @@
+//! The commands aks-patch runs on nodes, quoted for a POSIX shell, and the parser of what
+//! `apt-get` prints while it upgrades.
+//!
+//! Every command is a script for `sh -c` (see [`super::NodeSession::run`]); anything that
+//! comes from outside (package names, paths) goes through [`sh_quote`].
+
+use crate::cli::UpgradeMode;
+use serde::Serialize;
+
+/// Quote a string for a POSIX shell: unchanged when it only has safe characters,
+/// otherwise in single quotes (a `'` inside becomes `'\''`).
+pub fn sh_quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'/' | b',' | b'.' | b'+' | b':' | b'@')
+        });
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The `apt-get` invocation every change goes through: non-interactive, restarts services
+/// without asking (needrestart), keeps changed config files, and waits up to
+/// `lock_timeout_secs` for the dpkg lock (held by unattended-upgrades) instead of failing.
+fn apt_get(lock_timeout_secs: u64) -> String {
+    format!(
+        "sudo DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a apt-get -q -y \
+         -o DPkg::Lock::Timeout={lock_timeout_secs} \
+         -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
+    )
+}
+
+/// The upgrade for a mode:
+/// - `All`: `apt-get upgrade --with-new-pkgs` (new kernel ABI packages included);
+/// - `Dist`: `apt-get dist-upgrade` (may also remove packages);
+/// - `Security`: `apt-get install --only-upgrade <packages>`, with `security_packages` the
+///   packages a fresh probe found in a `-security` pocket ([`super::Probe::security_packages`]).
+///
+/// `None` when there is nothing to do (`Security` with no packages).
+pub fn upgrade_command(mode: UpgradeMode, lock_timeout_secs: u64, security_packages: &[String]) -> Option<String> {
+    let apt = apt_get(lock_timeout_secs);
+    match mode {
+        UpgradeMode::All => Some(format!("{apt} upgrade --with-new-pkgs")),
+        UpgradeMode::Dist => Some(format!("{apt} dist-upgrade")),
+        UpgradeMode::Security => {
+            if security_packages.is_empty() {
+                return None;
+            }
+            let pkgs: Vec<String> = security_packages.iter().map(|p| sh_quote(p)).collect();
+            Some(format!("{apt} install --only-upgrade {}", pkgs.join(" ")))
+        }
+    }
+}
+
+/// `apt-get update`, waiting for the lock like the upgrade does.
+pub fn refresh_command(lock_timeout_secs: u64) -> String {
+    format!("sudo apt-get -q -o DPkg::Lock::Timeout={lock_timeout_secs} update")
+}
+
+/// Reboot the node in the background and return at once (exit 0), so that the command
+/// finishes before the SSH session drops. `sudo` is checked first, so a node where sudo
+/// needs a password fails here (exit 3) instead of silently never rebooting.
+///
+/// Expect either success or [`super::SshError::Disconnected`] from running it.
+pub fn reboot_command() -> String {
+    "sudo true </dev/null || { echo 'aks-patch: sudo does not work for this user: cannot reboot' >&2; exit 3; }\n\
+     nohup sudo sh -c 'sleep 2; systemctl reboot || reboot' </dev/null >/dev/null 2>&1 &\n\
+     echo 'reboot scheduled'\n"
+        .to_string()
+}
+
+/// A package that `apt-get` set up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradedPackage {
+    pub name: String,
+    pub version: String,
+}
+
+/// The packages from the `Setting up <name>[:<arch>] (<version>) ...` lines of apt-get's
+/// output, in order, each once.
+pub fn parse_upgrade_output(stdout: &str) -> Vec<UpgradedPackage> {
+    let mut out: Vec<UpgradedPackage> = Vec::new();
+    for line in stdout.lines() {
+        let Some(rest) = line.trim().strip_prefix("Setting up ") else {
+            continue;
+        };
+        let Some((name, rest)) = rest.split_once(" (") else {
+            continue;
+        };
+        let Some((version, _)) = rest.split_once(')') else {
+            continue;
+        };
+        let name = name.split(':').next().unwrap_or(name).trim();
+        if name.is_empty() || version.is_empty() || name.contains(' ') {
+            continue;
+        }
+        let p = UpgradedPackage {
+            name: name.to_string(),
+            version: version.to_string(),
+        };
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(sh_quote("openssl"), "openssl");
+        assert_eq!(sh_quote("libstdc++6"), "libstdc++6");
+        assert_eq!(
+            sh_quote("linux-image-5.15.0-1073-azure"),
+            "linux-image-5.15.0-1073-azure"
+        );
+        assert_eq!(sh_quote(""), "''");
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("x'; rm -rf /; echo '"), r"'x'\''; rm -rf /; echo '\'''");
+        assert_eq!(sh_quote("$(reboot)"), "'$(reboot)'");
+        assert_eq!(sh_quote("a\nb"), "'a\nb'");
+    }
+
+    #[test]
+    fn quoting_round_trips_through_sh() {
+        for s in [
+            "plain",
+            "two words",
+            "it's",
+            "$HOME `id` \"q\" \\ ; | & *",
+            "",
+            "'",
+            "a\nb",
+            "!x",
+        ] {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", sh_quote(s)))
+                .output()
+                .expect("sh runs");
+            assert_eq!(String::from_utf8_lossy(&out.stdout), s, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn upgrade_commands() {
+        let all = upgrade_command(UpgradeMode::All, 300, &[]).unwrap();
+        assert_eq!(
+            all,
+            "sudo DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a apt-get -q -y -o DPkg::Lock::Timeout=300 \
+             -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold upgrade --with-new-pkgs"
+        );
+        assert!(upgrade_command(UpgradeMode::Dist, 60, &[])
+            .unwrap()
+            .ends_with(" dist-upgrade"));
+        assert_eq!(upgrade_command(UpgradeMode::Security, 60, &[]), None);
+        let sec = upgrade_command(
+            UpgradeMode::Security,
+            60,
+            &["openssl".to_string(), "libssl3".to_string(), "evil;reboot".to_string()],
+        )
+        .unwrap();
+        assert!(
+            sec.ends_with(" install --only-upgrade openssl libssl3 'evil;reboot'"),
+            "{sec}"
+        );
+        assert!(sec.contains("DPkg::Lock::Timeout=60"));
+    }
+
+    #[test]
+    fn reboot_returns_at_once_in_sh() {
+        // The command must be valid sh; with `sudo` and `reboot` absent it fails fast at
+        // the sudo check (exit 3) rather than hanging.
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(reboot_command())
+            .env("PATH", dir.path())
+            .output()
+            .expect("sh runs");
+        assert_eq!(out.status.code(), Some(3), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("sudo does not work"));
+    }
+
+    #[test]
+    fn upgrade_output() {
+        let out = "\
+Reading package lists...
+Building dependency tree...
+The following NEW packages will be installed:
+  linux-image-5.15.0-1073-azure linux-modules-5.15.0-1073-azure
+The following packages will be upgraded:
+  libssl3 linux-azure openssl
+Get:1 http://azure.archive.ubuntu.com/ubuntu jammy-security/main amd64 libssl3 amd64 3.0.2-0ubuntu1.19 [1905 kB]
+Preparing to unpack .../libssl3_3.0.2-0ubuntu1.19_amd64.deb ...
+Unpacking libssl3:amd64 (3.0.2-0ubuntu1.19) over (3.0.2-0ubuntu1.18) ...
+Setting up libssl3:amd64 (3.0.2-0ubuntu1.19) ...
+Setting up linux-image-5.15.0-1073-azure (5.15.0-1073.82) ...
+Setting up openssl (3.0.2-0ubuntu1.19) ...
+Setting up linux-azure (5.15.0.1073.71) ...
+Processing triggers for man-db (2.10.2-1) ...
+Setting up openssl (3.0.2-0ubuntu1.19) ...
+Setting up garbage
+";
+        let p = parse_upgrade_output(out);
+        assert_eq!(
+            p,
+            vec![
+                UpgradedPackage {
+                    name: "libssl3".into(),
+                    version: "3.0.2-0ubuntu1.19".into()
+                },
+                UpgradedPackage {
+                    name: "linux-image-5.15.0-1073-azure".into(),
+                    version: "5.15.0-1073.82".into()
+                },
+                UpgradedPackage {
+                    name: "openssl".into(),
+                    version: "3.0.2-0ubuntu1.19".into()
+                },
+                UpgradedPackage {
+                    name: "linux-azure".into(),
+                    version: "5.15.0.1073.71".into()
+                },
+            ]
+        );
+        assert!(parse_upgrade_output("0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n").is_empty());
+    }
+}
