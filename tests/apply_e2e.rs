@@ -1,0 +1,417 @@
+//! `aks-patch apply --one-at-a-time` end to end against aks-sim (issue 4): the real
+//! binary, real ARM/Kubernetes API over HTTPS, real ssh into the emulated nodes. Each test
+//! proves its point from the emulator's event log and the cluster's state afterwards.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+const FAST: &[&str] = &["--eviction-retry-interval", "1"];
+
+fn apply_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["apply", "--one-at-a-time", "--yes", "--delete-emptydir-data", "--force"];
+    v.extend_from_slice(FAST);
+    v.extend_from_slice(extra);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue4_rollout_changes_kernels_one_node_at_a_time() {
+    let c = Cluster::start(None).await;
+    let linux: Vec<String> = c
+        .sim
+        .shared
+        .nodes
+        .iter()
+        .filter(|n| n.is_linux())
+        .map(|n| n.name.clone())
+        .collect();
+    let cordoned_before: Vec<String> = linux.iter().filter(|n| c.unschedulable(n)).cloned().collect();
+    assert_eq!(
+        cordoned_before.len(),
+        1,
+        "the default scenario has one node cordoned by hand"
+    );
+    let before: Vec<String> = linux.iter().map(|n| c.kernel(n)).collect();
+
+    let r = c.run(&apply_args(&["-o", "json"]), true).await;
+    r.assert_code(0);
+    let record = r.json();
+    assert_eq!(record["status"], "succeeded");
+
+    // Every Linux node runs the new kernel; Windows nodes were skipped with the hint.
+    for (n, k) in linux.iter().zip(&before) {
+        assert_eq!(k, "5.15.0-1068-azure");
+        assert_eq!(c.kernel(n), "5.15.0-1073-azure", "{n} runs the new kernel");
+    }
+    let nodes = record["nodes"].as_array().unwrap();
+    for n in nodes {
+        if n["name"].as_str().unwrap().starts_with("akswin") {
+            assert_eq!(n["state"], "skipped");
+            assert!(n["skipReason"].as_str().unwrap().contains("--node-image-only"));
+        } else {
+            assert_eq!(n["state"], "done", "{n}");
+            assert_eq!(n["kernelBefore"], "5.15.0-1068-azure");
+            assert_eq!(n["kernelAfter"], "5.15.0-1073-azure");
+            assert_eq!(n["rebooted"], true);
+        }
+    }
+
+    let ev = c.events();
+    // Never two nodes out at once, from the emulator's own log.
+    assert_eq!(
+        max_nodes_out(&ev, &cordoned_before),
+        1,
+        "never more than one node out at a time"
+    );
+    // Reboots happen one after the other: each reboot's node is Ready before the next reboot.
+    let reboots: Vec<_> = of_kind(&ev, "reboot");
+    assert_eq!(reboots.len(), linux.len());
+    for pair in reboots.windows(2) {
+        let first = pair[0].node.as_deref().unwrap();
+        let ready_between = ev.iter().any(|e| {
+            e.kind == "node-ready" && e.node.as_deref() == Some(first) && e.seq > pair[0].seq && e.seq < pair[1].seq
+        });
+        assert!(ready_between, "{first} was Ready again before the next reboot");
+    }
+    // The node cordoned by hand stays cordoned; every other node is schedulable again.
+    for n in &linux {
+        assert_eq!(c.unschedulable(n), cordoned_before.contains(n), "{n} cordon state");
+    }
+    assert!(c.lock_free(), "the lock is released");
+
+    // report shows when each node was last patched.
+    let rep = c.run(&["report", "-o", "json"], true).await;
+    rep.assert_code(0);
+    for row in rep.json().as_array().unwrap() {
+        let name = row["name"].as_str().unwrap();
+        if linux.iter().any(|n| n == name) {
+            assert!(row["lastPatched"].is_string(), "{name} has lastPatched");
+            assert_eq!(row["rebootRequired"], false);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue4_table_output_shows_kernel_before_and_after() {
+    let c = Cluster::start(Some(SMALL)).await;
+    let r = c.run(&apply_args(&["--nodes", &small_node(0)]), true).await;
+    r.assert_code(0);
+    // The plan and before-table go to stderr before anything changes; the after-table to stdout.
+    assert!(r.stderr.contains("KERNEL-VERSION"), "{}", r.stderr);
+    let plan_at = r.stderr.find("KERNEL-VERSION").unwrap();
+    let lock_at = r.stderr.find("lock taken").expect("lock line");
+    assert!(plan_at < lock_at, "the plan is printed before anything changes");
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&small_node(0)))
+        .expect("row for the node");
+    assert!(
+        line.contains("5.15.0-1068-azure") && line.contains("5.15.0-1073-azure") && line.contains("patched"),
+        "{line}"
+    );
+    // Only the chosen node was touched.
+    assert_eq!(nodes_with(&c.events(), "reboot"), [small_node(0)].into_iter().collect());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue4_pdb_that_never_allows_times_out_uncordons_and_halts() {
+    let c = Cluster::start(Some(SMALL)).await;
+    c.sim
+        .fault(aks_sim::Fault::PdbNeverAllows {
+            namespace: "app".into(),
+            name: "web-pdb".into(),
+        })
+        .unwrap();
+    // Find a node that runs a web pod, and put it first.
+    let pods = c.sim.shared.store.list(aks_sim::store::PODS, Some("app"));
+    let node = pods[0]["spec"]["nodeName"].as_str().unwrap().to_string();
+    let r = c
+        .run(&apply_args(&["--nodes", &node, "--drain-timeout", "3"]), true)
+        .await;
+    r.assert_code(5);
+    assert!(r.stderr.contains("web-pdb"), "names the PDB: {}", r.stderr);
+    assert!(r.stderr.contains("timed out"), "{}", r.stderr);
+    let ev = c.events();
+    assert!(nodes_with(&ev, "cordon").contains(&node));
+    assert!(nodes_with(&ev, "uncordon").contains(&node), "the node was uncordoned");
+    assert!(of_kind(&ev, "reboot").is_empty(), "no reboot");
+    assert!(!c.unschedulable(&node));
+    assert!(c.lock_free());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue4_node_that_never_returns_is_left_cordoned_and_the_run_halts() {
+    let c = Cluster::start(Some(SMALL)).await;
+    c.sim
+        .fault(aks_sim::Fault::NodeNeverReturns { node: small_node(0) })
+        .unwrap();
+    let r = c.run(&apply_args(&["--reboot-timeout", "5"]), true).await;
+    r.assert_code(5);
+    assert!(
+        r.stderr.contains(&small_node(0)) && r.stderr.contains("did not come back"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("left cordoned") || r.stderr.contains("cordoned"),
+        "{}",
+        r.stderr
+    );
+    assert!(c.unschedulable(&small_node(0)), "the node stays cordoned");
+    let ev = c.events();
+    assert_eq!(
+        nodes_with(&ev, "reboot"),
+        [small_node(0)].into_iter().collect(),
+        "no other node was started"
+    );
+    assert!(nodes_with(&ev, "cordon").len() == 1);
+    assert!(c.lock_free(), "the lock is released");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue4_lock_held_by_a_live_run_is_refused() {
+    let c = Cluster::start(Some(SMALL)).await;
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    c.sim
+        .shared
+        .store
+        .create(
+            aks_sim::store::LEASES,
+            serde_json::json!({"metadata": {"name": "aks-patch", "namespace": "kube-system"},
+                "spec": {"holderIdentity": "alice@jumpbox pid 4242 run x", "leaseDurationSeconds": 600, "acquireTime": now, "renewTime": now}}),
+        )
+        .unwrap();
+    let r = c.run(&apply_args(&[]), true).await;
+    r.assert_code(7);
+    assert!(r.stderr.contains("alice@jumpbox"), "shows the holder: {}", r.stderr);
+    let ev = c.events();
+    assert!(
+        of_kind(&ev, "cordon").is_empty() && of_kind(&ev, "apt-upgrade").is_empty(),
+        "nothing changed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue4_two_concurrent_applies_one_is_refused() {
+    let c = Cluster::start(Some(SMALL)).await;
+    let args = apply_args(&[]);
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.extend(c.target());
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let a = c.command(&refs).output();
+    let b = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        c.command(&refs).output().await
+    };
+    let (a, b) = tokio::join!(a, b);
+    let mut codes = [a.unwrap().status.code().unwrap(), b.unwrap().status.code().unwrap()];
+    codes.sort();
+    assert_eq!(
+        codes,
+        [0, 7],
+        "one run succeeds, the other is refused because the lock is held"
+    );
+    assert_eq!(max_nodes_out(&c.events(), &[]), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue4_kured_lock_held_means_no_reboot() {
+    let yaml = format!("{SMALL}kured: {{lockHolder: {}}}\n", small_node(2));
+    let c = Cluster::start(Some(&yaml)).await;
+    let r = c.run(&apply_args(&[]), true).await;
+    r.assert_code(5);
+    assert!(r.stderr.contains("kured"), "{}", r.stderr);
+    let ev = c.events();
+    assert!(of_kind(&ev, "reboot").is_empty(), "no reboot beside kured");
+    assert!(of_kind(&ev, "cordon").is_empty(), "nothing cordoned");
+    assert!(c.lock_free());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue4_dpkg_lock_is_waited_for() {
+    let c = Cluster::start(Some(SMALL)).await;
+    c.sim
+        .fault(aks_sim::Fault::DpkgLock {
+            node: small_node(0),
+            seconds: 4.0,
+        })
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let r = c
+        .run(&apply_args(&["--nodes", &small_node(0), "-o", "json"]), true)
+        .await;
+    r.assert_code(0);
+    assert!(t0.elapsed() >= Duration::from_secs(3), "the run waited for the lock");
+    let rec = r.json();
+    assert_eq!(
+        rec["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == small_node(0))
+            .unwrap()["state"],
+        "done"
+    );
+    assert_eq!(c.kernel(&small_node(0)), "5.15.0-1073-azure");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue4_ssh_down_halts_before_touching_the_node() {
+    let c = Cluster::start(Some(SMALL)).await;
+    c.sim.fault(aks_sim::Fault::SshDown { node: small_node(1) }).unwrap();
+    let r = c.run(&apply_args(&[]), true).await;
+    r.assert_code(5);
+    assert!(r.stderr.contains(&small_node(1)), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("nothing was changed") || r.stderr.contains("not touched"),
+        "{}",
+        r.stderr
+    );
+    let ev = c.events();
+    assert!(!nodes_with(&ev, "cordon").contains(&small_node(1)));
+    assert!(!nodes_with(&ev, "reboot").contains(&small_node(1)));
+    assert!(c.lock_free());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue4_sigint_mid_drain_uncordons_and_releases_the_lock() {
+    let c = Cluster::start(Some(SMALL)).await;
+    c.sim
+        .fault(aks_sim::Fault::PdbNeverAllows {
+            namespace: "app".into(),
+            name: "web-pdb".into(),
+        })
+        .unwrap();
+    let pods = c.sim.shared.store.list(aks_sim::store::PODS, Some("app"));
+    let node = pods[0]["spec"]["nodeName"].as_str().unwrap().to_string();
+    let args = apply_args(&["--nodes", &node, "--drain-timeout", "120"]);
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.extend(c.target());
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let child = c.command(&refs).spawn().unwrap();
+    // Wait until the drain is refused at least once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !c.events().iter().any(|e| e.kind == "eviction-refused") {
+        assert!(std::time::Instant::now() < deadline, "the drain started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = child.id().unwrap() as i32;
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(!c.unschedulable(&node), "the half-drained node was uncordoned");
+    assert!(c.lock_free(), "the lock is released");
+    assert!(of_kind(&c.events(), "reboot").is_empty());
+    assert!(stderr.contains("interrupted"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue4_resume_after_a_kill_finishes_the_rollout() {
+    let c = Cluster::start(Some(SMALL)).await;
+    let args = apply_args(&[]);
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.extend(c.target());
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let mut child = c.command(&refs).spawn().unwrap();
+    // Kill it hard once the first node is back.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !c
+        .events()
+        .iter()
+        .any(|e| e.kind == "node-ready" && e.node.as_deref() == Some(&small_node(0)))
+    {
+        assert!(std::time::Instant::now() < deadline, "first node rebooted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().await.unwrap();
+    let _ = child.wait().await;
+    // The dead run's lock is still there: resume takes it over explicitly.
+    assert!(!c.lock_free(), "a killed run leaves its lock behind");
+    let r = c
+        .run(&apply_args(&["--resume", "--force-unlock", "-o", "json"]), true)
+        .await;
+    r.assert_code(0);
+    let rec = r.json();
+    assert_eq!(rec["status"], "succeeded");
+    assert!(!rec["resumedFrom"].as_array().unwrap().is_empty());
+    for i in 0..3 {
+        assert_eq!(c.kernel(&small_node(i)), "5.15.0-1073-azure");
+        assert!(!c.unschedulable(&small_node(i)));
+    }
+    // The first node was not rebooted twice.
+    let reboots = of_kind(&c.events(), "reboot")
+        .iter()
+        .filter(|e| e.node.as_deref() == Some(&small_node(0)))
+        .count();
+    assert_eq!(reboots, 1);
+    assert!(c.lock_free());
+    assert_eq!(max_nodes_out(&c.events(), &[]), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue4_dry_run_changes_nothing() {
+    let c = Cluster::start(None).await;
+    let before = c.events().len();
+    let r = c
+        .run(&["apply", "--one-at-a-time", "--dry-run", "-o", "json"], true)
+        .await;
+    r.assert_code(0);
+    let v = r.json();
+    assert_eq!(v["dryRun"], true);
+    let drains = v["drains"].as_array().unwrap();
+    assert!(!drains.is_empty());
+    // Without --force / --delete-emptydir-data the bare pod and the emptyDir pod are refused.
+    let refused: Vec<String> = drains
+        .iter()
+        .flat_map(|d| {
+            d["refused"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["pod"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert!(
+        refused.iter().any(|p| p.starts_with("default/debug-shell")),
+        "{refused:?}"
+    );
+    assert!(
+        refused.iter().any(|p| p.starts_with("shop/session-cache")),
+        "{refused:?}"
+    );
+    let ev = c.events();
+    let changes: Vec<_> = ev[before..]
+        .iter()
+        .filter(|e| {
+            [
+                "cordon",
+                "uncordon",
+                "eviction",
+                "reboot",
+                "apt-upgrade",
+                "apt-update",
+                "pod-deleted",
+            ]
+            .contains(&e.kind.as_str())
+        })
+        .collect();
+    assert!(changes.is_empty(), "dry run changed something: {changes:?}");
+    assert!(c.lease().is_none(), "dry run takes no lock");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue4_refuses_without_yes_when_there_is_no_terminal() {
+    let c = Cluster::start(Some(SMALL)).await;
+    let r = c.run(&["apply", "--one-at-a-time"], true).await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("--yes"), "{}", r.stderr);
+    assert!(of_kind(&c.events(), "cordon").is_empty());
+    assert!(c.lease().is_none());
+}

@@ -1,0 +1,201 @@
+//! Harness for end-to-end tests: start aks-sim in-process, run the real `aks-patch`
+//! binary against it (real ARM over HTTPS with the stand-in `az`, real Kubernetes API,
+//! real ssh), and read the emulator's event log.
+#![allow(dead_code)]
+
+use aks_sim::{Scenario, Sim, SimConfig, SimEvent};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+/// A small cluster: 3 Ubuntu nodes with a pending kernel, a Deployment with a PDB, a DaemonSet.
+pub const SMALL: &str = r#"
+resourceGroup: rg-test
+cluster: {name: aks-test}
+timing: {shutdownSeconds: 0.2, bootSeconds: 1, readySeconds: 0.3, podStartSeconds: 0.3, terminationSeconds: 0.1, aptSeconds: 0.1, aptUpdateSeconds: 0.1}
+pools:
+  - name: nodes
+    mode: System
+    count: 3
+    kernel: 5.15.0-1068-azure
+    updates:
+      - {name: linux-azure, from: 5.15.0.1068.66, to: 5.15.0.1073.71, pocket: jammy-security, kernel: 5.15.0-1073-azure}
+      - {name: openssl, from: 3.0.2-0ubuntu1.18, to: 3.0.2-0ubuntu1.19, pocket: jammy-security}
+workloads:
+  - {kind: Deployment, name: web, namespace: app, replicas: 2, pool: nodes, pdb: {minAvailable: 1}, terminationGraceSeconds: 1}
+  - {kind: DaemonSet, name: agent, namespace: kube-system}
+"#;
+
+pub fn small_node(i: u32) -> String {
+    format!("aks-nodes-31415926-vmss{i:06}")
+}
+
+pub struct Cluster {
+    pub sim: Sim,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Cluster {
+    pub async fn start(yaml: Option<&str>) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let scenario = match yaml {
+            Some(y) => Scenario::parse(y, "test scenario").expect("scenario parses"),
+            None => Scenario::default_scenario(),
+        };
+        let sim = Sim::start(SimConfig::new(dir.path().join("sim"), scenario))
+            .await
+            .expect("aks-sim starts");
+        Cluster { sim, _dir: dir }
+    }
+
+    /// `-g RG -n CLUSTER`.
+    pub fn target(&self) -> Vec<String> {
+        let ep = self.sim.endpoints();
+        vec![
+            "-g".into(),
+            ep.resource_group.clone(),
+            "-n".into(),
+            ep.cluster_name.clone(),
+        ]
+    }
+
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_aks-patch"));
+        c.args(args);
+        for (k, v) in self.sim.env() {
+            c.env(k, v);
+        }
+        c.env("NO_COLOR", "1")
+            .env_remove("AKS_PATCH_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        c
+    }
+
+    /// Run `aks-patch ARGS` against this cluster (the target flags are added when `with_target`).
+    pub async fn run(&self, args: &[&str], with_target: bool) -> Run {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        if with_target {
+            all.extend(self.target());
+        }
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        let out = tokio::time::timeout(Duration::from_secs(300), self.command(&refs).output())
+            .await
+            .expect("aks-patch finished within 300 s")
+            .expect("aks-patch runs");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+        }
+    }
+
+    pub fn events(&self) -> Vec<SimEvent> {
+        self.sim.events()
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.sim.state_dir().join("aks-patch")
+    }
+
+    /// The Node object as the emulator stores it.
+    pub fn node(&self, name: &str) -> serde_json::Value {
+        self.sim
+            .shared
+            .store
+            .get(aks_sim::store::NODES, None, name)
+            .expect("node exists")
+    }
+
+    pub fn unschedulable(&self, name: &str) -> bool {
+        self.node(name)["spec"]["unschedulable"].as_bool().unwrap_or(false)
+    }
+
+    pub fn kernel(&self, name: &str) -> String {
+        self.node(name)["status"]["nodeInfo"]["kernelVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn lease(&self) -> Option<serde_json::Value> {
+        self.sim
+            .shared
+            .store
+            .get(aks_sim::store::LEASES, Some("kube-system"), "aks-patch")
+    }
+
+    /// The aks-patch Lease is free (absent, or without a holder).
+    pub fn lock_free(&self) -> bool {
+        match self.lease() {
+            None => true,
+            Some(l) => l["spec"]["holderIdentity"].as_str().is_none_or(str::is_empty),
+        }
+    }
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+
+    pub fn assert_code(&self, code: i32) {
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+    }
+}
+
+pub fn of_kind<'a>(events: &'a [SimEvent], kind: &str) -> Vec<&'a SimEvent> {
+    events.iter().filter(|e| e.kind == kind).collect()
+}
+
+pub fn nodes_with(events: &[SimEvent], kind: &str) -> BTreeSet<String> {
+    events
+        .iter()
+        .filter(|e| e.kind == kind)
+        .filter_map(|e| e.node.clone())
+        .collect()
+}
+
+/// Walk the event log and return the largest number of nodes that were out of service
+/// at once because of the tool: cordoned by it (not before it), or rebooting (from the
+/// reboot until Ready again).
+pub fn max_nodes_out(events: &[SimEvent], cordoned_before: &[String]) -> usize {
+    let mut cordoned: BTreeSet<String> = BTreeSet::new();
+    let mut rebooting: BTreeSet<String> = BTreeSet::new();
+    let mut max = 0;
+    for e in events {
+        let Some(n) = e.node.clone() else { continue };
+        match e.kind.as_str() {
+            "cordon" if !cordoned_before.contains(&n) => {
+                cordoned.insert(n);
+            }
+            "uncordon" => {
+                cordoned.remove(&n);
+            }
+            "reboot" => {
+                rebooting.insert(n);
+            }
+            "node-ready" => {
+                rebooting.remove(&n);
+            }
+            _ => {}
+        }
+        let out: BTreeSet<&String> = cordoned.iter().chain(rebooting.iter()).collect();
+        max = max.max(out.len());
+    }
+    max
+}
