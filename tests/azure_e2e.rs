@@ -470,3 +470,97 @@ async fn the_emulator_ca_is_needed_and_a_bad_bundle_is_named() {
     );
     env.sim.shutdown().await;
 }
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The whole test binary's log, at trace level, from the first call on. A global
+/// subscriber: a thread-local one misses events whose callsites other tests' threads
+/// registered first.
+fn captured_logs() -> Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "trace,hyper=info,hyper_util=info,h2=info,rustls=info,tokio=info,tower=info",
+            ))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber in this test binary");
+        logs
+    })
+    .clone()
+}
+
+/// Everything at trace level (ours, azure_identity's, azure_core's, the emulator's) while
+/// tokens, secrets and kubeconfigs go by: none of them may show up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_logs_hold_no_secrets() {
+    let logs = captured_logs();
+    let env = Env::start().await;
+    let mut secrets = vec![
+        env.sim.shared.tokens.kube_user.clone(),
+        env.sim.shared.tokens.kube_admin.clone(),
+        env.sim.shared.tokens.client_secret.clone(),
+    ];
+    let arm = client(&env.settings(&[]), AuthMethod::Cli).unwrap();
+    arm.get_cluster(&env.cluster()).await.unwrap();
+    secrets.push(env.sim.shared.tokens.current_arm());
+    let kubeconfig = arm.get_kubeconfig(&env.cluster(), true).await.unwrap();
+    tracing::debug!("got {kubeconfig:?}");
+    env.sim.fault(Fault::ExpiredToken).unwrap();
+    arm.get_cluster(&env.cluster()).await.unwrap();
+    secrets.push(env.sim.shared.tokens.current_arm());
+
+    let sp = env.sp();
+    let id = sp["clientId"].as_str().unwrap();
+    let spn = client(
+        &env.settings(&[
+            (env::CLIENT_ID, id),
+            (env::CLIENT_SECRET, sp["clientSecret"].as_str().unwrap()),
+        ]),
+        AuthMethod::Env,
+    )
+    .unwrap();
+    spn.get_cluster(&env.cluster()).await.unwrap();
+    secrets.push(env.sim.shared.tokens.current_arm());
+    let wrong = client(
+        &env.settings(&[(env::CLIENT_ID, id), (env::CLIENT_SECRET, "wrong-secret-value")]),
+        AuthMethod::Env,
+    )
+    .unwrap();
+    let e = wrong.get_cluster(&env.cluster()).await.unwrap_err();
+    tracing::debug!("{e} / {e:?} / {arm:?} / {spn:?}");
+    secrets.push("wrong-secret-value".into());
+    let arm_url = env.sim.endpoints().arm_url.clone();
+    env.sim.shutdown().await;
+
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("ARM request") && l.contains(&arm_url) && l.contains("listClusterAdminCredential")),
+        "this test's requests were not captured"
+    );
+    for s in &secrets {
+        assert!(!s.is_empty());
+        assert!(!text.contains(s.as_str()), "a secret reached the logs");
+    }
+    assert!(
+        !text.contains("certificate-authority-data"),
+        "a kubeconfig reached the logs"
+    );
+}

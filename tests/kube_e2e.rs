@@ -444,6 +444,7 @@ async fn pdb_that_never_allows_times_out_naming_pod_and_pdb() {
         assert_eq!(b.pdbs, ["shop/storefront-pdb"], "{b:?}");
     }
     let text = e.to_string();
+    eprintln!("drain timeout: {text}");
     assert!(
         text.contains("shop/storefront-pdb") && text.contains("shop/storefront"),
         "{text}"
@@ -554,6 +555,7 @@ async fn lease_lock_acquire_refuse_release_stale_force() {
         }
         other => panic!("expected Held, got {other}"),
     }
+    eprintln!("stale lease: {e}");
     assert!(e.to_string().contains("--force-unlock"), "{e}");
     let transitions = Lock::inspect(&env.client, &opts).await.unwrap().unwrap().transitions;
     let c = Lock::acquire_with(&env.client, holder("c"), &opts, true)
@@ -706,6 +708,7 @@ async fn reboot_wait_times_out_with_the_node_state() {
     assert!(!last.boot_id_changed);
     assert_eq!(last.ready.as_deref(), Some("True"));
     let text = e.to_string();
+    eprintln!("reboot timeout: {text}");
     assert!(text.contains(USER0) && text.contains("bootID unchanged"), "{text}");
     env.stop().await;
 }
@@ -797,6 +800,7 @@ async fn kube_5xx_and_resets_are_retried_for_reads() {
     assert!(start.elapsed() < Duration::from_secs(15), "{:?}", start.elapsed());
     assert_eq!(e.status_code(), Some(503));
     let text = e.to_string();
+    eprintln!("5xx: {text}");
     assert!(text.contains("listing nodes") && text.contains("503"), "{text}");
     env.sim.fault(Fault::Clear).expect("clear");
     env.stop().await;
@@ -838,6 +842,7 @@ async fn two_pdbs_on_one_pod_fail_at_once() {
     assert!(pod.name.starts_with("storefront"), "{pod}");
     assert_eq!(pdbs, &["shop/storefront-extra", "shop/storefront-pdb"]);
     let text = e.to_string();
+    eprintln!("two PDBs: {text}");
     assert!(text.contains("more than one PodDisruptionBudget"), "{text}");
     // One refusal per storefront pod at most: no retries of a permanent error.
     let refusals = env
@@ -852,5 +857,57 @@ async fn two_pdbs_on_one_pod_fail_at_once() {
         .filter(|p| pod_name(p).starts_with("shop/storefront"))
         .count();
     assert!(refusals >= 1 && refusals <= storefronts.max(1), "{refusals} refusals");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_plugin_kubeconfigs_work() {
+    use base64::Engine;
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::default().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A stand-in for kubelogin: prints an ExecCredential with the emulator's user token;
+    // with any other argument it fails as kubelogin does when the login expired.
+    let plugin = dir.path().join("kubelogin");
+    std::fs::write(
+        &plugin,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" != get-token ]; then echo LEAKED-TOKEN-123; echo 'AADSTS70043: The refresh token has expired' >&2; exit 3; fi\ncat <<'EOF'\n{{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"{}\"}}}}\nEOF\n",
+            env.sim.shared.tokens.kube_user
+        ),
+    )
+    .expect("write plugin");
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let ca = base64::engine::general_purpose::STANDARD.encode(&env.sim.shared.ca.ca_pem);
+    let kubeconfig = |args: &str| {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\ncontexts:\n- name: sim\n  context: {{cluster: sim, user: aad}}\ncurrent-context: sim\nusers:\n- name: aad\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: {}\n      args: [{args}]\n      env:\n      - {{name: AAD_SERVICE_PRINCIPAL_CLIENT_SECRET, value: super-secret-value}}\n      interactiveMode: Never\n",
+            env.sim.endpoints().kube_url,
+            plugin.display()
+        )
+    };
+    let client = aks_patch::kube::client_from_kubeconfig_yaml(&kubeconfig("get-token"), None)
+        .await
+        .expect("client");
+    let rows = list_node_rows(&client, None)
+        .await
+        .expect("listed with the plugin's token");
+    assert_eq!(rows.len(), env.sim.shared.nodes.len());
+    // A plugin that fails: the error says so with the plugin's stderr, and leaks neither its
+    // stdout nor the secrets in its environment.
+    let e = match aks_patch::kube::client_from_kubeconfig_yaml(&kubeconfig("wrong"), None).await {
+        Err(e) => e,
+        Ok(client) => list_node_rows(&client, None).await.expect_err("the plugin fails"),
+    };
+    let mut text = format!("{e} {e:?}");
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        text.push_str(&format!(" | {s} {s:?}"));
+        src = s.source();
+    }
+    eprintln!("exec plugin: {e}");
+    assert!(text.contains("AADSTS70043") && text.contains("kubelogin"), "{text}");
+    assert!(!text.contains("LEAKED-TOKEN-123"), "{text}");
+    assert!(!text.contains("super-secret-value"), "{text}");
     env.stop().await;
 }

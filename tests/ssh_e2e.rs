@@ -24,7 +24,10 @@ impl Env {
         let sim = Sim::start(SimConfig::new(state.path(), Scenario::default_scenario()))
             .await
             .expect("aks-sim starts");
-        let client = tempfile::Builder::new().prefix("akp").tempdir_in("/tmp").expect("temp dir");
+        let client = tempfile::Builder::new()
+            .prefix("akp")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
         Env {
             sim,
             _state: state,
@@ -46,7 +49,11 @@ impl Env {
     }
 
     fn node(&self, name: &str) -> NodeSpec {
-        self.sim.shared.node(name).cloned().unwrap_or_else(|| panic!("no node {name}"))
+        self.sim
+            .shared
+            .node(name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no node {name}"))
     }
 
     fn boot_id(&self, name: &str) -> String {
@@ -56,7 +63,10 @@ impl Env {
             .store
             .get(aks_sim::store::NODES, None, name)
             .expect("node object");
-        obj["status"]["nodeInfo"]["bootID"].as_str().unwrap_or_default().to_string()
+        obj["status"]["nodeInfo"]["bootID"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 }
 
@@ -87,17 +97,34 @@ async fn probe_every_linux_node() {
         assert_eq!(p.os_id, "ubuntu", "{name}");
         assert_eq!(p.os_version, "22.04", "{name}");
         assert!(p.is_supported(), "{name}");
-        assert_eq!(p.boot_id.as_deref(), Some(env.boot_id(name).as_str()), "{name}: bootID as on the Node");
+        assert_eq!(
+            p.boot_id.as_deref(),
+            Some(env.boot_id(name).as_str()),
+            "{name}: bootID as on the Node"
+        );
         assert!(p.uptime_seconds.is_some(), "{name}");
         let want_names: BTreeSet<String> = spec.updates.iter().map(|u| u.name.clone()).collect();
         assert_eq!(names(p), want_names, "{name}: pending updates");
         let want_security = spec.updates.iter().filter(|u| u.pocket.ends_with("-security")).count();
         assert_eq!(p.security_count(), want_security, "{name}: security updates");
         for u in &p.pending {
-            let s = spec.updates.iter().find(|x| x.name == u.name).expect("listed update is in the scenario");
-            assert_eq!((u.from.as_str(), u.to.as_str()), (s.from.as_str(), s.to.as_str()), "{name} {}", u.name);
+            let s = spec
+                .updates
+                .iter()
+                .find(|x| x.name == u.name)
+                .expect("listed update is in the scenario");
+            assert_eq!(
+                (u.from.as_str(), u.to.as_str()),
+                (s.from.as_str(), s.to.as_str()),
+                "{name} {}",
+                u.name
+            );
         }
-        assert_eq!(p.reboot_required, !spec.reboot_required.is_empty(), "{name}: reboot marker");
+        assert_eq!(
+            p.reboot_required,
+            !spec.reboot_required.is_empty(),
+            "{name}: reboot marker"
+        );
         assert_eq!(p.reboot_packages, spec.reboot_required, "{name}: reboot packages");
         if name == REBOOT_WAITING {
             assert!(p.reboot_required);
@@ -110,9 +137,11 @@ async fn probe_every_linux_node() {
         }
     }
     // New host keys were recorded in aks-patch's own known_hosts.
-    let kh = std::fs::read_to_string(env.opts().known_hosts).expect("known_hosts written");
     for (_, ip) in &nodes {
-        assert!(kh.contains(ip.as_str()), "{ip} not in known_hosts:\n{kh}");
+        assert!(
+            !known_entries(&env.opts().known_hosts, ip).is_empty(),
+            "{ip} not in known_hosts"
+        );
     }
     env.sim.shutdown().await;
 }
@@ -127,25 +156,41 @@ async fn connection_failures_are_classified() {
     // Unknown key with strict checking: refused, nothing recorded.
     let mut strict = opts.clone();
     strict.strict_host_keys = true;
-    let e = connect(&strict, &a.name, &a.ip.to_string()).await.expect_err("strict refuses unknown keys");
+    let e = connect(&strict, &a.name, &a.ip.to_string())
+        .await
+        .expect_err("strict refuses unknown keys");
     assert!(matches!(e, SshError::HostKeyUnknown { .. }), "{e:?}");
+    eprintln!("unknown: {e}");
     assert!(e.to_string().contains(&a.name));
 
     // Record the key (accept-new), then strict works.
-    connect(&opts, &a.name, &a.ip.to_string()).await.expect("accept-new").close().await.unwrap();
-    connect(&strict, &a.name, &a.ip.to_string()).await.expect("known now").close().await.unwrap();
+    connect(&opts, &a.name, &a.ip.to_string())
+        .await
+        .expect("accept-new")
+        .close()
+        .await
+        .unwrap();
+    connect(&strict, &a.name, &a.ip.to_string())
+        .await
+        .expect("known now")
+        .close()
+        .await
+        .unwrap();
 
     // A changed key: replace the recorded key of a's address with another valid key.
     let other = other_host_key(env.client.path());
     let kh = std::fs::read_to_string(&opts.known_hosts).unwrap();
     let ip = a.ip.to_string();
+    // Entries may be hashed (HashKnownHosts): find a's with ssh-keygen -F.
+    let mine = known_entries(&opts.known_hosts, &ip);
+    assert!(!mine.is_empty(), "{ip} not in known_hosts");
     let edited: String = kh
         .lines()
         .map(|l| {
-            let mut f = l.split_whitespace();
-            match (f.next(), f.next()) {
-                (Some(h), Some(_)) if h == ip => format!("{h} {other}\n"),
-                _ => format!("{l}\n"),
+            if mine.iter().any(|m| m == l) {
+                format!("{} {other}\n", l.split_whitespace().next().unwrap_or_default())
+            } else {
+                format!("{l}\n")
             }
         })
         .collect();
@@ -153,7 +198,12 @@ async fn connection_failures_are_classified() {
     std::fs::write(&opts.known_hosts, edited).unwrap();
     let e = connect(&opts, &a.name, &ip).await.expect_err("changed key is refused");
     match &e {
-        SshError::HostKeyChanged { node, address, known_hosts, .. } => {
+        SshError::HostKeyChanged {
+            node,
+            address,
+            known_hosts,
+            ..
+        } => {
             assert_eq!(node, &a.name);
             assert_eq!(address, &ip);
             assert_eq!(known_hosts, &opts.known_hosts);
@@ -161,7 +211,11 @@ async fn connection_failures_are_classified() {
         other => panic!("expected HostKeyChanged, got {other:?}"),
     }
     let msg = e.to_string();
-    assert!(msg.contains(&format!("ssh-keygen -R {ip} -f {}", opts.known_hosts.display())), "{msg}");
+    eprintln!("changed: {msg}");
+    assert!(
+        msg.contains(&format!("ssh-keygen -R {ip} -f {}", opts.known_hosts.display())),
+        "{msg}"
+    );
     // Following the advice fixes it.
     let st = std::process::Command::new("ssh-keygen")
         .args(["-R", &ip, "-f"])
@@ -169,19 +223,29 @@ async fn connection_failures_are_classified() {
         .output()
         .unwrap();
     assert!(st.status.success());
-    connect(&opts, &a.name, &ip).await.expect("after clearing the key").close().await.unwrap();
+    connect(&opts, &a.name, &ip)
+        .await
+        .expect("after clearing the key")
+        .close()
+        .await
+        .unwrap();
 
     // A key the node does not accept.
     let mut wrong = opts.clone();
     wrong.key = Some(new_client_key(env.client.path()));
-    let e = connect(&wrong, &b.name, &b.ip.to_string()).await.expect_err("wrong key");
+    let e = connect(&wrong, &b.name, &b.ip.to_string())
+        .await
+        .expect_err("wrong key");
     assert!(matches!(e, SshError::AuthRefused { .. }), "{e:?}");
+    eprintln!("auth: {e}");
     assert!(e.to_string().contains("azureuser"));
 
     // sshd down on a node: unreachable, and a row in probe_all, not a crash.
     env.sim.fault(Fault::SshDown { node: b.name.clone() }).unwrap();
     let e = connect(&opts, &b.name, &b.ip.to_string()).await.expect_err("ssh down");
     assert!(matches!(e, SshError::Unreachable { .. }), "{e:?}");
+    assert!(e.to_string().contains("Connection refused"), "{e}");
+    eprintln!("unreachable: {e}");
     let rows = probe_all(
         &opts,
         vec![(a.name.clone(), a.ip.to_string()), (b.name.clone(), b.ip.to_string())],
@@ -194,7 +258,9 @@ async fn connection_failures_are_classified() {
     assert!(rows[0].1.is_ok(), "{:?}", rows[0].1);
     assert_eq!(rows[1].1.as_ref().map_err(|e| e.kind()).err(), Some("unreachable"));
     env.sim.fault(Fault::SshUp { node: b.name.clone() }).unwrap();
-    probe_node(&opts, &b.name, &b.ip.to_string(), false, T).await.expect("back up");
+    probe_node(&opts, &b.name, &b.ip.to_string(), false, T)
+        .await
+        .expect("back up");
     env.sim.shutdown().await;
 }
 
@@ -204,16 +270,24 @@ async fn commands_exit_codes_and_timeouts() {
     let n = &env.linux()[0];
     let s = connect(&env.opts(), &n.name, &n.ip.to_string()).await.expect("connect");
     let o = s.run("echo out; echo err >&2; exit 3", T).await.unwrap();
-    assert_eq!((o.stdout.as_str(), o.stderr.as_str(), o.exit_code), ("out\n", "err\n", 3));
+    assert_eq!(
+        (o.stdout.as_str(), o.stderr.as_str(), o.exit_code),
+        ("out\n", "err\n", 3)
+    );
     // 127 and 255 are the script's, not ssh's.
     assert_eq!(s.run("no-such-command-here", T).await.unwrap().exit_code, 127);
     assert_eq!(s.run("exit 255", T).await.unwrap().exit_code, 255);
     // Quoting survives the login shell.
-    let o = s.run("printf '%s|' \"$0\" 'it'\\''s' '$HOME' \"a  b\"", T).await.unwrap();
+    let o = s
+        .run("printf '%s|' \"$0\" 'it'\\''s' '$HOME' \"a  b\"", T)
+        .await
+        .unwrap();
     assert_eq!(o.stdout, "sh|it's|$HOME|a  b|");
     let e = s.run_checked("echo E: broken >&2; exit 100", T).await.unwrap_err();
     match e {
-        SshError::Remote { exit_code, stderr_tail, .. } => {
+        SshError::Remote {
+            exit_code, stderr_tail, ..
+        } => {
             assert_eq!(exit_code, 100);
             assert_eq!(stderr_tail, "E: broken");
         }
@@ -244,15 +318,27 @@ async fn upgrade_then_reboot() {
         let v = &up.iter().find(|p| p.name == u.name).unwrap().version;
         assert_eq!(v, &u.to);
     }
-    assert!(upgraded.contains("linux-image-5.15.0-1073-azure"), "new kernel ABI package:\n{}", out.stdout);
+    assert!(
+        upgraded.contains("linux-image-5.15.0-1073-azure"),
+        "new kernel ABI package:\n{}",
+        out.stdout
+    );
     s.close().await.unwrap();
-    let p = probe_node(&opts, &all.name, &all.ip.to_string(), false, T).await.unwrap();
+    let p = probe_node(&opts, &all.name, &all.ip.to_string(), false, T)
+        .await
+        .unwrap();
     assert_eq!(p.pending_count(), 0);
     assert!(p.reboot_required);
-    assert!(p.reboot_packages.iter().any(|x| x == "linux-image-5.15.0-1073-azure"), "{:?}", p.reboot_packages);
+    assert!(
+        p.reboot_packages.iter().any(|x| x == "linux-image-5.15.0-1073-azure"),
+        "{:?}",
+        p.reboot_packages
+    );
 
     // --upgrade-mode security: only the -security packages of a fresh probe.
-    let before = probe_node(&opts, &sec.name, &sec.ip.to_string(), false, T).await.unwrap();
+    let before = probe_node(&opts, &sec.name, &sec.ip.to_string(), false, T)
+        .await
+        .unwrap();
     let pkgs = before.security_packages();
     assert_eq!(pkgs.len(), 4);
     let s = connect(&opts, &sec.name, &sec.ip.to_string()).await.unwrap();
@@ -265,7 +351,9 @@ async fn upgrade_then_reboot() {
         assert!(done.contains(p), "{p} not upgraded:\n{}", out.stdout);
     }
     s.close().await.unwrap();
-    let after = probe_node(&opts, &sec.name, &sec.ip.to_string(), false, T).await.unwrap();
+    let after = probe_node(&opts, &sec.name, &sec.ip.to_string(), false, T)
+        .await
+        .unwrap();
     assert_eq!(after.security_count(), 0);
     let left: BTreeSet<String> = names(&after);
     assert_eq!(left, ["curl", "tzdata"].iter().map(|s| s.to_string()).collect());
@@ -279,7 +367,10 @@ async fn upgrade_then_reboot() {
         Err(SshError::Disconnected { .. }) => {}
         Err(e) => panic!("reboot: {e}"),
     }
-    assert!(started.elapsed() < Duration::from_secs(10), "reboot command returned at once");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "reboot command returned at once"
+    );
     let _ = s.close().await;
     // The node comes back with a new boot id and the new kernel.
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -294,6 +385,20 @@ async fn upgrade_then_reboot() {
     assert!(!back.reboot_required);
     assert_eq!(back.boot_id.as_deref(), Some(env.boot_id(&all.name).as_str()));
     env.sim.shutdown().await;
+}
+
+/// The known_hosts lines for a host (hashed or not), as `ssh-keygen -F` finds them.
+fn known_entries(file: &Path, host: &str) -> Vec<String> {
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-F", host, "-f"])
+        .arg(file)
+        .output()
+        .expect("ssh-keygen runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// A host key that is not the node's (ssh-keygen into `dir`), as `type base64`.

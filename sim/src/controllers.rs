@@ -660,6 +660,10 @@ pub async fn run(shared: Arc<Shared>) {
     let mut rx = shared.store.subscribe();
     let mut shutdown = shared.shutdown.clone();
     let mut state = State::default();
+    // Faults do not change the store: a `pdb-never-allows` must still show in the
+    // budget's status at once.
+    let pdb_faults = |s: &Shared| s.faults.describe()["pdbNeverAllows"].to_string();
+    let mut faults_seen = pdb_faults(&shared);
     loop {
         if *shutdown.borrow() {
             return;
@@ -667,22 +671,35 @@ pub async fn run(shared: Arc<Shared>) {
         let t0 = Instant::now();
         reconcile(&shared, &mut state);
         tracing::debug!(elapsed_ms = t0.elapsed().as_millis() as u64, "controllers reconciled");
-        let wait = if state.starting.is_empty() {
-            Duration::from_secs(5)
-        } else {
-            Duration::from_millis(50)
-        };
-        tokio::select! {
-            r = rx.recv() => {
-                if let Err(tokio::sync::broadcast::error::RecvError::Closed) = r {
-                    return;
+        let deadline = tokio::time::Instant::now()
+            + if state.starting.is_empty() {
+                Duration::from_secs(5)
+            } else {
+                Duration::from_millis(50)
+            };
+        loop {
+            tokio::select! {
+                r = rx.recv() => {
+                    if let Err(tokio::sync::broadcast::error::RecvError::Closed) = r {
+                        return;
+                    }
+                    // Let a burst of changes settle, then take them all at once.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    while rx.try_recv().is_ok() {}
+                    break;
                 }
-                // Let a burst of changes settle, then take them all at once.
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                while rx.try_recv().is_ok() {}
+                _ = tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_millis(250))) => {
+                    let f = pdb_faults(&shared);
+                    if f != faults_seen {
+                        faults_seen = f;
+                        break;
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        break;
+                    }
+                }
+                _ = shutdown.changed() => return,
             }
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => return,
         }
     }
 }
@@ -709,6 +726,17 @@ fn owned_by<'a>(pods: &'a [Value], owner_uid: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// Active pods by the uid of their controller.
+fn by_owner(pods: &[Value]) -> HashMap<&str, Vec<&Value>> {
+    let mut m: HashMap<&str, Vec<&Value>> = HashMap::new();
+    for p in pods.iter().filter(|p| active(p)) {
+        if let Some(u) = pods::controller_ref(p).and_then(|r| r["uid"].as_str()) {
+            m.entry(u).or_default().push(p);
+        }
+    }
+    m
+}
+
 fn active(p: &Value) -> bool {
     !pods::is_terminating(p) && !matches!(pods::phase(p), "Succeeded" | "Failed")
 }
@@ -733,6 +761,8 @@ fn reconcile(shared: &Arc<Shared>, st: &mut State) {
     node_lifecycle(shared);
     namespaces(shared);
     deployments(shared);
+    // Budgets are read before any pod list their status is computed from: see pdb_status.
+    let budgets = shared.store.list(PDBS, None);
     let mut all = shared.store.list(PODS, None);
     let mut wrote = garbage_collect(shared, &all);
     wrote |= replicasets(shared, &all);
@@ -747,8 +777,9 @@ fn reconcile(shared: &Arc<Shared>, st: &mut State) {
     if kubelet(shared, &nodes, st, &all) {
         all = shared.store.list(PODS, None);
     }
-    workload_status(shared, &nodes, &all);
-    pdb_status(shared);
+    let owners = by_owner(&all);
+    workload_status(shared, &nodes, &owners);
+    pdb_status(shared, budgets, &all);
     kured_lock(shared, st);
 }
 
@@ -1100,7 +1131,9 @@ fn kubelet(shared: &Shared, nodes: &[NodeInfo], st: &mut State, all: &[Value]) -
                 });
                 wrote |= warn_err("restart pod", r).is_some();
             }
-            st.boot_seen.insert(u, node.boot_id.clone());
+            if st.boot_seen.get(&u) != Some(&node.boot_id) {
+                st.boot_seen.insert(u, node.boot_id.clone());
+            }
             continue;
         }
         let since = *st.starting.entry(u.clone()).or_insert_with(Instant::now);
@@ -1162,11 +1195,12 @@ fn keep_times(old: &Value, mut c: Value) -> Value {
 }
 
 /// ReplicaSet, Deployment and DaemonSet status.
-fn workload_status(shared: &Shared, nodes: &[NodeInfo], all: &[Value]) {
+fn workload_status(shared: &Shared, nodes: &[NodeInfo], owners: &HashMap<&str, Vec<&Value>>) {
+    let none: Vec<&Value> = vec![];
     let t = now();
     let mut rs_status: HashMap<String, (i64, i64)> = HashMap::new();
     for rs in shared.store.list(REPLICASETS, None) {
-        let act: Vec<&Value> = owned_by(all, uid(&rs)).into_iter().filter(|p| active(p)).collect();
+        let act = owners.get(uid(&rs)).unwrap_or(&none);
         let ready = act.iter().filter(|p| pods::is_ready(p)).count() as i64;
         let n = act.len() as i64;
         rs_status.insert(uid(&rs).to_string(), (n, ready));
@@ -1232,7 +1266,7 @@ fn workload_status(shared: &Shared, nodes: &[NodeInfo], all: &[Value]) {
             .filter(|n| selector_fits(sel, &n.labels))
             .map(|n| n.name.as_str())
             .collect();
-        let act: Vec<&Value> = owned_by(all, uid(&ds)).into_iter().filter(|p| active(p)).collect();
+        let act = owners.get(uid(&ds)).unwrap_or(&none);
         let scheduled: HashSet<&str> = act.iter().filter_map(|p| pods::node_name(p)).collect();
         let ready: HashSet<&str> = act
             .iter()
@@ -1314,25 +1348,25 @@ fn expected_scale(shared: &Shared, pods_: &[&Value]) -> i64 {
     seen.values().sum::<i64>() + bare
 }
 
-/// PodDisruptionBudget status, as the disruption controller computes it. The update is
-/// conditional on the budget's resourceVersion read before the pods, so an eviction
-/// that spends the budget in between is never overwritten with a stale allowance.
-fn pdb_status(shared: &Shared) {
+/// PodDisruptionBudget status, as the disruption controller computes it. `budgets` were
+/// read before `all`, and the update is conditional on the budget's resourceVersion, so
+/// an eviction that spends the budget after the pods were read is never overwritten
+/// with a stale allowance (the update conflicts and the next round recomputes).
+fn pdb_status(shared: &Shared, budgets: Vec<Value>, all: &[Value]) {
     let now_t = chrono::Utc::now();
-    // Budgets first, pods after: see above.
-    let budgets = shared.store.list(PDBS, None);
-    if budgets.is_empty() {
-        return;
-    }
-    let all = shared.store.list(PODS, None);
     for pdb in budgets {
         let ns = namespace(&pdb).to_string();
         let pname = name(&pdb).to_string();
         let rv = pdb["metadata"]["resourceVersion"].as_str().unwrap_or("").to_string();
+        // A null selector selects nothing (policy/v1).
+        let sel = match &pdb["spec"]["selector"] {
+            Value::Null => None,
+            s => selector::LabelSelector::from_object(s).ok(),
+        };
         let matching: Vec<&Value> = all
             .iter()
             .filter(|p| namespace(p) == ns)
-            .filter(|p| selector::object_selects(&pdb["spec"]["selector"], &p["metadata"]["labels"]))
+            .filter(|p| sel.as_ref().is_some_and(|s| s.matches(&p["metadata"]["labels"])))
             .collect();
         let spec = &pdb["spec"];
         let (expected, desired) = if !spec["maxUnavailable"].is_null() {

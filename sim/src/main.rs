@@ -195,8 +195,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "json" => println!("{}", serde_json::to_string_pretty(&status)?),
                 "table" => {
                     println!(
-                        "{:<34} {:<8} {:<14} {:<8} {:<14} {:<20} {}",
-                        "NODE", "POOL", "IP", "READY", "SCHEDULABLE", "KERNEL", "BOOT-ID"
+                        "{:<34} {:<8} {:<14} {:<8} {:<14} {:<20} BOOT-ID",
+                        "NODE", "POOL", "IP", "READY", "SCHEDULABLE", "KERNEL"
                     );
                     for n in status["nodes"].as_array().into_iter().flatten() {
                         println!(

@@ -348,7 +348,7 @@ impl Scenario {
         if first == last {
             self.pools[first].count = n;
         } else {
-            let system = n.min(3).max(1).min(n);
+            let system = n.clamp(1, 3).min(n);
             self.pools[first].count = system;
             self.pools[last].count = n - system;
         }

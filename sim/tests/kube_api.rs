@@ -401,6 +401,31 @@ async fn nodes_page_get_watch_and_patch() {
         }
     }
     assert_eq!(added, expected.len());
+    // Streaming lists: the current state, then a bookmark marking its end.
+    let mut stream = nodes
+        .watch(&WatchParams::streaming_lists().timeout(5), "")
+        .await
+        .expect("watch")
+        .boxed();
+    let mut added = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(2), stream.next()).await {
+            Ok(Some(Ok(WatchEvent::Added(_)))) => added += 1,
+            Ok(Some(Ok(WatchEvent::Bookmark(b)))) => {
+                assert_eq!(
+                    b.metadata
+                        .annotations
+                        .get("k8s.io/initial-events-end")
+                        .map(String::as_str),
+                    Some("true")
+                );
+                assert!(!b.metadata.resource_version.is_empty());
+                break;
+            }
+            other => panic!("expected ADDED events and a bookmark, got {other:?}"),
+        }
+    }
+    assert_eq!(added, expected.len());
     env.sim.shutdown().await;
 }
 
@@ -773,16 +798,12 @@ async fn kube_faults_and_expired_token() {
 fn table(out: &str) -> (Vec<String>, Vec<Vec<String>>) {
     let mut lines = out.lines();
     let header = lines.next().expect("a header line");
-    let mut starts = vec![];
-    let mut names = vec![];
     let b = header.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] != b' ' && (i == 0 || (b[i - 1] == b' ' && i >= 2 && b[i - 2] == b' ') || i == 0) {
-            starts.push(i);
-        }
-        i += 1;
-    }
+    // A column starts at a word after two or more spaces ("NOMINATED NODE" is one column).
+    let starts: Vec<usize> = (0..b.len())
+        .filter(|&i| b[i] != b' ' && (i == 0 || (i >= 2 && b[i - 1] == b' ' && b[i - 2] == b' ')))
+        .collect();
+    let mut names = vec![];
     for (k, s) in starts.iter().enumerate() {
         let end = starts.get(k + 1).copied().unwrap_or(header.len());
         names.push(header[*s..end].trim().to_string());
@@ -1015,5 +1036,179 @@ async fn kubectl_drain_user_node() {
         .position(|e| e.kind == "eviction")
         .expect("evictions recorded");
     assert!(cordon < first_eviction);
+    env.sim.shutdown().await;
+}
+
+const SMALL: &str = r#"
+cluster: {name: small, ageDays: 3}
+timing: {podStartSeconds: 0.3, terminationSeconds: 0.1}
+pools:
+  - {name: sys, mode: System, count: 2}
+  - {name: apps, count: 1}
+workloads:
+  - {kind: Deployment, name: web, namespace: team, replicas: 2, pool: apps, pdb: {minAvailable: 1}}
+  - {kind: DaemonSet, name: agent}
+kured: {lockHolder: aks-sys-31415926-vmss000001}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controllers_follow_nodes_scale_and_kured() {
+    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+    let env = Env::start(Scenario::parse(SMALL, "small").unwrap()).await;
+    let apps_node = "aks-apps-31417037-vmss000000".to_string();
+    let team = env.pods("team");
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(env.client.clone(), "team");
+    let ds: Api<DaemonSet> = Api::namespaced(env.client.clone(), "kube-system");
+
+    // kured's DaemonSet holds its lock in kured's own format, and runs everywhere.
+    let kured = ds.get("kured").await.unwrap();
+    let lock: Value = serde_json::from_str(&kured.annotations()["weave.works/kured-node-lock"]).unwrap();
+    assert_eq!(lock["nodeID"], "aks-sys-31415926-vmss000001");
+    assert_eq!(lock["metadata"], json!({"unschedulable": false}));
+    assert_eq!(lock["TTL"], 0);
+    assert!(lock["created"].as_str().is_some_and(|c| c.ends_with('Z')));
+    assert_eq!(kured.status.unwrap().number_ready, 3);
+
+    let web = team.list(&ListParams::default().labels("app=web")).await.unwrap();
+    assert_eq!(web.items.len(), 2);
+    assert!(web
+        .items
+        .iter()
+        .all(|p| p.spec.as_ref().unwrap().node_name.as_deref() == Some(apps_node.as_str())));
+    let rs = &web.items[0].owner_references()[0];
+    assert_eq!(rs.kind, "ReplicaSet");
+    let rsets: Api<ReplicaSet> = Api::namespaced(env.client.clone(), "team");
+    let rs_obj = rsets.get(&rs.name).await.unwrap();
+    let hash = &rs_obj.labels()["pod-template-hash"];
+    assert_eq!(rs.name, format!("web-{hash}"));
+    assert_eq!(hash.len(), 10);
+
+    // No schedulable node: a replacement stays Pending, Unschedulable, until the node is back.
+    env.nodes()
+        .patch(
+            &apps_node,
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"unschedulable": true}})),
+        )
+        .await
+        .unwrap();
+    let gone = web.items[0].name_any();
+    team.delete(
+        &gone,
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let pending = eventually("an unschedulable replacement", Duration::from_secs(5), || async {
+        let l = team.list(&ListParams::default().labels("app=web")).await.ok()?;
+        l.items.into_iter().find(|p| {
+            p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| {
+                c.iter()
+                    .any(|c| c.type_ == "PodScheduled" && c.reason.as_deref() == Some("Unschedulable"))
+            })
+        })
+    })
+    .await;
+    assert_eq!(pending.status.as_ref().unwrap().phase.as_deref(), Some("Pending"));
+    env.nodes()
+        .patch(
+            &apps_node,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"unschedulable": null}})),
+        )
+        .await
+        .unwrap();
+    eventually("replacement Ready", Duration::from_secs(5), || async {
+        let p = team.get(&pending.name_any()).await.ok()?;
+        pod_ready(&p).then_some(())
+    })
+    .await;
+
+    // The node goes away (kubelet stops posting): its pods turn NotReady, the budget and
+    // the DaemonSet follow; back with a new bootID, the same pods are Ready again, restarted.
+    let before: Vec<String> = team
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| p.uid().unwrap())
+        .collect();
+    aks_sim::model::set_readiness(&env.sim.shared.store, &apps_node, aks_sim::model::Readiness::Unknown).unwrap();
+    eventually("pods NotReady and the budget at 0", Duration::from_secs(5), || async {
+        let l = team.list(&ListParams::default().labels("app=web")).await.ok()?;
+        let s = pdbs.get("web-pdb").await.ok()?.status?;
+        (l.items.iter().all(|p| !pod_ready(p)) && s.current_healthy == Some(0) && s.disruptions_allowed == Some(0))
+            .then_some(())
+    })
+    .await;
+    let agent: Api<DaemonSet> = Api::namespaced(env.client.clone(), "default");
+    let agent = agent.get("agent").await.unwrap().status.unwrap();
+    assert_eq!((agent.desired_number_scheduled, agent.number_ready), (3, 2));
+    aks_sim::model::set_boot(
+        &env.sim.shared.store,
+        &apps_node,
+        &aks_sim::model::new_boot_id(),
+        "5.15.0-1073-azure",
+    )
+    .unwrap();
+    aks_sim::model::set_readiness(&env.sim.shared.store, &apps_node, aks_sim::model::Readiness::Ready).unwrap();
+    let after = eventually("pods Ready again", Duration::from_secs(5), || async {
+        let l = team.list(&ListParams::default().labels("app=web")).await.ok()?;
+        l.items.iter().all(pod_ready).then_some(l.items)
+    })
+    .await;
+    let after_uids: Vec<String> = after.iter().map(|p| p.uid().unwrap()).collect();
+    assert_eq!(before.len(), after_uids.len());
+    assert!(
+        before.iter().all(|u| after_uids.contains(u)),
+        "pods were kept, not recreated"
+    );
+    for p in &after {
+        let cs = &p.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0];
+        assert_eq!(cs.restart_count, 1, "{} restarted once", p.name_any());
+    }
+
+    // Scaling the Deployment, then deleting it: its ReplicaSet and pods go too.
+    let deploys: Api<Deployment> = Api::namespaced(env.client.clone(), "team");
+    deploys
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .unwrap();
+    eventually("3 ready replicas", Duration::from_secs(5), || async {
+        let d = deploys.get("web").await.ok()?;
+        (d.status?.ready_replicas == Some(3)).then_some(())
+    })
+    .await;
+    deploys.delete("web", &DeleteParams::default()).await.unwrap();
+    eventually("ReplicaSet and pods collected", Duration::from_secs(5), || async {
+        let rs = rsets.list(&ListParams::default()).await.ok()?;
+        let pods = team.list(&ListParams::default()).await.ok()?;
+        (rs.items.is_empty() && pods.items.is_empty()).then_some(())
+    })
+    .await;
+
+    // Releasing kured's lock is recorded in the event log.
+    ds.patch(
+        "kured",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"weave.works/kured-node-lock": null}}})),
+    )
+    .await
+    .unwrap();
+    eventually("kured-lock event", Duration::from_secs(7), || async {
+        env.sim
+            .events()
+            .into_iter()
+            .find(|e| e.kind == "kured-lock" && e.detail.starts_with("released"))
+    })
+    .await;
     env.sim.shutdown().await;
 }

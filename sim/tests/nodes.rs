@@ -32,6 +32,11 @@ pools:
     count: 2
     vmssId: "22222222"
     kernel: 5.15.0-1070-azure
+  - name: azl
+    count: 1
+    osSKU: AzureLinux
+    vmssId: "33333333"
+    kernel: 6.6.64.2-9.azl3
   - name: win
     osType: Windows
     count: 1
@@ -44,6 +49,7 @@ const SYS0: &str = "aks-sys-11111111-vmss000000";
 const SYS1: &str = "aks-sys-11111111-vmss000001";
 const USER0: &str = "aks-user-22222222-vmss000000";
 const USER1: &str = "aks-user-22222222-vmss000001";
+const AZL0: &str = "aks-azl-33333333-vmss000000";
 const WIN0: &str = "akswin000000";
 
 struct Harness {
@@ -124,6 +130,23 @@ impl Harness {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// An SSH session running `sleep 60`, once it runs.
+    async fn held_session(&self, node: &str) -> tokio::process::Child {
+        let mut held = self
+            .ssh_command(node, "echo started; sleep 60")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("ssh runs");
+        let mut first = String::new();
+        let mut reader = tokio::io::BufReader::new(held.stdout.take().expect("piped stdout"));
+        tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut first))
+            .await
+            .expect("the held session starts")
+            .expect("read");
+        assert_eq!(first, "started\n");
+        held
     }
 
     fn node_object(&self, node: &str) -> serde_json::Value {
@@ -259,6 +282,15 @@ async fn ssh_serves_each_node_its_own_root() {
         .ssh_ok(SYS0, ". /etc/os-release; echo $ID $VERSION_CODENAME; lsb_release -cs")
         .await;
     assert_eq!(os, "ubuntu jammy\njammy\n");
+    // Azure Linux has no apt.
+    assert_eq!(
+        h.ssh_ok(
+            AZL0,
+            ". /etc/os-release; echo $ID; uname -r; command -v apt-get || echo no apt"
+        )
+        .await,
+        "azurelinux\n6.6.64.2-9.azl3\nno apt\n"
+    );
 
     // The bootID inside is the Node's, and so is the address.
     assert_eq!(
@@ -295,7 +327,7 @@ async fn ssh_serves_each_node_its_own_root() {
     let accepted = log.matches("Accepted publickey for azureuser").count();
     assert!(accepted >= 4, "{accepted} key logins in the sshd log:\n{log}");
     let config = std::fs::read_to_string(h.sim.state_dir().join("ssh/sshd_config")).expect("config");
-    assert_eq!(config.matches("Match LocalAddress").count(), 4, "{config}");
+    assert_eq!(config.matches("Match LocalAddress").count(), 5, "{config}");
     assert!(h.events_for(SYS0).iter().any(|e| e.kind == kinds::SSH_SESSION));
 
     // A Windows node exists but refuses SSH.
@@ -571,18 +603,7 @@ async fn reboot_brings_the_new_kernel_and_a_new_boot_id() {
     assert_eq!(h.ready(SYS0), "True");
 
     // A session that is open when the node goes down is dropped.
-    let mut held = h
-        .ssh_command(SYS0, "echo started; sleep 60")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("ssh runs");
-    let mut first = String::new();
-    let mut reader = tokio::io::BufReader::new(held.stdout.take().expect("piped stdout"));
-    tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut first))
-        .await
-        .expect("the held session starts")
-        .expect("read");
-    assert_eq!(first, "started\n");
+    let mut held = h.held_session(SYS0).await;
     assert!(h.machine(SYS0)["sessions"].as_u64() >= Some(1));
 
     let t = Instant::now();
@@ -675,8 +696,19 @@ async fn reboot_brings_the_new_kernel_and_a_new_boot_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ssh_down_up_and_a_node_that_never_returns() {
     let h = start(SCENARIO).await;
-    h.ssh_ok(USER0, "true").await;
+    // A background job survives SSH going down; an open session does not.
+    h.ssh_ok(
+        USER0,
+        "nohup sh -c 'sleep 2; echo survived > /tmp/bg' >/dev/null 2>&1 &",
+    )
+    .await;
+    let mut held = h.held_session(USER0).await;
     h.sim.fault(Fault::SshDown { node: USER0.into() }).expect("fault");
+    let status = tokio::time::timeout(Duration::from_secs(10), held.wait())
+        .await
+        .expect("the open session is dropped")
+        .expect("ssh waited");
+    assert_eq!(status.code(), Some(255));
     let out = h.ssh(USER0, "true").await;
     assert_eq!(out.status.code(), Some(255));
     assert!(stderr(&out).contains("Connection refused"), "{}", stderr(&out));
@@ -686,6 +718,20 @@ async fn ssh_down_up_and_a_node_that_never_returns() {
     h.ssh_ok(USER1, "true").await;
     h.sim.fault(Fault::SshUp { node: USER0.into() }).expect("fault");
     assert_eq!(h.ssh_ok(USER0, "echo back").await, "back\n");
+    wait_for("the background job", Duration::from_secs(5), || {
+        std::fs::read_to_string(
+            h.sim
+                .shared
+                .node_runtime
+                .get()
+                .unwrap()
+                .node_root(USER0)
+                .unwrap()
+                .join("tmp/bg"),
+        )
+        .is_ok_and(|s| s == "survived\n")
+    })
+    .await;
     let kinds_seen: Vec<String> = h
         .events_for(USER0)
         .into_iter()

@@ -484,8 +484,7 @@ impl Engine<'_> {
                             let last = o
                                 .stderr
                                 .lines()
-                                .filter(|l| l.starts_with("E:"))
-                                .last()
+                                .rfind(|l| l.starts_with("E:"))
                                 .unwrap_or("")
                                 .to_string();
                             self.end(rec, i, "failed", format!("apt-get exited with {}", o.exit_code));

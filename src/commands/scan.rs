@@ -74,7 +74,7 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
         reporter.warn(&w);
     }
     let ssh_opts = SshOptions::from_args(&args.ssh, &ctx.admin_user)
-        .map_err(|e| anyhow::Error::new(e))
+        .map_err(anyhow::Error::new)
         .map_err(usage)?;
     let rows = crate::kube::list_node_rows(&ctx.client, None)
         .await

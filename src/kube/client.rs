@@ -55,6 +55,11 @@ pub enum KubeError {
         #[source]
         source: ::kube::Error,
     },
+    /// Getting credentials failed (exec plugin, token file). The underlying error is not
+    /// kept: kube-rs's includes the plugin's command line (with its environment, which can
+    /// hold a client secret) and its output (which can hold a token).
+    #[error("{action} failed: getting credentials failed: {detail}; for exec-plugin kubeconfigs (kubelogin on AAD clusters) check that the plugin is installed, on PATH and logged in")]
+    Auth { action: String, detail: String },
     /// A Kubernetes API call failed: `action` says which, `hint` what to do.
     #[error("{action} failed: {}{hint}", describe_kube_error(.source))]
     Api {
@@ -68,6 +73,12 @@ pub enum KubeError {
 impl KubeError {
     /// An API error with a hint chosen from its status (401, 403, transient, ...).
     pub fn api(action: impl Into<String>, source: ::kube::Error) -> KubeError {
+        if let Some(a) = auth_error(&source) {
+            return KubeError::Auth {
+                action: action.into(),
+                detail: auth_detail(a),
+            };
+        }
         let hint = hint_for(&source).to_string();
         KubeError::Api {
             action: action.into(),
@@ -85,9 +96,58 @@ impl KubeError {
     }
 }
 
+/// The credential error inside a kube error, if that is what it is.
+pub fn auth_error(e: &::kube::Error) -> Option<&::kube::client::AuthError> {
+    match e {
+        ::kube::Error::Auth(a) => Some(a),
+        ::kube::Error::Service(b) => b.downcast_ref::<::kube::client::AuthError>(),
+        _ => None,
+    }
+}
+
+/// A credential error told without secrets: no command line, no plugin stdout.
+pub fn auth_detail(a: &::kube::client::AuthError) -> String {
+    use ::kube::client::AuthError as A;
+    match a {
+        A::AuthExecRun { out, .. } => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let stderr: String = stderr
+                .trim()
+                .chars()
+                .rev()
+                .take(400)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            if stderr.is_empty() {
+                format!(
+                    "the exec plugin (users[].user.exec.command in the kubeconfig) failed with {}",
+                    out.status
+                )
+            } else {
+                format!(
+                    "the exec plugin (users[].user.exec.command in the kubeconfig) failed with {}: {stderr}",
+                    out.status
+                )
+            }
+        }
+        A::AuthExecStart(io) => format!("the exec plugin could not be started: {io}"),
+        A::AuthExecParse(_) => "the exec plugin's output is not an ExecCredential".into(),
+        A::AuthExec(_) => "running the exec plugin failed".into(),
+        A::ParseTokenKey(_) => "the token in the credentials cannot be read".into(),
+        A::InvalidBearerToken(_) => "the token is not a valid HTTP header value".into(),
+        A::InvalidBasicAuth(_) => "the user name or password is not a valid HTTP header value".into(),
+        other => other.to_string(),
+    }
+}
+
 /// A short description of a kube error for messages: the server's status and message, or
-/// the transport failure.
+/// the transport failure. Credential errors are told without secrets.
 pub fn describe_kube_error(e: &::kube::Error) -> String {
+    if let Some(a) = auth_error(e) {
+        return format!("getting credentials failed: {}", auth_detail(a));
+    }
     match e {
         ::kube::Error::Api(s) => {
             let msg = if s.message.is_empty() { &s.reason } else { &s.message };
@@ -194,9 +254,15 @@ fn client_from_config_for(mut config: Config, origin: &str) -> Result<Client, Ku
     config.connect_timeout = Some(CONNECT_TIMEOUT);
     config.read_timeout = Some(READ_TIMEOUT);
     config.reset_reader_on_write = true;
-    Client::try_from(config).map_err(|source| KubeError::Build {
-        origin: origin.to_string(),
-        source,
+    Client::try_from(config).map_err(|source| match auth_error(&source) {
+        Some(a) => KubeError::Auth {
+            action: format!("setting up the Kubernetes client for the kubeconfig {origin}"),
+            detail: auth_detail(a),
+        },
+        None => KubeError::Build {
+            origin: origin.to_string(),
+            source,
+        },
     })
 }
 

@@ -835,7 +835,7 @@ pub async fn drain(
     if let Some(e) = fatal {
         return Err(*e);
     }
-    if cancel.is_cancelled() {
+    if cancel.is_cancelled() && (!pending.is_empty() || !blocked.is_empty() || !not_gone.is_empty()) {
         pending.extend(blocked.into_iter().map(|b| b.0));
         pending.extend(not_gone);
         return Err(DrainError::Cancelled {
@@ -1036,6 +1036,13 @@ async fn evict_and_wait<P: Fn(DrainEvent) + Send + Sync>(
                     if !nap(retry.delay(transient_failures), deadline, stop).await {
                         return PodOutcome::Stopped { pod: r, evicted: false };
                     }
+                }
+                Err(e) if super::client::auth_error(&e).is_some() => {
+                    stop.cancel();
+                    return PodOutcome::Fatal(Box::new(DrainError::Kube(KubeError::api(
+                        format!("evicting pod {r}"),
+                        e,
+                    ))));
                 }
                 Err(e) => {
                     stop.cancel();

@@ -119,7 +119,7 @@ pub enum RebootEvent {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RebootError {
-    #[error("node {node} did not come back within {}s: {last}; it is left as it is (cordoned): check it (kubectl describe node {node}, the VM in the portal), then uncordon it by hand", .timeout.as_secs())]
+    #[error("node {node} did not come back within {}s: {last}; leave it cordoned, check it (kubectl describe node {node}, the VM in the Azure portal), and uncordon it by hand once it is healthy", .timeout.as_secs())]
     Timeout {
         node: String,
         timeout: Duration,

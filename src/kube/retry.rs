@@ -52,6 +52,9 @@ pub fn status_code(e: &::kube::Error) -> Option<u16> {
 /// connection resets, refused connections and timeouts. TLS and authentication failures,
 /// and every other answer from the server, are not.
 pub fn is_transient(e: &::kube::Error) -> bool {
+    if super::client::auth_error(e).is_some() {
+        return false;
+    }
     match e {
         ::kube::Error::Api(s) => matches!(s.code, 429 | 500 | 502 | 503 | 504),
         ::kube::Error::HyperError(h) => !h.is_user() && !h.is_parse(),
@@ -114,7 +117,12 @@ where
             Ok(v) => return Ok(v),
             Err(e) if n < attempts && is_transient(&e) => {
                 let delay = jitter(policy.delay(n));
-                tracing::debug!(attempt = n, ?delay, error = %e, "transient Kubernetes API error: retrying");
+                tracing::debug!(
+                    attempt = n,
+                    ?delay,
+                    error = %super::client::describe_kube_error(&e),
+                    "transient Kubernetes API error: retrying"
+                );
                 tokio::time::sleep(delay).await;
             }
             Err(e) => return Err(e),

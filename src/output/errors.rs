@@ -238,7 +238,12 @@ fn layers(err: &anyhow::Error) -> Vec<Layer> {
         }
         let (hint, exit) = if let Some(f) = e.downcast_ref::<Failure>() {
             (f.hint.clone(), Some(f.exit))
-        } else if e.downcast_ref::<super::OutputError>().is_some() {
+        } else if e.downcast_ref::<super::OutputError>().is_some()
+            || matches!(
+                e.downcast_ref::<crate::ssh::SshError>(),
+                Some(crate::ssh::SshError::Config(_))
+            )
+        {
             (None, Some(Exit::Usage))
         } else {
             (None, None)
@@ -302,7 +307,8 @@ pub fn render_error(err: &anyhow::Error) -> String {
 }
 
 /// The exit code for an error: the outermost exit code attached along the chain
-/// ([`WithExit`], [`Failure`]; an [`OutputError`](super::OutputError) is a usage error), else 1.
+/// ([`WithExit`], [`Failure`]; an [`OutputError`](super::OutputError) or an
+/// [`SshError::Config`](crate::ssh::SshError::Config) is a usage error), else 1.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     exit_of(err).code()
 }

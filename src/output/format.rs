@@ -11,6 +11,12 @@
 //! | `tsv` | values only: one line per list element, tab-separated (see [`tsv`]) |
 //! | `table`, `wide` | kubectl-style columns of the command; with `--query`, the Azure CLI's generic table |
 //! | `none` | nothing |
+//!
+//! Where this differs from `az` on purpose: `json` keeps the fields in the order the
+//! command defines them (knack sorts keys); in `tsv`, null is an empty field (knack prints
+//! `None`) and nested objects and lists are left out (knack prints an empty field and a
+//! list's length). Objects built by a `--query` multiselect keep the query's key order in
+//! every format, as in `az` (the jmespath crate itself would sort them).
 
 use super::table::{self, lookup, TableSpec};
 use super::{color, OutputError};

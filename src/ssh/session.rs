@@ -23,7 +23,9 @@ pub struct SshOptions {
     pub key: Option<PathBuf>,
     pub port: u16,
     /// Jump host(s), `user@host[:port]`, comma-separated for several hops (validated by
-    /// [`parse_jump`]).
+    /// [`parse_jump`]). As with `ssh -J`, the jump host itself is reached with your own
+    /// ssh setup (ssh_config, agent, `~/.ssh/known_hosts`); `key`, `known_hosts` and the
+    /// host key policy apply to the nodes.
     pub jump: Option<String>,
     /// ssh_config file used instead of `~/.ssh/config`.
     pub config: Option<PathBuf>,
@@ -387,21 +389,26 @@ fn reason_of(stderr: &str) -> String {
         .cloned()
         .collect::<Vec<_>>()
         .join(" / ");
+    let text = text.trim_end_matches('.');
     if text.is_empty() {
         "ssh failed without saying why".to_string()
     } else {
-        text
+        text.to_string()
     }
 }
 
-/// The full text behind an openssh error (ssh's stderr is in its io::Error source).
+/// The text behind an openssh error: ssh's stderr is in its io::Error source (the
+/// error's own message, e.g. "failed to connect to the remote host", only without one).
 fn error_text(e: &openssh::Error) -> String {
     use std::error::Error;
-    let mut parts = vec![e.to_string()];
+    let mut parts = vec![];
     let mut cur = e.source();
     while let Some(s) = cur {
         parts.push(s.to_string());
         cur = s.source();
+    }
+    if parts.is_empty() {
+        parts.push(e.to_string());
     }
     parts.join("\n")
 }
@@ -774,7 +781,7 @@ mod tests {
     fn reasons_drop_banners() {
         assert_eq!(
             reason_of("ssh: Warning: Permanently added '127.77.3.4' (ED25519) to the list of known hosts.\nazureuser@127.77.3.4: Permission denied (publickey)."),
-            "azureuser@127.77.3.4: Permission denied (publickey)."
+            "azureuser@127.77.3.4: Permission denied (publickey)"
         );
         assert_eq!(reason_of(""), "ssh failed without saying why");
     }

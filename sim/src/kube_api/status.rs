@@ -13,7 +13,8 @@ pub struct ApiError {
     /// The machine-readable reason (`NotFound`, `Conflict`, ...); empty for none.
     pub reason: String,
     pub message: String,
-    pub details: Option<Value>,
+    /// Boxed: it is rare, and keeps the error small.
+    pub details: Option<Box<Value>>,
     /// Sent as the `Retry-After` header.
     pub retry_after: Option<u32>,
 }
@@ -48,7 +49,7 @@ impl ApiError {
     }
 
     pub fn with_details(mut self, d: Value) -> ApiError {
-        self.details = Some(d);
+        self.details = Some(Box::new(d));
         self
     }
 
@@ -130,7 +131,7 @@ impl ApiError {
         let mut e = ApiError::new(code, reason, message);
         if code == 503 || code == 429 {
             e.retry_after = Some(1);
-            e.details = Some(json!({"retryAfterSeconds": 1}));
+            e.details = Some(Box::new(json!({"retryAfterSeconds": 1})));
         }
         e
     }
@@ -162,7 +163,7 @@ impl ApiError {
             v["reason"] = json!(self.reason);
         }
         if let Some(d) = &self.details {
-            v["details"] = d.clone();
+            v["details"] = (**d).clone();
         }
         v["code"] = json!(self.code);
         v

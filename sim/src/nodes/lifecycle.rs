@@ -9,7 +9,7 @@
 //! reboot), `node-booted`, SSH back (`ssh-up`, unless the ssh-down fault is set)
 //! -> after `timing.readySeconds` the Node is Ready again.
 
-use super::{chroot, kill_sessions, unix_now, Machine, MachineState, NodeRuntime, Phase};
+use super::{chroot, power_off, unix_now, Machine, MachineState, NodeRuntime, Phase};
 use crate::events::kinds;
 use crate::model::{self, Readiness};
 use crate::Shared;
@@ -137,7 +137,7 @@ fn begin_reboot(shared: &Shared, rt: &NodeRuntime, m: &Arc<Machine>, st: &mut Ma
     if rt.close_ssh(st) {
         shared.events.record(kinds::SSH_DOWN, Some(&m.name), None, "reboot");
     }
-    kill_sessions(m, st);
+    power_off(m, st);
     st.phase = Phase::ShuttingDown;
     st.reboot_at = None;
     st.fast = timing.fast_reboot;

@@ -244,7 +244,7 @@ impl NodeRuntime {
                             .events
                             .record(kinds::SSH_DOWN, Some(node), None, "fault ssh-down");
                     }
-                    kill_sessions(m, &st);
+                    kill_sessions(&st);
                 }
             }
             Fault::SshUp { node } => {
@@ -356,7 +356,7 @@ impl NodeRuntime {
         for m in &self.machines {
             let mut st = m.lock();
             self.close_ssh(&mut st);
-            kill_sessions(m, &st);
+            power_off(m, &st);
         }
         if self.instance.as_os_str().is_empty() {
             return;
@@ -494,9 +494,10 @@ fn build_all(shared: &Shared, btime: i64) -> anyhow::Result<Built> {
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .try_for_each(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a node root builder panicked"))))
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("a node root builder panicked")))
+        })
     })?;
     let served: Vec<(Ipv4Addr, PathBuf)> = linux
         .iter()
@@ -550,12 +551,18 @@ fn new_machine(shared: &Shared, n: &crate::model::NodeSpec, root: Option<PathBuf
     })
 }
 
-/// Kill the node's sshd processes (process groups) and everything running inside its root.
-pub(crate) fn kill_sessions(m: &Machine, st: &MachineState) {
+/// Kill the node's sshd processes (each leads its process group, with its privilege-separated
+/// children): every SSH session of the node drops. What the users started keeps running.
+pub(crate) fn kill_sessions(st: &MachineState) {
     for pid in &st.sessions {
         // SAFETY: signalling the process group of an sshd we started.
         unsafe { libc::kill(-(*pid as i32), libc::SIGKILL) };
     }
+}
+
+/// The machine goes off: its sessions drop and everything running inside its root dies.
+pub(crate) fn power_off(m: &Machine, st: &MachineState) {
+    kill_sessions(st);
     if let Some(root) = &m.root {
         chroot::kill_processes_under(root);
     }
