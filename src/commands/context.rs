@@ -3,7 +3,7 @@
 
 use crate::azure::{self, ArmClient, AzureCredential, AzureError, CloudEndpoints};
 use crate::cli::ClusterArgs;
-use crate::output::errors::{ErrorExt, Exit, Failure};
+use crate::output::errors::{Exit, Failure};
 use crate::output::Reporter;
 use crate::rollout::journal::ClusterRef;
 use crate::settings::Settings;
@@ -125,38 +125,28 @@ pub async fn resolve(
 }
 
 async fn from_kubeconfig(path: &std::path::Path, context: Option<&str>) -> anyhow::Result<ClusterContext> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the kubeconfig {}", path.display()))
-        .with_exit(Exit::Usage)?;
-    let kc = ::kube::config::Kubeconfig::from_yaml(&text)
-        .with_context(|| format!("{} is not a kubeconfig", path.display()))
-        .with_exit(Exit::Usage)?;
+    // The client first: its errors name the file, the context and the ones available, and
+    // never quote the kubeconfig's text (which holds credentials).
+    let client = crate::kube::client_from_kubeconfig_file(path, context).await.map_err(|e| {
+        let exit = match e {
+            crate::kube::KubeError::Api { .. } | crate::kube::KubeError::Auth { .. } => Exit::Failure,
+            _ => Exit::Usage,
+        };
+        anyhow::Error::new(crate::output::errors::WithExit::wrap(e, exit))
+    })?;
+    // Names only, for the run records (the file parsed above, so this reads it again).
+    let kc = ::kube::config::Kubeconfig::read_from(path).ok();
     let ctx_name = context
         .map(str::to_string)
-        .or_else(|| kc.current_context.clone())
-        .ok_or_else(|| {
-            Failure::new(Exit::Usage, format!("{} has no current context", path.display()))
-                .hint("name one with --context")
-        })?;
-    let ctx = kc.contexts.iter().find(|c| c.name == ctx_name).ok_or_else(|| {
-        let names: Vec<_> = kc.contexts.iter().map(|c| c.name.as_str()).collect();
-        Failure::new(
-            Exit::Usage,
-            format!("{} has no context named {ctx_name}", path.display()),
-        )
-        .hint(format!("its contexts: {}", names.join(", ")))
-    })?;
-    let cluster_name = ctx.context.as_ref().map(|c| c.cluster.clone()).unwrap_or_default();
+        .or_else(|| kc.as_ref().and_then(|k| k.current_context.clone()))
+        .unwrap_or_else(|| "default".into());
     let server = kc
-        .clusters
-        .iter()
-        .find(|c| c.name == cluster_name)
-        .and_then(|c| c.cluster.as_ref())
-        .and_then(|c| c.server.clone())
+        .as_ref()
+        .and_then(|kc| {
+            let cluster = kc.contexts.iter().find(|c| c.name == ctx_name)?.context.as_ref()?.cluster.clone();
+            kc.clusters.iter().find(|c| c.name == cluster)?.cluster.as_ref()?.server.clone()
+        })
         .unwrap_or_default();
-    let client = crate::kube::client_from_kubeconfig_yaml(&text, Some(&ctx_name))
-        .await
-        .with_context(|| format!("cannot use context {ctx_name} of {}", path.display()))?;
     Ok(ClusterContext {
         cluster: ClusterRef::kubeconfig(&ctx_name, &server),
         client,

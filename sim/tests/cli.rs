@@ -1,0 +1,146 @@
+//! The `aks-sim` binary as an operator uses it: `up`, `env`, `status`, `fault`, `check`,
+//! and clear errors for bad scenario files.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn sim() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_aks-sim"))
+}
+
+#[test]
+fn issue2_bad_scenario_files_name_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("cluster: {name: c}\npools:\n  - name: a\n    count: 1\n    osType: Plan9\n", "pools[0].osType"),
+        ("cluster: {name: c}\npools:\n  - name: a\n    count: 1\n    kernal: x\n", "kernal"),
+        ("cluster: {name: c}\npools: []\n", "pools"),
+        ("cluster: {name: c}\npools:\n  - name: a\n    count: 1\nworkloads:\n  - {kind: Deployment, name: w, pool: nope}\n", "workloads[0].pool"),
+        ("cluster: {name: c}\npools:\n  - name: a\n    count: 1\nfaults:\n  - {fault: ssh-down, node: ghost}\n", "faults[0].node"),
+    ];
+    for (i, (text, field)) in cases.iter().enumerate() {
+        let p = dir.path().join(format!("s{i}.yaml"));
+        std::fs::write(&p, text).unwrap();
+        for args in [vec!["check".to_string(), p.display().to_string()], vec!["up".into(), "--state-dir".into(), dir.path().join("st").display().to_string(), "--scenario".into(), p.display().to_string()]] {
+            let out = sim().args(&args).stdin(Stdio::null()).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{args:?} must fail");
+            assert!(stderr.contains("error:") && stderr.contains(field), "{args:?}: the error names `{field}`: {stderr}");
+        }
+    }
+    let missing = sim().args(["check", "/nonexistent/scenario.yaml"]).output().unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/scenario.yaml"));
+}
+
+#[test]
+fn issue2_check_prints_the_default_filled_in() {
+    let out = sim().args(["check", concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/default.yaml")]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("nodeOSUpgradeChannel: Unmanaged"), "{text}");
+    assert!(text.contains("shutdownSeconds"), "defaults are filled in: {text}");
+}
+
+struct Up(std::process::Child, tempfile::TempDir);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn up() -> Up {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let child = sim()
+        .args(["up", "--state-dir", state.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !state.join("sim.json").exists() {
+        assert!(Instant::now() < deadline, "aks-sim up wrote sim.json");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Up(child, dir)
+}
+
+#[test]
+fn issue2_up_env_status_fault_as_processes() {
+    let u = up();
+    let state = u.1.path().join("state");
+    let st = state.to_str().unwrap();
+
+    let env = sim().args(["env", "--state-dir", st]).output().unwrap();
+    assert!(env.status.success());
+    let env = String::from_utf8_lossy(&env.stdout).to_string();
+    for var in ["AKS_PATCH_ARM_ENDPOINT=", "AKS_PATCH_CA_BUNDLE=", "KUBECONFIG=", "AZURE_SUBSCRIPTION_ID=", "AKS_PATCH_SSH_KEY=", "PATH="] {
+        assert!(env.contains(&format!("export {var}")), "env exports {var}: {env}");
+    }
+    // What `eval "$(aks-sim env)"` gives kubectl works unchanged.
+    let kubeconfig = state.join("kubeconfig");
+    let kc = Command::new("kubectl").args(["get", "nodes", "--no-headers"]).env("KUBECONFIG", &kubeconfig).output().unwrap();
+    assert!(kc.status.success(), "{}", String::from_utf8_lossy(&kc.stderr));
+    assert_eq!(String::from_utf8_lossy(&kc.stdout).lines().count(), 7, "the default scenario has 7 nodes");
+
+    let node = "aks-user-31417037-vmss000000";
+    let f = sim().args(["fault", "--state-dir", st, "ssh-down", node]).output().unwrap();
+    assert!(f.status.success(), "{}", String::from_utf8_lossy(&f.stderr));
+    let bad = sim().args(["fault", "--state-dir", st, "ssh-down", "no-such-node"]).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no-such-node"));
+
+    let status = sim().args(["status", "--state-dir", st, "-o", "json"]).output().unwrap();
+    assert!(status.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["nodes"].as_array().unwrap().len(), 7);
+    assert!(v["faults"]["sshDown"].as_array().unwrap().iter().any(|n| n == node));
+    let faults: Vec<_> = v["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "fault").collect();
+    assert_eq!(faults.len(), 1, "the fault is in the event log");
+    assert!(faults[0]["time"].is_string() && faults[0]["seq"].is_u64());
+
+    let table = sim().args(["status", "--state-dir", st]).output().unwrap();
+    assert!(String::from_utf8_lossy(&table.stdout).contains(node));
+}
+
+#[test]
+fn issue2_up_with_200_nodes_is_quick() {
+    // Not a timed assertion: the startup time is printed; scripts/bench reports the ratio.
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let t0 = Instant::now();
+    let child = sim()
+        .args(["up", "--state-dir", state.to_str().unwrap(), "--nodes", "200"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let u = Up(child, dir);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !state.join("sim.json").exists() {
+        assert!(Instant::now() < deadline, "aks-sim up --nodes 200 started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("aks-sim up --nodes 200: ready in {:.2}s", t0.elapsed().as_secs_f64());
+    let v: serde_json::Value = serde_json::from_slice(
+        &sim().args(["status", "--state-dir", state.to_str().unwrap(), "-o", "json"]).output().unwrap().stdout,
+    )
+    .unwrap();
+    let linux = v["nodes"].as_array().unwrap().iter().filter(|n| n["osType"] == "Linux").count();
+    assert_eq!(linux, 200);
+    drop(u);
+}
