@@ -398,6 +398,14 @@ fn claim_prefix(port: u16) -> anyhow::Result<([u8; 3], std::fs::File)> {
         }
         return Ok((prefix, f));
     }
+    // Every range failed. If even 127.0.0.1 has the port taken, something listens on the
+    // wildcard address (the host's own sshd on 0.0.0.0:22, typically).
+    if std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_err() {
+        anyhow::bail!(
+            "port {port} is taken on every loopback address: something listens on 0.0.0.0:{port} \
+             (the host's own sshd?); stop it (`systemctl stop ssh.socket ssh`) or set `sshPort` in the scenario"
+        )
+    }
     anyhow::bail!("no free 127.77.X.0/24 address range for the nodes: stop other aks-sim instances")
 }
 

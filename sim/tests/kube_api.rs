@@ -249,6 +249,29 @@ async fn discovery_auth_and_error_statuses() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["reason"], "BadRequest");
+    // A patch that would break the object's shape: 422 Invalid, nothing changed.
+    let pod_url = format!("{url}/api/v1/namespaces/default/pods/debug-shell");
+    let r = http
+        .patch(&pod_url)
+        .bearer_auth(&token)
+        .header("Content-Type", "application/merge-patch+json")
+        .body(r#"{"spec": "oops"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    assert_eq!(r.json::<Value>().await.unwrap()["reason"], "Invalid");
+    // A PATCH in a media type that is not a patch: 415.
+    let r = http
+        .patch(&pod_url)
+        .bearer_auth(&token)
+        .header("Content-Type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    assert!(env.pods("default").get("debug-shell").await.unwrap().spec.is_some());
     let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(env.client.clone());
     let e = ns
         .create(

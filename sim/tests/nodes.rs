@@ -11,6 +11,7 @@ use tokio::io::AsyncBufReadExt;
 
 const SCENARIO: &str = r#"
 cluster: {name: nodes-test, adminUsername: azureuser}
+sshPort: 2222
 timing:
   shutdownSeconds: 0.3
   bootSeconds: 1.5
@@ -137,6 +138,7 @@ impl Harness {
         let mut held = self
             .ssh_command(node, "echo started; sleep 60")
             .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .expect("ssh runs");
         let mut first = String::new();

@@ -530,6 +530,72 @@ fn check_json_body(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// Fields that must be JSON objects when present (the controllers and the store write
+/// into them).
+const OBJECT_FIELDS: &[&str] = &[
+    "/spec",
+    "/status",
+    "/metadata/labels",
+    "/metadata/annotations",
+    "/spec/nodeSelector",
+    "/spec/selector",
+    "/spec/selector/matchLabels",
+    "/spec/template",
+    "/spec/template/metadata",
+    "/spec/template/metadata/labels",
+    "/spec/template/metadata/annotations",
+    "/spec/template/spec",
+    "/spec/template/spec/nodeSelector",
+    "/status/disruptedPods",
+    "/status/nodeInfo",
+];
+/// Fields that must be arrays of objects when present.
+const OBJECT_LIST_FIELDS: &[&str] = &[
+    "/metadata/ownerReferences",
+    "/spec/containers",
+    "/spec/tolerations",
+    "/spec/taints",
+    "/spec/volumes",
+    "/spec/template/spec/containers",
+    "/spec/template/spec/tolerations",
+    "/status/conditions",
+    "/status/containerStatuses",
+    "/status/addresses",
+];
+
+/// Refuse object shapes the emulator cannot work with (what the API server's schema
+/// validation would refuse too).
+fn validate_shape(obj: &Value) -> Result<(), String> {
+    if !obj.is_object() {
+        return Err("the object must be a JSON object".into());
+    }
+    if !obj["metadata"].is_object() {
+        return Err("metadata: Required value: must be an object".into());
+    }
+    let field = |p: &str| p.trim_start_matches('/').replace('/', ".");
+    for p in OBJECT_FIELDS {
+        if let Some(v) = obj.pointer(p) {
+            if !v.is_object() && !v.is_null() {
+                return Err(format!("{}: Invalid value: must be an object", field(p)));
+            }
+        }
+    }
+    for p in OBJECT_LIST_FIELDS {
+        if let Some(v) = obj.pointer(p) {
+            let ok = v.is_null() || v.as_array().is_some_and(|a| a.iter().all(Value::is_object));
+            if !ok {
+                return Err(format!("{}: Invalid value: must be a list of objects", field(p)));
+            }
+        }
+    }
+    if let Some(f) = obj.pointer("/metadata/finalizers") {
+        if !f.is_null() && !f.as_array().is_some_and(|a| a.iter().all(Value::is_string)) {
+            return Err("metadata.finalizers: Invalid value: must be a list of strings".into());
+        }
+    }
+    Ok(())
+}
+
 fn parse_object(body: &[u8], res: &Resource) -> Result<Value, ApiError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!(
@@ -542,6 +608,9 @@ fn parse_object(body: &[u8], res: &Resource) -> Result<Value, ApiError> {
             "the body of the request must be a {} object",
             res.kind
         )));
+    }
+    if v.get("metadata").is_some_and(|m| !m.is_object() && !m.is_null()) {
+        return Err(ApiError::bad_request("metadata must be an object"));
     }
     if let Some(k) = v["kind"].as_str().filter(|k| !k.is_empty()) {
         if k != res.kind {
@@ -659,6 +728,7 @@ fn create(s: &Arc<Shared>, t: &Target, q: &Query, headers: &HeaderMap, body: &[u
             return Err(ApiError::not_found(&store::NAMESPACES, ns));
         }
     }
+    validate_shape(&obj).map_err(|e| ApiError::invalid(&t.res, &name, &e))?;
     prepare_for_create(&t.res, &mut obj);
     if q.dry_run() {
         if !name.is_empty() && s.store.get(t.res, t.ns.as_deref(), &name).is_some() {
@@ -735,6 +805,7 @@ fn update(
         }
         _ => obj["metadata"]["name"] = json!(name),
     }
+    validate_shape(&obj).map_err(|e| ApiError::invalid(&t.res, name, &e))?;
     let expected = obj["metadata"]["resourceVersion"]
         .as_str()
         .filter(|r| !r.is_empty())
@@ -775,7 +846,7 @@ fn update(
             let old = cur.clone();
             *cur = obj;
             merge_for_subresource(&t.res, sub, &old, cur);
-            Ok(())
+            validate_shape(cur).map_err(store::StoreError::Invalid)
         })
         .map_err(|e| ApiError::from_store(&t.res, name, e))?;
     if t.res == store::LEASES {
@@ -811,6 +882,11 @@ fn patch(
     if s.store.get(t.res, ns, name).is_none() {
         if pt == patch::PatchType::Apply && sub.is_none() {
             let mut obj = p.clone();
+            if !obj.is_object() || !(obj["metadata"].is_object() || obj["metadata"].is_null()) {
+                return Err(ApiError::bad_request(
+                    "an applied configuration must be an object with object metadata",
+                ));
+            }
             obj["metadata"]["name"] = json!(name);
             let obj = serde_json::to_vec(&obj).unwrap_or_default();
             let mut h = HeaderMap::new();
@@ -822,13 +898,9 @@ fn patch(
     let compute = |cur: &mut Value| -> Result<(), store::StoreError> {
         let old = cur.clone();
         patch::apply(pt, cur, &p).map_err(store::StoreError::Invalid)?;
-        if !cur.is_object() || !cur["metadata"].is_object() {
-            return Err(store::StoreError::Invalid(
-                "the patched object must keep its metadata".into(),
-            ));
-        }
+        validate_shape(cur).map_err(store::StoreError::Invalid)?;
         merge_for_subresource(&t.res, sub, &old, cur);
-        Ok(())
+        validate_shape(cur).map_err(store::StoreError::Invalid)
     };
     if q.dry_run() {
         let mut cur = s
@@ -1049,6 +1121,19 @@ mod tests {
         assert!(matches!(route("/apis/apps/v1"), Route::GroupVersion(..)));
         assert!(matches!(route("/version"), Route::Version));
         assert!(matches!(route("/foo"), Route::NotFound));
+    }
+
+    #[test]
+    fn shapes_the_controllers_rely_on_are_enforced() {
+        assert!(validate_shape(&json!({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "c"}]}})).is_ok());
+        assert!(validate_shape(&json!({"metadata": "x"})).is_err());
+        assert!(validate_shape(&json!(5)).is_err());
+        let e = validate_shape(&json!({"metadata": {}, "spec": "x"})).unwrap_err();
+        assert!(e.starts_with("spec:"), "{e}");
+        let e = validate_shape(&json!({"metadata": {}, "status": {"conditions": ["Ready"]}})).unwrap_err();
+        assert!(e.starts_with("status.conditions:"), "{e}");
+        assert!(validate_shape(&json!({"metadata": {"labels": ["a"]}})).is_err());
+        assert!(validate_shape(&json!({"metadata": {"finalizers": [1]}})).is_err());
     }
 
     #[test]

@@ -156,10 +156,20 @@ async fn run(shared: Arc<Shared>, w: WatchRequest, tx: Tx) {
     if w.send_initial_events && w.bookmarks && !em.bookmark(since, true).await {
         return;
     }
+    let unfiltered = w.labels.is_empty() && w.fields.is_empty();
     let handle = |c: &Change, known: &mut HashSet<(String, String)>| -> Option<&'static str> {
         if c.resource != w.res || !in_ns(&c.object) {
             return None;
         }
+        if unfiltered {
+            return Some(match c.kind {
+                WatchKind::Added => "ADDED",
+                WatchKind::Modified => "MODIFIED",
+                WatchKind::Deleted => "DELETED",
+            });
+        }
+        // With selectors, an object that starts or stops matching is ADDED or DELETED,
+        // as the API server's watch cache reports it.
         let k = key(&c.object);
         let m = matches(&c.object);
         match c.kind {

@@ -164,11 +164,11 @@ impl NodeRuntime {
             let mut roots = built.roots.into_iter();
             for n in &shared.nodes {
                 let root = if n.is_linux() { roots.next() } else { None };
-                machines.push(new_machine(shared, n, root, btime));
+                machines.push(new_machine(shared, n, root));
             }
         } else {
             for n in &shared.nodes {
-                machines.push(new_machine(shared, n, None, btime));
+                machines.push(new_machine(shared, n, None));
             }
         }
         let rt = NodeRuntime {
@@ -187,8 +187,21 @@ impl NodeRuntime {
                 continue;
             }
             let mut st = m.lock();
-            rt.open_ssh(m, &mut st)
-                .with_context(|| format!("cannot listen for SSH on {}:{} (node {})", m.ip, rt.port, m.name))?;
+            if let Err(e) = rt.open_ssh(m, &mut st) {
+                let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                    format!(
+                        ": something already listens on port {} there (the host's own sshd on 0.0.0.0:{}?); \
+                         stop it or set `sshPort` in the scenario to a free port",
+                        rt.port, rt.port
+                    )
+                } else {
+                    String::new()
+                };
+                return Err(anyhow::Error::new(e).context(format!(
+                    "cannot listen for SSH on {}:{} (node {}){hint}",
+                    m.ip, rt.port, m.name
+                )));
+            }
         }
         guard.0 = None;
         tracing::info!(
@@ -525,7 +538,7 @@ fn current_boot_id(shared: &Shared, node: &str) -> String {
         .unwrap_or_else(crate::model::new_boot_id)
 }
 
-fn new_machine(shared: &Shared, n: &crate::model::NodeSpec, root: Option<PathBuf>, _btime: i64) -> Arc<Machine> {
+fn new_machine(shared: &Shared, n: &crate::model::NodeSpec, root: Option<PathBuf>) -> Arc<Machine> {
     Arc::new(Machine {
         name: n.name.clone(),
         ip: n.ip,
