@@ -5,9 +5,9 @@
 
 pub mod azure;
 pub mod cli;
+pub mod commands;
 pub mod kube;
 pub mod output;
 pub mod rollout;
-pub mod ssh;
 pub mod settings;
-pub mod commands;
+pub mod ssh;

@@ -12,6 +12,7 @@ use crate::kube_api::selector;
 use crate::scenario::{Workload, WorkloadKind};
 use crate::store::{self, StoreError, DAEMONSETS, DEPLOYMENTS, NAMESPACES, NODES, PDBS, PODS, REPLICASETS};
 use crate::Shared;
+use anyhow::Context;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -404,95 +405,15 @@ pub fn seed(shared: &Arc<Shared>) -> anyhow::Result<()> {
             )?;
         }
     }
-    for w in &shared.scenario.workloads {
-        ensure_namespace(shared, &w.namespace, &created)?;
-        let labels = json!({"app": w.name});
-        match w.kind {
-            WorkloadKind::Deployment => {
-                let tpl = template(w, labels.clone(), vec![]);
-                let deploy = shared.store.create(
-                    DEPLOYMENTS,
-                    json!({
-                        "metadata": {"name": w.name, "namespace": w.namespace, "labels": labels,
-                                     "annotations": {"deployment.kubernetes.io/revision": "1"}, "creationTimestamp": created},
-                        "spec": {"replicas": w.replicas, "selector": {"matchLabels": labels}, "template": tpl,
-                                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
-                                 "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600},
-                    }),
-                )?;
-                let rs = shared
-                    .store
-                    .create(REPLICASETS, replicaset_for(&deploy, Some(&created)))?;
-                let rs_name = rs["metadata"]["name"].as_str().unwrap_or("").to_string();
-                let mut mine: HashMap<String, usize> = HashMap::new();
-                for _ in 0..w.replicas {
-                    let pod = pod_from_template(
-                        &rs["spec"]["template"],
-                        &w.namespace,
-                        &rs_name,
-                        owner_ref("apps/v1", "ReplicaSet", &rs),
-                    );
-                    match pick_node(&pod["spec"], &nodes, &mine, &per_node) {
-                        Some(n) => {
-                            create_running_pod(shared, pod, n, &created)?;
-                            *mine.entry(n.name.clone()).or_default() += 1;
-                            *per_node.entry(n.name.clone()).or_default() += 1;
-                        }
-                        None => {
-                            shared.store.create(PODS, pod)?;
-                        }
-                    }
-                }
-            }
-            WorkloadKind::DaemonSet => {
-                let ds = shared.store.create(DAEMONSETS, daemonset(w, &labels, &created))?;
-                for n in nodes.iter().filter(|n| selector_fits(&node_selector(w), &n.labels)) {
-                    let mut pod = pod_from_template(
-                        &ds["spec"]["template"],
-                        &w.namespace,
-                        &w.name,
-                        owner_ref("apps/v1", "DaemonSet", &ds),
-                    );
-                    pod["spec"]["nodeName"] = json!(n.name);
-                    create_running_pod(shared, pod, n, &created)?;
-                }
-            }
-            WorkloadKind::Pod => {
-                let Some(n) = first_node(&nodes, w) else {
-                    anyhow::bail!("workload {}: no Linux node to run the pod on", w.name);
-                };
-                let mut spec = pod_spec(w, default_tolerations());
-                if let Some(m) = spec.as_object_mut() {
-                    m.remove("nodeSelector");
-                }
-                let pod = json!({
-                    "metadata": {"name": w.name, "namespace": w.namespace, "labels": labels},
-                    "spec": spec,
-                });
-                create_running_pod(shared, pod, n, &created)?;
-            }
-            WorkloadKind::StaticPod => {
-                let Some(n) = first_node(&nodes, w) else {
-                    anyhow::bail!("workload {}: no Linux node to run the static pod on", w.name);
-                };
-                create_mirror_pod(shared, w, n, &created)?;
-            }
-        }
-        if let Some(pdb) = &w.pdb {
-            let mut spec = json!({"selector": {"matchLabels": labels}});
-            if let Some(m) = pdb.min_available {
-                spec["minAvailable"] = json!(m);
-            }
-            if let Some(m) = pdb.max_unavailable {
-                spec["maxUnavailable"] = json!(m);
-            }
-            shared.store.create(
-                PDBS,
-                json!({"metadata": {"name": format!("{}-pdb", w.name), "namespace": w.namespace,
-                                    "labels": labels, "creationTimestamp": created},
-                       "spec": spec, "status": {}}),
-            )?;
-        }
+    for (i, w) in shared.scenario.workloads.iter().enumerate() {
+        seed_workload(shared, w, &nodes, &created, &mut per_node).with_context(|| {
+            format!(
+                "cannot create workloads[{i}] ({} {}/{})",
+                kind_name(w.kind),
+                w.namespace,
+                w.name
+            )
+        })?;
     }
     if let Some(k) = &shared.scenario.kured {
         ensure_namespace(shared, "kube-system", &created)?;
@@ -509,7 +430,6 @@ pub fn seed(shared: &Arc<Shared>) -> anyhow::Result<()> {
         };
         let labels = json!({"name": "kured"});
         let mut obj = daemonset(&w, &labels, &created);
-        obj["metadata"]["annotations"] = json!({"deprecated.daemonset.template.generation": "1"});
         if let Some(holder) = &k.lock_holder {
             let lock = json!({
                 "nodeID": holder,
@@ -519,7 +439,10 @@ pub fn seed(shared: &Arc<Shared>) -> anyhow::Result<()> {
             });
             obj["metadata"]["annotations"][KURED_LOCK_ANNOTATION] = json!(lock.to_string());
         }
-        let ds = shared.store.create(DAEMONSETS, obj)?;
+        let ds = shared
+            .store
+            .create(DAEMONSETS, obj)
+            .context("cannot create the kured DaemonSet (kube-system/kured)")?;
         for n in nodes.iter().filter(|n| selector_fits(&node_selector(&w), &n.labels)) {
             let mut pod = pod_from_template(
                 &ds["spec"]["template"],
@@ -535,6 +458,117 @@ pub fn seed(shared: &Arc<Shared>) -> anyhow::Result<()> {
     let mut state = State::default();
     reconcile(shared, &mut state);
     Ok(())
+}
+
+fn kind_name(k: WorkloadKind) -> &'static str {
+    match k {
+        WorkloadKind::Deployment => "Deployment",
+        WorkloadKind::DaemonSet => "DaemonSet",
+        WorkloadKind::Pod => "Pod",
+        WorkloadKind::StaticPod => "StaticPod",
+    }
+}
+
+fn seed_workload(
+    shared: &Shared,
+    w: &Workload,
+    nodes: &[NodeInfo],
+    created: &str,
+    per_node: &mut HashMap<String, usize>,
+) -> anyhow::Result<()> {
+    ensure_namespace(shared, &w.namespace, created)?;
+    let labels = json!({"app": w.name});
+    match w.kind {
+        WorkloadKind::Deployment => {
+            let tpl = template(w, labels.clone(), vec![]);
+            let deploy = shared.store.create(
+                DEPLOYMENTS,
+                json!({
+                    "metadata": {"name": w.name, "namespace": w.namespace, "labels": labels,
+                                 "annotations": {"deployment.kubernetes.io/revision": "1"}, "creationTimestamp": created},
+                    "spec": {"replicas": w.replicas, "selector": {"matchLabels": labels}, "template": tpl,
+                             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
+                             "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600},
+                }),
+            )?;
+            let rs = shared
+                .store
+                .create(REPLICASETS, replicaset_for(&deploy, Some(created)))?;
+            let rs_name = rs["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let mut mine: HashMap<String, usize> = HashMap::new();
+            for _ in 0..w.replicas {
+                let pod = pod_from_template(
+                    &rs["spec"]["template"],
+                    &w.namespace,
+                    &rs_name,
+                    owner_ref("apps/v1", "ReplicaSet", &rs),
+                );
+                match pick_node(&pod["spec"], &nodes, &mine, &per_node) {
+                    Some(n) => {
+                        create_running_pod(shared, pod, n, created)?;
+                        *mine.entry(n.name.clone()).or_default() += 1;
+                        *per_node.entry(n.name.clone()).or_default() += 1;
+                    }
+                    None => {
+                        shared.store.create(PODS, pod)?;
+                    }
+                }
+            }
+        }
+        WorkloadKind::DaemonSet => {
+            let ds = shared.store.create(DAEMONSETS, daemonset(w, &labels, created))?;
+            for n in nodes.iter().filter(|n| selector_fits(&node_selector(w), &n.labels)) {
+                let mut pod = pod_from_template(
+                    &ds["spec"]["template"],
+                    &w.namespace,
+                    &w.name,
+                    owner_ref("apps/v1", "DaemonSet", &ds),
+                );
+                pod["spec"]["nodeName"] = json!(n.name);
+                create_running_pod(shared, pod, n, created)?;
+            }
+        }
+        WorkloadKind::Pod => {
+            let Some(n) = first_node(&nodes, w) else {
+                anyhow::bail!("no Linux node{} to run the pod on", pool_hint(w));
+            };
+            let mut spec = pod_spec(w, default_tolerations());
+            if let Some(m) = spec.as_object_mut() {
+                m.remove("nodeSelector");
+            }
+            let pod = json!({
+                "metadata": {"name": w.name, "namespace": w.namespace, "labels": labels},
+                "spec": spec,
+            });
+            create_running_pod(shared, pod, n, created)?;
+        }
+        WorkloadKind::StaticPod => {
+            let Some(n) = first_node(&nodes, w) else {
+                anyhow::bail!("no Linux node{} to run the static pod on", pool_hint(w));
+            };
+            create_mirror_pod(shared, w, n, created)?;
+        }
+    }
+    if let Some(pdb) = &w.pdb {
+        let mut spec = json!({"selector": {"matchLabels": labels}});
+        if let Some(m) = pdb.min_available {
+            spec["minAvailable"] = json!(m);
+        }
+        if let Some(m) = pdb.max_unavailable {
+            spec["maxUnavailable"] = json!(m);
+        }
+        shared.store.create(
+            PDBS,
+            json!({"metadata": {"name": format!("{}-pdb", w.name), "namespace": w.namespace,
+                                "labels": labels, "creationTimestamp": created},
+                   "spec": spec, "status": {}}),
+        )?;
+    }
+    Ok(())
+}
+
+fn pool_hint(w: &Workload) -> String {
+    w.pool.as_ref().map(|p| format!(" in pool `{p}`")).unwrap_or_default()
 }
 
 fn first_node<'a>(nodes: &'a [NodeInfo], w: &Workload) -> Option<&'a NodeInfo> {

@@ -262,7 +262,12 @@ pub struct KuredSpec {
 
 /// A fault, set by the scenario or at run time (`aks-sim fault ...`, `POST /faults`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "fault", rename_all = "kebab-case", rename_all_fields = "camelCase", deny_unknown_fields)]
+#[serde(
+    tag = "fault",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
 pub enum Fault {
     /// The node reboots but never comes back.
     NodeNeverReturns { node: String },

@@ -21,11 +21,23 @@ fn issue2_bad_scenario_files_name_the_field() {
     for (i, (text, field)) in cases.iter().enumerate() {
         let p = dir.path().join(format!("s{i}.yaml"));
         std::fs::write(&p, text).unwrap();
-        for args in [vec!["check".to_string(), p.display().to_string()], vec!["up".into(), "--state-dir".into(), dir.path().join("st").display().to_string(), "--scenario".into(), p.display().to_string()]] {
+        for args in [
+            vec!["check".to_string(), p.display().to_string()],
+            vec![
+                "up".into(),
+                "--state-dir".into(),
+                dir.path().join("st").display().to_string(),
+                "--scenario".into(),
+                p.display().to_string(),
+            ],
+        ] {
             let out = sim().args(&args).stdin(Stdio::null()).output().unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(!out.status.success(), "{args:?} must fail");
-            assert!(stderr.contains("error:") && stderr.contains(field), "{args:?}: the error names `{field}`: {stderr}");
+            assert!(
+                stderr.contains("error:") && stderr.contains(field),
+                "{args:?}: the error names `{field}`: {stderr}"
+            );
         }
     }
     let missing = sim().args(["check", "/nonexistent/scenario.yaml"]).output().unwrap();
@@ -35,7 +47,10 @@ fn issue2_bad_scenario_files_name_the_field() {
 
 #[test]
 fn issue2_check_prints_the_default_filled_in() {
-    let out = sim().args(["check", concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/default.yaml")]).output().unwrap();
+    let out = sim()
+        .args(["check", concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/default.yaml")])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("nodeOSUpgradeChannel: Unmanaged"), "{text}");
@@ -87,28 +102,57 @@ fn issue2_up_env_status_fault_as_processes() {
     let env = sim().args(["env", "--state-dir", st]).output().unwrap();
     assert!(env.status.success());
     let env = String::from_utf8_lossy(&env.stdout).to_string();
-    for var in ["AKS_PATCH_ARM_ENDPOINT=", "AKS_PATCH_CA_BUNDLE=", "KUBECONFIG=", "AZURE_SUBSCRIPTION_ID=", "AKS_PATCH_SSH_KEY=", "PATH="] {
+    for var in [
+        "AKS_PATCH_ARM_ENDPOINT=",
+        "AKS_PATCH_CA_BUNDLE=",
+        "KUBECONFIG=",
+        "AZURE_SUBSCRIPTION_ID=",
+        "AKS_PATCH_SSH_KEY=",
+        "PATH=",
+    ] {
         assert!(env.contains(&format!("export {var}")), "env exports {var}: {env}");
     }
     // What `eval "$(aks-sim env)"` gives kubectl works unchanged.
     let kubeconfig = state.join("kubeconfig");
-    let kc = Command::new("kubectl").args(["get", "nodes", "--no-headers"]).env("KUBECONFIG", &kubeconfig).output().unwrap();
+    let kc = Command::new("kubectl")
+        .args(["get", "nodes", "--no-headers"])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .unwrap();
     assert!(kc.status.success(), "{}", String::from_utf8_lossy(&kc.stderr));
-    assert_eq!(String::from_utf8_lossy(&kc.stdout).lines().count(), 7, "the default scenario has 7 nodes");
+    assert_eq!(
+        String::from_utf8_lossy(&kc.stdout).lines().count(),
+        7,
+        "the default scenario has 7 nodes"
+    );
 
     let node = "aks-user-31417037-vmss000000";
-    let f = sim().args(["fault", "--state-dir", st, "ssh-down", node]).output().unwrap();
+    let f = sim()
+        .args(["fault", "--state-dir", st, "ssh-down", node])
+        .output()
+        .unwrap();
     assert!(f.status.success(), "{}", String::from_utf8_lossy(&f.stderr));
-    let bad = sim().args(["fault", "--state-dir", st, "ssh-down", "no-such-node"]).output().unwrap();
+    let bad = sim()
+        .args(["fault", "--state-dir", st, "ssh-down", "no-such-node"])
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no-such-node"));
 
-    let status = sim().args(["status", "--state-dir", st, "-o", "json"]).output().unwrap();
+    let status = sim()
+        .args(["status", "--state-dir", st, "-o", "json"])
+        .output()
+        .unwrap();
     assert!(status.status.success());
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(v["nodes"].as_array().unwrap().len(), 7);
     assert!(v["faults"]["sshDown"].as_array().unwrap().iter().any(|n| n == node));
-    let faults: Vec<_> = v["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "fault").collect();
+    let faults: Vec<_> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "fault")
+        .collect();
     assert_eq!(faults.len(), 1, "the fault is in the event log");
     assert!(faults[0]["time"].is_string() && faults[0]["seq"].is_u64());
 
@@ -137,10 +181,19 @@ fn issue2_up_with_200_nodes_is_quick() {
     }
     eprintln!("aks-sim up --nodes 200: ready in {:.2}s", t0.elapsed().as_secs_f64());
     let v: serde_json::Value = serde_json::from_slice(
-        &sim().args(["status", "--state-dir", state.to_str().unwrap(), "-o", "json"]).output().unwrap().stdout,
+        &sim()
+            .args(["status", "--state-dir", state.to_str().unwrap(), "-o", "json"])
+            .output()
+            .unwrap()
+            .stdout,
     )
     .unwrap();
-    let linux = v["nodes"].as_array().unwrap().iter().filter(|n| n["osType"] == "Linux").count();
+    let linux = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["osType"] == "Linux")
+        .count();
     assert_eq!(linux, 200);
     drop(u);
 }

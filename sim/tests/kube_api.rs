@@ -523,6 +523,39 @@ async fn pods_by_node_and_labels() {
         .await
         .unwrap();
     assert!(mirror.annotations().contains_key("kubernetes.io/config.mirror"));
+    // A watch with a label selector sees a pod leave and re-enter the selection.
+    let target = sf.items[0].name_any();
+    let from = shop
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut stream = shop
+        .watch(&WatchParams::default().labels("app=storefront").timeout(10), &from)
+        .await
+        .expect("watch")
+        .boxed();
+    for app in ["relabelled", "storefront"] {
+        shop.patch(
+            &target,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"app": app}}})),
+        )
+        .await
+        .unwrap();
+    }
+    let mut seen = vec![];
+    while seen.len() < 2 {
+        match tokio::time::timeout(Duration::from_secs(5), stream.try_next()).await {
+            Ok(Ok(Some(WatchEvent::Deleted(p)))) if p.name_any() == target => seen.push("DELETED"),
+            Ok(Ok(Some(WatchEvent::Added(p)))) if p.name_any() == target => seen.push("ADDED"),
+            Ok(Ok(Some(_))) => {}
+            other => panic!("watch ended early: {other:?}"),
+        }
+    }
+    assert_eq!(seen, ["DELETED", "ADDED"]);
     // Paging over a label selector.
     let page = all
         .list(&ListParams::default().labels("app=kube-proxy").limit(2))

@@ -127,13 +127,15 @@ pub async fn resolve(
 async fn from_kubeconfig(path: &std::path::Path, context: Option<&str>) -> anyhow::Result<ClusterContext> {
     // The client first: its errors name the file, the context and the ones available, and
     // never quote the kubeconfig's text (which holds credentials).
-    let client = crate::kube::client_from_kubeconfig_file(path, context).await.map_err(|e| {
-        let exit = match e {
-            crate::kube::KubeError::Api { .. } | crate::kube::KubeError::Auth { .. } => Exit::Failure,
-            _ => Exit::Usage,
-        };
-        anyhow::Error::new(crate::output::errors::WithExit::wrap(e, exit))
-    })?;
+    let client = crate::kube::client_from_kubeconfig_file(path, context)
+        .await
+        .map_err(|e| {
+            let exit = match e {
+                crate::kube::KubeError::Api { .. } | crate::kube::KubeError::Auth { .. } => Exit::Failure,
+                _ => Exit::Usage,
+            };
+            anyhow::Error::new(crate::output::errors::WithExit::wrap(e, exit))
+        })?;
     // Names only, for the run records (the file parsed above, so this reads it again).
     let kc = ::kube::config::Kubeconfig::read_from(path).ok();
     let ctx_name = context
@@ -143,8 +145,21 @@ async fn from_kubeconfig(path: &std::path::Path, context: Option<&str>) -> anyho
     let server = kc
         .as_ref()
         .and_then(|kc| {
-            let cluster = kc.contexts.iter().find(|c| c.name == ctx_name)?.context.as_ref()?.cluster.clone();
-            kc.clusters.iter().find(|c| c.name == cluster)?.cluster.as_ref()?.server.clone()
+            let cluster = kc
+                .contexts
+                .iter()
+                .find(|c| c.name == ctx_name)?
+                .context
+                .as_ref()?
+                .cluster
+                .clone();
+            kc.clusters
+                .iter()
+                .find(|c| c.name == cluster)?
+                .cluster
+                .as_ref()?
+                .server
+                .clone()
         })
         .unwrap_or_default();
     Ok(ClusterContext {
@@ -161,7 +176,9 @@ async fn from_kubeconfig(path: &std::path::Path, context: Option<&str>) -> anyho
 pub fn azure_failure(e: AzureError) -> anyhow::Error {
     let exit = if e.is_not_found() {
         Exit::NotFound
-    } else if e.is_auth() {
+    } else if e.is_auth() || matches!(e, AzureError::NoSubscription(_)) {
+        // No subscription given and `az account show` failed: nobody is signed in to the
+        // Azure CLI (or it is not installed), which is a credential problem.
         Exit::Auth
     } else if matches!(e, AzureError::Config(_)) {
         Exit::Usage
@@ -175,6 +192,18 @@ pub fn azure_failure(e: AzureError) -> anyhow::Error {
         None => err,
     };
     anyhow::Error::new(crate::output::errors::WithExit::wrap(err, exit))
+}
+
+/// A failed Kubernetes API call as the user should see it: `action`, then the call's own
+/// message (status, server message, what to do). Refused credentials (401, 403, or a
+/// failing exec plugin) are exit 4. kube-rs's debug dump of the status is left out.
+pub fn kube_failure(action: &str, e: crate::kube::KubeError) -> anyhow::Error {
+    let exit = match &e {
+        crate::kube::KubeError::Auth { .. } => Exit::Auth,
+        _ if matches!(e.status_code(), Some(401 | 403)) => Exit::Auth,
+        _ => Exit::Failure,
+    };
+    Failure::new(exit, format!("{action}: {e}")).into()
 }
 
 /// Pool lookup by node: the node's pool label, then ARM's pool facts.

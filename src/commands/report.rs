@@ -8,7 +8,6 @@ use crate::cli::ReportArgs;
 use crate::output::{Column, Exit, Reporter, TableSpec};
 use crate::rollout::journal::Journal;
 use crate::settings::Settings;
-use anyhow::Context as _;
 use serde::Serialize;
 
 /// One node in the report (`-o json` field names are stable and documented).
@@ -67,7 +66,7 @@ pub async fn run(args: ReportArgs, settings: &Settings, reporter: &Reporter) -> 
     }
     let rows = crate::kube::list_node_rows(&ctx.client, None)
         .await
-        .context("cannot list the cluster's nodes")?;
+        .map_err(|e| context::kube_failure("cannot list the cluster's nodes", e))?;
     let dir = state_dir(settings);
     let last_scan = scans::load(&dir, &ctx.cluster.key);
     let journal = Journal::new(dir.join("runs"));
@@ -86,7 +85,10 @@ pub async fn run(args: ReportArgs, settings: &Settings, reporter: &Reporter) -> 
             let scan = last_scan.get(&r.name);
             let windows = r.os_type.as_deref() == Some("windows");
             // A scan from before the node's last boot no longer says whether it needs one.
-            let scan = scan.filter(|_| !windows);
+            // The record keeps the kernel the node ran then: a node that runs another one
+            // now has rebooted since (a reboot that keeps the kernel is not seen here).
+            let scan =
+                scan.filter(|s| !windows && (s.running_kernel.is_empty() || s.running_kernel == r.kernel_version));
             ReportRow {
                 reboot_required: scan.map(|s| s.reboot_required),
                 reboot_packages: scan.map(|s| s.reboot_packages.clone()).unwrap_or_default(),
@@ -117,7 +119,9 @@ pub async fn run(args: ReportArgs, settings: &Settings, reporter: &Reporter) -> 
         .filter(|r| r.reboot_required.is_none() && r.os_type.as_deref() != Some("windows"))
         .count();
     let summary = (unknown > 0)
-        .then(|| format!("{unknown} Linux node(s) never scanned: run `aks-patch scan` to fill in REBOOT-REQUIRED"));
+        .then(|| format!(
+            "{unknown} Linux node(s) never scanned, or rebooted into another kernel since: run `aks-patch scan` to fill in REBOOT-REQUIRED"
+        ));
     Ok(Outcome {
         value: serde_json::to_value(&out)?,
         table: Some(table()),

@@ -10,7 +10,6 @@ use crate::output::{Column, Exit, Reporter, TableSpec};
 use crate::rollout::plan::{unpatchable_reason, Candidate};
 use crate::settings::Settings;
 use crate::ssh::{self, Probe, SshOptions};
-use anyhow::Context as _;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -65,6 +64,8 @@ pub fn table() -> TableSpec {
         Column::new("LATEST-IMAGE", "latestNodeImageVersion").wide(),
         Column::new("UPTIME", "uptime").wide().placeholder("-"),
         Column::new("NOTE", "note").placeholder(""),
+        // A node that could not be probed is a row with the reason (and exit code 5).
+        Column::new("ERROR", "error").placeholder(""),
     ])
 }
 
@@ -78,7 +79,7 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
         .map_err(usage)?;
     let rows = crate::kube::list_node_rows(&ctx.client, None)
         .await
-        .context("cannot list the cluster's nodes")?;
+        .map_err(|e| context::kube_failure("cannot list the cluster's nodes", e))?;
     let rows = scan_nodes(&ctx, &rows, &ssh_opts, args.parallel as usize, args.refresh, reporter).await;
 
     // Remember the result for `report`.

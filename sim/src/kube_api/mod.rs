@@ -200,7 +200,8 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(x) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
+            if let Some(x) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 out.push(x);
                 i += 3;
                 continue;
@@ -1175,5 +1176,6 @@ mod tests {
         assert_eq!(negotiate(&h, &q), Output::Json);
         assert_eq!(percent_decode("a%3Ab"), "a:b");
         assert_eq!(percent_decode("50%"), "50%");
+        assert_eq!(percent_decode("%aé"), "%aé");
     }
 }
