@@ -503,7 +503,7 @@ fn seed_workload(
                     &rs_name,
                     owner_ref("apps/v1", "ReplicaSet", &rs),
                 );
-                match pick_node(&pod["spec"], &nodes, &mine, &per_node) {
+                match pick_node(&pod["spec"], nodes, &mine, per_node) {
                     Some(n) => {
                         create_running_pod(shared, pod, n, created)?;
                         *mine.entry(n.name.clone()).or_default() += 1;
@@ -529,7 +529,7 @@ fn seed_workload(
             }
         }
         WorkloadKind::Pod => {
-            let Some(n) = first_node(&nodes, w) else {
+            let Some(n) = first_node(nodes, w) else {
                 anyhow::bail!("no Linux node{} to run the pod on", pool_hint(w));
             };
             let mut spec = pod_spec(w, default_tolerations());
@@ -543,7 +543,7 @@ fn seed_workload(
             create_running_pod(shared, pod, n, created)?;
         }
         WorkloadKind::StaticPod => {
-            let Some(n) = first_node(&nodes, w) else {
+            let Some(n) = first_node(nodes, w) else {
                 anyhow::bail!("no Linux node{} to run the static pod on", pool_hint(w));
             };
             create_mirror_pod(shared, w, n, created)?;

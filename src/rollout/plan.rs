@@ -57,7 +57,7 @@ impl PlanEntry {
 pub fn unpatchable_reason(c: &Candidate, cluster_hint: &str) -> Option<String> {
     if c.os_type.eq_ignore_ascii_case("windows") {
         return Some(format!(
-            "Windows node: not patched in place; update it with a node image upgrade: az aks nodepool upgrade {cluster_hint} -n {} --node-image-only",
+            "Windows: not patched in place; use az aks nodepool upgrade {cluster_hint} -n {} --node-image-only",
             c.pool
         ));
     }
@@ -67,7 +67,7 @@ pub fn unpatchable_reason(c: &Candidate, cluster_hint: &str) -> Option<String> {
             || sku.eq_ignore_ascii_case("Mariner")
         {
             return Some(format!(
-                "Azure Linux node: aks-patch patches Ubuntu (apt) only; use az aks nodepool upgrade {cluster_hint} -n {} --node-image-only",
+                "Azure Linux: aks-patch patches Ubuntu (apt) only; use az aks nodepool upgrade {cluster_hint} -n {} --node-image-only",
                 c.pool
             ));
         }
