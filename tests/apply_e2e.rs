@@ -197,13 +197,10 @@ async fn issue4_lock_held_by_a_live_run_is_refused() {
 async fn issue4_two_concurrent_applies_one_is_refused() {
     let c = Cluster::start(Some(SMALL)).await;
     let args = apply_args(&[]);
-    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    all.extend(c.target());
-    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-    let a = c.command(&refs).output();
+    let a = c.command_with_target(&args).output();
     let b = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        c.command(&refs).output().await
+        c.command_with_target(&args).output().await
     };
     let (a, b) = tokio::join!(a, b);
     let mut codes = [a.unwrap().status.code().unwrap(), b.unwrap().status.code().unwrap()];
@@ -287,10 +284,7 @@ async fn issue4_sigint_mid_drain_uncordons_and_releases_the_lock() {
     let pods = c.sim.shared.store.list(aks_sim::store::PODS, Some("app"));
     let node = pods[0]["spec"]["nodeName"].as_str().unwrap().to_string();
     let args = apply_args(&["--nodes", &node, "--drain-timeout", "120"]);
-    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    all.extend(c.target());
-    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-    let child = c.command(&refs).spawn().unwrap();
+    let child = c.command_with_target(&args).spawn().unwrap();
     // Wait until the drain is refused at least once.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !c.events().iter().any(|e| e.kind == "eviction-refused") {
@@ -316,10 +310,7 @@ async fn issue4_sigint_mid_drain_uncordons_and_releases_the_lock() {
 async fn issue4_resume_after_a_kill_finishes_the_rollout() {
     let c = Cluster::start(Some(SMALL)).await;
     let args = apply_args(&[]);
-    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    all.extend(c.target());
-    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-    let mut child = c.command(&refs).spawn().unwrap();
+    let mut child = c.command_with_target(&args).spawn().unwrap();
     // Kill it hard once the first node is back.
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while !c
@@ -414,4 +405,63 @@ async fn issue4_refuses_without_yes_when_there_is_no_terminal() {
     assert!(r.stderr.contains("--yes"), "{}", r.stderr);
     assert!(of_kind(&c.events(), "cordon").is_empty());
     assert!(c.lease().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue4_selector_chooses_nodes_and_a_bad_one_is_a_usage_error() {
+    let c = Cluster::start(Some(SMALL)).await;
+    let bad = c
+        .run(
+            &[
+                "apply",
+                "--one-at-a-time",
+                "--dry-run",
+                "--selector",
+                "agentpool in (nodes",
+            ],
+            true,
+        )
+        .await;
+    bad.assert_code(2);
+    assert!(bad.stderr.contains("--selector"), "{}", bad.stderr);
+    let none = c
+        .run(
+            &[
+                "apply",
+                "--one-at-a-time",
+                "--dry-run",
+                "-o",
+                "json",
+                "-l",
+                "agentpool=gpu",
+            ],
+            true,
+        )
+        .await;
+    none.assert_code(0);
+    let some = c
+        .run(
+            &[
+                "apply",
+                "--one-at-a-time",
+                "--dry-run",
+                "-o",
+                "json",
+                "-l",
+                "agentpool=nodes",
+            ],
+            true,
+        )
+        .await;
+    some.assert_code(0);
+    assert_eq!(some.json()["plan"].as_array().unwrap().len(), 3);
+    let unknown = c
+        .run(&["apply", "--one-at-a-time", "--dry-run", "--nodepool", "gpu"], true)
+        .await;
+    unknown.assert_code(2);
+    assert!(
+        unknown.stderr.contains("gpu") && unknown.stderr.contains("nodes"),
+        "names the pools: {}",
+        unknown.stderr
+    );
 }

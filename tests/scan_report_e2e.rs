@@ -222,8 +222,8 @@ async fn issue3_scan_table_wide_and_the_summary_on_stderr() {
     t.assert_code(0);
     let (headers, rows) = parse_table(&t.stdout);
     assert_eq!(
-        headers[..8],
-        ["NAME", "POOL", "STATUS", "KERNEL", "PENDING", "SECURITY", "REBOOT", "NOTE"],
+        headers,
+        ["NAME", "POOL", "STATUS", "KERNEL", "PENDING", "SECURITY", "REBOOT", "ERROR", "NOTE"],
         "{}",
         t.stdout
     );
@@ -260,6 +260,8 @@ async fn issue3_scan_table_wide_and_the_summary_on_stderr() {
         .unwrap_or_else(|| panic!("a summary line on stderr:\n{}", t.stderr));
     assert!(summary.starts_with(SUMMARY), "{summary}");
     assert!(summary.contains("4 have pending updates"), "{summary}");
+    // No progress bar (nor colour) when stderr is not a terminal.
+    assert!(!t.stderr.contains('\r') && !t.stderr.contains('\x1b'), "{:?}", t.stderr);
 
     let w = c.run(&["scan", "-o", "wide"], true).await;
     w.assert_code(0);
@@ -754,14 +756,15 @@ async fn issue3_unreachable_node_is_a_row_with_the_error() {
     // The table shows the error in the node's row.
     let t = c.run(&["scan"], true).await;
     t.assert_code(5);
-    let line = t
-        .stdout
-        .lines()
-        .find(|l| l.starts_with(down))
-        .unwrap_or_else(|| panic!("a row for {down}:\n{}", t.stdout));
-    assert!(line.contains("Connection refused"), "the row holds the error: {line}");
-    let ok = t.stdout.lines().find(|l| l.starts_with(NEEDS_REBOOT)).unwrap();
-    assert!(ok.contains("true"), "{ok}");
+    let (h, trows) = parse_table(&t.stdout);
+    let d = row(&trows, down);
+    assert_eq!(cell(&h, d, "ERROR"), err, "the row holds the error:\n{}", t.stdout);
+    assert_eq!(cell(&h, d, "KERNEL"), "<unknown>");
+    assert_eq!(cell(&h, d, "REBOOT"), "-");
+    let ok = row(&trows, NEEDS_REBOOT);
+    assert_eq!(cell(&h, ok, "REBOOT"), "true");
+    assert_eq!(cell(&h, ok, "ERROR"), "");
+    assert!(cell(&h, row(&trows, WINDOWS[0]), "NOTE").contains("--node-image-only"));
 
     // --fail-on does not hide that nodes failed.
     let f = c

@@ -56,12 +56,21 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
     } else {
         None
     };
-    let rows = k::list_node_rows(&ctx.client, args.selector.as_deref())
-        .await
-        .with_context(|| match &args.selector {
-            Some(s) => format!("cannot list the nodes matching `{s}`"),
-            None => "cannot list the cluster's nodes".to_string(),
-        })?;
+    let rows =
+        match k::list_node_rows(&ctx.client, args.selector.as_deref()).await {
+            Ok(rows) => rows,
+            // The API server judges the selector, as it does for kubectl -l.
+            Err(e) if e.status_code() == Some(400) && args.selector.is_some() => return Err(Failure::new(
+                Exit::Usage,
+                format!("invalid --selector `{}`", args.selector.as_deref().unwrap_or_default()),
+            )
+            .caused_by(e)
+            .hint(
+                "use Kubernetes label selector syntax, e.g. `agentpool=user` or `kubernetes.azure.com/mode in (user)`",
+            )
+            .into()),
+            Err(e) => return Err(anyhow::Error::new(e).context("cannot list the cluster's nodes")),
+        };
     let entries = match &resumed {
         Some(prev) => resume_plan(prev, &rows),
         None => {
@@ -69,7 +78,6 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
             let filters = Filters {
                 nodepools: args.nodepool.clone(),
                 nodes: args.nodes.clone(),
-                selector: None,
             };
             plan::plan(&cands, &ctx.pool_order(), &filters, &ctx.az_args)
                 .map_err(|e| anyhow::Error::new(output::WithExit::wrap(e, Exit::Usage)))?

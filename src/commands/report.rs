@@ -28,7 +28,8 @@ pub struct ReportRow {
     pub os_type: Option<String>,
     pub node_image_version: Option<String>,
     pub latest_node_image_version: Option<String>,
-    /// From the last `aks-patch scan` or `apply` (None: never scanned; Windows nodes: None).
+    /// From the last `aks-patch scan` or `apply` (None: never scanned, or the node runs another
+    /// kernel than that scan saw, so it rebooted since; Windows nodes: None).
     pub reboot_required: Option<bool>,
     pub reboot_packages: Vec<String>,
     /// When the last scan saw the node.

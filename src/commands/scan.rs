@@ -63,9 +63,10 @@ pub fn table() -> TableSpec {
         Column::new("NODE-IMAGE", "nodeImageVersion").wide(),
         Column::new("LATEST-IMAGE", "latestNodeImageVersion").wide(),
         Column::new("UPTIME", "uptime").wide().placeholder("-"),
-        Column::new("NOTE", "note").placeholder(""),
-        // A node that could not be probed is a row with the reason (and exit code 5).
+        // A node that could not be probed is a row with the reason (and exit code 5); before
+        // NOTE, whose Windows hints are long, so that it stays in sight.
         Column::new("ERROR", "error").placeholder(""),
+        Column::new("NOTE", "note").placeholder(""),
     ])
 }
 
@@ -158,7 +159,6 @@ pub fn candidate(ctx: &ClusterContext, r: &NodeRow) -> Candidate {
             .or_else(|| info.and_then(|p| p.os_type.clone()).map(|t| t.to_lowercase()))
             .unwrap_or_else(|| "linux".into()),
         os_sku: r.os_sku.clone().or_else(|| info.and_then(|p| p.os_sku.clone())),
-        labels: BTreeMap::new(),
         ready: r.ready,
         ssh_disabled: info.is_some_and(|p| p.ssh_disabled),
     }

@@ -2,7 +2,6 @@
 //! Order: pool by pool as the cluster lists its pools, nodes by name within a pool.
 
 use serde::Serialize;
-use std::collections::BTreeMap;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PlanError {
@@ -10,8 +9,6 @@ pub enum PlanError {
     UnknownNode(String),
     #[error("no node pool named {0} in the cluster (pools: {1})")]
     UnknownPool(String, String),
-    #[error("invalid label selector `{0}`: {1}")]
-    Selector(String, String),
 }
 
 /// What the plan needs to know about a node.
@@ -23,7 +20,6 @@ pub struct Candidate {
     pub os_type: String,
     /// Ubuntu, AzureLinux, Windows2022... (label kubernetes.azure.com/os-sku or the pool's osSKU).
     pub os_sku: Option<String>,
-    pub labels: BTreeMap<String, String>,
     pub ready: bool,
     /// The pool has securityProfile.sshAccess = Disabled.
     pub ssh_disabled: bool,
@@ -33,7 +29,6 @@ pub struct Candidate {
 pub struct Filters {
     pub nodepools: Vec<String>,
     pub nodes: Vec<String>,
-    pub selector: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -89,11 +84,6 @@ pub fn plan(
     filters: &Filters,
     cluster_hint: &str,
 ) -> Result<Vec<PlanEntry>, PlanError> {
-    let selector = filters
-        .selector
-        .as_deref()
-        .map(|s| Selector::parse(s).map_err(|e| PlanError::Selector(s.to_string(), e)))
-        .transpose()?;
     for n in &filters.nodes {
         if !candidates.iter().any(|c| &c.name == n) {
             return Err(PlanError::UnknownNode(n.clone()));
@@ -114,7 +104,6 @@ pub fn plan(
         .iter()
         .filter(|c| filters.nodepools.is_empty() || filters.nodepools.contains(&c.pool))
         .filter(|c| filters.nodes.is_empty() || filters.nodes.contains(&c.name))
-        .filter(|c| selector.as_ref().is_none_or(|s| s.matches(&c.labels)))
         .collect();
     chosen.sort_by_key(|c| {
         (
@@ -141,121 +130,16 @@ pub fn plan(
         .collect())
 }
 
-/// A Kubernetes label selector (equality and set-based), as `-l` takes it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Selector(Vec<Req>);
-
-#[derive(Debug, Clone, PartialEq)]
-enum Req {
-    Eq(String, String),
-    NotEq(String, String),
-    In(String, Vec<String>),
-    NotIn(String, Vec<String>),
-    Exists(String),
-    NotExists(String),
-}
-
-impl Selector {
-    pub fn parse(s: &str) -> Result<Selector, String> {
-        let mut reqs = vec![];
-        for part in split_top(s) {
-            let part = part.trim();
-            if part.is_empty() {
-                return Err("empty requirement".into());
-            }
-            let valid_key =
-                |k: &str| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
-            let req = if let Some(k) = part.strip_prefix('!') {
-                Req::NotExists(k.trim().to_string())
-            } else if let Some((k, v)) = part.split_once("!=") {
-                Req::NotEq(k.trim().into(), v.trim().into())
-            } else if let Some((k, v)) = part.split_once("==") {
-                Req::Eq(k.trim().into(), v.trim().into())
-            } else if let Some((k, v)) = part.split_once('=') {
-                Req::Eq(k.trim().into(), v.trim().into())
-            } else if let Some((k, rest)) = part.split_once(" notin ") {
-                Req::NotIn(k.trim().into(), set_values(rest)?)
-            } else if let Some((k, rest)) = part.split_once(" in ") {
-                Req::In(k.trim().into(), set_values(rest)?)
-            } else {
-                Req::Exists(part.to_string())
-            };
-            let key = match &req {
-                Req::Eq(k, _)
-                | Req::NotEq(k, _)
-                | Req::In(k, _)
-                | Req::NotIn(k, _)
-                | Req::Exists(k)
-                | Req::NotExists(k) => k,
-            };
-            if !valid_key(key) {
-                return Err(format!("`{key}` is not a label key"));
-            }
-            reqs.push(req);
-        }
-        Ok(Selector(reqs))
-    }
-
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.0.iter().all(|r| match r {
-            Req::Eq(k, v) => labels.get(k) == Some(v),
-            Req::NotEq(k, v) => labels.get(k) != Some(v),
-            Req::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
-            Req::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
-            Req::Exists(k) => labels.contains_key(k),
-            Req::NotExists(k) => !labels.contains_key(k),
-        })
-    }
-}
-
-fn set_values(rest: &str) -> Result<Vec<String>, String> {
-    let rest = rest.trim();
-    let inner = rest
-        .strip_prefix('(')
-        .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(|| format!("expected (a,b) after in/notin, got `{rest}`"))?;
-    Ok(inner
-        .split(',')
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-        .collect())
-}
-
-/// Split on commas that are not inside parentheses.
-fn split_top(s: &str) -> Vec<String> {
-    let mut out = vec![];
-    let mut depth = 0i32;
-    let mut cur = String::new();
-    for ch in s.chars() {
-        match ch {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                out.push(std::mem::take(&mut cur));
-                continue;
-            }
-            _ => {}
-        }
-        cur.push(ch);
-    }
-    out.push(cur);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn cand(name: &str, pool: &str, os: &str) -> Candidate {
-        let mut labels = BTreeMap::new();
-        labels.insert("agentpool".to_string(), pool.to_string());
-        labels.insert("kubernetes.io/os".to_string(), os.to_string());
         Candidate {
             name: name.into(),
             pool: pool.into(),
             os_type: os.into(),
             os_sku: None,
-            labels,
             ready: true,
             ssh_disabled: false,
         }
@@ -307,28 +191,5 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(plan(&c, &[], &f, "").unwrap_err(), PlanError::UnknownPool(..)));
-        let f = Filters {
-            selector: Some("agentpool in (system)".into()),
-            ..Default::default()
-        };
-        let p = plan(&c, &[], &f, "").unwrap();
-        assert_eq!(p.len(), 1);
-        assert_eq!(p[0].name, "s-1");
-        let f = Filters {
-            selector: Some("a b=c".into()),
-            ..Default::default()
-        };
-        assert!(matches!(plan(&c, &[], &f, "").unwrap_err(), PlanError::Selector(..)));
-    }
-
-    #[test]
-    fn selector_forms() {
-        let mut l = BTreeMap::new();
-        l.insert("a".to_string(), "1".to_string());
-        assert!(Selector::parse("a=1").unwrap().matches(&l));
-        assert!(Selector::parse("a==1,!b").unwrap().matches(&l));
-        assert!(!Selector::parse("a!=1").unwrap().matches(&l));
-        assert!(Selector::parse("a notin (2,3)").unwrap().matches(&l));
-        assert!(!Selector::parse("b").unwrap().matches(&l));
     }
 }

@@ -81,6 +81,14 @@ impl Cluster {
         c
     }
 
+    /// `aks-patch ARGS -g RG -n CLUSTER`, not started yet.
+    pub fn command_with_target(&self, args: &[&str]) -> tokio::process::Command {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.extend(self.target());
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        self.command(&refs)
+    }
+
     /// Run `aks-patch ARGS` against this cluster (the target flags are added when `with_target`).
     pub async fn run(&self, args: &[&str], with_target: bool) -> Run {
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
