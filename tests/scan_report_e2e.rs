@@ -1179,3 +1179,71 @@ async fn issue3_bad_input_is_a_usage_error() {
     }
     assert_eq!(ssh_sessions(&c), 0, "no node was contacted");
 }
+
+/// A node rebooted outside aks-patch (kured, an operator) with the same kernel: the last
+/// scan's "reboot required" no longer holds, and report must not repeat it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue3_report_forgets_a_scan_from_before_a_reboot() {
+    let node = common::small_node(0);
+    let yaml = format!(
+        "{}nodes:\n  {node}:\n    updates: []\n    rebootRequired: [libc6]\n",
+        common::SMALL
+    );
+    let c = common::Cluster::start(Some(&yaml)).await;
+    c.run(&["scan", "-o", "none"], true).await.assert_code(0);
+    let row = |v: &serde_json::Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == node)
+            .unwrap()
+            .clone()
+    };
+    let before = c.run(&["report", "-o", "json"], true).await;
+    assert_eq!(row(&before.json())["rebootRequired"], true);
+
+    // Reboot it by hand, as kured would.
+    let ip = c.sim.shared.node(&node).unwrap().ip.to_string();
+    let key = c.sim.state_dir().join("ssh/id_ed25519");
+    let st = std::process::Command::new("ssh")
+        .args([
+            "-i",
+            key.to_str().unwrap(),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+            &format!("azureuser@{ip}"),
+        ])
+        .arg("nohup sh -c 'sleep 1; sudo reboot' >/dev/null 2>&1 &")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !c
+        .events()
+        .iter()
+        .any(|e| e.kind == "node-ready" && e.node.as_deref() == Some(node.as_str()))
+    {
+        assert!(std::time::Instant::now() < deadline, "the node came back");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        c.kernel(&node),
+        "5.15.0-1068-azure",
+        "same kernel after a libc-only reboot"
+    );
+    let after = c.run(&["report", "-o", "json"], true).await;
+    after.assert_code(0);
+    assert!(
+        row(&after.json())["rebootRequired"].is_null(),
+        "the stale scan is not shown: {}",
+        after.stdout
+    );
+}

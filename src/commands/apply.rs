@@ -69,7 +69,7 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
                 "use Kubernetes label selector syntax, e.g. `agentpool=user` or `kubernetes.azure.com/mode in (user)`",
             )
             .into()),
-            Err(e) => return Err(anyhow::Error::new(e).context("cannot list the cluster's nodes")),
+            Err(e) => return Err(context::kube_failure("cannot list the cluster's nodes", e)),
         };
     let entries = match &resumed {
         Some(prev) => resume_plan(prev, &rows),
@@ -1085,6 +1085,7 @@ fn remember_scans(settings: &Settings, rec: &RunRecord) {
                     pending_updates: 0,
                     security_updates: 0,
                     running_kernel: n.kernel_after.clone().unwrap_or_default(),
+                    boot_id: n.boot_id_after.clone(),
                 },
             )
         })

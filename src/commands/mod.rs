@@ -56,6 +56,10 @@ pub mod scans {
         pub pending_updates: usize,
         pub security_updates: usize,
         pub running_kernel: String,
+        /// The node's bootID when it was scanned: a scan from an earlier boot says nothing
+        /// about the reboot marker now.
+        #[serde(default)]
+        pub boot_id: Option<String>,
     }
 
     fn path(state_dir: &Path, key: &str) -> PathBuf {

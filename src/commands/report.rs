@@ -85,11 +85,13 @@ pub async fn run(args: ReportArgs, settings: &Settings, reporter: &Reporter) -> 
             let info = ctx.pool(&pool);
             let scan = last_scan.get(&r.name);
             let windows = r.os_type.as_deref() == Some("windows");
-            // A scan from before the node's last boot no longer says whether it needs one.
-            // The record keeps the kernel the node ran then: a node that runs another one
-            // now has rebooted since (a reboot that keeps the kernel is not seen here).
-            let scan =
-                scan.filter(|s| !windows && (s.running_kernel.is_empty() || s.running_kernel == r.kernel_version));
+            // A scan from before the node's last boot no longer says whether it needs one:
+            // compare the bootID the scan saw with the node's (older records: the kernel).
+            let same_boot = |s: &&scans::NodeScan| match (&s.boot_id, &r.boot_id) {
+                (Some(then), Some(now)) => then == now,
+                _ => s.running_kernel.is_empty() || s.running_kernel == r.kernel_version,
+            };
+            let scan = scan.filter(|s| !windows && same_boot(s));
             ReportRow {
                 reboot_required: scan.map(|s| s.reboot_required),
                 reboot_packages: scan.map(|s| s.reboot_packages.clone()).unwrap_or_default(),

@@ -36,6 +36,8 @@ pub struct ScanRow {
     /// The kernel the pending updates or the reboot would bring, when there is one.
     pub pending_kernel: Option<String>,
     pub uptime: Option<String>,
+    /// /proc/sys/kernel/random/boot_id on the node (the Node's bootID).
+    pub boot_id: Option<String>,
     pub uptime_seconds: Option<u64>,
     pub node_image_version: Option<String>,
     pub latest_node_image_version: Option<String>,
@@ -98,6 +100,7 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
                     pending_updates: r.pending_updates.unwrap_or(0),
                     security_updates: r.security_updates.unwrap_or(0),
                     running_kernel: r.running_kernel.clone().unwrap_or_default(),
+                    boot_id: r.boot_id.clone(),
                 },
             )
         })
@@ -216,6 +219,7 @@ fn base_row(ctx: &ClusterContext, r: &NodeRow) -> ScanRow {
         reboot_packages: vec![],
         pending_kernel: None,
         uptime: None,
+        boot_id: None,
         uptime_seconds: None,
         node_image_version: r
             .node_image_version
@@ -231,6 +235,7 @@ fn base_row(ctx: &ClusterContext, r: &NodeRow) -> ScanRow {
 
 fn fill(row: &mut ScanRow, p: &Probe) {
     row.running_kernel = Some(p.running_kernel.clone());
+    row.boot_id = p.boot_id.clone();
     if let Some(why) = &p.unsupported {
         row.patchable = false;
         row.note = Some(why.clone());
