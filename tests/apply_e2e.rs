@@ -155,8 +155,10 @@ async fn issue4_node_that_never_returns_is_left_cordoned_and_the_run_halts() {
         r.stderr
     );
     assert!(
-        r.stderr.contains("left cordoned") || r.stderr.contains("cordoned"),
-        "{}",
+        r.stderr
+            .contains(&format!("left cordoned by this run: {}", small_node(0)))
+            && r.stderr.contains("kubectl uncordon"),
+        "says the node is left cordoned and how to recover: {}",
         r.stderr
     );
     assert!(c.unschedulable(&small_node(0)), "the node stays cordoned");

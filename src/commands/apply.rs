@@ -250,16 +250,17 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
     remember_scans(settings, &record);
 
     let after = after_rows(&ctx, &record).await;
-    let out_of_service: Vec<String> = after
+    // Nodes this run cordoned and did not put back in service (a node that never came back).
+    let out_of_service: Vec<String> = record
+        .nodes
         .iter()
-        .filter(|r| {
-            r["unschedulable"].as_bool() == Some(true)
-                && !record
-                    .nodes
-                    .iter()
-                    .any(|n| n.name == r["name"].as_str().unwrap_or("") && n.was_cordoned)
+        .filter(|n| !n.was_cordoned && n.state != NodeState::Done && n.steps.iter().any(|s| s.name == "cordon"))
+        .filter(|n| {
+            after
+                .iter()
+                .any(|r| r["name"].as_str() == Some(n.name.as_str()) && r["unschedulable"].as_bool() == Some(true))
         })
-        .filter_map(|r| r["name"].as_str().map(str::to_string))
+        .map(|n| n.name.clone())
         .collect();
     let done = record.nodes.iter().filter(|n| n.state == NodeState::Done).count();
     let rebooted = record.nodes.iter().filter(|n| n.rebooted).count();
@@ -540,6 +541,11 @@ impl Engine<'_> {
                     "no reboot required"
                 },
             );
+            if matches!(rec.nodes[i].state, NodeState::Cordoned | NodeState::Drained) {
+                // A resumed node that an earlier run had cordoned: put it back.
+                let undo = self.uncordon_if_ours(rec, i).await;
+                self.reporter.step(&name, &undo);
+            }
             rec.nodes[i].kernel_after = marker.map(|p| p.running_kernel);
             return Ok(());
         }
