@@ -1247,3 +1247,55 @@ async fn issue3_report_forgets_a_scan_from_before_a_reboot() {
         after.stdout
     );
 }
+
+/// scan changes nothing on the nodes; `--refresh` runs `apt-get update` and nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue3_scan_changes_nothing_and_refresh_only_updates_the_lists() {
+    let c = common::Cluster::start(Some(common::SMALL)).await;
+    let changes = |c: &common::Cluster| -> Vec<String> {
+        c.events()
+            .iter()
+            .filter(|e| {
+                [
+                    "cordon",
+                    "uncordon",
+                    "eviction",
+                    "reboot",
+                    "apt-upgrade",
+                    "apt-update",
+                    "pod-deleted",
+                ]
+                .contains(&e.kind.as_str())
+            })
+            .map(|e| format!("{} {}", e.kind, e.node.clone().unwrap_or_default()))
+            .collect()
+    };
+    let plain = c.run(&["scan", "-o", "json"], true).await;
+    plain.assert_code(0);
+    assert!(
+        changes(&c).is_empty(),
+        "a plain scan changed something: {:?}",
+        changes(&c)
+    );
+    let kernels: Vec<String> = (0..3).map(|i| c.kernel(&common::small_node(i))).collect();
+
+    let refreshed = c.run(&["scan", "--refresh", "-o", "json"], true).await;
+    refreshed.assert_code(0);
+    // The emulator picks up what a node did within a moment (it polls the nodes).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while changes(&c).len() < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ch = changes(&c);
+    assert_eq!(ch.len(), 3, "one apt-get update per node: {ch:?}");
+    assert!(ch.iter().all(|e| e.starts_with("apt-update")), "{ch:?}");
+    // Same pending updates, same kernels: only the package lists were refreshed.
+    assert_eq!(
+        plain.json().as_array().unwrap().len(),
+        refreshed.json().as_array().unwrap().len()
+    );
+    for (row, k) in refreshed.json().as_array().unwrap().iter().zip(&kernels) {
+        assert_eq!(row["pendingUpdates"], 2);
+        assert_eq!(row["runningKernel"].as_str(), Some(k.as_str()));
+    }
+}
