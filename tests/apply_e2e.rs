@@ -379,6 +379,8 @@ async fn issue4_dry_run_changes_nothing() {
         refused.iter().any(|p| p.starts_with("shop/session-cache")),
         "{refused:?}"
     );
+    // Give the emulator time to notice anything a node did (it polls every 100 ms).
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let ev = c.events();
     let changes: Vec<_> = ev[before..]
         .iter()

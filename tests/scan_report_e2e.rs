@@ -1272,6 +1272,8 @@ async fn issue3_scan_changes_nothing_and_refresh_only_updates_the_lists() {
     };
     let plain = c.run(&["scan", "-o", "json"], true).await;
     plain.assert_code(0);
+    // Give the emulator time to notice anything a node did (it polls every 100 ms).
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         changes(&c).is_empty(),
         "a plain scan changed something: {:?}",
