@@ -28,8 +28,8 @@ pub struct ReportRow {
     pub os_type: Option<String>,
     pub node_image_version: Option<String>,
     pub latest_node_image_version: Option<String>,
-    /// From the last `aks-patch scan` or `apply` (None: never scanned, or the node runs another
-    /// kernel than that scan saw, so it rebooted since; Windows nodes: None).
+    /// From the last `aks-patch scan` or `apply` (None: never scanned, or the node has booted
+    /// since that scan; Windows nodes: None).
     pub reboot_required: Option<bool>,
     pub reboot_packages: Vec<String>,
     /// When the last scan saw the node.
@@ -123,7 +123,7 @@ pub async fn run(args: ReportArgs, settings: &Settings, reporter: &Reporter) -> 
         .count();
     let summary = (unknown > 0)
         .then(|| format!(
-            "{unknown} Linux node(s) never scanned, or rebooted into another kernel since: run `aks-patch scan` to fill in REBOOT-REQUIRED"
+            "{unknown} Linux node(s) never scanned, or rebooted since the last scan: run `aks-patch scan` to fill in REBOOT-REQUIRED"
         ));
     Ok(Outcome {
         value: serde_json::to_value(&out)?,
