@@ -22,7 +22,7 @@ const LINUX: [&str; 5] = [
 const SUMMARY: &str = "1 of 5 Linux nodes needs a reboot (kernel 5.15.0-1073-azure pending)";
 
 /// `-o json` fields of `scan`, in the order docs/output.md lists them.
-const SCAN_FIELDS: [&str; 20] = [
+const SCAN_FIELDS: [&str; 21] = [
     "name",
     "pool",
     "osType",
@@ -37,6 +37,7 @@ const SCAN_FIELDS: [&str; 20] = [
     "pendingKernel",
     "uptime",
     "uptimeSeconds",
+    "bootId",
     "nodeImageVersion",
     "latestNodeImageVersion",
     "patchable",

@@ -36,9 +36,9 @@ pub struct ScanRow {
     /// The kernel the pending updates or the reboot would bring, when there is one.
     pub pending_kernel: Option<String>,
     pub uptime: Option<String>,
+    pub uptime_seconds: Option<u64>,
     /// /proc/sys/kernel/random/boot_id on the node (the Node's bootID).
     pub boot_id: Option<String>,
-    pub uptime_seconds: Option<u64>,
     pub node_image_version: Option<String>,
     pub latest_node_image_version: Option<String>,
     /// aks-patch can patch this node in place.
