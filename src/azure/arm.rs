@@ -451,7 +451,7 @@ impl ArmClient {
                         && attempt < self.retry.max_attempts
                         && started.elapsed() + delay <= self.retry.max_elapsed
                     {
-                        tracing::debug!("retrying in {:.1} s", delay.as_secs_f64());
+                        tracing::info!("ARM request failed ({message}); retrying in {:.1} s", delay.as_secs_f64());
                         tokio::time::sleep(delay).await;
                         continue;
                     }
@@ -493,7 +493,7 @@ impl ArmClient {
                 let delay = asked.unwrap_or_else(|| self.retry.backoff(attempt));
                 let in_budget = started.elapsed() + delay <= self.retry.max_elapsed;
                 if attempt < self.retry.max_attempts && in_budget {
-                    tracing::debug!(
+                    tracing::info!(
                         "ARM answered {} ({}): retry {} of {} in {:.1} s{}",
                         status.as_u16(),
                         err.code,
