@@ -469,3 +469,98 @@ async fn issue4_selector_chooses_nodes_and_a_bad_one_is_a_usage_error() {
         unknown.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue4_security_mode_and_reboot_never_upgrade_without_a_reboot() {
+    let c = Cluster::start(None).await;
+    let node = "aks-user-31417037-vmss000000";
+    let r = c
+        .run(
+            &apply_args(&[
+                "--nodes",
+                node,
+                "--upgrade-mode",
+                "security",
+                "--reboot",
+                "never",
+                "-o",
+                "json",
+            ]),
+            true,
+        )
+        .await;
+    r.assert_code(0);
+    let rec = r.json();
+    let n = rec["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == node)
+        .unwrap()
+        .clone();
+    assert_eq!(n["state"], "done");
+    assert_eq!(n["rebooted"], false);
+    let upgraded: Vec<&str> = n["packagesUpgraded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        upgraded.contains(&"openssl") && upgraded.contains(&"linux-azure"),
+        "{upgraded:?}"
+    );
+    assert!(
+        !upgraded.contains(&"curl") && !upgraded.contains(&"tzdata"),
+        "only security updates: {upgraded:?}"
+    );
+    let ev = c.events();
+    assert!(
+        of_kind(&ev, "reboot").is_empty() && of_kind(&ev, "cordon").is_empty(),
+        "no cordon, no reboot"
+    );
+    // The node now waits for a reboot, which scan reports; the non-security updates remain.
+    let scan = c.run(&["scan", "-o", "json"], true).await;
+    let row = scan
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == node)
+        .unwrap()
+        .clone();
+    assert_eq!(row["rebootRequired"], true);
+    assert_eq!(row["pendingUpdates"], 2, "curl and tzdata are still pending: {row}");
+    assert_eq!(row["securityUpdates"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue4_soak_waits_between_nodes() {
+    let c = Cluster::start(Some(SMALL)).await;
+    let r = c
+        .run(
+            &apply_args(&[
+                "--nodes",
+                &format!("{},{}", small_node(0), small_node(1)),
+                "--soak",
+                "3",
+            ]),
+            true,
+        )
+        .await;
+    r.assert_code(0);
+    assert!(r.stderr.contains("soaking 3s"), "{}", r.stderr);
+    let ev = c.events();
+    let ready0 = ev
+        .iter()
+        .find(|e| e.kind == "node-ready" && e.node.as_deref() == Some(small_node(0).as_str()))
+        .unwrap();
+    let cordon1 = ev
+        .iter()
+        .find(|e| e.kind == "cordon" && e.node.as_deref() == Some(small_node(1).as_str()))
+        .unwrap();
+    assert!(
+        cordon1.elapsed_ms >= ready0.elapsed_ms + 3000,
+        "the second node waited for the soak"
+    );
+}

@@ -451,7 +451,10 @@ impl ArmClient {
                         && attempt < self.retry.max_attempts
                         && started.elapsed() + delay <= self.retry.max_elapsed
                     {
-                        tracing::info!("ARM request failed ({message}); retrying in {:.1} s", delay.as_secs_f64());
+                        tracing::info!(
+                            "ARM request failed ({message}); retrying in {:.1} s",
+                            delay.as_secs_f64()
+                        );
                         tokio::time::sleep(delay).await;
                         continue;
                     }
