@@ -108,9 +108,17 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
         false,
     )?);
 
+    // A node an interrupted run left rebooting may still be down: resuming waits for it.
+    let rebooting = |name: &str| {
+        resumed.as_ref().is_some_and(|p| {
+            p.nodes
+                .iter()
+                .any(|n| n.name == name && matches!(n.state, NodeState::Rebooting | NodeState::Back))
+        })
+    };
     let unreachable: Vec<&ScanRow> = before
         .iter()
-        .filter(|r| r.error.is_some() && entries.iter().any(|e| e.name == r.name && e.patch()))
+        .filter(|r| r.error.is_some() && !rebooting(&r.name) && entries.iter().any(|e| e.name == r.name && e.patch()))
         .collect();
     if let Some(r) = unreachable.first() {
         return Err(Failure::new(
@@ -138,6 +146,10 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
         });
     }
     confirm(&args, &ctx, entries.iter().filter(|e| e.patch()).count())?;
+
+    // Ctrl-C / SIGTERM from here on stop at a safe point instead of killing the process.
+    let cancel = CancellationToken::new();
+    let signals = tokio::spawn(watch_signals(cancel.clone(), reporter.clone()));
 
     // The cluster-wide lock, held (and renewed) for the whole run.
     let run_id = journal::new_run_id();
@@ -198,19 +210,32 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
             })
             .unwrap_or_default(),
     };
-    let path = journal.save(&record)?;
-    reporter.verbose(&format!("run record: {}", path.display()));
-    if let Some(prev) = &resumed {
-        // The old record is superseded by this one.
-        let mut old = prev.clone();
-        old.status = RunStatus::Interrupted;
-        old.error.get_or_insert_with(|| format!("resumed by run {run_id}"));
-        old.finished_at.get_or_insert_with(journal::now);
-        journal.save(&old)?;
+    let saved = journal.save(&record).and_then(|path| {
+        reporter.verbose(&format!("run record: {}", path.display()));
+        match &resumed {
+            // The old record is superseded by this one.
+            Some(prev) => {
+                let mut old = prev.clone();
+                old.status = RunStatus::Interrupted;
+                old.error.get_or_insert_with(|| format!("resumed by run {run_id}"));
+                old.finished_at.get_or_insert_with(journal::now);
+                journal.save(&old).map(|_| ())
+            }
+            None => Ok(()),
+        }
+    });
+    if let Err(e) = saved {
+        // Nothing has changed yet: give the lock back and stop.
+        signals.abort();
+        if let Err(r) = guard.release().await {
+            reporter.error(&format!(
+                "could not release the aks-patch lock: {r}; it expires by itself after {}s",
+                LOCK_DURATION.as_secs()
+            ));
+        }
+        return Err(anyhow::Error::new(e).context("cannot write the run record; nothing was changed"));
     }
 
-    let cancel = CancellationToken::new();
-    let signals = tokio::spawn(watch_signals(cancel.clone(), reporter.clone()));
     let mut engine = Engine {
         ctx: &ctx,
         ssh: &ssh_opts,
