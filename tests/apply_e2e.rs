@@ -564,3 +564,55 @@ async fn issue4_soak_waits_between_nodes() {
         "the second node waited for the soak"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue4_resume_after_a_kill_mid_reboot_waits_for_the_node() {
+    // A slow boot, so that the node is still down when the run is resumed.
+    let c = Cluster::start(Some(SMALL)).await;
+    c.sim
+        .fault(aks_sim::Fault::SlowReboot {
+            node: small_node(0),
+            seconds: 4.0,
+        })
+        .unwrap();
+    let mut child = c.command_with_target(&apply_args(&[])).spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !c
+        .events()
+        .iter()
+        .any(|e| e.kind == "reboot" && e.node.as_deref() == Some(small_node(0).as_str()))
+    {
+        assert!(std::time::Instant::now() < deadline, "first node rebooting");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().await.unwrap();
+    let _ = child.wait().await;
+    assert!(
+        c.unschedulable(&small_node(0)),
+        "killed mid-reboot: the node is still cordoned"
+    );
+    let r = c
+        .run(&apply_args(&["--resume", "--force-unlock", "-o", "json"]), true)
+        .await;
+    r.assert_code(0);
+    let rec = r.json();
+    let n0 = rec["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == small_node(0))
+        .unwrap()
+        .clone();
+    assert_eq!(n0["state"], "done");
+    assert_eq!(n0["rebooted"], true);
+    for i in 0..3 {
+        assert_eq!(c.kernel(&small_node(i)), "5.15.0-1073-azure");
+        assert!(!c.unschedulable(&small_node(i)), "node {i} is back in service");
+    }
+    let reboots = of_kind(&c.events(), "reboot")
+        .iter()
+        .filter(|e| e.node.as_deref() == Some(small_node(0).as_str()))
+        .count();
+    assert_eq!(reboots, 1, "the node was not rebooted twice");
+    assert!(c.lock_free());
+}
