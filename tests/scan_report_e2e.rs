@@ -1302,3 +1302,145 @@ async fn issue3_scan_changes_nothing_and_refresh_only_updates_the_lists() {
         assert_eq!(row["runningKernel"].as_str(), Some(k.as_str()));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Through a bastion: --ssh-jump and --ssh-config
+// ---------------------------------------------------------------------------------------
+
+/// An ssh_config for the jump leg only (`Host <bastion ip>`), as an operator's ~/.ssh/config
+/// has it: with `-J`, ssh reaches the jump host with the config file, not with aks-patch's
+/// `-i` and `-o` options, which are for the nodes.
+fn bastion_ssh_config(c: &Cluster, dir: &std::path::Path, identity: &std::path::Path) -> std::path::PathBuf {
+    let bastion = c.sim.endpoints().bastion.clone().expect("aks-sim serves a bastion");
+    let ip = bastion
+        .split_once('@')
+        .and_then(|(_, host)| host.rsplit_once(':'))
+        .expect("user@ip:port")
+        .0
+        .to_string();
+    let config = dir.join("ssh_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host {ip}\n    IdentityFile {}\n    IdentitiesOnly yes\n    UserKnownHostsFile {}\n    \
+             StrictHostKeyChecking accept-new\n    BatchMode yes\n",
+            identity.display(),
+            dir.join("bastion_known_hosts").display()
+        ),
+    )
+    .expect("write the ssh config");
+    config
+}
+
+fn sessions_on(c: &Cluster, node: &str) -> usize {
+    c.events()
+        .iter()
+        .filter(|e| e.kind == "ssh-session" && e.node.as_deref() == Some(node))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue3_scan_through_a_jump_host() {
+    let c = Cluster::start(None).await;
+    let bastion = c.sim.endpoints().bastion.clone().expect("aks-sim serves a bastion");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = c.sim.state_dir().join("ssh/id_ed25519");
+    let config = bastion_ssh_config(&c, dir.path(), &key);
+    let config_arg = config.to_str().expect("utf-8 path");
+
+    let r = c
+        .run(
+            &["scan", "--ssh-jump", &bastion, "--ssh-config", config_arg, "-o", "json"],
+            true,
+        )
+        .await;
+    r.assert_code(0);
+    let rows = by_name(&r.json());
+    for n in LINUX {
+        assert_eq!(rows[n]["error"], Value::Null, "{n}: {}", rows[n]);
+        assert_eq!(rows[n]["runningKernel"], "5.15.0-1068-azure", "{n}");
+        assert!(sessions_on(&c, n) >= 1, "{n} was scanned over SSH");
+    }
+    assert_eq!(rows[NEEDS_REBOOT]["rebootRequired"], true);
+    assert!(r.stderr.contains(SUMMARY), "{}", r.stderr);
+    // Every node's connection went through the bastion: one session there per node.
+    assert!(
+        sessions_on(&c, "bastion") >= LINUX.len(),
+        "{} sessions on the bastion for {} nodes",
+        sessions_on(&c, "bastion"),
+        LINUX.len()
+    );
+    // The jump leg used --ssh-config (its known_hosts file has the bastion, and only it);
+    // the nodes' keys went to aks-patch's own known_hosts, as without a jump host.
+    let jump_known = std::fs::read_to_string(dir.path().join("bastion_known_hosts")).expect("written by the jump leg");
+    assert_eq!(jump_known.lines().count(), 1, "{jump_known}");
+    let ours = std::fs::read_to_string(c.state_dir().join("known_hosts")).expect("aks-patch's known_hosts");
+    for n in LINUX {
+        let ip = c.sim.shared.node(n).unwrap().ip.to_string();
+        assert!(ours.lines().any(|l| l.starts_with(&format!("{ip} "))), "{n}: {ours}");
+    }
+
+    // Control: when the jump leg cannot log in to the bastion, no node is reached at all,
+    // so the nodes above were reached through it, not directly.
+    let node_sessions: Vec<usize> = LINUX.iter().map(|n| sessions_on(&c, n)).collect();
+    let on_bastion = sessions_on(&c, "bastion");
+    let bad_dir = dir.path().join("bad");
+    std::fs::create_dir_all(&bad_dir).expect("mkdir");
+    let bad = bastion_ssh_config(&c, &bad_dir, &dir.path().join("no-such-key"));
+    let r = c
+        .run(
+            &[
+                "scan",
+                "--ssh-jump",
+                &bastion,
+                "--ssh-config",
+                bad.to_str().unwrap(),
+                "--ssh-timeout",
+                "10",
+                "-o",
+                "json",
+            ],
+            true,
+        )
+        .await;
+    r.assert_code(5);
+    let rows = by_name(&r.json());
+    for n in LINUX {
+        let err = rows[n]["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{n} failed: {}", rows[n]));
+        assert!(err.contains(n), "{err}");
+        // ssh keeps nothing of what the jump leg said: the error says where to look.
+        assert!(
+            err.contains(&format!("through jump host {bastion}"))
+                && err.contains("not --ssh-key")
+                && err.contains(&format!("ssh -F {} -J {bastion} azureuser@", bad.display())),
+            "{err}"
+        );
+    }
+    assert!(sessions_on(&c, "bastion") > on_bastion, "the bastion was tried");
+    let after: Vec<usize> = LINUX.iter().map(|n| sessions_on(&c, n)).collect();
+    assert_eq!(after, node_sessions, "no node was reached around the bastion");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue3_bad_ssh_jump_is_a_usage_error_before_any_ssh() {
+    let c = Cluster::start(None).await;
+    for (jump, names) in [
+        ("--ssh-jump=azureuser@:99999", "99999"),
+        ("--ssh-jump=azureuser@bastion:ssh", "\"ssh\""),
+        ("--ssh-jump=-oProxyCommand=touch /tmp/aks-patch-pwned", "-oProxyCommand"),
+    ] {
+        let r = c.run(&["scan", jump, "-o", "json"], true).await;
+        r.assert_code(2);
+        assert!(r.stderr.starts_with("error: "), "{jump}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("--ssh-jump") && r.stderr.contains(names) && r.stderr.contains("user@host[:port]"),
+            "{jump}: says what is wrong and what is expected: {}",
+            r.stderr
+        );
+        assert_eq!(r.stdout, "", "{jump}");
+    }
+    assert!(!std::path::Path::new("/tmp/aks-patch-pwned").exists());
+    assert_eq!(ssh_sessions(&c), 0, "no SSH session at all");
+}

@@ -46,6 +46,10 @@ pub struct Endpoints {
     /// The node address prefix, e.g. `127.77.3`.
     pub node_prefix: String,
     pub ssh_port: u16,
+    /// The bastion (jump host) as `user@ip:port`, for `ssh -J` and `aks-patch --ssh-jump`;
+    /// absent when the scenario turns it off (`bastion: false`) or has no Linux node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bastion: Option<String>,
     pub pid: u32,
 }
 
@@ -131,6 +135,15 @@ impl Shared {
 
     pub fn endpoints(&self) -> &Endpoints {
         self.endpoints.get().expect("endpoints are set before anything serves")
+    }
+
+    /// The bastion's address, `<node prefix>.254` (nodes use `.1` to `.250`), when the
+    /// scenario has one and a Linux node to reach through it.
+    pub fn bastion_ip(&self) -> Option<Ipv4Addr> {
+        (self.scenario.bastion && self.nodes.iter().any(|n| n.is_linux())).then(|| {
+            let [a, b, c] = self.node_prefix;
+            Ipv4Addr::new(a, b, c, 254)
+        })
     }
 
     /// Apply a fault (from the scenario, `aks-sim fault` or the control endpoint).
@@ -238,6 +251,9 @@ impl Sim {
             cluster_name: cfg.scenario.cluster.name.clone(),
             node_prefix: format!("{}.{}.{}", prefix[0], prefix[1], prefix[2]),
             ssh_port: cfg.scenario.ssh_port,
+            bastion: shared
+                .bastion_ip()
+                .map(|ip| format!("{}@{ip}:{}", cfg.scenario.cluster.admin_username, cfg.scenario.ssh_port)),
             pid: std::process::id(),
         };
         let _ = shared.endpoints.set(endpoints.clone());
@@ -350,7 +366,7 @@ pub fn env_for(state_dir: &Path, ep: &Endpoints) -> Vec<(String, String)> {
     } else {
         format!("{bin}:{path}")
     };
-    vec![
+    let mut env: Vec<(String, String)> = vec![
         ("AKS_PATCH_ARM_ENDPOINT".into(), ep.arm_url.clone()),
         ("AKS_PATCH_CA_BUNDLE".into(), format!("{d}/ca.pem")),
         ("AZURE_AUTHORITY_HOST".into(), ep.arm_url.clone()),
@@ -362,8 +378,12 @@ pub fn env_for(state_dir: &Path, ep: &Endpoints) -> Vec<(String, String)> {
         ("AKS_SIM_RESOURCE_GROUP".into(), ep.resource_group.clone()),
         ("AKS_SIM_CLUSTER".into(), ep.cluster_name.clone()),
         ("AKS_SIM_STATE_DIR".into(), state_dir.display().to_string()),
-        ("PATH".into(), path),
-    ]
+    ];
+    if let Some(b) = &ep.bastion {
+        env.push(("AKS_SIM_BASTION".into(), b.clone()));
+    }
+    env.push(("PATH".into(), path));
+    env
 }
 
 /// Find a free `127.77.X` prefix for the node addresses and hold a lock on it for the

@@ -165,6 +165,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ep.arm_url,
                 ep.kube_url
             );
+            if let Some(b) = &ep.bastion {
+                eprintln!("aks-sim: bastion (jump host) {b}: ssh -J {b} ... or aks-patch --ssh-jump {b}");
+            }
             eprintln!(
                 "aks-sim: point your shell at it with: eval \"$(aks-sim env --state-dir {})\"",
                 sim.state_dir().display()

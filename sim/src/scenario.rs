@@ -55,6 +55,11 @@ pub struct Scenario {
     /// TCP port sshd serves on every node address.
     #[serde(default = "default_ssh_port")]
     pub ssh_port: u16,
+    /// A bastion (jump host) at `<node prefix>.254:<sshPort>` that may forward TCP to the
+    /// nodes' SSH port only, as operators reach the nodes of a private cluster. Served when
+    /// the cluster has a Linux node.
+    #[serde(default = "default_bastion")]
+    pub bastion: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -639,6 +644,9 @@ fn default_5xx() -> u16 {
 fn default_ssh_port() -> u16 {
     22
 }
+fn default_bastion() -> bool {
+    true
+}
 
 #[cfg(test)]
 mod tests {
@@ -673,6 +681,17 @@ mod tests {
         let text = "cluster: {name: c}\npools:\n  - name: a\n    count: 1\nnodes:\n  nope: {cordoned: true}\n";
         let e = Scenario::parse(text, "x.yaml").unwrap_err().to_string();
         assert!(e.contains("nodes.nope"), "{e}");
+    }
+
+    #[test]
+    fn bastion_is_on_unless_turned_off() {
+        let text = "cluster: {name: c}\npools:\n  - name: a\n    count: 1\n";
+        assert!(Scenario::parse(text, "x.yaml").unwrap().bastion);
+        let off = format!("{text}bastion: false\n");
+        assert!(!Scenario::parse(&off, "x.yaml").unwrap().bastion);
+        let bad = format!("{text}bastion: maybe\n");
+        let e = Scenario::parse(&bad, "x.yaml").unwrap_err().to_string();
+        assert!(e.contains("bastion"), "{e}");
     }
 
     #[test]

@@ -108,6 +108,7 @@ fn issue2_up_env_status_fault_as_processes() {
         "KUBECONFIG=",
         "AZURE_SUBSCRIPTION_ID=",
         "AKS_PATCH_SSH_KEY=",
+        "AKS_SIM_BASTION=azureuser@127.77.",
         "PATH=",
     ] {
         assert!(env.contains(&format!("export {var}")), "env exports {var}: {env}");

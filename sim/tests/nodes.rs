@@ -329,7 +329,8 @@ async fn ssh_serves_each_node_its_own_root() {
     let accepted = log.matches("Accepted publickey for azureuser").count();
     assert!(accepted >= 4, "{accepted} key logins in the sshd log:\n{log}");
     let config = std::fs::read_to_string(h.sim.state_dir().join("ssh/sshd_config")).expect("config");
-    assert_eq!(config.matches("Match LocalAddress").count(), 5, "{config}");
+    // One block per Linux node with SSH, and the bastion's (sim/tests/bastion.rs).
+    assert_eq!(config.matches("Match LocalAddress").count(), 5 + 1, "{config}");
     assert!(h.events_for(SYS0).iter().any(|e| e.kind == kinds::SSH_SESSION));
 
     // A Windows node exists but refuses SSH.
@@ -786,6 +787,50 @@ async fn two_hundred_nodes_through_one_sshd() {
     assert_eq!(h.ssh_ok(last, "hostname").await, format!("{last}\n"));
     println!("two ssh round trips at 200 nodes: {:?}", t.elapsed());
     let config = std::fs::read_to_string(h.sim.state_dir().join("ssh/sshd_config")).expect("config");
-    assert_eq!(config.matches("Match LocalAddress").count(), 200);
+    assert_eq!(
+        config.matches("Match LocalAddress").count(),
+        200 + 1,
+        "and the bastion's"
+    );
+    // The bastion serves at this size too (its PermitOpen lists all 200 addresses), and
+    // reaches the last node: the jump leg as a ProxyCommand, so that it gets the key too.
+    let bastion = h.sim.endpoints().bastion.clone().expect("a bastion");
+    let (login, port) = bastion.rsplit_once(':').expect("user@ip:port");
+    let proxy = format!(
+        "ProxyCommand=ssh -F /dev/null -i {} -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile={} \
+         -o StrictHostKeyChecking=accept-new -o LogLevel=ERROR -p {port} -W [%h]:%p {login}",
+        h.key().display(),
+        h.known_hosts.display(),
+    );
+    let mut ssh = tokio::process::Command::new("ssh");
+    ssh.args(["-F", "/dev/null", "-o", &proxy, "-i"])
+        .arg(h.key())
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", h.known_hosts.display()))
+        .args([
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+        ])
+        .arg("-p")
+        .arg(h.sim.endpoints().ssh_port.to_string())
+        .arg(format!("azureuser@{}", h.ip(last)))
+        .arg("hostname")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(60), ssh.output())
+        .await
+        .expect("ssh through the bastion finishes in 60s")
+        .expect("ssh runs");
+    assert!(out.status.success(), "ssh through the bastion: {}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{last}\n"));
+    assert!(h
+        .sim
+        .events()
+        .iter()
+        .any(|e| e.kind == kinds::SSH_SESSION && e.node.as_deref() == Some("bastion")));
     h.finish().await;
 }

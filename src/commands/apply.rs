@@ -28,6 +28,9 @@ const DPKG_LOCK_TIMEOUT_SECS: u64 = 600;
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome> {
+    // Check the SSH flags (jump host, key and config files) before talking to any server.
+    SshOptions::from_args(&args.ssh, "azureuser")
+        .map_err(|e| anyhow::Error::new(crate::output::WithExit::wrap(e, Exit::Usage)))?;
     let ctx = context::resolve(&args.cluster, settings, reporter, false).await?;
     if let Some(w) = ctx.channel_warning() {
         reporter.warn(&w);

@@ -73,6 +73,9 @@ pub fn table() -> TableSpec {
 }
 
 pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome> {
+    // Check the SSH flags (jump host, key and config files) before talking to any server.
+    SshOptions::from_args(&args.ssh, "azureuser")
+        .map_err(|e| anyhow::Error::new(crate::output::WithExit::wrap(e, Exit::Usage)))?;
     let ctx = context::resolve(&args.cluster, settings, reporter, true).await?;
     if let Some(w) = ctx.channel_warning() {
         reporter.warn(&w);

@@ -413,8 +413,29 @@ fn error_text(e: &openssh::Error) -> String {
     parts.join("\n")
 }
 
+/// What to add to a failed login through a jump host: ssh shows the jump leg's own error
+/// nowhere (its stderr is not kept), only that the connection closed, so say where to look.
+fn jump_note(opts: &SshOptions, address: &str) -> String {
+    let Some(jump) = &opts.jump else {
+        return String::new();
+    };
+    let mut check = String::from("ssh");
+    if let Some(c) = &opts.config {
+        check.push_str(&format!(" -F {}", sh_quote(&c.display().to_string())));
+    }
+    if opts.port != 22 {
+        check.push_str(&format!(" -p {}", opts.port));
+    }
+    check.push_str(&format!(" -J {} {}@{address} true", sh_quote(jump), opts.user));
+    format!(
+        " (through jump host {jump}: it refused the login, or could not connect to the node; the jump host is \
+         reached with your ssh_config and agent, not --ssh-key; check with `{check}`)"
+    )
+}
+
 fn login_error(opts: &SshOptions, node: &str, address: &str, e: openssh::Error) -> SshError {
     let text = error_text(&e);
+    let note = jump_note(opts, address);
     let (node, address) = (node.to_string(), address.to_string());
     match classify_ssh_stderr(&text) {
         LoginFailure::HostKeyChanged => SshError::HostKeyChanged {
@@ -438,12 +459,12 @@ fn login_error(opts: &SshOptions, node: &str, address: &str, e: openssh::Error) 
         LoginFailure::Unreachable => SshError::Unreachable {
             node,
             address,
-            reason: reason_of(&text),
+            reason: format!("{}{note}", reason_of(&text)),
             source: Some(e),
         },
         LoginFailure::Other => SshError::Other {
             node,
-            message: format!("ssh could not log in to {address}: {}", reason_of(&text)),
+            message: format!("ssh could not log in to {address}: {}{note}", reason_of(&text)),
             source: Some(Box::new(e)),
         },
     }
@@ -828,6 +849,32 @@ mod tests {
         assert_eq!(e.kind(), "unreachable");
         assert!(e.to_string().contains("Connection refused"));
         assert!(e.source().is_some());
+    }
+
+    #[test]
+    fn a_failed_jump_says_where_to_look() {
+        let mut o = SshOptions::new("azureuser");
+        let closed = || {
+            openssh::Error::Connect(std::io::Error::other(
+                "kex_exchange_identification: Connection closed by remote host\nConnection closed by UNKNOWN port 65535",
+            ))
+        };
+        let direct = login_error(&o, "n1", "10.224.0.4", closed()).to_string();
+        assert!(!direct.contains("jump"), "{direct}");
+        o.jump = Some("ops@bastion.example.com:2222".into());
+        o.config = Some(PathBuf::from("/home/ops/my ssh/config"));
+        let e = login_error(&o, "n1", "10.224.0.4", closed());
+        assert_eq!(e.kind(), "unreachable");
+        let m = e.to_string();
+        assert!(m.contains("n1") && m.contains("Connection closed"), "{m}");
+        assert!(
+            m.contains("through jump host ops@bastion.example.com:2222")
+                && m.contains("not --ssh-key")
+                && m.contains(
+                    "`ssh -F '/home/ops/my ssh/config' -J ops@bastion.example.com:2222 azureuser@10.224.0.4 true`"
+                ),
+            "{m}"
+        );
     }
 
     #[test]

@@ -17,11 +17,12 @@
 //! the shims. dash looks commands up in `PATH` as Ubuntu's `/bin/sh` (which is dash) does.
 
 use crate::model::NodeSpec;
-use crate::scenario::{PackageUpdate, Timing};
+use crate::scenario::{OsType, PackageUpdate, Timing};
 use anyhow::{bail, Context, Result};
 use std::cmp::Ordering;
 use std::fs;
 use std::io::Write;
+use std::net::Ipv4Addr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -760,6 +761,69 @@ pub fn build_node(template: &Path, root: &Path, f: &NodeFacts) -> Result<()> {
         put(&root.join("run/reboot-required.pkgs"), pkgs.as_bytes(), 0o644, uo)?;
     }
     write_boot_files(root, spec, &spec.kernel, f.boot_id, f.btime)?;
+    Ok(())
+}
+
+/// The bastion's host name, and the node name its SSH sessions are logged under.
+pub const BASTION: &str = "bastion";
+
+/// The kernel the bastion reports: an Ubuntu 22.04 jump box on the HWE Azure kernel, unlike
+/// any node's, so that a test can tell who answered.
+pub const BASTION_KERNEL: &str = "6.5.0-1025-azure";
+
+/// A node's shims the bastion has none of: no package updates to apply, and nothing there
+/// would act on a reboot request (the power shim would wait forever).
+const NOT_ON_BASTION: &[&str] = &["apt-get", "apt", "systemctl", "reboot", "shutdown", "poweroff", "halt"];
+
+/// Build the bastion's root from the template: the same shell, busybox applets, `sudo`,
+/// `uname`, `hostname` and `uptime` as a node, without the package and power shims or the
+/// package state.
+pub fn build_bastion(
+    template: &Path,
+    root: &Path,
+    user: &HostUser,
+    ip: Ipv4Addr,
+    boot_id: &str,
+    btime: i64,
+) -> Result<()> {
+    let spec = NodeSpec {
+        name: BASTION.into(),
+        pool: String::new(),
+        pool_index: 0,
+        instance: 0,
+        os_type: OsType::Linux,
+        os_sku: "Ubuntu".into(),
+        ip,
+        kernel: BASTION_KERNEL.into(),
+        os_image: "Ubuntu 22.04.5 LTS".into(),
+        node_image_version: String::new(),
+        vm_size: "Standard_B1s".into(),
+        zone: None,
+        ssh_access: true,
+        mode: String::new(),
+        updates: vec![],
+        reboot_required: vec![],
+        cordoned: false,
+    };
+    let facts = NodeFacts {
+        spec: &spec,
+        user,
+        boot_id,
+        btime,
+    };
+    build_node(template, root, &facts).context("cannot build the root of the bastion")?;
+    for dir in ["usr/bin", "bin", "usr/sbin", "sbin"] {
+        for name in NOT_ON_BASTION {
+            match fs::remove_file(root.join(dir).join(name)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("cannot remove {dir}/{name} from the bastion's root"))
+                }
+                _ => {}
+            }
+        }
+    }
+    fs::remove_dir_all(root.join("var/lib/aks-sim"))
+        .context("cannot remove the package state from the bastion's root")?;
     Ok(())
 }
 

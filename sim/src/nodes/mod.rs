@@ -1,6 +1,7 @@
 //! The machines behind the nodes: a chroot per Linux node under `/var/lib/aks-sim`, real SSH
 //! into it (Debian's sshd, one config, started per connection on the node's address), shims
-//! for apt/uname/sudo/reboot inside, and the reboot lifecycle ([`run`]).
+//! for apt/uname/sudo/reboot inside, and the reboot lifecycle ([`run`]). The bastion (jump
+//! host) is served the same way on `<prefix>.254`, outside the node lifecycle and faults.
 //!
 //! - [`chroot`]: the node roots and the package state the shims keep there.
 //! - [`sshd`]: keys, the one `sshd_config`, config checks.
@@ -99,6 +100,8 @@ struct SshCtx {
 pub struct NodeRuntime {
     instance: PathBuf,
     machines: Vec<Arc<Machine>>,
+    /// The jump host, when the scenario has one (not a node: no reboots, no faults).
+    bastion: Option<Arc<Machine>>,
     by_name: HashMap<String, usize>,
     ssh: Arc<SshCtx>,
     port: u16,
@@ -142,6 +145,7 @@ impl NodeRuntime {
             log: shared.state_dir.join("ssh/sshd.log"),
         };
         let mut instance = PathBuf::new();
+        let mut bastion = None;
         if linux_nodes > 0 {
             // SAFETY: geteuid has no preconditions.
             if unsafe { libc::geteuid() } != 0 {
@@ -161,6 +165,7 @@ impl NodeRuntime {
             ssh_ctx.sshd = built.sshd;
             ssh_ctx.config = built.files.config;
             ssh_ctx.log = built.files.log;
+            bastion = built.bastion.map(|(ip, root)| new_bastion_machine(ip, root));
             let mut roots = built.roots.into_iter();
             for n in &shared.nodes {
                 let root = if n.is_linux() { roots.next() } else { None };
@@ -174,6 +179,7 @@ impl NodeRuntime {
         let rt = NodeRuntime {
             by_name: machines.iter().enumerate().map(|(i, m)| (m.name.clone(), i)).collect(),
             machines,
+            bastion,
             instance,
             ssh: Arc::new(ssh_ctx),
             port: shared.scenario.ssh_port,
@@ -182,7 +188,7 @@ impl NodeRuntime {
             stopped: AtomicBool::new(false),
             started_pids: Arc::new(Mutex::new(BTreeSet::new())),
         };
-        for m in &rt.machines {
+        for m in rt.machines.iter().chain(&rt.bastion) {
             if !m.serves_ssh {
                 continue;
             }
@@ -197,19 +203,26 @@ impl NodeRuntime {
                 } else {
                     String::new()
                 };
-                return Err(anyhow::Error::new(e).context(format!(
-                    "cannot listen for SSH on {}:{} (node {}){hint}",
-                    m.ip, rt.port, m.name
-                )));
+                let what = if rt.bastion.as_ref().is_some_and(|b| Arc::ptr_eq(b, m)) {
+                    "the bastion; `bastion: false` in the scenario turns it off".to_string()
+                } else {
+                    format!("node {}", m.name)
+                };
+                return Err(anyhow::Error::new(e)
+                    .context(format!("cannot listen for SSH on {}:{} ({what}){hint}", m.ip, rt.port)));
             }
         }
         guard.0 = None;
         tracing::info!(
-            "{} node roots under {} and SSH on {} addresses ready in {:.2}s",
+            "{} node roots under {} and SSH on {} addresses ready in {:.2}s{}",
             linux_nodes,
             rt.instance.display(),
             rt.machines.iter().filter(|m| m.serves_ssh).count(),
-            t0.elapsed().as_secs_f64()
+            t0.elapsed().as_secs_f64(),
+            match &rt.bastion {
+                Some(b) => format!("; bastion on {}:{}", b.ip, rt.port),
+                None => String::new(),
+            }
         );
         Ok(rt)
     }
@@ -230,6 +243,23 @@ impl NodeRuntime {
     /// A node's root directory (Linux nodes).
     pub fn node_root(&self, node: &str) -> Option<&Path> {
         self.machine(node).and_then(|m| m.root.as_deref())
+    }
+
+    /// The bastion as `aks-sim status` shows it (null without one).
+    pub fn bastion_status(&self) -> Value {
+        let Some(m) = &self.bastion else {
+            return Value::Null;
+        };
+        let st = m.lock();
+        json!({
+            "name": m.name,
+            "ip": m.ip.to_string(),
+            "port": self.port,
+            "sshUp": st.listener.is_some(),
+            "sessions": st.sessions.len(),
+            "connections": st.connections,
+            "root": m.root.as_ref().map(|r| r.display().to_string()),
+        })
     }
 
     /// A fault was set: act on the machine now (SSH) or on the node's files (dpkg lock, apt).
@@ -366,7 +396,7 @@ impl NodeRuntime {
         if self.stopped.swap(true, Ordering::SeqCst) {
             return;
         }
-        for m in &self.machines {
+        for m in self.machines.iter().chain(&self.bastion) {
             let mut st = m.lock();
             self.close_ssh(&mut st);
             power_off(m, &st);
@@ -464,6 +494,8 @@ struct Built {
     files: sshd::SshFiles,
     /// The root of every Linux node, in scenario order.
     roots: Vec<PathBuf>,
+    /// The bastion's address and root.
+    bastion: Option<(Ipv4Addr, PathBuf)>,
 }
 
 fn build_all(shared: &Shared, btime: i64) -> anyhow::Result<Built> {
@@ -518,8 +550,23 @@ fn build_all(shared: &Shared, btime: i64) -> anyhow::Result<Built> {
         .filter(|(n, _)| n.ssh_access)
         .map(|(n, root)| (n.ip, root.clone()))
         .collect();
+    let bastion = match shared.bastion_ip() {
+        Some(ip) => {
+            let root = instance.join(chroot::BASTION);
+            chroot::build_bastion(&template, &root, &user, ip, &crate::model::new_boot_id(), btime)?;
+            Some(sshd::BastionBlock {
+                ip,
+                root,
+                port: shared.scenario.ssh_port,
+                // Every node address, as a bastion in the cluster's VNet reaches them: a node
+                // without SSH refuses the connection itself.
+                targets: shared.nodes.iter().map(|n| n.ip).collect(),
+            })
+        }
+        None => None,
+    };
     std::fs::remove_dir_all(&template)?;
-    sshd::write_config(&files, &user, &empty, &served)?;
+    sshd::write_config(&files, &user, &empty, &served, bastion.as_ref())?;
     sshd::check_config(&tools, &files)?;
     guard.0 = None;
     Ok(Built {
@@ -527,6 +574,7 @@ fn build_all(shared: &Shared, btime: i64) -> anyhow::Result<Built> {
         sshd: tools.sshd,
         files,
         roots,
+        bastion: bastion.map(|b| (b.ip, b.root)),
     })
 }
 
@@ -561,6 +609,33 @@ fn new_machine(shared: &Shared, n: &crate::model::NodeSpec, root: Option<PathBuf
             fast: false,
         }),
         root,
+    })
+}
+
+/// The bastion: a machine that only serves SSH (its sessions are logged as node `bastion`).
+fn new_bastion_machine(ip: Ipv4Addr, root: PathBuf) -> Arc<Machine> {
+    Arc::new(Machine {
+        name: chroot::BASTION.to_string(),
+        ip,
+        serves_ssh: true,
+        static_kernel: chroot::BASTION_KERNEL.to_string(),
+        st: Mutex::new(MachineState {
+            phase: Phase::Running,
+            listener: None,
+            accept_task: None,
+            listen_gen: 0,
+            sessions: BTreeSet::new(),
+            connections: 0,
+            boot_id: String::new(),
+            kernel: chroot::BASTION_KERNEL.to_string(),
+            requests_offset: 0,
+            reboot_at: None,
+            unknown_at: None,
+            boot_at: None,
+            ready_at: None,
+            fast: false,
+        }),
+        root: Some(root),
     })
 }
 

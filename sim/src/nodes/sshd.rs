@@ -5,6 +5,9 @@
 //! stdout. sshd sees the real local address, so `Match LocalAddress <ip>` picks the node's
 //! `ChrootDirectory`. Closing the listener is "SSH down" (connection refused); killing the
 //! node's sshd processes drops its sessions.
+//!
+//! The bastion is one more address served the same way, with its own block: it alone may
+//! forward TCP (`ssh -J`), and only to the nodes' SSH port (`PermitOpen`).
 
 use super::chroot::{HostUser, Tools};
 use anyhow::{bail, Context, Result};
@@ -78,9 +81,27 @@ pub fn prepare(tools: &Tools, state_dir: &Path, instance: &Path) -> Result<SshFi
     })
 }
 
-/// Write the one sshd_config: global settings, then a `Match LocalAddress` block per node.
-/// Connections that match no node are chrooted into an empty directory (no shell: refused).
-pub fn write_config(files: &SshFiles, user: &HostUser, empty_root: &Path, nodes: &[(Ipv4Addr, PathBuf)]) -> Result<()> {
+/// The bastion's block of the config.
+#[derive(Debug, Clone)]
+pub struct BastionBlock {
+    pub ip: Ipv4Addr,
+    pub root: PathBuf,
+    /// The nodes' SSH port, the only one it forwards to.
+    pub port: u16,
+    /// The node addresses it forwards to.
+    pub targets: Vec<Ipv4Addr>,
+}
+
+/// Write the one sshd_config: global settings, then a `Match LocalAddress` block per node
+/// and one for the bastion. Connections that match neither are chrooted into an empty
+/// directory (no shell: refused).
+pub fn write_config(
+    files: &SshFiles,
+    user: &HostUser,
+    empty_root: &Path,
+    nodes: &[(Ipv4Addr, PathBuf)],
+    bastion: Option<&BastionBlock>,
+) -> Result<()> {
     let mut c = String::new();
     let _ = writeln!(
         c,
@@ -117,6 +138,26 @@ pub fn write_config(files: &SshFiles, user: &HostUser, empty_root: &Path, nodes:
     );
     for (ip, root) in nodes {
         let _ = writeln!(c, "\nMatch LocalAddress {ip}\n    ChrootDirectory {}", root.display());
+    }
+    if let Some(b) = bastion {
+        // `local`: what `ssh -J` and `ssh -W` need (direct-tcpip), never a listener on this
+        // host (`ssh -R`). PermitOpen compares the requested host as written: addresses.
+        let permit = if b.targets.is_empty() {
+            "none".to_string()
+        } else {
+            b.targets
+                .iter()
+                .map(|ip| format!("{ip}:{}", b.port))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let _ = writeln!(
+            c,
+            "\n# The bastion: a jump host to the nodes' SSH port, nothing else.\n\
+             Match LocalAddress {ip}\n    ChrootDirectory {root}\n    AllowTcpForwarding local\n    PermitOpen {permit}",
+            ip = b.ip,
+            root = b.root.display(),
+        );
     }
     super::chroot::put(&files.config, c.as_bytes(), 0o644, None)?;
     Ok(())
