@@ -3,11 +3,13 @@
 //! from a node, and gone without a trace at shutdown. Needs root, openssh-server and
 //! busybox-static (see README).
 
+mod common;
 use aks_sim::events::kinds;
 use aks_sim::{Scenario, Sim, SimConfig};
-use std::path::{Path, PathBuf};
+use common::{stderr, stdout};
+use std::path::PathBuf;
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 
 const SCENARIO: &str = r#"
@@ -142,60 +144,11 @@ impl Harness {
         std::fs::read_to_string(self.sim.state_dir().join("ssh/sshd_config")).expect("sshd_config")
     }
 
-    /// Shut down and prove nothing is left: no roots (the bastion's included), no sshd for
-    /// this config, no process chrooted into the instance.
+    /// Shut down and prove nothing is left behind (the bastion's root included).
     async fn finish(self) {
-        let rt = self.sim.shared.node_runtime.get().expect("node runtime");
-        let instance = rt.instance_dir().to_path_buf();
-        let config = self.sim.state_dir().join("ssh/sshd_config");
-        self.sim.shutdown().await;
-        assert!(!instance.exists(), "{} is left behind", instance.display());
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let left = processes_using(&config, &instance);
-            if left.is_empty() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "processes left behind: {left:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        common::shutdown_leaves_nothing(self.sim).await;
         drop(self.dir);
     }
-}
-
-/// Live (not zombie) processes whose command line names `config` or whose root is under `instance`.
-fn processes_using(config: &Path, instance: &Path) -> Vec<String> {
-    let needle = config.display().to_string();
-    let mut out = vec![];
-    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let p = e.path();
-        if !e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()) {
-            continue;
-        }
-        let stat = std::fs::read_to_string(p.join("stat")).unwrap_or_default();
-        if stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-        {
-            continue;
-        }
-        let cmdline = std::fs::read(p.join("cmdline"))
-            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-            .unwrap_or_default();
-        let root = std::fs::read_link(p.join("root")).unwrap_or_default();
-        if cmdline.contains(&needle) || root.starts_with(instance) {
-            out.push(format!("{}: {cmdline}", e.file_name().to_string_lossy()));
-        }
-    }
-    out
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
