@@ -118,15 +118,8 @@ async fn issue4_table_output_shows_kernel_before_and_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn issue4_pdb_that_never_allows_times_out_uncordons_and_halts() {
     let c = Cluster::start(Some(SMALL)).await;
-    c.sim
-        .fault(aks_sim::Fault::PdbNeverAllows {
-            namespace: "app".into(),
-            name: "web-pdb".into(),
-        })
-        .unwrap();
-    // Find a node that runs a web pod, and put it first.
-    let pods = c.sim.shared.store.list(aks_sim::store::PODS, Some("app"));
-    let node = pods[0]["spec"]["nodeName"].as_str().unwrap().to_string();
+    // A node that runs a web pod, whose drain the PDB blocks.
+    let node = c.block_web_pdb();
     let r = c
         .run(&apply_args(&["--nodes", &node, "--drain-timeout", "3"]), true)
         .await;
@@ -277,22 +270,13 @@ async fn issue4_ssh_down_halts_before_touching_the_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn issue4_sigint_mid_drain_uncordons_and_releases_the_lock() {
     let c = Cluster::start(Some(SMALL)).await;
-    c.sim
-        .fault(aks_sim::Fault::PdbNeverAllows {
-            namespace: "app".into(),
-            name: "web-pdb".into(),
-        })
-        .unwrap();
-    let pods = c.sim.shared.store.list(aks_sim::store::PODS, Some("app"));
-    let node = pods[0]["spec"]["nodeName"].as_str().unwrap().to_string();
+    // A node that runs a web pod, whose drain the PDB blocks.
+    let node = c.block_web_pdb();
     let args = apply_args(&["--nodes", &node, "--drain-timeout", "120"]);
     let child = c.command_with_target(&args).spawn().unwrap();
     // Wait until the drain is refused at least once.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !c.events().iter().any(|e| e.kind == "eviction-refused") {
-        assert!(std::time::Instant::now() < deadline, "the drain started");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    c.wait_for_event("eviction-refused", None, Duration::from_secs(60))
+        .await;
     let pid = child.id().unwrap() as i32;
     // SAFETY: sending a signal to our own child process.
     unsafe { libc::kill(pid, libc::SIGINT) };
@@ -314,15 +298,8 @@ async fn issue4_resume_after_a_kill_finishes_the_rollout() {
     let args = apply_args(&[]);
     let mut child = c.command_with_target(&args).spawn().unwrap();
     // Kill it hard once the first node is back.
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while !c
-        .events()
-        .iter()
-        .any(|e| e.kind == "node-ready" && e.node.as_deref() == Some(&small_node(0)))
-    {
-        assert!(std::time::Instant::now() < deadline, "first node rebooted");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    c.wait_for_event("node-ready", Some(&small_node(0)), Duration::from_secs(120))
+        .await;
     child.kill().await.unwrap();
     let _ = child.wait().await;
     // The dead run's lock is still there: resume takes it over explicitly.
@@ -576,15 +553,8 @@ async fn issue4_resume_after_a_kill_mid_reboot_waits_for_the_node() {
         })
         .unwrap();
     let mut child = c.command_with_target(&apply_args(&[])).spawn().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while !c
-        .events()
-        .iter()
-        .any(|e| e.kind == "reboot" && e.node.as_deref() == Some(small_node(0).as_str()))
-    {
-        assert!(std::time::Instant::now() < deadline, "first node rebooting");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    c.wait_for_event("reboot", Some(&small_node(0)), Duration::from_secs(120))
+        .await;
     child.kill().await.unwrap();
     let _ = child.wait().await;
     assert!(

@@ -670,32 +670,7 @@ async fn issue3_report_does_not_trust_a_scan_from_before_a_reboot() {
 
     // Someone (kured, an operator) reboots the node outside aks-patch: it boots the
     // pending kernel and the reboot marker is gone.
-    let key = c.sim.state_dir().join("ssh/id_ed25519");
-    let known = c.sim.state_dir().join("test_known_hosts");
-    let ip = c.sim.shared.node(NEEDS_REBOOT).unwrap().ip.to_string();
-    let mut ssh = tokio::process::Command::new("ssh");
-    ssh.arg("-F")
-        .arg("/dev/null")
-        .arg("-i")
-        .arg(&key)
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", known.display()))
-        .args(["-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes"])
-        .args([
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "ConnectTimeout=5",
-            "-o",
-            "LogLevel=ERROR",
-        ])
-        .arg("-p")
-        .arg(c.sim.endpoints().ssh_port.to_string())
-        .arg(format!("azureuser@{ip}"))
-        .arg("nohup sh -c 'sleep 1; sudo reboot' >/dev/null 2>&1 &")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    run_cmd(ssh, Duration::from_secs(30)).await.assert_code(0);
+    c.reboot_by_hand(NEEDS_REBOOT).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let ready = nodes_with(&c.events(), "node-ready").contains(NEEDS_REBOOT);
@@ -1204,37 +1179,9 @@ async fn issue3_report_forgets_a_scan_from_before_a_reboot() {
     assert_eq!(row(&before.json())["rebootRequired"], true);
 
     // Reboot it by hand, as kured would.
-    let ip = c.sim.shared.node(&node).unwrap().ip.to_string();
-    let key = c.sim.state_dir().join("ssh/id_ed25519");
-    let st = std::process::Command::new("ssh")
-        .args([
-            "-i",
-            key.to_str().unwrap(),
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-        ])
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "LogLevel=ERROR",
-            &format!("azureuser@{ip}"),
-        ])
-        .arg("nohup sh -c 'sleep 1; sudo reboot' >/dev/null 2>&1 &")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !c
-        .events()
-        .iter()
-        .any(|e| e.kind == "node-ready" && e.node.as_deref() == Some(node.as_str()))
-    {
-        assert!(std::time::Instant::now() < deadline, "the node came back");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    c.reboot_by_hand(&node).await;
+    c.wait_for_event("node-ready", Some(&node), Duration::from_secs(60))
+        .await;
     assert_eq!(
         c.kernel(&node),
         "5.15.0-1068-azure",

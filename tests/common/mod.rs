@@ -142,6 +142,73 @@ impl Cluster {
             .get(aks_sim::store::LEASES, Some("kube-system"), "aks-patch")
     }
 
+    /// Wait (up to `timeout`) until the event log has an event of `kind`, on `node` if given.
+    pub async fn wait_for_event(&self, kind: &str, node: Option<&str>, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        while !self
+            .events()
+            .iter()
+            .any(|e| e.kind == kind && (node.is_none() || e.node.as_deref() == node))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {kind} event for {node:?} within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Reboot a node over SSH outside aks-patch, as kured or an operator would.
+    pub async fn reboot_by_hand(&self, node: &str) {
+        let ip = self.sim.shared.node(node).expect("node exists").ip.to_string();
+        let key = self.sim.state_dir().join("ssh/id_ed25519");
+        let out = tokio::process::Command::new("ssh")
+            .arg("-F")
+            .arg("/dev/null")
+            .arg("-i")
+            .arg(&key)
+            .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "ConnectTimeout=5",
+            ])
+            .args(["-o", "LogLevel=ERROR", "-p", &self.sim.endpoints().ssh_port.to_string()])
+            .arg(format!("azureuser@{ip}"))
+            .arg("nohup sh -c 'sleep 1; sudo reboot' >/dev/null 2>&1 &")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(30), out)
+            .await
+            .expect("ssh finished within 30 s")
+            .expect("ssh runs");
+        assert!(
+            out.status.success(),
+            "reboot over ssh: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Make the `web` PodDisruptionBudget of [`SMALL`] refuse every eviction; returns a node
+    /// that runs a `web` pod (whose drain will therefore block).
+    pub fn block_web_pdb(&self) -> String {
+        self.sim
+            .fault(aks_sim::Fault::PdbNeverAllows {
+                namespace: "app".into(),
+                name: "web-pdb".into(),
+            })
+            .expect("fault applies");
+        let pods = self.sim.shared.store.list(aks_sim::store::PODS, Some("app"));
+        pods[0]["spec"]["nodeName"]
+            .as_str()
+            .expect("web pod is scheduled")
+            .to_string()
+    }
+
     /// The aks-patch Lease is free (absent, or without a holder).
     pub fn lock_free(&self) -> bool {
         match self.lease() {
