@@ -36,6 +36,8 @@ pub mod env {
     pub const STATE_DIR: &str = "AKS_PATCH_STATE_DIR";
     /// The search path for `az`.
     pub const PATH: &str = "PATH";
+    /// The default state directory lives under it.
+    pub const HOME: &str = "HOME";
 }
 
 /// What aks-patch takes from its environment. Build it once with [`Settings::from_env`]
@@ -66,8 +68,9 @@ pub struct Settings {
     pub managed_identity_opt_in: bool,
     /// `PATH` for the processes aks-patch starts (`az`); `None` inherits aks-patch's own.
     pub path: Option<OsString>,
-    /// `AKS_PATCH_STATE_DIR`.
-    pub state_dir: Option<PathBuf>,
+    /// Where aks-patch keeps its own state (known_hosts, scans, run records):
+    /// `AKS_PATCH_STATE_DIR`, else `$HOME/.local/state/aks-patch`.
+    pub state_dir: PathBuf,
 }
 
 impl Settings {
@@ -99,7 +102,12 @@ impl Settings {
             managed_identity_opt_in: get(env::MANAGED_IDENTITY)
                 .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")),
             path: get(env::PATH).map(OsString::from),
-            state_dir: get(env::STATE_DIR).map(PathBuf::from),
+            state_dir: get(env::STATE_DIR).map(PathBuf::from).unwrap_or_else(|| {
+                get(env::HOME)
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("."))
+                    .join(".local/state/aks-patch")
+            }),
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use super::context::{self, ClusterContext};
 use super::scan::{candidate, scan_nodes, ScanRow};
-use super::{scans, state_dir, Outcome};
+use super::{scans, Outcome};
 use crate::cli::{ApplyArgs, OutputFormat, RebootPolicy};
 use crate::kube::{self as k, CancellationToken, DrainOptions, HolderInfo, LockGuard, NodeRow};
 use crate::output::{self, Column, Exit, Failure, Reporter, TableSpec};
@@ -29,18 +29,18 @@ const UPGRADE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome> {
     // Check the SSH flags (jump host, key and config files) before talking to any server.
-    SshOptions::from_args(&args.ssh, "azureuser")
+    SshOptions::from_args(&args.ssh, "azureuser", &settings.state_dir)
         .map_err(|e| anyhow::Error::new(crate::output::WithExit::wrap(e, Exit::Usage)))?;
     let ctx = context::resolve(&args.cluster, settings, reporter, false).await?;
     if let Some(w) = ctx.channel_warning() {
         reporter.warn(&w);
     }
-    let ssh_opts = SshOptions::from_args(&args.ssh, &ctx.admin_user)
+    let ssh_opts = SshOptions::from_args(&args.ssh, &ctx.admin_user, &settings.state_dir)
         .map_err(|e| anyhow::Error::new(output::WithExit::wrap(e, Exit::Usage)))?;
     let journal = Journal::new(
         args.journal_dir
             .clone()
-            .unwrap_or_else(|| state_dir(settings).join("runs")),
+            .unwrap_or_else(|| settings.state_dir.join("runs")),
     );
 
     // What to patch, in which order.
@@ -1124,5 +1124,5 @@ fn remember_scans(settings: &Settings, rec: &RunRecord) {
             )
         })
         .collect();
-    let _ = scans::save(&state_dir(settings), &rec.cluster.key, nodes);
+    let _ = scans::save(&settings.state_dir, &rec.cluster.key, nodes);
 }

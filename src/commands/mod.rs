@@ -11,7 +11,6 @@ pub mod summary;
 use crate::cli::{Cli, Command};
 use crate::output::{Exit, Reporter, TableSpec};
 use crate::settings::Settings;
-use std::path::PathBuf;
 
 /// What a command produced.
 pub struct Outcome {
@@ -30,14 +29,6 @@ pub async fn run(cli: Cli, settings: Settings, reporter: Reporter) -> anyhow::Re
         Command::Apply(args) => apply::run(args, &settings, &reporter).await,
         Command::Report(args) => report::run(args, &settings, &reporter).await,
     }
-}
-
-/// aks-patch's state directory: `$AKS_PATCH_STATE_DIR`, else `~/.local/state/aks-patch`.
-pub fn state_dir(settings: &Settings) -> PathBuf {
-    settings
-        .state_dir
-        .clone()
-        .unwrap_or_else(crate::ssh::session::state_dir)
 }
 
 /// The last scan of each cluster, kept for `report` (which uses no SSH).

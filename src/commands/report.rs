@@ -3,7 +3,7 @@
 //! the apply journal), so it is fast.
 
 use super::context;
-use super::{scans, state_dir, Outcome};
+use super::{scans, Outcome};
 use crate::cli::ReportArgs;
 use crate::output::{Column, Exit, Reporter, TableSpec};
 use crate::rollout::journal::Journal;
@@ -68,7 +68,7 @@ pub async fn run(args: ReportArgs, settings: &Settings, reporter: &Reporter) -> 
     let rows = crate::kube::list_node_rows(&ctx.client, None)
         .await
         .map_err(|e| context::kube_failure("cannot list the cluster's nodes", e))?;
-    let dir = state_dir(settings);
+    let dir = settings.state_dir.clone();
     let last_scan = scans::load(&dir, &ctx.cluster.key);
     let journal = Journal::new(dir.join("runs"));
     let last_patched = match journal.last_patched(&ctx.cluster.key) {

@@ -3,7 +3,7 @@
 
 use super::context::{self, ClusterContext};
 use super::summary::scan_summary;
-use super::{scans, state_dir, Outcome};
+use super::{scans, Outcome};
 use crate::cli::{FailOn, ScanArgs};
 use crate::kube::NodeRow;
 use crate::output::{Column, Exit, Reporter, TableSpec};
@@ -74,13 +74,13 @@ pub fn table() -> TableSpec {
 
 pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome> {
     // Check the SSH flags (jump host, key and config files) before talking to any server.
-    SshOptions::from_args(&args.ssh, "azureuser")
+    SshOptions::from_args(&args.ssh, "azureuser", &settings.state_dir)
         .map_err(|e| anyhow::Error::new(crate::output::WithExit::wrap(e, Exit::Usage)))?;
     let ctx = context::resolve(&args.cluster, settings, reporter, true).await?;
     if let Some(w) = ctx.channel_warning() {
         reporter.warn(&w);
     }
-    let ssh_opts = SshOptions::from_args(&args.ssh, &ctx.admin_user)
+    let ssh_opts = SshOptions::from_args(&args.ssh, &ctx.admin_user, &settings.state_dir)
         .map_err(anyhow::Error::new)
         .map_err(usage)?;
     let rows = crate::kube::list_node_rows(&ctx.client, None)
@@ -108,7 +108,7 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
             )
         })
         .collect();
-    if let Err(e) = scans::save(&state_dir(settings), &ctx.cluster.key, record) {
+    if let Err(e) = scans::save(&settings.state_dir, &ctx.cluster.key, record) {
         reporter.warn(&format!("cannot record this scan for `aks-patch report`: {e}"));
     }
 

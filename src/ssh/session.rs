@@ -1,7 +1,7 @@
 //! SSH sessions to nodes through the system `ssh` (the `openssh` crate, process mux), so
 //! that the operator's ssh_config, agent and ProxyJump all work.
 //!
-//! Host keys: aks-patch keeps its own known_hosts file ([`default_known_hosts`]). By
+//! Host keys: aks-patch keeps its own known_hosts file (in its state directory). By
 //! default a new node's key is added to it (`StrictHostKeyChecking=accept-new`); with
 //! `strict_host_keys` unknown keys are refused. A key that changed is always refused, with
 //! the command that clears it (re-imaged nodes get new keys).
@@ -11,9 +11,6 @@ use crate::cli::SshArgs;
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Environment variable naming aks-patch's state directory.
-pub const STATE_DIR_ENV: &str = "AKS_PATCH_STATE_DIR";
 
 /// How to reach the nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,8 +39,8 @@ pub struct SshOptions {
 
 impl SshOptions {
     /// Options with the defaults: port 22, no key, no jump, accept-new host keys into
-    /// [`default_known_hosts`], 30 s connect timeout, control sockets in [`default_control_dir`].
-    pub fn new(user: impl Into<String>) -> SshOptions {
+    /// `known_hosts`, 30 s connect timeout, control sockets in [`default_control_dir`].
+    pub fn new(user: impl Into<String>, known_hosts: PathBuf) -> SshOptions {
         SshOptions {
             user: user.into(),
             key: None,
@@ -51,7 +48,7 @@ impl SshOptions {
             jump: None,
             config: None,
             strict_host_keys: false,
-            known_hosts: default_known_hosts(),
+            known_hosts,
             connect_timeout: Duration::from_secs(30),
             control_dir: default_control_dir(),
         }
@@ -59,9 +56,12 @@ impl SshOptions {
 
     /// From the command line. `default_user` is the cluster's
     /// `linuxProfile.adminUsername` (else `azureuser`). Checks `--ssh-jump`, and that
-    /// `--ssh-key` / `--ssh-config` exist.
-    pub fn from_args(args: &SshArgs, default_user: &str) -> Result<SshOptions, SshError> {
-        let mut o = SshOptions::new(args.ssh_user.clone().unwrap_or_else(|| default_user.to_string()));
+    /// `--ssh-key` / `--ssh-config` exist. Host keys go to `<state_dir>/known_hosts`.
+    pub fn from_args(args: &SshArgs, default_user: &str, state_dir: &Path) -> Result<SshOptions, SshError> {
+        let mut o = SshOptions::new(
+            args.ssh_user.clone().unwrap_or_else(|| default_user.to_string()),
+            state_dir.join("known_hosts"),
+        );
         if o.user.is_empty() || o.user.starts_with('-') || o.user.contains(char::is_whitespace) {
             return Err(SshError::Config(format!(
                 "--ssh-user {:?} is not a valid user name",
@@ -107,25 +107,6 @@ impl SshOptions {
             sh_quote(&self.known_hosts.display().to_string())
         )
     }
-}
-
-/// aks-patch's state directory: `$AKS_PATCH_STATE_DIR`, else `~/.local/state/aks-patch`.
-pub fn state_dir() -> PathBuf {
-    match std::env::var_os(STATE_DIR_ENV).filter(|v| !v.is_empty()) {
-        Some(d) => PathBuf::from(d),
-        None => {
-            let home = std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("."));
-            home.join(".local/state/aks-patch")
-        }
-    }
-}
-
-/// `$AKS_PATCH_STATE_DIR/known_hosts`, else `~/.local/state/aks-patch/known_hosts`.
-pub fn default_known_hosts() -> PathBuf {
-    state_dir().join("known_hosts")
 }
 
 /// `$XDG_RUNTIME_DIR` when set and short, else the system temp directory.
@@ -809,7 +790,7 @@ mod tests {
 
     #[test]
     fn host_key_changed_names_node_and_clear_command() {
-        let mut o = SshOptions::new("azureuser");
+        let mut o = SshOptions::new("azureuser", PathBuf::from("/nonexistent/known_hosts"));
         o.known_hosts = PathBuf::from("/var/lib/aks patch/known_hosts");
         let e = login_error(
             &o,
@@ -836,7 +817,7 @@ mod tests {
     #[test]
     fn unreachable_keeps_cause() {
         use std::error::Error;
-        let o = SshOptions::new("azureuser");
+        let o = SshOptions::new("azureuser", PathBuf::from("/nonexistent/known_hosts"));
         let e = login_error(
             &o,
             "n1",
@@ -853,7 +834,7 @@ mod tests {
 
     #[test]
     fn a_failed_jump_says_where_to_look() {
-        let mut o = SshOptions::new("azureuser");
+        let mut o = SshOptions::new("azureuser", PathBuf::from("/nonexistent/known_hosts"));
         let closed = || {
             openssh::Error::Connect(std::io::Error::other(
                 "kex_exchange_identification: Connection closed by remote host\nConnection closed by UNKNOWN port 65535",
@@ -914,19 +895,19 @@ mod tests {
             ssh_strict_host_keys: true,
             ssh_timeout: 12,
         };
-        let o = SshOptions::from_args(&args, "azureuser").unwrap();
+        let o = SshOptions::from_args(&args, "azureuser", dir.path()).unwrap();
         assert_eq!(o.user, "azureuser");
         assert_eq!(o.key.as_deref(), Some(key.as_path()));
         assert!(o.strict_host_keys);
         assert_eq!(o.connect_timeout, Duration::from_secs(12));
         args.ssh_jump = Some("bad jump".into());
         assert!(matches!(
-            SshOptions::from_args(&args, "azureuser"),
+            SshOptions::from_args(&args, "azureuser", dir.path()),
             Err(SshError::Config(_))
         ));
         args.ssh_jump = None;
         args.ssh_key = Some(dir.path().join("missing"));
-        let e = SshOptions::from_args(&args, "azureuser").unwrap_err();
+        let e = SshOptions::from_args(&args, "azureuser", dir.path()).unwrap_err();
         assert!(
             e.to_string().contains("--ssh-key") && e.to_string().contains("missing"),
             "{e}"
