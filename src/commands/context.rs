@@ -8,7 +8,6 @@ use crate::output::Reporter;
 use crate::rollout::journal::ClusterRef;
 use crate::settings::Settings;
 use anyhow::Context as _;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// What aks-patch knows about a node pool.
@@ -204,9 +203,4 @@ pub fn kube_failure(action: &str, e: crate::kube::KubeError) -> anyhow::Error {
         _ => Exit::Failure,
     };
     Failure::new(exit, format!("{action}: {e}")).into()
-}
-
-/// Pool lookup by node: the node's pool label, then ARM's pool facts.
-pub fn pools_by_name(ctx: &ClusterContext) -> BTreeMap<String, PoolInfo> {
-    ctx.pools.iter().map(|p| (p.name.clone(), p.clone())).collect()
 }
