@@ -278,15 +278,21 @@ pub struct ApplyArgs {
     /// Evict pods with no controller (they are not recreated), as kubectl drain --force.
     #[arg(long)]
     pub force: bool,
-    /// Grace period for evicted pods, in seconds (default: each pod's own).
-    #[arg(long, value_name = "SECONDS")]
+    /// Grace period for evicted pods, in seconds; -1 (the default) means each pod's own, as with kubectl drain.
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true, value_parser = clap::value_parser!(i64).range(-1..))]
     pub grace_period: Option<i64>,
     /// Give up draining a node after this many seconds (PDBs that keep refusing).
-    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     pub drain_timeout: u64,
     /// Give up waiting for a rebooted node after this many seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
     pub reboot_timeout: u64,
+    /// Before taking a node out, wait up to this many seconds for every other node to be Ready and the last node's workloads to be Ready again; then stop.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub health_wait: u64,
+    /// Fail when the Kubernetes API server does not answer the first request within this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout: u64,
     /// Wait this long after a node is back before the next one.
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     pub soak: u64,

@@ -213,9 +213,15 @@ async fn issue4_kured_lock_held_means_no_reboot() {
     let yaml = format!("{SMALL}kured: {{lockHolder: {}}}\n", small_node(2));
     let c = Cluster::start(Some(&yaml)).await;
     let r = c.run(&apply_args(&[]), true).await;
-    r.assert_code(5);
-    assert!(r.stderr.contains("kured"), "{}", r.stderr);
+    // Refused in pre-flight, before any upgrade: exit 7, as for our own lock.
+    r.assert_code(7);
+    assert!(r.stderr.contains("kured holds its reboot lock"), "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was changed"), "{}", r.stderr);
     let ev = c.events();
+    assert!(
+        of_kind(&ev, "apt-upgrade").is_empty(),
+        "nothing upgraded while kured reboots"
+    );
     assert!(of_kind(&ev, "reboot").is_empty(), "no reboot beside kured");
     assert!(of_kind(&ev, "cordon").is_empty(), "nothing cordoned");
     assert!(c.lock_free());
@@ -405,6 +411,13 @@ async fn issue4_selector_chooses_nodes_and_a_bad_one_is_a_usage_error() {
         .await;
     bad.assert_code(2);
     assert!(bad.stderr.contains("--selector"), "{}", bad.stderr);
+    // The API server's words, not a debug structure.
+    assert!(bad.stderr.contains("the API server says:"), "{}", bad.stderr);
+    assert!(
+        !bad.stderr.contains("Status {") && !bad.stderr.contains("code:"),
+        "{}",
+        bad.stderr
+    );
     let none = c
         .run(
             &[
@@ -419,7 +432,9 @@ async fn issue4_selector_chooses_nodes_and_a_bad_one_is_a_usage_error() {
             true,
         )
         .await;
-    none.assert_code(0);
+    // A selection with nothing to patch is a usage error that says so.
+    none.assert_code(2);
+    assert!(none.stderr.contains("matches no node"), "{}", none.stderr);
     let some = c
         .run(
             &[

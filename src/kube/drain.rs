@@ -31,6 +31,11 @@ use std::fmt;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// The annotation aks-patch puts on a node it has taken out of service (from cordon to
+/// uncordon), with its run id: any run, a human, or this run after a lost lock can see that
+/// the node is out.
+pub const IN_PROGRESS_ANNOTATION: &str = "aks-patch.io/in-progress";
+
 /// The annotation the kubelet puts on the API's copy of a static pod.
 pub const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
 
@@ -64,20 +69,6 @@ impl Default for DrainOptions {
             retry_interval: Duration::from_secs(5),
             poll_interval: Duration::from_secs(1),
             skip_wait_for_delete_timeout: None,
-        }
-    }
-}
-
-impl DrainOptions {
-    /// The options `aks-patch apply` was given.
-    pub fn from_apply_args(a: &crate::cli::ApplyArgs) -> DrainOptions {
-        DrainOptions {
-            delete_emptydir_data: a.delete_emptydir_data,
-            force: a.force,
-            grace_period: a.grace_period,
-            timeout: Duration::from_secs(a.drain_timeout),
-            retry_interval: Duration::from_secs(a.eviction_retry_interval.max(1)),
-            ..DrainOptions::default()
         }
     }
 }
@@ -179,6 +170,10 @@ pub struct PdbInfo {
     pub expected_pods: i32,
     /// The pods of this drain that it covers.
     pub pods: Vec<PodRef>,
+    /// Why, as configured, this budget can never allow a disruption (`maxUnavailable: 0`,
+    /// `minAvailable: 100%`, or `minAvailable` at least the pods it covers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub never_allows: Option<String>,
 }
 
 impl PdbInfo {
@@ -197,7 +192,27 @@ impl PdbInfo {
             desired_healthy: st.and_then(|s| s.desired_healthy).unwrap_or(0),
             expected_pods: st.and_then(|s| s.expected_pods).unwrap_or(0),
             pods,
+            never_allows: never_allows(pdb),
         }
+    }
+}
+
+/// Why `pdb`, as configured, can never allow a voluntary disruption, if it cannot.
+pub fn never_allows(pdb: &PodDisruptionBudget) -> Option<String> {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let spec = pdb.spec.as_ref()?;
+    let expected = pdb.status.as_ref().and_then(|s| s.expected_pods).unwrap_or(0);
+    let pct = |s: &str| s.trim().trim_end_matches('%').trim().parse::<f64>().ok();
+    match (&spec.max_unavailable, &spec.min_available) {
+        (Some(IntOrString::Int(0)), _) => Some("maxUnavailable is 0".into()),
+        (Some(IntOrString::String(s)), _) if pct(s) == Some(0.0) => Some(format!("maxUnavailable is {s}")),
+        (None, Some(IntOrString::String(s))) if pct(s).is_some_and(|p| p >= 100.0) => {
+            Some(format!("minAvailable is {s}"))
+        }
+        (None, Some(IntOrString::Int(n))) if expected > 0 && *n >= expected => {
+            Some(format!("minAvailable is {n} and it covers {expected} pod(s)"))
+        }
+        _ => None,
     }
 }
 
@@ -243,6 +258,27 @@ impl DrainPlan {
     /// The PDBs that would refuse an eviction right now.
     pub fn blocking_pdbs(&self) -> Vec<&PdbInfo> {
         self.pdbs.iter().filter(|p| p.disruptions_allowed <= 0).collect()
+    }
+
+    /// The PDBs that, as configured, can never allow the drain to finish.
+    pub fn never_allowing_pdbs(&self) -> Vec<&PdbInfo> {
+        self.pdbs.iter().filter(|p| p.never_allows.is_some()).collect()
+    }
+}
+
+/// The controller of an evicted pod (ReplicaSet, StatefulSet, ...): the workload that must
+/// be Ready again before the next node is disrupted.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadRef {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for WorkloadRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
     }
 }
 
@@ -294,6 +330,8 @@ pub struct DrainReport {
     /// `(namespace, name)` of the PDBs covering the evicted pods: wait for them with
     /// [`wait_pdbs_healthy`] before draining the next node.
     pub pdbs: Vec<(String, String)>,
+    /// The controllers of the evicted pods.
+    pub workloads: Vec<WorkloadRef>,
     #[serde(with = "secs")]
     pub elapsed: Duration,
 }
@@ -351,6 +389,8 @@ pub enum DrainError {
         #[source]
         source: ::kube::Error,
     },
+    #[error("draining node {node} stopped: {reason}")]
+    Fenced { node: String, reason: String },
     #[error("draining node {node} was interrupted: {} pod(s) evicted, {} not yet", .evicted.len(), .pending.len())]
     Cancelled {
         node: String,
@@ -440,6 +480,52 @@ pub async fn uncordon(client: &Client, node: &str) -> Result<bool, KubeError> {
     }
     patch_unschedulable(client, node, serde_json::Value::Null).await?;
     Ok(true)
+}
+
+/// Cordon a node and mark it as in the hands of run `run_id` ([`IN_PROGRESS_ANNOTATION`]),
+/// in one patch. Returns whether it was already cordoned (by someone else: it then stays so).
+pub async fn cordon_marked(client: &Client, node: &str, run_id: &str) -> Result<bool, KubeError> {
+    let n = super::nodes::get_node(client, node)
+        .await?
+        .ok_or_else(|| no_such_node(node))?;
+    let was = n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
+    let patch = serde_json::json!({
+        "metadata": {"annotations": {IN_PROGRESS_ANNOTATION: run_id}},
+        "spec": {"unschedulable": true},
+    });
+    patch_node(client, node, &patch, "cordoning").await?;
+    Ok(was)
+}
+
+/// Take the node out of our hands: remove [`IN_PROGRESS_ANNOTATION`], and uncordon it when
+/// `uncordon` (not when somebody else had cordoned it before us).
+pub async fn release_node(client: &Client, node: &str, uncordon: bool) -> Result<(), KubeError> {
+    let mut patch = serde_json::json!({"metadata": {"annotations": {IN_PROGRESS_ANNOTATION: null}}});
+    if uncordon {
+        patch["spec"] = serde_json::json!({"unschedulable": null});
+    }
+    patch_node(client, node, &patch, if uncordon { "uncordoning" } else { "unmarking" }).await?;
+    Ok(())
+}
+
+/// The run id a node is marked with, if any.
+pub fn in_progress_run(node: &Node) -> Option<&str> {
+    node.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(IN_PROGRESS_ANNOTATION))
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+}
+
+async fn patch_node(client: &Client, node: &str, patch: &serde_json::Value, what: &str) -> Result<Node, KubeError> {
+    let api: Api<Node> = Api::all(client.clone());
+    let pp = PatchParams::default();
+    let patch = Patch::Strategic(patch);
+    // The patch says the same thing however often it is sent: safe to retry.
+    with_retry(|| api.patch(node, &pp, &patch))
+        .await
+        .map_err(|e| KubeError::api(format!("{what} node {node}"), e))
 }
 
 fn no_such_node(node: &str) -> KubeError {
@@ -766,6 +852,24 @@ pub async fn drain(
     progress: impl Fn(DrainEvent) + Send + Sync,
     cancel: &CancellationToken,
 ) -> Result<DrainReport, DrainError> {
+    drain_fenced(client, node, opts, progress, cancel, &|| async { Ok(()) }).await
+}
+
+/// [`drain`], with `fence` checked before every eviction attempt: `Err(reason)` stops the
+/// drain at once ([`DrainError::Fenced`]). aks-patch proves with it that its lock is still
+/// its own.
+pub async fn drain_fenced<F, Fut>(
+    client: &Client,
+    node: &str,
+    opts: &DrainOptions,
+    progress: impl Fn(DrainEvent) + Send + Sync,
+    cancel: &CancellationToken,
+    fence: &F,
+) -> Result<DrainReport, DrainError>
+where
+    F: Fn() -> Fut + Sync,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
     let start = Instant::now();
     let deadline = tokio::time::Instant::now() + opts.timeout;
     let cancelled = || DrainError::Cancelled {
@@ -807,6 +911,7 @@ pub async fn drain(
         progress: &progress,
         stop: &stop,
         all_pdbs: &plan.all_pdbs,
+        fence,
     };
     let evictions = plan.evict_pods.iter().map(|pod| evict_and_wait(&ctx, pod, true));
     let waits = plan.wait_pods.iter().map(|pod| evict_and_wait(&ctx, pod, false));
@@ -874,9 +979,24 @@ pub async fn drain(
             evicted,
         });
     }
+    let mut workloads: Vec<WorkloadRef> = plan
+        .evict_pods
+        .iter()
+        .filter(|p| evicted.contains(&PodRef::of(p)))
+        .filter_map(|p| {
+            controller_of(p).map(|c| WorkloadRef {
+                kind: c.kind.clone(),
+                namespace: p.metadata.namespace.clone().unwrap_or_default(),
+                name: c.name.clone(),
+            })
+        })
+        .collect();
+    workloads.sort();
+    workloads.dedup();
     Ok(DrainReport {
         node: node.to_string(),
         evicted,
+        workloads,
         skipped: plan.skipped,
         warnings: plan.warnings,
         pdbs: plan
@@ -934,7 +1054,7 @@ async fn nap(d: Duration, deadline: tokio::time::Instant, stop: &CancellationTok
 }
 
 /// What every pod's eviction shares.
-struct EvictCtx<'a, P> {
+struct EvictCtx<'a, P, F> {
     client: &'a Client,
     opts: &'a DrainOptions,
     deadline: tokio::time::Instant,
@@ -942,15 +1062,20 @@ struct EvictCtx<'a, P> {
     /// Cancelled by the caller, or by a fatal error in another pod.
     stop: &'a CancellationToken,
     all_pdbs: &'a [PodDisruptionBudget],
+    fence: &'a F,
 }
 
 /// Evict one pod (or, with `do_evict` false, only wait for a terminating one) and wait for
 /// it to be gone.
-async fn evict_and_wait<P: Fn(DrainEvent) + Send + Sync>(
-    ctx: &EvictCtx<'_, P>,
+async fn evict_and_wait<P: Fn(DrainEvent) + Send + Sync, F, Fut>(
+    ctx: &EvictCtx<'_, P, F>,
     pod: &Pod,
     do_evict: bool,
-) -> PodOutcome {
+) -> PodOutcome
+where
+    F: Fn() -> Fut + Sync,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
     let EvictCtx {
         client,
         opts,
@@ -958,6 +1083,7 @@ async fn evict_and_wait<P: Fn(DrainEvent) + Send + Sync>(
         progress,
         stop,
         all_pdbs,
+        fence,
     } = *ctx;
     let r = PodRef::of(pod);
     let api: Api<Pod> = Api::namespaced(client.clone(), &r.namespace);
@@ -986,6 +1112,13 @@ async fn evict_and_wait<P: Fn(DrainEvent) + Send + Sync>(
             if tokio::time::Instant::now() >= deadline {
                 let (message, pdb) = last_refusal.unwrap_or_else(|| ("the drain timeout ran out".into(), None));
                 return PodOutcome::Blocked { pod: r, message, pdb };
+            }
+            if let Err(reason) = fence().await {
+                stop.cancel();
+                return PodOutcome::Fatal(Box::new(DrainError::Fenced {
+                    node: pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default(),
+                    reason,
+                }));
             }
             let res = tokio::select! {
                 r = api.create_subresource::<Eviction, serde_json::Value>("eviction", &r.name, &pp, &eviction) => r,
@@ -1426,6 +1559,34 @@ mod tests {
     }
 
     #[test]
+    fn pdbs_that_can_never_allow_a_disruption() {
+        use k8s_openapi::api::policy::v1::{PodDisruptionBudgetSpec, PodDisruptionBudgetStatus};
+        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+        let pdb = |max: Option<IntOrString>, min: Option<IntOrString>, expected: i32| PodDisruptionBudget {
+            spec: Some(PodDisruptionBudgetSpec {
+                max_unavailable: max,
+                min_available: min,
+                ..Default::default()
+            }),
+            status: Some(PodDisruptionBudgetStatus {
+                expected_pods: Some(expected),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            never_allows(&pdb(Some(IntOrString::Int(0)), None, 3)).as_deref(),
+            Some("maxUnavailable is 0")
+        );
+        assert!(never_allows(&pdb(Some(IntOrString::String("0%".into())), None, 3)).is_some());
+        assert!(never_allows(&pdb(None, Some(IntOrString::String("100%".into())), 3)).is_some());
+        assert!(never_allows(&pdb(None, Some(IntOrString::Int(3)), 3)).is_some());
+        assert!(never_allows(&pdb(None, Some(IntOrString::Int(2)), 3)).is_none());
+        assert!(never_allows(&pdb(Some(IntOrString::Int(1)), None, 3)).is_none());
+        assert!(never_allows(&pdb(None, Some(IntOrString::String("50%".into())), 3)).is_none());
+    }
+
+    #[test]
     fn pdb_health() {
         let mut i = PdbInfo {
             namespace: "a".into(),
@@ -1435,6 +1596,7 @@ mod tests {
             desired_healthy: 2,
             expected_pods: 3,
             pods: vec![],
+            never_allows: None,
         };
         assert!(!i.healthy());
         i.current_healthy = 3;

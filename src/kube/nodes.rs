@@ -50,6 +50,9 @@ pub struct NodeRow {
     /// `status.nodeInfo.bootID`: changes on every boot.
     pub boot_id: Option<String>,
     pub created_at: Option<DateTime<Utc>>,
+    /// The aks-patch run that has this node out of service (annotation
+    /// `aks-patch.io/in-progress`), if any.
+    pub in_progress: Option<String>,
 }
 
 /// STATUS as kubectl prints it: the Ready condition only (the last one wins if the list has
@@ -200,6 +203,7 @@ pub fn node_row(node: &Node, now: DateTime<Utc>) -> NodeRow {
         ready: ready.as_deref() == Some("True"),
         boot_id: info.map(|i| i.boot_id.clone()).filter(|b| !b.is_empty()),
         created_at: created,
+        in_progress: super::drain::in_progress_run(node).map(str::to_string),
     }
 }
 

@@ -1,2 +1,3 @@
+pub mod gate;
 pub mod journal;
 pub mod plan;
