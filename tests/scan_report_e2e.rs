@@ -47,7 +47,7 @@ const SCAN_FIELDS: [&str; 21] = [
 ];
 
 /// `-o json` fields of `report`, in the order docs/output.md lists them.
-const REPORT_FIELDS: [&str; 18] = [
+const REPORT_FIELDS: [&str; 19] = [
     "name",
     "status",
     "roles",
@@ -66,6 +66,7 @@ const REPORT_FIELDS: [&str; 18] = [
     "rebootPackages",
     "lastScanned",
     "lastPatched",
+    "inProgress",
 ];
 
 /// The columns of `kubectl get nodes -o wide`.
@@ -597,7 +598,10 @@ async fn issue3_report_wide_is_kubectl_wide_then_patch_columns() {
         "the first ten columns are kubectl's:\n{}",
         before.stdout
     );
-    assert_eq!(h[10..], ["NODE-IMAGE", "REBOOT-REQUIRED", "LAST-PATCHED"]);
+    assert_eq!(
+        h[10..],
+        ["NODE-IMAGE", "REBOOT-REQUIRED", "LAST-PATCHED", "IN-PROGRESS"]
+    );
     let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
     let knames: Vec<&str> = krows.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(names, knames, "the same nodes in the same order");
