@@ -15,8 +15,6 @@ use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::Node;
 use serde::Serialize;
 use std::fmt;
-use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// Something that keeps the next disruption from starting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -171,61 +169,8 @@ async fn workload_blocker(client: &Client, w: &WorkloadRef) -> Result<Option<Blo
     }))
 }
 
-/// Why the gate did not open.
-#[derive(Debug, thiserror::Error)]
-pub enum GateError {
-    #[error("{} (waited {}s, --health-wait)", blockers_text(.blockers), .waited.as_secs())]
-    Blocked { blockers: Vec<Blocker>, waited: Duration },
-    #[error("interrupted while waiting for the cluster to be healthy")]
-    Cancelled,
-    #[error(transparent)]
-    Kube(#[from] KubeError),
-}
-
-impl GateError {
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            GateError::Blocked { blockers, .. } => {
-                let mut hints: Vec<String> = blockers.iter().map(Blocker::hint).collect();
-                hints.dedup();
-                Some(hints.join("; "))
-            }
-            _ => None,
-        }
-    }
-}
-
 pub fn blockers_text(blockers: &[Blocker]) -> String {
     blockers.iter().map(|b| b.to_string()).collect::<Vec<_>>().join("; ")
-}
-
-/// Wait until nothing blocks (checked every `poll`), at most `max_wait`. `on_wait` is told
-/// what blocks and for how long it has, each time it is checked and something does.
-pub async fn wait_healthy(
-    client: &Client,
-    exempt: &[String],
-    workloads: &[WorkloadRef],
-    max_wait: Duration,
-    poll: Duration,
-    cancel: &CancellationToken,
-    on_wait: impl Fn(&[Blocker], Duration),
-) -> Result<(), GateError> {
-    let start = tokio::time::Instant::now();
-    loop {
-        let blockers = check(client, exempt, workloads).await?;
-        if blockers.is_empty() {
-            return Ok(());
-        }
-        let waited = start.elapsed();
-        if waited >= max_wait {
-            return Err(GateError::Blocked { blockers, waited });
-        }
-        on_wait(&blockers, waited);
-        tokio::select! {
-            _ = tokio::time::sleep(poll.min(max_wait - waited)) => {}
-            _ = cancel.cancelled() => return Err(GateError::Cancelled),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -229,14 +229,7 @@ pub struct RunRecord {
     pub resumed_from: Vec<String>,
 }
 
-/// Which upgrades a run installs.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum UpgradeMode {
-    Security,
-    All,
-    Dist,
-}
+pub use crate::ssh::remote::UpgradeMode;
 
 /// When a run reboots a node.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

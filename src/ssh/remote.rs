@@ -4,8 +4,19 @@
 //! Every command is a script for `sh -c` (see [`super::NodeSession::run`]); anything that
 //! comes from outside (package names, paths) goes through [`sh_quote`].
 
-use crate::cli::UpgradeMode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// Which upgrades to install (the run record keeps it, kebab-case).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpgradeMode {
+    /// Only packages from a `-security` pocket.
+    Security,
+    /// Everything `apt-get upgrade --with-new-pkgs` installs.
+    All,
+    /// `apt-get dist-upgrade`.
+    Dist,
+}
 
 /// Quote a string for a POSIX shell: unchanged when it only has safe characters,
 /// otherwise in single quotes (a `'` inside becomes `'\''`).
