@@ -422,7 +422,7 @@ mod tests {
             initial: Duration::from_millis(1),
             max: Duration::from_millis(1),
         };
-        let e = super::super::retry::with_retry_policy(policy, || nodes.list(&lp))
+        let e = super::super::retry::with_retry_policy(policy, "listing nodes", || nodes.list(&lp))
             .await
             .unwrap_err();
         assert_eq!(super::super::retry::status_code(&e), Some(503));

@@ -460,9 +460,10 @@ async fn patch_unschedulable(client: &Client, node: &str, value: serde_json::Val
     let pp = PatchParams::default();
     let patch = Patch::Strategic(&patch);
     // The patch says the same thing however often it is sent: safe to retry.
-    with_retry(|| api.patch(node, &pp, &patch))
+    let what = format!("{what} node {node}");
+    with_retry(&what, || api.patch(node, &pp, &patch))
         .await
-        .map_err(|e| KubeError::api(format!("{what} node {node}"), e))
+        .map_err(|e| KubeError::api(what, e))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -480,9 +481,10 @@ pub async fn list_node_pods(client: &Client, node: &str) -> Result<Vec<Pod>, Kub
         if let Some(t) = &token {
             lp = lp.continue_token(t);
         }
-        let page = with_retry(|| api.list(&lp))
+        let what = format!("listing the pods of node {node}");
+        let page = with_retry(&what, || api.list(&lp))
             .await
-            .map_err(|e| KubeError::api(format!("listing the pods of node {node}"), e))?;
+            .map_err(|e| KubeError::api(what, e))?;
         // A server that ignores the field selector must not make us evict other nodes' pods.
         out.extend(
             page.items
@@ -505,9 +507,10 @@ async fn list_pdbs(client: &Client) -> Result<Vec<PodDisruptionBudget>, KubeErro
         if let Some(t) = &token {
             lp = lp.continue_token(t);
         }
-        let page = with_retry(|| api.list(&lp))
+        let what = "listing PodDisruptionBudgets";
+        let page = with_retry(what, || api.list(&lp))
             .await
-            .map_err(|e| KubeError::api("listing PodDisruptionBudgets", e))?;
+            .map_err(|e| KubeError::api(what, e))?;
         out.extend(page.items);
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(next) => token = Some(next),
@@ -665,9 +668,10 @@ pub async fn plan_drain(client: &Client, node: &str, opts: &DrainOptions) -> Res
                 continue;
             }
             let api: Api<DaemonSet> = Api::namespaced(client.clone(), &ns);
-            let found = with_retry(|| api.get_opt(&c.name))
+            let what = format!("reading DaemonSet {ns}/{}", c.name);
+            let found = with_retry(&what, || api.get_opt(&c.name))
                 .await
-                .map_err(|e| KubeError::api(format!("reading DaemonSet {ns}/{}", c.name), e))?
+                .map_err(|e| KubeError::api(what, e))?
                 .is_some();
             ds_cache.insert(key, found);
         }
@@ -1118,9 +1122,10 @@ pub async fn wait_pdbs_healthy(
         let mut unhealthy = vec![];
         for (ns, name) in pdbs {
             let api: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
-            let p = with_retry(|| api.get_opt(name))
+            let what = format!("reading PodDisruptionBudget {ns}/{name}");
+            let p = with_retry(&what, || api.get_opt(name))
                 .await
-                .map_err(|e| KubeError::api(format!("reading PodDisruptionBudget {ns}/{name}"), e))?;
+                .map_err(|e| KubeError::api(what, e))?;
             if let Some(p) = p {
                 let info = PdbInfo::from_pdb(&p, vec![]);
                 if !info.healthy() {

@@ -267,9 +267,10 @@ impl Lock {
         let api: Api<Lease> = Api::namespaced(client.clone(), &opts.namespace);
         let lease_name = format!("{}/{}", opts.namespace, opts.name);
         let identity = holder.identity();
-        let existing = with_retry(|| api.get_opt(&opts.name))
+        let what = format!("reading the lock (Lease {lease_name})");
+        let existing = with_retry(&what, || api.get_opt(&opts.name))
             .await
-            .map_err(|e| KubeError::api(format!("reading the lock (Lease {lease_name})"), e))?;
+            .map_err(|e| KubeError::api(what, e))?;
         let now = Utc::now();
         let (lease, previous) = match existing {
             None => {
@@ -351,9 +352,10 @@ impl Lock {
     /// The lease as it is now (`None`: nobody ever took it).
     pub async fn inspect(client: &Client, opts: &LockOptions) -> Result<Option<LeaseState>, LockError> {
         let api: Api<Lease> = Api::namespaced(client.clone(), &opts.namespace);
-        let l = with_retry(|| api.get_opt(&opts.name))
+        let what = format!("reading the lock (Lease {}/{})", opts.namespace, opts.name);
+        let l = with_retry(&what, || api.get_opt(&opts.name))
             .await
-            .map_err(|e| KubeError::api(format!("reading the lock (Lease {}/{})", opts.namespace, opts.name), e))?;
+            .map_err(|e| KubeError::api(what, e))?;
         Ok(l.as_ref().map(LeaseState::of))
     }
 }
@@ -372,7 +374,11 @@ fn lease_spec(identity: &str, duration: Duration, transitions: i32) -> LeaseSpec
 
 /// After losing a race (409): who won.
 async fn held_error(api: &Api<Lease>, opts: &LockOptions, lease_name: &str) -> LockError {
-    match with_retry(|| api.get_opt(&opts.name)).await {
+    match with_retry(&format!("reading the lock (Lease {lease_name})"), || {
+        api.get_opt(&opts.name)
+    })
+    .await
+    {
         Ok(Some(l)) => {
             let st = LeaseState::of(&l);
             LockError::Held {
@@ -398,9 +404,10 @@ async fn renewed_while_watching(api: &Api<Lease>, opts: &LockOptions, seen: &Lea
     let deadline = tokio::time::Instant::now() + opts.observe;
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500).min(opts.observe)).await;
-        let now = with_retry(|| api.get_opt(&opts.name))
+        let what = format!("watching the lock (Lease {}/{})", opts.namespace, opts.name);
+        let now = with_retry(&what, || api.get_opt(&opts.name))
             .await
-            .map_err(|e| KubeError::api(format!("watching the lock (Lease {}/{})", opts.namespace, opts.name), e))?;
+            .map_err(|e| KubeError::api(what, e))?;
         match now {
             None => return Ok(true),
             Some(l) => {
@@ -546,9 +553,10 @@ impl LockGuard {
         }
         let identity = self.holder.identity();
         let lease_name = self.lease();
-        let current = with_retry(|| self.api.get_opt(&self.opts.name))
+        let what = format!("releasing the lock (reading Lease {lease_name})");
+        let current = with_retry(&what, || self.api.get_opt(&self.opts.name))
             .await
-            .map_err(|e| KubeError::api(format!("releasing the lock (reading Lease {lease_name})"), e))?;
+            .map_err(|e| KubeError::api(what, e))?;
         let Some(current) = current else { return Ok(()) };
         let st = LeaseState::of(&current);
         if st.holder.as_deref() != Some(identity.as_str()) {
@@ -567,7 +575,11 @@ impl LockGuard {
             }),
             ..Default::default()
         };
-        match with_retry(|| self.api.delete(&self.opts.name, &dp)).await {
+        match with_retry(&format!("releasing the lock (deleting Lease {lease_name})"), || {
+            self.api.delete(&self.opts.name, &dp)
+        })
+        .await
+        {
             Ok(_) => Ok(()),
             Err(::kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(::kube::Error::Api(s)) if s.code == 409 => Err(LockError::Lost {
@@ -715,9 +727,10 @@ pub enum KuredLock {
 
 async fn kured_daemonset(client: &Client) -> Result<Option<DaemonSet>, LockError> {
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), KURED_NAMESPACE);
-    Ok(with_retry(|| api.get_opt(KURED_DAEMONSET))
+    let what = format!("reading DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET}");
+    Ok(with_retry(&what, || api.get_opt(KURED_DAEMONSET))
         .await
-        .map_err(|e| KubeError::api(format!("reading DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET}"), e))?)
+        .map_err(|e| KubeError::api(what, e))?)
 }
 
 fn kured_value(ds: &DaemonSet) -> Result<Option<KuredLockValue>, LockError> {

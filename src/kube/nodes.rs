@@ -217,16 +217,14 @@ pub async fn list_nodes(client: &Client, label_selector: Option<&str>) -> Result
         if let Some(t) = &token {
             lp = lp.continue_token(t);
         }
-        let page = with_retry(|| api.list(&lp)).await.map_err(|e| {
-            KubeError::api(
-                if token.is_some() {
-                    "listing nodes (next page)"
-                } else {
-                    "listing nodes"
-                },
-                e,
-            )
-        })?;
+        let what = if token.is_some() {
+            "listing nodes (next page)"
+        } else {
+            "listing nodes"
+        };
+        let page = with_retry(what, || api.list(&lp))
+            .await
+            .map_err(|e| KubeError::api(what, e))?;
         out.extend(page.items);
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(next) => token = Some(next),
@@ -245,9 +243,10 @@ pub async fn list_node_rows(client: &Client, label_selector: Option<&str>) -> Re
 /// One Node object, retried on transient errors. `Ok(None)` when there is no such node.
 pub async fn get_node(client: &Client, name: &str) -> Result<Option<Node>, KubeError> {
     let api: Api<Node> = Api::all(client.clone());
-    with_retry(|| api.get_opt(name))
+    let what = format!("reading node {name}");
+    with_retry(&what, || api.get_opt(name))
         .await
-        .map_err(|e| KubeError::api(format!("reading node {name}"), e))
+        .map_err(|e| KubeError::api(what, e))
 }
 
 /// One node's row. `Ok(None)` when there is no such node.

@@ -6,6 +6,11 @@
 //! go through [`with_retry`]: a few attempts with exponential backoff and jitter, only for
 //! errors that are worth retrying (5xx, 429 from API priority and fairness, connection
 //! resets and timeouts). Everything else is returned at once.
+//!
+//! Each retry is logged once, at `info` (shown with `--verbose`), saying what was retried
+//! and why: `listing nodes failed (HTTP 503 Service Unavailable): retry 1 of 4 in 0.3 s`.
+//! kube-rs's own log line for the same failure is shown only with `--debug`
+//! (see [`crate::output::logging`]).
 
 use std::future::Future;
 use std::time::Duration;
@@ -93,18 +98,19 @@ fn chain_is_transient(e: &(dyn std::error::Error + 'static)) -> bool {
     true
 }
 
-/// Run `op` with the default [`RetryPolicy`], retrying transient failures.
-pub async fn with_retry<T, F, Fut>(op: F) -> Result<T, ::kube::Error>
+/// Run `op` with the default [`RetryPolicy`], retrying transient failures. `what` names
+/// the call for the retry lines, as a gerund phrase: `listing the pods of node X`.
+pub async fn with_retry<T, F, Fut>(what: &str, op: F) -> Result<T, ::kube::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ::kube::Error>>,
 {
-    with_retry_policy(RetryPolicy::default(), op).await
+    with_retry_policy(RetryPolicy::default(), what, op).await
 }
 
-/// Run `op`, retrying transient failures as `policy` says. The last error is returned when
-/// the attempts run out.
-pub async fn with_retry_policy<T, F, Fut>(policy: RetryPolicy, mut op: F) -> Result<T, ::kube::Error>
+/// Run `op`, retrying transient failures as `policy` says, with one log line per retry
+/// naming `what` and the error. The last error is returned when the attempts run out.
+pub async fn with_retry_policy<T, F, Fut>(policy: RetryPolicy, what: &str, mut op: F) -> Result<T, ::kube::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ::kube::Error>>,
@@ -117,17 +123,53 @@ where
             Ok(v) => return Ok(v),
             Err(e) if n < attempts && is_transient(&e) => {
                 let delay = jitter(policy.delay(n));
-                tracing::debug!(
-                    attempt = n,
-                    ?delay,
-                    error = %super::client::describe_kube_error(&e),
-                    "transient Kubernetes API error: retrying"
-                );
+                tracing::info!("{}", retry_line(what, &e, n, attempts, delay));
                 tokio::time::sleep(delay).await;
             }
             Err(e) => return Err(e),
         }
     }
+}
+
+/// The line logged for one retry: what failed, why, and when the next attempt is.
+fn retry_line(what: &str, e: &::kube::Error, failed: u32, attempts: u32, delay: Duration) -> String {
+    format!(
+        "{what} failed ({}): retry {failed} of {} in {:.1} s",
+        transient_reason(e),
+        attempts - 1,
+        delay.as_secs_f64()
+    )
+}
+
+/// Why a call failed, in words: the server's answer (`HTTP 503 ...`), or what happened to
+/// the connection, without the client stack's layers (`ServiceError: client error
+/// (SendRequest): ...`).
+pub fn transient_reason(e: &::kube::Error) -> String {
+    if let ::kube::Error::Api(_) = e {
+        return super::client::describe_kube_error(e);
+    }
+    let mut innermost = e.to_string();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            let words = match io.kind() {
+                ConnectionReset => "the connection was reset",
+                ConnectionAborted => "the connection was aborted",
+                ConnectionRefused => "the connection was refused",
+                BrokenPipe => "the connection was closed while sending",
+                UnexpectedEof => "the connection was closed before the answer",
+                TimedOut => "no answer in time",
+                _ => "",
+            };
+            if !words.is_empty() {
+                return words.to_string();
+            }
+        }
+        innermost = err.to_string();
+        cur = err.source();
+    }
+    innermost
 }
 
 /// ±20 % so that parallel callers do not retry in lockstep.
@@ -179,6 +221,27 @@ mod tests {
     }
 
     #[test]
+    fn reasons_in_words() {
+        assert_eq!(transient_reason(&api(503)), "HTTP 503 boom");
+        let io = |kind, text: &str| ::kube::Error::Service(Box::new(std::io::Error::new(kind, text.to_string())));
+        assert_eq!(
+            transient_reason(&io(std::io::ErrorKind::ConnectionReset, "connection reset by peer")),
+            "the connection was reset"
+        );
+        assert_eq!(
+            transient_reason(&io(
+                std::io::ErrorKind::UnexpectedEof,
+                "peer closed connection without sending TLS close_notify"
+            )),
+            "the connection was closed before the answer"
+        );
+        assert_eq!(
+            transient_reason(&io(std::io::ErrorKind::Other, "something odd")),
+            "something odd"
+        );
+    }
+
+    #[test]
     fn backoff_doubles_and_is_capped() {
         let p = RetryPolicy {
             attempts: 10,
@@ -195,7 +258,7 @@ mod tests {
     #[tokio::test]
     async fn retries_transient_then_succeeds() {
         let calls = AtomicU32::new(0);
-        let r = with_retry_policy(fast(), || async {
+        let r = with_retry_policy(fast(), "testing", || async {
             let n = calls.fetch_add(1, Ordering::SeqCst);
             if n < 2 {
                 Err(api(503))
@@ -211,7 +274,7 @@ mod tests {
     #[tokio::test]
     async fn gives_up_after_the_attempts() {
         let calls = AtomicU32::new(0);
-        let r: Result<(), _> = with_retry_policy(fast(), || async {
+        let r: Result<(), _> = with_retry_policy(fast(), "testing", || async {
             calls.fetch_add(1, Ordering::SeqCst);
             Err(api(504))
         })
@@ -223,7 +286,7 @@ mod tests {
     #[tokio::test]
     async fn does_not_retry_permanent_errors() {
         let calls = AtomicU32::new(0);
-        let r: Result<(), _> = with_retry_policy(fast(), || async {
+        let r: Result<(), _> = with_retry_policy(fast(), "testing", || async {
             calls.fetch_add(1, Ordering::SeqCst);
             Err(api(403))
         })
