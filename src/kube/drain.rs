@@ -15,8 +15,8 @@
 //! - Then each evicted pod must be gone, or replaced by a pod with a new UID, within the same
 //!   `timeout`.
 
-use super::client::{describe_kube_error, KubeError};
-use super::retry::{is_transient, with_retry, RetryPolicy};
+use super::error::{describe_kube_error, is_transient, KubeError};
+use super::retry::{with_retry, RetryPolicy};
 use ::kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use ::kube::Client;
 use chrono::{DateTime, Utc};
@@ -345,7 +345,7 @@ pub enum DrainError {
         pdbs: Vec<String>,
         message: String,
     },
-    #[error("evicting pod {pod} failed: {}{}", describe_kube_error(.source), super::client::hint_for(.source))]
+    #[error("evicting pod {pod} failed: {}{}", describe_kube_error(.source), super::error::hint_for(.source))]
     Eviction {
         pod: PodRef,
         #[source]
@@ -1041,7 +1041,7 @@ async fn evict_and_wait<P: Fn(DrainEvent) + Send + Sync>(
                         return PodOutcome::Stopped { pod: r, evicted: false };
                     }
                 }
-                Err(e) if super::client::auth_error(&e).is_some() => {
+                Err(e) if super::error::auth_error(&e).is_some() => {
                     stop.cancel();
                     return PodOutcome::Fatal(Box::new(DrainError::Kube(KubeError::api(
                         format!("evicting pod {r}"),

@@ -16,8 +16,8 @@
 //! ours. Our entry's nodeID is `aks-patch:<node>`, never a node name: a kured pod that sees
 //! its own node's name in the lock believes it holds it, and would uncordon and release.
 
-use super::client::{describe_kube_error, KubeError};
-use super::retry::{is_transient, with_retry};
+use super::error::{describe_kube_error, is_transient, KubeError};
+use super::retry::with_retry;
 use ::kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use ::kube::Client;
 use chrono::{DateTime, Utc};

@@ -5,7 +5,7 @@
 //! STATUS from the Ready condition only, ROLES from the role labels, AGE with
 //! apimachinery's `HumanDuration`. The unit tests are kubectl's own test cases.
 
-use super::client::KubeError;
+use super::error::KubeError;
 use super::retry::with_retry;
 use ::kube::api::{Api, ListParams};
 use ::kube::Client;

@@ -12,6 +12,7 @@
 //! kube-rs's own log line for the same failure is shown only with `--debug`
 //! (see [`crate::output::logging`]).
 
+use super::error::{is_transient, transient_reason};
 use std::future::Future;
 use std::time::Duration;
 
@@ -43,59 +44,6 @@ impl RetryPolicy {
         let factor = 1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX);
         self.initial.saturating_mul(factor).min(self.max)
     }
-}
-
-/// The HTTP status of an API error, if the server answered.
-pub fn status_code(e: &::kube::Error) -> Option<u16> {
-    match e {
-        ::kube::Error::Api(s) => Some(s.code),
-        _ => None,
-    }
-}
-
-/// Whether an error is worth retrying for an idempotent call: 429, 500, 502, 503, 504,
-/// connection resets, refused connections and timeouts. TLS and authentication failures,
-/// and every other answer from the server, are not.
-pub fn is_transient(e: &::kube::Error) -> bool {
-    if super::client::auth_error(e).is_some() {
-        return false;
-    }
-    match e {
-        ::kube::Error::Api(s) => matches!(s.code, 429 | 500 | 502 | 503 | 504),
-        ::kube::Error::HyperError(h) => !h.is_user() && !h.is_parse(),
-        ::kube::Error::ReadEvents(_) => true,
-        ::kube::Error::Service(_) => chain_is_transient(e),
-        _ => false,
-    }
-}
-
-fn chain_is_transient(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        let text = err.to_string().to_ascii_lowercase();
-        if text.contains("certificate") || text.contains("invalid dns name") || text.contains("handshake") {
-            return false;
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            if !matches!(
-                io.kind(),
-                ConnectionReset
-                    | ConnectionAborted
-                    | ConnectionRefused
-                    | BrokenPipe
-                    | UnexpectedEof
-                    | TimedOut
-                    | Interrupted
-            ) {
-                return false;
-            }
-        }
-        cur = err.source();
-    }
-    // No TLS trouble and no permanent I/O error: a timeout from the client's timeout layer,
-    // or a connection that closed before the response. Worth another try.
-    true
 }
 
 /// Run `op` with the default [`RetryPolicy`], retrying transient failures. `what` names
@@ -141,37 +89,6 @@ fn retry_line(what: &str, e: &::kube::Error, failed: u32, attempts: u32, delay: 
     )
 }
 
-/// Why a call failed, in words: the server's answer (`HTTP 503 ...`), or what happened to
-/// the connection, without the client stack's layers (`ServiceError: client error
-/// (SendRequest): ...`).
-pub fn transient_reason(e: &::kube::Error) -> String {
-    if let ::kube::Error::Api(_) = e {
-        return super::client::describe_kube_error(e);
-    }
-    let mut innermost = e.to_string();
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            let words = match io.kind() {
-                ConnectionReset => "the connection was reset",
-                ConnectionAborted => "the connection was aborted",
-                ConnectionRefused => "the connection was refused",
-                BrokenPipe => "the connection was closed while sending",
-                UnexpectedEof => "the connection was closed before the answer",
-                TimedOut => "no answer in time",
-                _ => "",
-            };
-            if !words.is_empty() {
-                return words.to_string();
-            }
-        }
-        innermost = err.to_string();
-        cur = err.source();
-    }
-    innermost
-}
-
 /// ±20 % so that parallel callers do not retry in lockstep.
 fn jitter(d: Duration) -> Duration {
     use rand::Rng;
@@ -181,6 +98,7 @@ fn jitter(d: Duration) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    use super::super::error::status_code;
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -194,51 +112,6 @@ mod tests {
             initial: Duration::from_millis(1),
             max: Duration::from_millis(2),
         }
-    }
-
-    #[test]
-    fn classification() {
-        for code in [429, 500, 502, 503, 504] {
-            assert!(is_transient(&api(code)), "{code}");
-        }
-        for code in [400, 401, 403, 404, 409, 410, 422] {
-            assert!(!is_transient(&api(code)), "{code}");
-        }
-        let reset = ::kube::Error::Service(Box::new(std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "connection reset by peer",
-        )));
-        assert!(is_transient(&reset));
-        let perm = ::kube::Error::Service(Box::new(std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            "nope",
-        )));
-        assert!(!is_transient(&perm));
-        let tls = ::kube::Error::Service(Box::new(std::io::Error::other(
-            "invalid peer certificate: UnknownIssuer",
-        )));
-        assert!(!is_transient(&tls));
-    }
-
-    #[test]
-    fn reasons_in_words() {
-        assert_eq!(transient_reason(&api(503)), "HTTP 503 boom");
-        let io = |kind, text: &str| ::kube::Error::Service(Box::new(std::io::Error::new(kind, text.to_string())));
-        assert_eq!(
-            transient_reason(&io(std::io::ErrorKind::ConnectionReset, "connection reset by peer")),
-            "the connection was reset"
-        );
-        assert_eq!(
-            transient_reason(&io(
-                std::io::ErrorKind::UnexpectedEof,
-                "peer closed connection without sending TLS close_notify"
-            )),
-            "the connection was closed before the answer"
-        );
-        assert_eq!(
-            transient_reason(&io(std::io::ErrorKind::Other, "something odd")),
-            "something odd"
-        );
     }
 
     #[test]
