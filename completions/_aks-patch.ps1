@@ -90,7 +90,7 @@ Register-ArgumentCompleter -Native -CommandName 'aks-patch' -ScriptBlock {
             [CompletionResult]::new('--drain-timeout', '--drain-timeout', [CompletionResultType]::ParameterName, 'Give up draining a node after this many seconds (PDBs that keep refusing)')
             [CompletionResult]::new('--reboot-timeout', '--reboot-timeout', [CompletionResultType]::ParameterName, 'Give up waiting for a rebooted node after this many seconds')
             [CompletionResult]::new('--soak', '--soak', [CompletionResultType]::ParameterName, 'Wait this long after a node is back before the next one')
-            [CompletionResult]::new('--journal-dir', '--journal-dir', [CompletionResultType]::ParameterName, 'Where run records are kept (default: $AKS_PATCH_STATE_DIR/runs, else ~/.local/state/aks-patch/runs)')
+            [CompletionResult]::new('--journal-dir', '--journal-dir', [CompletionResultType]::ParameterName, 'Where run records are kept (default: runs/ in the state directory: $AKS_PATCH_STATE_DIR, else $XDG_STATE_HOME/aks-patch, else ~/.local/state/aks-patch)')
             [CompletionResult]::new('--eviction-retry-interval', '--eviction-retry-interval', [CompletionResultType]::ParameterName, 'Seconds between retries of an eviction refused by a PodDisruptionBudget')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')

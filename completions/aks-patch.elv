@@ -85,7 +85,7 @@ set edit:completion:arg-completer[aks-patch] = {|@words|
             cand --drain-timeout 'Give up draining a node after this many seconds (PDBs that keep refusing)'
             cand --reboot-timeout 'Give up waiting for a rebooted node after this many seconds'
             cand --soak 'Wait this long after a node is back before the next one'
-            cand --journal-dir 'Where run records are kept (default: $AKS_PATCH_STATE_DIR/runs, else ~/.local/state/aks-patch/runs)'
+            cand --journal-dir 'Where run records are kept (default: runs/ in the state directory: $AKS_PATCH_STATE_DIR, else $XDG_STATE_HOME/aks-patch, else ~/.local/state/aks-patch)'
             cand --eviction-retry-interval 'Seconds between retries of an eviction refused by a PodDisruptionBudget'
             cand -o 'Output format'
             cand --output 'Output format'

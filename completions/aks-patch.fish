@@ -101,7 +101,7 @@ complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l grace-peri
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l drain-timeout -d 'Give up draining a node after this many seconds (PDBs that keep refusing)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l reboot-timeout -d 'Give up waiting for a rebooted node after this many seconds' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l soak -d 'Wait this long after a node is back before the next one' -r
-complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l journal-dir -d 'Where run records are kept (default: $AKS_PATCH_STATE_DIR/runs, else ~/.local/state/aks-patch/runs)' -r -F
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l journal-dir -d 'Where run records are kept (default: runs/ in the state directory: $AKS_PATCH_STATE_DIR, else $XDG_STATE_HOME/aks-patch, else ~/.local/state/aks-patch)' -r -F
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l eviction-retry-interval -d 'Seconds between retries of an eviction refused by a PodDisruptionBudget' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s o -l output -d 'Output format' -r -f -a "table\t'Columns for people'
 wide\t'More columns (for `report`: exactly `kubectl get nodes -o wide`, then patch state)'

@@ -296,7 +296,7 @@ pub struct ApplyArgs {
     /// Continue the last interrupted run of this cluster.
     #[arg(long)]
     pub resume: bool,
-    /// Where run records are kept (default: $AKS_PATCH_STATE_DIR/runs, else ~/.local/state/aks-patch/runs).
+    /// Where run records are kept (default: runs/ in the state directory: $AKS_PATCH_STATE_DIR, else $XDG_STATE_HOME/aks-patch, else ~/.local/state/aks-patch).
     #[arg(long, value_name = "DIR")]
     pub journal_dir: Option<PathBuf>,
     /// Seconds between retries of an eviction refused by a PodDisruptionBudget.

@@ -36,9 +36,12 @@ impl Env {
     }
 
     fn opts(&self) -> SshOptions {
-        let mut o = SshOptions::new("azureuser", self.client.path().join("known_hosts"));
+        let mut o = SshOptions::new(
+            "azureuser",
+            self.client.path().join("known_hosts"),
+            self.client.path().to_path_buf(),
+        );
         o.key = Some(self.sim.state_dir().join("ssh/id_ed25519"));
-        o.control_dir = self.client.path().to_path_buf();
         o.connect_timeout = Duration::from_secs(10);
         o
     }

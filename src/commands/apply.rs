@@ -29,13 +29,13 @@ const UPGRADE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome> {
     // Check the SSH flags (jump host, key and config files) before talking to any server.
-    SshOptions::from_args(&args.ssh, "azureuser", &settings.state_dir)
+    SshOptions::from_args(&args.ssh, "azureuser", settings)
         .map_err(|e| anyhow::Error::new(crate::output::WithExit::wrap(e, Exit::Usage)))?;
     let ctx = context::resolve(&args.cluster, settings, reporter, false).await?;
     if let Some(w) = ctx.channel_warning() {
         reporter.warn(&w);
     }
-    let ssh_opts = SshOptions::from_args(&args.ssh, &ctx.admin_user, &settings.state_dir)
+    let ssh_opts = SshOptions::from_args(&args.ssh, &ctx.admin_user, settings)
         .map_err(|e| anyhow::Error::new(output::WithExit::wrap(e, Exit::Usage)))?;
     let journal = Journal::new(
         args.journal_dir
@@ -156,7 +156,7 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
 
     // The cluster-wide lock, held (and renewed) for the whole run.
     let run_id = journal::new_run_id();
-    let holder = HolderInfo::current(&run_id);
+    let holder = HolderInfo::current(settings, &run_id);
     let guard = match k::Lock::acquire(&ctx.client, holder.clone(), LOCK_DURATION, args.force_unlock).await {
         Ok(g) => g,
         Err(e @ k::LockError::Held { .. }) => {

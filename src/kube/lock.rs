@@ -18,6 +18,7 @@
 
 use super::error::{describe_kube_error, is_transient, KubeError};
 use super::retry::with_retry;
+use crate::settings::Settings;
 use ::kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use ::kube::Client;
 use chrono::{DateTime, Utc};
@@ -53,17 +54,11 @@ pub struct HolderInfo {
 }
 
 impl HolderInfo {
-    /// This process: `$USER` (or `$LOGNAME`, or the uid), the host name, the pid.
-    pub fn current(run_id: impl Into<String>) -> HolderInfo {
-        let user = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .ok()
-            .filter(|u| !u.is_empty())
-            // SAFETY: getuid has no preconditions and touches no memory.
-            .unwrap_or_else(|| format!("uid {}", unsafe { libc::getuid() }));
+    /// This process: the user and host name as [`Settings`] resolved them, the pid.
+    pub fn current(settings: &Settings, run_id: impl Into<String>) -> HolderInfo {
         HolderInfo {
-            user,
-            host: hostname(),
+            user: settings.user.clone(),
+            host: settings.host.clone(),
             pid: std::process::id(),
             run_id: run_id.into(),
         }
@@ -85,20 +80,6 @@ impl HolderInfo {
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }
-}
-
-fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
-    if rc == 0 {
-        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-        let h = String::from_utf8_lossy(&buf[..end]).to_string();
-        if !h.is_empty() {
-            return h;
-        }
-    }
-    std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown-host".into())
 }
 
 /// Where the lease lives and how it is judged.
@@ -1022,8 +1003,12 @@ mod tests {
             run_id: "r1".into(),
         };
         assert_eq!(h.identity(), "alice@box pid 42 run r1");
-        let cur = HolderInfo::current("r2");
-        assert_eq!(cur.pid, std::process::id());
-        assert!(!cur.host.is_empty() && !cur.user.is_empty());
+        let settings = Settings::from_lookup(|k| match k {
+            "USER" => Some("bob".into()),
+            "HOSTNAME" => Some("jumpbox".into()),
+            _ => None,
+        });
+        let cur = HolderInfo::current(&settings, "r2");
+        assert_eq!(cur.identity(), format!("bob@jumpbox pid {} run r2", std::process::id()));
     }
 }

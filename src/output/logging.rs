@@ -27,8 +27,8 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
-/// The environment variable that overrides the log filter.
-pub const LOG_ENV: &str = "AKS_PATCH_LOG";
+/// The environment variable that overrides the log filter (read by [`crate::settings`]).
+pub const LOG_ENV: &str = crate::settings::env::LOG;
 
 /// The filter directives for the global flags (without `AKS_PATCH_LOG`).
 pub fn default_directives(verbose: bool, debug: bool, only_errors: bool) -> &'static str {
@@ -44,10 +44,12 @@ pub fn default_directives(verbose: bool, debug: bool, only_errors: bool) -> &'st
 }
 
 /// Install the global tracing subscriber (stderr). Calling it again does nothing.
-pub fn init(verbose: bool, debug: bool, only_errors: bool) {
+/// `log_filter` is `AKS_PATCH_LOG` and `no_color` whether `NO_COLOR` is set, as
+/// [`crate::settings::Settings`] read them.
+pub fn init(verbose: bool, debug: bool, only_errors: bool, log_filter: Option<&str>, no_color: bool) {
     let defaults = default_directives(verbose, debug, only_errors);
-    let (filter, bad_env) = match std::env::var(LOG_ENV) {
-        Ok(v) if !v.trim().is_empty() => match EnvFilter::try_new(&v) {
+    let (filter, bad_env) = match log_filter {
+        Some(v) if !v.trim().is_empty() => match EnvFilter::try_new(v) {
             Ok(f) => (f, None),
             Err(e) => (
                 EnvFilter::new(defaults),
@@ -58,7 +60,7 @@ pub fn init(verbose: bool, debug: bool, only_errors: bool) {
         },
         _ => (EnvFilter::new(defaults), None),
     };
-    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let ansi = std::io::stderr().is_terminal() && !no_color;
     let installed = subscriber(filter, StderrAroundBar, ansi, debug).try_init().is_ok();
     if installed {
         if let Some(msg) = bad_env {
@@ -226,8 +228,8 @@ mod tests {
 
     #[test]
     fn init_twice_is_harmless() {
-        init(false, false, false);
-        init(true, true, false);
+        init(false, false, false, None, true);
+        init(true, true, false, Some("aks_patch=trace"), true);
         tracing::info!("logged through the bar-aware writer");
     }
 }

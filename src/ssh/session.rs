@@ -8,6 +8,7 @@
 
 use super::remote::sh_quote;
 use crate::cli::SshArgs;
+use crate::settings::Settings;
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,8 +40,9 @@ pub struct SshOptions {
 
 impl SshOptions {
     /// Options with the defaults: port 22, no key, no jump, accept-new host keys into
-    /// `known_hosts`, 30 s connect timeout, control sockets in [`default_control_dir`].
-    pub fn new(user: impl Into<String>, known_hosts: PathBuf) -> SshOptions {
+    /// `known_hosts`, 30 s connect timeout, control sockets in `control_dir`
+    /// ([`Settings::ssh_control_dir`]).
+    pub fn new(user: impl Into<String>, known_hosts: PathBuf, control_dir: PathBuf) -> SshOptions {
         SshOptions {
             user: user.into(),
             key: None,
@@ -50,17 +52,19 @@ impl SshOptions {
             strict_host_keys: false,
             known_hosts,
             connect_timeout: Duration::from_secs(30),
-            control_dir: default_control_dir(),
+            control_dir,
         }
     }
 
     /// From the command line. `default_user` is the cluster's
     /// `linuxProfile.adminUsername` (else `azureuser`). Checks `--ssh-jump`, and that
-    /// `--ssh-key` / `--ssh-config` exist. Host keys go to `<state_dir>/known_hosts`.
-    pub fn from_args(args: &SshArgs, default_user: &str, state_dir: &Path) -> Result<SshOptions, SshError> {
+    /// `--ssh-key` / `--ssh-config` exist. Host keys go to `<state dir>/known_hosts`, control
+    /// sockets to [`Settings::ssh_control_dir`].
+    pub fn from_args(args: &SshArgs, default_user: &str, settings: &Settings) -> Result<SshOptions, SshError> {
         let mut o = SshOptions::new(
             args.ssh_user.clone().unwrap_or_else(|| default_user.to_string()),
-            state_dir.join("known_hosts"),
+            settings.state_dir.join("known_hosts"),
+            settings.ssh_control_dir.clone(),
         );
         if o.user.is_empty() || o.user.starts_with('-') || o.user.contains(char::is_whitespace) {
             return Err(SshError::Config(format!(
@@ -106,14 +110,6 @@ impl SshOptions {
             sh_quote(&self.known_hosts_name(address)),
             sh_quote(&self.known_hosts.display().to_string())
         )
-    }
-}
-
-/// `$XDG_RUNTIME_DIR` when set and short, else the system temp directory.
-pub fn default_control_dir() -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
-        Some(d) if d.is_dir() && d.as_os_str().len() < 60 => d,
-        _ => std::env::temp_dir(),
     }
 }
 
@@ -790,7 +786,11 @@ mod tests {
 
     #[test]
     fn host_key_changed_names_node_and_clear_command() {
-        let mut o = SshOptions::new("azureuser", PathBuf::from("/nonexistent/known_hosts"));
+        let mut o = SshOptions::new(
+            "azureuser",
+            PathBuf::from("/nonexistent/known_hosts"),
+            PathBuf::from("/tmp"),
+        );
         o.known_hosts = PathBuf::from("/var/lib/aks patch/known_hosts");
         let e = login_error(
             &o,
@@ -817,7 +817,11 @@ mod tests {
     #[test]
     fn unreachable_keeps_cause() {
         use std::error::Error;
-        let o = SshOptions::new("azureuser", PathBuf::from("/nonexistent/known_hosts"));
+        let o = SshOptions::new(
+            "azureuser",
+            PathBuf::from("/nonexistent/known_hosts"),
+            PathBuf::from("/tmp"),
+        );
         let e = login_error(
             &o,
             "n1",
@@ -834,7 +838,11 @@ mod tests {
 
     #[test]
     fn a_failed_jump_says_where_to_look() {
-        let mut o = SshOptions::new("azureuser", PathBuf::from("/nonexistent/known_hosts"));
+        let mut o = SshOptions::new(
+            "azureuser",
+            PathBuf::from("/nonexistent/known_hosts"),
+            PathBuf::from("/tmp"),
+        );
         let closed = || {
             openssh::Error::Connect(std::io::Error::other(
                 "kex_exchange_identification: Connection closed by remote host\nConnection closed by UNKNOWN port 65535",
@@ -895,19 +903,26 @@ mod tests {
             ssh_strict_host_keys: true,
             ssh_timeout: 12,
         };
-        let o = SshOptions::from_args(&args, "azureuser", dir.path()).unwrap();
+        let settings = Settings {
+            state_dir: dir.path().join("state"),
+            ssh_control_dir: dir.path().join("run"),
+            ..Settings::default()
+        };
+        let o = SshOptions::from_args(&args, "azureuser", &settings).unwrap();
         assert_eq!(o.user, "azureuser");
+        assert_eq!(o.known_hosts, dir.path().join("state/known_hosts"));
+        assert_eq!(o.control_dir, dir.path().join("run"));
         assert_eq!(o.key.as_deref(), Some(key.as_path()));
         assert!(o.strict_host_keys);
         assert_eq!(o.connect_timeout, Duration::from_secs(12));
         args.ssh_jump = Some("bad jump".into());
         assert!(matches!(
-            SshOptions::from_args(&args, "azureuser", dir.path()),
+            SshOptions::from_args(&args, "azureuser", &settings),
             Err(SshError::Config(_))
         ));
         args.ssh_jump = None;
         args.ssh_key = Some(dir.path().join("missing"));
-        let e = SshOptions::from_args(&args, "azureuser", dir.path()).unwrap_err();
+        let e = SshOptions::from_args(&args, "azureuser", &settings).unwrap_err();
         assert!(
             e.to_string().contains("--ssh-key") && e.to_string().contains("missing"),
             "{e}"
