@@ -787,7 +787,7 @@ mod tests {
 
     // ----- against a local HTTP server (wiremock) -----
 
-    use crate::cli::CloudName;
+    use crate::azure::CloudName;
     use azure_core::credentials::{Secret, TokenCredential, TokenRequestOptions};
     use std::sync::atomic::{AtomicU32, Ordering};
     use wiremock::matchers::{header, method, path};

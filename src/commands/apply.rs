@@ -14,7 +14,7 @@ use crate::output::{self, Column, Exit, Failure, Reporter, TableSpec};
 use crate::rollout::journal::{self, Journal, NodeRecord, NodeState, RunRecord, RunStatus, Step, UpgradedPackage};
 use crate::rollout::plan::{self, Filters, PlanEntry};
 use crate::settings::Settings;
-use crate::ssh::{self, SshError, SshOptions};
+use crate::ssh::{self, SshError, SshFlags, SshOptions};
 use anyhow::Context as _;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -29,13 +29,13 @@ const UPGRADE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome> {
     // Check the SSH flags (jump host, key and config files) before talking to any server.
-    SshOptions::from_args(&args.ssh, "azureuser", settings)
+    SshOptions::from_flags(&SshFlags::from(&args.ssh), "azureuser", settings)
         .map_err(|e| anyhow::Error::new(crate::output::WithExit::wrap(e, Exit::Usage)))?;
     let ctx = context::resolve(&args.cluster, settings, reporter, false).await?;
     if let Some(w) = ctx.channel_warning() {
         reporter.warn(&w);
     }
-    let ssh_opts = SshOptions::from_args(&args.ssh, &ctx.admin_user, settings)
+    let ssh_opts = SshOptions::from_flags(&SshFlags::from(&args.ssh), &ctx.admin_user, settings)
         .map_err(|e| anyhow::Error::new(output::WithExit::wrap(e, Exit::Usage)))?;
     let journal = Journal::new(
         args.journal_dir
@@ -475,7 +475,7 @@ impl Engine<'_> {
         rec.nodes[i].kernel_before.get_or_insert(probe.running_kernel.clone());
         if rec.nodes[i].state == NodeState::Pending {
             let security = probe.security_packages();
-            match ssh::upgrade_command(self.args.upgrade_mode, DPKG_LOCK_TIMEOUT_SECS, &security) {
+            match ssh::upgrade_command(self.args.upgrade_mode.into(), DPKG_LOCK_TIMEOUT_SECS, &security) {
                 None => self.reporter.step(&name, "no security updates pending"),
                 Some(_) if probe.pending.is_empty() => self.reporter.step(&name, "no updates pending"),
                 Some(cmd) => {

@@ -4,8 +4,18 @@
 //! Every command is a script for `sh -c` (see [`super::NodeSession::run`]); anything that
 //! comes from outside (package names, paths) goes through [`sh_quote`].
 
-use crate::cli::UpgradeMode;
 use serde::Serialize;
+
+/// Which upgrades to install (`--upgrade-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpgradeMode {
+    /// Only packages from the -security pocket (what unattended-upgrades installs).
+    Security,
+    /// All upgrades, installing new packages they need (new kernels).
+    All,
+    /// `apt-get dist-upgrade`: may also remove packages.
+    Dist,
+}
 
 /// Quote a string for a POSIX shell: unchanged when it only has safe characters,
 /// otherwise in single quotes (a `'` inside becomes `'\''`).
