@@ -8,6 +8,7 @@
 pub mod client;
 pub mod drain;
 pub mod error;
+pub mod list;
 pub mod lock;
 pub mod nodes;
 pub mod reboot;
@@ -20,6 +21,7 @@ pub use drain::{
     DrainPlan, DrainReport, PdbInfo, PdbWaitError, PodRef, RefuseReason, SkipReason,
 };
 pub use error::{is_transient, KubeError};
+pub use list::{list_all, list_paged};
 pub use lock::{
     kured_lock_holder, release_kured_lock, take_kured_lock, HolderInfo, KuredLock, LeaseState, Lock, LockError,
     LockGuard, LockOptions,

@@ -6,6 +6,7 @@
 //! apimachinery's `HumanDuration`. The unit tests are kubectl's own test cases.
 
 use super::error::KubeError;
+use super::list::list_all;
 use super::retry::with_retry;
 use ::kube::api::{Api, ListParams};
 use ::kube::Client;
@@ -13,9 +14,6 @@ use chrono::{DateTime, TimeDelta, Utc};
 use k8s_openapi::api::core::v1::Node;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Page size for list calls, as kubectl uses.
-pub const PAGE_SIZE: u32 = 500;
 
 /// One node: the ten columns of `kubectl get nodes -o wide`, then aks-patch's own fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -203,34 +201,15 @@ pub fn node_row(node: &Node, now: DateTime<Utc>) -> NodeRow {
     }
 }
 
-/// Every node (or those matching `label_selector`), listed in pages of 500, in the order the
-/// API server returns them (by name). Each page is retried on transient errors.
+/// Every node (or those matching `label_selector`), in the order the API server returns
+/// them (by name), through the [pager](super::list).
 pub async fn list_nodes(client: &Client, label_selector: Option<&str>) -> Result<Vec<Node>, KubeError> {
     let api: Api<Node> = Api::all(client.clone());
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut lp = ListParams::default().limit(PAGE_SIZE);
-        if let Some(sel) = label_selector {
-            lp = lp.labels(sel);
-        }
-        if let Some(t) = &token {
-            lp = lp.continue_token(t);
-        }
-        let what = if token.is_some() {
-            "listing nodes (next page)"
-        } else {
-            "listing nodes"
-        };
-        let page = with_retry(what, || api.list(&lp))
-            .await
-            .map_err(|e| KubeError::api(what, e))?;
-        out.extend(page.items);
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(next) => token = Some(next),
-            None => return Ok(out),
-        }
+    let mut lp = ListParams::default();
+    if let Some(sel) = label_selector {
+        lp = lp.labels(sel);
     }
+    list_all(&api, &lp, "listing nodes").await
 }
 
 /// The rows for every node (or those matching `label_selector`), with AGE as of now.
