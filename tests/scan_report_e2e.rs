@@ -589,6 +589,21 @@ async fn issue3_report_wide_is_kubectl_wide_then_patch_columns() {
 
     let (kh, krows) = parse_table(&kubectl);
     assert_eq!(kh, KUBECTL_WIDE, "kubectl's own columns:\n{kubectl}");
+    // Byte for byte: each of our lines is kubectl's line (whose last column is not padded),
+    // then the padding and our own columns. (AGE may tick over between the runs.)
+    assert_eq!(before.stdout.lines().count(), kubectl.lines().count());
+    for (i, kl) in kubectl.lines().enumerate() {
+        let extends = |out: &str| {
+            out.lines()
+                .nth(i)
+                .is_some_and(|l| l.starts_with(kl) && l[kl.len()..].starts_with("   "))
+        };
+        assert!(
+            extends(&before.stdout) || extends(&again.stdout),
+            "line {i} is not kubectl's:\n{kl}\n{}",
+            before.stdout.lines().nth(i).unwrap_or_default()
+        );
+    }
     let (h, rows) = parse_table(&before.stdout);
     let (_, rows_again) = parse_table(&again.stdout);
     assert_eq!(
