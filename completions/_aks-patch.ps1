@@ -92,7 +92,7 @@ Register-ArgumentCompleter -Native -CommandName 'aks-patch' -ScriptBlock {
             [CompletionResult]::new('--health-wait', '--health-wait', [CompletionResultType]::ParameterName, 'Before taking a node out, wait up to this many seconds for every other node to be Ready and the last node''s workloads to be Ready again; then stop')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Fail when the Kubernetes API server does not answer the first request within this many seconds')
             [CompletionResult]::new('--soak', '--soak', [CompletionResultType]::ParameterName, 'Wait this long after a node is back before the next one')
-            [CompletionResult]::new('--journal-dir', '--journal-dir', [CompletionResultType]::ParameterName, 'Where run records are kept (default: $AKS_PATCH_STATE_DIR/runs, else ~/.local/state/aks-patch/runs)')
+            [CompletionResult]::new('--journal-dir', '--journal-dir', [CompletionResultType]::ParameterName, 'Where run records are kept (default: runs/ in the state directory: $AKS_PATCH_STATE_DIR, else $XDG_STATE_HOME/aks-patch, else ~/.local/state/aks-patch)')
             [CompletionResult]::new('--eviction-retry-interval', '--eviction-retry-interval', [CompletionResultType]::ParameterName, 'Seconds between retries of an eviction refused by a PodDisruptionBudget')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')

@@ -87,7 +87,7 @@ set edit:completion:arg-completer[aks-patch] = {|@words|
             cand --health-wait 'Before taking a node out, wait up to this many seconds for every other node to be Ready and the last node''s workloads to be Ready again; then stop'
             cand --request-timeout 'Fail when the Kubernetes API server does not answer the first request within this many seconds'
             cand --soak 'Wait this long after a node is back before the next one'
-            cand --journal-dir 'Where run records are kept (default: $AKS_PATCH_STATE_DIR/runs, else ~/.local/state/aks-patch/runs)'
+            cand --journal-dir 'Where run records are kept (default: runs/ in the state directory: $AKS_PATCH_STATE_DIR, else $XDG_STATE_HOME/aks-patch, else ~/.local/state/aks-patch)'
             cand --eviction-retry-interval 'Seconds between retries of an eviction refused by a PodDisruptionBudget'
             cand -o 'Output format'
             cand --output 'Output format'

@@ -103,7 +103,7 @@ complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l reboot-tim
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l health-wait -d 'Before taking a node out, wait up to this many seconds for every other node to be Ready and the last node\'s workloads to be Ready again; then stop' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l request-timeout -d 'Fail when the Kubernetes API server does not answer the first request within this many seconds' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l soak -d 'Wait this long after a node is back before the next one' -r
-complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l journal-dir -d 'Where run records are kept (default: $AKS_PATCH_STATE_DIR/runs, else ~/.local/state/aks-patch/runs)' -r -F
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l journal-dir -d 'Where run records are kept (default: runs/ in the state directory: $AKS_PATCH_STATE_DIR, else $XDG_STATE_HOME/aks-patch, else ~/.local/state/aks-patch)' -r -F
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l eviction-retry-interval -d 'Seconds between retries of an eviction refused by a PodDisruptionBudget' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s o -l output -d 'Output format' -r -f -a "table\t'Columns for people'
 wide\t'More columns (for `report`: exactly `kubectl get nodes -o wide`, then patch state)'

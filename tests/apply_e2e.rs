@@ -601,3 +601,48 @@ async fn issue4_resume_after_a_kill_mid_reboot_waits_for_the_node() {
     assert_eq!(reboots, 1, "the node was not rebooted twice");
     assert!(c.lock_free());
 }
+
+/// The lock's holder is the user and this machine's name as aks-patch's settings resolve
+/// them (no libc calls), and the state directory follows `XDG_STATE_HOME`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue8_lock_holder_and_xdg_state_home() {
+    let c = Cluster::start(Some(SMALL)).await;
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("the kernel's host name")
+        .trim()
+        .to_string();
+    let xdg = tempfile::tempdir().expect("temp dir");
+    let run = |user: Option<&'static str>| {
+        let mut cmd = c.command_with_target(&apply_args(&["--nodes", &small_node(0), "--reboot", "never"]));
+        cmd.env_remove("AKS_PATCH_STATE_DIR")
+            .env_remove("USER")
+            .env_remove("LOGNAME")
+            .env("XDG_STATE_HOME", xdg.path());
+        if let Some(u) = user {
+            cmd.env("USER", u);
+        }
+        cmd.output()
+    };
+
+    let out = run(Some("alice-ops")).await.expect("aks-patch runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let lock_line = stderr.lines().find(|l| l.contains("lock taken")).expect("lock line");
+    assert!(
+        lock_line.contains(&format!("as alice-ops@{host} pid ")),
+        "$USER and the kernel's host name: {lock_line}"
+    );
+    let runs: Vec<_> = std::fs::read_dir(xdg.path().join("aks-patch/runs"))
+        .expect("the run record is under $XDG_STATE_HOME/aks-patch/runs")
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert!(!c.state_dir().join("runs").exists(), "nothing under the old default");
+
+    // Without USER or LOGNAME: the uid.
+    let out = run(None).await.expect("aks-patch runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let lock_line = stderr.lines().find(|l| l.contains("lock taken")).expect("lock line");
+    let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").expect("/proc"));
+    assert!(lock_line.contains(&format!("as uid {uid}@{host} pid ")), "{lock_line}");
+}

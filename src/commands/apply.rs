@@ -35,7 +35,7 @@ use crate::rollout::plan::{self, Filters, PlanEntry};
 use crate::rollout::preflight::{self, NodeCheck};
 use crate::rollout::resume::{resume_options, resume_plan};
 use crate::settings::Settings;
-use crate::ssh::{self, SshOptions};
+use crate::ssh::{self, SshFlags, SshOptions};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -58,7 +58,7 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
     if let Some(key) = &args.ssh.ssh_key {
         ssh::check_private_key(key).map_err(|e| Failure::new(Exit::Usage, e).hint("nothing was changed"))?;
     }
-    SshOptions::from_args(&args.ssh, "azureuser", &settings.state_dir)
+    SshOptions::from_flags(&SshFlags::from(&args.ssh), "azureuser", settings)
         .map_err(|e| anyhow::Error::new(output::WithExit::wrap(e, Exit::Usage)))?;
     let requested = run_options(&args);
 
@@ -66,7 +66,7 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
     if let Some(w) = ctx.channel_warning() {
         reporter.warn(&w);
     }
-    let ssh_opts = SshOptions::from_args(&args.ssh, &ctx.admin_user, &settings.state_dir)
+    let ssh_opts = SshOptions::from_flags(&SshFlags::from(&args.ssh), &ctx.admin_user, settings)
         .map_err(|e| anyhow::Error::new(output::WithExit::wrap(e, Exit::Usage)))?;
 
     // What to patch, in which order, with which options.
@@ -306,7 +306,7 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
 
     // The cluster-wide lock, held (and renewed) for the whole run.
     let run_id = journal::new_run_id();
-    let holder = HolderInfo::current(&run_id);
+    let holder = HolderInfo::current(settings, &run_id);
     let guard = match k::Lock::acquire(&ctx.client, holder.clone(), LOCK_DURATION, args.force_unlock).await {
         Ok(g) => g,
         Err(e @ (k::LockError::Held { .. } | k::LockError::HeldByLiveProcess { .. })) => {

@@ -15,8 +15,9 @@
 //! - Then each evicted pod must be gone, or replaced by a pod with a new UID, within the same
 //!   `timeout`.
 
-use super::client::{describe_kube_error, KubeError};
-use super::retry::{is_transient, with_retry, RetryPolicy};
+use super::error::{describe_kube_error, is_transient, KubeError};
+use super::list::list_all;
+use super::retry::{with_retry, RetryPolicy};
 use ::kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use ::kube::Client;
 use chrono::{DateTime, Utc};
@@ -383,7 +384,7 @@ pub enum DrainError {
         pdbs: Vec<String>,
         message: String,
     },
-    #[error("evicting pod {pod} failed: {}{}", describe_kube_error(.source), super::client::hint_for(.source))]
+    #[error("evicting pod {pod} failed: {}{}", describe_kube_error(.source), super::error::hint_for(.source))]
     Eviction {
         pod: PodRef,
         #[source]
@@ -523,9 +524,10 @@ async fn patch_node(client: &Client, node: &str, patch: &serde_json::Value, what
     let pp = PatchParams::default();
     let patch = Patch::Strategic(patch);
     // The patch says the same thing however often it is sent: safe to retry.
-    with_retry(|| api.patch(node, &pp, &patch))
+    let doing = format!("{what} node {node}");
+    with_retry(&doing, || api.patch(node, &pp, &patch))
         .await
-        .map_err(|e| KubeError::api(format!("{what} node {node}"), e))
+        .map_err(|e| KubeError::api(doing.clone(), e))
 }
 
 fn no_such_node(node: &str) -> KubeError {
@@ -546,60 +548,28 @@ async fn patch_unschedulable(client: &Client, node: &str, value: serde_json::Val
     let pp = PatchParams::default();
     let patch = Patch::Strategic(&patch);
     // The patch says the same thing however often it is sent: safe to retry.
-    with_retry(|| api.patch(node, &pp, &patch))
+    let what = format!("{what} node {node}");
+    with_retry(&what, || api.patch(node, &pp, &patch))
         .await
-        .map_err(|e| KubeError::api(format!("{what} node {node}"), e))
+        .map_err(|e| KubeError::api(what, e))
 }
 
 // ---------------------------------------------------------------------------------------
 // Plan
 
-/// The node's pods, all namespaces, in pages of 500.
+/// The node's pods, all namespaces, through the [pager](super::list).
 pub async fn list_node_pods(client: &Client, node: &str) -> Result<Vec<Pod>, KubeError> {
     let api: Api<Pod> = Api::all(client.clone());
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut lp = ListParams::default()
-            .fields(&format!("spec.nodeName={node}"))
-            .limit(super::nodes::PAGE_SIZE);
-        if let Some(t) = &token {
-            lp = lp.continue_token(t);
-        }
-        let page = with_retry(|| api.list(&lp))
-            .await
-            .map_err(|e| KubeError::api(format!("listing the pods of node {node}"), e))?;
-        // A server that ignores the field selector must not make us evict other nodes' pods.
-        out.extend(
-            page.items
-                .into_iter()
-                .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)),
-        );
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(next) => token = Some(next),
-            None => return Ok(out),
-        }
-    }
+    let lp = ListParams::default().fields(&format!("spec.nodeName={node}"));
+    let mut pods = list_all(&api, &lp, &format!("listing the pods of node {node}")).await?;
+    // A server that ignores the field selector must not make us evict other nodes' pods.
+    pods.retain(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node));
+    Ok(pods)
 }
 
 async fn list_pdbs(client: &Client) -> Result<Vec<PodDisruptionBudget>, KubeError> {
     let api: Api<PodDisruptionBudget> = Api::all(client.clone());
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut lp = ListParams::default().limit(super::nodes::PAGE_SIZE);
-        if let Some(t) = &token {
-            lp = lp.continue_token(t);
-        }
-        let page = with_retry(|| api.list(&lp))
-            .await
-            .map_err(|e| KubeError::api("listing PodDisruptionBudgets", e))?;
-        out.extend(page.items);
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(next) => token = Some(next),
-            None => return Ok(out),
-        }
-    }
+    list_all(&api, &ListParams::default(), "listing PodDisruptionBudgets").await
 }
 
 /// The decision for one pod, as kubectl's filters make it.
@@ -694,27 +664,13 @@ pub(crate) fn decide(
 
 /// Whether a PodDisruptionBudget's selector (policy/v1 semantics: a null selector selects
 /// nothing, an empty one every pod of the namespace) matches these labels.
+/// A selector the API server would reject (an unknown operator, `In` without values)
+/// selects nothing.
 pub fn selector_matches(selector: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
-    let Some(sel) = selector else { return false };
-    if let Some(ml) = &sel.match_labels {
-        if !ml.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-            return false;
-        }
-    }
-    for req in sel.match_expressions.iter().flatten() {
-        let values = req.values.as_deref().unwrap_or(&[]);
-        let ok = match req.operator.as_str() {
-            "In" => labels.get(&req.key).is_some_and(|v| values.contains(v)),
-            "NotIn" => labels.get(&req.key).is_none_or(|v| !values.contains(v)),
-            "Exists" => labels.contains_key(&req.key),
-            "DoesNotExist" => !labels.contains_key(&req.key),
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    true
+    use ::kube::core::{Selector, SelectorExt};
+    selector
+        .and_then(|s| Selector::try_from(s.clone()).ok())
+        .is_some_and(|s| s.matches(labels))
 }
 
 fn pdbs_covering<'a>(pdbs: &'a [PodDisruptionBudget], pod: &Pod) -> Vec<&'a PodDisruptionBudget> {
@@ -751,9 +707,10 @@ pub async fn plan_drain(client: &Client, node: &str, opts: &DrainOptions) -> Res
                 continue;
             }
             let api: Api<DaemonSet> = Api::namespaced(client.clone(), &ns);
-            let found = with_retry(|| api.get_opt(&c.name))
+            let what = format!("reading DaemonSet {ns}/{}", c.name);
+            let found = with_retry(&what, || api.get_opt(&c.name))
                 .await
-                .map_err(|e| KubeError::api(format!("reading DaemonSet {ns}/{}", c.name), e))?
+                .map_err(|e| KubeError::api(what, e))?
                 .is_some();
             ds_cache.insert(key, found);
         }
@@ -1170,7 +1127,7 @@ where
                         return PodOutcome::Stopped { pod: r, evicted: false };
                     }
                 }
-                Err(e) if super::client::auth_error(&e).is_some() => {
+                Err(e) if super::error::auth_error(&e).is_some() => {
                     stop.cancel();
                     return PodOutcome::Fatal(Box::new(DrainError::Kube(KubeError::api(
                         format!("evicting pod {r}"),
@@ -1251,9 +1208,10 @@ pub async fn wait_pdbs_healthy(
         let mut unhealthy = vec![];
         for (ns, name) in pdbs {
             let api: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
-            let p = with_retry(|| api.get_opt(name))
+            let what = format!("reading PodDisruptionBudget {ns}/{name}");
+            let p = with_retry(&what, || api.get_opt(name))
                 .await
-                .map_err(|e| KubeError::api(format!("reading PodDisruptionBudget {ns}/{name}"), e))?;
+                .map_err(|e| KubeError::api(what, e))?;
             if let Some(p) = p {
                 let info = PdbInfo::from_pdb(&p, vec![]);
                 if !info.healthy() {
@@ -1498,6 +1456,23 @@ mod tests {
         assert!(selector_matches(Some(&expr("app", "Exists", &[])), &l));
         assert!(!selector_matches(Some(&expr("app", "DoesNotExist", &[])), &l));
         assert!(!selector_matches(Some(&expr("app", "Bogus", &[])), &l));
+        let no_values = LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: "In".into(),
+                values: None,
+            }]),
+        };
+        assert!(!selector_matches(Some(&no_values), &l), "invalid: selects nothing");
+        let both = LabelSelector {
+            match_labels: Some(labels(&[("app", "storefront")])),
+            ..expr("tier", "NotIn", &["web"])
+        };
+        assert!(
+            !selector_matches(Some(&both), &l),
+            "labels and expressions must all match"
+        );
     }
 
     #[test]

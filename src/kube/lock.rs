@@ -16,8 +16,9 @@
 //! ours. Our entry's nodeID is `aks-patch:<node>`, never a node name: a kured pod that sees
 //! its own node's name in the lock believes it holds it, and would uncordon and release.
 
-use super::client::{describe_kube_error, KubeError};
-use super::retry::{is_transient, with_retry};
+use super::error::{describe_kube_error, is_transient, KubeError};
+use super::retry::with_retry;
+use crate::settings::Settings;
 use ::kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use ::kube::Client;
 use chrono::{DateTime, Utc};
@@ -54,17 +55,11 @@ pub struct HolderInfo {
 }
 
 impl HolderInfo {
-    /// This process: `$USER` (or `$LOGNAME`, or the uid), the host name, the pid.
-    pub fn current(run_id: impl Into<String>) -> HolderInfo {
-        let user = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .ok()
-            .filter(|u| !u.is_empty())
-            // SAFETY: getuid has no preconditions and touches no memory.
-            .unwrap_or_else(|| format!("uid {}", unsafe { libc::getuid() }));
+    /// This process: the user and host name as [`Settings`] resolved them, the pid.
+    pub fn current(settings: &Settings, run_id: impl Into<String>) -> HolderInfo {
         HolderInfo {
-            user,
-            host: hostname(),
+            user: settings.user.clone(),
+            host: settings.host.clone(),
             pid: std::process::id(),
             run_id: run_id.into(),
         }
@@ -86,20 +81,6 @@ impl HolderInfo {
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }
-}
-
-fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
-    if rc == 0 {
-        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-        let h = String::from_utf8_lossy(&buf[..end]).to_string();
-        if !h.is_empty() {
-            return h;
-        }
-    }
-    std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown-host".into())
 }
 
 /// Where the lease lives and how it is judged.
@@ -279,9 +260,10 @@ impl Lock {
         let api: Api<Lease> = Api::namespaced(client.clone(), &opts.namespace);
         let lease_name = format!("{}/{}", opts.namespace, opts.name);
         let identity = holder.identity();
-        let existing = with_retry(|| api.get_opt(&opts.name))
+        let what = format!("reading the lock (Lease {lease_name})");
+        let existing = with_retry(&what, || api.get_opt(&opts.name))
             .await
-            .map_err(|e| KubeError::api(format!("reading the lock (Lease {lease_name})"), e))?;
+            .map_err(|e| KubeError::api(what, e))?;
         let now = Utc::now();
         let (lease, previous) = match existing {
             None => {
@@ -384,9 +366,10 @@ impl Lock {
     /// The lease as it is now (`None`: nobody ever took it).
     pub async fn inspect(client: &Client, opts: &LockOptions) -> Result<Option<LeaseState>, LockError> {
         let api: Api<Lease> = Api::namespaced(client.clone(), &opts.namespace);
-        let l = with_retry(|| api.get_opt(&opts.name))
+        let what = format!("reading the lock (Lease {}/{})", opts.namespace, opts.name);
+        let l = with_retry(&what, || api.get_opt(&opts.name))
             .await
-            .map_err(|e| KubeError::api(format!("reading the lock (Lease {}/{})", opts.namespace, opts.name), e))?;
+            .map_err(|e| KubeError::api(what, e))?;
         Ok(l.as_ref().map(LeaseState::of))
     }
 }
@@ -405,7 +388,11 @@ fn lease_spec(identity: &str, duration: Duration, transitions: i32) -> LeaseSpec
 
 /// After losing a race (409): who won.
 async fn held_error(api: &Api<Lease>, opts: &LockOptions, lease_name: &str) -> LockError {
-    match with_retry(|| api.get_opt(&opts.name)).await {
+    match with_retry(&format!("reading the lock (Lease {lease_name})"), || {
+        api.get_opt(&opts.name)
+    })
+    .await
+    {
         Ok(Some(l)) => {
             let st = LeaseState::of(&l);
             LockError::Held {
@@ -431,9 +418,10 @@ async fn renewed_while_watching(api: &Api<Lease>, opts: &LockOptions, seen: &Lea
     let deadline = tokio::time::Instant::now() + opts.observe;
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500).min(opts.observe)).await;
-        let now = with_retry(|| api.get_opt(&opts.name))
+        let what = format!("watching the lock (Lease {}/{})", opts.namespace, opts.name);
+        let now = with_retry(&what, || api.get_opt(&opts.name))
             .await
-            .map_err(|e| KubeError::api(format!("watching the lock (Lease {}/{})", opts.namespace, opts.name), e))?;
+            .map_err(|e| KubeError::api(what, e))?;
         match now {
             None => return Ok(true),
             Some(l) => {
@@ -512,7 +500,7 @@ impl Renewer {
                 Err(e) if is_transient(&e) => return Renewal::Failed(describe_kube_error(&e)),
                 Err(e) => {
                     if matches!(&e, ::kube::Error::Api(s) if s.code == 401 || s.code == 403)
-                        || super::client::auth_error(&e).is_some()
+                        || super::error::auth_error(&e).is_some()
                     {
                         self.auth_failed.store(true, std::sync::atomic::Ordering::SeqCst);
                     }
@@ -658,9 +646,10 @@ impl LockGuard {
         }
         let identity = self.holder.identity();
         let lease_name = self.lease();
-        let current = with_retry(|| self.api.get_opt(&self.opts.name))
+        let what = format!("releasing the lock (reading Lease {lease_name})");
+        let current = with_retry(&what, || self.api.get_opt(&self.opts.name))
             .await
-            .map_err(|e| KubeError::api(format!("releasing the lock (reading Lease {lease_name})"), e))?;
+            .map_err(|e| KubeError::api(what, e))?;
         let Some(current) = current else { return Ok(()) };
         let st = LeaseState::of(&current);
         if st.holder.as_deref() != Some(identity.as_str()) {
@@ -679,7 +668,11 @@ impl LockGuard {
             }),
             ..Default::default()
         };
-        match with_retry(|| self.api.delete(&self.opts.name, &dp)).await {
+        match with_retry(&format!("releasing the lock (deleting Lease {lease_name})"), || {
+            self.api.delete(&self.opts.name, &dp)
+        })
+        .await
+        {
             Ok(_) => Ok(()),
             Err(::kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(::kube::Error::Api(s)) if s.code == 409 => Err(LockError::Lost {
@@ -827,9 +820,10 @@ pub enum KuredLock {
 
 async fn kured_daemonset(client: &Client) -> Result<Option<DaemonSet>, LockError> {
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), KURED_NAMESPACE);
-    Ok(with_retry(|| api.get_opt(KURED_DAEMONSET))
+    let what = format!("reading DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET}");
+    Ok(with_retry(&what, || api.get_opt(KURED_DAEMONSET))
         .await
-        .map_err(|e| KubeError::api(format!("reading DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET}"), e))?)
+        .map_err(|e| KubeError::api(what, e))?)
 }
 
 fn kured_value(ds: &DaemonSet) -> Result<Option<KuredLockValue>, LockError> {
@@ -1121,8 +1115,12 @@ mod tests {
             run_id: "r1".into(),
         };
         assert_eq!(h.identity(), "alice@box pid 42 run r1");
-        let cur = HolderInfo::current("r2");
-        assert_eq!(cur.pid, std::process::id());
-        assert!(!cur.host.is_empty() && !cur.user.is_empty());
+        let settings = Settings::from_lookup(|k| match k {
+            "USER" => Some("bob".into()),
+            "HOSTNAME" => Some("jumpbox".into()),
+            _ => None,
+        });
+        let cur = HolderInfo::current(&settings, "r2");
+        assert_eq!(cur.identity(), format!("bob@jumpbox pid {} run r2", std::process::id()));
     }
 }

@@ -135,7 +135,7 @@ async fn workload_blocker(client: &Client, w: &WorkloadRef) -> Result<Option<Blo
     let (ready, desired) = match w.kind.as_str() {
         "ReplicaSet" => {
             let api: Api<ReplicaSet> = Api::namespaced(client.clone(), &w.namespace);
-            match with_retry(|| api.get_opt(&w.name))
+            match with_retry(&what, || api.get_opt(&w.name))
                 .await
                 .map_err(|e| KubeError::api(what, e))?
             {
@@ -148,7 +148,7 @@ async fn workload_blocker(client: &Client, w: &WorkloadRef) -> Result<Option<Blo
         }
         "StatefulSet" => {
             let api: Api<StatefulSet> = Api::namespaced(client.clone(), &w.namespace);
-            match with_retry(|| api.get_opt(&w.name))
+            match with_retry(&what, || api.get_opt(&w.name))
                 .await
                 .map_err(|e| KubeError::api(what, e))?
             {

@@ -67,7 +67,7 @@ impl Cluster for KubeCluster {
                 DrainError::Kube(k) => DrainStop::Failed(kube_err(k)),
                 DrainError::Eviction { ref source, .. } => {
                     let auth = matches!(source, ::kube::Error::Api(s) if s.code == 401 || s.code == 403)
-                        || k::client::auth_error(source).is_some();
+                        || k::error::auth_error(source).is_some();
                     DrainStop::Failed(PortError {
                         message: e.to_string(),
                         auth,

@@ -8,8 +8,10 @@ pub mod session;
 
 pub use fanout::{probe_all, probe_node};
 pub use probe::{PackageManager, PendingUpdate, Probe, ProbeParseError};
-pub use remote::{parse_upgrade_output, reboot_command, refresh_command, sh_quote, upgrade_command, UpgradedPackage};
-pub use session::{connect, parse_jump, CommandOutput, JumpHost, NodeSession, SshError, SshOptions};
+pub use remote::{
+    parse_upgrade_output, reboot_command, refresh_command, sh_quote, upgrade_command, UpgradeMode, UpgradedPackage,
+};
+pub use session::{connect, parse_jump, CommandOutput, JumpHost, NodeSession, SshError, SshFlags, SshOptions};
 
 /// A private key file ssh will accept: readable, and not readable by group or others (ssh
 /// refuses such keys with "UNPROTECTED PRIVATE KEY FILE"). `Err` says what is wrong and how

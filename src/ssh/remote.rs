@@ -6,15 +6,15 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Which upgrades to install (the run record keeps it, kebab-case).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+/// Which upgrades to install (`--upgrade-mode`; the run record keeps it, kebab-case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum UpgradeMode {
-    /// Only packages from a `-security` pocket.
+    /// Only packages from the -security pocket (what unattended-upgrades installs).
     Security,
-    /// Everything `apt-get upgrade --with-new-pkgs` installs.
+    /// All upgrades, installing new packages they need (new kernels).
     All,
-    /// `apt-get dist-upgrade`.
+    /// `apt-get dist-upgrade`: may also remove packages.
     Dist,
 }
 
