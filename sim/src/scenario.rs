@@ -114,8 +114,12 @@ pub struct Timing {
     pub pod_start_seconds: f64,
     /// How long a deleted pod stays Terminating (capped by its grace period).
     pub termination_seconds: f64,
-    /// How long `apt-get upgrade`/`dist-upgrade`/`install` runs.
+    /// How long `apt-get upgrade`/`dist-upgrade`/`install` runs, once the packages are
+    /// downloaded.
     pub apt_seconds: f64,
+    /// How long downloading the packages takes (`apt-get -d` alone, or as part of an upgrade
+    /// when nothing was downloaded before).
+    pub apt_download_seconds: f64,
     /// How long `apt-get update` runs.
     pub apt_update_seconds: f64,
 }
@@ -130,6 +134,7 @@ impl Default for Timing {
             pod_start_seconds: 0.5,
             termination_seconds: 0.2,
             apt_seconds: 0.2,
+            apt_download_seconds: 0.0,
             apt_update_seconds: 0.1,
         }
     }

@@ -158,6 +158,12 @@ pub async fn wait_gate(
             return Err(GateStop::Blocked { blockers, waited });
         }
         let text = gate::blockers_text(&blockers);
+        if let Some(node) = exempt.first() {
+            if last.is_empty() {
+                reporter.wait_started(node, "the cluster to be healthy", max_wait);
+            }
+            reporter.wait_progress(node, &text);
+        }
         if text != last {
             reporter.warn(&format!(
                 "waiting (up to {}s, --health-wait) before taking another node out: {text}",
@@ -191,6 +197,8 @@ pub struct Engine<'a> {
     abandon: CancellationToken,
     /// Set once fencing failed: nothing new is started after.
     lock_lost: Option<String>,
+    /// The node after the one in hand: its packages are downloaded while this one reboots.
+    next: Option<String>,
 }
 
 /// How a node's turn ended, when it did not stop the run.
@@ -244,6 +252,7 @@ impl<'a> Engine<'a> {
             cancel,
             abandon,
             lock_lost: None,
+            next: None,
         }
     }
 
@@ -255,16 +264,30 @@ impl<'a> Engine<'a> {
     /// Patch every node of the record that is not finished yet, in order.
     pub async fn run(&mut self, rec: &mut RunRecord) -> Result<(), RunStop> {
         // The workloads the last drain evicted: Ready again before the next disruption.
+        // What the last drain evicted: its workloads Ready again, and its PDBs allowing
+        // disruptions again, before the next node is taken out (its upgrade may go ahead).
         let mut last_workloads: Vec<WorkloadRef> = vec![];
-        for i in 0..rec.nodes.len() {
-            if matches!(
+        let mut last_pdbs: Vec<(String, String)> = vec![];
+        let todo = |rec: &RunRecord, i: usize| {
+            !matches!(
                 rec.nodes[i].state,
                 NodeState::Done | NodeState::Skipped | NodeState::Gone
-            ) {
+            )
+        };
+        let total = (0..rec.nodes.len()).filter(|i| todo(rec, *i)).count();
+        let mut k = 0;
+        for i in 0..rec.nodes.len() {
+            if !todo(rec, i) {
                 continue;
             }
             self.checkpoint()?;
-            let result = self.patch_node(rec, i, &last_workloads).await;
+            k += 1;
+            self.next = (i + 1..rec.nodes.len())
+                .find(|j| todo(rec, *j))
+                .map(|j| rec.nodes[j].name.clone());
+            self.reporter.node_started(&rec.nodes[i].name, k, total);
+            let result = self.patch_node(rec, i, &last_workloads, &last_pdbs).await;
+            self.reporter.wait_done(&rec.nodes[i].name);
             let node = rec.nodes[i].name.clone();
             match result {
                 Ok(NodeEnd::Done) => {
@@ -273,8 +296,13 @@ impl<'a> Engine<'a> {
                     rec.nodes[i].finished_at = Some(journal::now());
                     self.save(rec);
                     self.reporter.step(&node, "done");
-                    if !rec.nodes[i].workloads.is_empty() {
+                    if rec.nodes[i].state == NodeState::Done && rec.nodes[i].steps.iter().any(|s| s.name == "drain") {
                         last_workloads = rec.nodes[i].workloads.clone();
+                        last_pdbs = rec.nodes[i]
+                            .pdbs
+                            .iter()
+                            .filter_map(|p| p.split_once('/').map(|(a, b)| (a.to_string(), b.to_string())))
+                            .collect();
                     }
                     self.between_nodes(rec, i).await?;
                 }
@@ -295,10 +323,12 @@ impl<'a> Engine<'a> {
                         RunStop::Interrupted => {}
                     }
                     self.save(rec);
+                    self.reporter.status_done();
                     return Err(stop);
                 }
             }
         }
+        self.reporter.status_done();
         Ok(())
     }
 
@@ -368,6 +398,7 @@ impl<'a> Engine<'a> {
         rec: &mut RunRecord,
         i: usize,
         workloads: &[WorkloadRef],
+        pdbs: &[(String, String)],
     ) -> Result<NodeEnd, RunStop> {
         let name = rec.nodes[i].name.clone();
         let t0 = Instant::now();
@@ -394,7 +425,7 @@ impl<'a> Engine<'a> {
         if self.cancel.is_cancelled() {
             return self.stop_in_hand(rec, i, "stopping before the cordon").await;
         }
-        self.health_gate(rec, i, workloads).await?;
+        self.health_gate(rec, i, workloads, pdbs).await?;
         // kured must not reboot another node beside ours.
         let ttl = Duration::from_secs(self.cfg.options.drain_timeout + self.cfg.options.reboot_timeout);
         let kured = match self.cluster.take_kured_lock(&name, ttl).await {
@@ -565,6 +596,8 @@ impl<'a> Engine<'a> {
             ));
         }
         let deadline = Instant::now() + self.cfg.upgrade_timeout;
+        self.reporter
+            .wait_started(&name, "apt to finish", self.cfg.upgrade_timeout);
         let mut failures = 0u32;
         let mut told = false;
         let outcome = loop {
@@ -609,6 +642,7 @@ impl<'a> Engine<'a> {
                 }
             }
         };
+        self.reporter.wait_done(&name);
         let (log, code) = match outcome {
             Ok(v) => v,
             Err(msg) => {
@@ -674,8 +708,43 @@ impl<'a> Engine<'a> {
     }
 
     /// Step 3: nothing else may be out before this node is taken out.
-    async fn health_gate(&mut self, rec: &mut RunRecord, i: usize, workloads: &[WorkloadRef]) -> Result<(), RunStop> {
+    async fn health_gate(
+        &mut self,
+        rec: &mut RunRecord,
+        i: usize,
+        workloads: &[WorkloadRef],
+        pdbs: &[(String, String)],
+    ) -> Result<(), RunStop> {
         let name = rec.nodes[i].name.clone();
+        if !pdbs.is_empty() {
+            self.reporter.step(
+                &name,
+                &format!(
+                    "waiting for {} PodDisruptionBudget(s) of the last drain to allow disruptions again",
+                    pdbs.len()
+                ),
+            );
+            let timeout = Duration::from_secs(self.cfg.options.drain_timeout);
+            self.reporter
+                .wait_started(&name, "PodDisruptionBudgets to allow disruptions", timeout);
+            let r = tokio::select! {
+                r = self.cluster.wait_pdbs(pdbs, timeout) => r.map_err(|e| e.to_string()),
+                _ = self.cancel.cancelled() => Err(String::new()),
+            };
+            self.reporter.wait_done(&name);
+            if let Err(e) = r {
+                if self.cancel.is_cancelled() {
+                    return self
+                        .stop_in_hand(rec, i, "stopping before the cordon")
+                        .await
+                        .map(|_| ());
+                }
+                let undo = self.release_if_in_hand(rec, i).await;
+                return Err(RunStop::failed(format!(
+                    "not taking node {name} out: {e}{undo}; its packages are upgraded"
+                )));
+            }
+        }
         self.begin(rec, i, "health-gate");
         let exempt = vec![name.clone()];
         let r = wait_gate(
@@ -735,7 +804,27 @@ impl<'a> Engine<'a> {
             .ok()
             .flatten()
             .unwrap_or_else(|| row.clone());
-        self.finish_reboot(rec, i, &row).await
+        // While this node reboots, download the next node's packages (nothing is installed,
+        // nothing is disrupted): its upgrade is then install time only.
+        let download = ssh::remote::download_command(self.cfg.options.upgrade_mode, self.cfg.dpkg_lock_timeout_secs);
+        let next = match (&self.next, download) {
+            (Some(n), Some(cmd)) => self.cluster.node(n).await.ok().flatten().map(|r| (target(&r), cmd)),
+            _ => None,
+        };
+        let (transport, reporter) = (self.transport, self.reporter);
+        let prefetch = async move {
+            if let Some((t, cmd)) = next {
+                match transport.prefetch(&t, &cmd).await {
+                    Ok(()) => reporter.step(&t.name, "packages downloaded ahead, while the previous node reboots"),
+                    Err(e) => reporter.verbose(&format!(
+                        "{}: downloading ahead failed ({e}); the upgrade will download",
+                        t.name
+                    )),
+                }
+            }
+        };
+        let (done, ()) = tokio::join!(self.finish_reboot(rec, i, &row), prefetch);
+        done
     }
 
     /// Step 4: cordon (remembering whether somebody else had) and mark the node as ours.
@@ -788,21 +877,29 @@ impl<'a> Engine<'a> {
                 &node_for_progress,
                 &format!("draining: {evict} pod(s) to evict, {skipped} skipped (DaemonSet, mirror)"),
             ),
-            DrainEvent::EvictionRefused { pod, pdb, retry_in, .. } => reporter.step(
-                &node_for_progress,
-                &format!(
-                    "eviction of {pod} refused by PodDisruptionBudget {}; retrying in {}s",
-                    pdb.unwrap_or_else(|| "?".into()),
-                    retry_in.as_secs()
-                ),
-            ),
+            DrainEvent::EvictionRefused { pod, pdb, retry_in, .. } => {
+                let pdb = pdb.unwrap_or_else(|| "?".into());
+                reporter.wait_progress(
+                    &node_for_progress,
+                    &format!("PDB {}/{pdb} allows 0, retrying", pod.namespace),
+                );
+                reporter.step(
+                    &node_for_progress,
+                    &format!(
+                        "eviction of {pod} refused by PodDisruptionBudget {pdb}; retrying in {}s",
+                        retry_in.as_secs()
+                    ),
+                )
+            }
             DrainEvent::Evicted { pod } => reporter.verbose(&format!("{node_for_progress}: evicted {pod}")),
             _ => {}
         };
+        self.reporter.wait_started(&name, "evictions", self.cfg.drain.timeout);
         let drained = self
             .cluster
             .drain(&name, &self.cfg.drain, &progress, &self.cancel, self.fence)
             .await;
+        self.reporter.wait_done(&name);
         match drained {
             Ok(report) => {
                 for (pod, w) in &report.warnings {
@@ -890,15 +987,24 @@ impl<'a> Engine<'a> {
         let reporter = self.reporter.clone();
         let n2 = name.clone();
         let progress = move |ev: RebootEvent| match ev {
-            RebootEvent::WentNotReady { ready } => reporter.step(&n2, &format!("went down (Ready={ready})")),
-            RebootEvent::Booted { .. } => reporter.step(&n2, "booted (new bootID)"),
+            RebootEvent::WentNotReady { ready } => {
+                reporter.wait_progress(&n2, "down");
+                reporter.step(&n2, &format!("went down (Ready={ready})"))
+            }
+            RebootEvent::Booted { .. } => {
+                reporter.wait_progress(&n2, "booted, waiting for Ready");
+                reporter.step(&n2, "booted (new bootID)")
+            }
             RebootEvent::Back { elapsed } => reporter.step(&n2, &format!("Ready again after {}s", elapsed.as_secs())),
             RebootEvent::ReadFailed { error } => {
                 reporter.verbose(&format!("{n2}: reading the node failed ({error}); still waiting"))
             }
         };
         let timeout = Duration::from_secs(self.cfg.options.reboot_timeout);
-        let back = match self.cluster.wait_for_reboot(&name, &old_boot, timeout, &progress).await {
+        self.reporter.wait_started(&name, "Ready", timeout);
+        let back = self.cluster.wait_for_reboot(&name, &old_boot, timeout, &progress).await;
+        self.reporter.wait_done(&name);
+        let back = match back {
             Ok(r) => r,
             Err(e) => {
                 self.end(rec, i, "failed", e.to_string());
@@ -1014,27 +1120,6 @@ impl<'a> Engine<'a> {
                 .step(&rec.nodes[i].name, &format!("soaking {soak}s before the next node"));
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(soak)) => {}
-                _ = self.cancel.cancelled() => return Err(RunStop::Interrupted),
-            }
-        }
-        let pdbs: Vec<(String, String)> = rec.nodes[i]
-            .pdbs
-            .iter()
-            .filter_map(|p| p.split_once('/').map(|(a, b)| (a.to_string(), b.to_string())))
-            .collect();
-        if !pdbs.is_empty() {
-            self.reporter.step(
-                &rec.nodes[i].name,
-                &format!(
-                    "waiting for {} PodDisruptionBudget(s) to allow disruptions again",
-                    pdbs.len()
-                ),
-            );
-            let timeout = Duration::from_secs(self.cfg.options.drain_timeout);
-            tokio::select! {
-                r = self.cluster.wait_pdbs(&pdbs, timeout) => {
-                    if let Err(e) = r { return Err(RunStop::port(e.to_string(), &e)); }
-                }
                 _ = self.cancel.cancelled() => return Err(RunStop::Interrupted),
             }
         }
@@ -1414,6 +1499,12 @@ mod tests {
             Ok(())
         }
 
+        async fn prefetch(&self, node: &NodeTarget, _command: &str) -> Result<(), PortError> {
+            self.step("prefetch", &node.name)?;
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            Ok(())
+        }
+
         async fn disconnect(&self, _node: &NodeTarget) {}
     }
 
@@ -1511,6 +1602,14 @@ mod tests {
         }
     }
 
+    /// Whether anything that changes a node (beyond downloading ahead) happened to `node`.
+    fn changed(f: &Fakes, node: &str) -> bool {
+        f.log().iter().any(|l| {
+            let (step, n) = l.split_once(' ').unwrap_or((l, ""));
+            n == node && ["upgrade", "cordon", "drain", "reboot", "release"].contains(&step)
+        })
+    }
+
     fn states(rec: &RunRecord) -> Vec<NodeState> {
         rec.nodes.iter().map(|n| n.state).collect()
     }
@@ -1531,7 +1630,15 @@ mod tests {
             assert_eq!(rec.nodes[i].packages_upgraded.len(), 2);
         }
         assert_eq!(h.fakes.w().max_out, 1, "never two nodes out");
-        // The transitions in order, for the first node.
+        // The next node's packages are downloaded while the previous one reboots.
+        let log = h.fakes.log();
+        let at = |l: &str| {
+            log.iter()
+                .position(|x| x == l)
+                .unwrap_or_else(|| panic!("{l} in {log:?}"))
+        };
+        assert!(at("reboot n0") < at("prefetch n1") && at("prefetch n1") < at("cordon n1"));
+        assert_eq!(h.fakes.count("prefetch"), 2, "none after the last node");
         let first: Vec<String> = h.fakes.log().into_iter().filter(|l| l.ends_with(" n0")).collect();
         let names: Vec<&str> = first.iter().map(|l| l.split(' ').next().unwrap()).collect();
         let order = [
@@ -1635,10 +1742,7 @@ mod tests {
             let n0 = h.fakes.node("n0");
             assert_eq!(n0.unschedulable, stays_out, "{step}");
             assert_eq!(rec.nodes[0].in_hand, stays_out, "{step}");
-            assert!(
-                !h.fakes.log().iter().any(|l| l.ends_with(" n1")),
-                "{step}: nothing happened to the next node"
-            );
+            assert!(!changed(&h.fakes, "n1"), "{step}: nothing happened to the next node");
         }
     }
 
@@ -1715,7 +1819,7 @@ mod tests {
         assert_eq!(rec.nodes[0].state, NodeState::Done, "the node in hand was finished");
         assert!(!h.fakes.node("n0").unschedulable);
         assert_eq!(rec.nodes[1].state, NodeState::Pending, "no other node was started");
-        assert!(!h.fakes.log().iter().any(|l| l.ends_with(" n1")));
+        assert!(!changed(&h.fakes, "n1"), "only its packages were downloaded ahead");
     }
 
     #[tokio::test(start_paused = true)]

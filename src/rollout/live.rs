@@ -229,6 +229,15 @@ impl Transport for SshTransport {
         }
     }
 
+    async fn prefetch(&self, node: &NodeTarget, command: &str) -> Result<(), PortError> {
+        let o = self.run(node, command, Duration::from_secs(600)).await?;
+        if o.success() {
+            Ok(())
+        } else {
+            Err(PortError::new(format!("exit {}: {}", o.exit_code, o.tail(3))))
+        }
+    }
+
     async fn reboot(&self, node: &NodeTarget) -> Result<(), PortError> {
         // A fresh session: the reboot drops it.
         self.disconnect(node).await;

@@ -120,6 +120,8 @@ pub trait Transport: Send + Sync {
         run_id: &str,
         max: Duration,
     ) -> Result<Option<(String, i32)>, PortError>;
+    /// Run a non-disruptive command to its end (downloading the next node's packages).
+    async fn prefetch(&self, node: &NodeTarget, command: &str) -> Result<(), PortError>;
     /// Start a reboot; a dropped connection is expected.
     async fn reboot(&self, node: &NodeTarget) -> Result<(), PortError>;
     /// Forget any connection to the node (it is rebooting).

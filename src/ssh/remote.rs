@@ -126,6 +126,19 @@ pub fn parse_detached(stdout: &str) -> Option<(String, i32)> {
     Some((stdout[..idx].trim_end().to_string(), code))
 }
 
+/// Download what the upgrade of `mode` will install, without installing anything
+/// (`apt-get -d`): the packages stay in apt's cache, so the upgrade itself is install time
+/// only. Non-disruptive: aks-patch runs it on the next node while the current one reboots.
+/// `None` for `Security` (its package list comes from a fresh probe at upgrade time).
+pub fn download_command(mode: UpgradeMode, lock_timeout_secs: u64) -> Option<String> {
+    let apt = apt_get(lock_timeout_secs);
+    match mode {
+        UpgradeMode::All => Some(format!("{apt} -d upgrade --with-new-pkgs")),
+        UpgradeMode::Dist => Some(format!("{apt} -d dist-upgrade")),
+        UpgradeMode::Security => None,
+    }
+}
+
 /// `apt-get update`, waiting for the lock like the upgrade does.
 pub fn refresh_command(lock_timeout_secs: u64) -> String {
     format!("sudo apt-get -q -o DPkg::Lock::Timeout={lock_timeout_secs} update")
@@ -138,7 +151,7 @@ pub fn refresh_command(lock_timeout_secs: u64) -> String {
 /// Expect either success or [`super::SshError::Disconnected`] from running it.
 pub fn reboot_command() -> String {
     "sudo true </dev/null || { echo 'aks-patch: sudo does not work for this user: cannot reboot' >&2; exit 3; }\n\
-     nohup sudo sh -c 'sleep 2; systemctl reboot || reboot' </dev/null >/dev/null 2>&1 &\n\
+     nohup sudo sh -c 'sleep 1; systemctl reboot || reboot' </dev/null >/dev/null 2>&1 &\n\
      echo 'reboot scheduled'\n"
         .to_string()
 }

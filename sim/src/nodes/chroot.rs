@@ -579,9 +579,10 @@ pub fn build_template(instance: &Path, tools: &Tools, user: &HostUser, timing: &
     put(
         &t.join("etc/aks-sim/timing"),
         format!(
-            "# Written by aks-sim from the scenario's timing.\nAPT_SECONDS={}\nAPT_UPDATE_SECONDS={}\n",
+            "# Written by aks-sim from the scenario's timing.\nAPT_SECONDS={}\nAPT_UPDATE_SECONDS={}\nAPT_DOWNLOAD_SECONDS={}\n",
             timing.apt_seconds.max(0.0),
-            timing.apt_update_seconds.max(0.0)
+            timing.apt_update_seconds.max(0.0),
+            timing.apt_download_seconds.max(0.0)
         )
         .as_bytes(),
         0o644,

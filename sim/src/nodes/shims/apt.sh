@@ -8,7 +8,9 @@
 #   /var/lib/aks-sim/installed  known installed packages: name version
 #   /var/lib/aks-sim/requests   what the emulator picks up: kind<TAB>detail, one a line
 # Written by the emulator (read-only here):
-#   /etc/aks-sim/timing           APT_SECONDS=, APT_UPDATE_SECONDS=
+#   /etc/aks-sim/timing           APT_SECONDS=, APT_UPDATE_SECONDS=, APT_DOWNLOAD_SECONDS=
+#   /var/lib/aks-sim/downloaded   present: the pending packages are in the cache already
+#                                 (`apt-get -d`), so the upgrade does not download again
 #   /etc/aks-sim/dpkg-lock-until  epoch seconds until which unattended-upgrades holds the dpkg lock
 #   /etc/aks-sim/apt-failure      present: the mirror answers 503
 # The output follows apt 2.4 (Ubuntu 22.04): stdout not a terminal means quiet level 1, as in
@@ -23,6 +25,7 @@ MIRROR=http://azure.archive.ubuntu.com/ubuntu
 LOCK_MSG="Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 2345 (unattended-upgr)"
 APT_SECONDS=0
 APT_UPDATE_SECONDS=0
+APT_DOWNLOAD_SECONDS=0
 if [ -r "$CONF/timing" ]; then . "$CONF/timing"; fi
 
 prog=${0##*/}
@@ -37,6 +40,7 @@ with_new=0
 only_upgrade=0
 lock_timeout=0
 upgradable=0
+download_only=0
 
 is_root() { [ -n "$AKS_SIM_SUDO" ] || [ "$(id -u)" = 0 ]; }
 request() { printf '%s\t%s\n' "$1" "$2" >>"$REQUESTS" 2>/dev/null; }
@@ -104,6 +108,7 @@ while [ $# -gt 0 ]; do
     --with-new-pkgs) with_new=1 ;;
     --without-new-pkgs) with_new=0 ;;
     --only-upgrade) only_upgrade=1 ;;
+    -d | --download-only) download_only=1 ;;
     -t | --target-release | --default-release) shift ;;
     --no-install-recommends | --install-recommends | --no-install-suggests | --fix-missing | --fix-broken | \
         --allow-downgrades | --allow-change-held-packages | --allow-remove-essential | --ignore-missing | \
@@ -120,6 +125,7 @@ while [ $# -gt 0 ]; do
             case "$c" in
             y) yes=1 ;;
             s) simulate=1 ;;
+            d) download_only=1 ;;
             q)
                 qset=1
                 qcount=$((qcount + 1))
@@ -420,6 +426,14 @@ do_change() {
     fi
 
     [ "$quiet" -lt 2 ] && archives get
+    # Downloading: skipped when an earlier `apt-get -d` left the packages in the cache.
+    [ -e "$STATE/downloaded" ] || sleep "$APT_DOWNLOAD_SECONDS"
+    if [ "$download_only" = 1 ]; then
+        : >"$STATE/downloaded"
+        [ "$quiet" -lt 2 ] && archives fetched
+        echo "Download complete and in download only mode"
+        exit 0
+    fi
     sleep "$(half "$APT_SECONDS")"
     [ "$quiet" -lt 2 ] && archives fetched
     if [ "${DEBIAN_FRONTEND:-}" != noninteractive ] && ! [ -t 0 ]; then
@@ -482,6 +496,7 @@ do_change() {
         esac
     done
     apply_plan
+    rm -f "$STATE/downloaded"
     request apt-upgrade "$prog $mode: $(printf '%s\n' $new $ups | tr '\n' ' ' | sed 's/ $//')"
     exit 0
 }
