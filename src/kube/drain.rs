@@ -1010,6 +1010,31 @@ async fn nap(d: Duration, deadline: tokio::time::Instant, stop: &CancellationTok
     }
 }
 
+/// Wait until PDB `name` allows a disruption (checked every 200 ms), at most `max` or until
+/// `deadline`, unless stopped. Returns false when stopped.
+async fn until_pdb_allows(
+    api: &Api<PodDisruptionBudget>,
+    name: &str,
+    max: Duration,
+    deadline: tokio::time::Instant,
+    stop: &CancellationToken,
+) -> bool {
+    let until = (tokio::time::Instant::now() + max).min(deadline);
+    loop {
+        if !nap(Duration::from_millis(200), until, stop).await {
+            return false;
+        }
+        if tokio::time::Instant::now() >= until {
+            return true;
+        }
+        if let Ok(Some(p)) = api.get_opt(name).await {
+            if p.status.and_then(|s| s.disruptions_allowed).unwrap_or(0) > 0 {
+                return true;
+            }
+        }
+    }
+}
+
 /// What every pod's eviction shares.
 struct EvictCtx<'a, P, F> {
     client: &'a Client,
@@ -1100,9 +1125,18 @@ where
                         message: message.clone(),
                         retry_in: opts.retry_interval,
                     });
-                    last_refusal = Some((message, pdb));
                     transient_failures = 0;
-                    if !nap(opts.retry_interval, deadline, stop).await {
+                    // Retry as soon as the budget allows a disruption again (a replacement
+                    // turned Ready elsewhere), at the latest after the retry interval.
+                    let woke = match &pdb {
+                        Some(name) => {
+                            let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &r.namespace);
+                            until_pdb_allows(&pdbs, name, opts.retry_interval, deadline, stop).await
+                        }
+                        None => nap(opts.retry_interval, deadline, stop).await,
+                    };
+                    last_refusal = Some((message, pdb));
+                    if !woke {
                         return PodOutcome::Stopped { pod: r, evicted: false };
                     }
                 }

@@ -716,6 +716,13 @@ impl<'a> Engine<'a> {
         pdbs: &[(String, String)],
     ) -> Result<(), RunStop> {
         let name = rec.nodes[i].name.clone();
+        // First nothing else may be out (a node that died would also keep the last
+        // drain's budgets from recovering), then those budgets must allow disruptions
+        // again, then once more nothing else may be out.
+        self.gate_step(rec, i, workloads).await?;
+        if pdbs.is_empty() {
+            return Ok(());
+        }
         if !pdbs.is_empty() {
             self.reporter.step(
                 &name,
@@ -745,6 +752,12 @@ impl<'a> Engine<'a> {
                 )));
             }
         }
+        self.gate_step(rec, i, workloads).await
+    }
+
+    /// The health gate, waited for, as a step of the record.
+    async fn gate_step(&mut self, rec: &mut RunRecord, i: usize, workloads: &[WorkloadRef]) -> Result<(), RunStop> {
+        let name = rec.nodes[i].name.clone();
         self.begin(rec, i, "health-gate");
         let exempt = vec![name.clone()];
         let r = wait_gate(

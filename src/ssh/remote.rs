@@ -151,7 +151,7 @@ pub fn refresh_command(lock_timeout_secs: u64) -> String {
 /// Expect either success or [`super::SshError::Disconnected`] from running it.
 pub fn reboot_command() -> String {
     "sudo true </dev/null || { echo 'aks-patch: sudo does not work for this user: cannot reboot' >&2; exit 3; }\n\
-     nohup sudo sh -c 'sleep 1; systemctl reboot || reboot' </dev/null >/dev/null 2>&1 &\n\
+     nohup sudo sh -c 'sleep 0.5; systemctl reboot || reboot' </dev/null >/dev/null 2>&1 &\n\
      echo 'reboot scheduled'\n"
         .to_string()
 }
