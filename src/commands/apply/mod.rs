@@ -17,28 +17,33 @@
 //!   its upgrade succeeded and the probe after it finds nothing pending of the chosen mode.
 //! - **Ctrl-C is a safe point**: apt runs detached on the node and is waited for.
 
-use super::context::{self, ClusterContext};
+mod input;
+mod view;
+
+use super::context;
 use super::scan::{candidate, scan_nodes, ScanRow};
-use super::{scans, Outcome};
-use crate::cli::{self, ApplyArgs, OutputFormat};
+use super::Outcome;
+use crate::cli::{ApplyArgs, OutputFormat};
 use crate::kube::drain as kdrain;
-use crate::kube::{self as k, CancellationToken, DrainOptions, HolderInfo, KubeError, NodeRow};
-use crate::output::{self, Column, Exit, Failure, Reporter, TableSpec};
+use crate::kube::{self as k, CancellationToken, HolderInfo, NodeRow};
+use crate::output::{self, Exit, Failure, Reporter};
 use crate::rollout::after::{after_rows, left_cordoned};
 use crate::rollout::engine::{enum_text, wait_gate, Engine, EngineConfig, GateStop, RunStop};
-use crate::rollout::gate::{self, Blocker};
-use crate::rollout::journal::{
-    self, Journal, NodeRecord, NodeState, RebootPolicy, RunOptions, RunRecord, RunStatus, UpgradeMode,
-};
+use crate::rollout::gate;
+use crate::rollout::journal::{self, Journal, NodeRecord, NodeState, RunRecord, RunStatus};
 use crate::rollout::live::{KubeCluster, SshTransport};
 use crate::rollout::plan::{self, Filters, PlanEntry};
-use crate::rollout::preflight::{self, NodeCheck};
+use crate::rollout::preflight;
 use crate::rollout::resume::{resume_options, resume_plan};
 use crate::settings::Settings;
 use crate::ssh::{self, SshFlags, SshOptions};
-use serde_json::json;
+use input::{
+    api_message, check_journal_dir, confirm, drain_options, marked_by, nothing_selected, remember_scans, run_options,
+    watch_signals,
+};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use view::{after_table, dry_run_outcome, plan_table, plan_value};
 
 /// How long the Lease lock lives without renewal.
 const LOCK_DURATION: Duration = Duration::from_secs(60);
@@ -488,334 +493,4 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
         summary: Some(summary),
         exit,
     })
-}
-
-/// The journal directory must take a record before the lock is touched.
-fn check_journal_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    let probe = dir.join(format!(".write-test-{}", std::process::id()));
-    let r = std::fs::create_dir_all(dir)
-        .and_then(|_| std::fs::write(&probe, b""))
-        .and_then(|_| std::fs::remove_file(&probe));
-    r.map_err(|e| {
-        Failure::new(
-            Exit::Usage,
-            format!(
-                "cannot write run records to {}: {e}; nothing was changed",
-                dir.display()
-            ),
-        )
-        .hint("give a writable directory with --journal-dir (or AKS_PATCH_STATE_DIR)")
-        .into()
-    })
-}
-
-/// The options given on the command line, typed for the run record.
-fn run_options(a: &ApplyArgs) -> RunOptions {
-    RunOptions {
-        upgrade_mode: match a.upgrade_mode {
-            cli::UpgradeMode::Security => UpgradeMode::Security,
-            cli::UpgradeMode::All => UpgradeMode::All,
-            cli::UpgradeMode::Dist => UpgradeMode::Dist,
-        },
-        reboot: match a.reboot {
-            cli::RebootPolicy::IfRequired => RebootPolicy::IfRequired,
-            cli::RebootPolicy::Always => RebootPolicy::Always,
-            cli::RebootPolicy::Never => RebootPolicy::Never,
-        },
-        delete_emptydir_data: a.delete_emptydir_data,
-        force: a.force,
-        // kubectl drain's -1: each pod's own grace period.
-        grace_period: a.grace_period.filter(|g| *g >= 0),
-        drain_timeout: a.drain_timeout,
-        reboot_timeout: a.reboot_timeout,
-        soak: a.soak,
-    }
-}
-
-fn drain_options(o: &RunOptions, retry_interval: u64) -> DrainOptions {
-    DrainOptions {
-        delete_emptydir_data: o.delete_emptydir_data,
-        force: o.force,
-        grace_period: o.grace_period,
-        timeout: Duration::from_secs(o.drain_timeout),
-        retry_interval: Duration::from_secs(retry_interval.max(1)),
-        ..DrainOptions::default()
-    }
-}
-
-/// The API server's own words from an error.
-fn api_message(e: &KubeError) -> String {
-    let text = e.to_string();
-    let mut msg = text.clone();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        if let Some(::kube::Error::Api(st)) = s.downcast_ref::<::kube::Error>() {
-            msg = if st.message.is_empty() {
-                st.reason.clone()
-            } else {
-                st.message.clone()
-            };
-            break;
-        }
-        src = s.source();
-    }
-    msg
-}
-
-/// `--nodes`/`--nodepool`/`-l` chose nothing that can be patched: say why, node by node.
-fn nothing_selected(entries: &[PlanEntry], selector: Option<&str>) -> Failure {
-    if entries.is_empty() {
-        return Failure::new(
-            Exit::Usage,
-            format!(
-                "the selection matches no node{}; nothing was changed",
-                selector.map(|s| format!(" (selector `{s}`)")).unwrap_or_default()
-            ),
-        )
-        .hint("check the selection with `kubectl get nodes -l ...` or `aks-patch report`");
-    }
-    let why: Vec<String> = entries
-        .iter()
-        .map(|e| format!("{}: {}", e.name, e.reason.as_deref().unwrap_or("skipped")))
-        .collect();
-    Failure::new(
-        Exit::Usage,
-        format!(
-            "nothing in the selection can be patched: {}; nothing was changed",
-            why.join("; ")
-        ),
-    )
-    .hint("select Linux nodes that are Ready (see `aks-patch scan`)")
-}
-
-/// Nodes marked in progress by one of `runs`.
-fn marked_by(rows: &[NodeRow], runs: &[String]) -> Vec<String> {
-    rows.iter()
-        .filter(|r| r.in_progress.as_ref().is_some_and(|run| runs.contains(run)))
-        .map(|r| r.name.clone())
-        .collect()
-}
-
-fn dry_run_outcome(
-    ctx: &ClusterContext,
-    args: &ApplyArgs,
-    plan_value: serde_json::Value,
-    checks: &[NodeCheck],
-    gate_now: &[Blocker],
-    kured: Option<&str>,
-    reporter: &Reporter,
-) -> Outcome {
-    let gate_text = if gate_now.is_empty() {
-        "open: no other node is out".to_string()
-    } else {
-        format!("closed: {}", gate::blockers_text(gate_now))
-    };
-    let refusals = preflight::certain_failures(checks);
-    let rows: Vec<serde_json::Value> = plan_value
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|mut p| {
-            let name = p["name"].as_str().unwrap_or("").to_string();
-            let c = checks.iter().find(|c| c.node == name);
-            p["wouldReboot"] = json!(c
-                .map(|c| c.reboot)
-                .unwrap_or(if p["action"] == "patch" { "no" } else { "-" }));
-            p["evict"] = json!(c.map(|c| c.evict.len()));
-            p["refused"] = json!(c
-                .map(|c| c
-                    .refused
-                    .iter()
-                    .map(|r| format!(
-                        "{} ({})",
-                        r["pod"].as_str().unwrap_or(""),
-                        r["flag"].as_str().unwrap_or("")
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", "))
-                .filter(|s| !s.is_empty()));
-            p["pdbs"] = json!(c
-                .map(|c| {
-                    let mut v: Vec<String> = c.never_allowing_pdbs.iter().map(|p| format!("never: {p}")).collect();
-                    v.extend(c.blocking_pdbs.iter().map(|p| format!("blocks now: {p}")));
-                    v.join(", ")
-                })
-                .filter(|s| !s.is_empty()));
-            p
-        })
-        .collect();
-    reporter.info(&format!("health gate: {gate_text}"));
-    if let Some(h) = kured {
-        reporter.warn(&format!("kured holds its reboot lock for {h}: apply would refuse now"));
-    }
-    if let Some(r) = refusals.as_ref().map(|r| &r.message) {
-        reporter.warn(&format!("apply would refuse: {r}"));
-    }
-    let value = if matches!(
-        args.global.output,
-        OutputFormat::Table | OutputFormat::Wide | OutputFormat::Tsv
-    ) && args.global.query.is_none()
-    {
-        serde_json::Value::Array(rows)
-    } else {
-        json!({
-            "dryRun": true,
-            "cluster": ctx.cluster,
-            "plan": rows,
-            "drains": checks,
-            "healthGate": {"open": gate_now.is_empty(), "blockers": gate_now},
-            "kuredLockHolder": kured,
-            "wouldRefuse": refusals.as_ref().map(|r| r.message.clone()),
-        })
-    };
-    Outcome {
-        value,
-        table: Some(TableSpec::new(vec![
-            Column::new("NAME", "name"),
-            Column::new("POOL", "pool"),
-            Column::new("KERNEL-VERSION", "kernel").placeholder("<unknown>"),
-            Column::new("PENDING", "pendingUpdates").placeholder("-"),
-            Column::new("ACTION", "action"),
-            Column::new("REBOOT", "wouldReboot"),
-            Column::new("EVICT", "evict").placeholder("-"),
-            Column::new("REFUSED", "refused").placeholder(""),
-            Column::new("PDBS", "pdbs").placeholder(""),
-            Column::new("REASON", "reason").placeholder(""),
-        ])),
-        summary: Some(format!(
-            "dry run: nothing was changed; health gate {gate_text}{}",
-            if refusals.is_some() || kured.is_some() {
-                "; apply would refuse (see above)"
-            } else {
-                ""
-            }
-        )),
-        exit: Exit::Ok,
-    }
-}
-
-/// Ctrl-C / SIGTERM: the first stops at the next safe point, a second one stops waiting
-/// for apt on a node (apt itself is never cut off).
-async fn watch_signals(cancel: CancellationToken, abandon: CancellationToken, reporter: Reporter) {
-    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
-        return;
-    };
-    let mut count = 0;
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        count += 1;
-        cancel.cancel();
-        if count == 1 {
-            reporter.warn("interrupted: stopping at the next safe point (a running apt is waited for, a draining node is uncordoned, a rebooting node is waited for); the lock will be released");
-        } else {
-            abandon.cancel();
-            reporter.warn("interrupted again: not waiting for apt any longer (it goes on on the node); still leaving the cluster in a known state");
-        }
-    }
-}
-
-fn confirm(args: &ApplyArgs, ctx: &ClusterContext, n: usize) -> anyhow::Result<()> {
-    use std::io::{BufRead, IsTerminal, Write};
-    if args.yes {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-        return Err(Failure::new(
-            Exit::Usage,
-            "refusing to patch without confirmation: there is no terminal to ask on; nothing was changed",
-        )
-        .hint("review the plan (add --dry-run), then run again with --yes")
-        .into());
-    }
-    eprint!(
-        "Patch {n} node(s) of {} one at a time (cordon, drain, reboot as needed)? [y/N] ",
-        ctx.cluster.name
-    );
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    if matches!(line.trim().to_lowercase().as_str(), "y" | "yes") {
-        Ok(())
-    } else {
-        Err(Failure::new(Exit::Usage, "not confirmed; nothing was changed").into())
-    }
-}
-
-fn plan_table() -> TableSpec {
-    TableSpec::new(vec![
-        Column::new("NAME", "name"),
-        Column::new("POOL", "pool"),
-        Column::new("STATUS", "status"),
-        Column::new("KERNEL-VERSION", "kernel").placeholder("<unknown>"),
-        Column::new("PENDING", "pendingUpdates").placeholder("-"),
-        Column::new("SECURITY", "securityUpdates").placeholder("-"),
-        Column::new("REBOOT-NEEDED", "rebootRequired").placeholder("-"),
-        Column::new("ACTION", "action"),
-        Column::new("REASON", "reason").placeholder(""),
-    ])
-}
-
-fn plan_value(entries: &[PlanEntry], before: &BTreeMap<String, ScanRow>, rows: &[NodeRow]) -> serde_json::Value {
-    serde_json::Value::Array(
-        entries
-            .iter()
-            .map(|e| {
-                let b = before.get(&e.name);
-                let r = rows.iter().find(|r| r.name == e.name);
-                json!({
-                    "name": e.name,
-                    "pool": e.pool,
-                    "status": b.map(|b| b.status.clone()).or_else(|| r.map(|r| r.status.clone())),
-                    "kernel": b.and_then(|b| b.running_kernel.clone().or_else(|| Some(b.kernel_version.clone()))).or_else(|| r.map(|r| r.kernel_version.clone())),
-                    "pendingUpdates": b.and_then(|b| b.pending_updates),
-                    "securityUpdates": b.and_then(|b| b.security_updates),
-                    "rebootRequired": b.and_then(|b| b.reboot_required),
-                    "action": e.action,
-                    "reason": e.reason.clone().or_else(|| b.and_then(|b| b.error.clone())),
-                })
-            })
-            .collect(),
-    )
-}
-
-fn after_table() -> TableSpec {
-    TableSpec::new(vec![
-        Column::new("NAME", "name"),
-        Column::new("STATUS", "status"),
-        Column::new("KERNEL-BEFORE", "kernelBefore").placeholder("<unknown>"),
-        Column::new("KERNEL-AFTER", "kernelAfter").placeholder("<unknown>"),
-        Column::new("PACKAGES", "packagesUpgraded").placeholder("0"),
-        Column::new("REBOOTED", "rebooted"),
-        Column::new("RESULT", "result"),
-        Column::new("DETAIL", "detail").placeholder(""),
-    ])
-}
-
-/// Tell `report` what the nodes look like now, so that REBOOT-REQUIRED stays true.
-fn remember_scans(settings: &Settings, rec: &RunRecord) {
-    let now = journal::now();
-    let nodes: BTreeMap<String, scans::NodeScan> = rec
-        .nodes
-        .iter()
-        .filter(|n| n.rebooted && n.state == NodeState::Done)
-        .map(|n| {
-            (
-                n.name.clone(),
-                scans::NodeScan {
-                    scanned_at: now.clone(),
-                    reboot_required: false,
-                    reboot_packages: vec![],
-                    pending_updates: 0,
-                    security_updates: 0,
-                    running_kernel: n.kernel_after.clone().unwrap_or_default(),
-                    boot_id: n.boot_id_after.clone(),
-                },
-            )
-        })
-        .collect();
-    let _ = scans::save(&settings.state_dir, &rec.cluster.key, nodes);
 }

@@ -1,0 +1,194 @@
+//! What `apply` checks and turns into typed values before it contacts anything, and the
+//! small pieces of its flow: confirmation, signals, the scans it leaves for `report`.
+
+use crate::cli::{self, ApplyArgs};
+use crate::commands::context::ClusterContext;
+use crate::commands::scans;
+use crate::kube::{CancellationToken, DrainOptions, KubeError, NodeRow};
+use crate::output::{Exit, Failure, Reporter};
+use crate::rollout::journal::{self, NodeState, RebootPolicy, RunOptions, RunRecord, UpgradeMode};
+use crate::rollout::plan::PlanEntry;
+use crate::settings::Settings;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The journal directory must take a record before the lock is touched.
+pub(super) fn check_journal_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let probe = dir.join(format!(".write-test-{}", std::process::id()));
+    let r = std::fs::create_dir_all(dir)
+        .and_then(|_| std::fs::write(&probe, b""))
+        .and_then(|_| std::fs::remove_file(&probe));
+    r.map_err(|e| {
+        Failure::new(
+            Exit::Usage,
+            format!(
+                "cannot write run records to {}: {e}; nothing was changed",
+                dir.display()
+            ),
+        )
+        .hint("give a writable directory with --journal-dir (or AKS_PATCH_STATE_DIR)")
+        .into()
+    })
+}
+
+/// The options given on the command line, typed for the run record.
+pub(super) fn run_options(a: &ApplyArgs) -> RunOptions {
+    RunOptions {
+        upgrade_mode: match a.upgrade_mode {
+            cli::UpgradeMode::Security => UpgradeMode::Security,
+            cli::UpgradeMode::All => UpgradeMode::All,
+            cli::UpgradeMode::Dist => UpgradeMode::Dist,
+        },
+        reboot: match a.reboot {
+            cli::RebootPolicy::IfRequired => RebootPolicy::IfRequired,
+            cli::RebootPolicy::Always => RebootPolicy::Always,
+            cli::RebootPolicy::Never => RebootPolicy::Never,
+        },
+        delete_emptydir_data: a.delete_emptydir_data,
+        force: a.force,
+        // kubectl drain's -1: each pod's own grace period.
+        grace_period: a.grace_period.filter(|g| *g >= 0),
+        drain_timeout: a.drain_timeout,
+        reboot_timeout: a.reboot_timeout,
+        soak: a.soak,
+    }
+}
+
+pub(super) fn drain_options(o: &RunOptions, retry_interval: u64) -> DrainOptions {
+    DrainOptions {
+        delete_emptydir_data: o.delete_emptydir_data,
+        force: o.force,
+        grace_period: o.grace_period,
+        timeout: Duration::from_secs(o.drain_timeout),
+        retry_interval: Duration::from_secs(retry_interval.max(1)),
+        ..DrainOptions::default()
+    }
+}
+
+/// The API server's own words from an error.
+pub(super) fn api_message(e: &KubeError) -> String {
+    let text = e.to_string();
+    let mut msg = text.clone();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(::kube::Error::Api(st)) = s.downcast_ref::<::kube::Error>() {
+            msg = if st.message.is_empty() {
+                st.reason.clone()
+            } else {
+                st.message.clone()
+            };
+            break;
+        }
+        src = s.source();
+    }
+    msg
+}
+
+/// `--nodes`/`--nodepool`/`-l` chose nothing that can be patched: say why, node by node.
+pub(super) fn nothing_selected(entries: &[PlanEntry], selector: Option<&str>) -> Failure {
+    if entries.is_empty() {
+        return Failure::new(
+            Exit::Usage,
+            format!(
+                "the selection matches no node{}; nothing was changed",
+                selector.map(|s| format!(" (selector `{s}`)")).unwrap_or_default()
+            ),
+        )
+        .hint("check the selection with `kubectl get nodes -l ...` or `aks-patch report`");
+    }
+    let why: Vec<String> = entries
+        .iter()
+        .map(|e| format!("{}: {}", e.name, e.reason.as_deref().unwrap_or("skipped")))
+        .collect();
+    Failure::new(
+        Exit::Usage,
+        format!(
+            "nothing in the selection can be patched: {}; nothing was changed",
+            why.join("; ")
+        ),
+    )
+    .hint("select Linux nodes that are Ready (see `aks-patch scan`)")
+}
+
+/// Nodes marked in progress by one of `runs`.
+pub(super) fn marked_by(rows: &[NodeRow], runs: &[String]) -> Vec<String> {
+    rows.iter()
+        .filter(|r| r.in_progress.as_ref().is_some_and(|run| runs.contains(run)))
+        .map(|r| r.name.clone())
+        .collect()
+}
+
+/// Ctrl-C / SIGTERM: the first stops at the next safe point, a second one stops waiting
+/// for apt on a node (apt itself is never cut off).
+pub(super) async fn watch_signals(cancel: CancellationToken, abandon: CancellationToken, reporter: Reporter) {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+        return;
+    };
+    let mut count = 0;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        count += 1;
+        cancel.cancel();
+        if count == 1 {
+            reporter.warn("interrupted: stopping at the next safe point (a running apt is waited for, a draining node is uncordoned, a rebooting node is waited for); the lock will be released");
+        } else {
+            abandon.cancel();
+            reporter.warn("interrupted again: not waiting for apt any longer (it goes on on the node); still leaving the cluster in a known state");
+        }
+    }
+}
+
+pub(super) fn confirm(args: &ApplyArgs, ctx: &ClusterContext, n: usize) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if args.yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Err(Failure::new(
+            Exit::Usage,
+            "refusing to patch without confirmation: there is no terminal to ask on; nothing was changed",
+        )
+        .hint("review the plan (add --dry-run), then run again with --yes")
+        .into());
+    }
+    eprint!(
+        "Patch {n} node(s) of {} one at a time (cordon, drain, reboot as needed)? [y/N] ",
+        ctx.cluster.name
+    );
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    if matches!(line.trim().to_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(Failure::new(Exit::Usage, "not confirmed; nothing was changed").into())
+    }
+}
+
+/// Tell `report` what the nodes look like now, so that REBOOT-REQUIRED stays true.
+pub(super) fn remember_scans(settings: &Settings, rec: &RunRecord) {
+    let now = journal::now();
+    let nodes: BTreeMap<String, scans::NodeScan> = rec
+        .nodes
+        .iter()
+        .filter(|n| n.rebooted && n.state == NodeState::Done)
+        .map(|n| {
+            (
+                n.name.clone(),
+                scans::NodeScan {
+                    scanned_at: now.clone(),
+                    reboot_required: false,
+                    reboot_packages: vec![],
+                    pending_updates: 0,
+                    security_updates: 0,
+                    running_kernel: n.kernel_after.clone().unwrap_or_default(),
+                    boot_id: n.boot_id_after.clone(),
+                },
+            )
+        })
+        .collect();
+    let _ = scans::save(&settings.state_dir, &rec.cluster.key, nodes);
+}

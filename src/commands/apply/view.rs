@@ -1,0 +1,166 @@
+//! What `apply` shows: the plan table, the dry run's table and JSON, the after-table.
+
+use super::super::scan::ScanRow;
+use super::super::Outcome;
+use crate::cli::{ApplyArgs, OutputFormat};
+use crate::commands::context::ClusterContext;
+use crate::kube::NodeRow;
+use crate::output::{Column, Exit, Reporter, TableSpec};
+use crate::rollout::gate::{self, Blocker};
+use crate::rollout::plan::PlanEntry;
+use crate::rollout::preflight::{self, NodeCheck};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+pub(super) fn dry_run_outcome(
+    ctx: &ClusterContext,
+    args: &ApplyArgs,
+    plan_value: serde_json::Value,
+    checks: &[NodeCheck],
+    gate_now: &[Blocker],
+    kured: Option<&str>,
+    reporter: &Reporter,
+) -> Outcome {
+    let gate_text = if gate_now.is_empty() {
+        "open: no other node is out".to_string()
+    } else {
+        format!("closed: {}", gate::blockers_text(gate_now))
+    };
+    let refusals = preflight::certain_failures(checks);
+    let rows: Vec<serde_json::Value> = plan_value
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut p| {
+            let name = p["name"].as_str().unwrap_or("").to_string();
+            let c = checks.iter().find(|c| c.node == name);
+            p["wouldReboot"] = json!(c
+                .map(|c| c.reboot)
+                .unwrap_or(if p["action"] == "patch" { "no" } else { "-" }));
+            p["evict"] = json!(c.map(|c| c.evict.len()));
+            p["refused"] = json!(c
+                .map(|c| c
+                    .refused
+                    .iter()
+                    .map(|r| format!(
+                        "{} ({})",
+                        r["pod"].as_str().unwrap_or(""),
+                        r["flag"].as_str().unwrap_or("")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .filter(|s| !s.is_empty()));
+            p["pdbs"] = json!(c
+                .map(|c| {
+                    let mut v: Vec<String> = c.never_allowing_pdbs.iter().map(|p| format!("never: {p}")).collect();
+                    v.extend(c.blocking_pdbs.iter().map(|p| format!("blocks now: {p}")));
+                    v.join(", ")
+                })
+                .filter(|s| !s.is_empty()));
+            p
+        })
+        .collect();
+    reporter.info(&format!("health gate: {gate_text}"));
+    if let Some(h) = kured {
+        reporter.warn(&format!("kured holds its reboot lock for {h}: apply would refuse now"));
+    }
+    if let Some(r) = refusals.as_ref().map(|r| &r.message) {
+        reporter.warn(&format!("apply would refuse: {r}"));
+    }
+    let value = if matches!(
+        args.global.output,
+        OutputFormat::Table | OutputFormat::Wide | OutputFormat::Tsv
+    ) && args.global.query.is_none()
+    {
+        serde_json::Value::Array(rows)
+    } else {
+        json!({
+            "dryRun": true,
+            "cluster": ctx.cluster,
+            "plan": rows,
+            "drains": checks,
+            "healthGate": {"open": gate_now.is_empty(), "blockers": gate_now},
+            "kuredLockHolder": kured,
+            "wouldRefuse": refusals.as_ref().map(|r| r.message.clone()),
+        })
+    };
+    Outcome {
+        value,
+        table: Some(TableSpec::new(vec![
+            Column::new("NAME", "name"),
+            Column::new("POOL", "pool"),
+            Column::new("KERNEL-VERSION", "kernel").placeholder("<unknown>"),
+            Column::new("PENDING", "pendingUpdates").placeholder("-"),
+            Column::new("ACTION", "action"),
+            Column::new("REBOOT", "wouldReboot"),
+            Column::new("EVICT", "evict").placeholder("-"),
+            Column::new("REFUSED", "refused").placeholder(""),
+            Column::new("PDBS", "pdbs").placeholder(""),
+            Column::new("REASON", "reason").placeholder(""),
+        ])),
+        summary: Some(format!(
+            "dry run: nothing was changed; health gate {gate_text}{}",
+            if refusals.is_some() || kured.is_some() {
+                "; apply would refuse (see above)"
+            } else {
+                ""
+            }
+        )),
+        exit: Exit::Ok,
+    }
+}
+
+pub(super) fn plan_table() -> TableSpec {
+    TableSpec::new(vec![
+        Column::new("NAME", "name"),
+        Column::new("POOL", "pool"),
+        Column::new("STATUS", "status"),
+        Column::new("KERNEL-VERSION", "kernel").placeholder("<unknown>"),
+        Column::new("PENDING", "pendingUpdates").placeholder("-"),
+        Column::new("SECURITY", "securityUpdates").placeholder("-"),
+        Column::new("REBOOT-NEEDED", "rebootRequired").placeholder("-"),
+        Column::new("ACTION", "action"),
+        Column::new("REASON", "reason").placeholder(""),
+    ])
+}
+
+pub(super) fn plan_value(
+    entries: &[PlanEntry],
+    before: &BTreeMap<String, ScanRow>,
+    rows: &[NodeRow],
+) -> serde_json::Value {
+    serde_json::Value::Array(
+        entries
+            .iter()
+            .map(|e| {
+                let b = before.get(&e.name);
+                let r = rows.iter().find(|r| r.name == e.name);
+                json!({
+                    "name": e.name,
+                    "pool": e.pool,
+                    "status": b.map(|b| b.status.clone()).or_else(|| r.map(|r| r.status.clone())),
+                    "kernel": b.and_then(|b| b.running_kernel.clone().or_else(|| Some(b.kernel_version.clone()))).or_else(|| r.map(|r| r.kernel_version.clone())),
+                    "pendingUpdates": b.and_then(|b| b.pending_updates),
+                    "securityUpdates": b.and_then(|b| b.security_updates),
+                    "rebootRequired": b.and_then(|b| b.reboot_required),
+                    "action": e.action,
+                    "reason": e.reason.clone().or_else(|| b.and_then(|b| b.error.clone())),
+                })
+            })
+            .collect(),
+    )
+}
+
+pub(super) fn after_table() -> TableSpec {
+    TableSpec::new(vec![
+        Column::new("NAME", "name"),
+        Column::new("STATUS", "status"),
+        Column::new("KERNEL-BEFORE", "kernelBefore").placeholder("<unknown>"),
+        Column::new("KERNEL-AFTER", "kernelAfter").placeholder("<unknown>"),
+        Column::new("PACKAGES", "packagesUpgraded").placeholder("0"),
+        Column::new("REBOOTED", "rebooted"),
+        Column::new("RESULT", "result"),
+        Column::new("DETAIL", "detail").placeholder(""),
+    ])
+}
