@@ -12,7 +12,8 @@
 
 use super::gate::{self, Blocker};
 use super::journal::{
-    self, Journal, NodeState, RebootPolicy, RunOptions, RunRecord, Step, UpgradeMode, UpgradedPackage,
+    self, Journal, NodeState, RebootPolicy, RunOptions, RunRecord, Step, StepName, StepOutcome, UpgradeMode,
+    UpgradedPackage,
 };
 use super::ports::{Cluster, DrainStop, Fence, NodeTarget, PortError, Transport};
 use crate::kube::drain::{DrainEvent, DrainOptions, WorkloadRef, IN_PROGRESS_ANNOTATION};
@@ -296,7 +297,9 @@ impl<'a> Engine<'a> {
                     rec.nodes[i].finished_at = Some(journal::now());
                     self.save(rec);
                     self.reporter.step(&node, "done");
-                    if rec.nodes[i].state == NodeState::Done && rec.nodes[i].steps.iter().any(|s| s.name == "drain") {
+                    if rec.nodes[i].state == NodeState::Done
+                        && rec.nodes[i].steps.iter().any(|s| s.name == StepName::Drain)
+                    {
                         last_workloads = rec.nodes[i].workloads.clone();
                         last_pdbs = rec.nodes[i]
                             .pdbs
@@ -373,21 +376,21 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn begin(&self, rec: &mut RunRecord, i: usize, step: &str) {
+    fn begin(&self, rec: &mut RunRecord, i: usize, step: StepName) {
         rec.nodes[i].steps.push(Step {
-            name: step.into(),
+            name: step,
             started_at: journal::now(),
             finished_at: None,
-            outcome: "running".into(),
+            outcome: StepOutcome::Running,
             detail: String::new(),
         });
         self.save(rec);
     }
 
-    fn end(&self, rec: &mut RunRecord, i: usize, outcome: &str, detail: impl Into<String>) {
+    fn end(&self, rec: &mut RunRecord, i: usize, outcome: StepOutcome, detail: impl Into<String>) {
         if let Some(s) = rec.nodes[i].steps.last_mut() {
             s.finished_at = Some(journal::now());
-            s.outcome = outcome.into();
+            s.outcome = outcome;
             s.detail = detail.into();
         }
         self.save(rec);
@@ -511,18 +514,18 @@ impl<'a> Engine<'a> {
                 "; the node was not cordoned"
             }
         };
-        self.begin(rec, i, "probe");
+        self.begin(rec, i, StepName::Probe);
         let probe = match self.transport.probe(node).await {
             Ok(p) => p,
             Err(e) => {
-                self.end(rec, i, "failed", e.to_string());
+                self.end(rec, i, StepOutcome::Failed, e.to_string());
                 return Err(RunStop::port(
                     format!("probing node {name} failed: {e}{}", not_cordoned(rec)),
                     &e,
                 ));
             }
         };
-        self.end(rec, i, "ok", "");
+        self.end(rec, i, StepOutcome::Ok, "");
         if let Some(why) = &probe.unsupported {
             return Err(RunStop::failed(format!("node {name}: {why}")));
         }
@@ -587,9 +590,9 @@ impl<'a> Engine<'a> {
         let name = node.name.clone();
         let run_id = self.cfg.run_id.clone();
         let (log_path, _) = ssh::remote::upgrade_files(&run_id);
-        self.begin(rec, i, "upgrade");
+        self.begin(rec, i, StepName::Upgrade);
         if let Err(e) = self.transport.start_upgrade(node, cmd, &run_id).await {
-            self.end(rec, i, "failed", e.to_string());
+            self.end(rec, i, StepOutcome::Failed, e.to_string());
             return Err(RunStop::port(
                 format!("cannot start the upgrade on node {name}: {e}; the node was not cordoned"),
                 &e,
@@ -646,7 +649,7 @@ impl<'a> Engine<'a> {
         let (log, code) = match outcome {
             Ok(v) => v,
             Err(msg) => {
-                self.end(rec, i, "failed", msg.clone());
+                self.end(rec, i, StepOutcome::Failed, msg.clone());
                 if self.abandon.is_cancelled() {
                     self.reporter.warn(&msg);
                     return Err(RunStop::Interrupted);
@@ -658,7 +661,7 @@ impl<'a> Engine<'a> {
         rec.nodes[i].upgrade_output = lines[lines.len().saturating_sub(40)..].join("\n");
         if code != 0 {
             let last = log.lines().rfind(|l| l.starts_with("E:")).unwrap_or("").to_string();
-            self.end(rec, i, "failed", format!("apt-get exited with {code}"));
+            self.end(rec, i, StepOutcome::Failed, format!("apt-get exited with {code}"));
             return Err(RunStop::failed(format!(
                 "upgrading node {name} failed (apt-get exit {code}{}); the node was not cordoned; see the run record for apt's output",
                 if last.is_empty() { String::new() } else { format!(": {last}") }
@@ -672,7 +675,7 @@ impl<'a> Engine<'a> {
                 version: p.version.clone(),
             })
             .collect();
-        self.end(rec, i, "ok", format!("{} package(s) upgraded", pkgs.len()));
+        self.end(rec, i, StepOutcome::Ok, format!("{} package(s) upgraded", pkgs.len()));
         self.reporter
             .step(&name, &format!("{} package(s) upgraded", pkgs.len()));
         Ok(())
@@ -758,7 +761,7 @@ impl<'a> Engine<'a> {
     /// The health gate, waited for, as a step of the record.
     async fn gate_step(&mut self, rec: &mut RunRecord, i: usize, workloads: &[WorkloadRef]) -> Result<(), RunStop> {
         let name = rec.nodes[i].name.clone();
-        self.begin(rec, i, "health-gate");
+        self.begin(rec, i, StepName::HealthGate);
         let exempt = vec![name.clone()];
         let r = wait_gate(
             self.cluster,
@@ -772,17 +775,17 @@ impl<'a> Engine<'a> {
         .await;
         match r {
             Ok(()) => {
-                self.end(rec, i, "ok", "");
+                self.end(rec, i, StepOutcome::Ok, "");
                 Ok(())
             }
             Err(GateStop::Cancelled) => {
-                self.end(rec, i, "skipped", "interrupted");
+                self.end(rec, i, StepOutcome::Skipped, "interrupted");
                 self.stop_in_hand(rec, i, "stopping before the cordon")
                     .await
                     .map(|_| ())
             }
             Err(e) => {
-                self.end(rec, i, "failed", e.to_string());
+                self.end(rec, i, StepOutcome::Failed, e.to_string());
                 let hint = e.hint().map(|h| format!("; {h}")).unwrap_or_default();
                 let undo = self.release_if_in_hand(rec, i).await;
                 let exit = match &e {
@@ -849,9 +852,9 @@ impl<'a> Engine<'a> {
             rec.nodes[i].was_cordoned = row.unschedulable;
             self.save(rec);
         }
-        self.begin(rec, i, "cordon");
+        self.begin(rec, i, StepName::Cordon);
         if let Err(e) = self.cluster.cordon(&name, &self.cfg.run_id).await {
-            self.end(rec, i, "failed", e.to_string());
+            self.end(rec, i, StepOutcome::Failed, e.to_string());
             let undo = self.release_if_in_hand(rec, i).await;
             return Err(RunStop::port(format!("cannot cordon node {name}: {e}{undo}"), &e));
         }
@@ -861,7 +864,7 @@ impl<'a> Engine<'a> {
         self.end(
             rec,
             i,
-            "ok",
+            StepOutcome::Ok,
             if was {
                 "already cordoned before aks-patch; it stays cordoned"
             } else {
@@ -882,7 +885,7 @@ impl<'a> Engine<'a> {
     /// Step 5: drain, proving the lock before every eviction.
     async fn drain(&mut self, rec: &mut RunRecord, i: usize) -> Result<(), RunStop> {
         let name = rec.nodes[i].name.clone();
-        self.begin(rec, i, "drain");
+        self.begin(rec, i, StepName::Drain);
         let reporter = self.reporter.clone();
         let node_for_progress = name.clone();
         let progress = move |ev: DrainEvent| match ev {
@@ -925,7 +928,7 @@ impl<'a> Engine<'a> {
                 self.end(
                     rec,
                     i,
-                    "ok",
+                    StepOutcome::Ok,
                     format!(
                         "{} pod(s) evicted in {:.1}s",
                         report.evicted.len(),
@@ -942,7 +945,7 @@ impl<'a> Engine<'a> {
                     DrainStop::Fenced(r) => r.clone(),
                     DrainStop::Failed(e) => e.to_string(),
                 };
-                self.end(rec, i, "failed", text);
+                self.end(rec, i, StepOutcome::Failed, text);
                 // A drain that did not finish: put the node back in service (unless it was cordoned before us).
                 let undo = self.release(rec, i).await;
                 Err(match stop {
@@ -969,14 +972,14 @@ impl<'a> Engine<'a> {
                 .step(&name, &format!("not rebooting: the lock is not ours; {undo}"));
             return Err(stop);
         }
-        self.begin(rec, i, "reboot");
+        self.begin(rec, i, StepName::Reboot);
         if let Err(e) = self.transport.reboot(&target(row)).await {
-            self.end(rec, i, "failed", e.to_string());
+            self.end(rec, i, StepOutcome::Failed, e.to_string());
             let undo = self.release(rec, i).await;
             return Err(RunStop::port(format!("cannot reboot node {name}: {e}; {undo}"), &e));
         }
         rec.nodes[i].state = NodeState::Rebooting;
-        self.end(rec, i, "ok", "reboot scheduled");
+        self.end(rec, i, StepOutcome::Ok, "reboot scheduled");
         self.reporter.step(&name, "rebooting");
         Ok(())
     }
@@ -990,7 +993,7 @@ impl<'a> Engine<'a> {
             .clone()
             .or_else(|| row.boot_id.clone())
             .unwrap_or_default();
-        self.begin(rec, i, "wait-ready");
+        self.begin(rec, i, StepName::WaitReady);
         if self.cancel.is_cancelled() {
             self.reporter.step(
                 &name,
@@ -1020,7 +1023,7 @@ impl<'a> Engine<'a> {
         let back = match back {
             Ok(r) => r,
             Err(e) => {
-                self.end(rec, i, "failed", e.to_string());
+                self.end(rec, i, StepOutcome::Failed, e.to_string());
                 return Err(RunStop::port(e.to_string(), &e));
             }
         };
@@ -1028,10 +1031,15 @@ impl<'a> Engine<'a> {
         rec.nodes[i].boot_id_after = back.boot_id.clone();
         rec.nodes[i].kernel_after = Some(back.kernel_version.clone());
         rec.nodes[i].state = NodeState::Back;
-        self.end(rec, i, "ok", format!("new bootID, kernel {}", back.kernel_version));
+        self.end(
+            rec,
+            i,
+            StepOutcome::Ok,
+            format!("new bootID, kernel {}", back.kernel_version),
+        );
 
         // The marker must be gone; the kernel is what the node now runs.
-        self.begin(rec, i, "verify");
+        self.begin(rec, i, StepName::Verify);
         let node = target(&back);
         self.transport.disconnect(&node).await;
         let mut left = vec![];
@@ -1044,15 +1052,20 @@ impl<'a> Engine<'a> {
                         "{name}: /var/run/reboot-required is still there after the reboot ({})",
                         p.reboot_packages.join(", ")
                     ));
-                    self.end(rec, i, "warning", "reboot marker still present");
+                    self.end(rec, i, StepOutcome::Warning, "reboot marker still present");
                 } else {
-                    self.end(rec, i, "ok", format!("marker gone, running {}", p.running_kernel));
+                    self.end(
+                        rec,
+                        i,
+                        StepOutcome::Ok,
+                        format!("marker gone, running {}", p.running_kernel),
+                    );
                 }
             }
             Err(e) => {
                 self.reporter
                     .warn(&format!("{name}: cannot check the reboot marker after the reboot: {e}"));
-                self.end(rec, i, "warning", e.to_string());
+                self.end(rec, i, StepOutcome::Warning, e.to_string());
             }
         }
         let undo = self.release(rec, i).await;
@@ -1097,10 +1110,10 @@ impl<'a> Engine<'a> {
             Ok(()) => {
                 rec.nodes[i].in_hand = false;
                 rec.nodes[i].steps.push(Step {
-                    name: if uncordon { "uncordon" } else { "unmark" }.into(),
+                    name: if uncordon { StepName::Uncordon } else { StepName::Unmark },
                     started_at: journal::now(),
                     finished_at: Some(journal::now()),
-                    outcome: "ok".into(),
+                    outcome: StepOutcome::Ok,
                     detail: String::new(),
                 });
                 self.save(rec);

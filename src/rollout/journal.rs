@@ -114,15 +114,49 @@ impl NodeState {
     }
 }
 
+/// A step of a node's turn, as the record names it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepName {
+    /// Logging in (records written by 0.1.0; the probe logs in now).
+    Connect,
+    /// The read-only probe: kernel, pending updates, reboot marker.
+    Probe,
+    Upgrade,
+    /// Nothing else out, the last drain's workloads and budgets recovered.
+    HealthGate,
+    Cordon,
+    Drain,
+    Reboot,
+    /// A new bootID and Ready.
+    WaitReady,
+    /// The marker gone, the kernel, nothing pending.
+    Verify,
+    /// The node put back in service.
+    Uncordon,
+    /// The node's mark removed; it stays cordoned, as it was before aks-patch.
+    Unmark,
+}
+
+/// How a step ended (`running` while under way).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepOutcome {
+    Running,
+    Ok,
+    Warning,
+    Failed,
+    Skipped,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Step {
-    pub name: String,
+    pub name: StepName,
     pub started_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
-    /// "ok", "failed", "skipped", or "running" while under way.
-    pub outcome: String,
+    pub outcome: StepOutcome,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
 }
