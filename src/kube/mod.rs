@@ -8,6 +8,7 @@
 pub mod client;
 pub mod drain;
 pub mod error;
+pub mod kured;
 pub mod list;
 pub mod lock;
 pub mod nodes;
@@ -21,11 +22,9 @@ pub use drain::{
     DrainPlan, DrainReport, PdbInfo, PdbWaitError, PodRef, RefuseReason, SkipReason,
 };
 pub use error::{is_transient, KubeError};
+pub use kured::{kured_lock_holder, release_kured_lock, take_kured_lock, KuredLock};
 pub use list::{list_all, list_paged};
-pub use lock::{
-    kured_lock_holder, release_kured_lock, take_kured_lock, HolderInfo, KuredLock, LeaseState, Lock, LockError,
-    LockGuard, LockOptions,
-};
+pub use lock::{HolderInfo, LeaseState, Lock, LockError, LockGuard, LockOptions};
 pub use nodes::{get_node, get_node_row, list_node_rows, list_nodes, node_row, NodeRow};
 pub use reboot::{wait_for_reboot, NodeState, RebootError, RebootEvent};
 pub use retry::{with_retry, with_retry_policy, RetryPolicy};
