@@ -1,4 +1,6 @@
 //! Cordon, uncordon and drain, as `kubectl drain` does them (kubectl's `pkg/drain`).
+//! [`plan`] decides what happens to each pod, [`pdb`] judges the budgets, [`cordon`]
+//! marks and cordons; this module holds the types and the eviction loop.
 //!
 //! - The node's pods are listed in all namespaces with `fieldSelector=spec.nodeName=NODE`,
 //!   in pages of 500.
@@ -9,11 +11,21 @@
 //!   checks. Pods already terminating are not evicted again: the drain waits for them.
 //! - Evictions are typed `policy/v1` Evictions posted to the pod's `eviction` subresource
 //!   (not kube-rs's `EvictParams`, which sends its delete options under the wrong key), all
-//!   pods at once as kubectl does. 429 (a PodDisruptionBudget forbids it now) is retried every
-//!   `retry_interval` until `timeout`; 500 "more than one PodDisruptionBudget" is fatal at
+//!   pods at once as kubectl does. 429 (a PodDisruptionBudget forbids it now) is retried as
+//!   soon as the budget allows a disruption again, at the latest every `retry_interval`,
+//!   until `timeout`; a fence (aks-patch's lock) is checked before every attempt; 500 "more than one PodDisruptionBudget" is fatal at
 //!   once; 404 means the pod is already gone.
 //! - Then each evicted pod must be gone, or replaced by a pod with a new UID, within the same
 //!   `timeout`.
+
+pub mod cordon;
+pub mod pdb;
+pub mod plan;
+
+pub use cordon::*;
+pub use pdb::*;
+pub use plan::*;
+use plan::{controller_of, list_pdbs, pdb_name, pdbs_covering};
 
 use super::error::{describe_kube_error, is_transient, KubeError};
 use super::list::list_all;
@@ -156,79 +168,6 @@ impl fmt::Display for RefuseReason {
                 write!(f, "belongs to DaemonSet {daemonset}, which no longer exists")
             }
         }
-    }
-}
-
-/// A PodDisruptionBudget covering pods that the drain evicts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PdbInfo {
-    pub namespace: String,
-    pub name: String,
-    pub disruptions_allowed: i32,
-    pub current_healthy: i32,
-    pub desired_healthy: i32,
-    pub expected_pods: i32,
-    /// The pods of this drain that it covers.
-    pub pods: Vec<PodRef>,
-    /// Why, as configured, this budget can never allow a disruption (`maxUnavailable: 0`,
-    /// `minAvailable: 100%`, or `minAvailable` at least the pods it covers).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub never_allows: Option<String>,
-}
-
-impl PdbInfo {
-    /// Allows disruptions again (or has every pod it expects healthy).
-    pub fn healthy(&self) -> bool {
-        self.disruptions_allowed > 0 || (self.expected_pods > 0 && self.current_healthy >= self.expected_pods)
-    }
-
-    fn from_pdb(pdb: &PodDisruptionBudget, pods: Vec<PodRef>) -> PdbInfo {
-        let st = pdb.status.as_ref();
-        PdbInfo {
-            namespace: pdb.metadata.namespace.clone().unwrap_or_default(),
-            name: pdb.metadata.name.clone().unwrap_or_default(),
-            disruptions_allowed: st.and_then(|s| s.disruptions_allowed).unwrap_or(0),
-            current_healthy: st.and_then(|s| s.current_healthy).unwrap_or(0),
-            desired_healthy: st.and_then(|s| s.desired_healthy).unwrap_or(0),
-            expected_pods: st.and_then(|s| s.expected_pods).unwrap_or(0),
-            pods,
-            never_allows: never_allows(pdb),
-        }
-    }
-}
-
-/// Why `pdb`, as configured, can never allow a voluntary disruption, if it cannot.
-pub fn never_allows(pdb: &PodDisruptionBudget) -> Option<String> {
-    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-    let spec = pdb.spec.as_ref()?;
-    let expected = pdb.status.as_ref().and_then(|s| s.expected_pods).unwrap_or(0);
-    let pct = |s: &str| s.trim().trim_end_matches('%').trim().parse::<f64>().ok();
-    match (&spec.max_unavailable, &spec.min_available) {
-        (Some(IntOrString::Int(0)), _) => Some("maxUnavailable is 0".into()),
-        (Some(IntOrString::String(s)), _) if pct(s) == Some(0.0) => Some(format!("maxUnavailable is {s}")),
-        (None, Some(IntOrString::String(s))) if pct(s).is_some_and(|p| p >= 100.0) => {
-            Some(format!("minAvailable is {s}"))
-        }
-        (None, Some(IntOrString::Int(n))) if expected > 0 && *n >= expected => {
-            Some(format!("minAvailable is {n} and it covers {expected} pod(s)"))
-        }
-        _ => None,
-    }
-}
-
-impl fmt::Display for PdbInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "PodDisruptionBudget {}/{} (allows {} disruption(s); {} of {} pods healthy, {} needed)",
-            self.namespace,
-            self.name,
-            self.disruptions_allowed,
-            self.current_healthy,
-            self.expected_pods,
-            self.desired_healthy
-        )
     }
 }
 
@@ -444,335 +383,6 @@ fn timeout_text(blocked: &[BlockedPod], not_gone: &[PodRef]) -> String {
         "make the budget allow a disruption (more replicas, or pods Ready elsewhere), or raise --drain-timeout"
     };
     format!("{}; {hint}", parts.join("; "))
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PdbWaitError {
-    #[error("PodDisruptionBudgets still allow no disruption after {}s: {}; check their pods (kubectl get pdb -A) before patching the next node", .timeout.as_secs(), .unhealthy.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))]
-    Timeout { timeout: Duration, unhealthy: Vec<PdbInfo> },
-    #[error(transparent)]
-    Kube(#[from] KubeError),
-}
-
-// ---------------------------------------------------------------------------------------
-// Cordon
-
-/// Cordon a node (strategic-merge patch `{"spec":{"unschedulable":true}}`). Returns whether
-/// it was already cordoned (then nothing is changed).
-pub async fn cordon(client: &Client, node: &str) -> Result<bool, KubeError> {
-    let n = super::nodes::get_node(client, node)
-        .await?
-        .ok_or_else(|| no_such_node(node))?;
-    if n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false) {
-        return Ok(true);
-    }
-    patch_unschedulable(client, node, serde_json::json!(true)).await?;
-    Ok(false)
-}
-
-/// Uncordon a node (strategic-merge patch `{"spec":{"unschedulable":null}}`). Returns whether
-/// it was cordoned.
-pub async fn uncordon(client: &Client, node: &str) -> Result<bool, KubeError> {
-    let n = super::nodes::get_node(client, node)
-        .await?
-        .ok_or_else(|| no_such_node(node))?;
-    if !n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false) {
-        return Ok(false);
-    }
-    patch_unschedulable(client, node, serde_json::Value::Null).await?;
-    Ok(true)
-}
-
-/// Cordon a node and mark it as in the hands of run `run_id` ([`IN_PROGRESS_ANNOTATION`]),
-/// in one patch. Returns whether it was already cordoned (by someone else: it then stays so).
-pub async fn cordon_marked(client: &Client, node: &str, run_id: &str) -> Result<bool, KubeError> {
-    let n = super::nodes::get_node(client, node)
-        .await?
-        .ok_or_else(|| no_such_node(node))?;
-    let was = n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
-    let patch = serde_json::json!({
-        "metadata": {"annotations": {IN_PROGRESS_ANNOTATION: run_id}},
-        "spec": {"unschedulable": true},
-    });
-    patch_node(client, node, &patch, "cordoning").await?;
-    Ok(was)
-}
-
-/// Take the node out of our hands: remove [`IN_PROGRESS_ANNOTATION`], and uncordon it when
-/// `uncordon` (not when somebody else had cordoned it before us).
-pub async fn release_node(client: &Client, node: &str, uncordon: bool) -> Result<(), KubeError> {
-    let mut patch = serde_json::json!({"metadata": {"annotations": {IN_PROGRESS_ANNOTATION: null}}});
-    if uncordon {
-        patch["spec"] = serde_json::json!({"unschedulable": null});
-    }
-    patch_node(client, node, &patch, if uncordon { "uncordoning" } else { "unmarking" }).await?;
-    Ok(())
-}
-
-/// The run id a node is marked with, if any.
-pub fn in_progress_run(node: &Node) -> Option<&str> {
-    node.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(IN_PROGRESS_ANNOTATION))
-        .map(String::as_str)
-        .filter(|v| !v.is_empty())
-}
-
-async fn patch_node(client: &Client, node: &str, patch: &serde_json::Value, what: &str) -> Result<Node, KubeError> {
-    let api: Api<Node> = Api::all(client.clone());
-    let pp = PatchParams::default();
-    let patch = Patch::Strategic(patch);
-    // The patch says the same thing however often it is sent: safe to retry.
-    let doing = format!("{what} node {node}");
-    with_retry(&doing, || api.patch(node, &pp, &patch))
-        .await
-        .map_err(|e| KubeError::api(doing.clone(), e))
-}
-
-fn no_such_node(node: &str) -> KubeError {
-    KubeError::api(
-        format!("reading node {node}"),
-        ::kube::Error::Api(
-            ::kube::core::Status::failure(&format!("nodes \"{node}\" not found"), "NotFound")
-                .with_code(404)
-                .boxed(),
-        ),
-    )
-}
-
-async fn patch_unschedulable(client: &Client, node: &str, value: serde_json::Value) -> Result<Node, KubeError> {
-    let api: Api<Node> = Api::all(client.clone());
-    let patch = serde_json::json!({"spec": {"unschedulable": value}});
-    let what = if value.is_null() { "uncordoning" } else { "cordoning" };
-    let pp = PatchParams::default();
-    let patch = Patch::Strategic(&patch);
-    // The patch says the same thing however often it is sent: safe to retry.
-    let what = format!("{what} node {node}");
-    with_retry(&what, || api.patch(node, &pp, &patch))
-        .await
-        .map_err(|e| KubeError::api(what, e))
-}
-
-// ---------------------------------------------------------------------------------------
-// Plan
-
-/// The node's pods, all namespaces, through the [pager](super::list).
-pub async fn list_node_pods(client: &Client, node: &str) -> Result<Vec<Pod>, KubeError> {
-    let api: Api<Pod> = Api::all(client.clone());
-    let lp = ListParams::default().fields(&format!("spec.nodeName={node}"));
-    let mut pods = list_all(&api, &lp, &format!("listing the pods of node {node}")).await?;
-    // A server that ignores the field selector must not make us evict other nodes' pods.
-    pods.retain(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node));
-    Ok(pods)
-}
-
-async fn list_pdbs(client: &Client) -> Result<Vec<PodDisruptionBudget>, KubeError> {
-    let api: Api<PodDisruptionBudget> = Api::all(client.clone());
-    list_all(&api, &ListParams::default(), "listing PodDisruptionBudgets").await
-}
-
-/// The decision for one pod, as kubectl's filters make it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum PodDecision {
-    Evict { warning: Option<String> },
-    Skip(SkipReason),
-    Refuse(RefuseReason),
-}
-
-fn is_finished(pod: &Pod) -> bool {
-    matches!(
-        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Succeeded") | Some("Failed")
-    )
-}
-
-fn controller_of(pod: &Pod) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
-    pod.metadata
-        .owner_references
-        .as_ref()?
-        .iter()
-        .find(|o| o.controller == Some(true))
-}
-
-fn has_empty_dir(pod: &Pod) -> bool {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.volumes.as_ref())
-        .map(|v| v.iter().any(|v| v.empty_dir.is_some()))
-        .unwrap_or(false)
-}
-
-/// kubectl's filters for one pod. `daemonset_exists` answers whether the pod's DaemonSet
-/// is still there (asked only for running DaemonSet pods).
-pub(crate) fn decide(
-    pod: &Pod,
-    opts: &DrainOptions,
-    now: DateTime<Utc>,
-    daemonset_exists: impl FnOnce(&str) -> bool,
-) -> PodDecision {
-    // Already terminating: not evicted again; waited for unless it is stuck.
-    if let Some(ts) = &pod.metadata.deletion_timestamp {
-        let since = super::time::time(ts);
-        let waited_for = match (opts.skip_wait_for_delete_timeout, since) {
-            (Some(limit), Some(since)) => (now - since).to_std().map(|d| d <= limit).unwrap_or(true),
-            _ => true,
-        };
-        return PodDecision::Skip(SkipReason::Terminating { since, waited_for });
-    }
-    let finished = is_finished(pod);
-    let controller = controller_of(pod);
-    let mut warning = None;
-    // DaemonSet filter.
-    if let Some(c) = controller.filter(|c| c.kind == "DaemonSet") {
-        if !finished {
-            let ds = format!("{}/{}", pod.metadata.namespace.as_deref().unwrap_or(""), c.name);
-            if daemonset_exists(&c.name) {
-                return PodDecision::Skip(SkipReason::DaemonSet { daemonset: ds });
-            }
-            if !opts.force {
-                return PodDecision::Refuse(RefuseReason::DaemonSetMissing { daemonset: ds });
-            }
-            warning = Some(format!("evicting orphaned pod of deleted DaemonSet {ds}"));
-        }
-    }
-    // Mirror pod filter.
-    if pod
-        .metadata
-        .annotations
-        .as_ref()
-        .is_some_and(|a| a.contains_key(MIRROR_POD_ANNOTATION))
-    {
-        return PodDecision::Skip(SkipReason::MirrorPod);
-    }
-    // Local storage filter.
-    if has_empty_dir(pod) && !finished {
-        if !opts.delete_emptydir_data {
-            return PodDecision::Refuse(RefuseReason::EmptyDir);
-        }
-        warning = Some("deleting its emptyDir data".into());
-    }
-    // Unreplicated filter.
-    if !finished && controller.is_none() {
-        if !opts.force {
-            return PodDecision::Refuse(RefuseReason::NoController);
-        }
-        warning = Some("deleting a pod with no controller: it will not be recreated".into());
-    }
-    PodDecision::Evict { warning }
-}
-
-/// Whether a PodDisruptionBudget's selector (policy/v1 semantics: a null selector selects
-/// nothing, an empty one every pod of the namespace) matches these labels.
-/// A selector the API server would reject (an unknown operator, `In` without values)
-/// selects nothing.
-pub fn selector_matches(selector: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
-    use ::kube::core::{Selector, SelectorExt};
-    selector
-        .and_then(|s| Selector::try_from(s.clone()).ok())
-        .is_some_and(|s| s.matches(labels))
-}
-
-fn pdbs_covering<'a>(pdbs: &'a [PodDisruptionBudget], pod: &Pod) -> Vec<&'a PodDisruptionBudget> {
-    let empty = BTreeMap::new();
-    let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
-    pdbs.iter()
-        .filter(|p| p.metadata.namespace == pod.metadata.namespace)
-        .filter(|p| selector_matches(p.spec.as_ref().and_then(|s| s.selector.as_ref()), labels))
-        .collect()
-}
-
-fn pdb_name(p: &PodDisruptionBudget) -> String {
-    format!(
-        "{}/{}",
-        p.metadata.namespace.as_deref().unwrap_or(""),
-        p.metadata.name.as_deref().unwrap_or("")
-    )
-}
-
-/// What draining `node` would do now: nothing is changed.
-pub async fn plan_drain(client: &Client, node: &str, opts: &DrainOptions) -> Result<DrainPlan, KubeError> {
-    let pods = list_node_pods(client, node).await?;
-    let now = Utc::now();
-    // DaemonSets asked about, by namespace/name.
-    let mut ds_cache: BTreeMap<(String, String), bool> = BTreeMap::new();
-    for pod in &pods {
-        if pod.metadata.deletion_timestamp.is_some() || is_finished(pod) {
-            continue;
-        }
-        if let Some(c) = controller_of(pod).filter(|c| c.kind == "DaemonSet") {
-            let ns = pod.metadata.namespace.clone().unwrap_or_default();
-            let key = (ns.clone(), c.name.clone());
-            if ds_cache.contains_key(&key) {
-                continue;
-            }
-            let api: Api<DaemonSet> = Api::namespaced(client.clone(), &ns);
-            let what = format!("reading DaemonSet {ns}/{}", c.name);
-            let found = with_retry(&what, || api.get_opt(&c.name))
-                .await
-                .map_err(|e| KubeError::api(what, e))?
-                .is_some();
-            ds_cache.insert(key, found);
-        }
-    }
-    let mut plan = DrainPlan {
-        node: node.to_string(),
-        evict: vec![],
-        skipped: vec![],
-        refused: vec![],
-        warnings: vec![],
-        pdbs: vec![],
-        evict_pods: vec![],
-        wait_pods: vec![],
-        all_pdbs: vec![],
-    };
-    for pod in pods {
-        let ns = pod.metadata.namespace.clone().unwrap_or_default();
-        let r = PodRef::of(&pod);
-        match decide(&pod, opts, now, |ds| {
-            ds_cache.get(&(ns.clone(), ds.to_string())).copied().unwrap_or(true)
-        }) {
-            PodDecision::Evict { warning } => {
-                if let Some(w) = warning {
-                    plan.warnings.push((r.clone(), w));
-                }
-                plan.evict.push(r);
-                plan.evict_pods.push(pod);
-            }
-            PodDecision::Skip(reason) => {
-                if matches!(reason, SkipReason::Terminating { waited_for: true, .. }) {
-                    plan.wait_pods.push(pod);
-                }
-                plan.skipped.push((r, reason));
-            }
-            PodDecision::Refuse(reason) => plan.refused.push((r, reason)),
-        }
-    }
-    // PDBs covering the pods to evict. Reading them is not essential to a drain (kubectl
-    // does not): without permission the plan just has none.
-    if !plan.evict_pods.is_empty() {
-        match list_pdbs(client).await {
-            Ok(all) => {
-                let mut covered: BTreeMap<String, (PodDisruptionBudget, Vec<PodRef>)> = BTreeMap::new();
-                for pod in &plan.evict_pods {
-                    for p in pdbs_covering(&all, pod) {
-                        covered
-                            .entry(pdb_name(p))
-                            .or_insert_with(|| (p.clone(), vec![]))
-                            .1
-                            .push(PodRef::of(pod));
-                    }
-                }
-                plan.pdbs = covered
-                    .into_values()
-                    .map(|(p, pods)| PdbInfo::from_pdb(&p, pods))
-                    .collect();
-                plan.all_pdbs = all;
-            }
-            Err(e) => tracing::warn!("cannot read PodDisruptionBudgets, the plan does not show them: {e}"),
-        }
-    }
-    Ok(plan)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1224,42 +834,6 @@ where
         if !nap(opts.poll_interval, deadline, stop).await {
             return PodOutcome::Stopped { pod: r, evicted };
         }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Between nodes
-
-/// Wait until each PDB allows disruptions again (`disruptionsAllowed > 0`, or every pod it
-/// expects is healthy). A PDB that no longer exists counts as healthy.
-pub async fn wait_pdbs_healthy(
-    client: &Client,
-    pdbs: &[(String, String)],
-    timeout: Duration,
-) -> Result<(), PdbWaitError> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let mut unhealthy = vec![];
-        for (ns, name) in pdbs {
-            let api: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
-            let what = format!("reading PodDisruptionBudget {ns}/{name}");
-            let p = with_retry(&what, || api.get_opt(name))
-                .await
-                .map_err(|e| KubeError::api(what, e))?;
-            if let Some(p) = p {
-                let info = PdbInfo::from_pdb(&p, vec![]);
-                if !info.healthy() {
-                    unhealthy.push(info);
-                }
-            }
-        }
-        if unhealthy.is_empty() {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(PdbWaitError::Timeout { timeout, unhealthy });
-        }
-        tokio::time::sleep_until((tokio::time::Instant::now() + Duration::from_secs(2)).min(deadline)).await;
     }
 }
 
