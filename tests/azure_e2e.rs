@@ -7,8 +7,8 @@
 
 use aks_patch::azure::models::ManagedCluster;
 use aks_patch::azure::{
-    arm::default_subscription, ArmClient, AzureCredential, AzureError, CloudEndpoints, ClusterRef, CredentialKind,
-    RetryPolicy,
+    arm::default_subscription, ArmClient, ArmRetryPolicy, AzureCredential, AzureError, CloudEndpoints, ClusterId,
+    CredentialKind,
 };
 use aks_patch::azure::{AuthMethod, CloudName};
 use aks_patch::settings::{env, Settings};
@@ -75,9 +75,9 @@ impl Env {
         serde_json::from_str(&text).unwrap()
     }
 
-    fn cluster(&self) -> ClusterRef {
+    fn cluster(&self) -> ClusterId {
         let ep = self.sim.endpoints();
-        ClusterRef::new(&ep.subscription_id, &ep.resource_group, &ep.cluster_name)
+        ClusterId::new(&ep.subscription_id, &ep.resource_group, &ep.cluster_name)
     }
 }
 
@@ -87,8 +87,8 @@ fn client(settings: &Settings, auth: AuthMethod) -> Result<ArmClient, AzureError
     ArmClient::new(&cloud, Arc::new(cred))
 }
 
-fn fast_retries() -> RetryPolicy {
-    RetryPolicy {
+fn fast_retries() -> ArmRetryPolicy {
+    ArmRetryPolicy {
         max_attempts: 4,
         max_elapsed: Duration::from_secs(30),
         base_delay: Duration::from_millis(50),
@@ -261,7 +261,7 @@ async fn missing_group_cluster_and_subscription_are_not_found() {
     let ep = env.sim.endpoints();
 
     let e = arm
-        .get_cluster(&ClusterRef::new(&ep.subscription_id, "rg-nope", &ep.cluster_name))
+        .get_cluster(&ClusterId::new(&ep.subscription_id, "rg-nope", &ep.cluster_name))
         .await
         .unwrap_err();
     assert!(e.is_not_found(), "{e:?}");
@@ -273,7 +273,7 @@ async fn missing_group_cluster_and_subscription_are_not_found() {
     assert!(e.hint().unwrap().contains("-g"));
 
     let e = arm
-        .get_cluster(&ClusterRef::new(&ep.subscription_id, &ep.resource_group, "aks-nope"))
+        .get_cluster(&ClusterId::new(&ep.subscription_id, &ep.resource_group, "aks-nope"))
         .await
         .unwrap_err();
     assert!(e.is_not_found());
@@ -286,7 +286,7 @@ async fn missing_group_cluster_and_subscription_are_not_found() {
     assert!(e.hint().unwrap().contains("-n"));
 
     let e = arm
-        .get_cluster(&ClusterRef::new(
+        .get_cluster(&ClusterId::new(
             "00000000-0000-0000-0000-000000000000",
             &ep.resource_group,
             &ep.cluster_name,

@@ -3,7 +3,7 @@
 //!
 //! - Real HTTPS through reqwest (the CA bundle of [`CloudEndpoints`] is trusted).
 //! - 429 and 5xx (and connection failures) are retried, honouring `Retry-After` (seconds
-//!   or an HTTP date, and `retry-after-ms`), within [`RetryPolicy`]'s bounds.
+//!   or an HTTP date, and `retry-after-ms`), within [`ArmRetryPolicy`]'s bounds.
 //! - A token refused as expired or invalid (401) is replaced once by a fresh one.
 //! - `nextLink` paging is followed, but only to the ARM endpoint's own host.
 //! - Requests are logged at debug level (method, URL, status, attempt): never the token,
@@ -35,17 +35,18 @@ const TOKEN_EARLY_RENEWAL: Duration = Duration::from_secs(120);
 /// `az account show` may take this long.
 const AZ_SHOW_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A managed cluster's coordinates.
+/// A managed cluster's ARM coordinates (its resource id). Not the run record's
+/// [`crate::rollout::journal::ClusterRef`], which also names kubeconfig-only clusters.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterRef {
+pub struct ClusterId {
     pub subscription: String,
     pub resource_group: String,
     pub name: String,
 }
 
-impl ClusterRef {
+impl ClusterId {
     pub fn new(subscription: impl Into<String>, resource_group: impl Into<String>, name: impl Into<String>) -> Self {
-        ClusterRef {
+        ClusterId {
             subscription: subscription.into(),
             resource_group: resource_group.into(),
             name: name.into(),
@@ -66,7 +67,7 @@ impl ClusterRef {
     }
 }
 
-impl fmt::Display for ClusterRef {
+impl fmt::Display for ClusterId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -76,9 +77,10 @@ impl fmt::Display for ClusterRef {
     }
 }
 
-/// How hard to retry throttled (429) and failing (5xx, connection) requests.
+/// How hard the ARM client retries throttled (429) and failing (5xx, connection) requests
+/// (the Kubernetes side has [`crate::kube::RetryPolicy`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
+pub struct ArmRetryPolicy {
     /// Sends of one request at most (the first included).
     pub max_attempts: u32,
     /// Give up when the next wait would end after this much time since the first send.
@@ -89,9 +91,9 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
 }
 
-impl Default for RetryPolicy {
+impl Default for ArmRetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
+        ArmRetryPolicy {
             max_attempts: 6,
             max_elapsed: Duration::from_secs(120),
             base_delay: Duration::from_secs(1),
@@ -100,7 +102,7 @@ impl Default for RetryPolicy {
     }
 }
 
-impl RetryPolicy {
+impl ArmRetryPolicy {
     fn backoff(&self, attempt: u32) -> Duration {
         let exp = self
             .base_delay
@@ -152,7 +154,7 @@ pub struct ArmClient {
     endpoint: Url,
     scope: String,
     credential: Arc<AzureCredential>,
-    retry: RetryPolicy,
+    retry: ArmRetryPolicy,
     token: tokio::sync::Mutex<Option<AccessToken>>,
 }
 
@@ -175,12 +177,12 @@ impl ArmClient {
             endpoint: cloud.arm_endpoint.clone(),
             scope: cloud.arm_scope.clone(),
             credential,
-            retry: RetryPolicy::default(),
+            retry: ArmRetryPolicy::default(),
             token: tokio::sync::Mutex::new(None),
         })
     }
 
-    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> ArmClient {
+    pub fn with_retry_policy(mut self, retry: ArmRetryPolicy) -> ArmClient {
         self.retry = retry;
         self
     }
@@ -194,7 +196,7 @@ impl ArmClient {
     }
 
     /// `GET {cluster}`.
-    pub async fn get_cluster(&self, c: &ClusterRef) -> Result<ManagedCluster, AzureError> {
+    pub async fn get_cluster(&self, c: &ClusterId) -> Result<ManagedCluster, AzureError> {
         let url = self.url(&c.segments(), CONTAINER_SERVICE_API_VERSION)?;
         self.get_json(url).await
     }
@@ -215,7 +217,7 @@ impl ArmClient {
     }
 
     /// `GET {cluster}/agentPools` (all pages).
-    pub async fn list_agent_pools(&self, c: &ClusterRef) -> Result<Vec<AgentPool>, AzureError> {
+    pub async fn list_agent_pools(&self, c: &ClusterId) -> Result<Vec<AgentPool>, AzureError> {
         let mut segs = c.segments();
         segs.push("agentPools");
         self.list(self.url(&segs, CONTAINER_SERVICE_API_VERSION)?).await
@@ -224,7 +226,7 @@ impl ArmClient {
     /// `GET {cluster}/agentPools/{pool}/upgradeProfiles/default`.
     pub async fn get_agent_pool_upgrade_profile(
         &self,
-        c: &ClusterRef,
+        c: &ClusterId,
         pool: &str,
     ) -> Result<AgentPoolUpgradeProfile, AzureError> {
         let mut segs = c.segments();
@@ -233,7 +235,7 @@ impl ArmClient {
     }
 
     /// The newest node image for a pool (`latestNodeImageVersion`).
-    pub async fn latest_node_image_version(&self, c: &ClusterRef, pool: &str) -> Result<Option<String>, AzureError> {
+    pub async fn latest_node_image_version(&self, c: &ClusterId, pool: &str) -> Result<Option<String>, AzureError> {
         Ok(self
             .get_agent_pool_upgrade_profile(c, pool)
             .await?
@@ -242,7 +244,7 @@ impl ArmClient {
     }
 
     /// `GET {cluster}/agentPools/{pool}/machines` (all pages): node names, IPs, VMSS instances.
-    pub async fn list_machines(&self, c: &ClusterRef, pool: &str) -> Result<Vec<Machine>, AzureError> {
+    pub async fn list_machines(&self, c: &ClusterId, pool: &str) -> Result<Vec<Machine>, AzureError> {
         let mut segs = c.segments();
         segs.extend(["agentPools", pool, "machines"]);
         self.list(self.url(&segs, CONTAINER_SERVICE_API_VERSION)?).await
@@ -251,7 +253,7 @@ impl ArmClient {
     /// `GET {cluster}/maintenanceConfigurations` (all pages).
     pub async fn list_maintenance_configurations(
         &self,
-        c: &ClusterRef,
+        c: &ClusterId,
     ) -> Result<Vec<MaintenanceConfiguration>, AzureError> {
         let mut segs = c.segments();
         segs.push("maintenanceConfigurations");
@@ -260,7 +262,7 @@ impl ArmClient {
 
     /// `POST {cluster}/listClusterUserCredential` (or `listClusterAdminCredential` with
     /// `admin`): the first kubeconfig, decoded. It stays in memory.
-    pub async fn get_kubeconfig(&self, c: &ClusterRef, admin: bool) -> Result<Kubeconfig, AzureError> {
+    pub async fn get_kubeconfig(&self, c: &ClusterId, admin: bool) -> Result<Kubeconfig, AzureError> {
         #[derive(serde::Deserialize)]
         struct Results {
             #[serde(default)]
@@ -764,7 +766,7 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        let p = RetryPolicy {
+        let p = ArmRetryPolicy {
             max_attempts: 10,
             max_elapsed: Duration::from_secs(600),
             base_delay: Duration::from_millis(100),
@@ -812,7 +814,7 @@ mod tests {
         }
     }
 
-    fn client(server: &MockServer, stale: bool, retry: RetryPolicy) -> ArmClient {
+    fn client(server: &MockServer, stale: bool, retry: ArmRetryPolicy) -> ArmClient {
         let mut cloud = CloudEndpoints::builtin(CloudName::AzureCloud);
         cloud.arm_endpoint = Url::parse(&server.uri()).unwrap();
         let cred = AzureCredential::from_token_credential(Arc::new(Counting {
@@ -822,8 +824,8 @@ mod tests {
         ArmClient::new(&cloud, Arc::new(cred)).unwrap().with_retry_policy(retry)
     }
 
-    fn quick() -> RetryPolicy {
-        RetryPolicy {
+    fn quick() -> ArmRetryPolicy {
+        ArmRetryPolicy {
             max_attempts: 4,
             max_elapsed: Duration::from_secs(20),
             base_delay: Duration::from_millis(20),
@@ -833,8 +835,8 @@ mod tests {
 
     const MC: &str = "/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/c1";
 
-    fn c1() -> ClusterRef {
-        ClusterRef::new("s1", "rg1", "c1")
+    fn c1() -> ClusterId {
+        ClusterId::new("s1", "rg1", "c1")
     }
 
     fn arm_error(code: &str) -> serde_json::Value {

@@ -9,7 +9,7 @@ pub mod cloud;
 pub mod credential;
 pub mod models;
 
-pub use arm::{ArmClient, ClusterRef, Kubeconfig, RetryPolicy};
+pub use arm::{ArmClient, ArmRetryPolicy, ClusterId, Kubeconfig};
 pub use cloud::{CloudEndpoints, CloudName};
 pub use credential::{AuthMethod, AzureCredential, CredentialAttempt, CredentialKind};
 

@@ -83,7 +83,7 @@ pub async fn resolve(
         .resolve_subscription(args.subscription.as_deref(), settings)
         .await
         .map_err(azure_failure)?;
-    let cref = azure::ClusterRef::new(&subscription, rg, name);
+    let cref = azure::ClusterId::new(&subscription, rg, name);
     reporter.verbose(&format!("reading cluster {rg}/{name} in subscription {subscription}"));
     let mc = arm.get_cluster(&cref).await.map_err(azure_failure)?;
     let mut pools: Vec<PoolInfo> = mc

@@ -24,7 +24,7 @@ pub const NOT_READY_TAINTS: [&str; 2] = ["node.kubernetes.io/not-ready", "node.k
 /// What was last seen of a node while waiting for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct NodeState {
+pub struct NodeSeen {
     /// Whether the Node object was found at all.
     pub found: bool,
     /// The Ready condition's status (`True`, `False`, `Unknown`), `None` without one.
@@ -38,11 +38,11 @@ pub struct NodeState {
     pub last_error: Option<String>,
 }
 
-impl NodeState {
-    fn of(node: &Node, old_boot_id: &str) -> NodeState {
+impl NodeSeen {
+    fn of(node: &Node, old_boot_id: &str) -> NodeSeen {
         let info = node.status.as_ref().and_then(|s| s.node_info.as_ref());
         let boot_id = info.map(|i| i.boot_id.clone()).filter(|b| !b.is_empty());
-        NodeState {
+        NodeSeen {
             found: true,
             ready: ready_condition(node),
             boot_id_changed: boot_id.as_deref().is_some_and(|b| b != old_boot_id),
@@ -76,7 +76,7 @@ impl NodeState {
     }
 }
 
-impl fmt::Display for NodeState {
+impl fmt::Display for NodeSeen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.found {
             write!(f, "the Node object was not found")?;
@@ -123,7 +123,7 @@ pub enum RebootError {
         node: String,
         timeout: Duration,
         /// The node's last seen state.
-        last: NodeState,
+        last: NodeSeen,
     },
     #[error(transparent)]
     Kube(#[from] KubeError),
@@ -144,7 +144,7 @@ pub async fn wait_for_reboot(
     let api: Api<Node> = Api::all(client.clone());
     let start = tokio::time::Instant::now();
     let deadline = start + timeout;
-    let mut last = NodeState {
+    let mut last = NodeSeen {
         found: false,
         ready: None,
         boot_id: None,
@@ -165,7 +165,7 @@ pub async fn wait_for_reboot(
         match read {
             Ok(Ok(Some(n))) => {
                 seen_rv = n.metadata.resource_version.clone();
-                let st = NodeState::of(&n, old_boot_id);
+                let st = NodeSeen::of(&n, old_boot_id);
                 let ready = st.ready.clone().unwrap_or_default();
                 if !reported_not_ready && !st.boot_id_changed && ready != "True" {
                     reported_not_ready = true;
@@ -283,20 +283,20 @@ mod tests {
 
     #[test]
     fn back_needs_new_boot_ready_and_no_taints() {
-        assert!(NodeState::of(&node("new", "True", &[]), "old").is_back());
+        assert!(NodeSeen::of(&node("new", "True", &[]), "old").is_back());
         // The cordon's taint does not count.
-        assert!(NodeState::of(&node("new", "True", &["node.kubernetes.io/unschedulable"]), "old").is_back());
+        assert!(NodeSeen::of(&node("new", "True", &["node.kubernetes.io/unschedulable"]), "old").is_back());
         // Fast reboot not seen yet: same bootID, still Ready.
-        assert!(!NodeState::of(&node("old", "True", &[]), "old").is_back());
-        assert!(!NodeState::of(&node("new", "False", &[]), "old").is_back());
-        assert!(!NodeState::of(&node("new", "True", &["node.kubernetes.io/not-ready"]), "old").is_back());
-        assert!(!NodeState::of(&node("new", "True", &["node.kubernetes.io/unreachable"]), "old").is_back());
-        assert!(!NodeState::of(&node("", "True", &[]), "old").is_back());
+        assert!(!NodeSeen::of(&node("old", "True", &[]), "old").is_back());
+        assert!(!NodeSeen::of(&node("new", "False", &[]), "old").is_back());
+        assert!(!NodeSeen::of(&node("new", "True", &["node.kubernetes.io/not-ready"]), "old").is_back());
+        assert!(!NodeSeen::of(&node("new", "True", &["node.kubernetes.io/unreachable"]), "old").is_back());
+        assert!(!NodeSeen::of(&node("", "True", &[]), "old").is_back());
     }
 
     #[test]
     fn state_is_described_plainly() {
-        let s = NodeState::of(&node("old", "Unknown", &["node.kubernetes.io/unreachable"]), "old").to_string();
+        let s = NodeSeen::of(&node("old", "Unknown", &["node.kubernetes.io/unreachable"]), "old").to_string();
         assert!(s.contains("Ready=Unknown"), "{s}");
         assert!(s.contains("unchanged"), "{s}");
         assert!(s.contains("node.kubernetes.io/unreachable"), "{s}");
