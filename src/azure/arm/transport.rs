@@ -1,0 +1,341 @@
+//! The ARM client's transport: URLs, the bearer token, sending with retries (429 and 5xx with
+//! `Retry-After`, transient connection errors) within [`ArmRetryPolicy`]'s bounds, paging
+//! (`nextLink`), and ARM's error bodies turned into typed errors.
+
+use super::*;
+
+impl ArmClient {
+    pub(super) fn url(&self, segments: &[&str], api_version: &str) -> Result<Url, AzureError> {
+        if let Some(empty) = segments.iter().position(|s| s.trim().is_empty()) {
+            let what = match segments.get(empty.wrapping_sub(1)).copied() {
+                Some("subscriptions") => "subscription",
+                Some("resourceGroups") => "resource group",
+                Some("managedClusters") => "cluster name",
+                Some("agentPools") => "node pool name",
+                _ => "path segment",
+            };
+            return Err(AzureError::Config(format!("the {what} is empty")));
+        }
+        let mut url = self.endpoint.clone();
+        url.path_segments_mut()
+            .map_err(|_| AzureError::Config(format!("the ARM endpoint {} cannot have a path", self.endpoint)))?
+            .pop_if_empty()
+            .extend(segments);
+        url.query_pairs_mut().append_pair("api-version", api_version);
+        Ok(url)
+    }
+
+    pub(super) async fn get_json<T: DeserializeOwned>(&self, url: Url) -> Result<T, AzureError> {
+        let body = self.send(Method::GET, url.clone()).await?;
+        decode(&url, &body)
+    }
+
+    pub(super) async fn list<T: DeserializeOwned>(&self, first: Url) -> Result<Vec<T>, AzureError> {
+        let mut out = vec![];
+        let mut url = first;
+        for _ in 0..MAX_PAGES {
+            let page: Page<T> = self.get_json(url.clone()).await?;
+            out.extend(page.value);
+            match page.next_link.filter(|l| !l.is_empty()) {
+                None => return Ok(out),
+                Some(link) => url = self.next_url(&url, &link)?,
+            }
+        }
+        Err(AzureError::Decode {
+            url: url.to_string(),
+            message: format!("more than {MAX_PAGES} pages: the nextLink chain does not end"),
+        })
+    }
+
+    /// A `nextLink`, only if it stays on the ARM endpoint (the token goes with it).
+    pub(super) fn next_url(&self, current: &Url, link: &str) -> Result<Url, AzureError> {
+        let next = current.join(link).map_err(|e| AzureError::Decode {
+            url: current.to_string(),
+            message: format!("nextLink is not a URL: {e}"),
+        })?;
+        let same = next.scheme() == self.endpoint.scheme()
+            && next.host_str() == self.endpoint.host_str()
+            && next.port_or_known_default() == self.endpoint.port_or_known_default();
+        if !same {
+            return Err(AzureError::Decode {
+                url: current.to_string(),
+                message: format!(
+                    "nextLink points to {}, not to the ARM endpoint {}: refusing to send the token there",
+                    next.host_str().unwrap_or("?"),
+                    self.endpoint
+                ),
+            });
+        }
+        Ok(next)
+    }
+
+    pub(super) async fn token(&self, fresh: bool) -> Result<AccessToken, AzureError> {
+        let mut slot = self.token.lock().await;
+        if !fresh {
+            if let Some(t) = slot.as_ref() {
+                let renew_at = azure_core::time::OffsetDateTime::now_utc() + TOKEN_EARLY_RENEWAL;
+                if t.expires_on > renew_at {
+                    return Ok(t.clone());
+                }
+            }
+        }
+        let t = if fresh {
+            self.credential.get_fresh_token(&self.scope).await?
+        } else {
+            self.credential.get_token(&self.scope).await?
+        };
+        *slot = Some(t.clone());
+        Ok(t)
+    }
+
+    /// Send with retries; the body of a 2xx answer, or the typed error.
+    pub(super) async fn send(&self, method: Method, url: Url) -> Result<Body, AzureError> {
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        let mut refreshed = false;
+        loop {
+            attempt += 1;
+            let token = self.token(false).await?;
+            let mut req = self
+                .http
+                .request(method.clone(), url.clone())
+                .bearer_auth(token.token.secret())
+                .header(reqwest::header::ACCEPT, "application/json");
+            if method == Method::POST {
+                req = req.header(reqwest::header::CONTENT_LENGTH, "0").body(Vec::new());
+            }
+            let outcome = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let headers = resp.headers().clone();
+                    match resp.bytes().await {
+                        Ok(body) => Ok((status, headers, body)),
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            let (status, headers, body) = match outcome {
+                Ok(x) => x,
+                Err(e) => {
+                    let message = transport_message(&e);
+                    let delay = self.retry.backoff(attempt);
+                    if is_transient(&e)
+                        && attempt < self.retry.max_attempts
+                        && started.elapsed() + delay <= self.retry.max_elapsed
+                    {
+                        tracing::info!(
+                            "ARM {method} {} failed ({message}): retry {attempt} of {} in {:.1} s",
+                            url.path(),
+                            self.retry.max_attempts - 1,
+                            delay.as_secs_f64()
+                        );
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    return Err(AzureError::Transport {
+                        url: url.to_string(),
+                        message: if attempt > 1 {
+                            format!("{message} (after {attempt} attempts)")
+                        } else {
+                            message
+                        },
+                    });
+                }
+            };
+            tracing::debug!(
+                %method,
+                url = %url,
+                status = status.as_u16(),
+                attempt,
+                request_id = headers.get("x-ms-request-id").and_then(|v| v.to_str().ok()).unwrap_or(""),
+                "ARM request"
+            );
+            if status.is_success() {
+                return Ok(Body(body.to_vec()));
+            }
+            let err = ArmErrorBody::parse(status, &body);
+            if status == StatusCode::UNAUTHORIZED && !refreshed {
+                // Expired or revoked: one fresh token (bypassing caches), then the same request.
+                refreshed = true;
+                tracing::debug!("ARM refused the token ({}): getting a fresh one", err.code);
+                let fresh = self.token(true).await?;
+                if fresh.token != token.token {
+                    attempt -= 1;
+                    continue;
+                }
+                tracing::debug!("the credential returned the same token again");
+            }
+            if is_retryable(status) {
+                let asked = retry_after(&headers);
+                let delay = asked.unwrap_or_else(|| self.retry.backoff(attempt));
+                let in_budget = started.elapsed() + delay <= self.retry.max_elapsed;
+                if attempt < self.retry.max_attempts && in_budget {
+                    tracing::info!(
+                        "ARM {method} {} answered {} ({}): retry {} of {} in {:.1} s{}",
+                        url.path(),
+                        status.as_u16(),
+                        err.code,
+                        attempt,
+                        self.retry.max_attempts - 1,
+                        delay.as_secs_f64(),
+                        if asked.is_some() { " (Retry-After)" } else { "" }
+                    );
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+                if !in_budget {
+                    tracing::debug!(
+                        "not retrying: waiting {:.0} s would pass the {} s budget",
+                        delay.as_secs_f64(),
+                        self.retry.max_elapsed.as_secs()
+                    );
+                }
+            }
+            return Err(err.into_error(status, &headers, attempt));
+        }
+    }
+}
+
+/// A response body. Not `Debug`: it may hold a kubeconfig.
+pub(super) struct Body(Vec<u8>);
+
+pub(super) fn decode<T: DeserializeOwned>(url: &Url, body: &Body) -> Result<T, AzureError> {
+    serde_json::from_slice(&body.0).map_err(|e| AzureError::Decode {
+        url: url.to_string(),
+        // Position and category only: the body may hold a credential, and serde's
+        // messages can quote values.
+        message: format!(
+            "the body is not the JSON expected ({:?} error at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ),
+    })
+}
+
+fn transport_message(e: &reqwest::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        src = s.source();
+    }
+    parts.join(": ")
+}
+
+/// Worth another try: timeouts, refused or dropped connections. Not TLS failures (an
+/// untrusted certificate stays untrusted) nor errors in building the request.
+fn is_transient(e: &reqwest::Error) -> bool {
+    if e.is_builder() || e.is_redirect() || e.is_decode() {
+        return false;
+    }
+    // TLS errors arrive as io::Error(InvalidData), sometimes wrapped in io::Error(Other),
+    // whose `source()` skips the wrapped error: look inside with `get_ref`.
+    fn permanent(io: &std::io::Error) -> bool {
+        use std::io::ErrorKind::*;
+        matches!(io.kind(), InvalidData | InvalidInput | PermissionDenied | Unsupported)
+            || io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<std::io::Error>())
+                .is_some_and(permanent)
+    }
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        if s.downcast_ref::<std::io::Error>().is_some_and(permanent) {
+            return false;
+        }
+        src = s.source();
+    }
+    true
+}
+
+fn is_retryable(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// How long the server asks to wait: `retry-after-ms` / `x-ms-retry-after-ms`, else
+/// `Retry-After` in seconds or as an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
+        if let Some(ms) = text(name).and_then(|v| v.parse::<u64>().ok()) {
+            return Some(Duration::from_millis(ms));
+        }
+    }
+    let v = text(RETRY_AFTER.as_str())?;
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = v.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Some(Duration::from_secs_f64(secs));
+        }
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let wait = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// `{"error":{"code","message"}}` (or the same at top level, as some providers answer).
+pub(super) struct ArmErrorBody {
+    code: String,
+    message: String,
+}
+
+impl ArmErrorBody {
+    pub(super) fn parse(status: StatusCode, body: &[u8]) -> ArmErrorBody {
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+        let e = if v["error"].is_object() { &v["error"] } else { &v };
+        let code = e["code"].as_str().filter(|c| !c.is_empty());
+        let message = e["message"].as_str().filter(|m| !m.is_empty());
+        let fallback = || {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            if text.is_empty() || v.is_object() {
+                status.canonical_reason().unwrap_or("no message").to_string()
+            } else {
+                text.chars().take(300).collect()
+            }
+        };
+        ArmErrorBody {
+            code: code.map(str::to_string).unwrap_or_else(|| {
+                status
+                    .canonical_reason()
+                    .map(|r| r.replace(' ', ""))
+                    .unwrap_or_else(|| format!("Http{}", status.as_u16()))
+            }),
+            message: message.map(str::to_string).unwrap_or_else(fallback),
+        }
+    }
+
+    pub(super) fn into_error(self, status: StatusCode, headers: &HeaderMap, attempts: u32) -> AzureError {
+        let request_id = headers
+            .get("x-ms-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        match status.as_u16() {
+            404 => AzureError::NotFound {
+                code: self.code,
+                message: self.message,
+                request_id,
+            },
+            401 | 403 => AzureError::Auth {
+                status: status.as_u16(),
+                code: self.code,
+                message: self.message,
+                request_id,
+            },
+            s => AzureError::Api {
+                status: s,
+                code: self.code,
+                message: self.message,
+                request_id,
+                attempts,
+            },
+        }
+    }
+}
