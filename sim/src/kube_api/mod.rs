@@ -116,8 +116,53 @@ impl Query {
         }
     }
 
+    /// `?dryRun=All`; any other value is refused as the API server refuses it.
     fn dry_run(&self) -> bool {
         self.0.iter().any(|(k, v)| k == "dryRun" && v == "All")
+    }
+
+    /// The `dryRun` query values, checked (`All` is the only one there is).
+    fn check_dry_run(&self, options_kind: &str) -> Result<(), ApiError> {
+        let values: Vec<&str> = self
+            .0
+            .iter()
+            .filter(|(k, _)| k == "dryRun")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        check_dry_run_values(&values, options_kind)
+    }
+}
+
+/// `dryRun` may only hold `All` (the API server's ValidateDryRun).
+fn check_dry_run_values(values: &[&str], options_kind: &str) -> Result<(), ApiError> {
+    if values.iter().all(|v| *v == "All") {
+        return Ok(());
+    }
+    let list = values.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", ");
+    let why = format!("Unsupported value: []string{{{list}}}: supported values: \"All\"");
+    Err(ApiError::new(
+        422,
+        "Invalid",
+        format!("{options_kind}.meta.k8s.io \"\" is invalid: dryRun: {why}"),
+    )
+    .with_details(json!({
+        "group": "meta.k8s.io", "kind": options_kind,
+        "causes": [{"reason": "FieldValueNotSupported", "message": why, "field": "dryRun"}],
+    })))
+}
+
+/// `dryRun` in a DeleteOptions body (also an Eviction's `deleteOptions`): true for `["All"]`.
+pub fn body_dry_run(options: &Value) -> Result<bool, ApiError> {
+    match &options["dryRun"] {
+        Value::Null => Ok(false),
+        Value::Array(a) => {
+            let values: Vec<&str> = a.iter().map(|v| v.as_str().unwrap_or("")).collect();
+            check_dry_run_values(&values, "DeleteOptions")?;
+            Ok(!values.is_empty())
+        }
+        _ => Err(ApiError::bad_request(
+            "the DeleteOptions body is not valid: dryRun must be a list of strings",
+        )),
     }
 }
 
@@ -325,6 +370,13 @@ async fn resource(
     let output = negotiate(headers, q);
     let ns = t.ns.as_deref();
     let sub = t.sub.as_deref();
+    match *method {
+        Method::POST => q.check_dry_run("CreateOptions")?,
+        Method::PUT => q.check_dry_run("UpdateOptions")?,
+        Method::PATCH => q.check_dry_run("PatchOptions")?,
+        Method::DELETE => q.check_dry_run("DeleteOptions")?,
+        _ => {}
+    }
     let watching = t.watch_path || q.flag("watch");
     match (method.clone(), t.name.as_deref(), sub) {
         (Method::GET, None, None) if watching => start_watch(s, &t, q, output, None),
@@ -347,13 +399,7 @@ async fn resource(
         (Method::POST, None, None) => create(s, &t, q, headers, &body),
         (Method::POST, Some(name), Some("eviction")) => {
             let ns = ns.unwrap_or("default");
-            if q.dry_run() {
-                s.store
-                    .get(store::PODS, Some(ns), name)
-                    .ok_or_else(|| ApiError::not_found(&store::PODS, name))?;
-                return Ok(json_response(StatusCode::CREATED, &status::success(201)));
-            }
-            eviction::evict(s, ns, name, &body)
+            eviction::evict(s, ns, name, &body, q.dry_run())
         }
         (Method::PUT, Some(name), None | Some("status")) => update(s, &t, name, q, headers, &body),
         (Method::PATCH, Some(name), None | Some("status")) => patch(s, &t, name, q, headers, &body),
@@ -399,11 +445,13 @@ fn object_key(obj: &Value) -> (String, String) {
     )
 }
 
-fn selectors(q: &Query) -> Result<(LabelSelector, FieldSelector), ApiError> {
+fn selectors(q: &Query, res: &Resource) -> Result<(LabelSelector, FieldSelector), ApiError> {
     let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))
         .map_err(|e| ApiError::bad_request(format!("invalid labelSelector: {e}")))?;
     let fields = FieldSelector::parse(q.get("fieldSelector").unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("invalid fieldSelector: {e}")))?;
+        .map_err(|e| ApiError::bad_request(format!("invalid fieldSelector: {e}")))?
+        .for_resource(res)
+        .map_err(ApiError::bad_request)?;
     Ok((labels, fields))
 }
 
@@ -428,7 +476,7 @@ fn decode_continue(token: &str) -> Result<(u64, (String, String)), ApiError> {
 }
 
 fn list(s: &Arc<Shared>, t: &Target, q: &Query, output: Output) -> Result<Response, ApiError> {
-    let (labels, fields) = selectors(q)?;
+    let (labels, fields) = selectors(q, &t.res)?;
     let limit = q.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
     let (items, rv) = s.store.list_at(t.res, t.ns.as_deref());
     let mut items: Vec<Value> = items
@@ -483,14 +531,16 @@ fn start_watch(
     output: Output,
     name: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let (labels, mut fields) = selectors(q)?;
+    let (labels, mut fields) = selectors(q, &t.res)?;
     if let Some(name) = name {
         let extra = format!("metadata.name={name}");
         let combined = match q.get("fieldSelector").filter(|f| !f.is_empty()) {
             Some(f) => format!("{f},{extra}"),
             None => extra,
         };
-        fields = FieldSelector::parse(&combined).map_err(ApiError::bad_request)?;
+        fields = FieldSelector::parse(&combined)
+            .and_then(|f| f.for_resource(&t.res))
+            .map_err(ApiError::bad_request)?;
     }
     let since = match q.get("resourceVersion") {
         None | Some("") | Some("0") => None,
@@ -820,6 +870,9 @@ fn update(
         }
         return Err(ApiError::not_found(&t.res, name));
     }
+    if expected.is_none() && !allows_unconditional_update(&t.res) {
+        return Err(must_specify_resource_version(&t.res, name));
+    }
     if q.dry_run() {
         let cur = s
             .store
@@ -854,6 +907,28 @@ fn update(
         record_lease(s, &updated, "updated");
     }
     Ok(json_response(StatusCode::OK, &updated))
+}
+
+/// Kinds whose update strategy refuses a PUT without `metadata.resourceVersion`
+/// (`AllowUnconditionalUpdate() == false` in kube-apiserver): Leases, so that two lock
+/// holders can never silently overwrite each other.
+fn allows_unconditional_update(res: &Resource) -> bool {
+    *res != store::LEASES
+}
+
+/// What the generic registry answers to such an update.
+fn must_specify_resource_version(res: &Resource, name: &str) -> ApiError {
+    let why = "Invalid value: 0x0: must be specified for an update";
+    let qualified = status::qualified(res);
+    ApiError::new(
+        422,
+        "Invalid",
+        format!("{qualified} \"{name}\" is invalid: metadata.resourceVersion: {why}"),
+    )
+    .with_details(json!({
+        "name": name, "group": res.group, "kind": res.plural,
+        "causes": [{"reason": "FieldValueInvalid", "message": why, "field": "metadata.resourceVersion"}],
+    }))
 }
 
 fn patch(
@@ -1002,7 +1077,9 @@ fn delete_opts(q: &Query, body: &[u8]) -> Result<DeleteOpts, ApiError> {
         }
         opts.uid = v["preconditions"]["uid"].as_str().map(str::to_string);
         opts.resource_version = v["preconditions"]["resourceVersion"].as_str().map(str::to_string);
+        opts.dry_run = body_dry_run(&v)?;
     }
+    opts.dry_run |= q.dry_run();
     Ok(opts)
 }
 
@@ -1043,7 +1120,7 @@ fn delete_one(
 fn delete(s: &Arc<Shared>, t: &Target, name: &str, q: &Query, body: &[u8]) -> Result<Response, ApiError> {
     let opts = delete_opts(q, body)?;
     let ns = t.ns.as_deref();
-    if q.dry_run() {
+    if opts.dry_run {
         let cur = s
             .store
             .get(t.res, ns, name)
@@ -1057,7 +1134,7 @@ fn delete(s: &Arc<Shared>, t: &Target, name: &str, q: &Query, body: &[u8]) -> Re
 
 fn delete_collection(s: &Arc<Shared>, t: &Target, q: &Query, body: &[u8]) -> Result<Response, ApiError> {
     let opts = delete_opts(q, body)?;
-    let (labels, fields) = selectors(q)?;
+    let (labels, fields) = selectors(q, &t.res)?;
     let items: Vec<Value> = s
         .store
         .list(t.res, t.ns.as_deref())
@@ -1068,7 +1145,7 @@ fn delete_collection(s: &Arc<Shared>, t: &Target, q: &Query, body: &[u8]) -> Res
     for o in &items {
         let (ns, name) = object_key(o);
         let ns = if t.res.namespaced { Some(ns.as_str()) } else { None };
-        if q.dry_run() {
+        if opts.dry_run {
             deleted.push(o.clone());
             continue;
         }

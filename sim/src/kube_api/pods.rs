@@ -51,6 +51,8 @@ pub struct DeleteOpts {
     pub grace: Option<i64>,
     pub uid: Option<String>,
     pub resource_version: Option<String>,
+    /// `dryRun: ["All"]` (query or body): check everything, change nothing.
+    pub dry_run: bool,
 }
 
 /// Check DeleteOptions preconditions against the stored object.

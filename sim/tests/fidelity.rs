@@ -1,0 +1,473 @@
+//! Issue 9: where aks-sim answered differently from a real API server, proven with real
+//! clients (kubectl 1.32, kube-rs, raw HTTPS): server-side dry run, unconditional Lease
+//! updates, field selectors, node liveness, `--nodes N`.
+
+use aks_sim::{Fault, Scenario, Sim, SimConfig};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::ResourceExt;
+use serde_json::{json, Value};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+struct Env {
+    sim: Sim,
+    client: kube::Client,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    async fn start(scenario: Scenario) -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sim = Sim::start(SimConfig::new(dir.path().join("state"), scenario))
+            .await
+            .expect("aks-sim starts");
+        let client = client(sim.state_dir()).await;
+        Env { sim, client, dir }
+    }
+
+    async fn default() -> Env {
+        Env::start(Scenario::default_scenario()).await
+    }
+
+    fn state(&self) -> PathBuf {
+        self.sim.state_dir().to_path_buf()
+    }
+
+    fn pods(&self, ns: &str) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    /// Run kubectl against the emulator; (exit success, stdout, stderr).
+    async fn kubectl(&self, args: &[&str]) -> (bool, String, String) {
+        kubectl_with(&self.state().join("kubeconfig"), self.dir.path(), args).await
+    }
+
+    /// A reqwest client trusting the emulator's CA, and the API server URL and token.
+    fn raw(&self) -> (reqwest::Client, String, String) {
+        let pem = std::fs::read(self.state().join("ca.pem")).expect("ca.pem");
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).expect("CA parses");
+        let http = reqwest::Client::builder()
+            .tls_certs_only(certs)
+            .build()
+            .expect("client");
+        let kc = std::fs::read_to_string(self.state().join("kubeconfig")).expect("kubeconfig");
+        let token = kc
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("token: "))
+            .expect("token in kubeconfig")
+            .to_string();
+        (http, self.sim.endpoints().kube_url.clone(), token)
+    }
+
+    /// A raw request with a JSON body: (status code, JSON answer).
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let (http, url, token) = self.raw();
+        let mut req = http.request(method, format!("{url}{path}")).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.header("Content-Type", "application/json").body(b.to_string());
+        }
+        let resp = req.send().await.expect("request");
+        let code = resp.status().as_u16();
+        (code, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    fn event_count(&self, kind: &str) -> usize {
+        self.sim.events().iter().filter(|e| e.kind == kind).count()
+    }
+}
+
+async fn kubectl_with(kubeconfig: &Path, home: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new("kubectl")
+        .args(args)
+        .arg(format!("--cache-dir={}", home.join("kube-cache").display()))
+        .arg("--request-timeout=30s")
+        .env("KUBECONFIG", kubeconfig)
+        .env("HOME", home)
+        .output()
+        .await
+        .expect("kubectl runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A kube-rs client from the emulator's kubeconfig, kube-rs's own retries off.
+async fn client(state: &Path) -> kube::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kc = kube::config::Kubeconfig::read_from(state.join("kubeconfig")).expect("kubeconfig parses");
+    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .expect("config from kubeconfig");
+    cfg.default_retry = false;
+    kube::Client::try_from(cfg).expect("client")
+}
+
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn api_status(e: kube::Error) -> kube::core::Status {
+    match e {
+        kube::Error::Api(s) => *s,
+        other => panic!("expected an API error Status, got {other:?}"),
+    }
+}
+
+fn user_node(i: u32) -> String {
+    format!("aks-user-31417037-vmss{i:06}")
+}
+
+/// (name, uid, resourceVersion) of every pod, sorted.
+async fn pod_snapshot(client: &kube::Client) -> Vec<(String, String, String)> {
+    let all: Api<Pod> = Api::all(client.clone());
+    let mut v: Vec<_> = all
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| {
+            (
+                format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any()),
+                p.uid().unwrap_or_default(),
+                p.resource_version().unwrap_or_default(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue9_server_side_dry_run_changes_nothing() {
+    let env = Env::default().await;
+    let node = user_node(0);
+    let nodes: Api<Node> = Api::all(env.client.clone());
+    let shop = env.pods("shop");
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(env.client.clone(), "shop");
+    // Let the controllers settle so that resourceVersions only move if we move them.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = pod_snapshot(&env.client).await;
+    let pdb_before = pdbs.get("storefront-pdb").await.unwrap().status;
+
+    // kubectl drain --dry-run=server: the cordon patch carries ?dryRun=All, each eviction
+    // deleteOptions.dryRun: ["All"] in its body.
+    let (ok, out, err) = env
+        .kubectl(&[
+            "drain",
+            &node,
+            "--dry-run=server",
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--force",
+            "--timeout=30s",
+        ])
+        .await;
+    assert!(ok, "drain --dry-run=server failed:\n{out}\n{err}");
+    assert!(out.contains("(server dry run)"), "{out}");
+    assert!(
+        out.contains("evicting pod") && out.contains("shop/storefront-"),
+        "{out}\n{err}"
+    );
+    // kubectl delete --dry-run=server: DeleteOptions with dryRun in the body.
+    let (ok, out, err) = env
+        .kubectl(&["delete", "pod", "debug-shell", "-n", "default", "--dry-run=server"])
+        .await;
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("deleted (server dry run)"), "{out}");
+    let (ok, out, err) = env.kubectl(&["delete", "namespace", "shop", "--dry-run=server"]).await;
+    assert!(ok, "{out}\n{err}");
+
+    // kube-rs: delete (DeleteParams go in the body), create, replace and patch (query).
+    let dp = DeleteParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    env.pods("default")
+        .delete("debug-shell", &dp)
+        .await
+        .expect("dry-run delete");
+    let pp = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let new_pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "dry-pod"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+    }))
+    .unwrap();
+    let created = shop.create(&pp, &new_pod).await.expect("dry-run create");
+    assert_eq!(created.name_any(), "dry-pod");
+    let mut n = nodes.get(&node).await.unwrap();
+    n.labels_mut().insert("dry".into(), "run".into());
+    nodes.replace(&node, &pp, &n).await.expect("dry-run replace");
+    let patch = PatchParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let patched = nodes
+        .patch(&node, &patch, &Patch::Merge(json!({"spec": {"unschedulable": true}})))
+        .await
+        .expect("dry-run patch");
+    assert_eq!(
+        patched.spec.unwrap().unschedulable,
+        Some(true),
+        "the answer shows the result"
+    );
+
+    // Raw: an eviction with deleteOptions.dryRun in the body, and a DELETE with it.
+    let sf = before
+        .iter()
+        .find(|(k, _, _)| k.starts_with("shop/storefront-"))
+        .map(|(k, _, _)| k.trim_start_matches("shop/").to_string())
+        .unwrap();
+    let eviction = json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": sf, "namespace": "shop"},
+                          "deleteOptions": {"dryRun": ["All"]}});
+    for _ in 0..3 {
+        // The budget allows one disruption: a dry run never spends it.
+        let (code, v) = env
+            .send(
+                reqwest::Method::POST,
+                &format!("/api/v1/namespaces/shop/pods/{sf}/eviction"),
+                Some(eviction.clone()),
+            )
+            .await;
+        assert_eq!(code, 201, "{v}");
+    }
+    let (code, v) = env
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/namespaces/shop/pods/{sf}"),
+            Some(json!({"kind": "DeleteOptions", "apiVersion": "v1", "dryRun": ["All"]})),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let (code, _) = env
+        .send(
+            reqwest::Method::DELETE,
+            "/api/v1/namespaces/shop/pods",
+            Some(json!({"dryRun": ["All"]})),
+        )
+        .await;
+    assert_eq!(code, 200);
+
+    // Nothing changed: no pod gone or touched, the node not cordoned, the budget unspent,
+    // and not one eviction, deletion or cordon in the emulator's log.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(pod_snapshot(&env.client).await, before);
+    let n = nodes.get(&node).await.unwrap();
+    assert_eq!(n.spec.as_ref().unwrap().unschedulable, None);
+    assert!(!n.labels().contains_key("dry"));
+    assert_eq!(pdbs.get("storefront-pdb").await.unwrap().status, pdb_before);
+    for kind in ["eviction", "pod-deleted", "cordon"] {
+        assert_eq!(env.event_count(kind), 0, "{kind} recorded by a dry run");
+    }
+
+    // A dry-run eviction still answers as the real one would: 429 when the budget refuses.
+    env.sim
+        .fault(Fault::PdbNeverAllows {
+            namespace: "shop".into(),
+            name: "storefront-pdb".into(),
+        })
+        .unwrap();
+    eventually("the budget at 0", Duration::from_secs(5), || async {
+        let st = pdbs.get("storefront-pdb").await.ok()?.status?;
+        (st.disruptions_allowed == Some(0)).then_some(())
+    })
+    .await;
+    let (code, v) = env
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/namespaces/shop/pods/{sf}/eviction?dryRun=All"),
+            Some(json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": sf}})),
+        )
+        .await;
+    assert_eq!((code, v["reason"].as_str()), (429, Some("TooManyRequests")), "{v}");
+    // Only `All` is a dry-run value.
+    let (code, v) = env
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/namespaces/shop/pods/{sf}?dryRun=Maybe"),
+            None,
+        )
+        .await;
+    assert_eq!(code, 422, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("supported values: \"All\""),
+        "{v}"
+    );
+    assert!(shop.get_opt(&sf).await.unwrap().is_some());
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue9_unconditional_lease_update_is_refused() {
+    let env = Env::default().await;
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), "kube-system");
+    let lease: Lease = serde_json::from_value(json!({
+        "metadata": {"name": "lock"},
+        "spec": {"holderIdentity": "runner-a", "leaseDurationSeconds": 60}
+    }))
+    .unwrap();
+    // A PUT may create a Lease (no resourceVersion needed for that).
+    leases
+        .replace("lock", &PostParams::default(), &lease)
+        .await
+        .expect("update-as-create");
+    // Overwriting it without the resourceVersion read is refused, as kube-apiserver does.
+    let mut theirs = lease.clone();
+    theirs.spec.as_mut().unwrap().holder_identity = Some("runner-b".into());
+    let st = api_status(
+        leases
+            .replace("lock", &PostParams::default(), &theirs)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((st.code, st.reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        st.message,
+        "leases.coordination.k8s.io \"lock\" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"
+    );
+    let got = leases.get("lock").await.unwrap();
+    assert_eq!(got.spec.as_ref().unwrap().holder_identity.as_deref(), Some("runner-a"));
+    // With the resourceVersion it was read at: fine.
+    let mut ok = got.clone();
+    ok.spec.as_mut().unwrap().holder_identity = Some("runner-b".into());
+    leases
+        .replace("lock", &PostParams::default(), &ok)
+        .await
+        .expect("conditional update");
+    // (kubectl replace is not such a client: without a resourceVersion in the manifest it
+    // reads the object and sends the resourceVersion it read, on a real cluster too.)
+    // Other kinds keep allowing unconditional updates (Nodes here).
+    let nodes: Api<Node> = Api::all(env.client.clone());
+    let mut n = nodes.get(&user_node(0)).await.unwrap();
+    n.metadata.resource_version = None;
+    n.labels_mut().insert("team".into(), "a".into());
+    nodes
+        .replace(&user_node(0), &PostParams::default(), &n)
+        .await
+        .expect("unconditional node update");
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue9_field_selectors_as_the_api_server() {
+    let env = Env::default().await;
+    // spec.unschedulable=false matches nodes where the field is unset.
+    let (ok, out, err) = env
+        .kubectl(&[
+            "get",
+            "nodes",
+            "--field-selector",
+            "spec.unschedulable=false",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert!(ok, "{err}");
+    let names: Vec<&str> = out.lines().collect();
+    assert_eq!(names.len(), 6, "all nodes but the cordoned one: {out}");
+    assert!(!out.contains(&user_node(2)), "{out}");
+    let (ok, out, _) = env
+        .kubectl(&[
+            "get",
+            "nodes",
+            "--field-selector",
+            "spec.unschedulable=true",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert!(ok);
+    assert_eq!(out.trim(), format!("node/{}", user_node(2)));
+    // A typo is a 400 naming the field, not an empty list.
+    let (ok, out, err) = env
+        .kubectl(&["get", "pods", "-A", "--field-selector", "spec.NodeName=x"])
+        .await;
+    assert!(!ok, "{out}");
+    assert!(err.contains("field label not supported: spec.NodeName"), "{err}");
+    let all: Api<Pod> = Api::all(env.client.clone());
+    let st = api_status(
+        all.list(&ListParams::default().fields("spec.NodeName=x"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((st.code, st.reason.as_str()), (400, "BadRequest"));
+    assert_eq!(st.message, "field label not supported: spec.NodeName");
+    // Each kind has its own field labels: nodes have no spec.nodeName...
+    let nodes: Api<Node> = Api::all(env.client.clone());
+    let st = api_status(
+        nodes
+            .list(&ListParams::default().fields("spec.nodeName=x"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(st.message, "field label not supported: spec.nodeName");
+    // ...kinds without their own take only metadata.name and metadata.namespace...
+    let (code, v) = env
+        .send(
+            reqwest::Method::GET,
+            "/apis/apps/v1/deployments?fieldSelector=spec.replicas%3D2",
+            None,
+        )
+        .await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        v["message"],
+        "\"spec.replicas\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+    );
+    let (code, v) = env
+        .send(
+            reqwest::Method::GET,
+            "/apis/apps/v1/deployments?fieldSelector=metadata.name%3Dcheckout",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
+    // ...and watches and collection deletes check them too.
+    let (code, _) = env
+        .send(
+            reqwest::Method::GET,
+            "/api/v1/pods?watch=1&fieldSelector=spec.host%3Dx&timeoutSeconds=1",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "spec.host is the old name of spec.nodeName");
+    let (code, _) = env
+        .send(
+            reqwest::Method::DELETE,
+            "/api/v1/namespaces/shop/pods?fieldSelector=spec.nodename%3Dx",
+            None,
+        )
+        .await;
+    assert_eq!(code, 400);
+    // The pods of a node, and pods that are not finished, as kubectl drain asks.
+    let on_node = all
+        .list(&ListParams::default().fields(&format!(
+            "spec.nodeName={},status.phase!=Succeeded,status.phase!=Failed",
+            user_node(0)
+        )))
+        .await
+        .unwrap();
+    assert!(!on_node.items.is_empty());
+    env.sim.shutdown().await;
+}
