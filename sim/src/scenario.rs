@@ -342,9 +342,24 @@ impl Scenario {
         Scenario::parse(DEFAULT_SCENARIO, "(built-in default)").expect("built-in scenario is valid")
     }
 
-    /// Scale the Linux node count to `n`: the first Linux (system) pool keeps up to its
-    /// count, the last Linux pool takes the rest.
-    pub fn with_linux_nodes(mut self, n: u32) -> Result<Scenario, ScenarioError> {
+    /// Scale the Linux node count to `n` (notes dropped: see [`Scenario::scale_linux_nodes`]).
+    pub fn with_linux_nodes(self, n: u32) -> Result<Scenario, ScenarioError> {
+        self.scale_linux_nodes(n).map(|(s, _)| s)
+    }
+
+    /// Scale the Linux node count to `n` ≥ 1: with one Linux pool it takes them all;
+    /// otherwise the first (system) pool gets half, 1 to 3, and the last Linux pool the
+    /// rest (5 nodes: 2 + 3, as the default scenario). What names a node or pool that no
+    /// longer exists is dropped, with a note for each: per-node overrides and faults for
+    /// nodes beyond the count, and bare or static pods pinned to a pool left empty.
+    pub fn scale_linux_nodes(mut self, n: u32) -> Result<(Scenario, Vec<String>), ScenarioError> {
+        if n == 0 {
+            return Err(self.invalid(
+                "--nodes",
+                "--nodes",
+                "at least 1 Linux node is needed (the system pool cannot be empty)".into(),
+            ));
+        }
         let linux: Vec<usize> = (0..self.pools.len())
             .filter(|i| self.pools[*i].os_type == OsType::Linux)
             .collect();
@@ -358,12 +373,56 @@ impl Scenario {
         if first == last {
             self.pools[first].count = n;
         } else {
-            let system = n.clamp(1, 3).min(n);
+            let system = if n == 1 { 1 } else { (n / 2).clamp(1, 3) };
             self.pools[first].count = system;
             self.pools[last].count = n - system;
         }
+        let mut notes = vec![];
+        let names: std::collections::BTreeSet<String> = self.node_names().into_iter().collect();
+        self.nodes.retain(|name, _| {
+            let keep = names.contains(name);
+            if !keep {
+                notes.push(format!(
+                    "--nodes {n}: dropped the overrides for node {name}, which a {n}-node cluster does not have"
+                ));
+            }
+            keep
+        });
+        self.faults.retain(|f| match f.node() {
+            Some(node) if !names.contains(node) => {
+                notes.push(format!(
+                    "--nodes {n}: dropped the {} fault for node {node}, which a {n}-node cluster does not have",
+                    serde_json::to_value(f)
+                        .ok()
+                        .and_then(|v| v["fault"].as_str().map(str::to_string))
+                        .unwrap_or_default()
+                ));
+                false
+            }
+            _ => true,
+        });
+        let empty: Vec<String> = self
+            .pools
+            .iter()
+            .filter(|p| p.os_type == OsType::Linux && p.count == 0)
+            .map(|p| p.name.clone())
+            .collect();
+        self.workloads.retain(|w| {
+            let pinned_to_empty = matches!(w.kind, WorkloadKind::Pod | WorkloadKind::StaticPod)
+                && w.pool.as_ref().is_some_and(|p| empty.contains(p));
+            if pinned_to_empty {
+                notes.push(format!(
+                    "--nodes {n}: dropped {}/{} (a {:?} on pool `{}`, which has no node)",
+                    w.namespace,
+                    w.name,
+                    w.kind,
+                    w.pool.as_deref().unwrap_or_default()
+                ));
+            }
+            !pinned_to_empty
+        });
         self.validate("--nodes")?;
-        Ok(self)
+        Ok((self, notes))
     }
 
     fn invalid(&self, origin: &str, field: &str, message: String) -> ScenarioError {
@@ -704,5 +763,39 @@ mod tests {
             .map(|p| p.count)
             .sum();
         assert_eq!(linux, 200);
+    }
+
+    #[test]
+    fn issue9_every_node_count_from_one_works() {
+        for n in 1..=12 {
+            let (s, notes) = Scenario::default_scenario()
+                .scale_linux_nodes(n)
+                .unwrap_or_else(|e| panic!("--nodes {n}: {e}"));
+            let linux: u32 = s
+                .pools
+                .iter()
+                .filter(|p| p.os_type == OsType::Linux)
+                .map(|p| p.count)
+                .sum();
+            assert_eq!(linux, n);
+            let system = s.pools.iter().find(|p| p.name == "system").unwrap().count;
+            assert!((1..=3).contains(&system), "--nodes {n}: {system} system nodes");
+            // The default scenario's overrides name user nodes 1 and 2.
+            let dropped = notes.iter().filter(|m| m.contains("overrides")).count();
+            let users = n - system;
+            assert_eq!(
+                dropped,
+                3usize.saturating_sub(users as usize).min(2),
+                "--nodes {n}: {notes:?}"
+            );
+        }
+        let (s, notes) = Scenario::default_scenario().scale_linux_nodes(1).unwrap();
+        assert!(s.nodes.is_empty());
+        assert!(notes.iter().any(|m| m.contains("default/debug-shell")), "{notes:?}");
+        assert!(s.workloads.iter().all(|w| w.name != "node-problem-detector"));
+        let (s, notes) = Scenario::default_scenario().scale_linux_nodes(5).unwrap();
+        assert!(notes.is_empty(), "5 nodes is the default cluster: {notes:?}");
+        assert_eq!(s.nodes.len(), 2);
+        assert!(Scenario::default_scenario().scale_linux_nodes(0).is_err());
     }
 }

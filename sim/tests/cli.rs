@@ -198,3 +198,45 @@ fn issue2_up_with_200_nodes_is_quick() {
     assert_eq!(linux, 200);
     drop(u);
 }
+
+#[test]
+fn issue9_up_with_any_node_count_on_the_default_scenario() {
+    for n in [1u32, 2, 3, 4] {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let log = dir.path().join("up.log");
+        let child = sim()
+            .args(["up", "--state-dir", state.to_str().unwrap(), "--nodes", &n.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let u = Up(child, dir);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !state.join("sim.json").exists() {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            assert!(
+                Instant::now() < deadline,
+                "aks-sim up --nodes {n} did not start: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let kc = Command::new("kubectl")
+            .args(["get", "nodes", "--no-headers", "-l", "kubernetes.io/os=linux"])
+            .env("KUBECONFIG", state.join("kubeconfig"))
+            .output()
+            .unwrap();
+        assert!(kc.status.success(), "{}", String::from_utf8_lossy(&kc.stderr));
+        assert_eq!(String::from_utf8_lossy(&kc.stdout).lines().count(), n as usize);
+        // The default scenario's overrides name user nodes 1 and 2: dropped with a note.
+        let text = std::fs::read_to_string(&log).unwrap();
+        if n <= 4 {
+            assert!(
+                text.contains("note: --nodes") && text.contains("dropped the overrides for node aks-user-"),
+                "--nodes {n}: {text}"
+            );
+        }
+        drop(u);
+    }
+}
