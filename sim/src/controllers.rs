@@ -714,8 +714,12 @@ pub async fn run(shared: Arc<Shared>) {
         loop {
             tokio::select! {
                 r = rx.recv() => {
-                    if let Err(tokio::sync::broadcast::error::RecvError::Closed) = r {
-                        return;
+                    match r {
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                        // Lease renewals and events are no business of these controllers:
+                        // reconciling on every kubelet heartbeat would only burn CPU.
+                        Ok(c) if c.resource == store::LEASES || c.resource == store::EVENTS => continue,
+                        _ => {}
                     }
                     // Let a burst of changes settle, then take them all at once.
                     tokio::time::sleep(Duration::from_millis(20)).await;

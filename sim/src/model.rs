@@ -183,7 +183,7 @@ pub fn node_object(s: &Scenario, n: &NodeSpec, boot_id: &str, created: &str) -> 
             ],
             "allocatable": {"cpu": "3860m", "ephemeral-storage": "119703055367", "memory": "12880208Ki", "pods": "110"},
             "capacity": {"cpu": "4", "ephemeral-storage": "129886128Ki", "memory": "16364368Ki", "pods": "110"},
-            "conditions": conditions(true, created),
+            "conditions": conditions(true, created, &store::now_rfc3339()),
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "nodeInfo": {
                 "architecture": "amd64",
@@ -207,35 +207,46 @@ pub fn node_object(s: &Scenario, n: &NodeSpec, boot_id: &str, created: &str) -> 
     obj
 }
 
-fn condition(type_: &str, status: &str, reason: &str, message: &str, at: &str) -> Value {
-    json!({"type": type_, "status": status, "reason": reason, "message": message, "lastHeartbeatTime": at, "lastTransitionTime": at})
+fn condition(type_: &str, status: &str, reason: &str, message: &str, at: &str, heartbeat: &str) -> Value {
+    json!({"type": type_, "status": status, "reason": reason, "message": message, "lastHeartbeatTime": heartbeat, "lastTransitionTime": at})
 }
 
-fn conditions(ready: bool, at: &str) -> Value {
+/// The node's conditions, unchanged since `at`, last posted by the kubelet at `heartbeat`.
+fn conditions(ready: bool, at: &str, heartbeat: &str) -> Value {
     json!([
         condition(
             "MemoryPressure",
             "False",
             "KubeletHasSufficientMemory",
             "kubelet has sufficient memory available",
-            at
+            at,
+            heartbeat
         ),
         condition(
             "DiskPressure",
             "False",
             "KubeletHasNoDiskPressure",
             "kubelet has no disk pressure",
-            at
+            at,
+            heartbeat
         ),
         condition(
             "PIDPressure",
             "False",
             "KubeletHasSufficientPID",
             "kubelet has sufficient PID available",
-            at
+            at,
+            heartbeat
         ),
         if ready {
-            condition("Ready", "True", "KubeletReady", "kubelet is posting ready status", at)
+            condition(
+                "Ready",
+                "True",
+                "KubeletReady",
+                "kubelet is posting ready status",
+                at,
+                heartbeat,
+            )
         } else {
             condition(
                 "Ready",
@@ -243,6 +254,7 @@ fn conditions(ready: bool, at: &str) -> Value {
                 "KubeletNotReady",
                 "container runtime network not ready",
                 at,
+                heartbeat,
             )
         },
     ])
@@ -299,7 +311,11 @@ pub fn set_readiness(store: &Store, node: &str, r: Readiness) -> Result<Value, S
             c["status"] = json!(status);
             c["reason"] = json!(reason);
             c["message"] = json!(message);
-            c["lastHeartbeatTime"] = json!(now);
+            // The kubelet posts Ready/NotReady (a heartbeat); Unknown is the node lifecycle
+            // controller's verdict on a silent kubelet, which keeps its last heartbeat.
+            if r != Readiness::Unknown {
+                c["lastHeartbeatTime"] = json!(now);
+            }
         }
         let mut taints: Vec<Value> = obj["spec"]["taints"]
             .as_array()
@@ -327,6 +343,19 @@ pub fn set_readiness(store: &Store, node: &str, r: Readiness) -> Result<Value, S
             }
         } else {
             obj["spec"]["taints"] = json!(taints);
+        }
+        Ok(())
+    })
+}
+
+/// The kubelet posts its node status unchanged: every condition's `lastHeartbeatTime` moves.
+pub fn heartbeat(store: &Store, node: &str) -> Result<Value, StoreError> {
+    let now = store::now_rfc3339();
+    store.update_with(store::NODES, None, node, None, |obj| {
+        if let Some(conds) = obj["status"]["conditions"].as_array_mut() {
+            for c in conds.iter_mut() {
+                c["lastHeartbeatTime"] = json!(now);
+            }
         }
         Ok(())
     })

@@ -118,6 +118,14 @@ pub struct Timing {
     pub apt_seconds: f64,
     /// How long `apt-get update` runs.
     pub apt_update_seconds: f64,
+    /// How often a running kubelet renews its Lease in `kube-node-lease` (the kubelet: 10 s).
+    pub lease_renew_seconds: f64,
+    /// How long the node lifecycle controller waits for a Lease renewal before it marks the
+    /// node Unknown (`--node-monitor-grace-period`: 40 s).
+    pub node_monitor_grace_seconds: f64,
+    /// How often a running kubelet posts its node status when nothing changed, which moves
+    /// the conditions' `lastHeartbeatTime` (`nodeStatusReportFrequency`: 5 min).
+    pub node_status_seconds: f64,
 }
 
 impl Default for Timing {
@@ -131,6 +139,9 @@ impl Default for Timing {
             termination_seconds: 0.2,
             apt_seconds: 0.2,
             apt_update_seconds: 0.1,
+            lease_renew_seconds: 10.0,
+            node_monitor_grace_seconds: 40.0,
+            node_status_seconds: 300.0,
         }
     }
 }
@@ -456,6 +467,44 @@ impl Scenario {
         }
         if self.pools.is_empty() {
             return Err(err("pools".into(), "at least one node pool is needed".into()));
+        }
+        let t = &self.timing;
+        for (field, v) in [
+            ("shutdownSeconds", t.shutdown_seconds),
+            ("bootSeconds", t.boot_seconds),
+            ("readySeconds", t.ready_seconds),
+            ("podStartSeconds", t.pod_start_seconds),
+            ("terminationSeconds", t.termination_seconds),
+            ("aptSeconds", t.apt_seconds),
+            ("aptUpdateSeconds", t.apt_update_seconds),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(err(
+                    format!("timing.{field}"),
+                    format!("{v}: must be a number of seconds ≥ 0"),
+                ));
+            }
+        }
+        for (field, v) in [
+            ("leaseRenewSeconds", t.lease_renew_seconds),
+            ("nodeMonitorGraceSeconds", t.node_monitor_grace_seconds),
+            ("nodeStatusSeconds", t.node_status_seconds),
+        ] {
+            if !v.is_finite() || v < 0.05 {
+                return Err(err(
+                    format!("timing.{field}"),
+                    format!("{v}: must be at least 0.05 seconds"),
+                ));
+            }
+        }
+        if t.node_monitor_grace_seconds <= t.lease_renew_seconds {
+            return Err(err(
+                "timing.nodeMonitorGraceSeconds".into(),
+                format!(
+                    "{}: must be longer than timing.leaseRenewSeconds ({}), or running nodes turn Unknown",
+                    t.node_monitor_grace_seconds, t.lease_renew_seconds
+                ),
+            ));
         }
         let mut total = 0u32;
         let mut names = std::collections::BTreeSet::new();

@@ -471,3 +471,132 @@ async fn issue9_field_selectors_as_the_api_server() {
     assert!(!on_node.items.is_empty());
     env.sim.shutdown().await;
 }
+
+const LIVENESS: &str = r#"
+cluster: {name: live, ageDays: 30}
+timing:
+  shutdownSeconds: 0.1
+  bootSeconds: 4
+  readySeconds: 0.3
+  leaseRenewSeconds: 0.4
+  nodeMonitorGraceSeconds: 1.2
+  nodeStatusSeconds: 1
+pools:
+  - {name: sys, mode: System, count: 2}
+"#;
+
+fn ready_condition(n: &Node) -> k8s_openapi::api::core::v1::NodeCondition {
+    n.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+        .cloned()
+        .expect("a Ready condition")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue9_kubelet_leases_and_heartbeats_tick_and_stop_while_down() {
+    let env = Env::start(Scenario::parse(LIVENESS, "liveness").unwrap()).await;
+    let node = "aks-sys-31415926-vmss000000";
+    let other = "aks-sys-31415926-vmss000001";
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), "kube-node-lease");
+    let nodes: Api<Node> = Api::all(env.client.clone());
+    let renew = |l: &Lease| l.spec.as_ref().and_then(|s| s.renew_time.clone()).map(|t| t.0);
+    let heartbeat = |n: &Node| ready_condition(n).last_heartbeat_time.map(|t| t.0);
+
+    // Heartbeats are fresh from the start (not the node's creation 30 days ago) and move.
+    let n0 = nodes.get(node).await.unwrap();
+    let hb0 = heartbeat(&n0).unwrap();
+    assert!(chrono::Utc::now().timestamp() - hb0.as_second() < 10, "heartbeat {hb0}");
+    let transition = ready_condition(&n0).last_transition_time.unwrap().0;
+    assert!(transition.as_second() < hb0.as_second() - 29 * 86_400, "{transition}");
+    let r0 = renew(&leases.get(node).await.unwrap()).unwrap();
+    eventually(
+        "the lease renewed and a heartbeat posted",
+        Duration::from_secs(5),
+        || async {
+            let r = renew(&leases.get(node).await.ok()?)?;
+            let hb = heartbeat(&nodes.get(node).await.ok()?)?;
+            (r > r0 && hb > hb0).then_some(())
+        },
+    )
+    .await;
+
+    // The machine goes down (a reboot that takes 4 s): the kubelet stops renewing, and once
+    // the grace period is over the node lifecycle controller marks the node Unknown.
+    env.sim
+        .fault(Fault::SlowReboot {
+            node: node.into(),
+            seconds: 4.0,
+        })
+        .unwrap();
+    let root = env
+        .sim
+        .shared
+        .node_runtime
+        .get()
+        .unwrap()
+        .node_root(node)
+        .unwrap()
+        .to_path_buf();
+    let t0 = std::time::Instant::now();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(root.join("var/lib/aks-sim/requests"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"reboot\ttest\n"))
+        .unwrap();
+    let unknown = eventually("the node Unknown", Duration::from_secs(4), || async {
+        let n = nodes.get(node).await.ok()?;
+        (ready_condition(&n).status == "Unknown").then_some(n)
+    })
+    .await;
+    // Not before the grace period since the last renewal (which came up to one renew
+    // interval before the kubelet stopped).
+    let after = t0.elapsed();
+    assert!(after >= Duration::from_millis(800), "Unknown too early: {after:?}");
+    let last = renew(&leases.get(node).await.unwrap()).unwrap();
+    let silent_ms = chrono::Utc::now().timestamp_millis() - last.as_millisecond();
+    assert!(silent_ms >= 1200, "Unknown after {silent_ms} ms without a renewal");
+    let c = ready_condition(&unknown);
+    assert_eq!(c.reason.as_deref(), Some("NodeStatusUnknown"));
+    assert_eq!(c.message.as_deref(), Some("Kubelet stopped posting node status."));
+    let taints: Vec<String> = unknown
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|t| format!("{}:{}", t.key, t.effect))
+        .collect();
+    assert!(
+        taints.contains(&"node.kubernetes.io/unreachable:NoExecute".to_string()),
+        "{taints:?}"
+    );
+    // The lease and the heartbeat stay where the kubelet left them while it is down.
+    let stale_lease = renew(&leases.get(node).await.unwrap());
+    let stale_hb = heartbeat(&unknown);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(renew(&leases.get(node).await.unwrap()), stale_lease);
+    assert_eq!(heartbeat(&nodes.get(node).await.unwrap()), stale_hb);
+    // ...while the other node's kubelet keeps renewing.
+    let other_before = renew(&leases.get(other).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_ne!(renew(&leases.get(other).await.unwrap()), other_before);
+    assert_eq!(ready_condition(&nodes.get(other).await.unwrap()).status, "True");
+
+    // Back from the boot: renewing again, Ready.
+    eventually("the node Ready again", Duration::from_secs(10), || async {
+        let n = nodes.get(node).await.ok()?;
+        (ready_condition(&n).status == "True").then_some(())
+    })
+    .await;
+    let back = renew(&leases.get(node).await.unwrap());
+    assert!(back > stale_lease, "renewed after the boot");
+    // kubectl describe node shows the Lease the kubelet renews.
+    let (ok, out, err) = env.kubectl(&["describe", "node", node]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("HolderIdentity:  {node}")), "{out}");
+    assert!(out.contains("RenewTime:"), "{out}");
+    env.sim.shutdown().await;
+}
