@@ -9,6 +9,7 @@
 use crate::events::kinds;
 use crate::kube_api::pods::{self, DeleteOpts};
 use crate::kube_api::selector;
+use crate::recorder;
 use crate::scenario::{Workload, WorkloadKind};
 use crate::store::{self, StoreError, DAEMONSETS, DEPLOYMENTS, NAMESPACES, NODES, PDBS, PODS, REPLICASETS};
 use crate::Shared;
@@ -969,6 +970,14 @@ fn replicasets(shared: &Arc<Shared>, all: &[Value]) -> bool {
                         Some(&pods::key(&p)),
                         format!("replicaset {}", name(&rs)),
                     );
+                    recorder::record(
+                        shared,
+                        &recorder::ObjectRef::of(&rs),
+                        recorder::REPLICASET_CONTROLLER,
+                        "Normal",
+                        "SuccessfulCreate",
+                        &format!("Created pod: {}", name(&p)),
+                    );
                 }
             }
         } else if act.len() > desired {
@@ -1097,8 +1106,16 @@ fn schedule(shared: &Shared, nodes: &[NodeInfo], all: &[Value]) -> bool {
                     o["status"] = scheduled_status(o, n, &t);
                     Ok(())
                 });
-                if warn_err("bind pod", r).is_some() {
+                if let Some(bound) = warn_err("bind pod", r) {
                     wrote = true;
+                    recorder::record(
+                        shared,
+                        &recorder::ObjectRef::of(&bound),
+                        recorder::SCHEDULER,
+                        "Normal",
+                        "Scheduled",
+                        &format!("Successfully assigned {ns}/{pname} to {}", n.name),
+                    );
                     *per_node.entry(n.name.clone()).or_default() += 1;
                     *per_owner.entry((owner, n.name.clone())).or_default() += 1;
                 }
@@ -1124,7 +1141,17 @@ fn schedule(shared: &Shared, nodes: &[NodeInfo], all: &[Value]) -> bool {
                     o["status"] = json!({"phase": "Pending", "conditions": [c], "qosClass": "BestEffort"});
                     Ok(())
                 });
-                wrote |= warn_err("mark pod unschedulable", r).is_some();
+                if let Some(p) = warn_err("mark pod unschedulable", r) {
+                    wrote = true;
+                    recorder::record(
+                        shared,
+                        &recorder::ObjectRef::of(&p),
+                        recorder::SCHEDULER,
+                        "Warning",
+                        "FailedScheduling",
+                        &msg,
+                    );
+                }
             }
         }
     }

@@ -12,6 +12,7 @@ pub mod faults;
 pub mod kube_api;
 pub mod model;
 pub mod nodes;
+pub mod recorder;
 pub mod scenario;
 pub mod server;
 pub mod store;
@@ -115,6 +116,8 @@ pub struct Shared {
     pub state_dir: PathBuf,
     pub store: store::Store,
     pub events: events::EventLog,
+    /// Aggregation state of the Kubernetes Events the components record.
+    pub recorder: recorder::Recorder,
     pub faults: faults::Faults,
     pub tokens: Tokens,
     pub ca: tls::Ca,
@@ -221,6 +224,7 @@ impl Sim {
             state_dir: state_dir.clone(),
             store: store::Store::new(),
             events: events::EventLog::new(),
+            recorder: recorder::Recorder::default(),
             faults: faults::Faults::default(),
             tokens: Tokens::new(),
             ca,
@@ -496,6 +500,16 @@ async fn watch_node_changes(shared: Arc<Shared>) {
                 events::kinds::UNCORDON
             };
             shared.events.record(kind, Some(&name), None, "");
+            // The kubelet reports what it sees of its node's schedulability.
+            let reason = if now.0 { "NodeNotSchedulable" } else { "NodeSchedulable" };
+            recorder::record(
+                &shared,
+                &recorder::ObjectRef::kubelet_node(&name),
+                recorder::kubelet(&name),
+                "Normal",
+                reason,
+                &format!("Node {name} status is now: {reason}"),
+            );
         }
         if before.1 != now.1 {
             let kind = if now.1 == "True" {
@@ -506,6 +520,31 @@ async fn watch_node_changes(shared: Arc<Shared>) {
             shared
                 .events
                 .record(kind, Some(&name), None, format!("Ready={}", now.1));
+            if now.1 == "True" {
+                recorder::record(
+                    &shared,
+                    &recorder::ObjectRef::kubelet_node(&name),
+                    recorder::kubelet(&name),
+                    "Normal",
+                    "NodeReady",
+                    &format!("Node {name} status is now: NodeReady"),
+                );
+            } else if before.1 == "True" {
+                // Unknown is the node lifecycle controller's verdict; NotReady the kubelet's.
+                let (what, source) = if now.1 == "Unknown" {
+                    (recorder::ObjectRef::of(&change.object), recorder::NODE_CONTROLLER)
+                } else {
+                    (recorder::ObjectRef::kubelet_node(&name), recorder::kubelet(&name))
+                };
+                recorder::record(
+                    &shared,
+                    &what,
+                    source,
+                    "Normal",
+                    "NodeNotReady",
+                    &format!("Node {name} status is now: NodeNotReady"),
+                );
+            }
         }
     }
 }

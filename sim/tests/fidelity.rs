@@ -600,3 +600,155 @@ async fn issue9_kubelet_leases_and_heartbeats_tick_and_stop_while_down() {
     assert!(out.contains("RenewTime:"), "{out}");
     env.sim.shutdown().await;
 }
+
+/// Write a reboot request into a node's root, as its `reboot` shim does.
+fn request_reboot(sim: &Sim, node: &str) {
+    let root = sim
+        .shared
+        .node_runtime
+        .get()
+        .unwrap()
+        .node_root(node)
+        .unwrap()
+        .to_path_buf();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(root.join("var/lib/aks-sim/requests"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"reboot\ttest\n"))
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue9_events_for_drains_and_reboots() {
+    let env = Env::default().await;
+    let node = user_node(0);
+    let (ok, out, err) = env
+        .kubectl(&[
+            "drain",
+            &node,
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--force",
+            "--timeout=60s",
+        ])
+        .await;
+    assert!(ok, "{out}\n{err}");
+    let shop = env.pods("shop");
+    eventually("shop back to full strength", Duration::from_secs(15), || async {
+        let l = shop.list(&ListParams::default()).await.ok()?;
+        let ready = l
+            .items
+            .iter()
+            .filter(|p| {
+                p.metadata.deletion_timestamp.is_none()
+                    && p.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+            .count();
+        (ready == 6).then_some(())
+    })
+    .await;
+    // Cordon twice more: the kubelet's events aggregate (count 2).
+    for args in [["uncordon", node.as_str()], ["cordon", node.as_str()]] {
+        let (ok, _, err) = env.kubectl(&args).await;
+        assert!(ok, "{err}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let (ok, out, err) = env.kubectl(&["get", "events", "-A"]).await;
+    assert!(ok, "{err}");
+    for want in [
+        "NodeNotSchedulable",
+        "NodeSchedulable",
+        "Killing",
+        "Evicted",
+        "Scheduled",
+        "SuccessfulCreate",
+    ] {
+        assert!(out.contains(want), "`kubectl get events -A` lacks {want}:\n{out}");
+    }
+    assert!(out.contains(&format!("node/{node}")), "{out}");
+    assert!(out.contains("Stopping container storefront"), "{out}");
+    let (ok, out, err) = env
+        .kubectl(&[
+            "get",
+            "events",
+            "-n",
+            "default",
+            "--field-selector",
+            &format!("involvedObject.name={node},reason=NodeNotSchedulable"),
+            "-o",
+            "json",
+        ])
+        .await;
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{v}");
+    let e = &items[0];
+    assert_eq!(e["count"], 2, "{e}");
+    assert_eq!(e["source"]["component"], "kubelet");
+    assert_eq!(e["involvedObject"]["kind"], "Node");
+    assert_eq!(e["message"], format!("Node {node} status is now: NodeNotSchedulable"));
+    assert!(e["firstTimestamp"].is_string() && e["lastTimestamp"].is_string());
+    // The evicted pods carry the eviction's condition in their event and status.
+    let (_, out, _) = env
+        .kubectl(&[
+            "get",
+            "events",
+            "-n",
+            "shop",
+            "--field-selector",
+            "reason=Evicted",
+            "-o",
+            "json",
+        ])
+        .await;
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let msgs: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("PodDisruptionBudget storefront-pdb allowed the disruption")),
+        "{msgs:?}"
+    );
+
+    // A reboot: the kubelet says Starting and Rebooted, the node goes NotReady and Ready.
+    let other = user_node(1);
+    request_reboot(&env.sim, &other);
+    let nodes: Api<Node> = Api::all(env.client.clone());
+    eventually("the node back with a new bootID", Duration::from_secs(15), || async {
+        let n = nodes.get(&other).await.ok()?;
+        let ready = n
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        let rebooted = env.sim.events().iter().any(|e| e.kind == "node-booted");
+        (ready && rebooted).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ok, out, err) = env.kubectl(&["describe", "node", &other]).await;
+    assert!(ok, "{err}");
+    let events = out.split("Events:").nth(1).unwrap_or_default();
+    for want in [
+        "Rebooted",
+        "Starting",
+        "NodeNotReady",
+        "NodeReady",
+        "has been rebooted, boot id:",
+    ] {
+        assert!(events.contains(want), "`kubectl describe node` lacks {want}:\n{events}");
+    }
+    env.sim.shutdown().await;
+}

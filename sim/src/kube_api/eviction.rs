@@ -210,9 +210,58 @@ pub fn evict(shared: &Arc<Shared>, ns: &str, name: &str, body: &[u8], dry_run: b
     if dry_run {
         return Ok(created());
     }
+    // Preconditions hold for the pod as read; the condition added next moves its
+    // resourceVersion, so the delete itself only checks the UID (as the API server does).
+    pods::check_preconditions(&PODS, &pod, &opts)?;
+    let opts = DeleteOpts {
+        resource_version: None,
+        ..opts
+    };
+    mark_disruption_target(shared, ns, name);
+    crate::recorder::record(
+        shared,
+        &crate::recorder::ObjectRef::of(&pod),
+        crate::recorder::Source {
+            component: "eviction-api",
+            host: None,
+        },
+        "Normal",
+        "Evicted",
+        &format!("Evicted by the Eviction API: {}", eviction_reason(&detail)),
+    );
     pods::delete_pod(shared, ns, name, &opts)?;
     shared
         .events
         .record(kinds::EVICTION, node.as_deref(), Some(&object), detail);
     Ok(created())
+}
+
+/// Why the eviction was allowed, for the `Evicted` event.
+fn eviction_reason(detail: &str) -> String {
+    if let Some(p) = detail.strip_prefix("pdb ") {
+        match p.strip_suffix(" (pod not ready)") {
+            Some(p) => format!("the pod is not ready and PodDisruptionBudget {p} is healthy"),
+            None => format!("PodDisruptionBudget {p} allowed the disruption"),
+        }
+    } else {
+        "no PodDisruptionBudget covers the pod".into()
+    }
+}
+
+/// The `DisruptionTarget` condition the API server sets on a pod it evicts (1.26+).
+fn mark_disruption_target(shared: &Shared, ns: &str, name: &str) {
+    let now = store::now_rfc3339();
+    let _ = shared.store.update_with(PODS, Some(ns), name, None, |p| {
+        let cond = json!({"type": "DisruptionTarget", "status": "True", "lastProbeTime": null,
+                          "lastTransitionTime": now, "reason": "EvictionByEvictionAPI",
+                          "message": "Eviction API: evicting"});
+        match p["status"]["conditions"].as_array_mut() {
+            Some(cs) => {
+                cs.retain(|c| c["type"] != "DisruptionTarget");
+                cs.push(cond);
+            }
+            None => p["status"]["conditions"] = json!([cond]),
+        }
+        Ok(())
+    });
 }

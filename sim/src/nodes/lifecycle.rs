@@ -219,6 +219,18 @@ fn boot(shared: &Shared, rt: &NodeRuntime, m: &Arc<Machine>, st: &mut MachineSta
         None,
         format!("bootID={boot_id} kernel={kernel}"),
     );
+    // What the kubelet says when it starts on a new boot.
+    let node_ref = crate::recorder::ObjectRef::kubelet_node(&m.name);
+    let src = crate::recorder::kubelet(&m.name);
+    crate::recorder::record(shared, &node_ref, src, "Normal", "Starting", "Starting kubelet.");
+    crate::recorder::record(
+        shared,
+        &node_ref,
+        src,
+        "Warning",
+        "Rebooted",
+        &format!("Node {} has been rebooted, boot id: {boot_id}", m.name),
+    );
     st.phase = Phase::Booting;
     st.ready_at = Some(now + secs(shared.scenario.timing.ready_seconds));
     if !shared.faults.ssh_down(&m.name) {
