@@ -12,6 +12,7 @@ pub mod faults;
 pub mod kube_api;
 pub mod model;
 pub mod nodes;
+pub mod rbac;
 pub mod recorder;
 pub mod scenario;
 pub mod server;
@@ -107,6 +108,29 @@ impl Tokens {
 
     pub fn kube_valid(&self, token: &str) -> bool {
         token == self.kube_user || token == self.kube_admin
+    }
+
+    /// Who a Kubernetes API bearer token authenticates as (None: not a token of ours).
+    pub fn kube_identity(&self, token: &str, access: &scenario::Access) -> Option<rbac::Identity> {
+        if token == self.kube_admin {
+            return Some(rbac::Identity::master());
+        }
+        if token != self.kube_user {
+            return None;
+        }
+        Some(match &access.user {
+            None => rbac::Identity::master(),
+            Some(u) => {
+                let mut groups = u.groups.clone();
+                groups.push("system:authenticated".into());
+                rbac::Identity {
+                    username: u.username.clone(),
+                    groups,
+                    role: u.cluster_role.clone(),
+                    rules: Some(u.rules.clone()),
+                }
+            }
+        })
     }
 }
 

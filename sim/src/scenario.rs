@@ -60,6 +60,41 @@ pub struct Scenario {
     /// the cluster has a Linux node.
     #[serde(default = "default_bastion")]
     pub bastion: bool,
+    /// Who the credentials authenticate as and what they may do (absent: both the user and
+    /// the admin credential are `masterclient` in `system:masters`, as AKS local accounts).
+    #[serde(default, skip_serializing_if = "Access::is_default")]
+    pub access: Access,
+}
+
+/// The identities behind the kubeconfigs ARM hands out.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Access {
+    /// The `listClusterUserCredential` kubeconfig's user: restricted to a ClusterRole.
+    #[serde(default)]
+    pub user: Option<UserAccess>,
+}
+
+impl Access {
+    fn is_default(&self) -> bool {
+        *self == Access::default()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UserAccess {
+    /// What `kubectl auth whoami` shows, and 403 messages name.
+    #[serde(default = "default_user_name")]
+    pub username: String,
+    /// Groups besides `system:authenticated`.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The ClusterRole's name (in `kubectl auth can-i` reasons).
+    #[serde(default = "default_user_role")]
+    pub cluster_role: String,
+    /// Its rules; requests outside them are 403 Forbidden.
+    pub rules: Vec<crate::rbac::Rule>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -754,6 +789,12 @@ fn default_ssh_port() -> u16 {
 }
 fn default_bastion() -> bool {
     true
+}
+fn default_user_name() -> String {
+    "clusterUser".into()
+}
+fn default_user_role() -> String {
+    "aks-sim-user".into()
 }
 
 #[cfg(test)]

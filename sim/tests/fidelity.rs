@@ -752,3 +752,109 @@ async fn issue9_events_for_drains_and_reboots() {
     }
     env.sim.shutdown().await;
 }
+
+const RESTRICTED: &str = r#"
+cluster: {name: rbac}
+pools:
+  - {name: sys, mode: System, count: 1}
+  - {name: apps, count: 1}
+workloads:
+  - {kind: Deployment, name: web, namespace: shop, replicas: 1, pool: apps}
+access:
+  user:
+    username: ops@contoso.com
+    groups: [aks-operators]
+    clusterRole: node-viewer
+    rules:
+      - {verbs: [get, list, watch], apiGroups: [""], resources: [nodes, pods]}
+      - {verbs: [create], apiGroups: [""], resources: [pods/eviction], namespaces: [shop]}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue9_permissions_whoami_can_i_and_forbidden() {
+    let env = Env::start(Scenario::parse(RESTRICTED, "rbac").unwrap()).await;
+    let node = "aks-apps-31417037-vmss000000";
+    let (ok, out, err) = env.kubectl(&["auth", "whoami"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("ops@contoso.com"), "{out}");
+    assert!(out.contains("[aks-operators system:authenticated]"), "{out}");
+    for (args, yes) in [
+        (vec!["list", "nodes"], true),
+        (vec!["watch", "pods", "-A"], true),
+        (vec!["patch", "nodes"], false),
+        (vec!["delete", "pods", "-n", "shop"], false),
+        // (`pods/NAME` is a pod's name for can-i: subresources go in --subresource.)
+        (vec!["create", "pods", "--subresource=eviction", "-n", "shop"], true),
+        (vec!["create", "pods", "--subresource=eviction", "-n", "default"], false),
+        (vec!["create", "pods", "--subresource=exec", "-n", "shop"], false),
+    ] {
+        let mut a = vec!["auth", "can-i"];
+        a.extend(args.iter().copied());
+        let (ok, out, err) = env.kubectl(&a).await;
+        assert_eq!(ok, yes, "kubectl {a:?}: {out}{err}");
+        assert_eq!(out.trim(), if yes { "yes" } else { "no" }, "kubectl {a:?}: {err}");
+    }
+    let (ok, out, err) = env.kubectl(&["auth", "can-i", "--list", "-n", "shop"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("pods/eviction"), "{out}");
+    // Allowed reads work; writes outside the role are 403 with the API server's message.
+    let (ok, out, err) = env.kubectl(&["get", "nodes"]).await;
+    assert!(ok && out.contains(node), "{out}{err}");
+    // (kubectl 1.32's cordon prints the error but exits 0.)
+    let (_, _, err) = env.kubectl(&["cordon", node]).await;
+    assert!(
+        err.contains(&format!(
+            "nodes \"{node}\" is forbidden: User \"ops@contoso.com\" cannot patch resource \"nodes\" in API group \"\" at the cluster scope"
+        )),
+        "{err}"
+    );
+    let deploys: Api<k8s_openapi::api::apps::v1::Deployment> = Api::all(env.client.clone());
+    let st = api_status(deploys.list(&ListParams::default()).await.unwrap_err());
+    assert_eq!((st.code, st.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        st.message,
+        "deployments.apps is forbidden: User \"ops@contoso.com\" cannot list resource \"deployments\" in API group \"apps\" at the cluster scope"
+    );
+    let web = env
+        .pods("shop")
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .remove(0)
+        .name_any();
+    let st = api_status(
+        env.pods("shop")
+            .delete(&web, &DeleteParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        st.message,
+        format!("pods \"{web}\" is forbidden: User \"ops@contoso.com\" cannot delete resource \"pods\" in API group \"\" in the namespace \"shop\"")
+    );
+    // The eviction the role grants goes through.
+    let (ok, out, err) = env.kubectl(&["get", "pods", "-n", "shop", "-o", "name"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains(&web));
+    let (code, v) = env
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/namespaces/shop/pods/{web}/eviction"),
+            Some(json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": web}})),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+
+    // The admin credential is masterclient in system:masters, allowed everything.
+    let admin = env.dir.path().join("admin.kubeconfig");
+    std::fs::write(&admin, aks_sim::kubeconfig(&env.sim.shared, true)).unwrap();
+    let (ok, out, err) = kubectl_with(&admin, env.dir.path(), &["auth", "whoami"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("masterclient") && out.contains("system:masters"), "{out}");
+    let (ok, out, _) = kubectl_with(&admin, env.dir.path(), &["auth", "can-i", "patch", "nodes"]).await;
+    assert!(ok && out.trim() == "yes", "{out}");
+    let (ok, _, err) = kubectl_with(&admin, env.dir.path(), &["cordon", node]).await;
+    assert!(ok, "{err}");
+    env.sim.shutdown().await;
+}

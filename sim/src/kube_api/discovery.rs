@@ -37,12 +37,34 @@ pub fn api_versions(s: &Shared) -> Value {
     })
 }
 
+/// Resources served without being stored: the self reviews (group, version, plural, kind).
+const REVIEWS: &[(&str, &str, &str, &str)] = &[
+    ("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview"),
+    (
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+    ),
+    (
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectrulesreviews",
+        "SelfSubjectRulesReview",
+    ),
+];
+
 /// The named groups (everything but the core group), in discovery order.
 fn groups() -> Vec<(&'static str, &'static str)> {
     let mut out: Vec<(&str, &str)> = vec![];
     for r in store::ALL {
         if !r.group.is_empty() && !out.contains(&(r.group, r.version)) {
             out.push((r.group, r.version));
+        }
+    }
+    for (g, v, _, _) in REVIEWS {
+        if !out.contains(&(*g, *v)) {
+            out.push((g, v));
         }
     }
     out
@@ -133,6 +155,15 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             }));
         }
     }
+    for (_, _, plural, kind) in REVIEWS.iter().filter(|(g, v, _, _)| *g == group && *v == version) {
+        resources.push(json!({
+            "name": plural,
+            "singularName": kind.to_lowercase(),
+            "namespaced": false,
+            "kind": kind,
+            "verbs": ["create"],
+        }));
+    }
     if resources.is_empty() {
         return None;
     }
@@ -189,7 +220,16 @@ mod tests {
             .iter()
             .map(|g| g["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, vec!["apps", "policy", "coordination.k8s.io"]);
+        assert_eq!(
+            names,
+            vec![
+                "apps",
+                "policy",
+                "coordination.k8s.io",
+                "authentication.k8s.io",
+                "authorization.k8s.io"
+            ]
+        );
         assert!(resource_list("apps", "v1").is_some());
         assert!(resource_list("apps", "v2").is_none());
         assert!(api_group("policy").is_some());

@@ -9,11 +9,13 @@ pub mod eviction;
 pub mod patch;
 pub mod pods;
 pub mod printers;
+pub mod reviews;
 pub mod selector;
 pub mod status;
 pub mod watch;
 
 use crate::events::kinds;
+use crate::rbac;
 use crate::server::ResetConnection;
 use crate::store::{self, Resource};
 use crate::Shared;
@@ -186,9 +188,9 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         )
             .into_response();
     }
-    if !authorized(&s, &parts.headers) {
+    let Some(id) = identity(&s, &parts.headers) else {
         return ApiError::unauthorized().into_response();
-    }
+    };
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(e) => {
@@ -200,7 +202,7 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
             .into_response()
         }
     };
-    let resp = match dispatch(&s, &parts.method, &parts.uri, &parts.headers, body).await {
+    let resp = match dispatch(&s, &id, &parts.method, &parts.uri, &parts.headers, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -208,14 +210,60 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     resp
 }
 
-fn authorized(s: &Shared, headers: &HeaderMap) -> bool {
-    let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-        return false;
+/// The identity a request's bearer token authenticates as.
+fn identity(s: &Shared, headers: &HeaderMap) -> Option<rbac::Identity> {
+    let v = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())?;
+    let (scheme, token) = v.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") || s.faults.expired_token() {
+        return None;
+    }
+    s.tokens.kube_identity(token.trim(), &s.scenario.access)
+}
+
+/// The authorizer attributes of a request to a resource path.
+fn attributes(method: &Method, t: &Target, q: &Query) -> rbac::Attributes {
+    let watching = t.watch_path || q.flag("watch");
+    let verb = match (method.clone(), t.name.is_some()) {
+        (Method::GET, _) if watching => "watch",
+        (Method::GET, true) => "get",
+        (Method::GET, false) => "list",
+        (Method::POST, _) => "create",
+        (Method::PUT, _) => "update",
+        (Method::PATCH, _) => "patch",
+        (Method::DELETE, true) => "delete",
+        (Method::DELETE, false) => "deletecollection",
+        (m, _) => {
+            return rbac::Attributes {
+                verb: m.as_str().to_lowercase(),
+                ..Default::default()
+            }
+        }
     };
-    let Some((scheme, token)) = v.trim().split_once(' ') else {
-        return false;
+    // A namespace is its own namespace, for the authorizer.
+    let namespace = match (&t.ns, t.res == store::NAMESPACES) {
+        (Some(ns), _) => ns.clone(),
+        (None, true) => t.name.clone().unwrap_or_default(),
+        (None, false) => String::new(),
     };
-    scheme.eq_ignore_ascii_case("bearer") && s.tokens.kube_valid(token.trim()) && !s.faults.expired_token()
+    rbac::Attributes {
+        verb: verb.into(),
+        resource: Some(rbac::ResourceAttrs {
+            group: t.res.group.into(),
+            resource: t.res.plural.into(),
+            subresource: t.sub.clone().unwrap_or_default(),
+            namespace,
+            name: t.name.clone().unwrap_or_default(),
+        }),
+        path: String::new(),
+    }
+}
+
+/// 403 Forbidden unless the identity may do this.
+fn authorize(id: &rbac::Identity, a: &rbac::Attributes) -> Result<(), ApiError> {
+    if rbac::authorize(id, a).0 {
+        return Ok(());
+    }
+    Err(ApiError::new(403, "Forbidden", rbac::forbidden_message(id, a)).with_details(rbac::forbidden_details(a)))
 }
 
 /// What a resource path names.
@@ -314,13 +362,31 @@ fn target(group: &str, version: &str, rest: &[&str]) -> Route {
 
 async fn dispatch(
     s: &Arc<Shared>,
+    id: &rbac::Identity,
     method: &Method,
     uri: &axum::http::Uri,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let q = Query::parse(uri)?;
+    if let Some(kind) = reviews::route(uri.path()) {
+        if method != Method::POST {
+            return Err(ApiError::method_not_allowed(method.as_str()));
+        }
+        return reviews::review(id, kind, &body);
+    }
     let r = route(uri.path());
+    match &r {
+        Route::Target(t) => authorize(id, &attributes(method, t, &q))?,
+        _ => authorize(
+            id,
+            &rbac::Attributes {
+                verb: method.as_str().to_lowercase(),
+                resource: None,
+                path: uri.path().to_string(),
+            },
+        )?,
+    }
     let get_only = |v: Option<Value>| -> Result<Response, ApiError> {
         if method != Method::GET {
             return Err(ApiError::method_not_allowed(method.as_str()));
