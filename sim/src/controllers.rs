@@ -20,6 +20,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod workloads;
+pub use workloads::RUN_SECONDS_ANNOTATION;
+
 /// The kured lock annotation on the kube-system/kured DaemonSet.
 pub const KURED_LOCK_ANNOTATION: &str = "weave.works/kured-node-lock";
 const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";
@@ -428,6 +431,8 @@ pub fn seed(shared: &Arc<Shared>) -> anyhow::Result<()> {
             pdb: None,
             termination_grace_seconds: 30,
             image: "ghcr.io/kubereboot/kured:1.17.1".into(),
+            schedule: None,
+            run_seconds: 1.0,
         };
         let labels = json!({"name": "kured"});
         let mut obj = daemonset(&w, &labels, &created);
@@ -451,6 +456,7 @@ pub fn seed(shared: &Arc<Shared>) -> anyhow::Result<()> {
                 "kured",
                 owner_ref("apps/v1", "DaemonSet", &ds),
             );
+            workloads::label_revision(&mut pod, &workloads::revision(&ds));
             pod["spec"]["nodeName"] = json!(n.name);
             create_running_pod(shared, pod, n, &created)?;
         }
@@ -467,6 +473,9 @@ fn kind_name(k: WorkloadKind) -> &'static str {
         WorkloadKind::DaemonSet => "DaemonSet",
         WorkloadKind::Pod => "Pod",
         WorkloadKind::StaticPod => "StaticPod",
+        WorkloadKind::StatefulSet => "StatefulSet",
+        WorkloadKind::Job => "Job",
+        WorkloadKind::CronJob => "CronJob",
     }
 }
 
@@ -525,6 +534,7 @@ fn seed_workload(
                     &w.name,
                     owner_ref("apps/v1", "DaemonSet", &ds),
                 );
+                workloads::label_revision(&mut pod, &workloads::revision(&ds));
                 pod["spec"]["nodeName"] = json!(n.name);
                 create_running_pod(shared, pod, n, created)?;
             }
@@ -549,6 +559,34 @@ fn seed_workload(
             };
             create_mirror_pod(shared, w, n, created)?;
         }
+        WorkloadKind::StatefulSet => {
+            let sts = shared.store.create(
+                store::STATEFULSETS,
+                json!({
+                    "metadata": {"name": w.name, "namespace": w.namespace, "labels": labels, "creationTimestamp": created},
+                    "spec": {"replicas": w.replicas, "selector": {"matchLabels": labels}, "serviceName": w.name,
+                             "template": template(w, labels.clone(), vec![]), "podManagementPolicy": "OrderedReady",
+                             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+                             "revisionHistoryLimit": 10},
+                    "status": {},
+                }),
+            )?;
+            let mut mine: HashMap<String, usize> = HashMap::new();
+            for i in 0..w.replicas as i64 {
+                let pod = workloads::statefulset_pod(&sts, i);
+                match pick_node(&pod["spec"], nodes, &mine, per_node) {
+                    Some(n) => {
+                        create_running_pod(shared, pod, n, created)?;
+                        *mine.entry(n.name.clone()).or_default() += 1;
+                        *per_node.entry(n.name.clone()).or_default() += 1;
+                    }
+                    None => {
+                        shared.store.create(PODS, pod)?;
+                    }
+                }
+            }
+        }
+        WorkloadKind::Job | WorkloadKind::CronJob => seed_job(shared, w, nodes, &labels, created)?,
     }
     if let Some(pdb) = &w.pdb {
         let mut spec = json!({"selector": {"matchLabels": labels}});
@@ -568,6 +606,75 @@ fn seed_workload(
     Ok(())
 }
 
+/// A Job (or a CronJob and its last Job) that ran to completion an hour ago, its pod
+/// Succeeded on a node: finished pods sit on nodes until their Job is cleaned up.
+fn seed_job(shared: &Shared, w: &Workload, nodes: &[NodeInfo], labels: &Value, created: &str) -> anyhow::Result<()> {
+    let mut tpl = template(w, labels.clone(), vec![]);
+    tpl["spec"]["restartPolicy"] = json!("Never");
+    tpl["metadata"]["annotations"] = json!({RUN_SECONDS_ANNOTATION: w.run_seconds.to_string()});
+    let now_t = chrono::Utc::now();
+    let ts = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut ran_at = now_t - chrono::Duration::hours(1);
+    let job = if w.kind == WorkloadKind::CronJob {
+        let schedule = w.schedule.clone().unwrap_or_default();
+        let cj = shared.store.create(
+            store::CRONJOBS,
+            json!({
+                "metadata": {"name": w.name, "namespace": w.namespace, "labels": labels, "creationTimestamp": created},
+                "spec": {"schedule": schedule, "concurrencyPolicy": "Allow", "suspend": false,
+                         "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 1,
+                         "jobTemplate": {"metadata": {"labels": labels}, "spec": {"template": tpl}}},
+                "status": {},
+            }),
+        )?;
+        let sched = crate::cron::Schedule::parse(&schedule).map_err(anyhow::Error::msg)?;
+        let Some(last) = sched.last_between(now_t - chrono::Duration::days(1), now_t) else {
+            return Ok(()); // not run in the last day: no finished Job to show
+        };
+        ran_at = last;
+        let mut j = workloads::job_for(&cj, last);
+        j["metadata"]["creationTimestamp"] = json!(ts(last));
+        shared.store.update_with(store::CRONJOBS, Some(&w.namespace), &w.name, None, |o| {
+            o["status"] = json!({"lastScheduleTime": ts(last), "lastSuccessfulTime": ts(last + chrono::Duration::seconds(5))});
+            Ok(())
+        })?;
+        j
+    } else {
+        let juid = uuid::Uuid::new_v4().to_string();
+        let mut t = tpl.clone();
+        for (k, v) in [
+            ("batch.kubernetes.io/controller-uid", juid.clone()),
+            ("controller-uid", juid.clone()),
+            ("batch.kubernetes.io/job-name", w.name.clone()),
+            ("job-name", w.name.clone()),
+        ] {
+            t["metadata"]["labels"][k] = json!(v);
+        }
+        json!({
+            "metadata": {"name": w.name, "namespace": w.namespace, "uid": juid, "labels": labels,
+                         "creationTimestamp": ts(ran_at)},
+            "spec": {"completions": 1, "parallelism": 1, "backoffLimit": 6, "completionMode": "NonIndexed", "suspend": false,
+                     "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": juid}}, "template": t},
+        })
+    };
+    let done = ran_at + chrono::Duration::seconds(5);
+    let mut job = job;
+    job["status"] = workloads::complete_status(&ts(ran_at), &ts(done), 1);
+    let job = shared.store.create(store::JOBS, job)?;
+    let mut pod = workloads::job_pod(&job);
+    let Some(n) = pick_node(&pod["spec"], nodes, &HashMap::new(), &HashMap::new()) else {
+        return Ok(());
+    };
+    pod["metadata"]["name"] = json!(format!("{}-{}", name(&job), &store::random_suffix()));
+    pod["metadata"]["creationTimestamp"] = json!(ts(ran_at));
+    pod["spec"]["nodeName"] = json!(n.name);
+    let running = running_status(&pod, n, &ts(ran_at), false);
+    pod["status"] = running;
+    pod["status"] = workloads::succeeded_status(&pod, &ts(done));
+    shared.store.create(PODS, pod)?;
+    Ok(())
+}
+
 fn pool_hint(w: &Workload) -> String {
     w.pool.as_ref().map(|p| format!(" in pool `{p}`")).unwrap_or_default()
 }
@@ -578,9 +685,18 @@ fn first_node<'a>(nodes: &'a [NodeInfo], w: &Workload) -> Option<&'a NodeInfo> {
 
 fn replicaset_for(deploy: &Value, created: Option<&str>) -> Value {
     let m = &deploy["metadata"];
+    let hash = template_hash(
+        m["namespace"].as_str().unwrap_or("default"),
+        m["name"].as_str().unwrap_or(""),
+    );
+    replicaset_with(deploy, created, &hash, 1)
+}
+
+/// A Deployment's ReplicaSet for its current template, named by `hash`, at `revision`.
+fn replicaset_with(deploy: &Value, created: Option<&str>, hash: &str, revision: i64) -> Value {
+    let m = &deploy["metadata"];
     let name = m["name"].as_str().unwrap_or("");
     let ns = m["namespace"].as_str().unwrap_or("default");
-    let hash = template_hash(ns, name);
     let replicas = deploy["spec"]["replicas"].as_i64().unwrap_or(1);
     let mut tpl = deploy["spec"]["template"].clone();
     if !tpl["metadata"]["labels"].is_object() {
@@ -603,7 +719,7 @@ fn replicaset_for(deploy: &Value, created: Option<&str>) -> Value {
         "annotations": {
             "deployment.kubernetes.io/desired-replicas": replicas.to_string(),
             "deployment.kubernetes.io/max-replicas": (replicas + 1).to_string(),
-            "deployment.kubernetes.io/revision": "1",
+            "deployment.kubernetes.io/revision": revision.to_string(),
         },
         "ownerReferences": [owner_ref("apps/v1", "Deployment", deploy)],
     });
@@ -687,6 +803,10 @@ struct State {
     boot_seen: HashMap<String, String>,
     /// The kured lock annotation last seen (None before the first look).
     kured_lock: Option<Option<String>>,
+    /// When each running pod of a Job turned Ready (by uid): it succeeds after its run time.
+    job_running: HashMap<String, Instant>,
+    /// The minute each CronJob's schedule was last checked in (by uid).
+    cron_checked: HashMap<String, i64>,
 }
 
 /// Run the controllers until shutdown: after every change to the store (coalesced) and
@@ -707,10 +827,12 @@ pub async fn run(shared: Arc<Shared>) {
         reconcile(&shared, &mut state);
         tracing::debug!(elapsed_ms = t0.elapsed().as_millis() as u64, "controllers reconciled");
         let deadline = tokio::time::Instant::now()
-            + if state.starting.is_empty() {
-                Duration::from_secs(5)
-            } else {
+            + if !state.starting.is_empty() {
                 Duration::from_millis(50)
+            } else if !state.job_running.is_empty() {
+                Duration::from_millis(100)
+            } else {
+                Duration::from_secs(5)
             };
         loop {
             tokio::select! {
@@ -799,13 +921,18 @@ fn reconcile(shared: &Arc<Shared>, st: &mut State) {
     let nodes = node_infos(shared);
     node_lifecycle(shared);
     namespaces(shared);
+    workloads::terminating_namespaces(shared);
     deployments(shared);
+    workloads::cronjobs(shared, st);
     // Budgets are read before any pod list their status is computed from: see pdb_status.
     let budgets = shared.store.list(PDBS, None);
     let mut all = shared.store.list(PODS, None);
     let mut wrote = garbage_collect(shared, &all);
     wrote |= replicasets(shared, &all);
     wrote |= daemonsets(shared, &nodes, &all);
+    wrote |= workloads::daemonset_rollout(shared, &all);
+    wrote |= workloads::statefulsets(shared, &all);
+    wrote |= workloads::jobs(shared, &all);
     wrote |= static_pods(shared, &nodes);
     if wrote {
         all = shared.store.list(PODS, None);
@@ -818,6 +945,7 @@ fn reconcile(shared: &Arc<Shared>, st: &mut State) {
     }
     let owners = by_owner(&all);
     workload_status(shared, &nodes, &owners);
+    workloads::statefulset_status(shared, &owners);
     pdb_status(shared, budgets, &all);
     kured_lock(shared, st);
 }
@@ -889,12 +1017,22 @@ fn garbage_collect(shared: &Arc<Shared>, all: &[Value]) -> bool {
             .collect()
     };
     let (rs, ds, deploy) = (uids(REPLICASETS), uids(DAEMONSETS), uids(DEPLOYMENTS));
+    let (sts, jobs, cronjobs) = (uids(store::STATEFULSETS), uids(store::JOBS), uids(store::CRONJOBS));
+    for j in shared.store.list(store::JOBS, None) {
+        if let Some(o) = pods::controller_ref(&j).filter(|o| o["kind"] == "CronJob") {
+            if !cronjobs.contains(o["uid"].as_str().unwrap_or("")) {
+                wrote |= shared.store.remove(store::JOBS, Some(namespace(&j)), name(&j)).is_ok();
+            }
+        }
+    }
     for p in all {
         let Some(r) = pods::controller_ref(p) else { continue };
         let u = r["uid"].as_str().unwrap_or("");
         let gone = match r["kind"].as_str() {
             Some("ReplicaSet") => !rs.contains(u),
             Some("DaemonSet") => !ds.contains(u),
+            Some("StatefulSet") => !sts.contains(u),
+            Some("Job") => !jobs.contains(u),
             _ => false,
         };
         if gone && !pods::is_terminating(p) {
@@ -912,7 +1050,34 @@ fn garbage_collect(shared: &Arc<Shared>, all: &[Value]) -> bool {
     wrote
 }
 
-/// Each Deployment has its ReplicaSet, sized as the Deployment says.
+/// A ReplicaSet's template without its `pod-template-hash` label: what its Deployment's
+/// template was when it was made.
+fn template_of(rs: &Value) -> Value {
+    let mut t = rs["spec"]["template"].clone();
+    if let Some(l) = t["metadata"]["labels"].as_object_mut() {
+        l.remove("pod-template-hash");
+    }
+    t
+}
+
+fn revision_of(o: &Value) -> i64 {
+    o["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+        .as_str()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The Deployment's ReplicaSet for its current template, if there is one.
+fn current_replicaset<'a>(d: &Value, mine: &[&'a Value]) -> Option<&'a Value> {
+    let tpl = &d["spec"]["template"];
+    mine.iter().copied().find(|rs| template_of(rs) == *tpl)
+}
+
+/// Each Deployment has a ReplicaSet for its current template, sized as the Deployment
+/// says. A new template (`kubectl rollout restart`, a new image) gets a new ReplicaSet at
+/// the next revision; the old ones shrink as the new pods turn Ready, so that the
+/// Deployment never has fewer Ready pods than it wants (a rolling update with maxSurge
+/// 100% and maxUnavailable 0).
 fn deployments(shared: &Shared) {
     let all_rs = shared.store.list(REPLICASETS, None);
     for d in shared.store.list(DEPLOYMENTS, None) {
@@ -921,27 +1086,66 @@ fn deployments(shared: &Shared) {
             .filter(|r| pods::controller_ref(r).is_some_and(|o| o["uid"] == d["metadata"]["uid"]))
             .collect();
         let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
-        match mine.last() {
-            None => {
-                warn_err(
-                    "create replicaset",
-                    shared.store.create(REPLICASETS, replicaset_for(&d, None)),
+        let top = mine.iter().map(|r| revision_of(r)).max().unwrap_or(0);
+        let (ns, dname) = (namespace(&d).to_string(), name(&d).to_string());
+        let Some(current) = current_replicaset(&d, &mine) else {
+            let rs = if mine.is_empty() {
+                replicaset_for(&d, None)
+            } else {
+                let hash = workloads::content_hash(&json!([ns, dname, d["spec"]["template"]]));
+                replicaset_with(&d, None, &hash, top + 1)
+            };
+            if let Some(rs) = warn_err("create replicaset", shared.store.create(REPLICASETS, rs)) {
+                let rev = revision_of(&rs).to_string();
+                let r = shared.store.update_with(DEPLOYMENTS, Some(&ns), &dname, None, |o| {
+                    o["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!(rev);
+                    Ok(())
+                });
+                warn_err("deployment revision", r);
+                recorder::record(
+                    shared,
+                    &recorder::ObjectRef::of(&d),
+                    recorder::Source {
+                        component: "deployment-controller",
+                        host: None,
+                    },
+                    "Normal",
+                    "ScalingReplicaSet",
+                    &format!("Scaled up replica set {} from 0 to {replicas}", name(&rs)),
                 );
             }
-            Some(rs) if rs["spec"]["replicas"].as_i64().unwrap_or(1) != replicas => {
-                let r = shared
-                    .store
-                    .update_with(REPLICASETS, Some(namespace(rs)), name(rs), None, |o| {
-                        o["spec"]["replicas"] = json!(replicas);
-                        o["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] =
-                            json!(replicas.to_string());
-                        o["metadata"]["annotations"]["deployment.kubernetes.io/max-replicas"] =
-                            json!((replicas + 1).to_string());
-                        Ok(())
-                    });
-                warn_err("scale replicaset", r);
+            continue;
+        };
+        let resize = |rs: &Value, to: i64, revision: Option<i64>| {
+            let r = shared
+                .store
+                .update_with(REPLICASETS, Some(namespace(rs)), name(rs), None, |o| {
+                    o["spec"]["replicas"] = json!(to);
+                    o["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] =
+                        json!(replicas.to_string());
+                    o["metadata"]["annotations"]["deployment.kubernetes.io/max-replicas"] =
+                        json!((replicas + 1).to_string());
+                    if let Some(rev) = revision {
+                        o["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!(rev.to_string());
+                    }
+                    Ok(())
+                });
+            warn_err("scale replicaset", r);
+        };
+        // A rollback to an older template makes its ReplicaSet the newest revision again.
+        let bump = (revision_of(current) < top).then_some(top + 1);
+        if current["spec"]["replicas"].as_i64().unwrap_or(1) != replicas || bump.is_some() {
+            resize(current, replicas, bump);
+        }
+        let new_ready = current["status"]["readyReplicas"].as_i64().unwrap_or(0);
+        let mut old_left = (replicas - new_ready).max(0);
+        for old in mine.iter().filter(|r| uid(r) != uid(current)) {
+            let have = old["spec"]["replicas"].as_i64().unwrap_or(0);
+            let keep = have.min(old_left);
+            old_left -= keep;
+            if keep != have {
+                resize(old, keep, None);
             }
-            Some(_) => {}
         }
     }
 }
@@ -1017,6 +1221,7 @@ fn daemonsets(shared: &Arc<Shared>, nodes: &[NodeInfo], all: &[Value]) -> bool {
                     name(&ds),
                     owner_ref("apps/v1", "DaemonSet", &ds),
                 );
+                workloads::label_revision(&mut pod, &workloads::revision(&ds));
                 pod["spec"]["nodeName"] = json!(n.name);
                 pod["status"] = scheduled_status(&pod, n, &now());
                 if let Some(p) = warn_err("create daemon pod", shared.store.create(PODS, pod)) {
@@ -1163,9 +1368,10 @@ fn kubelet(shared: &Shared, nodes: &[NodeInfo], st: &mut State, all: &[Value]) -
     let mut wrote = false;
     let start_after = Duration::from_secs_f64(shared.scenario.timing.pod_start_seconds.max(0.0));
     let by_name: HashMap<&str, &NodeInfo> = nodes.iter().map(|n| (n.name.as_str(), n)).collect();
-    let live: HashSet<&str> = all.iter().map(uid).collect();
+    let live: HashSet<&str> = all.iter().filter(|p| active(p)).map(uid).collect();
     st.starting.retain(|u, _| live.contains(u.as_str()));
     st.boot_seen.retain(|u, _| live.contains(u.as_str()));
+    st.job_running.retain(|u, _| live.contains(u.as_str()));
     for p in all.iter().filter(|p| active(p)) {
         let Some(node) = pods::node_name(p).and_then(|n| by_name.get(n)) else {
             continue;
@@ -1197,7 +1403,24 @@ fn kubelet(shared: &Shared, nodes: &[NodeInfo], st: &mut State, all: &[Value]) -
                 wrote |= warn_err("restart pod", r).is_some();
             }
             if st.boot_seen.get(&u) != Some(&node.boot_id) {
-                st.boot_seen.insert(u, node.boot_id.clone());
+                st.boot_seen.insert(u.clone(), node.boot_id.clone());
+            }
+            if let Some(run) = workloads::job_run_time(p) {
+                let since = *st.job_running.entry(u.clone()).or_insert_with(Instant::now);
+                if since.elapsed() >= run {
+                    let t = now();
+                    let r = shared.store.update_with(PODS, Some(ns), pname, None, |o| {
+                        if !active(o) {
+                            return Ok(());
+                        }
+                        o["status"] = workloads::succeeded_status(o, &t);
+                        Ok(())
+                    });
+                    if warn_err("complete job pod", r).is_some() {
+                        wrote = true;
+                        st.job_running.remove(&u);
+                    }
+                }
             }
             continue;
         }
@@ -1277,6 +1500,15 @@ fn workload_status(shared: &Shared, nodes: &[NodeInfo], owners: &HashMap<&str, V
     }
     let all_rs = shared.store.list(REPLICASETS, None);
     for d in shared.store.list(DEPLOYMENTS, None) {
+        let mine: Vec<&Value> = all_rs
+            .iter()
+            .filter(|r| pods::controller_ref(r).is_some_and(|o| o["uid"] == d["metadata"]["uid"]))
+            .collect();
+        let current = current_replicaset(&d, &mine);
+        let updated = current
+            .and_then(|rs| rs_status.get(uid(rs)))
+            .map(|(n, _)| *n)
+            .unwrap_or(0);
         let (mut n, mut ready) = (0, 0);
         for rs in all_rs
             .iter()
@@ -1303,11 +1535,7 @@ fn workload_status(shared: &Shared, nodes: &[NodeInfo], owners: &HashMap<&str, V
             "message": if available {"Deployment has minimum availability."} else {"Deployment does not have minimum availability."},
             "lastUpdateTime": t, "lastTransitionTime": t});
         avail = keep_times(old, avail);
-        let rs_name = all_rs
-            .iter()
-            .find(|r| pods::controller_ref(r).is_some_and(|o| o["uid"] == d["metadata"]["uid"]))
-            .map(|r| name(r).to_string())
-            .unwrap_or_default();
+        let rs_name = current.map(|r| name(r).to_string()).unwrap_or_default();
         let progressing = keep_times(
             old,
             json!({"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
@@ -1316,7 +1544,7 @@ fn workload_status(shared: &Shared, nodes: &[NodeInfo], owners: &HashMap<&str, V
         );
         let mut status = json!({
             "observedGeneration": d["metadata"]["generation"].as_i64().unwrap_or(1),
-            "replicas": n, "updatedReplicas": n, "readyReplicas": ready, "availableReplicas": ready,
+            "replicas": n, "updatedReplicas": updated, "readyReplicas": ready, "availableReplicas": ready,
             "conditions": [avail, progressing],
         });
         if desired - ready > 0 {
@@ -1342,9 +1570,16 @@ fn workload_status(shared: &Shared, nodes: &[NodeInfo], owners: &HashMap<&str, V
         let current = scheduled.iter().filter(|n| eligible.contains(*n)).count() as i64;
         let misscheduled = scheduled.iter().filter(|n| !eligible.contains(*n)).count() as i64;
         let nready = ready.iter().filter(|n| eligible.contains(*n)).count() as i64;
+        let rev = workloads::revision(&ds);
+        let updated = act
+            .iter()
+            .filter(|p| p["metadata"]["labels"][workloads::REVISION_LABEL] == rev.as_str())
+            .filter_map(|p| pods::node_name(p))
+            .filter(|n| eligible.contains(*n))
+            .count() as i64;
         let mut status = json!({
             "currentNumberScheduled": current, "desiredNumberScheduled": desired, "numberMisscheduled": misscheduled,
-            "numberReady": nready, "numberAvailable": nready, "updatedNumberScheduled": current,
+            "numberReady": nready, "numberAvailable": nready, "updatedNumberScheduled": updated,
             "observedGeneration": ds["metadata"]["generation"].as_i64().unwrap_or(1),
         });
         if desired - nready > 0 {
@@ -1402,6 +1637,11 @@ fn expected_scale(shared: &Shared, pods_: &[&Value]) -> i64 {
                 .store
                 .get(DAEMONSETS, Some(ns), r["name"].as_str().unwrap_or(""))
                 .and_then(|d| d["status"]["desiredNumberScheduled"].as_i64())
+                .unwrap_or(1),
+            Some("StatefulSet") => shared
+                .store
+                .get(store::STATEFULSETS, Some(ns), r["name"].as_str().unwrap_or(""))
+                .and_then(|d| d["spec"]["replicas"].as_i64())
                 .unwrap_or(1),
             _ => {
                 bare += 1;

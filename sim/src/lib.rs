@@ -7,6 +7,7 @@
 pub mod arm;
 pub mod control;
 pub mod controllers;
+pub mod cron;
 pub mod events;
 pub mod faults;
 pub mod kube_api;

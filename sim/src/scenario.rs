@@ -267,6 +267,12 @@ pub enum WorkloadKind {
     Pod,
     /// A static pod the kubelet runs; the API shows its mirror pod.
     StaticPod,
+    /// Ordinal pods `<name>-0..N-1`, created, replaced and rolled one at a time.
+    StatefulSet,
+    /// Pods that run for `runSeconds` and reach Succeeded; seeded as a finished run.
+    Job,
+    /// Jobs on `schedule` (UTC); seeded with its last, finished run.
+    CronJob,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -292,6 +298,12 @@ pub struct Workload {
     /// Container image, for realism.
     #[serde(default = "default_image")]
     pub image: String,
+    /// CronJobs: the cron schedule (UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Jobs and CronJobs: how long each pod runs before it succeeds.
+    #[serde(default = "default_run_seconds")]
+    pub run_seconds: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -635,6 +647,27 @@ impl Scenario {
                     _ => {}
                 }
             }
+            match (&w.kind, &w.schedule) {
+                (WorkloadKind::CronJob, None) => {
+                    return Err(err(
+                        format!("workloads[{i}].schedule"),
+                        "a CronJob needs a schedule".into(),
+                    ))
+                }
+                (WorkloadKind::CronJob, Some(s)) => {
+                    crate::cron::Schedule::parse(s).map_err(|m| err(format!("workloads[{i}].schedule"), m))?;
+                }
+                (_, Some(_)) => {
+                    return Err(err(
+                        format!("workloads[{i}].schedule"),
+                        "only a CronJob has a schedule".into(),
+                    ))
+                }
+                _ => {}
+            }
+            if !w.run_seconds.is_finite() || w.run_seconds < 0.0 {
+                return Err(err(format!("workloads[{i}].runSeconds"), "must be ≥ 0".into()));
+            }
             if let Some(pdb) = &w.pdb {
                 if pdb.min_available.is_some() == pdb.max_unavailable.is_some() {
                     return Err(err(
@@ -789,6 +822,9 @@ fn default_ssh_port() -> u16 {
 }
 fn default_bastion() -> bool {
     true
+}
+fn default_run_seconds() -> f64 {
+    1.0
 }
 fn default_user_name() -> String {
     "clusterUser".into()

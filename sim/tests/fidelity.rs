@@ -858,3 +858,204 @@ async fn issue9_permissions_whoami_can_i_and_forbidden() {
     assert!(ok, "{err}");
     env.sim.shutdown().await;
 }
+
+const KINDS: &str = r#"
+cluster: {name: kinds}
+timing: {podStartSeconds: 0.3, terminationSeconds: 0.1}
+pools:
+  - {name: sys, mode: System, count: 1}
+  - {name: apps, count: 3}
+workloads:
+  - {kind: StatefulSet, name: db, namespace: data, replicas: 3, pool: apps, pdb: {maxUnavailable: 1}}
+  - {kind: Deployment, name: web, namespace: shop, replicas: 2, pool: apps}
+  - {kind: DaemonSet, name: agent}
+  - {kind: Job, name: migrate, namespace: shop, pool: apps}
+  - {kind: CronJob, name: backup, namespace: data, schedule: "*/5 * * * *", pool: apps, runSeconds: 0.5}
+"#;
+
+fn uids(pods: &[Pod]) -> std::collections::BTreeSet<String> {
+    pods.iter().filter_map(|p| p.uid()).collect()
+}
+
+async fn ready_pods(api: &Api<Pod>, labels: &str) -> Vec<Pod> {
+    api.list(&ListParams::default().labels(labels))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue9_statefulsets_jobs_and_rollout_restart() {
+    let env = Env::start(Scenario::parse(KINDS, "kinds").unwrap()).await;
+    let data = env.pods("data");
+    let shop = env.pods("shop");
+    // A StatefulSet: ordinal pods, all Ready, a budget that allows one disruption.
+    let (ok, out, err) = env.kubectl(&["get", "statefulsets", "-n", "data"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("db") && out.contains("3/3"), "{out}");
+    let db = ready_pods(&data, "app=db").await;
+    let mut names: Vec<String> = db.iter().map(|p| p.name_any()).collect();
+    names.sort();
+    assert_eq!(names, ["db-0", "db-1", "db-2"]);
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(env.client.clone(), "data");
+    eventually("the db budget allows one", Duration::from_secs(5), || async {
+        let st = pdbs.get("db-pdb").await.ok()?.status?;
+        (st.disruptions_allowed == Some(1) && st.expected_pods == Some(3)).then_some(())
+    })
+    .await;
+
+    // Evicting db-1 spends the budget: db-2 is refused until db-1 is back, under its
+    // own name, Ready (the classic drain blocker).
+    let evict = |pod: &str| {
+        let pod = pod.to_string();
+        let env = &env;
+        async move {
+            env.send(
+                reqwest::Method::POST,
+                &format!("/api/v1/namespaces/data/pods/{pod}/eviction"),
+                Some(json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod}})),
+            )
+            .await
+        }
+    };
+    let old_uid = data.get("db-1").await.unwrap().uid().unwrap();
+    assert_eq!(evict("db-1").await.0, 201);
+    let (code, v) = evict("db-2").await;
+    assert_eq!(code, 429, "{v}");
+    eventually("db-1 recreated and Ready", Duration::from_secs(15), || async {
+        let p = data.get_opt("db-1").await.ok()??;
+        let ready = p
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        (ready && p.uid()? != old_uid && p.metadata.deletion_timestamp.is_none()).then_some(())
+    })
+    .await;
+    eventually("db-2 evictable again", Duration::from_secs(10), || async {
+        (evict("db-2").await.0 == 201).then_some(())
+    })
+    .await;
+
+    // Jobs: the seeded one finished, its pod Succeeded on a node; a Job made from the
+    // CronJob runs its pod to Succeeded and completes.
+    let (ok, out, err) = env.kubectl(&["get", "jobs", "-A"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("migrate") && out.contains("Complete"), "{out}");
+    let migrate = shop
+        .list(&ListParams::default().labels("job-name=migrate"))
+        .await
+        .unwrap();
+    assert_eq!(migrate.items.len(), 1);
+    let p = &migrate.items[0];
+    assert_eq!(p.status.as_ref().unwrap().phase.as_deref(), Some("Succeeded"));
+    assert!(p.spec.as_ref().unwrap().node_name.is_some());
+    let (ok, out, err) = env.kubectl(&["get", "cronjobs", "-n", "data"]).await;
+    assert!(ok && out.contains("*/5 * * * *"), "{out}{err}");
+    let (ok, out, err) = env
+        .kubectl(&["create", "job", "--from=cronjob/backup", "backup-manual", "-n", "data"])
+        .await;
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = env
+        .kubectl(&[
+            "wait",
+            "--for=condition=complete",
+            "job/backup-manual",
+            "-n",
+            "data",
+            "--timeout=20s",
+        ])
+        .await;
+    assert!(ok, "{out}{err}");
+    let pods = data
+        .list(&ListParams::default().labels("job-name=backup-manual"))
+        .await
+        .unwrap();
+    assert_eq!(pods.items.len(), 1);
+    assert_eq!(
+        pods.items[0].status.as_ref().unwrap().phase.as_deref(),
+        Some("Succeeded")
+    );
+
+    // kubectl rollout restart replaces every pod, and rollout status sees it through.
+    let before_web = uids(&ready_pods(&shop, "app=web").await);
+    let before_db = uids(&ready_pods(&data, "app=db").await);
+    let agents: Api<Pod> = env.pods("default");
+    let before_agent = uids(&ready_pods(&agents, "app=agent").await);
+    for (ns, what) in [
+        ("shop", "deployment/web"),
+        ("data", "statefulset/db"),
+        ("default", "daemonset/agent"),
+    ] {
+        let (ok, out, err) = env.kubectl(&["rollout", "restart", what, "-n", ns]).await;
+        assert!(ok, "{out}{err}");
+        assert!(out.contains("restarted"), "{out}");
+        let (ok, out, err) = env
+            .kubectl(&["rollout", "status", what, "-n", ns, "--timeout=60s"])
+            .await;
+        assert!(ok, "rollout status {what}: {out}{err}");
+    }
+    let after_web = uids(&ready_pods(&shop, "app=web").await);
+    assert_eq!(after_web.len(), 2);
+    assert!(after_web.is_disjoint(&before_web), "every web pod replaced");
+    let after_db = uids(&ready_pods(&data, "app=db").await);
+    assert_eq!(after_db.len(), 3);
+    assert!(after_db.is_disjoint(&before_db), "every db pod replaced");
+    assert!(uids(&ready_pods(&agents, "app=agent").await).is_disjoint(&before_agent));
+    let (_, out, _) = env.kubectl(&["get", "rs", "-n", "shop"]).await;
+    assert_eq!(out.lines().filter(|l| l.starts_with("web-")).count(), 2, "{out}");
+    // The StatefulSet rolled from the highest ordinal down, one at a time.
+    let deleted: Vec<String> = env
+        .sim
+        .events()
+        .iter()
+        .filter(|e| e.kind == "pod-deleted")
+        .filter_map(|e| e.object.clone())
+        .filter(|o| o.starts_with("data/db-"))
+        .collect();
+    let n = deleted.len();
+    assert_eq!(
+        &deleted[n - 3..],
+        ["data/db-2", "data/db-1", "data/db-0"],
+        "{deleted:?}"
+    );
+
+    // ConfigMaps, Secrets, Services; a namespace created, filled and deleted.
+    for args in [
+        vec!["create", "namespace", "tmp"],
+        vec!["create", "configmap", "cfg", "-n", "tmp", "--from-literal=a=b"],
+        vec!["create", "secret", "generic", "pw", "-n", "tmp", "--from-literal=p=q"],
+        vec!["create", "service", "clusterip", "web", "-n", "tmp", "--tcp=80:8080"],
+    ] {
+        let (ok, out, err) = env.kubectl(&args).await;
+        assert!(ok, "kubectl {args:?}: {out}{err}");
+    }
+    let (ok, out, err) = env.kubectl(&["get", "cm,secret,svc", "-n", "tmp"]).await;
+    assert!(ok, "{err}");
+    for want in [
+        "configmap/cfg",
+        "secret/pw",
+        "Opaque",
+        "service/web",
+        "ClusterIP",
+        "80/TCP",
+    ] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
+    let (ok, out, err) = env.kubectl(&["delete", "namespace", "tmp", "--timeout=20s"]).await;
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = env.kubectl(&["get", "namespace", "tmp"]).await;
+    assert!(!ok && err.contains("not found"), "{err}");
+    env.sim.shutdown().await;
+}

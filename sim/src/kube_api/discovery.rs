@@ -90,12 +90,14 @@ pub fn api_group(group: &str) -> Option<Value> {
 }
 
 fn has_status(r: &Resource) -> bool {
-    *r != store::EVENTS && *r != store::LEASES
+    store::has_status(r)
 }
 
 fn categories(r: &Resource) -> Option<Value> {
     match r.plural {
-        "pods" | "deployments" | "replicasets" | "daemonsets" => Some(json!(["all"])),
+        "pods" | "deployments" | "replicasets" | "daemonsets" | "statefulsets" | "services" | "jobs" | "cronjobs" => {
+            Some(json!(["all"]))
+        }
         _ => None,
     }
 }
@@ -143,7 +145,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                 "verbs": ["create"],
             }));
         }
-        if *r == store::DEPLOYMENTS || *r == store::REPLICASETS {
+        if *r == store::DEPLOYMENTS || *r == store::REPLICASETS || *r == store::STATEFULSETS {
             resources.push(json!({
                 "name": format!("{}/scale", r.plural),
                 "singularName": "",
@@ -224,6 +226,7 @@ mod tests {
             names,
             vec![
                 "apps",
+                "batch",
                 "policy",
                 "coordination.k8s.io",
                 "authentication.k8s.io",

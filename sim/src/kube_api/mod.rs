@@ -408,14 +408,14 @@ async fn dispatch(
 }
 
 fn has_status(res: &Resource) -> bool {
-    *res != store::EVENTS && *res != store::LEASES
+    store::has_status(res)
 }
 
 fn sub_allowed(res: &Resource, sub: &str) -> bool {
     match sub {
         "status" => has_status(res),
         "eviction" => *res == store::PODS,
-        "scale" => *res == store::DEPLOYMENTS || *res == store::REPLICASETS,
+        "scale" => *res == store::DEPLOYMENTS || *res == store::REPLICASETS || *res == store::STATEFULSETS,
         _ => false,
     }
 }
@@ -817,11 +817,99 @@ fn prepare_for_create(res: &Resource, obj: &mut Value) {
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
             obj["status"] = json!({"phase": "Active"});
         }
-        "deployments" | "replicasets" | "daemonsets" | "poddisruptionbudgets" => {
+        "deployments" | "replicasets" | "daemonsets" | "poddisruptionbudgets" | "cronjobs" => {
             obj["status"] = json!({});
+        }
+        "statefulsets" => {
+            let spec = &mut obj["spec"];
+            for (k, v) in [
+                ("replicas", json!(1)),
+                ("podManagementPolicy", json!("OrderedReady")),
+                (
+                    "updateStrategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+                ),
+                ("revisionHistoryLimit", json!(10)),
+            ] {
+                if spec.get(k).is_none() {
+                    spec[k] = v;
+                }
+            }
+            obj["status"] = json!({"replicas": 0, "availableReplicas": 0});
+        }
+        "jobs" => {
+            // The API server selects the Job's pods by its uid, which it assigns now.
+            let uid = uuid::Uuid::new_v4().to_string();
+            let name = obj["metadata"]["name"].clone();
+            obj["metadata"]["uid"] = json!(uid);
+            let spec = &mut obj["spec"];
+            for (k, v) in [
+                ("completions", json!(1)),
+                ("parallelism", json!(1)),
+                ("backoffLimit", json!(6)),
+                ("completionMode", json!("NonIndexed")),
+                ("suspend", json!(false)),
+            ] {
+                if spec.get(k).is_none() {
+                    spec[k] = v;
+                }
+            }
+            if spec["selector"].is_null() {
+                spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+                if !spec["template"]["metadata"]["labels"].is_object() {
+                    spec["template"]["metadata"]["labels"] = json!({});
+                }
+                let labels = &mut spec["template"]["metadata"]["labels"];
+                labels["batch.kubernetes.io/controller-uid"] = json!(uid);
+                labels["controller-uid"] = json!(uid);
+                labels["batch.kubernetes.io/job-name"] = name.clone();
+                labels["job-name"] = name;
+            }
+            obj["status"] = json!({});
+        }
+        "secrets" if obj["type"].is_null() => obj["type"] = json!("Opaque"),
+        "services" => {
+            let spec = &mut obj["spec"];
+            if spec["type"].is_null() {
+                spec["type"] = json!("ClusterIP");
+            }
+            if spec["clusterIP"].is_null() {
+                let ip = service_ip();
+                spec["clusterIP"] = json!(ip);
+                spec["clusterIPs"] = json!([ip]);
+            }
+            for (k, v) in [
+                ("sessionAffinity", json!("None")),
+                ("ipFamilies", json!(["IPv4"])),
+                ("ipFamilyPolicy", json!("SingleStack")),
+                ("internalTrafficPolicy", json!("Cluster")),
+            ] {
+                if spec.get(k).is_none() {
+                    spec[k] = v;
+                }
+            }
+            if let Some(ports) = spec["ports"].as_array_mut() {
+                for p in ports {
+                    if p["protocol"].is_null() {
+                        p["protocol"] = json!("TCP");
+                    }
+                    if p["targetPort"].is_null() {
+                        p["targetPort"] = p["port"].clone();
+                    }
+                }
+            }
+            obj["status"] = json!({"loadBalancer": {}});
         }
         _ => {}
     }
+}
+
+/// A ClusterIP from AKS's default service CIDR (10.0.0.0/16; 10.0.0.10 is kube-dns).
+fn service_ip() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = 20 + NEXT.fetch_add(1, Ordering::Relaxed) % 65000;
+    format!("10.0.{}.{}", n / 250, 1 + n % 250)
 }
 
 fn record_lease(s: &Shared, obj: &Value, verb: &str) {
@@ -841,8 +929,21 @@ fn create(s: &Arc<Shared>, t: &Target, q: &Query, headers: &HeaderMap, body: &[u
     let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
     if t.res.namespaced {
         let ns = t.ns.as_deref().unwrap_or("default");
-        if s.store.get(store::NAMESPACES, None, ns).is_none() {
-            return Err(ApiError::not_found(&store::NAMESPACES, ns));
+        match s.store.get(store::NAMESPACES, None, ns) {
+            None => return Err(ApiError::not_found(&store::NAMESPACES, ns)),
+            Some(n) if n["metadata"]["deletionTimestamp"].is_string() => {
+                return Err(ApiError::new(
+                    403,
+                    "Forbidden",
+                    format!(
+                        "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                        status::qualified(&t.res)
+                    ),
+                )
+                .with_details(json!({"name": name, "group": t.res.group, "kind": t.res.plural,
+                    "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]})))
+            }
+            Some(_) => {}
         }
     }
     validate_shape(&obj).map_err(|e| ApiError::invalid(&t.res, &name, &e))?;
@@ -1164,21 +1265,26 @@ fn delete_one(
         .get(*res, ns, name)
         .ok_or_else(|| ApiError::not_found(res, name))?;
     pods::check_preconditions(res, &cur, opts)?;
+    if *res == store::NAMESPACES {
+        // Terminating until the namespace controller has emptied it (controllers.rs).
+        return s
+            .store
+            .update_with(*res, None, name, None, |o| {
+                if o["metadata"]["deletionTimestamp"].is_null() {
+                    o["metadata"]["deletionTimestamp"] = json!(store::now_rfc3339());
+                    o["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+                }
+                o["status"]["phase"] = json!("Terminating");
+                Ok(())
+            })
+            .map_err(|e| ApiError::from_store(res, name, e));
+    }
     let removed = s
         .store
         .remove(*res, ns, name)
         .map_err(|e| ApiError::from_store(res, name, e))?;
     if *res == store::LEASES {
         record_lease(s, &removed, "deleted");
-    }
-    if *res == store::NAMESPACES {
-        // What the namespace controller does: everything in it goes too.
-        for r in store::ALL.iter().filter(|r| r.namespaced) {
-            for o in s.store.list(*r, Some(name)) {
-                let n = o["metadata"]["name"].as_str().unwrap_or("");
-                let _ = s.store.remove(*r, Some(name), n);
-            }
-        }
     }
     Ok(removed)
 }
