@@ -23,6 +23,11 @@ use std::time::{Duration, Instant};
 mod workloads;
 pub use workloads::RUN_SECONDS_ANNOTATION;
 
+/// A stable 10-hex-digit hash of a JSON value.
+pub fn content_hash_of(v: &Value) -> String {
+    workloads::content_hash(v)
+}
+
 /// The kured lock annotation on the kube-system/kured DaemonSet.
 pub const KURED_LOCK_ANNOTATION: &str = "weave.works/kured-node-lock";
 const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";

@@ -1059,3 +1059,113 @@ async fn issue9_statefulsets_jobs_and_rollout_restart() {
     assert!(!ok && err.contains("not found"), "{err}");
     env.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue9_kubectl_apply_validates_against_the_server() {
+    let env = Env::default().await;
+    let good = env.dir.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: api
+  namespace: shop
+  labels: {app: api}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      nodeSelector: {agentpool: user}
+      containers:
+        - name: api
+          image: shopacr.azurecr.io/api:1.0.0
+          ports: [{containerPort: 8080}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: api-config, namespace: shop}
+data: {LOG_LEVEL: info}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: api-pdb, namespace: shop}
+spec:
+  minAvailable: 1
+  selector: {matchLabels: {app: api}}
+"#,
+    )
+    .unwrap();
+    // Validation on (kubectl's default, --validate=strict): it finds fieldValidation in the
+    // OpenAPI v3 document and leaves the checking to the server.
+    let (ok, out, err) = env.kubectl(&["apply", "-f", good.to_str().unwrap()]).await;
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("deployment.apps/api created"), "{out}");
+    assert!(!err.contains("warning"), "{err}");
+    // Applying again (a patch computed by kubectl) and a change.
+    let (ok, out, err) = env.kubectl(&["apply", "-f", good.to_str().unwrap()]).await;
+    assert!(ok && out.contains("deployment.apps/api unchanged"), "{out}\n{err}");
+    let changed = std::fs::read_to_string(&good)
+        .unwrap()
+        .replace("replicas: 2", "replicas: 3");
+    std::fs::write(&good, changed).unwrap();
+    let (ok, out, err) = env.kubectl(&["apply", "-f", good.to_str().unwrap()]).await;
+    assert!(ok && out.contains("deployment.apps/api configured"), "{out}\n{err}");
+    let deploys: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(env.client.clone(), "shop");
+    assert_eq!(deploys.get("api").await.unwrap().spec.replicas, Some(3));
+
+    // A typo is refused, naming the field, and nothing is created.
+    let bad = env.dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: typo, namespace: shop}
+spec:
+  replicass: 2
+  selector: {matchLabels: {app: typo}}
+  template:
+    metadata: {labels: {app: typo}}
+    spec:
+      containers: [{name: c, imagee: x}]
+"#,
+    )
+    .unwrap();
+    let (ok, out, err) = env.kubectl(&["apply", "-f", bad.to_str().unwrap()]).await;
+    assert!(!ok, "{out}");
+    assert!(err.contains("strict decoding error"), "{err}");
+    assert!(err.contains(r#"unknown field "spec.replicass""#), "{err}");
+    assert!(
+        err.contains(r#"unknown field "spec.template.spec.containers[0].imagee""#),
+        "{err}"
+    );
+    assert!(deploys.get_opt("typo").await.unwrap().is_none());
+    // --validate=warn: created, the unknown fields dropped with a warning.
+    let (ok, out, err) = env
+        .kubectl(&["apply", "--validate=warn", "-f", bad.to_str().unwrap()])
+        .await;
+    assert!(ok, "{out}\n{err}");
+    assert!(err.contains(r#"unknown field "spec.replicass""#), "{err}");
+    let typo = serde_json::to_value(deploys.get("typo").await.unwrap()).unwrap();
+    assert!(typo["spec"].get("replicass").is_none());
+    // The documents themselves.
+    let (code, v) = env.send(reqwest::Method::GET, "/openapi/v3", None).await;
+    assert_eq!(code, 200);
+    for gv in [
+        "api/v1",
+        "apis/apps/v1",
+        "apis/batch/v1",
+        "apis/policy/v1",
+        "apis/coordination.k8s.io/v1",
+    ] {
+        let url = v["paths"][gv]["serverRelativeURL"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{gv}: {v}"));
+        let (code, doc) = env.send(reqwest::Method::GET, url, None).await;
+        assert_eq!(code, 200, "{url}");
+        assert_eq!(doc["openapi"], "3.0.0");
+    }
+    env.sim.shutdown().await;
+}

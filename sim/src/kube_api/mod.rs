@@ -6,6 +6,7 @@
 
 pub mod discovery;
 pub mod eviction;
+pub mod openapi;
 pub mod patch;
 pub mod pods;
 pub mod printers;
@@ -374,6 +375,24 @@ async fn dispatch(
             return Err(ApiError::method_not_allowed(method.as_str()));
         }
         return reviews::review(id, kind, &body);
+    }
+    if let Some(doc) = openapi::route(uri.path()) {
+        let a = rbac::Attributes {
+            verb: method.as_str().to_lowercase(),
+            resource: None,
+            path: uri.path().to_string(),
+        };
+        authorize(id, &a)?;
+        if method != Method::GET {
+            return Err(ApiError::method_not_allowed(method.as_str()));
+        }
+        let v = &s.scenario.cluster.kubernetes_version;
+        return match doc {
+            openapi::Doc::Index => Ok(json_response(StatusCode::OK, &openapi::index(v))),
+            openapi::Doc::GroupVersion(g, ver) => openapi::group_version(&g, &ver, v)
+                .map(|d| json_response(StatusCode::OK, &d))
+                .ok_or_else(ApiError::path_not_found),
+        };
     }
     let r = route(uri.path());
     match &r {
@@ -947,6 +966,7 @@ fn create(s: &Arc<Shared>, t: &Target, q: &Query, headers: &HeaderMap, body: &[u
         }
     }
     validate_shape(&obj).map_err(|e| ApiError::invalid(&t.res, &name, &e))?;
+    let warnings = validate_fields(q, &t.res, &mut obj)?;
     prepare_for_create(&t.res, &mut obj);
     if q.dry_run() {
         if !name.is_empty() && s.store.get(t.res, t.ns.as_deref(), &name).is_some() {
@@ -954,7 +974,7 @@ fn create(s: &Arc<Shared>, t: &Target, q: &Query, headers: &HeaderMap, body: &[u
         }
         obj["apiVersion"] = json!(t.res.api_version());
         obj["kind"] = json!(t.res.kind);
-        return Ok(json_response(StatusCode::CREATED, &obj));
+        return Ok(with_warnings(json_response(StatusCode::CREATED, &obj), &warnings));
     }
     let created = s
         .store
@@ -963,7 +983,7 @@ fn create(s: &Arc<Shared>, t: &Target, q: &Query, headers: &HeaderMap, body: &[u
     if t.res == store::LEASES {
         record_lease(s, &created, "created");
     }
-    Ok(json_response(StatusCode::CREATED, &created))
+    Ok(with_warnings(json_response(StatusCode::CREATED, &created), &warnings))
 }
 
 /// Keep what a write to the main resource (or to `/status`) may not change.
@@ -1024,6 +1044,11 @@ fn update(
         _ => obj["metadata"]["name"] = json!(name),
     }
     validate_shape(&obj).map_err(|e| ApiError::invalid(&t.res, name, &e))?;
+    let warnings = if t.sub.is_none() {
+        validate_fields(q, &t.res, &mut obj)?
+    } else {
+        vec![]
+    };
     let expected = obj["metadata"]["resourceVersion"]
         .as_str()
         .filter(|r| !r.is_empty())
@@ -1059,7 +1084,7 @@ fn update(
             ));
         }
         merge_for_subresource(&t.res, sub, &cur, &mut obj);
-        return Ok(json_response(StatusCode::OK, &obj));
+        return Ok(with_warnings(json_response(StatusCode::OK, &obj), &warnings));
     }
     let updated = s
         .store
@@ -1073,7 +1098,82 @@ fn update(
     if t.res == store::LEASES {
         record_lease(s, &updated, "updated");
     }
-    Ok(json_response(StatusCode::OK, &updated))
+    Ok(with_warnings(json_response(StatusCode::OK, &updated), &warnings))
+}
+
+/// Server-side field validation (`?fieldValidation=`, default `Warn`): unknown fields are
+/// dropped from `obj`; with `Strict` they are a 400, with `Warn` warnings (returned, for
+/// `Warning` headers). Strategic-merge directives (`$patch`, `$setElementOrder/...`) are
+/// not fields.
+fn validate_fields(q: &Query, res: &Resource, obj: &mut Value) -> Result<Vec<String>, ApiError> {
+    let mode = q.get("fieldValidation").unwrap_or("Warn");
+    if !matches!(mode, "Ignore" | "Warn" | "Strict") {
+        return Err(ApiError::bad_request(format!(
+            "fieldValidation: Unsupported value: \"{mode}\": supported values: \"Ignore\", \"Strict\", \"Warn\""
+        )));
+    }
+    let unknown: Vec<String> = openapi::unknown_fields(res, obj)
+        .into_iter()
+        .filter(|f| !f.rsplit('.').next().unwrap_or("").starts_with('$'))
+        .collect();
+    if unknown.is_empty() || mode == "Ignore" {
+        for f in &unknown {
+            prune(obj, f);
+        }
+        return Ok(vec![]);
+    }
+    if mode == "Strict" {
+        let list = unknown
+            .iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(ApiError::bad_request(format!(
+            "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {list}",
+            kind = res.kind,
+            v = res.version
+        )));
+    }
+    for f in &unknown {
+        prune(obj, f);
+    }
+    Ok(unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect())
+}
+
+/// Remove `a.b[0].c` from an object.
+fn prune(obj: &mut Value, field: &str) {
+    let mut pointer = String::new();
+    for part in field.split('.') {
+        match part.split_once('[') {
+            Some((k, idx)) => {
+                pointer.push('/');
+                pointer.push_str(k);
+                pointer.push('/');
+                pointer.push_str(idx.trim_end_matches(']'));
+            }
+            None => {
+                pointer.push('/');
+                pointer.push_str(part);
+            }
+        }
+    }
+    let Some((parent, key)) = pointer.rsplit_once('/') else {
+        return;
+    };
+    if let Some(m) = obj.pointer_mut(parent).and_then(Value::as_object_mut) {
+        m.remove(key);
+    }
+}
+
+/// Add `Warning: 299 - "..."` headers, as the API server does.
+fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        let v = format!("299 - {}", serde_json::Value::String(w.clone()));
+        if let Ok(h) = axum::http::HeaderValue::from_str(&v) {
+            resp.headers_mut().append("Warning", h);
+        }
+    }
+    resp
 }
 
 /// Kinds whose update strategy refuses a PUT without `metadata.resourceVersion`
@@ -1111,7 +1211,12 @@ fn patch(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let pt = patch::PatchType::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
-    let p = patch::decode(pt, body).map_err(ApiError::bad_request)?;
+    let mut p = patch::decode(pt, body).map_err(ApiError::bad_request)?;
+    let warnings = if pt != patch::PatchType::Json && t.sub.is_none() && p.is_object() {
+        validate_fields(q, &t.res, &mut p)?
+    } else {
+        vec![]
+    };
     let ns = t.ns.as_deref();
     let sub = t.sub.as_deref();
     let expected = if pt == patch::PatchType::Json {
@@ -1151,7 +1256,7 @@ fn patch(
             .get(t.res, ns, name)
             .ok_or_else(|| ApiError::not_found(&t.res, name))?;
         compute(&mut cur).map_err(|e| ApiError::from_store(&t.res, name, e))?;
-        return Ok(json_response(StatusCode::OK, &cur));
+        return Ok(with_warnings(json_response(StatusCode::OK, &cur), &warnings));
     }
     let updated = s
         .store
@@ -1160,7 +1265,7 @@ fn patch(
     if t.res == store::LEASES {
         record_lease(s, &updated, "patched");
     }
-    Ok(json_response(StatusCode::OK, &updated))
+    Ok(with_warnings(json_response(StatusCode::OK, &updated), &warnings))
 }
 
 /// The autoscaling/v1 Scale of a Deployment or ReplicaSet.
