@@ -15,6 +15,7 @@ pub mod model;
 pub mod nodes;
 pub mod rbac;
 pub mod recorder;
+pub mod reimage;
 pub mod scenario;
 pub mod server;
 pub mod store;
@@ -143,6 +144,8 @@ pub struct Shared {
     pub events: events::EventLog,
     /// Aggregation state of the Kubernetes Events the components record.
     pub recorder: recorder::Recorder,
+    /// What ARM operations changed (node images) and their long-running operations.
+    pub arm_state: arm::ArmState,
     pub faults: faults::Faults,
     pub tokens: Tokens,
     pub ca: tls::Ca,
@@ -250,6 +253,7 @@ impl Sim {
             store: store::Store::new(),
             events: events::EventLog::new(),
             recorder: recorder::Recorder::default(),
+            arm_state: arm::ArmState::default(),
             faults: faults::Faults::default(),
             tokens: Tokens::new(),
             ca,

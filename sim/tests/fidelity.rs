@@ -1169,3 +1169,72 @@ spec:
     }
     env.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue9_node_image_upgrade_reimages_one_node_at_a_time() {
+    let env = Env::default().await;
+    let ep = env.sim.endpoints().clone();
+    let pem = std::fs::read(env.state().join("ca.pem")).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
+        .build()
+        .unwrap();
+    let token = env.sim.shared.tokens.current_arm();
+    let url = format!(
+        "{}/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ContainerService/managedClusters/{}/agentPools/user/upgradeNodeImageVersion?api-version=2025-10-01",
+        ep.arm_url, ep.subscription_id, ep.resource_group, ep.cluster_name
+    );
+    let r = http.post(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let op = r.headers()["azure-asyncoperation"].to_str().unwrap().to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let st: Value = http
+            .get(&op)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if st["status"] == "Succeeded" {
+            break;
+        }
+        assert_eq!(st["status"], "InProgress", "{st}");
+        assert!(tokio::time::Instant::now() < deadline, "upgrade did not finish: {st}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // One node at a time: every start is followed by its own done before the next start.
+    let reimages: Vec<(String, String)> = env
+        .sim
+        .events()
+        .into_iter()
+        .filter(|e| e.kind == "reimage")
+        .map(|e| (e.node.unwrap_or_default(), e.detail))
+        .collect();
+    assert_eq!(reimages.len(), 6, "{reimages:?}");
+    for pair in reimages.chunks(2) {
+        assert!(
+            pair[0].1.starts_with("start") && pair[1].1.starts_with("done"),
+            "{reimages:?}"
+        );
+        assert_eq!(pair[0].0, pair[1].0);
+    }
+    let rt = env.sim.shared.node_runtime.get().unwrap();
+    for i in 0..3 {
+        let m = rt.machine_status(&env.sim.shared, &user_node(i));
+        assert_eq!(m["pendingUpdates"], json!([]), "{m}");
+        assert_eq!(m["runningKernel"], "5.15.0-1073-azure", "{m}");
+        assert_eq!(m["rebootRequired"], false, "{m}");
+    }
+    // The node cordoned by hand stays cordoned; the others are back in service; the shop
+    // workloads are whole again (the drains respected their budgets).
+    let nodes: Api<Node> = Api::all(env.client.clone());
+    for i in 0..3 {
+        let n = nodes.get(&user_node(i)).await.unwrap();
+        assert_eq!(n.spec.unwrap().unschedulable, (i == 2).then_some(true), "node {i}");
+    }
+    assert!(env.event_count("eviction") >= 1);
+    env.sim.shutdown().await;
+}
