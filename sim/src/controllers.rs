@@ -47,8 +47,8 @@ struct NodeInfo {
     ip: String,
     boot_id: String,
     uid: String,
-    /// The third octet of the node's pod CIDR (10.244.X.0/24).
-    cidr: u8,
+    /// The node's pod CIDR without its last octet (`10.244.7` of 10.244.7.0/24).
+    cidr: String,
 }
 
 fn node_infos(shared: &Shared) -> Vec<NodeInfo> {
@@ -65,9 +65,9 @@ fn node_infos(shared: &Shared) -> Vec<NodeInfo> {
             let name = n["metadata"]["name"].as_str().unwrap_or("").to_string();
             let cidr = n["spec"]["podCIDR"]
                 .as_str()
-                .and_then(|c| c.split('.').nth(2))
-                .and_then(|x| x.parse().ok())
-                .unwrap_or(0);
+                .and_then(|c| c.rsplit_once('.'))
+                .map(|(p, _)| p.to_string())
+                .unwrap_or_else(|| "10.244.0".into());
             let info = NodeInfo {
                 labels: n["metadata"]["labels"].clone(),
                 ready: crate::model::ready_status(n) == "True",
@@ -164,7 +164,7 @@ static NEXT_POD_IP: AtomicU32 = AtomicU32::new(0);
 
 fn pod_ip(node: &NodeInfo) -> String {
     let n = NEXT_POD_IP.fetch_add(1, Ordering::Relaxed);
-    format!("10.244.{}.{}", node.cidr, 2 + n % 250)
+    format!("{}.{}", node.cidr, 2 + n % 250)
 }
 
 fn default_tolerations() -> Vec<Value> {
@@ -830,7 +830,11 @@ pub async fn run(shared: Arc<Shared>) {
         }
         let t0 = Instant::now();
         reconcile(&shared, &mut state);
-        tracing::debug!(elapsed_ms = t0.elapsed().as_millis() as u64, "controllers reconciled");
+        let cost = t0.elapsed();
+        tracing::debug!(elapsed_ms = cost.as_millis() as u64, "controllers reconciled");
+        // On a big cluster a round is expensive: let changes gather for twice as long as a
+        // round takes, so that the controllers never use more than a third of a core.
+        let settle = (cost * 2).clamp(Duration::from_millis(20), Duration::from_secs(2));
         let deadline = tokio::time::Instant::now()
             + if !state.starting.is_empty() {
                 Duration::from_millis(50)
@@ -850,7 +854,7 @@ pub async fn run(shared: Arc<Shared>) {
                         _ => {}
                     }
                     // Let a burst of changes settle, then take them all at once.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    tokio::time::sleep(settle).await;
                     while rx.try_recv().is_ok() {}
                     break;
                 }
@@ -1802,7 +1806,7 @@ mod tests {
             ip: "127.77.0.1".into(),
             boot_id: "b".into(),
             uid: "u".into(),
-            cidr: 1,
+            cidr: "10.244.1".into(),
         }
     }
 

@@ -9,6 +9,9 @@ use std::path::Path;
 /// The built-in scenario: a cluster that looks like a real AKS cluster.
 pub const DEFAULT_SCENARIO: &str = include_str!("../scenarios/default.yaml");
 
+/// AKS's limit of nodes per cluster, which aks-sim serves up to.
+pub const MAX_NODES: u32 = 5000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("cannot read scenario file {path}")]
@@ -436,6 +439,24 @@ impl Scenario {
             self.pools[last].count = n - system;
         }
         let mut notes = vec![];
+        // AKS's limit counts every node: the other pools shrink to make room.
+        let mut over = self
+            .pools
+            .iter()
+            .map(|p| p.count)
+            .sum::<u32>()
+            .saturating_sub(MAX_NODES);
+        for p in self.pools.iter_mut().rev().filter(|p| p.os_type != OsType::Linux) {
+            let cut = over.min(p.count);
+            if cut > 0 {
+                p.count -= cut;
+                over -= cut;
+                notes.push(format!(
+                    "--nodes {n}: pool `{}` shrunk by {cut} node(s): an AKS cluster has at most {MAX_NODES} nodes",
+                    p.name
+                ));
+            }
+        }
         let names: std::collections::BTreeSet<String> = self.node_names().into_iter().collect();
         self.nodes.retain(|name, _| {
             let keep = names.contains(name);
@@ -599,10 +620,10 @@ impl Scenario {
             }
             total += p.count;
         }
-        if total > 250 {
+        if total > MAX_NODES {
             return Err(err(
                 "pools[].count".into(),
-                format!("{total} nodes in all; aks-sim serves at most 250 (one loopback /24)"),
+                format!("{total} nodes in all; an AKS cluster has at most {MAX_NODES} nodes"),
             ));
         }
         let node_names: std::collections::BTreeSet<String> = self.node_names().into_iter().collect();
@@ -923,5 +944,10 @@ mod tests {
         assert!(notes.is_empty(), "5 nodes is the default cluster: {notes:?}");
         assert_eq!(s.nodes.len(), 2);
         assert!(Scenario::default_scenario().scale_linux_nodes(0).is_err());
+        // AKS's 5,000-node limit counts every node: the Windows pool makes room.
+        let (s, notes) = Scenario::default_scenario().scale_linux_nodes(5000).unwrap();
+        assert_eq!(s.pools.iter().map(|p| p.count).sum::<u32>(), 5000);
+        assert!(notes.iter().any(|m| m.contains("pool `win` shrunk by 2")), "{notes:?}");
+        assert!(Scenario::default_scenario().scale_linux_nodes(5001).is_err());
     }
 }

@@ -314,9 +314,24 @@ impl Store {
             return Err(StoreError::Invalid("metadata must be an object".into()));
         }
         let mut name = meta.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        let ns_of = |meta: &serde_json::Map<String, Value>| {
+            res.namespaced.then(|| {
+                meta.get("namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("default")
+                    .to_string()
+            })
+        };
         if name.is_empty() {
             if let Some(prefix) = meta.get("generateName").and_then(Value::as_str) {
-                name = format!("{prefix}{}", random_suffix());
+                // A generated name that is taken is generated again (RetryGenerateName).
+                let ns = meta.as_object().and_then(ns_of);
+                for _ in 0..8 {
+                    name = format!("{prefix}{}", random_suffix());
+                    if !inner.objects.contains_key(&Self::key(res, ns.as_deref(), &name)) {
+                        break;
+                    }
+                }
             } else {
                 return Err(StoreError::Invalid(
                     "metadata.name: Required value: name or generateName is required".into(),

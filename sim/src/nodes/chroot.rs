@@ -794,6 +794,7 @@ pub fn build_bastion(
         os_type: OsType::Linux,
         os_sku: "Ubuntu".into(),
         ip,
+        index: 0,
         kernel: BASTION_KERNEL.into(),
         os_image: "Ubuntu 22.04.5 LTS".into(),
         node_image_version: String::new(),

@@ -33,6 +33,7 @@ pub async fn run(shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.clone();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut liveness = super::kubelet::Liveness::default();
+    let mut turn = 0usize;
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -44,8 +45,16 @@ pub async fn run(shared: Arc<Shared>) {
         }
         let Some(rt) = shared.node_runtime.get() else { continue };
         let now = Instant::now();
-        for m in rt.machines() {
-            step(&shared, rt, m, now);
+        // Reading every node's requests file every tick is 50,000 stat calls a second on
+        // 5,000 nodes: a big cluster reads them in turns (a round every n/2500 s), while
+        // machines in the middle of a reboot move on every tick.
+        let machines = rt.machines();
+        let rounds = machines.len().div_ceil(250).max(1);
+        turn = (turn + 1) % rounds;
+        for (i, m) in machines.iter().enumerate() {
+            if i % rounds == turn || m.lock().phase != super::Phase::Running || m.lock().reboot_at.is_some() {
+                step(&shared, rt, m, now);
+            }
         }
         super::kubelet::tick(&shared, rt, &mut liveness, now);
     }
