@@ -427,6 +427,20 @@ impl NodeRuntime {
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
         }
+        // Thousands of node roots: remove them a few at a time in parallel first.
+        if let Ok(rd) = std::fs::read_dir(&self.instance) {
+            let roots: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+            let chunk = roots.len().div_ceil(4).max(1);
+            std::thread::scope(|scope| {
+                for part in roots.chunks(chunk) {
+                    scope.spawn(move || {
+                        for r in part {
+                            let _ = std::fs::remove_dir_all(r);
+                        }
+                    });
+                }
+            });
+        }
         for attempt in 0..3 {
             match std::fs::remove_dir_all(&self.instance) {
                 Ok(()) => break,
