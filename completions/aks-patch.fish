@@ -97,11 +97,13 @@ dist\t'`apt-get dist-upgrade`: may also remove packages'"
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l reboot -d 'When to reboot' -r -f -a "if-required\t'Reboot when /var/run/reboot-required is there after the upgrade'
 always\t'Reboot every node'
 never\t'Never reboot (upgrade only)'"
-complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l grace-period -d 'Grace period for evicted pods, in seconds (default: each pod\'s own)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l grace-period -d 'Grace period for evicted pods, in seconds; -1 (the default) means each pod\'s own, as with kubectl drain' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l drain-timeout -d 'Give up draining a node after this many seconds (PDBs that keep refusing)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l reboot-timeout -d 'Give up waiting for a rebooted node after this many seconds' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l health-wait -d 'Before taking a node out, wait up to this many seconds for every other node to be Ready and the last node\'s workloads to be Ready again; then stop' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l request-timeout -d 'Fail when the Kubernetes API server does not answer the first request within this many seconds' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l soak -d 'Wait this long after a node is back before the next one' -r
-complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l journal-dir -d 'Where run records are kept (default: $AKS_PATCH_STATE_DIR/runs, else ~/.local/state/aks-patch/runs)' -r -F
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l journal-dir -d 'Where run records are kept (default: runs/ in the state directory: $AKS_PATCH_STATE_DIR, else $XDG_STATE_HOME/aks-patch, else ~/.local/state/aks-patch)' -r -F
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l eviction-retry-interval -d 'Seconds between retries of an eviction refused by a PodDisruptionBudget' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s o -l output -d 'Output format' -r -f -a "table\t'Columns for people'
 wide\t'More columns (for `report`: exactly `kubectl get nodes -o wide`, then patch state)'

@@ -1,5 +1,6 @@
 //! The command line: clap definitions only. Everything here is plain data; the commands
-//! in `crate::commands` give it meaning.
+//! in `crate::commands` give it meaning. No clap type goes below `commands/`: the `From`
+//! impls at the end map these to the library's own types.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -278,15 +279,21 @@ pub struct ApplyArgs {
     /// Evict pods with no controller (they are not recreated), as kubectl drain --force.
     #[arg(long)]
     pub force: bool,
-    /// Grace period for evicted pods, in seconds (default: each pod's own).
-    #[arg(long, value_name = "SECONDS")]
+    /// Grace period for evicted pods, in seconds; -1 (the default) means each pod's own, as with kubectl drain.
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true, value_parser = clap::value_parser!(i64).range(-1..))]
     pub grace_period: Option<i64>,
     /// Give up draining a node after this many seconds (PDBs that keep refusing).
-    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     pub drain_timeout: u64,
     /// Give up waiting for a rebooted node after this many seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
     pub reboot_timeout: u64,
+    /// Before taking a node out, wait up to this many seconds for every other node to be Ready and the last node's workloads to be Ready again; then stop.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub health_wait: u64,
+    /// Fail when the Kubernetes API server does not answer the first request within this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout: u64,
     /// Wait this long after a node is back before the next one.
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     pub soak: u64,
@@ -296,7 +303,7 @@ pub struct ApplyArgs {
     /// Continue the last interrupted run of this cluster.
     #[arg(long)]
     pub resume: bool,
-    /// Where run records are kept (default: $AKS_PATCH_STATE_DIR/runs, else ~/.local/state/aks-patch/runs).
+    /// Where run records are kept (default: runs/ in the state directory: $AKS_PATCH_STATE_DIR, else $XDG_STATE_HOME/aks-patch, else ~/.local/state/aks-patch).
     #[arg(long, value_name = "DIR")]
     pub journal_dir: Option<PathBuf>,
     /// Seconds between retries of an eviction refused by a PodDisruptionBudget.
@@ -304,4 +311,107 @@ pub struct ApplyArgs {
     pub eviction_retry_interval: u64,
     #[command(flatten)]
     pub global: GlobalArgs,
+}
+
+// ---------------------------------------------------------------------------------------
+// To the library's types
+
+impl From<AuthMethod> for crate::azure::AuthMethod {
+    fn from(m: AuthMethod) -> Self {
+        match m {
+            AuthMethod::Auto => Self::Auto,
+            AuthMethod::Env => Self::Env,
+            AuthMethod::WorkloadIdentity => Self::WorkloadIdentity,
+            AuthMethod::ManagedIdentity => Self::ManagedIdentity,
+            AuthMethod::Cli => Self::Cli,
+        }
+    }
+}
+
+impl From<CloudName> for crate::azure::CloudName {
+    fn from(c: CloudName) -> Self {
+        match c {
+            CloudName::AzureCloud => Self::AzureCloud,
+            CloudName::AzureChinaCloud => Self::AzureChinaCloud,
+            CloudName::AzureUsGovernment => Self::AzureUsGovernment,
+        }
+    }
+}
+
+impl From<UpgradeMode> for crate::ssh::UpgradeMode {
+    fn from(m: UpgradeMode) -> Self {
+        match m {
+            UpgradeMode::Security => Self::Security,
+            UpgradeMode::All => Self::All,
+            UpgradeMode::Dist => Self::Dist,
+        }
+    }
+}
+
+impl From<&SshArgs> for crate::ssh::SshFlags {
+    fn from(a: &SshArgs) -> Self {
+        Self {
+            user: a.ssh_user.clone(),
+            key: a.ssh_key.clone(),
+            port: a.ssh_port,
+            jump: a.ssh_jump.clone(),
+            config: a.ssh_config.clone(),
+            strict_host_keys: a.ssh_strict_host_keys,
+            timeout_secs: a.ssh_timeout,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_value_maps_to_the_library_value_of_the_same_name() {
+        for v in AuthMethod::value_variants() {
+            assert_eq!(format!("{v:?}"), format!("{:?}", crate::azure::AuthMethod::from(*v)));
+        }
+        for v in CloudName::value_variants() {
+            assert_eq!(format!("{v:?}"), format!("{:?}", crate::azure::CloudName::from(*v)));
+        }
+        for v in UpgradeMode::value_variants() {
+            assert_eq!(format!("{v:?}"), format!("{:?}", crate::ssh::UpgradeMode::from(*v)));
+        }
+    }
+
+    #[test]
+    fn ssh_flags_carry_every_ssh_argument() {
+        let cli = Cli::parse_from([
+            "aks-patch",
+            "scan",
+            "--kubeconfig",
+            "kc",
+            "--ssh-user",
+            "ops",
+            "--ssh-key",
+            "/k",
+            "--ssh-port",
+            "2222",
+            "--ssh-jump",
+            "ops@bastion",
+            "--ssh-config",
+            "/c",
+            "--ssh-strict-host-keys",
+            "--ssh-timeout",
+            "7",
+        ]);
+        let Command::Scan(a) = cli.command else { panic!("scan") };
+        assert_eq!(
+            crate::ssh::SshFlags::from(&a.ssh),
+            crate::ssh::SshFlags {
+                user: Some("ops".into()),
+                key: Some("/k".into()),
+                port: 2222,
+                jump: Some("ops@bastion".into()),
+                config: Some("/c".into()),
+                strict_host_keys: true,
+                timeout_secs: 7,
+            }
+        );
+    }
 }

@@ -11,12 +11,20 @@ fn main() {
         Command::Apply(a) => a.global.clone(),
         Command::Report(a) => a.global.clone(),
     };
-    output::logging::init(global.verbose, global.debug, global.only_show_errors);
-    let code = run(cli, &global);
+    // The environment is read here, once; everything below gets it from `settings`.
+    let settings = aks_patch::settings::Settings::from_env();
+    output::logging::init(
+        global.verbose,
+        global.debug,
+        global.only_show_errors,
+        settings.log_filter.as_deref(),
+        settings.no_color,
+    );
+    let code = run(cli, &global, settings);
     std::process::exit(code);
 }
 
-fn run(cli: Cli, global: &GlobalArgs) -> i32 {
+fn run(cli: Cli, global: &GlobalArgs, settings: aks_patch::settings::Settings) -> i32 {
     // A bad --query is a usage error before anything talks to a server.
     if let Some(q) = &global.query {
         if let Err(e) = output::validate_query(q) {
@@ -26,7 +34,7 @@ fn run(cli: Cli, global: &GlobalArgs) -> i32 {
         }
     }
     let reporter = output::Reporter::from_args(global);
-    let settings = aks_patch::settings::Settings::from_env();
+    let no_color = settings.no_color;
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -38,7 +46,7 @@ fn run(cli: Cli, global: &GlobalArgs) -> i32 {
     reporter.finish_and_clear();
     match result {
         Ok(outcome) => {
-            let color = output::color_enabled();
+            let color = output::color_enabled(no_color);
             match output::render(
                 &outcome.value,
                 outcome.table.as_ref(),

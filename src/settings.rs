@@ -1,6 +1,8 @@
 //! The one place where aks-patch reads its environment: variable names, defaults, and a
-//! [`Settings`] value built from them. Library code takes a `Settings` and never calls
-//! `std::env` itself, so tests can pass their own (env vars are process-global in Rust tests).
+//! [`Settings`] value built from them, once, in `main`. Library code takes a `Settings` (or
+//! values from it) and never calls `std::env` itself, so tests can pass their own (env vars
+//! are process-global in Rust tests). The same goes for facts about this machine that the
+//! environment stands for: the host name and the user a lock is held by.
 
 use azure_core::credentials::Secret;
 use std::ffi::OsString;
@@ -34,11 +36,30 @@ pub mod env {
     pub const MANAGED_IDENTITY: &str = "AKS_PATCH_MANAGED_IDENTITY";
     /// Where aks-patch keeps its own state (known_hosts, run journals).
     pub const STATE_DIR: &str = "AKS_PATCH_STATE_DIR";
+    /// The XDG base directory for state: the default state directory is `aks-patch` in it.
+    pub const XDG_STATE_HOME: &str = "XDG_STATE_HOME";
     /// The search path for `az`.
     pub const PATH: &str = "PATH";
-    /// The default state directory lives under it.
+    /// The default state directory lives under it when `XDG_STATE_HOME` is not set.
     pub const HOME: &str = "HOME";
+    /// Who holds the lock (`USER`, else `LOGNAME`).
+    pub const USER: &str = "USER";
+    pub const LOGNAME: &str = "LOGNAME";
+    /// The host name when the kernel's cannot be read.
+    pub const HOSTNAME: &str = "HOSTNAME";
+    /// Where the ssh control sockets go when it is set (and short).
+    pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
+    /// The temporary directory otherwise (else `/tmp`).
+    pub const TMPDIR: &str = "TMPDIR";
+    /// A tracing `EnvFilter` directive that replaces the one the flags choose.
+    pub const LOG: &str = "AKS_PATCH_LOG";
+    /// Set and not empty: no colour anywhere (<https://no-color.org>).
+    pub const NO_COLOR: &str = "NO_COLOR";
 }
+
+/// Control socket paths are limited to about 100 bytes; openssh adds a random directory
+/// and a socket name to this one.
+const MAX_CONTROL_DIR_LEN: usize = 60;
 
 /// What aks-patch takes from its environment. Build it once with [`Settings::from_env`]
 /// (or [`Settings::from_lookup`] in tests) and pass it down.
@@ -69,16 +90,48 @@ pub struct Settings {
     /// `PATH` for the processes aks-patch starts (`az`); `None` inherits aks-patch's own.
     pub path: Option<OsString>,
     /// Where aks-patch keeps its own state (known_hosts, scans, run records):
-    /// `AKS_PATCH_STATE_DIR`, else `$HOME/.local/state/aks-patch`.
+    /// `AKS_PATCH_STATE_DIR`, else `$XDG_STATE_HOME/aks-patch` (an absolute path, as the
+    /// XDG base directory specification requires), else `$HOME/.local/state/aks-patch`.
     pub state_dir: PathBuf,
+    /// Who this process runs as, for the lock's holder: `USER`, else `LOGNAME`, else
+    /// `uid N` (the owner of `/proc/self`).
+    pub user: String,
+    /// This machine's name, for the lock's holder: the kernel's
+    /// (`/proc/sys/kernel/hostname`, else `/etc/hostname`), else `HOSTNAME`, else
+    /// `unknown-host`.
+    pub host: String,
+    /// Where the ssh control sockets live: `XDG_RUNTIME_DIR` when it is a directory with a
+    /// short path, else `TMPDIR`, else `/tmp`.
+    pub ssh_control_dir: PathBuf,
+    /// `AKS_PATCH_LOG`: the log filter instead of the flags' (checked by the logging setup).
+    pub log_filter: Option<String>,
+    /// `NO_COLOR` is set and not empty.
+    pub no_color: bool,
 }
 
 impl Settings {
-    /// Read the process environment.
+    /// Read the process environment (and this machine's host name and user id).
     pub fn from_env() -> Settings {
         let mut s = Settings::from_lookup(|k| std::env::var(k).ok());
-        // PATH may not be UTF-8; keep it as the OS gave it.
+        // PATH may not be UTF-8; keep it as the OS gave it. Nor need NO_COLOR be.
         s.path = std::env::var_os(env::PATH);
+        s.no_color = std::env::var_os(env::NO_COLOR).is_some_and(|v| !v.is_empty());
+        // The kernel's host name wins over $HOSTNAME (a shell variable, rarely exported).
+        if let Some(h) = ["/proc/sys/kernel/hostname", "/etc/hostname"].iter().find_map(|p| {
+            std::fs::read_to_string(p)
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+        }) {
+            s.host = h;
+        }
+        if s.user.is_empty() {
+            use std::os::unix::fs::MetadataExt;
+            s.user = match std::fs::metadata("/proc/self") {
+                Ok(m) => format!("uid {}", m.uid()),
+                Err(_) => "unknown-user".into(),
+            };
+        }
         s
     }
 
@@ -102,12 +155,29 @@ impl Settings {
             managed_identity_opt_in: get(env::MANAGED_IDENTITY)
                 .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")),
             path: get(env::PATH).map(OsString::from),
-            state_dir: get(env::STATE_DIR).map(PathBuf::from).unwrap_or_else(|| {
-                get(env::HOME)
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| PathBuf::from("."))
-                    .join(".local/state/aks-patch")
-            }),
+            state_dir: get(env::STATE_DIR)
+                .map(PathBuf::from)
+                .or_else(|| {
+                    get(env::XDG_STATE_HOME)
+                        .map(PathBuf::from)
+                        .filter(|p| p.is_absolute())
+                        .map(|p| p.join("aks-patch"))
+                })
+                .unwrap_or_else(|| {
+                    get(env::HOME)
+                        .map(PathBuf::from)
+                        .unwrap_or_else(|| PathBuf::from("."))
+                        .join(".local/state/aks-patch")
+                }),
+            user: get(env::USER).or_else(|| get(env::LOGNAME)).unwrap_or_default(),
+            host: get(env::HOSTNAME).unwrap_or_else(|| "unknown-host".into()),
+            ssh_control_dir: get(env::XDG_RUNTIME_DIR)
+                .map(PathBuf::from)
+                .filter(|d| d.as_os_str().len() < MAX_CONTROL_DIR_LEN && d.is_dir())
+                .or_else(|| get(env::TMPDIR).map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("/tmp")),
+            log_filter: get(env::LOG),
+            no_color: get(env::NO_COLOR).is_some(),
         }
     }
 }
@@ -128,6 +198,11 @@ impl fmt::Debug for Settings {
             .field("managed_identity_opt_in", &self.managed_identity_opt_in)
             .field("path", &self.path)
             .field("state_dir", &self.state_dir)
+            .field("user", &self.user)
+            .field("host", &self.host)
+            .field("ssh_control_dir", &self.ssh_control_dir)
+            .field("log_filter", &self.log_filter)
+            .field("no_color", &self.no_color)
             .finish()
     }
 }
@@ -148,6 +223,48 @@ mod tests {
         assert_eq!(s.ca_bundle, Some((PathBuf::from("/b.pem"), env::REQUESTS_CA_BUNDLE)));
         let s = lookup(&[(env::REQUESTS_CA_BUNDLE, "/b.pem"), (env::CA_BUNDLE, "/a.pem")]);
         assert_eq!(s.ca_bundle, Some((PathBuf::from("/a.pem"), env::CA_BUNDLE)));
+    }
+
+    #[test]
+    fn state_dir_honours_xdg_state_home() {
+        let s = lookup(&[(env::HOME, "/home/alice")]);
+        assert_eq!(s.state_dir, PathBuf::from("/home/alice/.local/state/aks-patch"));
+        let s = lookup(&[(env::HOME, "/home/alice"), (env::XDG_STATE_HOME, "/var/state/alice")]);
+        assert_eq!(s.state_dir, PathBuf::from("/var/state/alice/aks-patch"));
+        // The specification says to ignore a relative path.
+        let s = lookup(&[(env::HOME, "/home/alice"), (env::XDG_STATE_HOME, "state")]);
+        assert_eq!(s.state_dir, PathBuf::from("/home/alice/.local/state/aks-patch"));
+        let s = lookup(&[
+            (env::XDG_STATE_HOME, "/var/state/alice"),
+            (env::STATE_DIR, "/srv/aks-patch"),
+        ]);
+        assert_eq!(s.state_dir, PathBuf::from("/srv/aks-patch"), "ours wins");
+    }
+
+    #[test]
+    fn user_host_and_ssh_control_dir() {
+        let s = lookup(&[(env::LOGNAME, "bob"), (env::HOSTNAME, "box")]);
+        assert_eq!((s.user.as_str(), s.host.as_str()), ("bob", "box"));
+        let s = lookup(&[(env::USER, "alice"), (env::LOGNAME, "bob")]);
+        assert_eq!((s.user.as_str(), s.host.as_str()), ("alice", "unknown-host"));
+
+        let dir = std::env::temp_dir();
+        let s = lookup(&[(env::XDG_RUNTIME_DIR, dir.to_str().unwrap()), (env::TMPDIR, "/var/tmp")]);
+        assert_eq!(s.ssh_control_dir, dir);
+        let s = lookup(&[(env::XDG_RUNTIME_DIR, "/nonexistent/run"), (env::TMPDIR, "/var/tmp")]);
+        assert_eq!(s.ssh_control_dir, PathBuf::from("/var/tmp"), "not a directory");
+        let long = format!("/{}", "x".repeat(80));
+        let s = lookup(&[(env::XDG_RUNTIME_DIR, &long)]);
+        assert_eq!(s.ssh_control_dir, PathBuf::from("/tmp"), "too long for a socket path");
+    }
+
+    #[test]
+    fn from_env_knows_this_machine() {
+        let s = Settings::from_env();
+        assert!(!s.user.is_empty() && !s.host.is_empty(), "{s:?}");
+        if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+            assert_eq!(s.host, h.trim(), "the kernel's host name");
+        }
     }
 
     #[test]

@@ -213,9 +213,15 @@ async fn issue4_kured_lock_held_means_no_reboot() {
     let yaml = format!("{SMALL}kured: {{lockHolder: {}}}\n", small_node(2));
     let c = Cluster::start(Some(&yaml)).await;
     let r = c.run(&apply_args(&[]), true).await;
-    r.assert_code(5);
-    assert!(r.stderr.contains("kured"), "{}", r.stderr);
+    // Refused in pre-flight, before any upgrade: exit 7, as for our own lock.
+    r.assert_code(7);
+    assert!(r.stderr.contains("kured holds its reboot lock"), "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was changed"), "{}", r.stderr);
     let ev = c.events();
+    assert!(
+        of_kind(&ev, "apt-upgrade").is_empty(),
+        "nothing upgraded while kured reboots"
+    );
     assert!(of_kind(&ev, "reboot").is_empty(), "no reboot beside kured");
     assert!(of_kind(&ev, "cordon").is_empty(), "nothing cordoned");
     assert!(c.lock_free());
@@ -405,6 +411,13 @@ async fn issue4_selector_chooses_nodes_and_a_bad_one_is_a_usage_error() {
         .await;
     bad.assert_code(2);
     assert!(bad.stderr.contains("--selector"), "{}", bad.stderr);
+    // The API server's words, not a debug structure.
+    assert!(bad.stderr.contains("the API server says:"), "{}", bad.stderr);
+    assert!(
+        !bad.stderr.contains("Status {") && !bad.stderr.contains("code:"),
+        "{}",
+        bad.stderr
+    );
     let none = c
         .run(
             &[
@@ -419,7 +432,9 @@ async fn issue4_selector_chooses_nodes_and_a_bad_one_is_a_usage_error() {
             true,
         )
         .await;
-    none.assert_code(0);
+    // A selection with nothing to patch is a usage error that says so.
+    none.assert_code(2);
+    assert!(none.stderr.contains("matches no node"), "{}", none.stderr);
     let some = c
         .run(
             &[
@@ -585,4 +600,49 @@ async fn issue4_resume_after_a_kill_mid_reboot_waits_for_the_node() {
         .count();
     assert_eq!(reboots, 1, "the node was not rebooted twice");
     assert!(c.lock_free());
+}
+
+/// The lock's holder is the user and this machine's name as aks-patch's settings resolve
+/// them (no libc calls), and the state directory follows `XDG_STATE_HOME`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue8_lock_holder_and_xdg_state_home() {
+    let c = Cluster::start(Some(SMALL)).await;
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("the kernel's host name")
+        .trim()
+        .to_string();
+    let xdg = tempfile::tempdir().expect("temp dir");
+    let run = |user: Option<&'static str>| {
+        let mut cmd = c.command_with_target(&apply_args(&["--nodes", &small_node(0), "--reboot", "never"]));
+        cmd.env_remove("AKS_PATCH_STATE_DIR")
+            .env_remove("USER")
+            .env_remove("LOGNAME")
+            .env("XDG_STATE_HOME", xdg.path());
+        if let Some(u) = user {
+            cmd.env("USER", u);
+        }
+        cmd.output()
+    };
+
+    let out = run(Some("alice-ops")).await.expect("aks-patch runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let lock_line = stderr.lines().find(|l| l.contains("lock taken")).expect("lock line");
+    assert!(
+        lock_line.contains(&format!("as alice-ops@{host} pid ")),
+        "$USER and the kernel's host name: {lock_line}"
+    );
+    let runs: Vec<_> = std::fs::read_dir(xdg.path().join("aks-patch/runs"))
+        .expect("the run record is under $XDG_STATE_HOME/aks-patch/runs")
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert!(!c.state_dir().join("runs").exists(), "nothing under the old default");
+
+    // Without USER or LOGNAME: the uid.
+    let out = run(None).await.expect("aks-patch runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let lock_line = stderr.lines().find(|l| l.contains("lock taken")).expect("lock line");
+    let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").expect("/proc"));
+    assert!(lock_line.contains(&format!("as uid {uid}@{host} pid ")), "{lock_line}");
 }

@@ -10,7 +10,7 @@ use aks_patch::azure::{
     arm::default_subscription, ArmClient, AzureCredential, AzureError, CloudEndpoints, ClusterRef, CredentialKind,
     RetryPolicy,
 };
-use aks_patch::cli::{AuthMethod, CloudName};
+use aks_patch::azure::{AuthMethod, CloudName};
 use aks_patch::settings::{env, Settings};
 use aks_sim::{Fault, Scenario, Sim, SimConfig};
 use std::collections::HashMap;

@@ -911,3 +911,50 @@ async fn exec_plugin_kubeconfigs_work() {
     assert!(!text.contains("super-secret-value"), "{text}");
     env.stop().await;
 }
+
+/// One pager for every list: pages of any size add up to what one unpaged list returns,
+/// with label and field selectors kept on every page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue8_one_pager_for_every_list() {
+    use aks_patch::kube::{list_all, list_paged};
+    use k8s_openapi::api::core::v1::Node;
+    let env = Env::default().await;
+    fn names<K: kube::Resource>(items: &[K]) -> Vec<String> {
+        items
+            .iter()
+            .map(|o| o.meta().name.clone().unwrap_or_default())
+            .collect()
+    }
+
+    let nodes: Api<Node> = Api::all(env.client.clone());
+    let unpaged = nodes.list(&ListParams::default()).await.expect("list nodes").items;
+    assert!(unpaged.len() > 2, "enough nodes to page");
+    let first_page = nodes.list(&ListParams::default().limit(2)).await.expect("one page");
+    assert_eq!(first_page.items.len(), 2, "the emulator pages");
+    assert!(first_page.metadata.continue_.is_some());
+    let paged = list_paged(&nodes, &ListParams::default(), 2, "listing nodes")
+        .await
+        .expect("every page");
+    assert_eq!(names(&paged), names(&unpaged));
+    assert_eq!(
+        names(&list_all(&nodes, &ListParams::default(), "listing nodes").await.unwrap()),
+        names(&unpaged)
+    );
+
+    let user_pool = ListParams::default().labels("agentpool=user");
+    let users = list_paged(&nodes, &user_pool, 1, "listing nodes").await.unwrap();
+    assert_eq!(
+        names(&users),
+        [USER0, USER1, USER2],
+        "the label selector holds on every page"
+    );
+
+    let pods: Api<Pod> = Api::all(env.client.clone());
+    let on_user0 = ListParams::default().fields(&format!("spec.nodeName={USER0}"));
+    let unpaged = pods.list(&on_user0).await.unwrap().items;
+    assert!(unpaged.len() > 1, "{}", unpaged.len());
+    let paged = list_paged(&pods, &on_user0, 1, "listing pods").await.unwrap();
+    assert_eq!(names(&paged), names(&unpaged), "the field selector holds on every page");
+    assert_eq!(env.pods_on(USER0).await.len(), paged.len());
+    env.stop().await;
+}

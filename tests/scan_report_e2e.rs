@@ -47,7 +47,7 @@ const SCAN_FIELDS: [&str; 21] = [
 ];
 
 /// `-o json` fields of `report`, in the order docs/output.md lists them.
-const REPORT_FIELDS: [&str; 18] = [
+const REPORT_FIELDS: [&str; 19] = [
     "name",
     "status",
     "roles",
@@ -66,6 +66,7 @@ const REPORT_FIELDS: [&str; 18] = [
     "rebootPackages",
     "lastScanned",
     "lastPatched",
+    "inProgress",
 ];
 
 /// The columns of `kubectl get nodes -o wide`.
@@ -589,6 +590,21 @@ async fn issue3_report_wide_is_kubectl_wide_then_patch_columns() {
 
     let (kh, krows) = parse_table(&kubectl);
     assert_eq!(kh, KUBECTL_WIDE, "kubectl's own columns:\n{kubectl}");
+    // Byte for byte: each of our lines is kubectl's line (whose last column is not padded),
+    // then the padding and our own columns. (AGE may tick over between the runs.)
+    assert_eq!(before.stdout.lines().count(), kubectl.lines().count());
+    for (i, kl) in kubectl.lines().enumerate() {
+        let extends = |out: &str| {
+            out.lines()
+                .nth(i)
+                .is_some_and(|l| l.starts_with(kl) && l[kl.len()..].starts_with("   "))
+        };
+        assert!(
+            extends(&before.stdout) || extends(&again.stdout),
+            "line {i} is not kubectl's:\n{kl}\n{}",
+            before.stdout.lines().nth(i).unwrap_or_default()
+        );
+    }
     let (h, rows) = parse_table(&before.stdout);
     let (_, rows_again) = parse_table(&again.stdout);
     assert_eq!(
@@ -597,7 +613,10 @@ async fn issue3_report_wide_is_kubectl_wide_then_patch_columns() {
         "the first ten columns are kubectl's:\n{}",
         before.stdout
     );
-    assert_eq!(h[10..], ["NODE-IMAGE", "REBOOT-REQUIRED", "LAST-PATCHED"]);
+    assert_eq!(
+        h[10..],
+        ["NODE-IMAGE", "REBOOT-REQUIRED", "LAST-PATCHED", "IN-PROGRESS"]
+    );
     let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
     let knames: Vec<&str> = krows.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(names, knames, "the same nodes in the same order");
@@ -1390,4 +1409,99 @@ async fn issue3_bad_ssh_jump_is_a_usage_error_before_any_ssh() {
     }
     assert!(!std::path::Path::new("/tmp/aks-patch-pwned").exists());
     assert_eq!(ssh_sessions(&c), 0, "no SSH session at all");
+}
+
+// ---------------------------------------------------------------------------------------
+// Noise (issue 7, item 9)
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue7_api_server_blips_are_quiet_by_default_and_retries_say_what_and_why() {
+    let c = Cluster::start(None).await;
+    let expected = c.run(&["report", "-o", "tsv", "--query", "[].name"], true).await;
+    expected.assert_code(0);
+    // Each run: the API server resets the first two connections.
+    let blip = || c.sim.fault(aks_sim::Fault::KubeError { count: 2, status: 0 }).unwrap();
+
+    // By default: the same answer, and nothing from kube-rs, hyper or rustls on stderr.
+    blip();
+    let quiet = c.run(&["report", "-o", "tsv", "--query", "[].name"], true).await;
+    quiet.assert_code(0);
+    assert_eq!(quiet.stdout, expected.stdout, "the blip changed nothing");
+    assert_eq!(
+        quiet.stderr, expected.stderr,
+        "the blip printed nothing:\n{}",
+        quiet.stderr
+    );
+    for noise in ["ERROR", "SendRequest", "failed with error", "retry"] {
+        assert!(!quiet.stderr.contains(noise), "{noise}:\n{}", quiet.stderr);
+    }
+    assert_eq!(
+        c.sim.status()["faults"]["kubeErrorLeft"],
+        0,
+        "both failures were served"
+    );
+
+    // --verbose: one line of ours per retry, saying what was retried and why; still no
+    // library line.
+    blip();
+    let verbose = c
+        .run(&["report", "-o", "tsv", "--query", "[].name", "--verbose"], true)
+        .await;
+    verbose.assert_code(0);
+    assert_eq!(verbose.stdout, expected.stdout);
+    let retries: Vec<&str> = verbose.stderr.lines().filter(|l| l.contains("retry")).collect();
+    assert_eq!(retries.len(), 2, "one line per retry:\n{}", verbose.stderr);
+    for (i, l) in retries.iter().enumerate() {
+        assert!(l.contains("listing nodes failed ("), "what was retried: {l}");
+        assert!(l.contains("connection") || l.contains("closed"), "why: {l}");
+        assert!(l.contains(&format!("retry {} of 4 in", i + 1)), "{l}");
+    }
+    assert!(!verbose.stderr.contains("SendRequest"), "{}", verbose.stderr);
+    assert!(!verbose.stderr.contains("kube_client"), "{}", verbose.stderr);
+
+    // --debug: the libraries' own lines too, for whoever digs.
+    blip();
+    let debug = c
+        .run(&["report", "-o", "tsv", "--query", "[].name", "--debug"], true)
+        .await;
+    debug.assert_code(0);
+    assert!(debug.stderr.contains("kube_client"), "{}", debug.stderr);
+    assert_eq!(
+        debug
+            .stderr
+            .lines()
+            .filter(|l| l.contains("listing nodes failed ("))
+            .count(),
+        2,
+        "{}",
+        debug.stderr
+    );
+
+    // ARM's retries read the same way: which request, what ARM answered, once per retry.
+    let throttle = || {
+        c.sim
+            .fault(aks_sim::Fault::ArmThrottle {
+                count: 1,
+                retry_after: 1,
+            })
+            .unwrap()
+    };
+    throttle();
+    let quiet = c.run(&["report", "-o", "tsv", "--query", "[].name"], true).await;
+    quiet.assert_code(0);
+    assert_eq!(quiet.stderr, expected.stderr, "{}", quiet.stderr);
+    throttle();
+    let verbose = c
+        .run(&["report", "-o", "tsv", "--query", "[].name", "--verbose"], true)
+        .await;
+    verbose.assert_code(0);
+    let retries: Vec<&str> = verbose.stderr.lines().filter(|l| l.contains("retry")).collect();
+    assert_eq!(retries.len(), 1, "{}", verbose.stderr);
+    assert!(
+        retries[0].contains("ARM GET /subscriptions/") && retries[0].contains("answered 429"),
+        "{}",
+        retries[0]
+    );
+    assert!(retries[0].contains("retry 1 of"), "{}", retries[0]);
 }

@@ -1,10 +1,10 @@
 //! src/ssh end to end against aks-sim's nodes: real sshd, real ssh client, the node
 //! shims' apt output.
 
-use aks_patch::cli::UpgradeMode;
 use aks_patch::output::{Reporter, Verbosity};
 use aks_patch::ssh::{
     connect, parse_upgrade_output, probe_all, probe_node, reboot_command, upgrade_command, Probe, SshError, SshOptions,
+    UpgradeMode,
 };
 use aks_sim::{model::NodeSpec, Fault, Scenario, Sim, SimConfig};
 use std::collections::BTreeSet;
@@ -36,9 +36,12 @@ impl Env {
     }
 
     fn opts(&self) -> SshOptions {
-        let mut o = SshOptions::new("azureuser", self.client.path().join("known_hosts"));
+        let mut o = SshOptions::new(
+            "azureuser",
+            self.client.path().join("known_hosts"),
+            self.client.path().to_path_buf(),
+        );
         o.key = Some(self.sim.state_dir().join("ssh/id_ed25519"));
-        o.control_dir = self.client.path().to_path_buf();
         o.connect_timeout = Duration::from_secs(10);
         o
     }

@@ -445,14 +445,15 @@ impl ArmClient {
                 Ok(x) => x,
                 Err(e) => {
                     let message = transport_message(&e);
-                    tracing::debug!(%method, url = %url, attempt, "ARM request failed: {message}");
                     let delay = self.retry.backoff(attempt);
                     if is_transient(&e)
                         && attempt < self.retry.max_attempts
                         && started.elapsed() + delay <= self.retry.max_elapsed
                     {
                         tracing::info!(
-                            "ARM request failed ({message}); retrying in {:.1} s",
+                            "ARM {method} {} failed ({message}): retry {attempt} of {} in {:.1} s",
+                            url.path(),
+                            self.retry.max_attempts - 1,
                             delay.as_secs_f64()
                         );
                         tokio::time::sleep(delay).await;
@@ -497,7 +498,8 @@ impl ArmClient {
                 let in_budget = started.elapsed() + delay <= self.retry.max_elapsed;
                 if attempt < self.retry.max_attempts && in_budget {
                     tracing::info!(
-                        "ARM answered {} ({}): retry {} of {} in {:.1} s{}",
+                        "ARM {method} {} answered {} ({}): retry {} of {} in {:.1} s{}",
+                        url.path(),
                         status.as_u16(),
                         err.code,
                         attempt,
@@ -785,7 +787,7 @@ mod tests {
 
     // ----- against a local HTTP server (wiremock) -----
 
-    use crate::cli::CloudName;
+    use crate::azure::CloudName;
     use azure_core::credentials::{Secret, TokenCredential, TokenRequestOptions};
     use std::sync::atomic::{AtomicU32, Ordering};
     use wiremock::matchers::{header, method, path};

@@ -3,12 +3,19 @@
 //! bundle trusted in addition to the system roots).
 
 use super::AzureError;
-use crate::cli::CloudName;
 use crate::settings::{env, Settings};
 use reqwest::Url;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// A national cloud (`--cloud`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloudName {
+    AzureCloud,
+    AzureChinaCloud,
+    AzureUsGovernment,
+}
 
 /// Where aks-patch talks to for one cloud.
 #[derive(Debug, Clone)]

@@ -12,7 +12,6 @@
 //! - Nothing here logs or prints a token or a secret.
 
 use super::{AzureError, CloudEndpoints};
-use crate::cli::AuthMethod;
 use crate::settings::{env, Settings};
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use azure_identity::{
@@ -24,6 +23,21 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Which credential to use for ARM (`--auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// Environment service principal, then workload identity, managed identity, Azure CLI.
+    Auto,
+    /// `AZURE_CLIENT_ID`, `AZURE_TENANT_ID` and `AZURE_CLIENT_SECRET`.
+    Env,
+    /// `AZURE_CLIENT_ID`, `AZURE_TENANT_ID` and `AZURE_FEDERATED_TOKEN_FILE`.
+    WorkloadIdentity,
+    /// The VM's or pod's managed identity.
+    ManagedIdentity,
+    /// `az account get-access-token`.
+    Cli,
+}
 
 /// How long one credential may take to produce a token.
 pub const HTTP_CREDENTIAL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -442,7 +456,7 @@ impl CliExecutor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::CloudName;
+    use crate::azure::CloudName;
 
     fn settings(pairs: &[(&str, &str)]) -> Settings {
         let m: std::collections::HashMap<_, _> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -10,8 +10,8 @@ pub mod credential;
 pub mod models;
 
 pub use arm::{ArmClient, ClusterRef, Kubeconfig, RetryPolicy};
-pub use cloud::CloudEndpoints;
-pub use credential::{AzureCredential, CredentialAttempt, CredentialKind};
+pub use cloud::{CloudEndpoints, CloudName};
+pub use credential::{AuthMethod, AzureCredential, CredentialAttempt, CredentialKind};
 
 /// What went wrong talking to Azure.
 #[derive(Debug, thiserror::Error)]

@@ -76,8 +76,8 @@ pub async fn resolve(
             .hint("give -g RESOURCE_GROUP -n CLUSTER, or --kubeconfig FILE")
             .into());
     };
-    let cloud = CloudEndpoints::resolve(args.cloud, settings).map_err(azure_failure)?;
-    let credential = Arc::new(AzureCredential::new(args.auth, settings, &cloud).map_err(azure_failure)?);
+    let cloud = CloudEndpoints::resolve(args.cloud.into(), settings).map_err(azure_failure)?;
+    let credential = Arc::new(AzureCredential::new(args.auth.into(), settings, &cloud).map_err(azure_failure)?);
     let arm = ArmClient::new(&cloud, credential).map_err(azure_failure)?;
     let subscription = arm
         .resolve_subscription(args.subscription.as_deref(), settings)

@@ -36,6 +36,9 @@ pub struct ReportRow {
     pub last_scanned: Option<String>,
     /// When aks-patch last patched the node successfully.
     pub last_patched: Option<String>,
+    /// The aks-patch run that has the node out of service now (annotation
+    /// `aks-patch.io/in-progress`), if any.
+    pub in_progress: Option<String>,
 }
 
 pub fn table() -> TableSpec {
@@ -57,6 +60,7 @@ pub fn table() -> TableSpec {
         Column::new("NODE-IMAGE", "nodeImageVersion").placeholder("<unknown>"),
         Column::new("REBOOT-REQUIRED", "rebootRequired").placeholder("<unknown>"),
         Column::new("LAST-PATCHED", "lastPatched").placeholder("<never>"),
+        Column::new("IN-PROGRESS", "inProgress").wide().placeholder(""),
     ])
 }
 
@@ -97,6 +101,7 @@ pub async fn run(args: ReportArgs, settings: &Settings, reporter: &Reporter) -> 
                 reboot_packages: scan.map(|s| s.reboot_packages.clone()).unwrap_or_default(),
                 last_scanned: scan.map(|s| s.scanned_at.clone()),
                 last_patched: last_patched.get(&r.name).cloned(),
+                in_progress: r.in_progress.clone(),
                 node_image_version: r
                     .node_image_version
                     .clone()
@@ -121,10 +126,20 @@ pub async fn run(args: ReportArgs, settings: &Settings, reporter: &Reporter) -> 
         .iter()
         .filter(|r| r.reboot_required.is_none() && r.os_type.as_deref() != Some("windows"))
         .count();
-    let summary = (unknown > 0)
-        .then(|| format!(
+    let mut notes = vec![];
+    if unknown > 0 {
+        notes.push(format!(
             "{unknown} Linux node(s) never scanned, or rebooted since the last scan: run `aks-patch scan` to fill in REBOOT-REQUIRED"
         ));
+    }
+    for r in out.iter().filter(|r| r.in_progress.is_some()) {
+        notes.push(format!(
+            "node {} is out of service in aks-patch run {} (IN-PROGRESS): if that run died, resume it with `aks-patch apply ... --resume`",
+            r.name,
+            r.in_progress.as_deref().unwrap_or_default()
+        ));
+    }
+    let summary = (!notes.is_empty()).then(|| notes.join("\n"));
     Ok(Outcome {
         value: serde_json::to_value(&out)?,
         table: Some(table()),

@@ -9,7 +9,7 @@ use crate::kube::NodeRow;
 use crate::output::{Column, Exit, Reporter, TableSpec};
 use crate::rollout::plan::{unpatchable_reason, Candidate};
 use crate::settings::Settings;
-use crate::ssh::{self, Probe, SshOptions};
+use crate::ssh::{self, Probe, SshFlags, SshOptions};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -74,13 +74,13 @@ pub fn table() -> TableSpec {
 
 pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome> {
     // Check the SSH flags (jump host, key and config files) before talking to any server.
-    SshOptions::from_args(&args.ssh, "azureuser", &settings.state_dir)
+    SshOptions::from_flags(&SshFlags::from(&args.ssh), "azureuser", settings)
         .map_err(|e| anyhow::Error::new(crate::output::WithExit::wrap(e, Exit::Usage)))?;
     let ctx = context::resolve(&args.cluster, settings, reporter, true).await?;
     if let Some(w) = ctx.channel_warning() {
         reporter.warn(&w);
     }
-    let ssh_opts = SshOptions::from_args(&args.ssh, &ctx.admin_user, &settings.state_dir)
+    let ssh_opts = SshOptions::from_flags(&SshFlags::from(&args.ssh), &ctx.admin_user, settings)
         .map_err(anyhow::Error::new)
         .map_err(usage)?;
     let rows = crate::kube::list_node_rows(&ctx.client, None)

@@ -10,9 +10,10 @@
 //! working: kube-rs runs the plugin when a request needs a token. The kubeconfig's text is
 //! never logged and never copied into an error message.
 
+use super::error::{auth_detail, auth_error, KubeError};
 use ::kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use ::kube::{Client, Config};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// How long one response may take before the request fails (and, for reads, is retried).
@@ -21,170 +22,6 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Connecting to the API server.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
-
-#[derive(Debug, thiserror::Error)]
-pub enum KubeError {
-    #[error("cannot read the kubeconfig {path}: check the path and its permissions")]
-    ReadKubeconfig {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The YAML could not be parsed. The parser's own message is withheld: it quotes the
-    /// text, and a kubeconfig holds credentials.
-    #[error("the kubeconfig {origin} is not valid kubeconfig YAML{location} (its text is not shown: it holds credentials); fetch it again (az aks get-credentials) or check the file")]
-    KubeconfigSyntax { origin: String, location: String },
-    #[error("the kubeconfig {origin} has no context named `{context}`{available}: pick one with --context")]
-    NoSuchContext {
-        origin: String,
-        context: String,
-        available: String,
-    },
-    #[error("the kubeconfig {origin} sets no current-context and none was given: pass --context{available}")]
-    NoCurrentContext { origin: String, available: String },
-    #[error("the kubeconfig {origin} cannot be used: {what}")]
-    Kubeconfig {
-        origin: String,
-        what: String,
-        #[source]
-        source: KubeconfigError,
-    },
-    #[error("cannot set up the Kubernetes client for {origin} (TLS or authentication settings)")]
-    Build {
-        origin: String,
-        #[source]
-        source: ::kube::Error,
-    },
-    /// Getting credentials failed (exec plugin, token file). The underlying error is not
-    /// kept: kube-rs's includes the plugin's command line (with its environment, which can
-    /// hold a client secret) and its output (which can hold a token).
-    #[error("{action} failed: getting credentials failed: {detail}; for exec-plugin kubeconfigs (kubelogin on AAD clusters) check that the plugin is installed, on PATH and logged in")]
-    Auth { action: String, detail: String },
-    /// A Kubernetes API call failed: `action` says which, `hint` what to do.
-    #[error("{action} failed: {}{hint}", describe_kube_error(.source))]
-    Api {
-        action: String,
-        hint: String,
-        #[source]
-        source: ::kube::Error,
-    },
-}
-
-impl KubeError {
-    /// An API error with a hint chosen from its status (401, 403, transient, ...).
-    pub fn api(action: impl Into<String>, source: ::kube::Error) -> KubeError {
-        if let Some(a) = auth_error(&source) {
-            return KubeError::Auth {
-                action: action.into(),
-                detail: auth_detail(a),
-            };
-        }
-        let hint = hint_for(&source).to_string();
-        KubeError::Api {
-            action: action.into(),
-            hint,
-            source,
-        }
-    }
-
-    /// The HTTP status of the failed call, if the server answered.
-    pub fn status_code(&self) -> Option<u16> {
-        match self {
-            KubeError::Api { source, .. } | KubeError::Build { source, .. } => super::retry::status_code(source),
-            _ => None,
-        }
-    }
-}
-
-/// The credential error inside a kube error, if that is what it is.
-pub fn auth_error(e: &::kube::Error) -> Option<&::kube::client::AuthError> {
-    match e {
-        ::kube::Error::Auth(a) => Some(a),
-        ::kube::Error::Service(b) => b.downcast_ref::<::kube::client::AuthError>(),
-        _ => None,
-    }
-}
-
-/// A credential error told without secrets: no command line, no plugin stdout.
-pub fn auth_detail(a: &::kube::client::AuthError) -> String {
-    use ::kube::client::AuthError as A;
-    match a {
-        A::AuthExecRun { out, .. } => {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let stderr: String = stderr
-                .trim()
-                .chars()
-                .rev()
-                .take(400)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            if stderr.is_empty() {
-                format!(
-                    "the exec plugin (users[].user.exec.command in the kubeconfig) failed with {}",
-                    out.status
-                )
-            } else {
-                format!(
-                    "the exec plugin (users[].user.exec.command in the kubeconfig) failed with {}: {stderr}",
-                    out.status
-                )
-            }
-        }
-        A::AuthExecStart(io) => format!("the exec plugin could not be started: {io}"),
-        A::AuthExecParse(_) => "the exec plugin's output is not an ExecCredential".into(),
-        A::AuthExec(_) => "running the exec plugin failed".into(),
-        A::ParseTokenKey(_) => "the token in the credentials cannot be read".into(),
-        A::InvalidBearerToken(_) => "the token is not a valid HTTP header value".into(),
-        A::InvalidBasicAuth(_) => "the user name or password is not a valid HTTP header value".into(),
-        other => other.to_string(),
-    }
-}
-
-/// A short description of a kube error for messages: the server's status and message, or
-/// the transport failure. Credential errors are told without secrets.
-pub fn describe_kube_error(e: &::kube::Error) -> String {
-    if let Some(a) = auth_error(e) {
-        return format!("getting credentials failed: {}", auth_detail(a));
-    }
-    match e {
-        ::kube::Error::Api(s) => {
-            let msg = if s.message.is_empty() { &s.reason } else { &s.message };
-            format!("HTTP {} {}", s.code, msg)
-        }
-        other => {
-            let mut out = other.to_string();
-            let mut cur = std::error::Error::source(other);
-            while let Some(c) = cur {
-                let t = c.to_string();
-                if !out.contains(&t) {
-                    out.push_str(": ");
-                    out.push_str(&t);
-                }
-                cur = c.source();
-            }
-            out
-        }
-    }
-}
-
-/// What to do about a failed call, by its kind.
-pub fn hint_for(e: &::kube::Error) -> &'static str {
-    match e {
-        ::kube::Error::Api(s) => match s.code {
-            401 => " (the credentials were refused: fetch the kubeconfig again, or log in again for exec-plugin kubeconfigs)",
-            403 => " (the identity lacks the permission: aks-patch needs to list/patch nodes, list pods, create evictions, read PodDisruptionBudgets and DaemonSets, and manage Leases in kube-system)",
-            429 | 500 | 502 | 503 | 504 => " (the API server is overloaded or restarting: retry in a minute)",
-            _ => "",
-        },
-        ::kube::Error::Auth(_) => {
-            " (getting a token failed: for exec-plugin kubeconfigs check that the plugin, e.g. kubelogin, is installed and logged in)"
-        }
-        _ if super::retry::is_transient(e) => " (the API server could not be reached: check the network and retry)",
-        _ => "",
-    }
-}
 
 /// Install rustls's process-wide crypto provider if nobody has (two providers are compiled
 /// in, so rustls cannot pick one by itself).
@@ -413,7 +250,7 @@ mod tests {
         let client = client_from_config(config).unwrap();
         let nodes: ::kube::Api<Node> = ::kube::Api::all(client);
         let e = nodes.list(&Default::default()).await.unwrap_err();
-        assert_eq!(super::super::retry::status_code(&e), Some(503));
+        assert_eq!(super::super::error::status_code(&e), Some(503));
         assert_eq!(count.load(Ordering::SeqCst), 1, "kube-rs retried by itself");
         // Our helper retries, a bounded number of times.
         let lp = Default::default();
@@ -422,10 +259,10 @@ mod tests {
             initial: Duration::from_millis(1),
             max: Duration::from_millis(1),
         };
-        let e = super::super::retry::with_retry_policy(policy, || nodes.list(&lp))
+        let e = super::super::retry::with_retry_policy(policy, "listing nodes", || nodes.list(&lp))
             .await
             .unwrap_err();
-        assert_eq!(super::super::retry::status_code(&e), Some(503));
+        assert_eq!(super::super::error::status_code(&e), Some(503));
         assert_eq!(count.load(Ordering::SeqCst), 4);
     }
 }

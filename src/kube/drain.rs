@@ -15,8 +15,9 @@
 //! - Then each evicted pod must be gone, or replaced by a pod with a new UID, within the same
 //!   `timeout`.
 
-use super::client::{describe_kube_error, KubeError};
-use super::retry::{is_transient, with_retry, RetryPolicy};
+use super::error::{describe_kube_error, is_transient, KubeError};
+use super::list::list_all;
+use super::retry::{with_retry, RetryPolicy};
 use ::kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use ::kube::Client;
 use chrono::{DateTime, Utc};
@@ -30,6 +31,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+
+/// The annotation aks-patch puts on a node it has taken out of service (from cordon to
+/// uncordon), with its run id: any run, a human, or this run after a lost lock can see that
+/// the node is out.
+pub const IN_PROGRESS_ANNOTATION: &str = "aks-patch.io/in-progress";
 
 /// The annotation the kubelet puts on the API's copy of a static pod.
 pub const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
@@ -64,20 +70,6 @@ impl Default for DrainOptions {
             retry_interval: Duration::from_secs(5),
             poll_interval: Duration::from_secs(1),
             skip_wait_for_delete_timeout: None,
-        }
-    }
-}
-
-impl DrainOptions {
-    /// The options `aks-patch apply` was given.
-    pub fn from_apply_args(a: &crate::cli::ApplyArgs) -> DrainOptions {
-        DrainOptions {
-            delete_emptydir_data: a.delete_emptydir_data,
-            force: a.force,
-            grace_period: a.grace_period,
-            timeout: Duration::from_secs(a.drain_timeout),
-            retry_interval: Duration::from_secs(a.eviction_retry_interval.max(1)),
-            ..DrainOptions::default()
         }
     }
 }
@@ -179,6 +171,10 @@ pub struct PdbInfo {
     pub expected_pods: i32,
     /// The pods of this drain that it covers.
     pub pods: Vec<PodRef>,
+    /// Why, as configured, this budget can never allow a disruption (`maxUnavailable: 0`,
+    /// `minAvailable: 100%`, or `minAvailable` at least the pods it covers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub never_allows: Option<String>,
 }
 
 impl PdbInfo {
@@ -197,7 +193,27 @@ impl PdbInfo {
             desired_healthy: st.and_then(|s| s.desired_healthy).unwrap_or(0),
             expected_pods: st.and_then(|s| s.expected_pods).unwrap_or(0),
             pods,
+            never_allows: never_allows(pdb),
         }
+    }
+}
+
+/// Why `pdb`, as configured, can never allow a voluntary disruption, if it cannot.
+pub fn never_allows(pdb: &PodDisruptionBudget) -> Option<String> {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let spec = pdb.spec.as_ref()?;
+    let expected = pdb.status.as_ref().and_then(|s| s.expected_pods).unwrap_or(0);
+    let pct = |s: &str| s.trim().trim_end_matches('%').trim().parse::<f64>().ok();
+    match (&spec.max_unavailable, &spec.min_available) {
+        (Some(IntOrString::Int(0)), _) => Some("maxUnavailable is 0".into()),
+        (Some(IntOrString::String(s)), _) if pct(s) == Some(0.0) => Some(format!("maxUnavailable is {s}")),
+        (None, Some(IntOrString::String(s))) if pct(s).is_some_and(|p| p >= 100.0) => {
+            Some(format!("minAvailable is {s}"))
+        }
+        (None, Some(IntOrString::Int(n))) if expected > 0 && *n >= expected => {
+            Some(format!("minAvailable is {n} and it covers {expected} pod(s)"))
+        }
+        _ => None,
     }
 }
 
@@ -243,6 +259,27 @@ impl DrainPlan {
     /// The PDBs that would refuse an eviction right now.
     pub fn blocking_pdbs(&self) -> Vec<&PdbInfo> {
         self.pdbs.iter().filter(|p| p.disruptions_allowed <= 0).collect()
+    }
+
+    /// The PDBs that, as configured, can never allow the drain to finish.
+    pub fn never_allowing_pdbs(&self) -> Vec<&PdbInfo> {
+        self.pdbs.iter().filter(|p| p.never_allows.is_some()).collect()
+    }
+}
+
+/// The controller of an evicted pod (ReplicaSet, StatefulSet, ...): the workload that must
+/// be Ready again before the next node is disrupted.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadRef {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for WorkloadRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
     }
 }
 
@@ -294,6 +331,8 @@ pub struct DrainReport {
     /// `(namespace, name)` of the PDBs covering the evicted pods: wait for them with
     /// [`wait_pdbs_healthy`] before draining the next node.
     pub pdbs: Vec<(String, String)>,
+    /// The controllers of the evicted pods.
+    pub workloads: Vec<WorkloadRef>,
     #[serde(with = "secs")]
     pub elapsed: Duration,
 }
@@ -345,12 +384,14 @@ pub enum DrainError {
         pdbs: Vec<String>,
         message: String,
     },
-    #[error("evicting pod {pod} failed: {}{}", describe_kube_error(.source), super::client::hint_for(.source))]
+    #[error("evicting pod {pod} failed: {}{}", describe_kube_error(.source), super::error::hint_for(.source))]
     Eviction {
         pod: PodRef,
         #[source]
         source: ::kube::Error,
     },
+    #[error("draining node {node} stopped: {reason}")]
+    Fenced { node: String, reason: String },
     #[error("draining node {node} was interrupted: {} pod(s) evicted, {} not yet", .evicted.len(), .pending.len())]
     Cancelled {
         node: String,
@@ -442,6 +483,53 @@ pub async fn uncordon(client: &Client, node: &str) -> Result<bool, KubeError> {
     Ok(true)
 }
 
+/// Cordon a node and mark it as in the hands of run `run_id` ([`IN_PROGRESS_ANNOTATION`]),
+/// in one patch. Returns whether it was already cordoned (by someone else: it then stays so).
+pub async fn cordon_marked(client: &Client, node: &str, run_id: &str) -> Result<bool, KubeError> {
+    let n = super::nodes::get_node(client, node)
+        .await?
+        .ok_or_else(|| no_such_node(node))?;
+    let was = n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
+    let patch = serde_json::json!({
+        "metadata": {"annotations": {IN_PROGRESS_ANNOTATION: run_id}},
+        "spec": {"unschedulable": true},
+    });
+    patch_node(client, node, &patch, "cordoning").await?;
+    Ok(was)
+}
+
+/// Take the node out of our hands: remove [`IN_PROGRESS_ANNOTATION`], and uncordon it when
+/// `uncordon` (not when somebody else had cordoned it before us).
+pub async fn release_node(client: &Client, node: &str, uncordon: bool) -> Result<(), KubeError> {
+    let mut patch = serde_json::json!({"metadata": {"annotations": {IN_PROGRESS_ANNOTATION: null}}});
+    if uncordon {
+        patch["spec"] = serde_json::json!({"unschedulable": null});
+    }
+    patch_node(client, node, &patch, if uncordon { "uncordoning" } else { "unmarking" }).await?;
+    Ok(())
+}
+
+/// The run id a node is marked with, if any.
+pub fn in_progress_run(node: &Node) -> Option<&str> {
+    node.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(IN_PROGRESS_ANNOTATION))
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+}
+
+async fn patch_node(client: &Client, node: &str, patch: &serde_json::Value, what: &str) -> Result<Node, KubeError> {
+    let api: Api<Node> = Api::all(client.clone());
+    let pp = PatchParams::default();
+    let patch = Patch::Strategic(patch);
+    // The patch says the same thing however often it is sent: safe to retry.
+    let doing = format!("{what} node {node}");
+    with_retry(&doing, || api.patch(node, &pp, &patch))
+        .await
+        .map_err(|e| KubeError::api(doing.clone(), e))
+}
+
 fn no_such_node(node: &str) -> KubeError {
     KubeError::api(
         format!("reading node {node}"),
@@ -460,60 +548,28 @@ async fn patch_unschedulable(client: &Client, node: &str, value: serde_json::Val
     let pp = PatchParams::default();
     let patch = Patch::Strategic(&patch);
     // The patch says the same thing however often it is sent: safe to retry.
-    with_retry(|| api.patch(node, &pp, &patch))
+    let what = format!("{what} node {node}");
+    with_retry(&what, || api.patch(node, &pp, &patch))
         .await
-        .map_err(|e| KubeError::api(format!("{what} node {node}"), e))
+        .map_err(|e| KubeError::api(what, e))
 }
 
 // ---------------------------------------------------------------------------------------
 // Plan
 
-/// The node's pods, all namespaces, in pages of 500.
+/// The node's pods, all namespaces, through the [pager](super::list).
 pub async fn list_node_pods(client: &Client, node: &str) -> Result<Vec<Pod>, KubeError> {
     let api: Api<Pod> = Api::all(client.clone());
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut lp = ListParams::default()
-            .fields(&format!("spec.nodeName={node}"))
-            .limit(super::nodes::PAGE_SIZE);
-        if let Some(t) = &token {
-            lp = lp.continue_token(t);
-        }
-        let page = with_retry(|| api.list(&lp))
-            .await
-            .map_err(|e| KubeError::api(format!("listing the pods of node {node}"), e))?;
-        // A server that ignores the field selector must not make us evict other nodes' pods.
-        out.extend(
-            page.items
-                .into_iter()
-                .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)),
-        );
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(next) => token = Some(next),
-            None => return Ok(out),
-        }
-    }
+    let lp = ListParams::default().fields(&format!("spec.nodeName={node}"));
+    let mut pods = list_all(&api, &lp, &format!("listing the pods of node {node}")).await?;
+    // A server that ignores the field selector must not make us evict other nodes' pods.
+    pods.retain(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node));
+    Ok(pods)
 }
 
 async fn list_pdbs(client: &Client) -> Result<Vec<PodDisruptionBudget>, KubeError> {
     let api: Api<PodDisruptionBudget> = Api::all(client.clone());
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut lp = ListParams::default().limit(super::nodes::PAGE_SIZE);
-        if let Some(t) = &token {
-            lp = lp.continue_token(t);
-        }
-        let page = with_retry(|| api.list(&lp))
-            .await
-            .map_err(|e| KubeError::api("listing PodDisruptionBudgets", e))?;
-        out.extend(page.items);
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(next) => token = Some(next),
-            None => return Ok(out),
-        }
-    }
+    list_all(&api, &ListParams::default(), "listing PodDisruptionBudgets").await
 }
 
 /// The decision for one pod, as kubectl's filters make it.
@@ -608,27 +664,13 @@ pub(crate) fn decide(
 
 /// Whether a PodDisruptionBudget's selector (policy/v1 semantics: a null selector selects
 /// nothing, an empty one every pod of the namespace) matches these labels.
+/// A selector the API server would reject (an unknown operator, `In` without values)
+/// selects nothing.
 pub fn selector_matches(selector: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
-    let Some(sel) = selector else { return false };
-    if let Some(ml) = &sel.match_labels {
-        if !ml.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-            return false;
-        }
-    }
-    for req in sel.match_expressions.iter().flatten() {
-        let values = req.values.as_deref().unwrap_or(&[]);
-        let ok = match req.operator.as_str() {
-            "In" => labels.get(&req.key).is_some_and(|v| values.contains(v)),
-            "NotIn" => labels.get(&req.key).is_none_or(|v| !values.contains(v)),
-            "Exists" => labels.contains_key(&req.key),
-            "DoesNotExist" => !labels.contains_key(&req.key),
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    true
+    use ::kube::core::{Selector, SelectorExt};
+    selector
+        .and_then(|s| Selector::try_from(s.clone()).ok())
+        .is_some_and(|s| s.matches(labels))
 }
 
 fn pdbs_covering<'a>(pdbs: &'a [PodDisruptionBudget], pod: &Pod) -> Vec<&'a PodDisruptionBudget> {
@@ -665,9 +707,10 @@ pub async fn plan_drain(client: &Client, node: &str, opts: &DrainOptions) -> Res
                 continue;
             }
             let api: Api<DaemonSet> = Api::namespaced(client.clone(), &ns);
-            let found = with_retry(|| api.get_opt(&c.name))
+            let what = format!("reading DaemonSet {ns}/{}", c.name);
+            let found = with_retry(&what, || api.get_opt(&c.name))
                 .await
-                .map_err(|e| KubeError::api(format!("reading DaemonSet {ns}/{}", c.name), e))?
+                .map_err(|e| KubeError::api(what, e))?
                 .is_some();
             ds_cache.insert(key, found);
         }
@@ -766,6 +809,24 @@ pub async fn drain(
     progress: impl Fn(DrainEvent) + Send + Sync,
     cancel: &CancellationToken,
 ) -> Result<DrainReport, DrainError> {
+    drain_fenced(client, node, opts, progress, cancel, &|| async { Ok(()) }).await
+}
+
+/// [`drain`], with `fence` checked before every eviction attempt: `Err(reason)` stops the
+/// drain at once ([`DrainError::Fenced`]). aks-patch proves with it that its lock is still
+/// its own.
+pub async fn drain_fenced<F, Fut>(
+    client: &Client,
+    node: &str,
+    opts: &DrainOptions,
+    progress: impl Fn(DrainEvent) + Send + Sync,
+    cancel: &CancellationToken,
+    fence: &F,
+) -> Result<DrainReport, DrainError>
+where
+    F: Fn() -> Fut + Sync,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
     let start = Instant::now();
     let deadline = tokio::time::Instant::now() + opts.timeout;
     let cancelled = || DrainError::Cancelled {
@@ -807,6 +868,7 @@ pub async fn drain(
         progress: &progress,
         stop: &stop,
         all_pdbs: &plan.all_pdbs,
+        fence,
     };
     let evictions = plan.evict_pods.iter().map(|pod| evict_and_wait(&ctx, pod, true));
     let waits = plan.wait_pods.iter().map(|pod| evict_and_wait(&ctx, pod, false));
@@ -874,9 +936,24 @@ pub async fn drain(
             evicted,
         });
     }
+    let mut workloads: Vec<WorkloadRef> = plan
+        .evict_pods
+        .iter()
+        .filter(|p| evicted.contains(&PodRef::of(p)))
+        .filter_map(|p| {
+            controller_of(p).map(|c| WorkloadRef {
+                kind: c.kind.clone(),
+                namespace: p.metadata.namespace.clone().unwrap_or_default(),
+                name: c.name.clone(),
+            })
+        })
+        .collect();
+    workloads.sort();
+    workloads.dedup();
     Ok(DrainReport {
         node: node.to_string(),
         evicted,
+        workloads,
         skipped: plan.skipped,
         warnings: plan.warnings,
         pdbs: plan
@@ -934,7 +1011,7 @@ async fn nap(d: Duration, deadline: tokio::time::Instant, stop: &CancellationTok
 }
 
 /// What every pod's eviction shares.
-struct EvictCtx<'a, P> {
+struct EvictCtx<'a, P, F> {
     client: &'a Client,
     opts: &'a DrainOptions,
     deadline: tokio::time::Instant,
@@ -942,15 +1019,20 @@ struct EvictCtx<'a, P> {
     /// Cancelled by the caller, or by a fatal error in another pod.
     stop: &'a CancellationToken,
     all_pdbs: &'a [PodDisruptionBudget],
+    fence: &'a F,
 }
 
 /// Evict one pod (or, with `do_evict` false, only wait for a terminating one) and wait for
 /// it to be gone.
-async fn evict_and_wait<P: Fn(DrainEvent) + Send + Sync>(
-    ctx: &EvictCtx<'_, P>,
+async fn evict_and_wait<P: Fn(DrainEvent) + Send + Sync, F, Fut>(
+    ctx: &EvictCtx<'_, P, F>,
     pod: &Pod,
     do_evict: bool,
-) -> PodOutcome {
+) -> PodOutcome
+where
+    F: Fn() -> Fut + Sync,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
     let EvictCtx {
         client,
         opts,
@@ -958,6 +1040,7 @@ async fn evict_and_wait<P: Fn(DrainEvent) + Send + Sync>(
         progress,
         stop,
         all_pdbs,
+        fence,
     } = *ctx;
     let r = PodRef::of(pod);
     let api: Api<Pod> = Api::namespaced(client.clone(), &r.namespace);
@@ -986,6 +1069,13 @@ async fn evict_and_wait<P: Fn(DrainEvent) + Send + Sync>(
             if tokio::time::Instant::now() >= deadline {
                 let (message, pdb) = last_refusal.unwrap_or_else(|| ("the drain timeout ran out".into(), None));
                 return PodOutcome::Blocked { pod: r, message, pdb };
+            }
+            if let Err(reason) = fence().await {
+                stop.cancel();
+                return PodOutcome::Fatal(Box::new(DrainError::Fenced {
+                    node: pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default(),
+                    reason,
+                }));
             }
             let res = tokio::select! {
                 r = api.create_subresource::<Eviction, serde_json::Value>("eviction", &r.name, &pp, &eviction) => r,
@@ -1037,7 +1127,7 @@ async fn evict_and_wait<P: Fn(DrainEvent) + Send + Sync>(
                         return PodOutcome::Stopped { pod: r, evicted: false };
                     }
                 }
-                Err(e) if super::client::auth_error(&e).is_some() => {
+                Err(e) if super::error::auth_error(&e).is_some() => {
                     stop.cancel();
                     return PodOutcome::Fatal(Box::new(DrainError::Kube(KubeError::api(
                         format!("evicting pod {r}"),
@@ -1118,9 +1208,10 @@ pub async fn wait_pdbs_healthy(
         let mut unhealthy = vec![];
         for (ns, name) in pdbs {
             let api: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
-            let p = with_retry(|| api.get_opt(name))
+            let what = format!("reading PodDisruptionBudget {ns}/{name}");
+            let p = with_retry(&what, || api.get_opt(name))
                 .await
-                .map_err(|e| KubeError::api(format!("reading PodDisruptionBudget {ns}/{name}"), e))?;
+                .map_err(|e| KubeError::api(what, e))?;
             if let Some(p) = p {
                 let info = PdbInfo::from_pdb(&p, vec![]);
                 if !info.healthy() {
@@ -1365,6 +1456,23 @@ mod tests {
         assert!(selector_matches(Some(&expr("app", "Exists", &[])), &l));
         assert!(!selector_matches(Some(&expr("app", "DoesNotExist", &[])), &l));
         assert!(!selector_matches(Some(&expr("app", "Bogus", &[])), &l));
+        let no_values = LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: "In".into(),
+                values: None,
+            }]),
+        };
+        assert!(!selector_matches(Some(&no_values), &l), "invalid: selects nothing");
+        let both = LabelSelector {
+            match_labels: Some(labels(&[("app", "storefront")])),
+            ..expr("tier", "NotIn", &["web"])
+        };
+        assert!(
+            !selector_matches(Some(&both), &l),
+            "labels and expressions must all match"
+        );
     }
 
     #[test]
@@ -1426,6 +1534,34 @@ mod tests {
     }
 
     #[test]
+    fn pdbs_that_can_never_allow_a_disruption() {
+        use k8s_openapi::api::policy::v1::{PodDisruptionBudgetSpec, PodDisruptionBudgetStatus};
+        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+        let pdb = |max: Option<IntOrString>, min: Option<IntOrString>, expected: i32| PodDisruptionBudget {
+            spec: Some(PodDisruptionBudgetSpec {
+                max_unavailable: max,
+                min_available: min,
+                ..Default::default()
+            }),
+            status: Some(PodDisruptionBudgetStatus {
+                expected_pods: Some(expected),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            never_allows(&pdb(Some(IntOrString::Int(0)), None, 3)).as_deref(),
+            Some("maxUnavailable is 0")
+        );
+        assert!(never_allows(&pdb(Some(IntOrString::String("0%".into())), None, 3)).is_some());
+        assert!(never_allows(&pdb(None, Some(IntOrString::String("100%".into())), 3)).is_some());
+        assert!(never_allows(&pdb(None, Some(IntOrString::Int(3)), 3)).is_some());
+        assert!(never_allows(&pdb(None, Some(IntOrString::Int(2)), 3)).is_none());
+        assert!(never_allows(&pdb(Some(IntOrString::Int(1)), None, 3)).is_none());
+        assert!(never_allows(&pdb(None, Some(IntOrString::String("50%".into())), 3)).is_none());
+    }
+
+    #[test]
     fn pdb_health() {
         let mut i = PdbInfo {
             namespace: "a".into(),
@@ -1435,6 +1571,7 @@ mod tests {
             desired_healthy: 2,
             expected_pods: 3,
             pods: vec![],
+            never_allows: None,
         };
         assert!(!i.healthy());
         i.current_healthy = 3;

@@ -16,8 +16,9 @@
 //! ours. Our entry's nodeID is `aks-patch:<node>`, never a node name: a kured pod that sees
 //! its own node's name in the lock believes it holds it, and would uncordon and release.
 
-use super::client::{describe_kube_error, KubeError};
-use super::retry::{is_transient, with_retry};
+use super::error::{describe_kube_error, is_transient, KubeError};
+use super::retry::with_retry;
+use crate::settings::Settings;
 use ::kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use ::kube::Client;
 use chrono::{DateTime, Utc};
@@ -27,6 +28,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -53,17 +55,11 @@ pub struct HolderInfo {
 }
 
 impl HolderInfo {
-    /// This process: `$USER` (or `$LOGNAME`, or the uid), the host name, the pid.
-    pub fn current(run_id: impl Into<String>) -> HolderInfo {
-        let user = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .ok()
-            .filter(|u| !u.is_empty())
-            // SAFETY: getuid has no preconditions and touches no memory.
-            .unwrap_or_else(|| format!("uid {}", unsafe { libc::getuid() }));
+    /// This process: the user and host name as [`Settings`] resolved them, the pid.
+    pub fn current(settings: &Settings, run_id: impl Into<String>) -> HolderInfo {
         HolderInfo {
-            user,
-            host: hostname(),
+            user: settings.user.clone(),
+            host: settings.host.clone(),
             pid: std::process::id(),
             run_id: run_id.into(),
         }
@@ -85,20 +81,6 @@ impl HolderInfo {
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }
-}
-
-fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
-    if rc == 0 {
-        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-        let h = String::from_utf8_lossy(&buf[..end]).to_string();
-        if !h.is_empty() {
-            return h;
-        }
-    }
-    std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown-host".into())
 }
 
 /// Where the lease lives and how it is judged.
@@ -198,9 +180,20 @@ pub enum LockError {
         stale: bool,
     },
     #[error(
+        "another aks-patch run holds the lock (Lease {lease}): {holder}; that run is alive (pid {pid} on this host, {host}), so the lock is not taken over, even with --force-unlock; wait for it to finish, or stop it (kill -INT {pid}) and let it leave the cluster safe"
+    )]
+    HeldByLiveProcess {
+        lease: String,
+        holder: String,
+        host: String,
+        pid: u32,
+    },
+    #[error(
         "the aks-patch lock (Lease {lease}) was lost: {reason}; stop now: another run may be changing the cluster"
     )]
     Lost { lease: String, reason: String },
+    #[error("cannot confirm that the aks-patch lock (Lease {lease}) is still ours: renewing it failed ({reason}); no further change is made without it")]
+    Unconfirmed { lease: String, reason: String },
     #[error("kured holds its reboot lock for {holder} (annotation {KURED_LOCK_ANNOTATION} on DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET}): it is rebooting that node; wait for it to finish, or pause kured")]
     KuredHeld { holder: String },
     #[error("kured's lock annotation on DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET} is not in a format aks-patch knows ({detail}); fix or remove the annotation by hand")]
@@ -267,9 +260,10 @@ impl Lock {
         let api: Api<Lease> = Api::namespaced(client.clone(), &opts.namespace);
         let lease_name = format!("{}/{}", opts.namespace, opts.name);
         let identity = holder.identity();
-        let existing = with_retry(|| api.get_opt(&opts.name))
+        let what = format!("reading the lock (Lease {lease_name})");
+        let existing = with_retry(&what, || api.get_opt(&opts.name))
             .await
-            .map_err(|e| KubeError::api(format!("reading the lock (Lease {lease_name})"), e))?;
+            .map_err(|e| KubeError::api(what, e))?;
         let now = Utc::now();
         let (lease, previous) = match existing {
             None => {
@@ -294,6 +288,18 @@ impl Lock {
             }
             Some(current) => {
                 let state = LeaseState::of(&current);
+                if let (Some(h), Some(info)) = (&state.holder, &state.holder_info) {
+                    // Clocks and renewals can lie (an API server that dropped the renewals);
+                    // a process on this very host cannot: never take a live run's lock.
+                    if info.host == holder.host && info.pid != holder.pid && process_is_aks_patch(info.pid) {
+                        return Err(LockError::HeldByLiveProcess {
+                            lease: lease_name,
+                            holder: h.clone(),
+                            host: info.host.clone(),
+                            pid: info.pid,
+                        });
+                    }
+                }
                 if let Some(h) = &state.holder {
                     if !force {
                         let mut stale = state.expired_by_clock(now);
@@ -335,9 +341,18 @@ impl Lock {
         }
         let (lost_tx, lost_rx) = watch::channel(None::<String>);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(renew_loop(api.clone(), opts.clone(), identity, lease, lost_tx, stop_rx));
+        let shared = Arc::new(Renewer {
+            api: api.clone(),
+            opts: opts.clone(),
+            identity,
+            lease: tokio::sync::Mutex::new((lease, tokio::time::Instant::now())),
+            lost: lost_tx,
+            auth_failed: std::sync::atomic::AtomicBool::new(false),
+        });
+        let task = tokio::spawn(renew_loop(shared.clone(), stop_rx));
         Ok(LockGuard {
             api,
+            renewer: shared,
             opts: opts.clone(),
             holder,
             previous_holder: previous,
@@ -351,9 +366,10 @@ impl Lock {
     /// The lease as it is now (`None`: nobody ever took it).
     pub async fn inspect(client: &Client, opts: &LockOptions) -> Result<Option<LeaseState>, LockError> {
         let api: Api<Lease> = Api::namespaced(client.clone(), &opts.namespace);
-        let l = with_retry(|| api.get_opt(&opts.name))
+        let what = format!("reading the lock (Lease {}/{})", opts.namespace, opts.name);
+        let l = with_retry(&what, || api.get_opt(&opts.name))
             .await
-            .map_err(|e| KubeError::api(format!("reading the lock (Lease {}/{})", opts.namespace, opts.name), e))?;
+            .map_err(|e| KubeError::api(what, e))?;
         Ok(l.as_ref().map(LeaseState::of))
     }
 }
@@ -372,7 +388,11 @@ fn lease_spec(identity: &str, duration: Duration, transitions: i32) -> LeaseSpec
 
 /// After losing a race (409): who won.
 async fn held_error(api: &Api<Lease>, opts: &LockOptions, lease_name: &str) -> LockError {
-    match with_retry(|| api.get_opt(&opts.name)).await {
+    match with_retry(&format!("reading the lock (Lease {lease_name})"), || {
+        api.get_opt(&opts.name)
+    })
+    .await
+    {
         Ok(Some(l)) => {
             let st = LeaseState::of(&l);
             LockError::Held {
@@ -398,9 +418,10 @@ async fn renewed_while_watching(api: &Api<Lease>, opts: &LockOptions, seen: &Lea
     let deadline = tokio::time::Instant::now() + opts.observe;
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500).min(opts.observe)).await;
-        let now = with_retry(|| api.get_opt(&opts.name))
+        let what = format!("watching the lock (Lease {}/{})", opts.namespace, opts.name);
+        let now = with_retry(&what, || api.get_opt(&opts.name))
             .await
-            .map_err(|e| KubeError::api(format!("watching the lock (Lease {}/{})", opts.namespace, opts.name), e))?;
+            .map_err(|e| KubeError::api(what, e))?;
         match now {
             None => return Ok(true),
             Some(l) => {
@@ -414,21 +435,91 @@ async fn renewed_while_watching(api: &Api<Lease>, opts: &LockOptions, seen: &Lea
     Ok(false)
 }
 
-async fn renew_loop(
+/// What the renew task and [`LockGuard::fence`] share: the lease as last written by us, and
+/// when that write succeeded. One renewal at a time (the mutex), so the two never race each
+/// other into a 409.
+struct Renewer {
     api: Api<Lease>,
     opts: LockOptions,
     identity: String,
-    mut lease: Lease,
+    lease: tokio::sync::Mutex<(Lease, tokio::time::Instant)>,
     lost: watch::Sender<Option<String>>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let period = (opts.duration / 3).max(Duration::from_millis(500));
-    let mut last_ok = tokio::time::Instant::now();
+    /// The API server refused our credentials (401/403) while renewing.
+    auth_failed: std::sync::atomic::AtomicBool,
+}
+
+/// The outcome of one renewal attempt.
+enum Renewal {
+    Renewed,
+    /// Failed for now; the lease may still be ours.
+    Failed(String),
+    /// It is not ours any more.
+    Lost(String),
+}
+
+impl Renewer {
+    fn lose(&self, reason: String) -> String {
+        if self.lost.borrow().is_none() {
+            tracing::error!("the aks-patch lock was lost: {reason}");
+            let _ = self.lost.send(Some(reason.clone()));
+        }
+        self.lost.borrow().clone().unwrap_or(reason)
+    }
+
+    /// Write the lease once with a new renewTime (carrying the resourceVersion we hold).
+    async fn renew_once(&self) -> Renewal {
+        if let Some(r) = self.lost.borrow().clone() {
+            return Renewal::Lost(r);
+        }
+        let mut guard = self.lease.lock().await;
+        for _ in 0..3 {
+            let mut lease = guard.0.clone();
+            if let Some(spec) = lease.spec.as_mut() {
+                spec.renew_time = Some(super::time::now_micro());
+            }
+            match self.api.replace(&self.opts.name, &PostParams::default(), &lease).await {
+                Ok(l) => {
+                    *guard = (l, tokio::time::Instant::now());
+                    return Renewal::Renewed;
+                }
+                Err(::kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {
+                    // Changed or deleted behind our back: see by whom.
+                    match self.api.get_opt(&self.opts.name).await {
+                        Ok(Some(l)) if LeaseState::of(&l).holder.as_deref() == Some(self.identity.as_str()) => {
+                            guard.0 = l;
+                            continue;
+                        }
+                        Ok(Some(l)) => {
+                            let who = LeaseState::of(&l).holder.unwrap_or_else(|| "nobody (released)".into());
+                            return Renewal::Lost(self.lose(format!("it was taken over by {who}")));
+                        }
+                        Ok(None) => return Renewal::Lost(self.lose("the Lease was deleted by someone else".into())),
+                        Err(e) => return Renewal::Failed(describe_kube_error(&e)),
+                    }
+                }
+                Err(e) if is_transient(&e) => return Renewal::Failed(describe_kube_error(&e)),
+                Err(e) => {
+                    if matches!(&e, ::kube::Error::Api(s) if s.code == 401 || s.code == 403)
+                        || super::error::auth_error(&e).is_some()
+                    {
+                        self.auth_failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    return Renewal::Lost(self.lose(format!("it could not be renewed: {}", describe_kube_error(&e))));
+                }
+            }
+        }
+        Renewal::Failed("the Lease kept changing while we renewed it".into())
+    }
+
+    /// When the lease was last written by us.
+    async fn last_ok(&self) -> tokio::time::Instant {
+        self.lease.lock().await.1
+    }
+}
+
+async fn renew_loop(r: Arc<Renewer>, mut stop: watch::Receiver<bool>) {
+    let period = (r.opts.duration / 3).max(Duration::from_millis(500));
     let mut wait = period;
-    let lose = |reason: String| {
-        tracing::error!("the aks-patch lock was lost: {reason}");
-        let _ = lost.send(Some(reason));
-    };
     loop {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -437,48 +528,32 @@ async fn renew_loop(
         if *stop.borrow() {
             return;
         }
-        if let Some(spec) = lease.spec.as_mut() {
-            spec.renew_time = Some(super::time::now_micro());
-        }
-        match api.replace(&opts.name, &PostParams::default(), &lease).await {
-            Ok(l) => {
-                lease = l;
-                last_ok = tokio::time::Instant::now();
-                wait = period;
-            }
-            Err(::kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {
-                // Changed or deleted behind our back: see by whom.
-                match api.get_opt(&opts.name).await {
-                    Ok(Some(l)) if LeaseState::of(&l).holder.as_deref() == Some(identity.as_str()) => {
-                        lease = l;
-                        wait = Duration::from_millis(100);
-                    }
-                    Ok(Some(l)) => {
-                        let who = LeaseState::of(&l).holder.unwrap_or_else(|| "nobody (released)".into());
-                        return lose(format!("it was taken over by {who}"));
-                    }
-                    Ok(None) => return lose("the Lease was deleted by someone else".into()),
-                    Err(e) => {
-                        if last_ok.elapsed() + period >= opts.duration {
-                            return lose(format!("it could not be renewed: {}", describe_kube_error(&e)));
-                        }
-                        wait = Duration::from_secs(1);
-                    }
-                }
-            }
-            Err(e) => {
+        match r.renew_once().await {
+            Renewal::Renewed => wait = period,
+            Renewal::Lost(_) => return,
+            Renewal::Failed(why) => {
                 // Keep trying while the lease still holds; give it up before others may
                 // judge it expired.
-                if !is_transient(&e) || last_ok.elapsed() + period >= opts.duration {
-                    return lose(format!(
-                        "it could not be renewed for {}s: {}",
-                        last_ok.elapsed().as_secs(),
-                        describe_kube_error(&e)
-                    ));
+                let since = r.last_ok().await.elapsed();
+                if since + period >= r.opts.duration {
+                    r.lose(format!("it could not be renewed for {}s: {why}", since.as_secs()));
+                    return;
                 }
+                tracing::info!("renewing the aks-patch lock failed ({why}); retrying in 1s");
                 wait = Duration::from_secs(1).min(period);
             }
         }
+    }
+}
+
+/// Whether `pid` is a live aks-patch process on this host (read from `/proc`).
+pub fn process_is_aks_patch(pid: u32) -> bool {
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(cmd) => cmd
+            .split(|b| *b == 0)
+            .next()
+            .is_some_and(|argv0| String::from_utf8_lossy(argv0).contains("aks-patch")),
+        Err(_) => false,
     }
 }
 
@@ -486,6 +561,7 @@ async fn renew_loop(
 /// renewals, and the lease then stays until it expires.
 pub struct LockGuard {
     api: Api<Lease>,
+    renewer: Arc<Renewer>,
     opts: LockOptions,
     holder: HolderInfo,
     previous_holder: Option<String>,
@@ -515,6 +591,12 @@ impl LockGuard {
         self.lost_rx.borrow().clone()
     }
 
+    /// Renewing failed because the API server refused the credentials (401/403): an
+    /// authentication failure rather than another run's doing.
+    pub fn auth_failed(&self) -> bool {
+        self.renewer.auth_failed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub fn is_lost(&self) -> bool {
         self.lost_rx.borrow().is_some()
     }
@@ -537,6 +619,24 @@ impl LockGuard {
         }
     }
 
+    /// Fencing: before a destructive step, prove the lock is still ours by renewing it now
+    /// (or by a renewal that succeeded less than `max_age` ago). A failure to renew is not
+    /// proof of loss, but no destructive step may follow it: the caller stops.
+    pub async fn fence(&self, max_age: Duration) -> Result<(), LockError> {
+        let lease = self.lease();
+        if let Some(reason) = self.lost_reason() {
+            return Err(LockError::Lost { lease, reason });
+        }
+        if !max_age.is_zero() && self.renewer.last_ok().await.elapsed() < max_age {
+            return Ok(());
+        }
+        match self.renewer.renew_once().await {
+            Renewal::Renewed => Ok(()),
+            Renewal::Lost(reason) => Err(LockError::Lost { lease, reason }),
+            Renewal::Failed(why) => Err(LockError::Unconfirmed { lease, reason: why }),
+        }
+    }
+
     /// Stop renewing and give the lock back (delete the Lease, if it is still ours).
     pub async fn release(mut self) -> Result<(), LockError> {
         self.released = true;
@@ -546,9 +646,10 @@ impl LockGuard {
         }
         let identity = self.holder.identity();
         let lease_name = self.lease();
-        let current = with_retry(|| self.api.get_opt(&self.opts.name))
+        let what = format!("releasing the lock (reading Lease {lease_name})");
+        let current = with_retry(&what, || self.api.get_opt(&self.opts.name))
             .await
-            .map_err(|e| KubeError::api(format!("releasing the lock (reading Lease {lease_name})"), e))?;
+            .map_err(|e| KubeError::api(what, e))?;
         let Some(current) = current else { return Ok(()) };
         let st = LeaseState::of(&current);
         if st.holder.as_deref() != Some(identity.as_str()) {
@@ -567,7 +668,11 @@ impl LockGuard {
             }),
             ..Default::default()
         };
-        match with_retry(|| self.api.delete(&self.opts.name, &dp)).await {
+        match with_retry(&format!("releasing the lock (deleting Lease {lease_name})"), || {
+            self.api.delete(&self.opts.name, &dp)
+        })
+        .await
+        {
             Ok(_) => Ok(()),
             Err(::kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(::kube::Error::Api(s)) if s.code == 409 => Err(LockError::Lost {
@@ -715,9 +820,10 @@ pub enum KuredLock {
 
 async fn kured_daemonset(client: &Client) -> Result<Option<DaemonSet>, LockError> {
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), KURED_NAMESPACE);
-    Ok(with_retry(|| api.get_opt(KURED_DAEMONSET))
+    let what = format!("reading DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET}");
+    Ok(with_retry(&what, || api.get_opt(KURED_DAEMONSET))
         .await
-        .map_err(|e| KubeError::api(format!("reading DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET}"), e))?)
+        .map_err(|e| KubeError::api(what, e))?)
 }
 
 fn kured_value(ds: &DaemonSet) -> Result<Option<KuredLockValue>, LockError> {
@@ -1009,8 +1115,12 @@ mod tests {
             run_id: "r1".into(),
         };
         assert_eq!(h.identity(), "alice@box pid 42 run r1");
-        let cur = HolderInfo::current("r2");
-        assert_eq!(cur.pid, std::process::id());
-        assert!(!cur.host.is_empty() && !cur.user.is_empty());
+        let settings = Settings::from_lookup(|k| match k {
+            "USER" => Some("bob".into()),
+            "HOSTNAME" => Some("jumpbox".into()),
+            _ => None,
+        });
+        let cur = HolderInfo::current(&settings, "r2");
+        assert_eq!(cur.identity(), format!("bob@jumpbox pid {} run r2", std::process::id()));
     }
 }

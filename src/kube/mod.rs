@@ -7,22 +7,26 @@
 
 pub mod client;
 pub mod drain;
+pub mod error;
+pub mod list;
 pub mod lock;
 pub mod nodes;
 pub mod reboot;
 pub mod retry;
 mod time;
 
-pub use client::{client_from_config, client_from_kubeconfig_file, client_from_kubeconfig_yaml, KubeError};
+pub use client::{client_from_config, client_from_kubeconfig_file, client_from_kubeconfig_yaml};
 pub use drain::{
     cordon, drain, plan_drain, uncordon, wait_pdbs_healthy, BlockedPod, DrainError, DrainEvent, DrainOptions,
     DrainPlan, DrainReport, PdbInfo, PdbWaitError, PodRef, RefuseReason, SkipReason,
 };
+pub use error::{is_transient, KubeError};
+pub use list::{list_all, list_paged};
 pub use lock::{
     kured_lock_holder, release_kured_lock, take_kured_lock, HolderInfo, KuredLock, LeaseState, Lock, LockError,
     LockGuard, LockOptions,
 };
 pub use nodes::{get_node, get_node_row, list_node_rows, list_nodes, node_row, NodeRow};
 pub use reboot::{wait_for_reboot, NodeState, RebootError, RebootEvent};
-pub use retry::{is_transient, with_retry, with_retry_policy, RetryPolicy};
+pub use retry::{with_retry, with_retry_policy, RetryPolicy};
 pub use tokio_util::sync::CancellationToken;

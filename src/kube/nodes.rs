@@ -5,7 +5,8 @@
 //! STATUS from the Ready condition only, ROLES from the role labels, AGE with
 //! apimachinery's `HumanDuration`. The unit tests are kubectl's own test cases.
 
-use super::client::KubeError;
+use super::error::KubeError;
+use super::list::list_all;
 use super::retry::with_retry;
 use ::kube::api::{Api, ListParams};
 use ::kube::Client;
@@ -13,9 +14,6 @@ use chrono::{DateTime, TimeDelta, Utc};
 use k8s_openapi::api::core::v1::Node;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Page size for list calls, as kubectl uses.
-pub const PAGE_SIZE: u32 = 500;
 
 /// One node: the ten columns of `kubectl get nodes -o wide`, then aks-patch's own fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -50,6 +48,9 @@ pub struct NodeRow {
     /// `status.nodeInfo.bootID`: changes on every boot.
     pub boot_id: Option<String>,
     pub created_at: Option<DateTime<Utc>>,
+    /// The aks-patch run that has this node out of service (annotation
+    /// `aks-patch.io/in-progress`), if any.
+    pub in_progress: Option<String>,
 }
 
 /// STATUS as kubectl prints it: the Ready condition only (the last one wins if the list has
@@ -200,39 +201,19 @@ pub fn node_row(node: &Node, now: DateTime<Utc>) -> NodeRow {
         ready: ready.as_deref() == Some("True"),
         boot_id: info.map(|i| i.boot_id.clone()).filter(|b| !b.is_empty()),
         created_at: created,
+        in_progress: super::drain::in_progress_run(node).map(str::to_string),
     }
 }
 
-/// Every node (or those matching `label_selector`), listed in pages of 500, in the order the
-/// API server returns them (by name). Each page is retried on transient errors.
+/// Every node (or those matching `label_selector`), in the order the API server returns
+/// them (by name), through the [pager](super::list).
 pub async fn list_nodes(client: &Client, label_selector: Option<&str>) -> Result<Vec<Node>, KubeError> {
     let api: Api<Node> = Api::all(client.clone());
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut lp = ListParams::default().limit(PAGE_SIZE);
-        if let Some(sel) = label_selector {
-            lp = lp.labels(sel);
-        }
-        if let Some(t) = &token {
-            lp = lp.continue_token(t);
-        }
-        let page = with_retry(|| api.list(&lp)).await.map_err(|e| {
-            KubeError::api(
-                if token.is_some() {
-                    "listing nodes (next page)"
-                } else {
-                    "listing nodes"
-                },
-                e,
-            )
-        })?;
-        out.extend(page.items);
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(next) => token = Some(next),
-            None => return Ok(out),
-        }
+    let mut lp = ListParams::default();
+    if let Some(sel) = label_selector {
+        lp = lp.labels(sel);
     }
+    list_all(&api, &lp, "listing nodes").await
 }
 
 /// The rows for every node (or those matching `label_selector`), with AGE as of now.
@@ -245,9 +226,10 @@ pub async fn list_node_rows(client: &Client, label_selector: Option<&str>) -> Re
 /// One Node object, retried on transient errors. `Ok(None)` when there is no such node.
 pub async fn get_node(client: &Client, name: &str) -> Result<Option<Node>, KubeError> {
     let api: Api<Node> = Api::all(client.clone());
-    with_retry(|| api.get_opt(name))
+    let what = format!("reading node {name}");
+    with_retry(&what, || api.get_opt(name))
         .await
-        .map_err(|e| KubeError::api(format!("reading node {name}"), e))
+        .map_err(|e| KubeError::api(what, e))
 }
 
 /// One node's row. `Ok(None)` when there is no such node.

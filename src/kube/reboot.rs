@@ -5,9 +5,8 @@
 //! `node.kubernetes.io/unreachable` gone. A fast reboot can finish without NotReady ever
 //! being observed, so NotReady is reported when seen but never required.
 
-use super::client::{describe_kube_error, KubeError};
+use super::error::{describe_kube_error, is_transient, KubeError};
 use super::nodes::{node_row, ready_condition, NodeRow};
-use super::retry::is_transient;
 use ::kube::api::Api;
 use ::kube::Client;
 use chrono::Utc;

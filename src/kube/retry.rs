@@ -6,7 +6,13 @@
 //! go through [`with_retry`]: a few attempts with exponential backoff and jitter, only for
 //! errors that are worth retrying (5xx, 429 from API priority and fairness, connection
 //! resets and timeouts). Everything else is returned at once.
+//!
+//! Each retry is logged once, at `info` (shown with `--verbose`), saying what was retried
+//! and why: `listing nodes failed (HTTP 503 Service Unavailable): retry 1 of 4 in 0.3 s`.
+//! kube-rs's own log line for the same failure is shown only with `--debug`
+//! (see [`crate::output::logging`]).
 
+use super::error::{is_transient, transient_reason};
 use std::future::Future;
 use std::time::Duration;
 
@@ -40,71 +46,19 @@ impl RetryPolicy {
     }
 }
 
-/// The HTTP status of an API error, if the server answered.
-pub fn status_code(e: &::kube::Error) -> Option<u16> {
-    match e {
-        ::kube::Error::Api(s) => Some(s.code),
-        _ => None,
-    }
-}
-
-/// Whether an error is worth retrying for an idempotent call: 429, 500, 502, 503, 504,
-/// connection resets, refused connections and timeouts. TLS and authentication failures,
-/// and every other answer from the server, are not.
-pub fn is_transient(e: &::kube::Error) -> bool {
-    if super::client::auth_error(e).is_some() {
-        return false;
-    }
-    match e {
-        ::kube::Error::Api(s) => matches!(s.code, 429 | 500 | 502 | 503 | 504),
-        ::kube::Error::HyperError(h) => !h.is_user() && !h.is_parse(),
-        ::kube::Error::ReadEvents(_) => true,
-        ::kube::Error::Service(_) => chain_is_transient(e),
-        _ => false,
-    }
-}
-
-fn chain_is_transient(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        let text = err.to_string().to_ascii_lowercase();
-        if text.contains("certificate") || text.contains("invalid dns name") || text.contains("handshake") {
-            return false;
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            if !matches!(
-                io.kind(),
-                ConnectionReset
-                    | ConnectionAborted
-                    | ConnectionRefused
-                    | BrokenPipe
-                    | UnexpectedEof
-                    | TimedOut
-                    | Interrupted
-            ) {
-                return false;
-            }
-        }
-        cur = err.source();
-    }
-    // No TLS trouble and no permanent I/O error: a timeout from the client's timeout layer,
-    // or a connection that closed before the response. Worth another try.
-    true
-}
-
-/// Run `op` with the default [`RetryPolicy`], retrying transient failures.
-pub async fn with_retry<T, F, Fut>(op: F) -> Result<T, ::kube::Error>
+/// Run `op` with the default [`RetryPolicy`], retrying transient failures. `what` names
+/// the call for the retry lines, as a gerund phrase: `listing the pods of node X`.
+pub async fn with_retry<T, F, Fut>(what: &str, op: F) -> Result<T, ::kube::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ::kube::Error>>,
 {
-    with_retry_policy(RetryPolicy::default(), op).await
+    with_retry_policy(RetryPolicy::default(), what, op).await
 }
 
-/// Run `op`, retrying transient failures as `policy` says. The last error is returned when
-/// the attempts run out.
-pub async fn with_retry_policy<T, F, Fut>(policy: RetryPolicy, mut op: F) -> Result<T, ::kube::Error>
+/// Run `op`, retrying transient failures as `policy` says, with one log line per retry
+/// naming `what` and the error. The last error is returned when the attempts run out.
+pub async fn with_retry_policy<T, F, Fut>(policy: RetryPolicy, what: &str, mut op: F) -> Result<T, ::kube::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ::kube::Error>>,
@@ -117,17 +71,22 @@ where
             Ok(v) => return Ok(v),
             Err(e) if n < attempts && is_transient(&e) => {
                 let delay = jitter(policy.delay(n));
-                tracing::debug!(
-                    attempt = n,
-                    ?delay,
-                    error = %super::client::describe_kube_error(&e),
-                    "transient Kubernetes API error: retrying"
-                );
+                tracing::info!("{}", retry_line(what, &e, n, attempts, delay));
                 tokio::time::sleep(delay).await;
             }
             Err(e) => return Err(e),
         }
     }
+}
+
+/// The line logged for one retry: what failed, why, and when the next attempt is.
+fn retry_line(what: &str, e: &::kube::Error, failed: u32, attempts: u32, delay: Duration) -> String {
+    format!(
+        "{what} failed ({}): retry {failed} of {} in {:.1} s",
+        transient_reason(e),
+        attempts - 1,
+        delay.as_secs_f64()
+    )
 }
 
 /// ±20 % so that parallel callers do not retry in lockstep.
@@ -139,6 +98,7 @@ fn jitter(d: Duration) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    use super::super::error::status_code;
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -152,30 +112,6 @@ mod tests {
             initial: Duration::from_millis(1),
             max: Duration::from_millis(2),
         }
-    }
-
-    #[test]
-    fn classification() {
-        for code in [429, 500, 502, 503, 504] {
-            assert!(is_transient(&api(code)), "{code}");
-        }
-        for code in [400, 401, 403, 404, 409, 410, 422] {
-            assert!(!is_transient(&api(code)), "{code}");
-        }
-        let reset = ::kube::Error::Service(Box::new(std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "connection reset by peer",
-        )));
-        assert!(is_transient(&reset));
-        let perm = ::kube::Error::Service(Box::new(std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            "nope",
-        )));
-        assert!(!is_transient(&perm));
-        let tls = ::kube::Error::Service(Box::new(std::io::Error::other(
-            "invalid peer certificate: UnknownIssuer",
-        )));
-        assert!(!is_transient(&tls));
     }
 
     #[test]
@@ -195,7 +131,7 @@ mod tests {
     #[tokio::test]
     async fn retries_transient_then_succeeds() {
         let calls = AtomicU32::new(0);
-        let r = with_retry_policy(fast(), || async {
+        let r = with_retry_policy(fast(), "testing", || async {
             let n = calls.fetch_add(1, Ordering::SeqCst);
             if n < 2 {
                 Err(api(503))
@@ -211,7 +147,7 @@ mod tests {
     #[tokio::test]
     async fn gives_up_after_the_attempts() {
         let calls = AtomicU32::new(0);
-        let r: Result<(), _> = with_retry_policy(fast(), || async {
+        let r: Result<(), _> = with_retry_policy(fast(), "testing", || async {
             calls.fetch_add(1, Ordering::SeqCst);
             Err(api(504))
         })
@@ -223,7 +159,7 @@ mod tests {
     #[tokio::test]
     async fn does_not_retry_permanent_errors() {
         let calls = AtomicU32::new(0);
-        let r: Result<(), _> = with_retry_policy(fast(), || async {
+        let r: Result<(), _> = with_retry_policy(fast(), "testing", || async {
             calls.fetch_add(1, Ordering::SeqCst);
             Err(api(403))
         })

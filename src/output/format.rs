@@ -102,10 +102,11 @@ pub fn render(
     })
 }
 
-/// Whether `jsonc` / `yamlc` should colour: stdout is a terminal and `NO_COLOR` is unset.
-pub fn color_enabled() -> bool {
+/// Whether `jsonc` / `yamlc` should colour: stdout is a terminal and `NO_COLOR` is unset
+/// (`no_color`, from [`crate::settings::Settings`]).
+pub fn color_enabled(no_color: bool) -> bool {
     use std::io::IsTerminal;
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    std::io::stdout().is_terminal() && !no_color
 }
 
 /// Write rendered output to stdout. A closed pipe (`| head`) is not an error.

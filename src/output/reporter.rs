@@ -1,11 +1,42 @@
-//! The one way to stderr for people: a progress bar, per-node step lines, warnings and
-//! notes. Cheap to clone and shared by parallel tasks (`Arc` inside).
+//! The one way to stderr for people: a progress bar, a live status line, per-node step
+//! lines, warnings and notes. Cheap to clone and shared by parallel tasks (`Arc` inside).
 //!
-//! Lines printed while the bar is shown go through the bar (`suspend`), so they never
-//! tear it; tracing logs do the same (see [`super::logging`]).
+//! On a terminal the bars (indicatif) sit under the log; lines printed meanwhile go
+//! through them (`suspend`), so they never tear them; tracing logs do the same (see
+//! [`super::logging`]). When stderr is not a terminal (or with `-o none` or
+//! `--only-show-errors`) no bar is drawn and the status methods print plain lines instead.
+//!
+//! ## The live status line
+//!
+//! For a rollout, the status line shows the node in hand (k of N), its current step and any
+//! wait with its elapsed time against its timeout, refreshed while it waits:
+//!
+//! ```text
+//! node 2 of 5, aks-user-31417037-vmss000001: rebooting; waiting for Ready 0:35 / 15:00
+//! node 3 of 5, aks-user-31417037-vmss000002: draining; waiting for evictions 0:12 / 10:00; PDB shop/storefront-pdb allows 0, retrying
+//! ```
+//!
+//! The calls, in the order a rollout makes them:
+//!
+//! - [`Reporter::node_started`]`(node, k, n)` when node k of N is taken in hand;
+//! - [`Reporter::step`] as before: the line above the status, and the status's current step;
+//! - [`Reporter::wait_started`]`(node, what, timeout)` when a wait begins (for Ready, for
+//!   evictions, for the dpkg lock, for a PDB to recover...);
+//! - [`Reporter::wait_progress`]`(node, detail)` whenever the wait learns something worth
+//!   showing (what it is waiting on now);
+//! - [`Reporter::wait_done`]`(node)` when the wait is over, whatever its outcome (say the
+//!   outcome with `step`, `warn` or `error`);
+//! - [`Reporter::status_done`] after the last node ([`Reporter::finish_and_clear`] also
+//!   removes it).
+//!
+//! Without a terminal: `node_started` prints `node k of N`, `wait_started` prints
+//! `waiting for WHAT (up to M:SS)`, `wait_progress` prints its detail when it differs from
+//! the last one printed for that wait, all as step lines (`[mm:ss] node: ...`); `wait_done`
+//! prints nothing. Every status call is safe to make at any time, from any task.
 
 use crate::cli::{GlobalArgs, OutputFormat};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -38,21 +69,75 @@ impl Verbosity {
     }
 }
 
-/// The progress bar shown right now, if any: the log writer suspends it too.
-static ACTIVE_BAR: Mutex<Option<(u64, ProgressBar)>> = Mutex::new(None);
+/// The bars of the reporter that draws on the terminal, if any: the log writer suspends
+/// them too.
+static ACTIVE_BARS: Mutex<Option<MultiProgress>> = Mutex::new(None);
 static NEXT_BAR_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Run `f` (which writes to stderr) with the visible progress bar, if any, cleared.
+/// Run `f` (which writes to stderr) with the visible bars, if any, cleared.
 pub(crate) fn with_bar_suspended<R>(f: impl FnOnce() -> R) -> R {
-    let bar = lock(&ACTIVE_BAR).as_ref().map(|(_, b)| b.clone());
-    match bar {
-        Some(b) => b.suspend(f),
+    let bars = lock(&ACTIVE_BARS).clone();
+    match bars {
+        Some(m) => m.suspend(f),
         None => f(),
     }
+}
+
+/// What the status line shows. Rendered at every redraw, so a wait's clock runs.
+#[derive(Debug, Clone, Default)]
+struct Status {
+    node: String,
+    /// `(k, n)`: node k of N, once [`Reporter::node_started`] said so.
+    position: Option<(usize, usize)>,
+    step: String,
+    wait: Option<Wait>,
+}
+
+#[derive(Debug, Clone)]
+struct Wait {
+    what: String,
+    started: Instant,
+    timeout: Duration,
+    detail: Option<String>,
+}
+
+impl Status {
+    /// `node 2 of 5, NODE: STEP; waiting for WHAT 0:35 / 15:00; DETAIL`.
+    fn render(&self, now: Instant) -> String {
+        let mut s = String::new();
+        if let Some((k, n)) = self.position {
+            s.push_str(&format!("node {k} of {n}, "));
+        }
+        s.push_str(&self.node);
+        if !self.step.is_empty() {
+            s.push_str(": ");
+            s.push_str(&self.step);
+        }
+        if let Some(w) = &self.wait {
+            s.push_str(if self.step.is_empty() { ": " } else { "; " });
+            s.push_str(&format!(
+                "waiting for {} {} / {}",
+                w.what,
+                minutes(now.saturating_duration_since(w.started)),
+                minutes(w.timeout)
+            ));
+            if let Some(d) = &w.detail {
+                s.push_str("; ");
+                s.push_str(d);
+            }
+        }
+        s
+    }
+}
+
+/// The status line on the terminal: its bar and what it shows.
+struct StatusLine {
+    bar: ProgressBar,
+    status: Arc<Mutex<Status>>,
 }
 
 /// Reports progress and messages on stderr.
@@ -66,7 +151,13 @@ struct Inner {
     /// Whether a bar may be drawn at all.
     bar_allowed: bool,
     started: Instant,
+    /// Where the bars are drawn (only when `bar_allowed`).
+    bars: Option<MultiProgress>,
     bar: Mutex<Option<(u64, ProgressBar)>>,
+    /// The live status line, while one is shown.
+    status: Mutex<Option<StatusLine>>,
+    /// Without a terminal: the last wait detail printed, by node.
+    printed_detail: Mutex<BTreeMap<String, String>>,
     /// Lines go here instead of stderr (tests).
     sink: Option<Mutex<Box<dyn Write + Send>>>,
 }
@@ -85,13 +176,25 @@ impl Reporter {
     /// hidden when stderr is not a terminal or with `--only-show-errors`.
     pub fn new(verbosity: Verbosity, progress_enabled: bool) -> Reporter {
         let bar_allowed = progress_enabled && verbosity != Verbosity::Quiet && std::io::stderr().is_terminal();
+        let bars = bar_allowed.then(|| {
+            let m = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            *lock(&ACTIVE_BARS) = Some(m.clone());
+            m
+        });
+        Reporter::build(verbosity, bars, None)
+    }
+
+    fn build(verbosity: Verbosity, bars: Option<MultiProgress>, sink: Option<Box<dyn Write + Send>>) -> Reporter {
         Reporter {
             inner: Arc::new(Inner {
                 verbosity,
-                bar_allowed,
+                bar_allowed: bars.is_some(),
                 started: Instant::now(),
+                bars,
                 bar: Mutex::new(None),
-                sink: None,
+                status: Mutex::new(None),
+                printed_detail: Mutex::new(BTreeMap::new()),
+                sink: sink.map(Mutex::new),
             }),
         }
     }
@@ -106,15 +209,7 @@ impl Reporter {
 
     /// A reporter writing its lines to `w` and never drawing a bar (tests, logs).
     pub fn to_writer(verbosity: Verbosity, w: impl Write + Send + 'static) -> Reporter {
-        Reporter {
-            inner: Arc::new(Inner {
-                verbosity,
-                bar_allowed: false,
-                started: Instant::now(),
-                bar: Mutex::new(None),
-                sink: Some(Mutex::new(Box::new(w))),
-            }),
-        }
+        Reporter::build(verbosity, None, Some(Box::new(w)))
     }
 
     /// A reporter that keeps its lines in memory: `(reporter, captured)`.
@@ -146,22 +241,34 @@ impl Reporter {
     pub fn start_progress(&self, len: u64, msg: impl Into<String>) {
         let msg: String = msg.into();
         let id = NEXT_BAR_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let bar = if self.inner.bar_allowed {
-            let b = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-            let style = ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} ({elapsed})")
-                .map(|s| s.progress_chars("=> "))
-                .unwrap_or_else(|_| ProgressStyle::default_bar());
-            b.set_style(style);
-            b.set_message(msg);
-            b.enable_steady_tick(Duration::from_millis(120));
-            *lock(&ACTIVE_BAR) = Some((id, b.clone()));
-            b
-        } else {
-            ProgressBar::hidden().with_message(msg)
+        let bar = match &self.inner.bars {
+            Some(bars) => {
+                let b = ProgressBar::new(len);
+                // Above the status line, if one is shown.
+                let b = match lock(&self.inner.status).as_ref() {
+                    Some(s) => bars.insert_before(&s.bar, b),
+                    None => bars.add(b),
+                };
+                let style = ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} ({elapsed})")
+                    .map(|s| s.progress_chars("=> "))
+                    .unwrap_or_else(|_| ProgressStyle::default_bar());
+                b.set_style(style);
+                b.set_message(msg);
+                b.enable_steady_tick(Duration::from_millis(120));
+                b
+            }
+            None => ProgressBar::hidden().with_message(msg),
         };
         bar.set_length(len);
         if let Some((_, old)) = lock(&self.inner.bar).replace((id, bar)) {
-            old.finish_and_clear();
+            self.remove_bar(&old);
+        }
+    }
+
+    fn remove_bar(&self, bar: &ProgressBar) {
+        bar.finish_and_clear();
+        if let Some(bars) = &self.inner.bars {
+            bars.remove(bar);
         }
     }
 
@@ -184,21 +291,133 @@ impl Reporter {
         lock(&self.inner.bar).as_ref().map(|(_, b)| b.position()).unwrap_or(0)
     }
 
-    /// Remove the bar from the screen.
+    /// Remove the bar (and the status line, if shown) from the screen.
     pub fn finish_and_clear(&self) {
-        if let Some((id, b)) = lock(&self.inner.bar).take() {
-            b.finish_and_clear();
-            let mut active = lock(&ACTIVE_BAR);
-            if active.as_ref().is_some_and(|(a, _)| *a == id) {
-                *active = None;
-            }
+        if let Some((_, b)) = lock(&self.inner.bar).take() {
+            self.remove_bar(&b);
+        }
+        self.status_done();
+    }
+
+    /// A step on a node, with the time since the start: `[00:12] node: msg`. While the
+    /// status line is shown, `msg` is also its current step.
+    pub fn step(&self, node: &str, msg: &str) {
+        self.update_status(|s| {
+            s.node = node.to_string();
+            s.step = msg.to_string();
+        });
+        if self.inner.verbosity >= Verbosity::Normal {
+            self.line(&format!("[{}] {node}: {msg}", clock(self.elapsed())));
         }
     }
 
-    /// A step on a node, with the time since the start: `[00:12] node: msg`.
-    pub fn step(&self, node: &str, msg: &str) {
-        if self.inner.verbosity >= Verbosity::Normal {
-            self.line(&format!("[{}] {node}: {msg}", clock(self.elapsed())));
+    /// Node `index` of `total` (1-based) is now in hand: the status line shows it, with no
+    /// step and no wait yet. Without a terminal: the step line `node k of N`.
+    pub fn node_started(&self, node: &str, index: usize, total: usize) {
+        lock(&self.inner.printed_detail).remove(node);
+        if self.ensure_status() {
+            self.update_status(|s| {
+                *s = Status {
+                    node: node.to_string(),
+                    position: Some((index, total)),
+                    ..Status::default()
+                }
+            });
+        } else {
+            self.step(node, &format!("node {index} of {total}"));
+        }
+    }
+
+    /// A wait begins on `node`: for `what` (`Ready`, `evictions`, `the dpkg lock`...), for at
+    /// most `timeout`. The status line shows `waiting for WHAT 0:35 / 15:00`, its clock
+    /// running. Without a terminal: the step line `waiting for WHAT (up to 15:00)`.
+    pub fn wait_started(&self, node: &str, what: &str, timeout: Duration) {
+        lock(&self.inner.printed_detail).remove(node);
+        if self.ensure_status() {
+            self.update_status(|s| {
+                s.node = node.to_string();
+                s.wait = Some(Wait {
+                    what: what.to_string(),
+                    started: Instant::now(),
+                    timeout,
+                    detail: None,
+                });
+            });
+        } else {
+            self.step(node, &format!("waiting for {what} (up to {})", minutes(timeout)));
+        }
+    }
+
+    /// What the wait on `node` is held up by now (`PDB shop/storefront-pdb allows 0,
+    /// retrying`): shown after the wait's clock. Without a terminal: a step line, only when
+    /// it differs from the last one printed for this wait.
+    pub fn wait_progress(&self, node: &str, detail: &str) {
+        if self.status_shown() {
+            self.update_status(|s| {
+                if let Some(w) = s.wait.as_mut() {
+                    w.detail = Some(detail.to_string());
+                }
+            });
+            return;
+        }
+        let mut printed = lock(&self.inner.printed_detail);
+        if printed.get(node).map(String::as_str) != Some(detail) {
+            printed.insert(node.to_string(), detail.to_string());
+            drop(printed);
+            self.step(node, detail);
+        }
+    }
+
+    /// The wait on `node` is over, whatever its outcome (report that with [`Self::step`],
+    /// [`Self::warn`] or [`Self::error`]): the status line drops it. Prints nothing.
+    pub fn wait_done(&self, node: &str) {
+        lock(&self.inner.printed_detail).remove(node);
+        self.update_status(|s| s.wait = None);
+    }
+
+    /// Remove the status line (after the last node). Prints nothing.
+    pub fn status_done(&self) {
+        if let Some(s) = lock(&self.inner.status).take() {
+            self.remove_bar(&s.bar);
+        }
+    }
+
+    /// The status line's text as it would be drawn now (`None` when none is shown).
+    pub fn status_text(&self) -> Option<String> {
+        lock(&self.inner.status)
+            .as_ref()
+            .map(|s| lock(&s.status).render(Instant::now()))
+    }
+
+    fn status_shown(&self) -> bool {
+        lock(&self.inner.status).is_some()
+    }
+
+    /// Show the status line if bars may be drawn; whether it is shown.
+    fn ensure_status(&self) -> bool {
+        let Some(bars) = &self.inner.bars else { return false };
+        let mut slot = lock(&self.inner.status);
+        if slot.is_none() {
+            let status = Arc::new(Mutex::new(Status::default()));
+            let shown = status.clone();
+            let style = ProgressStyle::with_template("{spinner} {status}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner())
+                .with_key("status", move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = w.write_str(&lock(&shown).render(Instant::now()));
+                });
+            let bar = bars.add(ProgressBar::new_spinner());
+            bar.set_style(style);
+            // The wait's clock: redrawn four times a second.
+            bar.enable_steady_tick(Duration::from_millis(250));
+            *slot = Some(StatusLine { bar, status });
+        }
+        true
+    }
+
+    fn update_status(&self, f: impl FnOnce(&mut Status)) {
+        if let Some(s) = lock(&self.inner.status).as_ref() {
+            f(&mut lock(&s.status));
+            s.bar.tick();
         }
     }
 
@@ -235,15 +454,24 @@ impl Reporter {
             let _ = w.flush();
             return;
         }
-        let bar = lock(&self.inner.bar).as_ref().map(|(_, b)| b.clone());
         let print = || {
             let mut e = std::io::stderr().lock();
             let _ = writeln!(e, "{text}");
         };
-        match bar {
-            Some(b) => b.suspend(print),
+        match &self.inner.bars {
+            Some(bars) => bars.suspend(print),
             None => with_bar_suspended(print),
         }
+    }
+}
+
+/// `m:ss`, or `h:mm:ss` past an hour: a wait's clock and its timeout.
+fn minutes(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
     }
 }
 
@@ -343,6 +571,153 @@ mod tests {
         assert_eq!(clock(Duration::from_secs(12)), "00:12");
         assert_eq!(clock(Duration::from_secs(754)), "12:34");
         assert_eq!(clock(Duration::from_secs(3723)), "1:02:03");
+    }
+
+    #[test]
+    fn status_line_text() {
+        let now = Instant::now();
+        let mut s = Status {
+            node: "aks-user-31417037-vmss000001".into(),
+            position: Some((2, 5)),
+            step: "rebooting".into(),
+            wait: None,
+        };
+        assert_eq!(s.render(now), "node 2 of 5, aks-user-31417037-vmss000001: rebooting");
+        s.wait = Some(Wait {
+            what: "Ready".into(),
+            started: now - Duration::from_secs(35),
+            timeout: Duration::from_secs(900),
+            detail: None,
+        });
+        assert_eq!(
+            s.render(now),
+            "node 2 of 5, aks-user-31417037-vmss000001: rebooting; waiting for Ready 0:35 / 15:00"
+        );
+        s.wait.as_mut().unwrap().detail = Some("PDB shop/storefront-pdb allows 0, retrying".into());
+        assert_eq!(
+            s.render(now + Duration::from_secs(3600)),
+            "node 2 of 5, aks-user-31417037-vmss000001: rebooting; waiting for Ready 1:00:35 / 15:00; \
+             PDB shop/storefront-pdb allows 0, retrying"
+        );
+        let bare = Status {
+            node: "n".into(),
+            wait: s.wait.clone(),
+            ..Status::default()
+        };
+        assert!(
+            bare.render(now).starts_with("n: waiting for Ready 0:35 / 15:00"),
+            "{}",
+            bare.render(now)
+        );
+    }
+
+    #[test]
+    fn status_without_a_terminal_is_plain_lines() {
+        let (r, c) = Reporter::capture(Verbosity::Normal);
+        r.node_started("n1", 2, 5);
+        r.step("n1", "cordoned");
+        r.wait_started("n1", "evictions", Duration::from_secs(600));
+        r.wait_progress("n1", "PDB shop/storefront-pdb allows 0, retrying");
+        r.wait_progress("n1", "PDB shop/storefront-pdb allows 0, retrying");
+        r.wait_progress("n1", "PDB shop/storefront-pdb allows 1");
+        r.wait_done("n1");
+        r.status_done();
+        assert_eq!(r.status_text(), None);
+        assert_eq!(
+            c.text(),
+            "[00:00] n1: node 2 of 5\n\
+             [00:00] n1: cordoned\n\
+             [00:00] n1: waiting for evictions (up to 10:00)\n\
+             [00:00] n1: PDB shop/storefront-pdb allows 0, retrying\n\
+             [00:00] n1: PDB shop/storefront-pdb allows 1\n",
+            "the repeated detail is printed once"
+        );
+        let (r, c) = Reporter::capture(Verbosity::Quiet);
+        r.node_started("n1", 1, 1);
+        r.wait_started("n1", "Ready", Duration::from_secs(1));
+        r.wait_progress("n1", "x");
+        assert_eq!(c.text(), "");
+    }
+
+    /// A terminal that records what is drawn on it.
+    #[derive(Debug, Clone, Default)]
+    struct Screen(Arc<Mutex<String>>);
+
+    impl indicatif::TermLike for Screen {
+        fn width(&self) -> u16 {
+            200
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            lock(&self.0).push_str(&format!("{s}\n"));
+            Ok(())
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            lock(&self.0).push_str(s);
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn status_line_on_a_terminal() {
+        let screen = Screen::default();
+        let bars =
+            MultiProgress::with_draw_target(ProgressDrawTarget::term_like_with_hz(Box::new(screen.clone()), 100));
+        let log = Captured::default();
+        let r = Reporter::build(Verbosity::Normal, Some(bars), Some(Box::new(log.clone())));
+        assert!(r.progress_visible());
+        r.node_started("n1", 2, 5);
+        r.step("n1", "rebooting");
+        r.wait_started("n1", "Ready", Duration::from_secs(900));
+        r.wait_progress("n1", "NotReady since 0:03");
+        // The wait's clock, in seconds, each time the line was drawn (or is rendered now).
+        let clocks = |text: &str| -> Vec<u64> {
+            text.split("waiting for Ready ")
+                .skip(1)
+                .filter_map(|rest| {
+                    let (m, s) = rest.split_once(" / ")?.0.split_once(':')?;
+                    Some(m.parse::<u64>().ok()? * 60 + s.parse::<u64>().ok()?)
+                })
+                .collect()
+        };
+        let now = r.status_text().unwrap();
+        assert!(
+            now.starts_with("node 2 of 5, n1: rebooting; waiting for Ready "),
+            "{now}"
+        );
+        assert!(now.ends_with(" / 15:00; NotReady since 0:03"), "{now}");
+        // The clock runs without any call, on the screen too.
+        std::thread::sleep(Duration::from_millis(1300));
+        assert!(clocks(&r.status_text().unwrap())[0] >= 1);
+        let drawn = lock(&screen.0).clone();
+        assert!(
+            drawn.contains("node 2 of 5, n1: rebooting; waiting for Ready "),
+            "{drawn}"
+        );
+        assert!(clocks(&drawn).iter().max().is_some_and(|s| *s >= 1), "{drawn}");
+        // Only `step` wrote a line to the log; the rest lives on the status line.
+        assert_eq!(log.text(), "[00:00] n1: rebooting\n");
+        r.wait_done("n1");
+        assert_eq!(r.status_text().as_deref(), Some("node 2 of 5, n1: rebooting"));
+        r.finish_and_clear();
+        assert_eq!(r.status_text(), None);
     }
 
     #[test]

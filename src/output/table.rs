@@ -1,7 +1,12 @@
 //! Tables: the kubectl-style columns a command declares ([`TableSpec`]), and the generic
 //! table the Azure CLI builds from whatever JSON there is (used with `--query`).
+//!
+//! Both are laid out by comfy-table, with no borders and the spacing of the tool they
+//! imitate: kubectl's tabwriter (3 spaces, columns at least 6 wide) and tabulate's `simple`
+//! format (2 spaces, a line of dashes under the headers).
 
 use super::OutputError;
+use comfy_table::{presets, ColumnConstraint, ContentArrangement, Table, Width};
 use serde_json::Value;
 
 /// One column of a command's table.
@@ -126,33 +131,26 @@ pub fn kube_table(value: &Value, spec: &TableSpec, wide: bool) -> String {
         .collect();
     let mut all = vec![header];
     all.extend(body);
-    layout(&all, |w| (w + 3).max(6))
+    // kubectl's tabwriter: minwidth 6, padding 3 (both counting the padding).
+    layout(all, 3, Some(6))
 }
 
-/// Lay out cells in columns: every column but the last padded to `width(longest)`.
-fn layout(lines: &[Vec<String>], width: impl Fn(usize) -> usize) -> String {
-    let n = lines.iter().map(|l| l.len()).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..n)
-        .map(|i| {
-            width(
-                lines
-                    .iter()
-                    .map(|l| l.get(i).map(|c| c.chars().count()).unwrap_or(0))
-                    .max()
-                    .unwrap_or(0),
-            )
-        })
-        .collect();
-    let mut out = String::new();
-    for l in lines {
-        let mut line = String::new();
-        for (i, cell) in l.iter().enumerate() {
-            line.push_str(cell);
-            if i + 1 < l.len() {
-                let pad = widths[i].saturating_sub(cell.chars().count());
-                line.extend(std::iter::repeat_n(' ', pad));
-            }
+/// Lay out rows of cells in left-aligned columns with comfy-table: no borders, `gap` spaces
+/// after every column (at least `min_width` wide, gap included), no trailing spaces, a
+/// newline after every line. No wrapping, whatever the terminal's width.
+fn layout(rows: Vec<Vec<String>>, gap: u16, min_width: Option<u16>) -> String {
+    let mut t = Table::new();
+    t.load_style(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .add_rows(rows);
+    for c in t.column_iter_mut() {
+        c.set_padding((0, gap));
+        if let Some(w) = min_width {
+            c.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(w)));
         }
+    }
+    let mut out = String::new();
+    for line in t.lines() {
         out.push_str(line.trim_end());
         out.push('\n');
     }
@@ -264,22 +262,10 @@ pub fn az_table(value: &Value, sort_keys: bool) -> Result<String, OutputError> {
                 .max(h.chars().count() + 2)
         })
         .collect();
+    // The dashes make each column as wide as tabulate does; comfy-table lays them out.
     lines.push(widths.iter().map(|w| "-".repeat(*w)).collect());
     lines.extend(body);
-    let mut out = String::new();
-    for l in &lines {
-        let mut line = String::new();
-        for (i, cell) in l.iter().enumerate() {
-            if i > 0 {
-                line.push_str("  ");
-            }
-            line.push_str(cell);
-            line.extend(std::iter::repeat_n(' ', widths[i].saturating_sub(cell.chars().count())));
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    Ok(out)
+    Ok(layout(lines, 2, None))
 }
 
 #[cfg(test)]

@@ -100,6 +100,8 @@ pub enum NodeState {
     /// Finished: patched (and rebooted if it needed it), uncordoned unless it was cordoned before.
     Done,
     Failed,
+    /// The node was deleted from the cluster (scaled in) since the run began.
+    Gone,
 }
 
 impl NodeState {
@@ -163,6 +165,13 @@ pub struct NodeRecord {
     /// PDBs of the evicted pods (`namespace/name`), waited on before the next node.
     #[serde(default)]
     pub pdbs: Vec<String>,
+    /// Controllers of the evicted pods: Ready again before the next node is disrupted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<crate::kube::drain::WorkloadRef>,
+    /// Cordoned and marked by aks-patch (this run or the one it resumed) and not yet
+    /// released: the node is out of service in our hands.
+    #[serde(default)]
+    pub in_hand: bool,
     /// The apt output, kept for the record (tail).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub upgrade_output: String,
@@ -189,6 +198,8 @@ impl NodeRecord {
             rebooted: false,
             evicted: vec![],
             pdbs: vec![],
+            workloads: vec![],
+            in_hand: false,
             upgrade_output: String::new(),
             error: None,
             finished_at: None,
@@ -207,14 +218,47 @@ pub struct RunRecord {
     pub finished_at: Option<String>,
     /// Who ran it: `user@host pid N`.
     pub holder: String,
-    /// The options that matter for a resume (upgrade mode, reboot policy, drain flags...).
-    pub options: serde_json::Value,
+    /// The options that matter for a resume (upgrade mode, reboot policy, drain flags...):
+    /// a resumed run uses these.
+    pub options: RunOptions,
     pub nodes: Vec<NodeRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Runs this one resumed, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resumed_from: Vec<String>,
+}
+
+pub use crate::ssh::remote::UpgradeMode;
+
+/// When a run reboots a node.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RebootPolicy {
+    #[serde(alias = "ifrequired")]
+    IfRequired,
+    Always,
+    Never,
+}
+
+/// The options of a run that a resume must keep.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunOptions {
+    pub upgrade_mode: UpgradeMode,
+    pub reboot: RebootPolicy,
+    pub delete_emptydir_data: bool,
+    pub force: bool,
+    /// Seconds; `None`: each pod's own.
+    #[serde(default)]
+    pub grace_period: Option<i64>,
+    /// Seconds.
+    pub drain_timeout: u64,
+    /// Seconds.
+    pub reboot_timeout: u64,
+    /// Seconds.
+    #[serde(default)]
+    pub soak: u64,
 }
 
 pub fn now() -> String {
@@ -303,7 +347,7 @@ impl Journal {
             r.filter(|r| {
                 r.nodes
                     .iter()
-                    .any(|n| !matches!(n.state, NodeState::Done | NodeState::Skipped))
+                    .any(|n| !matches!(n.state, NodeState::Done | NodeState::Skipped | NodeState::Gone))
             })
         })
     }
@@ -331,6 +375,17 @@ impl Journal {
 mod tests {
     use super::*;
 
+    #[test]
+    fn options_of_records_written_by_0_1_0_still_read() {
+        let o: RunOptions = serde_json::from_str(
+            r#"{"upgradeMode":"security","reboot":"ifrequired","deleteEmptydirData":true,"force":false,"gracePeriod":null,"drainTimeout":60,"rebootTimeout":90,"soak":0}"#,
+        )
+        .unwrap();
+        assert_eq!(o.upgrade_mode, UpgradeMode::Security);
+        assert_eq!(o.reboot, RebootPolicy::IfRequired);
+        assert_eq!(serde_json::to_value(o).unwrap()["reboot"], "if-required");
+    }
+
     fn record(key_name: &str) -> RunRecord {
         RunRecord {
             run_id: new_run_id(),
@@ -339,7 +394,16 @@ mod tests {
             started_at: now(),
             finished_at: None,
             holder: "me@host pid 1".into(),
-            options: serde_json::json!({}),
+            options: RunOptions {
+                upgrade_mode: UpgradeMode::All,
+                reboot: RebootPolicy::IfRequired,
+                delete_emptydir_data: false,
+                force: false,
+                grace_period: None,
+                drain_timeout: 600,
+                reboot_timeout: 900,
+                soak: 0,
+            },
             nodes: vec![NodeRecord::new("n1", "p"), NodeRecord::new("n2", "p")],
             error: None,
             resumed_from: vec![],

@@ -40,6 +40,9 @@ pub struct PlanEntry {
     pub action: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The node no longer exists (a resumed run's node, deleted since).
+    #[serde(skip)]
+    pub gone: bool,
 }
 
 impl PlanEntry {
@@ -125,6 +128,7 @@ pub fn plan(
                 pool: c.pool.clone(),
                 action: if reason.is_some() { "skip" } else { "patch" }.to_string(),
                 reason,
+                gone: false,
             }
         })
         .collect())

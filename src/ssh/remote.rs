@@ -4,8 +4,19 @@
 //! Every command is a script for `sh -c` (see [`super::NodeSession::run`]); anything that
 //! comes from outside (package names, paths) goes through [`sh_quote`].
 
-use crate::cli::UpgradeMode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// Which upgrades to install (`--upgrade-mode`; the run record keeps it, kebab-case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpgradeMode {
+    /// Only packages from the -security pocket (what unattended-upgrades installs).
+    Security,
+    /// All upgrades, installing new packages they need (new kernels).
+    All,
+    /// `apt-get dist-upgrade`: may also remove packages.
+    Dist,
+}
 
 /// Quote a string for a POSIX shell: unchanged when it only has safe characters,
 /// otherwise in single quotes (a `'` inside becomes `'\''`).
@@ -52,6 +63,67 @@ pub fn upgrade_command(mode: UpgradeMode, lock_timeout_secs: u64, security_packa
             Some(format!("{apt} install --only-upgrade {}", pkgs.join(" ")))
         }
     }
+}
+
+/// Where a detached upgrade keeps its output and exit code on the node.
+pub const NODE_LOG_DIR: &str = "/var/log/aks-patch";
+
+/// The files of the detached upgrade of run `run_id`: (log, exit code).
+pub fn upgrade_files(run_id: &str) -> (String, String) {
+    let id: String = run_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect();
+    (
+        format!("{NODE_LOG_DIR}/upgrade-{id}.log"),
+        format!("{NODE_LOG_DIR}/upgrade-{id}.exit"),
+    )
+}
+
+/// Start `command` (an upgrade) on the node detached from the SSH session: in a session of
+/// its own (`setsid`, where the node has it) under `nohup`, its output in the log file and its
+/// exit code written to the exit file when it ends. A dropped connection or a signal to
+/// aks-patch's process group therefore never cuts apt/dpkg off half-way. Prints `started`.
+pub fn start_detached(command: &str, run_id: &str) -> String {
+    let (log, exit) = upgrade_files(run_id);
+    let (log, exit) = (sh_quote(&log), sh_quote(&exit));
+    let inner =
+        format!("exec >{log} 2>&1 </dev/null\n{command}\nrc=$?\necho $rc >{exit}.tmp && mv {exit}.tmp {exit}\n");
+    format!(
+        "sudo mkdir -p {dir} || exit 90\n\
+         sudo rm -f {exit} {exit}.tmp\n\
+         if command -v setsid >/dev/null 2>&1; then S=setsid; else S=; fi\n\
+         sudo $S nohup sh -c {inner} </dev/null >/dev/null 2>&1 &\n\
+         echo started\n",
+        dir = sh_quote(NODE_LOG_DIR),
+        inner = sh_quote(&inner),
+    )
+}
+
+/// Marker lines of [`wait_detached`].
+pub const DETACHED_EXIT_MARK: &str = "@@aks-patch-upgrade-exit=";
+pub const DETACHED_RUNNING_MARK: &str = "@@aks-patch-upgrade-running";
+
+/// Wait up to `secs` for the detached upgrade of `run_id` to end, then print its log and
+/// [`DETACHED_EXIT_MARK`] with its exit code, or [`DETACHED_RUNNING_MARK`] if it still runs.
+pub fn wait_detached(run_id: &str, secs: u64) -> String {
+    let (log, exit) = upgrade_files(run_id);
+    format!(
+        "i=0\n\
+         while [ ! -f {exit} ] && [ $i -lt {ticks} ]; do sleep 0.2; i=$((i+1)); done\n\
+         if [ -f {exit} ]; then sudo cat {log} 2>/dev/null; echo; echo \"{DETACHED_EXIT_MARK}$(sudo cat {exit})\"; \
+         else echo {DETACHED_RUNNING_MARK}; fi\n",
+        exit = sh_quote(&exit),
+        log = sh_quote(&log),
+        ticks = secs * 5,
+    )
+}
+
+/// What [`wait_detached`] printed: `Some((log, exit code))` when the upgrade ended.
+pub fn parse_detached(stdout: &str) -> Option<(String, i32)> {
+    let idx = stdout.rfind(DETACHED_EXIT_MARK)?;
+    let code = stdout[idx + DETACHED_EXIT_MARK.len()..].trim().parse::<i32>().ok()?;
+    Some((stdout[..idx].trim_end().to_string(), code))
 }
 
 /// `apt-get update`, waiting for the lock like the upgrade does.

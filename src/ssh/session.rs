@@ -7,10 +7,29 @@
 //! the command that clears it (re-imaged nodes get new keys).
 
 use super::remote::sh_quote;
-use crate::cli::SshArgs;
+use crate::settings::Settings;
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// What the command line asks of SSH (the `--ssh-*` flags), before it is checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SshFlags {
+    /// `--ssh-user`; `None` = the cluster's admin user.
+    pub user: Option<String>,
+    /// `--ssh-key`.
+    pub key: Option<PathBuf>,
+    /// `--ssh-port`.
+    pub port: u16,
+    /// `--ssh-jump`.
+    pub jump: Option<String>,
+    /// `--ssh-config`.
+    pub config: Option<PathBuf>,
+    /// `--ssh-strict-host-keys`.
+    pub strict_host_keys: bool,
+    /// `--ssh-timeout`, in seconds.
+    pub timeout_secs: u64,
+}
 
 /// How to reach the nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,8 +58,9 @@ pub struct SshOptions {
 
 impl SshOptions {
     /// Options with the defaults: port 22, no key, no jump, accept-new host keys into
-    /// `known_hosts`, 30 s connect timeout, control sockets in [`default_control_dir`].
-    pub fn new(user: impl Into<String>, known_hosts: PathBuf) -> SshOptions {
+    /// `known_hosts`, 30 s connect timeout, control sockets in `control_dir`
+    /// ([`Settings::ssh_control_dir`]).
+    pub fn new(user: impl Into<String>, known_hosts: PathBuf, control_dir: PathBuf) -> SshOptions {
         SshOptions {
             user: user.into(),
             key: None,
@@ -50,17 +70,19 @@ impl SshOptions {
             strict_host_keys: false,
             known_hosts,
             connect_timeout: Duration::from_secs(30),
-            control_dir: default_control_dir(),
+            control_dir,
         }
     }
 
     /// From the command line. `default_user` is the cluster's
     /// `linuxProfile.adminUsername` (else `azureuser`). Checks `--ssh-jump`, and that
-    /// `--ssh-key` / `--ssh-config` exist. Host keys go to `<state_dir>/known_hosts`.
-    pub fn from_args(args: &SshArgs, default_user: &str, state_dir: &Path) -> Result<SshOptions, SshError> {
+    /// `--ssh-key` / `--ssh-config` exist. Host keys go to `<state dir>/known_hosts`, control
+    /// sockets to [`Settings::ssh_control_dir`].
+    pub fn from_flags(flags: &SshFlags, default_user: &str, settings: &Settings) -> Result<SshOptions, SshError> {
         let mut o = SshOptions::new(
-            args.ssh_user.clone().unwrap_or_else(|| default_user.to_string()),
-            state_dir.join("known_hosts"),
+            flags.user.clone().unwrap_or_else(|| default_user.to_string()),
+            settings.state_dir.join("known_hosts"),
+            settings.ssh_control_dir.clone(),
         );
         if o.user.is_empty() || o.user.starts_with('-') || o.user.contains(char::is_whitespace) {
             return Err(SshError::Config(format!(
@@ -68,25 +90,25 @@ impl SshOptions {
                 o.user
             )));
         }
-        o.port = args.ssh_port;
+        o.port = flags.port;
         if o.port == 0 {
             return Err(SshError::Config("--ssh-port must be between 1 and 65535".into()));
         }
-        if let Some(j) = &args.ssh_jump {
+        if let Some(j) = &flags.jump {
             parse_jump(j)?;
             o.jump = Some(j.clone());
         }
-        for (flag, p) in [("--ssh-key", &args.ssh_key), ("--ssh-config", &args.ssh_config)] {
+        for (flag, p) in [("--ssh-key", &flags.key), ("--ssh-config", &flags.config)] {
             if let Some(p) = p {
                 if !p.is_file() {
                     return Err(SshError::Config(format!("{flag} {}: no such file", p.display())));
                 }
             }
         }
-        o.key = args.ssh_key.clone();
-        o.config = args.ssh_config.clone();
-        o.strict_host_keys = args.ssh_strict_host_keys;
-        o.connect_timeout = Duration::from_secs(args.ssh_timeout.max(1));
+        o.key = flags.key.clone();
+        o.config = flags.config.clone();
+        o.strict_host_keys = flags.strict_host_keys;
+        o.connect_timeout = Duration::from_secs(flags.timeout_secs.max(1));
         Ok(o)
     }
 
@@ -106,14 +128,6 @@ impl SshOptions {
             sh_quote(&self.known_hosts_name(address)),
             sh_quote(&self.known_hosts.display().to_string())
         )
-    }
-}
-
-/// `$XDG_RUNTIME_DIR` when set and short, else the system temp directory.
-pub fn default_control_dir() -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
-        Some(d) if d.is_dir() && d.as_os_str().len() < 60 => d,
-        _ => std::env::temp_dir(),
     }
 }
 
@@ -790,7 +804,11 @@ mod tests {
 
     #[test]
     fn host_key_changed_names_node_and_clear_command() {
-        let mut o = SshOptions::new("azureuser", PathBuf::from("/nonexistent/known_hosts"));
+        let mut o = SshOptions::new(
+            "azureuser",
+            PathBuf::from("/nonexistent/known_hosts"),
+            PathBuf::from("/tmp"),
+        );
         o.known_hosts = PathBuf::from("/var/lib/aks patch/known_hosts");
         let e = login_error(
             &o,
@@ -817,7 +835,11 @@ mod tests {
     #[test]
     fn unreachable_keeps_cause() {
         use std::error::Error;
-        let o = SshOptions::new("azureuser", PathBuf::from("/nonexistent/known_hosts"));
+        let o = SshOptions::new(
+            "azureuser",
+            PathBuf::from("/nonexistent/known_hosts"),
+            PathBuf::from("/tmp"),
+        );
         let e = login_error(
             &o,
             "n1",
@@ -834,7 +856,11 @@ mod tests {
 
     #[test]
     fn a_failed_jump_says_where_to_look() {
-        let mut o = SshOptions::new("azureuser", PathBuf::from("/nonexistent/known_hosts"));
+        let mut o = SshOptions::new(
+            "azureuser",
+            PathBuf::from("/nonexistent/known_hosts"),
+            PathBuf::from("/tmp"),
+        );
         let closed = || {
             openssh::Error::Connect(std::io::Error::other(
                 "kex_exchange_identification: Connection closed by remote host\nConnection closed by UNKNOWN port 65535",
@@ -882,32 +908,39 @@ mod tests {
     }
 
     #[test]
-    fn options_from_args() {
+    fn options_from_flags() {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("id");
         std::fs::write(&key, "k").unwrap();
-        let mut args = SshArgs {
-            ssh_user: None,
-            ssh_key: Some(key.clone()),
-            ssh_port: 22,
-            ssh_jump: Some("ops@bastion:2222".into()),
-            ssh_config: None,
-            ssh_strict_host_keys: true,
-            ssh_timeout: 12,
+        let mut flags = SshFlags {
+            user: None,
+            key: Some(key.clone()),
+            port: 22,
+            jump: Some("ops@bastion:2222".into()),
+            config: None,
+            strict_host_keys: true,
+            timeout_secs: 12,
         };
-        let o = SshOptions::from_args(&args, "azureuser", dir.path()).unwrap();
+        let settings = Settings {
+            state_dir: dir.path().join("state"),
+            ssh_control_dir: dir.path().join("run"),
+            ..Settings::default()
+        };
+        let o = SshOptions::from_flags(&flags, "azureuser", &settings).unwrap();
         assert_eq!(o.user, "azureuser");
+        assert_eq!(o.known_hosts, dir.path().join("state/known_hosts"));
+        assert_eq!(o.control_dir, dir.path().join("run"));
         assert_eq!(o.key.as_deref(), Some(key.as_path()));
         assert!(o.strict_host_keys);
         assert_eq!(o.connect_timeout, Duration::from_secs(12));
-        args.ssh_jump = Some("bad jump".into());
+        flags.jump = Some("bad jump".into());
         assert!(matches!(
-            SshOptions::from_args(&args, "azureuser", dir.path()),
+            SshOptions::from_flags(&flags, "azureuser", &settings),
             Err(SshError::Config(_))
         ));
-        args.ssh_jump = None;
-        args.ssh_key = Some(dir.path().join("missing"));
-        let e = SshOptions::from_args(&args, "azureuser", dir.path()).unwrap_err();
+        flags.jump = None;
+        flags.key = Some(dir.path().join("missing"));
+        let e = SshOptions::from_flags(&flags, "azureuser", &settings).unwrap_err();
         assert!(
             e.to_string().contains("--ssh-key") && e.to_string().contains("missing"),
             "{e}"

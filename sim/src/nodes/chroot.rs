@@ -520,7 +520,7 @@ pub fn build_template(instance: &Path, tools: &Tools, user: &HostUser, timing: &
     }
     mkdir(&t.join("tmp"), 0o1777, root)?;
     mkdir(&t.join("var/tmp"), 0o1777, root)?;
-    for d in ["run", "run/lock", "boot", "var/lib/aks-sim"] {
+    for d in ["run", "run/lock", "boot", "var/lib/aks-sim", "var/log"] {
         mkdir(&t.join(d), 0o755, uo)?;
     }
     // The home directory (sshd chdirs there after chrooting), owned by the user.

@@ -1,0 +1,1924 @@
+//! The rollout engine: node after node, each through
+//! `pending → upgraded → (done) | cordoned → drained → rebooting → back → done`, or into
+//! `failed` (or `gone`). One method per transition; every transition is written to the run
+//! record before the next side effect, so `--resume`, Ctrl-C and the tests read one source of
+//! truth.
+//!
+//! Safe points, and what is checked there, in this order: the lock is ours (fencing, before
+//! every cordon, eviction attempt and reboot), the health gate (no other node out, the last
+//! node's workloads Ready again; before every cordon), a signal (between steps; apt is never
+//! cut off). The engine reaches the world only through [`super::ports`]: the unit tests below
+//! drive it with fakes and paused time.
+
+use super::gate::{self, Blocker};
+use super::journal::{
+    self, Journal, NodeState, RebootPolicy, RunOptions, RunRecord, Step, UpgradeMode, UpgradedPackage,
+};
+use super::ports::{Cluster, DrainStop, Fence, NodeTarget, PortError, Transport};
+use crate::kube::drain::{DrainEvent, DrainOptions, WorkloadRef, IN_PROGRESS_ANNOTATION};
+use crate::kube::reboot::RebootEvent;
+use crate::kube::NodeRow;
+use crate::output::{Exit, Reporter};
+use crate::ssh::{self, Probe};
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// The engine's settings beyond the run options.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub options: RunOptions,
+    pub drain: DrainOptions,
+    pub run_id: String,
+    /// How long the health gate may hold a disruption before the run stops.
+    pub gate_wait: Duration,
+    /// How often the gate looks again while something blocks.
+    pub gate_poll: Duration,
+    /// How long one upgrade may run in all.
+    pub upgrade_timeout: Duration,
+    /// How long apt waits for the dpkg lock (unattended-upgrades) on a node.
+    pub dpkg_lock_timeout_secs: u64,
+    /// How long one wait for the detached upgrade lasts before it is asked again.
+    pub upgrade_poll: Duration,
+}
+
+impl EngineConfig {
+    pub fn new(
+        options: RunOptions,
+        drain: DrainOptions,
+        run_id: impl Into<String>,
+        gate_wait: Duration,
+    ) -> EngineConfig {
+        EngineConfig {
+            options,
+            drain,
+            run_id: run_id.into(),
+            gate_wait,
+            gate_poll: Duration::from_secs(1),
+            upgrade_timeout: Duration::from_secs(3600),
+            dpkg_lock_timeout_secs: 600,
+            upgrade_poll: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Why the run stopped early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunStop {
+    Interrupted,
+    Failed {
+        message: String,
+        exit: Exit,
+    },
+    /// The lock could not be proven ours: the node in hand was finished, nothing else started.
+    LockLost(String),
+}
+
+impl RunStop {
+    fn failed(message: impl Into<String>) -> RunStop {
+        RunStop::Failed {
+            message: message.into(),
+            exit: Exit::NodesFailed,
+        }
+    }
+
+    /// A failure at a port: refused credentials exit 4.
+    fn port(message: impl Into<String>, e: &PortError) -> RunStop {
+        RunStop::Failed {
+            message: message.into(),
+            exit: if e.auth { Exit::Auth } else { Exit::NodesFailed },
+        }
+    }
+
+    /// The exit code for this stop.
+    pub fn exit(&self) -> Exit {
+        match self {
+            RunStop::Interrupted => Exit::Interrupted,
+            RunStop::Failed { exit, .. } => *exit,
+            RunStop::LockLost(_) => Exit::LockHeld,
+        }
+    }
+}
+
+/// Why the health gate did not open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateStop {
+    Blocked { blockers: Vec<Blocker>, waited: Duration },
+    Cancelled,
+    Failed(PortError),
+}
+
+impl std::fmt::Display for GateStop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GateStop::Blocked { blockers, waited } => write!(
+                f,
+                "{} (waited {}s, --health-wait)",
+                gate::blockers_text(blockers),
+                waited.as_secs()
+            ),
+            GateStop::Cancelled => write!(f, "interrupted while waiting for the cluster to be healthy"),
+            GateStop::Failed(e) => write!(f, "cannot check the cluster's health: {e}"),
+        }
+    }
+}
+
+impl GateStop {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            GateStop::Blocked { blockers, .. } => {
+                let mut hints: Vec<String> = blockers.iter().map(Blocker::hint).collect();
+                hints.dedup();
+                Some(hints.join("; "))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The health gate, waited for (at most `max_wait`) with what blocks on the progress line.
+pub async fn wait_gate(
+    cluster: &dyn Cluster,
+    exempt: &[String],
+    workloads: &[WorkloadRef],
+    max_wait: Duration,
+    poll: Duration,
+    cancel: &CancellationToken,
+    reporter: &Reporter,
+) -> Result<(), GateStop> {
+    let start = Instant::now();
+    let mut last = String::new();
+    loop {
+        let blockers = cluster.blockers(exempt, workloads).await.map_err(GateStop::Failed)?;
+        if blockers.is_empty() {
+            return Ok(());
+        }
+        let waited = start.elapsed();
+        if waited >= max_wait {
+            return Err(GateStop::Blocked { blockers, waited });
+        }
+        let text = gate::blockers_text(&blockers);
+        if text != last {
+            reporter.warn(&format!(
+                "waiting (up to {}s, --health-wait) before taking another node out: {text}",
+                max_wait.as_secs()
+            ));
+            last = text;
+        } else {
+            reporter.set_message(format!(
+                "health gate: waiting {}s / {}s: {last}",
+                waited.as_secs(),
+                max_wait.as_secs()
+            ));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(poll.min(max_wait - waited)) => {}
+            _ = cancel.cancelled() => return Err(GateStop::Cancelled),
+        }
+    }
+}
+
+pub struct Engine<'a> {
+    cluster: &'a dyn Cluster,
+    transport: &'a dyn Transport,
+    fence: &'a dyn Fence,
+    cfg: EngineConfig,
+    journal: &'a Journal,
+    reporter: &'a Reporter,
+    /// First Ctrl-C: stop at the next safe point.
+    cancel: CancellationToken,
+    /// Second Ctrl-C: stop waiting for apt on the node.
+    abandon: CancellationToken,
+    /// Set once fencing failed: nothing new is started after.
+    lock_lost: Option<String>,
+}
+
+/// How a node's turn ended, when it did not stop the run.
+enum NodeEnd {
+    Done,
+    Gone,
+}
+
+fn target(row: &NodeRow) -> NodeTarget {
+    NodeTarget {
+        name: row.name.clone(),
+        address: row.internal_ip.clone(),
+    }
+}
+
+/// The pending updates of `mode` that `probe` still finds.
+fn pending_of(mode: UpgradeMode, probe: &Probe) -> Vec<String> {
+    match mode {
+        UpgradeMode::Security => probe.security_packages(),
+        UpgradeMode::All | UpgradeMode::Dist => probe.pending.iter().map(|u| u.name.clone()).collect(),
+    }
+}
+
+/// A serde enum as its kebab-case name.
+pub fn enum_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+impl<'a> Engine<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cluster: &'a dyn Cluster,
+        transport: &'a dyn Transport,
+        fence: &'a dyn Fence,
+        cfg: EngineConfig,
+        journal: &'a Journal,
+        reporter: &'a Reporter,
+        cancel: CancellationToken,
+        abandon: CancellationToken,
+    ) -> Engine<'a> {
+        Engine {
+            cluster,
+            transport,
+            fence,
+            cfg,
+            journal,
+            reporter,
+            cancel,
+            abandon,
+            lock_lost: None,
+        }
+    }
+
+    /// Why the lock was lost, if it was during the run.
+    pub fn lock_lost(&self) -> Option<&str> {
+        self.lock_lost.as_deref()
+    }
+
+    /// Patch every node of the record that is not finished yet, in order.
+    pub async fn run(&mut self, rec: &mut RunRecord) -> Result<(), RunStop> {
+        // The workloads the last drain evicted: Ready again before the next disruption.
+        let mut last_workloads: Vec<WorkloadRef> = vec![];
+        for i in 0..rec.nodes.len() {
+            if matches!(
+                rec.nodes[i].state,
+                NodeState::Done | NodeState::Skipped | NodeState::Gone
+            ) {
+                continue;
+            }
+            self.checkpoint()?;
+            let result = self.patch_node(rec, i, &last_workloads).await;
+            let node = rec.nodes[i].name.clone();
+            match result {
+                Ok(NodeEnd::Done) => {
+                    rec.nodes[i].state = NodeState::Done;
+                    rec.nodes[i].error = None;
+                    rec.nodes[i].finished_at = Some(journal::now());
+                    self.save(rec);
+                    self.reporter.step(&node, "done");
+                    if !rec.nodes[i].workloads.is_empty() {
+                        last_workloads = rec.nodes[i].workloads.clone();
+                    }
+                    self.between_nodes(rec, i).await?;
+                }
+                Ok(NodeEnd::Gone) => {
+                    rec.nodes[i].state = NodeState::Gone;
+                    rec.nodes[i].skip_reason = Some("the node no longer exists (deleted from the cluster)".into());
+                    self.save(rec);
+                    self.reporter.step(&node, "no longer exists: recorded as gone, skipped");
+                }
+                Err(stop) => {
+                    match &stop {
+                        RunStop::Failed { message, .. } => {
+                            rec.nodes[i].state = NodeState::Failed;
+                            rec.nodes[i].error = Some(message.clone());
+                            rec.nodes[i].finished_at = Some(journal::now());
+                        }
+                        RunStop::LockLost(message) => rec.nodes[i].error = Some(message.clone()),
+                        RunStop::Interrupted => {}
+                    }
+                    self.save(rec);
+                    return Err(stop);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn save(&self, rec: &RunRecord) {
+        if let Err(e) = self.journal.save(rec) {
+            self.reporter.error(&format!("cannot write the run record: {e}"));
+        }
+    }
+
+    /// A safe point between nodes: stop here if asked to, or if the lock is not ours.
+    fn checkpoint(&mut self) -> Result<(), RunStop> {
+        if let Some(reason) = self.lock_lost.clone() {
+            return Err(RunStop::LockLost(reason));
+        }
+        if self.cancel.is_cancelled() {
+            return Err(RunStop::Interrupted);
+        }
+        if let Some(reason) = self.fence.lost_reason() {
+            return Err(self.lost(format!("the aks-patch lock was lost ({reason})")));
+        }
+        Ok(())
+    }
+
+    /// Record that the lock is gone; returns the stop to give (an authentication failure
+    /// when the API server refused our credentials).
+    fn lost(&mut self, reason: String) -> RunStop {
+        self.lock_lost.get_or_insert(reason.clone());
+        if self.fence.auth_failed() {
+            return RunStop::Failed {
+                message: format!("{reason}: the API server refused the credentials"),
+                exit: Exit::Auth,
+            };
+        }
+        RunStop::LockLost(reason)
+    }
+
+    /// Fencing before a destructive step: the lock must be proven ours now.
+    async fn fence(&mut self, step: &str) -> Result<(), RunStop> {
+        match self.fence.fence(Duration::ZERO).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.lost(format!("not {step}: {e}"))),
+        }
+    }
+
+    fn begin(&self, rec: &mut RunRecord, i: usize, step: &str) {
+        rec.nodes[i].steps.push(Step {
+            name: step.into(),
+            started_at: journal::now(),
+            finished_at: None,
+            outcome: "running".into(),
+            detail: String::new(),
+        });
+        self.save(rec);
+    }
+
+    fn end(&self, rec: &mut RunRecord, i: usize, outcome: &str, detail: impl Into<String>) {
+        if let Some(s) = rec.nodes[i].steps.last_mut() {
+            s.finished_at = Some(journal::now());
+            s.outcome = outcome.into();
+            s.detail = detail.into();
+        }
+        self.save(rec);
+    }
+
+    async fn patch_node(
+        &mut self,
+        rec: &mut RunRecord,
+        i: usize,
+        workloads: &[WorkloadRef],
+    ) -> Result<NodeEnd, RunStop> {
+        let name = rec.nodes[i].name.clone();
+        let t0 = Instant::now();
+        let row = match self.cluster.node(&name).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(NodeEnd::Gone),
+            Err(e) => return Err(RunStop::port(format!("cannot read node {name}: {e}"), &e)),
+        };
+        if let Some(end) = self.resume(rec, i, &row).await? {
+            return Ok(end);
+        }
+        let node = target(&row);
+        let after = self.upgrade(rec, i, &node).await?;
+        let reboot = self.decide_reboot(rec, i, &after);
+        if !reboot {
+            if rec.nodes[i].in_hand {
+                // A resumed node that an earlier run had taken out: put it back.
+                let undo = self.release(rec, i).await;
+                self.reporter.step(&name, &undo);
+            }
+            rec.nodes[i].kernel_after = Some(after.running_kernel.clone());
+            return Ok(NodeEnd::Done);
+        }
+        if self.cancel.is_cancelled() {
+            return self.stop_in_hand(rec, i, "stopping before the cordon").await;
+        }
+        self.health_gate(rec, i, workloads).await?;
+        // kured must not reboot another node beside ours.
+        let ttl = Duration::from_secs(self.cfg.options.drain_timeout + self.cfg.options.reboot_timeout);
+        let kured = match self.cluster.take_kured_lock(&name, ttl).await {
+            Ok(taken) => {
+                if taken {
+                    self.reporter
+                        .step(&name, "took kured's reboot lock so that kured waits");
+                }
+                taken
+            }
+            Err(e) => {
+                let undo = self.release_if_in_hand(rec, i).await;
+                return Err(RunStop::port(
+                    format!("not rebooting node {name}: {e}; its packages are upgraded{undo}"),
+                    &e,
+                ));
+            }
+        };
+        let result = self.take_out_and_reboot(rec, i, &row).await;
+        if kured {
+            if let Err(e) = self.cluster.release_kured_lock(&name).await {
+                self.reporter.warn(&format!("could not release kured's lock: {e}; clear the annotation weave.works/kured-node-lock on DaemonSet kube-system/kured"));
+            }
+        }
+        result?;
+        self.reporter
+            .step(&name, &format!("patched in {}s", t0.elapsed().as_secs()));
+        Ok(NodeEnd::Done)
+    }
+
+    /// Resuming a node that was mid-way: pick up where it was, honestly. `Some` when the
+    /// node's turn is over already.
+    async fn resume(&mut self, rec: &mut RunRecord, i: usize, row: &NodeRow) -> Result<Option<NodeEnd>, RunStop> {
+        let name = rec.nodes[i].name.clone();
+        let state = rec.nodes[i].state;
+        if matches!(state, NodeState::Rebooting | NodeState::Back) {
+            self.reporter
+                .step(&name, "resuming: the node was rebooting when the last run stopped");
+            return self.finish_reboot(rec, i, row).await.map(Some);
+        }
+        if rec.nodes[i].in_hand {
+            let old = rec.nodes[i].boot_id_before.clone();
+            if !row.ready {
+                self.reporter.step(
+                    &name,
+                    "resuming: the node was left out of service and is not Ready: waiting for it to come back",
+                );
+                return self.finish_reboot(rec, i, row).await.map(Some);
+            }
+            if old.is_some() && row.boot_id.is_some() && row.boot_id != old {
+                self.reporter.step(
+                    &name,
+                    "resuming: the node was left cordoned and has rebooted since (new bootID)",
+                );
+                rec.nodes[i].rebooted = true;
+                rec.nodes[i].boot_id_after = row.boot_id.clone();
+            } else {
+                self.reporter
+                    .step(&name, "resuming: the node was left cordoned by the interrupted run");
+            }
+        }
+        if state == NodeState::Failed {
+            // Every step of a failed node is done again, its upgrade included.
+            self.reporter.step(
+                &name,
+                "resuming: the node failed in the last run; redoing it from the upgrade",
+            );
+            rec.nodes[i].state = NodeState::Pending;
+            rec.nodes[i].error = None;
+            self.save(rec);
+        }
+        Ok(None)
+    }
+
+    /// Step 1: probe, upgrade (detached on the node), probe again. Returns the last probe:
+    /// nothing of the chosen mode may be pending in it.
+    async fn upgrade(&mut self, rec: &mut RunRecord, i: usize, node: &NodeTarget) -> Result<Probe, RunStop> {
+        let name = node.name.clone();
+        let not_cordoned = |rec: &RunRecord| {
+            if rec.nodes[i].in_hand {
+                ""
+            } else {
+                "; the node was not cordoned"
+            }
+        };
+        self.begin(rec, i, "probe");
+        let probe = match self.transport.probe(node).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.end(rec, i, "failed", e.to_string());
+                return Err(RunStop::port(
+                    format!("probing node {name} failed: {e}{}", not_cordoned(rec)),
+                    &e,
+                ));
+            }
+        };
+        self.end(rec, i, "ok", "");
+        if let Some(why) = &probe.unsupported {
+            return Err(RunStop::failed(format!("node {name}: {why}")));
+        }
+        rec.nodes[i].kernel_before.get_or_insert(probe.running_kernel.clone());
+        let mut after = probe.clone();
+        if rec.nodes[i].state == NodeState::Pending {
+            let security = probe.security_packages();
+            let mode = self.cfg.options.upgrade_mode;
+            match ssh::upgrade_command(mode, self.cfg.dpkg_lock_timeout_secs, &security) {
+                None => self.reporter.step(&name, "no security updates pending"),
+                Some(_) if probe.pending.is_empty() => self.reporter.step(&name, "no updates pending"),
+                Some(cmd) => {
+                    self.reporter.step(
+                        &name,
+                        &format!(
+                            "upgrading {} package(s) ({} mode; waiting for the dpkg lock if held)",
+                            probe.pending_count(),
+                            enum_text(&mode)
+                        ),
+                    );
+                    self.run_upgrade(rec, i, node, &cmd).await?;
+                    after = match self.transport.probe(node).await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            return Err(RunStop::port(
+                                format!("probing node {name} after its upgrade failed: {e}{}", not_cordoned(rec)),
+                                &e,
+                            ))
+                        }
+                    };
+                }
+            }
+            rec.nodes[i].state = NodeState::Upgraded;
+            self.save(rec);
+        }
+        // Patched means: the upgrade succeeded (in this run or the one resumed) and nothing
+        // of the chosen mode is pending any more.
+        let left = pending_of(self.cfg.options.upgrade_mode, &after);
+        if !left.is_empty() {
+            let undo = self.release_if_in_hand(rec, i).await;
+            return Err(RunStop::failed(format!(
+                "node {name} still has {} pending update(s) of {} mode after the upgrade ({}); it is not reported patched{}; see the run record for apt's output",
+                left.len(),
+                enum_text(&self.cfg.options.upgrade_mode),
+                left.join(", "),
+                if undo.is_empty() { "; the node was not cordoned".to_string() } else { undo }
+            )));
+        }
+        Ok(after)
+    }
+
+    /// Run the upgrade detached on the node and wait for it. A signal never cuts apt off: the
+    /// first Ctrl-C waits for it to finish, a second one stops waiting (apt goes on, and the
+    /// run says so).
+    async fn run_upgrade(
+        &mut self,
+        rec: &mut RunRecord,
+        i: usize,
+        node: &NodeTarget,
+        cmd: &str,
+    ) -> Result<(), RunStop> {
+        let name = node.name.clone();
+        let run_id = self.cfg.run_id.clone();
+        let (log_path, _) = ssh::remote::upgrade_files(&run_id);
+        self.begin(rec, i, "upgrade");
+        if let Err(e) = self.transport.start_upgrade(node, cmd, &run_id).await {
+            self.end(rec, i, "failed", e.to_string());
+            return Err(RunStop::port(
+                format!("cannot start the upgrade on node {name}: {e}; the node was not cordoned"),
+                &e,
+            ));
+        }
+        let deadline = Instant::now() + self.cfg.upgrade_timeout;
+        let mut failures = 0u32;
+        let mut told = false;
+        let outcome = loop {
+            if self.abandon.is_cancelled() {
+                break Err(format!(
+                    "stopped waiting for the upgrade (second interrupt); apt is still running on node {name} (log {log_path}); the node was not cordoned"
+                ));
+            }
+            if self.cancel.is_cancelled() && !told {
+                told = true;
+                self.reporter.step(
+                    &name,
+                    "interrupted: waiting for apt to finish on the node (it is never cut off half-way); interrupt again to stop waiting",
+                );
+            }
+            if Instant::now() >= deadline {
+                break Err(format!(
+                    "the upgrade of node {name} did not finish within {}s (log {log_path} on the node); the node was not cordoned",
+                    self.cfg.upgrade_timeout.as_secs()
+                ));
+            }
+            let waited = tokio::select! {
+                r = self.transport.wait_upgrade(node, &run_id, self.cfg.upgrade_poll) => Some(r),
+                _ = self.abandon.cancelled() => None,
+            };
+            match waited {
+                None => continue,
+                Some(Ok(Some(done))) => break Ok(done),
+                Some(Ok(None)) => failures = 0,
+                // The connection was cut (a signal to our process group, a network blip):
+                // apt goes on detached; connect again and keep waiting.
+                Some(Err(e)) => {
+                    tracing::debug!("waiting for the upgrade on {name}: {e}; reconnecting");
+                    self.transport.disconnect(node).await;
+                    failures += 1;
+                    if failures > 5 && !self.cancel.is_cancelled() {
+                        break Err(format!(
+                            "lost the connection to node {name} during the upgrade ({e}); apt may still be running there (log {log_path}); the node was not cordoned"
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
+        };
+        let (log, code) = match outcome {
+            Ok(v) => v,
+            Err(msg) => {
+                self.end(rec, i, "failed", msg.clone());
+                if self.abandon.is_cancelled() {
+                    self.reporter.warn(&msg);
+                    return Err(RunStop::Interrupted);
+                }
+                return Err(RunStop::failed(msg));
+            }
+        };
+        let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+        rec.nodes[i].upgrade_output = lines[lines.len().saturating_sub(40)..].join("\n");
+        if code != 0 {
+            let last = log.lines().rfind(|l| l.starts_with("E:")).unwrap_or("").to_string();
+            self.end(rec, i, "failed", format!("apt-get exited with {code}"));
+            return Err(RunStop::failed(format!(
+                "upgrading node {name} failed (apt-get exit {code}{}); the node was not cordoned; see the run record for apt's output",
+                if last.is_empty() { String::new() } else { format!(": {last}") }
+            )));
+        }
+        let pkgs = ssh::parse_upgrade_output(&log);
+        rec.nodes[i].packages_upgraded = pkgs
+            .iter()
+            .map(|p| UpgradedPackage {
+                name: p.name.clone(),
+                version: p.version.clone(),
+            })
+            .collect();
+        self.end(rec, i, "ok", format!("{} package(s) upgraded", pkgs.len()));
+        self.reporter
+            .step(&name, &format!("{} package(s) upgraded", pkgs.len()));
+        Ok(())
+    }
+
+    /// Step 2: does the node reboot?
+    fn decide_reboot(&self, rec: &RunRecord, i: usize, after: &Probe) -> bool {
+        let name = &rec.nodes[i].name;
+        let needs = after.reboot_required;
+        let reboot = match self.cfg.options.reboot {
+            RebootPolicy::Always => !rec.nodes[i].rebooted || needs,
+            RebootPolicy::Never => false,
+            RebootPolicy::IfRequired => needs,
+        };
+        if reboot {
+            if !after.reboot_packages.is_empty() {
+                self.reporter.step(
+                    name,
+                    &format!("reboot required by {}", after.reboot_packages.join(", ")),
+                );
+            }
+        } else {
+            self.reporter.step(
+                name,
+                if needs {
+                    "reboot required, but --reboot never"
+                } else {
+                    "no reboot required"
+                },
+            );
+        }
+        reboot
+    }
+
+    /// Step 3: nothing else may be out before this node is taken out.
+    async fn health_gate(&mut self, rec: &mut RunRecord, i: usize, workloads: &[WorkloadRef]) -> Result<(), RunStop> {
+        let name = rec.nodes[i].name.clone();
+        self.begin(rec, i, "health-gate");
+        let exempt = vec![name.clone()];
+        let r = wait_gate(
+            self.cluster,
+            &exempt,
+            workloads,
+            self.cfg.gate_wait,
+            self.cfg.gate_poll,
+            &self.cancel,
+            self.reporter,
+        )
+        .await;
+        match r {
+            Ok(()) => {
+                self.end(rec, i, "ok", "");
+                Ok(())
+            }
+            Err(GateStop::Cancelled) => {
+                self.end(rec, i, "skipped", "interrupted");
+                self.stop_in_hand(rec, i, "stopping before the cordon")
+                    .await
+                    .map(|_| ())
+            }
+            Err(e) => {
+                self.end(rec, i, "failed", e.to_string());
+                let hint = e.hint().map(|h| format!("; {h}")).unwrap_or_default();
+                let undo = self.release_if_in_hand(rec, i).await;
+                let exit = match &e {
+                    GateStop::Failed(p) if p.auth => Exit::Auth,
+                    _ => Exit::NodesFailed,
+                };
+                Err(RunStop::Failed {
+                    message: format!("not taking node {name} out: {e}{hint}{undo}; its packages are upgraded"),
+                    exit,
+                })
+            }
+        }
+    }
+
+    /// Steps 4 to 6: cordon (and mark), drain, reboot; then [`Engine::finish_reboot`].
+    async fn take_out_and_reboot(&mut self, rec: &mut RunRecord, i: usize, row: &NodeRow) -> Result<NodeEnd, RunStop> {
+        self.cordon(rec, i, row).await?;
+        self.drain(rec, i).await?;
+        if self.cancel.is_cancelled() {
+            let name = rec.nodes[i].name.clone();
+            let undo = self.release(rec, i).await;
+            self.reporter
+                .step(&name, &format!("stopping before the reboot; {undo}"));
+            return Err(RunStop::Interrupted);
+        }
+        self.reboot(rec, i, row).await?;
+        let name = rec.nodes[i].name.clone();
+        let row = self
+            .cluster
+            .node(&name)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| row.clone());
+        self.finish_reboot(rec, i, &row).await
+    }
+
+    /// Step 4: cordon (remembering whether somebody else had) and mark the node as ours.
+    async fn cordon(&mut self, rec: &mut RunRecord, i: usize, row: &NodeRow) -> Result<(), RunStop> {
+        let name = rec.nodes[i].name.clone();
+        self.fence("cordoning").await?;
+        if !rec.nodes[i].in_hand {
+            rec.nodes[i].boot_id_before = row.boot_id.clone();
+            rec.nodes[i].was_cordoned = row.unschedulable;
+            self.save(rec);
+        }
+        self.begin(rec, i, "cordon");
+        if let Err(e) = self.cluster.cordon(&name, &self.cfg.run_id).await {
+            self.end(rec, i, "failed", e.to_string());
+            let undo = self.release_if_in_hand(rec, i).await;
+            return Err(RunStop::port(format!("cannot cordon node {name}: {e}{undo}"), &e));
+        }
+        rec.nodes[i].in_hand = true;
+        rec.nodes[i].state = NodeState::Cordoned;
+        let was = rec.nodes[i].was_cordoned;
+        self.end(
+            rec,
+            i,
+            "ok",
+            if was {
+                "already cordoned before aks-patch; it stays cordoned"
+            } else {
+                ""
+            },
+        );
+        self.reporter.step(
+            &name,
+            if was {
+                "already cordoned (by someone else): it will stay cordoned"
+            } else {
+                "cordoned"
+            },
+        );
+        Ok(())
+    }
+
+    /// Step 5: drain, proving the lock before every eviction.
+    async fn drain(&mut self, rec: &mut RunRecord, i: usize) -> Result<(), RunStop> {
+        let name = rec.nodes[i].name.clone();
+        self.begin(rec, i, "drain");
+        let reporter = self.reporter.clone();
+        let node_for_progress = name.clone();
+        let progress = move |ev: DrainEvent| match ev {
+            DrainEvent::Planned { evict, skipped } => reporter.step(
+                &node_for_progress,
+                &format!("draining: {evict} pod(s) to evict, {skipped} skipped (DaemonSet, mirror)"),
+            ),
+            DrainEvent::EvictionRefused { pod, pdb, retry_in, .. } => reporter.step(
+                &node_for_progress,
+                &format!(
+                    "eviction of {pod} refused by PodDisruptionBudget {}; retrying in {}s",
+                    pdb.unwrap_or_else(|| "?".into()),
+                    retry_in.as_secs()
+                ),
+            ),
+            DrainEvent::Evicted { pod } => reporter.verbose(&format!("{node_for_progress}: evicted {pod}")),
+            _ => {}
+        };
+        let drained = self
+            .cluster
+            .drain(&name, &self.cfg.drain, &progress, &self.cancel, self.fence)
+            .await;
+        match drained {
+            Ok(report) => {
+                for (pod, w) in &report.warnings {
+                    self.reporter.warn(&format!("{name}: {pod}: {w}"));
+                }
+                rec.nodes[i].evicted = report.evicted.iter().map(|p| p.to_string()).collect();
+                rec.nodes[i].pdbs = report.pdbs.iter().map(|(ns, n)| format!("{ns}/{n}")).collect();
+                rec.nodes[i].workloads = report.workloads.clone();
+                rec.nodes[i].state = NodeState::Drained;
+                self.end(
+                    rec,
+                    i,
+                    "ok",
+                    format!(
+                        "{} pod(s) evicted in {:.1}s",
+                        report.evicted.len(),
+                        report.elapsed.as_secs_f64()
+                    ),
+                );
+                self.reporter
+                    .step(&name, &format!("drained: {} pod(s) evicted", report.evicted.len()));
+                Ok(())
+            }
+            Err(stop) => {
+                let text = match &stop {
+                    DrainStop::Cancelled => "interrupted".to_string(),
+                    DrainStop::Fenced(r) => r.clone(),
+                    DrainStop::Failed(e) => e.to_string(),
+                };
+                self.end(rec, i, "failed", text);
+                // A drain that did not finish: put the node back in service (unless it was cordoned before us).
+                let undo = self.release(rec, i).await;
+                Err(match stop {
+                    DrainStop::Cancelled => {
+                        self.reporter.step(&name, &format!("drain interrupted; {undo}"));
+                        RunStop::Interrupted
+                    }
+                    DrainStop::Fenced(reason) => {
+                        self.reporter.step(&name, &format!("drain stopped; {undo}"));
+                        self.lost(format!("stopped draining node {name}: {reason}"))
+                    }
+                    DrainStop::Failed(e) => RunStop::port(format!("draining node {name} failed: {e}; {undo}"), &e),
+                })
+            }
+        }
+    }
+
+    /// Step 6: reboot, the lock proven once more; the connection dropping is expected.
+    async fn reboot(&mut self, rec: &mut RunRecord, i: usize, row: &NodeRow) -> Result<(), RunStop> {
+        let name = rec.nodes[i].name.clone();
+        if let Err(stop) = self.fence("rebooting").await {
+            let undo = self.release(rec, i).await;
+            self.reporter
+                .step(&name, &format!("not rebooting: the lock is not ours; {undo}"));
+            return Err(stop);
+        }
+        self.begin(rec, i, "reboot");
+        if let Err(e) = self.transport.reboot(&target(row)).await {
+            self.end(rec, i, "failed", e.to_string());
+            let undo = self.release(rec, i).await;
+            return Err(RunStop::port(format!("cannot reboot node {name}: {e}; {undo}"), &e));
+        }
+        rec.nodes[i].state = NodeState::Rebooting;
+        self.end(rec, i, "ok", "reboot scheduled");
+        self.reporter.step(&name, "rebooting");
+        Ok(())
+    }
+
+    /// Step 7: wait for the reboot to be proven (new bootID, Ready, taints gone), verify the
+    /// marker, the kernel and that nothing is pending, put the node back.
+    async fn finish_reboot(&mut self, rec: &mut RunRecord, i: usize, row: &NodeRow) -> Result<NodeEnd, RunStop> {
+        let name = rec.nodes[i].name.clone();
+        let old_boot = rec.nodes[i]
+            .boot_id_before
+            .clone()
+            .or_else(|| row.boot_id.clone())
+            .unwrap_or_default();
+        self.begin(rec, i, "wait-ready");
+        if self.cancel.is_cancelled() {
+            self.reporter.step(
+                &name,
+                "interrupted while rebooting: waiting for the node to come back before stopping",
+            );
+        }
+        let reporter = self.reporter.clone();
+        let n2 = name.clone();
+        let progress = move |ev: RebootEvent| match ev {
+            RebootEvent::WentNotReady { ready } => reporter.step(&n2, &format!("went down (Ready={ready})")),
+            RebootEvent::Booted { .. } => reporter.step(&n2, "booted (new bootID)"),
+            RebootEvent::Back { elapsed } => reporter.step(&n2, &format!("Ready again after {}s", elapsed.as_secs())),
+            RebootEvent::ReadFailed { error } => {
+                reporter.verbose(&format!("{n2}: reading the node failed ({error}); still waiting"))
+            }
+        };
+        let timeout = Duration::from_secs(self.cfg.options.reboot_timeout);
+        let back = match self.cluster.wait_for_reboot(&name, &old_boot, timeout, &progress).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.end(rec, i, "failed", e.to_string());
+                return Err(RunStop::port(e.to_string(), &e));
+            }
+        };
+        rec.nodes[i].rebooted = true;
+        rec.nodes[i].boot_id_after = back.boot_id.clone();
+        rec.nodes[i].kernel_after = Some(back.kernel_version.clone());
+        rec.nodes[i].state = NodeState::Back;
+        self.end(rec, i, "ok", format!("new bootID, kernel {}", back.kernel_version));
+
+        // The marker must be gone; the kernel is what the node now runs.
+        self.begin(rec, i, "verify");
+        let node = target(&back);
+        self.transport.disconnect(&node).await;
+        let mut left = vec![];
+        match self.transport.probe(&node).await {
+            Ok(p) => {
+                left = pending_of(self.cfg.options.upgrade_mode, &p);
+                rec.nodes[i].kernel_after = Some(p.running_kernel.clone());
+                if p.reboot_required {
+                    self.reporter.warn(&format!(
+                        "{name}: /var/run/reboot-required is still there after the reboot ({})",
+                        p.reboot_packages.join(", ")
+                    ));
+                    self.end(rec, i, "warning", "reboot marker still present");
+                } else {
+                    self.end(rec, i, "ok", format!("marker gone, running {}", p.running_kernel));
+                }
+            }
+            Err(e) => {
+                self.reporter
+                    .warn(&format!("{name}: cannot check the reboot marker after the reboot: {e}"));
+                self.end(rec, i, "warning", e.to_string());
+            }
+        }
+        let undo = self.release(rec, i).await;
+        self.reporter.step(&name, &undo);
+        if rec.nodes[i].in_hand {
+            return Err(RunStop::failed(format!("node {name} is back, but {undo}")));
+        }
+        if !left.is_empty() {
+            // Never patched with updates of its mode still pending: the resume redoes it.
+            return Err(RunStop::failed(format!(
+                "node {name} is back, but {} update(s) of {} mode are still pending ({}); it is not reported patched",
+                left.len(),
+                enum_text(&self.cfg.options.upgrade_mode),
+                left.join(", ")
+            )));
+        }
+        Ok(NodeEnd::Done)
+    }
+
+    /// Stop at a safe point with the node in hand put back first.
+    async fn stop_in_hand(&mut self, rec: &mut RunRecord, i: usize, what: &str) -> Result<NodeEnd, RunStop> {
+        let name = rec.nodes[i].name.clone();
+        let undo = self.release_if_in_hand(rec, i).await;
+        self.reporter.step(&name, &format!("{what}{undo}"));
+        Err(RunStop::Interrupted)
+    }
+
+    async fn release_if_in_hand(&self, rec: &mut RunRecord, i: usize) -> String {
+        if rec.nodes[i].in_hand {
+            format!("; {}", self.release(rec, i).await)
+        } else {
+            String::new()
+        }
+    }
+
+    /// Step 8: put the node back: remove our mark, and uncordon it unless it was cordoned
+    /// before aks-patch came. Returns what was done, for messages.
+    async fn release(&self, rec: &mut RunRecord, i: usize) -> String {
+        let name = rec.nodes[i].name.clone();
+        let uncordon = !rec.nodes[i].was_cordoned;
+        match self.cluster.release(&name, uncordon).await {
+            Ok(()) => {
+                rec.nodes[i].in_hand = false;
+                rec.nodes[i].steps.push(Step {
+                    name: if uncordon { "uncordon" } else { "unmark" }.into(),
+                    started_at: journal::now(),
+                    finished_at: Some(journal::now()),
+                    outcome: "ok".into(),
+                    detail: String::new(),
+                });
+                self.save(rec);
+                if uncordon {
+                    format!("node {name} uncordoned")
+                } else {
+                    format!("node {name} stays cordoned, as it was before aks-patch")
+                }
+            }
+            Err(e) => {
+                self.save(rec);
+                format!(
+                    "COULD NOT UNCORDON node {name} ({e}): run `kubectl uncordon {name} && kubectl annotate node {name} {IN_PROGRESS_ANNOTATION}-`"
+                )
+            }
+        }
+    }
+
+    /// Between nodes: soak, then the evicted workloads' budgets must allow disruptions again.
+    async fn between_nodes(&mut self, rec: &RunRecord, i: usize) -> Result<(), RunStop> {
+        let more = rec.nodes[i + 1..]
+            .iter()
+            .any(|n| !matches!(n.state, NodeState::Done | NodeState::Skipped | NodeState::Gone));
+        if !more {
+            return Ok(());
+        }
+        let soak = self.cfg.options.soak;
+        if soak > 0 {
+            self.reporter
+                .step(&rec.nodes[i].name, &format!("soaking {soak}s before the next node"));
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(soak)) => {}
+                _ = self.cancel.cancelled() => return Err(RunStop::Interrupted),
+            }
+        }
+        let pdbs: Vec<(String, String)> = rec.nodes[i]
+            .pdbs
+            .iter()
+            .filter_map(|p| p.split_once('/').map(|(a, b)| (a.to_string(), b.to_string())))
+            .collect();
+        if !pdbs.is_empty() {
+            self.reporter.step(
+                &rec.nodes[i].name,
+                &format!(
+                    "waiting for {} PodDisruptionBudget(s) to allow disruptions again",
+                    pdbs.len()
+                ),
+            );
+            let timeout = Duration::from_secs(self.cfg.options.drain_timeout);
+            tokio::select! {
+                r = self.cluster.wait_pdbs(&pdbs, timeout) => {
+                    if let Err(e) = r { return Err(RunStop::port(e.to_string(), &e)); }
+                }
+                _ = self.cancel.cancelled() => return Err(RunStop::Interrupted),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The engine against fakes of the cluster, the nodes and the lock, on paused tokio time:
+    //! every transition, failures at every step, resume from every state, signals at the
+    //! safe points. The fakes keep one small world and check "never two nodes out" on every
+    //! change.
+    use super::*;
+    use crate::kube::drain::{DrainReport, PodRef};
+    use crate::rollout::journal::{NodeRecord, RunStatus};
+    use crate::ssh::{PackageManager, PendingUpdate};
+    use async_trait::async_trait;
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    const OLD: &str = "5.15.0-1068-azure";
+    const NEW: &str = "5.15.0-1073-azure";
+
+    #[derive(Debug, Clone)]
+    struct FakeNode {
+        ready: bool,
+        unschedulable: bool,
+        marked: Option<String>,
+        boot: u32,
+        kernel: String,
+        pending: Vec<&'static str>,
+        reboot_required: bool,
+        /// The next boot never completes.
+        never_returns: bool,
+        /// Seconds the next boot takes.
+        boot_secs: u64,
+        upgrading_until: Option<Instant>,
+    }
+
+    impl FakeNode {
+        fn new() -> FakeNode {
+            FakeNode {
+                ready: true,
+                unschedulable: false,
+                marked: None,
+                boot: 1,
+                kernel: OLD.into(),
+                pending: vec!["linux-azure", "openssl"],
+                reboot_required: false,
+                never_returns: false,
+                boot_secs: 20,
+                upgrading_until: None,
+            }
+        }
+    }
+
+    #[derive(Default)]
+    struct World {
+        nodes: BTreeMap<String, FakeNode>,
+        log: Vec<String>,
+        /// The most nodes out of service at once (cordoned by us, marked, or not Ready).
+        max_out: usize,
+        /// `step` → the error it fails with (once each).
+        fail: BTreeMap<&'static str, PortError>,
+        /// Upgrades exit with this code.
+        apt_exit: i32,
+        /// Upgrades leave these packages pending.
+        apt_leaves: Vec<&'static str>,
+        /// Set the cancel token when this step is reached.
+        cancel_at: Option<(&'static str, CancellationToken)>,
+        fence_fails_at: Option<&'static str>,
+        lost: Option<String>,
+    }
+
+    #[derive(Clone, Default)]
+    struct Fakes(Arc<Mutex<World>>);
+
+    impl Fakes {
+        fn with_nodes(n: usize) -> Fakes {
+            let f = Fakes::default();
+            for i in 0..n {
+                f.0.lock().unwrap().nodes.insert(format!("n{i}"), FakeNode::new());
+            }
+            f
+        }
+
+        fn w(&self) -> std::sync::MutexGuard<'_, World> {
+            self.0.lock().unwrap()
+        }
+
+        fn node(&self, name: &str) -> FakeNode {
+            self.w().nodes[name].clone()
+        }
+
+        fn edit(&self, name: &str, f: impl FnOnce(&mut FakeNode)) {
+            let mut w = self.w();
+            f(w.nodes.get_mut(name).unwrap());
+            let out = w.nodes.values().filter(|n| !n.ready || n.marked.is_some()).count();
+            w.max_out = w.max_out.max(out);
+        }
+
+        /// Record `what`; fail if that step is scripted to.
+        fn step(&self, what: &'static str, node: &str) -> Result<(), PortError> {
+            if std::env::var_os("ENGINE_TEST_TRACE").is_some() {
+                eprintln!("step {what} {node}");
+            }
+            let mut w = self.w();
+            w.log.push(format!("{what} {node}"));
+            if w.fence_fails_at == Some(what) {
+                // The lock is lost at this step (deleted, taken over): from now on.
+                w.lost = Some("the Lease was deleted by someone else".into());
+            }
+            if let Some((at, tok)) = &w.cancel_at {
+                if *at == what {
+                    tok.cancel();
+                }
+            }
+            match w.fail.remove(what) {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        }
+
+        fn log(&self) -> Vec<String> {
+            self.w().log.clone()
+        }
+
+        fn count(&self, what: &str) -> usize {
+            self.log().iter().filter(|l| l.starts_with(&format!("{what} "))).count()
+        }
+
+        fn row(&self, name: &str) -> NodeRow {
+            let n = self.node(name);
+            NodeRow {
+                name: name.into(),
+                status: if n.ready { "Ready" } else { "NotReady" }.into(),
+                roles: "<none>".into(),
+                age: "1d".into(),
+                version: "v1.31.5".into(),
+                internal_ip: format!("10.0.0.{}", name.trim_start_matches('n')),
+                external_ip: "<none>".into(),
+                os_image: "Ubuntu 22.04.5 LTS".into(),
+                kernel_version: n.kernel.clone(),
+                container_runtime: "containerd://1.7".into(),
+                pool: Some("p".into()),
+                os_type: Some("linux".into()),
+                os_sku: Some("Ubuntu".into()),
+                node_image_version: None,
+                unschedulable: n.unschedulable,
+                ready: n.ready,
+                boot_id: Some(format!("boot-{}", n.boot)),
+                created_at: None,
+                in_progress: n.marked.clone(),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Cluster for Fakes {
+        async fn node(&self, name: &str) -> Result<Option<NodeRow>, PortError> {
+            self.step("get", name)?;
+            let exists = self.w().nodes.contains_key(name);
+            Ok(exists.then(|| self.row(name)))
+        }
+
+        async fn blockers(&self, exempt: &[String], _w: &[WorkloadRef]) -> Result<Vec<Blocker>, PortError> {
+            self.step("gate", exempt.first().map(String::as_str).unwrap_or(""))?;
+            let w = self.w();
+            Ok(w.nodes
+                .iter()
+                .filter(|(name, _)| !exempt.contains(name))
+                .filter_map(|(name, n)| match (&n.marked, n.ready) {
+                    (Some(run), ready) => Some(Blocker::NodeInProgress {
+                        node: name.clone(),
+                        run_id: run.clone(),
+                        ready,
+                    }),
+                    (None, false) => Some(Blocker::NodeDown {
+                        node: name.clone(),
+                        why: "NotReady".into(),
+                    }),
+                    _ => None,
+                })
+                .collect())
+        }
+
+        async fn cordon(&self, node: &str, run_id: &str) -> Result<(), PortError> {
+            self.step("cordon", node)?;
+            self.edit(node, |n| {
+                n.unschedulable = true;
+                n.marked = Some(run_id.into());
+            });
+            Ok(())
+        }
+
+        async fn release(&self, node: &str, uncordon: bool) -> Result<(), PortError> {
+            self.step("release", node)?;
+            self.edit(node, |n| {
+                n.marked = None;
+                if uncordon {
+                    n.unschedulable = false;
+                }
+            });
+            Ok(())
+        }
+
+        async fn drain(
+            &self,
+            node: &str,
+            _opts: &DrainOptions,
+            _progress: &(dyn Fn(DrainEvent) + Send + Sync),
+            cancel: &CancellationToken,
+            fence: &dyn Fence,
+        ) -> Result<DrainReport, DrainStop> {
+            self.step("drain", node).map_err(DrainStop::Failed)?;
+            fence.fence(Duration::from_secs(2)).await.map_err(DrainStop::Fenced)?;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(3)) => {}
+                _ = cancel.cancelled() => return Err(DrainStop::Cancelled),
+            }
+            Ok(DrainReport {
+                node: node.into(),
+                evicted: vec![PodRef {
+                    namespace: "app".into(),
+                    name: format!("web-{node}"),
+                    uid: "u".into(),
+                }],
+                skipped: vec![],
+                warnings: vec![],
+                pdbs: vec![("app".into(), "web-pdb".into())],
+                workloads: vec![],
+                elapsed: Duration::from_secs(3),
+            })
+        }
+
+        async fn wait_for_reboot(
+            &self,
+            node: &str,
+            old_boot_id: &str,
+            timeout: Duration,
+            _progress: &(dyn Fn(RebootEvent) + Send + Sync),
+        ) -> Result<NodeRow, PortError> {
+            self.step("wait", node)?;
+            let deadline = Instant::now() + timeout;
+            loop {
+                let row = self.row(node);
+                if row.ready && row.boot_id.as_deref() != Some(old_boot_id) {
+                    return Ok(row);
+                }
+                if Instant::now() >= deadline {
+                    return Err(PortError::new(format!(
+                        "node {node} did not come back within {}s",
+                        timeout.as_secs()
+                    )));
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+
+        async fn wait_pdbs(&self, _pdbs: &[(String, String)], _timeout: Duration) -> Result<(), PortError> {
+            self.step("pdbs", "")
+        }
+
+        async fn take_kured_lock(&self, node: &str, _ttl: Duration) -> Result<bool, PortError> {
+            self.step("kured", node).map(|_| false)
+        }
+
+        async fn release_kured_lock(&self, _node: &str) -> Result<(), PortError> {
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl Transport for Fakes {
+        async fn probe(&self, node: &NodeTarget) -> Result<Probe, PortError> {
+            self.step("probe", &node.name)?;
+            let n = self.node(&node.name);
+            Ok(Probe {
+                running_kernel: n.kernel.clone(),
+                os_id: "ubuntu".into(),
+                os_version: "22.04".into(),
+                os_pretty_name: None,
+                boot_id: Some(format!("boot-{}", n.boot)),
+                booted_at: None,
+                uptime_seconds: None,
+                package_manager: PackageManager::Apt,
+                pending: n
+                    .pending
+                    .iter()
+                    .map(|p| PendingUpdate {
+                        name: p.to_string(),
+                        from: "1".into(),
+                        to: "2".into(),
+                        pockets: vec!["jammy-security".into()],
+                        arch: "amd64".into(),
+                        security: true,
+                    })
+                    .collect(),
+                reboot_required: n.reboot_required,
+                reboot_packages: if n.reboot_required {
+                    vec!["linux-image-5.15.0-1073-azure".into()]
+                } else {
+                    vec![]
+                },
+                refreshed: false,
+                refresh_error: None,
+                unsupported: None,
+            })
+        }
+
+        async fn start_upgrade(&self, node: &NodeTarget, _command: &str, _run_id: &str) -> Result<(), PortError> {
+            self.step("upgrade", &node.name)?;
+            self.edit(&node.name, |n| {
+                n.upgrading_until = Some(Instant::now() + Duration::from_secs(5))
+            });
+            Ok(())
+        }
+
+        async fn wait_upgrade(
+            &self,
+            node: &NodeTarget,
+            _run_id: &str,
+            max: Duration,
+        ) -> Result<Option<(String, i32)>, PortError> {
+            self.step("await", &node.name)?;
+            let until = self.node(&node.name).upgrading_until.expect("an upgrade was started");
+            let now = Instant::now();
+            if until > now + max {
+                tokio::time::sleep(max).await;
+                return Ok(None);
+            }
+            tokio::time::sleep_until(until).await;
+            let (code, leaves) = {
+                let w = self.w();
+                (w.apt_exit, w.apt_leaves.clone())
+            };
+            if code != 0 {
+                return Ok(Some((
+                    "E: Sub-process /usr/bin/dpkg returned an error code (1)".into(),
+                    code,
+                )));
+            }
+            self.edit(&node.name, |n| {
+                n.upgrading_until = None;
+                if n.pending.contains(&"linux-azure") {
+                    n.reboot_required = true;
+                }
+                n.pending = leaves.clone();
+            });
+            Ok(Some((
+                format!("Setting up linux-image-{NEW} ({NEW}) ...\nSetting up openssl (3.0.2) ..."),
+                0,
+            )))
+        }
+
+        async fn reboot(&self, node: &NodeTarget) -> Result<(), PortError> {
+            self.step("reboot", &node.name)?;
+            self.edit(&node.name, |n| n.ready = false);
+            let me = self.clone();
+            let name = node.name.clone();
+            let (secs, never) = {
+                let n = self.node(&name);
+                (n.boot_secs, n.never_returns)
+            };
+            if !never {
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(secs)).await;
+                    me.edit(&name, |n| {
+                        n.ready = true;
+                        n.boot += 1;
+                        n.kernel = NEW.into();
+                        n.reboot_required = false;
+                    });
+                });
+            }
+            Ok(())
+        }
+
+        async fn disconnect(&self, _node: &NodeTarget) {}
+    }
+
+    #[async_trait]
+    impl Fence for Fakes {
+        async fn fence(&self, _max_age: Duration) -> Result<(), String> {
+            let w = self.w();
+            match &w.lost {
+                Some(r) => Err(format!("the aks-patch lock was lost: {r}")),
+                None => Ok(()),
+            }
+        }
+
+        fn lost_reason(&self) -> Option<String> {
+            self.w().lost.clone()
+        }
+
+        fn auth_failed(&self) -> bool {
+            false
+        }
+    }
+
+    fn options() -> RunOptions {
+        RunOptions {
+            upgrade_mode: UpgradeMode::All,
+            reboot: RebootPolicy::IfRequired,
+            delete_emptydir_data: true,
+            force: true,
+            grace_period: None,
+            drain_timeout: 600,
+            reboot_timeout: 300,
+            soak: 0,
+        }
+    }
+
+    fn record(n: usize) -> RunRecord {
+        RunRecord {
+            run_id: "run-1".into(),
+            cluster: crate::rollout::journal::ClusterRef::kubeconfig("ctx", "https://x"),
+            status: RunStatus::Running,
+            started_at: journal::now(),
+            finished_at: None,
+            holder: "me".into(),
+            options: options(),
+            nodes: (0..n).map(|i| NodeRecord::new(&format!("n{i}"), "p")).collect(),
+            error: None,
+            resumed_from: vec![],
+        }
+    }
+
+    struct Harness {
+        fakes: Fakes,
+        dir: tempfile::TempDir,
+        cancel: CancellationToken,
+        abandon: CancellationToken,
+        options: RunOptions,
+    }
+
+    impl Harness {
+        fn new(n: usize) -> Harness {
+            Harness {
+                fakes: Fakes::with_nodes(n),
+                dir: tempfile::tempdir().unwrap(),
+                cancel: CancellationToken::new(),
+                abandon: CancellationToken::new(),
+                options: options(),
+            }
+        }
+
+        async fn run(&self, rec: &mut RunRecord) -> Result<(), RunStop> {
+            let journal = Journal::new(self.dir.path());
+            let reporter = Reporter::silent();
+            let mut cfg = EngineConfig::new(
+                self.options.clone(),
+                DrainOptions::default(),
+                rec.run_id.clone(),
+                Duration::from_secs(30),
+            );
+            cfg.gate_poll = Duration::from_secs(1);
+            let mut e = Engine::new(
+                &self.fakes,
+                &self.fakes,
+                &self.fakes,
+                cfg,
+                &journal,
+                &reporter,
+                self.cancel.clone(),
+                self.abandon.clone(),
+            );
+            e.run(rec).await
+        }
+
+        fn fail(&self, step: &'static str, e: PortError) {
+            self.fakes.w().fail.insert(step, e);
+        }
+    }
+
+    fn states(rec: &RunRecord) -> Vec<NodeState> {
+        rec.nodes.iter().map(|n| n.state).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_node_is_patched_and_rebooted_one_at_a_time() {
+        let h = Harness::new(3);
+        let mut rec = record(3);
+        h.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done; 3]);
+        for i in 0..3 {
+            let n = h.fakes.node(&format!("n{i}"));
+            assert_eq!(n.kernel, NEW);
+            assert!(!n.unschedulable && n.marked.is_none());
+            assert!(rec.nodes[i].rebooted && !rec.nodes[i].in_hand);
+            assert_eq!(rec.nodes[i].kernel_before.as_deref(), Some(OLD));
+            assert_eq!(rec.nodes[i].kernel_after.as_deref(), Some(NEW));
+            assert_eq!(rec.nodes[i].packages_upgraded.len(), 2);
+        }
+        assert_eq!(h.fakes.w().max_out, 1, "never two nodes out");
+        // The transitions in order, for the first node.
+        let first: Vec<String> = h.fakes.log().into_iter().filter(|l| l.ends_with(" n0")).collect();
+        let names: Vec<&str> = first.iter().map(|l| l.split(' ').next().unwrap()).collect();
+        let order = [
+            "probe", "upgrade", "gate", "cordon", "drain", "reboot", "wait", "release",
+        ];
+        let mut at = 0;
+        for step in names {
+            if at < order.len() && step == order[at] {
+                at += 1;
+            }
+        }
+        assert_eq!(at, order.len(), "{first:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_that_needs_no_reboot_is_never_cordoned() {
+        let h = Harness::new(1);
+        h.fakes.edit("n0", |n| n.pending = vec!["openssl"]);
+        let mut rec = record(1);
+        h.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done]);
+        assert_eq!(h.fakes.count("cordon"), 0);
+        assert_eq!(h.fakes.count("reboot"), 0);
+        assert!(!rec.nodes[0].rebooted);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reboot_never_and_always() {
+        let mut h = Harness::new(1);
+        h.options.reboot = RebootPolicy::Never;
+        let mut rec = record(1);
+        h.run(&mut rec).await.unwrap();
+        assert_eq!(h.fakes.count("reboot"), 0);
+        let mut h = Harness::new(1);
+        h.options.reboot = RebootPolicy::Always;
+        h.fakes.edit("n0", |n| n.pending = vec![]);
+        let mut rec = record(1);
+        h.run(&mut rec).await.unwrap();
+        assert_eq!(
+            h.fakes.count("reboot"),
+            1,
+            "always reboots, even with nothing to install"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_upgrade_halts_before_the_cordon() {
+        let h = Harness::new(2);
+        h.fakes.w().apt_exit = 100;
+        let mut rec = record(2);
+        let stop = h.run(&mut rec).await.unwrap_err();
+        assert_eq!(stop.exit(), Exit::NodesFailed);
+        assert!(format!("{stop:?}").contains("apt-get exit 100"), "{stop:?}");
+        assert_eq!(states(&rec), [NodeState::Failed, NodeState::Pending]);
+        assert!(rec.nodes[0].upgrade_output.contains("E: Sub-process"));
+        assert_eq!(h.fakes.count("cordon"), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn updates_left_pending_after_the_upgrade_are_never_reported_patched() {
+        let h = Harness::new(1);
+        h.fakes.w().apt_leaves = vec!["openssl"];
+        let mut rec = record(1);
+        let stop = h.run(&mut rec).await.unwrap_err();
+        assert!(
+            format!("{stop:?}").contains("still has 1 pending update(s)"),
+            "{stop:?}"
+        );
+        assert_eq!(states(&rec), [NodeState::Failed]);
+        assert_eq!(h.fakes.count("cordon"), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_failing_step_halts_with_the_node_left_as_it_should_be() {
+        // (step, node stays out of service afterwards)
+        for (step, stays_out) in [
+            ("probe", false),
+            ("upgrade", false),
+            ("gate", false),
+            ("kured", false),
+            ("cordon", false),
+            ("drain", false),
+            ("reboot", false),
+            ("wait", true),
+        ] {
+            let h = Harness::new(2);
+            h.fail(step, PortError::new(format!("{step} broke")));
+            let mut rec = record(2);
+            let stop = h.run(&mut rec).await.unwrap_err();
+            assert_eq!(stop.exit(), Exit::NodesFailed, "{step}");
+            assert!(
+                format!("{stop:?}").contains(&format!("{step} broke")),
+                "{step}: {stop:?}"
+            );
+            assert_eq!(rec.nodes[0].state, NodeState::Failed, "{step}");
+            assert_eq!(
+                rec.nodes[1].state,
+                NodeState::Pending,
+                "{step}: the next node is not started"
+            );
+            let n0 = h.fakes.node("n0");
+            assert_eq!(n0.unschedulable, stays_out, "{step}");
+            assert_eq!(rec.nodes[0].in_hand, stays_out, "{step}");
+            assert!(
+                !h.fakes.log().iter().any(|l| l.ends_with(" n1")),
+                "{step}: nothing happened to the next node"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_credentials_exit_4() {
+        let h = Harness::new(1);
+        h.fail("cordon", PortError::auth("HTTP 401 Unauthorized"));
+        let mut rec = record(1);
+        assert_eq!(h.run(&mut rec).await.unwrap_err().exit(), Exit::Auth);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn another_node_down_holds_the_cordon_then_halts_naming_it() {
+        let h = Harness::new(3);
+        h.fakes.edit("n2", |n| n.ready = false);
+        let mut rec = record(2);
+        let stop = h.run(&mut rec).await.unwrap_err();
+        let text = format!("{stop:?}");
+        assert!(text.contains("node n2 is NotReady"), "{text}");
+        assert_eq!(h.fakes.count("cordon"), 0);
+        assert_eq!(rec.nodes[0].state, NodeState::Failed);
+        assert_eq!(h.fakes.w().max_out, 1, "only the node that was down");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_gate_opens_when_the_other_node_comes_back() {
+        let h = Harness::new(3);
+        h.fakes.edit("n2", |n| n.ready = false);
+        let f = h.fakes.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(12)).await;
+            f.edit("n2", |n| n.ready = true);
+        });
+        let mut rec = record(2);
+        h.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done; 2]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lock_lost_before_the_cordon_takes_nothing_out() {
+        let h = Harness::new(2);
+        h.fakes.w().fence_fails_at = Some("kured");
+        let mut rec = record(2);
+        let stop = h.run(&mut rec).await.unwrap_err();
+        assert_eq!(stop.exit(), Exit::LockHeld);
+        assert_eq!(h.fakes.count("cordon"), 0);
+        assert_eq!(rec.nodes[1].state, NodeState::Pending);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lock_lost_mid_drain_puts_the_node_back_and_stops() {
+        let h = Harness::new(2);
+        h.fakes.w().fence_fails_at = Some("drain");
+        let mut rec = record(2);
+        let stop = h.run(&mut rec).await.unwrap_err();
+        assert_eq!(stop.exit(), Exit::LockHeld);
+        assert!(
+            matches!(stop, RunStop::LockLost(ref m) if m.contains("stopped draining node n0")),
+            "{stop:?}"
+        );
+        let n0 = h.fakes.node("n0");
+        assert!(!n0.unschedulable && n0.marked.is_none(), "put back");
+        assert_eq!(h.fakes.count("reboot"), 0);
+        assert!(!rec.nodes[0].in_hand);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lock_lost_while_rebooting_finishes_the_node_and_starts_no_other() {
+        let h = Harness::new(2);
+        h.fakes.w().fence_fails_at = Some("wait");
+        let mut rec = record(2);
+        let stop = h.run(&mut rec).await.unwrap_err();
+        assert_eq!(stop.exit(), Exit::LockHeld);
+        assert_eq!(rec.nodes[0].state, NodeState::Done, "the node in hand was finished");
+        assert!(!h.fakes.node("n0").unschedulable);
+        assert_eq!(rec.nodes[1].state, NodeState::Pending, "no other node was started");
+        assert!(!h.fakes.log().iter().any(|l| l.ends_with(" n1")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_signal_during_the_upgrade_waits_for_apt_and_stops_before_the_cordon() {
+        let h = Harness::new(2);
+        h.fakes.w().cancel_at = Some(("await", h.cancel.clone()));
+        let mut rec = record(2);
+        let stop = h.run(&mut rec).await.unwrap_err();
+        assert_eq!(stop, RunStop::Interrupted);
+        assert_eq!(rec.nodes[0].state, NodeState::Upgraded, "apt ran to its end");
+        assert!(h.fakes.node("n0").pending.is_empty());
+        assert_eq!(h.fakes.count("cordon"), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_signal_stops_waiting_for_apt() {
+        let h = Harness::new(1);
+        h.fakes.edit("n0", |n| n.pending = vec!["linux-azure"]);
+        h.cancel.cancel();
+        h.abandon.cancel();
+        let mut rec = record(1);
+        // Signals before the first node: the run does not even start it.
+        assert_eq!(h.run(&mut rec).await.unwrap_err(), RunStop::Interrupted);
+        assert_eq!(h.fakes.count("upgrade"), 0);
+
+        let h = Harness::new(1);
+        h.fakes.w().cancel_at = Some(("upgrade", h.abandon.clone()));
+        let mut rec = record(1);
+        assert_eq!(h.run(&mut rec).await.unwrap_err(), RunStop::Interrupted);
+        assert_eq!(
+            rec.nodes[0].state,
+            NodeState::Pending,
+            "the upgrade is not known to have finished"
+        );
+        let step = rec.nodes[0].steps.last().unwrap();
+        assert!(step.detail.contains("apt is still running on node n0"), "{step:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_signal_mid_drain_uncordons() {
+        let h = Harness::new(2);
+        h.fakes.w().cancel_at = Some(("drain", h.cancel.clone()));
+        let mut rec = record(2);
+        assert_eq!(h.run(&mut rec).await.unwrap_err(), RunStop::Interrupted);
+        let n0 = h.fakes.node("n0");
+        assert!(!n0.unschedulable && n0.marked.is_none());
+        assert_eq!(h.fakes.count("reboot"), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_signal_during_the_reboot_waits_for_the_node_then_stops() {
+        let h = Harness::new(2);
+        h.fakes.w().cancel_at = Some(("reboot", h.cancel.clone()));
+        let mut rec = record(2);
+        assert_eq!(h.run(&mut rec).await.unwrap_err(), RunStop::Interrupted);
+        assert_eq!(rec.nodes[0].state, NodeState::Done);
+        assert!(!h.fakes.node("n0").unschedulable);
+        assert_eq!(rec.nodes[1].state, NodeState::Pending);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_that_never_returns_is_left_cordoned_in_hand_and_named() {
+        let h = Harness::new(2);
+        h.fakes.edit("n0", |n| n.never_returns = true);
+        let mut rec = record(2);
+        let stop = h.run(&mut rec).await.unwrap_err();
+        assert!(format!("{stop:?}").contains("did not come back"), "{stop:?}");
+        assert!(rec.nodes[0].in_hand);
+        assert!(h.fakes.node("n0").marked.is_some());
+        assert_eq!(rec.nodes[1].state, NodeState::Pending);
+    }
+
+    // ---- resume from every state
+
+    #[tokio::test(start_paused = true)]
+    async fn resume_redoes_a_failed_node_from_its_upgrade() {
+        let h = Harness::new(1);
+        h.fakes.w().apt_exit = 100;
+        let mut rec = record(1);
+        h.run(&mut rec).await.unwrap_err();
+        h.fakes.w().apt_exit = 0;
+        h.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done]);
+        assert_eq!(h.fakes.count("upgrade"), 2, "upgraded again");
+        assert!(h.fakes.node("n0").pending.is_empty());
+        assert_eq!(h.fakes.node("n0").kernel, NEW);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resume_of_an_upgraded_node_reboots_it_without_upgrading_again() {
+        let h = Harness::new(1);
+        h.fakes.w().cancel_at = Some(("await", h.cancel.clone()));
+        let mut rec = record(1);
+        h.run(&mut rec).await.unwrap_err();
+        let h2 = Harness {
+            fakes: h.fakes.clone(),
+            ..Harness::new(0)
+        };
+        h2.fakes.w().cancel_at = None;
+        h2.run(&mut rec).await.unwrap();
+        assert_eq!(h.fakes.count("upgrade"), 1);
+        assert_eq!(h.fakes.count("reboot"), 1);
+        assert_eq!(states(&rec), [NodeState::Done]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resume_of_a_node_left_cordoned_that_rebooted_since_uncordons_it() {
+        let h = Harness::new(2);
+        h.fakes.edit("n0", |n| n.boot_secs = 400);
+        let mut rec = record(2);
+        h.run(&mut rec).await.unwrap_err(); // reboot timeout (300 s)
+        assert!(rec.nodes[0].in_hand);
+        tokio::time::sleep(Duration::from_secs(200)).await; // it comes back meanwhile
+        assert!(h.fakes.node("n0").ready);
+        h.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done; 2]);
+        assert_eq!(h.fakes.count("reboot"), 2, "n0 once, n1 once");
+        assert!(!h.fakes.node("n0").unschedulable);
+        assert_eq!(h.fakes.w().max_out, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resume_of_a_node_left_cordoned_and_still_down_waits_for_it() {
+        let h = Harness::new(1);
+        h.fakes.edit("n0", |n| n.boot_secs = 400);
+        let mut rec = record(1);
+        h.run(&mut rec).await.unwrap_err();
+        h.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done]);
+        assert_eq!(h.fakes.count("reboot"), 1, "not rebooted twice");
+        assert!(!h.fakes.node("n0").unschedulable);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resume_of_a_cordoned_or_drained_node_finishes_it() {
+        for state in [NodeState::Cordoned, NodeState::Drained] {
+            let h = Harness::new(1);
+            let mut rec = record(1);
+            // As a killed run left it: upgraded, cordoned and marked.
+            h.fakes.edit("n0", |n| {
+                n.pending = vec![];
+                n.reboot_required = true;
+                n.unschedulable = true;
+                n.marked = Some("run-0".into());
+            });
+            rec.nodes[0].state = state;
+            rec.nodes[0].in_hand = true;
+            rec.nodes[0].boot_id_before = Some("boot-1".into());
+            h.run(&mut rec).await.unwrap();
+            assert_eq!(states(&rec), [NodeState::Done], "{state:?}");
+            assert_eq!(h.fakes.count("upgrade"), 0, "{state:?}");
+            assert_eq!(h.fakes.count("reboot"), 1, "{state:?}");
+            assert!(h.fakes.node("n0").marked.is_none());
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resume_of_a_rebooting_node_waits_for_it() {
+        for state in [NodeState::Rebooting, NodeState::Back] {
+            let h = Harness::new(1);
+            let mut rec = record(1);
+            h.fakes.edit("n0", |n| {
+                n.ready = false;
+                n.unschedulable = true;
+                n.marked = Some("run-0".into());
+                n.pending = vec![];
+            });
+            let f = h.fakes.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                f.edit("n0", |n| {
+                    n.ready = true;
+                    n.boot = 2;
+                    n.kernel = NEW.into();
+                });
+            });
+            rec.nodes[0].state = state;
+            rec.nodes[0].in_hand = true;
+            rec.nodes[0].boot_id_before = Some("boot-1".into());
+            h.run(&mut rec).await.unwrap();
+            assert_eq!(states(&rec), [NodeState::Done], "{state:?}");
+            assert_eq!(h.fakes.count("reboot"), 0, "{state:?}");
+            assert!(!h.fakes.node("n0").unschedulable);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resume_records_a_deleted_node_as_gone_and_goes_on() {
+        let h = Harness::new(2);
+        h.fakes.w().nodes.remove("n0");
+        let mut rec = record(2);
+        h.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Gone, NodeState::Done]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn done_skipped_and_gone_nodes_are_not_touched_again() {
+        let h = Harness::new(3);
+        let mut rec = record(3);
+        rec.nodes[0].state = NodeState::Done;
+        rec.nodes[1].state = NodeState::Skipped;
+        h.run(&mut rec).await.unwrap();
+        assert!(!h.fakes.log().iter().any(|l| l.ends_with(" n0") || l.ends_with(" n1")));
+        assert_eq!(rec.nodes[2].state, NodeState::Done);
+    }
+}

@@ -1,0 +1,127 @@
+//! What the rollout engine needs from the world, as small traits: the cluster (Kubernetes
+//! API), the nodes (a transport that runs scripts on them), and the lock (fencing). The real
+//! implementations are in [`super::live`]; the engine's unit tests use fakes.
+//!
+//! Errors crossing these traits are plain [`PortError`]s (what failed, and whether the
+//! credentials were refused), so the engine decides on exit codes without knowing kube-rs or
+//! ssh.
+
+use crate::kube::drain::{DrainEvent, DrainOptions, DrainReport, WorkloadRef};
+use crate::kube::reboot::RebootEvent;
+use crate::kube::NodeRow;
+use crate::rollout::gate::Blocker;
+use crate::ssh::Probe;
+use async_trait::async_trait;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// A failure at a port: its message, and whether the credentials were refused (exit 4).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct PortError {
+    pub message: String,
+    pub auth: bool,
+}
+
+impl PortError {
+    pub fn new(message: impl Into<String>) -> PortError {
+        PortError {
+            message: message.into(),
+            auth: false,
+        }
+    }
+
+    pub fn auth(message: impl Into<String>) -> PortError {
+        PortError {
+            message: message.into(),
+            auth: true,
+        }
+    }
+}
+
+/// How a drain ended, when it did not finish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DrainStop {
+    /// Ctrl-C: stopped promptly.
+    Cancelled,
+    /// The fence failed: the lock is not provably ours.
+    Fenced(String),
+    /// Anything else (timeout, refusal, API error).
+    Failed(PortError),
+}
+
+/// The cluster as the engine sees it.
+#[async_trait]
+pub trait Cluster: Send + Sync {
+    /// The node now (`None`: it no longer exists).
+    async fn node(&self, name: &str) -> Result<Option<NodeRow>, PortError>;
+    /// What blocks a disruption now ([`crate::rollout::gate`]).
+    async fn blockers(&self, exempt: &[String], workloads: &[WorkloadRef]) -> Result<Vec<Blocker>, PortError>;
+    /// Cordon the node and mark it as in the hands of `run_id`.
+    async fn cordon(&self, node: &str, run_id: &str) -> Result<(), PortError>;
+    /// Remove the mark, and uncordon when `uncordon`.
+    async fn release(&self, node: &str, uncordon: bool) -> Result<(), PortError>;
+    /// Drain as `kubectl drain` does, checking `fence` before every eviction attempt.
+    async fn drain(
+        &self,
+        node: &str,
+        opts: &DrainOptions,
+        progress: &(dyn Fn(DrainEvent) + Send + Sync),
+        cancel: &CancellationToken,
+        fence: &dyn Fence,
+    ) -> Result<DrainReport, DrainStop>;
+    /// Wait for a new bootID, Ready and no not-ready taints.
+    async fn wait_for_reboot(
+        &self,
+        node: &str,
+        old_boot_id: &str,
+        timeout: Duration,
+        progress: &(dyn Fn(RebootEvent) + Send + Sync),
+    ) -> Result<NodeRow, PortError>;
+    /// Wait until these PDBs allow disruptions again.
+    async fn wait_pdbs(&self, pdbs: &[(String, String)], timeout: Duration) -> Result<(), PortError>;
+    /// Take kured's lock for `node` if kured is installed: `true` when taken.
+    async fn take_kured_lock(&self, node: &str, ttl: Duration) -> Result<bool, PortError>;
+    async fn release_kured_lock(&self, node: &str) -> Result<(), PortError>;
+}
+
+/// The lock, as far as the engine uses it: prove it is ours before a destructive step.
+#[async_trait]
+pub trait Fence: Send + Sync {
+    /// `Err(reason)` when it cannot be proven ours (renewed now, or less than `max_age` ago).
+    async fn fence(&self, max_age: Duration) -> Result<(), String>;
+    /// Why it was lost, once it was.
+    fn lost_reason(&self) -> Option<String>;
+    /// It was lost because the API server refused the credentials.
+    fn auth_failed(&self) -> bool;
+}
+
+/// A node, as a transport reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeTarget {
+    pub name: String,
+    /// The node's InternalIP.
+    pub address: String,
+}
+
+/// How the engine reaches the nodes: read-only probes, a detached upgrade, a reboot.
+#[async_trait]
+pub trait Transport: Send + Sync {
+    /// The read-only probe: kernel, pending updates, reboot marker.
+    async fn probe(&self, node: &NodeTarget) -> Result<Probe, PortError>;
+    /// Start `command` detached on the node (it survives a dropped connection and our
+    /// signals), its output and exit code kept under `run_id`.
+    async fn start_upgrade(&self, node: &NodeTarget, command: &str, run_id: &str) -> Result<(), PortError>;
+    /// Wait up to `max` for the detached upgrade: `Some((log, exit code))` once it ended,
+    /// `None` while it runs.
+    async fn wait_upgrade(
+        &self,
+        node: &NodeTarget,
+        run_id: &str,
+        max: Duration,
+    ) -> Result<Option<(String, i32)>, PortError>;
+    /// Start a reboot; a dropped connection is expected.
+    async fn reboot(&self, node: &NodeTarget) -> Result<(), PortError>;
+    /// Forget any connection to the node (it is rebooting).
+    async fn disconnect(&self, node: &NodeTarget);
+}

@@ -1,0 +1,573 @@
+//! Issue 7: the rollout's safety promises under faults, alone and in combination, proven
+//! against aks-sim from its event log and the cluster's state: never two nodes out at once
+//! (counting nodes that were down before the run), never a node left cordoned without being
+//! named, never a node reported patched with updates of its mode pending, exit codes as
+//! documented, and resume after every kind of stop.
+
+mod common;
+
+use aks_sim::Fault;
+use common::*;
+use std::process::Stdio;
+use std::time::Duration;
+
+const FAST: &[&str] = &["--eviction-retry-interval", "1"];
+
+fn apply_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["apply", "--one-at-a-time", "--yes", "--delete-emptydir-data", "--force"];
+    v.extend_from_slice(FAST);
+    v.extend_from_slice(extra);
+    v
+}
+
+fn cordons(c: &Cluster, node: &str) -> usize {
+    of_kind(&c.events(), "cordon")
+        .iter()
+        .filter(|e| e.node.as_deref() == Some(node))
+        .count()
+}
+
+fn count(c: &Cluster, kind: &str, node: &str) -> usize {
+    of_kind(&c.events(), kind)
+        .iter()
+        .filter(|e| e.node.as_deref() == Some(node))
+        .count()
+}
+
+/// Take a node down for good, as a broken VM would be: it reboots and never returns.
+async fn take_down(c: &Cluster, node: &str) {
+    c.sim.fault(Fault::NodeNeverReturns { node: node.into() }).unwrap();
+    c.reboot_by_hand(node).await;
+    c.wait_for_event("node-not-ready", Some(node), Duration::from_secs(30))
+        .await;
+}
+
+/// Wait until the aks-patch Lease is held.
+async fn wait_for_lock(c: &Cluster) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while c.lock_free() {
+        assert!(std::time::Instant::now() < deadline, "the lock was never taken");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn finish(child: tokio::process::Child) -> Run {
+    let out = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
+        .await
+        .expect("aks-patch finished within 300 s")
+        .expect("aks-patch runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    }
+}
+
+/// `aks-patch ARGS -g -n` started in a process group of its own, as a shell job is, so
+/// that a signal can go to the whole group (aks-patch and its ssh children), as Ctrl-C
+/// on a terminal does.
+fn spawn_job(c: &Cluster, args: &[&str]) -> tokio::process::Child {
+    let mut cmd = c.command_with_target(args);
+    cmd.process_group(0);
+    cmd.spawn().expect("aks-patch starts")
+}
+
+fn signal_group(child: &tokio::process::Child, sig: i32) {
+    let pid = child.id().expect("running") as i32;
+    // SAFETY: sending a signal to the process group of our own child.
+    unsafe { libc::kill(-pid, sig) };
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Another node already down
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue7_a_node_down_before_the_run_blocks_every_disruption() {
+    let c = Cluster::start(Some(SMALL)).await;
+    let down = small_node(2);
+    take_down(&c, &down).await;
+    let r = c.run(&apply_args(&["--health-wait", "2"]), true).await;
+    r.assert_code(5);
+    assert!(
+        r.stderr.contains(&format!("node {down} is")),
+        "names the node that is down: {}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("nothing was changed"), "{}", r.stderr);
+    assert!(of_kind(&c.events(), "cordon").is_empty(), "no node taken out");
+    assert!(of_kind(&c.events(), "apt-upgrade").is_empty(), "nothing upgraded");
+    assert!(c.lock_free());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue7_a_node_going_down_mid_run_stops_the_next_disruption() {
+    let c = Cluster::start(Some(SMALL)).await;
+    let child = c
+        .command_with_target(&apply_args(&["--health-wait", "3"]))
+        .spawn()
+        .unwrap();
+    // While the first node reboots, the second node's apt will wait on a held dpkg lock.
+    c.wait_for_event("reboot", Some(&small_node(0)), Duration::from_secs(60))
+        .await;
+    c.sim
+        .fault(Fault::DpkgLock {
+            node: small_node(1),
+            seconds: 8.0,
+        })
+        .unwrap();
+    c.wait_for_event("uncordon", Some(&small_node(0)), Duration::from_secs(60))
+        .await;
+    // Meanwhile the third node dies.
+    take_down(&c, &small_node(2)).await;
+    let r = finish(child).await;
+    r.assert_code(5);
+    assert!(
+        r.stderr.contains(&format!("node {} is", small_node(2))),
+        "the halt names the dead node: {}",
+        r.stderr
+    );
+    assert_eq!(cordons(&c, &small_node(1)), 0, "the second node was not taken out");
+    assert!(!c.unschedulable(&small_node(1)));
+    assert_eq!(count(&c, "reboot", &small_node(1)), 0);
+    assert!(c.lock_free());
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Resume after a failed upgrade: honest
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue7_resume_after_an_apt_failure_upgrades_the_node_again() {
+    let c = Cluster::start(Some(SMALL)).await;
+    let bad = small_node(2);
+    c.sim.fault(Fault::AptFailure { node: bad.clone() }).unwrap();
+    let r = c.run(&apply_args(&[]), true).await;
+    r.assert_code(5);
+    c.sim.fault(Fault::Clear).unwrap();
+    let r = c.run(&apply_args(&["--resume", "-o", "json"]), true).await;
+    r.assert_code(0);
+    let rec = r.json();
+    let n = rec["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == bad)
+        .unwrap()
+        .clone();
+    assert_eq!(n["state"], "done");
+    assert!(
+        !n["packagesUpgraded"].as_array().unwrap().is_empty(),
+        "the resumed run upgraded the failed node: {n}"
+    );
+    assert_eq!(
+        c.kernel(&bad),
+        "5.15.0-1073-azure",
+        "and rebooted it into the new kernel"
+    );
+    // What a user checks: scan finds nothing pending on the node reported patched.
+    let scan = c.run(&["scan", "-o", "json"], true).await;
+    scan.assert_code(0);
+    let row = scan
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == bad)
+        .unwrap()
+        .clone();
+    assert_eq!(row["pendingUpdates"], 0, "{row}");
+    assert_eq!(max_nodes_out(&c.events(), &[]), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Ctrl-C (and SIGTERM) to the process group during apt
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue7_ctrl_c_during_apt_waits_for_it_then_resume_finishes() {
+    let c = Cluster::start(Some(SMALL)).await;
+    let first = small_node(0);
+    c.sim
+        .fault(Fault::DpkgLock {
+            node: first.clone(),
+            seconds: 4.0,
+        })
+        .unwrap();
+    let child = spawn_job(&c, &apply_args(&[]));
+    wait_for_lock(&c).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    signal_group(&child, libc::SIGINT);
+    let r = finish(child).await;
+    r.assert_code(130);
+    assert!(r.stderr.contains("waiting for apt to finish"), "{}", r.stderr);
+    // apt was not cut off: it finished on the node, and nothing was taken out.
+    assert_eq!(count(&c, "apt-upgrade", &first), 1, "apt ran to its end");
+    assert_eq!(count(&c, "apt-failed", &first), 0);
+    assert!(of_kind(&c.events(), "cordon").is_empty());
+    assert!(c.lock_free());
+
+    let r = c.run(&apply_args(&["--resume", "-o", "json"]), true).await;
+    r.assert_code(0);
+    assert_eq!(r.json()["status"], "succeeded");
+    for i in 0..3 {
+        assert_eq!(c.kernel(&small_node(i)), "5.15.0-1073-azure");
+        assert!(!c.unschedulable(&small_node(i)));
+    }
+    assert_eq!(count(&c, "apt-upgrade", &first), 1, "not upgraded twice");
+    assert_eq!(max_nodes_out(&c.events(), &[]), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue7_sigterm_to_the_group_during_apt_is_a_safe_point_too() {
+    let c = Cluster::start(Some(SMALL)).await;
+    let first = small_node(0);
+    c.sim
+        .fault(Fault::DpkgLock {
+            node: first.clone(),
+            seconds: 4.0,
+        })
+        .unwrap();
+    let child = spawn_job(&c, &apply_args(&[]));
+    wait_for_lock(&c).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    signal_group(&child, libc::SIGTERM);
+    let r = finish(child).await;
+    r.assert_code(130);
+    assert_eq!(count(&c, "apt-upgrade", &first), 1, "apt ran to its end");
+    assert_eq!(count(&c, "apt-failed", &first), 0);
+    assert!(c.lock_free());
+    // The node is recorded as upgraded, not patched: the resume reboots it.
+    let runs = std::fs::read_dir(c.state_dir().join("runs")).unwrap().count();
+    assert!(runs >= 1);
+    let r = c.run(&apply_args(&["--resume", "-o", "json"]), true).await;
+    r.assert_code(0);
+    assert_eq!(c.kernel(&first), "5.15.0-1073-azure");
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Resume after a reboot that outlasted --reboot-timeout
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue7_resume_uncordons_the_node_the_halted_run_left_cordoned() {
+    let c = Cluster::start(Some(SMALL)).await;
+    let slow = small_node(0);
+    c.sim
+        .fault(Fault::SlowReboot {
+            node: slow.clone(),
+            seconds: 12.0,
+        })
+        .unwrap();
+    // The others take about 4 s to reboot; the slow one takes longer than the timeout.
+    let r = c.run(&apply_args(&["--reboot-timeout", "7"]), true).await;
+    r.assert_code(5);
+    assert!(
+        r.stderr.contains(&format!("left cordoned by this run: {slow}")),
+        "the halted run names the node it left cordoned: {}",
+        r.stderr
+    );
+    assert!(c.unschedulable(&slow));
+    c.wait_for_event("node-ready", Some(&slow), Duration::from_secs(60))
+        .await;
+    let r = c.run(&apply_args(&["--resume", "-o", "json"]), true).await;
+    r.assert_code(0);
+    assert!(!r.stderr.contains("left cordoned by this run"), "{}", r.stderr);
+    assert!(r.stderr.contains("uncordoned"), "{}", r.stderr);
+    for i in 0..3 {
+        assert!(!c.unschedulable(&small_node(i)), "node {i} is back in service");
+        assert_eq!(c.kernel(&small_node(i)), "5.15.0-1073-azure");
+    }
+    assert!(
+        c.node(&slow)["metadata"]["annotations"]
+            .get("aks-patch.io/in-progress")
+            .is_none(),
+        "the in-progress mark is gone"
+    );
+    assert_eq!(count(&c, "reboot", &slow), 1, "not rebooted twice");
+    assert_eq!(max_nodes_out(&c.events(), &[]), 1, "never two nodes out");
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Fencing
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue7_a_run_whose_lease_is_deleted_mid_drain_stops_and_the_next_run_waits() {
+    let c = Cluster::start(Some(SMALL)).await;
+    let node = c.block_web_pdb();
+    let first = c
+        .command_with_target(&apply_args(&["--nodes", &node, "--drain-timeout", "120"]))
+        .spawn()
+        .unwrap();
+    c.wait_for_event("eviction-refused", Some(&node), Duration::from_secs(60))
+        .await;
+    // Someone deletes the lock, and a second run starts.
+    c.sim
+        .shared
+        .store
+        .remove(aks_sim::store::LEASES, Some("kube-system"), "aks-patch")
+        .unwrap();
+    let second = c
+        .command_with_target(&apply_args(&["--health-wait", "60", "-o", "json"]))
+        .spawn()
+        .unwrap();
+    let r1 = finish(first).await;
+    r1.assert_code(7);
+    assert!(r1.stderr.contains("lock"), "{}", r1.stderr);
+    assert_eq!(count(&c, "reboot", &node), 0, "the first run rebooted nothing");
+    // Let the second run drain.
+    c.sim.fault(Fault::Clear).unwrap();
+    let r2 = finish(second).await;
+    r2.assert_code(0);
+    assert_eq!(max_nodes_out(&c.events(), &[]), 1, "never two nodes out");
+    for i in 0..3 {
+        assert!(!c.unschedulable(&small_node(i)));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue7_force_unlock_never_takes_a_live_runs_lock() {
+    let c = Cluster::start(Some(SMALL)).await;
+    c.sim
+        .fault(Fault::DpkgLock {
+            node: small_node(0),
+            seconds: 5.0,
+        })
+        .unwrap();
+    let first = c.command_with_target(&apply_args(&[])).spawn().unwrap();
+    wait_for_lock(&c).await;
+    let r = c.run(&apply_args(&["--force-unlock"]), true).await;
+    r.assert_code(7);
+    assert!(r.stderr.contains("that run is alive (pid"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("delete lease"),
+        "never advises deleting a live run's lock: {}",
+        r.stderr
+    );
+    let r1 = finish(first).await;
+    r1.assert_code(0);
+    assert_eq!(max_nodes_out(&c.events(), &[]), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. Pre-flight: what will certainly fail is found before the first change
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue7_pods_that_will_refuse_to_drain_stop_the_run_before_any_change() {
+    let c = Cluster::start(None).await;
+    let r = c
+        .run(&["apply", "--one-at-a-time", "--yes", "--delete-emptydir-data"], true)
+        .await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("default/debug-shell"), "{}", r.stderr);
+    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was changed"), "{}", r.stderr);
+    let ev = c.events();
+    assert!(of_kind(&ev, "apt-upgrade").is_empty(), "nothing upgraded");
+    assert!(of_kind(&ev, "cordon").is_empty(), "nothing cordoned");
+    assert!(c.lease().is_none(), "the lock was never taken");
+    // --dry-run shows the same in its table, per node.
+    let d = c.run(&["apply", "--one-at-a-time", "--dry-run"], true).await;
+    d.assert_code(0);
+    assert!(d.stdout.contains("REFUSED"), "{}", d.stdout);
+    assert!(d.stdout.contains("default/debug-shell (--force)"), "{}", d.stdout);
+    assert!(
+        d.stdout
+            .lines()
+            .any(|l| l.contains("session-cache") && l.contains("--delete-emptydir-data")),
+        "{}",
+        d.stdout
+    );
+    assert!(
+        !d.stdout.contains("DryRun"),
+        "a real table, not a key/value dump: {}",
+        d.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue7_a_pdb_that_can_never_allow_and_kureds_lock_are_refused_up_front() {
+    let yaml = SMALL.replace("pdb: {minAvailable: 1}", "pdb: {maxUnavailable: 0}");
+    let c = Cluster::start(Some(&yaml)).await;
+    let r = c.run(&apply_args(&[]), true).await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("app/web-pdb (maxUnavailable is 0)"), "{}", r.stderr);
+    assert!(r.stderr.contains("can never allow"), "{}", r.stderr);
+    assert!(of_kind(&c.events(), "apt-upgrade").is_empty());
+    assert!(of_kind(&c.events(), "cordon").is_empty());
+    let d = c.run(&["apply", "--one-at-a-time", "--dry-run"], true).await;
+    d.assert_code(0);
+    assert!(d.stdout.contains("never: app/web-pdb"), "{}", d.stdout);
+
+    let yaml = format!("{SMALL}kured: {{lockHolder: {}}}\n", small_node(1));
+    let c = Cluster::start(Some(&yaml)).await;
+    let d = c.run(&["apply", "--one-at-a-time", "--dry-run"], true).await;
+    d.assert_code(0);
+    assert!(d.stderr.contains("kured holds its reboot lock"), "{}", d.stderr);
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. Bad values
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue7_bad_values_are_usage_errors_that_touch_nothing() {
+    let c = Cluster::start(Some(SMALL)).await;
+    for bad in [
+        vec!["--grace-period=-5"],
+        vec!["--drain-timeout", "0"],
+        vec!["--reboot-timeout", "0"],
+        vec!["--health-wait", "0"],
+        vec!["--request-timeout", "0"],
+    ] {
+        let r = c.run(&apply_args(&bad), true).await;
+        r.assert_code(2);
+        assert!(
+            r.stderr.contains(bad[0].split('=').next().unwrap()),
+            "{bad:?}: {}",
+            r.stderr
+        );
+    }
+    // An SSH key others can read: ssh would refuse it, so it is refused up front.
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("id");
+    std::fs::copy(c.sim.state_dir().join("ssh/id_ed25519"), &key).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = c.run(&apply_args(&["--ssh-key", key.to_str().unwrap()]), true).await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("chmod 600"), "{}", r.stderr);
+    // A journal directory that cannot be written: found before the lock.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let jd = file.join("runs");
+    let r = c.run(&apply_args(&["--journal-dir", jd.to_str().unwrap()]), true).await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("cannot write run records"), "{}", r.stderr);
+    let ev = c.events();
+    assert!(of_kind(&ev, "lease").is_empty(), "the lock was never touched");
+    assert!(of_kind(&ev, "apt-upgrade").is_empty());
+    assert!(of_kind(&ev, "ssh-session").is_empty(), "no node was even contacted");
+    // -1 is kubectl's "each pod's own grace period", and fine.
+    let r = c.run(&apply_args(&["--grace-period=-1", "--dry-run"]), true).await;
+    r.assert_code(0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue7_an_api_server_that_never_answers_fails_within_the_request_timeout() {
+    // Accepts TCP, never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _hold = std::thread::spawn(move || {
+        let mut conns = vec![];
+        for s in listener.incoming().take(16) {
+            conns.push(s);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kc,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: 'https://127.0.0.1:{port}', insecure-skip-tls-verify: true}}\nusers:\n- name: u\n  user: {{token: abc}}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
+        ),
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_aks-patch"))
+        .args([
+            "apply",
+            "--one-at-a-time",
+            "--dry-run",
+            "--request-timeout",
+            "2",
+            "--kubeconfig",
+        ])
+        .arg(&kc)
+        .env("AKS_PATCH_STATE_DIR", dir.path().join("state"))
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("did not answer within 2s"), "{stderr}");
+    assert!(start.elapsed() < Duration::from_secs(30), "took {:?}", start.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. Resume after a node was deleted; selections with nothing to patch; auth failure
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue7_resume_skips_a_node_deleted_since_the_run_was_killed() {
+    let c = Cluster::start(Some(SMALL)).await;
+    c.sim
+        .fault(Fault::SlowReboot {
+            node: small_node(0),
+            seconds: 3.0,
+        })
+        .unwrap();
+    let mut child = c.command_with_target(&apply_args(&[])).spawn().unwrap();
+    c.wait_for_event("reboot", Some(&small_node(0)), Duration::from_secs(60))
+        .await;
+    child.kill().await.unwrap();
+    let _ = child.wait().await;
+    // The cluster is scaled in meanwhile.
+    let gone = small_node(1);
+    c.sim.shared.store.remove(aks_sim::store::NODES, None, &gone).unwrap();
+    let r = c
+        .run(&apply_args(&["--resume", "--force-unlock", "-o", "json"]), true)
+        .await;
+    r.assert_code(0);
+    let rec = r.json();
+    let states: Vec<(String, String)> = rec["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().unwrap().to_string(),
+                n["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(states.contains(&(gone.clone(), "gone".into())), "{states:?}");
+    assert!(states.contains(&(small_node(0), "done".into())), "{states:?}");
+    assert!(states.contains(&(small_node(2), "done".into())), "{states:?}");
+    assert_eq!(c.kernel(&small_node(2)), "5.15.0-1073-azure");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue7_a_selection_of_only_unpatchable_nodes_says_why() {
+    let c = Cluster::start(None).await;
+    let r = c.run(&apply_args(&["--nodes", "akswin000000"]), true).await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("akswin000000: Windows"), "{}", r.stderr);
+    let down = "aks-system-31415926-vmss000001";
+    take_down(&c, down).await;
+    let r = c.run(&apply_args(&["--nodes", down]), true).await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("not Ready"), "{}", r.stderr);
+    assert!(of_kind(&c.events(), "apt-upgrade").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue7_credentials_refused_mid_drain_exit_4_and_name_the_cordoned_node() {
+    let c = Cluster::start(Some(SMALL)).await;
+    let node = c.block_web_pdb();
+    let child = c
+        .command_with_target(&apply_args(&["--nodes", &node, "--drain-timeout", "120"]))
+        .spawn()
+        .unwrap();
+    c.wait_for_event("eviction-refused", Some(&node), Duration::from_secs(60))
+        .await;
+    c.sim.fault(Fault::ExpiredToken).unwrap();
+    let r = finish(child).await;
+    r.assert_code(4);
+    assert!(r.stderr.contains("left cordoned by this run"), "{}", r.stderr);
+    assert!(r.stderr.contains(&node), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("kured"),
+        "no kured noise in a cluster without kured: {}",
+        r.stderr
+    );
+    assert!(r.stdout.contains("<unknown>"), "{}", r.stdout);
+    assert!(!r.stdout.contains("<gone>"), "{}", r.stdout);
+    assert_eq!(count(&c, "reboot", &node), 0);
+}
