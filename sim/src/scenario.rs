@@ -156,13 +156,15 @@ pub struct Timing {
     pub apt_seconds: f64,
     /// How long `apt-get update` runs.
     pub apt_update_seconds: f64,
-    /// How often a running kubelet renews its Lease in `kube-node-lease` (the kubelet: 10 s).
+    /// How often a running kubelet renews its Lease in `kube-node-lease` (default 1 s: the
+    /// kubelet's 10 s on the emulator's ten-times clock).
     pub lease_renew_seconds: f64,
     /// How long the node lifecycle controller waits for a Lease renewal before it marks the
-    /// node Unknown (`--node-monitor-grace-period`: 40 s).
+    /// node Unknown (default 4 s: `--node-monitor-grace-period` 40 s, ten times as fast).
     pub node_monitor_grace_seconds: f64,
     /// How often a running kubelet posts its node status when nothing changed, which moves
-    /// the conditions' `lastHeartbeatTime` (`nodeStatusReportFrequency`: 5 min).
+    /// the conditions' `lastHeartbeatTime` (default 30 s: `nodeStatusReportFrequency` 5 min,
+    /// ten times as fast).
     pub node_status_seconds: f64,
 }
 
@@ -177,9 +179,12 @@ impl Default for Timing {
             termination_seconds: 0.2,
             apt_seconds: 0.2,
             apt_update_seconds: 0.1,
-            lease_renew_seconds: 10.0,
-            node_monitor_grace_seconds: 40.0,
-            node_status_seconds: 300.0,
+            // The emulator's clock runs ten times as fast as a real cluster's for these
+            // (kubelet 10 s, node-monitor-grace-period 40 s, nodeStatusReportFrequency 5 min),
+            // as its reboots do: a node that stays down is Unknown within seconds.
+            lease_renew_seconds: 1.0,
+            node_monitor_grace_seconds: 4.0,
+            node_status_seconds: 30.0,
         }
     }
 }
