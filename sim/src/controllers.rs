@@ -824,6 +824,8 @@ pub async fn run(shared: Arc<Shared>) {
     // budget's status at once.
     let pdb_faults = |s: &Shared| s.faults.describe()["pdbNeverAllows"].to_string();
     let mut faults_seen = pdb_faults(&shared);
+    // What the controllers read of each node, as last seen.
+    let mut node_seen: HashMap<String, Value> = HashMap::new();
     loop {
         if *shutdown.borrow() {
             return;
@@ -841,7 +843,9 @@ pub async fn run(shared: Arc<Shared>) {
             } else if !state.job_running.is_empty() {
                 Duration::from_millis(100)
             } else {
-                Duration::from_secs(5)
+                // Idle: a round every 5 s, or every ten rounds' worth of time on a cluster
+                // where a round is expensive (thousands of nodes).
+                (cost * 10).max(Duration::from_secs(5))
             };
         loop {
             tokio::select! {
@@ -851,6 +855,14 @@ pub async fn run(shared: Arc<Shared>) {
                         // Lease renewals and events are no business of these controllers:
                         // reconciling on every kubelet heartbeat would only burn CPU.
                         Ok(c) if c.resource == store::LEASES || c.resource == store::EVENTS => continue,
+                        // Nor is a node status post that changes nothing they read.
+                        Ok(c) if c.resource == NODES && c.kind == store::WatchKind::Modified => {
+                            let name = c.object["metadata"]["name"].as_str().unwrap_or("").to_string();
+                            let seen = node_facts(&c.object);
+                            if node_seen.insert(name, seen.clone()).as_ref() == Some(&seen) {
+                                continue;
+                            }
+                        }
                         _ => {}
                     }
                     // Let a burst of changes settle, then take them all at once.
@@ -876,6 +888,17 @@ pub async fn run(shared: Arc<Shared>) {
 
 fn now() -> String {
     store::now_rfc3339()
+}
+
+/// The parts of a Node the controllers act on (not its heartbeat times).
+fn node_facts(n: &Value) -> Value {
+    json!([
+        n["metadata"]["labels"],
+        n["spec"]["unschedulable"],
+        n["spec"]["taints"],
+        crate::model::ready_status(n),
+        n["status"]["nodeInfo"]["bootID"],
+    ])
 }
 
 fn uid(o: &Value) -> &str {

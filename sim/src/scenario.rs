@@ -156,16 +156,21 @@ pub struct Timing {
     pub apt_seconds: f64,
     /// How long `apt-get update` runs.
     pub apt_update_seconds: f64,
-    /// How often a running kubelet renews its Lease in `kube-node-lease` (default 1 s: the
-    /// kubelet's 10 s on the emulator's ten-times clock).
-    pub lease_renew_seconds: f64,
+    /// How often a running kubelet renews its Lease in `kube-node-lease`. Default (absent):
+    /// 1 s, the kubelet's 10 s on the emulator's ten-times clock; 10 s on clusters of more
+    /// than 1,000 nodes (see [`Scenario::liveness`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_renew_seconds: Option<f64>,
     /// How long the node lifecycle controller waits for a Lease renewal before it marks the
-    /// node Unknown (default 4 s: `--node-monitor-grace-period` 40 s, ten times as fast).
-    pub node_monitor_grace_seconds: f64,
+    /// node Unknown. Default: 4 s (`--node-monitor-grace-period` 40 s, ten times as fast);
+    /// 40 s on clusters of more than 1,000 nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_monitor_grace_seconds: Option<f64>,
     /// How often a running kubelet posts its node status when nothing changed, which moves
-    /// the conditions' `lastHeartbeatTime` (default 30 s: `nodeStatusReportFrequency` 5 min,
-    /// ten times as fast).
-    pub node_status_seconds: f64,
+    /// the conditions' `lastHeartbeatTime`. Default: 30 s (`nodeStatusReportFrequency` 5 min,
+    /// ten times as fast); 5 min on clusters of more than 1,000 nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_status_seconds: Option<f64>,
 }
 
 impl Default for Timing {
@@ -179,12 +184,10 @@ impl Default for Timing {
             termination_seconds: 0.2,
             apt_seconds: 0.2,
             apt_update_seconds: 0.1,
-            // The emulator's clock runs ten times as fast as a real cluster's for these
-            // (kubelet 10 s, node-monitor-grace-period 40 s, nodeStatusReportFrequency 5 min),
-            // as its reboots do: a node that stays down is Unknown within seconds.
-            lease_renew_seconds: 1.0,
-            node_monitor_grace_seconds: 4.0,
-            node_status_seconds: 30.0,
+            // Absent: chosen by the cluster's size (Scenario::liveness).
+            lease_renew_seconds: None,
+            node_monitor_grace_seconds: None,
+            node_status_seconds: None,
         }
     }
 }
@@ -558,10 +561,11 @@ impl Scenario {
                 ));
             }
         }
+        let (renew, grace, status) = self.liveness();
         for (field, v) in [
-            ("leaseRenewSeconds", t.lease_renew_seconds),
-            ("nodeMonitorGraceSeconds", t.node_monitor_grace_seconds),
-            ("nodeStatusSeconds", t.node_status_seconds),
+            ("leaseRenewSeconds", renew),
+            ("nodeMonitorGraceSeconds", grace),
+            ("nodeStatusSeconds", status),
         ] {
             if !v.is_finite() || v < 0.05 {
                 return Err(err(
@@ -570,12 +574,11 @@ impl Scenario {
                 ));
             }
         }
-        if t.node_monitor_grace_seconds <= t.lease_renew_seconds {
+        if grace <= renew {
             return Err(err(
                 "timing.nodeMonitorGraceSeconds".into(),
                 format!(
-                    "{}: must be longer than timing.leaseRenewSeconds ({}), or running nodes turn Unknown",
-                    t.node_monitor_grace_seconds, t.lease_renew_seconds
+                    "{grace}: must be longer than timing.leaseRenewSeconds ({renew}), or running nodes turn Unknown"
                 ),
             ));
         }
@@ -711,6 +714,22 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+
+    /// The liveness timings in force: (Lease renewal, node monitor grace period, node status
+    /// report), in seconds. Unset ones follow the real kubelet and controller manager (10 s,
+    /// 40 s, 5 min) ten times as fast, like the reboot timings, so that a node that stays
+    /// down is Unknown within seconds; on clusters of more than 1,000 nodes they run at real
+    /// speed, which keeps thousands of kubelets to a few hundred writes a second.
+    pub fn liveness(&self) -> (f64, f64, f64) {
+        let nodes: u32 = self.pools.iter().map(|p| p.count).sum();
+        let scale = if nodes > 1000 { 1.0 } else { 0.1 };
+        let t = &self.timing;
+        (
+            t.lease_renew_seconds.unwrap_or(10.0 * scale),
+            t.node_monitor_grace_seconds.unwrap_or(40.0 * scale),
+            t.node_status_seconds.unwrap_or(300.0 * scale),
+        )
     }
 
     /// Node names in order, as AKS names them.
@@ -915,6 +934,21 @@ mod tests {
             .map(|p| p.count)
             .sum();
         assert_eq!(linux, 200);
+    }
+
+    #[test]
+    fn liveness_defaults_follow_the_cluster_size() {
+        let small = Scenario::default_scenario();
+        assert_eq!(small.liveness(), (1.0, 4.0, 30.0));
+        let big = Scenario::default_scenario().with_linux_nodes(2000).unwrap();
+        assert_eq!(big.liveness(), (10.0, 40.0, 300.0));
+        let mut set = Scenario::default_scenario();
+        set.timing.lease_renew_seconds = Some(0.2);
+        set.timing.node_monitor_grace_seconds = Some(0.5);
+        assert_eq!(set.liveness(), (0.2, 0.5, 30.0));
+        let bad = "cluster: {name: c}\ntiming: {leaseRenewSeconds: 5, nodeMonitorGraceSeconds: 2}\npools:\n  - name: a\n    count: 1\n";
+        let e = Scenario::parse(bad, "x.yaml").unwrap_err().to_string();
+        assert!(e.contains("timing.nodeMonitorGraceSeconds"), "{e}");
     }
 
     #[test]

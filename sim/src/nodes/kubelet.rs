@@ -1,6 +1,6 @@
-//! Node liveness, on the emulator's clock (`timing`): each running kubelet renews its Lease
-//! in `kube-node-lease` every `leaseRenewSeconds` and posts its node status (the conditions'
-//! `lastHeartbeatTime`) every `nodeStatusSeconds`; a machine that is down does neither. The
+//! Node liveness, on the emulator's clock ([`crate::Scenario::liveness`]): each running
+//! kubelet renews its Lease in `kube-node-lease` every `leaseRenewSeconds` and posts its node
+//! status (the conditions' `lastHeartbeatTime`) every `nodeStatusSeconds`; a machine that is down does neither. The
 //! node lifecycle controller watches the Leases: one not renewed for
 //! `nodeMonitorGraceSeconds` turns its node Unknown ("Kubelet stopped posting node status.",
 //! unreachable taints), keeping the kubelet's last heartbeat.
@@ -42,15 +42,15 @@ fn kubelet_running(st: &MachineState) -> bool {
 
 /// One round, at most every quarter of the renew interval (and at least every second).
 pub(crate) fn tick(shared: &Shared, rt: &NodeRuntime, lv: &mut Liveness, now: Instant) {
-    let t = &shared.scenario.timing;
-    let period = secs(t.lease_renew_seconds / 4.0).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let (renew, grace, status) = shared.scenario.liveness();
+    let period = secs(renew / 4.0).clamp(Duration::from_millis(50), Duration::from_secs(1));
     if lv.last_tick.is_some_and(|at| now.duration_since(at) < period) {
         return;
     }
     lv.last_tick = Some(now);
-    let renew_every = secs(t.lease_renew_seconds);
-    let post_every = secs(t.node_status_seconds);
-    let grace = secs(t.node_monitor_grace_seconds);
+    let renew_every = secs(renew);
+    let post_every = secs(status);
+    let grace = secs(grace);
     for m in rt.machines() {
         let (running, phase) = {
             let st = m.lock();
