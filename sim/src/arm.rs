@@ -37,6 +37,80 @@ pub const CLI_USER: &str = "operator@aks-sim.example";
 const ARM_AUDIENCES: [&str; 2] = ["https://management.azure.com", "https://management.core.windows.net"];
 const SECONDS_PER_TOKEN: i64 = 3599;
 
+/// What ARM operations change: the node image each pool runs, and the long-running
+/// operations (`upgradeNodeImageVersion`) by id.
+#[derive(Default)]
+pub struct ArmState {
+    pool_images: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    operations: std::sync::Mutex<std::collections::HashMap<String, Operation>>,
+}
+
+#[derive(Debug, Clone)]
+struct Operation {
+    pool: String,
+    started: String,
+    ended: Option<String>,
+    /// `InProgress`, `Succeeded` or `Failed`.
+    status: String,
+    error: Option<String>,
+    /// Nodes reimaged so far, of `total`.
+    done: usize,
+    total: usize,
+}
+
+impl ArmState {
+    fn image(&self, pool: &str) -> Option<String> {
+        self.pool_images
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(pool)
+            .cloned()
+    }
+
+    fn running(&self, pool: &str) -> bool {
+        self.operations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .any(|o| o.pool == pool && o.status == "InProgress")
+    }
+
+    fn update(&self, id: &str, f: impl FnOnce(&mut Operation)) {
+        if let Some(o) = self.operations.lock().unwrap_or_else(|p| p.into_inner()).get_mut(id) {
+            f(o);
+        }
+    }
+
+    /// One more node of the operation reimaged.
+    pub(crate) fn progress(&self, id: &str) {
+        self.update(id, |o| o.done += 1);
+    }
+
+    /// The operation ended: with the pool on `image`, or failed with `error`.
+    pub(crate) fn finish(&self, id: &str, pool: &str, image: Option<&str>, error: Option<String>) {
+        if let Some(i) = image {
+            self.pool_images
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(pool.to_string(), i.to_string());
+        }
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        self.update(id, |o| {
+            o.status = if error.is_some() { "Failed" } else { "Succeeded" }.into();
+            o.ended = Some(now);
+            o.error = error;
+        });
+    }
+
+    fn get(&self, id: &str) -> Option<Operation> {
+        self.operations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+}
+
 struct Arm {
     shared: Arc<Shared>,
     reads_left: AtomicU32,
@@ -314,7 +388,7 @@ fn check_token(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
 
 /// A request inside the emulated subscription.
 struct Ctx<'a> {
-    shared: &'a Shared,
+    shared: &'a Arc<Shared>,
     method: &'a Method,
     segs: &'a [String],
     query: &'a [(String, String)],
@@ -364,6 +438,12 @@ impl<'a> Ctx<'a> {
             }),
             ["providers", "microsoft.containerservice", "managedclusters"] => {
                 self.get(|| self.list_clusters(self.clusters()))
+            }
+            ["providers", "microsoft.containerservice", "locations", _, kind @ ("operations" | "operationresults"), _] =>
+            {
+                let id = &self.segs[7];
+                let results = *kind == "operationresults";
+                self.get(|| self.operation(id, results))
             }
             ["providers", ns, t, ..] => self.unknown_type(ns, t),
             ["resourcegroups", _, rest @ ..] => {
@@ -467,6 +547,9 @@ impl<'a> Ctx<'a> {
         };
         match rest {
             [] => self.get(|| ok(self.cluster_json(c))),
+            ["upgradeprofiles", "default"] => self.get(|| ok(self.cluster_upgrade_profile(c))),
+            ["upgradeprofiles"] => self.get(|| ok(json!({"value": [self.cluster_upgrade_profile(c)]}))),
+            ["availableagentpoolversions"] => self.get(|| ok(self.available_versions(c))),
             ["agentpools"] => self.get(|| {
                 let value: Vec<Value> = pools.iter().map(|p| self.agent_pool_json(c, *p)).collect();
                 ok(json!({"value": value}))
@@ -478,6 +561,7 @@ impl<'a> Ctx<'a> {
                 };
                 match rest {
                     [] => self.get(|| ok(self.agent_pool_json(c, p))),
+                    ["upgradenodeimageversion"] => self.only(Method::POST, || self.upgrade_node_image(c, p)),
                     ["upgradeprofiles", "default"] => self.get(|| ok(self.upgrade_profile_json(c, p))),
                     ["upgradeprofiles"] => self.get(|| ok(json!({"value": [self.upgrade_profile_json(c, p)]}))),
                     ["machines"] => self.get(|| {
@@ -620,11 +704,12 @@ impl<'a> Ctx<'a> {
         )
     }
 
-    /// Indexes into `scenario.pools` of the cluster's pools (none for the extra clusters).
+    /// Indexes into `scenario.pools` of the cluster's pools; an extra cluster has the
+    /// scenario's first (system) pool's shape, with no node running (it is stopped).
     fn pools(&self, c: Cluster) -> Vec<usize> {
         match c {
             Cluster::Main => (0..self.shared.scenario.pools.len()).collect(),
-            Cluster::Extra(_) => vec![],
+            Cluster::Extra(_) => vec![0],
         }
     }
 
@@ -813,15 +898,19 @@ impl<'a> Ctx<'a> {
             "type": "VirtualMachineScaleSets",
             "enableAutoScaling": false,
             "scaleDownMode": "Delete",
-            "provisioningState": "Succeeded",
-            "powerState": {"code": "Running"},
+            "provisioningState": if self.shared.arm_state.running(&spec.name) && matches!(c, Cluster::Main) {
+                "UpgradingNodeImageVersion"
+            } else {
+                "Succeeded"
+            },
+            "powerState": {"code": if matches!(c, Cluster::Main) { "Running" } else { "Stopped" }},
             "orchestratorVersion": s.cluster.kubernetes_version,
             "currentOrchestratorVersion": s.cluster.kubernetes_version,
             "enableNodePublicIP": false,
             "mode": spec.mode,
             "osType": if linux { "Linux" } else { "Windows" },
             "osSKU": os_sku,
-            "nodeImageVersion": pool_node_image(spec, first.copied()),
+            "nodeImageVersion": self.pool_image(c, p),
             "upgradeSettings": {"maxSurge": "10%", "maxUnavailable": "0"},
             "enableFIPS": false,
             "securityProfile": {"sshAccess": spec.ssh_access, "enableVTPM": false, "enableSecureBoot": false},
@@ -839,6 +928,191 @@ impl<'a> Ctx<'a> {
             "type": "Microsoft.ContainerService/managedClusters/agentPools",
             "properties": props,
         })
+    }
+
+    /// The node image a pool runs now (after any `upgradeNodeImageVersion`).
+    fn pool_image(&self, c: Cluster, p: usize) -> String {
+        let spec = &self.shared.scenario.pools[p];
+        let first = self.pool_nodes(c, p).first().copied();
+        match c {
+            Cluster::Main => self
+                .shared
+                .arm_state
+                .image(&spec.name)
+                .unwrap_or_else(|| pool_node_image(spec, first)),
+            Cluster::Extra(_) => pool_node_image(spec, first),
+        }
+    }
+
+    /// `managedClusters/{c}/upgradeProfiles/default`: the control plane's and every pool's
+    /// Kubernetes version and the versions they can go to.
+    fn cluster_upgrade_profile(&self, c: Cluster) -> Value {
+        let s = &self.shared.scenario;
+        let v = &s.cluster.kubernetes_version;
+        let upgrades: Vec<Value> = upgrade_targets(v)
+            .into_iter()
+            .map(|u| json!({"kubernetesVersion": u, "isPreview": null}))
+            .collect();
+        let pools: Vec<Value> = self
+            .pools(c)
+            .into_iter()
+            .map(|p| {
+                let spec = &s.pools[p];
+                json!({"name": spec.name, "kubernetesVersion": v,
+                       "osType": if spec.os_type == OsType::Linux { "Linux" } else { "Windows" },
+                       "upgrades": upgrades})
+            })
+            .collect();
+        json!({
+            "id": format!("{}/upgradeprofiles/default", self.cluster_id(c)),
+            "name": "default",
+            "type": "Microsoft.ContainerService/managedClusters/upgradeprofiles",
+            "properties": {
+                "controlPlaneProfile": {"kubernetesVersion": v, "name": null, "osType": "Linux", "upgrades": upgrades},
+                "agentPoolProfiles": pools,
+            },
+        })
+    }
+
+    /// `managedClusters/{c}/availableAgentPoolVersions`: the cluster's version (default) and
+    /// the supported ones around it.
+    fn available_versions(&self, c: Cluster) -> Value {
+        let v = &self.shared.scenario.cluster.kubernetes_version;
+        let mut versions: Vec<Value> = previous_minor(v)
+            .into_iter()
+            .map(|p| json!({"kubernetesVersion": p, "isPreview": null}))
+            .collect();
+        versions.push(json!({"default": true, "kubernetesVersion": v, "isPreview": null}));
+        versions.extend(
+            upgrade_targets(v)
+                .into_iter()
+                .map(|u| json!({"kubernetesVersion": u, "isPreview": null})),
+        );
+        json!({
+            "id": format!("{}/availableagentpoolversions", self.cluster_id(c)),
+            "name": "default",
+            "type": "Microsoft.ContainerService/managedClusters/availableAgentpoolVersions",
+            "properties": {"agentPoolVersions": versions},
+        })
+    }
+
+    /// `POST .../agentPools/{p}/upgradeNodeImageVersion` (`az aks nodepool upgrade
+    /// --node-image-only`): a long-running operation that reimages the pool's nodes one at a
+    /// time (cordon, drain respecting budgets, reimage to the latest node image, which has the
+    /// pending updates in it, uncordon) and answers 202 with `Azure-AsyncOperation` and
+    /// `Location`.
+    fn upgrade_node_image(&self, c: Cluster, p: usize) -> Response {
+        let s = self.shared;
+        let spec = &s.scenario.pools[p];
+        if !matches!(c, Cluster::Main) {
+            return arm_error(
+                StatusCode::CONFLICT,
+                "OperationNotAllowed",
+                format!(
+                    "Operation is not allowed: the managed cluster '{}' is stopped.",
+                    self.cluster_name(c)
+                ),
+            );
+        }
+        if s.arm_state.running(&spec.name) {
+            return arm_error(
+                StatusCode::CONFLICT,
+                "OperationNotAllowed",
+                format!(
+                    "Operation is not allowed because there's an in progress upgrade node image version operation on agent pool '{}'. Please wait for it to finish before starting a new operation.",
+                    spec.name
+                ),
+            );
+        }
+        let shared = self.shared.clone();
+        let id = uuid::Uuid::new_v4().to_string();
+        let nodes: Vec<String> = self.pool_nodes(c, p).iter().map(|n| n.name.clone()).collect();
+        s.arm_state.operations.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            id.clone(),
+            Operation {
+                pool: spec.name.clone(),
+                started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                ended: None,
+                status: "InProgress".into(),
+                error: None,
+                done: 0,
+                total: nodes.len(),
+            },
+        );
+        let latest = spec
+            .latest_node_image_version
+            .clone()
+            .unwrap_or_else(|| self.pool_image(c, p));
+        tokio::spawn(crate::reimage::upgrade_pool(
+            shared,
+            id.clone(),
+            spec.name.clone(),
+            nodes,
+            latest,
+        ));
+        let base = self.shared.endpoints().arm_url.clone();
+        let loc = &s.scenario.cluster.location;
+        let sub = self.sub();
+        let api = self.api_version;
+        let mut body = self.agent_pool_json(c, p);
+        body["properties"]["provisioningState"] = json!("UpgradingNodeImageVersion");
+        let mut r = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
+        let h = r.headers_mut();
+        for (name, kind) in [("azure-asyncoperation", "operations"), ("location", "operationresults")] {
+            let url = format!(
+                "{base}/subscriptions/{sub}/providers/Microsoft.ContainerService/locations/{loc}/{kind}/{id}?api-version={api}"
+            );
+            if let Ok(v) = HeaderValue::from_str(&url) {
+                h.insert(HeaderName::from_static(name), v);
+            }
+        }
+        h.insert("retry-after", HeaderValue::from(1));
+        r
+    }
+
+    /// An operation's status (`Azure-AsyncOperation`), or its result (`Location`: 202 while
+    /// it runs, then the agent pool).
+    fn operation(&self, id: &str, results: bool) -> Response {
+        let Some(op) = self.shared.arm_state.get(id) else {
+            return arm_error(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("Operation '{id}' was not found."),
+            );
+        };
+        if results {
+            if op.status == "InProgress" {
+                let mut r = StatusCode::ACCEPTED.into_response();
+                r.headers_mut().insert("retry-after", HeaderValue::from(1));
+                return r;
+            }
+            let p = self
+                .shared
+                .scenario
+                .pools
+                .iter()
+                .position(|x| x.name == op.pool)
+                .unwrap_or(0);
+            return ok(self.agent_pool_json(Cluster::Main, p));
+        }
+        let mut v = json!({
+            "id": format!("/subscriptions/{}/providers/Microsoft.ContainerService/locations/{}/operations/{id}", self.sub(), self.shared.scenario.cluster.location),
+            "name": id,
+            "status": op.status,
+            "startTime": op.started,
+            "percentComplete": if op.total == 0 { 100.0 } else { 100.0 * op.done as f64 / op.total as f64 },
+        });
+        if let Some(e) = &op.ended {
+            v["endTime"] = json!(e);
+        }
+        if let Some(e) = &op.error {
+            v["error"] = json!({"code": "UpgradeFailed", "message": e});
+        }
+        let mut r = ok(v);
+        if op.status == "InProgress" {
+            r.headers_mut().insert("retry-after", HeaderValue::from(1));
+        }
+        r
     }
 
     fn upgrade_profile_json(&self, c: Cluster, p: usize) -> Value {
@@ -1108,6 +1382,30 @@ fn pool_node_image(spec: &crate::scenario::PoolSpec, first: Option<&NodeSpec>) -
         .map(|n| n.node_image_version.clone())
         .or_else(|| spec.node_image_version.clone())
         .unwrap_or_else(|| "AKSUbuntu-2204gen2containerd-202501.12.0".into())
+}
+
+/// The versions a cluster can upgrade to: the newest patches of its minor and the next one.
+fn upgrade_targets(version: &str) -> Vec<String> {
+    let mut it = version.split('.');
+    let (Some(Ok(major)), Some(Ok(minor)), Some(Ok(patch))) = (
+        it.next().map(str::parse::<u32>),
+        it.next().map(str::parse::<u32>),
+        it.next().map(str::parse::<u32>),
+    ) else {
+        return vec![];
+    };
+    vec![
+        format!("{major}.{minor}.{}", patch + 2),
+        format!("{major}.{}.2", minor + 1),
+        format!("{major}.{}.5", minor + 1),
+    ]
+}
+
+fn previous_minor(version: &str) -> Option<String> {
+    let mut it = version.split('.');
+    let major: u32 = it.next()?.parse().ok()?;
+    let minor: u32 = it.next()?.parse().ok()?;
+    Some(format!("{major}.{}.9", minor.checked_sub(1)?))
 }
 
 fn next_minor(version: &str) -> Option<String> {

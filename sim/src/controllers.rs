@@ -9,6 +9,7 @@
 use crate::events::kinds;
 use crate::kube_api::pods::{self, DeleteOpts};
 use crate::kube_api::selector;
+use crate::recorder;
 use crate::scenario::{Workload, WorkloadKind};
 use crate::store::{self, StoreError, DAEMONSETS, DEPLOYMENTS, NAMESPACES, NODES, PDBS, PODS, REPLICASETS};
 use crate::Shared;
@@ -18,6 +19,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod workloads;
+pub use workloads::RUN_SECONDS_ANNOTATION;
+
+/// A stable 10-hex-digit hash of a JSON value.
+pub fn content_hash_of(v: &Value) -> String {
+    workloads::content_hash(v)
+}
 
 /// The kured lock annotation on the kube-system/kured DaemonSet.
 pub const KURED_LOCK_ANNOTATION: &str = "weave.works/kured-node-lock";
@@ -38,8 +47,8 @@ struct NodeInfo {
     ip: String,
     boot_id: String,
     uid: String,
-    /// The third octet of the node's pod CIDR (10.244.X.0/24).
-    cidr: u8,
+    /// The node's pod CIDR without its last octet (`10.244.7` of 10.244.7.0/24).
+    cidr: String,
 }
 
 fn node_infos(shared: &Shared) -> Vec<NodeInfo> {
@@ -56,9 +65,9 @@ fn node_infos(shared: &Shared) -> Vec<NodeInfo> {
             let name = n["metadata"]["name"].as_str().unwrap_or("").to_string();
             let cidr = n["spec"]["podCIDR"]
                 .as_str()
-                .and_then(|c| c.split('.').nth(2))
-                .and_then(|x| x.parse().ok())
-                .unwrap_or(0);
+                .and_then(|c| c.rsplit_once('.'))
+                .map(|(p, _)| p.to_string())
+                .unwrap_or_else(|| "10.244.0".into());
             let info = NodeInfo {
                 labels: n["metadata"]["labels"].clone(),
                 ready: crate::model::ready_status(n) == "True",
@@ -155,7 +164,7 @@ static NEXT_POD_IP: AtomicU32 = AtomicU32::new(0);
 
 fn pod_ip(node: &NodeInfo) -> String {
     let n = NEXT_POD_IP.fetch_add(1, Ordering::Relaxed);
-    format!("10.244.{}.{}", node.cidr, 2 + n % 250)
+    format!("{}.{}", node.cidr, 2 + n % 250)
 }
 
 fn default_tolerations() -> Vec<Value> {
@@ -427,6 +436,8 @@ pub fn seed(shared: &Arc<Shared>) -> anyhow::Result<()> {
             pdb: None,
             termination_grace_seconds: 30,
             image: "ghcr.io/kubereboot/kured:1.17.1".into(),
+            schedule: None,
+            run_seconds: 1.0,
         };
         let labels = json!({"name": "kured"});
         let mut obj = daemonset(&w, &labels, &created);
@@ -450,6 +461,7 @@ pub fn seed(shared: &Arc<Shared>) -> anyhow::Result<()> {
                 "kured",
                 owner_ref("apps/v1", "DaemonSet", &ds),
             );
+            workloads::label_revision(&mut pod, &workloads::revision(&ds));
             pod["spec"]["nodeName"] = json!(n.name);
             create_running_pod(shared, pod, n, &created)?;
         }
@@ -466,6 +478,9 @@ fn kind_name(k: WorkloadKind) -> &'static str {
         WorkloadKind::DaemonSet => "DaemonSet",
         WorkloadKind::Pod => "Pod",
         WorkloadKind::StaticPod => "StaticPod",
+        WorkloadKind::StatefulSet => "StatefulSet",
+        WorkloadKind::Job => "Job",
+        WorkloadKind::CronJob => "CronJob",
     }
 }
 
@@ -524,6 +539,7 @@ fn seed_workload(
                     &w.name,
                     owner_ref("apps/v1", "DaemonSet", &ds),
                 );
+                workloads::label_revision(&mut pod, &workloads::revision(&ds));
                 pod["spec"]["nodeName"] = json!(n.name);
                 create_running_pod(shared, pod, n, created)?;
             }
@@ -548,6 +564,34 @@ fn seed_workload(
             };
             create_mirror_pod(shared, w, n, created)?;
         }
+        WorkloadKind::StatefulSet => {
+            let sts = shared.store.create(
+                store::STATEFULSETS,
+                json!({
+                    "metadata": {"name": w.name, "namespace": w.namespace, "labels": labels, "creationTimestamp": created},
+                    "spec": {"replicas": w.replicas, "selector": {"matchLabels": labels}, "serviceName": w.name,
+                             "template": template(w, labels.clone(), vec![]), "podManagementPolicy": "OrderedReady",
+                             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+                             "revisionHistoryLimit": 10},
+                    "status": {},
+                }),
+            )?;
+            let mut mine: HashMap<String, usize> = HashMap::new();
+            for i in 0..w.replicas as i64 {
+                let pod = workloads::statefulset_pod(&sts, i);
+                match pick_node(&pod["spec"], nodes, &mine, per_node) {
+                    Some(n) => {
+                        create_running_pod(shared, pod, n, created)?;
+                        *mine.entry(n.name.clone()).or_default() += 1;
+                        *per_node.entry(n.name.clone()).or_default() += 1;
+                    }
+                    None => {
+                        shared.store.create(PODS, pod)?;
+                    }
+                }
+            }
+        }
+        WorkloadKind::Job | WorkloadKind::CronJob => seed_job(shared, w, nodes, &labels, created)?,
     }
     if let Some(pdb) = &w.pdb {
         let mut spec = json!({"selector": {"matchLabels": labels}});
@@ -567,6 +611,75 @@ fn seed_workload(
     Ok(())
 }
 
+/// A Job (or a CronJob and its last Job) that ran to completion an hour ago, its pod
+/// Succeeded on a node: finished pods sit on nodes until their Job is cleaned up.
+fn seed_job(shared: &Shared, w: &Workload, nodes: &[NodeInfo], labels: &Value, created: &str) -> anyhow::Result<()> {
+    let mut tpl = template(w, labels.clone(), vec![]);
+    tpl["spec"]["restartPolicy"] = json!("Never");
+    tpl["metadata"]["annotations"] = json!({RUN_SECONDS_ANNOTATION: w.run_seconds.to_string()});
+    let now_t = chrono::Utc::now();
+    let ts = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut ran_at = now_t - chrono::Duration::hours(1);
+    let job = if w.kind == WorkloadKind::CronJob {
+        let schedule = w.schedule.clone().unwrap_or_default();
+        let cj = shared.store.create(
+            store::CRONJOBS,
+            json!({
+                "metadata": {"name": w.name, "namespace": w.namespace, "labels": labels, "creationTimestamp": created},
+                "spec": {"schedule": schedule, "concurrencyPolicy": "Allow", "suspend": false,
+                         "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 1,
+                         "jobTemplate": {"metadata": {"labels": labels}, "spec": {"template": tpl}}},
+                "status": {},
+            }),
+        )?;
+        let sched = crate::cron::Schedule::parse(&schedule).map_err(anyhow::Error::msg)?;
+        let Some(last) = sched.last_between(now_t - chrono::Duration::days(1), now_t) else {
+            return Ok(()); // not run in the last day: no finished Job to show
+        };
+        ran_at = last;
+        let mut j = workloads::job_for(&cj, last);
+        j["metadata"]["creationTimestamp"] = json!(ts(last));
+        shared.store.update_with(store::CRONJOBS, Some(&w.namespace), &w.name, None, |o| {
+            o["status"] = json!({"lastScheduleTime": ts(last), "lastSuccessfulTime": ts(last + chrono::Duration::seconds(5))});
+            Ok(())
+        })?;
+        j
+    } else {
+        let juid = uuid::Uuid::new_v4().to_string();
+        let mut t = tpl.clone();
+        for (k, v) in [
+            ("batch.kubernetes.io/controller-uid", juid.clone()),
+            ("controller-uid", juid.clone()),
+            ("batch.kubernetes.io/job-name", w.name.clone()),
+            ("job-name", w.name.clone()),
+        ] {
+            t["metadata"]["labels"][k] = json!(v);
+        }
+        json!({
+            "metadata": {"name": w.name, "namespace": w.namespace, "uid": juid, "labels": labels,
+                         "creationTimestamp": ts(ran_at)},
+            "spec": {"completions": 1, "parallelism": 1, "backoffLimit": 6, "completionMode": "NonIndexed", "suspend": false,
+                     "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": juid}}, "template": t},
+        })
+    };
+    let done = ran_at + chrono::Duration::seconds(5);
+    let mut job = job;
+    job["status"] = workloads::complete_status(&ts(ran_at), &ts(done), 1);
+    let job = shared.store.create(store::JOBS, job)?;
+    let mut pod = workloads::job_pod(&job);
+    let Some(n) = pick_node(&pod["spec"], nodes, &HashMap::new(), &HashMap::new()) else {
+        return Ok(());
+    };
+    pod["metadata"]["name"] = json!(format!("{}-{}", name(&job), &store::random_suffix()));
+    pod["metadata"]["creationTimestamp"] = json!(ts(ran_at));
+    pod["spec"]["nodeName"] = json!(n.name);
+    let running = running_status(&pod, n, &ts(ran_at), false);
+    pod["status"] = running;
+    pod["status"] = workloads::succeeded_status(&pod, &ts(done));
+    shared.store.create(PODS, pod)?;
+    Ok(())
+}
+
 fn pool_hint(w: &Workload) -> String {
     w.pool.as_ref().map(|p| format!(" in pool `{p}`")).unwrap_or_default()
 }
@@ -577,9 +690,18 @@ fn first_node<'a>(nodes: &'a [NodeInfo], w: &Workload) -> Option<&'a NodeInfo> {
 
 fn replicaset_for(deploy: &Value, created: Option<&str>) -> Value {
     let m = &deploy["metadata"];
+    let hash = template_hash(
+        m["namespace"].as_str().unwrap_or("default"),
+        m["name"].as_str().unwrap_or(""),
+    );
+    replicaset_with(deploy, created, &hash, 1)
+}
+
+/// A Deployment's ReplicaSet for its current template, named by `hash`, at `revision`.
+fn replicaset_with(deploy: &Value, created: Option<&str>, hash: &str, revision: i64) -> Value {
+    let m = &deploy["metadata"];
     let name = m["name"].as_str().unwrap_or("");
     let ns = m["namespace"].as_str().unwrap_or("default");
-    let hash = template_hash(ns, name);
     let replicas = deploy["spec"]["replicas"].as_i64().unwrap_or(1);
     let mut tpl = deploy["spec"]["template"].clone();
     if !tpl["metadata"]["labels"].is_object() {
@@ -602,7 +724,7 @@ fn replicaset_for(deploy: &Value, created: Option<&str>) -> Value {
         "annotations": {
             "deployment.kubernetes.io/desired-replicas": replicas.to_string(),
             "deployment.kubernetes.io/max-replicas": (replicas + 1).to_string(),
-            "deployment.kubernetes.io/revision": "1",
+            "deployment.kubernetes.io/revision": revision.to_string(),
         },
         "ownerReferences": [owner_ref("apps/v1", "Deployment", deploy)],
     });
@@ -686,6 +808,10 @@ struct State {
     boot_seen: HashMap<String, String>,
     /// The kured lock annotation last seen (None before the first look).
     kured_lock: Option<Option<String>>,
+    /// When each running pod of a Job turned Ready (by uid): it succeeds after its run time.
+    job_running: HashMap<String, Instant>,
+    /// The minute each CronJob's schedule was last checked in (by uid).
+    cron_checked: HashMap<String, i64>,
 }
 
 /// Run the controllers until shutdown: after every change to the store (coalesced) and
@@ -698,27 +824,49 @@ pub async fn run(shared: Arc<Shared>) {
     // budget's status at once.
     let pdb_faults = |s: &Shared| s.faults.describe()["pdbNeverAllows"].to_string();
     let mut faults_seen = pdb_faults(&shared);
+    // What the controllers read of each node, as last seen.
+    let mut node_seen: HashMap<String, Value> = HashMap::new();
     loop {
         if *shutdown.borrow() {
             return;
         }
         let t0 = Instant::now();
         reconcile(&shared, &mut state);
-        tracing::debug!(elapsed_ms = t0.elapsed().as_millis() as u64, "controllers reconciled");
+        let cost = t0.elapsed();
+        tracing::debug!(elapsed_ms = cost.as_millis() as u64, "controllers reconciled");
+        // On a big cluster a round is expensive: let changes gather for twice as long as a
+        // round takes, so that the controllers never use more than a third of a core.
+        let settle = (cost * 2).clamp(Duration::from_millis(20), Duration::from_secs(2));
         let deadline = tokio::time::Instant::now()
-            + if state.starting.is_empty() {
-                Duration::from_secs(5)
-            } else {
+            + if !state.starting.is_empty() {
                 Duration::from_millis(50)
+            } else if !state.job_running.is_empty() {
+                Duration::from_millis(100)
+            } else {
+                // Idle: a round every 5 s, or every ten rounds' worth of time on a cluster
+                // where a round is expensive (thousands of nodes).
+                (cost * 10).max(Duration::from_secs(5))
             };
         loop {
             tokio::select! {
                 r = rx.recv() => {
-                    if let Err(tokio::sync::broadcast::error::RecvError::Closed) = r {
-                        return;
+                    match r {
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                        // Lease renewals and events are no business of these controllers:
+                        // reconciling on every kubelet heartbeat would only burn CPU.
+                        Ok(c) if c.resource == store::LEASES || c.resource == store::EVENTS => continue,
+                        // Nor is a node status post that changes nothing they read.
+                        Ok(c) if c.resource == NODES && c.kind == store::WatchKind::Modified => {
+                            let name = c.object["metadata"]["name"].as_str().unwrap_or("").to_string();
+                            let seen = node_facts(&c.object);
+                            if node_seen.insert(name, seen.clone()).as_ref() == Some(&seen) {
+                                continue;
+                            }
+                        }
+                        _ => {}
                     }
                     // Let a burst of changes settle, then take them all at once.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    tokio::time::sleep(settle).await;
                     while rx.try_recv().is_ok() {}
                     break;
                 }
@@ -740,6 +888,17 @@ pub async fn run(shared: Arc<Shared>) {
 
 fn now() -> String {
     store::now_rfc3339()
+}
+
+/// The parts of a Node the controllers act on (not its heartbeat times).
+fn node_facts(n: &Value) -> Value {
+    json!([
+        n["metadata"]["labels"],
+        n["spec"]["unschedulable"],
+        n["spec"]["taints"],
+        crate::model::ready_status(n),
+        n["status"]["nodeInfo"]["bootID"],
+    ])
 }
 
 fn uid(o: &Value) -> &str {
@@ -794,13 +953,18 @@ fn reconcile(shared: &Arc<Shared>, st: &mut State) {
     let nodes = node_infos(shared);
     node_lifecycle(shared);
     namespaces(shared);
+    workloads::terminating_namespaces(shared);
     deployments(shared);
+    workloads::cronjobs(shared, st);
     // Budgets are read before any pod list their status is computed from: see pdb_status.
     let budgets = shared.store.list(PDBS, None);
     let mut all = shared.store.list(PODS, None);
     let mut wrote = garbage_collect(shared, &all);
     wrote |= replicasets(shared, &all);
     wrote |= daemonsets(shared, &nodes, &all);
+    wrote |= workloads::daemonset_rollout(shared, &all);
+    wrote |= workloads::statefulsets(shared, &all);
+    wrote |= workloads::jobs(shared, &all);
     wrote |= static_pods(shared, &nodes);
     if wrote {
         all = shared.store.list(PODS, None);
@@ -813,6 +977,7 @@ fn reconcile(shared: &Arc<Shared>, st: &mut State) {
     }
     let owners = by_owner(&all);
     workload_status(shared, &nodes, &owners);
+    workloads::statefulset_status(shared, &owners);
     pdb_status(shared, budgets, &all);
     kured_lock(shared, st);
 }
@@ -884,12 +1049,22 @@ fn garbage_collect(shared: &Arc<Shared>, all: &[Value]) -> bool {
             .collect()
     };
     let (rs, ds, deploy) = (uids(REPLICASETS), uids(DAEMONSETS), uids(DEPLOYMENTS));
+    let (sts, jobs, cronjobs) = (uids(store::STATEFULSETS), uids(store::JOBS), uids(store::CRONJOBS));
+    for j in shared.store.list(store::JOBS, None) {
+        if let Some(o) = pods::controller_ref(&j).filter(|o| o["kind"] == "CronJob") {
+            if !cronjobs.contains(o["uid"].as_str().unwrap_or("")) {
+                wrote |= shared.store.remove(store::JOBS, Some(namespace(&j)), name(&j)).is_ok();
+            }
+        }
+    }
     for p in all {
         let Some(r) = pods::controller_ref(p) else { continue };
         let u = r["uid"].as_str().unwrap_or("");
         let gone = match r["kind"].as_str() {
             Some("ReplicaSet") => !rs.contains(u),
             Some("DaemonSet") => !ds.contains(u),
+            Some("StatefulSet") => !sts.contains(u),
+            Some("Job") => !jobs.contains(u),
             _ => false,
         };
         if gone && !pods::is_terminating(p) {
@@ -907,7 +1082,34 @@ fn garbage_collect(shared: &Arc<Shared>, all: &[Value]) -> bool {
     wrote
 }
 
-/// Each Deployment has its ReplicaSet, sized as the Deployment says.
+/// A ReplicaSet's template without its `pod-template-hash` label: what its Deployment's
+/// template was when it was made.
+fn template_of(rs: &Value) -> Value {
+    let mut t = rs["spec"]["template"].clone();
+    if let Some(l) = t["metadata"]["labels"].as_object_mut() {
+        l.remove("pod-template-hash");
+    }
+    t
+}
+
+fn revision_of(o: &Value) -> i64 {
+    o["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+        .as_str()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The Deployment's ReplicaSet for its current template, if there is one.
+fn current_replicaset<'a>(d: &Value, mine: &[&'a Value]) -> Option<&'a Value> {
+    let tpl = &d["spec"]["template"];
+    mine.iter().copied().find(|rs| template_of(rs) == *tpl)
+}
+
+/// Each Deployment has a ReplicaSet for its current template, sized as the Deployment
+/// says. A new template (`kubectl rollout restart`, a new image) gets a new ReplicaSet at
+/// the next revision; the old ones shrink as the new pods turn Ready, so that the
+/// Deployment never has fewer Ready pods than it wants (a rolling update with maxSurge
+/// 100% and maxUnavailable 0).
 fn deployments(shared: &Shared) {
     let all_rs = shared.store.list(REPLICASETS, None);
     for d in shared.store.list(DEPLOYMENTS, None) {
@@ -916,27 +1118,66 @@ fn deployments(shared: &Shared) {
             .filter(|r| pods::controller_ref(r).is_some_and(|o| o["uid"] == d["metadata"]["uid"]))
             .collect();
         let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
-        match mine.last() {
-            None => {
-                warn_err(
-                    "create replicaset",
-                    shared.store.create(REPLICASETS, replicaset_for(&d, None)),
+        let top = mine.iter().map(|r| revision_of(r)).max().unwrap_or(0);
+        let (ns, dname) = (namespace(&d).to_string(), name(&d).to_string());
+        let Some(current) = current_replicaset(&d, &mine) else {
+            let rs = if mine.is_empty() {
+                replicaset_for(&d, None)
+            } else {
+                let hash = workloads::content_hash(&json!([ns, dname, d["spec"]["template"]]));
+                replicaset_with(&d, None, &hash, top + 1)
+            };
+            if let Some(rs) = warn_err("create replicaset", shared.store.create(REPLICASETS, rs)) {
+                let rev = revision_of(&rs).to_string();
+                let r = shared.store.update_with(DEPLOYMENTS, Some(&ns), &dname, None, |o| {
+                    o["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!(rev);
+                    Ok(())
+                });
+                warn_err("deployment revision", r);
+                recorder::record(
+                    shared,
+                    &recorder::ObjectRef::of(&d),
+                    recorder::Source {
+                        component: "deployment-controller",
+                        host: None,
+                    },
+                    "Normal",
+                    "ScalingReplicaSet",
+                    &format!("Scaled up replica set {} from 0 to {replicas}", name(&rs)),
                 );
             }
-            Some(rs) if rs["spec"]["replicas"].as_i64().unwrap_or(1) != replicas => {
-                let r = shared
-                    .store
-                    .update_with(REPLICASETS, Some(namespace(rs)), name(rs), None, |o| {
-                        o["spec"]["replicas"] = json!(replicas);
-                        o["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] =
-                            json!(replicas.to_string());
-                        o["metadata"]["annotations"]["deployment.kubernetes.io/max-replicas"] =
-                            json!((replicas + 1).to_string());
-                        Ok(())
-                    });
-                warn_err("scale replicaset", r);
+            continue;
+        };
+        let resize = |rs: &Value, to: i64, revision: Option<i64>| {
+            let r = shared
+                .store
+                .update_with(REPLICASETS, Some(namespace(rs)), name(rs), None, |o| {
+                    o["spec"]["replicas"] = json!(to);
+                    o["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] =
+                        json!(replicas.to_string());
+                    o["metadata"]["annotations"]["deployment.kubernetes.io/max-replicas"] =
+                        json!((replicas + 1).to_string());
+                    if let Some(rev) = revision {
+                        o["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!(rev.to_string());
+                    }
+                    Ok(())
+                });
+            warn_err("scale replicaset", r);
+        };
+        // A rollback to an older template makes its ReplicaSet the newest revision again.
+        let bump = (revision_of(current) < top).then_some(top + 1);
+        if current["spec"]["replicas"].as_i64().unwrap_or(1) != replicas || bump.is_some() {
+            resize(current, replicas, bump);
+        }
+        let new_ready = current["status"]["readyReplicas"].as_i64().unwrap_or(0);
+        let mut old_left = (replicas - new_ready).max(0);
+        for old in mine.iter().filter(|r| uid(r) != uid(current)) {
+            let have = old["spec"]["replicas"].as_i64().unwrap_or(0);
+            let keep = have.min(old_left);
+            old_left -= keep;
+            if keep != have {
+                resize(old, keep, None);
             }
-            Some(_) => {}
         }
     }
 }
@@ -964,6 +1205,14 @@ fn replicasets(shared: &Arc<Shared>, all: &[Value]) -> bool {
                         None,
                         Some(&pods::key(&p)),
                         format!("replicaset {}", name(&rs)),
+                    );
+                    recorder::record(
+                        shared,
+                        &recorder::ObjectRef::of(&rs),
+                        recorder::REPLICASET_CONTROLLER,
+                        "Normal",
+                        "SuccessfulCreate",
+                        &format!("Created pod: {}", name(&p)),
                     );
                 }
             }
@@ -1004,6 +1253,7 @@ fn daemonsets(shared: &Arc<Shared>, nodes: &[NodeInfo], all: &[Value]) -> bool {
                     name(&ds),
                     owner_ref("apps/v1", "DaemonSet", &ds),
                 );
+                workloads::label_revision(&mut pod, &workloads::revision(&ds));
                 pod["spec"]["nodeName"] = json!(n.name);
                 pod["status"] = scheduled_status(&pod, n, &now());
                 if let Some(p) = warn_err("create daemon pod", shared.store.create(PODS, pod)) {
@@ -1093,8 +1343,16 @@ fn schedule(shared: &Shared, nodes: &[NodeInfo], all: &[Value]) -> bool {
                     o["status"] = scheduled_status(o, n, &t);
                     Ok(())
                 });
-                if warn_err("bind pod", r).is_some() {
+                if let Some(bound) = warn_err("bind pod", r) {
                     wrote = true;
+                    recorder::record(
+                        shared,
+                        &recorder::ObjectRef::of(&bound),
+                        recorder::SCHEDULER,
+                        "Normal",
+                        "Scheduled",
+                        &format!("Successfully assigned {ns}/{pname} to {}", n.name),
+                    );
                     *per_node.entry(n.name.clone()).or_default() += 1;
                     *per_owner.entry((owner, n.name.clone())).or_default() += 1;
                 }
@@ -1120,7 +1378,17 @@ fn schedule(shared: &Shared, nodes: &[NodeInfo], all: &[Value]) -> bool {
                     o["status"] = json!({"phase": "Pending", "conditions": [c], "qosClass": "BestEffort"});
                     Ok(())
                 });
-                wrote |= warn_err("mark pod unschedulable", r).is_some();
+                if let Some(p) = warn_err("mark pod unschedulable", r) {
+                    wrote = true;
+                    recorder::record(
+                        shared,
+                        &recorder::ObjectRef::of(&p),
+                        recorder::SCHEDULER,
+                        "Warning",
+                        "FailedScheduling",
+                        &msg,
+                    );
+                }
             }
         }
     }
@@ -1132,9 +1400,10 @@ fn kubelet(shared: &Shared, nodes: &[NodeInfo], st: &mut State, all: &[Value]) -
     let mut wrote = false;
     let start_after = Duration::from_secs_f64(shared.scenario.timing.pod_start_seconds.max(0.0));
     let by_name: HashMap<&str, &NodeInfo> = nodes.iter().map(|n| (n.name.as_str(), n)).collect();
-    let live: HashSet<&str> = all.iter().map(uid).collect();
+    let live: HashSet<&str> = all.iter().filter(|p| active(p)).map(uid).collect();
     st.starting.retain(|u, _| live.contains(u.as_str()));
     st.boot_seen.retain(|u, _| live.contains(u.as_str()));
+    st.job_running.retain(|u, _| live.contains(u.as_str()));
     for p in all.iter().filter(|p| active(p)) {
         let Some(node) = pods::node_name(p).and_then(|n| by_name.get(n)) else {
             continue;
@@ -1166,7 +1435,24 @@ fn kubelet(shared: &Shared, nodes: &[NodeInfo], st: &mut State, all: &[Value]) -
                 wrote |= warn_err("restart pod", r).is_some();
             }
             if st.boot_seen.get(&u) != Some(&node.boot_id) {
-                st.boot_seen.insert(u, node.boot_id.clone());
+                st.boot_seen.insert(u.clone(), node.boot_id.clone());
+            }
+            if let Some(run) = workloads::job_run_time(p) {
+                let since = *st.job_running.entry(u.clone()).or_insert_with(Instant::now);
+                if since.elapsed() >= run {
+                    let t = now();
+                    let r = shared.store.update_with(PODS, Some(ns), pname, None, |o| {
+                        if !active(o) {
+                            return Ok(());
+                        }
+                        o["status"] = workloads::succeeded_status(o, &t);
+                        Ok(())
+                    });
+                    if warn_err("complete job pod", r).is_some() {
+                        wrote = true;
+                        st.job_running.remove(&u);
+                    }
+                }
             }
             continue;
         }
@@ -1246,6 +1532,15 @@ fn workload_status(shared: &Shared, nodes: &[NodeInfo], owners: &HashMap<&str, V
     }
     let all_rs = shared.store.list(REPLICASETS, None);
     for d in shared.store.list(DEPLOYMENTS, None) {
+        let mine: Vec<&Value> = all_rs
+            .iter()
+            .filter(|r| pods::controller_ref(r).is_some_and(|o| o["uid"] == d["metadata"]["uid"]))
+            .collect();
+        let current = current_replicaset(&d, &mine);
+        let updated = current
+            .and_then(|rs| rs_status.get(uid(rs)))
+            .map(|(n, _)| *n)
+            .unwrap_or(0);
         let (mut n, mut ready) = (0, 0);
         for rs in all_rs
             .iter()
@@ -1272,11 +1567,7 @@ fn workload_status(shared: &Shared, nodes: &[NodeInfo], owners: &HashMap<&str, V
             "message": if available {"Deployment has minimum availability."} else {"Deployment does not have minimum availability."},
             "lastUpdateTime": t, "lastTransitionTime": t});
         avail = keep_times(old, avail);
-        let rs_name = all_rs
-            .iter()
-            .find(|r| pods::controller_ref(r).is_some_and(|o| o["uid"] == d["metadata"]["uid"]))
-            .map(|r| name(r).to_string())
-            .unwrap_or_default();
+        let rs_name = current.map(|r| name(r).to_string()).unwrap_or_default();
         let progressing = keep_times(
             old,
             json!({"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
@@ -1285,7 +1576,7 @@ fn workload_status(shared: &Shared, nodes: &[NodeInfo], owners: &HashMap<&str, V
         );
         let mut status = json!({
             "observedGeneration": d["metadata"]["generation"].as_i64().unwrap_or(1),
-            "replicas": n, "updatedReplicas": n, "readyReplicas": ready, "availableReplicas": ready,
+            "replicas": n, "updatedReplicas": updated, "readyReplicas": ready, "availableReplicas": ready,
             "conditions": [avail, progressing],
         });
         if desired - ready > 0 {
@@ -1311,9 +1602,16 @@ fn workload_status(shared: &Shared, nodes: &[NodeInfo], owners: &HashMap<&str, V
         let current = scheduled.iter().filter(|n| eligible.contains(*n)).count() as i64;
         let misscheduled = scheduled.iter().filter(|n| !eligible.contains(*n)).count() as i64;
         let nready = ready.iter().filter(|n| eligible.contains(*n)).count() as i64;
+        let rev = workloads::revision(&ds);
+        let updated = act
+            .iter()
+            .filter(|p| p["metadata"]["labels"][workloads::REVISION_LABEL] == rev.as_str())
+            .filter_map(|p| pods::node_name(p))
+            .filter(|n| eligible.contains(*n))
+            .count() as i64;
         let mut status = json!({
             "currentNumberScheduled": current, "desiredNumberScheduled": desired, "numberMisscheduled": misscheduled,
-            "numberReady": nready, "numberAvailable": nready, "updatedNumberScheduled": current,
+            "numberReady": nready, "numberAvailable": nready, "updatedNumberScheduled": updated,
             "observedGeneration": ds["metadata"]["generation"].as_i64().unwrap_or(1),
         });
         if desired - nready > 0 {
@@ -1371,6 +1669,11 @@ fn expected_scale(shared: &Shared, pods_: &[&Value]) -> i64 {
                 .store
                 .get(DAEMONSETS, Some(ns), r["name"].as_str().unwrap_or(""))
                 .and_then(|d| d["status"]["desiredNumberScheduled"].as_i64())
+                .unwrap_or(1),
+            Some("StatefulSet") => shared
+                .store
+                .get(store::STATEFULSETS, Some(ns), r["name"].as_str().unwrap_or(""))
+                .and_then(|d| d["spec"]["replicas"].as_i64())
                 .unwrap_or(1),
             _ => {
                 bare += 1;
@@ -1526,7 +1829,7 @@ mod tests {
             ip: "127.77.0.1".into(),
             boot_id: "b".into(),
             uid: "u".into(),
-            cidr: 1,
+            cidr: "10.244.1".into(),
         }
     }
 

@@ -47,6 +47,7 @@ pub mod kinds {
     pub const LEASE: &str = "lease";
     pub const KURED_LOCK: &str = "kured-lock";
     pub const FAULT: &str = "fault";
+    pub const REIMAGE: &str = "reimage";
 }
 
 pub struct EventLog {

@@ -7,11 +7,15 @@
 pub mod arm;
 pub mod control;
 pub mod controllers;
+pub mod cron;
 pub mod events;
 pub mod faults;
 pub mod kube_api;
 pub mod model;
 pub mod nodes;
+pub mod rbac;
+pub mod recorder;
+pub mod reimage;
 pub mod scenario;
 pub mod server;
 pub mod store;
@@ -107,6 +111,29 @@ impl Tokens {
     pub fn kube_valid(&self, token: &str) -> bool {
         token == self.kube_user || token == self.kube_admin
     }
+
+    /// Who a Kubernetes API bearer token authenticates as (None: not a token of ours).
+    pub fn kube_identity(&self, token: &str, access: &scenario::Access) -> Option<rbac::Identity> {
+        if token == self.kube_admin {
+            return Some(rbac::Identity::master());
+        }
+        if token != self.kube_user {
+            return None;
+        }
+        Some(match &access.user {
+            None => rbac::Identity::master(),
+            Some(u) => {
+                let mut groups = u.groups.clone();
+                groups.push("system:authenticated".into());
+                rbac::Identity {
+                    username: u.username.clone(),
+                    groups,
+                    role: u.cluster_role.clone(),
+                    rules: Some(u.rules.clone()),
+                }
+            }
+        })
+    }
 }
 
 /// Everything the emulator's parts share.
@@ -115,6 +142,10 @@ pub struct Shared {
     pub state_dir: PathBuf,
     pub store: store::Store,
     pub events: events::EventLog,
+    /// Aggregation state of the Kubernetes Events the components record.
+    pub recorder: recorder::Recorder,
+    /// What ARM operations changed (node images) and their long-running operations.
+    pub arm_state: arm::ArmState,
     pub faults: faults::Faults,
     pub tokens: Tokens,
     pub ca: tls::Ca,
@@ -221,6 +252,8 @@ impl Sim {
             state_dir: state_dir.clone(),
             store: store::Store::new(),
             events: events::EventLog::new(),
+            recorder: recorder::Recorder::default(),
+            arm_state: arm::ArmState::default(),
             faults: faults::Faults::default(),
             tokens: Tokens::new(),
             ca,
@@ -496,6 +529,16 @@ async fn watch_node_changes(shared: Arc<Shared>) {
                 events::kinds::UNCORDON
             };
             shared.events.record(kind, Some(&name), None, "");
+            // The kubelet reports what it sees of its node's schedulability.
+            let reason = if now.0 { "NodeNotSchedulable" } else { "NodeSchedulable" };
+            recorder::record(
+                &shared,
+                &recorder::ObjectRef::kubelet_node(&name),
+                recorder::kubelet(&name),
+                "Normal",
+                reason,
+                &format!("Node {name} status is now: {reason}"),
+            );
         }
         if before.1 != now.1 {
             let kind = if now.1 == "True" {
@@ -506,6 +549,31 @@ async fn watch_node_changes(shared: Arc<Shared>) {
             shared
                 .events
                 .record(kind, Some(&name), None, format!("Ready={}", now.1));
+            if now.1 == "True" {
+                recorder::record(
+                    &shared,
+                    &recorder::ObjectRef::kubelet_node(&name),
+                    recorder::kubelet(&name),
+                    "Normal",
+                    "NodeReady",
+                    &format!("Node {name} status is now: NodeReady"),
+                );
+            } else if before.1 == "True" {
+                // Unknown is the node lifecycle controller's verdict; NotReady the kubelet's.
+                let (what, source) = if now.1 == "Unknown" {
+                    (recorder::ObjectRef::of(&change.object), recorder::NODE_CONTROLLER)
+                } else {
+                    (recorder::ObjectRef::kubelet_node(&name), recorder::kubelet(&name))
+                };
+                recorder::record(
+                    &shared,
+                    &what,
+                    source,
+                    "Normal",
+                    "NodeNotReady",
+                    &format!("Node {name} status is now: NodeNotReady"),
+                );
+            }
         }
     }
 }

@@ -147,7 +147,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => Scenario::default_scenario(),
             };
             if let Some(n) = nodes {
-                sc = sc.with_linux_nodes(n)?;
+                let (scaled, notes) = sc.scale_linux_nodes(n)?;
+                for note in notes {
+                    eprintln!("aks-sim: note: {note}");
+                }
+                sc = scaled;
             }
             let mut cfg = SimConfig::new(&state_dir, sc);
             cfg.arm_port = arm_port;

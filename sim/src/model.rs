@@ -18,6 +18,8 @@ pub struct NodeSpec {
     pub os_type: OsType,
     pub os_sku: String,
     pub ip: Ipv4Addr,
+    /// Position in the cluster (0-based), which its address and pod CIDR follow.
+    pub index: usize,
     pub kernel: String,
     pub os_image: String,
     pub node_image_version: String,
@@ -43,10 +45,33 @@ pub fn default_kernel(p: &PoolSpec) -> String {
     })
 }
 
-/// Every node of the scenario, with addresses `<prefix>.1`, `<prefix>.2`, ...
+/// Most nodes per /24 of loopback (`.251` to `.255` are kept for the bastion and spares).
+pub const NODES_PER_BLOCK: usize = 250;
+
+/// The address of the `index`-th node (0-based) for the prefix `127.77.X`: the first 250 on
+/// `127.77.X.1` to `.250`, the next 250 on `127.78.X.*`, and so on (5,000 nodes reach
+/// `127.96.X.250`). Emulators side by side differ in X, so they never collide.
+pub fn node_ip(prefix: [u8; 3], index: usize) -> Ipv4Addr {
+    let block = (index / NODES_PER_BLOCK) as u8;
+    Ipv4Addr::new(
+        prefix[0],
+        prefix[1].saturating_add(block),
+        prefix[2],
+        1 + (index % NODES_PER_BLOCK) as u8,
+    )
+}
+
+/// The node's pod CIDR: `10.244.<index+1>.0/24` for the first 255 nodes, then
+/// `10.243.*`, `10.242.*`, ... downwards (a /24 each, as Azure CNI overlay gives).
+pub fn pod_cidr(index: usize) -> String {
+    let n = index + 1;
+    format!("10.{}.{}.0/24", 244 - (n / 256).min(200), n % 256)
+}
+
+/// Every node of the scenario, with addresses from [`node_ip`].
 pub fn nodes(s: &Scenario, prefix: [u8; 3]) -> Vec<NodeSpec> {
     let mut out = Vec::new();
-    let mut host = 1u8;
+    let mut index = 0usize;
     for (i, p) in s.pools.iter().enumerate() {
         for k in 0..p.count {
             let name = scenario::node_name(p, i, k);
@@ -60,7 +85,8 @@ pub fn nodes(s: &Scenario, prefix: [u8; 3]) -> Vec<NodeSpec> {
                 pool_index: i,
                 instance: k,
                 os_type: p.os_type,
-                ip: Ipv4Addr::new(prefix[0], prefix[1], prefix[2], host),
+                ip: node_ip(prefix, index),
+                index,
                 kernel: o.kernel.clone().unwrap_or_else(|| default_kernel(p)),
                 os_image: p
                     .os_image
@@ -88,7 +114,7 @@ pub fn nodes(s: &Scenario, prefix: [u8; 3]) -> Vec<NodeSpec> {
                 cordoned: o.cordoned,
                 name,
             });
-            host += 1;
+            index += 1;
         }
     }
     out
@@ -172,8 +198,8 @@ pub fn node_object(s: &Scenario, n: &NodeSpec, boot_id: &str, created: &str) -> 
             "creationTimestamp": created,
         },
         "spec": {
-            "podCIDR": format!("10.244.{}.0/24", n.ip.octets()[3]),
-            "podCIDRs": [format!("10.244.{}.0/24", n.ip.octets()[3])],
+            "podCIDR": pod_cidr(n.index),
+            "podCIDRs": [pod_cidr(n.index)],
             "providerID": provider_id(s, n),
         },
         "status": {
@@ -183,7 +209,7 @@ pub fn node_object(s: &Scenario, n: &NodeSpec, boot_id: &str, created: &str) -> 
             ],
             "allocatable": {"cpu": "3860m", "ephemeral-storage": "119703055367", "memory": "12880208Ki", "pods": "110"},
             "capacity": {"cpu": "4", "ephemeral-storage": "129886128Ki", "memory": "16364368Ki", "pods": "110"},
-            "conditions": conditions(true, created),
+            "conditions": conditions(true, created, &store::now_rfc3339()),
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "nodeInfo": {
                 "architecture": "amd64",
@@ -207,35 +233,46 @@ pub fn node_object(s: &Scenario, n: &NodeSpec, boot_id: &str, created: &str) -> 
     obj
 }
 
-fn condition(type_: &str, status: &str, reason: &str, message: &str, at: &str) -> Value {
-    json!({"type": type_, "status": status, "reason": reason, "message": message, "lastHeartbeatTime": at, "lastTransitionTime": at})
+fn condition(type_: &str, status: &str, reason: &str, message: &str, at: &str, heartbeat: &str) -> Value {
+    json!({"type": type_, "status": status, "reason": reason, "message": message, "lastHeartbeatTime": heartbeat, "lastTransitionTime": at})
 }
 
-fn conditions(ready: bool, at: &str) -> Value {
+/// The node's conditions, unchanged since `at`, last posted by the kubelet at `heartbeat`.
+fn conditions(ready: bool, at: &str, heartbeat: &str) -> Value {
     json!([
         condition(
             "MemoryPressure",
             "False",
             "KubeletHasSufficientMemory",
             "kubelet has sufficient memory available",
-            at
+            at,
+            heartbeat
         ),
         condition(
             "DiskPressure",
             "False",
             "KubeletHasNoDiskPressure",
             "kubelet has no disk pressure",
-            at
+            at,
+            heartbeat
         ),
         condition(
             "PIDPressure",
             "False",
             "KubeletHasSufficientPID",
             "kubelet has sufficient PID available",
-            at
+            at,
+            heartbeat
         ),
         if ready {
-            condition("Ready", "True", "KubeletReady", "kubelet is posting ready status", at)
+            condition(
+                "Ready",
+                "True",
+                "KubeletReady",
+                "kubelet is posting ready status",
+                at,
+                heartbeat,
+            )
         } else {
             condition(
                 "Ready",
@@ -243,6 +280,7 @@ fn conditions(ready: bool, at: &str) -> Value {
                 "KubeletNotReady",
                 "container runtime network not ready",
                 at,
+                heartbeat,
             )
         },
     ])
@@ -299,7 +337,11 @@ pub fn set_readiness(store: &Store, node: &str, r: Readiness) -> Result<Value, S
             c["status"] = json!(status);
             c["reason"] = json!(reason);
             c["message"] = json!(message);
-            c["lastHeartbeatTime"] = json!(now);
+            // The kubelet posts Ready/NotReady (a heartbeat); Unknown is the node lifecycle
+            // controller's verdict on a silent kubelet, which keeps its last heartbeat.
+            if r != Readiness::Unknown {
+                c["lastHeartbeatTime"] = json!(now);
+            }
         }
         let mut taints: Vec<Value> = obj["spec"]["taints"]
             .as_array()
@@ -332,6 +374,19 @@ pub fn set_readiness(store: &Store, node: &str, r: Readiness) -> Result<Value, S
     })
 }
 
+/// The kubelet posts its node status unchanged: every condition's `lastHeartbeatTime` moves.
+pub fn heartbeat(store: &Store, node: &str) -> Result<Value, StoreError> {
+    let now = store::now_rfc3339();
+    store.update_with(store::NODES, None, node, None, |obj| {
+        if let Some(conds) = obj["status"]["conditions"].as_array_mut() {
+            for c in conds.iter_mut() {
+                c["lastHeartbeatTime"] = json!(now);
+            }
+        }
+        Ok(())
+    })
+}
+
 /// After a boot: the new bootID and running kernel in nodeInfo.
 pub fn set_boot(store: &Store, node: &str, boot_id: &str, kernel: &str) -> Result<Value, StoreError> {
     store.update_with(store::NODES, None, node, None, |obj| {
@@ -348,4 +403,23 @@ pub fn ready_status(node: &Value) -> &str {
         .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
         .and_then(|c| c["status"].as_str())
         .unwrap_or("Unknown")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_and_pod_cidrs_beyond_one_block() {
+        let p = [127, 77, 9];
+        assert_eq!(node_ip(p, 0), Ipv4Addr::new(127, 77, 9, 1));
+        assert_eq!(node_ip(p, 249), Ipv4Addr::new(127, 77, 9, 250));
+        assert_eq!(node_ip(p, 250), Ipv4Addr::new(127, 78, 9, 1));
+        assert_eq!(node_ip(p, 4999), Ipv4Addr::new(127, 96, 9, 250));
+        assert_eq!(pod_cidr(0), "10.244.1.0/24");
+        assert_eq!(pod_cidr(254), "10.244.255.0/24");
+        assert_eq!(pod_cidr(255), "10.243.0.0/24");
+        let all: std::collections::BTreeSet<String> = (0..5000).map(pod_cidr).collect();
+        assert_eq!(all.len(), 5000, "every node has its own pod CIDR");
+    }
 }

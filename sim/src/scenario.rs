@@ -9,6 +9,9 @@ use std::path::Path;
 /// The built-in scenario: a cluster that looks like a real AKS cluster.
 pub const DEFAULT_SCENARIO: &str = include_str!("../scenarios/default.yaml");
 
+/// AKS's limit of nodes per cluster, which aks-sim serves up to.
+pub const MAX_NODES: u32 = 5000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("cannot read scenario file {path}")]
@@ -60,6 +63,41 @@ pub struct Scenario {
     /// the cluster has a Linux node.
     #[serde(default = "default_bastion")]
     pub bastion: bool,
+    /// Who the credentials authenticate as and what they may do (absent: both the user and
+    /// the admin credential are `masterclient` in `system:masters`, as AKS local accounts).
+    #[serde(default, skip_serializing_if = "Access::is_default")]
+    pub access: Access,
+}
+
+/// The identities behind the kubeconfigs ARM hands out.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Access {
+    /// The `listClusterUserCredential` kubeconfig's user: restricted to a ClusterRole.
+    #[serde(default)]
+    pub user: Option<UserAccess>,
+}
+
+impl Access {
+    fn is_default(&self) -> bool {
+        *self == Access::default()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UserAccess {
+    /// What `kubectl auth whoami` shows, and 403 messages name.
+    #[serde(default = "default_user_name")]
+    pub username: String,
+    /// Groups besides `system:authenticated`.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The ClusterRole's name (in `kubectl auth can-i` reasons).
+    #[serde(default = "default_user_role")]
+    pub cluster_role: String,
+    /// Its rules; requests outside them are 403 Forbidden.
+    pub rules: Vec<crate::rbac::Rule>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -122,6 +160,21 @@ pub struct Timing {
     pub apt_download_seconds: f64,
     /// How long `apt-get update` runs.
     pub apt_update_seconds: f64,
+    /// How often a running kubelet renews its Lease in `kube-node-lease`. Default (absent):
+    /// 1 s, the kubelet's 10 s on the emulator's ten-times clock; 10 s on clusters of more
+    /// than 1,000 nodes (see [`Scenario::liveness`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_renew_seconds: Option<f64>,
+    /// How long the node lifecycle controller waits for a Lease renewal before it marks the
+    /// node Unknown. Default: 4 s (`--node-monitor-grace-period` 40 s, ten times as fast);
+    /// 40 s on clusters of more than 1,000 nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_monitor_grace_seconds: Option<f64>,
+    /// How often a running kubelet posts its node status when nothing changed, which moves
+    /// the conditions' `lastHeartbeatTime`. Default: 30 s (`nodeStatusReportFrequency` 5 min,
+    /// ten times as fast); 5 min on clusters of more than 1,000 nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_status_seconds: Option<f64>,
 }
 
 impl Default for Timing {
@@ -136,6 +189,10 @@ impl Default for Timing {
             apt_seconds: 0.2,
             apt_download_seconds: 0.0,
             apt_update_seconds: 0.1,
+            // Absent: chosen by the cluster's size (Scenario::liveness).
+            lease_renew_seconds: None,
+            node_monitor_grace_seconds: None,
+            node_status_seconds: None,
         }
     }
 }
@@ -226,6 +283,12 @@ pub enum WorkloadKind {
     Pod,
     /// A static pod the kubelet runs; the API shows its mirror pod.
     StaticPod,
+    /// Ordinal pods `<name>-0..N-1`, created, replaced and rolled one at a time.
+    StatefulSet,
+    /// Pods that run for `runSeconds` and reach Succeeded; seeded as a finished run.
+    Job,
+    /// Jobs on `schedule` (UTC); seeded with its last, finished run.
+    CronJob,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -251,6 +314,12 @@ pub struct Workload {
     /// Container image, for realism.
     #[serde(default = "default_image")]
     pub image: String,
+    /// CronJobs: the cron schedule (UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Jobs and CronJobs: how long each pod runs before it succeeds.
+    #[serde(default = "default_run_seconds")]
+    pub run_seconds: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -347,9 +416,24 @@ impl Scenario {
         Scenario::parse(DEFAULT_SCENARIO, "(built-in default)").expect("built-in scenario is valid")
     }
 
-    /// Scale the Linux node count to `n`: the first Linux (system) pool keeps up to its
-    /// count, the last Linux pool takes the rest.
-    pub fn with_linux_nodes(mut self, n: u32) -> Result<Scenario, ScenarioError> {
+    /// Scale the Linux node count to `n` (notes dropped: see [`Scenario::scale_linux_nodes`]).
+    pub fn with_linux_nodes(self, n: u32) -> Result<Scenario, ScenarioError> {
+        self.scale_linux_nodes(n).map(|(s, _)| s)
+    }
+
+    /// Scale the Linux node count to `n` ≥ 1: with one Linux pool it takes them all;
+    /// otherwise the first (system) pool gets half, 1 to 3, and the last Linux pool the
+    /// rest (5 nodes: 2 + 3, as the default scenario). What names a node or pool that no
+    /// longer exists is dropped, with a note for each: per-node overrides and faults for
+    /// nodes beyond the count, and bare or static pods pinned to a pool left empty.
+    pub fn scale_linux_nodes(mut self, n: u32) -> Result<(Scenario, Vec<String>), ScenarioError> {
+        if n == 0 {
+            return Err(self.invalid(
+                "--nodes",
+                "--nodes",
+                "at least 1 Linux node is needed (the system pool cannot be empty)".into(),
+            ));
+        }
         let linux: Vec<usize> = (0..self.pools.len())
             .filter(|i| self.pools[*i].os_type == OsType::Linux)
             .collect();
@@ -363,12 +447,74 @@ impl Scenario {
         if first == last {
             self.pools[first].count = n;
         } else {
-            let system = n.clamp(1, 3).min(n);
+            let system = if n == 1 { 1 } else { (n / 2).clamp(1, 3) };
             self.pools[first].count = system;
             self.pools[last].count = n - system;
         }
+        let mut notes = vec![];
+        // AKS's limit counts every node: the other pools shrink to make room.
+        let mut over = self
+            .pools
+            .iter()
+            .map(|p| p.count)
+            .sum::<u32>()
+            .saturating_sub(MAX_NODES);
+        for p in self.pools.iter_mut().rev().filter(|p| p.os_type != OsType::Linux) {
+            let cut = over.min(p.count);
+            if cut > 0 {
+                p.count -= cut;
+                over -= cut;
+                notes.push(format!(
+                    "--nodes {n}: pool `{}` shrunk by {cut} node(s): an AKS cluster has at most {MAX_NODES} nodes",
+                    p.name
+                ));
+            }
+        }
+        let names: std::collections::BTreeSet<String> = self.node_names().into_iter().collect();
+        self.nodes.retain(|name, _| {
+            let keep = names.contains(name);
+            if !keep {
+                notes.push(format!(
+                    "--nodes {n}: dropped the overrides for node {name}, which a {n}-node cluster does not have"
+                ));
+            }
+            keep
+        });
+        self.faults.retain(|f| match f.node() {
+            Some(node) if !names.contains(node) => {
+                notes.push(format!(
+                    "--nodes {n}: dropped the {} fault for node {node}, which a {n}-node cluster does not have",
+                    serde_json::to_value(f)
+                        .ok()
+                        .and_then(|v| v["fault"].as_str().map(str::to_string))
+                        .unwrap_or_default()
+                ));
+                false
+            }
+            _ => true,
+        });
+        let empty: Vec<String> = self
+            .pools
+            .iter()
+            .filter(|p| p.os_type == OsType::Linux && p.count == 0)
+            .map(|p| p.name.clone())
+            .collect();
+        self.workloads.retain(|w| {
+            let pinned_to_empty = matches!(w.kind, WorkloadKind::Pod | WorkloadKind::StaticPod)
+                && w.pool.as_ref().is_some_and(|p| empty.contains(p));
+            if pinned_to_empty {
+                notes.push(format!(
+                    "--nodes {n}: dropped {}/{} (a {:?} on pool `{}`, which has no node)",
+                    w.namespace,
+                    w.name,
+                    w.kind,
+                    w.pool.as_deref().unwrap_or_default()
+                ));
+            }
+            !pinned_to_empty
+        });
         self.validate("--nodes")?;
-        Ok(self)
+        Ok((self, notes))
     }
 
     fn invalid(&self, origin: &str, field: &str, message: String) -> ScenarioError {
@@ -402,6 +548,44 @@ impl Scenario {
         }
         if self.pools.is_empty() {
             return Err(err("pools".into(), "at least one node pool is needed".into()));
+        }
+        let t = &self.timing;
+        for (field, v) in [
+            ("shutdownSeconds", t.shutdown_seconds),
+            ("bootSeconds", t.boot_seconds),
+            ("readySeconds", t.ready_seconds),
+            ("podStartSeconds", t.pod_start_seconds),
+            ("terminationSeconds", t.termination_seconds),
+            ("aptSeconds", t.apt_seconds),
+            ("aptUpdateSeconds", t.apt_update_seconds),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(err(
+                    format!("timing.{field}"),
+                    format!("{v}: must be a number of seconds ≥ 0"),
+                ));
+            }
+        }
+        let (renew, grace, status) = self.liveness();
+        for (field, v) in [
+            ("leaseRenewSeconds", renew),
+            ("nodeMonitorGraceSeconds", grace),
+            ("nodeStatusSeconds", status),
+        ] {
+            if !v.is_finite() || v < 0.05 {
+                return Err(err(
+                    format!("timing.{field}"),
+                    format!("{v}: must be at least 0.05 seconds"),
+                ));
+            }
+        }
+        if grace <= renew {
+            return Err(err(
+                "timing.nodeMonitorGraceSeconds".into(),
+                format!(
+                    "{grace}: must be longer than timing.leaseRenewSeconds ({renew}), or running nodes turn Unknown"
+                ),
+            ));
         }
         let mut total = 0u32;
         let mut names = std::collections::BTreeSet::new();
@@ -449,10 +633,10 @@ impl Scenario {
             }
             total += p.count;
         }
-        if total > 250 {
+        if total > MAX_NODES {
             return Err(err(
                 "pools[].count".into(),
-                format!("{total} nodes in all; aks-sim serves at most 250 (one loopback /24)"),
+                format!("{total} nodes in all; an AKS cluster has at most {MAX_NODES} nodes"),
             ));
         }
         let node_names: std::collections::BTreeSet<String> = self.node_names().into_iter().collect();
@@ -497,6 +681,27 @@ impl Scenario {
                     _ => {}
                 }
             }
+            match (&w.kind, &w.schedule) {
+                (WorkloadKind::CronJob, None) => {
+                    return Err(err(
+                        format!("workloads[{i}].schedule"),
+                        "a CronJob needs a schedule".into(),
+                    ))
+                }
+                (WorkloadKind::CronJob, Some(s)) => {
+                    crate::cron::Schedule::parse(s).map_err(|m| err(format!("workloads[{i}].schedule"), m))?;
+                }
+                (_, Some(_)) => {
+                    return Err(err(
+                        format!("workloads[{i}].schedule"),
+                        "only a CronJob has a schedule".into(),
+                    ))
+                }
+                _ => {}
+            }
+            if !w.run_seconds.is_finite() || w.run_seconds < 0.0 {
+                return Err(err(format!("workloads[{i}].runSeconds"), "must be ≥ 0".into()));
+            }
             if let Some(pdb) = &w.pdb {
                 if pdb.min_available.is_some() == pdb.max_unavailable.is_some() {
                     return Err(err(
@@ -514,6 +719,22 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+
+    /// The liveness timings in force: (Lease renewal, node monitor grace period, node status
+    /// report), in seconds. Unset ones follow the real kubelet and controller manager (10 s,
+    /// 40 s, 5 min) ten times as fast, like the reboot timings, so that a node that stays
+    /// down is Unknown within seconds; on clusters of more than 1,000 nodes they run at real
+    /// speed, which keeps thousands of kubelets to a few hundred writes a second.
+    pub fn liveness(&self) -> (f64, f64, f64) {
+        let nodes: u32 = self.pools.iter().map(|p| p.count).sum();
+        let scale = if nodes > 1000 { 1.0 } else { 0.1 };
+        let t = &self.timing;
+        (
+            t.lease_renew_seconds.unwrap_or(10.0 * scale),
+            t.node_monitor_grace_seconds.unwrap_or(40.0 * scale),
+            t.node_status_seconds.unwrap_or(300.0 * scale),
+        )
     }
 
     /// Node names in order, as AKS names them.
@@ -652,6 +873,15 @@ fn default_ssh_port() -> u16 {
 fn default_bastion() -> bool {
     true
 }
+fn default_run_seconds() -> f64 {
+    1.0
+}
+fn default_user_name() -> String {
+    "clusterUser".into()
+}
+fn default_user_role() -> String {
+    "aks-sim-user".into()
+}
 
 #[cfg(test)]
 mod tests {
@@ -709,5 +939,59 @@ mod tests {
             .map(|p| p.count)
             .sum();
         assert_eq!(linux, 200);
+    }
+
+    #[test]
+    fn liveness_defaults_follow_the_cluster_size() {
+        let small = Scenario::default_scenario();
+        assert_eq!(small.liveness(), (1.0, 4.0, 30.0));
+        let big = Scenario::default_scenario().with_linux_nodes(2000).unwrap();
+        assert_eq!(big.liveness(), (10.0, 40.0, 300.0));
+        let mut set = Scenario::default_scenario();
+        set.timing.lease_renew_seconds = Some(0.2);
+        set.timing.node_monitor_grace_seconds = Some(0.5);
+        assert_eq!(set.liveness(), (0.2, 0.5, 30.0));
+        let bad = "cluster: {name: c}\ntiming: {leaseRenewSeconds: 5, nodeMonitorGraceSeconds: 2}\npools:\n  - name: a\n    count: 1\n";
+        let e = Scenario::parse(bad, "x.yaml").unwrap_err().to_string();
+        assert!(e.contains("timing.nodeMonitorGraceSeconds"), "{e}");
+    }
+
+    #[test]
+    fn issue9_every_node_count_from_one_works() {
+        for n in 1..=12 {
+            let (s, notes) = Scenario::default_scenario()
+                .scale_linux_nodes(n)
+                .unwrap_or_else(|e| panic!("--nodes {n}: {e}"));
+            let linux: u32 = s
+                .pools
+                .iter()
+                .filter(|p| p.os_type == OsType::Linux)
+                .map(|p| p.count)
+                .sum();
+            assert_eq!(linux, n);
+            let system = s.pools.iter().find(|p| p.name == "system").unwrap().count;
+            assert!((1..=3).contains(&system), "--nodes {n}: {system} system nodes");
+            // The default scenario's overrides name user nodes 1 and 2.
+            let dropped = notes.iter().filter(|m| m.contains("overrides")).count();
+            let users = n - system;
+            assert_eq!(
+                dropped,
+                3usize.saturating_sub(users as usize).min(2),
+                "--nodes {n}: {notes:?}"
+            );
+        }
+        let (s, notes) = Scenario::default_scenario().scale_linux_nodes(1).unwrap();
+        assert!(s.nodes.is_empty());
+        assert!(notes.iter().any(|m| m.contains("default/debug-shell")), "{notes:?}");
+        assert!(s.workloads.iter().all(|w| w.name != "node-problem-detector"));
+        let (s, notes) = Scenario::default_scenario().scale_linux_nodes(5).unwrap();
+        assert!(notes.is_empty(), "5 nodes is the default cluster: {notes:?}");
+        assert_eq!(s.nodes.len(), 2);
+        assert!(Scenario::default_scenario().scale_linux_nodes(0).is_err());
+        // AKS's 5,000-node limit counts every node: the Windows pool makes room.
+        let (s, notes) = Scenario::default_scenario().scale_linux_nodes(5000).unwrap();
+        assert_eq!(s.pools.iter().map(|p| p.count).sum::<u32>(), 5000);
+        assert!(notes.iter().any(|m| m.contains("pool `win` shrunk by 2")), "{notes:?}");
+        assert!(Scenario::default_scenario().scale_linux_nodes(5001).is_err());
     }
 }

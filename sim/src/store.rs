@@ -105,18 +105,84 @@ pub const LEASES: Resource = Resource {
     verbs: RW,
 };
 
+pub const CONFIGMAPS: Resource = Resource {
+    group: "",
+    version: "v1",
+    plural: "configmaps",
+    kind: "ConfigMap",
+    namespaced: true,
+    short_names: &["cm"],
+    verbs: RW,
+};
+pub const SECRETS: Resource = Resource {
+    group: "",
+    version: "v1",
+    plural: "secrets",
+    kind: "Secret",
+    namespaced: true,
+    short_names: &[],
+    verbs: RW,
+};
+pub const SERVICES: Resource = Resource {
+    group: "",
+    version: "v1",
+    plural: "services",
+    kind: "Service",
+    namespaced: true,
+    short_names: &["svc"],
+    verbs: RW,
+};
+pub const STATEFULSETS: Resource = Resource {
+    group: "apps",
+    version: "v1",
+    plural: "statefulsets",
+    kind: "StatefulSet",
+    namespaced: true,
+    short_names: &["sts"],
+    verbs: RW,
+};
+pub const JOBS: Resource = Resource {
+    group: "batch",
+    version: "v1",
+    plural: "jobs",
+    kind: "Job",
+    namespaced: true,
+    short_names: &[],
+    verbs: RW,
+};
+pub const CRONJOBS: Resource = Resource {
+    group: "batch",
+    version: "v1",
+    plural: "cronjobs",
+    kind: "CronJob",
+    namespaced: true,
+    short_names: &["cj"],
+    verbs: RW,
+};
+
 /// Every resource the emulator serves, in discovery order.
 pub const ALL: &[Resource] = &[
     NODES,
     PODS,
     NAMESPACES,
     EVENTS,
+    CONFIGMAPS,
+    SECRETS,
+    SERVICES,
     DAEMONSETS,
     REPLICASETS,
     DEPLOYMENTS,
+    STATEFULSETS,
+    JOBS,
+    CRONJOBS,
     PDBS,
     LEASES,
 ];
+
+/// Kinds without a `status` (and so without a `/status` subresource).
+pub fn has_status(res: &Resource) -> bool {
+    !matches!(res.plural, "events" | "leases" | "configmaps" | "secrets")
+}
 
 impl Resource {
     pub fn api_version(&self) -> String {
@@ -248,9 +314,24 @@ impl Store {
             return Err(StoreError::Invalid("metadata must be an object".into()));
         }
         let mut name = meta.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        let ns_of = |meta: &serde_json::Map<String, Value>| {
+            res.namespaced.then(|| {
+                meta.get("namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("default")
+                    .to_string()
+            })
+        };
         if name.is_empty() {
             if let Some(prefix) = meta.get("generateName").and_then(Value::as_str) {
-                name = format!("{prefix}{}", random_suffix());
+                // A generated name that is taken is generated again (RetryGenerateName).
+                let ns = meta.as_object().and_then(ns_of);
+                for _ in 0..8 {
+                    name = format!("{prefix}{}", random_suffix());
+                    if !inner.objects.contains_key(&Self::key(res, ns.as_deref(), &name)) {
+                        break;
+                    }
+                }
             } else {
                 return Err(StoreError::Invalid(
                     "metadata.name: Required value: name or generateName is required".into(),
@@ -291,6 +372,9 @@ impl Store {
             && res != EVENTS
             && res != LEASES
             && res != NAMESPACES
+            && res != CONFIGMAPS
+            && res != SECRETS
+            && res != SERVICES
         {
             m.insert("generation".into(), json!(1));
         }

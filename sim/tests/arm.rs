@@ -822,3 +822,110 @@ async fn token_endpoint_errors_are_entra_shaped() {
     );
     env.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue9_upgrade_profiles_versions_and_node_image_upgrade() {
+    let env = Env::start().await;
+    let mc = env.mc();
+    // The cluster's upgrade profile and the agent pool versions it offers.
+    let p = env.get_ok(&format!("{mc}/upgradeProfiles/default?{API}")).await;
+    assert_eq!(p["name"], "default");
+    assert_eq!(p["properties"]["controlPlaneProfile"]["kubernetesVersion"], "1.31.5");
+    let ups: Vec<&str> = p["properties"]["controlPlaneProfile"]["upgrades"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["kubernetesVersion"].as_str().unwrap())
+        .collect();
+    assert!(ups.contains(&"1.32.5"), "{ups:?}");
+    assert_eq!(p["properties"]["agentPoolProfiles"].as_array().unwrap().len(), 3);
+    let v = env.get_ok(&format!("{mc}/availableAgentPoolVersions?{API}")).await;
+    let versions = v["properties"]["agentPoolVersions"].as_array().unwrap();
+    assert!(
+        versions
+            .iter()
+            .any(|x| x["default"] == true && x["kubernetesVersion"] == "1.31.5"),
+        "{v}"
+    );
+    // An extra cluster has an agent pool too (a real AKS cluster always has one).
+    let extra = format!(
+        "/subscriptions/{}/resourceGroups/rg-arm-test/providers/Microsoft.ContainerService/managedClusters/aks-extra-01",
+        env.sub()
+    );
+    let pools = env.get_ok(&format!("{extra}/agentPools?{API}")).await;
+    let pools = pools["value"].as_array().unwrap();
+    assert_eq!(pools.len(), 1);
+    assert_eq!(pools[0]["properties"]["mode"], "System");
+    assert_eq!(pools[0]["properties"]["powerState"]["code"], "Stopped");
+    let c = env.get_ok(&format!("{extra}?{API}")).await;
+    assert_eq!(c["properties"]["agentPoolProfiles"].as_array().unwrap().len(), 1);
+
+    // az aks nodepool upgrade --node-image-only: a long-running operation.
+    let token = env.token();
+    let (code, headers, body) = env
+        .call(
+            reqwest::Method::POST,
+            &format!("{mc}/agentPools/system/upgradeNodeImageVersion?{API}"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(body["properties"]["provisioningState"], "UpgradingNodeImageVersion");
+    let async_op = headers["azure-asyncoperation"].to_str().unwrap().to_string();
+    let location = headers["location"].to_str().unwrap().to_string();
+    assert!(async_op.contains("/providers/Microsoft.ContainerService/locations/northeurope/operations/"));
+    // A second one while the first runs: 409.
+    let (code, _, body) = env
+        .call(
+            reqwest::Method::POST,
+            &format!("{mc}/agentPools/system/upgradeNodeImageVersion?{API}"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(body["error"]["code"], "OperationNotAllowed");
+    let (code, _, _) = env.get(&location).await;
+    assert_eq!(code, 202, "Location answers 202 while it runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, _, st) = env.get(&async_op).await;
+        if st["status"] == "Succeeded" {
+            break;
+        }
+        assert_eq!(st["status"], "InProgress", "{st}");
+        assert!(std::time::Instant::now() < deadline, "the upgrade did not finish");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (code, _, pool) = env.get(&location).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        pool["properties"]["nodeImageVersion"],
+        "AKSUbuntu-2204gen2containerd-202503.05.0"
+    );
+    assert_eq!(pool["properties"]["provisioningState"], "Succeeded");
+    // The node was cordoned, reimaged (a new boot), labelled with the image, uncordoned.
+    let node = "aks-system-31415926-vmss000000";
+    let evs: Vec<_> = env
+        .sim
+        .events()
+        .into_iter()
+        .filter(|e| e.node.as_deref() == Some(node))
+        .map(|e| (e.kind, e.detail))
+        .collect();
+    let pos = |k: &str| {
+        evs.iter()
+            .position(|(kind, _)| kind == k)
+            .unwrap_or_else(|| panic!("{k}: {evs:?}"))
+    };
+    assert!(
+        pos("cordon") < pos("reboot") && pos("reboot") < pos("node-booted"),
+        "{evs:?}"
+    );
+    assert!(pos("node-booted") < pos("uncordon"), "{evs:?}");
+    let n = env.sim.shared.store.get(aks_sim::store::NODES, None, node).unwrap();
+    assert_eq!(
+        n["metadata"]["labels"]["kubernetes.azure.com/node-image-version"],
+        "AKSUbuntu-2204gen2containerd-202503.05.0"
+    );
+    assert!(n["spec"]["unschedulable"].is_null());
+}

@@ -198,3 +198,103 @@ fn issue2_up_with_200_nodes_is_quick() {
     assert_eq!(linux, 200);
     drop(u);
 }
+
+#[test]
+fn issue9_up_with_any_node_count_on_the_default_scenario() {
+    for n in [1u32, 2, 3, 4] {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let log = dir.path().join("up.log");
+        let child = sim()
+            .args(["up", "--state-dir", state.to_str().unwrap(), "--nodes", &n.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let u = Up(child, dir);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !state.join("sim.json").exists() {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            assert!(
+                Instant::now() < deadline,
+                "aks-sim up --nodes {n} did not start: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let kc = Command::new("kubectl")
+            .args(["get", "nodes", "--no-headers", "-l", "kubernetes.io/os=linux"])
+            .env("KUBECONFIG", state.join("kubeconfig"))
+            .output()
+            .unwrap();
+        assert!(kc.status.success(), "{}", String::from_utf8_lossy(&kc.stderr));
+        assert_eq!(String::from_utf8_lossy(&kc.stdout).lines().count(), n as usize);
+        // The default scenario's overrides name user nodes 1 and 2: dropped with a note.
+        let text = std::fs::read_to_string(&log).unwrap();
+        if n <= 4 {
+            assert!(
+                text.contains("note: --nodes") && text.contains("dropped the overrides for node aks-user-"),
+                "--nodes {n}: {text}"
+            );
+        }
+        drop(u);
+    }
+}
+
+#[test]
+fn issue9_up_beyond_one_loopback_block() {
+    // 300 nodes: the first 250 on 127.77.X.*, the next on 127.78.X.*, all reachable by SSH.
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let child = sim()
+        .args(["up", "--state-dir", state.to_str().unwrap(), "--nodes", "300"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let u = Up(child, dir);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !state.join("sim.json").exists() {
+        assert!(Instant::now() < deadline, "aks-sim up --nodes 300 started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kc = |args: &[&str]| {
+        let o = Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", state.join("kubeconfig"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let nodes = kc(&["get", "nodes", "--no-headers", "-l", "kubernetes.io/os=linux"]);
+    assert_eq!(nodes.lines().count(), 300);
+    let node = "aks-user-31417037-vmss000290";
+    let ip = kc(&["get", "node", node, "-o", "jsonpath={.status.addresses[0].address}"]);
+    assert!(ip.starts_with("127.78."), "{ip}");
+    let out = Command::new("ssh")
+        .args([
+            "-i",
+            state.join("ssh/id_ed25519").to_str().unwrap(),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=10",
+            &format!("azureuser@{ip}"),
+            "hostname",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        node,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(u);
+}

@@ -20,6 +20,10 @@ timing:
   readySeconds: 0.3
   aptSeconds: 0.1
   aptUpdateSeconds: 0.05
+  # Kubelet leases on a fast clock, so that a reboot shows Unknown before the boot.
+  leaseRenewSeconds: 0.2
+  nodeMonitorGraceSeconds: 0.5
+  nodeStatusSeconds: 1
 pools:
   - name: sys
     mode: System

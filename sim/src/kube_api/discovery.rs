@@ -37,12 +37,34 @@ pub fn api_versions(s: &Shared) -> Value {
     })
 }
 
+/// Resources served without being stored: the self reviews (group, version, plural, kind).
+const REVIEWS: &[(&str, &str, &str, &str)] = &[
+    ("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview"),
+    (
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+    ),
+    (
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectrulesreviews",
+        "SelfSubjectRulesReview",
+    ),
+];
+
 /// The named groups (everything but the core group), in discovery order.
 fn groups() -> Vec<(&'static str, &'static str)> {
     let mut out: Vec<(&str, &str)> = vec![];
     for r in store::ALL {
         if !r.group.is_empty() && !out.contains(&(r.group, r.version)) {
             out.push((r.group, r.version));
+        }
+    }
+    for (g, v, _, _) in REVIEWS {
+        if !out.contains(&(*g, *v)) {
+            out.push((g, v));
         }
     }
     out
@@ -68,12 +90,14 @@ pub fn api_group(group: &str) -> Option<Value> {
 }
 
 fn has_status(r: &Resource) -> bool {
-    *r != store::EVENTS && *r != store::LEASES
+    store::has_status(r)
 }
 
 fn categories(r: &Resource) -> Option<Value> {
     match r.plural {
-        "pods" | "deployments" | "replicasets" | "daemonsets" => Some(json!(["all"])),
+        "pods" | "deployments" | "replicasets" | "daemonsets" | "statefulsets" | "services" | "jobs" | "cronjobs" => {
+            Some(json!(["all"]))
+        }
         _ => None,
     }
 }
@@ -121,7 +145,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                 "verbs": ["create"],
             }));
         }
-        if *r == store::DEPLOYMENTS || *r == store::REPLICASETS {
+        if *r == store::DEPLOYMENTS || *r == store::REPLICASETS || *r == store::STATEFULSETS {
             resources.push(json!({
                 "name": format!("{}/scale", r.plural),
                 "singularName": "",
@@ -132,6 +156,15 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                 "verbs": ["get", "patch", "update"],
             }));
         }
+    }
+    for (_, _, plural, kind) in REVIEWS.iter().filter(|(g, v, _, _)| *g == group && *v == version) {
+        resources.push(json!({
+            "name": plural,
+            "singularName": kind.to_lowercase(),
+            "namespaced": false,
+            "kind": kind,
+            "verbs": ["create"],
+        }));
     }
     if resources.is_empty() {
         return None;
@@ -189,7 +222,17 @@ mod tests {
             .iter()
             .map(|g| g["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, vec!["apps", "policy", "coordination.k8s.io"]);
+        assert_eq!(
+            names,
+            vec![
+                "apps",
+                "batch",
+                "policy",
+                "coordination.k8s.io",
+                "authentication.k8s.io",
+                "authorization.k8s.io"
+            ]
+        );
         assert!(resource_list("apps", "v1").is_some());
         assert!(resource_list("apps", "v2").is_none());
         assert!(api_group("policy").is_some());

@@ -43,7 +43,10 @@ pub fn matching_pdbs(shared: &Shared, pod: &Value) -> Vec<Value> {
         .collect()
 }
 
-pub fn evict(shared: &Arc<Shared>, ns: &str, name: &str, body: &[u8]) -> Result<Response, ApiError> {
+/// Evict a pod. A dry run (`?dryRun=All`, or `deleteOptions.dryRun: ["All"]` in the body, as
+/// `kubectl drain --dry-run=server` sends it) makes every check, the budget's included, and
+/// answers as the real eviction would, but spends no budget and deletes nothing.
+pub fn evict(shared: &Arc<Shared>, ns: &str, name: &str, body: &[u8], dry_run: bool) -> Result<Response, ApiError> {
     let eviction: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
@@ -77,7 +80,9 @@ pub fn evict(shared: &Arc<Shared>, ns: &str, name: &str, body: &[u8]) -> Result<
         resource_version: eviction["deleteOptions"]["preconditions"]["resourceVersion"]
             .as_str()
             .map(str::to_string),
+        dry_run: dry_run || super::body_dry_run(&eviction["deleteOptions"])?,
     };
+    let dry_run = opts.dry_run;
     let pod = shared
         .store
         .get(PODS, Some(ns), name)
@@ -85,13 +90,25 @@ pub fn evict(shared: &Arc<Shared>, ns: &str, name: &str, body: &[u8]) -> Result<
     let node = pods::node_name(&pod).map(str::to_string);
     let object = format!("{ns}/{name}");
     let created = || status::json_response(StatusCode::CREATED, &status::success(201));
+    if dry_run {
+        pods::check_preconditions(&PODS, &pod, &opts)?;
+    }
+    let delete = |opts: &DeleteOpts| -> Result<(), ApiError> {
+        if !dry_run {
+            pods::delete_pod(shared, ns, name, opts)?;
+        }
+        Ok(())
+    };
 
     if pods::is_terminating(&pod) {
-        pods::delete_pod(shared, ns, name, &opts)?;
+        delete(&opts)?;
         return Ok(created());
     }
     if matches!(pods::phase(&pod), "Pending" | "Succeeded" | "Failed") {
-        pods::delete_pod(shared, ns, name, &opts)?;
+        delete(&opts)?;
+        if dry_run {
+            return Ok(created());
+        }
         shared.events.record(
             kinds::EVICTION,
             node.as_deref(),
@@ -103,6 +120,9 @@ pub fn evict(shared: &Arc<Shared>, ns: &str, name: &str, body: &[u8]) -> Result<
     let pdbs = matching_pdbs(shared, &pod);
     if pdbs.len() > 1 {
         let names: Vec<&str> = pdbs.iter().filter_map(|p| p["metadata"]["name"].as_str()).collect();
+        if dry_run {
+            return Err(ApiError::new(500, "", MULTIPLE));
+        }
         shared.events.record(
             kinds::EVICTION_REFUSED,
             node.as_deref(),
@@ -125,7 +145,7 @@ pub fn evict(shared: &Arc<Shared>, ns: &str, name: &str, body: &[u8]) -> Result<
         if !unready_ok {
             let never = shared.faults.pdb_never_allows(ns, &pdb_name);
             let mut refusal: Option<ApiError> = None;
-            let res = shared.store.update_with(PDBS, Some(ns), &pdb_name, None, |p| {
+            let mut spend = |p: &mut Value| -> Result<(), store::StoreError> {
                 let st = &p["status"];
                 let (desired, current) = (
                     st["desiredHealthy"].as_i64().unwrap_or(0),
@@ -152,8 +172,17 @@ pub fn evict(shared: &Arc<Shared>, ns: &str, name: &str, body: &[u8]) -> Result<
                 }
                 p["status"]["disruptedPods"][name] = json!(store::now_rfc3339());
                 Ok(())
-            });
+            };
+            let res = if dry_run {
+                let mut copy = pdb.clone();
+                spend(&mut copy).map(|_| copy)
+            } else {
+                shared.store.update_with(PDBS, Some(ns), &pdb_name, None, spend)
+            };
             if let Some(e) = refusal {
+                if dry_run {
+                    return Err(e);
+                }
                 shared.events.record(
                     kinds::EVICTION_REFUSED,
                     node.as_deref(),
@@ -178,9 +207,61 @@ pub fn evict(shared: &Arc<Shared>, ns: &str, name: &str, body: &[u8]) -> Result<
             detail = format!("pdb {pdb_name} (pod not ready)");
         }
     }
+    if dry_run {
+        return Ok(created());
+    }
+    // Preconditions hold for the pod as read; the condition added next moves its
+    // resourceVersion, so the delete itself only checks the UID (as the API server does).
+    pods::check_preconditions(&PODS, &pod, &opts)?;
+    let opts = DeleteOpts {
+        resource_version: None,
+        ..opts
+    };
+    mark_disruption_target(shared, ns, name);
+    crate::recorder::record(
+        shared,
+        &crate::recorder::ObjectRef::of(&pod),
+        crate::recorder::Source {
+            component: "eviction-api",
+            host: None,
+        },
+        "Normal",
+        "Evicted",
+        &format!("Evicted by the Eviction API: {}", eviction_reason(&detail)),
+    );
     pods::delete_pod(shared, ns, name, &opts)?;
     shared
         .events
         .record(kinds::EVICTION, node.as_deref(), Some(&object), detail);
     Ok(created())
+}
+
+/// Why the eviction was allowed, for the `Evicted` event.
+fn eviction_reason(detail: &str) -> String {
+    if let Some(p) = detail.strip_prefix("pdb ") {
+        match p.strip_suffix(" (pod not ready)") {
+            Some(p) => format!("the pod is not ready and PodDisruptionBudget {p} is healthy"),
+            None => format!("PodDisruptionBudget {p} allowed the disruption"),
+        }
+    } else {
+        "no PodDisruptionBudget covers the pod".into()
+    }
+}
+
+/// The `DisruptionTarget` condition the API server sets on a pod it evicts (1.26+).
+fn mark_disruption_target(shared: &Shared, ns: &str, name: &str) {
+    let now = store::now_rfc3339();
+    let _ = shared.store.update_with(PODS, Some(ns), name, None, |p| {
+        let cond = json!({"type": "DisruptionTarget", "status": "True", "lastProbeTime": null,
+                          "lastTransitionTime": now, "reason": "EvictionByEvictionAPI",
+                          "message": "Eviction API: evicting"});
+        match p["status"]["conditions"].as_array_mut() {
+            Some(cs) => {
+                cs.retain(|c| c["type"] != "DisruptionTarget");
+                cs.push(cond);
+            }
+            None => p["status"]["conditions"] = json!([cond]),
+        }
+        Ok(())
+    });
 }

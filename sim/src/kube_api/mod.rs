@@ -6,14 +6,17 @@
 
 pub mod discovery;
 pub mod eviction;
+pub mod openapi;
 pub mod patch;
 pub mod pods;
 pub mod printers;
+pub mod reviews;
 pub mod selector;
 pub mod status;
 pub mod watch;
 
 use crate::events::kinds;
+use crate::rbac;
 use crate::server::ResetConnection;
 use crate::store::{self, Resource};
 use crate::Shared;
@@ -116,8 +119,53 @@ impl Query {
         }
     }
 
+    /// `?dryRun=All`; any other value is refused as the API server refuses it.
     fn dry_run(&self) -> bool {
         self.0.iter().any(|(k, v)| k == "dryRun" && v == "All")
+    }
+
+    /// The `dryRun` query values, checked (`All` is the only one there is).
+    fn check_dry_run(&self, options_kind: &str) -> Result<(), ApiError> {
+        let values: Vec<&str> = self
+            .0
+            .iter()
+            .filter(|(k, _)| k == "dryRun")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        check_dry_run_values(&values, options_kind)
+    }
+}
+
+/// `dryRun` may only hold `All` (the API server's ValidateDryRun).
+fn check_dry_run_values(values: &[&str], options_kind: &str) -> Result<(), ApiError> {
+    if values.iter().all(|v| *v == "All") {
+        return Ok(());
+    }
+    let list = values.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", ");
+    let why = format!("Unsupported value: []string{{{list}}}: supported values: \"All\"");
+    Err(ApiError::new(
+        422,
+        "Invalid",
+        format!("{options_kind}.meta.k8s.io \"\" is invalid: dryRun: {why}"),
+    )
+    .with_details(json!({
+        "group": "meta.k8s.io", "kind": options_kind,
+        "causes": [{"reason": "FieldValueNotSupported", "message": why, "field": "dryRun"}],
+    })))
+}
+
+/// `dryRun` in a DeleteOptions body (also an Eviction's `deleteOptions`): true for `["All"]`.
+pub fn body_dry_run(options: &Value) -> Result<bool, ApiError> {
+    match &options["dryRun"] {
+        Value::Null => Ok(false),
+        Value::Array(a) => {
+            let values: Vec<&str> = a.iter().map(|v| v.as_str().unwrap_or("")).collect();
+            check_dry_run_values(&values, "DeleteOptions")?;
+            Ok(!values.is_empty())
+        }
+        _ => Err(ApiError::bad_request(
+            "the DeleteOptions body is not valid: dryRun must be a list of strings",
+        )),
     }
 }
 
@@ -141,9 +189,9 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         )
             .into_response();
     }
-    if !authorized(&s, &parts.headers) {
+    let Some(id) = identity(&s, &parts.headers) else {
         return ApiError::unauthorized().into_response();
-    }
+    };
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(e) => {
@@ -155,7 +203,7 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
             .into_response()
         }
     };
-    let resp = match dispatch(&s, &parts.method, &parts.uri, &parts.headers, body).await {
+    let resp = match dispatch(&s, &id, &parts.method, &parts.uri, &parts.headers, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -163,14 +211,60 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     resp
 }
 
-fn authorized(s: &Shared, headers: &HeaderMap) -> bool {
-    let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-        return false;
+/// The identity a request's bearer token authenticates as.
+fn identity(s: &Shared, headers: &HeaderMap) -> Option<rbac::Identity> {
+    let v = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())?;
+    let (scheme, token) = v.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") || s.faults.expired_token() {
+        return None;
+    }
+    s.tokens.kube_identity(token.trim(), &s.scenario.access)
+}
+
+/// The authorizer attributes of a request to a resource path.
+fn attributes(method: &Method, t: &Target, q: &Query) -> rbac::Attributes {
+    let watching = t.watch_path || q.flag("watch");
+    let verb = match (method.clone(), t.name.is_some()) {
+        (Method::GET, _) if watching => "watch",
+        (Method::GET, true) => "get",
+        (Method::GET, false) => "list",
+        (Method::POST, _) => "create",
+        (Method::PUT, _) => "update",
+        (Method::PATCH, _) => "patch",
+        (Method::DELETE, true) => "delete",
+        (Method::DELETE, false) => "deletecollection",
+        (m, _) => {
+            return rbac::Attributes {
+                verb: m.as_str().to_lowercase(),
+                ..Default::default()
+            }
+        }
     };
-    let Some((scheme, token)) = v.trim().split_once(' ') else {
-        return false;
+    // A namespace is its own namespace, for the authorizer.
+    let namespace = match (&t.ns, t.res == store::NAMESPACES) {
+        (Some(ns), _) => ns.clone(),
+        (None, true) => t.name.clone().unwrap_or_default(),
+        (None, false) => String::new(),
     };
-    scheme.eq_ignore_ascii_case("bearer") && s.tokens.kube_valid(token.trim()) && !s.faults.expired_token()
+    rbac::Attributes {
+        verb: verb.into(),
+        resource: Some(rbac::ResourceAttrs {
+            group: t.res.group.into(),
+            resource: t.res.plural.into(),
+            subresource: t.sub.clone().unwrap_or_default(),
+            namespace,
+            name: t.name.clone().unwrap_or_default(),
+        }),
+        path: String::new(),
+    }
+}
+
+/// 403 Forbidden unless the identity may do this.
+fn authorize(id: &rbac::Identity, a: &rbac::Attributes) -> Result<(), ApiError> {
+    if rbac::authorize(id, a).0 {
+        return Ok(());
+    }
+    Err(ApiError::new(403, "Forbidden", rbac::forbidden_message(id, a)).with_details(rbac::forbidden_details(a)))
 }
 
 /// What a resource path names.
@@ -269,13 +363,49 @@ fn target(group: &str, version: &str, rest: &[&str]) -> Route {
 
 async fn dispatch(
     s: &Arc<Shared>,
+    id: &rbac::Identity,
     method: &Method,
     uri: &axum::http::Uri,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let q = Query::parse(uri)?;
+    if let Some(kind) = reviews::route(uri.path()) {
+        if method != Method::POST {
+            return Err(ApiError::method_not_allowed(method.as_str()));
+        }
+        return reviews::review(id, kind, &body);
+    }
+    if let Some(doc) = openapi::route(uri.path()) {
+        let a = rbac::Attributes {
+            verb: method.as_str().to_lowercase(),
+            resource: None,
+            path: uri.path().to_string(),
+        };
+        authorize(id, &a)?;
+        if method != Method::GET {
+            return Err(ApiError::method_not_allowed(method.as_str()));
+        }
+        let v = &s.scenario.cluster.kubernetes_version;
+        return match doc {
+            openapi::Doc::Index => Ok(json_response(StatusCode::OK, &openapi::index(v))),
+            openapi::Doc::GroupVersion(g, ver) => openapi::group_version(&g, &ver, v)
+                .map(|d| json_response(StatusCode::OK, &d))
+                .ok_or_else(ApiError::path_not_found),
+        };
+    }
     let r = route(uri.path());
+    match &r {
+        Route::Target(t) => authorize(id, &attributes(method, t, &q))?,
+        _ => authorize(
+            id,
+            &rbac::Attributes {
+                verb: method.as_str().to_lowercase(),
+                resource: None,
+                path: uri.path().to_string(),
+            },
+        )?,
+    }
     let get_only = |v: Option<Value>| -> Result<Response, ApiError> {
         if method != Method::GET {
             return Err(ApiError::method_not_allowed(method.as_str()));
@@ -297,14 +427,14 @@ async fn dispatch(
 }
 
 fn has_status(res: &Resource) -> bool {
-    *res != store::EVENTS && *res != store::LEASES
+    store::has_status(res)
 }
 
 fn sub_allowed(res: &Resource, sub: &str) -> bool {
     match sub {
         "status" => has_status(res),
         "eviction" => *res == store::PODS,
-        "scale" => *res == store::DEPLOYMENTS || *res == store::REPLICASETS,
+        "scale" => *res == store::DEPLOYMENTS || *res == store::REPLICASETS || *res == store::STATEFULSETS,
         _ => false,
     }
 }
@@ -325,6 +455,13 @@ async fn resource(
     let output = negotiate(headers, q);
     let ns = t.ns.as_deref();
     let sub = t.sub.as_deref();
+    match *method {
+        Method::POST => q.check_dry_run("CreateOptions")?,
+        Method::PUT => q.check_dry_run("UpdateOptions")?,
+        Method::PATCH => q.check_dry_run("PatchOptions")?,
+        Method::DELETE => q.check_dry_run("DeleteOptions")?,
+        _ => {}
+    }
     let watching = t.watch_path || q.flag("watch");
     match (method.clone(), t.name.as_deref(), sub) {
         (Method::GET, None, None) if watching => start_watch(s, &t, q, output, None),
@@ -347,13 +484,7 @@ async fn resource(
         (Method::POST, None, None) => create(s, &t, q, headers, &body),
         (Method::POST, Some(name), Some("eviction")) => {
             let ns = ns.unwrap_or("default");
-            if q.dry_run() {
-                s.store
-                    .get(store::PODS, Some(ns), name)
-                    .ok_or_else(|| ApiError::not_found(&store::PODS, name))?;
-                return Ok(json_response(StatusCode::CREATED, &status::success(201)));
-            }
-            eviction::evict(s, ns, name, &body)
+            eviction::evict(s, ns, name, &body, q.dry_run())
         }
         (Method::PUT, Some(name), None | Some("status")) => update(s, &t, name, q, headers, &body),
         (Method::PATCH, Some(name), None | Some("status")) => patch(s, &t, name, q, headers, &body),
@@ -399,11 +530,13 @@ fn object_key(obj: &Value) -> (String, String) {
     )
 }
 
-fn selectors(q: &Query) -> Result<(LabelSelector, FieldSelector), ApiError> {
+fn selectors(q: &Query, res: &Resource) -> Result<(LabelSelector, FieldSelector), ApiError> {
     let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))
         .map_err(|e| ApiError::bad_request(format!("invalid labelSelector: {e}")))?;
     let fields = FieldSelector::parse(q.get("fieldSelector").unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("invalid fieldSelector: {e}")))?;
+        .map_err(|e| ApiError::bad_request(format!("invalid fieldSelector: {e}")))?
+        .for_resource(res)
+        .map_err(ApiError::bad_request)?;
     Ok((labels, fields))
 }
 
@@ -428,7 +561,7 @@ fn decode_continue(token: &str) -> Result<(u64, (String, String)), ApiError> {
 }
 
 fn list(s: &Arc<Shared>, t: &Target, q: &Query, output: Output) -> Result<Response, ApiError> {
-    let (labels, fields) = selectors(q)?;
+    let (labels, fields) = selectors(q, &t.res)?;
     let limit = q.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
     let (items, rv) = s.store.list_at(t.res, t.ns.as_deref());
     let mut items: Vec<Value> = items
@@ -483,14 +616,16 @@ fn start_watch(
     output: Output,
     name: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let (labels, mut fields) = selectors(q)?;
+    let (labels, mut fields) = selectors(q, &t.res)?;
     if let Some(name) = name {
         let extra = format!("metadata.name={name}");
         let combined = match q.get("fieldSelector").filter(|f| !f.is_empty()) {
             Some(f) => format!("{f},{extra}"),
             None => extra,
         };
-        fields = FieldSelector::parse(&combined).map_err(ApiError::bad_request)?;
+        fields = FieldSelector::parse(&combined)
+            .and_then(|f| f.for_resource(&t.res))
+            .map_err(ApiError::bad_request)?;
     }
     let since = match q.get("resourceVersion") {
         None | Some("") | Some("0") => None,
@@ -701,11 +836,99 @@ fn prepare_for_create(res: &Resource, obj: &mut Value) {
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
             obj["status"] = json!({"phase": "Active"});
         }
-        "deployments" | "replicasets" | "daemonsets" | "poddisruptionbudgets" => {
+        "deployments" | "replicasets" | "daemonsets" | "poddisruptionbudgets" | "cronjobs" => {
             obj["status"] = json!({});
+        }
+        "statefulsets" => {
+            let spec = &mut obj["spec"];
+            for (k, v) in [
+                ("replicas", json!(1)),
+                ("podManagementPolicy", json!("OrderedReady")),
+                (
+                    "updateStrategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+                ),
+                ("revisionHistoryLimit", json!(10)),
+            ] {
+                if spec.get(k).is_none() {
+                    spec[k] = v;
+                }
+            }
+            obj["status"] = json!({"replicas": 0, "availableReplicas": 0});
+        }
+        "jobs" => {
+            // The API server selects the Job's pods by its uid, which it assigns now.
+            let uid = uuid::Uuid::new_v4().to_string();
+            let name = obj["metadata"]["name"].clone();
+            obj["metadata"]["uid"] = json!(uid);
+            let spec = &mut obj["spec"];
+            for (k, v) in [
+                ("completions", json!(1)),
+                ("parallelism", json!(1)),
+                ("backoffLimit", json!(6)),
+                ("completionMode", json!("NonIndexed")),
+                ("suspend", json!(false)),
+            ] {
+                if spec.get(k).is_none() {
+                    spec[k] = v;
+                }
+            }
+            if spec["selector"].is_null() {
+                spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+                if !spec["template"]["metadata"]["labels"].is_object() {
+                    spec["template"]["metadata"]["labels"] = json!({});
+                }
+                let labels = &mut spec["template"]["metadata"]["labels"];
+                labels["batch.kubernetes.io/controller-uid"] = json!(uid);
+                labels["controller-uid"] = json!(uid);
+                labels["batch.kubernetes.io/job-name"] = name.clone();
+                labels["job-name"] = name;
+            }
+            obj["status"] = json!({});
+        }
+        "secrets" if obj["type"].is_null() => obj["type"] = json!("Opaque"),
+        "services" => {
+            let spec = &mut obj["spec"];
+            if spec["type"].is_null() {
+                spec["type"] = json!("ClusterIP");
+            }
+            if spec["clusterIP"].is_null() {
+                let ip = service_ip();
+                spec["clusterIP"] = json!(ip);
+                spec["clusterIPs"] = json!([ip]);
+            }
+            for (k, v) in [
+                ("sessionAffinity", json!("None")),
+                ("ipFamilies", json!(["IPv4"])),
+                ("ipFamilyPolicy", json!("SingleStack")),
+                ("internalTrafficPolicy", json!("Cluster")),
+            ] {
+                if spec.get(k).is_none() {
+                    spec[k] = v;
+                }
+            }
+            if let Some(ports) = spec["ports"].as_array_mut() {
+                for p in ports {
+                    if p["protocol"].is_null() {
+                        p["protocol"] = json!("TCP");
+                    }
+                    if p["targetPort"].is_null() {
+                        p["targetPort"] = p["port"].clone();
+                    }
+                }
+            }
+            obj["status"] = json!({"loadBalancer": {}});
         }
         _ => {}
     }
+}
+
+/// A ClusterIP from AKS's default service CIDR (10.0.0.0/16; 10.0.0.10 is kube-dns).
+fn service_ip() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = 20 + NEXT.fetch_add(1, Ordering::Relaxed) % 65000;
+    format!("10.0.{}.{}", n / 250, 1 + n % 250)
 }
 
 fn record_lease(s: &Shared, obj: &Value, verb: &str) {
@@ -725,11 +948,25 @@ fn create(s: &Arc<Shared>, t: &Target, q: &Query, headers: &HeaderMap, body: &[u
     let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
     if t.res.namespaced {
         let ns = t.ns.as_deref().unwrap_or("default");
-        if s.store.get(store::NAMESPACES, None, ns).is_none() {
-            return Err(ApiError::not_found(&store::NAMESPACES, ns));
+        match s.store.get(store::NAMESPACES, None, ns) {
+            None => return Err(ApiError::not_found(&store::NAMESPACES, ns)),
+            Some(n) if n["metadata"]["deletionTimestamp"].is_string() => {
+                return Err(ApiError::new(
+                    403,
+                    "Forbidden",
+                    format!(
+                        "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                        status::qualified(&t.res)
+                    ),
+                )
+                .with_details(json!({"name": name, "group": t.res.group, "kind": t.res.plural,
+                    "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]})))
+            }
+            Some(_) => {}
         }
     }
     validate_shape(&obj).map_err(|e| ApiError::invalid(&t.res, &name, &e))?;
+    let warnings = validate_fields(q, &t.res, &mut obj)?;
     prepare_for_create(&t.res, &mut obj);
     if q.dry_run() {
         if !name.is_empty() && s.store.get(t.res, t.ns.as_deref(), &name).is_some() {
@@ -737,7 +974,7 @@ fn create(s: &Arc<Shared>, t: &Target, q: &Query, headers: &HeaderMap, body: &[u
         }
         obj["apiVersion"] = json!(t.res.api_version());
         obj["kind"] = json!(t.res.kind);
-        return Ok(json_response(StatusCode::CREATED, &obj));
+        return Ok(with_warnings(json_response(StatusCode::CREATED, &obj), &warnings));
     }
     let created = s
         .store
@@ -746,7 +983,7 @@ fn create(s: &Arc<Shared>, t: &Target, q: &Query, headers: &HeaderMap, body: &[u
     if t.res == store::LEASES {
         record_lease(s, &created, "created");
     }
-    Ok(json_response(StatusCode::CREATED, &created))
+    Ok(with_warnings(json_response(StatusCode::CREATED, &created), &warnings))
 }
 
 /// Keep what a write to the main resource (or to `/status`) may not change.
@@ -807,6 +1044,11 @@ fn update(
         _ => obj["metadata"]["name"] = json!(name),
     }
     validate_shape(&obj).map_err(|e| ApiError::invalid(&t.res, name, &e))?;
+    let warnings = if t.sub.is_none() {
+        validate_fields(q, &t.res, &mut obj)?
+    } else {
+        vec![]
+    };
     let expected = obj["metadata"]["resourceVersion"]
         .as_str()
         .filter(|r| !r.is_empty())
@@ -819,6 +1061,9 @@ fn update(
             return create(s, t, q, headers, body);
         }
         return Err(ApiError::not_found(&t.res, name));
+    }
+    if expected.is_none() && !allows_unconditional_update(&t.res) {
+        return Err(must_specify_resource_version(&t.res, name));
     }
     if q.dry_run() {
         let cur = s
@@ -839,7 +1084,7 @@ fn update(
             ));
         }
         merge_for_subresource(&t.res, sub, &cur, &mut obj);
-        return Ok(json_response(StatusCode::OK, &obj));
+        return Ok(with_warnings(json_response(StatusCode::OK, &obj), &warnings));
     }
     let updated = s
         .store
@@ -853,7 +1098,104 @@ fn update(
     if t.res == store::LEASES {
         record_lease(s, &updated, "updated");
     }
-    Ok(json_response(StatusCode::OK, &updated))
+    Ok(with_warnings(json_response(StatusCode::OK, &updated), &warnings))
+}
+
+/// Server-side field validation (`?fieldValidation=`, default `Warn`): unknown fields are
+/// dropped from `obj`; with `Strict` they are a 400, with `Warn` warnings (returned, for
+/// `Warning` headers). Strategic-merge directives (`$patch`, `$setElementOrder/...`) are
+/// not fields.
+fn validate_fields(q: &Query, res: &Resource, obj: &mut Value) -> Result<Vec<String>, ApiError> {
+    let mode = q.get("fieldValidation").unwrap_or("Warn");
+    if !matches!(mode, "Ignore" | "Warn" | "Strict") {
+        return Err(ApiError::bad_request(format!(
+            "fieldValidation: Unsupported value: \"{mode}\": supported values: \"Ignore\", \"Strict\", \"Warn\""
+        )));
+    }
+    let unknown: Vec<String> = openapi::unknown_fields(res, obj)
+        .into_iter()
+        .filter(|f| !f.rsplit('.').next().unwrap_or("").starts_with('$'))
+        .collect();
+    if unknown.is_empty() || mode == "Ignore" {
+        for f in &unknown {
+            prune(obj, f);
+        }
+        return Ok(vec![]);
+    }
+    if mode == "Strict" {
+        let list = unknown
+            .iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(ApiError::bad_request(format!(
+            "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {list}",
+            kind = res.kind,
+            v = res.version
+        )));
+    }
+    for f in &unknown {
+        prune(obj, f);
+    }
+    Ok(unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect())
+}
+
+/// Remove `a.b[0].c` from an object.
+fn prune(obj: &mut Value, field: &str) {
+    let mut pointer = String::new();
+    for part in field.split('.') {
+        match part.split_once('[') {
+            Some((k, idx)) => {
+                pointer.push('/');
+                pointer.push_str(k);
+                pointer.push('/');
+                pointer.push_str(idx.trim_end_matches(']'));
+            }
+            None => {
+                pointer.push('/');
+                pointer.push_str(part);
+            }
+        }
+    }
+    let Some((parent, key)) = pointer.rsplit_once('/') else {
+        return;
+    };
+    if let Some(m) = obj.pointer_mut(parent).and_then(Value::as_object_mut) {
+        m.remove(key);
+    }
+}
+
+/// Add `Warning: 299 - "..."` headers, as the API server does.
+fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        let v = format!("299 - {}", serde_json::Value::String(w.clone()));
+        if let Ok(h) = axum::http::HeaderValue::from_str(&v) {
+            resp.headers_mut().append("Warning", h);
+        }
+    }
+    resp
+}
+
+/// Kinds whose update strategy refuses a PUT without `metadata.resourceVersion`
+/// (`AllowUnconditionalUpdate() == false` in kube-apiserver): Leases, so that two lock
+/// holders can never silently overwrite each other.
+fn allows_unconditional_update(res: &Resource) -> bool {
+    *res != store::LEASES
+}
+
+/// What the generic registry answers to such an update.
+fn must_specify_resource_version(res: &Resource, name: &str) -> ApiError {
+    let why = "Invalid value: 0x0: must be specified for an update";
+    let qualified = status::qualified(res);
+    ApiError::new(
+        422,
+        "Invalid",
+        format!("{qualified} \"{name}\" is invalid: metadata.resourceVersion: {why}"),
+    )
+    .with_details(json!({
+        "name": name, "group": res.group, "kind": res.plural,
+        "causes": [{"reason": "FieldValueInvalid", "message": why, "field": "metadata.resourceVersion"}],
+    }))
 }
 
 fn patch(
@@ -869,7 +1211,12 @@ fn patch(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let pt = patch::PatchType::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
-    let p = patch::decode(pt, body).map_err(ApiError::bad_request)?;
+    let mut p = patch::decode(pt, body).map_err(ApiError::bad_request)?;
+    let warnings = if pt != patch::PatchType::Json && t.sub.is_none() && p.is_object() {
+        validate_fields(q, &t.res, &mut p)?
+    } else {
+        vec![]
+    };
     let ns = t.ns.as_deref();
     let sub = t.sub.as_deref();
     let expected = if pt == patch::PatchType::Json {
@@ -909,7 +1256,7 @@ fn patch(
             .get(t.res, ns, name)
             .ok_or_else(|| ApiError::not_found(&t.res, name))?;
         compute(&mut cur).map_err(|e| ApiError::from_store(&t.res, name, e))?;
-        return Ok(json_response(StatusCode::OK, &cur));
+        return Ok(with_warnings(json_response(StatusCode::OK, &cur), &warnings));
     }
     let updated = s
         .store
@@ -918,7 +1265,7 @@ fn patch(
     if t.res == store::LEASES {
         record_lease(s, &updated, "patched");
     }
-    Ok(json_response(StatusCode::OK, &updated))
+    Ok(with_warnings(json_response(StatusCode::OK, &updated), &warnings))
 }
 
 /// The autoscaling/v1 Scale of a Deployment or ReplicaSet.
@@ -1002,7 +1349,9 @@ fn delete_opts(q: &Query, body: &[u8]) -> Result<DeleteOpts, ApiError> {
         }
         opts.uid = v["preconditions"]["uid"].as_str().map(str::to_string);
         opts.resource_version = v["preconditions"]["resourceVersion"].as_str().map(str::to_string);
+        opts.dry_run = body_dry_run(&v)?;
     }
+    opts.dry_run |= q.dry_run();
     Ok(opts)
 }
 
@@ -1021,6 +1370,20 @@ fn delete_one(
         .get(*res, ns, name)
         .ok_or_else(|| ApiError::not_found(res, name))?;
     pods::check_preconditions(res, &cur, opts)?;
+    if *res == store::NAMESPACES {
+        // Terminating until the namespace controller has emptied it (controllers.rs).
+        return s
+            .store
+            .update_with(*res, None, name, None, |o| {
+                if o["metadata"]["deletionTimestamp"].is_null() {
+                    o["metadata"]["deletionTimestamp"] = json!(store::now_rfc3339());
+                    o["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+                }
+                o["status"]["phase"] = json!("Terminating");
+                Ok(())
+            })
+            .map_err(|e| ApiError::from_store(res, name, e));
+    }
     let removed = s
         .store
         .remove(*res, ns, name)
@@ -1028,22 +1391,13 @@ fn delete_one(
     if *res == store::LEASES {
         record_lease(s, &removed, "deleted");
     }
-    if *res == store::NAMESPACES {
-        // What the namespace controller does: everything in it goes too.
-        for r in store::ALL.iter().filter(|r| r.namespaced) {
-            for o in s.store.list(*r, Some(name)) {
-                let n = o["metadata"]["name"].as_str().unwrap_or("");
-                let _ = s.store.remove(*r, Some(name), n);
-            }
-        }
-    }
     Ok(removed)
 }
 
 fn delete(s: &Arc<Shared>, t: &Target, name: &str, q: &Query, body: &[u8]) -> Result<Response, ApiError> {
     let opts = delete_opts(q, body)?;
     let ns = t.ns.as_deref();
-    if q.dry_run() {
+    if opts.dry_run {
         let cur = s
             .store
             .get(t.res, ns, name)
@@ -1057,7 +1411,7 @@ fn delete(s: &Arc<Shared>, t: &Target, name: &str, q: &Query, body: &[u8]) -> Re
 
 fn delete_collection(s: &Arc<Shared>, t: &Target, q: &Query, body: &[u8]) -> Result<Response, ApiError> {
     let opts = delete_opts(q, body)?;
-    let (labels, fields) = selectors(q)?;
+    let (labels, fields) = selectors(q, &t.res)?;
     let items: Vec<Value> = s
         .store
         .list(t.res, t.ns.as_deref())
@@ -1068,7 +1422,7 @@ fn delete_collection(s: &Arc<Shared>, t: &Target, q: &Query, body: &[u8]) -> Res
     for o in &items {
         let (ns, name) = object_key(o);
         let ns = if t.res.namespaced { Some(ns.as_str()) } else { None };
-        if q.dry_run() {
+        if opts.dry_run {
             deleted.push(o.clone());
             continue;
         }

@@ -51,6 +51,8 @@ pub struct DeleteOpts {
     pub grace: Option<i64>,
     pub uid: Option<String>,
     pub resource_version: Option<String>,
+    /// `dryRun: ["All"]` (query or body): check everything, change nothing.
+    pub dry_run: bool,
 }
 
 /// Check DeleteOptions preconditions against the stored object.
@@ -135,6 +137,22 @@ pub fn delete_pod(shared: &Arc<Shared>, ns: &str, name: &str, opts: &DeleteOpts)
             Ok(())
         })
         .map_err(|e| ApiError::from_store(&PODS, name, e))?;
+    if !is_terminating(&pod) {
+        // The kubelet stops the pod's containers.
+        if let Some(node) = node_name(&updated) {
+            for c in updated["spec"]["containers"].as_array().into_iter().flatten() {
+                let cname = c["name"].as_str().unwrap_or("");
+                crate::recorder::record(
+                    shared,
+                    &crate::recorder::ObjectRef::of(&updated).with_field_path(format!("spec.containers{{{cname}}}")),
+                    crate::recorder::kubelet(node),
+                    "Normal",
+                    "Killing",
+                    &format!("Stopping container {cname}"),
+                );
+            }
+        }
+    }
     let after = (grace as f64).min(shared.scenario.timing.termination_seconds.max(0.0));
     schedule_removal(shared, ns, name, &uid, after, format!("grace {grace}s"));
     Ok(updated)

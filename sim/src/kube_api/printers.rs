@@ -254,6 +254,55 @@ pub fn columns(res: &Resource) -> Vec<Value> {
             col("Allowed Disruptions", "integer", 0, "Calculated number of pods that may be disrupted at this time."),
             age,
         ],
+        "statefulsets" => vec![
+            name,
+            col("Ready", "string", 0, "Number of the pod with ready state"),
+            age,
+            col("Containers", "string", 1, "Names of each container in the template."),
+            col("Images", "string", 1, "Images referenced by each container in the template."),
+        ],
+        "jobs" => vec![
+            name,
+            col("Status", "string", 0, "Status of the job."),
+            col("Completions", "string", 0, "The desired number of successfully finished pods the job should be run with."),
+            col("Duration", "string", 0, "Time required to complete the job."),
+            age,
+            col("Containers", "string", 1, "Names of each container in the template."),
+            col("Images", "string", 1, "Images referenced by each container in the template."),
+            col("Selector", "string", 1, "A label query over pods that should match the pod count."),
+        ],
+        "cronjobs" => vec![
+            name,
+            col("Schedule", "string", 0, "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron."),
+            col("Timezone", "string", 0, "The time zone name for the given schedule, see https://en.wikipedia.org/wiki/List_of_tz_database_time_zones."),
+            col("Suspend", "boolean", 0, "This flag tells the controller to suspend subsequent executions."),
+            col("Active", "integer", 0, "A list of pointers to currently running jobs."),
+            col("Last Schedule", "string", 0, "Information when was the last time the job was successfully scheduled."),
+            age,
+            col("Containers", "string", 1, "Names of each container in the template."),
+            col("Images", "string", 1, "Images referenced by each container in the template."),
+            col("Selector", "string", 1, "A label query over pods that should match the pod count."),
+        ],
+        "configmaps" => vec![
+            name,
+            col("Data", "string", 0, "Data contains the configuration data."),
+            age,
+        ],
+        "secrets" => vec![
+            name,
+            col("Type", "string", 0, "The type of the secret"),
+            col("Data", "string", 0, "Data contains the secret data."),
+            age,
+        ],
+        "services" => vec![
+            name,
+            col("Type", "string", 0, "type determines how the Service is exposed."),
+            col("Cluster-IP", "string", 0, "clusterIP is the IP address of the service and is usually assigned randomly by the master."),
+            col("External-IP", "string", 0, "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service."),
+            col("Port(s)", "string", 0, "The network ports the service exposes."),
+            age,
+            col("Selector", "string", 1, "Route service traffic to pods with label keys and values matching this selector."),
+        ],
         "leases" => vec![
             name,
             col("Holder", "string", 0, "holderIdentity contains the identity of the holder of a current lease."),
@@ -415,6 +464,129 @@ pub fn cells(res: &Resource, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
             json!(i(&st["disruptionsAllowed"])),
             age,
         ],
+        "statefulsets" => {
+            let (c, im) = template_columns(obj);
+            vec![
+                name,
+                json!(format!("{}/{}", i(&st["readyReplicas"]), i(&obj["spec"]["replicas"]))),
+                age,
+                json!(c),
+                json!(im),
+            ]
+        }
+        "jobs" => {
+            let (c, im) = template_columns(obj);
+            let completions = obj["spec"]["completions"].as_i64().unwrap_or(1);
+            let done = |t: &str| {
+                st["conditions"]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == t && c["status"] == "True"))
+            };
+            let status = if done("Complete") {
+                "Complete"
+            } else if done("Failed") {
+                "Failed"
+            } else {
+                "Running"
+            };
+            let start = st["startTime"].as_str().and_then(parse_time);
+            let end = st["completionTime"].as_str().and_then(parse_time).unwrap_or(now);
+            let duration = start.map(|s| human_duration(end - s)).unwrap_or_default();
+            vec![
+                name,
+                json!(status),
+                json!(format!("{}/{completions}", i(&st["succeeded"]))),
+                json!(duration),
+                age,
+                json!(c),
+                json!(im),
+                json!(selector_column(&obj["spec"]["selector"])),
+            ]
+        }
+        "cronjobs" => {
+            let tpl = &obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"];
+            let list = |k: &str| {
+                tpl.as_array()
+                    .map(|a| a.iter().filter_map(|c| c[k].as_str()).collect::<Vec<_>>().join(","))
+                    .unwrap_or_default()
+            };
+            vec![
+                name,
+                json!(obj["spec"]["schedule"].as_str().unwrap_or("")),
+                json!(obj["spec"]["timeZone"].as_str().unwrap_or("<none>")),
+                json!(obj["spec"]["suspend"].as_bool().unwrap_or(false)),
+                json!(st["active"].as_array().map(Vec::len).unwrap_or(0)),
+                json!(st["lastScheduleTime"]
+                    .as_str()
+                    .map(|t| age_since(Some(t), now))
+                    .unwrap_or_else(|| "<none>".into())),
+                age,
+                json!(list("name")),
+                json!(list("image")),
+                json!("<none>"),
+            ]
+        }
+        "configmaps" => {
+            let n = obj["data"].as_object().map(|m| m.len()).unwrap_or(0)
+                + obj["binaryData"].as_object().map(|m| m.len()).unwrap_or(0);
+            vec![name, json!(n.to_string()), age]
+        }
+        "secrets" => {
+            let n = obj["data"].as_object().map(|m| m.len()).unwrap_or(0);
+            vec![
+                name,
+                json!(obj["type"].as_str().unwrap_or("Opaque")),
+                json!(n.to_string()),
+                age,
+            ]
+        }
+        "services" => {
+            let spec = &obj["spec"];
+            let ports = spec["ports"]
+                .as_array()
+                .filter(|a| !a.is_empty())
+                .map(|a| {
+                    a.iter()
+                        .map(|p| {
+                            let proto = p["protocol"].as_str().unwrap_or("TCP");
+                            match p["nodePort"].as_i64() {
+                                Some(np) => format!("{}:{np}/{proto}", i(&p["port"])),
+                                None => format!("{}/{proto}", i(&p["port"])),
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_else(|| "<none>".into());
+            let sel = spec["selector"]
+                .as_object()
+                .filter(|m| !m.is_empty())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_else(|| "<none>".into());
+            let external = match spec["type"].as_str() {
+                Some("LoadBalancer") => st["loadBalancer"]["ingress"]
+                    .as_array()
+                    .and_then(|a| a.first())
+                    .and_then(|x| x["ip"].as_str())
+                    .unwrap_or("<pending>")
+                    .to_string(),
+                _ => "<none>".into(),
+            };
+            vec![
+                name,
+                json!(spec["type"].as_str().unwrap_or("ClusterIP")),
+                json!(spec["clusterIP"].as_str().unwrap_or("<none>")),
+                json!(external),
+                json!(ports),
+                age,
+                json!(sel),
+            ]
+        }
         "leases" => vec![name, json!(or_none(&obj["spec"]["holderIdentity"])), age],
         "namespaces" => vec![name, json!(st["phase"].as_str().unwrap_or("Active")), age],
         "events" => {

@@ -1,6 +1,7 @@
 //! Label selectors (the `labelSelector` query string and `LabelSelector` objects) and
 //! field selectors, as the API server evaluates them.
 
+use crate::store::Resource;
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -236,6 +237,64 @@ impl FieldSelector {
         self.0.is_empty()
     }
 
+    /// Check the field labels against what the API server supports for this kind, and
+    /// translate the aliases it accepts (`spec.host`, `source`), as its field label
+    /// conversion functions do. Unknown labels are errors (400), never an empty list.
+    pub fn for_resource(mut self, res: &Resource) -> Result<FieldSelector, String> {
+        let own: &[&str] = match (res.group, res.plural) {
+            ("", "pods") => &[
+                "spec.nodeName",
+                "spec.restartPolicy",
+                "spec.schedulerName",
+                "spec.serviceAccountName",
+                "spec.hostNetwork",
+                "status.phase",
+                "status.podIP",
+                "status.podIPs",
+                "status.nominatedNodeName",
+            ],
+            ("", "nodes") => &["spec.unschedulable"],
+            ("", "namespaces") => &["status.phase"],
+            ("", "secrets") => &["type"],
+            ("", "events") => &[
+                "involvedObject.kind",
+                "involvedObject.namespace",
+                "involvedObject.name",
+                "involvedObject.uid",
+                "involvedObject.apiVersion",
+                "involvedObject.resourceVersion",
+                "involvedObject.fieldPath",
+                "reason",
+                "reportingComponent",
+                "source",
+                "type",
+            ],
+            ("apps", "replicasets") => &["status.replicas"],
+            ("apps", "statefulsets") | ("batch", "jobs") => &["status.successful"],
+            _ => &[],
+        };
+        // Kinds with a conversion function of their own say "field label not supported";
+        // the others fall back to the default, which only knows the metadata fields.
+        let custom = !own.is_empty();
+        for r in &mut self.0 {
+            match (res.plural, r.path.as_str()) {
+                ("pods", "spec.host") => r.path = "spec.nodeName".into(),
+                ("events", "source") => r.path = "source.component".into(),
+                (_, "metadata.name") => {}
+                // Cluster-scoped kinds with their own conversion know only metadata.name.
+                (_, "metadata.namespace") if res.namespaced || !custom => {}
+                (_, p) if own.contains(&p) => {}
+                (_, p) if custom => return Err(format!("field label not supported: {p}")),
+                (_, p) => {
+                    return Err(format!(
+                        "\"{p}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+                    ))
+                }
+            }
+        }
+        Ok(self)
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|r| (field_value(obj, &r.path) == r.value) == r.equal)
     }
@@ -249,14 +308,38 @@ impl FieldSelector {
     }
 }
 
+/// Boolean fields a field selector sees as `false` when unset (the API server builds the
+/// field set from the typed object, where an unset bool is false).
+const BOOL_FIELDS: &[&str] = &["spec.unschedulable", "spec.hostNetwork"];
+/// Integer fields seen as `0` when unset.
+const INT_FIELDS: &[&str] = &["status.replicas", "status.successful"];
+
 /// The value of a field path as a field selector compares it: strings as they are,
-/// booleans and numbers in their text form, missing fields as "".
+/// booleans and numbers in their text form, missing fields as "" (`false` and `0` for
+/// boolean and integer fields, as on a real server).
 pub fn field_value(obj: &Value, path: &str) -> String {
     let mut v = obj;
     for part in path.split('.') {
         match v.get(part) {
             Some(x) => v = x,
-            None => return String::new(),
+            None => {
+                return if BOOL_FIELDS.contains(&path) {
+                    "false".into()
+                } else if INT_FIELDS.contains(&path) {
+                    "0".into()
+                } else {
+                    String::new()
+                }
+            }
+        }
+    }
+    if v.is_null() && BOOL_FIELDS.contains(&path) {
+        return "false".into();
+    }
+    if path == "status.podIPs" {
+        // The pod's IPs, comma-separated, as the API server's field set has them.
+        if let Some(a) = v.as_array() {
+            return a.iter().filter_map(|i| i["ip"].as_str()).collect::<Vec<_>>().join(",");
         }
     }
     match v {
@@ -323,10 +406,42 @@ mod tests {
         assert!(m("metadata.name=p,metadata.namespace=ns"));
         assert!(m("spec.unschedulable=true"));
         assert!(m("spec.missing="));
+        let node = json!({"metadata": {"name": "n"}, "spec": {}});
+        let n = |s: &str| FieldSelector::parse(s).unwrap().matches(&node);
+        assert!(n("spec.unschedulable=false"), "an unset bool is false");
+        assert!(!n("spec.unschedulable=true"));
+        assert!(n("spec.unschedulable!=true"));
         assert!(FieldSelector::parse("spec.nodeName").is_err());
         assert_eq!(
             FieldSelector::parse("metadata.name=x").unwrap().pinned_name(),
             Some("x")
+        );
+    }
+
+    #[test]
+    fn field_labels_per_kind() {
+        use crate::store;
+        let check = |res: &Resource, s: &str| FieldSelector::parse(s).unwrap().for_resource(res);
+        assert!(check(
+            &store::PODS,
+            "spec.nodeName=n,status.phase!=Failed,metadata.namespace=x"
+        )
+        .is_ok());
+        assert_eq!(
+            check(&store::PODS, "spec.NodeName=x").unwrap_err(),
+            "field label not supported: spec.NodeName"
+        );
+        let host = check(&store::PODS, "spec.host=n1").unwrap();
+        assert_eq!(host.0[0].path, "spec.nodeName");
+        assert!(check(&store::NODES, "spec.unschedulable=false,metadata.name=n").is_ok());
+        assert_eq!(
+            check(&store::NODES, "metadata.namespace=x").unwrap_err(),
+            "field label not supported: metadata.namespace"
+        );
+        assert!(check(&store::DEPLOYMENTS, "metadata.name=a,metadata.namespace=b").is_ok());
+        assert_eq!(
+            check(&store::DEPLOYMENTS, "spec.replicas=1").unwrap_err(),
+            "\"spec.replicas\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
         );
     }
 }

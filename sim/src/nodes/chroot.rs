@@ -795,6 +795,7 @@ pub fn build_bastion(
         os_type: OsType::Linux,
         os_sku: "Ubuntu".into(),
         ip,
+        index: 0,
         kernel: BASTION_KERNEL.into(),
         os_image: "Ubuntu 22.04.5 LTS".into(),
         node_image_version: String::new(),
@@ -916,6 +917,41 @@ pub fn version_cmp(a: &str, b: &str) -> Ordering {
         }
     }
     ca.len().cmp(&cb.len())
+}
+
+/// Reimage a node root to a newer node image that has the pending updates in it: nothing
+/// pending, every update installed at its new version, new kernels in `boot/` (the next boot
+/// runs the newest).
+pub fn reimage(root: &Path, updates: &[PackageUpdate]) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let state = root.join("var/lib/aks-sim");
+    let md = fs::metadata(state.join("pending"))?;
+    let uo = Some((md.uid(), md.gid()));
+    let mut installed: Vec<(String, String)> = fs::read_to_string(state.join("installed"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
+        .collect();
+    let mut set = |name: String, version: String| match installed.iter_mut().find(|(n, _)| *n == name) {
+        Some(e) => e.1 = version,
+        None => installed.push((name, version)),
+    };
+    for u in updates {
+        set(u.name.clone(), u.to.clone());
+        if let Some(k) = &u.kernel {
+            set(format!("linux-image-{k}"), kernel_package_version(k));
+            put(
+                &root.join("boot").join(format!("vmlinuz-{k}")),
+                format!("aks-sim kernel image {k}\n").as_bytes(),
+                0o644,
+                uo,
+            )?;
+        }
+    }
+    let text: String = installed.iter().map(|(n, v)| format!("{n} {v}\n")).collect();
+    put(&state.join("installed"), text.as_bytes(), 0o644, uo)?;
+    put(&state.join("pending"), b"", 0o644, uo)?;
+    Ok(())
 }
 
 /// The kernels installed in a node root (`boot/vmlinuz-*`), oldest first.

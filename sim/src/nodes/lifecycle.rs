@@ -3,7 +3,9 @@
 //! along their timeline:
 //!
 //! reboot request -> `reboot` event, SSH closed and every node process killed (`ssh-down`)
-//! -> after `timing.shutdownSeconds` the Node turns Unknown (not on a fast reboot)
+//! -> after `timing.shutdownSeconds` the kubelet stops (not on a fast reboot): its Lease is
+//! no longer renewed, and the node lifecycle controller turns the Node Unknown once the
+//! Lease is `timing.nodeMonitorGraceSeconds` old (see [`super::kubelet`])
 //! -> after `timing.bootSeconds` (or the slow-reboot fault's; never with node-never-returns)
 //! boot: new bootID, newest installed kernel, reboot marker gone, Node NotReady (not on a fast
 //! reboot), `node-booted`, SSH back (`ssh-up`, unless the ssh-down fault is set)
@@ -30,6 +32,8 @@ fn secs(s: f64) -> Duration {
 pub async fn run(shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.clone();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut liveness = super::kubelet::Liveness::default();
+    let mut turn = 0usize;
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -41,9 +45,18 @@ pub async fn run(shared: Arc<Shared>) {
         }
         let Some(rt) = shared.node_runtime.get() else { continue };
         let now = Instant::now();
-        for m in rt.machines() {
-            step(&shared, rt, m, now);
+        // Reading every node's requests file every tick is 50,000 stat calls a second on
+        // 5,000 nodes: a big cluster reads them in turns (a round every n/2500 s), while
+        // machines in the middle of a reboot move on every tick.
+        let machines = rt.machines();
+        let rounds = machines.len().div_ceil(250).max(1);
+        turn = (turn + 1) % rounds;
+        for (i, m) in machines.iter().enumerate() {
+            if i % rounds == turn || m.lock().phase != super::Phase::Running || m.lock().reboot_at.is_some() {
+                step(&shared, rt, m, now);
+            }
         }
+        super::kubelet::tick(&shared, rt, &mut liveness, now);
     }
 }
 
@@ -141,7 +154,7 @@ fn begin_reboot(shared: &Shared, rt: &NodeRuntime, m: &Arc<Machine>, st: &mut Ma
     st.phase = Phase::ShuttingDown;
     st.reboot_at = None;
     st.fast = timing.fast_reboot;
-    st.unknown_at = (!timing.fast_reboot).then(|| now + secs(timing.shutdown_seconds));
+    st.kubelet_stop_at = (!timing.fast_reboot).then(|| now + secs(timing.shutdown_seconds));
     st.boot_at = if shared.faults.node_never_returns(&m.name) {
         None
     } else {
@@ -153,12 +166,10 @@ fn begin_reboot(shared: &Shared, rt: &NodeRuntime, m: &Arc<Machine>, st: &mut Ma
 
 fn advance(shared: &Shared, rt: &NodeRuntime, m: &Arc<Machine>, st: &mut MachineState, now: Instant) {
     let timing = &shared.scenario.timing;
-    if let Some(at) = st.unknown_at {
+    if let Some(at) = st.kubelet_stop_at {
         if now >= at && matches!(st.phase, Phase::ShuttingDown | Phase::Down) {
-            st.unknown_at = None;
-            if let Err(e) = model::set_readiness(&shared.store, &m.name, Readiness::Unknown) {
-                tracing::warn!("node {}: cannot mark the Node Unknown: {e}", m.name);
-            }
+            // The kubelet is gone: no more Lease renewals or status (kubelet.rs takes it on).
+            st.kubelet_stop_at = None;
             st.phase = Phase::Down;
         }
     }
@@ -201,7 +212,7 @@ fn boot(shared: &Shared, rt: &NodeRuntime, m: &Arc<Machine>, st: &mut MachineSta
     }
     st.kernel = kernel.clone();
     st.boot_id = boot_id.clone();
-    st.unknown_at = None;
+    st.kubelet_stop_at = None;
     st.boot_at = None;
     if let Err(e) = model::set_boot(&shared.store, &m.name, &boot_id, &kernel) {
         tracing::warn!("node {}: cannot record the boot on the Node: {e}", m.name);
@@ -216,6 +227,18 @@ fn boot(shared: &Shared, rt: &NodeRuntime, m: &Arc<Machine>, st: &mut MachineSta
         Some(&m.name),
         None,
         format!("bootID={boot_id} kernel={kernel}"),
+    );
+    // What the kubelet says when it starts on a new boot.
+    let node_ref = crate::recorder::ObjectRef::kubelet_node(&m.name);
+    let src = crate::recorder::kubelet(&m.name);
+    crate::recorder::record(shared, &node_ref, src, "Normal", "Starting", "Starting kubelet.");
+    crate::recorder::record(
+        shared,
+        &node_ref,
+        src,
+        "Warning",
+        "Rebooted",
+        &format!("Node {} has been rebooted, boot id: {boot_id}", m.name),
     );
     st.phase = Phase::Booting;
     st.ready_at = Some(now + secs(shared.scenario.timing.ready_seconds));

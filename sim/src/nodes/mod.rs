@@ -8,6 +8,7 @@
 //! - [`lifecycle`]: the requests the shims leave (reboot, apt events) and the reboot timeline.
 
 pub mod chroot;
+mod kubelet;
 mod lifecycle;
 pub mod sshd;
 
@@ -64,7 +65,8 @@ pub(crate) struct MachineState {
     pub requests_offset: u64,
     /// `shutdown -r +N`: when, and the command.
     pub reboot_at: Option<(Instant, String)>,
-    pub unknown_at: Option<Instant>,
+    /// When the kubelet stops during a shutdown (its Lease is no longer renewed from then).
+    pub kubelet_stop_at: Option<Instant>,
     pub boot_at: Option<Instant>,
     pub ready_at: Option<Instant>,
     pub fast: bool,
@@ -425,6 +427,20 @@ impl NodeRuntime {
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
         }
+        // Thousands of node roots: remove them a few at a time in parallel first.
+        if let Ok(rd) = std::fs::read_dir(&self.instance) {
+            let roots: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+            let chunk = roots.len().div_ceil(4).max(1);
+            std::thread::scope(|scope| {
+                for part in roots.chunks(chunk) {
+                    scope.spawn(move || {
+                        for r in part {
+                            let _ = std::fs::remove_dir_all(r);
+                        }
+                    });
+                }
+            });
+        }
         for attempt in 0..3 {
             match std::fs::remove_dir_all(&self.instance) {
                 Ok(()) => break,
@@ -603,7 +619,7 @@ fn new_machine(shared: &Shared, n: &crate::model::NodeSpec, root: Option<PathBuf
             kernel: n.kernel.clone(),
             requests_offset: 0,
             reboot_at: None,
-            unknown_at: None,
+            kubelet_stop_at: None,
             boot_at: None,
             ready_at: None,
             fast: false,
@@ -630,7 +646,7 @@ fn new_bastion_machine(ip: Ipv4Addr, root: PathBuf) -> Arc<Machine> {
             kernel: chroot::BASTION_KERNEL.to_string(),
             requests_offset: 0,
             reboot_at: None,
-            unknown_at: None,
+            kubelet_stop_at: None,
             boot_at: None,
             ready_at: None,
             fast: false,
