@@ -21,6 +21,7 @@ const SCENARIO: &str = r#"
 subscriptionId: 22222222-3333-4444-5555-666666666666
 resourceGroup: rg-patch-e2e
 extraClusters: 3
+armPageSize: 2
 cluster:
   name: aks-patch-e2e
   location: westeurope
@@ -177,7 +178,7 @@ async fn cli_credential_reads_cluster_pools_machines_and_kubeconfig() {
     assert_eq!(admin.yaml(), aks_sim::kubeconfig(&env.sim.shared, true));
     assert!(!format!("{admin:?}").contains(&env.sim.shared.tokens.kube_admin));
 
-    // Clusters of the subscription and of the group: nextLink paging (2 per page).
+    // Clusters of the subscription and of the group: nextLink paging (armPageSize 2).
     let all: Vec<String> = arm
         .list_clusters(&sub, None)
         .await

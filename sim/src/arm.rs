@@ -27,8 +27,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-/// Clusters per page in list responses (small, so that `nextLink` paging is exercised).
-pub const PAGE_SIZE: usize = 2;
+/// Clusters per page in list responses unless the scenario says otherwise
+/// (`armPageSize`): ARM's own page size for managed clusters.
+pub const PAGE_SIZE: usize = 100;
 /// The display name of the emulated subscription.
 pub const SUBSCRIPTION_NAME: &str = "aks-sim";
 /// The signed-in user the `az` stand-in reports.
@@ -746,16 +747,17 @@ impl<'a> Ctx<'a> {
                 }
             },
         };
+        let page_size = self.shared.scenario.arm_page_size.max(1);
         let page: Vec<Value> = all
             .iter()
             .skip(offset)
-            .take(PAGE_SIZE)
+            .take(page_size)
             .map(|c| self.cluster_json(*c))
             .collect();
         let mut body = json!({"value": page});
-        if offset + PAGE_SIZE < all.len() {
+        if offset + page_size < all.len() {
             let token =
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("offset={}", offset + PAGE_SIZE));
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("offset={}", offset + page_size));
             body["nextLink"] = json!(format!(
                 "{}/{}?api-version={}&$skipToken={token}",
                 self.shared.endpoints().arm_url,

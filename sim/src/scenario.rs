@@ -55,6 +55,10 @@ pub struct Scenario {
     /// Extra (empty) clusters in the same subscription, so that listing needs `nextLink` paging.
     #[serde(default)]
     pub extra_clusters: u32,
+    /// Clusters per page of ARM list responses. ARM's own pages hold up to 100 managed
+    /// clusters; a small number (e.g. 2) makes clients follow `nextLink`.
+    #[serde(default = "default_arm_page_size")]
+    pub arm_page_size: usize,
     /// TCP port sshd serves on every node address.
     #[serde(default = "default_ssh_port")]
     pub ssh_port: u16,
@@ -867,6 +871,10 @@ fn default_retry_after() -> u32 {
 fn default_5xx() -> u16 {
     503
 }
+fn default_arm_page_size() -> usize {
+    crate::arm::PAGE_SIZE
+}
+
 fn default_ssh_port() -> u16 {
     22
 }
