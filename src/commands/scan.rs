@@ -89,7 +89,7 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
     let rows = scan_nodes(&ctx, &rows, &ssh_opts, args.parallel as usize, args.refresh, reporter).await;
 
     // Remember the result for `report`.
-    let now = crate::rollout::journal::now();
+    let now = crate::rollout::journal::stamp(&crate::rollout::journal::now());
     let record: BTreeMap<String, scans::NodeScan> = rows
         .iter()
         .filter(|r| r.error.is_none() && r.reboot_required.is_some())

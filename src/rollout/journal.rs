@@ -153,9 +153,10 @@ pub enum StepOutcome {
 #[serde(rename_all = "camelCase")]
 pub struct Step {
     pub name: StepName,
-    pub started_at: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<String>,
+    #[serde(with = "ms")]
+    pub started_at: Time,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_ms")]
+    pub finished_at: Option<Time>,
     pub outcome: StepOutcome,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
@@ -211,8 +212,8 @@ pub struct NodeRecord {
     pub upgrade_output: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_ms")]
+    pub finished_at: Option<Time>,
 }
 
 impl NodeRecord {
@@ -247,9 +248,10 @@ pub struct RunRecord {
     pub run_id: String,
     pub cluster: ClusterRef,
     pub status: RunStatus,
-    pub started_at: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<String>,
+    #[serde(with = "ms")]
+    pub started_at: Time,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_ms")]
+    pub finished_at: Option<Time>,
     /// Who ran it: `user@host pid N`.
     pub holder: String,
     /// The options that matter for a resume (upgrade mode, reboot policy, drain flags...):
@@ -295,8 +297,54 @@ pub struct RunOptions {
     pub soak: u64,
 }
 
-pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+/// A moment in a record: UTC, written as RFC 3339 with milliseconds.
+pub type Time = chrono::DateTime<chrono::Utc>;
+
+pub fn now() -> Time {
+    chrono::Utc::now()
+}
+
+/// `t` as records and `report` write it: RFC 3339, UTC, milliseconds.
+pub fn stamp(t: &Time) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Serde for [`Time`] as [`stamp`] writes it (any RFC 3339 offset reads).
+mod ms {
+    use super::Time;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Time, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::stamp(t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Time, D::Error> {
+        let text = String::deserialize(d)?;
+        chrono::DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+mod opt_ms {
+    use super::Time;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<Time>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::ms::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Time>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
+                .map(|t| Some(t.with_timezone(&chrono::Utc)))
+                .map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 pub fn new_run_id() -> String {
@@ -388,12 +436,12 @@ impl Journal {
 
     /// When each node was last patched successfully (node → RFC 3339), from every record.
     pub fn last_patched(&self, key: &str) -> Result<std::collections::BTreeMap<String, String>, JournalError> {
-        let mut out = std::collections::BTreeMap::new();
+        let mut latest: std::collections::BTreeMap<String, Time> = std::collections::BTreeMap::new();
         for run in self.runs(key)? {
             for n in run.nodes {
                 if n.state == NodeState::Done {
                     if let Some(t) = n.finished_at {
-                        let e = out.entry(n.name).or_insert_with(String::new);
+                        let e = latest.entry(n.name).or_insert(t);
                         if t > *e {
                             *e = t;
                         }
@@ -401,13 +449,28 @@ impl Journal {
                 }
             }
         }
-        Ok(out)
+        Ok(latest.into_iter().map(|(n, t)| (n, stamp(&t))).collect())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_written_in_utc_with_milliseconds_and_read_from_any_offset() {
+        let mut r = record("c");
+        r.started_at = "2026-12-01T23:59:58.123456+01:00".parse().unwrap();
+        r.finished_at = None;
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["startedAt"], "2026-12-01T22:59:58.123Z");
+        assert!(v.get("finishedAt").is_none());
+        let back: RunRecord = serde_json::from_value(v).unwrap();
+        assert_eq!(stamp(&back.started_at), "2026-12-01T22:59:58.123Z");
+        let mut v = serde_json::to_value(&r).unwrap();
+        v["startedAt"] = "not a time".into();
+        assert!(serde_json::from_value::<RunRecord>(v).is_err());
+    }
 
     #[test]
     fn options_of_records_written_by_0_1_0_still_read() {
@@ -452,7 +515,7 @@ mod tests {
         j.save(&r).unwrap();
         assert_eq!(j.latest_unfinished(&r.cluster.key).unwrap().unwrap().run_id, r.run_id);
         r.nodes[0].state = NodeState::Done;
-        r.nodes[0].finished_at = Some("2026-11-27T10:00:00.000Z".into());
+        r.nodes[0].finished_at = Some("2026-11-27T10:00:00.000Z".parse().unwrap());
         r.nodes[1].state = NodeState::Skipped;
         r.status = RunStatus::Succeeded;
         j.save(&r).unwrap();

@@ -170,7 +170,7 @@ pub(super) fn confirm(args: &ApplyArgs, ctx: &ClusterContext, n: usize) -> anyho
 
 /// Tell `report` what the nodes look like now, so that REBOOT-REQUIRED stays true.
 pub(super) fn remember_scans(settings: &Settings, rec: &RunRecord) {
-    let now = journal::now();
+    let now = journal::stamp(&journal::now());
     let nodes: BTreeMap<String, scans::NodeScan> = rec
         .nodes
         .iter()
