@@ -12,7 +12,7 @@
 
 use super::gate::{self, Blocker};
 use super::journal::{
-    self, Journal, NodeState, RebootPolicy, RunOptions, RunRecord, Step, StepName, StepOutcome, UpgradeMode,
+    self, Journal, NodeState, ObjectRef, RebootPolicy, RunOptions, RunRecord, Step, StepName, StepOutcome, UpgradeMode,
     UpgradedPackage,
 };
 use super::ports::{Cluster, DrainStop, Fence, NodeTarget, PortError, Transport};
@@ -304,7 +304,7 @@ impl<'a> Engine<'a> {
                         last_pdbs = rec.nodes[i]
                             .pdbs
                             .iter()
-                            .filter_map(|p| p.split_once('/').map(|(a, b)| (a.to_string(), b.to_string())))
+                            .map(|p| (p.namespace.clone(), p.name.clone()))
                             .collect();
                     }
                     self.between_nodes(rec, i).await?;
@@ -921,8 +921,12 @@ impl<'a> Engine<'a> {
                 for (pod, w) in &report.warnings {
                     self.reporter.warn(&format!("{name}: {pod}: {w}"));
                 }
-                rec.nodes[i].evicted = report.evicted.iter().map(|p| p.to_string()).collect();
-                rec.nodes[i].pdbs = report.pdbs.iter().map(|(ns, n)| format!("{ns}/{n}")).collect();
+                rec.nodes[i].evicted = report
+                    .evicted
+                    .iter()
+                    .map(|p| ObjectRef::new(&p.namespace, &p.name))
+                    .collect();
+                rec.nodes[i].pdbs = report.pdbs.iter().map(|(ns, n)| ObjectRef::new(ns, n)).collect();
                 rec.nodes[i].workloads = report.workloads.clone();
                 rec.nodes[i].state = NodeState::Drained;
                 self.end(

@@ -194,12 +194,12 @@ pub struct NodeRecord {
     pub was_cordoned: bool,
     #[serde(default)]
     pub rebooted: bool,
-    /// Pods evicted by the drain (`namespace/name`).
+    /// Pods evicted by the drain.
     #[serde(default)]
-    pub evicted: Vec<String>,
-    /// PDBs of the evicted pods (`namespace/name`), waited on before the next node.
+    pub evicted: Vec<ObjectRef>,
+    /// PDBs of the evicted pods, waited on before the next node is taken out.
     #[serde(default)]
-    pub pdbs: Vec<String>,
+    pub pdbs: Vec<ObjectRef>,
     /// Controllers of the evicted pods: Ready again before the next node is disrupted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workloads: Vec<crate::kube::drain::WorkloadRef>,
@@ -295,6 +295,47 @@ pub struct RunOptions {
     /// Seconds.
     #[serde(default)]
     pub soak: u64,
+}
+
+/// A namespaced object in a record (a pod, a PodDisruptionBudget): `namespace/name` in
+/// messages. Records of 0.1.0 wrote the `namespace/name` string; it still reads.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ObjectRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectRef {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> ObjectRef {
+        ObjectRef {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+impl<'de> Deserialize<'de> for ObjectRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ObjectRef, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Object { namespace: String, name: String },
+            Text(String),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Object { namespace, name } => Ok(ObjectRef { namespace, name }),
+            Repr::Text(t) => match t.split_once('/') {
+                Some((ns, n)) => Ok(ObjectRef::new(ns, n)),
+                None => Err(serde::de::Error::custom(format!("`{t}` is not namespace/name"))),
+            },
+        }
+    }
 }
 
 /// A moment in a record: UTC, written as RFC 3339 with milliseconds.
@@ -470,6 +511,21 @@ mod tests {
         let mut v = serde_json::to_value(&r).unwrap();
         v["startedAt"] = "not a time".into();
         assert!(serde_json::from_value::<RunRecord>(v).is_err());
+    }
+
+    #[test]
+    fn object_refs_are_objects_and_the_old_strings_still_read() {
+        let o = ObjectRef::new("shop", "storefront-pdb");
+        assert_eq!(
+            serde_json::to_value(&o).unwrap(),
+            serde_json::json!({"namespace": "shop", "name": "storefront-pdb"})
+        );
+        assert_eq!(
+            serde_json::from_str::<ObjectRef>(r#""shop/storefront-pdb""#).unwrap(),
+            o
+        );
+        assert_eq!(o.to_string(), "shop/storefront-pdb");
+        assert!(serde_json::from_str::<ObjectRef>(r#""no-slash""#).is_err());
     }
 
     #[test]
