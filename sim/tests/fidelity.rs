@@ -2,14 +2,15 @@
 //! clients (kubectl 1.32, kube-rs, raw HTTPS): server-side dry run, unconditional Lease
 //! updates, field selectors, node liveness, `--nodes N`.
 
+mod common;
 use aks_sim::{Fault, Scenario, Sim, SimConfig};
+use common::{api_status, client, eventually};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::ResourceExt;
 use serde_json::{json, Value};
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -95,39 +96,6 @@ async fn kubectl_with(kubeconfig: &Path, home: &Path, args: &[&str]) -> (bool, S
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// A kube-rs client from the emulator's kubeconfig, kube-rs's own retries off.
-async fn client(state: &Path) -> kube::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let kc = kube::config::Kubeconfig::read_from(state.join("kubeconfig")).expect("kubeconfig parses");
-    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-        .await
-        .expect("config from kubeconfig");
-    cfg.default_retry = false;
-    kube::Client::try_from(cfg).expect("client")
-}
-
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn api_status(e: kube::Error) -> kube::core::Status {
-    match e {
-        kube::Error::Api(s) => *s,
-        other => panic!("expected an API error Status, got {other:?}"),
-    }
 }
 
 fn user_node(i: u32) -> String {

@@ -1,7 +1,9 @@
 //! The emulated Kubernetes API server, driven with real clients: kube-rs (built from the
 //! kubeconfig the emulator writes), reqwest for raw shapes, and kubectl.
 
+mod common;
 use aks_sim::{Fault, Scenario, Sim, SimConfig};
+use common::{api_status, client, eventually};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -9,8 +11,7 @@ use k8s_openapi::api::policy::v1::{Eviction, PodDisruptionBudget};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::ResourceExt;
 use serde_json::{json, Value};
-use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 struct Env {
@@ -89,41 +90,6 @@ impl Env {
         let resp = req.send().await.expect("request");
         let code = resp.status().as_u16();
         (code, resp.json().await.unwrap_or(Value::Null))
-    }
-}
-
-/// A kube-rs client from the emulator's kubeconfig, with kube-rs's own retries off so
-/// that every status the server sends is seen.
-async fn client(state: &Path) -> kube::Client {
-    // Both ring and aws-lc-rs are compiled in (through other crates): pick one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let kc = kube::config::Kubeconfig::read_from(state.join("kubeconfig")).expect("kubeconfig parses");
-    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-        .await
-        .expect("config from kubeconfig");
-    cfg.default_retry = false;
-    kube::Client::try_from(cfg).expect("client")
-}
-
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn api_status(e: kube::Error) -> kube::core::Status {
-    match e {
-        kube::Error::Api(s) => *s,
-        other => panic!("expected an API error Status, got {other:?}"),
     }
 }
 

@@ -62,3 +62,40 @@ fn processes_using(config: &Path, instance: &Path) -> Vec<String> {
     }
     out
 }
+
+/// A kube-rs client from the emulator's kubeconfig, with kube-rs's own retries off so
+/// that every status the server sends is seen.
+pub async fn client(state: &Path) -> kube::Client {
+    // Both ring and aws-lc-rs are compiled in (through other crates): pick one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kc = kube::config::Kubeconfig::read_from(state.join("kubeconfig")).expect("kubeconfig parses");
+    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .expect("config from kubeconfig");
+    cfg.default_retry = false;
+    kube::Client::try_from(cfg).expect("client")
+}
+
+/// Poll `f` every 100 ms until it gives a value, at most `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The API server's Status from a kube-rs error (panics on any other error).
+pub fn api_status(e: kube::Error) -> kube::core::Status {
+    match e {
+        kube::Error::Api(s) => *s,
+        other => panic!("expected an API error Status, got {other:?}"),
+    }
+}
