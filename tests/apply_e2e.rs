@@ -242,16 +242,7 @@ async fn issue4_dpkg_lock_is_waited_for() {
         .await;
     r.assert_code(0);
     assert!(t0.elapsed() >= Duration::from_secs(3), "the run waited for the lock");
-    let rec = r.json();
-    assert_eq!(
-        rec["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["name"] == small_node(0))
-            .unwrap()["state"],
-        "done"
-    );
+    assert_eq!(r.node_record(&small_node(0))["state"], "done");
     assert_eq!(c.kernel(&small_node(0)), "5.15.0-1073-azure");
 }
 
@@ -482,14 +473,7 @@ async fn issue4_security_mode_and_reboot_never_upgrade_without_a_reboot() {
         )
         .await;
     r.assert_code(0);
-    let rec = r.json();
-    let n = rec["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == node)
-        .unwrap()
-        .clone();
+    let n = r.node_record(node);
     assert_eq!(n["state"], "done");
     assert_eq!(n["rebooted"], false);
     let upgraded: Vec<&str> = n["packagesUpgraded"]
@@ -580,14 +564,7 @@ async fn issue4_resume_after_a_kill_mid_reboot_waits_for_the_node() {
         .run(&apply_args(&["--resume", "--force-unlock", "-o", "json"]), true)
         .await;
     r.assert_code(0);
-    let rec = r.json();
-    let n0 = rec["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == small_node(0))
-        .unwrap()
-        .clone();
+    let n0 = r.node_record(&small_node(0));
     assert_eq!(n0["state"], "done");
     assert_eq!(n0["rebooted"], true);
     for i in 0..3 {

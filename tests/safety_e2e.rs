@@ -145,14 +145,7 @@ async fn issue7_resume_after_an_apt_failure_upgrades_the_node_again() {
     c.sim.fault(Fault::Clear).unwrap();
     let r = c.run(&apply_args(&["--resume", "-o", "json"]), true).await;
     r.assert_code(0);
-    let rec = r.json();
-    let n = rec["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == bad)
-        .unwrap()
-        .clone();
+    let n = r.node_record(&bad);
     assert_eq!(n["state"], "done");
     assert!(
         !n["packagesUpgraded"].as_array().unwrap().is_empty(),
@@ -228,14 +221,7 @@ async fn issue7_sigterm_to_the_group_during_apt_is_a_safe_point_too() {
     // upgrading it again.
     let r = c.run(&apply_args(&["--resume", "-o", "json"]), true).await;
     r.assert_code(0);
-    let rec = r.json();
-    let n0 = rec["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == small_node(0))
-        .unwrap()
-        .clone();
+    let n0 = r.node_record(&small_node(0));
     assert_eq!(n0["state"], "done", "{n0}");
     assert_eq!(n0["rebooted"], true, "{n0}");
     assert_eq!(count(&c, "apt-upgrade", &small_node(0)), 1, "not upgraded twice");

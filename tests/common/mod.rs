@@ -224,6 +224,16 @@ impl Run {
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
     }
 
+    /// The record of node `name` in the run record that `apply -o json` printed.
+    pub fn node_record(&self, name: &str) -> serde_json::Value {
+        let rec = self.json();
+        rec["nodes"]
+            .as_array()
+            .and_then(|nodes| nodes.iter().find(|n| n["name"] == name))
+            .unwrap_or_else(|| panic!("no record of node {name} in:\n{}", self.stdout))
+            .clone()
+    }
+
     pub fn assert_code(&self, code: i32) {
         assert_eq!(
             self.code, code,
