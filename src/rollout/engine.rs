@@ -1922,6 +1922,77 @@ mod tests {
         assert_eq!(rec.nodes[1].state, NodeState::Pending);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_download_ahead_changes_nothing_but_the_next_upgrade_downloads() {
+        let h = Harness::new(2);
+        h.fail("prefetch", PortError::new("mirror unreachable"));
+        let mut rec = record(2);
+        h.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done; 2]);
+        assert_eq!(h.fakes.count("upgrade"), 2);
+        assert_eq!(h.fakes.w().max_out, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_signal_at_the_health_gate_takes_nothing_out_and_resume_finishes() {
+        let h = Harness::new(2);
+        h.fakes.w().cancel_at = Some(("gate", h.cancel.clone()));
+        h.fakes.edit("n1", |n| n.ready = false); // the gate waits, so the signal lands there
+        let mut rec = record(1);
+        assert_eq!(h.run(&mut rec).await.unwrap_err(), RunStop::Interrupted);
+        assert_eq!(rec.nodes[0].state, NodeState::Upgraded);
+        assert_eq!(h.fakes.count("cordon"), 0);
+        h.fakes.edit("n1", |n| n.ready = true);
+        let h2 = Harness {
+            fakes: h.fakes.clone(),
+            ..Harness::new(0)
+        };
+        h2.fakes.w().cancel_at = None;
+        h2.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done]);
+        assert_eq!(h.fakes.count("upgrade"), 1, "not upgraded twice");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_signal_while_downloading_ahead_finishes_the_node_in_hand_then_resume_goes_on() {
+        let h = Harness::new(2);
+        h.fakes.w().cancel_at = Some(("prefetch", h.cancel.clone()));
+        let mut rec = record(2);
+        assert_eq!(h.run(&mut rec).await.unwrap_err(), RunStop::Interrupted);
+        assert_eq!(states(&rec), [NodeState::Done, NodeState::Pending]);
+        assert!(!h.fakes.node("n0").unschedulable);
+        assert!(!changed(&h.fakes, "n1"), "only downloaded ahead");
+        let h2 = Harness {
+            fakes: h.fakes.clone(),
+            ..Harness::new(0)
+        };
+        h2.fakes.w().cancel_at = None;
+        h2.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done; 2]);
+        assert_eq!(h.fakes.w().max_out, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_that_dies_while_the_previous_one_reboots_holds_the_next_cordon() {
+        let h = Harness::new(3);
+        // n2 dies while n0 reboots (its packages for n1 are downloading meanwhile).
+        let f = h.fakes.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(12)).await;
+            f.edit("n2", |n| n.ready = false);
+        });
+        let mut rec = record(2);
+        let stop = h.run(&mut rec).await.unwrap_err();
+        assert!(format!("{stop:?}").contains("node n2 is NotReady"), "{stop:?}");
+        assert_eq!(states(&rec), [NodeState::Done, NodeState::Failed]);
+        assert_eq!(h.fakes.count("cordon"), 1, "only n0 was ever cordoned");
+        assert!(!h.fakes.node("n1").unschedulable);
+        // Once n2 is back, the resume finishes n1, redoing it from its upgrade.
+        h.fakes.edit("n2", |n| n.ready = true);
+        h.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done; 2]);
+    }
+
     // ---- resume from every state
 
     #[tokio::test(start_paused = true)]
