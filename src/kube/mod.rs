@@ -15,6 +15,7 @@ pub mod nodes;
 pub mod reboot;
 pub mod retry;
 mod time;
+pub mod watch;
 
 pub use client::{client_from_config, client_from_kubeconfig_file, client_from_kubeconfig_yaml};
 pub use drain::{

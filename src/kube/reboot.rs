@@ -7,7 +7,7 @@
 
 use super::error::{describe_kube_error, is_transient, KubeError};
 use super::nodes::{node_row, ready_condition, NodeRow};
-use ::kube::api::{Api, WatchEvent, WatchParams};
+use ::kube::api::Api;
 use ::kube::Client;
 use chrono::Utc;
 use k8s_openapi::api::core::v1::Node;
@@ -204,39 +204,7 @@ pub async fn wait_for_reboot(
                 last,
             });
         }
-        next_change(&api, node, seen_rv.as_deref(), deadline).await;
-    }
-}
-
-/// Wait for the next change of the node (a watch from the resourceVersion last read, so
-/// nothing in between is missed), at most until `deadline`. Without a resourceVersion, or
-/// when the watch fails, wait [`POLL_INTERVAL`] instead: a slower wait, never a wrong one.
-async fn next_change(api: &Api<Node>, node: &str, rv: Option<&str>, deadline: tokio::time::Instant) {
-    use futures::StreamExt;
-    let started = tokio::time::Instant::now();
-    let poll = (started + POLL_INTERVAL).min(deadline);
-    let Some(rv) = rv else {
-        tokio::time::sleep_until(poll).await;
-        return;
-    };
-    let secs = deadline.saturating_duration_since(started).as_secs().clamp(1, 60) as u32;
-    let wp = WatchParams::default()
-        .fields(&format!("metadata.name={node}"))
-        .timeout(secs);
-    let changed = match tokio::time::timeout_at(deadline, api.watch(&wp, rv)).await {
-        Ok(Ok(stream)) => {
-            let mut stream = std::pin::pin!(stream);
-            matches!(
-                tokio::time::timeout_at(deadline, stream.next()).await,
-                Ok(Some(Ok(WatchEvent::Added(_)
-                    | WatchEvent::Modified(_)
-                    | WatchEvent::Deleted(_))))
-            )
-        }
-        _ => false,
-    };
-    if !changed {
-        tokio::time::sleep_until(poll).await;
+        super::watch::next_change(&api, node, seen_rv.as_deref(), deadline, POLL_INTERVAL).await;
     }
 }
 

@@ -1006,12 +1006,15 @@ impl<'a> Engine<'a> {
         }
         let reporter = self.reporter.clone();
         let n2 = name.clone();
+        let booted = std::sync::Arc::new(tokio::sync::Notify::new());
+        let booted_tx = booted.clone();
         let progress = move |ev: RebootEvent| match ev {
             RebootEvent::WentNotReady { ready } => {
                 reporter.wait_progress(&n2, "down");
                 reporter.step(&n2, &format!("went down (Ready={ready})"))
             }
             RebootEvent::Booted { .. } => {
+                booted_tx.notify_one();
                 reporter.wait_progress(&n2, "booted, waiting for Ready");
                 reporter.step(&n2, "booted (new bootID)")
             }
@@ -1022,7 +1025,25 @@ impl<'a> Engine<'a> {
         };
         let timeout = Duration::from_secs(self.cfg.options.reboot_timeout);
         self.reporter.wait_started(&name, "Ready", timeout);
-        let back = self.cluster.wait_for_reboot(&name, &old_boot, timeout, &progress).await;
+        // The check after the reboot (marker, kernel, pending updates) does not depend on
+        // Ready: it runs as soon as the node has booted, while its kubelet gets Ready, so
+        // that the node is put back the moment it is Ready. If it fails then (SSH not up
+        // yet), it runs again once the node is Ready.
+        let early_target = target(row);
+        let transport = self.transport;
+        let early = async {
+            booted.notified().await;
+            transport.probe(&early_target).await
+        };
+        let wait = self.cluster.wait_for_reboot(&name, &old_boot, timeout, &progress);
+        tokio::pin!(early, wait);
+        let mut early_probe = None;
+        let back = loop {
+            tokio::select! {
+                r = &mut wait => break r,
+                p = &mut early, if early_probe.is_none() => early_probe = Some(p),
+            }
+        };
         self.reporter.wait_done(&name);
         let back = match back {
             Ok(r) => r,
@@ -1045,9 +1066,15 @@ impl<'a> Engine<'a> {
         // The marker must be gone; the kernel is what the node now runs.
         self.begin(rec, i, StepName::Verify);
         let node = target(&back);
-        self.transport.disconnect(&node).await;
+        let probed = match early_probe {
+            Some(Ok(p)) => Ok(p),
+            _ => {
+                self.transport.disconnect(&node).await;
+                self.transport.probe(&node).await
+            }
+        };
         let mut left = vec![];
-        match self.transport.probe(&node).await {
+        match probed {
             Ok(p) => {
                 left = pending_of(self.cfg.options.upgrade_mode, &p);
                 rec.nodes[i].kernel_after = Some(p.running_kernel.clone());
@@ -1185,8 +1212,9 @@ mod tests {
         reboot_required: bool,
         /// The next boot never completes.
         never_returns: bool,
-        /// Seconds the next boot takes.
+        /// Seconds the next boot takes (to a new bootID), and from there to Ready.
         boot_secs: u64,
+        ready_secs: u64,
         upgrading_until: Option<Instant>,
     }
 
@@ -1202,6 +1230,7 @@ mod tests {
                 reboot_required: false,
                 never_returns: false,
                 boot_secs: 20,
+                ready_secs: 5,
                 upgrading_until: None,
             }
         }
@@ -1219,6 +1248,8 @@ mod tests {
         apt_exit: i32,
         /// Upgrades leave these packages pending.
         apt_leaves: Vec<&'static str>,
+        /// Probes of a node while it was not Ready.
+        probed_not_ready: usize,
         /// Set the cancel token when this step is reached.
         cancel_at: Option<(&'static str, CancellationToken)>,
         fence_fails_at: Option<&'static str>,
@@ -1391,13 +1422,21 @@ mod tests {
             node: &str,
             old_boot_id: &str,
             timeout: Duration,
-            _progress: &(dyn Fn(RebootEvent) + Send + Sync),
+            progress: &(dyn Fn(RebootEvent) + Send + Sync),
         ) -> Result<NodeRow, PortError> {
             self.step("wait", node)?;
             let deadline = Instant::now() + timeout;
+            let mut told = false;
             loop {
                 let row = self.row(node);
-                if row.ready && row.boot_id.as_deref() != Some(old_boot_id) {
+                let booted = row.boot_id.as_deref() != Some(old_boot_id);
+                if booted && !told {
+                    told = true;
+                    progress(RebootEvent::Booted {
+                        boot_id: row.boot_id.clone().unwrap_or_default(),
+                    });
+                }
+                if row.ready && booted {
                     return Ok(row);
                 }
                 if Instant::now() >= deadline {
@@ -1428,6 +1467,9 @@ mod tests {
         async fn probe(&self, node: &NodeTarget) -> Result<Probe, PortError> {
             self.step("probe", &node.name)?;
             let n = self.node(&node.name);
+            if !n.ready {
+                self.w().probed_not_ready += 1;
+            }
             Ok(Probe {
                 running_kernel: n.kernel.clone(),
                 os_id: "ubuntu".into(),
@@ -1511,19 +1553,20 @@ mod tests {
             self.edit(&node.name, |n| n.ready = false);
             let me = self.clone();
             let name = node.name.clone();
-            let (secs, never) = {
+            let (secs, ready_secs, never) = {
                 let n = self.node(&name);
-                (n.boot_secs, n.never_returns)
+                (n.boot_secs, n.ready_secs, n.never_returns)
             };
             if !never {
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_secs(secs)).await;
                     me.edit(&name, |n| {
-                        n.ready = true;
                         n.boot += 1;
                         n.kernel = NEW.into();
                         n.reboot_required = false;
                     });
+                    tokio::time::sleep(Duration::from_secs(ready_secs)).await;
+                    me.edit(&name, |n| n.ready = true);
                 });
             }
             Ok(())
@@ -1681,6 +1724,26 @@ mod tests {
             }
         }
         assert_eq!(at, order.len(), "{first:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_check_after_a_reboot_runs_while_the_node_gets_ready() {
+        let h = Harness::new(2);
+        let mut rec = record(2);
+        h.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done; 2]);
+        // Once each node has its new bootID it is checked, before it is Ready again, and not
+        // a second time after: the node is put back the moment it is Ready.
+        assert_eq!(h.fakes.w().probed_not_ready, 2);
+        assert_eq!(
+            h.fakes.count("probe"),
+            6,
+            "per node: before the upgrade, after it, after the reboot"
+        );
+        for n in &rec.nodes {
+            let verify = n.steps.iter().find(|s| s.name == StepName::Verify).unwrap();
+            assert_eq!(verify.outcome, StepOutcome::Ok, "{:?}", verify.detail);
+        }
     }
 
     #[tokio::test(start_paused = true)]

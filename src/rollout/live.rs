@@ -239,8 +239,17 @@ impl Transport for SshTransport {
     }
 
     async fn reboot(&self, node: &NodeTarget) -> Result<(), PortError> {
-        // A fresh session: the reboot drops it.
-        self.disconnect(node).await;
+        // The session kept from the upgrade if its connection is still up (one connection
+        // less on the critical path), else a fresh one: never a dead one, whose failure
+        // would look like the dropped connection a reboot causes.
+        let kept = self.sessions.lock().await.remove(&node.name);
+        if let Some(s) = kept {
+            if s.is_alive().await {
+                self.sessions.lock().await.insert(node.name.clone(), s);
+            } else {
+                let _ = s.close().await;
+            }
+        }
         let r = self.run(node, &ssh::reboot_command(), Duration::from_secs(60)).await;
         self.disconnect(node).await;
         match r {

@@ -110,12 +110,12 @@ pub fn wait_detached(run_id: &str, secs: u64) -> String {
     let (log, exit) = upgrade_files(run_id);
     format!(
         "i=0\n\
-         while [ ! -f {exit} ] && [ $i -lt {ticks} ]; do sleep 0.2; i=$((i+1)); done\n\
+         while [ ! -f {exit} ] && [ $i -lt {ticks} ]; do sleep 0.05; i=$((i+1)); done\n\
          if [ -f {exit} ]; then sudo cat {log} 2>/dev/null; echo; echo \"{DETACHED_EXIT_MARK}$(sudo cat {exit})\"; \
          else echo {DETACHED_RUNNING_MARK}; fi\n",
         exit = sh_quote(&exit),
         log = sh_quote(&log),
-        ticks = secs * 5,
+        ticks = secs * 20,
     )
 }
 
@@ -151,7 +151,7 @@ pub fn refresh_command(lock_timeout_secs: u64) -> String {
 /// Expect either success or [`super::SshError::Disconnected`] from running it.
 pub fn reboot_command() -> String {
     "sudo true </dev/null || { echo 'aks-patch: sudo does not work for this user: cannot reboot' >&2; exit 3; }\n\
-     nohup sudo sh -c 'sleep 0.5; systemctl reboot || reboot' </dev/null >/dev/null 2>&1 &\n\
+     nohup sudo sh -c 'sleep 0.2; systemctl reboot || reboot' </dev/null >/dev/null 2>&1 &\n\
      echo 'reboot scheduled'\n"
         .to_string()
 }

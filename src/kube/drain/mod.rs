@@ -620,8 +620,9 @@ async fn nap(d: Duration, deadline: tokio::time::Instant, stop: &CancellationTok
     }
 }
 
-/// Wait until PDB `name` allows a disruption (checked every 200 ms), at most `max` or until
-/// `deadline`, unless stopped. Returns false when stopped.
+/// Wait until PDB `name` allows a disruption, at most `max` or until `deadline`, unless
+/// stopped: woken by a watch on the PDB as soon as its status changes (every 200 ms when the
+/// watch is not possible). Returns false when stopped.
 async fn until_pdb_allows(
     api: &Api<PodDisruptionBudget>,
     name: &str,
@@ -631,16 +632,21 @@ async fn until_pdb_allows(
 ) -> bool {
     let until = (tokio::time::Instant::now() + max).min(deadline);
     loop {
-        if !nap(Duration::from_millis(200), until, stop).await {
-            return false;
-        }
+        let rv = match api.get_opt(name).await {
+            Ok(Some(p)) => {
+                if p.status.as_ref().and_then(|s| s.disruptions_allowed).unwrap_or(0) > 0 {
+                    return true;
+                }
+                p.metadata.resource_version
+            }
+            _ => None,
+        };
         if tokio::time::Instant::now() >= until {
             return true;
         }
-        if let Ok(Some(p)) = api.get_opt(name).await {
-            if p.status.and_then(|s| s.disruptions_allowed).unwrap_or(0) > 0 {
-                return true;
-            }
+        tokio::select! {
+            _ = crate::kube::watch::next_change(api, name, rv.as_deref(), until, Duration::from_millis(200)) => {}
+            _ = stop.cancelled() => return false,
         }
     }
 }
