@@ -179,7 +179,7 @@ pub async fn wait_gate(
             ));
         }
         tokio::select! {
-            _ = tokio::time::sleep(poll.min(max_wait - waited)) => {}
+            _ = cluster.blockers_changed(&blockers, poll.min(max_wait - waited)) => {}
             _ = cancel.cancelled() => return Err(GateStop::Cancelled),
         }
     }

@@ -37,6 +37,10 @@ impl Cluster for KubeCluster {
         gate::check(&self.client, exempt, workloads).await.map_err(kube_err)
     }
 
+    async fn blockers_changed(&self, blockers: &[gate::Blocker], max: Duration) {
+        watch_blockers(&self.client, blockers, max).await
+    }
+
     async fn cordon(&self, node: &str, run_id: &str) -> Result<(), PortError> {
         kdrain::cordon_marked(&self.client, node, run_id)
             .await
@@ -272,5 +276,76 @@ impl Transport for SshTransport {
         if let Some(s) = self.sessions.lock().await.remove(&node.name) {
             let _ = s.close().await;
         }
+    }
+}
+
+/// Wake as soon as one of the objects behind `blockers` changes (a watch on each Node and
+/// ReplicaSet/StatefulSet they name, from the version just read), at most after `max`.
+async fn watch_blockers(client: &::kube::Client, blockers: &[gate::Blocker], max: Duration) {
+    use futures::future::{select_all, BoxFuture, FutureExt};
+    use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::Api;
+    let deadline = tokio::time::Instant::now() + max;
+    let mut waits: Vec<BoxFuture<'_, ()>> = vec![];
+    for b in blockers {
+        match b {
+            gate::Blocker::NodeDown { node, .. } | gate::Blocker::NodeInProgress { node, .. } => {
+                let api: Api<Node> = Api::all(client.clone());
+                let node = node.clone();
+                waits.push(
+                    async move {
+                        let rv = api
+                            .get_opt(&node)
+                            .await
+                            .ok()
+                            .flatten()
+                            .and_then(|n| n.metadata.resource_version);
+                        k::watch::next_change(&api, &node, rv.as_deref(), deadline, max).await
+                    }
+                    .boxed(),
+                );
+            }
+            gate::Blocker::WorkloadNotReady { workload: w, .. } => match w.kind.as_str() {
+                "ReplicaSet" => {
+                    let api: Api<ReplicaSet> = Api::namespaced(client.clone(), &w.namespace);
+                    let name = w.name.clone();
+                    waits.push(
+                        async move {
+                            let rv = api
+                                .get_opt(&name)
+                                .await
+                                .ok()
+                                .flatten()
+                                .and_then(|o| o.metadata.resource_version);
+                            k::watch::next_change(&api, &name, rv.as_deref(), deadline, max).await
+                        }
+                        .boxed(),
+                    );
+                }
+                "StatefulSet" => {
+                    let api: Api<StatefulSet> = Api::namespaced(client.clone(), &w.namespace);
+                    let name = w.name.clone();
+                    waits.push(
+                        async move {
+                            let rv = api
+                                .get_opt(&name)
+                                .await
+                                .ok()
+                                .flatten()
+                                .and_then(|o| o.metadata.resource_version);
+                            k::watch::next_change(&api, &name, rv.as_deref(), deadline, max).await
+                        }
+                        .boxed(),
+                    );
+                }
+                _ => {}
+            },
+        }
+    }
+    if waits.is_empty() {
+        tokio::time::sleep_until(deadline).await;
+    } else {
+        select_all(waits).await;
     }
 }

@@ -78,6 +78,12 @@ pub trait Cluster: Send + Sync {
         timeout: Duration,
         progress: &(dyn Fn(RebootEvent) + Send + Sync),
     ) -> Result<NodeRow, PortError>;
+    /// Wait until something behind these blockers may have changed (a watch on the nodes and
+    /// workloads they name), at most `max`. The caller checks again either way.
+    async fn blockers_changed(&self, blockers: &[Blocker], max: Duration) {
+        let _ = blockers;
+        tokio::time::sleep(max).await;
+    }
     /// Wait until these PDBs allow disruptions again.
     async fn wait_pdbs(&self, pdbs: &[(String, String)], timeout: Duration) -> Result<(), PortError>;
     /// Take kured's lock for `node` if kured is installed: `true` when taken.
