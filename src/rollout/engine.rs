@@ -20,7 +20,8 @@ use crate::kube::drain::{DrainEvent, DrainOptions, WorkloadRef, IN_PROGRESS_ANNO
 use crate::kube::reboot::RebootEvent;
 use crate::kube::NodeRow;
 use crate::output::{Exit, Reporter};
-use crate::ssh::{self, Probe};
+use crate::ssh::pkg::TDNF_NO_SECURITY;
+use crate::ssh::{self, PackageManager, Probe};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -217,9 +218,20 @@ fn target(row: &NodeRow) -> NodeTarget {
 
 /// The pending updates of `mode` that `probe` still finds.
 fn pending_of(mode: UpgradeMode, probe: &Probe) -> Vec<String> {
-    match mode {
+    match effective_mode(mode, probe) {
         UpgradeMode::Security => probe.security_packages(),
         UpgradeMode::All | UpgradeMode::Dist => probe.pending.iter().map(|u| u.name.clone()).collect(),
+    }
+}
+
+/// The mode a node is upgraded in: Azure Linux classifies no update as security, so
+/// `Security` there means all updates (allowed only with `--azure-linux-security-as-all`;
+/// [`Engine::upgrade`] refuses it otherwise).
+fn effective_mode(mode: UpgradeMode, probe: &Probe) -> UpgradeMode {
+    if mode == UpgradeMode::Security && !probe.classifies_security() {
+        UpgradeMode::All
+    } else {
+        mode
     }
 }
 
@@ -529,24 +541,61 @@ impl<'a> Engine<'a> {
         if let Some(why) = &probe.unsupported {
             return Err(RunStop::failed(format!("node {name}: {why}")));
         }
+        if let Some(eos) = probe
+            .end_of_support
+            .as_ref()
+            .filter(|_| !self.cfg.options.allow_azure_linux_2)
+        {
+            let undo = self.release_if_in_hand(rec, i).await;
+            return Err(RunStop::failed(format!(
+                "node {name}: {eos}; it is patched only with --allow-azure-linux-2{}",
+                if undo.is_empty() {
+                    "; the node was not cordoned".to_string()
+                } else {
+                    undo
+                }
+            )));
+        }
+        let pm = probe.package_manager;
+        let asked = self.cfg.options.upgrade_mode;
+        if asked == UpgradeMode::Security
+            && !probe.classifies_security()
+            && !self.cfg.options.azure_linux_security_as_all
+        {
+            let undo = self.release_if_in_hand(rec, i).await;
+            return Err(RunStop::failed(format!(
+                "node {name}: --upgrade-mode security cannot be applied: {TDNF_NO_SECURITY}; use --upgrade-mode all, or --azure-linux-security-as-all to install all updates there{}",
+                if undo.is_empty() { "; the node was not cordoned".to_string() } else { undo }
+            )));
+        }
         rec.nodes[i].kernel_before.get_or_insert(probe.running_kernel.clone());
         let mut after = probe.clone();
         if rec.nodes[i].state == NodeState::Pending {
             let security = probe.security_packages();
-            let mode = self.cfg.options.upgrade_mode;
-            match ssh::upgrade_command(mode, self.cfg.dpkg_lock_timeout_secs, &security) {
+            let mode = effective_mode(asked, &probe);
+            if mode != asked {
+                self.reporter.step(
+                    &name,
+                    "Azure Linux classifies no update as security: installing all updates (--azure-linux-security-as-all)",
+                );
+            }
+            match pm.upgrade_command(mode, self.cfg.dpkg_lock_timeout_secs, &security) {
                 None => self.reporter.step(&name, "no security updates pending"),
                 Some(_) if probe.pending.is_empty() => self.reporter.step(&name, "no updates pending"),
                 Some(cmd) => {
+                    let lock = match pm {
+                        PackageManager::Tdnf => "waiting for dnf-automatic if it runs",
+                        _ => "waiting for the dpkg lock if held",
+                    };
                     self.reporter.step(
                         &name,
                         &format!(
-                            "upgrading {} package(s) ({} mode; waiting for the dpkg lock if held)",
+                            "upgrading {} package(s) ({} mode; {lock})",
                             probe.pending_count(),
                             enum_text(&mode)
                         ),
                     );
-                    self.run_upgrade(rec, i, node, &cmd).await?;
+                    self.run_upgrade(rec, i, node, &cmd, pm).await?;
                     after = match self.transport.probe(node).await {
                         Ok(p) => p,
                         Err(e) => {
@@ -586,8 +635,14 @@ impl<'a> Engine<'a> {
         i: usize,
         node: &NodeTarget,
         cmd: &str,
+        pm: PackageManager,
     ) -> Result<(), RunStop> {
         let name = node.name.clone();
+        // What the messages call the package manager (`apt` as before on Ubuntu).
+        let tool = match pm {
+            PackageManager::Tdnf => "tdnf",
+            _ => "apt",
+        };
         let run_id = self.cfg.run_id.clone();
         let (log_path, _) = ssh::remote::upgrade_files(&run_id);
         self.begin(rec, i, StepName::Upgrade);
@@ -600,20 +655,20 @@ impl<'a> Engine<'a> {
         }
         let deadline = Instant::now() + self.cfg.upgrade_timeout;
         self.reporter
-            .wait_started(&name, "apt to finish", self.cfg.upgrade_timeout);
+            .wait_started(&name, &format!("{tool} to finish"), self.cfg.upgrade_timeout);
         let mut failures = 0u32;
         let mut told = false;
         let outcome = loop {
             if self.abandon.is_cancelled() {
                 break Err(format!(
-                    "stopped waiting for the upgrade (second interrupt); apt is still running on node {name} (log {log_path}); the node was not cordoned"
+                    "stopped waiting for the upgrade (second interrupt); {tool} is still running on node {name} (log {log_path}); the node was not cordoned"
                 ));
             }
             if self.cancel.is_cancelled() && !told {
                 told = true;
                 self.reporter.step(
                     &name,
-                    "interrupted: waiting for apt to finish on the node (it is never cut off half-way); interrupt again to stop waiting",
+                    &format!("interrupted: waiting for {tool} to finish on the node (it is never cut off half-way); interrupt again to stop waiting"),
                 );
             }
             if Instant::now() >= deadline {
@@ -638,7 +693,7 @@ impl<'a> Engine<'a> {
                     failures += 1;
                     if failures > 5 && !self.cancel.is_cancelled() {
                         break Err(format!(
-                            "lost the connection to node {name} during the upgrade ({e}); apt may still be running there (log {log_path}); the node was not cordoned"
+                            "lost the connection to node {name} during the upgrade ({e}); {tool} may still be running there (log {log_path}); the node was not cordoned"
                         ));
                     }
                     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -660,14 +715,15 @@ impl<'a> Engine<'a> {
         let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
         rec.nodes[i].upgrade_output = lines[lines.len().saturating_sub(40)..].join("\n");
         if code != 0 {
-            let last = log.lines().rfind(|l| l.starts_with("E:")).unwrap_or("").to_string();
-            self.end(rec, i, StepOutcome::Failed, format!("apt-get exited with {code}"));
+            let last = pm.error_line(&log).unwrap_or_default();
+            let cmd_name = pm.tool();
+            self.end(rec, i, StepOutcome::Failed, format!("{cmd_name} exited with {code}"));
             return Err(RunStop::failed(format!(
-                "upgrading node {name} failed (apt-get exit {code}{}); the node was not cordoned; see the run record for apt's output",
+                "upgrading node {name} failed ({cmd_name} exit {code}{}); the node was not cordoned; see the run record for {tool}'s output",
                 if last.is_empty() { String::new() } else { format!(": {last}") }
             )));
         }
-        let pkgs = ssh::parse_upgrade_output(&log);
+        let pkgs = pm.parse_upgrade_output(&log);
         rec.nodes[i].packages_upgraded = pkgs
             .iter()
             .map(|p| UpgradedPackage {
@@ -822,9 +878,15 @@ impl<'a> Engine<'a> {
             .unwrap_or_else(|| row.clone());
         // While this node reboots, download the next node's packages (nothing is installed,
         // nothing is disrupted): its upgrade is then install time only.
-        let download = ssh::remote::download_command(self.cfg.options.upgrade_mode, self.cfg.dpkg_lock_timeout_secs);
-        let next = match (&self.next, download) {
-            (Some(n), Some(cmd)) => self.cluster.node(n).await.ok().flatten().map(|r| (target(&r), cmd)),
+        // The next node's package manager as its OS SKU label says (apt when unlabelled).
+        let mode = self.cfg.options.upgrade_mode;
+        let lock_secs = self.cfg.dpkg_lock_timeout_secs;
+        let next = match &self.next {
+            Some(n) if mode != UpgradeMode::Security => self.cluster.node(n).await.ok().flatten().and_then(|r| {
+                PackageManager::from_os_sku(r.os_sku.as_deref())
+                    .download_command(mode, lock_secs)
+                    .map(|cmd| (target(&r), cmd))
+            }),
             _ => None,
         };
         let (transport, reporter) = (self.transport, self.reporter);
@@ -1052,8 +1114,13 @@ impl<'a> Engine<'a> {
                 left = pending_of(self.cfg.options.upgrade_mode, &p);
                 rec.nodes[i].kernel_after = Some(p.running_kernel.clone());
                 if p.reboot_required {
+                    let what = if p.needs_restarting {
+                        "`needs-restarting -r` still says a reboot is required"
+                    } else {
+                        "/var/run/reboot-required is still there"
+                    };
                     self.reporter.warn(&format!(
-                        "{name}: /var/run/reboot-required is still there after the reboot ({})",
+                        "{name}: {what} after the reboot ({})",
                         p.reboot_packages.join(", ")
                     ));
                     self.end(rec, i, StepOutcome::Warning, "reboot marker still present");
@@ -1458,6 +1525,8 @@ mod tests {
                 refreshed: false,
                 refresh_error: None,
                 unsupported: None,
+                end_of_support: None,
+                needs_restarting: false,
             })
         }
 
@@ -1567,6 +1636,8 @@ mod tests {
             drain_timeout: 600,
             reboot_timeout: 300,
             soak: 0,
+            azure_linux_security_as_all: false,
+            allow_azure_linux_2: false,
         }
     }
 

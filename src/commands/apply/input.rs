@@ -51,6 +51,8 @@ pub(super) fn run_options(a: &ApplyArgs) -> RunOptions {
         drain_timeout: a.drain_timeout,
         reboot_timeout: a.reboot_timeout,
         soak: a.soak,
+        azure_linux_security_as_all: a.azure_linux_security_as_all,
+        allow_azure_linux_2: a.allow_azure_linux_2,
     }
 }
 
