@@ -830,8 +830,12 @@ async fn tdnf_and_needs_restarting_like_azure_linux_3() {
         "Microsoft Azure Linux 3.0"
     );
 
-    // check-update: name.arch, version-release, repository; exit 0 with updates pending.
-    let out = h.ssh_ok(azl, "tdnf -q check-update").await;
+    // tdnf refuses non-root users; check-update lists name.arch, version-release,
+    // repository, and exits 0 with updates pending.
+    let out = h.ssh(azl, "tdnf -q check-update").await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("You have to be root"), "{}", stderr(&out));
+    let out = h.ssh_ok(azl, "sudo tdnf -q -C check-update").await;
     let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(
         lines,
@@ -841,7 +845,8 @@ async fn tdnf_and_needs_restarting_like_azure_linux_3() {
             vec!["kernel.x86_64", "6.6.78.1-1.azl3", "azurelinux-official-base"],
         ]
     );
-    let json: serde_json::Value = serde_json::from_str(&h.ssh_ok(azl, "tdnf -q --json check-update").await).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&h.ssh_ok(azl, "sudo tdnf -q --json check-update").await).unwrap();
     assert_eq!(json[2]["Name"], "kernel");
     assert_eq!(json[2]["Evr"], "6.6.78.1-1.azl3");
     let nr = h.ssh(azl, "needs-restarting -r").await;
@@ -887,7 +892,7 @@ async fn tdnf_and_needs_restarting_like_azure_linux_3() {
     // but needs-restarting -r says a reboot is required, and why.
     let out = h.ssh_ok(azl, "sudo tdnf -y update --refresh").await;
     assert!(out.contains("Upgrading:") && out.ends_with("Complete!\n"), "{out}");
-    assert_eq!(h.ssh_ok(azl, "tdnf -q check-update").await, "");
+    assert_eq!(h.ssh_ok(azl, "sudo tdnf -q check-update").await, "");
     assert_eq!(h.machine(azl)["rebootRequired"], false);
     let nr = h.ssh(azl, "needs-restarting -r").await;
     assert_eq!(nr.status.code(), Some(1));

@@ -83,6 +83,11 @@ do_refresh() {
 pending() { awk 'NF >= 6 { print $1, $3, $4, $5, $6 }' "$PENDING" | sort; }
 
 do_check_update() {
+    # tdnf refuses non-root users for every command (microsoft/azurelinux#1386).
+    if ! is_root; then
+        echo "Error(1601) : Operation not permitted. You have to be root." >&2
+        exit 1
+    fi
     do_refresh
     if [ "$json" = 1 ]; then
         pending | awk 'BEGIN { printf "[" }
@@ -96,7 +101,7 @@ do_check_update() {
 
 do_update() {
     if ! is_root; then
-        echo "Error(1601) : You have to be root to run this command (tdnf $cmd)" >&2
+        echo "Error(1601) : Operation not permitted. You have to be root." >&2
         exit 1
     fi
     if lock_held; then
