@@ -116,6 +116,16 @@ async fn issue14_scan_reports_azure_linux_updates_and_the_reboot_need_before_the
     }
     // Nothing changed anywhere.
     assert!(of_kind(&c.events(), "apt-upgrade").is_empty());
+
+    // --refresh refreshes tdnf's metadata on Azure Linux (apt-get update on Ubuntu).
+    let r = c.run(&["scan", "--refresh", "-o", "json"], true).await;
+    r.assert_code(0);
+    assert_eq!(row(&r.json(), AZL[0])["note"], serde_json::Value::Null, "{}", r.stdout);
+    let refreshed = nodes_with(&c.events(), "apt-update");
+    assert_eq!(refreshed.len(), 4, "{refreshed:?}");
+    assert!(of_kind(&c.events(), "apt-update")
+        .iter()
+        .any(|e| e.node.as_deref() == Some(AZL[0]) && e.detail == "tdnf --refresh"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -228,6 +238,23 @@ async fn issue14_security_mode_is_refused_on_azure_linux_unless_asked_to_install
     assert!(of_kind(&ev, "apt-upgrade").is_empty(), "nothing upgraded");
     assert!(of_kind(&ev, "cordon").is_empty(), "nothing cordoned");
     assert!(c.lock_free(), "no lock taken");
+    // --dry-run says so, and shows SECURITY n/a in its plan.
+    let d = c
+        .run(&apply_args(&["--upgrade-mode", "security", "--dry-run"]), true)
+        .await;
+    d.assert_code(0);
+    assert!(
+        d.stderr
+            .contains("apply would refuse: --upgrade-mode security cannot be applied to the Azure Linux nodes"),
+        "{}",
+        d.stderr
+    );
+    let plan_line = d
+        .stderr
+        .lines()
+        .find(|l| l.starts_with(AZL[0]))
+        .unwrap_or_else(|| panic!("{} in the plan: {}", AZL[0], d.stderr));
+    assert!(plan_line.split_whitespace().any(|w| w == "n/a"), "{plan_line}");
 
     // Asked explicitly: all updates on the Azure Linux node.
     let r = c

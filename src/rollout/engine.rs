@@ -1255,6 +1255,9 @@ mod tests {
         /// Seconds the next boot takes.
         boot_secs: u64,
         upgrading_until: Option<Instant>,
+        /// Azure Linux (tdnf) instead of Ubuntu (apt); `mariner`: its 2.0.
+        tdnf: bool,
+        mariner: bool,
     }
 
     impl FakeNode {
@@ -1270,6 +1273,8 @@ mod tests {
                 never_returns: false,
                 boot_secs: 20,
                 upgrading_until: None,
+                tdnf: false,
+                mariner: false,
             }
         }
     }
@@ -1290,6 +1295,8 @@ mod tests {
         cancel_at: Option<(&'static str, CancellationToken)>,
         fence_fails_at: Option<&'static str>,
         lost: Option<String>,
+        /// The upgrade commands started, with their node.
+        commands: Vec<(String, String)>,
     }
 
     #[derive(Clone, Default)]
@@ -1364,7 +1371,7 @@ mod tests {
                 container_runtime: "containerd://1.7".into(),
                 pool: Some("p".into()),
                 os_type: Some("linux".into()),
-                os_sku: Some("Ubuntu".into()),
+                os_sku: Some(if n.tdnf { "AzureLinux" } else { "Ubuntu" }.into()),
                 node_image_version: None,
                 unschedulable: n.unschedulable,
                 ready: n.ready,
@@ -1497,13 +1504,22 @@ mod tests {
             let n = self.node(&node.name);
             Ok(Probe {
                 running_kernel: n.kernel.clone(),
-                os_id: "ubuntu".into(),
+                os_id: match (n.tdnf, n.mariner) {
+                    (true, true) => "mariner",
+                    (true, false) => "azurelinux",
+                    _ => "ubuntu",
+                }
+                .into(),
                 os_version: "22.04".into(),
                 os_pretty_name: None,
                 boot_id: Some(format!("boot-{}", n.boot)),
                 booted_at: None,
                 uptime_seconds: None,
-                package_manager: PackageManager::Apt,
+                package_manager: if n.tdnf {
+                    PackageManager::Tdnf
+                } else {
+                    PackageManager::Apt
+                },
                 pending: n
                     .pending
                     .iter()
@@ -1513,7 +1529,7 @@ mod tests {
                         to: "2".into(),
                         pockets: vec!["jammy-security".into()],
                         arch: "amd64".into(),
-                        security: true,
+                        security: !n.tdnf,
                     })
                     .collect(),
                 reboot_required: n.reboot_required,
@@ -1525,13 +1541,14 @@ mod tests {
                 refreshed: false,
                 refresh_error: None,
                 unsupported: None,
-                end_of_support: None,
-                needs_restarting: false,
+                end_of_support: n.mariner.then(|| "Azure Linux 2.0 is out of support".to_string()),
+                needs_restarting: n.tdnf && n.reboot_required,
             })
         }
 
-        async fn start_upgrade(&self, node: &NodeTarget, _command: &str, _run_id: &str) -> Result<(), PortError> {
+        async fn start_upgrade(&self, node: &NodeTarget, command: &str, _run_id: &str) -> Result<(), PortError> {
             self.step("upgrade", &node.name)?;
+            self.w().commands.push((node.name.clone(), command.to_string()));
             self.edit(&node.name, |n| {
                 n.upgrading_until = Some(Instant::now() + Duration::from_secs(5))
             });
@@ -1556,11 +1573,14 @@ mod tests {
                 let w = self.w();
                 (w.apt_exit, w.apt_leaves.clone())
             };
+            let tdnf = self.node(&node.name).tdnf;
             if code != 0 {
-                return Ok(Some((
-                    "E: Sub-process /usr/bin/dpkg returned an error code (1)".into(),
-                    code,
-                )));
+                let log = if tdnf {
+                    "Error(1622) : Unable to download packages"
+                } else {
+                    "E: Sub-process /usr/bin/dpkg returned an error code (1)"
+                };
+                return Ok(Some((log.into(), code)));
             }
             self.edit(&node.name, |n| {
                 n.upgrading_until = None;
@@ -1569,6 +1589,12 @@ mod tests {
                 }
                 n.pending = leaves.clone();
             });
+            if tdnf {
+                return Ok(Some((
+                    format!("Upgrading:\nkernel x86_64 {NEW} azurelinux-official-base 1.02M\nopenssl x86_64 3.3.3-1.azl3 azurelinux-official-base 1.02M\n\nComplete!"),
+                    0,
+                )));
+            }
             Ok(Some((
                 format!("Setting up linux-image-{NEW} ({NEW}) ...\nSetting up openssl (3.0.2) ..."),
                 0,
@@ -2196,5 +2222,90 @@ mod tests {
         h.run(&mut rec).await.unwrap();
         assert!(!h.fakes.log().iter().any(|l| l.ends_with(" n0") || l.ends_with(" n1")));
         assert_eq!(rec.nodes[2].state, NodeState::Done);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn azure_linux_nodes_are_upgraded_with_tdnf_between_ubuntu_nodes() {
+        let h = Harness::new(3);
+        h.fakes.edit("n1", |n| n.tdnf = true);
+        let mut rec = record(3);
+        h.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done; 3]);
+        assert_eq!(h.fakes.w().max_out, 1, "never two nodes out");
+        let cmds = h.fakes.w().commands.clone();
+        assert_eq!(cmds.len(), 3);
+        assert!(cmds[0].1.contains("apt-get") && !cmds[0].1.contains("tdnf"), "{cmds:?}");
+        assert!(
+            cmds[1].1.contains("dnf-automatic-install.service") && cmds[1].1.ends_with("sudo tdnf -y update --refresh"),
+            "{cmds:?}"
+        );
+        assert!(cmds[2].1.contains("apt-get"), "{cmds:?}");
+        // tdnf's output is parsed as tdnf's.
+        let names: Vec<&str> = rec.nodes[1].packages_upgraded.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["kernel", "openssl"]);
+        assert!(rec.nodes[1].upgrade_output.contains("Complete!"));
+        // No download ahead for the Azure Linux node; the Ubuntu node after it has one.
+        assert!(
+            !h.fakes.log().contains(&"prefetch n1".to_string()),
+            "{:?}",
+            h.fakes.log()
+        );
+        assert!(h.fakes.log().contains(&"prefetch n2".to_string()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_tdnf_names_its_error_and_cordons_nothing() {
+        let h = Harness::new(1);
+        h.fakes.edit("n0", |n| n.tdnf = true);
+        h.fakes.w().apt_exit = 1;
+        let mut rec = record(1);
+        let e = h.run(&mut rec).await.unwrap_err();
+        let msg = format!("{e:?}");
+        assert!(
+            msg.contains("(tdnf exit 1: Error(1622) : Unable to download packages)") && msg.contains("not cordoned"),
+            "{msg}"
+        );
+        assert_eq!(h.fakes.count("cordon"), 0);
+        assert_eq!(rec.nodes[0].state, NodeState::Failed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn security_mode_on_azure_linux_needs_consent_to_install_all() {
+        let mut h = Harness::new(1);
+        h.fakes.edit("n0", |n| n.tdnf = true);
+        h.options.upgrade_mode = UpgradeMode::Security;
+        let mut rec = record(1);
+        let e = h.run(&mut rec).await.unwrap_err();
+        assert!(
+            format!("{e:?}").contains("--upgrade-mode security cannot be applied"),
+            "{e:?}"
+        );
+        assert!(!changed(&h.fakes, "n0"), "{:?}", h.fakes.log());
+
+        h.options.azure_linux_security_as_all = true;
+        let mut rec = record(1);
+        h.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done]);
+        let n = h.fakes.node("n0");
+        assert_eq!(n.kernel, NEW);
+        assert!(n.pending.is_empty(), "all updates, not none");
+        assert!(h.fakes.w().commands[0].1.contains("tdnf -y update"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn azure_linux_2_is_patched_only_with_consent() {
+        let mut h = Harness::new(1);
+        h.fakes.edit("n0", |n| {
+            n.tdnf = true;
+            n.mariner = true
+        });
+        let mut rec = record(1);
+        let e = h.run(&mut rec).await.unwrap_err();
+        assert!(format!("{e:?}").contains("--allow-azure-linux-2"), "{e:?}");
+        assert!(!changed(&h.fakes, "n0"));
+        h.options.allow_azure_linux_2 = true;
+        let mut rec = record(1);
+        h.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done]);
     }
 }

@@ -215,7 +215,15 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
         .filter(|r| entries.iter().any(|e| e.name == r.name && e.patch()))
         .collect();
     if let Some(refusal) = azure_linux::refusal(&planned, &options) {
-        return Err(refusal.into());
+        if !args.dry_run {
+            return Err(refusal.into());
+        }
+        // --dry-run shows everything that would refuse the run, and changes nothing anyway.
+        let message = refusal.message.replace("; nothing was changed", "");
+        reporter.warn(&format!(
+            "apply would refuse: {message}{}",
+            refusal.hint.map(|h| format!(" ({h})")).unwrap_or_default()
+        ));
     }
 
     // Pre-flight, part 2: what will certainly fail, before anything changes.
