@@ -64,6 +64,7 @@ async fn issue14_scan_reports_azure_linux_updates_and_the_reboot_need_before_the
         .find(|u| u["name"] == "kernel")
         .expect("the kernel update is listed");
     assert_eq!(kernel["to"], AZL_NEW_KERNEL);
+    assert_eq!(kernel["from"], AZL_KERNEL, "the installed version, from rpm");
     assert_eq!(kernel["pockets"][0], "azurelinux-official-base");
 
     // Updated by dnf-automatic, no marker yet (check-restart runs at 08:00 UTC): found by
@@ -288,7 +289,8 @@ async fn issue14_a_running_dnf_automatic_is_waited_for() {
     c.sim
         .fault(Fault::DpkgLock {
             node: AZL[0].into(),
-            seconds: 4.0,
+            // Long enough to outlast the run's start on a busy machine.
+            seconds: 10.0,
         })
         .unwrap();
     let t0 = std::time::Instant::now();

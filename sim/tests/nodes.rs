@@ -856,6 +856,15 @@ async fn tdnf_and_needs_restarting_like_azure_linux_3() {
         "{}",
         stdout(&nr)
     );
+    // rpm knows the installed versions.
+    assert_eq!(
+        h.ssh_ok(azl, "rpm -q --qf '%{NAME} %{VERSION}-%{RELEASE}\\n' kernel curl")
+            .await,
+        "kernel 6.6.64.2-9.azl3\ncurl 8.8.0-4.azl3\n"
+    );
+    let out = h.ssh(azl, "rpm -q nano").await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "package nano is not installed\n");
 
     // Installing needs root; dnf-automatic holding rpm's lock makes it fail; systemd says so.
     let out = h.ssh(azl, "tdnf -y update").await;

@@ -49,7 +49,10 @@ pub fn probe_script(refresh: bool, lock_timeout_secs: u64) -> String {
          if command -v tdnf >/dev/null 2>&1; then \
          echo '@@aks-patch:tdnf-check-update'; out=$(tdnf -q check-update 2>&1 </dev/null); rc=$?; \
          case \"$out\" in *'have to be root'*) out=$(sudo -n tdnf -q -C check-update 2>&1 </dev/null); rc=$?;; esac; \
-         printf '%s\\n' \"$out\"; echo \"rc=$rc\"; fi\n\
+         printf '%s\\n' \"$out\"; echo \"rc=$rc\"; \
+         names=$(printf '%s\\n' \"$out\" | awk 'NF == 3 && $1 ~ /[.]/ { sub(/[.][^.]*$/, \"\", $1); print $1 }' | sort -u); \
+         if [ -n \"$names\" ] && command -v rpm >/dev/null 2>&1; then \
+         echo '@@aks-patch:rpm-installed'; rpm -q --qf '%{NAME} %{VERSION}-%{RELEASE}\\n' $names 2>/dev/null </dev/null; fi; fi\n\
          if command -v needs-restarting >/dev/null 2>&1; then \
          echo '@@aks-patch:needs-restarting'; needs-restarting -r 2>&1 </dev/null; echo \"rc=$?\"; fi\n\
          echo '@@aks-patch:end'\n",
@@ -178,7 +181,10 @@ impl Probe {
         let mut pending = parse_upgradable(get("upgradable"));
         if package_manager == PackageManager::Tdnf {
             match sections.get("tdnf-check-update") {
-                Some(text) => pending = parse_tdnf_check_update(text)?,
+                Some(text) => {
+                    pending = parse_tdnf_check_update(text)?;
+                    fill_installed_versions(&mut pending, get("rpm-installed"));
+                }
                 None => {
                     return Err(ProbeParseError(
                         "the node is Azure Linux but has no tdnf to list its pending updates".into(),
@@ -479,6 +485,27 @@ pub fn parse_tdnf_check_update(text: &str) -> Result<Vec<PendingUpdate>, ProbePa
     Ok(out)
 }
 
+/// The installed versions (`rpm -q --qf '%{NAME} %{VERSION}-%{RELEASE}\n'`) as the updates'
+/// `from`: the newest installed one where several are (kernels).
+fn fill_installed_versions(pending: &mut [PendingUpdate], rpm: &str) {
+    let mut newest: BTreeMap<&str, &str> = BTreeMap::new();
+    for line in rpm.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(name), Some(version), None) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let e = newest.entry(name).or_insert(version);
+        if version_key(version) > version_key(e) {
+            *e = version;
+        }
+    }
+    for p in pending.iter_mut() {
+        if let Some(v) = newest.get(p.name.as_str()) {
+            p.from = v.to_string();
+        }
+    }
+}
+
 /// `needs-restarting -r`: exit 1 = a reboot is required, 0 = not; the `  * name` lines name
 /// what was updated since boot (kernel, glibc, systemd...).
 pub fn parse_needs_restarting(text: &str) -> Result<(bool, Vec<String>), ProbeParseError> {
@@ -663,6 +690,11 @@ N: There is 1 additional version. Please use the '-a' switch to see it
                    curl.x86_64                              8.11.1-2.azl3                  azurelinux-official-base\n\
                    kernel.x86_64                            6.6.78.1-1.azl3                azurelinux-official-base\n\
                    rc=0\n\
+                   @@aks-patch:rpm-installed\n\
+                   curl 8.8.0-4.azl3\n\
+                   kernel 6.6.57.1-2.azl3\n\
+                   kernel 6.6.64.2-9.azl3\n\
+                   package glibc is not installed\n\
                    @@aks-patch:needs-restarting\n\
                    Core libraries or services have been updated since boot-up:\n  * kernel\n  * glibc\n\n\
                    Reboot is required to fully utilize these updates.\nrc=1\n@@aks-patch:end\n";
@@ -677,6 +709,9 @@ N: There is 1 additional version. Please use the '-a' switch to see it
         assert_eq!(p.pending_count(), 2);
         assert_eq!(p.pending[1].name, "kernel");
         assert_eq!(p.pending[1].to, "6.6.78.1-1.azl3");
+        // From rpm: the newest installed kernel.
+        assert_eq!(p.pending[1].from, "6.6.64.2-9.azl3");
+        assert_eq!(p.pending[0].from, "8.8.0-4.azl3");
         assert_eq!(p.pending[1].pockets, vec!["azurelinux-official-base"]);
         assert_eq!(p.pending[1].arch, "x86_64");
         // No security classification on Azure Linux: nothing counts as security.

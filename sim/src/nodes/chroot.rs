@@ -473,6 +473,7 @@ const USR_BIN_SHIMS: &[(&str, &str)] = &[
     ("apt", include_str!("shims/apt.sh")),
     ("tdnf", include_str!("shims/tdnf.sh")),
     ("needs-restarting", include_str!("shims/needs-restarting.sh")),
+    ("rpm", include_str!("shims/rpm.sh")),
     ("sudo", include_str!("shims/sudo.sh")),
     ("uname", include_str!("shims/uname.sh")),
     ("uptime", include_str!("shims/uptime.sh")),
@@ -495,7 +496,7 @@ const USR_SBIN_SHIMS: &[(&str, &str)] = &[
 pub const APT_SHIMS: &[&str] = &["apt-get", "apt"];
 
 /// Shims only Azure Linux nodes have.
-pub const TDNF_SHIMS: &[&str] = &["tdnf", "needs-restarting"];
+pub const TDNF_SHIMS: &[&str] = &["tdnf", "needs-restarting", "rpm"];
 
 /// Build the template every node root is cloned from.
 pub fn build_template(instance: &Path, tools: &Tools, user: &HostUser, timing: &Timing) -> Result<PathBuf> {
@@ -813,6 +814,7 @@ const NOT_ON_BASTION: &[&str] = &[
     "apt",
     "tdnf",
     "needs-restarting",
+    "rpm",
     "systemctl",
     "reboot",
     "shutdown",
