@@ -112,7 +112,7 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
                     reboot_required: r.reboot_required.unwrap_or(false),
                     reboot_packages: r.reboot_packages.clone(),
                     pending_updates: r.pending_updates.unwrap_or(0),
-                    security_updates: r.security_updates.unwrap_or(0),
+                    security_updates: r.security_updates,
                     running_kernel: r.running_kernel.clone().unwrap_or_default(),
                     boot_id: r.boot_id.clone(),
                 },

@@ -166,4 +166,25 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn resume_takes_the_azure_linux_consents_given_now() {
+        let now = RunOptions {
+            upgrade_mode: UpgradeMode::All,
+            delete_emptydir_data: false,
+            drain_timeout: 600,
+            azure_linux_security_as_all: true,
+            allow_azure_linux_2: true,
+            ..opts()
+        };
+        let o = resume_options(&opts(), &now, "r1").unwrap();
+        assert!(o.azure_linux_security_as_all && o.allow_azure_linux_2);
+        assert_eq!(o.upgrade_mode, UpgradeMode::Security, "the rest as recorded");
+        // And a consent recorded is kept when not repeated.
+        let prev = RunOptions {
+            allow_azure_linux_2: true,
+            ..opts()
+        };
+        assert!(resume_options(&prev, &opts(), "r1").unwrap().allow_azure_linux_2);
+    }
 }

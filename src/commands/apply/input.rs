@@ -185,7 +185,7 @@ pub(super) fn remember_scans(settings: &Settings, rec: &RunRecord) {
                     reboot_required: false,
                     reboot_packages: vec![],
                     pending_updates: 0,
-                    security_updates: 0,
+                    security_updates: Some(0),
                     running_kernel: n.kernel_after.clone().unwrap_or_default(),
                     boot_id: n.boot_id_after.clone(),
                 },
