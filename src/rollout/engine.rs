@@ -1109,9 +1109,14 @@ impl<'a> Engine<'a> {
         let node = target(&back);
         self.transport.disconnect(&node).await;
         let mut left = vec![];
+        // Azure Linux: `needs-restarting -r` must say no reboot is needed any more.
+        let mut still_needed: Option<Vec<String>> = None;
         match self.transport.probe(&node).await {
             Ok(p) => {
                 left = pending_of(self.cfg.options.upgrade_mode, &p);
+                if p.needs_restarting {
+                    still_needed = Some(p.reboot_packages.clone());
+                }
                 rec.nodes[i].kernel_after = Some(p.running_kernel.clone());
                 if p.reboot_required {
                     let what = if p.needs_restarting {
@@ -1143,6 +1148,13 @@ impl<'a> Engine<'a> {
         self.reporter.step(&name, &undo);
         if rec.nodes[i].in_hand {
             return Err(RunStop::failed(format!("node {name} is back, but {undo}")));
+        }
+        if let Some(pkgs) = still_needed {
+            // Never patched while it still needs the reboot (an old kernel booted again).
+            return Err(RunStop::failed(format!(
+                "node {name} is back, but `needs-restarting -r` still says a reboot is required ({}); it is not reported patched",
+                pkgs.join(", ")
+            )));
         }
         if !left.is_empty() {
             // Never patched with updates of its mode still pending: the resume redoes it.
@@ -1258,6 +1270,8 @@ mod tests {
         /// Azure Linux (tdnf) instead of Ubuntu (apt); `mariner`: its 2.0.
         tdnf: bool,
         mariner: bool,
+        /// The reboot does not clear the need (the old kernel boots again).
+        reboot_need_stays: bool,
     }
 
     impl FakeNode {
@@ -1275,6 +1289,7 @@ mod tests {
                 upgrading_until: None,
                 tdnf: false,
                 mariner: false,
+                reboot_need_stays: false,
             }
         }
     }
@@ -1617,7 +1632,7 @@ mod tests {
                         n.ready = true;
                         n.boot += 1;
                         n.kernel = NEW.into();
-                        n.reboot_required = false;
+                        n.reboot_required = n.reboot_need_stays;
                     });
                 });
             }
@@ -2307,5 +2322,24 @@ mod tests {
         let mut rec = record(1);
         h.run(&mut rec).await.unwrap();
         assert_eq!(states(&rec), [NodeState::Done]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_azure_linux_node_that_still_needs_a_reboot_is_not_reported_patched() {
+        let h = Harness::new(2);
+        h.fakes.edit("n0", |n| {
+            n.tdnf = true;
+            n.reboot_need_stays = true
+        });
+        let mut rec = record(2);
+        let stop = h.run(&mut rec).await.unwrap_err();
+        assert!(
+            format!("{stop:?}").contains("`needs-restarting -r` still says a reboot is required"),
+            "{stop:?}"
+        );
+        assert_eq!(states(&rec), [NodeState::Failed, NodeState::Pending]);
+        let n = h.fakes.node("n0");
+        assert!(!n.unschedulable && n.marked.is_none(), "put back before stopping");
+        assert!(!changed(&h.fakes, "n1"));
     }
 }
