@@ -23,6 +23,39 @@ pub struct PoolInfo {
     pub latest_node_image_version: Option<String>,
 }
 
+/// How the cluster authenticates and authorizes its users (from ARM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthMode {
+    /// `aadProfile.managed`: AKS-managed Entra ID.
+    pub entra_id: bool,
+    /// `aadProfile.enableAzureRBAC`: Azure RBAC for Kubernetes authorization.
+    pub azure_rbac: bool,
+    /// Whether static local accounts (`--admin`) exist (`disableLocalAccounts` false).
+    pub local_accounts: bool,
+    /// Whether aks-patch reaches the API server with its own Entra ID token.
+    pub entra_token: bool,
+}
+
+impl std::fmt::Display for AuthMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = vec![];
+        if self.entra_id {
+            parts.push(if self.azure_rbac {
+                "Entra ID with Azure RBAC"
+            } else {
+                "Entra ID with Kubernetes RBAC"
+            });
+        }
+        parts.push(if self.local_accounts {
+            "local accounts enabled"
+        } else {
+            "local accounts disabled"
+        });
+        write!(f, "cluster auth: {}", parts.join(", "))
+    }
+}
+
 /// The resolved cluster.
 pub struct ClusterContext {
     pub cluster: ClusterRef,
@@ -35,6 +68,8 @@ pub struct ClusterContext {
     pub node_os_channel: Option<String>,
     /// `-g RG --cluster-name NAME` for the `az aks nodepool` commands in hints.
     pub az_args: String,
+    /// How the cluster authenticates (None without ARM).
+    pub auth: Option<AuthMode>,
 }
 
 impl ClusterContext {
@@ -78,7 +113,7 @@ pub async fn resolve(
     };
     let cloud = CloudEndpoints::resolve(args.cloud.into(), settings).map_err(azure_failure)?;
     let credential = Arc::new(AzureCredential::new(args.auth.into(), settings, &cloud).map_err(azure_failure)?);
-    let arm = ArmClient::new(&cloud, credential).map_err(azure_failure)?;
+    let arm = ArmClient::new(&cloud, credential.clone()).map_err(azure_failure)?;
     let subscription = arm
         .resolve_subscription(args.subscription.as_deref(), settings)
         .await
@@ -109,10 +144,33 @@ pub async fn resolve(
             }
         }
     }
-    let kubeconfig = arm.get_kubeconfig(&cref, args.admin).await.map_err(azure_failure)?;
-    let client = crate::kube::client_from_kubeconfig_yaml(kubeconfig.yaml(), None)
+    let entra = mc.entra_managed();
+    if args.admin && mc.local_accounts_disabled() {
+        return Err(admin_refused(rg, name).into());
+    }
+    // On an Entra ID cluster the user kubeconfig's user is kubelogin (exec) or the retired
+    // `azure` auth-provider: aks-patch keeps only its server and CA and sends its own token.
+    let format = (entra && !args.admin).then_some("exec");
+    let kubeconfig = arm
+        .get_kubeconfig_in(&cref, args.admin, format)
         .await
-        .context("cannot use the kubeconfig ARM returned for the cluster")?;
+        .map_err(|e| match e {
+            AzureError::Api {
+                status: 400,
+                ref message,
+                ..
+            } if args.admin && message.contains("disable local accounts") => admin_refused(rg, name).into(),
+            e => azure_failure(e),
+        })?;
+    let entra_token = !args.admin && (entra || is_entra_kubeconfig(kubeconfig.yaml()));
+    let client = if entra_token {
+        reporter.verbose("the cluster uses Entra ID: authenticating to its API server with an Entra ID token from the Azure credential (no kubelogin)");
+        let source = Arc::new(crate::azure::aks::AksTokenSource::new(credential.clone()));
+        crate::kube::bearer::client_with_token_source(kubeconfig.yaml(), source).await
+    } else {
+        crate::kube::client_from_kubeconfig_yaml(kubeconfig.yaml(), None).await
+    }
+    .context("cannot use the kubeconfig ARM returned for the cluster")?;
     Ok(ClusterContext {
         cluster: ClusterRef::arm(&subscription, rg, name),
         client,
@@ -120,6 +178,39 @@ pub async fn resolve(
         admin_user: mc.admin_username().unwrap_or("azureuser").to_string(),
         node_os_channel: mc.node_os_upgrade_channel().map(str::to_string),
         az_args: format!("-g {rg} --cluster-name {name}"),
+        auth: Some(AuthMode {
+            entra_id: entra,
+            azure_rbac: mc.azure_rbac(),
+            local_accounts: !mc.local_accounts_disabled(),
+            entra_token,
+        }),
+    })
+}
+
+/// `--admin` on a cluster whose local accounts are disabled.
+fn admin_refused(rg: &str, name: &str) -> Failure {
+    Failure::new(
+        Exit::Usage,
+        format!(
+            "--admin cannot be used with cluster {rg}/{name}: it has local accounts disabled (properties.disableLocalAccounts: true), so ARM refuses listClusterAdminCredential"
+        ),
+    )
+    .hint("drop --admin: aks-patch then signs in to the cluster with an Entra ID token from your Azure credential (the one --auth picks)")
+}
+
+/// Whether a kubeconfig's users sign in through Entra ID: the `kubelogin` exec plugin or the
+/// legacy `azure` auth-provider (which current clients no longer support).
+fn is_entra_kubeconfig(yaml: &str) -> bool {
+    let Ok(kc) = ::kube::config::Kubeconfig::from_yaml(yaml) else {
+        return false;
+    };
+    kc.auth_infos.iter().filter_map(|a| a.auth_info.as_ref()).any(|a| {
+        let kubelogin = a.exec.as_ref().and_then(|e| e.command.as_deref()).is_some_and(|c| {
+            std::path::Path::new(c)
+                .file_name()
+                .is_some_and(|f| f == "kubelogin" || f == "kubelogin.exe")
+        });
+        kubelogin || a.auth_provider.as_ref().is_some_and(|p| p.name == "azure")
     })
 }
 
@@ -168,6 +259,7 @@ async fn from_kubeconfig(path: &std::path::Path, context: Option<&str>) -> anyho
         admin_user: "azureuser".into(),
         node_os_channel: None,
         az_args: format!("-g RESOURCE_GROUP --cluster-name {ctx_name}"),
+        auth: None,
     })
 }
 
@@ -198,9 +290,54 @@ pub fn azure_failure(e: AzureError) -> anyhow::Error {
 /// failing exec plugin) are exit 4. kube-rs's debug dump of the status is left out.
 pub fn kube_failure(action: &str, e: crate::kube::KubeError) -> anyhow::Error {
     let exit = match &e {
-        crate::kube::KubeError::Auth { .. } => Exit::Auth,
+        crate::kube::KubeError::Auth { .. } | crate::kube::KubeError::Bearer { .. } => Exit::Auth,
         _ if matches!(e.status_code(), Some(401 | 403)) => Exit::Auth,
         _ => Exit::Failure,
     };
     Failure::new(exit, format!("{action}: {e}")).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kubeconfig(user: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:6443\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\nusers:\n- name: u\n  user:\n{user}"
+        )
+    }
+
+    #[test]
+    fn entra_kubeconfigs_are_recognised() {
+        let exec = "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: /usr/local/bin/kubelogin\n      args: [get-token, --login, devicecode]\n";
+        assert!(is_entra_kubeconfig(&kubeconfig(exec)));
+        let provider = "    auth-provider:\n      name: azure\n      config: {apiserver-id: 6dae42f8-4368-4678-94ff-3960e28e3630}\n";
+        assert!(is_entra_kubeconfig(&kubeconfig(provider)));
+        let other_exec = "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: aws\n      args: [eks, get-token]\n";
+        assert!(!is_entra_kubeconfig(&kubeconfig(other_exec)));
+        assert!(!is_entra_kubeconfig(&kubeconfig("    token: abc\n")));
+        assert!(!is_entra_kubeconfig("not: [valid"));
+    }
+
+    #[test]
+    fn auth_mode_in_words() {
+        let m = |entra_id, azure_rbac, local_accounts| {
+            AuthMode {
+                entra_id,
+                azure_rbac,
+                local_accounts,
+                entra_token: entra_id,
+            }
+            .to_string()
+        };
+        assert_eq!(m(false, false, true), "cluster auth: local accounts enabled");
+        assert_eq!(
+            m(true, false, true),
+            "cluster auth: Entra ID with Kubernetes RBAC, local accounts enabled"
+        );
+        assert_eq!(
+            m(true, true, false),
+            "cluster auth: Entra ID with Azure RBAC, local accounts disabled"
+        );
+    }
 }
