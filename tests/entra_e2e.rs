@@ -268,3 +268,69 @@ async fn issue11_a_refused_token_is_an_auth_failure_naming_the_credential() {
     assert!(r.stderr.contains("az login"), "{}", r.stderr);
     assert_no_secret(&c, &r);
 }
+
+/// `access.user` with `rules` (JSON, valid YAML).
+fn restricted(rules: &serde_json::Value) -> String {
+    format!(
+        "access:\n  user:\n    username: operator@aks-sim.example\n    clusterRole: aks-patch\n    rules: {rules}\n"
+    )
+}
+
+/// The ClusterRole in docs/rbac.yaml, as the README tells users to apply it, is enough for a
+/// whole rollout: nothing more, nothing refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue11_the_documented_cluster_role_is_enough_for_a_rollout() {
+    let doc: serde_json::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/rbac.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(doc["kind"], "ClusterRole");
+    let c = Cluster::start(Some(&entra_scenario("", &restricted(&doc["rules"])))).await;
+    let r = c.run(&["apply", "--one-at-a-time", "--yes"], true).await;
+    r.assert_code(0);
+    for i in 0..3 {
+        assert_eq!(c.kernel(&small_node(i)), "5.15.0-1073-azure");
+        assert!(!c.unschedulable(&small_node(i)));
+    }
+    assert!(c.lock_free());
+}
+
+/// A role that may read everything and hold the lock but not evict: the rollout would stop at
+/// the first drain, so it is refused up front (exit 4), naming the permission and the roles,
+/// before any upgrade, cordon or lock; `--dry-run` shows it as a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue11_a_missing_permission_is_found_before_any_change() {
+    let rules = serde_json::json!([
+        {"verbs": ["get", "list", "watch", "patch"], "apiGroups": [""], "resources": ["nodes"]},
+        {"verbs": ["get", "list", "watch"], "apiGroups": [""], "resources": ["pods"]},
+        {"verbs": ["get", "list", "watch"], "apiGroups": ["policy"], "resources": ["poddisruptionbudgets"]},
+        {"verbs": ["get", "list", "watch"], "apiGroups": ["apps"], "resources": ["daemonsets", "replicasets", "statefulsets"]},
+        {"verbs": ["get", "list", "watch", "create", "update", "delete"], "apiGroups": ["coordination.k8s.io"], "resources": ["leases"]},
+    ]);
+    let c = Cluster::start(Some(&entra_scenario("", &restricted(&rules)))).await;
+    let r = c.run(&["apply", "--one-at-a-time", "--dry-run"], true).await;
+    r.assert_code(0);
+    assert!(
+        r.stderr.contains("may not create pods/eviction in namespace app"),
+        "{}",
+        r.stderr
+    );
+    let r = c.run(&["apply", "--one-at-a-time", "--yes"], true).await;
+    r.assert_code(4);
+    assert!(
+        r.stderr.contains("may not create pods/eviction in namespace app"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("nothing was changed"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("hint:") && r.stderr.contains("Azure Kubernetes Service RBAC Cluster Admin"),
+        "{}",
+        r.stderr
+    );
+    let events = c.events();
+    assert!(of_kind(&events, "apt-upgrade").is_empty());
+    assert!(of_kind(&events, "cordon").is_empty());
+    assert!(of_kind(&events, "lease").is_empty(), "the lock was not taken");
+    assert!(c.lease().is_none());
+}
