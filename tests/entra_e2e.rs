@@ -265,7 +265,13 @@ async fn issue11_a_refused_token_is_an_auth_failure_naming_the_credential() {
         r.stderr
     );
     assert!(r.stderr.contains("from the Azure CLI credential"), "{}", r.stderr);
-    assert!(r.stderr.contains("az login"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("hint: check that the Azure CLI credential is still signed in")
+            && r.stderr.contains("az login"),
+        "{}",
+        r.stderr
+    );
     assert_no_secret(&c, &r);
 }
 

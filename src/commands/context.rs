@@ -289,6 +289,17 @@ pub fn azure_failure(e: AzureError) -> anyhow::Error {
 /// message (status, server message, what to do). Refused credentials (401, 403, or a
 /// failing exec plugin) are exit 4. kube-rs's debug dump of the status is left out.
 pub fn kube_failure(action: &str, e: crate::kube::KubeError) -> anyhow::Error {
+    // A refused Entra ID token: what to do on its own `hint:` line.
+    if let crate::kube::KubeError::Bearer {
+        action: what,
+        detail,
+        hint: Some(hint),
+    } = &e
+    {
+        return Failure::new(Exit::Auth, format!("{action}: {what} failed: {detail}"))
+            .hint(hint.clone())
+            .into();
+    }
     let exit = match &e {
         crate::kube::KubeError::Auth { .. } | crate::kube::KubeError::Bearer { .. } => Exit::Auth,
         _ if matches!(e.status_code(), Some(401 | 403)) => Exit::Auth,

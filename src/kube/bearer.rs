@@ -55,8 +55,18 @@ pub trait TokenSource: Send + Sync + 'static {
 pub enum BearerError {
     #[error("cannot get {what}: {reason}")]
     Fetch { what: String, reason: String },
-    #[error("the API server refused {what} (HTTP 401 Unauthorized); {hint}")]
+    #[error("the API server refused {what} (HTTP 401 Unauthorized)")]
     Refused { what: String, hint: String },
+}
+
+impl BearerError {
+    /// What to do about it.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            BearerError::Fetch { .. } => None,
+            BearerError::Refused { hint, .. } => Some(hint),
+        }
+    }
 }
 
 /// The bearer error inside a kube error, if that is what it is.
@@ -286,6 +296,109 @@ mod tests {
         assert_eq!(t.token().await.unwrap(), "token-1");
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert_eq!(t.token().await.unwrap(), "token-2");
+    }
+
+    /// A plain-HTTP API server that records each request's Authorization header and answers
+    /// an empty NodeList, or 401 while `refuse` is set.
+    async fn recording_server() -> (
+        String,
+        Arc<std::sync::Mutex<Vec<String>>>,
+        Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let seen = Arc::new(std::sync::Mutex::new(vec![]));
+        let refuse = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (s2, r2) = (seen.clone(), refuse.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = l.accept().await else { return };
+                let (seen, refuse) = (s2.clone(), r2.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    let mut acc = Vec::new();
+                    loop {
+                        let n = match sock.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        acc.extend_from_slice(&buf[..n]);
+                        while let Some(end) = acc.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&acc[..end]).to_string();
+                            acc.drain(..end + 4);
+                            let auth = head
+                                .lines()
+                                .find_map(|l| {
+                                    l.strip_prefix("authorization: ")
+                                        .or_else(|| l.strip_prefix("Authorization: "))
+                                })
+                                .unwrap_or("")
+                                .to_string();
+                            seen.lock().unwrap().push(auth);
+                            let (status, body) = if refuse.load(Ordering::SeqCst) {
+                                (
+                                    "401 Unauthorized",
+                                    r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#,
+                                )
+                            } else {
+                                (
+                                    "200 OK",
+                                    r#"{"kind":"NodeList","apiVersion":"v1","metadata":{},"items":[]}"#,
+                                )
+                            };
+                            let resp = format!(
+                                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                                body.len()
+                            );
+                            if sock.write_all(resp.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (url, seen, refuse)
+    }
+
+    #[tokio::test]
+    async fn every_request_carries_the_current_token_and_a_401_names_the_source() {
+        use k8s_openapi::api::core::v1::Node;
+        let (url, seen, refuse) = recording_server().await;
+        let source = Arc::new(Counting {
+            fetched: AtomicU32::new(0),
+            life: Duration::from_secs(1),
+        });
+        let client = client_from_config_with_token(Config::new(url.parse().unwrap()), source.clone()).unwrap();
+        let nodes: ::kube::Api<Node> = ::kube::Api::all(client);
+        let lp = Default::default();
+        nodes.list(&lp).await.unwrap();
+        nodes.list(&lp).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        nodes.list(&lp).await.unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["Bearer token-1", "Bearer token-1", "Bearer token-2"],
+            "the token is sent on every request and replaced after half its life"
+        );
+
+        refuse.store(true, Ordering::SeqCst);
+        let e = nodes.list(&lp).await.unwrap_err();
+        assert!(!super::super::error::is_transient(&e), "a refused token is not retried");
+        let e = KubeError::api("listing nodes", e);
+        let text = e.to_string();
+        assert!(matches!(e, KubeError::Bearer { .. }), "{e:?}");
+        assert!(
+            text.contains("the API server refused a test token (HTTP 401 Unauthorized)"),
+            "{text}"
+        );
+        assert!(text.contains("fix it"), "{text}");
+        assert!(!text.contains("token-2"), "{text}");
+        // The refused token is dropped: the next request fetches a new one.
+        refuse.store(false, Ordering::SeqCst);
+        nodes.list(&lp).await.unwrap();
+        assert_eq!(seen.lock().unwrap().last().unwrap(), "Bearer token-3");
     }
 
     #[test]

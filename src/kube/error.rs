@@ -50,8 +50,12 @@ pub enum KubeError {
     Auth { action: String, detail: String },
     /// The token aks-patch gets itself (Entra ID clusters) could not be had, or the API
     /// server refused it: `detail` names the credential and what to do.
-    #[error("{action} failed: {detail}")]
-    Bearer { action: String, detail: String },
+    #[error("{action} failed: {detail}{}", hint.as_deref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    Bearer {
+        action: String,
+        detail: String,
+        hint: Option<String>,
+    },
     /// A Kubernetes API call failed: `action` says which, `hint` what to do.
     #[error("{action} failed: {}{hint}", describe_kube_error(.source))]
     Api {
@@ -69,6 +73,7 @@ impl KubeError {
             return KubeError::Bearer {
                 action: action.into(),
                 detail: b.to_string(),
+                hint: b.hint().map(str::to_string),
             };
         }
         if let Some(a) = auth_error(&source) {
@@ -151,7 +156,10 @@ pub fn auth_detail(a: &::kube::client::AuthError) -> String {
 /// the transport failure. Credential errors are told without secrets.
 pub fn describe_kube_error(e: &::kube::Error) -> String {
     if let Some(b) = super::bearer::bearer_error(e) {
-        return b.to_string();
+        return match b.hint() {
+            Some(h) => format!("{b} ({h})"),
+            None => b.to_string(),
+        };
     }
     if let Some(a) = auth_error(e) {
         return format!("getting credentials failed: {}", auth_detail(a));
