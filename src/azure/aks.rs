@@ -13,14 +13,21 @@ pub const AKS_SERVER_APP: &str = "6dae42f8-4368-4678-94ff-3960e28e3630";
 /// The scope of those tokens.
 pub const AKS_SCOPE: &str = "6dae42f8-4368-4678-94ff-3960e28e3630/.default";
 
-/// Tokens for the AKS server application from an [`AzureCredential`].
+/// Tokens for the cluster's Entra server application from an [`AzureCredential`].
 pub struct AksTokenSource {
     credential: Arc<AzureCredential>,
+    /// `{server application}/.default`: [`AKS_SCOPE`] on AKS-managed Entra ID clusters.
+    scope: String,
 }
 
 impl AksTokenSource {
-    pub fn new(credential: Arc<AzureCredential>) -> AksTokenSource {
-        AksTokenSource { credential }
+    /// Tokens for `server_app` (the kubeconfig's `--server-id`, [`AKS_SERVER_APP`] on
+    /// AKS-managed Entra ID).
+    pub fn new(credential: Arc<AzureCredential>, server_app: &str) -> AksTokenSource {
+        AksTokenSource {
+            credential,
+            scope: format!("{}/.default", server_app.trim_end_matches('/')),
+        }
     }
 
     fn credential_name(&self) -> String {
@@ -34,7 +41,11 @@ impl AksTokenSource {
 #[async_trait::async_trait]
 impl TokenSource for AksTokenSource {
     async fn fetch(&self) -> Result<BearerToken, String> {
-        let t = self.credential.get_token(AKS_SCOPE).await.map_err(|e| e.to_string())?;
+        let t = self
+            .credential
+            .get_token(&self.scope)
+            .await
+            .map_err(|e| e.to_string())?;
         let secs = t.expires_on.unix_timestamp().max(0) as u64;
         Ok(BearerToken {
             secret: t.token.secret().to_string(),
@@ -44,7 +55,8 @@ impl TokenSource for AksTokenSource {
 
     fn describe(&self) -> String {
         format!(
-            "the Entra ID token for the cluster (scope {AKS_SCOPE}) from {}",
+            "the Entra ID token for the cluster (scope {}) from {}",
+            self.scope,
             self.credential_name()
         )
     }

@@ -162,10 +162,13 @@ pub async fn resolve(
             } if args.admin && message.contains("disable local accounts") => admin_refused(rg, name).into(),
             e => azure_failure(e),
         })?;
-    let entra_token = !args.admin && (entra || is_entra_kubeconfig(kubeconfig.yaml()));
-    let client = if entra_token {
-        reporter.verbose("the cluster uses Entra ID: authenticating to its API server with an Entra ID token from the Azure credential (no kubelogin)");
-        let source = Arc::new(crate::azure::aks::AksTokenSource::new(credential.clone()));
+    let server_app = entra_server_app(kubeconfig.yaml())
+        .or_else(|| entra.then(|| crate::azure::aks::AKS_SERVER_APP.to_string()))
+        .filter(|_| !args.admin);
+    let entra_token = server_app.is_some();
+    let client = if let Some(app) = server_app {
+        reporter.verbose(&format!("the cluster uses Entra ID: authenticating to its API server with an Entra ID token for {app} from the Azure credential (no kubelogin)"));
+        let source = Arc::new(crate::azure::aks::AksTokenSource::new(credential.clone(), &app));
         crate::kube::bearer::client_with_token_source(kubeconfig.yaml(), source).await
     } else {
         crate::kube::client_from_kubeconfig_yaml(kubeconfig.yaml(), None).await
@@ -198,19 +201,38 @@ fn admin_refused(rg: &str, name: &str) -> Failure {
     .hint("drop --admin: aks-patch then signs in to the cluster with an Entra ID token from your Azure credential (the one --auth picks)")
 }
 
-/// Whether a kubeconfig's users sign in through Entra ID: the `kubelogin` exec plugin or the
-/// legacy `azure` auth-provider (which current clients no longer support).
-fn is_entra_kubeconfig(yaml: &str) -> bool {
-    let Ok(kc) = ::kube::config::Kubeconfig::from_yaml(yaml) else {
-        return false;
-    };
-    kc.auth_infos.iter().filter_map(|a| a.auth_info.as_ref()).any(|a| {
-        let kubelogin = a.exec.as_ref().and_then(|e| e.command.as_deref()).is_some_and(|c| {
-            std::path::Path::new(c)
-                .file_name()
-                .is_some_and(|f| f == "kubelogin" || f == "kubelogin.exe")
-        });
-        kubelogin || a.auth_provider.as_ref().is_some_and(|p| p.name == "azure")
+/// When a kubeconfig's user signs in through Entra ID (the `kubelogin` exec plugin, or the
+/// legacy `azure` auth-provider that current clients no longer support): the server
+/// application its tokens are for (`--server-id`, `apiserver-id`; the AKS one by default).
+fn entra_server_app(yaml: &str) -> Option<String> {
+    let kc = ::kube::config::Kubeconfig::from_yaml(yaml).ok()?;
+    kc.auth_infos.iter().filter_map(|a| a.auth_info.as_ref()).find_map(|a| {
+        if let Some(exec) = a.exec.as_ref().filter(|e| {
+            e.command.as_deref().is_some_and(|c| {
+                std::path::Path::new(c)
+                    .file_name()
+                    .is_some_and(|f| f == "kubelogin" || f == "kubelogin.exe")
+            })
+        }) {
+            let args = exec.args.clone().unwrap_or_default();
+            let server = args
+                .iter()
+                .position(|a| a == "--server-id")
+                .and_then(|i| args.get(i + 1).cloned())
+                .or_else(|| {
+                    args.iter()
+                        .find_map(|a| a.strip_prefix("--server-id=").map(str::to_string))
+                });
+            return Some(server.unwrap_or_else(|| crate::azure::aks::AKS_SERVER_APP.to_string()));
+        }
+        let provider = a.auth_provider.as_ref().filter(|p| p.name == "azure")?;
+        Some(
+            provider
+                .config
+                .get("apiserver-id")
+                .cloned()
+                .unwrap_or_else(|| crate::azure::aks::AKS_SERVER_APP.to_string()),
+        )
     })
 }
 
@@ -320,14 +342,20 @@ mod tests {
 
     #[test]
     fn entra_kubeconfigs_are_recognised() {
+        let aks = Some(crate::azure::aks::AKS_SERVER_APP.to_string());
         let exec = "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: /usr/local/bin/kubelogin\n      args: [get-token, --login, devicecode]\n";
-        assert!(is_entra_kubeconfig(&kubeconfig(exec)));
+        assert_eq!(entra_server_app(&kubeconfig(exec)), aks);
+        let exec = "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: kubelogin\n      args: [get-token, --server-id, 11111111-2222-3333-4444-555555555555]\n";
+        assert_eq!(
+            entra_server_app(&kubeconfig(exec)).as_deref(),
+            Some("11111111-2222-3333-4444-555555555555")
+        );
         let provider = "    auth-provider:\n      name: azure\n      config: {apiserver-id: 6dae42f8-4368-4678-94ff-3960e28e3630}\n";
-        assert!(is_entra_kubeconfig(&kubeconfig(provider)));
+        assert_eq!(entra_server_app(&kubeconfig(provider)), aks);
         let other_exec = "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: aws\n      args: [eks, get-token]\n";
-        assert!(!is_entra_kubeconfig(&kubeconfig(other_exec)));
-        assert!(!is_entra_kubeconfig(&kubeconfig("    token: abc\n")));
-        assert!(!is_entra_kubeconfig("not: [valid"));
+        assert_eq!(entra_server_app(&kubeconfig(other_exec)), None);
+        assert_eq!(entra_server_app(&kubeconfig("    token: abc\n")), None);
+        assert_eq!(entra_server_app("not: [valid"), None);
     }
 
     #[test]
