@@ -48,6 +48,10 @@ pub mod kinds {
     pub const KURED_LOCK: &str = "kured-lock";
     pub const FAULT: &str = "fault";
     pub const REIMAGE: &str = "reimage";
+    /// The API server saw an Entra token for the first time (`entra token #N of PRINCIPAL`).
+    pub const KUBE_TOKEN: &str = "kube-token";
+    /// The API server answered 401 to a token it knows (expired, wrong audience).
+    pub const KUBE_UNAUTHORIZED: &str = "kube-unauthorized";
 }
 
 pub struct EventLog {
