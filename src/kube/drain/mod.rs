@@ -124,6 +124,8 @@ pub enum SkipReason {
         since: Option<DateTime<Utc>>,
         waited_for: bool,
     },
+    /// aks-patch's own node-shell pod (`--via kube`): aks-patch deletes it itself.
+    NodeShell,
 }
 
 impl fmt::Display for SkipReason {
@@ -133,6 +135,7 @@ impl fmt::Display for SkipReason {
             SkipReason::DaemonSet { daemonset } => write!(f, "managed by DaemonSet {daemonset}"),
             SkipReason::Terminating { waited_for: true, .. } => write!(f, "already terminating (waited for)"),
             SkipReason::Terminating { .. } => write!(f, "terminating for too long (not waited for)"),
+            SkipReason::NodeShell => write!(f, "aks-patch's own node-shell pod (deleted by aks-patch)"),
         }
     }
 }
