@@ -262,3 +262,51 @@ async fn issue10_a_killed_runs_pod_is_removed_by_the_next_run() {
     assert!(r.stderr.contains(&left[0]), "names the pod: {}", r.stderr);
     assert!(shell_pods(&c).is_empty(), "{:?}", shell_pods(&c));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue10_sigterm_during_a_scan_deletes_the_node_shell_pods() {
+    let c = Cluster::start(Some(NO_SSH)).await;
+    // A node that went down for good: its node-shell pod stays Pending, so the scan waits
+    // (up to --connect-timeout) when the signal comes.
+    let down = node(1);
+    c.sim.fault(Fault::NodeNeverReturns { node: down.clone() }).unwrap();
+    let root = c
+        .sim
+        .shared
+        .node_runtime
+        .get()
+        .unwrap()
+        .node_root(&down)
+        .unwrap()
+        .to_path_buf();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(root.join("var/lib/aks-sim/requests"))
+            .unwrap();
+        f.write_all(b"reboot\tthe test\n").unwrap();
+    }
+    wait_until("the node NotReady", || {
+        c.node(&down)["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] != "True"))
+    })
+    .await;
+    let child = spawn_job(&c, &["scan", "--via", "kube", "--connect-timeout", "120"]);
+    wait_until("a node-shell pod", || !shell_pods(&c).is_empty()).await;
+    wait_until("the other nodes probed", || of_kind(&c.events(), "pod-exec").len() >= 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!shell_pods(&c).is_empty(), "the down node's pod waits");
+    // SAFETY: signalling the process group of our own child.
+    unsafe { libc::kill(-(child.id().unwrap() as i32), libc::SIGTERM) };
+    let r = finish(child).await;
+    r.assert_code(130);
+    assert!(r.stderr.contains("interrupted"), "{}", r.stderr);
+    assert!(
+        shell_pods(&c).is_empty(),
+        "no node-shell pod left: {:?}",
+        shell_pods(&c)
+    );
+}

@@ -6,7 +6,7 @@ use super::summary::scan_summary;
 use super::{scans, Outcome};
 use crate::cli::{FailOn, ScanArgs};
 use crate::kube::NodeRow;
-use crate::output::{Column, Exit, Reporter, TableSpec};
+use crate::output::{Column, Exit, Failure, Reporter, TableSpec};
 use crate::rollout::plan::{unpatchable_reason, Candidate};
 use crate::rollout::ports::NodeTarget;
 use crate::settings::Settings;
@@ -92,7 +92,7 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
     let scan_id = crate::rollout::journal::new_run_id();
     let shell = super::via::open(&args.via, &ssh_opts, &ctx, settings, reporter, &scan_id, &[]).await?;
     let timeout = node_timeout(via, &ssh_opts, &args.via, args.refresh);
-    let rows = scan_nodes(
+    let probing = scan_nodes(
         &ctx,
         &rows,
         &*shell,
@@ -101,8 +101,18 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
         args.parallel as usize,
         args.refresh,
         reporter,
-    )
-    .await;
+    );
+    let rows = match via {
+        Via::Ssh => probing.await,
+        // Ctrl-C or SIGTERM: the node-shell pods go before the process does.
+        Via::Kube => tokio::select! {
+            rows = probing => rows,
+            _ = super::via::interrupted() => {
+                shell.release_all().await;
+                return Err(Failure::new(Exit::Interrupted, "interrupted; the node-shell pods were deleted").into());
+            }
+        },
+    };
     shell.release_all().await;
 
     // Remember the result for `report`.

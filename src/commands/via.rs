@@ -86,3 +86,18 @@ pub async fn open(
     }
     Ok(Arc::new(shell))
 }
+
+/// The first Ctrl-C or SIGTERM.
+pub async fn interrupted() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -212,6 +212,15 @@ fn prepare(
                 ),
             )
         })?;
+    if !s.node_runtime.get().is_some_and(|rt| rt.machine_up(node)) {
+        // The kubelet is down with its machine: the API server cannot reach it.
+        let ip = obj["status"]["hostIP"].as_str().unwrap_or("").to_string();
+        return Err(ApiError::new(
+            500,
+            "InternalError",
+            format!("error dialing backend: dial tcp {ip}:10250: connect: no route to host"),
+        ));
+    }
     let spec = &obj["spec"];
     let privileged = spec["hostPID"].as_bool() == Some(true)
         && spec["containers"].as_array().is_some_and(|cs| {
