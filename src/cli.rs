@@ -44,12 +44,12 @@ pub struct Cli {
 pub enum Command {
     /// Report pending updates, reboot markers and kernels of every Linux node. Changes nothing.
     #[command(
-        after_help = "Examples:\n  aks-patch scan -g rg-shop-prod -n aks-shop-prod\n  aks-patch scan -g rg-shop-prod -n aks-shop-prod --fail-on reboot-required -o none\n  aks-patch scan --kubeconfig ./kubeconfig -o json --query \"[?pendingUpdates > `0`].{name:name, kernel:runningKernel}\""
+        after_help = "Examples:\n  aks-patch scan -g rg-shop-prod -n aks-shop-prod\n  aks-patch scan -g rg-shop-prod -n aks-shop-prod --fail-on reboot-required -o none\n  aks-patch scan --kubeconfig ./kubeconfig -o json --query \"[?pendingUpdates > `0`].{name:name, kernel:runningKernel}\"\n  aks-patch scan -g rg-shop-prod -n aks-shop-prod --via kube    # no SSH path: node-shell pods (RBAC: docs/rbac-via-kube.yaml)"
     )]
     Scan(ScanArgs),
     /// Upgrade packages and reboot nodes that need it, one node at a time, under a cluster-wide lock.
     #[command(
-        after_help = "Examples:\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --dry-run\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --nodepool user\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --resume"
+        after_help = "Examples:\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --dry-run\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --nodepool user\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --resume\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --via kube"
     )]
     Apply(ApplyArgs),
     /// The nodes as `kubectl get nodes` shows them, with patch state. No SSH: fast.
