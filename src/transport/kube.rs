@@ -169,34 +169,7 @@ impl KubeShell {
     }
 
     fn pod_manifest(&self, name: &str, node: &str) -> Pod {
-        serde_json::from_value(json!({
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": name,
-                "namespace": self.opts.namespace,
-                "labels": {MANAGED_BY: MANAGED_BY_VALUE, RUN_LABEL: self.opts.run_id, "app.kubernetes.io/name": "aks-patch-node-shell"},
-                "annotations": {OWNER_ANNOTATION: self.opts.owner, "aks-patch.io/node": node},
-            },
-            "spec": {
-                "nodeName": node,
-                "hostPID": true,
-                "hostNetwork": true,
-                "hostIPC": true,
-                "restartPolicy": "Never",
-                "terminationGracePeriodSeconds": 0,
-                "automountServiceAccountToken": false,
-                "tolerations": [{"operator": "Exists"}],
-                "containers": [{
-                    "name": "shell",
-                    "image": self.opts.image,
-                    "command": ["sleep", "86400"],
-                    "securityContext": {"privileged": true},
-                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "256Mi"}},
-                }],
-            }
-        }))
-        .expect("the node-shell pod manifest is a Pod")
+        pod_manifest(&self.opts, name, node)
     }
 
     /// The node's pod, created and Running.
@@ -415,6 +388,38 @@ impl NodeShell for KubeShell {
     }
 }
 
+/// The node-shell pod for `node`.
+fn pod_manifest(opts: &KubeShellOptions, name: &str, node: &str) -> Pod {
+    serde_json::from_value(json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": opts.namespace,
+                "labels": {MANAGED_BY: MANAGED_BY_VALUE, RUN_LABEL: opts.run_id, "app.kubernetes.io/name": "aks-patch-node-shell"},
+                "annotations": {OWNER_ANNOTATION: opts.owner, "aks-patch.io/node": node},
+            },
+            "spec": {
+                "nodeName": node,
+                "hostPID": true,
+                "hostNetwork": true,
+                "hostIPC": true,
+                "restartPolicy": "Never",
+                "terminationGracePeriodSeconds": 0,
+                "automountServiceAccountToken": false,
+                "tolerations": [{"operator": "Exists"}],
+                "containers": [{
+                    "name": "shell",
+                    "image": opts.image,
+                    "command": ["sleep", "86400"],
+                    "securityContext": {"privileged": true},
+                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "256Mi"}},
+                }],
+            }
+        }))
+    .expect("the node-shell pod manifest is a Pod")
+}
+
 /// One permission the caller needs, as a SelfSubjectAccessReview asks it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Access {
@@ -499,4 +504,50 @@ pub async fn first_denied(client: &kube::Client, needs: &[Access]) -> Result<Opt
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permissions_are_named_as_a_user_would_grant_them() {
+        let shell = shell_access("kube-system");
+        assert!(shell
+            .iter()
+            .any(|a| a.to_string() == "get pods/exec in namespace kube-system"));
+        assert!(shell
+            .iter()
+            .any(|a| a.to_string() == "create pods/exec in namespace kube-system"));
+        let rollout = rollout_access();
+        assert!(rollout
+            .iter()
+            .any(|a| a.to_string() == "patch nodes (all namespaces / cluster scope)"));
+        assert!(rollout
+            .iter()
+            .any(|a| a.to_string() == "update leases.coordination.k8s.io in namespace kube-system"));
+    }
+
+    #[test]
+    fn the_node_shell_pod_is_pinned_privileged_and_tolerates_everything() {
+        let client_free = KubeShellOptions {
+            namespace: "kube-system".into(),
+            image: DEFAULT_IMAGE.into(),
+            start_timeout: Duration::from_secs(5),
+            run_id: "20261202T010000Z-00ff".into(),
+            owner: "host/1".into(),
+        };
+        let v = serde_json::to_value(pod_manifest(&client_free, "p", "node-1")).unwrap();
+        assert_eq!(v["spec"]["nodeName"], "node-1");
+        for k in ["hostPID", "hostNetwork", "hostIPC"] {
+            assert_eq!(v["spec"][k], true, "{k}");
+        }
+        assert_eq!(v["spec"]["restartPolicy"], "Never");
+        assert_eq!(v["spec"]["tolerations"], json!([{"operator": "Exists"}]));
+        assert_eq!(v["spec"]["containers"][0]["securityContext"]["privileged"], true);
+        assert_eq!(v["metadata"]["labels"][MANAGED_BY], MANAGED_BY_VALUE);
+        assert_eq!(v["metadata"]["labels"][RUN_LABEL], "20261202T010000Z-00ff");
+        let pod: Pod = serde_json::from_value(v).unwrap();
+        assert!(is_node_shell(&pod));
+    }
 }

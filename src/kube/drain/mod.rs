@@ -911,6 +911,27 @@ mod tests {
     }
 
     #[test]
+    fn aks_patch_node_shell_pods_are_left_to_aks_patch() {
+        // A bare pod: refused without --force, unless it is aks-patch's own node-shell pod.
+        let mut p = pod("aks-patch-shell-x1y2z");
+        assert!(matches!(d(&p, &opts(false, false), true), PodDecision::Refuse(_)));
+        p.metadata.labels = Some(
+            [
+                ("app.kubernetes.io/managed-by".to_string(), "aks-patch".to_string()),
+                ("aks-patch.io/run".to_string(), "20261202T010000Z-00ff".to_string()),
+            ]
+            .into(),
+        );
+        assert_eq!(
+            d(&p, &opts(false, false), true),
+            PodDecision::Skip(SkipReason::NodeShell)
+        );
+        // The managed-by label alone (another aks-patch pod) is not enough.
+        p.metadata.labels.as_mut().unwrap().remove("aks-patch.io/run");
+        assert!(matches!(d(&p, &opts(false, false), true), PodDecision::Refuse(_)));
+    }
+
+    #[test]
     fn daemonset_pods_are_skipped_and_orphans_need_force() {
         let p = owned(pod("ds"), "DaemonSet", "kube-proxy");
         assert_eq!(
