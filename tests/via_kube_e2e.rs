@@ -344,3 +344,25 @@ async fn issue10_a_pod_that_cannot_start_is_a_node_error_within_connect_timeout(
     assert_eq!(ok.len(), 2, "the other nodes are scanned: {rows}");
     assert!(shell_pods(&c).is_empty(), "{:?}", shell_pods(&c));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue10_ctrl_c_before_the_lock_deletes_the_pods_and_changes_nothing() {
+    // Pods take 5 s to start: the signal comes while the before-table waits for them.
+    let yaml = NO_SSH.replace("podStartSeconds: 0.3", "podStartSeconds: 5");
+    let c = Cluster::start(Some(&yaml)).await;
+    let child = spawn_job(&c, &apply_args(&["--connect-timeout", "60"]));
+    wait_until("the node-shell pods", || shell_pods(&c).len() >= 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // SAFETY: signalling the process group of our own child.
+    unsafe { libc::kill(-(child.id().unwrap() as i32), libc::SIGINT) };
+    let r = finish(child).await;
+    r.assert_code(130);
+    assert!(r.stderr.contains("nothing was changed"), "{}", r.stderr);
+    assert!(
+        shell_pods(&c).is_empty(),
+        "no node-shell pod left: {:?}",
+        shell_pods(&c)
+    );
+    assert!(of_kind(&c.events(), "pod-exec").is_empty(), "nothing ran on the nodes");
+    assert!(c.lock_free());
+}

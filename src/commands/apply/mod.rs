@@ -84,7 +84,22 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
         crate::transport::kube::rollout_access()
     };
     let shell = super::via::open(&args.via, &ssh_opts, &ctx, settings, reporter, &run_id, &rollout_access).await?;
-    let result = run_with(
+    // Until the rollout's own signal handling starts (before the health gate and the lock),
+    // nothing has changed: Ctrl-C or SIGTERM there stops the run, and the pods still go.
+    let guarded = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(via == Via::Kube));
+    let early_signal = {
+        let guarded = guarded.clone();
+        async move {
+            if !guarded.load(std::sync::atomic::Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+            super::via::interrupted().await;
+            if !guarded.load(std::sync::atomic::Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let work = run_with(
         args,
         settings,
         reporter,
@@ -95,8 +110,16 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
         via,
         run_id,
         shell.clone(),
-    )
-    .await;
+        guarded.clone(),
+    );
+    let result = tokio::select! {
+        r = work => r,
+        _ = early_signal => Err(Failure::new(
+            Exit::Interrupted,
+            "interrupted before the lock was taken; nothing was changed",
+        )
+        .into()),
+    };
     // Every exit path: the node-shell pods (or SSH sessions) go.
     shell.release_all().await;
     result
@@ -114,6 +137,7 @@ async fn run_with(
     via: Via,
     run_id: String,
     shell: std::sync::Arc<dyn crate::transport::NodeShell>,
+    early_signals: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> anyhow::Result<Outcome> {
     // What to patch, in which order, with which options.
     let resumed = if args.resume {
@@ -312,6 +336,7 @@ async fn run_with(
     let cancel = CancellationToken::new();
     let abandon = CancellationToken::new();
     let signals = tokio::spawn(watch_signals(cancel.clone(), abandon.clone(), reporter.clone()));
+    early_signals.store(false, std::sync::atomic::Ordering::SeqCst);
 
     // The health gate before the lock: nothing else may be out.
     let gate_wait = Duration::from_secs(args.health_wait);
