@@ -319,10 +319,31 @@ impl KubeShell {
             };
             (o, e, st)
         };
-        let (o, e, st) = match tokio::time::timeout(timeout, read).await {
-            Ok(x) => x,
+        // The stream's task: when the connection breaks (a reboot may drop it without a
+        // WebSocket close), kube-rs ends it with an error and the readers never see EOF.
+        let join = p.join();
+        let both = async {
+            tokio::pin!(read, join);
+            tokio::select! {
+                r = &mut read => Some(r),
+                j = &mut join => match j {
+                    Ok(()) => Some(read.await),
+                    Err(e) => {
+                        tracing::debug!("the exec stream to {node} ended: {e}");
+                        None
+                    }
+                },
+            }
+        };
+        let (o, e, st) = match tokio::time::timeout(timeout, both).await {
+            Ok(Some(x)) => x,
+            Ok(None) => {
+                return Err(NodeShellError::Disconnected {
+                    node: node.to_string(),
+                    pod: pod.to_string(),
+                })
+            }
             Err(_) => {
-                p.abort();
                 return Err(NodeShellError::Timeout {
                     node: node.to_string(),
                     pod: pod.to_string(),
