@@ -20,6 +20,8 @@ struct State {
     kube_error: u32,
     kube_error_status: u16,
     expired_token: bool,
+    image_pull_failure: BTreeSet<String>,
+    exec_refused: bool,
 }
 
 /// What the ARM router must do with the next request.
@@ -78,6 +80,10 @@ impl Faults {
                 s.kube_error = count;
                 s.kube_error_status = status;
             }
+            Fault::ImagePullFailure { image } => {
+                s.image_pull_failure.insert(image);
+            }
+            Fault::ExecRefused => s.exec_refused = true,
             Fault::ExpiredToken => s.expired_token = true,
             Fault::Clear => *s = State::default(),
         }
@@ -106,6 +112,12 @@ impl Faults {
         self.lock()
             .pdb_never
             .contains(&(namespace.to_string(), name.to_string()))
+    }
+    pub fn image_pull_fails(&self, image: &str) -> bool {
+        self.lock().image_pull_failure.contains(image)
+    }
+    pub fn exec_refused(&self) -> bool {
+        self.lock().exec_refused
     }
     pub fn expired_token(&self) -> bool {
         self.lock().expired_token
@@ -154,6 +166,8 @@ impl Faults {
             "armErrorLeft": s.arm_error,
             "kubeErrorLeft": s.kube_error,
             "expiredToken": s.expired_token,
+            "imagePullFailure": s.image_pull_failure,
+            "execRefused": s.exec_refused,
         })
     }
 }
