@@ -105,6 +105,9 @@ complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l request-ti
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l soak -d 'Wait this long after a node is back before the next one' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l journal-dir -d 'Where run records are kept (default: runs/ in the state directory: $AKS_PATCH_STATE_DIR, else $XDG_STATE_HOME/aks-patch, else ~/.local/state/aks-patch)' -r -F
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l eviction-retry-interval -d 'Seconds between retries of an eviction refused by a PodDisruptionBudget' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l window -d 'Take nodes out only inside this window: `DAYS HH:MM-HH:MM` (e.g. `Sat,Sun 01:00-05:00`, `Mon-Fri 22:00-02:00`: a range may wrap midnight; days are optional), or `aks` for the cluster\'s planned-maintenance schedule (aksManagedNodeOSUpgradeSchedule, else default). Repeatable. Outside it, apply exits 8 with the next opening' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l time-zone -d 'Time zone of the --window times (IANA name, e.g. Europe/Berlin)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l node-budget -d 'How long a node is out (cordon to uncordon) when no past run of this cluster tells; a node is taken out only if it should be back before its window closes (e.g. 15m, 1h)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s o -l output -d 'Output format' -r -f -a "table\t'Columns for people'
 wide\t'More columns (for `report`: exactly `kubectl get nodes -o wide`, then patch state)'
 json\t'JSON'
@@ -123,6 +126,7 @@ complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l delete-emp
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l force -d 'Evict pods with no controller (they are not recreated), as kubectl drain --force'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l force-unlock -d 'Take over a lock left behind by a run that died'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l resume -d 'Continue the last interrupted run of this cluster'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l wait-for-window -d 'Outside the window, wait for it to open (a countdown on a terminal) instead of exiting 8'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l verbose -d 'Print more about what is happening (to stderr)'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l debug -d 'Print everything, including HTTP requests (never their secrets), to stderr'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l only-show-errors -d 'Print only errors: no warnings, no progress'

@@ -310,7 +310,26 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 5, hide = true)]
     pub eviction_retry_interval: u64,
     #[command(flatten)]
+    pub window: Box<WindowArgs>,
+    #[command(flatten)]
     pub global: GlobalArgs,
+}
+
+/// Maintenance windows for `apply`.
+#[derive(Args, Debug, Clone)]
+pub struct WindowArgs {
+    /// Take nodes out only inside this window: `DAYS HH:MM-HH:MM` (e.g. `Sat,Sun 01:00-05:00`, `Mon-Fri 22:00-02:00`: a range may wrap midnight; days are optional), or `aks` for the cluster's planned-maintenance schedule (aksManagedNodeOSUpgradeSchedule, else default). Repeatable. Outside it, apply exits 8 with the next opening.
+    #[arg(long = "window", value_name = "WINDOW")]
+    pub windows: Vec<String>,
+    /// Time zone of the --window times (IANA name, e.g. Europe/Berlin).
+    #[arg(long, value_name = "ZONE", default_value = "UTC")]
+    pub time_zone: String,
+    /// How long a node is out (cordon to uncordon) when no past run of this cluster tells; a node is taken out only if it should be back before its window closes (e.g. 15m, 1h).
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = crate::rollout::window::parse_duration)]
+    pub node_budget: std::time::Duration,
+    /// Outside the window, wait for it to open (a countdown on a terminal) instead of exiting 8.
+    #[arg(long)]
+    pub wait_for_window: bool,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -119,6 +119,20 @@ pub struct ClusterSpec {
     /// Days since the cluster (and its nodes) were created; drives AGE.
     #[serde(default = "default_age_days")]
     pub age_days: u32,
+    /// The planned-maintenance configurations ARM serves (`None`: one weekly Sunday window,
+    /// `aksManagedNodeOSUpgradeSchedule`; `[]`: none).
+    #[serde(default)]
+    pub maintenance_configurations: Option<Vec<MaintenanceConfigSpec>>,
+}
+
+/// One `maintenanceConfigurations/{name}`: its `properties.maintenanceWindow`, served as given
+/// (ARM's shape: `schedule`, `durationHours`, `startTime`, `utcOffset`, `startDate`,
+/// `notAllowedDates`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MaintenanceConfigSpec {
+    pub name: String,
+    pub maintenance_window: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

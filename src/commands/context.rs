@@ -35,6 +35,9 @@ pub struct ClusterContext {
     pub node_os_channel: Option<String>,
     /// `-g RG --cluster-name NAME` for the `az aks nodepool` commands in hints.
     pub az_args: String,
+    /// The ARM client and the cluster's id (`None` with `--kubeconfig`), for later reads
+    /// (the planned-maintenance schedule of `--window aks`).
+    pub arm: Option<(Arc<ArmClient>, azure::ClusterId)>,
 }
 
 impl ClusterContext {
@@ -120,6 +123,7 @@ pub async fn resolve(
         admin_user: mc.admin_username().unwrap_or("azureuser").to_string(),
         node_os_channel: mc.node_os_upgrade_channel().map(str::to_string),
         az_args: format!("-g {rg} --cluster-name {name}"),
+        arm: Some((Arc::new(arm), cref)),
     })
 }
 
@@ -168,6 +172,7 @@ async fn from_kubeconfig(path: &std::path::Path, context: Option<&str>) -> anyho
         admin_user: "azureuser".into(),
         node_os_channel: None,
         az_args: format!("-g RESOURCE_GROUP --cluster-name {ctx_name}"),
+        arm: None,
     })
 }
 

@@ -43,6 +43,9 @@ pub enum Exit {
     LockHeld,
     /// 130: interrupted.
     Interrupted,
+    /// 8: outside the maintenance window (`--window`): nothing started, or the run stopped
+    /// at a safe point when its window closed.
+    OutsideWindow,
 }
 
 impl Exit {
@@ -58,6 +61,7 @@ impl Exit {
             Exit::FailOn => 6,
             Exit::LockHeld => 7,
             Exit::Interrupted => 130,
+            Exit::OutsideWindow => 8,
         }
     }
 }
@@ -343,6 +347,7 @@ mod tests {
             (Exit::FailOn, 6),
             (Exit::LockHeld, 7),
             (Exit::Interrupted, 130),
+            (Exit::OutsideWindow, 8),
         ];
         for (e, c) in all {
             assert_eq!(e.code(), c, "{e:?}");

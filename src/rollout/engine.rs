@@ -16,6 +16,7 @@ use super::journal::{
     UpgradedPackage,
 };
 use super::ports::{Cluster, DrainStop, Fence, NodeTarget, PortError, Transport};
+use super::window::{Clock, Schedule};
 use crate::kube::drain::{DrainEvent, DrainOptions, WorkloadRef, IN_PROGRESS_ANNOTATION};
 use crate::kube::reboot::RebootEvent;
 use crate::kube::NodeRow;
@@ -73,6 +74,9 @@ pub enum RunStop {
     },
     /// The lock could not be proven ours: the node in hand was finished, nothing else started.
     LockLost(String),
+    /// The maintenance window closed (or the next node would not end inside it): stopped at
+    /// a safe point with nothing out of service; why, and when the next window opens.
+    OutsideWindow(String),
 }
 
 impl RunStop {
@@ -97,6 +101,7 @@ impl RunStop {
             RunStop::Interrupted => Exit::Interrupted,
             RunStop::Failed { exit, .. } => *exit,
             RunStop::LockLost(_) => Exit::LockHeld,
+            RunStop::OutsideWindow(_) => Exit::OutsideWindow,
         }
     }
 }
@@ -185,6 +190,16 @@ pub async fn wait_gate(
     }
 }
 
+/// The maintenance windows a run keeps to: a node is taken out only when it is expected to be
+/// back (`budget`) before its window closes.
+#[derive(Clone)]
+pub struct WindowPolicy {
+    pub schedule: Schedule,
+    /// How long one node is expected to be out (past runs' median, else `--node-budget`).
+    pub budget: Duration,
+    pub clock: std::sync::Arc<dyn Clock>,
+}
+
 pub struct Engine<'a> {
     cluster: &'a dyn Cluster,
     transport: &'a dyn Transport,
@@ -200,6 +215,8 @@ pub struct Engine<'a> {
     lock_lost: Option<String>,
     /// The node after the one in hand: its packages are downloaded while this one reboots.
     next: Option<String>,
+    /// The maintenance windows, if the run keeps to any.
+    window: Option<WindowPolicy>,
 }
 
 /// How a node's turn ended, when it did not stop the run.
@@ -254,7 +271,30 @@ impl<'a> Engine<'a> {
             abandon,
             lock_lost: None,
             next: None,
+            window: None,
         }
+    }
+
+    /// Keep to these maintenance windows: checked before each node is started and before
+    /// each cordon.
+    pub fn with_window(mut self, window: WindowPolicy) -> Engine<'a> {
+        self.window = Some(window);
+        self
+    }
+
+    /// `Err` when a node's disruption would not end inside an open window now.
+    fn window_check(&self, what: &str) -> Result<(), RunStop> {
+        let Some(w) = &self.window else {
+            return Ok(());
+        };
+        let verdict = w.schedule.verdict(w.clock.now(), w.budget);
+        if verdict.fits() {
+            return Ok(());
+        }
+        Err(RunStop::OutsideWindow(format!(
+            "{what}: {}",
+            verdict.explain(&w.schedule, w.budget)
+        )))
     }
 
     /// Why the lock was lost, if it was during the run.
@@ -282,6 +322,15 @@ impl<'a> Engine<'a> {
                 continue;
             }
             self.checkpoint()?;
+            // A node already out of service (a resumed run) is finished whatever the time;
+            // a new one is started only if it should be back before the window closes.
+            let out = rec.nodes[i].in_hand || matches!(rec.nodes[i].state, NodeState::Rebooting | NodeState::Back);
+            if !out {
+                if let Err(stop) = self.window_check(&format!("not starting node {}", rec.nodes[i].name)) {
+                    self.reporter.status_done();
+                    return Err(stop);
+                }
+            }
             k += 1;
             self.next = (i + 1..rec.nodes.len())
                 .find(|j| todo(rec, *j))
@@ -323,7 +372,7 @@ impl<'a> Engine<'a> {
                             rec.nodes[i].finished_at = Some(journal::now());
                         }
                         RunStop::LockLost(message) => rec.nodes[i].error = Some(message.clone()),
-                        RunStop::Interrupted => {}
+                        RunStop::Interrupted | RunStop::OutsideWindow(_) => {}
                     }
                     self.save(rec);
                     self.reporter.status_done();
@@ -429,6 +478,14 @@ impl<'a> Engine<'a> {
             return self.stop_in_hand(rec, i, "stopping before the cordon").await;
         }
         self.health_gate(rec, i, workloads, pdbs).await?;
+        if let Err(stop) = self.window_check(&format!("not taking node {name} out")) {
+            let undo = self.release_if_in_hand(rec, i).await;
+            self.reporter.step(
+                &name,
+                &format!("its packages are upgraded; the reboot waits for the next window{undo}"),
+            );
+            return Err(stop);
+        }
         // kured must not reboot another node beside ours.
         let ttl = Duration::from_secs(self.cfg.options.drain_timeout + self.cfg.options.reboot_timeout);
         let kured = match self.cluster.take_kured_lock(&name, ttl).await {
@@ -1591,6 +1648,7 @@ mod tests {
         cancel: CancellationToken,
         abandon: CancellationToken,
         options: RunOptions,
+        window: Option<WindowPolicy>,
     }
 
     impl Harness {
@@ -1601,6 +1659,7 @@ mod tests {
                 cancel: CancellationToken::new(),
                 abandon: CancellationToken::new(),
                 options: options(),
+                window: None,
             }
         }
 
@@ -1624,6 +1683,9 @@ mod tests {
                 self.cancel.clone(),
                 self.abandon.clone(),
             );
+            if let Some(w) = &self.window {
+                e = e.with_window(w.clone());
+            }
             e.run(rec).await
         }
 
@@ -2125,5 +2187,116 @@ mod tests {
         h.run(&mut rec).await.unwrap();
         assert!(!h.fakes.log().iter().any(|l| l.ends_with(" n0") || l.ends_with(" n1")));
         assert_eq!(rec.nodes[2].state, NodeState::Done);
+    }
+
+    /// Wall-clock time that starts at `base` and moves with paused tokio time.
+    struct PausedClock {
+        base: jiff::Timestamp,
+        t0: Instant,
+    }
+
+    impl Clock for PausedClock {
+        fn now(&self) -> jiff::Timestamp {
+            self.base + jiff::SignedDuration::try_from(self.t0.elapsed()).unwrap()
+        }
+    }
+
+    /// Daily 00:00-01:00 UTC, a node budget of 20 minutes, the clock at `at`.
+    fn window_at(at: &str) -> Option<WindowPolicy> {
+        let mut schedule = Schedule::new("UTC").unwrap();
+        schedule.add_daily(super::super::window::DailyWindow::parse("00:00-01:00").unwrap());
+        Some(WindowPolicy {
+            schedule,
+            budget: Duration::from_secs(20 * 60),
+            clock: Arc::new(PausedClock {
+                base: at.parse().unwrap(),
+                t0: Instant::now(),
+            }),
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn outside_the_window_nothing_is_touched_and_the_next_opening_is_given() {
+        let h = Harness {
+            window: window_at("2026-12-02T12:00:00Z"),
+            ..Harness::new(2)
+        };
+        let mut rec = record(2);
+        let stop = h.run(&mut rec).await.unwrap_err();
+        let RunStop::OutsideWindow(msg) = &stop else {
+            panic!("{stop:?}")
+        };
+        assert!(
+            msg.contains("not starting node n0") && msg.contains("outside the maintenance window"),
+            "{msg}"
+        );
+        assert!(msg.contains("the next window opens 2026-12-03T00:00:00Z"), "{msg}");
+        assert_eq!(stop.exit().code(), 8);
+        assert!(h.fakes.log().is_empty(), "{:?}", h.fakes.log());
+        assert_eq!(states(&rec), [NodeState::Pending; 2]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_window_that_closes_mid_run_stops_between_nodes_and_resume_finishes_in_the_next() {
+        let h = Harness {
+            window: window_at("2026-12-02T00:39:00Z"),
+            ..Harness::new(3)
+        };
+        // n0 takes over two minutes: n1 would no longer be back by 01:00.
+        h.fakes.edit("n0", |n| n.boot_secs = 120);
+        let mut rec = record(3);
+        let stop = h.run(&mut rec).await.unwrap_err();
+        let RunStop::OutsideWindow(msg) = &stop else {
+            panic!("{stop:?}")
+        };
+        assert!(
+            msg.contains("not starting node n1") && msg.contains("closes 2026-12-02T01:00:00Z"),
+            "{msg}"
+        );
+        assert_eq!(states(&rec), [NodeState::Done, NodeState::Pending, NodeState::Pending]);
+        assert!(!changed(&h.fakes, "n1") && !changed(&h.fakes, "n2"));
+        for i in 0..3 {
+            let n = h.fakes.node(&format!("n{i}"));
+            assert!(!n.unschedulable && n.marked.is_none(), "n{i} left out");
+        }
+        // The next night: the rest is done, n0 is not touched again.
+        let h2 = Harness {
+            fakes: h.fakes.clone(),
+            window: window_at("2026-12-03T00:00:00Z"),
+            ..Harness::new(0)
+        };
+        h2.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done; 3]);
+        assert_eq!(h.fakes.count("upgrade"), 3, "each node upgraded once");
+        assert_eq!(h.fakes.w().max_out, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_window_too_short_for_the_reboot_stops_before_the_cordon_with_the_packages_upgraded() {
+        // Fits at the start (00:39:56 + 20m), not after the 5 s upgrade.
+        let h = Harness {
+            window: window_at("2026-12-02T00:39:56Z"),
+            ..Harness::new(1)
+        };
+        let mut rec = record(1);
+        let stop = h.run(&mut rec).await.unwrap_err();
+        let RunStop::OutsideWindow(msg) = &stop else {
+            panic!("{stop:?}")
+        };
+        assert!(
+            msg.contains("not taking node n0 out") && msg.contains("before a node taking about 20m"),
+            "{msg}"
+        );
+        assert_eq!(rec.nodes[0].state, NodeState::Upgraded);
+        assert_eq!(h.fakes.count("cordon"), 0);
+        let h2 = Harness {
+            fakes: h.fakes.clone(),
+            window: window_at("2026-12-03T00:00:00Z"),
+            ..Harness::new(0)
+        };
+        h2.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done]);
+        assert_eq!(h.fakes.count("upgrade"), 1, "not upgraded twice");
+        assert_eq!(h.fakes.node("n0").kernel, NEW);
     }
 }

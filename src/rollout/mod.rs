@@ -12,3 +12,4 @@ pub mod plan;
 pub mod ports;
 pub mod preflight;
 pub mod resume;
+pub mod window;

@@ -19,6 +19,7 @@
 
 mod input;
 mod view;
+mod window;
 
 use super::context;
 use super::scan::{candidate, scan_nodes, ScanRow};
@@ -73,6 +74,19 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
     }
     let ssh_opts = SshOptions::from_flags(&SshFlags::from(&args.ssh), &ctx.admin_user, settings)
         .map_err(|e| anyhow::Error::new(output::WithExit::wrap(e, Exit::Usage)))?;
+    // Maintenance windows: outside one, nothing is done (exit 8), or it is waited for.
+    let window_policy = window::policy(&args.window, &ctx, &journal, reporter).await?;
+    if let (Some(w), false) = (&window_policy, args.dry_run) {
+        let cancel = CancellationToken::new();
+        let signals = tokio::spawn(watch_signals(
+            cancel.clone(),
+            CancellationToken::new(),
+            reporter.clone(),
+        ));
+        let r = window::before_start(w, args.window.wait_for_window, &cancel, reporter).await;
+        signals.abort();
+        r?;
+    }
 
     // What to patch, in which order, with which options.
     let resumed = if args.resume {
@@ -232,6 +246,12 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
         .map_err(|e| context::kube_failure("cannot check the cluster's health", e))?;
 
     if args.dry_run {
+        if let Some(w) = &window_policy {
+            reporter.info(&window::dry_run_verdict(
+                w,
+                entries.iter().filter(|e| e.patch()).count(),
+            ));
+        }
         return Ok(dry_run_outcome(
             &ctx,
             &args,
@@ -401,6 +421,9 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
         cancel.clone(),
         abandon.clone(),
     );
+    if let Some(w) = window_policy {
+        engine = engine.with_window(w);
+    }
     let result = engine.run(&mut record).await;
     let lock_lost = engine.lock_lost().map(str::to_string);
     signals.abort();
@@ -422,6 +445,7 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
     let (status, err) = match &result {
         Ok(()) => (RunStatus::Succeeded, None),
         Err(RunStop::Interrupted) => (RunStatus::Interrupted, Some("interrupted".to_string())),
+        Err(RunStop::OutsideWindow(msg)) => (RunStatus::Interrupted, Some(msg.clone())),
         Err(RunStop::Failed { message, .. }) => (RunStatus::Failed, Some(message.clone())),
         Err(RunStop::LockLost(msg)) => (
             RunStatus::Failed,
