@@ -108,6 +108,12 @@ complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l eviction-r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l window -d 'Take nodes out only inside this window: `DAYS HH:MM-HH:MM` (e.g. `Sat,Sun 01:00-05:00`, `Mon-Fri 22:00-02:00`: a range may wrap midnight; days are optional), or `aks` for the cluster\'s planned-maintenance schedule (aksManagedNodeOSUpgradeSchedule, else default). Repeatable. Outside it, apply exits 8 with the next opening' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l time-zone -d 'Time zone of the --window times (IANA name, e.g. Europe/Berlin)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l node-budget -d 'How long a node is out (cordon to uncordon) when no past run of this cluster tells; a node is taken out only if it should be back before its window closes (e.g. 15m, 1h)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l blocking-pod-selector -d 'No node is taken out while pods matching this label selector exist (repeatable), e.g. `app=backup`' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l blocking-pod-scope -d 'Where a blocking pod counts: anywhere in the cluster, or on the node about to be taken out' -r -f -a "cluster\t'Anywhere in the cluster'
+node\t'On the node about to be taken out'"
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l prometheus-url -d 'No node is taken out while this Prometheus server has active alerts (its /api/v1/alerts) that are not filtered out; an unreachable one blocks too' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l alert-filter-regexp -d 'Ignore the alerts whose name matches this regular expression (with --alert-filter-match-only: only those block)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l blocker-wait -d 'Wait this long for the blockers to clear before a node is taken out (re-checking), then stop at that safe point with exit 9 (e.g. 10m, 90s)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s o -l output -d 'Output format' -r -f -a "table\t'Columns for people'
 wide\t'More columns (for `report`: exactly `kubectl get nodes -o wide`, then patch state)'
 json\t'JSON'
@@ -127,6 +133,8 @@ complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l force -d '
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l force-unlock -d 'Take over a lock left behind by a run that died'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l resume -d 'Continue the last interrupted run of this cluster'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l wait-for-window -d 'Outside the window, wait for it to open (a countdown on a terminal) instead of exiting 8'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l alert-filter-match-only -d 'Only the alerts matching --alert-filter-regexp block'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l alert-firing-only -d 'Only firing alerts block (not pending ones)'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l verbose -d 'Print more about what is happening (to stderr)'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l debug -d 'Print everything, including HTTP requests (never their secrets), to stderr'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l only-show-errors -d 'Print only errors: no warnings, no progress'

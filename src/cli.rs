@@ -312,7 +312,44 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub window: Box<WindowArgs>,
     #[command(flatten)]
+    pub blockers: Box<BlockerArgs>,
+    #[command(flatten)]
     pub global: GlobalArgs,
+}
+
+/// Where a blocking pod counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BlockingPodScope {
+    /// Anywhere in the cluster.
+    Cluster,
+    /// On the node about to be taken out.
+    Node,
+}
+
+/// Blockers for `apply` (kured's, plus a wait).
+#[derive(Args, Debug, Clone)]
+pub struct BlockerArgs {
+    /// No node is taken out while pods matching this label selector exist (repeatable), e.g. `app=backup`.
+    #[arg(long, value_name = "SELECTOR")]
+    pub blocking_pod_selector: Vec<String>,
+    /// Where a blocking pod counts: anywhere in the cluster, or on the node about to be taken out.
+    #[arg(long, value_enum, default_value_t = BlockingPodScope::Cluster)]
+    pub blocking_pod_scope: BlockingPodScope,
+    /// No node is taken out while this Prometheus server has active alerts (its /api/v1/alerts) that are not filtered out; an unreachable one blocks too.
+    #[arg(long, value_name = "URL")]
+    pub prometheus_url: Option<String>,
+    /// Ignore the alerts whose name matches this regular expression (with --alert-filter-match-only: only those block).
+    #[arg(long, value_name = "REGEX")]
+    pub alert_filter_regexp: Option<String>,
+    /// Only the alerts matching --alert-filter-regexp block.
+    #[arg(long)]
+    pub alert_filter_match_only: bool,
+    /// Only firing alerts block (not pending ones).
+    #[arg(long)]
+    pub alert_firing_only: bool,
+    /// Wait this long for the blockers to clear before a node is taken out (re-checking), then stop at that safe point with exit 9 (e.g. 10m, 90s).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = crate::rollout::window::parse_duration)]
+    pub blocker_wait: std::time::Duration,
 }
 
 /// Maintenance windows for `apply`.

@@ -264,3 +264,36 @@ async fn issue12_bad_windows_are_usage_errors_that_change_nothing() {
     assert!(r.stderr.contains("`15x` is not a duration"), "{}", r.stderr);
     assert!(of_kind(&c.events(), "apt-upgrade").is_empty() && c.lock_free());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue12_scan_and_report_show_the_aks_window_and_its_next_opening() {
+    // The default AKS configuration of aks-sim: weekly on Sunday, 02:00 +00:00, 4 hours.
+    let c = Cluster::start(Some(&scenario(1, 1.0, ""))).await;
+    let now = Utc::now();
+    let mut sunday = now.date_naive();
+    while sunday.weekday() != chrono::Weekday::Sun {
+        sunday = sunday.succ_opt().unwrap();
+    }
+    let opens = sunday.and_hms_opt(2, 0, 0).unwrap().and_utc();
+    let expected = if now >= opens && now < opens + Span::hours(4) {
+        format!("open now, until {}", z(opens + Span::hours(4)))
+    } else if now >= opens {
+        format!("next opens {}", z(opens + Span::days(7)))
+    } else {
+        format!("next opens {}", z(opens))
+    };
+    for cmd in ["report", "scan"] {
+        let r = c.run(&[cmd], true).await;
+        r.assert_code(0);
+        let line = r
+            .stderr
+            .lines()
+            .find(|l| l.contains("maintenance window"))
+            .unwrap_or_else(|| panic!("{cmd}: no window line:\n{}", r.stderr));
+        assert!(
+            line.contains("AKS aksManagedNodeOSUpgradeSchedule: weekly on Sunday at 02:00 UTC+00:00 for 4h")
+                && line.contains(&expected),
+            "{cmd}: {expected}:\n{line}"
+        );
+    }
+}

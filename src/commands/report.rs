@@ -139,6 +139,9 @@ pub async fn run(args: ReportArgs, settings: &Settings, reporter: &Reporter) -> 
             r.in_progress.as_deref().unwrap_or_default()
         ));
     }
+    if let Some(note) = super::apply::window::aks_note(&ctx, reporter).await {
+        notes.push(note);
+    }
     let summary = (!notes.is_empty()).then(|| notes.join("\n"));
     Ok(Outcome {
         value: serde_json::to_value(&out)?,

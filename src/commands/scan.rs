@@ -131,6 +131,10 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
             ctx.az_args
         ));
     }
+    if let Some(note) = super::apply::window::aks_note(&ctx, reporter).await {
+        summary.push('\n');
+        summary.push_str(&note);
+    }
     let exit = if !failed.is_empty() {
         Exit::NodesFailed
     } else {

@@ -46,6 +46,9 @@ pub enum Exit {
     /// 8: outside the maintenance window (`--window`): nothing started, or the run stopped
     /// at a safe point when its window closed.
     OutsideWindow,
+    /// 9: a blocker (`--blocking-pod-selector`, a Prometheus alert) held the rollout past
+    /// `--blocker-wait`; it stopped at a safe point.
+    Blocked,
 }
 
 impl Exit {
@@ -62,6 +65,7 @@ impl Exit {
             Exit::LockHeld => 7,
             Exit::Interrupted => 130,
             Exit::OutsideWindow => 8,
+            Exit::Blocked => 9,
         }
     }
 }
@@ -348,6 +352,7 @@ mod tests {
             (Exit::LockHeld, 7),
             (Exit::Interrupted, 130),
             (Exit::OutsideWindow, 8),
+            (Exit::Blocked, 9),
         ];
         for (e, c) in all {
             assert_eq!(e.code(), c, "{e:?}");

@@ -10,6 +10,7 @@
 //! cut off). The engine reaches the world only through [`super::ports`]: the unit tests below
 //! drive it with fakes and paused time.
 
+use super::blockers::{wait_clear, BlockStop, BlockerSource};
 use super::gate::{self, Blocker};
 use super::journal::{
     self, Journal, NodeState, ObjectRef, RebootPolicy, RunOptions, RunRecord, Step, StepName, StepOutcome, UpgradeMode,
@@ -77,6 +78,9 @@ pub enum RunStop {
     /// The maintenance window closed (or the next node would not end inside it): stopped at
     /// a safe point with nothing out of service; why, and when the next window opens.
     OutsideWindow(String),
+    /// A blocker (a blocking pod, a Prometheus alert) held the next cordon past
+    /// `--blocker-wait`: stopped at a safe point with nothing out of service.
+    Blocked(String),
 }
 
 impl RunStop {
@@ -102,6 +106,7 @@ impl RunStop {
             RunStop::Failed { exit, .. } => *exit,
             RunStop::LockLost(_) => Exit::LockHeld,
             RunStop::OutsideWindow(_) => Exit::OutsideWindow,
+            RunStop::Blocked(_) => Exit::Blocked,
         }
     }
 }
@@ -200,6 +205,14 @@ pub struct WindowPolicy {
     pub clock: std::sync::Arc<dyn Clock>,
 }
 
+/// The operator's blockers, checked before every cordon and waited for up to `wait`.
+#[derive(Clone)]
+pub struct BlockerPolicy {
+    pub source: std::sync::Arc<dyn BlockerSource>,
+    pub wait: Duration,
+    pub poll: Duration,
+}
+
 pub struct Engine<'a> {
     cluster: &'a dyn Cluster,
     transport: &'a dyn Transport,
@@ -217,6 +230,8 @@ pub struct Engine<'a> {
     next: Option<String>,
     /// The maintenance windows, if the run keeps to any.
     window: Option<WindowPolicy>,
+    /// The operator's blockers, if any.
+    blockers: Option<BlockerPolicy>,
 }
 
 /// How a node's turn ended, when it did not stop the run.
@@ -272,7 +287,14 @@ impl<'a> Engine<'a> {
             lock_lost: None,
             next: None,
             window: None,
+            blockers: None,
         }
+    }
+
+    /// Hold every cordon while these blockers say so (up to their wait).
+    pub fn with_blockers(mut self, blockers: BlockerPolicy) -> Engine<'a> {
+        self.blockers = Some(blockers);
+        self
     }
 
     /// Keep to these maintenance windows: checked before each node is started and before
@@ -372,7 +394,7 @@ impl<'a> Engine<'a> {
                             rec.nodes[i].finished_at = Some(journal::now());
                         }
                         RunStop::LockLost(message) => rec.nodes[i].error = Some(message.clone()),
-                        RunStop::Interrupted | RunStop::OutsideWindow(_) => {}
+                        RunStop::Interrupted | RunStop::OutsideWindow(_) | RunStop::Blocked(_) => {}
                     }
                     self.save(rec);
                     self.reporter.status_done();
@@ -485,6 +507,39 @@ impl<'a> Engine<'a> {
                 &format!("its packages are upgraded; the reboot waits for the next window{undo}"),
             );
             return Err(stop);
+        }
+        if let Some(b) = self.blockers.clone() {
+            let waited = wait_clear(
+                b.source.as_ref(),
+                Some(&name),
+                b.wait,
+                b.poll,
+                &self.cancel,
+                self.reporter,
+            )
+            .await;
+            match waited {
+                Ok(false) => {}
+                Ok(true) => {
+                    // Time went by: the cluster and the window once more.
+                    self.health_gate(rec, i, workloads, pdbs).await?;
+                    if let Err(stop) = self.window_check(&format!("not taking node {name} out")) {
+                        let undo = self.release_if_in_hand(rec, i).await;
+                        self.reporter.step(
+                            &name,
+                            &format!("its packages are upgraded; the reboot waits for the next window{undo}"),
+                        );
+                        return Err(stop);
+                    }
+                }
+                Err(BlockStop::Cancelled) => return self.stop_in_hand(rec, i, "stopping before the cordon").await,
+                Err(e) => {
+                    let undo = self.release_if_in_hand(rec, i).await;
+                    return Err(RunStop::Blocked(format!(
+                        "not taking node {name} out: {e}; its packages are upgraded{undo}"
+                    )));
+                }
+            }
         }
         // kured must not reboot another node beside ours.
         let ttl = Duration::from_secs(self.cfg.options.drain_timeout + self.cfg.options.reboot_timeout);
@@ -1649,6 +1704,7 @@ mod tests {
         abandon: CancellationToken,
         options: RunOptions,
         window: Option<WindowPolicy>,
+        blockers: Option<BlockerPolicy>,
     }
 
     impl Harness {
@@ -1660,6 +1716,7 @@ mod tests {
                 abandon: CancellationToken::new(),
                 options: options(),
                 window: None,
+                blockers: None,
             }
         }
 
@@ -1685,6 +1742,9 @@ mod tests {
             );
             if let Some(w) = &self.window {
                 e = e.with_window(w.clone());
+            }
+            if let Some(b) = &self.blockers {
+                e = e.with_blockers(b.clone());
             }
             e.run(rec).await
         }
@@ -2298,5 +2358,89 @@ mod tests {
         assert_eq!(states(&rec), [NodeState::Done]);
         assert_eq!(h.fakes.count("upgrade"), 1, "not upgraded twice");
         assert_eq!(h.fakes.node("n0").kernel, NEW);
+    }
+
+    /// An alert that fires until `clears_at` (paused time); records the nodes it was asked for.
+    struct FakeAlert {
+        clears_at: Instant,
+        asked: Mutex<Vec<Option<String>>>,
+    }
+
+    #[async_trait]
+    impl BlockerSource for FakeAlert {
+        async fn holds(&self, node: Option<&str>) -> Vec<crate::rollout::blockers::Hold> {
+            self.asked.lock().unwrap().push(node.map(str::to_string));
+            if Instant::now() < self.clears_at {
+                vec![crate::rollout::blockers::Hold::Alert {
+                    name: "BackupRunning".into(),
+                    state: "firing".into(),
+                }]
+            } else {
+                vec![]
+            }
+        }
+    }
+
+    fn alert_for(secs: u64, wait: u64) -> (Arc<FakeAlert>, Option<BlockerPolicy>) {
+        let a = Arc::new(FakeAlert {
+            clears_at: Instant::now() + Duration::from_secs(secs),
+            asked: Mutex::new(vec![]),
+        });
+        let p = BlockerPolicy {
+            source: a.clone(),
+            wait: Duration::from_secs(wait),
+            poll: Duration::from_secs(2),
+        };
+        (a, Some(p))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_firing_alert_holds_the_cordon_and_the_run_goes_on_once_it_clears() {
+        let (alert, blockers) = alert_for(60, 600);
+        let h = Harness {
+            blockers,
+            ..Harness::new(2)
+        };
+        let mut rec = record(2);
+        let t0 = Instant::now();
+        h.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done; 2]);
+        assert!(t0.elapsed() >= Duration::from_secs(60), "it waited for the alert");
+        assert!(
+            alert.asked.lock().unwrap().contains(&Some("n0".to_string())),
+            "asked for the node"
+        );
+        assert_eq!(h.fakes.w().max_out, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_blocker_that_does_not_clear_stops_before_the_cordon_with_exit_9_and_resume_finishes() {
+        let (_alert, blockers) = alert_for(3600, 30);
+        let h = Harness {
+            blockers,
+            ..Harness::new(1)
+        };
+        let mut rec = record(1);
+        let stop = h.run(&mut rec).await.unwrap_err();
+        let RunStop::Blocked(msg) = &stop else {
+            panic!("{stop:?}")
+        };
+        assert!(
+            msg.contains("not taking node n0 out")
+                && msg.contains("alert BackupRunning is firing")
+                && msg.contains("--blocker-wait"),
+            "{msg}"
+        );
+        assert_eq!(stop.exit().code(), 9);
+        assert_eq!(rec.nodes[0].state, NodeState::Upgraded);
+        assert_eq!(h.fakes.count("cordon"), 0);
+        // Once it has cleared, --resume reboots the node without upgrading it again.
+        let h2 = Harness {
+            fakes: h.fakes.clone(),
+            ..Harness::new(0)
+        };
+        h2.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done]);
+        assert_eq!(h.fakes.count("upgrade"), 1);
     }
 }

@@ -4,6 +4,7 @@
 //! ([`resume`]), the run record ([`journal`]) and the after-report ([`after`]).
 
 pub mod after;
+pub mod blockers;
 pub mod engine;
 pub mod gate;
 pub mod journal;

@@ -17,9 +17,10 @@
 //!   its upgrade succeeded and the probe after it finds nothing pending of the chosen mode.
 //! - **Ctrl-C is a safe point**: apt runs detached on the node and is waited for.
 
+mod blockers;
 mod input;
 mod view;
-mod window;
+pub mod window;
 
 use super::context;
 use super::scan::{candidate, scan_nodes, ScanRow};
@@ -87,6 +88,7 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
         signals.abort();
         r?;
     }
+    let blocker_policy = blockers::policy(&args.blockers, &ctx).await?;
 
     // What to patch, in which order, with which options.
     let resumed = if args.resume {
@@ -252,6 +254,9 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
                 entries.iter().filter(|e| e.patch()).count(),
             ));
         }
+        if let Some(b) = &blocker_policy {
+            reporter.info(&blockers::dry_run_line(b).await);
+        }
         return Ok(dry_run_outcome(
             &ctx,
             &args,
@@ -311,6 +316,12 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
                 Failure::new(if p.auth { Exit::Auth } else { Exit::Failure }, e.to_string()).into()
             }
         });
+    }
+    if let Some(b) = &blocker_policy {
+        if let Err(e) = blockers::before_lock(b, &cancel, reporter).await {
+            signals.abort();
+            return Err(e);
+        }
     }
     if args.force_unlock {
         if let Some((node, run)) = rows.iter().filter(|r| !r.ready).find_map(|r| {
@@ -424,6 +435,9 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
     if let Some(w) = window_policy {
         engine = engine.with_window(w);
     }
+    if let Some(b) = blocker_policy {
+        engine = engine.with_blockers(b);
+    }
     let result = engine.run(&mut record).await;
     let lock_lost = engine.lock_lost().map(str::to_string);
     signals.abort();
@@ -446,6 +460,7 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
         Ok(()) => (RunStatus::Succeeded, None),
         Err(RunStop::Interrupted) => (RunStatus::Interrupted, Some("interrupted".to_string())),
         Err(RunStop::OutsideWindow(msg)) => (RunStatus::Interrupted, Some(msg.clone())),
+        Err(RunStop::Blocked(msg)) => (RunStatus::Failed, Some(msg.clone())),
         Err(RunStop::Failed { message, .. }) => (RunStatus::Failed, Some(message.clone())),
         Err(RunStop::LockLost(msg)) => (
             RunStatus::Failed,

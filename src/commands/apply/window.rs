@@ -2,6 +2,7 @@
 //! be out, and the check before anything is done (exit 8 outside a window, or
 //! `--wait-for-window`).
 
+use crate::azure::models::MaintenanceConfiguration;
 use crate::cli::WindowArgs;
 use crate::commands::context::{azure_failure, ClusterContext};
 use crate::kube::CancellationToken;
@@ -73,10 +74,7 @@ async fn aks_window(ctx: &ClusterContext, reporter: &Reporter) -> anyhow::Result
         .into());
     };
     let configs = arm.list_maintenance_configurations(id).await.map_err(azure_failure)?;
-    let Some(config) = AKS_CONFIGS
-        .iter()
-        .find_map(|name| configs.iter().find(|c| c.name.eq_ignore_ascii_case(name)))
-    else {
+    let Some(config) = pick(&configs) else {
         return Err(Failure::new(
             Exit::Usage,
             format!(
@@ -109,6 +107,55 @@ async fn aks_window(ctx: &ClusterContext, reporter: &Reporter) -> anyhow::Result
         config.name
     ));
     Ok(w)
+}
+
+/// The configuration for node OS upgrades, in order of preference.
+fn pick(configs: &[MaintenanceConfiguration]) -> Option<&MaintenanceConfiguration> {
+    AKS_CONFIGS
+        .iter()
+        .find_map(|name| configs.iter().find(|c| c.name.eq_ignore_ascii_case(name)))
+}
+
+/// For `scan` and `report`: the cluster's AKS maintenance window for node OS upgrades and
+/// whether it is open now or when it opens next (`None` without ARM, or when ARM cannot be
+/// read: said with `--verbose`).
+pub async fn aks_note(ctx: &ClusterContext, reporter: &Reporter) -> Option<String> {
+    let (arm, id) = ctx.arm.as_ref()?;
+    let configs = match arm.list_maintenance_configurations(id).await {
+        Ok(c) => c,
+        Err(e) => {
+            reporter.verbose(&format!("cannot read the cluster's maintenance configurations: {e}"));
+            return None;
+        }
+    };
+    let Some(config) = pick(&configs) else {
+        return Some(format!(
+            "maintenance window: none configured in AKS for node OS upgrades ({}); `apply --window aks` would refuse to run",
+            AKS_CONFIGS.join(" or ")
+        ));
+    };
+    let window = match config.properties.maintenance_window.as_ref().map(|j| AksWindow::from_json(&config.name, j)) {
+        Some(Ok(w)) => w,
+        Some(Err(e)) => return Some(format!("maintenance window: {e}")),
+        None => {
+            return Some(format!(
+                "maintenance window: the configuration `{}` has no maintenanceWindow (the older timeInWeek format is not read)",
+                config.name
+            ))
+        }
+    };
+    let mut schedule = Schedule::new("UTC").ok()?;
+    schedule.add_aks(window);
+    let now = jiff::Timestamp::now();
+    let when = match (schedule.open_at(now), schedule.next_opening(now)) {
+        (Some(o), _) => format!("open now, until {}", schedule.show(o.end)),
+        (None, Some(o)) => format!("next opens {}", schedule.show(o.start)),
+        (None, None) => "no opening within the next two years".to_string(),
+    };
+    Some(format!(
+        "maintenance window ({}): {when} (`apply --window aks` keeps to it)",
+        schedule.describe().join("; ")
+    ))
 }
 
 /// The dry run's verdict: does the plan (`nodes` to take out) fit the window open now?
@@ -196,5 +243,80 @@ pub async fn before_start(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::window::Clock;
+    use tokio::time::Instant;
+
+    /// Wall-clock time that starts at `base` and moves with paused tokio time.
+    struct PausedClock {
+        base: jiff::Timestamp,
+        t0: Instant,
+    }
+
+    impl Clock for PausedClock {
+        fn now(&self) -> jiff::Timestamp {
+            self.base + jiff::SignedDuration::try_from(self.t0.elapsed()).unwrap()
+        }
+    }
+
+    fn policy(at: &str) -> WindowPolicy {
+        let mut schedule = Schedule::new("UTC").unwrap();
+        schedule.add_daily(DailyWindow::parse("Sat,Sun 01:00-05:00").unwrap());
+        WindowPolicy {
+            schedule,
+            budget: Duration::from_secs(15 * 60),
+            clock: Arc::new(PausedClock {
+                base: at.parse().unwrap(),
+                t0: Instant::now(),
+            }),
+        }
+    }
+
+    fn exit_of(e: &anyhow::Error) -> Option<Exit> {
+        e.downcast_ref::<Failure>().map(|f| f.exit)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn outside_the_window_it_is_exit_8_with_the_next_opening() {
+        let w = policy("2026-12-02T12:00:00Z");
+        let e = before_start(&w, false, &CancellationToken::new(), &Reporter::silent())
+            .await
+            .unwrap_err();
+        assert_eq!(exit_of(&e), Some(Exit::OutsideWindow));
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("next window opens 2026-12-05T01:00:00Z") && text.contains("nothing was changed"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wait_for_window_waits_until_it_opens_then_goes_on() {
+        let w = policy("2026-12-04T23:00:00Z");
+        let t0 = Instant::now();
+        before_start(&w, true, &CancellationToken::new(), &Reporter::silent())
+            .await
+            .unwrap();
+        // Two hours of (paused) time: from Friday 23:00 to Saturday 01:00.
+        assert_eq!(t0.elapsed().as_secs(), 2 * 3600);
+        assert!(w.schedule.open_at(w.clock.now()).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_signal_while_waiting_for_the_window_stops_with_130() {
+        let w = policy("2026-12-04T23:00:00Z");
+        let cancel = CancellationToken::new();
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            c.cancel();
+        });
+        let e = before_start(&w, true, &cancel, &Reporter::silent()).await.unwrap_err();
+        assert_eq!(exit_of(&e), Some(Exit::Interrupted));
     }
 }
