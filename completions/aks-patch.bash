@@ -61,7 +61,7 @@ _aks__patch() {
             return 0
             ;;
         aks__subcmd__patch__subcmd__apply)
-            opts="-g -n -l -y -o -h -V --resource-group --name --subscription --admin --kubeconfig --context --auth --cloud --ssh-user --ssh-key --ssh-port --ssh-jump --ssh-config --ssh-strict-host-keys --ssh-timeout --one-at-a-time --nodepool --nodes --selector --upgrade-mode --reboot --dry-run --yes --delete-emptydir-data --force --grace-period --drain-timeout --reboot-timeout --health-wait --request-timeout --soak --force-unlock --resume --journal-dir --eviction-retry-interval --window --time-zone --node-budget --wait-for-window --blocking-pod-selector --blocking-pod-scope --prometheus-url --alert-filter-regexp --alert-filter-match-only --alert-firing-only --blocker-wait --output --query --verbose --debug --only-show-errors --help --version"
+            opts="-g -n -l -y -o -h -V --resource-group --name --subscription --admin --kubeconfig --context --auth --cloud --ssh-user --ssh-key --ssh-port --ssh-jump --ssh-config --ssh-strict-host-keys --ssh-timeout --one-at-a-time --nodepool --nodes --selector --upgrade-mode --reboot --dry-run --yes --delete-emptydir-data --force --grace-period --drain-timeout --reboot-timeout --health-wait --request-timeout --soak --force-unlock --resume --journal-dir --eviction-retry-interval --window --time-zone --node-budget --wait-for-window --blocking-pod-selector --blocking-pod-scope --prometheus-url --alert-filter-regexp --alert-filter-match-only --alert-firing-only --blocker-wait --pushgateway-url --output --query --verbose --debug --only-show-errors --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -215,12 +215,16 @@ _aks__patch() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --pushgateway-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none prometheus" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none prometheus" -- "${cur}"))
                     return 0
                     ;;
                 --query)
@@ -348,11 +352,11 @@ _aks__patch() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none prometheus" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none prometheus" -- "${cur}"))
                     return 0
                     ;;
                 --query)
@@ -367,7 +371,7 @@ _aks__patch() {
             return 0
             ;;
         aks__subcmd__patch__subcmd__scan)
-            opts="-g -n -o -h -V --resource-group --name --subscription --admin --kubeconfig --context --auth --cloud --ssh-user --ssh-key --ssh-port --ssh-jump --ssh-config --ssh-strict-host-keys --ssh-timeout --parallel --refresh --fail-on --output --query --verbose --debug --only-show-errors --help --version"
+            opts="-g -n -o -h -V --resource-group --name --subscription --admin --kubeconfig --context --auth --cloud --ssh-user --ssh-key --ssh-port --ssh-jump --ssh-config --ssh-strict-host-keys --ssh-timeout --parallel --refresh --fail-on --pushgateway-url --output --query --verbose --debug --only-show-errors --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -441,12 +445,16 @@ _aks__patch() {
                     COMPREPLY=($(compgen -W "reboot-required pending" -- "${cur}"))
                     return 0
                     ;;
+                --pushgateway-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none prometheus" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none prometheus" -- "${cur}"))
                     return 0
                     ;;
                 --query)

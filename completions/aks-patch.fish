@@ -52,6 +52,7 @@ complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l ssh-timeout
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l parallel -d 'How many nodes to probe at once' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l fail-on -d 'Exit with code 6 when a node needs a reboot, or has pending updates' -r -f -a "reboot-required\t''
 pending\t''"
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l pushgateway-url -d 'Push the results as Prometheus gauges to this Pushgateway (job aks-patch-scan or aks-patch-apply, grouped by cluster); a failed push is a warning' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -s o -l output -d 'Output format' -r -f -a "table\t'Columns for people'
 wide\t'More columns (for `report`: exactly `kubectl get nodes -o wide`, then patch state)'
 json\t'JSON'
@@ -59,7 +60,8 @@ jsonc\t'JSON, coloured'
 yaml\t'YAML'
 yamlc\t'YAML, coloured'
 tsv\t'Tab-separated values, no headers: for scripts'
-none\t'No output (exit code only)'"
+none\t'No output (exit code only)'
+prometheus\t'Prometheus text exposition format (`report` only: for node_exporter\'s textfile collector)'"
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l query -d 'JMESPath query applied to the result before formatting (see http://jmespath.org)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l admin -d 'Use the cluster admin credential (listClusterAdminCredential) instead of the user one'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l ssh-strict-host-keys -d 'Refuse nodes whose host key is not known yet (default: accept new keys, refuse changed ones)'
@@ -114,6 +116,7 @@ node\t'On the node about to be taken out'"
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l prometheus-url -d 'No node is taken out while this Prometheus server has active alerts (its /api/v1/alerts) that are not filtered out; an unreachable one blocks too' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l alert-filter-regexp -d 'Ignore the alerts whose name matches this regular expression (with --alert-filter-match-only: only those block)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l blocker-wait -d 'Wait this long for the blockers to clear before a node is taken out (re-checking), then stop at that safe point with exit 9 (e.g. 10m, 90s)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l pushgateway-url -d 'Push the results as Prometheus gauges to this Pushgateway (job aks-patch-scan or aks-patch-apply, grouped by cluster); a failed push is a warning' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s o -l output -d 'Output format' -r -f -a "table\t'Columns for people'
 wide\t'More columns (for `report`: exactly `kubectl get nodes -o wide`, then patch state)'
 json\t'JSON'
@@ -121,7 +124,8 @@ jsonc\t'JSON, coloured'
 yaml\t'YAML'
 yamlc\t'YAML, coloured'
 tsv\t'Tab-separated values, no headers: for scripts'
-none\t'No output (exit code only)'"
+none\t'No output (exit code only)'
+prometheus\t'Prometheus text exposition format (`report` only: for node_exporter\'s textfile collector)'"
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l query -d 'JMESPath query applied to the result before formatting (see http://jmespath.org)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l admin -d 'Use the cluster admin credential (listClusterAdminCredential) instead of the user one'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l ssh-strict-host-keys -d 'Refuse nodes whose host key is not known yet (default: accept new keys, refuse changed ones)'
@@ -160,7 +164,8 @@ jsonc\t'JSON, coloured'
 yaml\t'YAML'
 yamlc\t'YAML, coloured'
 tsv\t'Tab-separated values, no headers: for scripts'
-none\t'No output (exit code only)'"
+none\t'No output (exit code only)'
+prometheus\t'Prometheus text exposition format (`report` only: for node_exporter\'s textfile collector)'"
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -l query -d 'JMESPath query applied to the result before formatting (see http://jmespath.org)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -l admin -d 'Use the cluster admin credential (listClusterAdminCredential) instead of the user one'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -l verbose -d 'Print more about what is happening (to stderr)'

@@ -79,6 +79,8 @@ pub enum OutputFormat {
     Tsv,
     /// No output (exit code only).
     None,
+    /// Prometheus text exposition format (`report` only: for node_exporter's textfile collector).
+    Prometheus,
 }
 
 /// Arguments every command takes: the Azure CLI's global ones.
@@ -206,6 +208,8 @@ pub struct ScanArgs {
     #[arg(long, value_enum, value_name = "CONDITION")]
     pub fail_on: Option<FailOn>,
     #[command(flatten)]
+    pub metrics: Box<MetricsArgs>,
+    #[command(flatten)]
     pub global: GlobalArgs,
 }
 
@@ -314,7 +318,17 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub blockers: Box<BlockerArgs>,
     #[command(flatten)]
+    pub metrics: Box<MetricsArgs>,
+    #[command(flatten)]
     pub global: GlobalArgs,
+}
+
+/// Metrics for `scan` and `apply`.
+#[derive(Args, Debug, Clone)]
+pub struct MetricsArgs {
+    /// Push the results as Prometheus gauges to this Pushgateway (job aks-patch-scan or aks-patch-apply, grouped by cluster); a failed push is a warning.
+    #[arg(long, value_name = "URL")]
+    pub pushgateway_url: Option<String>,
 }
 
 /// Where a blocking pod counts.

@@ -7,6 +7,7 @@ pub mod azure;
 pub mod cli;
 pub mod commands;
 pub mod kube;
+pub mod metrics;
 pub mod output;
 pub mod rollout;
 pub mod settings;

@@ -89,6 +89,11 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
         r?;
     }
     let blocker_policy = blockers::policy(&args.blockers, &ctx).await?;
+    if let Some(url) = &args.metrics.pushgateway_url {
+        crate::metrics::check_url(url).map_err(|e| {
+            Failure::new(Exit::Usage, e.to_string()).hint("e.g. --pushgateway-url http://pushgateway:9091")
+        })?;
+    }
 
     // What to patch, in which order, with which options.
     let resumed = if args.resume {
@@ -471,6 +476,21 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
     record.status = status;
     record.error = err.clone();
     journal.save(&record)?;
+    if let Some(url) = &args.metrics.pushgateway_url {
+        let families = crate::metrics::run_families(&record);
+        match crate::metrics::push(
+            url,
+            "aks-patch-apply",
+            &ctx.cluster.name,
+            &families,
+            Duration::from_secs(10),
+        )
+        .await
+        {
+            Ok(()) => reporter.verbose("pushed the run's metrics"),
+            Err(e) => reporter.warn(&format!("{e}; the run's result is not affected")),
+        }
+    }
     remember_scans(settings, &record);
 
     let now_rows = k::list_node_rows(&ctx.client, None).await.ok();
