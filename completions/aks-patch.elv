@@ -98,6 +98,8 @@ set edit:completion:arg-completer[aks-patch] = {|@words|
             cand --prometheus-url 'No node is taken out while this Prometheus server has active alerts (its /api/v1/alerts) that are not filtered out; an unreachable one blocks too'
             cand --alert-filter-regexp 'Ignore the alerts whose name matches this regular expression (with --alert-filter-match-only: only those block)'
             cand --blocker-wait 'Wait this long for the blockers to clear before a node is taken out (re-checking), then stop at that safe point with exit 9 (e.g. 10m, 90s)'
+            cand --notify-url 'Send the rollout''s events (run started, node started, node done, node halted or left cordoned, run finished) to this webhook (repeatable): Slack (https://hooks.slack.com/...), a Teams workflow, or a generic JSON webhook (webhook+https://...); slack+ and teams+ prefixes force the service. Never printed'
+            cand --notify-template 'The notification text, with fields {event} {cluster} {node} {pool} {kernel_before} {kernel_after} {duration} {reason} {run_id} {text}'
             cand --pushgateway-url 'Push the results as Prometheus gauges to this Pushgateway (job aks-patch-scan or aks-patch-apply, grouped by cluster); a failed push is a warning'
             cand -o 'Output format'
             cand --output 'Output format'

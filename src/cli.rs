@@ -318,9 +318,22 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub blockers: Box<BlockerArgs>,
     #[command(flatten)]
+    pub notify: Box<NotifyArgs>,
+    #[command(flatten)]
     pub metrics: Box<MetricsArgs>,
     #[command(flatten)]
     pub global: GlobalArgs,
+}
+
+/// Notifications for `apply`.
+#[derive(Args, Debug, Clone)]
+pub struct NotifyArgs {
+    /// Send the rollout's events (run started, node started, node done, node halted or left cordoned, run finished) to this webhook (repeatable): Slack (https://hooks.slack.com/...), a Teams workflow, or a generic JSON webhook (webhook+https://...); slack+ and teams+ prefixes force the service. Never printed.
+    #[arg(long, value_name = "URL")]
+    pub notify_url: Vec<String>,
+    /// The notification text, with fields {event} {cluster} {node} {pool} {kernel_before} {kernel_after} {duration} {reason} {run_id} {text}.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub notify_template: Option<String>,
 }
 
 /// Metrics for `scan` and `apply`.

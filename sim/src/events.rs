@@ -48,6 +48,9 @@ pub mod kinds {
     pub const KURED_LOCK: &str = "kured-lock";
     pub const FAULT: &str = "fault";
     pub const REIMAGE: &str = "reimage";
+    /// A delivery to the webhook sink: `object` = the path after `/hooks/`, `detail` = the
+    /// body as received.
+    pub const WEBHOOK: &str = "webhook";
 }
 
 pub struct EventLog {

@@ -92,6 +92,14 @@ enum FaultCmd {
     },
     /// Every token issued so far expires.
     ExpiredToken,
+    /// The webhook sink answers the next COUNT deliveries with STATUS (0 = every one).
+    WebhookError {
+        count: u32,
+        #[arg(long, default_value_t = 500)]
+        status: u16,
+    },
+    /// The webhook sink waits SECONDS before answering each delivery.
+    WebhookSlow { seconds: f64 },
     /// Clear every fault.
     Clear,
 }
@@ -110,6 +118,8 @@ impl From<FaultCmd> for Fault {
             FaultCmd::ArmError { count, status } => Fault::ArmError { count, status },
             FaultCmd::KubeError { count, status } => Fault::KubeError { count, status },
             FaultCmd::ExpiredToken => Fault::ExpiredToken,
+            FaultCmd::WebhookError { count, status } => Fault::WebhookError { count, status },
+            FaultCmd::WebhookSlow { seconds } => Fault::WebhookSlow { seconds },
             FaultCmd::Clear => Fault::Clear,
         }
     }

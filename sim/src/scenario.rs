@@ -401,8 +401,20 @@ pub enum Fault {
     /// Tokens issued so far are expired: ARM answers 401 ExpiredAuthenticationToken,
     /// the Kubernetes API 401 Unauthorized.
     ExpiredToken,
+    /// The webhook sink answers the next `count` deliveries with this status (0 = every one).
+    WebhookError {
+        count: u32,
+        #[serde(default = "default_webhook_status")]
+        status: u16,
+    },
+    /// The webhook sink waits this long before answering each delivery.
+    WebhookSlow { seconds: f64 },
     /// Clear every fault.
     Clear,
+}
+
+fn default_webhook_status() -> u16 {
+    500
 }
 
 impl Scenario {

@@ -205,6 +205,18 @@ pub struct WindowPolicy {
     pub clock: std::sync::Arc<dyn Clock>,
 }
 
+/// A node's turn, as told to a hook (notifications).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodePhase {
+    Started,
+    Done,
+    /// The run stopped on this node (a failure, the lock lost, a blocker): the reason.
+    Halted,
+}
+
+/// Called at each node's start, end or halt, with the node's record and the reason of a halt.
+pub type NodeHook = std::sync::Arc<dyn Fn(NodePhase, &journal::NodeRecord, Option<&str>) + Send + Sync>;
+
 /// The operator's blockers, checked before every cordon and waited for up to `wait`.
 #[derive(Clone)]
 pub struct BlockerPolicy {
@@ -232,6 +244,8 @@ pub struct Engine<'a> {
     window: Option<WindowPolicy>,
     /// The operator's blockers, if any.
     blockers: Option<BlockerPolicy>,
+    /// Told about each node's turn (notifications).
+    on_node: Option<NodeHook>,
 }
 
 /// How a node's turn ended, when it did not stop the run.
@@ -288,6 +302,19 @@ impl<'a> Engine<'a> {
             next: None,
             window: None,
             blockers: None,
+            on_node: None,
+        }
+    }
+
+    /// Tell `hook` about each node's start, end and halt.
+    pub fn with_node_hook(mut self, hook: NodeHook) -> Engine<'a> {
+        self.on_node = Some(hook);
+        self
+    }
+
+    fn tell(&self, phase: NodePhase, node: &journal::NodeRecord, reason: Option<&str>) {
+        if let Some(h) = &self.on_node {
+            h(phase, node, reason);
         }
     }
 
@@ -358,6 +385,7 @@ impl<'a> Engine<'a> {
                 .find(|j| todo(rec, *j))
                 .map(|j| rec.nodes[j].name.clone());
             self.reporter.node_started(&rec.nodes[i].name, k, total);
+            self.tell(NodePhase::Started, &rec.nodes[i], None);
             let result = self.patch_node(rec, i, &last_workloads, &last_pdbs).await;
             self.reporter.wait_done(&rec.nodes[i].name);
             let node = rec.nodes[i].name.clone();
@@ -368,6 +396,7 @@ impl<'a> Engine<'a> {
                     rec.nodes[i].finished_at = Some(journal::now());
                     self.save(rec);
                     self.reporter.step(&node, "done");
+                    self.tell(NodePhase::Done, &rec.nodes[i], None);
                     if rec.nodes[i].state == NodeState::Done
                         && rec.nodes[i].steps.iter().any(|s| s.name == StepName::Drain)
                     {
@@ -397,6 +426,11 @@ impl<'a> Engine<'a> {
                         RunStop::Interrupted | RunStop::OutsideWindow(_) | RunStop::Blocked(_) => {}
                     }
                     self.save(rec);
+                    if let RunStop::Failed { message, .. } | RunStop::LockLost(message) | RunStop::Blocked(message) =
+                        &stop
+                    {
+                        self.tell(NodePhase::Halted, &rec.nodes[i], Some(message));
+                    }
                     self.reporter.status_done();
                     return Err(stop);
                 }

@@ -19,6 +19,7 @@
 
 mod blockers;
 mod input;
+mod notify;
 mod view;
 pub mod window;
 
@@ -89,6 +90,7 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
         r?;
     }
     let blocker_policy = blockers::policy(&args.blockers, &ctx).await?;
+    let notify_cfg = notify::config(&args.notify, settings)?;
     if let Some(url) = &args.metrics.pushgateway_url {
         crate::metrics::check_url(url).map_err(|e| {
             Failure::new(Exit::Usage, e.to_string()).hint("e.g. --pushgateway-url http://pushgateway:9091")
@@ -443,6 +445,35 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
     if let Some(b) = blocker_policy {
         engine = engine.with_blockers(b);
     }
+    let notifier = notify_cfg.map(|c| notify::start(c, reporter));
+    if let Some(n) = &notifier {
+        if let Some(h) = notify::hook(n, &ctx.cluster.name, &run_id) {
+            engine = engine.with_node_hook(h);
+        }
+        let todo: Vec<&str> = record
+            .nodes
+            .iter()
+            .filter(|n| !matches!(n.state, NodeState::Done | NodeState::Skipped | NodeState::Gone))
+            .map(|n| n.name.as_str())
+            .collect();
+        n.send(notify::event(
+            crate::notify::EventKind::RunStarted,
+            &ctx.cluster.name,
+            &run_id,
+            format!(
+                "{} node(s) to patch one at a time ({}); upgrade mode {}, reboot {}{}",
+                todo.len(),
+                todo.join(", "),
+                enum_text(&options.upgrade_mode),
+                enum_text(&options.reboot),
+                if chain.is_empty() {
+                    String::new()
+                } else {
+                    format!("; resuming run {}", chain.join(", "))
+                }
+            ),
+        ));
+    }
     let result = engine.run(&mut record).await;
     let lock_lost = engine.lock_lost().map(str::to_string);
     signals.abort();
@@ -543,6 +574,29 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
     } else {
         serde_json::to_value(&record)?
     };
+    if let Some(n) = notifier {
+        for (name, _) in &left {
+            if let Some(node) = record.nodes.iter().find(|r| &r.name == name) {
+                n.send(crate::notify::node_event(
+                    crate::notify::EventKind::NodeLeftCordoned,
+                    &ctx.cluster.name,
+                    &run_id,
+                    node,
+                    Some(&format!(
+                        "once it is healthy, `aks-patch apply ... --one-at-a-time --resume` uncordons it, or by hand `kubectl uncordon {name} && kubectl annotate node {name} {}-`",
+                        kdrain::IN_PROGRESS_ANNOTATION
+                    )),
+                ));
+            }
+        }
+        n.send(notify::event(
+            crate::notify::EventKind::RunFinished,
+            &ctx.cluster.name,
+            &run_id,
+            summary.clone(),
+        ));
+        n.finish(Duration::from_secs(20), reporter).await;
+    }
     if let Some(msg) = err {
         reporter.error(&msg);
     }
