@@ -228,3 +228,34 @@ async fn issue12_a_failing_webhook_does_not_change_the_outcome_and_templates_hav
     bad.assert_code(2);
     assert!(bad.stderr.contains("unknown field {nodename}"), "{}", bad.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue12_a_webhook_that_never_answers_does_not_slow_the_rollout() {
+    let c = Cluster::start(Some(&two_nodes())).await;
+    // Every delivery waits 60 s: longer than aks-patch's 10 s per attempt.
+    c.sim.fault(aks_sim::Fault::WebhookSlow { seconds: 60.0 }).unwrap();
+    let sink = c.sim.endpoints().webhook_url.clone();
+    let hook = format!("webhook+{sink}/hooks/slow/s3cret");
+    let t0 = std::time::Instant::now();
+    let r = c.run(&apply_args(&["--notify-url", &hook, "-o", "json"]), true).await;
+    let took = t0.elapsed();
+    r.assert_code(0);
+    assert_eq!(r.json()["status"], "succeeded");
+    // Seven events of three 10 s attempts each would be 3.5 minutes if the rollout waited
+    // for them; it waits only at its end, at most 20 s.
+    assert!(
+        took < std::time::Duration::from_secs(90),
+        "took {took:?}:\n{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("some notifications were not delivered within 20s after the run"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("s3cret"), "{}", r.stderr);
+    for i in 0..2 {
+        assert_eq!(c.kernel(&small_node(i)), "5.15.0-1073-azure");
+    }
+}

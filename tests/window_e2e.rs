@@ -297,3 +297,44 @@ async fn issue12_scan_and_report_show_the_aks_window_and_its_next_opening() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue12_wait_for_window_waits_for_the_opening_then_patches() {
+    // Two nodes: a single one could not be drained past the web PodDisruptionBudget.
+    let c = Cluster::start(Some(&scenario(2, 1.0, ""))).await;
+    // A window opening at the next minute boundary at least 15 s away.
+    let now = Utc::now();
+    let mut opens = now.duration_trunc(Span::minutes(1)).unwrap() + Span::minutes(1);
+    if opens - now < Span::seconds(15) {
+        opens += Span::minutes(1);
+    }
+    let spec = format!("{}-{}", hm(opens), hm(opens + Span::hours(2)));
+    let r = c
+        .run(&apply_args(&["--window", &spec, "--wait-for-window"]), true)
+        .await;
+    r.assert_code(0);
+    assert!(
+        r.stderr.contains(&format!(
+            "waiting for the maintenance window (--wait-for-window): opens {}",
+            z(opens)
+        )),
+        "{}",
+        r.stderr
+    );
+    // Nothing was touched before the window opened.
+    let ev = c.events();
+    let first = of_kind(&ev, "apt-upgrade")
+        .first()
+        .map(|e| DateTime::parse_from_rfc3339(&e.time).unwrap().with_timezone(&Utc))
+        .expect("the node was upgraded");
+    assert!(first >= opens, "upgraded at {first}, the window opened at {opens}");
+    for e in &ev {
+        if matches!(e.kind.as_str(), "lease" | "cordon") {
+            let t = DateTime::parse_from_rfc3339(&e.time).unwrap().with_timezone(&Utc);
+            assert!(t >= opens, "{} at {t}", e.kind);
+        }
+    }
+    for i in 0..2 {
+        assert_eq!(c.kernel(&small_node(i)), "5.15.0-1073-azure");
+    }
+}
