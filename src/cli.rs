@@ -49,12 +49,12 @@ pub enum Command {
     Scan(ScanArgs),
     /// Upgrade packages and reboot nodes that need it, one node at a time, under a cluster-wide lock.
     #[command(
-        after_help = "Examples:\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --dry-run\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --nodepool user\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --resume"
+        after_help = "Examples:\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --dry-run\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --nodepool user\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --resume\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --window 'Sat,Sun 01:00-05:00' --time-zone Europe/Berlin --notify-url https://hooks.slack.com/services/...\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --window aks --wait-for-window --prometheus-url http://prometheus:9090"
     )]
     Apply(ApplyArgs),
     /// The nodes as `kubectl get nodes` shows them, with patch state. No SSH: fast.
     #[command(
-        after_help = "Examples:\n  aks-patch report -g rg-shop-prod -n aks-shop-prod\n  aks-patch report -g rg-shop-prod -n aks-shop-prod --output wide\n  aks-patch report --kubeconfig ./kubeconfig -o yaml"
+        after_help = "Examples:\n  aks-patch report -g rg-shop-prod -n aks-shop-prod\n  aks-patch report -g rg-shop-prod -n aks-shop-prod --output wide\n  aks-patch report --kubeconfig ./kubeconfig -o yaml\n  aks-patch report -g rg-shop-prod -n aks-shop-prod -o prometheus > /var/lib/node_exporter/aks-patch.prom"
     )]
     Report(ReportArgs),
 }
