@@ -61,7 +61,7 @@ _aks__patch() {
             return 0
             ;;
         aks__subcmd__patch__subcmd__apply)
-            opts="-g -n -l -y -o -h -V --resource-group --name --subscription --admin --kubeconfig --context --auth --cloud --ssh-user --ssh-key --ssh-port --ssh-jump --ssh-config --ssh-strict-host-keys --ssh-timeout --via --node-shell-image --node-shell-namespace --connect-timeout --one-at-a-time --nodepool --nodes --selector --upgrade-mode --reboot --dry-run --yes --delete-emptydir-data --force --grace-period --drain-timeout --reboot-timeout --health-wait --request-timeout --azure-linux-security-as-all --allow-azure-linux-2 --soak --force-unlock --resume --journal-dir --eviction-retry-interval --output --query --verbose --debug --only-show-errors --help --version"
+            opts="-g -n -l -y -o -h -V --resource-group --name --subscription --admin --kubeconfig --context --auth --cloud --ssh-user --ssh-key --ssh-port --ssh-jump --ssh-config --ssh-strict-host-keys --ssh-timeout --via --node-shell-image --node-shell-namespace --connect-timeout --one-at-a-time --nodepool --nodes --selector --upgrade-mode --reboot --dry-run --yes --delete-emptydir-data --force --grace-period --drain-timeout --reboot-timeout --health-wait --request-timeout --azure-linux-security-as-all --allow-azure-linux-2 --soak --force-unlock --resume --journal-dir --eviction-retry-interval --window --time-zone --node-budget --wait-for-window --blocking-pod-selector --blocking-pod-scope --prometheus-url --alert-filter-regexp --alert-filter-match-only --alert-firing-only --blocker-wait --notify-url --notify-template --pushgateway-url --output --query --verbose --debug --only-show-errors --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -199,12 +199,56 @@ _aks__patch() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --window)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --time-zone)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node-budget)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocking-pod-selector)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocking-pod-scope)
+                    COMPREPLY=($(compgen -W "cluster node" -- "${cur}"))
+                    return 0
+                    ;;
+                --prometheus-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --alert-filter-regexp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocker-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --notify-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --notify-template)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pushgateway-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none prometheus" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none prometheus" -- "${cur}"))
                     return 0
                     ;;
                 --query)
@@ -332,11 +376,11 @@ _aks__patch() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none prometheus" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none prometheus" -- "${cur}"))
                     return 0
                     ;;
                 --query)
@@ -351,7 +395,7 @@ _aks__patch() {
             return 0
             ;;
         aks__subcmd__patch__subcmd__scan)
-            opts="-g -n -o -h -V --resource-group --name --subscription --admin --kubeconfig --context --auth --cloud --ssh-user --ssh-key --ssh-port --ssh-jump --ssh-config --ssh-strict-host-keys --ssh-timeout --via --node-shell-image --node-shell-namespace --connect-timeout --parallel --refresh --fail-on --output --query --verbose --debug --only-show-errors --help --version"
+            opts="-g -n -o -h -V --resource-group --name --subscription --admin --kubeconfig --context --auth --cloud --ssh-user --ssh-key --ssh-port --ssh-jump --ssh-config --ssh-strict-host-keys --ssh-timeout --via --node-shell-image --node-shell-namespace --connect-timeout --parallel --refresh --fail-on --pushgateway-url --output --query --verbose --debug --only-show-errors --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -441,12 +485,16 @@ _aks__patch() {
                     COMPREPLY=($(compgen -W "reboot-required pending" -- "${cur}"))
                     return 0
                     ;;
+                --pushgateway-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none prometheus" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide json jsonc yaml yamlc tsv none prometheus" -- "${cur}"))
                     return 0
                     ;;
                 --query)

@@ -57,6 +57,7 @@ complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l connect-tim
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l parallel -d 'How many nodes to probe at once' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l fail-on -d 'Exit with code 6 when a node needs a reboot, or has pending updates' -r -f -a "reboot-required\t''
 pending\t''"
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l pushgateway-url -d 'Push the results as Prometheus gauges to this Pushgateway (job aks-patch-scan or aks-patch-apply, grouped by cluster); a failed push is a warning' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -s o -l output -d 'Output format' -r -f -a "table\t'Columns for people'
 wide\t'More columns (for `report`: exactly `kubectl get nodes -o wide`, then patch state)'
 json\t'JSON'
@@ -64,7 +65,8 @@ jsonc\t'JSON, coloured'
 yaml\t'YAML'
 yamlc\t'YAML, coloured'
 tsv\t'Tab-separated values, no headers: for scripts'
-none\t'No output (exit code only)'"
+none\t'No output (exit code only)'
+prometheus\t'Prometheus text exposition format (`report` only: for node_exporter\'s textfile collector)'"
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l query -d 'JMESPath query applied to the result before formatting (see http://jmespath.org)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l admin -d 'Use the cluster admin credential (listClusterAdminCredential) instead of the user one'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l ssh-strict-host-keys -d 'Refuse nodes whose host key is not known yet (default: accept new keys, refuse changed ones)'
@@ -115,6 +117,18 @@ complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l request-ti
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l soak -d 'Wait this long after a node is back before the next one' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l journal-dir -d 'Where run records are kept (default: runs/ in the state directory: $AKS_PATCH_STATE_DIR, else $XDG_STATE_HOME/aks-patch, else ~/.local/state/aks-patch)' -r -F
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l eviction-retry-interval -d 'Seconds between retries of an eviction refused by a PodDisruptionBudget' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l window -d 'Take nodes out only inside this window: `DAYS HH:MM-HH:MM` (e.g. `Sat,Sun 01:00-05:00`, `Mon-Fri 22:00-02:00`: a range may wrap midnight; days are optional), or `aks` for the cluster\'s planned-maintenance schedule (aksManagedNodeOSUpgradeSchedule, else default). Repeatable. Outside it, apply exits 8 with the next opening' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l time-zone -d 'Time zone of the --window times (IANA name, e.g. Europe/Berlin)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l node-budget -d 'How long a node is out (cordon to uncordon) when no past run of this cluster tells; a node is taken out only if it should be back before its window closes (e.g. 15m, 1h)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l blocking-pod-selector -d 'No node is taken out while pods matching this label selector exist (repeatable), e.g. `app=backup`' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l blocking-pod-scope -d 'Where a blocking pod counts: anywhere in the cluster, or on the node about to be taken out' -r -f -a "cluster\t'Anywhere in the cluster'
+node\t'On the node about to be taken out'"
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l prometheus-url -d 'No node is taken out while this Prometheus server has active alerts (its /api/v1/alerts) that are not filtered out; an unreachable one blocks too' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l alert-filter-regexp -d 'Ignore the alerts whose name matches this regular expression (with --alert-filter-match-only: only those block)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l blocker-wait -d 'Wait this long for the blockers to clear before a node is taken out (re-checking), then stop at that safe point with exit 9 (e.g. 10m, 90s)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l notify-url -d 'Send the rollout\'s events (run started, node started, node done, node halted or left cordoned, run finished) to this webhook (repeatable): Slack (https://hooks.slack.com/...), a Teams workflow, or a generic JSON webhook (webhook+https://...); slack+ and teams+ prefixes force the service. Never printed' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l notify-template -d 'The notification text, with fields {event} {cluster} {node} {pool} {kernel_before} {kernel_after} {duration} {reason} {run_id} {text}' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l pushgateway-url -d 'Push the results as Prometheus gauges to this Pushgateway (job aks-patch-scan or aks-patch-apply, grouped by cluster); a failed push is a warning' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s o -l output -d 'Output format' -r -f -a "table\t'Columns for people'
 wide\t'More columns (for `report`: exactly `kubectl get nodes -o wide`, then patch state)'
 json\t'JSON'
@@ -122,7 +136,8 @@ jsonc\t'JSON, coloured'
 yaml\t'YAML'
 yamlc\t'YAML, coloured'
 tsv\t'Tab-separated values, no headers: for scripts'
-none\t'No output (exit code only)'"
+none\t'No output (exit code only)'
+prometheus\t'Prometheus text exposition format (`report` only: for node_exporter\'s textfile collector)'"
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l query -d 'JMESPath query applied to the result before formatting (see http://jmespath.org)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l admin -d 'Use the cluster admin credential (listClusterAdminCredential) instead of the user one'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l ssh-strict-host-keys -d 'Refuse nodes whose host key is not known yet (default: accept new keys, refuse changed ones)'
@@ -135,6 +150,9 @@ complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l azure-linu
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l allow-azure-linux-2 -d 'Patch Azure Linux 2.0 (CBL-Mariner) nodes, out of support since 30 Nov 2025 (otherwise they are refused; migrate them to Azure Linux 3)'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l force-unlock -d 'Take over a lock left behind by a run that died'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l resume -d 'Continue the last interrupted run of this cluster'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l wait-for-window -d 'Outside the window, wait for it to open (a countdown on a terminal) instead of exiting 8'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l alert-filter-match-only -d 'Only the alerts matching --alert-filter-regexp block'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l alert-firing-only -d 'Only firing alerts block (not pending ones)'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l verbose -d 'Print more about what is happening (to stderr)'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l debug -d 'Print everything, including HTTP requests (never their secrets), to stderr'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l only-show-errors -d 'Print only errors: no warnings, no progress'
@@ -160,7 +178,8 @@ jsonc\t'JSON, coloured'
 yaml\t'YAML'
 yamlc\t'YAML, coloured'
 tsv\t'Tab-separated values, no headers: for scripts'
-none\t'No output (exit code only)'"
+none\t'No output (exit code only)'
+prometheus\t'Prometheus text exposition format (`report` only: for node_exporter\'s textfile collector)'"
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -l query -d 'JMESPath query applied to the result before formatting (see http://jmespath.org)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -l admin -d 'Use the cluster admin credential (listClusterAdminCredential) instead of the user one'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -l verbose -d 'Print more about what is happening (to stderr)'

@@ -49,12 +49,12 @@ pub enum Command {
     Scan(ScanArgs),
     /// Upgrade packages and reboot nodes that need it, one node at a time, under a cluster-wide lock.
     #[command(
-        after_help = "Examples:\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --dry-run\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --nodepool user\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --resume\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --via kube"
+        after_help = "Examples:\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --dry-run\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --nodepool user\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --resume\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --window 'Sat,Sun 01:00-05:00' --time-zone Europe/Berlin --notify-url https://hooks.slack.com/services/...\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --window aks --wait-for-window --prometheus-url http://prometheus:9090\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --via kube"
     )]
     Apply(ApplyArgs),
     /// The nodes as `kubectl get nodes` shows them, with patch state. No SSH: fast.
     #[command(
-        after_help = "Examples:\n  aks-patch report -g rg-shop-prod -n aks-shop-prod\n  aks-patch report -g rg-shop-prod -n aks-shop-prod --output wide\n  aks-patch report --kubeconfig ./kubeconfig -o yaml"
+        after_help = "Examples:\n  aks-patch report -g rg-shop-prod -n aks-shop-prod\n  aks-patch report -g rg-shop-prod -n aks-shop-prod --output wide\n  aks-patch report --kubeconfig ./kubeconfig -o yaml\n  aks-patch report -g rg-shop-prod -n aks-shop-prod -o prometheus > /var/lib/node_exporter/aks-patch.prom"
     )]
     Report(ReportArgs),
 }
@@ -79,6 +79,8 @@ pub enum OutputFormat {
     Tsv,
     /// No output (exit code only).
     None,
+    /// Prometheus text exposition format (`report` only: for node_exporter's textfile collector).
+    Prometheus,
 }
 
 /// Arguments every command takes: the Azure CLI's global ones.
@@ -237,6 +239,8 @@ pub struct ScanArgs {
     #[arg(long, value_enum, value_name = "CONDITION")]
     pub fail_on: Option<FailOn>,
     #[command(flatten)]
+    pub metrics: Box<MetricsArgs>,
+    #[command(flatten)]
     pub global: GlobalArgs,
 }
 
@@ -349,7 +353,86 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 5, hide = true)]
     pub eviction_retry_interval: u64,
     #[command(flatten)]
+    pub window: Box<WindowArgs>,
+    #[command(flatten)]
+    pub blockers: Box<BlockerArgs>,
+    #[command(flatten)]
+    pub notify: Box<NotifyArgs>,
+    #[command(flatten)]
+    pub metrics: Box<MetricsArgs>,
+    #[command(flatten)]
     pub global: GlobalArgs,
+}
+
+/// Notifications for `apply`.
+#[derive(Args, Debug, Clone)]
+pub struct NotifyArgs {
+    /// Send the rollout's events (run started, node started, node done, node halted or left cordoned, run finished) to this webhook (repeatable): Slack (https://hooks.slack.com/...), a Teams workflow, or a generic JSON webhook (webhook+https://...); slack+ and teams+ prefixes force the service. Never printed.
+    #[arg(long, value_name = "URL")]
+    pub notify_url: Vec<String>,
+    /// The notification text, with fields {event} {cluster} {node} {pool} {kernel_before} {kernel_after} {duration} {reason} {run_id} {text}.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub notify_template: Option<String>,
+}
+
+/// Metrics for `scan` and `apply`.
+#[derive(Args, Debug, Clone)]
+pub struct MetricsArgs {
+    /// Push the results as Prometheus gauges to this Pushgateway (job aks-patch-scan or aks-patch-apply, grouped by cluster); a failed push is a warning.
+    #[arg(long, value_name = "URL")]
+    pub pushgateway_url: Option<String>,
+}
+
+/// Where a blocking pod counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BlockingPodScope {
+    /// Anywhere in the cluster.
+    Cluster,
+    /// On the node about to be taken out.
+    Node,
+}
+
+/// Blockers for `apply` (kured's, plus a wait).
+#[derive(Args, Debug, Clone)]
+pub struct BlockerArgs {
+    /// No node is taken out while pods matching this label selector exist (repeatable), e.g. `app=backup`.
+    #[arg(long, value_name = "SELECTOR")]
+    pub blocking_pod_selector: Vec<String>,
+    /// Where a blocking pod counts: anywhere in the cluster, or on the node about to be taken out.
+    #[arg(long, value_enum, default_value_t = BlockingPodScope::Cluster)]
+    pub blocking_pod_scope: BlockingPodScope,
+    /// No node is taken out while this Prometheus server has active alerts (its /api/v1/alerts) that are not filtered out; an unreachable one blocks too.
+    #[arg(long, value_name = "URL")]
+    pub prometheus_url: Option<String>,
+    /// Ignore the alerts whose name matches this regular expression (with --alert-filter-match-only: only those block).
+    #[arg(long, value_name = "REGEX")]
+    pub alert_filter_regexp: Option<String>,
+    /// Only the alerts matching --alert-filter-regexp block.
+    #[arg(long)]
+    pub alert_filter_match_only: bool,
+    /// Only firing alerts block (not pending ones).
+    #[arg(long)]
+    pub alert_firing_only: bool,
+    /// Wait this long for the blockers to clear before a node is taken out (re-checking), then stop at that safe point with exit 9 (e.g. 10m, 90s).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = crate::rollout::window::parse_duration)]
+    pub blocker_wait: std::time::Duration,
+}
+
+/// Maintenance windows for `apply`.
+#[derive(Args, Debug, Clone)]
+pub struct WindowArgs {
+    /// Take nodes out only inside this window: `DAYS HH:MM-HH:MM` (e.g. `Sat,Sun 01:00-05:00`, `Mon-Fri 22:00-02:00`: a range may wrap midnight; days are optional), or `aks` for the cluster's planned-maintenance schedule (aksManagedNodeOSUpgradeSchedule, else default). Repeatable. Outside it, apply exits 8 with the next opening.
+    #[arg(long = "window", value_name = "WINDOW")]
+    pub windows: Vec<String>,
+    /// Time zone of the --window times (IANA name, e.g. Europe/Berlin).
+    #[arg(long, value_name = "ZONE", default_value = "UTC")]
+    pub time_zone: String,
+    /// How long a node is out (cordon to uncordon) when no past run of this cluster tells; a node is taken out only if it should be back before its window closes (e.g. 15m, 1h).
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = crate::rollout::window::parse_duration)]
+    pub node_budget: std::time::Duration,
+    /// Outside the window, wait for it to open (a countdown on a terminal) instead of exiting 8.
+    #[arg(long)]
+    pub wait_for_window: bool,
 }
 
 // ---------------------------------------------------------------------------------------

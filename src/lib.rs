@@ -7,6 +7,8 @@ pub mod azure;
 pub mod cli;
 pub mod commands;
 pub mod kube;
+pub mod metrics;
+pub mod notify;
 pub mod output;
 pub mod rollout;
 pub mod settings;

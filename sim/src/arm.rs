@@ -1176,6 +1176,19 @@ impl<'a> Ctx<'a> {
         if !matches!(c, Cluster::Main) {
             return vec![];
         }
+        if let Some(configs) = &self.shared.scenario.cluster.maintenance_configurations {
+            return configs
+                .iter()
+                .map(|m| {
+                    json!({
+                        "id": format!("{}/maintenanceConfigurations/{}", self.cluster_id(c), m.name),
+                        "name": m.name,
+                        "type": "Microsoft.ContainerService/managedClusters/maintenanceConfigurations",
+                        "properties": {"maintenanceWindow": m.maintenance_window},
+                    })
+                })
+                .collect();
+        }
         let start = (chrono::Utc::now() - chrono::Duration::days(self.shared.scenario.cluster.age_days as i64))
             .format("%Y-%m-%d")
             .to_string();

@@ -56,6 +56,9 @@ pub mod kinds {
     pub const KUBE_TOKEN: &str = "kube-token";
     /// The API server answered 401 to a token it knows (expired, wrong audience).
     pub const KUBE_UNAUTHORIZED: &str = "kube-unauthorized";
+    /// A delivery to the webhook sink: `object` = the path after `/hooks/`, `detail` = the
+    /// body as received.
+    pub const WEBHOOK: &str = "webhook";
 }
 
 pub struct EventLog {

@@ -22,6 +22,10 @@ struct State {
     expired_token: bool,
     image_pull_failure: BTreeSet<String>,
     exec_refused: bool,
+    /// Deliveries left to fail (`u32::MAX`: all), with their status.
+    webhook_error: u32,
+    webhook_error_status: u16,
+    webhook_slow: f64,
 }
 
 /// What the ARM router must do with the next request.
@@ -85,8 +89,29 @@ impl Faults {
             }
             Fault::ExecRefused => s.exec_refused = true,
             Fault::ExpiredToken => s.expired_token = true,
+            Fault::WebhookError { count, status } => {
+                s.webhook_error = if count == 0 { u32::MAX } else { count };
+                s.webhook_error_status = status;
+            }
+            Fault::WebhookSlow { seconds } => s.webhook_slow = seconds.max(0.0),
             Fault::Clear => *s = State::default(),
         }
+    }
+
+    /// What the webhook sink does with the next delivery: its delay, and the error status
+    /// to answer instead of 200 (one of the `webhook-error` count is spent).
+    pub fn webhook_next(&self) -> (Duration, Option<u16>) {
+        let mut s = self.lock();
+        let delay = Duration::from_secs_f64(s.webhook_slow);
+        let status = if s.webhook_error > 0 {
+            if s.webhook_error != u32::MAX {
+                s.webhook_error -= 1;
+            }
+            Some(s.webhook_error_status)
+        } else {
+            None
+        };
+        (delay, status)
     }
 
     pub fn node_never_returns(&self, node: &str) -> bool {

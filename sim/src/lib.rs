@@ -20,6 +20,7 @@ pub mod scenario;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod webhook;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,10 @@ pub struct Endpoints {
     pub kube_url: String,
     /// `http://127.0.0.1:PORT`: the emulator's control endpoint (status, faults).
     pub control_url: String,
+    /// `https://127.0.0.1:PORT`: the webhook sink (POST `/hooks/ANY/PATH`), with the emulator's CA;
+    /// every delivery is recorded in the event log (`webhook`).
+    #[serde(default)]
+    pub webhook_url: String,
     pub subscription_id: String,
     pub tenant_id: String,
     pub resource_group: String,
@@ -343,10 +348,14 @@ impl Sim {
         let ctl_l = TcpListener::bind(("127.0.0.1", cfg.control_port))
             .await
             .context("cannot bind the control endpoint")?;
+        let hook_l = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .context("cannot bind the webhook sink")?;
         let endpoints = Endpoints {
             arm_url: format!("https://127.0.0.1:{}", arm_l.local_addr()?.port()),
             kube_url: format!("https://127.0.0.1:{}", kube_l.local_addr()?.port()),
             control_url: format!("http://127.0.0.1:{}", ctl_l.local_addr()?.port()),
+            webhook_url: format!("https://127.0.0.1:{}", hook_l.local_addr()?.port()),
             subscription_id: cfg.scenario.subscription_id.clone(),
             tenant_id: cfg.scenario.tenant_id.clone(),
             resource_group: cfg.scenario.resource_group.clone(),
@@ -372,6 +381,12 @@ impl Sim {
         tasks.push(server::spawn(
             arm_l,
             arm::router(shared.clone()),
+            Some(tls.clone()),
+            shutdown_rx.clone(),
+        ));
+        tasks.push(server::spawn(
+            hook_l,
+            webhook::router(shared.clone()),
             Some(tls.clone()),
             shutdown_rx.clone(),
         ));

@@ -96,6 +96,14 @@ enum FaultCmd {
     ExecRefused,
     /// Every token issued so far expires.
     ExpiredToken,
+    /// The webhook sink answers the next COUNT deliveries with STATUS (0 = every one).
+    WebhookError {
+        count: u32,
+        #[arg(long, default_value_t = 500)]
+        status: u16,
+    },
+    /// The webhook sink waits SECONDS before answering each delivery.
+    WebhookSlow { seconds: f64 },
     /// Clear every fault.
     Clear,
 }
@@ -116,6 +124,8 @@ impl From<FaultCmd> for Fault {
             FaultCmd::ImagePullFailure { image } => Fault::ImagePullFailure { image },
             FaultCmd::ExecRefused => Fault::ExecRefused,
             FaultCmd::ExpiredToken => Fault::ExpiredToken,
+            FaultCmd::WebhookError { count, status } => Fault::WebhookError { count, status },
+            FaultCmd::WebhookSlow { seconds } => Fault::WebhookSlow { seconds },
             FaultCmd::Clear => Fault::Clear,
         }
     }

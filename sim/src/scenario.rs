@@ -126,6 +126,20 @@ pub struct ClusterSpec {
     /// `aadProfile.managed`, as ARM requires).
     #[serde(default)]
     pub disable_local_accounts: bool,
+    /// The planned-maintenance configurations ARM serves (`None`: one weekly Sunday window,
+    /// `aksManagedNodeOSUpgradeSchedule`; `[]`: none).
+    #[serde(default)]
+    pub maintenance_configurations: Option<Vec<MaintenanceConfigSpec>>,
+}
+
+/// One `maintenanceConfigurations/{name}`: its `properties.maintenanceWindow`, served as given
+/// (ARM's shape: `schedule`, `durationHours`, `startTime`, `utcOffset`, `startDate`,
+/// `notAllowedDates`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MaintenanceConfigSpec {
+    pub name: String,
+    pub maintenance_window: serde_json::Value,
 }
 
 /// `properties.aadProfile` of an Entra ID cluster.
@@ -415,8 +429,20 @@ pub enum Fault {
     /// Tokens issued so far are expired: ARM answers 401 ExpiredAuthenticationToken,
     /// the Kubernetes API 401 Unauthorized.
     ExpiredToken,
+    /// The webhook sink answers the next `count` deliveries with this status (0 = every one).
+    WebhookError {
+        count: u32,
+        #[serde(default = "default_webhook_status")]
+        status: u16,
+    },
+    /// The webhook sink waits this long before answering each delivery.
+    WebhookSlow { seconds: f64 },
     /// Clear every fault.
     Clear,
+}
+
+fn default_webhook_status() -> u16 {
+    500
 }
 
 impl Scenario {

@@ -1142,3 +1142,73 @@ fn issue11_entra_scenario_fields_are_checked() {
     .to_string();
     assert!(e.contains("timing.tokenLifetimeSeconds"), "{e}");
 }
+
+#[tokio::test]
+async fn issue12_maintenance_configurations_from_the_scenario_and_the_webhook_sink() {
+    let yaml = SCENARIO.replace(
+        "  adminUsername: opsadmin\n",
+        "  adminUsername: opsadmin\n  maintenanceConfigurations:\n    - name: default\n      maintenanceWindow: {schedule: {relativeMonthly: {intervalMonths: 1, weekIndex: Last, dayOfWeek: Friday}}, durationHours: 6, startTime: '22:00', utcOffset: '+01:00'}\n    - name: aksManagedAutoUpgradeSchedule\n      maintenanceWindow: {schedule: {daily: {intervalDays: 1}}, durationHours: 4, startTime: '01:00'}\n",
+    );
+    let env = Env::start_with(&yaml).await;
+    let mc = env.mc();
+    // Served as the scenario says, in ARM's shape.
+    let all = env.get_ok(&format!("{mc}/maintenanceConfigurations?{API}")).await;
+    let names: Vec<&str> = all["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["default", "aksManagedAutoUpgradeSchedule"]);
+    let one = env
+        .get_ok(&format!("{mc}/maintenanceConfigurations/default?{API}"))
+        .await;
+    assert_eq!(one["id"], format!("{mc}/maintenanceConfigurations/default"));
+    assert_eq!(
+        one["properties"]["maintenanceWindow"]["schedule"]["relativeMonthly"]["weekIndex"],
+        "Last"
+    );
+    let (status, _, body) = env
+        .get(&format!(
+            "{mc}/maintenanceConfigurations/aksManagedNodeOSUpgradeSchedule?{API}"
+        ))
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "NotFound");
+
+    // The webhook sink: HTTPS with the emulator's CA; each delivery is an event.
+    let sink = env.sim.endpoints().webhook_url.clone();
+    let post = |path: &str, body: &str| {
+        env.http
+            .post(format!("{sink}/hooks/{path}"))
+            .body(body.to_string())
+            .send()
+    };
+    let r = post("slack/T0/B0/x", r#"{"text":"hello"}"#).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    env.sim.fault(Fault::WebhookError { count: 1, status: 503 }).unwrap();
+    assert_eq!(post("teams/wf", "{}").await.unwrap().status().as_u16(), 503);
+    assert_eq!(
+        post("teams/wf", "{}").await.unwrap().status().as_u16(),
+        200,
+        "one delivery refused"
+    );
+    env.sim.fault(Fault::WebhookSlow { seconds: 0.5 }).unwrap();
+    let t0 = std::time::Instant::now();
+    assert_eq!(post("generic", "{}").await.unwrap().status().as_u16(), 200);
+    assert!(t0.elapsed() >= std::time::Duration::from_millis(500));
+    let hooks: Vec<(String, String)> = env
+        .sim
+        .events()
+        .into_iter()
+        .filter(|e| e.kind == "webhook")
+        .map(|e| (e.object.unwrap_or_default(), e.detail))
+        .collect();
+    assert_eq!(hooks.len(), 4, "{hooks:?}");
+    assert_eq!(
+        hooks[0],
+        ("slack/T0/B0/x".to_string(), r#"{"text":"hello"}"#.to_string())
+    );
+    assert!(hooks[1].1.starts_with("refused with 503 (fault)"), "{hooks:?}");
+    assert_eq!(hooks[3].0, "generic");
+}

@@ -70,6 +70,9 @@ pub struct ClusterContext {
     pub az_args: String,
     /// How the cluster authenticates (None without ARM).
     pub auth: Option<AuthMode>,
+    /// The ARM client and the cluster's id (`None` with `--kubeconfig`), for later reads
+    /// (the planned-maintenance schedule of `--window aks`).
+    pub arm: Option<(Arc<ArmClient>, azure::ClusterId)>,
 }
 
 impl ClusterContext {
@@ -187,6 +190,7 @@ pub async fn resolve(
             local_accounts: !mc.local_accounts_disabled(),
             entra_token,
         }),
+        arm: Some((Arc::new(arm), cref)),
     })
 }
 
@@ -282,6 +286,7 @@ async fn from_kubeconfig(path: &std::path::Path, context: Option<&str>) -> anyho
         node_os_channel: None,
         az_args: format!("-g RESOURCE_GROUP --cluster-name {ctx_name}"),
         auth: None,
+        arm: None,
     })
 }
 

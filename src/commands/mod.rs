@@ -25,6 +25,16 @@ pub struct Outcome {
 }
 
 pub async fn run(cli: Cli, settings: Settings, reporter: Reporter) -> anyhow::Result<Outcome> {
+    let prometheus = |g: &crate::cli::GlobalArgs| g.output == crate::cli::OutputFormat::Prometheus;
+    if match &cli.command {
+        Command::Scan(a) => prometheus(&a.global),
+        Command::Apply(a) => prometheus(&a.global),
+        _ => false,
+    } {
+        return Err(crate::output::Failure::new(Exit::Usage, "-o prometheus is only for `aks-patch report`")
+            .hint("use `aks-patch report -o prometheus` (the last scan and run), or --pushgateway-url to push the results")
+            .into());
+    }
     match cli.command {
         Command::Scan(args) => scan::run(args, &settings, &reporter).await,
         Command::Apply(args) => apply::run(args, &settings, &reporter).await,

@@ -139,6 +139,12 @@ pub async fn run(args: ReportArgs, settings: &Settings, reporter: &Reporter) -> 
             r.in_progress.as_deref().unwrap_or_default()
         ));
     }
+    if let Some(note) = super::apply::window::aks_note(&ctx, reporter).await {
+        notes.push(note);
+    }
+    if args.global.output == crate::cli::OutputFormat::Prometheus {
+        return Ok(prometheus(&ctx, &out, &last_scan, &journal, reporter));
+    }
     let summary = (!notes.is_empty()).then(|| notes.join("\n"));
     Ok(Outcome {
         value: serde_json::to_value(&out)?,
@@ -146,4 +152,49 @@ pub async fn run(args: ReportArgs, settings: &Settings, reporter: &Reporter) -> 
         summary,
         exit: Exit::Ok,
     })
+}
+
+/// `report -o prometheus`: the gauges of the last scan (of the node's current boot) and of the
+/// last run, labelled with the cluster, for node_exporter's textfile collector.
+fn prometheus(
+    ctx: &context::ClusterContext,
+    rows: &[ReportRow],
+    last_scan: &std::collections::BTreeMap<String, scans::NodeScan>,
+    journal: &Journal,
+    reporter: &Reporter,
+) -> Outcome {
+    let nodes: Vec<crate::metrics::NodeScanMetrics> = rows
+        .iter()
+        .filter(|r| r.reboot_required.is_some())
+        .filter_map(|r| {
+            let s = last_scan.get(&r.name)?;
+            Some(crate::metrics::NodeScanMetrics {
+                node: r.name.clone(),
+                pool: r.pool.clone().unwrap_or_default(),
+                reboot_required: s.reboot_required,
+                pending: s.pending_updates,
+                security: s.security_updates,
+            })
+        })
+        .collect();
+    let mut families = crate::metrics::scan_families(&nodes);
+    match journal.runs(&ctx.cluster.key) {
+        Ok(runs) => {
+            if let Some(last) = runs
+                .iter()
+                .filter(|r| r.finished_at.is_some())
+                .max_by_key(|r| r.started_at)
+            {
+                families.extend(crate::metrics::run_families(last));
+            }
+        }
+        Err(e) => reporter.warn(&format!("cannot read the run records: {e}")),
+    }
+    let text = crate::metrics::exposition(&families, &[("cluster", ctx.cluster.name.as_str())]);
+    Outcome {
+        value: serde_json::Value::String(text),
+        table: None,
+        summary: None,
+        exit: Exit::Ok,
+    }
 }

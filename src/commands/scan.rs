@@ -85,6 +85,9 @@ pub fn table() -> TableSpec {
     ])
 }
 
+/// How long one push to the Pushgateway may take.
+const PUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome> {
     // Check the SSH flags (jump host, key and config files) before talking to any server.
     SshOptions::from_flags(&SshFlags::from(&args.ssh), "azureuser", settings)
@@ -96,6 +99,11 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
     let ssh_opts = SshOptions::from_flags(&SshFlags::from(&args.ssh), &ctx.admin_user, settings)
         .map_err(anyhow::Error::new)
         .map_err(usage)?;
+    if let Some(url) = &args.metrics.pushgateway_url {
+        crate::metrics::check_url(url)
+            .map_err(anyhow::Error::new)
+            .map_err(usage)?;
+    }
     let rows = crate::kube::list_node_rows(&ctx.client, None)
         .await
         .map_err(|e| context::kube_failure("cannot list the cluster's nodes", e))?;
@@ -149,6 +157,24 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
     if let Err(e) = scans::save(&settings.state_dir, &ctx.cluster.key, record) {
         reporter.warn(&format!("cannot record this scan for `aks-patch report`: {e}"));
     }
+    if let Some(url) = &args.metrics.pushgateway_url {
+        let nodes: Vec<crate::metrics::NodeScanMetrics> = rows
+            .iter()
+            .filter(|r| r.error.is_none() && r.reboot_required.is_some())
+            .map(|r| crate::metrics::NodeScanMetrics {
+                node: r.name.clone(),
+                pool: r.pool.clone(),
+                reboot_required: r.reboot_required.unwrap_or(false),
+                pending: r.pending_updates.unwrap_or(0),
+                security: r.security_updates,
+            })
+            .collect();
+        let families = crate::metrics::scan_families(&nodes);
+        match crate::metrics::push(url, "aks-patch-scan", &ctx.cluster.name, &families, PUSH_TIMEOUT).await {
+            Ok(()) => reporter.verbose(&format!("pushed the scan's metrics for {} node(s)", nodes.len())),
+            Err(e) => reporter.warn(&format!("{e}; the scan's result is not affected")),
+        }
+    }
 
     let linux: Vec<&ScanRow> = rows.iter().filter(|r| r.os_type == "linux").collect();
     let failed: Vec<&ScanRow> = rows.iter().filter(|r| r.error.is_some()).collect();
@@ -174,6 +200,10 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
     }
     if let Some(auth) = ctx.auth {
         summary.push_str(&format!("; {auth}"));
+    }
+    if let Some(note) = super::apply::window::aks_note(&ctx, reporter).await {
+        summary.push('\n');
+        summary.push_str(&note);
     }
     let exit = if !failed.is_empty() {
         Exit::NodesFailed

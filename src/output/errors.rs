@@ -43,6 +43,12 @@ pub enum Exit {
     LockHeld,
     /// 130: interrupted.
     Interrupted,
+    /// 8: outside the maintenance window (`--window`): nothing started, or the run stopped
+    /// at a safe point when its window closed.
+    OutsideWindow,
+    /// 9: a blocker (`--blocking-pod-selector`, a Prometheus alert) held the rollout past
+    /// `--blocker-wait`; it stopped at a safe point.
+    Blocked,
 }
 
 impl Exit {
@@ -58,6 +64,8 @@ impl Exit {
             Exit::FailOn => 6,
             Exit::LockHeld => 7,
             Exit::Interrupted => 130,
+            Exit::OutsideWindow => 8,
+            Exit::Blocked => 9,
         }
     }
 }
@@ -343,6 +351,8 @@ mod tests {
             (Exit::FailOn, 6),
             (Exit::LockHeld, 7),
             (Exit::Interrupted, 130),
+            (Exit::OutsideWindow, 8),
+            (Exit::Blocked, 9),
         ];
         for (e, c) in all {
             assert_eq!(e.code(), c, "{e:?}");

@@ -84,6 +84,15 @@ pub fn render(
     let spec = if query.is_none() { table } else { None };
     Ok(match format {
         OutputFormat::None => String::new(),
+        // The command rendered it already (`report`).
+        OutputFormat::Prometheus => match value {
+            Value::String(text) => text.clone(),
+            _ => {
+                return Err(OutputError::Table(
+                    "-o prometheus is only for `aks-patch report`".into(),
+                ))
+            }
+        },
         OutputFormat::Json => json(value)?,
         OutputFormat::Jsonc if color => color::json(value) + "\n",
         OutputFormat::Jsonc => json(value)?,

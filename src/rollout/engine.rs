@@ -10,12 +10,14 @@
 //! cut off). The engine reaches the world only through [`super::ports`]: the unit tests below
 //! drive it with fakes and paused time.
 
+use super::blockers::{wait_clear, BlockStop, BlockerSource};
 use super::gate::{self, Blocker};
 use super::journal::{
     self, Journal, NodeState, ObjectRef, RebootPolicy, RunOptions, RunRecord, Step, StepName, StepOutcome, UpgradeMode,
     UpgradedPackage,
 };
 use super::ports::{Cluster, DrainStop, Fence, NodeTarget, PortError, Transport};
+use super::window::{Clock, Schedule};
 use crate::kube::drain::{DrainEvent, DrainOptions, WorkloadRef, IN_PROGRESS_ANNOTATION};
 use crate::kube::reboot::RebootEvent;
 use crate::kube::NodeRow;
@@ -74,6 +76,12 @@ pub enum RunStop {
     },
     /// The lock could not be proven ours: the node in hand was finished, nothing else started.
     LockLost(String),
+    /// The maintenance window closed (or the next node would not end inside it): stopped at
+    /// a safe point with nothing out of service; why, and when the next window opens.
+    OutsideWindow(String),
+    /// A blocker (a blocking pod, a Prometheus alert) held the next cordon past
+    /// `--blocker-wait`: stopped at a safe point with nothing out of service.
+    Blocked(String),
 }
 
 impl RunStop {
@@ -98,6 +106,8 @@ impl RunStop {
             RunStop::Interrupted => Exit::Interrupted,
             RunStop::Failed { exit, .. } => *exit,
             RunStop::LockLost(_) => Exit::LockHeld,
+            RunStop::OutsideWindow(_) => Exit::OutsideWindow,
+            RunStop::Blocked(_) => Exit::Blocked,
         }
     }
 }
@@ -186,6 +196,36 @@ pub async fn wait_gate(
     }
 }
 
+/// The maintenance windows a run keeps to: a node is taken out only when it is expected to be
+/// back (`budget`) before its window closes.
+#[derive(Clone)]
+pub struct WindowPolicy {
+    pub schedule: Schedule,
+    /// How long one node is expected to be out (past runs' median, else `--node-budget`).
+    pub budget: Duration,
+    pub clock: std::sync::Arc<dyn Clock>,
+}
+
+/// A node's turn, as told to a hook (notifications).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodePhase {
+    Started,
+    Done,
+    /// The run stopped on this node (a failure, the lock lost, a blocker): the reason.
+    Halted,
+}
+
+/// Called at each node's start, end or halt, with the node's record and the reason of a halt.
+pub type NodeHook = std::sync::Arc<dyn Fn(NodePhase, &journal::NodeRecord, Option<&str>) + Send + Sync>;
+
+/// The operator's blockers, checked before every cordon and waited for up to `wait`.
+#[derive(Clone)]
+pub struct BlockerPolicy {
+    pub source: std::sync::Arc<dyn BlockerSource>,
+    pub wait: Duration,
+    pub poll: Duration,
+}
+
 pub struct Engine<'a> {
     cluster: &'a dyn Cluster,
     transport: &'a dyn Transport,
@@ -201,6 +241,12 @@ pub struct Engine<'a> {
     lock_lost: Option<String>,
     /// The node after the one in hand: its packages are downloaded while this one reboots.
     next: Option<String>,
+    /// The maintenance windows, if the run keeps to any.
+    window: Option<WindowPolicy>,
+    /// The operator's blockers, if any.
+    blockers: Option<BlockerPolicy>,
+    /// Told about each node's turn (notifications).
+    on_node: Option<NodeHook>,
 }
 
 /// How a node's turn ended, when it did not stop the run.
@@ -266,7 +312,50 @@ impl<'a> Engine<'a> {
             abandon,
             lock_lost: None,
             next: None,
+            window: None,
+            blockers: None,
+            on_node: None,
         }
+    }
+
+    /// Tell `hook` about each node's start, end and halt.
+    pub fn with_node_hook(mut self, hook: NodeHook) -> Engine<'a> {
+        self.on_node = Some(hook);
+        self
+    }
+
+    fn tell(&self, phase: NodePhase, node: &journal::NodeRecord, reason: Option<&str>) {
+        if let Some(h) = &self.on_node {
+            h(phase, node, reason);
+        }
+    }
+
+    /// Hold every cordon while these blockers say so (up to their wait).
+    pub fn with_blockers(mut self, blockers: BlockerPolicy) -> Engine<'a> {
+        self.blockers = Some(blockers);
+        self
+    }
+
+    /// Keep to these maintenance windows: checked before each node is started and before
+    /// each cordon.
+    pub fn with_window(mut self, window: WindowPolicy) -> Engine<'a> {
+        self.window = Some(window);
+        self
+    }
+
+    /// `Err` when a node's disruption would not end inside an open window now.
+    fn window_check(&self, what: &str) -> Result<(), RunStop> {
+        let Some(w) = &self.window else {
+            return Ok(());
+        };
+        let verdict = w.schedule.verdict(w.clock.now(), w.budget);
+        if verdict.fits() {
+            return Ok(());
+        }
+        Err(RunStop::OutsideWindow(format!(
+            "{what}: {}",
+            verdict.explain(&w.schedule, w.budget)
+        )))
     }
 
     /// Why the lock was lost, if it was during the run.
@@ -294,11 +383,21 @@ impl<'a> Engine<'a> {
                 continue;
             }
             self.checkpoint()?;
+            // A node already out of service (a resumed run) is finished whatever the time;
+            // a new one is started only if it should be back before the window closes.
+            let out = rec.nodes[i].in_hand || matches!(rec.nodes[i].state, NodeState::Rebooting | NodeState::Back);
+            if !out {
+                if let Err(stop) = self.window_check(&format!("not starting node {}", rec.nodes[i].name)) {
+                    self.reporter.status_done();
+                    return Err(stop);
+                }
+            }
             k += 1;
             self.next = (i + 1..rec.nodes.len())
                 .find(|j| todo(rec, *j))
                 .map(|j| rec.nodes[j].name.clone());
             self.reporter.node_started(&rec.nodes[i].name, k, total);
+            self.tell(NodePhase::Started, &rec.nodes[i], None);
             let result = self.patch_node(rec, i, &last_workloads, &last_pdbs).await;
             self.reporter.wait_done(&rec.nodes[i].name);
             let node = rec.nodes[i].name.clone();
@@ -309,6 +408,7 @@ impl<'a> Engine<'a> {
                     rec.nodes[i].finished_at = Some(journal::now());
                     self.save(rec);
                     self.reporter.step(&node, "done");
+                    self.tell(NodePhase::Done, &rec.nodes[i], None);
                     if rec.nodes[i].state == NodeState::Done
                         && rec.nodes[i].steps.iter().any(|s| s.name == StepName::Drain)
                     {
@@ -335,9 +435,14 @@ impl<'a> Engine<'a> {
                             rec.nodes[i].finished_at = Some(journal::now());
                         }
                         RunStop::LockLost(message) => rec.nodes[i].error = Some(message.clone()),
-                        RunStop::Interrupted => {}
+                        RunStop::Interrupted | RunStop::OutsideWindow(_) | RunStop::Blocked(_) => {}
                     }
                     self.save(rec);
+                    if let RunStop::Failed { message, .. } | RunStop::LockLost(message) | RunStop::Blocked(message) =
+                        &stop
+                    {
+                        self.tell(NodePhase::Halted, &rec.nodes[i], Some(message));
+                    }
                     self.reporter.status_done();
                     return Err(stop);
                 }
@@ -441,6 +546,47 @@ impl<'a> Engine<'a> {
             return self.stop_in_hand(rec, i, "stopping before the cordon").await;
         }
         self.health_gate(rec, i, workloads, pdbs).await?;
+        if let Err(stop) = self.window_check(&format!("not taking node {name} out")) {
+            let undo = self.release_if_in_hand(rec, i).await;
+            self.reporter.step(
+                &name,
+                &format!("its packages are upgraded; the reboot waits for the next window{undo}"),
+            );
+            return Err(stop);
+        }
+        if let Some(b) = self.blockers.clone() {
+            let waited = wait_clear(
+                b.source.as_ref(),
+                Some(&name),
+                b.wait,
+                b.poll,
+                &self.cancel,
+                self.reporter,
+            )
+            .await;
+            match waited {
+                Ok(false) => {}
+                Ok(true) => {
+                    // Time went by: the cluster and the window once more.
+                    self.health_gate(rec, i, workloads, pdbs).await?;
+                    if let Err(stop) = self.window_check(&format!("not taking node {name} out")) {
+                        let undo = self.release_if_in_hand(rec, i).await;
+                        self.reporter.step(
+                            &name,
+                            &format!("its packages are upgraded; the reboot waits for the next window{undo}"),
+                        );
+                        return Err(stop);
+                    }
+                }
+                Err(BlockStop::Cancelled) => return self.stop_in_hand(rec, i, "stopping before the cordon").await,
+                Err(e) => {
+                    let undo = self.release_if_in_hand(rec, i).await;
+                    return Err(RunStop::Blocked(format!(
+                        "not taking node {name} out: {e}; its packages are upgraded{undo}"
+                    )));
+                }
+            }
+        }
         // kured must not reboot another node beside ours.
         let ttl = Duration::from_secs(self.cfg.options.drain_timeout + self.cfg.options.reboot_timeout);
         let kured = match self.cluster.take_kured_lock(&name, ttl).await {
@@ -1746,6 +1892,8 @@ mod tests {
         cancel: CancellationToken,
         abandon: CancellationToken,
         options: RunOptions,
+        window: Option<WindowPolicy>,
+        blockers: Option<BlockerPolicy>,
     }
 
     impl Harness {
@@ -1756,6 +1904,8 @@ mod tests {
                 cancel: CancellationToken::new(),
                 abandon: CancellationToken::new(),
                 options: options(),
+                window: None,
+                blockers: None,
             }
         }
 
@@ -1779,6 +1929,12 @@ mod tests {
                 self.cancel.clone(),
                 self.abandon.clone(),
             );
+            if let Some(w) = &self.window {
+                e = e.with_window(w.clone());
+            }
+            if let Some(b) = &self.blockers {
+                e = e.with_blockers(b.clone());
+            }
             e.run(rec).await
         }
 
@@ -2420,5 +2576,200 @@ mod tests {
         let n = h.fakes.node("n0");
         assert!(!n.unschedulable && n.marked.is_none(), "put back before stopping");
         assert!(!changed(&h.fakes, "n1"));
+    }
+
+    /// Wall-clock time that starts at `base` and moves with paused tokio time.
+    struct PausedClock {
+        base: jiff::Timestamp,
+        t0: Instant,
+    }
+
+    impl Clock for PausedClock {
+        fn now(&self) -> jiff::Timestamp {
+            self.base + jiff::SignedDuration::try_from(self.t0.elapsed()).unwrap()
+        }
+    }
+
+    /// Daily 00:00-01:00 UTC, a node budget of 20 minutes, the clock at `at`.
+    fn window_at(at: &str) -> Option<WindowPolicy> {
+        let mut schedule = Schedule::new("UTC").unwrap();
+        schedule.add_daily(super::super::window::DailyWindow::parse("00:00-01:00").unwrap());
+        Some(WindowPolicy {
+            schedule,
+            budget: Duration::from_secs(20 * 60),
+            clock: Arc::new(PausedClock {
+                base: at.parse().unwrap(),
+                t0: Instant::now(),
+            }),
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn outside_the_window_nothing_is_touched_and_the_next_opening_is_given() {
+        let h = Harness {
+            window: window_at("2026-12-02T12:00:00Z"),
+            ..Harness::new(2)
+        };
+        let mut rec = record(2);
+        let stop = h.run(&mut rec).await.unwrap_err();
+        let RunStop::OutsideWindow(msg) = &stop else {
+            panic!("{stop:?}")
+        };
+        assert!(
+            msg.contains("not starting node n0") && msg.contains("outside the maintenance window"),
+            "{msg}"
+        );
+        assert!(msg.contains("the next window opens 2026-12-03T00:00:00Z"), "{msg}");
+        assert_eq!(stop.exit().code(), 8);
+        assert!(h.fakes.log().is_empty(), "{:?}", h.fakes.log());
+        assert_eq!(states(&rec), [NodeState::Pending; 2]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_window_that_closes_mid_run_stops_between_nodes_and_resume_finishes_in_the_next() {
+        let h = Harness {
+            window: window_at("2026-12-02T00:39:00Z"),
+            ..Harness::new(3)
+        };
+        // n0 takes over two minutes: n1 would no longer be back by 01:00.
+        h.fakes.edit("n0", |n| n.boot_secs = 120);
+        let mut rec = record(3);
+        let stop = h.run(&mut rec).await.unwrap_err();
+        let RunStop::OutsideWindow(msg) = &stop else {
+            panic!("{stop:?}")
+        };
+        assert!(
+            msg.contains("not starting node n1") && msg.contains("closes 2026-12-02T01:00:00Z"),
+            "{msg}"
+        );
+        assert_eq!(states(&rec), [NodeState::Done, NodeState::Pending, NodeState::Pending]);
+        assert!(!changed(&h.fakes, "n1") && !changed(&h.fakes, "n2"));
+        for i in 0..3 {
+            let n = h.fakes.node(&format!("n{i}"));
+            assert!(!n.unschedulable && n.marked.is_none(), "n{i} left out");
+        }
+        // The next night: the rest is done, n0 is not touched again.
+        let h2 = Harness {
+            fakes: h.fakes.clone(),
+            window: window_at("2026-12-03T00:00:00Z"),
+            ..Harness::new(0)
+        };
+        h2.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done; 3]);
+        assert_eq!(h.fakes.count("upgrade"), 3, "each node upgraded once");
+        assert_eq!(h.fakes.w().max_out, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_window_too_short_for_the_reboot_stops_before_the_cordon_with_the_packages_upgraded() {
+        // Fits at the start (00:39:56 + 20m), not after the 5 s upgrade.
+        let h = Harness {
+            window: window_at("2026-12-02T00:39:56Z"),
+            ..Harness::new(1)
+        };
+        let mut rec = record(1);
+        let stop = h.run(&mut rec).await.unwrap_err();
+        let RunStop::OutsideWindow(msg) = &stop else {
+            panic!("{stop:?}")
+        };
+        assert!(
+            msg.contains("not taking node n0 out") && msg.contains("before a node taking about 20m"),
+            "{msg}"
+        );
+        assert_eq!(rec.nodes[0].state, NodeState::Upgraded);
+        assert_eq!(h.fakes.count("cordon"), 0);
+        let h2 = Harness {
+            fakes: h.fakes.clone(),
+            window: window_at("2026-12-03T00:00:00Z"),
+            ..Harness::new(0)
+        };
+        h2.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done]);
+        assert_eq!(h.fakes.count("upgrade"), 1, "not upgraded twice");
+        assert_eq!(h.fakes.node("n0").kernel, NEW);
+    }
+
+    /// An alert that fires until `clears_at` (paused time); records the nodes it was asked for.
+    struct FakeAlert {
+        clears_at: Instant,
+        asked: Mutex<Vec<Option<String>>>,
+    }
+
+    #[async_trait]
+    impl BlockerSource for FakeAlert {
+        async fn holds(&self, node: Option<&str>) -> Vec<crate::rollout::blockers::Hold> {
+            self.asked.lock().unwrap().push(node.map(str::to_string));
+            if Instant::now() < self.clears_at {
+                vec![crate::rollout::blockers::Hold::Alert {
+                    name: "BackupRunning".into(),
+                    state: "firing".into(),
+                }]
+            } else {
+                vec![]
+            }
+        }
+    }
+
+    fn alert_for(secs: u64, wait: u64) -> (Arc<FakeAlert>, Option<BlockerPolicy>) {
+        let a = Arc::new(FakeAlert {
+            clears_at: Instant::now() + Duration::from_secs(secs),
+            asked: Mutex::new(vec![]),
+        });
+        let p = BlockerPolicy {
+            source: a.clone(),
+            wait: Duration::from_secs(wait),
+            poll: Duration::from_secs(2),
+        };
+        (a, Some(p))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_firing_alert_holds_the_cordon_and_the_run_goes_on_once_it_clears() {
+        let (alert, blockers) = alert_for(60, 600);
+        let h = Harness {
+            blockers,
+            ..Harness::new(2)
+        };
+        let mut rec = record(2);
+        let t0 = Instant::now();
+        h.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done; 2]);
+        assert!(t0.elapsed() >= Duration::from_secs(60), "it waited for the alert");
+        assert!(
+            alert.asked.lock().unwrap().contains(&Some("n0".to_string())),
+            "asked for the node"
+        );
+        assert_eq!(h.fakes.w().max_out, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_blocker_that_does_not_clear_stops_before_the_cordon_with_exit_9_and_resume_finishes() {
+        let (_alert, blockers) = alert_for(3600, 30);
+        let h = Harness {
+            blockers,
+            ..Harness::new(1)
+        };
+        let mut rec = record(1);
+        let stop = h.run(&mut rec).await.unwrap_err();
+        let RunStop::Blocked(msg) = &stop else {
+            panic!("{stop:?}")
+        };
+        assert!(
+            msg.contains("not taking node n0 out")
+                && msg.contains("alert BackupRunning is firing")
+                && msg.contains("--blocker-wait"),
+            "{msg}"
+        );
+        assert_eq!(stop.exit().code(), 9);
+        assert_eq!(rec.nodes[0].state, NodeState::Upgraded);
+        assert_eq!(h.fakes.count("cordon"), 0);
+        // Once it has cleared, --resume reboots the node without upgrading it again.
+        let h2 = Harness {
+            fakes: h.fakes.clone(),
+            ..Harness::new(0)
+        };
+        h2.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done]);
+        assert_eq!(h.fakes.count("upgrade"), 1);
     }
 }

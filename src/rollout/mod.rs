@@ -4,6 +4,7 @@
 //! ([`resume`]), the run record ([`journal`]) and the after-report ([`after`]).
 
 pub mod after;
+pub mod blockers;
 pub mod engine;
 pub mod gate;
 pub mod journal;
@@ -12,3 +13,4 @@ pub mod plan;
 pub mod ports;
 pub mod preflight;
 pub mod resume;
+pub mod window;

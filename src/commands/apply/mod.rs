@@ -18,8 +18,11 @@
 //! - **Ctrl-C is a safe point**: apt runs detached on the node and is waited for.
 
 mod azure_linux;
+mod blockers;
 mod input;
+mod notify;
 mod view;
+pub mod window;
 
 use super::context;
 use super::scan::{candidate_via, node_timeout, scan_nodes, ScanRow};
@@ -75,6 +78,26 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
     }
     let ssh_opts = SshOptions::from_flags(&SshFlags::from(&args.ssh), &ctx.admin_user, settings)
         .map_err(|e| anyhow::Error::new(output::WithExit::wrap(e, Exit::Usage)))?;
+    // Maintenance windows: outside one, nothing is done (exit 8), or it is waited for.
+    let window_policy = window::policy(&args.window, &ctx, &journal, reporter).await?;
+    if let (Some(w), false) = (&window_policy, args.dry_run) {
+        let cancel = CancellationToken::new();
+        let signals = tokio::spawn(watch_signals(
+            cancel.clone(),
+            CancellationToken::new(),
+            reporter.clone(),
+        ));
+        let r = window::before_start(w, args.window.wait_for_window, &cancel, reporter).await;
+        signals.abort();
+        r?;
+    }
+    let blocker_policy = blockers::policy(&args.blockers, &ctx).await?;
+    let notify_cfg = notify::config(&args.notify, settings)?;
+    if let Some(url) = &args.metrics.pushgateway_url {
+        crate::metrics::check_url(url).map_err(|e| {
+            Failure::new(Exit::Usage, e.to_string()).hint("e.g. --pushgateway-url http://pushgateway:9091")
+        })?;
+    }
 
     // How the nodes are reached (--via kube: permissions checked, leftover pods removed).
     let via = super::via::via(&args.via);
@@ -96,6 +119,11 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
             }
         }
     };
+    let unattended = Unattended {
+        window_policy,
+        blocker_policy,
+        notify_cfg,
+    };
     let work = run_with(
         args,
         settings,
@@ -108,6 +136,7 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
         run_id,
         shell.clone(),
         guarded.clone(),
+        unattended,
     );
     let result = tokio::select! {
         r = work => r,
@@ -120,6 +149,14 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
     // Every exit path: the node-shell pods (or SSH sessions) go.
     shell.release_all().await;
     result
+}
+
+/// What `apply` checks and tells at its safe points when it runs unattended: maintenance
+/// windows, blockers, notifications.
+struct Unattended {
+    window_policy: Option<crate::rollout::engine::WindowPolicy>,
+    blocker_policy: Option<crate::rollout::engine::BlockerPolicy>,
+    notify_cfg: Option<notify::Config>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -135,7 +172,13 @@ async fn run_with(
     run_id: String,
     shell: std::sync::Arc<dyn crate::transport::NodeShell>,
     early_signals: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    unattended: Unattended,
 ) -> anyhow::Result<Outcome> {
+    let Unattended {
+        window_policy,
+        blocker_policy,
+        notify_cfg,
+    } = unattended;
     // What to patch, in which order, with which options.
     let resumed = if args.resume {
         let prev = journal.latest_unfinished(&ctx.cluster.key)?.ok_or_else(|| {
@@ -329,6 +372,15 @@ async fn run_with(
         reporter.warn(&format!("{f}; {}", f.hint.as_deref().unwrap_or_default()));
     }
     if args.dry_run {
+        if let Some(w) = &window_policy {
+            reporter.info(&window::dry_run_verdict(
+                w,
+                entries.iter().filter(|e| e.patch()).count(),
+            ));
+        }
+        if let Some(b) = &blocker_policy {
+            reporter.info(&blockers::dry_run_line(b).await);
+        }
         return Ok(dry_run_outcome(
             &ctx,
             &args,
@@ -389,6 +441,12 @@ async fn run_with(
                 Failure::new(if p.auth { Exit::Auth } else { Exit::Failure }, e.to_string()).into()
             }
         });
+    }
+    if let Some(b) = &blocker_policy {
+        if let Err(e) = blockers::before_lock(b, &cancel, reporter).await {
+            signals.abort();
+            return Err(e);
+        }
     }
     if args.force_unlock {
         if let Some((node, run)) = rows.iter().filter(|r| !r.ready).find_map(|r| {
@@ -498,6 +556,41 @@ async fn run_with(
         cancel.clone(),
         abandon.clone(),
     );
+    if let Some(w) = window_policy {
+        engine = engine.with_window(w);
+    }
+    if let Some(b) = blocker_policy {
+        engine = engine.with_blockers(b);
+    }
+    let notifier = notify_cfg.map(|c| notify::start(c, reporter));
+    if let Some(n) = &notifier {
+        if let Some(h) = notify::hook(n, &ctx.cluster.name, &run_id) {
+            engine = engine.with_node_hook(h);
+        }
+        let todo: Vec<&str> = record
+            .nodes
+            .iter()
+            .filter(|n| !matches!(n.state, NodeState::Done | NodeState::Skipped | NodeState::Gone))
+            .map(|n| n.name.as_str())
+            .collect();
+        n.send(notify::event(
+            crate::notify::EventKind::RunStarted,
+            &ctx.cluster.name,
+            &run_id,
+            format!(
+                "{} node(s) to patch one at a time ({}); upgrade mode {}, reboot {}{}",
+                todo.len(),
+                todo.join(", "),
+                enum_text(&options.upgrade_mode),
+                enum_text(&options.reboot),
+                if chain.is_empty() {
+                    String::new()
+                } else {
+                    format!("; resuming run {}", chain.join(", "))
+                }
+            ),
+        ));
+    }
     let result = engine.run(&mut record).await;
     let lock_lost = engine.lock_lost().map(str::to_string);
     signals.abort();
@@ -519,6 +612,8 @@ async fn run_with(
     let (status, err) = match &result {
         Ok(()) => (RunStatus::Succeeded, None),
         Err(RunStop::Interrupted) => (RunStatus::Interrupted, Some("interrupted".to_string())),
+        Err(RunStop::OutsideWindow(msg)) => (RunStatus::Interrupted, Some(msg.clone())),
+        Err(RunStop::Blocked(msg)) => (RunStatus::Failed, Some(msg.clone())),
         Err(RunStop::Failed { message, .. }) => (RunStatus::Failed, Some(message.clone())),
         Err(RunStop::LockLost(msg)) => (
             RunStatus::Failed,
@@ -529,6 +624,21 @@ async fn run_with(
     record.status = status;
     record.error = err.clone();
     journal.save(&record)?;
+    if let Some(url) = &args.metrics.pushgateway_url {
+        let families = crate::metrics::run_families(&record);
+        match crate::metrics::push(
+            url,
+            "aks-patch-apply",
+            &ctx.cluster.name,
+            &families,
+            Duration::from_secs(10),
+        )
+        .await
+        {
+            Ok(()) => reporter.verbose("pushed the run's metrics"),
+            Err(e) => reporter.warn(&format!("{e}; the run's result is not affected")),
+        }
+    }
     remember_scans(settings, &record);
 
     let now_rows = k::list_node_rows(&ctx.client, None).await.ok();
@@ -581,6 +691,29 @@ async fn run_with(
     } else {
         serde_json::to_value(&record)?
     };
+    if let Some(n) = notifier {
+        for (name, _) in &left {
+            if let Some(node) = record.nodes.iter().find(|r| &r.name == name) {
+                n.send(crate::notify::node_event(
+                    crate::notify::EventKind::NodeLeftCordoned,
+                    &ctx.cluster.name,
+                    &run_id,
+                    node,
+                    Some(&format!(
+                        "once it is healthy, `aks-patch apply ... --one-at-a-time --resume` uncordons it, or by hand `kubectl uncordon {name} && kubectl annotate node {name} {}-`",
+                        kdrain::IN_PROGRESS_ANNOTATION
+                    )),
+                ));
+            }
+        }
+        n.send(notify::event(
+            crate::notify::EventKind::RunFinished,
+            &ctx.cluster.name,
+            &run_id,
+            summary.clone(),
+        ));
+        n.finish(Duration::from_secs(20), reporter).await;
+    }
     if let Some(msg) = err {
         reporter.error(&msg);
     }

@@ -1,0 +1,272 @@
+//! Metrics: the gauges of a scan and of a run, in Prometheus's text exposition format, pushed
+//! to a Pushgateway (`--pushgateway-url`) or printed by `report -o prometheus` (for
+//! node_exporter's textfile collector).
+//!
+//! - scan: `aks_patch_reboot_required{node,pool}`, `aks_patch_pending_updates{node,pool,kind}`
+//!   (`kind` = `security` | `other`, or `unclassified` where the node's package manager does
+//!   not classify security updates reliably, as on Azure Linux);
+//! - apply: `aks_patch_node_result{node,pool,result}` (1 for the node's state),
+//!   `aks_patch_node_rebooted{node,pool}`, `aks_patch_last_run_timestamp_seconds{result}`,
+//!   `aks_patch_run_duration_seconds`, `aks_patch_nodes_rebooted_total` (in that run).
+
+use crate::rollout::journal::{RunRecord, RunStatus};
+use base64::Engine as _;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// One gauge with its samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Family {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub samples: Vec<(Vec<(String, String)>, f64)>,
+}
+
+impl Family {
+    fn new(name: &'static str, help: &'static str) -> Family {
+        Family {
+            name,
+            help,
+            samples: vec![],
+        }
+    }
+
+    fn add(&mut self, labels: &[(&str, &str)], value: f64) {
+        self.samples.push((
+            labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            value,
+        ));
+    }
+}
+
+/// What a scan saw of one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeScanMetrics {
+    pub node: String,
+    pub pool: String,
+    pub reboot_required: bool,
+    pub pending: usize,
+    /// `None`: not known (Azure Linux).
+    pub security: Option<usize>,
+}
+
+/// The scan's gauges.
+pub fn scan_families(nodes: &[NodeScanMetrics]) -> Vec<Family> {
+    let mut reboot = Family::new(
+        "aks_patch_reboot_required",
+        "1 when the node's reboot marker (/var/run/reboot-required) is set, at the last scan",
+    );
+    let mut pending = Family::new(
+        "aks_patch_pending_updates",
+        "Updates pending on the node at the last scan, by kind (security or other)",
+    );
+    for n in nodes {
+        let base = [("node", n.node.as_str()), ("pool", n.pool.as_str())];
+        reboot.add(&base, if n.reboot_required { 1.0 } else { 0.0 });
+        match n.security {
+            Some(security) => {
+                pending.add(&[base[0], base[1], ("kind", "security")], security as f64);
+                pending.add(
+                    &[base[0], base[1], ("kind", "other")],
+                    n.pending.saturating_sub(security) as f64,
+                );
+            }
+            None => pending.add(&[base[0], base[1], ("kind", "unclassified")], n.pending as f64),
+        }
+    }
+    vec![reboot, pending]
+}
+
+fn status_text(s: RunStatus) -> &'static str {
+    match s {
+        RunStatus::Succeeded => "succeeded",
+        RunStatus::Failed => "failed",
+        RunStatus::Interrupted => "interrupted",
+        RunStatus::Running => "running",
+    }
+}
+
+/// A run's gauges.
+pub fn run_families(rec: &RunRecord) -> Vec<Family> {
+    let mut result = Family::new(
+        "aks_patch_node_result",
+        "1 for the state the node was left in by the last aks-patch run (done, failed, pending, skipped, gone, ...)",
+    );
+    let mut rebooted = Family::new(
+        "aks_patch_node_rebooted",
+        "1 when the last aks-patch run rebooted the node",
+    );
+    for n in &rec.nodes {
+        let state = crate::rollout::engine::enum_text(&n.state);
+        result.add(&[("node", &n.name), ("pool", &n.pool), ("result", &state)], 1.0);
+        rebooted.add(
+            &[("node", &n.name), ("pool", &n.pool)],
+            if n.rebooted { 1.0 } else { 0.0 },
+        );
+    }
+    let finished = rec.finished_at.unwrap_or_else(crate::rollout::journal::now);
+    let mut last = Family::new(
+        "aks_patch_last_run_timestamp_seconds",
+        "When the last aks-patch run finished (Unix time), by its result",
+    );
+    last.add(
+        &[("result", status_text(rec.status))],
+        finished.timestamp_millis() as f64 / 1000.0,
+    );
+    let mut duration = Family::new("aks_patch_run_duration_seconds", "How long the last aks-patch run took");
+    duration.add(
+        &[],
+        (finished - rec.started_at).num_milliseconds().max(0) as f64 / 1000.0,
+    );
+    let mut total = Family::new(
+        "aks_patch_nodes_rebooted_total",
+        "Nodes the last aks-patch run rebooted",
+    );
+    total.add(&[], rec.nodes.iter().filter(|n| n.rebooted).count() as f64);
+    vec![result, rebooted, last, duration, total]
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// The text exposition format; `extra` labels go first on every sample (e.g. the cluster).
+pub fn exposition(families: &[Family], extra: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for f in families {
+        let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
+        let _ = writeln!(out, "# TYPE {} gauge", f.name);
+        for (labels, value) in &f.samples {
+            let all: Vec<String> = extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .chain(labels.iter().cloned())
+                .map(|(k, v)| format!("{k}=\"{}\"", escape(&v)))
+                .collect();
+            if all.is_empty() {
+                let _ = writeln!(out, "{} {}", f.name, number(*value));
+            } else {
+                let _ = writeln!(out, "{}{{{}}} {}", f.name, all.join(","), number(*value));
+            }
+        }
+    }
+    out
+}
+
+/// A failed push.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("invalid --pushgateway-url {0}")]
+    Url(String),
+    #[error("the Pushgateway at {url} did not take the metrics: {why}")]
+    Push { url: String, why: String },
+}
+
+/// Check `url` up front (a usage error, before anything is done).
+pub fn check_url(url: &str) -> Result<(), PushError> {
+    let u = reqwest::Url::parse(url)
+        .map_err(|e| PushError::Url(format!("`{}`: {e}", crate::rollout::blockers::redact(url))))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(PushError::Url(format!(
+            "`{}`: not an http(s) URL",
+            crate::rollout::blockers::redact(url)
+        )));
+    }
+    Ok(())
+}
+
+/// Replace the metrics of group `job` + `cluster` on the Pushgateway (HTTP PUT), retried
+/// briefly. The cluster goes in the grouping key base64-encoded (it may contain `/`).
+pub async fn push(
+    url: &str,
+    job: &str,
+    cluster: &str,
+    families: &[Family],
+    timeout: Duration,
+) -> Result<(), PushError> {
+    let shown = crate::rollout::blockers::redact(url);
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(cluster);
+    let target = format!(
+        "{}/metrics/job/{job}/cluster@base64/{}",
+        url.trim_end_matches('/'),
+        if encoded.is_empty() { "=".to_string() } else { encoded }
+    );
+    let http = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| PushError::Push {
+            url: shown.clone(),
+            why: e.to_string(),
+        })?;
+    let body = exposition(families, &[]);
+    let mut why = String::new();
+    for attempt in 0..3 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
+        }
+        match http
+            .put(&target)
+            .header("Content-Type", "text/plain; version=0.0.4")
+            .body(body.clone())
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => {
+                let status = r.status();
+                let text = r.text().await.unwrap_or_default();
+                why = format!("HTTP {status}: {}", text.trim());
+                if status.is_client_error() {
+                    break;
+                }
+            }
+            Err(e) => why = e.without_url().to_string(),
+        }
+    }
+    Err(PushError::Push { url: shown, why })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_format_escapes_labels_and_prints_integers_plainly() {
+        let f = scan_families(&[NodeScanMetrics {
+            node: "n\"0".into(),
+            pool: "p".into(),
+            reboot_required: true,
+            pending: 5,
+            security: Some(2),
+        }]);
+        let text = exposition(&f, &[("cluster", "rg/aks")]);
+        assert!(text.contains("# TYPE aks_patch_reboot_required gauge\n"), "{text}");
+        assert!(
+            text.contains("aks_patch_reboot_required{cluster=\"rg/aks\",node=\"n\\\"0\",pool=\"p\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kind=\"security\"} 2\n") && text.contains("kind=\"other\"} 3\n"),
+            "{text}"
+        );
+        // Azure Linux: no made-up security count.
+        let f = scan_families(&[NodeScanMetrics {
+            node: "azl".into(),
+            pool: "p".into(),
+            reboot_required: false,
+            pending: 4,
+            security: None,
+        }]);
+        let text = exposition(&f, &[]);
+        assert!(text.contains("kind=\"unclassified\"} 4\n"), "{text}");
+        assert!(!text.contains("kind=\"security\""), "{text}");
+    }
+}

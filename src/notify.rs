@@ -1,0 +1,464 @@
+//! Notifications of a rollout: Slack incoming webhooks (a Block Kit message), Microsoft Teams
+//! workflow webhooks (an Adaptive Card) and generic JSON webhooks (the event and the node's
+//! part of the run record). Events: run started, node started, node done, node halted, node
+//! left cordoned (with the recovery command), run finished.
+//!
+//! Deliveries run in the background: a failed one is retried briefly, then a warning; they
+//! never stop or slow the rollout (only the end of the run waits, a bounded time, for the last
+//! ones). Webhook URLs are secrets: they are never printed, logged or written to the run
+//! record; messages name the service and its host only.
+
+use crate::output::Reporter;
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What is wrong with a `--notify-url` or `--notify-template` (never quoting a URL).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotifyError {
+    #[error("--notify-url #{index} ({shown}) {why}")]
+    Url { index: usize, shown: String, why: String },
+    #[error("--notify-template: unknown field {{{0}}} (fields: {FIELDS})")]
+    Template(String),
+}
+
+/// The fields a `--notify-template` may use.
+pub const FIELDS: &str =
+    "{event} {cluster} {node} {pool} {kernel_before} {kernel_after} {duration} {reason} {run_id} {text}";
+
+/// Which service a webhook URL belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Slack,
+    Teams,
+    Webhook,
+}
+
+/// One destination. The URL is a secret: [`Target::shown`] is what messages use.
+#[derive(Clone)]
+pub struct Target {
+    pub service: Service,
+    url: String,
+    shown: String,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Target({})", self.shown)
+    }
+}
+
+impl Target {
+    /// `https://hooks.slack.com/...` (Slack), a Teams workflow URL (`*.logic.azure.com`,
+    /// `*.powerplatform.com`, `*.webhook.office.com`), or an explicit `slack+`, `teams+` or
+    /// `webhook+` prefix. `index` is the flag's position, for messages.
+    pub fn parse(spec: &str, index: usize) -> Result<Target, NotifyError> {
+        let (prefixed, rest) = match spec.split_once('+') {
+            Some((p @ ("slack" | "teams" | "webhook"), rest)) => (Some(p), rest),
+            _ => (None, spec),
+        };
+        let bad = |shown: String, why: &str| NotifyError::Url {
+            index,
+            shown,
+            why: why.to_string(),
+        };
+        let url = reqwest::Url::parse(rest).map_err(|_| bad("not shown".into(), "is not a URL"))?;
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let shown_host = |service: &str| format!("{service} at {}://{host}", url.scheme());
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(bad(shown_host("a webhook"), "is not an http(s) URL"));
+        }
+        let service = match prefixed {
+            Some("slack") => Service::Slack,
+            Some("teams") => Service::Teams,
+            Some(_) => Service::Webhook,
+            None if host == "hooks.slack.com" => Service::Slack,
+            None if [".logic.azure.com", ".powerplatform.com", ".webhook.office.com"]
+                .iter()
+                .any(|d| host.ends_with(d)) =>
+            {
+                Service::Teams
+            }
+            None => {
+                return Err(bad(
+                    shown_host("a webhook"),
+                    "is neither Slack (hooks.slack.com) nor a Teams workflow: prefix it with slack+, teams+ or webhook+ (a generic JSON webhook)",
+                ))
+            }
+        };
+        let name = match service {
+            Service::Slack => "Slack",
+            Service::Teams => "Teams",
+            Service::Webhook => "webhook",
+        };
+        Ok(Target {
+            service,
+            url: rest.to_string(),
+            shown: shown_host(name),
+        })
+    }
+
+    /// The service and host, never the URL.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    RunStarted,
+    NodeStarted,
+    NodeDone,
+    NodeHalted,
+    NodeLeftCordoned,
+    RunFinished,
+}
+
+/// One event of a rollout.
+#[derive(Debug, Clone, Default)]
+pub struct Event {
+    pub kind: Option<EventKind>,
+    pub cluster: String,
+    pub run_id: String,
+    pub node: Option<String>,
+    pub pool: Option<String>,
+    pub kernel_before: Option<String>,
+    pub kernel_after: Option<String>,
+    pub duration: Option<Duration>,
+    /// Why it halted, what to do, or the plan/run summary.
+    pub reason: Option<String>,
+    /// The node's part of the run record (generic webhooks).
+    pub node_record: Option<Value>,
+}
+
+impl Event {
+    pub fn new(kind: EventKind, cluster: &str, run_id: &str) -> Event {
+        Event {
+            kind: Some(kind),
+            cluster: cluster.to_string(),
+            run_id: run_id.to_string(),
+            ..Default::default()
+        }
+    }
+
+    fn kind_text(&self) -> String {
+        self.kind
+            .map(|k| crate::rollout::engine::enum_text(&k))
+            .unwrap_or_default()
+    }
+
+    /// The default text of the event.
+    pub fn text(&self) -> String {
+        let node = self.node.as_deref().unwrap_or("?");
+        let reason = self.reason.as_deref().unwrap_or("");
+        let kb = self.kernel_before.as_deref().unwrap_or("?");
+        let ka = self.kernel_after.as_deref().unwrap_or("?");
+        let took = self.duration.map(crate::rollout::window::human).unwrap_or_default();
+        match self.kind {
+            Some(EventKind::RunStarted) => {
+                format!("aks-patch run {} started on {}: {reason}", self.run_id, self.cluster)
+            }
+            Some(EventKind::NodeStarted) => format!("{}: patching node {node}", self.cluster),
+            Some(EventKind::NodeDone) => {
+                format!("{}: node {node} patched, kernel {kb} → {ka}, in {took}", self.cluster)
+            }
+            Some(EventKind::NodeHalted) => format!("{}: the rollout halted on node {node}: {reason}", self.cluster),
+            Some(EventKind::NodeLeftCordoned) => format!("{}: node {node} is left cordoned: {reason}", self.cluster),
+            Some(EventKind::RunFinished) => {
+                format!("aks-patch run {} on {} finished: {reason}", self.run_id, self.cluster)
+            }
+            None => reason.to_string(),
+        }
+    }
+
+    /// The text through `template` (`None`: the default text).
+    pub fn render(&self, template: Option<&str>) -> String {
+        let Some(t) = template else {
+            return self.text();
+        };
+        let fields = [
+            ("event", self.kind_text()),
+            ("cluster", self.cluster.clone()),
+            ("node", self.node.clone().unwrap_or_default()),
+            ("pool", self.pool.clone().unwrap_or_default()),
+            ("kernel_before", self.kernel_before.clone().unwrap_or_default()),
+            ("kernel_after", self.kernel_after.clone().unwrap_or_default()),
+            (
+                "duration",
+                self.duration.map(crate::rollout::window::human).unwrap_or_default(),
+            ),
+            ("reason", self.reason.clone().unwrap_or_default()),
+            ("run_id", self.run_id.clone()),
+            ("text", self.text()),
+        ];
+        let mut out = t.to_string();
+        for (k, v) in fields {
+            out = out.replace(&format!("{{{k}}}"), &v);
+        }
+        out
+    }
+}
+
+/// Check a template's fields up front.
+pub fn check_template(t: &str) -> Result<(), NotifyError> {
+    let mut rest = t;
+    while let Some(start) = rest.find('{') {
+        let Some(len) = rest[start..].find('}') else { break };
+        let name = &rest[start + 1..start + len];
+        if !FIELDS.split(' ').any(|f| f == format!("{{{name}}}")) {
+            return Err(NotifyError::Template(name.to_string()));
+        }
+        rest = &rest[start + len + 1..];
+    }
+    Ok(())
+}
+
+/// The body for `service`.
+pub fn payload(service: Service, ev: &Event, text: &str) -> Value {
+    let mut facts: Vec<(&str, String)> = vec![("Cluster", ev.cluster.clone()), ("Run", ev.run_id.clone())];
+    if let Some(n) = &ev.node {
+        facts.push(("Node", n.clone()));
+    }
+    if let Some(p) = &ev.pool {
+        facts.push(("Pool", p.clone()));
+    }
+    if ev.kernel_before.is_some() || ev.kernel_after.is_some() {
+        facts.push((
+            "Kernel",
+            format!(
+                "{} → {}",
+                ev.kernel_before.as_deref().unwrap_or("?"),
+                ev.kernel_after.as_deref().unwrap_or("?")
+            ),
+        ));
+    }
+    match service {
+        Service::Slack => json!({
+            "text": text,
+            "blocks": [
+                {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+                {"type": "context", "elements": facts.iter().map(|(k, v)| json!({"type": "mrkdwn", "text": format!("*{k}:* {v}")})).collect::<Vec<_>>()},
+            ],
+        }),
+        Service::Teams => json!({
+            "type": "message",
+            "attachments": [{
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "contentUrl": null,
+                "content": {
+                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                    "type": "AdaptiveCard",
+                    "version": "1.4",
+                    "body": [
+                        {"type": "TextBlock", "text": format!("aks-patch: {}", ev.kind_text()), "weight": "Bolder", "wrap": true},
+                        {"type": "TextBlock", "text": text, "wrap": true},
+                        {"type": "FactSet", "facts": facts.iter().map(|(k, v)| json!({"title": k, "value": v})).collect::<Vec<_>>()},
+                    ],
+                },
+            }],
+        }),
+        Service::Webhook => json!({
+            "event": ev.kind,
+            "cluster": ev.cluster,
+            "runId": ev.run_id,
+            "node": ev.node,
+            "pool": ev.pool,
+            "kernelBefore": ev.kernel_before,
+            "kernelAfter": ev.kernel_after,
+            "durationSeconds": ev.duration.map(|d| d.as_secs()),
+            "reason": ev.reason,
+            "text": text,
+            "nodeRecord": ev.node_record,
+        }),
+    }
+}
+
+/// Sends events in the background.
+pub struct Notifier {
+    tx: Option<mpsc::UnboundedSender<Event>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Notifier {
+    /// Start the sender; `http` is the client to use (it trusts the configured CA bundle).
+    pub fn start(
+        targets: Vec<Target>,
+        template: Option<String>,
+        http: reqwest::Client,
+        reporter: Reporter,
+    ) -> Notifier {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+        let task = tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                let text = ev.render(template.as_deref());
+                for t in &targets {
+                    let body = payload(t.service, &ev, &text);
+                    if let Err(why) = deliver(&http, &t.url, &body).await {
+                        reporter.warn(&format!(
+                            "notification ({}) to {} failed: {why}; the rollout goes on",
+                            ev.kind_text(),
+                            t.shown()
+                        ));
+                    }
+                }
+            }
+        });
+        Notifier {
+            tx: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// A handle that queues events (for the engine's hook).
+    pub fn sender(&self) -> Option<mpsc::UnboundedSender<Event>> {
+        self.tx.clone()
+    }
+
+    /// Queue an event (never waits).
+    pub fn send(&self, ev: Event) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(ev);
+        }
+    }
+
+    /// Let the queued events go out, waiting at most `max`.
+    pub async fn finish(mut self, max: Duration, reporter: &Reporter) {
+        self.tx = None;
+        if let Some(task) = self.task.take() {
+            if tokio::time::timeout(max, task).await.is_err() {
+                reporter.warn(&format!(
+                    "some notifications were not delivered within {}s after the run; they are dropped",
+                    max.as_secs()
+                ));
+            }
+        }
+    }
+}
+
+/// An HTTPS client for the webhooks that also trusts `ca_bundle` (PEM), when given.
+pub fn http_client(ca_bundle: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder()
+        .user_agent(concat!("aks-patch/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(path) = ca_bundle {
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read the CA bundle {}: {e}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("the CA bundle {} is not PEM: {e}", path.display()))?;
+        b = b.tls_certs_merge(certs);
+    }
+    b.build().map_err(|e| format!("cannot set up the HTTPS client: {e}"))
+}
+
+/// An event about one node, from its record.
+pub fn node_event(
+    kind: EventKind,
+    cluster: &str,
+    run_id: &str,
+    n: &crate::rollout::journal::NodeRecord,
+    reason: Option<&str>,
+) -> Event {
+    let started = n.steps.first();
+    let duration = match (started, n.finished_at) {
+        (Some(s), Some(end)) => (end - s.started_at).to_std().ok(),
+        _ => None,
+    };
+    Event {
+        kind: Some(kind),
+        cluster: cluster.to_string(),
+        run_id: run_id.to_string(),
+        node: Some(n.name.clone()),
+        pool: Some(n.pool.clone()),
+        kernel_before: n.kernel_before.clone(),
+        kernel_after: n.kernel_after.clone(),
+        duration,
+        reason: reason.map(str::to_string),
+        node_record: serde_json::to_value(n).ok(),
+    }
+}
+
+/// POST with two retries; the error never contains the URL.
+async fn deliver(http: &reqwest::Client, url: &str, body: &Value) -> Result<(), String> {
+    let mut why = String::new();
+    for attempt in 0..3u64 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
+        }
+        match http.post(url).json(body).send().await {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => why = format!("HTTP {}", r.status()),
+            Err(e) if e.is_timeout() => why = "no answer in time".into(),
+            Err(e) => why = e.without_url().to_string(),
+        }
+    }
+    Err(why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_are_told_by_host_or_prefix_and_urls_are_never_shown() {
+        let s = Target::parse("https://hooks.slack.com/services/T0/B0/s3cret", 1).unwrap();
+        assert_eq!(s.service, Service::Slack);
+        assert_eq!(s.shown(), "Slack at https://hooks.slack.com");
+        assert!(!format!("{s:?}").contains("s3cret"));
+        let t = Target::parse(
+            "https://prod-01.westeurope.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke?sig=s3cret",
+            2,
+        )
+        .unwrap();
+        assert_eq!(t.service, Service::Teams);
+        assert_eq!(
+            Target::parse("webhook+https://example.org/x", 3).unwrap().service,
+            Service::Webhook
+        );
+        assert_eq!(
+            Target::parse("slack+https://127.0.0.1:1/x", 3).unwrap().service,
+            Service::Slack
+        );
+        let e = Target::parse("https://example.org/hook/s3cret", 4)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("#4") && e.contains("example.org") && e.contains("webhook+") && !e.contains("s3cret"),
+            "{e}"
+        );
+        let e = Target::parse("s3cret", 5).unwrap_err().to_string();
+        assert!(!e.contains("s3cret"), "{e}");
+    }
+
+    #[test]
+    fn templates_know_more_than_the_node_name() {
+        let mut ev = Event::new(EventKind::NodeDone, "aks-shop", "run-1");
+        ev.node = Some("n0".into());
+        ev.pool = Some("user".into());
+        ev.kernel_before = Some("5.15.0-1068-azure".into());
+        ev.kernel_after = Some("5.15.0-1073-azure".into());
+        let t = "{event} {cluster}/{pool}/{node}: {kernel_before} -> {kernel_after} ({run_id})";
+        check_template(t).unwrap();
+        assert_eq!(
+            ev.render(Some(t)),
+            "node-done aks-shop/user/n0: 5.15.0-1068-azure -> 5.15.0-1073-azure (run-1)"
+        );
+        assert_eq!(
+            check_template("{nodename}"),
+            Err(NotifyError::Template("nodename".into()))
+        );
+    }
+
+    #[test]
+    fn payload_shapes() {
+        let ev = Event::new(EventKind::RunStarted, "c", "r");
+        let s = payload(Service::Slack, &ev, "hello");
+        assert_eq!(s["blocks"][0]["text"]["text"], "hello");
+        let t = payload(Service::Teams, &ev, "hello");
+        assert_eq!(t["attachments"][0]["content"]["type"], "AdaptiveCard");
+        let w = payload(Service::Webhook, &ev, "hello");
+        assert_eq!(w["event"], "run-started");
+    }
+}

@@ -1,0 +1,231 @@
+//! Metrics end to end (issue 12): a real Pushgateway (Debian's `prometheus-pushgateway`,
+//! started here on a loopback port) receives the gauges of `scan --pushgateway-url` and
+//! `apply --pushgateway-url`, read back from its `/metrics`; `report -o prometheus` prints
+//! the same gauges; a Pushgateway that is down changes no outcome.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Pushgateway {
+    child: tokio::process::Child,
+    url: String,
+}
+
+impl Pushgateway {
+    async fn start() -> Pushgateway {
+        let port = free_port();
+        let child = tokio::process::Command::new("prometheus-pushgateway")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("prometheus-pushgateway runs (scripts/setup installs it)");
+        let p = Pushgateway {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = reqwest::get(format!("{}/-/ready", p.url)).await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "pushgateway ready within 30 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        p
+    }
+
+    /// The value of the one sample of `name` whose labels include every `labels` pair.
+    async fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let text = reqwest::get(format!("{}/metrics", self.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        sample(&text, name, labels)
+    }
+}
+
+impl Drop for Pushgateway {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// The value of the sample of `name` in exposition `text` with these labels (among others).
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .find(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn two_nodes() -> String {
+    SMALL.replace("count: 3", "count: 2")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue12_scan_and_apply_push_their_gauges_to_a_real_pushgateway_and_report_prints_them() {
+    let gw = Pushgateway::start().await;
+    let c = Cluster::start(Some(&two_nodes())).await;
+    let (n0, n1) = (small_node(0), small_node(1));
+
+    let r = c.run(&["scan", "--pushgateway-url", &gw.url], true).await;
+    r.assert_code(0);
+    for n in [&n0, &n1] {
+        let at = |kind| {
+            [
+                ("job", "aks-patch-scan"),
+                ("cluster", "aks-test"),
+                ("node", n.as_str()),
+                ("pool", "nodes"),
+                ("kind", kind),
+            ]
+        };
+        assert_eq!(
+            gw.value("aks_patch_pending_updates", &at("security")).await,
+            Some(2.0),
+            "{n}"
+        );
+        assert_eq!(
+            gw.value("aks_patch_pending_updates", &at("other")).await,
+            Some(0.0),
+            "{n}"
+        );
+        assert_eq!(
+            gw.value(
+                "aks_patch_reboot_required",
+                &[("job", "aks-patch-scan"), ("node", n.as_str())]
+            )
+            .await,
+            Some(0.0)
+        );
+    }
+    // report -o prometheus: the same gauges, from the last scan, labelled with the cluster.
+    let rep = c.run(&["report", "-o", "prometheus"], true).await;
+    rep.assert_code(0);
+    assert!(
+        rep.stdout.contains("# TYPE aks_patch_pending_updates gauge\n"),
+        "{}",
+        rep.stdout
+    );
+    assert_eq!(
+        sample(
+            &rep.stdout,
+            "aks_patch_pending_updates",
+            &[("cluster", "aks-test"), ("node", &n0), ("kind", "security")]
+        ),
+        Some(2.0),
+        "{}",
+        rep.stdout
+    );
+
+    let r = c
+        .run(
+            &[
+                "apply",
+                "--one-at-a-time",
+                "--yes",
+                "--delete-emptydir-data",
+                "--force",
+                "--eviction-retry-interval",
+                "1",
+                "--pushgateway-url",
+                &gw.url,
+            ],
+            true,
+        )
+        .await;
+    r.assert_code(0);
+    let job = ("job", "aks-patch-apply");
+    assert_eq!(
+        gw.value("aks_patch_nodes_rebooted_total", &[job, ("cluster", "aks-test")])
+            .await,
+        Some(2.0)
+    );
+    for n in [&n0, &n1] {
+        assert_eq!(
+            gw.value(
+                "aks_patch_node_result",
+                &[job, ("node", n.as_str()), ("result", "done")]
+            )
+            .await,
+            Some(1.0)
+        );
+        assert_eq!(
+            gw.value("aks_patch_node_rebooted", &[job, ("node", n.as_str())]).await,
+            Some(1.0)
+        );
+    }
+    let when = gw
+        .value("aks_patch_last_run_timestamp_seconds", &[job, ("result", "succeeded")])
+        .await
+        .expect("last run timestamp");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((now - when).abs() < 120.0, "finished just now: {when} vs {now}");
+    let took = gw
+        .value("aks_patch_run_duration_seconds", &[job])
+        .await
+        .expect("duration");
+    assert!(took > 0.0 && took < 300.0, "{took}");
+    // The scan's group is still there: the apply replaced only its own.
+    assert!(gw
+        .value("aks_patch_reboot_required", &[("job", "aks-patch-scan")])
+        .await
+        .is_some());
+
+    let rep = c.run(&["report", "-o", "prometheus"], true).await;
+    rep.assert_code(0);
+    assert_eq!(
+        sample(
+            &rep.stdout,
+            "aks_patch_nodes_rebooted_total",
+            &[("cluster", "aks-test")]
+        ),
+        Some(2.0),
+        "{}",
+        rep.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue12_a_pushgateway_that_is_down_changes_no_outcome_and_bad_uses_are_usage_errors() {
+    let c = Cluster::start(Some(&two_nodes())).await;
+    let dead = format!("http://metrics:s3cret@127.0.0.1:{}", free_port());
+    let r = c.run(&["scan", "--pushgateway-url", &dead], true).await;
+    r.assert_code(0);
+    assert!(
+        r.stderr.contains("did not take the metrics") && r.stderr.contains("the scan's result is not affected"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("s3cret"), "{}", r.stderr);
+    let r = c.run(&["scan", "--pushgateway-url", "ftp://x"], true).await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("invalid --pushgateway-url"), "{}", r.stderr);
+    let r = c.run(&["scan", "-o", "prometheus"], true).await;
+    r.assert_code(2);
+    assert!(
+        r.stderr.contains("-o prometheus is only for `aks-patch report`"),
+        "{}",
+        r.stderr
+    );
+}

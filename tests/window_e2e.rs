@@ -1,0 +1,340 @@
+//! Maintenance windows end to end against aks-sim (issue 12): `apply --window` outside the
+//! window touches nothing and exits 8 with the next opening; a window that closes mid-run
+//! stops the run between nodes with nothing left cordoned, and `--resume` in the next window
+//! finishes it; `--window aks` honours the cluster's planned-maintenance configuration, of
+//! every schedule type, as aks-sim's ARM serves it. Windows are computed from the current
+//! time.
+
+mod common;
+use chrono::{DateTime, Datelike, Duration as Span, DurationRound, Utc};
+use common::*;
+
+fn apply_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "apply",
+        "--one-at-a-time",
+        "--yes",
+        "--delete-emptydir-data",
+        "--force",
+        "--eviction-retry-interval",
+        "1",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+fn hm(t: DateTime<Utc>) -> String {
+    t.format("%H:%M").to_string()
+}
+
+fn z(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// [`SMALL`] with these lines added under `cluster:` (and `extra` timing).
+fn scenario(nodes: u32, boot_seconds: f64, maintenance: &str) -> String {
+    SMALL
+        .replace(
+            "cluster: {name: aks-test}",
+            &format!("cluster: {{name: aks-test{maintenance}}}"),
+        )
+        .replace("bootSeconds: 1,", &format!("bootSeconds: {boot_seconds},"))
+        .replace("count: 3", &format!("count: {nodes}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue12_outside_the_window_nothing_is_touched_exit_8_and_the_next_opening_is_given() {
+    let c = Cluster::start(Some(&scenario(2, 1.0, ""))).await;
+    // A daily window from three to four hours from now (Berlin time).
+    let now = Utc::now().duration_trunc(Span::minutes(1)).unwrap();
+    let open = now + Span::hours(3);
+    let berlin = open.with_timezone(&chrono_tz_free_offset(open));
+    let spec = format!(
+        "{}-{}",
+        berlin.format("%H:%M"),
+        (berlin + Span::hours(1)).format("%H:%M")
+    );
+    let r = c
+        .run(&apply_args(&["--window", &spec, "--time-zone", "Europe/Berlin"]), true)
+        .await;
+    r.assert_code(8);
+    assert!(r.stderr.contains("outside the maintenance window"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("the next window opens {}", berlin.format("%Y-%m-%d %H:%M")))
+            && r.stderr.contains(&z(open))
+            && r.stderr.contains("nothing was changed"),
+        "the next opening in Berlin time and UTC:\n{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("hint:") && r.stderr.contains("--wait-for-window"),
+        "{}",
+        r.stderr
+    );
+    let ev = c.events();
+    for kind in ["apt-upgrade", "cordon", "reboot", "lease"] {
+        assert!(of_kind(&ev, kind).is_empty(), "no {kind}: {ev:?}");
+    }
+    assert!(c.lock_free());
+    for i in 0..2 {
+        assert_eq!(c.kernel(&small_node(i)), "5.15.0-1068-azure");
+    }
+    // The dry run says the same, and exits 0.
+    let d = c
+        .run(
+            &apply_args(&["--dry-run", "--window", &spec, "--time-zone", "Europe/Berlin"]),
+            true,
+        )
+        .await;
+    d.assert_code(0);
+    assert!(
+        d.stderr.contains("outside the maintenance window") && d.stderr.contains("would exit 8"),
+        "{}",
+        d.stderr
+    );
+}
+
+/// Europe/Berlin's offset at `t` (CET +01:00 in winter, CEST +02:00 in summer: the last
+/// Sunday of March 01:00 UTC to the last Sunday of October 01:00 UTC), so the test does not
+/// need a time zone crate of its own.
+fn chrono_tz_free_offset(t: DateTime<Utc>) -> chrono::FixedOffset {
+    let last_sunday = |month: u32| {
+        let mut d = chrono::NaiveDate::from_ymd_opt(t.year(), month, 31).unwrap();
+        while d.weekday() != chrono::Weekday::Sun {
+            d = d.pred_opt().unwrap();
+        }
+        d.and_hms_opt(1, 0, 0).unwrap().and_utc()
+    };
+    let summer = t >= last_sunday(3) && t < last_sunday(10);
+    chrono::FixedOffset::east_opt(if summer { 7200 } else { 3600 }).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue12_a_window_that_closes_mid_run_stops_between_nodes_and_resume_finishes_in_the_next() {
+    // Two nodes whose reboot takes 20 s; the window closes 2 to 3 minutes from now, and a
+    // node is given all but 15 s of it: the first node starts, the second no longer fits.
+    let c = Cluster::start(Some(&scenario(2, 20.0, ""))).await;
+    let now = Utc::now();
+    let start = now.duration_trunc(Span::minutes(1)).unwrap() - Span::minutes(1);
+    let end = start + Span::minutes(4);
+    let budget = (end - now).num_seconds() - 15;
+    let spec = format!("{}-{}", hm(start), hm(end));
+    let budget = format!("{budget}s");
+    let r = c
+        .run(
+            &apply_args(&["--window", &spec, "--node-budget", &budget, "-o", "json"]),
+            true,
+        )
+        .await;
+    r.assert_code(8);
+    let (n0, n1) = (small_node(0), small_node(1));
+    assert_eq!(r.json()["status"], "interrupted");
+    assert_eq!(r.node_record(&n0)["state"], "done");
+    assert_eq!(r.node_record(&n1)["state"], "pending");
+    assert!(
+        r.stderr.contains(&format!("not starting node {n1}"))
+            && r.stderr.contains(&format!("closes {}", z(end)))
+            && r.stderr.contains("--resume"),
+        "{}",
+        r.stderr
+    );
+    // Stopped at a safe point: nothing cordoned, the lock released, n1 untouched.
+    let ev = c.events();
+    assert!(!c.unschedulable(&n0) && !c.unschedulable(&n1));
+    assert!(c.lock_free());
+    assert_eq!(c.kernel(&n0), "5.15.0-1073-azure");
+    assert_eq!(c.kernel(&n1), "5.15.0-1068-azure");
+    assert!(!nodes_with(&ev, "apt-upgrade").contains(&n1), "n1 was not upgraded");
+
+    // The next window (here: one open all day) finishes the run; n0 is not done again.
+    let r2 = c
+        .run(
+            &apply_args(&["--resume", "--window", "00:00-24:00", "-o", "json"]),
+            true,
+        )
+        .await;
+    r2.assert_code(0);
+    assert_eq!(r2.json()["status"], "succeeded");
+    assert_eq!(c.kernel(&n1), "5.15.0-1073-azure");
+    let ev = c.events();
+    assert_eq!(of_kind(&ev, "reboot").len(), 2, "each node rebooted once");
+    assert_eq!(max_nodes_out(&ev, &[]), 1);
+}
+
+/// One AKS maintenance window (ARM's JSON) as a scenario line.
+fn aks_config(name: &str, window: serde_json::Value) -> String {
+    format!(", maintenanceConfigurations: [{{name: {name}, maintenanceWindow: {window}}}]")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue12_window_aks_honours_every_schedule_type_from_arm() {
+    // A window that started an hour ago (to the minute) and lasts 4 hours.
+    let start = Utc::now().duration_trunc(Span::minutes(1)).unwrap() - Span::hours(1);
+    let end = start + Span::hours(4);
+    let day = start.format("%A").to_string();
+    let week_index = ["First", "Second", "Third", "Fourth", "Last"][((start.day() - 1) / 7) as usize];
+    // Weekly, given in +02:00: the local start is two hours later on the clock.
+    let local = start + Span::hours(2);
+    let cases = [
+        (
+            "daily every 3 days",
+            serde_json::json!({"schedule": {"daily": {"intervalDays": 3}}, "durationHours": 4,
+                "startDate": (start - Span::days(30)).format("%Y-%m-%d").to_string(), "startTime": hm(start)}),
+        ),
+        (
+            "weekly +02:00",
+            serde_json::json!({"schedule": {"weekly": {"intervalWeeks": 1, "dayOfWeek": local.format("%A").to_string()}},
+                "durationHours": 4, "utcOffset": "+02:00", "startTime": hm(local),
+                "startDate": (local - Span::days(7)).format("%Y-%m-%d").to_string()}),
+        ),
+        (
+            "absoluteMonthly",
+            serde_json::json!({"schedule": {"absoluteMonthly": {"intervalMonths": 1, "dayOfMonth": start.day()}},
+                "durationHours": 4, "startTime": hm(start), "utcOffset": "+00:00"}),
+        ),
+        (
+            "relativeMonthly",
+            serde_json::json!({"schedule": {"relativeMonthly": {"intervalMonths": 1, "weekIndex": week_index, "dayOfWeek": day}},
+                "durationHours": 4, "startTime": hm(start)}),
+        ),
+    ];
+    for (what, window) in cases {
+        let c = Cluster::start(Some(&scenario(
+            1,
+            1.0,
+            &aks_config("aksManagedNodeOSUpgradeSchedule", window),
+        )))
+        .await;
+        let r = c.run(&apply_args(&["--dry-run", "--window", "aks"]), true).await;
+        r.assert_code(0);
+        assert!(
+            r.stderr.contains(&format!("open until {}", z(end))) && r.stderr.contains("fits"),
+            "{what}: the window open now, until {}:\n{}",
+            z(end),
+            r.stderr
+        );
+    }
+
+    // Daily, but today and tomorrow are not allowed (the `default` configuration, as the
+    // fallback): outside, and the next opening is the day after tomorrow; apply exits 8
+    // and touches nothing.
+    let window = serde_json::json!({"schedule": {"daily": {"intervalDays": 1}}, "durationHours": 4, "startTime": hm(start),
+        "notAllowedDates": [{"start": start.format("%Y-%m-%d").to_string(), "end": (start + Span::days(1)).format("%Y-%m-%d").to_string()}]});
+    let c = Cluster::start(Some(&scenario(1, 1.0, &aks_config("default", window)))).await;
+    let r = c.run(&apply_args(&["--window", "aks"]), true).await;
+    r.assert_code(8);
+    // (Also when the window crosses midnight: the one starting tomorrow is not allowed.)
+    let next = start + Span::days(2);
+    assert!(
+        r.stderr.contains("outside the maintenance window") && r.stderr.contains(&z(next)),
+        "next opening {}:\n{}",
+        z(next),
+        r.stderr
+    );
+    let ev = c.events();
+    assert!(of_kind(&ev, "apt-upgrade").is_empty() && of_kind(&ev, "cordon").is_empty());
+    assert!(c.lock_free());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue12_bad_windows_are_usage_errors_that_change_nothing() {
+    let c = Cluster::start(Some(&scenario(1, 1.0, ", maintenanceConfigurations: []"))).await;
+    for (args, want) in [
+        (vec!["--window", "Fun 01:00-02:00"], "`fun` is not a day"),
+        (
+            vec!["--window", "01:00-05:00", "--time-zone", "Mars/Olympus"],
+            "unknown time zone `Mars/Olympus`",
+        ),
+        (vec!["--window", "aks"], "has no planned-maintenance configuration"),
+        (vec!["--wait-for-window"], "--wait-for-window needs --window"),
+    ] {
+        let r = c.run(&apply_args(&args), true).await;
+        r.assert_code(2);
+        assert!(
+            r.stderr.contains(want) && r.stderr.contains("hint:"),
+            "{args:?}:\n{}",
+            r.stderr
+        );
+    }
+    let r = c
+        .run(&apply_args(&["--window", "01:00-05:00", "--node-budget", "15x"]), true)
+        .await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("`15x` is not a duration"), "{}", r.stderr);
+    assert!(of_kind(&c.events(), "apt-upgrade").is_empty() && c.lock_free());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue12_scan_and_report_show_the_aks_window_and_its_next_opening() {
+    // The default AKS configuration of aks-sim: weekly on Sunday, 02:00 +00:00, 4 hours.
+    let c = Cluster::start(Some(&scenario(1, 1.0, ""))).await;
+    let now = Utc::now();
+    let mut sunday = now.date_naive();
+    while sunday.weekday() != chrono::Weekday::Sun {
+        sunday = sunday.succ_opt().unwrap();
+    }
+    let opens = sunday.and_hms_opt(2, 0, 0).unwrap().and_utc();
+    let expected = if now >= opens && now < opens + Span::hours(4) {
+        format!("open now, until {}", z(opens + Span::hours(4)))
+    } else if now >= opens {
+        format!("next opens {}", z(opens + Span::days(7)))
+    } else {
+        format!("next opens {}", z(opens))
+    };
+    for cmd in ["report", "scan"] {
+        let r = c.run(&[cmd], true).await;
+        r.assert_code(0);
+        let line = r
+            .stderr
+            .lines()
+            .find(|l| l.contains("maintenance window"))
+            .unwrap_or_else(|| panic!("{cmd}: no window line:\n{}", r.stderr));
+        assert!(
+            line.contains("AKS aksManagedNodeOSUpgradeSchedule: weekly on Sunday at 02:00 UTC+00:00 for 4h")
+                && line.contains(&expected),
+            "{cmd}: {expected}:\n{line}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue12_wait_for_window_waits_for_the_opening_then_patches() {
+    // Two nodes: a single one could not be drained past the web PodDisruptionBudget.
+    let c = Cluster::start(Some(&scenario(2, 1.0, ""))).await;
+    // A window opening at the next minute boundary at least 15 s away.
+    let now = Utc::now();
+    let mut opens = now.duration_trunc(Span::minutes(1)).unwrap() + Span::minutes(1);
+    if opens - now < Span::seconds(15) {
+        opens += Span::minutes(1);
+    }
+    let spec = format!("{}-{}", hm(opens), hm(opens + Span::hours(2)));
+    let r = c
+        .run(&apply_args(&["--window", &spec, "--wait-for-window"]), true)
+        .await;
+    r.assert_code(0);
+    assert!(
+        r.stderr.contains(&format!(
+            "waiting for the maintenance window (--wait-for-window): opens {}",
+            z(opens)
+        )),
+        "{}",
+        r.stderr
+    );
+    // Nothing was touched before the window opened.
+    let ev = c.events();
+    let first = of_kind(&ev, "apt-upgrade")
+        .first()
+        .map(|e| DateTime::parse_from_rfc3339(&e.time).unwrap().with_timezone(&Utc))
+        .expect("the node was upgraded");
+    assert!(first >= opens, "upgraded at {first}, the window opened at {opens}");
+    for e in &ev {
+        if matches!(e.kind.as_str(), "lease" | "cordon") {
+            let t = DateTime::parse_from_rfc3339(&e.time).unwrap().with_timezone(&Utc);
+            assert!(t >= opens, "{} at {t}", e.kind);
+        }
+    }
+    for i in 0..2 {
+        assert_eq!(c.kernel(&small_node(i)), "5.15.0-1073-azure");
+    }
+}
