@@ -20,6 +20,9 @@ struct State {
     kube_error: u32,
     kube_error_status: u16,
     expired_token: bool,
+    run_command_hang: BTreeSet<String>,
+    run_command_conflict: u32,
+    nrg_lockdown: bool,
 }
 
 /// What the ARM router must do with the next request.
@@ -79,6 +82,11 @@ impl Faults {
                 s.kube_error_status = status;
             }
             Fault::ExpiredToken => s.expired_token = true,
+            Fault::RunCommandHang { node } => {
+                s.run_command_hang.insert(node);
+            }
+            Fault::RunCommandConflict { count } => s.run_command_conflict = count,
+            Fault::NrgLockdown => s.nrg_lockdown = true,
             Fault::Clear => *s = State::default(),
         }
     }
@@ -109,6 +117,22 @@ impl Faults {
     }
     pub fn expired_token(&self) -> bool {
         self.lock().expired_token
+    }
+
+    pub fn run_command_hangs(&self, node: &str) -> bool {
+        self.lock().run_command_hang.contains(node)
+    }
+    /// Consume one injected run-command conflict, if any is pending.
+    pub fn take_run_command_conflict(&self) -> bool {
+        let mut s = self.lock();
+        if s.run_command_conflict > 0 {
+            s.run_command_conflict -= 1;
+            return true;
+        }
+        false
+    }
+    pub fn nrg_lockdown(&self) -> bool {
+        self.lock().nrg_lockdown
     }
 
     /// Consume one ARM fault for this request, if any is pending.
@@ -154,6 +178,9 @@ impl Faults {
             "armErrorLeft": s.arm_error,
             "kubeErrorLeft": s.kube_error,
             "expiredToken": s.expired_token,
+            "runCommandHang": s.run_command_hang,
+            "runCommandConflictLeft": s.run_command_conflict,
+            "nrgLockdown": s.nrg_lockdown,
         })
     }
 }

@@ -92,6 +92,12 @@ enum FaultCmd {
     },
     /// Every token issued so far expires.
     ExpiredToken,
+    /// Run commands on the node stay InProgress forever.
+    RunCommandHang { node: String },
+    /// The next COUNT run commands get 409 (another run command is in progress).
+    RunCommandConflict { count: u32 },
+    /// Node resource group lockdown: writes in the node resource group get 403.
+    NrgLockdown,
     /// Clear every fault.
     Clear,
 }
@@ -110,6 +116,9 @@ impl From<FaultCmd> for Fault {
             FaultCmd::ArmError { count, status } => Fault::ArmError { count, status },
             FaultCmd::KubeError { count, status } => Fault::KubeError { count, status },
             FaultCmd::ExpiredToken => Fault::ExpiredToken,
+            FaultCmd::RunCommandHang { node } => Fault::RunCommandHang { node },
+            FaultCmd::RunCommandConflict { count } => Fault::RunCommandConflict { count },
+            FaultCmd::NrgLockdown => Fault::NrgLockdown,
             FaultCmd::Clear => Fault::Clear,
         }
     }
