@@ -190,21 +190,58 @@ async fn a_hanging_run_command_times_out_with_a_clear_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_truncated_output_is_detected_not_parsed() {
+async fn an_output_beyond_the_4096_byte_tail_is_detected_and_fetched_in_pieces() {
     let env = Env::start().await;
     let node = &env.linux()[0];
+    let script = "i=0; while [ $i -lt 900 ]; do echo pkg-$i; i=$((i+1)); done; exit 2";
+    let o = env.nodes.run(node, script, Duration::from_secs(60)).await.unwrap();
+    let expected: String = (0..900).map(|i| format!("pkg-{i}\n")).collect();
+    assert!(expected.len() > 4096);
+    assert_eq!(o.stdout, expected, "whole, not the tail");
+    assert_eq!(o.exit_code, 2);
+    let runs = env
+        .events("run-command", node)
+        .iter()
+        .filter(|e| e.starts_with("start managed"))
+        .count();
+    assert!(
+        runs > expected.len().div_ceil(3000),
+        "fetched in pieces: {runs} run commands"
+    );
+    // Nothing left behind on the node.
+    let root = env
+        .sim
+        .shared
+        .node_runtime
+        .get()
+        .unwrap()
+        .node_root(node)
+        .unwrap()
+        .to_path_buf();
+    let left: Vec<_> = std::fs::read_dir(root.join("var/log/aks-patch"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_output_too_long_to_fetch_is_refused_not_parsed() {
+    let env = Env::start().await;
+    let node = &env.linux()[1];
     let e = env
         .nodes
         .run(
             node,
-            "i=0; while [ $i -lt 900 ]; do echo pkg-$i; i=$((i+1)); done",
-            Duration::from_secs(60),
+            "i=0; while [ $i -lt 12000 ]; do echo package-$i; i=$((i+1)); done",
+            Duration::from_secs(120),
         )
         .await
         .unwrap_err();
     match &e {
         RunCommandError::Truncated { bytes, path, .. } => {
-            assert!(*bytes > 4096, "{bytes}");
+            assert!(*bytes > 96 * 1024, "{bytes}");
             // Kept on the node for the user.
             let root = env
                 .sim
@@ -216,10 +253,11 @@ async fn a_truncated_output_is_detected_not_parsed() {
                 .unwrap()
                 .to_path_buf();
             let kept = std::fs::read_to_string(root.join(path.trim_start_matches('/'))).unwrap();
-            assert!(kept.starts_with("pkg-0\n") && kept.ends_with("pkg-899\n"));
+            assert!(kept.starts_with("package-0\n") && kept.ends_with("package-11999\n"));
         }
         other => panic!("expected Truncated, got {other}"),
     }
+    assert!(e.to_string().contains("4,096-byte tail"), "{e}");
     assert!(e.hint().unwrap().contains("--via ssh"));
 }
 

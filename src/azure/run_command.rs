@@ -20,6 +20,8 @@ use std::time::Duration;
 
 /// The most output returned whole: the 4,096-byte tail less the summary and markers.
 pub const MAX_INLINE_OUTPUT: usize = 3000;
+/// Longer outputs are not fetched (in pieces of [`MAX_INLINE_OUTPUT`], one run command each).
+pub const MAX_FETCHED_OUTPUT: usize = 96 * 1024;
 /// Where framed scripts keep their outputs on the node.
 pub const LOG_DIR: &str = "/var/log/aks-patch";
 const BEGIN: &str = "@@aks-patch-run-command:begin";
@@ -39,7 +41,7 @@ pub enum RunCommandError {
         #[source]
         source: Box<AzureError>,
     },
-    #[error("the output of the run command on node {node} is {bytes} bytes, more than a run command returns whole ({MAX_INLINE_OUTPUT} of its 4,096-byte tail): it is kept on the node in {path}")]
+    #[error("the output of the run command on node {node} is {bytes} bytes, more than run commands return (a 4,096-byte tail each; aks-patch fetches up to {MAX_FETCHED_OUTPUT} bytes in pieces): it is kept on the node in {path}")]
     Truncated { node: String, bytes: usize, path: String },
     #[error("the output of the run command on node {node} was cut off (no complete summary line in the 4,096-byte tail ARM returns)")]
     Garbled { node: String },
@@ -91,6 +93,15 @@ pub fn frame(script: &str, token: &str) -> String {
          echo \"{SUMMARY} exit=$rc stdout=$n stderr=$m\"\n\
          if [ \"$n\" -le {MAX_INLINE_OUTPUT} ]; then rm -f \"$f.sh\" \"$f.out\" \"$f.err\"; fi\n"
     )
+}
+
+/// The exit code in a framed output's summary line.
+fn summary_exit(stdout: &str) -> Option<i32> {
+    let line = stdout.trim_end_matches('\n').rsplit('\n').next()?;
+    line.strip_prefix(SUMMARY)?
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("exit="))
+        .and_then(|v| v.parse().ok())
 }
 
 /// The script's own output and exit code out of a framed run command's output.
@@ -244,7 +255,21 @@ impl RunCommandNodes {
         let mut kind = self.kind();
         loop {
             match self.arm.run_command(vm, kind, &name, &framed, timeout).await {
-                Ok(out) => return unframe(node, &token, &out),
+                Ok(out) => {
+                    return match unframe(node, &token, &out) {
+                        Err(RunCommandError::Truncated { bytes, path, .. }) if bytes <= MAX_FETCHED_OUTPUT => {
+                            let stderr = out.stderr.clone();
+                            let exit = summary_exit(&out.stdout);
+                            let stdout = self.fetch_kept(node, &path, bytes, timeout).await?;
+                            Ok(CommandOutput {
+                                stdout,
+                                stderr,
+                                exit_code: exit.unwrap_or(-1),
+                            })
+                        }
+                        other => other,
+                    };
+                }
                 Err(e) if e.is_auth() && kind == RunCommandKind::Managed => {
                     tracing::info!(
                         "node {node}: managed run commands refused ({e}); falling back to the RunShellScript action"
@@ -273,6 +298,57 @@ impl RunCommandNodes {
                 }
             }
         }
+    }
+
+    /// An output too long for one run command, kept on the node at `path` (`bytes` long):
+    /// fetched in pieces that each fit, checked to add up, then removed from the node.
+    async fn fetch_kept(
+        &self,
+        node: &str,
+        path: &str,
+        bytes: usize,
+        timeout: Duration,
+    ) -> Result<String, RunCommandError> {
+        tracing::info!(
+            "node {node}: the output is {bytes} bytes; fetching it in {} pieces",
+            bytes.div_ceil(MAX_INLINE_OUTPUT)
+        );
+        let quoted = crate::ssh::remote::sh_quote(path);
+        let mut whole = String::with_capacity(bytes);
+        let mut offset = 0;
+        while offset < bytes {
+            let piece = Box::pin(self.run(
+                node,
+                &format!("tail -c +{} {quoted} | head -c {MAX_INLINE_OUTPUT}", offset + 1),
+                timeout,
+            ))
+            .await?;
+            if piece.exit_code != 0 || piece.stdout.is_empty() {
+                return Err(RunCommandError::Truncated {
+                    node: node.to_string(),
+                    bytes,
+                    path: path.to_string(),
+                });
+            }
+            offset += piece.stdout.len();
+            whole.push_str(&piece.stdout);
+        }
+        if whole.len() != bytes {
+            return Err(RunCommandError::Garbled { node: node.to_string() });
+        }
+        let stem = path.strip_suffix(".out").unwrap_or(path);
+        let _ = Box::pin(self.run(
+            node,
+            &format!(
+                "rm -f {} {} {}",
+                crate::ssh::remote::sh_quote(&format!("{stem}.sh")),
+                quoted,
+                crate::ssh::remote::sh_quote(&format!("{stem}.err"))
+            ),
+            timeout,
+        ))
+        .await;
+        Ok(whole)
     }
 
     /// Restart the node's VM through ARM and wait for the operation (the VM runs again).
