@@ -61,7 +61,7 @@ _aks__patch() {
             return 0
             ;;
         aks__subcmd__patch__subcmd__apply)
-            opts="-g -n -l -y -o -h -V --resource-group --name --subscription --admin --kubeconfig --context --auth --cloud --ssh-user --ssh-key --ssh-port --ssh-jump --ssh-config --ssh-strict-host-keys --ssh-timeout --one-at-a-time --nodepool --nodes --selector --upgrade-mode --reboot --dry-run --yes --delete-emptydir-data --force --grace-period --drain-timeout --reboot-timeout --health-wait --request-timeout --soak --force-unlock --resume --journal-dir --eviction-retry-interval --output --query --verbose --debug --only-show-errors --help --version"
+            opts="-g -n -l -y -o -h -V --resource-group --name --subscription --admin --kubeconfig --context --auth --cloud --ssh-user --ssh-key --ssh-port --ssh-jump --ssh-config --ssh-strict-host-keys --ssh-timeout --one-at-a-time --nodepool --nodes --selector --upgrade-mode --reboot --dry-run --yes --delete-emptydir-data --force --grace-period --drain-timeout --reboot-timeout --health-wait --request-timeout --azure-linux-security-as-all --allow-azure-linux-2 --soak --force-unlock --resume --journal-dir --eviction-retry-interval --output --query --verbose --debug --only-show-errors --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -63,7 +63,7 @@ none\t'No output (exit code only)'"
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l query -d 'JMESPath query applied to the result before formatting (see http://jmespath.org)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l admin -d 'Use the cluster admin credential (listClusterAdminCredential) instead of the user one'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l ssh-strict-host-keys -d 'Refuse nodes whose host key is not known yet (default: accept new keys, refuse changed ones)'
-complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l refresh -d 'Run `apt-get update` on each node first (otherwise nothing on the nodes changes)'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l refresh -d 'Run `apt-get update` (Azure Linux: `tdnf makecache`) on each node first (otherwise nothing on the nodes changes)'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l verbose -d 'Print more about what is happening (to stderr)'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l debug -d 'Print everything, including HTTP requests (never their secrets), to stderr'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l only-show-errors -d 'Print only errors: no warnings, no progress'
@@ -91,9 +91,9 @@ complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l ssh-timeou
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l nodepool -d 'Only nodes of these pools (comma-separated or repeated)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l nodes -d 'Only these nodes (comma-separated or repeated)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s l -l selector -d 'Only nodes matching this label selector (e.g. `kubernetes.azure.com/mode=user`)' -r
-complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l upgrade-mode -d 'Which upgrades to install' -r -f -a "security\t'Only packages from the -security pocket (what unattended-upgrades installs)'
-all\t'All upgrades, installing new packages they need (new kernels): `apt-get upgrade --with-new-pkgs`'
-dist\t'`apt-get dist-upgrade`: may also remove packages'"
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l upgrade-mode -d 'Which upgrades to install' -r -f -a "security\t'Only packages from the -security pocket (what unattended-upgrades installs); refused on Azure Linux (see --azure-linux-security-as-all)'
+all\t'All upgrades, installing new packages they need (new kernels): `apt-get upgrade --with-new-pkgs`; Azure Linux: `tdnf -y update --refresh`'
+dist\t'`apt-get dist-upgrade`: may also remove packages; Azure Linux: as all'"
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l reboot -d 'When to reboot' -r -f -a "if-required\t'Reboot when /var/run/reboot-required is there after the upgrade'
 always\t'Reboot every node'
 never\t'Never reboot (upgrade only)'"
@@ -121,6 +121,8 @@ complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l dry-run -d
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s y -l yes -d 'Do not ask for confirmation'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l delete-emptydir-data -d 'Evict pods with emptyDir volumes (their data is lost), as kubectl drain --delete-emptydir-data'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l force -d 'Evict pods with no controller (they are not recreated), as kubectl drain --force'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l azure-linux-security-as-all -d 'On Azure Linux nodes, which classify no update as security, install all updates when `--upgrade-mode security` is asked (otherwise such nodes are refused)'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l allow-azure-linux-2 -d 'Patch Azure Linux 2.0 (CBL-Mariner) nodes, out of support since 30 Nov 2025 (otherwise they are refused; migrate them to Azure Linux 3)'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l force-unlock -d 'Take over a lock left behind by a run that died'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l resume -d 'Continue the last interrupted run of this cluster'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l verbose -d 'Print more about what is happening (to stderr)'

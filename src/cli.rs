@@ -199,7 +199,7 @@ pub struct ScanArgs {
     /// How many nodes to probe at once.
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub parallel: u32,
-    /// Run `apt-get update` on each node first (otherwise nothing on the nodes changes).
+    /// Run `apt-get update` (Azure Linux: `tdnf makecache`) on each node first (otherwise nothing on the nodes changes).
     #[arg(long)]
     pub refresh: bool,
     /// Exit with code 6 when a node needs a reboot, or has pending updates.
@@ -225,11 +225,11 @@ pub struct ReportArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum UpgradeMode {
-    /// Only packages from the -security pocket (what unattended-upgrades installs).
+    /// Only packages from the -security pocket (what unattended-upgrades installs); refused on Azure Linux (see --azure-linux-security-as-all).
     Security,
-    /// All upgrades, installing new packages they need (new kernels): `apt-get upgrade --with-new-pkgs`.
+    /// All upgrades, installing new packages they need (new kernels): `apt-get upgrade --with-new-pkgs`; Azure Linux: `tdnf -y update --refresh`.
     All,
-    /// `apt-get dist-upgrade`: may also remove packages.
+    /// `apt-get dist-upgrade`: may also remove packages; Azure Linux: as all.
     Dist,
 }
 
@@ -294,6 +294,12 @@ pub struct ApplyArgs {
     /// Fail when the Kubernetes API server does not answer the first request within this many seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout: u64,
+    /// On Azure Linux nodes, which classify no update as security, install all updates when `--upgrade-mode security` is asked (otherwise such nodes are refused).
+    #[arg(long)]
+    pub azure_linux_security_as_all: bool,
+    /// Patch Azure Linux 2.0 (CBL-Mariner) nodes, out of support since 30 Nov 2025 (otherwise they are refused; migrate them to Azure Linux 3).
+    #[arg(long)]
+    pub allow_azure_linux_2: bool,
     /// Wait this long after a node is back before the next one.
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     pub soak: u64,

@@ -22,7 +22,7 @@ const LINUX: [&str; 5] = [
 const SUMMARY: &str = "1 of 5 Linux nodes needs a reboot (kernel 5.15.0-1073-azure pending)";
 
 /// `-o json` fields of `scan`, in the order docs/output.md lists them.
-const SCAN_FIELDS: [&str; 21] = [
+const SCAN_FIELDS: [&str; 25] = [
     "name",
     "pool",
     "osType",
@@ -32,6 +32,10 @@ const SCAN_FIELDS: [&str; 21] = [
     "runningKernel",
     "pendingUpdates",
     "securityUpdates",
+    "security",
+    "os",
+    "packageManager",
+    "endOfSupport",
     "rebootRequired",
     "rebootPackages",
     "pendingKernel",

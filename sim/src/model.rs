@@ -39,7 +39,10 @@ impl NodeSpec {
 }
 
 pub fn default_kernel(p: &PoolSpec) -> String {
+    let sku = p.os_sku.as_deref().unwrap_or("");
     p.kernel.clone().unwrap_or_else(|| match p.os_type {
+        OsType::Linux if sku.eq_ignore_ascii_case("AzureLinux") => "6.6.64.2-9.azl3".into(),
+        OsType::Linux if sku.eq_ignore_ascii_case("CBLMariner") => "5.15.173.1-1.cm2".into(),
         OsType::Linux => "5.15.0-1068-azure".into(),
         OsType::Windows => "10.0.20348.3207".into(),
     })
@@ -93,7 +96,8 @@ pub fn nodes(s: &Scenario, prefix: [u8; 3]) -> Vec<NodeSpec> {
                     .clone()
                     .unwrap_or_else(|| match (p.os_type, os_sku.as_str()) {
                         (OsType::Windows, _) => "Windows Server 2022 Datacenter".into(),
-                        (_, "AzureLinux") => "CBL-Mariner/Linux".into(),
+                        (_, "AzureLinux") => "Microsoft Azure Linux 3.0".into(),
+                        (_, "CBLMariner") => "CBL-Mariner/Linux".into(),
                         _ => "Ubuntu 22.04.5 LTS".into(),
                     }),
                 os_sku,

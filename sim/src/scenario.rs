@@ -918,6 +918,14 @@ mod tests {
     }
 
     #[test]
+    fn mixed_scenario_has_ubuntu_and_azure_linux_pools() {
+        let s = Scenario::parse(include_str!("../scenarios/mixed.yaml"), "mixed.yaml").unwrap();
+        let skus: Vec<&str> = s.pools.iter().filter_map(|p| p.os_sku.as_deref()).collect();
+        assert_eq!(skus, ["Ubuntu", "AzureLinux"]);
+        assert!(s.nodes.values().any(|n| !n.reboot_required.is_empty()));
+    }
+
+    #[test]
     fn unknown_field_is_named() {
         let text = "cluster: {name: c}\npools:\n  - name: a\n    count: 1\n    osTyp: Linux\n";
         let e = Scenario::parse(text, "x.yaml").unwrap_err().to_string();

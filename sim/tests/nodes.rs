@@ -789,3 +789,143 @@ async fn two_hundred_nodes_through_one_sshd() {
         .any(|e| e.kind == kinds::SSH_SESSION && e.node.as_deref() == Some("bastion")));
     h.finish().await;
 }
+
+const AZL_SCENARIO: &str = r#"
+resourceGroup: rg-azl
+cluster: {name: aks-azl}
+timing: {shutdownSeconds: 0.2, bootSeconds: 1, readySeconds: 0.3, aptSeconds: 0.1, aptUpdateSeconds: 0.1}
+pools:
+  - name: sys
+    count: 1
+    vmssId: "11111111"
+  - name: azl
+    count: 1
+    osSKU: AzureLinux
+    vmssId: "33333333"
+    updates:
+      - {name: kernel, from: 6.6.64.2-9.azl3, to: 6.6.78.1-1.azl3, pocket: azurelinux-official-base, kernel: 6.6.78.1-1.azl3}
+      - {name: glibc, from: 2.38-8.azl3, to: 2.38-9.azl3, pocket: azurelinux-official-base, rebootRequired: true}
+      - {name: curl, from: 8.8.0-4.azl3, to: 8.11.1-2.azl3, pocket: azurelinux-official-base}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tdnf_and_needs_restarting_like_azure_linux_3() {
+    let h = start(AZL_SCENARIO).await;
+    let (sys, azl) = ("aks-sys-11111111-vmss000000", "aks-azl-33333333-vmss000000");
+    // Each OS has its own package manager only.
+    assert_eq!(
+        h.ssh_ok(sys, "command -v tdnf needs-restarting || echo none").await,
+        "none\n"
+    );
+    assert_eq!(
+        h.ssh_ok(
+            azl,
+            ". /etc/os-release; echo $ID $VERSION_ID; uname -r; command -v apt-get || echo no apt"
+        )
+        .await,
+        "azurelinux 3.0\n6.6.64.2-9.azl3\nno apt\n"
+    );
+    assert_eq!(
+        h.node_object(azl)["status"]["nodeInfo"]["osImage"],
+        "Microsoft Azure Linux 3.0"
+    );
+
+    // tdnf refuses non-root users; check-update lists name.arch, version-release,
+    // repository, and exits 0 with updates pending.
+    let out = h.ssh(azl, "tdnf -q check-update").await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("You have to be root"), "{}", stderr(&out));
+    let out = h.ssh_ok(azl, "sudo tdnf -q -C check-update").await;
+    let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(
+        lines,
+        vec![
+            vec!["curl.x86_64", "8.11.1-2.azl3", "azurelinux-official-base"],
+            vec!["glibc.x86_64", "2.38-9.azl3", "azurelinux-official-base"],
+            vec!["kernel.x86_64", "6.6.78.1-1.azl3", "azurelinux-official-base"],
+        ]
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&h.ssh_ok(azl, "sudo tdnf -q --json check-update").await).unwrap();
+    assert_eq!(json[2]["Name"], "kernel");
+    assert_eq!(json[2]["Evr"], "6.6.78.1-1.azl3");
+    let nr = h.ssh(azl, "needs-restarting -r").await;
+    assert_eq!(nr.status.code(), Some(0));
+    assert!(
+        stdout(&nr).contains("Reboot should not be necessary"),
+        "{}",
+        stdout(&nr)
+    );
+    // rpm knows the installed versions.
+    assert_eq!(
+        h.ssh_ok(azl, "rpm -q --qf '%{NAME} %{VERSION}-%{RELEASE}\\n' kernel curl")
+            .await,
+        "kernel 6.6.64.2-9.azl3\ncurl 8.8.0-4.azl3\n"
+    );
+    let out = h.ssh(azl, "rpm -q nano").await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "package nano is not installed\n");
+
+    // Installing needs root; dnf-automatic holding rpm's lock makes it fail; systemd says so.
+    let out = h.ssh(azl, "tdnf -y update").await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("You have to be root"), "{}", stderr(&out));
+    h.sim
+        .fault(Fault::DpkgLock {
+            node: azl.into(),
+            seconds: 30.0,
+        })
+        .unwrap();
+    assert_eq!(
+        h.ssh_ok(
+            azl,
+            "systemctl show -p ActiveState --value dnf-automatic-install.service"
+        )
+        .await,
+        "activating\n"
+    );
+    let out = h.ssh(azl, "sudo tdnf -y update --refresh").await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("/var/lib/rpm/.rpm.lock"), "{}", stderr(&out));
+    h.sim.fault(Fault::Clear).unwrap();
+    assert_eq!(
+        h.ssh_ok(
+            azl,
+            "systemctl show -p ActiveState --value dnf-automatic-install.service"
+        )
+        .await,
+        "inactive\n"
+    );
+
+    // The update installs the new kernel and glibc; no marker (that is the daily timer's),
+    // but needs-restarting -r says a reboot is required, and why.
+    let out = h.ssh_ok(azl, "sudo tdnf -y update --refresh").await;
+    assert!(out.contains("Upgrading:") && out.ends_with("Complete!\n"), "{out}");
+    assert_eq!(h.ssh_ok(azl, "sudo tdnf -q check-update").await, "");
+    assert_eq!(h.machine(azl)["rebootRequired"], false);
+    let nr = h.ssh(azl, "needs-restarting -r").await;
+    assert_eq!(nr.status.code(), Some(1));
+    assert!(
+        stdout(&nr).contains("  * kernel\n  * glibc\n") && stdout(&nr).contains("Reboot is required"),
+        "{}",
+        stdout(&nr)
+    );
+    let ev = h.events_for(azl);
+    assert!(ev
+        .iter()
+        .any(|e| e.kind == kinds::APT_UPGRADE && e.detail == "tdnf update: curl glibc kernel"));
+    assert!(ev
+        .iter()
+        .any(|e| e.kind == kinds::APT_FAILED && e.detail.contains("rpm transaction lock")));
+
+    // After the reboot: the new kernel, and nothing needs restarting.
+    let old_boot = h.boot_id(azl);
+    h.ssh_ok(azl, "nohup sh -c 'sleep 0.5; sudo reboot' >/dev/null 2>&1 &")
+        .await;
+    wait_for("a new bootID", Duration::from_secs(10), || h.boot_id(azl) != old_boot).await;
+    wait_for("Node Ready again", Duration::from_secs(10), || h.ready(azl) == "True").await;
+    assert_eq!(h.ssh_ok(azl, "uname -r").await, "6.6.78.1-1.azl3\n");
+    let nr = h.ssh(azl, "needs-restarting -r").await;
+    assert_eq!(nr.status.code(), Some(0), "{}", stdout(&nr));
+    h.finish().await;
+}

@@ -45,7 +45,9 @@ pub mod scans {
         #[serde(default)]
         pub reboot_packages: Vec<String>,
         pub pending_updates: usize,
-        pub security_updates: usize,
+        /// `None` where the OS classifies no update as security (Azure Linux).
+        #[serde(default)]
+        pub security_updates: Option<usize>,
         pub running_kernel: String,
         /// The node's bootID when it was scanned: a scan from an earlier boot says nothing
         /// about the reboot marker now.
@@ -74,5 +76,28 @@ pub mod scans {
         let tmp = dir.join(format!(".{key}.tmp"));
         std::fs::write(&tmp, serde_json::to_vec_pretty(&all).expect("serializes"))?;
         std::fs::rename(tmp, p)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn records_with_a_security_count_and_without_one_read() {
+            let dir = tempfile::tempdir().unwrap();
+            let old = r#"{"n1": {"scannedAt": "t", "rebootRequired": true, "pendingUpdates": 6, "securityUpdates": 4, "runningKernel": "k"}}"#;
+            std::fs::create_dir_all(dir.path().join("scans")).unwrap();
+            std::fs::write(dir.path().join("scans/c.json"), old).unwrap();
+            assert_eq!(load(dir.path(), "c")["n1"].security_updates, Some(4));
+            let azl = NodeScan {
+                pending_updates: 4,
+                security_updates: None,
+                ..NodeScan::default()
+            };
+            save(dir.path(), "c", BTreeMap::from([("n2".to_string(), azl)])).unwrap();
+            let all = load(dir.path(), "c");
+            assert_eq!(all["n2"].security_updates, None, "no made-up count for Azure Linux");
+            assert_eq!(all["n1"].security_updates, Some(4));
+        }
     }
 }

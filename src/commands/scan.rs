@@ -1,5 +1,5 @@
 //! `aks-patch scan`: what needs patching, and where. Changes nothing on the nodes (unless
-//! `--refresh`, which runs `apt-get update`).
+//! `--refresh`, which runs `apt-get update`, or `tdnf makecache` on Azure Linux).
 
 use super::context::{self, ClusterContext};
 use super::summary::scan_summary;
@@ -30,7 +30,17 @@ pub struct ScanRow {
     /// `uname -r` on the node (None when not probed).
     pub running_kernel: Option<String>,
     pub pending_updates: Option<usize>,
+    /// Pending security updates; `None` where the OS classifies none reliably (Azure Linux).
     pub security_updates: Option<usize>,
+    /// The SECURITY column: the count, or `n/a` on Azure Linux (tdnf has no reliable
+    /// security classification); absent when not probed.
+    pub security: Option<String>,
+    /// `PRETTY_NAME` of the node's /etc/os-release (None when not probed).
+    pub os: Option<String>,
+    /// `apt` or `tdnf` (None when not probed).
+    pub package_manager: Option<ssh::PackageManager>,
+    /// The node's OS is out of support (Azure Linux 2.0): the fact and what to do.
+    pub end_of_support: Option<String>,
     pub reboot_required: Option<bool>,
     pub reboot_packages: Vec<String>,
     /// The kernel the pending updates or the reboot would bring, when there is one.
@@ -58,10 +68,11 @@ pub fn table() -> TableSpec {
         Column::new("STATUS", "status"),
         Column::new("KERNEL", "runningKernel").placeholder("<unknown>"),
         Column::new("PENDING", "pendingUpdates").placeholder("-"),
-        Column::new("SECURITY", "securityUpdates").placeholder("-"),
+        Column::new("SECURITY", "security").placeholder("-"),
         Column::new("REBOOT", "rebootRequired").placeholder("-"),
         Column::new("REBOOT-PACKAGES", "rebootPackages").wide(),
         Column::new("OS-SKU", "osSku").wide(),
+        Column::new("OS", "os").wide().placeholder("<unknown>"),
         Column::new("NODE-IMAGE", "nodeImageVersion").wide(),
         Column::new("LATEST-IMAGE", "latestNodeImageVersion").wide(),
         Column::new("UPTIME", "uptime").wide().placeholder("-"),
@@ -101,7 +112,7 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
                     reboot_required: r.reboot_required.unwrap_or(false),
                     reboot_packages: r.reboot_packages.clone(),
                     pending_updates: r.pending_updates.unwrap_or(0),
-                    security_updates: r.security_updates.unwrap_or(0),
+                    security_updates: r.security_updates,
                     running_kernel: r.running_kernel.clone().unwrap_or_default(),
                     boot_id: r.boot_id.clone(),
                 },
@@ -218,6 +229,10 @@ fn base_row(ctx: &ClusterContext, r: &NodeRow) -> ScanRow {
         running_kernel: None,
         pending_updates: None,
         security_updates: None,
+        security: None,
+        os: None,
+        package_manager: None,
+        end_of_support: None,
         reboot_required: None,
         reboot_packages: vec![],
         pending_kernel: None,
@@ -239,12 +254,23 @@ fn base_row(ctx: &ClusterContext, r: &NodeRow) -> ScanRow {
 fn fill(row: &mut ScanRow, p: &Probe) {
     row.running_kernel = Some(p.running_kernel.clone());
     row.boot_id = p.boot_id.clone();
+    row.os = p.os_pretty_name.clone();
+    row.package_manager = Some(p.package_manager);
+    row.end_of_support = p.end_of_support.clone();
+    if let Some(eos) = &p.end_of_support {
+        row.note = Some(eos.clone());
+    }
     if let Some(why) = &p.unsupported {
         row.patchable = false;
         row.note = Some(why.clone());
     }
     row.pending_updates = Some(p.pending_count());
-    row.security_updates = Some(p.security_count());
+    if p.classifies_security() {
+        row.security_updates = Some(p.security_count());
+        row.security = Some(p.security_count().to_string());
+    } else {
+        row.security = Some("n/a".into());
+    }
     row.reboot_required = Some(p.reboot_required);
     row.reboot_packages = p.reboot_packages.clone();
     row.pending_kernel = p.pending_kernel();
@@ -253,7 +279,10 @@ fn fill(row: &mut ScanRow, p: &Probe) {
         .uptime_seconds
         .map(|s| crate::kube::nodes::human_duration(chrono::TimeDelta::seconds(s as i64)));
     if let Some(e) = &p.refresh_error {
-        row.note = Some(format!("apt-get update failed: {e}"));
+        row.note = Some(match p.package_manager {
+            ssh::PackageManager::Tdnf => e.clone(),
+            _ => format!("apt-get update failed: {e}"),
+        });
     }
     row.updates = p.pending.clone();
 }

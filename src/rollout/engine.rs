@@ -20,7 +20,8 @@ use crate::kube::drain::{DrainEvent, DrainOptions, WorkloadRef, IN_PROGRESS_ANNO
 use crate::kube::reboot::RebootEvent;
 use crate::kube::NodeRow;
 use crate::output::{Exit, Reporter};
-use crate::ssh::{self, Probe};
+use crate::ssh::pkg::TDNF_NO_SECURITY;
+use crate::ssh::{self, PackageManager, Probe};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -217,9 +218,20 @@ fn target(row: &NodeRow) -> NodeTarget {
 
 /// The pending updates of `mode` that `probe` still finds.
 fn pending_of(mode: UpgradeMode, probe: &Probe) -> Vec<String> {
-    match mode {
+    match effective_mode(mode, probe) {
         UpgradeMode::Security => probe.security_packages(),
         UpgradeMode::All | UpgradeMode::Dist => probe.pending.iter().map(|u| u.name.clone()).collect(),
+    }
+}
+
+/// The mode a node is upgraded in: Azure Linux classifies no update as security, so
+/// `Security` there means all updates (allowed only with `--azure-linux-security-as-all`;
+/// [`Engine::upgrade`] refuses it otherwise).
+fn effective_mode(mode: UpgradeMode, probe: &Probe) -> UpgradeMode {
+    if mode == UpgradeMode::Security && !probe.classifies_security() {
+        UpgradeMode::All
+    } else {
+        mode
     }
 }
 
@@ -529,24 +541,61 @@ impl<'a> Engine<'a> {
         if let Some(why) = &probe.unsupported {
             return Err(RunStop::failed(format!("node {name}: {why}")));
         }
+        if let Some(eos) = probe
+            .end_of_support
+            .as_ref()
+            .filter(|_| !self.cfg.options.allow_azure_linux_2)
+        {
+            let undo = self.release_if_in_hand(rec, i).await;
+            return Err(RunStop::failed(format!(
+                "node {name}: {eos}; it is patched only with --allow-azure-linux-2{}",
+                if undo.is_empty() {
+                    "; the node was not cordoned".to_string()
+                } else {
+                    undo
+                }
+            )));
+        }
+        let pm = probe.package_manager;
+        let asked = self.cfg.options.upgrade_mode;
+        if asked == UpgradeMode::Security
+            && !probe.classifies_security()
+            && !self.cfg.options.azure_linux_security_as_all
+        {
+            let undo = self.release_if_in_hand(rec, i).await;
+            return Err(RunStop::failed(format!(
+                "node {name}: --upgrade-mode security cannot be applied: {TDNF_NO_SECURITY}; use --upgrade-mode all, or --azure-linux-security-as-all to install all updates there{}",
+                if undo.is_empty() { "; the node was not cordoned".to_string() } else { undo }
+            )));
+        }
         rec.nodes[i].kernel_before.get_or_insert(probe.running_kernel.clone());
         let mut after = probe.clone();
         if rec.nodes[i].state == NodeState::Pending {
             let security = probe.security_packages();
-            let mode = self.cfg.options.upgrade_mode;
-            match ssh::upgrade_command(mode, self.cfg.dpkg_lock_timeout_secs, &security) {
+            let mode = effective_mode(asked, &probe);
+            if mode != asked {
+                self.reporter.step(
+                    &name,
+                    "Azure Linux classifies no update as security: installing all updates (--azure-linux-security-as-all)",
+                );
+            }
+            match pm.upgrade_command(mode, self.cfg.dpkg_lock_timeout_secs, &security) {
                 None => self.reporter.step(&name, "no security updates pending"),
                 Some(_) if probe.pending.is_empty() => self.reporter.step(&name, "no updates pending"),
                 Some(cmd) => {
+                    let lock = match pm {
+                        PackageManager::Tdnf => "waiting for dnf-automatic if it runs",
+                        _ => "waiting for the dpkg lock if held",
+                    };
                     self.reporter.step(
                         &name,
                         &format!(
-                            "upgrading {} package(s) ({} mode; waiting for the dpkg lock if held)",
+                            "upgrading {} package(s) ({} mode; {lock})",
                             probe.pending_count(),
                             enum_text(&mode)
                         ),
                     );
-                    self.run_upgrade(rec, i, node, &cmd).await?;
+                    self.run_upgrade(rec, i, node, &cmd, pm).await?;
                     after = match self.transport.probe(node).await {
                         Ok(p) => p,
                         Err(e) => {
@@ -586,8 +635,14 @@ impl<'a> Engine<'a> {
         i: usize,
         node: &NodeTarget,
         cmd: &str,
+        pm: PackageManager,
     ) -> Result<(), RunStop> {
         let name = node.name.clone();
+        // What the messages call the package manager (`apt` as before on Ubuntu).
+        let tool = match pm {
+            PackageManager::Tdnf => "tdnf",
+            _ => "apt",
+        };
         let run_id = self.cfg.run_id.clone();
         let (log_path, _) = ssh::remote::upgrade_files(&run_id);
         self.begin(rec, i, StepName::Upgrade);
@@ -600,20 +655,20 @@ impl<'a> Engine<'a> {
         }
         let deadline = Instant::now() + self.cfg.upgrade_timeout;
         self.reporter
-            .wait_started(&name, "apt to finish", self.cfg.upgrade_timeout);
+            .wait_started(&name, &format!("{tool} to finish"), self.cfg.upgrade_timeout);
         let mut failures = 0u32;
         let mut told = false;
         let outcome = loop {
             if self.abandon.is_cancelled() {
                 break Err(format!(
-                    "stopped waiting for the upgrade (second interrupt); apt is still running on node {name} (log {log_path}); the node was not cordoned"
+                    "stopped waiting for the upgrade (second interrupt); {tool} is still running on node {name} (log {log_path}); the node was not cordoned"
                 ));
             }
             if self.cancel.is_cancelled() && !told {
                 told = true;
                 self.reporter.step(
                     &name,
-                    "interrupted: waiting for apt to finish on the node (it is never cut off half-way); interrupt again to stop waiting",
+                    &format!("interrupted: waiting for {tool} to finish on the node (it is never cut off half-way); interrupt again to stop waiting"),
                 );
             }
             if Instant::now() >= deadline {
@@ -638,7 +693,7 @@ impl<'a> Engine<'a> {
                     failures += 1;
                     if failures > 5 && !self.cancel.is_cancelled() {
                         break Err(format!(
-                            "lost the connection to node {name} during the upgrade ({e}); apt may still be running there (log {log_path}); the node was not cordoned"
+                            "lost the connection to node {name} during the upgrade ({e}); {tool} may still be running there (log {log_path}); the node was not cordoned"
                         ));
                     }
                     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -660,14 +715,15 @@ impl<'a> Engine<'a> {
         let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
         rec.nodes[i].upgrade_output = lines[lines.len().saturating_sub(40)..].join("\n");
         if code != 0 {
-            let last = log.lines().rfind(|l| l.starts_with("E:")).unwrap_or("").to_string();
-            self.end(rec, i, StepOutcome::Failed, format!("apt-get exited with {code}"));
+            let last = pm.error_line(&log).unwrap_or_default();
+            let cmd_name = pm.tool();
+            self.end(rec, i, StepOutcome::Failed, format!("{cmd_name} exited with {code}"));
             return Err(RunStop::failed(format!(
-                "upgrading node {name} failed (apt-get exit {code}{}); the node was not cordoned; see the run record for apt's output",
+                "upgrading node {name} failed ({cmd_name} exit {code}{}); the node was not cordoned; see the run record for {tool}'s output",
                 if last.is_empty() { String::new() } else { format!(": {last}") }
             )));
         }
-        let pkgs = ssh::parse_upgrade_output(&log);
+        let pkgs = pm.parse_upgrade_output(&log);
         rec.nodes[i].packages_upgraded = pkgs
             .iter()
             .map(|p| UpgradedPackage {
@@ -822,9 +878,15 @@ impl<'a> Engine<'a> {
             .unwrap_or_else(|| row.clone());
         // While this node reboots, download the next node's packages (nothing is installed,
         // nothing is disrupted): its upgrade is then install time only.
-        let download = ssh::remote::download_command(self.cfg.options.upgrade_mode, self.cfg.dpkg_lock_timeout_secs);
-        let next = match (&self.next, download) {
-            (Some(n), Some(cmd)) => self.cluster.node(n).await.ok().flatten().map(|r| (target(&r), cmd)),
+        // The next node's package manager as its OS SKU label says (apt when unlabelled).
+        let mode = self.cfg.options.upgrade_mode;
+        let lock_secs = self.cfg.dpkg_lock_timeout_secs;
+        let next = match &self.next {
+            Some(n) if mode != UpgradeMode::Security => self.cluster.node(n).await.ok().flatten().and_then(|r| {
+                PackageManager::from_os_sku(r.os_sku.as_deref())
+                    .download_command(mode, lock_secs)
+                    .map(|cmd| (target(&r), cmd))
+            }),
             _ => None,
         };
         let (transport, reporter) = (self.transport, self.reporter);
@@ -1074,13 +1136,23 @@ impl<'a> Engine<'a> {
             }
         };
         let mut left = vec![];
+        // Azure Linux: `needs-restarting -r` must say no reboot is needed any more.
+        let mut still_needed: Option<Vec<String>> = None;
         match probed {
             Ok(p) => {
                 left = pending_of(self.cfg.options.upgrade_mode, &p);
+                if p.needs_restarting {
+                    still_needed = Some(p.reboot_packages.clone());
+                }
                 rec.nodes[i].kernel_after = Some(p.running_kernel.clone());
                 if p.reboot_required {
+                    let what = if p.needs_restarting {
+                        "`needs-restarting -r` still says a reboot is required"
+                    } else {
+                        "/var/run/reboot-required is still there"
+                    };
                     self.reporter.warn(&format!(
-                        "{name}: /var/run/reboot-required is still there after the reboot ({})",
+                        "{name}: {what} after the reboot ({})",
                         p.reboot_packages.join(", ")
                     ));
                     self.end(rec, i, StepOutcome::Warning, "reboot marker still present");
@@ -1103,6 +1175,13 @@ impl<'a> Engine<'a> {
         self.reporter.step(&name, &undo);
         if rec.nodes[i].in_hand {
             return Err(RunStop::failed(format!("node {name} is back, but {undo}")));
+        }
+        if let Some(pkgs) = still_needed {
+            // Never patched while it still needs the reboot (an old kernel booted again).
+            return Err(RunStop::failed(format!(
+                "node {name} is back, but `needs-restarting -r` still says a reboot is required ({}); it is not reported patched",
+                pkgs.join(", ")
+            )));
         }
         if !left.is_empty() {
             // Never patched with updates of its mode still pending: the resume redoes it.
@@ -1216,6 +1295,11 @@ mod tests {
         boot_secs: u64,
         ready_secs: u64,
         upgrading_until: Option<Instant>,
+        /// Azure Linux (tdnf) instead of Ubuntu (apt); `mariner`: its 2.0.
+        tdnf: bool,
+        mariner: bool,
+        /// The reboot does not clear the need (the old kernel boots again).
+        reboot_need_stays: bool,
     }
 
     impl FakeNode {
@@ -1232,6 +1316,9 @@ mod tests {
                 boot_secs: 20,
                 ready_secs: 5,
                 upgrading_until: None,
+                tdnf: false,
+                mariner: false,
+                reboot_need_stays: false,
             }
         }
     }
@@ -1254,6 +1341,8 @@ mod tests {
         cancel_at: Option<(&'static str, CancellationToken)>,
         fence_fails_at: Option<&'static str>,
         lost: Option<String>,
+        /// The upgrade commands started, with their node.
+        commands: Vec<(String, String)>,
     }
 
     #[derive(Clone, Default)]
@@ -1328,7 +1417,7 @@ mod tests {
                 container_runtime: "containerd://1.7".into(),
                 pool: Some("p".into()),
                 os_type: Some("linux".into()),
-                os_sku: Some("Ubuntu".into()),
+                os_sku: Some(if n.tdnf { "AzureLinux" } else { "Ubuntu" }.into()),
                 node_image_version: None,
                 unschedulable: n.unschedulable,
                 ready: n.ready,
@@ -1472,13 +1561,22 @@ mod tests {
             }
             Ok(Probe {
                 running_kernel: n.kernel.clone(),
-                os_id: "ubuntu".into(),
+                os_id: match (n.tdnf, n.mariner) {
+                    (true, true) => "mariner",
+                    (true, false) => "azurelinux",
+                    _ => "ubuntu",
+                }
+                .into(),
                 os_version: "22.04".into(),
                 os_pretty_name: None,
                 boot_id: Some(format!("boot-{}", n.boot)),
                 booted_at: None,
                 uptime_seconds: None,
-                package_manager: PackageManager::Apt,
+                package_manager: if n.tdnf {
+                    PackageManager::Tdnf
+                } else {
+                    PackageManager::Apt
+                },
                 pending: n
                     .pending
                     .iter()
@@ -1488,7 +1586,7 @@ mod tests {
                         to: "2".into(),
                         pockets: vec!["jammy-security".into()],
                         arch: "amd64".into(),
-                        security: true,
+                        security: !n.tdnf,
                     })
                     .collect(),
                 reboot_required: n.reboot_required,
@@ -1500,11 +1598,14 @@ mod tests {
                 refreshed: false,
                 refresh_error: None,
                 unsupported: None,
+                end_of_support: n.mariner.then(|| "Azure Linux 2.0 is out of support".to_string()),
+                needs_restarting: n.tdnf && n.reboot_required,
             })
         }
 
-        async fn start_upgrade(&self, node: &NodeTarget, _command: &str, _run_id: &str) -> Result<(), PortError> {
+        async fn start_upgrade(&self, node: &NodeTarget, command: &str, _run_id: &str) -> Result<(), PortError> {
             self.step("upgrade", &node.name)?;
+            self.w().commands.push((node.name.clone(), command.to_string()));
             self.edit(&node.name, |n| {
                 n.upgrading_until = Some(Instant::now() + Duration::from_secs(5))
             });
@@ -1529,11 +1630,14 @@ mod tests {
                 let w = self.w();
                 (w.apt_exit, w.apt_leaves.clone())
             };
+            let tdnf = self.node(&node.name).tdnf;
             if code != 0 {
-                return Ok(Some((
-                    "E: Sub-process /usr/bin/dpkg returned an error code (1)".into(),
-                    code,
-                )));
+                let log = if tdnf {
+                    "Error(1622) : Unable to download packages"
+                } else {
+                    "E: Sub-process /usr/bin/dpkg returned an error code (1)"
+                };
+                return Ok(Some((log.into(), code)));
             }
             self.edit(&node.name, |n| {
                 n.upgrading_until = None;
@@ -1542,6 +1646,12 @@ mod tests {
                 }
                 n.pending = leaves.clone();
             });
+            if tdnf {
+                return Ok(Some((
+                    format!("Upgrading:\nkernel x86_64 {NEW} azurelinux-official-base 1.02M\nopenssl x86_64 3.3.3-1.azl3 azurelinux-official-base 1.02M\n\nComplete!"),
+                    0,
+                )));
+            }
             Ok(Some((
                 format!("Setting up linux-image-{NEW} ({NEW}) ...\nSetting up openssl (3.0.2) ..."),
                 0,
@@ -1563,7 +1673,7 @@ mod tests {
                     me.edit(&name, |n| {
                         n.boot += 1;
                         n.kernel = NEW.into();
-                        n.reboot_required = false;
+                        n.reboot_required = n.reboot_need_stays;
                     });
                     tokio::time::sleep(Duration::from_secs(ready_secs)).await;
                     me.edit(&name, |n| n.ready = true);
@@ -1610,6 +1720,8 @@ mod tests {
             drain_timeout: 600,
             reboot_timeout: 300,
             soak: 0,
+            azure_linux_security_as_all: false,
+            allow_azure_linux_2: false,
         }
     }
 
@@ -2188,5 +2300,109 @@ mod tests {
         h.run(&mut rec).await.unwrap();
         assert!(!h.fakes.log().iter().any(|l| l.ends_with(" n0") || l.ends_with(" n1")));
         assert_eq!(rec.nodes[2].state, NodeState::Done);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn azure_linux_nodes_are_upgraded_with_tdnf_between_ubuntu_nodes() {
+        let h = Harness::new(3);
+        h.fakes.edit("n1", |n| n.tdnf = true);
+        let mut rec = record(3);
+        h.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done; 3]);
+        assert_eq!(h.fakes.w().max_out, 1, "never two nodes out");
+        let cmds = h.fakes.w().commands.clone();
+        assert_eq!(cmds.len(), 3);
+        assert!(cmds[0].1.contains("apt-get") && !cmds[0].1.contains("tdnf"), "{cmds:?}");
+        assert!(
+            cmds[1].1.contains("dnf-automatic-install.service") && cmds[1].1.ends_with("sudo tdnf -y update --refresh"),
+            "{cmds:?}"
+        );
+        assert!(cmds[2].1.contains("apt-get"), "{cmds:?}");
+        // tdnf's output is parsed as tdnf's.
+        let names: Vec<&str> = rec.nodes[1].packages_upgraded.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["kernel", "openssl"]);
+        assert!(rec.nodes[1].upgrade_output.contains("Complete!"));
+        // No download ahead for the Azure Linux node; the Ubuntu node after it has one.
+        assert!(
+            !h.fakes.log().contains(&"prefetch n1".to_string()),
+            "{:?}",
+            h.fakes.log()
+        );
+        assert!(h.fakes.log().contains(&"prefetch n2".to_string()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_tdnf_names_its_error_and_cordons_nothing() {
+        let h = Harness::new(1);
+        h.fakes.edit("n0", |n| n.tdnf = true);
+        h.fakes.w().apt_exit = 1;
+        let mut rec = record(1);
+        let e = h.run(&mut rec).await.unwrap_err();
+        let msg = format!("{e:?}");
+        assert!(
+            msg.contains("(tdnf exit 1: Error(1622) : Unable to download packages)") && msg.contains("not cordoned"),
+            "{msg}"
+        );
+        assert_eq!(h.fakes.count("cordon"), 0);
+        assert_eq!(rec.nodes[0].state, NodeState::Failed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn security_mode_on_azure_linux_needs_consent_to_install_all() {
+        let mut h = Harness::new(1);
+        h.fakes.edit("n0", |n| n.tdnf = true);
+        h.options.upgrade_mode = UpgradeMode::Security;
+        let mut rec = record(1);
+        let e = h.run(&mut rec).await.unwrap_err();
+        assert!(
+            format!("{e:?}").contains("--upgrade-mode security cannot be applied"),
+            "{e:?}"
+        );
+        assert!(!changed(&h.fakes, "n0"), "{:?}", h.fakes.log());
+
+        h.options.azure_linux_security_as_all = true;
+        let mut rec = record(1);
+        h.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done]);
+        let n = h.fakes.node("n0");
+        assert_eq!(n.kernel, NEW);
+        assert!(n.pending.is_empty(), "all updates, not none");
+        assert!(h.fakes.w().commands[0].1.contains("tdnf -y update"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn azure_linux_2_is_patched_only_with_consent() {
+        let mut h = Harness::new(1);
+        h.fakes.edit("n0", |n| {
+            n.tdnf = true;
+            n.mariner = true
+        });
+        let mut rec = record(1);
+        let e = h.run(&mut rec).await.unwrap_err();
+        assert!(format!("{e:?}").contains("--allow-azure-linux-2"), "{e:?}");
+        assert!(!changed(&h.fakes, "n0"));
+        h.options.allow_azure_linux_2 = true;
+        let mut rec = record(1);
+        h.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_azure_linux_node_that_still_needs_a_reboot_is_not_reported_patched() {
+        let h = Harness::new(2);
+        h.fakes.edit("n0", |n| {
+            n.tdnf = true;
+            n.reboot_need_stays = true
+        });
+        let mut rec = record(2);
+        let stop = h.run(&mut rec).await.unwrap_err();
+        assert!(
+            format!("{stop:?}").contains("`needs-restarting -r` still says a reboot is required"),
+            "{stop:?}"
+        );
+        assert_eq!(states(&rec), [NodeState::Failed, NodeState::Pending]);
+        let n = h.fakes.node("n0");
+        assert!(!n.unschedulable && n.marked.is_none(), "put back before stopping");
+        assert!(!changed(&h.fakes, "n1"));
     }
 }

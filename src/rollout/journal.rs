@@ -295,6 +295,13 @@ pub struct RunOptions {
     /// Seconds.
     #[serde(default)]
     pub soak: u64,
+    /// `--upgrade-mode security` installs all updates on Azure Linux nodes, which classify
+    /// none reliably (`--azure-linux-security-as-all`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub azure_linux_security_as_all: bool,
+    /// Azure Linux 2.0 nodes, out of support, are patched (`--allow-azure-linux-2`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_azure_linux_2: bool,
 }
 
 /// A namespaced object in a record (a pod, a PodDisruptionBudget): `namespace/name` in
@@ -556,6 +563,8 @@ mod tests {
                 drain_timeout: 600,
                 reboot_timeout: 900,
                 soak: 0,
+                azure_linux_security_as_all: false,
+                allow_azure_linux_2: false,
             },
             nodes: vec![NodeRecord::new("n1", "p"), NodeRecord::new("n2", "p")],
             error: None,

@@ -59,17 +59,6 @@ pub fn unpatchable_reason(c: &Candidate, cluster_hint: &str) -> Option<String> {
             c.pool
         ));
     }
-    if let Some(sku) = &c.os_sku {
-        if sku.eq_ignore_ascii_case("AzureLinux")
-            || sku.eq_ignore_ascii_case("CBLMariner")
-            || sku.eq_ignore_ascii_case("Mariner")
-        {
-            return Some(format!(
-                "Azure Linux: aks-patch patches Ubuntu (apt) only; use az aks nodepool upgrade {cluster_hint} -n {} --node-image-only",
-                c.pool
-            ));
-        }
-    }
     if c.ssh_disabled {
         return Some(format!(
             "SSH is disabled on pool {} (securityProfile.sshAccess=Disabled): use a node image upgrade instead",
@@ -172,6 +161,14 @@ mod tests {
             .as_ref()
             .unwrap()
             .contains("az aks nodepool upgrade -g rg --cluster-name c -n win --node-image-only"));
+    }
+
+    #[test]
+    fn azure_linux_nodes_are_patched() {
+        let mut a = cand("a-1", "azl", "linux");
+        a.os_sku = Some("AzureLinux".into());
+        let p = plan(&[a, cand("u-1", "user", "linux")], &[], &Filters::default(), "").unwrap();
+        assert!(p.iter().all(PlanEntry::patch), "{p:?}");
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub fn resume_options(prev: &RunOptions, now: &RunOptions, prev_id: &str) -> Res
         drain_timeout: 600,
         reboot_timeout: 900,
         soak: 0,
+        azure_linux_security_as_all: false,
+        allow_azure_linux_2: false,
     };
     let mut clashes = vec![];
     let mut check = |flag: &str, given: String, default: String, recorded: String| {
@@ -78,7 +80,11 @@ pub fn resume_options(prev: &RunOptions, now: &RunOptions, prev_id: &str) -> Res
     );
     check("--soak", now.soak.to_string(), "0".into(), prev.soak.to_string());
     if clashes.is_empty() {
-        return Ok(prev.clone());
+        // Consents given now widen the interrupted run's (they contradict nothing).
+        let mut o = prev.clone();
+        o.azure_linux_security_as_all |= now.azure_linux_security_as_all;
+        o.allow_azure_linux_2 |= now.allow_azure_linux_2;
+        return Ok(o);
     }
     Err(ResumeClash {
         message: format!(
@@ -130,6 +136,8 @@ mod tests {
             drain_timeout: 120,
             reboot_timeout: 900,
             soak: 0,
+            azure_linux_security_as_all: false,
+            allow_azure_linux_2: false,
         }
     }
 
@@ -157,5 +165,26 @@ mod tests {
             e.to_string().contains("--upgrade-mode dist (run r1 used security)"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn resume_takes_the_azure_linux_consents_given_now() {
+        let now = RunOptions {
+            upgrade_mode: UpgradeMode::All,
+            delete_emptydir_data: false,
+            drain_timeout: 600,
+            azure_linux_security_as_all: true,
+            allow_azure_linux_2: true,
+            ..opts()
+        };
+        let o = resume_options(&opts(), &now, "r1").unwrap();
+        assert!(o.azure_linux_security_as_all && o.allow_azure_linux_2);
+        assert_eq!(o.upgrade_mode, UpgradeMode::Security, "the rest as recorded");
+        // And a consent recorded is kept when not repeated.
+        let prev = RunOptions {
+            allow_azure_linux_2: true,
+            ..opts()
+        };
+        assert!(resume_options(&prev, &opts(), "r1").unwrap().allow_azure_linux_2);
     }
 }

@@ -53,7 +53,11 @@ pub async fn probe_all(
                         "{name}: kernel {}, {} pending ({} security){}",
                         p.running_kernel,
                         p.pending_count(),
-                        p.security_count(),
+                        if p.classifies_security() {
+                            p.security_count().to_string()
+                        } else {
+                            "n/a".to_string()
+                        },
                         if p.reboot_required { ", reboot required" } else { "" }
                     )),
                     Err(e) => reporter.verbose(&format!("{name}: {e}")),

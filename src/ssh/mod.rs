@@ -2,6 +2,7 @@
 //! commands that change a node ([`remote`]) and probing many nodes at once ([`fanout`]).
 
 pub mod fanout;
+pub mod pkg;
 pub mod probe;
 pub mod remote;
 pub mod session;

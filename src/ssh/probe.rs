@@ -3,6 +3,12 @@
 //!
 //! Without `refresh` the script changes nothing on the node: `apt list --upgradable`
 //! reads the package lists as they are. With `refresh` it runs `apt-get update` first.
+//!
+//! Azure Linux nodes (tdnf) answer other sections: `tdnf -q check-update` for the pending
+//! updates and `needs-restarting -r` for the reboot need (exit 1: required), which the daily
+//! `check-restart` timer only turns into `/var/run/reboot-required` at 08:00 UTC. tdnf that
+//! refuses non-root users ("You have to be root") is asked again through `sudo -n` with `-C`
+//! (from its cache only, as apt's lists are read as they are).
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -28,6 +34,9 @@ pub fn probe_script(refresh: bool, lock_timeout_secs: u64) -> String {
             "echo '@@aks-patch:refresh'\n\
              if command -v apt-get >/dev/null 2>&1; then \
              out=$(sudo DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout={lock_timeout_secs} update 2>&1 </dev/null); \
+             echo \"rc=$?\"; printf '%s\\n' \"$out\" | tail -n 5; \
+             elif command -v tdnf >/dev/null 2>&1; then \
+             out=$(sudo tdnf -q --refresh makecache 2>&1 </dev/null); \
              echo \"rc=$?\"; printf '%s\\n' \"$out\" | tail -n 5; fi\n"
         ));
     }
@@ -37,6 +46,15 @@ pub fn probe_script(refresh: bool, lock_timeout_secs: u64) -> String {
          echo '@@aks-patch:reboot-required'\n\
          if [ -e /var/run/reboot-required ]; then echo yes; else echo no; fi\n\
          echo '@@aks-patch:reboot-required-pkgs'; cat /var/run/reboot-required.pkgs 2>/dev/null\n\
+         if command -v tdnf >/dev/null 2>&1; then \
+         echo '@@aks-patch:tdnf-check-update'; out=$(tdnf -q check-update 2>&1 </dev/null); rc=$?; \
+         case \"$out\" in *'have to be root'*) out=$(sudo -n tdnf -q -C check-update 2>&1 </dev/null); rc=$?;; esac; \
+         printf '%s\\n' \"$out\"; echo \"rc=$rc\"; \
+         names=$(printf '%s\\n' \"$out\" | awk 'NF == 3 && $1 ~ /[.]/ { sub(/[.][^.]*$/, \"\", $1); print $1 }' | sort -u); \
+         if [ -n \"$names\" ] && command -v rpm >/dev/null 2>&1; then \
+         echo '@@aks-patch:rpm-installed'; rpm -q --qf '%{NAME} %{VERSION}-%{RELEASE}\\n' $names 2>/dev/null </dev/null; fi; fi\n\
+         if command -v needs-restarting >/dev/null 2>&1; then \
+         echo '@@aks-patch:needs-restarting'; needs-restarting -r 2>&1 </dev/null; echo \"rc=$?\"; fi\n\
          echo '@@aks-patch:end'\n",
     );
     s
@@ -48,7 +66,7 @@ pub fn probe_script(refresh: bool, lock_timeout_secs: u64) -> String {
 pub enum PackageManager {
     /// Ubuntu (and Debian): apt. Supported.
     Apt,
-    /// Azure Linux / CBL-Mariner: tdnf. Detected, not patched by this version.
+    /// Azure Linux 3.0 and 2.0 (CBL-Mariner): tdnf.
     Tdnf,
     Unknown,
 }
@@ -96,8 +114,14 @@ pub struct Probe {
     pub refreshed: bool,
     /// `apt-get update` was asked for and failed: its exit code and last lines.
     pub refresh_error: Option<String>,
-    /// Why aks-patch cannot patch this node (e.g. Azure Linux), if it cannot.
+    /// Why aks-patch cannot patch this node (an OS without apt-get or tdnf), if it cannot.
     pub unsupported: Option<String>,
+    /// The OS is out of support (Azure Linux 2.0): the fact and what to do. Patched only when
+    /// asked explicitly (`apply --allow-azure-linux-2`).
+    pub end_of_support: Option<String>,
+    /// `needs-restarting -r` said a reboot is required (Azure Linux), whether or not the
+    /// daily timer has written the marker yet.
+    pub needs_restarting: bool,
 }
 
 /// The probe output could not be understood.
@@ -142,14 +166,33 @@ impl Probe {
         };
         let managers: Vec<&str> = get("package-managers").lines().map(str::trim).collect();
         let (package_manager, unsupported) = judge_support(&os_id, &os_version, &managers);
+        let end_of_support = (os_id == "mariner").then(|| {
+            format!(
+                "Azure Linux 2.0 (CBL-Mariner {os_version}) is out of support since 30 Nov 2025 and gets no more updates: \
+                 migrate the pool to Azure Linux 3 (osSku AzureLinux3)"
+            )
+        });
 
         let (refreshed, refresh_error) = match sections.get("refresh") {
             None => (false, None),
-            Some(text) => parse_refresh(text),
+            Some(text) => parse_refresh(text, package_manager),
         };
 
-        let pending = parse_upgradable(get("upgradable"));
-        let reboot_required = first_line(get("reboot-required")).as_deref() == Some("yes");
+        let mut pending = parse_upgradable(get("upgradable"));
+        if package_manager == PackageManager::Tdnf {
+            match sections.get("tdnf-check-update") {
+                Some(text) => {
+                    pending = parse_tdnf_check_update(text)?;
+                    fill_installed_versions(&mut pending, get("rpm-installed"));
+                }
+                None => {
+                    return Err(ProbeParseError(
+                        "the node is Azure Linux but has no tdnf to list its pending updates".into(),
+                    ))
+                }
+            }
+        }
+        let mut reboot_required = first_line(get("reboot-required")).as_deref() == Some("yes");
         let mut reboot_packages: Vec<String> = Vec::new();
         for l in get("reboot-required-pkgs")
             .lines()
@@ -158,6 +201,17 @@ impl Probe {
         {
             if !reboot_packages.iter().any(|p| p == l) {
                 reboot_packages.push(l.to_string());
+            }
+        }
+        let mut needs_restarting = false;
+        if let Some(text) = sections.get("needs-restarting") {
+            let (required, pkgs) = parse_needs_restarting(text)?;
+            needs_restarting = required;
+            reboot_required |= required;
+            for p in pkgs {
+                if !reboot_packages.contains(&p) {
+                    reboot_packages.push(p);
+                }
             }
         }
         Ok(Probe {
@@ -175,7 +229,15 @@ impl Probe {
             refreshed,
             refresh_error,
             unsupported,
+            end_of_support,
+            needs_restarting,
         })
+    }
+
+    /// The OS classifies updates as security or not (Ubuntu's pockets). Azure Linux does not
+    /// reliably (Microsoft's own patch extension installs everything for security requests).
+    pub fn classifies_security(&self) -> bool {
+        self.package_manager != PackageManager::Tdnf
     }
 
     pub fn pending_count(&self) -> usize {
@@ -205,7 +267,12 @@ impl Probe {
     pub fn pending_kernel(&self) -> Option<String> {
         let mut kernels: Vec<String> = Vec::new();
         for p in &self.pending {
-            if let Some(k) = kernel_of_package(&p.name, &p.to) {
+            if self.package_manager == PackageManager::Tdnf {
+                // Azure Linux: the `kernel` package's version-release is the kernel release.
+                if p.name == "kernel" {
+                    kernels.push(p.to.clone());
+                }
+            } else if let Some(k) = kernel_of_package(&p.name, &p.to) {
                 kernels.push(k);
             }
         }
@@ -273,18 +340,18 @@ fn parse_os_release(text: &str) -> BTreeMap<String, String> {
 fn judge_support(os_id: &str, os_version: &str, managers: &[&str]) -> (PackageManager, Option<String>) {
     let has = |m: &str| managers.contains(&m);
     match os_id {
+        "azurelinux" | "mariner" if has("tdnf") => (PackageManager::Tdnf, None),
         "azurelinux" | "mariner" => (
             PackageManager::Tdnf,
             Some(format!(
-                "Azure Linux ({os_id} {os_version}) uses tdnf; this version of aks-patch patches only Ubuntu (apt) \
-                 nodes: update this pool with `az aks nodepool upgrade --node-image-only`"
+                "the node is Azure Linux ({os_id} {os_version}) but has no tdnf: aks-patch cannot patch it"
             )),
         ),
         _ if has("apt-get") => (PackageManager::Apt, None),
         _ if has("tdnf") || has("dnf") => (
             PackageManager::Tdnf,
             Some(format!(
-                "the node ({}) has no apt-get but tdnf/dnf; this version of aks-patch patches only Ubuntu (apt) nodes",
+                "the node ({}) has no apt-get but tdnf/dnf; aks-patch patches Ubuntu (apt) and Azure Linux (tdnf) nodes only",
                 if os_id.is_empty() { "unknown OS" } else { os_id }
             )),
         ),
@@ -298,7 +365,11 @@ fn judge_support(os_id: &str, os_version: &str, managers: &[&str]) -> (PackageMa
     }
 }
 
-fn parse_refresh(text: &str) -> (bool, Option<String>) {
+fn parse_refresh(text: &str, pm: PackageManager) -> (bool, Option<String>) {
+    let what = match pm {
+        PackageManager::Tdnf => "tdnf makecache",
+        _ => "apt-get update",
+    };
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
     let rc = lines
         .next()
@@ -307,13 +378,13 @@ fn parse_refresh(text: &str) -> (bool, Option<String>) {
     let tail: Vec<&str> = lines.collect();
     match rc {
         Some(0) => (true, None),
-        Some(rc) => (
-            false,
-            Some(format!("apt-get update failed (exit {rc}): {}", tail.join(" / "))),
-        ),
+        Some(rc) => (false, Some(format!("{what} failed (exit {rc}): {}", tail.join(" / ")))),
         None => (
             false,
-            Some("apt-get update did not run: apt-get is not installed".to_string()),
+            Some(format!(
+                "{what} did not run: {} is not installed",
+                what.split(' ').next().unwrap_or(what)
+            )),
         ),
     }
 }
@@ -356,6 +427,107 @@ pub fn parse_upgradable(text: &str) -> Vec<PendingUpdate> {
         });
     }
     out
+}
+
+/// The text of a section that ends with the command's `rc=N` line: (text, exit code).
+fn split_rc(text: &str) -> (Vec<&str>, Option<i32>) {
+    let mut lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    while lines.last().is_some_and(|l| l.trim().is_empty()) {
+        lines.pop();
+    }
+    let rc = lines
+        .last()
+        .and_then(|l| l.trim().strip_prefix("rc="))
+        .and_then(|v| v.parse::<i32>().ok());
+    if rc.is_some() {
+        lines.pop();
+    }
+    (lines, rc)
+}
+
+/// `tdnf -q check-update`: one line per update, `name.arch  version-release  repo`. Exit 0
+/// (or 100 with `dnf_check_update_compat`) is success; anything else (no network, a broken
+/// repository, the lock) is an error, never "nothing pending".
+pub fn parse_tdnf_check_update(text: &str) -> Result<Vec<PendingUpdate>, ProbeParseError> {
+    let (lines, rc) = split_rc(text);
+    match rc {
+        Some(0 | 100) => {}
+        other => {
+            let tail: Vec<&str> = lines.iter().rev().take(3).rev().copied().collect();
+            return Err(ProbeParseError(format!(
+                "`tdnf check-update` failed ({}): {}",
+                other.map_or("no exit code".to_string(), |c| format!("exit {c}")),
+                tail.join(" / ")
+            )));
+        }
+    }
+    let mut out = Vec::new();
+    for line in lines {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() != 3 {
+            continue;
+        }
+        let Some((name, arch)) = f[0].rsplit_once('.') else {
+            continue;
+        };
+        if name.is_empty() || !matches!(arch, "x86_64" | "aarch64" | "noarch" | "i686") {
+            continue;
+        }
+        out.push(PendingUpdate {
+            name: name.to_string(),
+            from: String::new(),
+            to: f[1].to_string(),
+            pockets: vec![f[2].to_string()],
+            arch: arch.to_string(),
+            security: false,
+        });
+    }
+    Ok(out)
+}
+
+/// The installed versions (`rpm -q --qf '%{NAME} %{VERSION}-%{RELEASE}\n'`) as the updates'
+/// `from`: the newest installed one where several are (kernels).
+fn fill_installed_versions(pending: &mut [PendingUpdate], rpm: &str) {
+    let mut newest: BTreeMap<&str, &str> = BTreeMap::new();
+    for line in rpm.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(name), Some(version), None) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let e = newest.entry(name).or_insert(version);
+        if version_key(version) > version_key(e) {
+            *e = version;
+        }
+    }
+    for p in pending.iter_mut() {
+        if let Some(v) = newest.get(p.name.as_str()) {
+            p.from = v.to_string();
+        }
+    }
+}
+
+/// `needs-restarting -r`: exit 1 = a reboot is required, 0 = not; the `  * name` lines name
+/// what was updated since boot (kernel, glibc, systemd...).
+pub fn parse_needs_restarting(text: &str) -> Result<(bool, Vec<String>), ProbeParseError> {
+    let (lines, rc) = split_rc(text);
+    let required = match rc {
+        Some(0) => false,
+        Some(1) => true,
+        other => {
+            return Err(ProbeParseError(format!(
+                "`needs-restarting -r` failed ({}): {}",
+                other.map_or("no exit code".to_string(), |c| format!("exit {c}")),
+                lines.join(" / ")
+            )))
+        }
+    };
+    let pkgs = lines
+        .iter()
+        .filter_map(|l| l.trim().strip_prefix("* "))
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    Ok((required, pkgs))
 }
 
 /// The kernel a package brings: `linux-image-5.15.0-1073-azure` → itself; a meta package
@@ -512,19 +684,95 @@ N: There is 1 additional version. Please use the '-a' switch to see it
         assert!(e.contains("exit 100") && e.contains("Could not get lock"), "{e}");
     }
 
+    const AZL3: &str = "@@aks-patch:kernel\n6.6.64.2-9.azl3\n@@aks-patch:os-release\nNAME=\"Microsoft Azure Linux\"\nVERSION_ID=\"3.0\"\nID=azurelinux\nPRETTY_NAME=\"Microsoft Azure Linux 3.0\"\n\
+                   @@aks-patch:package-managers\ntdnf\ndnf\n@@aks-patch:upgradable\n@@aks-patch:reboot-required\nno\n@@aks-patch:reboot-required-pkgs\n\
+                   @@aks-patch:tdnf-check-update\n\
+                   curl.x86_64                              8.11.1-2.azl3                  azurelinux-official-base\n\
+                   kernel.x86_64                            6.6.78.1-1.azl3                azurelinux-official-base\n\
+                   rc=0\n\
+                   @@aks-patch:rpm-installed\n\
+                   curl 8.8.0-4.azl3\n\
+                   kernel 6.6.57.1-2.azl3\n\
+                   kernel 6.6.64.2-9.azl3\n\
+                   package glibc is not installed\n\
+                   @@aks-patch:needs-restarting\n\
+                   Core libraries or services have been updated since boot-up:\n  * kernel\n  * glibc\n\n\
+                   Reboot is required to fully utilize these updates.\nrc=1\n@@aks-patch:end\n";
+
     #[test]
-    fn azure_linux_is_reported_not_supported() {
+    fn azure_linux_3_pending_updates_and_reboot_from_needs_restarting() {
+        let p = Probe::parse(AZL3).unwrap();
+        assert_eq!(p.package_manager, PackageManager::Tdnf);
+        assert!(p.is_supported());
+        assert_eq!(p.end_of_support, None);
+        assert_eq!(p.os_pretty_name.as_deref(), Some("Microsoft Azure Linux 3.0"));
+        assert_eq!(p.pending_count(), 2);
+        assert_eq!(p.pending[1].name, "kernel");
+        assert_eq!(p.pending[1].to, "6.6.78.1-1.azl3");
+        // From rpm: the newest installed kernel.
+        assert_eq!(p.pending[1].from, "6.6.64.2-9.azl3");
+        assert_eq!(p.pending[0].from, "8.8.0-4.azl3");
+        assert_eq!(p.pending[1].pockets, vec!["azurelinux-official-base"]);
+        assert_eq!(p.pending[1].arch, "x86_64");
+        // No security classification on Azure Linux: nothing counts as security.
+        assert!(!p.classifies_security());
+        assert_eq!(p.security_count(), 0);
+        // No marker yet (the daily timer has not run), but needs-restarting says so.
+        assert!(p.reboot_required);
+        assert!(p.needs_restarting);
+        assert_eq!(p.reboot_packages, vec!["kernel", "glibc"]);
+        assert_eq!(p.pending_kernel().as_deref(), Some("6.6.78.1-1.azl3"));
+        // Nothing pending, no reboot needed.
+        let quiet = AZL3
+            .replace(
+                "curl.x86_64                              8.11.1-2.azl3                  azurelinux-official-base\n",
+                "",
+            )
+            .replace(
+                "kernel.x86_64                            6.6.78.1-1.azl3                azurelinux-official-base\n",
+                "",
+            )
+            .replace(
+                "Core libraries or services have been updated since boot-up:\n  * kernel\n  * glibc\n\nReboot is required to fully utilize these updates.\nrc=1",
+                "No core libraries or services have been updated since boot-up.\nReboot should not be necessary.\nrc=0",
+            );
+        let p = Probe::parse(&quiet).unwrap();
+        assert_eq!(p.pending_count(), 0);
+        assert!(!p.reboot_required && !p.needs_restarting);
+        assert!(p.reboot_packages.is_empty());
+    }
+
+    #[test]
+    fn azure_linux_failures_are_errors_not_nothing_pending() {
+        let broken = AZL3.replace(
+            "rc=0\n",
+            "Error(1200) : Curl error (7): Couldn't connect to server\nrc=1\n",
+        );
+        let e = Probe::parse(&broken).unwrap_err();
+        assert!(
+            e.0.contains("tdnf check-update") && e.0.contains("exit 1") && e.0.contains("Curl error"),
+            "{e}"
+        );
+        let broken = AZL3.replace("rc=1\n@@aks-patch:end", "rc=2\n@@aks-patch:end");
+        assert!(Probe::parse(&broken).unwrap_err().0.contains("needs-restarting"));
+        // Azure Linux without tdnf cannot be patched.
+        let no_tdnf = AZL3.replace("tdnf\ndnf\n", "");
+        assert!(Probe::parse(&no_tdnf).unwrap().unsupported.unwrap().contains("no tdnf"));
+    }
+
+    #[test]
+    fn azure_linux_2_is_out_of_support() {
         let out = "@@aks-patch:kernel\n5.15.173.1-1.cm2\n@@aks-patch:os-release\nNAME=\"Common Base Linux Mariner\"\nVERSION_ID=\"2.0\"\nID=mariner\n\
-                   @@aks-patch:package-managers\ntdnf\ndnf\n@@aks-patch:upgradable\n@@aks-patch:reboot-required\nno\n@@aks-patch:reboot-required-pkgs\n@@aks-patch:end\n";
+                   @@aks-patch:package-managers\ntdnf\ndnf\n@@aks-patch:upgradable\n@@aks-patch:reboot-required\nno\n@@aks-patch:reboot-required-pkgs\n\
+                   @@aks-patch:tdnf-check-update\nrc=0\n@@aks-patch:end\n";
         let p = Probe::parse(out).unwrap();
         assert_eq!(p.package_manager, PackageManager::Tdnf);
-        assert!(!p.is_supported());
-        assert!(p.unsupported.as_deref().unwrap().contains("node-image-only"));
-        let out = out
-            .replace("ID=mariner", "ID=azurelinux")
-            .replace("VERSION_ID=\"2.0\"", "VERSION_ID=\"3.0\"");
-        let p = Probe::parse(&out).unwrap();
-        assert!(p.unsupported.as_deref().unwrap().contains("azurelinux 3.0"));
+        assert!(p.is_supported());
+        let eos = p.end_of_support.unwrap();
+        assert!(
+            eos.contains("30 Nov 2025") && eos.contains("osSku AzureLinux3"),
+            "{eos}"
+        );
         assert_eq!(p.uptime_seconds, None);
         assert_eq!(p.boot_id, None);
     }
@@ -572,7 +820,11 @@ N: There is 1 additional version. Please use the '-a' switch to see it
                 .unwrap();
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
             assert_eq!(s.contains("apt-get -q"), refresh);
-            assert_eq!(s.contains("sudo"), refresh);
+            // Only tdnf's read from its cache (`-C`, as root where tdnf insists) without refresh.
+            assert_eq!(
+                s.replace("sudo -n tdnf -q -C check-update", "").contains("sudo"),
+                refresh
+            );
         }
     }
 

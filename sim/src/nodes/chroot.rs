@@ -471,6 +471,9 @@ const APPLETS: &[&str] = &[
 const USR_BIN_SHIMS: &[(&str, &str)] = &[
     ("apt-get", include_str!("shims/apt.sh")),
     ("apt", include_str!("shims/apt.sh")),
+    ("tdnf", include_str!("shims/tdnf.sh")),
+    ("needs-restarting", include_str!("shims/needs-restarting.sh")),
+    ("rpm", include_str!("shims/rpm.sh")),
     ("sudo", include_str!("shims/sudo.sh")),
     ("uname", include_str!("shims/uname.sh")),
     ("uptime", include_str!("shims/uptime.sh")),
@@ -491,6 +494,9 @@ const USR_SBIN_SHIMS: &[(&str, &str)] = &[
 
 /// Shims only Ubuntu nodes have (Azure Linux uses tdnf).
 pub const APT_SHIMS: &[&str] = &["apt-get", "apt"];
+
+/// Shims only Azure Linux nodes have.
+pub const TDNF_SHIMS: &[&str] = &["tdnf", "needs-restarting", "rpm"];
 
 /// Build the template every node root is cloned from.
 pub fn build_template(instance: &Path, tools: &Tools, user: &HostUser, timing: &Timing) -> Result<PathBuf> {
@@ -632,11 +638,18 @@ pub struct NodeFacts<'a> {
 }
 
 fn is_azure_linux(spec: &NodeSpec) -> bool {
-    spec.os_sku.eq_ignore_ascii_case("AzureLinux") || spec.os_sku.eq_ignore_ascii_case("CBLMariner")
+    spec.os_sku.eq_ignore_ascii_case("AzureLinux") || is_mariner(spec)
+}
+
+/// Azure Linux 2.0 (CBL-Mariner), out of support since 30 Nov 2025.
+fn is_mariner(spec: &NodeSpec) -> bool {
+    spec.os_sku.eq_ignore_ascii_case("CBLMariner")
 }
 
 fn os_release(spec: &NodeSpec) -> String {
-    if is_azure_linux(spec) {
+    if is_mariner(spec) {
+        "NAME=\"Common Base Linux Mariner\"\nVERSION=\"2.0.20250304\"\nID=mariner\nVERSION_ID=\"2.0\"\nPRETTY_NAME=\"CBL-Mariner/Linux\"\nANSI_COLOR=\"1;34\"\nHOME_URL=\"https://aka.ms/cbl-mariner\"\nBUG_REPORT_URL=\"https://aka.ms/cbl-mariner\"\nSUPPORT_URL=\"https://aka.ms/cbl-mariner\"\n".into()
+    } else if is_azure_linux(spec) {
         "NAME=\"Microsoft Azure Linux\"\nVERSION=\"3.0.20250206\"\nID=azurelinux\nVERSION_ID=\"3.0\"\nPRETTY_NAME=\"Microsoft Azure Linux 3.0\"\nANSI_COLOR=\"1;34\"\nHOME_URL=\"https://aka.ms/azurelinux\"\nBUG_REPORT_URL=\"https://aka.ms/azurelinux\"\nSUPPORT_URL=\"https://aka.ms/azurelinux\"\n".into()
     } else {
         "PRETTY_NAME=\"Ubuntu 22.04.5 LTS\"\nNAME=\"Ubuntu\"\nVERSION_ID=\"22.04\"\nVERSION=\"22.04.5 LTS (Jammy Jellyfish)\"\nVERSION_CODENAME=jammy\nID=ubuntu\nID_LIKE=debian\nHOME_URL=\"https://www.ubuntu.com/\"\nSUPPORT_URL=\"https://help.ubuntu.com/\"\nBUG_REPORT_URL=\"https://bugs.launchpad.net/ubuntu/\"\nPRIVACY_POLICY_URL=\"https://www.ubuntu.com/legal/terms-and-policies/privacy-policy\"\nUBUNTU_CODENAME=jammy\n".into()
@@ -678,11 +691,10 @@ pub fn build_node(template: &Path, root: &Path, f: &NodeFacts) -> Result<()> {
     let uo = Some((user.uid, user.gid));
     let ro = Some((0, 0));
     clone_tree(template, root).with_context(|| format!("cannot build the root of node {}", spec.name))?;
-    if is_azure_linux(spec) {
-        for s in APT_SHIMS {
-            let _ = fs::remove_file(root.join("usr/bin").join(s));
-            let _ = fs::remove_file(root.join("bin").join(s));
-        }
+    let other_shims = if is_azure_linux(spec) { APT_SHIMS } else { TDNF_SHIMS };
+    for s in other_shims {
+        let _ = fs::remove_file(root.join("usr/bin").join(s));
+        let _ = fs::remove_file(root.join("bin").join(s));
     }
     let null = std::ffi::CString::new(root.join("dev/null").as_os_str().as_encoded_bytes())?;
     // SAFETY: mknod on a NUL-terminated path we own; no memory is shared.
@@ -735,13 +747,23 @@ pub fn build_node(template: &Path, root: &Path, f: &NodeFacts) -> Result<()> {
         .map(|u| format!("{} {}\n", u.name, u.from))
         .collect();
     let mut kernels = vec![spec.kernel.clone()];
+    // Ubuntu names the kernel's package `linux-image-<release>`; Azure Linux `kernel`.
+    let kernel_prefix = if is_azure_linux(spec) {
+        "kernel-"
+    } else {
+        "linux-image-"
+    };
     for p in &spec.reboot_required {
-        if let Some(k) = p.strip_prefix("linux-image-") {
+        if let Some(k) = p.strip_prefix(kernel_prefix) {
             kernels.push(k.to_string());
         }
     }
     for k in &kernels {
-        installed.push_str(&format!("linux-image-{k} {}\n", kernel_package_version(k)));
+        if is_azure_linux(spec) {
+            installed.push_str(&format!("kernel {k}\n"));
+        } else {
+            installed.push_str(&format!("linux-image-{k} {}\n", kernel_package_version(k)));
+        }
         put(
             &root.join("boot").join(format!("vmlinuz-{k}")),
             format!("aks-sim kernel image {k}\n").as_bytes(),
@@ -751,7 +773,20 @@ pub fn build_node(template: &Path, root: &Path, f: &NodeFacts) -> Result<()> {
     }
     put(&state.join("installed"), installed.as_bytes(), 0o644, uo)?;
     put(&state.join("requests"), b"", 0o644, uo)?;
-    if !spec.reboot_required.is_empty() {
+    if is_azure_linux(spec) {
+        // Updated since boot by dnf-automatic, and the daily check-restart timer has not run
+        // yet: no marker, only what `needs-restarting -r` sees (a newer kernel in /boot, and
+        // these packages).
+        let restart: String = spec
+            .reboot_required
+            .iter()
+            .filter(|p| !p.starts_with(kernel_prefix))
+            .map(|p| format!("{p}\n"))
+            .collect();
+        if !restart.is_empty() {
+            put(&root.join("run/aks-sim-restart"), restart.as_bytes(), 0o644, uo)?;
+        }
+    } else if !spec.reboot_required.is_empty() {
         put(
             &root.join("run/reboot-required"),
             b"*** System restart required ***\n",
@@ -774,7 +809,18 @@ pub const BASTION_KERNEL: &str = "6.5.0-1025-azure";
 
 /// A node's shims the bastion has none of: no package updates to apply, and nothing there
 /// would act on a reboot request (the power shim would wait forever).
-const NOT_ON_BASTION: &[&str] = &["apt-get", "apt", "systemctl", "reboot", "shutdown", "poweroff", "halt"];
+const NOT_ON_BASTION: &[&str] = &[
+    "apt-get",
+    "apt",
+    "tdnf",
+    "needs-restarting",
+    "rpm",
+    "systemctl",
+    "reboot",
+    "shutdown",
+    "poweroff",
+    "halt",
+];
 
 /// Build the bastion's root from the template: the same shell, busybox applets, `sudo`,
 /// `uname`, `hostname` and `uptime` as a node, without the package and power shims or the

@@ -204,7 +204,7 @@ fn boot(shared: &Shared, rt: &NodeRuntime, m: &Arc<Machine>, st: &mut MachineSta
         .pop()
         .unwrap_or_else(|| st.kernel.clone());
     let boot_id = model::new_boot_id();
-    for f in ["run/reboot-required", "run/reboot-required.pkgs"] {
+    for f in ["run/reboot-required", "run/reboot-required.pkgs", "run/aks-sim-restart"] {
         let _ = std::fs::remove_file(root.join(f));
     }
     if let Err(e) = chroot::write_boot_files(root, spec, &kernel, &boot_id, unix_now()) {

@@ -51,6 +51,8 @@ pub(super) fn run_options(a: &ApplyArgs) -> RunOptions {
         drain_timeout: a.drain_timeout,
         reboot_timeout: a.reboot_timeout,
         soak: a.soak,
+        azure_linux_security_as_all: a.azure_linux_security_as_all,
+        allow_azure_linux_2: a.allow_azure_linux_2,
     }
 }
 
@@ -183,7 +185,7 @@ pub(super) fn remember_scans(settings: &Settings, rec: &RunRecord) {
                     reboot_required: false,
                     reboot_packages: vec![],
                     pending_updates: 0,
-                    security_updates: 0,
+                    security_updates: Some(0),
                     running_kernel: n.kernel_after.clone().unwrap_or_default(),
                     boot_id: n.boot_id_after.clone(),
                 },

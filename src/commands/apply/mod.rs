@@ -17,6 +17,7 @@
 //!   its upgrade succeeded and the probe after it finds nothing pending of the chosen mode.
 //! - **Ctrl-C is a safe point**: apt runs detached on the node and is waited for.
 
+mod azure_linux;
 mod input;
 mod view;
 
@@ -206,6 +207,23 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
         )
         .hint("fix SSH to that node, or leave it out with --nodes / --nodepool / --selector, then run again")
         .into());
+    }
+
+    // Azure Linux nodes the options cannot patch: refused before anything changes.
+    let planned: Vec<&ScanRow> = before
+        .iter()
+        .filter(|r| entries.iter().any(|e| e.name == r.name && e.patch()))
+        .collect();
+    if let Some(refusal) = azure_linux::refusal(&planned, &options) {
+        if !args.dry_run {
+            return Err(refusal.into());
+        }
+        // --dry-run shows everything that would refuse the run, and changes nothing anyway.
+        let message = refusal.message.replace("; nothing was changed", "");
+        reporter.warn(&format!(
+            "apply would refuse: {message}{}",
+            refusal.hint.map(|h| format!(" ({h})")).unwrap_or_default()
+        ));
     }
 
     // Pre-flight, part 2: what will certainly fail, before anything changes.

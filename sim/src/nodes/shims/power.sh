@@ -98,6 +98,26 @@ systemctl)
     reboot | kexec | soft-reboot) reboot_now "systemctl $*" ;;
     poweroff | halt) power_off ;;
     is-system-running) echo running ;;
+    show)
+        # Only ActiveState is emulated: dnf-automatic-install.service (Azure Linux) is
+        # `activating` while it holds the rpm lock (the `dpkg-lock` fault), others are active.
+        unit=
+        for a in "$@"; do
+            case "$a" in
+            *.service | *.timer) unit=$a ;;
+            esac
+        done
+        state=active
+        if [ "$unit" = dnf-automatic-install.service ]; then
+            state=inactive
+            until=$(cat /etc/aks-sim/dpkg-lock-until 2>/dev/null)
+            if [ -n "$until" ] && [ "$(date +%s)" -lt "$until" ]; then state=activating; fi
+        fi
+        case " $* " in
+        *" --value "*) echo "$state" ;;
+        *) echo "ActiveState=$state" ;;
+        esac
+        ;;
     is-active) echo active ;;
     is-enabled) echo enabled ;;
     is-failed)
