@@ -35,6 +35,17 @@ pub struct ClusterContext {
     pub node_os_channel: Option<String>,
     /// `-g RG --cluster-name NAME` for the `az aks nodepool` commands in hints.
     pub az_args: String,
+    /// The ARM side, when the cluster was named with -g/-n (`--via run-command` needs it).
+    pub arm: Option<ArmAccess>,
+}
+
+/// ARM, for reaching the nodes' scale set instances.
+#[derive(Clone)]
+pub struct ArmAccess {
+    pub client: Arc<ArmClient>,
+    pub subscription: String,
+    /// `properties.nodeResourceGroup`.
+    pub node_resource_group: Option<String>,
 }
 
 impl ClusterContext {
@@ -120,6 +131,11 @@ pub async fn resolve(
         admin_user: mc.admin_username().unwrap_or("azureuser").to_string(),
         node_os_channel: mc.node_os_upgrade_channel().map(str::to_string),
         az_args: format!("-g {rg} --cluster-name {name}"),
+        arm: Some(ArmAccess {
+            node_resource_group: mc.properties.node_resource_group.clone(),
+            client: Arc::new(arm),
+            subscription,
+        }),
     })
 }
 
@@ -168,6 +184,7 @@ async fn from_kubeconfig(path: &std::path::Path, context: Option<&str>) -> anyho
         admin_user: "azureuser".into(),
         node_os_channel: None,
         az_args: format!("-g RESOURCE_GROUP --cluster-name {ctx_name}"),
+        arm: None,
     })
 }
 
