@@ -163,6 +163,25 @@ pub struct NodeInstanceRef {
     pub os: Option<String>,
 }
 
+impl NodeInstanceRef {
+    /// What the mapping reads of a Node.
+    pub fn of(node: &k8s_openapi::api::core::v1::Node) -> NodeInstanceRef {
+        let labels = node.metadata.labels.as_ref();
+        let label = |k: &str| labels.and_then(|l| l.get(k)).cloned();
+        NodeInstanceRef {
+            name: node.metadata.name.clone().unwrap_or_default(),
+            provider_id: node.spec.as_ref().and_then(|s| s.provider_id.clone()),
+            pool: label("kubernetes.azure.com/agentpool").or_else(|| label("agentpool")),
+            os: node
+                .status
+                .as_ref()
+                .and_then(|s| s.node_info.as_ref())
+                .map(|i| i.operating_system.clone())
+                .or_else(|| label("kubernetes.io/os")),
+        }
+    }
+}
+
 impl RunCommandNodes {
     /// Map every node to its scale set instance: from its providerID, in the cluster's
     /// subscription and node resource group, on a scale set tagged with its pool. A node

@@ -355,7 +355,7 @@ impl ArmClient {
             .await?;
         let policy = LroPolicy {
             // The agent's own timeout, plus a margin for ARM to report it.
-            timeout: timeout + (timeout / 10).clamp(Duration::from_secs(5), Duration::from_secs(60)),
+            timeout: timeout + (timeout / 10).clamp(Duration::from_secs(1), Duration::from_secs(60)),
             ..LroPolicy::default()
         };
         let waited = self.follow(Method::PUT, &url, first, started, &policy, &what).await;
@@ -369,7 +369,7 @@ impl ArmClient {
         };
         // Always remove it: it stops a script still running and frees the VM.
         let del_policy = LroPolicy {
-            timeout: Duration::from_secs(120),
+            timeout: Duration::from_secs(30),
             ..LroPolicy::default()
         };
         if let Err(e) = self
