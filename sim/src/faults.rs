@@ -21,6 +21,7 @@ struct State {
     kube_error_status: u16,
     expired_token: bool,
     run_command_hang: BTreeSet<String>,
+    ssh_hang: BTreeSet<String>,
     run_command_conflict: u32,
     nrg_lockdown: bool,
 }
@@ -85,6 +86,9 @@ impl Faults {
             Fault::RunCommandHang { node } => {
                 s.run_command_hang.insert(node);
             }
+            Fault::SshHang { node } => {
+                s.ssh_hang.insert(node);
+            }
             Fault::RunCommandConflict { count } => s.run_command_conflict = count,
             Fault::NrgLockdown => s.nrg_lockdown = true,
             Fault::Clear => *s = State::default(),
@@ -130,6 +134,13 @@ impl Faults {
             return true;
         }
         false
+    }
+    /// A reboot ends a hung sshd.
+    pub fn end_ssh_hang(&self, node: &str) {
+        self.lock().ssh_hang.remove(node);
+    }
+    pub fn ssh_hangs(&self, node: &str) -> bool {
+        self.lock().ssh_hang.contains(node)
     }
     pub fn nrg_lockdown(&self) -> bool {
         self.lock().nrg_lockdown
@@ -179,6 +190,7 @@ impl Faults {
             "kubeErrorLeft": s.kube_error,
             "expiredToken": s.expired_token,
             "runCommandHang": s.run_command_hang,
+            "sshHang": s.ssh_hang,
             "runCommandConflictLeft": s.run_command_conflict,
             "nrgLockdown": s.nrg_lockdown,
         })

@@ -92,6 +92,8 @@ enum FaultCmd {
     },
     /// Every token issued so far expires.
     ExpiredToken,
+    /// sshd on the node accepts connections and never answers.
+    SshHang { node: String },
     /// Run commands on the node stay InProgress forever.
     RunCommandHang { node: String },
     /// The next COUNT run commands get 409 (another run command is in progress).
@@ -116,6 +118,7 @@ impl From<FaultCmd> for Fault {
             FaultCmd::ArmError { count, status } => Fault::ArmError { count, status },
             FaultCmd::KubeError { count, status } => Fault::KubeError { count, status },
             FaultCmd::ExpiredToken => Fault::ExpiredToken,
+            FaultCmd::SshHang { node } => Fault::SshHang { node },
             FaultCmd::RunCommandHang { node } => Fault::RunCommandHang { node },
             FaultCmd::RunCommandConflict { count } => Fault::RunCommandConflict { count },
             FaultCmd::NrgLockdown => Fault::NrgLockdown,

@@ -391,6 +391,8 @@ pub enum Fault {
     /// Tokens issued so far are expired: ARM answers 401 ExpiredAuthenticationToken,
     /// the Kubernetes API 401 Unauthorized.
     ExpiredToken,
+    /// sshd on this node accepts connections and never answers (a hung SSH session).
+    SshHang { node: String },
     /// Run commands on this node never finish: they stay InProgress (the agent hangs).
     RunCommandHang { node: String },
     /// The next `count` run commands (action or managed) get 409 Conflict "Run command
@@ -786,7 +788,8 @@ impl Fault {
             | Fault::SshUp { node }
             | Fault::DpkgLock { node, .. }
             | Fault::AptFailure { node }
-            | Fault::RunCommandHang { node } => Some(node),
+            | Fault::RunCommandHang { node }
+            | Fault::SshHang { node } => Some(node),
             _ => None,
         }
     }

@@ -440,3 +440,46 @@ print("RESTARTED")
         "{reboots:?}"
     );
 }
+
+/// Fault ssh-hang: the connection is accepted and never answered; a restart through ARM
+/// ends it, and the rebooted machine answers SSH again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_ssh_session_ends_with_a_restart_through_arm() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = SCENARIO.replace("    sshAccess: Disabled\n", "");
+    let scenario = Scenario::parse(&yaml, "ssh hang").unwrap();
+    let sim = Sim::start(SimConfig::new(dir.path().join("state"), scenario))
+        .await
+        .unwrap();
+    let pem = std::fs::read(sim.state_dir().join("ca.pem")).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
+        .build()
+        .unwrap();
+    let env = Env { sim, http, _dir: dir };
+    let n = env.sim.shared.nodes[0].clone();
+    let addr = std::net::SocketAddr::from((n.ip, env.sim.endpoints().ssh_port));
+    env.sim.fault(Fault::SshHang { node: n.name.clone() }).unwrap();
+    let mut hung = tokio::net::TcpStream::connect(addr).await.expect("accepted");
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_millis(1500), hung.read(&mut buf)).await;
+    assert!(read.is_err(), "no banner: the session hangs");
+    let vm = env.vm_of(&n.name).await;
+    let (s, h, _) = env.call(reqwest::Method::POST, &format!("{vm}/restart"), None).await;
+    assert_eq!(s, 202);
+    // The hung connection drops with the machine.
+    let closed = tokio::time::timeout(Duration::from_secs(10), hung.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+    env.wait_location(&h).await;
+    let mut fresh = tokio::net::TcpStream::connect(addr).await.expect("SSH answers again");
+    let k = tokio::time::timeout(Duration::from_secs(10), fresh.read(&mut buf))
+        .await
+        .expect("a banner")
+        .unwrap();
+    assert!(
+        buf[..k].starts_with(b"SSH-2.0-"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..k])
+    );
+}
