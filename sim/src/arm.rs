@@ -946,7 +946,7 @@ impl<'a> Ctx<'a> {
                 "upgradeChannel": "none",
                 "nodeOSUpgradeChannel": s.cluster.node_os_upgrade_channel.as_str(),
             },
-            "disableLocalAccounts": false,
+            "disableLocalAccounts": running && s.cluster.disable_local_accounts,
             "securityProfile": {},
             "storageProfile": {
                 "diskCSIDriver": {"enabled": true, "version": "v1"},
@@ -957,6 +957,14 @@ impl<'a> Ctx<'a> {
             "workloadAutoScalerProfile": {},
             "resourceUID": stable_hex(&format!("{name}/uid"))[..24].to_string(),
         });
+        if let Some(aad) = s.cluster.aad_profile.filter(|_| running) {
+            props["aadProfile"] = json!({
+                "managed": aad.managed,
+                "enableAzureRBAC": aad.enable_azure_rbac,
+                "adminGroupObjectIDs": [stable_uuid(&format!("{name}/admin-group"))],
+                "tenantID": s.tenant_id,
+            });
+        }
         if has_windows {
             props["windowsProfile"] = json!({"adminUsername": s.cluster.admin_username, "enableCSIProxy": true});
         }
@@ -1296,7 +1304,33 @@ impl<'a> Ctx<'a> {
                 ),
             );
         }
-        let kubeconfig = crate::kubeconfig(self.shared, admin);
+        let s = &self.shared.scenario;
+        if admin && s.cluster.disable_local_accounts {
+            return arm_error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "Getting static credential is not allowed because this cluster is set to disable local accounts.",
+            );
+        }
+        let format = self
+            .query
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("format"))
+            .map(|(_, v)| v.as_str());
+        let kubeconfig = match format {
+            Some(f) if !f.eq_ignore_ascii_case("exec") && !f.eq_ignore_ascii_case("azure") => {
+                return arm_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidParameter",
+                    format!("The value '{f}' of parameter 'format' is invalid: it must be 'azure' or 'exec'."),
+                )
+            }
+            // `format` applies to Entra ID clusters only; the admin credential is always static.
+            _ if admin || !s.is_entra() => crate::kubeconfig(self.shared, admin),
+            // Kubernetes ≥ 1.24: exec (kubelogin) is the default.
+            Some(f) if f.eq_ignore_ascii_case("azure") => crate::entra_kubeconfig(self.shared, false),
+            _ => crate::entra_kubeconfig(self.shared, true),
+        };
         let value = base64::engine::general_purpose::STANDARD.encode(kubeconfig);
         ok(json!({"kubeconfigs": [{"name": if admin { "clusterAdmin" } else { "clusterUser" }, "value": value}]}))
     }
@@ -1597,6 +1631,13 @@ fn is_arm_audience(scope: &str) -> bool {
     ARM_AUDIENCES.iter().any(|a| s.eq_ignore_ascii_case(a))
 }
 
+/// `6dae42f8-…/.default` (or its `api://` form): the AKS Entra server application.
+fn is_aks_audience(scope: &str) -> bool {
+    let s = scope.trim_end_matches("/.default").trim_end_matches('/');
+    let s = s.strip_prefix("api://").unwrap_or(s);
+    s.eq_ignore_ascii_case(crate::AKS_SERVER_APP)
+}
+
 /// `POST /{tenant}/oauth2/v2.0/token` with the client credentials grant.
 fn token_endpoint(shared: &Shared, tenant: &str, body: &[u8]) -> Response {
     let form = parse_pairs(&String::from_utf8_lossy(body));
@@ -1682,12 +1723,22 @@ fn token_endpoint(shared: &Shared, tenant: &str, body: &[u8]) -> Response {
             )
         }
     }
+    if scope.split(' ').count() == 1 && is_aks_audience(scope) {
+        let lifetime = shared.scenario.timing.token_lifetime_seconds;
+        let (token, _) = shared.tokens.issue_entra(crate::AKS_SERVER_APP, client_id, lifetime);
+        return ok(json!({
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+            "ext_expires_in": lifetime,
+            "access_token": token,
+        }));
+    }
     if scope.split(' ').any(|s| !is_arm_audience(s)) {
         return entra_error(
             StatusCode::BAD_REQUEST,
             "invalid_resource",
             500011,
-            &format!("The resource principal named {scope} was not found in the tenant named {tenant}. aks-sim issues tokens for Azure Resource Manager (https://management.azure.com/.default) only."),
+            &format!("The resource principal named {scope} was not found in the tenant named {tenant}. aks-sim issues tokens for Azure Resource Manager (https://management.azure.com/.default) and the AKS server application (6dae42f8-4368-4678-94ff-3960e28e3630/.default) only."),
         );
     }
     ok(json!({
@@ -1777,6 +1828,40 @@ pub fn refresh_az_token(shared: &Shared) -> anyhow::Result<()> {
     write_private(&path, &token).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Keep a valid token for the AKS server application where the `az` stand-in reads it
+/// (`<state-dir>/az/aks-token`: `TOKEN EXPIRES_ON`), issuing a new one, as the Azure CLI does,
+/// once the current one has lived half its lifetime. Returns whether it issued one.
+pub fn refresh_az_aks_token(shared: &Shared) -> anyhow::Result<bool> {
+    use anyhow::Context;
+    let lifetime = shared.scenario.timing.token_lifetime_seconds;
+    let now = chrono::Utc::now().timestamp();
+    let mut slot = shared.tokens.cli_aks.lock().unwrap_or_else(|p| p.into_inner());
+    if slot.as_ref().is_some_and(|(_, exp)| exp - now > (lifetime / 2) as i64) {
+        return Ok(false);
+    }
+    let (token, exp) = shared.tokens.issue_entra(crate::AKS_SERVER_APP, CLI_USER, lifetime);
+    let dir = az_dir(shared);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("aks-token");
+    write_private(&path, &format!("{token} {exp}\n")).with_context(|| format!("cannot write {}", path.display()))?;
+    *slot = Some((token, exp));
+    Ok(true)
+}
+
+/// Renew the `az` stand-in's AKS token for as long as the emulator runs.
+pub async fn run_az_aks_token(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        if let Err(e) = refresh_az_aks_token(&shared) {
+            tracing::warn!("cannot renew the az stand-in's AKS token: {e:#}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
 fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
@@ -1788,6 +1873,7 @@ pub fn write_az_standin(shared: &Shared) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let d = &shared.state_dir;
     refresh_az_token(shared)?;
+    refresh_az_aks_token(shared)?;
 
     let fed = d.join("federated-token");
     write_private(&fed, &federated_token(shared)).with_context(|| format!("cannot write {}", fed.display()))?;
@@ -1811,6 +1897,10 @@ pub fn write_az_standin(shared: &Shared) -> anyhow::Result<()> {
             "@TOKEN_FILE@",
             &sh_quote(&az_dir(shared).join("access-token").display().to_string()),
         )
+        .replace(
+            "@AKS_TOKEN_FILE@",
+            &sh_quote(&az_dir(shared).join("aks-token").display().to_string()),
+        )
         .replace("@SUB@", &sh_quote(&shared.scenario.subscription_id))
         .replace("@SUB_NAME@", &sh_quote(SUBSCRIPTION_NAME))
         .replace("@TENANT@", &sh_quote(&shared.scenario.tenant_id))
@@ -1829,6 +1919,7 @@ const AZ_SCRIPT: &str = r#"#!/bin/sh
 # emulator's subscription) and two commands, `az account get-access-token` and
 # `az account show`. Anything else fails as the real CLI does for an unknown command.
 TOKEN_FILE=@TOKEN_FILE@
+AKS_TOKEN_FILE=@AKS_TOKEN_FILE@
 SUB=@SUB@
 SUB_NAME=@SUB_NAME@
 TENANT=@TENANT@
@@ -1895,14 +1986,16 @@ get-access-token)
     aud=${scope:-${resource:-https://management.core.windows.net/}}
     aud=${aud%/.default}
     aud=${aud%/}
-    case "$aud" in
-        https://management.azure.com|https://management.core.windows.net) ;;
-        *) err "AADSTS500011: The resource principal named $aud was not found in the tenant named $TENANT. aks-sim issues tokens for Azure Resource Manager only." ;;
-    esac
-    token=$(cat "$TOKEN_FILE") || err "Please run 'az login' to setup account."
-    [ -n "$token" ] || err "Please run 'az login' to setup account."
     now=$(date +%s)
-    exp=$((now + 3599))
+    case "$aud" in
+        https://management.azure.com|https://management.core.windows.net)
+            token=$(cat "$TOKEN_FILE") || err "Please run 'az login' to setup account."
+            exp=$((now + 3599)) ;;
+        6dae42f8-4368-4678-94ff-3960e28e3630|api://6dae42f8-4368-4678-94ff-3960e28e3630)
+            read -r token exp < "$AKS_TOKEN_FILE" || err "Please run 'az login' to setup account." ;;
+        *) err "AADSTS500011: The resource principal named $aud was not found in the tenant named $TENANT. aks-sim issues tokens for Azure Resource Manager and the AKS server application only." ;;
+    esac
+    [ -n "$token" ] || err "Please run 'az login' to setup account."
     local_exp=$(date -d "@$exp" '+%Y-%m-%d %H:%M:%S.000000' 2>/dev/null || date '+%Y-%m-%d %H:%M:%S.000000')
     emit "{
   \"accessToken\": \"$token\",

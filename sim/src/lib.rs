@@ -58,8 +58,38 @@ pub struct Endpoints {
     pub pid: u32,
 }
 
+/// The AKS Entra server application: the audience of the tokens an Entra ID cluster's API
+/// server accepts (`kubelogin --server-id`).
+pub const AKS_SERVER_APP: &str = "6dae42f8-4368-4678-94ff-3960e28e3630";
+
+/// An Entra access token the emulator issued (never printed: events name it by `seq`).
+#[derive(Debug, Clone)]
+pub struct EntraToken {
+    /// 1, 2, ... in issue order.
+    pub seq: u64,
+    /// The application the token is for (`aud`), e.g. [`AKS_SERVER_APP`].
+    pub audience: String,
+    /// Who it was issued to: the Azure CLI's user or the service principal's client id.
+    pub principal: String,
+    /// Unix seconds.
+    pub expires_on: i64,
+    /// Whether the API server has seen it yet.
+    pub used: bool,
+}
+
+/// Why the API server refused an Entra token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntraRefusal {
+    Expired,
+    WrongAudience,
+}
+
 /// Tokens the emulator issues and accepts. Never printed by the emulator's logs.
 pub struct Tokens {
+    /// Entra tokens for other audiences than ARM (the AKS server application), by value.
+    pub entra: Mutex<BTreeMap<String, EntraToken>>,
+    /// The Azure CLI stand-in's current token for the AKS server application, and its expiry.
+    pub cli_aks: Mutex<Option<(String, i64)>>,
     /// ARM bearer tokens currently valid (the `az` stand-in and the Entra endpoint hand these out).
     pub arm: Mutex<Vec<String>>,
     /// The token in the user kubeconfig.
@@ -74,6 +104,8 @@ pub struct Tokens {
 impl Tokens {
     fn new() -> Tokens {
         Tokens {
+            entra: Mutex::new(BTreeMap::new()),
+            cli_aks: Mutex::new(None),
             arm: Mutex::new(vec![format!("sim-arm-{}", uuid::Uuid::new_v4().simple())]),
             kube_user: format!("sim-kube-user-{}", uuid::Uuid::new_v4().simple()),
             kube_admin: format!("sim-kube-admin-{}", uuid::Uuid::new_v4().simple()),
@@ -107,6 +139,43 @@ impl Tokens {
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .any(|t| t == token)
+    }
+
+    /// Issue an Entra token for `audience` to `principal`, living `lifetime_seconds`.
+    /// Returns the token and its expiry (unix seconds).
+    pub fn issue_entra(&self, audience: &str, principal: &str, lifetime_seconds: u64) -> (String, i64) {
+        let token = format!("sim-entra-{}", uuid::Uuid::new_v4().simple());
+        let expires_on = chrono::Utc::now().timestamp() + lifetime_seconds as i64;
+        let mut map = self.entra.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = map.len() as u64 + 1;
+        map.insert(
+            token.clone(),
+            EntraToken {
+                seq,
+                audience: audience.to_string(),
+                principal: principal.to_string(),
+                expires_on,
+                used: false,
+            },
+        );
+        (token, expires_on)
+    }
+
+    /// The Entra token `token` as the API server checks it: `None` when it is not one the
+    /// emulator issued; else the token (marked used; `first` says whether this is its first
+    /// use) or why it is refused.
+    pub fn check_entra(&self, token: &str) -> Option<Result<(EntraToken, bool), (EntraToken, EntraRefusal)>> {
+        let mut map = self.entra.lock().unwrap_or_else(|p| p.into_inner());
+        let t = map.get_mut(token)?;
+        if !t.audience.eq_ignore_ascii_case(AKS_SERVER_APP) {
+            return Some(Err((t.clone(), EntraRefusal::WrongAudience)));
+        }
+        if t.expires_on <= chrono::Utc::now().timestamp() {
+            return Some(Err((t.clone(), EntraRefusal::Expired)));
+        }
+        let first = !t.used;
+        t.used = true;
+        Some(Ok((t.clone(), first)))
     }
 
     pub fn kube_valid(&self, token: &str) -> bool {
@@ -298,6 +367,7 @@ impl Sim {
         let mut tasks = vec![];
         tasks.push(tokio::spawn(watch_node_changes(shared.clone())));
         tasks.push(tokio::spawn(controllers::run(shared.clone())));
+        tasks.push(tokio::spawn(arm::run_az_aks_token(shared.clone())));
 
         let tls = shared.ca.server_config()?;
         tasks.push(server::spawn(
@@ -610,6 +680,35 @@ pub fn kubeconfig(shared: &Shared, admin: bool) -> String {
     };
     format!(
         "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {b64}\n    server: {server}\n  name: {cluster}\ncontexts:\n- context:\n    cluster: {cluster}\n    user: {user}\n  name: {cluster}\ncurrent-context: {cluster}\nkind: Config\npreferences: {{}}\nusers:\n- name: {user}\n  user:\n    token: {token}\n",
+        server = ep.kube_url
+    )
+}
+
+/// The AKS-managed Entra ID public client (`kubelogin --client-id`, the `azure`
+/// auth-provider's `client-id`).
+pub const AKS_CLIENT_APP: &str = "80faf920-1908-4b52-b5ef-a8e7bedfc67a";
+
+/// The user kubeconfig `listClusterUserCredential` returns on an Entra ID cluster: with
+/// `exec`, a `kubelogin get-token` exec user (device code login by default); otherwise the
+/// legacy `azure` auth-provider (`format=azure`), which current clients no longer support.
+pub fn entra_kubeconfig(shared: &Shared, exec: bool) -> String {
+    use base64::Engine;
+    let ep = shared.endpoints();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&shared.ca.ca_pem);
+    let cluster = &shared.scenario.cluster.name;
+    let user = format!("clusterUser_{}_{}", shared.scenario.resource_group, cluster);
+    let tenant = &shared.scenario.tenant_id;
+    let user_body = if exec {
+        format!(
+            "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      args:\n      - get-token\n      - --environment\n      - AzurePublicCloud\n      - --server-id\n      - {AKS_SERVER_APP}\n      - --client-id\n      - {AKS_CLIENT_APP}\n      - --tenant-id\n      - {tenant}\n      - --login\n      - devicecode\n      command: kubelogin\n      env: null\n      installHint: |2\n\n        kubelogin is not installed which is required to connect to AAD enabled cluster.\n\n        To learn more, please go to https://aka.ms/aks/kubelogin\n      provideClusterInfo: false\n"
+        )
+    } else {
+        format!(
+            "    auth-provider:\n      config:\n        apiserver-id: {AKS_SERVER_APP}\n        client-id: {AKS_CLIENT_APP}\n        config-mode: '1'\n        environment: AzurePublicCloud\n        tenant-id: {tenant}\n      name: azure\n"
+        )
+    };
+    format!(
+        "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {b64}\n    server: {server}\n  name: {cluster}\ncontexts:\n- context:\n    cluster: {cluster}\n    user: {user}\n  name: {cluster}\ncurrent-context: {cluster}\nkind: Config\npreferences: {{}}\nusers:\n- name: {user}\n  user:\n{user_body}",
         server = ep.kube_url
     )
 }

@@ -119,6 +119,25 @@ pub struct ClusterSpec {
     /// Days since the cluster (and its nodes) were created; drives AGE.
     #[serde(default = "default_age_days")]
     pub age_days: u32,
+    /// AKS-managed Entra ID integration (`properties.aadProfile`); absent: local accounts only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aad_profile: Option<AadProfile>,
+    /// `properties.disableLocalAccounts`: `listClusterAdminCredential` is refused (needs
+    /// `aadProfile.managed`, as ARM requires).
+    #[serde(default)]
+    pub disable_local_accounts: bool,
+}
+
+/// `properties.aadProfile` of an Entra ID cluster.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AadProfile {
+    /// AKS-managed Entra ID: the API server accepts Entra tokens for the AKS server app.
+    #[serde(default)]
+    pub managed: bool,
+    /// Azure RBAC for Kubernetes authorization.
+    #[serde(default, rename = "enableAzureRBAC")]
+    pub enable_azure_rbac: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +201,9 @@ pub struct Timing {
     /// ten times as fast); 5 min on clusters of more than 1,000 nodes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_status_seconds: Option<f64>,
+    /// How long the Entra access tokens for the AKS server application live (what the token
+    /// endpoint's `expires_in` says and the API server enforces). Default 3599 s, as Entra's.
+    pub token_lifetime_seconds: u64,
 }
 
 impl Default for Timing {
@@ -201,6 +223,7 @@ impl Default for Timing {
             lease_renew_seconds: None,
             node_monitor_grace_seconds: None,
             node_status_seconds: None,
+            token_lifetime_seconds: 3599,
         }
     }
 }
@@ -543,6 +566,11 @@ impl Scenario {
         }
     }
 
+    /// AKS-managed Entra ID (`cluster.aadProfile.managed`).
+    pub fn is_entra(&self) -> bool {
+        self.cluster.aad_profile.is_some_and(|a| a.managed)
+    }
+
     fn validate(&self, origin: &str) -> Result<(), ScenarioError> {
         let err = |field: String, message: String| ScenarioError::Invalid {
             origin: origin.to_string(),
@@ -603,6 +631,28 @@ impl Scenario {
                 format!(
                     "{grace}: must be longer than timing.leaseRenewSeconds ({renew}), or running nodes turn Unknown"
                 ),
+            ));
+        }
+        if t.token_lifetime_seconds < 10 {
+            return Err(err(
+                "timing.tokenLifetimeSeconds".into(),
+                format!("{}: must be at least 10 seconds", t.token_lifetime_seconds),
+            ));
+        }
+        if self.cluster.disable_local_accounts && !self.is_entra() {
+            return Err(err(
+                "cluster.disableLocalAccounts".into(),
+                "needs cluster.aadProfile.managed: true (ARM refuses to disable local accounts on a cluster without AKS-managed Entra ID)".into(),
+            ));
+        }
+        if self
+            .cluster
+            .aad_profile
+            .is_some_and(|a| a.enable_azure_rbac && !a.managed)
+        {
+            return Err(err(
+                "cluster.aadProfile.enableAzureRBAC".into(),
+                "needs cluster.aadProfile.managed: true".into(),
             ));
         }
         let mut total = 0u32;

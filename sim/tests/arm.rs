@@ -948,3 +948,197 @@ async fn issue9_upgrade_profiles_versions_and_node_image_upgrade() {
     );
     assert!(n["spec"]["unschedulable"].is_null());
 }
+
+const ENTRA: &str = r#"
+tenantId: 99999999-8888-7777-6666-555555555555
+resourceGroup: rg-entra
+cluster:
+  name: aks-entra
+  aadProfile: {managed: true, enableAzureRBAC: true}
+  disableLocalAccounts: true
+timing: {tokenLifetimeSeconds: 30}
+pools:
+  - {name: system, mode: System, count: 1}
+"#;
+
+const AKS_SCOPE: &str = "6dae42f8-4368-4678-94ff-3960e28e3630/.default";
+
+/// `GET /api/v1/nodes` on the emulated API server with `token`: the status.
+async fn kube_status(env: &Env, token: &str) -> u16 {
+    let url = format!("{}/api/v1/nodes", env.sim.endpoints().kube_url);
+    env.http
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the API server answers")
+        .status()
+        .as_u16()
+}
+
+fn kubeconfig_of(body: &Value) -> String {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(body["kubeconfigs"][0]["value"].as_str().unwrap())
+        .unwrap();
+    String::from_utf8(raw).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue11_entra_cluster_credentials_and_tokens() {
+    let env = Env::start_with(ENTRA).await;
+    let tenant = "99999999-8888-7777-6666-555555555555";
+
+    // The managed cluster says how it authenticates, as ARM does.
+    let mc = env.get_ok(&format!("{}?{API}", env.mc())).await;
+    assert_eq!(mc["properties"]["aadProfile"]["managed"], true);
+    assert_eq!(mc["properties"]["aadProfile"]["enableAzureRBAC"], true);
+    assert_eq!(mc["properties"]["aadProfile"]["tenantID"], tenant);
+    assert_eq!(mc["properties"]["disableLocalAccounts"], true);
+
+    // The user credential: kubelogin (exec, the default) or the retired azure auth-provider.
+    let token = env.token();
+    let user = |q: &'static str| {
+        let path = format!("{}/listClusterUserCredential?{API}{q}", env.mc());
+        let token = token.clone();
+        let env = &env;
+        async move { env.call(reqwest::Method::POST, &path, Some(&token)).await }
+    };
+    for q in ["", "&format=exec"] {
+        let (status, _, body) = user(q).await;
+        assert_eq!(status, 200, "{body}");
+        let yaml = kubeconfig_of(&body);
+        assert!(yaml.contains("command: kubelogin"), "{yaml}");
+        for arg in [
+            "- get-token",
+            "- --login\n      - devicecode",
+            "- --server-id\n      - 6dae42f8-4368-4678-94ff-3960e28e3630",
+            "- --client-id\n      - 80faf920-1908-4b52-b5ef-a8e7bedfc67a",
+        ] {
+            assert!(yaml.contains(arg), "{arg} missing: {yaml}");
+        }
+        assert!(yaml.contains(&format!("- --tenant-id\n      - {tenant}")), "{yaml}");
+        assert!(
+            !yaml.contains(&env.sim.shared.tokens.kube_user),
+            "no static token on an Entra cluster"
+        );
+        // kube-rs reads it as an exec user.
+        let kc = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
+        let exec = kc.auth_infos[0].auth_info.as_ref().unwrap().exec.as_ref().unwrap();
+        assert_eq!(exec.command.as_deref(), Some("kubelogin"));
+    }
+    let (status, _, body) = user("&format=azure").await;
+    assert_eq!(status, 200, "{body}");
+    let yaml = kubeconfig_of(&body);
+    assert!(
+        yaml.contains("auth-provider:") && yaml.contains("name: azure"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("apiserver-id: 6dae42f8-4368-4678-94ff-3960e28e3630"),
+        "{yaml}"
+    );
+    let (status, _, body) = user("&format=yaml").await;
+    assert_eq!(status, 400, "{body}");
+
+    // Local accounts disabled: no admin credential, ARM's error.
+    let (status, _, body) = env
+        .call(
+            reqwest::Method::POST,
+            &format!("{}/listClusterAdminCredential?{API}", env.mc()),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(error_code(&body), "BadRequest");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Getting static credential is not allowed because this cluster is set to disable local accounts"),
+        "{body}"
+    );
+
+    // The API server: Entra tokens for the AKS server app from the token endpoint
+    // (azure_identity's ClientSecretCredential) and from the az stand-in; not ARM's.
+    let sp: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.sim.state_dir().join("sp.json")).unwrap()).unwrap();
+    let cred = azure_identity::ClientSecretCredential::new(
+        tenant,
+        sp["clientId"].as_str().unwrap().to_string(),
+        sp["clientSecret"].as_str().unwrap().to_string().into(),
+        Some(azure_identity::ClientSecretCredentialOptions {
+            client_options: client_options(&env),
+        }),
+    )
+    .unwrap();
+    let sp_token = cred
+        .get_token(&[AKS_SCOPE], None)
+        .await
+        .expect("a token for the AKS app");
+    let left = sp_token.expires_on.unix_timestamp() - chrono::Utc::now().timestamp();
+    assert!((25..=30).contains(&left), "timing.tokenLifetimeSeconds: 30, got {left}");
+    assert_eq!(kube_status(&env, sp_token.token.secret()).await, 200);
+
+    let out = az(
+        env.sim.state_dir(),
+        &["account", "get-access-token", "--scope", AKS_SCOPE],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cli_token = v["accessToken"].as_str().unwrap();
+    let left = v["expires_on"].as_i64().unwrap() - chrono::Utc::now().timestamp();
+    assert!((14..=30).contains(&left), "the CLI's token lives at most 30 s: {left}");
+    assert_eq!(kube_status(&env, cli_token).await, 200);
+    assert_eq!(kube_status(&env, cli_token).await, 200);
+
+    assert_eq!(
+        kube_status(&env, &env.token()).await,
+        401,
+        "an ARM token is for another audience"
+    );
+    let (expired, _) = env.sim.shared.tokens.issue_entra(aks_sim::AKS_SERVER_APP, "someone", 0);
+    assert_eq!(kube_status(&env, &expired).await, 401);
+
+    let events = env.sim.events();
+    let used: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == "kube-token")
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert_eq!(used.len(), 2, "each token is logged once, at its first use: {used:?}");
+    assert!(used[0].contains(sp["clientId"].as_str().unwrap()), "{used:?}");
+    assert!(used[1].contains("operator@aks-sim.example"), "{used:?}");
+    let refused: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == "kube-unauthorized")
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(refused[0].contains("Azure Resource Manager token"), "{refused:?}");
+    assert!(refused[1].contains("has expired"), "{refused:?}");
+    for e in &events {
+        assert!(!e.detail.contains("sim-entra-"), "a token reached the event log: {e:?}");
+    }
+    env.sim.shutdown().await;
+}
+
+#[test]
+fn issue11_entra_scenario_fields_are_checked() {
+    let e = Scenario::parse(
+        "cluster: {name: c, disableLocalAccounts: true}\npools: [{name: p, count: 1}]",
+        "t",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("cluster.disableLocalAccounts") && e.contains("aadProfile.managed"),
+        "{e}"
+    );
+    let e = Scenario::parse(
+        "cluster: {name: c}\ntiming: {tokenLifetimeSeconds: 5}\npools: [{name: p, count: 1}]",
+        "t",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("timing.tokenLifetimeSeconds"), "{e}");
+}

@@ -4,6 +4,7 @@
 //! Every fallible call returns [`AzureError`]. Tokens and kubeconfigs never appear in its
 //! messages, in `Debug` output or in logs.
 
+pub mod aks;
 pub mod arm;
 pub mod cloud;
 pub mod credential;

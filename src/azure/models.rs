@@ -230,6 +230,30 @@ impl ManagedCluster {
             .filter(|u| !u.is_empty())
     }
 
+    /// `aadProfile.managed`: AKS-managed Entra ID integration.
+    pub fn entra_managed(&self) -> bool {
+        self.aad_flag("managed")
+    }
+
+    /// `aadProfile.enableAzureRBAC`: Azure RBAC for Kubernetes authorization.
+    pub fn azure_rbac(&self) -> bool {
+        self.aad_flag("enableAzureRBAC")
+    }
+
+    /// `disableLocalAccounts`: no static (admin) credentials.
+    pub fn local_accounts_disabled(&self) -> bool {
+        self.properties.disable_local_accounts == Some(true)
+    }
+
+    fn aad_flag(&self, name: &str) -> bool {
+        self.properties
+            .aad_profile
+            .as_ref()
+            .and_then(|a| a.get(name))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
+    }
+
     pub fn agent_pools(&self) -> &[AgentPoolProfile] {
         &self.properties.agent_pool_profiles
     }

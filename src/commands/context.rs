@@ -23,6 +23,39 @@ pub struct PoolInfo {
     pub latest_node_image_version: Option<String>,
 }
 
+/// How the cluster authenticates and authorizes its users (from ARM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthMode {
+    /// `aadProfile.managed`: AKS-managed Entra ID.
+    pub entra_id: bool,
+    /// `aadProfile.enableAzureRBAC`: Azure RBAC for Kubernetes authorization.
+    pub azure_rbac: bool,
+    /// Whether static local accounts (`--admin`) exist (`disableLocalAccounts` false).
+    pub local_accounts: bool,
+    /// Whether aks-patch reaches the API server with its own Entra ID token.
+    pub entra_token: bool,
+}
+
+impl std::fmt::Display for AuthMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = vec![];
+        if self.entra_id {
+            parts.push(if self.azure_rbac {
+                "Entra ID with Azure RBAC"
+            } else {
+                "Entra ID with Kubernetes RBAC"
+            });
+        }
+        parts.push(if self.local_accounts {
+            "local accounts enabled"
+        } else {
+            "local accounts disabled"
+        });
+        write!(f, "cluster auth: {}", parts.join(", "))
+    }
+}
+
 /// The resolved cluster.
 pub struct ClusterContext {
     pub cluster: ClusterRef,
@@ -35,6 +68,8 @@ pub struct ClusterContext {
     pub node_os_channel: Option<String>,
     /// `-g RG --cluster-name NAME` for the `az aks nodepool` commands in hints.
     pub az_args: String,
+    /// How the cluster authenticates (None without ARM).
+    pub auth: Option<AuthMode>,
     /// The ARM side, when the cluster was named with -g/-n (`--via run-command` needs it).
     pub arm: Option<ArmAccess>,
 }
@@ -89,7 +124,7 @@ pub async fn resolve(
     };
     let cloud = CloudEndpoints::resolve(args.cloud.into(), settings).map_err(azure_failure)?;
     let credential = Arc::new(AzureCredential::new(args.auth.into(), settings, &cloud).map_err(azure_failure)?);
-    let arm = ArmClient::new(&cloud, credential).map_err(azure_failure)?;
+    let arm = ArmClient::new(&cloud, credential.clone()).map_err(azure_failure)?;
     let subscription = arm
         .resolve_subscription(args.subscription.as_deref(), settings)
         .await
@@ -120,10 +155,36 @@ pub async fn resolve(
             }
         }
     }
-    let kubeconfig = arm.get_kubeconfig(&cref, args.admin).await.map_err(azure_failure)?;
-    let client = crate::kube::client_from_kubeconfig_yaml(kubeconfig.yaml(), None)
+    let entra = mc.entra_managed();
+    if args.admin && mc.local_accounts_disabled() {
+        return Err(admin_refused(rg, name).into());
+    }
+    // On an Entra ID cluster the user kubeconfig's user is kubelogin (exec) or the retired
+    // `azure` auth-provider: aks-patch keeps only its server and CA and sends its own token.
+    let format = (entra && !args.admin).then_some("exec");
+    let kubeconfig = arm
+        .get_kubeconfig_in(&cref, args.admin, format)
         .await
-        .context("cannot use the kubeconfig ARM returned for the cluster")?;
+        .map_err(|e| match e {
+            AzureError::Api {
+                status: 400,
+                ref message,
+                ..
+            } if args.admin && message.contains("disable local accounts") => admin_refused(rg, name).into(),
+            e => azure_failure(e),
+        })?;
+    let server_app = entra_server_app(kubeconfig.yaml())
+        .or_else(|| entra.then(|| crate::azure::aks::AKS_SERVER_APP.to_string()))
+        .filter(|_| !args.admin);
+    let entra_token = server_app.is_some();
+    let client = if let Some(app) = server_app {
+        reporter.verbose(&format!("the cluster uses Entra ID: authenticating to its API server with an Entra ID token for {app} from the Azure credential (no kubelogin)"));
+        let source = Arc::new(crate::azure::aks::AksTokenSource::new(credential.clone(), &app));
+        crate::kube::bearer::client_with_token_source(kubeconfig.yaml(), source).await
+    } else {
+        crate::kube::client_from_kubeconfig_yaml(kubeconfig.yaml(), None).await
+    }
+    .context("cannot use the kubeconfig ARM returned for the cluster")?;
     Ok(ClusterContext {
         cluster: ClusterRef::arm(&subscription, rg, name),
         client,
@@ -131,11 +192,63 @@ pub async fn resolve(
         admin_user: mc.admin_username().unwrap_or("azureuser").to_string(),
         node_os_channel: mc.node_os_upgrade_channel().map(str::to_string),
         az_args: format!("-g {rg} --cluster-name {name}"),
+        auth: Some(AuthMode {
+            entra_id: entra,
+            azure_rbac: mc.azure_rbac(),
+            local_accounts: !mc.local_accounts_disabled(),
+            entra_token,
+        }),
         arm: Some(ArmAccess {
             node_resource_group: mc.properties.node_resource_group.clone(),
             client: Arc::new(arm),
             subscription,
         }),
+    })
+}
+
+/// `--admin` on a cluster whose local accounts are disabled.
+fn admin_refused(rg: &str, name: &str) -> Failure {
+    Failure::new(
+        Exit::Usage,
+        format!(
+            "--admin cannot be used with cluster {rg}/{name}: it has local accounts disabled (properties.disableLocalAccounts: true), so ARM refuses listClusterAdminCredential"
+        ),
+    )
+    .hint("drop --admin: aks-patch then signs in to the cluster with an Entra ID token from your Azure credential (the one --auth picks)")
+}
+
+/// When a kubeconfig's user signs in through Entra ID (the `kubelogin` exec plugin, or the
+/// legacy `azure` auth-provider that current clients no longer support): the server
+/// application its tokens are for (`--server-id`, `apiserver-id`; the AKS one by default).
+fn entra_server_app(yaml: &str) -> Option<String> {
+    let kc = ::kube::config::Kubeconfig::from_yaml(yaml).ok()?;
+    kc.auth_infos.iter().filter_map(|a| a.auth_info.as_ref()).find_map(|a| {
+        if let Some(exec) = a.exec.as_ref().filter(|e| {
+            e.command.as_deref().is_some_and(|c| {
+                std::path::Path::new(c)
+                    .file_name()
+                    .is_some_and(|f| f == "kubelogin" || f == "kubelogin.exe")
+            })
+        }) {
+            let args = exec.args.clone().unwrap_or_default();
+            let server = args
+                .iter()
+                .position(|a| a == "--server-id")
+                .and_then(|i| args.get(i + 1).cloned())
+                .or_else(|| {
+                    args.iter()
+                        .find_map(|a| a.strip_prefix("--server-id=").map(str::to_string))
+                });
+            return Some(server.unwrap_or_else(|| crate::azure::aks::AKS_SERVER_APP.to_string()));
+        }
+        let provider = a.auth_provider.as_ref().filter(|p| p.name == "azure")?;
+        Some(
+            provider
+                .config
+                .get("apiserver-id")
+                .cloned()
+                .unwrap_or_else(|| crate::azure::aks::AKS_SERVER_APP.to_string()),
+        )
     })
 }
 
@@ -184,6 +297,7 @@ async fn from_kubeconfig(path: &std::path::Path, context: Option<&str>) -> anyho
         admin_user: "azureuser".into(),
         node_os_channel: None,
         az_args: format!("-g RESOURCE_GROUP --cluster-name {ctx_name}"),
+        auth: None,
         arm: None,
     })
 }
@@ -214,10 +328,72 @@ pub fn azure_failure(e: AzureError) -> anyhow::Error {
 /// message (status, server message, what to do). Refused credentials (401, 403, or a
 /// failing exec plugin) are exit 4. kube-rs's debug dump of the status is left out.
 pub fn kube_failure(action: &str, e: crate::kube::KubeError) -> anyhow::Error {
+    // A refused Entra ID token: what to do on its own `hint:` line.
+    if let crate::kube::KubeError::Bearer {
+        action: what,
+        detail,
+        hint: Some(hint),
+    } = &e
+    {
+        return Failure::new(Exit::Auth, format!("{action}: {what} failed: {detail}"))
+            .hint(hint.clone())
+            .into();
+    }
     let exit = match &e {
-        crate::kube::KubeError::Auth { .. } => Exit::Auth,
+        crate::kube::KubeError::Auth { .. } | crate::kube::KubeError::Bearer { .. } => Exit::Auth,
         _ if matches!(e.status_code(), Some(401 | 403)) => Exit::Auth,
         _ => Exit::Failure,
     };
     Failure::new(exit, format!("{action}: {e}")).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kubeconfig(user: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:6443\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\nusers:\n- name: u\n  user:\n{user}"
+        )
+    }
+
+    #[test]
+    fn entra_kubeconfigs_are_recognised() {
+        let aks = Some(crate::azure::aks::AKS_SERVER_APP.to_string());
+        let exec = "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: /usr/local/bin/kubelogin\n      args: [get-token, --login, devicecode]\n";
+        assert_eq!(entra_server_app(&kubeconfig(exec)), aks);
+        let exec = "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: kubelogin\n      args: [get-token, --server-id, 11111111-2222-3333-4444-555555555555]\n";
+        assert_eq!(
+            entra_server_app(&kubeconfig(exec)).as_deref(),
+            Some("11111111-2222-3333-4444-555555555555")
+        );
+        let provider = "    auth-provider:\n      name: azure\n      config: {apiserver-id: 6dae42f8-4368-4678-94ff-3960e28e3630}\n";
+        assert_eq!(entra_server_app(&kubeconfig(provider)), aks);
+        let other_exec = "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: aws\n      args: [eks, get-token]\n";
+        assert_eq!(entra_server_app(&kubeconfig(other_exec)), None);
+        assert_eq!(entra_server_app(&kubeconfig("    token: abc\n")), None);
+        assert_eq!(entra_server_app("not: [valid"), None);
+    }
+
+    #[test]
+    fn auth_mode_in_words() {
+        let m = |entra_id, azure_rbac, local_accounts| {
+            AuthMode {
+                entra_id,
+                azure_rbac,
+                local_accounts,
+                entra_token: entra_id,
+            }
+            .to_string()
+        };
+        assert_eq!(m(false, false, true), "cluster auth: local accounts enabled");
+        assert_eq!(
+            m(true, false, true),
+            "cluster auth: Entra ID with Kubernetes RBAC, local accounts enabled"
+        );
+        assert_eq!(
+            m(true, true, false),
+            "cluster auth: Entra ID with Azure RBAC, local accounts disabled"
+        );
+    }
 }

@@ -126,7 +126,7 @@ pub async fn run(args: ReportArgs, settings: &Settings, reporter: &Reporter) -> 
         .iter()
         .filter(|r| r.reboot_required.is_none() && r.os_type.as_deref() != Some("windows"))
         .count();
-    let mut notes = vec![];
+    let mut notes: Vec<String> = ctx.auth.iter().map(ToString::to_string).collect();
     if unknown > 0 {
         notes.push(format!(
             "{unknown} Linux node(s) never scanned, or rebooted since the last scan: run `aks-patch scan` to fill in REBOOT-REQUIRED"

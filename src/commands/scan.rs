@@ -142,6 +142,9 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
             ctx.az_args
         ));
     }
+    if let Some(auth) = ctx.auth {
+        summary.push_str(&format!("; {auth}"));
+    }
     let exit = if !failed.is_empty() {
         Exit::NodesFailed
     } else {

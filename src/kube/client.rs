@@ -103,7 +103,7 @@ fn client_from_config_for(mut config: Config, origin: &str) -> Result<Client, Ku
     })
 }
 
-fn kubeconfig_error(origin: &str, e: KubeconfigError) -> KubeError {
+pub(crate) fn kubeconfig_error(origin: &str, e: KubeconfigError) -> KubeError {
     match e {
         KubeconfigError::Parse(p) => KubeError::KubeconfigSyntax {
             origin: origin.to_string(),

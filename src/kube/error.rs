@@ -48,6 +48,14 @@ pub enum KubeError {
     /// hold a client secret) and its output (which can hold a token).
     #[error("{action} failed: getting credentials failed: {detail}; for exec-plugin kubeconfigs (kubelogin on AAD clusters) check that the plugin is installed, on PATH and logged in")]
     Auth { action: String, detail: String },
+    /// The token aks-patch gets itself (Entra ID clusters) could not be had, or the API
+    /// server refused it: `detail` names the credential and what to do.
+    #[error("{action} failed: {detail}{}", hint.as_deref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    Bearer {
+        action: String,
+        detail: String,
+        hint: Option<String>,
+    },
     /// A Kubernetes API call failed: `action` says which, `hint` what to do.
     #[error("{action} failed: {}{hint}", describe_kube_error(.source))]
     Api {
@@ -61,6 +69,13 @@ pub enum KubeError {
 impl KubeError {
     /// An API error with a hint chosen from its status (401, 403, transient, ...).
     pub fn api(action: impl Into<String>, source: ::kube::Error) -> KubeError {
+        if let Some(b) = super::bearer::bearer_error(&source) {
+            return KubeError::Bearer {
+                action: action.into(),
+                detail: b.to_string(),
+                hint: b.hint().map(str::to_string),
+            };
+        }
         if let Some(a) = auth_error(&source) {
             return KubeError::Auth {
                 action: action.into(),
@@ -91,6 +106,13 @@ pub fn auth_error(e: &::kube::Error) -> Option<&::kube::client::AuthError> {
         ::kube::Error::Service(b) => b.downcast_ref::<::kube::client::AuthError>(),
         _ => None,
     }
+}
+
+/// Whether the call failed for want of credentials: a failing exec plugin or token file,
+/// or a bearer token aks-patch could not get or the server refused (not plain 401/403
+/// answers, which callers check by status).
+pub fn is_credential_error(e: &::kube::Error) -> bool {
+    auth_error(e).is_some() || super::bearer::bearer_error(e).is_some()
 }
 
 /// A credential error told without secrets: no command line, no plugin stdout.
@@ -133,6 +155,12 @@ pub fn auth_detail(a: &::kube::client::AuthError) -> String {
 /// A short description of a kube error for messages: the server's status and message, or
 /// the transport failure. Credential errors are told without secrets.
 pub fn describe_kube_error(e: &::kube::Error) -> String {
+    if let Some(b) = super::bearer::bearer_error(e) {
+        return match b.hint() {
+            Some(h) => format!("{b} ({h})"),
+            None => b.to_string(),
+        };
+    }
     if let Some(a) = auth_error(e) {
         return format!("getting credentials failed: {}", auth_detail(a));
     }
@@ -162,7 +190,7 @@ pub fn hint_for(e: &::kube::Error) -> &'static str {
     match e {
         ::kube::Error::Api(s) => match s.code {
             401 => " (the credentials were refused: fetch the kubeconfig again, or log in again for exec-plugin kubeconfigs)",
-            403 => " (the identity lacks the permission: aks-patch needs to list/patch nodes, list pods, create evictions, read PodDisruptionBudgets and DaemonSets, and manage Leases in kube-system)",
+            403 => " (the identity lacks the permission: aks-patch needs to list/patch nodes, list pods, create evictions, read PodDisruptionBudgets and DaemonSets, and manage Leases in kube-system; on an Entra ID cluster with Azure RBAC assign it the Azure role `Azure Kubernetes Service RBAC Cluster Admin` on the cluster, otherwise bind it to the ClusterRole in docs/rbac.yaml)",
             429 | 500 | 502 | 503 | 504 => " (the API server is overloaded or restarting: retry in a minute)",
             _ => "",
         },
@@ -186,7 +214,7 @@ pub fn status_code(e: &::kube::Error) -> Option<u16> {
 /// connection resets, refused connections and timeouts. TLS and authentication failures,
 /// and every other answer from the server, are not.
 pub fn is_transient(e: &::kube::Error) -> bool {
-    if auth_error(e).is_some() {
+    if auth_error(e).is_some() || super::bearer::bearer_error(e).is_some() {
         return false;
     }
     match e {

@@ -493,7 +493,7 @@ impl Renewer {
                 Err(e) if is_transient(&e) => return Renewal::Failed(describe_kube_error(&e)),
                 Err(e) => {
                     if matches!(&e, ::kube::Error::Api(s) if s.code == 401 || s.code == 403)
-                        || super::error::auth_error(&e).is_some()
+                        || super::error::is_credential_error(&e)
                     {
                         self.auth_failed.store(true, std::sync::atomic::Ordering::SeqCst);
                     }

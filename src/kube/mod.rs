@@ -5,6 +5,8 @@
 //! This module is named `kube` like the crate it wraps: code in here refers to the crate as
 //! `::kube::...`.
 
+pub mod access;
+pub mod bearer;
 pub mod client;
 pub mod drain;
 pub mod error;

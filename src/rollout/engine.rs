@@ -1136,14 +1136,13 @@ impl<'a> Engine<'a> {
             }
         };
         let mut left = vec![];
-        // Azure Linux: `needs-restarting -r` must say no reboot is needed any more.
-        let mut still_needed: Option<Vec<String>> = None;
+        // The node must not need a reboot any more: on Ubuntu the marker is gone (something
+        // wrote it again since the boot otherwise), on Azure Linux `needs-restarting -r`
+        // agrees (an old kernel booted again otherwise).
+        let mut still_needed: Option<(&str, Vec<String>)> = None;
         match probed {
             Ok(p) => {
                 left = pending_of(self.cfg.options.upgrade_mode, &p);
-                if p.needs_restarting {
-                    still_needed = Some(p.reboot_packages.clone());
-                }
                 rec.nodes[i].kernel_after = Some(p.running_kernel.clone());
                 if p.reboot_required {
                     let what = if p.needs_restarting {
@@ -1151,6 +1150,7 @@ impl<'a> Engine<'a> {
                     } else {
                         "/var/run/reboot-required is still there"
                     };
+                    still_needed = Some((what, p.reboot_packages.clone()));
                     self.reporter.warn(&format!(
                         "{name}: {what} after the reboot ({})",
                         p.reboot_packages.join(", ")
@@ -1176,10 +1176,10 @@ impl<'a> Engine<'a> {
         if rec.nodes[i].in_hand {
             return Err(RunStop::failed(format!("node {name} is back, but {undo}")));
         }
-        if let Some(pkgs) = still_needed {
-            // Never patched while it still needs the reboot (an old kernel booted again).
+        if let Some((what, pkgs)) = still_needed {
+            // Never patched while it still needs a reboot: the resume redoes it.
             return Err(RunStop::failed(format!(
-                "node {name} is back, but `needs-restarting -r` still says a reboot is required ({}); it is not reported patched",
+                "node {name} is back, but {what} ({}); it is not reported patched",
                 pkgs.join(", ")
             )));
         }
@@ -2385,6 +2385,22 @@ mod tests {
         let mut rec = record(1);
         h.run(&mut rec).await.unwrap();
         assert_eq!(states(&rec), [NodeState::Done]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ubuntu_node_whose_marker_is_back_after_the_reboot_is_not_reported_patched() {
+        let h = Harness::new(2);
+        h.fakes.edit("n0", |n| n.reboot_need_stays = true);
+        let mut rec = record(2);
+        let stop = h.run(&mut rec).await.unwrap_err();
+        assert!(
+            format!("{stop:?}").contains("/var/run/reboot-required is still there"),
+            "{stop:?}"
+        );
+        assert_eq!(states(&rec), [NodeState::Failed, NodeState::Pending]);
+        let n = h.fakes.node("n0");
+        assert!(!n.unschedulable && n.marked.is_none(), "put back before stopping");
+        assert!(!changed(&h.fakes, "n1"));
     }
 
     #[tokio::test(start_paused = true)]

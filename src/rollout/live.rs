@@ -17,7 +17,8 @@ pub const EVICTION_FENCE_AGE: Duration = Duration::from_secs(2);
 
 fn kube_err(e: KubeError) -> PortError {
     PortError {
-        auth: matches!(e.status_code(), Some(401 | 403)),
+        auth: matches!(e.status_code(), Some(401 | 403))
+            || matches!(e, KubeError::Auth { .. } | KubeError::Bearer { .. }),
         message: e.to_string(),
     }
 }
@@ -71,7 +72,7 @@ impl Cluster for KubeCluster {
                 DrainError::Kube(k) => DrainStop::Failed(kube_err(k)),
                 DrainError::Eviction { ref source, .. } => {
                     let auth = matches!(source, ::kube::Error::Api(s) if s.code == 401 || s.code == 403)
-                        || k::error::auth_error(source).is_some();
+                        || k::error::is_credential_error(source);
                     DrainStop::Failed(PortError {
                         message: e.to_string(),
                         auth,

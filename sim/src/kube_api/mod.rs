@@ -218,7 +218,88 @@ fn identity(s: &Shared, headers: &HeaderMap) -> Option<rbac::Identity> {
     if !scheme.eq_ignore_ascii_case("bearer") || s.faults.expired_token() {
         return None;
     }
-    s.tokens.kube_identity(token.trim(), &s.scenario.access)
+    let token = token.trim();
+    if let Some(checked) = s.tokens.check_entra(token) {
+        return entra_identity(s, checked);
+    }
+    if s.tokens.arm_valid(token) {
+        s.events.record(
+            kinds::KUBE_UNAUTHORIZED,
+            None,
+            None,
+            "an Azure Resource Manager token (audience https://management.azure.com), not one for the AKS server application",
+        );
+        return None;
+    }
+    s.tokens.kube_identity(token, &s.scenario.access)
+}
+
+/// Who an Entra token authenticates as, on a cluster with AKS-managed Entra ID: the
+/// scenario's restricted user when `access.user` is set, else the token's principal with
+/// every permission (as with `Azure Kubernetes Service RBAC Cluster Admin`). The first use of
+/// each token, and every refusal, goes to the event log (by number, never the token).
+fn entra_identity(
+    s: &Shared,
+    checked: Result<(crate::EntraToken, bool), (crate::EntraToken, crate::EntraRefusal)>,
+) -> Option<rbac::Identity> {
+    let (t, first) = match checked {
+        Ok(ok) => ok,
+        Err((t, why)) => {
+            let reason = match why {
+                crate::EntraRefusal::Expired => format!("entra token #{} of {} has expired", t.seq, t.principal),
+                crate::EntraRefusal::WrongAudience => {
+                    format!(
+                        "entra token #{} is for audience {}, not the AKS server application",
+                        t.seq, t.audience
+                    )
+                }
+            };
+            s.events.record(kinds::KUBE_UNAUTHORIZED, None, None, reason);
+            return None;
+        }
+    };
+    if !s.scenario.is_entra() {
+        s.events.record(
+            kinds::KUBE_UNAUTHORIZED,
+            None,
+            None,
+            format!("entra token #{}: this cluster has no Entra ID integration", t.seq),
+        );
+        return None;
+    }
+    if first {
+        s.events.record(
+            kinds::KUBE_TOKEN,
+            None,
+            None,
+            format!(
+                "entra token #{} of {} (expires at {})",
+                t.seq, t.principal, t.expires_on
+            ),
+        );
+    }
+    Some(match &s.scenario.access.user {
+        Some(u) => {
+            let mut groups = u.groups.clone();
+            groups.push("system:authenticated".into());
+            rbac::Identity {
+                username: u.username.clone(),
+                groups,
+                role: u.cluster_role.clone(),
+                rules: Some(u.rules.clone()),
+            }
+        }
+        None => rbac::Identity {
+            username: t.principal.clone(),
+            groups: vec!["system:authenticated".into()],
+            role: if s.scenario.cluster.aad_profile.is_some_and(|a| a.enable_azure_rbac) {
+                "Azure Kubernetes Service RBAC Cluster Admin".into()
+            } else {
+                "cluster-admin".into()
+            },
+            rules: None,
+        },
+    })
 }
 
 /// The authorizer attributes of a request to a resource path.

@@ -274,6 +274,17 @@ impl ArmClient {
     /// `POST {cluster}/listClusterUserCredential` (or `listClusterAdminCredential` with
     /// `admin`): the first kubeconfig, decoded. It stays in memory.
     pub async fn get_kubeconfig(&self, c: &ClusterId, admin: bool) -> Result<Kubeconfig, AzureError> {
+        self.get_kubeconfig_in(c, admin, None).await
+    }
+
+    /// As [`ArmClient::get_kubeconfig`], asking for `format` (`exec` or `azure`: the shape of
+    /// an Entra ID cluster's user kubeconfig).
+    pub async fn get_kubeconfig_in(
+        &self,
+        c: &ClusterId,
+        admin: bool,
+        format: Option<&str>,
+    ) -> Result<Kubeconfig, AzureError> {
         #[derive(serde::Deserialize)]
         struct Results {
             #[serde(default)]
@@ -293,7 +304,10 @@ impl ArmClient {
         };
         let mut segs = c.segments();
         segs.push(op);
-        let url = self.url(&segs, CONTAINER_SERVICE_API_VERSION)?;
+        let mut url = self.url(&segs, CONTAINER_SERVICE_API_VERSION)?;
+        if let Some(f) = format {
+            url.query_pairs_mut().append_pair("format", f);
+        }
         let body = self.send(Method::POST, url.clone()).await?;
         let results: Results = decode(&url, &body)?;
         let Some(entry) = results.kubeconfigs.into_iter().next() else {

@@ -249,6 +249,20 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
         .await
         .map_err(|e| context::kube_failure("cannot check the cluster's health", e))?;
 
+    // Permissions the rollout will use, asked now (a missing one would stop it half-way).
+    let refused = if entries.iter().any(PlanEntry::patch) {
+        k::access::denied(&ctx.client, &rollout_needs(&checks))
+            .await
+            .map_err(|e| context::kube_failure("cannot check this identity's permissions", e))?
+    } else {
+        vec![]
+    };
+    if let Some(f) = permissions_failure(&refused) {
+        if !args.dry_run {
+            return Err(f.into());
+        }
+        reporter.warn(&format!("{f}; {}", f.hint.as_deref().unwrap_or_default()));
+    }
     if args.dry_run {
         return Ok(dry_run_outcome(
             &ctx,
@@ -511,4 +525,50 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
         summary: Some(summary),
         exit,
     })
+}
+
+/// What a rollout of the nodes in `checks` asks the API server to do beyond the reads the
+/// pre-flight has already made: cordon and mark nodes, evict their pods, hold the Lease,
+/// check the evicted workloads' owners.
+fn rollout_needs(checks: &[preflight::NodeCheck]) -> Vec<k::access::Need> {
+    use k::access::Need;
+    let mut needs = vec![
+        Need::cluster("patch", "", "nodes"),
+        Need::cluster("watch", "", "nodes"),
+        Need::namespaced("create", "coordination.k8s.io", "leases", k::lock::LEASE_NAMESPACE),
+        Need::namespaced("update", "coordination.k8s.io", "leases", k::lock::LEASE_NAMESPACE)
+            .named(k::lock::LEASE_NAME),
+        Need::namespaced("delete", "coordination.k8s.io", "leases", k::lock::LEASE_NAMESPACE)
+            .named(k::lock::LEASE_NAME),
+    ];
+    let namespaces: std::collections::BTreeSet<&str> = checks
+        .iter()
+        .flat_map(|c| c.evict.iter())
+        .filter_map(|p| p.split_once('/').map(|(ns, _)| ns))
+        .collect();
+    for ns in namespaces {
+        needs.push(Need::namespaced("create", "", "pods", ns).subresource("eviction"));
+        needs.push(Need::namespaced("get", "apps", "replicasets", ns));
+        needs.push(Need::namespaced("get", "apps", "statefulsets", ns));
+    }
+    needs
+}
+
+/// The refusal of a rollout whose identity lacks `refused`, naming each permission and the
+/// roles that would grant them.
+fn permissions_failure(refused: &[(k::access::Need, String)]) -> Option<Failure> {
+    if refused.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = refused.iter().map(|(n, _)| n.to_string()).collect();
+    Some(
+        Failure::new(
+            Exit::Auth,
+            format!(
+                "the identity aks-patch signs in as may not {} (asked with SelfSubjectAccessReview): the rollout would stop there; nothing was changed",
+                list.join(", ")
+            ),
+        )
+        .hint("grant the permissions: on an Entra ID cluster with Azure RBAC, the Azure role `Azure Kubernetes Service RBAC Cluster Admin` on the cluster; otherwise bind the identity to the ClusterRole in docs/rbac.yaml (`kubectl apply -f docs/rbac.yaml`, then a ClusterRoleBinding)"),
+    )
 }

@@ -777,7 +777,7 @@ where
                         return PodOutcome::Stopped { pod: r, evicted: false };
                     }
                 }
-                Err(e) if super::error::auth_error(&e).is_some() => {
+                Err(e) if super::error::is_credential_error(&e) => {
                     stop.cancel();
                     return PodOutcome::Fatal(Box::new(DrainError::Kube(KubeError::api(
                         format!("evicting pod {r}"),
