@@ -61,7 +61,7 @@ _aks__patch() {
             return 0
             ;;
         aks__subcmd__patch__subcmd__apply)
-            opts="-g -n -l -y -o -h -V --resource-group --name --subscription --admin --kubeconfig --context --auth --cloud --ssh-user --ssh-key --ssh-port --ssh-jump --ssh-config --ssh-strict-host-keys --ssh-timeout --one-at-a-time --nodepool --nodes --selector --upgrade-mode --reboot --dry-run --yes --delete-emptydir-data --force --grace-period --drain-timeout --reboot-timeout --health-wait --request-timeout --azure-linux-security-as-all --allow-azure-linux-2 --soak --force-unlock --resume --journal-dir --eviction-retry-interval --output --query --verbose --debug --only-show-errors --help --version"
+            opts="-g -n -l -y -o -h -V --resource-group --name --subscription --admin --kubeconfig --context --auth --cloud --ssh-user --ssh-key --ssh-port --ssh-jump --ssh-config --ssh-strict-host-keys --ssh-timeout --via --node-shell-image --node-shell-namespace --connect-timeout --one-at-a-time --nodepool --nodes --selector --upgrade-mode --reboot --dry-run --yes --delete-emptydir-data --force --grace-period --drain-timeout --reboot-timeout --health-wait --request-timeout --azure-linux-security-as-all --allow-azure-linux-2 --soak --force-unlock --resume --journal-dir --eviction-retry-interval --output --query --verbose --debug --only-show-errors --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -124,6 +124,22 @@ _aks__patch() {
                     return 0
                     ;;
                 --ssh-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --via)
+                    COMPREPLY=($(compgen -W "ssh kube" -- "${cur}"))
+                    return 0
+                    ;;
+                --node-shell-image)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node-shell-namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -335,7 +351,7 @@ _aks__patch() {
             return 0
             ;;
         aks__subcmd__patch__subcmd__scan)
-            opts="-g -n -o -h -V --resource-group --name --subscription --admin --kubeconfig --context --auth --cloud --ssh-user --ssh-key --ssh-port --ssh-jump --ssh-config --ssh-strict-host-keys --ssh-timeout --parallel --refresh --fail-on --output --query --verbose --debug --only-show-errors --help --version"
+            opts="-g -n -o -h -V --resource-group --name --subscription --admin --kubeconfig --context --auth --cloud --ssh-user --ssh-key --ssh-port --ssh-jump --ssh-config --ssh-strict-host-keys --ssh-timeout --via --node-shell-image --node-shell-namespace --connect-timeout --parallel --refresh --fail-on --output --query --verbose --debug --only-show-errors --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -398,6 +414,22 @@ _aks__patch() {
                     return 0
                     ;;
                 --ssh-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --via)
+                    COMPREPLY=($(compgen -W "ssh kube" -- "${cur}"))
+                    return 0
+                    ;;
+                --node-shell-image)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node-shell-namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -49,6 +49,11 @@ complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l ssh-port -d
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l ssh-jump -d 'Jump host (bastion): user@host[:port]' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l ssh-config -d 'An ssh_config file to use' -r -F
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l ssh-timeout -d 'Seconds to wait for each node\'s SSH connection and probe' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l via -d 'How to reach the nodes: `ssh` (default), or `kube` when there is no SSH path (private node IPs, `sshAccess: Disabled` pools): node-shell pods over the Kubernetes API' -r -f -a "ssh\t'SSH to each node\'s InternalIP: needs a network path to the nodes (VNet, VPN or --ssh-jump) and pools with SSH access'
+kube\t'A short-lived privileged node-shell pod per node, through the Kubernetes API (pods/exec over WebSocket, nsenter into the host): needs only the kubeconfig, and the RBAC in docs/rbac-via-kube.yaml (on top of docs/rbac.yaml)'"
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l node-shell-image -d 'The node-shell pods\' image (--via kube): it must be pullable by the nodes and have `nsenter` and `sh`' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l node-shell-namespace -d 'The namespace of the node-shell pods (--via kube)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l connect-timeout -d 'Seconds a node-shell pod may take to start (--via kube; the counterpart of --ssh-timeout)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l parallel -d 'How many nodes to probe at once' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l fail-on -d 'Exit with code 6 when a node needs a reboot, or has pending updates' -r -f -a "reboot-required\t''
 pending\t''"
@@ -88,6 +93,11 @@ complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l ssh-port -
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l ssh-jump -d 'Jump host (bastion): user@host[:port]' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l ssh-config -d 'An ssh_config file to use' -r -F
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l ssh-timeout -d 'Seconds to wait for each node\'s SSH connection and probe' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l via -d 'How to reach the nodes: `ssh` (default), or `kube` when there is no SSH path (private node IPs, `sshAccess: Disabled` pools): node-shell pods over the Kubernetes API' -r -f -a "ssh\t'SSH to each node\'s InternalIP: needs a network path to the nodes (VNet, VPN or --ssh-jump) and pools with SSH access'
+kube\t'A short-lived privileged node-shell pod per node, through the Kubernetes API (pods/exec over WebSocket, nsenter into the host): needs only the kubeconfig, and the RBAC in docs/rbac-via-kube.yaml (on top of docs/rbac.yaml)'"
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l node-shell-image -d 'The node-shell pods\' image (--via kube): it must be pullable by the nodes and have `nsenter` and `sh`' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l node-shell-namespace -d 'The namespace of the node-shell pods (--via kube)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l connect-timeout -d 'Seconds a node-shell pod may take to start (--via kube; the counterpart of --ssh-timeout)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l nodepool -d 'Only nodes of these pools (comma-separated or repeated)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l nodes -d 'Only these nodes (comma-separated or repeated)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s l -l selector -d 'Only nodes matching this label selector (e.g. `kubernetes.azure.com/mode=user`)' -r

@@ -44,12 +44,12 @@ pub struct Cli {
 pub enum Command {
     /// Report pending updates, reboot markers and kernels of every Linux node. Changes nothing.
     #[command(
-        after_help = "Examples:\n  aks-patch scan -g rg-shop-prod -n aks-shop-prod\n  aks-patch scan -g rg-shop-prod -n aks-shop-prod --fail-on reboot-required -o none\n  aks-patch scan --kubeconfig ./kubeconfig -o json --query \"[?pendingUpdates > `0`].{name:name, kernel:runningKernel}\""
+        after_help = "Examples:\n  aks-patch scan -g rg-shop-prod -n aks-shop-prod\n  aks-patch scan -g rg-shop-prod -n aks-shop-prod --fail-on reboot-required -o none\n  aks-patch scan --kubeconfig ./kubeconfig -o json --query \"[?pendingUpdates > `0`].{name:name, kernel:runningKernel}\"\n  aks-patch scan -g rg-shop-prod -n aks-shop-prod --via kube    # no SSH path: node-shell pods (RBAC: docs/rbac-via-kube.yaml)"
     )]
     Scan(ScanArgs),
     /// Upgrade packages and reboot nodes that need it, one node at a time, under a cluster-wide lock.
     #[command(
-        after_help = "Examples:\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --dry-run\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --nodepool user\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --resume"
+        after_help = "Examples:\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --dry-run\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --nodepool user\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --resume\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --via kube"
     )]
     Apply(ApplyArgs),
     /// The nodes as `kubectl get nodes` shows them, with patch state. No SSH: fast.
@@ -190,12 +190,43 @@ pub struct SshArgs {
     pub ssh_timeout: u64,
 }
 
+/// How aks-patch reaches the nodes (`--via`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ViaArg {
+    /// SSH to each node's InternalIP: needs a network path to the nodes (VNet, VPN or
+    /// --ssh-jump) and pools with SSH access.
+    Ssh,
+    /// A short-lived privileged node-shell pod per node, through the Kubernetes API
+    /// (pods/exec over WebSocket, nsenter into the host): needs only the kubeconfig, and the
+    /// RBAC in docs/rbac-via-kube.yaml (on top of docs/rbac.yaml).
+    Kube,
+}
+
+#[derive(Debug, Args)]
+pub struct ViaArgs {
+    /// How to reach the nodes: `ssh` (default), or `kube` when there is no SSH path (private
+    /// node IPs, `sshAccess: Disabled` pools): node-shell pods over the Kubernetes API.
+    #[arg(long, value_enum, value_name = "TRANSPORT", default_value_t = ViaArg::Ssh, env = "AKS_PATCH_VIA")]
+    pub via: ViaArg,
+    /// The node-shell pods' image (--via kube): it must be pullable by the nodes and have `nsenter` and `sh`.
+    #[arg(long, value_name = "IMAGE", default_value = crate::transport::kube::DEFAULT_IMAGE)]
+    pub node_shell_image: String,
+    /// The namespace of the node-shell pods (--via kube).
+    #[arg(long, value_name = "NAMESPACE", default_value = crate::transport::kube::DEFAULT_NAMESPACE)]
+    pub node_shell_namespace: String,
+    /// Seconds a node-shell pod may take to start (--via kube; the counterpart of --ssh-timeout).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub connect_timeout: u64,
+}
+
 #[derive(Debug, Args)]
 pub struct ScanArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub ssh: SshArgs,
+    #[command(flatten)]
+    pub via: ViaArgs,
     /// How many nodes to probe at once.
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub parallel: u32,
@@ -249,6 +280,8 @@ pub struct ApplyArgs {
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub ssh: SshArgs,
+    #[command(flatten)]
+    pub via: ViaArgs,
     /// Patch one node at a time (the only mode; required so that nobody gets it by surprise).
     #[arg(long, required = true)]
     pub one_at_a_time: bool,

@@ -11,3 +11,4 @@ pub mod output;
 pub mod rollout;
 pub mod settings;
 pub mod ssh;
+pub mod transport;

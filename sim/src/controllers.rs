@@ -354,6 +354,33 @@ fn running_status(pod: &Value, node: &NodeInfo, now: &str, restarted: bool) -> V
     })
 }
 
+/// A `restartPolicy: Never` pod whose node rebooted: its containers ended with the machine.
+fn failed_after_reboot_status(pod: &Value, now: &str) -> Value {
+    let old = &pod["status"];
+    let statuses: Vec<Value> = containers(pod)
+        .iter()
+        .map(|c| {
+            json!({"name": c["name"], "image": c["image"], "imageID": "", "ready": false, "restartCount": 0, "started": false,
+                   "state": {"terminated": {"exitCode": 137, "reason": "Error", "finishedAt": now,
+                       "startedAt": old["startTime"].clone()}}, "lastState": {}})
+        })
+        .collect();
+    let mut not_ready = condition("Ready", "False", now);
+    not_ready["reason"] = json!("PodFailed");
+    json!({
+        "phase": "Failed",
+        "reason": "NodeRebooted",
+        "message": "The node rebooted; the pod's containers were not restarted (restartPolicy: Never)",
+        "conditions": [not_ready, condition("PodScheduled", "True", now)],
+        "hostIP": old["hostIP"].clone(),
+        "hostIPs": old["hostIPs"].clone(),
+        "podIP": old["podIP"].clone(),
+        "startTime": old["startTime"].clone(),
+        "containerStatuses": statuses,
+        "qosClass": old["qosClass"].clone(),
+    })
+}
+
 /// The node stopped being Ready: so do its pods (the node lifecycle controller's
 /// MarkPodsNotReady), keeping everything else.
 fn mark_not_ready(pod: &mut Value, now: &str) {
@@ -1424,6 +1451,28 @@ fn kubelet(shared: &Shared, nodes: &[NodeInfo], st: &mut State, all: &[Value]) -
             continue;
         }
         let rebooted = st.boot_seen.get(&u).is_some_and(|b| *b != node.boot_id);
+        if rebooted && p["spec"]["restartPolicy"] == "Never" {
+            // Its containers died with the node and are never restarted: the pod is Failed.
+            let t = now();
+            let r = shared.store.update_with(PODS, Some(ns), pname, None, |o| {
+                if !active(o) {
+                    return Ok(());
+                }
+                o["status"] = failed_after_reboot_status(o, &t);
+                Ok(())
+            });
+            if warn_err("fail pod after reboot", r).is_some() {
+                wrote = true;
+                st.boot_seen.remove(&u);
+                shared.events.record(
+                    kinds::POD_FAILED,
+                    Some(&node.name),
+                    Some(&pods::key(p)),
+                    "node rebooted (restartPolicy: Never)",
+                );
+            }
+            continue;
+        }
         if ready {
             if rebooted {
                 // A reboot so fast the node never looked NotReady: the containers restarted.
@@ -1458,6 +1507,59 @@ fn kubelet(shared: &Shared, nodes: &[NodeInfo], st: &mut State, all: &[Value]) -
         }
         let since = *st.starting.entry(u.clone()).or_insert_with(Instant::now);
         if since.elapsed() < start_after {
+            continue;
+        }
+        if let Some(image) = containers(p)
+            .iter()
+            .filter_map(|c| c["image"].as_str())
+            .find(|i| shared.faults.image_pull_fails(i))
+        {
+            // The image never pulls: ErrImagePull first, then ImagePullBackOff from then on.
+            let waiting: Vec<&str> = p["status"]["containerStatuses"]
+                .as_array()
+                .map(|cs| {
+                    cs.iter()
+                        .filter_map(|c| c["state"]["waiting"]["reason"].as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if waiting.contains(&"ImagePullBackOff")
+                || (waiting.contains(&"ErrImagePull") && since.elapsed() < start_after * 2)
+            {
+                continue;
+            }
+            let backoff = waiting.contains(&"ErrImagePull");
+            let reason = if backoff { "ImagePullBackOff" } else { "ErrImagePull" };
+            let msg = if backoff {
+                format!("Back-off pulling image \"{image}\"")
+            } else {
+                format!("failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": unexpected status from HEAD request: 403 Forbidden (aks-sim fault image-pull-failure)")
+            };
+            let t = now();
+            let r = shared.store.update_with(PODS, Some(ns), pname, None, |o| {
+                if !active(o) {
+                    return Ok(());
+                }
+                let mut status = scheduled_status(o, node, &t);
+                if let Some(cs) = status["containerStatuses"].as_array_mut() {
+                    for c in cs {
+                        c["state"] = json!({"waiting": {"reason": reason, "message": msg}});
+                    }
+                }
+                o["status"] = status;
+                Ok(())
+            });
+            if let Some(obj) = warn_err("image pull failure", r) {
+                wrote = true;
+                recorder::record(
+                    shared,
+                    &recorder::ObjectRef::of(&obj),
+                    recorder::kubelet(&node.name),
+                    "Warning",
+                    if backoff { "BackOff" } else { "Failed" },
+                    &msg,
+                );
+            }
             continue;
         }
         let restarted = pods::phase(p) == "Running";

@@ -34,6 +34,10 @@ pub mod kinds {
     pub const POD_DELETED: &str = "pod-deleted";
     pub const POD_CREATED: &str = "pod-created";
     pub const POD_READY: &str = "pod-ready";
+    /// A `pods/exec` stream started (detail: the command line).
+    pub const POD_EXEC: &str = "pod-exec";
+    /// A pod failed: its image never pulled, or its node rebooted under a `restartPolicy: Never` pod.
+    pub const POD_FAILED: &str = "pod-failed";
     pub const REBOOT: &str = "reboot";
     pub const NODE_NOT_READY: &str = "node-not-ready";
     pub const NODE_BOOTED: &str = "node-booted";

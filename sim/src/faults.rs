@@ -24,6 +24,8 @@ struct State {
     ssh_hang: BTreeSet<String>,
     run_command_conflict: u32,
     nrg_lockdown: bool,
+    image_pull_failure: BTreeSet<String>,
+    exec_refused: bool,
 }
 
 /// What the ARM router must do with the next request.
@@ -82,6 +84,10 @@ impl Faults {
                 s.kube_error = count;
                 s.kube_error_status = status;
             }
+            Fault::ImagePullFailure { image } => {
+                s.image_pull_failure.insert(image);
+            }
+            Fault::ExecRefused => s.exec_refused = true,
             Fault::ExpiredToken => s.expired_token = true,
             Fault::RunCommandHang { node } => {
                 s.run_command_hang.insert(node);
@@ -118,6 +124,12 @@ impl Faults {
         self.lock()
             .pdb_never
             .contains(&(namespace.to_string(), name.to_string()))
+    }
+    pub fn image_pull_fails(&self, image: &str) -> bool {
+        self.lock().image_pull_failure.contains(image)
+    }
+    pub fn exec_refused(&self) -> bool {
+        self.lock().exec_refused
     }
     pub fn expired_token(&self) -> bool {
         self.lock().expired_token
@@ -193,6 +205,8 @@ impl Faults {
             "sshHang": s.ssh_hang,
             "runCommandConflictLeft": s.run_command_conflict,
             "nrgLockdown": s.nrg_lockdown,
+            "imagePullFailure": s.image_pull_failure,
+            "execRefused": s.exec_refused,
         })
     }
 }

@@ -90,6 +90,10 @@ enum FaultCmd {
         #[arg(long, default_value_t = 503)]
         status: u16,
     },
+    /// Pods with IMAGE never start (ErrImagePull, then ImagePullBackOff).
+    ImagePullFailure { image: String },
+    /// pods/exec is refused with 403.
+    ExecRefused,
     /// Every token issued so far expires.
     ExpiredToken,
     /// sshd on the node accepts connections and never answers.
@@ -117,6 +121,8 @@ impl From<FaultCmd> for Fault {
             FaultCmd::ArmThrottle { count, retry_after } => Fault::ArmThrottle { count, retry_after },
             FaultCmd::ArmError { count, status } => Fault::ArmError { count, status },
             FaultCmd::KubeError { count, status } => Fault::KubeError { count, status },
+            FaultCmd::ImagePullFailure { image } => Fault::ImagePullFailure { image },
+            FaultCmd::ExecRefused => Fault::ExecRefused,
             FaultCmd::ExpiredToken => Fault::ExpiredToken,
             FaultCmd::SshHang { node } => Fault::SshHang { node },
             FaultCmd::RunCommandHang { node } => Fault::RunCommandHang { node },

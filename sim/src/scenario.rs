@@ -411,6 +411,11 @@ pub enum Fault {
         #[serde(default = "default_5xx")]
         status: u16,
     },
+    /// Pods with this image never start: their container waits in `ErrImagePull`, then
+    /// `ImagePullBackOff`, as when a registry is unreachable from the nodes.
+    ImagePullFailure { image: String },
+    /// `pods/exec` is refused with 403 (an admission policy that forbids exec).
+    ExecRefused,
     /// Tokens issued so far are expired: ARM answers 401 ExpiredAuthenticationToken,
     /// the Kubernetes API 401 Unauthorized.
     ExpiredToken,

@@ -7,6 +7,7 @@ pub mod context;
 pub mod report;
 pub mod scan;
 pub mod summary;
+pub mod via;
 
 use crate::cli::{Cli, Command};
 use crate::output::{Exit, Reporter, TableSpec};

@@ -6,10 +6,12 @@ use super::summary::scan_summary;
 use super::{scans, Outcome};
 use crate::cli::{FailOn, ScanArgs};
 use crate::kube::NodeRow;
-use crate::output::{Column, Exit, Reporter, TableSpec};
+use crate::output::{Column, Exit, Failure, Reporter, TableSpec};
 use crate::rollout::plan::{unpatchable_reason, Candidate};
+use crate::rollout::ports::NodeTarget;
 use crate::settings::Settings;
 use crate::ssh::{self, Probe, SshFlags, SshOptions};
+use crate::transport::{NodeShell, Via};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -97,7 +99,32 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
     let rows = crate::kube::list_node_rows(&ctx.client, None)
         .await
         .map_err(|e| context::kube_failure("cannot list the cluster's nodes", e))?;
-    let rows = scan_nodes(&ctx, &rows, &ssh_opts, args.parallel as usize, args.refresh, reporter).await;
+    let via = super::via::via(&args.via);
+    let scan_id = crate::rollout::journal::new_run_id();
+    let shell = super::via::open(&args.via, &ssh_opts, &ctx, settings, reporter, &scan_id, &[]).await?;
+    let timeout = node_timeout(via, &ssh_opts, &args.via, args.refresh);
+    let probing = scan_nodes(
+        &ctx,
+        &rows,
+        &*shell,
+        via,
+        timeout,
+        args.parallel as usize,
+        args.refresh,
+        reporter,
+    );
+    let rows = match via {
+        Via::Ssh => probing.await,
+        // Ctrl-C or SIGTERM: the node-shell pods go before the process does.
+        Via::Kube => tokio::select! {
+            rows = probing => rows,
+            _ = super::via::interrupted() => {
+                shell.release_all().await;
+                return Err(Failure::new(Exit::Interrupted, "interrupted; the node-shell pods were deleted").into());
+            }
+        },
+    };
+    shell.release_all().await;
 
     // Remember the result for `report`.
     let now = crate::rollout::journal::stamp(&crate::rollout::journal::now());
@@ -132,6 +159,9 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
     kernels.dedup();
     for r in &failed {
         reporter.warn(&format!("{}: {}", r.name, r.error.as_deref().unwrap_or("")));
+    }
+    if !failed.is_empty() && via == Via::Ssh {
+        reporter.info("hint: nodes with no SSH path from here (private IPs, sshAccess: Disabled) can be reached through the Kubernetes API: --via kube");
     }
     let windows = rows.iter().filter(|r| r.os_type == "windows").count();
     let mut summary = scan_summary(linux.len(), need_reboot, with_pending, failed.len(), &kernels);
@@ -184,40 +214,64 @@ pub fn candidate(ctx: &ClusterContext, r: &NodeRow) -> Candidate {
     }
 }
 
-/// Probe every patchable Linux node over SSH and build the rows (also used by apply's
+/// How long one node's probe may take: connecting (SSH) or starting the pod (kube), then the probe.
+pub fn node_timeout(via: Via, ssh_opts: &SshOptions, args: &crate::cli::ViaArgs, refresh: bool) -> Duration {
+    let connect = match via {
+        Via::Ssh => ssh_opts.connect_timeout,
+        Via::Kube => Duration::from_secs(args.connect_timeout),
+    };
+    connect + Duration::from_secs(if refresh { 300 } else { 60 })
+}
+
+/// Probe every patchable Linux node through `shell` and build the rows (also used by apply's
 /// before-table).
+#[allow(clippy::too_many_arguments)]
 pub async fn scan_nodes(
     ctx: &ClusterContext,
     rows: &[NodeRow],
-    ssh_opts: &SshOptions,
+    shell: &dyn NodeShell,
+    via: Via,
+    timeout: Duration,
     parallel: usize,
     refresh: bool,
     reporter: &Reporter,
 ) -> Vec<ScanRow> {
-    let mut out: Vec<ScanRow> = rows.iter().map(|r| base_row(ctx, r)).collect();
-    let targets: Vec<(String, String)> = out
+    let mut out: Vec<ScanRow> = rows.iter().map(|r| base_row(ctx, r, via)).collect();
+    let targets: Vec<NodeTarget> = out
         .iter()
         .zip(rows)
         .filter(|(s, _)| s.patchable)
-        .map(|(s, r)| (s.name.clone(), r.internal_ip.clone()))
+        .map(|(s, r)| NodeTarget {
+            name: s.name.clone(),
+            address: r.internal_ip.clone(),
+        })
         .collect();
-    let timeout = ssh_opts.connect_timeout + Duration::from_secs(if refresh { 300 } else { 60 });
-    let results = ssh::probe_all(ssh_opts, targets, parallel, refresh, timeout, reporter).await;
-    let by_name: BTreeMap<String, Result<Probe, ssh::SshError>> = results.into_iter().collect();
+    let results = crate::transport::probe_all(shell, targets, parallel, refresh, timeout, reporter).await;
+    let by_name: BTreeMap<String, Result<Probe, String>> = results.into_iter().collect();
     for row in out.iter_mut() {
         match by_name.get(&row.name) {
             Some(Ok(p)) => fill(row, p),
-            Some(Err(e)) => row.error = Some(e.to_string()),
+            Some(Err(e)) => row.error = Some(e.clone()),
             None => {}
         }
     }
     out
 }
 
-fn base_row(ctx: &ClusterContext, r: &NodeRow) -> ScanRow {
-    let c = candidate(ctx, r);
+/// The candidate of a node row for this transport: SSH-disabled pools are reachable through
+/// the Kubernetes API.
+pub fn candidate_via(ctx: &ClusterContext, r: &NodeRow, via: Via) -> Candidate {
+    let mut c = candidate(ctx, r);
+    if via == Via::Kube {
+        c.ssh_disabled = false;
+    }
+    c
+}
+
+fn base_row(ctx: &ClusterContext, r: &NodeRow, via: Via) -> ScanRow {
+    let c = candidate_via(ctx, r, via);
     let info = ctx.pool(&c.pool);
-    let reason = if r.internal_ip.is_empty() || r.internal_ip == "<none>" {
+    let reason = if via == Via::Ssh && (r.internal_ip.is_empty() || r.internal_ip == "<none>") {
         Some("the node has no InternalIP to reach over SSH".to_string())
     } else {
         unpatchable_reason(&c, &ctx.az_args)

@@ -1,14 +1,13 @@
-//! The engine's ports for real: the Kubernetes API through kube-rs ([`KubeCluster`]), the
-//! nodes over SSH ([`SshTransport`]), and the Lease lock ([`LockGuard`] as the [`Fence`]).
+//! The engine's ports for real: the Kubernetes API through kube-rs ([`KubeCluster`]) and the
+//! Lease lock ([`LockGuard`] as the [`Fence`]). The nodes' transport (SSH or node-shell pods)
+//! is [`crate::transport::ShellTransport`].
 
 use super::gate;
-use super::ports::{Cluster, DrainStop, Fence, NodeTarget, PortError, Transport};
+use super::ports::{Cluster, DrainStop, Fence, PortError};
 use crate::kube::drain::{self as kdrain, DrainError, DrainEvent, DrainOptions, DrainReport, WorkloadRef};
 use crate::kube::reboot::{RebootError, RebootEvent};
 use crate::kube::{self as k, KubeError, LockGuard, NodeRow};
-use crate::ssh::{self, NodeSession, Probe, SshError, SshOptions};
 use async_trait::async_trait;
-use std::collections::HashMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -134,149 +133,6 @@ impl Fence for LockGuard {
 
     fn auth_failed(&self) -> bool {
         LockGuard::auth_failed(self)
-    }
-}
-
-/// The nodes over SSH: one session per node, kept between calls and dropped on failure.
-pub struct SshTransport {
-    opts: SshOptions,
-    sessions: tokio::sync::Mutex<HashMap<String, NodeSession>>,
-}
-
-impl SshTransport {
-    pub fn new(opts: SshOptions) -> SshTransport {
-        SshTransport {
-            opts,
-            sessions: tokio::sync::Mutex::new(HashMap::new()),
-        }
-    }
-
-    async fn checkout(&self, node: &NodeTarget) -> Result<NodeSession, PortError> {
-        if let Some(s) = self.sessions.lock().await.remove(&node.name) {
-            return Ok(s);
-        }
-        ssh::connect(&self.opts, &node.name, &node.address)
-            .await
-            .map_err(|e| PortError::new(format!("cannot reach node {} over SSH: {e}", node.name)))
-    }
-
-    /// Run `script`, keeping the session for next time when it worked.
-    async fn run(&self, node: &NodeTarget, script: &str, timeout: Duration) -> Result<ssh::CommandOutput, RunError> {
-        let s = self.checkout(node).await.map_err(RunError::Connect)?;
-        match s.run(script, timeout).await {
-            Ok(o) => {
-                self.sessions.lock().await.insert(node.name.clone(), s);
-                Ok(o)
-            }
-            Err(e) => {
-                let _ = s.close().await;
-                Err(RunError::Ssh(e))
-            }
-        }
-    }
-}
-
-enum RunError {
-    Connect(PortError),
-    Ssh(SshError),
-}
-
-impl From<RunError> for PortError {
-    fn from(e: RunError) -> PortError {
-        match e {
-            RunError::Connect(p) => p,
-            RunError::Ssh(e) => PortError::new(e.to_string()),
-        }
-    }
-}
-
-#[async_trait]
-impl Transport for SshTransport {
-    async fn probe(&self, node: &NodeTarget) -> Result<Probe, PortError> {
-        let out = self
-            .run(node, &ssh::probe::probe_script(false, 0), Duration::from_secs(120))
-            .await?;
-        Probe::parse(&out.stdout).map_err(|e| PortError::new(e.to_string()))
-    }
-
-    async fn start_upgrade(&self, node: &NodeTarget, command: &str, run_id: &str) -> Result<(), PortError> {
-        let o = self
-            .run(
-                node,
-                &ssh::remote::start_detached(command, run_id),
-                Duration::from_secs(120),
-            )
-            .await?;
-        if o.success() && o.stdout.contains("started") {
-            Ok(())
-        } else {
-            Err(PortError::new(format!("exit {}: {}", o.exit_code, o.tail(3))))
-        }
-    }
-
-    async fn wait_upgrade(
-        &self,
-        node: &NodeTarget,
-        run_id: &str,
-        max: Duration,
-    ) -> Result<Option<(String, i32)>, PortError> {
-        let o = self
-            .run(
-                node,
-                &ssh::remote::wait_detached(run_id, max.as_secs().max(1)),
-                max + Duration::from_secs(40),
-            )
-            .await?;
-        match ssh::remote::parse_detached(&o.stdout) {
-            Some(done) => Ok(Some(done)),
-            None if o.stdout.contains(ssh::remote::DETACHED_RUNNING_MARK) => Ok(None),
-            None => Err(PortError::new(format!("unexpected output {:?}", o.tail(3)))),
-        }
-    }
-
-    async fn prefetch(&self, node: &NodeTarget, command: &str) -> Result<(), PortError> {
-        let o = self.run(node, command, Duration::from_secs(600)).await?;
-        if o.success() {
-            Ok(())
-        } else {
-            Err(PortError::new(format!("exit {}: {}", o.exit_code, o.tail(3))))
-        }
-    }
-
-    async fn reboot(&self, node: &NodeTarget) -> Result<(), PortError> {
-        // The session kept from the upgrade if its connection is still up (one connection
-        // less on the critical path), else a fresh one: never a dead one, whose failure
-        // would look like the dropped connection a reboot causes.
-        let kept = self.sessions.lock().await.remove(&node.name);
-        if let Some(s) = kept {
-            if s.is_alive().await {
-                self.sessions.lock().await.insert(node.name.clone(), s);
-            } else {
-                let _ = s.close().await;
-            }
-        }
-        let r = self.run(node, &ssh::reboot_command(), Duration::from_secs(60)).await;
-        self.disconnect(node).await;
-        match r {
-            Ok(o) if o.success() => Ok(()),
-            Ok(o) => Err(PortError::new(
-                SshError::Remote {
-                    node: node.name.clone(),
-                    command: "reboot".into(),
-                    exit_code: o.exit_code,
-                    stderr_tail: o.tail(5),
-                }
-                .to_string(),
-            )),
-            Err(RunError::Ssh(SshError::Disconnected { .. })) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    async fn disconnect(&self, node: &NodeTarget) {
-        if let Some(s) = self.sessions.lock().await.remove(&node.name) {
-            let _ = s.close().await;
-        }
     }
 }
 

@@ -61,7 +61,7 @@ pub fn unpatchable_reason(c: &Candidate, cluster_hint: &str) -> Option<String> {
     }
     if c.ssh_disabled {
         return Some(format!(
-            "SSH is disabled on pool {} (securityProfile.sshAccess=Disabled): use a node image upgrade instead",
+            "SSH is disabled on pool {} (securityProfile.sshAccess=Disabled): reach it through the Kubernetes API with --via kube, or use a node image upgrade",
             c.pool
         ));
     }

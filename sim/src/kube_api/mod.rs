@@ -6,6 +6,7 @@
 
 pub mod discovery;
 pub mod eviction;
+pub mod exec;
 pub mod openapi;
 pub mod patch;
 pub mod pods;
@@ -92,10 +93,10 @@ fn negotiate(headers: &HeaderMap, q: &Query) -> Output {
 }
 
 /// Query parameters in order.
-pub struct Query(Vec<(String, String)>);
+pub struct Query(pub(crate) Vec<(String, String)>);
 
 impl Query {
-    fn parse(uri: &axum::http::Uri) -> Result<Query, ApiError> {
+    pub(crate) fn parse(uri: &axum::http::Uri) -> Result<Query, ApiError> {
         axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
             .map(|q| Query(q.0))
             .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))
@@ -192,6 +193,11 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     let Some(id) = identity(&s, &parts.headers) else {
         return ApiError::unauthorized().into_response();
     };
+    if let Some((ns, pod)) = exec::route(&path) {
+        let resp = exec::handle(&s, &id, parts, ns, pod).await;
+        tracing::debug!(path = %path, status = resp.status().as_u16(), "kube api exec");
+        return resp;
+    }
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(e) => {

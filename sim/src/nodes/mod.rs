@@ -247,6 +247,12 @@ impl NodeRuntime {
         self.machine(node).and_then(|m| m.root.as_deref())
     }
 
+    /// The machine is on (its kubelet can serve exec): running or booting.
+    pub fn machine_up(&self, node: &str) -> bool {
+        self.machine(node)
+            .is_some_and(|m| matches!(m.lock().phase, Phase::Running | Phase::Booting))
+    }
+
     /// The bastion as `aks-sim status` shows it (null without one).
     pub fn bastion_status(&self) -> Value {
         let Some(m) = &self.bastion else {

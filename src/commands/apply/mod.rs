@@ -22,7 +22,7 @@ mod input;
 mod view;
 
 use super::context;
-use super::scan::{candidate, scan_nodes, ScanRow};
+use super::scan::{candidate_via, node_timeout, scan_nodes, ScanRow};
 use super::Outcome;
 use crate::cli::{ApplyArgs, OutputFormat};
 use crate::kube::drain as kdrain;
@@ -32,12 +32,13 @@ use crate::rollout::after::{after_rows, left_cordoned};
 use crate::rollout::engine::{enum_text, wait_gate, Engine, EngineConfig, GateStop, RunStop};
 use crate::rollout::gate;
 use crate::rollout::journal::{self, Journal, NodeRecord, NodeState, RunRecord, RunStatus};
-use crate::rollout::live::{KubeCluster, SshTransport};
+use crate::rollout::live::KubeCluster;
 use crate::rollout::plan::{self, Filters, PlanEntry};
 use crate::rollout::preflight;
 use crate::rollout::resume::{resume_options, resume_plan};
 use crate::settings::Settings;
 use crate::ssh::{self, SshFlags, SshOptions};
+use crate::transport::{ShellTransport, Via};
 use input::{
     api_message, check_journal_dir, confirm, drain_options, marked_by, nothing_selected, remember_scans, run_options,
     watch_signals,
@@ -75,6 +76,66 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
     let ssh_opts = SshOptions::from_flags(&SshFlags::from(&args.ssh), &ctx.admin_user, settings)
         .map_err(|e| anyhow::Error::new(output::WithExit::wrap(e, Exit::Usage)))?;
 
+    // How the nodes are reached (--via kube: permissions checked, leftover pods removed).
+    let via = super::via::via(&args.via);
+    let run_id = journal::new_run_id();
+    // The rollout's own permissions are asked in the pre-flight, with the drain plan.
+    let shell = super::via::open(&args.via, &ssh_opts, &ctx, settings, reporter, &run_id, &[]).await?;
+    // Until the rollout's own signal handling starts (before the health gate and the lock),
+    // nothing has changed: Ctrl-C or SIGTERM there stops the run, and the pods still go.
+    let guarded = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(via == Via::Kube));
+    let early_signal = {
+        let guarded = guarded.clone();
+        async move {
+            if !guarded.load(std::sync::atomic::Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+            super::via::interrupted().await;
+            if !guarded.load(std::sync::atomic::Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let work = run_with(
+        args,
+        settings,
+        reporter,
+        ctx,
+        ssh_opts,
+        journal,
+        requested,
+        via,
+        run_id,
+        shell.clone(),
+        guarded.clone(),
+    );
+    let result = tokio::select! {
+        r = work => r,
+        _ = early_signal => Err(Failure::new(
+            Exit::Interrupted,
+            "interrupted before the lock was taken; nothing was changed",
+        )
+        .into()),
+    };
+    // Every exit path: the node-shell pods (or SSH sessions) go.
+    shell.release_all().await;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_with(
+    args: ApplyArgs,
+    settings: &Settings,
+    reporter: &Reporter,
+    ctx: context::ClusterContext,
+    ssh_opts: SshOptions,
+    journal: Journal,
+    requested: journal::RunOptions,
+    via: Via,
+    run_id: String,
+    shell: std::sync::Arc<dyn crate::transport::NodeShell>,
+    early_signals: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<Outcome> {
     // What to patch, in which order, with which options.
     let resumed = if args.resume {
         let prev = journal.latest_unfinished(&ctx.cluster.key)?.ok_or_else(|| {
@@ -143,7 +204,7 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
     let entries = match &resumed {
         Some(prev) => resume_plan(prev, &rows),
         None => {
-            let cands: Vec<_> = rows.iter().map(|r| candidate(&ctx, r)).collect();
+            let cands: Vec<_> = rows.iter().map(|r| candidate_via(&ctx, r, via)).collect();
             let filters = Filters {
                 nodepools: args.nodepool.clone(),
                 nodes: args.nodes.clone(),
@@ -166,7 +227,8 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
         .filter(|r| entries.iter().any(|e| e.name == r.name && e.patch()))
         .cloned()
         .collect();
-    let before = scan_nodes(&ctx, &planned_rows, &ssh_opts, 16, false, reporter).await;
+    let timeout = node_timeout(via, &ssh_opts, &args.via, false);
+    let before = scan_nodes(&ctx, &planned_rows, &*shell, via, timeout, 16, false, reporter).await;
     let before_by_name: BTreeMap<String, ScanRow> = before.iter().map(|r| (r.name.clone(), r.clone())).collect();
     let plan_value = plan_value(&entries, &before_by_name, &rows);
     reporter.info(&format!(
@@ -205,7 +267,10 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
                 r.error.as_deref().unwrap_or("")
             ),
         )
-        .hint("fix SSH to that node, or leave it out with --nodes / --nodepool / --selector, then run again")
+        .hint(match via {
+            Via::Ssh => "fix SSH to that node (or reach it through the Kubernetes API with --via kube), or leave it out with --nodes / --nodepool / --selector, then run again",
+            Via::Kube => "check the node-shell pod's namespace, image and the node (kubectl describe pod), or leave the node out with --nodes / --nodepool / --selector, then run again",
+        })
         .into());
     }
 
@@ -299,6 +364,7 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
     let cancel = CancellationToken::new();
     let abandon = CancellationToken::new();
     let signals = tokio::spawn(watch_signals(cancel.clone(), abandon.clone(), reporter.clone()));
+    early_signals.store(false, std::sync::atomic::Ordering::SeqCst);
 
     // The health gate before the lock: nothing else may be out.
     let gate_wait = Duration::from_secs(args.health_wait);
@@ -342,7 +408,6 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
     }
 
     // The cluster-wide lock, held (and renewed) for the whole run.
-    let run_id = journal::new_run_id();
     let holder = HolderInfo::current(settings, &run_id);
     let guard = match k::Lock::acquire(&ctx.client, holder.clone(), LOCK_DURATION, args.force_unlock).await {
         Ok(g) => g,
@@ -421,7 +486,7 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
         return Err(anyhow::Error::new(e).context("cannot write the run record; nothing was changed"));
     }
 
-    let transport = SshTransport::new(ssh_opts.clone());
+    let transport = ShellTransport::new(shell.clone());
     let cfg = EngineConfig::new(options.clone(), drain_opts, run_id.clone(), gate_wait);
     let mut engine = Engine::new(
         &cluster,

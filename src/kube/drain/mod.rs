@@ -124,6 +124,8 @@ pub enum SkipReason {
         since: Option<DateTime<Utc>>,
         waited_for: bool,
     },
+    /// aks-patch's own node-shell pod (`--via kube`): aks-patch deletes it itself.
+    NodeShell,
 }
 
 impl fmt::Display for SkipReason {
@@ -133,6 +135,7 @@ impl fmt::Display for SkipReason {
             SkipReason::DaemonSet { daemonset } => write!(f, "managed by DaemonSet {daemonset}"),
             SkipReason::Terminating { waited_for: true, .. } => write!(f, "already terminating (waited for)"),
             SkipReason::Terminating { .. } => write!(f, "terminating for too long (not waited for)"),
+            SkipReason::NodeShell => write!(f, "aks-patch's own node-shell pod (deleted by aks-patch)"),
         }
     }
 }
@@ -911,6 +914,27 @@ mod tests {
     fn replicated_pods_are_evicted() {
         let p = owned(pod("rs"), "ReplicaSet", "rs-1");
         assert_eq!(d(&p, &opts(false, false), true), PodDecision::Evict { warning: None });
+    }
+
+    #[test]
+    fn aks_patch_node_shell_pods_are_left_to_aks_patch() {
+        // A bare pod: refused without --force, unless it is aks-patch's own node-shell pod.
+        let mut p = pod("aks-patch-shell-x1y2z");
+        assert!(matches!(d(&p, &opts(false, false), true), PodDecision::Refuse(_)));
+        p.metadata.labels = Some(
+            [
+                ("app.kubernetes.io/managed-by".to_string(), "aks-patch".to_string()),
+                ("aks-patch.io/run".to_string(), "20261202T010000Z-00ff".to_string()),
+            ]
+            .into(),
+        );
+        assert_eq!(
+            d(&p, &opts(false, false), true),
+            PodDecision::Skip(SkipReason::NodeShell)
+        );
+        // The managed-by label alone (another aks-patch pod) is not enough.
+        p.metadata.labels.as_mut().unwrap().remove("aks-patch.io/run");
+        assert!(matches!(d(&p, &opts(false, false), true), PodDecision::Refuse(_)));
     }
 
     #[test]

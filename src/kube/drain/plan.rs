@@ -59,6 +59,10 @@ pub(crate) fn decide(
     now: DateTime<Utc>,
     daemonset_exists: impl FnOnce(&str) -> bool,
 ) -> PodDecision {
+    // aks-patch's own node-shell pod (--via kube) is never evicted: aks-patch deletes it.
+    if crate::transport::kube::is_node_shell(pod) {
+        return PodDecision::Skip(SkipReason::NodeShell);
+    }
     // Already terminating: not evicted again; waited for unless it is stuck.
     if let Some(ts) = &pod.metadata.deletion_timestamp {
         let since = super::super::time::time(ts);

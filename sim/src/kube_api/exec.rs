@@ -1,0 +1,543 @@
+//! `pods/exec` over WebSocket, as kube-apiserver and the kubelet serve it together:
+//! subprotocols `v5.channel.k8s.io` and `v4.channel.k8s.io`, binary frames whose first byte is
+//! the stream (0 stdin, 1 stdout, 2 stderr, 3 error/status, 4 resize; v5: 255 close, `[255, 0]`
+//! closes stdin), the exit status as a `metav1.Status` on stream 3.
+//!
+//! What runs: the pod sits on its node (`spec.nodeName`), so its processes live in that node's
+//! root. `nsenter -t 1 ...` in a privileged `hostPID` pod lands in the node's root as root, as it
+//! does on a node; in any other pod it fails with `Operation not permitted`. Any other command
+//! runs in a small busybox container root on the node. A reboot of the node kills what runs
+//! there, which cuts the stream without a status, as a real reboot does.
+
+use super::pods;
+use super::status::ApiError;
+use super::Query;
+use crate::events::kinds;
+use crate::rbac;
+use crate::store::PODS;
+use crate::Shared;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::Method;
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub const V5: &str = "v5.channel.k8s.io";
+pub const V4: &str = "v4.channel.k8s.io";
+
+const STDIN: u8 = 0;
+const STDOUT: u8 = 1;
+const STDERR: u8 = 2;
+const ERROR: u8 = 3;
+const CLOSE: u8 = 255;
+
+/// `(namespace, pod)` when the path is a pod's `exec` subresource.
+pub fn route(path: &str) -> Option<(String, String)> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["api", "v1", "namespaces", ns, "pods", pod, "exec"] => Some((ns.to_string(), pod.to_string())),
+        _ => None,
+    }
+}
+
+/// What the request asks to run.
+struct ExecRequest {
+    command: Vec<String>,
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+}
+
+/// Serve one exec request: authorize, check the pod, upgrade, run.
+pub async fn handle(s: &Arc<Shared>, id: &rbac::Identity, mut parts: Parts, ns: String, pod: String) -> Response {
+    match prepare(s, id, &parts, &ns, &pod) {
+        Err(e) => e.into_response(),
+        Ok((req, root, privileged)) => {
+            let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+                Ok(ws) => ws,
+                Err(_) => {
+                    return ApiError::bad_request(
+                        "Upgrade request required: aks-sim serves pods/exec over WebSocket (v5.channel.k8s.io, v4.channel.k8s.io) only",
+                    )
+                    .into_response()
+                }
+            };
+            let ws = ws.protocols([V5, V4]);
+            let v5 = ws.selected_protocol().is_some_and(|p| p.as_bytes() == V5.as_bytes());
+            if ws.selected_protocol().is_none() {
+                return ApiError::bad_request(format!(
+                    "none of the requested WebSocket subprotocols is supported: want {V5} or {V4}"
+                ))
+                .into_response();
+            }
+            let node = root.node.clone();
+            s.events.record(
+                kinds::POD_EXEC,
+                Some(&node),
+                Some(&format!("{ns}/{pod}")),
+                req.command.join(" "),
+            );
+            ws.on_upgrade(move |socket| run(socket, req, root, privileged, v5))
+        }
+    }
+}
+
+/// Where the command runs.
+struct Place {
+    node: String,
+    /// The node's root directory.
+    root: PathBuf,
+}
+
+fn prepare(
+    s: &Arc<Shared>,
+    id: &rbac::Identity,
+    parts: &Parts,
+    ns: &str,
+    pod: &str,
+) -> Result<(ExecRequest, Place, bool), ApiError> {
+    // WebSocket exec is a GET, and kube-apiserver also checks `create` on it (KEP-4006).
+    let mut verbs = vec![if parts.method == Method::GET { "get" } else { "create" }];
+    if parts.method == Method::GET {
+        verbs.push("create");
+    }
+    for verb in verbs {
+        let a = rbac::Attributes {
+            verb: verb.into(),
+            resource: Some(rbac::ResourceAttrs {
+                group: String::new(),
+                resource: "pods".into(),
+                subresource: "exec".into(),
+                namespace: ns.to_string(),
+                name: pod.to_string(),
+            }),
+            path: String::new(),
+        };
+        if !rbac::authorize(id, &a).0 {
+            return Err(ApiError::new(403, "Forbidden", rbac::forbidden_message(id, &a))
+                .with_details(rbac::forbidden_details(&a)));
+        }
+    }
+    if s.faults.exec_refused() {
+        return Err(ApiError::new(
+            403,
+            "Forbidden",
+            format!(
+                "pods \"{pod}\" is forbidden: exec into pods is denied by the admission policy deny-exec (aks-sim fault exec-refused)"
+            ),
+        )
+        .with_details(json!({"name": pod, "kind": "pods"})));
+    }
+    if parts.method != Method::GET && parts.method != Method::POST {
+        return Err(ApiError::method_not_allowed(parts.method.as_str()));
+    }
+    let q = Query::parse(&parts.uri)?;
+    let command: Vec<String> =
+        q.0.iter()
+            .filter(|(k, _)| k == "command")
+            .map(|(_, v)| v.clone())
+            .collect();
+    if command.is_empty() {
+        return Err(ApiError::bad_request("you must specify at least 1 command"));
+    }
+    let flag = |k: &str| matches!(q.get(k), Some("true") | Some("1"));
+    let obj = s
+        .store
+        .get(PODS, Some(ns), pod)
+        .ok_or_else(|| ApiError::not_found(&PODS, pod))?;
+    let names: Vec<String> = obj["spec"]["containers"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let container = match q.get("container").filter(|c| !c.is_empty()) {
+        Some(c) if names.iter().any(|n| n == c) => c.to_string(),
+        Some(c) => {
+            return Err(ApiError::bad_request(format!(
+                "container {c} is not valid for pod {pod}"
+            )))
+        }
+        None if names.len() == 1 => names[0].clone(),
+        None => {
+            return Err(ApiError::bad_request(format!(
+                "a container name must be specified for pod {pod}, choose one of: [{}]",
+                names.join(" ")
+            )))
+        }
+    };
+    let phase = pods::phase(&obj);
+    if matches!(phase, "Succeeded" | "Failed") {
+        return Err(ApiError::bad_request(format!(
+            "cannot exec into a container in a completed pod; current phase is {phase}"
+        )));
+    }
+    let Some(node) = pods::node_name(&obj) else {
+        return Err(ApiError::bad_request(format!(
+            "pod {pod} does not have a host assigned"
+        )));
+    };
+    let cstatus = obj["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == container.as_str()).cloned());
+    let running = cstatus.as_ref().is_some_and(|c| c["state"]["running"].is_object());
+    if !running {
+        let reason = cstatus
+            .as_ref()
+            .and_then(|c| c["state"]["waiting"]["reason"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "ContainerCreating".into());
+        return Err(ApiError::bad_request(format!(
+            "container {container} in pod {pod} is waiting to start: {reason}"
+        )));
+    }
+    let root = s
+        .node_runtime
+        .get()
+        .and_then(|rt| rt.node_root(node))
+        .map(Path::to_path_buf)
+        .ok_or_else(|| {
+            ApiError::new(
+                500,
+                "InternalError",
+                format!(
+                    "error dialing backend: node {node} has no kubelet that serves exec in aks-sim (not a Linux node)"
+                ),
+            )
+        })?;
+    if !s.node_runtime.get().is_some_and(|rt| rt.machine_up(node)) {
+        // The kubelet is down with its machine: the API server cannot reach it.
+        let ip = obj["status"]["hostIP"].as_str().unwrap_or("").to_string();
+        return Err(ApiError::new(
+            500,
+            "InternalError",
+            format!("error dialing backend: dial tcp {ip}:10250: connect: no route to host"),
+        ));
+    }
+    let spec = &obj["spec"];
+    let privileged = spec["hostPID"].as_bool() == Some(true)
+        && spec["containers"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["name"] == container.as_str() && c["securityContext"]["privileged"].as_bool() == Some(true))
+        });
+    Ok((
+        ExecRequest {
+            command,
+            stdin: flag("stdin"),
+            stdout: flag("stdout"),
+            stderr: flag("stderr"),
+        },
+        Place {
+            node: node.to_string(),
+            root,
+        },
+        privileged,
+    ))
+}
+
+/// What nsenter was asked for: the target pid and the command after the options.
+fn parse_nsenter(args: &[String]) -> Result<(String, Vec<String>), String> {
+    let mut target = None;
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        match a {
+            "--" => {
+                i += 1;
+                break;
+            }
+            "-t" | "--target" => {
+                target = args.get(i + 1).cloned();
+                i += 2;
+                continue;
+            }
+            _ if a.starts_with("--target=") => target = Some(a["--target=".len()..].to_string()),
+            _ if a.starts_with("-t") && a.len() > 2 && !a.starts_with("--") => target = Some(a[2..].to_string()),
+            "-m" | "-u" | "-i" | "-n" | "-p" | "-a" | "-U" | "-C" | "--mount" | "--uts" | "--ipc" | "--net"
+            | "--pid" | "--all" | "--user" | "--cgroup" | "-F" | "--no-fork" => {}
+            _ if a.starts_with('-') && !a.starts_with("--") && a[1..].chars().all(|c| "muinpaUCF".contains(c)) => {}
+            _ if a.starts_with('-') => return Err(format!("nsenter: unrecognized option '{a}'")),
+            _ => break,
+        }
+        i += 1;
+    }
+    let target = target.ok_or("nsenter: neither filename nor target pid supplied for ns/mnt")?;
+    let rest = args[i..].to_vec();
+    Ok((target, if rest.is_empty() { vec!["/bin/sh".into()] } else { rest }))
+}
+
+/// The busybox root a pod's own container runs in on this node (made on first use).
+fn container_root(node_root: &Path) -> std::io::Result<PathBuf> {
+    let dir = node_root.join("var/lib/aks-sim/container");
+    if dir.join("bin/sh").exists() {
+        return Ok(dir);
+    }
+    for d in ["bin", "tmp", "proc", "etc"] {
+        std::fs::create_dir_all(dir.join(d))?;
+    }
+    let bb = dir.join("bin/busybox");
+    if !bb.exists() {
+        std::fs::hard_link(node_root.join("bin/busybox"), &bb)
+            .or_else(|_| std::fs::copy(node_root.join("bin/busybox"), &bb).map(|_| ()))?;
+    }
+    let st = std::process::Command::new("/usr/sbin/chroot")
+        .arg(&dir)
+        .args(["/bin/busybox", "--install", "-s", "/bin"])
+        .status()?;
+    if !st.success() {
+        return Err(std::io::Error::other("busybox --install failed"));
+    }
+    Ok(dir)
+}
+
+/// The command line as the kubelet words it in its exit status.
+fn status_for(command: &[String], code: i32) -> Value {
+    if code == 0 {
+        return json!({"metadata": {}, "status": "Success"});
+    }
+    json!({
+        "metadata": {},
+        "status": "Failure",
+        "message": format!("command terminated with non-zero exit code: error executing command [{}], exit code {code}", command.join(" ")),
+        "reason": "NonZeroExitCode",
+        "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]},
+    })
+}
+
+fn frame(channel: u8, data: &[u8]) -> Message {
+    let mut v = Vec::with_capacity(data.len() + 1);
+    v.push(channel);
+    v.extend_from_slice(data);
+    Message::Binary(v.into())
+}
+
+async fn run(socket: WebSocket, req: ExecRequest, place: Place, privileged: bool, v5: bool) {
+    let (mut tx, mut rx) = socket.split();
+    // What to run, where.
+    let mut argv = req.command.clone();
+    let root = if argv[0] == "nsenter" || argv[0].ends_with("/nsenter") {
+        match parse_nsenter(&argv[1..]) {
+            Ok((target, rest)) if privileged && target == "1" => {
+                argv = rest;
+                Some(place.root.clone())
+            }
+            Ok((target, _)) if privileged => {
+                let msg = format!("nsenter: cannot open /proc/{target}/ns/ipc: No such file or directory\n");
+                finish_early(&mut tx, &req, msg, 1).await;
+                return;
+            }
+            Ok(_) => {
+                let msg = "nsenter: reassociate to namespace 'ns/ipc' failed: Operation not permitted\n".to_string();
+                finish_early(&mut tx, &req, msg, 1).await;
+                return;
+            }
+            Err(msg) => {
+                finish_early(&mut tx, &req, format!("{msg}\n"), 1).await;
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    let root = match root {
+        Some(r) => r,
+        None => match container_root(&place.root) {
+            Ok(r) => r,
+            Err(e) => {
+                let st = json!({"metadata": {}, "status": "Failure", "reason": "InternalError",
+                    "message": format!("Internal error occurred: error executing command in container: {e}")});
+                let _ = tx.send(frame(ERROR, st.to_string().as_bytes())).await;
+                let _ = tx.close().await;
+                return;
+            }
+        },
+    };
+    let mut cmd = tokio::process::Command::new("/usr/sbin/chroot");
+    cmd.arg(&root)
+        .args(&argv)
+        .env_clear()
+        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", "/root")
+        .env("HOSTNAME", &place.node)
+        .current_dir("/")
+        .stdin(if req.stdin { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let st = json!({"metadata": {}, "status": "Failure", "reason": "InternalError",
+                "message": format!("Internal error occurred: error executing command in container: {e}")});
+            let _ = tx.send(frame(ERROR, st.to_string().as_bytes())).await;
+            let _ = tx.close().await;
+            return;
+        }
+    };
+    let pid = child.id().unwrap_or(0) as i32;
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<(u8, Vec<u8>)>(16);
+    let pump = |mut r: Box<dyn tokio::io::AsyncRead + Unpin + Send>, ch: u8, keep: bool| {
+        let out_tx = out_tx.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match r.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) if keep => {
+                        if out_tx.send((ch, buf[..n].to_vec())).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                }
+            }
+        })
+    };
+    let out_task = child.stdout.take().map(|o| pump(Box::new(o), STDOUT, req.stdout));
+    let err_task = child.stderr.take().map(|e| pump(Box::new(e), STDERR, req.stderr));
+    drop(out_tx);
+    let mut stdin = child.stdin.take();
+    // The client's frames: stdin, its close, resize; the client going away ends the process.
+    let (gone_tx, mut gone_rx) = tokio::sync::oneshot::channel::<()>();
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(msg)) = rx.next().await {
+            match msg {
+                Message::Binary(b) if !b.is_empty() => match b[0] {
+                    STDIN => {
+                        if let Some(w) = stdin.as_mut() {
+                            if w.write_all(&b[1..]).await.is_err() {
+                                stdin = None;
+                            }
+                        }
+                    }
+                    CLOSE if v5 && b.get(1) == Some(&STDIN) => stdin = None,
+                    _ => {}
+                },
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        let _ = gone_tx.send(());
+    });
+    let mut client_gone = false;
+    loop {
+        tokio::select! {
+            m = out_rx.recv() => match m {
+                Some((ch, data)) => {
+                    if tx.send(frame(ch, &data)).await.is_err() {
+                        client_gone = true;
+                        break;
+                    }
+                }
+                None => break,
+            },
+            _ = &mut gone_rx, if !client_gone => {
+                client_gone = true;
+                break;
+            }
+        }
+    }
+    if client_gone {
+        // SAFETY: signalling the process group of a child we started.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        let _ = child.wait().await;
+        reader.abort();
+        return;
+    }
+    for t in [out_task, err_task].into_iter().flatten() {
+        let _ = t.await;
+    }
+    let status = child.wait().await;
+    reader.abort();
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Ok(st) if st.signal().is_some() => {
+            // Killed with the node (a reboot): the stream ends without an exit status, as
+            // the API server ends it when the kubelet's side breaks.
+            let _ = tx
+                .send(Message::Close(Some(CloseFrame {
+                    code: 1000,
+                    reason: "".into(),
+                })))
+                .await;
+        }
+        Ok(st) => {
+            let code = st.code().unwrap_or(1);
+            let _ = tx
+                .send(frame(ERROR, status_for(&req.command, code).to_string().as_bytes()))
+                .await;
+            let _ = tx
+                .send(Message::Close(Some(CloseFrame {
+                    code: 1000,
+                    reason: "".into(),
+                })))
+                .await;
+        }
+        Err(_) => drop(tx),
+    }
+}
+
+/// The command fails before it starts (nsenter refused): its message on stderr, then the status.
+async fn finish_early<S>(tx: &mut S, req: &ExecRequest, stderr: String, code: i32)
+where
+    S: futures::Sink<Message> + Unpin,
+{
+    if req.stderr {
+        let _ = tx.send(frame(STDERR, stderr.as_bytes())).await;
+    }
+    let _ = tx
+        .send(frame(ERROR, status_for(&req.command, code).to_string().as_bytes()))
+        .await;
+    let _ = tx
+        .send(Message::Close(Some(CloseFrame {
+            code: 1000,
+            reason: "".into(),
+        })))
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn nsenter_options_then_the_command() {
+        let (t, rest) = parse_nsenter(&v(&["-t", "1", "-m", "-u", "-i", "-n", "-p", "--", "sh", "-c", "id"])).unwrap();
+        assert_eq!((t.as_str(), rest), ("1", v(&["sh", "-c", "id"])));
+        let (t, rest) = parse_nsenter(&v(&["--target=1", "--mount", "--pid", "uname", "-r"])).unwrap();
+        assert_eq!((t.as_str(), rest), ("1", v(&["uname", "-r"])));
+        let (_, rest) = parse_nsenter(&v(&["-t1", "-mu"])).unwrap();
+        assert_eq!(rest, v(&["/bin/sh"]));
+        assert!(parse_nsenter(&v(&["-m", "--", "sh"])).is_err());
+        assert!(parse_nsenter(&v(&["--bogus", "sh"])).is_err());
+    }
+
+    #[test]
+    fn exit_status_as_the_kubelet_sends_it() {
+        assert_eq!(status_for(&v(&["true"]), 0)["status"], "Success");
+        let st = status_for(&v(&["sh", "-c", "exit 3"]), 3);
+        assert_eq!(st["reason"], "NonZeroExitCode");
+        assert_eq!(st["details"]["causes"][0]["message"], "3");
+    }
+
+    #[test]
+    fn only_the_exec_subresource_is_routed() {
+        assert_eq!(
+            route("/api/v1/namespaces/kube-system/pods/p/exec"),
+            Some(("kube-system".into(), "p".into()))
+        );
+        assert_eq!(route("/api/v1/namespaces/kube-system/pods/p/log"), None);
+    }
+}

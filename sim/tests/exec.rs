@@ -1,0 +1,366 @@
+//! Issue 10: `pods/exec` over WebSocket (v5 and v4), node-shell pods pinned with `nodeName`,
+//! nsenter into the node's root, reboots cutting the stream, and the faults around it, proven
+//! with kubectl 1.32 (WebSocket v5), kube-rs (`ws`) and the official Python client's `stream()`.
+
+mod common;
+use aks_sim::{Fault, Scenario, Sim, SimConfig};
+use common::{api_status, client, eventually};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, AttachParams, PostParams};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+
+const NS: &str = "kube-system";
+
+struct Env {
+    sim: Sim,
+    client: kube::Client,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    async fn start() -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sim = Sim::start(SimConfig::new(dir.path().join("state"), Scenario::default_scenario()))
+            .await
+            .expect("aks-sim starts");
+        let client = client(sim.state_dir()).await;
+        Env { sim, client, dir }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.sim.state_dir().to_path_buf()
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), NS)
+    }
+
+    async fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+        let mut cmd = tokio::process::Command::new("kubectl");
+        cmd.args(args)
+            .arg(format!("--cache-dir={}", self.dir.path().join("kube-cache").display()))
+            .arg("--request-timeout=30s")
+            .env("KUBECONFIG", self.state().join("kubeconfig"))
+            .env("HOME", self.dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("kubectl runs");
+        {
+            use tokio::io::AsyncWriteExt;
+            let mut w = child.stdin.take().unwrap();
+            if let Some(s) = stdin {
+                w.write_all(s.as_bytes()).await.unwrap();
+            }
+        }
+        let out = child.wait_with_output().await.unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The first Linux node and its bootID.
+    async fn linux_node(&self) -> (String, String) {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let n = nodes
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .find(|n| {
+                n.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("kubernetes.io/os"))
+                    .map(String::as_str)
+                    == Some("linux")
+            })
+            .expect("a Linux node");
+        let boot = n.status.unwrap().node_info.unwrap().boot_id;
+        (n.metadata.name.unwrap(), boot)
+    }
+
+    async fn boot_id(&self, node: &str) -> String {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        nodes
+            .get(node)
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .node_info
+            .unwrap()
+            .boot_id
+    }
+
+    /// Create a pod on `node` and wait until it is Running (or, with `running: false`, only create it).
+    async fn shell_pod(&self, name: &str, node: &str, privileged: bool, image: &str, running: bool) {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "aks-patch"}},
+            "spec": {
+                "nodeName": node,
+                "hostPID": privileged, "hostNetwork": privileged, "hostIPC": privileged,
+                "restartPolicy": "Never",
+                "tolerations": [{"operator": "Exists"}],
+                "containers": [{"name": "shell", "image": image, "command": ["sleep", "infinity"],
+                                "securityContext": {"privileged": privileged}}],
+            }
+        }))
+        .unwrap();
+        self.pods()
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("pod created");
+        if running {
+            let pods = self.pods();
+            eventually("the pod Running", Duration::from_secs(20), || {
+                let pods = pods.clone();
+                async move {
+                    let p = pods.get(name).await.ok()?;
+                    (p.status?.phase.as_deref() == Some("Running")).then_some(())
+                }
+            })
+            .await;
+        }
+    }
+}
+
+const IMAGE: &str = "mcr.microsoft.com/azurelinux/busybox:1.36";
+const NSENTER: &[&str] = &["nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p", "--"];
+
+fn argv(script: &str) -> Vec<String> {
+    let mut v: Vec<String> = NSENTER.iter().map(|s| s.to_string()).collect();
+    v.extend(["sh".into(), "-c".into(), script.to_string()]);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue10_kubectl_exec_nsenter_lands_in_the_node_as_root() {
+    let env = Env::start().await;
+    let (node, boot) = env.linux_node().await;
+    env.shell_pod("node-shell", &node, true, IMAGE, true).await;
+    // kubectl 1.32 speaks WebSocket v5: stdout, the exit code, stdin and its close.
+    let mut args = vec!["exec", "-n", NS, "node-shell", "--"];
+    args.extend_from_slice(NSENTER);
+    args.extend([
+        "sh",
+        "-c",
+        "id -u; hostname; cat /proc/sys/kernel/random/boot_id; echo oops >&2",
+    ]);
+    let (code, out, err) = env.kubectl(&args, None).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, ["0", node.as_str(), boot.as_str()], "{out}");
+    assert!(err.contains("oops"), "stderr is its own stream: {err}");
+    let mut args = vec!["exec", "-n", NS, "node-shell", "--"];
+    args.extend_from_slice(NSENTER);
+    args.extend(["sh", "-c", "exit 7"]);
+    let (code, _, err) = env.kubectl(&args, None).await;
+    assert_eq!(code, 7, "the exit code comes back through the status channel: {err}");
+    let mut args = vec!["exec", "-i", "-n", NS, "node-shell", "--"];
+    args.extend_from_slice(NSENTER);
+    args.extend(["sh", "-c", "tr a-z A-Z"]);
+    let (code, out, err) = env.kubectl(&args, Some("hello node\n")).await;
+    assert_eq!((code, out.as_str()), (0, "HELLO NODE\n"), "{err}");
+    // Files written there are the node's: SSH sees the same root.
+    let root = env
+        .sim
+        .shared
+        .node_runtime
+        .get()
+        .unwrap()
+        .node_root(&node)
+        .unwrap()
+        .to_path_buf();
+    let mut args = vec!["exec", "-n", NS, "node-shell", "--"];
+    args.extend_from_slice(NSENTER);
+    args.extend(["sh", "-c", "echo from-exec > /tmp/exec-proof"]);
+    assert_eq!(env.kubectl(&args, None).await.0, 0);
+    assert_eq!(
+        std::fs::read_to_string(root.join("tmp/exec-proof")).unwrap(),
+        "from-exec\n"
+    );
+    // A plain command runs in the pod's own container, not on the node.
+    let (code, out, err) = env
+        .kubectl(
+            &[
+                "exec",
+                "-n",
+                NS,
+                "node-shell",
+                "--",
+                "sh",
+                "-c",
+                "test -e /etc/hostname || echo container",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!((code, out.trim()), (0, "container"), "{err}");
+    assert!(env
+        .sim
+        .events()
+        .iter()
+        .any(|e| e.kind == "pod-exec" && e.node.as_deref() == Some(node.as_str())));
+
+    // In an unprivileged pod nsenter is refused, as on a node.
+    env.shell_pod("plain", &node, false, IMAGE, true).await;
+    let mut args = vec!["exec", "-n", NS, "plain", "--"];
+    args.extend_from_slice(NSENTER);
+    args.extend(["sh", "-c", "id -u"]);
+    let (code, out, err) = env.kubectl(&args, None).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("Operation not permitted"), "{err}");
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue10_kube_rs_exec_exit_code_and_a_reboot_cuts_the_stream() {
+    let env = Env::start().await;
+    let (node, boot) = env.linux_node().await;
+    env.shell_pod("node-shell", &node, true, IMAGE, true).await;
+    // kube-rs offers v5 then v4 (the Python client below offers v4 only).
+    let mut p = env
+        .pods()
+        .exec(
+            "node-shell",
+            argv("uname -r; exit 3"),
+            &AttachParams::default().stderr(true),
+        )
+        .await
+        .expect("exec starts");
+    let mut out = String::new();
+    p.stdout().unwrap().read_to_string(&mut out).await.unwrap();
+    let status = p.take_status().unwrap().await.expect("a status");
+    assert_eq!(status.reason.as_deref(), Some("NonZeroExitCode"));
+    let code = status.details.unwrap().causes.unwrap()[0].message.clone();
+    assert_eq!(code.as_deref(), Some("3"));
+    assert!(out.trim().ends_with("-azure"), "{out}");
+
+    // A reboot through the pod cuts the stream: no status; the node comes back with a new
+    // bootID and the restartPolicy: Never pod is left Failed.
+    let mut p = env
+        .pods()
+        .exec(
+            "node-shell",
+            argv("echo going; reboot"),
+            &AttachParams::default().stderr(true),
+        )
+        .await
+        .expect("exec starts");
+    let mut out = String::new();
+    let status = p.take_status().unwrap();
+    tokio::time::timeout(Duration::from_secs(30), p.stdout().unwrap().read_to_string(&mut out))
+        .await
+        .expect("the stream ends with the reboot")
+        .unwrap();
+    assert_eq!(out, "going\n");
+    assert!(
+        status.await.is_none(),
+        "a reboot ends the stream without an exit status"
+    );
+    let pods = env.pods();
+    eventually(
+        "the node-shell pod Failed after the reboot",
+        Duration::from_secs(60),
+        || {
+            let pods = pods.clone();
+            async move {
+                let p = pods.get("node-shell").await.ok()?;
+                (p.status?.phase.as_deref() == Some("Failed")).then_some(())
+            }
+        },
+    )
+    .await;
+    assert_ne!(env.boot_id(&node).await, boot);
+    let st = api_status(
+        env.pods()
+            .exec("node-shell", argv("true"), &AttachParams::default())
+            .await
+            .err()
+            .expect("exec into a Failed pod is refused"),
+    );
+    assert!(st.message.contains("completed pod"), "{st:?}");
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue10_image_pull_failure_and_exec_refused() {
+    let env = Env::start().await;
+    let (node, _) = env.linux_node().await;
+    env.sim
+        .fault(Fault::ImagePullFailure {
+            image: "registry.invalid/nope:1".into(),
+        })
+        .unwrap();
+    env.shell_pod("no-image", &node, true, "registry.invalid/nope:1", false)
+        .await;
+    let pods = env.pods();
+    let reason = eventually("ImagePullBackOff", Duration::from_secs(20), || {
+        let pods = pods.clone();
+        async move {
+            let p = pods.get("no-image").await.ok()?;
+            let st = p.status?;
+            let r = st.container_statuses?[0].state.clone()?.waiting?.reason?;
+            (r == "ImagePullBackOff").then_some((st.phase, r))
+        }
+    })
+    .await;
+    assert_eq!(reason.0.as_deref(), Some("Pending"));
+    let (code, _, err) = env.kubectl(&["exec", "-n", NS, "no-image", "--", "true"], None).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("is waiting to start: ImagePullBackOff"), "{err}");
+
+    env.shell_pod("node-shell", &node, true, IMAGE, true).await;
+    env.sim.fault(Fault::ExecRefused).unwrap();
+    let mut args = vec!["exec", "-n", NS, "node-shell", "--"];
+    args.extend_from_slice(NSENTER);
+    args.extend(["true"]);
+    let (code, _, err) = env.kubectl(&args, None).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("Forbidden") || err.contains("forbidden"), "{err}");
+    env.sim.fault(Fault::Clear).unwrap();
+    assert_eq!(env.kubectl(&args, None).await.0, 0);
+    env.sim.shutdown().await;
+}
+
+/// The official Python client's `stream()` (WebSocket v4) against aks-sim, unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue10_python_client_stream_exec() {
+    let env = Env::start().await;
+    let (node, boot) = env.linux_node().await;
+    env.shell_pod("node-shell", &node, true, IMAGE, true).await;
+    let script = r#"
+import sys, json
+from kubernetes import client, config
+from kubernetes.stream import stream
+config.load_kube_config(config_file=sys.argv[1])
+api = client.CoreV1Api()
+cmd = ["nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p", "--", "sh", "-c",
+       "cat /proc/sys/kernel/random/boot_id; echo err >&2; exit 4"]
+r = stream(api.connect_get_namespaced_pod_exec, "node-shell", "kube-system", command=cmd,
+           stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
+r.run_forever(timeout=20)
+print(json.dumps({"out": r.read_stdout(), "err": r.read_stderr(), "code": r.returncode}))
+"#;
+    let out = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(env.state().join("kubeconfig"))
+        .output()
+        .await
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["out"].as_str().unwrap().trim(), boot);
+    assert_eq!(v["err"].as_str().unwrap().trim(), "err");
+    assert_eq!(v["code"], 4);
+    env.sim.shutdown().await;
+}

@@ -1,0 +1,262 @@
+//! How aks-patch reaches a node: one small interface ([`NodeShell`]: run a script on a node
+//! with a timeout, forget the node) and two implementations, SSH ([`ssh::SshShell`]) and the
+//! Kubernetes API ([`kube::KubeShell`]: a node-shell pod per node, `pods/exec` over WebSocket,
+//! `nsenter` into the host). The remote scripts stay in `crate::ssh::{probe, remote}`: both
+//! transports run the same ones. [`ShellTransport`] is the rollout engine's
+//! [`Transport`](crate::rollout::ports::Transport) over any shell, and [`probe_all`] is scan's
+//! fan-out.
+
+pub mod kube;
+pub mod ssh;
+
+use crate::output::Reporter;
+use crate::rollout::ports::{NodeTarget, PortError, Transport};
+use crate::ssh::probe::{probe_script, Probe};
+use crate::ssh::{remote, CommandOutput};
+use async_trait::async_trait;
+use futures::stream::{self, StreamExt};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which transport reaches the nodes (`--via`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Via {
+    /// SSH to each node's InternalIP (the default).
+    #[default]
+    Ssh,
+    /// A node-shell pod per node, through the Kubernetes API (pods/exec).
+    Kube,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Ssh => "ssh",
+            Via::Kube => "kube",
+        }
+    }
+}
+
+/// A failure of a transport.
+#[derive(Debug, thiserror::Error)]
+pub enum ShellError {
+    #[error(transparent)]
+    Ssh(#[from] crate::ssh::SshError),
+    #[error(transparent)]
+    Kube(#[from] kube::NodeShellError),
+}
+
+impl ShellError {
+    /// The connection dropped (expected while a node reboots).
+    pub fn disconnected(&self) -> bool {
+        match self {
+            ShellError::Ssh(crate::ssh::SshError::Disconnected { .. }) => true,
+            ShellError::Kube(e) => e.disconnected(),
+            _ => false,
+        }
+    }
+
+    /// The credentials were refused (exit 4).
+    pub fn auth(&self) -> bool {
+        matches!(self, ShellError::Kube(e) if e.auth())
+    }
+}
+
+/// Run scripts on nodes.
+#[async_trait]
+pub trait NodeShell: Send + Sync {
+    /// Run `script` with `sh` on the node (as root: the scripts use `sudo`, which root has),
+    /// at most `timeout`.
+    async fn run(&self, node: &NodeTarget, script: &str, timeout: Duration) -> Result<CommandOutput, ShellError>;
+    /// Forget what reaches the node (close the SSH session, delete the node-shell pod).
+    async fn release(&self, node: &NodeTarget);
+    /// Before a reboot: keep the connection to the node only if it is provably up (one
+    /// connection less on the critical path), never a dead one, whose failure would look
+    /// like the dropped connection a reboot causes. By default: release it.
+    async fn keep_if_alive(&self, node: &NodeTarget) {
+        self.release(node).await;
+    }
+    /// Release every node (at the end of a run, on every exit path).
+    async fn release_all(&self);
+}
+
+/// How long `apt-get update` (with `refresh`) waits for the dpkg/apt lock.
+const PROBE_LOCK_TIMEOUT_SECS: u64 = 60;
+
+/// Probe one node with `shell`.
+pub async fn probe_one(
+    shell: &dyn NodeShell,
+    node: &NodeTarget,
+    script: &str,
+    timeout: Duration,
+) -> Result<Probe, String> {
+    let out = shell.run(node, script, timeout).await.map_err(|e| e.to_string())?;
+    if !out.success() {
+        return Err(format!(
+            "the probe failed on node {} with exit code {}: {}",
+            node.name,
+            out.exit_code,
+            out.tail(5)
+        ));
+    }
+    Probe::parse(&out.stdout).map_err(|e| format!("node {}: {e}", node.name))
+}
+
+/// Probe every node, at most `parallel` at once, each within `per_node_timeout`, releasing
+/// each node once probed. Results come back in the order of `nodes`; a node that fails is an
+/// `Err` in its row.
+pub async fn probe_all(
+    shell: &dyn NodeShell,
+    nodes: Vec<NodeTarget>,
+    parallel: usize,
+    refresh: bool,
+    per_node_timeout: Duration,
+    reporter: &Reporter,
+) -> Vec<(String, Result<Probe, String>)> {
+    reporter.start_progress(
+        nodes.len() as u64,
+        if refresh {
+            "refreshing and probing nodes"
+        } else {
+            "probing nodes"
+        },
+    );
+    let script = probe_script(refresh, PROBE_LOCK_TIMEOUT_SECS);
+    let mut results: Vec<(usize, String, Result<Probe, String>)> = stream::iter(nodes.into_iter().enumerate())
+        .map(|(i, node)| {
+            let script = &script;
+            async move {
+                let r = match tokio::time::timeout(per_node_timeout, probe_one(shell, &node, script, per_node_timeout))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(format!(
+                        "the probe on node {} timed out after {}s",
+                        node.name,
+                        per_node_timeout.as_secs()
+                    )),
+                };
+                shell.release(&node).await;
+                match &r {
+                    Ok(p) => reporter.verbose(&format!(
+                        "{}: kernel {}, {} pending ({} security){}",
+                        node.name,
+                        p.running_kernel,
+                        p.pending_count(),
+                        p.security_count(),
+                        if p.reboot_required { ", reboot required" } else { "" }
+                    )),
+                    Err(e) => reporter.verbose(&format!("{}: {e}", node.name)),
+                }
+                reporter.inc(1);
+                (i, node.name, r)
+            }
+        })
+        .buffer_unordered(parallel.max(1))
+        .collect()
+        .await;
+    reporter.finish_and_clear();
+    results.sort_by_key(|(i, _, _)| *i);
+    results.into_iter().map(|(_, n, r)| (n, r)).collect()
+}
+
+fn port(e: ShellError) -> PortError {
+    PortError {
+        auth: e.auth(),
+        message: e.to_string(),
+    }
+}
+
+/// The rollout engine's transport over any [`NodeShell`].
+pub struct ShellTransport {
+    pub shell: Arc<dyn NodeShell>,
+}
+
+impl ShellTransport {
+    pub fn new(shell: Arc<dyn NodeShell>) -> Self {
+        ShellTransport { shell }
+    }
+}
+
+#[async_trait]
+impl Transport for ShellTransport {
+    async fn probe(&self, node: &NodeTarget) -> Result<Probe, PortError> {
+        probe_one(&*self.shell, node, &probe_script(false, 0), Duration::from_secs(120))
+            .await
+            .map_err(PortError::new)
+    }
+
+    async fn start_upgrade(&self, node: &NodeTarget, command: &str, run_id: &str) -> Result<(), PortError> {
+        let o = self
+            .shell
+            .run(node, &remote::start_detached(command, run_id), Duration::from_secs(120))
+            .await
+            .map_err(port)?;
+        if o.success() && o.stdout.contains("started") {
+            Ok(())
+        } else {
+            Err(PortError::new(format!("exit {}: {}", o.exit_code, o.tail(3))))
+        }
+    }
+
+    async fn wait_upgrade(
+        &self,
+        node: &NodeTarget,
+        run_id: &str,
+        max: Duration,
+    ) -> Result<Option<(String, i32)>, PortError> {
+        let o = self
+            .shell
+            .run(
+                node,
+                &remote::wait_detached(run_id, max.as_secs().max(1)),
+                max + Duration::from_secs(40),
+            )
+            .await
+            .map_err(port)?;
+        match remote::parse_detached(&o.stdout) {
+            Some(done) => Ok(Some(done)),
+            None if o.stdout.contains(remote::DETACHED_RUNNING_MARK) => Ok(None),
+            None => Err(PortError::new(format!("unexpected output {:?}", o.tail(3)))),
+        }
+    }
+
+    async fn prefetch(&self, node: &NodeTarget, command: &str) -> Result<(), PortError> {
+        let o = self
+            .shell
+            .run(node, command, Duration::from_secs(600))
+            .await
+            .map_err(port)?;
+        if o.success() {
+            Ok(())
+        } else {
+            Err(PortError::new(format!("exit {}: {}", o.exit_code, o.tail(3))))
+        }
+    }
+
+    async fn reboot(&self, node: &NodeTarget) -> Result<(), PortError> {
+        // A live connection or a fresh one; the reboot drops it.
+        self.shell.keep_if_alive(node).await;
+        let r = self
+            .shell
+            .run(node, &crate::ssh::reboot_command(), Duration::from_secs(60))
+            .await;
+        // The connection (session, pod) does not survive the reboot.
+        self.shell.release(node).await;
+        match r {
+            Ok(o) if o.success() => Ok(()),
+            Ok(o) => Err(PortError::new(format!(
+                "the reboot command failed on node {} with exit code {}: {}",
+                node.name,
+                o.exit_code,
+                o.tail(5)
+            ))),
+            Err(e) if e.disconnected() => Ok(()),
+            Err(e) => Err(port(e)),
+        }
+    }
+
+    async fn disconnect(&self, node: &NodeTarget) {
+        self.shell.release(node).await;
+    }
+}
