@@ -45,7 +45,7 @@ pub enum RunCommandError {
     Truncated { node: String, bytes: usize, path: String },
     #[error("the output of the run command on node {node} was cut off (no complete summary line in the 4,096-byte tail ARM returns)")]
     Garbled { node: String },
-    #[error("the run command on node {node} ({instance}) failed")]
+    #[error("the run command on node {node} ({instance}) failed: {source}")]
     Azure {
         node: String,
         instance: String,

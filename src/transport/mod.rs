@@ -7,6 +7,7 @@
 //! fan-out.
 
 pub mod kube;
+pub mod run_command;
 pub mod ssh;
 
 use crate::output::Reporter;
@@ -26,6 +27,8 @@ pub enum Via {
     Ssh,
     /// A node-shell pod per node, through the Kubernetes API (pods/exec).
     Kube,
+    /// VM scale set run commands, through ARM alone.
+    RunCommand,
 }
 
 impl Via {
@@ -33,6 +36,7 @@ impl Via {
         match self {
             Via::Ssh => "ssh",
             Via::Kube => "kube",
+            Via::RunCommand => "run-command",
         }
     }
 }
@@ -44,6 +48,8 @@ pub enum ShellError {
     Ssh(#[from] crate::ssh::SshError),
     #[error(transparent)]
     Kube(#[from] kube::NodeShellError),
+    #[error(transparent)]
+    RunCommand(#[from] crate::azure::run_command::RunCommandError),
 }
 
 impl ShellError {
@@ -58,7 +64,11 @@ impl ShellError {
 
     /// The credentials were refused (exit 4).
     pub fn auth(&self) -> bool {
-        matches!(self, ShellError::Kube(e) if e.auth())
+        match self {
+            ShellError::Kube(e) => e.auth(),
+            ShellError::RunCommand(e) => e.auth(),
+            _ => false,
+        }
     }
 }
 

@@ -270,6 +270,7 @@ async fn run_with(
         .hint(match via {
             Via::Ssh => "fix SSH to that node (or reach it through the Kubernetes API with --via kube), or leave it out with --nodes / --nodepool / --selector, then run again",
             Via::Kube => "check the node-shell pod's namespace, image and the node (kubectl describe pod), or leave the node out with --nodes / --nodepool / --selector, then run again",
+            Via::RunCommand => "check the node's VM (az vmss get-instance-view, az vmss run-command list) and that no other run command holds it, or leave the node out with --nodes / --nodepool / --selector, then run again",
         })
         .into());
     }
