@@ -183,3 +183,65 @@ async fn issue13_node_resource_group_lockdown_exits_4_with_its_hint() {
     );
     assert!(of_kind(&c.events(), "run-command").is_empty(), "nothing ran");
 }
+
+/// A node whose SSH hangs at the reboot (fault ssh-hang: its sessions die, new connections
+/// are never answered) is restarted through ARM instead, and the reboot is proven as always.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue13_a_hung_ssh_session_is_rebooted_through_arm_restart() {
+    let yaml = NO_SSH
+        .replace("    sshAccess: Disabled\n", "")
+        .replace("nodes:\n  aks-nodes-31415926-vmss000002: {cordoned: true}\n", "");
+    let c = Cluster::start(Some(&yaml)).await;
+    let boots: Vec<String> = (0..3).map(|i| boot_id(&c, &node(i))).collect();
+    let child = c
+        .command_with_target(&[
+            "apply",
+            "--one-at-a-time",
+            "--yes",
+            "--eviction-retry-interval",
+            "1",
+            "--ssh-timeout",
+            "3",
+            "--nodes",
+            &node(0),
+        ])
+        .spawn()
+        .unwrap();
+    // Once node 0 is upgraded (before its drain and reboot), its SSH hangs.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if of_kind(&c.events(), "apt-upgrade")
+            .iter()
+            .any(|e| e.node.as_deref() == Some(node(0).as_str()))
+        {
+            c.sim.fault(Fault::SshHang { node: node(0) }).unwrap();
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "node 0 was never upgraded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let out = tokio::time::timeout(Duration::from_secs(240), child.wait_with_output())
+        .await
+        .expect("apply ends")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_ne!(boot_id(&c, &node(0)), boots[0], "node 0 rebooted: a new bootID");
+    assert_eq!(c.kernel(&node(0)), "5.15.0-1073-azure");
+    let events = c.events();
+    assert!(
+        of_kind(&events, "ssh-session")
+            .iter()
+            .any(|e| e.node.as_deref() == Some(node(0).as_str()) && e.detail.contains("hangs")),
+        "the SSH session hung"
+    );
+    assert!(
+        of_kind(&events, "reboot")
+            .iter()
+            .any(|e| e.node.as_deref() == Some(node(0).as_str()) && e.detail.contains("vmss restart")),
+        "rebooted through ARM restart"
+    );
+    assert!(!c.unschedulable(&node(0)), "uncordoned after the proof");
+    assert_eq!(boot_id(&c, &node(1)), boots[1], "node 1 untouched");
+    assert!(c.lock_free());
+}

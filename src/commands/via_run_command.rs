@@ -12,6 +12,30 @@ use std::time::Duration;
 /// How long the pre-flight run command may take.
 const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(180);
 
+/// The nodes' instances, for restarting a node through ARM when its SSH session or node-shell
+/// pod hangs at the reboot; None without ARM (a kubeconfig) or when they cannot be read.
+pub async fn restart_fallback(ctx: &ClusterContext, reporter: &Reporter) -> Option<Arc<RunCommandNodes>> {
+    let arm = ctx.arm.as_ref()?;
+    let node_rg = arm.node_resource_group.as_deref()?;
+    let nodes = match crate::kube::nodes::list_nodes(&ctx.client, None).await {
+        Ok(n) => n,
+        Err(e) => {
+            reporter.verbose(&format!(
+                "no restart through ARM as a fallback: cannot list the nodes: {e}"
+            ));
+            return None;
+        }
+    };
+    let refs: Vec<NodeInstanceRef> = nodes.iter().map(NodeInstanceRef::of).collect();
+    match RunCommandNodes::map(arm.client.clone(), &arm.subscription, node_rg, &refs).await {
+        Ok(m) => Some(Arc::new(m)),
+        Err(e) => {
+            reporter.verbose(&format!("no restart through ARM as a fallback: {e}"));
+            None
+        }
+    }
+}
+
 pub async fn open(ctx: &ClusterContext, reporter: &Reporter) -> anyhow::Result<Arc<dyn NodeShell>> {
     let Some(arm) = &ctx.arm else {
         return Err(Failure::new(

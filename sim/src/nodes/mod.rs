@@ -298,6 +298,12 @@ impl NodeRuntime {
                     kill_sessions(&st);
                 }
             }
+            Fault::SshHang { node } => {
+                // The live sessions die; new connections hang (see `serve`).
+                if let Some(m) = self.machine(node) {
+                    kill_sessions(&m.lock());
+                }
+            }
             Fault::SshUp { node } => {
                 if let Some(m) = self.machine(node) {
                     let mut st = m.lock();

@@ -487,7 +487,12 @@ async fn run_with(
         return Err(anyhow::Error::new(e).context("cannot write the run record; nothing was changed"));
     }
 
-    let transport = ShellTransport::new(shell.clone());
+    let mut transport = ShellTransport::new(shell.clone());
+    if via != Via::RunCommand {
+        if let Some(arm) = super::via_run_command::restart_fallback(&ctx, reporter).await {
+            transport = transport.with_arm_restart(arm);
+        }
+    }
     let cfg = EngineConfig::new(options.clone(), drain_opts, run_id.clone(), gate_wait);
     let mut engine = Engine::new(
         &cluster,
