@@ -128,7 +128,7 @@ _aks__patch() {
                     return 0
                     ;;
                 --via)
-                    COMPREPLY=($(compgen -W "ssh kube" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "ssh kube run-command" -- "${cur}"))
                     return 0
                     ;;
                 --node-shell-image)
@@ -462,7 +462,7 @@ _aks__patch() {
                     return 0
                     ;;
                 --via)
-                    COMPREPLY=($(compgen -W "ssh kube" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "ssh kube run-command" -- "${cur}"))
                     return 0
                     ;;
                 --node-shell-image)

@@ -202,12 +202,17 @@ pub enum ViaArg {
     /// (pods/exec over WebSocket, nsenter into the host): needs only the kubeconfig, and the
     /// RBAC in docs/rbac-via-kube.yaml (on top of docs/rbac.yaml).
     Kube,
+    /// VM scale set run commands through ARM alone (no network path to the nodes or the API
+    /// server's exec needed): needs -g/-n and runCommands/write (or runCommand/action) on the
+    /// node resource group. Slow: one run command at a time per VM, 20 s or more each.
+    RunCommand,
 }
 
 #[derive(Debug, Args)]
 pub struct ViaArgs {
     /// How to reach the nodes: `ssh` (default), or `kube` when there is no SSH path (private
-    /// node IPs, `sshAccess: Disabled` pools): node-shell pods over the Kubernetes API.
+    /// node IPs, `sshAccess: Disabled` pools): node-shell pods over the Kubernetes API, or
+    /// `run-command` when only ARM is reachable: VM scale set run commands.
     #[arg(long, value_enum, value_name = "TRANSPORT", default_value_t = ViaArg::Ssh, env = "AKS_PATCH_VIA")]
     pub via: ViaArg,
     /// The node-shell pods' image (--via kube): it must be pullable by the nodes and have `nsenter` and `sh`.

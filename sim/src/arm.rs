@@ -44,6 +44,8 @@ const SECONDS_PER_TOKEN: i64 = 3599;
 pub struct ArmState {
     pool_images: std::sync::Mutex<std::collections::HashMap<String, String>>,
     operations: std::sync::Mutex<std::collections::HashMap<String, Operation>>,
+    /// VM scale set run commands and restarts (Microsoft.Compute operations).
+    pub run_commands: crate::runcmd::RunCommands,
 }
 
 #[derive(Debug, Clone)]
@@ -185,7 +187,7 @@ async fn handle(State(arm): State<Arc<Arm>>, method: Method, uri: Uri, headers: 
     let is_entra = entra.is_some();
     let mut resp = match entra {
         Some(r) => r,
-        None => arm_call(&arm, &method, &segs, &lower, &query, &headers),
+        None => arm_call(&arm, &method, &segs, &lower, &query, &headers, &body),
     };
     tracing::debug!("ARM {} {} -> {}", method, uri.path(), resp.status().as_u16());
     let h = resp.headers_mut();
@@ -226,6 +228,7 @@ fn arm_call(
     lower: &[String],
     query: &[(String, String)],
     headers: &HeaderMap,
+    body: &[u8],
 ) -> Response {
     let shared = &arm.shared;
     if let Some(r) = check_token(shared, headers) {
@@ -296,6 +299,7 @@ fn arm_call(
         segs,
         query,
         api_version,
+        body,
     };
     let l: Vec<&str> = lower.iter().map(String::as_str).collect();
     match l.as_slice() {
@@ -394,6 +398,7 @@ struct Ctx<'a> {
     segs: &'a [String],
     query: &'a [(String, String)],
     api_version: &'a str,
+    body: &'a [u8],
 }
 
 /// One of the clusters the emulator lists: the scenario's, or an empty (stopped) extra one.
@@ -446,6 +451,14 @@ impl<'a> Ctx<'a> {
                 let results = *kind == "operationresults";
                 self.get(|| self.operation(id, results))
             }
+            ["providers", "microsoft.compute", "locations", _, "operations", _] => {
+                let id = &self.segs[7];
+                let monitor = self
+                    .query
+                    .iter()
+                    .any(|(k, v)| k.eq_ignore_ascii_case("monitor") && v.eq_ignore_ascii_case("true"));
+                self.get(|| self.shared.arm_state.run_commands.operation(id, monitor))
+            }
             ["providers", ns, t, ..] => self.unknown_type(ns, t),
             ["resourcegroups", _, rest @ ..] => {
                 let rg_name = &self.segs[3];
@@ -467,6 +480,15 @@ impl<'a> Ctx<'a> {
     }
 
     fn in_resource_group(&self, rg: &str, rest: &[&str]) -> Response {
+        if *self.method != Method::GET
+            && self.shared.faults.nrg_lockdown()
+            && self
+                .clusters()
+                .into_iter()
+                .any(|c| self.node_rg(c).eq_ignore_ascii_case(rg))
+        {
+            return self.denied_by_lockdown(rg, rest);
+        }
         match rest {
             [] => self.get(|| ok(self.rg_json(rg))),
             ["providers", "microsoft.containerservice", "managedclusters"] => self.get(|| {
@@ -507,10 +529,10 @@ impl<'a> Ctx<'a> {
                         let value: Vec<Value> = nodes.iter().map(|n| self.vmss_vm_json(rg, &vmss, n)).collect();
                         ok(json!({"value": value}))
                     }),
-                    ["virtualmachines", _] => {
+                    ["virtualmachines", _, rest @ ..] => {
                         let id = &self.segs[9];
                         match nodes.iter().find(|n| n.instance.to_string() == *id) {
-                            Some(n) => self.get(|| ok(self.vmss_vm_json(rg, &vmss, n))),
+                            Some(n) => self.in_instance(rg, &vmss, n, rest),
                             None => arm_error(
                                 StatusCode::NOT_FOUND,
                                 "NotFound",
@@ -615,6 +637,81 @@ impl<'a> Ctx<'a> {
             }
             _ => self.no_route(),
         }
+    }
+
+    /// A write under `.../virtualMachines/{i}`: run commands, restart, instance view.
+    fn in_instance(&self, rg: &str, vmss: &str, n: &NodeSpec, rest: &[&str]) -> Response {
+        let rc = &self.shared.arm_state.run_commands;
+        let target = crate::runcmd::Target {
+            node: &n.name,
+            linux: n.is_linux(),
+            vm_id: format!(
+                "/subscriptions/{}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachineScaleSets/{vmss}/virtualMachines/{}",
+                self.sub(),
+                n.instance
+            ),
+        };
+        let urls = crate::runcmd::Urls {
+            base: self.shared.endpoints().arm_url.clone(),
+            sub: self.sub().to_string(),
+            location: self.shared.scenario.cluster.location.clone(),
+            api_version: self.api_version.to_string(),
+        };
+        let expand = self
+            .query
+            .iter()
+            .any(|(k, val)| k.eq_ignore_ascii_case("$expand") && val.eq_ignore_ascii_case("instanceView"));
+        match rest {
+            [] => self.get(|| ok(self.vmss_vm_json(rg, vmss, n))),
+            ["instanceview"] => self.get(|| ok(crate::runcmd::instance_view(self.shared, &n.name, &n.os_image))),
+            ["runcommand"] => self.only(Method::POST, || rc.action(self.shared, &target, self.body, &urls)),
+            ["restart"] => self.only(Method::POST, || rc.restart(self.shared, &target, &urls)),
+            ["runcommands"] => self.get(|| rc.list_managed(&target, expand)),
+            ["runcommands", _] => {
+                let name = &self.segs[11];
+                match *self.method {
+                    Method::PUT => rc.put_managed(self.shared, &target, name, self.body, &urls),
+                    Method::GET => rc.get_managed(&target, name, expand),
+                    Method::DELETE => rc.delete_managed(self.shared, &target, name),
+                    _ => self.only(Method::GET, || self.no_route()),
+                }
+            }
+            _ => self.no_route(),
+        }
+    }
+
+    /// 403 from the deny assignment of a node resource group lockdown, naming the action.
+    fn denied_by_lockdown(&self, rg: &str, rest: &[&str]) -> Response {
+        let m = self.method.as_str();
+        let action = match rest.last().copied() {
+            Some("runcommand") => {
+                "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/runCommand/action".to_string()
+            }
+            Some("restart") => "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/restart/action".to_string(),
+            _ if rest.contains(&"runcommands") => format!(
+                "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/runCommands/{}",
+                if m == "DELETE" { "delete" } else { "write" }
+            ),
+            _ => format!(
+                "Microsoft.Resources/resourceGroups/{}",
+                if m == "DELETE" { "delete" } else { "write" }
+            ),
+        };
+        let scope = format!(
+            "/subscriptions/{}/resourceGroups/{rg}/{}",
+            self.sub(),
+            self.segs[4..].join("/")
+        );
+        arm_error(
+            StatusCode::FORBIDDEN,
+            "AuthorizationFailed",
+            format!(
+                "The client 'operator@aks-sim.example' with object id '{}' has permission to perform action '{action}' on scope '{scope}'; however, the access is denied because of the deny assignment with name 'AKS Node Resource Group Deny Assignment' and Id '{}' at scope '/subscriptions/{}/resourceGroups/{rg}'.",
+                stable_uuid("operator"),
+                stable_uuid(&format!("{rg}/deny")),
+                self.sub()
+            ),
+        )
     }
 
     fn unknown_type(&self, ns: &str, t: &str) -> Response {
@@ -1391,14 +1488,7 @@ impl<'a> Ctx<'a> {
             .iter()
             .any(|(k, val)| k.eq_ignore_ascii_case("$expand") && val.eq_ignore_ascii_case("instanceView"));
         if expand {
-            v["properties"]["instanceView"] = json!({
-                "computerName": n.name,
-                "osName": n.os_image,
-                "statuses": [
-                    {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded"},
-                    {"code": "PowerState/running", "level": "Info", "displayStatus": "VM running"},
-                ],
-            });
+            v["properties"]["instanceView"] = crate::runcmd::instance_view(self.shared, &n.name, &n.os_image);
         }
         v
     }

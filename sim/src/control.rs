@@ -74,6 +74,7 @@ pub fn status(s: &Shared) -> Value {
         },
         "endpoints": s.endpoints.get(),
         "nodes": nodes,
+        "timing": s.scenario.timing,
         "bastion": rt.map(|r| r.bastion_status()).unwrap_or(Value::Null),
         "faults": s.faults.describe(),
         "events": s.events.all(),

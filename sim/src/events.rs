@@ -52,6 +52,10 @@ pub mod kinds {
     pub const KURED_LOCK: &str = "kured-lock";
     pub const FAULT: &str = "fault";
     pub const REIMAGE: &str = "reimage";
+    /// A VM scale set run command: started, refused (409), done, deleted.
+    pub const RUN_COMMAND: &str = "run-command";
+    /// A VM scale set instance restart through ARM.
+    pub const VM_RESTART: &str = "vm-restart";
     /// The API server saw an Entra token for the first time (`entra token #N of PRINCIPAL`).
     pub const KUBE_TOKEN: &str = "kube-token";
     /// The API server answered 401 to a token it knows (expired, wrong audience).

@@ -20,6 +20,10 @@ struct State {
     kube_error: u32,
     kube_error_status: u16,
     expired_token: bool,
+    run_command_hang: BTreeSet<String>,
+    ssh_hang: BTreeSet<String>,
+    run_command_conflict: u32,
+    nrg_lockdown: bool,
     image_pull_failure: BTreeSet<String>,
     exec_refused: bool,
     /// Deliveries left to fail (`u32::MAX`: all), with their status.
@@ -94,6 +98,14 @@ impl Faults {
                 s.webhook_error_status = status;
             }
             Fault::WebhookSlow { seconds } => s.webhook_slow = seconds.max(0.0),
+            Fault::RunCommandHang { node } => {
+                s.run_command_hang.insert(node);
+            }
+            Fault::SshHang { node } => {
+                s.ssh_hang.insert(node);
+            }
+            Fault::RunCommandConflict { count } => s.run_command_conflict = count,
+            Fault::NrgLockdown => s.nrg_lockdown = true,
             Fault::Clear => *s = State::default(),
         }
     }
@@ -148,6 +160,29 @@ impl Faults {
         self.lock().expired_token
     }
 
+    pub fn run_command_hangs(&self, node: &str) -> bool {
+        self.lock().run_command_hang.contains(node)
+    }
+    /// Consume one injected run-command conflict, if any is pending.
+    pub fn take_run_command_conflict(&self) -> bool {
+        let mut s = self.lock();
+        if s.run_command_conflict > 0 {
+            s.run_command_conflict -= 1;
+            return true;
+        }
+        false
+    }
+    /// A reboot ends a hung sshd.
+    pub fn end_ssh_hang(&self, node: &str) {
+        self.lock().ssh_hang.remove(node);
+    }
+    pub fn ssh_hangs(&self, node: &str) -> bool {
+        self.lock().ssh_hang.contains(node)
+    }
+    pub fn nrg_lockdown(&self) -> bool {
+        self.lock().nrg_lockdown
+    }
+
     /// Consume one ARM fault for this request, if any is pending.
     pub fn take_arm(&self) -> Option<ArmFault> {
         let mut s = self.lock();
@@ -191,6 +226,10 @@ impl Faults {
             "armErrorLeft": s.arm_error,
             "kubeErrorLeft": s.kube_error,
             "expiredToken": s.expired_token,
+            "runCommandHang": s.run_command_hang,
+            "sshHang": s.ssh_hang,
+            "runCommandConflictLeft": s.run_command_conflict,
+            "nrgLockdown": s.nrg_lockdown,
             "imagePullFailure": s.image_pull_failure,
             "execRefused": s.exec_refused,
         })

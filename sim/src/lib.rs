@@ -16,6 +16,7 @@ pub mod nodes;
 pub mod rbac;
 pub mod recorder;
 pub mod reimage;
+pub mod runcmd;
 pub mod scenario;
 pub mod server;
 pub mod store;

@@ -104,6 +104,14 @@ enum FaultCmd {
     },
     /// The webhook sink waits SECONDS before answering each delivery.
     WebhookSlow { seconds: f64 },
+    /// sshd on the node accepts connections and never answers.
+    SshHang { node: String },
+    /// Run commands on the node stay InProgress forever.
+    RunCommandHang { node: String },
+    /// The next COUNT run commands get 409 (another run command is in progress).
+    RunCommandConflict { count: u32 },
+    /// Node resource group lockdown: writes in the node resource group get 403.
+    NrgLockdown,
     /// Clear every fault.
     Clear,
 }
@@ -126,6 +134,10 @@ impl From<FaultCmd> for Fault {
             FaultCmd::ExpiredToken => Fault::ExpiredToken,
             FaultCmd::WebhookError { count, status } => Fault::WebhookError { count, status },
             FaultCmd::WebhookSlow { seconds } => Fault::WebhookSlow { seconds },
+            FaultCmd::SshHang { node } => Fault::SshHang { node },
+            FaultCmd::RunCommandHang { node } => Fault::RunCommandHang { node },
+            FaultCmd::RunCommandConflict { count } => Fault::RunCommandConflict { count },
+            FaultCmd::NrgLockdown => Fault::NrgLockdown,
             FaultCmd::Clear => Fault::Clear,
         }
     }

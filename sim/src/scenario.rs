@@ -197,6 +197,9 @@ pub struct Timing {
     pub apt_download_seconds: f64,
     /// How long `apt-get update` runs.
     pub apt_update_seconds: f64,
+    /// The least a VM scale set run command takes, from the request until its result
+    /// (the agent's download and start; real ones take 20 s or more).
+    pub run_command_seconds: f64,
     /// How often a running kubelet renews its Lease in `kube-node-lease`. Default (absent):
     /// 1 s, the kubelet's 10 s on the emulator's ten-times clock; 10 s on clusters of more
     /// than 1,000 nodes (see [`Scenario::liveness`]).
@@ -229,6 +232,7 @@ impl Default for Timing {
             apt_seconds: 0.2,
             apt_download_seconds: 0.0,
             apt_update_seconds: 0.1,
+            run_command_seconds: 1.0,
             // Absent: chosen by the cluster's size (Scenario::liveness).
             lease_renew_seconds: None,
             node_monitor_grace_seconds: None,
@@ -437,6 +441,16 @@ pub enum Fault {
     },
     /// The webhook sink waits this long before answering each delivery.
     WebhookSlow { seconds: f64 },
+    /// sshd on this node accepts connections and never answers (a hung SSH session).
+    SshHang { node: String },
+    /// Run commands on this node never finish: they stay InProgress (the agent hangs).
+    RunCommandHang { node: String },
+    /// The next `count` run commands (action or managed) get 409 Conflict "Run command
+    /// extension execution is in progress", as when another one runs on the instance.
+    RunCommandConflict { count: u32 },
+    /// Node resource group lockdown (`--nrg-lockdown-restriction-level ReadOnly`): every
+    /// write in the node resource group (run commands, restart) gets 403 from a deny assignment.
+    NrgLockdown,
     /// Clear every fault.
     Clear,
 }
@@ -854,7 +868,9 @@ impl Fault {
             | Fault::SshDown { node }
             | Fault::SshUp { node }
             | Fault::DpkgLock { node, .. }
-            | Fault::AptFailure { node } => Some(node),
+            | Fault::AptFailure { node }
+            | Fault::RunCommandHang { node }
+            | Fault::SshHang { node } => Some(node),
             _ => None,
         }
     }

@@ -9,6 +9,7 @@ pub mod arm;
 pub mod cloud;
 pub mod credential;
 pub mod models;
+pub mod run_command;
 
 pub use arm::{ArmClient, ArmRetryPolicy, ClusterId, Kubeconfig};
 pub use cloud::{CloudEndpoints, CloudName};
@@ -58,6 +59,17 @@ pub enum AzureError {
     /// No subscription given and none could be found.
     #[error("cannot tell which subscription to use: {0}")]
     NoSubscription(String),
+    /// A long-running operation ended `Failed` or `Canceled`: its error, as ARM gave it.
+    #[error("{what} ended {status}: {message} ({code})")]
+    OperationFailed {
+        what: String,
+        status: String,
+        code: String,
+        message: String,
+    },
+    /// A long-running operation (or the wait for a busy resource) did not end in time.
+    #[error("{what} did not finish within {} s", after.as_secs())]
+    OperationTimedOut { what: String, after: std::time::Duration },
 }
 
 fn attempts_note(attempts: u32) -> String {

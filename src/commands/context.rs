@@ -70,9 +70,21 @@ pub struct ClusterContext {
     pub az_args: String,
     /// How the cluster authenticates (None without ARM).
     pub auth: Option<AuthMode>,
-    /// The ARM client and the cluster's id (`None` with `--kubeconfig`), for later reads
-    /// (the planned-maintenance schedule of `--window aks`).
-    pub arm: Option<(Arc<ArmClient>, azure::ClusterId)>,
+    /// The ARM side, when the cluster was named with -g/-n (`None` with `--kubeconfig`):
+    /// later reads (the planned-maintenance schedule of `--window aks`) and
+    /// `--via run-command`'s scale set instances.
+    pub arm: Option<ArmAccess>,
+}
+
+/// ARM, for later reads about the cluster and for reaching the nodes' scale set instances.
+#[derive(Clone)]
+pub struct ArmAccess {
+    pub client: Arc<ArmClient>,
+    /// The managed cluster's id.
+    pub cluster: azure::ClusterId,
+    pub subscription: String,
+    /// `properties.nodeResourceGroup`.
+    pub node_resource_group: Option<String>,
 }
 
 impl ClusterContext {
@@ -190,7 +202,12 @@ pub async fn resolve(
             local_accounts: !mc.local_accounts_disabled(),
             entra_token,
         }),
-        arm: Some((Arc::new(arm), cref)),
+        arm: Some(ArmAccess {
+            node_resource_group: mc.properties.node_resource_group.clone(),
+            client: Arc::new(arm),
+            cluster: cref,
+            subscription,
+        }),
     })
 }
 

@@ -8,6 +8,7 @@ pub mod report;
 pub mod scan;
 pub mod summary;
 pub mod via;
+pub mod via_run_command;
 
 use crate::cli::{Cli, Command};
 use crate::output::{Exit, Reporter, TableSpec};

@@ -122,7 +122,7 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
         reporter,
     );
     let rows = match via {
-        Via::Ssh => probing.await,
+        Via::Ssh | Via::RunCommand => probing.await,
         // Ctrl-C or SIGTERM: the node-shell pods go before the process does.
         Via::Kube => tokio::select! {
             rows = probing => rows,
@@ -187,7 +187,7 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
         reporter.warn(&format!("{}: {}", r.name, r.error.as_deref().unwrap_or("")));
     }
     if !failed.is_empty() && via == Via::Ssh {
-        reporter.info("hint: nodes with no SSH path from here (private IPs, sshAccess: Disabled) can be reached through the Kubernetes API: --via kube");
+        reporter.info("hint: nodes with no SSH path from here (private IPs, sshAccess: Disabled) can be reached through the Kubernetes API: --via kube, or through ARM alone: --via run-command");
     }
     let windows = rows.iter().filter(|r| r.os_type == "windows").count();
     let mut summary = scan_summary(linux.len(), need_reboot, with_pending, failed.len(), &kernels);
@@ -248,7 +248,7 @@ pub fn candidate(ctx: &ClusterContext, r: &NodeRow) -> Candidate {
 pub fn node_timeout(via: Via, ssh_opts: &SshOptions, args: &crate::cli::ViaArgs, refresh: bool) -> Duration {
     let connect = match via {
         Via::Ssh => ssh_opts.connect_timeout,
-        Via::Kube => Duration::from_secs(args.connect_timeout),
+        Via::Kube | Via::RunCommand => Duration::from_secs(args.connect_timeout),
     };
     connect + Duration::from_secs(if refresh { 300 } else { 60 })
 }
@@ -292,7 +292,7 @@ pub async fn scan_nodes(
 /// the Kubernetes API.
 pub fn candidate_via(ctx: &ClusterContext, r: &NodeRow, via: Via) -> Candidate {
     let mut c = candidate(ctx, r);
-    if via == Via::Kube {
+    if via != Via::Ssh {
         c.ssh_disabled = false;
     }
     c

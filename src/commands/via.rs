@@ -18,6 +18,7 @@ pub fn via(args: &ViaArgs) -> Via {
     match args.via {
         ViaArg::Ssh => Via::Ssh,
         ViaArg::Kube => Via::Kube,
+        ViaArg::RunCommand => Via::RunCommand,
     }
 }
 
@@ -34,6 +35,9 @@ pub async fn open(
 ) -> anyhow::Result<Arc<dyn NodeShell>> {
     if via(args) == Via::Ssh {
         return Ok(Arc::new(SshShell::new(ssh_opts.clone())));
+    }
+    if via(args) == Via::RunCommand {
+        return super::via_run_command::open(ctx, reporter).await;
     }
     let ns = args.node_shell_namespace.as_str();
     let mut needs = tk::shell_needs(ns);

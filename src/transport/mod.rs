@@ -7,6 +7,7 @@
 //! fan-out.
 
 pub mod kube;
+pub mod run_command;
 pub mod ssh;
 
 use crate::output::Reporter;
@@ -26,6 +27,8 @@ pub enum Via {
     Ssh,
     /// A node-shell pod per node, through the Kubernetes API (pods/exec).
     Kube,
+    /// VM scale set run commands, through ARM alone.
+    RunCommand,
 }
 
 impl Via {
@@ -33,6 +36,7 @@ impl Via {
         match self {
             Via::Ssh => "ssh",
             Via::Kube => "kube",
+            Via::RunCommand => "run-command",
         }
     }
 }
@@ -44,6 +48,8 @@ pub enum ShellError {
     Ssh(#[from] crate::ssh::SshError),
     #[error(transparent)]
     Kube(#[from] kube::NodeShellError),
+    #[error(transparent)]
+    RunCommand(#[from] crate::azure::run_command::RunCommandError),
 }
 
 impl ShellError {
@@ -58,7 +64,11 @@ impl ShellError {
 
     /// The credentials were refused (exit 4).
     pub fn auth(&self) -> bool {
-        matches!(self, ShellError::Kube(e) if e.auth())
+        match self {
+            ShellError::Kube(e) => e.auth(),
+            ShellError::RunCommand(e) => e.auth(),
+            _ => false,
+        }
     }
 }
 
@@ -170,11 +180,41 @@ fn port(e: ShellError) -> PortError {
 /// The rollout engine's transport over any [`NodeShell`].
 pub struct ShellTransport {
     pub shell: Arc<dyn NodeShell>,
+    /// The nodes' scale set instances, to restart a node through ARM when the reboot command
+    /// cannot be given (a hung SSH session or node-shell pod).
+    pub arm_restart: Option<Arc<crate::azure::run_command::RunCommandNodes>>,
 }
+
+/// How long a restart through ARM may take (it ends when the VM runs again).
+const ARM_RESTART_TIMEOUT: Duration = Duration::from_secs(900);
 
 impl ShellTransport {
     pub fn new(shell: Arc<dyn NodeShell>) -> Self {
-        ShellTransport { shell }
+        ShellTransport {
+            shell,
+            arm_restart: None,
+        }
+    }
+
+    /// Restart nodes through ARM when the reboot command cannot be given.
+    pub fn with_arm_restart(mut self, nodes: Arc<crate::azure::run_command::RunCommandNodes>) -> Self {
+        self.arm_restart = Some(nodes);
+        self
+    }
+
+    /// The reboot command failed without the reboot's dropped connection: restart the VM
+    /// through ARM if we can, else report `failure`.
+    async fn restart_instead(&self, node: &NodeTarget, failure: String) -> Result<(), PortError> {
+        let Some(arm) = self.arm_restart.as_ref().filter(|a| a.instance(&node.name).is_ok()) else {
+            return Err(PortError::new(failure));
+        };
+        tracing::warn!("node {}: {failure}; restarting its VM through ARM instead", node.name);
+        arm.restart(&node.name, ARM_RESTART_TIMEOUT)
+            .await
+            .map_err(|e| PortError {
+                auth: e.auth(),
+                message: format!("{failure}; the restart through ARM failed too: {e}"),
+            })
     }
 }
 
@@ -237,22 +277,32 @@ impl Transport for ShellTransport {
     async fn reboot(&self, node: &NodeTarget) -> Result<(), PortError> {
         // A live connection or a fresh one; the reboot drops it.
         self.shell.keep_if_alive(node).await;
-        let r = self
-            .shell
-            .run(node, &crate::ssh::reboot_command(), Duration::from_secs(60))
-            .await;
+        let r = tokio::time::timeout(
+            Duration::from_secs(90),
+            self.shell
+                .run(node, &crate::ssh::reboot_command(), Duration::from_secs(60)),
+        )
+        .await;
         // The connection (session, pod) does not survive the reboot.
         self.shell.release(node).await;
         match r {
-            Ok(o) if o.success() => Ok(()),
-            Ok(o) => Err(PortError::new(format!(
+            Ok(Ok(o)) if o.success() => Ok(()),
+            Ok(Ok(o)) => Err(PortError::new(format!(
                 "the reboot command failed on node {} with exit code {}: {}",
                 node.name,
                 o.exit_code,
                 o.tail(5)
             ))),
-            Err(e) if e.disconnected() => Ok(()),
-            Err(e) => Err(port(e)),
+            Ok(Err(e)) if e.disconnected() => Ok(()),
+            Ok(Err(e)) if e.auth() => Err(port(e)),
+            Ok(Err(e)) => {
+                let failure = format!("cannot give node {} the reboot command: {e}", node.name);
+                self.restart_instead(node, failure).await
+            }
+            Err(_) => {
+                let failure = format!("the reboot command on node {} hung for 90 s", node.name);
+                self.restart_instead(node, failure).await
+            }
         }
     }
 

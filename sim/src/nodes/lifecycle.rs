@@ -150,6 +150,7 @@ fn begin_reboot(shared: &Shared, rt: &NodeRuntime, m: &Arc<Machine>, st: &mut Ma
     if rt.close_ssh(st) {
         shared.events.record(kinds::SSH_DOWN, Some(&m.name), None, "reboot");
     }
+    shared.faults.end_ssh_hang(&m.name);
     power_off(m, st);
     st.phase = Phase::ShuttingDown;
     st.reboot_at = None;

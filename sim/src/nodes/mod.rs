@@ -298,6 +298,12 @@ impl NodeRuntime {
                     kill_sessions(&st);
                 }
             }
+            Fault::SshHang { node } => {
+                // The live sessions die; new connections hang (see `serve`).
+                if let Some(m) = self.machine(node) {
+                    kill_sessions(&m.lock());
+                }
+            }
             Fault::SshUp { node } => {
                 if let Some(m) = self.machine(node) {
                     let mut st = m.lock();
@@ -734,6 +740,30 @@ fn serve(
     let mut st = m.lock();
     if st.listen_gen != gen {
         return Ok(()); // went down meanwhile: the connection is dropped
+    }
+    if let Some(s) = shared.upgrade().filter(|s| s.faults.ssh_hangs(&m.name)) {
+        // Fault ssh-hang: the connection is held open and never answered, until the fault
+        // is cleared or the machine goes down (a restart through ARM ends it).
+        s.events.record(
+            kinds::SSH_SESSION,
+            Some(&m.name),
+            None,
+            format!("connection from {peer} hangs (fault ssh-hang)"),
+        );
+        drop(st);
+        let (m, shared) = (m.clone(), shared.clone());
+        tokio::spawn(async move {
+            let _held = out;
+            let _inp = inp;
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                let hangs = shared.upgrade().is_some_and(|s| s.faults.ssh_hangs(&m.name));
+                if !hangs || m.lock().listen_gen != gen {
+                    return;
+                }
+            }
+        });
+        return Ok(());
     }
     let mut cmd = tokio::process::Command::new(&ctx.sshd);
     cmd.arg("-i")

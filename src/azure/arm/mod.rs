@@ -9,7 +9,11 @@
 //! - Requests are logged at debug level (method, URL, status, attempt): never the token,
 //!   never a response body.
 
+pub mod compute;
+mod lro;
 mod transport;
+
+pub use lro::LroPolicy;
 
 use transport::decode;
 pub use transport::retry_after;
@@ -499,7 +503,7 @@ mod tests {
         }
     }
 
-    fn client(server: &MockServer, stale: bool, retry: ArmRetryPolicy) -> ArmClient {
+    pub(super) fn client(server: &MockServer, stale: bool, retry: ArmRetryPolicy) -> ArmClient {
         let mut cloud = CloudEndpoints::builtin(CloudName::AzureCloud);
         cloud.arm_endpoint = Url::parse(&server.uri()).unwrap();
         let cred = AzureCredential::from_token_credential(Arc::new(Counting {
@@ -509,7 +513,7 @@ mod tests {
         ArmClient::new(&cloud, Arc::new(cred)).unwrap().with_retry_policy(retry)
     }
 
-    fn quick() -> ArmRetryPolicy {
+    pub(super) fn quick() -> ArmRetryPolicy {
         ArmRetryPolicy {
             max_attempts: 4,
             max_elapsed: Duration::from_secs(20),

@@ -90,6 +90,17 @@ impl ArmClient {
 
     /// Send with retries; the body of a 2xx answer, or the typed error.
     pub(super) async fn send(&self, method: Method, url: Url) -> Result<Body, AzureError> {
+        Ok(self.send_full(method, url, None).await?.body)
+    }
+
+    /// Send with retries (and a JSON body, if any); a 2xx answer with its status and
+    /// headers (what long-running operations need), or the typed error.
+    pub(super) async fn send_full(
+        &self,
+        method: Method,
+        url: Url,
+        json: Option<&serde_json::Value>,
+    ) -> Result<Reply, AzureError> {
         let started = Instant::now();
         let mut attempt = 0u32;
         let mut refreshed = false;
@@ -101,7 +112,11 @@ impl ArmClient {
                 .request(method.clone(), url.clone())
                 .bearer_auth(token.token.secret())
                 .header(reqwest::header::ACCEPT, "application/json");
-            if method == Method::POST {
+            if let Some(j) = json {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(serde_json::to_vec(j).unwrap_or_default());
+            } else if method == Method::POST || method == Method::PUT {
                 req = req.header(reqwest::header::CONTENT_LENGTH, "0").body(Vec::new());
             }
             let outcome = match req.send().await {
@@ -152,7 +167,11 @@ impl ArmClient {
                 "ARM request"
             );
             if status.is_success() {
-                return Ok(Body(body.to_vec()));
+                return Ok(Reply {
+                    status,
+                    headers,
+                    body: Body(body.to_vec()),
+                });
             }
             let err = ArmErrorBody::parse(status, &body);
             if status == StatusCode::UNAUTHORIZED && !refreshed {
@@ -198,7 +217,14 @@ impl ArmClient {
 }
 
 /// A response body. Not `Debug`: it may hold a kubeconfig.
-pub(super) struct Body(Vec<u8>);
+pub(super) struct Body(pub(super) Vec<u8>);
+
+/// A successful answer, whole.
+pub(super) struct Reply {
+    pub(super) status: StatusCode,
+    pub(super) headers: HeaderMap,
+    pub(super) body: Body,
+}
 
 pub(super) fn decode<T: DeserializeOwned>(url: &Url, body: &Body) -> Result<T, AzureError> {
     serde_json::from_slice(&body.0).map_err(|e| AzureError::Decode {

@@ -313,6 +313,7 @@ async fn run_with(
         .hint(match via {
             Via::Ssh => "fix SSH to that node (or reach it through the Kubernetes API with --via kube), or leave it out with --nodes / --nodepool / --selector, then run again",
             Via::Kube => "check the node-shell pod's namespace, image and the node (kubectl describe pod), or leave the node out with --nodes / --nodepool / --selector, then run again",
+            Via::RunCommand => "check the node's VM (az vmss get-instance-view, az vmss run-command list) and that no other run command holds it, or leave the node out with --nodes / --nodepool / --selector, then run again",
         })
         .into());
     }
@@ -544,7 +545,12 @@ async fn run_with(
         return Err(anyhow::Error::new(e).context("cannot write the run record; nothing was changed"));
     }
 
-    let transport = ShellTransport::new(shell.clone());
+    let mut transport = ShellTransport::new(shell.clone());
+    if via != Via::RunCommand {
+        if let Some(arm) = super::via_run_command::restart_fallback(&ctx, reporter).await {
+            transport = transport.with_arm_restart(arm);
+        }
+    }
     let cfg = EngineConfig::new(options.clone(), drain_opts, run_id.clone(), gate_wait);
     let mut engine = Engine::new(
         &cluster,

@@ -65,7 +65,12 @@ pub async fn policy(
 
 /// `--window aks`: the cluster's planned-maintenance window for node OS upgrades, from ARM.
 async fn aks_window(ctx: &ClusterContext, reporter: &Reporter) -> anyhow::Result<AksWindow> {
-    let Some((arm, id)) = &ctx.arm else {
+    let Some(crate::commands::context::ArmAccess {
+        client: arm,
+        cluster: id,
+        ..
+    }) = &ctx.arm
+    else {
         return Err(Failure::new(
             Exit::Usage,
             "--window aks reads the cluster's planned-maintenance schedule from Azure Resource Manager, but the cluster was given with --kubeconfig",
@@ -120,7 +125,8 @@ fn pick(configs: &[MaintenanceConfiguration]) -> Option<&MaintenanceConfiguratio
 /// whether it is open now or when it opens next (`None` without ARM, or when ARM cannot be
 /// read: said with `--verbose`).
 pub async fn aks_note(ctx: &ClusterContext, reporter: &Reporter) -> Option<String> {
-    let (arm, id) = ctx.arm.as_ref()?;
+    let access = ctx.arm.as_ref()?;
+    let (arm, id) = (&access.client, &access.cluster);
     let configs = match arm.list_maintenance_configurations(id).await {
         Ok(c) => c,
         Err(e) => {

@@ -1,0 +1,247 @@
+//! Issue 13: `--via run-command`, end to end against aks-sim: every pool with
+//! `sshAccess: Disabled` and no use of the Kubernetes API's exec, scan and apply reach the
+//! nodes through ARM alone (VM scale set run commands), proven from the emulator's event log;
+//! a 409 waited out, a hanging run command bounded with a per-node error, an output beyond the
+//! 4,096-byte tail fetched whole, and node resource group lockdown exiting 4 with its hint.
+
+mod common;
+use aks_sim::Fault;
+use common::{max_nodes_out, of_kind, Cluster};
+use std::time::Duration;
+
+/// Three Ubuntu nodes without SSH (one cordoned by hand), a pending kernel, a Deployment with a PDB.
+const NO_SSH: &str = r#"
+resourceGroup: rg-test
+cluster: {name: aks-test}
+timing: {shutdownSeconds: 0.2, bootSeconds: 1, readySeconds: 0.3, podStartSeconds: 0.3, terminationSeconds: 0.1, aptSeconds: 0.1, aptUpdateSeconds: 0.1, runCommandSeconds: 0.2}
+pools:
+  - name: nodes
+    mode: System
+    count: 3
+    sshAccess: Disabled
+    kernel: 5.15.0-1068-azure
+    updates:
+      - {name: linux-azure, from: 5.15.0.1068.66, to: 5.15.0.1073.71, pocket: jammy-security, kernel: 5.15.0-1073-azure}
+      - {name: openssl, from: 3.0.2-0ubuntu1.18, to: 3.0.2-0ubuntu1.19, pocket: jammy-security}
+nodes:
+  aks-nodes-31415926-vmss000002: {cordoned: true}
+workloads:
+  - {kind: Deployment, name: web, namespace: app, replicas: 2, pool: nodes, pdb: {minAvailable: 1}, terminationGraceSeconds: 1}
+  - {kind: DaemonSet, name: agent, namespace: kube-system}
+"#;
+
+fn node(i: u32) -> String {
+    format!("aks-nodes-31415926-vmss{i:06}")
+}
+
+fn boot_id(c: &Cluster, n: &str) -> String {
+    c.node(n)["status"]["nodeInfo"]["bootID"].as_str().unwrap().to_string()
+}
+
+fn run_commands_on(c: &Cluster, n: &str, prefix: &str) -> usize {
+    of_kind(&c.events(), "run-command")
+        .iter()
+        .filter(|e| e.node.as_deref() == Some(n) && e.detail.starts_with(prefix))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue13_scan_and_apply_via_run_command_when_ssh_is_disabled() {
+    let c = Cluster::start(Some(NO_SSH)).await;
+    let r = c.run(&["scan", "--via", "run-command", "-o", "json"], true).await;
+    r.assert_code(0);
+    for row in r.json().as_array().unwrap() {
+        assert_eq!(row["runningKernel"], "5.15.0-1068-azure", "{row}");
+        assert_eq!(row["pendingUpdates"], 2, "{row}");
+        assert!(row["error"].is_null(), "{row}");
+    }
+    for i in 0..3 {
+        assert!(
+            run_commands_on(&c, &node(i), "start managed") >= 1,
+            "node {i} probed by run command"
+        );
+        assert_eq!(
+            run_commands_on(&c, &node(i), "start managed"),
+            run_commands_on(&c, &node(i), "deleted managed"),
+            "every run command deleted afterwards"
+        );
+    }
+    assert!(of_kind(&c.events(), "ssh-session").is_empty(), "nothing went over SSH");
+    assert!(
+        of_kind(&c.events(), "pod-exec").is_empty(),
+        "nothing went through pods/exec"
+    );
+
+    let boots: Vec<String> = (0..3).map(|i| boot_id(&c, &node(i))).collect();
+    let r = c
+        .run(
+            &[
+                "apply",
+                "--via",
+                "run-command",
+                "--one-at-a-time",
+                "--yes",
+                "--eviction-retry-interval",
+                "1",
+            ],
+            true,
+        )
+        .await;
+    r.assert_code(0);
+    for (i, before) in boots.iter().enumerate() {
+        let n = node(i as u32);
+        assert_eq!(c.kernel(&n), "5.15.0-1073-azure", "{n}");
+        assert_ne!(&boot_id(&c, &n), before, "{n} rebooted: a new bootID");
+    }
+    let events = c.events();
+    assert!(!of_kind(&events, "apt-upgrade").is_empty());
+    assert!(c.unschedulable(&node(2)), "the node cordoned by hand stays cordoned");
+    assert!(!c.unschedulable(&node(0)) && !c.unschedulable(&node(1)));
+    assert_eq!(max_nodes_out(&events, &[node(2)]), 1, "never two nodes out");
+    assert!(of_kind(&events, "ssh-session").is_empty(), "nothing went over SSH");
+    assert!(c.lock_free());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue13_a_conflict_is_waited_out_and_a_hang_is_a_per_node_error() {
+    let c = Cluster::start(Some(NO_SSH)).await;
+    c.sim.fault(Fault::RunCommandConflict { count: 2 }).unwrap();
+    c.sim.fault(Fault::RunCommandHang { node: node(1) }).unwrap();
+    let r = tokio::time::timeout(
+        Duration::from_secs(120),
+        c.run(
+            &["scan", "--via", "run-command", "--connect-timeout", "1", "-o", "json"],
+            true,
+        ),
+    )
+    .await
+    .expect("bounded");
+    let rows = r.json();
+    let row = |n: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == n)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(row(&node(0))["pendingUpdates"], 2, "{}", r.stderr);
+    assert_eq!(row(&node(2))["pendingUpdates"], 2, "{}", r.stderr);
+    let err = row(&node(1))["error"].as_str().unwrap_or("").to_string();
+    assert!(
+        err.contains(&node(1)) && (err.contains("did not finish") || err.contains("timed out")),
+        "{err}"
+    );
+    let refused = of_kind(&c.events(), "run-command")
+        .iter()
+        .filter(|e| e.detail.contains("refused 409"))
+        .count();
+    assert!(refused >= 2, "the conflicts happened and were waited out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue13_an_output_beyond_the_tail_is_fetched_whole() {
+    let mut updates = String::new();
+    for i in 0..150 {
+        updates.push_str(&format!(
+            "      - {{name: libexample{i}, from: 1.0.{i}-1, to: 1.0.{i}-2ubuntu0.1, pocket: jammy-updates}}\n"
+        ));
+    }
+    let yaml = format!(
+        "resourceGroup: rg-test\ncluster: {{name: aks-test}}\ntiming: {{runCommandSeconds: 0.1}}\npools:\n  - name: nodes\n    count: 1\n    sshAccess: Disabled\n    updates:\n{updates}"
+    );
+    let c = Cluster::start(Some(&yaml)).await;
+    let r = c.run(&["scan", "--via", "run-command", "-o", "json"], true).await;
+    r.assert_code(0);
+    let row = &r.json()[0];
+    assert_eq!(row["pendingUpdates"], 150, "{row}");
+    assert!(run_commands_on(&c, &node(0), "start managed") > 2, "fetched in pieces");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue13_node_resource_group_lockdown_exits_4_with_its_hint() {
+    let c = Cluster::start(Some(NO_SSH)).await;
+    c.sim.fault(Fault::NrgLockdown).unwrap();
+    let r = c.run(&["scan", "--via", "run-command"], true).await;
+    r.assert_code(4);
+    assert!(
+        r.stderr
+            .contains("Microsoft.Compute/virtualMachineScaleSets/virtualMachines/runCommands/write"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("Microsoft.Compute/virtualMachineScaleSets/virtualMachines/runCommand/action"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("hint:") && r.stderr.contains("--via kube"),
+        "{}",
+        r.stderr
+    );
+    assert!(of_kind(&c.events(), "run-command").is_empty(), "nothing ran");
+}
+
+/// A node whose SSH hangs at the reboot (fault ssh-hang: its sessions die, new connections
+/// are never answered) is restarted through ARM instead, and the reboot is proven as always.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue13_a_hung_ssh_session_is_rebooted_through_arm_restart() {
+    let yaml = NO_SSH
+        .replace("    sshAccess: Disabled\n", "")
+        .replace("nodes:\n  aks-nodes-31415926-vmss000002: {cordoned: true}\n", "");
+    let c = Cluster::start(Some(&yaml)).await;
+    let boots: Vec<String> = (0..3).map(|i| boot_id(&c, &node(i))).collect();
+    let child = c
+        .command_with_target(&[
+            "apply",
+            "--one-at-a-time",
+            "--yes",
+            "--eviction-retry-interval",
+            "1",
+            "--ssh-timeout",
+            "3",
+            "--nodes",
+            &node(0),
+        ])
+        .spawn()
+        .unwrap();
+    // Once node 0 is upgraded (before its drain and reboot), its SSH hangs.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if of_kind(&c.events(), "apt-upgrade")
+            .iter()
+            .any(|e| e.node.as_deref() == Some(node(0).as_str()))
+        {
+            c.sim.fault(Fault::SshHang { node: node(0) }).unwrap();
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "node 0 was never upgraded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let out = tokio::time::timeout(Duration::from_secs(240), child.wait_with_output())
+        .await
+        .expect("apply ends")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_ne!(boot_id(&c, &node(0)), boots[0], "node 0 rebooted: a new bootID");
+    assert_eq!(c.kernel(&node(0)), "5.15.0-1073-azure");
+    let events = c.events();
+    assert!(
+        of_kind(&events, "ssh-session")
+            .iter()
+            .any(|e| e.node.as_deref() == Some(node(0).as_str()) && e.detail.contains("hangs")),
+        "the SSH session hung"
+    );
+    assert!(
+        of_kind(&events, "reboot")
+            .iter()
+            .any(|e| e.node.as_deref() == Some(node(0).as_str()) && e.detail.contains("vmss restart")),
+        "rebooted through ARM restart"
+    );
+    assert!(!c.unschedulable(&node(0)), "uncordoned after the proof");
+    assert_eq!(boot_id(&c, &node(1)), boots[1], "node 1 untouched");
+    assert!(c.lock_free());
+}
