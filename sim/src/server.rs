@@ -41,7 +41,7 @@ pub fn spawn(
             tokio::spawn(async move {
                 match acceptor {
                     Some(acc) => match acc.accept(stream).await {
-                        Ok(tls) => serve_conn(TokioIo::new(tls), router, peer, shutdown).await,
+                        Ok(tls) => serve_conn(TokioIo::new(CloseNotify(tls)), router, peer, shutdown).await,
                         Err(e) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
                     },
                     None => serve_conn(TokioIo::new(stream), router, peer, shutdown).await,
@@ -73,5 +73,73 @@ where
     tokio::select! {
         r = conn.as_mut() => { if let Err(e) = r { tracing::trace!("connection from {peer} ended: {e}"); } }
         _ = shutdown.changed() => {}
+    }
+}
+
+/// A TLS connection that says `close_notify` when it is dropped, as Go's `tls.Conn.Close`
+/// (the API server's) does. hyper shuts a plain HTTP connection down itself, but an upgraded
+/// one (pods/exec over WebSocket) is simply dropped when the handler ends; without the alert
+/// rustls clients read an unexpected EOF, an error rather than the end of the stream
+/// (kube-rs then never ends an exec's stdout after a reboot cut it).
+struct CloseNotify(tokio_rustls::server::TlsStream<tokio::net::TcpStream>);
+
+impl Drop for CloseNotify {
+    fn drop(&mut self) {
+        let (tcp, tls) = self.0.get_mut();
+        tls.send_close_notify(); // once: rustls skips it if already sent
+        let mut alert = Vec::new();
+        while tls.wants_write() {
+            if tls.write_tls(&mut alert).is_err() {
+                return;
+            }
+        }
+        // Best effort and without blocking: a few bytes into a socket buffer.
+        let _ = tcp.try_write(&alert);
+    }
+}
+
+impl tokio::io::AsyncRead for CloseNotify {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CloseNotify {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }

@@ -456,7 +456,6 @@ async fn run(socket: WebSocket, req: ExecRequest, place: Place, privileged: bool
         let _ = t.await;
     }
     let status = child.wait().await;
-    reader.abort();
     use std::os::unix::process::ExitStatusExt;
     match status {
         Ok(st) if st.signal().is_some() => {
@@ -482,6 +481,17 @@ async fn run(socket: WebSocket, req: ExecRequest, place: Place, privileged: bool
                 .await;
         }
         Err(_) => drop(tx),
+    }
+    // The closing handshake (RFC 6455 5.5.1), as the API server's websocket library does it:
+    // after our Close, the connection stays up until the client's Close (its reader then
+    // ends) or a short while passes. Dropping it at once can break the client's reply, and a
+    // client then sees an error, not the end of the stream (kube-rs then never ends stdout).
+    let abort = reader.abort_handle();
+    if tokio::time::timeout(std::time::Duration::from_secs(5), reader)
+        .await
+        .is_err()
+    {
+        abort.abort();
     }
 }
 
