@@ -39,20 +39,33 @@ async fn issue4_rollout_changes_kernels_one_node_at_a_time() {
     let record = r.json();
     assert_eq!(record["status"], "succeeded");
 
-    // Every Linux node runs the new kernel; Windows nodes were skipped with the hint.
+    // Every Linux node runs the new kernel (Ubuntu's and Azure Linux's); Windows nodes were
+    // skipped with the hint.
+    let kernels = |node: &str| {
+        if node.starts_with("aks-azl-") {
+            ("6.6.64.2-9.azl3", "6.6.78.1-1.azl3")
+        } else {
+            ("5.15.0-1068-azure", "5.15.0-1073-azure")
+        }
+    };
+    assert!(
+        linux.iter().any(|n| n.starts_with("aks-azl-")),
+        "the default scenario has an Azure Linux pool"
+    );
     for (n, k) in linux.iter().zip(&before) {
-        assert_eq!(k, "5.15.0-1068-azure");
-        assert_eq!(c.kernel(n), "5.15.0-1073-azure", "{n} runs the new kernel");
+        assert_eq!(k, kernels(n).0);
+        assert_eq!(c.kernel(n), kernels(n).1, "{n} runs the new kernel");
     }
     let nodes = record["nodes"].as_array().unwrap();
     for n in nodes {
-        if n["name"].as_str().unwrap().starts_with("akswin") {
+        let name = n["name"].as_str().unwrap();
+        if name.starts_with("akswin") {
             assert_eq!(n["state"], "skipped");
             assert!(n["skipReason"].as_str().unwrap().contains("--node-image-only"));
         } else {
             assert_eq!(n["state"], "done", "{n}");
-            assert_eq!(n["kernelBefore"], "5.15.0-1068-azure");
-            assert_eq!(n["kernelAfter"], "5.15.0-1073-azure");
+            assert_eq!(n["kernelBefore"], kernels(name).0);
+            assert_eq!(n["kernelAfter"], kernels(name).1);
             assert_eq!(n["rebooted"], true);
         }
     }

@@ -122,6 +122,10 @@ async fn issue14_scan_reports_azure_linux_updates_and_the_reboot_need_before_the
     let r = c.run(&["scan", "--refresh", "-o", "json"], true).await;
     r.assert_code(0);
     assert_eq!(row(&r.json(), AZL[0])["note"], serde_json::Value::Null, "{}", r.stdout);
+    // The emulator logs what the nodes' shims did on its next tick: wait for every node's.
+    for n in UBUNTU.iter().chain(AZL.iter()) {
+        c.wait_for_event("apt-update", Some(n), Duration::from_secs(5)).await;
+    }
     let refreshed = nodes_with(&c.events(), "apt-update");
     assert_eq!(refreshed.len(), 4, "{refreshed:?}");
     assert!(of_kind(&c.events(), "apt-update")

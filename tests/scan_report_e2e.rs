@@ -12,14 +12,26 @@ use std::time::{Duration, Instant};
 /// The node the default scenario marks as already waiting for a reboot.
 const NEEDS_REBOOT: &str = "aks-user-31417037-vmss000001";
 const WINDOWS: [&str; 2] = ["akswin000000", "akswin000001"];
-const LINUX: [&str; 5] = [
+/// The default scenario's Azure Linux node (its pool sits between the system and user pools).
+const AZURE_LINUX: &str = "aks-azl-27182818-vmss000000";
+const LINUX: [&str; 6] = [
+    AZURE_LINUX,
     "aks-system-31415926-vmss000000",
     "aks-system-31415926-vmss000001",
     "aks-user-31417037-vmss000000",
     "aks-user-31417037-vmss000001",
     "aks-user-31417037-vmss000002",
 ];
-const SUMMARY: &str = "1 of 5 Linux nodes needs a reboot (kernel 5.15.0-1073-azure pending)";
+const SUMMARY: &str = "1 of 6 Linux nodes needs a reboot (kernel 5.15.0-1073-azure, 6.6.78.1-1.azl3 pending)";
+
+/// The kernel a default-scenario Linux node runs before any patch.
+fn kernel_before(node: &str) -> &'static str {
+    if node == AZURE_LINUX {
+        "6.6.64.2-9.azl3"
+    } else {
+        "5.15.0-1068-azure"
+    }
+}
 
 /// `-o json` fields of `scan`, in the order docs/output.md lists them.
 const SCAN_FIELDS: [&str; 25] = [
@@ -233,7 +245,7 @@ async fn issue3_scan_table_wide_and_the_summary_on_stderr() {
         "{}",
         t.stdout
     );
-    assert_eq!(rows.len(), 7, "every node is a row:\n{}", t.stdout);
+    assert_eq!(rows.len(), 8, "every node is a row:\n{}", t.stdout);
     let r = row(&rows, NEEDS_REBOOT);
     assert_eq!(
         r[..7],
@@ -265,7 +277,7 @@ async fn issue3_scan_table_wide_and_the_summary_on_stderr() {
         .find(|l| l.contains("Linux node"))
         .unwrap_or_else(|| panic!("a summary line on stderr:\n{}", t.stderr));
     assert!(summary.starts_with(SUMMARY), "{summary}");
-    assert!(summary.contains("4 have pending updates"), "{summary}");
+    assert!(summary.contains("5 have pending updates"), "{summary}");
     // No progress bar (nor colour) when stderr is not a terminal.
     assert!(!t.stderr.contains('\r') && !t.stderr.contains('\x1b'), "{:?}", t.stderr);
 
@@ -298,7 +310,7 @@ async fn issue3_scan_json_yaml_tsv_and_none() {
     j.assert_code(0);
     let json = j.json();
     let rows = by_name(&json);
-    assert_eq!(rows.len(), 7);
+    assert_eq!(rows.len(), 8);
     for r in json.as_array().unwrap() {
         assert_eq!(keys(r), SCAN_FIELDS, "documented fields, in order");
     }
@@ -365,7 +377,7 @@ async fn issue3_scan_json_yaml_tsv_and_none() {
     v.assert_code(0);
     assert!(!v.stdout.contains("NAME"), "no header: {}", v.stdout);
     let lines: Vec<Vec<&str>> = v.stdout.lines().map(|l| l.split('\t').collect()).collect();
-    assert_eq!(lines.len(), 7, "{}", v.stdout);
+    assert_eq!(lines.len(), 8, "{}", v.stdout);
     for l in &lines {
         assert_eq!(
             l.len(),
@@ -494,7 +506,7 @@ async fn issue3_report_formats() {
         "{}",
         t.stdout
     );
-    assert_eq!(rows.len(), 7);
+    assert_eq!(rows.len(), 8);
     assert_eq!(
         row(&rows, NEEDS_REBOOT),
         [
@@ -543,7 +555,7 @@ async fn issue3_report_formats() {
     let v = c.run(&["report", "-o", "tsv"], true).await;
     v.assert_code(0);
     let lines: Vec<Vec<&str>> = v.stdout.lines().map(|l| l.split('\t').collect()).collect();
-    assert_eq!(lines.len(), 7);
+    assert_eq!(lines.len(), 8);
     let l = lines.iter().find(|l| l[0] == NEEDS_REBOOT).unwrap();
     assert_eq!(
         *l,
@@ -729,7 +741,7 @@ async fn issue3_unreachable_node_is_a_row_with_the_error() {
     let r = c.run(&["scan", "-o", "json"], true).await;
     r.assert_code(5);
     let rows = by_name(&r.json());
-    assert_eq!(rows.len(), 7, "every node is still listed");
+    assert_eq!(rows.len(), 8, "every node is still listed");
     let d = &rows[down];
     let err = d["error"].as_str().unwrap_or_else(|| panic!("an error: {d}"));
     assert!(err.contains(down), "{err}");
@@ -738,7 +750,7 @@ async fn issue3_unreachable_node_is_a_row_with_the_error() {
     assert_eq!(d["runningKernel"], Value::Null);
     for n in LINUX.iter().filter(|n| **n != down) {
         assert_eq!(rows[*n]["error"], Value::Null, "{n}");
-        assert_eq!(rows[*n]["runningKernel"], "5.15.0-1068-azure", "{n}");
+        assert_eq!(rows[*n]["runningKernel"], kernel_before(n), "{n}");
     }
     assert_eq!(rows[NEEDS_REBOOT]["rebootRequired"], true);
     assert!(
@@ -1054,7 +1066,7 @@ async fn issue3_kubeconfig_alone_needs_no_arm() {
     let r = run_with(&c, &["scan", "--kubeconfig", kc, "-o", "json"], false, no_arm).await;
     r.assert_code(0);
     let rows = by_name(&r.json());
-    assert_eq!(rows.len(), 7);
+    assert_eq!(rows.len(), 8);
     assert_eq!(rows[NEEDS_REBOOT]["rebootRequired"], true);
     assert_eq!(rows["aks-system-31415926-vmss000000"]["pendingUpdates"], 6);
     let note = rows[WINDOWS[0]]["note"].as_str().unwrap();
@@ -1328,7 +1340,7 @@ async fn issue3_scan_through_a_jump_host() {
     let rows = by_name(&r.json());
     for n in LINUX {
         assert_eq!(rows[n]["error"], Value::Null, "{n}: {}", rows[n]);
-        assert_eq!(rows[n]["runningKernel"], "5.15.0-1068-azure", "{n}");
+        assert_eq!(rows[n]["runningKernel"], kernel_before(n), "{n}");
         assert!(sessions_on(&c, n) >= 1, "{n} was scanned over SSH");
     }
     assert_eq!(rows[NEEDS_REBOOT]["rebootRequired"], true);

@@ -46,8 +46,15 @@ impl Env {
         o
     }
 
-    fn linux(&self) -> Vec<NodeSpec> {
-        self.sim.shared.nodes.iter().filter(|n| n.is_linux()).cloned().collect()
+    /// The default scenario's Ubuntu nodes (apt; its Azure Linux node has tests of its own).
+    fn ubuntu(&self) -> Vec<NodeSpec> {
+        self.sim
+            .shared
+            .nodes
+            .iter()
+            .filter(|n| n.is_linux() && n.os_sku == "Ubuntu")
+            .cloned()
+            .collect()
     }
 
     fn node(&self, name: &str) -> NodeSpec {
@@ -82,8 +89,8 @@ fn names(p: &Probe) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probe_every_linux_node() {
     let env = Env::start().await;
-    let linux = env.linux();
-    assert_eq!(linux.len(), 5, "the default scenario has 5 Linux nodes");
+    let linux = env.ubuntu();
+    assert_eq!(linux.len(), 5, "the default scenario has 5 Ubuntu nodes");
     let nodes: Vec<(String, String)> = linux.iter().map(|n| (n.name.clone(), n.ip.to_string())).collect();
     let (reporter, _lines) = Reporter::capture(Verbosity::Verbose);
     let results = probe_all(&env.opts(), nodes.clone(), 3, false, T, &reporter).await;
@@ -151,7 +158,7 @@ async fn probe_every_linux_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_failures_are_classified() {
     let env = Env::start().await;
-    let linux = env.linux();
+    let linux = env.ubuntu();
     let (a, b) = (&linux[0], &linux[1]);
     let opts = env.opts();
 
@@ -269,7 +276,7 @@ async fn connection_failures_are_classified() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_exit_codes_and_timeouts() {
     let env = Env::start().await;
-    let n = &env.linux()[0];
+    let n = &env.ubuntu()[0];
     let s = connect(&env.opts(), &n.name, &n.ip.to_string()).await.expect("connect");
     let o = s.run("echo out; echo err >&2; exit 3", T).await.unwrap();
     assert_eq!(
@@ -306,7 +313,7 @@ async fn commands_exit_codes_and_timeouts() {
 async fn upgrade_then_reboot() {
     let env = Env::start().await;
     let opts = env.opts();
-    let linux = env.linux();
+    let linux = env.ubuntu();
     let (all, sec) = (&linux[0], &linux[2]);
 
     // --upgrade-mode all: everything, the new kernel included.

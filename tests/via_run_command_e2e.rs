@@ -207,17 +207,15 @@ async fn issue13_a_hung_ssh_session_is_rebooted_through_arm_restart() {
         ])
         .spawn()
         .unwrap();
-    // Once node 0 is upgraded (before its drain and reboot), its SSH hangs.
+    // Once node 0 is upgraded and cordoned (apt is done; its drain and reboot are next), its
+    // SSH hangs. (The apt-upgrade event marks apt's start: a hang then would cut the upgrade.)
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
-        if of_kind(&c.events(), "apt-upgrade")
-            .iter()
-            .any(|e| e.node.as_deref() == Some(node(0).as_str()))
-        {
+        if c.unschedulable(&node(0)) {
             c.sim.fault(Fault::SshHang { node: node(0) }).unwrap();
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "node 0 was never upgraded");
+        assert!(std::time::Instant::now() < deadline, "node 0 was never cordoned");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let out = tokio::time::timeout(Duration::from_secs(240), child.wait_with_output())

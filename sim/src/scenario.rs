@@ -494,8 +494,8 @@ impl Scenario {
     }
 
     /// Scale the Linux node count to `n` ≥ 1: with one Linux pool it takes them all;
-    /// otherwise the first (system) pool gets half, 1 to 3, and the last Linux pool the
-    /// rest (5 nodes: 2 + 3, as the default scenario). What names a node or pool that no
+    /// otherwise the first (system) pool gets half, 1 to 3, the last Linux pool the rest
+    /// (5 nodes: 2 + 3), and the Linux pools between them none. What names a node or pool that no
     /// longer exists is dropped, with a note for each: per-node overrides and faults for
     /// nodes beyond the count, and bare or static pods pinned to a pool left empty.
     pub fn scale_linux_nodes(mut self, n: u32) -> Result<(Scenario, Vec<String>), ScenarioError> {
@@ -513,7 +513,14 @@ impl Scenario {
             return Err(self.invalid("(built-in)", "pools", "no Linux pool to scale".into()));
         };
         let last = *linux.last().unwrap_or(&first);
+        let mut notes = vec![];
         for &i in &linux {
+            if i != first && i != last && self.pools[i].count > 0 {
+                notes.push(format!(
+                    "--nodes {n}: pool `{}` left empty: --nodes fills the first (system) and the last Linux pool",
+                    self.pools[i].name
+                ));
+            }
             self.pools[i].count = 0;
         }
         if first == last {
@@ -523,7 +530,6 @@ impl Scenario {
             self.pools[first].count = system;
             self.pools[last].count = n - system;
         }
-        let mut notes = vec![];
         // AKS's limit counts every node: the other pools shrink to make room.
         let mut over = self
             .pools
@@ -1086,6 +1092,10 @@ mod tests {
             assert!((1..=3).contains(&system), "--nodes {n}: {system} system nodes");
             // The default scenario's overrides name user nodes 1 and 2.
             let dropped = notes.iter().filter(|m| m.contains("overrides")).count();
+            assert!(
+                notes.iter().any(|m| m.contains("pool `azl` left empty")),
+                "--nodes {n}: {notes:?}"
+            );
             let users = n - system;
             assert_eq!(
                 dropped,
@@ -1098,7 +1108,12 @@ mod tests {
         assert!(notes.iter().any(|m| m.contains("default/debug-shell")), "{notes:?}");
         assert!(s.workloads.iter().all(|w| w.name != "node-problem-detector"));
         let (s, notes) = Scenario::default_scenario().scale_linux_nodes(5).unwrap();
-        assert!(notes.is_empty(), "5 nodes is the default cluster: {notes:?}");
+        assert_eq!(
+            notes,
+            ["--nodes 5: pool `azl` left empty: --nodes fills the first (system) and the last Linux pool"],
+            "5 nodes are the default cluster's Ubuntu nodes"
+        );
+        assert_eq!(s.pools.iter().find(|p| p.name == "azl").unwrap().count, 0);
         assert_eq!(s.nodes.len(), 2);
         assert!(Scenario::default_scenario().scale_linux_nodes(0).is_err());
         // AKS's 5,000-node limit counts every node: the Windows pool makes room.

@@ -123,8 +123,8 @@ fn issue2_up_env_status_fault_as_processes() {
     assert!(kc.status.success(), "{}", String::from_utf8_lossy(&kc.stderr));
     assert_eq!(
         String::from_utf8_lossy(&kc.stdout).lines().count(),
-        7,
-        "the default scenario has 7 nodes"
+        8,
+        "the default scenario has 8 nodes"
     );
 
     let node = "aks-user-31417037-vmss000000";
@@ -146,7 +146,7 @@ fn issue2_up_env_status_fault_as_processes() {
         .unwrap();
     assert!(status.status.success());
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(v["nodes"].as_array().unwrap().len(), 7);
+    assert_eq!(v["nodes"].as_array().unwrap().len(), 8);
     assert!(v["faults"]["sshDown"].as_array().unwrap().iter().any(|n| n == node));
     let faults: Vec<_> = v["events"]
         .as_array()

@@ -352,7 +352,7 @@ async fn issue9_field_selectors_as_the_api_server() {
         .await;
     assert!(ok, "{err}");
     let names: Vec<&str> = out.lines().collect();
-    assert_eq!(names.len(), 6, "all nodes but the cordoned one: {out}");
+    assert_eq!(names.len(), 7, "all nodes but the cordoned one: {out}");
     assert!(!out.contains(&user_node(2)), "{out}");
     let (ok, out, _) = env
         .kubectl(&[

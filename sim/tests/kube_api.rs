@@ -948,8 +948,9 @@ async fn kubectl_get_nodes_and_pods_wide() {
         .await;
     assert!(ok);
     let ds: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(ds["status"]["desiredNumberScheduled"], 5);
-    assert_eq!(ds["status"]["numberReady"], 5);
+    // On every Linux node: 5 Ubuntu and 1 Azure Linux.
+    assert_eq!(ds["status"]["desiredNumberScheduled"], 6);
+    assert_eq!(ds["status"]["numberReady"], 6);
     env.sim.shutdown().await;
 }
 
