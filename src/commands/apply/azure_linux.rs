@@ -1,7 +1,7 @@
 //! Pre-flight for Azure Linux nodes: what the options cannot do there is refused before the
 //! lock and before any change, naming the nodes and the flag that would allow it.
 
-use super::ScanRow;
+use crate::commands::scan::ScanRow;
 use crate::output::{Exit, Failure};
 use crate::rollout::journal::{RunOptions, UpgradeMode};
 use crate::ssh::pkg::TDNF_NO_SECURITY;

@@ -1,0 +1,169 @@
+//! `apply`'s end, whatever happened: the lock released (and said so), the run record
+//! closed, metrics pushed, the after-table, the summary with what is left cordoned and how to
+//! recover, and the last notifications.
+
+use super::input::remember_scans;
+use super::notify;
+use super::view::after_table;
+use super::LOCK_DURATION;
+use crate::cli::{ApplyArgs, OutputFormat};
+use crate::commands::{context, Outcome};
+use crate::kube::drain as kdrain;
+use crate::kube::{self as k, LockGuard};
+use crate::output::{Exit, Reporter};
+use crate::rollout::after::{after_rows, left_cordoned};
+use crate::rollout::engine::RunStop;
+use crate::rollout::journal::{self, Journal, NodeState, RunRecord, RunStatus};
+use crate::settings::Settings;
+use std::time::Duration;
+
+/// How the engine ended, and what it leaves to say.
+pub(super) struct Ended {
+    pub result: Result<(), RunStop>,
+    /// Why the lock was lost, if it was.
+    pub lock_lost: Option<String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn finish(
+    args: &ApplyArgs,
+    settings: &Settings,
+    ctx: &context::ClusterContext,
+    journal: &Journal,
+    guard: LockGuard,
+    mut record: RunRecord,
+    ended: Ended,
+    notifier: Option<crate::notify::Notifier>,
+    run_id: &str,
+    reporter: &Reporter,
+) -> anyhow::Result<Outcome> {
+    let Ended { result, lock_lost } = ended;
+    // Whatever happened: release the lock, and say so.
+    let release = guard.release().await;
+    match &release {
+        Ok(()) => reporter.info("lock released"),
+        Err(k::LockError::Lost { reason, .. }) => reporter.warn(&format!(
+            "the aks-patch lock was not released: {reason}"
+        )),
+        Err(e) => reporter.error(&format!(
+            "could not release the aks-patch lock: {e}; it expires by itself after {}s, or, once you are sure no aks-patch run is working, remove it with `kubectl -n kube-system delete lease aks-patch`",
+            LOCK_DURATION.as_secs()
+        )),
+    }
+
+    record.finished_at = Some(journal::now());
+    let (status, err) = match &result {
+        Ok(()) => (RunStatus::Succeeded, None),
+        Err(RunStop::Interrupted) => (RunStatus::Interrupted, Some("interrupted".to_string())),
+        Err(RunStop::OutsideWindow(msg)) => (RunStatus::Interrupted, Some(msg.clone())),
+        Err(RunStop::Blocked(msg)) => (RunStatus::Failed, Some(msg.clone())),
+        Err(RunStop::Failed { message, .. }) => (RunStatus::Failed, Some(message.clone())),
+        Err(RunStop::LockLost(msg)) => (
+            RunStatus::Failed,
+            Some(format!("{msg}; stopped without starting another node")),
+        ),
+    };
+    let exit = result.as_ref().err().map(RunStop::exit).unwrap_or(Exit::Ok);
+    record.status = status;
+    record.error = err.clone();
+    journal.save(&record)?;
+    if let Some(url) = &args.metrics.pushgateway_url {
+        let families = crate::metrics::run_families(&record);
+        match crate::metrics::push(
+            url,
+            "aks-patch-apply",
+            &ctx.cluster.name,
+            &families,
+            Duration::from_secs(10),
+        )
+        .await
+        {
+            Ok(()) => reporter.verbose("pushed the run's metrics"),
+            Err(e) => reporter.warn(&format!("{e}; the run's result is not affected")),
+        }
+    }
+    remember_scans(settings, &record);
+
+    let now_rows = k::list_node_rows(&ctx.client, None).await.ok();
+    let after = after_rows(&record, now_rows.as_deref());
+    let left = left_cordoned(&record, now_rows.as_deref());
+    let done = record.nodes.iter().filter(|n| n.state == NodeState::Done).count();
+    let rebooted = record.nodes.iter().filter(|n| n.rebooted).count();
+    let mut summary = format!(
+        "{done} of {} node(s) patched, {rebooted} rebooted; run {} {}",
+        record
+            .nodes
+            .iter()
+            .filter(|n| !matches!(n.state, NodeState::Skipped | NodeState::Gone))
+            .count(),
+        record.run_id,
+        match record.status {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "halted",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Running => "running",
+        }
+    );
+    if !left.is_empty() {
+        let names: Vec<&str> = left.iter().map(|(n, _)| n.as_str()).collect();
+        let unsure = left.iter().any(|(_, sure)| !sure);
+        summary.push_str(&format!(
+            "; left cordoned by this run{}: {} (once healthy: `aks-patch apply ... --resume` uncordons it, or by hand `kubectl uncordon {} && kubectl annotate node {} {}-`)",
+            if unsure { " (the cluster could not be read to confirm)" } else { "" },
+            names.join(", "),
+            names.join(" "),
+            names.join(" "),
+            kdrain::IN_PROGRESS_ANNOTATION
+        ));
+    }
+    if let Some(lost) = &lock_lost {
+        summary.push_str(&format!("; the lock was lost ({lost}): no node was started after that"));
+    }
+    if record.status != RunStatus::Succeeded {
+        summary.push_str(&format!(
+            "; continue later with `aks-patch apply ... --one-at-a-time --resume` (record: {})",
+            journal.path_of(&record).display()
+        ));
+    }
+    let value = if matches!(
+        args.global.output,
+        OutputFormat::Table | OutputFormat::Wide | OutputFormat::Tsv
+    ) && args.global.query.is_none()
+    {
+        serde_json::Value::Array(after)
+    } else {
+        serde_json::to_value(&record)?
+    };
+    if let Some(n) = notifier {
+        for (name, _) in &left {
+            if let Some(node) = record.nodes.iter().find(|r| &r.name == name) {
+                n.send(crate::notify::node_event(
+                    crate::notify::EventKind::NodeLeftCordoned,
+                    &ctx.cluster.name,
+                    run_id,
+                    node,
+                    Some(&format!(
+                        "once it is healthy, `aks-patch apply ... --one-at-a-time --resume` uncordons it, or by hand `kubectl uncordon {name} && kubectl annotate node {name} {}-`",
+                        kdrain::IN_PROGRESS_ANNOTATION
+                    )),
+                ));
+            }
+        }
+        n.send(notify::event(
+            crate::notify::EventKind::RunFinished,
+            &ctx.cluster.name,
+            run_id,
+            summary.clone(),
+        ));
+        n.finish(Duration::from_secs(20), reporter).await;
+    }
+    if let Some(msg) = err {
+        reporter.error(&msg);
+    }
+    Ok(Outcome {
+        value,
+        table: Some(after_table()),
+        summary: Some(summary),
+        exit,
+    })
+}

@@ -1,0 +1,158 @@
+//! `apply`'s start, after the pre-flight and the confirmation: the health gate and the
+//! blockers before the lock, `--force-unlock`'s own check, the cluster-wide lock, and the run
+//! record written before the first change.
+
+use super::blockers;
+use super::prepare::Prepared;
+use super::GATE_POLL;
+use super::LOCK_DURATION;
+use crate::cli::ApplyArgs;
+use crate::commands::context;
+use crate::kube::{self as k, CancellationToken, HolderInfo, LockGuard};
+use crate::output::{self, Exit, Failure, Reporter};
+use crate::rollout::engine::{wait_gate, BlockerPolicy, GateStop};
+use crate::rollout::journal::{self, Journal, NodeRecord, NodeState, RunRecord, RunStatus};
+use crate::rollout::live::KubeCluster;
+use crate::settings::Settings;
+use std::time::Duration;
+
+/// The gate, the blockers and the lock, then the run record: `Err` with nothing changed (the
+/// lock, if taken, given back).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn start(
+    args: &ApplyArgs,
+    settings: &Settings,
+    ctx: &context::ClusterContext,
+    prepared: &Prepared,
+    journal: &Journal,
+    run_id: &str,
+    cluster: &KubeCluster,
+    blocker_policy: Option<&BlockerPolicy>,
+    cancel: &CancellationToken,
+    reporter: &Reporter,
+) -> anyhow::Result<(LockGuard, RunRecord)> {
+    let Prepared {
+        resumed,
+        options,
+        chain,
+        rows,
+        entries,
+        before_by_name,
+        ours_in_cluster,
+        ..
+    } = prepared;
+    // The health gate before the lock: nothing else may be out.
+    let gate_wait = Duration::from_secs(args.health_wait);
+    if let Err(e) = wait_gate(cluster, ours_in_cluster, &[], gate_wait, GATE_POLL, cancel, reporter).await {
+        return Err(match e {
+            GateStop::Cancelled => Failure::new(
+                Exit::Interrupted,
+                "interrupted before the lock was taken; nothing was changed",
+            )
+            .into(),
+            GateStop::Blocked { .. } => {
+                let hint = e.hint().unwrap_or_default();
+                Failure::new(Exit::NodesFailed, format!("not starting: {e}; nothing was changed"))
+                    .hint(hint)
+                    .into()
+            }
+            GateStop::Failed(ref p) => {
+                Failure::new(if p.auth { Exit::Auth } else { Exit::Failure }, e.to_string()).into()
+            }
+        });
+    }
+    if let Some(b) = &blocker_policy {
+        blockers::before_lock(b, cancel, reporter).await?
+    }
+    if args.force_unlock {
+        if let Some((node, run)) = rows.iter().filter(|r| !r.ready).find_map(|r| {
+            r.in_progress
+                .clone()
+                .filter(|run| !chain.contains(run))
+                .map(|run| (r.name.clone(), run))
+        }) {
+            return Err(Failure::new(
+                Exit::LockHeld,
+                format!("refusing --force-unlock: node {node} is out of service in run {run} and not Ready, so that run may still be working on it; nothing was changed"),
+            )
+            .hint(format!("wait for run {run}, or resume it with --resume if it died"))
+            .into());
+        }
+    }
+
+    // The cluster-wide lock, held (and renewed) for the whole run.
+    let holder = HolderInfo::current(settings, run_id);
+    let guard = match k::Lock::acquire(&ctx.client, holder.clone(), LOCK_DURATION, args.force_unlock).await {
+        Ok(g) => g,
+        Err(e @ (k::LockError::Held { .. } | k::LockError::HeldByLiveProcess { .. })) => {
+            return Err(anyhow::Error::new(output::WithExit::wrap(e, Exit::LockHeld)));
+        }
+        Err(k::LockError::Kube(e)) => {
+            return Err(context::kube_failure("cannot take the aks-patch lock", e));
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context("cannot take the aks-patch lock"));
+        }
+    };
+    if let Some(prev) = guard.previous_holder() {
+        reporter.warn(&format!("took over the lock from {prev} (--force-unlock)"));
+    }
+    reporter.info(&format!("lock taken: Lease {} as {}", guard.lease(), holder.identity()));
+
+    let record = RunRecord {
+        run_id: run_id.to_string(),
+        cluster: ctx.cluster.clone(),
+        status: RunStatus::Running,
+        started_at: journal::now(),
+        finished_at: None,
+        holder: holder.identity(),
+        options: options.clone(),
+        nodes: entries
+            .iter()
+            .map(|e| {
+                let mut n = NodeRecord::new(&e.name, &e.pool);
+                if let Some(prev) = resumed.as_ref().and_then(|p| p.nodes.iter().find(|n| n.name == e.name)) {
+                    n = prev.clone();
+                }
+                if e.gone {
+                    n.state = NodeState::Gone;
+                    n.skip_reason = e.reason.clone();
+                } else if !e.patch() && n.state == NodeState::Pending {
+                    n.state = NodeState::Skipped;
+                    n.skip_reason = e.reason.clone();
+                }
+                n.kernel_before = n
+                    .kernel_before
+                    .or_else(|| before_by_name.get(&e.name).and_then(|r| r.running_kernel.clone()));
+                n
+            })
+            .collect(),
+        error: None,
+        resumed_from: chain.clone(),
+    };
+    let saved = journal.save(&record).and_then(|path| {
+        reporter.verbose(&format!("run record: {}", path.display()));
+        match &resumed {
+            // The old record is superseded by this one.
+            Some(prev) => {
+                let mut old = prev.clone();
+                old.status = RunStatus::Interrupted;
+                old.error.get_or_insert_with(|| format!("resumed by run {run_id}"));
+                old.finished_at.get_or_insert_with(journal::now);
+                journal.save(&old).map(|_| ())
+            }
+            None => Ok(()),
+        }
+    });
+    if let Err(e) = saved {
+        // Nothing has changed yet: give the lock back and stop.
+        if let Err(r) = guard.release().await {
+            reporter.error(&format!(
+                "could not release the aks-patch lock: {r}; it expires by itself after {}s",
+                LOCK_DURATION.as_secs()
+            ));
+        }
+        return Err(anyhow::Error::new(e).context("cannot write the run record; nothing was changed"));
+    }
+    Ok((guard, record))
+}
