@@ -44,3 +44,18 @@ where
         tokio::time::sleep_until(poll).await;
     }
 }
+
+/// [`next_change`] from the object's version now: read it, then wait for the change after
+/// that (a missing or unreadable object waits for `fallback`, as without a version).
+pub async fn change_from_now<K>(api: &Api<K>, name: &str, deadline: Instant, fallback: Duration)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    let rv = api
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|o| o.meta().resource_version.clone());
+    next_change(api, name, rv.as_deref(), deadline, fallback).await
+}

@@ -144,58 +144,33 @@ async fn watch_blockers(client: &::kube::Client, blockers: &[gate::Blocker], max
     use k8s_openapi::api::core::v1::Node;
     use kube::api::Api;
     let deadline = tokio::time::Instant::now() + max;
+    fn wait_on<K>(api: Api<K>, name: &str, deadline: tokio::time::Instant, max: Duration) -> BoxFuture<'static, ()>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    {
+        let name = name.to_string();
+        async move { k::watch::change_from_now(&api, &name, deadline, max).await }.boxed()
+    }
     let mut waits: Vec<BoxFuture<'_, ()>> = vec![];
     for b in blockers {
+        let c = client.clone();
         match b {
             gate::Blocker::NodeDown { node, .. } | gate::Blocker::NodeInProgress { node, .. } => {
-                let api: Api<Node> = Api::all(client.clone());
-                let node = node.clone();
-                waits.push(
-                    async move {
-                        let rv = api
-                            .get_opt(&node)
-                            .await
-                            .ok()
-                            .flatten()
-                            .and_then(|n| n.metadata.resource_version);
-                        k::watch::next_change(&api, &node, rv.as_deref(), deadline, max).await
-                    }
-                    .boxed(),
-                );
+                waits.push(wait_on(Api::<Node>::all(c), node, deadline, max))
             }
             gate::Blocker::WorkloadNotReady { workload: w, .. } => match w.kind.as_str() {
-                "ReplicaSet" => {
-                    let api: Api<ReplicaSet> = Api::namespaced(client.clone(), &w.namespace);
-                    let name = w.name.clone();
-                    waits.push(
-                        async move {
-                            let rv = api
-                                .get_opt(&name)
-                                .await
-                                .ok()
-                                .flatten()
-                                .and_then(|o| o.metadata.resource_version);
-                            k::watch::next_change(&api, &name, rv.as_deref(), deadline, max).await
-                        }
-                        .boxed(),
-                    );
-                }
-                "StatefulSet" => {
-                    let api: Api<StatefulSet> = Api::namespaced(client.clone(), &w.namespace);
-                    let name = w.name.clone();
-                    waits.push(
-                        async move {
-                            let rv = api
-                                .get_opt(&name)
-                                .await
-                                .ok()
-                                .flatten()
-                                .and_then(|o| o.metadata.resource_version);
-                            k::watch::next_change(&api, &name, rv.as_deref(), deadline, max).await
-                        }
-                        .boxed(),
-                    );
-                }
+                "ReplicaSet" => waits.push(wait_on(
+                    Api::<ReplicaSet>::namespaced(c, &w.namespace),
+                    &w.name,
+                    deadline,
+                    max,
+                )),
+                "StatefulSet" => waits.push(wait_on(
+                    Api::<StatefulSet>::namespaced(c, &w.namespace),
+                    &w.name,
+                    deadline,
+                    max,
+                )),
                 _ => {}
             },
         }
