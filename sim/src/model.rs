@@ -305,7 +305,11 @@ pub enum Readiness {
 /// node lifecycle controller would. Leaves the unschedulable taint alone.
 pub fn set_readiness(store: &Store, node: &str, r: Readiness) -> Result<Value, StoreError> {
     let now = store::now_rfc3339();
-    store.update_with(store::NODES, None, node, None, |obj| {
+    store.update_with(store::NODES, None, node, None, |obj| apply_readiness(obj, r, &now))
+}
+
+fn apply_readiness(obj: &mut Value, r: Readiness, now: &str) -> Result<(), StoreError> {
+    {
         let conds = obj["status"]["conditions"]
             .as_array_mut()
             .ok_or_else(|| StoreError::Invalid("node has no conditions".into()))?;
@@ -375,7 +379,7 @@ pub fn set_readiness(store: &Store, node: &str, r: Readiness) -> Result<Value, S
             obj["spec"]["taints"] = json!(taints);
         }
         Ok(())
-    })
+    }
 }
 
 /// The kubelet posts its node status unchanged: every condition's `lastHeartbeatTime` moves.
@@ -391,12 +395,24 @@ pub fn heartbeat(store: &Store, node: &str) -> Result<Value, StoreError> {
     })
 }
 
-/// After a boot: the new bootID and running kernel in nodeInfo.
-pub fn set_boot(store: &Store, node: &str, boot_id: &str, kernel: &str) -> Result<Value, StoreError> {
+/// After a boot: the new bootID and running kernel in nodeInfo, and, when given, the Ready
+/// condition the kubelet posts with them. One update, as the kubelet's status patch is one:
+/// no client may see the new bootID beside the Ready condition of the previous boot.
+pub fn set_boot(
+    store: &Store,
+    node: &str,
+    boot_id: &str,
+    kernel: &str,
+    readiness: Option<Readiness>,
+) -> Result<Value, StoreError> {
+    let now = store::now_rfc3339();
     store.update_with(store::NODES, None, node, None, |obj| {
         obj["status"]["nodeInfo"]["bootID"] = json!(boot_id);
         obj["status"]["nodeInfo"]["kernelVersion"] = json!(kernel);
-        Ok(())
+        match readiness {
+            Some(r) => apply_readiness(obj, r, &now),
+            None => Ok(()),
+        }
     })
 }
 

@@ -78,8 +78,13 @@ async fn reimage_node(shared: &Arc<Shared>, node: &str, image: &str) -> Result<(
             let t = &shared.scenario.timing;
             let _ = model::set_readiness(&shared.store, node, Readiness::Unknown);
             tokio::time::sleep(Duration::from_secs_f64(t.boot_seconds.max(0.0))).await;
-            let _ = model::set_boot(&shared.store, node, &model::new_boot_id(), &spec.kernel);
-            let _ = model::set_readiness(&shared.store, node, Readiness::NotReady);
+            let _ = model::set_boot(
+                &shared.store,
+                node,
+                &model::new_boot_id(),
+                &spec.kernel,
+                Some(Readiness::NotReady),
+            );
             tokio::time::sleep(Duration::from_secs_f64(t.ready_seconds.max(0.0))).await;
             let _ = model::set_readiness(&shared.store, node, Readiness::Ready);
         }

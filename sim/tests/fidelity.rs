@@ -721,6 +721,59 @@ async fn issue9_events_for_drains_and_reboots() {
     env.sim.shutdown().await;
 }
 
+/// The kubelet posts a new boot's bootID and its Ready condition in one status update: no
+/// watcher sees the new bootID beside the previous boot's `Ready=True` (a client proving a
+/// reboot by "new bootID and Ready" would otherwise take a node that is still starting for
+/// one that is back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_boot_id_comes_with_the_kubelets_not_ready() {
+    use futures::{StreamExt, TryStreamExt};
+    use kube::api::{WatchEvent, WatchParams};
+    let env = Env::default().await;
+    let node = user_node(1);
+    let nodes: Api<Node> = Api::all(env.client.clone());
+    let before = nodes.get(&node).await.unwrap();
+    let boot_id = |n: &Node| {
+        n.status
+            .as_ref()
+            .and_then(|s| s.node_info.as_ref())
+            .map(|i| i.boot_id.clone())
+    };
+    let old = boot_id(&before).unwrap();
+    let wp = WatchParams::default()
+        .fields(&format!("metadata.name={node}"))
+        .timeout(60);
+    let mut stream = nodes
+        .watch(&wp, &before.resource_version().unwrap())
+        .await
+        .unwrap()
+        .boxed();
+    request_reboot(&env.sim, &node);
+    let first_new = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(ev) = stream.try_next().await.unwrap() {
+            if let WatchEvent::Modified(n) = ev {
+                if boot_id(&n).is_some_and(|b| b != old) {
+                    return n;
+                }
+            }
+        }
+        panic!("the watch ended before the node booted");
+    })
+    .await
+    .expect("the node boots within 30 s");
+    assert_ne!(
+        ready_condition(&first_new).status,
+        "True",
+        "the first update with the new bootID still says Ready=True"
+    );
+    eventually("the node Ready on its new boot", Duration::from_secs(15), || async {
+        let n = nodes.get(&node).await.ok()?;
+        (boot_id(&n)? != old && ready_condition(&n).status == "True").then_some(())
+    })
+    .await;
+    env.sim.shutdown().await;
+}
+
 const RESTRICTED: &str = r#"
 cluster: {name: rbac}
 pools:

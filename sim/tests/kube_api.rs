@@ -1176,9 +1176,9 @@ async fn controllers_follow_nodes_scale_and_kured() {
         &apps_node,
         &aks_sim::model::new_boot_id(),
         "5.15.0-1073-azure",
+        Some(aks_sim::model::Readiness::Ready),
     )
     .unwrap();
-    aks_sim::model::set_readiness(&env.sim.shared.store, &apps_node, aks_sim::model::Readiness::Ready).unwrap();
     let after = eventually("pods Ready again", Duration::from_secs(5), || async {
         let l = team.list(&ListParams::default().labels("app=web")).await.ok()?;
         l.items.iter().all(pod_ready).then_some(l.items)

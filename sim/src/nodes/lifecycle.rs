@@ -215,13 +215,11 @@ fn boot(shared: &Shared, rt: &NodeRuntime, m: &Arc<Machine>, st: &mut MachineSta
     st.boot_id = boot_id.clone();
     st.kubelet_stop_at = None;
     st.boot_at = None;
-    if let Err(e) = model::set_boot(&shared.store, &m.name, &boot_id, &kernel) {
+    // A fast reboot keeps its Ready condition; a real one comes back NotReady until the kubelet
+    // is ready, in the same status update as the new bootID.
+    let readiness = (!st.fast).then_some(Readiness::NotReady);
+    if let Err(e) = model::set_boot(&shared.store, &m.name, &boot_id, &kernel, readiness) {
         tracing::warn!("node {}: cannot record the boot on the Node: {e}", m.name);
-    }
-    if !st.fast {
-        if let Err(e) = model::set_readiness(&shared.store, &m.name, Readiness::NotReady) {
-            tracing::warn!("node {}: cannot mark the Node NotReady: {e}", m.name);
-        }
     }
     shared.events.record(
         kinds::NODE_BOOTED,
