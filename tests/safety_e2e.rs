@@ -34,14 +34,6 @@ fn count(c: &Cluster, kind: &str, node: &str) -> usize {
         .count()
 }
 
-/// Take a node down for good, as a broken VM would be: it reboots and never returns.
-async fn take_down(c: &Cluster, node: &str) {
-    c.sim.fault(Fault::NodeNeverReturns { node: node.into() }).unwrap();
-    c.reboot_by_hand(node).await;
-    c.wait_for_event("node-not-ready", Some(node), Duration::from_secs(30))
-        .await;
-}
-
 /// Wait until the aks-patch Lease is held.
 async fn wait_for_lock(c: &Cluster) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -85,7 +77,7 @@ fn signal_group(child: &tokio::process::Child, sig: i32) {
 async fn issue7_a_node_down_before_the_run_blocks_every_disruption() {
     let c = Cluster::start(Some(SMALL)).await;
     let down = small_node(2);
-    take_down(&c, &down).await;
+    c.take_down(&down).await;
     let r = c.run(&apply_args(&["--health-wait", "2"]), true).await;
     r.assert_code(5);
     assert!(
@@ -118,7 +110,7 @@ async fn issue7_a_node_going_down_mid_run_stops_the_next_disruption() {
     c.wait_for_event("uncordon", Some(&small_node(0)), Duration::from_secs(60))
         .await;
     // Meanwhile the third node dies.
-    take_down(&c, &small_node(2)).await;
+    c.take_down(&small_node(2)).await;
     let r = finish(child).await;
     r.assert_code(5);
     assert!(
@@ -526,7 +518,7 @@ async fn issue7_a_selection_of_only_unpatchable_nodes_says_why() {
     r.assert_code(2);
     assert!(r.stderr.contains("akswin000000: Windows"), "{}", r.stderr);
     let down = "aks-system-31415926-vmss000001";
-    take_down(&c, down).await;
+    c.take_down(down).await;
     let r = c.run(&apply_args(&["--nodes", down]), true).await;
     r.assert_code(2);
     assert!(r.stderr.contains("not Ready"), "{}", r.stderr);

@@ -269,7 +269,7 @@ async fn issue10_sigterm_during_a_scan_deletes_the_node_shell_pods() {
     // A node that went down for good: its node-shell pod stays Pending, so the scan waits
     // (up to --connect-timeout) when the signal comes.
     let down = node(1);
-    take_down(&c, &down).await;
+    c.take_down(&down).await;
     let child = spawn_job(&c, &["scan", "--via", "kube", "--connect-timeout", "120"]);
     wait_until("a node-shell pod", || !shell_pods(&c).is_empty()).await;
     wait_until("the other nodes probed", || of_kind(&c.events(), "pod-exec").len() >= 2).await;
@@ -287,41 +287,11 @@ async fn issue10_sigterm_during_a_scan_deletes_the_node_shell_pods() {
     );
 }
 
-/// Take a node down for good (it reboots and never returns) without SSH, and wait until its
-/// Node is no longer Ready.
-async fn take_down(c: &Cluster, down: &str) {
-    c.sim.fault(Fault::NodeNeverReturns { node: down.to_string() }).unwrap();
-    let root = c
-        .sim
-        .shared
-        .node_runtime
-        .get()
-        .unwrap()
-        .node_root(down)
-        .unwrap()
-        .to_path_buf();
-    {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(root.join("var/lib/aks-sim/requests"))
-            .unwrap();
-        f.write_all(b"reboot\tthe test\n").unwrap();
-    }
-    wait_until("the node NotReady", || {
-        c.node(down)["status"]["conditions"]
-            .as_array()
-            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] != "True"))
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn issue10_a_pod_that_cannot_start_is_a_node_error_within_connect_timeout() {
     let c = Cluster::start(Some(NO_SSH)).await;
     let down = node(1);
-    take_down(&c, &down).await;
+    c.take_down(&down).await;
     let t0 = std::time::Instant::now();
     let r = c
         .run(&["scan", "--via", "kube", "--connect-timeout", "3", "-o", "json"], true)

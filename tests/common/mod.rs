@@ -142,6 +142,44 @@ impl Cluster {
             .get(aks_sim::store::LEASES, Some("kube-system"), "aks-patch")
     }
 
+    /// Take a node down for good, as a broken VM would be: it reboots (asked for in its root,
+    /// as its `reboot` shim does, so that no transport is used) and never returns. Returns
+    /// once the Node is no longer Ready.
+    pub async fn take_down(&self, node: &str) {
+        self.sim
+            .fault(aks_sim::Fault::NodeNeverReturns { node: node.to_string() })
+            .unwrap();
+        let root = self
+            .sim
+            .shared
+            .node_runtime
+            .get()
+            .expect("node runtime")
+            .node_root(node)
+            .expect("a Linux node")
+            .to_path_buf();
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(root.join("var/lib/aks-sim/requests"))
+                .unwrap();
+            f.write_all(b"reboot\tthe test\n").unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.node(node)["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {node} still Ready 30 s after it went down"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Wait (up to `timeout`) until the event log has an event of `kind`, on `node` if given.
     pub async fn wait_for_event(&self, kind: &str, node: Option<&str>, timeout: Duration) {
         let deadline = std::time::Instant::now() + timeout;
