@@ -243,3 +243,116 @@ async fn issue13_a_hung_ssh_session_is_rebooted_through_arm_restart() {
     assert_eq!(boot_id(&c, &node(1)), boots[1], "node 1 untouched");
     assert!(c.lock_free());
 }
+
+/// Faults in combination on the ARM restart path: the run is killed (SIGKILL, no clean-up)
+/// while ARM restarts a node whose SSH hung, and another node dies meanwhile. The resume
+/// finishes the node the dead run left out (proves its reboot, uncordons it) but takes no
+/// other node out while one is down; once that node is repaired, a second resume finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue13_killed_during_an_arm_restart_with_another_node_down_then_resumed() {
+    let yaml = NO_SSH
+        .replace("    sshAccess: Disabled\n", "")
+        .replace("nodes:\n  aks-nodes-31415926-vmss000002: {cordoned: true}\n", "");
+    let c = Cluster::start(Some(&yaml)).await;
+    let boots: Vec<String> = (0..3).map(|i| boot_id(&c, &node(i))).collect();
+    // Node 0's restart takes a while, so that the kill lands in it.
+    c.sim
+        .fault(Fault::SlowReboot {
+            node: node(0),
+            seconds: 4.0,
+        })
+        .unwrap();
+    let args = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut v = vec![
+            "apply",
+            "--one-at-a-time",
+            "--yes",
+            "--eviction-retry-interval",
+            "1",
+            "--ssh-timeout",
+            "3",
+            "--health-wait",
+            "2",
+        ];
+        v.extend_from_slice(extra);
+        v
+    };
+    let mut child = c.command_with_target(&args(&[])).spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !c.unschedulable(&node(0)) {
+        assert!(std::time::Instant::now() < deadline, "node 0 was never cordoned");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.sim.fault(Fault::SshHang { node: node(0) }).unwrap();
+    // The restart through ARM has begun: kill the run there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !of_kind(&c.events(), "reboot")
+        .iter()
+        .any(|e| e.node.as_deref() == Some(node(0).as_str()) && e.detail.contains("vmss restart"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node 0 was never restarted through ARM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().await.unwrap();
+    let _ = child.wait().await;
+    assert!(c.unschedulable(&node(0)), "the killed run left node 0 cordoned");
+    assert!(!c.lock_free(), "and its lock held");
+    // A resume without --force-unlock is refused (the dead run's lease is fresh), and the
+    // refusal says which node the dead run left out and how to put it back.
+    let r = c.run(&args(&["--resume"]), true).await;
+    r.assert_code(7);
+    assert!(
+        r.stderr.contains(&format!("node {} is out of service", node(0)))
+            && r.stderr.contains("--resume --force-unlock")
+            && r.stderr.contains(&format!("kubectl uncordon {}", node(0))),
+        "{}",
+        r.stderr
+    );
+    // Meanwhile node 2 dies.
+    c.take_down(&node(2)).await;
+
+    let r = c.run(&args(&["--resume", "--force-unlock", "-o", "json"]), true).await;
+    r.assert_code(5);
+    assert!(
+        r.stderr.contains(&format!("node {} is", node(2))),
+        "the halt names the node that is down: {}",
+        r.stderr
+    );
+    assert_eq!(r.node_record(&node(0))["state"], "done", "{}", r.stdout);
+    assert_ne!(boot_id(&c, &node(0)), boots[0], "node 0 rebooted");
+    assert_eq!(c.kernel(&node(0)), "5.15.0-1073-azure");
+    assert!(!c.unschedulable(&node(0)), "node 0 put back in service");
+    let cordons_of = |n: &str| {
+        of_kind(&c.events(), "cordon")
+            .iter()
+            .filter(|e| e.node.as_deref() == Some(n))
+            .count()
+    };
+    assert_eq!(cordons_of(&node(1)), 0, "node 1 not taken out beside the dead node 2");
+    assert_eq!(boot_id(&c, &node(1)), boots[1]);
+    assert!(c.lock_free(), "the lock given back");
+
+    // Node 2 is repaired: the next resume patches nodes 1 and 2.
+    c.sim.fault(Fault::Clear).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while c.node(&node(2))["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] != "True"))
+    {
+        assert!(std::time::Instant::now() < deadline, "node 2 never came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mark = c.events().len();
+    let r = c.run(&args(&["--resume", "-o", "json"]), true).await;
+    r.assert_code(0);
+    for i in 0..3 {
+        assert_eq!(r.node_record(&node(i))["state"], "done", "{}", r.stdout);
+        assert_eq!(c.kernel(&node(i)), "5.15.0-1073-azure", "node {i}");
+        assert!(!c.unschedulable(&node(i)), "node {i} in service");
+    }
+    assert!(max_nodes_out(&c.events()[mark..], &[]) <= 1, "one node out at a time");
+    assert!(c.lock_free());
+}

@@ -330,7 +330,7 @@ impl Lock {
             }
         };
         if let Some(p) = &previous {
-            tracing::warn!("took over the aks-patch lock from {p}");
+            tracing::info!("took over the aks-patch lock from {p}");
         }
         let (lost_tx, lost_rx) = watch::channel(None::<String>);
         let (stop_tx, stop_rx) = watch::channel(false);

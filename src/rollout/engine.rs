@@ -377,8 +377,11 @@ impl<'a> Engine<'a> {
             )
         };
         let total = (0..rec.nodes.len()).filter(|i| todo(rec, *i)).count();
+        // A resumed run first finishes the nodes the interrupted run left out of service, so
+        // that they are back before anything (a health gate, a window) can stop this run.
+        let order = resume_order(rec);
         let mut k = 0;
-        for i in 0..rec.nodes.len() {
+        for (pos, &i) in order.iter().enumerate() {
             if !todo(rec, i) {
                 continue;
             }
@@ -393,9 +396,10 @@ impl<'a> Engine<'a> {
                 }
             }
             k += 1;
-            self.next = (i + 1..rec.nodes.len())
-                .find(|j| todo(rec, *j))
-                .map(|j| rec.nodes[j].name.clone());
+            self.next = order[pos + 1..]
+                .iter()
+                .find(|j| todo(rec, **j))
+                .map(|j| rec.nodes[*j].name.clone());
             self.reporter.node_started(&rec.nodes[i].name, k, total);
             self.tell(NodePhase::Started, &rec.nodes[i], None);
             let result = self.patch_node(rec, i, &last_workloads, &last_pdbs).await;
@@ -1407,6 +1411,18 @@ impl<'a> Engine<'a> {
         }
         Ok(())
     }
+}
+
+/// The order in which a run visits its record's nodes: those out of service (in hand,
+/// rebooting, back from a reboot) first, then the others in the plan's order.
+fn resume_order(rec: &RunRecord) -> Vec<usize> {
+    let out = |i: &usize| {
+        let n = &rec.nodes[*i];
+        n.in_hand || matches!(n.state, NodeState::Rebooting | NodeState::Back)
+    };
+    let (mut first, rest): (Vec<usize>, Vec<usize>) = (0..rec.nodes.len()).partition(out);
+    first.extend(rest);
+    first
 }
 
 #[cfg(test)]
@@ -2436,6 +2452,39 @@ mod tests {
             assert_eq!(h.fakes.count("reboot"), 0, "{state:?}");
             assert!(!h.fakes.node("n0").unschedulable);
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resume_finishes_the_node_left_out_first_even_when_another_node_is_down() {
+        let h = Harness::new(3);
+        let mut rec = record(2);
+        // The killed run had n1 rebooting (n0 was left for later); n2 is down meanwhile.
+        h.fakes.edit("n1", |n| {
+            n.ready = false;
+            n.unschedulable = true;
+            n.marked = Some("run-0".into());
+            n.pending = vec![];
+        });
+        h.fakes.edit("n2", |n| n.ready = false);
+        let f = h.fakes.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            f.edit("n1", |n| {
+                n.ready = true;
+                n.boot = 2;
+                n.kernel = NEW.into();
+            });
+        });
+        rec.nodes[1].state = NodeState::Rebooting;
+        rec.nodes[1].in_hand = true;
+        rec.nodes[1].boot_id_before = Some("boot-1".into());
+        let stop = h.run(&mut rec).await.unwrap_err();
+        assert!(format!("{stop:?}").contains("node n2 is NotReady"), "{stop:?}");
+        assert_eq!(rec.nodes[1].state, NodeState::Done, "n1 finished first");
+        let n1 = h.fakes.node("n1");
+        assert!(!n1.unschedulable && n1.marked.is_none(), "n1 back in service");
+        assert_eq!(h.fakes.count("cordon"), 0, "n0 not taken out beside the dead n2");
+        assert!(!h.fakes.node("n0").unschedulable);
     }
 
     #[tokio::test(start_paused = true)]

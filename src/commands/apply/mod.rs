@@ -180,7 +180,10 @@ async fn run_with(
         blocker_policy,
         notify_cfg,
     } = unattended;
-    let prepared = prepare::prepare(&args, &ctx, &journal, requested, via, &ssh_opts, &*shell, reporter).await?;
+    let prepared = match prepare::prepare(&args, &ctx, &journal, requested, via, &ssh_opts, &*shell, reporter).await {
+        Ok(p) => p,
+        Err(e) => return Err(refused(&ctx, reporter, e).await),
+    };
     let Prepared {
         ref options,
         ref entries,
@@ -218,17 +221,21 @@ async fn run_with(
         });
     }
     if let Some(r) = preflight::certain_failures(checks) {
-        return Err(Failure::new(Exit::Usage, r.message).hint(r.hint).into());
+        let e = Failure::new(Exit::Usage, r.message).hint(r.hint).into();
+        return Err(refused(&ctx, reporter, e).await);
     }
     if let Some(h) = &kured {
-        return Err(Failure::new(
+        let e = Failure::new(
             Exit::LockHeld,
             format!("kured holds its reboot lock for {h}: it is rebooting that node; nothing was changed"),
         )
         .hint("wait for kured to finish (or pause it), then run again")
-        .into());
+        .into();
+        return Err(refused(&ctx, reporter, e).await);
     }
-    confirm(&args, &ctx, entries.iter().filter(|e| e.patch()).count())?;
+    if let Err(e) = confirm(&args, &ctx, entries.iter().filter(|e| e.patch()).count()) {
+        return Err(refused(&ctx, reporter, e).await);
+    }
 
     // Ctrl-C / SIGTERM from here on stop at a safe point instead of killing the process.
     let cancel = CancellationToken::new();
@@ -258,7 +265,7 @@ async fn run_with(
         Ok(x) => x,
         Err(e) => {
             signals.abort();
-            return Err(e);
+            return Err(refused(&ctx, reporter, e).await);
         }
     };
 
@@ -323,4 +330,22 @@ async fn run_with(
         &args, settings, &ctx, &journal, guard, record, ended, notifier, &run_id, reporter,
     )
     .await
+}
+
+/// A run that stops before its lock changes nothing, but an earlier run may have left nodes
+/// out of service: say which, and how to put them back, beside the refusal.
+async fn refused(ctx: &context::ClusterContext, reporter: &Reporter, e: anyhow::Error) -> anyhow::Error {
+    let rows = tokio::time::timeout(Duration::from_secs(10), crate::kube::list_node_rows(&ctx.client, None)).await;
+    if let Ok(Ok(rows)) = rows {
+        for r in &rows {
+            if let Some(run) = &r.in_progress {
+                reporter.warn(&format!(
+                    "node {name} is out of service ({status}), taken out by aks-patch run {run}; if that run is not running any more, `aks-patch apply --one-at-a-time --resume --force-unlock` finishes it, or `kubectl uncordon {name}` puts it back by hand",
+                    name = r.name,
+                    status = r.status,
+                ));
+            }
+        }
+    }
+    e
 }

@@ -175,9 +175,17 @@ pub(super) async fn prepare(
                 .any(|n| n.name == name && (n.in_hand || matches!(n.state, NodeState::Rebooting | NodeState::Back)))
         })
     };
+    // A node that is down (not Ready) cannot be reached either: that is the health gate's
+    // verdict to give (no node is taken out beside it), not a pre-flight failure.
+    let down = |name: &str| rows.iter().any(|r| r.name == name && !r.ready);
     let unreachable: Vec<&ScanRow> = before
         .iter()
-        .filter(|r| r.error.is_some() && !rebooting(&r.name) && entries.iter().any(|e| e.name == r.name && e.patch()))
+        .filter(|r| {
+            r.error.is_some()
+                && !rebooting(&r.name)
+                && !down(&r.name)
+                && entries.iter().any(|e| e.name == r.name && e.patch())
+        })
         .collect();
     if let Some(r) = unreachable.first() {
         return Err(Failure::new(

@@ -41,9 +41,34 @@ pub(super) async fn start(
         ours_in_cluster,
         ..
     } = prepared;
-    // The health gate before the lock: nothing else may be out.
-    let gate_wait = Duration::from_secs(args.health_wait);
-    if let Err(e) = wait_gate(cluster, ours_in_cluster, &[], gate_wait, GATE_POLL, cancel, reporter).await {
+    // The health gate before the lock: nothing else may be out. A resumed run that has nodes
+    // out of service (the interrupted run's) takes the lock whatever the gate says, to put
+    // them back: the engine finishes them first and holds every other node at its own gate.
+    let left_out: Vec<&str> = resumed
+        .iter()
+        .flat_map(|p| p.nodes.iter())
+        .filter(|n| n.in_hand || matches!(n.state, NodeState::Rebooting | NodeState::Back))
+        .filter(|n| rows.iter().any(|r| r.name == n.name))
+        .map(|n| n.name.as_str())
+        .collect();
+    let gate_wait = if left_out.is_empty() {
+        Duration::from_secs(args.health_wait)
+    } else {
+        Duration::ZERO
+    };
+    let gate = wait_gate(cluster, ours_in_cluster, &[], gate_wait, GATE_POLL, cancel, reporter).await;
+    let gate = match gate {
+        Err(GateStop::Blocked { blockers, .. }) if !left_out.is_empty() => {
+            reporter.warn(&format!(
+                "{}: finishing {} (left out of service by the interrupted run) first; no other node is taken out until the cluster is healthy",
+                crate::rollout::gate::blockers_text(&blockers),
+                left_out.join(", ")
+            ));
+            Ok(())
+        }
+        other => other,
+    };
+    if let Err(e) = gate {
         return Err(match e {
             GateStop::Cancelled => Failure::new(
                 Exit::Interrupted,
@@ -61,7 +86,9 @@ pub(super) async fn start(
             }
         });
     }
-    if let Some(b) = &blocker_policy {
+    // Blockers hold disruptions; putting back the nodes left out is none (the engine checks
+    // the blockers again before every cordon).
+    if let (Some(b), true) = (&blocker_policy, left_out.is_empty()) {
         blockers::before_lock(b, cancel, reporter).await?
     }
     if args.force_unlock {
