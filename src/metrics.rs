@@ -7,7 +7,7 @@
 //!   not classify security updates reliably, as on Azure Linux);
 //! - apply: `aks_patch_node_result{node,pool,result}` (1 for the node's state),
 //!   `aks_patch_node_rebooted{node,pool}`, `aks_patch_last_run_timestamp_seconds{result}`,
-//!   `aks_patch_run_duration_seconds`, `aks_patch_nodes_rebooted_total` (in that run).
+//!   `aks_patch_run_duration_seconds`, `aks_patch_run_nodes_rebooted` (in that run).
 
 use crate::rollout::journal::{RunRecord, RunStatus};
 use base64::Engine as _;
@@ -118,10 +118,7 @@ pub fn run_families(rec: &RunRecord) -> Vec<Family> {
         &[],
         (finished - rec.started_at).num_milliseconds().max(0) as f64 / 1000.0,
     );
-    let mut total = Family::new(
-        "aks_patch_nodes_rebooted_total",
-        "Nodes the last aks-patch run rebooted",
-    );
+    let mut total = Family::new("aks_patch_run_nodes_rebooted", "Nodes the last aks-patch run rebooted");
     total.add(&[], rec.nodes.iter().filter(|n| n.rebooted).count() as f64);
     vec![result, rebooted, last, duration, total]
 }

@@ -75,6 +75,27 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Prometheus's own linter (`promtool check metrics`, from Debian's `prometheus`) on an
+/// exposition: it parses, and follows the naming conventions (no `_total` on a gauge, ...).
+async fn promtool_check(text: &str) {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs (scripts/setup installs prometheus)");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).await.unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn two_nodes() -> String {
     SMALL.replace("count: 3", "count: 2")
 }
@@ -119,6 +140,7 @@ async fn issue12_scan_and_apply_push_their_gauges_to_a_real_pushgateway_and_repo
     // report -o prometheus: the same gauges, from the last scan, labelled with the cluster.
     let rep = c.run(&["report", "-o", "prometheus"], true).await;
     rep.assert_code(0);
+    promtool_check(&rep.stdout).await;
     assert!(
         rep.stdout.contains("# TYPE aks_patch_pending_updates gauge\n"),
         "{}",
@@ -154,7 +176,7 @@ async fn issue12_scan_and_apply_push_their_gauges_to_a_real_pushgateway_and_repo
     r.assert_code(0);
     let job = ("job", "aks-patch-apply");
     assert_eq!(
-        gw.value("aks_patch_nodes_rebooted_total", &[job, ("cluster", "aks-test")])
+        gw.value("aks_patch_run_nodes_rebooted", &[job, ("cluster", "aks-test")])
             .await,
         Some(2.0)
     );
@@ -194,12 +216,9 @@ async fn issue12_scan_and_apply_push_their_gauges_to_a_real_pushgateway_and_repo
 
     let rep = c.run(&["report", "-o", "prometheus"], true).await;
     rep.assert_code(0);
+    promtool_check(&rep.stdout).await;
     assert_eq!(
-        sample(
-            &rep.stdout,
-            "aks_patch_nodes_rebooted_total",
-            &[("cluster", "aks-test")]
-        ),
+        sample(&rep.stdout, "aks_patch_run_nodes_rebooted", &[("cluster", "aks-test")]),
         Some(2.0),
         "{}",
         rep.stdout
