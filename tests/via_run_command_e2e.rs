@@ -184,40 +184,46 @@ async fn issue13_node_resource_group_lockdown_exits_4_with_its_hint() {
     assert!(of_kind(&c.events(), "run-command").is_empty(), "nothing ran");
 }
 
+/// `apply` that gives up on a hung SSH session after 3 s.
+const APPLY_BRIEF_SSH: &[&str] = &[
+    "apply",
+    "--one-at-a-time",
+    "--yes",
+    "--eviction-retry-interval",
+    "1",
+    "--ssh-timeout",
+    "3",
+];
+
+/// [`NO_SSH`] with SSH allowed and no node cordoned by hand.
+fn with_ssh() -> String {
+    NO_SSH
+        .replace("    sshAccess: Disabled\n", "")
+        .replace("nodes:\n  aks-nodes-31415926-vmss000002: {cordoned: true}\n", "")
+}
+
+/// Once `node` is upgraded and cordoned (apt is done; its drain and reboot are next), its SSH
+/// hangs. (The apt-upgrade event marks apt's start: a hang then would cut the upgrade.)
+async fn hang_ssh_once_cordoned(c: &Cluster, node: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !c.unschedulable(node) {
+        assert!(std::time::Instant::now() < deadline, "{node} was never cordoned");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.sim.fault(Fault::SshHang { node: node.into() }).unwrap();
+}
+
 /// A node whose SSH hangs at the reboot (fault ssh-hang: its sessions die, new connections
 /// are never answered) is restarted through ARM instead, and the reboot is proven as always.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn issue13_a_hung_ssh_session_is_rebooted_through_arm_restart() {
-    let yaml = NO_SSH
-        .replace("    sshAccess: Disabled\n", "")
-        .replace("nodes:\n  aks-nodes-31415926-vmss000002: {cordoned: true}\n", "");
-    let c = Cluster::start(Some(&yaml)).await;
+    let c = Cluster::start(Some(&with_ssh())).await;
     let boots: Vec<String> = (0..3).map(|i| boot_id(&c, &node(i))).collect();
     let child = c
-        .command_with_target(&[
-            "apply",
-            "--one-at-a-time",
-            "--yes",
-            "--eviction-retry-interval",
-            "1",
-            "--ssh-timeout",
-            "3",
-            "--nodes",
-            &node(0),
-        ])
+        .command_with_target(&[APPLY_BRIEF_SSH, &["--nodes", &node(0)]].concat())
         .spawn()
         .unwrap();
-    // Once node 0 is upgraded and cordoned (apt is done; its drain and reboot are next), its
-    // SSH hangs. (The apt-upgrade event marks apt's start: a hang then would cut the upgrade.)
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        if c.unschedulable(&node(0)) {
-            c.sim.fault(Fault::SshHang { node: node(0) }).unwrap();
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "node 0 was never cordoned");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    hang_ssh_once_cordoned(&c, &node(0)).await;
     let out = tokio::time::timeout(Duration::from_secs(240), child.wait_with_output())
         .await
         .expect("apply ends")
@@ -250,10 +256,7 @@ async fn issue13_a_hung_ssh_session_is_rebooted_through_arm_restart() {
 /// other node out while one is down; once that node is repaired, a second resume finishes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn issue13_killed_during_an_arm_restart_with_another_node_down_then_resumed() {
-    let yaml = NO_SSH
-        .replace("    sshAccess: Disabled\n", "")
-        .replace("nodes:\n  aks-nodes-31415926-vmss000002: {cordoned: true}\n", "");
-    let c = Cluster::start(Some(&yaml)).await;
+    let c = Cluster::start(Some(&with_ssh())).await;
     let boots: Vec<String> = (0..3).map(|i| boot_id(&c, &node(i))).collect();
     // Node 0's restart takes a while, so that the kill lands in it.
     c.sim
@@ -262,28 +265,9 @@ async fn issue13_killed_during_an_arm_restart_with_another_node_down_then_resume
             seconds: 4.0,
         })
         .unwrap();
-    let args = |extra: &[&'static str]| -> Vec<&'static str> {
-        let mut v = vec![
-            "apply",
-            "--one-at-a-time",
-            "--yes",
-            "--eviction-retry-interval",
-            "1",
-            "--ssh-timeout",
-            "3",
-            "--health-wait",
-            "2",
-        ];
-        v.extend_from_slice(extra);
-        v
-    };
+    let args = |extra: &[&'static str]| [APPLY_BRIEF_SSH, &["--health-wait", "2"], extra].concat();
     let mut child = c.command_with_target(&args(&[])).spawn().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while !c.unschedulable(&node(0)) {
-        assert!(std::time::Instant::now() < deadline, "node 0 was never cordoned");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    c.sim.fault(Fault::SshHang { node: node(0) }).unwrap();
+    hang_ssh_once_cordoned(&c, &node(0)).await;
     // The restart through ARM has begun: kill the run there.
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while !of_kind(&c.events(), "reboot")
