@@ -162,6 +162,59 @@ async fn issue12_a_window_that_closes_mid_run_stops_between_nodes_and_resume_fin
     assert_eq!(max_nodes_out(&ev, &[]), 1);
 }
 
+/// A run killed (SIGKILL) while its node reboots, then outside the window: a new run is refused
+/// (exit 8) naming the node left out and how to put it back; `--resume` finishes that node
+/// whatever the time (it is out of service already), starts no other, and exits 8.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue12_a_resume_outside_the_window_finishes_the_node_left_out_and_starts_no_other() {
+    let c = Cluster::start(Some(&scenario(2, 3.0, ""))).await;
+    let (n0, n1) = (small_node(0), small_node(1));
+    let mut child = c
+        .command_with_target(&apply_args(&["--window", "00:00-24:00"]))
+        .spawn()
+        .unwrap();
+    c.wait_for_event("reboot", Some(&n0), std::time::Duration::from_secs(60))
+        .await;
+    child.kill().await.unwrap();
+    let _ = child.wait().await;
+    assert!(c.unschedulable(&n0), "the killed run left n0 cordoned");
+    // The window is now three to four hours away.
+    let now = Utc::now().duration_trunc(Span::minutes(1)).unwrap();
+    let spec = format!("{}-{}", hm(now + Span::hours(3)), hm(now + Span::hours(4)));
+
+    let r = c.run(&apply_args(&["--window", &spec]), true).await;
+    r.assert_code(8);
+    assert!(
+        r.stderr.contains(&format!("node {n0} is out of service"))
+            && r.stderr.contains("--resume --force-unlock")
+            && r.stderr.contains(&format!("kubectl uncordon {n0}")),
+        "{}",
+        r.stderr
+    );
+    assert!(c.unschedulable(&n0), "a refused run changes nothing");
+
+    let r = c
+        .run(
+            &apply_args(&["--resume", "--force-unlock", "--window", &spec, "-o", "json"]),
+            true,
+        )
+        .await;
+    r.assert_code(8);
+    assert!(
+        r.stderr
+            .contains("finishing only the node(s) the interrupted run left out of service")
+            && r.stderr.contains(&format!("not starting node {n1}")),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.node_record(&n0)["state"], "done");
+    assert_eq!(r.node_record(&n1)["state"], "pending");
+    assert!(!c.unschedulable(&n0), "n0 put back in service");
+    assert_eq!(c.kernel(&n0), "5.15.0-1073-azure");
+    assert!(!nodes_with(&c.events(), "apt-upgrade").contains(&n1), "n1 untouched");
+    assert!(c.lock_free());
+}
+
 /// One AKS maintenance window (ARM's JSON) as a scenario line.
 fn aks_config(name: &str, window: serde_json::Value) -> String {
     format!(", maintenanceConfigurations: [{{name: {name}, maintenanceWindow: {window}}}]")

@@ -388,8 +388,7 @@ impl<'a> Engine<'a> {
             self.checkpoint()?;
             // A node already out of service (a resumed run) is finished whatever the time;
             // a new one is started only if it should be back before the window closes.
-            let out = rec.nodes[i].in_hand || matches!(rec.nodes[i].state, NodeState::Rebooting | NodeState::Back);
-            if !out {
+            if !rec.nodes[i].left_out() {
                 if let Err(stop) = self.window_check(&format!("not starting node {}", rec.nodes[i].name)) {
                     self.reporter.status_done();
                     return Err(stop);
@@ -1416,11 +1415,7 @@ impl<'a> Engine<'a> {
 /// The order in which a run visits its record's nodes: those out of service (in hand,
 /// rebooting, back from a reboot) first, then the others in the plan's order.
 fn resume_order(rec: &RunRecord) -> Vec<usize> {
-    let out = |i: &usize| {
-        let n = &rec.nodes[*i];
-        n.in_hand || matches!(n.state, NodeState::Rebooting | NodeState::Back)
-    };
-    let (mut first, rest): (Vec<usize>, Vec<usize>) = (0..rec.nodes.len()).partition(out);
+    let (mut first, rest): (Vec<usize>, Vec<usize>) = (0..rec.nodes.len()).partition(|i| rec.nodes[*i].left_out());
     first.extend(rest);
     first
 }

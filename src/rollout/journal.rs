@@ -240,6 +240,12 @@ impl NodeRecord {
             finished_at: None,
         }
     }
+
+    /// Out of service in the run's hands: cordoned and not released, or rebooting, or back
+    /// from the reboot and not yet put back. A resume finishes such nodes first.
+    pub fn left_out(&self) -> bool {
+        self.in_hand || matches!(self.state, NodeState::Rebooting | NodeState::Back)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

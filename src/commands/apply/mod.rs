@@ -81,16 +81,29 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
         .map_err(|e| anyhow::Error::new(output::WithExit::wrap(e, Exit::Usage)))?;
     // Maintenance windows: outside one, nothing is done (exit 8), or it is waited for.
     let window_policy = window::policy(&args.window, &ctx, &journal, reporter).await?;
-    if let (Some(w), false) = (&window_policy, args.dry_run) {
-        let cancel = CancellationToken::new();
-        let signals = tokio::spawn(watch_signals(
-            cancel.clone(),
-            CancellationToken::new(),
-            reporter.clone(),
-        ));
-        let r = window::before_start(w, args.window.wait_for_window, &cancel, reporter).await;
-        signals.abort();
-        r?;
+    // A resume whose interrupted run left nodes out of service finishes them whatever the time.
+    let finishing = args.resume
+        && journal
+            .latest_unfinished(&ctx.cluster.key)
+            .ok()
+            .flatten()
+            .is_some_and(|p| p.nodes.iter().any(journal::NodeRecord::left_out));
+    match (&window_policy, args.dry_run) {
+        (Some(w), false) if finishing => window::finishing_left_out(w, reporter),
+        (Some(w), false) => {
+            let cancel = CancellationToken::new();
+            let signals = tokio::spawn(watch_signals(
+                cancel.clone(),
+                CancellationToken::new(),
+                reporter.clone(),
+            ));
+            let r = window::before_start(w, args.window.wait_for_window, &cancel, reporter).await;
+            signals.abort();
+            if let Err(e) = r {
+                return Err(refused(&ctx, reporter, e).await);
+            }
+        }
+        _ => {}
     }
     let blocker_policy = blockers::policy(&args.blockers, &ctx).await?;
     let notify_cfg = notify::config(&args.notify, settings)?;

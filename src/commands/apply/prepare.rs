@@ -169,11 +169,9 @@ pub(super) async fn prepare(
 
     // A node an interrupted run left rebooting may still be down: resuming waits for it.
     let rebooting = |name: &str| {
-        resumed.as_ref().is_some_and(|p| {
-            p.nodes
-                .iter()
-                .any(|n| n.name == name && (n.in_hand || matches!(n.state, NodeState::Rebooting | NodeState::Back)))
-        })
+        resumed
+            .as_ref()
+            .is_some_and(|p| p.nodes.iter().any(|n| n.name == name && n.left_out()))
     };
     // A node that is down (not Ready) cannot be reached either: that is the health gate's
     // verdict to give (no node is taken out beside it), not a pre-flight failure.

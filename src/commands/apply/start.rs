@@ -47,8 +47,7 @@ pub(super) async fn start(
     let left_out: Vec<&str> = resumed
         .iter()
         .flat_map(|p| p.nodes.iter())
-        .filter(|n| n.in_hand || matches!(n.state, NodeState::Rebooting | NodeState::Back))
-        .filter(|n| rows.iter().any(|r| r.name == n.name))
+        .filter(|n| n.left_out() && rows.iter().any(|r| r.name == n.name))
         .map(|n| n.name.as_str())
         .collect();
     let gate_wait = if left_out.is_empty() {

@@ -199,6 +199,18 @@ pub fn dry_run_verdict(w: &WindowPolicy, nodes: usize) -> String {
     }
 }
 
+/// A resume with nodes out of service: they are finished whatever the time (the engine
+/// starts no other node outside the window); say so when the window is not open.
+pub fn finishing_left_out(w: &WindowPolicy, reporter: &Reporter) {
+    let verdict = w.schedule.verdict(w.clock.now(), w.budget);
+    if !verdict.fits() {
+        reporter.warn(&format!(
+            "{}: finishing only the node(s) the interrupted run left out of service; no other node is started outside the window",
+            verdict.explain(&w.schedule, w.budget)
+        ));
+    }
+}
+
 /// Before anything is done: inside a window (with time for a node), or wait for one with
 /// `--wait-for-window`, or stop with exit 8 and the next opening.
 pub async fn before_start(
