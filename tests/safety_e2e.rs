@@ -511,6 +511,64 @@ async fn issue7_resume_skips_a_node_deleted_since_the_run_was_killed() {
     assert_eq!(c.kernel(&small_node(2)), "5.15.0-1073-azure");
 }
 
+/// Killed while a node reboots; meanwhile a PodDisruptionBudget is changed so that the next
+/// drains would certainly fail. The resume does not refuse outright (that would leave the node
+/// cordoned): it finishes the node left out, starts no other, and exits 2 with the pre-flight's
+/// reason; once the budget is relaxed, the next resume finishes the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue7_resume_finishes_the_node_left_out_when_the_next_drains_would_certainly_fail() {
+    let c = Cluster::start(Some(SMALL)).await;
+    let n0 = small_node(0);
+    c.sim
+        .fault(Fault::SlowReboot {
+            node: n0.clone(),
+            seconds: 3.0,
+        })
+        .unwrap();
+    let mut child = c.command_with_target(&apply_args(&[])).spawn().unwrap();
+    c.wait_for_event("reboot", Some(&n0), Duration::from_secs(60)).await;
+    child.kill().await.unwrap();
+    let _ = child.wait().await;
+    let set_pdb = |spec: serde_json::Value| {
+        c.sim
+            .shared
+            .store
+            .update_with(aks_sim::store::PDBS, Some("app"), "web-pdb", None, |o| {
+                o["spec"] = spec.clone();
+                Ok(())
+            })
+            .unwrap();
+    };
+    set_pdb(serde_json::json!({"maxUnavailable": 0, "selector": {"matchLabels": {"app": "web"}}}));
+
+    let r = c
+        .run(&apply_args(&["--resume", "--force-unlock", "-o", "json"]), true)
+        .await;
+    r.assert_code(2);
+    assert!(
+        r.stderr.contains("can never allow") && r.stderr.contains(&format!("finishing only {n0}")),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.node_record(&n0)["state"], "done");
+    assert!(!c.unschedulable(&n0), "n0 put back in service");
+    assert_eq!(c.kernel(&n0), "5.15.0-1073-azure");
+    for n in [small_node(1), small_node(2)] {
+        assert_eq!(cordons(&c, &n), 0, "{n} not taken out");
+        assert_eq!(count(&c, "apt-upgrade", &n), 0, "{n} not even upgraded");
+    }
+    assert!(c.lock_free());
+
+    set_pdb(serde_json::json!({"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}));
+    let r = c.run(&apply_args(&["--resume", "-o", "json"]), true).await;
+    r.assert_code(0);
+    for i in 0..3 {
+        assert_eq!(c.kernel(&small_node(i)), "5.15.0-1073-azure");
+        assert!(!c.unschedulable(&small_node(i)));
+    }
+    assert!(max_nodes_out(&c.events(), &[]) <= 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn issue7_a_selection_of_only_unpatchable_nodes_says_why() {
     let c = Cluster::start(None).await;

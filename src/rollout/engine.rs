@@ -247,6 +247,9 @@ pub struct Engine<'a> {
     blockers: Option<BlockerPolicy>,
     /// Told about each node's turn (notifications).
     on_node: Option<NodeHook>,
+    /// Why no node but those left out of service may be started (a resume that the
+    /// pre-flight would have refused): the run stops with it before the first such node.
+    hold_others: Option<RunStop>,
 }
 
 /// How a node's turn ended, when it did not stop the run.
@@ -315,7 +318,14 @@ impl<'a> Engine<'a> {
             window: None,
             blockers: None,
             on_node: None,
+            hold_others: None,
         }
+    }
+
+    /// Finish only the nodes left out of service, then stop with `stop` before any other.
+    pub fn with_hold_others(mut self, stop: RunStop) -> Engine<'a> {
+        self.hold_others = Some(stop);
+        self
     }
 
     /// Tell `hook` about each node's start, end and halt.
@@ -389,6 +399,10 @@ impl<'a> Engine<'a> {
             // A node already out of service (a resumed run) is finished whatever the time;
             // a new one is started only if it should be back before the window closes.
             if !rec.nodes[i].left_out() {
+                if let Some(stop) = self.hold_others.take() {
+                    self.reporter.status_done();
+                    return Err(stop);
+                }
                 if let Err(stop) = self.window_check(&format!("not starting node {}", rec.nodes[i].name)) {
                     self.reporter.status_done();
                     return Err(stop);
@@ -1905,6 +1919,8 @@ mod tests {
         options: RunOptions,
         window: Option<WindowPolicy>,
         blockers: Option<BlockerPolicy>,
+        /// `with_hold_others` with a usage failure of this text.
+        hold: Option<&'static str>,
     }
 
     impl Harness {
@@ -1917,6 +1933,7 @@ mod tests {
                 options: options(),
                 window: None,
                 blockers: None,
+                hold: None,
             }
         }
 
@@ -1945,6 +1962,12 @@ mod tests {
             }
             if let Some(b) = &self.blockers {
                 e = e.with_blockers(b.clone());
+            }
+            if let Some(message) = self.hold {
+                e = e.with_hold_others(RunStop::Failed {
+                    message: message.into(),
+                    exit: Exit::Usage,
+                });
             }
             e.run(rec).await
         }
@@ -2480,6 +2503,30 @@ mod tests {
         assert!(!n1.unschedulable && n1.marked.is_none(), "n1 back in service");
         assert_eq!(h.fakes.count("cordon"), 0, "n0 not taken out beside the dead n2");
         assert!(!h.fakes.node("n0").unschedulable);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_resume_finishes_only_the_node_left_out() {
+        let mut h = Harness::new(2);
+        h.hold = Some("a drain would certainly fail");
+        let mut rec = record(2);
+        // The killed run left n1 cordoned and upgraded (n0 was pending).
+        h.fakes.edit("n1", |n| {
+            n.pending = vec![];
+            n.reboot_required = true;
+            n.unschedulable = true;
+            n.marked = Some("run-0".into());
+        });
+        rec.nodes[1].state = NodeState::Cordoned;
+        rec.nodes[1].in_hand = true;
+        rec.nodes[1].boot_id_before = Some("boot-1".into());
+        let stop = h.run(&mut rec).await.unwrap_err();
+        assert_eq!(stop.exit(), Exit::Usage);
+        assert!(format!("{stop:?}").contains("a drain would certainly fail"));
+        assert_eq!(states(&rec), [NodeState::Pending, NodeState::Done]);
+        assert!(!h.fakes.node("n1").unschedulable);
+        assert_eq!(h.fakes.node("n1").kernel, NEW, "n1 rebooted into its new kernel");
+        assert!(!changed(&h.fakes, "n0"), "n0 not even upgraded");
     }
 
     #[tokio::test(start_paused = true)]

@@ -42,7 +42,6 @@ use crate::rollout::engine::{enum_text, Engine, EngineConfig};
 use crate::rollout::journal::{self, Journal, NodeState};
 use crate::rollout::live::KubeCluster;
 use crate::rollout::plan::PlanEntry;
-use crate::rollout::preflight;
 use crate::settings::Settings;
 use crate::ssh::{self, SshFlags, SshOptions};
 use crate::transport::{ShellTransport, Via};
@@ -233,19 +232,10 @@ async fn run_with(
             exit: Exit::Ok,
         });
     }
-    if let Some(r) = preflight::certain_failures(checks) {
-        let e = Failure::new(Exit::Usage, r.message).hint(r.hint).into();
-        return Err(refused(&ctx, reporter, e).await);
-    }
-    if let Some(h) = &kured {
-        let e = Failure::new(
-            Exit::LockHeld,
-            format!("kured holds its reboot lock for {h}: it is rebooting that node; nothing was changed"),
-        )
-        .hint("wait for kured to finish (or pause it), then run again")
-        .into();
-        return Err(refused(&ctx, reporter, e).await);
-    }
+    let hold_others = match prepared.refusal(reporter) {
+        Ok(hold) => hold,
+        Err(e) => return Err(refused(&ctx, reporter, e.into()).await),
+    };
     if let Err(e) = confirm(&args, &ctx, entries.iter().filter(|e| e.patch()).count()) {
         return Err(refused(&ctx, reporter, e).await);
     }
@@ -304,6 +294,9 @@ async fn run_with(
     }
     if let Some(b) = blocker_policy {
         engine = engine.with_blockers(b);
+    }
+    if let Some(stop) = hold_others {
+        engine = engine.with_hold_others(stop);
     }
     let notifier = notify_cfg.map(|c| notify::start(c, reporter));
     if let Some(n) = &notifier {

@@ -12,7 +12,7 @@ use crate::commands::context;
 use crate::commands::scan::{candidate_via, node_timeout, scan_nodes, ScanRow};
 use crate::kube::{self as k, DrainOptions, NodeRow};
 use crate::output::{self, Exit, Failure, Reporter};
-use crate::rollout::engine::enum_text;
+use crate::rollout::engine::{enum_text, RunStop};
 use crate::rollout::gate::{self, Blocker};
 use crate::rollout::journal::{self, Journal, NodeState, RunRecord};
 use crate::rollout::plan::{self, Filters, PlanEntry};
@@ -44,6 +44,58 @@ pub(super) struct Prepared {
     pub ours_in_cluster: Vec<String>,
     /// What the health gate finds now.
     pub gate_now: Vec<Blocker>,
+}
+
+impl Prepared {
+    /// The nodes the resumed run left out of service that are still in the cluster: this run
+    /// finishes them first, whatever holds the others.
+    pub fn left_out(&self) -> Vec<&str> {
+        self.resumed
+            .iter()
+            .flat_map(|p| p.nodes.iter())
+            .filter(|n| n.left_out() && self.rows.iter().any(|r| r.name == n.name))
+            .map(|n| n.name.as_str())
+            .collect()
+    }
+
+    /// What the pre-flight refuses (a drain certain to fail, kured rebooting a node): `Err`
+    /// with nothing changed; or, for a resume with nodes left out of service, `Ok(Some)`: the
+    /// stop with which the run ends once it has finished those (it starts no other node).
+    pub fn refusal(&self, reporter: &Reporter) -> Result<Option<RunStop>, Failure> {
+        let left_out = self.left_out();
+        let (own, others): (Vec<_>, Vec<_>) = self
+            .checks
+            .iter()
+            .cloned()
+            .partition(|c| left_out.contains(&c.node.as_str()));
+        let hold = |message: String, hint: &str, exit: Exit| {
+            reporter.warn(&format!(
+                "{message}: finishing only {} (left out of service by the interrupted run)",
+                left_out.join(", ")
+            ));
+            RunStop::Failed {
+                message: format!("not starting another node: {message}; {hint}"),
+                exit,
+            }
+        };
+        if let Some(r) = preflight::certain_failures(&self.checks) {
+            if left_out.is_empty() || preflight::certain_failures(&own).is_some() {
+                return Err(Failure::new(Exit::Usage, r.message).hint(r.hint));
+            }
+            let r = preflight::certain_failures(&others).unwrap_or(r);
+            let message = r.message.replace("; nothing was changed", "");
+            return Ok(Some(hold(message, &r.hint, Exit::Usage)));
+        }
+        if let Some(h) = &self.kured {
+            let message = format!("kured holds its reboot lock for {h}: it is rebooting that node");
+            let hint = "wait for kured to finish (or pause it), then run again";
+            if left_out.is_empty() {
+                return Err(Failure::new(Exit::LockHeld, format!("{message}; nothing was changed")).hint(hint));
+            }
+            return Ok(Some(hold(message, hint, Exit::LockHeld)));
+        }
+        Ok(None)
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
