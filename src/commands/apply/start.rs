@@ -44,12 +44,7 @@ pub(super) async fn start(
     // The health gate before the lock: nothing else may be out. A resumed run that has nodes
     // out of service (the interrupted run's) takes the lock whatever the gate says, to put
     // them back: the engine finishes them first and holds every other node at its own gate.
-    let left_out: Vec<&str> = resumed
-        .iter()
-        .flat_map(|p| p.nodes.iter())
-        .filter(|n| n.left_out() && rows.iter().any(|r| r.name == n.name))
-        .map(|n| n.name.as_str())
-        .collect();
+    let left_out = prepared.left_out();
     let gate_wait = if left_out.is_empty() {
         Duration::from_secs(args.health_wait)
     } else {
