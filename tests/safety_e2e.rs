@@ -541,6 +541,20 @@ async fn issue7_resume_finishes_the_node_left_out_when_the_next_drains_would_cer
     };
     set_pdb(serde_json::json!({"maxUnavailable": 0, "selector": {"matchLabels": {"app": "web"}}}));
 
+    // The dry run says what the resume will do.
+    let d = c
+        .run(&["apply", "--one-at-a-time", "--resume", "--dry-run"], true)
+        .await;
+    d.assert_code(0);
+    assert!(
+        d.stderr.contains(&format!(
+            "apply would finish {n0} (left out of service by the interrupted run) first, then stop:"
+        )) && d.stderr.contains("can never allow"),
+        "{}",
+        d.stderr
+    );
+    assert!(c.unschedulable(&n0), "the dry run changed nothing");
+
     let r = c
         .run(&apply_args(&["--resume", "--force-unlock", "-o", "json"]), true)
         .await;

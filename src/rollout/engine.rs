@@ -100,6 +100,17 @@ impl RunStop {
         }
     }
 
+    /// Why the run stopped, in words (empty for an interruption).
+    pub fn message(&self) -> &str {
+        match self {
+            RunStop::Interrupted => "",
+            RunStop::Failed { message, .. }
+            | RunStop::LockLost(message)
+            | RunStop::OutsideWindow(message)
+            | RunStop::Blocked(message) => message,
+        }
+    }
+
     /// The exit code for this stop.
     pub fn exit(&self) -> Exit {
         match self {

@@ -48,7 +48,7 @@ use crate::transport::{ShellTransport, Via};
 use input::{check_journal_dir, confirm, run_options, watch_signals};
 use prepare::Prepared;
 use std::time::Duration;
-use view::{dry_run_outcome, plan_table};
+use view::{dry_run_outcome, plan_table, DryVerdict};
 
 /// How long the Lease lock lives without renewal.
 const LOCK_DURATION: Duration = Duration::from_secs(60);
@@ -200,8 +200,6 @@ async fn run_with(
         ref options,
         ref entries,
         ref chain,
-        ref checks,
-        ref kured,
         ..
     } = prepared;
     if args.dry_run {
@@ -214,15 +212,24 @@ async fn run_with(
         if let Some(b) = &blocker_policy {
             reporter.info(&blockers::dry_run_line(b).await);
         }
-        return Ok(dry_run_outcome(
-            &ctx,
-            &args,
-            prepared.plan_value.clone(),
-            checks,
-            &prepared.gate_now,
-            kured.as_deref(),
-            reporter,
-        ));
+        // What the run would make of the pre-flight: refuse, or (a resume with nodes left out
+        // of service) finish those and stop.
+        let verdict = match prepared.refusal(&Reporter::silent()) {
+            Ok(None) => None,
+            Ok(Some(stop)) => Some(DryVerdict {
+                line: format!(
+                    "apply would finish {} (left out of service by the interrupted run) first, then stop: {}",
+                    prepared.left_out().join(", "),
+                    stop.message()
+                ),
+                summary: "; apply would stop after the nodes left out (see above)",
+            }),
+            Err(f) => Some(DryVerdict {
+                line: format!("apply would refuse: {}", f.message.replace("; nothing was changed", "")),
+                summary: "; apply would refuse (see above)",
+            }),
+        };
+        return Ok(dry_run_outcome(&ctx, &args, &prepared, verdict, reporter));
     }
     if !entries.iter().any(PlanEntry::patch) {
         return Ok(Outcome {

@@ -2,25 +2,36 @@
 
 use super::super::scan::ScanRow;
 use super::super::Outcome;
+use super::prepare::Prepared;
 use crate::cli::{ApplyArgs, OutputFormat};
 use crate::commands::context::ClusterContext;
 use crate::kube::NodeRow;
 use crate::output::{Column, Exit, Reporter, TableSpec};
-use crate::rollout::gate::{self, Blocker};
+use crate::rollout::gate;
 use crate::rollout::plan::PlanEntry;
-use crate::rollout::preflight::{self, NodeCheck};
+use crate::rollout::preflight;
 use serde_json::json;
 use std::collections::BTreeMap;
+
+/// What `apply` would do with what the pre-flight found: a line for stderr, a summary tail.
+pub(super) struct DryVerdict {
+    pub line: String,
+    pub summary: &'static str,
+}
 
 pub(super) fn dry_run_outcome(
     ctx: &ClusterContext,
     args: &ApplyArgs,
-    plan_value: serde_json::Value,
-    checks: &[NodeCheck],
-    gate_now: &[Blocker],
-    kured: Option<&str>,
+    prepared: &Prepared,
+    verdict: Option<DryVerdict>,
     reporter: &Reporter,
 ) -> Outcome {
+    let (plan_value, checks, gate_now, kured) = (
+        prepared.plan_value.clone(),
+        &prepared.checks,
+        &prepared.gate_now,
+        prepared.kured.as_deref(),
+    );
     let gate_text = if gate_now.is_empty() {
         "open: no other node is out".to_string()
     } else {
@@ -62,11 +73,8 @@ pub(super) fn dry_run_outcome(
         })
         .collect();
     reporter.info(&format!("health gate: {gate_text}"));
-    if let Some(h) = kured {
-        reporter.warn(&format!("kured holds its reboot lock for {h}: apply would refuse now"));
-    }
-    if let Some(r) = refusals.as_ref().map(|r| &r.message) {
-        reporter.warn(&format!("apply would refuse: {r}"));
+    if let Some(v) = &verdict {
+        reporter.warn(&v.line);
     }
     let value = if matches!(
         args.global.output,
@@ -83,6 +91,7 @@ pub(super) fn dry_run_outcome(
             "healthGate": {"open": gate_now.is_empty(), "blockers": gate_now},
             "kuredLockHolder": kured,
             "wouldRefuse": refusals.as_ref().map(|r| r.message.clone()),
+            "verdict": verdict.as_ref().map(|v| v.line.clone()),
         })
     };
     Outcome {
@@ -101,11 +110,7 @@ pub(super) fn dry_run_outcome(
         ])),
         summary: Some(format!(
             "dry run: nothing was changed; health gate {gate_text}{}",
-            if refusals.is_some() || kured.is_some() {
-                "; apply would refuse (see above)"
-            } else {
-                ""
-            }
+            verdict.as_ref().map(|v| v.summary).unwrap_or_default()
         )),
         exit: Exit::Ok,
     }
