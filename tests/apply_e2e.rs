@@ -6,15 +6,6 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-const FAST: &[&str] = &["--eviction-retry-interval", "1"];
-
-fn apply_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec!["apply", "--one-at-a-time", "--yes", "--delete-emptydir-data", "--force"];
-    v.extend_from_slice(FAST);
-    v.extend_from_slice(extra);
-    v
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn issue4_rollout_changes_kernels_one_node_at_a_time() {
     let c = Cluster::start(None).await;

@@ -11,32 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn apply_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
-        "apply",
-        "--one-at-a-time",
-        "--yes",
-        "--delete-emptydir-data",
-        "--force",
-        "--eviction-retry-interval",
-        "1",
-    ];
-    v.extend_from_slice(extra);
-    v
-}
-
 fn scenario(nodes: u32, boot_seconds: f64) -> String {
     SMALL
         .replace("bootSeconds: 1,", &format!("bootSeconds: {boot_seconds},"))
         .replace("count: 3", &format!("count: {nodes}"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A metrics endpoint serving `aks_patch_test_backup_running VALUE`.
@@ -67,7 +45,7 @@ async fn metric_server(value: Arc<AtomicU64>) -> u16 {
 /// Debian's Prometheus on loopback, scraping the metric every second, with an alert
 /// `BackupRunning` while it is above 0. Stopped on drop.
 struct Prometheus {
-    child: tokio::process::Child,
+    _child: tokio::process::Child,
     url: String,
     _dir: tempfile::TempDir,
 }
@@ -88,33 +66,20 @@ impl Prometheus {
             ),
         )
         .unwrap();
-        let port = free_port();
-        let child = tokio::process::Command::new("prometheus")
-            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--log.level=warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("prometheus runs (scripts/setup installs Debian's prometheus)");
-        let p = Prometheus {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
+        let (child, url) = start_prometheus_daemon(
+            "prometheus",
+            &[
+                format!("--config.file={}", dir.path().join("prometheus.yml").display()),
+                format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+            ],
+            Duration::from_secs(60),
+        )
+        .await;
+        Prometheus {
+            _child: child,
+            url,
             _dir: dir,
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = reqwest::get(format!("{}/-/ready", p.url)).await {
-                if r.status().is_success() {
-                    break;
-                }
-            }
-            assert!(std::time::Instant::now() < deadline, "prometheus ready within 60 s");
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        p
     }
 
     /// The names and states of the active alerts.
@@ -155,12 +120,6 @@ impl Prometheus {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
     }
 }
 

@@ -7,45 +7,15 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Pushgateway {
-    child: tokio::process::Child,
+    _child: tokio::process::Child,
     url: String,
 }
 
 impl Pushgateway {
     async fn start() -> Pushgateway {
-        let port = free_port();
-        let child = tokio::process::Command::new("prometheus-pushgateway")
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--log.level=warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("prometheus-pushgateway runs (scripts/setup installs it)");
-        let p = Pushgateway {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = reqwest::get(format!("{}/-/ready", p.url)).await {
-                if r.status().is_success() {
-                    break;
-                }
-            }
-            assert!(std::time::Instant::now() < deadline, "pushgateway ready within 30 s");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        p
+        let (child, url) = start_prometheus_daemon("prometheus-pushgateway", &[], Duration::from_secs(30)).await;
+        Pushgateway { _child: child, url }
     }
 
     /// The value of the one sample of `name` whose labels include every `labels` pair.
@@ -57,12 +27,6 @@ impl Pushgateway {
             .await
             .unwrap();
         sample(&text, name, labels)
-    }
-}
-
-impl Drop for Pushgateway {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
     }
 }
 
@@ -157,22 +121,7 @@ async fn issue12_scan_and_apply_push_their_gauges_to_a_real_pushgateway_and_repo
         rep.stdout
     );
 
-    let r = c
-        .run(
-            &[
-                "apply",
-                "--one-at-a-time",
-                "--yes",
-                "--delete-emptydir-data",
-                "--force",
-                "--eviction-retry-interval",
-                "1",
-                "--pushgateway-url",
-                &gw.url,
-            ],
-            true,
-        )
-        .await;
+    let r = c.run(&apply_args(&["--pushgateway-url", &gw.url]), true).await;
     r.assert_code(0);
     let job = ("job", "aks-patch-apply");
     assert_eq!(

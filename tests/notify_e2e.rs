@@ -8,20 +8,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-fn apply_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
-        "apply",
-        "--one-at-a-time",
-        "--yes",
-        "--delete-emptydir-data",
-        "--force",
-        "--eviction-retry-interval",
-        "1",
-    ];
-    v.extend_from_slice(extra);
-    v
-}
-
 fn two_nodes() -> String {
     SMALL.replace("count: 3", "count: 2")
 }

@@ -11,15 +11,6 @@ use common::*;
 use std::process::Stdio;
 use std::time::Duration;
 
-const FAST: &[&str] = &["--eviction-retry-interval", "1"];
-
-fn apply_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec!["apply", "--one-at-a-time", "--yes", "--delete-emptydir-data", "--force"];
-    v.extend_from_slice(FAST);
-    v.extend_from_slice(extra);
-    v
-}
-
 fn cordons(c: &Cluster, node: &str) -> usize {
     of_kind(&c.events(), "cordon")
         .iter()

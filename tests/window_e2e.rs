@@ -9,20 +9,6 @@ mod common;
 use chrono::{DateTime, Datelike, Duration as Span, DurationRound, Utc};
 use common::*;
 
-fn apply_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
-        "apply",
-        "--one-at-a-time",
-        "--yes",
-        "--delete-emptydir-data",
-        "--force",
-        "--eviction-retry-interval",
-        "1",
-    ];
-    v.extend_from_slice(extra);
-    v
-}
-
 fn hm(t: DateTime<Utc>) -> String {
     t.format("%H:%M").to_string()
 }

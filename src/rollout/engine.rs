@@ -1454,6 +1454,7 @@ mod tests {
     use super::*;
     use crate::kube::drain::{DrainReport, PodRef};
     use crate::rollout::journal::{NodeRecord, RunStatus};
+    use crate::rollout::window::PausedClock;
     use crate::ssh::{PackageManager, PendingUpdate};
     use async_trait::async_trait;
     use std::collections::BTreeMap;
@@ -2680,18 +2681,6 @@ mod tests {
         assert!(!changed(&h.fakes, "n1"));
     }
 
-    /// Wall-clock time that starts at `base` and moves with paused tokio time.
-    struct PausedClock {
-        base: jiff::Timestamp,
-        t0: Instant,
-    }
-
-    impl Clock for PausedClock {
-        fn now(&self) -> jiff::Timestamp {
-            self.base + jiff::SignedDuration::try_from(self.t0.elapsed()).unwrap()
-        }
-    }
-
     /// Daily 00:00-01:00 UTC, a node budget of 20 minutes, the clock at `at`.
     fn window_at(at: &str) -> Option<WindowPolicy> {
         let mut schedule = Schedule::new("UTC").unwrap();
@@ -2699,10 +2688,7 @@ mod tests {
         Some(WindowPolicy {
             schedule,
             budget: Duration::from_secs(20 * 60),
-            clock: Arc::new(PausedClock {
-                base: at.parse().unwrap(),
-                t0: Instant::now(),
-            }),
+            clock: Arc::new(PausedClock::at(at)),
         })
     }
 

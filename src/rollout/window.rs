@@ -35,6 +35,32 @@ impl Clock for SystemClock {
     }
 }
 
+/// For tests: wall-clock time that starts at a given instant and moves with (paused) tokio
+/// time.
+#[cfg(test)]
+pub struct PausedClock {
+    base: Timestamp,
+    t0: tokio::time::Instant,
+}
+
+#[cfg(test)]
+impl PausedClock {
+    /// The clock at `at` (RFC 3339) now.
+    pub fn at(at: &str) -> PausedClock {
+        PausedClock {
+            base: at.parse().expect("an RFC 3339 time"),
+            t0: tokio::time::Instant::now(),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Clock for PausedClock {
+    fn now(&self) -> Timestamp {
+        self.base + jiff::SignedDuration::try_from(self.t0.elapsed()).unwrap()
+    }
+}
+
 /// A bad window: what is wrong, in the words of the flag or field that said it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WindowError {

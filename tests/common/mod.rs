@@ -9,6 +9,65 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+/// `aks-patch apply` as the rollout tests run it: one at a time, no prompt, drains that evict
+/// emptyDir and bare pods, evictions retried every second; then `extra`.
+pub fn apply_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "apply",
+        "--one-at-a-time",
+        "--yes",
+        "--delete-emptydir-data",
+        "--force",
+        "--eviction-retry-interval",
+        "1",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A daemon of the Prometheus family (Debian's `prometheus`, `prometheus-pushgateway`) with
+/// `args`, listening on a free loopback port and killed when the child is dropped. Returns
+/// once its `/-/ready` answers (within `ready_within`), with its URL.
+pub async fn start_prometheus_daemon(
+    program: &str,
+    args: &[String],
+    ready_within: Duration,
+) -> (tokio::process::Child, String) {
+    let port = free_port();
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--log.level=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} runs (scripts/setup installs it): {e}"));
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + ready_within;
+    loop {
+        if let Ok(r) = reqwest::get(format!("{url}/-/ready")).await {
+            if r.status().is_success() {
+                return (child, url);
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{program} ready within {ready_within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A small cluster: 3 Ubuntu nodes with a pending kernel, a Deployment with a PDB, a DaemonSet.
 pub const SMALL: &str = r#"
 resourceGroup: rg-test

@@ -267,20 +267,8 @@ pub async fn before_start(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollout::window::Clock;
+    use crate::rollout::window::PausedClock;
     use tokio::time::Instant;
-
-    /// Wall-clock time that starts at `base` and moves with paused tokio time.
-    struct PausedClock {
-        base: jiff::Timestamp,
-        t0: Instant,
-    }
-
-    impl Clock for PausedClock {
-        fn now(&self) -> jiff::Timestamp {
-            self.base + jiff::SignedDuration::try_from(self.t0.elapsed()).unwrap()
-        }
-    }
 
     fn policy(at: &str) -> WindowPolicy {
         let mut schedule = Schedule::new("UTC").unwrap();
@@ -288,10 +276,7 @@ mod tests {
         WindowPolicy {
             schedule,
             budget: Duration::from_secs(15 * 60),
-            clock: Arc::new(PausedClock {
-                base: at.parse().unwrap(),
-                t0: Instant::now(),
-            }),
+            clock: Arc::new(PausedClock::at(at)),
         }
     }
 
