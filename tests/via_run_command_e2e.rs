@@ -291,7 +291,10 @@ async fn issue13_killed_during_an_arm_restart_with_another_node_down_then_resume
     assert!(
         r.stderr.contains(&format!("node {} is out of service", node(0)))
             && r.stderr.contains("--resume --force-unlock")
-            && r.stderr.contains(&format!("kubectl uncordon {}", node(0))),
+            && r.stderr.contains(&format!(
+                "kubectl uncordon {0} && kubectl annotate node {0} aks-patch.io/in-progress-",
+                node(0)
+            )),
         "{}",
         r.stderr
     );

@@ -173,7 +173,9 @@ async fn issue12_a_resume_outside_the_window_finishes_the_node_left_out_and_star
     assert!(
         r.stderr.contains(&format!("node {n0} is out of service"))
             && r.stderr.contains("--resume --force-unlock")
-            && r.stderr.contains(&format!("kubectl uncordon {n0}")),
+            && r.stderr.contains(&format!(
+                "kubectl uncordon {n0} && kubectl annotate node {n0} aks-patch.io/in-progress-"
+            )),
         "{}",
         r.stderr
     );

@@ -18,7 +18,7 @@ use super::journal::{
 };
 use super::ports::{Cluster, DrainStop, Fence, NodeTarget, PortError, Transport};
 use super::window::{Clock, Schedule};
-use crate::kube::drain::{DrainEvent, DrainOptions, WorkloadRef, IN_PROGRESS_ANNOTATION};
+use crate::kube::drain::{put_back_by_hand, DrainEvent, DrainOptions, WorkloadRef};
 use crate::kube::reboot::RebootEvent;
 use crate::kube::NodeRow;
 use crate::output::{Exit, Reporter};
@@ -1410,7 +1410,8 @@ impl<'a> Engine<'a> {
             Err(e) => {
                 self.save(rec);
                 format!(
-                    "COULD NOT UNCORDON node {name} ({e}): run `kubectl uncordon {name} && kubectl annotate node {name} {IN_PROGRESS_ANNOTATION}-`"
+                    "COULD NOT UNCORDON node {name} ({e}): run `{}`",
+                    put_back_by_hand(&[&name])
                 )
             }
         }

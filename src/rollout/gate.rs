@@ -63,7 +63,8 @@ impl Blocker {
                 "bring node {node} back (kubectl describe node {node}), or wait for it; aks-patch takes no second node out"
             ),
             Blocker::NodeInProgress { node, run_id, .. } => format!(
-                "if run {run_id} is still going, wait for it; if it died, resume it (aks-patch apply ... --resume) or, once the node is healthy, `kubectl uncordon {node} && kubectl annotate node {node} {IN_PROGRESS_ANNOTATION}-`"
+                "if run {run_id} is still going, wait for it; if it died, resume it (aks-patch apply ... --resume) or, once the node is healthy, `{}`",
+                crate::kube::drain::put_back_by_hand(&[node])
             ),
             Blocker::WorkloadNotReady { workload, .. } => format!(
                 "check why its pods do not become Ready (kubectl -n {} get pods), then run again with --resume",

@@ -108,12 +108,10 @@ pub(super) async fn finish(
         let names: Vec<&str> = left.iter().map(|(n, _)| n.as_str()).collect();
         let unsure = left.iter().any(|(_, sure)| !sure);
         summary.push_str(&format!(
-            "; left cordoned by this run{}: {} (once healthy: `aks-patch apply ... --resume` uncordons it, or by hand `kubectl uncordon {} && kubectl annotate node {} {}-`)",
+            "; left cordoned by this run{}: {} (once healthy: `aks-patch apply ... --resume` uncordons it, or by hand `{}`)",
             if unsure { " (the cluster could not be read to confirm)" } else { "" },
             names.join(", "),
-            names.join(" "),
-            names.join(" "),
-            kdrain::IN_PROGRESS_ANNOTATION
+            kdrain::put_back_by_hand(&names)
         ));
     }
     if let Some(lost) = &lock_lost {
@@ -143,8 +141,8 @@ pub(super) async fn finish(
                     run_id,
                     node,
                     Some(&format!(
-                        "once it is healthy, `aks-patch apply ... --one-at-a-time --resume` uncordons it, or by hand `kubectl uncordon {name} && kubectl annotate node {name} {}-`",
-                        kdrain::IN_PROGRESS_ANNOTATION
+                        "once it is healthy, `aks-patch apply ... --one-at-a-time --resume` uncordons it, or by hand `{}`",
+                        kdrain::put_back_by_hand(&[name])
                     )),
                 ));
             }

@@ -353,9 +353,10 @@ async fn refused(ctx: &context::ClusterContext, reporter: &Reporter, e: anyhow::
         for r in &rows {
             if let Some(run) = &r.in_progress {
                 reporter.warn(&format!(
-                    "node {name} is out of service ({status}), taken out by aks-patch run {run}; if that run is not running any more, `aks-patch apply --one-at-a-time --resume --force-unlock` finishes it, or `kubectl uncordon {name}` puts it back by hand",
+                    "node {name} is out of service ({status}), taken out by aks-patch run {run}; if that run is not running any more, `aks-patch apply --one-at-a-time --resume --force-unlock` finishes it, or `{by_hand}` puts it back by hand",
                     name = r.name,
                     status = r.status,
+                    by_hand = crate::kube::drain::put_back_by_hand(&[&r.name]),
                 ));
             }
         }

@@ -49,6 +49,13 @@ use tokio_util::sync::CancellationToken;
 /// the node is out.
 pub const IN_PROGRESS_ANNOTATION: &str = "aks-patch.io/in-progress";
 
+/// The commands that put `nodes` back in service by hand: uncordon, and remove the
+/// in-progress mark (without which every later run's health gate counts the node as out).
+pub fn put_back_by_hand(nodes: &[&str]) -> String {
+    let names = nodes.join(" ");
+    format!("kubectl uncordon {names} && kubectl annotate node {names} {IN_PROGRESS_ANNOTATION}-")
+}
+
 /// The annotation the kubelet puts on the API's copy of a static pod.
 pub const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
 
@@ -851,6 +858,14 @@ mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, PodSpec, PodStatus, Volume};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelectorRequirement, OwnerReference, Time};
+
+    #[test]
+    fn putting_back_by_hand_uncordons_and_removes_the_mark() {
+        assert_eq!(
+            put_back_by_hand(&["a", "b"]),
+            "kubectl uncordon a b && kubectl annotate node a b aks-patch.io/in-progress-"
+        );
+    }
 
     fn pod(name: &str) -> Pod {
         Pod {
