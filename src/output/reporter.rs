@@ -495,6 +495,79 @@ impl Captured {
     }
 }
 
+/// What a wait shows while something holds the rollout (the health gate, the blockers): on
+/// the node's wait line what holds now; a warning each time that changes; the status line
+/// otherwise.
+pub struct HoldLine<'a> {
+    reporter: &'a Reporter,
+    /// The node the wait is for, if it is for one.
+    node: Option<&'a str>,
+    /// What is waited for, on the node's wait line: `the cluster to be healthy`.
+    waiting_for: &'static str,
+    /// The flag that bounds the wait (`--health-wait`) and what the wait holds back
+    /// (`before taking a node out`), for the warning `waiting (up to Ns, FLAG) BEFORE: ...`.
+    flag: &'static str,
+    before: &'static str,
+    /// The status line's lead: `health gate`.
+    label: &'static str,
+    max_wait: Duration,
+    last: String,
+}
+
+impl<'a> HoldLine<'a> {
+    pub fn new(
+        reporter: &'a Reporter,
+        node: Option<&'a str>,
+        waiting_for: &'static str,
+        (flag, before): (&'static str, &'static str),
+        label: &'static str,
+        max_wait: Duration,
+    ) -> HoldLine<'a> {
+        HoldLine {
+            reporter,
+            node,
+            waiting_for,
+            flag,
+            before,
+            label,
+            max_wait,
+            last: String::new(),
+        }
+    }
+
+    /// Something holds, as `text`, after `waited`.
+    pub fn show(&mut self, text: String, waited: Duration) {
+        if let Some(n) = self.node {
+            if self.last.is_empty() {
+                self.reporter.wait_started(n, self.waiting_for, self.max_wait);
+            }
+            self.reporter.wait_progress(n, &text);
+        }
+        if text != self.last {
+            self.reporter.warn(&format!(
+                "waiting (up to {}s, {}) {}: {text}",
+                self.max_wait.as_secs(),
+                self.flag,
+                self.before
+            ));
+            self.last = text;
+        } else {
+            self.reporter.set_message(format!(
+                "{}: waiting {}s / {}s: {}",
+                self.label,
+                waited.as_secs(),
+                self.max_wait.as_secs(),
+                self.last
+            ));
+        }
+    }
+
+    /// Whether anything was shown: something held at least once.
+    pub fn held(&self) -> bool {
+        !self.last.is_empty()
+    }
+}
+
 impl Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         lock(&self.0).extend_from_slice(buf);
@@ -541,6 +614,32 @@ mod tests {
         let (r, c) = Reporter::capture(Verbosity::Verbose);
         r.verbose("v");
         assert_eq!(c.text(), "v\n");
+    }
+
+    #[test]
+    fn a_hold_warns_when_what_holds_changes_and_shows_on_the_node_line() {
+        let (r, c) = Reporter::capture(Verbosity::Normal);
+        let mut line = HoldLine::new(
+            &r,
+            Some("n1"),
+            "the cluster to be healthy",
+            ("--health-wait", "before taking another node out"),
+            "health gate",
+            Duration::from_secs(600),
+        );
+        assert!(!line.held());
+        line.show("node n2 is NotReady".into(), Duration::ZERO);
+        line.show("node n2 is NotReady".into(), Duration::from_secs(1));
+        line.show("node n3 is NotReady".into(), Duration::from_secs(2));
+        assert!(line.held());
+        assert_eq!(
+            c.text(),
+            "[00:00] n1: waiting for the cluster to be healthy (up to 10:00)\n\
+             [00:00] n1: node n2 is NotReady\n\
+             warning: waiting (up to 600s, --health-wait) before taking another node out: node n2 is NotReady\n\
+             [00:00] n1: node n3 is NotReady\n\
+             warning: waiting (up to 600s, --health-wait) before taking another node out: node n3 is NotReady\n"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! `--blocker-wait`.
 
 use crate::kube::{list_all, KubeError};
+use crate::output::reporter::HoldLine;
 use crate::output::Reporter;
 use ::kube::api::{Api, ListParams};
 use async_trait::async_trait;
@@ -316,47 +317,33 @@ pub async fn wait_clear(
     reporter: &Reporter,
 ) -> Result<bool, BlockStop> {
     let start = Instant::now();
-    let mut last = String::new();
+    let mut line = HoldLine::new(
+        reporter,
+        node,
+        "the blockers to clear",
+        ("--blocker-wait", "before taking a node out"),
+        "blockers",
+        max_wait,
+    );
     loop {
         let holds = source.holds(node).await;
         if holds.is_empty() {
-            if !last.is_empty() {
+            if line.held() {
                 reporter.info("the blockers cleared");
-            }
-            if let Some(n) = node {
-                if !last.is_empty() {
+                if let Some(n) = node {
                     reporter.wait_done(n);
                 }
             }
-            return Ok(!last.is_empty());
+            return Ok(line.held());
         }
         let waited = start.elapsed();
         if waited >= max_wait {
-            if let (Some(n), false) = (node, last.is_empty()) {
+            if let (Some(n), true) = (node, line.held()) {
                 reporter.wait_done(n);
             }
             return Err(BlockStop::Held { holds, waited });
         }
-        let text = holds_text(&holds);
-        if let Some(n) = node {
-            if last.is_empty() {
-                reporter.wait_started(n, "the blockers to clear", max_wait);
-            }
-            reporter.wait_progress(n, &text);
-        }
-        if text != last {
-            reporter.warn(&format!(
-                "waiting (up to {}s, --blocker-wait) before taking a node out: {text}",
-                max_wait.as_secs()
-            ));
-            last = text;
-        } else {
-            reporter.set_message(format!(
-                "blockers: waiting {}s / {}s: {last}",
-                waited.as_secs(),
-                max_wait.as_secs()
-            ));
-        }
+        line.show(holds_text(&holds), waited);
         tokio::select! {
             _ = tokio::time::sleep(poll.min(max_wait - waited)) => {}
             _ = cancel.cancelled() => return Err(BlockStop::Cancelled),

@@ -21,6 +21,7 @@ use super::window::{Clock, Schedule};
 use crate::kube::drain::{put_back_by_hand, DrainEvent, DrainOptions, WorkloadRef};
 use crate::kube::reboot::RebootEvent;
 use crate::kube::NodeRow;
+use crate::output::reporter::HoldLine;
 use crate::output::{Exit, Reporter};
 use crate::ssh::pkg::TDNF_NO_SECURITY;
 use crate::ssh::{self, PackageManager, Probe};
@@ -170,7 +171,14 @@ pub async fn wait_gate(
     reporter: &Reporter,
 ) -> Result<(), GateStop> {
     let start = Instant::now();
-    let mut last = String::new();
+    let mut line = HoldLine::new(
+        reporter,
+        exempt.first().map(String::as_str),
+        "the cluster to be healthy",
+        ("--health-wait", "before taking another node out"),
+        "health gate",
+        max_wait,
+    );
     loop {
         let blockers = cluster.blockers(exempt, workloads).await.map_err(GateStop::Failed)?;
         if blockers.is_empty() {
@@ -180,26 +188,7 @@ pub async fn wait_gate(
         if waited >= max_wait {
             return Err(GateStop::Blocked { blockers, waited });
         }
-        let text = gate::blockers_text(&blockers);
-        if let Some(node) = exempt.first() {
-            if last.is_empty() {
-                reporter.wait_started(node, "the cluster to be healthy", max_wait);
-            }
-            reporter.wait_progress(node, &text);
-        }
-        if text != last {
-            reporter.warn(&format!(
-                "waiting (up to {}s, --health-wait) before taking another node out: {text}",
-                max_wait.as_secs()
-            ));
-            last = text;
-        } else {
-            reporter.set_message(format!(
-                "health gate: waiting {}s / {}s: {last}",
-                waited.as_secs(),
-                max_wait.as_secs()
-            ));
-        }
+        line.show(gate::blockers_text(&blockers), waited);
         tokio::select! {
             _ = cluster.blockers_changed(&blockers, poll.min(max_wait - waited)) => {}
             _ = cancel.cancelled() => return Err(GateStop::Cancelled),
