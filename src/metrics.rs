@@ -9,7 +9,7 @@
 //!   `aks_patch_node_rebooted{node,pool}`, `aks_patch_last_run_timestamp_seconds{result}`,
 //!   `aks_patch_run_duration_seconds`, `aks_patch_run_nodes_rebooted` (in that run).
 
-use crate::rollout::journal::{RunRecord, RunStatus};
+use crate::rollout::journal::RunRecord;
 use base64::Engine as _;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -77,15 +77,6 @@ pub fn scan_families(nodes: &[NodeScanMetrics]) -> Vec<Family> {
     vec![reboot, pending]
 }
 
-fn status_text(s: RunStatus) -> &'static str {
-    match s {
-        RunStatus::Succeeded => "succeeded",
-        RunStatus::Failed => "failed",
-        RunStatus::Interrupted => "interrupted",
-        RunStatus::Running => "running",
-    }
-}
-
 /// A run's gauges.
 pub fn run_families(rec: &RunRecord) -> Vec<Family> {
     let mut result = Family::new(
@@ -110,7 +101,7 @@ pub fn run_families(rec: &RunRecord) -> Vec<Family> {
         "When the last aks-patch run finished (Unix time), by its result",
     );
     last.add(
-        &[("result", status_text(rec.status))],
+        &[("result", &crate::rollout::engine::enum_text(&rec.status))],
         finished.timestamp_millis() as f64 / 1000.0,
     );
     let mut duration = Family::new("aks_patch_run_duration_seconds", "How long the last aks-patch run took");
