@@ -337,22 +337,6 @@ impl Notifier {
     }
 }
 
-/// An HTTPS client for the webhooks that also trusts `ca_bundle` (PEM), when given.
-pub fn http_client(ca_bundle: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
-    let mut b = reqwest::Client::builder()
-        .user_agent(concat!("aks-patch/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none());
-    if let Some(path) = ca_bundle {
-        let pem = std::fs::read(path).map_err(|e| format!("cannot read the CA bundle {}: {e}", path.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("the CA bundle {} is not PEM: {e}", path.display()))?;
-        b = b.tls_certs_merge(certs);
-    }
-    b.build().map_err(|e| format!("cannot set up the HTTPS client: {e}"))
-}
-
 /// An event about one node, from its record.
 pub fn node_event(
     kind: EventKind,

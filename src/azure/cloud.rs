@@ -93,46 +93,10 @@ impl CloudEndpoints {
         Ok(c)
     }
 
-    /// The PEM certificates of the CA bundle, if one is configured.
-    fn extra_roots(&self) -> Result<Vec<reqwest::Certificate>, AzureError> {
-        let Some((path, var)) = &self.ca_bundle else {
-            return Ok(vec![]);
-        };
-        let pem = std::fs::read(path).map_err(|e| {
-            AzureError::Config(format!(
-                "cannot read the CA bundle {} (from {var}): {e}",
-                path.display()
-            ))
-        })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            AzureError::Config(format!(
-                "the CA bundle {} (from {var}) is not a PEM certificate bundle: {e}",
-                path.display()
-            ))
-        })?;
-        if certs.is_empty() {
-            return Err(AzureError::Config(format!(
-                "the CA bundle {} (from {var}) holds no PEM certificate",
-                path.display()
-            )));
-        }
-        Ok(certs)
-    }
-
     /// An HTTPS client that trusts the system roots and the CA bundle. Redirects are not
     /// followed (a bearer token must not travel to another host).
     pub fn http_client(&self) -> Result<reqwest::Client, AzureError> {
-        let roots = self.extra_roots()?;
-        let mut b = reqwest::Client::builder()
-            .user_agent(concat!("aks-patch/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none());
-        if !roots.is_empty() {
-            b = b.tls_certs_merge(roots);
-        }
-        b.build()
-            .map_err(|e| AzureError::Config(format!("cannot set up the HTTPS client: {e}")))
+        crate::http::client(self.ca_bundle.as_ref(), CONNECT_TIMEOUT, REQUEST_TIMEOUT).map_err(AzureError::Config)
     }
 
     /// azure_core client options for azure_identity's HTTP credentials: this cloud's

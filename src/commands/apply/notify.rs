@@ -7,6 +7,11 @@ use crate::output::{Exit, Failure, Reporter};
 use crate::rollout::engine::{NodeHook, NodePhase};
 use crate::settings::Settings;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a webhook may take to connect, and to answer.
+const WEBHOOK_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The checked targets and template (`None`: no `--notify-url`). Bad ones are usage errors
 /// that never quote a URL.
@@ -38,7 +43,8 @@ pub fn config(args: &NotifyArgs, settings: &Settings) -> anyhow::Result<Option<C
         .map(|(i, u)| Target::parse(u, i + 1))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| usage(e.to_string()))?;
-    let http = notify::http_client(settings.ca_bundle.as_ref().map(|(p, _)| p.as_path())).map_err(usage)?;
+    let http =
+        crate::http::client(settings.ca_bundle.as_ref(), WEBHOOK_CONNECT_TIMEOUT, WEBHOOK_TIMEOUT).map_err(usage)?;
     Ok(Some(Config {
         targets,
         template: args.notify_template.clone(),
