@@ -2532,6 +2532,45 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_signal_during_a_held_resume_finishes_the_node_left_out_and_the_next_resume_goes_on() {
+        let mut h = Harness::new(2);
+        h.hold = Some("a drain would certainly fail");
+        h.fakes.w().cancel_at = Some(("reboot", h.cancel.clone()));
+        let mut rec = record(2);
+        h.fakes.edit("n1", |n| {
+            n.pending = vec![];
+            n.reboot_required = true;
+            n.unschedulable = true;
+            n.marked = Some("run-0".into());
+        });
+        rec.nodes[1].state = NodeState::Cordoned;
+        rec.nodes[1].in_hand = true;
+        rec.nodes[1].boot_id_before = Some("boot-1".into());
+        // Ctrl-C while n1 reboots: n1 is waited for and put back, then the run stops there.
+        assert_eq!(h.run(&mut rec).await.unwrap_err(), RunStop::Interrupted);
+        assert_eq!(states(&rec), [NodeState::Pending, NodeState::Done]);
+        assert!(!h.fakes.node("n1").unschedulable);
+        assert!(!changed(&h.fakes, "n0"));
+        // Resumed while the pre-flight still holds the others: nothing left out, nothing done.
+        let h2 = Harness {
+            fakes: h.fakes.clone(),
+            hold: Some("a drain would certainly fail"),
+            ..Harness::new(0)
+        };
+        h2.fakes.w().cancel_at = None;
+        assert_eq!(h2.run(&mut rec).await.unwrap_err().exit(), Exit::Usage);
+        assert!(!changed(&h.fakes, "n0"));
+        // Once it no longer does, the resume patches n0.
+        let h3 = Harness {
+            fakes: h.fakes.clone(),
+            ..Harness::new(0)
+        };
+        h3.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done; 2]);
+        assert_eq!(h.fakes.w().max_out, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn resume_records_a_deleted_node_as_gone_and_goes_on() {
         let h = Harness::new(2);
         h.fakes.w().nodes.remove("n0");
