@@ -367,6 +367,10 @@ pub struct ApplyArgs {
     pub metrics: Box<MetricsArgs>,
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// The options that shape the rollout given on the command line (or by their environment
+    /// variable), as opposed to left at their defaults (filled in by [`Cli::parse_with_sources`]).
+    #[arg(skip)]
+    pub given: crate::rollout::resume::GivenFlags,
 }
 
 /// Notifications for `apply`.
@@ -441,6 +445,78 @@ pub struct WindowArgs {
 }
 
 // ---------------------------------------------------------------------------------------
+// Where each value came from
+
+impl Cli {
+    /// Parse the process's arguments (exiting on a usage error, as `parse` does), and note
+    /// which of `apply`'s options were given rather than left at their defaults.
+    pub fn parse_with_sources() -> Cli {
+        Cli::try_parse_with_sources_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    pub fn try_parse_with_sources_from<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().try_get_matches_from(args)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        if let (Command::Apply(a), Some(("apply", sub))) = (&mut cli.command, matches.subcommand()) {
+            a.given = given_flags(sub);
+        }
+        Ok(cli)
+    }
+}
+
+/// The clap argument id of a recorded flag.
+fn arg_id(flag: crate::rollout::resume::Flag) -> &'static str {
+    use crate::rollout::resume::Flag;
+    match flag {
+        Flag::UpgradeMode => "upgrade_mode",
+        Flag::Reboot => "reboot",
+        Flag::DeleteEmptydirData => "delete_emptydir_data",
+        Flag::Force => "force",
+        Flag::GracePeriod => "grace_period",
+        Flag::DrainTimeout => "drain_timeout",
+        Flag::RebootTimeout => "reboot_timeout",
+        Flag::HealthWait => "health_wait",
+        Flag::Soak => "soak",
+        Flag::Nodepool => "nodepool",
+        Flag::Nodes => "nodes",
+        Flag::Selector => "selector",
+        Flag::Window => "windows",
+        Flag::TimeZone => "time_zone",
+        Flag::NodeBudget => "node_budget",
+        Flag::WaitForWindow => "wait_for_window",
+        Flag::BlockingPodSelector => "blocking_pod_selector",
+        Flag::BlockingPodScope => "blocking_pod_scope",
+        Flag::PrometheusUrl => "prometheus_url",
+        Flag::AlertFilterRegexp => "alert_filter_regexp",
+        Flag::AlertFilterMatchOnly => "alert_filter_match_only",
+        Flag::AlertFiringOnly => "alert_firing_only",
+        Flag::BlockerWait => "blocker_wait",
+        Flag::Via => "via",
+        Flag::NodeShellImage => "node_shell_image",
+        Flag::NodeShellNamespace => "node_shell_namespace",
+        Flag::NotifyUrl => "notify_url",
+        Flag::NotifyTemplate => "notify_template",
+        Flag::PushgatewayUrl => "pushgateway_url",
+    }
+}
+
+/// The recorded flags of `apply` given on the command line or by their environment variable.
+fn given_flags(m: &clap::ArgMatches) -> crate::rollout::resume::GivenFlags {
+    use clap::parser::ValueSource;
+    crate::rollout::resume::GivenFlags::new(crate::rollout::resume::Flag::ALL.into_iter().filter(|f| {
+        matches!(
+            m.value_source(arg_id(*f)),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    }))
+}
+
+// ---------------------------------------------------------------------------------------
 // To the library's types
 
 impl From<AuthMethod> for crate::azure::AuthMethod {
@@ -504,6 +580,62 @@ mod tests {
         for v in UpgradeMode::value_variants() {
             assert_eq!(format!("{v:?}"), format!("{:?}", crate::ssh::UpgradeMode::from(*v)));
         }
+    }
+
+    #[test]
+    fn given_flags_are_those_on_the_command_line_or_in_the_environment_not_defaults() {
+        use crate::rollout::resume::Flag;
+        let base = ["aks-patch", "apply", "--kubeconfig", "kc", "--one-at-a-time"];
+        let given = |extra: &[&str]| {
+            let cli = Cli::try_parse_with_sources_from(base.iter().chain(extra)).unwrap();
+            let Command::Apply(a) = cli.command else {
+                panic!("apply")
+            };
+            a.given
+        };
+        let none = given(&[]);
+        assert!(
+            Flag::ALL.iter().all(|f| !none.has(*f)),
+            "defaults are not given: {none:?}"
+        );
+        // A flag given with its default value is given all the same.
+        let g = given(&["--window", "10:00-12:00", "--time-zone", "UTC", "--nodepool", "user"]);
+        assert!(g.has(Flag::Window) && g.has(Flag::TimeZone) && g.has(Flag::Nodepool));
+        assert!(!g.has(Flag::NodeBudget) && !g.has(Flag::Via));
+        // Every recorded flag names an argument of apply (value_source knows each id).
+        let all = given(&[
+            "--upgrade-mode=all",
+            "--reboot=always",
+            "--delete-emptydir-data",
+            "--force",
+            "--grace-period=5",
+            "--drain-timeout=5",
+            "--reboot-timeout=5",
+            "--health-wait=5",
+            "--soak=5",
+            "--nodepool=p",
+            "--nodes=n",
+            "--selector=a=b",
+            "--window=aks",
+            "--time-zone=UTC",
+            "--node-budget=5m",
+            "--wait-for-window",
+            "--blocking-pod-selector=a=b",
+            "--blocking-pod-scope=node",
+            "--prometheus-url=http://p",
+            "--alert-filter-regexp=x",
+            "--alert-filter-match-only",
+            "--alert-firing-only",
+            "--blocker-wait=5s",
+            "--via=kube",
+            "--node-shell-image=i",
+            "--node-shell-namespace=n",
+            "--notify-url=https://h",
+            "--notify-template=t",
+            "--pushgateway-url=http://g",
+        ]);
+        let missing: Vec<_> = Flag::ALL.iter().filter(|f| !all.has(**f)).collect();
+        assert!(missing.is_empty(), "{missing:?}");
     }
 
     #[test]

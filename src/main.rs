@@ -2,10 +2,9 @@
 
 use aks_patch::cli::{Cli, Command, GlobalArgs};
 use aks_patch::output::{self, Exit};
-use clap::Parser;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_with_sources();
     let global: GlobalArgs = match &cli.command {
         Command::Scan(a) => a.global.clone(),
         Command::Apply(a) => a.global.clone(),

@@ -74,8 +74,10 @@ pub fn holds_text(holds: &[Hold]) -> String {
 }
 
 /// Where a blocking pod counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PodScope {
+    #[default]
     /// Anywhere in the cluster.
     Cluster,
     /// On the node about to be taken out.

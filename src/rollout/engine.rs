@@ -83,6 +83,9 @@ pub enum RunStop {
     /// A blocker (a blocking pod, a Prometheus alert) held the next cordon past
     /// `--blocker-wait`: stopped at a safe point with nothing out of service.
     Blocked(String),
+    /// The run record could not be written: the node in hand was finished, nothing else
+    /// started (exit 1).
+    RecordUnwritable(String),
 }
 
 impl RunStop {
@@ -108,7 +111,8 @@ impl RunStop {
             RunStop::Failed { message, .. }
             | RunStop::LockLost(message)
             | RunStop::OutsideWindow(message)
-            | RunStop::Blocked(message) => message,
+            | RunStop::Blocked(message)
+            | RunStop::RecordUnwritable(message) => message,
         }
     }
 
@@ -120,6 +124,7 @@ impl RunStop {
             RunStop::LockLost(_) => Exit::LockHeld,
             RunStop::OutsideWindow(_) => Exit::OutsideWindow,
             RunStop::Blocked(_) => Exit::Blocked,
+            RunStop::RecordUnwritable(_) => Exit::Failure,
         }
     }
 }
@@ -250,6 +255,9 @@ pub struct Engine<'a> {
     /// Why no node but those left out of service may be started (a resume that the
     /// pre-flight would have refused): the run stops with it before the first such node.
     hold_others: Option<RunStop>,
+    /// The first write of the run record that failed (the record's path, the cause): the
+    /// run stops at the next safe point, finishing the node in hand first.
+    record_failed: std::sync::OnceLock<(std::path::PathBuf, String)>,
 }
 
 /// How a node's turn ended, when it did not stop the run.
@@ -319,6 +327,7 @@ impl<'a> Engine<'a> {
             blockers: None,
             on_node: None,
             hold_others: None,
+            record_failed: std::sync::OnceLock::new(),
         }
     }
 
@@ -452,11 +461,16 @@ impl<'a> Engine<'a> {
                             rec.nodes[i].finished_at = Some(journal::now());
                         }
                         RunStop::LockLost(message) => rec.nodes[i].error = Some(message.clone()),
-                        RunStop::Interrupted | RunStop::OutsideWindow(_) | RunStop::Blocked(_) => {}
+                        RunStop::Interrupted
+                        | RunStop::OutsideWindow(_)
+                        | RunStop::Blocked(_)
+                        | RunStop::RecordUnwritable(_) => {}
                     }
                     self.save(rec);
-                    if let RunStop::Failed { message, .. } | RunStop::LockLost(message) | RunStop::Blocked(message) =
-                        &stop
+                    if let RunStop::Failed { message, .. }
+                    | RunStop::LockLost(message)
+                    | RunStop::Blocked(message)
+                    | RunStop::RecordUnwritable(message) = &stop
                     {
                         self.tell(NodePhase::Halted, &rec.nodes[i], Some(message));
                     }
@@ -469,10 +483,31 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
+    /// Write the record before the next side effect. The first failure is said once, and
+    /// stops the run at the next safe point ([`Engine::record_stop`]); later writes are still
+    /// tried, so that the record on disk is as fresh as it can be.
     fn save(&self, rec: &RunRecord) {
         if let Err(e) = self.journal.save(rec) {
-            self.reporter.error(&format!("cannot write the run record: {e}"));
+            if self.record_failed.set((e.path().to_path_buf(), e.cause())).is_ok() {
+                self.reporter.warn(&format!(
+                    "{e}: {}; the run stops at the next safe point (a node out of service is finished first)",
+                    e.cause()
+                ));
+            } else {
+                self.reporter.verbose(&format!("{e}: {}", e.cause()));
+            }
         }
+    }
+
+    /// The stop to give at a safe point once a record write has failed: `what` (e.g. "not
+    /// starting another node"), the record's path, the cause, and what to do.
+    fn record_stop(&self, what: &str) -> Option<RunStop> {
+        let (path, cause) = self.record_failed.get()?;
+        Some(RunStop::RecordUnwritable(format!(
+            "{what}: the run record {} cannot be written ({cause}), and the run does not go on without it; free space in {} (or make it writable), then continue with `aks-patch apply ... --one-at-a-time --resume`",
+            path.display(),
+            path.parent().unwrap_or(path).display()
+        )))
     }
 
     /// A safe point between nodes: stop here if asked to, or if the lock is not ours.
@@ -482,6 +517,9 @@ impl<'a> Engine<'a> {
         }
         if self.cancel.is_cancelled() {
             return Err(RunStop::Interrupted);
+        }
+        if let Some(stop) = self.record_stop("not starting another node") {
+            return Err(stop);
         }
         if let Some(reason) = self.fence.lost_reason() {
             return Err(self.lost(format!("the aks-patch lock was lost ({reason})")));
@@ -809,6 +847,12 @@ impl<'a> Engine<'a> {
         let run_id = self.cfg.run_id.clone();
         let (log_path, _) = ssh::remote::upgrade_files(&run_id);
         self.begin(rec, i, StepName::Upgrade);
+        if !rec.nodes[i].in_hand {
+            if let Some(stop) = self.record_stop(&format!("not upgrading node {name}")) {
+                self.end(rec, i, StepOutcome::Skipped, "the run record cannot be written");
+                return Err(stop);
+            }
+        }
         if let Err(e) = self.transport.start_upgrade(node, cmd, &run_id).await {
             self.end(rec, i, StepOutcome::Failed, e.to_string());
             return Err(RunStop::port(
@@ -1078,6 +1122,13 @@ impl<'a> Engine<'a> {
             self.save(rec);
         }
         self.begin(rec, i, StepName::Cordon);
+        if !rec.nodes[i].in_hand {
+            // Not out of service yet: a safe point. Its packages are upgraded.
+            if let Some(stop) = self.record_stop(&format!("not cordoning node {name}")) {
+                self.end(rec, i, StepOutcome::Skipped, "the run record cannot be written");
+                return Err(stop);
+            }
+        }
         if let Err(e) = self.cluster.cordon(&name, &self.cfg.run_id).await {
             self.end(rec, i, StepOutcome::Failed, e.to_string());
             let undo = self.release_if_in_hand(rec, i).await;
@@ -1895,11 +1946,18 @@ mod tests {
             soak: 0,
             azure_linux_security_as_all: false,
             allow_azure_linux_2: false,
+            health_wait: 600,
+            selection: Default::default(),
+            window: Default::default(),
+            blockers: Default::default(),
+            transport: Default::default(),
+            notify: Default::default(),
         }
     }
 
     fn record(n: usize) -> RunRecord {
         RunRecord {
+            schema_version: journal::SCHEMA_VERSION,
             run_id: "run-1".into(),
             cluster: crate::rollout::journal::ClusterRef::kubeconfig("ctx", "https://x"),
             status: RunStatus::Running,

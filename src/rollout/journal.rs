@@ -2,6 +2,11 @@
 //! step, before the next side effect. `--resume` continues from it, Ctrl-C handling and
 //! the final summary read it, `report` shows "last patched" from it, and `-o json`
 //! prints it.
+//!
+//! Each write goes to a temporary file that is fsynced, renamed over the record and the
+//! directory fsynced: a record on disk is whole and survives a power loss. Records carry a
+//! schema version ([`SCHEMA_VERSION`]); records without one (written before it) still read,
+//! records of a newer aks-patch are refused.
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -26,6 +31,38 @@ pub enum JournalError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("the run record {path} was written by a newer aks-patch (schema version {version}; this one reads up to {SCHEMA_VERSION}): upgrade aks-patch to read it")]
+    Newer { path: PathBuf, version: u64 },
+}
+
+impl JournalError {
+    /// The file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            JournalError::Write { path, .. }
+            | JournalError::Read { path, .. }
+            | JournalError::Parse { path, .. }
+            | JournalError::Newer { path, .. } => path,
+        }
+    }
+
+    /// The cause, in words (the OS's, or the parser's).
+    pub fn cause(&self) -> String {
+        match self {
+            JournalError::Write { source, .. } | JournalError::Read { source, .. } => source.to_string(),
+            JournalError::Parse { source, .. } => source.to_string(),
+            JournalError::Newer { .. } => self.to_string(),
+        }
+    }
+}
+
+/// The version of the run record's layout this aks-patch writes. 1: the records written
+/// before `schemaVersion` existed (their options lack selection, window, blockers, transport
+/// and notifications); 2: every option that shapes the rollout is recorded.
+pub const SCHEMA_VERSION: u32 = 2;
+
+fn schema_v1() -> u32 {
+    1
 }
 
 /// Which cluster a record is about.
@@ -251,6 +288,9 @@ impl NodeRecord {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RunRecord {
+    /// The layout of this record ([`SCHEMA_VERSION`]; 1 when absent: an older record).
+    #[serde(default = "schema_v1")]
+    pub schema_version: u32,
     pub run_id: String,
     pub cluster: ClusterRef,
     pub status: RunStatus,
@@ -269,6 +309,17 @@ pub struct RunRecord {
     /// Runs this one resumed, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resumed_from: Vec<String>,
+}
+
+impl RunRecord {
+    /// The run did not succeed and has nodes left to finish.
+    pub fn unfinished(&self) -> bool {
+        self.status != RunStatus::Succeeded
+            && self
+                .nodes
+                .iter()
+                .any(|n| !matches!(n.state, NodeState::Done | NodeState::Skipped | NodeState::Gone))
+    }
 }
 
 pub use crate::ssh::remote::UpgradeMode;
@@ -308,6 +359,139 @@ pub struct RunOptions {
     /// Azure Linux 2.0 nodes, out of support, are patched (`--allow-azure-linux-2`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_azure_linux_2: bool,
+    /// Seconds the health gate waits for the cluster before a node is taken out
+    /// (`--health-wait`; schema 2).
+    #[serde(default = "default_health_wait")]
+    pub health_wait: u64,
+    /// Which nodes (schema 2).
+    #[serde(default)]
+    pub selection: Selection,
+    /// The maintenance windows (schema 2).
+    #[serde(default)]
+    pub window: WindowOptions,
+    /// The blockers (schema 2).
+    #[serde(default)]
+    pub blockers: BlockerOptions,
+    /// How the nodes are reached (schema 2).
+    #[serde(default)]
+    pub transport: TransportOptions,
+    /// Notifications and metrics, recorded as given or not: their URLs are secrets and are
+    /// never written (schema 2).
+    #[serde(default)]
+    pub notify: NotifyOptions,
+}
+
+fn default_health_wait() -> u64 {
+    600
+}
+
+/// Which nodes a run patches (`--nodepool`, `--nodes`, `--selector`): empty means all.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Selection {
+    #[serde(default)]
+    pub nodepools: Vec<String>,
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+}
+
+/// The maintenance windows a run keeps to (`--window`, `--time-zone`, `--node-budget`,
+/// `--wait-for-window`): no windows, none.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowOptions {
+    /// As given: `DAYS HH:MM-HH:MM`, or `aks`.
+    #[serde(default)]
+    pub windows: Vec<String>,
+    /// IANA name.
+    pub time_zone: String,
+    /// Seconds.
+    pub node_budget: u64,
+    #[serde(default)]
+    pub wait_for_window: bool,
+}
+
+impl Default for WindowOptions {
+    fn default() -> Self {
+        WindowOptions {
+            windows: vec![],
+            time_zone: "UTC".into(),
+            node_budget: 15 * 60,
+            wait_for_window: false,
+        }
+    }
+}
+
+/// The blockers a run waits for (`--blocking-pod-selector`, `--prometheus-url` and its alert
+/// filters, `--blocker-wait`). The Prometheus URL may carry credentials: only whether one
+/// was given is recorded, and a resume must give it again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockerOptions {
+    #[serde(default)]
+    pub pod_selectors: Vec<String>,
+    #[serde(default)]
+    pub pod_scope: crate::rollout::blockers::PodScope,
+    /// `--prometheus-url` was given (the URL is not recorded).
+    #[serde(default)]
+    pub prometheus: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_filter_regexp: Option<String>,
+    #[serde(default)]
+    pub alert_filter_match_only: bool,
+    #[serde(default)]
+    pub alert_firing_only: bool,
+    /// Seconds.
+    pub wait: u64,
+}
+
+impl Default for BlockerOptions {
+    fn default() -> Self {
+        BlockerOptions {
+            pod_selectors: vec![],
+            pod_scope: Default::default(),
+            prometheus: false,
+            alert_filter_regexp: None,
+            alert_filter_match_only: false,
+            alert_firing_only: false,
+            wait: 10 * 60,
+        }
+    }
+}
+
+/// How the nodes are reached (`--via`, and the node-shell pods' image and namespace).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TransportOptions {
+    pub via: crate::transport::Via,
+    pub node_shell_image: String,
+    pub node_shell_namespace: String,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        TransportOptions {
+            via: crate::transport::Via::Ssh,
+            node_shell_image: crate::transport::kube::DEFAULT_IMAGE.into(),
+            node_shell_namespace: crate::transport::kube::DEFAULT_NAMESPACE.into(),
+        }
+    }
+}
+
+/// Where a run tells what it does. The URLs are secrets: only whether they were given.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifyOptions {
+    /// `--notify-url` was given (the URLs are not recorded).
+    #[serde(default)]
+    pub webhooks: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// `--pushgateway-url` was given (the URL is not recorded).
+    #[serde(default)]
+    pub pushgateway: bool,
 }
 
 /// A namespaced object in a record (a pod, a PodDisruptionBudget): `namespace/name` in
@@ -407,6 +591,24 @@ pub fn new_run_id() -> String {
     format!("{}-{suffix:04x}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"))
 }
 
+/// A record as read from `path`: any version up to [`SCHEMA_VERSION`].
+fn parse_record(path: &Path, text: &[u8]) -> Result<RunRecord, JournalError> {
+    let perr = |source| JournalError::Parse {
+        path: path.to_path_buf(),
+        source,
+    };
+    let value: serde_json::Value = serde_json::from_slice(text).map_err(perr)?;
+    if let Some(version) = value.get("schemaVersion").and_then(serde_json::Value::as_u64) {
+        if version > u64::from(SCHEMA_VERSION) {
+            return Err(JournalError::Newer {
+                path: path.to_path_buf(),
+                version,
+            });
+        }
+    }
+    serde_json::from_value(value).map_err(perr)
+}
+
 /// Run records of one journal directory.
 #[derive(Debug, Clone)]
 pub struct Journal {
@@ -430,8 +632,11 @@ impl Journal {
         self.cluster_dir(&rec.cluster.key).join(format!("{}.json", rec.run_id))
     }
 
-    /// Write atomically (temp file + rename), so a crash never leaves half a record.
+    /// Write durably and atomically: a temp file, fsynced, renamed over the record, then the
+    /// directory fsynced. A crash or a power loss leaves the old record or the new one, whole;
+    /// a failed write leaves the old one (and no temp file taking space).
     pub fn save(&self, rec: &RunRecord) -> Result<PathBuf, JournalError> {
+        use std::io::Write;
         let path = self.path_of(rec);
         let dir = path.parent().expect("record path has a parent").to_path_buf();
         let werr = |source| JournalError::Write {
@@ -441,8 +646,17 @@ impl Journal {
         std::fs::create_dir_all(&dir).map_err(werr)?;
         let tmp = dir.join(format!(".{}.tmp", rec.run_id));
         let text = serde_json::to_vec_pretty(rec).expect("run record serializes");
-        std::fs::write(&tmp, text).map_err(werr)?;
-        std::fs::rename(&tmp, &path).map_err(werr)?;
+        let written = std::fs::File::create(&tmp)
+            .and_then(|mut f| {
+                f.write_all(&text)?;
+                f.sync_all()
+            })
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(werr(e));
+        }
+        std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(werr)?;
         Ok(path)
     }
 
@@ -466,26 +680,21 @@ impl Journal {
                     path: path.clone(),
                     source,
                 })?;
-                serde_json::from_slice(&text).map_err(|source| JournalError::Parse { path, source })
+                parse_record(&path, &text)
             })
             .collect()
     }
 
-    /// The newest run that did not finish (interrupted, failed, or still marked running
-    /// because the process was killed).
+    /// The newest record of a cluster (the last run that took the lock), if any.
+    pub fn latest(&self, key: &str) -> Result<Option<RunRecord>, JournalError> {
+        Ok(self.runs(key)?.pop())
+    }
+
+    /// The newest run, if it did not finish (interrupted, failed, or still marked running
+    /// because the process was killed) and has nodes left. An older unfinished run is not
+    /// one: a newer run (its resume, or a new run) came after it.
     pub fn latest_unfinished(&self, key: &str) -> Result<Option<RunRecord>, JournalError> {
-        Ok(self
-            .runs(key)?
-            .into_iter()
-            .rev()
-            .find(|r| r.status != RunStatus::Succeeded))
-        .map(|r| {
-            r.filter(|r| {
-                r.nodes
-                    .iter()
-                    .any(|n| !matches!(n.state, NodeState::Done | NodeState::Skipped | NodeState::Gone))
-            })
-        })
+        Ok(self.latest(key)?.filter(RunRecord::unfinished))
     }
 
     /// When each node was last patched successfully (node → RFC 3339), from every record.
@@ -554,6 +763,7 @@ mod tests {
 
     fn record(key_name: &str) -> RunRecord {
         RunRecord {
+            schema_version: SCHEMA_VERSION,
             run_id: new_run_id(),
             cluster: ClusterRef::arm("sub", "rg", key_name),
             status: RunStatus::Running,
@@ -571,6 +781,12 @@ mod tests {
                 soak: 0,
                 azure_linux_security_as_all: false,
                 allow_azure_linux_2: false,
+                health_wait: 600,
+                selection: Selection::default(),
+                window: WindowOptions::default(),
+                blockers: BlockerOptions::default(),
+                transport: TransportOptions::default(),
+                notify: NotifyOptions::default(),
             },
             nodes: vec![NodeRecord::new("n1", "p"), NodeRecord::new("n2", "p")],
             error: None,

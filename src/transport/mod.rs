@@ -20,7 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Which transport reaches the nodes (`--via`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Via {
     /// SSH to each node's InternalIP (the default).
     #[default]

@@ -57,16 +57,36 @@ pub(super) async fn finish(
         Err(RunStop::Interrupted) => (RunStatus::Interrupted, Some("interrupted".to_string())),
         Err(RunStop::OutsideWindow(msg)) => (RunStatus::Interrupted, Some(msg.clone())),
         Err(RunStop::Blocked(msg)) => (RunStatus::Failed, Some(msg.clone())),
+        Err(RunStop::RecordUnwritable(msg)) => (RunStatus::Failed, Some(msg.clone())),
         Err(RunStop::Failed { message, .. }) => (RunStatus::Failed, Some(message.clone())),
         Err(RunStop::LockLost(msg)) => (
             RunStatus::Failed,
             Some(format!("{msg}; stopped without starting another node")),
         ),
     };
-    let exit = result.as_ref().err().map(RunStop::exit).unwrap_or(Exit::Ok);
+    let mut exit = result.as_ref().err().map(RunStop::exit).unwrap_or(Exit::Ok);
     record.status = status;
     record.error = err.clone();
-    journal.save(&record)?;
+    // The summary comes from memory whatever the disk says; a record that cannot be closed
+    // is said (once), and is no success.
+    let mut err = err;
+    if let Err(e) = journal.save(&record) {
+        if !matches!(result, Err(RunStop::RecordUnwritable(_))) {
+            let msg = format!(
+                "the run record {} cannot be written ({}): it does not show how this run ended; free space in {} (or make it writable), then `aks-patch apply ... --one-at-a-time --resume` checks each node again",
+                e.path().display(),
+                e.cause(),
+                journal.dir().display()
+            );
+            err = Some(match err {
+                Some(m) => format!("{m}; {msg}"),
+                None => msg,
+            });
+            if exit == Exit::Ok {
+                exit = Exit::Failure;
+            }
+        }
+    }
     if let Some(url) = &args.metrics.pushgateway_url {
         let families = crate::metrics::run_families(&record);
         match crate::metrics::push(

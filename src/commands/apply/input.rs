@@ -6,9 +6,11 @@ use crate::commands::context::ClusterContext;
 use crate::commands::scans;
 use crate::kube::{CancellationToken, DrainOptions, KubeError, NodeRow};
 use crate::output::{Exit, Failure, Reporter};
+use crate::rollout::blockers::PodScope;
 use crate::rollout::journal::{self, NodeState, RebootPolicy, RunOptions, RunRecord, UpgradeMode};
 use crate::rollout::plan::PlanEntry;
 use crate::settings::Settings;
+use crate::transport::Via;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -53,7 +55,90 @@ pub(super) fn run_options(a: &ApplyArgs) -> RunOptions {
         soak: a.soak,
         azure_linux_security_as_all: a.azure_linux_security_as_all,
         allow_azure_linux_2: a.allow_azure_linux_2,
+        health_wait: a.health_wait,
+        selection: journal::Selection {
+            nodepools: a.nodepool.clone(),
+            nodes: a.nodes.clone(),
+            selector: a.selector.clone(),
+        },
+        window: journal::WindowOptions {
+            windows: a.window.windows.clone(),
+            time_zone: a.window.time_zone.clone(),
+            node_budget: a.window.node_budget.as_secs(),
+            wait_for_window: a.window.wait_for_window,
+        },
+        blockers: journal::BlockerOptions {
+            pod_selectors: a.blockers.blocking_pod_selector.clone(),
+            pod_scope: match a.blockers.blocking_pod_scope {
+                cli::BlockingPodScope::Cluster => PodScope::Cluster,
+                cli::BlockingPodScope::Node => PodScope::Node,
+            },
+            prometheus: a.blockers.prometheus_url.is_some(),
+            alert_filter_regexp: a.blockers.alert_filter_regexp.clone(),
+            alert_filter_match_only: a.blockers.alert_filter_match_only,
+            alert_firing_only: a.blockers.alert_firing_only,
+            wait: a.blockers.blocker_wait.as_secs(),
+        },
+        transport: journal::TransportOptions {
+            via: crate::commands::via::via(&a.via),
+            node_shell_image: a.via.node_shell_image.clone(),
+            node_shell_namespace: a.via.node_shell_namespace.clone(),
+        },
+        notify: journal::NotifyOptions {
+            webhooks: !a.notify.notify_url.is_empty(),
+            template: a.notify.notify_template.clone(),
+            pushgateway: a.metrics.pushgateway_url.is_some(),
+        },
     }
+}
+
+/// A resumed run goes on with the recorded options: the arguments are set to them, so that
+/// everything after (windows, blockers, transport, selection, drain) uses the record's.
+/// The secret URLs are the ones given now (a resume that lacks one is refused before).
+pub(super) fn use_recorded(a: &mut ApplyArgs, o: &RunOptions) {
+    a.upgrade_mode = match o.upgrade_mode {
+        UpgradeMode::Security => cli::UpgradeMode::Security,
+        UpgradeMode::All => cli::UpgradeMode::All,
+        UpgradeMode::Dist => cli::UpgradeMode::Dist,
+    };
+    a.reboot = match o.reboot {
+        RebootPolicy::IfRequired => cli::RebootPolicy::IfRequired,
+        RebootPolicy::Always => cli::RebootPolicy::Always,
+        RebootPolicy::Never => cli::RebootPolicy::Never,
+    };
+    a.delete_emptydir_data = o.delete_emptydir_data;
+    a.force = o.force;
+    a.grace_period = o.grace_period;
+    a.drain_timeout = o.drain_timeout;
+    a.reboot_timeout = o.reboot_timeout;
+    a.soak = o.soak;
+    a.azure_linux_security_as_all = o.azure_linux_security_as_all;
+    a.allow_azure_linux_2 = o.allow_azure_linux_2;
+    a.health_wait = o.health_wait;
+    a.nodepool = o.selection.nodepools.clone();
+    a.nodes = o.selection.nodes.clone();
+    a.selector = o.selection.selector.clone();
+    a.window.windows = o.window.windows.clone();
+    a.window.time_zone = o.window.time_zone.clone();
+    a.window.node_budget = Duration::from_secs(o.window.node_budget);
+    a.window.wait_for_window = o.window.wait_for_window;
+    a.blockers.blocking_pod_selector = o.blockers.pod_selectors.clone();
+    a.blockers.blocking_pod_scope = match o.blockers.pod_scope {
+        PodScope::Cluster => cli::BlockingPodScope::Cluster,
+        PodScope::Node => cli::BlockingPodScope::Node,
+    };
+    a.blockers.alert_filter_regexp = o.blockers.alert_filter_regexp.clone();
+    a.blockers.alert_filter_match_only = o.blockers.alert_filter_match_only;
+    a.blockers.alert_firing_only = o.blockers.alert_firing_only;
+    a.blockers.blocker_wait = Duration::from_secs(o.blockers.wait);
+    a.via.via = match o.transport.via {
+        Via::Ssh => cli::ViaArg::Ssh,
+        Via::Kube => cli::ViaArg::Kube,
+        Via::RunCommand => cli::ViaArg::RunCommand,
+    };
+    a.via.node_shell_image = o.transport.node_shell_image.clone();
+    a.via.node_shell_namespace = o.transport.node_shell_namespace.clone();
+    a.notify.notify_template = o.notify.template.clone();
 }
 
 pub(super) fn drain_options(o: &RunOptions, retry_interval: u64) -> DrainOptions {

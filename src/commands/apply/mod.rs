@@ -42,10 +42,11 @@ use crate::rollout::engine::{enum_text, Engine, EngineConfig};
 use crate::rollout::journal::{self, Journal, NodeState};
 use crate::rollout::live::KubeCluster;
 use crate::rollout::plan::PlanEntry;
+use crate::rollout::resume::resume_options;
 use crate::settings::Settings;
 use crate::ssh::{self, SshFlags, SshOptions};
 use crate::transport::{ShellTransport, Via};
-use input::{check_journal_dir, confirm, run_options, watch_signals};
+use input::{check_journal_dir, confirm, run_options, use_recorded, watch_signals};
 use prepare::Prepared;
 use std::time::Duration;
 use view::{dry_run_outcome, plan_table, DryVerdict};
@@ -55,7 +56,7 @@ const LOCK_DURATION: Duration = Duration::from_secs(60);
 /// How often the health gate looks again while something blocks.
 const GATE_POLL: Duration = Duration::from_secs(1);
 
-pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome> {
+pub async fn run(mut args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome> {
     // Pre-flight, part 1: what needs no server at all.
     let journal = Journal::new(
         args.journal_dir
@@ -78,15 +79,37 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
     }
     let ssh_opts = SshOptions::from_flags(&SshFlags::from(&args.ssh), &ctx.admin_user, settings)
         .map_err(|e| anyhow::Error::new(output::WithExit::wrap(e, Exit::Usage)))?;
+    // `--resume`: the run it continues, and its options (the flags given now must agree).
+    // From here on the arguments are the record's.
+    let resumed = if args.resume {
+        match resumable(&journal, &ctx, &args)? {
+            Ok(prev) => Some(prev),
+            Err(finished) => return Ok(finished),
+        }
+    } else {
+        None
+    };
+    let requested = match &resumed {
+        Some(prev) => {
+            let o = resume_options(
+                &prev.options,
+                prev.schema_version,
+                &requested,
+                &args.given,
+                &prev.run_id,
+            )
+            .map_err(|e| Failure::new(Exit::Usage, e.to_string()).hint(e.hint()))?;
+            use_recorded(&mut args, &o);
+            o
+        }
+        None => requested,
+    };
     // Maintenance windows: outside one, nothing is done (exit 8), or it is waited for.
     let window_policy = window::policy(&args.window, &ctx, &journal, reporter).await?;
     // A resume whose interrupted run left nodes out of service finishes them whatever the time.
-    let finishing = args.resume
-        && journal
-            .latest_unfinished(&ctx.cluster.key)
-            .ok()
-            .flatten()
-            .is_some_and(|p| p.nodes.iter().any(journal::NodeRecord::left_out));
+    let finishing = resumed
+        .as_ref()
+        .is_some_and(|p| p.nodes.iter().any(journal::NodeRecord::left_out));
     match (&window_policy, args.dry_run) {
         (Some(w), false) if finishing => window::finishing_left_out(w, reporter),
         (Some(w), false) => {
@@ -150,6 +173,7 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
         shell.clone(),
         guarded.clone(),
         unattended,
+        resumed,
     );
     let result = tokio::select! {
         r = work => r,
@@ -162,6 +186,59 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
     // Every exit path: the node-shell pods (or SSH sessions) go.
     shell.release_all().await;
     result
+}
+
+/// The run `--resume` continues: the newest of the cluster, if it is unfinished. `Ok(Err)`:
+/// the newest run succeeded, and there is nothing to do (said so; nothing is touched).
+fn resumable(
+    journal: &Journal,
+    ctx: &context::ClusterContext,
+    args: &ApplyArgs,
+) -> anyhow::Result<Result<journal::RunRecord, Outcome>> {
+    let latest = journal.latest(&ctx.cluster.key).map_err(|e| {
+        let text = match e {
+            journal::JournalError::Newer { .. } => e.to_string(),
+            _ => format!("{e}: {}", e.cause()),
+        };
+        Failure::new(Exit::Failure, format!("{text}; nothing was changed"))
+            .hint("a record of a newer aks-patch needs that version; a damaged one can be moved out of the journal directory to start a new run without --resume")
+    })?;
+    match latest {
+        Some(prev) if prev.status == journal::RunStatus::Succeeded => {
+            let value = if matches!(
+                args.global.output,
+                crate::cli::OutputFormat::Table | crate::cli::OutputFormat::Wide | crate::cli::OutputFormat::Tsv
+            ) && args.global.query.is_none()
+            {
+                serde_json::Value::Null
+            } else {
+                serde_json::to_value(&prev)?
+            };
+            Ok(Err(Outcome {
+                value,
+                table: None,
+                summary: Some(format!(
+                    "run {} of {} already succeeded{}: there is nothing to resume; nothing was changed (start a new run without --resume to patch again)",
+                    prev.run_id,
+                    ctx.cluster.name,
+                    prev.finished_at
+                        .map(|t| format!(" at {}", journal::stamp(&t)))
+                        .unwrap_or_default()
+                )),
+                exit: Exit::Ok,
+            }))
+        }
+        Some(prev) if prev.unfinished() => Ok(Ok(prev)),
+        _ => Err(Failure::new(
+            Exit::Usage,
+            format!("there is no unfinished run of {} to resume", ctx.cluster.name),
+        )
+        .hint(format!(
+            "the run records are in {}; start a new run without --resume",
+            journal.dir().display()
+        ))
+        .into()),
+    }
 }
 
 /// What `apply` checks and tells at its safe points when it runs unattended: maintenance
@@ -186,13 +263,14 @@ async fn run_with(
     shell: std::sync::Arc<dyn crate::transport::NodeShell>,
     early_signals: std::sync::Arc<std::sync::atomic::AtomicBool>,
     unattended: Unattended,
+    resumed: Option<journal::RunRecord>,
 ) -> anyhow::Result<Outcome> {
     let Unattended {
         window_policy,
         blocker_policy,
         notify_cfg,
     } = unattended;
-    let prepared = match prepare::prepare(&args, &ctx, &journal, requested, via, &ssh_opts, &*shell, reporter).await {
+    let prepared = match prepare::prepare(&args, &ctx, resumed, requested, via, &ssh_opts, &*shell, reporter).await {
         Ok(p) => p,
         Err(e) => return Err(refused(&ctx, reporter, e).await),
     };

@@ -14,10 +14,10 @@ use crate::kube::{self as k, DrainOptions, NodeRow};
 use crate::output::{self, Exit, Failure, Reporter};
 use crate::rollout::engine::{enum_text, RunStop};
 use crate::rollout::gate::{self, Blocker};
-use crate::rollout::journal::{self, Journal, NodeState, RunRecord};
+use crate::rollout::journal::{self, NodeState, RunRecord};
 use crate::rollout::plan::{self, Filters, PlanEntry};
 use crate::rollout::preflight;
-use crate::rollout::resume::{resume_options, resume_plan};
+use crate::rollout::resume::resume_plan;
 use crate::ssh::SshOptions;
 use crate::transport::{NodeShell, Via};
 use std::collections::BTreeMap;
@@ -102,34 +102,15 @@ impl Prepared {
 pub(super) async fn prepare(
     args: &ApplyArgs,
     ctx: &context::ClusterContext,
-    journal: &Journal,
-    requested: journal::RunOptions,
+    resumed: Option<RunRecord>,
+    options: journal::RunOptions,
     via: Via,
     ssh_opts: &SshOptions,
     shell: &dyn NodeShell,
     reporter: &Reporter,
 ) -> anyhow::Result<Prepared> {
-    // What to patch, in which order, with which options.
-    let resumed = if args.resume {
-        let prev = journal.latest_unfinished(&ctx.cluster.key)?.ok_or_else(|| {
-            Failure::new(
-                Exit::Usage,
-                format!("there is no unfinished run of {} to resume", ctx.cluster.name),
-            )
-            .hint(format!(
-                "the run records are in {}; start a new run without --resume",
-                journal.dir().display()
-            ))
-        })?;
-        Some(prev)
-    } else {
-        None
-    };
-    let options = match &resumed {
-        Some(prev) => resume_options(&prev.options, &requested, &prev.run_id)
-            .map_err(|e| Failure::new(Exit::Usage, e.message.clone()).hint(e.hint()))?,
-        None => requested,
-    };
+    // What to patch, in which order, with which options (a resume's: the record's, merged
+    // and checked before).
     let drain_opts = drain_options(&options, args.eviction_retry_interval);
     // This run and the ones it continues: nodes marked by any of them are ours to finish.
     let chain: Vec<String> = resumed

@@ -121,6 +121,7 @@ pub(super) async fn start(
     reporter.info(&format!("lock taken: Lease {} as {}", guard.lease(), holder.identity()));
 
     let record = RunRecord {
+        schema_version: journal::SCHEMA_VERSION,
         run_id: run_id.to_string(),
         cluster: ctx.cluster.clone(),
         status: RunStatus::Running,
