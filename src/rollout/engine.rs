@@ -1567,6 +1567,9 @@ mod tests {
         lost: Option<String>,
         /// The upgrade commands started, with their node.
         commands: Vec<(String, String)>,
+        /// At this step of this node, the journal's directory (the path) is replaced by a
+        /// file: every later write of the run record fails, as on a full or broken disk.
+        break_journal_at: Option<(&'static str, &'static str, std::path::PathBuf)>,
     }
 
     #[derive(Clone, Default)]
@@ -1603,6 +1606,12 @@ mod tests {
             }
             let mut w = self.w();
             w.log.push(format!("{what} {node}"));
+            if let Some((at, n, dir)) = &w.break_journal_at {
+                if *at == what && *n == node {
+                    std::fs::rename(dir, dir.with_extension("moved")).unwrap();
+                    std::fs::write(dir, b"").unwrap();
+                }
+            }
             if w.fence_fails_at == Some(what) {
                 // The lock is lost at this step (deleted, taken over): from now on.
                 w.lost = Some("the Lease was deleted by someone else".into());
@@ -2086,6 +2095,54 @@ mod tests {
             }
         }
         assert_eq!(at, order.len(), "{first:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_record_that_cannot_be_written_finishes_the_node_in_hand_and_starts_no_other() {
+        let h = Harness::new(3);
+        let mut rec = record(3);
+        let dir = h.dir.path().join(&rec.cluster.key);
+        h.fakes.w().break_journal_at = Some(("drain", "n0", dir.clone()));
+        let stop = h.run(&mut rec).await.unwrap_err();
+        let RunStop::RecordUnwritable(msg) = &stop else {
+            panic!("{stop:?}")
+        };
+        assert_eq!(stop.exit(), Exit::Failure);
+        let path = dir.join("run-1.json");
+        assert!(
+            msg.contains(&path.display().to_string())
+                && msg.contains("free space")
+                && msg.contains("--resume")
+                && msg.contains("not starting another node"),
+            "{msg}"
+        );
+        // n0, out of service when the writes began to fail, was finished and put back; the
+        // others were not touched.
+        assert_eq!(states(&rec), [NodeState::Done, NodeState::Pending, NodeState::Pending]);
+        let n0 = h.fakes.node("n0");
+        assert!(n0.kernel == NEW && !n0.unschedulable && n0.marked.is_none());
+        assert!(rec.nodes[0].rebooted && !rec.nodes[0].in_hand);
+        assert!(!changed(&h.fakes, "n1") && !changed(&h.fakes, "n2"));
+        // The record on disk is the last one written (n0 cordoned, draining).
+        let old = dir.with_extension("moved").join("run-1.json");
+        let on_disk: RunRecord = serde_json::from_slice(&std::fs::read(old).unwrap()).unwrap();
+        assert!(on_disk.nodes[0].in_hand && on_disk.nodes[0].state == NodeState::Cordoned);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_record_that_cannot_be_written_before_a_node_is_changed_stops_before_the_change() {
+        let h = Harness::new(2);
+        let mut rec = record(2);
+        let dir = h.dir.path().join(&rec.cluster.key);
+        // The write after the probe fails: the upgrade (a change) is not started.
+        h.fakes.w().break_journal_at = Some(("probe", "n0", dir.clone()));
+        let stop = h.run(&mut rec).await.unwrap_err();
+        assert!(
+            matches!(&stop, RunStop::RecordUnwritable(m) if m.starts_with("not upgrading node n0")),
+            "{stop:?}"
+        );
+        assert!(!changed(&h.fakes, "n0") && !changed(&h.fakes, "n1"));
+        assert_eq!(states(&rec), [NodeState::Pending; 2], "nothing is recorded as failed");
     }
 
     #[tokio::test(start_paused = true)]

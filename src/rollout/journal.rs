@@ -816,6 +816,80 @@ mod tests {
     }
 
     #[test]
+    fn records_carry_a_schema_version_older_ones_read_and_newer_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path());
+        let r = record("c");
+        let path = j.save(&r).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(v["schemaVersion"], SCHEMA_VERSION);
+        assert_eq!(v["options"]["window"]["timeZone"], "UTC");
+        // A record written before the schema version existed (and its options before the
+        // window, blockers... were kept) still reads, as version 1.
+        let mut old = v.clone();
+        old.as_object_mut().unwrap().remove("schemaVersion");
+        let o = old["options"].as_object_mut().unwrap();
+        for k in ["healthWait", "selection", "window", "blockers", "transport", "notify"] {
+            o.remove(k);
+        }
+        std::fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
+        let back = j.latest(&r.cluster.key).unwrap().unwrap();
+        assert_eq!(back.schema_version, 1);
+        assert_eq!(back.run_id, r.run_id);
+        assert_eq!(back.options.upgrade_mode, UpgradeMode::All);
+        // One of a newer aks-patch is refused, naming the file and the version.
+        let mut newer = v;
+        newer["schemaVersion"] = (SCHEMA_VERSION + 1).into();
+        std::fs::write(&path, serde_json::to_vec(&newer).unwrap()).unwrap();
+        let e = j.latest(&r.cluster.key).unwrap_err();
+        assert!(matches!(e, JournalError::Newer { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains(&path.display().to_string())
+                && text.contains(&format!("schema version {}", SCHEMA_VERSION + 1))
+                && text.contains("upgrade aks-patch"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_failed_write_names_the_record_and_its_cause_and_leaves_the_last_record_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path());
+        let mut r = record("c");
+        let path = j.save(&r).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        // The temp file cannot be created: a directory is in its place.
+        std::fs::create_dir(path.parent().unwrap().join(format!(".{}.tmp", r.run_id))).unwrap();
+        r.nodes[0].state = NodeState::Done;
+        let e = j.save(&r).unwrap_err();
+        assert!(matches!(e, JournalError::Write { .. }), "{e:?}");
+        assert_eq!(e.path(), path);
+        assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+        assert!(!e.cause().is_empty());
+        assert_eq!(std::fs::read(&path).unwrap(), before, "the last record stays whole");
+    }
+
+    #[test]
+    fn the_newest_run_is_the_one_to_resume_not_an_older_one_it_superseded() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path());
+        let mut old = record("c");
+        old.run_id = "20261201T000000Z-0001".into();
+        old.status = RunStatus::Interrupted;
+        j.save(&old).unwrap();
+        let mut new = record("c");
+        new.run_id = "20261201T010000Z-0002".into();
+        new.status = RunStatus::Succeeded;
+        for n in &mut new.nodes {
+            n.state = NodeState::Done;
+        }
+        j.save(&new).unwrap();
+        assert_eq!(j.latest(&new.cluster.key).unwrap().unwrap().run_id, new.run_id);
+        assert!(j.latest_unfinished(&new.cluster.key).unwrap().is_none());
+    }
+
+    #[test]
     fn corrupt_record_is_an_error_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::new(dir.path());

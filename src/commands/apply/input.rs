@@ -279,3 +279,69 @@ pub(super) fn remember_scans(settings: &Settings, rec: &RunRecord) {
         .collect();
     let _ = scans::save(&settings.state_dir, &rec.cluster.key, nodes);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn apply(extra: &[&str]) -> ApplyArgs {
+        let base = ["aks-patch", "apply", "--kubeconfig", "kc", "--one-at-a-time"];
+        let cli = Cli::try_parse_with_sources_from(base.iter().chain(extra)).unwrap();
+        let Command::Apply(a) = cli.command else {
+            panic!("apply")
+        };
+        a
+    }
+
+    #[test]
+    fn a_resume_takes_every_recorded_option_back_into_its_arguments() {
+        let first = apply(&[
+            "--upgrade-mode=dist",
+            "--reboot=always",
+            "--delete-emptydir-data",
+            "--force",
+            "--grace-period=5",
+            "--drain-timeout=7",
+            "--reboot-timeout=8",
+            "--health-wait=9",
+            "--soak=3",
+            "--nodepool=user",
+            "--nodes=n1,n2",
+            "--selector=a=b",
+            "--window=Sat 01:00-05:00",
+            "--time-zone=Europe/Berlin",
+            "--node-budget=5m",
+            "--wait-for-window",
+            "--blocking-pod-selector=app=backup",
+            "--blocking-pod-scope=node",
+            "--prometheus-url=http://user:secret@prometheus:9090",
+            "--alert-filter-regexp=^Watchdog$",
+            "--alert-firing-only",
+            "--blocker-wait=90s",
+            "--via=kube",
+            "--node-shell-image=registry.example/shell:1",
+            "--node-shell-namespace=ops",
+            "--notify-url=https://hooks.slack.com/services/T/B/secret",
+            "--notify-template={event} {node}",
+            "--pushgateway-url=http://gw:9091",
+            "--azure-linux-security-as-all",
+            "--allow-azure-linux-2",
+        ]);
+        let recorded = run_options(&first);
+        let text = serde_json::to_string(&recorded).unwrap();
+        assert!(
+            !text.contains("secret") && !text.contains("gw:9091"),
+            "no URL recorded: {text}"
+        );
+        let mut resumed = apply(&[
+            "--resume",
+            "--prometheus-url=http://user:secret@prometheus:9090",
+            "--notify-url=https://hooks.slack.com/services/T/B/secret",
+            "--pushgateway-url=http://gw:9091",
+        ]);
+        assert_ne!(run_options(&resumed), recorded);
+        use_recorded(&mut resumed, &recorded);
+        assert_eq!(run_options(&resumed), recorded, "every recorded option is used again");
+    }
+}
