@@ -309,3 +309,75 @@ async fn issue12_a_blocking_pod_holds_the_rollout_until_it_is_gone() {
     let ev = c.events();
     assert!(ev[before..].iter().all(|e| e.kind != "lease" && e.kind != "cordon"));
 }
+
+/// A run stopped with exit 9 by a firing alert, resumed without `--prometheus-url`: a usage
+/// error asking for it (the URL is secret and not recorded), nothing changed. Given again,
+/// the recorded blockers still hold while the alert fires, and the run finishes once it clears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_stopped_by_an_alert_is_not_resumed_without_its_prometheus_url() {
+    let value = Arc::new(AtomicU64::new(0));
+    let prom = Prometheus::start(metric_server(value.clone()).await).await;
+    prom.wait_alert(false).await;
+    // Reboots take 8 s: the alert fired while node 0 reboots holds node 1's cordon.
+    let c = Cluster::start(Some(&scenario(2, 8.0))).await;
+    let (n0, n1) = (small_node(0), small_node(1));
+    let url = prom.url.clone();
+    let mut cmd = c.command_with_target(&apply_args(&[
+        "--prometheus-url",
+        &url,
+        "--alert-filter-regexp",
+        "^Watchdog$",
+        "--blocker-wait",
+        "5s",
+    ]));
+    let run = tokio::spawn(async move { cmd.output().await.unwrap() });
+    c.wait_for_event("reboot", Some(&n0), Duration::from_secs(60)).await;
+    value.store(1, Ordering::SeqCst);
+    prom.wait_alert(true).await;
+    let out = tokio::time::timeout(Duration::from_secs(180), run)
+        .await
+        .expect("apply finished")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(9), "{stderr}");
+    assert_eq!(c.kernel(&n0), "5.15.0-1073-azure");
+    assert!(!nodes_with(&c.events(), "cordon").contains(&n1));
+
+    // Without --prometheus-url: refused before anything, asking for it.
+    let before = c.events().len();
+    let r = c.run(&apply_args(&["--resume"]), true).await;
+    r.assert_code(2);
+    assert!(
+        r.stderr.contains("--prometheus-url")
+            && r.stderr.contains("secret and was not recorded")
+            && r.stderr.contains("nothing was changed")
+            && r.stderr.contains("hint: add --prometheus-url URL"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(c.events().len(), before, "nothing was done");
+    assert!(c.lock_free());
+
+    // With it, the recorded filter and wait hold while the alert fires: exit 9 again.
+    let r = c.run(&apply_args(&["--resume", "--prometheus-url", &url]), true).await;
+    r.assert_code(9);
+    assert!(
+        r.stderr.contains("alert BackupRunning is firing") && !r.stderr.contains("Watchdog"),
+        "{}",
+        r.stderr
+    );
+    assert!(!nodes_with(&c.events(), "cordon").contains(&n1));
+    assert_eq!(c.kernel(&n1), "5.15.0-1068-azure");
+
+    value.store(0, Ordering::SeqCst);
+    prom.wait_alert(false).await;
+    let r = c
+        .run(&apply_args(&["--resume", "--prometheus-url", &url, "-o", "json"]), true)
+        .await;
+    r.assert_code(0);
+    assert_eq!(c.kernel(&n1), "5.15.0-1073-azure");
+    assert_eq!(r.json()["options"]["blockers"]["prometheus"], true);
+    assert_eq!(r.json()["options"]["blockers"]["alertFilterRegexp"], "^Watchdog$");
+    assert!(!r.stdout.contains(&url), "the URL is never recorded");
+    assert_eq!(max_nodes_out(&c.events(), &[]), 1);
+}

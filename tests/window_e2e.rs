@@ -133,19 +133,73 @@ async fn issue12_a_window_that_closes_mid_run_stops_between_nodes_and_resume_fin
     assert_eq!(c.kernel(&n1), "5.15.0-1068-azure");
     assert!(!nodes_with(&ev, "apt-upgrade").contains(&n1), "n1 was not upgraded");
 
-    // The next window (here: one open all day) finishes the run; n0 is not done again.
+    // Another window given to --resume contradicts the record: refused, naming both.
+    let before = c.events().len();
     let r2 = c
-        .run(
-            &apply_args(&["--resume", "--window", "00:00-24:00", "-o", "json"]),
-            true,
-        )
+        .run(&apply_args(&["--resume", "--window", "Sun 00:00-24:00"]), true)
         .await;
+    r2.assert_code(2);
+    assert!(
+        r2.stderr.contains(&format!("--window 'Sun 00:00-24:00' (run "))
+            && r2.stderr.contains(&format!("used '{spec}')"))
+            && r2.stderr.contains("nothing was changed"),
+        "{}",
+        r2.stderr
+    );
+    assert_eq!(c.events().len(), before, "nothing was done");
+
+    // The resume keeps the recorded window; a node is now expected to be out as long as n0
+    // was (the past runs' median), which still fits: the run is finished, n0 not done again.
+    let r2 = c.run(&apply_args(&["--resume", "-o", "json"]), true).await;
     r2.assert_code(0);
     assert_eq!(r2.json()["status"], "succeeded");
+    assert_eq!(r2.json()["options"]["window"]["windows"], serde_json::json!([spec]));
     assert_eq!(c.kernel(&n1), "5.15.0-1073-azure");
     let ev = c.events();
     assert_eq!(of_kind(&ev, "reboot").len(), 2, "each node rebooted once");
     assert_eq!(max_nodes_out(&ev, &[]), 1);
+}
+
+/// A run stopped by its window (exit 8), resumed without `--window` once the window has
+/// closed: the recorded window still holds, and nothing is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_resume_without_window_keeps_the_recorded_window_and_touches_nothing_outside_it() {
+    // The window closes one to two minutes from now; a node is given all of it but 15 s and
+    // takes 20 s: n0 starts, n1 no longer fits.
+    let c = Cluster::start(Some(&scenario(2, 20.0, ""))).await;
+    let now = Utc::now();
+    let start = now.duration_trunc(Span::minutes(1)).unwrap() - Span::minutes(1);
+    let end = start + Span::minutes(3);
+    let spec = format!("{}-{}", hm(start), hm(end));
+    let budget = format!("{}s", (end - now).num_seconds() - 15);
+    let r = c
+        .run(&apply_args(&["--window", &spec, "--node-budget", &budget]), true)
+        .await;
+    r.assert_code(8);
+    let (n0, n1) = (small_node(0), small_node(1));
+    assert_eq!(c.kernel(&n0), "5.15.0-1073-azure");
+    // Once the window has closed, a resume without --window is still held to it.
+    if let Ok(wait) = (end + Span::seconds(1) - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
+    let before = c.events().len();
+    let r = c.run(&apply_args(&["--resume"]), true).await;
+    r.assert_code(8);
+    assert!(
+        r.stderr.contains("outside the maintenance window") && r.stderr.contains("nothing was changed"),
+        "{}",
+        r.stderr
+    );
+    let ev = c.events();
+    for e in &ev[before..] {
+        assert!(
+            !["lease", "cordon", "apt-upgrade", "reboot"].contains(&e.kind.as_str()),
+            "nothing outside the window: {e:?}"
+        );
+    }
+    assert_eq!(c.kernel(&n1), "5.15.0-1068-azure");
+    assert!(!c.unschedulable(&n1));
+    assert!(c.lock_free());
 }
 
 /// A run killed (SIGKILL) while its node reboots, then outside the window: a new run is refused
@@ -153,10 +207,17 @@ async fn issue12_a_window_that_closes_mid_run_stops_between_nodes_and_resume_fin
 /// whatever the time (it is out of service already), starts no other, and exits 8.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn issue12_a_resume_outside_the_window_finishes_the_node_left_out_and_starts_no_other() {
-    let c = Cluster::start(Some(&scenario(2, 3.0, ""))).await;
+    // Reboots take 20 s. The window is open now, for two to three minutes more, and a node is
+    // given all of it but 20 s: n0 starts; once 20 s have passed no node fits any more.
+    let c = Cluster::start(Some(&scenario(2, 20.0, ""))).await;
     let (n0, n1) = (small_node(0), small_node(1));
+    let t0 = Utc::now();
+    let start = t0.duration_trunc(Span::minutes(1)).unwrap() - Span::minutes(1);
+    let end = start + Span::minutes(4);
+    let window = format!("{}-{}", hm(start), hm(end));
+    let budget = format!("{}s", (end - t0).num_seconds() - 20);
     let mut child = c
-        .command_with_target(&apply_args(&["--window", "00:00-24:00"]))
+        .command_with_target(&apply_args(&["--window", &window, "--node-budget", &budget]))
         .spawn()
         .unwrap();
     c.wait_for_event("reboot", Some(&n0), std::time::Duration::from_secs(60))
@@ -181,11 +242,13 @@ async fn issue12_a_resume_outside_the_window_finishes_the_node_left_out_and_star
     );
     assert!(c.unschedulable(&n0), "a refused run changes nothing");
 
+    // The resume keeps the recorded window and budget, by which no node fits any more.
+    let fits_until = t0 + Span::seconds(22);
+    if let Ok(wait) = (fits_until - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
     let r = c
-        .run(
-            &apply_args(&["--resume", "--force-unlock", "--window", &spec, "-o", "json"]),
-            true,
-        )
+        .run(&apply_args(&["--resume", "--force-unlock", "-o", "json"]), true)
         .await;
     r.assert_code(8);
     assert!(
