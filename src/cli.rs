@@ -370,7 +370,7 @@ pub struct ApplyArgs {
     /// The options that shape the rollout given on the command line (or by their environment
     /// variable), as opposed to left at their defaults (filled in by [`Cli::parse_with_sources`]).
     #[arg(skip)]
-    pub given: crate::rollout::resume::GivenFlags,
+    pub given: Box<crate::rollout::resume::GivenFlags>,
 }
 
 /// Notifications for `apply`.
@@ -463,7 +463,7 @@ impl Cli {
         let matches = Cli::command().try_get_matches_from(args)?;
         let mut cli = Cli::from_arg_matches(&matches)?;
         if let (Command::Apply(a), Some(("apply", sub))) = (&mut cli.command, matches.subcommand()) {
-            a.given = given_flags(sub);
+            *a.given = given_flags(sub);
         }
         Ok(cli)
     }

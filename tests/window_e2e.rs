@@ -140,7 +140,7 @@ async fn issue12_a_window_that_closes_mid_run_stops_between_nodes_and_resume_fin
         .await;
     r2.assert_code(2);
     assert!(
-        r2.stderr.contains(&format!("--window 'Sun 00:00-24:00' (run "))
+        r2.stderr.contains("--window 'Sun 00:00-24:00' (run ")
             && r2.stderr.contains(&format!("used '{spec}')"))
             && r2.stderr.contains("nothing was changed"),
         "{}",
