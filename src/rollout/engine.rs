@@ -17,6 +17,7 @@ use super::journal::{
     UpgradedPackage,
 };
 use super::ports::{Cluster, DrainStop, Fence, NodeTarget, PortError, Transport};
+use super::proof::{effective_mode, pending_of, NoProof, Proof, RebootProof, UpgradeProof};
 use super::window::{Clock, Schedule};
 use crate::kube::drain::{put_back_by_hand, DrainEvent, DrainOptions, WorkloadRef};
 use crate::kube::reboot::RebootEvent;
@@ -260,35 +261,33 @@ pub struct Engine<'a> {
     record_failed: std::sync::OnceLock<(std::path::PathBuf, String)>,
 }
 
-/// How a node's turn ended, when it did not stop the run.
+/// How a node's turn ended.
 enum NodeEnd {
-    Done,
+    /// Patched: only with its proof.
+    Done(Proof),
     Gone,
+    /// Back from its reboot (a new bootID, Ready) and put back in service, but the check
+    /// after the reboot could not be made: why. The run stops on it.
+    Unproven(String),
+}
+
+/// How long a resume tries to reach an `unproven` node before it leaves it unproven.
+const PROVE_AGAIN_WITHIN: Duration = Duration::from_secs(60);
+
+/// The first wait between two attempts to probe a node after its reboot, and the longest.
+const PROBE_RETRY_FIRST: Duration = Duration::from_secs(2);
+const PROBE_RETRY_MAX: Duration = Duration::from_secs(20);
+
+/// A node a resumed run finishes before any other: left out of service, or rebooted but
+/// not proven patched.
+fn first_on_resume(n: &journal::NodeRecord) -> bool {
+    n.left_out() || n.state == NodeState::Unproven
 }
 
 fn target(row: &NodeRow) -> NodeTarget {
     NodeTarget {
         name: row.name.clone(),
         address: row.internal_ip.clone(),
-    }
-}
-
-/// The pending updates of `mode` that `probe` still finds.
-fn pending_of(mode: UpgradeMode, probe: &Probe) -> Vec<String> {
-    match effective_mode(mode, probe) {
-        UpgradeMode::Security => probe.security_packages(),
-        UpgradeMode::All | UpgradeMode::Dist => probe.pending.iter().map(|u| u.name.clone()).collect(),
-    }
-}
-
-/// The mode a node is upgraded in: Azure Linux classifies no update as security, so
-/// `Security` there means all updates (allowed only with `--azure-linux-security-as-all`;
-/// [`Engine::upgrade`] refuses it otherwise).
-fn effective_mode(mode: UpgradeMode, probe: &Probe) -> UpgradeMode {
-    if mode == UpgradeMode::Security && !probe.classifies_security() {
-        UpgradeMode::All
-    } else {
-        mode
     }
 }
 
@@ -407,7 +406,7 @@ impl<'a> Engine<'a> {
             self.checkpoint()?;
             // A node already out of service (a resumed run) is finished whatever the time;
             // a new one is started only if it should be back before the window closes.
-            if !rec.nodes[i].left_out() {
+            if !first_on_resume(&rec.nodes[i]) {
                 if let Some(stop) = self.hold_others.take() {
                     self.reporter.status_done();
                     return Err(stop);
@@ -428,9 +427,12 @@ impl<'a> Engine<'a> {
             self.reporter.wait_done(&rec.nodes[i].name);
             let node = rec.nodes[i].name.clone();
             match result {
-                Ok(NodeEnd::Done) => {
+                Ok(NodeEnd::Done(proof)) => {
+                    // The only way to `done`: with the proof, kept in the record.
                     rec.nodes[i].state = NodeState::Done;
                     rec.nodes[i].error = None;
+                    rec.nodes[i].kernel_after = Some(proof.kernel().to_string());
+                    rec.nodes[i].proof = Some(proof.record());
                     rec.nodes[i].finished_at = Some(journal::now());
                     self.save(rec);
                     self.reporter.step(&node, "done");
@@ -452,6 +454,19 @@ impl<'a> Engine<'a> {
                     rec.nodes[i].skip_reason = Some("the node no longer exists (deleted from the cluster)".into());
                     self.save(rec);
                     self.reporter.step(&node, "no longer exists: recorded as gone, skipped");
+                }
+                Ok(NodeEnd::Unproven(why)) => {
+                    rec.nodes[i].state = NodeState::Unproven;
+                    rec.nodes[i].error = Some(why.clone());
+                    rec.nodes[i].finished_at = Some(journal::now());
+                    self.save(rec);
+                    self.reporter.step(&node, "unproven: not reported patched");
+                    let message = format!(
+                        "node {node} is not proven patched (recorded unproven): {why}; fix the connection to the node, then `aks-patch apply ... --one-at-a-time --resume` proves it first"
+                    );
+                    self.tell(NodePhase::Halted, &rec.nodes[i], Some(&message));
+                    self.reporter.status_done();
+                    return Err(RunStop::failed(message));
                 }
                 Err(stop) => {
                     match &stop {
@@ -595,7 +610,9 @@ impl<'a> Engine<'a> {
                 self.reporter.step(&name, &undo);
             }
             rec.nodes[i].kernel_after = Some(after.running_kernel.clone());
-            return Ok(NodeEnd::Done);
+            let proof = UpgradeProof::new(&after, self.cfg.options.upgrade_mode, self.cfg.options.reboot)
+                .map_err(|no| RunStop::failed(format!("node {name} is not reported patched: {no}")))?;
+            return Ok(NodeEnd::Done(Proof::NotRebooted(proof)));
         }
         if self.cancel.is_cancelled() {
             return self.stop_in_hand(rec, i, "stopping before the cordon").await;
@@ -666,10 +683,12 @@ impl<'a> Engine<'a> {
                 self.reporter.warn(&format!("could not release kured's lock: {e}; clear the annotation weave.works/kured-node-lock on DaemonSet kube-system/kured"));
             }
         }
-        result?;
-        self.reporter
-            .step(&name, &format!("patched in {}s", t0.elapsed().as_secs()));
-        Ok(NodeEnd::Done)
+        let end = result?;
+        if let NodeEnd::Done(_) = end {
+            self.reporter
+                .step(&name, &format!("patched in {}s", t0.elapsed().as_secs()));
+        }
+        Ok(end)
     }
 
     /// Resuming a node that was mid-way: pick up where it was, honestly. `Some` when the
@@ -677,6 +696,9 @@ impl<'a> Engine<'a> {
     async fn resume(&mut self, rec: &mut RunRecord, i: usize, row: &NodeRow) -> Result<Option<NodeEnd>, RunStop> {
         let name = rec.nodes[i].name.clone();
         let state = rec.nodes[i].state;
+        if state == NodeState::Unproven {
+            return self.prove_unproven(rec, i, row).await.map(Some);
+        }
         if matches!(state, NodeState::Rebooting | NodeState::Back) {
             self.reporter
                 .step(&name, "resuming: the node was rebooting when the last run stopped");
@@ -1273,6 +1295,7 @@ impl<'a> Engine<'a> {
             .clone()
             .or_else(|| row.boot_id.clone())
             .unwrap_or_default();
+        let started = Instant::now();
         self.begin(rec, i, StepName::WaitReady);
         if self.cancel.is_cancelled() {
             self.reporter.step(
@@ -1339,50 +1362,44 @@ impl<'a> Engine<'a> {
             format!("new bootID, kernel {}", back.kernel_version),
         );
 
-        // The marker must be gone; the kernel is what the node now runs.
+        // The proof: the marker gone (on Azure Linux `needs-restarting -r` clean) and nothing
+        // of the run's mode pending, observed after the reboot. Without it the node is never
+        // reported patched.
         self.begin(rec, i, StepName::Verify);
         let node = target(&back);
         let probed = match early_probe {
             Some(Ok(p)) => Ok(p),
-            _ => {
-                self.transport.disconnect(&node).await;
-                self.transport.probe(&node).await
-            }
+            _ => self.probe_after_reboot(&node, started + timeout).await,
         };
-        let mut left = vec![];
-        // The node must not need a reboot any more: on Ubuntu the marker is gone (something
-        // wrote it again since the boot otherwise), on Azure Linux `needs-restarting -r`
-        // agrees (an old kernel booted again otherwise).
-        let mut still_needed: Option<(&str, Vec<String>)> = None;
-        match probed {
+        let proven = match probed {
             Ok(p) => {
-                left = pending_of(self.cfg.options.upgrade_mode, &p);
                 rec.nodes[i].kernel_after = Some(p.running_kernel.clone());
-                if p.reboot_required {
-                    let what = if p.needs_restarting {
-                        "`needs-restarting -r` still says a reboot is required"
-                    } else {
-                        "/var/run/reboot-required is still there"
-                    };
-                    still_needed = Some((what, p.reboot_packages.clone()));
-                    self.reporter.warn(&format!(
-                        "{name}: {what} after the reboot ({})",
-                        p.reboot_packages.join(", ")
-                    ));
-                    self.end(rec, i, StepOutcome::Warning, "reboot marker still present");
-                } else {
-                    self.end(
-                        rec,
-                        i,
-                        StepOutcome::Ok,
-                        format!("marker gone, running {}", p.running_kernel),
-                    );
-                }
+                RebootProof::new(&old_boot, &back, &p, self.cfg.options.upgrade_mode)
             }
             Err(e) => {
+                // Ready with a new bootID, but unchecked: capacity comes back (the node is
+                // uncordoned), the node is recorded unproven, and the run stops on it.
+                let why = format!(
+                    "it is back (new bootID {}, Ready), but the check after the reboot (reboot marker, pending updates) could not be made within --reboot-timeout ({}s): {e}",
+                    back.boot_id.as_deref().unwrap_or("?"),
+                    timeout.as_secs()
+                );
                 self.reporter
                     .warn(&format!("{name}: cannot check the reboot marker after the reboot: {e}"));
-                self.end(rec, i, StepOutcome::Warning, e.to_string());
+                self.end(rec, i, StepOutcome::Failed, e.to_string());
+                let undo = self.release(rec, i).await;
+                self.reporter.step(&name, &undo);
+                if rec.nodes[i].in_hand {
+                    return Err(RunStop::failed(format!("node {name} is back, but {undo}; {why}")));
+                }
+                return Ok(NodeEnd::Unproven(format!("{why}; {undo}")));
+            }
+        };
+        match &proven {
+            Ok(p) => self.end(rec, i, StepOutcome::Ok, format!("marker gone, running {}", p.kernel())),
+            Err(no) => {
+                self.reporter.warn(&format!("{name}: {no} after the reboot"));
+                self.end(rec, i, StepOutcome::Warning, no.to_string());
             }
         }
         let undo = self.release(rec, i).await;
@@ -1390,23 +1407,111 @@ impl<'a> Engine<'a> {
         if rec.nodes[i].in_hand {
             return Err(RunStop::failed(format!("node {name} is back, but {undo}")));
         }
-        if let Some((what, pkgs)) = still_needed {
-            // Never patched while it still needs a reboot: the resume redoes it.
-            return Err(RunStop::failed(format!(
-                "node {name} is back, but {what} ({}); it is not reported patched",
-                pkgs.join(", ")
-            )));
+        match proven {
+            Ok(p) => Ok(NodeEnd::Done(Proof::Rebooted(p))),
+            // Never patched while it still needs a reboot or has updates of its mode
+            // pending: the resume redoes it.
+            Err(no) => Err(RunStop::failed(format!(
+                "node {name} is back, but {no}; it is not reported patched"
+            ))),
         }
-        if !left.is_empty() {
-            // Never patched with updates of its mode still pending: the resume redoes it.
-            return Err(RunStop::failed(format!(
-                "node {name} is back, but {} update(s) of {} mode are still pending ({}); it is not reported patched",
-                left.len(),
-                enum_text(&self.cfg.options.upgrade_mode),
-                left.join(", ")
-            )));
+    }
+
+    /// Probe a node after its reboot, again with backoff while the transport fails, until
+    /// `deadline` (one attempt at least). A signal stops the attempts.
+    async fn probe_after_reboot(&self, node: &NodeTarget, deadline: Instant) -> Result<Probe, PortError> {
+        let mut pause = PROBE_RETRY_FIRST;
+        let mut attempts = 0u32;
+        loop {
+            self.transport.disconnect(node).await;
+            attempts += 1;
+            let e = match self.transport.probe(node).await {
+                Ok(p) => return Ok(p),
+                Err(e) => e,
+            };
+            let now = Instant::now();
+            if now >= deadline || self.cancel.is_cancelled() || e.auth {
+                return Err(PortError {
+                    message: format!(
+                        "{}{}",
+                        e.message,
+                        if attempts > 1 {
+                            format!(" ({attempts} attempts)")
+                        } else {
+                            String::new()
+                        }
+                    ),
+                    auth: e.auth,
+                });
+            }
+            let wait = pause.min(deadline - now);
+            if attempts == 1 {
+                self.reporter.step(
+                    &node.name,
+                    &format!(
+                        "cannot check the node after the reboot yet ({e}); trying again for up to {}s",
+                        (deadline - now).as_secs()
+                    ),
+                );
+            }
+            self.reporter.verbose(&format!(
+                "{}: probing after the reboot failed ({e}); trying again in {}s",
+                node.name,
+                wait.as_secs_f64()
+            ));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.cancel.cancelled() => {}
+            }
+            pause = (pause * 2).min(PROBE_RETRY_MAX);
         }
-        Ok(NodeEnd::Done)
+    }
+
+    /// Resuming a node that rebooted but was not proven patched: prove it first, without
+    /// cordoning or rebooting it again. Done with the proof; unproven still while it cannot
+    /// be reached or is not Ready; failed (redone from the upgrade by the next resume) when
+    /// the check says it is not patched.
+    async fn prove_unproven(&mut self, rec: &mut RunRecord, i: usize, row: &NodeRow) -> Result<NodeEnd, RunStop> {
+        let name = rec.nodes[i].name.clone();
+        self.reporter.step(
+            &name,
+            "resuming: the node rebooted in the last run but was not proven patched; proving it first (no cordon, no reboot)",
+        );
+        let old_boot = rec.nodes[i].boot_id_before.clone().unwrap_or_default();
+        self.begin(rec, i, StepName::Verify);
+        let node = target(row);
+        let within = Duration::from_secs(self.cfg.options.reboot_timeout).min(PROVE_AGAIN_WITHIN);
+        let probe = match self.probe_after_reboot(&node, Instant::now() + within).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.end(rec, i, StepOutcome::Failed, e.to_string());
+                return Ok(NodeEnd::Unproven(format!(
+                    "it still cannot be checked (reboot marker, pending updates): {e}"
+                )));
+            }
+        };
+        rec.nodes[i].kernel_after = Some(probe.running_kernel.clone());
+        match RebootProof::new(&old_boot, row, &probe, self.cfg.options.upgrade_mode) {
+            Ok(p) => {
+                rec.nodes[i].boot_id_after = Some(p.boot_id_after().to_string());
+                self.end(rec, i, StepOutcome::Ok, format!("marker gone, running {}", p.kernel()));
+                self.reporter.step(
+                    &name,
+                    &format!("proven: new bootID, Ready, marker gone, nothing pending, running {}", p.kernel()),
+                );
+                Ok(NodeEnd::Done(Proof::Rebooted(p)))
+            }
+            Err(NoProof::NotReady) => {
+                self.end(rec, i, StepOutcome::Failed, "not Ready");
+                Ok(NodeEnd::Unproven("it is not Ready".into()))
+            }
+            Err(no) => {
+                self.end(rec, i, StepOutcome::Failed, no.to_string());
+                Err(RunStop::failed(format!(
+                    "node {name} is not patched: {no}; it is recorded failed and the next --resume redoes it from the upgrade"
+                )))
+            }
+        }
     }
 
     /// Stop at a safe point with the node in hand put back first.
@@ -1479,9 +1584,9 @@ impl<'a> Engine<'a> {
 }
 
 /// The order in which a run visits its record's nodes: those out of service (in hand,
-/// rebooting, back from a reboot) first, then the others in the plan's order.
+/// rebooting, back from a reboot) and those rebooted but unproven first, then the others in the plan's order.
 fn resume_order(rec: &RunRecord) -> Vec<usize> {
-    let (mut first, rest): (Vec<usize>, Vec<usize>) = (0..rec.nodes.len()).partition(|i| rec.nodes[*i].left_out());
+    let (mut first, rest): (Vec<usize>, Vec<usize>) = (0..rec.nodes.len()).partition(|i| first_on_resume(&rec.nodes[*i]));
     first.extend(rest);
     first
 }

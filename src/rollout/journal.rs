@@ -139,6 +139,10 @@ pub enum NodeState {
     Failed,
     /// The node was deleted from the cluster (scaled in) since the run began.
     Gone,
+    /// Rebooted (a new bootID, Ready) and put back in service, but not proven patched: the
+    /// check after the reboot (marker, pending updates) could not be made (see `error`).
+    /// Never counted as patched; `--resume` proves it first.
+    Unproven,
 }
 
 impl NodeState {
@@ -251,6 +255,9 @@ pub struct NodeRecord {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_ms")]
     pub finished_at: Option<Time>,
+    /// What its `done` rests on: the observations after the reboot (or the upgrade).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<super::proof::ProofRecord>,
 }
 
 impl NodeRecord {
@@ -275,6 +282,7 @@ impl NodeRecord {
             upgrade_output: String::new(),
             error: None,
             finished_at: None,
+            proof: None,
         }
     }
 
@@ -548,7 +556,7 @@ pub fn stamp(t: &Time) -> String {
 }
 
 /// Serde for [`Time`] as [`stamp`] writes it (any RFC 3339 offset reads).
-mod ms {
+pub(super) mod ms {
     use super::Time;
     use serde::{Deserialize, Deserializer, Serializer};
 

@@ -12,5 +12,6 @@ pub mod live;
 pub mod plan;
 pub mod ports;
 pub mod preflight;
+pub mod proof;
 pub mod resume;
 pub mod window;
