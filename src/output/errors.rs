@@ -256,8 +256,13 @@ fn layers(err: &anyhow::Error) -> Vec<Layer> {
         } else {
             (None, None)
         };
+        // kube-rs shows an API error with the `Debug` of its Status: tell its message instead.
+        let text = match e.downcast_ref::<::kube::Error>() {
+            Some(k) => crate::kube::error::describe_kube_error(k),
+            None => e.to_string(),
+        };
         out.push(Layer {
-            text: Some(e.to_string()),
+            text: Some(text),
             hint,
             exit,
         });
@@ -357,6 +362,17 @@ mod tests {
         for (e, c) in all {
             assert_eq!(e.code(), c, "{e:?}");
         }
+    }
+
+    #[test]
+    fn an_api_servers_refusal_is_told_by_its_message_never_as_a_status_structure() {
+        let status = ::kube::core::Status::failure("pods \"x\" is forbidden: exec into pods is denied", "Forbidden")
+            .with_code(403)
+            .boxed();
+        let err = anyhow::Error::new(::kube::Error::Api(status)).context("exec into the node-shell pod failed");
+        let text = render_error(&err);
+        assert!(!text.contains("Status {"), "{text}");
+        assert!(text.contains("HTTP 403 pods \"x\" is forbidden: exec into pods is denied"), "{text}");
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub fn after_rows(rec: &RunRecord, now: Option<&[NodeRow]>) -> Vec<serde_json::V
                     NodeState::Skipped => "skipped",
                     NodeState::Gone => "gone",
                     NodeState::Failed => "FAILED",
+                    // Rebooted and put back, never checked: not patched as far as we know.
+                    NodeState::Unproven => "UNPROVEN",
                     NodeState::Pending => "not started",
                     _ => "stopped mid-way",
                 },

@@ -1629,6 +1629,10 @@ mod tests {
         mariner: bool,
         /// The reboot does not clear the need (the old kernel boots again).
         reboot_need_stays: bool,
+        /// Probes fail as an SSH connection refused would.
+        probe_down: bool,
+        /// The node's transport goes down when it is rebooted (`probe_down` from then on).
+        down_after_reboot: bool,
     }
 
     impl FakeNode {
@@ -1648,6 +1652,8 @@ mod tests {
                 tdnf: false,
                 mariner: false,
                 reboot_need_stays: false,
+                probe_down: false,
+                down_after_reboot: false,
             }
         }
     }
@@ -1894,6 +1900,12 @@ mod tests {
         async fn probe(&self, node: &NodeTarget) -> Result<Probe, PortError> {
             self.step("probe", &node.name)?;
             let n = self.node(&node.name);
+            if n.probe_down {
+                return Err(PortError::new(format!(
+                    "ssh: connect to host {} port 22: Connection refused",
+                    node.address
+                )));
+            }
             if !n.ready {
                 self.w().probed_not_ready += 1;
             }
@@ -1998,7 +2010,10 @@ mod tests {
 
         async fn reboot(&self, node: &NodeTarget) -> Result<(), PortError> {
             self.step("reboot", &node.name)?;
-            self.edit(&node.name, |n| n.ready = false);
+            self.edit(&node.name, |n| {
+                n.ready = false;
+                n.probe_down |= n.down_after_reboot;
+            });
             let me = self.clone();
             let name = node.name.clone();
             let (secs, ready_secs, never) = {
@@ -2928,6 +2943,132 @@ mod tests {
         let n = h.fakes.node("n0");
         assert!(!n.unschedulable && n.marked.is_none(), "put back before stopping");
         assert!(!changed(&h.fakes, "n1"));
+    }
+
+    /// `step node` lines of the fakes' log.
+    fn count_on(f: &Fakes, step: &str, node: &str) -> usize {
+        let line = format!("{step} {node}");
+        f.log().iter().filter(|l| **l == line).count()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_proof_no_patched_a_node_unchecked_after_its_reboot_is_put_back_unproven_and_the_run_stops() {
+        let h = Harness::new(2);
+        h.fakes.edit("n0", |n| n.down_after_reboot = true);
+        let mut rec = record(2);
+        let t0 = Instant::now();
+        let stop = h.run(&mut rec).await.unwrap_err();
+        assert_eq!(stop.exit(), Exit::NodesFailed, "exit 5");
+        let msg = stop.message();
+        assert!(
+            msg.contains("node n0 is not proven patched (recorded unproven)")
+                && msg.contains("Connection refused")
+                && msg.contains("--reboot-timeout (300s)")
+                && msg.contains("--resume"),
+            "{msg}"
+        );
+        assert_eq!(states(&rec), [NodeState::Unproven, NodeState::Pending]);
+        assert!(rec.nodes[0].proof.is_none(), "no proof recorded");
+        assert!(rec.nodes[0].error.as_deref().unwrap().contains("Connection refused"));
+        assert_eq!(rec.nodes[0].boot_id_before.as_deref(), Some("boot-1"));
+        assert_eq!(rec.nodes[0].boot_id_after.as_deref(), Some("boot-2"));
+        let n = h.fakes.node("n0");
+        assert!(n.ready && !n.unschedulable && n.marked.is_none(), "released: capacity is back");
+        assert!(!rec.nodes[0].in_hand);
+        // Tried again within --reboot-timeout (300 s from the reboot), not once only.
+        assert!(count_on(&h.fakes, "probe", "n0") > 5, "{:?}", h.fakes.log());
+        let took = t0.elapsed();
+        assert!(took >= Duration::from_secs(290) && took < Duration::from_secs(400), "{took:?}");
+        assert!(!changed(&h.fakes, "n1"), "nothing else started");
+        // The record on disk says the same.
+        let saved = Journal::new(h.dir.path()).runs(&rec.cluster.key).unwrap();
+        assert_eq!(saved[0].nodes[0].state, NodeState::Unproven);
+        assert_eq!(enum_text(&NodeState::Unproven), "unproven");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_check_after_the_reboot_that_succeeds_within_the_timeout_proves_the_node() {
+        let h = Harness::new(2);
+        h.fakes.edit("n0", |n| n.down_after_reboot = true);
+        let f = h.fakes.clone();
+        tokio::spawn(async move {
+            // The transport comes back a minute after the reboot.
+            while count_on(&f, "reboot", "n0") == 0 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            f.edit("n0", |n| {
+                n.probe_down = false;
+                n.down_after_reboot = false;
+            });
+        });
+        let mut rec = record(2);
+        h.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done; 2]);
+        let proof = rec.nodes[0].proof.as_ref().expect("the proof is recorded");
+        assert!(proof.rebooted);
+        assert_eq!(proof.boot_id_before.as_deref(), Some("boot-1"));
+        assert_eq!(proof.boot_id_after.as_deref(), Some("boot-2"));
+        assert_eq!(proof.kernel, NEW);
+        assert!(count_on(&h.fakes, "probe", "n0") > 3, "retried: {:?}", h.fakes.log());
+        assert_eq!(h.fakes.w().max_out, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resume_proves_an_unproven_node_first_without_cordon_or_reboot_then_goes_on() {
+        let h = Harness::new(2);
+        h.fakes.edit("n0", |n| n.down_after_reboot = true);
+        let mut rec = record(2);
+        h.run(&mut rec).await.unwrap_err();
+        assert_eq!(rec.nodes[0].state, NodeState::Unproven);
+        let cordons = count_on(&h.fakes, "cordon", "n0");
+
+        // Still unreachable: it stays unproven, nothing else is started.
+        let stop = h.run(&mut rec).await.unwrap_err();
+        assert_eq!(stop.exit(), Exit::NodesFailed);
+        assert!(stop.message().contains("node n0 is not proven patched"), "{}", stop.message());
+        assert_eq!(states(&rec), [NodeState::Unproven, NodeState::Pending]);
+        assert!(!changed(&h.fakes, "n1"));
+
+        // The transport is fixed: the resume proves n0 first, then patches n1.
+        h.fakes.edit("n0", |n| {
+            n.probe_down = false;
+            n.down_after_reboot = false;
+        });
+        let before = h.fakes.log().len();
+        h.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done; 2]);
+        assert_eq!(count_on(&h.fakes, "cordon", "n0"), cordons, "n0 not cordoned again");
+        assert_eq!(count_on(&h.fakes, "reboot", "n0"), 1, "n0 not rebooted again");
+        assert_eq!(count_on(&h.fakes, "upgrade", "n0"), 1, "n0 not upgraded again");
+        let proof = rec.nodes[0].proof.as_ref().expect("proven");
+        assert_eq!(proof.boot_id_after.as_deref(), Some("boot-2"));
+        let log = h.fakes.log()[before..].to_vec();
+        let at = |l: &str| log.iter().position(|x| x == l).unwrap_or_else(|| panic!("{l} in {log:?}"));
+        assert!(at("probe n0") < at("probe n1"), "n0 proven first: {log:?}");
+        assert!(h.fakes.node("n1").boot > 1, "n1 rebooted");
+        assert_eq!(h.fakes.w().max_out, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resume_of_an_unproven_node_whose_marker_is_back_fails_it_without_a_reboot() {
+        let h = Harness::new(1);
+        h.fakes.edit("n0", |n| n.down_after_reboot = true);
+        let mut rec = record(1);
+        h.run(&mut rec).await.unwrap_err();
+        h.fakes.edit("n0", |n| {
+            n.probe_down = false;
+            n.reboot_required = true;
+        });
+        let stop = h.run(&mut rec).await.unwrap_err();
+        assert!(
+            stop.message().contains("/var/run/reboot-required is still there"),
+            "{}",
+            stop.message()
+        );
+        assert_eq!(states(&rec), [NodeState::Failed]);
+        assert_eq!(h.fakes.count("reboot"), 1, "not rebooted by the check");
+        assert!(!h.fakes.node("n0").unschedulable);
     }
 
     /// Daily 00:00-01:00 UTC, a node budget of 20 minutes, the clock at `at`.

@@ -45,7 +45,7 @@ pub async fn drains(
     for e in entries.iter().filter(|e| e.patch()) {
         if matches!(
             resume_states.get(&e.name),
-            Some(NodeState::Rebooting | NodeState::Back | NodeState::Drained)
+            Some(NodeState::Rebooting | NodeState::Back | NodeState::Drained | NodeState::Unproven)
         ) {
             continue;
         }

@@ -45,7 +45,7 @@ pub fn is_node_shell(pod: &Pod) -> bool {
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeShellError {
-    #[error("cannot create the node-shell pod for node {node} in namespace {namespace}: {source}")]
+    #[error("cannot create the node-shell pod for node {node} in namespace {namespace}: {}", crate::kube::error::describe_kube_error(.source))]
     Create {
         node: String,
         namespace: String,
@@ -61,7 +61,7 @@ pub enum NodeShellError {
         state: String,
         after: Duration,
     },
-    #[error("exec into the node-shell pod {pod} on node {node} was refused: {source}")]
+    #[error("exec into the node-shell pod {pod} on node {node} was refused: {}", crate::kube::error::describe_kube_error(.source))]
     ExecRefused {
         node: String,
         pod: String,
@@ -458,6 +458,23 @@ pub fn shell_needs(namespace: &str) -> Vec<Need> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_exec_is_told_by_the_api_servers_message() {
+        let e = NodeShellError::ExecRefused {
+            node: "n0".into(),
+            pod: "aks-patch-shell-n0".into(),
+            source: kube::Error::Api(
+                kube::core::Status::failure("pods \"aks-patch-shell-n0\" is forbidden: exec into pods is denied", "Forbidden")
+                    .with_code(403)
+                    .boxed(),
+            ),
+        };
+        let text = e.to_string();
+        assert!(!text.contains("Status {"), "{text}");
+        assert!(text.ends_with("was refused: HTTP 403 pods \"aks-patch-shell-n0\" is forbidden: exec into pods is denied"), "{text}");
+        assert!(e.auth());
+    }
 
     #[test]
     fn permissions_are_named_as_a_user_would_grant_them() {

@@ -203,11 +203,12 @@ impl ShellTransport {
         self
     }
 
-    /// The reboot command failed without the reboot's dropped connection: restart the VM
-    /// through ARM if we can, else report `failure`.
-    async fn restart_instead(&self, node: &NodeTarget, failure: String) -> Result<(), PortError> {
+    /// The reboot command could not be given (refused, hung, the pod never started): restart
+    /// the VM through ARM if we can, else report `failure` (`auth`: the refusal was one of
+    /// credentials or permissions, exit 4).
+    async fn restart_instead(&self, node: &NodeTarget, failure: String, auth: bool) -> Result<(), PortError> {
         let Some(arm) = self.arm_restart.as_ref().filter(|a| a.instance(&node.name).is_ok()) else {
-            return Err(PortError::new(failure));
+            return Err(PortError { message: failure, auth });
         };
         tracing::warn!("node {}: {failure}; restarting its VM through ARM instead", node.name);
         arm.restart(&node.name, ARM_RESTART_TIMEOUT)
@@ -295,14 +296,15 @@ impl Transport for ShellTransport {
                 o.tail(5)
             ))),
             Ok(Err(e)) if e.disconnected() => Ok(()),
-            Ok(Err(e)) if e.auth() => Err(port(e)),
+            // Refused (exec forbidden by an admission policy, RBAC), the pod never started:
+            // the command could not be given, so ARM restarts the VM if it can.
             Ok(Err(e)) => {
                 let failure = format!("cannot give node {} the reboot command: {e}", node.name);
-                self.restart_instead(node, failure).await
+                self.restart_instead(node, failure, e.auth()).await
             }
             Err(_) => {
                 let failure = format!("the reboot command on node {} hung for 90 s", node.name);
-                self.restart_instead(node, failure).await
+                self.restart_instead(node, failure, false).await
             }
         }
     }

@@ -134,6 +134,18 @@ pub(super) async fn finish(
             kdrain::put_back_by_hand(&names)
         ));
     }
+    let unproven: Vec<&str> = record
+        .nodes
+        .iter()
+        .filter(|n| n.state == NodeState::Unproven)
+        .map(|n| n.name.as_str())
+        .collect();
+    if !unproven.is_empty() {
+        summary.push_str(&format!(
+            "; rebooted and put back but not proven patched (unproven): {} (fix the connection to it, then `aks-patch apply ... --one-at-a-time --resume` proves it)",
+            unproven.join(", ")
+        ));
+    }
     if let Some(lost) = &lock_lost {
         summary.push_str(&format!("; the lock was lost ({lost}): no node was started after that"));
     }
