@@ -277,6 +277,8 @@ const PROVE_AGAIN_WITHIN: Duration = Duration::from_secs(60);
 /// The first wait between two attempts to probe a node after its reboot, and the longest.
 const PROBE_RETRY_FIRST: Duration = Duration::from_secs(2);
 const PROBE_RETRY_MAX: Duration = Duration::from_secs(20);
+/// The least time one probe after a reboot is given.
+const PROBE_ATTEMPT_MIN: Duration = Duration::from_secs(30);
 
 /// A node a resumed run finishes before any other: left out of service, or rebooted but
 /// not proven patched.
@@ -1425,9 +1427,13 @@ impl<'a> Engine<'a> {
         loop {
             self.transport.disconnect(node).await;
             attempts += 1;
-            let e = match self.transport.probe(node).await {
-                Ok(p) => return Ok(p),
-                Err(e) => e,
+            // One attempt may outlast the deadline a little (a slow probe is not cut off
+            // below PROBE_ATTEMPT_MIN), never by a hung transport's own timeout.
+            let left = deadline.saturating_duration_since(Instant::now()).max(PROBE_ATTEMPT_MIN);
+            let e = match tokio::time::timeout(left, self.transport.probe(node)).await {
+                Ok(Ok(p)) => return Ok(p),
+                Ok(Err(e)) => e,
+                Err(_) => PortError::new(format!("the probe of node {} did not answer within {}s", node.name, left.as_secs())),
             };
             let now = Instant::now();
             if now >= deadline || self.cancel.is_cancelled() || e.auth {
