@@ -33,10 +33,7 @@ workloads:
 "#;
 
 fn boot_id(c: &Cluster, n: &str) -> String {
-    c.node(n)["status"]["nodeInfo"]["bootID"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    c.node(n)["status"]["nodeInfo"]["bootID"].as_str().unwrap().to_string()
 }
 
 fn count(c: &Cluster, kind: &str, node: &str) -> usize {
@@ -98,7 +95,8 @@ async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 fn assert_unproven(c: &Cluster, r: &Run, node: &str, boot_before: &str, journal: &Path) {
     r.assert_code(5);
     assert!(
-        r.stderr.contains(&format!("node {node} is not proven patched (recorded unproven)"))
+        r.stderr
+            .contains(&format!("node {node} is not proven patched (recorded unproven)"))
             && r.stderr.contains("--resume"),
         "{}",
         r.stderr
@@ -174,13 +172,14 @@ async fn ssh_down_after_the_reboot_is_never_patched_and_resume_proves_the_node_f
         .run(&apply_args(&["--resume", "--journal-dir", journal, "-o", "json"]), true)
         .await;
     r.assert_code(5);
-    assert!(r.stderr.contains(&n0) && r.stderr.contains("Connection refused"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&n0) && r.stderr.contains("Connection refused"),
+        "{}",
+        r.stderr
+    );
     let last = records(jd.path()).pop().unwrap();
     assert_eq!(node_in(&last, &n0)["state"], "unproven", "still unproven");
-    assert_eq!(
-        (count(&c, "cordon", &n0), count(&c, "reboot", &n0)),
-        (cordons, reboots)
-    );
+    assert_eq!((count(&c, "cordon", &n0), count(&c, "reboot", &n0)), (cordons, reboots));
 
     // SSH back: the resume proves it (probe: marker gone, nothing pending) and exits 0.
     c.sim.fault(Fault::SshUp { node: n0.clone() }).unwrap();
@@ -189,7 +188,11 @@ async fn ssh_down_after_the_reboot_is_never_patched_and_resume_proves_the_node_f
         .await;
     assert_proven_by_resume(&c, &r, &n0, cordons, reboots);
     assert_eq!(r.json()["status"], "succeeded");
-    assert_eq!(boot_id(&c, &small_node(1)), other_boot, "only the selected node rebooted");
+    assert_eq!(
+        boot_id(&c, &small_node(1)),
+        other_boot,
+        "only the selected node rebooted"
+    );
     assert_eq!(count(&c, "cordon", &small_node(1)), 0, "only the selected node");
 }
 
@@ -286,6 +289,72 @@ async fn via_kube_node_shell_image_unpullable_after_the_drain_is_never_patched()
     let r = c
         .run(
             &apply_args(&["--resume", "--via", "kube", "--journal-dir", journal, "-o", "json"]),
+            true,
+        )
+        .await;
+    assert_proven_by_resume(&c, &r, &n0, cordons, reboots);
+}
+
+/// [`NO_SSH`] for `--via run-command` (run commands take 0.2 s).
+fn run_command_cluster() -> String {
+    NO_SSH.replace(
+        "aptUpdateSeconds: 0.1}",
+        "aptUpdateSeconds: 0.1, runCommandSeconds: 0.2}",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn via_run_command_hung_after_the_drain_restarts_through_arm_and_is_never_patched_unchecked() {
+    let c = Cluster::start(Some(&run_command_cluster())).await;
+    let n0 = small_node(0);
+    let before = boot_id(&c, &n0);
+    let jd = tempfile::tempdir().unwrap();
+    let journal = jd.path().to_str().unwrap();
+    let child = c
+        .command_with_target(&apply_args(&[
+            "--via",
+            "run-command",
+            "--nodes",
+            &n0,
+            "--reboot-timeout",
+            "15",
+            "--journal-dir",
+            journal,
+            "-o",
+            "json",
+        ]))
+        .spawn()
+        .unwrap();
+    // Once the drain evicted its pods, run commands on the node never finish.
+    c.wait_for_event("eviction", Some(&n0), Duration::from_secs(120)).await;
+    c.sim.fault(Fault::RunCommandHang { node: n0.clone() }).unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(420), child.wait_with_output())
+        .await
+        .expect("aks-patch finished within 420 s")
+        .expect("aks-patch runs");
+    let r = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    };
+    // The reboot command hung: ARM restarted the VM.
+    assert!(count(&c, "vm-restart", &n0) >= 1, "restarted through ARM: {}", r.stderr);
+    // Run commands still hang after the reboot: not checked, so unproven, never patched.
+    assert_unproven(&c, &r, &n0, &before, jd.path());
+
+    let (cordons, reboots) = (count(&c, "cordon", &n0), count(&c, "reboot", &n0));
+    c.sim.fault(Fault::Clear).unwrap();
+    let r = c
+        .run(
+            &apply_args(&[
+                "--resume",
+                "--via",
+                "run-command",
+                "--journal-dir",
+                journal,
+                "-o",
+                "json",
+            ]),
             true,
         )
         .await;

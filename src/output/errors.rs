@@ -372,7 +372,10 @@ mod tests {
         let err = anyhow::Error::new(::kube::Error::Api(status)).context("exec into the node-shell pod failed");
         let text = render_error(&err);
         assert!(!text.contains("Status {"), "{text}");
-        assert!(text.contains("HTTP 403 pods \"x\" is forbidden: exec into pods is denied"), "{text}");
+        assert!(
+            text.contains("HTTP 403 pods \"x\" is forbidden: exec into pods is denied"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -277,8 +277,9 @@ const PROVE_AGAIN_WITHIN: Duration = Duration::from_secs(60);
 /// The first wait between two attempts to probe a node after its reboot, and the longest.
 const PROBE_RETRY_FIRST: Duration = Duration::from_secs(2);
 const PROBE_RETRY_MAX: Duration = Duration::from_secs(20);
-/// The least time one probe after a reboot is given.
-const PROBE_ATTEMPT_MIN: Duration = Duration::from_secs(30);
+/// The least time one probe after a reboot is given (as long as a transport's own probe
+/// may take: run commands take tens of seconds).
+const PROBE_ATTEMPT_MIN: Duration = Duration::from_secs(120);
 
 /// A node a resumed run finishes before any other: left out of service, or rebooted but
 /// not proven patched.
@@ -1429,11 +1430,17 @@ impl<'a> Engine<'a> {
             attempts += 1;
             // One attempt may outlast the deadline a little (a slow probe is not cut off
             // below PROBE_ATTEMPT_MIN), never by a hung transport's own timeout.
-            let left = deadline.saturating_duration_since(Instant::now()).max(PROBE_ATTEMPT_MIN);
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(PROBE_ATTEMPT_MIN);
             let e = match tokio::time::timeout(left, self.transport.probe(node)).await {
                 Ok(Ok(p)) => return Ok(p),
                 Ok(Err(e)) => e,
-                Err(_) => PortError::new(format!("the probe of node {} did not answer within {}s", node.name, left.as_secs())),
+                Err(_) => PortError::new(format!(
+                    "the probe of node {} did not answer within {}s",
+                    node.name,
+                    left.as_secs()
+                )),
             };
             let now = Instant::now();
             if now >= deadline || self.cancel.is_cancelled() || e.auth {
@@ -1503,7 +1510,10 @@ impl<'a> Engine<'a> {
                 self.end(rec, i, StepOutcome::Ok, format!("marker gone, running {}", p.kernel()));
                 self.reporter.step(
                     &name,
-                    &format!("proven: new bootID, Ready, marker gone, nothing pending, running {}", p.kernel()),
+                    &format!(
+                        "proven: new bootID, Ready, marker gone, nothing pending, running {}",
+                        p.kernel()
+                    ),
                 );
                 Ok(NodeEnd::Done(Proof::Rebooted(p)))
             }
@@ -1592,7 +1602,8 @@ impl<'a> Engine<'a> {
 /// The order in which a run visits its record's nodes: those out of service (in hand,
 /// rebooting, back from a reboot) and those rebooted but unproven first, then the others in the plan's order.
 fn resume_order(rec: &RunRecord) -> Vec<usize> {
-    let (mut first, rest): (Vec<usize>, Vec<usize>) = (0..rec.nodes.len()).partition(|i| first_on_resume(&rec.nodes[*i]));
+    let (mut first, rest): (Vec<usize>, Vec<usize>) =
+        (0..rec.nodes.len()).partition(|i| first_on_resume(&rec.nodes[*i]));
     first.extend(rest);
     first
 }
@@ -2979,12 +2990,18 @@ mod tests {
         assert_eq!(rec.nodes[0].boot_id_before.as_deref(), Some("boot-1"));
         assert_eq!(rec.nodes[0].boot_id_after.as_deref(), Some("boot-2"));
         let n = h.fakes.node("n0");
-        assert!(n.ready && !n.unschedulable && n.marked.is_none(), "released: capacity is back");
+        assert!(
+            n.ready && !n.unschedulable && n.marked.is_none(),
+            "released: capacity is back"
+        );
         assert!(!rec.nodes[0].in_hand);
         // Tried again within --reboot-timeout (300 s from the reboot), not once only.
         assert!(count_on(&h.fakes, "probe", "n0") > 5, "{:?}", h.fakes.log());
         let took = t0.elapsed();
-        assert!(took >= Duration::from_secs(290) && took < Duration::from_secs(400), "{took:?}");
+        assert!(
+            took >= Duration::from_secs(290) && took < Duration::from_secs(400),
+            "{took:?}"
+        );
         assert!(!changed(&h.fakes, "n1"), "nothing else started");
         // The record on disk says the same.
         let saved = Journal::new(h.dir.path()).runs(&rec.cluster.key).unwrap();
@@ -3032,7 +3049,11 @@ mod tests {
         // Still unreachable: it stays unproven, nothing else is started.
         let stop = h.run(&mut rec).await.unwrap_err();
         assert_eq!(stop.exit(), Exit::NodesFailed);
-        assert!(stop.message().contains("node n0 is not proven patched"), "{}", stop.message());
+        assert!(
+            stop.message().contains("node n0 is not proven patched"),
+            "{}",
+            stop.message()
+        );
         assert_eq!(states(&rec), [NodeState::Unproven, NodeState::Pending]);
         assert!(!changed(&h.fakes, "n1"));
 
@@ -3050,7 +3071,11 @@ mod tests {
         let proof = rec.nodes[0].proof.as_ref().expect("proven");
         assert_eq!(proof.boot_id_after.as_deref(), Some("boot-2"));
         let log = h.fakes.log()[before..].to_vec();
-        let at = |l: &str| log.iter().position(|x| x == l).unwrap_or_else(|| panic!("{l} in {log:?}"));
+        let at = |l: &str| {
+            log.iter()
+                .position(|x| x == l)
+                .unwrap_or_else(|| panic!("{l} in {log:?}"))
+        };
         assert!(at("probe n0") < at("probe n1"), "n0 proven first: {log:?}");
         assert!(h.fakes.node("n1").boot > 1, "n1 rebooted");
         assert_eq!(h.fakes.w().max_out, 1);

@@ -465,14 +465,20 @@ mod tests {
             node: "n0".into(),
             pod: "aks-patch-shell-n0".into(),
             source: kube::Error::Api(
-                kube::core::Status::failure("pods \"aks-patch-shell-n0\" is forbidden: exec into pods is denied", "Forbidden")
-                    .with_code(403)
-                    .boxed(),
+                kube::core::Status::failure(
+                    "pods \"aks-patch-shell-n0\" is forbidden: exec into pods is denied",
+                    "Forbidden",
+                )
+                .with_code(403)
+                .boxed(),
             ),
         };
         let text = e.to_string();
         assert!(!text.contains("Status {"), "{text}");
-        assert!(text.ends_with("was refused: HTTP 403 pods \"aks-patch-shell-n0\" is forbidden: exec into pods is denied"), "{text}");
+        assert!(
+            text.ends_with("was refused: HTTP 403 pods \"aks-patch-shell-n0\" is forbidden: exec into pods is denied"),
+            "{text}"
+        );
         assert!(e.auth());
     }
 

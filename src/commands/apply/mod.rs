@@ -357,11 +357,11 @@ async fn run_with(
         }
     };
 
+    // Whatever the transport, a reboot command that cannot be given (refused, hung, a pod
+    // or run command that never starts) is replaced by a restart through ARM when it can be.
     let mut transport = ShellTransport::new(shell.clone());
-    if via != Via::RunCommand {
-        if let Some(arm) = super::via_run_command::restart_fallback(&ctx, reporter).await {
-            transport = transport.with_arm_restart(arm);
-        }
+    if let Some(arm) = super::via_run_command::restart_fallback(&ctx, reporter).await {
+        transport = transport.with_arm_restart(arm);
     }
     let cfg = EngineConfig::new(options.clone(), prepared.drain_opts.clone(), run_id.clone(), gate_wait);
     let mut engine = Engine::new(
