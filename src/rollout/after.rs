@@ -58,3 +58,31 @@ pub fn left_cordoned(rec: &RunRecord, now: Option<&[NodeRow]>) -> Vec<(String, b
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unproven_node_is_never_shown_patched() {
+        // A record as written (older records still read).
+        let rec: RunRecord = serde_json::from_value(json!({
+            "runId": "r",
+            "cluster": {"name": "ctx", "key": "kubeconfig_ctx"},
+            "status": "failed",
+            "startedAt": "2026-12-06T10:00:00.000Z",
+            "holder": "me@host pid 1",
+            "options": {"upgradeMode": "all", "reboot": "if-required", "deleteEmptydirData": false, "force": false,
+                        "gracePeriod": null, "drainTimeout": 600, "rebootTimeout": 900, "soak": 0},
+            "nodes": [{"name": "n0", "pool": "p", "state": "unproven", "rebooted": true,
+                       "error": "the check after the reboot could not be made"}]
+        }))
+        .unwrap();
+        let rows = after_rows(&rec, None);
+        assert_eq!(rows[0]["result"], "UNPROVEN");
+        assert_eq!(rows[0]["detail"], "the check after the reboot could not be made");
+        let metrics = crate::metrics::exposition(&crate::metrics::run_families(&rec), &[]);
+        assert!(metrics.contains(r#"result="unproven""#), "{metrics}");
+        assert!(!metrics.contains(r#"result="done""#), "{metrics}");
+    }
+}
