@@ -613,9 +613,21 @@ impl<'a> Engine<'a> {
                 self.reporter.step(&name, &undo);
             }
             rec.nodes[i].kernel_after = Some(after.running_kernel.clone());
-            let proof = UpgradeProof::new(&after, self.cfg.options.upgrade_mode, self.cfg.options.reboot)
-                .map_err(|no| RunStop::failed(format!("node {name} is not reported patched: {no}")))?;
-            return Ok(NodeEnd::Done(Proof::NotRebooted(proof)));
+            let mode = self.cfg.options.upgrade_mode;
+            // A node that rebooted since the interrupted run took it out is proven as
+            // rebooted when the observations allow it (new bootID, Ready, then this probe).
+            let rebooted = rec.nodes[i]
+                .boot_id_before
+                .as_deref()
+                .filter(|_| rec.nodes[i].rebooted)
+                .and_then(|before| RebootProof::new(before, &row, &after, mode).ok());
+            let proof = match rebooted {
+                Some(p) => Proof::Rebooted(p),
+                None => UpgradeProof::new(&after, mode, self.cfg.options.reboot)
+                    .map(Proof::NotRebooted)
+                    .map_err(|no| RunStop::failed(format!("node {name} is not reported patched: {no}")))?,
+            };
+            return Ok(NodeEnd::Done(proof));
         }
         if self.cancel.is_cancelled() {
             return self.stop_in_hand(rec, i, "stopping before the cordon").await;
@@ -2656,6 +2668,9 @@ mod tests {
         assert!(h.fakes.node("n0").ready);
         h.run(&mut rec).await.unwrap();
         assert_eq!(states(&rec), [NodeState::Done; 2]);
+        let proof = rec.nodes[0].proof.as_ref().unwrap();
+        assert!(proof.rebooted, "proven as rebooted: {proof:?}");
+        assert_eq!(proof.boot_id_after.as_deref(), Some("boot-2"));
         assert_eq!(h.fakes.count("reboot"), 2, "n0 once, n1 once");
         assert!(!h.fakes.node("n0").unschedulable);
         assert_eq!(h.fakes.w().max_out, 1);
