@@ -270,7 +270,10 @@ impl KubeShell {
         if let Some(name) = name {
             if let Err(e) = self.api().delete(&name, &DeleteParams::default().grace_period(0)).await {
                 if status_code(&e) != Some(404) {
-                    tracing::warn!("cannot delete the node-shell pod {name}: {e}");
+                    tracing::warn!(
+                        "cannot delete the node-shell pod {name}: {}",
+                        crate::kube::error::describe_kube_error(&e)
+                    );
                 }
             }
         }
