@@ -6,9 +6,15 @@
 //! held by another run is refused with its holder, when it was taken and when it was last
 //! renewed; `force` takes it over (`leaseTransitions` + 1).
 //!
-//! Staleness is judged first by the lease's `renewTime` against this machine's clock, which
-//! can be skewed from the other holder's. A lease that looks expired is then watched for a
-//! short while: if it is renewed meanwhile, its holder is alive whatever the clocks say.
+//! Liveness ([`judge`]): a lease whose holder ran on this host is live exactly while that
+//! process runs (read from `/proc`), and dead once it is gone, whatever the clocks say. A
+//! lease held from another host is live while it was renewed within its own
+//! `leaseDurationSeconds`, judged by its `renewTime` against the API server's clock (read
+//! from the `Date` of an answer, so this machine's skew does not count); such a lease is
+//! never taken over, even with `force`. One that looks expired is then watched for one of
+//! its holder's renewal periods: renewed meanwhile, it is live whatever the clocks say;
+//! not renewed, it has expired, and any run takes it (what the messages about expiry
+//! promise). A dead holder on this host is taken over at once with `force`.
 //!
 //! Also the holder identity ([`HolderInfo`]) and fencing ([`LockGuard::fence`]). kured's
 //! reboot lock is in [`super::kured`].
@@ -83,7 +89,8 @@ pub struct LockOptions {
     pub name: String,
     /// `leaseDurationSeconds`: renewed every third of it; a lease not renewed for longer is stale.
     pub duration: Duration,
-    /// How long to watch a lease that looks expired by the clocks before calling it stale.
+    /// How long at least to watch a lease that looks expired by the clocks before taking it
+    /// (at least one renewal period of the lease's own duration, see [`watch_period`]).
     pub observe: Duration,
 }
 
@@ -151,26 +158,153 @@ impl LeaseState {
 
     /// Expired by this machine's clock: not renewed for longer than its duration.
     pub fn expired_by_clock(&self, now: DateTime<Utc>) -> bool {
-        match (self.renewed.or(self.acquired), self.duration) {
-            (Some(r), Some(d)) => (now - r).to_std().map(|ago| ago > d).unwrap_or(false),
-            // No renewal time or no duration: nothing says it is alive.
-            _ => true,
-        }
+        self.expires_in(now).is_none()
     }
+
+    /// How much longer, by the clock `now`, the lease holds without another renewal: `None`
+    /// once it has expired (not renewed for longer than its duration, allowing
+    /// [`CLOCK_SLACK`] for the clocks' resolution). A renewal "in the future" (the holder's
+    /// clock ahead) counts as just now.
+    pub fn expires_in(&self, now: DateTime<Utc>) -> Option<Duration> {
+        let (Some(r), Some(d)) = (self.renewed.or(self.acquired), self.duration) else {
+            // No renewal time or no duration: nothing says it is alive.
+            return None;
+        };
+        let ago = (now - r).to_std().unwrap_or(Duration::ZERO);
+        (d + CLOCK_SLACK).checked_sub(ago).filter(|left| !left.is_zero())
+    }
+}
+
+/// What happens to a lease of `duration` left behind by a run that is gone, as the messages
+/// say it (and as [`Lock::acquire`] does).
+pub fn expiry_text(duration: Duration) -> String {
+    format!(
+        "it expires by itself {}s after its last renewal, and a run started after that takes it over; before that, `--force-unlock` from this host takes it over once this process has ended",
+        duration.as_secs()
+    )
+}
+
+/// What the clocks' resolution (the `Date` header's whole seconds) allows for.
+pub const CLOCK_SLACK: Duration = Duration::from_secs(1);
+
+/// Whether another run's lease may be taken: the judgement of [`judge`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Liveness {
+    /// Nobody holds it.
+    Free,
+    /// Its holder is a process on this host that still runs: never taken over.
+    LiveHere { pid: u32 },
+    /// Its holder ran on this host and its process is gone: dead. `expires_in`: how long
+    /// the lease still holds by its own times (`None`: it has expired).
+    DeadHere { pid: u32, expires_in: Option<Duration> },
+    /// Held from another host (or by something that is not aks-patch) and renewed within
+    /// its duration: live, never taken over; it would count as dead after `expires_in`
+    /// more without a renewal.
+    Live {
+        renewed_ago: Option<Duration>,
+        expires_in: Duration,
+    },
+    /// Held from another host and not renewed for longer than its duration: expired (to be
+    /// confirmed by watching it for one renewal period).
+    Expired { renewed_ago: Option<Duration> },
+}
+
+/// Judge the lease `state` for the process `me`, with `now` the best estimate of the API
+/// server's time and `alive` telling whether a pid on this host is a running aks-patch.
+pub fn judge(state: &LeaseState, me: &HolderInfo, now: DateTime<Utc>, alive: impl Fn(u32) -> bool) -> Liveness {
+    if state.holder.is_none() {
+        return Liveness::Free;
+    }
+    if let Some(info) = state.holder_info.as_ref().filter(|i| i.host == me.host) {
+        // Our own pid cannot be the holder's live process: it was reused after it died.
+        if info.pid != me.pid && alive(info.pid) {
+            return Liveness::LiveHere { pid: info.pid };
+        }
+        return Liveness::DeadHere {
+            pid: info.pid,
+            expires_in: state.expires_in(now),
+        };
+    }
+    match state.expires_in(now) {
+        Some(expires_in) => Liveness::Live {
+            renewed_ago: state.renewed_ago(now),
+            expires_in,
+        },
+        None => Liveness::Expired {
+            renewed_ago: state.renewed_ago(now),
+        },
+    }
+}
+
+/// How long to watch a lease that looks expired before taking it: one renewal period of its
+/// own duration (a live holder renews every third of it) and two seconds, and at least
+/// `min`.
+pub fn watch_period(state: &LeaseState, min: Duration) -> Duration {
+    state
+        .duration
+        .map(|d| d / 3 + Duration::from_secs(2))
+        .unwrap_or(min)
+        .max(min)
+}
+
+/// The API server's clock against this machine's: what to add to `Utc::now()`, read from
+/// the `Date` header of a cheap request (`/version`). `None` when it cannot be read; zero
+/// when within the header's resolution.
+pub async fn server_clock_offset(client: &Client) -> Option<chrono::TimeDelta> {
+    let req = http::Request::get("/version")
+        .body(::kube::client::Body::empty())
+        .ok()?;
+    let before = Utc::now();
+    let res = tokio::time::timeout(Duration::from_secs(10), client.send(req))
+        .await
+        .ok()?
+        .ok()?;
+    let after = Utc::now();
+    let date = res.headers().get(http::header::DATE)?.to_str().ok()?;
+    let server = DateTime::parse_from_rfc2822(date).ok()?.with_timezone(&Utc);
+    // The header is truncated to the second: the server's time is in [server, server + 1s).
+    let server = server + chrono::TimeDelta::milliseconds(500);
+    let offset = server - (before + (after - before) / 2);
+    Some(if offset.abs() <= chrono::TimeDelta::seconds(2) {
+        chrono::TimeDelta::zero()
+    } else {
+        offset
+    })
+}
+
+/// Why a lease held by another run is not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeldVerdict {
+    /// Renewed within its duration (`duration`): live; it would count as dead only after
+    /// `expires_in` more without a renewal. `forced`: `--force-unlock` was given.
+    Live {
+        duration: Option<Duration>,
+        expires_in: Duration,
+        forced: bool,
+    },
+    /// It looked expired by the clocks but was renewed while we watched: live.
+    RenewedWhileWatched { forced: bool },
+    /// Its holder ran on this host and is gone; the lease expires by itself in `expires_in`.
+    Dead {
+        pid: u32,
+        host: String,
+        expires_in: Duration,
+    },
+    /// Another run took it as we tried.
+    JustTaken,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("{}", held_text(.holder, .acquired, .renewed_ago, *.stale, .lease))]
+    #[error("{}", held_text(.holder, .acquired, .renewed_ago, .verdict, .lease))]
     Held {
         /// `namespace/name` of the Lease.
         lease: String,
         holder: String,
         acquired: Option<DateTime<Utc>>,
         renewed_ago: Option<Duration>,
-        /// Not renewed for longer than its duration (by this machine's clock), and not
-        /// renewed while we watched.
-        stale: bool,
+        /// Why it is not taken.
+        verdict: HeldVerdict,
     },
     #[error(
         "another aks-patch run holds the lock (Lease {lease}): {holder}; that run is alive (pid {pid} on this host, {host}), so the lock is not taken over, even with --force-unlock; wait for it to finish, or stop it (kill -INT {pid}) and let it leave the cluster safe"
@@ -201,7 +335,7 @@ fn held_text(
     holder: &str,
     acquired: &Option<DateTime<Utc>>,
     renewed_ago: &Option<Duration>,
-    stale: bool,
+    verdict: &HeldVerdict,
     lease: &str,
 ) -> String {
     let mut s = format!("another aks-patch run holds the lock (Lease {lease}): {holder}");
@@ -215,15 +349,33 @@ fn held_text(
         Some(ago) => s.push_str(&format!(", last renewed {}s ago", ago.as_secs())),
         None => s.push_str(", never renewed"),
     }
-    if stale {
-        s.push_str(
-            " (judged by the lease's renewTime against this machine's clock, and it was not renewed while we watched): \
-             it looks stale; if that run is dead, rerun with --force-unlock",
-        );
-    } else {
-        s.push_str(
-            " (judged by the lease's renewTime against this machine's clock): it is live; wait for that run to finish",
-        );
+    let even = |forced: bool| if forced { ", even with --force-unlock" } else { "" };
+    match verdict {
+        HeldVerdict::Live {
+            duration,
+            expires_in,
+            forced,
+        } => {
+            let d = duration.map(|d| format!(" of {}s", d.as_secs())).unwrap_or_default();
+            s.push_str(&format!(
+                ": it is live (renewed within its lease duration{d}, by the lease's renewTime against the API server's clock), so it is not taken over{}; it would count as dead only if not renewed for another {}s; wait for that run to finish (if it dies, its lease expires by itself and the next run takes it)",
+                even(*forced),
+                expires_in.as_secs().max(1)
+            ));
+        }
+        HeldVerdict::RenewedWhileWatched { forced } => s.push_str(&format!(
+            ": by the clocks it looked expired, but it was renewed while we watched it: that run is live (the clocks disagree), so it is not taken over{}; wait for that run to finish",
+            even(*forced)
+        )),
+        HeldVerdict::Dead {
+            pid,
+            host,
+            expires_in,
+        } => s.push_str(&format!(
+            ": that run is dead (its process, pid {pid} on this host {host}, is gone), so nothing renews the lease; it expires by itself in {}s, then a plain run takes it; to take it over now and finish what that run left, run `aks-patch apply --one-at-a-time --resume --force-unlock` (or `--force-unlock` for a new run)",
+            expires_in.as_secs().max(1)
+        )),
+        HeldVerdict::JustTaken => s.push_str(": it took the lock as we tried; wait for that run to finish"),
     }
     s
 }
@@ -257,7 +409,6 @@ impl Lock {
         let existing = with_retry(&what, || api.get_opt(&opts.name))
             .await
             .map_err(|e| KubeError::api(what, e))?;
-        let now = Utc::now();
         let (lease, previous) = match existing {
             None => {
                 let lease = Lease {
@@ -281,33 +432,73 @@ impl Lock {
             }
             Some(current) => {
                 let state = LeaseState::of(&current);
-                if let (Some(h), Some(info)) = (&state.holder, &state.holder_info) {
-                    // Clocks and renewals can lie (an API server that dropped the renewals);
-                    // a process on this very host cannot: never take a live run's lock.
-                    if info.host == holder.host && info.pid != holder.pid && process_is_aks_patch(info.pid) {
+                let takeover = match Lock::judge(client, &state, &holder).await {
+                    Liveness::Free => None,
+                    Liveness::LiveHere { pid } => {
                         return Err(LockError::HeldByLiveProcess {
                             lease: lease_name,
-                            holder: h.clone(),
-                            host: info.host.clone(),
-                            pid: info.pid,
-                        });
+                            holder: state.holder.clone().unwrap_or_default(),
+                            host: holder.host.clone(),
+                            pid,
+                        })
                     }
-                }
-                if let Some(h) = &state.holder {
-                    if !force {
-                        let mut stale = state.expired_by_clock(now);
-                        if stale {
-                            stale = !renewed_while_watching(&api, opts, &state).await?;
-                        }
+                    Liveness::Live {
+                        renewed_ago,
+                        expires_in,
+                    } => {
                         return Err(LockError::Held {
                             lease: lease_name,
-                            holder: h.clone(),
+                            holder: state.holder.clone().unwrap_or_default(),
+                            acquired: state.acquired,
+                            renewed_ago,
+                            verdict: HeldVerdict::Live {
+                                duration: state.duration,
+                                expires_in,
+                                forced: force,
+                            },
+                        })
+                    }
+                    Liveness::DeadHere {
+                        pid,
+                        expires_in: Some(expires_in),
+                    } if !force => {
+                        return Err(LockError::Held {
+                            lease: lease_name,
+                            holder: state.holder.clone().unwrap_or_default(),
                             acquired: state.acquired,
                             renewed_ago: state.renewed_ago(Utc::now()),
-                            stale,
-                        });
+                            verdict: HeldVerdict::Dead {
+                                pid,
+                                host: holder.host.clone(),
+                                expires_in,
+                            },
+                        })
                     }
-                }
+                    Liveness::DeadHere { pid, .. } => Some(format!(
+                        "its run is dead (pid {pid} on this host is gone){}",
+                        if force { " (--force-unlock)" } else { "" }
+                    )),
+                    Liveness::Expired { renewed_ago } => {
+                        let watch = watch_period(&state, opts.observe);
+                        if renewed_while_watching(&api, opts, watch, &state).await? {
+                            return Err(LockError::Held {
+                                lease: lease_name,
+                                holder: state.holder.clone().unwrap_or_default(),
+                                acquired: state.acquired,
+                                renewed_ago: Some(Duration::ZERO),
+                                verdict: HeldVerdict::RenewedWhileWatched { forced: force },
+                            });
+                        }
+                        Some(format!(
+                            "its lease expired: {}, longer than its duration{}, and it was not renewed while watched for {}s",
+                            renewed_ago
+                                .map(|a| format!("last renewed {}s ago", a.as_secs()))
+                                .unwrap_or_else(|| "never renewed".into()),
+                            state.duration.map(|d| format!(" of {}s", d.as_secs())).unwrap_or_default(),
+                            watch.as_secs()
+                        ))
+                    }
+                };
                 let transitions = if state.holder.is_some() {
                     state.transitions + 1
                 } else {
@@ -319,7 +510,7 @@ impl Lock {
                 ann.extend(holder.annotations());
                 // The resourceVersion we read: if anyone changed the lease since, this fails.
                 match api.replace(&opts.name, &PostParams::default(), &lease).await {
-                    Ok(l) => (l, state.holder.clone()),
+                    Ok(l) => (l, state.holder.clone().zip(takeover)),
                     Err(::kube::Error::Api(s)) if s.code == 409 => {
                         return Err(held_error(&api, opts, &lease_name).await);
                     }
@@ -329,8 +520,8 @@ impl Lock {
                 }
             }
         };
-        if let Some(p) = &previous {
-            tracing::info!("took over the aks-patch lock from {p}");
+        if let Some((p, why)) = &previous {
+            tracing::info!("took over the aks-patch lock from {p}: {why}");
         }
         let (lost_tx, lost_rx) = watch::channel(None::<String>);
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -365,6 +556,92 @@ impl Lock {
             .map_err(|e| KubeError::api(what, e))?;
         Ok(l.as_ref().map(LeaseState::of))
     }
+
+    /// [`judge`] `state` for `me`, by the API server's clock where it can be read.
+    pub async fn judge(client: &Client, state: &LeaseState, me: &HolderInfo) -> Liveness {
+        let mut now = Utc::now();
+        let on_this_host = state.holder_info.as_ref().is_some_and(|i| i.host == me.host);
+        if state.holder.is_some() && !on_this_host {
+            match server_clock_offset(client).await {
+                Some(offset) => {
+                    if !offset.is_zero() {
+                        tracing::info!(
+                            "the API server's clock is {}s off this machine's: the lock is judged by the server's",
+                            offset.num_seconds()
+                        );
+                    }
+                    now += offset;
+                }
+                None => tracing::debug!("cannot read the API server's clock; the lock is judged by this machine's"),
+            }
+        }
+        judge(state, me, now, process_is_aks_patch)
+    }
+
+    /// The lease now and its judgement for `me` (`None`: nobody ever took it).
+    pub async fn judge_now(
+        client: &Client,
+        me: &HolderInfo,
+        opts: &LockOptions,
+    ) -> Result<Option<(LeaseState, Liveness)>, LockError> {
+        let Some(state) = Lock::inspect(client, opts).await? else {
+            return Ok(None);
+        };
+        let l = Lock::judge(client, &state, me).await;
+        Ok(Some((state, l)))
+    }
+
+    /// Whether [`Lock::acquire`] would refuse now, without changing anything and without
+    /// watching a lease that looks expired: the same refusal, before anything waits on it.
+    pub async fn check(
+        client: &Client,
+        me: &HolderInfo,
+        opts: &LockOptions,
+        force: bool,
+    ) -> Result<Option<(LeaseState, Liveness)>, LockError> {
+        let Some((state, l)) = Lock::judge_now(client, me, opts).await? else {
+            return Ok(None);
+        };
+        let lease = format!("{}/{}", opts.namespace, opts.name);
+        let holder = state.holder.clone().unwrap_or_default();
+        match &l {
+            Liveness::LiveHere { pid } => Err(LockError::HeldByLiveProcess {
+                lease,
+                holder,
+                host: me.host.clone(),
+                pid: *pid,
+            }),
+            Liveness::Live {
+                renewed_ago,
+                expires_in,
+            } => Err(LockError::Held {
+                lease,
+                holder,
+                acquired: state.acquired,
+                renewed_ago: *renewed_ago,
+                verdict: HeldVerdict::Live {
+                    duration: state.duration,
+                    expires_in: *expires_in,
+                    forced: force,
+                },
+            }),
+            Liveness::DeadHere {
+                pid,
+                expires_in: Some(expires_in),
+            } if !force => Err(LockError::Held {
+                lease,
+                holder,
+                acquired: state.acquired,
+                renewed_ago: state.renewed_ago(Utc::now()),
+                verdict: HeldVerdict::Dead {
+                    pid: *pid,
+                    host: me.host.clone(),
+                    expires_in: *expires_in,
+                },
+            }),
+            _ => Ok(Some((state, l))),
+        }
+    }
 }
 
 fn lease_spec(identity: &str, duration: Duration, transitions: i32) -> LeaseSpec {
@@ -393,7 +670,7 @@ async fn held_error(api: &Api<Lease>, opts: &LockOptions, lease_name: &str) -> L
                 holder: st.holder.clone().unwrap_or_else(|| "(another run, just now)".into()),
                 acquired: st.acquired,
                 renewed_ago: st.renewed_ago(Utc::now()),
-                stale: false,
+                verdict: HeldVerdict::JustTaken,
             }
         }
         _ => LockError::Held {
@@ -401,16 +678,21 @@ async fn held_error(api: &Api<Lease>, opts: &LockOptions, lease_name: &str) -> L
             holder: "(another run, just now)".into(),
             acquired: None,
             renewed_ago: None,
-            stale: false,
+            verdict: HeldVerdict::JustTaken,
         },
     }
 }
 
-/// Watch a lease that looks expired for `opts.observe`: true if it changed meanwhile.
-async fn renewed_while_watching(api: &Api<Lease>, opts: &LockOptions, seen: &LeaseState) -> Result<bool, LockError> {
-    let deadline = tokio::time::Instant::now() + opts.observe;
+/// Watch a lease that looks expired for `watch`: true if it changed meanwhile.
+async fn renewed_while_watching(
+    api: &Api<Lease>,
+    opts: &LockOptions,
+    watch: Duration,
+    seen: &LeaseState,
+) -> Result<bool, LockError> {
+    let deadline = tokio::time::Instant::now() + watch;
     while tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(500).min(opts.observe)).await;
+        tokio::time::sleep(Duration::from_millis(500).min(watch)).await;
         let what = format!("watching the lock (Lease {}/{})", opts.namespace, opts.name);
         let now = with_retry(&what, || api.get_opt(&opts.name))
             .await
@@ -557,7 +839,8 @@ pub struct LockGuard {
     renewer: Arc<Renewer>,
     opts: LockOptions,
     holder: HolderInfo,
-    previous_holder: Option<String>,
+    /// Whom the lock was taken over from, and why that was allowed.
+    previous_holder: Option<(String, String)>,
     lost_rx: watch::Receiver<Option<String>>,
     stop_tx: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -569,9 +852,14 @@ impl LockGuard {
         &self.holder
     }
 
-    /// Whom the lock was taken over from with `force`.
+    /// Whom the lock was taken over from (a dead or expired holder's).
     pub fn previous_holder(&self) -> Option<&str> {
-        self.previous_holder.as_deref()
+        self.previous_holder.as_ref().map(|(h, _)| h.as_str())
+    }
+
+    /// Why the lock could be taken over from [`Self::previous_holder`].
+    pub fn takeover_reason(&self) -> Option<&str> {
+        self.previous_holder.as_ref().map(|(_, why)| why.as_str())
     }
 
     /// `namespace/name` of the Lease.
@@ -692,9 +980,9 @@ impl Drop for LockGuard {
                 t.abort();
             }
             tracing::warn!(
-                "the aks-patch lock (Lease {}) was not released; it expires by itself after {}s",
+                "the aks-patch lock (Lease {}) was not released; {}",
                 self.lease(),
-                self.opts.duration.as_secs()
+                expiry_text(self.opts.duration)
             );
         }
     }
@@ -724,19 +1012,178 @@ mod tests {
         assert_eq!(st(-30, 60).renewed_ago(now), None);
     }
 
+    fn lease(host: &str, pid: u32, renewed_ago: i64, duration: u64, now: DateTime<Utc>) -> LeaseState {
+        LeaseState {
+            holder: Some(format!("alice@{host} pid {pid} run r1")),
+            holder_info: Some(HolderInfo {
+                user: "alice".into(),
+                host: host.into(),
+                pid,
+                run_id: "r1".into(),
+            }),
+            acquired: Some(now - chrono::TimeDelta::seconds(renewed_ago + 100)),
+            renewed: Some(now - chrono::TimeDelta::seconds(renewed_ago)),
+            duration: Some(Duration::from_secs(duration)),
+            transitions: 0,
+            resource_version: Some("7".into()),
+        }
+    }
+
+    fn me() -> HolderInfo {
+        HolderInfo {
+            user: "bob".into(),
+            host: "jumpbox".into(),
+            pid: 1000,
+            run_id: "r2".into(),
+        }
+    }
+
     #[test]
-    fn held_message_says_how_staleness_is_judged() {
+    fn a_lease_renewed_within_its_duration_on_another_host_is_live_and_refused_even_with_force() {
+        let now = Utc::now();
+        // The other host's process cannot be seen from here: whatever /proc says, only the
+        // lease's times count.
+        let l = judge(&lease("otherhost", 1234, 3, 60, now), &me(), now, |_| false);
+        assert_eq!(
+            l,
+            Liveness::Live {
+                renewed_ago: Some(Duration::from_secs(3)),
+                expires_in: Duration::from_secs(58)
+            }
+        );
+        // Renewed 59 s ago of 60: still live.
+        assert!(matches!(
+            judge(&lease("otherhost", 1234, 59, 60, now), &me(), now, |_| false),
+            Liveness::Live { .. }
+        ));
+        // Renewed "in the future" (the holder's clock ahead): live for a whole duration.
+        assert!(matches!(
+            judge(&lease("otherhost", 1234, -30, 60, now), &me(), now, |_| false),
+            Liveness::Live { expires_in, .. } if expires_in >= Duration::from_secs(60)
+        ));
         let e = LockError::Held {
             lease: "kube-system/aks-patch".into(),
-            holder: "alice@box pid 1 run r".into(),
+            holder: "alice@otherhost pid 1234 run r1".into(),
             acquired: None,
-            renewed_ago: Some(Duration::from_secs(400)),
-            stale: true,
+            renewed_ago: Some(Duration::from_secs(3)),
+            verdict: HeldVerdict::Live {
+                duration: Some(Duration::from_secs(60)),
+                expires_in: Duration::from_secs(57),
+                forced: true,
+            },
         }
         .to_string();
-        assert!(e.contains("alice@box"), "{e}");
-        assert!(e.contains("this machine's clock"), "{e}");
-        assert!(e.contains("--force-unlock"), "{e}");
+        for want in [
+            "alice@otherhost pid 1234 run r1",
+            "last renewed 3s ago",
+            "it is live",
+            "not taken over, even with --force-unlock",
+            "for another 57s",
+            "wait for that run to finish",
+        ] {
+            assert!(e.contains(want), "{want:?} in {e}");
+        }
+    }
+
+    #[test]
+    fn an_expired_lease_from_another_host_is_takeable() {
+        let now = Utc::now();
+        assert_eq!(
+            judge(&lease("otherhost", 1234, 70, 60, now), &me(), now, |_| true),
+            Liveness::Expired {
+                renewed_ago: Some(Duration::from_secs(70))
+            }
+        );
+        // No renewal time or no duration: nothing says it is alive.
+        let mut l = lease("otherhost", 1234, 3, 60, now);
+        l.duration = None;
+        assert!(matches!(judge(&l, &me(), now, |_| true), Liveness::Expired { .. }));
+        // Released: free.
+        let mut l = lease("otherhost", 1234, 3, 60, now);
+        l.holder = None;
+        assert_eq!(judge(&l, &me(), now, |_| true), Liveness::Free);
+        // Watched for one of its renewal periods, and two seconds.
+        assert_eq!(
+            watch_period(&lease("otherhost", 1, 70, 60, now), Duration::from_secs(5)),
+            Duration::from_secs(22)
+        );
+        assert_eq!(
+            watch_period(&lease("otherhost", 1, 70, 3, now), Duration::from_secs(5)),
+            Duration::from_secs(5)
+        );
+    }
+
+    #[test]
+    fn a_holder_on_this_host_is_live_while_its_process_runs_and_dead_once_gone() {
+        let now = Utc::now();
+        let fresh = lease("jumpbox", 1234, 3, 60, now);
+        assert_eq!(
+            judge(&fresh, &me(), now, |pid| pid == 1234),
+            Liveness::LiveHere { pid: 1234 }
+        );
+        // A fresh lease, but its process is gone: dead, not "live; wait".
+        assert_eq!(
+            judge(&fresh, &me(), now, |_| false),
+            Liveness::DeadHere {
+                pid: 1234,
+                expires_in: Some(Duration::from_secs(58))
+            }
+        );
+        // Expired too.
+        assert_eq!(
+            judge(&lease("jumpbox", 1234, 90, 60, now), &me(), now, |_| false),
+            Liveness::DeadHere {
+                pid: 1234,
+                expires_in: None
+            }
+        );
+        // Its pid is now ours: it was reused after the holder died.
+        assert_eq!(
+            judge(&lease("jumpbox", 1000, 3, 60, now), &me(), now, |_| true),
+            Liveness::DeadHere {
+                pid: 1000,
+                expires_in: Some(Duration::from_secs(58))
+            }
+        );
+        let e = LockError::Held {
+            lease: "kube-system/aks-patch".into(),
+            holder: "alice@jumpbox pid 1234 run r1".into(),
+            acquired: None,
+            renewed_ago: Some(Duration::from_secs(3)),
+            verdict: HeldVerdict::Dead {
+                pid: 1234,
+                host: "jumpbox".into(),
+                expires_in: Duration::from_secs(57),
+            },
+        }
+        .to_string();
+        for want in [
+            "that run is dead",
+            "pid 1234 on this host jumpbox",
+            "expires by itself in 57s",
+            "aks-patch apply --one-at-a-time --resume --force-unlock",
+        ] {
+            assert!(e.contains(want), "{want:?} in {e}");
+        }
+        assert!(!e.contains("live"), "{e}");
+    }
+
+    #[test]
+    fn the_expiry_message_names_the_lease_duration_and_who_takes_it() {
+        let t = expiry_text(Duration::from_secs(60));
+        assert!(t.contains("60s after its last renewal"), "{t}");
+        assert!(t.contains("a run started after that takes it over"), "{t}");
+        // What it promises is what the judgement does: 61 s after the last renewal of a 60 s
+        // lease, a run from anywhere may take it.
+        let now = Utc::now();
+        assert!(matches!(
+            judge(&lease("otherhost", 1, 62, 60, now), &me(), now, |_| true),
+            Liveness::Expired { .. }
+        ));
+        assert!(matches!(
+            judge(&lease("jumpbox", 1, 62, 60, now), &me(), now, |_| false),
+            Liveness::DeadHere { expires_in: None, .. }
+        ));
     }
 
     #[test]

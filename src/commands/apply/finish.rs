@@ -46,8 +46,8 @@ pub(super) async fn finish(
             "the aks-patch lock was not released: {reason}"
         )),
         Err(e) => reporter.error(&format!(
-            "could not release the aks-patch lock: {e}; it expires by itself after {}s, or, once you are sure no aks-patch run is working, remove it with `kubectl -n kube-system delete lease aks-patch`",
-            LOCK_DURATION.as_secs()
+            "could not release the aks-patch lock: {e}; {}, or, once you are sure no aks-patch run is working, remove it with `kubectl -n kube-system delete lease aks-patch`",
+            k::lock::expiry_text(LOCK_DURATION)
         )),
     }
 

@@ -28,6 +28,7 @@ mod blockers;
 mod finish;
 mod input;
 mod notify;
+mod other_run;
 mod prepare;
 mod start;
 mod view;
@@ -122,7 +123,7 @@ pub async fn run(mut args: ApplyArgs, settings: &Settings, reporter: &Reporter) 
             let r = window::before_start(w, args.window.wait_for_window, &cancel, reporter).await;
             signals.abort();
             if let Err(e) = r {
-                return Err(refused(&ctx, reporter, e).await);
+                return Err(refused(&ctx, settings, reporter, e).await);
             }
         }
         _ => {}
@@ -270,9 +271,13 @@ async fn run_with(
         blocker_policy,
         notify_cfg,
     } = unattended;
-    let prepared = match prepare::prepare(&args, &ctx, resumed, requested, via, &ssh_opts, &*shell, reporter).await {
+    let prepared = match prepare::prepare(
+        &args, settings, &ctx, resumed, requested, via, &ssh_opts, &*shell, reporter,
+    )
+    .await
+    {
         Ok(p) => p,
-        Err(e) => return Err(refused(&ctx, reporter, e).await),
+        Err(e) => return Err(refused(&ctx, settings, reporter, e).await),
     };
     let Prepared {
         ref options,
@@ -319,10 +324,10 @@ async fn run_with(
     }
     let hold_others = match prepared.refusal(reporter) {
         Ok(hold) => hold,
-        Err(e) => return Err(refused(&ctx, reporter, e.into()).await),
+        Err(e) => return Err(refused(&ctx, settings, reporter, e.into()).await),
     };
     if let Err(e) = confirm(&args, &ctx, entries.iter().filter(|e| e.patch()).count()) {
-        return Err(refused(&ctx, reporter, e).await);
+        return Err(refused(&ctx, settings, reporter, e).await);
     }
 
     // Ctrl-C / SIGTERM from here on stop at a safe point instead of killing the process.
@@ -353,7 +358,7 @@ async fn run_with(
         Ok(x) => x,
         Err(e) => {
             signals.abort();
-            return Err(refused(&ctx, reporter, e).await);
+            return Err(refused(&ctx, settings, reporter, e).await);
         }
     };
 
@@ -425,17 +430,19 @@ async fn run_with(
 
 /// A run that stops before its lock changes nothing, but an earlier run may have left nodes
 /// out of service: say which, and how to put them back, beside the refusal.
-async fn refused(ctx: &context::ClusterContext, reporter: &Reporter, e: anyhow::Error) -> anyhow::Error {
+async fn refused(
+    ctx: &context::ClusterContext,
+    settings: &Settings,
+    reporter: &Reporter,
+    e: anyhow::Error,
+) -> anyhow::Error {
     let rows = tokio::time::timeout(Duration::from_secs(10), crate::kube::list_node_rows(&ctx.client, None)).await;
     if let Ok(Ok(rows)) = rows {
         for r in &rows {
             if let Some(run) = &r.in_progress {
-                reporter.warn(&format!(
-                    "node {name} is out of service ({status}), taken out by aks-patch run {run}; if that run is not running any more, `aks-patch apply --one-at-a-time --resume --force-unlock` finishes it, or `{by_hand}` puts it back by hand",
-                    name = r.name,
-                    status = r.status,
-                    by_hand = crate::kube::drain::put_back_by_hand(&[&r.name]),
-                ));
+                let lock = other_run::run_lock(&ctx.client, settings, run).await;
+                let other = other_run::OtherRun::of(lock.as_ref());
+                reporter.warn(&other.warning(&r.name, &r.status, run));
             }
         }
     }

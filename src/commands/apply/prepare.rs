@@ -101,6 +101,7 @@ impl Prepared {
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn prepare(
     args: &ApplyArgs,
+    settings: &crate::settings::Settings,
     ctx: &context::ClusterContext,
     resumed: Option<RunRecord>,
     options: journal::RunOptions,
@@ -219,6 +220,18 @@ pub(super) async fn prepare(
         })
         .collect();
     if let Some(r) = unreachable.first() {
+        // A node another run has out (rebooting, say) cannot be reached: say whose it is.
+        let marked = rows
+            .iter()
+            .find(|x| x.name == r.name)
+            .and_then(|x| x.in_progress.clone())
+            .filter(|run| !chain.contains(run));
+        if let Some(run) = marked {
+            let lock = super::other_run::run_lock(&ctx.client, settings, &run).await;
+            return Err(super::other_run::OtherRun::of(lock.as_ref())
+                .refusal(&r.name, &run)
+                .into());
+        }
         return Err(Failure::new(
             Exit::NodesFailed,
             format!(

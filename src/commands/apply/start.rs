@@ -41,6 +41,47 @@ pub(super) async fn start(
         ours_in_cluster,
         ..
     } = prepared;
+    // Whether the lock can be had, before anything waits: a live run's lock is refused now
+    // (not after the health gate waited for that run's node), and so is a dead one's
+    // without --force-unlock, naming it dead and the way to finish its run.
+    let holder = HolderInfo::current(settings, run_id);
+    let lock_opts = k::LockOptions::new(LOCK_DURATION);
+    match k::Lock::check(&ctx.client, &holder, &lock_opts, args.force_unlock).await {
+        Ok(Some((state, k::lock::Liveness::DeadHere { pid, .. }))) => {
+            // Taking a dead run's lock over for a new run would leave its node out behind
+            // the gate: that run's own resume finishes it first.
+            let dead_run = state.holder_info.as_ref().map(|h| h.run_id.clone());
+            if let Some(node) = rows.iter().find(|r| {
+                r.in_progress.is_some()
+                    && r.in_progress == dead_run
+                    && !chain.contains(r.in_progress.as_ref().unwrap_or(&String::new()))
+            }) {
+                return Err(Failure::new(
+                    Exit::LockHeld,
+                    format!(
+                        "node {} is out of service, left by aks-patch run {}, which is dead (pid {pid} on this host is gone); nothing was changed",
+                        node.name,
+                        dead_run.unwrap_or_default()
+                    ),
+                )
+                .hint(format!(
+                    "`aks-patch apply --one-at-a-time --resume --force-unlock` finishes that run (node {} first), or `{}` puts the node back by hand",
+                    node.name,
+                    crate::kube::drain::put_back_by_hand(&[&node.name])
+                ))
+                .into());
+            }
+        }
+        Ok(_) => {}
+        Err(e @ (k::LockError::Held { .. } | k::LockError::HeldByLiveProcess { .. })) => {
+            return Err(anyhow::Error::new(output::WithExit::wrap(e, Exit::LockHeld)));
+        }
+        Err(k::LockError::Kube(e)) => {
+            return Err(context::kube_failure("cannot read the aks-patch lock", e));
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("cannot read the aks-patch lock")),
+    }
+
     // The health gate before the lock: nothing else may be out. A resumed run that has nodes
     // out of service (the interrupted run's) takes the lock whatever the gate says, to put
     // them back: the engine finishes them first and holds every other node at its own gate.
@@ -102,8 +143,7 @@ pub(super) async fn start(
     }
 
     // The cluster-wide lock, held (and renewed) for the whole run.
-    let holder = HolderInfo::current(settings, run_id);
-    let guard = match k::Lock::acquire(&ctx.client, holder.clone(), LOCK_DURATION, args.force_unlock).await {
+    let guard = match k::Lock::acquire_with(&ctx.client, holder.clone(), &lock_opts, args.force_unlock).await {
         Ok(g) => g,
         Err(e @ (k::LockError::Held { .. } | k::LockError::HeldByLiveProcess { .. })) => {
             return Err(anyhow::Error::new(output::WithExit::wrap(e, Exit::LockHeld)));
@@ -115,8 +155,8 @@ pub(super) async fn start(
             return Err(anyhow::Error::new(e).context("cannot take the aks-patch lock"));
         }
     };
-    if let Some(prev) = guard.previous_holder() {
-        reporter.warn(&format!("took over the lock from {prev} (--force-unlock)"));
+    if let (Some(prev), Some(why)) = (guard.previous_holder(), guard.takeover_reason()) {
+        reporter.warn(&format!("took over the lock from {prev}: {why}"));
     }
     reporter.info(&format!("lock taken: Lease {} as {}", guard.lease(), holder.identity()));
 
@@ -170,8 +210,8 @@ pub(super) async fn start(
         // Nothing has changed yet: give the lock back and stop.
         if let Err(r) = guard.release().await {
             reporter.error(&format!(
-                "could not release the aks-patch lock: {r}; it expires by itself after {}s",
-                LOCK_DURATION.as_secs()
+                "could not release the aks-patch lock: {r}; {}",
+                k::lock::expiry_text(LOCK_DURATION)
             ));
         }
         return Err(anyhow::Error::new(e).context("cannot write the run record; nothing was changed"));
