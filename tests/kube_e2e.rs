@@ -489,16 +489,17 @@ async fn pdb_that_never_allows_times_out_naming_pod_and_pdb() {
 }
 
 fn holder(run: &str) -> HolderInfo {
+    // Each run on a host of its own: liveness is judged by the lease's times alone.
     HolderInfo {
         user: "tester".into(),
-        host: "e2e".into(),
+        host: format!("host-{run}"),
         pid: 4242,
         run_id: run.into(),
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lease_lock_acquire_refuse_release_stale_force() {
+async fn lease_lock_refuses_a_live_lease_even_with_force_and_takes_an_expired_one() {
     let env = Env::default().await;
     let opts = LockOptions {
         duration: Duration::from_secs(3),
@@ -508,20 +509,26 @@ async fn lease_lock_acquire_refuse_release_stale_force() {
     let a = Lock::acquire_with(&env.client, holder("a"), &opts, false)
         .await
         .expect("first acquire");
-    // Held and live: refused with the holder.
+    // Held and live: refused with the holder, with or without force.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let e = Lock::acquire_with(&env.client, holder("b"), &opts, false)
-        .await
-        .err()
-        .expect("second acquire refused");
-    match &e {
-        LockError::Held { holder, stale, .. } => {
-            assert_eq!(holder, &a.holder().identity());
-            assert!(!stale, "renewed every second: live");
+    for force in [false, true] {
+        let e = Lock::acquire_with(&env.client, holder("b"), &opts, force)
+            .await
+            .err()
+            .expect("second acquire refused");
+        match &e {
+            LockError::Held { holder, verdict, .. } => {
+                assert_eq!(holder, &a.holder().identity());
+                assert!(
+                    matches!(verdict, aks_patch::kube::lock::HeldVerdict::Live { .. }),
+                    "renewed every second: live ({e})"
+                );
+            }
+            other => panic!("expected Held, got {other}"),
         }
-        other => panic!("expected Held, got {other}"),
+        assert!(e.to_string().contains("tester@host-a pid 4242 run a"), "{e}");
+        assert_eq!(e.to_string().contains("even with --force-unlock"), force, "{e}");
     }
-    assert!(e.to_string().contains("tester@e2e pid 4242 run a"), "{e}");
     // Renewals keep it alive past its duration.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(!a.is_lost());
@@ -531,6 +538,7 @@ async fn lease_lock_acquire_refuse_release_stale_force() {
         .expect("lease");
     assert!(!st.expired_by_clock(chrono::Utc::now()), "{st:?}");
     assert_eq!(st.holder_info.as_ref().map(|h| h.run_id.as_str()), Some("a"));
+    assert_eq!(st.transitions, 0, "nobody took it over");
     a.release().await.expect("release");
     assert!(
         Lock::inspect(&env.client, &opts).await.expect("inspect").is_none(),
@@ -541,34 +549,28 @@ async fn lease_lock_acquire_refuse_release_stale_force() {
     let b = Lock::acquire_with(&env.client, holder("b"), &opts, false)
         .await
         .expect("acquire after release");
-    // b dies without releasing: renewals stop, the lease goes stale.
+    // b dies without releasing: renewals stop, the lease expires.
     drop(b);
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let e = Lock::acquire_with(&env.client, holder("c"), &opts, false)
-        .await
-        .err()
-        .expect("stale lease still refused without force");
-    match &e {
-        LockError::Held { stale, holder, .. } => {
-            assert!(stale, "{e}");
-            assert!(holder.contains("run b"));
-        }
-        other => panic!("expected Held, got {other}"),
-    }
-    eprintln!("stale lease: {e}");
-    assert!(e.to_string().contains("--force-unlock"), "{e}");
     let transitions = Lock::inspect(&env.client, &opts).await.unwrap().unwrap().transitions;
-    let c = Lock::acquire_with(&env.client, holder("c"), &opts, true)
+    // Expired: a plain acquire takes it, after watching it for a renewal period.
+    let c = Lock::acquire_with(&env.client, holder("c"), &opts, false)
         .await
-        .expect("force takes over a stale lease");
+        .expect("an expired lease is taken without force");
     assert!(c.previous_holder().unwrap_or("").contains("run b"));
+    let why = c.takeover_reason().unwrap_or_default();
+    assert!(
+        why.contains("expired") && why.contains("not renewed while watched"),
+        "{why}"
+    );
     let st = Lock::inspect(&env.client, &opts).await.unwrap().unwrap();
     assert_eq!(st.transitions, transitions + 1);
 
-    // Forcing a live lease away: the loser learns it lost the lock.
-    let d = Lock::acquire_with(&env.client, holder("d"), &opts, true)
-        .await
-        .expect("force takes over a live lease");
+    // Someone else writes the lease: c learns it lost the lock.
+    let api: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(env.client.clone(), "kube-system");
+    let mut l = api.get("aks-patch").await.unwrap();
+    l.spec.as_mut().unwrap().holder_identity = Some(holder("d").identity());
+    api.replace("aks-patch", &Default::default(), &l).await.unwrap();
     let lost = tokio::time::timeout(Duration::from_secs(5), c.lost())
         .await
         .expect("c notices within a renewal period");
@@ -576,13 +578,50 @@ async fn lease_lock_acquire_refuse_release_stale_force() {
     assert!(c.is_lost());
     assert!(c.release().await.is_err(), "c must not delete d's lease");
     assert!(Lock::inspect(&env.client, &opts).await.unwrap().is_some());
-    d.release().await.expect("release d");
-    assert!(Lock::inspect(&env.client, &opts).await.unwrap().is_none());
+}
 
-    // The emulator logged every lease change.
-    let lease_events = env.events("lease");
-    assert!(lease_events.len() >= 6, "{lease_events:?}");
-    env.stop().await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_lock_of_a_dead_process_on_this_host_is_named_dead_and_taken_with_force() {
+    let env = Env::default().await;
+    let opts = LockOptions::new(Duration::from_secs(60));
+    // A process of this host that has ended: its pid is no aks-patch any more.
+    let gone = std::process::Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    let _ = gone.wait_with_output();
+    let dead = HolderInfo {
+        user: "tester".into(),
+        host: "e2e".into(),
+        pid: gone_pid,
+        run_id: "dead".into(),
+    };
+    let guard = Lock::acquire_with(&env.client, dead, &opts, false).await.unwrap();
+    drop(guard); // stops renewing; the lease stays, fresh
+    let me = HolderInfo {
+        user: "tester".into(),
+        host: "e2e".into(),
+        pid: std::process::id(),
+        run_id: "next".into(),
+    };
+    let e = Lock::acquire_with(&env.client, me.clone(), &opts, false)
+        .await
+        .err()
+        .expect("refused without force");
+    let text = e.to_string();
+    assert!(
+        matches!(&e, LockError::Held { verdict: aks_patch::kube::lock::HeldVerdict::Dead { pid, .. }, .. } if *pid == gone_pid),
+        "{text}"
+    );
+    assert!(
+        text.contains("that run is dead") && text.contains("--resume --force-unlock"),
+        "{text}"
+    );
+    let t0 = Instant::now();
+    let g = Lock::acquire_with(&env.client, me, &opts, true)
+        .await
+        .expect("force takes a dead process's lease at once");
+    assert!(t0.elapsed() < Duration::from_secs(5), "no waiting for expiry");
+    assert!(g.takeover_reason().unwrap_or_default().contains("dead"));
+    g.release().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -301,6 +301,10 @@ pub struct BlockedPod {
     pub pdbs: Vec<String>,
     /// The API server's last refusal.
     pub message: String,
+    /// Those budgets that, as configured, can never allow an eviction:
+    /// `namespace/name (why)` (waiting longer cannot help).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub never_allows: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -373,8 +377,20 @@ fn pdb_list(pdbs: &[String]) -> String {
 
 fn timeout_text(blocked: &[BlockedPod], not_gone: &[PodRef]) -> String {
     let mut parts = Vec::new();
+    let mut never: Vec<&str> = blocked
+        .iter()
+        .flat_map(|b| b.never_allows.iter().map(String::as_str))
+        .collect();
+    never.sort();
+    never.dedup();
     for b in blocked {
-        if b.pdbs.is_empty() {
+        if !b.never_allows.is_empty() {
+            parts.push(format!(
+                "pod {} could not be evicted: PodDisruptionBudget {} can never allow an eviction",
+                b.pod,
+                b.never_allows.join(", ")
+            ));
+        } else if b.pdbs.is_empty() {
             parts.push(format!("pod {} could not be evicted ({})", b.pod, b.message));
         } else {
             parts.push(format!(
@@ -387,7 +403,9 @@ fn timeout_text(blocked: &[BlockedPod], not_gone: &[PodRef]) -> String {
     for p in not_gone {
         parts.push(format!("pod {p} was evicted but is still terminating"));
     }
-    let hint = if blocked.is_empty() {
+    let hint = if !never.is_empty() {
+        "waiting longer cannot help: change the budget (a maxUnavailable of at least 1, or a minAvailable below the workload's replicas) or scale the workload up, then resume (aks-patch apply ... --resume)"
+    } else if blocked.is_empty() {
         "check why the pods do not terminate (finalizers, long grace periods) or raise --drain-timeout"
     } else {
         "make the budget allow a disruption (more replicas, or pods Ready elsewhere), or raise --drain-timeout"
@@ -545,7 +563,17 @@ where
                         pdbs.push(full);
                     }
                 }
-                BlockedPod { pod, pdbs, message }
+                let never_allows = fresh
+                    .iter()
+                    .filter(|p| pdbs.contains(&pdb_name(p)))
+                    .filter_map(|p| never_allows(p).map(|why| format!("{} ({why})", pdb_name(p))))
+                    .collect();
+                BlockedPod {
+                    pod,
+                    pdbs,
+                    message,
+                    never_allows,
+                }
             })
             .collect();
         return Err(DrainError::Timeout {
@@ -1174,6 +1202,7 @@ mod tests {
                 pod: p.clone(),
                 pdbs: vec!["shop/storefront-pdb".into()],
                 message: "x".into(),
+                never_allows: vec![],
             }],
             not_gone: vec![q],
             evicted: vec![],
@@ -1184,6 +1213,30 @@ mod tests {
             e.contains("default/debug-shell was evicted but is still terminating"),
             "{e}"
         );
+        assert!(e.contains("raise --drain-timeout"), "{e}");
+        // A budget that can never allow: named, with the fix; a longer timeout is no fix.
+        let e = DrainError::Timeout {
+            node: "n1".into(),
+            timeout: Duration::from_secs(30),
+            blocked: vec![BlockedPod {
+                pod: p.clone(),
+                pdbs: vec!["shop/storefront-pdb".into()],
+                message: "x".into(),
+                never_allows: vec!["shop/storefront-pdb (maxUnavailable is 0)".into()],
+            }],
+            not_gone: vec![],
+            evicted: vec![],
+        }
+        .to_string();
+        assert!(
+            e.contains("PodDisruptionBudget shop/storefront-pdb (maxUnavailable is 0) can never allow an eviction"),
+            "{e}"
+        );
+        assert!(
+            e.contains("change the budget") && e.contains("scale the workload up"),
+            "{e}"
+        );
+        assert!(!e.contains("--drain-timeout"), "{e}");
     }
 
     #[test]
