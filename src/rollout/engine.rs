@@ -30,6 +30,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// How often a running upgrade is looked at while it waits for the dpkg lock (the status
+/// line says who holds it, and for how long).
+const LOCK_WAIT_POLL: Duration = Duration::from_secs(5);
+
 /// The engine's settings beyond the run options.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -902,6 +906,7 @@ impl<'a> Engine<'a> {
             .wait_started(&name, &format!("{tool} to finish"), self.cfg.upgrade_timeout);
         let mut failures = 0u32;
         let mut told = false;
+        let mut lock_held = false;
         let outcome = loop {
             if self.abandon.is_cancelled() {
                 break Err(format!(
@@ -921,14 +926,29 @@ impl<'a> Engine<'a> {
                     self.cfg.upgrade_timeout.as_secs()
                 ));
             }
+            // Behind a held dpkg lock, look more often: the status line says who holds it.
+            let poll = if lock_held {
+                self.cfg.upgrade_poll.min(LOCK_WAIT_POLL)
+            } else {
+                self.cfg.upgrade_poll
+            };
             let waited = tokio::select! {
-                r = self.transport.wait_upgrade(node, &run_id, self.cfg.upgrade_poll) => Some(r),
+                r = self.transport.wait_upgrade(node, &run_id, poll) => Some(r),
                 _ = self.abandon.cancelled() => None,
             };
             match waited {
                 None => continue,
                 Some(Ok(Some(done))) => break Ok(done),
-                Some(Ok(None)) => failures = 0,
+                Some(Ok(None)) => {
+                    failures = 0;
+                    let wait = self.transport.upgrade_lock_wait(node);
+                    if let Some(w) = &wait {
+                        self.reporter.wait_progress(&name, &w.to_string());
+                    } else if lock_held {
+                        self.reporter.wait_progress(&name, &format!("{tool} has the lock and is upgrading"));
+                    }
+                    lock_held = wait.is_some();
+                }
                 // The connection was cut (a signal to our process group, a network blip):
                 // apt goes on detached; connect again and keep waiting.
                 Some(Err(e)) => {

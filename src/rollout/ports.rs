@@ -126,6 +126,12 @@ pub trait Transport: Send + Sync {
         run_id: &str,
         max: Duration,
     ) -> Result<Option<(String, i32)>, PortError>;
+    /// What the running upgrade on `node` was waiting for at the last [`Self::wait_upgrade`]
+    /// that found it running: the dpkg lock and who holds it (`None`: nothing, or unknown).
+    fn upgrade_lock_wait(&self, node: &NodeTarget) -> Option<crate::ssh::remote::PackageLockWait> {
+        let _ = node;
+        None
+    }
     /// Run a non-disruptive command to its end (downloading the next node's packages).
     async fn prefetch(&self, node: &NodeTarget, command: &str) -> Result<(), PortError>;
     /// Start a reboot; a dropped connection is expected.

@@ -184,6 +184,8 @@ pub struct ShellTransport {
     /// The nodes' scale set instances, to restart a node through ARM when the reboot command
     /// cannot be given (a hung SSH session or node-shell pod).
     pub arm_restart: Option<Arc<crate::azure::run_command::RunCommandNodes>>,
+    /// What each node's running upgrade was last seen waiting for (the dpkg lock).
+    lock_waits: std::sync::Mutex<std::collections::BTreeMap<String, remote::PackageLockWait>>,
 }
 
 /// How long a restart through ARM may take (it ends when the VM runs again).
@@ -194,6 +196,7 @@ impl ShellTransport {
         ShellTransport {
             shell,
             arm_restart: None,
+            lock_waits: Default::default(),
         }
     }
 
@@ -256,11 +259,22 @@ impl Transport for ShellTransport {
             )
             .await
             .map_err(port)?;
+        let wait = remote::parse_lock_wait(&o.stdout);
+        if let Ok(mut waits) = self.lock_waits.lock() {
+            match wait {
+                Some(w) => waits.insert(node.name.clone(), w),
+                None => waits.remove(&node.name),
+            };
+        }
         match remote::parse_detached(&o.stdout) {
             Some(done) => Ok(Some(done)),
             None if o.stdout.contains(remote::DETACHED_RUNNING_MARK) => Ok(None),
             None => Err(PortError::new(format!("unexpected output {:?}", o.tail(3)))),
         }
+    }
+
+    fn upgrade_lock_wait(&self, node: &NodeTarget) -> Option<remote::PackageLockWait> {
+        self.lock_waits.lock().ok()?.get(&node.name).cloned()
     }
 
     async fn prefetch(&self, node: &NodeTarget, command: &str) -> Result<(), PortError> {
