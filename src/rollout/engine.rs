@@ -907,6 +907,7 @@ impl<'a> Engine<'a> {
         let mut failures = 0u32;
         let mut told = false;
         let mut lock_held = false;
+        let mut first_look = true;
         let outcome = loop {
             if self.abandon.is_cancelled() {
                 break Err(format!(
@@ -926,8 +927,9 @@ impl<'a> Engine<'a> {
                     self.cfg.upgrade_timeout.as_secs()
                 ));
             }
-            // Behind a held dpkg lock, look more often: the status line says who holds it.
-            let poll = if lock_held {
+            // Behind a held dpkg lock (and at the first look, to find out), look more often:
+            // the status line says who holds it.
+            let poll = if lock_held || first_look {
                 self.cfg.upgrade_poll.min(LOCK_WAIT_POLL)
             } else {
                 self.cfg.upgrade_poll
@@ -941,11 +943,13 @@ impl<'a> Engine<'a> {
                 Some(Ok(Some(done))) => break Ok(done),
                 Some(Ok(None)) => {
                     failures = 0;
+                    first_look = false;
                     let wait = self.transport.upgrade_lock_wait(node);
                     if let Some(w) = &wait {
                         self.reporter.wait_progress(&name, &w.to_string());
                     } else if lock_held {
-                        self.reporter.wait_progress(&name, &format!("{tool} has the lock and is upgrading"));
+                        self.reporter
+                            .wait_progress(&name, &format!("{tool} has the lock and is upgrading"));
                     }
                     lock_held = wait.is_some();
                 }

@@ -341,10 +341,15 @@ mod tests {
         );
         // Past the lock, apt prints other lines: no wait.
         assert_eq!(
-            parse_lock_wait(&format!("{DETACHED_RUNNING_MARK}\n{DETACHED_LAST_MARK}Unpacking openssl (3.0.2) ...\n")),
+            parse_lock_wait(&format!(
+                "{DETACHED_RUNNING_MARK}\n{DETACHED_LAST_MARK}Unpacking openssl (3.0.2) ...\n"
+            )),
             None
         );
-        assert_eq!(parse_lock_wait(&format!("{DETACHED_RUNNING_MARK}\n{DETACHED_LAST_MARK}\n")), None);
+        assert_eq!(
+            parse_lock_wait(&format!("{DETACHED_RUNNING_MARK}\n{DETACHED_LAST_MARK}\n")),
+            None
+        );
     }
 
     #[test]
@@ -364,7 +369,10 @@ mod tests {
         .unwrap();
         let script = wait_detached("r1", 1)
             .replace(&sh_quote(&upgrade_files("r1").0), &sh_quote(log.to_str().unwrap()))
-            .replace(&sh_quote(&upgrade_files("r1").1), &sh_quote(dir.path().join("u.exit").to_str().unwrap()));
+            .replace(
+                &sh_quote(&upgrade_files("r1").1),
+                &sh_quote(dir.path().join("u.exit").to_str().unwrap()),
+            );
         let out = std::process::Command::new("/bin/sh")
             .arg("-c")
             .arg(&script)
