@@ -50,18 +50,20 @@ pub(super) async fn start(
         Ok(Some((state, k::lock::Liveness::DeadHere { pid, .. }))) => {
             // Taking a dead run's lock over for a new run would leave its node out behind
             // the gate: that run's own resume finishes it first.
-            let dead_run = state.holder_info.as_ref().map(|h| h.run_id.clone());
-            if let Some(node) = rows.iter().find(|r| {
-                r.in_progress.is_some()
-                    && r.in_progress == dead_run
-                    && !chain.contains(r.in_progress.as_ref().unwrap_or(&String::new()))
-            }) {
+            let dead_run = state
+                .holder_info
+                .as_ref()
+                .map(|h| h.run_id.clone())
+                .filter(|run| !chain.contains(run));
+            let left = dead_run
+                .as_ref()
+                .and_then(|run| rows.iter().find(|r| r.in_progress.as_ref() == Some(run)).map(|r| (r, run)));
+            if let Some((node, run)) = left {
                 return Err(Failure::new(
                     Exit::LockHeld,
                     format!(
-                        "node {} is out of service, left by aks-patch run {}, which is dead (pid {pid} on this host is gone); nothing was changed",
-                        node.name,
-                        dead_run.unwrap_or_default()
+                        "node {} is out of service, left by aks-patch run {run}, which is dead (pid {pid} on this host is gone); nothing was changed",
+                        node.name
                     ),
                 )
                 .hint(format!(
@@ -72,6 +74,11 @@ pub(super) async fn start(
                 .into());
             }
         }
+        Ok(Some((state, k::lock::Liveness::Expired { .. }))) => reporter.info(&format!(
+            "the lock's lease, held by {}, has expired; it is watched for up to {}s (one of its renewal periods) before it is taken over",
+            state.holder.as_deref().unwrap_or("another run"),
+            k::lock::watch_period(&state, lock_opts.observe).as_secs()
+        )),
         Ok(_) => {}
         Err(e @ (k::LockError::Held { .. } | k::LockError::HeldByLiveProcess { .. })) => {
             return Err(anyhow::Error::new(output::WithExit::wrap(e, Exit::LockHeld)));
