@@ -506,6 +506,12 @@ async fn lease_lock_refuses_a_live_lease_even_with_force_and_takes_an_expired_on
         observe: Duration::from_secs(2),
         ..LockOptions::new(Duration::from_secs(3))
     };
+    // Liveness is judged by the API server's clock, read from its answers' Date header
+    // (the same machine's here: no offset).
+    assert_eq!(
+        aks_patch::kube::lock::server_clock_offset(&env.client).await,
+        Some(chrono::TimeDelta::zero())
+    );
     let a = Lock::acquire_with(&env.client, holder("a"), &opts, false)
         .await
         .expect("first acquire");
