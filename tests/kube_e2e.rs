@@ -836,13 +836,31 @@ async fn kube_5xx_and_resets_are_retried_for_reads() {
         .fault(Fault::KubeError { count: 2, status: 500 })
         .expect("fault");
     assert!(cordon(&env.client, USER0).await.is_ok(), "cordon retried through 500s");
-    // More failures than our bounded attempts: a clear error, quickly.
+    // A refusal is not retried: one request, the error at once.
     env.sim
-        .fault(Fault::KubeError { count: 50, status: 503 })
+        .fault(Fault::KubeError { count: 5, status: 422 })
+        .expect("fault");
+    let e = list_node_rows(&env.client, None).await.expect_err("a 422 is final");
+    assert_eq!(e.status_code(), Some(422));
+    assert_eq!(
+        env.sim.shared.faults.describe()["kubeErrorLeft"],
+        4,
+        "the 422 was not retried"
+    );
+    // More failures than our patience: a clear error once it runs out, not later.
+    env.sim
+        .fault(Fault::KubeError {
+            count: 10_000,
+            status: 503,
+        })
         .expect("fault");
     let start = Instant::now();
     let e = list_node_rows(&env.client, None).await.expect_err("gives up");
-    assert!(start.elapsed() < Duration::from_secs(15), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < aks_patch::kube::retry::PATIENCE + Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(e.status_code(), Some(503));
     let text = e.to_string();
     eprintln!("5xx: {text}");

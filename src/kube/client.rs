@@ -258,6 +258,7 @@ mod tests {
             attempts: 3,
             initial: Duration::from_millis(1),
             max: Duration::from_millis(1),
+            patience: Duration::from_secs(60),
         };
         let e = super::super::retry::with_retry_policy(policy, "listing nodes", || nodes.list(&lp))
             .await

@@ -30,5 +30,5 @@ pub use list::{list_all, list_paged};
 pub use lock::{HolderInfo, LeaseState, Lock, LockError, LockGuard, LockOptions};
 pub use nodes::{get_node, get_node_row, list_node_rows, list_nodes, node_row, NodeRow};
 pub use reboot::{wait_for_reboot, NodeSeen, RebootError, RebootEvent};
-pub use retry::{with_retry, with_retry_policy, RetryPolicy};
+pub use retry::{with_retry, with_retry_policy, Backoff, RetryPolicy};
 pub use tokio_util::sync::CancellationToken;

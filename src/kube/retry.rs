@@ -3,16 +3,21 @@
 //! kube-rs's own retry layer is turned off (see [`super::client`]): it retries 429/503/504 up
 //! to 15 times on its own, which hides a refusing server for minutes. Instead, idempotent
 //! calls (reads, and writes that mean the same thing when repeated, such as a cordon patch)
-//! go through [`with_retry`]: a few attempts with exponential backoff and jitter, only for
+//! go through [`with_retry`]: exponential backoff with jitter for up to [`PATIENCE`], only for
 //! errors that are worth retrying (5xx, 429 from API priority and fairness, connection
-//! resets and timeouts). Everything else is returned at once.
+//! resets and timeouts). Everything else (403, 404, 422, ...) is returned at once. Calls with
+//! outcomes of their own (an eviction's 429 is a PodDisruptionBudget refusing, not a busy
+//! server; an exec stream) drive the same [`Backoff`] themselves: one policy for every call
+//! of a rollout.
 //!
 //! Each retry is logged once, at `info` (shown with `--verbose`), saying what was retried
-//! and why: `listing nodes failed (HTTP 503 Service Unavailable): retry 1 of 4 in 0.3 s`.
+//! and why: `listing nodes failed (HTTP 503 Service Unavailable): retry 1 (retrying for up
+//! to 45s) in 0.3 s`.
 //! kube-rs's own log line for the same failure is shown only with `--debug`
 //! (see [`crate::output::logging`]).
 
 use super::error::{is_transient, transient_reason};
+use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
 
@@ -25,15 +30,25 @@ pub struct RetryPolicy {
     pub initial: Duration,
     /// Upper bound of one delay.
     pub max: Duration,
+    /// No attempt is started once this much time has passed since the first one.
+    pub patience: Duration,
 }
 
+/// How long the default policy keeps retrying: about as long as the aks-patch lock (a Lease
+/// of 60 s renewed every 20 s) survives without a renewal, long enough for an API server
+/// restart or a control-plane upgrade's blip, short enough that a dead server is named
+/// within a minute.
+pub const PATIENCE: Duration = Duration::from_secs(45);
+
 impl Default for RetryPolicy {
-    /// 5 attempts, 250 ms doubling to at most 4 s: about 4 s of patience in total.
+    /// 250 ms doubling to at most 1 s (as client-go honours the API server's `Retry-After: 1`),
+    /// for up to [`PATIENCE`].
     fn default() -> Self {
         RetryPolicy {
-            attempts: 5,
+            attempts: u32::MAX,
             initial: Duration::from_millis(250),
-            max: Duration::from_secs(4),
+            max: Duration::from_secs(1),
+            patience: PATIENCE,
         }
     }
 }
@@ -43,6 +58,67 @@ impl RetryPolicy {
     pub fn delay(&self, n: u32) -> Duration {
         let factor = 1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX);
         self.initial.saturating_mul(factor).min(self.max)
+    }
+}
+
+/// The retries of one call: the single place that decides whether a failure is retried,
+/// after how long, and says so. [`with_retry`] drives it for plain calls; loops with their
+/// own outcomes (an eviction, whose 429 means a PodDisruptionBudget refusing, not an
+/// overloaded server; an exec stream) call [`Backoff::after`] themselves.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    policy: RetryPolicy,
+    started: tokio::time::Instant,
+    failed: u32,
+}
+
+impl Backoff {
+    pub fn new(policy: RetryPolicy) -> Backoff {
+        Backoff {
+            policy,
+            started: tokio::time::Instant::now(),
+            failed: 0,
+        }
+    }
+
+    /// After a failed attempt of `what` (`transient`: worth another try; `reason`: why it
+    /// failed, in words): the delay before the next attempt, logged once at `info`, or
+    /// `None` to give up (not transient, attempts or patience used up).
+    pub fn after(&mut self, what: &str, transient: bool, reason: &dyn Display) -> Option<Duration> {
+        self.failed += 1;
+        if !transient || self.failed >= self.policy.attempts.max(1) {
+            return None;
+        }
+        let delay = jitter(self.policy.delay(self.failed));
+        if self.started.elapsed() + delay > self.policy.patience {
+            return None;
+        }
+        tracing::info!("{}", self.retry_line(what, reason, delay));
+        Some(delay)
+    }
+
+    /// [`Backoff::after`] for a Kubernetes API error, judged by [`is_transient`].
+    pub fn after_kube(&mut self, what: &str, e: &::kube::Error) -> Option<Duration> {
+        self.after(what, is_transient(e), &transient_reason(e))
+    }
+
+    /// Start over: the call got through (an eviction that a budget then refused).
+    pub fn reset(&mut self) {
+        *self = Backoff::new(self.policy);
+    }
+
+    /// The line logged for one retry: what failed, why, and when the next attempt is.
+    fn retry_line(&self, what: &str, reason: &dyn Display, delay: Duration) -> String {
+        let limit = if self.policy.attempts == u32::MAX {
+            format!("(retrying for up to {}s)", self.policy.patience.as_secs())
+        } else {
+            format!("of {}", self.policy.attempts - 1)
+        };
+        format!(
+            "{what} failed ({reason}): retry {} {limit} in {:.1} s",
+            self.failed,
+            delay.as_secs_f64()
+        )
     }
 }
 
@@ -57,36 +133,22 @@ where
 }
 
 /// Run `op`, retrying transient failures as `policy` says, with one log line per retry
-/// naming `what` and the error. The last error is returned when the attempts run out.
+/// naming `what` and the error. The last error is returned when the retries run out.
 pub async fn with_retry_policy<T, F, Fut>(policy: RetryPolicy, what: &str, mut op: F) -> Result<T, ::kube::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ::kube::Error>>,
 {
-    let attempts = policy.attempts.max(1);
-    let mut n = 0;
+    let mut backoff = Backoff::new(policy);
     loop {
-        n += 1;
         match op().await {
             Ok(v) => return Ok(v),
-            Err(e) if n < attempts && is_transient(&e) => {
-                let delay = jitter(policy.delay(n));
-                tracing::info!("{}", retry_line(what, &e, n, attempts, delay));
-                tokio::time::sleep(delay).await;
-            }
-            Err(e) => return Err(e),
+            Err(e) => match backoff.after_kube(what, &e) {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => return Err(e),
+            },
         }
     }
-}
-
-/// The line logged for one retry: what failed, why, and when the next attempt is.
-fn retry_line(what: &str, e: &::kube::Error, failed: u32, attempts: u32, delay: Duration) -> String {
-    format!(
-        "{what} failed ({}): retry {failed} of {} in {:.1} s",
-        transient_reason(e),
-        attempts - 1,
-        delay.as_secs_f64()
-    )
 }
 
 /// ±20 % so that parallel callers do not retry in lockstep.
@@ -111,6 +173,7 @@ mod tests {
             attempts: 4,
             initial: Duration::from_millis(1),
             max: Duration::from_millis(2),
+            patience: Duration::from_secs(60),
         }
     }
 
@@ -120,6 +183,7 @@ mod tests {
             attempts: 10,
             initial: Duration::from_millis(100),
             max: Duration::from_millis(500),
+            patience: Duration::from_secs(60),
         };
         assert_eq!(p.delay(1), Duration::from_millis(100));
         assert_eq!(p.delay(2), Duration::from_millis(200));
@@ -166,5 +230,91 @@ mod tests {
         .await;
         assert_eq!(status_code(&r.unwrap_err()), Some(403));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_default_policy_outlasts_thirty_failures_in_a_row() {
+        // An API server restarting: 30 answers of 503 (or resets) in a row, one caller.
+        let calls = AtomicU32::new(0);
+        let start = tokio::time::Instant::now();
+        let r = with_retry("testing", || async {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            if n < 30 {
+                Err(api(503))
+            } else {
+                Ok(n)
+            }
+        })
+        .await;
+        assert_eq!(r.unwrap(), 30);
+        assert!(start.elapsed() < PATIENCE, "{:?}", start.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_default_policy_gives_up_after_its_patience() {
+        let calls = AtomicU32::new(0);
+        let start = tokio::time::Instant::now();
+        let r: Result<(), _> = with_retry("testing", || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(api(503))
+        })
+        .await;
+        assert_eq!(status_code(&r.unwrap_err()), Some(503));
+        let took = start.elapsed();
+        assert!(took <= PATIENCE && took > PATIENCE - Duration::from_secs(2), "{took:?}");
+        assert!(calls.load(Ordering::SeqCst) > 30);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_attempt_starts_after_the_patience_even_after_a_slow_failure() {
+        // A call that hangs until the client's timeout uses the patience up at once.
+        let calls = AtomicU32::new(0);
+        let r: Result<(), _> = with_retry("testing", || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(PATIENCE).await;
+            Err(::kube::Error::Service(Box::new(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "timed out",
+            ))))
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn backoff_retries_only_what_is_transient() {
+        let mut b = Backoff::new(fast());
+        assert!(b.after_kube("testing", &api(429)).is_some(), "429 from a busy server");
+        assert!(b.after_kube("testing", &api(500)).is_some());
+        assert!(b.after_kube("testing", &api(504)).is_some());
+        let reset = ::kube::Error::Service(Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset by peer",
+        )));
+        assert!(
+            b.after_kube("testing", &reset).is_none(),
+            "the 4th attempt was the last"
+        );
+        b.reset();
+        for code in [400, 403, 404, 409, 422] {
+            assert!(
+                Backoff::new(fast()).after_kube("testing", &api(code)).is_none(),
+                "{code}"
+            );
+        }
+        assert!(b.after("testing", true, &"the exec stream was cut").is_some());
+        assert!(b.after("testing", false, &"exit code 1").is_none());
+    }
+
+    #[test]
+    fn a_retry_line_says_what_why_and_how_long_it_keeps_trying() {
+        let mut b = Backoff::new(RetryPolicy::default());
+        b.failed = 2;
+        let line = b.retry_line("listing nodes", &"HTTP 503 boom", Duration::from_millis(500));
+        assert_eq!(
+            line,
+            "listing nodes failed (HTTP 503 boom): retry 2 (retrying for up to 45s) in 0.5 s"
+        );
     }
 }

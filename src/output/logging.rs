@@ -167,6 +167,7 @@ mod tests {
                 attempts: 5,
                 initial: std::time::Duration::from_millis(1),
                 max: std::time::Duration::from_millis(2),
+                patience: std::time::Duration::from_secs(60),
             };
             let r = rt.block_on(crate::kube::with_retry_policy(policy, "listing nodes", || async {
                 if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {

@@ -14,7 +14,8 @@
 //!   pods at once as kubectl does. 429 (a PodDisruptionBudget forbids it now) is retried as
 //!   soon as the budget allows a disruption again, at the latest every `retry_interval`,
 //!   until `timeout`; a fence (aks-patch's lock) is checked before every attempt; 500 "more than one PodDisruptionBudget" is fatal at
-//!   once; 404 means the pod is already gone.
+//!   once; 404 means the pod is already gone; other 5xx and reset connections are retried with
+//!   the one policy of [`super::retry`], like every read of the drain.
 //! - Then each evicted pod must be gone, or replaced by a pod with a new UID, within the same
 //!   `timeout`.
 
@@ -27,9 +28,9 @@ pub use pdb::*;
 pub use plan::*;
 use plan::{controller_of, list_pdbs, pdb_name, pdbs_covering};
 
-use super::error::{describe_kube_error, is_transient, KubeError};
+use super::error::{describe_kube_error, KubeError};
 use super::list::list_all;
-use super::retry::{with_retry, RetryPolicy};
+use super::retry::{with_retry, Backoff, RetryPolicy};
 use ::kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use ::kube::Client;
 use chrono::{DateTime, Utc};
@@ -737,8 +738,8 @@ where
             }),
         };
         let pp = PostParams::default();
-        let retry = RetryPolicy::default();
-        let mut transient_failures = 0u32;
+        let what = format!("evicting pod {r}");
+        let mut backoff = Backoff::new(RetryPolicy::default());
         let mut last_refusal: Option<(String, Option<String>)> = None;
         progress(DrainEvent::Evicting { pod: r.clone() });
         loop {
@@ -779,7 +780,7 @@ where
                         message: message.clone(),
                         retry_in: opts.retry_interval,
                     });
-                    transient_failures = 0;
+                    backoff.reset();
                     // Retry as soon as the budget allows a disruption again (a replacement
                     // turned Ready elsewhere), at the latest after the retry interval.
                     let woke = match &pdb {
@@ -805,16 +806,6 @@ where
                         message: s.message.clone(),
                     }));
                 }
-                Err(e) if is_transient(&e) && transient_failures + 1 < retry.attempts => {
-                    transient_failures += 1;
-                    progress(DrainEvent::Retrying {
-                        pod: r.clone(),
-                        error: describe_kube_error(&e),
-                    });
-                    if !nap(retry.delay(transient_failures), deadline, stop).await {
-                        return PodOutcome::Stopped { pod: r, evicted: false };
-                    }
-                }
                 Err(e) if super::error::is_credential_error(&e) => {
                     stop.cancel();
                     return PodOutcome::Fatal(Box::new(DrainError::Kube(KubeError::api(
@@ -822,18 +813,31 @@ where
                         e,
                     ))));
                 }
-                Err(e) => {
-                    stop.cancel();
-                    return PodOutcome::Fatal(Box::new(DrainError::Eviction { pod: r, source: e }));
-                }
+                // Transient (5xx, a reset connection, a timeout): retried with the policy of
+                // every other call. A 429 never gets here: it is the budget's answer above.
+                Err(e) => match backoff.after_kube(&what, &e) {
+                    Some(delay) => {
+                        progress(DrainEvent::Retrying {
+                            pod: r.clone(),
+                            error: describe_kube_error(&e),
+                        });
+                        if !nap(delay, deadline, stop).await {
+                            return PodOutcome::Stopped { pod: r, evicted: false };
+                        }
+                    }
+                    None => {
+                        stop.cancel();
+                        return PodOutcome::Fatal(Box::new(DrainError::Eviction { pod: r, source: e }));
+                    }
+                },
             }
         }
     }
     // Wait for the pod to be gone, or replaced by a new one (another UID).
-    let mut transient_failures = 0u32;
+    let what = format!("checking whether pod {r} is gone");
     loop {
         let res = tokio::select! {
-            r = api.get_opt(&r.name) => r,
+            r = with_retry(&what, || api.get_opt(&r.name)) => r,
             _ = stop.cancelled() => return PodOutcome::Stopped { pod: r, evicted },
         };
         match res {
@@ -853,23 +857,10 @@ where
                     PodOutcome::Gone
                 };
             }
-            Ok(Some(_)) => transient_failures = 0,
-            Err(e) if is_transient(&e) => {
-                transient_failures += 1;
-                if transient_failures >= 10 {
-                    stop.cancel();
-                    return PodOutcome::Fatal(Box::new(DrainError::Kube(KubeError::api(
-                        format!("checking whether pod {r} is gone"),
-                        e,
-                    ))));
-                }
-            }
+            Ok(Some(_)) => {}
             Err(e) => {
                 stop.cancel();
-                return PodOutcome::Fatal(Box::new(DrainError::Kube(KubeError::api(
-                    format!("checking whether pod {r} is gone"),
-                    e,
-                ))));
+                return PodOutcome::Fatal(Box::new(DrainError::Kube(KubeError::api(what, e))));
             }
         }
         if tokio::time::Instant::now() >= deadline {
