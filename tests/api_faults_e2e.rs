@@ -64,3 +64,43 @@ async fn drain_through_thirty_503s_still_patches_the_node() {
 async fn drain_through_thirty_connection_resets_still_patches_the_node() {
     drain_survives_kube_errors(0).await;
 }
+
+/// Three Ubuntu nodes without SSH, so that `--via kube` is the way in.
+const NO_SSH: &str = r#"
+resourceGroup: rg-test
+cluster: {name: aks-test}
+timing: {shutdownSeconds: 0.2, bootSeconds: 1, readySeconds: 0.3, podStartSeconds: 0.3, terminationSeconds: 0.1, aptSeconds: 0.1, aptUpdateSeconds: 0.1}
+pools:
+  - name: nodes
+    mode: System
+    count: 3
+    sshAccess: Disabled
+    kernel: 5.15.0-1068-azure
+    updates:
+      - {name: linux-azure, from: 5.15.0.1068.66, to: 5.15.0.1073.71, pocket: jammy-security, kernel: 5.15.0-1073-azure}
+workloads:
+  - {kind: Deployment, name: web, namespace: app, replicas: 2, pool: nodes, pdb: {minAvailable: 1}, terminationGraceSeconds: 1}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn via_kube_reset_connections_after_the_upgrade_are_retried_not_called_a_refusal() {
+    let c = Cluster::start(Some(NO_SSH)).await;
+    let node = small_node(0);
+    let child = spawn(&c, &apply_args(&["--via", "kube", "--nodes", &node, "-o", "json"]));
+    // The upgrade ran: what comes next (its result, the probe after it, the cordon) goes
+    // through an API server that resets the next 30 connections.
+    c.wait_for_event("apt-upgrade", Some(&node), Duration::from_secs(60))
+        .await;
+    c.sim.fault(Fault::KubeError { count: 30, status: 0 }).unwrap();
+    let r = finish(child).await;
+    r.assert_code(0);
+    assert_eq!(r.node_record(&node)["state"], "done");
+    assert_eq!(c.kernel(&node), "5.15.0-1073-azure");
+    assert!(!r.stderr.contains("refused"), "{}", r.stderr);
+    assert_eq!(
+        c.sim.shared.faults.describe()["kubeErrorLeft"].as_u64(),
+        Some(0),
+        "the run met every reset"
+    );
+    assert!(c.lock_free());
+}

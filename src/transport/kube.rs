@@ -8,6 +8,8 @@
 
 use super::{NodeShell, ShellError};
 use crate::kube::access::Need;
+use crate::kube::error::{describe_kube_error, is_transient};
+use crate::kube::with_retry;
 use crate::rollout::ports::NodeTarget;
 use crate::ssh::CommandOutput;
 use async_trait::async_trait;
@@ -74,6 +76,16 @@ pub enum NodeShellError {
     Timeout { node: String, pod: String, after: Duration },
     #[error("the command on node {node} (pod {pod}) failed: {message}")]
     Failed { node: String, pod: String, message: String },
+    /// Starting the command failed for as long as the retry policy allows, for a reason
+    /// worth retrying (5xx, reset connections, timeouts): the API server was unreachable,
+    /// not refusing.
+    #[error("cannot start a command in the node-shell pod {pod} on node {node}: the API server did not answer ({}) (check the API server's health and retry)", describe_kube_error(.source))]
+    ExecUnreachable {
+        node: String,
+        pod: String,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 fn status_code(e: &kube::Error) -> Option<u16> {
@@ -134,7 +146,9 @@ impl KubeShell {
     /// is this host and no longer alive, and finished ones. Returns the names deleted and
     /// those left to a live run.
     pub async fn remove_leftovers(&self, this_host: &str) -> Result<(Vec<String>, Vec<String>), kube::Error> {
-        let pods = self.api().list(&ListParams::default().labels(&selector())).await?;
+        let lp = ListParams::default().labels(&selector());
+        let api = self.api();
+        let pods = with_retry("listing node-shell pods", || api.list(&lp)).await?;
         let (mut removed, mut kept) = (vec![], vec![]);
         for p in pods.items {
             let name = p.metadata.name.clone().unwrap_or_default();
@@ -157,7 +171,9 @@ impl KubeShell {
                 _ => owner.is_empty(),
             };
             if dead || finished {
-                match self.api().delete(&name, &DeleteParams::default().grace_period(0)).await {
+                let dp = DeleteParams::default().grace_period(0);
+                let what = format!("deleting the node-shell pod {name}");
+                match with_retry(&what, || api.delete(&name, &dp)).await {
                     Ok(_) => removed.push(name),
                     Err(kube::Error::Api(s)) if s.code == 404 => removed.push(name),
                     Err(e) => return Err(e),
@@ -189,14 +205,29 @@ impl KubeShell {
                 .collect()
         };
         let name = format!("aks-patch-shell-{suffix}");
-        self.api()
-            .create(&PostParams::default(), &self.pod_manifest(&name, node))
-            .await
-            .map_err(|source| NodeShellError::Create {
-                node: node.to_string(),
-                namespace: self.opts.namespace.clone(),
-                source,
-            })?;
+        let manifest = self.pod_manifest(&name, node);
+        let pp = PostParams::default();
+        // A create retried after a lost answer finds the pod made by the first attempt (its
+        // name is this run's random one): that is success.
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let what = format!("creating the node-shell pod {name} for node {node}");
+        let api = self.api();
+        let created = with_retry(&what, || {
+            attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            api.create(&pp, &manifest)
+        })
+        .await;
+        match created {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 && attempts.into_inner() > 1 => {}
+            Err(source) => {
+                return Err(NodeShellError::Create {
+                    node: node.to_string(),
+                    namespace: self.opts.namespace.clone(),
+                    source,
+                })
+            }
+        }
         self.pods.lock().await.insert(node.to_string(), name.clone());
         match self.wait_running(node, &name).await {
             Ok(()) => Ok(name),
@@ -289,19 +320,19 @@ impl KubeShell {
         let argv = [
             "nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p", "--", "sh", "-c", script,
         ];
-        let mut p = self
-            .api()
-            .exec(
-                pod,
-                argv,
-                &AttachParams::default().stdin(false).stdout(true).stderr(true),
-            )
-            .await
-            .map_err(|source| NodeShellError::ExecRefused {
-                node: node.to_string(),
-                pod: pod.to_string(),
-                source,
-            })?;
+        // Starting the command is retried as every API call (it has not run yet); a refusal
+        // (403, a pod not running) is not.
+        let ap = AttachParams::default().stdin(false).stdout(true).stderr(true);
+        let what = format!("starting a command in the node-shell pod {pod} on node {node}");
+        let api = self.api();
+        let mut p = with_retry(&what, || api.exec(pod, argv, &ap)).await.map_err(|source| {
+            let (node, pod) = (node.to_string(), pod.to_string());
+            if is_transient(&source) {
+                NodeShellError::ExecUnreachable { node, pod, source }
+            } else {
+                NodeShellError::ExecRefused { node, pod, source }
+            }
+        })?;
         let status = p.take_status();
         let (mut out, mut err) = (p.stdout(), p.stderr());
         let read = async {
