@@ -99,7 +99,7 @@ set edit:completion:arg-completer[aks-patch] = {|@words|
             cand --journal-dir 'Where run records are kept (default: runs/ in the state directory: $AKS_PATCH_STATE_DIR, else $XDG_STATE_HOME/aks-patch, else ~/.local/state/aks-patch)'
             cand --eviction-retry-interval 'Seconds between retries of an eviction refused by a PodDisruptionBudget'
             cand --window 'Take nodes out only inside this window: `DAYS HH:MM-HH:MM` (e.g. `Sat,Sun 01:00-05:00`, `Mon-Fri 22:00-02:00`: a range may wrap midnight; days are optional), or `aks` for the cluster''s planned-maintenance schedule (aksManagedNodeOSUpgradeSchedule, else default). Repeatable. Outside it, apply exits 8 with the next opening'
-            cand --time-zone 'Time zone of the --window times (IANA name, e.g. Europe/Berlin)'
+            cand --time-zone 'Time zone of the --window times (IANA name, e.g. Europe/Berlin). Checked even without --window (a script may pass it to every run), where it changes nothing'
             cand --node-budget 'How long a node is out (cordon to uncordon) when no past run of this cluster tells; a node is taken out only if it should be back before its window closes (e.g. 15m, 1h)'
             cand --blocking-pod-selector 'No node is taken out while pods matching this label selector exist (repeatable), e.g. `app=backup`'
             cand --blocking-pod-scope 'Where a blocking pod counts: anywhere in the cluster, or on the node about to be taken out'

@@ -111,7 +111,8 @@ pub struct ClusterArgs {
         short = 'g',
         long = "resource-group",
         value_name = "RG",
-        required_unless_present = "kubeconfig"
+        required_unless_present = "kubeconfig",
+        value_parser = non_empty
     )]
     pub resource_group: Option<String>,
     /// Name of the AKS cluster.
@@ -119,11 +120,12 @@ pub struct ClusterArgs {
         short = 'n',
         long = "name",
         value_name = "CLUSTER",
-        required_unless_present = "kubeconfig"
+        required_unless_present = "kubeconfig",
+        value_parser = non_empty
     )]
     pub name: Option<String>,
     /// Subscription ID or name (default: AZURE_SUBSCRIPTION_ID, else the Azure CLI's current account).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = non_empty)]
     pub subscription: Option<String>,
     /// Use the cluster admin credential (listClusterAdminCredential) instead of the user one.
     #[arg(long)]
@@ -132,7 +134,7 @@ pub struct ClusterArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["resource_group", "name", "subscription", "admin"])]
     pub kubeconfig: Option<PathBuf>,
     /// Context in the kubeconfig (default: its current context).
-    #[arg(long, value_name = "NAME", requires = "kubeconfig")]
+    #[arg(long, value_name = "NAME", requires = "kubeconfig", value_parser = non_empty)]
     pub context: Option<String>,
     /// Which credential to use for ARM.
     #[arg(long, value_enum, default_value_t = AuthMethod::Auto)]
@@ -170,16 +172,16 @@ pub enum CloudName {
 #[derive(Debug, Clone, Args)]
 pub struct SshArgs {
     /// SSH user (default: the cluster's linuxProfile.adminUsername, else azureuser).
-    #[arg(long, value_name = "USER")]
+    #[arg(long, value_name = "USER", value_parser = non_empty)]
     pub ssh_user: Option<String>,
     /// Private key file (default: AKS_PATCH_SSH_KEY, else your ssh agent and ssh config).
     #[arg(long, value_name = "FILE", env = "AKS_PATCH_SSH_KEY")]
     pub ssh_key: Option<PathBuf>,
     /// SSH port on the nodes.
-    #[arg(long, value_name = "PORT", default_value_t = 22)]
+    #[arg(long, value_name = "PORT", default_value_t = 22, value_parser = clap::value_parser!(u16).range(1..))]
     pub ssh_port: u16,
     /// Jump host (bastion): user@host[:port].
-    #[arg(long, value_name = "USER@HOST[:PORT]")]
+    #[arg(long, value_name = "USER@HOST[:PORT]", value_parser = non_empty)]
     pub ssh_jump: Option<String>,
     /// An ssh_config file to use.
     #[arg(long, value_name = "FILE")]
@@ -188,7 +190,7 @@ pub struct SshArgs {
     #[arg(long)]
     pub ssh_strict_host_keys: bool,
     /// Seconds to wait for each node's SSH connection and probe.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub ssh_timeout: u64,
 }
 
@@ -216,10 +218,10 @@ pub struct ViaArgs {
     #[arg(long, value_enum, value_name = "TRANSPORT", default_value_t = ViaArg::Ssh, env = "AKS_PATCH_VIA")]
     pub via: ViaArg,
     /// The node-shell pods' image (--via kube): it must be pullable by the nodes and have `nsenter` and `sh`.
-    #[arg(long, value_name = "IMAGE", default_value = crate::transport::kube::DEFAULT_IMAGE)]
+    #[arg(long, value_name = "IMAGE", default_value = crate::transport::kube::DEFAULT_IMAGE, value_parser = non_empty)]
     pub node_shell_image: String,
     /// The namespace of the node-shell pods (--via kube).
-    #[arg(long, value_name = "NAMESPACE", default_value = crate::transport::kube::DEFAULT_NAMESPACE)]
+    #[arg(long, value_name = "NAMESPACE", default_value = crate::transport::kube::DEFAULT_NAMESPACE, value_parser = non_empty)]
     pub node_shell_namespace: String,
     /// Seconds a node-shell pod may take to start (--via kube; the counterpart of --ssh-timeout).
     #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
@@ -295,13 +297,13 @@ pub struct ApplyArgs {
     #[arg(long, required = true)]
     pub one_at_a_time: bool,
     /// Only nodes of these pools (comma-separated or repeated).
-    #[arg(long, value_name = "POOL", value_delimiter = ',')]
+    #[arg(long, value_name = "POOL", value_delimiter = ',', value_parser = non_empty)]
     pub nodepool: Vec<String>,
     /// Only these nodes (comma-separated or repeated).
-    #[arg(long, value_name = "NODE", value_delimiter = ',')]
+    #[arg(long, value_name = "NODE", value_delimiter = ',', value_parser = non_empty)]
     pub nodes: Vec<String>,
     /// Only nodes matching this label selector (e.g. `kubernetes.azure.com/mode=user`).
-    #[arg(long, short = 'l', value_name = "SELECTOR")]
+    #[arg(long, short = 'l', value_name = "SELECTOR", value_parser = non_empty)]
     pub selector: Option<String>,
     /// Which upgrades to install.
     #[arg(long, value_enum, default_value_t = UpgradeMode::All)]
@@ -355,7 +357,7 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "DIR")]
     pub journal_dir: Option<PathBuf>,
     /// Seconds between retries of an eviction refused by a PodDisruptionBudget.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5, hide = true)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 5, hide = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub eviction_retry_interval: u64,
     #[command(flatten)]
     pub window: Box<WindowArgs>,
@@ -377,10 +379,10 @@ pub struct ApplyArgs {
 #[derive(Args, Debug, Clone)]
 pub struct NotifyArgs {
     /// Send the rollout's events (run started, node started, node done, node halted or left cordoned, run finished) to this webhook (repeatable): Slack (https://hooks.slack.com/...), a Teams workflow, or a generic JSON webhook (webhook+https://...); slack+ and teams+ prefixes force the service. Never printed.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = non_empty)]
     pub notify_url: Vec<String>,
     /// The notification text, with fields {event} {cluster} {node} {pool} {kernel_before} {kernel_after} {duration} {reason} {run_id} {text}.
-    #[arg(long, value_name = "TEMPLATE")]
+    #[arg(long, value_name = "TEMPLATE", value_parser = non_empty)]
     pub notify_template: Option<String>,
 }
 
@@ -388,7 +390,7 @@ pub struct NotifyArgs {
 #[derive(Args, Debug, Clone)]
 pub struct MetricsArgs {
     /// Push the results as Prometheus gauges to this Pushgateway (job aks-patch-scan or aks-patch-apply, grouped by cluster); a failed push is a warning.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = non_empty)]
     pub pushgateway_url: Option<String>,
 }
 
@@ -405,16 +407,16 @@ pub enum BlockingPodScope {
 #[derive(Args, Debug, Clone)]
 pub struct BlockerArgs {
     /// No node is taken out while pods matching this label selector exist (repeatable), e.g. `app=backup`.
-    #[arg(long, value_name = "SELECTOR")]
+    #[arg(long, value_name = "SELECTOR", value_parser = non_empty)]
     pub blocking_pod_selector: Vec<String>,
     /// Where a blocking pod counts: anywhere in the cluster, or on the node about to be taken out.
     #[arg(long, value_enum, default_value_t = BlockingPodScope::Cluster)]
     pub blocking_pod_scope: BlockingPodScope,
     /// No node is taken out while this Prometheus server has active alerts (its /api/v1/alerts) that are not filtered out; an unreachable one blocks too.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = non_empty)]
     pub prometheus_url: Option<String>,
     /// Ignore the alerts whose name matches this regular expression (with --alert-filter-match-only: only those block).
-    #[arg(long, value_name = "REGEX")]
+    #[arg(long, value_name = "REGEX", value_parser = non_empty)]
     pub alert_filter_regexp: Option<String>,
     /// Only the alerts matching --alert-filter-regexp block.
     #[arg(long)]
@@ -423,7 +425,7 @@ pub struct BlockerArgs {
     #[arg(long)]
     pub alert_firing_only: bool,
     /// Wait this long for the blockers to clear before a node is taken out (re-checking), then stop at that safe point with exit 9 (e.g. 10m, 90s).
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = crate::rollout::window::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10m", allow_hyphen_values = true, value_parser = duration)]
     pub blocker_wait: std::time::Duration,
 }
 
@@ -433,11 +435,11 @@ pub struct WindowArgs {
     /// Take nodes out only inside this window: `DAYS HH:MM-HH:MM` (e.g. `Sat,Sun 01:00-05:00`, `Mon-Fri 22:00-02:00`: a range may wrap midnight; days are optional), or `aks` for the cluster's planned-maintenance schedule (aksManagedNodeOSUpgradeSchedule, else default). Repeatable. Outside it, apply exits 8 with the next opening.
     #[arg(long = "window", value_name = "WINDOW")]
     pub windows: Vec<String>,
-    /// Time zone of the --window times (IANA name, e.g. Europe/Berlin).
+    /// Time zone of the --window times (IANA name, e.g. Europe/Berlin). Checked even without --window (a script may pass it to every run), where it changes nothing.
     #[arg(long, value_name = "ZONE", default_value = "UTC")]
     pub time_zone: String,
     /// How long a node is out (cordon to uncordon) when no past run of this cluster tells; a node is taken out only if it should be back before its window closes (e.g. 15m, 1h).
-    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = crate::rollout::window::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "15m", allow_hyphen_values = true, value_parser = positive_duration)]
     pub node_budget: std::time::Duration,
     /// Outside the window, wait for it to open (a countdown on a terminal) instead of exiting 8.
     #[arg(long)]
@@ -514,6 +516,43 @@ fn given_flags(m: &clap::ArgMatches) -> crate::rollout::resume::GivenFlags {
             Some(ValueSource::CommandLine | ValueSource::EnvVariable)
         )
     }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Value parsers: a bad value is a usage error (exit 2) that names it and the fix, before
+// anything is contacted. clap prints `invalid value 'VALUE' for '--FLAG <NAME>': MESSAGE`.
+
+/// Any text but an empty one (an empty item of a comma list too: `--nodes a,,b`).
+fn non_empty(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err(
+            "an empty value: give one, or leave the flag out (a comma list must not have empty items, as in `a,,b`)"
+                .into(),
+        )
+    } else {
+        Ok(s.to_string())
+    }
+}
+
+/// A duration (`15m`, `1h30m`, `90s`, seconds alone); a negative one is refused by name
+/// (given as `-5m`, which clap would otherwise take for a flag).
+fn duration(s: &str) -> Result<std::time::Duration, String> {
+    if s.trim_start().starts_with('-') {
+        return Err("a negative duration: give one of zero or more (e.g. 15m, 1h30m, 90s)".into());
+    }
+    crate::rollout::window::parse_duration(s)
+}
+
+/// A duration above zero, for times during which something must fit (a node out of service).
+fn positive_duration(s: &str) -> Result<std::time::Duration, String> {
+    if s.trim_start().starts_with('-') {
+        return Err("a negative duration: give one above zero (e.g. 15m, 1h30m, 90s)".into());
+    }
+    let d = crate::rollout::window::parse_duration(s)?;
+    if d.is_zero() {
+        return Err("a duration of zero: give one above zero (e.g. 15m, 1h30m, 90s)".into());
+    }
+    Ok(d)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -672,5 +711,72 @@ mod tests {
                 timeout_secs: 7,
             }
         );
+    }
+
+    fn apply(extra: &[&str]) -> Result<ApplyArgs, clap::Error> {
+        let mut argv = vec!["aks-patch", "apply", "--one-at-a-time", "--kubeconfig", "kc"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Apply(a) => Ok(a),
+            _ => panic!("apply"),
+        }
+    }
+
+    fn refused(extra: &[&str]) -> String {
+        let e = apply(extra).expect_err("refused");
+        assert_eq!(e.exit_code(), 2, "{e}");
+        e.to_string()
+    }
+
+    #[test]
+    fn a_node_budget_must_be_above_zero_and_a_negative_one_is_named() {
+        let e = refused(&["--node-budget", "0"]);
+        assert!(e.contains("'0'") && e.contains("above zero"), "{e}");
+        let e = refused(&["--node-budget", "-5m"]);
+        assert!(e.contains("'-5m'") && e.contains("negative"), "{e}");
+        assert!(!e.contains("unexpected argument"), "{e}");
+        let e = refused(&["--node-budget", "15x"]);
+        assert!(e.contains("`15x` is not a duration"), "{e}");
+        let a = apply(&["--node-budget", "1h30m"]).unwrap();
+        assert_eq!(a.window.node_budget, std::time::Duration::from_secs(5400));
+    }
+
+    #[test]
+    fn a_blocker_wait_of_zero_checks_once_and_a_negative_one_is_named() {
+        let a = apply(&["--blocker-wait", "0"]).unwrap();
+        assert!(a.blockers.blocker_wait.is_zero());
+        let e = refused(&["--blocker-wait", "-5s"]);
+        assert!(e.contains("'-5s'") && e.contains("negative"), "{e}");
+    }
+
+    #[test]
+    fn empty_values_and_empty_list_items_are_refused() {
+        for extra in [
+            &["--nodes", ""][..],
+            &["--nodes", "a,,b"],
+            &["--nodes", "a,"],
+            &["--nodepool", ""],
+            &["--node-shell-image", ""],
+            &["--node-shell-namespace", " "],
+            &["--selector", ""],
+            &["--notify-url", ""],
+            &["--prometheus-url", ""],
+            &["--alert-filter-regexp", ""],
+            &["--ssh-user", ""],
+        ] {
+            let e = refused(extra);
+            assert!(e.contains(extra[0]) && e.contains("an empty value"), "{extra:?}: {e}");
+        }
+        let a = apply(&["--nodes", "a,b", "--nodes", "c"]).unwrap();
+        assert_eq!(a.nodes, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn zero_is_refused_where_it_means_nothing() {
+        for flag in ["--ssh-timeout", "--ssh-port", "--drain-timeout", "--reboot-timeout"] {
+            let e = refused(&[flag, "0"]);
+            assert!(e.contains(flag) && e.contains("'0'"), "{e}");
+        }
+        assert_eq!(apply(&["--soak", "0"]).unwrap().soak, 0, "no soak is a choice");
     }
 }

@@ -72,6 +72,7 @@ pub async fn run(mut args: ApplyArgs, settings: &Settings, reporter: &Reporter) 
     }
     SshOptions::from_flags(&SshFlags::from(&args.ssh), "azureuser", settings)
         .map_err(|e| anyhow::Error::new(output::WithExit::wrap(e, Exit::Usage)))?;
+    window::check(&args.window)?;
     let requested = run_options(&args);
 
     let ctx = context::resolve(&args.cluster, settings, reporter, false).await?;

@@ -16,6 +16,24 @@ use std::time::Duration;
 /// The AKS maintenance configurations for node OS upgrades, in order of preference.
 const AKS_CONFIGS: [&str; 2] = ["aksManagedNodeOSUpgradeSchedule", "default"];
 
+/// `--window` and `--time-zone` as text, checked before anything is contacted: a window that
+/// does not parse and an unknown time zone are usage errors, the zone even without a window
+/// (where it changes nothing: a script may pass it to every run).
+pub fn check(args: &WindowArgs) -> anyhow::Result<()> {
+    Schedule::new(&args.time_zone).map_err(usage)?;
+    for spec in &args.windows {
+        if !spec.trim().eq_ignore_ascii_case("aks") {
+            DailyWindow::parse(spec).map_err(usage)?;
+        }
+    }
+    Ok(())
+}
+
+fn usage(e: window::WindowError) -> Failure {
+    Failure::new(Exit::Usage, format!("{e}; nothing was changed"))
+        .hint("e.g. --window 'Sat,Sun 01:00-05:00' --time-zone Europe/Berlin, or --window aks")
+}
+
 /// The windows of `--window` (none: the run keeps to no window).
 pub async fn policy(
     args: &WindowArgs,
@@ -31,10 +49,6 @@ pub async fn policy(
         }
         return Ok(None);
     }
-    let usage = |e: window::WindowError| {
-        Failure::new(Exit::Usage, format!("{e}; nothing was changed"))
-            .hint("e.g. --window 'Sat,Sun 01:00-05:00' --time-zone Europe/Berlin, or --window aks")
-    };
     let mut schedule = Schedule::new(&args.time_zone).map_err(usage)?;
     for spec in &args.windows {
         if spec.trim().eq_ignore_ascii_case("aks") {
