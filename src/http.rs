@@ -41,3 +41,61 @@ fn roots(path: &std::path::Path, var: &str) -> Result<Vec<reqwest::Certificate>,
     }
     Ok(certs)
 }
+
+/// Why a request sent with [`send_with_retries`] failed, without its URL (webhook and
+/// Pushgateway URLs can hold secrets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendFailure {
+    /// The last answer: its status and body.
+    Status(reqwest::StatusCode, String),
+    /// No answer: the connection failed or timed out.
+    Transport(String),
+}
+
+impl std::fmt::Display for SendFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendFailure::Status(s, _) => write!(f, "HTTP {s}"),
+            SendFailure::Transport(why) => f.write_str(why),
+        }
+    }
+}
+
+/// How often a notification or a push is tried, and the pause after failed try `n` (1-based).
+pub const SEND_ATTEMPTS: u32 = 3;
+fn send_pause(n: u32) -> Duration {
+    Duration::from_millis(500 * u64::from(n))
+}
+
+/// Send the request `build` makes, up to [`SEND_ATTEMPTS`] times, briefly apart, until it is
+/// answered with success; an answer of 4xx (but 408 and 429) is final at once: the same
+/// request would get it again. For deliveries that must not hold anything up: notifications,
+/// Pushgateway pushes.
+pub async fn send_with_retries(build: impl Fn() -> reqwest::RequestBuilder) -> Result<(), SendFailure> {
+    let mut n = 0;
+    loop {
+        n += 1;
+        let failure = match build().send().await {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => {
+                let status = r.status();
+                let body = r.text().await.unwrap_or_default().trim().to_string();
+                let final_answer = status.is_client_error()
+                    && !matches!(
+                        status,
+                        reqwest::StatusCode::REQUEST_TIMEOUT | reqwest::StatusCode::TOO_MANY_REQUESTS
+                    );
+                if final_answer {
+                    return Err(SendFailure::Status(status, body));
+                }
+                SendFailure::Status(status, body)
+            }
+            Err(e) if e.is_timeout() => SendFailure::Transport("no answer in time".into()),
+            Err(e) => SendFailure::Transport(e.without_url().to_string()),
+        };
+        if n >= SEND_ATTEMPTS {
+            return Err(failure);
+        }
+        tokio::time::sleep(send_pause(n)).await;
+    }
+}

@@ -195,31 +195,19 @@ pub async fn push(
             why: e.to_string(),
         })?;
     let body = exposition(families, &[]);
-    let mut why = String::new();
-    for attempt in 0..3 {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
-        }
-        match http
-            .put(&target)
+    crate::http::send_with_retries(|| {
+        http.put(&target)
             .header("Content-Type", "text/plain; version=0.0.4")
             .body(body.clone())
-            .send()
-            .await
-        {
-            Ok(r) if r.status().is_success() => return Ok(()),
-            Ok(r) => {
-                let status = r.status();
-                let text = r.text().await.unwrap_or_default();
-                why = format!("HTTP {status}: {}", text.trim());
-                if status.is_client_error() {
-                    break;
-                }
-            }
-            Err(e) => why = e.without_url().to_string(),
-        }
-    }
-    Err(PushError::Push { url: shown, why })
+    })
+    .await
+    .map_err(|f| PushError::Push {
+        url: shown,
+        why: match f {
+            crate::http::SendFailure::Status(status, text) => format!("HTTP {status}: {text}"),
+            other => other.to_string(),
+        },
+    })
 }
 
 #[cfg(test)]

@@ -4,12 +4,14 @@
 //! left cordoned (with the recovery command), run finished.
 //!
 //! Deliveries run in the background: a failed one is retried briefly, then a warning; they
-//! never stop or slow the rollout (only the end of the run waits, a bounded time, for the last
-//! ones). Webhook URLs are secrets: they are never printed, logged or written to the run
+//! never stop or slow the rollout. The end of the run waits for the last ones, no longer than
+//! they take and at most a bounded time, and then says how many were not delivered, if any. Webhook URLs are secrets: they are never printed, logged or written to the run
 //! record; messages name the service and its host only.
 
 use crate::output::Reporter;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -277,8 +279,37 @@ pub fn payload(service: Service, ev: &Event, text: &str) -> Value {
 
 /// Sends events in the background.
 pub struct Notifier {
-    tx: Option<mpsc::UnboundedSender<Event>>,
+    tx: Option<NotifySender>,
+    /// Asks the sender to stop once what is queued is sent.
+    flush: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    counts: Arc<Counts>,
+}
+
+/// What happened to the events: queued, handled (delivered to every target, or given up),
+/// and not delivered to some target.
+#[derive(Debug, Default)]
+struct Counts {
+    queued: AtomicUsize,
+    handled: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+/// A handle that queues events for the [`Notifier`] (the engine's hook holds one): cheap to
+/// clone, never waits.
+#[derive(Clone)]
+pub struct NotifySender {
+    tx: mpsc::UnboundedSender<Event>,
+    counts: Arc<Counts>,
+}
+
+impl NotifySender {
+    /// Queue an event (never waits).
+    pub fn send(&self, ev: Event) {
+        if self.tx.send(ev).is_ok() {
+            self.counts.queued.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl Notifier {
@@ -290,50 +321,117 @@ impl Notifier {
         reporter: Reporter,
     ) -> Notifier {
         let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+        let (flush_tx, mut flush_rx) = tokio::sync::oneshot::channel::<()>();
+        let counts = Arc::new(Counts::default());
+        let c = counts.clone();
         let task = tokio::spawn(async move {
-            while let Some(ev) = rx.recv().await {
-                let text = ev.render(template.as_deref());
-                for t in &targets {
-                    let body = payload(t.service, &ev, &text);
-                    if let Err(why) = deliver(&http, &t.url, &body).await {
-                        reporter.warn(&format!(
-                            "notification ({}) to {} failed: {why}; the rollout goes on",
-                            ev.kind_text(),
-                            t.shown()
-                        ));
+            let send_one = |ev: Event| {
+                let (http, targets, template, reporter, c) = (&http, &targets, &template, &reporter, &c);
+                async move {
+                    let text = ev.render(template.as_deref());
+                    let mut delivered = true;
+                    for t in targets {
+                        let body = payload(t.service, &ev, &text);
+                        if let Err(why) = deliver(http, &t.url, &body).await {
+                            delivered = false;
+                            reporter.warn(&format!(
+                                "notification ({}) to {} failed: {why}; the rollout goes on",
+                                ev.kind_text(),
+                                t.shown()
+                            ));
+                        }
+                    }
+                    if !delivered {
+                        c.failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                    c.handled.fetch_add(1, Ordering::SeqCst);
+                }
+            };
+            loop {
+                tokio::select! {
+                    biased;
+                    ev = rx.recv() => match ev {
+                        Some(ev) => send_one(ev).await,
+                        None => return,
+                    },
+                    // The run is over: send what is queued, then stop (the engine's hook may
+                    // still hold a sender, so the channel does not close by itself).
+                    _ = &mut flush_rx => {
+                        while let Ok(ev) = rx.try_recv() {
+                            send_one(ev).await;
+                        }
+                        return;
                     }
                 }
             }
         });
         Notifier {
-            tx: Some(tx),
+            tx: Some(NotifySender {
+                tx,
+                counts: counts.clone(),
+            }),
+            flush: Some(flush_tx),
             task: Some(task),
+            counts,
         }
     }
 
     /// A handle that queues events (for the engine's hook).
-    pub fn sender(&self) -> Option<mpsc::UnboundedSender<Event>> {
+    pub fn sender(&self) -> Option<NotifySender> {
         self.tx.clone()
     }
 
     /// Queue an event (never waits).
     pub fn send(&self, ev: Event) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(ev);
+            tx.send(ev);
         }
     }
 
-    /// Let the queued events go out, waiting at most `max`.
+    /// Let the queued events go out: returns as soon as every one is handled, or after
+    /// `max`. Warns once, with their number, about the events not delivered (a target that
+    /// kept failing, or no time left), and says nothing when all arrived.
     pub async fn finish(mut self, max: Duration, reporter: &Reporter) {
         self.tx = None;
+        if let Some(flush) = self.flush.take() {
+            let _ = flush.send(());
+        }
         if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
             if tokio::time::timeout(max, task).await.is_err() {
-                reporter.warn(&format!(
-                    "some notifications were not delivered within {}s after the run; they are dropped",
-                    max.as_secs()
-                ));
+                abort.abort();
             }
         }
+        if let Some(w) = self.counts.undelivered_warning(max) {
+            reporter.warn(&w);
+        }
+    }
+}
+
+impl Counts {
+    /// The end-of-run warning, if any event was not delivered: failed (after its retries) to
+    /// some target, or still queued when the `max` after the run ran out.
+    fn undelivered_warning(&self, max: Duration) -> Option<String> {
+        let queued = self.queued.load(Ordering::SeqCst);
+        let failed = self.failed.load(Ordering::SeqCst);
+        let dropped = queued.saturating_sub(self.handled.load(Ordering::SeqCst));
+        let mut why = vec![];
+        if failed > 0 {
+            why.push(format!("{failed} failed (see the warnings above)"));
+        }
+        if dropped > 0 {
+            why.push(format!(
+                "{dropped} were still being sent when the {}s allowed after the run ran out (they are dropped)",
+                max.as_secs()
+            ));
+        }
+        (failed + dropped > 0).then(|| {
+            format!(
+                "{} of {queued} notification(s) were not delivered: {}",
+                failed + dropped,
+                why.join("; ")
+            )
+        })
     }
 }
 
@@ -364,21 +462,11 @@ pub fn node_event(
     }
 }
 
-/// POST with two retries; the error never contains the URL.
+/// POST, retried briefly; the error never contains the URL.
 async fn deliver(http: &reqwest::Client, url: &str, body: &Value) -> Result<(), String> {
-    let mut why = String::new();
-    for attempt in 0..3u64 {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
-        }
-        match http.post(url).json(body).send().await {
-            Ok(r) if r.status().is_success() => return Ok(()),
-            Ok(r) => why = format!("HTTP {}", r.status()),
-            Err(e) if e.is_timeout() => why = "no answer in time".into(),
-            Err(e) => why = e.without_url().to_string(),
-        }
-    }
-    Err(why)
+    crate::http::send_with_retries(|| http.post(url).json(body))
+        .await
+        .map_err(|f| f.to_string())
 }
 
 #[cfg(test)]
@@ -444,5 +532,78 @@ mod tests {
         assert_eq!(t["attachments"][0]["content"]["type"], "AdaptiveCard");
         let w = payload(Service::Webhook, &ev, "hello");
         assert_eq!(w["event"], "run-started");
+    }
+
+    use crate::output::Verbosity;
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    async fn sink(status: u16, delay: Duration) -> (MockServer, Target) {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(status).set_delay(delay))
+            .mount(&server)
+            .await;
+        let t = Target::parse(&format!("webhook+{}/hook", server.uri()), 1).unwrap();
+        (server, t)
+    }
+
+    /// Two events through a handle that the caller keeps past the flush (as the engine's
+    /// hook is kept), one directly.
+    fn queue_three(n: &Notifier) -> NotifySender {
+        let hook = n.sender().unwrap();
+        hook.send(Event::new(EventKind::NodeStarted, "c", "r"));
+        hook.send(Event::new(EventKind::NodeDone, "c", "r"));
+        n.send(Event::new(EventKind::RunFinished, "c", "r"));
+        hook
+    }
+
+    #[tokio::test]
+    async fn the_flush_returns_once_every_event_is_delivered_and_says_nothing() {
+        let (server, target) = sink(200, Duration::ZERO).await;
+        let (reporter, out) = crate::output::Reporter::capture(Verbosity::Normal);
+        let n = Notifier::start(vec![target], None, reqwest::Client::new(), reporter.clone());
+        let _hook = queue_three(&n);
+        let t0 = std::time::Instant::now();
+        n.finish(Duration::from_secs(20), &reporter).await;
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        assert_eq!(server.received_requests().await.unwrap().len(), 3);
+        assert_eq!(out.text(), "", "no warning when everything arrived");
+    }
+
+    #[tokio::test]
+    async fn events_not_delivered_are_counted_in_one_warning() {
+        let (server, target) = sink(500, Duration::ZERO).await;
+        let (reporter, out) = crate::output::Reporter::capture(Verbosity::Normal);
+        let n = Notifier::start(vec![target], None, reqwest::Client::new(), reporter.clone());
+        let _hook = queue_three(&n);
+        n.finish(Duration::from_secs(20), &reporter).await;
+        assert_eq!(server.received_requests().await.unwrap().len(), 9, "three tries each");
+        let text = out.text();
+        assert!(
+            text.contains("3 of 3 notification(s) were not delivered: 3 failed"),
+            "{text}"
+        );
+        assert!(!text.contains("/hook"), "the URL is never shown: {text}");
+    }
+
+    #[tokio::test]
+    async fn events_still_queued_when_the_flush_time_runs_out_are_counted() {
+        let (_server, target) = sink(200, Duration::from_secs(30)).await;
+        let (reporter, out) = crate::output::Reporter::capture(Verbosity::Normal);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let n = Notifier::start(vec![target], None, http, reporter.clone());
+        let _hook = queue_three(&n);
+        let t0 = std::time::Instant::now();
+        n.finish(Duration::from_millis(300), &reporter).await;
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        let text = out.text();
+        assert!(
+            text.contains("3 of 3 notification(s) were not delivered: 3 were still being sent when the 0s"),
+            "{text}"
+        );
     }
 }

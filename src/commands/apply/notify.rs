@@ -66,7 +66,7 @@ pub fn hook(n: &Notifier, cluster: &str, run_id: &str) -> Option<NodeHook> {
             NodePhase::Done => EventKind::NodeDone,
             NodePhase::Halted => EventKind::NodeHalted,
         };
-        let _ = tx.send(notify::node_event(kind, &cluster, &run_id, node, reason));
+        tx.send(notify::node_event(kind, &cluster, &run_id, node, reason));
     }))
 }
 
