@@ -104,3 +104,62 @@ async fn via_kube_reset_connections_after_the_upgrade_are_retried_not_called_a_r
     );
     assert!(c.lock_free());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn via_kube_exec_streams_cut_under_read_only_commands_are_retried() {
+    let c = Cluster::start(Some(NO_SSH)).await;
+    let node = small_node(0);
+    let child = spawn(&c, &apply_args(&["--via", "kube", "--nodes", &node, "-o", "json"]));
+    // The upgrade runs: the next two exec streams (waiting for its result, probing the node
+    // after it) are cut under their commands.
+    c.wait_for_event("apt-upgrade", Some(&node), Duration::from_secs(60))
+        .await;
+    c.sim
+        .fault(Fault::ExecCut {
+            count: 2,
+            command: None,
+        })
+        .unwrap();
+    let r = finish(child).await;
+    r.assert_code(0);
+    assert_eq!(r.node_record(&node)["state"], "done");
+    assert_eq!(c.kernel(&node), "5.15.0-1073-azure");
+    let ev = c.events();
+    let cut: Vec<&str> = of_kind(&ev, "pod-exec-cut").iter().map(|e| e.detail.as_str()).collect();
+    assert_eq!(cut.len(), 2, "two streams were cut: {cut:?}");
+    assert!(!r.stderr.contains("refused"), "{}", r.stderr);
+    assert!(c.lock_free());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn via_kube_an_exec_stream_cut_under_the_start_of_the_upgrade_is_named_as_cut() {
+    let c = Cluster::start(Some(NO_SSH)).await;
+    let node = small_node(0);
+    // Starting the upgrade changes the node: it is not run twice, and its cut stream is
+    // reported as what it is.
+    c.sim
+        .fault(Fault::ExecCut {
+            count: 1,
+            command: Some("nohup".into()),
+        })
+        .unwrap();
+    let r = c.run(&apply_args(&["--via", "kube", "--nodes", &node]), true).await;
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("the exec stream to node {node}")) && r.stderr.contains("was cut"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("refused"), "{}", r.stderr);
+    let ev = c.events();
+    assert_eq!(of_kind(&ev, "pod-exec-cut").len(), 1);
+    assert_eq!(
+        ev.iter()
+            .filter(|e| e.kind == "pod-exec" && e.detail.contains("nohup"))
+            .count(),
+        1,
+        "the upgrade was started once"
+    );
+    assert!(!c.unschedulable(&node), "{node} is in service");
+    assert!(c.lock_free());
+}

@@ -36,6 +36,8 @@ pub mod kinds {
     pub const POD_READY: &str = "pod-ready";
     /// A `pods/exec` stream started (detail: the command line).
     pub const POD_EXEC: &str = "pod-exec";
+    /// A `pods/exec` stream was cut by the `exec-cut` fault (detail: the command line).
+    pub const POD_EXEC_CUT: &str = "pod-exec-cut";
     /// A pod failed: its image never pulled, or its node rebooted under a `restartPolicy: Never` pod.
     pub const POD_FAILED: &str = "pod-failed";
     pub const REBOOT: &str = "reboot";

@@ -19,6 +19,8 @@ struct State {
     arm_error_status: u16,
     kube_error: u32,
     kube_error_status: u16,
+    exec_cut: u32,
+    exec_cut_command: Option<String>,
     expired_token: bool,
     run_command_hang: BTreeSet<String>,
     ssh_hang: BTreeSet<String>,
@@ -87,6 +89,10 @@ impl Faults {
             Fault::KubeError { count, status } => {
                 s.kube_error = count;
                 s.kube_error_status = status;
+            }
+            Fault::ExecCut { count, command } => {
+                s.exec_cut = count;
+                s.exec_cut_command = command;
             }
             Fault::ImagePullFailure { image } => {
                 s.image_pull_failure.insert(image);
@@ -209,6 +215,17 @@ impl Faults {
         None
     }
 
+    /// Whether the exec stream of `command` is to be cut (one of the `exec-cut` count is spent).
+    pub fn take_exec_cut(&self, command: &str) -> bool {
+        let mut s = self.lock();
+        let matches = s.exec_cut_command.as_deref().is_none_or(|c| command.contains(c));
+        if s.exec_cut > 0 && matches {
+            s.exec_cut -= 1;
+            return true;
+        }
+        false
+    }
+
     /// A summary for `aks-sim status`.
     pub fn describe(&self) -> serde_json::Value {
         let s = self.lock();
@@ -225,6 +242,7 @@ impl Faults {
             "armThrottleLeft": s.arm_throttle,
             "armErrorLeft": s.arm_error,
             "kubeErrorLeft": s.kube_error,
+            "execCutLeft": s.exec_cut,
             "expiredToken": s.expired_token,
             "runCommandHang": s.run_command_hang,
             "sshHang": s.ssh_hang,

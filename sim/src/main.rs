@@ -90,6 +90,13 @@ enum FaultCmd {
         #[arg(long, default_value_t = 503)]
         status: u16,
     },
+    /// The next COUNT pods/exec streams (whose command line contains COMMAND, if given) are
+    /// cut once their command has started.
+    ExecCut {
+        count: u32,
+        #[arg(long)]
+        command: Option<String>,
+    },
     /// Pods with IMAGE never start (ErrImagePull, then ImagePullBackOff).
     ImagePullFailure { image: String },
     /// pods/exec is refused with 403.
@@ -129,6 +136,7 @@ impl From<FaultCmd> for Fault {
             FaultCmd::ArmThrottle { count, retry_after } => Fault::ArmThrottle { count, retry_after },
             FaultCmd::ArmError { count, status } => Fault::ArmError { count, status },
             FaultCmd::KubeError { count, status } => Fault::KubeError { count, status },
+            FaultCmd::ExecCut { count, command } => Fault::ExecCut { count, command },
             FaultCmd::ImagePullFailure { image } => Fault::ImagePullFailure { image },
             FaultCmd::ExecRefused => Fault::ExecRefused,
             FaultCmd::ExpiredToken => Fault::ExpiredToken,

@@ -425,6 +425,15 @@ pub enum Fault {
         #[serde(default = "default_5xx")]
         status: u16,
     },
+    /// The next `count` `pods/exec` streams are cut once their command has started: the
+    /// connection closes without an exit status or a close frame, as when the API server
+    /// instance carrying the stream restarts; the command is killed with it. With `command`,
+    /// only streams whose command line contains it count.
+    ExecCut {
+        count: u32,
+        #[serde(default)]
+        command: Option<String>,
+    },
     /// Pods with this image never start: their container waits in `ErrImagePull`, then
     /// `ImagePullBackOff`, as when a registry is unreachable from the nodes.
     ImagePullFailure { image: String },

@@ -94,6 +94,29 @@ pub trait NodeShell: Send + Sync {
 /// How long `apt-get update` (with `refresh`) waits for the dpkg/apt lock.
 const PROBE_LOCK_TIMEOUT_SECS: u64 = 60;
 
+/// Run `script`, which only reads (a probe, a wait for a result), on the node: a connection
+/// cut under it (an SSH session dropped, an exec stream cut) is retried with the one retry
+/// policy of API calls ([`crate::kube::Backoff`]): the command changed nothing. Other
+/// failures, and a cut that lasts, are returned as they are.
+pub async fn run_read_only(
+    shell: &dyn NodeShell,
+    node: &NodeTarget,
+    what: &str,
+    script: &str,
+    timeout: Duration,
+) -> Result<CommandOutput, ShellError> {
+    let mut backoff = crate::kube::Backoff::new(crate::kube::RetryPolicy::default());
+    loop {
+        match shell.run(node, script, timeout).await {
+            Err(e) if e.disconnected() => match backoff.after(&format!("{what} node {}", node.name), true, &e) {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => return Err(e),
+            },
+            r => return r,
+        }
+    }
+}
+
 /// Probe one node with `shell`.
 pub async fn probe_one(
     shell: &dyn NodeShell,
@@ -101,7 +124,9 @@ pub async fn probe_one(
     script: &str,
     timeout: Duration,
 ) -> Result<Probe, String> {
-    let out = shell.run(node, script, timeout).await.map_err(|e| e.to_string())?;
+    let out = run_read_only(shell, node, "probing", script, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
     if !out.success() {
         return Err(format!(
             "the probe failed on node {} with exit code {}: {}",
@@ -250,15 +275,15 @@ impl Transport for ShellTransport {
         run_id: &str,
         max: Duration,
     ) -> Result<Option<(String, i32)>, PortError> {
-        let o = self
-            .shell
-            .run(
-                node,
-                &remote::wait_detached(run_id, max.as_secs().max(1)),
-                max + Duration::from_secs(40),
-            )
-            .await
-            .map_err(port)?;
+        let o = run_read_only(
+            &*self.shell,
+            node,
+            "waiting for the upgrade on",
+            &remote::wait_detached(run_id, max.as_secs().max(1)),
+            max + Duration::from_secs(40),
+        )
+        .await
+        .map_err(port)?;
         let wait = remote::parse_lock_wait(&o.stdout);
         if let Ok(mut waits) = self.lock_waits.lock() {
             match wait {

@@ -83,7 +83,11 @@ pub async fn handle(s: &Arc<Shared>, id: &rbac::Identity, mut parts: Parts, ns: 
                 Some(&format!("{ns}/{pod}")),
                 req.command.join(" "),
             );
-            ws.on_upgrade(move |socket| run(socket, req, root, privileged, v5))
+            let cut = s
+                .faults
+                .take_exec_cut(&req.command.join(" "))
+                .then(|| (s.clone(), format!("{ns}/{pod}")));
+            ws.on_upgrade(move |socket| run(socket, req, root, privileged, v5, cut))
         }
     }
 }
@@ -318,7 +322,16 @@ fn frame(channel: u8, data: &[u8]) -> Message {
     Message::Binary(v.into())
 }
 
-async fn run(socket: WebSocket, req: ExecRequest, place: Place, privileged: bool, v5: bool) {
+/// `cut`: the `exec-cut` fault's event log and pod, when this stream is to be cut once the
+/// command has started.
+async fn run(
+    socket: WebSocket,
+    req: ExecRequest,
+    place: Place,
+    privileged: bool,
+    v5: bool,
+    cut: Option<(Arc<Shared>, String)>,
+) {
     let (mut tx, mut rx) = socket.split();
     // What to run, where.
     let mut argv = req.command.clone();
@@ -427,6 +440,25 @@ async fn run(socket: WebSocket, req: ExecRequest, place: Place, privileged: bool
         }
         let _ = gone_tx.send(());
     });
+    if let Some((s, pod)) = cut {
+        // The stream is cut under the running command: no exit status, no close frame; the
+        // command dies with it, as it does when the client goes away.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        s.events.record(
+            kinds::POD_EXEC_CUT,
+            Some(&place.node),
+            Some(&pod),
+            req.command.join(" "),
+        );
+        // SAFETY: signalling the process group of a child we started.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        let _ = child.wait().await;
+        reader.abort();
+        let _ = reader.await;
+        drop(out_rx);
+        drop(tx);
+        return;
+    }
     let mut client_gone = false;
     loop {
         tokio::select! {
