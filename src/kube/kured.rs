@@ -239,20 +239,17 @@ pub async fn take_kured_lock(client: &Client, node: &str, ttl: Duration) -> Resu
             .annotations
             .get_or_insert_with(BTreeMap::new)
             .insert(KURED_LOCK_ANNOTATION.into(), value.to_json());
-        // Carries the resourceVersion read: a concurrent change (kured taking its lock) is a 409.
-        match api.replace(KURED_DAEMONSET, &PostParams::default(), &ds).await {
+        // Carries the resourceVersion read: a concurrent change (kured taking its lock) is a
+        // 409, and so is a retry whose first attempt went through (then read again: ours).
+        let what = format!("taking kured's lock (updating DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET})");
+        let pp = PostParams::default();
+        match with_retry(&what, || api.replace(KURED_DAEMONSET, &pp, &ds)).await {
             Ok(_) => return Ok(KuredLock::Taken { node_id: ours }),
             Err(::kube::Error::Api(s)) if s.code == 409 => {
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 continue;
             }
-            Err(e) => {
-                return Err(KubeError::api(
-                    format!("taking kured's lock (updating DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET})"),
-                    e,
-                )
-                .into())
-            }
+            Err(e) => return Err(KubeError::api(what, e).into()),
         }
     }
     Err(LockError::KuredBusy { attempts: ATTEMPTS })
@@ -290,19 +287,15 @@ pub async fn release_kured_lock(client: &Client, node: &str) -> Result<(), LockE
                 );
             }
         }
-        match api.replace(KURED_DAEMONSET, &PostParams::default(), &ds).await {
+        let what = format!("releasing kured's lock (updating DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET})");
+        let pp = PostParams::default();
+        match with_retry(&what, || api.replace(KURED_DAEMONSET, &pp, &ds)).await {
             Ok(_) => return Ok(()),
             Err(::kube::Error::Api(s)) if s.code == 409 => {
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 continue;
             }
-            Err(e) => {
-                return Err(KubeError::api(
-                    format!("releasing kured's lock (updating DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET})"),
-                    e,
-                )
-                .into())
-            }
+            Err(e) => return Err(KubeError::api(what, e).into()),
         }
     }
     Err(LockError::KuredBusy { attempts: ATTEMPTS })
