@@ -282,17 +282,12 @@ fn arm_call(
                 "The api-version query parameter (?api-version=) is required for all requests.",
             )
         }
-        Some(v) if !valid_api_version(v) => {
-            return arm_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidApiVersionParameter",
-                format!(
-                    "The api-version '{v}' is invalid. The supported versions are '2026-08-01,2026-06-01,2026-04-01,2025-10-01,2024-11-01'."
-                ),
-            )
-        }
         Some(v) => v,
     };
+    let l: Vec<&str> = lower.iter().map(String::as_str).collect();
+    if let Some(r) = check_api_version(shared, &l, api_version) {
+        return r;
+    }
     let ctx = Ctx {
         shared,
         method,
@@ -301,7 +296,6 @@ fn arm_call(
         api_version,
         body,
     };
-    let l: Vec<&str> = lower.iter().map(String::as_str).collect();
     match l.as_slice() {
         ["subscriptions"] => ctx.get(|| list_subscriptions(shared)),
         ["subscriptions", _, rest @ ..] => {
@@ -320,6 +314,37 @@ fn arm_call(
             format!("No registered resource provider found for path '/{}'.", segs.join("/")),
         ),
     }
+}
+
+/// ARM's answer when `version` is not one the resource type at `path` publishes (see
+/// [`crate::api_versions`]): for ARM's own resources (and any malformed version) 400
+/// `InvalidApiVersionParameter` listing ARM's versions; for a provider's type 400
+/// `NoRegisteredProviderFound` naming the location, the type and its versions.
+fn check_api_version(shared: &Shared, path: &[&str], version: &str) -> Option<Response> {
+    use crate::api_versions::{ApiType, RESOURCES};
+    let t = ApiType::of(path);
+    if valid_api_version(version) && t.is_none_or(|t| t.accepts(version)) {
+        return None;
+    }
+    Some(match t {
+        Some(ApiType::Provider { rtype, versions, .. }) if valid_api_version(version) => arm_error(
+            StatusCode::BAD_REQUEST,
+            "NoRegisteredProviderFound",
+            format!(
+                "No registered resource provider found for location '{loc}' and API version '{version}' for type '{rtype}'. The supported api-versions are '{}'. The supported locations are '{loc}'.",
+                versions.list().join(", "),
+                loc = shared.scenario.cluster.location,
+            ),
+        ),
+        _ => arm_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidApiVersionParameter",
+            format!(
+                "The api-version '{version}' is invalid. The supported versions are '{}'.",
+                RESOURCES.join(",")
+            ),
+        ),
+    })
 }
 
 fn valid_api_version(v: &str) -> bool {
@@ -1379,7 +1404,44 @@ impl<'a> Ctx<'a> {
                 "orchestrationMode": "Uniform",
                 "upgradePolicy": {"mode": "Manual"},
                 "uniqueId": stable_uuid(&format!("{rg}/{vmss}")),
+                "singlePlacementGroup": false,
+                "overprovision": false,
+                "doNotRunExtensionsOnOverprovisionedVMs": false,
+                "platformFaultDomainCount": 1,
+                "virtualMachineProfile": nodes.first().map(|n| self.vmss_model(rg, vmss, n)),
+                "timeCreated": (chrono::Utc::now() - chrono::Duration::days(s.cluster.age_days as i64)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             },
+        })
+    }
+
+    /// The scale set's model (`properties.virtualMachineProfile`): what each instance is
+    /// built from. `osProfile.computerNamePrefix` is the node names' prefix (a node is the
+    /// prefix and its instance number in base 36, six digits), so clients map node names to
+    /// instances with it; the rest is the instance's own profile without per-VM fields.
+    fn vmss_model(&self, rg: &str, vmss: &str, n: &NodeSpec) -> Value {
+        let vm = self.vmss_vm_json(rg, vmss, n);
+        let p = &vm["properties"];
+        let mut os = p["osProfile"].clone();
+        if let Some(o) = os.as_object_mut() {
+            o.remove("computerName");
+            o.remove("requireGuestProvisionSignal");
+            o.insert(
+                "computerNamePrefix".into(),
+                json!(model::vmss_name(&self.shared.scenario, n)),
+            );
+        }
+        let mut storage = p["storageProfile"].clone();
+        if let Some(d) = storage["osDisk"].as_object_mut() {
+            d.remove("name");
+        }
+        let nics = &p["networkProfileConfiguration"]["networkInterfaceConfigurations"];
+        json!({
+            "osProfile": os,
+            "storageProfile": storage,
+            "networkProfile": {"networkInterfaceConfigurations": nics},
+            "extensionProfile": {"extensions": []},
+            "priority": "Regular",
+            "securityProfile": {"encryptionAtHost": false},
         })
     }
 

@@ -4,6 +4,7 @@
 //!
 //! Start it in-process with [`Sim::start`], or as `aks-sim up`.
 
+pub mod api_versions;
 pub mod arm;
 pub mod control;
 pub mod controllers;
@@ -104,6 +105,9 @@ pub struct Tokens {
     /// The service principal the Entra endpoint accepts (client credentials).
     pub client_id: String,
     pub client_secret: String,
+    /// The expired-token fault: the Entra tokens issued so far (numbers up to this one) have
+    /// expired, and so have the kubeconfigs' tokens; tokens issued afterwards work.
+    expired_through: Mutex<Option<u64>>,
 }
 
 impl Tokens {
@@ -118,7 +122,30 @@ impl Tokens {
                 .replace("aks5", "a5a5")
                 .replace("sim0", "5150"),
             client_secret: format!("sim-secret-{}", uuid::Uuid::new_v4().simple()),
+            expired_through: Mutex::new(None),
         }
+    }
+
+    /// The expired-token fault: every Kubernetes API token issued so far expires (the
+    /// kubeconfigs' and the Entra tokens issued until now); `false` clears it.
+    pub fn expire_issued(&self, on: bool) {
+        let last = self.entra.lock().unwrap_or_else(|p| p.into_inner()).len() as u64;
+        *self.expired_through.lock().unwrap_or_else(|p| p.into_inner()) = on.then_some(last);
+    }
+
+    /// Whether the expired-token fault has expired `token` (issued before the fault).
+    pub fn expired_by_fault(&self, token: &str) -> bool {
+        let Some(through) = *self.expired_through.lock().unwrap_or_else(|p| p.into_inner()) else {
+            return false;
+        };
+        if token == self.kube_user || token == self.kube_admin {
+            return true;
+        }
+        self.entra
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+            .is_some_and(|t| t.seq <= through)
     }
 
     /// The current ARM token (what `az account get-access-token` prints).
@@ -259,8 +286,17 @@ impl Shared {
                 return Err(format!("no node named `{node}`"));
             }
         }
+        if let Fault::Clear = fault {
+            self.tokens.expire_issued(false);
+        }
         if let Fault::ExpiredToken = fault {
-            // Every token issued so far is expired; the next one issued is fresh.
+            // Every token issued so far is expired; the next one issued is fresh. The `az`
+            // stand-in's AKS token counts as issued (the CLI keeps handing out its cached
+            // token until it is due for renewal, as the real one does).
+            if let Err(e) = arm::refresh_az_aks_token(self) {
+                tracing::warn!("cannot write the az stand-in's AKS token: {e:#}");
+            }
+            self.tokens.expire_issued(true);
             self.tokens.arm.lock().unwrap_or_else(|p| p.into_inner()).clear();
             // The `az` stand-in hands out a fresh one, as the real CLI would.
             if let Err(e) = arm::refresh_az_token(self) {
@@ -488,6 +524,8 @@ pub fn env_for(state_dir: &Path, ep: &Endpoints) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = vec![
         ("AKS_PATCH_ARM_ENDPOINT".into(), ep.arm_url.clone()),
         ("AKS_PATCH_CA_BUNDLE".into(), format!("{d}/ca.pem")),
+        // The Azure SDK for Python (requests) trusts the emulator's CA through this.
+        ("REQUESTS_CA_BUNDLE".into(), format!("{d}/ca.pem")),
         ("AZURE_AUTHORITY_HOST".into(), ep.arm_url.clone()),
         ("AZURE_SUBSCRIPTION_ID".into(), ep.subscription_id.clone()),
         ("AZURE_TENANT_ID".into(), ep.tenant_id.clone()),

@@ -1212,3 +1212,251 @@ async fn issue12_maintenance_configurations_from_the_scenario_and_the_webhook_si
     assert!(hooks[1].1.starts_with("refused with 503 (fault)"), "{hooks:?}");
     assert_eq!(hooks[3].0, "generic");
 }
+
+/// The scenario's node resource group and its first Linux scale set, as a user finds them
+/// (the cluster's `nodeResourceGroup`, then the scale sets listed there).
+async fn node_rg_and_vmss(env: &Env) -> (String, String, Value) {
+    let c = env.get_ok(&format!("{}?{API}", env.mc())).await;
+    let nrg = c["properties"]["nodeResourceGroup"].as_str().unwrap().to_string();
+    let list = env
+        .get_ok(&format!(
+            "/subscriptions/{}/resourceGroups/{nrg}/providers/Microsoft.Compute/virtualMachineScaleSets?api-version=2024-11-01",
+            env.sub()
+        ))
+        .await;
+    let first = list["value"][0].clone();
+    (nrg, first["name"].as_str().unwrap().to_string(), first)
+}
+
+/// Each resource type accepts only the api-versions its provider publishes; anything else is
+/// ARM's 400, naming the type and the versions it does support.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_versions_are_checked_per_resource_type() {
+    let env = Env::start().await;
+    let mc = env.mc();
+
+    // An unpublished version of managedClusters: NoRegisteredProviderFound with the list.
+    let (status, _, body) = env.get(&format!("{mc}?api-version=1999-01-01")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(error_code(&body), "NoRegisteredProviderFound");
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(
+            "No registered resource provider found for location 'northeurope' and API version '1999-01-01' for type 'managedClusters'. The supported api-versions are '2017-08-31, 2018-03-31, "
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains(", 2025-10-01, ") && msg.contains("2026-08-01"), "{msg}");
+
+    // Sub-resources are checked as managedClusters; a Compute version is not an AKS one.
+    for path in [
+        format!("{mc}/agentPools?api-version=2024-11-01"),
+        format!("{mc}/maintenanceConfigurations?api-version=2024-11-01"),
+        format!("{mc}/agentPools/user/upgradeProfiles/default?api-version=2024-11-01"),
+    ] {
+        let (status, _, body) = env.get(&path).await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (400, "NoRegisteredProviderFound"),
+            "{path}: {body}"
+        );
+    }
+    let (status, _, body) = env
+        .call(
+            reqwest::Method::POST,
+            &format!("{mc}/listClusterUserCredential?api-version=2021-11-01-preview"),
+            Some(&env.token()),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "NoRegisteredProviderFound"),
+        "a retired preview: {body}"
+    );
+    // Published versions, stable and preview, are served.
+    for v in ["2017-08-31", "2025-10-01", "2025-10-02-preview", "2026-08-01"] {
+        env.get_ok(&format!("{mc}?api-version={v}")).await;
+    }
+
+    // Compute: the scale set's own list; an AKS-only version is refused.
+    let (nrg, vmss, _) = node_rg_and_vmss(&env).await;
+    let vmss_path = format!(
+        "/subscriptions/{}/resourceGroups/{nrg}/providers/Microsoft.Compute/virtualMachineScaleSets/{vmss}",
+        env.sub()
+    );
+    let (status, _, body) = env.get(&format!("{vmss_path}?api-version=2025-10-01")).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "NoRegisteredProviderFound"),
+        "{body}"
+    );
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("for type 'virtualMachineScaleSets'"), "{msg}");
+    assert!(msg.contains("'2015-06-15, ") && msg.contains(", 2024-11-01, "), "{msg}");
+    env.get_ok(&format!("{vmss_path}/virtualMachines?api-version=2026-04-01"))
+        .await;
+    // Managed run commands exist from 2020-06-01 only.
+    let (status, _, body) = env
+        .get(&format!(
+            "{vmss_path}/virtualMachines/0/runCommands?api-version=2019-12-01"
+        ))
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "NoRegisteredProviderFound"),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("for type 'virtualMachineScaleSets/virtualMachines/runCommands'. The supported api-versions are '2020-06-01, "),
+        "{body}"
+    );
+
+    // ARM's own resources: InvalidApiVersionParameter with ARM's list.
+    let (status, _, body) = env
+        .get(&format!("/subscriptions/{}?api-version=2025-10-01", env.sub()))
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "InvalidApiVersionParameter"),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"].as_str().unwrap().starts_with(
+            "The api-version '2025-10-01' is invalid. The supported versions are '2024-08-01,2024-06-01-preview,"
+        ),
+        "{body}"
+    );
+    // A malformed version anywhere is InvalidApiVersionParameter.
+    let (status, _, body) = env.get(&format!("{mc}?api-version=latest")).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "InvalidApiVersionParameter"),
+        "{body}"
+    );
+    env.sim.shutdown().await;
+}
+
+/// The api-versions aks-patch itself sends (src/azure/arm) are ones ARM publishes, so the
+/// emulator accepts them: a typo there fails here, not on AKS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aks_patch_api_versions_are_published_ones() {
+    let env = Env::start().await;
+    let read = |p: &str| std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(p)).unwrap();
+    let konst = |src: &str, name: &str| -> String {
+        let line = src
+            .lines()
+            .find(|l| l.contains(&format!("const {name}: &str = ")))
+            .unwrap_or_else(|| panic!("{name} is defined"));
+        line.split('"').nth(1).unwrap().to_string()
+    };
+    let arm = read("src/azure/arm/mod.rs");
+    let compute = read("src/azure/arm/compute.rs");
+    let aks = konst(&arm, "CONTAINER_SERVICE_API_VERSION");
+    let subs = konst(&arm, "SUBSCRIPTIONS_API_VERSION");
+    let vm = konst(&compute, "COMPUTE_API_VERSION");
+    env.get_ok(&format!("{}?api-version={aks}", env.mc())).await;
+    env.get_ok(&format!("{}/agentPools?api-version={aks}", env.mc())).await;
+    env.get_ok(&format!("/subscriptions?api-version={subs}")).await;
+    let (nrg, vmss, _) = node_rg_and_vmss(&env).await;
+    env.get_ok(&format!(
+        "/subscriptions/{}/resourceGroups/{nrg}/providers/Microsoft.Compute/virtualMachineScaleSets/{vmss}/virtualMachines/0/runCommands?api-version={vm}",
+        env.sub()
+    ))
+    .await;
+    env.sim.shutdown().await;
+}
+
+/// A scale set carries its model: `virtualMachineProfile.osProfile.computerNamePrefix` is the
+/// prefix of its nodes' names, which is how clients map a node to its instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_sets_have_a_model_with_the_node_name_prefix() {
+    let env = Env::start().await;
+    let (nrg, _, _) = node_rg_and_vmss(&env).await;
+    let list = env
+        .get_ok(&format!(
+            "/subscriptions/{}/resourceGroups/{nrg}/providers/Microsoft.Compute/virtualMachineScaleSets?api-version=2024-11-01",
+            env.sub()
+        ))
+        .await;
+    let nodes: Vec<String> = env.sim.shared.nodes.iter().map(|n| n.name.clone()).collect();
+    let sets = list["value"].as_array().unwrap();
+    assert_eq!(sets.len(), 3, "system, user and win: {list}");
+    for set in sets {
+        let name = set["name"].as_str().unwrap();
+        let one = env
+            .get_ok(&format!(
+                "/subscriptions/{}/resourceGroups/{nrg}/providers/Microsoft.Compute/virtualMachineScaleSets/{name}?api-version=2024-11-01",
+                env.sub()
+            ))
+            .await;
+        let profile = &one["properties"]["virtualMachineProfile"];
+        let prefix = profile["osProfile"]["computerNamePrefix"]
+            .as_str()
+            .expect("computerNamePrefix");
+        let mine: Vec<&String> = nodes.iter().filter(|n| n.starts_with(prefix)).collect();
+        assert_eq!(
+            mine.len() as u64,
+            one["sku"]["capacity"].as_u64().unwrap(),
+            "{prefix}: {nodes:?}"
+        );
+        assert!(profile["osProfile"]["adminUsername"] == "opsadmin", "{profile}");
+        assert!(
+            profile["storageProfile"]["imageReference"]["id"].is_string(),
+            "{profile}"
+        );
+        assert!(
+            profile["networkProfile"]["networkInterfaceConfigurations"][0]["name"].is_string(),
+            "{profile}"
+        );
+        // Each instance's computer name is the prefix and its number.
+        let vms = env
+            .get_ok(&format!(
+                "/subscriptions/{}/resourceGroups/{nrg}/providers/Microsoft.Compute/virtualMachineScaleSets/{name}/virtualMachines?api-version=2024-11-01",
+                env.sub()
+            ))
+            .await;
+        for vm in vms["value"].as_array().unwrap() {
+            let cn = vm["properties"]["osProfile"]["computerName"].as_str().unwrap();
+            assert!(cn.starts_with(prefix) && nodes.iter().any(|n| n == cn), "{cn}");
+        }
+    }
+    env.sim.shutdown().await;
+}
+
+/// The expired-token fault expires the tokens issued so far, and only those: a token issued
+/// afterwards (ARM or Entra, for the API server) works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_token_expires_only_tokens_issued_so_far() {
+    let env = Env::start_with(ENTRA).await;
+    let old_arm = env.token();
+    let (old_entra, _) = env
+        .sim
+        .shared
+        .tokens
+        .issue_entra(aks_sim::AKS_SERVER_APP, "someone", 3600);
+    assert_eq!(kube_status(&env, &old_entra).await, 200);
+    env.sim.fault(Fault::ExpiredToken).unwrap();
+    assert_eq!(kube_status(&env, &old_entra).await, 401, "issued before the fault");
+    let (status, _, body) = env
+        .call(reqwest::Method::GET, &format!("{}?{API}", env.mc()), Some(&old_arm))
+        .await;
+    assert_eq!((status, error_code(&body)), (401, "ExpiredAuthenticationToken"));
+
+    // Issued afterwards: fresh, while the fault stays in force.
+    let (new_entra, _) = env
+        .sim
+        .shared
+        .tokens
+        .issue_entra(aks_sim::AKS_SERVER_APP, "someone", 3600);
+    assert_eq!(kube_status(&env, &new_entra).await, 200, "issued after the fault");
+    let new_arm = az_token(env.sim.state_dir());
+    assert_ne!(new_arm, old_arm);
+    let (status, _, body) = env
+        .call(reqwest::Method::GET, &format!("{}?{API}", env.mc()), Some(&new_arm))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    env.sim.shutdown().await;
+}
