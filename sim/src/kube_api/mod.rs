@@ -4,6 +4,7 @@
 //! with real `Status` objects and resourceVersions. Every request first consumes a
 //! pending `kube-error` fault, then needs a valid bearer token.
 
+pub mod defaults;
 pub mod discovery;
 pub mod eviction;
 pub mod exec;
@@ -41,7 +42,27 @@ const MAX_BODY: usize = 8 << 20;
 const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
 
 pub fn router(shared: Arc<Shared>) -> axum::Router {
-    axum::Router::new().fallback(handle).with_state(shared)
+    axum::Router::new()
+        .fallback(handle)
+        .with_state(shared)
+        .layer(axum::middleware::from_fn(audit_id))
+}
+
+/// Every answer carries `Audit-Id`, as kube-apiserver's: the request's own `Audit-Id` when it
+/// sent a valid one (clients use it to correlate), else a fresh UUID.
+async fn audit_id(req: Request, next: axum::middleware::Next) -> Response {
+    let id = req
+        .headers()
+        .get("audit-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let mut resp = next.run(req).await;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("audit-id", v);
+    }
+    resp
 }
 
 /// How the client wants objects rendered.
@@ -221,10 +242,10 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
 fn identity(s: &Shared, headers: &HeaderMap) -> Option<rbac::Identity> {
     let v = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())?;
     let (scheme, token) = v.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") || s.faults.expired_token() {
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || s.tokens.expired_by_fault(token) {
         return None;
     }
-    let token = token.trim();
     if let Some(checked) = s.tokens.check_entra(token) {
         return entra_identity(s, checked);
     }
@@ -627,39 +648,165 @@ fn selectors(q: &Query, res: &Resource) -> Result<(LabelSelector, FieldSelector)
     Ok((labels, fields))
 }
 
-fn encode_continue(rv: u64, last: &(String, String)) -> String {
+/// A continue token as kube-apiserver's: the list's resourceVersion and the key after which
+/// the next page starts. `rv` -1 (given with a 410 for a token that is too old) continues at
+/// the latest state.
+fn encode_continue(rv: i64, last: &(String, String)) -> String {
     let start = format!("{}/{}\u{0}", last.0, last.1);
     let token = json!({"v": "meta.k8s.io/v1", "rv": rv, "start": start});
     base64::engine::general_purpose::STANDARD.encode(token.to_string())
 }
 
-fn decode_continue(token: &str) -> Result<(u64, (String, String)), ApiError> {
+fn decode_continue(token: &str) -> Result<(i64, (String, String)), ApiError> {
     let bad =
         |why: &str| ApiError::bad_request(format!("invalid continue token: {why}; list again without `continue`"));
     let raw = base64::engine::general_purpose::STANDARD
         .decode(token)
         .map_err(|_| bad("not base64"))?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad("not a continue token"))?;
-    let rv = v["rv"].as_u64().ok_or_else(|| bad("no resourceVersion"))?;
+    let rv = v["rv"]
+        .as_i64()
+        .filter(|rv| *rv == -1 || *rv > 0)
+        .ok_or_else(|| bad("no resourceVersion"))?;
     let start = v["start"].as_str().ok_or_else(|| bad("no start key"))?;
     let start = start.trim_end_matches('\u{0}');
     let (ns, name) = start.split_once('/').ok_or_else(|| bad("malformed start key"))?;
     Ok((rv, (ns.to_string(), name.to_string())))
 }
 
+/// Which state a list reads, from `resourceVersion`, `resourceVersionMatch` and `continue`,
+/// checked as kube-apiserver checks them (ValidateListOptions: 422 on the ListOptions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListRead {
+    /// The latest state (no resourceVersion, `0`, or a continue token's -1).
+    Latest,
+    /// At least this fresh (`resourceVersion=N`, alone or with `NotOlderThan`).
+    NotOlderThan(u64),
+    /// Exactly this state (`resourceVersionMatch=Exact`, or a continue token's resourceVersion).
+    Exact(u64),
+}
+
+fn list_read(q: &Query) -> Result<ListRead, ApiError> {
+    let rv = q.get("resourceVersion").filter(|v| !v.is_empty());
+    let matching = q.get("resourceVersionMatch").filter(|v| !v.is_empty());
+    let cont = q.get("continue").filter(|v| !v.is_empty());
+    if let Some(m) = matching {
+        let mut why: Vec<(&str, String)> = vec![];
+        if rv.is_none() {
+            why.push((
+                "FieldValueForbidden",
+                "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided".into(),
+            ));
+        }
+        if cont.is_some() {
+            why.push((
+                "FieldValueForbidden",
+                "Forbidden: resourceVersionMatch is forbidden when continue is provided".into(),
+            ));
+        }
+        if m != "Exact" && m != "NotOlderThan" {
+            why.push((
+                "FieldValueNotSupported",
+                format!("Unsupported value: {m:?}: supported values: \"Exact\", \"NotOlderThan\", \"\""),
+            ));
+        }
+        if m == "Exact" && rv == Some("0") {
+            why.push((
+                "FieldValueForbidden",
+                "Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"".into(),
+            ));
+        }
+        if !why.is_empty() {
+            let errs: Vec<String> = why.iter().map(|(_, m)| format!("resourceVersionMatch: {m}")).collect();
+            let joined = if errs.len() == 1 {
+                errs[0].clone()
+            } else {
+                format!("[{}]", errs.join(", "))
+            };
+            let causes: Vec<Value> = why
+                .iter()
+                .map(|(reason, m)| json!({"reason": reason, "message": m, "field": "resourceVersionMatch"}))
+                .collect();
+            return Err(ApiError::new(
+                422,
+                "Invalid",
+                format!("ListOptions.meta.k8s.io \"\" is invalid: {joined}"),
+            )
+            .with_details(json!({"group": "meta.k8s.io", "kind": "ListOptions", "causes": causes})));
+        }
+    }
+    if let Some(token) = cont {
+        if rv.is_some_and(|v| v != "0") {
+            return Err(ApiError::bad_request(
+                "specifying resource version is not allowed when using continue",
+            ));
+        }
+        let (trv, _) = decode_continue(token)?;
+        return Ok(if trv < 0 {
+            ListRead::Latest
+        } else {
+            ListRead::Exact(trv as u64)
+        });
+    }
+    let Some(v) = rv.filter(|v| *v != "0") else {
+        return Ok(ListRead::Latest);
+    };
+    let n = v
+        .parse::<u64>()
+        .map_err(|_| ApiError::bad_request(format!("resourceVersion: `{v}` is not a valid resourceVersion")))?;
+    Ok(match matching {
+        Some("Exact") => ListRead::Exact(n),
+        _ => ListRead::NotOlderThan(n),
+    })
+}
+
+/// 410 Expired for a list at a state older than the store keeps (the compaction point): for a
+/// continue token, with a token that continues at the latest state (an inconsistent list), as
+/// kube-apiserver's `handleCompactedErrorForPaging`.
+fn list_expired(continue_from: Option<&(String, String)>) -> Response {
+    let mut body = ApiError::new(410, "Expired", "The resourceVersion for the provided list is too old.").body();
+    if let Some(start) = continue_from {
+        body["message"] = json!(CONTINUE_EXPIRED);
+        body["metadata"]["continue"] = json!(encode_continue(-1, start));
+    }
+    json_response(StatusCode::GONE, &body)
+}
+
+const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
+
 fn list(s: &Arc<Shared>, t: &Target, q: &Query, output: Output) -> Result<Response, ApiError> {
     let (labels, fields) = selectors(q, &t.res)?;
     let limit = q.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
-    let (items, rv) = s.store.list_at(t.res, t.ns.as_deref());
+    let read = list_read(q)?;
+    let start = match q.get("continue").filter(|c| !c.is_empty()) {
+        Some(token) => Some(decode_continue(token)?.1),
+        None => None,
+    };
+    let (current, current_rv) = s.store.list_at(t.res, t.ns.as_deref());
+    let too_large = |n: u64| {
+        ApiError::new(
+            504,
+            "Timeout",
+            format!("Too large resource version: {n}, current: {current_rv}"),
+        )
+        .with_details(json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}))
+    };
+    let (items, list_rv) = match read {
+        ListRead::Latest => (current, current_rv),
+        ListRead::NotOlderThan(n) if n > current_rv => return Err(too_large(n)),
+        ListRead::NotOlderThan(_) => (current, current_rv),
+        ListRead::Exact(n) if n > current_rv => return Err(too_large(n)),
+        ListRead::Exact(n) => match s.store.list_exact(t.res, t.ns.as_deref(), n) {
+            Some(items) => (items, n),
+            None => return Ok(list_expired(start.as_ref())),
+        },
+    };
     let mut items: Vec<Value> = items
         .into_iter()
         .filter(|o| labels.matches(&o["metadata"]["labels"]) && fields.matches(o))
         .collect();
-    let mut list_rv = rv;
-    if let Some(token) = q.get("continue").filter(|c| !c.is_empty()) {
-        let (trv, start) = decode_continue(token)?;
-        list_rv = trv;
-        items.retain(|o| object_key(o) > start);
+    if let Some(start) = &start {
+        items.retain(|o| object_key(o) > *start);
     }
     let mut meta = json!({"resourceVersion": list_rv.to_string()});
     if let Some(limit) = limit {
@@ -667,7 +814,7 @@ fn list(s: &Arc<Shared>, t: &Target, q: &Query, output: Output) -> Result<Respon
             let remaining = items.len() - limit;
             items.truncate(limit);
             let last = object_key(items.last().expect("limit > 0"));
-            meta["continue"] = json!(encode_continue(list_rv, &last));
+            meta["continue"] = json!(encode_continue(list_rv as i64, &last));
             if labels.is_empty() && fields.is_empty() {
                 meta["remainingItemCount"] = json!(remaining);
             }
@@ -1055,6 +1202,7 @@ fn create(s: &Arc<Shared>, t: &Target, q: &Query, headers: &HeaderMap, body: &[u
     validate_shape(&obj).map_err(|e| ApiError::invalid(&t.res, &name, &e))?;
     let warnings = validate_fields(q, &t.res, &mut obj)?;
     prepare_for_create(&t.res, &mut obj);
+    defaults::apply(t.res.plural, &mut obj);
     if q.dry_run() {
         if !name.is_empty() && s.store.get(t.res, t.ns.as_deref(), &name).is_some() {
             return Err(ApiError::already_exists(&t.res, &name));
