@@ -8,6 +8,14 @@ fn sim() -> Command {
     Command::new(env!("CARGO_BIN_EXE_aks-sim"))
 }
 
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
 #[test]
 fn issue2_bad_scenario_files_name_the_field() {
     let dir = tempfile::tempdir().unwrap();
@@ -297,4 +305,66 @@ fn issue9_up_beyond_one_loopback_block() {
         String::from_utf8_lossy(&out.stderr)
     );
     drop(u);
+}
+
+const AZURE_SDK_SCRIPT: &str = r#"
+import os, json
+from azure.identity import AzureCliCredential
+from azure.mgmt.compute import ComputeManagementClient
+from azure.core.rest import HttpRequest
+sub = os.environ["AZURE_SUBSCRIPTION_ID"]
+c = ComputeManagementClient(AzureCliCredential(), sub, base_url=os.environ["AKS_PATCH_ARM_ENDPOINT"])
+mc = c._client.send_request(HttpRequest("GET", os.environ["AKS_PATCH_ARM_ENDPOINT"] + "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.ContainerService/managedClusters/%s?api-version=2025-10-01" % (sub, os.environ["AKS_SIM_RESOURCE_GROUP"], os.environ["AKS_SIM_CLUSTER"])))
+mc.raise_for_status()
+nrg = mc.json()["properties"]["nodeResourceGroup"]
+sets = {}
+for v in c.virtual_machine_scale_sets.list(nrg):
+    prefix = v.virtual_machine_profile.os_profile.computer_name_prefix
+    sets[v.name] = {"prefix": prefix, "vms": [m.os_profile.computer_name for m in c.virtual_machine_scale_set_vms.list(nrg, v.name)]}
+print(json.dumps(sets))
+"#;
+
+/// Run `AZURE_SDK_SCRIPT` in a shell that only did `eval "$(aks-sim env)"` (then `then`):
+/// nothing of the test's own environment that could point the SDK at the emulator.
+fn sdk_after_eval(state: &std::path::Path, then: &str) -> std::process::Output {
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg(format!(
+            "eval \"$(\"$0\" env --state-dir \"$1\")\" && {then} python3 -c \"$2\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_aks-sim"))
+        .arg(state)
+        .arg(AZURE_SDK_SCRIPT)
+        .env_clear()
+        .env("HOME", state)
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.output().unwrap()
+}
+
+/// The Azure SDK for Python works against aks-sim with nothing but `eval "$(aks-sim env)"`:
+/// the `az` stand-in signs it in, and `REQUESTS_CA_BUNDLE` makes it trust the emulator's CA.
+/// The scale sets it lists carry their model, whose computerNamePrefix starts every VM's name.
+#[test]
+fn azure_sdk_for_python_works_after_eval_aks_sim_env() {
+    let u = up();
+    let state = u.1.path().join("state");
+    let out = sdk_after_eval(&state, "");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let sets: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let sets = sets.as_object().unwrap();
+    assert!(!sets.is_empty());
+    for (name, s) in sets {
+        let prefix = s["prefix"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no computerNamePrefix"));
+        let vms = s["vms"].as_array().unwrap();
+        assert!(!vms.is_empty(), "{name}");
+        for vm in vms {
+            assert!(vm.as_str().unwrap().starts_with(prefix), "{name}: {vm} / {prefix}");
+        }
+    }
+    // Without the CA bundle the SDK refuses the emulator's certificate: the export matters.
+    let out = sdk_after_eval(&state, "unset REQUESTS_CA_BUNDLE &&");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("CERTIFICATE_VERIFY_FAILED"), "{}", stderr(&out));
 }

@@ -10,11 +10,7 @@ pub fn apply(plural: &str, obj: &mut Value) {
         "deployments" => {
             let spec = &mut obj["spec"];
             fill(spec, "replicas", json!(1));
-            fill(
-                spec,
-                "strategy",
-                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
-            );
+            fill(&mut spec["strategy"], "type", json!("RollingUpdate"));
             if spec["strategy"]["type"] == "RollingUpdate" {
                 let ru = &mut spec["strategy"]["rollingUpdate"];
                 fill(ru, "maxUnavailable", json!("25%"));
@@ -30,11 +26,12 @@ pub fn apply(plural: &str, obj: &mut Value) {
         }
         "daemonsets" => {
             let spec = &mut obj["spec"];
-            fill(
-                spec,
-                "updateStrategy",
-                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
-            );
+            fill(&mut spec["updateStrategy"], "type", json!("RollingUpdate"));
+            if spec["updateStrategy"]["type"] == "RollingUpdate" {
+                let ru = &mut spec["updateStrategy"]["rollingUpdate"];
+                fill(ru, "maxUnavailable", json!(1));
+                fill(ru, "maxSurge", json!(0));
+            }
             fill(spec, "revisionHistoryLimit", json!(10));
             template(spec);
         }
