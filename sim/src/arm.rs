@@ -1415,8 +1415,8 @@ impl<'a> Ctx<'a> {
     }
 
     /// The scale set's model (`properties.virtualMachineProfile`): what each instance is
-    /// built from. `osProfile.computerNamePrefix` is the node names' prefix (a node is the
-    /// prefix and its instance number in base 36, six digits), so clients map node names to
+    /// built from. `osProfile.computerNamePrefix` is the node names' prefix (a node's name is
+    /// the prefix and its instance number in six digits), so clients map node names to
     /// instances with it; the rest is the instance's own profile without per-VM fields.
     fn vmss_model(&self, rg: &str, vmss: &str, n: &NodeSpec) -> Value {
         let vm = self.vmss_vm_json(rg, vmss, n);
