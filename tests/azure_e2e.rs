@@ -447,7 +447,8 @@ async fn no_credential_available_lists_every_reason() {
 async fn the_emulator_ca_is_needed_and_a_bad_bundle_is_named() {
     let env = Env::start().await;
     // Without the CA bundle the emulator's certificate is not trusted: a TLS error, no retries.
-    let untrusted = env.settings(&[(env::CA_BUNDLE, "")]);
+    // (`aks-sim env` exports both variables, for aks-patch and for the Azure SDK for Python.)
+    let untrusted = env.settings(&[(env::CA_BUNDLE, ""), (env::REQUESTS_CA_BUNDLE, "")]);
     let arm = client(&untrusted, AuthMethod::Cli).unwrap();
     let t = Instant::now();
     let e = arm.get_cluster(&env.cluster()).await.unwrap_err();
