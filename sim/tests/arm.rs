@@ -10,6 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 const API: &str = "api-version=2026-08-01";
+/// Compute and ARM's own resources publish their own api-versions (sim/src/api_versions.rs).
+const COMPUTE_API: &str = "api-version=2024-11-01";
+const RESOURCES_API: &str = "api-version=2022-12-01";
 const ARM_SCOPE: &str = "https://management.azure.com/.default";
 
 const SCENARIO: &str = r#"
@@ -260,7 +263,7 @@ async fn cluster_pools_machines_and_maintenance() {
     // The scale sets in the node resource group: computer names are the node names.
     let rid = machines[0]["properties"]["resourceId"].as_str().unwrap();
     let vmss_path = rid.rsplit_once("/virtualMachines/").unwrap().0;
-    let vms = env.get_ok(&format!("{vmss_path}/virtualMachines?{API}")).await;
+    let vms = env.get_ok(&format!("{vmss_path}/virtualMachines?{COMPUTE_API}")).await;
     let vms = vms["value"].as_array().unwrap();
     assert_eq!(vms.len(), 2);
     for (vm, n) in vms.iter().zip(&user_nodes) {
@@ -276,7 +279,7 @@ async fn cluster_pools_machines_and_maintenance() {
     let win_node = env.sim.shared.nodes.iter().find(|n| n.pool == "win").unwrap();
     let win_vms = env
         .get_ok(&format!(
-            "/subscriptions/{}/resourceGroups/{node_rg}/providers/Microsoft.Compute/virtualMachineScaleSets/akswin/virtualMachines?{API}&$expand=instanceView",
+            "/subscriptions/{}/resourceGroups/{node_rg}/providers/Microsoft.Compute/virtualMachineScaleSets/akswin/virtualMachines?{COMPUTE_API}&$expand=instanceView",
             env.sub()
         ))
         .await;
@@ -448,7 +451,7 @@ async fn errors_have_arm_shapes() {
     let (status, _, body) = env
         .call(
             reqwest::Method::GET,
-            &format!("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-arm-test?{API}"),
+            &format!("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-arm-test?{RESOURCES_API}"),
             Some(&token),
         )
         .await;
