@@ -16,6 +16,7 @@ pub mod lock;
 pub mod nodes;
 pub mod reboot;
 pub mod retry;
+pub mod schedule;
 mod time;
 pub mod watch;
 
