@@ -344,6 +344,9 @@ pub struct ApplyArgs {
     /// Patch Azure Linux 2.0 (CBL-Mariner) nodes, out of support since 30 Nov 2025 (otherwise they are refused; migrate them to Azure Linux 3).
     #[arg(long)]
     pub allow_azure_linux_2: bool,
+    /// Take a node out even when pods it runs would have nowhere to go (no other schedulable Ready node matches their nodeSelector, required node affinity and tolerations): they stay Pending until it is back. Otherwise the run refuses before any change, or stops before that node's cordon.
+    #[arg(long)]
+    pub allow_pending_pods: bool,
     /// Wait this long after a node is back before the next one.
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     pub soak: u64,

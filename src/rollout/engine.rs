@@ -678,6 +678,7 @@ impl<'a> Engine<'a> {
                 }
             }
         }
+        self.pods_gate(rec, i).await?;
         // kured must not reboot another node beside ours.
         let ttl = Duration::from_secs(self.cfg.options.drain_timeout + self.cfg.options.reboot_timeout);
         let kured = match self.cluster.take_kured_lock(&name, ttl).await {
@@ -1122,6 +1123,40 @@ impl<'a> Engine<'a> {
                 })
             }
         }
+    }
+
+    /// Just before the cordon: the pods the drain would evict must have somewhere to go (the
+    /// cluster may have changed since the pre-flight: a node cordoned by hand), unless
+    /// `--allow-pending-pods`. Refused as the pre-flight refuses (exit 2), the node not taken out.
+    async fn pods_gate(&mut self, rec: &mut RunRecord, i: usize) -> Result<(), RunStop> {
+        let name = rec.nodes[i].name.clone();
+        let stranded = match self.cluster.stranded_pods(&name, &self.cfg.drain).await {
+            Ok(s) => s,
+            Err(e) => {
+                let undo = self.release_if_in_hand(rec, i).await;
+                return Err(RunStop::port(
+                    format!("not taking node {name} out: cannot tell where its pods would go: {e}{undo}; its packages are upgraded"),
+                    &e,
+                ));
+            }
+        };
+        if stranded.is_empty() {
+            return Ok(());
+        }
+        let text = super::preflight::nowhere_to_go_text(&name, &stranded);
+        if self.cfg.options.allow_pending_pods {
+            self.reporter
+                .warn(&format!("{text} (--allow-pending-pods: the node is taken out anyway)"));
+            return Ok(());
+        }
+        let undo = self.release_if_in_hand(rec, i).await;
+        Err(RunStop::Failed {
+            message: format!(
+                "not taking node {name} out: {text}{undo}; its packages are upgraded; {}",
+                super::preflight::PENDING_PODS_HINT
+            ),
+            exit: Exit::Usage,
+        })
     }
 
     /// Steps 4 to 6: cordon (and mark), drain, reboot; then [`Engine::finish_reboot`].
@@ -1731,6 +1766,8 @@ mod tests {
         lost: Option<String>,
         /// The upgrade commands started, with their node.
         commands: Vec<(String, String)>,
+        /// Pods that a drain of the node would leave with nowhere to go.
+        stranded: BTreeMap<String, Vec<crate::kube::schedule::Stranded>>,
         /// At this step of this node, the journal's directory (the path) is replaced by a
         /// file: every later write of the run record fails, as on a full or broken disk.
         break_journal_at: Option<(&'static str, &'static str, std::path::PathBuf)>,
@@ -1852,6 +1889,14 @@ mod tests {
                     _ => None,
                 })
                 .collect())
+        }
+
+        async fn stranded_pods(
+            &self,
+            node: &str,
+            _opts: &DrainOptions,
+        ) -> Result<Vec<crate::kube::schedule::Stranded>, PortError> {
+            Ok(self.w().stranded.get(node).cloned().unwrap_or_default())
         }
 
         async fn cordon(&self, node: &str, run_id: &str) -> Result<(), PortError> {
@@ -2128,6 +2173,7 @@ mod tests {
             soak: 0,
             azure_linux_security_as_all: false,
             allow_azure_linux_2: false,
+            allow_pending_pods: false,
             health_wait: 600,
             selection: Default::default(),
             window: Default::default(),
@@ -2464,6 +2510,53 @@ mod tests {
         let mut rec = record(2);
         h.run(&mut rec).await.unwrap();
         assert_eq!(states(&rec), [NodeState::Done; 2]);
+    }
+
+    fn stranded_cache() -> crate::kube::schedule::Stranded {
+        use crate::kube::schedule::{Constraint, Nowhere, Stranded};
+        Stranded {
+            pod: PodRef {
+                namespace: "shop".into(),
+                name: "session-cache-7c9".into(),
+                uid: "u".into(),
+            },
+            why: Nowhere::NoneMatches(vec![Constraint::NodeSelector(
+                [("agentpool".to_string(), "user".to_string())].into(),
+            )]),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pods_with_nowhere_to_go_stop_the_run_before_that_nodes_cordon() {
+        let h = Harness::new(3);
+        h.fakes.w().stranded.insert("n1".into(), vec![stranded_cache()]);
+        let mut rec = record(3);
+        let stop = h.run(&mut rec).await.unwrap_err();
+        assert_eq!(stop.exit(), Exit::Usage, "{stop:?}");
+        let msg = stop.message();
+        assert!(
+            msg.contains("not taking node n1 out: draining node n1 would leave 1 pod(s) with nowhere to go")
+                && msg.contains(
+                    "shop/session-cache-7c9 (no other schedulable Ready node matches nodeSelector agentpool=user)"
+                )
+                && msg.contains("--allow-pending-pods"),
+            "{msg}"
+        );
+        assert_eq!(states(&rec), [NodeState::Done, NodeState::Failed, NodeState::Pending]);
+        assert!(!h.fakes.log().contains(&"cordon n1".to_string()), "n1 never taken out");
+        assert!(!h.fakes.node("n1").unschedulable && h.fakes.node("n1").marked.is_none());
+        assert!(!changed(&h.fakes, "n2"), "no node after it is started");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn allow_pending_pods_takes_the_node_out_anyway() {
+        let mut h = Harness::new(2);
+        h.options.allow_pending_pods = true;
+        h.fakes.w().stranded.insert("n1".into(), vec![stranded_cache()]);
+        let mut rec = record(2);
+        h.run(&mut rec).await.unwrap();
+        assert_eq!(states(&rec), [NodeState::Done; 2]);
+        assert_eq!(h.fakes.count("cordon"), 2);
     }
 
     #[tokio::test(start_paused = true)]

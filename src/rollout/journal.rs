@@ -367,6 +367,10 @@ pub struct RunOptions {
     /// Azure Linux 2.0 nodes, out of support, are patched (`--allow-azure-linux-2`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_azure_linux_2: bool,
+    /// Nodes are taken out even when pods they run would have nowhere to go (stay Pending)
+    /// (`--allow-pending-pods`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_pending_pods: bool,
     /// Seconds the health gate waits for the cluster before a node is taken out
     /// (`--health-wait`; schema 2).
     #[serde(default = "default_health_wait")]
@@ -789,6 +793,7 @@ mod tests {
                 soak: 0,
                 azure_linux_security_as_all: false,
                 allow_azure_linux_2: false,
+                allow_pending_pods: false,
                 health_wait: 600,
                 selection: Selection::default(),
                 window: WindowOptions::default(),

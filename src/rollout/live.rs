@@ -41,6 +41,12 @@ impl Cluster for KubeCluster {
         watch_blockers(&self.client, blockers, max).await
     }
 
+    async fn stranded_pods(&self, node: &str, opts: &DrainOptions) -> Result<Vec<k::schedule::Stranded>, PortError> {
+        let plan = k::plan_drain(&self.client, node, opts).await.map_err(kube_err)?;
+        let nodes = k::list_nodes(&self.client, None).await.map_err(kube_err)?;
+        Ok(plan.stranded(&nodes, &[]))
+    }
+
     async fn cordon(&self, node: &str, run_id: &str) -> Result<(), PortError> {
         kdrain::cordon_marked(&self.client, node, run_id)
             .await

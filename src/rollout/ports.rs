@@ -8,6 +8,7 @@
 
 use crate::kube::drain::{DrainEvent, DrainOptions, DrainReport, WorkloadRef};
 use crate::kube::reboot::RebootEvent;
+use crate::kube::schedule::Stranded;
 use crate::kube::NodeRow;
 use crate::rollout::gate::Blocker;
 use crate::ssh::Probe;
@@ -57,6 +58,9 @@ pub trait Cluster: Send + Sync {
     async fn node(&self, name: &str) -> Result<Option<NodeRow>, PortError>;
     /// What blocks a disruption now ([`crate::rollout::gate`]).
     async fn blockers(&self, exempt: &[String], workloads: &[WorkloadRef]) -> Result<Vec<Blocker>, PortError>;
+    /// The pods a drain of `node` would evict that no other schedulable Ready node would take
+    /// ([`crate::kube::schedule`]), the other nodes as they are now.
+    async fn stranded_pods(&self, node: &str, opts: &DrainOptions) -> Result<Vec<Stranded>, PortError>;
     /// Cordon the node and mark it as in the hands of `run_id`.
     async fn cordon(&self, node: &str, run_id: &str) -> Result<(), PortError>;
     /// Remove the mark, and uncordon when `uncordon`.

@@ -1,10 +1,12 @@
 //! Pre-flight: what will certainly fail is found before the lock and before any change.
-//! For every node that will (or may) reboot: the pods that will refuse to drain and the
-//! PodDisruptionBudgets that can never allow a disruption.
+//! For every node that will (or may) reboot: the pods that will refuse to drain, the
+//! PodDisruptionBudgets that can never allow a disruption, and the pods that would have
+//! nowhere to go (no other schedulable Ready node fits them: [`crate::kube::schedule`]).
 
 use super::journal::{NodeState, RebootPolicy};
 use super::plan::PlanEntry;
 use crate::commands::scan::ScanRow;
+use crate::kube::schedule::Stranded;
 use crate::kube::{self as k, DrainOptions, KubeError};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -31,6 +33,8 @@ pub struct NodeCheck {
     pub never_allowing_pdbs: Vec<String>,
     /// PDBs that allow no disruption right now.
     pub blocking_pdbs: Vec<String>,
+    /// Pods to evict whose replacements no other schedulable Ready node would take.
+    pub nowhere_to_go: Vec<Stranded>,
 }
 
 pub async fn drains(
@@ -40,8 +44,10 @@ pub async fn drains(
     opts: &DrainOptions,
     policy: RebootPolicy,
     resume_states: &BTreeMap<String, NodeState>,
+    coming_back: &[String],
 ) -> Result<Vec<NodeCheck>, (String, KubeError)> {
     let mut out = vec![];
+    let mut nodes = None;
     for e in entries.iter().filter(|e| e.patch()) {
         if matches!(
             resume_states.get(&e.name),
@@ -64,6 +70,16 @@ pub async fn drains(
         let plan = k::plan_drain(client, &e.name, opts)
             .await
             .map_err(|err| (format!("cannot plan the drain of {}", e.name), err))?;
+        // The other nodes as they are now: one that the plan takes out later is still a place
+        // for these pods (it is back by then).
+        if nodes.is_none() {
+            nodes = Some(
+                k::list_nodes(client, None)
+                    .await
+                    .map_err(|err| ("cannot list the cluster's nodes".to_string(), err))?,
+            );
+        }
+        let nowhere_to_go = plan.stranded(nodes.as_deref().unwrap_or_default(), coming_back);
         out.push(NodeCheck {
             node: e.name.clone(),
             reboot,
@@ -95,6 +111,7 @@ pub async fn drains(
                 .iter()
                 .map(|p| format!("{}/{}", p.namespace, p.name))
                 .collect(),
+            nowhere_to_go,
         });
     }
     Ok(out)
@@ -145,4 +162,106 @@ pub fn certain_failures(checks: &[NodeCheck]) -> Option<Refusal> {
         ),
         hint: hint.join("; "),
     })
+}
+
+/// What the operator can do about pods with nowhere to go.
+pub const PENDING_PODS_HINT: &str = "make room for them first (uncordon a node they fit, or add one: az aks nodepool scale), or leave the node out with --nodes / --nodepool / --selector; --allow-pending-pods takes it out anyway (they stay Pending until it is back)";
+
+/// The pods a drain of `node` would leave with nowhere to go, named with why.
+pub fn nowhere_to_go_text(node: &str, stranded: &[Stranded]) -> String {
+    let pods: Vec<String> = stranded.iter().map(Stranded::to_string).collect();
+    format!(
+        "draining node {node} would leave {} pod(s) with nowhere to go (Pending until it is back): {}",
+        stranded.len(),
+        pods.join(", ")
+    )
+}
+
+/// Pods that the drain of a node that will (or may) reboot would leave with nowhere to go:
+/// refuse the run now (unless `--allow-pending-pods`, which the caller decides).
+pub fn pending_pods(checks: &[NodeCheck]) -> Option<Refusal> {
+    let problems: Vec<String> = checks
+        .iter()
+        .filter(|c| c.reboot != "no" && !c.nowhere_to_go.is_empty())
+        .map(|c| {
+            let text = nowhere_to_go_text(&c.node, &c.nowhere_to_go);
+            if c.reboot == "yes" {
+                text
+            } else {
+                format!("if it needs a reboot after the upgrade, {text}")
+            }
+        })
+        .collect();
+    if problems.is_empty() {
+        return None;
+    }
+    Some(Refusal {
+        message: format!("{}; nothing was changed", problems.join("; ")),
+        hint: PENDING_PODS_HINT.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::drain::PodRef;
+    use crate::kube::schedule::{Constraint, Nowhere};
+
+    fn check(node: &str, reboot: &'static str, stranded: Vec<Stranded>) -> NodeCheck {
+        NodeCheck {
+            node: node.into(),
+            reboot,
+            evict: stranded.iter().map(|s| s.pod.to_string()).collect(),
+            refused: vec![],
+            skipped: vec![],
+            never_allowing_pdbs: vec![],
+            blocking_pdbs: vec![],
+            nowhere_to_go: stranded,
+        }
+    }
+
+    fn session_cache() -> Stranded {
+        Stranded {
+            pod: PodRef {
+                namespace: "shop".into(),
+                name: "session-cache-7c9".into(),
+                uid: "u".into(),
+            },
+            why: Nowhere::NoneMatches(vec![Constraint::NodeSelector(
+                [("agentpool".to_string(), "user".to_string())].into(),
+            )]),
+        }
+    }
+
+    #[test]
+    fn a_drain_that_would_strand_a_pod_refuses_the_run_naming_it_and_why() {
+        let checks = [
+            check("user-1", "yes", vec![session_cache()]),
+            check("user-2", "yes", vec![]),
+        ];
+        let r = pending_pods(&checks).expect("refused");
+        assert_eq!(
+            r.message,
+            "draining node user-1 would leave 1 pod(s) with nowhere to go (Pending until it is back): shop/session-cache-7c9 (no other schedulable Ready node matches nodeSelector agentpool=user); nothing was changed"
+        );
+        assert!(r.hint.contains("--allow-pending-pods"), "{}", r.hint);
+        assert!(certain_failures(&checks).is_none(), "not a drain certain to fail");
+    }
+
+    #[test]
+    fn a_node_that_may_reboot_is_refused_with_the_condition_said() {
+        let r = pending_pods(&[check("user-1", "maybe", vec![session_cache()])]).expect("refused");
+        assert!(
+            r.message
+                .starts_with("if it needs a reboot after the upgrade, draining node user-1"),
+            "{}",
+            r.message
+        );
+    }
+
+    #[test]
+    fn nodes_that_are_not_drained_or_strand_nothing_refuse_nothing() {
+        assert!(pending_pods(&[check("user-1", "no", vec![session_cache()])]).is_none());
+        assert!(pending_pods(&[check("user-1", "yes", vec![])]).is_none());
+    }
 }

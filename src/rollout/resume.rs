@@ -352,6 +352,7 @@ pub fn resume_options(
     // waiting for the window instead of stopping outside it.
     o.azure_linux_security_as_all |= now.azure_linux_security_as_all;
     o.allow_azure_linux_2 |= now.allow_azure_linux_2;
+    o.allow_pending_pods |= now.allow_pending_pods;
     o.window.wait_for_window |= now.window.wait_for_window;
     Ok(o)
 }
@@ -406,6 +407,7 @@ mod tests {
             soak: 0,
             azure_linux_security_as_all: false,
             allow_azure_linux_2: false,
+            allow_pending_pods: false,
             health_wait: 600,
             selection: Selection::default(),
             window: WindowOptions {
@@ -616,6 +618,34 @@ mod tests {
             resume_options(&prev, 2, &defaults(), &g, "r1")
                 .unwrap()
                 .allow_azure_linux_2
+        );
+    }
+
+    #[test]
+    fn resume_widens_to_pending_pods_given_now_and_keeps_them_when_recorded() {
+        let g = given(&[Flag::PrometheusUrl, Flag::NotifyUrl]);
+        let now = RunOptions {
+            allow_pending_pods: true,
+            ..defaults()
+        };
+        assert!(
+            resume_options(&recorded(), 2, &now, &g, "r1")
+                .unwrap()
+                .allow_pending_pods
+        );
+        let prev = RunOptions {
+            allow_pending_pods: true,
+            ..recorded()
+        };
+        assert!(
+            resume_options(&prev, 2, &defaults(), &g, "r1")
+                .unwrap()
+                .allow_pending_pods
+        );
+        assert!(
+            !resume_options(&recorded(), 2, &defaults(), &g, "r1")
+                .unwrap()
+                .allow_pending_pods
         );
     }
 }

@@ -55,6 +55,7 @@ pub(super) fn run_options(a: &ApplyArgs) -> RunOptions {
         soak: a.soak,
         azure_linux_security_as_all: a.azure_linux_security_as_all,
         allow_azure_linux_2: a.allow_azure_linux_2,
+        allow_pending_pods: a.allow_pending_pods,
         health_wait: a.health_wait,
         selection: journal::Selection {
             nodepools: a.nodepool.clone(),

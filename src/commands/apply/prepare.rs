@@ -78,11 +78,30 @@ impl Prepared {
                 exit,
             }
         };
-        if let Some(r) = preflight::certain_failures(&self.checks) {
-            if left_out.is_empty() || preflight::certain_failures(&own).is_some() {
+        // Drains certain to fail; then pods with nowhere to go, unless --allow-pending-pods.
+        let allow_pending = self.options.allow_pending_pods;
+        let verdict = |checks: &[preflight::NodeCheck]| {
+            preflight::certain_failures(checks).or_else(|| {
+                if allow_pending {
+                    None
+                } else {
+                    preflight::pending_pods(checks)
+                }
+            })
+        };
+        if allow_pending {
+            if let Some(r) = preflight::pending_pods(&self.checks) {
+                reporter.warn(&format!(
+                    "{} (--allow-pending-pods: the node is taken out anyway)",
+                    r.message.replace("; nothing was changed", "")
+                ));
+            }
+        }
+        if let Some(r) = verdict(&self.checks) {
+            if left_out.is_empty() || verdict(&own).is_some() {
                 return Err(Failure::new(Exit::Usage, r.message).hint(r.hint));
             }
-            let r = preflight::certain_failures(&others).unwrap_or(r);
+            let r = verdict(&others).unwrap_or(r);
             let message = r.message.replace("; nothing was changed", "");
             return Ok(Some(hold(message, &r.hint, Exit::Usage)));
         }
@@ -270,6 +289,14 @@ pub(super) async fn prepare(
         .as_ref()
         .map(|p| p.nodes.iter().map(|n| (n.name.clone(), n.state)).collect())
         .unwrap_or_default();
+    // Nodes the interrupted run left cordoned, which this run uncordons before any other is
+    // taken out: a place for the pods of the nodes after them.
+    let coming_back: Vec<String> = resumed
+        .iter()
+        .flat_map(|p| p.nodes.iter())
+        .filter(|n| n.left_out() && !n.was_cordoned)
+        .map(|n| n.name.clone())
+        .collect();
     let checks = preflight::drains(
         &ctx.client,
         &entries,
@@ -277,6 +304,7 @@ pub(super) async fn prepare(
         &drain_opts,
         options.reboot,
         &resume_states,
+        &coming_back,
     )
     .await
     .map_err(|(what, e)| context::kube_failure(&what, e))?;

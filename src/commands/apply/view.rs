@@ -62,6 +62,14 @@ pub(super) fn dry_run_outcome(
                     .collect::<Vec<_>>()
                     .join(", "))
                 .filter(|s| !s.is_empty()));
+            p["nowhereToGo"] = json!(c
+                .map(|c| c
+                    .nowhere_to_go
+                    .iter()
+                    .map(|s| s.pod.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .filter(|s| !s.is_empty()));
             p["pdbs"] = json!(c
                 .map(|c| {
                     let mut v: Vec<String> = c.never_allowing_pdbs.iter().map(|p| format!("never: {p}")).collect();
@@ -106,6 +114,7 @@ pub(super) fn dry_run_outcome(
             Column::new("EVICT", "evict").placeholder("-"),
             Column::new("REFUSED", "refused").placeholder(""),
             Column::new("PDBS", "pdbs").placeholder(""),
+            Column::new("NOWHERE-TO-GO", "nowhereToGo").placeholder(""),
             Column::new("REASON", "reason").placeholder(""),
         ])),
         summary: Some(format!(

@@ -215,6 +215,12 @@ impl DrainPlan {
     pub fn never_allowing_pdbs(&self) -> Vec<&PdbInfo> {
         self.pdbs.iter().filter(|p| p.never_allows.is_some()).collect()
     }
+
+    /// The pods this drain evicts whose replacements no other node of `nodes` would take
+    /// ([`super::schedule`]); `coming_back`: cordoned nodes that will be uncordoned first.
+    pub fn stranded(&self, nodes: &[Node], coming_back: &[String]) -> Vec<super::schedule::Stranded> {
+        super::schedule::stranded(&self.evict_pods, nodes, &self.node, coming_back)
+    }
 }
 
 /// The controller of an evicted pod (ReplicaSet, StatefulSet, ...): the workload that must
