@@ -114,24 +114,114 @@ fn selector_fits(node_selector: &Value, labels: &Value) -> bool {
         .is_none_or(|m| m.iter().all(|(k, v)| labels.get(k) == Some(v)))
 }
 
-/// Can the scheduler put a pod with this spec on the node?
-fn fits(spec: &Value, node: &NodeInfo) -> bool {
-    let tolerations = spec["tolerations"].as_array().cloned().unwrap_or_default();
-    if !node.ready || !selector_fits(&spec["nodeSelector"], &node.labels) {
-        return false;
+/// One `matchExpressions` requirement of a node selector term against the node's labels, as
+/// the scheduler's NodeAffinity plugin matches it (an invalid one matches nothing).
+fn requirement_fits(r: &Value, labels: &Value) -> bool {
+    let key = r["key"].as_str().unwrap_or("");
+    let values: Vec<&str> = r["values"]
+        .as_array()
+        .map(|v| v.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let label = labels[key].as_str();
+    match r["operator"].as_str().unwrap_or("") {
+        "In" => !values.is_empty() && label.is_some_and(|l| values.contains(&l)),
+        "NotIn" => !values.is_empty() && label.is_none_or(|l| !values.contains(&l)),
+        "Exists" => values.is_empty() && label.is_some(),
+        "DoesNotExist" => values.is_empty() && label.is_none(),
+        op @ ("Gt" | "Lt") => {
+            let (Some(Ok(bound)), Some(Ok(value))) = (
+                (values.len() == 1).then(|| values[0].parse::<i64>()),
+                label.map(str::parse::<i64>),
+            ) else {
+                return false;
+            };
+            if op == "Gt" {
+                value > bound
+            } else {
+                value < bound
+            }
+        }
+        _ => false,
     }
+}
+
+/// The pod's required node affinity: one of its terms (all of whose requirements hold) matches;
+/// an empty term, or no term at all, matches nothing; no required affinity matches every node.
+fn affinity_fits(spec: &Value, node: &NodeInfo) -> bool {
+    let required = &spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
+    if required.is_null() {
+        return true;
+    }
+    let empty = vec![];
+    required["nodeSelectorTerms"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .any(|term| {
+            let exprs = term["matchExpressions"].as_array().unwrap_or(&empty);
+            let fields = term["matchFields"].as_array().unwrap_or(&empty);
+            (!exprs.is_empty() || !fields.is_empty())
+                && exprs.iter().all(|r| requirement_fits(r, &node.labels))
+                && fields.iter().all(|f| {
+                    f["key"] == "metadata.name"
+                        && requirement_fits(f, &json!({"metadata.name": node.name}))
+                        && matches!(f["operator"].as_str(), Some("In" | "NotIn"))
+                })
+        })
+}
+
+/// Why the scheduler cannot put a pod with this spec on the node, in kube-scheduler's words
+/// (its filters in their default order: NodeUnschedulable, TaintToleration, NodeAffinity; a
+/// node that is not Ready counts as its `not-ready` taint would), or `None` when it can.
+fn misfit(spec: &Value, node: &NodeInfo) -> Option<String> {
+    let tolerations = spec["tolerations"].as_array().cloned().unwrap_or_default();
     if node.unschedulable
         && !tolerates(
             &tolerations,
             &json!({"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"}),
         )
     {
-        return false;
+        return Some("node(s) were unschedulable".into());
     }
-    node.taints.iter().all(|t| {
+    let not_ready = json!({"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"});
+    let untolerated = node.taints.iter().chain((!node.ready).then_some(&not_ready)).find(|t| {
         let effect = t["effect"].as_str().unwrap_or("");
-        (effect != "NoSchedule" && effect != "NoExecute") || tolerates(&tolerations, t)
-    })
+        (effect == "NoSchedule" || effect == "NoExecute") && !tolerates(&tolerations, t)
+    });
+    if let Some(t) = untolerated {
+        return Some(format!(
+            "node(s) had untolerated taint {{{}: {}}}",
+            t["key"].as_str().unwrap_or(""),
+            t["value"].as_str().unwrap_or("")
+        ));
+    }
+    if !selector_fits(&spec["nodeSelector"], &node.labels) || !affinity_fits(spec, node) {
+        return Some("node(s) didn't match Pod's node affinity/selector".into());
+    }
+    None
+}
+
+/// Can the scheduler put a pod with this spec on the node?
+fn fits(spec: &Value, node: &NodeInfo) -> bool {
+    misfit(spec, node).is_none()
+}
+
+/// kube-scheduler's FailedScheduling message for a pod no node fits: how many nodes fail on
+/// what, sorted, then the preemption verdict.
+fn failed_scheduling_message(spec: &Value, nodes: &[NodeInfo]) -> String {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for n in nodes {
+        if let Some(why) = misfit(spec, n) {
+            *counts.entry(why).or_default() += 1;
+        }
+    }
+    let mut reasons: Vec<String> = counts.iter().map(|(why, k)| format!("{k} {why}")).collect();
+    reasons.sort();
+    let n = nodes.len();
+    format!(
+        "0/{n} nodes are available: {}. preemption: 0/{n} nodes are available: {n} Preemption is not helpful for scheduling.",
+        reasons.join(", ")
+    )
 }
 
 // ---------------------------------------------------------------------------------
@@ -1392,11 +1482,7 @@ fn schedule(shared: &Shared, nodes: &[NodeInfo], all: &[Value]) -> bool {
                 if already {
                     continue;
                 }
-                let msg = format!(
-                    "0/{} nodes are available: no node matches the pod's node selector, is Ready and schedulable, and has no untolerated taint. preemption: 0/{} nodes are available.",
-                    nodes.len(),
-                    nodes.len()
-                );
+                let msg = failed_scheduling_message(&p["spec"], nodes);
                 let t = now();
                 let r = shared.store.update_with(PODS, Some(ns), pname, None, |o| {
                     let mut c = condition("PodScheduled", "False", &t);
@@ -1966,6 +2052,90 @@ mod tests {
         assert!(fits(&ds, &node(linux.clone(), true, true, tainted)));
         let pref = vec![json!({"key": "x", "effect": "PreferNoSchedule"})];
         assert!(fits(&spec, &node(linux, true, false, pref)));
+    }
+
+    #[test]
+    fn required_node_affinity_is_scheduled_by() {
+        let user = json!({"kubernetes.io/os": "linux", "agentpool": "user", "cores": "8"});
+        let with = |terms: Value| json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}});
+        let n = node(user.clone(), true, false, vec![]);
+        assert!(fits(
+            &with(json!([{"matchExpressions": [{"key": "agentpool", "operator": "In", "values": ["user"]}]}])),
+            &n
+        ));
+        assert!(!fits(
+            &with(json!([{"matchExpressions": [{"key": "agentpool", "operator": "In", "values": ["gpu"]}]}])),
+            &n
+        ));
+        assert!(fits(
+            &with(json!([{"matchExpressions": [{"key": "agentpool", "operator": "NotIn", "values": ["system"]}]}])),
+            &n
+        ));
+        assert!(fits(
+            &with(json!([{"matchExpressions": [{"key": "gpu", "operator": "DoesNotExist"}]}])),
+            &n
+        ));
+        assert!(!fits(
+            &with(json!([{"matchExpressions": [{"key": "gpu", "operator": "Exists"}]}])),
+            &n
+        ));
+        assert!(fits(
+            &with(json!([{"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["4"]}]}])),
+            &n
+        ));
+        // Terms are ORed, expressions within one ANDed; an empty term or list matches nothing.
+        assert!(fits(
+            &with(json!([
+                {"matchExpressions": [{"key": "agentpool", "operator": "In", "values": ["gpu"]}]},
+                {"matchExpressions": [{"key": "agentpool", "operator": "Exists"}, {"key": "cores", "operator": "Lt", "values": ["16"]}]}
+            ])),
+            &n
+        ));
+        assert!(!fits(&with(json!([{}])), &n));
+        assert!(!fits(&with(json!([])), &n));
+        assert!(fits(
+            &with(json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n"]}]}])),
+            &n
+        ));
+        assert!(!fits(
+            &with(json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["m"]}]}])),
+            &n
+        ));
+    }
+
+    #[test]
+    fn failed_scheduling_says_what_each_node_failed_on_as_kube_scheduler_does() {
+        let spec = json!({"nodeSelector": {"agentpool": "user"}, "tolerations": default_tolerations()});
+        let nodes = [
+            node(
+                json!({"kubernetes.io/os": "linux", "agentpool": "user"}),
+                true,
+                true,
+                vec![],
+            ),
+            node(
+                json!({"kubernetes.io/os": "linux", "agentpool": "system"}),
+                true,
+                false,
+                vec![],
+            ),
+            node(
+                json!({"kubernetes.io/os": "linux", "agentpool": "system"}),
+                true,
+                false,
+                vec![],
+            ),
+            node(
+                json!({"kubernetes.io/os": "linux", "agentpool": "user"}),
+                false,
+                false,
+                vec![],
+            ),
+        ];
+        assert_eq!(
+            failed_scheduling_message(&spec, &nodes),
+            "0/4 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }, 1 node(s) were unschedulable, 2 node(s) didn't match Pod's node affinity/selector. preemption: 0/4 nodes are available: 4 Preemption is not helpful for scheduling."
+        );
     }
 
     #[test]
