@@ -122,6 +122,7 @@ set edit:completion:arg-completer[aks-patch] = {|@words|
             cand --force 'Evict pods with no controller (they are not recreated), as kubectl drain --force'
             cand --azure-linux-security-as-all 'On Azure Linux nodes, which classify no update as security, install all updates when `--upgrade-mode security` is asked (otherwise such nodes are refused)'
             cand --allow-azure-linux-2 'Patch Azure Linux 2.0 (CBL-Mariner) nodes, out of support since 30 Nov 2025 (otherwise they are refused; migrate them to Azure Linux 3)'
+            cand --allow-pending-pods 'Take a node out even when pods it runs would have nowhere to go (no other schedulable Ready node matches their nodeSelector, required node affinity and tolerations): they stay Pending until it is back. Otherwise the run refuses before any change, or stops before that node''s cordon'
             cand --force-unlock 'Take over a lock left behind by a run that died'
             cand --resume 'Continue the last interrupted run of this cluster'
             cand --wait-for-window 'Outside the window, wait for it to open (a countdown on a terminal) instead of exiting 8'

@@ -150,6 +150,7 @@ complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l delete-emp
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l force -d 'Evict pods with no controller (they are not recreated), as kubectl drain --force'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l azure-linux-security-as-all -d 'On Azure Linux nodes, which classify no update as security, install all updates when `--upgrade-mode security` is asked (otherwise such nodes are refused)'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l allow-azure-linux-2 -d 'Patch Azure Linux 2.0 (CBL-Mariner) nodes, out of support since 30 Nov 2025 (otherwise they are refused; migrate them to Azure Linux 3)'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l allow-pending-pods -d 'Take a node out even when pods it runs would have nowhere to go (no other schedulable Ready node matches their nodeSelector, required node affinity and tolerations): they stay Pending until it is back. Otherwise the run refuses before any change, or stops before that node\'s cordon'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l force-unlock -d 'Take over a lock left behind by a run that died'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l resume -d 'Continue the last interrupted run of this cluster'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l wait-for-window -d 'Outside the window, wait for it to open (a countdown on a terminal) instead of exiting 8'
