@@ -185,7 +185,9 @@ async fn issue12_blockers_that_do_not_clear_stop_with_exit_9_and_nothing_changed
     let value = Arc::new(AtomicU64::new(1));
     let prom = Prometheus::start(metric_server(value.clone()).await).await;
     prom.wait_alert(true).await;
-    let c = Cluster::start(Some(&scenario(1, 1.0))).await;
+    // Two nodes: on a one-node cluster the drain's pods would have nowhere to go, which the
+    // pre-flight refuses before any blocker is asked.
+    let c = Cluster::start(Some(&scenario(2, 1.0))).await;
     // Only alerts matching the regexp block, and only firing ones: Watchdog does not.
     let r = c
         .run(
