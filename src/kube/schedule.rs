@@ -124,11 +124,17 @@ fn labels(node: &Node) -> BTreeMap<String, String> {
     node.metadata.labels.clone().unwrap_or_default()
 }
 
+/// The taints the node lifecycle controller puts on a node that is not Ready.
+const NOT_READY_TAINTS: [&str; 2] = ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"];
+
 /// The node's taints but the cordon's own (judged with the cordon, see
-/// [`schedulable_and_ready`]).
-fn taints(node: &Node) -> Vec<Taint> {
+/// [`schedulable_and_ready`]), and, for a node `coming_back`, those of its being down.
+fn taints(node: &Node, coming_back: bool) -> Vec<Taint> {
     let all = node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or_default();
-    all.iter().filter(|t| t.key != UNSCHEDULABLE_TAINT).cloned().collect()
+    all.iter()
+        .filter(|t| t.key != UNSCHEDULABLE_TAINT && !(coming_back && NOT_READY_TAINTS.contains(&t.key.as_str())))
+        .cloned()
+        .collect()
 }
 
 fn cordoned(node: &Node) -> bool {
@@ -140,16 +146,18 @@ fn tolerations(spec: &PodSpec) -> &[Toleration] {
 }
 
 /// The node takes new pods that tolerate what a cordon says: Ready and not cordoned (or the
-/// pod tolerates the unschedulable taint). `coming_back`: the node is cordoned now but will
-/// be uncordoned before the pod needs it.
+/// pod tolerates the unschedulable taint). `coming_back`: the node is out of service now (a
+/// run's, cordoned, maybe rebooting) but will be back, Ready and uncordoned, before the pod
+/// needs it.
 fn schedulable_and_ready(spec: &PodSpec, node: &Node, coming_back: bool) -> bool {
     let unschedulable = Taint {
         key: UNSCHEDULABLE_TAINT.into(),
         effect: "NoSchedule".into(),
         ..Default::default()
     };
-    ready_condition(node).as_deref() == Some("True")
-        && (!cordoned(node) || coming_back || tolerations(spec).iter().any(|t| tolerates(t, &unschedulable)))
+    coming_back
+        || (ready_condition(node).as_deref() == Some("True")
+            && (!cordoned(node) || tolerations(spec).iter().any(|t| tolerates(t, &unschedulable))))
 }
 
 fn taint_text(t: &Taint) -> String {
@@ -324,7 +332,8 @@ pub fn nowhere_to_go(pod: &Pod, nodes: &[Node], from: &str, coming_back: &[Strin
     let untolerated: Vec<String> = left
         .iter()
         .filter_map(|n| {
-            untolerated_taint(tolerations(spec), &taints(n)).map(|t| format!("{}: {}", name(n), taint_text(t)))
+            untolerated_taint(tolerations(spec), &taints(n, coming_back.contains(&name(n))))
+                .map(|t| format!("{}: {}", name(n), taint_text(t)))
         })
         .collect();
     if untolerated.len() == left.len() {
@@ -524,12 +533,26 @@ mod tests {
     }
 
     #[test]
-    fn a_cordoned_node_the_run_uncordons_first_still_counts() {
+    fn a_node_the_run_puts_back_first_still_counts() {
         let nodes = [cordon(node("user-0", "user")), node("user-1", "user")];
         assert_eq!(
             nowhere_to_go(&pod(pinned("user")), &nodes, "user-1", &["user-0".into()]),
             None
         );
+        // Even while it reboots (NotReady, tainted not-ready): the run waits for it first.
+        let rebooting = taint(
+            not_ready(cordon(node("user-0", "user"))),
+            "node.kubernetes.io/not-ready",
+            None,
+            "NoSchedule",
+        );
+        let nodes = [rebooting.clone(), node("user-1", "user")];
+        assert_eq!(
+            nowhere_to_go(&pod(pinned("user")), &nodes, "user-1", &["user-0".into()]),
+            None
+        );
+        let nodes = [rebooting, node("user-1", "user")];
+        assert!(nowhere_to_go(&pod(pinned("user")), &nodes, "user-1", &[]).is_some());
     }
 
     #[test]
