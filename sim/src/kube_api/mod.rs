@@ -8,6 +8,7 @@ pub mod defaults;
 pub mod discovery;
 pub mod eviction;
 pub mod exec;
+pub mod managed;
 pub mod openapi;
 pub mod patch;
 pub mod pods;
@@ -15,6 +16,7 @@ pub mod printers;
 pub mod reviews;
 pub mod selector;
 pub mod status;
+pub mod validation;
 pub mod watch;
 
 use crate::events::kinds;
@@ -1175,9 +1177,59 @@ fn record_lease(s: &Shared, obj: &Value, verb: &str) {
     );
 }
 
+/// Who writes, for `metadata.managedFields`.
+fn writer(q: &Query, headers: &HeaderMap, t: &Target) -> managed::Writer {
+    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+    managed::Writer::of(q.get("fieldManager"), ua, &t.res, t.sub.as_deref())
+}
+
+/// `ValidatePatchOptions`: apply needs a field manager, `force` is for apply only.
+fn check_patch_options(pt: patch::PatchType, q: &Query) -> Result<(), ApiError> {
+    let mut errs = vec![];
+    if pt == patch::PatchType::Apply {
+        if q.get("fieldManager").unwrap_or("").is_empty() {
+            errs.push(validation::FieldError::required("fieldManager", "is required for apply patch"));
+        }
+    } else if q.get("force").is_some() {
+        errs.push(validation::FieldError::forbidden(
+            "force",
+            "may not be specified for non-apply patch",
+        ));
+    }
+    if errs.is_empty() {
+        return Ok(());
+    }
+    Err(validation::invalid("meta.k8s.io", "PatchOptions", "", &errs))
+}
+
+/// The managedFields `cur` had before a write (clients cannot set them directly here).
+fn keep_managed_fields(old: Option<&Value>, cur: &mut Value) {
+    let Some(meta) = cur["metadata"].as_object_mut() else { return };
+    match old.map(|o| &o["metadata"]["managedFields"]).filter(|m| !m.is_null()) {
+        Some(m) => {
+            meta.insert("managedFields".into(), m.clone());
+        }
+        None => {
+            meta.remove("managedFields");
+        }
+    }
+}
+
 fn create(s: &Arc<Shared>, t: &Target, q: &Query, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
     check_json_body(headers)?;
-    let mut obj = parse_object(body, &t.res)?;
+    let obj = parse_object(body, &t.res)?;
+    create_object(s, t, q, headers, obj, None)
+}
+
+/// Create `obj`; `applied`: by server-side apply of this writer (else an `Update`).
+fn create_object(
+    s: &Arc<Shared>,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    mut obj: Value,
+    applied: Option<&managed::Writer>,
+) -> Result<Response, ApiError> {
     set_namespace(&mut obj, t.ns.as_deref(), &t.res)?;
     let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
     if t.res.namespaced {
@@ -1201,8 +1253,16 @@ fn create(s: &Arc<Shared>, t: &Target, q: &Query, headers: &HeaderMap, body: &[u
     }
     validate_shape(&obj).map_err(|e| ApiError::invalid(&t.res, &name, &e))?;
     let warnings = validate_fields(q, &t.res, &mut obj)?;
+    keep_managed_fields(None, &mut obj);
+    if let Some(w) = applied {
+        obj = managed::apply(&t.res, None, &obj, w, false).map_err(|c| managed::conflict_error(&c))?;
+    }
     prepare_for_create(&t.res, &mut obj);
     defaults::apply(t.res.plural, &mut obj);
+    if applied.is_none() {
+        managed::record_update(&t.res, None, &mut obj, &writer(q, headers, t));
+    }
+    validation::check(&t.res, &obj)?;
     if q.dry_run() {
         if !name.is_empty() && s.store.get(t.res, t.ns.as_deref(), &name).is_some() {
             return Err(ApiError::already_exists(&t.res, &name));
@@ -1300,6 +1360,7 @@ fn update(
     if expected.is_none() && !allows_unconditional_update(&t.res) {
         return Err(must_specify_resource_version(&t.res, name));
     }
+    let w = writer(q, headers, t);
     if q.dry_run() {
         let cur = s
             .store
@@ -1319,21 +1380,42 @@ fn update(
             ));
         }
         merge_for_subresource(&t.res, sub, &cur, &mut obj);
+        keep_managed_fields(Some(&cur), &mut obj);
+        managed::record_update(&t.res, Some(&cur), &mut obj, &w);
+        validation::check(&t.res, &obj)?;
         return Ok(with_warnings(json_response(StatusCode::OK, &obj), &warnings));
     }
+    let refused = std::cell::RefCell::new(None);
     let updated = s
         .store
         .update_with(t.res, ns, name, expected.as_deref(), |cur| {
             let old = cur.clone();
             *cur = obj;
             merge_for_subresource(&t.res, sub, &old, cur);
-            validate_shape(cur).map_err(store::StoreError::Invalid)
+            validate_shape(cur).map_err(store::StoreError::Invalid)?;
+            keep_managed_fields(Some(&old), cur);
+            managed::record_update(&t.res, Some(&old), cur, &w);
+            refuse_invalid(&t.res, cur, &refused)
         })
-        .map_err(|e| ApiError::from_store(&t.res, name, e))?;
+        .map_err(|e| refused.take().unwrap_or_else(|| ApiError::from_store(&t.res, name, e)))?;
     if t.res == store::LEASES {
         record_lease(s, &updated, "updated");
     }
     Ok(with_warnings(json_response(StatusCode::OK, &updated), &warnings))
+}
+
+/// Validate an object inside a store update: the refusal is kept in `refused` (the
+/// store's error only says that the closure failed).
+fn refuse_invalid(
+    res: &Resource,
+    obj: &Value,
+    refused: &std::cell::RefCell<Option<ApiError>>,
+) -> Result<(), store::StoreError> {
+    validation::check(res, obj).map_err(|e| {
+        let msg = e.message.clone();
+        *refused.borrow_mut() = Some(e);
+        store::StoreError::Invalid(msg)
+    })
 }
 
 /// Server-side field validation (`?fieldValidation=`, default `Warn`): unknown fields are
@@ -1446,6 +1528,7 @@ fn patch(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let pt = patch::PatchType::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+    check_patch_options(pt, q)?;
     let mut p = patch::decode(pt, body).map_err(ApiError::bad_request)?;
     let warnings = if pt != patch::PatchType::Json && t.sub.is_none() && p.is_object() {
         validate_fields(q, &t.res, &mut p)?
@@ -1454,6 +1537,9 @@ fn patch(
     };
     let ns = t.ns.as_deref();
     let sub = t.sub.as_deref();
+    let w = writer(q, headers, t);
+    let apply = pt == patch::PatchType::Apply;
+    let force = q.flag("force");
     let expected = if pt == patch::PatchType::Json {
         None
     } else {
@@ -1463,7 +1549,7 @@ fn patch(
             .map(str::to_string)
     };
     if s.store.get(t.res, ns, name).is_none() {
-        if pt == patch::PatchType::Apply && sub.is_none() {
+        if apply && sub.is_none() {
             let mut obj = p.clone();
             if !obj.is_object() || !(obj["metadata"].is_object() || obj["metadata"].is_null()) {
                 return Err(ApiError::bad_request(
@@ -1471,32 +1557,54 @@ fn patch(
                 ));
             }
             obj["metadata"]["name"] = json!(name);
-            let obj = serde_json::to_vec(&obj).unwrap_or_default();
-            let mut h = HeaderMap::new();
-            h.insert(header::CONTENT_TYPE, "application/json".parse().expect("static"));
-            return create(s, t, q, &h, &obj);
+            return create_object(s, t, q, headers, obj, Some(&w));
         }
         return Err(ApiError::not_found(&t.res, name));
     }
+    if apply && !p.is_object() {
+        return Err(ApiError::bad_request("an applied configuration must be an object"));
+    }
+    let refused = std::cell::RefCell::new(None);
     let compute = |cur: &mut Value| -> Result<(), store::StoreError> {
         let old = cur.clone();
-        patch::apply(pt, cur, &p).map_err(store::StoreError::Invalid)?;
+        if apply {
+            match managed::apply(&t.res, Some(&old), &p, &w, force) {
+                Ok(v) => *cur = v,
+                Err(c) => {
+                    let e = managed::conflict_error(&c);
+                    let msg = e.message.clone();
+                    *refused.borrow_mut() = Some(e);
+                    return Err(store::StoreError::Invalid(msg));
+                }
+            }
+        } else {
+            patch::apply(pt, cur, &p).map_err(store::StoreError::Invalid)?;
+        }
         validate_shape(cur).map_err(store::StoreError::Invalid)?;
+        let recorded = cur["metadata"]["managedFields"].clone();
         merge_for_subresource(&t.res, sub, &old, cur);
-        validate_shape(cur).map_err(store::StoreError::Invalid)
+        validate_shape(cur).map_err(store::StoreError::Invalid)?;
+        if apply {
+            cur["metadata"]["managedFields"] = recorded;
+        } else {
+            keep_managed_fields(Some(&old), cur);
+            managed::record_update(&t.res, Some(&old), cur, &w);
+        }
+        refuse_invalid(&t.res, cur, &refused)
     };
+    let fail = |e| refused.take().unwrap_or_else(|| ApiError::from_store(&t.res, name, e));
     if q.dry_run() {
         let mut cur = s
             .store
             .get(t.res, ns, name)
             .ok_or_else(|| ApiError::not_found(&t.res, name))?;
-        compute(&mut cur).map_err(|e| ApiError::from_store(&t.res, name, e))?;
+        compute(&mut cur).map_err(fail)?;
         return Ok(with_warnings(json_response(StatusCode::OK, &cur), &warnings));
     }
     let updated = s
         .store
         .update_with(t.res, ns, name, expected.as_deref(), compute)
-        .map_err(|e| ApiError::from_store(&t.res, name, e))?;
+        .map_err(fail)?;
     if t.res == store::LEASES {
         record_lease(s, &updated, "patched");
     }
@@ -1561,10 +1669,13 @@ fn scale_write(
         out["spec"]["replicas"] = json!(replicas);
         return Ok(json_response(StatusCode::OK, &out));
     }
+    let w = writer(q, headers, t);
     let updated = s
         .store
         .update_with(t.res, ns, name, expected.as_deref(), |o| {
+            let old = o.clone();
             o["spec"]["replicas"] = json!(replicas);
+            managed::record_update(&t.res, Some(&old), o, &w);
             Ok(())
         })
         .map_err(|e| ApiError::from_store(&t.res, name, e))?;
