@@ -178,13 +178,17 @@ fn get_at<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
 
 /// Remove the value at a path (a map key, a keyed item, a set member).
 fn remove_at(v: &mut Value, path: &[String]) {
-    let Some((last, parent)) = path.split_last() else { return };
+    let Some((last, parent)) = path.split_last() else {
+        return;
+    };
     let mut cur = v;
     for el in parent {
         let next = if let Some(f) = el.strip_prefix("f:") {
             cur.as_object_mut().and_then(|m| m.get_mut(f))
         } else if let Some(k) = el.strip_prefix("k:") {
-            let Ok(key) = serde_json::from_str::<Map<String, Value>>(k) else { return };
+            let Ok(key) = serde_json::from_str::<Map<String, Value>>(k) else {
+                return;
+            };
             cur.as_array_mut()
                 .and_then(|a| a.iter_mut().find(|i| item_matches(i, &key)))
         } else {
@@ -440,7 +444,10 @@ fn print_path(p: &Path) -> String {
 /// The 409 kube-apiserver answers an apply with conflicts (`NewApplyConflict`).
 pub fn conflict_error(conflicts: &[Conflict]) -> ApiError {
     let message = match conflicts {
-        [one] => format!("Apply failed with 1 conflict: conflict with {}: {}", one.manager, one.path),
+        [one] => format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            one.manager, one.path
+        ),
         many => {
             let mut managers: Vec<&str> = many.iter().map(|c| c.manager.as_str()).collect();
             managers.sort();
@@ -481,8 +488,7 @@ fn merge_applied(target: &mut Value, applied: &Value, field: &str) {
             }
         }
         (Value::Array(t), Value::Array(a))
-            if list_map_key(field)
-                .is_some_and(|k| a.iter().chain(t.iter()).all(|i| i.get(k).is_some())) =>
+            if list_map_key(field).is_some_and(|k| a.iter().chain(t.iter()).all(|i| i.get(k).is_some())) =>
         {
             let key = list_map_key(field).expect("checked");
             for item in a {
@@ -638,14 +644,35 @@ mod tests {
             ..writer("kubectl")
         };
         record_update(&store::DEPLOYMENTS, Some(&live), &mut scaled, &scaler);
-        let e = apply(&store::DEPLOYMENTS, Some(&scaled), &deploy(2, "x:1"), &writer("kubectl"), false).unwrap_err();
+        let e = apply(
+            &store::DEPLOYMENTS,
+            Some(&scaled),
+            &deploy(2, "x:1"),
+            &writer("kubectl"),
+            false,
+        )
+        .unwrap_err();
         assert_eq!(
             conflict_error(&e).message,
             "Apply failed with 1 conflict: conflict with \"kubectl\" with subresource \"scale\" using apps/v1: .spec.replicas"
         );
         // Same value: shared, no conflict.
-        assert!(apply(&store::DEPLOYMENTS, Some(&scaled), &deploy(5, "x:1"), &writer("kubectl"), false).is_ok());
-        let forced = apply(&store::DEPLOYMENTS, Some(&scaled), &deploy(3, "x:1"), &writer("kubectl"), true).unwrap();
+        assert!(apply(
+            &store::DEPLOYMENTS,
+            Some(&scaled),
+            &deploy(5, "x:1"),
+            &writer("kubectl"),
+            false
+        )
+        .is_ok());
+        let forced = apply(
+            &store::DEPLOYMENTS,
+            Some(&scaled),
+            &deploy(3, "x:1"),
+            &writer("kubectl"),
+            true,
+        )
+        .unwrap();
         assert_eq!(forced["spec"]["replicas"], 3);
         let managers: Vec<&str> = forced["metadata"]["managedFields"]
             .as_array()

@@ -1188,7 +1188,10 @@ fn check_patch_options(pt: patch::PatchType, q: &Query) -> Result<(), ApiError> 
     let mut errs = vec![];
     if pt == patch::PatchType::Apply {
         if q.get("fieldManager").unwrap_or("").is_empty() {
-            errs.push(validation::FieldError::required("fieldManager", "is required for apply patch"));
+            errs.push(validation::FieldError::required(
+                "fieldManager",
+                "is required for apply patch",
+            ));
         }
     } else if q.get("force").is_some() {
         errs.push(validation::FieldError::forbidden(
@@ -1204,7 +1207,9 @@ fn check_patch_options(pt: patch::PatchType, q: &Query) -> Result<(), ApiError> 
 
 /// The managedFields `cur` had before a write (clients cannot set them directly here).
 fn keep_managed_fields(old: Option<&Value>, cur: &mut Value) {
-    let Some(meta) = cur["metadata"].as_object_mut() else { return };
+    let Some(meta) = cur["metadata"].as_object_mut() else {
+        return;
+    };
     match old.map(|o| &o["metadata"]["managedFields"]).filter(|m| !m.is_null()) {
         Some(m) => {
             meta.insert("managedFields".into(), m.clone());

@@ -15,7 +15,8 @@ const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist
 const DNS1035_LABEL_FMT: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
 const DNS1035_LABEL_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character";
 const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
-const QUALIFIED_NAME_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+const QUALIFIED_NAME_MSG: &str =
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 const LABEL_VALUE_FMT: &str = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
 const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 /// The total size of an object's annotations (keys and values), as kube-apiserver limits it.
@@ -90,10 +91,7 @@ impl FieldError {
     /// `ErrorBody()`: the message without the field.
     pub fn body(&self) -> String {
         let mut s = self.ty.words().to_string();
-        let shows_value = !matches!(
-            self.ty,
-            ErrorType::Required | ErrorType::Forbidden | ErrorType::TooLong
-        );
+        let shows_value = !matches!(self.ty, ErrorType::Required | ErrorType::Forbidden | ErrorType::TooLong);
         if let (true, Some(v)) = (shows_value, &self.value) {
             s.push_str(": ");
             s.push_str(v);
@@ -174,7 +172,12 @@ fn regex_error(msg: &str, fmt: &str, examples: &[&str]) -> String {
     if examples.is_empty() {
         return format!("{msg} (regex used for validation is '{fmt}')");
     }
-    let ex: String = examples.iter().map(|e| format!("'{e}', ")).collect::<Vec<_>>().join("or ");
+    // As Go builds it: "'a', " joined by " or " (two spaces before each "or").
+    let ex: String = examples
+        .iter()
+        .map(|e| format!("'{e}', "))
+        .collect::<Vec<_>>()
+        .join(" or ");
     format!("{msg} (e.g. {ex}regex used for validation is '{fmt}')")
 }
 
@@ -188,10 +191,7 @@ fn alnum_lower(c: u8) -> bool {
 
 fn is_dns1123_label_shape(s: &str) -> bool {
     let b = s.as_bytes();
-    !b.is_empty()
-        && alnum_lower(b[0])
-        && alnum_lower(b[b.len() - 1])
-        && b.iter().all(|c| alnum_lower(*c) || *c == b'-')
+    !b.is_empty() && alnum_lower(b[0]) && alnum_lower(b[b.len() - 1]) && b.iter().all(|c| alnum_lower(*c) || *c == b'-')
 }
 
 fn is_dns1123_subdomain_shape(s: &str) -> bool {
@@ -208,7 +208,11 @@ pub fn dns1123_label(s: &str) -> Vec<String> {
         if is_dns1123_subdomain_shape(s) {
             errs.push("must not contain dots".into());
         } else {
-            errs.push(regex_error(DNS1123_LABEL_MSG, DNS1123_LABEL_FMT, &["my-name", "123-abc"]));
+            errs.push(regex_error(
+                DNS1123_LABEL_MSG,
+                DNS1123_LABEL_FMT,
+                &["my-name", "123-abc"],
+            ));
         }
     }
     errs
@@ -221,7 +225,11 @@ pub fn dns1123_subdomain(s: &str) -> Vec<String> {
         errs.push(max_len_error(253));
     }
     if !is_dns1123_subdomain_shape(s) {
-        errs.push(regex_error(DNS1123_SUBDOMAIN_MSG, DNS1123_SUBDOMAIN_FMT, &["example.com"]));
+        errs.push(regex_error(
+            DNS1123_SUBDOMAIN_MSG,
+            DNS1123_SUBDOMAIN_FMT,
+            &["example.com"],
+        ));
     }
     errs
 }
@@ -238,7 +246,11 @@ pub fn dns1035_label(s: &str) -> Vec<String> {
         && alnum_lower(b[b.len() - 1])
         && b.iter().all(|c| alnum_lower(*c) || *c == b'-');
     if !ok {
-        errs.push(regex_error(DNS1035_LABEL_MSG, DNS1035_LABEL_FMT, &["my-name", "abc-123"]));
+        errs.push(regex_error(
+            DNS1035_LABEL_MSG,
+            DNS1035_LABEL_FMT,
+            &["my-name", "abc-123"],
+        ));
     }
     errs
 }
@@ -249,7 +261,8 @@ fn is_qualified_name_part(s: &str) -> bool {
     !b.is_empty()
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
 /// `IsQualifiedName`: label keys, annotation keys (lowercased), finalizers, taint keys.
@@ -262,14 +275,22 @@ pub fn qualified_name(s: &str) -> Vec<String> {
             if prefix.is_empty() {
                 errs.push("prefix part must be non-empty".to_string());
             } else {
-                errs.extend(dns1123_subdomain(prefix).into_iter().map(|m| format!("prefix part {m}")));
+                errs.extend(
+                    dns1123_subdomain(prefix)
+                        .into_iter()
+                        .map(|m| format!("prefix part {m}")),
+                );
             }
             *name
         }
         _ => {
             errs.push(format!(
                 "a qualified name {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
-                regex_error(QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"])
+                regex_error(
+                    QUALIFIED_NAME_MSG,
+                    QUALIFIED_NAME_FMT,
+                    &["MyName", "my.name", "123-abc"]
+                )
             ));
             return errs;
         }
@@ -282,7 +303,11 @@ pub fn qualified_name(s: &str) -> Vec<String> {
     if !is_qualified_name_part(name) {
         errs.push(format!(
             "name part {}",
-            regex_error(QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"])
+            regex_error(
+                QUALIFIED_NAME_MSG,
+                QUALIFIED_NAME_FMT,
+                &["MyName", "my.name", "123-abc"]
+            )
         ));
     }
     errs
@@ -295,7 +320,11 @@ pub fn label_value(s: &str) -> Vec<String> {
         errs.push(max_len_error(63));
     }
     if !s.is_empty() && !is_qualified_name_part(s) {
-        errs.push(regex_error(LABEL_VALUE_MSG, LABEL_VALUE_FMT, &["MyValue", "my_value", "12345"]));
+        errs.push(regex_error(
+            LABEL_VALUE_MSG,
+            LABEL_VALUE_FMT,
+            &["MyValue", "my_value", "12345"],
+        ));
     }
     errs
 }
@@ -363,7 +392,10 @@ fn validate_meta(res: &Resource, meta: &Value, errs: &mut Vec<FieldError>) {
     match meta["name"].as_str().unwrap_or("") {
         // The name is generated before validation, from a prefix checked above.
         "" if generated => {}
-        "" => errs.push(FieldError::required("metadata.name", "name or generateName is required")),
+        "" => errs.push(FieldError::required(
+            "metadata.name",
+            "name or generateName is required",
+        )),
         name => {
             for msg in rule(name) {
                 errs.push(FieldError::invalid("metadata.name", name, msg));
@@ -602,7 +634,12 @@ mod tests {
             &store::NODES,
             json!({"metadata": {"name": "n", "labels": {"when": "a b"}}}),
         );
-        assert!(m.starts_with(r#"Node "n" is invalid: metadata.labels: Invalid value: "a b": a valid label must be an empty string"#), "{m}");
+        assert!(
+            m.starts_with(
+                r#"Node "n" is invalid: metadata.labels: Invalid value: "a b": a valid label must be an empty string"#
+            ),
+            "{m}"
+        );
     }
 
     #[test]
@@ -632,25 +669,57 @@ mod tests {
             json!({"metadata": {"name": "n"}, "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}, {"key": "k", "value": "v", "effect": "NoSchedule"}]}}),
         );
         assert!(m.contains("spec.taints[1]: Duplicate value: core.Taint{Key:\"k\", Value:\"v\", Effect:\"NoSchedule\", TimeAdded:(*v1.Time)(nil)}: taints must be unique by key and effect pair"), "{m}");
-        let m = message(&store::NODES, json!({"metadata": {"name": "n"}, "spec": {"taints": [{"key": "k"}]}}));
+        let m = message(
+            &store::NODES,
+            json!({"metadata": {"name": "n"}, "spec": {"taints": [{"key": "k"}]}}),
+        );
         assert_eq!(m, r#"Node "n" is invalid: spec.taints[0].effect: Required value"#);
     }
 
     #[test]
     fn names_by_kind_and_annotations() {
         let m = message(&store::NAMESPACES, json!({"metadata": {"name": "a.b"}}));
-        assert_eq!(m, r#"Namespace "a.b" is invalid: metadata.name: Invalid value: "a.b": must not contain dots"#);
+        assert_eq!(
+            m,
+            r#"Namespace "a.b" is invalid: metadata.name: Invalid value: "a.b": must not contain dots"#
+        );
         assert!(check(&store::CONFIGMAPS, &json!({"metadata": {"name": "a.b"}})).is_ok());
-        assert!(check(&store::CONFIGMAPS, &json!({"metadata": {"generateName": "web-"}, "data": {}})).is_ok());
+        assert!(check(
+            &store::CONFIGMAPS,
+            &json!({"metadata": {"generateName": "web-"}, "data": {}})
+        )
+        .is_ok());
         assert!(check(&store::CONFIGMAPS, &json!({"metadata": {"generateName": "Web-"}})).is_err());
         assert!(check(&store::CONFIGMAPS, &json!({"metadata": {}})).is_err());
-        assert!(check(&store::CONFIGMAPS, &json!({"metadata": {"name": "x", "generateName": "web-"}})).is_ok());
+        assert!(check(
+            &store::CONFIGMAPS,
+            &json!({"metadata": {"name": "x", "generateName": "web-"}})
+        )
+        .is_ok());
         let big = "x".repeat(TOTAL_ANNOTATION_SIZE);
-        let m = message(&store::CONFIGMAPS, json!({"metadata": {"name": "c", "annotations": {"a": big}}}));
-        assert_eq!(m, r#"ConfigMap "c" is invalid: metadata.annotations: Too long: must have at most 262144 bytes"#);
-        let m = message(&store::CONFIGMAPS, json!({"metadata": {"name": "c", "annotations": {"Bad Key": "1"}}}));
-        assert!(m.starts_with(r#"ConfigMap "c" is invalid: metadata.annotations: Invalid value: "Bad Key": name part must consist of"#), "{m}");
+        let m = message(
+            &store::CONFIGMAPS,
+            json!({"metadata": {"name": "c", "annotations": {"a": big}}}),
+        );
+        assert_eq!(
+            m,
+            r#"ConfigMap "c" is invalid: metadata.annotations: Too long: must have at most 262144 bytes"#
+        );
+        let m = message(
+            &store::CONFIGMAPS,
+            json!({"metadata": {"name": "c", "annotations": {"Bad Key": "1"}}}),
+        );
+        assert!(
+            m.starts_with(
+                r#"ConfigMap "c" is invalid: metadata.annotations: Invalid value: "Bad Key": name part must consist of"#
+            ),
+            "{m}"
+        );
         // Annotation keys are checked case-insensitively.
-        assert!(check(&store::CONFIGMAPS, &json!({"metadata": {"name": "c", "annotations": {"Example.COM/Key": "1"}}})).is_ok());
+        assert!(check(
+            &store::CONFIGMAPS,
+            &json!({"metadata": {"name": "c", "annotations": {"Example.COM/Key": "1"}}})
+        )
+        .is_ok());
     }
 }
