@@ -1150,7 +1150,7 @@ spec:
   template:
     metadata: {labels: {app: typo}}
     spec:
-      containers: [{name: c, imagee: x}]
+      containers: [{name: c, image: x, imagee: x}]
 "#,
     )
     .unwrap();

@@ -556,7 +556,7 @@ fn validate_pod_spec(spec: &Value, path: &str, errs: &mut Vec<FieldError>) {
                         }
                     }
                 }
-                if ctr["image"].as_str().unwrap_or("").trim().is_empty() {
+                if ctr["image"].as_str().unwrap_or("").is_empty() {
                     errs.push(FieldError::required(&format!("{at}.image"), ""));
                 }
             }
