@@ -131,6 +131,45 @@ impl Env {
     }
 }
 
+/// Read an exec's stdout while its connection lasts: what it printed, its status (if one
+/// came) and how the connection ended (`Err` when it broke without a close). kube-rs ends a
+/// broken stream with an error from `join()` and its readers never see EOF, so the reading
+/// stops when the connection does.
+async fn cut_stream(
+    mut p: kube::api::AttachedProcess,
+) -> (
+    String,
+    Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>,
+    Result<(), String>,
+) {
+    let status = p.take_status().unwrap();
+    let mut stdout = p.stdout().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let reading = tokio::spawn(async move {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf).await {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let ended = tokio::time::timeout(Duration::from_secs(30), p.join())
+        .await
+        .expect("the stream ends with the reboot")
+        .map_err(|e| e.to_string());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    reading.abort();
+    let mut out = Vec::new();
+    while let Ok(b) = rx.try_recv() {
+        out.extend(b);
+    }
+    let status = tokio::time::timeout(Duration::from_secs(1), status)
+        .await
+        .ok()
+        .flatten();
+    (String::from_utf8_lossy(&out).into_owned(), status, ended)
+}
+
 const IMAGE: &str = "mcr.microsoft.com/azurelinux/busybox:1.36";
 const NSENTER: &[&str] = &["nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p", "--"];
 
@@ -257,7 +296,7 @@ async fn issue10_kube_rs_exec_exit_code_and_a_reboot_cuts_the_stream() {
 
     // A reboot through the pod cuts the stream: no status; the node comes back with a new
     // bootID and the restartPolicy: Never pod is left Failed.
-    let mut p = env
+    let p = env
         .pods()
         .exec(
             "node-shell",
@@ -266,17 +305,10 @@ async fn issue10_kube_rs_exec_exit_code_and_a_reboot_cuts_the_stream() {
         )
         .await
         .expect("exec starts");
-    let mut out = String::new();
-    let status = p.take_status().unwrap();
-    tokio::time::timeout(Duration::from_secs(30), p.stdout().unwrap().read_to_string(&mut out))
-        .await
-        .expect("the stream ends with the reboot")
-        .unwrap();
+    let (out, status, ended) = cut_stream(p).await;
     assert_eq!(out, "going\n");
-    assert!(
-        status.await.is_none(),
-        "a reboot ends the stream without an exit status"
-    );
+    assert!(status.is_none(), "a reboot ends the stream without an exit status");
+    assert!(ended.is_err(), "the connection breaks without a WebSocket close");
     let pods = env.pods();
     eventually(
         "the node-shell pod Failed after the reboot",
@@ -374,5 +406,131 @@ print(json.dumps({"out": r.read_stdout(), "err": r.read_stderr(), "code": r.retu
     assert_eq!(v["out"].as_str().unwrap().trim(), boot);
     assert_eq!(v["err"].as_str().unwrap().trim(), "err");
     assert_eq!(v["code"], 4);
+    env.sim.shutdown().await;
+}
+
+/// aks-patch's way to reboot (`nohup ... &`, `exit 0` at once): the status waits for what
+/// the command left in the background, and the node going down breaks the stream without a
+/// status or a close, as a node's kernel going down does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reboot_scheduled_in_the_background_breaks_the_exec_stream_without_a_status() {
+    let env = Env::start().await;
+    let (node, boot) = env.linux_node().await;
+    env.shell_pod("node-shell", &node, true, IMAGE, true).await;
+    let p = env
+        .pods()
+        .exec(
+            "node-shell",
+            argv("nohup sh -c 'sleep 0.2; systemctl reboot' </dev/null >/dev/null 2>&1 & echo scheduled"),
+            &AttachParams::default().stderr(true),
+        )
+        .await
+        .expect("exec starts");
+    let (out, status, ended) = cut_stream(p).await;
+    assert_eq!(out, "scheduled\n");
+    assert!(
+        status.is_none(),
+        "no exit status from a node that went down: {status:?}"
+    );
+    assert!(ended.is_err(), "the connection breaks without a WebSocket close");
+    let nodes: Api<Node> = Api::all(env.client.clone());
+    eventually("the node back with a new bootID", Duration::from_secs(60), || {
+        let (nodes, boot, node) = (nodes.clone(), boot.clone(), node.clone());
+        async move {
+            let n = nodes.get(&node).await.ok()?;
+            (n.status?.node_info?.boot_id != boot).then_some(())
+        }
+    })
+    .await;
+    // A command that leaves something harmless behind still gets its status.
+    env.shell_pod("node-shell-2", &node, true, IMAGE, true).await;
+    let mut p = env
+        .pods()
+        .exec(
+            "node-shell-2",
+            argv("nohup sleep 0.3 </dev/null >/dev/null 2>&1 & exit 5"),
+            &AttachParams::default().stderr(true),
+        )
+        .await
+        .expect("exec starts");
+    let status = p.take_status().unwrap().await.expect("a status");
+    assert_eq!(status.details.unwrap().causes.unwrap()[0].message.as_deref(), Some("5"));
+    env.sim.shutdown().await;
+}
+
+async fn python(env: &Env, script: &str) -> serde_json::Value {
+    let out = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(env.state().join("kubeconfig"))
+        .output()
+        .await
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// The Python client's own example writes stdin as a str, which goes out as WebSocket text
+/// frames: the command gets it like binary frames' stdin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_write_stdin_with_a_str_reaches_the_command() {
+    let env = Env::start().await;
+    let (node, _) = env.linux_node().await;
+    env.shell_pod("node-shell", &node, true, IMAGE, true).await;
+    let script = r#"
+import sys, json
+from kubernetes import client, config
+from kubernetes.stream import stream
+config.load_kube_config(config_file=sys.argv[1])
+api = client.CoreV1Api()
+r = stream(api.connect_get_namespaced_pod_exec, "node-shell", "kube-system",
+           command=["sh", "-c", "read a; read b; echo \"got $a+$b\"; exit 2"],
+           stderr=True, stdin=True, stdout=True, tty=False, _preload_content=False)
+r.write_stdin("first\n")
+r.write_stdin(b"second\n".decode())
+r.run_forever(timeout=20)
+print(json.dumps({"out": r.read_stdout(), "code": r.returncode, "open": r.is_open()}))
+"#;
+    let v = python(&env, script).await;
+    assert_eq!(v["out"], "got first+second\n", "{v}");
+    assert_eq!(v["code"], 2, "{v}");
+    assert_eq!(v["open"], false, "{v}");
+    env.sim.shutdown().await;
+}
+
+/// `tty: true` gives the command a terminal: `tty` names its device, the client's resize
+/// (channel 4) sets its size, stderr comes merged into stdout, the exit code comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_with_a_tty_gets_a_real_terminal() {
+    let env = Env::start().await;
+    let (node, _) = env.linux_node().await;
+    env.shell_pod("node-shell", &node, true, IMAGE, true).await;
+    let script = r#"
+import sys, json, time
+from kubernetes import client, config
+from kubernetes.stream import stream
+config.load_kube_config(config_file=sys.argv[1])
+api = client.CoreV1Api()
+r = stream(api.connect_get_namespaced_pod_exec, "node-shell", "kube-system", command=["sh"],
+           stderr=True, stdin=True, stdout=True, tty=True, _preload_content=False)
+r.write_channel(4, json.dumps({"Width": 100, "Height": 40}))
+time.sleep(0.3)
+r.write_stdin("tty; stty size; echo to-stderr >&2; exit 3\n")
+r.run_forever(timeout=20)
+print(json.dumps({"out": r.read_stdout(), "err": r.read_stderr(), "code": r.returncode}))
+"#;
+    let v = python(&env, script).await;
+    let out = v["out"].as_str().unwrap();
+    assert!(out.contains("/dev/pts/"), "tty names a terminal: {out:?}");
+    assert!(out.contains("40 100"), "stty size reads the resized terminal: {out:?}");
+    assert!(out.contains("to-stderr"), "stderr is merged into the terminal: {out:?}");
+    assert_eq!(v["err"], "", "{v}");
+    assert_eq!(v["code"], 3, "{v}");
+    // Without a tty there is none.
+    let (code, out, _) = env
+        .kubectl(&["exec", "-n", NS, "node-shell", "--", "sh", "-c", "tty; true"], None)
+        .await;
+    assert_eq!((code, out.trim()), (0, "not a tty"));
     env.sim.shutdown().await;
 }

@@ -10,6 +10,7 @@
 //! there, which cuts the stream without a status, as a real reboot does.
 
 use super::pods;
+use super::proc;
 use super::status::ApiError;
 use super::Query;
 use crate::events::kinds;
@@ -24,18 +25,18 @@ use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub const V5: &str = "v5.channel.k8s.io";
 pub const V4: &str = "v4.channel.k8s.io";
 
-const STDIN: u8 = 0;
-const STDOUT: u8 = 1;
-const STDERR: u8 = 2;
-const ERROR: u8 = 3;
-const CLOSE: u8 = 255;
+pub(super) const STDIN: u8 = 0;
+pub(super) const STDOUT: u8 = 1;
+pub(super) const STDERR: u8 = 2;
+pub(super) const ERROR: u8 = 3;
+pub(super) const RESIZE: u8 = 4;
+pub(super) const CLOSE: u8 = 255;
 
 /// `(namespace, pod)` when the path is a pod's `exec` subresource.
 pub fn route(path: &str) -> Option<(String, String)> {
@@ -52,6 +53,7 @@ struct ExecRequest {
     stdin: bool,
     stdout: bool,
     stderr: bool,
+    tty: bool,
 }
 
 /// Serve one exec request: authorize, check the pod, upgrade, run.
@@ -97,6 +99,9 @@ struct Place {
     node: String,
     /// The node's root directory.
     root: PathBuf,
+    /// The machine's boot when the exec started (a reboot changes it).
+    boot_id: Option<String>,
+    shared: Arc<Shared>,
 }
 
 fn prepare(
@@ -236,11 +241,15 @@ fn prepare(
             command,
             stdin: flag("stdin"),
             stdout: flag("stdout"),
-            stderr: flag("stderr"),
+            // With a tty, stderr is merged into stdout (the kubelet drops stderr=true).
+            stderr: flag("stderr") && !flag("tty"),
+            tty: flag("tty"),
         },
         Place {
             node: node.to_string(),
             root,
+            boot_id: s.node_runtime.get().and_then(|rt| rt.boot_id(node)),
+            shared: s.clone(),
         },
         privileged,
     ))
@@ -372,20 +381,15 @@ async fn run(
             }
         },
     };
-    let mut cmd = tokio::process::Command::new("/usr/sbin/chroot");
-    cmd.arg(&root)
-        .args(&argv)
-        .env_clear()
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("HOME", "/root")
-        .env("HOSTNAME", &place.node)
-        .current_dir("/")
-        .stdin(if req.stdin { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = match cmd.spawn() {
+    let spawned = proc::spawn(proc::Spawn {
+        root: &root,
+        argv: &argv,
+        hostname: &place.node,
+        stdin: req.stdin,
+        tty: req.tty,
+        host: None,
+    });
+    let mut running = match spawned {
         Ok(c) => c,
         Err(e) => {
             let st = json!({"metadata": {}, "status": "Failure", "reason": "InternalError",
@@ -395,9 +399,9 @@ async fn run(
             return;
         }
     };
-    let pid = child.id().unwrap_or(0) as i32;
+    let pid = running.pid;
     let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<(u8, Vec<u8>)>(16);
-    let pump = |mut r: Box<dyn tokio::io::AsyncRead + Unpin + Send>, ch: u8, keep: bool| {
+    let pump = |mut r: proc::Reader, ch: u8, keep: bool| {
         let out_tx = out_tx.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 32 * 1024];
@@ -414,27 +418,45 @@ async fn run(
             }
         })
     };
-    let out_task = child.stdout.take().map(|o| pump(Box::new(o), STDOUT, req.stdout));
-    let err_task = child.stderr.take().map(|e| pump(Box::new(e), STDERR, req.stderr));
+    let out_task = running.stdout.take().map(|o| pump(o, STDOUT, req.stdout));
+    let err_task = running.stderr.take().map(|e| pump(e, STDERR, req.stderr));
     drop(out_tx);
-    let mut stdin = child.stdin.take();
+    let mut stdin = running.stdin.take();
+    let pty = running.pty.clone();
     // The client's frames: stdin, its close, resize; the client going away ends the process.
+    // Text frames are taken as binary ones: the first byte is the stream either way (the
+    // API server reads both alike; the Python client's `write_stdin(str)` sends text).
     let (gone_tx, mut gone_rx) = tokio::sync::oneshot::channel::<()>();
     let reader = tokio::spawn(async move {
         while let Some(Ok(msg)) = rx.next().await {
-            match msg {
-                Message::Binary(b) if !b.is_empty() => match b[0] {
-                    STDIN => {
-                        if let Some(w) = stdin.as_mut() {
-                            if w.write_all(&b[1..]).await.is_err() {
-                                stdin = None;
-                            }
+            let data: Vec<u8> = match msg {
+                Message::Binary(b) => b.to_vec(),
+                Message::Text(t) => t.as_bytes().to_vec(),
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            match data.first() {
+                Some(&STDIN) => {
+                    if let Some(w) = stdin.as_mut() {
+                        if w.write_all(&data[1..]).await.is_err() || w.flush().await.is_err() {
+                            stdin = None;
                         }
                     }
-                    CLOSE if v5 && b.get(1) == Some(&STDIN) => stdin = None,
-                    _ => {}
-                },
-                Message::Close(_) => break,
+                }
+                Some(&RESIZE) => {
+                    if let (Some(m), Some((w, h))) = (pty.as_ref(), proc::parse_resize(&data[1..])) {
+                        proc::resize(m, w, h);
+                    }
+                }
+                Some(&CLOSE) if v5 && data.get(1) == Some(&STDIN) => {
+                    if let Some(mut w) = stdin.take() {
+                        if pty.is_some() {
+                            // A terminal has no end of input but the EOF character.
+                            let _ = w.write_all(&[4]).await;
+                            let _ = w.flush().await;
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -480,28 +502,31 @@ async fn run(
     if client_gone {
         // SAFETY: signalling the process group of a child we started.
         unsafe { libc::kill(-pid, libc::SIGKILL) };
-        let _ = child.wait().await;
+        let _ = running.child.wait().await;
         reader.abort();
         return;
     }
     for t in [out_task, err_task].into_iter().flatten() {
         let _ = t.await;
     }
-    let status = child.wait().await;
+    let status = running.child.wait().await;
+    // What the command left running in the background (a reboot scheduled with `nohup ... &`)
+    // still belongs to the session: a node that goes down meanwhile takes the stream with it.
+    let deadline = tokio::time::Instant::now() + LINGER;
+    while proc::group_alive(pid) && tokio::time::Instant::now() < deadline && node_unchanged(&place) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    if !node_unchanged(&place) {
+        // The node went down with the session: the connection breaks without an exit status
+        // and without a WebSocket close, as when the node's kernel goes down under it.
+        reader.abort();
+        drop(tx);
+        return;
+    }
     use std::os::unix::process::ExitStatusExt;
     match status {
-        Ok(st) if st.signal().is_some() => {
-            // Killed with the node (a reboot): the stream ends without an exit status, as
-            // the API server ends it when the kubelet's side breaks.
-            let _ = tx
-                .send(Message::Close(Some(CloseFrame {
-                    code: 1000,
-                    reason: "".into(),
-                })))
-                .await;
-        }
         Ok(st) => {
-            let code = st.code().unwrap_or(1);
+            let code = st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(9));
             let _ = tx
                 .send(frame(ERROR, status_for(&req.command, code).to_string().as_bytes()))
                 .await;
@@ -525,6 +550,17 @@ async fn run(
     {
         abort.abort();
     }
+}
+
+/// How long an exec's status waits for what its command left running in the background.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The node is up and has not rebooted since the exec started.
+fn node_unchanged(place: &Place) -> bool {
+    let Some(rt) = place.shared.node_runtime.get() else {
+        return true;
+    };
+    rt.machine_up(&place.node) && rt.boot_id(&place.node) == place.boot_id
 }
 
 /// The command fails before it starts (nsenter refused): its message on stderr, then the status.

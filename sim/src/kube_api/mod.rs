@@ -12,6 +12,7 @@ pub mod managed;
 pub mod openapi;
 pub mod patch;
 pub mod pods;
+pub mod proc;
 pub mod printers;
 pub mod reviews;
 pub mod selector;

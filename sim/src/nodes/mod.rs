@@ -248,6 +248,11 @@ impl NodeRuntime {
     }
 
     /// The machine is on (its kubelet can serve exec): running or booting.
+    /// The machine's current boot ID (a reboot changes it).
+    pub fn boot_id(&self, node: &str) -> Option<String> {
+        self.machine(node).map(|m| m.lock().boot_id.clone())
+    }
+
     pub fn machine_up(&self, node: &str) -> bool {
         self.machine(node)
             .is_some_and(|m| matches!(m.lock().phase, Phase::Running | Phase::Booting))
