@@ -509,7 +509,9 @@ fn create_running_pod(shared: &Shared, mut pod: Value, node: &NodeInfo, created:
     pod["spec"]["nodeName"] = json!(node.name);
     let status = running_status(&pod, node, created, false);
     pod["status"] = status;
-    Ok(shared.store.create(PODS, pod)?)
+    let pod = shared.store.create(PODS, pod)?;
+    crate::kube_api::containers::start_emulated(shared, &pod, &node.name);
+    Ok(pod)
 }
 
 /// Create the scenario's workloads: namespaces, Deployments (with their ReplicaSet and
@@ -1509,7 +1511,7 @@ fn schedule(shared: &Shared, nodes: &[NodeInfo], all: &[Value]) -> bool {
 }
 
 /// Start scheduled pods after `podStartSeconds`, follow node readiness and reboots.
-fn kubelet(shared: &Shared, nodes: &[NodeInfo], st: &mut State, all: &[Value]) -> bool {
+fn kubelet(shared: &Arc<Shared>, nodes: &[NodeInfo], st: &mut State, all: &[Value]) -> bool {
     let mut wrote = false;
     let start_after = Duration::from_secs_f64(shared.scenario.timing.pod_start_seconds.max(0.0));
     let by_name: HashMap<&str, &NodeInfo> = nodes.iter().map(|n| (n.name.as_str(), n)).collect();
@@ -1567,7 +1569,10 @@ fn kubelet(shared: &Shared, nodes: &[NodeInfo], st: &mut State, all: &[Value]) -
                     o["status"] = running_status(o, node, &t, true);
                     Ok(())
                 });
-                wrote |= warn_err("restart pod", r).is_some();
+                if let Some(obj) = warn_err("restart pod", r) {
+                    wrote = true;
+                    crate::kube_api::containers::start(shared, &obj, &node.name);
+                }
             }
             if st.boot_seen.get(&u) != Some(&node.boot_id) {
                 st.boot_seen.insert(u.clone(), node.boot_id.clone());
@@ -1657,8 +1662,9 @@ fn kubelet(shared: &Shared, nodes: &[NodeInfo], st: &mut State, all: &[Value]) -
             o["status"] = running_status(o, node, &t, restarted);
             Ok(())
         });
-        if warn_err("start pod", r).is_some() {
+        if let Some(obj) = warn_err("start pod", r) {
             wrote = true;
+            crate::kube_api::containers::start(shared, &obj, &node.name);
             st.starting.remove(&u);
             st.boot_seen.insert(u, node.boot_id.clone());
             shared.events.record(

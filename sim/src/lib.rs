@@ -246,6 +246,10 @@ pub struct Shared {
     pub events: events::EventLog,
     /// Aggregation state of the Kubernetes Events the components record.
     pub recorder: recorder::Recorder,
+    /// What the pods' containers printed (`pods/log`).
+    pub pod_logs: kube_api::logs::PodLogs,
+    /// The containers that run their command for real (`pods/attach`).
+    pub containers: kube_api::containers::Containers,
     /// What ARM operations changed (node images) and their long-running operations.
     pub arm_state: arm::ArmState,
     pub faults: faults::Faults,
@@ -364,6 +368,8 @@ impl Sim {
             store: store::Store::new(),
             events: events::EventLog::new(),
             recorder: recorder::Recorder::default(),
+            pod_logs: Default::default(),
+            containers: Default::default(),
             arm_state: arm::ArmState::default(),
             faults: faults::Faults::default(),
             tokens: Tokens::new(),

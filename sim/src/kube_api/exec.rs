@@ -287,7 +287,7 @@ fn parse_nsenter(args: &[String]) -> Result<(String, Vec<String>), String> {
 }
 
 /// The busybox root a pod's own container runs in on this node (made on first use).
-fn container_root(node_root: &Path) -> std::io::Result<PathBuf> {
+pub(super) fn container_root(node_root: &Path) -> std::io::Result<PathBuf> {
     let dir = node_root.join("var/lib/aks-sim/container");
     if dir.join("bin/sh").exists() {
         return Ok(dir);
@@ -324,7 +324,7 @@ fn status_for(command: &[String], code: i32) -> Value {
     })
 }
 
-fn frame(channel: u8, data: &[u8]) -> Message {
+pub(super) fn frame(channel: u8, data: &[u8]) -> Message {
     let mut v = Vec::with_capacity(data.len() + 1);
     v.push(channel);
     v.extend_from_slice(data);

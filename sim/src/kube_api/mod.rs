@@ -4,16 +4,18 @@
 //! with real `Status` objects and resourceVersions. Every request first consumes a
 //! pending `kube-error` fault, then needs a valid bearer token.
 
+pub mod containers;
 pub mod defaults;
 pub mod discovery;
 pub mod eviction;
 pub mod exec;
+pub mod logs;
 pub mod managed;
 pub mod openapi;
 pub mod patch;
 pub mod pods;
-pub mod proc;
 pub mod printers;
+pub mod proc;
 pub mod reviews;
 pub mod selector;
 pub mod status;
@@ -217,6 +219,12 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     let Some(id) = identity(&s, &parts.headers) else {
         return ApiError::unauthorized().into_response();
     };
+    if let Some((ns, pod)) = logs::route(&path) {
+        return logs::handle(&s, &id, &parts.method, &parts.uri, ns, pod).await;
+    }
+    if let Some((ns, pod)) = containers::route(&path) {
+        return containers::handle(&s, &id, parts, ns, pod).await;
+    }
     if let Some((ns, pod)) = exec::route(&path) {
         let resp = exec::handle(&s, &id, parts, ns, pod).await;
         tracing::debug!(path = %path, status = resp.status().as_u16(), "kube api exec");

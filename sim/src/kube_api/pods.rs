@@ -87,6 +87,7 @@ fn remove_if_same(shared: &Shared, ns: &str, name: &str, uid: &str, detail: &str
         return None;
     }
     let obj = shared.store.remove(PODS, Some(ns), name).ok()?;
+    shared.pod_logs.forget(uid);
     shared
         .events
         .record(kinds::POD_DELETED, node_name(&obj), Some(&key(&obj)), detail);

@@ -1,0 +1,481 @@
+//! `pods/log`: what a pod's containers printed, as the kubelet keeps it (the current instance
+//! of each container and the one before it) and as the API server serves it
+//! (`GET /api/v1/namespaces/N/pods/P/log` with `container`, `follow`, `previous`, `tailLines`,
+//! `sinceSeconds`, `sinceTime`, `timestamps`, `limitBytes`).
+//!
+//! Emulated workload containers print one line per start (aks-sim runs no image); containers
+//! that run their command for real (see `containers.rs`) have its real output.
+
+use super::status::ApiError;
+use super::Query;
+use crate::rbac;
+use crate::store::PODS;
+use crate::Shared;
+use axum::body::Body;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The log of one container instance: chunks of output with the time they were written.
+#[derive(Debug, Default, Clone)]
+struct Instance {
+    /// Unique among all instances (a follow stays on its instance).
+    id: u64,
+    lines: Vec<(DateTime<Utc>, Vec<u8>)>,
+    /// The instance has exited.
+    ended: bool,
+}
+
+/// The kubelet's container logs, by pod UID and container name: the instances in start order.
+pub struct PodLogs {
+    inner: Mutex<HashMap<(String, String), Vec<Instance>>>,
+    next: std::sync::atomic::AtomicU64,
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for PodLogs {
+    fn default() -> Self {
+        let (changed, _) = tokio::sync::watch::channel(0);
+        PodLogs {
+            inner: Mutex::default(),
+            next: std::sync::atomic::AtomicU64::new(1),
+            changed,
+        }
+    }
+}
+
+impl PodLogs {
+    fn notify(&self) {
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Vec<Instance>>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn fresh(&self) -> Instance {
+        Instance {
+            id: self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            ..Instance::default()
+        }
+    }
+
+    fn instance_by_id(&self, uid: &str, container: &str, id: u64) -> Option<Instance> {
+        let m = self.lock();
+        m.get(&(uid.to_string(), container.to_string()))?
+            .iter()
+            .find(|i| i.id == id)
+            .cloned()
+    }
+
+    /// A new instance of the container starts (the one before it has ended).
+    pub fn start(&self, uid: &str, container: &str) {
+        let mut m = self.lock();
+        let v = m.entry((uid.to_string(), container.to_string())).or_default();
+        if let Some(last) = v.last_mut() {
+            last.ended = true;
+        }
+        v.push(self.fresh());
+        // The kubelet keeps the current and the previous instance only.
+        if v.len() > 2 {
+            v.remove(0);
+        }
+        drop(m);
+        self.notify();
+    }
+
+    /// The current instance wrote `data` (split into lines, each timestamped).
+    pub fn write(&self, uid: &str, container: &str, data: &[u8]) {
+        let now = Utc::now();
+        let mut m = self.lock();
+        let v = m.entry((uid.to_string(), container.to_string())).or_default();
+        if v.is_empty() {
+            v.push(self.fresh());
+        }
+        let inst = v.last_mut().expect("an instance");
+        for piece in data.split_inclusive(|b| *b == b'\n') {
+            match inst.lines.last_mut() {
+                Some((_, l)) if !l.ends_with(b"\n") => l.extend_from_slice(piece),
+                _ => inst.lines.push((now, piece.to_vec())),
+            }
+        }
+        drop(m);
+        self.notify();
+    }
+
+    /// The current instance has exited.
+    pub fn end(&self, uid: &str, container: &str) {
+        if let Some(last) = self
+            .lock()
+            .get_mut(&(uid.to_string(), container.to_string()))
+            .and_then(|v| v.last_mut())
+        {
+            last.ended = true;
+        }
+        self.notify();
+    }
+
+    /// Forget a deleted pod's logs.
+    pub fn forget(&self, uid: &str) {
+        self.lock().retain(|(u, _), _| u != uid);
+    }
+
+    fn instance(&self, uid: &str, container: &str, previous: bool) -> Option<Instance> {
+        let m = self.lock();
+        let v = m.get(&(uid.to_string(), container.to_string()))?;
+        let i = if previous {
+            v.len().checked_sub(2)?
+        } else {
+            v.len().checked_sub(1)?
+        };
+        v.get(i).cloned()
+    }
+}
+
+/// `(namespace, pod)` when the path is a pod's `log` subresource.
+pub fn route(path: &str) -> Option<(String, String)> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["api", "v1", "namespaces", ns, "pods", pod, "log"] => Some((ns.to_string(), pod.to_string())),
+        _ => None,
+    }
+}
+
+/// What the request asks for.
+struct LogRequest {
+    container: String,
+    follow: bool,
+    previous: bool,
+    timestamps: bool,
+    tail: Option<usize>,
+    since: Option<DateTime<Utc>>,
+    limit: Option<usize>,
+    /// The pod's node and its boot when the request came (a follow ends with the node).
+    node: Option<(String, Option<String>)>,
+}
+
+fn positive(q: &Query, k: &str, min: i64) -> Result<Option<i64>, ApiError> {
+    match q.get(k) {
+        None | Some("") => Ok(None),
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n >= min => Ok(Some(n)),
+            Ok(_) => Err(invalid(k, v, &format!("must be greater than {}", min - 1))),
+            Err(_) => Err(ApiError::bad_request(format!("{k}: `{v}` is not an integer"))),
+        },
+    }
+}
+
+/// 422 as the API server's PodLogOptions validation words it.
+fn invalid(field: &str, value: &str, why: &str) -> ApiError {
+    let msg = format!("{field}: Invalid value: {value}: {why}");
+    ApiError::new(422, "Invalid", format!("PodLogOptions \"\" is invalid: {msg}"))
+        .with_details(json!({"kind": "PodLogOptions", "causes": [{"reason": "FieldValueInvalid", "message": format!("Invalid value: {value}: {why}"), "field": field}]}))
+}
+
+/// Serve one log request.
+pub async fn handle(
+    s: &Arc<Shared>,
+    id: &rbac::Identity,
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+    ns: String,
+    pod: String,
+) -> Response {
+    match prepare(s, id, method, uri, &ns, &pod) {
+        Err(e) => e.into_response(),
+        Ok((uid, req)) => serve(s.clone(), uid, req),
+    }
+}
+
+fn prepare(
+    s: &Arc<Shared>,
+    id: &rbac::Identity,
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+    ns: &str,
+    pod: &str,
+) -> Result<(String, LogRequest), ApiError> {
+    let a = rbac::Attributes {
+        verb: "get".into(),
+        resource: Some(rbac::ResourceAttrs {
+            group: String::new(),
+            resource: "pods".into(),
+            subresource: "log".into(),
+            namespace: ns.to_string(),
+            name: pod.to_string(),
+        }),
+        path: String::new(),
+    };
+    if !rbac::authorize(id, &a).0 {
+        return Err(
+            ApiError::new(403, "Forbidden", rbac::forbidden_message(id, &a)).with_details(rbac::forbidden_details(&a))
+        );
+    }
+    if method != axum::http::Method::GET {
+        return Err(ApiError::method_not_allowed(method.as_str()));
+    }
+    let q = Query::parse(uri)?;
+    let flag = |k: &str| matches!(q.get(k), Some("true") | Some("1"));
+    let tail = positive(&q, "tailLines", 0)?.map(|n| n as usize);
+    let limit = positive(&q, "limitBytes", 1)?.map(|n| n as usize);
+    let since_seconds = positive(&q, "sinceSeconds", 1)?;
+    let since_time = match q.get("sinceTime").filter(|t| !t.is_empty()) {
+        Some(t) => Some(
+            DateTime::parse_from_rfc3339(t)
+                .map_err(|_| ApiError::bad_request(format!("sinceTime: `{t}` is not an RFC 3339 time")))?
+                .with_timezone(&Utc),
+        ),
+        None => None,
+    };
+    if since_seconds.is_some() && since_time.is_some() {
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            "PodLogOptions \"\" is invalid: sinceSeconds: Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified",
+        ));
+    }
+    let since = since_time.or_else(|| since_seconds.map(|n| Utc::now() - chrono::Duration::seconds(n)));
+    let obj = s
+        .store
+        .get(PODS, Some(ns), pod)
+        .ok_or_else(|| ApiError::not_found(&PODS, pod))?;
+    let names: Vec<String> = obj["spec"]["containers"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let container = match q.get("container").filter(|c| !c.is_empty()) {
+        Some(c) if names.iter().any(|n| n == c) => c.to_string(),
+        Some(c) => {
+            return Err(ApiError::bad_request(format!(
+                "container {c} is not valid for pod {pod}"
+            )));
+        }
+        None if names.len() == 1 => names[0].clone(),
+        None => {
+            return Err(ApiError::bad_request(format!(
+                "a container name must be specified for pod {pod}, choose one of: [{}]",
+                names.join(" ")
+            )))
+        }
+    };
+    let previous = flag("previous");
+    check_status(&obj, pod, &container, previous)?;
+    let uid = obj["metadata"]["uid"].as_str().unwrap_or("").to_string();
+    Ok((
+        uid,
+        LogRequest {
+            container,
+            follow: flag("follow"),
+            previous,
+            timestamps: flag("timestamps"),
+            tail,
+            since,
+            limit,
+            node: super::pods::node_name(&obj)
+                .map(|n| (n.to_string(), s.node_runtime.get().and_then(|rt| rt.boot_id(n)))),
+        },
+    ))
+}
+
+/// The kubelet's checks of the container's state (`validateContainerLogStatus`).
+fn check_status(pod_obj: &Value, pod: &str, container: &str, previous: bool) -> Result<(), ApiError> {
+    let cs = pod_obj["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == container));
+    let Some(cs) = cs else {
+        if super::pods::node_name(pod_obj).is_none() {
+            return Err(ApiError::bad_request(format!(
+                "container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"
+            )));
+        }
+        return Err(ApiError::bad_request(format!(
+            "container \"{container}\" in pod \"{pod}\" is not available"
+        )));
+    };
+    if previous {
+        if cs["lastState"]["terminated"].is_object() {
+            return Ok(());
+        }
+        return Err(ApiError::bad_request(format!(
+            "previous terminated container \"{container}\" in pod \"{pod}\" not found"
+        )));
+    }
+    if cs["state"]["running"].is_object() || cs["state"]["terminated"].is_object() {
+        return Ok(());
+    }
+    if cs["state"]["waiting"].is_object() && cs["lastState"]["terminated"].is_object() {
+        // A restarting container: the kubelet serves the last one's log.
+        return Ok(());
+    }
+    let reason = cs["state"]["waiting"]["reason"].as_str().unwrap_or("ContainerCreating");
+    match reason {
+        "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull" => Err(ApiError::bad_request(
+            format!("container \"{container}\" in pod \"{pod}\" is waiting to start: trying and failing to pull image"),
+        )),
+        _ => Err(ApiError::bad_request(format!(
+            "container \"{container}\" in pod \"{pod}\" is waiting to start: {reason}"
+        ))),
+    }
+}
+
+fn render(lines: &[(DateTime<Utc>, Vec<u8>)], timestamps: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (t, l) in lines {
+        if timestamps {
+            out.extend_from_slice(t.to_rfc3339_opts(SecondsFormat::Nanos, true).as_bytes());
+            out.push(b' ');
+        }
+        out.extend_from_slice(l);
+    }
+    out
+}
+
+/// The lines of an instance the request selects (since, tail), from line `from` on.
+fn select(inst: &Instance, req: &LogRequest, from: usize, first: bool) -> Vec<(DateTime<Utc>, Vec<u8>)> {
+    let mut lines: Vec<_> = inst.lines[from.min(inst.lines.len())..]
+        .iter()
+        .filter(|(t, _)| req.since.is_none_or(|s| *t >= s))
+        .cloned()
+        .collect();
+    if first {
+        if let Some(n) = req.tail {
+            let skip = lines.len().saturating_sub(n);
+            lines.drain(..skip);
+        }
+    }
+    lines
+}
+
+/// New output of an instance past the cursor `(line, byte)`, and the cursor after it.
+fn since_cursor(inst: &Instance, at: (usize, usize), timestamps: bool) -> (Vec<u8>, (usize, usize)) {
+    let mut out = Vec::new();
+    let (mut i, mut off) = at;
+    while i < inst.lines.len() {
+        let (t, l) = &inst.lines[i];
+        if off == 0 && timestamps {
+            out.extend_from_slice(t.to_rfc3339_opts(SecondsFormat::Nanos, true).as_bytes());
+            out.push(b' ');
+        }
+        out.extend_from_slice(&l[off.min(l.len())..]);
+        if l.ends_with(b"\n") {
+            i += 1;
+            off = 0;
+        } else {
+            off = l.len();
+            break;
+        }
+    }
+    (out, (i, off))
+}
+
+fn end_cursor(inst: &Instance) -> (usize, usize) {
+    match inst.lines.last() {
+        Some((_, l)) if !l.ends_with(b"\n") => (inst.lines.len() - 1, l.len()),
+        _ => (inst.lines.len(), 0),
+    }
+}
+
+type FollowState = (
+    Arc<Shared>,
+    String,
+    LogRequest,
+    tokio::sync::watch::Receiver<u64>,
+    (usize, usize),
+    usize,
+);
+
+/// The pod's node went down (or rebooted) since the request: the kubelet's stream is gone.
+fn node_went_down(s: &Shared, req: &LogRequest) -> bool {
+    let (Some((node, boot)), Some(rt)) = (&req.node, s.node_runtime.get()) else {
+        return false;
+    };
+    !rt.machine_up(node) || rt.boot_id(node) != *boot
+}
+
+fn serve(s: Arc<Shared>, uid: String, req: LogRequest) -> Response {
+    let text = [(header::CONTENT_TYPE, "text/plain")];
+    let inst = s
+        .pod_logs
+        .instance(&uid, &req.container, req.previous)
+        .unwrap_or_default();
+    let mut first = render(&select(&inst, &req, 0, true), req.timestamps);
+    if let Some(l) = req.limit {
+        first.truncate(l);
+    }
+    if !req.follow || req.previous || inst.ended {
+        return (StatusCode::OK, text, first).into_response();
+    }
+    // Follow: what is there, then what comes, until the container ends or the pod goes.
+    let changed = s.pod_logs.changed.subscribe();
+    let id = inst.id;
+    let sent = first.len();
+    let state: FollowState = (s, uid, req, changed, end_cursor(&inst), sent);
+    let rest = futures::stream::unfold(state, move |(s, uid, req, mut changed, at, sent)| async move {
+        loop {
+            if req.limit.is_some_and(|l| sent >= l) {
+                return None;
+            }
+            let inst = s.pod_logs.instance_by_id(&uid, &req.container, id)?;
+            let (mut chunk, next) = since_cursor(&inst, at, req.timestamps);
+            if !chunk.is_empty() {
+                if let Some(l) = req.limit {
+                    chunk.truncate(l - sent);
+                }
+                let sent = sent + chunk.len();
+                return Some((Ok::<_, std::io::Error>(chunk), (s, uid, req, changed, next, sent)));
+            }
+            if inst.ended || node_went_down(&s, &req) {
+                return None;
+            }
+            tokio::select! {
+                r = changed.changed() => if r.is_err() { return None },
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+                    // The pod was deleted: its log ends.
+                    s.store.list(PODS, None).iter().find(|p| p["metadata"]["uid"] == uid.as_str())?;
+                }
+            }
+        }
+    });
+    let stream = futures::StreamExt::chain(futures::stream::once(async move { Ok(first) }), rest);
+    (StatusCode::OK, text, Body::from_stream(stream)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previous_is_the_instance_before_the_current_one() {
+        let l = PodLogs::default();
+        assert!(l.instance("u", "c", false).is_none());
+        l.start("u", "c");
+        l.write("u", "c", b"one\ntw");
+        l.write("u", "c", b"o\n");
+        assert_eq!(
+            render(&l.instance("u", "c", false).unwrap().lines, false),
+            b"one\ntwo\n"
+        );
+        assert!(l.instance("u", "c", true).is_none());
+        l.start("u", "c");
+        l.write("u", "c", b"three\n");
+        assert_eq!(render(&l.instance("u", "c", true).unwrap().lines, false), b"one\ntwo\n");
+        assert!(l.instance("u", "c", true).unwrap().ended);
+        assert_eq!(render(&l.instance("u", "c", false).unwrap().lines, false), b"three\n");
+    }
+
+    #[test]
+    fn only_the_log_subresource_is_routed() {
+        assert_eq!(
+            route("/api/v1/namespaces/ns/pods/p/log"),
+            Some(("ns".into(), "p".into()))
+        );
+        assert_eq!(route("/api/v1/namespaces/ns/pods/p/exec"), None);
+    }
+}
