@@ -59,6 +59,17 @@ pub const EVENTS: Resource = Resource {
     short_names: &["ev"],
     verbs: RW,
 };
+/// The same Events in the `events.k8s.io` group (stored as core/v1 ones; see
+/// `kube_api::events_v1`).
+pub const EVENTS_V1: Resource = Resource {
+    group: "events.k8s.io",
+    version: "v1",
+    plural: "events",
+    kind: "Event",
+    namespaced: true,
+    short_names: &["ev"],
+    verbs: RW,
+};
 pub const DAEMONSETS: Resource = Resource {
     group: "apps",
     version: "v1",
@@ -177,6 +188,7 @@ pub const ALL: &[Resource] = &[
     CRONJOBS,
     PDBS,
     LEASES,
+    EVENTS_V1,
 ];
 
 /// Kinds without a `status` (and so without a `/status` subresource).

@@ -7,6 +7,7 @@
 pub mod containers;
 pub mod defaults;
 pub mod discovery;
+pub mod events_v1;
 pub mod eviction;
 pub mod exec;
 pub mod logs;
@@ -570,6 +571,9 @@ async fn resource(
         if !sub_allowed(&t.res, sub) {
             return Err(ApiError::path_not_found());
         }
+    }
+    if events_v1::is_alias(&t.res) {
+        return Box::pin(events_v1::serve(s, method, t, q, headers, body)).await;
     }
     let output = negotiate(headers, q);
     let ns = t.ns.as_deref();
