@@ -229,6 +229,7 @@ mod tests {
                 "batch",
                 "policy",
                 "coordination.k8s.io",
+                "events.k8s.io",
                 "authentication.k8s.io",
                 "authorization.k8s.io"
             ]
@@ -236,5 +237,6 @@ mod tests {
         assert!(resource_list("apps", "v1").is_some());
         assert!(resource_list("apps", "v2").is_none());
         assert!(api_group("policy").is_some());
+        assert!(resource_list("events.k8s.io", "v1").unwrap()["resources"][0]["name"] == "events");
     }
 }
