@@ -473,10 +473,20 @@ async fn attach(s: Arc<Shared>, socket: WebSocket, req: AttachRequest, ns: Strin
                 break;
             }
             _ = &mut gone_rx => break,
-            _ = tokio::time::sleep(std::time::Duration::from_secs(1)), if live.is_none() => {
-                // An emulated container prints nothing; the attach lasts while the pod runs.
+            _ = tokio::time::sleep(std::time::Duration::from_millis(200)), if live.is_none() => {
+                // An emulated container prints nothing: the attach lasts while it runs (a real
+                // one that ended just before the attach ends it at once).
                 let cur = s.store.get(PODS, Some(&ns), &pod);
-                if !cur.is_some_and(|p| p["metadata"]["uid"] == req.uid.as_str() && !pods::is_terminating(&p)) {
+                let running = cur.is_some_and(|p| {
+                    p["metadata"]["uid"] == req.uid.as_str()
+                        && !pods::is_terminating(&p)
+                        && p["status"]["containerStatuses"].as_array().is_some_and(|cs| {
+                            cs.iter().any(|c| c["name"] == req.container.as_str() && c["state"]["running"].is_object())
+                        })
+                });
+                if !running {
+                    let _ = tx.send(frame(ERROR, json!({"metadata": {}, "status": "Success"}).to_string().as_bytes())).await;
+                    let _ = tx.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
                     break;
                 }
             }
