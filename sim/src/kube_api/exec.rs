@@ -474,7 +474,7 @@ async fn run(
         );
         // SAFETY: signalling the process group of a child we started.
         unsafe { libc::kill(-pid, libc::SIGKILL) };
-        let _ = child.wait().await;
+        let _ = running.child.wait().await;
         reader.abort();
         let _ = reader.await;
         drop(out_rx);
