@@ -13,18 +13,6 @@ fn spawn(c: &Cluster, args: &[&str]) -> tokio::process::Child {
     c.command_with_target(args).spawn().expect("aks-patch starts")
 }
 
-async fn finish(child: tokio::process::Child) -> Run {
-    let out = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
-        .await
-        .expect("aks-patch finished within 300 s")
-        .expect("aks-patch runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
-    }
-}
-
 /// Patch the node that runs a `web` pod, and inject `kube-error 30 --status STATUS` the moment
 /// it is cordoned (its drain is next): the run still patches it, and the emulator saw the
 /// eviction.

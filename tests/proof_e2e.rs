@@ -32,10 +32,6 @@ workloads:
   - {kind: DaemonSet, name: agent, namespace: kube-system}
 "#;
 
-fn boot_id(c: &Cluster, n: &str) -> String {
-    c.node(n)["status"]["nodeInfo"]["bootID"].as_str().unwrap().to_string()
-}
-
 fn count(c: &Cluster, kind: &str, node: &str) -> usize {
     of_kind(&c.events(), kind)
         .iter()
@@ -67,18 +63,6 @@ fn node_in<'a>(rec: &'a serde_json::Value, name: &str) -> &'a serde_json::Value 
         .iter()
         .find(|n| n["name"] == name)
         .unwrap_or_else(|| panic!("no {name} in {rec}"))
-}
-
-async fn finish(child: tokio::process::Child) -> Run {
-    let out = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
-        .await
-        .expect("aks-patch finished within 300 s")
-        .expect("aks-patch runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
-    }
 }
 
 async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {

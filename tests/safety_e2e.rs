@@ -34,18 +34,6 @@ async fn wait_for_lock(c: &Cluster) {
     }
 }
 
-async fn finish(child: tokio::process::Child) -> Run {
-    let out = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
-        .await
-        .expect("aks-patch finished within 300 s")
-        .expect("aks-patch runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
-    }
-}
-
 /// `aks-patch ARGS -g -n` started in a process group of its own, as a shell job is, so
 /// that a signal can go to the whole group (aks-patch and its ssh children), as Ctrl-C
 /// on a terminal does.

@@ -5,7 +5,7 @@
 
 mod common;
 use aks_sim::Fault;
-use common::{max_nodes_out, of_kind, Cluster, Run};
+use common::{boot_id, finish, max_nodes_out, of_kind, Cluster};
 use std::time::Duration;
 
 /// Three Ubuntu nodes without SSH (one cordoned by hand), a pending kernel, a Deployment with a PDB.
@@ -57,10 +57,6 @@ fn apply_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     ];
     v.extend_from_slice(extra);
     v
-}
-
-fn boot_id(c: &Cluster, n: &str) -> String {
-    c.node(n)["status"]["nodeInfo"]["bootID"].as_str().unwrap().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -178,18 +174,6 @@ async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     while !f() {
         assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn finish(child: tokio::process::Child) -> Run {
-    let out = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
-        .await
-        .expect("aks-patch finished within 300 s")
-        .expect("aks-patch runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
     }
 }
 

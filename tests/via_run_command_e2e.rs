@@ -6,7 +6,7 @@
 
 mod common;
 use aks_sim::Fault;
-use common::{max_nodes_out, of_kind, Cluster};
+use common::{boot_id, max_nodes_out, of_kind, Cluster};
 use std::time::Duration;
 
 /// Three Ubuntu nodes without SSH (one cordoned by hand), a pending kernel, a Deployment with a PDB.
@@ -32,10 +32,6 @@ workloads:
 
 fn node(i: u32) -> String {
     format!("aks-nodes-31415926-vmss{i:06}")
-}
-
-fn boot_id(c: &Cluster, n: &str) -> String {
-    c.node(n)["status"]["nodeInfo"]["bootID"].as_str().unwrap().to_string()
 }
 
 fn run_commands_on(c: &Cluster, n: &str, prefix: &str) -> usize {

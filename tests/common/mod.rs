@@ -101,6 +101,24 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// Wait (at most 300 s) for an aks-patch started with `Cluster::command(...).spawn()`.
+pub async fn finish(child: tokio::process::Child) -> Run {
+    let out = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
+        .await
+        .expect("aks-patch finished within 300 s")
+        .expect("aks-patch runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    }
+}
+
+/// The node's current bootID, as the API server shows it.
+pub fn boot_id(c: &Cluster, n: &str) -> String {
+    c.node(n)["status"]["nodeInfo"]["bootID"].as_str().unwrap().to_string()
+}
+
 impl Cluster {
     pub async fn start(yaml: Option<&str>) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -155,15 +173,7 @@ impl Cluster {
             all.extend(self.target());
         }
         let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-        let out = tokio::time::timeout(Duration::from_secs(300), self.command(&refs).output())
-            .await
-            .expect("aks-patch finished within 300 s")
-            .expect("aks-patch runs");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).to_string(),
-        }
+        finish(self.command(&refs).spawn().expect("aks-patch starts")).await
     }
 
     pub fn events(&self) -> Vec<SimEvent> {

@@ -358,33 +358,7 @@ fn prepare(
     }
     let q = Query::parse(&parts.uri)?;
     let flag = |k: &str| matches!(q.get(k), Some("true") | Some("1"));
-    let obj = s
-        .store
-        .get(PODS, Some(ns), pod)
-        .ok_or_else(|| ApiError::not_found(&PODS, pod))?;
-    let names: Vec<String> = obj["spec"]["containers"]
-        .as_array()
-        .map(|cs| {
-            cs.iter()
-                .filter_map(|c| c["name"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    let container = match q.get("container").filter(|c| !c.is_empty()) {
-        Some(c) if names.iter().any(|n| n == c) => c.to_string(),
-        Some(c) => {
-            return Err(ApiError::bad_request(format!(
-                "container {c} is not valid for pod {pod}"
-            )))
-        }
-        None if names.len() == 1 => names[0].clone(),
-        None => {
-            return Err(ApiError::bad_request(format!(
-                "a container name must be specified for pod {pod}, choose one of: [{}]",
-                names.join(" ")
-            )))
-        }
-    };
+    let (obj, container) = pods::with_container(s, ns, pod, q.get("container"))?;
     let phase = pods::phase(&obj);
     if matches!(phase, "Succeeded" | "Failed") {
         return Err(ApiError::bad_request(format!(

@@ -6,6 +6,7 @@
 //! Emulated workload containers print one line per start (aks-sim runs no image); containers
 //! that run their command for real (see `containers.rs`) have its real output.
 
+use super::pods;
 use super::status::ApiError;
 use super::Query;
 use crate::rbac;
@@ -238,33 +239,7 @@ fn prepare(
         ));
     }
     let since = since_time.or_else(|| since_seconds.map(|n| Utc::now() - chrono::Duration::seconds(n)));
-    let obj = s
-        .store
-        .get(PODS, Some(ns), pod)
-        .ok_or_else(|| ApiError::not_found(&PODS, pod))?;
-    let names: Vec<String> = obj["spec"]["containers"]
-        .as_array()
-        .map(|cs| {
-            cs.iter()
-                .filter_map(|c| c["name"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    let container = match q.get("container").filter(|c| !c.is_empty()) {
-        Some(c) if names.iter().any(|n| n == c) => c.to_string(),
-        Some(c) => {
-            return Err(ApiError::bad_request(format!(
-                "container {c} is not valid for pod {pod}"
-            )));
-        }
-        None if names.len() == 1 => names[0].clone(),
-        None => {
-            return Err(ApiError::bad_request(format!(
-                "a container name must be specified for pod {pod}, choose one of: [{}]",
-                names.join(" ")
-            )))
-        }
-    };
+    let (obj, container) = pods::with_container(s, ns, pod, q.get("container"))?;
     let previous = flag("previous");
     check_status(&obj, pod, &container, previous)?;
     let uid = obj["metadata"]["uid"].as_str().unwrap_or("").to_string();

@@ -25,6 +25,40 @@ pub fn phase(pod: &Value) -> &str {
     pod["status"]["phase"].as_str().unwrap_or("")
 }
 
+/// The pod `ns/pod` and the container a request names (`?container=`), chosen as the API
+/// server chooses it for exec, attach and logs: the named one, or the only one when none is
+/// named; otherwise 400 with kube-apiserver's message (404 when there is no such pod).
+pub fn with_container(s: &Shared, ns: &str, pod: &str, named: Option<&str>) -> Result<(Value, String), ApiError> {
+    let obj = s
+        .store
+        .get(PODS, Some(ns), pod)
+        .ok_or_else(|| ApiError::not_found(&PODS, pod))?;
+    let names: Vec<String> = obj["spec"]["containers"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let container = match named.filter(|c| !c.is_empty()) {
+        Some(c) if names.iter().any(|n| n == c) => c.to_string(),
+        Some(c) => {
+            return Err(ApiError::bad_request(format!(
+                "container {c} is not valid for pod {pod}"
+            )))
+        }
+        None if names.len() == 1 => names[0].clone(),
+        None => {
+            return Err(ApiError::bad_request(format!(
+                "a container name must be specified for pod {pod}, choose one of: [{}]",
+                names.join(" ")
+            )))
+        }
+    };
+    Ok((obj, container))
+}
+
 pub fn node_name(pod: &Value) -> Option<&str> {
     pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty())
 }
