@@ -21,7 +21,7 @@
 
 use super::error::{describe_kube_error, is_transient, KubeError};
 use super::kured::{KURED_DAEMONSET, KURED_LOCK_ANNOTATION, KURED_NAMESPACE};
-use super::retry::with_retry;
+use super::retry::{with_retry, Backoff, RetryPolicy};
 use crate::settings::Settings;
 use ::kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use ::kube::Client;
@@ -792,6 +792,13 @@ impl Renewer {
     }
 }
 
+/// Whether the fence may try a failed renewal again after `delay`: only while the lease we
+/// last renewed `held_for` ago stays within half its `duration` (no other run can take a
+/// lease before it expires, and half leaves room for clocks and the retry itself).
+fn fence_may_retry(held_for: Duration, delay: Duration, duration: Duration) -> bool {
+    held_for + delay < duration / 2
+}
+
 async fn renew_loop(r: Arc<Renewer>, mut stop: watch::Receiver<bool>) {
     let period = (r.opts.duration / 3).max(Duration::from_millis(500));
     let mut wait = period;
@@ -911,10 +918,25 @@ impl LockGuard {
         if !max_age.is_zero() && self.renewer.last_ok().await.elapsed() < max_age {
             return Ok(());
         }
-        match self.renewer.renew_once().await {
-            Renewal::Renewed => Ok(()),
-            Renewal::Lost(reason) => Err(LockError::Lost { lease, reason }),
-            Renewal::Failed(why) => Err(LockError::Unconfirmed { lease, reason: why }),
+        // A renewal that fails for a transient reason (a reset connection, a 503) is tried
+        // again with the rollout's one retry policy, but only while the lease we last
+        // renewed is still well within its duration: the lock is provably ours until then.
+        let what = format!("renewing the lock (Lease {lease})");
+        let mut backoff = Backoff::new(RetryPolicy::default());
+        loop {
+            match self.renewer.renew_once().await {
+                Renewal::Renewed => return Ok(()),
+                Renewal::Lost(reason) => return Err(LockError::Lost { lease, reason }),
+                Renewal::Failed(why) => {
+                    let held_for = self.renewer.last_ok().await.elapsed();
+                    match backoff.after(&what, true, &why) {
+                        Some(delay) if fence_may_retry(held_for, delay, self.opts.duration) => {
+                            tokio::time::sleep(delay).await
+                        }
+                        _ => return Err(LockError::Unconfirmed { lease, reason: why }),
+                    }
+                }
+            }
         }
     }
 
@@ -991,6 +1013,15 @@ impl Drop for LockGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fence_retries_a_failed_renewal_only_while_the_lease_is_surely_still_ours() {
+        let d = Duration::from_secs(60);
+        assert!(fence_may_retry(Duration::from_secs(5), Duration::from_secs(1), d));
+        assert!(fence_may_retry(Duration::from_secs(28), Duration::from_secs(1), d));
+        assert!(!fence_may_retry(Duration::from_secs(29), Duration::from_secs(1), d));
+        assert!(!fence_may_retry(Duration::from_secs(45), Duration::from_millis(250), d));
+    }
 
     #[test]
     fn lease_expiry_by_clock() {
