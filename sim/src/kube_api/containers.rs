@@ -337,21 +337,7 @@ fn prepare(
     pod: &str,
 ) -> Result<AttachRequest, ApiError> {
     for verb in ["get", "create"] {
-        let a = rbac::Attributes {
-            verb: verb.into(),
-            resource: Some(rbac::ResourceAttrs {
-                group: String::new(),
-                resource: "pods".into(),
-                subresource: "attach".into(),
-                namespace: ns.to_string(),
-                name: pod.to_string(),
-            }),
-            path: String::new(),
-        };
-        if !rbac::authorize(id, &a).0 {
-            return Err(ApiError::new(403, "Forbidden", rbac::forbidden_message(id, &a))
-                .with_details(rbac::forbidden_details(&a)));
-        }
+        pods::authorize_subresource(id, verb, ns, pod, "attach")?;
     }
     if parts.method != Method::GET && parts.method != Method::POST {
         return Err(ApiError::method_not_allowed(parts.method.as_str()));

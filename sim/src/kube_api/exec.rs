@@ -116,21 +116,7 @@ fn prepare(
         verbs.push("create");
     }
     for verb in verbs {
-        let a = rbac::Attributes {
-            verb: verb.into(),
-            resource: Some(rbac::ResourceAttrs {
-                group: String::new(),
-                resource: "pods".into(),
-                subresource: "exec".into(),
-                namespace: ns.to_string(),
-                name: pod.to_string(),
-            }),
-            path: String::new(),
-        };
-        if !rbac::authorize(id, &a).0 {
-            return Err(ApiError::new(403, "Forbidden", rbac::forbidden_message(id, &a))
-                .with_details(rbac::forbidden_details(&a)));
-        }
+        pods::authorize_subresource(id, verb, ns, pod, "exec")?;
     }
     if s.faults.exec_refused() {
         return Err(ApiError::new(

@@ -199,22 +199,7 @@ fn prepare(
     ns: &str,
     pod: &str,
 ) -> Result<(String, LogRequest), ApiError> {
-    let a = rbac::Attributes {
-        verb: "get".into(),
-        resource: Some(rbac::ResourceAttrs {
-            group: String::new(),
-            resource: "pods".into(),
-            subresource: "log".into(),
-            namespace: ns.to_string(),
-            name: pod.to_string(),
-        }),
-        path: String::new(),
-    };
-    if !rbac::authorize(id, &a).0 {
-        return Err(
-            ApiError::new(403, "Forbidden", rbac::forbidden_message(id, &a)).with_details(rbac::forbidden_details(&a))
-        );
-    }
+    pods::authorize_subresource(id, "get", ns, pod, "log")?;
     if method != axum::http::Method::GET {
         return Err(ApiError::method_not_allowed(method.as_str()));
     }

@@ -59,6 +59,30 @@ pub fn with_container(s: &Shared, ns: &str, pod: &str, named: Option<&str>) -> R
     Ok((obj, container))
 }
 
+/// 403 Forbidden unless `id` may `verb` the `subresource` (exec, attach, log) of pod `ns/pod`.
+pub fn authorize_subresource(
+    id: &crate::rbac::Identity,
+    verb: &str,
+    ns: &str,
+    pod: &str,
+    subresource: &str,
+) -> Result<(), ApiError> {
+    super::authorize(
+        id,
+        &crate::rbac::Attributes {
+            verb: verb.into(),
+            resource: Some(crate::rbac::ResourceAttrs {
+                group: String::new(),
+                resource: "pods".into(),
+                subresource: subresource.into(),
+                namespace: ns.to_string(),
+                name: pod.to_string(),
+            }),
+            path: String::new(),
+        },
+    )
+}
+
 pub fn node_name(pod: &Value) -> Option<&str> {
     pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty())
 }
