@@ -12,18 +12,21 @@ fn main() {
     };
     // The environment is read here, once; everything below gets it from `settings`.
     let settings = aks_patch::settings::Settings::from_env();
+    // The reporter owns the progress bars; log lines clear them around themselves.
+    let reporter = output::Reporter::from_args(&global);
     output::logging::init(
         global.verbose,
         global.debug,
         global.only_show_errors,
         settings.log_filter.as_deref(),
         settings.no_color,
+        &reporter,
     );
-    let code = run(cli, &global, settings);
+    let code = run(cli, &global, settings, reporter);
     std::process::exit(code);
 }
 
-fn run(cli: Cli, global: &GlobalArgs, settings: aks_patch::settings::Settings) -> i32 {
+fn run(cli: Cli, global: &GlobalArgs, settings: aks_patch::settings::Settings, reporter: output::Reporter) -> i32 {
     // A bad --query is a usage error before anything talks to a server.
     if let Some(q) = &global.query {
         if let Err(e) = output::validate_query(q) {
@@ -32,7 +35,6 @@ fn run(cli: Cli, global: &GlobalArgs, settings: aks_patch::settings::Settings) -
             return output::exit_code(&err);
         }
     }
-    let reporter = output::Reporter::from_args(global);
     let no_color = settings.no_color;
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

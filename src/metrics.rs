@@ -88,7 +88,7 @@ pub fn run_families(rec: &RunRecord) -> Vec<Family> {
         "1 when the last aks-patch run rebooted the node",
     );
     for n in &rec.nodes {
-        let state = crate::rollout::engine::enum_text(&n.state);
+        let state = crate::rollout::journal::enum_text(&n.state);
         result.add(&[("node", &n.name), ("pool", &n.pool), ("result", &state)], 1.0);
         rebooted.add(
             &[("node", &n.name), ("pool", &n.pool)],
@@ -101,7 +101,7 @@ pub fn run_families(rec: &RunRecord) -> Vec<Family> {
         "When the last aks-patch run finished (Unix time), by its result",
     );
     last.add(
-        &[("result", &crate::rollout::engine::enum_text(&rec.status))],
+        &[("result", &crate::rollout::journal::enum_text(&rec.status))],
         finished.timestamp_millis() as f64 / 1000.0,
     );
     let mut duration = Family::new("aks_patch_run_duration_seconds", "How long the last aks-patch run took");

@@ -147,7 +147,7 @@ impl Event {
 
     fn kind_text(&self) -> String {
         self.kind
-            .map(|k| crate::rollout::engine::enum_text(&k))
+            .map(|k| crate::rollout::journal::enum_text(&k))
             .unwrap_or_default()
     }
 

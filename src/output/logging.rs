@@ -20,7 +20,7 @@
 //! Nothing here logs request headers or bodies: tokens and kubeconfigs never reach the
 //! log. Code that logs must not put them in messages either.
 
-use super::reporter::with_bar_suspended;
+use super::reporter::Reporter;
 use std::io::{IsTerminal, Write};
 use tracing::Subscriber;
 use tracing_subscriber::fmt::MakeWriter;
@@ -43,10 +43,17 @@ pub fn default_directives(verbose: bool, debug: bool, only_errors: bool) -> &'st
     }
 }
 
-/// Install the global tracing subscriber (stderr). Calling it again does nothing.
-/// `log_filter` is `AKS_PATCH_LOG` and `no_color` whether `NO_COLOR` is set, as
+/// Install the global tracing subscriber (stderr, around `reporter`'s bars). Calling it again
+/// does nothing. `log_filter` is `AKS_PATCH_LOG` and `no_color` whether `NO_COLOR` is set, as
 /// [`crate::settings::Settings`] read them.
-pub fn init(verbose: bool, debug: bool, only_errors: bool, log_filter: Option<&str>, no_color: bool) {
+pub fn init(
+    verbose: bool,
+    debug: bool,
+    only_errors: bool,
+    log_filter: Option<&str>,
+    no_color: bool,
+    reporter: &Reporter,
+) {
     let defaults = default_directives(verbose, debug, only_errors);
     let (filter, bad_env) = match log_filter {
         Some(v) if !v.trim().is_empty() => match EnvFilter::try_new(v) {
@@ -61,7 +68,10 @@ pub fn init(verbose: bool, debug: bool, only_errors: bool, log_filter: Option<&s
         _ => (EnvFilter::new(defaults), None),
     };
     let ansi = std::io::stderr().is_terminal() && !no_color;
-    let installed = subscriber(filter, StderrAroundBar, ansi, debug).try_init().is_ok();
+    let writer = StderrAroundBar {
+        reporter: reporter.clone(),
+    };
+    let installed = subscriber(filter, writer, ansi, debug).try_init().is_ok();
     if installed {
         if let Some(msg) = bad_env {
             tracing::warn!("{msg}");
@@ -87,20 +97,22 @@ where
     }
 }
 
-/// Writes log lines to stderr with the progress bar (if shown) cleared around them.
-#[derive(Clone, Copy)]
-struct StderrAroundBar;
+/// Writes log lines to stderr with the reporter's bars (if shown) cleared around them.
+#[derive(Clone)]
+struct StderrAroundBar {
+    reporter: Reporter,
+}
 
 impl<'a> MakeWriter<'a> for StderrAroundBar {
     type Writer = StderrAroundBar;
     fn make_writer(&'a self) -> Self::Writer {
-        StderrAroundBar
+        self.clone()
     }
 }
 
 impl Write for StderrAroundBar {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        with_bar_suspended(|| std::io::stderr().lock().write_all(buf))?;
+        self.reporter.suspended(|| std::io::stderr().lock().write_all(buf))?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -229,8 +241,8 @@ mod tests {
 
     #[test]
     fn init_twice_is_harmless() {
-        init(false, false, false, None, true);
-        init(true, true, false, Some("aks_patch=trace"), true);
+        init(false, false, false, None, true, &Reporter::silent());
+        init(true, true, false, Some("aks_patch=trace"), true, &Reporter::silent());
         tracing::info!("logged through the bar-aware writer");
     }
 }

@@ -7,6 +7,7 @@ pub mod errors;
 pub mod format;
 pub mod logging;
 pub mod reporter;
+pub mod rollout;
 pub mod table;
 
 pub use errors::{exit_code, render_error, ErrorExt, Exit, Failure, Hinted, WithExit};

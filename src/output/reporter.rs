@@ -69,22 +69,8 @@ impl Verbosity {
     }
 }
 
-/// The bars of the reporter that draws on the terminal, if any: the log writer suspends
-/// them too.
-static ACTIVE_BARS: Mutex<Option<MultiProgress>> = Mutex::new(None);
-static NEXT_BAR_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Run `f` (which writes to stderr) with the visible bars, if any, cleared.
-pub(crate) fn with_bar_suspended<R>(f: impl FnOnce() -> R) -> R {
-    let bars = lock(&ACTIVE_BARS).clone();
-    match bars {
-        Some(m) => m.suspend(f),
-        None => f(),
-    }
 }
 
 /// What the status line shows. Rendered at every redraw, so a wait's clock runs.
@@ -153,7 +139,7 @@ struct Inner {
     started: Instant,
     /// Where the bars are drawn (only when `bar_allowed`).
     bars: Option<MultiProgress>,
-    bar: Mutex<Option<(u64, ProgressBar)>>,
+    bar: Mutex<Option<ProgressBar>>,
     /// The live status line, while one is shown.
     status: Mutex<Option<StatusLine>>,
     /// Without a terminal: the last wait detail printed, by node.
@@ -176,11 +162,7 @@ impl Reporter {
     /// hidden when stderr is not a terminal or with `--only-show-errors`.
     pub fn new(verbosity: Verbosity, progress_enabled: bool) -> Reporter {
         let bar_allowed = progress_enabled && verbosity != Verbosity::Quiet && std::io::stderr().is_terminal();
-        let bars = bar_allowed.then(|| {
-            let m = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-            *lock(&ACTIVE_BARS) = Some(m.clone());
-            m
-        });
+        let bars = bar_allowed.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         Reporter::build(verbosity, bars, None)
     }
 
@@ -240,7 +222,6 @@ impl Reporter {
     /// Start a progress bar over `len` items (replacing any bar shown).
     pub fn start_progress(&self, len: u64, msg: impl Into<String>) {
         let msg: String = msg.into();
-        let id = NEXT_BAR_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let bar = match &self.inner.bars {
             Some(bars) => {
                 let b = ProgressBar::new(len);
@@ -260,7 +241,7 @@ impl Reporter {
             None => ProgressBar::hidden().with_message(msg),
         };
         bar.set_length(len);
-        if let Some((_, old)) = lock(&self.inner.bar).replace((id, bar)) {
+        if let Some(old) = lock(&self.inner.bar).replace(bar) {
             self.remove_bar(&old);
         }
     }
@@ -274,26 +255,26 @@ impl Reporter {
 
     /// Advance the bar by `n` items.
     pub fn inc(&self, n: u64) {
-        if let Some((_, b)) = lock(&self.inner.bar).as_ref() {
+        if let Some(b) = lock(&self.inner.bar).as_ref() {
             b.inc(n);
         }
     }
 
     /// Change the bar's message.
     pub fn set_message(&self, msg: impl Into<String>) {
-        if let Some((_, b)) = lock(&self.inner.bar).as_ref() {
+        if let Some(b) = lock(&self.inner.bar).as_ref() {
             b.set_message(msg.into());
         }
     }
 
     /// Items done so far on the current bar (0 without one).
     pub fn position(&self) -> u64 {
-        lock(&self.inner.bar).as_ref().map(|(_, b)| b.position()).unwrap_or(0)
+        lock(&self.inner.bar).as_ref().map(ProgressBar::position).unwrap_or(0)
     }
 
     /// Remove the bar (and the status line, if shown) from the screen.
     pub fn finish_and_clear(&self) {
-        if let Some((_, b)) = lock(&self.inner.bar).take() {
+        if let Some(b) = lock(&self.inner.bar).take() {
             self.remove_bar(&b);
         }
         self.status_done();
@@ -460,7 +441,16 @@ impl Reporter {
         };
         match &self.inner.bars {
             Some(bars) => bars.suspend(print),
-            None => with_bar_suspended(print),
+            None => print(),
+        }
+    }
+
+    /// Runs `f` (which writes to stderr) with this reporter's bars, if drawn, cleared around
+    /// it: log lines go through here.
+    pub fn suspended<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.inner.bars {
+            Some(bars) => bars.suspend(f),
+            None => f(),
         }
     }
 }
@@ -492,79 +482,6 @@ pub struct Captured(Arc<Mutex<Vec<u8>>>);
 impl Captured {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&lock(&self.0)).into_owned()
-    }
-}
-
-/// What a wait shows while something holds the rollout (the health gate, the blockers): on
-/// the node's wait line what holds now; a warning each time that changes; the status line
-/// otherwise.
-pub struct HoldLine<'a> {
-    reporter: &'a Reporter,
-    /// The node the wait is for, if it is for one.
-    node: Option<&'a str>,
-    /// What is waited for, on the node's wait line: `the cluster to be healthy`.
-    waiting_for: &'static str,
-    /// The flag that bounds the wait (`--health-wait`) and what the wait holds back
-    /// (`before taking a node out`), for the warning `waiting (up to Ns, FLAG) BEFORE: ...`.
-    flag: &'static str,
-    before: &'static str,
-    /// The status line's lead: `health gate`.
-    label: &'static str,
-    max_wait: Duration,
-    last: String,
-}
-
-impl<'a> HoldLine<'a> {
-    pub fn new(
-        reporter: &'a Reporter,
-        node: Option<&'a str>,
-        waiting_for: &'static str,
-        (flag, before): (&'static str, &'static str),
-        label: &'static str,
-        max_wait: Duration,
-    ) -> HoldLine<'a> {
-        HoldLine {
-            reporter,
-            node,
-            waiting_for,
-            flag,
-            before,
-            label,
-            max_wait,
-            last: String::new(),
-        }
-    }
-
-    /// Something holds, as `text`, after `waited`.
-    pub fn show(&mut self, text: String, waited: Duration) {
-        if let Some(n) = self.node {
-            if self.last.is_empty() {
-                self.reporter.wait_started(n, self.waiting_for, self.max_wait);
-            }
-            self.reporter.wait_progress(n, &text);
-        }
-        if text != self.last {
-            self.reporter.warn(&format!(
-                "waiting (up to {}s, {}) {}: {text}",
-                self.max_wait.as_secs(),
-                self.flag,
-                self.before
-            ));
-            self.last = text;
-        } else {
-            self.reporter.set_message(format!(
-                "{}: waiting {}s / {}s: {}",
-                self.label,
-                waited.as_secs(),
-                self.max_wait.as_secs(),
-                self.last
-            ));
-        }
-    }
-
-    /// Whether anything was shown: something held at least once.
-    pub fn held(&self) -> bool {
-        !self.last.is_empty()
     }
 }
 
@@ -614,32 +531,6 @@ mod tests {
         let (r, c) = Reporter::capture(Verbosity::Verbose);
         r.verbose("v");
         assert_eq!(c.text(), "v\n");
-    }
-
-    #[test]
-    fn a_hold_warns_when_what_holds_changes_and_shows_on_the_node_line() {
-        let (r, c) = Reporter::capture(Verbosity::Normal);
-        let mut line = HoldLine::new(
-            &r,
-            Some("n1"),
-            "the cluster to be healthy",
-            ("--health-wait", "before taking another node out"),
-            "health gate",
-            Duration::from_secs(600),
-        );
-        assert!(!line.held());
-        line.show("node n2 is NotReady".into(), Duration::ZERO);
-        line.show("node n2 is NotReady".into(), Duration::from_secs(1));
-        line.show("node n3 is NotReady".into(), Duration::from_secs(2));
-        assert!(line.held());
-        assert_eq!(
-            c.text(),
-            "[00:00] n1: waiting for the cluster to be healthy (up to 10:00)\n\
-             [00:00] n1: node n2 is NotReady\n\
-             warning: waiting (up to 600s, --health-wait) before taking another node out: node n2 is NotReady\n\
-             [00:00] n1: node n3 is NotReady\n\
-             warning: waiting (up to 600s, --health-wait) before taking another node out: node n3 is NotReady\n"
-        );
     }
 
     #[test]

@@ -7,9 +7,8 @@
 //! safe), and says so. Checked before the lock and before every cordon, waited for up to
 //! `--blocker-wait`.
 
+use super::progress::{Event, HoldTracker, Holding, Progress};
 use crate::kube::{list_all, KubeError};
-use crate::output::reporter::HoldLine;
-use crate::output::Reporter;
 use ::kube::api::{Api, ListParams};
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Pod;
@@ -308,44 +307,36 @@ impl fmt::Display for BlockStop {
     }
 }
 
-/// Wait (at most `max_wait`) until nothing holds a disruption of `node`, with what holds on
-/// the progress line.
+/// Wait (at most `max_wait`) until nothing holds a disruption of `node`, telling what holds
+/// while it does. `Ok(true)`: something held, and time went by.
 pub async fn wait_clear(
     source: &dyn BlockerSource,
     node: Option<&str>,
     max_wait: Duration,
     poll: Duration,
     cancel: &CancellationToken,
-    reporter: &Reporter,
+    progress: &dyn Progress,
 ) -> Result<bool, BlockStop> {
     let start = Instant::now();
-    let mut line = HoldLine::new(
-        reporter,
-        node,
-        "the blockers to clear",
-        ("--blocker-wait", "before taking a node out"),
-        "blockers",
-        max_wait,
-    );
+    let mut tracker = HoldTracker::default();
     loop {
         let holds = source.holds(node).await;
         if holds.is_empty() {
-            if line.held() {
-                reporter.info("the blockers cleared");
-                if let Some(n) = node {
-                    reporter.wait_done(n);
-                }
+            if tracker.held() {
+                progress.tell(Event::BlockersCleared {
+                    node: node.map(str::to_string),
+                });
             }
-            return Ok(line.held());
+            return Ok(tracker.held());
         }
         let waited = start.elapsed();
         if waited >= max_wait {
-            if let (Some(n), true) = (node, line.held()) {
-                reporter.wait_done(n);
+            if let (Some(n), true) = (node, tracker.held()) {
+                progress.tell(Event::WaitDone { node: n.to_string() });
             }
             return Err(BlockStop::Held { holds, waited });
         }
-        line.show(holds_text(&holds), waited);
+        tracker.show(progress, node, Holding::Blockers(holds), waited, max_wait);
         tokio::select! {
             _ = tokio::time::sleep(poll.min(max_wait - waited)) => {}
             _ = cancel.cancelled() => return Err(BlockStop::Cancelled),

@@ -5,6 +5,8 @@
 //! Ready again. Counting every node of the cluster (not only the plan) is what keeps
 //! "never two nodes out at once" true when a node was down before the run.
 
+use super::ports::{Cluster, PortError};
+use super::progress::{HoldTracker, Holding, Progress};
 use crate::kube::drain::{in_progress_run, WorkloadRef, IN_PROGRESS_ANNOTATION};
 use crate::kube::nodes::ready_condition;
 use crate::kube::reboot::NOT_READY_TAINTS;
@@ -15,6 +17,9 @@ use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::Node;
 use serde::Serialize;
 use std::fmt;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Something that keeps the next disruption from starting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -70,6 +75,78 @@ impl Blocker {
                 "check why its pods do not become Ready (kubectl -n {} get pods), then run again with --resume",
                 workload.namespace
             ),
+        }
+    }
+}
+
+/// Why the health gate did not open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateStop {
+    Blocked { blockers: Vec<Blocker>, waited: Duration },
+    Cancelled,
+    Failed(PortError),
+}
+
+impl fmt::Display for GateStop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GateStop::Blocked { blockers, waited } => write!(
+                f,
+                "{} (waited {}s, --health-wait)",
+                blockers_text(blockers),
+                waited.as_secs()
+            ),
+            GateStop::Cancelled => write!(f, "interrupted while waiting for the cluster to be healthy"),
+            GateStop::Failed(e) => write!(f, "cannot check the cluster's health: {e}"),
+        }
+    }
+}
+
+impl GateStop {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            GateStop::Blocked { blockers, .. } => {
+                let mut hints: Vec<String> = blockers.iter().map(Blocker::hint).collect();
+                hints.dedup();
+                Some(hints.join("; "))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The health gate, waited for (at most `max_wait`), telling what blocks while it does.
+/// `exempt`: the node(s) in hand (the first one is the node the wait is for).
+pub async fn wait_gate(
+    cluster: &dyn Cluster,
+    exempt: &[String],
+    workloads: &[WorkloadRef],
+    max_wait: Duration,
+    poll: Duration,
+    cancel: &CancellationToken,
+    progress: &dyn Progress,
+) -> Result<(), GateStop> {
+    let start = Instant::now();
+    let mut holds = HoldTracker::default();
+    loop {
+        let blockers = cluster.blockers(exempt, workloads).await.map_err(GateStop::Failed)?;
+        if blockers.is_empty() {
+            return Ok(());
+        }
+        let waited = start.elapsed();
+        if waited >= max_wait {
+            return Err(GateStop::Blocked { blockers, waited });
+        }
+        holds.show(
+            progress,
+            exempt.first().map(String::as_str),
+            Holding::Gate(blockers.clone()),
+            waited,
+            max_wait,
+        );
+        tokio::select! {
+            _ = cluster.blockers_changed(&blockers, poll.min(max_wait - waited)) => {}
+            _ = cancel.cancelled() => return Err(GateStop::Cancelled),
         }
     }
 }

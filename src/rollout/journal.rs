@@ -547,11 +547,24 @@ impl<'de> Deserialize<'de> for ObjectRef {
     }
 }
 
+/// A serde enum (a state, a mode, a policy) as its kebab-case name in records.
+pub fn enum_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// A moment in a record: UTC, written as RFC 3339 with milliseconds.
 pub type Time = chrono::DateTime<chrono::Utc>;
 
 pub fn now() -> Time {
     chrono::Utc::now()
+}
+
+/// A moment of a clock ([`super::window::Clock`]) as records keep it.
+pub fn time_of(t: jiff::Timestamp) -> Time {
+    chrono::DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().unsigned_abs()).unwrap_or_default()
 }
 
 /// `t` as records and `report` write it: RFC 3339, UTC, milliseconds.
@@ -725,6 +738,12 @@ impl Journal {
             }
         }
         Ok(latest.into_iter().map(|(n, t)| (n, stamp(&t))).collect())
+    }
+}
+
+impl super::ports::RecordStore for Journal {
+    fn save(&self, rec: &RunRecord) -> Result<(), JournalError> {
+        Journal::save(self, rec).map(|_| ())
     }
 }
 

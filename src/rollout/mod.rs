@@ -1,7 +1,8 @@
 //! The rollout: which nodes in which order ([`plan`]), what will certainly fail
 //! ([`preflight`]), the health gate ([`gate`]), the engine that moves each node through its
-//! states ([`engine`]) behind small traits ([`ports`], real ones in [`live`]), resuming
-//! ([`resume`]), the run record ([`journal`]) and the after-report ([`after`]).
+//! states ([`engine`]) behind small traits ([`ports`], real ones in [`live`]; what it tells
+//! through [`progress`]), how a run stops ([`stop`]), resuming ([`resume`]), the run record
+//! ([`journal`]) and the after-report ([`after`]).
 
 pub mod after;
 pub mod blockers;
@@ -12,6 +13,8 @@ pub mod live;
 pub mod plan;
 pub mod ports;
 pub mod preflight;
+pub mod progress;
 pub mod proof;
 pub mod resume;
+pub mod stop;
 pub mod window;

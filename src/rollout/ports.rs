@@ -1,6 +1,8 @@
 //! What the rollout engine needs from the world, as small traits: the cluster (Kubernetes
-//! API), the nodes (a transport that runs scripts on them), and the lock (fencing). The real
-//! implementations are in [`super::live`]; the engine's unit tests use fakes.
+//! API), the nodes (a transport that runs scripts on them), the lock (fencing) and where the
+//! run record is kept. The real implementations are in [`super::live`] (and the file journal,
+//! [`super::journal::Journal`]); the engine's unit tests use fakes. What the engine tells is
+//! the [`super::progress`] port, and the time it reads is [`super::window::Clock`].
 //!
 //! Errors crossing these traits are plain [`PortError`]s (what failed, and whether the
 //! credentials were refused), so the engine decides on exit codes without knowing kube-rs or
@@ -11,6 +13,7 @@ use crate::kube::reboot::RebootEvent;
 use crate::kube::schedule::Stranded;
 use crate::kube::NodeRow;
 use crate::rollout::gate::Blocker;
+use crate::rollout::journal::{JournalError, RunRecord};
 use crate::ssh::Probe;
 use async_trait::async_trait;
 use std::time::Duration;
@@ -142,4 +145,10 @@ pub trait Transport: Send + Sync {
     async fn reboot(&self, node: &NodeTarget) -> Result<(), PortError>;
     /// Forget any connection to the node (it is rebooting).
     async fn disconnect(&self, node: &NodeTarget);
+}
+
+/// Where the run record is kept: written after every step, before the next side effect. A
+/// file per run ([`super::journal::Journal`]); in the cluster, an object.
+pub trait RecordStore: Send + Sync {
+    fn save(&self, rec: &RunRecord) -> Result<(), JournalError>;
 }

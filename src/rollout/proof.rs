@@ -33,7 +33,7 @@ pub enum NoProof {
 }
 
 fn mode_text(mode: UpgradeMode) -> String {
-    super::engine::enum_text(&mode)
+    super::journal::enum_text(&mode)
 }
 
 /// The pending updates of `mode` that `probe` still finds.

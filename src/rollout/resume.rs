@@ -2,7 +2,7 @@
 //! a node deleted since is `gone`, never a halt) and its options (kept; a flag that says
 //! otherwise is refused).
 
-use super::engine::enum_text;
+use super::journal::enum_text;
 use super::journal::{NodeState, RunOptions, RunRecord};
 use super::plan::PlanEntry;
 use crate::kube::NodeRow;

@@ -12,8 +12,8 @@ use crate::kube::drain as kdrain;
 use crate::kube::{self as k, LockGuard};
 use crate::output::{Exit, Reporter};
 use crate::rollout::after::{after_rows, left_cordoned};
-use crate::rollout::engine::RunStop;
 use crate::rollout::journal::{self, Journal, NodeState, RunRecord, RunStatus};
+use crate::rollout::stop::RunStop;
 use crate::settings::Settings;
 use std::time::Duration;
 
@@ -56,15 +56,13 @@ pub(super) async fn finish(
         Ok(()) => (RunStatus::Succeeded, None),
         Err(RunStop::Interrupted) => (RunStatus::Interrupted, Some("interrupted".to_string())),
         Err(RunStop::OutsideWindow(msg)) => (RunStatus::Interrupted, Some(msg.clone())),
-        Err(RunStop::Blocked(msg)) => (RunStatus::Failed, Some(msg.clone())),
-        Err(RunStop::RecordUnwritable(msg)) => (RunStatus::Failed, Some(msg.clone())),
-        Err(RunStop::Failed { message, .. }) => (RunStatus::Failed, Some(message.clone())),
         Err(RunStop::LockLost(msg)) => (
             RunStatus::Failed,
             Some(format!("{msg}; stopped without starting another node")),
         ),
+        Err(stop) => (RunStatus::Failed, Some(stop.message())),
     };
-    let mut exit = result.as_ref().err().map(RunStop::exit).unwrap_or(Exit::Ok);
+    let mut exit = result.as_ref().err().map(Exit::from).unwrap_or(Exit::Ok);
     record.status = status;
     record.error = err.clone();
     // The summary comes from memory whatever the disk says; a record that cannot be closed

@@ -39,7 +39,8 @@ use super::Outcome;
 use crate::cli::ApplyArgs;
 use crate::kube::CancellationToken;
 use crate::output::{self, Exit, Failure, Reporter};
-use crate::rollout::engine::{enum_text, Engine, EngineConfig};
+use crate::rollout::engine::{Engine, EngineConfig, Ports, Signals};
+use crate::rollout::journal::enum_text;
 use crate::rollout::journal::{self, Journal, NodeState};
 use crate::rollout::live::KubeCluster;
 use crate::rollout::plan::PlanEntry;
@@ -370,16 +371,19 @@ async fn run_with(
         transport = transport.with_arm_restart(arm);
     }
     let cfg = EngineConfig::new(options.clone(), prepared.drain_opts.clone(), run_id.clone(), gate_wait);
-    let mut engine = Engine::new(
-        &cluster,
-        &transport,
-        &guard,
-        cfg,
-        &journal,
-        reporter,
-        cancel.clone(),
-        abandon.clone(),
-    );
+    let ports = Ports {
+        cluster: &cluster,
+        transport: &transport,
+        fence: &guard,
+        journal: &journal,
+        progress: reporter,
+        clock: &crate::rollout::window::SystemClock,
+    };
+    let obey = Signals {
+        cancel: cancel.clone(),
+        abandon: abandon.clone(),
+    };
+    let mut engine = Engine::new(ports, cfg, obey);
     if let Some(w) = window_policy {
         engine = engine.with_window(w);
     }

@@ -12,12 +12,13 @@ use crate::commands::context;
 use crate::commands::scan::{candidate_via, node_timeout, scan_nodes, ScanRow};
 use crate::kube::{self as k, DrainOptions, NodeRow};
 use crate::output::{self, Exit, Failure, Reporter};
-use crate::rollout::engine::{enum_text, RunStop};
 use crate::rollout::gate::{self, Blocker};
+use crate::rollout::journal::enum_text;
 use crate::rollout::journal::{self, NodeState, RunRecord};
 use crate::rollout::plan::{self, Filters, PlanEntry};
 use crate::rollout::preflight;
 use crate::rollout::resume::resume_plan;
+use crate::rollout::stop::RunStop;
 use crate::ssh::SshOptions;
 use crate::transport::{NodeShell, Via};
 use std::collections::BTreeMap;
@@ -68,15 +69,12 @@ impl Prepared {
             .iter()
             .cloned()
             .partition(|c| left_out.contains(&c.node.as_str()));
-        let hold = |message: String, hint: &str, exit: Exit| {
+        let hold = |message: String, hint: &str, stop: fn(String) -> RunStop| {
             reporter.warn(&format!(
                 "{message}: finishing only {} (left out of service by the interrupted run)",
                 left_out.join(", ")
             ));
-            RunStop::Failed {
-                message: format!("not starting another node: {message}; {hint}"),
-                exit,
-            }
+            stop(format!("not starting another node: {message}; {hint}"))
         };
         // Drains certain to fail; then pods with nowhere to go, unless --allow-pending-pods.
         let allow_pending = self.options.allow_pending_pods;
@@ -103,7 +101,7 @@ impl Prepared {
             }
             let r = verdict(&others).unwrap_or(r);
             let message = r.message.replace("; nothing was changed", "");
-            return Ok(Some(hold(message, &r.hint, Exit::Usage)));
+            return Ok(Some(hold(message, &r.hint, RunStop::Refused)));
         }
         if let Some(h) = &self.kured {
             let message = format!("kured holds its reboot lock for {h}: it is rebooting that node");
@@ -111,7 +109,7 @@ impl Prepared {
             if left_out.is_empty() {
                 return Err(Failure::new(Exit::LockHeld, format!("{message}; nothing was changed")).hint(hint));
             }
-            return Ok(Some(hold(message, hint, Exit::LockHeld)));
+            return Ok(Some(hold(message, hint, RunStop::KuredRebooting)));
         }
         Ok(None)
     }
