@@ -1,9 +1,22 @@
-//! The HTTPS clients aks-patch makes for ARM, Entra ID and webhooks: the system roots plus the
-//! configured CA bundle (`AKS_PATCH_CA_BUNDLE` / `REQUESTS_CA_BUNDLE`), a user agent, and no
-//! redirects (a bearer token or a webhook's secret URL must not travel to another host).
+//! The HTTPS clients aks-patch makes for ARM, Entra ID, webhooks, Prometheus and the
+//! Pushgateway: the system roots plus the configured CA bundle (`AKS_PATCH_CA_BUNDLE` /
+//! `REQUESTS_CA_BUNDLE`), a user agent, and no redirects (a bearer token or a webhook's secret
+//! URL must not travel to another host).
+//!
+//! TLS is rustls with one crypto provider, ring, for every client (these and kube-rs's):
+//! reqwest is built without a provider of its own (its `rustls` feature would bring aws-lc-rs),
+//! so [`install_crypto_provider`] makes ring the process default before any client exists.
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// Make ring rustls's process-wide crypto provider, the one every HTTPS client of the
+/// process uses (reqwest has none of its own). Called first thing in `main`; idempotent, and
+/// called again by every client builder so that library callers (tests) need not.
+pub fn install_crypto_provider() {
+    // `Err` means one is installed already: ring, as it is the only one compiled in.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
 /// A client with these timeouts that also trusts `ca_bundle` (its path and the variable that
 /// named it, for messages). `Err` says what is wrong with the bundle.
@@ -12,6 +25,7 @@ pub fn client(
     connect_timeout: Duration,
     timeout: Duration,
 ) -> Result<reqwest::Client, String> {
+    install_crypto_provider();
     let mut b = reqwest::Client::builder()
         .user_agent(concat!("aks-patch/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(connect_timeout)
@@ -97,5 +111,38 @@ pub async fn send_with_retries(build: impl Fn() -> reqwest::RequestBuilder) -> R
             return Err(failure);
         }
         tokio::time::sleep(send_pause(n)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ring_is_the_only_tls_crypto_provider_in_the_build() {
+        // Cargo.lock lists every package any target or feature of the workspace can build:
+        // aws-lc-rs there means a dependency's feature brought a second provider back (as
+        // reqwest's `rustls` and azure_core's default features do).
+        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock")).expect("Cargo.lock");
+        let packages: Vec<&str> = lock
+            .lines()
+            .filter_map(|l| l.strip_prefix("name = \""))
+            .map(|l| l.trim_end_matches('"'))
+            .collect();
+        assert!(packages.contains(&"ring"), "ring is in the build");
+        assert!(
+            !packages.contains(&"aws-lc-rs") && !packages.contains(&"aws-lc-sys"),
+            "aws-lc-rs is in Cargo.lock: `cargo tree --workspace -e all -i aws-lc-rs` shows what brings it"
+        );
+    }
+
+    #[test]
+    fn a_client_can_be_built_without_any_setup() {
+        // reqwest has no crypto provider of its own: building a client must install ring.
+        super::client(
+            None,
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(1),
+        )
+        .unwrap();
+        assert!(rustls::crypto::CryptoProvider::get_default().is_some());
     }
 }

@@ -4,6 +4,9 @@ use aks_patch::cli::{Cli, Command, GlobalArgs};
 use aks_patch::output::{self, Exit};
 
 fn main() {
+    // Before any HTTPS client (ARM, Entra ID, Kubernetes, webhooks) is built: ring is the one
+    // TLS crypto provider.
+    aks_patch::http::install_crypto_provider();
     let cli = Cli::parse_with_sources();
     let global: GlobalArgs = match &cli.command {
         Command::Scan(a) => a.global.clone(),

@@ -538,6 +538,10 @@ mod tests {
     use wiremock::matchers::method;
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
+    fn client(timeout: Duration) -> reqwest::Client {
+        crate::http::client(None, Duration::from_secs(5), timeout).unwrap()
+    }
+
     async fn sink(status: u16, delay: Duration) -> (MockServer, Target) {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
@@ -562,7 +566,7 @@ mod tests {
     async fn the_flush_returns_once_every_event_is_delivered_and_says_nothing() {
         let (server, target) = sink(200, Duration::ZERO).await;
         let (reporter, out) = crate::output::Reporter::capture(Verbosity::Normal);
-        let n = Notifier::start(vec![target], None, reqwest::Client::new(), reporter.clone());
+        let n = Notifier::start(vec![target], None, client(Duration::from_secs(10)), reporter.clone());
         let _hook = queue_three(&n);
         let t0 = std::time::Instant::now();
         n.finish(Duration::from_secs(20), &reporter).await;
@@ -575,7 +579,7 @@ mod tests {
     async fn events_not_delivered_are_counted_in_one_warning() {
         let (server, target) = sink(500, Duration::ZERO).await;
         let (reporter, out) = crate::output::Reporter::capture(Verbosity::Normal);
-        let n = Notifier::start(vec![target], None, reqwest::Client::new(), reporter.clone());
+        let n = Notifier::start(vec![target], None, client(Duration::from_secs(10)), reporter.clone());
         let _hook = queue_three(&n);
         n.finish(Duration::from_secs(20), &reporter).await;
         assert_eq!(server.received_requests().await.unwrap().len(), 9, "three tries each");
@@ -591,11 +595,7 @@ mod tests {
     async fn events_still_queued_when_the_flush_time_runs_out_are_counted() {
         let (_server, target) = sink(200, Duration::from_secs(30)).await;
         let (reporter, out) = crate::output::Reporter::capture(Verbosity::Normal);
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap();
-        let n = Notifier::start(vec![target], None, http, reporter.clone());
+        let n = Notifier::start(vec![target], None, client(Duration::from_secs(60)), reporter.clone());
         let _hook = queue_three(&n);
         let t0 = std::time::Instant::now();
         n.finish(Duration::from_millis(300), &reporter).await;

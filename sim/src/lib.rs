@@ -355,6 +355,8 @@ pub struct Sim {
 impl Sim {
     /// Start every part of the emulator and write the state directory.
     pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
+        // The clients of a test that runs the emulator in-process need one (it is ring).
+        tls::install_crypto_provider();
         std::fs::create_dir_all(&cfg.state_dir)
             .with_context(|| format!("cannot create state directory {}", cfg.state_dir.display()))?;
         let state_dir = std::fs::canonicalize(&cfg.state_dir)?;

@@ -152,6 +152,7 @@ impl From<FaultCmd> for Fault {
 }
 
 fn main() {
+    aks_sim::tls::install_crypto_provider();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -5,6 +5,14 @@
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, SanType};
 use std::sync::Arc;
 
+/// Make ring rustls's process-wide crypto provider: reqwest is built without one of its own
+/// (its `rustls` feature would bring aws-lc-rs), so a process must install one before its
+/// first HTTPS client (the emulator's `fault`/`status` commands, tests' kube-rs, reqwest and
+/// azure_identity clients). Idempotent; [`crate::Sim::start`] calls it for in-process tests.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub struct Ca {
     /// PEM of the CA certificate: what clients trust.
     pub ca_pem: String,

@@ -220,7 +220,7 @@ pub async fn client_with_token_source(
 
 /// A client from a `Config` without credentials, authenticating with tokens from `source`.
 pub fn client_from_config_with_token(mut config: Config, source: Arc<dyn TokenSource>) -> Result<Client, KubeError> {
-    super::client::ensure_crypto_provider();
+    crate::http::install_crypto_provider();
     let origin = config.cluster_url.to_string();
     config.default_retry = false;
     config.connect_timeout = Some(CONNECT_TIMEOUT);

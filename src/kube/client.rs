@@ -23,14 +23,6 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Connecting to the API server.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Install rustls's process-wide crypto provider if nobody has (two providers are compiled
-/// in, so rustls cannot pick one by itself).
-pub(crate) fn ensure_crypto_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-}
-
 /// A client from kubeconfig text (as ARM's `listClusterUserCredential` returns it, decoded).
 /// `context` picks a context; the kubeconfig's current-context otherwise.
 pub async fn client_from_kubeconfig_yaml(yaml: &str, context: Option<&str>) -> Result<Client, KubeError> {
@@ -86,7 +78,7 @@ pub fn client_from_config(config: Config) -> Result<Client, KubeError> {
 }
 
 fn client_from_config_for(mut config: Config, origin: &str) -> Result<Client, KubeError> {
-    ensure_crypto_provider();
+    crate::http::install_crypto_provider();
     config.default_retry = false;
     config.connect_timeout = Some(CONNECT_TIMEOUT);
     config.read_timeout = Some(READ_TIMEOUT);

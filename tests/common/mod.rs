@@ -42,6 +42,8 @@ pub async fn start_prometheus_daemon(
     args: &[String],
     ready_within: Duration,
 ) -> (tokio::process::Child, String) {
+    // reqwest below needs the process's crypto provider (aks-patch's own clients install it).
+    aks_patch::http::install_crypto_provider();
     let port = free_port();
     let child = tokio::process::Command::new(program)
         .args(args)

@@ -66,8 +66,7 @@ fn processes_using(config: &Path, instance: &Path) -> Vec<String> {
 /// A kube-rs client from the emulator's kubeconfig, with kube-rs's own retries off so
 /// that every status the server sends is seen.
 pub async fn client(state: &Path) -> kube::Client {
-    // Both ring and aws-lc-rs are compiled in (through other crates): pick one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    aks_sim::tls::install_crypto_provider();
     let kc = kube::config::Kubeconfig::read_from(state.join("kubeconfig")).expect("kubeconfig parses");
     let mut cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
         .await
