@@ -583,7 +583,7 @@ impl From<CloudName> for crate::azure::CloudName {
     }
 }
 
-impl From<UpgradeMode> for crate::ssh::UpgradeMode {
+impl From<UpgradeMode> for crate::node::UpgradeMode {
     fn from(m: UpgradeMode) -> Self {
         match m {
             UpgradeMode::Security => Self::Security,
@@ -620,7 +620,7 @@ mod tests {
             assert_eq!(format!("{v:?}"), format!("{:?}", crate::azure::CloudName::from(*v)));
         }
         for v in UpgradeMode::value_variants() {
-            assert_eq!(format!("{v:?}"), format!("{:?}", crate::ssh::UpgradeMode::from(*v)));
+            assert_eq!(format!("{v:?}"), format!("{:?}", crate::node::UpgradeMode::from(*v)));
         }
     }
 

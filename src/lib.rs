@@ -9,6 +9,7 @@ pub mod commands;
 pub mod http;
 pub mod kube;
 pub mod metrics;
+pub mod node;
 pub mod notify;
 pub mod output;
 pub mod rollout;

@@ -1,14 +1,16 @@
 //! src/ssh end to end against aks-sim's nodes: real sshd, real ssh client, the node
-//! shims' apt output.
+//! shims' apt output; probing many nodes through the SSH transport.
 
-use aks_patch::output::{Reporter, Verbosity};
-use aks_patch::ssh::{
-    connect, parse_upgrade_output, probe_all, probe_node, reboot_command, upgrade_command, Probe, SshError, SshOptions,
-    UpgradeMode,
-};
+use aks_patch::node::apt::{parse_upgrade_output, upgrade_command};
+use aks_patch::node::probe::probe_script;
+use aks_patch::node::{reboot_command, NodeTarget, Probe, UpgradeMode};
+use aks_patch::ssh::{connect, SshError, SshOptions};
+use aks_patch::transport::ssh::SshShell;
+use aks_patch::transport::{probe_all, probe_one, NodeShell, ProbeError, ShellError};
 use aks_sim::{model::NodeSpec, Fault, Scenario, Sim, SimConfig};
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 struct Env {
@@ -82,6 +84,28 @@ impl Env {
 const REBOOT_WAITING: &str = "aks-user-31417037-vmss000001";
 const T: Duration = Duration::from_secs(60);
 
+fn target(name: &str, address: &str) -> NodeTarget {
+    NodeTarget {
+        name: name.to_string(),
+        address: address.to_string(),
+    }
+}
+
+/// Probe one node over a fresh SSH session, within `timeout`.
+async fn probe_node(opts: &SshOptions, node: &str, address: &str, timeout: Duration) -> Result<Probe, ProbeError> {
+    let shell = SshShell::new(opts.clone());
+    let node = target(node, address);
+    let r = match tokio::time::timeout(timeout, probe_one(&shell, &node, &probe_script(false, 60), timeout)).await {
+        Ok(r) => r,
+        Err(_) => Err(ProbeError::Timeout {
+            node: node.name.clone(),
+            after: timeout,
+        }),
+    };
+    shell.release_all().await;
+    r
+}
+
 fn names(p: &Probe) -> BTreeSet<String> {
     p.pending.iter().map(|u| u.name.clone()).collect()
 }
@@ -91,14 +115,22 @@ async fn probe_every_linux_node() {
     let env = Env::start().await;
     let linux = env.ubuntu();
     assert_eq!(linux.len(), 5, "the default scenario has 5 Ubuntu nodes");
-    let nodes: Vec<(String, String)> = linux.iter().map(|n| (n.name.clone(), n.ip.to_string())).collect();
-    let (reporter, _lines) = Reporter::capture(Verbosity::Verbose);
-    let results = probe_all(&env.opts(), nodes.clone(), 3, false, T, &reporter).await;
+    let nodes: Vec<NodeTarget> = linux.iter().map(|n| target(&n.name, &n.ip.to_string())).collect();
+    let shell = SshShell::new(env.opts());
+    let probed = Mutex::new(BTreeSet::new());
+    let results = probe_all(&shell, nodes.clone(), 3, false, T, &|n, _| {
+        probed.lock().unwrap().insert(n.name.clone());
+    })
+    .await;
 
-    // In input order, one per node.
+    // In input order, one per node, each one reported as probed.
     let got: Vec<&String> = results.iter().map(|(n, _)| n).collect();
-    let want: Vec<&String> = nodes.iter().map(|(n, _)| n).collect();
+    let want: Vec<&String> = nodes.iter().map(|n| &n.name).collect();
     assert_eq!(got, want);
+    assert_eq!(
+        probed.into_inner().unwrap(),
+        nodes.iter().map(|n| n.name.clone()).collect::<BTreeSet<_>>()
+    );
     for (name, r) in &results {
         let spec = env.node(name);
         let p = r.as_ref().unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -146,10 +178,11 @@ async fn probe_every_linux_node() {
         }
     }
     // New host keys were recorded in aks-patch's own known_hosts.
-    for (_, ip) in &nodes {
+    for n in &nodes {
         assert!(
-            !known_entries(&env.opts().known_hosts, ip).is_empty(),
-            "{ip} not in known_hosts"
+            !known_entries(&env.opts().known_hosts, &n.address).is_empty(),
+            "{} not in known_hosts",
+            n.address
         );
     }
     env.sim.shutdown().await;
@@ -256,20 +289,25 @@ async fn connection_failures_are_classified() {
     assert!(e.to_string().contains("Connection refused"), "{e}");
     eprintln!("unreachable: {e}");
     let rows = probe_all(
-        &opts,
-        vec![(a.name.clone(), a.ip.to_string()), (b.name.clone(), b.ip.to_string())],
+        &SshShell::new(opts.clone()),
+        vec![target(&a.name, &a.ip.to_string()), target(&b.name, &b.ip.to_string())],
         2,
         false,
         T,
-        &Reporter::silent(),
+        &|_, _| {},
     )
     .await;
     assert!(rows[0].1.is_ok(), "{:?}", rows[0].1);
-    assert_eq!(rows[1].1.as_ref().map_err(|e| e.kind()).err(), Some("unreachable"));
+    assert!(
+        matches!(
+            &rows[1].1,
+            Err(ProbeError::Shell(ShellError::Ssh(SshError::Unreachable { .. })))
+        ),
+        "{:?}",
+        rows[1].1
+    );
     env.sim.fault(Fault::SshUp { node: b.name.clone() }).unwrap();
-    probe_node(&opts, &b.name, &b.ip.to_string(), false, T)
-        .await
-        .expect("back up");
+    probe_node(&opts, &b.name, &b.ip.to_string(), T).await.expect("back up");
     env.sim.shutdown().await;
 }
 
@@ -333,9 +371,7 @@ async fn upgrade_then_reboot() {
         out.stdout
     );
     s.close().await.unwrap();
-    let p = probe_node(&opts, &all.name, &all.ip.to_string(), false, T)
-        .await
-        .unwrap();
+    let p = probe_node(&opts, &all.name, &all.ip.to_string(), T).await.unwrap();
     assert_eq!(p.pending_count(), 0);
     assert!(p.reboot_required);
     assert!(
@@ -345,9 +381,7 @@ async fn upgrade_then_reboot() {
     );
 
     // --upgrade-mode security: only the -security packages of a fresh probe.
-    let before = probe_node(&opts, &sec.name, &sec.ip.to_string(), false, T)
-        .await
-        .unwrap();
+    let before = probe_node(&opts, &sec.name, &sec.ip.to_string(), T).await.unwrap();
     let pkgs = before.security_packages();
     assert_eq!(pkgs.len(), 4);
     let s = connect(&opts, &sec.name, &sec.ip.to_string()).await.unwrap();
@@ -360,9 +394,7 @@ async fn upgrade_then_reboot() {
         assert!(done.contains(p), "{p} not upgraded:\n{}", out.stdout);
     }
     s.close().await.unwrap();
-    let after = probe_node(&opts, &sec.name, &sec.ip.to_string(), false, T)
-        .await
-        .unwrap();
+    let after = probe_node(&opts, &sec.name, &sec.ip.to_string(), T).await.unwrap();
     assert_eq!(after.security_count(), 0);
     let left: BTreeSet<String> = names(&after);
     assert_eq!(left, ["curl", "tzdata"].iter().map(|s| s.to_string()).collect());
@@ -384,7 +416,7 @@ async fn upgrade_then_reboot() {
     // The node comes back with a new boot id and the new kernel.
     let deadline = Instant::now() + Duration::from_secs(90);
     let back = loop {
-        match probe_node(&opts, &all.name, &all.ip.to_string(), false, Duration::from_secs(15)).await {
+        match probe_node(&opts, &all.name, &all.ip.to_string(), Duration::from_secs(15)).await {
             Ok(p) if p.boot_id.as_deref() != Some(boot_before.as_str()) => break p,
             _ if Instant::now() > deadline => panic!("{} did not come back with a new boot id", all.name),
             _ => tokio::time::sleep(Duration::from_millis(500)).await,

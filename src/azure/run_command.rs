@@ -12,7 +12,7 @@
 use super::arm::compute::{InstanceMismatch, ProviderIdError, RunCommandKind, RunOutput, VmssInstance};
 use super::arm::ArmClient;
 use super::AzureError;
-use crate::ssh::CommandOutput;
+use crate::node::CommandOutput;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -332,7 +332,7 @@ impl RunCommandNodes {
             "node {node}: the output is {bytes} bytes; fetching it in {} pieces",
             bytes.div_ceil(MAX_INLINE_OUTPUT)
         );
-        let quoted = crate::ssh::remote::sh_quote(path);
+        let quoted = crate::node::sh_quote(path);
         let mut whole = String::with_capacity(bytes);
         let mut offset = 0;
         while offset < bytes {
@@ -360,9 +360,9 @@ impl RunCommandNodes {
             node,
             &format!(
                 "rm -f {} {} {}",
-                crate::ssh::remote::sh_quote(&format!("{stem}.sh")),
+                crate::node::sh_quote(&format!("{stem}.sh")),
                 quoted,
-                crate::ssh::remote::sh_quote(&format!("{stem}.err"))
+                crate::node::sh_quote(&format!("{stem}.err"))
             ),
             timeout,
         ))

@@ -6,12 +6,12 @@ use super::summary::scan_summary;
 use super::{scans, Outcome};
 use crate::cli::{FailOn, ScanArgs};
 use crate::kube::NodeRow;
+use crate::node::{self, NodeTarget, Probe};
 use crate::output::{Column, Exit, Failure, Reporter, TableSpec};
 use crate::rollout::plan::{unpatchable_reason, Candidate};
-use crate::rollout::ports::NodeTarget;
 use crate::settings::Settings;
-use crate::ssh::{self, Probe, SshFlags, SshOptions};
-use crate::transport::{NodeShell, Via};
+use crate::ssh::{SshFlags, SshOptions};
+use crate::transport::{NodeShell, ProbeError, Via};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -40,7 +40,7 @@ pub struct ScanRow {
     /// `PRETTY_NAME` of the node's /etc/os-release (None when not probed).
     pub os: Option<String>,
     /// `apt` or `tdnf` (None when not probed).
-    pub package_manager: Option<ssh::PackageManager>,
+    pub package_manager: Option<node::PackageManager>,
     /// The node's OS is out of support (Azure Linux 2.0): the fact and what to do.
     pub end_of_support: Option<String>,
     pub reboot_required: Option<bool>,
@@ -60,7 +60,7 @@ pub struct ScanRow {
     /// The probe failed: why.
     pub error: Option<String>,
     /// The pending upgrades.
-    pub updates: Vec<ssh::PendingUpdate>,
+    pub updates: Vec<node::PendingUpdate>,
 }
 
 pub fn table() -> TableSpec {
@@ -276,12 +276,39 @@ pub async fn scan_nodes(
             address: r.internal_ip.clone(),
         })
         .collect();
-    let results = crate::transport::probe_all(shell, targets, parallel, refresh, timeout, reporter).await;
-    let by_name: BTreeMap<String, Result<Probe, String>> = results.into_iter().collect();
+    reporter.start_progress(
+        targets.len() as u64,
+        if refresh {
+            "refreshing and probing nodes"
+        } else {
+            "probing nodes"
+        },
+    );
+    let probed = |node: &NodeTarget, r: &Result<Probe, ProbeError>| {
+        match r {
+            Ok(p) => reporter.verbose(&format!(
+                "{}: kernel {}, {} pending ({} security){}",
+                node.name,
+                p.running_kernel,
+                p.pending_count(),
+                if p.classifies_security() {
+                    p.security_count().to_string()
+                } else {
+                    "n/a".to_string()
+                },
+                if p.reboot_required { ", reboot required" } else { "" }
+            )),
+            Err(e) => reporter.verbose(&format!("{}: {e}", node.name)),
+        }
+        reporter.inc(1);
+    };
+    let results = crate::transport::probe_all(shell, targets, parallel, refresh, timeout, &probed).await;
+    reporter.finish_and_clear();
+    let by_name: BTreeMap<String, Result<Probe, ProbeError>> = results.into_iter().collect();
     for row in out.iter_mut() {
         match by_name.get(&row.name) {
             Some(Ok(p)) => fill(row, p),
-            Some(Err(e)) => row.error = Some(e.clone()),
+            Some(Err(e)) => row.error = Some(e.to_string()),
             None => {}
         }
     }
@@ -367,7 +394,7 @@ fn fill(row: &mut ScanRow, p: &Probe) {
         .map(|s| crate::kube::nodes::human_duration(chrono::TimeDelta::seconds(s as i64)));
     if let Some(e) = &p.refresh_error {
         row.note = Some(match p.package_manager {
-            ssh::PackageManager::Tdnf => e.clone(),
+            node::PackageManager::Tdnf => e.clone(),
             _ => format!("apt-get update failed: {e}"),
         });
     }

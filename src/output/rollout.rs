@@ -6,6 +6,7 @@ use super::reporter::Reporter;
 use super::Exit;
 use crate::kube::drain::DrainEvent;
 use crate::kube::reboot::RebootEvent;
+use crate::node::PackageManager;
 use crate::rollout::blockers::holds_text;
 use crate::rollout::gate::blockers_text;
 use crate::rollout::journal::enum_text;
@@ -14,7 +15,6 @@ use crate::rollout::progress::{
     Detail, Event, Held, HoldKind, Holding, NodeStep, Progress, Resumed, Wait, WaitDetail, Warning,
 };
 use crate::rollout::stop::{tool_name, AndRelease, RunStop};
-use crate::ssh::PackageManager;
 
 impl Progress for Reporter {
     fn tell(&self, event: Event) {

@@ -25,7 +25,7 @@ use super::window::{Clock, Schedule};
 use crate::kube::drain::{DrainEvent, DrainOptions, WorkloadRef};
 use crate::kube::reboot::RebootEvent;
 use crate::kube::NodeRow;
-use crate::ssh::{self, PackageManager, Probe};
+use crate::node::{self, PackageManager, Probe};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -781,7 +781,7 @@ impl<'a> Engine<'a> {
     ) -> Result<(), RunStop> {
         let name = node.name.clone();
         let run_id = self.cfg.run_id.clone();
-        let (log_path, _) = ssh::remote::upgrade_files(&run_id);
+        let (log_path, _) = node::detached::upgrade_files(&run_id);
         self.begin(rec, i, StepName::Upgrade);
         if !rec.nodes[i].in_hand {
             if let Some(stop) = self.record_stop(&format!("not upgrading node {name}")) {
@@ -1572,10 +1572,10 @@ mod tests {
     //! change.
     use super::*;
     use crate::kube::drain::{DrainReport, PodRef};
+    use crate::node::{PackageManager, PendingUpdate};
     use crate::rollout::gate::Blocker;
     use crate::rollout::journal::{enum_text, Journal, NodeRecord, RunStatus};
     use crate::rollout::window::PausedClock;
-    use crate::ssh::{PackageManager, PendingUpdate};
     use async_trait::async_trait;
     use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};

@@ -330,7 +330,7 @@ impl RunRecord {
     }
 }
 
-pub use crate::ssh::remote::UpgradeMode;
+pub use crate::node::UpgradeMode;
 
 /// When a run reboots a node.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

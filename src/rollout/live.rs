@@ -1,6 +1,6 @@
 //! The engine's ports for real: the Kubernetes API through kube-rs ([`KubeCluster`]) and the
 //! Lease lock ([`LockGuard`] as the [`Fence`]). The nodes' transport (SSH or node-shell pods)
-//! is [`crate::transport::ShellTransport`].
+//! is [`super::shell::ShellTransport`].
 
 use super::gate;
 use super::ports::{Cluster, DrainStop, Fence, PortError};

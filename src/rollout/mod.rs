@@ -16,5 +16,6 @@ pub mod preflight;
 pub mod progress;
 pub mod proof;
 pub mod resume;
+pub mod shell;
 pub mod stop;
 pub mod window;

@@ -12,9 +12,9 @@ use crate::kube::drain::{DrainEvent, DrainOptions, DrainReport, WorkloadRef};
 use crate::kube::reboot::RebootEvent;
 use crate::kube::schedule::Stranded;
 use crate::kube::NodeRow;
+use crate::node::Probe;
 use crate::rollout::gate::Blocker;
 use crate::rollout::journal::{JournalError, RunRecord};
-use crate::ssh::Probe;
 use async_trait::async_trait;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -109,13 +109,7 @@ pub trait Fence: Send + Sync {
     fn auth_failed(&self) -> bool;
 }
 
-/// A node, as a transport reaches it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeTarget {
-    pub name: String,
-    /// The node's InternalIP.
-    pub address: String,
-}
+pub use crate::node::NodeTarget;
 
 /// How the engine reaches the nodes: read-only probes, a detached upgrade, a reboot.
 #[async_trait]
@@ -135,7 +129,7 @@ pub trait Transport: Send + Sync {
     ) -> Result<Option<(String, i32)>, PortError>;
     /// What the running upgrade on `node` was waiting for at the last [`Self::wait_upgrade`]
     /// that found it running: the dpkg lock and who holds it (`None`: nothing, or unknown).
-    fn upgrade_lock_wait(&self, node: &NodeTarget) -> Option<crate::ssh::remote::PackageLockWait> {
+    fn upgrade_lock_wait(&self, node: &NodeTarget) -> Option<crate::node::PackageLockWait> {
         let _ = node;
         None
     }

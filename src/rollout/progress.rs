@@ -11,8 +11,7 @@ use super::stop::{Release, UpgradeStopped};
 use crate::kube::drain::DrainEvent;
 use crate::kube::reboot::RebootEvent;
 use crate::kube::schedule::Stranded;
-use crate::ssh::remote::PackageLockWait;
-use crate::ssh::PackageManager;
+use crate::node::{PackageLockWait, PackageManager};
 use std::time::Duration;
 
 /// Where the rollout's events go.

@@ -12,7 +12,7 @@
 
 use super::journal::{self, RebootPolicy, Time, UpgradeMode};
 use crate::kube::NodeRow;
-use crate::ssh::Probe;
+use crate::node::Probe;
 use serde::{Deserialize, Serialize};
 
 /// Why the observations do not prove a node patched.
@@ -219,7 +219,7 @@ pub struct ProofRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ssh::{PackageManager, PendingUpdate};
+    use crate::node::{PackageManager, PendingUpdate};
 
     fn row(boot: &str, ready: bool) -> NodeRow {
         NodeRow {

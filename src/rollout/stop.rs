@@ -7,8 +7,8 @@ use super::journal::{enum_text, UpgradeMode};
 use super::ports::PortError;
 use super::proof::NoProof;
 use crate::kube::drain::put_back_by_hand;
-use crate::ssh::pkg::TDNF_NO_SECURITY;
-use crate::ssh::PackageManager;
+use crate::node::tdnf::TDNF_NO_SECURITY;
+use crate::node::PackageManager;
 use std::fmt;
 use std::time::Duration;
 

@@ -4,8 +4,8 @@
 
 use super::{NodeShell, ShellError};
 use crate::azure::run_command::RunCommandNodes;
-use crate::rollout::ports::NodeTarget;
-use crate::ssh::CommandOutput;
+use crate::node::CommandOutput;
+use crate::node::NodeTarget;
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,8 +2,8 @@
 //! kept between calls and dropped on failure.
 
 use super::{NodeShell, ShellError};
-use crate::rollout::ports::NodeTarget;
-use crate::ssh::{self, CommandOutput, NodeSession, SshOptions};
+use crate::node::{CommandOutput, NodeTarget};
+use crate::ssh::{self, NodeSession, SshOptions};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::time::Duration;

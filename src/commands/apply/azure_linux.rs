@@ -2,10 +2,10 @@
 //! lock and before any change, naming the nodes and the flag that would allow it.
 
 use crate::commands::scan::ScanRow;
+use crate::node::tdnf::TDNF_NO_SECURITY;
+use crate::node::PackageManager;
 use crate::output::{Exit, Failure};
 use crate::rollout::journal::{RunOptions, UpgradeMode};
-use crate::ssh::pkg::TDNF_NO_SECURITY;
-use crate::ssh::PackageManager;
 
 /// `Some` when a planned node cannot be patched with these options.
 pub(super) fn refusal(planned: &[&ScanRow], options: &RunOptions) -> Option<Failure> {

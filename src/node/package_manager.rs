@@ -1,18 +1,22 @@
 //! The package manager of a node, as one small interface chosen per node from the probe
-//! (`/etc/os-release`): apt on Ubuntu ([`super::remote`]'s commands, unchanged), tdnf on
-//! Azure Linux. Every command is a script for `sh -c` on the node, so that any transport can
-//! run it.
+//! (`/etc/os-release`): apt on Ubuntu ([`super::apt`]), tdnf on Azure Linux
+//! ([`super::tdnf`]). Every command is a script for `sh -c` on the node, so that any
+//! transport can run it.
 
-use super::probe::PackageManager;
-use super::remote::{self, UpgradeMode, UpgradedPackage};
+use super::upgrade::{UpgradeMode, UpgradedPackage};
+use super::{apt, tdnf};
+use serde::Serialize;
 
-/// The systemd unit dnf-automatic installs updates from on Azure Linux nodes of the
-/// `Unmanaged` channel (about 06:00 UTC); while it runs it holds the rpm transaction lock.
-pub const DNF_AUTOMATIC_UNIT: &str = "dnf-automatic-install.service";
-
-/// Why `--upgrade-mode security` cannot be honoured on Azure Linux.
-pub const TDNF_NO_SECURITY: &str = "Azure Linux (tdnf) has no reliable security classification of updates \
-     (Microsoft's own update tooling installs all updates when asked for security ones)";
+/// How the node installs packages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PackageManager {
+    /// Ubuntu (and Debian): apt. Supported.
+    Apt,
+    /// Azure Linux 3.0 and 2.0 (CBL-Mariner): tdnf.
+    Tdnf,
+    Unknown,
+}
 
 impl PackageManager {
     /// The package manager an AKS `osSKU` (the node label `kubernetes.azure.com/os-sku`)
@@ -40,7 +44,7 @@ impl PackageManager {
     }
 
     /// The upgrade for `mode`, or `None` when there is nothing to do. Apt: see
-    /// [`remote::upgrade_command`]. Tdnf: `tdnf -y update --refresh` for `All` and `Dist`
+    /// [`apt::upgrade_command`]. Tdnf: `tdnf -y update --refresh` for `All` and `Dist`
     /// (tdnf's update installs new kernels and handles obsoletes), after waiting up to
     /// `lock_timeout_secs` for a running dnf-automatic to finish (exit 75 with a message if it
     /// does not); `Security` is `None`: the caller refuses it or asks for `All`.
@@ -53,26 +57,26 @@ impl PackageManager {
         match self {
             PackageManager::Tdnf => match mode {
                 UpgradeMode::Security => None,
-                UpgradeMode::All | UpgradeMode::Dist => Some(tdnf_update(lock_timeout_secs)),
+                UpgradeMode::All | UpgradeMode::Dist => Some(tdnf::tdnf_update(lock_timeout_secs)),
             },
-            _ => remote::upgrade_command(mode, lock_timeout_secs, security_packages),
+            _ => apt::upgrade_command(mode, lock_timeout_secs, security_packages),
         }
     }
 
-    /// The download-ahead command (nothing installed): apt's [`remote::download_command`];
+    /// The download-ahead command (nothing installed): apt's [`apt::download_command`];
     /// none for tdnf in this version (its upgrade downloads).
     pub fn download_command(self, mode: UpgradeMode, lock_timeout_secs: u64) -> Option<String> {
         match self {
             PackageManager::Tdnf => None,
-            _ => remote::download_command(mode, lock_timeout_secs),
+            _ => apt::download_command(mode, lock_timeout_secs),
         }
     }
 
     /// The packages the upgrade's output says it installed.
     pub fn parse_upgrade_output(self, log: &str) -> Vec<UpgradedPackage> {
         match self {
-            PackageManager::Tdnf => parse_tdnf_update_output(log),
-            _ => remote::parse_upgrade_output(log),
+            PackageManager::Tdnf => tdnf::parse_tdnf_update_output(log),
+            _ => apt::parse_upgrade_output(log),
         }
     }
 
@@ -89,55 +93,9 @@ impl PackageManager {
     }
 }
 
-/// Wait for dnf-automatic, then `tdnf -y update --refresh`.
-fn tdnf_update(lock_timeout_secs: u64) -> String {
-    format!(
-        "i=0\n\
-         while s=$(systemctl show -p ActiveState --value {DNF_AUTOMATIC_UNIT} 2>/dev/null) && \
-         {{ [ \"$s\" = activating ] || [ \"$s\" = active ] || [ \"$s\" = deactivating ]; }}; do\n\
-         [ $i -eq 0 ] && echo 'aks-patch: {DNF_AUTOMATIC_UNIT} is installing updates: waiting for it to finish (up to {lock_timeout_secs}s)'\n\
-         if [ $i -ge {lock_timeout_secs} ]; then echo 'aks-patch: {DNF_AUTOMATIC_UNIT} still runs after {lock_timeout_secs}s: not upgrading'; exit 75; fi\n\
-         sleep 1; i=$((i+1))\n\
-         done\n\
-         sudo tdnf -y update --refresh"
-    )
-}
-
-/// The packages of tdnf's `Upgrading:` / `Installing:` tables (`name arch version repo size`),
-/// each once, in order, when the transaction completed.
-pub fn parse_tdnf_update_output(log: &str) -> Vec<UpgradedPackage> {
-    let mut out: Vec<UpgradedPackage> = Vec::new();
-    let mut in_table = false;
-    for line in log.lines() {
-        let t = line.trim();
-        if matches!(t, "Upgrading:" | "Installing:" | "Reinstalling:") {
-            in_table = true;
-            continue;
-        }
-        if t.is_empty() || t.ends_with(':') {
-            in_table = false;
-            continue;
-        }
-        if !in_table {
-            continue;
-        }
-        let f: Vec<&str> = t.split_whitespace().collect();
-        if f.len() < 4 || !matches!(f[1], "x86_64" | "aarch64" | "noarch" | "i686") {
-            continue;
-        }
-        let p = UpgradedPackage {
-            name: f[0].to_string(),
-            version: f[2].to_string(),
-        };
-        if !out.contains(&p) {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
+    use super::tdnf::parse_tdnf_update_output;
     use super::*;
 
     #[test]
@@ -154,11 +112,11 @@ mod tests {
             let pkgs = vec!["openssl".to_string()];
             assert_eq!(
                 PackageManager::Apt.upgrade_command(mode, 300, &pkgs),
-                remote::upgrade_command(mode, 300, &pkgs)
+                apt::upgrade_command(mode, 300, &pkgs)
             );
             assert_eq!(
                 PackageManager::Apt.download_command(mode, 300),
-                remote::download_command(mode, 300)
+                apt::download_command(mode, 300)
             );
         }
     }
