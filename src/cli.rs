@@ -1,5 +1,5 @@
 //! The command line: clap definitions only. Everything here is plain data; the commands
-//! in `crate::commands` give it meaning. No clap type goes below `commands/`: the `From`
+//! (`commands/`) give it meaning. No clap type goes below `commands/`: the `From`
 //! impls at the end map these to the library's own types.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -561,6 +561,29 @@ fn positive_duration(s: &str) -> Result<std::time::Duration, String> {
 // ---------------------------------------------------------------------------------------
 // To the library's types
 
+impl GlobalArgs {
+    /// What `--verbose`, `--debug` and `--only-show-errors` ask for.
+    pub fn verbosity(&self) -> crate::output::Verbosity {
+        crate::output::Verbosity::from_flags(self.verbose, self.debug, self.only_show_errors)
+    }
+}
+
+impl From<OutputFormat> for crate::output::OutputFormat {
+    fn from(f: OutputFormat) -> Self {
+        match f {
+            OutputFormat::Table => Self::Table,
+            OutputFormat::Wide => Self::Wide,
+            OutputFormat::Json => Self::Json,
+            OutputFormat::Jsonc => Self::Jsonc,
+            OutputFormat::Yaml => Self::Yaml,
+            OutputFormat::Yamlc => Self::Yamlc,
+            OutputFormat::Tsv => Self::Tsv,
+            OutputFormat::None => Self::None,
+            OutputFormat::Prometheus => Self::Prometheus,
+        }
+    }
+}
+
 impl From<AuthMethod> for crate::azure::AuthMethod {
     fn from(m: AuthMethod) -> Self {
         match m {
@@ -621,6 +644,9 @@ mod tests {
         }
         for v in UpgradeMode::value_variants() {
             assert_eq!(format!("{v:?}"), format!("{:?}", crate::node::UpgradeMode::from(*v)));
+        }
+        for v in OutputFormat::value_variants() {
+            assert_eq!(format!("{v:?}"), format!("{:?}", crate::output::OutputFormat::from(*v)));
         }
     }
 

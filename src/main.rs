@@ -16,7 +16,7 @@ fn main() {
     // The environment is read here, once; everything below gets it from `settings`.
     let settings = aks_patch::settings::Settings::from_env();
     // The reporter owns the progress bars; log lines clear them around themselves.
-    let reporter = output::Reporter::from_args(&global);
+    let reporter = output::Reporter::for_output(global.verbosity(), global.output.into());
     output::logging::init(
         global.verbose,
         global.debug,
@@ -54,7 +54,7 @@ fn run(cli: Cli, global: &GlobalArgs, settings: aks_patch::settings::Settings, r
             match output::render(
                 &outcome.value,
                 outcome.table.as_ref(),
-                global.output,
+                global.output.into(),
                 global.query.as_deref(),
                 color,
             ) {

@@ -20,10 +20,31 @@
 
 use super::table::{self, lookup, TableSpec};
 use super::{color, OutputError};
-use crate::cli::OutputFormat;
 use jmespath::ast::Ast;
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap};
+
+/// How a command's result is printed (`--output`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    /// Columns for people.
+    #[default]
+    Table,
+    /// More columns (for `report`: exactly `kubectl get nodes -o wide`, then patch state).
+    Wide,
+    Json,
+    /// JSON, coloured.
+    Jsonc,
+    Yaml,
+    /// YAML, coloured.
+    Yamlc,
+    /// Tab-separated values, no headers: for scripts.
+    Tsv,
+    /// No output (exit code only).
+    None,
+    /// Prometheus text exposition format (`report` only).
+    Prometheus,
+}
 
 /// Check a `--query` expression before any work is done.
 pub fn validate_query(q: &str) -> Result<(), OutputError> {

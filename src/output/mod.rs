@@ -11,7 +11,7 @@ pub mod rollout;
 pub mod table;
 
 pub use errors::{exit_code, render_error, ErrorExt, Exit, Failure, Hinted, WithExit};
-pub use format::{apply_query, color_enabled, print_stdout, render, validate_query};
+pub use format::{apply_query, color_enabled, print_stdout, render, validate_query, OutputFormat};
 pub use reporter::{Reporter, Verbosity};
 pub use table::{Column, TableSpec};
 

@@ -34,7 +34,7 @@
 //! the last one printed for that wait, all as step lines (`[mm:ss] node: ...`); `wait_done`
 //! prints nothing. Every status call is safe to make at any time, from any task.
 
-use crate::cli::{GlobalArgs, OutputFormat};
+use super::format::OutputFormat;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -181,12 +181,9 @@ impl Reporter {
         }
     }
 
-    /// From the global flags (`--output`, `--verbose`, `--debug`, `--only-show-errors`).
-    pub fn from_args(global: &GlobalArgs) -> Reporter {
-        Reporter::new(
-            Verbosity::from_flags(global.verbose, global.debug, global.only_show_errors),
-            global.output != OutputFormat::None,
-        )
+    /// For a command whose result is printed as `format`: no progress with `--output none`.
+    pub fn for_output(verbosity: Verbosity, format: OutputFormat) -> Reporter {
+        Reporter::new(verbosity, format != OutputFormat::None)
     }
 
     /// A reporter writing its lines to `w` and never drawing a bar (tests, logs).

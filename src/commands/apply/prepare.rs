@@ -7,7 +7,7 @@
 use super::azure_linux;
 use super::input::{api_message, drain_options, marked_by, nothing_selected};
 use super::view::{plan_table, plan_value};
-use crate::cli::{ApplyArgs, OutputFormat};
+use crate::cli::ApplyArgs;
 use crate::commands::context;
 use crate::commands::scan::{candidate_via, node_timeout, scan_nodes, ScanRow};
 use crate::kube::{self as k, DrainOptions, NodeRow};
@@ -213,7 +213,7 @@ pub(super) async fn prepare(
     reporter.info(&output::render(
         &plan_value,
         Some(&plan_table()),
-        OutputFormat::Table,
+        output::OutputFormat::Table,
         None,
         false,
     )?);
