@@ -6,7 +6,8 @@
 use aks_patch::kube::{
     client_from_kubeconfig_file, cordon, drain, kured_lock_holder, list_node_rows, plan_drain, release_kured_lock,
     take_kured_lock, uncordon, wait_for_reboot, wait_pdbs_healthy, CancellationToken, DrainError, DrainEvent,
-    DrainOptions, HolderInfo, KuredLock, Lock, LockError, LockOptions, NodeRow, RebootError, RefuseReason, SkipReason,
+    DrainOptions, HolderInfo, KuredError, KuredLock, Lock, LockError, LockOptions, NodeRow, RebootError, RefuseReason,
+    SkipReason,
 };
 use aks_sim::scenario::KuredSpec;
 use aks_sim::{Fault, Scenario, Sim, SimConfig, SimEvent};
@@ -677,10 +678,7 @@ async fn kured_lock_is_honoured_and_taken() {
     let e = take_kured_lock(&env.client, USER0, Duration::from_secs(600))
         .await
         .expect_err("kured holds it");
-    assert!(
-        matches!(e, LockError::KuredHeld { ref holder } if holder == USER1),
-        "{e}"
-    );
+    assert!(matches!(e, KuredError::Held { ref holder } if holder == USER1), "{e}");
     assert!(e.to_string().contains(USER1));
     env.stop().await;
 

@@ -14,7 +14,7 @@
 //! Tokens never reach a log line or an error message.
 
 use super::client::{CONNECT_TIMEOUT, READ_TIMEOUT};
-use super::error::KubeError;
+use super::error::{BearerError, KubeError};
 use ::kube::client::{Body, ClientBuilder};
 use ::kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
 use ::kube::{Client, Config};
@@ -48,33 +48,6 @@ pub trait TokenSource: Send + Sync + 'static {
     fn describe(&self) -> String;
     /// What to do when the API server refuses the tokens.
     fn refused_hint(&self) -> String;
-}
-
-/// Why a request could not be authenticated.
-#[derive(Debug, thiserror::Error)]
-pub enum BearerError {
-    #[error("cannot get {what}: {reason}")]
-    Fetch { what: String, reason: String },
-    #[error("the API server refused {what} (HTTP 401 Unauthorized)")]
-    Refused { what: String, hint: String },
-}
-
-impl BearerError {
-    /// What to do about it.
-    pub fn hint(&self) -> Option<&str> {
-        match self {
-            BearerError::Fetch { .. } => None,
-            BearerError::Refused { hint, .. } => Some(hint),
-        }
-    }
-}
-
-/// The bearer error inside a kube error, if that is what it is.
-pub fn bearer_error(e: &::kube::Error) -> Option<&BearerError> {
-    match e {
-        ::kube::Error::Service(b) => b.downcast_ref::<BearerError>(),
-        _ => None,
-    }
 }
 
 /// How long before its expiry a token is replaced: 5 minutes (as azure_identity's own

@@ -69,7 +69,7 @@ pub enum KubeError {
 impl KubeError {
     /// An API error with a hint chosen from its status (401, 403, transient, ...).
     pub fn api(action: impl Into<String>, source: ::kube::Error) -> KubeError {
-        if let Some(b) = super::bearer::bearer_error(&source) {
+        if let Some(b) = bearer_error(&source) {
             return KubeError::Bearer {
                 action: action.into(),
                 detail: b.to_string(),
@@ -112,7 +112,7 @@ pub fn auth_error(e: &::kube::Error) -> Option<&::kube::client::AuthError> {
 /// or a bearer token aks-patch could not get or the server refused (not plain 401/403
 /// answers, which callers check by status).
 pub fn is_credential_error(e: &::kube::Error) -> bool {
-    auth_error(e).is_some() || super::bearer::bearer_error(e).is_some()
+    auth_error(e).is_some() || bearer_error(e).is_some()
 }
 
 /// A credential error told without secrets: no command line, no plugin stdout.
@@ -155,7 +155,7 @@ pub fn auth_detail(a: &::kube::client::AuthError) -> String {
 /// A short description of a kube error for messages: the server's status and message, or
 /// the transport failure. Credential errors are told without secrets.
 pub fn describe_kube_error(e: &::kube::Error) -> String {
-    if let Some(b) = super::bearer::bearer_error(e) {
+    if let Some(b) = bearer_error(e) {
         return match b.hint() {
             Some(h) => format!("{b} ({h})"),
             None => b.to_string(),
@@ -214,7 +214,7 @@ pub fn status_code(e: &::kube::Error) -> Option<u16> {
 /// connection resets, refused connections and timeouts. TLS and authentication failures,
 /// and every other answer from the server, are not.
 pub fn is_transient(e: &::kube::Error) -> bool {
-    if auth_error(e).is_some() || super::bearer::bearer_error(e).is_some() {
+    if auth_error(e).is_some() || bearer_error(e).is_some() {
         return false;
     }
     match e {
@@ -284,6 +284,33 @@ pub fn transient_reason(e: &::kube::Error) -> String {
         cur = err.source();
     }
     innermost
+}
+
+/// Why a request could not be authenticated.
+#[derive(Debug, thiserror::Error)]
+pub enum BearerError {
+    #[error("cannot get {what}: {reason}")]
+    Fetch { what: String, reason: String },
+    #[error("the API server refused {what} (HTTP 401 Unauthorized)")]
+    Refused { what: String, hint: String },
+}
+
+impl BearerError {
+    /// What to do about it.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            BearerError::Fetch { .. } => None,
+            BearerError::Refused { hint, .. } => Some(hint),
+        }
+    }
+}
+
+/// The bearer error inside a kube error, if that is what it is.
+pub fn bearer_error(e: &::kube::Error) -> Option<&BearerError> {
+    match e {
+        ::kube::Error::Service(b) => b.downcast_ref::<BearerError>(),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 //! node's name in the lock believes it holds it, and would uncordon and release.
 
 use super::error::KubeError;
-use super::lock::LockError;
 use super::retry::with_retry;
 use ::kube::api::{Api, PostParams};
 use ::kube::Client;
@@ -18,6 +17,19 @@ use std::time::Duration;
 pub const KURED_NAMESPACE: &str = "kube-system";
 pub const KURED_DAEMONSET: &str = "kured";
 pub const KURED_LOCK_ANNOTATION: &str = "weave.works/kured-node-lock";
+
+/// Why kured's lock could not be read, taken or released.
+#[derive(Debug, thiserror::Error)]
+pub enum KuredError {
+    #[error("kured holds its reboot lock for {holder} (annotation {KURED_LOCK_ANNOTATION} on DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET}): it is rebooting that node; wait for it to finish, or pause kured")]
+    Held { holder: String },
+    #[error("kured's lock annotation on DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET} is not in a format aks-patch knows ({detail}); fix or remove the annotation by hand")]
+    Unreadable { detail: String },
+    #[error("kured's lock kept changing under us (DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET} was updated {attempts} times while we tried); retry")]
+    Busy { attempts: u32 },
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+}
 
 /// One entry of kured's lock (Go's `LockAnnotationValue`; `TTL` is a Go duration in ns).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,12 +81,12 @@ struct MultiLock {
 }
 
 impl KuredLockValue {
-    pub fn parse(text: &str) -> Result<KuredLockValue, LockError> {
-        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| LockError::KuredUnreadable {
+    pub fn parse(text: &str) -> Result<KuredLockValue, KuredError> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| KuredError::Unreadable {
             detail: format!("not JSON: {e}"),
         })?;
         if v.get("maxOwners").is_some() {
-            let m: MultiLock = serde_json::from_value(v).map_err(|e| LockError::KuredUnreadable {
+            let m: MultiLock = serde_json::from_value(v).map_err(|e| KuredError::Unreadable {
                 detail: format!("multi-owner lock: {e}"),
             })?;
             return Ok(KuredLockValue::Multi {
@@ -82,7 +94,7 @@ impl KuredLockValue {
                 locks: m.locks.unwrap_or_default(),
             });
         }
-        let e: KuredLockEntry = serde_json::from_value(v).map_err(|e| LockError::KuredUnreadable {
+        let e: KuredLockEntry = serde_json::from_value(v).map_err(|e| KuredError::Unreadable {
             detail: format!("single lock: {e}"),
         })?;
         Ok(KuredLockValue::Single(e))
@@ -127,7 +139,7 @@ pub enum KuredLock {
     Taken { node_id: String },
 }
 
-async fn kured_daemonset(client: &Client) -> Result<Option<DaemonSet>, LockError> {
+async fn kured_daemonset(client: &Client) -> Result<Option<DaemonSet>, KuredError> {
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), KURED_NAMESPACE);
     let what = format!("reading DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET}");
     Ok(with_retry(&what, || api.get_opt(KURED_DAEMONSET))
@@ -135,7 +147,7 @@ async fn kured_daemonset(client: &Client) -> Result<Option<DaemonSet>, LockError
         .map_err(|e| KubeError::api(what, e))?)
 }
 
-fn kured_value(ds: &DaemonSet) -> Result<Option<KuredLockValue>, LockError> {
+fn kured_value(ds: &DaemonSet) -> Result<Option<KuredLockValue>, KuredError> {
     match ds
         .metadata
         .annotations
@@ -182,7 +194,7 @@ fn kured_concurrency(ds: &DaemonSet) -> u32 {
 
 /// Who holds kured's reboot lock now (node names, comma-separated), ignoring expired
 /// entries. `None` when kured is not installed or its lock is free.
-pub async fn kured_lock_holder(client: &Client) -> Result<Option<String>, LockError> {
+pub async fn kured_lock_holder(client: &Client) -> Result<Option<String>, KuredError> {
     let Some(ds) = kured_daemonset(client).await? else {
         return Ok(None);
     };
@@ -196,10 +208,10 @@ pub async fn kured_lock_holder(client: &Client) -> Result<Option<String>, LockEr
 }
 
 /// Take kured's lock for `node` so that kured reboots no other node meanwhile. Refused
-/// (`LockError::KuredHeld`) while kured holds it. With kured's multi-owner lock every slot is
+/// (`KuredError::Held`) while kured holds it. With kured's multi-owner lock every slot is
 /// filled with our entry, or kured would take the free ones. `ttl` goes into the entries, so
 /// that kured takes the lock back by itself if aks-patch dies without releasing it.
-pub async fn take_kured_lock(client: &Client, node: &str, ttl: Duration) -> Result<KuredLock, LockError> {
+pub async fn take_kured_lock(client: &Client, node: &str, ttl: Duration) -> Result<KuredLock, KuredError> {
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), KURED_NAMESPACE);
     let ours = kured_node_id(node);
     const ATTEMPTS: u32 = 5;
@@ -212,7 +224,7 @@ pub async fn take_kured_lock(client: &Client, node: &str, ttl: Duration) -> Resu
         if let Some(v) = &current {
             let others: Vec<String> = v.live_holders(now).into_iter().filter(|h| *h != ours).collect();
             if !others.is_empty() {
-                return Err(LockError::KuredHeld {
+                return Err(KuredError::Held {
                     holder: others.join(","),
                 });
             }
@@ -252,12 +264,12 @@ pub async fn take_kured_lock(client: &Client, node: &str, ttl: Duration) -> Resu
             Err(e) => return Err(KubeError::api(what, e).into()),
         }
     }
-    Err(LockError::KuredBusy { attempts: ATTEMPTS })
+    Err(KuredError::Busy { attempts: ATTEMPTS })
 }
 
 /// Give kured's lock back: remove our entries (or the single lock, if it is ours). Nothing
 /// to do when kured is not installed or the lock is not ours.
-pub async fn release_kured_lock(client: &Client, node: &str) -> Result<(), LockError> {
+pub async fn release_kured_lock(client: &Client, node: &str) -> Result<(), KuredError> {
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), KURED_NAMESPACE);
     let ours = kured_node_id(node);
     const ATTEMPTS: u32 = 5;
@@ -298,7 +310,7 @@ pub async fn release_kured_lock(client: &Client, node: &str) -> Result<(), LockE
             Err(e) => return Err(KubeError::api(what, e).into()),
         }
     }
-    Err(LockError::KuredBusy { attempts: ATTEMPTS })
+    Err(KuredError::Busy { attempts: ATTEMPTS })
 }
 
 #[cfg(test)]
@@ -340,7 +352,7 @@ mod tests {
         assert!(empty.live_holders(now).is_empty());
         assert!(matches!(
             KuredLockValue::parse("not json"),
-            Err(LockError::KuredUnreadable { .. })
+            Err(KuredError::Unreadable { .. })
         ));
     }
 

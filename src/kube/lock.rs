@@ -20,7 +20,6 @@
 //! reboot lock is in [`super::kured`].
 
 use super::error::{describe_kube_error, is_transient, KubeError};
-use super::kured::{KURED_DAEMONSET, KURED_LOCK_ANNOTATION, KURED_NAMESPACE};
 use super::retry::{with_retry, Backoff, RetryPolicy};
 use crate::settings::Settings;
 use ::kube::api::{Api, DeleteParams, PostParams, Preconditions};
@@ -321,12 +320,6 @@ pub enum LockError {
     Lost { lease: String, reason: String },
     #[error("cannot confirm that the aks-patch lock (Lease {lease}) is still ours: renewing it failed ({reason}); no further change is made without it")]
     Unconfirmed { lease: String, reason: String },
-    #[error("kured holds its reboot lock for {holder} (annotation {KURED_LOCK_ANNOTATION} on DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET}): it is rebooting that node; wait for it to finish, or pause kured")]
-    KuredHeld { holder: String },
-    #[error("kured's lock annotation on DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET} is not in a format aks-patch knows ({detail}); fix or remove the annotation by hand")]
-    KuredUnreadable { detail: String },
-    #[error("kured's lock kept changing under us (DaemonSet {KURED_NAMESPACE}/{KURED_DAEMONSET} was updated {attempts} times while we tried); retry")]
-    KuredBusy { attempts: u32 },
     #[error(transparent)]
     Kube(#[from] KubeError),
 }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod kured;
 pub mod list;
 pub mod lock;
+pub mod mark;
 pub mod nodes;
 pub mod reboot;
 pub mod retry;
@@ -23,10 +24,10 @@ pub mod watch;
 pub use client::{client_from_config, client_from_kubeconfig_file, client_from_kubeconfig_yaml};
 pub use drain::{
     cordon, drain, plan_drain, uncordon, wait_pdbs_healthy, BlockedPod, DrainError, DrainEvent, DrainOptions,
-    DrainPlan, DrainReport, PdbInfo, PdbWaitError, PodRef, RefuseReason, SkipReason,
+    DrainPlan, DrainReport, LeaveAlone, PdbInfo, PdbWaitError, PodRef, RefuseReason, SkipReason,
 };
 pub use error::{is_transient, KubeError};
-pub use kured::{kured_lock_holder, release_kured_lock, take_kured_lock, KuredLock};
+pub use kured::{kured_lock_holder, release_kured_lock, take_kured_lock, KuredError, KuredLock};
 pub use list::{list_all, list_paged};
 pub use lock::{HolderInfo, LeaseState, Lock, LockError, LockGuard, LockOptions};
 pub use nodes::{get_node, get_node_row, list_node_rows, list_nodes, node_row, NodeRow};

@@ -201,7 +201,7 @@ pub fn node_row(node: &Node, now: DateTime<Utc>) -> NodeRow {
         ready: ready.as_deref() == Some("True"),
         boot_id: info.map(|i| i.boot_id.clone()).filter(|b| !b.is_empty()),
         created_at: created,
-        in_progress: super::drain::in_progress_run(node).map(str::to_string),
+        in_progress: super::mark::in_progress_run(node).map(str::to_string),
     }
 }
 

@@ -115,7 +115,7 @@ impl Cluster for KubeCluster {
         match k::take_kured_lock(&self.client, node, ttl).await {
             Ok(k::KuredLock::NotInstalled) => Ok(false),
             Ok(k::KuredLock::Taken { .. }) => Ok(true),
-            Err(k::LockError::Kube(e)) => Err(kube_err(e)),
+            Err(k::KuredError::Kube(e)) => Err(kube_err(e)),
             Err(e) => Err(PortError::new(e.to_string())),
         }
     }

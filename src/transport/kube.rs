@@ -8,6 +8,7 @@
 
 use super::{NodeShell, ShellError};
 use crate::kube::access::Need;
+use crate::kube::drain::LeaveAlone;
 use crate::kube::error::{describe_kube_error, is_transient};
 use crate::kube::with_retry;
 use crate::node::{CommandOutput, NodeTarget};
@@ -35,13 +36,15 @@ pub fn selector() -> String {
     format!("{MANAGED_BY}={MANAGED_BY_VALUE},{RUN_LABEL}")
 }
 
-/// Whether a pod is one of aks-patch's node-shell pods (drains leave them: they are deleted
-/// by aks-patch itself).
-pub fn is_node_shell(pod: &Pod) -> bool {
-    pod.metadata
-        .labels
-        .as_ref()
-        .is_some_and(|l| l.get(MANAGED_BY).map(String::as_str) == Some(MANAGED_BY_VALUE) && l.contains_key(RUN_LABEL))
+/// aks-patch's node-shell pods, for drains to leave alone: aks-patch deletes them itself.
+pub fn node_shell_pods() -> LeaveAlone {
+    LeaveAlone {
+        labels: vec![
+            (MANAGED_BY.to_string(), Some(MANAGED_BY_VALUE.to_string())),
+            (RUN_LABEL.to_string(), None),
+        ],
+        why: "aks-patch's own node-shell pod (deleted by aks-patch)".into(),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -543,6 +546,6 @@ mod tests {
         assert_eq!(v["metadata"]["labels"][MANAGED_BY], MANAGED_BY_VALUE);
         assert_eq!(v["metadata"]["labels"][RUN_LABEL], "20261202T010000Z-00ff");
         let pod: Pod = serde_json::from_value(v).unwrap();
-        assert!(is_node_shell(&pod));
+        assert!(node_shell_pods().matches(&pod));
     }
 }

@@ -149,6 +149,8 @@ pub(super) fn drain_options(o: &RunOptions, retry_interval: u64) -> DrainOptions
         grace_period: o.grace_period,
         timeout: Duration::from_secs(o.drain_timeout),
         retry_interval: Duration::from_secs(retry_interval.max(1)),
+        // aks-patch's own node-shell pods (`--via kube`): aks-patch deletes them itself.
+        leave_alone: vec![crate::transport::kube::node_shell_pods()],
         ..DrainOptions::default()
     }
 }

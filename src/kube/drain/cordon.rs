@@ -1,6 +1,12 @@
 //! Cordon and uncordon, and the mark of a node in aks-patch's hands.
 
-use super::*;
+use super::super::error::KubeError;
+use super::super::mark::IN_PROGRESS_ANNOTATION;
+use super::super::nodes::get_node;
+use super::super::retry::with_retry;
+use ::kube::api::{Api, Patch, PatchParams};
+use ::kube::Client;
+use k8s_openapi::api::core::v1::Node;
 
 // ---------------------------------------------------------------------------------------
 // Cordon
@@ -8,9 +14,7 @@ use super::*;
 /// Cordon a node (strategic-merge patch `{"spec":{"unschedulable":true}}`). Returns whether
 /// it was already cordoned (then nothing is changed).
 pub async fn cordon(client: &Client, node: &str) -> Result<bool, KubeError> {
-    let n = super::super::nodes::get_node(client, node)
-        .await?
-        .ok_or_else(|| no_such_node(node))?;
+    let n = get_node(client, node).await?.ok_or_else(|| no_such_node(node))?;
     if n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false) {
         return Ok(true);
     }
@@ -21,9 +25,7 @@ pub async fn cordon(client: &Client, node: &str) -> Result<bool, KubeError> {
 /// Uncordon a node (strategic-merge patch `{"spec":{"unschedulable":null}}`). Returns whether
 /// it was cordoned.
 pub async fn uncordon(client: &Client, node: &str) -> Result<bool, KubeError> {
-    let n = super::super::nodes::get_node(client, node)
-        .await?
-        .ok_or_else(|| no_such_node(node))?;
+    let n = get_node(client, node).await?.ok_or_else(|| no_such_node(node))?;
     if !n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false) {
         return Ok(false);
     }
@@ -34,9 +36,7 @@ pub async fn uncordon(client: &Client, node: &str) -> Result<bool, KubeError> {
 /// Cordon a node and mark it as in the hands of run `run_id` ([`IN_PROGRESS_ANNOTATION`]),
 /// in one patch. Returns whether it was already cordoned (by someone else: it then stays so).
 pub async fn cordon_marked(client: &Client, node: &str, run_id: &str) -> Result<bool, KubeError> {
-    let n = super::super::nodes::get_node(client, node)
-        .await?
-        .ok_or_else(|| no_such_node(node))?;
+    let n = get_node(client, node).await?.ok_or_else(|| no_such_node(node))?;
     let was = n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
     let patch = serde_json::json!({
         "metadata": {"annotations": {IN_PROGRESS_ANNOTATION: run_id}},
@@ -55,16 +55,6 @@ pub async fn release_node(client: &Client, node: &str, uncordon: bool) -> Result
     }
     patch_node(client, node, &patch, if uncordon { "uncordoning" } else { "unmarking" }).await?;
     Ok(())
-}
-
-/// The run id a node is marked with, if any.
-pub fn in_progress_run(node: &Node) -> Option<&str> {
-    node.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(IN_PROGRESS_ANNOTATION))
-        .map(String::as_str)
-        .filter(|v| !v.is_empty())
 }
 
 pub(super) async fn patch_node(

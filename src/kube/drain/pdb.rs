@@ -1,7 +1,15 @@
 //! PodDisruptionBudgets: what a budget allows, which pods it covers, and waiting for it to
 //! allow disruptions again.
 
-use super::*;
+use super::super::error::KubeError;
+use super::super::retry::with_retry;
+use super::types::PodRef;
+use ::kube::api::Api;
+use ::kube::Client;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use serde::Serialize;
+use std::fmt;
+use std::time::Duration;
 
 /// A PodDisruptionBudget covering pods that the drain evicts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -117,5 +125,58 @@ pub async fn wait_pdbs_healthy(
             return Err(PdbWaitError::Timeout { timeout, unhealthy });
         }
         tokio::time::sleep_until((tokio::time::Instant::now() + Duration::from_secs(2)).min(deadline)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pdbs_that_can_never_allow_a_disruption() {
+        use k8s_openapi::api::policy::v1::{PodDisruptionBudgetSpec, PodDisruptionBudgetStatus};
+        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+        let pdb = |max: Option<IntOrString>, min: Option<IntOrString>, expected: i32| PodDisruptionBudget {
+            spec: Some(PodDisruptionBudgetSpec {
+                max_unavailable: max,
+                min_available: min,
+                ..Default::default()
+            }),
+            status: Some(PodDisruptionBudgetStatus {
+                expected_pods: Some(expected),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            never_allows(&pdb(Some(IntOrString::Int(0)), None, 3)).as_deref(),
+            Some("maxUnavailable is 0")
+        );
+        assert!(never_allows(&pdb(Some(IntOrString::String("0%".into())), None, 3)).is_some());
+        assert!(never_allows(&pdb(None, Some(IntOrString::String("100%".into())), 3)).is_some());
+        assert!(never_allows(&pdb(None, Some(IntOrString::Int(3)), 3)).is_some());
+        assert!(never_allows(&pdb(None, Some(IntOrString::Int(2)), 3)).is_none());
+        assert!(never_allows(&pdb(Some(IntOrString::Int(1)), None, 3)).is_none());
+        assert!(never_allows(&pdb(None, Some(IntOrString::String("50%".into())), 3)).is_none());
+    }
+
+    #[test]
+    fn pdb_health() {
+        let mut i = PdbInfo {
+            namespace: "a".into(),
+            name: "b".into(),
+            disruptions_allowed: 0,
+            current_healthy: 2,
+            desired_healthy: 2,
+            expected_pods: 3,
+            pods: vec![],
+            never_allows: None,
+        };
+        assert!(!i.healthy());
+        i.current_healthy = 3;
+        assert!(i.healthy(), "every expected pod healthy");
+        i.current_healthy = 2;
+        i.disruptions_allowed = 1;
+        assert!(i.healthy());
     }
 }

@@ -1,9 +1,60 @@
 //! Which pods a drain evicts, skips or refuses, decided as kubectl decides it.
 
-use super::*;
+use super::super::error::KubeError;
+use super::super::list::list_all;
+use super::super::retry::with_retry;
+use super::pdb::PdbInfo;
+use super::types::{DrainOptions, PodRef, RefuseReason, SkipReason, MIRROR_POD_ANNOTATION};
+use ::kube::api::{Api, ListParams};
+use ::kube::Client;
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde::Serialize;
+use std::collections::BTreeMap;
 
-// ---------------------------------------------------------------------------------------
-// Plan
+/// What draining a node would do, decided as kubectl decides it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainPlan {
+    pub node: String,
+    /// Pods to evict.
+    pub evict: Vec<PodRef>,
+    /// Pods left alone, and why.
+    pub skipped: Vec<(PodRef, SkipReason)>,
+    /// Pods that need consent (`delete_emptydir_data`, `force`); the drain refuses while any.
+    pub refused: Vec<(PodRef, RefuseReason)>,
+    /// Pods evicted with a warning (emptyDir data deleted, unmanaged pod deleted, ...).
+    pub warnings: Vec<(PodRef, String)>,
+    /// PodDisruptionBudgets covering the pods to evict, as they are now.
+    pub pdbs: Vec<PdbInfo>,
+    #[serde(skip)]
+    pub(super) evict_pods: Vec<Pod>,
+    #[serde(skip)]
+    pub(super) wait_pods: Vec<Pod>,
+    #[serde(skip)]
+    pub(super) all_pdbs: Vec<PodDisruptionBudget>,
+}
+
+impl DrainPlan {
+    /// The PDBs that would refuse an eviction right now.
+    pub fn blocking_pdbs(&self) -> Vec<&PdbInfo> {
+        self.pdbs.iter().filter(|p| p.disruptions_allowed <= 0).collect()
+    }
+
+    /// The PDBs that, as configured, can never allow the drain to finish.
+    pub fn never_allowing_pdbs(&self) -> Vec<&PdbInfo> {
+        self.pdbs.iter().filter(|p| p.never_allows.is_some()).collect()
+    }
+
+    /// The pods this drain evicts whose replacements no other node of `nodes` would take
+    /// ([`super::schedule`]); `coming_back`: cordoned nodes that will be uncordoned first.
+    pub fn stranded(&self, nodes: &[Node], coming_back: &[String]) -> Vec<super::super::schedule::Stranded> {
+        super::super::schedule::stranded(&self.evict_pods, nodes, &self.node, coming_back)
+    }
+}
 
 /// The node's pods, all namespaces, through the [pager](super::list).
 pub async fn list_node_pods(client: &Client, node: &str) -> Result<Vec<Pod>, KubeError> {
@@ -59,9 +110,10 @@ pub(crate) fn decide(
     now: DateTime<Utc>,
     daemonset_exists: impl FnOnce(&str) -> bool,
 ) -> PodDecision {
-    // aks-patch's own node-shell pod (--via kube) is never evicted: aks-patch deletes it.
-    if crate::transport::kube::is_node_shell(pod) {
-        return PodDecision::Skip(SkipReason::NodeShell);
+    // Pods the drain was told to leave alone (aks-patch's own node-shell pods): their makers
+    // delete them.
+    if let Some(l) = opts.leave_alone.iter().find(|l| l.matches(pod)) {
+        return PodDecision::Skip(SkipReason::LeftAlone { why: l.why.clone() });
     }
     // Already terminating: not evicted again; waited for unless it is stuck.
     if let Some(ts) = &pod.metadata.deletion_timestamp {
@@ -225,4 +277,299 @@ pub async fn plan_drain(client: &Client, node: &str, opts: &DrainOptions) -> Res
         }
     }
     Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::types::LeaveAlone;
+    use super::*;
+    use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, PodSpec, PodStatus, Volume};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelectorRequirement, ObjectMeta, OwnerReference, Time};
+    use std::time::Duration;
+
+    fn pod(name: &str) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                uid: Some(format!("uid-{name}")),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                node_name: Some("n1".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn owned(mut p: Pod, kind: &str, name: &str) -> Pod {
+        p.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "apps/v1".into(),
+            kind: kind.into(),
+            name: name.into(),
+            uid: "x".into(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }]);
+        p
+    }
+
+    fn with_empty_dir(mut p: Pod) -> Pod {
+        p.spec.as_mut().unwrap().volumes = Some(vec![Volume {
+            name: "scratch".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        }]);
+        p
+    }
+
+    fn phase(mut p: Pod, ph: &str) -> Pod {
+        p.status = Some(PodStatus {
+            phase: Some(ph.into()),
+            ..Default::default()
+        });
+        p
+    }
+
+    fn opts(empty_dir: bool, force: bool) -> DrainOptions {
+        DrainOptions {
+            delete_emptydir_data: empty_dir,
+            force,
+            ..Default::default()
+        }
+    }
+
+    fn d(p: &Pod, o: &DrainOptions, ds_exists: bool) -> PodDecision {
+        decide(p, o, Utc::now(), |_| ds_exists)
+    }
+
+    /// kubectl pkg/drain `TestDeletePods`/`TestDrain` filter cases, reduced to decisions.
+    #[test]
+    fn replicated_pods_are_evicted() {
+        let p = owned(pod("rs"), "ReplicaSet", "rs-1");
+        assert_eq!(d(&p, &opts(false, false), true), PodDecision::Evict { warning: None });
+    }
+
+    #[test]
+    fn pods_the_drain_is_told_to_leave_alone_are_skipped_with_the_reason_given() {
+        // A bare pod: refused without --force, unless it carries every label to leave alone.
+        let mut o = opts(false, false);
+        o.leave_alone = vec![LeaveAlone {
+            labels: vec![
+                ("app.kubernetes.io/managed-by".into(), Some("aks-patch".into())),
+                ("aks-patch.io/run".into(), None),
+            ],
+            why: "aks-patch's own node-shell pod (deleted by aks-patch)".into(),
+        }];
+        let mut p = pod("aks-patch-shell-x1y2z");
+        assert!(matches!(d(&p, &o, true), PodDecision::Refuse(_)));
+        p.metadata.labels = Some(
+            [
+                ("app.kubernetes.io/managed-by".to_string(), "aks-patch".to_string()),
+                ("aks-patch.io/run".to_string(), "20261202T010000Z-00ff".to_string()),
+            ]
+            .into(),
+        );
+        let skipped = d(&p, &o, true);
+        assert_eq!(
+            skipped,
+            PodDecision::Skip(SkipReason::LeftAlone {
+                why: "aks-patch's own node-shell pod (deleted by aks-patch)".into()
+            })
+        );
+        // Told nothing, the drain treats it as any bare pod.
+        assert!(matches!(d(&p, &opts(false, false), true), PodDecision::Refuse(_)));
+        // One label of the set alone is not enough.
+        p.metadata.labels.as_mut().unwrap().remove("aks-patch.io/run");
+        assert!(matches!(d(&p, &o, true), PodDecision::Refuse(_)));
+        // A label with another value is not enough either.
+        p.metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("aks-patch.io/run".into(), "x".into());
+        p.metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("app.kubernetes.io/managed-by".into(), "helm".into());
+        assert!(matches!(d(&p, &o, true), PodDecision::Refuse(_)));
+    }
+
+    #[test]
+    fn daemonset_pods_are_skipped_and_orphans_need_force() {
+        let p = owned(pod("ds"), "DaemonSet", "kube-proxy");
+        assert_eq!(
+            d(&p, &opts(false, false), true),
+            PodDecision::Skip(SkipReason::DaemonSet {
+                daemonset: "ns/kube-proxy".into()
+            })
+        );
+        assert_eq!(
+            d(&p, &opts(false, false), false),
+            PodDecision::Refuse(RefuseReason::DaemonSetMissing {
+                daemonset: "ns/kube-proxy".into()
+            })
+        );
+        assert!(matches!(
+            d(&p, &opts(false, true), false),
+            PodDecision::Evict { warning: Some(_) }
+        ));
+        // A finished DaemonSet pod is evicted without asking about its DaemonSet.
+        let done = phase(p, "Succeeded");
+        assert_eq!(
+            decide(&done, &opts(false, false), Utc::now(), |_| panic!("asked")),
+            PodDecision::Evict { warning: None }
+        );
+    }
+
+    #[test]
+    fn mirror_pods_are_skipped_even_when_finished_or_bare() {
+        let mut p = pod("kube-apiserver-n1");
+        p.metadata.annotations = Some([(MIRROR_POD_ANNOTATION.to_string(), "abc".to_string())].into());
+        assert_eq!(
+            d(&p, &opts(false, false), true),
+            PodDecision::Skip(SkipReason::MirrorPod)
+        );
+        let p = phase(p, "Failed");
+        assert_eq!(
+            d(&p, &opts(false, false), true),
+            PodDecision::Skip(SkipReason::MirrorPod)
+        );
+    }
+
+    #[test]
+    fn empty_dir_needs_consent_unless_finished() {
+        let p = with_empty_dir(owned(pod("cache"), "ReplicaSet", "cache-1"));
+        assert_eq!(
+            d(&p, &opts(false, false), true),
+            PodDecision::Refuse(RefuseReason::EmptyDir)
+        );
+        assert!(matches!(
+            d(&p, &opts(true, false), true),
+            PodDecision::Evict { warning: Some(_) }
+        ));
+        let done = phase(p, "Succeeded");
+        assert_eq!(
+            d(&done, &opts(false, false), true),
+            PodDecision::Evict { warning: None }
+        );
+    }
+
+    #[test]
+    fn bare_pods_need_force_unless_finished() {
+        let p = pod("debug");
+        assert_eq!(
+            d(&p, &opts(false, false), true),
+            PodDecision::Refuse(RefuseReason::NoController)
+        );
+        assert!(matches!(
+            d(&p, &opts(false, true), true),
+            PodDecision::Evict { warning: Some(_) }
+        ));
+        let done = phase(p, "Failed");
+        assert_eq!(
+            d(&done, &opts(false, false), true),
+            PodDecision::Evict { warning: None }
+        );
+    }
+
+    #[test]
+    fn filters_run_in_kubectl_order() {
+        // A bare pod with emptyDir: the emptyDir filter speaks first.
+        let p = with_empty_dir(pod("both"));
+        assert_eq!(
+            d(&p, &opts(false, false), true),
+            PodDecision::Refuse(RefuseReason::EmptyDir)
+        );
+        assert_eq!(
+            d(&p, &opts(true, false), true),
+            PodDecision::Refuse(RefuseReason::NoController)
+        );
+        assert!(matches!(d(&p, &opts(true, true), true), PodDecision::Evict { .. }));
+        // An owner reference that is not the controller does not count.
+        let mut p = pod("not-controlled");
+        p.metadata.owner_references = Some(vec![OwnerReference {
+            kind: "ReplicaSet".into(),
+            name: "x".into(),
+            controller: Some(false),
+            ..Default::default()
+        }]);
+        assert_eq!(
+            d(&p, &opts(false, false), true),
+            PodDecision::Refuse(RefuseReason::NoController)
+        );
+    }
+
+    #[test]
+    fn terminating_pods_are_waited_for_not_evicted() {
+        let mut p = pod("going");
+        let since = Utc::now() - chrono::TimeDelta::seconds(90);
+        p.metadata.deletion_timestamp = Some(Time(super::super::super::time::to_jiff(since)));
+        assert!(matches!(
+            d(&p, &opts(false, false), true),
+            PodDecision::Skip(SkipReason::Terminating { waited_for: true, .. })
+        ));
+        let o = DrainOptions {
+            skip_wait_for_delete_timeout: Some(Duration::from_secs(60)),
+            ..Default::default()
+        };
+        assert!(matches!(
+            d(&p, &o, true),
+            PodDecision::Skip(SkipReason::Terminating { waited_for: false, .. })
+        ));
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn label_selectors() {
+        let l = labels(&[("app", "storefront"), ("tier", "web")]);
+        assert!(!selector_matches(None, &l), "a null selector selects nothing");
+        assert!(
+            selector_matches(Some(&LabelSelector::default()), &l),
+            "empty selects all"
+        );
+        let ml = |pairs: &[(&str, &str)]| LabelSelector {
+            match_labels: Some(labels(pairs)),
+            match_expressions: None,
+        };
+        assert!(selector_matches(Some(&ml(&[("app", "storefront")])), &l));
+        assert!(!selector_matches(Some(&ml(&[("app", "checkout")])), &l));
+        let expr = |key: &str, op: &str, values: &[&str]| LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: key.into(),
+                operator: op.into(),
+                values: Some(values.iter().map(|s| s.to_string()).collect()),
+            }]),
+        };
+        assert!(selector_matches(Some(&expr("tier", "In", &["web", "api"])), &l));
+        assert!(!selector_matches(Some(&expr("tier", "In", &["db"])), &l));
+        assert!(selector_matches(Some(&expr("tier", "NotIn", &["db"])), &l));
+        assert!(selector_matches(Some(&expr("zone", "NotIn", &["a"])), &l));
+        assert!(selector_matches(Some(&expr("app", "Exists", &[])), &l));
+        assert!(!selector_matches(Some(&expr("app", "DoesNotExist", &[])), &l));
+        assert!(!selector_matches(Some(&expr("app", "Bogus", &[])), &l));
+        let no_values = LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: "In".into(),
+                values: None,
+            }]),
+        };
+        assert!(!selector_matches(Some(&no_values), &l), "invalid: selects nothing");
+        let both = LabelSelector {
+            match_labels: Some(labels(&[("app", "storefront")])),
+            ..expr("tier", "NotIn", &["web"])
+        };
+        assert!(
+            !selector_matches(Some(&both), &l),
+            "labels and expressions must all match"
+        );
+    }
 }
