@@ -541,19 +541,28 @@ fn non_empty(s: &str) -> Result<String, String> {
 /// (given as `-5m`, which clap would otherwise take for a flag).
 fn duration(s: &str) -> Result<std::time::Duration, String> {
     if s.trim_start().starts_with('-') {
-        return Err("a negative duration: give one of zero or more (e.g. 15m, 1h30m, 90s)".into());
+        return Err(format!(
+            "a negative duration: give one of zero or more ({})",
+            crate::duration::FORMS
+        ));
     }
-    crate::rollout::window::parse_duration(s)
+    crate::duration::parse(s)
 }
 
 /// A duration above zero, for times during which something must fit (a node out of service).
 fn positive_duration(s: &str) -> Result<std::time::Duration, String> {
     if s.trim_start().starts_with('-') {
-        return Err("a negative duration: give one above zero (e.g. 15m, 1h30m, 90s)".into());
+        return Err(format!(
+            "a negative duration: give one above zero ({})",
+            crate::duration::FORMS
+        ));
     }
-    let d = crate::rollout::window::parse_duration(s)?;
+    let d = crate::duration::parse(s)?;
     if d.is_zero() {
-        return Err("a duration of zero: give one above zero (e.g. 15m, 1h30m, 90s)".into());
+        return Err(format!(
+            "a duration of zero: give one above zero ({})",
+            crate::duration::FORMS
+        ));
     }
     Ok(d)
 }
@@ -768,6 +777,15 @@ mod tests {
         assert!(e.contains("`15x` is not a duration"), "{e}");
         let a = apply(&["--node-budget", "1h30m"]).unwrap();
         assert_eq!(a.window.node_budget, std::time::Duration::from_secs(5400));
+    }
+
+    #[test]
+    fn a_huge_duration_is_a_usage_error_that_says_what_is_taken() {
+        for huge in ["99999999999999999999h", "99999999999999999999"] {
+            let e = refused(&["--blocker-wait", huge]);
+            assert!(e.contains(huge) && e.contains("--blocker-wait"), "{e}");
+            assert!(e.contains("1h30m") || e.contains("too long"), "{e}");
+        }
     }
 
     #[test]

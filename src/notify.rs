@@ -157,7 +157,7 @@ impl Event {
         let reason = self.reason.as_deref().unwrap_or("");
         let kb = self.kernel_before.as_deref().unwrap_or("?");
         let ka = self.kernel_after.as_deref().unwrap_or("?");
-        let took = self.duration.map(crate::rollout::window::human).unwrap_or_default();
+        let took = self.duration.map(crate::duration::human).unwrap_or_default();
         match self.kind {
             Some(EventKind::RunStarted) => {
                 format!("aks-patch run {} started on {}: {reason}", self.run_id, self.cluster)
@@ -189,7 +189,7 @@ impl Event {
             ("kernel_after", self.kernel_after.clone().unwrap_or_default()),
             (
                 "duration",
-                self.duration.map(crate::rollout::window::human).unwrap_or_default(),
+                self.duration.map(crate::duration::human).unwrap_or_default(),
             ),
             ("reason", self.reason.clone().unwrap_or_default()),
             ("run_id", self.run_id.clone()),

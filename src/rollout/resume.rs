@@ -239,7 +239,7 @@ fn quoted(v: &[String]) -> String {
 }
 
 fn secs(s: &u64) -> String {
-    crate::rollout::window::human(std::time::Duration::from_secs(*s))
+    crate::duration::human(std::time::Duration::from_secs(*s))
 }
 
 fn opt(v: &Option<String>) -> String {

@@ -63,7 +63,7 @@ pub async fn policy(
         Some(d) => {
             reporter.verbose(&format!(
                 "a node is out for about {} (the median of this cluster's past runs)",
-                window::human(d)
+                crate::duration::human(d)
             ));
             d
         }
@@ -191,7 +191,7 @@ pub fn dry_run_verdict(w: &WindowPolicy, nodes: usize) -> String {
                 format!(
                     "maintenance window ({windows}): open until {}; the plan ({nodes} node(s), about {} each) fits",
                     w.schedule.show(closes),
-                    window::human(w.budget)
+                    crate::duration::human(w.budget)
                 )
             } else {
                 let next = w
@@ -202,7 +202,7 @@ pub fn dry_run_verdict(w: &WindowPolicy, nodes: usize) -> String {
                 format!(
                     "maintenance window ({windows}): open until {}; about {fit} of {nodes} node(s) fit (about {} each){next}",
                     w.schedule.show(closes),
-                    window::human(w.budget)
+                    crate::duration::human(w.budget)
                 )
             }
         }
@@ -261,7 +261,7 @@ pub async fn before_start(
             let secs = left.as_secs() as u64;
             reporter.set_message(format!(
                 "waiting for the maintenance window: opens in {}",
-                window::human(Duration::from_secs(secs + 1))
+                crate::duration::human(Duration::from_secs(secs + 1))
             ));
             let step = Duration::from_secs(1).min(Duration::from_millis(left.as_millis().max(1) as u64));
             tokio::select! {
