@@ -8,7 +8,6 @@
 //! they take and at most a bounded time, and then says how many were not delivered, if any. Webhook URLs are secrets: they are never printed, logged or written to the run
 //! record; messages name the service and its host only.
 
-use crate::output::Reporter;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -278,8 +277,13 @@ pub fn payload(service: Service, ev: &Event, text: &str) -> Value {
 }
 
 /// Sends events in the background.
+/// Where the notifier's warnings go (a failed delivery, the events not delivered at the end):
+/// the caller prints them.
+pub type Warn = Arc<dyn Fn(String) + Send + Sync>;
+
 pub struct Notifier {
     tx: Option<NotifySender>,
+    warn: Warn,
     /// Asks the sender to stop once what is queued is sent.
     flush: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -314,19 +318,15 @@ impl NotifySender {
 
 impl Notifier {
     /// Start the sender; `http` is the client to use (it trusts the configured CA bundle).
-    pub fn start(
-        targets: Vec<Target>,
-        template: Option<String>,
-        http: reqwest::Client,
-        reporter: Reporter,
-    ) -> Notifier {
+    pub fn start(targets: Vec<Target>, template: Option<String>, http: reqwest::Client, warn: Warn) -> Notifier {
         let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
         let (flush_tx, mut flush_rx) = tokio::sync::oneshot::channel::<()>();
         let counts = Arc::new(Counts::default());
         let c = counts.clone();
+        let task_warn = warn.clone();
         let task = tokio::spawn(async move {
             let send_one = |ev: Event| {
-                let (http, targets, template, reporter, c) = (&http, &targets, &template, &reporter, &c);
+                let (http, targets, template, warn, c) = (&http, &targets, &template, &task_warn, &c);
                 async move {
                     let text = ev.render(template.as_deref());
                     let mut delivered = true;
@@ -334,7 +334,7 @@ impl Notifier {
                         let body = payload(t.service, &ev, &text);
                         if let Err(why) = deliver(http, &t.url, &body).await {
                             delivered = false;
-                            reporter.warn(&format!(
+                            warn(format!(
                                 "notification ({}) to {} failed: {why}; the rollout goes on",
                                 ev.kind_text(),
                                 t.shown()
@@ -370,6 +370,7 @@ impl Notifier {
                 tx,
                 counts: counts.clone(),
             }),
+            warn,
             flush: Some(flush_tx),
             task: Some(task),
             counts,
@@ -391,7 +392,7 @@ impl Notifier {
     /// Let the queued events go out: returns as soon as every one is handled, or after
     /// `max`. Warns once, with their number, about the events not delivered (a target that
     /// kept failing, or no time left), and says nothing when all arrived.
-    pub async fn finish(mut self, max: Duration, reporter: &Reporter) {
+    pub async fn finish(mut self, max: Duration) {
         self.tx = None;
         if let Some(flush) = self.flush.take() {
             let _ = flush.send(());
@@ -403,7 +404,7 @@ impl Notifier {
             }
         }
         if let Some(w) = self.counts.undelivered_warning(max) {
-            reporter.warn(&w);
+            (self.warn)(w);
         }
     }
 }
@@ -534,9 +535,16 @@ mod tests {
         assert_eq!(w["event"], "run-started");
     }
 
-    use crate::output::Verbosity;
+    use std::sync::Mutex;
     use wiremock::matchers::method;
     use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    /// A warning sink that keeps what it is told.
+    fn warnings() -> (Warn, Arc<Mutex<Vec<String>>>) {
+        let said = Arc::new(Mutex::new(vec![]));
+        let keep = said.clone();
+        (Arc::new(move |w| keep.lock().unwrap().push(w)), said)
+    }
 
     fn client(timeout: Duration) -> reqwest::Client {
         crate::http::client(None, Duration::from_secs(5), timeout).unwrap()
@@ -565,25 +573,25 @@ mod tests {
     #[tokio::test]
     async fn the_flush_returns_once_every_event_is_delivered_and_says_nothing() {
         let (server, target) = sink(200, Duration::ZERO).await;
-        let (reporter, out) = crate::output::Reporter::capture(Verbosity::Normal);
-        let n = Notifier::start(vec![target], None, client(Duration::from_secs(10)), reporter.clone());
+        let (warn, said) = warnings();
+        let n = Notifier::start(vec![target], None, client(Duration::from_secs(10)), warn);
         let _hook = queue_three(&n);
         let t0 = std::time::Instant::now();
-        n.finish(Duration::from_secs(20), &reporter).await;
+        n.finish(Duration::from_secs(20)).await;
         assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
         assert_eq!(server.received_requests().await.unwrap().len(), 3);
-        assert_eq!(out.text(), "", "no warning when everything arrived");
+        assert!(said.lock().unwrap().is_empty(), "no warning when everything arrived");
     }
 
     #[tokio::test]
     async fn events_not_delivered_are_counted_in_one_warning() {
         let (server, target) = sink(500, Duration::ZERO).await;
-        let (reporter, out) = crate::output::Reporter::capture(Verbosity::Normal);
-        let n = Notifier::start(vec![target], None, client(Duration::from_secs(10)), reporter.clone());
+        let (warn, said) = warnings();
+        let n = Notifier::start(vec![target], None, client(Duration::from_secs(10)), warn);
         let _hook = queue_three(&n);
-        n.finish(Duration::from_secs(20), &reporter).await;
+        n.finish(Duration::from_secs(20)).await;
         assert_eq!(server.received_requests().await.unwrap().len(), 9, "three tries each");
-        let text = out.text();
+        let text = said.lock().unwrap().join("\n");
         assert!(
             text.contains("3 of 3 notification(s) were not delivered: 3 failed"),
             "{text}"
@@ -594,13 +602,13 @@ mod tests {
     #[tokio::test]
     async fn events_still_queued_when_the_flush_time_runs_out_are_counted() {
         let (_server, target) = sink(200, Duration::from_secs(30)).await;
-        let (reporter, out) = crate::output::Reporter::capture(Verbosity::Normal);
-        let n = Notifier::start(vec![target], None, client(Duration::from_secs(60)), reporter.clone());
+        let (warn, said) = warnings();
+        let n = Notifier::start(vec![target], None, client(Duration::from_secs(60)), warn);
         let _hook = queue_three(&n);
         let t0 = std::time::Instant::now();
-        n.finish(Duration::from_millis(300), &reporter).await;
+        n.finish(Duration::from_millis(300)).await;
         assert!(t0.elapsed() < Duration::from_secs(5));
-        let text = out.text();
+        let text = said.lock().unwrap().join("\n");
         assert!(
             text.contains("3 of 3 notification(s) were not delivered: 3 were still being sent when the 0s"),
             "{text}"

@@ -183,7 +183,7 @@ pub(super) async fn finish(
             run_id,
             summary.clone(),
         ));
-        n.finish(Duration::from_secs(20), reporter).await;
+        n.finish(Duration::from_secs(20)).await;
     }
     if let Some(msg) = err {
         reporter.error(&msg);

@@ -53,7 +53,13 @@ pub fn config(args: &NotifyArgs, settings: &Settings) -> anyhow::Result<Option<C
 }
 
 pub fn start(cfg: Config, reporter: &Reporter) -> Notifier {
-    Notifier::start(cfg.targets, cfg.template, cfg.http, reporter.clone())
+    let reporter = reporter.clone();
+    Notifier::start(
+        cfg.targets,
+        cfg.template,
+        cfg.http,
+        Arc::new(move |w: String| reporter.warn(&w)),
+    )
 }
 
 /// The engine's hook: node started, done, halted.
