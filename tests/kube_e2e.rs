@@ -4,11 +4,12 @@
 //! own event log or its objects.
 
 use aks_patch::kube::{
-    client_from_kubeconfig_file, cordon, drain, kured_lock_holder, list_node_rows, plan_drain, release_kured_lock,
+    client_from_kubeconfig_file, cordon, drain, kured_lock_holder, list_node_infos, plan_drain, release_kured_lock,
     take_kured_lock, uncordon, wait_for_reboot, wait_pdbs_healthy, CancellationToken, DrainError, DrainEvent,
-    DrainOptions, HolderInfo, KuredError, KuredLock, Lock, LockError, LockOptions, NodeRow, RebootError, RefuseReason,
+    DrainOptions, HolderInfo, KuredError, KuredLock, Lock, LockError, LockOptions, RebootError, RefuseReason,
     SkipReason,
 };
+use aks_patch::output::nodes::NodeColumns;
 use aks_sim::scenario::KuredSpec;
 use aks_sim::{Fault, Scenario, Sim, SimConfig, SimEvent};
 use k8s_openapi::api::core::v1::Pod;
@@ -141,27 +142,13 @@ fn parse_kubectl_table(text: &str) -> Vec<Vec<String>> {
     rows
 }
 
-fn wide_cells(r: &NodeRow) -> Vec<String> {
-    vec![
-        r.name.clone(),
-        r.status.clone(),
-        r.roles.clone(),
-        r.age.clone(),
-        r.version.clone(),
-        r.internal_ip.clone(),
-        r.external_ip.clone(),
-        r.os_image.clone(),
-        r.kernel_version.clone(),
-        r.container_runtime.clone(),
-    ]
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_rows_match_kubectl_wide() {
     let env = Env::default().await;
     let kubeconfig = env.sim.state_dir().join("kubeconfig");
-    let rows = list_node_rows(&env.client, None).await.expect("list nodes");
+    let rows = list_node_infos(&env.client, None).await.expect("list nodes");
     assert_eq!(rows.len(), env.sim.shared.nodes.len(), "one row per node");
+    let now = k8s_openapi::jiff::Timestamp::now();
     let out = std::process::Command::new("kubectl")
         .args(["get", "nodes", "-o", "wide"])
         .env("KUBECONFIG", &kubeconfig)
@@ -190,22 +177,27 @@ async fn node_rows_match_kubectl_wide() {
         ],
         "{text}"
     );
-    let ours: Vec<Vec<String>> = rows.iter().map(wide_cells).collect();
+    let ours: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| NodeColumns::of(r, now).cells().map(String::from).to_vec())
+        .collect();
     assert_eq!(table[1..].to_vec(), ours, "kubectl printed:\n{text}");
     // The cordoned node says so; pools, OS and bootIDs are filled in.
     let u2 = rows.iter().find(|r| r.name == USER2).expect("cordoned node listed");
-    assert_eq!(u2.status, "Ready,SchedulingDisabled");
-    assert!(u2.unschedulable);
+    assert_eq!(NodeColumns::of(u2, now).status, "Ready,SchedulingDisabled");
+    assert!(u2.unschedulable && u2.is_ready());
     for r in &rows {
         let spec = env.sim.shared.node(&r.name).expect("node known to the emulator");
         assert_eq!(r.pool.as_deref(), Some(spec.pool.as_str()));
         assert_eq!(r.os_sku.as_deref(), Some(spec.os_sku.as_str()));
         assert_eq!(r.boot_id.as_deref(), Some(env.boot_id(&r.name).as_str()));
-        assert!(r.created_at.is_some());
-        assert_eq!(r.age, "42d");
+        assert!(r.created.is_some());
+        assert_eq!(NodeColumns::of(r, now).age, "42d");
     }
     // A label selector is passed through.
-    let user = list_node_rows(&env.client, Some("agentpool=user")).await.expect("list");
+    let user = list_node_infos(&env.client, Some("agentpool=user"))
+        .await
+        .expect("list");
     assert_eq!(user.len(), 3);
     env.stop().await;
 }
@@ -821,12 +813,12 @@ async fn kube_5xx_and_resets_are_retried_for_reads() {
     env.sim
         .fault(Fault::KubeError { count: 3, status: 503 })
         .expect("fault");
-    let rows = list_node_rows(&env.client, None)
+    let rows = list_node_infos(&env.client, None)
         .await
         .expect("retried through three 503s");
     assert_eq!(rows.len(), n);
     env.sim.fault(Fault::KubeError { count: 2, status: 0 }).expect("fault");
-    let rows = list_node_rows(&env.client, None)
+    let rows = list_node_infos(&env.client, None)
         .await
         .expect("retried through two resets");
     assert_eq!(rows.len(), n);
@@ -838,7 +830,7 @@ async fn kube_5xx_and_resets_are_retried_for_reads() {
     env.sim
         .fault(Fault::KubeError { count: 5, status: 422 })
         .expect("fault");
-    let e = list_node_rows(&env.client, None).await.expect_err("a 422 is final");
+    let e = list_node_infos(&env.client, None).await.expect_err("a 422 is final");
     assert_eq!(e.status_code(), Some(422));
     assert_eq!(
         env.sim.shared.faults.describe()["kubeErrorLeft"],
@@ -853,7 +845,7 @@ async fn kube_5xx_and_resets_are_retried_for_reads() {
         })
         .expect("fault");
     let start = Instant::now();
-    let e = list_node_rows(&env.client, None).await.expect_err("gives up");
+    let e = list_node_infos(&env.client, None).await.expect_err("gives up");
     assert!(
         start.elapsed() < aks_patch::kube::retry::PATIENCE + Duration::from_secs(10),
         "{:?}",
@@ -950,7 +942,7 @@ async fn exec_plugin_kubeconfigs_work() {
     let client = aks_patch::kube::client_from_kubeconfig_yaml(&kubeconfig("get-token"), None)
         .await
         .expect("client");
-    let rows = list_node_rows(&client, None)
+    let rows = list_node_infos(&client, None)
         .await
         .expect("listed with the plugin's token");
     assert_eq!(rows.len(), env.sim.shared.nodes.len());
@@ -958,7 +950,7 @@ async fn exec_plugin_kubeconfigs_work() {
     // stdout nor the secrets in its environment.
     let e = match aks_patch::kube::client_from_kubeconfig_yaml(&kubeconfig("wrong"), None).await {
         Err(e) => e,
-        Ok(client) => list_node_rows(&client, None).await.expect_err("the plugin fails"),
+        Ok(client) => list_node_infos(&client, None).await.expect_err("the plugin fails"),
     };
     let mut text = format!("{e} {e:?}");
     let mut src = std::error::Error::source(&e);

@@ -5,7 +5,7 @@ use super::context::{self, ClusterContext};
 use super::summary::scan_summary;
 use super::{scans, Outcome};
 use crate::cli::{FailOn, ScanArgs};
-use crate::kube::NodeRow;
+use crate::kube::NodeInfo;
 use crate::node::{self, NodeTarget, Probe};
 use crate::output::{Column, Exit, Failure, Reporter, TableSpec};
 use crate::rollout::plan::{unpatchable_reason, Candidate};
@@ -104,7 +104,7 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
             .map_err(anyhow::Error::new)
             .map_err(usage)?;
     }
-    let rows = crate::kube::list_node_rows(&ctx.client, None)
+    let rows = crate::kube::list_node_infos(&ctx.client, None)
         .await
         .map_err(|e| context::kube_failure("cannot list the cluster's nodes", e))?;
     let via = super::via::via(&args.via);
@@ -226,8 +226,8 @@ fn usage(e: anyhow::Error) -> anyhow::Error {
     anyhow::Error::new(crate::output::WithExit::wrap(e, Exit::Usage))
 }
 
-/// The candidate (for the plan's skip rules) of a node row.
-pub fn candidate(ctx: &ClusterContext, r: &NodeRow) -> Candidate {
+/// The candidate (for the plan's skip rules) of a node.
+pub fn candidate(ctx: &ClusterContext, r: &NodeInfo) -> Candidate {
     let pool = r.pool.clone().unwrap_or_default();
     let info = ctx.pool(&pool);
     Candidate {
@@ -235,11 +235,12 @@ pub fn candidate(ctx: &ClusterContext, r: &NodeRow) -> Candidate {
         pool: pool.clone(),
         os_type: r
             .os_type
-            .clone()
+            .as_ref()
+            .map(|t| t.as_str().to_string())
             .or_else(|| info.and_then(|p| p.os_type.clone()).map(|t| t.to_lowercase()))
             .unwrap_or_else(|| "linux".into()),
         os_sku: r.os_sku.clone().or_else(|| info.and_then(|p| p.os_sku.clone())),
-        ready: r.ready,
+        ready: r.is_ready(),
         ssh_disabled: info.is_some_and(|p| p.ssh_disabled),
     }
 }
@@ -258,7 +259,7 @@ pub fn node_timeout(via: Via, ssh_opts: &SshOptions, args: &crate::cli::ViaArgs,
 #[allow(clippy::too_many_arguments)]
 pub async fn scan_nodes(
     ctx: &ClusterContext,
-    rows: &[NodeRow],
+    rows: &[NodeInfo],
     shell: &dyn NodeShell,
     via: Via,
     timeout: Duration,
@@ -273,7 +274,7 @@ pub async fn scan_nodes(
         .filter(|(s, _)| s.patchable)
         .map(|(s, r)| NodeTarget {
             name: s.name.clone(),
-            address: r.internal_ip.clone(),
+            address: r.internal_ip().unwrap_or_default().to_string(),
         })
         .collect();
     reporter.start_progress(
@@ -315,9 +316,9 @@ pub async fn scan_nodes(
     out
 }
 
-/// The candidate of a node row for this transport: SSH-disabled pools are reachable through
+/// The candidate of a node for this transport: SSH-disabled pools are reachable through
 /// the Kubernetes API.
-pub fn candidate_via(ctx: &ClusterContext, r: &NodeRow, via: Via) -> Candidate {
+pub fn candidate_via(ctx: &ClusterContext, r: &NodeInfo, via: Via) -> Candidate {
     let mut c = candidate(ctx, r);
     if via != Via::Ssh {
         c.ssh_disabled = false;
@@ -325,10 +326,10 @@ pub fn candidate_via(ctx: &ClusterContext, r: &NodeRow, via: Via) -> Candidate {
     c
 }
 
-fn base_row(ctx: &ClusterContext, r: &NodeRow, via: Via) -> ScanRow {
+fn base_row(ctx: &ClusterContext, r: &NodeInfo, via: Via) -> ScanRow {
     let c = candidate_via(ctx, r, via);
     let info = ctx.pool(&c.pool);
-    let reason = if via == Via::Ssh && (r.internal_ip.is_empty() || r.internal_ip == "<none>") {
+    let reason = if via == Via::Ssh && r.internal_ip().is_none_or(str::is_empty) {
         Some("the node has no InternalIP to reach over SSH".to_string())
     } else {
         unpatchable_reason(&c, &ctx.az_args)
@@ -338,8 +339,8 @@ fn base_row(ctx: &ClusterContext, r: &NodeRow, via: Via) -> ScanRow {
         pool: c.pool.clone(),
         os_type: c.os_type.clone(),
         os_sku: c.os_sku.clone(),
-        status: r.status.clone(),
-        kernel_version: r.kernel_version.clone(),
+        status: crate::output::nodes::status(r),
+        kernel_version: r.kernel_version.clone().unwrap_or_else(|| "<unknown>".into()),
         running_kernel: None,
         pending_updates: None,
         security_updates: None,
@@ -391,7 +392,7 @@ fn fill(row: &mut ScanRow, p: &Probe) {
     row.uptime_seconds = p.uptime_seconds;
     row.uptime = p
         .uptime_seconds
-        .map(|s| crate::kube::nodes::human_duration(chrono::TimeDelta::seconds(s as i64)));
+        .map(|s| crate::kube::nodes::human_duration(k8s_openapi::jiff::SignedDuration::from_secs(s as i64)));
     if let Some(e) = &p.refresh_error {
         row.note = Some(match p.package_manager {
             node::PackageManager::Tdnf => e.clone(),

@@ -1,76 +1,276 @@
-//! Nodes as `kubectl get nodes -o wide` shows them, plus what aks-patch needs to know about
-//! each (pool, OS, node image, bootID, ...).
+//! Nodes as the Kubernetes API describes them, in typed values ([`NodeInfo`]): readiness,
+//! cordon, taints, roles, versions, addresses, and what aks-patch needs to know about each
+//! (pool, zone, OS, node image, bootID, the run that has it in hand).
 //!
-//! The columns are computed as kubectl's printer does (`pkg/printers/internalversion`):
-//! STATUS from the Ready condition only, ROLES from the role labels, AGE with
-//! apimachinery's `HumanDuration`. The unit tests are kubectl's own test cases.
+//! kubectl's words for them (STATUS from the Ready condition only, ROLES from the role labels,
+//! AGE with apimachinery's `HumanDuration`, as `pkg/printers/internalversion` computes them)
+//! are made from these values by [`status_text`], [`roles_text`] and [`age_text`]; the unit
+//! tests are kubectl's own test cases.
 
 use super::error::KubeError;
 use super::list::list_all;
 use super::retry::with_retry;
 use ::kube::api::{Api, ListParams};
 use ::kube::Client;
-use chrono::{DateTime, TimeDelta, Utc};
 use k8s_openapi::api::core::v1::Node;
-use serde::Serialize;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// One node: the ten columns of `kubectl get nodes -o wide`, then aks-patch's own fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeRow {
+/// The node's Ready condition, as the kubelet last posted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Readiness {
+    /// `Ready=True`.
+    Ready,
+    /// `Ready=False`: the kubelet says the node is not ready.
+    NotReady,
+    /// `Ready=Unknown` (or any other value): the kubelet stopped posting its status.
+    Unknown,
+    /// No Ready condition at all (a node that has just registered).
+    NoCondition,
+}
+
+impl Readiness {
+    /// From the status of the Ready condition (`True`, `False`, `Unknown`; `None` without one).
+    pub fn from_condition(status: Option<&str>) -> Readiness {
+        match status {
+            Some("True") => Readiness::Ready,
+            Some("False") => Readiness::NotReady,
+            Some(_) => Readiness::Unknown,
+            None => Readiness::NoCondition,
+        }
+    }
+
+    /// The node's readiness ([`ready_condition`]).
+    pub fn of(node: &Node) -> Readiness {
+        Readiness::from_condition(ready_condition(node).as_deref())
+    }
+
+    pub fn is_ready(self) -> bool {
+        self == Readiness::Ready
+    }
+}
+
+/// What a taint does to pods that do not tolerate it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TaintEffect {
+    NoSchedule,
+    PreferNoSchedule,
+    NoExecute,
+    /// An effect this version does not know, as the API server returned it.
+    Other(String),
+}
+
+impl TaintEffect {
+    pub fn parse(s: &str) -> TaintEffect {
+        match s {
+            "NoSchedule" => TaintEffect::NoSchedule,
+            "PreferNoSchedule" => TaintEffect::PreferNoSchedule,
+            "NoExecute" => TaintEffect::NoExecute,
+            other => TaintEffect::Other(other.to_string()),
+        }
+    }
+
+    /// The API's spelling.
+    pub fn as_str(&self) -> &str {
+        match self {
+            TaintEffect::NoSchedule => "NoSchedule",
+            TaintEffect::PreferNoSchedule => "PreferNoSchedule",
+            TaintEffect::NoExecute => "NoExecute",
+            TaintEffect::Other(s) => s,
+        }
+    }
+}
+
+/// One taint of a node (`spec.taints`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Taint {
+    pub key: String,
+    /// `None` when the taint has no value (or an empty one).
+    pub value: Option<String>,
+    pub effect: TaintEffect,
+}
+
+/// The kind of a node address (`status.addresses[].type`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AddressKind {
+    InternalIp,
+    ExternalIp,
+    Hostname,
+    InternalDns,
+    ExternalDns,
+    /// A kind this version does not know, as the API server returned it.
+    Other(String),
+}
+
+impl AddressKind {
+    pub fn parse(s: &str) -> AddressKind {
+        match s {
+            "InternalIP" => AddressKind::InternalIp,
+            "ExternalIP" => AddressKind::ExternalIp,
+            "Hostname" => AddressKind::Hostname,
+            "InternalDNS" => AddressKind::InternalDns,
+            "ExternalDNS" => AddressKind::ExternalDns,
+            other => AddressKind::Other(other.to_string()),
+        }
+    }
+}
+
+/// One address of a node, in the order the API server lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NodeAddress {
+    pub kind: AddressKind,
+    pub address: String,
+}
+
+/// The node's operating system (label `kubernetes.io/os`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum OsType {
+    Linux,
+    Windows,
+    /// Another value, lowercased.
+    Other(String),
+}
+
+impl OsType {
+    /// From the label's value (or the agent pool's `osType`), ignoring case.
+    pub fn parse(s: &str) -> OsType {
+        match s.to_ascii_lowercase().as_str() {
+            "linux" => OsType::Linux,
+            "windows" => OsType::Windows,
+            other => OsType::Other(other.to_string()),
+        }
+    }
+
+    /// The label's spelling: `linux`, `windows`, ...
+    pub fn as_str(&self) -> &str {
+        match self {
+            OsType::Linux => "linux",
+            OsType::Windows => "windows",
+            OsType::Other(s) => s,
+        }
+    }
+}
+
+/// One node as the API server describes it now, in typed values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
     pub name: String,
-    /// `Ready`, `NotReady` or `Unknown`, plus `,SchedulingDisabled`.
-    pub status: String,
-    /// Sorted roles joined by `,`, or `<none>`.
-    pub roles: String,
-    /// As kubectl prints it (`42d`, `3h5m`, ...) when the row was made; `<unknown>` without
-    /// a creation time.
-    pub age: String,
-    /// The kubelet version (empty when unknown, as kubectl leaves it).
-    pub version: String,
-    pub internal_ip: String,
-    pub external_ip: String,
-    pub os_image: String,
-    pub kernel_version: String,
-    pub container_runtime: String,
+    /// The Ready condition.
+    pub readiness: Readiness,
+    /// Cordoned (`spec.unschedulable`).
+    pub unschedulable: bool,
+    pub taints: Vec<Taint>,
+    /// The suffixes of the `node-role.kubernetes.io/<role>` labels and the value of
+    /// `kubernetes.io/role`: deduplicated, sorted.
+    pub roles: Vec<String>,
+    pub created: Option<Timestamp>,
+    /// `status.nodeInfo` (each `None` when empty).
+    pub kubelet_version: Option<String>,
+    pub kernel_version: Option<String>,
+    pub os_image: Option<String>,
+    pub container_runtime: Option<String>,
+    pub addresses: Vec<NodeAddress>,
     /// Node pool: label `agentpool`, else `kubernetes.azure.com/agentpool`.
     pub pool: Option<String>,
-    /// `linux` / `windows` (label `kubernetes.io/os`).
-    pub os_type: Option<String>,
+    /// Label `topology.kubernetes.io/zone`.
+    pub zone: Option<String>,
+    /// Label `kubernetes.io/os`.
+    pub os_type: Option<OsType>,
     /// `Ubuntu`, `AzureLinux`, `Windows2022`, ... (label `kubernetes.azure.com/os-sku`).
     pub os_sku: Option<String>,
     /// Label `kubernetes.azure.com/node-image-version`.
     pub node_image_version: Option<String>,
-    pub unschedulable: bool,
-    /// The Ready condition is `True`.
-    pub ready: bool,
     /// `status.nodeInfo.bootID`: changes on every boot.
     pub boot_id: Option<String>,
-    pub created_at: Option<DateTime<Utc>>,
     /// The aks-patch run that has this node out of service (annotation
     /// `aks-patch.io/in-progress`), if any.
     pub in_progress: Option<String>,
 }
 
-/// STATUS as kubectl prints it: the Ready condition only (the last one wins if the list has
-/// several), `Ready` when True, `NotReady` when False or Unknown, `Unknown` when there is no
-/// Ready condition; then `,SchedulingDisabled` when the node is cordoned.
-pub fn node_status(ready_condition: Option<&str>, unschedulable: bool) -> String {
-    let mut status = match ready_condition {
-        Some("True") => "Ready".to_string(),
-        Some(_) => "NotReady".to_string(),
-        None => "Unknown".to_string(),
-    };
-    if unschedulable {
-        status.push_str(",SchedulingDisabled");
+impl NodeInfo {
+    /// The typed view of a Node object.
+    pub fn of(node: &Node) -> NodeInfo {
+        let empty = BTreeMap::new();
+        let labels = node.metadata.labels.as_ref().unwrap_or(&empty);
+        let spec = node.spec.as_ref();
+        let status = node.status.as_ref();
+        let info = status.and_then(|s| s.node_info.as_ref());
+        let label = |k: &str| labels.get(k).filter(|v| !v.is_empty()).cloned();
+        let non_empty = |v: Option<&String>| v.filter(|v| !v.is_empty()).cloned();
+        NodeInfo {
+            name: node.metadata.name.clone().unwrap_or_default(),
+            readiness: Readiness::of(node),
+            unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
+            taints: spec
+                .and_then(|s| s.taints.as_ref())
+                .map(|ts| {
+                    ts.iter()
+                        .map(|t| Taint {
+                            key: t.key.clone(),
+                            value: t.value.clone().filter(|v| !v.is_empty()),
+                            effect: TaintEffect::parse(&t.effect),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            roles: roles(labels),
+            created: node.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            kubelet_version: non_empty(info.map(|i| &i.kubelet_version)),
+            kernel_version: non_empty(info.map(|i| &i.kernel_version)),
+            os_image: non_empty(info.map(|i| &i.os_image)),
+            container_runtime: non_empty(info.map(|i| &i.container_runtime_version)),
+            addresses: status
+                .and_then(|s| s.addresses.as_ref())
+                .map(|a| {
+                    a.iter()
+                        .map(|a| NodeAddress {
+                            kind: AddressKind::parse(&a.type_),
+                            address: a.address.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            pool: label("agentpool").or_else(|| label("kubernetes.azure.com/agentpool")),
+            zone: label("topology.kubernetes.io/zone"),
+            os_type: label("kubernetes.io/os").map(|t| OsType::parse(&t)),
+            os_sku: label("kubernetes.azure.com/os-sku"),
+            node_image_version: label("kubernetes.azure.com/node-image-version"),
+            boot_id: non_empty(info.map(|i| &i.boot_id)),
+            in_progress: super::mark::in_progress_run(node).map(str::to_string),
+        }
     }
-    status
+
+    /// Ready=True.
+    pub fn is_ready(&self) -> bool {
+        self.readiness.is_ready()
+    }
+
+    /// The first address of this kind.
+    pub fn address(&self, kind: &AddressKind) -> Option<&str> {
+        self.addresses
+            .iter()
+            .find(|a| a.kind == *kind)
+            .map(|a| a.address.as_str())
+    }
+
+    /// The first InternalIP (how SSH reaches the node).
+    pub fn internal_ip(&self) -> Option<&str> {
+        self.address(&AddressKind::InternalIp)
+    }
+
+    pub fn external_ip(&self) -> Option<&str> {
+        self.address(&AddressKind::ExternalIp)
+    }
+
+    /// Labelled `kubernetes.io/os=windows`.
+    pub fn is_windows(&self) -> bool {
+        self.os_type == Some(OsType::Windows)
+    }
 }
 
-/// ROLES as kubectl prints it: the suffixes of `node-role.kubernetes.io/<role>` labels and the
-/// value of `kubernetes.io/role`, deduplicated, sorted, joined with `,`; `<none>` if empty.
-pub fn node_roles(labels: &BTreeMap<String, String>) -> String {
+/// The roles of a node's labels: the suffixes of `node-role.kubernetes.io/<role>` labels and
+/// the value of `kubernetes.io/role`, deduplicated and sorted, as kubectl finds them.
+fn roles(labels: &BTreeMap<String, String>) -> Vec<String> {
     const PREFIX: &str = "node-role.kubernetes.io/";
     let mut roles = BTreeSet::new();
     for (k, v) in labels {
@@ -82,20 +282,38 @@ pub fn node_roles(labels: &BTreeMap<String, String>) -> String {
             roles.insert(v.clone());
         }
     }
+    roles.into_iter().collect()
+}
+
+/// STATUS as kubectl prints it: the Ready condition only, `Ready` when True, `NotReady` when
+/// False or Unknown, `Unknown` when there is no Ready condition; then `,SchedulingDisabled`
+/// when the node is cordoned.
+pub fn status_text(readiness: Readiness, unschedulable: bool) -> String {
+    let mut status = match readiness {
+        Readiness::Ready => "Ready",
+        Readiness::NotReady | Readiness::Unknown => "NotReady",
+        Readiness::NoCondition => "Unknown",
+    }
+    .to_string();
+    if unschedulable {
+        status.push_str(",SchedulingDisabled");
+    }
+    status
+}
+
+/// ROLES as kubectl prints it: the roles joined with `,`; `<none>` if there is none.
+pub fn roles_text(roles: &[String]) -> String {
     if roles.is_empty() {
         "<none>".into()
     } else {
-        roles.into_iter().collect::<Vec<_>>().join(",")
+        roles.join(",")
     }
 }
 
 /// apimachinery's `HumanDuration`: about 2-3 significant figures, integer division.
-pub fn human_duration(d: TimeDelta) -> String {
+pub fn human_duration(d: SignedDuration) -> String {
     // Go: int(d.Seconds()) truncates toward zero; up to 2 s in the future reads as now.
-    let nanos = d
-        .num_nanoseconds()
-        .unwrap_or(if d < TimeDelta::zero() { i64::MIN } else { i64::MAX });
-    let seconds = nanos / 1_000_000_000;
+    let seconds = d.as_secs();
     if seconds < -1 {
         return "<invalid>".into();
     } else if seconds < 0 {
@@ -141,10 +359,10 @@ pub fn human_duration(d: TimeDelta) -> String {
 }
 
 /// AGE: `<unknown>` without a creation time, else [`human_duration`] of `now - created`.
-pub fn node_age(created: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+pub fn age_text(created: Option<Timestamp>, now: Timestamp) -> String {
     match created {
         None => "<unknown>".into(),
-        Some(c) => human_duration(now - c),
+        Some(c) => human_duration(now.duration_since(c)),
     }
 }
 
@@ -161,48 +379,62 @@ pub fn ready_condition(node: &Node) -> Option<String> {
         .map(|c| c.status.clone())
 }
 
-/// The row for one node, with AGE as of `now`.
-pub fn node_row(node: &Node, now: DateTime<Utc>) -> NodeRow {
-    let empty = BTreeMap::new();
-    let labels = node.metadata.labels.as_ref().unwrap_or(&empty);
-    let unschedulable = node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
-    let ready = ready_condition(node);
-    let status = node.status.as_ref();
-    let info = status.and_then(|s| s.node_info.as_ref());
-    let address = |t: &str| {
-        status
-            .and_then(|s| s.addresses.as_ref())
-            .and_then(|a| a.iter().find(|a| a.type_ == t))
-            .map(|a| a.address.clone())
-            .unwrap_or_else(|| "<none>".into())
-    };
-    let or_unknown = |v: Option<&String>| match v {
-        Some(v) if !v.is_empty() => v.clone(),
-        _ => "<unknown>".to_string(),
-    };
-    let created = node.metadata.creation_timestamp.as_ref().and_then(super::time::time);
-    let label = |k: &str| labels.get(k).filter(|v| !v.is_empty()).cloned();
-    NodeRow {
-        name: node.metadata.name.clone().unwrap_or_default(),
-        status: node_status(ready.as_deref(), unschedulable),
-        roles: node_roles(labels),
-        age: node_age(created, now),
-        version: info.map(|i| i.kubelet_version.clone()).unwrap_or_default(),
-        internal_ip: address("InternalIP"),
-        external_ip: address("ExternalIP"),
-        os_image: or_unknown(info.map(|i| &i.os_image)),
-        kernel_version: or_unknown(info.map(|i| &i.kernel_version)),
-        container_runtime: or_unknown(info.map(|i| &i.container_runtime_version)),
-        pool: label("agentpool").or_else(|| label("kubernetes.azure.com/agentpool")),
-        os_type: label("kubernetes.io/os"),
-        os_sku: label("kubernetes.azure.com/os-sku"),
-        node_image_version: label("kubernetes.azure.com/node-image-version"),
-        unschedulable,
-        ready: ready.as_deref() == Some("True"),
-        boot_id: info.map(|i| i.boot_id.clone()).filter(|b| !b.is_empty()),
-        created_at: created,
-        in_progress: super::mark::in_progress_run(node).map(str::to_string),
+/// One node as the rollout engine's ports still pass it: [`NodeInfo`]'s values with
+/// kubectl's words for status, roles and age. Being replaced by [`NodeInfo`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRow {
+    pub name: String,
+    pub status: String,
+    pub roles: String,
+    pub age: String,
+    pub version: String,
+    pub internal_ip: String,
+    pub external_ip: String,
+    pub os_image: String,
+    pub kernel_version: String,
+    pub container_runtime: String,
+    pub pool: Option<String>,
+    pub os_type: Option<String>,
+    pub os_sku: Option<String>,
+    pub node_image_version: Option<String>,
+    pub unschedulable: bool,
+    pub ready: bool,
+    pub boot_id: Option<String>,
+    pub created_at: Option<Timestamp>,
+    pub in_progress: Option<String>,
+}
+
+impl NodeRow {
+    /// The row of a node, with AGE as of `now`.
+    pub fn of(n: &NodeInfo, now: Timestamp) -> NodeRow {
+        let or = |v: Option<&str>, placeholder: &str| v.unwrap_or(placeholder).to_string();
+        NodeRow {
+            name: n.name.clone(),
+            status: status_text(n.readiness, n.unschedulable),
+            roles: roles_text(&n.roles),
+            age: age_text(n.created, now),
+            version: n.kubelet_version.clone().unwrap_or_default(),
+            internal_ip: or(n.internal_ip(), "<none>"),
+            external_ip: or(n.external_ip(), "<none>"),
+            os_image: or(n.os_image.as_deref(), "<unknown>"),
+            kernel_version: or(n.kernel_version.as_deref(), "<unknown>"),
+            container_runtime: or(n.container_runtime.as_deref(), "<unknown>"),
+            pool: n.pool.clone(),
+            os_type: n.os_type.as_ref().map(|t| t.as_str().to_string()),
+            os_sku: n.os_sku.clone(),
+            node_image_version: n.node_image_version.clone(),
+            unschedulable: n.unschedulable,
+            ready: n.is_ready(),
+            boot_id: n.boot_id.clone(),
+            created_at: n.created,
+            in_progress: n.in_progress.clone(),
+        }
     }
+}
+
+/// The row for one node, with AGE as of `now`.
+pub fn node_row(node: &Node, now: Timestamp) -> NodeRow {
+    NodeRow::of(&NodeInfo::of(node), now)
 }
 
 /// Every node (or those matching `label_selector`), in the order the API server returns
@@ -216,11 +448,23 @@ pub async fn list_nodes(client: &Client, label_selector: Option<&str>) -> Result
     list_all(&api, &lp, "listing nodes").await
 }
 
+/// Every node (or those matching `label_selector`), in typed values.
+pub async fn list_node_infos(client: &Client, label_selector: Option<&str>) -> Result<Vec<NodeInfo>, KubeError> {
+    Ok(list_nodes(client, label_selector)
+        .await?
+        .iter()
+        .map(NodeInfo::of)
+        .collect())
+}
+
 /// The rows for every node (or those matching `label_selector`), with AGE as of now.
 pub async fn list_node_rows(client: &Client, label_selector: Option<&str>) -> Result<Vec<NodeRow>, KubeError> {
-    let nodes = list_nodes(client, label_selector).await?;
-    let now = Utc::now();
-    Ok(nodes.iter().map(|n| node_row(n, now)).collect())
+    let now = Timestamp::now();
+    Ok(list_node_infos(client, label_selector)
+        .await?
+        .iter()
+        .map(|n| NodeRow::of(n, now))
+        .collect())
 }
 
 /// One Node object, retried on transient errors. `Ok(None)` when there is no such node.
@@ -234,29 +478,27 @@ pub async fn get_node(client: &Client, name: &str) -> Result<Option<Node>, KubeE
 
 /// One node's row. `Ok(None)` when there is no such node.
 pub async fn get_node_row(client: &Client, name: &str) -> Result<Option<NodeRow>, KubeError> {
-    Ok(get_node(client, name).await?.map(|n| node_row(&n, Utc::now())))
+    Ok(get_node(client, name).await?.map(|n| node_row(&n, Timestamp::now())))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo};
+    use k8s_openapi::api::core::v1::{
+        NodeAddress as ApiAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, Taint as ApiTaint,
+    };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-    use std::time::Duration;
 
-    fn td(d: Duration) -> TimeDelta {
-        TimeDelta::from_std(d).unwrap()
-    }
-    const S: Duration = Duration::from_secs(1);
-    const MS: Duration = Duration::from_millis(1);
-    const M: Duration = Duration::from_secs(60);
-    const H: Duration = Duration::from_secs(3600);
-    const D: Duration = Duration::from_secs(86400);
+    const S: SignedDuration = SignedDuration::from_secs(1);
+    const MS: SignedDuration = SignedDuration::from_millis(1);
+    const M: SignedDuration = SignedDuration::from_secs(60);
+    const H: SignedDuration = SignedDuration::from_secs(3600);
+    const D: SignedDuration = SignedDuration::from_secs(86400);
 
     /// apimachinery `TestHumanDuration`.
     #[test]
     fn human_duration_kubernetes_cases() {
-        let cases: &[(Duration, &str)] = &[
+        let cases: &[(SignedDuration, &str)] = &[
             (S, "1s"),
             (S * 70, "70s"),
             (S * 190, "3m10s"),
@@ -269,7 +511,7 @@ mod tests {
             (H * (365 * 8 * 24 + 2), "8y"),
         ];
         for (d, want) in cases {
-            assert_eq!(human_duration(td(*d)), *want, "{d:?}");
+            assert_eq!(human_duration(*d), *want, "{d:?}");
         }
     }
 
@@ -277,44 +519,44 @@ mod tests {
     #[test]
     fn human_duration_kubernetes_boundaries() {
         let y = D * 365;
-        let cases: &[(TimeDelta, &str)] = &[
-            (-td(S * 2), "<invalid>"),
-            (-td(S * 2) + TimeDelta::nanoseconds(1), "0s"),
-            (TimeDelta::zero(), "0s"),
-            (td(S - MS), "0s"),
-            (td(M * 2 - MS), "119s"),
-            (td(M * 2), "2m"),
-            (td(M * 2 + S), "2m1s"),
-            (td(M * 10 - MS), "9m59s"),
-            (td(M * 10), "10m"),
-            (td(M * 10 + S), "10m"),
-            (td(H * 3 - MS), "179m"),
-            (td(H * 3), "3h"),
-            (td(H * 3 + M), "3h1m"),
-            (td(H * 8 - MS), "7h59m"),
-            (td(H * 8), "8h"),
-            (td(H * 8 + M * 59), "8h"),
-            (td(D * 2 - MS), "47h"),
-            (td(D * 2), "2d"),
-            (td(D * 2 + H), "2d1h"),
-            (td(D * 8 - MS), "7d23h"),
-            (td(D * 8), "8d"),
-            (td(D * 8 + H * 23), "8d"),
-            (td(y * 2 - MS), "729d"),
-            (td(y * 2), "2y"),
-            (td(y * 2 + H * 23), "2y"),
-            (td(y * 2 + H * 23 + M * 59), "2y"),
-            (td(y * 2 + H * 24 - MS), "2y"),
-            (td(y * 2 + H * 24), "2y1d"),
-            (td(y * 3), "3y"),
-            (td(y * 4), "4y"),
-            (td(y * 5), "5y"),
-            (td(y * 6), "6y"),
-            (td(y * 7), "7y"),
-            (td(y * 8 - MS), "7y364d"),
-            (td(y * 8), "8y"),
-            (td(y * 8 + D * 364), "8y"),
-            (td(y * 9), "9y"),
+        let cases: &[(SignedDuration, &str)] = &[
+            (-(S * 2), "<invalid>"),
+            (-(S * 2) + SignedDuration::from_nanos(1), "0s"),
+            (SignedDuration::ZERO, "0s"),
+            (S - MS, "0s"),
+            (M * 2 - MS, "119s"),
+            (M * 2, "2m"),
+            (M * 2 + S, "2m1s"),
+            (M * 10 - MS, "9m59s"),
+            (M * 10, "10m"),
+            (M * 10 + S, "10m"),
+            (H * 3 - MS, "179m"),
+            (H * 3, "3h"),
+            (H * 3 + M, "3h1m"),
+            (H * 8 - MS, "7h59m"),
+            (H * 8, "8h"),
+            (H * 8 + M * 59, "8h"),
+            (D * 2 - MS, "47h"),
+            (D * 2, "2d"),
+            (D * 2 + H, "2d1h"),
+            (D * 8 - MS, "7d23h"),
+            (D * 8, "8d"),
+            (D * 8 + H * 23, "8d"),
+            (y * 2 - MS, "729d"),
+            (y * 2, "2y"),
+            (y * 2 + H * 23, "2y"),
+            (y * 2 + H * 23 + M * 59, "2y"),
+            (y * 2 + H * 24 - MS, "2y"),
+            (y * 2 + H * 24, "2y1d"),
+            (y * 3, "3y"),
+            (y * 4, "4y"),
+            (y * 5, "5y"),
+            (y * 6, "6y"),
+            (y * 7, "7y"),
+            (y * 8 - MS, "7y364d"),
+            (y * 8, "8y"),
+            (y * 8 + D * 364, "8y"),
+            (y * 9, "9y"),
         ];
         for (d, want) in cases {
             assert_eq!(human_duration(*d), *want, "{d:?}");
@@ -353,94 +595,129 @@ mod tests {
         n
     }
 
-    /// kubectl `TestPrintNodeStatus`: (name, status, roles, age, version).
+    /// kubectl `TestPrintNodeStatus`: (node, readiness, status); roles, age and version
+    /// unknown.
     #[test]
     fn status_kubectl_cases() {
-        let now = Utc::now();
+        use Readiness::*;
+        let now = Timestamp::now();
         let cases = vec![
             (
                 with_conditions(node("foo1"), vec![cond("Ready", "True")], false),
+                Ready,
                 "Ready",
             ),
             (
                 with_conditions(node("foo2"), vec![cond("Ready", "True")], true),
+                Ready,
                 "Ready,SchedulingDisabled",
             ),
             (
                 with_conditions(node("foo3"), vec![cond("Ready", "True"), cond("Ready", "True")], false),
+                Ready,
                 "Ready",
             ),
             (
                 with_conditions(node("foo4"), vec![cond("Ready", "False")], false),
+                NotReady,
                 "NotReady",
             ),
             (
                 with_conditions(node("foo5"), vec![cond("Ready", "False")], true),
+                NotReady,
                 "NotReady,SchedulingDisabled",
             ),
             (
                 with_conditions(node("foo6"), vec![cond("InvalidValue", "True")], false),
+                NoCondition,
                 "Unknown",
             ),
-            (with_conditions(node("foo7"), vec![cond("", "")], false), "Unknown"),
+            (
+                with_conditions(node("foo7"), vec![cond("", "")], false),
+                NoCondition,
+                "Unknown",
+            ),
             (
                 with_conditions(node("foo8"), vec![cond("InvalidValue", "True")], true),
+                NoCondition,
                 "Unknown,SchedulingDisabled",
             ),
             (
                 with_conditions(node("foo9"), vec![cond("", "")], true),
+                NoCondition,
                 "Unknown,SchedulingDisabled",
             ),
             // Ready=Unknown (kubelet stopped posting) prints as NotReady.
             (
                 with_conditions(node("foo10"), vec![cond("Ready", "Unknown")], false),
+                Unknown,
+                "NotReady",
+            ),
+            // The last Ready condition wins.
+            (
+                with_conditions(
+                    node("foo11"),
+                    vec![cond("Ready", "True"), cond("Ready", "False")],
+                    false,
+                ),
+                NotReady,
                 "NotReady",
             ),
         ];
-        for (n, want) in cases {
-            let r = node_row(&n, now);
-            assert_eq!(r.status, want, "{}", r.name);
-            assert_eq!(r.roles, "<none>");
-            assert_eq!(r.age, "<unknown>");
-            assert_eq!(r.version, "");
+        for (n, readiness, status) in cases {
+            let i = NodeInfo::of(&n);
+            assert_eq!(i.readiness, readiness, "{}", i.name);
+            assert_eq!(status_text(i.readiness, i.unschedulable), status, "{}", i.name);
+            assert_eq!(roles_text(&i.roles), "<none>");
+            assert_eq!(age_text(i.created, now), "<unknown>");
+            assert_eq!(i.kubelet_version, None);
         }
     }
 
     /// kubectl `TestPrintNodeRole`.
     #[test]
     fn roles_kubectl_cases() {
-        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        let roles_of = |pairs: &[(&str, &str)]| -> Vec<String> {
+            roles(&pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
         };
-        assert_eq!(node_roles(&labels(&[])), "<none>");
+        assert_eq!(roles_of(&[]), Vec::<String>::new());
+        assert_eq!(roles_text(&roles_of(&[])), "<none>");
         assert_eq!(
-            node_roles(&labels(&[
+            roles_of(&[
                 ("node-role.kubernetes.io/master", ""),
                 ("node-role.kubernetes.io/control-plane", ""),
                 ("node-role.kubernetes.io/proxy", ""),
                 ("kubernetes.io/role", "node"),
-            ])),
-            "control-plane,master,node,proxy"
+            ]),
+            ["control-plane", "master", "node", "proxy"]
         );
-        assert_eq!(node_roles(&labels(&[("kubernetes.io/role", "node")])), "node");
+        assert_eq!(
+            roles_text(&roles_of(&[
+                ("node-role.kubernetes.io/master", ""),
+                ("node-role.kubernetes.io/control-plane", ""),
+            ])),
+            "control-plane,master"
+        );
+        assert_eq!(roles_of(&[("kubernetes.io/role", "node")]), ["node"]);
         // AKS agent nodes; duplicates collapse; empty suffix and empty value are ignored.
         assert_eq!(
-            node_roles(&labels(&[
+            roles_of(&[
                 ("kubernetes.io/role", "agent"),
                 ("node-role.kubernetes.io/agent", ""),
                 ("node-role.kubernetes.io/", "x"),
-            ])),
-            "agent"
+            ]),
+            ["agent"]
         );
-        assert_eq!(node_roles(&labels(&[("kubernetes.io/role", "")])), "<none>");
+        assert_eq!(roles_of(&[("kubernetes.io/role", "")]), Vec::<String>::new());
     }
 
-    fn with_info(mut n: Node, addresses: Vec<(&str, &str)>, info: NodeSystemInfo) -> Node {
+    /// A node with these addresses (type, address) and system info.
+    pub(crate) fn with_info(mut n: Node, addresses: Vec<(&str, &str)>, info: NodeSystemInfo) -> Node {
         n.status = Some(NodeStatus {
             addresses: Some(
                 addresses
                     .into_iter()
-                    .map(|(t, a)| NodeAddress {
+                    .map(|(t, a)| ApiAddress {
                         type_: t.into(),
                         address: a.into(),
                     })
@@ -452,97 +729,44 @@ mod tests {
         n
     }
 
-    /// kubectl `TestPrintNodeOSImage`, `TestPrintNodeKernelVersion`,
-    /// `TestPrintNodeContainerRuntimeVersion`, `TestPrintNodeExternalIP`, `TestPrintNodeInternalIP`.
     #[test]
-    fn wide_columns_kubectl_cases() {
-        let now = Utc::now();
-        let wide = |r: &NodeRow| {
+    fn addresses_keep_their_kind_and_order_and_the_first_of_a_kind_counts() {
+        let n = NodeInfo::of(&with_info(
+            node("e"),
             vec![
-                r.internal_ip.clone(),
-                r.external_ip.clone(),
-                r.os_image.clone(),
-                r.kernel_version.clone(),
-                r.container_runtime.clone(),
-            ]
-        };
-        let info = |os: &str, kernel: &str, cr: &str| NodeSystemInfo {
-            os_image: os.into(),
-            kernel_version: kernel.into(),
-            container_runtime_version: cr.into(),
-            ..Default::default()
-        };
-        let cases = vec![
-            (
-                with_info(
-                    node("a"),
-                    vec![("ExternalIP", "1.1.1.1")],
-                    info("fake-os-image", "", ""),
-                ),
-                ["<none>", "1.1.1.1", "fake-os-image", "<unknown>", "<unknown>"],
-            ),
-            (
-                with_info(
-                    node("b"),
-                    vec![("ExternalIP", "1.1.1.1")],
-                    info("", "fake-kernel-version", ""),
-                ),
-                ["<none>", "1.1.1.1", "<unknown>", "fake-kernel-version", "<unknown>"],
-            ),
-            (
-                with_info(node("c"), vec![("ExternalIP", "1.1.1.1")], info("", "", "foo://1.2.3")),
-                ["<none>", "1.1.1.1", "<unknown>", "<unknown>", "foo://1.2.3"],
-            ),
-            (
-                with_info(node("d"), vec![("InternalIP", "1.1.1.1")], info("", "", "")),
-                ["1.1.1.1", "<none>", "<unknown>", "<unknown>", "<unknown>"],
-            ),
-            (
-                with_info(
-                    node("e"),
-                    vec![
-                        ("ExternalIP", "2.2.2.2"),
-                        ("InternalIP", "3.3.3.3"),
-                        ("ExternalIP", "4.4.4.4"),
-                    ],
-                    info("", "", ""),
-                ),
-                ["3.3.3.3", "2.2.2.2", "<unknown>", "<unknown>", "<unknown>"],
-            ),
-            (
-                with_info(
-                    node("f"),
-                    vec![
-                        ("InternalIP", "2.2.2.2"),
-                        ("ExternalIP", "3.3.3.3"),
-                        ("InternalIP", "4.4.4.4"),
-                    ],
-                    info("", "", ""),
-                ),
-                ["2.2.2.2", "3.3.3.3", "<unknown>", "<unknown>", "<unknown>"],
-            ),
-        ];
-        for (n, want) in cases {
-            let r = node_row(&n, now);
-            assert_eq!(wide(&r), want.map(String::from).to_vec(), "{}", r.name);
-        }
-        // No status at all.
-        let r = node_row(&node("127.0.0.1"), now);
-        assert_eq!(r.status, "Unknown");
+                ("ExternalIP", "2.2.2.2"),
+                ("InternalIP", "3.3.3.3"),
+                ("Hostname", "e"),
+                ("InternalIP", "4.4.4.4"),
+                ("Weird", "x"),
+            ],
+            NodeSystemInfo::default(),
+        ));
+        assert_eq!(n.internal_ip(), Some("3.3.3.3"));
+        assert_eq!(n.external_ip(), Some("2.2.2.2"));
+        assert_eq!(n.address(&AddressKind::Hostname), Some("e"));
+        assert_eq!(n.addresses.len(), 5);
+        assert_eq!(n.addresses[4].kind, AddressKind::Other("Weird".into()));
+        // Empty system info reads as unknown, not as empty strings.
         assert_eq!(
-            wide(&r),
-            ["<none>", "<none>", "<unknown>", "<unknown>", "<unknown>"]
-                .map(String::from)
-                .to_vec()
+            (
+                n.kubelet_version,
+                n.os_image,
+                n.kernel_version,
+                n.container_runtime,
+                n.boot_id
+            ),
+            (None, None, None, None, None)
         );
+        let bare = NodeInfo::of(&node("127.0.0.1"));
+        assert_eq!((bare.internal_ip(), bare.external_ip()), (None, None));
+        assert_eq!(bare.readiness, Readiness::NoCondition);
     }
 
     #[test]
-    fn aks_fields_and_age() {
-        let now = DateTime::parse_from_rfc3339("2025-03-20T12:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let created = now - TimeDelta::days(42) - TimeDelta::hours(5);
+    fn aks_labels_taints_and_times_are_typed() {
+        let now: Timestamp = "2025-03-20T12:00:00Z".parse().unwrap();
+        let created = now - SignedDuration::from_hours(42 * 24 + 5);
         let mut n = with_info(
             node("aks-user-31417037-vmss000001"),
             vec![
@@ -558,7 +782,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        n.metadata.creation_timestamp = Some(Time(super::super::time::to_jiff(created)));
+        n.metadata.creation_timestamp = Some(Time(created));
         n.metadata.labels = Some(
             [
                 ("kubernetes.azure.com/agentpool", "user"),
@@ -568,44 +792,72 @@ mod tests {
                     "kubernetes.azure.com/node-image-version",
                     "AKSUbuntu-2204gen2containerd-202501.12.0",
                 ),
+                ("topology.kubernetes.io/zone", "westeurope-2"),
                 ("kubernetes.io/role", "agent"),
             ]
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         );
+        n.metadata.annotations = Some([("aks-patch.io/in-progress".to_string(), "run-1".to_string())].into());
+        n.spec = Some(NodeSpec {
+            unschedulable: Some(true),
+            taints: Some(vec![
+                ApiTaint {
+                    key: "node.kubernetes.io/unschedulable".into(),
+                    effect: "NoSchedule".into(),
+                    ..Default::default()
+                },
+                ApiTaint {
+                    key: "dedicated".into(),
+                    value: Some("gpu".into()),
+                    effect: "NoExecute".into(),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        });
         n.status.as_mut().unwrap().conditions = Some(vec![cond("Ready", "True")]);
-        let r = node_row(&n, now);
-        assert_eq!(r.age, "42d");
-        assert_eq!(r.roles, "agent");
-        assert_eq!(r.pool.as_deref(), Some("user"));
-        assert_eq!(r.os_type.as_deref(), Some("linux"));
-        assert_eq!(r.os_sku.as_deref(), Some("Ubuntu"));
-        assert!(r.ready && !r.unschedulable);
-        assert_eq!(r.boot_id.as_deref(), Some("3f1c"));
-        assert_eq!(r.created_at, Some(created));
-        let json = serde_json::to_value(&r).unwrap();
-        for key in [
-            "name",
-            "status",
-            "roles",
-            "age",
-            "version",
-            "internalIp",
-            "externalIp",
-            "osImage",
-            "kernelVersion",
-            "containerRuntime",
-            "pool",
-            "osType",
-            "osSku",
-            "nodeImageVersion",
-            "unschedulable",
-            "ready",
-            "bootId",
-            "createdAt",
-        ] {
-            assert!(json.get(key).is_some(), "missing {key} in {json}");
-        }
+        let i = NodeInfo::of(&n);
+        assert_eq!(i.readiness, Readiness::Ready);
+        assert!(i.is_ready() && i.unschedulable);
+        assert_eq!(i.roles, ["agent"]);
+        assert_eq!(i.pool.as_deref(), Some("user"));
+        assert_eq!(i.zone.as_deref(), Some("westeurope-2"));
+        assert_eq!(i.os_type, Some(OsType::Linux));
+        assert!(!i.is_windows());
+        assert_eq!(i.os_sku.as_deref(), Some("Ubuntu"));
+        assert_eq!(
+            i.node_image_version.as_deref(),
+            Some("AKSUbuntu-2204gen2containerd-202501.12.0")
+        );
+        assert_eq!(i.kubelet_version.as_deref(), Some("v1.31.5"));
+        assert_eq!(i.boot_id.as_deref(), Some("3f1c"));
+        assert_eq!(i.created, Some(created));
+        assert_eq!(age_text(i.created, now), "42d");
+        assert_eq!(i.in_progress.as_deref(), Some("run-1"));
+        assert_eq!(
+            i.taints,
+            [
+                Taint {
+                    key: "node.kubernetes.io/unschedulable".into(),
+                    value: None,
+                    effect: TaintEffect::NoSchedule
+                },
+                Taint {
+                    key: "dedicated".into(),
+                    value: Some("gpu".into()),
+                    effect: TaintEffect::NoExecute
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn os_type_ignores_case_and_keeps_what_it_does_not_know() {
+        assert_eq!(OsType::parse("Windows"), OsType::Windows);
+        assert_eq!(OsType::parse("linux"), OsType::Linux);
+        assert_eq!(OsType::parse("Plan9"), OsType::Other("plan9".into()));
+        assert_eq!(OsType::parse("Plan9").as_str(), "plan9");
     }
 }

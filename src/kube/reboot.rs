@@ -9,7 +9,6 @@ use super::error::{describe_kube_error, is_transient, KubeError};
 use super::nodes::{node_row, ready_condition, NodeRow};
 use ::kube::api::Api;
 use ::kube::Client;
-use chrono::Utc;
 use k8s_openapi::api::core::v1::Node;
 use serde::Serialize;
 use std::fmt;
@@ -181,7 +180,7 @@ pub async fn wait_for_reboot(
                     progress(RebootEvent::Back {
                         elapsed: start.elapsed(),
                     });
-                    return Ok(node_row(&n, Utc::now()));
+                    return Ok(node_row(&n, k8s_openapi::jiff::Timestamp::now()));
                 }
                 last = st;
             }

@@ -6,6 +6,7 @@ pub mod color;
 pub mod errors;
 pub mod format;
 pub mod logging;
+pub mod nodes;
 pub mod reporter;
 pub mod rollout;
 pub mod table;

@@ -5,7 +5,7 @@
 use super::journal::enum_text;
 use super::journal::{NodeState, RunOptions, RunRecord};
 use super::plan::PlanEntry;
-use crate::kube::NodeRow;
+use crate::kube::NodeInfo;
 use std::collections::BTreeSet;
 
 /// An option of `apply` that shapes the rollout, and so is kept in the run record.
@@ -359,7 +359,7 @@ pub fn resume_options(
 
 /// The plan of a resumed run: its nodes in its order, from the state they reached. A node
 /// deleted since is recorded as gone (never a halt).
-pub fn resume_plan(prev: &RunRecord, rows: &[NodeRow]) -> Vec<PlanEntry> {
+pub fn resume_plan(prev: &RunRecord, rows: &[NodeInfo]) -> Vec<PlanEntry> {
     prev.nodes
         .iter()
         .map(|n| {

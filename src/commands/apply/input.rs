@@ -4,7 +4,7 @@
 use crate::cli::{self, ApplyArgs};
 use crate::commands::context::ClusterContext;
 use crate::commands::scans;
-use crate::kube::{CancellationToken, DrainOptions, KubeError, NodeRow};
+use crate::kube::{CancellationToken, DrainOptions, KubeError, NodeInfo};
 use crate::output::{Exit, Failure, Reporter};
 use crate::rollout::blockers::PodScope;
 use crate::rollout::journal::{self, NodeState, RebootPolicy, RunOptions, RunRecord, UpgradeMode};
@@ -201,7 +201,7 @@ pub(super) fn nothing_selected(entries: &[PlanEntry], selector: Option<&str>) ->
 }
 
 /// Nodes marked in progress by one of `runs`.
-pub(super) fn marked_by(rows: &[NodeRow], runs: &[String]) -> Vec<String> {
+pub(super) fn marked_by(rows: &[NodeInfo], runs: &[String]) -> Vec<String> {
     rows.iter()
         .filter(|r| r.in_progress.as_ref().is_some_and(|run| runs.contains(run)))
         .map(|r| r.name.clone())

@@ -442,13 +442,13 @@ async fn refused(
     reporter: &Reporter,
     e: anyhow::Error,
 ) -> anyhow::Error {
-    let rows = tokio::time::timeout(Duration::from_secs(10), crate::kube::list_node_rows(&ctx.client, None)).await;
+    let rows = tokio::time::timeout(Duration::from_secs(10), crate::kube::list_node_infos(&ctx.client, None)).await;
     if let Ok(Ok(rows)) = rows {
         for r in &rows {
             if let Some(run) = &r.in_progress {
                 let lock = other_run::run_lock(&ctx.client, settings, run).await;
                 let other = other_run::OtherRun::of(lock.as_ref());
-                reporter.warn(&other.warning(&r.name, &r.status, run));
+                reporter.warn(&other.warning(&r.name, &output::nodes::status(r), run));
             }
         }
     }

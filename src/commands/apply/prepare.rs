@@ -10,7 +10,7 @@ use super::view::{plan_table, plan_value};
 use crate::cli::ApplyArgs;
 use crate::commands::context;
 use crate::commands::scan::{candidate_via, node_timeout, scan_nodes, ScanRow};
-use crate::kube::{self as k, DrainOptions, NodeRow};
+use crate::kube::{self as k, DrainOptions, NodeInfo};
 use crate::output::{self, Exit, Failure, Reporter};
 use crate::rollout::gate::{self, Blocker};
 use crate::rollout::journal::enum_text;
@@ -33,7 +33,7 @@ pub(super) struct Prepared {
     /// The runs this one continues: nodes marked by any of them are ours to finish.
     pub chain: Vec<String>,
     /// The cluster's nodes as listed at the start (with `--selector`).
-    pub rows: Vec<NodeRow>,
+    pub rows: Vec<NodeInfo>,
     pub entries: Vec<PlanEntry>,
     /// The probe of every node to patch, before any change.
     pub before_by_name: BTreeMap<String, ScanRow>,
@@ -142,7 +142,7 @@ pub(super) async fn prepare(
 
     let first = tokio::time::timeout(
         Duration::from_secs(args.request_timeout),
-        k::list_node_rows(&ctx.client, args.selector.as_deref()),
+        k::list_node_infos(&ctx.client, args.selector.as_deref()),
     )
     .await
     .map_err(|_| {
@@ -194,7 +194,7 @@ pub(super) async fn prepare(
     }
 
     // Before-table: probe the nodes to patch (read-only).
-    let planned_rows: Vec<NodeRow> = rows
+    let planned_rows: Vec<NodeInfo> = rows
         .iter()
         .filter(|r| entries.iter().any(|e| e.name == r.name && e.patch()))
         .cloned()
@@ -226,7 +226,7 @@ pub(super) async fn prepare(
     };
     // A node that is down (not Ready) cannot be reached either: that is the health gate's
     // verdict to give (no node is taken out beside it), not a pre-flight failure.
-    let down = |name: &str| rows.iter().any(|r| r.name == name && !r.ready);
+    let down = |name: &str| rows.iter().any(|r| r.name == name && !r.is_ready());
     let unreachable: Vec<&ScanRow> = before
         .iter()
         .filter(|r| {

@@ -135,7 +135,7 @@ pub(super) async fn start(
         blockers::before_lock(b, cancel, reporter).await?
     }
     if args.force_unlock {
-        if let Some((node, run)) = rows.iter().filter(|r| !r.ready).find_map(|r| {
+        if let Some((node, run)) = rows.iter().filter(|r| !r.is_ready()).find_map(|r| {
             r.in_progress
                 .clone()
                 .filter(|run| !chain.contains(run))

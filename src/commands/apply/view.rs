@@ -5,7 +5,7 @@ use super::super::Outcome;
 use super::prepare::Prepared;
 use crate::cli::{ApplyArgs, OutputFormat};
 use crate::commands::context::ClusterContext;
-use crate::kube::NodeRow;
+use crate::kube::NodeInfo;
 use crate::output::{Column, Exit, Reporter, TableSpec};
 use crate::rollout::gate;
 use crate::rollout::plan::PlanEntry;
@@ -142,7 +142,7 @@ pub(super) fn plan_table() -> TableSpec {
 pub(super) fn plan_value(
     entries: &[PlanEntry],
     before: &BTreeMap<String, ScanRow>,
-    rows: &[NodeRow],
+    rows: &[NodeInfo],
 ) -> serde_json::Value {
     serde_json::Value::Array(
         entries
@@ -153,8 +153,8 @@ pub(super) fn plan_value(
                 json!({
                     "name": e.name,
                     "pool": e.pool,
-                    "status": b.map(|b| b.status.clone()).or_else(|| r.map(|r| r.status.clone())),
-                    "kernel": b.and_then(|b| b.running_kernel.clone().or_else(|| Some(b.kernel_version.clone()))).or_else(|| r.map(|r| r.kernel_version.clone())),
+                    "status": b.map(|b| b.status.clone()).or_else(|| r.map(crate::output::nodes::status)),
+                    "kernel": b.and_then(|b| b.running_kernel.clone().or_else(|| Some(b.kernel_version.clone()))).or_else(|| r.map(|r| r.kernel_version.clone().unwrap_or_else(|| "<unknown>".into()))),
                     "pendingUpdates": b.and_then(|b| b.pending_updates),
                     "securityUpdates": b.and_then(|b| b.security_updates),
                     "security": b.and_then(|b| b.security.clone()),
