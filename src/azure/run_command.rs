@@ -32,7 +32,11 @@ const STDERR_TAIL: usize = 800;
 #[derive(Debug, thiserror::Error)]
 pub enum RunCommandError {
     #[error("node {node} cannot be reached by run command: {reason}")]
-    NotMapped { node: String, reason: String },
+    NotMapped {
+        node: String,
+        #[source]
+        reason: NotMapped,
+    },
     #[error("ARM refused the run command on node {node} ({instance}): the identity may not perform {}", actions.join(" nor "))]
     Forbidden {
         node: String,
@@ -52,6 +56,25 @@ pub enum RunCommandError {
         #[source]
         source: Box<AzureError>,
     },
+}
+
+/// Why a node has no scale set instance to run commands on.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NotMapped {
+    #[error("it runs {os}: aks-patch runs shell scripts on Linux nodes only")]
+    NotLinux { os: String },
+    #[error(transparent)]
+    ProviderId(#[from] ProviderIdError),
+    #[error(transparent)]
+    Mismatch(#[from] InstanceMismatch),
+    #[error("cannot read its scale set {vmss}: {source}")]
+    ScaleSetUnreadable {
+        vmss: String,
+        #[source]
+        source: Arc<AzureError>,
+    },
+    #[error("it was not in the cluster when aks-patch started")]
+    NotInCluster,
 }
 
 impl RunCommandError {
@@ -146,7 +169,7 @@ pub fn unframe(node: &str, token: &str, out: &RunOutput) -> Result<CommandOutput
 /// The nodes' instances, and the ARM client that runs commands on them.
 pub struct RunCommandNodes {
     arm: Arc<ArmClient>,
-    instances: HashMap<String, Result<VmssInstance, String>>,
+    instances: HashMap<String, Result<VmssInstance, NotMapped>>,
     /// Managed run commands were refused (403): use the action from now on.
     action_only: AtomicBool,
     counter: std::sync::atomic::AtomicU64,
@@ -192,7 +215,7 @@ impl RunCommandNodes {
         node_resource_group: &str,
         nodes: &[NodeInstanceRef],
     ) -> Result<RunCommandNodes, AzureError> {
-        let mut tags: HashMap<String, Result<super::arm::compute::VirtualMachineScaleSet, String>> = HashMap::new();
+        let mut tags: HashMap<String, Result<super::arm::compute::VirtualMachineScaleSet, NotMapped>> = HashMap::new();
         let mut instances = HashMap::new();
         for n in nodes {
             let mapped = match Self::map_one(n, subscription, node_resource_group) {
@@ -203,13 +226,16 @@ impl RunCommandNodes {
                         let got = match arm.get_vmss(&vm).await {
                             Ok(v) => Ok(v),
                             Err(e) if e.is_auth() => return Err(e),
-                            Err(e) => Err(format!("cannot read its scale set {}: {e}", vm.vmss)),
+                            Err(e) => Err(NotMapped::ScaleSetUnreadable {
+                                vmss: vm.vmss.clone(),
+                                source: Arc::new(e),
+                            }),
                         };
                         tags.insert(key.clone(), got);
                     }
                     match (&tags[&key], &n.pool) {
                         (Err(e), _) => Err(e.clone()),
-                        (Ok(vmss), Some(pool)) => vmss.check_pool(pool).map(|_| vm).map_err(|e| e.to_string()),
+                        (Ok(vmss), Some(pool)) => vmss.check_pool(pool).map(|_| vm).map_err(NotMapped::from),
                         (Ok(_), None) => Ok(vm),
                     }
                 }
@@ -224,16 +250,12 @@ impl RunCommandNodes {
         })
     }
 
-    fn map_one(n: &NodeInstanceRef, subscription: &str, node_rg: &str) -> Result<VmssInstance, String> {
+    fn map_one(n: &NodeInstanceRef, subscription: &str, node_rg: &str) -> Result<VmssInstance, NotMapped> {
         if let Some(os) = n.os.as_deref().filter(|o| !o.eq_ignore_ascii_case("linux")) {
-            return Err(format!(
-                "it runs {os}: aks-patch runs shell scripts on Linux nodes only"
-            ));
+            return Err(NotMapped::NotLinux { os: os.to_string() });
         }
-        let vm = VmssInstance::from_provider_id(n.provider_id.as_deref().unwrap_or(""))
-            .map_err(|e: ProviderIdError| e.to_string())?;
-        vm.check_cluster(subscription, node_rg)
-            .map_err(|e: InstanceMismatch| e.to_string())?;
+        let vm = VmssInstance::from_provider_id(n.provider_id.as_deref().unwrap_or(""))?;
+        vm.check_cluster(subscription, node_rg)?;
         Ok(vm)
     }
 
@@ -247,7 +269,7 @@ impl RunCommandNodes {
             }),
             None => Err(RunCommandError::NotMapped {
                 node: node.to_string(),
-                reason: "it was not in the cluster when aks-patch started".into(),
+                reason: NotMapped::NotInCluster,
             }),
         }
     }
