@@ -15,6 +15,7 @@ pub mod list;
 pub mod lock;
 pub mod mark;
 pub mod nodes;
+pub mod objects;
 pub mod reboot;
 pub mod retry;
 pub mod schedule;

@@ -8,8 +8,8 @@
 //! (TaintToleration). Capacity (requests), pod (anti-)affinity and topology spread are not
 //! judged: a pod that fits by these filters may still wait for room.
 
-use super::drain::PodRef;
 use super::nodes::ready_condition;
+use super::objects::PodRef;
 use k8s_openapi::api::core::v1::{Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodSpec, Taint, Toleration};
 use serde::Serialize;
 use std::collections::BTreeMap;

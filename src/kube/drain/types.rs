@@ -1,6 +1,7 @@
 //! What a drain is asked to do, what it decides about each pod, how it progresses and what
 //! it did.
 
+pub use super::super::objects::PodRef;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
@@ -68,30 +69,6 @@ impl LeaveAlone {
                 Some(v) => have.get(key) == Some(v),
                 None => have.contains_key(key),
             })
-    }
-}
-
-/// A pod, by namespace, name and UID.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct PodRef {
-    pub namespace: String,
-    pub name: String,
-    pub uid: String,
-}
-
-impl PodRef {
-    pub fn of(pod: &Pod) -> PodRef {
-        PodRef {
-            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
-            name: pod.metadata.name.clone().unwrap_or_default(),
-            uid: pod.metadata.uid.clone().unwrap_or_default(),
-        }
-    }
-}
-
-impl fmt::Display for PodRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
     }
 }
 
