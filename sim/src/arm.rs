@@ -27,9 +27,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-/// Clusters per page in list responses unless the scenario says otherwise
-/// (`armPageSize`): ARM's own page size for managed clusters.
-pub const PAGE_SIZE: usize = 100;
 /// The display name of the emulated subscription.
 pub const SUBSCRIPTION_NAME: &str = "aks-sim";
 /// The signed-in user the `az` stand-in reports.
@@ -164,7 +161,7 @@ async fn handle(State(arm): State<Arc<Arm>>, method: Method, uri: Uri, headers: 
         .path()
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(percent_decode)
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
         .collect();
     let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
     let query = parse_pairs(uri.query().unwrap_or(""));
@@ -1649,24 +1646,6 @@ fn stable_uuid(seed: &str) -> String {
 fn decode_skip_token(tok: &str) -> Option<usize> {
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(tok).ok()?;
     String::from_utf8(raw).ok()?.strip_prefix("offset=")?.parse().ok()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `application/x-www-form-urlencoded` pairs (a query string or a form body).

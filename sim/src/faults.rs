@@ -1,9 +1,126 @@
-//! Fault switches: set by the scenario or at run time, read by the routers and the nodes.
+//! Faults: what can go wrong, set by the scenario or at run time (`aks-sim fault ...`,
+//! `POST /faults`), and the switches the routers and the nodes read.
 
-use crate::scenario::Fault;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// A fault. The one definition serves the scenario file and the control endpoint (serde)
+/// and `aks-sim fault` (clap): its help is these comments.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, clap::Subcommand)]
+#[serde(
+    tag = "fault",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
+pub enum Fault {
+    /// The node reboots but never comes back.
+    NodeNeverReturns { node: String },
+    /// The node takes SECONDS to boot (instead of `timing.bootSeconds`).
+    SlowReboot { node: String, seconds: f64 },
+    /// sshd refuses connections on the node's address.
+    SshDown { node: String },
+    /// Bring SSH back (undo ssh-down).
+    SshUp { node: String },
+    /// unattended-upgrades holds the dpkg frontend lock for SECONDS.
+    DpkgLock { node: String, seconds: f64 },
+    /// apt-get upgrades fail on the node.
+    AptFailure { node: String },
+    /// A PodDisruptionBudget never allows a disruption.
+    PdbNeverAllows { namespace: String, name: String },
+    /// The next COUNT ARM requests get 429 with Retry-After.
+    ArmThrottle {
+        count: u32,
+        #[serde(default = "default_retry_after")]
+        #[arg(long, default_value_t = default_retry_after())]
+        retry_after: u32,
+    },
+    /// The next COUNT ARM requests fail with STATUS (a 5xx).
+    ArmError {
+        count: u32,
+        #[serde(default = "default_5xx")]
+        #[arg(long, default_value_t = default_5xx())]
+        status: u16,
+    },
+    /// The next COUNT Kubernetes API requests fail with STATUS (0 = connection reset).
+    KubeError {
+        count: u32,
+        #[serde(default = "default_5xx")]
+        #[arg(long, default_value_t = default_5xx())]
+        status: u16,
+    },
+    /// The next COUNT pods/exec streams (whose command line contains COMMAND, if given) are
+    /// cut once their command has started.
+    ///
+    /// The connection closes without an exit status or a close frame, as when the API
+    /// server instance carrying the stream restarts; the command is killed with it.
+    ExecCut {
+        count: u32,
+        #[serde(default)]
+        #[arg(long)]
+        command: Option<String>,
+    },
+    /// Pods with IMAGE never start (ErrImagePull, then ImagePullBackOff), as when a registry
+    /// is unreachable from the nodes.
+    ImagePullFailure { image: String },
+    /// pods/exec is refused with 403 (an admission policy that forbids exec).
+    ExecRefused,
+    /// Every token issued so far expires: ARM answers 401 ExpiredAuthenticationToken, the
+    /// Kubernetes API 401 Unauthorized.
+    ExpiredToken,
+    /// The webhook sink answers the next COUNT deliveries with STATUS (0 = every one).
+    WebhookError {
+        count: u32,
+        #[serde(default = "default_webhook_status")]
+        #[arg(long, default_value_t = default_webhook_status())]
+        status: u16,
+    },
+    /// The webhook sink waits SECONDS before answering each delivery.
+    WebhookSlow { seconds: f64 },
+    /// sshd on the node accepts connections and never answers (a hung SSH session).
+    SshHang { node: String },
+    /// Run commands on the node stay InProgress forever (the agent hangs).
+    RunCommandHang { node: String },
+    /// The next COUNT run commands (action or managed) get 409 Conflict, as when another
+    /// one runs on the instance.
+    RunCommandConflict { count: u32 },
+    /// Node resource group lockdown (`--nrg-lockdown-restriction-level ReadOnly`): every
+    /// write in the node resource group (run commands, restart) gets 403.
+    NrgLockdown,
+    /// Clear every fault.
+    Clear,
+}
+
+fn default_retry_after() -> u32 {
+    1
+}
+
+fn default_5xx() -> u16 {
+    503
+}
+
+fn default_webhook_status() -> u16 {
+    500
+}
+
+impl Fault {
+    /// The node the fault is about, if it is about one.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Fault::NodeNeverReturns { node }
+            | Fault::SlowReboot { node, .. }
+            | Fault::SshDown { node }
+            | Fault::SshUp { node }
+            | Fault::DpkgLock { node, .. }
+            | Fault::AptFailure { node }
+            | Fault::RunCommandHang { node }
+            | Fault::SshHang { node } => Some(node),
+            _ => None,
+        }
+    }
+}
 
 #[derive(Default, Debug)]
 struct State {

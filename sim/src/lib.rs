@@ -34,7 +34,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use events::SimEvent;
-pub use scenario::{Fault, Scenario};
+pub use faults::Fault;
+pub use scenario::Scenario;
 
 /// Where the emulator serves, written to `<state-dir>/sim.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -50,105 +50,10 @@ enum Command {
         #[arg(long)]
         state_dir: PathBuf,
         #[command(subcommand)]
-        fault: FaultCmd,
+        fault: Fault,
     },
     /// Check a scenario file and print it with defaults filled in.
     Check { scenario: PathBuf },
-}
-
-#[derive(Subcommand)]
-enum FaultCmd {
-    /// The node reboots but never comes back.
-    NodeNeverReturns { node: String },
-    /// The node takes SECONDS to boot.
-    SlowReboot { node: String, seconds: f64 },
-    /// sshd refuses connections on the node's address.
-    SshDown { node: String },
-    /// Undo ssh-down.
-    SshUp { node: String },
-    /// unattended-upgrades holds the dpkg lock for SECONDS.
-    DpkgLock { node: String, seconds: f64 },
-    /// apt-get upgrades fail on the node.
-    AptFailure { node: String },
-    /// A PodDisruptionBudget never allows a disruption.
-    PdbNeverAllows { namespace: String, name: String },
-    /// The next COUNT ARM requests get 429 with Retry-After.
-    ArmThrottle {
-        count: u32,
-        #[arg(long, default_value_t = 1)]
-        retry_after: u32,
-    },
-    /// The next COUNT ARM requests fail with STATUS.
-    ArmError {
-        count: u32,
-        #[arg(long, default_value_t = 503)]
-        status: u16,
-    },
-    /// The next COUNT Kubernetes API requests fail with STATUS (0 = connection reset).
-    KubeError {
-        count: u32,
-        #[arg(long, default_value_t = 503)]
-        status: u16,
-    },
-    /// The next COUNT pods/exec streams (whose command line contains COMMAND, if given) are
-    /// cut once their command has started.
-    ExecCut {
-        count: u32,
-        #[arg(long)]
-        command: Option<String>,
-    },
-    /// Pods with IMAGE never start (ErrImagePull, then ImagePullBackOff).
-    ImagePullFailure { image: String },
-    /// pods/exec is refused with 403.
-    ExecRefused,
-    /// Every token issued so far expires.
-    ExpiredToken,
-    /// The webhook sink answers the next COUNT deliveries with STATUS (0 = every one).
-    WebhookError {
-        count: u32,
-        #[arg(long, default_value_t = 500)]
-        status: u16,
-    },
-    /// The webhook sink waits SECONDS before answering each delivery.
-    WebhookSlow { seconds: f64 },
-    /// sshd on the node accepts connections and never answers.
-    SshHang { node: String },
-    /// Run commands on the node stay InProgress forever.
-    RunCommandHang { node: String },
-    /// The next COUNT run commands get 409 (another run command is in progress).
-    RunCommandConflict { count: u32 },
-    /// Node resource group lockdown: writes in the node resource group get 403.
-    NrgLockdown,
-    /// Clear every fault.
-    Clear,
-}
-
-impl From<FaultCmd> for Fault {
-    fn from(f: FaultCmd) -> Fault {
-        match f {
-            FaultCmd::NodeNeverReturns { node } => Fault::NodeNeverReturns { node },
-            FaultCmd::SlowReboot { node, seconds } => Fault::SlowReboot { node, seconds },
-            FaultCmd::SshDown { node } => Fault::SshDown { node },
-            FaultCmd::SshUp { node } => Fault::SshUp { node },
-            FaultCmd::DpkgLock { node, seconds } => Fault::DpkgLock { node, seconds },
-            FaultCmd::AptFailure { node } => Fault::AptFailure { node },
-            FaultCmd::PdbNeverAllows { namespace, name } => Fault::PdbNeverAllows { namespace, name },
-            FaultCmd::ArmThrottle { count, retry_after } => Fault::ArmThrottle { count, retry_after },
-            FaultCmd::ArmError { count, status } => Fault::ArmError { count, status },
-            FaultCmd::KubeError { count, status } => Fault::KubeError { count, status },
-            FaultCmd::ExecCut { count, command } => Fault::ExecCut { count, command },
-            FaultCmd::ImagePullFailure { image } => Fault::ImagePullFailure { image },
-            FaultCmd::ExecRefused => Fault::ExecRefused,
-            FaultCmd::ExpiredToken => Fault::ExpiredToken,
-            FaultCmd::WebhookError { count, status } => Fault::WebhookError { count, status },
-            FaultCmd::WebhookSlow { seconds } => Fault::WebhookSlow { seconds },
-            FaultCmd::SshHang { node } => Fault::SshHang { node },
-            FaultCmd::RunCommandHang { node } => Fault::RunCommandHang { node },
-            FaultCmd::RunCommandConflict { count } => Fault::RunCommandConflict { count },
-            FaultCmd::NrgLockdown => Fault::NrgLockdown,
-            FaultCmd::Clear => Fault::Clear,
-        }
-    }
 }
 
 fn main() {
@@ -269,7 +174,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Fault { state_dir, fault } => {
             let ep = aks_sim::read_endpoints(&state_dir)?;
-            let fault: Fault = fault.into();
             let resp = reqwest::Client::new()
                 .post(format!("{}/faults", ep.control_url))
                 .json(&fault)

@@ -6,11 +6,17 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::faults::Fault;
+
 /// The built-in scenario: a cluster that looks like a real AKS cluster.
 pub const DEFAULT_SCENARIO: &str = include_str!("../scenarios/default.yaml");
 
 /// AKS's limit of nodes per cluster, which aks-sim serves up to.
 pub const MAX_NODES: u32 = 5000;
+
+/// Clusters per page in ARM list responses unless the scenario says otherwise
+/// (`armPageSize`): ARM's own page size for managed clusters.
+pub const ARM_PAGE_SIZE: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
@@ -382,90 +388,6 @@ pub struct KuredSpec {
     /// kured holds its lock for this node at start.
     #[serde(default)]
     pub lock_holder: Option<String>,
-}
-
-/// A fault, set by the scenario or at run time (`aks-sim fault ...`, `POST /faults`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(
-    tag = "fault",
-    rename_all = "kebab-case",
-    rename_all_fields = "camelCase",
-    deny_unknown_fields
-)]
-pub enum Fault {
-    /// The node reboots but never comes back.
-    NodeNeverReturns { node: String },
-    /// The node takes this long to boot instead of `timing.bootSeconds`.
-    SlowReboot { node: String, seconds: f64 },
-    /// sshd refuses connections on this node's address.
-    SshDown { node: String },
-    /// Bring SSH back (undo `ssh-down`).
-    SshUp { node: String },
-    /// The dpkg frontend lock is held (by unattended-upgrades) for this long.
-    DpkgLock { node: String, seconds: f64 },
-    /// `apt-get` upgrades fail on this node.
-    AptFailure { node: String },
-    /// This PodDisruptionBudget never allows a disruption.
-    PdbNeverAllows { namespace: String, name: String },
-    /// The next `count` ARM requests get 429 with `Retry-After: retry_after`.
-    ArmThrottle {
-        count: u32,
-        #[serde(default = "default_retry_after")]
-        retry_after: u32,
-    },
-    /// The next `count` ARM requests get this 5xx status.
-    ArmError {
-        count: u32,
-        #[serde(default = "default_5xx")]
-        status: u16,
-    },
-    /// The next `count` Kubernetes API requests get this 5xx status (0 = connection reset).
-    KubeError {
-        count: u32,
-        #[serde(default = "default_5xx")]
-        status: u16,
-    },
-    /// The next `count` `pods/exec` streams are cut once their command has started: the
-    /// connection closes without an exit status or a close frame, as when the API server
-    /// instance carrying the stream restarts; the command is killed with it. With `command`,
-    /// only streams whose command line contains it count.
-    ExecCut {
-        count: u32,
-        #[serde(default)]
-        command: Option<String>,
-    },
-    /// Pods with this image never start: their container waits in `ErrImagePull`, then
-    /// `ImagePullBackOff`, as when a registry is unreachable from the nodes.
-    ImagePullFailure { image: String },
-    /// `pods/exec` is refused with 403 (an admission policy that forbids exec).
-    ExecRefused,
-    /// Tokens issued so far are expired: ARM answers 401 ExpiredAuthenticationToken,
-    /// the Kubernetes API 401 Unauthorized.
-    ExpiredToken,
-    /// The webhook sink answers the next `count` deliveries with this status (0 = every one).
-    WebhookError {
-        count: u32,
-        #[serde(default = "default_webhook_status")]
-        status: u16,
-    },
-    /// The webhook sink waits this long before answering each delivery.
-    WebhookSlow { seconds: f64 },
-    /// sshd on this node accepts connections and never answers (a hung SSH session).
-    SshHang { node: String },
-    /// Run commands on this node never finish: they stay InProgress (the agent hangs).
-    RunCommandHang { node: String },
-    /// The next `count` run commands (action or managed) get 409 Conflict "Run command
-    /// extension execution is in progress", as when another one runs on the instance.
-    RunCommandConflict { count: u32 },
-    /// Node resource group lockdown (`--nrg-lockdown-restriction-level ReadOnly`): every
-    /// write in the node resource group (run commands, restart) gets 403 from a deny assignment.
-    NrgLockdown,
-    /// Clear every fault.
-    Clear,
-}
-
-fn default_webhook_status() -> u16 {
-    500
 }
 
 impl Scenario {
@@ -875,22 +797,6 @@ pub fn vmss_id(pool: &PoolSpec, index: usize) -> String {
         .unwrap_or_else(|| format!("{}", 31415926 + index as u64 * 1111))
 }
 
-impl Fault {
-    pub fn node(&self) -> Option<&str> {
-        match self {
-            Fault::NodeNeverReturns { node }
-            | Fault::SlowReboot { node, .. }
-            | Fault::SshDown { node }
-            | Fault::SshUp { node }
-            | Fault::DpkgLock { node, .. }
-            | Fault::AptFailure { node }
-            | Fault::RunCommandHang { node }
-            | Fault::SshHang { node } => Some(node),
-            _ => None,
-        }
-    }
-}
-
 fn validate_update(u: &PackageUpdate) -> Result<(), String> {
     if u.name.is_empty() || !u.name.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
         return Err(format!("`{}` is not a Debian package name", u.name));
@@ -977,14 +883,8 @@ fn default_grace() -> i64 {
 fn default_image() -> String {
     "mcr.microsoft.com/azuredocs/aks-helloworld:v1".into()
 }
-fn default_retry_after() -> u32 {
-    1
-}
-fn default_5xx() -> u16 {
-    503
-}
 fn default_arm_page_size() -> usize {
-    crate::arm::PAGE_SIZE
+    ARM_PAGE_SIZE
 }
 
 fn default_ssh_port() -> u16 {

@@ -408,31 +408,12 @@ enum Route {
     NotFound,
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
-            if let Some(x) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(x);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn route(path: &str) -> Route {
     let segs: Vec<String> = path
         .trim_matches('/')
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(percent_decode)
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
         .collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     match segs.as_slice() {
@@ -1833,6 +1814,10 @@ mod tests {
         assert_eq!(x.res, store::LEASES);
         let x = t("/api/v1/nodes/n1/status");
         assert_eq!(x.sub.as_deref(), Some("status"));
+        let x = t("/api/v1/namespaces/default/pods/a%3Ab");
+        assert_eq!(x.name.as_deref(), Some("a:b"), "path segments are percent-decoded");
+        let x = t("/api/v1/namespaces/default/pods/50%");
+        assert_eq!(x.name.as_deref(), Some("50%"), "a lone % stays");
         let x = t("/api/v1/watch/nodes");
         assert!(x.watch_path);
         assert!(matches!(route("/api/v1/pods/p1"), Route::NotFound));
@@ -1892,8 +1877,5 @@ mod tests {
             "application/vnd.kubernetes.protobuf, */*".parse().unwrap(),
         );
         assert_eq!(negotiate(&h, &q), Output::Json);
-        assert_eq!(percent_decode("a%3Ab"), "a:b");
-        assert_eq!(percent_decode("50%"), "50%");
-        assert_eq!(percent_decode("%aé"), "%aé");
     }
 }
