@@ -14,6 +14,7 @@
 //! (`<state-dir>/bin/az`) prints the one in `<state-dir>/az/access-token`, which
 //! [`refresh_az_token`] rewrites whenever the expired-token fault retires the old ones.
 
+use crate::ids::{stable_hex, stable_uuid};
 use crate::model::{self, NodeSpec};
 use crate::scenario::OsType;
 use crate::Shared;
@@ -94,7 +95,7 @@ impl ArmState {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(pool.to_string(), i.to_string());
         }
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let now = crate::time::now_rfc3339_millis();
         self.update(id, |o| {
             o.status = if error.is_some() { "Failed" } else { "Succeeded" }.into();
             o.ended = Some(now);
@@ -200,7 +201,7 @@ async fn handle(State(arm): State<Arc<Arm>>, method: Method, uri: Uri, headers: 
         format!(
             "{}:{}:{request_id}",
             arm.shared.scenario.cluster.location.to_ascii_uppercase(),
-            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+            jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ")
         ),
     );
     put("cache-control", "no-cache".into());
@@ -394,13 +395,13 @@ fn check_token(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
         return None;
     }
     if shared.faults.expired_token() && token.starts_with("sim-arm-") {
-        let now = chrono::Utc::now();
-        let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%-m/%-d/%Y %-I:%M:%S %p").to_string();
+        let now = jiff::Timestamp::now();
+        let fmt = |t: jiff::Timestamp| t.strftime("%-m/%-d/%Y %-I:%M:%S %p").to_string();
         return Some(fail(
             "ExpiredAuthenticationToken",
             format!(
                 "The access token expiry UTC time '{}' is earlier than current UTC time '{}'.",
-                fmt(now - chrono::Duration::minutes(5)),
+                fmt(now - jiff::SignedDuration::from_mins(5)),
                 fmt(now)
             ),
             "The access token has expired.",
@@ -1160,7 +1161,7 @@ impl<'a> Ctx<'a> {
             id.clone(),
             Operation {
                 pool: spec.name.clone(),
-                started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                started: crate::time::now_rfc3339_millis(),
                 ended: None,
                 status: "InProgress".into(),
                 error: None,
@@ -1308,8 +1309,8 @@ impl<'a> Ctx<'a> {
                 })
                 .collect();
         }
-        let start = (chrono::Utc::now() - chrono::Duration::days(self.shared.scenario.cluster.age_days as i64))
-            .format("%Y-%m-%d")
+        let start = crate::time::days_ago(self.shared.scenario.cluster.age_days)
+            .strftime("%Y-%m-%d")
             .to_string();
         vec![json!({
             "id": format!("{}/maintenanceConfigurations/aksManagedNodeOSUpgradeSchedule", self.cluster_id(c)),
@@ -1406,7 +1407,7 @@ impl<'a> Ctx<'a> {
                 "doNotRunExtensionsOnOverprovisionedVMs": false,
                 "platformFaultDomainCount": 1,
                 "virtualMachineProfile": nodes.first().map(|n| self.vmss_model(rg, vmss, n)),
-                "timeCreated": (chrono::Utc::now() - chrono::Duration::days(s.cluster.age_days as i64)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "timeCreated": crate::time::rfc3339_millis(crate::time::days_ago(s.cluster.age_days)),
             },
         })
     }
@@ -1536,7 +1537,7 @@ impl<'a> Ctx<'a> {
                     }]
                 },
                 "provisioningState": "Succeeded",
-                "timeCreated": (chrono::Utc::now() - chrono::Duration::days(s.cluster.age_days as i64)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "timeCreated": crate::time::rfc3339_millis(crate::time::days_ago(s.cluster.age_days)),
             },
         });
         if let Some(z) = &n.zone {
@@ -1619,30 +1620,6 @@ fn ssh_public_key(state_dir: &Path) -> Option<String> {
     (!key.is_empty()).then(|| key.to_string())
 }
 
-/// Hex digits derived from `seed`, stable across runs (ids that must not change per request).
-fn stable_hex(seed: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    (0..4u8)
-        .map(|i| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            (i, seed).hash(&mut h);
-            format!("{:016x}", h.finish())
-        })
-        .collect()
-}
-
-fn stable_uuid(seed: &str) -> String {
-    let h = stable_hex(seed);
-    format!(
-        "{}-{}-4{}-a{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[13..16],
-        &h[17..20],
-        &h[20..32]
-    )
-}
-
 fn decode_skip_token(tok: &str) -> Option<usize> {
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(tok).ok()?;
     String::from_utf8(raw).ok()?.strip_prefix("offset=")?.parse().ok()
@@ -1659,7 +1636,7 @@ fn parse_pairs(s: &str) -> Vec<(String, String)> {
 // ----- Entra ID -----
 
 fn entra_error(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
-    let now = chrono::Utc::now();
+    let now = jiff::Timestamp::now();
     let trace = uuid::Uuid::new_v4();
     let correlation = uuid::Uuid::new_v4();
     (
@@ -1668,10 +1645,10 @@ fn entra_error(status: StatusCode, error: &str, code: u32, description: &str) ->
             "error": error,
             "error_description": format!(
                 "AADSTS{code}: {description} Trace ID: {trace} Correlation ID: {correlation} Timestamp: {}",
-                now.format("%Y-%m-%d %H:%M:%SZ")
+                now.strftime("%Y-%m-%d %H:%M:%SZ")
             ),
             "error_codes": [code],
-            "timestamp": now.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+            "timestamp": now.strftime("%Y-%m-%d %H:%M:%SZ").to_string(),
             "trace_id": trace.to_string(),
             "correlation_id": correlation.to_string(),
             "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
@@ -1888,7 +1865,7 @@ pub fn refresh_az_token(shared: &Shared) -> anyhow::Result<()> {
 pub fn refresh_az_aks_token(shared: &Shared) -> anyhow::Result<bool> {
     use anyhow::Context;
     let lifetime = shared.scenario.timing.token_lifetime_seconds;
-    let now = chrono::Utc::now().timestamp();
+    let now = crate::time::unix_now();
     let mut slot = shared.tokens.cli_aks.lock().unwrap_or_else(|p| p.into_inner());
     if slot.as_ref().is_some_and(|(_, exp)| exp - now > (lifetime / 2) as i64) {
         return Ok(false);

@@ -14,6 +14,7 @@ use crate::scenario::{Workload, WorkloadKind};
 use crate::store::{self, StoreError, DAEMONSETS, DEPLOYMENTS, NAMESPACES, NODES, PDBS, PODS, REPLICASETS};
 use crate::Shared;
 use anyhow::Context;
+use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -22,11 +23,6 @@ use std::time::{Duration, Instant};
 
 mod workloads;
 pub use workloads::RUN_SECONDS_ANNOTATION;
-
-/// A stable 10-hex-digit hash of a JSON value.
-pub fn content_hash_of(v: &Value) -> String {
-    workloads::content_hash(v)
-}
 
 /// The kured lock annotation on the kube-system/kured DaemonSet.
 pub const KURED_LOCK_ANNOTATION: &str = "weave.works/kured-node-lock";
@@ -228,18 +224,12 @@ fn failed_scheduling_message(spec: &Value, nodes: &[NodeInfo]) -> String {
 // Object builders
 
 fn cluster_created(shared: &Shared) -> String {
-    let age = chrono::Duration::days(shared.scenario.cluster.age_days as i64);
-    (chrono::Utc::now() - age).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    crate::time::rfc3339(crate::time::days_ago(shared.scenario.cluster.age_days))
 }
 
 /// A stable 10-hex-digit pod-template-hash for a workload.
 fn template_hash(ns: &str, name: &str) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in format!("{ns}/{name}").bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    format!("{:010x}", h & 0xff_ffff_ffff)
+    crate::ids::short_hash(&format!("{ns}/{name}"))
 }
 
 fn container_id() -> String {
@@ -528,7 +518,7 @@ pub fn seed(shared: &Arc<Shared>) -> anyhow::Result<()> {
                 json!({
                     "metadata": {"name": n.name, "namespace": "kube-node-lease", "creationTimestamp": created,
                                  "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": n.name, "uid": n.uid}]},
-                    "spec": {"holderIdentity": n.name, "leaseDurationSeconds": 40, "renewTime": store::now_rfc3339_micros()},
+                    "spec": {"holderIdentity": n.name, "leaseDurationSeconds": 40, "renewTime": crate::time::now_rfc3339_micros()},
                 }),
             )?;
         }
@@ -564,7 +554,7 @@ pub fn seed(shared: &Arc<Shared>) -> anyhow::Result<()> {
             let lock = json!({
                 "nodeID": holder,
                 "metadata": {"unschedulable": false},
-                "created": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                "created": crate::time::rfc3339_auto(jiff::Timestamp::now()),
                 "TTL": 0,
             });
             obj["metadata"]["annotations"][KURED_LOCK_ANNOTATION] = json!(lock.to_string());
@@ -736,9 +726,9 @@ fn seed_job(shared: &Shared, w: &Workload, nodes: &[NodeInfo], labels: &Value, c
     let mut tpl = template(w, labels.clone(), vec![]);
     tpl["spec"]["restartPolicy"] = json!("Never");
     tpl["metadata"]["annotations"] = json!({RUN_SECONDS_ANNOTATION: w.run_seconds.to_string()});
-    let now_t = chrono::Utc::now();
-    let ts = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let mut ran_at = now_t - chrono::Duration::hours(1);
+    let now_t = Timestamp::now();
+    let ts = crate::time::rfc3339;
+    let mut ran_at = now_t - SignedDuration::from_hours(1);
     let job = if w.kind == WorkloadKind::CronJob {
         let schedule = w.schedule.clone().unwrap_or_default();
         let cj = shared.store.create(
@@ -752,14 +742,14 @@ fn seed_job(shared: &Shared, w: &Workload, nodes: &[NodeInfo], labels: &Value, c
             }),
         )?;
         let sched = crate::cron::Schedule::parse(&schedule).map_err(anyhow::Error::msg)?;
-        let Some(last) = sched.last_between(now_t - chrono::Duration::days(1), now_t) else {
+        let Some(last) = sched.last_between(now_t - SignedDuration::from_hours(24), now_t) else {
             return Ok(()); // not run in the last day: no finished Job to show
         };
         ran_at = last;
         let mut j = workloads::job_for(&cj, last);
         j["metadata"]["creationTimestamp"] = json!(ts(last));
         shared.store.update_with(store::CRONJOBS, Some(&w.namespace), &w.name, None, |o| {
-            o["status"] = json!({"lastScheduleTime": ts(last), "lastSuccessfulTime": ts(last + chrono::Duration::seconds(5))});
+            o["status"] = json!({"lastScheduleTime": ts(last), "lastSuccessfulTime": ts(last + SignedDuration::from_secs(5))});
             Ok(())
         })?;
         j
@@ -781,7 +771,7 @@ fn seed_job(shared: &Shared, w: &Workload, nodes: &[NodeInfo], labels: &Value, c
                      "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": juid}}, "template": t},
         })
     };
-    let done = ran_at + chrono::Duration::seconds(5);
+    let done = ran_at + SignedDuration::from_secs(5);
     let mut job = job;
     job["status"] = workloads::complete_status(&ts(ran_at), &ts(done), 1);
     let job = shared.store.create(store::JOBS, job)?;
@@ -1006,7 +996,7 @@ pub async fn run(shared: Arc<Shared>) {
 }
 
 fn now() -> String {
-    store::now_rfc3339()
+    crate::time::now_rfc3339()
 }
 
 /// The parts of a Node the controllers act on (not its heartbeat times).
@@ -1513,7 +1503,7 @@ fn schedule(shared: &Shared, nodes: &[NodeInfo], all: &[Value]) -> bool {
 /// Start scheduled pods after `podStartSeconds`, follow node readiness and reboots.
 fn kubelet(shared: &Arc<Shared>, nodes: &[NodeInfo], st: &mut State, all: &[Value]) -> bool {
     let mut wrote = false;
-    let start_after = Duration::from_secs_f64(shared.scenario.timing.pod_start_seconds.max(0.0));
+    let start_after = crate::time::secs(shared.scenario.timing.pod_start_seconds);
     let by_name: HashMap<&str, &NodeInfo> = nodes.iter().map(|n| (n.name.as_str(), n)).collect();
     let live: HashSet<&str> = all.iter().filter(|p| active(p)).map(uid).collect();
     st.starting.retain(|u, _| live.contains(u.as_str()));
@@ -1884,7 +1874,7 @@ fn expected_scale(shared: &Shared, pods_: &[&Value]) -> i64 {
 /// an eviction that spends the budget after the pods were read is never overwritten
 /// with a stale allowance (the update conflicts and the next round recomputes).
 fn pdb_status(shared: &Shared, budgets: Vec<Value>, all: &[Value]) {
-    let now_t = chrono::Utc::now();
+    let now_t = Timestamp::now();
     for pdb in budgets {
         let ns = namespace(&pdb).to_string();
         let pname = name(&pdb).to_string();
@@ -1921,8 +1911,8 @@ fn pdb_status(shared: &Shared, budgets: Vec<Value>, all: &[Value]) {
                 if let Some(at) = d.get(name(p)) {
                     let fresh = at
                         .as_str()
-                        .and_then(crate::kube_api::printers::parse_time)
-                        .is_some_and(|t| (now_t - t).num_seconds() < DISRUPTED_POD_TIMEOUT);
+                        .and_then(crate::time::parse)
+                        .is_some_and(|t| now_t.duration_since(t).as_secs() < DISRUPTED_POD_TIMEOUT);
                     if fresh {
                         disrupted.insert(name(p).to_string(), at.clone());
                     }
@@ -2172,14 +2162,5 @@ mod tests {
         assert_eq!(scaled(&json!("50%"), 3), Some(2));
         assert_eq!(scaled(&json!(2), 3), Some(2));
         assert_eq!(scaled(&Value::Null, 3), None);
-    }
-
-    #[test]
-    fn template_hash_is_stable_hex() {
-        let h = template_hash("shop", "storefront");
-        assert_eq!(h.len(), 10);
-        assert!(h.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_eq!(h, template_hash("shop", "storefront"));
-        assert_ne!(h, template_hash("shop", "checkout"));
     }
 }

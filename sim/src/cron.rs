@@ -4,7 +4,8 @@
 //! `@yearly`, `@annually`, `@monthly`, `@weekly`, `@daily`, `@midnight`, `@hourly`. Times
 //! are UTC (`spec.timeZone` is not modelled).
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use jiff::tz::Offset;
+use jiff::{SignedDuration, Timestamp};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
@@ -93,16 +94,17 @@ impl Schedule {
     }
 
     /// Does the schedule fire in this minute?
-    pub fn matches(&self, t: DateTime<Utc>) -> bool {
+    pub fn matches(&self, t: Timestamp) -> bool {
+        let t = Offset::UTC.to_datetime(t);
         let dom = self.days[t.day() as usize];
-        let dow = self.weekdays[t.weekday().num_days_from_sunday() as usize];
+        let dow = self.weekdays[t.weekday().to_sunday_zero_offset() as usize];
         let day = if self.day_or { dom || dow } else { dom && dow };
         self.minutes[t.minute() as usize] && self.hours[t.hour() as usize] && self.months[t.month() as usize] && day
     }
 
     /// The latest minute in `(after, until]` the schedule fires, looking back at most a day.
-    pub fn last_between(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let mut t = until.with_second(0)?.with_nanosecond(0)?;
+    pub fn last_between(&self, after: Timestamp, until: Timestamp) -> Option<Timestamp> {
+        let mut t = Timestamp::from_second(until.as_second().div_euclid(60) * 60).ok()?;
         for _ in 0..1440 {
             if t <= after {
                 return None;
@@ -110,7 +112,7 @@ impl Schedule {
             if self.matches(t) {
                 return Some(t);
             }
-            t -= chrono::Duration::minutes(1);
+            t -= SignedDuration::from_mins(1);
         }
         None
     }
@@ -119,10 +121,11 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
 
-    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+    fn at(y: i16, mo: i8, d: i8, h: i8, mi: i8) -> Timestamp {
+        Offset::UTC
+            .to_timestamp(jiff::civil::datetime(y, mo, d, h, mi, 0, 0))
+            .unwrap()
     }
 
     #[test]

@@ -91,7 +91,7 @@ impl EventLog {
         let seq = events.len() as u64 + 1;
         let ev = SimEvent {
             seq,
-            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            time: crate::time::now_rfc3339_millis(),
             elapsed_ms: self.start.elapsed().as_millis() as u64,
             kind: kind.to_string(),
             node: node.map(str::to_string),

@@ -187,7 +187,7 @@ impl Faults {
             }
             Fault::DpkgLock { node, seconds } => {
                 s.dpkg_lock_until
-                    .insert(node, Instant::now() + Duration::from_secs_f64(seconds.max(0.0)));
+                    .insert(node, Instant::now() + crate::time::secs(seconds));
             }
             Fault::AptFailure { node } => {
                 s.apt_failure.insert(node);
@@ -237,7 +237,7 @@ impl Faults {
     /// to answer instead of 200 (one of the `webhook-error` count is spent).
     pub fn webhook_next(&self) -> (Duration, Option<u16>) {
         let mut s = self.lock();
-        let delay = Duration::from_secs_f64(s.webhook_slow);
+        let delay = crate::time::secs(s.webhook_slow);
         let status = if s.webhook_error > 0 {
             if s.webhook_error != u32::MAX {
                 s.webhook_error -= 1;

@@ -11,6 +11,7 @@ pub mod controllers;
 pub mod cron;
 pub mod events;
 pub mod faults;
+pub mod ids;
 pub mod kube_api;
 pub mod model;
 pub mod nodes;
@@ -21,6 +22,7 @@ pub mod runcmd;
 pub mod scenario;
 pub mod server;
 pub mod store;
+pub mod time;
 pub mod tls;
 pub mod webhook;
 
@@ -178,7 +180,7 @@ impl Tokens {
     /// Returns the token and its expiry (unix seconds).
     pub fn issue_entra(&self, audience: &str, principal: &str, lifetime_seconds: u64) -> (String, i64) {
         let token = format!("sim-entra-{}", uuid::Uuid::new_v4().simple());
-        let expires_on = chrono::Utc::now().timestamp() + lifetime_seconds as i64;
+        let expires_on = time::unix_now() + lifetime_seconds as i64;
         let mut map = self.entra.lock().unwrap_or_else(|p| p.into_inner());
         let seq = map.len() as u64 + 1;
         map.insert(
@@ -203,7 +205,7 @@ impl Tokens {
         if !t.audience.eq_ignore_ascii_case(AKS_SERVER_APP) {
             return Some(Err((t.clone(), EntraRefusal::WrongAudience)));
         }
-        if t.expires_on <= chrono::Utc::now().timestamp() {
+        if t.expires_on <= time::unix_now() {
             return Some(Err((t.clone(), EntraRefusal::Expired)));
         }
         let first = !t.used;
@@ -596,8 +598,7 @@ fn claim_prefix(port: u16) -> anyhow::Result<([u8; 3], std::fs::File)> {
 }
 
 fn seed_nodes(shared: &Arc<Shared>) -> anyhow::Result<()> {
-    let age = chrono::Duration::days(shared.scenario.cluster.age_days as i64);
-    let created = (chrono::Utc::now() - age).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let created = time::rfc3339(time::days_ago(shared.scenario.cluster.age_days));
     for n in &shared.nodes {
         let obj = model::node_object(&shared.scenario, n, &model::new_boot_id(), &created);
         shared.store.create(store::NODES, obj)?;

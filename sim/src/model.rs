@@ -213,7 +213,7 @@ pub fn node_object(s: &Scenario, n: &NodeSpec, boot_id: &str, created: &str) -> 
             ],
             "allocatable": {"cpu": "3860m", "ephemeral-storage": "119703055367", "memory": "12880208Ki", "pods": "110"},
             "capacity": {"cpu": "4", "ephemeral-storage": "129886128Ki", "memory": "16364368Ki", "pods": "110"},
-            "conditions": conditions(true, created, &store::now_rfc3339()),
+            "conditions": conditions(true, created, &crate::time::now_rfc3339()),
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "nodeInfo": {
                 "architecture": "amd64",
@@ -304,7 +304,7 @@ pub enum Readiness {
 /// Set the Ready condition and the matching node-lifecycle taints, as the kubelet and the
 /// node lifecycle controller would. Leaves the unschedulable taint alone.
 pub fn set_readiness(store: &Store, node: &str, r: Readiness) -> Result<Value, StoreError> {
-    let now = store::now_rfc3339();
+    let now = crate::time::now_rfc3339();
     store.update_with(store::NODES, None, node, None, |obj| apply_readiness(obj, r, &now))
 }
 
@@ -384,7 +384,7 @@ fn apply_readiness(obj: &mut Value, r: Readiness, now: &str) -> Result<(), Store
 
 /// The kubelet posts its node status unchanged: every condition's `lastHeartbeatTime` moves.
 pub fn heartbeat(store: &Store, node: &str) -> Result<Value, StoreError> {
-    let now = store::now_rfc3339();
+    let now = crate::time::now_rfc3339();
     store.update_with(store::NODES, None, node, None, |obj| {
         if let Some(conds) = obj["status"]["conditions"].as_array_mut() {
             for c in conds.iter_mut() {
@@ -405,7 +405,7 @@ pub fn set_boot(
     kernel: &str,
     readiness: Option<Readiness>,
 ) -> Result<Value, StoreError> {
-    let now = store::now_rfc3339();
+    let now = crate::time::now_rfc3339();
     store.update_with(store::NODES, None, node, None, |obj| {
         obj["status"]["nodeInfo"]["bootID"] = json!(boot_id);
         obj["status"]["nodeInfo"]["kernelVersion"] = json!(kernel);

@@ -110,7 +110,7 @@ pub fn record(shared: &Shared, what: &ObjectRef, source: Source<'_>, type_: &str
         reason,
         message
     );
-    let now = store::now_rfc3339();
+    let now = crate::time::now_rfc3339();
     let mut seen = shared.recorder.seen.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((ens, ename)) = seen.get(&key).cloned() {
         let r = shared.store.update_with(EVENTS, Some(&ens), &ename, None, |e| {
@@ -123,7 +123,7 @@ pub fn record(shared: &Shared, what: &ObjectRef, source: Source<'_>, type_: &str
         }
         seen.remove(&key); // deleted meanwhile: record it anew
     }
-    let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+    let nanos = jiff::Timestamp::now().as_nanosecond();
     let mut involved = json!({
         "kind": what.kind, "namespace": what.namespace, "name": what.name,
         "uid": what.uid, "apiVersion": what.api_version,

@@ -77,7 +77,7 @@ async fn reimage_node(shared: &Arc<Shared>, node: &str, image: &str) -> Result<(
             // A Windows node (no root here): off, a new boot, Ready again.
             let t = &shared.scenario.timing;
             let _ = model::set_readiness(&shared.store, node, Readiness::Unknown);
-            tokio::time::sleep(Duration::from_secs_f64(t.boot_seconds.max(0.0))).await;
+            tokio::time::sleep(crate::time::secs(t.boot_seconds)).await;
             let _ = model::set_boot(
                 &shared.store,
                 node,
@@ -85,7 +85,7 @@ async fn reimage_node(shared: &Arc<Shared>, node: &str, image: &str) -> Result<(
                 &spec.kernel,
                 Some(Readiness::NotReady),
             );
-            tokio::time::sleep(Duration::from_secs_f64(t.ready_seconds.max(0.0))).await;
+            tokio::time::sleep(crate::time::secs(t.ready_seconds)).await;
             let _ = model::set_readiness(&shared.store, node, Readiness::Ready);
         }
     }

@@ -76,7 +76,7 @@ pub struct RunCommands {
 }
 
 fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    crate::time::now_rfc3339_millis()
 }
 
 fn arm_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
@@ -695,7 +695,7 @@ enum Exec {
 /// Run `script` as root in the node's root, for at least `timing.runCommandSeconds`.
 async fn execute(shared: &Arc<Shared>, node: &str, script: &str, timeout: Duration) -> Exec {
     let started = Instant::now();
-    let least = Duration::from_secs_f64(shared.scenario.timing.run_command_seconds.max(0.0));
+    let least = crate::time::secs(shared.scenario.timing.run_command_seconds);
     if shared.faults.run_command_hangs(node) {
         // The agent never reports back: the instance stays busy until the fault is cleared,
         // and the operation InProgress for good.

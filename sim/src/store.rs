@@ -376,7 +376,7 @@ impl Store {
         }
         m.entry("uid")
             .or_insert_with(|| json!(uuid::Uuid::new_v4().to_string()));
-        m.entry("creationTimestamp").or_insert_with(|| json!(now_rfc3339()));
+        m.entry("creationTimestamp").or_insert_with(|| json!(crate::time::now_rfc3339()));
         m.insert("resourceVersion".into(), json!(rv.to_string()));
         if !m.contains_key("generation")
             && res != PODS
@@ -591,14 +591,6 @@ fn group_suffix(res: Resource) -> String {
     } else {
         format!(".{}", res.group)
     }
-}
-
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-pub fn now_rfc3339_micros() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// Five lowercase alphanumerics, as the API server's generateName uses.

@@ -583,12 +583,13 @@ async fn az_standin_prints_what_the_cli_prints() {
     assert_eq!(v["tokenType"], "Bearer");
     assert_eq!(v["subscription"], env.sub());
     assert_eq!(v["tenant"], env.sim.endpoints().tenant_id);
-    let now = chrono::Utc::now().timestamp();
+    let now = jiff::Timestamp::now().as_second();
     let exp = v["expires_on"].as_i64().expect("expires_on is unix seconds");
     assert!((now + 3000..=now + 3700).contains(&exp), "{exp} vs {now}");
     let local = v["expiresOn"].as_str().unwrap();
     assert!(
-        chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M:%S%.6f").is_ok(),
+        jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S%.f", local).is_ok()
+            && local.rsplit_once('.').is_some_and(|(_, micros)| micros.len() == 6),
         "{local}"
     );
 
@@ -1078,7 +1079,7 @@ async fn issue11_entra_cluster_credentials_and_tokens() {
         .get_token(&[AKS_SCOPE], None)
         .await
         .expect("a token for the AKS app");
-    let left = sp_token.expires_on.unix_timestamp() - chrono::Utc::now().timestamp();
+    let left = sp_token.expires_on.unix_timestamp() - jiff::Timestamp::now().as_second();
     assert!((25..=30).contains(&left), "timing.tokenLifetimeSeconds: 30, got {left}");
     assert_eq!(kube_status(&env, sp_token.token.secret()).await, 200);
 
@@ -1089,7 +1090,7 @@ async fn issue11_entra_cluster_credentials_and_tokens() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let cli_token = v["accessToken"].as_str().unwrap();
-    let left = v["expires_on"].as_i64().unwrap() - chrono::Utc::now().timestamp();
+    let left = v["expires_on"].as_i64().unwrap() - jiff::Timestamp::now().as_second();
     assert!((14..=30).contains(&left), "the CLI's token lives at most 30 s: {left}");
     assert_eq!(kube_status(&env, cli_token).await, 200);
     assert_eq!(kube_status(&env, cli_token).await, 200);

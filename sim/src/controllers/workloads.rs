@@ -12,12 +12,7 @@ pub const RUN_SECONDS_ANNOTATION: &str = "aks-sim.io/run-seconds";
 
 /// A stable 10-hex-digit hash of any JSON value (a pod template).
 pub(super) fn content_hash(v: &Value) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in v.to_string().bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    format!("{:010x}", h & 0xff_ffff_ffff)
+    crate::ids::short_hash(&v.to_string())
 }
 
 /// The revision a StatefulSet's or DaemonSet's pods should carry.
@@ -323,8 +318,8 @@ pub(super) fn job_run_time(pod: &Value) -> Option<Duration> {
 /// successful Jobs kept (`successfulJobsHistoryLimit`).
 pub(super) fn cronjobs(shared: &Arc<Shared>, st: &mut State) -> bool {
     let mut wrote = false;
-    let now_t = chrono::Utc::now();
-    let minute = now_t.timestamp() / 60;
+    let now_t = jiff::Timestamp::now();
+    let minute = now_t.as_second() / 60;
     let all_jobs = shared.store.list(JOBS, None);
     for cj in shared.store.list(CRONJOBS, None) {
         let u = uid(&cj).to_string();
@@ -371,14 +366,14 @@ pub(super) fn cronjobs(shared: &Arc<Shared>, st: &mut State) -> bool {
             let after = status["lastScheduleTime"]
                 .as_str()
                 .or(cj["metadata"]["creationTimestamp"].as_str())
-                .and_then(crate::kube_api::printers::parse_time)
+                .and_then(crate::time::parse)
                 .unwrap_or(now_t);
             let sched = crate::cron::Schedule::parse(cj["spec"]["schedule"].as_str().unwrap_or(""));
             if let Some(t) = sched.ok().and_then(|s| s.last_between(after, now_t)) {
                 let job = job_for(&cj, t);
                 if let Some(j) = warn_err("create cronjob job", shared.store.create(JOBS, job)) {
                     wrote = true;
-                    status["lastScheduleTime"] = json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                    status["lastScheduleTime"] = json!(crate::time::rfc3339(t));
                     recorder::record(
                         shared,
                         &recorder::ObjectRef::of(&cj),
@@ -400,8 +395,8 @@ pub(super) fn cronjobs(shared: &Arc<Shared>, st: &mut State) -> bool {
 
 /// The Job a CronJob creates for the run scheduled at `t` (named by its minute, as the
 /// controller names them), with the selector and labels the API server would add.
-pub(super) fn job_for(cj: &Value, t: chrono::DateTime<chrono::Utc>) -> Value {
-    let jname = format!("{}-{}", name(cj), t.timestamp() / 60);
+pub(super) fn job_for(cj: &Value, t: jiff::Timestamp) -> Value {
+    let jname = format!("{}-{}", name(cj), t.as_second() / 60);
     let juid = uuid::Uuid::new_v4().to_string();
     let mut spec = cj["spec"]["jobTemplate"]["spec"].clone();
     for (k, v) in [
@@ -425,7 +420,7 @@ pub(super) fn job_for(cj: &Value, t: chrono::DateTime<chrono::Utc>) -> Value {
     let mut meta = json!({
         "name": jname, "namespace": namespace(cj), "uid": juid,
         "labels": cj["spec"]["jobTemplate"]["metadata"]["labels"].clone(),
-        "annotations": {"batch.kubernetes.io/cronjob-scheduled-timestamp": t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)},
+        "annotations": {"batch.kubernetes.io/cronjob-scheduled-timestamp": crate::time::rfc3339(t)},
         "ownerReferences": [owner_ref("batch/v1", "CronJob", cj)],
     });
     if meta["labels"].is_null() {

@@ -239,7 +239,7 @@ fn finish(shared: &Shared, pod: &Value, container: &str, code: i32) {
     let ns = pod["metadata"]["namespace"].as_str().unwrap_or("");
     let name = pod["metadata"]["name"].as_str().unwrap_or("");
     let uid = pod["metadata"]["uid"].clone();
-    let now = crate::store::now_rfc3339();
+    let now = crate::time::now_rfc3339();
     let r = shared.store.update_with(PODS, Some(ns), name, None, |o| {
         if o["metadata"]["uid"] != uid || matches!(pods::phase(o), "Succeeded" | "Failed") {
             return Ok(());

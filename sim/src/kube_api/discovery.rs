@@ -89,10 +89,6 @@ pub fn api_group(group: &str) -> Option<Value> {
     Some(o)
 }
 
-fn has_status(r: &Resource) -> bool {
-    store::has_status(r)
-}
-
 fn categories(r: &Resource) -> Option<Value> {
     match r.plural {
         "pods" | "deployments" | "replicasets" | "daemonsets" | "statefulsets" | "services" | "jobs" | "cronjobs" => {
@@ -125,7 +121,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             o["categories"] = c;
         }
         resources.push(o);
-        if has_status(r) {
+        if store::has_status(r) {
             resources.push(json!({
                 "name": format!("{}/status", r.plural),
                 "singularName": "",

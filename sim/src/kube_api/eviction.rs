@@ -170,7 +170,7 @@ pub fn evict(shared: &Arc<Shared>, ns: &str, name: &str, body: &[u8], dry_run: b
                 if !p["status"]["disruptedPods"].is_object() {
                     p["status"]["disruptedPods"] = json!({});
                 }
-                p["status"]["disruptedPods"][name] = json!(store::now_rfc3339());
+                p["status"]["disruptedPods"][name] = json!(crate::time::now_rfc3339());
                 Ok(())
             };
             let res = if dry_run {
@@ -250,7 +250,7 @@ fn eviction_reason(detail: &str) -> String {
 
 /// The `DisruptionTarget` condition the API server sets on a pod it evicts (1.26+).
 fn mark_disruption_target(shared: &Shared, ns: &str, name: &str) {
-    let now = store::now_rfc3339();
+    let now = crate::time::now_rfc3339();
     let _ = shared.store.update_with(PODS, Some(ns), name, None, |p| {
         let cond = json!({"type": "DisruptionTarget", "status": "True", "lastProbeTime": null,
                           "lastTransitionTime": now, "reason": "EvictionByEvictionAPI",

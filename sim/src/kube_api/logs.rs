@@ -15,7 +15,7 @@ use crate::Shared;
 use axum::body::Body;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, SecondsFormat, Utc};
+use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 struct Instance {
     /// Unique among all instances (a follow stays on its instance).
     id: u64,
-    lines: Vec<(DateTime<Utc>, Vec<u8>)>,
+    lines: Vec<(Timestamp, Vec<u8>)>,
     /// The instance has exited.
     ended: bool,
 }
@@ -90,7 +90,7 @@ impl PodLogs {
 
     /// The current instance wrote `data` (split into lines, each timestamped).
     pub fn write(&self, uid: &str, container: &str, data: &[u8]) {
-        let now = Utc::now();
+        let now = Timestamp::now();
         let mut m = self.lock();
         let v = m.entry((uid.to_string(), container.to_string())).or_default();
         if v.is_empty() {
@@ -152,7 +152,7 @@ struct LogRequest {
     previous: bool,
     timestamps: bool,
     tail: Option<usize>,
-    since: Option<DateTime<Utc>>,
+    since: Option<Timestamp>,
     limit: Option<usize>,
     /// The pod's node and its boot when the request came (a follow ends with the node).
     node: Option<(String, Option<String>)>,
@@ -210,9 +210,8 @@ fn prepare(
     let since_seconds = positive(&q, "sinceSeconds", 1)?;
     let since_time = match q.get("sinceTime").filter(|t| !t.is_empty()) {
         Some(t) => Some(
-            DateTime::parse_from_rfc3339(t)
-                .map_err(|_| ApiError::bad_request(format!("sinceTime: `{t}` is not an RFC 3339 time")))?
-                .with_timezone(&Utc),
+            crate::time::parse(t)
+                .ok_or_else(|| ApiError::bad_request(format!("sinceTime: `{t}` is not an RFC 3339 time")))?,
         ),
         None => None,
     };
@@ -223,7 +222,7 @@ fn prepare(
             "PodLogOptions \"\" is invalid: sinceSeconds: Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified",
         ));
     }
-    let since = since_time.or_else(|| since_seconds.map(|n| Utc::now() - chrono::Duration::seconds(n)));
+    let since = since_time.or_else(|| since_seconds.map(|n| Timestamp::now() - SignedDuration::from_secs(n)));
     let (obj, container) = pods::with_container(s, ns, pod, q.get("container"))?;
     let previous = flag("previous");
     check_status(&obj, pod, &container, previous)?;
@@ -285,11 +284,11 @@ fn check_status(pod_obj: &Value, pod: &str, container: &str, previous: bool) -> 
     }
 }
 
-fn render(lines: &[(DateTime<Utc>, Vec<u8>)], timestamps: bool) -> Vec<u8> {
+fn render(lines: &[(Timestamp, Vec<u8>)], timestamps: bool) -> Vec<u8> {
     let mut out = Vec::new();
     for (t, l) in lines {
         if timestamps {
-            out.extend_from_slice(t.to_rfc3339_opts(SecondsFormat::Nanos, true).as_bytes());
+            out.extend_from_slice(crate::time::rfc3339_nanos(*t).as_bytes());
             out.push(b' ');
         }
         out.extend_from_slice(l);
@@ -298,7 +297,7 @@ fn render(lines: &[(DateTime<Utc>, Vec<u8>)], timestamps: bool) -> Vec<u8> {
 }
 
 /// The lines of an instance the request selects (since, tail), from line `from` on.
-fn select(inst: &Instance, req: &LogRequest, from: usize, first: bool) -> Vec<(DateTime<Utc>, Vec<u8>)> {
+fn select(inst: &Instance, req: &LogRequest, from: usize, first: bool) -> Vec<(Timestamp, Vec<u8>)> {
     let mut lines: Vec<_> = inst.lines[from.min(inst.lines.len())..]
         .iter()
         .filter(|(t, _)| req.since.is_none_or(|s| *t >= s))
@@ -320,7 +319,7 @@ fn since_cursor(inst: &Instance, at: (usize, usize), timestamps: bool) -> (Vec<u
     while i < inst.lines.len() {
         let (t, l) = &inst.lines[i];
         if off == 0 && timestamps {
-            out.extend_from_slice(t.to_rfc3339_opts(SecondsFormat::Nanos, true).as_bytes());
+            out.extend_from_slice(crate::time::rfc3339_nanos(*t).as_bytes());
             out.push(b' ');
         }
         out.extend_from_slice(&l[off.min(l.len())..]);

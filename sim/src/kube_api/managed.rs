@@ -398,7 +398,7 @@ pub fn record_update(res: &Resource, old: Option<&Value>, new: &mut Value, w: &W
             e.set.retain(|p| !changed.contains(p));
         }
     }
-    let now = store::now_rfc3339();
+    let now = crate::time::now_rfc3339();
     match list.iter_mut().find(|e| e.same_manager(w, "Update")) {
         Some(e) => {
             e.set.extend(changed);
@@ -582,7 +582,7 @@ pub fn apply(
         .filter(|v| !v.is_empty())
         .unwrap_or(&w.api_version)
         .to_string();
-    let now = store::now_rfc3339();
+    let now = crate::time::now_rfc3339();
     match list.iter_mut().find(|e| e.same_manager(w, "Apply")) {
         Some(e) => {
             if e.set != mine || without_managed_fields(live_v) != without_managed_fields(&new) {

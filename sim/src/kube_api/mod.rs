@@ -527,13 +527,9 @@ async fn dispatch(
     }
 }
 
-fn has_status(res: &Resource) -> bool {
-    store::has_status(res)
-}
-
 fn sub_allowed(res: &Resource, sub: &str) -> bool {
     match sub {
-        "status" => has_status(res),
+        "status" => store::has_status(res),
         "eviction" => *res == store::PODS,
         "scale" => *res == store::DEPLOYMENTS || *res == store::REPLICASETS || *res == store::STATEFULSETS,
         _ => false,
@@ -1295,7 +1291,7 @@ fn merge_for_subresource(res: &Resource, sub: Option<&str>, old: &Value, new: &m
         }
         return;
     }
-    if has_status(res) {
+    if store::has_status(res) {
         match old.get("status") {
             Some(st) => new["status"] = st.clone(),
             None => {
@@ -1721,7 +1717,7 @@ fn delete_one(
             .store
             .update_with(*res, None, name, None, |o| {
                 if o["metadata"]["deletionTimestamp"].is_null() {
-                    o["metadata"]["deletionTimestamp"] = json!(store::now_rfc3339());
+                    o["metadata"]["deletionTimestamp"] = json!(crate::time::now_rfc3339());
                     o["metadata"]["deletionGracePeriodSeconds"] = json!(0);
                 }
                 o["status"]["phase"] = json!("Terminating");

@@ -52,7 +52,7 @@ pub fn index(k8s_version: &str) -> Value {
     let mut paths = serde_json::Map::new();
     for (g, v) in group_versions() {
         let p = gv_path(g, v);
-        let hash = crate::controllers::content_hash_of(&json!([k8s_version, p]));
+        let hash = crate::ids::short_hash(&json!([k8s_version, p]).to_string());
         paths.insert(
             p.clone(),
             json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={hash}")}),

@@ -180,8 +180,7 @@ pub fn delete_pod(shared: &Arc<Shared>, ns: &str, name: &str, opts: &DeleteOpts)
             return Ok(pod);
         }
     }
-    let deletion =
-        (chrono::Utc::now() + chrono::Duration::seconds(grace)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let deletion = crate::time::rfc3339(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(grace));
     let updated = shared
         .store
         .update_with(PODS, Some(ns), name, None, |p| {

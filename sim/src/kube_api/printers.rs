@@ -4,13 +4,14 @@
 
 use super::selector::LabelSelector;
 use crate::store::Resource;
-use chrono::{DateTime, Utc};
+use crate::time::parse as parse_time;
+use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 
 /// `duration.HumanDuration` from k8s.io/apimachinery, on a signed duration.
-pub fn human_duration(d: chrono::Duration) -> String {
-    // Go's int(d.Seconds()) truncates toward zero, as num_seconds does.
-    let seconds = d.num_seconds();
+pub fn human_duration(d: SignedDuration) -> String {
+    // Go's int(d.Seconds()) truncates toward zero, as as_secs does.
+    let seconds = d.as_secs();
     if seconds < -1 {
         return "<invalid>".into();
     } else if seconds < 0 {
@@ -55,14 +56,10 @@ pub fn human_duration(d: chrono::Duration) -> String {
     format!("{}y", hours / 24 / 365)
 }
 
-pub fn parse_time(ts: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(ts).ok().map(|t| t.with_timezone(&Utc))
-}
-
 /// `translateTimestampSince`: `<unknown>` for a missing timestamp.
-pub fn age_since(ts: Option<&str>, now: DateTime<Utc>) -> String {
+pub fn age_since(ts: Option<&str>, now: Timestamp) -> String {
     match ts.and_then(parse_time) {
-        Some(t) => human_duration(now - t),
+        Some(t) => human_duration(now.duration_since(t)),
         None => "<unknown>".into(),
     }
 }
@@ -356,7 +353,7 @@ fn i(v: &Value) -> i64 {
 }
 
 /// The cells of one object's row.
-pub fn cells(res: &Resource, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+pub fn cells(res: &Resource, obj: &Value, now: Timestamp) -> Vec<Value> {
     let name = json!(obj["metadata"]["name"].as_str().unwrap_or(""));
     let age = json!(age_since(obj["metadata"]["creationTimestamp"].as_str(), now));
     let st = &obj["status"];
@@ -491,7 +488,7 @@ pub fn cells(res: &Resource, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
             };
             let start = st["startTime"].as_str().and_then(parse_time);
             let end = st["completionTime"].as_str().and_then(parse_time).unwrap_or(now);
-            let duration = start.map(|s| human_duration(end - s)).unwrap_or_default();
+            let duration = start.map(|s| human_duration(end.duration_since(s))).unwrap_or_default();
             vec![
                 name,
                 json!(status),
@@ -649,7 +646,7 @@ pub fn table(
     version: &str,
     list_meta: Value,
 ) -> Value {
-    let now = Utc::now();
+    let now = Timestamp::now();
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {
@@ -676,13 +673,13 @@ mod tests {
     use crate::store;
 
     fn d(secs: i64) -> String {
-        human_duration(chrono::Duration::seconds(secs))
+        human_duration(SignedDuration::from_secs(secs))
     }
 
     #[test]
     fn human_duration_matches_apimachinery() {
         assert_eq!(d(-5), "<invalid>");
-        assert_eq!(human_duration(chrono::Duration::milliseconds(-1500)), "0s");
+        assert_eq!(human_duration(SignedDuration::from_millis(-1500)), "0s");
         assert_eq!(d(0), "0s");
         assert_eq!(d(45), "45s");
         assert_eq!(d(119), "119s");
@@ -708,9 +705,9 @@ mod tests {
 
     #[test]
     fn age_of_missing_timestamp_is_unknown() {
-        assert_eq!(age_since(None, Utc::now()), "<unknown>");
-        let now = Utc::now();
-        let ts = (now - chrono::Duration::seconds(90)).to_rfc3339();
+        assert_eq!(age_since(None, Timestamp::now()), "<unknown>");
+        let now = Timestamp::now();
+        let ts = (now - SignedDuration::from_secs(90)).to_string();
         assert_eq!(age_since(Some(&ts), now), "90s");
     }
 
@@ -753,7 +750,7 @@ mod tests {
     #[test]
     fn node_row_placeholders() {
         let n = json!({"metadata": {"name": "n"}, "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.4"}], "nodeInfo": {"kubeletVersion": "v1.31.5"}}});
-        let c = cells(&store::NODES, &n, Utc::now());
+        let c = cells(&store::NODES, &n, Timestamp::now());
         assert_eq!(c[0], "n");
         assert_eq!(c[2], "<none>");
         assert_eq!(c[3], "<unknown>");

@@ -8,6 +8,7 @@
 use super::{Machine, MachineState, NodeRuntime, Phase};
 use crate::model::{self, Readiness};
 use crate::store::{self, LEASES, NODES};
+use crate::time::secs;
 use crate::Shared;
 use serde_json::json;
 use std::collections::HashMap;
@@ -28,9 +29,6 @@ pub(crate) struct Liveness {
     observed: HashMap<String, (String, Instant)>,
 }
 
-fn secs(s: f64) -> Duration {
-    Duration::from_secs_f64(if s.is_finite() { s.max(0.0) } else { 0.0 })
-}
 
 /// The kubelet runs from boot until the machine goes down (through a fast reboot).
 fn kubelet_running(st: &MachineState) -> bool {
@@ -111,7 +109,7 @@ fn kubelet(
 
 /// Renew (or recreate) the node's Lease, as the kubelet's lease controller does.
 fn renew_lease(shared: &Shared, node: &str) {
-    let now = store::now_rfc3339_micros();
+    let now = crate::time::now_rfc3339_micros();
     let r = shared
         .store
         .update_with(LEASES, Some(NODE_LEASE_NAMESPACE), node, None, |l| {

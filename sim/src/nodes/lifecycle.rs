@@ -11,9 +11,10 @@
 //! reboot), `node-booted`, SSH back (`ssh-up`, unless the ssh-down fault is set)
 //! -> after `timing.readySeconds` the Node is Ready again.
 
-use super::{chroot, power_off, unix_now, Machine, MachineState, NodeRuntime, Phase};
+use super::{chroot, power_off, Machine, MachineState, NodeRuntime, Phase};
 use crate::events::kinds;
 use crate::model::{self, Readiness};
+use crate::time::{secs, unix_now};
 use crate::Shared;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
@@ -24,9 +25,6 @@ use std::time::{Duration, Instant};
 /// Most a node may append between two polls that is read at once.
 const MAX_READ: u64 = 256 * 1024;
 
-fn secs(s: f64) -> Duration {
-    Duration::from_secs_f64(if s.is_finite() { s.max(0.0) } else { 0.0 })
-}
 
 /// Drive the machines until the emulator stops.
 pub async fn run(shared: Arc<Shared>) {

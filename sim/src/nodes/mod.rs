@@ -126,9 +126,6 @@ impl Drop for InstanceGuard {
     }
 }
 
-fn unix_now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
 
 impl NodeRuntime {
     /// Build every Linux node's root, the SSH keys and config, and listen on every node
