@@ -7,8 +7,8 @@
 //! with their restart count bumped.
 
 use crate::events::kinds;
-use crate::kube_api::pods::{self, DeleteOpts};
-use crate::kube_api::selector;
+use crate::objects::pods::{self, DeleteOpts};
+use crate::objects::selector;
 use crate::recorder;
 use crate::scenario::{Workload, WorkloadKind};
 use crate::store::{self, StoreError, DAEMONSETS, DEPLOYMENTS, NAMESPACES, NODES, PDBS, PODS, REPLICASETS};
@@ -69,7 +69,7 @@ fn node_infos(shared: &Shared) -> Vec<NodeInfo> {
                 ready: crate::model::ready_status(n) == "True",
                 unschedulable: n["spec"]["unschedulable"].as_bool().unwrap_or(false),
                 taints: n["spec"]["taints"].as_array().cloned().unwrap_or_default(),
-                ip: crate::kube_api::printers::node_address(n, "InternalIP"),
+                ip: crate::model::node_address(n, "InternalIP"),
                 boot_id: n["status"]["nodeInfo"]["bootID"].as_str().unwrap_or("").to_string(),
                 uid: n["metadata"]["uid"].as_str().unwrap_or("").to_string(),
                 cidr,
@@ -500,7 +500,7 @@ fn create_running_pod(shared: &Shared, mut pod: Value, node: &NodeInfo, created:
     let status = running_status(&pod, node, created, false);
     pod["status"] = status;
     let pod = shared.store.create(PODS, pod)?;
-    crate::kube_api::containers::start_emulated(shared, &pod, &node.name);
+    crate::nodes::containers::start_emulated(shared, &pod, &node.name);
     Ok(pod)
 }
 
@@ -1561,7 +1561,7 @@ fn kubelet(shared: &Arc<Shared>, nodes: &[NodeInfo], st: &mut State, all: &[Valu
                 });
                 if let Some(obj) = warn_err("restart pod", r) {
                     wrote = true;
-                    crate::kube_api::containers::start(shared, &obj, &node.name);
+                    crate::nodes::containers::start(shared, &obj, &node.name);
                 }
             }
             if st.boot_seen.get(&u) != Some(&node.boot_id) {
@@ -1654,7 +1654,7 @@ fn kubelet(shared: &Arc<Shared>, nodes: &[NodeInfo], st: &mut State, all: &[Valu
         });
         if let Some(obj) = warn_err("start pod", r) {
             wrote = true;
-            crate::kube_api::containers::start(shared, &obj, &node.name);
+            crate::nodes::containers::start(shared, &obj, &node.name);
             st.starting.remove(&u);
             st.boot_seen.insert(u, node.boot_id.clone());
             shared.events.record(

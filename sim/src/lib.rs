@@ -250,9 +250,9 @@ pub struct Shared {
     /// Aggregation state of the Kubernetes Events the components record.
     pub recorder: recorder::Recorder,
     /// What the pods' containers printed (`pods/log`).
-    pub pod_logs: kube_api::logs::PodLogs,
+    pub pod_logs: nodes::pod_logs::PodLogs,
     /// The containers that run their command for real (`pods/attach`).
-    pub containers: kube_api::containers::Containers,
+    pub containers: nodes::containers::Containers,
     /// What ARM operations changed (node images) and their long-running operations.
     pub arm_state: arm::ArmState,
     pub faults: faults::Faults,

@@ -425,6 +425,16 @@ pub fn ready_status(node: &Value) -> &str {
         .unwrap_or("Unknown")
 }
 
+/// The node's address of this `kind` (`InternalIP`, `Hostname`), `<none>` without one.
+pub fn node_address(node: &Value, kind: &str) -> String {
+    node["status"]["addresses"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["type"] == kind))
+        .and_then(|a| a["address"].as_str())
+        .unwrap_or("<none>")
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,8 @@
 //! node was cordoned before).
 
 use crate::events::kinds;
-use crate::kube_api::{eviction, pods};
+use crate::objects::pods::DeleteOpts;
+use crate::objects::{eviction, pods};
 use crate::model::{self, Readiness};
 use crate::store::{NODES, PODS};
 use crate::Shared;
@@ -137,7 +138,7 @@ async fn drain(shared: &Arc<Shared>, node: &str) -> Result<(), String> {
                 p["metadata"]["namespace"].as_str().unwrap_or("default"),
                 p["metadata"]["name"].as_str().unwrap_or(""),
             );
-            match eviction::evict(shared, ns, name, b"", false) {
+            match eviction::evict(shared, ns, name, DeleteOpts::default()) {
                 Ok(_) => {}
                 Err(e) if e.code == 429 || e.code == 404 => {}
                 Err(e) => return Err(format!("cannot evict {ns}/{name}: {}", e.message)),

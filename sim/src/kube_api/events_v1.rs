@@ -7,7 +7,7 @@
 //! as the API server checks them there (`eventTime`, `reportingController`,
 //! `reportingInstance`, `action`, `reason` are required, `type` is Normal or Warning).
 
-use super::status::ApiError;
+use crate::objects::status::ApiError;
 use super::{Query, Target};
 use crate::store::{self, EVENTS};
 use crate::Shared;

@@ -9,9 +9,9 @@
 //! runs in a small busybox container root on the node. A reboot of the node kills what runs
 //! there, which cuts the stream without a status, as a real reboot does.
 
-use super::pods;
-use super::proc;
-use super::status::ApiError;
+use crate::objects::pods;
+use crate::nodes::proc;
+use crate::objects::status::ApiError;
 use super::Query;
 use crate::events::kinds;
 use crate::rbac;
@@ -116,7 +116,7 @@ fn prepare(
         verbs.push("create");
     }
     for verb in verbs {
-        pods::authorize_subresource(id, verb, ns, pod, "exec")?;
+        super::authorize_subresource(id, verb, ns, pod, "exec")?;
     }
     if s.faults.exec_refused() {
         return Err(ApiError::new(
@@ -245,30 +245,6 @@ fn parse_nsenter(args: &[String]) -> Result<(String, Vec<String>), String> {
     Ok((target, if rest.is_empty() { vec!["/bin/sh".into()] } else { rest }))
 }
 
-/// The busybox root a pod's own container runs in on this node (made on first use).
-pub(super) fn container_root(node_root: &Path) -> std::io::Result<PathBuf> {
-    let dir = node_root.join("var/lib/aks-sim/container");
-    if dir.join("bin/sh").exists() {
-        return Ok(dir);
-    }
-    for d in ["bin", "tmp", "proc", "etc"] {
-        std::fs::create_dir_all(dir.join(d))?;
-    }
-    let bb = dir.join("bin/busybox");
-    if !bb.exists() {
-        std::fs::hard_link(node_root.join("bin/busybox"), &bb)
-            .or_else(|_| std::fs::copy(node_root.join("bin/busybox"), &bb).map(|_| ()))?;
-    }
-    let st = std::process::Command::new("/usr/sbin/chroot")
-        .arg(&dir)
-        .args(["/bin/busybox", "--install", "-s", "/bin"])
-        .status()?;
-    if !st.success() {
-        return Err(std::io::Error::other("busybox --install failed"));
-    }
-    Ok(dir)
-}
-
 /// The command line as the kubelet words it in its exit status.
 fn status_for(command: &[String], code: i32) -> Value {
     if code == 0 {
@@ -329,7 +305,7 @@ async fn run(
     };
     let root = match root {
         Some(r) => r,
-        None => match container_root(&place.root) {
+        None => match crate::nodes::containers::container_root(&place.root) {
             Ok(r) => r,
             Err(e) => {
                 let st = json!({"metadata": {}, "status": "Failure", "reason": "InternalError",

@@ -1,13 +1,9 @@
-//! `pods/log`: what a pod's containers printed, as the kubelet keeps it (the current instance
-//! of each container and the one before it) and as the API server serves it
-//! (`GET /api/v1/namespaces/N/pods/P/log` with `container`, `follow`, `previous`, `tailLines`,
-//! `sinceSeconds`, `sinceTime`, `timestamps`, `limitBytes`).
-//!
-//! Emulated workload containers print one line per start (aks-sim runs no image); containers
-//! that run their command for real (see `containers.rs`) have its real output.
+//! `pods/log`: what a pod's containers printed ([`crate::nodes::pod_logs`]), as the API server
+//! serves it (`GET /api/v1/namespaces/N/pods/P/log` with `container`, `follow`, `previous`,
+//! `tailLines`, `sinceSeconds`, `sinceTime`, `timestamps`, `limitBytes`).
 
-use super::pods;
-use super::status::ApiError;
+use crate::objects::pods;
+use crate::objects::status::ApiError;
 use super::Query;
 use crate::rbac;
 use crate::store::PODS;
@@ -17,124 +13,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-/// The log of one container instance: chunks of output with the time they were written.
-#[derive(Debug, Default, Clone)]
-struct Instance {
-    /// Unique among all instances (a follow stays on its instance).
-    id: u64,
-    lines: Vec<(Timestamp, Vec<u8>)>,
-    /// The instance has exited.
-    ended: bool,
-}
-
-/// The kubelet's container logs, by pod UID and container name: the instances in start order.
-pub struct PodLogs {
-    inner: Mutex<HashMap<(String, String), Vec<Instance>>>,
-    next: std::sync::atomic::AtomicU64,
-    changed: tokio::sync::watch::Sender<u64>,
-}
-
-impl Default for PodLogs {
-    fn default() -> Self {
-        let (changed, _) = tokio::sync::watch::channel(0);
-        PodLogs {
-            inner: Mutex::default(),
-            next: std::sync::atomic::AtomicU64::new(1),
-            changed,
-        }
-    }
-}
-
-impl PodLogs {
-    fn notify(&self) {
-        self.changed.send_modify(|n| *n += 1);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Vec<Instance>>> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn fresh(&self) -> Instance {
-        Instance {
-            id: self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            ..Instance::default()
-        }
-    }
-
-    fn instance_by_id(&self, uid: &str, container: &str, id: u64) -> Option<Instance> {
-        let m = self.lock();
-        m.get(&(uid.to_string(), container.to_string()))?
-            .iter()
-            .find(|i| i.id == id)
-            .cloned()
-    }
-
-    /// A new instance of the container starts (the one before it has ended).
-    pub fn start(&self, uid: &str, container: &str) {
-        let mut m = self.lock();
-        let v = m.entry((uid.to_string(), container.to_string())).or_default();
-        if let Some(last) = v.last_mut() {
-            last.ended = true;
-        }
-        v.push(self.fresh());
-        // The kubelet keeps the current and the previous instance only.
-        if v.len() > 2 {
-            v.remove(0);
-        }
-        drop(m);
-        self.notify();
-    }
-
-    /// The current instance wrote `data` (split into lines, each timestamped).
-    pub fn write(&self, uid: &str, container: &str, data: &[u8]) {
-        let now = Timestamp::now();
-        let mut m = self.lock();
-        let v = m.entry((uid.to_string(), container.to_string())).or_default();
-        if v.is_empty() {
-            v.push(self.fresh());
-        }
-        let inst = v.last_mut().expect("an instance");
-        for piece in data.split_inclusive(|b| *b == b'\n') {
-            match inst.lines.last_mut() {
-                Some((_, l)) if !l.ends_with(b"\n") => l.extend_from_slice(piece),
-                _ => inst.lines.push((now, piece.to_vec())),
-            }
-        }
-        drop(m);
-        self.notify();
-    }
-
-    /// The current instance has exited.
-    pub fn end(&self, uid: &str, container: &str) {
-        if let Some(last) = self
-            .lock()
-            .get_mut(&(uid.to_string(), container.to_string()))
-            .and_then(|v| v.last_mut())
-        {
-            last.ended = true;
-        }
-        self.notify();
-    }
-
-    /// Forget a deleted pod's logs.
-    pub fn forget(&self, uid: &str) {
-        self.lock().retain(|(u, _), _| u != uid);
-    }
-
-    fn instance(&self, uid: &str, container: &str, previous: bool) -> Option<Instance> {
-        let m = self.lock();
-        let v = m.get(&(uid.to_string(), container.to_string()))?;
-        let i = if previous {
-            v.len().checked_sub(2)?
-        } else {
-            v.len().checked_sub(1)?
-        };
-        v.get(i).cloned()
-    }
-}
+use crate::nodes::pod_logs::Instance;
+use std::sync::Arc;
 
 /// `(namespace, pod)` when the path is a pod's `log` subresource.
 pub fn route(path: &str) -> Option<(String, String)> {
@@ -199,7 +79,7 @@ fn prepare(
     ns: &str,
     pod: &str,
 ) -> Result<(String, LogRequest), ApiError> {
-    pods::authorize_subresource(id, "get", ns, pod, "log")?;
+    super::authorize_subresource(id, "get", ns, pod, "log")?;
     if method != axum::http::Method::GET {
         return Err(ApiError::method_not_allowed(method.as_str()));
     }
@@ -237,7 +117,7 @@ fn prepare(
             tail,
             since,
             limit,
-            node: super::pods::node_name(&obj)
+            node: crate::objects::pods::node_name(&obj)
                 .map(|n| (n.to_string(), s.node_runtime.get().and_then(|rt| rt.boot_id(n)))),
         },
     ))
@@ -249,7 +129,7 @@ fn check_status(pod_obj: &Value, pod: &str, container: &str, previous: bool) -> 
         .as_array()
         .and_then(|cs| cs.iter().find(|c| c["name"] == container));
     let Some(cs) = cs else {
-        if super::pods::node_name(pod_obj).is_none() {
+        if crate::objects::pods::node_name(pod_obj).is_none() {
             return Err(ApiError::bad_request(format!(
                 "container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"
             )));
@@ -409,6 +289,7 @@ fn serve(s: Arc<Shared>, uid: String, req: LogRequest) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nodes::pod_logs::PodLogs;
 
     #[test]
     fn previous_is_the_instance_before_the_current_one() {

@@ -9,7 +9,7 @@
 //! well-known keys Kubernetes declares (containers by name, ...; `k:`), `finalizers` as a
 //! set (`v:`), every other list atomic.
 
-use super::status::ApiError;
+use crate::objects::status::ApiError;
 use crate::store::{self, Resource};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;

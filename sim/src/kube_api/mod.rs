@@ -4,7 +4,7 @@
 //! with real `Status` objects and resourceVersions. Every request first consumes a
 //! pending `kube-error` fault, then needs a valid bearer token.
 
-pub mod containers;
+pub mod attach;
 pub mod defaults;
 pub mod discovery;
 pub mod events_v1;
@@ -14,16 +14,14 @@ pub mod logs;
 pub mod managed;
 pub mod openapi;
 pub mod patch;
-pub mod pods;
 pub mod printers;
-pub mod proc;
 pub mod reviews;
-pub mod selector;
-pub mod status;
 pub mod validation;
 pub mod watch;
 
 use crate::events::kinds;
+use crate::objects::pods::{self, DeleteOpts};
+use crate::objects::{selector, status};
 use crate::rbac;
 use crate::server::ResetConnection;
 use crate::store::{self, Resource};
@@ -40,7 +38,6 @@ use status::{json_response, typed_response, ApiError};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use pods::{delete_pod, DeleteOpts};
 
 /// The largest request body taken.
 const MAX_BODY: usize = 8 << 20;
@@ -223,8 +220,8 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     if let Some((ns, pod)) = logs::route(&path) {
         return logs::handle(&s, &id, &parts.method, &parts.uri, ns, pod).await;
     }
-    if let Some((ns, pod)) = containers::route(&path) {
-        return containers::handle(&s, &id, parts, ns, pod).await;
+    if let Some((ns, pod)) = attach::route(&path) {
+        return attach::handle(&s, &id, parts, ns, pod).await;
     }
     if let Some((ns, pod)) = exec::route(&path) {
         let resp = exec::handle(&s, &id, parts, ns, pod).await;
@@ -385,6 +382,30 @@ fn authorize(id: &rbac::Identity, a: &rbac::Attributes) -> Result<(), ApiError> 
         return Ok(());
     }
     Err(ApiError::new(403, "Forbidden", rbac::forbidden_message(id, a)).with_details(rbac::forbidden_details(a)))
+}
+
+/// 403 Forbidden unless `id` may `verb` the `subresource` (exec, attach, log) of pod `ns/pod`.
+pub fn authorize_subresource(
+    id: &crate::rbac::Identity,
+    verb: &str,
+    ns: &str,
+    pod: &str,
+    subresource: &str,
+) -> Result<(), ApiError> {
+    authorize(
+        id,
+        &crate::rbac::Attributes {
+            verb: verb.into(),
+            resource: Some(crate::rbac::ResourceAttrs {
+                group: String::new(),
+                resource: "pods".into(),
+                subresource: subresource.into(),
+                namespace: ns.to_string(),
+                name: pod.to_string(),
+            }),
+            path: String::new(),
+        },
+    )
 }
 
 /// What a resource path names.
@@ -584,7 +605,7 @@ async fn resource(
         (Method::POST, None, None) => create(s, &t, q, headers, &body),
         (Method::POST, Some(name), Some("eviction")) => {
             let ns = ns.unwrap_or("default");
-            eviction::evict(s, ns, name, &body, q.dry_run())
+            eviction::serve(s, ns, name, &body, q.dry_run())
         }
         (Method::PUT, Some(name), None | Some("status")) => update(s, &t, name, q, headers, &body),
         (Method::PATCH, Some(name), None | Some("status")) => patch(s, &t, name, q, headers, &body),

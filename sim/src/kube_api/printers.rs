@@ -2,7 +2,8 @@
 //! columns and cell values the kube-apiserver's printers produce. The column logic
 //! (AGE, node STATUS and ROLES, pod READY/STATUS) is pure and unit-tested here.
 
-use super::selector::LabelSelector;
+use crate::objects::selector::LabelSelector;
+use crate::model;
 use crate::store::Resource;
 use crate::time::parse as parse_time;
 use jiff::{SignedDuration, Timestamp};
@@ -112,15 +113,6 @@ pub fn node_roles(labels: &Value) -> String {
 }
 
 /// The first address of a type, or `<none>`.
-pub fn node_address(node: &Value, kind: &str) -> String {
-    node["status"]["addresses"]
-        .as_array()
-        .and_then(|a| a.iter().find(|a| a["type"] == kind))
-        .and_then(|a| a["address"].as_str())
-        .unwrap_or("<none>")
-        .to_string()
-}
-
 fn or_unknown(v: &Value) -> String {
     v.as_str().filter(|s| !s.is_empty()).unwrap_or("<unknown>").to_string()
 }
@@ -366,8 +358,8 @@ pub fn cells(res: &Resource, obj: &Value, now: Timestamp) -> Vec<Value> {
                 json!(node_roles(&obj["metadata"]["labels"])),
                 age,
                 json!(info["kubeletVersion"].as_str().unwrap_or("")),
-                json!(node_address(obj, "InternalIP")),
-                json!(node_address(obj, "ExternalIP")),
+                json!(model::node_address(obj, "InternalIP")),
+                json!(model::node_address(obj, "ExternalIP")),
                 json!(or_unknown(&info["osImage"])),
                 json!(or_unknown(&info["kernelVersion"])),
                 json!(or_unknown(&info["containerRuntimeVersion"])),

@@ -2,7 +2,7 @@
 //! `SelfSubjectRulesReview` (`kubectl auth can-i --list`) and `SelfSubjectReview`
 //! (`kubectl auth whoami`). Created, answered, never stored.
 
-use super::status::{json_response, ApiError};
+use crate::objects::status::{json_response, ApiError};
 use crate::rbac::{self, Identity};
 use axum::http::StatusCode;
 use axum::response::Response;

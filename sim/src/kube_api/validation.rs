@@ -4,7 +4,7 @@
 //! and the Pod fields a client writes. Refusals are kube-apiserver's `422 Invalid` with
 //! one `details.causes` entry per field error and the same aggregated message.
 
-use super::status::ApiError;
+use crate::objects::status::ApiError;
 use crate::store::{self, Resource};
 use serde_json::{json, Value};
 

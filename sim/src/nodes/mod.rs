@@ -8,8 +8,11 @@
 //! - [`lifecycle`]: the requests the shims leave (reboot, apt events) and the reboot timeline.
 
 pub mod chroot;
+pub mod containers;
 mod kubelet;
 mod lifecycle;
+pub mod pod_logs;
+pub mod proc;
 pub mod sshd;
 
 use crate::events::kinds;

@@ -1,4 +1,5 @@
-//! Containers that run their command for real, and `pods/attach` to them.
+//! Containers that run their command for real, as the kubelet runs them (`pods/attach`
+//! connects to them: `kube_api/attach.rs`).
 //!
 //! aks-sim pulls no image, so most containers are emulated: they print one line when they
 //! start (their log) and run nothing. A container runs its `command` for real, in the busybox
@@ -10,33 +11,35 @@
 //! (with a real terminal when the container has `tty: true`); when it exits the container is
 //! `terminated` with its exit code and the pod `Succeeded` or `Failed`.
 
-use super::exec::{self, frame, CLOSE, ERROR, RESIZE, STDERR, STDIN, STDOUT};
-use super::pods;
 use super::proc;
-use super::status::ApiError;
-use super::Query;
-use crate::rbac;
+use crate::objects::pods;
 use crate::store::PODS;
 use crate::Shared;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-use axum::http::Method;
-use axum::response::{IntoResponse, Response};
-use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// Which output stream of a container bytes come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
 /// A running container's streams, for `attach`.
 #[derive(Clone)]
-struct Live {
-    stdin: Option<tokio::sync::mpsc::Sender<Vec<u8>>>,
-    output: tokio::sync::broadcast::Sender<(u8, Vec<u8>)>,
-    pty: Option<Arc<OwnedFd>>,
-    exited: tokio::sync::watch::Receiver<bool>,
+pub struct Live {
+    /// Its stdin, when it has one.
+    pub stdin: Option<tokio::sync::mpsc::Sender<Vec<u8>>>,
+    /// What it prints, as it prints it.
+    pub output: tokio::sync::broadcast::Sender<(Stream, Vec<u8>)>,
+    /// Its terminal, when it has one (`tty: true`).
+    pub pty: Option<Arc<OwnedFd>>,
+    /// Turns true when it has exited.
+    pub exited: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The containers running for real, by pod UID and container name.
@@ -46,13 +49,38 @@ pub struct Containers {
 }
 
 impl Containers {
-    fn get(&self, uid: &str, c: &str) -> Option<Live> {
+    /// The running container `c` of the pod with this UID.
+    pub fn get(&self, uid: &str, c: &str) -> Option<Live> {
         self.live
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&(uid.to_string(), c.to_string()))
             .cloned()
     }
+}
+
+/// The busybox root a pod's own container runs in on this node (made on first use).
+pub fn container_root(node_root: &Path) -> std::io::Result<PathBuf> {
+    let dir = node_root.join("var/lib/aks-sim/container");
+    if dir.join("bin/sh").exists() {
+        return Ok(dir);
+    }
+    for d in ["bin", "tmp", "proc", "etc"] {
+        std::fs::create_dir_all(dir.join(d))?;
+    }
+    let bb = dir.join("bin/busybox");
+    if !bb.exists() {
+        std::fs::hard_link(node_root.join("bin/busybox"), &bb)
+            .or_else(|_| std::fs::copy(node_root.join("bin/busybox"), &bb).map(|_| ()))?;
+    }
+    let st = std::process::Command::new("/usr/sbin/chroot")
+        .arg(&dir)
+        .args(["/bin/busybox", "--install", "-s", "/bin"])
+        .status()?;
+    if !st.success() {
+        return Err(std::io::Error::other("busybox --install failed"));
+    }
+    Ok(dir)
 }
 
 /// This container runs its command for real (see the module's documentation).
@@ -127,7 +155,7 @@ fn run(shared: &Arc<Shared>, pod: &Value, c: &Value, node: &str) -> std::io::Res
         .node_root(node)
         .ok_or_else(|| std::io::Error::other(format!("node {node} has no root in aks-sim (not a Linux node)")))?
         .to_path_buf();
-    let root = exec::container_root(&node_root)?;
+    let root = container_root(&node_root)?;
     let mut argv: Vec<String> = c["command"]
         .as_array()
         .into_iter()
@@ -175,7 +203,7 @@ fn run(shared: &Arc<Shared>, pod: &Value, c: &Value, node: &str) -> std::io::Res
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert((uid.clone(), name.clone()), live);
-    let pumps: Vec<_> = [(running.stdout.take(), STDOUT), (running.stderr.take(), STDERR)]
+    let pumps: Vec<_> = [(running.stdout.take(), Stream::Stdout), (running.stderr.take(), Stream::Stderr)]
         .into_iter()
         .filter_map(|(r, ch)| r.map(|r| (r, ch)))
         .map(|(mut r, ch)| {
@@ -282,182 +310,6 @@ fn finish(shared: &Shared, pod: &Value, container: &str, code: i32) {
     });
     if let Err(e) = r {
         tracing::debug!("container {container} of {ns}/{name} ended, pod gone: {e}");
-    }
-}
-
-/// `(namespace, pod)` when the path is a pod's `attach` subresource.
-pub fn route(path: &str) -> Option<(String, String)> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match segs.as_slice() {
-        ["api", "v1", "namespaces", ns, "pods", pod, "attach"] => Some((ns.to_string(), pod.to_string())),
-        _ => None,
-    }
-}
-
-struct AttachRequest {
-    uid: String,
-    container: String,
-    stdin: bool,
-    stdout: bool,
-    stderr: bool,
-}
-
-/// Serve one attach request over WebSocket (the channel protocols of `exec`).
-pub async fn handle(s: &Arc<Shared>, id: &rbac::Identity, mut parts: Parts, ns: String, pod: String) -> Response {
-    let req = match prepare(s, id, &parts, &ns, &pod) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
-    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-        Ok(ws) => ws.protocols([exec::V5, exec::V4]),
-        Err(_) => {
-            return ApiError::bad_request(
-                "Upgrade request required: aks-sim serves pods/attach over WebSocket (v5.channel.k8s.io, v4.channel.k8s.io) only",
-            )
-            .into_response()
-        }
-    };
-    let Some(v5) = ws.selected_protocol().map(|p| p.as_bytes() == exec::V5.as_bytes()) else {
-        return ApiError::bad_request(format!(
-            "none of the requested WebSocket subprotocols is supported: want {} or {}",
-            exec::V5,
-            exec::V4
-        ))
-        .into_response();
-    };
-    let s = s.clone();
-    ws.on_upgrade(move |socket| attach(s, socket, req, ns, pod, v5))
-}
-
-fn prepare(
-    s: &Arc<Shared>,
-    id: &rbac::Identity,
-    parts: &Parts,
-    ns: &str,
-    pod: &str,
-) -> Result<AttachRequest, ApiError> {
-    for verb in ["get", "create"] {
-        pods::authorize_subresource(id, verb, ns, pod, "attach")?;
-    }
-    if parts.method != Method::GET && parts.method != Method::POST {
-        return Err(ApiError::method_not_allowed(parts.method.as_str()));
-    }
-    let q = Query::parse(&parts.uri)?;
-    let flag = |k: &str| matches!(q.get(k), Some("true") | Some("1"));
-    let (obj, container) = pods::with_container(s, ns, pod, q.get("container"))?;
-    let phase = pods::phase(&obj);
-    if matches!(phase, "Succeeded" | "Failed") {
-        return Err(ApiError::bad_request(format!(
-            "cannot attach to a container in a completed pod; current phase is {phase}"
-        )));
-    }
-    let cs = obj["status"]["containerStatuses"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["name"] == container.as_str()));
-    if !cs.is_some_and(|c| c["state"]["running"].is_object()) {
-        let reason = cs
-            .and_then(|c| c["state"]["waiting"]["reason"].as_str())
-            .unwrap_or("ContainerCreating");
-        return Err(ApiError::bad_request(format!(
-            "container {container} in pod {pod} is waiting to start: {reason}"
-        )));
-    }
-    let tty = flag("tty");
-    Ok(AttachRequest {
-        uid: obj["metadata"]["uid"].as_str().unwrap_or("").to_string(),
-        container,
-        stdin: flag("stdin"),
-        stdout: flag("stdout"),
-        stderr: flag("stderr") && !tty,
-    })
-}
-
-async fn attach(s: Arc<Shared>, socket: WebSocket, req: AttachRequest, ns: String, pod: String, v5: bool) {
-    let (mut tx, mut rx) = socket.split();
-    let live = s.containers.get(&req.uid, &req.container);
-    let mut output = live.as_ref().map(|l| l.output.subscribe());
-    let mut exited = live.as_ref().map(|l| l.exited.clone());
-    let (stdin, pty) = match &live {
-        Some(l) if req.stdin => (l.stdin.clone(), l.pty.clone()),
-        Some(l) => (None, l.pty.clone()),
-        None => (None, None),
-    };
-    let (gone_tx, mut gone_rx) = tokio::sync::oneshot::channel::<()>();
-    let reader = tokio::spawn(async move {
-        while let Some(Ok(msg)) = rx.next().await {
-            let data: Vec<u8> = match msg {
-                Message::Binary(b) => b.to_vec(),
-                Message::Text(t) => t.as_bytes().to_vec(),
-                Message::Close(_) => break,
-                _ => continue,
-            };
-            match data.first() {
-                Some(&STDIN) => {
-                    if let Some(w) = &stdin {
-                        let _ = w.send(data[1..].to_vec()).await;
-                    }
-                }
-                Some(&RESIZE) => {
-                    if let (Some(m), Some((w, h))) = (pty.as_ref(), proc::parse_resize(&data[1..])) {
-                        proc::resize(m, w, h);
-                    }
-                }
-                Some(&CLOSE) if v5 => {}
-                _ => {}
-            }
-        }
-        let _ = gone_tx.send(());
-    });
-    loop {
-        tokio::select! {
-            biased;
-            m = async { match output.as_mut() { Some(o) => o.recv().await.ok(), None => std::future::pending().await } } => {
-                if let Some((ch, data)) = m {
-                    let keep = (ch == STDOUT && req.stdout) || (ch == STDERR && req.stderr);
-                    if keep && tx.send(frame(ch, &data)).await.is_err() {
-                        break;
-                    }
-                }
-            }
-            _ = async { match exited.as_mut() { Some(e) => { let _ = e.wait_for(|x| *x).await; } None => std::future::pending().await } } => {
-                // The container ended: what it printed last, then the attach ends with
-                // success, as the kubelet's does.
-                while let Some(Ok((ch, data))) = output.as_mut().map(|o| o.try_recv()) {
-                    let keep = (ch == STDOUT && req.stdout) || (ch == STDERR && req.stderr);
-                    if keep && tx.send(frame(ch, &data)).await.is_err() {
-                        break;
-                    }
-                }
-                let _ = tx.send(frame(ERROR, json!({"metadata": {}, "status": "Success"}).to_string().as_bytes())).await;
-                let _ = tx.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
-                break;
-            }
-            _ = &mut gone_rx => break,
-            _ = tokio::time::sleep(std::time::Duration::from_millis(200)), if live.is_none() => {
-                // An emulated container prints nothing: the attach lasts while it runs (a real
-                // one that ended just before the attach ends it at once).
-                let cur = s.store.get(PODS, Some(&ns), &pod);
-                let running = cur.is_some_and(|p| {
-                    p["metadata"]["uid"] == req.uid.as_str()
-                        && !pods::is_terminating(&p)
-                        && p["status"]["containerStatuses"].as_array().is_some_and(|cs| {
-                            cs.iter().any(|c| c["name"] == req.container.as_str() && c["state"]["running"].is_object())
-                        })
-                });
-                if !running {
-                    let _ = tx.send(frame(ERROR, json!({"metadata": {}, "status": "Success"}).to_string().as_bytes())).await;
-                    let _ = tx.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
-                    break;
-                }
-            }
-        }
-    }
-    let abort = reader.abort_handle();
-    if tokio::time::timeout(std::time::Duration::from_secs(5), reader)
-        .await
-        .is_err()
-    {
-        abort.abort();
     }
 }
 

@@ -1,4 +1,4 @@
-//! Pod facts shared by the API server and the controllers, and graceful pod deletion
+//! Pod facts shared by the API server, the controllers and the nodes, and graceful pod deletion
 //! (what the API server and the kubelet do together): a pod with a grace period gets a
 //! `deletionTimestamp` and is removed once it has terminated.
 
@@ -57,30 +57,6 @@ pub fn with_container(s: &Shared, ns: &str, pod: &str, named: Option<&str>) -> R
         }
     };
     Ok((obj, container))
-}
-
-/// 403 Forbidden unless `id` may `verb` the `subresource` (exec, attach, log) of pod `ns/pod`.
-pub fn authorize_subresource(
-    id: &crate::rbac::Identity,
-    verb: &str,
-    ns: &str,
-    pod: &str,
-    subresource: &str,
-) -> Result<(), ApiError> {
-    super::authorize(
-        id,
-        &crate::rbac::Attributes {
-            verb: verb.into(),
-            resource: Some(crate::rbac::ResourceAttrs {
-                group: String::new(),
-                resource: "pods".into(),
-                subresource: subresource.into(),
-                namespace: ns.to_string(),
-                name: pod.to_string(),
-            }),
-            path: String::new(),
-        },
-    )
 }
 
 pub fn node_name(pod: &Value) -> Option<&str> {
