@@ -18,6 +18,9 @@ pub const MAX_NODES: u32 = 5000;
 /// (`armPageSize`): ARM's own page size for managed clusters.
 pub const ARM_PAGE_SIZE: usize = 100;
 
+/// The display name of the emulated subscription.
+pub const SUBSCRIPTION_NAME: &str = "aks-sim";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("cannot read scenario file {path}")]

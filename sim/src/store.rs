@@ -376,7 +376,8 @@ impl Store {
         }
         m.entry("uid")
             .or_insert_with(|| json!(uuid::Uuid::new_v4().to_string()));
-        m.entry("creationTimestamp").or_insert_with(|| json!(crate::time::now_rfc3339()));
+        m.entry("creationTimestamp")
+            .or_insert_with(|| json!(crate::time::now_rfc3339()));
         m.insert("resourceVersion".into(), json!(rv.to_string()));
         if !m.contains_key("generation")
             && res != PODS

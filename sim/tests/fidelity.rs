@@ -475,7 +475,10 @@ async fn issue9_kubelet_leases_and_heartbeats_tick_and_stop_while_down() {
     // Heartbeats are fresh from the start (not the node's creation 30 days ago) and move.
     let n0 = nodes.get(node).await.unwrap();
     let hb0 = heartbeat(&n0).unwrap();
-    assert!(jiff::Timestamp::now().as_second() - hb0.as_second() < 10, "heartbeat {hb0}");
+    assert!(
+        jiff::Timestamp::now().as_second() - hb0.as_second() < 10,
+        "heartbeat {hb0}"
+    );
     let transition = ready_condition(&n0).last_transition_time.unwrap().0;
     assert!(transition.as_second() < hb0.as_second() - 29 * 86_400, "{transition}");
     let r0 = renew(&leases.get(node).await.unwrap()).unwrap();

@@ -7,8 +7,8 @@
 //! as the API server checks them there (`eventTime`, `reportingController`,
 //! `reportingInstance`, `action`, `reason` are required, `type` is Normal or Warning).
 
-use crate::objects::status::ApiError;
 use super::{Query, Target};
+use crate::objects::status::ApiError;
 use crate::store::{self, EVENTS};
 use crate::Shared;
 use axum::body::{Body, Bytes};

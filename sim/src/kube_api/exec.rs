@@ -9,11 +9,11 @@
 //! runs in a small busybox container root on the node. A reboot of the node kills what runs
 //! there, which cuts the stream without a status, as a real reboot does.
 
-use crate::objects::pods;
-use crate::nodes::proc;
-use crate::objects::status::ApiError;
 use super::Query;
 use crate::events::kinds;
+use crate::nodes::proc;
+use crate::objects::pods;
+use crate::objects::status::ApiError;
 use crate::rbac;
 use crate::Shared;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};

@@ -2,9 +2,10 @@
 //! serves it (`GET /api/v1/namespaces/N/pods/P/log` with `container`, `follow`, `previous`,
 //! `tailLines`, `sinceSeconds`, `sinceTime`, `timestamps`, `limitBytes`).
 
+use super::Query;
+use crate::nodes::pod_logs::Instance;
 use crate::objects::pods;
 use crate::objects::status::ApiError;
-use super::Query;
 use crate::rbac;
 use crate::store::PODS;
 use crate::Shared;
@@ -13,7 +14,6 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
-use crate::nodes::pod_logs::Instance;
 use std::sync::Arc;
 
 /// `(namespace, pod)` when the path is a pod's `log` subresource.

@@ -25,6 +25,7 @@ use crate::objects::{selector, status};
 use crate::rbac;
 use crate::server::ResetConnection;
 use crate::store::{self, Resource};
+use crate::tokens;
 use crate::Shared;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -37,7 +38,6 @@ use serde_json::{json, Value};
 use status::{json_response, typed_response, ApiError};
 use std::sync::Arc;
 use std::time::Duration;
-
 
 /// The largest request body taken.
 const MAX_BODY: usize = 8 << 20;
@@ -276,14 +276,14 @@ fn identity(s: &Shared, headers: &HeaderMap) -> Option<rbac::Identity> {
 /// each token, and every refusal, goes to the event log (by number, never the token).
 fn entra_identity(
     s: &Shared,
-    checked: Result<(crate::EntraToken, bool), (crate::EntraToken, crate::EntraRefusal)>,
+    checked: Result<(tokens::EntraToken, bool), (tokens::EntraToken, tokens::EntraRefusal)>,
 ) -> Option<rbac::Identity> {
     let (t, first) = match checked {
         Ok(ok) => ok,
         Err((t, why)) => {
             let reason = match why {
-                crate::EntraRefusal::Expired => format!("entra token #{} of {} has expired", t.seq, t.principal),
-                crate::EntraRefusal::WrongAudience => {
+                tokens::EntraRefusal::Expired => format!("entra token #{} of {} has expired", t.seq, t.principal),
+                tokens::EntraRefusal::WrongAudience => {
                     format!(
                         "entra token #{} is for audience {}, not the AKS server application",
                         t.seq, t.audience
@@ -315,16 +315,7 @@ fn entra_identity(
         );
     }
     Some(match &s.scenario.access.user {
-        Some(u) => {
-            let mut groups = u.groups.clone();
-            groups.push("system:authenticated".into());
-            rbac::Identity {
-                username: u.username.clone(),
-                groups,
-                role: u.cluster_role.clone(),
-                rules: Some(u.rules.clone()),
-            }
-        }
+        Some(u) => tokens::user_identity(u),
         None => rbac::Identity {
             username: t.principal.clone(),
             groups: vec!["system:authenticated".into()],

@@ -2,8 +2,8 @@
 //! columns and cell values the kube-apiserver's printers produce. The column logic
 //! (AGE, node STATUS and ROLES, pod READY/STATUS) is pure and unit-tested here.
 
-use crate::objects::selector::LabelSelector;
 use crate::model;
+use crate::objects::selector::LabelSelector;
 use crate::store::Resource;
 use crate::time::parse as parse_time;
 use jiff::{SignedDuration, Timestamp};

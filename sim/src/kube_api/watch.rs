@@ -4,8 +4,8 @@
 //! A resourceVersion older than the store's history gets a 410 Expired ERROR event.
 
 use super::printers;
-use crate::objects::selector::{FieldSelector, LabelSelector};
 use super::Output;
+use crate::objects::selector::{FieldSelector, LabelSelector};
 use crate::objects::status;
 use crate::store::{Change, Resource, WatchKind};
 use crate::Shared;

@@ -203,23 +203,26 @@ fn run(shared: &Arc<Shared>, pod: &Value, c: &Value, node: &str) -> std::io::Res
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert((uid.clone(), name.clone()), live);
-    let pumps: Vec<_> = [(running.stdout.take(), Stream::Stdout), (running.stderr.take(), Stream::Stderr)]
-        .into_iter()
-        .filter_map(|(r, ch)| r.map(|r| (r, ch)))
-        .map(|(mut r, ch)| {
-            let (s, uid, name, output) = (shared.clone(), uid.clone(), name.clone(), output.clone());
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 32 * 1024];
-                while let Ok(n) = r.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                    s.pod_logs.write(&uid, &name, &buf[..n]);
-                    let _ = output.send((ch, buf[..n].to_vec()));
+    let pumps: Vec<_> = [
+        (running.stdout.take(), Stream::Stdout),
+        (running.stderr.take(), Stream::Stderr),
+    ]
+    .into_iter()
+    .filter_map(|(r, ch)| r.map(|r| (r, ch)))
+    .map(|(mut r, ch)| {
+        let (s, uid, name, output) = (shared.clone(), uid.clone(), name.clone(), output.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            while let Ok(n) = r.read(&mut buf).await {
+                if n == 0 {
+                    break;
                 }
-            })
+                s.pod_logs.write(&uid, &name, &buf[..n]);
+                let _ = output.send((ch, buf[..n].to_vec()));
+            }
         })
-        .collect();
+    })
+    .collect();
     let (s, pod) = (shared.clone(), pod.clone());
     let pid = running.pid;
     tokio::spawn(async move {

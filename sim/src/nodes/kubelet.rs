@@ -29,7 +29,6 @@ pub(crate) struct Liveness {
     observed: HashMap<String, (String, Instant)>,
 }
 
-
 /// The kubelet runs from boot until the machine goes down (through a fast reboot).
 fn kubelet_running(st: &MachineState) -> bool {
     match st.phase {

@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 /// Most a node may append between two polls that is read at once.
 const MAX_READ: u64 = 256 * 1024;
 
-
 /// Drive the machines until the emulator stops.
 pub async fn run(shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.clone();

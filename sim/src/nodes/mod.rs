@@ -16,6 +16,7 @@ pub mod proc;
 pub mod sshd;
 
 use crate::events::kinds;
+use crate::time::unix_now;
 use crate::{Fault, Shared};
 use anyhow::Context;
 use serde_json::{json, Value};
@@ -128,7 +129,6 @@ impl Drop for InstanceGuard {
         }
     }
 }
-
 
 impl NodeRuntime {
     /// Build every Linux node's root, the SSH keys and config, and listen on every node

@@ -15,6 +15,7 @@
 //! Scripts run as root in the node's root (`chroot`), for at least `timing.runCommandSeconds`;
 //! outputs keep only their last 4,096 bytes; one run command at a time per instance (409).
 
+use super::arm_error;
 use crate::events::kinds;
 use crate::Shared;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
@@ -77,14 +78,6 @@ pub struct RunCommands {
 
 fn now() -> String {
     crate::time::now_rfc3339_millis()
-}
-
-fn arm_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        axum::Json(json!({"error": {"code": code, "message": message.into()}})),
-    )
-        .into_response()
 }
 
 /// The last [`OUTPUT_TAIL`] bytes, cut on a character boundary.

@@ -1,0 +1,358 @@
+//! Emulated Azure Resource Manager, with the Entra ID token endpoint ([`crate::entra`]) on
+//! the same server.
+//!
+//! One fallback handler parses the path itself, so that provider namespaces, resource
+//! types, resource group and cluster names match case-insensitively as ARM's do, and so
+//! that every miss gets ARM's own error code (`SubscriptionNotFound`,
+//! `ResourceGroupNotFound`, `ResourceNotFound`, ...). Bodies follow the shapes of the
+//! public REST API examples (../shared/fixtures/azure-rest-api-examples).
+//!
+//! Order of checks for an ARM call: bearer token (401), injected faults (429/5xx),
+//! `api-version` (400), then the resource path (404).
+//!
+//! Tokens: the Entra endpoint (`POST /{tenant}/oauth2/v2.0/token`) and the `az` stand-in
+//! ([`crate::state_dir::az`]) hand them out.
+//!
+//! The parts: the request's routing inside the subscription (`routes.rs`); managed
+//! clusters, agent pools and their profiles (`clusters.rs`); scale sets and their
+//! instances (`compute.rs`); the node image upgrade, a long-running operation
+//! (`node_image.rs`); run commands and restarts (`run_command.rs`).
+
+mod clusters;
+mod compute;
+mod node_image;
+mod routes;
+pub mod run_command;
+
+use crate::entra;
+use crate::Shared;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use clusters::list_subscriptions;
+use routes::Ctx;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// What ARM operations change: the node image each pool runs, and the long-running
+/// operations (`upgradeNodeImageVersion`) by id.
+#[derive(Default)]
+pub struct ArmState {
+    pool_images: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    operations: std::sync::Mutex<std::collections::HashMap<String, node_image::Operation>>,
+    /// VM scale set run commands and restarts (Microsoft.Compute operations).
+    pub run_commands: run_command::RunCommands,
+}
+
+struct Arm {
+    shared: Arc<Shared>,
+    reads_left: AtomicU32,
+    writes_left: AtomicU32,
+}
+
+pub fn router(shared: Arc<Shared>) -> axum::Router {
+    let arm = Arc::new(Arm {
+        shared,
+        reads_left: AtomicU32::new(12000),
+        writes_left: AtomicU32::new(1200),
+    });
+    axum::Router::new().fallback(handle).with_state(arm)
+}
+
+/// An error in ARM's shape: `{"error":{"code","message"}}`.
+pub(super) fn arm_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": {"code": code, "message": message.into()}})),
+    )
+        .into_response()
+}
+
+fn not_found_fix(what: &str) -> String {
+    format!("{what} For more details please go to https://aka.ms/ARMResourceNotFoundFix")
+}
+
+pub(super) fn resource_not_found(rtype: &str, name: &str, rg: &str) -> Response {
+    arm_error(
+        StatusCode::NOT_FOUND,
+        "ResourceNotFound",
+        not_found_fix(&format!(
+            "The Resource '{rtype}/{name}' under resource group '{rg}' was not found."
+        )),
+    )
+}
+
+async fn handle(State(arm): State<Arc<Arm>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let correlation = headers
+        .get("x-ms-correlation-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| uuid::Uuid::parse_str(v).is_ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let segs: Vec<String> = uri
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect();
+    let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let query = parse_pairs(uri.query().unwrap_or(""));
+
+    // Entra ID lives on the same server (AZURE_AUTHORITY_HOST = the ARM URL).
+    let entra = match lower.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        [_, "oauth2", "v2.0", "token"] => Some(if method == Method::POST {
+            entra::token_endpoint(&arm.shared, &segs[0], &body)
+        } else {
+            entra::entra_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request",
+                900561,
+                "The endpoint only accepts POST requests.",
+            )
+        }),
+        [_, "v2.0", ".well-known", "openid-configuration"] => Some(entra::openid_configuration(&arm.shared, &segs[0])),
+        _ => None,
+    };
+    let is_entra = entra.is_some();
+    let mut resp = match entra {
+        Some(r) => r,
+        None => arm_call(&arm, &method, &segs, &lower, &query, &headers, &body),
+    };
+    tracing::debug!("ARM {} {} -> {}", method, uri.path(), resp.status().as_u16());
+    let h = resp.headers_mut();
+    let mut put = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(HeaderName::from_static(name), v);
+        }
+    };
+    put("x-ms-request-id", request_id.clone());
+    put("x-ms-correlation-request-id", correlation);
+    put(
+        "x-ms-routing-request-id",
+        format!(
+            "{}:{}:{request_id}",
+            arm.shared.scenario.cluster.location.to_ascii_uppercase(),
+            jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ")
+        ),
+    );
+    put("cache-control", "no-cache".into());
+    if !is_entra {
+        let (name, counter) = if method == Method::GET {
+            ("x-ms-ratelimit-remaining-subscription-reads", &arm.reads_left)
+        } else {
+            ("x-ms-ratelimit-remaining-subscription-writes", &arm.writes_left)
+        };
+        let left = counter
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_sub(1)))
+            .unwrap_or(0);
+        put(name, left.saturating_sub(1).to_string());
+    }
+    resp
+}
+
+fn arm_call(
+    arm: &Arm,
+    method: &Method,
+    segs: &[String],
+    lower: &[String],
+    query: &[(String, String)],
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let shared = &arm.shared;
+    if let Some(r) = check_token(shared, headers) {
+        return r;
+    }
+    match shared.faults.take_arm() {
+        Some(crate::faults::ArmFault::Throttle { retry_after }) => {
+            let mut r = arm_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                format!(
+                    "The request is being throttled as the limit has been reached for operation type - Read_ObservationWindow_00:05:00. For more information, see - https://aka.ms/srpthrottlinglimits. Retry after {retry_after} seconds."
+                ),
+            );
+            r.headers_mut().insert("retry-after", HeaderValue::from(retry_after));
+            return r;
+        }
+        Some(crate::faults::ArmFault::Status(code)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let (code, msg) = match status.as_u16() {
+                500 => (
+                    "InternalServerError",
+                    "Encountered internal server error. Please try again.",
+                ),
+                502 => (
+                    "BadGateway",
+                    "The gateway did not receive a response within the specified time period.",
+                ),
+                504 => (
+                    "GatewayTimeout",
+                    "The gateway did not receive a response within the specified time period.",
+                ),
+                _ => (
+                    "ServiceUnavailable",
+                    "The service is currently unavailable. Please try again later.",
+                ),
+            };
+            return arm_error(status, code, msg);
+        }
+        None => {}
+    }
+    let api_version = query
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("api-version"))
+        .map(|(_, v)| v.as_str());
+    let api_version = match api_version {
+        None | Some("") => {
+            return arm_error(
+                StatusCode::BAD_REQUEST,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            )
+        }
+        Some(v) => v,
+    };
+    let l: Vec<&str> = lower.iter().map(String::as_str).collect();
+    if let Some(r) = check_api_version(shared, &l, api_version) {
+        return r;
+    }
+    let ctx = Ctx {
+        shared,
+        method,
+        segs,
+        query,
+        api_version,
+        body,
+    };
+    match l.as_slice() {
+        ["subscriptions"] => ctx.get(|| list_subscriptions(shared)),
+        ["subscriptions", _, rest @ ..] => {
+            if !segs[1].eq_ignore_ascii_case(&shared.scenario.subscription_id) {
+                return arm_error(
+                    StatusCode::NOT_FOUND,
+                    "SubscriptionNotFound",
+                    format!("The subscription '{}' could not be found.", segs[1]),
+                );
+            }
+            ctx.in_subscription(rest)
+        }
+        _ => arm_error(
+            StatusCode::NOT_FOUND,
+            "NoRegisteredProviderFound",
+            format!("No registered resource provider found for path '/{}'.", segs.join("/")),
+        ),
+    }
+}
+
+/// ARM's answer when `version` is not one the resource type at `path` publishes (see
+/// [`crate::api_versions`]): for ARM's own resources (and any malformed version) 400
+/// `InvalidApiVersionParameter` listing ARM's versions; for a provider's type 400
+/// `NoRegisteredProviderFound` naming the location, the type and its versions.
+fn check_api_version(shared: &Shared, path: &[&str], version: &str) -> Option<Response> {
+    use crate::api_versions::{ApiType, RESOURCES};
+    let t = ApiType::of(path);
+    if valid_api_version(version) && t.is_none_or(|t| t.accepts(version)) {
+        return None;
+    }
+    Some(match t {
+        Some(ApiType::Provider { rtype, versions, .. }) if valid_api_version(version) => arm_error(
+            StatusCode::BAD_REQUEST,
+            "NoRegisteredProviderFound",
+            format!(
+                "No registered resource provider found for location '{loc}' and API version '{version}' for type '{rtype}'. The supported api-versions are '{}'. The supported locations are '{loc}'.",
+                versions.list().join(", "),
+                loc = shared.scenario.cluster.location,
+            ),
+        ),
+        _ => arm_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidApiVersionParameter",
+            format!(
+                "The api-version '{version}' is invalid. The supported versions are '{}'.",
+                RESOURCES.join(",")
+            ),
+        ),
+    })
+}
+
+fn valid_api_version(v: &str) -> bool {
+    let date = v.strip_suffix("-preview").unwrap_or(v);
+    let b = date.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+}
+
+/// Authenticate the bearer token as ARM does.
+/// `None` when the token is good, else ARM's 401.
+fn check_token(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let fail = |code: &str, message: String, desc: &str| {
+        let mut r = arm_error(StatusCode::UNAUTHORIZED, code, message);
+        let www = format!(
+            "Bearer authorization_uri=\"{}/{}\", error=\"invalid_token\", error_description=\"{desc}\"",
+            shared.endpoints().arm_url,
+            shared.scenario.tenant_id
+        );
+        if let Ok(v) = HeaderValue::from_str(&www) {
+            r.headers_mut().insert("www-authenticate", v);
+        }
+        r
+    };
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Some(fail(
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header is missing.".into(),
+            "The authentication failed because of missing 'Authorization' header.",
+        ));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        return Some(fail(
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header is provided in an invalid format.".into(),
+            "The authentication failed because of invalid 'Authorization' header.",
+        ));
+    };
+    if shared.tokens.arm_valid(token) {
+        return None;
+    }
+    if shared.faults.expired_token() && token.starts_with("sim-arm-") {
+        let now = jiff::Timestamp::now();
+        let fmt = |t: jiff::Timestamp| t.strftime("%-m/%-d/%Y %-I:%M:%S %p").to_string();
+        return Some(fail(
+            "ExpiredAuthenticationToken",
+            format!(
+                "The access token expiry UTC time '{}' is earlier than current UTC time '{}'.",
+                fmt(now - jiff::SignedDuration::from_mins(5)),
+                fmt(now)
+            ),
+            "The access token has expired.",
+        ));
+    }
+    Some(fail(
+        "InvalidAuthenticationToken",
+        "The access token is invalid.".into(),
+        "The access token is invalid.",
+    ))
+}
+
+pub(super) fn ok(body: Value) -> Response {
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// `application/x-www-form-urlencoded` pairs (a query string or a form body).
+fn parse_pairs(s: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(s.as_bytes()).into_owned().collect()
+}
