@@ -133,7 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("no state directory {}", state_dir.display()))?;
             let ep = aks_sim::read_endpoints(&dir)?;
             for (k, v) in aks_sim::env_for(&dir, &ep) {
-                println!("export {k}={}", shell_quote(&v));
+                println!("export {k}={}", aks_sim::state_dir::sh_quote(&v));
             }
             Ok(())
         }
@@ -204,12 +204,4 @@ async fn control_get(base: &str, path: &str) -> anyhow::Result<serde_json::Value
         .await
         .context("cannot reach the emulator's control endpoint: is it running?")?;
     Ok(resp.error_for_status()?.json().await?)
-}
-
-fn shell_quote(s: &str) -> String {
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:=,@".contains(c)) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
 }
