@@ -29,7 +29,6 @@ pub mod tokens;
 pub mod webhook;
 
 use anyhow::Context;
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -220,10 +219,9 @@ impl Sim {
         let _ = shared.endpoints.set(endpoints.clone());
 
         // The cluster's objects, then the controllers that keep them moving.
-        seed_nodes(&shared)?;
         controllers::seed(&shared)?;
         let mut tasks = vec![];
-        tasks.push(tokio::spawn(watch_node_changes(shared.clone())));
+        tasks.push(tokio::spawn(controllers::watch_node_changes(shared.clone())));
         tasks.push(tokio::spawn(controllers::run(shared.clone())));
         tasks.push(tokio::spawn(state_dir::az::renew_aks_token(shared.clone())));
 
@@ -365,119 +363,4 @@ fn claim_prefix(port: u16) -> anyhow::Result<([u8; 3], std::fs::File)> {
         )
     }
     anyhow::bail!("no free 127.77.X.0/24 address range for the nodes: stop other aks-sim instances")
-}
-
-fn seed_nodes(shared: &Arc<Shared>) -> anyhow::Result<()> {
-    let created = time::rfc3339(time::days_ago(shared.scenario.cluster.age_days));
-    for n in &shared.nodes {
-        let obj = model::node_object(&shared.scenario, n, &model::new_boot_id(), &created);
-        shared.store.create(store::NODES, obj)?;
-    }
-    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        shared.store.create(
-            store::NAMESPACES,
-            serde_json::json!({"metadata": {"name": ns, "creationTimestamp": created}}),
-        )?;
-    }
-    Ok(())
-}
-
-/// Record cordon/uncordon and Ready transitions of nodes in the event log, whoever made them.
-async fn watch_node_changes(shared: Arc<Shared>) {
-    let mut rx = shared.store.subscribe();
-    let mut last: BTreeMap<String, (bool, String)> = shared
-        .store
-        .list(store::NODES, None)
-        .iter()
-        .map(|n| {
-            (
-                n["metadata"]["name"].as_str().unwrap_or_default().to_string(),
-                (
-                    n["spec"]["unschedulable"].as_bool().unwrap_or(false),
-                    model::ready_status(n).to_string(),
-                ),
-            )
-        })
-        .collect();
-    let mut shutdown = shared.shutdown.clone();
-    loop {
-        let change = tokio::select! {
-            c = rx.recv() => c,
-            _ = shutdown.changed() => return,
-        };
-        let change = match change {
-            Ok(c) => c,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!("node watcher lagged by {n} changes");
-                continue;
-            }
-            Err(_) => return,
-        };
-        if change.resource != store::NODES {
-            continue;
-        }
-        let name = change.object["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let now = (
-            change.object["spec"]["unschedulable"].as_bool().unwrap_or(false),
-            model::ready_status(&change.object).to_string(),
-        );
-        let before = last.insert(name.clone(), now.clone());
-        let Some(before) = before else { continue };
-        if before.0 != now.0 {
-            let kind = if now.0 {
-                events::kinds::CORDON
-            } else {
-                events::kinds::UNCORDON
-            };
-            shared.events.record(kind, Some(&name), None, "");
-            // The kubelet reports what it sees of its node's schedulability.
-            let reason = if now.0 { "NodeNotSchedulable" } else { "NodeSchedulable" };
-            recorder::record(
-                &shared,
-                &recorder::ObjectRef::kubelet_node(&name),
-                recorder::kubelet(&name),
-                "Normal",
-                reason,
-                &format!("Node {name} status is now: {reason}"),
-            );
-        }
-        if before.1 != now.1 {
-            let kind = if now.1 == "True" {
-                events::kinds::NODE_READY
-            } else {
-                events::kinds::NODE_NOT_READY
-            };
-            shared
-                .events
-                .record(kind, Some(&name), None, format!("Ready={}", now.1));
-            if now.1 == "True" {
-                recorder::record(
-                    &shared,
-                    &recorder::ObjectRef::kubelet_node(&name),
-                    recorder::kubelet(&name),
-                    "Normal",
-                    "NodeReady",
-                    &format!("Node {name} status is now: NodeReady"),
-                );
-            } else if before.1 == "True" {
-                // Unknown is the node lifecycle controller's verdict; NotReady the kubelet's.
-                let (what, source) = if now.1 == "Unknown" {
-                    (recorder::ObjectRef::of(&change.object), recorder::NODE_CONTROLLER)
-                } else {
-                    (recorder::ObjectRef::kubelet_node(&name), recorder::kubelet(&name))
-                };
-                recorder::record(
-                    &shared,
-                    &what,
-                    source,
-                    "Normal",
-                    "NodeNotReady",
-                    &format!("Node {name} status is now: NodeNotReady"),
-                );
-            }
-        }
-    }
 }
