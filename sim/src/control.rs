@@ -1,7 +1,8 @@
 //! The emulator's control endpoint (plain HTTP on loopback): `GET /status`,
 //! `GET /events`, `POST /faults`. `aks-sim status` and `aks-sim fault` use it.
 
-use crate::{model, store, Fault, Shared};
+use crate::faults::Fault;
+use crate::{model, store, Shared};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};

@@ -28,15 +28,6 @@ fn channel(s: Stream) -> u8 {
     }
 }
 
-/// `(namespace, pod)` when the path is a pod's `attach` subresource.
-pub fn route(path: &str) -> Option<(String, String)> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match segs.as_slice() {
-        ["api", "v1", "namespaces", ns, "pods", pod, "attach"] => Some((ns.to_string(), pod.to_string())),
-        _ => None,
-    }
-}
-
 struct AttachRequest {
     uid: String,
     container: String,

@@ -2,6 +2,7 @@
 //! `SetDefaults_*` functions of k8s.io/kubernetes/pkg/apis/{core,apps}/v1): what a client
 //! reads back from a create is what it would read from a real cluster.
 
+use crate::store::Resource;
 use serde_json::{json, Value};
 
 /// Fill the defaults of `plural`'s kind into `obj` (fields the client set are kept).
@@ -58,6 +59,153 @@ pub fn apply(plural: &str, obj: &mut Value) {
         "pods" => containers(&mut obj["spec"]),
         _ => {}
     }
+}
+
+/// Defaults and status resets the API server applies to new objects.
+pub fn prepare_for_create(res: &Resource, obj: &mut Value) {
+    if let Some(m) = obj["metadata"].as_object_mut() {
+        for k in [
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
+            m.remove(k);
+        }
+    }
+    match res.plural {
+        "pods" => {
+            let spec = &mut obj["spec"];
+            for (k, v) in [
+                ("restartPolicy", json!("Always")),
+                ("terminationGracePeriodSeconds", json!(30)),
+                ("dnsPolicy", json!("ClusterFirst")),
+                ("schedulerName", json!("default-scheduler")),
+                ("serviceAccountName", json!("default")),
+                ("securityContext", json!({})),
+                ("enableServiceLinks", json!(true)),
+                ("priority", json!(0)),
+                ("preemptionPolicy", json!("PreemptLowerPriority")),
+            ] {
+                if spec.get(k).is_none() {
+                    spec[k] = v;
+                }
+            }
+            let mut tol = spec["tolerations"].as_array().cloned().unwrap_or_default();
+            for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+                if !tol.iter().any(|t| t["key"] == key) {
+                    tol.push(
+                        json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}),
+                    );
+                }
+            }
+            spec["tolerations"] = json!(tol);
+            obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+        }
+        "namespaces" => {
+            let name = obj["metadata"]["name"].clone();
+            if !obj["metadata"]["labels"].is_object() {
+                obj["metadata"]["labels"] = json!({});
+            }
+            obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
+            obj["spec"] = json!({"finalizers": ["kubernetes"]});
+            obj["status"] = json!({"phase": "Active"});
+        }
+        "deployments" | "replicasets" | "daemonsets" | "poddisruptionbudgets" | "cronjobs" => {
+            obj["status"] = json!({});
+        }
+        "statefulsets" => {
+            let spec = &mut obj["spec"];
+            for (k, v) in [
+                ("replicas", json!(1)),
+                ("podManagementPolicy", json!("OrderedReady")),
+                (
+                    "updateStrategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+                ),
+                ("revisionHistoryLimit", json!(10)),
+            ] {
+                if spec.get(k).is_none() {
+                    spec[k] = v;
+                }
+            }
+            obj["status"] = json!({"replicas": 0, "availableReplicas": 0});
+        }
+        "jobs" => {
+            // The API server selects the Job's pods by its uid, which it assigns now.
+            let uid = uuid::Uuid::new_v4().to_string();
+            let name = obj["metadata"]["name"].clone();
+            obj["metadata"]["uid"] = json!(uid);
+            let spec = &mut obj["spec"];
+            for (k, v) in [
+                ("completions", json!(1)),
+                ("parallelism", json!(1)),
+                ("backoffLimit", json!(6)),
+                ("completionMode", json!("NonIndexed")),
+                ("suspend", json!(false)),
+            ] {
+                if spec.get(k).is_none() {
+                    spec[k] = v;
+                }
+            }
+            if spec["selector"].is_null() {
+                spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+                if !spec["template"]["metadata"]["labels"].is_object() {
+                    spec["template"]["metadata"]["labels"] = json!({});
+                }
+                let labels = &mut spec["template"]["metadata"]["labels"];
+                labels["batch.kubernetes.io/controller-uid"] = json!(uid);
+                labels["controller-uid"] = json!(uid);
+                labels["batch.kubernetes.io/job-name"] = name.clone();
+                labels["job-name"] = name;
+            }
+            obj["status"] = json!({});
+        }
+        "secrets" if obj["type"].is_null() => obj["type"] = json!("Opaque"),
+        "services" => {
+            let spec = &mut obj["spec"];
+            if spec["type"].is_null() {
+                spec["type"] = json!("ClusterIP");
+            }
+            if spec["clusterIP"].is_null() {
+                let ip = service_ip();
+                spec["clusterIP"] = json!(ip);
+                spec["clusterIPs"] = json!([ip]);
+            }
+            for (k, v) in [
+                ("sessionAffinity", json!("None")),
+                ("ipFamilies", json!(["IPv4"])),
+                ("ipFamilyPolicy", json!("SingleStack")),
+                ("internalTrafficPolicy", json!("Cluster")),
+            ] {
+                if spec.get(k).is_none() {
+                    spec[k] = v;
+                }
+            }
+            if let Some(ports) = spec["ports"].as_array_mut() {
+                for p in ports {
+                    if p["protocol"].is_null() {
+                        p["protocol"] = json!("TCP");
+                    }
+                    if p["targetPort"].is_null() {
+                        p["targetPort"] = p["port"].clone();
+                    }
+                }
+            }
+            obj["status"] = json!({"loadBalancer": {}});
+        }
+        _ => {}
+    }
+}
+
+/// A ClusterIP from AKS's default service CIDR (10.0.0.0/16; 10.0.0.10 is kube-dns).
+fn service_ip() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = 20 + NEXT.fetch_add(1, Ordering::Relaxed) % 65000;
+    format!("10.0.{}.{}", n / 250, 1 + n % 250)
 }
 
 fn fill(v: &mut Value, key: &str, default: Value) {

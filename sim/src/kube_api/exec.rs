@@ -37,15 +37,6 @@ pub(super) const ERROR: u8 = 3;
 pub(super) const RESIZE: u8 = 4;
 pub(super) const CLOSE: u8 = 255;
 
-/// `(namespace, pod)` when the path is a pod's `exec` subresource.
-pub fn route(path: &str) -> Option<(String, String)> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match segs.as_slice() {
-        ["api", "v1", "namespaces", ns, "pods", pod, "exec"] => Some((ns.to_string(), pod.to_string())),
-        _ => None,
-    }
-}
-
 /// What the request asks to run.
 struct ExecRequest {
     command: Vec<String>,
@@ -543,14 +534,5 @@ mod tests {
         let st = status_for(&v(&["sh", "-c", "exit 3"]), 3);
         assert_eq!(st["reason"], "NonZeroExitCode");
         assert_eq!(st["details"]["causes"][0]["message"], "3");
-    }
-
-    #[test]
-    fn only_the_exec_subresource_is_routed() {
-        assert_eq!(
-            route("/api/v1/namespaces/kube-system/pods/p/exec"),
-            Some(("kube-system".into(), "p".into()))
-        );
-        assert_eq!(route("/api/v1/namespaces/kube-system/pods/p/log"), None);
     }
 }

@@ -16,15 +16,6 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// `(namespace, pod)` when the path is a pod's `log` subresource.
-pub fn route(path: &str) -> Option<(String, String)> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match segs.as_slice() {
-        ["api", "v1", "namespaces", ns, "pods", pod, "log"] => Some((ns.to_string(), pod.to_string())),
-        _ => None,
-    }
-}
-
 /// What the request asks for.
 struct LogRequest {
     container: String,
@@ -308,14 +299,5 @@ mod tests {
         assert_eq!(render(&l.instance("u", "c", true).unwrap().lines, false), b"one\ntwo\n");
         assert!(l.instance("u", "c", true).unwrap().ended);
         assert_eq!(render(&l.instance("u", "c", false).unwrap().lines, false), b"three\n");
-    }
-
-    #[test]
-    fn only_the_log_subresource_is_routed() {
-        assert_eq!(
-            route("/api/v1/namespaces/ns/pods/p/log"),
-            Some(("ns".into(), "p".into()))
-        );
-        assert_eq!(route("/api/v1/namespaces/ns/pods/p/exec"), None);
     }
 }

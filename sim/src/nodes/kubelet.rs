@@ -1,4 +1,4 @@
-//! Node liveness, on the emulator's clock ([`crate::Scenario::liveness`]): each running
+//! Node liveness, on the emulator's clock ([`crate::scenario::Scenario::liveness`]): each running
 //! kubelet renews its Lease in `kube-node-lease` every `leaseRenewSeconds` and posts its node
 //! status (the conditions' `lastHeartbeatTime`) every `nodeStatusSeconds`; a machine that is down does neither. The
 //! node lifecycle controller watches the Leases: one not renewed for

@@ -16,8 +16,9 @@ pub mod proc;
 pub mod sshd;
 
 use crate::events::kinds;
+use crate::faults::Fault;
 use crate::time::unix_now;
-use crate::{Fault, Shared};
+use crate::Shared;
 use anyhow::Context;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
