@@ -1,4 +1,4 @@
-//! `aks-patch apply --one-at-a-time` end to end against aks-sim (issue 4): the real
+//! `aks-patch apply --one-at-a-time` end to end against aks-sim: the real
 //! binary, real ARM/Kubernetes API over HTTPS, real ssh into the emulated nodes. Each test
 //! proves its point from the emulator's event log and the cluster's state afterwards.
 
@@ -7,7 +7,7 @@ use common::*;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue4_rollout_changes_kernels_one_node_at_a_time() {
+async fn apply_patches_every_linux_node_one_at_a_time_and_skips_windows() {
     let c = Cluster::start(None).await;
     let linux: Vec<String> = c
         .sim
@@ -97,7 +97,7 @@ async fn issue4_rollout_changes_kernels_one_node_at_a_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue4_table_output_shows_kernel_before_and_after() {
+async fn apply_prints_the_plan_before_any_change_and_the_kernels_before_and_after() {
     let c = Cluster::start(Some(SMALL)).await;
     let r = c.run(&apply_args(&["--nodes", &small_node(0)]), true).await;
     r.assert_code(0);
@@ -120,7 +120,7 @@ async fn issue4_table_output_shows_kernel_before_and_after() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue4_pdb_that_never_allows_times_out_uncordons_and_halts() {
+async fn a_pdb_that_never_allows_times_out_the_drain_uncordons_and_halts() {
     let c = Cluster::start(Some(SMALL)).await;
     // A node that runs a web pod, whose drain the PDB blocks.
     let node = c.block_web_pdb();
@@ -139,7 +139,7 @@ async fn issue4_pdb_that_never_allows_times_out_uncordons_and_halts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue4_node_that_never_returns_is_left_cordoned_and_the_run_halts() {
+async fn a_node_that_never_returns_is_left_cordoned_named_and_the_run_halts() {
     let c = Cluster::start(Some(SMALL)).await;
     c.sim
         .fault(aks_sim::Fault::NodeNeverReturns { node: small_node(0) })
@@ -170,7 +170,7 @@ async fn issue4_node_that_never_returns_is_left_cordoned_and_the_run_halts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue4_lock_held_by_a_live_run_is_refused() {
+async fn a_lock_held_by_a_live_run_refuses_apply_naming_the_holder() {
     let c = Cluster::start(Some(SMALL)).await;
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     c.sim
@@ -193,7 +193,7 @@ async fn issue4_lock_held_by_a_live_run_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue4_two_concurrent_applies_one_is_refused() {
+async fn of_two_concurrent_applies_one_is_refused_and_never_two_nodes_are_out() {
     let c = Cluster::start(Some(SMALL)).await;
     let args = apply_args(&[]);
     let a = c.command_with_target(&args).output();
@@ -213,7 +213,7 @@ async fn issue4_two_concurrent_applies_one_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue4_kured_lock_held_means_no_reboot() {
+async fn a_held_kured_lock_refuses_apply_before_any_upgrade() {
     let yaml = format!("{SMALL}kured: {{lockHolder: {}}}\n", small_node(2));
     let c = Cluster::start(Some(&yaml)).await;
     let r = c.run(&apply_args(&[]), true).await;
@@ -232,7 +232,7 @@ async fn issue4_kured_lock_held_means_no_reboot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue4_dpkg_lock_is_waited_for() {
+async fn apt_waits_for_a_held_dpkg_lock_and_upgrades_once_it_is_released() {
     let c = Cluster::start(Some(SMALL)).await;
     c.sim
         .fault(aks_sim::Fault::DpkgLock {
@@ -251,7 +251,7 @@ async fn issue4_dpkg_lock_is_waited_for() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue4_ssh_down_halts_before_touching_the_node() {
+async fn a_node_without_ssh_halts_the_run_before_it_is_touched() {
     let c = Cluster::start(Some(SMALL)).await;
     c.sim.fault(aks_sim::Fault::SshDown { node: small_node(1) }).unwrap();
     let r = c.run(&apply_args(&[]), true).await;
@@ -269,7 +269,7 @@ async fn issue4_ssh_down_halts_before_touching_the_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue4_sigint_mid_drain_uncordons_and_releases_the_lock() {
+async fn sigint_mid_drain_uncordons_the_node_and_releases_the_lock() {
     let c = Cluster::start(Some(SMALL)).await;
     // A node that runs a web pod, whose drain the PDB blocks.
     let node = c.block_web_pdb();
@@ -294,7 +294,7 @@ async fn issue4_sigint_mid_drain_uncordons_and_releases_the_lock() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue4_resume_after_a_kill_finishes_the_rollout() {
+async fn resume_after_a_kill_finishes_the_rollout_without_rebooting_a_node_twice() {
     let c = Cluster::start(Some(SMALL)).await;
     let args = apply_args(&[]);
     let mut child = c.command_with_target(&args).spawn().unwrap();
@@ -327,7 +327,7 @@ async fn issue4_resume_after_a_kill_finishes_the_rollout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue4_dry_run_changes_nothing() {
+async fn dry_run_shows_the_refused_pods_and_changes_nothing() {
     let c = Cluster::start(None).await;
     let before = c.events().len();
     let r = c
@@ -380,7 +380,7 @@ async fn issue4_dry_run_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue4_refuses_without_yes_when_there_is_no_terminal() {
+async fn apply_without_yes_and_without_a_terminal_is_a_usage_error() {
     let c = Cluster::start(Some(SMALL)).await;
     let r = c.run(&["apply", "--one-at-a-time"], true).await;
     r.assert_code(2);
@@ -390,7 +390,7 @@ async fn issue4_refuses_without_yes_when_there_is_no_terminal() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue4_selector_chooses_nodes_and_a_bad_one_is_a_usage_error() {
+async fn selector_and_nodepool_choose_nodes_and_bad_ones_are_usage_errors() {
     let c = Cluster::start(Some(SMALL)).await;
     let bad = c
         .run(
@@ -458,7 +458,7 @@ async fn issue4_selector_chooses_nodes_and_a_bad_one_is_a_usage_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue4_security_mode_and_reboot_never_upgrade_without_a_reboot() {
+async fn security_mode_with_reboot_never_upgrades_only_security_updates_without_a_reboot() {
     let c = Cluster::start(None).await;
     let node = "aks-user-31417037-vmss000000";
     let r = c
@@ -515,7 +515,7 @@ async fn issue4_security_mode_and_reboot_never_upgrade_without_a_reboot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue4_soak_waits_between_nodes() {
+async fn soak_waits_between_a_node_back_in_service_and_the_next_cordon() {
     let c = Cluster::start(Some(SMALL)).await;
     let r = c
         .run(
@@ -546,7 +546,7 @@ async fn issue4_soak_waits_between_nodes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue4_resume_after_a_kill_mid_reboot_waits_for_the_node() {
+async fn resume_after_a_kill_mid_reboot_waits_for_the_node_instead_of_rebooting_it_again() {
     // A slow boot, so that the node is still down when the run is resumed.
     let c = Cluster::start(Some(SMALL)).await;
     c.sim
@@ -586,7 +586,7 @@ async fn issue4_resume_after_a_kill_mid_reboot_waits_for_the_node() {
 /// The lock's holder is the user and this machine's name as aks-patch's settings resolve
 /// them (no libc calls), and the state directory follows `XDG_STATE_HOME`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue8_lock_holder_and_xdg_state_home() {
+async fn the_lock_holder_names_user_and_host_and_run_records_follow_xdg_state_home() {
     let c = Cluster::start(Some(SMALL)).await;
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .expect("the kernel's host name")

@@ -1,4 +1,4 @@
-//! Azure Linux nodes (issue 14) end to end against aks-sim: a mixed Ubuntu + Azure Linux 3.0
+//! Azure Linux nodes end to end against aks-sim: a mixed Ubuntu + Azure Linux 3.0
 //! cluster (`sim/scenarios/mixed.yaml`), scanned with `tdnf check-update` and
 //! `needs-restarting -r`, patched with `tdnf -y update --refresh` one node at a time.
 
@@ -40,7 +40,7 @@ fn machine(c: &Cluster, name: &str) -> serde_json::Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue14_scan_reports_azure_linux_updates_and_the_reboot_need_before_the_daily_timer() {
+async fn scan_reports_azure_linux_updates_and_the_reboot_need_before_the_daily_timer() {
     let c = Cluster::start(Some(MIXED)).await;
     let r = c.run(&["scan", "-o", "json"], true).await;
     r.assert_code(0);
@@ -134,7 +134,7 @@ async fn issue14_scan_reports_azure_linux_updates_and_the_reboot_need_before_the
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue14_apply_patches_a_mixed_cluster_one_node_at_a_time() {
+async fn apply_patches_a_mixed_ubuntu_and_azure_linux_cluster_one_node_at_a_time() {
     let c = Cluster::start(Some(MIXED)).await;
     let r = c.run(&apply_args(&["-o", "json"]), true).await;
     r.assert_code(0);
@@ -193,7 +193,7 @@ async fn issue14_apply_patches_a_mixed_cluster_one_node_at_a_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue14_tdnf_failure_halts_with_the_node_uncordoned_and_its_output_recorded() {
+async fn tdnf_failure_halts_with_the_node_uncordoned_and_its_output_recorded() {
     let c = Cluster::start(Some(MIXED)).await;
     c.sim.fault(Fault::AptFailure { node: AZL[0].into() }).unwrap();
     let r = c.run(&apply_args(&["--nodepool", "azl", "-o", "json"]), true).await;
@@ -221,7 +221,7 @@ async fn issue14_tdnf_failure_halts_with_the_node_uncordoned_and_its_output_reco
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue14_security_mode_is_refused_on_azure_linux_unless_asked_to_install_all() {
+async fn security_mode_is_refused_on_azure_linux_unless_asked_to_install_all() {
     let c = Cluster::start(Some(MIXED)).await;
     let r = c.run(&apply_args(&["--upgrade-mode", "security"]), true).await;
     r.assert_code(2);
@@ -288,7 +288,7 @@ async fn issue14_security_mode_is_refused_on_azure_linux_unless_asked_to_install
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue14_a_running_dnf_automatic_is_waited_for() {
+async fn tdnf_waits_for_a_running_dnf_automatic_and_upgrades_once_it_is_done() {
     let c = Cluster::start(Some(MIXED)).await;
     c.sim
         .fault(Fault::DpkgLock {
@@ -335,7 +335,7 @@ pools:
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue14_azure_linux_2_is_flagged_and_patched_only_when_allowed() {
+async fn azure_linux_2_is_flagged_and_patched_only_when_allowed() {
     let c = Cluster::start(Some(MARINER)).await;
     let node = "aks-cbl-16180339-vmss000000";
     let s = c.run(&["scan", "-o", "json"], true).await;

@@ -1,4 +1,4 @@
-//! Blockers end to end (issue 12): a real Prometheus server (Debian's `prometheus`, started
+//! Blockers end to end: a real Prometheus server (Debian's `prometheus`, started
 //! here on a loopback port with a rule file, scraping a metric the test sets) whose firing
 //! alert holds the rollout until the metric drops; a pod matching `--blocking-pod-selector`
 //! that holds it until it is deleted; blockers that do not clear stop the run with exit 9
@@ -124,7 +124,7 @@ impl Prometheus {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue12_a_firing_alert_holds_the_rollout_before_the_lock_and_before_a_cordon_until_it_clears() {
+async fn a_firing_alert_holds_the_rollout_before_the_lock_and_before_a_cordon_until_it_clears() {
     let value = Arc::new(AtomicU64::new(1));
     let prom = Prometheus::start(metric_server(value.clone()).await).await;
     prom.wait_alert(true).await;
@@ -181,7 +181,7 @@ async fn issue12_a_firing_alert_holds_the_rollout_before_the_lock_and_before_a_c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue12_blockers_that_do_not_clear_stop_with_exit_9_and_nothing_changed() {
+async fn blockers_that_do_not_clear_stop_with_exit_9_and_nothing_changed() {
     let value = Arc::new(AtomicU64::new(1));
     let prom = Prometheus::start(metric_server(value.clone()).await).await;
     prom.wait_alert(true).await;
@@ -242,7 +242,7 @@ async fn issue12_blockers_that_do_not_clear_stop_with_exit_9_and_nothing_changed
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue12_a_blocking_pod_holds_the_rollout_until_it_is_gone() {
+async fn a_blocking_pod_holds_the_rollout_until_it_is_gone() {
     let c = Cluster::start(Some(&scenario(2, 1.0))).await;
     let (n0, n1) = (small_node(0), small_node(1));
     let pod = serde_json::json!({

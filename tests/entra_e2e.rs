@@ -1,4 +1,4 @@
-//! Entra ID clusters end to end (issue 11): AKS-managed Entra ID with local accounts
+//! Entra ID clusters end to end: AKS-managed Entra ID with local accounts
 //! disabled, no kubelogin anywhere on PATH. aks-patch reaches the API server with an Entra ID
 //! token for the AKS server application from its own credential chain (the Azure CLI
 //! stand-in, or a service principal), refreshes it before it expires, refuses `--admin`
@@ -76,7 +76,7 @@ fn assert_no_secret(c: &Cluster, r: &Run) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue11_scan_and_apply_with_the_azure_cli_and_no_kubelogin() {
+async fn scan_and_apply_with_the_azure_cli_and_no_kubelogin() {
     let c = Cluster::start(Some(&entra_scenario("", ""))).await;
     assert_no_kubelogin(&c);
 
@@ -122,7 +122,7 @@ async fn issue11_scan_and_apply_with_the_azure_cli_and_no_kubelogin() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue11_scan_and_apply_with_a_service_principal() {
+async fn scan_and_apply_with_a_service_principal() {
     let c = Cluster::start(Some(&entra_scenario("", ""))).await;
     assert_no_kubelogin(&c);
     let sp: serde_json::Value =
@@ -163,7 +163,7 @@ async fn issue11_scan_and_apply_with_a_service_principal() {
 /// Tokens living 60 s, a rollout of several minutes (three reboots of 50 s): the tokens are
 /// replaced as the run goes (the API server sees several), and none is ever refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue11_tokens_are_refreshed_during_a_long_rollout() {
+async fn tokens_are_refreshed_during_a_long_rollout() {
     let yaml = entra_scenario(", tokenLifetimeSeconds: 60", "").replace("bootSeconds: 1,", "bootSeconds: 50,");
     let c = Cluster::start(Some(&yaml)).await;
     assert_no_kubelogin(&c);
@@ -200,7 +200,7 @@ async fn issue11_tokens_are_refreshed_during_a_long_rollout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue11_admin_on_a_cluster_without_local_accounts_is_a_usage_error() {
+async fn admin_on_a_cluster_without_local_accounts_is_a_usage_error() {
     let c = Cluster::start(Some(&entra_scenario("", ""))).await;
     let r = c.run(&["scan", "--admin"], true).await;
     r.assert_code(2);
@@ -214,7 +214,7 @@ async fn issue11_admin_on_a_cluster_without_local_accounts_is_a_usage_error() {
 /// stops at the first refused call, before any change, naming the verb, the resource and
 /// the role that would allow it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue11_a_restricted_role_gets_the_403_explained() {
+async fn a_restricted_role_gets_the_403_explained() {
     let tail = r#"access:
   user:
     username: operator@aks-sim.example
@@ -255,7 +255,7 @@ async fn issue11_a_restricted_role_gets_the_403_explained() {
 /// The API server refuses every token (the emulator's expired-token fault): an auth failure
 /// (exit 4) naming the credential the token came from, and what to do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue11_a_refused_token_is_an_auth_failure_naming_the_credential() {
+async fn a_refused_token_is_an_auth_failure_naming_the_credential() {
     let c = Cluster::start(Some(&entra_scenario("", "faults: [{fault: expired-token}]"))).await;
     let r = c.run(&["scan", "--auth", "cli"], true).await;
     r.assert_code(4);
@@ -285,7 +285,7 @@ fn restricted(rules: &serde_json::Value) -> String {
 /// The ClusterRole in docs/rbac.yaml, as the README tells users to apply it, is enough for a
 /// whole rollout: nothing more, nothing refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue11_the_documented_cluster_role_is_enough_for_a_rollout() {
+async fn the_documented_cluster_role_is_enough_for_a_rollout() {
     let doc: serde_json::Value = serde_yaml_ng::from_str(
         &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/rbac.yaml")).unwrap(),
     )
@@ -305,7 +305,7 @@ async fn issue11_the_documented_cluster_role_is_enough_for_a_rollout() {
 /// the first drain, so it is refused up front (exit 4), naming the permission and the roles,
 /// before any upgrade, cordon or lock; `--dry-run` shows it as a warning.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue11_a_missing_permission_is_found_before_any_change() {
+async fn a_missing_permission_is_found_before_any_change() {
     let rules = serde_json::json!([
         {"verbs": ["get", "list", "watch", "patch"], "apiGroups": [""], "resources": ["nodes"]},
         {"verbs": ["get", "list", "watch"], "apiGroups": [""], "resources": ["pods"]},

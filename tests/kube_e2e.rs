@@ -968,7 +968,7 @@ async fn exec_plugin_kubeconfigs_work() {
 /// One pager for every list: pages of any size add up to what one unpaged list returns,
 /// with label and field selectors kept on every page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue8_one_pager_for_every_list() {
+async fn paged_lists_add_up_to_one_unpaged_list_with_selectors_on_every_page() {
     use aks_patch::kube::{list_all, list_paged};
     use k8s_openapi::api::core::v1::Node;
     let env = Env::default().await;

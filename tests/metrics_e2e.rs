@@ -1,4 +1,4 @@
-//! Metrics end to end (issue 12): a real Pushgateway (Debian's `prometheus-pushgateway`,
+//! Metrics end to end: a real Pushgateway (Debian's `prometheus-pushgateway`,
 //! started here on a loopback port) receives the gauges of `scan --pushgateway-url` and
 //! `apply --pushgateway-url`, read back from its `/metrics`; `report -o prometheus` prints
 //! the same gauges; a Pushgateway that is down changes no outcome.
@@ -65,7 +65,7 @@ fn two_nodes() -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue12_scan_and_apply_push_their_gauges_to_a_real_pushgateway_and_report_prints_them() {
+async fn scan_and_apply_push_their_gauges_to_a_real_pushgateway_and_report_prints_them() {
     let gw = Pushgateway::start().await;
     let c = Cluster::start(Some(&two_nodes())).await;
     let (n0, n1) = (small_node(0), small_node(1));
@@ -175,7 +175,7 @@ async fn issue12_scan_and_apply_push_their_gauges_to_a_real_pushgateway_and_repo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue12_a_pushgateway_that_is_down_changes_no_outcome_and_bad_uses_are_usage_errors() {
+async fn a_pushgateway_that_is_down_changes_no_outcome_and_bad_uses_are_usage_errors() {
     let c = Cluster::start(Some(&two_nodes())).await;
     let dead = format!("http://metrics:s3cret@127.0.0.1:{}", free_port());
     let r = c.run(&["scan", "--pushgateway-url", &dead], true).await;

@@ -1,4 +1,4 @@
-//! Notifications end to end (issue 12): `apply --notify-url` to aks-sim's webhook sink
+//! Notifications end to end: `apply --notify-url` to aks-sim's webhook sink
 //! (HTTPS with the emulator's CA, every delivery in its event log) as Slack (Block Kit),
 //! Teams (Adaptive Card) and a generic JSON webhook, for every event of a rollout including
 //! a halt and a node left cordoned; a failing webhook changes nothing of the outcome; webhook
@@ -23,7 +23,7 @@ fn received(c: &Cluster, prefix: &str) -> Vec<Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue12_slack_teams_and_webhook_payloads_arrive_for_every_event_including_a_halt() {
+async fn slack_teams_and_webhook_payloads_arrive_for_every_event_including_a_halt() {
     let c = Cluster::start(Some(&two_nodes())).await;
     let (n0, n1) = (small_node(0), small_node(1));
     c.sim
@@ -139,7 +139,7 @@ async fn issue12_slack_teams_and_webhook_payloads_arrive_for_every_event_includi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue12_a_failing_webhook_does_not_change_the_outcome_and_templates_have_more_fields() {
+async fn a_failing_webhook_does_not_change_the_outcome_and_templates_have_more_fields() {
     let c = Cluster::start(Some(&two_nodes())).await;
     // The first event's three attempts are refused; the rest arrive.
     c.sim
@@ -216,7 +216,7 @@ async fn issue12_a_failing_webhook_does_not_change_the_outcome_and_templates_hav
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue12_a_webhook_that_never_answers_does_not_slow_the_rollout() {
+async fn a_webhook_that_never_answers_does_not_slow_the_rollout() {
     let c = Cluster::start(Some(&two_nodes())).await;
     // Every delivery waits 60 s: longer than aks-patch's 10 s per attempt.
     c.sim.fault(aks_sim::Fault::WebhookSlow { seconds: 60.0 }).unwrap();

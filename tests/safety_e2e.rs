@@ -1,4 +1,4 @@
-//! Issue 7: the rollout's safety promises under faults, alone and in combination, proven
+//! The rollout's safety promises under faults, alone and in combination, proven
 //! against aks-sim from its event log and the cluster's state: never two nodes out at once
 //! (counting nodes that were down before the run), never a node left cordoned without being
 //! named, never a node reported patched with updates of its mode pending, exit codes as
@@ -53,7 +53,7 @@ fn signal_group(child: &tokio::process::Child, sig: i32) {
 // 1. Another node already down
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue7_a_node_down_before_the_run_blocks_every_disruption() {
+async fn a_node_down_before_the_run_blocks_every_disruption() {
     let c = Cluster::start(Some(SMALL)).await;
     let down = small_node(2);
     c.take_down(&down).await;
@@ -71,7 +71,7 @@ async fn issue7_a_node_down_before_the_run_blocks_every_disruption() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue7_a_node_going_down_mid_run_stops_the_next_disruption() {
+async fn a_node_going_down_mid_run_stops_the_next_disruption() {
     let c = Cluster::start(Some(SMALL)).await;
     let child = c
         .command_with_target(&apply_args(&["--health-wait", "3"]))
@@ -107,7 +107,7 @@ async fn issue7_a_node_going_down_mid_run_stops_the_next_disruption() {
 // 2. Resume after a failed upgrade: honest
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue7_resume_after_an_apt_failure_upgrades_the_node_again() {
+async fn resume_after_an_apt_failure_upgrades_the_node_again() {
     let c = Cluster::start(Some(SMALL)).await;
     let bad = small_node(2);
     c.sim.fault(Fault::AptFailure { node: bad.clone() }).unwrap();
@@ -171,7 +171,7 @@ async fn interrupt_during_apt(sig: i32) -> (Cluster, Run) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue7_ctrl_c_during_apt_waits_for_it_then_resume_finishes() {
+async fn ctrl_c_during_apt_waits_for_it_then_resume_finishes() {
     let (c, r) = interrupt_during_apt(libc::SIGINT).await;
     assert!(r.stderr.contains("waiting for apt to finish"), "{}", r.stderr);
     let r = c.run(&apply_args(&["--resume", "-o", "json"]), true).await;
@@ -186,7 +186,7 @@ async fn issue7_ctrl_c_during_apt_waits_for_it_then_resume_finishes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue7_sigterm_to_the_group_during_apt_is_a_safe_point_too() {
+async fn sigterm_to_the_group_during_apt_is_a_safe_point_too() {
     let (c, _) = interrupt_during_apt(libc::SIGTERM).await;
     // The node was recorded as upgraded, not patched: the resume reboots it without
     // upgrading it again.
@@ -203,7 +203,7 @@ async fn issue7_sigterm_to_the_group_during_apt_is_a_safe_point_too() {
 // 3. Resume after a reboot that outlasted --reboot-timeout
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue7_resume_uncordons_the_node_the_halted_run_left_cordoned() {
+async fn resume_uncordons_the_node_the_halted_run_left_cordoned() {
     let c = Cluster::start(Some(SMALL)).await;
     let slow = small_node(0);
     c.sim
@@ -245,7 +245,7 @@ async fn issue7_resume_uncordons_the_node_the_halted_run_left_cordoned() {
 // 4. Fencing
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue7_a_run_whose_lease_is_deleted_mid_drain_stops_and_the_next_run_waits() {
+async fn a_run_whose_lease_is_deleted_mid_drain_stops_and_the_next_run_waits() {
     let c = Cluster::start(Some(SMALL)).await;
     let node = c.block_web_pdb();
     let first = c
@@ -279,7 +279,7 @@ async fn issue7_a_run_whose_lease_is_deleted_mid_drain_stops_and_the_next_run_wa
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue7_force_unlock_never_takes_a_live_runs_lock() {
+async fn force_unlock_never_takes_a_live_runs_lock() {
     let c = Cluster::start(Some(SMALL)).await;
     c.sim
         .fault(Fault::DpkgLock {
@@ -306,7 +306,7 @@ async fn issue7_force_unlock_never_takes_a_live_runs_lock() {
 // 6. Pre-flight: what will certainly fail is found before the first change
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue7_pods_that_will_refuse_to_drain_stop_the_run_before_any_change() {
+async fn pods_that_will_refuse_to_drain_stop_the_run_before_any_change() {
     let c = Cluster::start(None).await;
     let r = c
         .run(&["apply", "--one-at-a-time", "--yes", "--delete-emptydir-data"], true)
@@ -339,7 +339,7 @@ async fn issue7_pods_that_will_refuse_to_drain_stop_the_run_before_any_change() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue7_a_pdb_that_can_never_allow_and_kureds_lock_are_refused_up_front() {
+async fn a_pdb_that_can_never_allow_and_kureds_lock_are_refused_up_front() {
     let yaml = SMALL.replace("pdb: {minAvailable: 1}", "pdb: {maxUnavailable: 0}");
     let c = Cluster::start(Some(&yaml)).await;
     let r = c.run(&apply_args(&[]), true).await;
@@ -363,7 +363,7 @@ async fn issue7_a_pdb_that_can_never_allow_and_kureds_lock_are_refused_up_front(
 // 7. Bad values
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue7_bad_values_are_usage_errors_that_touch_nothing() {
+async fn bad_values_are_usage_errors_that_touch_nothing() {
     let c = Cluster::start(Some(SMALL)).await;
     for bad in [
         vec!["--grace-period=-5"],
@@ -406,7 +406,7 @@ async fn issue7_bad_values_are_usage_errors_that_touch_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue7_an_api_server_that_never_answers_fails_within_the_request_timeout() {
+async fn an_api_server_that_never_answers_fails_within_the_request_timeout() {
     // Accepts TCP, never says a word.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -452,7 +452,7 @@ async fn issue7_an_api_server_that_never_answers_fails_within_the_request_timeou
 // 8. Resume after a node was deleted; selections with nothing to patch; auth failure
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue7_resume_skips_a_node_deleted_since_the_run_was_killed() {
+async fn resume_skips_a_node_deleted_since_the_run_was_killed() {
     let c = Cluster::start(Some(SMALL)).await;
     c.sim
         .fault(Fault::SlowReboot {
@@ -495,7 +495,7 @@ async fn issue7_resume_skips_a_node_deleted_since_the_run_was_killed() {
 /// cordoned): it finishes the node left out, starts no other, and exits 2 with the pre-flight's
 /// reason; once the budget is relaxed, the next resume finishes the run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue7_resume_finishes_the_node_left_out_when_the_next_drains_would_certainly_fail() {
+async fn resume_finishes_the_node_left_out_when_the_next_drains_would_certainly_fail() {
     let c = Cluster::start(Some(SMALL)).await;
     let n0 = small_node(0);
     c.sim
@@ -563,7 +563,7 @@ async fn issue7_resume_finishes_the_node_left_out_when_the_next_drains_would_cer
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue7_a_selection_of_only_unpatchable_nodes_says_why() {
+async fn a_selection_of_only_unpatchable_nodes_says_why() {
     let c = Cluster::start(None).await;
     let r = c.run(&apply_args(&["--nodes", "akswin000000"]), true).await;
     r.assert_code(2);
@@ -577,7 +577,7 @@ async fn issue7_a_selection_of_only_unpatchable_nodes_says_why() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue7_credentials_refused_mid_drain_exit_4_and_name_the_cordoned_node() {
+async fn credentials_refused_mid_drain_exit_4_and_name_the_cordoned_node() {
     let c = Cluster::start(Some(SMALL)).await;
     let node = c.block_web_pdb();
     let child = c

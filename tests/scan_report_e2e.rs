@@ -1,4 +1,4 @@
-//! `aks-patch scan` and `aks-patch report` end to end against aks-sim (issue 3): the real
+//! `aks-patch scan` and `aks-patch report` end to end against aks-sim: the real
 //! binary, real ARM and Kubernetes API over HTTPS, real ssh into the emulated nodes. Each
 //! test asserts what a user would check: the exit code, stdout (the data), stderr (warnings,
 //! errors, the summary) and, where it matters, the emulator's own event log.
@@ -233,7 +233,7 @@ fn ssh_sessions(c: &Cluster) -> usize {
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue3_scan_table_wide_and_the_summary_on_stderr() {
+async fn scan_prints_table_and_wide_on_stdout_and_the_summary_on_stderr() {
     let c = Cluster::start(None).await;
 
     let t = c.run(&["scan"], true).await;
@@ -303,7 +303,7 @@ async fn issue3_scan_table_wide_and_the_summary_on_stderr() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue3_scan_json_yaml_tsv_and_none() {
+async fn scan_json_yaml_tsv_and_none_carry_the_documented_fields() {
     let c = Cluster::start(None).await;
 
     let j = c.run(&["scan", "-o", "json"], true).await;
@@ -417,7 +417,7 @@ async fn issue3_scan_json_yaml_tsv_and_none() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue3_query_is_applied_before_formatting() {
+async fn query_is_applied_before_formatting() {
     let c = Cluster::start(None).await;
     let q = "[?rebootRequired].name";
 
@@ -483,7 +483,7 @@ async fn issue3_query_is_applied_before_formatting() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue3_report_formats() {
+async fn report_table_json_and_yaml_show_reboot_required_and_last_patched() {
     let c = Cluster::start(None).await;
     let scanned = c.run(&["scan", "-o", "none"], true).await;
     scanned.assert_code(0);
@@ -593,7 +593,7 @@ async fn kubectl_wide(c: &Cluster) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue3_report_wide_is_kubectl_wide_then_patch_columns() {
+async fn report_wide_is_kubectl_wide_then_patch_columns() {
     let c = Cluster::start(None).await;
 
     // Before any scan: REBOOT-REQUIRED is unknown, and stderr says why.
@@ -697,7 +697,7 @@ async fn issue3_report_wide_is_kubectl_wide_then_patch_columns() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue3_report_does_not_trust_a_scan_from_before_a_reboot() {
+async fn report_does_not_trust_a_scan_from_before_a_reboot_into_the_new_kernel() {
     let c = Cluster::start(None).await;
     c.run(&["scan", "-o", "none"], true).await.assert_code(0);
     let r = c.run(&["report", "-o", "json"], true).await;
@@ -733,7 +733,7 @@ async fn issue3_report_does_not_trust_a_scan_from_before_a_reboot() {
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue3_unreachable_node_is_a_row_with_the_error() {
+async fn scan_lists_an_unreachable_node_as_a_row_with_its_error() {
     let c = Cluster::start(None).await;
     let down = "aks-system-31415926-vmss000001";
     c.sim.fault(aks_sim::Fault::SshDown { node: down.into() }).unwrap();
@@ -785,7 +785,7 @@ async fn issue3_unreachable_node_is_a_row_with_the_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue3_windows_pool_is_listed_not_patchable_with_the_node_image_hint() {
+async fn windows_nodes_are_listed_not_patchable_with_the_node_image_hint() {
     let c = Cluster::start(None).await;
     let r = c.run(&["scan", "-o", "json"], true).await;
     r.assert_code(0);
@@ -823,7 +823,7 @@ async fn issue3_windows_pool_is_listed_not_patchable_with_the_node_image_hint() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue3_fail_on_turns_the_result_into_an_exit_code() {
+async fn fail_on_turns_the_scan_result_into_an_exit_code() {
     let busy = Cluster::start(None).await;
     let calm = Cluster::start(Some(NO_REBOOT)).await;
 
@@ -848,7 +848,7 @@ async fn issue3_fail_on_turns_the_result_into_an_exit_code() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue3_node_image_channel_warns_that_aks_reimages_the_nodes() {
+async fn node_image_channel_warns_that_aks_reimages_the_nodes() {
     let c = Cluster::start(Some(NODE_IMAGE_CHANNEL)).await;
     for cmd in ["scan", "report"] {
         let r = c.run(&[cmd, "-o", "none"], true).await;
@@ -882,7 +882,7 @@ async fn issue3_node_image_channel_warns_that_aks_reimages_the_nodes() {
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue3_unknown_resource_group_or_cluster_exits_3_with_a_hint() {
+async fn unknown_resource_group_or_cluster_exits_3_with_a_hint() {
     let c = Cluster::start(None).await;
     let ep = c.sim.endpoints().clone();
     for cmd in ["scan", "report"] {
@@ -912,7 +912,7 @@ async fn issue3_unknown_resource_group_or_cluster_exits_3_with_a_hint() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue3_arm_throttling_is_retried() {
+async fn arm_throttling_is_retried_after_retry_after() {
     let c = Cluster::start(None).await;
     c.sim
         .fault(aks_sim::Fault::ArmThrottle {
@@ -940,7 +940,7 @@ async fn issue3_arm_throttling_is_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue3_persistent_arm_5xx_is_a_clear_error_not_a_hang() {
+async fn persistent_arm_5xx_is_a_clear_error_not_a_hang() {
     let c = Cluster::start(None).await;
     c.sim
         .fault(aks_sim::Fault::ArmError { count: 50, status: 503 })
@@ -964,7 +964,7 @@ async fn issue3_persistent_arm_5xx_is_a_clear_error_not_a_hang() {
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue3_expired_token() {
+async fn a_token_the_api_server_refuses_exits_4_until_it_accepts_tokens_again() {
     let c = Cluster::start(None).await;
     let before = c.run(&["scan", "-o", "none"], true).await;
     before.assert_code(0);
@@ -994,7 +994,7 @@ async fn issue3_expired_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue3_missing_credentials_exit_4_with_a_hint() {
+async fn missing_credentials_exit_4_with_a_hint() {
     let c = Cluster::start(None).await;
     let path = path_without_az(&c);
     let no_creds = |cmd: &mut tokio::process::Command| {
@@ -1046,7 +1046,7 @@ async fn issue3_missing_credentials_exit_4_with_a_hint() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue3_kubeconfig_alone_needs_no_arm() {
+async fn kubeconfig_alone_needs_no_arm() {
     let c = Cluster::start(None).await;
     // Any ARM request would fail (and use up one of these).
     c.sim
@@ -1088,7 +1088,7 @@ async fn issue3_kubeconfig_alone_needs_no_arm() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue3_debug_output_never_shows_a_token() {
+async fn debug_output_never_shows_a_token() {
     let c = Cluster::start(None).await;
     let kubeconfig = std::fs::read_to_string(c.sim.state_dir().join("kubeconfig")).unwrap();
     let kube_token = kubeconfig
@@ -1133,7 +1133,7 @@ async fn issue3_debug_output_never_shows_a_token() {
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue3_bad_input_is_a_usage_error() {
+async fn bad_query_output_target_or_kubeconfig_is_a_usage_error_before_any_contact() {
     let c = Cluster::start(None).await;
     let bad = "[?rebootRequired";
 
@@ -1194,7 +1194,7 @@ async fn issue3_bad_input_is_a_usage_error() {
 /// A node rebooted outside aks-patch (kured, an operator) with the same kernel: the last
 /// scan's "reboot required" no longer holds, and report must not repeat it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue3_report_forgets_a_scan_from_before_a_reboot() {
+async fn report_forgets_reboot_required_after_a_reboot_with_the_same_kernel() {
     let node = common::small_node(0);
     let yaml = format!(
         "{}nodes:\n  {node}:\n    updates: []\n    rebootRequired: [libc6]\n",
@@ -1233,7 +1233,7 @@ async fn issue3_report_forgets_a_scan_from_before_a_reboot() {
 
 /// scan changes nothing on the nodes; `--refresh` runs `apt-get update` and nothing more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue3_scan_changes_nothing_and_refresh_only_updates_the_lists() {
+async fn scan_changes_nothing_and_refresh_only_updates_the_lists() {
     let c = common::Cluster::start(Some(common::SMALL)).await;
     let changes = |c: &common::Cluster| -> Vec<String> {
         c.events()
@@ -1322,7 +1322,7 @@ fn sessions_on(c: &Cluster, node: &str) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue3_scan_through_a_jump_host() {
+async fn scan_through_a_jump_host_reaches_every_node_only_through_the_bastion() {
     let c = Cluster::start(None).await;
     let bastion = c.sim.endpoints().bastion.clone().expect("aks-sim serves a bastion");
     let dir = tempfile::tempdir().expect("temp dir");
@@ -1406,7 +1406,7 @@ async fn issue3_scan_through_a_jump_host() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue3_bad_ssh_jump_is_a_usage_error_before_any_ssh() {
+async fn bad_ssh_jump_is_a_usage_error_before_any_ssh() {
     let c = Cluster::start(None).await;
     for (jump, names) in [
         ("--ssh-jump=azureuser@:99999", "99999"),
@@ -1428,11 +1428,11 @@ async fn issue3_bad_ssh_jump_is_a_usage_error_before_any_ssh() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Noise (issue 7, item 9)
+// Noise: API server blips and retries
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue7_api_server_blips_are_quiet_by_default_and_retries_say_what_and_why() {
+async fn api_server_blips_are_quiet_by_default_and_retries_say_what_and_why() {
     let c = Cluster::start(None).await;
     let expected = c.run(&["report", "-o", "tsv", "--query", "[].name"], true).await;
     expected.assert_code(0);

@@ -1,4 +1,4 @@
-//! Issue 10: `--via kube`, end to end against aks-sim: every pool with `sshAccess: Disabled`
+//! `--via kube`, end to end against aks-sim: every pool with `sshAccess: Disabled`
 //! (so sshd refuses), scan and apply through node-shell pods over `pods/exec`; the pods'
 //! lifecycle (none left after a run, a killed run's removed by the next, none after Ctrl-C);
 //! image pull failure, exec refused and missing RBAC named in the error.
@@ -60,7 +60,7 @@ fn apply_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue10_scan_and_apply_via_kube_when_ssh_is_disabled() {
+async fn scan_and_apply_via_kube_when_ssh_is_disabled() {
     let c = Cluster::start(Some(NO_SSH)).await;
     // Over SSH the nodes are out of reach, and the note says what to do.
     let r = c.run(&["scan", "-o", "json"], true).await;
@@ -113,7 +113,7 @@ async fn issue10_scan_and_apply_via_kube_when_ssh_is_disabled() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue10_image_pull_failure_and_exec_refused_are_named() {
+async fn image_pull_failure_and_exec_refused_are_named() {
     let c = Cluster::start(Some(NO_SSH)).await;
     c.sim
         .fault(Fault::ImagePullFailure {
@@ -145,7 +145,7 @@ async fn issue10_image_pull_failure_and_exec_refused_are_named() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue10_missing_rbac_exits_4_naming_the_permission() {
+async fn missing_rbac_exits_4_naming_the_permission() {
     let yaml = format!(
         "{NO_SSH}access:\n  user:\n    username: ops@contoso.com\n    clusterRole: patcher\n    rules:\n      - {{verbs: [get, list, watch], apiGroups: [\"\"], resources: [nodes, pods]}}\n      - {{verbs: [create, delete], apiGroups: [\"\"], resources: [pods]}}\n      - {{verbs: [get], apiGroups: [\"\"], resources: [pods/exec]}}\n"
     );
@@ -178,7 +178,7 @@ async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue10_ctrl_c_during_the_upgrade_leaves_no_pod_and_nothing_cordoned() {
+async fn ctrl_c_during_the_upgrade_leaves_no_pod_and_nothing_cordoned() {
     let c = Cluster::start(Some(NO_SSH)).await;
     c.sim
         .fault(Fault::DpkgLock {
@@ -215,7 +215,7 @@ async fn issue10_ctrl_c_during_the_upgrade_leaves_no_pod_and_nothing_cordoned() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue10_a_killed_runs_pod_is_removed_by_the_next_run() {
+async fn a_killed_runs_pod_is_removed_by_the_next_run() {
     let c = Cluster::start(Some(NO_SSH)).await;
     c.sim
         .fault(Fault::DpkgLock {
@@ -248,7 +248,7 @@ async fn issue10_a_killed_runs_pod_is_removed_by_the_next_run() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue10_sigterm_during_a_scan_deletes_the_node_shell_pods() {
+async fn sigterm_during_a_scan_deletes_the_node_shell_pods() {
     let c = Cluster::start(Some(NO_SSH)).await;
     // A node that went down for good: its node-shell pod stays Pending, so the scan waits
     // (up to --connect-timeout) when the signal comes.
@@ -272,7 +272,7 @@ async fn issue10_sigterm_during_a_scan_deletes_the_node_shell_pods() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue10_a_pod_that_cannot_start_is_a_node_error_within_connect_timeout() {
+async fn a_pod_that_cannot_start_is_a_node_error_within_connect_timeout() {
     let c = Cluster::start(Some(NO_SSH)).await;
     let down = node(1);
     c.take_down(&down).await;
@@ -300,7 +300,7 @@ async fn issue10_a_pod_that_cannot_start_is_a_node_error_within_connect_timeout(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue10_ctrl_c_before_the_lock_deletes_the_pods_and_changes_nothing() {
+async fn ctrl_c_before_the_lock_deletes_the_pods_and_changes_nothing() {
     // Pods take 5 s to start: the signal comes while the before-table waits for them.
     let yaml = NO_SSH.replace("podStartSeconds: 0.3", "podStartSeconds: 5");
     let c = Cluster::start(Some(&yaml)).await;

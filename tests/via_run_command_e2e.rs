@@ -1,4 +1,4 @@
-//! Issue 13: `--via run-command`, end to end against aks-sim: every pool with
+//! `--via run-command`, end to end against aks-sim: every pool with
 //! `sshAccess: Disabled` and no use of the Kubernetes API's exec, scan and apply reach the
 //! nodes through ARM alone (VM scale set run commands), proven from the emulator's event log;
 //! a 409 waited out, a hanging run command bounded with a per-node error, an output beyond the
@@ -42,7 +42,7 @@ fn run_commands_on(c: &Cluster, n: &str, prefix: &str) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue13_scan_and_apply_via_run_command_when_ssh_is_disabled() {
+async fn scan_and_apply_via_run_command_when_ssh_is_disabled() {
     let c = Cluster::start(Some(NO_SSH)).await;
     let r = c.run(&["scan", "--via", "run-command", "-o", "json"], true).await;
     r.assert_code(0);
@@ -99,7 +99,7 @@ async fn issue13_scan_and_apply_via_run_command_when_ssh_is_disabled() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue13_a_conflict_is_waited_out_and_a_hang_is_a_per_node_error() {
+async fn a_conflict_is_waited_out_and_a_hang_is_a_per_node_error() {
     let c = Cluster::start(Some(NO_SSH)).await;
     c.sim.fault(Fault::RunCommandConflict { count: 2 }).unwrap();
     c.sim.fault(Fault::RunCommandHang { node: node(1) }).unwrap();
@@ -136,7 +136,7 @@ async fn issue13_a_conflict_is_waited_out_and_a_hang_is_a_per_node_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue13_an_output_beyond_the_tail_is_fetched_whole() {
+async fn an_output_beyond_the_tail_is_fetched_whole() {
     let mut updates = String::new();
     for i in 0..150 {
         updates.push_str(&format!(
@@ -155,7 +155,7 @@ async fn issue13_an_output_beyond_the_tail_is_fetched_whole() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue13_node_resource_group_lockdown_exits_4_with_its_hint() {
+async fn node_resource_group_lockdown_exits_4_with_its_hint() {
     let c = Cluster::start(Some(NO_SSH)).await;
     c.sim.fault(Fault::NrgLockdown).unwrap();
     let r = c.run(&["scan", "--via", "run-command"], true).await;
@@ -212,7 +212,7 @@ async fn hang_ssh_once_cordoned(c: &Cluster, node: &str) {
 /// A node whose SSH hangs at the reboot (fault ssh-hang: its sessions die, new connections
 /// are never answered) is restarted through ARM instead, and the reboot is proven as always.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue13_a_hung_ssh_session_is_rebooted_through_arm_restart() {
+async fn a_node_whose_ssh_hangs_is_rebooted_through_an_arm_restart() {
     let c = Cluster::start(Some(&with_ssh())).await;
     let boots: Vec<String> = (0..3).map(|i| boot_id(&c, &node(i))).collect();
     let child = c
@@ -251,7 +251,7 @@ async fn issue13_a_hung_ssh_session_is_rebooted_through_arm_restart() {
 /// finishes the node the dead run left out (proves its reboot, uncordons it) but takes no
 /// other node out while one is down; once that node is repaired, a second resume finishes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue13_killed_during_an_arm_restart_with_another_node_down_then_resumed() {
+async fn resume_after_a_kill_during_an_arm_restart_finishes_that_node_and_waits_while_another_is_down() {
     let c = Cluster::start(Some(&with_ssh())).await;
     let boots: Vec<String> = (0..3).map(|i| boot_id(&c, &node(i))).collect();
     // Node 0's restart takes a while, so that the kill lands in it.

@@ -1,4 +1,4 @@
-//! Maintenance windows end to end against aks-sim (issue 12): `apply --window` outside the
+//! Maintenance windows end to end against aks-sim: `apply --window` outside the
 //! window touches nothing and exits 8 with the next opening; a window that closes mid-run
 //! stops the run between nodes with nothing left cordoned, and `--resume` in the next window
 //! finishes it; `--window aks` honours the cluster's planned-maintenance configuration, of
@@ -29,7 +29,7 @@ fn scenario(nodes: u32, boot_seconds: f64, maintenance: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue12_outside_the_window_nothing_is_touched_exit_8_and_the_next_opening_is_given() {
+async fn outside_the_window_nothing_is_touched_exit_8_and_the_next_opening_is_given() {
     let c = Cluster::start(Some(&scenario(2, 1.0, ""))).await;
     // A daily window from three to four hours from now (Berlin time).
     let now = Utc::now().duration_trunc(Span::minutes(1)).unwrap();
@@ -97,7 +97,7 @@ fn chrono_tz_free_offset(t: DateTime<Utc>) -> chrono::FixedOffset {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue12_a_window_that_closes_mid_run_stops_between_nodes_and_resume_finishes_in_the_next() {
+async fn a_window_that_closes_mid_run_stops_between_nodes_and_resume_finishes_in_the_next() {
     // Two nodes whose reboot takes 20 s; the window closes 2 to 3 minutes from now, and a
     // node is given all but 15 s of it: the first node starts, the second no longer fits.
     let c = Cluster::start(Some(&scenario(2, 20.0, ""))).await;
@@ -206,7 +206,7 @@ async fn a_resume_without_window_keeps_the_recorded_window_and_touches_nothing_o
 /// (exit 8) naming the node left out and how to put it back; `--resume` finishes that node
 /// whatever the time (it is out of service already), starts no other, and exits 8.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue12_a_resume_outside_the_window_finishes_the_node_left_out_and_starts_no_other() {
+async fn a_resume_outside_the_window_finishes_the_node_left_out_and_starts_no_other() {
     // Reboots take 20 s. The window is open now, for two to three minutes more, and a node is
     // given all of it but 20 s: n0 starts; once 20 s have passed no node fits any more.
     let c = Cluster::start(Some(&scenario(2, 20.0, ""))).await;
@@ -272,7 +272,7 @@ fn aks_config(name: &str, window: serde_json::Value) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue12_window_aks_honours_every_schedule_type_from_arm() {
+async fn window_aks_honours_every_schedule_type_from_arm() {
     // A window that started an hour ago (to the minute) and lasts 4 hours.
     let start = Utc::now().duration_trunc(Span::minutes(1)).unwrap() - Span::hours(1);
     let end = start + Span::hours(4);
@@ -342,7 +342,7 @@ async fn issue12_window_aks_honours_every_schedule_type_from_arm() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue12_bad_windows_are_usage_errors_that_change_nothing() {
+async fn bad_windows_are_usage_errors_that_change_nothing() {
     let c = Cluster::start(Some(&scenario(1, 1.0, ", maintenanceConfigurations: []"))).await;
     for (args, want) in [
         (vec!["--window", "Fun 01:00-02:00"], "`fun` is not a day"),
@@ -370,7 +370,7 @@ async fn issue12_bad_windows_are_usage_errors_that_change_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue12_scan_and_report_show_the_aks_window_and_its_next_opening() {
+async fn scan_and_report_show_the_aks_window_and_its_next_opening() {
     // The default AKS configuration of aks-sim: weekly on Sunday, 02:00 +00:00, 4 hours.
     let c = Cluster::start(Some(&scenario(1, 1.0, ""))).await;
     let now = Utc::now();
@@ -403,7 +403,7 @@ async fn issue12_scan_and_report_show_the_aks_window_and_its_next_opening() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn issue12_wait_for_window_waits_for_the_opening_then_patches() {
+async fn wait_for_window_waits_for_the_opening_then_patches() {
     // Two nodes: a single one could not be drained past the web PodDisruptionBudget.
     let c = Cluster::start(Some(&scenario(2, 1.0, ""))).await;
     // A window opening at the next minute boundary at least 15 s away.

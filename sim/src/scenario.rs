@@ -988,7 +988,7 @@ mod tests {
     }
 
     #[test]
-    fn issue9_every_node_count_from_one_works() {
+    fn every_node_count_from_one_works() {
         for n in 1..=12 {
             let (s, notes) = Scenario::default_scenario()
                 .scale_linux_nodes(n)

@@ -847,7 +847,7 @@ async fn token_endpoint_errors_are_entra_shaped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue9_upgrade_profiles_versions_and_node_image_upgrade() {
+async fn upgrade_profiles_list_versions_and_node_image_upgrade_is_a_long_running_operation() {
     let env = Env::start().await;
     let mc = env.mc();
     // The cluster's upgrade profile and the agent pool versions it offers.
@@ -988,7 +988,7 @@ fn kubeconfig_of(body: &Value) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue11_entra_cluster_credentials_and_tokens() {
+async fn entra_clusters_describe_their_auth_and_hand_out_kubelogin_credentials_and_tokens() {
     let env = Env::start_with(ENTRA).await;
     let tenant = "99999999-8888-7777-6666-555555555555";
 
@@ -1127,7 +1127,7 @@ async fn issue11_entra_cluster_credentials_and_tokens() {
 }
 
 #[test]
-fn issue11_entra_scenario_fields_are_checked() {
+fn entra_scenario_fields_are_checked() {
     let e = Scenario::parse(
         "cluster: {name: c, disableLocalAccounts: true}\npools: [{name: p, count: 1}]",
         "t",
@@ -1148,7 +1148,7 @@ fn issue11_entra_scenario_fields_are_checked() {
 }
 
 #[tokio::test]
-async fn issue12_maintenance_configurations_from_the_scenario_and_the_webhook_sink() {
+async fn maintenance_configurations_come_from_the_scenario_and_the_webhook_sink_records_deliveries() {
     let yaml = SCENARIO.replace(
         "  adminUsername: opsadmin\n",
         "  adminUsername: opsadmin\n  maintenanceConfigurations:\n    - name: default\n      maintenanceWindow: {schedule: {relativeMonthly: {intervalMonths: 1, weekIndex: Last, dayOfWeek: Friday}}, durationHours: 6, startTime: '22:00', utcOffset: '+01:00'}\n    - name: aksManagedAutoUpgradeSchedule\n      maintenanceWindow: {schedule: {daily: {intervalDays: 1}}, durationHours: 4, startTime: '01:00'}\n",

@@ -17,7 +17,7 @@ fn stderr(o: &std::process::Output) -> String {
 }
 
 #[test]
-fn issue2_bad_scenario_files_name_the_field() {
+fn bad_scenario_files_name_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         ("cluster: {name: c}\npools:\n  - name: a\n    count: 1\n    osType: Plan9\n", "pools[0].osType"),
@@ -54,7 +54,7 @@ fn issue2_bad_scenario_files_name_the_field() {
 }
 
 #[test]
-fn issue2_check_prints_the_default_filled_in() {
+fn check_prints_the_default_filled_in() {
     let out = sim()
         .args(["check", concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/default.yaml")])
         .output()
@@ -102,7 +102,7 @@ fn up() -> Up {
 }
 
 #[test]
-fn issue2_up_env_status_fault_as_processes() {
+fn up_env_status_and_fault_work_as_separate_processes() {
     let u = up();
     let state = u.1.path().join("state");
     let st = state.to_str().unwrap();
@@ -170,7 +170,7 @@ fn issue2_up_env_status_fault_as_processes() {
 }
 
 #[test]
-fn issue2_up_with_200_nodes_is_quick() {
+fn up_with_200_nodes_starts_them_all() {
     // Not a timed assertion: the startup time is printed; scripts/bench reports the ratio.
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
@@ -208,7 +208,7 @@ fn issue2_up_with_200_nodes_is_quick() {
 }
 
 #[test]
-fn issue9_up_with_any_node_count_on_the_default_scenario() {
+fn up_with_any_node_count_on_the_default_scenario() {
     for n in [1u32, 2, 3, 4] {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
@@ -250,7 +250,7 @@ fn issue9_up_with_any_node_count_on_the_default_scenario() {
 }
 
 #[test]
-fn issue9_up_beyond_one_loopback_block() {
+fn up_beyond_250_nodes_spills_into_the_next_loopback_block() {
     // 300 nodes: the first 250 on 127.77.X.*, the next on 127.78.X.*, all reachable by SSH.
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");

@@ -1,4 +1,4 @@
-//! Issue 10: `pods/exec` over WebSocket (v5 and v4), node-shell pods pinned with `nodeName`,
+//! `pods/exec` over WebSocket (v5 and v4), node-shell pods pinned with `nodeName`,
 //! nsenter into the node's root, reboots cutting the stream, and the faults around it, proven
 //! with kubectl 1.32 (WebSocket v5), kube-rs (`ws`) and the official Python client's `stream()`.
 
@@ -180,7 +180,7 @@ fn argv(script: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue10_kubectl_exec_nsenter_lands_in_the_node_as_root() {
+async fn kubectl_exec_nsenter_lands_in_the_node_as_root() {
     let env = Env::start().await;
     let (node, boot) = env.linux_node().await;
     env.shell_pod("node-shell", &node, true, IMAGE, true).await;
@@ -260,7 +260,7 @@ async fn issue10_kubectl_exec_nsenter_lands_in_the_node_as_root() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue10_kube_rs_exec_exit_code_and_a_reboot_cuts_the_stream() {
+async fn kube_rs_exec_exit_code_and_a_reboot_cuts_the_stream() {
     let env = Env::start().await;
     let (node, boot) = env.linux_node().await;
     env.shell_pod("node-shell", &node, true, IMAGE, true).await;
@@ -335,7 +335,7 @@ async fn issue10_kube_rs_exec_exit_code_and_a_reboot_cuts_the_stream() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue10_image_pull_failure_and_exec_refused() {
+async fn image_pull_failure_and_exec_refused_faults_fail_as_on_aks() {
     let env = Env::start().await;
     let (node, _) = env.linux_node().await;
     env.sim
@@ -376,7 +376,7 @@ async fn issue10_image_pull_failure_and_exec_refused() {
 
 /// The official Python client's `stream()` (WebSocket v4) against aks-sim, unchanged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue10_python_client_stream_exec() {
+async fn python_client_stream_exec_works_unchanged() {
     let env = Env::start().await;
     let (node, boot) = env.linux_node().await;
     env.shell_pod("node-shell", &node, true, IMAGE, true).await;

@@ -1,4 +1,4 @@
-//! Issue 9: where aks-sim answered differently from a real API server, proven with real
+//! Where aks-sim answered differently from a real API server, proven with real
 //! clients (kubectl 1.32, kube-rs, raw HTTPS): server-side dry run, unconditional Lease
 //! updates, field selectors, node liveness, `--nodes N`.
 
@@ -124,7 +124,7 @@ async fn pod_snapshot(client: &kube::Client) -> Vec<(String, String, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue9_server_side_dry_run_changes_nothing() {
+async fn server_side_dry_run_changes_nothing() {
     let env = Env::default().await;
     let node = user_node(0);
     let nodes: Api<Node> = Api::all(env.client.clone());
@@ -286,7 +286,7 @@ async fn issue9_server_side_dry_run_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue9_unconditional_lease_update_is_refused() {
+async fn unconditional_lease_update_is_refused() {
     let env = Env::default().await;
     let leases: Api<Lease> = Api::namespaced(env.client.clone(), "kube-system");
     let lease: Lease = serde_json::from_value(json!({
@@ -337,7 +337,7 @@ async fn issue9_unconditional_lease_update_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue9_field_selectors_as_the_api_server() {
+async fn field_selectors_match_and_fail_as_the_api_server() {
     let env = Env::default().await;
     // spec.unschedulable=false matches nodes where the field is unset.
     let (ok, out, err) = env
@@ -463,7 +463,7 @@ fn ready_condition(n: &Node) -> k8s_openapi::api::core::v1::NodeCondition {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue9_kubelet_leases_and_heartbeats_tick_and_stop_while_down() {
+async fn kubelet_leases_and_heartbeats_tick_and_stop_while_down() {
     let env = Env::start(Scenario::parse(LIVENESS, "liveness").unwrap()).await;
     let node = "aks-sys-31415926-vmss000000";
     let other = "aks-sys-31415926-vmss000001";
@@ -591,7 +591,7 @@ fn request_reboot(sim: &Sim, node: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue9_events_for_drains_and_reboots() {
+async fn drains_and_reboots_are_recorded_as_kubernetes_events() {
     let env = Env::default().await;
     let node = user_node(0);
     let (ok, out, err) = env
@@ -795,7 +795,7 @@ access:
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue9_permissions_whoami_can_i_and_forbidden() {
+async fn whoami_can_i_and_forbidden_answer_as_rbac_says() {
     let env = Env::start(Scenario::parse(RESTRICTED, "rbac").unwrap()).await;
     let node = "aks-apps-31417037-vmss000000";
     let (ok, out, err) = env.kubectl(&["auth", "whoami"]).await;
@@ -918,7 +918,7 @@ async fn ready_pods(api: &Api<Pod>, labels: &str) -> Vec<Pod> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue9_statefulsets_jobs_and_rollout_restart() {
+async fn statefulsets_jobs_and_rollout_restart_behave_as_their_controllers() {
     let env = Env::start(Scenario::parse(KINDS, "kinds").unwrap()).await;
     let data = env.pods("data");
     let shop = env.pods("shop");
@@ -1085,7 +1085,7 @@ async fn issue9_statefulsets_jobs_and_rollout_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue9_kubectl_apply_validates_against_the_server() {
+async fn kubectl_apply_validates_against_the_server() {
     let env = Env::default().await;
     let good = env.dir.path().join("good.yaml");
     std::fs::write(
@@ -1195,7 +1195,7 @@ spec:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue9_node_image_upgrade_reimages_one_node_at_a_time() {
+async fn node_image_upgrade_reimages_one_node_at_a_time() {
     let env = Env::default().await;
     let ep = env.sim.endpoints().clone();
     let pem = std::fs::read(env.state().join("ca.pem")).unwrap();
