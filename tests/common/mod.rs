@@ -1,28 +1,52 @@
-//! Harness for end-to-end tests: start aks-sim in-process, run the real `aks-patch`
-//! binary against it (real ARM over HTTPS with the stand-in `az`, real Kubernetes API,
-//! real ssh), and read the emulator's event log.
+//! aks-patch's end-to-end harness: aks-sim started in-process (through the emulator's test
+//! harness, shared with aks-sim's own tests), the real `aks-patch` binary run against it
+//! (real ARM over HTTPS with the stand-in `az`, real Kubernetes API, real ssh), and the
+//! emulator's event log read back.
 #![allow(dead_code)]
 
-use aks_sim::{Scenario, Sim, SimConfig, SimEvent};
+#[macro_use]
+#[path = "../../sim/tests/common/mod.rs"]
+mod emulator;
+pub use emulator::*;
+
+use aks_sim::SimEvent;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-/// `aks-patch apply` as the rollout tests run it: one at a time, no prompt, drains that evict
-/// emptyDir and bare pods, evictions retried every second; then `extra`.
-pub fn apply_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
-        "apply",
-        "--one-at-a-time",
-        "--yes",
-        "--delete-emptydir-data",
-        "--force",
-        "--eviction-retry-interval",
-        "1",
-    ];
+/// `aks-patch apply` one node at a time, without a prompt, evictions retried every second;
+/// then `extra`.
+pub fn rollout_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["apply", "--one-at-a-time", "--yes", "--eviction-retry-interval", "1"];
     v.extend_from_slice(extra);
     v
+}
+
+/// `aks-patch apply` as most rollout tests run it: [`rollout_args`] with drains that evict
+/// emptyDir and bare pods; then `extra`.
+pub fn apply_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = rollout_args(&["--delete-emptydir-data", "--force"]);
+    v.extend_from_slice(extra);
+    v
+}
+
+/// A credential that hands out one token (valid for an hour), whatever is asked.
+#[derive(Debug)]
+pub struct FixedToken(pub String);
+
+#[async_trait::async_trait]
+impl azure_core::credentials::TokenCredential for FixedToken {
+    async fn get_token(
+        &self,
+        _: &[&str],
+        _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+        Ok(azure_core::credentials::AccessToken::new(
+            self.0.clone(),
+            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+        ))
+    }
 }
 
 /// A loopback port nothing listens on now.
@@ -88,15 +112,42 @@ workloads:
   - {kind: DaemonSet, name: agent, namespace: kube-system}
 "#;
 
+/// [`SMALL`] with `nodes` nodes whose boot takes `boot_seconds`.
+pub fn small_with(nodes: u32, boot_seconds: f64) -> String {
+    SMALL
+        .replace("bootSeconds: 1,", &format!("bootSeconds: {boot_seconds},"))
+        .replace("count: 3", &format!("count: {nodes}"))
+}
+
+/// [`SMALL`] with SSH disabled on its pool: the nodes are reached with `--via kube` or
+/// `--via run-command`.
+pub fn no_ssh() -> String {
+    SMALL.replace("    mode: System\n", "    mode: System\n    sshAccess: Disabled\n")
+}
+
+/// [`no_ssh`] with node 2 cordoned by hand.
+pub fn no_ssh_one_cordoned() -> String {
+    format!("{}nodes:\n  {}: {{cordoned: true}}\n", no_ssh(), small_node(2))
+}
+
 pub fn small_node(i: u32) -> String {
     format!("aks-nodes-31415926-vmss{i:06}")
 }
 
+/// A running aks-sim for aks-patch to work on (the emulator's harness, plus running
+/// aks-patch against it).
 pub struct Cluster {
-    pub sim: Sim,
-    _dir: tempfile::TempDir,
+    emu: Emulator,
 }
 
+impl std::ops::Deref for Cluster {
+    type Target = Emulator;
+    fn deref(&self) -> &Emulator {
+        &self.emu
+    }
+}
+
+/// What a finished aks-patch run left: its exit code and output.
 pub struct Run {
     pub code: i32,
     pub stdout: String,
@@ -109,29 +160,77 @@ pub async fn finish(child: tokio::process::Child) -> Run {
         .await
         .expect("aks-patch finished within 300 s")
         .expect("aks-patch runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    Run::from(out)
+}
+
+impl From<std::process::Output> for Run {
+    fn from(out: std::process::Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: stdout(&out),
+            stderr: stderr(&out),
+        }
     }
 }
 
-/// The node's current bootID, as the API server shows it.
-pub fn boot_id(c: &Cluster, n: &str) -> String {
-    c.node(n)["status"]["nodeInfo"]["bootID"].as_str().unwrap().to_string()
+/// An aks-patch run going on in its own process group (as a shell job), whose stderr the
+/// test reads as it comes, as a user watching it would.
+pub struct Running {
+    child: tokio::process::Child,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// What the run printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Wait (at most 120 s) until what the run printed on stderr satisfies `f`.
+    pub async fn wait_for_stderr(&self, what: &str, f: impl Fn(&str) -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while !f(&self.stderr()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "aks-patch did not print {what} within 120 s:\n{}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Send `sig` to the run's process group, as Ctrl-C on a terminal does.
+    pub fn signal(&self, sig: i32) {
+        signal_group(&self.child, sig);
+    }
+
+    /// Wait (at most 300 s) for the run to end.
+    pub async fn finish(self) -> Run {
+        let Running { child, stderr, reader } = self;
+        let mut run = finish(child).await;
+        reader.await.expect("stderr is read to its end");
+        run.stderr = stderr.lock().unwrap().clone();
+        run
+    }
+}
+
+/// Send `sig` to the process group of a child started with [`Cluster::spawn_job`], as
+/// Ctrl-C on a terminal does (aks-patch and its ssh children get it).
+pub fn signal_group(child: &tokio::process::Child, sig: i32) {
+    let pid = child.id().expect("running") as i32;
+    // SAFETY: sending a signal to the process group of our own child.
+    unsafe { libc::kill(-pid, sig) };
 }
 
 impl Cluster {
+    /// Start the scenario `yaml`, or the built-in one.
     pub async fn start(yaml: Option<&str>) -> Cluster {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let scenario = match yaml {
-            Some(y) => Scenario::parse(y, "test scenario").expect("scenario parses"),
-            None => Scenario::default_scenario(),
+        let emu = match yaml {
+            Some(y) => Emulator::start_yaml(y, "test scenario").await,
+            None => Emulator::default().await,
         };
-        let sim = Sim::start(SimConfig::new(dir.path().join("sim"), scenario))
-            .await
-            .expect("aks-sim starts");
-        Cluster { sim, _dir: dir }
+        Cluster { emu }
     }
 
     /// `-g RG -n CLUSTER`.
@@ -145,6 +244,7 @@ impl Cluster {
         ]
     }
 
+    /// `aks-patch ARGS` with the emulator's environment, not started yet.
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_aks-patch"));
         c.args(args);
@@ -168,42 +268,98 @@ impl Cluster {
         self.command(&refs)
     }
 
+    /// `aks-patch ARGS -g RG -n CLUSTER` started in the background.
+    pub fn spawn(&self, args: &[&str]) -> tokio::process::Child {
+        self.command_with_target(args).spawn().expect("aks-patch starts")
+    }
+
+    /// `aks-patch ARGS -g RG -n CLUSTER` started in a process group of its own, as a shell
+    /// job is, for [`signal_group`].
+    pub fn spawn_job(&self, args: &[&str]) -> tokio::process::Child {
+        let mut cmd = self.command_with_target(args);
+        cmd.process_group(0);
+        cmd.spawn().expect("aks-patch starts")
+    }
+
+    /// `aks-patch ARGS -g RG -n CLUSTER` started as a shell job, its stderr read as it comes.
+    pub fn start_job(&self, args: &[&str]) -> Running {
+        use tokio::io::AsyncReadExt;
+        let mut child = self.spawn_job(args);
+        let mut pipe = child.stderr.take().expect("piped stderr");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let seen = stderr.clone();
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Running { child, stderr, reader }
+    }
+
+    /// Hold `node`'s package lock, as a running unattended-upgrades (the dpkg lock) or
+    /// dnf-automatic (Azure Linux) does, until [`Cluster::release_package_lock`].
+    pub fn hold_package_lock(&self, node: &str) {
+        self.sim
+            .fault(aks_sim::Fault::DpkgLock {
+                node: node.to_string(),
+                seconds: 3600.0,
+            })
+            .expect("the fault applies");
+    }
+
+    /// The holder of `node`'s package lock is done.
+    pub fn release_package_lock(&self, node: &str) {
+        self.sim
+            .fault(aks_sim::Fault::DpkgLock {
+                node: node.to_string(),
+                seconds: 0.0,
+            })
+            .expect("the fault applies");
+    }
+
+    /// Wait (at most 120 s) until the upgrade aks-patch started on `node` has printed `says`
+    /// (apt's `Waiting for cache lock`, say).
+    pub async fn wait_for_upgrade_output(&self, node: &str, says: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while !self.upgrade_log(node).contains(says) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the upgrade on {node} did not print `{says}` within 120 s:\n{}",
+                self.upgrade_log(node)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Run `aks-patch ARGS` against this cluster (the target flags are added when `with_target`).
     pub async fn run(&self, args: &[&str], with_target: bool) -> Run {
+        self.run_with(args, with_target, |_| {}).await
+    }
+
+    /// [`Cluster::run`] with the command changed by `tweak` first (its environment, say).
+    pub async fn run_with(
+        &self,
+        args: &[&str],
+        with_target: bool,
+        tweak: impl FnOnce(&mut tokio::process::Command),
+    ) -> Run {
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         if with_target {
             all.extend(self.target());
         }
         let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-        finish(self.command(&refs).spawn().expect("aks-patch starts")).await
+        let mut cmd = self.command(&refs);
+        tweak(&mut cmd);
+        finish(cmd.spawn().expect("aks-patch starts")).await
     }
 
-    pub fn events(&self) -> Vec<SimEvent> {
-        self.sim.events()
-    }
-
+    /// aks-patch's state directory (`AKS_PATCH_STATE_DIR` of the emulator's environment).
     pub fn state_dir(&self) -> PathBuf {
         self.sim.state_dir().join("aks-patch")
-    }
-
-    /// The Node object as the emulator stores it.
-    pub fn node(&self, name: &str) -> serde_json::Value {
-        self.sim
-            .shared
-            .store
-            .get(aks_sim::store::NODES, None, name)
-            .expect("node exists")
-    }
-
-    pub fn unschedulable(&self, name: &str) -> bool {
-        self.node(name)["spec"]["unschedulable"].as_bool().unwrap_or(false)
-    }
-
-    pub fn kernel(&self, name: &str) -> String {
-        self.node(name)["status"]["nodeInfo"]["kernelVersion"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
     }
 
     pub fn lease(&self) -> Option<serde_json::Value> {
@@ -213,93 +369,17 @@ impl Cluster {
             .get(aks_sim::store::LEASES, Some("kube-system"), "aks-patch")
     }
 
-    /// Take a node down for good, as a broken VM would be: it reboots (asked for in its root,
-    /// as its `reboot` shim does, so that no transport is used) and never returns. Returns
-    /// once the Node is no longer Ready.
-    pub async fn take_down(&self, node: &str) {
-        self.sim
-            .fault(aks_sim::Fault::NodeNeverReturns { node: node.to_string() })
-            .unwrap();
-        let root = self
-            .sim
-            .shared
-            .node_runtime
-            .get()
-            .expect("node runtime")
-            .node_root(node)
-            .expect("a Linux node")
-            .to_path_buf();
-        {
-            use std::io::Write;
-            let mut f = std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(root.join("var/lib/aks-sim/requests"))
-                .unwrap();
-            f.write_all(b"reboot\tthe test\n").unwrap();
-        }
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while self.node(node)["status"]["conditions"]
-            .as_array()
-            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "node {node} still Ready 30 s after it went down"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+    /// The aks-patch Lease is free (absent, or without a holder).
+    pub fn lock_free(&self) -> bool {
+        match self.lease() {
+            None => true,
+            Some(l) => l["spec"]["holderIdentity"].as_str().is_none_or(str::is_empty),
         }
     }
 
-    /// Wait (up to `timeout`) until the event log has an event of `kind`, on `node` if given.
-    pub async fn wait_for_event(&self, kind: &str, node: Option<&str>, timeout: Duration) {
-        let deadline = std::time::Instant::now() + timeout;
-        while !self
-            .events()
-            .iter()
-            .any(|e| e.kind == kind && (node.is_none() || e.node.as_deref() == node))
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no {kind} event for {node:?} within {timeout:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Reboot a node over SSH outside aks-patch, as kured or an operator would.
-    pub async fn reboot_by_hand(&self, node: &str) {
-        let ip = self.sim.shared.node(node).expect("node exists").ip.to_string();
-        let key = self.sim.state_dir().join("ssh/id_ed25519");
-        let out = tokio::process::Command::new("ssh")
-            .arg("-F")
-            .arg("/dev/null")
-            .arg("-i")
-            .arg(&key)
-            .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
-            .args([
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "IdentitiesOnly=yes",
-                "-o",
-                "ConnectTimeout=5",
-            ])
-            .args(["-o", "LogLevel=ERROR", "-p", &self.sim.endpoints().ssh_port.to_string()])
-            .arg(format!("azureuser@{ip}"))
-            .arg("nohup sh -c 'sleep 1; sudo reboot' >/dev/null 2>&1 &")
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        let out = tokio::time::timeout(Duration::from_secs(30), out)
-            .await
-            .expect("ssh finished within 30 s")
-            .expect("ssh runs");
-        assert!(
-            out.status.success(),
-            "reboot over ssh: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    /// Wait (at most 60 s) until the aks-patch Lease is held.
+    pub async fn wait_for_lock(&self) {
+        wait_until("the aks-patch lock to be taken", || !self.lock_free()).await;
     }
 
     /// Make the `web` PodDisruptionBudget of [`SMALL`] refuse every eviction; returns a node
@@ -318,12 +398,42 @@ impl Cluster {
             .to_string()
     }
 
-    /// The aks-patch Lease is free (absent, or without a holder).
-    pub fn lock_free(&self) -> bool {
-        match self.lease() {
-            None => true,
-            Some(l) => l["spec"]["holderIdentity"].as_str().is_none_or(str::is_empty),
-        }
+    /// Events of `kind` on `node` in the emulator's log so far.
+    pub fn count(&self, kind: &str, node: &str) -> usize {
+        self.events()
+            .iter()
+            .filter(|e| e.kind == kind && e.node.as_deref() == Some(node))
+            .count()
+    }
+
+    /// aks-patch's node-shell pods (`--via kube`) in the emulator now.
+    pub fn shell_pods(&self) -> Vec<String> {
+        self.sim
+            .shared
+            .store
+            .list(aks_sim::store::PODS, None)
+            .into_iter()
+            .filter(|p| p["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "aks-patch")
+            .map(|p| p["metadata"]["name"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
+    /// What the upgrades aks-patch started on `node` printed so far (their logs under
+    /// `/var/log/aks-patch` in the node's root, whatever the transport).
+    pub fn upgrade_log(&self, node: &str) -> String {
+        let dir = self.node_root(node).join("var/log/aks-patch");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return String::new();
+        };
+        let mut logs: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        logs.sort();
+        logs.iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect()
     }
 }
 
@@ -350,6 +460,21 @@ impl Run {
             self.stdout, self.stderr
         );
     }
+}
+
+/// The run records under a journal directory (`<dir>/<cluster>/<run>.json`), oldest first.
+pub fn run_records(journal: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(journal)
+        .expect("the journal directory")
+        .flat_map(|cluster| std::fs::read_dir(cluster.expect("a cluster's directory").path()).expect("its runs"))
+        .map(|e| e.expect("a run record").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).expect("a readable record")).expect("a JSON record"))
+        .collect()
 }
 
 pub fn of_kind<'a>(events: &'a [SimEvent], kind: &str) -> Vec<&'a SimEvent> {
