@@ -13,8 +13,8 @@
 //! Each retry is logged once, at `info` (shown with `--verbose`), saying what was retried
 //! and why: `listing nodes failed (HTTP 503 Service Unavailable): retry 1 (retrying for up
 //! to 45s) in 0.3 s`.
-//! kube-rs's own log line for the same failure is shown only with `--debug`
-//! (see [`crate::output::logging`]).
+//! kube-rs's own log line for the same failure is shown only with `--debug` (the log
+//! filter is set up in the output layer).
 
 use super::error::{is_transient, transient_reason};
 use std::fmt::Display;

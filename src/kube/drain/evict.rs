@@ -40,7 +40,7 @@ enum PodOutcome {
 
 /// Drain a cordoned node: evict its pods as kubectl does, then wait for them to be gone.
 ///
-/// The node must be cordoned first ([`cordon`]). On `DrainError::Refused` nothing was
+/// The node must be cordoned first ([`cordon`](super::cordon::cordon)). On `DrainError::Refused` nothing was
 /// evicted; on `Timeout`, `Cancelled` and the other errors some pods may have been: the
 /// caller decides whether to uncordon. `cancel` stops the drain promptly (`Cancelled`).
 pub async fn drain(

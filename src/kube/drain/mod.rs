@@ -1,6 +1,6 @@
 //! Cordon, uncordon and drain, as `kubectl drain` does them (kubectl's `pkg/drain`).
 //! [`types`] says what a drain is asked to do and what it did, [`plan`] decides what happens
-//! to each pod, [`pdb`] judges the budgets, [`cordon`] marks and cordons, [`evict`] is the
+//! to each pod, [`pdb`] judges the budgets, [`cordon`](mod@cordon) marks and cordons, [`evict`] is the
 //! eviction loop and [`error`] says, in kubectl's words, why a drain failed.
 //!
 //! - The node's pods are listed in all namespaces with `fieldSelector=spec.nodeName=NODE`,

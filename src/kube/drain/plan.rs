@@ -50,13 +50,13 @@ impl DrainPlan {
     }
 
     /// The pods this drain evicts whose replacements no other node of `nodes` would take
-    /// ([`super::schedule`]); `coming_back`: cordoned nodes that will be uncordoned first.
+    /// ([`super::super::schedule`]); `coming_back`: cordoned nodes that will be uncordoned first.
     pub fn stranded(&self, nodes: &[Node], coming_back: &[String]) -> Vec<super::super::schedule::Stranded> {
         super::super::schedule::stranded(&self.evict_pods, nodes, &self.node, coming_back)
     }
 }
 
-/// The node's pods, all namespaces, through the [pager](super::list).
+/// The node's pods, all namespaces, through the [pager](super::super::list).
 pub async fn list_node_pods(client: &Client, node: &str) -> Result<Vec<Pod>, KubeError> {
     let api: Api<Pod> = Api::all(client.clone());
     let lp = ListParams::default().fields(&format!("spec.nodeName={node}"));

@@ -198,7 +198,7 @@ pub struct DrainReport {
     pub skipped: Vec<(PodRef, SkipReason)>,
     pub warnings: Vec<(PodRef, String)>,
     /// `(namespace, name)` of the PDBs covering the evicted pods: wait for them with
-    /// [`wait_pdbs_healthy`] before draining the next node.
+    /// [`wait_pdbs_healthy`](super::pdb::wait_pdbs_healthy) before draining the next node.
     pub pdbs: Vec<(String, String)>,
     /// The controllers of the evicted pods.
     pub workloads: Vec<WorkloadRef>,

@@ -1,7 +1,7 @@
 //! The read-only probe of a node: one shell script ([`script`]) that prints marked sections,
 //! and a pure parser of its output into a [`Probe`]: one parser per section's tool
-//! ([`os_release`], [`apt`], [`tdnf`], [`refresh`]), the kernel a package brings
-//! ([`kernel`]), and which nodes aks-patch patches ([`support`]).
+//! (`os_release`, [`apt`], [`tdnf`], `refresh`), the kernel a package brings (`kernel`),
+//! and which nodes aks-patch patches (`support`).
 //!
 //! Azure Linux nodes (tdnf) answer `needs-restarting -r` for the reboot need (exit 1:
 //! required), which the daily `check-restart` timer only turns into
