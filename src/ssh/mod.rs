@@ -8,5 +8,5 @@ pub mod options;
 pub mod session;
 
 pub use error::SshError;
-pub use options::{check_private_key, parse_jump, JumpHost, SshFlags, SshOptions};
+pub use options::{check_private_key, parse_jump, JumpHost, PrivateKeyError, SshFlags, SshOptions};
 pub use session::{connect, NodeSession};

@@ -9,7 +9,7 @@
 use super::error::SshError;
 use crate::node::sh_quote;
 use crate::settings::Settings;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// What the command line asks of SSH (the `--ssh-*` flags), before it is checked.
@@ -210,23 +210,47 @@ pub fn parse_jump(spec: &str) -> Result<Vec<JumpHost>, SshError> {
     Ok(hops)
 }
 
+/// Why ssh would not use a private key file.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivateKeyError {
+    #[error("cannot read the SSH key {}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the SSH key {} is not a file", path.display())]
+    NotAFile { path: PathBuf },
+    #[error(
+        "the SSH key {} has permissions {mode:04o}: ssh refuses a private key that others can read; run `chmod 600 {}`",
+        path.display(),
+        path.display()
+    )]
+    ReadableByOthers { path: PathBuf, mode: u32 },
+}
+
 /// A private key file ssh will accept: readable, and not readable by group or others (ssh
 /// refuses such keys with "UNPROTECTED PRIVATE KEY FILE"). `Err` says what is wrong and how
 /// to fix it.
-pub fn check_private_key(path: &std::path::Path) -> Result<(), String> {
+pub fn check_private_key(path: &Path) -> Result<(), PrivateKeyError> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read the SSH key {}: {e}", path.display()))?;
+    let unreadable = |source| PrivateKeyError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
     if !meta.is_file() {
-        return Err(format!("the SSH key {} is not a file", path.display()));
+        return Err(PrivateKeyError::NotAFile {
+            path: path.to_path_buf(),
+        });
     }
-    std::fs::File::open(path).map_err(|e| format!("cannot read the SSH key {}: {e}", path.display()))?;
+    std::fs::File::open(path).map_err(unreadable)?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(format!(
-            "the SSH key {} has permissions {mode:04o}: ssh refuses a private key that others can read; run `chmod 600 {}`",
-            path.display(),
-            path.display()
-        ));
+        return Err(PrivateKeyError::ReadableByOthers {
+            path: path.to_path_buf(),
+            mode,
+        });
     }
     Ok(())
 }
@@ -234,6 +258,36 @@ pub fn check_private_key(path: &std::path::Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_ssh_would_refuse_is_refused_saying_why() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("id_rsa");
+        std::fs::write(&key, "key").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(check_private_key(&key).is_ok());
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = check_private_key(&key).unwrap_err();
+        assert!(
+            matches!(e, PrivateKeyError::ReadableByOthers { mode: 0o644, .. }),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().contains("has permissions 0644") && e.to_string().contains("chmod 600"),
+            "{e}"
+        );
+        assert!(matches!(
+            check_private_key(dir.path()),
+            Err(PrivateKeyError::NotAFile { .. })
+        ));
+        let missing = check_private_key(&dir.path().join("nope")).unwrap_err();
+        match &missing {
+            PrivateKeyError::Unreadable { source, .. } => assert_eq!(source.kind(), std::io::ErrorKind::NotFound),
+            other => panic!("{other:?}"),
+        }
+        assert!(missing.to_string().starts_with("cannot read the SSH key "), "{missing}");
+    }
 
     #[test]
     fn jump_hosts() {

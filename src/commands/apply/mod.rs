@@ -70,7 +70,8 @@ pub async fn run(mut args: ApplyArgs, settings: &Settings, reporter: &Reporter) 
         check_journal_dir(journal.dir())?;
     }
     if let Some(key) = &args.ssh.ssh_key {
-        ssh::check_private_key(key).map_err(|e| Failure::new(Exit::Usage, e).hint("nothing was changed"))?;
+        ssh::check_private_key(key)
+            .map_err(|e| Failure::new(Exit::Usage, e.to_string()).hint("nothing was changed"))?;
     }
     SshOptions::from_flags(&SshFlags::from(&args.ssh), "azureuser", settings)
         .map_err(|e| anyhow::Error::new(output::WithExit::wrap(e, Exit::Usage)))?;
