@@ -4,6 +4,7 @@
 
 use super::AzureCredential;
 use crate::kube::bearer::{BearerToken, TokenSource};
+use crate::kube::error::TokenSourceError;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -40,12 +41,8 @@ impl AksTokenSource {
 
 #[async_trait::async_trait]
 impl TokenSource for AksTokenSource {
-    async fn fetch(&self) -> Result<BearerToken, String> {
-        let t = self
-            .credential
-            .get_token(&self.scope)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn fetch(&self) -> Result<BearerToken, TokenSourceError> {
+        let t = self.credential.get_token(&self.scope).await?;
         let secs = t.expires_on.unix_timestamp().max(0) as u64;
         Ok(BearerToken {
             secret: t.token.secret().to_string(),

@@ -14,7 +14,7 @@
 //! Tokens never reach a log line or an error message.
 
 use super::client::{CONNECT_TIMEOUT, READ_TIMEOUT};
-use super::error::{BearerError, KubeError};
+use super::error::{BearerError, KubeError, TokenSourceError};
 use ::kube::client::{Body, ClientBuilder};
 use ::kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
 use ::kube::{Client, Config};
@@ -43,7 +43,7 @@ impl std::fmt::Debug for BearerToken {
 #[async_trait::async_trait]
 pub trait TokenSource: Send + Sync + 'static {
     /// A new token. The error says why, without secrets.
-    async fn fetch(&self) -> Result<BearerToken, String>;
+    async fn fetch(&self) -> Result<BearerToken, TokenSourceError>;
     /// Where the tokens come from, for messages: "an Entra ID token from the Azure CLI".
     fn describe(&self) -> String;
     /// What to do when the API server refuses the tokens.
@@ -83,9 +83,9 @@ impl RefreshingToken {
         if let Some(c) = slot.as_ref().filter(|c| now < c.refresh_at) {
             return Ok(c.secret.clone());
         }
-        let t = self.source.fetch().await.map_err(|reason| BearerError::Fetch {
+        let t = self.source.fetch().await.map_err(|source| BearerError::Fetch {
             what: self.source.describe(),
-            reason,
+            source,
         })?;
         let left = t.expires_on.duration_since(now).unwrap_or_default();
         let refresh_at = t.expires_on - refresh_margin(left);
@@ -154,9 +154,8 @@ where
         Box::pin(async move {
             let secret = token.token().await?;
             let mut value =
-                http::HeaderValue::from_str(&format!("Bearer {secret}")).map_err(|_| BearerError::Fetch {
+                http::HeaderValue::from_str(&format!("Bearer {secret}")).map_err(|_| BearerError::NotAHeader {
                     what: token.source.describe(),
-                    reason: "the token is not a valid HTTP header value".into(),
                 })?;
             value.set_sensitive(true);
             req.headers_mut().insert(http::header::AUTHORIZATION, value);
@@ -231,7 +230,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl TokenSource for Counting {
-        async fn fetch(&self) -> Result<BearerToken, String> {
+        async fn fetch(&self) -> Result<BearerToken, TokenSourceError> {
             let n = self.fetched.fetch_add(1, Ordering::SeqCst) + 1;
             Ok(BearerToken {
                 secret: format!("token-{n}"),

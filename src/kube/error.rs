@@ -286,11 +286,21 @@ pub fn transient_reason(e: &::kube::Error) -> String {
     innermost
 }
 
+/// Why a bearer token source gave no token: its own error (the Azure credential chain's, in
+/// aks-patch), kept as the cause.
+pub type TokenSourceError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why a request could not be authenticated.
 #[derive(Debug, thiserror::Error)]
 pub enum BearerError {
-    #[error("cannot get {what}: {reason}")]
-    Fetch { what: String, reason: String },
+    #[error("cannot get {what}: {source}")]
+    Fetch {
+        what: String,
+        #[source]
+        source: TokenSourceError,
+    },
+    #[error("cannot get {what}: the token is not a valid HTTP header value")]
+    NotAHeader { what: String },
     #[error("the API server refused {what} (HTTP 401 Unauthorized)")]
     Refused { what: String, hint: String },
 }
@@ -299,7 +309,7 @@ impl BearerError {
     /// What to do about it.
     pub fn hint(&self) -> Option<&str> {
         match self {
-            BearerError::Fetch { .. } => None,
+            BearerError::Fetch { .. } | BearerError::NotAHeader { .. } => None,
             BearerError::Refused { hint, .. } => Some(hint),
         }
     }
