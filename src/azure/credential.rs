@@ -306,11 +306,12 @@ impl AzureCredential {
         let chosen = *lock(&self.chosen);
         if let Some(i) = chosen {
             if let Link::Ready(s) = &self.links[i] {
-                return try_source(s, scope, fresh)
-                    .await
-                    .map_err(|reason| AzureError::NoCredential {
-                        attempts: vec![CredentialAttempt { kind: s.kind, reason }],
-                    });
+                return try_source(s, scope, fresh).await.map_err(|e| AzureError::NoCredential {
+                    attempts: vec![CredentialAttempt {
+                        kind: s.kind,
+                        reason: e.to_string(),
+                    }],
+                });
             }
         }
         let mut attempts = vec![];
@@ -323,9 +324,12 @@ impl AzureCredential {
                         *lock(&self.chosen) = Some(i);
                         return Ok(t);
                     }
-                    Err(reason) => {
-                        tracing::debug!("Azure credential: the {} gave no token: {reason}", s.kind);
-                        attempts.push(CredentialAttempt { kind: s.kind, reason });
+                    Err(e) => {
+                        tracing::debug!("Azure credential: the {} gave no token: {e}", s.kind);
+                        attempts.push(CredentialAttempt {
+                            kind: s.kind,
+                            reason: e.to_string(),
+                        });
                     }
                 },
             }
@@ -352,13 +356,23 @@ fn missing(vars: &[(&str, bool)]) -> String {
     names.join(", ")
 }
 
-async fn try_source(s: &Source, scope: &str, fresh: bool) -> Result<AccessToken, String> {
+/// Why one credential of the chain gave no token.
+#[derive(Debug, thiserror::Error)]
+enum SourceError {
+    /// azure_identity's error (told on one line, without its troubleshooting link).
+    #[error("{}", reason(.0))]
+    Azure(#[source] azure_core::Error),
+    #[error("no token within {} s", .0.as_secs())]
+    TimedOut(Duration),
+}
+
+async fn try_source(s: &Source, scope: &str, fresh: bool) -> Result<AccessToken, SourceError> {
     let cred = {
         let mut slot = lock(&s.instance);
         match slot.as_ref() {
             Some(c) if !fresh => c.clone(),
             _ => {
-                let c = (s.build)().map_err(|e| reason(&e))?;
+                let c = (s.build)().map_err(SourceError::Azure)?;
                 *slot = Some(c.clone());
                 c
             }
@@ -366,8 +380,8 @@ async fn try_source(s: &Source, scope: &str, fresh: bool) -> Result<AccessToken,
     };
     match tokio::time::timeout(s.timeout, cred.get_token(&[scope], None)).await {
         Ok(Ok(t)) => Ok(t),
-        Ok(Err(e)) => Err(reason(&e)),
-        Err(_) => Err(format!("no token within {} s", s.timeout.as_secs())),
+        Ok(Err(e)) => Err(SourceError::Azure(e)),
+        Err(_) => Err(SourceError::TimedOut(s.timeout)),
     }
 }
 
@@ -423,32 +437,48 @@ impl azure_identity::Executor for CliExecutor {
     }
 }
 
+/// Why `az` gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AzCliError {
+    #[error("cannot run az: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("az not found on PATH (install the Azure CLI)")]
+    NotInstalled,
+    /// `az` failed: what it printed on stderr (on one line), or its exit status when it
+    /// printed nothing.
+    #[error("{}", if .stderr.is_empty() { format!("az {} failed ({})", .args, .status) } else { .stderr.clone() })]
+    Failed {
+        args: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+}
+
 impl CliExecutor {
     /// Run `az ARGS` as azure_identity does and return its stdout, or why it failed.
-    pub(crate) async fn az(&self, args: &str) -> Result<String, String> {
+    pub(crate) async fn az(&self, args: &str) -> Result<String, AzCliError> {
         use azure_identity::Executor;
         let command = format!("cd /bin && az {args}");
         let out = self
             .run(OsStr::new("/bin/sh"), &[OsStr::new("-c"), OsStr::new(&command)])
             .await
-            .map_err(|e| format!("cannot run az: {e}"))?;
+            .map_err(AzCliError::Spawn)?;
         if out.status.success() {
             return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
         }
         if out.status.code() == Some(127) {
-            return Err("az not found on PATH (install the Azure CLI)".into());
+            return Err(AzCliError::NotInstalled);
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let msg = stderr
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
-        Err(if msg.is_empty() {
-            format!("az {args} failed ({})", out.status)
-        } else {
-            msg
+        Err(AzCliError::Failed {
+            args: args.to_string(),
+            status: out.status,
+            stderr: stderr
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" "),
         })
     }
 }
