@@ -1,7 +1,7 @@
 //! An AKS planned-maintenance configuration (`properties.maintenanceWindow`): its JSON, the
 //! typed rule, and the days a window starts on.
 
-use super::daily::{clock_time, day_index};
+use super::daily::{clock_time, day_index, FieldError};
 use super::{Opening, WindowError};
 use jiff::civil::{Date, Time, Weekday};
 use jiff::tz::{Offset, TimeZone};
@@ -97,7 +97,7 @@ pub struct AksWindow {
     pub(super) text: String,
 }
 
-fn weekday(s: &str) -> Result<Weekday, String> {
+fn weekday(s: &str) -> Result<Weekday, FieldError> {
     Ok(match day_index(s)? {
         0 => Weekday::Monday,
         1 => Weekday::Tuesday,
@@ -109,8 +109,8 @@ fn weekday(s: &str) -> Result<Weekday, String> {
     })
 }
 
-fn offset(s: &str) -> Result<Offset, String> {
-    let err = || format!("utcOffset `{s}` is not `+HH:MM` or `-HH:MM`");
+fn offset(s: &str) -> Result<Offset, FieldError> {
+    let err = || FieldError::UtcOffset(s.to_string());
     let (sign, rest) = match s.as_bytes().first() {
         Some(b'+') => (1, &s[1..]),
         Some(b'-') => (-1, &s[1..]),
@@ -124,10 +124,11 @@ fn offset(s: &str) -> Result<Offset, String> {
     Offset::from_seconds(sign * (h * 3600 + m * 60)).map_err(|_| err())
 }
 
-fn date(s: &str, field: &str) -> Result<Date, String> {
-    s.trim()
-        .parse::<Date>()
-        .map_err(|_| format!("{field} `{s}` is not a date (YYYY-MM-DD)"))
+fn date(s: &str, field: &'static str) -> Result<Date, FieldError> {
+    s.trim().parse::<Date>().map_err(|_| FieldError::Date {
+        field,
+        text: s.to_string(),
+    })
 }
 
 impl AksWindow {
@@ -136,6 +137,10 @@ impl AksWindow {
         let bad = |why: String| WindowError::Aks {
             name: name.to_string(),
             why,
+        };
+        let field = |source: FieldError| WindowError::AksField {
+            name: name.to_string(),
+            source,
         };
         let w: AksWindowJson = serde_json::from_value(window.clone()).map_err(|e| bad(e.to_string()))?;
         let s = &w.schedule;
@@ -167,7 +172,7 @@ impl AksWindow {
         } else if let Some(wk) = &s.weekly {
             AksRule::Weekly {
                 every: positive(wk.interval_weeks, "intervalWeeks")?,
-                day: weekday(&wk.day_of_week).map_err(bad)?,
+                day: weekday(&wk.day_of_week).map_err(field)?,
             }
         } else if let Some(m) = &s.absolute_monthly {
             if !(1..=31).contains(&m.day_of_month) {
@@ -194,7 +199,7 @@ impl AksWindow {
             AksRule::RelativeMonthly {
                 every: positive(m.interval_months, "intervalMonths")?,
                 week,
-                day: weekday(&m.day_of_week).map_err(bad)?,
+                day: weekday(&m.day_of_week).map_err(field)?,
             }
         };
         if !(1..=24).contains(&w.duration_hours) {
@@ -212,20 +217,23 @@ impl AksWindow {
                     date(&d.end, "notAllowedDates.end")?,
                 ))
             })
-            .collect::<Result<Vec<_>, String>>()
-            .map_err(bad)?;
+            .collect::<Result<Vec<_>, FieldError>>()
+            .map_err(field)?;
         let utc_offset = w.utc_offset.as_deref().unwrap_or("+00:00");
         Ok(AksWindow {
             name: name.to_string(),
             duration: SignedDuration::from_hours(w.duration_hours),
-            offset: offset(utc_offset).map_err(bad)?,
+            offset: offset(utc_offset).map_err(field)?,
             start_date: w
                 .start_date
                 .as_deref()
                 .map(|d| date(d, "startDate"))
                 .transpose()
-                .map_err(bad)?,
-            start_time: clock_time(&w.start_time).map_err(|e| bad(format!("startTime: {e}")))?,
+                .map_err(field)?,
+            start_time: clock_time(&w.start_time).map_err(|source| WindowError::AksStartTime {
+                name: name.to_string(),
+                source,
+            })?,
             not_allowed,
             text: describe_aks(&rule, &w.start_time, utc_offset, w.duration_hours),
             rule,
@@ -392,5 +400,41 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("utcOffset `7`"), "{e}");
+        let field = |window: serde_json::Value| match AksWindow::from_json("default", &window) {
+            Err(WindowError::AksField { source, .. } | WindowError::AksStartTime { source, .. }) => source,
+            other => panic!("{other:?}"),
+        };
+        let daily = serde_json::json!({"daily": {"intervalDays": 1}});
+        assert_eq!(
+            field(serde_json::json!({"schedule": daily, "durationHours": 4, "startTime": "1:00pm"})),
+            FieldError::TimeOfDay("1:00pm".into())
+        );
+        assert_eq!(
+            field(
+                serde_json::json!({"schedule": {"weekly": {"intervalWeeks": 1, "dayOfWeek": "Caturday"}},
+                "durationHours": 4, "startTime": "01:00"})
+            ),
+            FieldError::Day("caturday".into())
+        );
+        assert_eq!(
+            field(
+                serde_json::json!({"schedule": daily, "durationHours": 4, "startTime": "01:00",
+                "notAllowedDates": [{"start": "2025-12-24", "end": "soon"}]})
+            ),
+            FieldError::Date {
+                field: "notAllowedDates.end",
+                text: "soon".into()
+            }
+        );
+        let e = AksWindow::from_json(
+            "default",
+            &serde_json::json!({"schedule": daily, "durationHours": 4, "startTime": "25:00"}),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("cannot be read: startTime: `25:00` is not a time of day (HH:MM, 00:00 to 23:59)"),
+            "{e}"
+        );
     }
 }

@@ -24,6 +24,10 @@ impl DailyWindow {
             spec: spec.to_string(),
             why: why.to_string(),
         };
+        let field = |source: FieldError| WindowError::SpecField {
+            spec: spec.to_string(),
+            source,
+        };
         let parts: Vec<&str> = spec.split_whitespace().collect();
         let (days_text, range) = match parts.as_slice() {
             [range] => (None, *range),
@@ -39,7 +43,7 @@ impl DailyWindow {
             for item in text.split(',') {
                 match item.split_once('-') {
                     Some((a, b)) => {
-                        let (a, b) = (day_index(a).map_err(|w| bad(&w))?, day_index(b).map_err(|w| bad(&w))?);
+                        let (a, b) = (day_index(a).map_err(field)?, day_index(b).map_err(field)?);
                         let mut d = a;
                         loop {
                             days[d] = true;
@@ -49,18 +53,18 @@ impl DailyWindow {
                             d = (d + 1) % 7;
                         }
                     }
-                    None => days[day_index(item).map_err(|w| bad(&w))?] = true,
+                    None => days[day_index(item).map_err(field)?] = true,
                 }
             }
         }
         let (a, b) = range
             .split_once('-')
             .ok_or_else(|| bad("the time range must be `HH:MM-HH:MM`"))?;
-        let start = clock_time(a).map_err(|w| bad(&w))?;
+        let start = clock_time(a).map_err(field)?;
         let (end, end_24) = if b.trim() == "24:00" {
             (Time::midnight(), true)
         } else {
-            (clock_time(b).map_err(|w| bad(&w))?, false)
+            (clock_time(b).map_err(field)?, false)
         };
         if start == end && !end_24 {
             return Err(bad("the range is empty; for a whole day use 00:00-24:00"));
@@ -91,7 +95,21 @@ impl DailyWindow {
     }
 }
 
-pub(super) fn day_index(s: &str) -> Result<usize, String> {
+/// What is wrong with one field of a window: a day, a time of day, a UTC offset, a date.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    #[error("`{0}` is not a day (use Mon, Tue, Wed, Thu, Fri, Sat, Sun, lists `Sat,Sun` or ranges `Mon-Fri`)")]
+    Day(String),
+    #[error("`{0}` is not a time of day (HH:MM, 00:00 to 23:59)")]
+    TimeOfDay(String),
+    #[error("utcOffset `{0}` is not `+HH:MM` or `-HH:MM`")]
+    UtcOffset(String),
+    #[error("{field} `{text}` is not a date (YYYY-MM-DD)")]
+    Date { field: &'static str, text: String },
+}
+
+/// Monday 0 to Sunday 6, from a day's name or its first three letters or more.
+pub(super) fn day_index(s: &str) -> Result<usize, FieldError> {
     let s = s.trim().to_ascii_lowercase();
     const NAMES: [&str; 7] = [
         "monday",
@@ -105,15 +123,13 @@ pub(super) fn day_index(s: &str) -> Result<usize, String> {
     NAMES
         .iter()
         .position(|n| s.len() >= 3 && n.starts_with(&s))
-        .ok_or_else(|| {
-            format!("`{s}` is not a day (use Mon, Tue, Wed, Thu, Fri, Sat, Sun, lists `Sat,Sun` or ranges `Mon-Fri`)")
-        })
+        .ok_or(FieldError::Day(s))
 }
 
 /// `HH:MM` (also `H:MM`).
-pub(super) fn clock_time(s: &str) -> Result<Time, String> {
+pub(super) fn clock_time(s: &str) -> Result<Time, FieldError> {
     let s = s.trim();
-    let err = || format!("`{s}` is not a time of day (HH:MM, 00:00 to 23:59)");
+    let err = || FieldError::TimeOfDay(s.to_string());
     let (h, m) = s.split_once(':').ok_or_else(err)?;
     if m.len() != 2 || h.is_empty() || h.len() > 2 {
         return Err(err());
@@ -141,5 +157,17 @@ mod tests {
             let e = DailyWindow::parse(spec).unwrap_err().to_string();
             assert!(e.contains(want) && e.contains(spec), "{spec}: {e}");
         }
+    }
+
+    #[test]
+    fn a_bad_day_or_time_is_told_as_what_it_is() {
+        let field = |spec: &str| match DailyWindow::parse(spec) {
+            Err(WindowError::SpecField { source, .. }) => source,
+            other => panic!("{spec}: {other:?}"),
+        };
+        assert_eq!(field("Fun 01:00-02:00"), FieldError::Day("fun".into()));
+        assert_eq!(field("Mon-Sum 01:00-02:00"), FieldError::Day("sum".into()));
+        assert_eq!(field("Sat 25:00-02:00"), FieldError::TimeOfDay("25:00".into()));
+        assert_eq!(field("Sat 01:00-1:5"), FieldError::TimeOfDay("1:5".into()));
     }
 }

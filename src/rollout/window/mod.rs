@@ -21,7 +21,7 @@ pub use aks::AksWindow;
 #[cfg(test)]
 pub use clock::PausedClock;
 pub use clock::{Clock, SystemClock};
-pub use daily::DailyWindow;
+pub use daily::{DailyWindow, FieldError};
 pub use schedule::{Opening, Schedule, Verdict};
 pub use stats::median_node_time;
 
@@ -30,8 +30,26 @@ pub use stats::median_node_time;
 pub enum WindowError {
     #[error("invalid --window `{spec}`: {why}")]
     Spec { spec: String, why: String },
+    #[error("invalid --window `{spec}`: {source}")]
+    SpecField {
+        spec: String,
+        #[source]
+        source: FieldError,
+    },
     #[error("unknown time zone `{0}` (--time-zone takes IANA names such as Europe/Berlin or UTC)")]
     TimeZone(String),
     #[error("the AKS maintenance configuration `{name}` cannot be read: {why}")]
     Aks { name: String, why: String },
+    #[error("the AKS maintenance configuration `{name}` cannot be read: {source}")]
+    AksField {
+        name: String,
+        #[source]
+        source: FieldError,
+    },
+    #[error("the AKS maintenance configuration `{name}` cannot be read: startTime: {source}")]
+    AksStartTime {
+        name: String,
+        #[source]
+        source: FieldError,
+    },
 }
