@@ -2,6 +2,7 @@
 //! (`commands/`) give it meaning. No clap type goes below `commands/`: the `From`
 //! impls at the end map these to the library's own types.
 
+use crate::duration::DurationError;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -525,13 +526,15 @@ fn given_flags(m: &clap::ArgMatches) -> crate::rollout::resume::GivenFlags {
 // Value parsers: a bad value is a usage error (exit 2) that names it and the fix, before
 // anything is contacted. clap prints `invalid value 'VALUE' for '--FLAG <NAME>': MESSAGE`.
 
+/// An empty value where a flag needs one.
+#[derive(Debug, thiserror::Error)]
+#[error("an empty value: give one, or leave the flag out (a comma list must not have empty items, as in `a,,b`)")]
+struct EmptyValue;
+
 /// Any text but an empty one (an empty item of a comma list too: `--nodes a,,b`).
-fn non_empty(s: &str) -> Result<String, String> {
+fn non_empty(s: &str) -> Result<String, EmptyValue> {
     if s.trim().is_empty() {
-        Err(
-            "an empty value: give one, or leave the flag out (a comma list must not have empty items, as in `a,,b`)"
-                .into(),
-        )
+        Err(EmptyValue)
     } else {
         Ok(s.to_string())
     }
@@ -539,30 +542,21 @@ fn non_empty(s: &str) -> Result<String, String> {
 
 /// A duration (`15m`, `1h30m`, `90s`, seconds alone); a negative one is refused by name
 /// (given as `-5m`, which clap would otherwise take for a flag).
-fn duration(s: &str) -> Result<std::time::Duration, String> {
+fn duration(s: &str) -> Result<std::time::Duration, DurationError> {
     if s.trim_start().starts_with('-') {
-        return Err(format!(
-            "a negative duration: give one of zero or more ({})",
-            crate::duration::FORMS
-        ));
+        return Err(DurationError::Negative);
     }
     crate::duration::parse(s)
 }
 
 /// A duration above zero, for times during which something must fit (a node out of service).
-fn positive_duration(s: &str) -> Result<std::time::Duration, String> {
+fn positive_duration(s: &str) -> Result<std::time::Duration, DurationError> {
     if s.trim_start().starts_with('-') {
-        return Err(format!(
-            "a negative duration: give one above zero ({})",
-            crate::duration::FORMS
-        ));
+        return Err(DurationError::NegativeNotPositive);
     }
     let d = crate::duration::parse(s)?;
     if d.is_zero() {
-        return Err(format!(
-            "a duration of zero: give one above zero ({})",
-            crate::duration::FORMS
-        ));
+        return Err(DurationError::Zero);
     }
     Ok(d)
 }

@@ -13,23 +13,47 @@ static PRINTER: SpanPrinter = SpanPrinter::new()
 /// What a duration flag takes, for messages.
 pub const FORMS: &str = "e.g. 15m, 1h30m, 90s, or seconds alone: 900";
 
+/// Why a text is not a duration a flag takes, in words for the flag's message.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DurationError {
+    #[error("`{0}` seconds is too long a duration")]
+    TooLong(String),
+    #[error("`{text}` is not a duration ({FORMS})")]
+    NotADuration {
+        text: String,
+        #[source]
+        source: jiff::Error,
+    },
+    #[error("`{0}` has a fraction of a second: give whole seconds ({FORMS})")]
+    Fraction(String),
+    /// Below zero where zero is allowed.
+    #[error("a negative duration: give one of zero or more ({FORMS})")]
+    Negative,
+    /// Below zero where only more than zero is allowed.
+    #[error("a negative duration: give one above zero ({FORMS})")]
+    NegativeNotPositive,
+    #[error("a duration of zero: give one above zero ({FORMS})")]
+    Zero,
+}
+
 /// `15m`, `1h30m`, `90s`, `2 hours`, `900` (seconds alone): whole seconds, hours the largest
-/// unit. `Err` says what is wrong, in words for a flag's message.
-pub fn parse(s: &str) -> Result<Duration, String> {
+/// unit.
+pub fn parse(s: &str) -> Result<Duration, DurationError> {
     let t = s.trim();
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
         return t
             .parse::<u64>()
             .map(Duration::from_secs)
-            .map_err(|_| format!("`{s}` seconds is too long a duration"));
+            .map_err(|_| DurationError::TooLong(s.to_string()));
     }
     let d = PARSER
         .parse_unsigned_duration(t)
-        .map_err(|_| format!("`{s}` is not a duration ({FORMS})"))?;
+        .map_err(|source| DurationError::NotADuration {
+            text: s.to_string(),
+            source,
+        })?;
     if d.subsec_nanos() != 0 {
-        return Err(format!(
-            "`{s}` has a fraction of a second: give whole seconds ({FORMS})"
-        ));
+        return Err(DurationError::Fraction(s.to_string()));
     }
     Ok(d)
 }
@@ -58,10 +82,13 @@ mod tests {
     fn what_is_not_a_duration_is_refused_with_the_forms_taken() {
         for bad in ["15x", "m", "", "1m30", "5m ago", "-5m", "1d", "1w"] {
             let e = parse(bad).unwrap_err();
+            assert!(matches!(e, DurationError::NotADuration { .. }), "{bad}: {e:?}");
+            let e = e.to_string();
             assert!(e.contains(&format!("`{bad}`")) && e.contains("1h30m"), "{bad}: {e}");
         }
         let e = parse("1.5s").unwrap_err();
-        assert!(e.contains("fraction of a second"), "{e}");
+        assert!(matches!(e, DurationError::Fraction(_)), "{e:?}");
+        assert!(e.to_string().contains("fraction of a second"), "{e}");
     }
 
     #[test]
@@ -72,7 +99,7 @@ mod tests {
             "9999999999999999999h",
             "18446744073709551615h59m",
         ] {
-            let e = parse(huge).unwrap_err();
+            let e = parse(huge).unwrap_err().to_string();
             assert!(e.contains(huge), "{huge}: {e}");
         }
         // The longest whole-second value a flag can hold still reads.
