@@ -96,15 +96,7 @@ pub(super) fn job_for(cj: &Value, t: jiff::Timestamp) -> Value {
             spec[k] = v;
         }
     }
-    spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": juid}});
-    if !spec["template"]["metadata"]["labels"].is_object() {
-        spec["template"]["metadata"]["labels"] = json!({});
-    }
-    let labels = &mut spec["template"]["metadata"]["labels"];
-    labels["batch.kubernetes.io/controller-uid"] = json!(juid);
-    labels["controller-uid"] = json!(juid);
-    labels["batch.kubernetes.io/job-name"] = json!(jname);
-    labels["job-name"] = json!(jname);
+    crate::objects::jobs::select_by_uid(&mut spec, &juid, &json!(jname));
     let mut meta = json!({
         "name": jname, "namespace": namespace(cj), "uid": juid,
         "labels": cj["spec"]["jobTemplate"]["metadata"]["labels"].clone(),

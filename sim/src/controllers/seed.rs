@@ -289,20 +289,13 @@ pub(super) fn seed_job(
         j
     } else {
         let juid = uuid::Uuid::new_v4().to_string();
-        let mut t = tpl.clone();
-        for (k, v) in [
-            ("batch.kubernetes.io/controller-uid", juid.clone()),
-            ("controller-uid", juid.clone()),
-            ("batch.kubernetes.io/job-name", w.name.clone()),
-            ("job-name", w.name.clone()),
-        ] {
-            t["metadata"]["labels"][k] = json!(v);
-        }
+        let mut spec = json!({"completions": 1, "parallelism": 1, "backoffLimit": 6, "completionMode": "NonIndexed",
+                              "suspend": false, "selector": null, "template": tpl});
+        crate::objects::jobs::select_by_uid(&mut spec, &juid, &json!(w.name));
         json!({
             "metadata": {"name": w.name, "namespace": w.namespace, "uid": juid, "labels": labels,
                          "creationTimestamp": ts(ran_at)},
-            "spec": {"completions": 1, "parallelism": 1, "backoffLimit": 6, "completionMode": "NonIndexed", "suspend": false,
-                     "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": juid}}, "template": t},
+            "spec": spec,
         })
     };
     let done = ran_at + SignedDuration::from_secs(5);

@@ -151,15 +151,7 @@ pub fn prepare_for_create(res: &Resource, obj: &mut Value) {
                 }
             }
             if spec["selector"].is_null() {
-                spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
-                if !spec["template"]["metadata"]["labels"].is_object() {
-                    spec["template"]["metadata"]["labels"] = json!({});
-                }
-                let labels = &mut spec["template"]["metadata"]["labels"];
-                labels["batch.kubernetes.io/controller-uid"] = json!(uid);
-                labels["controller-uid"] = json!(uid);
-                labels["batch.kubernetes.io/job-name"] = name.clone();
-                labels["job-name"] = name;
+                crate::objects::jobs::select_by_uid(spec, &uid, &name);
             }
             obj["status"] = json!({});
         }

@@ -9,6 +9,7 @@
 //! well-known keys Kubernetes declares (containers by name, ...; `k:`), `finalizers` as a
 //! set (`v:`), every other list atomic.
 
+use super::patch::merge_key;
 use crate::objects::status::ApiError;
 use crate::store::{self, Resource};
 use serde_json::{json, Map, Value};
@@ -40,18 +41,6 @@ impl Writer {
             subresource: sub.map(str::to_string),
         }
     }
-}
-
-/// The merge key of the lists Kubernetes declares as maps (`+listType=map`).
-fn list_map_key(field: &str) -> Option<&'static str> {
-    Some(match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env" | "imagePullSecrets" => "name",
-        "volumeMounts" => "mountPath",
-        "ports" => "containerPort",
-        "conditions" | "addresses" => "type",
-        "ownerReferences" => "uid",
-        _ => return None,
-    })
 }
 
 /// Lists of scalars that are sets (`+listType=set`).
@@ -90,7 +79,7 @@ fn collect(v: &Value, path: &mut Path, field: &str, set: &mut FieldSet) {
             }
         }
         Value::Array(a) if !a.is_empty() => {
-            if let Some(key) = list_map_key(field).filter(|k| a.iter().all(|i| i.get(*k).is_some())) {
+            if let Some(key) = merge_key(field).filter(|k| a.iter().all(|i| i.get(*k).is_some())) {
                 for item in a {
                     let el = key_element(key, item).expect("checked above");
                     path.push(el);
@@ -488,9 +477,9 @@ fn merge_applied(target: &mut Value, applied: &Value, field: &str) {
             }
         }
         (Value::Array(t), Value::Array(a))
-            if list_map_key(field).is_some_and(|k| a.iter().chain(t.iter()).all(|i| i.get(k).is_some())) =>
+            if merge_key(field).is_some_and(|k| a.iter().chain(t.iter()).all(|i| i.get(k).is_some())) =>
         {
-            let key = list_map_key(field).expect("checked");
+            let key = merge_key(field).expect("checked");
             for item in a {
                 match t.iter_mut().find(|c| c.get(key) == item.get(key)) {
                     Some(cur) => merge_applied(cur, item, field),

@@ -60,8 +60,9 @@ pub fn apply(pt: PatchType, target: &mut Value, patch: &Value) -> Result<(), Str
     }
 }
 
-/// The merge key of the lists Kubernetes merges in strategic merge patches.
-fn merge_key(field: &str) -> Option<&'static str> {
+/// The merge key of the lists Kubernetes merges in strategic merge patches, which are also
+/// the lists it declares as maps (`+listType=map`) for server-side apply.
+pub fn merge_key(field: &str) -> Option<&'static str> {
     Some(match field {
         "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env" | "imagePullSecrets" => "name",
         "volumeMounts" => "mountPath",

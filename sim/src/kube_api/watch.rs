@@ -4,7 +4,7 @@
 //! A resourceVersion older than the store's history gets a 410 Expired ERROR event.
 
 use super::printers;
-use super::Output;
+use super::{object_key, Output};
 use crate::objects::selector::{FieldSelector, LabelSelector};
 use crate::objects::status;
 use crate::store::{Change, Resource, WatchKind};
@@ -104,13 +104,6 @@ impl Emitter {
     }
 }
 
-fn key(obj: &Value) -> (String, String) {
-    (
-        obj["metadata"]["namespace"].as_str().unwrap_or("").to_string(),
-        obj["metadata"]["name"].as_str().unwrap_or("").to_string(),
-    )
-}
-
 async fn run(shared: Arc<Shared>, w: WatchRequest, tx: Tx) {
     let mut em = Emitter {
         tx,
@@ -127,12 +120,12 @@ async fn run(shared: Arc<Shared>, w: WatchRequest, tx: Tx) {
     let (items, now_rv) = shared.store.list_at(w.res, w.ns.as_deref());
     let since = match w.since {
         Some(rv) if !w.send_initial_events => {
-            known.extend(items.iter().filter(|o| matches(o)).map(key));
+            known.extend(items.iter().filter(|o| matches(o)).map(object_key));
             rv
         }
         _ => {
             for o in items.iter().filter(|o| matches(o)) {
-                known.insert(key(o));
+                known.insert(object_key(o));
                 if !em.event("ADDED", o).await {
                     return;
                 }
@@ -171,7 +164,7 @@ async fn run(shared: Arc<Shared>, w: WatchRequest, tx: Tx) {
         }
         // With selectors, an object that starts or stops matching is ADDED or DELETED,
         // as the API server's watch cache reports it.
-        let k = key(&c.object);
+        let k = object_key(&c.object);
         let m = matches(&c.object);
         match c.kind {
             WatchKind::Added if m => {

@@ -3,6 +3,7 @@
 //! pod facts and graceful deletion, and the eviction policy.
 
 pub mod eviction;
+pub mod jobs;
 pub mod pods;
 pub mod selector;
 pub mod status;
