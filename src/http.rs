@@ -1,12 +1,14 @@
 //! The HTTPS clients aks-patch makes for ARM, Entra ID, webhooks, Prometheus and the
 //! Pushgateway: the system roots plus the configured CA bundle (`AKS_PATCH_CA_BUNDLE` /
 //! `REQUESTS_CA_BUNDLE`), a user agent, and no redirects (a bearer token or a webhook's secret
-//! URL must not travel to another host).
+//! URL must not travel to another host). Deliveries that must not hold anything up are
+//! retried briefly ([`send_with_retries`]) under the one retry policy ([`crate::retry`]).
 //!
 //! TLS is rustls with one crypto provider, ring, for every client (these and kube-rs's):
 //! reqwest is built without a provider of its own (its `rustls` feature would bring aws-lc-rs),
 //! so [`install_crypto_provider`] makes ring the process default before any client exists.
 
+use crate::retry::{with_retry_policy, RetryPolicy, Retryable};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -75,42 +77,51 @@ impl std::fmt::Display for SendFailure {
     }
 }
 
-/// How often a notification or a push is tried, and the pause after failed try `n` (1-based).
-pub const SEND_ATTEMPTS: u32 = 3;
-fn send_pause(n: u32) -> Duration {
-    Duration::from_millis(500 * u64::from(n))
+impl Retryable for SendFailure {
+    /// An answer of 4xx (but 408 and 429) is final: the same request would get it again.
+    fn is_transient(&self) -> bool {
+        match self {
+            SendFailure::Status(status, _) => {
+                !status.is_client_error()
+                    || matches!(
+                        *status,
+                        reqwest::StatusCode::REQUEST_TIMEOUT | reqwest::StatusCode::TOO_MANY_REQUESTS
+                    )
+            }
+            SendFailure::Transport(_) => true,
+        }
+    }
+
+    fn retry_reason(&self) -> String {
+        self.to_string()
+    }
 }
 
-/// Send the request `build` makes, up to [`SEND_ATTEMPTS`] times, briefly apart, until it is
-/// answered with success; an answer of 4xx (but 408 and 429) is final at once: the same
-/// request would get it again. For deliveries that must not hold anything up: notifications,
-/// Pushgateway pushes.
-pub async fn send_with_retries(build: impl Fn() -> reqwest::RequestBuilder) -> Result<(), SendFailure> {
-    let mut n = 0;
-    loop {
-        n += 1;
-        let failure = match build().send().await {
-            Ok(r) if r.status().is_success() => return Ok(()),
-            Ok(r) => {
-                let status = r.status();
-                let body = r.text().await.unwrap_or_default().trim().to_string();
-                let final_answer = status.is_client_error()
-                    && !matches!(
-                        status,
-                        reqwest::StatusCode::REQUEST_TIMEOUT | reqwest::StatusCode::TOO_MANY_REQUESTS
-                    );
-                if final_answer {
-                    return Err(SendFailure::Status(status, body));
-                }
-                SendFailure::Status(status, body)
-            }
-            Err(e) if e.is_timeout() => SendFailure::Transport("no answer in time".into()),
-            Err(e) => SendFailure::Transport(e.without_url().to_string()),
-        };
-        if n >= SEND_ATTEMPTS {
-            return Err(failure);
+/// How a notification or a push is retried: three tries in all, about 0.5 s and 1 s apart.
+pub const SEND_POLICY: RetryPolicy = RetryPolicy {
+    attempts: 3,
+    initial: Duration::from_millis(500),
+    max: Duration::from_secs(1),
+    patience: Duration::from_secs(60),
+};
+
+/// Send the request `build` makes until it is answered with success, retried as
+/// [`SEND_POLICY`] says (`what` names it in the retry lines, never with its URL). For
+/// deliveries that must not hold anything up: notifications, Pushgateway pushes.
+pub async fn send_with_retries(what: &str, build: impl Fn() -> reqwest::RequestBuilder) -> Result<(), SendFailure> {
+    with_retry_policy(SEND_POLICY, what, || send_once(build())).await
+}
+
+async fn send_once(request: reqwest::RequestBuilder) -> Result<(), SendFailure> {
+    match request.send().await {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => {
+            let status = r.status();
+            let body = r.text().await.unwrap_or_default().trim().to_string();
+            Err(SendFailure::Status(status, body))
         }
-        tokio::time::sleep(send_pause(n)).await;
+        Err(e) if e.is_timeout() => Err(SendFailure::Transport("no answer in time".into())),
+        Err(e) => Err(SendFailure::Transport(e.without_url().to_string())),
     }
 }
 
@@ -144,5 +155,61 @@ mod tests {
         )
         .unwrap();
         assert!(rustls::crypto::CryptoProvider::get_default().is_some());
+    }
+
+    use super::*;
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    async fn answering(status: u16) -> (MockServer, reqwest::Client) {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(status).set_body_string("nope"))
+            .mount(&server)
+            .await;
+        let http = client(None, Duration::from_secs(5), Duration::from_secs(5)).unwrap();
+        (server, http)
+    }
+
+    #[tokio::test]
+    async fn a_delivery_is_tried_three_times_while_the_server_fails() {
+        let (server, http) = answering(503).await;
+        let url = server.uri();
+        let r = send_with_retries("sending", || http.post(&url)).await;
+        assert_eq!(
+            r,
+            Err(SendFailure::Status(
+                reqwest::StatusCode::SERVICE_UNAVAILABLE,
+                "nope".into()
+            ))
+        );
+        assert_eq!(server.received_requests().await.unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_refused_delivery_is_not_tried_again_but_a_throttled_one_is() {
+        let (server, http) = answering(404).await;
+        let url = server.uri();
+        let r = send_with_retries("sending", || http.post(&url)).await;
+        assert!(matches!(r, Err(SendFailure::Status(s, _)) if s == 404), "{r:?}");
+        assert_eq!(server.received_requests().await.unwrap().len(), 1);
+        let (server, http) = answering(429).await;
+        let url = server.uri();
+        assert!(send_with_retries("sending", || http.post(&url)).await.is_err());
+        assert_eq!(server.received_requests().await.unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        // A webhook's secret path or a token must not travel to another host.
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(307).insert_header("Location", "http://127.0.0.1:9/elsewhere"))
+            .mount(&server)
+            .await;
+        let http = client(None, Duration::from_secs(5), Duration::from_secs(5)).unwrap();
+        let url = server.uri();
+        let r = send_with_retries("sending", || http.post(&url)).await;
+        assert!(matches!(r, Err(SendFailure::Status(s, _)) if s == 307), "{r:?}");
     }
 }

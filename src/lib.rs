@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod node;
 pub mod notify;
 pub mod output;
+pub mod retry;
 pub mod rollout;
 pub mod settings;
 pub mod ssh;

@@ -12,6 +12,7 @@
 use crate::rollout::journal::RunRecord;
 use base64::Engine as _;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// One gauge with its samples.
@@ -172,12 +173,14 @@ pub fn check_url(url: &str) -> Result<(), PushError> {
 }
 
 /// Replace the metrics of group `job` + `cluster` on the Pushgateway (HTTP PUT), retried
-/// briefly. The cluster goes in the grouping key base64-encoded (it may contain `/`).
+/// briefly, through a client that trusts `ca_bundle` too. The cluster goes in the grouping
+/// key base64-encoded (it may contain `/`).
 pub async fn push(
     url: &str,
     job: &str,
     cluster: &str,
     families: &[Family],
+    ca_bundle: Option<&(PathBuf, &'static str)>,
     timeout: Duration,
 ) -> Result<(), PushError> {
     let shown = crate::rollout::blockers::redact(url);
@@ -187,15 +190,13 @@ pub async fn push(
         url.trim_end_matches('/'),
         if encoded.is_empty() { "=".to_string() } else { encoded }
     );
-    let http = reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
-        .map_err(|e| PushError::Push {
-            url: shown.clone(),
-            why: e.to_string(),
-        })?;
+    let http = crate::http::client(ca_bundle, timeout, timeout).map_err(|why| PushError::Push {
+        url: shown.clone(),
+        why,
+    })?;
     let body = exposition(families, &[]);
-    crate::http::send_with_retries(|| {
+    let what = format!("pushing the metrics to the Pushgateway at {shown}");
+    crate::http::send_with_retries(&what, || {
         http.put(&target)
             .header("Content-Type", "text/plain; version=0.0.4")
             .body(body.clone())

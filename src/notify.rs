@@ -332,7 +332,9 @@ impl Notifier {
                     let mut delivered = true;
                     for t in targets {
                         let body = payload(t.service, &ev, &text);
-                        if let Err(why) = deliver(http, &t.url, &body).await {
+                        let what = format!("sending the {} notification to {}", ev.kind_text(), t.shown());
+                        if let Err(why) = crate::http::send_with_retries(&what, || http.post(&t.url).json(&body)).await
+                        {
                             delivered = false;
                             warn(format!(
                                 "notification ({}) to {} failed: {why}; the rollout goes on",
@@ -461,13 +463,6 @@ pub fn node_event(
         reason: reason.map(str::to_string),
         node_record: serde_json::to_value(n).ok(),
     }
-}
-
-/// POST, retried briefly; the error never contains the URL.
-async fn deliver(http: &reqwest::Client, url: &str, body: &Value) -> Result<(), String> {
-    crate::http::send_with_retries(|| http.post(url).json(body))
-        .await
-        .map_err(|f| f.to_string())
 }
 
 #[cfg(test)]

@@ -34,8 +34,10 @@ const LAYERS: &[&[&str]] = &[
     &["kube", "ssh"],
     // Node-level scripts, parsers and types.
     &["node"],
-    // The environment, the HTTPS client builder, durations.
-    &["settings", "http", "duration"],
+    // The environment, the HTTPS client builder.
+    &["settings", "http"],
+    // The one retry policy of every outbound call, durations.
+    &["retry", "duration"],
 ];
 
 /// Edges of `src/` that break the layers today and are being removed. Each entry must still

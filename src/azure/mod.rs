@@ -11,7 +11,7 @@ pub mod credential;
 pub mod models;
 pub mod run_command;
 
-pub use arm::{ArmClient, ArmRetryPolicy, ClusterId, Kubeconfig};
+pub use arm::{ArmClient, ClusterId, Kubeconfig, ARM_RETRY};
 pub use cloud::{CloudEndpoints, CloudName};
 pub use credential::{AuthMethod, AzureCredential, CredentialAttempt, CredentialKind};
 

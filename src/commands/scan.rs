@@ -170,7 +170,15 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
             })
             .collect();
         let families = crate::metrics::scan_families(&nodes);
-        match crate::metrics::push(url, "aks-patch-scan", &ctx.cluster.name, &families, PUSH_TIMEOUT).await {
+        let pushed = crate::metrics::push(
+            url,
+            "aks-patch-scan",
+            &ctx.cluster.name,
+            &families,
+            settings.ca_bundle.as_ref(),
+            PUSH_TIMEOUT,
+        );
+        match pushed.await {
             Ok(()) => reporter.verbose(&format!("pushed the scan's metrics for {} node(s)", nodes.len())),
             Err(e) => reporter.warn(&format!("{e}; the scan's result is not affected")),
         }

@@ -7,7 +7,7 @@
 //! authorizers (Kubernetes RBAC, and Azure RBAC for Kubernetes on Entra ID clusters).
 
 use super::error::KubeError;
-use super::retry::with_retry;
+use crate::retry::with_retry;
 use ::kube::api::{Api, PostParams};
 use ::kube::Client;
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};

@@ -4,7 +4,7 @@
 //! 429/503/504 up to 15 times by itself (`Config::default_retry`, true by default). That layer
 //! hides a refusing server for minutes and retries evictions that a PodDisruptionBudget
 //! refuses. Clients made here set `default_retry = false`; callers retry idempotent calls with
-//! [`super::retry::with_retry`] and handle 429 on evictions themselves.
+//! [`crate::retry::with_retry`] and handle 429 on evictions themselves.
 //!
 //! Kubeconfigs that authenticate through an exec plugin (`kubelogin` on AAD clusters) keep
 //! working: kube-rs runs the plugin when a request needs a token. The kubeconfig's text is
@@ -246,13 +246,13 @@ mod tests {
         assert_eq!(count.load(Ordering::SeqCst), 1, "kube-rs retried by itself");
         // Our helper retries, a bounded number of times.
         let lp = Default::default();
-        let policy = super::super::retry::RetryPolicy {
+        let policy = crate::retry::RetryPolicy {
             attempts: 3,
             initial: Duration::from_millis(1),
             max: Duration::from_millis(1),
             patience: Duration::from_secs(60),
         };
-        let e = super::super::retry::with_retry_policy(policy, "listing nodes", || nodes.list(&lp))
+        let e = crate::retry::with_retry_policy(policy, "listing nodes", || nodes.list(&lp))
             .await
             .unwrap_err();
         assert_eq!(super::super::error::status_code(&e), Some(503));

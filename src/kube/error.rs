@@ -2,7 +2,7 @@
 //! it is an authentication failure, worth retrying, which HTTP status it carries, and how
 //! to tell it to a user (without secrets) with a hint.
 //!
-//! Nothing here talks to a server: [`super::client`] builds clients and [`super::retry`]
+//! Nothing here talks to a server: [`super::client`] builds clients and [`crate::retry`]
 //! retries calls; both depend on this module, and it on neither.
 
 use ::kube::config::KubeconfigError;
@@ -323,6 +323,17 @@ pub fn bearer_error(e: &::kube::Error) -> Option<&BearerError> {
     }
 }
 
+/// Kubernetes API calls go through the one retry policy ([`crate::retry`]) with this
+/// judgment: [`is_transient`], told by [`transient_reason`].
+impl crate::retry::Retryable for ::kube::Error {
+    fn is_transient(&self) -> bool {
+        is_transient(self)
+    }
+    fn retry_reason(&self) -> String {
+        transient_reason(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,5 +385,52 @@ mod tests {
             transient_reason(&io(std::io::ErrorKind::Other, "something odd")),
             "something odd"
         );
+    }
+
+    #[tokio::test]
+    async fn an_api_call_is_retried_while_the_server_is_busy_and_not_when_it_refuses() {
+        use crate::retry::{with_retry_policy, RetryPolicy};
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use std::time::Duration;
+        let fast = RetryPolicy {
+            attempts: 4,
+            initial: Duration::from_millis(1),
+            max: Duration::from_millis(2),
+            patience: Duration::from_secs(60),
+        };
+        let cases = [
+            (429, 4),
+            (500, 4),
+            (503, 4),
+            (504, 4),
+            (400, 1),
+            (403, 1),
+            (404, 1),
+            (409, 1),
+            (422, 1),
+        ];
+        for (code, calls_made) in cases {
+            let calls = AtomicU32::new(0);
+            let r: Result<(), _> = with_retry_policy(fast, "testing", || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(api(code))
+            })
+            .await;
+            assert_eq!(status_code(&r.unwrap_err()), Some(code), "the last answer is returned");
+            assert_eq!(calls.load(Ordering::SeqCst), calls_made, "HTTP {code}");
+        }
+        let calls = AtomicU32::new(0);
+        let r = with_retry_policy(fast, "testing", || async {
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                Err(::kube::Error::Service(Box::new(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "connection reset by peer",
+                ))))
+            } else {
+                Ok(7)
+            }
+        })
+        .await;
+        assert_eq!(r.unwrap(), 7, "a reset connection is tried again");
     }
 }

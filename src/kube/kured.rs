@@ -5,7 +5,7 @@
 //! node's name in the lock believes it holds it, and would uncordon and release.
 
 use super::error::KubeError;
-use super::retry::with_retry;
+use crate::retry::with_retry;
 use ::kube::api::{Api, PostParams};
 use ::kube::Client;
 use chrono::{DateTime, Utc};

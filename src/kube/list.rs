@@ -1,10 +1,10 @@
 //! The one pager for Kubernetes lists: every object a `ListParams` selects, fetched in
 //! pages of [`PAGE_SIZE`] (`limit` / `continue`), each page retried on transient errors
-//! ([`super::retry`]). Large clusters answer in pages; a caller that reads one page only
+//! ([`crate::retry`]). Large clusters answer in pages; a caller that reads one page only
 //! misses objects.
 
 use super::error::KubeError;
-use super::retry::with_retry;
+use crate::retry::with_retry;
 use ::kube::api::{Api, ListParams};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;

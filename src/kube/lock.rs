@@ -20,7 +20,7 @@
 //! reboot lock is in [`super::kured`].
 
 use super::error::{describe_kube_error, is_transient, KubeError};
-use super::retry::{with_retry, Backoff, RetryPolicy};
+use crate::retry::{with_retry, Backoff, RetryPolicy};
 use crate::settings::Settings;
 use ::kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use ::kube::Client;

@@ -17,7 +17,6 @@ pub mod mark;
 pub mod nodes;
 pub mod objects;
 pub mod reboot;
-pub mod retry;
 pub mod schedule;
 mod time;
 pub mod watch;
@@ -35,5 +34,4 @@ pub use nodes::{
     get_node, get_node_row, list_node_infos, list_node_rows, list_nodes, node_row, NodeInfo, NodeRow, OsType, Readiness,
 };
 pub use reboot::{wait_for_reboot, NodeSeen, RebootError, RebootEvent};
-pub use retry::{with_retry, with_retry_policy, Backoff, RetryPolicy};
 pub use tokio_util::sync::CancellationToken;

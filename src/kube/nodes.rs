@@ -9,7 +9,7 @@
 
 use super::error::KubeError;
 use super::list::list_all;
-use super::retry::with_retry;
+use crate::retry::with_retry;
 use ::kube::api::{Api, ListParams};
 use ::kube::Client;
 use k8s_openapi::api::core::v1::Node;

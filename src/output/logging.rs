@@ -11,7 +11,7 @@
 //! rustls, azure_core...): they speak of their internals (`failed with error client error
 //! (SendRequest)`), once per failed attempt, whether or not the call then succeeds. What a
 //! user needs from a failed attempt is ours to say: the retry loops
-//! ([`crate::kube::retry`], [`crate::azure::arm`]) log one line per retry, at `info`
+//! ([`crate::retry`], [`crate::azure::arm`]) log one line per retry, at `info`
 //! (`--verbose`), naming what was retried and why; a call that finally fails is an error
 //! with that context.
 //!
@@ -175,13 +175,13 @@ mod tests {
                 .build()
                 .unwrap();
             let calls = std::sync::atomic::AtomicU32::new(0);
-            let policy = crate::kube::RetryPolicy {
+            let policy = crate::retry::RetryPolicy {
                 attempts: 5,
                 initial: std::time::Duration::from_millis(1),
                 max: std::time::Duration::from_millis(2),
                 patience: std::time::Duration::from_secs(60),
             };
-            let r = rt.block_on(crate::kube::with_retry_policy(policy, "listing nodes", || async {
+            let r = rt.block_on(crate::retry::with_retry_policy(policy, "listing nodes", || async {
                 if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
                     // What kube-rs's trace layer and hyper say about a reset connection.
                     tracing::error!(target: "kube_client::client::builder", "failed with error client error (SendRequest)");

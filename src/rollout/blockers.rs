@@ -130,15 +130,13 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
-    pub fn new(url: &str, filter: AlertFilter, timeout: Duration) -> Result<Prometheus, String> {
+    /// Prometheus at `url`, asked through `http` (from [`crate::http::client`]). `Err` says
+    /// what is wrong with the URL.
+    pub fn new(url: &str, filter: AlertFilter, http: reqwest::Client) -> Result<Prometheus, String> {
         let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{}` is not a URL: {e}", redact(url)))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(format!("`{}` is not an http(s) URL", redact(url)));
         }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| e.to_string())?;
         Ok(Prometheus {
             url: url.trim_end_matches('/').to_string(),
             http,
@@ -396,7 +394,7 @@ mod tests {
                 match_only: false,
                 firing_only: false,
             },
-            Duration::from_secs(2),
+            crate::http::client(None, Duration::from_secs(2), Duration::from_secs(2)).unwrap(),
         )
         .unwrap();
         let h = p.holds().await;

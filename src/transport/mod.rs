@@ -93,7 +93,7 @@ const PROBE_LOCK_TIMEOUT_SECS: u64 = 60;
 
 /// Run `script`, which only reads (a probe, a wait for a result), on the node: a connection
 /// cut under it (an SSH session dropped, an exec stream cut) is retried with the one retry
-/// policy of API calls ([`crate::kube::Backoff`]): the command changed nothing. Other
+/// policy of API calls ([`crate::retry::Backoff`]): the command changed nothing. Other
 /// failures, and a cut that lasts, are returned as they are.
 pub async fn run_read_only(
     shell: &dyn NodeShell,
@@ -102,7 +102,7 @@ pub async fn run_read_only(
     script: &str,
     timeout: Duration,
 ) -> Result<CommandOutput, ShellError> {
-    let mut backoff = crate::kube::Backoff::new(crate::kube::RetryPolicy::default());
+    let mut backoff = crate::retry::Backoff::new(crate::retry::RetryPolicy::default());
     loop {
         match shell.run(node, script, timeout).await {
             Err(e) if e.disconnected() => match backoff.after(&format!("{what} node {}", node.name), true, &e) {

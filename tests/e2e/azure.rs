@@ -8,10 +8,10 @@
 use crate::common::{Emulator, FixedToken};
 use aks_patch::azure::models::ManagedCluster;
 use aks_patch::azure::{
-    arm::default_subscription, ArmClient, ArmRetryPolicy, AzureCredential, AzureError, CloudEndpoints, ClusterId,
-    CredentialKind,
+    arm::default_subscription, ArmClient, AzureCredential, AzureError, CloudEndpoints, ClusterId, CredentialKind,
 };
 use aks_patch::azure::{AuthMethod, CloudName};
+use aks_patch::retry::RetryPolicy;
 use aks_patch::settings::{env, Settings};
 use aks_sim::Fault;
 use std::collections::HashMap;
@@ -92,12 +92,12 @@ fn client(settings: &Settings, auth: AuthMethod) -> Result<ArmClient, AzureError
     ArmClient::new(&cloud, Arc::new(cred))
 }
 
-fn fast_retries() -> ArmRetryPolicy {
-    ArmRetryPolicy {
-        max_attempts: 4,
-        max_elapsed: Duration::from_secs(30),
-        base_delay: Duration::from_millis(50),
-        max_delay: Duration::from_millis(200),
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 4,
+        patience: Duration::from_secs(30),
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(200),
     }
 }
 

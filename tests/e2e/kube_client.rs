@@ -845,7 +845,7 @@ async fn kube_5xx_and_resets_are_retried_for_reads() {
     let start = Instant::now();
     let e = list_node_infos(&env.client, None).await.expect_err("gives up");
     assert!(
-        start.elapsed() < aks_patch::kube::retry::PATIENCE + Duration::from_secs(10),
+        start.elapsed() < aks_patch::retry::PATIENCE + Duration::from_secs(10),
         "{:?}",
         start.elapsed()
     );

@@ -3,7 +3,7 @@
 //!
 //! - Real HTTPS through reqwest (the CA bundle of [`CloudEndpoints`] is trusted).
 //! - 429 and 5xx (and connection failures) are retried, honouring `Retry-After` (seconds
-//!   or an HTTP date, and `retry-after-ms`), within [`ArmRetryPolicy`]'s bounds.
+//!   or an HTTP date, and `retry-after-ms`), within [`ARM_RETRY`]'s bounds.
 //! - A token refused as expired or invalid (401) is replaced once by a fresh one.
 //! - `nextLink` paging is followed, but only to the ARM endpoint's own host.
 //! - Requests are logged at debug level (method, URL, status, attempt): never the token,
@@ -25,6 +25,7 @@ use super::models::{
     AgentPool, AgentPoolUpgradeProfile, Machine, MaintenanceConfiguration, ManagedCluster, Page, Subscription,
 };
 use super::{AzureCredential, AzureError, CloudEndpoints};
+use crate::retry::RetryPolicy;
 use crate::settings::Settings;
 use azure_core::credentials::AccessToken;
 use base64::Engine;
@@ -88,40 +89,15 @@ impl fmt::Display for ClusterId {
     }
 }
 
-/// How hard the ARM client retries throttled (429) and failing (5xx, connection) requests
-/// (the Kubernetes side has [`crate::kube::RetryPolicy`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArmRetryPolicy {
-    /// Sends of one request at most (the first included).
-    pub max_attempts: u32,
-    /// Give up when the next wait would end after this much time since the first send.
-    pub max_elapsed: Duration,
-    /// First wait when the server names none; doubles per attempt.
-    pub base_delay: Duration,
-    /// Longest wait between two sends when the server names none.
-    pub max_delay: Duration,
-}
-
-impl Default for ArmRetryPolicy {
-    fn default() -> Self {
-        ArmRetryPolicy {
-            max_attempts: 6,
-            max_elapsed: Duration::from_secs(120),
-            base_delay: Duration::from_secs(1),
-            max_delay: Duration::from_secs(30),
-        }
-    }
-}
-
-impl ArmRetryPolicy {
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-        let jitter = Duration::from_millis(rand::random_range(0..=self.base_delay.as_millis().min(1000) as u64 / 4));
-        exp.min(self.max_delay) + jitter
-    }
-}
+/// How hard the ARM client retries throttled (429) and failing (5xx, connection) requests,
+/// under the one retry policy of every call ([`crate::retry`]): six sends at most, 1 s
+/// doubling to 30 s apart (or what `Retry-After` asks), none started after two minutes.
+pub const ARM_RETRY: RetryPolicy = RetryPolicy {
+    attempts: 6,
+    initial: Duration::from_secs(1),
+    max: Duration::from_secs(30),
+    patience: Duration::from_secs(120),
+};
 
 /// A kubeconfig from `listClusterUserCredential` / `listClusterAdminCredential`. It holds
 /// a credential: kept in memory only, never printed by `Debug`, wiped when dropped.
@@ -165,7 +141,7 @@ pub struct ArmClient {
     endpoint: Url,
     scope: String,
     credential: Arc<AzureCredential>,
-    retry: ArmRetryPolicy,
+    retry: RetryPolicy,
     token: tokio::sync::Mutex<Option<AccessToken>>,
 }
 
@@ -188,12 +164,12 @@ impl ArmClient {
             endpoint: cloud.arm_endpoint.clone(),
             scope: cloud.arm_scope.clone(),
             credential,
-            retry: ArmRetryPolicy::default(),
+            retry: ARM_RETRY,
             token: tokio::sync::Mutex::new(None),
         })
     }
 
-    pub fn with_retry_policy(mut self, retry: ArmRetryPolicy) -> ArmClient {
+    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> ArmClient {
         self.retry = retry;
         self
     }
@@ -454,19 +430,6 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_and_is_capped() {
-        let p = ArmRetryPolicy {
-            max_attempts: 10,
-            max_elapsed: Duration::from_secs(600),
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(500),
-        };
-        assert!(p.backoff(1) >= Duration::from_millis(100) && p.backoff(1) <= Duration::from_millis(125));
-        assert!(p.backoff(2) >= Duration::from_millis(200));
-        assert!(p.backoff(9) <= Duration::from_millis(525));
-    }
-
-    #[test]
     fn kubeconfig_debug_is_redacted() {
         let k = Kubeconfig {
             name: "clusterUser".into(),
@@ -503,7 +466,7 @@ mod tests {
         }
     }
 
-    pub(super) fn client(server: &MockServer, stale: bool, retry: ArmRetryPolicy) -> ArmClient {
+    pub(super) fn client(server: &MockServer, stale: bool, retry: RetryPolicy) -> ArmClient {
         let mut cloud = CloudEndpoints::builtin(CloudName::AzureCloud);
         cloud.arm_endpoint = Url::parse(&server.uri()).unwrap();
         let cred = AzureCredential::from_token_credential(Arc::new(Counting {
@@ -513,12 +476,12 @@ mod tests {
         ArmClient::new(&cloud, Arc::new(cred)).unwrap().with_retry_policy(retry)
     }
 
-    pub(super) fn quick() -> ArmRetryPolicy {
-        ArmRetryPolicy {
-            max_attempts: 4,
-            max_elapsed: Duration::from_secs(20),
-            base_delay: Duration::from_millis(20),
-            max_delay: Duration::from_millis(100),
+    pub(super) fn quick() -> RetryPolicy {
+        RetryPolicy {
+            attempts: 4,
+            patience: Duration::from_secs(20),
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(100),
         }
     }
 

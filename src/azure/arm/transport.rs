@@ -1,8 +1,10 @@
 //! The ARM client's transport: URLs, the bearer token, sending with retries (429 and 5xx with
-//! `Retry-After`, transient connection errors) within [`ArmRetryPolicy`]'s bounds, paging
+//! `Retry-After`, transient connection errors) under the one retry policy ([`crate::retry`],
+//! [`ARM_RETRY`]'s bounds), paging
 //! (`nextLink`), and ARM's error bodies turned into typed errors.
 
 use super::*;
+use crate::retry::Backoff;
 
 impl ArmClient {
     pub(super) fn url(&self, segments: &[&str], api_version: &str) -> Result<Url, AzureError> {
@@ -101,11 +103,10 @@ impl ArmClient {
         url: Url,
         json: Option<&serde_json::Value>,
     ) -> Result<Reply, AzureError> {
-        let started = Instant::now();
-        let mut attempt = 0u32;
+        let mut backoff = Backoff::new(self.retry);
         let mut refreshed = false;
+        let what = format!("ARM {method} {}", url.path());
         loop {
-            attempt += 1;
             let token = self.token(false).await?;
             let mut req = self
                 .http
@@ -134,24 +135,15 @@ impl ArmClient {
                 Ok(x) => x,
                 Err(e) => {
                     let message = transport_message(&e);
-                    let delay = self.retry.backoff(attempt);
-                    if is_transient(&e)
-                        && attempt < self.retry.max_attempts
-                        && started.elapsed() + delay <= self.retry.max_elapsed
-                    {
-                        tracing::info!(
-                            "ARM {method} {} failed ({message}): retry {attempt} of {} in {:.1} s",
-                            url.path(),
-                            self.retry.max_attempts - 1,
-                            delay.as_secs_f64()
-                        );
+                    if let Some(delay) = backoff.after(&what, is_transient(&e), &message) {
                         tokio::time::sleep(delay).await;
                         continue;
                     }
+                    let attempts = backoff.failures();
                     return Err(AzureError::Transport {
                         url: url.to_string(),
-                        message: if attempt > 1 {
-                            format!("{message} (after {attempt} attempts)")
+                        message: if attempts > 1 {
+                            format!("{message} (after {attempts} attempts)")
                         } else {
                             message
                         },
@@ -162,7 +154,7 @@ impl ArmClient {
                 %method,
                 url = %url,
                 status = status.as_u16(),
-                attempt,
+                attempt = backoff.failures() + 1,
                 request_id = headers.get("x-ms-request-id").and_then(|v| v.to_str().ok()).unwrap_or(""),
                 "ARM request"
             );
@@ -175,43 +167,28 @@ impl ArmClient {
             }
             let err = ArmErrorBody::parse(status, &body);
             if status == StatusCode::UNAUTHORIZED && !refreshed {
-                // Expired or revoked: one fresh token (bypassing caches), then the same request.
+                // Expired or revoked: one fresh token (bypassing caches), then the same request
+                // (not counted as a failed attempt).
                 refreshed = true;
                 tracing::debug!("ARM refused the token ({}): getting a fresh one", err.code);
                 let fresh = self.token(true).await?;
                 if fresh.token != token.token {
-                    attempt -= 1;
                     continue;
                 }
                 tracing::debug!("the credential returned the same token again");
             }
-            if is_retryable(status) {
-                let asked = retry_after(&headers);
-                let delay = asked.unwrap_or_else(|| self.retry.backoff(attempt));
-                let in_budget = started.elapsed() + delay <= self.retry.max_elapsed;
-                if attempt < self.retry.max_attempts && in_budget {
-                    tracing::info!(
-                        "ARM {method} {} answered {} ({}): retry {} of {} in {:.1} s{}",
-                        url.path(),
-                        status.as_u16(),
-                        err.code,
-                        attempt,
-                        self.retry.max_attempts - 1,
-                        delay.as_secs_f64(),
-                        if asked.is_some() { " (Retry-After)" } else { "" }
-                    );
-                    tokio::time::sleep(delay).await;
-                    continue;
-                }
-                if !in_budget {
-                    tracing::debug!(
-                        "not retrying: waiting {:.0} s would pass the {} s budget",
-                        delay.as_secs_f64(),
-                        self.retry.max_elapsed.as_secs()
-                    );
-                }
+            let asked = retry_after(&headers);
+            let reason = format!(
+                "answered {} {}{}",
+                status.as_u16(),
+                err.code,
+                if asked.is_some() { ", with Retry-After" } else { "" }
+            );
+            if let Some(delay) = backoff.after_asked(&what, is_retryable(status), &reason, asked) {
+                tokio::time::sleep(delay).await;
+                continue;
             }
-            return Err(err.into_error(status, &headers, attempt));
+            return Err(err.into_error(status, &headers, backoff.failures()));
         }
     }
 }

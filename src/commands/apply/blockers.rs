@@ -7,6 +7,7 @@ use crate::kube::CancellationToken;
 use crate::output::{Exit, Failure, Reporter};
 use crate::rollout::blockers::{holds_text, wait_clear, AlertFilter, BlockStop, Blockers, PodScope, Prometheus};
 use crate::rollout::engine::BlockerPolicy;
+use crate::settings::Settings;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,11 @@ const PROMETHEUS_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_secs(2);
 
 /// The blockers of the command line (none: `None`). Bad values are usage errors.
-pub async fn policy(args: &BlockerArgs, ctx: &ClusterContext) -> anyhow::Result<Option<BlockerPolicy>> {
+pub async fn policy(
+    args: &BlockerArgs,
+    ctx: &ClusterContext,
+    settings: &Settings,
+) -> anyhow::Result<Option<BlockerPolicy>> {
     let usage = |msg: String, hint: &str| anyhow::Error::from(Failure::new(Exit::Usage, msg).hint(hint.to_string()));
     if args.prometheus_url.is_none()
         && (args.alert_filter_regexp.is_some() || args.alert_filter_match_only || args.alert_firing_only)
@@ -51,7 +56,9 @@ pub async fn policy(args: &BlockerArgs, ctx: &ClusterContext) -> anyhow::Result<
                 match_only: args.alert_filter_match_only,
                 firing_only: args.alert_firing_only,
             };
-            Some(Prometheus::new(url, filter, PROMETHEUS_TIMEOUT).map_err(|e| {
+            let http = crate::http::client(settings.ca_bundle.as_ref(), PROMETHEUS_TIMEOUT, PROMETHEUS_TIMEOUT)
+                .map_err(|e| usage(e, "give the CA bundle that signed Prometheus's certificate, or none"))?;
+            Some(Prometheus::new(url, filter, http).map_err(|e| {
                 usage(
                     format!("invalid --prometheus-url: {e}"),
                     "e.g. --prometheus-url http://prometheus.monitoring:9090",

@@ -92,6 +92,7 @@ pub(super) async fn finish(
             "aks-patch-apply",
             &ctx.cluster.name,
             &families,
+            settings.ca_bundle.as_ref(),
             Duration::from_secs(10),
         )
         .await

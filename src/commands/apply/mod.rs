@@ -132,7 +132,7 @@ pub async fn run(mut args: ApplyArgs, settings: &Settings, reporter: &Reporter) 
         }
         _ => {}
     }
-    let blocker_policy = blockers::policy(&args.blockers, &ctx).await?;
+    let blocker_policy = blockers::policy(&args.blockers, &ctx, settings).await?;
     let notify_cfg = notify::config(&args.notify, settings)?;
     if let Some(url) = &args.metrics.pushgateway_url {
         crate::metrics::check_url(url).map_err(|e| {

@@ -3,7 +3,7 @@
 use super::super::error::KubeError;
 use super::super::mark::IN_PROGRESS_ANNOTATION;
 use super::super::nodes::get_node;
-use super::super::retry::with_retry;
+use crate::retry::with_retry;
 use ::kube::api::{Api, Patch, PatchParams};
 use ::kube::Client;
 use k8s_openapi::api::core::v1::Node;

@@ -4,12 +4,12 @@
 
 use super::super::error::{describe_kube_error, is_credential_error, KubeError};
 use super::super::nodes::get_node;
-use super::super::retry::{with_retry, Backoff, RetryPolicy};
 use super::super::watch::next_change;
 use super::error::DrainError;
 use super::pdb::never_allows;
 use super::plan::{controller_of, list_pdbs, pdb_name, pdbs_covering, plan_drain};
 use super::types::{BlockedPod, DrainEvent, DrainOptions, DrainReport, PodRef, WorkloadRef};
+use crate::retry::{with_retry, Backoff, RetryPolicy};
 use ::kube::api::{Api, PostParams};
 use ::kube::Client;
 use futures::future::join_all;
@@ -417,7 +417,7 @@ where
                 }
                 // Transient (5xx, a reset connection, a timeout): retried with the policy of
                 // every other call. A 429 never gets here: it is the budget's answer above.
-                Err(e) => match backoff.after_kube(&what, &e) {
+                Err(e) => match backoff.after_error(&what, &e) {
                     Some(delay) => {
                         progress(DrainEvent::Retrying {
                             pod: r.clone(),

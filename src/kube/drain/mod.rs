@@ -17,7 +17,7 @@
 //!   soon as the budget allows a disruption again, at the latest every `retry_interval`,
 //!   until `timeout`; a fence (aks-patch's lock) is checked before every attempt; 500 "more
 //!   than one PodDisruptionBudget" is fatal at once; 404 means the pod is already gone; other 5xx and reset connections are retried with
-//!   the one policy of [`super::retry`], like every read of the drain.
+//!   the one policy of [`crate::retry`], like every read of the drain.
 //! - Then each evicted pod must be gone, or replaced by a pod with a new UID, within the same
 //!   `timeout`.
 

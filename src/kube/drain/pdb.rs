@@ -2,8 +2,8 @@
 //! allow disruptions again.
 
 use super::super::error::KubeError;
-use super::super::retry::with_retry;
 use super::types::PodRef;
+use crate::retry::with_retry;
 use ::kube::api::Api;
 use ::kube::Client;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;

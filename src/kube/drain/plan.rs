@@ -2,9 +2,9 @@
 
 use super::super::error::KubeError;
 use super::super::list::list_all;
-use super::super::retry::with_retry;
 use super::pdb::PdbInfo;
 use super::types::{DrainOptions, PodRef, RefuseReason, SkipReason, MIRROR_POD_ANNOTATION};
+use crate::retry::with_retry;
 use ::kube::api::{Api, ListParams};
 use ::kube::Client;
 use chrono::{DateTime, Utc};

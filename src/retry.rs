@@ -1,22 +1,17 @@
-//! Our retry policy for Kubernetes API calls.
+//! One retry policy for every outbound call: Kubernetes API calls, commands on a node whose
+//! connection was cut, ARM requests, webhook deliveries and Pushgateway pushes.
 //!
-//! kube-rs's own retry layer is turned off (see [`super::client`]): it retries 429/503/504 up
-//! to 15 times on its own, which hides a refusing server for minutes. Instead, idempotent
-//! calls (reads, and writes that mean the same thing when repeated, such as a cordon patch)
-//! go through [`with_retry`]: exponential backoff with jitter for up to [`PATIENCE`], only for
-//! errors that are worth retrying (5xx, 429 from API priority and fairness, connection
-//! resets and timeouts). Everything else (403, 404, 422, ...) is returned at once. Calls with
-//! outcomes of their own (an eviction's 429 is a PodDisruptionBudget refusing, not a busy
-//! server; an exec stream) drive the same [`Backoff`] themselves: one policy for every call
-//! of a rollout.
+//! A failure is retried only when it is worth another try (the caller says so through
+//! [`Retryable`], or per attempt to [`Backoff::after`]): exponential backoff with jitter, for
+//! at most a number of attempts and a time ([`RetryPolicy`]). Calls with a plain outcome go
+//! through [`with_retry`]; loops with outcomes of their own (an eviction's 429 is a
+//! PodDisruptionBudget refusing, not a busy server; an exec stream) drive a [`Backoff`]
+//! themselves.
 //!
 //! Each retry is logged once, at `info` (shown with `--verbose`), saying what was retried
 //! and why: `listing nodes failed (HTTP 503 Service Unavailable): retry 1 (retrying for up
 //! to 45s) in 0.3 s`.
-//! kube-rs's own log line for the same failure is shown only with `--debug` (the log
-//! filter is set up in the output layer).
 
-use super::error::{is_transient, transient_reason};
 use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
@@ -24,11 +19,12 @@ use std::time::Duration;
 /// How often and how patiently to retry a transient failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Attempts in total, the first included (at least 1).
+    /// Attempts in total, the first included (at least 1); `u32::MAX`: as many as the
+    /// patience allows.
     pub attempts: u32,
     /// Delay before the second attempt; doubled each time.
     pub initial: Duration,
-    /// Upper bound of one delay.
+    /// Upper bound of one delay (a delay the server asks for may be longer).
     pub max: Duration,
     /// No attempt is started once this much time has passed since the first one.
     pub patience: Duration,
@@ -61,10 +57,18 @@ impl RetryPolicy {
     }
 }
 
+/// An error that knows whether the same call is worth another try, and says why it failed
+/// in words for the retry line.
+pub trait Retryable {
+    /// Another attempt may succeed (a busy or restarting server, a cut connection).
+    fn is_transient(&self) -> bool;
+    /// Why the attempt failed, in words (never a secret such as a URL with a token).
+    fn retry_reason(&self) -> String;
+}
+
 /// The retries of one call: the single place that decides whether a failure is retried,
 /// after how long, and says so. [`with_retry`] drives it for plain calls; loops with their
-/// own outcomes (an eviction, whose 429 means a PodDisruptionBudget refusing, not an
-/// overloaded server; an exec stream) call [`Backoff::after`] themselves.
+/// own outcomes call [`Backoff::after`] themselves.
 #[derive(Debug, Clone)]
 pub struct Backoff {
     policy: RetryPolicy,
@@ -85,21 +89,43 @@ impl Backoff {
     /// failed, in words): the delay before the next attempt, logged once at `info`, or
     /// `None` to give up (not transient, attempts or patience used up).
     pub fn after(&mut self, what: &str, transient: bool, reason: &dyn Display) -> Option<Duration> {
+        self.after_asked(what, transient, reason, None)
+    }
+
+    /// [`Backoff::after`] for an error that judges itself.
+    pub fn after_error(&mut self, what: &str, e: &impl Retryable) -> Option<Duration> {
+        self.after(what, e.is_transient(), &e.retry_reason())
+    }
+
+    /// [`Backoff::after`] when the server named the delay itself (`Retry-After`): that one
+    /// is waited (within the patience) instead of the policy's.
+    pub fn after_asked(
+        &mut self,
+        what: &str,
+        transient: bool,
+        reason: &dyn Display,
+        asked: Option<Duration>,
+    ) -> Option<Duration> {
         self.failed += 1;
         if !transient || self.failed >= self.policy.attempts.max(1) {
             return None;
         }
-        let delay = jitter(self.policy.delay(self.failed));
-        if self.started.elapsed() + delay > self.policy.patience {
+        let delay = asked.unwrap_or_else(|| jitter(self.policy.delay(self.failed)));
+        if self.started.elapsed().saturating_add(delay) > self.policy.patience {
+            tracing::debug!(
+                "not retrying {what}: waiting {:.1} s would pass the {} s allowed",
+                delay.as_secs_f64(),
+                self.policy.patience.as_secs()
+            );
             return None;
         }
         tracing::info!("{}", self.retry_line(what, reason, delay));
         Some(delay)
     }
 
-    /// [`Backoff::after`] for a Kubernetes API error, judged by [`is_transient`].
-    pub fn after_kube(&mut self, what: &str, e: &::kube::Error) -> Option<Duration> {
-        self.after(what, is_transient(e), &transient_reason(e))
+    /// How many attempts failed so far.
+    pub fn failures(&self) -> u32 {
+        self.failed
     }
 
     /// Start over: the call got through (an eviction that a budget then refused).
@@ -124,26 +150,28 @@ impl Backoff {
 
 /// Run `op` with the default [`RetryPolicy`], retrying transient failures. `what` names
 /// the call for the retry lines, as a gerund phrase: `listing the pods of node X`.
-pub async fn with_retry<T, F, Fut>(what: &str, op: F) -> Result<T, ::kube::Error>
+pub async fn with_retry<T, E, F, Fut>(what: &str, op: F) -> Result<T, E>
 where
+    E: Retryable,
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, ::kube::Error>>,
+    Fut: Future<Output = Result<T, E>>,
 {
     with_retry_policy(RetryPolicy::default(), what, op).await
 }
 
 /// Run `op`, retrying transient failures as `policy` says, with one log line per retry
 /// naming `what` and the error. The last error is returned when the retries run out.
-pub async fn with_retry_policy<T, F, Fut>(policy: RetryPolicy, what: &str, mut op: F) -> Result<T, ::kube::Error>
+pub async fn with_retry_policy<T, E, F, Fut>(policy: RetryPolicy, what: &str, mut op: F) -> Result<T, E>
 where
+    E: Retryable,
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, ::kube::Error>>,
+    Fut: Future<Output = Result<T, E>>,
 {
     let mut backoff = Backoff::new(policy);
     loop {
         match op().await {
             Ok(v) => return Ok(v),
-            Err(e) => match backoff.after_kube(what, &e) {
+            Err(e) => match backoff.after_error(what, &e) {
                 Some(delay) => tokio::time::sleep(delay).await,
                 None => return Err(e),
             },
@@ -160,13 +188,26 @@ fn jitter(d: Duration) -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use super::super::error::status_code;
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    fn api(code: u16) -> ::kube::Error {
-        ::kube::Error::Api(::kube::core::Status::failure("boom", "Boom").with_code(code).boxed())
+    /// A failure that is transient or not, as the test says.
+    #[derive(Debug, PartialEq)]
+    struct Failure {
+        transient: bool,
     }
+
+    impl Retryable for Failure {
+        fn is_transient(&self) -> bool {
+            self.transient
+        }
+        fn retry_reason(&self) -> String {
+            "boom".into()
+        }
+    }
+
+    const BUSY: Failure = Failure { transient: true };
+    const REFUSED: Failure = Failure { transient: false };
 
     fn fast() -> RetryPolicy {
         RetryPolicy {
@@ -198,7 +239,7 @@ mod tests {
         let r = with_retry_policy(fast(), "testing", || async {
             let n = calls.fetch_add(1, Ordering::SeqCst);
             if n < 2 {
-                Err(api(503))
+                Err(BUSY)
             } else {
                 Ok(n)
             }
@@ -213,10 +254,10 @@ mod tests {
         let calls = AtomicU32::new(0);
         let r: Result<(), _> = with_retry_policy(fast(), "testing", || async {
             calls.fetch_add(1, Ordering::SeqCst);
-            Err(api(504))
+            Err(BUSY)
         })
         .await;
-        assert_eq!(status_code(&r.unwrap_err()), Some(504));
+        assert_eq!(r.unwrap_err(), BUSY);
         assert_eq!(calls.load(Ordering::SeqCst), 4);
     }
 
@@ -225,10 +266,10 @@ mod tests {
         let calls = AtomicU32::new(0);
         let r: Result<(), _> = with_retry_policy(fast(), "testing", || async {
             calls.fetch_add(1, Ordering::SeqCst);
-            Err(api(403))
+            Err(REFUSED)
         })
         .await;
-        assert_eq!(status_code(&r.unwrap_err()), Some(403));
+        assert_eq!(r.unwrap_err(), REFUSED);
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
@@ -240,7 +281,7 @@ mod tests {
         let r = with_retry("testing", || async {
             let n = calls.fetch_add(1, Ordering::SeqCst);
             if n < 30 {
-                Err(api(503))
+                Err(BUSY)
             } else {
                 Ok(n)
             }
@@ -256,10 +297,10 @@ mod tests {
         let start = tokio::time::Instant::now();
         let r: Result<(), _> = with_retry("testing", || async {
             calls.fetch_add(1, Ordering::SeqCst);
-            Err(api(503))
+            Err(BUSY)
         })
         .await;
-        assert_eq!(status_code(&r.unwrap_err()), Some(503));
+        assert_eq!(r.unwrap_err(), BUSY);
         let took = start.elapsed();
         assert!(took <= PATIENCE && took > PATIENCE - Duration::from_secs(2), "{took:?}");
         assert!(calls.load(Ordering::SeqCst) > 30);
@@ -272,37 +313,46 @@ mod tests {
         let r: Result<(), _> = with_retry("testing", || async {
             calls.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(PATIENCE).await;
-            Err(::kube::Error::Service(Box::new(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "timed out",
-            ))))
+            Err(BUSY)
         })
         .await;
         assert!(r.is_err());
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
-    #[test]
-    fn backoff_retries_only_what_is_transient() {
+    #[tokio::test(start_paused = true)]
+    async fn a_delay_the_server_asks_for_is_waited_within_the_patience() {
         let mut b = Backoff::new(fast());
-        assert!(b.after_kube("testing", &api(429)).is_some(), "429 from a busy server");
-        assert!(b.after_kube("testing", &api(500)).is_some());
-        assert!(b.after_kube("testing", &api(504)).is_some());
-        let reset = ::kube::Error::Service(Box::new(std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "connection reset by peer",
-        )));
+        let asked = Duration::from_secs(7);
+        assert_eq!(b.after_asked("testing", true, &"HTTP 429", Some(asked)), Some(asked));
+        let too_long = Duration::from_secs(61);
+        assert_eq!(b.after_asked("testing", true, &"HTTP 429", Some(too_long)), None);
+        assert_eq!(b.failures(), 2);
+    }
+
+    #[test]
+    fn a_patience_without_bound_does_not_overflow() {
+        let mut b = Backoff::new(RetryPolicy {
+            patience: Duration::MAX,
+            ..fast()
+        });
+        assert!(b
+            .after_asked("testing", true, &"HTTP 503", Some(Duration::MAX))
+            .is_some());
+    }
+
+    #[test]
+    fn backoff_retries_only_what_is_transient_and_starts_over_when_reset() {
+        let mut b = Backoff::new(fast());
+        assert!(b.after_error("testing", &BUSY).is_some());
+        assert!(b.after_error("testing", &BUSY).is_some());
+        assert!(b.after_error("testing", &BUSY).is_some());
         assert!(
-            b.after_kube("testing", &reset).is_none(),
+            b.after_error("testing", &BUSY).is_none(),
             "the 4th attempt was the last"
         );
         b.reset();
-        for code in [400, 403, 404, 409, 422] {
-            assert!(
-                Backoff::new(fast()).after_kube("testing", &api(code)).is_none(),
-                "{code}"
-            );
-        }
+        assert!(Backoff::new(fast()).after_error("testing", &REFUSED).is_none());
         assert!(b.after("testing", true, &"the exec stream was cut").is_some());
         assert!(b.after("testing", false, &"exit code 1").is_none());
     }
@@ -316,5 +366,9 @@ mod tests {
             line,
             "listing nodes failed (HTTP 503 boom): retry 2 (retrying for up to 45s) in 0.5 s"
         );
+        let mut b = Backoff::new(fast());
+        b.failed = 1;
+        let line = b.retry_line("sending", &"HTTP 500", Duration::from_millis(500));
+        assert_eq!(line, "sending failed (HTTP 500): retry 1 of 3 in 0.5 s");
     }
 }
