@@ -264,7 +264,7 @@ impl From<&RunStop> for Exit {
             RunStop::KuredRebooting(_) | RunStop::LockLost(_) => Exit::LockHeld,
             RunStop::OutsideWindow(_) => Exit::OutsideWindow,
             RunStop::Blocked(_) => Exit::Blocked,
-            RunStop::RecordUnwritable(_) => Exit::Failure,
+            RunStop::RecordUnwritable(_) | RunStop::Illegal(_) => Exit::Failure,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The rollout: which nodes in which order ([`plan`]), what will certainly fail
 //! ([`preflight`]), the health gate ([`gate`]), the engine that moves each node through its
-//! states ([`engine`]) behind small traits ([`ports`], real ones in [`live`]; what it tells
+//! states ([`engine`]; a node's life and its transitions: [`node_life`]) behind small traits ([`ports`], real ones in [`live`]; what it tells
 //! through [`progress`]), how a run stops ([`stop`]), resuming ([`resume`]), the run record
 //! ([`journal`]) and the after-report ([`after`]).
 
@@ -10,6 +10,7 @@ pub mod engine;
 pub mod gate;
 pub mod journal;
 pub mod live;
+pub mod node_life;
 pub mod plan;
 pub mod ports;
 pub mod preflight;

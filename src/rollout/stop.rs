@@ -4,6 +4,7 @@
 
 use super::gate::GateStop;
 use super::journal::{enum_text, UpgradeMode};
+use super::node_life::IllegalTransition;
 use super::ports::PortError;
 use super::proof::NoProof;
 use crate::kube::drain::put_back_by_hand;
@@ -35,6 +36,9 @@ pub enum RunStop {
     /// The run record could not be written: the node in hand was finished, nothing else
     /// started.
     RecordUnwritable(String),
+    /// The engine tried a change of a node's state that its life does not allow (a bug): the
+    /// record keeps the node as it was.
+    Illegal(IllegalTransition),
 }
 
 impl RunStop {
@@ -51,6 +55,7 @@ impl RunStop {
         match self {
             RunStop::Interrupted => String::new(),
             RunStop::Failed(h) => h.to_string(),
+            RunStop::Illegal(e) => e.to_string(),
             RunStop::Refused(m)
             | RunStop::KuredRebooting(m)
             | RunStop::LockLost(m)
@@ -58,6 +63,12 @@ impl RunStop {
             | RunStop::Blocked(m)
             | RunStop::RecordUnwritable(m) => m.clone(),
         }
+    }
+}
+
+impl From<IllegalTransition> for RunStop {
+    fn from(e: IllegalTransition) -> RunStop {
+        RunStop::Illegal(e)
     }
 }
 

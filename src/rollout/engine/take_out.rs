@@ -1,0 +1,241 @@
+//! Steps 4 to 6 of a node's turn: kured's lock taken, cordon (and mark), drain, reboot; the
+//! next node's packages downloaded while this one reboots. Each step proves the lock ours
+//! first; a step that fails puts the node back.
+
+use super::{target, Engine, NodeEnd, Turn};
+use crate::kube::drain::DrainEvent;
+use crate::kube::NodeRow;
+use crate::node::PackageManager;
+use crate::rollout::journal::{ObjectRef, StepName, StepOutcome, UpgradeMode};
+use crate::rollout::ports::{DrainStop, NodeTarget, Transport};
+use crate::rollout::progress::Progress;
+use crate::rollout::progress::{Detail, Event, NodeStep, Wait, Warning};
+use crate::rollout::stop::{Halt, RunStop};
+use std::time::Duration;
+
+impl Engine<'_> {
+    /// Steps 4 to 6, under kured's lock (kured must not reboot another node beside ours);
+    /// then [`Engine::finish_reboot`].
+    pub(super) async fn take_out_and_reboot(&mut self, turn: &mut Turn<'_>, row: &NodeRow) -> Result<NodeEnd, RunStop> {
+        let name = turn.name();
+        let ttl = Duration::from_secs(self.cfg.options.drain_timeout + self.cfg.options.reboot_timeout);
+        let kured = match self.cluster.take_kured_lock(&name, ttl).await {
+            Ok(taken) => taken,
+            Err(error) => {
+                let release = self.release_if_in_hand(turn).await?;
+                return Err(Halt::KuredLock {
+                    node: name,
+                    error,
+                    release,
+                }
+                .into());
+            }
+        };
+        if kured {
+            self.step(&name, NodeStep::KuredLockTaken);
+        }
+        let result = self.cordon_drain_reboot(turn, row).await;
+        if kured {
+            if let Err(e) = self.cluster.release_kured_lock(&name).await {
+                self.tell(Event::Warning(Warning::KuredLockNotReleased { error: e.to_string() }));
+            }
+        }
+        result
+    }
+
+    async fn cordon_drain_reboot(&mut self, turn: &mut Turn<'_>, row: &NodeRow) -> Result<NodeEnd, RunStop> {
+        self.cordon(turn, row).await?;
+        self.drain(turn).await?;
+        if self.cancel.is_cancelled() {
+            let release = self.release(turn).await?;
+            self.step(&turn.name(), NodeStep::StoppedBeforeReboot(release));
+            return Err(RunStop::Interrupted);
+        }
+        self.reboot(turn, row).await?;
+        let row = self
+            .cluster
+            .node(&turn.name())
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| row.clone());
+        let next = self.next_download().await;
+        let prefetch = download_ahead(self.transport, self.progress, next);
+        let (done, ()) = tokio::join!(self.finish_reboot(turn, &row), prefetch);
+        done
+    }
+
+    /// What to download on the next node while this one reboots (nothing is installed,
+    /// nothing is disrupted: its upgrade is then install time only): the command of the
+    /// package manager its OS SKU label says (apt when unlabelled).
+    async fn next_download(&self) -> Option<(NodeTarget, String)> {
+        let mode = self.cfg.options.upgrade_mode;
+        if mode == UpgradeMode::Security {
+            return None;
+        }
+        let row = self.cluster.node(self.next.as_deref()?).await.ok().flatten()?;
+        PackageManager::from_os_sku(row.os_sku.as_deref())
+            .download_command(mode, self.cfg.dpkg_lock_timeout_secs)
+            .map(|cmd| (target(&row), cmd))
+    }
+
+    /// Step 4: cordon (remembering whether somebody else had) and mark the node as ours.
+    async fn cordon(&mut self, turn: &mut Turn<'_>, row: &NodeRow) -> Result<(), RunStop> {
+        let name = turn.name();
+        self.fence("cordoning").await?;
+        self.begin(turn, StepName::Cordon);
+        if !turn.life.in_hand() {
+            // Not out of service yet: a safe point. Its packages are upgraded.
+            if let Some(stop) = self.record_stop(&format!("not cordoning node {name}")) {
+                self.end(turn, StepOutcome::Skipped, "the run record cannot be written");
+                return Err(stop);
+            }
+        }
+        if let Err(error) = self.cluster.cordon(&name, &self.cfg.run_id).await {
+            self.end(turn, StepOutcome::Failed, error.to_string());
+            let release = self.release_if_in_hand(turn).await?;
+            return Err(Halt::Cordon {
+                node: name,
+                error,
+                release,
+            }
+            .into());
+        }
+        turn.life.cordoned(row.unschedulable, row.boot_id.clone())?;
+        let cordoned_before = turn.life.cordoned_before();
+        self.end(
+            turn,
+            StepOutcome::Ok,
+            if cordoned_before {
+                "already cordoned before aks-patch; it stays cordoned"
+            } else {
+                ""
+            },
+        );
+        self.step(&name, NodeStep::Cordoned { cordoned_before });
+        Ok(())
+    }
+
+    /// Step 5: drain, proving the lock before every eviction.
+    async fn drain(&mut self, turn: &mut Turn<'_>) -> Result<(), RunStop> {
+        let name = turn.name();
+        self.begin(turn, StepName::Drain);
+        let progress = self.progress;
+        let node = name.clone();
+        let tell = move |event: DrainEvent| {
+            progress.tell(Event::Drain {
+                node: node.clone(),
+                event,
+            })
+        };
+        self.wait_started(&name, Wait::Evictions, self.cfg.drain.timeout);
+        let drained = self
+            .cluster
+            .drain(&name, &self.cfg.drain, &tell, &self.cancel, self.fence)
+            .await;
+        self.wait_done(&name);
+        let report = match drained {
+            Ok(report) => report,
+            Err(stop) => {
+                let text = match &stop {
+                    DrainStop::Cancelled => "interrupted".to_string(),
+                    DrainStop::Fenced(r) => r.clone(),
+                    DrainStop::Failed(e) => e.to_string(),
+                };
+                self.end(turn, StepOutcome::Failed, text);
+                // A drain that did not finish: put the node back in service (unless it was
+                // cordoned before us).
+                let release = self.release(turn).await?;
+                return Err(match stop {
+                    DrainStop::Cancelled => {
+                        self.step(&name, NodeStep::DrainInterrupted(release));
+                        RunStop::Interrupted
+                    }
+                    DrainStop::Fenced(reason) => {
+                        self.step(&name, NodeStep::DrainStopped(release));
+                        self.lost(format!("stopped draining node {name}: {reason}"))
+                    }
+                    DrainStop::Failed(error) => Halt::Drain {
+                        node: name,
+                        error,
+                        release,
+                    }
+                    .into(),
+                });
+            }
+        };
+        for (pod, w) in &report.warnings {
+            self.tell(Event::Warning(Warning::DrainWarning {
+                node: name.clone(),
+                pod: pod.to_string(),
+                warning: w.to_string(),
+            }));
+        }
+        turn.life.drained(
+            report
+                .evicted
+                .iter()
+                .map(|p| ObjectRef::new(&p.namespace, &p.name))
+                .collect(),
+            report.pdbs.iter().map(|(ns, n)| ObjectRef::new(ns, n)).collect(),
+            report.workloads.clone(),
+        )?;
+        self.end(
+            turn,
+            StepOutcome::Ok,
+            format!(
+                "{} pod(s) evicted in {:.1}s",
+                report.evicted.len(),
+                report.elapsed.as_secs_f64()
+            ),
+        );
+        self.step(
+            &name,
+            NodeStep::Drained {
+                evicted: report.evicted.len(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Step 6: reboot, the lock proven once more; the connection dropping is expected.
+    async fn reboot(&mut self, turn: &mut Turn<'_>, row: &NodeRow) -> Result<(), RunStop> {
+        let name = turn.name();
+        if let Err(stop) = self.fence("rebooting").await {
+            let release = self.release(turn).await?;
+            self.step(&name, NodeStep::NotRebootingLockLost(release));
+            return Err(stop);
+        }
+        self.begin(turn, StepName::Reboot);
+        if let Err(error) = self.transport.reboot(&target(row)).await {
+            self.end(turn, StepOutcome::Failed, error.to_string());
+            let release = self.release(turn).await?;
+            return Err(Halt::Reboot {
+                node: name,
+                error,
+                release,
+            }
+            .into());
+        }
+        turn.life.reboot_sent()?;
+        self.end(turn, StepOutcome::Ok, "reboot scheduled");
+        self.step(&name, NodeStep::Rebooting);
+        Ok(())
+    }
+}
+
+/// Download the next node's packages ahead (see [`Engine::next_download`]); a failure changes
+/// nothing (its upgrade downloads them).
+async fn download_ahead(transport: &dyn Transport, progress: &dyn Progress, next: Option<(NodeTarget, String)>) {
+    let Some((t, cmd)) = next else { return };
+    match transport.prefetch(&t, &cmd).await {
+        Ok(()) => progress.tell(Event::Step {
+            node: t.name,
+            step: NodeStep::PackagesDownloadedAhead,
+        }),
+        Err(e) => progress.tell(Event::Detail(Detail::PrefetchFailed {
+            node: t.name,
+            error: e.to_string(),
+        })),
+    }
+}
