@@ -179,7 +179,7 @@ impl Engine<'_> {
                 node: name,
                 manager: pm,
                 code,
-                last: pm.error_line(&log).filter(|l| !l.is_empty()),
+                last: pm.error_line(&log),
                 left: self.left_as_is(turn),
             }
             .into());
