@@ -5,8 +5,8 @@
 //! the [`super::progress`] port, and the time it reads is [`super::window::Clock`].
 //!
 //! Errors crossing these traits are plain [`PortError`]s (what failed, and whether the
-//! credentials were refused), so the engine decides on exit codes without knowing kube-rs or
-//! ssh.
+//! credentials were refused), so the engine tells a refusal of the credentials from any other
+//! failure without knowing kube-rs or ssh.
 
 use crate::kube::drain::{DrainEvent, DrainOptions, DrainReport, WorkloadRef};
 use crate::kube::reboot::RebootEvent;
