@@ -43,6 +43,15 @@ pub async fn run(cli: Cli, settings: Settings, reporter: Reporter) -> anyhow::Re
     }
 }
 
+/// Whether the result is shown as a table (`-o table`, `wide`, `tsv` without `--query`):
+/// then a command gives the table's rows rather than its whole record.
+pub(crate) fn shows_table(g: &crate::cli::GlobalArgs) -> bool {
+    matches!(
+        g.output,
+        crate::cli::OutputFormat::Table | crate::cli::OutputFormat::Wide | crate::cli::OutputFormat::Tsv
+    ) && g.query.is_none()
+}
+
 /// The last scan of each cluster, kept for `report` (which uses no SSH).
 pub mod scans {
     use serde::{Deserialize, Serialize};

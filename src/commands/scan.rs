@@ -9,6 +9,7 @@ use crate::kube::NodeInfo;
 use crate::node::{self, NodeTarget, Probe};
 use crate::output::{Column, Exit, Failure, Reporter, TableSpec};
 use crate::rollout::plan::{unpatchable_reason, Candidate};
+use crate::rollout::probed::{self, ProbeResult, ProbedNode};
 use crate::settings::Settings;
 use crate::ssh::{SshFlags, SshOptions};
 use crate::transport::{NodeShell, ProbeError, Via};
@@ -110,22 +111,18 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
     let via = super::via::via(&args.via);
     let scan_id = crate::rollout::journal::new_run_id();
     let shell = super::via::open(&args.via, &ssh_opts, &ctx, settings, reporter, &scan_id, &[]).await?;
-    let timeout = node_timeout(via, &ssh_opts, &args.via, args.refresh);
-    let probing = scan_nodes(
-        &ctx,
-        &rows,
-        &*shell,
+    let how = Probing {
         via,
-        timeout,
-        args.parallel as usize,
-        args.refresh,
-        reporter,
-    );
-    let rows = match via {
+        timeout: node_timeout(via, &ssh_opts, &args.via, args.refresh),
+        parallel: args.parallel as usize,
+        refresh: args.refresh,
+    };
+    let probing = probe_nodes(&ctx, &rows, &*shell, &how, reporter);
+    let probes = match via {
         Via::Ssh | Via::RunCommand => probing.await,
         // Ctrl-C or SIGTERM: the node-shell pods go before the process does.
         Via::Kube => tokio::select! {
-            rows = probing => rows,
+            probes = probing => probes,
             _ = super::via::interrupted() => {
                 shell.release_all().await;
                 return Err(Failure::new(Exit::Interrupted, "interrupted; the node-shell pods were deleted").into());
@@ -133,6 +130,7 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
         },
     };
     shell.release_all().await;
+    let rows = scan_rows(&ctx, &rows, &probes, via);
 
     // Remember the result for `report`.
     let now = crate::rollout::journal::stamp(&crate::rollout::journal::now());
@@ -234,7 +232,7 @@ fn usage(e: anyhow::Error) -> anyhow::Error {
     anyhow::Error::new(crate::output::WithExit::wrap(e, Exit::Usage))
 }
 
-/// The candidate (for the plan's skip rules) of a node.
+/// The candidate (for the plan's skip rules) of a node row.
 pub fn candidate(ctx: &ClusterContext, r: &NodeInfo) -> Candidate {
     let pool = r.pool.clone().unwrap_or_default();
     let info = ctx.pool(&pool);
@@ -262,32 +260,35 @@ pub fn node_timeout(via: Via, ssh_opts: &SshOptions, args: &crate::cli::ViaArgs,
     connect + Duration::from_secs(if refresh { 300 } else { 60 })
 }
 
-/// Probe every patchable Linux node through `shell` and build the rows (also used by apply's
-/// before-table).
-#[allow(clippy::too_many_arguments)]
-pub async fn scan_nodes(
+/// How the nodes are probed: through which transport, how long each may take, how many at
+/// once, and whether the package lists are refreshed first.
+pub struct Probing {
+    pub via: Via,
+    pub timeout: Duration,
+    pub parallel: usize,
+    pub refresh: bool,
+}
+
+/// Probe every node of `rows` that can be patched in place through `shell` (also used by
+/// apply's pre-flight).
+pub async fn probe_nodes(
     ctx: &ClusterContext,
     rows: &[NodeInfo],
     shell: &dyn NodeShell,
-    via: Via,
-    timeout: Duration,
-    parallel: usize,
-    refresh: bool,
+    probing: &Probing,
     reporter: &Reporter,
-) -> Vec<ScanRow> {
-    let mut out: Vec<ScanRow> = rows.iter().map(|r| base_row(ctx, r, via)).collect();
-    let targets: Vec<NodeTarget> = out
+) -> Vec<ProbedNode> {
+    let targets: Vec<NodeTarget> = rows
         .iter()
-        .zip(rows)
-        .filter(|(s, _)| s.patchable)
-        .map(|(s, r)| NodeTarget {
-            name: s.name.clone(),
+        .filter(|r| not_patched_why(ctx, r, probing.via).is_none())
+        .map(|r| NodeTarget {
+            name: r.name.clone(),
             address: r.internal_ip().unwrap_or_default().to_string(),
         })
         .collect();
     reporter.start_progress(
         targets.len() as u64,
-        if refresh {
+        if probing.refresh {
             "refreshing and probing nodes"
         } else {
             "probing nodes"
@@ -311,20 +312,45 @@ pub async fn scan_nodes(
         }
         reporter.inc(1);
     };
-    let results = crate::transport::probe_all(shell, targets, parallel, refresh, timeout, &probed).await;
+    let results = crate::transport::probe_all(
+        shell,
+        targets,
+        probing.parallel,
+        probing.refresh,
+        probing.timeout,
+        &probed,
+    )
+    .await;
     reporter.finish_and_clear();
-    let by_name: BTreeMap<String, Result<Probe, ProbeError>> = results.into_iter().collect();
-    for row in out.iter_mut() {
-        match by_name.get(&row.name) {
-            Some(Ok(p)) => fill(row, p),
-            Some(Err(e)) => row.error = Some(e.to_string()),
-            None => {}
-        }
-    }
-    out
+    let mut by_name: BTreeMap<String, Result<Probe, ProbeError>> = results.into_iter().collect();
+    rows.iter()
+        .map(|r| ProbedNode {
+            name: r.name.clone(),
+            result: match by_name.remove(&r.name) {
+                Some(Ok(p)) => ProbeResult::Probed(Box::new(p)),
+                Some(Err(e)) => ProbeResult::Failed(e),
+                None => ProbeResult::NotProbed,
+            },
+        })
+        .collect()
 }
 
-/// The candidate of a node for this transport: SSH-disabled pools are reachable through
+/// The scan's rows of `rows`, with what their probes found.
+pub fn scan_rows(ctx: &ClusterContext, rows: &[NodeInfo], probes: &[ProbedNode], via: Via) -> Vec<ScanRow> {
+    rows.iter()
+        .map(|r| {
+            let mut row = base_row(ctx, r, via);
+            match probed::of(probes, &r.name).map(|p| &p.result) {
+                Some(ProbeResult::Probed(p)) => fill(&mut row, p),
+                Some(ProbeResult::Failed(e)) => row.error = Some(e.to_string()),
+                Some(ProbeResult::NotProbed) | None => {}
+            }
+            row
+        })
+        .collect()
+}
+
+/// The candidate of a node row for this transport: SSH-disabled pools are reachable through
 /// the Kubernetes API.
 pub fn candidate_via(ctx: &ClusterContext, r: &NodeInfo, via: Via) -> Candidate {
     let mut c = candidate(ctx, r);
@@ -334,14 +360,19 @@ pub fn candidate_via(ctx: &ClusterContext, r: &NodeInfo, via: Via) -> Candidate 
     c
 }
 
+/// Why node `r` is not patched in place (and not probed) through this transport, if it is not.
+fn not_patched_why(ctx: &ClusterContext, r: &NodeInfo, via: Via) -> Option<String> {
+    if via == Via::Ssh && r.internal_ip().is_none_or(str::is_empty) {
+        Some("the node has no InternalIP to reach over SSH".to_string())
+    } else {
+        unpatchable_reason(&candidate_via(ctx, r, via), &ctx.az_args)
+    }
+}
+
 fn base_row(ctx: &ClusterContext, r: &NodeInfo, via: Via) -> ScanRow {
     let c = candidate_via(ctx, r, via);
     let info = ctx.pool(&c.pool);
-    let reason = if via == Via::Ssh && r.internal_ip().is_none_or(str::is_empty) {
-        Some("the node has no InternalIP to reach over SSH".to_string())
-    } else {
-        unpatchable_reason(&c, &ctx.az_args)
-    };
+    let reason = not_patched_why(ctx, r, via);
     ScanRow {
         name: r.name.clone(),
         pool: c.pool.clone(),

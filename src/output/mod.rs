@@ -7,6 +7,7 @@ pub mod errors;
 pub mod format;
 pub mod logging;
 pub mod nodes;
+pub mod refusal;
 pub mod reporter;
 pub mod rollout;
 pub mod table;

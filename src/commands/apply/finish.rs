@@ -5,16 +5,15 @@
 use super::input::remember_scans;
 use super::notify;
 use super::view::after_table;
+use super::Session;
 use super::LOCK_DURATION;
-use crate::cli::{ApplyArgs, OutputFormat};
-use crate::commands::{context, Outcome};
+use crate::commands::Outcome;
 use crate::kube::drain as kdrain;
 use crate::kube::{self as k, LockGuard};
-use crate::output::{Exit, Reporter};
+use crate::output::Exit;
 use crate::rollout::after::{after_rows, left_cordoned};
-use crate::rollout::journal::{self, Journal, NodeState, RunRecord, RunStatus};
+use crate::rollout::journal::{self, NodeState, RunRecord, RunStatus};
 use crate::rollout::stop::RunStop;
-use crate::settings::Settings;
 use std::time::Duration;
 
 /// How the engine ended, and what it leaves to say.
@@ -24,35 +23,63 @@ pub(super) struct Ended {
     pub lock_lost: Option<String>,
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn finish(
-    args: &ApplyArgs,
-    settings: &Settings,
-    ctx: &context::ClusterContext,
-    journal: &Journal,
+    s: &Session<'_>,
     guard: LockGuard,
     mut record: RunRecord,
     ended: Ended,
     notifier: Option<crate::notify::Notifier>,
-    run_id: &str,
-    reporter: &Reporter,
 ) -> anyhow::Result<Outcome> {
     let Ended { result, lock_lost } = ended;
     // Whatever happened: release the lock, and say so.
-    let release = guard.release().await;
-    match &release {
-        Ok(()) => reporter.info("lock released"),
-        Err(k::LockError::Lost { reason, .. }) => reporter.warn(&format!(
+    release(s, guard).await;
+    let (exit, err) = close(s, &mut record, &result);
+    push_metrics(s, &record).await;
+    remember_scans(s.settings, &record);
+
+    let now_rows = k::list_node_rows(&s.ctx.client, None).await.ok();
+    let after = after_rows(&record, now_rows.as_deref());
+    let left = left_cordoned(&record, now_rows.as_deref());
+    let summary = summary(s, &record, &left, lock_lost.as_deref());
+    let value = if crate::commands::shows_table(&s.args.global) {
+        serde_json::Value::Array(after)
+    } else {
+        serde_json::to_value(&record)?
+    };
+    if let Some(n) = notifier {
+        notify_end(s, n, &record, &left, &summary).await;
+    }
+    if let Some(msg) = err {
+        s.reporter.error(&msg);
+    }
+    Ok(Outcome {
+        value,
+        table: Some(after_table()),
+        summary: Some(summary),
+        exit,
+    })
+}
+
+/// Give the lock back; if that fails, say what becomes of it.
+async fn release(s: &Session<'_>, guard: LockGuard) {
+    match guard.release().await {
+        Ok(()) => s.reporter.info("lock released"),
+        Err(k::LockError::Lost { reason, .. }) => s.reporter.warn(&format!(
             "the aks-patch lock was not released: {reason}"
         )),
-        Err(e) => reporter.error(&format!(
+        Err(e) => s.reporter.error(&format!(
             "could not release the aks-patch lock: {e}; {}, or, once you are sure no aks-patch run is working, remove it with `kubectl -n kube-system delete lease aks-patch`",
             k::lock::expiry_text(LOCK_DURATION)
         )),
     }
+}
 
+/// Close the run record with how the run ended: the exit code, and the error to say. The
+/// summary comes from memory whatever the disk says; a record that cannot be closed is said
+/// (once), and is no success.
+fn close(s: &Session<'_>, record: &mut RunRecord, result: &Result<(), RunStop>) -> (Exit, Option<String>) {
     record.finished_at = Some(journal::now());
-    let (status, err) = match &result {
+    let (status, err) = match result {
         Ok(()) => (RunStatus::Succeeded, None),
         Err(RunStop::Interrupted) => (RunStatus::Interrupted, Some("interrupted".to_string())),
         Err(RunStop::OutsideWindow(msg)) => (RunStatus::Interrupted, Some(msg.clone())),
@@ -65,16 +92,14 @@ pub(super) async fn finish(
     let mut exit = result.as_ref().err().map(Exit::from).unwrap_or(Exit::Ok);
     record.status = status;
     record.error = err.clone();
-    // The summary comes from memory whatever the disk says; a record that cannot be closed
-    // is said (once), and is no success.
     let mut err = err;
-    if let Err(e) = journal.save(&record) {
+    if let Err(e) = s.journal.save(record) {
         if !matches!(result, Err(RunStop::RecordUnwritable(_))) {
             let msg = format!(
                 "the run record {} cannot be written ({}): it does not show how this run ended; free space in {} (or make it writable), then `aks-patch apply ... --one-at-a-time --resume` checks each node again",
                 e.path().display(),
                 e.cause(),
-                journal.dir().display()
+                s.journal.dir().display()
             );
             err = Some(match err {
                 Some(m) => format!("{m}; {msg}"),
@@ -85,27 +110,33 @@ pub(super) async fn finish(
             }
         }
     }
-    if let Some(url) = &args.metrics.pushgateway_url {
-        let families = crate::metrics::run_families(&record);
-        match crate::metrics::push(
-            url,
-            "aks-patch-apply",
-            &ctx.cluster.name,
-            &families,
-            settings.ca_bundle.as_ref(),
-            Duration::from_secs(10),
-        )
-        .await
-        {
-            Ok(()) => reporter.verbose("pushed the run's metrics"),
-            Err(e) => reporter.warn(&format!("{e}; the run's result is not affected")),
-        }
-    }
-    remember_scans(settings, &record);
+    (exit, err)
+}
 
-    let now_rows = k::list_node_rows(&ctx.client, None).await.ok();
-    let after = after_rows(&record, now_rows.as_deref());
-    let left = left_cordoned(&record, now_rows.as_deref());
+/// `--pushgateway-url`: the run's metrics, whatever its result (a failed push changes none).
+async fn push_metrics(s: &Session<'_>, record: &RunRecord) {
+    let Some(url) = &s.args.metrics.pushgateway_url else {
+        return;
+    };
+    let families = crate::metrics::run_families(record);
+    match crate::metrics::push(
+        url,
+        "aks-patch-apply",
+        &s.ctx.cluster.name,
+        &families,
+        s.settings.ca_bundle.as_ref(),
+        Duration::from_secs(10),
+    )
+    .await
+    {
+        Ok(()) => s.reporter.verbose("pushed the run's metrics"),
+        Err(e) => s.reporter.warn(&format!("{e}; the run's result is not affected")),
+    }
+}
+
+/// The closing line: what was patched and rebooted, how the run ended, what it left
+/// cordoned (`left`: names, and whether the cluster confirmed it) or unproven, and how to go on.
+fn summary(s: &Session<'_>, record: &RunRecord, left: &[(String, bool)], lock_lost: Option<&str>) -> String {
     let done = record.nodes.iter().filter(|n| n.state == NodeState::Done).count();
     let rebooted = record.nodes.iter().filter(|n| n.rebooted).count();
     let mut summary = format!(
@@ -145,54 +176,45 @@ pub(super) async fn finish(
             unproven.join(", ")
         ));
     }
-    if let Some(lost) = &lock_lost {
+    if let Some(lost) = lock_lost {
         summary.push_str(&format!("; the lock was lost ({lost}): no node was started after that"));
     }
     if record.status != RunStatus::Succeeded {
         summary.push_str(&format!(
             "; continue later with `aks-patch apply ... --one-at-a-time --resume` (record: {})",
-            journal.path_of(&record).display()
+            s.journal.path_of(record).display()
         ));
     }
-    let value = if matches!(
-        args.global.output,
-        OutputFormat::Table | OutputFormat::Wide | OutputFormat::Tsv
-    ) && args.global.query.is_none()
-    {
-        serde_json::Value::Array(after)
-    } else {
-        serde_json::to_value(&record)?
-    };
-    if let Some(n) = notifier {
-        for (name, _) in &left {
-            if let Some(node) = record.nodes.iter().find(|r| &r.name == name) {
-                n.send(crate::notify::node_event(
-                    crate::notify::EventKind::NodeLeftCordoned,
-                    &ctx.cluster.name,
-                    run_id,
-                    node,
-                    Some(&format!(
-                        "once it is healthy, `aks-patch apply ... --one-at-a-time --resume` uncordons it, or by hand `{}`",
-                        kdrain::put_back_by_hand(&[name])
-                    )),
-                ));
-            }
+    summary
+}
+
+/// The last notifications: each node left cordoned, then the run's end; sent before exiting.
+async fn notify_end(
+    s: &Session<'_>,
+    n: crate::notify::Notifier,
+    record: &RunRecord,
+    left: &[(String, bool)],
+    summary: &str,
+) {
+    for (name, _) in left {
+        if let Some(node) = record.nodes.iter().find(|r| &r.name == name) {
+            n.send(crate::notify::node_event(
+                crate::notify::EventKind::NodeLeftCordoned,
+                &s.ctx.cluster.name,
+                &s.run_id,
+                node,
+                Some(&format!(
+                    "once it is healthy, `aks-patch apply ... --one-at-a-time --resume` uncordons it, or by hand `{}`",
+                    kdrain::put_back_by_hand(&[name])
+                )),
+            ));
         }
-        n.send(notify::event(
-            crate::notify::EventKind::RunFinished,
-            &ctx.cluster.name,
-            run_id,
-            summary.clone(),
-        ));
-        n.finish(Duration::from_secs(20)).await;
     }
-    if let Some(msg) = err {
-        reporter.error(&msg);
-    }
-    Ok(Outcome {
-        value,
-        table: Some(after_table()),
-        summary: Some(summary),
-        exit,
-    })
+    n.send(notify::event(
+        crate::notify::EventKind::RunFinished,
+        &s.ctx.cluster.name,
+        &s.run_id,
+        summary.to_string(),
+    ));
+    n.finish(Duration::from_secs(20)).await;
 }

@@ -4,11 +4,10 @@
 use crate::cli::{self, ApplyArgs};
 use crate::commands::context::ClusterContext;
 use crate::commands::scans;
-use crate::kube::{CancellationToken, DrainOptions, KubeError, NodeInfo};
+use crate::kube::{CancellationToken, DrainOptions, KubeError};
 use crate::output::{Exit, Failure, Reporter};
 use crate::rollout::blockers::PodScope;
 use crate::rollout::journal::{self, NodeState, RebootPolicy, RunOptions, RunRecord, UpgradeMode};
-use crate::rollout::plan::PlanEntry;
 use crate::settings::Settings;
 use crate::transport::Via;
 use std::collections::BTreeMap;
@@ -172,40 +171,6 @@ pub(super) fn api_message(e: &KubeError) -> String {
         src = s.source();
     }
     msg
-}
-
-/// `--nodes`/`--nodepool`/`-l` chose nothing that can be patched: say why, node by node.
-pub(super) fn nothing_selected(entries: &[PlanEntry], selector: Option<&str>) -> Failure {
-    if entries.is_empty() {
-        return Failure::new(
-            Exit::Usage,
-            format!(
-                "the selection matches no node{}; nothing was changed",
-                selector.map(|s| format!(" (selector `{s}`)")).unwrap_or_default()
-            ),
-        )
-        .hint("check the selection with `kubectl get nodes -l ...` or `aks-patch report`");
-    }
-    let why: Vec<String> = entries
-        .iter()
-        .map(|e| format!("{}: {}", e.name, e.reason.as_deref().unwrap_or("skipped")))
-        .collect();
-    Failure::new(
-        Exit::Usage,
-        format!(
-            "nothing in the selection can be patched: {}; nothing was changed",
-            why.join("; ")
-        ),
-    )
-    .hint("select Linux nodes that are Ready (see `aks-patch scan`)")
-}
-
-/// Nodes marked in progress by one of `runs`.
-pub(super) fn marked_by(rows: &[NodeInfo], runs: &[String]) -> Vec<String> {
-    rows.iter()
-        .filter(|r| r.in_progress.as_ref().is_some_and(|run| runs.contains(run)))
-        .map(|r| r.name.clone())
-        .collect()
 }
 
 /// Ctrl-C / SIGTERM: the first stops at the next safe point, a second one stops waiting

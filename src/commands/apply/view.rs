@@ -3,15 +3,14 @@
 use super::super::scan::ScanRow;
 use super::super::Outcome;
 use super::prepare::Prepared;
-use crate::cli::{ApplyArgs, OutputFormat};
+use crate::cli::ApplyArgs;
 use crate::commands::context::ClusterContext;
 use crate::kube::NodeInfo;
 use crate::output::{Column, Exit, Reporter, TableSpec};
 use crate::rollout::gate;
 use crate::rollout::plan::PlanEntry;
-use crate::rollout::preflight;
+use crate::rollout::preflight::{self, WouldReboot};
 use serde_json::json;
-use std::collections::BTreeMap;
 
 /// What `apply` would do with what the pre-flight found: a line for stderr, a summary tail.
 pub(super) struct DryVerdict {
@@ -46,19 +45,17 @@ pub(super) fn dry_run_outcome(
         .map(|mut p| {
             let name = p["name"].as_str().unwrap_or("").to_string();
             let c = checks.iter().find(|c| c.node == name);
-            p["wouldReboot"] = json!(c
-                .map(|c| c.reboot)
-                .unwrap_or(if p["action"] == "patch" { "no" } else { "-" }));
+            p["wouldReboot"] = match c {
+                Some(c) => json!(c.reboot),
+                None if p["action"] == "patch" => json!(WouldReboot::No),
+                None => json!("-"),
+            };
             p["evict"] = json!(c.map(|c| c.evict.len()));
             p["refused"] = json!(c
                 .map(|c| c
                     .refused
                     .iter()
-                    .map(|r| format!(
-                        "{} ({})",
-                        r["pod"].as_str().unwrap_or(""),
-                        r["flag"].as_str().unwrap_or("")
-                    ))
+                    .map(|r| format!("{} ({})", r.pod, r.reason.flag()))
                     .collect::<Vec<_>>()
                     .join(", "))
                 .filter(|s| !s.is_empty()));
@@ -72,8 +69,12 @@ pub(super) fn dry_run_outcome(
                 .filter(|s| !s.is_empty()));
             p["pdbs"] = json!(c
                 .map(|c| {
-                    let mut v: Vec<String> = c.never_allowing_pdbs.iter().map(|p| format!("never: {p}")).collect();
-                    v.extend(c.blocking_pdbs.iter().map(|p| format!("blocks now: {p}")));
+                    let mut v: Vec<String> = c
+                        .never_allowing_pdbs
+                        .iter()
+                        .map(|p| format!("never: {}", preflight::drains::never_allowing_text(p)))
+                        .collect();
+                    v.extend(c.blocking_pdb_names().iter().map(|p| format!("blocks now: {p}")));
                     v.join(", ")
                 })
                 .filter(|s| !s.is_empty()));
@@ -84,11 +85,7 @@ pub(super) fn dry_run_outcome(
     if let Some(v) = &verdict {
         reporter.warn(&v.line);
     }
-    let value = if matches!(
-        args.global.output,
-        OutputFormat::Table | OutputFormat::Wide | OutputFormat::Tsv
-    ) && args.global.query.is_none()
-    {
+    let value = if crate::commands::shows_table(&args.global) {
         serde_json::Value::Array(rows)
     } else {
         json!({
@@ -98,7 +95,7 @@ pub(super) fn dry_run_outcome(
             "drains": checks,
             "healthGate": {"open": gate_now.is_empty(), "blockers": gate_now},
             "kuredLockHolder": kured,
-            "wouldRefuse": refusals.as_ref().map(|r| r.message.clone()),
+            "wouldRefuse": refusals.as_ref().map(crate::output::refusal::message),
             "verdict": verdict.as_ref().map(|v| v.line.clone()),
         })
     };
@@ -139,16 +136,12 @@ pub(super) fn plan_table() -> TableSpec {
     ])
 }
 
-pub(super) fn plan_value(
-    entries: &[PlanEntry],
-    before: &BTreeMap<String, ScanRow>,
-    rows: &[NodeInfo],
-) -> serde_json::Value {
+pub(super) fn plan_value(entries: &[PlanEntry], before: &[ScanRow], rows: &[NodeInfo]) -> serde_json::Value {
     serde_json::Value::Array(
         entries
             .iter()
             .map(|e| {
-                let b = before.get(&e.name);
+                let b = before.iter().find(|b| b.name == e.name);
                 let r = rows.iter().find(|r| r.name == e.name);
                 json!({
                     "name": e.name,

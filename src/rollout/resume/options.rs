@@ -1,11 +1,10 @@
-//! Resuming an interrupted run: its plan (nodes in its order, from the state they reached;
-//! a node deleted since is `gone`, never a halt) and its options (kept; a flag that says
-//! otherwise is refused).
+//! A resumed run's options: the interrupted run's, kept; a flag given now (on the command
+//! line or by its environment variable, as clap's `value_source` tells) that says otherwise
+//! is refused, and a secret URL the run used must be given again.
 
-use super::journal::enum_text;
-use super::journal::{NodeState, RunOptions, RunRecord};
-use super::plan::PlanEntry;
-use crate::kube::NodeInfo;
+use super::super::journal::enum_text;
+use super::super::journal::RunOptions;
+use super::super::refusal::{Obstacle, Refusal};
 use std::collections::BTreeSet;
 
 /// An option of `apply` that shapes the rollout, and so is kept in the run record.
@@ -155,11 +154,15 @@ impl std::fmt::Display for ResumeRefusal {
                 names.join(" and ")
             ));
         }
-        write!(f, "{}; nothing was changed", parts.join("; "))
+        f.write_str(&parts.join("; "))
     }
 }
 
-impl std::error::Error for ResumeRefusal {}
+impl From<ResumeRefusal> for Refusal {
+    fn from(r: ResumeRefusal) -> Refusal {
+        Refusal::new(Obstacle::Options, r.to_string()).hint(r.hint())
+    }
+}
 
 impl ResumeRefusal {
     pub fn hint(&self) -> String {
@@ -357,34 +360,6 @@ pub fn resume_options(
     Ok(o)
 }
 
-/// The plan of a resumed run: its nodes in its order, from the state they reached. A node
-/// deleted since is recorded as gone (never a halt).
-pub fn resume_plan(prev: &RunRecord, rows: &[NodeInfo]) -> Vec<PlanEntry> {
-    prev.nodes
-        .iter()
-        .map(|n| {
-            let gone = !rows.iter().any(|r| r.name == n.name);
-            let skip = match n.state {
-                NodeState::Skipped => n.skip_reason.clone().or_else(|| Some("skipped".into())),
-                NodeState::Done => Some("done in an earlier run".into()),
-                NodeState::Gone => n
-                    .skip_reason
-                    .clone()
-                    .or_else(|| Some("the node no longer exists".into())),
-                _ if gone => Some("the node no longer exists (deleted from the cluster)".into()),
-                _ => None,
-            };
-            PlanEntry {
-                name: n.name.clone(),
-                pool: n.pool.clone(),
-                action: if skip.is_some() { "skip".into() } else { "patch".into() },
-                reason: skip,
-                gone: gone && n.state != NodeState::Done,
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,13 +404,13 @@ mod tests {
         }
     }
 
-    /// What `apply --resume` alone parses to: every option at its default, the secret URLs
-    /// given again.
-    fn defaults() -> RunOptions {
+    /// What the flags hold now, given or not: values other than the record's (whatever
+    /// clap's defaults are: only the flags given count), the secret URLs given again.
+    fn now_values() -> RunOptions {
         RunOptions {
             upgrade_mode: UpgradeMode::All,
             delete_emptydir_data: false,
-            drain_timeout: 600,
+            drain_timeout: 7,
             window: WindowOptions::default(),
             blockers: BlockerOptions {
                 prometheus: true,
@@ -454,7 +429,7 @@ mod tests {
         let o = resume_options(
             &recorded(),
             2,
-            &defaults(),
+            &now_values(),
             &given(&[Flag::PrometheusUrl, Flag::NotifyUrl]),
             "r1",
         )
@@ -477,7 +452,7 @@ mod tests {
                 nodepools: vec!["user".into()],
                 ..Selection::default()
             },
-            ..defaults()
+            ..now_values()
         };
         let e = resume_options(
             &recorded(),
@@ -490,12 +465,13 @@ mod tests {
         let text = e.to_string();
         assert!(
             text.contains("--window 'Sun 00:00-24:00' (run r1 used '10:00-12:00')")
-                && text.contains("--nodepool user (run r1 used all pools)")
-                && text.ends_with("nothing was changed"),
+                && text.contains("--nodepool user (run r1 used all pools)"),
             "{text}"
         );
         assert!(e.missing.is_empty());
-        assert!(e.hint().contains("without --resume"), "{}", e.hint());
+        let r = Refusal::from(e);
+        assert_eq!((r.what, r.changed), (Obstacle::Options, false));
+        assert!(r.hint.unwrap_or_default().contains("without --resume"));
     }
 
     #[test]
@@ -506,7 +482,7 @@ mod tests {
                 ..WindowOptions::default()
             },
             upgrade_mode: UpgradeMode::Security,
-            ..defaults()
+            ..now_values()
         };
         let o = resume_options(
             &recorded(),
@@ -523,7 +499,7 @@ mod tests {
     fn a_secret_url_the_run_used_must_be_given_again() {
         let now = RunOptions {
             blockers: BlockerOptions::default(),
-            ..defaults()
+            ..now_values()
         };
         let e = resume_options(&recorded(), 2, &now, &given(&[Flag::NotifyUrl]), "r1").unwrap_err();
         assert_eq!(e.missing, vec![Flag::PrometheusUrl]);
@@ -543,7 +519,7 @@ mod tests {
         let e = resume_options(
             &prev,
             2,
-            &defaults(),
+            &now_values(),
             &given(&[Flag::PrometheusUrl, Flag::NotifyUrl]),
             "r1",
         )
@@ -555,7 +531,7 @@ mod tests {
     fn an_on_off_flag_given_now_that_the_run_did_not_use_is_refused() {
         let now = RunOptions {
             force: true,
-            ..defaults()
+            ..now_values()
         };
         let e = resume_options(
             &recorded(),
@@ -581,7 +557,7 @@ mod tests {
                 windows: vec!["Sun 00:00-24:00".into()],
                 ..WindowOptions::default()
             },
-            ..defaults()
+            ..now_values()
         };
         let o = resume_options(&old, 1, &now, &given(&[Flag::Window, Flag::PrometheusUrl]), "r1").unwrap();
         assert_eq!(o.window.windows, vec!["Sun 00:00-24:00".to_string()]);
@@ -589,7 +565,7 @@ mod tests {
         assert_eq!(o.upgrade_mode, UpgradeMode::Security, "as recorded");
         let now = RunOptions {
             upgrade_mode: UpgradeMode::Dist,
-            ..defaults()
+            ..now_values()
         };
         let e = resume_options(&old, 1, &now, &given(&[Flag::UpgradeMode]), "r1").unwrap_err();
         assert!(
@@ -603,7 +579,7 @@ mod tests {
         let now = RunOptions {
             azure_linux_security_as_all: true,
             allow_azure_linux_2: true,
-            ..defaults()
+            ..now_values()
         };
         let g = given(&[Flag::PrometheusUrl, Flag::NotifyUrl]);
         let o = resume_options(&recorded(), 2, &now, &g, "r1").unwrap();
@@ -615,7 +591,7 @@ mod tests {
             ..recorded()
         };
         assert!(
-            resume_options(&prev, 2, &defaults(), &g, "r1")
+            resume_options(&prev, 2, &now_values(), &g, "r1")
                 .unwrap()
                 .allow_azure_linux_2
         );
@@ -626,7 +602,7 @@ mod tests {
         let g = given(&[Flag::PrometheusUrl, Flag::NotifyUrl]);
         let now = RunOptions {
             allow_pending_pods: true,
-            ..defaults()
+            ..now_values()
         };
         assert!(
             resume_options(&recorded(), 2, &now, &g, "r1")
@@ -638,12 +614,12 @@ mod tests {
             ..recorded()
         };
         assert!(
-            resume_options(&prev, 2, &defaults(), &g, "r1")
+            resume_options(&prev, 2, &now_values(), &g, "r1")
                 .unwrap()
                 .allow_pending_pods
         );
         assert!(
-            !resume_options(&recorded(), 2, &defaults(), &g, "r1")
+            !resume_options(&recorded(), 2, &now_values(), &g, "r1")
                 .unwrap()
                 .allow_pending_pods
         );
