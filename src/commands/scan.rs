@@ -108,12 +108,23 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
     let rows = crate::kube::list_node_infos(&ctx.client, None)
         .await
         .map_err(|e| context::kube_failure("cannot list the cluster's nodes", e))?;
-    let via = super::via::via(&args.via);
+    let transport = super::via::transport(&args.via);
+    let via = transport.via;
     let scan_id = crate::rollout::journal::new_run_id();
-    let shell = super::via::open(&args.via, &ssh_opts, &ctx, settings, reporter, &scan_id, &[]).await?;
+    let connect_timeout = Duration::from_secs(args.via.connect_timeout);
+    let shell = super::via::open(
+        &transport,
+        connect_timeout,
+        &ssh_opts,
+        &ctx,
+        settings,
+        reporter,
+        &scan_id,
+    )
+    .await?;
     let how = Probing {
         via,
-        timeout: node_timeout(via, &ssh_opts, &args.via, args.refresh),
+        timeout: node_timeout(via, &ssh_opts, connect_timeout, args.refresh),
         parallel: args.parallel as usize,
         refresh: args.refresh,
     };
@@ -251,11 +262,12 @@ pub fn candidate(ctx: &ClusterContext, r: &NodeInfo) -> Candidate {
     }
 }
 
-/// How long one node's probe may take: connecting (SSH) or starting the pod (kube), then the probe.
-pub fn node_timeout(via: Via, ssh_opts: &SshOptions, args: &crate::cli::ViaArgs, refresh: bool) -> Duration {
+/// How long one node's probe may take: connecting (SSH) or starting the pod or run command
+/// (`connect_timeout`), then the probe.
+pub fn node_timeout(via: Via, ssh_opts: &SshOptions, connect_timeout: Duration, refresh: bool) -> Duration {
     let connect = match via {
         Via::Ssh => ssh_opts.connect_timeout,
-        Via::Kube | Via::RunCommand => Duration::from_secs(args.connect_timeout),
+        Via::Kube | Via::RunCommand => connect_timeout,
     };
     connect + Duration::from_secs(if refresh { 300 } else { 60 })
 }

@@ -4,8 +4,9 @@
 
 use super::context::ClusterContext;
 use crate::cli::{ViaArg, ViaArgs};
-use crate::kube::access::{self, Need};
+use crate::kube::access;
 use crate::output::{Exit, Failure, Reporter};
+use crate::rollout::journal::TransportOptions;
 use crate::settings::Settings;
 use crate::ssh::SshOptions;
 use crate::transport::kube::{self as tk, KubeShell, KubeShellOptions};
@@ -22,26 +23,33 @@ pub fn via(args: &ViaArgs) -> Via {
     }
 }
 
+/// The transport of the command line, typed.
+pub fn transport(args: &ViaArgs) -> TransportOptions {
+    TransportOptions {
+        via: via(args),
+        node_shell_image: args.node_shell_image.clone(),
+        node_shell_namespace: args.node_shell_namespace.clone(),
+    }
+}
+
 /// The transport, ready: SSH sessions on demand, or node-shell pods (permissions checked,
-/// leftovers removed). `extra` are the permissions the command needs besides the pods'.
+/// leftovers removed) that may take `start_timeout` to start, or run commands.
 pub async fn open(
-    args: &ViaArgs,
+    t: &TransportOptions,
+    start_timeout: Duration,
     ssh_opts: &SshOptions,
     ctx: &ClusterContext,
     settings: &Settings,
     reporter: &Reporter,
     run_id: &str,
-    extra: &[Need],
 ) -> anyhow::Result<Arc<dyn NodeShell>> {
-    if via(args) == Via::Ssh {
-        return Ok(Arc::new(SshShell::new(ssh_opts.clone())));
+    match t.via {
+        Via::Ssh => return Ok(Arc::new(SshShell::new(ssh_opts.clone()))),
+        Via::RunCommand => return super::via_run_command::open(ctx, reporter).await,
+        Via::Kube => {}
     }
-    if via(args) == Via::RunCommand {
-        return super::via_run_command::open(ctx, reporter).await;
-    }
-    let ns = args.node_shell_namespace.as_str();
-    let mut needs = tk::shell_needs(ns);
-    needs.extend_from_slice(extra);
+    let ns = t.node_shell_namespace.as_str();
+    let needs = tk::shell_needs(ns);
     match access::denied(&ctx.client, &needs).await {
         Ok(refused) if refused.is_empty() => {}
         Ok(refused) => {
@@ -62,8 +70,8 @@ pub async fn open(
         ctx.client.clone(),
         KubeShellOptions {
             namespace: ns.to_string(),
-            image: args.node_shell_image.clone(),
-            start_timeout: Duration::from_secs(args.connect_timeout),
+            image: t.node_shell_image.clone(),
+            start_timeout,
             run_id: run_id.to_string(),
             owner: format!("{}/{}", settings.host, std::process::id()),
         },

@@ -1,12 +1,12 @@
 //! `apply`'s blockers: `--blocking-pod-selector` and `--prometheus-url` (kured's), checked
 //! before the lock and before every cordon, waited for up to `--blocker-wait`.
 
-use crate::cli::{BlockerArgs, BlockingPodScope};
 use crate::commands::context::ClusterContext;
 use crate::kube::CancellationToken;
 use crate::output::{Exit, Failure, Reporter};
-use crate::rollout::blockers::{holds_text, wait_clear, AlertFilter, BlockStop, Blockers, PodScope, Prometheus};
+use crate::rollout::blockers::{holds_text, wait_clear, AlertFilter, BlockStop, Blockers, Prometheus};
 use crate::rollout::engine::BlockerPolicy;
+use crate::rollout::journal::BlockerOptions;
 use crate::settings::Settings;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,31 +16,33 @@ const PROMETHEUS_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the blockers are asked again while they hold.
 const POLL: Duration = Duration::from_secs(2);
 
-/// The blockers of the command line (none: `None`). Bad values are usage errors.
+/// The run's blockers (none: `None`), with the Prometheus URL given now (a secret, never
+/// recorded). Bad values are usage errors.
 pub async fn policy(
-    args: &BlockerArgs,
+    opts: &BlockerOptions,
+    prometheus_url: Option<&str>,
     ctx: &ClusterContext,
     settings: &Settings,
 ) -> anyhow::Result<Option<BlockerPolicy>> {
     let usage = |msg: String, hint: &str| anyhow::Error::from(Failure::new(Exit::Usage, msg).hint(hint.to_string()));
-    if args.prometheus_url.is_none()
-        && (args.alert_filter_regexp.is_some() || args.alert_filter_match_only || args.alert_firing_only)
+    if prometheus_url.is_none()
+        && (opts.alert_filter_regexp.is_some() || opts.alert_filter_match_only || opts.alert_firing_only)
     {
         return Err(usage(
             "--alert-filter-regexp, --alert-filter-match-only and --alert-firing-only need --prometheus-url".into(),
             "give --prometheus-url http://prometheus:9090",
         ));
     }
-    if args.alert_filter_match_only && args.alert_filter_regexp.is_none() {
+    if opts.alert_filter_match_only && opts.alert_filter_regexp.is_none() {
         return Err(usage(
             "--alert-filter-match-only needs --alert-filter-regexp".into(),
             "e.g. --alert-filter-regexp '^RebootBlocker' --alert-filter-match-only",
         ));
     }
-    let prometheus = match &args.prometheus_url {
+    let prometheus = match prometheus_url {
         None => None,
         Some(url) => {
-            let regexp = args
+            let regexp = opts
                 .alert_filter_regexp
                 .as_deref()
                 .map(regex::Regex::new)
@@ -53,8 +55,8 @@ pub async fn policy(
                 })?;
             let filter = AlertFilter {
                 regexp,
-                match_only: args.alert_filter_match_only,
-                firing_only: args.alert_firing_only,
+                match_only: opts.alert_filter_match_only,
+                firing_only: opts.alert_firing_only,
             };
             let http = crate::http::client(settings.ca_bundle.as_ref(), PROMETHEUS_TIMEOUT, PROMETHEUS_TIMEOUT)
                 .map_err(|e| usage(e, "give the CA bundle that signed Prometheus's certificate, or none"))?;
@@ -66,16 +68,13 @@ pub async fn policy(
             })?)
         }
     };
-    if args.blocking_pod_selector.is_empty() && prometheus.is_none() {
+    if opts.pod_selectors.is_empty() && prometheus.is_none() {
         return Ok(None);
     }
     let blockers = Blockers {
         client: ctx.client.clone(),
-        selectors: args.blocking_pod_selector.clone(),
-        scope: match args.blocking_pod_scope {
-            BlockingPodScope::Cluster => PodScope::Cluster,
-            BlockingPodScope::Node => PodScope::Node,
-        },
+        selectors: opts.pod_selectors.clone(),
+        scope: opts.pod_scope,
         prometheus,
     };
     if let Some((selector, why)) = blockers.bad_selector().await {
@@ -86,7 +85,7 @@ pub async fn policy(
     }
     Ok(Some(BlockerPolicy {
         source: Arc::new(blockers),
-        wait: args.blocker_wait,
+        wait: Duration::from_secs(opts.wait),
         poll: POLL,
     }))
 }

@@ -9,7 +9,6 @@ use crate::output::{Exit, Failure, Reporter};
 use crate::rollout::blockers::PodScope;
 use crate::rollout::journal::{self, NodeState, RebootPolicy, RunOptions, RunRecord, UpgradeMode};
 use crate::settings::Settings;
-use crate::transport::Via;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -79,66 +78,13 @@ pub(super) fn run_options(a: &ApplyArgs) -> RunOptions {
             alert_firing_only: a.blockers.alert_firing_only,
             wait: a.blockers.blocker_wait.as_secs(),
         },
-        transport: journal::TransportOptions {
-            via: crate::commands::via::via(&a.via),
-            node_shell_image: a.via.node_shell_image.clone(),
-            node_shell_namespace: a.via.node_shell_namespace.clone(),
-        },
+        transport: crate::commands::via::transport(&a.via),
         notify: journal::NotifyOptions {
             webhooks: !a.notify.notify_url.is_empty(),
             template: a.notify.notify_template.clone(),
             pushgateway: a.metrics.pushgateway_url.is_some(),
         },
     }
-}
-
-/// A resumed run goes on with the recorded options: the arguments are set to them, so that
-/// everything after (windows, blockers, transport, selection, drain) uses the record's.
-/// The secret URLs are the ones given now (a resume that lacks one is refused before).
-pub(super) fn use_recorded(a: &mut ApplyArgs, o: &RunOptions) {
-    a.upgrade_mode = match o.upgrade_mode {
-        UpgradeMode::Security => cli::UpgradeMode::Security,
-        UpgradeMode::All => cli::UpgradeMode::All,
-        UpgradeMode::Dist => cli::UpgradeMode::Dist,
-    };
-    a.reboot = match o.reboot {
-        RebootPolicy::IfRequired => cli::RebootPolicy::IfRequired,
-        RebootPolicy::Always => cli::RebootPolicy::Always,
-        RebootPolicy::Never => cli::RebootPolicy::Never,
-    };
-    a.delete_emptydir_data = o.delete_emptydir_data;
-    a.force = o.force;
-    a.grace_period = o.grace_period;
-    a.drain_timeout = o.drain_timeout;
-    a.reboot_timeout = o.reboot_timeout;
-    a.soak = o.soak;
-    a.azure_linux_security_as_all = o.azure_linux_security_as_all;
-    a.allow_azure_linux_2 = o.allow_azure_linux_2;
-    a.health_wait = o.health_wait;
-    a.nodepool = o.selection.nodepools.clone();
-    a.nodes = o.selection.nodes.clone();
-    a.selector = o.selection.selector.clone();
-    a.window.windows = o.window.windows.clone();
-    a.window.time_zone = o.window.time_zone.clone();
-    a.window.node_budget = Duration::from_secs(o.window.node_budget);
-    a.window.wait_for_window = o.window.wait_for_window;
-    a.blockers.blocking_pod_selector = o.blockers.pod_selectors.clone();
-    a.blockers.blocking_pod_scope = match o.blockers.pod_scope {
-        PodScope::Cluster => cli::BlockingPodScope::Cluster,
-        PodScope::Node => cli::BlockingPodScope::Node,
-    };
-    a.blockers.alert_filter_regexp = o.blockers.alert_filter_regexp.clone();
-    a.blockers.alert_filter_match_only = o.blockers.alert_filter_match_only;
-    a.blockers.alert_firing_only = o.blockers.alert_firing_only;
-    a.blockers.blocker_wait = Duration::from_secs(o.blockers.wait);
-    a.via.via = match o.transport.via {
-        Via::Ssh => cli::ViaArg::Ssh,
-        Via::Kube => cli::ViaArg::Kube,
-        Via::RunCommand => cli::ViaArg::RunCommand,
-    };
-    a.via.node_shell_image = o.transport.node_shell_image.clone();
-    a.via.node_shell_namespace = o.transport.node_shell_namespace.clone();
-    a.notify.notify_template = o.notify.template.clone();
 }
 
 pub(super) fn drain_options(o: &RunOptions, retry_interval: u64) -> DrainOptions {
@@ -252,6 +198,7 @@ pub(super) fn remember_scans(settings: &Settings, rec: &RunRecord) {
 mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
+    use crate::transport::Via;
 
     fn apply(extra: &[&str]) -> ApplyArgs {
         let base = ["aks-patch", "apply", "--kubeconfig", "kc", "--one-at-a-time"];
@@ -263,8 +210,8 @@ mod tests {
     }
 
     #[test]
-    fn a_resume_takes_every_recorded_option_back_into_its_arguments() {
-        let first = apply(&[
+    fn the_run_record_keeps_every_option_that_shapes_the_rollout_but_no_url() {
+        let a = apply(&[
             "--upgrade-mode=dist",
             "--reboot=always",
             "--delete-emptydir-data",
@@ -295,21 +242,27 @@ mod tests {
             "--pushgateway-url=http://gw:9091",
             "--azure-linux-security-as-all",
             "--allow-azure-linux-2",
+            "--allow-pending-pods",
         ]);
-        let recorded = run_options(&first);
+        let recorded = run_options(&a);
         let text = serde_json::to_string(&recorded).unwrap();
         assert!(
             !text.contains("secret") && !text.contains("gw:9091"),
             "no URL recorded: {text}"
         );
-        let mut resumed = apply(&[
-            "--resume",
-            "--prometheus-url=http://user:secret@prometheus:9090",
-            "--notify-url=https://hooks.slack.com/services/T/B/secret",
-            "--pushgateway-url=http://gw:9091",
-        ]);
-        assert_ne!(run_options(&resumed), recorded);
-        use_recorded(&mut resumed, &recorded);
-        assert_eq!(run_options(&resumed), recorded, "every recorded option is used again");
+        let read: RunOptions = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, recorded, "a resume reads back every option");
+        assert_eq!(
+            (read.upgrade_mode, read.reboot, read.grace_period, read.health_wait),
+            (UpgradeMode::Dist, RebootPolicy::Always, Some(5), 9)
+        );
+        assert_eq!(read.selection.selector.as_deref(), Some("a=b"));
+        assert_eq!((read.window.node_budget, read.blockers.wait), (300, 90));
+        assert_eq!(read.blockers.pod_scope, PodScope::Node);
+        assert!(read.blockers.prometheus && read.notify.webhooks && read.notify.pushgateway);
+        assert_eq!(read.transport.via, Via::Kube);
+        assert_eq!(read.transport.node_shell_namespace, "ops");
+        assert!(read.azure_linux_security_as_all && read.allow_azure_linux_2 && read.allow_pending_pods);
+        assert_ne!(run_options(&apply(&[])), recorded);
     }
 }

@@ -51,7 +51,7 @@ use crate::rollout::shell::ShellTransport;
 use crate::settings::Settings;
 use crate::ssh::{self, SshFlags, SshOptions};
 use crate::transport::{NodeShell, Via};
-use input::{check_journal_dir, confirm, run_options, use_recorded, watch_signals};
+use input::{check_journal_dir, confirm, run_options, watch_signals};
 use prepare::Prepared;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -65,7 +65,8 @@ const GATE_POLL: Duration = Duration::from_secs(1);
 
 /// What every stage of one `apply` works with.
 struct Session<'a> {
-    /// The arguments; a resumed run's are its record's.
+    /// The command line; what shapes the rollout is in the run's options (a resumed run's
+    /// are its record's), only the secret URLs and the flags not recorded are read here.
     args: ApplyArgs,
     settings: &'a Settings,
     reporter: &'a Reporter,
@@ -78,6 +79,8 @@ struct Session<'a> {
 struct Reach {
     via: Via,
     ssh_opts: SshOptions,
+    /// How long a node-shell pod or run command may take to start (`--connect-timeout`).
+    connect_timeout: Duration,
     shell: Arc<dyn NodeShell>,
 }
 
@@ -101,7 +104,7 @@ struct Unattended {
     notify_cfg: Option<notify::Config>,
 }
 
-pub async fn run(mut args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome> {
+pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome> {
     // Pre-flight, part 1: what needs no server at all.
     let journal = Journal::new(
         args.journal_dir
@@ -118,7 +121,7 @@ pub async fn run(mut args: ApplyArgs, settings: &Settings, reporter: &Reporter) 
     let ssh_opts = SshOptions::from_flags(&SshFlags::from(&args.ssh), &ctx.admin_user, settings)
         .map_err(|e| anyhow::Error::new(output::WithExit::wrap(e, Exit::Usage)))?;
     // `--resume`: the run it continues, and its options (the flags given now must agree).
-    // From here on the arguments are the record's.
+    // From here on the options are the record's.
     let resumed = if args.resume {
         match resumable(&journal, &ctx, &args)? {
             Ok(prev) => Some(prev),
@@ -128,27 +131,33 @@ pub async fn run(mut args: ApplyArgs, settings: &Settings, reporter: &Reporter) 
         None
     };
     let options = match &resumed {
-        Some(prev) => {
-            let o = resume_options(
-                &prev.options,
-                prev.schema_version,
-                &requested,
-                &args.given,
-                &prev.run_id,
-            )
-            .map_err(Refusal::from)?;
-            use_recorded(&mut args, &o);
-            o
-        }
+        Some(prev) => resume_options(
+            &prev.options,
+            prev.schema_version,
+            &requested,
+            &args.given,
+            &prev.run_id,
+        )
+        .map_err(Refusal::from)?,
         None => requested,
     };
-    let unattended = unattended(&args, settings, &ctx, &journal, resumed.as_ref(), reporter).await?;
+    let unattended = unattended(&args, &options, settings, &ctx, &journal, resumed.as_ref(), reporter).await?;
 
     // How the nodes are reached (--via kube: permissions checked, leftover pods removed).
-    let via = super::via::via(&args.via);
+    let via = options.transport.via;
+    let connect_timeout = Duration::from_secs(args.via.connect_timeout);
     let run_id = journal::new_run_id();
     // The rollout's own permissions are asked in the pre-flight, with the drain plan.
-    let shell = super::via::open(&args.via, &ssh_opts, &ctx, settings, reporter, &run_id, &[]).await?;
+    let shell = super::via::open(
+        &options.transport,
+        connect_timeout,
+        &ssh_opts,
+        &ctx,
+        settings,
+        reporter,
+        &run_id,
+    )
+    .await?;
     // Until the rollout's own signal handling starts (before the health gate and the lock),
     // nothing has changed: Ctrl-C or SIGTERM there stops the run, and the pods still go.
     let guarded = Arc::new(AtomicBool::new(via == Via::Kube));
@@ -176,6 +185,7 @@ pub async fn run(mut args: ApplyArgs, settings: &Settings, reporter: &Reporter) 
         reach: Reach {
             via,
             ssh_opts,
+            connect_timeout,
             shell: shell.clone(),
         },
         options,
@@ -211,17 +221,19 @@ fn check_flags(args: &ApplyArgs, settings: &Settings, journal: &Journal) -> anyh
     window::check(&args.window)
 }
 
-/// The maintenance windows (outside one, nothing is done: exit 8, or it is waited for), the
-/// blockers, the notifications and the Pushgateway, checked.
+/// The run's maintenance windows (outside one, nothing is done: exit 8, or it is waited
+/// for), blockers and notifications, and the Pushgateway, checked; the secret URLs are the
+/// ones given now.
 async fn unattended(
     args: &ApplyArgs,
+    options: &RunOptions,
     settings: &Settings,
     ctx: &ClusterContext,
     journal: &Journal,
     resumed: Option<&RunRecord>,
     reporter: &Reporter,
 ) -> anyhow::Result<Unattended> {
-    let window_policy = window::policy(&args.window, ctx, journal, reporter).await?;
+    let window_policy = window::policy(&options.window, ctx, journal, reporter).await?;
     // A resume whose interrupted run left nodes out of service finishes them whatever the time.
     let finishing = !resume::left_out(resumed).is_empty();
     match (&window_policy, args.dry_run) {
@@ -233,7 +245,7 @@ async fn unattended(
                 CancellationToken::new(),
                 reporter.clone(),
             ));
-            let r = window::before_start(w, args.window.wait_for_window, &cancel, reporter).await;
+            let r = window::before_start(w, options.window.wait_for_window, &cancel, reporter).await;
             signals.abort();
             if let Err(e) = r {
                 return Err(refused(ctx, settings, reporter, e).await);
@@ -241,8 +253,14 @@ async fn unattended(
         }
         _ => {}
     }
-    let blocker_policy = blockers::policy(&args.blockers, ctx, settings).await?;
-    let notify_cfg = notify::config(&args.notify, settings)?;
+    let blocker_policy = blockers::policy(
+        &options.blockers,
+        args.blockers.prometheus_url.as_deref(),
+        ctx,
+        settings,
+    )
+    .await?;
+    let notify_cfg = notify::config(&args.notify.notify_url, options.notify.template.as_deref(), settings)?;
     if let Some(url) = &args.metrics.pushgateway_url {
         crate::metrics::check_url(url).map_err(|e| {
             Failure::new(Exit::Usage, e.to_string()).hint("e.g. --pushgateway-url http://pushgateway:9091")
@@ -322,6 +340,10 @@ async fn run_with(s: &Session<'_>, setup: Setup) -> anyhow::Result<Outcome> {
             exit: Exit::Ok,
         });
     }
+    if let Some(r) = &prepared.verdict.let_through {
+        s.reporter
+            .warn(&let_through(r, "--allow-pending-pods", "the node is taken out anyway"));
+    }
     let hold_others = match &prepared.verdict.decision {
         Decision::Go => None,
         Decision::Refuse(r) => return Err(refused(&s.ctx, s.settings, s.reporter, r.clone().into()).await),
@@ -330,10 +352,6 @@ async fn run_with(s: &Session<'_>, setup: Setup) -> anyhow::Result<Outcome> {
             Some(r)
         }
     };
-    if let Some(r) = &prepared.verdict.let_through {
-        s.reporter
-            .warn(&let_through(r, "--allow-pending-pods", "the node is taken out anyway"));
-    }
     let patching = prepared.entries.iter().filter(|e| e.patch()).count();
     if let Err(e) = confirm(&s.args, &s.ctx, patching) {
         return Err(refused(&s.ctx, s.settings, s.reporter, e).await);
@@ -368,7 +386,7 @@ async fn run_with(s: &Session<'_>, setup: Setup) -> anyhow::Result<Outcome> {
         prepared.options.clone(),
         prepared.drain_opts.clone(),
         s.run_id.clone(),
-        Duration::from_secs(s.args.health_wait),
+        Duration::from_secs(prepared.options.health_wait),
     );
     let ports = Ports {
         cluster: &cluster,

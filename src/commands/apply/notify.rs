@@ -1,7 +1,6 @@
 //! `apply --notify-url`: the rollout's events to Slack, Teams and generic webhooks, in the
 //! background (never stopping or slowing the rollout).
 
-use crate::cli::NotifyArgs;
 use crate::notify::{self, Event, EventKind, Notifier, Target};
 use crate::output::{Exit, Failure, Reporter};
 use crate::rollout::engine::{NodeHook, NodePhase};
@@ -21,23 +20,23 @@ pub struct Config {
     http: reqwest::Client,
 }
 
-pub fn config(args: &NotifyArgs, settings: &Settings) -> anyhow::Result<Option<Config>> {
+/// `urls`: `--notify-url` as given now (secrets, never recorded); `template`: the run's.
+pub fn config(urls: &[String], template: Option<&str>, settings: &Settings) -> anyhow::Result<Option<Config>> {
     let usage = |e: String| -> anyhow::Error {
         Failure::new(Exit::Usage, format!("{e}; nothing was changed"))
             .hint("e.g. --notify-url https://hooks.slack.com/services/... or --notify-url webhook+https://ops.example/hook")
             .into()
     };
-    if let Some(t) = &args.notify_template {
+    if let Some(t) = template {
         notify::check_template(t).map_err(|e| usage(e.to_string()))?;
-        if args.notify_url.is_empty() {
+        if urls.is_empty() {
             return Err(usage("--notify-template needs --notify-url".into()));
         }
     }
-    if args.notify_url.is_empty() {
+    if urls.is_empty() {
         return Ok(None);
     }
-    let targets = args
-        .notify_url
+    let targets = urls
         .iter()
         .enumerate()
         .map(|(i, u)| Target::parse(u, i + 1))
@@ -47,7 +46,7 @@ pub fn config(args: &NotifyArgs, settings: &Settings) -> anyhow::Result<Option<C
         crate::http::client(settings.ca_bundle.as_ref(), WEBHOOK_CONNECT_TIMEOUT, WEBHOOK_TIMEOUT).map_err(usage)?;
     Ok(Some(Config {
         targets,
-        template: args.notify_template.clone(),
+        template: template.map(str::to_string),
         http,
     }))
 }

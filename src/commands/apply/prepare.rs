@@ -62,8 +62,8 @@ pub(super) async fn prepare(
     // and checked before).
     let drain_opts = drain_options(&options, s.args.eviction_retry_interval);
     let chain = resume::chain(resumed.as_ref());
-    let rows = list_nodes(s).await?;
-    let entries = plan_entries(s, reach, resumed.as_ref(), &rows)?;
+    let rows = list_nodes(s, options.selection.selector.as_deref()).await?;
+    let entries = plan_entries(s, reach, &options, resumed.as_ref(), &rows)?;
     if let Some(r) = nodes::nothing_selected(&entries, &options.selection, resumed.is_some()) {
         return Err(r.into());
     }
@@ -121,6 +121,7 @@ pub(super) async fn prepare(
 fn plan_entries(
     s: &Session<'_>,
     reach: &Reach,
+    options: &RunOptions,
     resumed: Option<&RunRecord>,
     rows: &[NodeInfo],
 ) -> anyhow::Result<Vec<PlanEntry>> {
@@ -129,8 +130,8 @@ fn plan_entries(
     }
     let cands: Vec<_> = rows.iter().map(|r| candidate_via(&s.ctx, r, reach.via)).collect();
     let filters = Filters {
-        nodepools: s.args.nodepool.clone(),
-        nodes: s.args.nodes.clone(),
+        nodepools: options.selection.nodepools.clone(),
+        nodes: options.selection.nodes.clone(),
     };
     plan::plan(&cands, &s.ctx.pool_order(), &filters, &s.ctx.az_args)
         .map_err(|e| anyhow::Error::new(output::WithExit::wrap(e, Exit::Usage)))
@@ -152,7 +153,7 @@ async fn before_table(
         .collect();
     let how = Probing {
         via: reach.via,
-        timeout: node_timeout(reach.via, &reach.ssh_opts, &s.args.via, false),
+        timeout: node_timeout(reach.via, &reach.ssh_opts, reach.connect_timeout, false),
         parallel: 16,
         refresh: false,
     };
@@ -237,12 +238,13 @@ async fn check_permissions(s: &Session<'_>, entries: &[PlanEntry], checks: &[Nod
     Ok(())
 }
 
-/// The cluster's nodes (with `--selector`), within `--request-timeout`.
-async fn list_nodes(s: &Session<'_>) -> anyhow::Result<Vec<NodeInfo>> {
+/// The cluster's nodes (those of `selector`, the run's `--selector`), within
+/// `--request-timeout`.
+async fn list_nodes(s: &Session<'_>, selector: Option<&str>) -> anyhow::Result<Vec<NodeInfo>> {
     let (args, ctx) = (&s.args, &s.ctx);
     let listed = tokio::time::timeout(
         Duration::from_secs(args.request_timeout),
-        k::list_node_infos(&ctx.client, args.selector.as_deref()),
+        k::list_node_infos(&ctx.client, selector),
     )
     .await
     .map_err(|_| {
@@ -258,11 +260,11 @@ async fn list_nodes(s: &Session<'_>) -> anyhow::Result<Vec<NodeInfo>> {
     match listed {
         Ok(rows) => Ok(rows),
         // The API server judges the selector, as it does for kubectl -l.
-        Err(e) if e.status_code() == Some(400) && args.selector.is_some() => Err(Failure::new(
+        Err(e) if e.status_code() == Some(400) && selector.is_some() => Err(Failure::new(
             Exit::Usage,
             format!(
                 "invalid --selector `{}`: the API server says: {}",
-                args.selector.as_deref().unwrap_or_default(),
+                selector.unwrap_or_default(),
                 api_message(&e)
             ),
         )

@@ -124,7 +124,7 @@ async fn gate(
     cancel: &CancellationToken,
 ) -> anyhow::Result<()> {
     let gate_wait = if left_out.is_empty() {
-        Duration::from_secs(s.args.health_wait)
+        Duration::from_secs(prepared.options.health_wait)
     } else {
         Duration::ZERO
     };

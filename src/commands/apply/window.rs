@@ -8,7 +8,7 @@ use crate::commands::context::{azure_failure, ClusterContext};
 use crate::kube::CancellationToken;
 use crate::output::{Exit, Failure, Reporter};
 use crate::rollout::engine::WindowPolicy;
-use crate::rollout::journal::Journal;
+use crate::rollout::journal::{Journal, WindowOptions};
 use crate::rollout::window::{self, AksWindow, DailyWindow, Schedule, SystemClock, Verdict};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,23 +34,23 @@ fn usage(e: window::WindowError) -> Failure {
         .hint("e.g. --window 'Sat,Sun 01:00-05:00' --time-zone Europe/Berlin, or --window aks")
 }
 
-/// The windows of `--window` (none: the run keeps to no window).
+/// The run's windows (none: it keeps to no window).
 pub async fn policy(
-    args: &WindowArgs,
+    opts: &WindowOptions,
     ctx: &ClusterContext,
     journal: &Journal,
     reporter: &Reporter,
 ) -> anyhow::Result<Option<WindowPolicy>> {
-    if args.windows.is_empty() {
-        if args.wait_for_window {
+    if opts.windows.is_empty() {
+        if opts.wait_for_window {
             return Err(Failure::new(Exit::Usage, "--wait-for-window needs --window")
                 .hint("give --window 'DAYS HH:MM-HH:MM' or --window aks")
                 .into());
         }
         return Ok(None);
     }
-    let mut schedule = Schedule::new(&args.time_zone).map_err(usage)?;
-    for spec in &args.windows {
+    let mut schedule = Schedule::new(&opts.time_zone).map_err(usage)?;
+    for spec in &opts.windows {
         if spec.trim().eq_ignore_ascii_case("aks") {
             schedule.add_aks(aks_window(ctx, reporter).await?);
         } else {
@@ -67,7 +67,7 @@ pub async fn policy(
             ));
             d
         }
-        None => args.node_budget,
+        None => Duration::from_secs(opts.node_budget),
     };
     reporter.verbose(&format!("maintenance windows: {}", schedule.describe().join("; ")));
     Ok(Some(WindowPolicy {
