@@ -17,11 +17,14 @@
 //!   its upgrade succeeded and the probe after it finds nothing pending of the chosen mode.
 //! - **Ctrl-C is a safe point**: apt runs detached on the node and is waited for.
 //!
-//! This file is glue, in the order a run goes: arguments and policies ([`run`]), the
-//! pre-flight against the cluster (`prepare.rs`), `--dry-run` and the confirmation, the gate,
-//! the blockers, the lock and the run record (`start.rs`), the engine
-//! ([`crate::rollout::engine`]), then the lock released, the record closed and the summary
-//! (`finish.rs`).
+//! This module is glue, in the order a run goes: the flags turned into the run's typed
+//! options, a resume's checked against its record ([`crate::rollout::resume`]), the windows,
+//! blockers and notifications ([`run`]); the pre-flight against the cluster (`prepare.rs`),
+//! whose decisions are [`crate::rollout::preflight`]'s; `--dry-run` and the confirmation; the
+//! gate, the blockers, the lock and the run record (`start.rs`); the engine
+//! ([`crate::rollout::engine`]); then the lock released, the record closed and the summary
+//! (`finish.rs`). A refusal is a [`crate::rollout::refusal::Refusal`], worded by
+//! [`crate::output::refusal`].
 
 mod blockers;
 mod finish;
