@@ -58,6 +58,12 @@ fn roots(path: &std::path::Path, var: &str) -> Result<Vec<reqwest::Certificate>,
     Ok(certs)
 }
 
+/// The instant an HTTP date header names (`Date`, `Retry-After`: RFC 9110's
+/// `Sun, 06 Nov 1994 08:49:37 GMT`, and RFC 2822's other forms).
+pub fn http_date(value: &str) -> Option<jiff::Timestamp> {
+    jiff::fmt::rfc2822::parse(value.trim()).ok().map(|z| z.timestamp())
+}
+
 /// Why a request sent with [`send_with_retries`] failed, without its URL (webhook and
 /// Pushgateway URLs can hold secrets).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,5 +217,13 @@ mod tests {
         let url = server.uri();
         let r = send_with_retries("sending", || http.post(&url)).await;
         assert!(matches!(r, Err(SendFailure::Status(s, _)) if s == 307), "{r:?}");
+    }
+
+    #[test]
+    fn http_dates_read_as_servers_write_them() {
+        let t: jiff::Timestamp = "1994-11-06T08:49:37Z".parse().unwrap();
+        assert_eq!(http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(t));
+        assert_eq!(http_date(" Sun, 06 Nov 1994 09:49:37 +0100 "), Some(t));
+        assert_eq!(http_date("7"), None);
     }
 }

@@ -103,12 +103,12 @@ pub fn run_families(rec: &RunRecord) -> Vec<Family> {
     );
     last.add(
         &[("result", &crate::rollout::journal::enum_text(&rec.status))],
-        finished.timestamp_millis() as f64 / 1000.0,
+        finished.as_millisecond() as f64 / 1000.0,
     );
     let mut duration = Family::new("aks_patch_run_duration_seconds", "How long the last aks-patch run took");
     duration.add(
         &[],
-        (finished - rec.started_at).num_milliseconds().max(0) as f64 / 1000.0,
+        finished.duration_since(rec.started_at).as_millis().max(0) as f64 / 1000.0,
     );
     let mut total = Family::new("aks_patch_run_nodes_rebooted", "Nodes the last aks-patch run rebooted");
     total.add(&[], rec.nodes.iter().filter(|n| n.rebooted).count() as f64);

@@ -448,7 +448,7 @@ pub fn node_event(
 ) -> Event {
     let started = n.steps.first();
     let duration = match (started, n.finished_at) {
-        (Some(s), Some(end)) => (end - s.started_at).to_std().ok(),
+        (Some(s), Some(end)) => Duration::try_from(end.duration_since(s.started_at)).ok(),
         _ => None,
     };
     Event {

@@ -10,7 +10,7 @@ use crate::output::nodes::NodeColumns;
 use crate::output::{Column, Exit, Reporter, TableSpec};
 use crate::rollout::journal::Journal;
 use crate::settings::Settings;
-use k8s_openapi::jiff::Timestamp;
+use jiff::Timestamp;
 use serde::Serialize;
 
 /// One node in the report: kubectl's columns, then what aks-patch knows of its patching

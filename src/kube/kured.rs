@@ -8,7 +8,7 @@ use super::error::KubeError;
 use crate::retry::with_retry;
 use ::kube::api::{Api, PostParams};
 use ::kube::Client;
-use chrono::{DateTime, Utc};
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -39,7 +39,7 @@ pub struct KuredLockEntry {
     #[serde(default)]
     pub metadata: KuredNodeMeta,
     #[serde(default)]
-    pub created: Option<DateTime<Utc>>,
+    pub created: Option<Timestamp>,
     #[serde(rename = "TTL", default)]
     pub ttl: i64,
 }
@@ -52,9 +52,9 @@ pub struct KuredNodeMeta {
 
 impl KuredLockEntry {
     /// kured's `ttlExpired`: a TTL of 0 never expires.
-    pub fn expired(&self, now: DateTime<Utc>) -> bool {
+    pub fn expired(&self, now: Timestamp) -> bool {
         match (self.ttl, self.created) {
-            (ttl, Some(created)) if ttl > 0 => now - created >= chrono::TimeDelta::nanoseconds(ttl),
+            (ttl, Some(created)) if ttl > 0 => now.duration_since(created) >= SignedDuration::from_nanos(ttl),
             _ => false,
         }
     }
@@ -110,7 +110,7 @@ impl KuredLockValue {
     }
 
     /// The node IDs holding a live lock.
-    pub fn live_holders(&self, now: DateTime<Utc>) -> Vec<String> {
+    pub fn live_holders(&self, now: Timestamp) -> Vec<String> {
         let entries: Vec<&KuredLockEntry> = match self {
             KuredLockValue::Single(e) => vec![e],
             KuredLockValue::Multi { locks, .. } => locks.iter().collect(),
@@ -199,7 +199,7 @@ pub async fn kured_lock_holder(client: &Client) -> Result<Option<String>, KuredE
         return Ok(None);
     };
     let Some(v) = kured_value(&ds)? else { return Ok(None) };
-    let holders = v.live_holders(Utc::now());
+    let holders = v.live_holders(Timestamp::now());
     Ok(if holders.is_empty() {
         None
     } else {
@@ -219,7 +219,7 @@ pub async fn take_kured_lock(client: &Client, node: &str, ttl: Duration) -> Resu
         let Some(mut ds) = kured_daemonset(client).await? else {
             return Ok(KuredLock::NotInstalled);
         };
-        let now = Utc::now();
+        let now = Timestamp::now();
         let current = kured_value(&ds)?;
         if let Some(v) = &current {
             let others: Vec<String> = v.live_holders(now).into_iter().filter(|h| *h != ours).collect();
@@ -323,7 +323,7 @@ mod tests {
             r#"{"nodeID":"aks-user-1","metadata":{"unschedulable":false},"created":"2025-03-05T10:00:00.123456789Z","TTL":0}"#,
         )
         .unwrap();
-        let now = Utc::now();
+        let now = Timestamp::now();
         assert_eq!(v.live_holders(now), vec!["aks-user-1".to_string()]);
         // A TTL (Go duration, ns) that has run out frees the lock.
         let v = KuredLockValue::parse(
@@ -336,12 +336,13 @@ mod tests {
         assert_eq!(j["nodeID"], "aks-user-1");
         assert_eq!(j["TTL"], 60_000_000_000i64);
         assert_eq!(j["metadata"]["unschedulable"], false);
+        assert_eq!(j["created"], "2025-03-05T10:00:00Z", "RFC 3339, as kured writes it");
     }
 
     #[test]
     fn kured_multi_lock_format() {
-        let now = Utc::now();
-        let fresh = now.to_rfc3339();
+        let now = Timestamp::now();
+        let fresh = now.to_string();
         let text = format!(
             r#"{{"maxOwners":2,"locks":[{{"nodeID":"n1","metadata":{{"unschedulable":true}},"created":"{fresh}","TTL":0}},{{"nodeID":"n2","created":"2020-01-01T00:00:00Z","TTL":1000000000}}]}}"#
         );

@@ -24,9 +24,9 @@ use crate::retry::{with_retry, Backoff, RetryPolicy};
 use crate::settings::Settings;
 use ::kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use ::kube::Client;
-use chrono::{DateTime, Utc};
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -113,8 +113,8 @@ pub struct LeaseState {
     pub holder: Option<String>,
     /// The holder's details, when it is an aks-patch run.
     pub holder_info: Option<HolderInfo>,
-    pub acquired: Option<DateTime<Utc>>,
-    pub renewed: Option<DateTime<Utc>>,
+    pub acquired: Option<Timestamp>,
+    pub renewed: Option<Timestamp>,
     pub duration: Option<Duration>,
     pub transitions: i32,
     pub resource_version: Option<String>,
@@ -135,12 +135,8 @@ impl LeaseState {
         LeaseState {
             holder: spec.and_then(|s| s.holder_identity.clone()).filter(|h| !h.is_empty()),
             holder_info,
-            acquired: spec
-                .and_then(|s| s.acquire_time.as_ref())
-                .and_then(super::time::micro_time),
-            renewed: spec
-                .and_then(|s| s.renew_time.as_ref())
-                .and_then(super::time::micro_time),
+            acquired: spec.and_then(|s| s.acquire_time.as_ref()).map(|t| t.0),
+            renewed: spec.and_then(|s| s.renew_time.as_ref()).map(|t| t.0),
             duration: spec
                 .and_then(|s| s.lease_duration_seconds)
                 .map(|s| Duration::from_secs(s.max(0) as u64)),
@@ -151,12 +147,13 @@ impl LeaseState {
 
     /// Time since the last renewal by this machine's clock (`None` if never renewed or in
     /// the future).
-    pub fn renewed_ago(&self, now: DateTime<Utc>) -> Option<Duration> {
-        self.renewed.and_then(|r| (now - r).to_std().ok())
+    pub fn renewed_ago(&self, now: Timestamp) -> Option<Duration> {
+        self.renewed
+            .and_then(|r| Duration::try_from(now.duration_since(r)).ok())
     }
 
     /// Expired by this machine's clock: not renewed for longer than its duration.
-    pub fn expired_by_clock(&self, now: DateTime<Utc>) -> bool {
+    pub fn expired_by_clock(&self, now: Timestamp) -> bool {
         self.expires_in(now).is_none()
     }
 
@@ -164,12 +161,12 @@ impl LeaseState {
     /// once it has expired (not renewed for longer than its duration, allowing
     /// [`CLOCK_SLACK`] for the clocks' resolution). A renewal "in the future" (the holder's
     /// clock ahead) counts as just now.
-    pub fn expires_in(&self, now: DateTime<Utc>) -> Option<Duration> {
+    pub fn expires_in(&self, now: Timestamp) -> Option<Duration> {
         let (Some(r), Some(d)) = (self.renewed.or(self.acquired), self.duration) else {
             // No renewal time or no duration: nothing says it is alive.
             return None;
         };
-        let ago = (now - r).to_std().unwrap_or(Duration::ZERO);
+        let ago = Duration::try_from(now.duration_since(r)).unwrap_or(Duration::ZERO);
         (d + CLOCK_SLACK).checked_sub(ago).filter(|left| !left.is_zero())
     }
 }
@@ -210,7 +207,7 @@ pub enum Liveness {
 
 /// Judge the lease `state` for the process `me`, with `now` the best estimate of the API
 /// server's time and `alive` telling whether a pid on this host is a running aks-patch.
-pub fn judge(state: &LeaseState, me: &HolderInfo, now: DateTime<Utc>, alive: impl Fn(u32) -> bool) -> Liveness {
+pub fn judge(state: &LeaseState, me: &HolderInfo, now: Timestamp, alive: impl Fn(u32) -> bool) -> Liveness {
     if state.holder.is_none() {
         return Liveness::Free;
     }
@@ -246,26 +243,27 @@ pub fn watch_period(state: &LeaseState, min: Duration) -> Duration {
         .max(min)
 }
 
-/// The API server's clock against this machine's: what to add to `Utc::now()`, read from
+/// The API server's clock against this machine's: what to add to `Timestamp::now()`, read from
 /// the `Date` header of a cheap request (`/version`). `None` when it cannot be read; zero
 /// when within the header's resolution.
-pub async fn server_clock_offset(client: &Client) -> Option<chrono::TimeDelta> {
+pub async fn server_clock_offset(client: &Client) -> Option<SignedDuration> {
     let req = http::Request::get("/version")
         .body(::kube::client::Body::empty())
         .ok()?;
-    let before = Utc::now();
+    let before = Timestamp::now();
     let res = tokio::time::timeout(Duration::from_secs(10), client.send(req))
         .await
         .ok()?
         .ok()?;
-    let after = Utc::now();
+    let after = Timestamp::now();
     let date = res.headers().get(http::header::DATE)?.to_str().ok()?;
-    let server = DateTime::parse_from_rfc2822(date).ok()?.with_timezone(&Utc);
+    let server = crate::http::http_date(date)?;
     // The header is truncated to the second: the server's time is in [server, server + 1s).
-    let server = server + chrono::TimeDelta::milliseconds(500);
-    let offset = server - (before + (after - before) / 2);
-    Some(if offset.abs() <= chrono::TimeDelta::seconds(2) {
-        chrono::TimeDelta::zero()
+    let server = server.checked_add(SignedDuration::from_millis(500)).ok()?;
+    let asked_at = before.checked_add(after.duration_since(before) / 2).ok()?;
+    let offset = server.duration_since(asked_at);
+    Some(if offset.abs() <= SignedDuration::from_secs(2) {
+        SignedDuration::ZERO
     } else {
         offset
     })
@@ -300,7 +298,7 @@ pub enum LockError {
         /// `namespace/name` of the Lease.
         lease: String,
         holder: String,
-        acquired: Option<DateTime<Utc>>,
+        acquired: Option<Timestamp>,
         renewed_ago: Option<Duration>,
         /// Why it is not taken.
         verdict: HeldVerdict,
@@ -326,17 +324,14 @@ pub enum LockError {
 
 fn held_text(
     holder: &str,
-    acquired: &Option<DateTime<Utc>>,
+    acquired: &Option<Timestamp>,
     renewed_ago: &Option<Duration>,
     verdict: &HeldVerdict,
     lease: &str,
 ) -> String {
     let mut s = format!("another aks-patch run holds the lock (Lease {lease}): {holder}");
     if let Some(a) = acquired {
-        s.push_str(&format!(
-            ", since {}",
-            a.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        ));
+        s.push_str(&format!(", since {}", a.strftime("%Y-%m-%dT%H:%M:%SZ")));
     }
     match renewed_ago {
         Some(ago) => s.push_str(&format!(", last renewed {}s ago", ago.as_secs())),
@@ -459,7 +454,7 @@ impl Lock {
                             lease: lease_name,
                             holder: state.holder.clone().unwrap_or_default(),
                             acquired: state.acquired,
-                            renewed_ago: state.renewed_ago(Utc::now()),
+                            renewed_ago: state.renewed_ago(Timestamp::now()),
                             verdict: HeldVerdict::Dead {
                                 pid,
                                 host: holder.host.clone(),
@@ -552,7 +547,7 @@ impl Lock {
 
     /// [`judge`] `state` for `me`, by the API server's clock where it can be read.
     pub async fn judge(client: &Client, state: &LeaseState, me: &HolderInfo) -> Liveness {
-        let mut now = Utc::now();
+        let mut now = Timestamp::now();
         let on_this_host = state.holder_info.as_ref().is_some_and(|i| i.host == me.host);
         if state.holder.is_some() && !on_this_host {
             match server_clock_offset(client).await {
@@ -560,10 +555,10 @@ impl Lock {
                     if !offset.is_zero() {
                         tracing::info!(
                             "the API server's clock is {}s off this machine's: the lock is judged by the server's",
-                            offset.num_seconds()
+                            offset.as_secs()
                         );
                     }
-                    now += offset;
+                    now = now.checked_add(offset).unwrap_or(now);
                 }
                 None => tracing::debug!("cannot read the API server's clock; the lock is judged by this machine's"),
             }
@@ -625,7 +620,7 @@ impl Lock {
                 lease,
                 holder,
                 acquired: state.acquired,
-                renewed_ago: state.renewed_ago(Utc::now()),
+                renewed_ago: state.renewed_ago(Timestamp::now()),
                 verdict: HeldVerdict::Dead {
                     pid: *pid,
                     host: me.host.clone(),
@@ -637,8 +632,15 @@ impl Lock {
     }
 }
 
+/// Now, as a Lease holds it: `MicroTime` carries microseconds on the wire, so the rest is
+/// dropped and what is written is what is read back.
+fn now_micro() -> MicroTime {
+    let now = Timestamp::now();
+    MicroTime(Timestamp::from_microsecond(now.as_microsecond()).unwrap_or(now))
+}
+
 fn lease_spec(identity: &str, duration: Duration, transitions: i32) -> LeaseSpec {
-    let now = super::time::now_micro();
+    let now = now_micro();
     LeaseSpec {
         holder_identity: Some(identity.to_string()),
         lease_duration_seconds: Some(duration.as_secs().clamp(1, i32::MAX as u64) as i32),
@@ -662,7 +664,7 @@ async fn held_error(api: &Api<Lease>, opts: &LockOptions, lease_name: &str) -> L
                 lease: lease_name.to_string(),
                 holder: st.holder.clone().unwrap_or_else(|| "(another run, just now)".into()),
                 acquired: st.acquired,
-                renewed_ago: st.renewed_ago(Utc::now()),
+                renewed_ago: st.renewed_ago(Timestamp::now()),
                 verdict: HeldVerdict::JustTaken,
             }
         }
@@ -743,7 +745,7 @@ impl Renewer {
         for _ in 0..3 {
             let mut lease = guard.0.clone();
             if let Some(spec) = lease.spec.as_mut() {
-                spec.renew_time = Some(super::time::now_micro());
+                spec.renew_time = Some(now_micro());
             }
             match self.api.replace(&self.opts.name, &PostParams::default(), &lease).await {
                 Ok(l) => {
@@ -1018,12 +1020,12 @@ mod tests {
 
     #[test]
     fn lease_expiry_by_clock() {
-        let now = Utc::now();
+        let now = Timestamp::now();
         let st = |renewed_ago: i64, dur: u64| LeaseState {
             holder: Some("x".into()),
             holder_info: None,
             acquired: None,
-            renewed: Some(now - chrono::TimeDelta::seconds(renewed_ago)),
+            renewed: Some(now - SignedDuration::from_secs(renewed_ago)),
             duration: Some(Duration::from_secs(dur)),
             transitions: 0,
             resource_version: None,
@@ -1036,7 +1038,7 @@ mod tests {
         assert_eq!(st(-30, 60).renewed_ago(now), None);
     }
 
-    fn lease(host: &str, pid: u32, renewed_ago: i64, duration: u64, now: DateTime<Utc>) -> LeaseState {
+    fn lease(host: &str, pid: u32, renewed_ago: i64, duration: u64, now: Timestamp) -> LeaseState {
         LeaseState {
             holder: Some(format!("alice@{host} pid {pid} run r1")),
             holder_info: Some(HolderInfo {
@@ -1045,8 +1047,8 @@ mod tests {
                 pid,
                 run_id: "r1".into(),
             }),
-            acquired: Some(now - chrono::TimeDelta::seconds(renewed_ago + 100)),
-            renewed: Some(now - chrono::TimeDelta::seconds(renewed_ago)),
+            acquired: Some(now - SignedDuration::from_secs(renewed_ago + 100)),
+            renewed: Some(now - SignedDuration::from_secs(renewed_ago)),
             duration: Some(Duration::from_secs(duration)),
             transitions: 0,
             resource_version: Some("7".into()),
@@ -1064,7 +1066,7 @@ mod tests {
 
     #[test]
     fn a_lease_renewed_within_its_duration_on_another_host_is_live_and_refused_even_with_force() {
-        let now = Utc::now();
+        let now = Timestamp::now();
         // The other host's process cannot be seen from here: whatever /proc says, only the
         // lease's times count.
         let l = judge(&lease("otherhost", 1234, 3, 60, now), &me(), now, |_| false);
@@ -1111,7 +1113,7 @@ mod tests {
 
     #[test]
     fn an_expired_lease_from_another_host_is_takeable() {
-        let now = Utc::now();
+        let now = Timestamp::now();
         assert_eq!(
             judge(&lease("otherhost", 1234, 70, 60, now), &me(), now, |_| true),
             Liveness::Expired {
@@ -1139,7 +1141,7 @@ mod tests {
 
     #[test]
     fn a_holder_on_this_host_is_live_while_its_process_runs_and_dead_once_gone() {
-        let now = Utc::now();
+        let now = Timestamp::now();
         let fresh = lease("jumpbox", 1234, 3, 60, now);
         assert_eq!(
             judge(&fresh, &me(), now, |pid| pid == 1234),
@@ -1199,7 +1201,7 @@ mod tests {
         assert!(t.contains("a run started after that takes it over"), "{t}");
         // What it promises is what the judgement does: 61 s after the last renewal of a 60 s
         // lease, a run from anywhere may take it.
-        let now = Utc::now();
+        let now = Timestamp::now();
         assert!(matches!(
             judge(&lease("otherhost", 1, 62, 60, now), &me(), now, |_| true),
             Liveness::Expired { .. }

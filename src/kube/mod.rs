@@ -18,7 +18,6 @@ pub mod nodes;
 pub mod objects;
 pub mod reboot;
 pub mod schedule;
-mod time;
 pub mod watch;
 
 pub use client::{client_from_config, client_from_kubeconfig_file, client_from_kubeconfig_yaml};

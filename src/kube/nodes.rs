@@ -12,8 +12,8 @@ use super::list::list_all;
 use crate::retry::with_retry;
 use ::kube::api::{Api, ListParams};
 use ::kube::Client;
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Node;
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The node's Ready condition, as the kubelet last posted it.

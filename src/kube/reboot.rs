@@ -180,7 +180,7 @@ pub async fn wait_for_reboot(
                     progress(RebootEvent::Back {
                         elapsed: start.elapsed(),
                     });
-                    return Ok(node_row(&n, k8s_openapi::jiff::Timestamp::now()));
+                    return Ok(node_row(&n, jiff::Timestamp::now()));
                 }
                 last = st;
             }

@@ -3,7 +3,7 @@
 //! `<unknown>` for the OS image, kernel and container runtime, an empty VERSION).
 
 use crate::kube::nodes::{age_text, roles_text, status_text, NodeInfo};
-use k8s_openapi::jiff::Timestamp;
+use jiff::Timestamp;
 use serde::Serialize;
 
 /// STATUS as kubectl prints it (`Ready`, `NotReady,SchedulingDisabled`, ...).
@@ -69,7 +69,7 @@ impl NodeColumns {
 mod tests {
     use super::*;
     use crate::kube::nodes::{AddressKind, NodeAddress, Readiness};
-    use k8s_openapi::jiff::SignedDuration;
+    use jiff::SignedDuration;
 
     fn node(name: &str) -> NodeInfo {
         NodeInfo {

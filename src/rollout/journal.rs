@@ -556,20 +556,23 @@ pub fn enum_text<T: serde::Serialize>(v: &T) -> String {
 }
 
 /// A moment in a record: UTC, written as RFC 3339 with milliseconds.
-pub type Time = chrono::DateTime<chrono::Utc>;
+pub type Time = jiff::Timestamp;
 
 pub fn now() -> Time {
-    chrono::Utc::now()
-}
-
-/// A moment of a clock ([`super::window::Clock`]) as records keep it.
-pub fn time_of(t: jiff::Timestamp) -> Time {
-    chrono::DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().unsigned_abs()).unwrap_or_default()
+    jiff::Timestamp::now()
 }
 
 /// `t` as records and `report` write it: RFC 3339, UTC, milliseconds.
 pub fn stamp(t: &Time) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    static PRINTER: jiff::fmt::temporal::DateTimePrinter =
+        jiff::fmt::temporal::DateTimePrinter::new().precision(Some(3));
+    PRINTER.timestamp_to_string(t)
+}
+
+/// A moment written as RFC 3339 (any offset), as records of every version hold it.
+fn parse_time(text: &str) -> Result<Time, String> {
+    text.parse::<Time>()
+        .map_err(|e| format!("`{text}` is not an RFC 3339 time: {e}"))
 }
 
 /// Serde for [`Time`] as [`stamp`] writes it (any RFC 3339 offset reads).
@@ -582,10 +585,7 @@ pub(super) mod ms {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Time, D::Error> {
-        let text = String::deserialize(d)?;
-        chrono::DateTime::parse_from_rfc3339(&text)
-            .map(|t| t.with_timezone(&chrono::Utc))
-            .map_err(serde::de::Error::custom)
+        super::parse_time(&String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -601,19 +601,17 @@ mod opt_ms {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Time>, D::Error> {
-        match Option::<String>::deserialize(d)? {
-            None => Ok(None),
-            Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
-                .map(|t| Some(t.with_timezone(&chrono::Utc)))
-                .map_err(serde::de::Error::custom),
-        }
+        Option::<String>::deserialize(d)?
+            .map(|text| super::parse_time(&text))
+            .transpose()
+            .map_err(serde::de::Error::custom)
     }
 }
 
 pub fn new_run_id() -> String {
     use rand::Rng;
     let suffix: u32 = rand::rng().random_range(0..0xffff);
-    format!("{}-{suffix:04x}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"))
+    format!("{}-{suffix:04x}", now().strftime("%Y%m%dT%H%M%SZ"))
 }
 
 /// A record as read from `path`: any version up to [`SCHEMA_VERSION`].
@@ -761,9 +759,23 @@ mod tests {
         assert!(v.get("finishedAt").is_none());
         let back: RunRecord = serde_json::from_value(v).unwrap();
         assert_eq!(stamp(&back.started_at), "2026-12-01T22:59:58.123Z");
-        let mut v = serde_json::to_value(&r).unwrap();
-        v["startedAt"] = "not a time".into();
-        assert!(serde_json::from_value::<RunRecord>(v).is_err());
+        // Every RFC 3339 form earlier versions (and hand edits) wrote still reads.
+        for (written, read) in [
+            ("2026-12-01T22:59:58Z", "2026-12-01T22:59:58.000Z"),
+            ("2026-12-01T22:59:58.123456789Z", "2026-12-01T22:59:58.123Z"),
+            ("2026-12-01T17:59:58.5-05:00", "2026-12-01T22:59:58.500Z"),
+            ("2026-12-01T22:59:58.123+00:00", "2026-12-01T22:59:58.123Z"),
+        ] {
+            let mut v = serde_json::to_value(&r).unwrap();
+            v["startedAt"] = written.into();
+            let back: RunRecord = serde_json::from_value(v).unwrap();
+            assert_eq!(stamp(&back.started_at), read, "{written}");
+        }
+        for bad in ["not a time", "2026-12-01T22:59:58", "2026-12-01"] {
+            let mut v = serde_json::to_value(&r).unwrap();
+            v["startedAt"] = bad.into();
+            assert!(serde_json::from_value::<RunRecord>(v).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -176,7 +176,7 @@ async fn a_node_that_never_returns_is_left_cordoned_named_and_the_run_halts() {
 async fn a_lock_held_by_a_live_run_refuses_apply_naming_the_holder() {
     skip_unless_root!();
     let c = Cluster::start(Some(SMALL)).await;
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
     c.sim
         .shared
         .store

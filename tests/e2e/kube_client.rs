@@ -495,7 +495,7 @@ async fn lease_lock_refuses_a_live_lease_even_with_force_and_takes_an_expired_on
     // (the same machine's here: no offset).
     assert_eq!(
         aks_patch::kube::lock::server_clock_offset(&env.client).await,
-        Some(chrono::TimeDelta::zero())
+        Some(jiff::SignedDuration::ZERO)
     );
     let a = Lock::acquire_with(&env.client, holder("a"), &opts, false)
         .await
@@ -527,7 +527,7 @@ async fn lease_lock_refuses_a_live_lease_even_with_force_and_takes_an_expired_on
         .await
         .expect("inspect")
         .expect("lease");
-    assert!(!st.expired_by_clock(chrono::Utc::now()), "{st:?}");
+    assert!(!st.expired_by_clock(jiff::Timestamp::now()), "{st:?}");
     assert_eq!(st.holder_info.as_ref().map(|h| h.run_id.as_str()), Some("a"));
     assert_eq!(st.transitions, 0, "nobody took it over");
     a.release().await.expect("release");

@@ -11,14 +11,14 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use std::time::{Duration, Instant};
 
-fn micro(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+fn micro(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
 /// Write the aks-patch Lease as a run on host `host` holds it: renewed `renewed_ago` ago,
 /// for `duration_secs`.
 async fn write_lease(c: &Cluster, host: &str, renewed_ago: Duration, duration_secs: i32) -> Lease {
-    let renewed = chrono::Utc::now() - chrono::TimeDelta::from_std(renewed_ago).unwrap();
+    let renewed = jiff::Timestamp::now() - renewed_ago;
     let lease: Lease = serde_json::from_value(serde_json::json!({
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
@@ -35,7 +35,7 @@ async fn write_lease(c: &Cluster, host: &str, renewed_ago: Duration, duration_se
         "spec": {
             "holderIdentity": format!("alice@{host} pid 4242 run run-elsewhere"),
             "leaseDurationSeconds": duration_secs,
-            "acquireTime": micro(renewed - chrono::TimeDelta::seconds(30)),
+            "acquireTime": micro(renewed - jiff::SignedDuration::from_secs(30)),
             "renewTime": micro(renewed),
             "leaseTransitions": 0,
         },

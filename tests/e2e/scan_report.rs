@@ -520,7 +520,7 @@ async fn report_table_json_and_yaml_show_reboot_required_and_last_patched() {
     assert_eq!(n["latestNodeImageVersion"], "AKSUbuntu-2204gen2containerd-202503.05.0");
     assert_eq!(n["lastPatched"], Value::Null);
     let scanned_at = n["lastScanned"].as_str().expect("lastScanned after a scan");
-    chrono::DateTime::parse_from_rfc3339(scanned_at).expect("lastScanned is RFC 3339");
+    scanned_at.parse::<jiff::Timestamp>().expect("lastScanned is RFC 3339");
     assert_eq!(rows_j[WINDOWS[1]]["rebootRequired"], Value::Null);
     assert_eq!(rows_j[WINDOWS[1]]["osType"], "windows");
 

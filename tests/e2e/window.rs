@@ -6,14 +6,47 @@
 //! time.
 
 use crate::common::*;
-use chrono::{DateTime, Datelike, Duration as Span, DurationRound, Utc};
+use jiff::civil::Weekday;
+use jiff::tz::{Offset, TimeZone};
+use jiff::{RoundMode, SignedDuration, Timestamp, TimestampRound, Unit};
 
-fn hm(t: DateTime<Utc>) -> String {
-    t.format("%H:%M").to_string()
+fn hm(t: Timestamp) -> String {
+    t.strftime("%H:%M").to_string()
 }
 
-fn z(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+fn z(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn ymd(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%d").to_string()
+}
+
+/// `t` truncated to the minute.
+fn to_the_minute(t: Timestamp) -> Timestamp {
+    t.round(TimestampRound::new().smallest(Unit::Minute).mode(RoundMode::Trunc))
+        .unwrap()
+}
+
+fn secs(n: i64) -> SignedDuration {
+    SignedDuration::from_secs(n)
+}
+
+fn mins(n: i64) -> SignedDuration {
+    SignedDuration::from_mins(n)
+}
+
+fn hours(n: i64) -> SignedDuration {
+    SignedDuration::from_hours(n)
+}
+
+fn days(n: i64) -> SignedDuration {
+    SignedDuration::from_hours(24 * n)
+}
+
+/// The time left until `t` (zero once it has passed).
+fn until(t: Timestamp) -> std::time::Duration {
+    std::time::Duration::try_from(t.duration_since(Timestamp::now())).unwrap_or_default()
 }
 
 /// [`SMALL`] with these lines added under `cluster:` (and `extra` timing).
@@ -29,13 +62,14 @@ async fn outside_the_window_nothing_is_touched_exit_8_and_the_next_opening_is_gi
     skip_unless_root!();
     let c = Cluster::start(Some(&scenario(2, 1.0, ""))).await;
     // A daily window from three to four hours from now (Berlin time).
-    let now = Utc::now().duration_trunc(Span::minutes(1)).unwrap();
-    let open = now + Span::hours(3);
-    let berlin = open.with_timezone(&chrono_tz_free_offset(open));
+    let now = to_the_minute(Timestamp::now());
+    let open = now + hours(3);
+    let berlin_time = TimeZone::fixed(berlin_offset(open));
+    let berlin = open.to_zoned(berlin_time.clone());
     let spec = format!(
         "{}-{}",
-        berlin.format("%H:%M"),
-        (berlin + Span::hours(1)).format("%H:%M")
+        berlin.strftime("%H:%M"),
+        (open + hours(1)).to_zoned(berlin_time).strftime("%H:%M")
     );
     let r = c
         .run(&apply_args(&["--window", &spec, "--time-zone", "Europe/Berlin"]), true)
@@ -44,7 +78,7 @@ async fn outside_the_window_nothing_is_touched_exit_8_and_the_next_opening_is_gi
     assert!(r.stderr.contains("outside the maintenance window"), "{}", r.stderr);
     assert!(
         r.stderr
-            .contains(&format!("the next window opens {}", berlin.format("%Y-%m-%d %H:%M")))
+            .contains(&format!("the next window opens {}", berlin.strftime("%Y-%m-%d %H:%M")))
             && r.stderr.contains(&z(open))
             && r.stderr.contains("nothing was changed"),
         "the next opening in Berlin time and UTC:\n{}",
@@ -81,16 +115,17 @@ async fn outside_the_window_nothing_is_touched_exit_8_and_the_next_opening_is_gi
 /// Europe/Berlin's offset at `t` (CET +01:00 in winter, CEST +02:00 in summer: the last
 /// Sunday of March 01:00 UTC to the last Sunday of October 01:00 UTC), so the test does not
 /// need a time zone crate of its own.
-fn chrono_tz_free_offset(t: DateTime<Utc>) -> chrono::FixedOffset {
-    let last_sunday = |month: u32| {
-        let mut d = chrono::NaiveDate::from_ymd_opt(t.year(), month, 31).unwrap();
-        while d.weekday() != chrono::Weekday::Sun {
-            d = d.pred_opt().unwrap();
+fn berlin_offset(t: Timestamp) -> Offset {
+    let year = t.to_zoned(TimeZone::UTC).year();
+    let last_sunday = |month: i8| {
+        let mut d = jiff::civil::date(year, month, 31);
+        while d.weekday() != Weekday::Sunday {
+            d = d.yesterday().unwrap();
         }
-        d.and_hms_opt(1, 0, 0).unwrap().and_utc()
+        d.at(1, 0, 0, 0).to_zoned(TimeZone::UTC).unwrap().timestamp()
     };
     let summer = t >= last_sunday(3) && t < last_sunday(10);
-    chrono::FixedOffset::east_opt(if summer { 7200 } else { 3600 }).unwrap()
+    Offset::constant(if summer { 2 } else { 1 })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -99,10 +134,10 @@ async fn a_window_that_closes_mid_run_stops_between_nodes_and_resume_finishes_in
     // Two nodes whose reboot takes 20 s; the window closes 2 to 3 minutes from now, and a
     // node is given all but 15 s of it: the first node starts, the second no longer fits.
     let c = Cluster::start(Some(&scenario(2, 20.0, ""))).await;
-    let now = Utc::now();
-    let start = now.duration_trunc(Span::minutes(1)).unwrap() - Span::minutes(1);
-    let end = start + Span::minutes(4);
-    let budget = (end - now).num_seconds() - 15;
+    let now = Timestamp::now();
+    let start = to_the_minute(now) - mins(1);
+    let end = start + mins(4);
+    let budget = end.duration_since(now).as_secs() - 15;
     let spec = format!("{}-{}", hm(start), hm(end));
     let budget = format!("{budget}s");
     let r = c
@@ -166,11 +201,11 @@ async fn a_resume_without_window_keeps_the_recorded_window_and_touches_nothing_o
     // The window closes one to two minutes from now; a node is given all of it but 15 s and
     // takes 20 s: n0 starts, n1 no longer fits.
     let c = Cluster::start(Some(&scenario(2, 20.0, ""))).await;
-    let now = Utc::now();
-    let start = now.duration_trunc(Span::minutes(1)).unwrap() - Span::minutes(1);
-    let end = start + Span::minutes(3);
+    let now = Timestamp::now();
+    let start = to_the_minute(now) - mins(1);
+    let end = start + mins(3);
     let spec = format!("{}-{}", hm(start), hm(end));
-    let budget = format!("{}s", (end - now).num_seconds() - 15);
+    let budget = format!("{}s", end.duration_since(now).as_secs() - 15);
     let r = c
         .run(&apply_args(&["--window", &spec, "--node-budget", &budget]), true)
         .await;
@@ -178,9 +213,7 @@ async fn a_resume_without_window_keeps_the_recorded_window_and_touches_nothing_o
     let (n0, n1) = (small_node(0), small_node(1));
     assert_eq!(c.kernel(&n0), "5.15.0-1073-azure");
     // Once the window has closed, a resume without --window is still held to it.
-    if let Ok(wait) = (end + Span::seconds(1) - Utc::now()).to_std() {
-        tokio::time::sleep(wait).await;
-    }
+    tokio::time::sleep(until(end + secs(1))).await;
     let before = c.events().len();
     let r = c.run(&apply_args(&["--resume"]), true).await;
     r.assert_code(8);
@@ -211,11 +244,11 @@ async fn a_resume_outside_the_window_finishes_the_node_left_out_and_starts_no_ot
     // given all of it but 20 s: n0 starts; once 20 s have passed no node fits any more.
     let c = Cluster::start(Some(&scenario(2, 20.0, ""))).await;
     let (n0, n1) = (small_node(0), small_node(1));
-    let t0 = Utc::now();
-    let start = t0.duration_trunc(Span::minutes(1)).unwrap() - Span::minutes(1);
-    let end = start + Span::minutes(4);
+    let t0 = Timestamp::now();
+    let start = to_the_minute(t0) - mins(1);
+    let end = start + mins(4);
     let window = format!("{}-{}", hm(start), hm(end));
-    let budget = format!("{}s", (end - t0).num_seconds() - 20);
+    let budget = format!("{}s", end.duration_since(t0).as_secs() - 20);
     let mut child = c
         .command_with_target(&apply_args(&["--window", &window, "--node-budget", &budget]))
         .spawn()
@@ -226,8 +259,8 @@ async fn a_resume_outside_the_window_finishes_the_node_left_out_and_starts_no_ot
     let _ = child.wait().await;
     assert!(c.unschedulable(&n0), "the killed run left n0 cordoned");
     // The window is now three to four hours away.
-    let now = Utc::now().duration_trunc(Span::minutes(1)).unwrap();
-    let spec = format!("{}-{}", hm(now + Span::hours(3)), hm(now + Span::hours(4)));
+    let now = to_the_minute(Timestamp::now());
+    let spec = format!("{}-{}", hm(now + hours(3)), hm(now + hours(4)));
 
     let r = c.run(&apply_args(&["--window", &spec]), true).await;
     r.assert_code(8);
@@ -243,10 +276,8 @@ async fn a_resume_outside_the_window_finishes_the_node_left_out_and_starts_no_ot
     assert!(c.unschedulable(&n0), "a refused run changes nothing");
 
     // The resume keeps the recorded window and budget, by which no node fits any more.
-    let fits_until = t0 + Span::seconds(22);
-    if let Ok(wait) = (fits_until - Utc::now()).to_std() {
-        tokio::time::sleep(wait).await;
-    }
+    let fits_until = t0 + secs(22);
+    tokio::time::sleep(until(fits_until)).await;
     let r = c
         .run(&apply_args(&["--resume", "--force-unlock", "-o", "json"]), true)
         .await;
@@ -275,27 +306,28 @@ fn aks_config(name: &str, window: serde_json::Value) -> String {
 async fn window_aks_honours_every_schedule_type_from_arm() {
     skip_unless_root!();
     // A window that started an hour ago (to the minute) and lasts 4 hours.
-    let start = Utc::now().duration_trunc(Span::minutes(1)).unwrap() - Span::hours(1);
-    let end = start + Span::hours(4);
-    let day = start.format("%A").to_string();
-    let week_index = ["First", "Second", "Third", "Fourth", "Last"][((start.day() - 1) / 7) as usize];
+    let start = to_the_minute(Timestamp::now()) - hours(1);
+    let end = start + hours(4);
+    let day = start.strftime("%A").to_string();
+    let week_index =
+        ["First", "Second", "Third", "Fourth", "Last"][((start.to_zoned(TimeZone::UTC).day() - 1) / 7) as usize];
     // Weekly, given in +02:00: the local start is two hours later on the clock.
-    let local = start + Span::hours(2);
+    let local = start + hours(2);
     let cases = [
         (
             "daily every 3 days",
             serde_json::json!({"schedule": {"daily": {"intervalDays": 3}}, "durationHours": 4,
-                "startDate": (start - Span::days(30)).format("%Y-%m-%d").to_string(), "startTime": hm(start)}),
+                "startDate": ymd(start - days(30)), "startTime": hm(start)}),
         ),
         (
             "weekly +02:00",
-            serde_json::json!({"schedule": {"weekly": {"intervalWeeks": 1, "dayOfWeek": local.format("%A").to_string()}},
+            serde_json::json!({"schedule": {"weekly": {"intervalWeeks": 1, "dayOfWeek": local.strftime("%A").to_string()}},
                 "durationHours": 4, "utcOffset": "+02:00", "startTime": hm(local),
-                "startDate": (local - Span::days(7)).format("%Y-%m-%d").to_string()}),
+                "startDate": ymd(local - days(7))}),
         ),
         (
             "absoluteMonthly",
-            serde_json::json!({"schedule": {"absoluteMonthly": {"intervalMonths": 1, "dayOfMonth": start.day()}},
+            serde_json::json!({"schedule": {"absoluteMonthly": {"intervalMonths": 1, "dayOfMonth": start.to_zoned(TimeZone::UTC).day()}},
                 "durationHours": 4, "startTime": hm(start), "utcOffset": "+00:00"}),
         ),
         (
@@ -325,12 +357,12 @@ async fn window_aks_honours_every_schedule_type_from_arm() {
     // fallback): outside, and the next opening is the day after tomorrow; apply exits 8
     // and touches nothing.
     let window = serde_json::json!({"schedule": {"daily": {"intervalDays": 1}}, "durationHours": 4, "startTime": hm(start),
-        "notAllowedDates": [{"start": start.format("%Y-%m-%d").to_string(), "end": (start + Span::days(1)).format("%Y-%m-%d").to_string()}]});
+        "notAllowedDates": [{"start": ymd(start), "end": ymd(start + days(1))}]});
     let c = Cluster::start(Some(&scenario(1, 1.0, &aks_config("default", window)))).await;
     let r = c.run(&apply_args(&["--window", "aks"]), true).await;
     r.assert_code(8);
     // (Also when the window crosses midnight: the one starting tomorrow is not allowed.)
-    let next = start + Span::days(2);
+    let next = start + days(2);
     assert!(
         r.stderr.contains("outside the maintenance window") && r.stderr.contains(&z(next)),
         "next opening {}:\n{}",
@@ -376,16 +408,16 @@ async fn scan_and_report_show_the_aks_window_and_its_next_opening() {
     skip_unless_root!();
     // The default AKS configuration of aks-sim: weekly on Sunday, 02:00 +00:00, 4 hours.
     let c = Cluster::start(Some(&scenario(1, 1.0, ""))).await;
-    let now = Utc::now();
-    let mut sunday = now.date_naive();
-    while sunday.weekday() != chrono::Weekday::Sun {
-        sunday = sunday.succ_opt().unwrap();
+    let now = Timestamp::now();
+    let mut sunday = now.to_zoned(TimeZone::UTC).date();
+    while sunday.weekday() != Weekday::Sunday {
+        sunday = sunday.tomorrow().unwrap();
     }
-    let opens = sunday.and_hms_opt(2, 0, 0).unwrap().and_utc();
-    let expected = if now >= opens && now < opens + Span::hours(4) {
-        format!("open now, until {}", z(opens + Span::hours(4)))
+    let opens = sunday.at(2, 0, 0, 0).to_zoned(TimeZone::UTC).unwrap().timestamp();
+    let expected = if now >= opens && now < opens + hours(4) {
+        format!("open now, until {}", z(opens + hours(4)))
     } else if now >= opens {
-        format!("next opens {}", z(opens + Span::days(7)))
+        format!("next opens {}", z(opens + days(7)))
     } else {
         format!("next opens {}", z(opens))
     };
@@ -411,12 +443,12 @@ async fn wait_for_window_waits_for_the_opening_then_patches() {
     // Two nodes: a single one could not be drained past the web PodDisruptionBudget.
     let c = Cluster::start(Some(&scenario(2, 1.0, ""))).await;
     // A window opening at the next minute boundary at least 15 s away.
-    let now = Utc::now();
-    let mut opens = now.duration_trunc(Span::minutes(1)).unwrap() + Span::minutes(1);
-    if opens - now < Span::seconds(15) {
-        opens += Span::minutes(1);
+    let now = Timestamp::now();
+    let mut opens = to_the_minute(now) + mins(1);
+    if opens.duration_since(now) < secs(15) {
+        opens += mins(1);
     }
-    let spec = format!("{}-{}", hm(opens), hm(opens + Span::hours(2)));
+    let spec = format!("{}-{}", hm(opens), hm(opens + hours(2)));
     let r = c
         .run(&apply_args(&["--window", &spec, "--wait-for-window"]), true)
         .await;
@@ -433,12 +465,12 @@ async fn wait_for_window_waits_for_the_opening_then_patches() {
     let ev = c.events();
     let first = of_kind(&ev, "apt-upgrade")
         .first()
-        .map(|e| DateTime::parse_from_rfc3339(&e.time).unwrap().with_timezone(&Utc))
+        .map(|e| e.time.parse::<Timestamp>().unwrap())
         .expect("the node was upgraded");
     assert!(first >= opens, "upgraded at {first}, the window opened at {opens}");
     for e in &ev {
         if matches!(e.kind.as_str(), "lease" | "cordon") {
-            let t = DateTime::parse_from_rfc3339(&e.time).unwrap().with_timezone(&Utc);
+            let t = e.time.parse::<Timestamp>().unwrap();
             assert!(t >= opens, "{} at {t}", e.kind);
         }
     }

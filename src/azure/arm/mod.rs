@@ -378,14 +378,18 @@ mod tests {
         assert_eq!(retry_after(&h), None);
         h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        let when = (chrono::Utc::now() + chrono::Duration::seconds(30))
-            .format("%a, %d %b %Y %H:%M:%S GMT")
+        let when = (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(30))
+            .strftime("%a, %d %b %Y %H:%M:%S GMT")
             .to_string();
         h.insert(RETRY_AFTER, HeaderValue::from_str(&when).unwrap());
         let d = retry_after(&h).unwrap();
         assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}");
         h.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
         assert_eq!(retry_after(&h), Some(Duration::ZERO), "a date in the past means now");
+        for nonsense in ["1e30", "-5", "inf"] {
+            h.insert(RETRY_AFTER, HeaderValue::from_static(nonsense));
+            assert_eq!(retry_after(&h), None, "{nonsense}");
+        }
         h.insert("retry-after-ms", HeaderValue::from_static("1500"));
         assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
     }
@@ -578,8 +582,8 @@ mod tests {
     #[tokio::test]
     async fn http_date_retry_after_is_honoured() {
         let server = MockServer::start().await;
-        let when = (chrono::Utc::now() + chrono::Duration::seconds(2))
-            .format("%a, %d %b %Y %H:%M:%S GMT")
+        let when = (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(2))
+            .strftime("%a, %d %b %Y %H:%M:%S GMT")
             .to_string();
         Mock::given(method("GET"))
             .respond_with(

@@ -274,13 +274,11 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     if let Ok(secs) = v.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Some(Duration::from_secs_f64(secs));
-        }
+        // A negative, infinite or huge value is no instruction.
+        return Duration::try_from_secs_f64(secs).ok();
     }
-    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    let wait = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
+    let when = crate::http::http_date(v)?;
+    Some(Duration::try_from(when.duration_since(jiff::Timestamp::now())).unwrap_or(Duration::ZERO))
 }
 
 /// `{"error":{"code","message"}}` (or the same at top level, as some providers answer).

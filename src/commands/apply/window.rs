@@ -59,7 +59,7 @@ pub async fn policy(
     }
     // How long a node is out: the median of this cluster's past runs, else --node-budget.
     let past = journal.runs(&ctx.cluster.key).unwrap_or_default();
-    let budget = match window::median_node_time(&past) {
+    let budget = match window::median_node_time(past.iter().flat_map(|r| &r.nodes)) {
         Some(d) => {
             reporter.verbose(&format!(
                 "a node is out for about {} (the median of this cluster's past runs)",

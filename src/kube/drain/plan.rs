@@ -7,7 +7,7 @@ use super::types::{DrainOptions, PodRef, RefuseReason, SkipReason, MIRROR_POD_AN
 use crate::retry::with_retry;
 use ::kube::api::{Api, ListParams};
 use ::kube::Client;
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -107,7 +107,7 @@ pub(super) fn has_empty_dir(pod: &Pod) -> bool {
 pub(crate) fn decide(
     pod: &Pod,
     opts: &DrainOptions,
-    now: DateTime<Utc>,
+    now: Timestamp,
     daemonset_exists: impl FnOnce(&str) -> bool,
 ) -> PodDecision {
     // Pods the drain was told to leave alone (aks-patch's own node-shell pods): their makers
@@ -117,9 +117,11 @@ pub(crate) fn decide(
     }
     // Already terminating: not evicted again; waited for unless it is stuck.
     if let Some(ts) = &pod.metadata.deletion_timestamp {
-        let since = super::super::time::time(ts);
+        let since = Some(ts.0);
         let waited_for = match (opts.skip_wait_for_delete_timeout, since) {
-            (Some(limit), Some(since)) => (now - since).to_std().map(|d| d <= limit).unwrap_or(true),
+            (Some(limit), Some(since)) => {
+                std::time::Duration::try_from(now.duration_since(since)).map_or(true, |d| d <= limit)
+            }
             _ => true,
         };
         return PodDecision::Skip(SkipReason::Terminating { since, waited_for });
@@ -197,7 +199,7 @@ pub(super) fn pdb_name(p: &PodDisruptionBudget) -> String {
 /// What draining `node` would do now: nothing is changed.
 pub async fn plan_drain(client: &Client, node: &str, opts: &DrainOptions) -> Result<DrainPlan, KubeError> {
     let pods = list_node_pods(client, node).await?;
-    let now = Utc::now();
+    let now = Timestamp::now();
     // DaemonSets asked about, by namespace/name.
     let mut ds_cache: BTreeMap<(String, String), bool> = BTreeMap::new();
     for pod in &pods {
@@ -341,7 +343,7 @@ mod tests {
     }
 
     fn d(p: &Pod, o: &DrainOptions, ds_exists: bool) -> PodDecision {
-        decide(p, o, Utc::now(), |_| ds_exists)
+        decide(p, o, Timestamp::now(), |_| ds_exists)
     }
 
     /// kubectl pkg/drain `TestDeletePods`/`TestDrain` filter cases, reduced to decisions.
@@ -419,7 +421,7 @@ mod tests {
         // A finished DaemonSet pod is evicted without asking about its DaemonSet.
         let done = phase(p, "Succeeded");
         assert_eq!(
-            decide(&done, &opts(false, false), Utc::now(), |_| panic!("asked")),
+            decide(&done, &opts(false, false), Timestamp::now(), |_| panic!("asked")),
             PodDecision::Evict { warning: None }
         );
     }
@@ -505,8 +507,8 @@ mod tests {
     #[test]
     fn terminating_pods_are_waited_for_not_evicted() {
         let mut p = pod("going");
-        let since = Utc::now() - chrono::TimeDelta::seconds(90);
-        p.metadata.deletion_timestamp = Some(Time(super::super::super::time::to_jiff(since)));
+        let since = Timestamp::now() - jiff::SignedDuration::from_secs(90);
+        p.metadata.deletion_timestamp = Some(Time(since));
         assert!(matches!(
             d(&p, &opts(false, false), true),
             PodDecision::Skip(SkipReason::Terminating { waited_for: true, .. })

@@ -2,7 +2,7 @@
 //! it did.
 
 pub use super::super::objects::PodRef;
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 use std::fmt;
@@ -82,10 +82,7 @@ pub enum SkipReason {
     DaemonSet { daemonset: String },
     /// Already being deleted (the drain still waits for it to go, unless it has been
     /// terminating longer than `skip_wait_for_delete_timeout`).
-    Terminating {
-        since: Option<DateTime<Utc>>,
-        waited_for: bool,
-    },
+    Terminating { since: Option<Timestamp>, waited_for: bool },
     /// The drain was told to leave it alone ([`DrainOptions::leave_alone`]), for this reason.
     LeftAlone { why: String },
 }

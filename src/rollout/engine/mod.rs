@@ -487,7 +487,7 @@ impl<'a> Engine<'a> {
 
     /// The time, as records keep it.
     fn now(&self) -> journal::Time {
-        journal::time_of(self.clock.now())
+        self.clock.now()
     }
 
     fn hook(&self, phase: NodePhase, node: &NodeRecord, reason: Option<&str>) {

@@ -22,7 +22,7 @@ impl OtherRun {
         match lock {
             Some((st, Liveness::Live { .. } | Liveness::LiveHere { .. })) => OtherRun::Live {
                 holder: st.holder.clone().unwrap_or_default(),
-                renewed_ago: st.renewed_ago(chrono::Utc::now()).map(|d| d.as_secs()),
+                renewed_ago: st.renewed_ago(jiff::Timestamp::now()).map(|d| d.as_secs()),
             },
             Some((_, Liveness::DeadHere { pid, .. })) => OtherRun::Dead { pid: *pid },
             _ => OtherRun::Unknown,
