@@ -48,6 +48,17 @@ impl Readiness {
     pub fn is_ready(self) -> bool {
         self == Readiness::Ready
     }
+
+    /// The Ready condition's status as the API spells it (`True`, `False`, `Unknown`);
+    /// `None` without a Ready condition.
+    pub fn condition_status(self) -> Option<&'static str> {
+        match self {
+            Readiness::Ready => Some("True"),
+            Readiness::NotReady => Some("False"),
+            Readiness::Unknown => Some("Unknown"),
+            Readiness::NoCondition => None,
+        }
+    }
 }
 
 /// What a taint does to pods that do not tolerate it.

@@ -6,11 +6,10 @@
 //! being observed, so NotReady is reported when seen but never required.
 
 use super::error::{describe_kube_error, is_transient, KubeError};
-use super::nodes::{node_row, ready_condition, NodeRow};
+use super::nodes::{node_row, NodeInfo, NodeRow, Readiness, Taint};
 use ::kube::api::Api;
 use ::kube::Client;
 use k8s_openapi::api::core::v1::Node;
-use serde::Serialize;
 use std::fmt;
 use std::time::Duration;
 
@@ -21,78 +20,64 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 pub const NOT_READY_TAINTS: [&str; 2] = ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"];
 
 /// What was last seen of a node while waiting for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeSeen {
-    /// Whether the Node object was found at all.
-    pub found: bool,
-    /// The Ready condition's status (`True`, `False`, `Unknown`), `None` without one.
-    pub ready: Option<String>,
-    pub boot_id: Option<String>,
+    /// The node as last read; `None` when the Node object was not found.
+    pub node: Option<NodeInfo>,
+    /// Its bootID was another than the one before the reboot (when last read).
     pub boot_id_changed: bool,
-    /// `key:effect` of every taint.
-    pub taints: Vec<String>,
-    pub kernel_version: Option<String>,
     /// The last error reading the Node, if the last read failed.
     pub last_error: Option<String>,
 }
 
 impl NodeSeen {
     fn of(node: &Node, old_boot_id: &str) -> NodeSeen {
-        let info = node.status.as_ref().and_then(|s| s.node_info.as_ref());
-        let boot_id = info.map(|i| i.boot_id.clone()).filter(|b| !b.is_empty());
+        let node = NodeInfo::of(node);
         NodeSeen {
-            found: true,
-            ready: ready_condition(node),
-            boot_id_changed: boot_id.as_deref().is_some_and(|b| b != old_boot_id),
-            boot_id,
-            taints: node
-                .spec
-                .as_ref()
-                .and_then(|s| s.taints.as_ref())
-                .map(|t| t.iter().map(|t| format!("{}:{}", t.key, t.effect)).collect())
-                .unwrap_or_default(),
-            kernel_version: info.map(|i| i.kernel_version.clone()).filter(|k| !k.is_empty()),
+            boot_id_changed: node.boot_id.as_deref().is_some_and(|b| b != old_boot_id),
+            node: Some(node),
             last_error: None,
         }
     }
 
     /// The taints that still say the node is not back.
-    pub fn not_ready_taints(&self) -> Vec<&str> {
-        self.taints
+    pub fn not_ready_taints(&self) -> Vec<&Taint> {
+        self.node
             .iter()
-            .map(String::as_str)
-            .filter(|t| NOT_READY_TAINTS.iter().any(|k| t.split(':').next() == Some(*k)))
+            .flat_map(|n| &n.taints)
+            .filter(|t| NOT_READY_TAINTS.contains(&t.key.as_str()))
             .collect()
     }
 
     /// Back from the reboot: new bootID, Ready=True, no not-ready/unreachable taint.
     pub fn is_back(&self) -> bool {
-        self.found
-            && self.boot_id_changed
-            && self.ready.as_deref() == Some("True")
-            && self.not_ready_taints().is_empty()
+        self.boot_id_changed && self.node.as_ref().is_some_and(NodeInfo::is_ready) && self.not_ready_taints().is_empty()
     }
 }
 
 impl fmt::Display for NodeSeen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.found {
-            write!(f, "the Node object was not found")?;
-        } else {
-            write!(
-                f,
-                "Ready={}, bootID {}",
-                self.ready.as_deref().unwrap_or("(no condition)"),
-                if self.boot_id_changed {
-                    "changed (it rebooted)"
-                } else {
-                    "unchanged (no reboot seen)"
+        match &self.node {
+            None => write!(f, "the Node object was not found")?,
+            Some(n) => {
+                write!(
+                    f,
+                    "Ready={}, bootID {}",
+                    n.readiness.condition_status().unwrap_or("(no condition)"),
+                    if self.boot_id_changed {
+                        "changed (it rebooted)"
+                    } else {
+                        "unchanged (no reboot seen)"
+                    }
+                )?;
+                let t: Vec<String> = self
+                    .not_ready_taints()
+                    .iter()
+                    .map(|t| format!("{}:{}", t.key, t.effect.as_str()))
+                    .collect();
+                if !t.is_empty() {
+                    write!(f, ", taints {}", t.join(", "))?;
                 }
-            )?;
-            let t = self.not_ready_taints();
-            if !t.is_empty() {
-                write!(f, ", taints {}", t.join(", "))?;
             }
         }
         if let Some(e) = &self.last_error {
@@ -106,7 +91,7 @@ impl fmt::Display for NodeSeen {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RebootEvent {
     /// The node turned NotReady (or Unknown): it is going down.
-    WentNotReady { ready: String },
+    WentNotReady { ready: Readiness },
     /// A new bootID: it booted.
     Booted { boot_id: String },
     /// Ready again, taints gone.
@@ -122,7 +107,7 @@ pub enum RebootError {
         node: String,
         timeout: Duration,
         /// The node's last seen state.
-        last: NodeSeen,
+        last: Box<NodeSeen>,
     },
     #[error(transparent)]
     Kube(#[from] KubeError),
@@ -144,12 +129,8 @@ pub async fn wait_for_reboot(
     let start = tokio::time::Instant::now();
     let deadline = start + timeout;
     let mut last = NodeSeen {
-        found: false,
-        ready: None,
-        boot_id: None,
+        node: None,
         boot_id_changed: false,
-        taints: vec![],
-        kernel_version: None,
         last_error: None,
     };
     let mut reported_not_ready = false;
@@ -165,15 +146,15 @@ pub async fn wait_for_reboot(
             Ok(Ok(Some(n))) => {
                 seen_rv = n.metadata.resource_version.clone();
                 let st = NodeSeen::of(&n, old_boot_id);
-                let ready = st.ready.clone().unwrap_or_default();
-                if !reported_not_ready && !st.boot_id_changed && ready != "True" {
+                let seen = st.node.as_ref().expect("just read");
+                if !reported_not_ready && !st.boot_id_changed && !seen.is_ready() {
                     reported_not_ready = true;
-                    progress(RebootEvent::WentNotReady { ready });
+                    progress(RebootEvent::WentNotReady { ready: seen.readiness });
                 }
                 if !reported_boot && st.boot_id_changed {
                     reported_boot = true;
                     progress(RebootEvent::Booted {
-                        boot_id: st.boot_id.clone().unwrap_or_default(),
+                        boot_id: seen.boot_id.clone().unwrap_or_default(),
                     });
                 }
                 if st.is_back() {
@@ -185,7 +166,7 @@ pub async fn wait_for_reboot(
                 last = st;
             }
             Ok(Ok(None)) => {
-                last.found = false;
+                last.node = None;
                 last.last_error = None;
             }
             Ok(Err(e)) if is_transient(&e) => {
@@ -200,7 +181,7 @@ pub async fn wait_for_reboot(
             return Err(RebootError::Timeout {
                 node: node.to_string(),
                 timeout,
-                last,
+                last: Box::new(last),
             });
         }
         super::watch::next_change(&api, node, seen_rv.as_deref(), deadline, POLL_INTERVAL).await;

@@ -67,7 +67,10 @@ impl Reporter {
         match event {
             RebootEvent::WentNotReady { ready } => {
                 self.wait_progress(node, "down");
-                self.step(node, &format!("went down (Ready={ready})"))
+                self.step(
+                    node,
+                    &format!("went down (Ready={})", ready.condition_status().unwrap_or_default()),
+                )
             }
             RebootEvent::Booted { .. } => {
                 self.wait_progress(node, "booted, waiting for Ready");

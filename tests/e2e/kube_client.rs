@@ -7,8 +7,8 @@ use crate::common::Emulator;
 use aks_patch::kube::{
     client_from_kubeconfig_file, cordon, drain, kured_lock_holder, list_node_infos, plan_drain, release_kured_lock,
     take_kured_lock, uncordon, wait_for_reboot, wait_pdbs_healthy, CancellationToken, DrainError, DrainEvent,
-    DrainOptions, HolderInfo, KuredError, KuredLock, Lock, LockError, LockOptions, RebootError, RefuseReason,
-    SkipReason,
+    DrainOptions, HolderInfo, KuredError, KuredLock, Lock, LockError, LockOptions, Readiness, RebootError,
+    RefuseReason, SkipReason,
 };
 use aks_patch::output::nodes::NodeColumns;
 use aks_sim::scenario::KuredSpec;
@@ -735,9 +735,10 @@ async fn reboot_wait_times_out_with_the_node_state() {
     let RebootError::Timeout { ref last, .. } = e else {
         panic!("expected a timeout, got {e}")
     };
-    assert!(last.found);
+    let seen = last.node.as_ref().expect("the node was found");
     assert!(!last.boot_id_changed);
-    assert_eq!(last.ready.as_deref(), Some("True"));
+    assert_eq!(seen.readiness, Readiness::Ready);
+    assert_eq!(seen.boot_id.as_deref(), Some(boot.as_str()));
     let text = e.to_string();
     eprintln!("reboot timeout: {text}");
     assert!(text.contains(USER0) && text.contains("bootID unchanged"), "{text}");
