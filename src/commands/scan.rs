@@ -443,7 +443,7 @@ fn fill(row: &mut ScanRow, p: &Probe) {
     row.uptime_seconds = p.uptime_seconds;
     row.uptime = p
         .uptime_seconds
-        .map(|s| crate::kube::nodes::human_duration(jiff::SignedDuration::from_secs(s as i64)));
+        .map(|s| crate::output::nodes::human_duration(jiff::SignedDuration::from_secs(s as i64)));
     if let Some(e) = &p.refresh_error {
         row.note = Some(match p.package_manager {
             node::PackageManager::Tdnf => e.clone(),

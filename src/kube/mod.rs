@@ -29,8 +29,6 @@ pub use error::{is_transient, KubeError};
 pub use kured::{kured_lock_holder, release_kured_lock, take_kured_lock, KuredError, KuredLock};
 pub use list::{list_all, list_paged};
 pub use lock::{HolderInfo, LeaseState, Lock, LockError, LockGuard, LockOptions};
-pub use nodes::{
-    get_node, get_node_row, list_node_infos, list_node_rows, list_nodes, node_row, NodeInfo, NodeRow, OsType, Readiness,
-};
+pub use nodes::{get_node, get_node_info, list_node_infos, list_nodes, NodeInfo, OsType, Readiness};
 pub use reboot::{wait_for_reboot, NodeSeen, RebootError, RebootEvent};
 pub use tokio_util::sync::CancellationToken;

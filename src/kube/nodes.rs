@@ -2,22 +2,21 @@
 //! cordon, taints, roles, versions, addresses, and what aks-patch needs to know about each
 //! (pool, zone, OS, node image, bootID, the run that has it in hand).
 //!
-//! kubectl's words for them (STATUS from the Ready condition only, ROLES from the role labels,
-//! AGE with apimachinery's `HumanDuration`, as `pkg/printers/internalversion` computes them)
-//! are made from these values by [`status_text`], [`roles_text`] and [`age_text`]; the unit
-//! tests are kubectl's own test cases.
+//! Readiness and roles are read as kubectl's printer reads them (`pkg/printers/internalversion`:
+//! the last Ready condition, the role labels); the unit tests use kubectl's own cases. The words
+//! kubectl prints for them (STATUS, ROLES, AGE) are made in `output::nodes`.
 
 use super::error::KubeError;
 use super::list::list_all;
 use crate::retry::with_retry;
 use ::kube::api::{Api, ListParams};
 use ::kube::Client;
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Node;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The node's Ready condition, as the kubelet last posted it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Readiness {
     /// `Ready=True`.
     Ready,
@@ -26,6 +25,7 @@ pub enum Readiness {
     /// `Ready=Unknown` (or any other value): the kubelet stopped posting its status.
     Unknown,
     /// No Ready condition at all (a node that has just registered).
+    #[default]
     NoCondition,
 }
 
@@ -163,7 +163,7 @@ impl OsType {
 }
 
 /// One node as the API server describes it now, in typed values.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NodeInfo {
     pub name: String,
     /// The Ready condition.
@@ -296,87 +296,6 @@ fn roles(labels: &BTreeMap<String, String>) -> Vec<String> {
     roles.into_iter().collect()
 }
 
-/// STATUS as kubectl prints it: the Ready condition only, `Ready` when True, `NotReady` when
-/// False or Unknown, `Unknown` when there is no Ready condition; then `,SchedulingDisabled`
-/// when the node is cordoned.
-pub fn status_text(readiness: Readiness, unschedulable: bool) -> String {
-    let mut status = match readiness {
-        Readiness::Ready => "Ready",
-        Readiness::NotReady | Readiness::Unknown => "NotReady",
-        Readiness::NoCondition => "Unknown",
-    }
-    .to_string();
-    if unschedulable {
-        status.push_str(",SchedulingDisabled");
-    }
-    status
-}
-
-/// ROLES as kubectl prints it: the roles joined with `,`; `<none>` if there is none.
-pub fn roles_text(roles: &[String]) -> String {
-    if roles.is_empty() {
-        "<none>".into()
-    } else {
-        roles.join(",")
-    }
-}
-
-/// apimachinery's `HumanDuration`: about 2-3 significant figures, integer division.
-pub fn human_duration(d: SignedDuration) -> String {
-    // Go: int(d.Seconds()) truncates toward zero; up to 2 s in the future reads as now.
-    let seconds = d.as_secs();
-    if seconds < -1 {
-        return "<invalid>".into();
-    } else if seconds < 0 {
-        return "0s".into();
-    } else if seconds < 60 * 2 {
-        return format!("{seconds}s");
-    }
-    let minutes = seconds / 60;
-    if minutes < 10 {
-        let s = seconds % 60;
-        if s == 0 {
-            return format!("{minutes}m");
-        }
-        return format!("{minutes}m{s}s");
-    } else if minutes < 60 * 3 {
-        return format!("{minutes}m");
-    }
-    let hours = seconds / 3600;
-    if hours < 8 {
-        let m = minutes % 60;
-        if m == 0 {
-            return format!("{hours}h");
-        }
-        return format!("{hours}h{m}m");
-    } else if hours < 48 {
-        return format!("{hours}h");
-    } else if hours < 24 * 8 {
-        let h = hours % 24;
-        if h == 0 {
-            return format!("{}d", hours / 24);
-        }
-        return format!("{}d{}h", hours / 24, h);
-    } else if hours < 24 * 365 * 2 {
-        return format!("{}d", hours / 24);
-    } else if hours < 24 * 365 * 8 {
-        let dy = (hours / 24) % 365;
-        if dy == 0 {
-            return format!("{}y", hours / 24 / 365);
-        }
-        return format!("{}y{}d", hours / 24 / 365, dy);
-    }
-    format!("{}y", hours / 24 / 365)
-}
-
-/// AGE: `<unknown>` without a creation time, else [`human_duration`] of `now - created`.
-pub fn age_text(created: Option<Timestamp>, now: Timestamp) -> String {
-    match created {
-        None => "<unknown>".into(),
-        Some(c) => human_duration(now.duration_since(c)),
-    }
-}
-
 /// The status of the node's Ready condition (`True`, `False`, `Unknown`), the last one if
 /// there are several, as kubectl's map of conditions by type keeps it.
 pub fn ready_condition(node: &Node) -> Option<String> {
@@ -388,64 +307,6 @@ pub fn ready_condition(node: &Node) -> Option<String> {
         .rev()
         .find(|c| c.type_ == "Ready")
         .map(|c| c.status.clone())
-}
-
-/// One node as the rollout engine's ports still pass it: [`NodeInfo`]'s values with
-/// kubectl's words for status, roles and age. Being replaced by [`NodeInfo`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeRow {
-    pub name: String,
-    pub status: String,
-    pub roles: String,
-    pub age: String,
-    pub version: String,
-    pub internal_ip: String,
-    pub external_ip: String,
-    pub os_image: String,
-    pub kernel_version: String,
-    pub container_runtime: String,
-    pub pool: Option<String>,
-    pub os_type: Option<String>,
-    pub os_sku: Option<String>,
-    pub node_image_version: Option<String>,
-    pub unschedulable: bool,
-    pub ready: bool,
-    pub boot_id: Option<String>,
-    pub created_at: Option<Timestamp>,
-    pub in_progress: Option<String>,
-}
-
-impl NodeRow {
-    /// The row of a node, with AGE as of `now`.
-    pub fn of(n: &NodeInfo, now: Timestamp) -> NodeRow {
-        let or = |v: Option<&str>, placeholder: &str| v.unwrap_or(placeholder).to_string();
-        NodeRow {
-            name: n.name.clone(),
-            status: status_text(n.readiness, n.unschedulable),
-            roles: roles_text(&n.roles),
-            age: age_text(n.created, now),
-            version: n.kubelet_version.clone().unwrap_or_default(),
-            internal_ip: or(n.internal_ip(), "<none>"),
-            external_ip: or(n.external_ip(), "<none>"),
-            os_image: or(n.os_image.as_deref(), "<unknown>"),
-            kernel_version: or(n.kernel_version.as_deref(), "<unknown>"),
-            container_runtime: or(n.container_runtime.as_deref(), "<unknown>"),
-            pool: n.pool.clone(),
-            os_type: n.os_type.as_ref().map(|t| t.as_str().to_string()),
-            os_sku: n.os_sku.clone(),
-            node_image_version: n.node_image_version.clone(),
-            unschedulable: n.unschedulable,
-            ready: n.is_ready(),
-            boot_id: n.boot_id.clone(),
-            created_at: n.created,
-            in_progress: n.in_progress.clone(),
-        }
-    }
-}
-
-/// The row for one node, with AGE as of `now`.
-pub fn node_row(node: &Node, now: Timestamp) -> NodeRow {
-    NodeRow::of(&NodeInfo::of(node), now)
 }
 
 /// Every node (or those matching `label_selector`), in the order the API server returns
@@ -468,16 +329,6 @@ pub async fn list_node_infos(client: &Client, label_selector: Option<&str>) -> R
         .collect())
 }
 
-/// The rows for every node (or those matching `label_selector`), with AGE as of now.
-pub async fn list_node_rows(client: &Client, label_selector: Option<&str>) -> Result<Vec<NodeRow>, KubeError> {
-    let now = Timestamp::now();
-    Ok(list_node_infos(client, label_selector)
-        .await?
-        .iter()
-        .map(|n| NodeRow::of(n, now))
-        .collect())
-}
-
 /// One Node object, retried on transient errors. `Ok(None)` when there is no such node.
 pub async fn get_node(client: &Client, name: &str) -> Result<Option<Node>, KubeError> {
     let api: Api<Node> = Api::all(client.clone());
@@ -487,9 +338,9 @@ pub async fn get_node(client: &Client, name: &str) -> Result<Option<Node>, KubeE
         .map_err(|e| KubeError::api(what, e))
 }
 
-/// One node's row. `Ok(None)` when there is no such node.
-pub async fn get_node_row(client: &Client, name: &str) -> Result<Option<NodeRow>, KubeError> {
-    Ok(get_node(client, name).await?.map(|n| node_row(&n, Timestamp::now())))
+/// One node, in typed values. `Ok(None)` when there is no such node.
+pub async fn get_node_info(client: &Client, name: &str) -> Result<Option<NodeInfo>, KubeError> {
+    Ok(get_node(client, name).await?.as_ref().map(NodeInfo::of))
 }
 
 #[cfg(test)]
@@ -499,80 +350,6 @@ mod tests {
         NodeAddress as ApiAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, Taint as ApiTaint,
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-
-    const S: SignedDuration = SignedDuration::from_secs(1);
-    const MS: SignedDuration = SignedDuration::from_millis(1);
-    const M: SignedDuration = SignedDuration::from_secs(60);
-    const H: SignedDuration = SignedDuration::from_secs(3600);
-    const D: SignedDuration = SignedDuration::from_secs(86400);
-
-    /// apimachinery `TestHumanDuration`.
-    #[test]
-    fn human_duration_kubernetes_cases() {
-        let cases: &[(SignedDuration, &str)] = &[
-            (S, "1s"),
-            (S * 70, "70s"),
-            (S * 190, "3m10s"),
-            (M * 70, "70m"),
-            (H * 47, "47h"),
-            (H * 49, "2d1h"),
-            (H * (8 * 24 + 2), "8d"),
-            (H * (367 * 24), "367d"),
-            (H * (365 * 2 * 24 + 25), "2y1d"),
-            (H * (365 * 8 * 24 + 2), "8y"),
-        ];
-        for (d, want) in cases {
-            assert_eq!(human_duration(*d), *want, "{d:?}");
-        }
-    }
-
-    /// apimachinery `TestHumanDurationBoundaries`.
-    #[test]
-    fn human_duration_kubernetes_boundaries() {
-        let y = D * 365;
-        let cases: &[(SignedDuration, &str)] = &[
-            (-(S * 2), "<invalid>"),
-            (-(S * 2) + SignedDuration::from_nanos(1), "0s"),
-            (SignedDuration::ZERO, "0s"),
-            (S - MS, "0s"),
-            (M * 2 - MS, "119s"),
-            (M * 2, "2m"),
-            (M * 2 + S, "2m1s"),
-            (M * 10 - MS, "9m59s"),
-            (M * 10, "10m"),
-            (M * 10 + S, "10m"),
-            (H * 3 - MS, "179m"),
-            (H * 3, "3h"),
-            (H * 3 + M, "3h1m"),
-            (H * 8 - MS, "7h59m"),
-            (H * 8, "8h"),
-            (H * 8 + M * 59, "8h"),
-            (D * 2 - MS, "47h"),
-            (D * 2, "2d"),
-            (D * 2 + H, "2d1h"),
-            (D * 8 - MS, "7d23h"),
-            (D * 8, "8d"),
-            (D * 8 + H * 23, "8d"),
-            (y * 2 - MS, "729d"),
-            (y * 2, "2y"),
-            (y * 2 + H * 23, "2y"),
-            (y * 2 + H * 23 + M * 59, "2y"),
-            (y * 2 + H * 24 - MS, "2y"),
-            (y * 2 + H * 24, "2y1d"),
-            (y * 3, "3y"),
-            (y * 4, "4y"),
-            (y * 5, "5y"),
-            (y * 6, "6y"),
-            (y * 7, "7y"),
-            (y * 8 - MS, "7y364d"),
-            (y * 8, "8y"),
-            (y * 8 + D * 364, "8y"),
-            (y * 9, "9y"),
-        ];
-        for (d, want) in cases {
-            assert_eq!(human_duration(*d), *want, "{d:?}");
-        }
-    }
 
     fn node(name: &str) -> Node {
         Node {
@@ -606,63 +383,62 @@ mod tests {
         n
     }
 
-    /// kubectl `TestPrintNodeStatus`: (node, readiness, status); roles, age and version
-    /// unknown.
+    /// The nodes of kubectl's `TestPrintNodeStatus`: (node, readiness, cordoned); roles, age
+    /// and version unknown.
     #[test]
-    fn status_kubectl_cases() {
+    fn readiness_is_the_last_ready_condition_kubectl_cases() {
         use Readiness::*;
-        let now = Timestamp::now();
         let cases = vec![
             (
                 with_conditions(node("foo1"), vec![cond("Ready", "True")], false),
                 Ready,
-                "Ready",
+                false,
             ),
             (
                 with_conditions(node("foo2"), vec![cond("Ready", "True")], true),
                 Ready,
-                "Ready,SchedulingDisabled",
+                true,
             ),
             (
                 with_conditions(node("foo3"), vec![cond("Ready", "True"), cond("Ready", "True")], false),
                 Ready,
-                "Ready",
+                false,
             ),
             (
                 with_conditions(node("foo4"), vec![cond("Ready", "False")], false),
                 NotReady,
-                "NotReady",
+                false,
             ),
             (
                 with_conditions(node("foo5"), vec![cond("Ready", "False")], true),
                 NotReady,
-                "NotReady,SchedulingDisabled",
+                true,
             ),
             (
                 with_conditions(node("foo6"), vec![cond("InvalidValue", "True")], false),
                 NoCondition,
-                "Unknown",
+                false,
             ),
             (
                 with_conditions(node("foo7"), vec![cond("", "")], false),
                 NoCondition,
-                "Unknown",
+                false,
             ),
             (
                 with_conditions(node("foo8"), vec![cond("InvalidValue", "True")], true),
                 NoCondition,
-                "Unknown,SchedulingDisabled",
+                true,
             ),
             (
                 with_conditions(node("foo9"), vec![cond("", "")], true),
                 NoCondition,
-                "Unknown,SchedulingDisabled",
+                true,
             ),
-            // Ready=Unknown (kubelet stopped posting) prints as NotReady.
+            // Ready=Unknown: the kubelet stopped posting.
             (
                 with_conditions(node("foo10"), vec![cond("Ready", "Unknown")], false),
                 Unknown,
-                "NotReady",
+                false,
             ),
             // The last Ready condition wins.
             (
@@ -672,27 +448,23 @@ mod tests {
                     false,
                 ),
                 NotReady,
-                "NotReady",
+                false,
             ),
         ];
-        for (n, readiness, status) in cases {
+        for (n, readiness, unschedulable) in cases {
             let i = NodeInfo::of(&n);
-            assert_eq!(i.readiness, readiness, "{}", i.name);
-            assert_eq!(status_text(i.readiness, i.unschedulable), status, "{}", i.name);
-            assert_eq!(roles_text(&i.roles), "<none>");
-            assert_eq!(age_text(i.created, now), "<unknown>");
-            assert_eq!(i.kubelet_version, None);
+            assert_eq!((i.readiness, i.unschedulable), (readiness, unschedulable), "{}", i.name);
+            assert!(i.roles.is_empty() && i.created.is_none() && i.kubelet_version.is_none());
         }
     }
 
-    /// kubectl `TestPrintNodeRole`.
+    /// The labels of kubectl's `TestPrintNodeRole`.
     #[test]
     fn roles_kubectl_cases() {
         let roles_of = |pairs: &[(&str, &str)]| -> Vec<String> {
             roles(&pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
         };
         assert_eq!(roles_of(&[]), Vec::<String>::new());
-        assert_eq!(roles_text(&roles_of(&[])), "<none>");
         assert_eq!(
             roles_of(&[
                 ("node-role.kubernetes.io/master", ""),
@@ -701,13 +473,6 @@ mod tests {
                 ("kubernetes.io/role", "node"),
             ]),
             ["control-plane", "master", "node", "proxy"]
-        );
-        assert_eq!(
-            roles_text(&roles_of(&[
-                ("node-role.kubernetes.io/master", ""),
-                ("node-role.kubernetes.io/control-plane", ""),
-            ])),
-            "control-plane,master"
         );
         assert_eq!(roles_of(&[("kubernetes.io/role", "node")]), ["node"]);
         // AKS agent nodes; duplicates collapse; empty suffix and empty value are ignored.
@@ -777,7 +542,7 @@ mod tests {
     #[test]
     fn aks_labels_taints_and_times_are_typed() {
         let now: Timestamp = "2025-03-20T12:00:00Z".parse().unwrap();
-        let created = now - SignedDuration::from_hours(42 * 24 + 5);
+        let created = now - jiff::SignedDuration::from_hours(42 * 24 + 5);
         let mut n = with_info(
             node("aks-user-31417037-vmss000001"),
             vec![
@@ -845,7 +610,6 @@ mod tests {
         assert_eq!(i.kubelet_version.as_deref(), Some("v1.31.5"));
         assert_eq!(i.boot_id.as_deref(), Some("3f1c"));
         assert_eq!(i.created, Some(created));
-        assert_eq!(age_text(i.created, now), "42d");
         assert_eq!(i.in_progress.as_deref(), Some("run-1"));
         assert_eq!(
             i.taints,

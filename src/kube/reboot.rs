@@ -6,7 +6,7 @@
 //! being observed, so NotReady is reported when seen but never required.
 
 use super::error::{describe_kube_error, is_transient, KubeError};
-use super::nodes::{node_row, NodeInfo, NodeRow, Readiness, Taint};
+use super::nodes::{NodeInfo, Readiness, Taint};
 use ::kube::api::Api;
 use ::kube::Client;
 use k8s_openapi::api::core::v1::Node;
@@ -114,7 +114,7 @@ pub enum RebootError {
 }
 
 /// Wait until `node` has a bootID other than `old_boot_id`, Ready=True, and neither the
-/// not-ready nor the unreachable taint, within `timeout`. Returns its row then.
+/// not-ready nor the unreachable taint, within `timeout`. Returns the node as it is then.
 ///
 /// Transient API errors and a missing Node object are waited through; other API errors
 /// (401, 403) end the wait at once.
@@ -124,7 +124,7 @@ pub async fn wait_for_reboot(
     old_boot_id: &str,
     timeout: Duration,
     progress: impl Fn(RebootEvent),
-) -> Result<NodeRow, RebootError> {
+) -> Result<NodeInfo, RebootError> {
     let api: Api<Node> = Api::all(client.clone());
     let start = tokio::time::Instant::now();
     let deadline = start + timeout;
@@ -161,7 +161,7 @@ pub async fn wait_for_reboot(
                     progress(RebootEvent::Back {
                         elapsed: start.elapsed(),
                     });
-                    return Ok(node_row(&n, jiff::Timestamp::now()));
+                    return Ok(st.node.expect("just read"));
                 }
                 last = st;
             }

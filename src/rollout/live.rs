@@ -6,7 +6,7 @@ use super::gate;
 use super::ports::{Cluster, DrainStop, Fence, PortError};
 use crate::kube::drain::{self as kdrain, DrainError, DrainEvent, DrainOptions, DrainReport, WorkloadRef};
 use crate::kube::reboot::{RebootError, RebootEvent};
-use crate::kube::{self as k, KubeError, LockGuard, NodeRow};
+use crate::kube::{self as k, KubeError, LockGuard, NodeInfo};
 use async_trait::async_trait;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -29,8 +29,8 @@ pub struct KubeCluster {
 
 #[async_trait]
 impl Cluster for KubeCluster {
-    async fn node(&self, name: &str) -> Result<Option<NodeRow>, PortError> {
-        k::get_node_row(&self.client, name).await.map_err(kube_err)
+    async fn node(&self, name: &str) -> Result<Option<NodeInfo>, PortError> {
+        k::get_node_info(&self.client, name).await.map_err(kube_err)
     }
 
     async fn blockers(&self, exempt: &[String], workloads: &[WorkloadRef]) -> Result<Vec<gate::Blocker>, PortError> {
@@ -93,7 +93,7 @@ impl Cluster for KubeCluster {
         old_boot_id: &str,
         timeout: Duration,
         progress: &(dyn Fn(RebootEvent) + Send + Sync),
-    ) -> Result<NodeRow, PortError> {
+    ) -> Result<NodeInfo, PortError> {
         k::wait_for_reboot(&self.client, node, old_boot_id, timeout, progress)
             .await
             .map_err(|e| match e {

@@ -216,10 +216,10 @@ impl NodeLife {
     }
 
     /// Back: its new bootID and the kernel it runs.
-    pub fn back(&mut self, boot_id: Option<String>, kernel: String) -> Result<(), IllegalTransition> {
+    pub fn back(&mut self, boot_id: Option<String>, kernel: Option<String>) -> Result<(), IllegalTransition> {
         self.go(LifeEvent::Back)?;
         self.rec.boot_id_after = boot_id;
-        self.rec.kernel_after = Some(kernel);
+        self.rec.kernel_after = kernel;
         Ok(())
     }
 
@@ -519,7 +519,7 @@ mod tests {
         l.end(StepOutcome::Ok, "1 pod(s) evicted", now());
         assert!(l.was_drained());
         l.reboot_sent().unwrap();
-        l.back(Some("boot-2".into()), "k2".into()).unwrap();
+        l.back(Some("boot-2".into()), Some("k2".into())).unwrap();
         assert_eq!(l.state(), S::Back);
         assert!(l.rebooted());
         // Not done while in hand.

@@ -11,7 +11,7 @@
 use crate::kube::drain::{DrainEvent, DrainOptions, DrainReport, WorkloadRef};
 use crate::kube::reboot::RebootEvent;
 use crate::kube::schedule::Stranded;
-use crate::kube::NodeRow;
+use crate::kube::NodeInfo;
 use crate::node::Probe;
 use crate::rollout::gate::Blocker;
 use crate::rollout::journal::{JournalError, RunRecord};
@@ -58,7 +58,7 @@ pub enum DrainStop {
 #[async_trait]
 pub trait Cluster: Send + Sync {
     /// The node now (`None`: it no longer exists).
-    async fn node(&self, name: &str) -> Result<Option<NodeRow>, PortError>;
+    async fn node(&self, name: &str) -> Result<Option<NodeInfo>, PortError>;
     /// What blocks a disruption now ([`crate::rollout::gate`]).
     async fn blockers(&self, exempt: &[String], workloads: &[WorkloadRef]) -> Result<Vec<Blocker>, PortError>;
     /// The pods a drain of `node` would evict that no other schedulable Ready node would take
@@ -84,7 +84,7 @@ pub trait Cluster: Send + Sync {
         old_boot_id: &str,
         timeout: Duration,
         progress: &(dyn Fn(RebootEvent) + Send + Sync),
-    ) -> Result<NodeRow, PortError>;
+    ) -> Result<NodeInfo, PortError>;
     /// Wait until something behind these blockers may have changed (a watch on the nodes and
     /// workloads they name), at most `max`. The caller checks again either way.
     async fn blockers_changed(&self, blockers: &[Blocker], max: Duration) {

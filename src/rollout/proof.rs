@@ -11,7 +11,7 @@
 //! says what is missing.
 
 use super::journal::{self, RebootPolicy, Time, UpgradeMode};
-use crate::kube::NodeRow;
+use crate::kube::NodeInfo;
 use crate::node::Probe;
 use serde::{Deserialize, Serialize};
 
@@ -80,12 +80,12 @@ impl RebootProof {
     /// The proof from the node as the API server shows it after the reboot (`row`) and the
     /// probe run on it after the reboot; refused unless the bootID is new, the node Ready,
     /// the marker absent and nothing of `mode` pending.
-    pub fn new(boot_id_before: &str, row: &NodeRow, probe: &Probe, mode: UpgradeMode) -> Result<RebootProof, NoProof> {
+    pub fn new(boot_id_before: &str, row: &NodeInfo, probe: &Probe, mode: UpgradeMode) -> Result<RebootProof, NoProof> {
         let after = row.boot_id.clone().filter(|b| !b.is_empty()).ok_or(NoProof::NoBootId)?;
         if after == boot_id_before {
             return Err(NoProof::SameBoot { boot_id: after });
         }
-        if !row.ready {
+        if !row.is_ready() {
             return Err(NoProof::NotReady);
         }
         if let Some(seen) = probe.boot_id.as_deref().filter(|b| *b == boot_id_before) {
@@ -221,27 +221,17 @@ mod tests {
     use super::*;
     use crate::node::{PackageManager, PendingUpdate};
 
-    fn row(boot: &str, ready: bool) -> NodeRow {
-        NodeRow {
+    fn row(boot: &str, ready: bool) -> NodeInfo {
+        NodeInfo {
             name: "n0".into(),
-            status: "Ready".into(),
-            roles: "<none>".into(),
-            age: "1d".into(),
-            version: "v1.31.5".into(),
-            internal_ip: "10.0.0.1".into(),
-            external_ip: "<none>".into(),
-            os_image: "Ubuntu".into(),
-            kernel_version: "k2".into(),
-            container_runtime: "containerd".into(),
-            pool: None,
-            os_type: None,
-            os_sku: None,
-            node_image_version: None,
-            unschedulable: false,
-            ready,
+            readiness: if ready {
+                crate::kube::Readiness::Ready
+            } else {
+                crate::kube::Readiness::NotReady
+            },
+            kernel_version: Some("k2".into()),
             boot_id: Some(boot.into()),
-            created_at: None,
-            in_progress: None,
+            ..Default::default()
         }
     }
 

@@ -779,7 +779,7 @@ async fn reboot_over_ssh_is_seen_through_a_new_boot_id() {
     .await
     .expect("the node comes back");
     assert_ne!(row.boot_id.as_deref(), Some(boot.as_str()));
-    assert!(row.ready);
+    assert_eq!(row.readiness, Readiness::Ready);
     assert_eq!(row.boot_id.as_deref(), Some(env.boot_id(USER1).as_str()));
     let seen = seen.lock().unwrap().clone();
     assert!(

@@ -4,14 +4,14 @@
 
 use super::input::remember_scans;
 use super::notify;
-use super::view::after_table;
+use super::view::{after_rows, after_table};
 use super::Session;
 use super::LOCK_DURATION;
 use crate::commands::Outcome;
 use crate::kube::drain as kdrain;
 use crate::kube::{self as k, LockGuard};
 use crate::output::Exit;
-use crate::rollout::after::{after_rows, left_cordoned};
+use crate::rollout::after::left_cordoned;
 use crate::rollout::journal::{self, NodeState, RunRecord, RunStatus};
 use crate::rollout::stop::RunStop;
 use std::time::Duration;
@@ -37,7 +37,7 @@ pub(super) async fn finish(
     push_metrics(s, &record).await;
     remember_scans(s.settings, &record);
 
-    let now_rows = k::list_node_rows(&s.ctx.client, None).await.ok();
+    let now_rows = k::list_node_infos(&s.ctx.client, None).await.ok();
     let after = after_rows(&record, now_rows.as_deref());
     let left = left_cordoned(&record, now_rows.as_deref());
     let summary = summary(s, &record, &left, lock_lost.as_deref());

@@ -4,7 +4,7 @@
 
 use super::{target, Engine, NodeEnd, Turn};
 use crate::kube::reboot::RebootEvent;
-use crate::kube::NodeRow;
+use crate::kube::NodeInfo;
 use crate::node::Probe;
 use crate::rollout::journal::{StepName, StepOutcome};
 use crate::rollout::ports::{NodeTarget, PortError};
@@ -24,7 +24,7 @@ const PROBE_ATTEMPT_MIN: Duration = Duration::from_secs(120);
 impl Engine<'_> {
     /// Step 7: wait for the reboot to be proven (new bootID, Ready, taints gone), verify the
     /// marker, the kernel and that nothing is pending, put the node back.
-    pub(super) async fn finish_reboot(&mut self, turn: &mut Turn<'_>, row: &NodeRow) -> Result<NodeEnd, RunStop> {
+    pub(super) async fn finish_reboot(&mut self, turn: &mut Turn<'_>, row: &NodeInfo) -> Result<NodeEnd, RunStop> {
         let name = turn.name();
         let old_boot = turn
             .life
@@ -85,7 +85,10 @@ impl Engine<'_> {
         self.end(
             turn,
             StepOutcome::Ok,
-            format!("new bootID, kernel {}", back.kernel_version),
+            format!(
+                "new bootID, kernel {}",
+                back.kernel_version.as_deref().unwrap_or("<unknown>")
+            ),
         );
 
         // The proof: the marker gone (on Azure Linux `needs-restarting -r` clean) and nothing

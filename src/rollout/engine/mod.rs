@@ -33,7 +33,7 @@ use super::proof::Proof;
 use super::stop::{Halt, RunStop, Unproven};
 use super::window::{Clock, Schedule};
 use crate::kube::drain::{DrainOptions, WorkloadRef};
-use crate::kube::NodeRow;
+use crate::kube::NodeInfo;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -205,10 +205,10 @@ impl Drop for Turn<'_> {
     }
 }
 
-pub(super) fn target(row: &NodeRow) -> NodeTarget {
+pub(super) fn target(row: &NodeInfo) -> NodeTarget {
     NodeTarget {
         name: row.name.clone(),
-        address: row.internal_ip.clone(),
+        address: row.internal_ip().unwrap_or_default().to_string(),
     }
 }
 

@@ -4,7 +4,7 @@
 //! without a cordon or a reboot, a failed one is redone from its upgrade).
 
 use super::{target, Engine, NodeEnd, Turn};
-use crate::kube::NodeRow;
+use crate::kube::NodeInfo;
 use crate::rollout::journal::{NodeRecord, NodeState, RunRecord, StepName, StepOutcome};
 use crate::rollout::progress::{NodeStep, Resumed};
 use crate::rollout::proof::{NoProof, Proof, RebootProof};
@@ -34,7 +34,7 @@ pub(super) fn resume_order(rec: &RunRecord) -> Vec<usize> {
 impl Engine<'_> {
     /// Resuming a node that was mid-way: pick up where it was. `Some` when the node's turn
     /// is over already.
-    pub(super) async fn resume(&mut self, turn: &mut Turn<'_>, row: &NodeRow) -> Result<Option<NodeEnd>, RunStop> {
+    pub(super) async fn resume(&mut self, turn: &mut Turn<'_>, row: &NodeInfo) -> Result<Option<NodeEnd>, RunStop> {
         let name = turn.name();
         let state = turn.life.state();
         if state == NodeState::Unproven {
@@ -46,7 +46,7 @@ impl Engine<'_> {
         }
         if turn.life.in_hand() {
             let old = turn.life.boot_id_before();
-            if !row.ready {
+            if !row.is_ready() {
                 self.step(&name, NodeStep::Resuming(Resumed::LeftOutNotReady));
                 return self.finish_reboot(turn, row).await.map(Some);
             }
@@ -70,7 +70,7 @@ impl Engine<'_> {
     /// cordoning or rebooting it again. Done with the proof; unproven still while it cannot
     /// be reached or is not Ready; failed (redone from the upgrade by the next resume) when
     /// the check says it is not patched.
-    async fn prove_unproven(&mut self, turn: &mut Turn<'_>, row: &NodeRow) -> Result<NodeEnd, RunStop> {
+    async fn prove_unproven(&mut self, turn: &mut Turn<'_>, row: &NodeInfo) -> Result<NodeEnd, RunStop> {
         let name = turn.name();
         self.step(&name, NodeStep::Resuming(Resumed::Unproven));
         let old_boot = turn.life.boot_id_before().unwrap_or_default().to_string();

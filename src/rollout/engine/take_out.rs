@@ -4,7 +4,7 @@
 
 use super::{target, Engine, NodeEnd, Turn};
 use crate::kube::drain::DrainEvent;
-use crate::kube::NodeRow;
+use crate::kube::NodeInfo;
 use crate::node::PackageManager;
 use crate::rollout::journal::{ObjectRef, StepName, StepOutcome, UpgradeMode};
 use crate::rollout::ports::{DrainStop, NodeTarget, Transport};
@@ -16,7 +16,11 @@ use std::time::Duration;
 impl Engine<'_> {
     /// Steps 4 to 6, under kured's lock (kured must not reboot another node beside ours);
     /// then [`Engine::finish_reboot`].
-    pub(super) async fn take_out_and_reboot(&mut self, turn: &mut Turn<'_>, row: &NodeRow) -> Result<NodeEnd, RunStop> {
+    pub(super) async fn take_out_and_reboot(
+        &mut self,
+        turn: &mut Turn<'_>,
+        row: &NodeInfo,
+    ) -> Result<NodeEnd, RunStop> {
         let name = turn.name();
         let ttl = Duration::from_secs(self.cfg.options.drain_timeout + self.cfg.options.reboot_timeout);
         let kured = match self.cluster.take_kured_lock(&name, ttl).await {
@@ -43,7 +47,7 @@ impl Engine<'_> {
         result
     }
 
-    async fn cordon_drain_reboot(&mut self, turn: &mut Turn<'_>, row: &NodeRow) -> Result<NodeEnd, RunStop> {
+    async fn cordon_drain_reboot(&mut self, turn: &mut Turn<'_>, row: &NodeInfo) -> Result<NodeEnd, RunStop> {
         self.cordon(turn, row).await?;
         self.drain(turn).await?;
         if self.cancel.is_cancelled() {
@@ -80,7 +84,7 @@ impl Engine<'_> {
     }
 
     /// Step 4: cordon (remembering whether somebody else had) and mark the node as ours.
-    async fn cordon(&mut self, turn: &mut Turn<'_>, row: &NodeRow) -> Result<(), RunStop> {
+    async fn cordon(&mut self, turn: &mut Turn<'_>, row: &NodeInfo) -> Result<(), RunStop> {
         let name = turn.name();
         self.fence("cordoning").await?;
         self.begin(turn, StepName::Cordon);
@@ -199,7 +203,7 @@ impl Engine<'_> {
     }
 
     /// Step 6: reboot, the lock proven once more; the connection dropping is expected.
-    async fn reboot(&mut self, turn: &mut Turn<'_>, row: &NodeRow) -> Result<(), RunStop> {
+    async fn reboot(&mut self, turn: &mut Turn<'_>, row: &NodeInfo) -> Result<(), RunStop> {
         let name = turn.name();
         if let Err(stop) = self.fence("rebooting").await {
             let release = self.release(turn).await?;

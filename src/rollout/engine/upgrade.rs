@@ -2,7 +2,7 @@
 //! signal), probe again; then whether it reboots, and the proof of a node that does not.
 
 use super::{Engine, NodeEnd, Turn};
-use crate::kube::NodeRow;
+use crate::kube::NodeInfo;
 use crate::node::{self, PackageManager, Probe};
 use crate::rollout::journal::{NodeState, RebootPolicy, StepName, StepOutcome, UpgradeMode, UpgradedPackage};
 use crate::rollout::ports::NodeTarget;
@@ -302,7 +302,7 @@ impl Engine<'_> {
     pub(super) async fn done_without_reboot(
         &mut self,
         turn: &mut Turn<'_>,
-        row: &NodeRow,
+        row: &NodeInfo,
         after: &Probe,
     ) -> Result<NodeEnd, RunStop> {
         let name = turn.name();

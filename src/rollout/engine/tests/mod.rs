@@ -8,6 +8,7 @@
 
 use super::*;
 use crate::kube::drain::{DrainEvent, DrainReport, PodRef};
+use crate::kube::nodes::{AddressKind, NodeAddress, OsType, Readiness};
 use crate::kube::reboot::RebootEvent;
 use crate::node::{PackageManager, PendingUpdate, Probe};
 use crate::rollout::blockers::BlockerSource;
@@ -174,35 +175,31 @@ impl Fakes {
         self.log().iter().filter(|l| l.starts_with(&format!("{what} "))).count()
     }
 
-    fn row(&self, name: &str) -> NodeRow {
+    fn row(&self, name: &str) -> NodeInfo {
         let n = self.node(name);
-        NodeRow {
+        NodeInfo {
             name: name.into(),
-            status: if n.ready { "Ready" } else { "NotReady" }.into(),
-            roles: "<none>".into(),
-            age: "1d".into(),
-            version: "v1.31.5".into(),
-            internal_ip: format!("10.0.0.{}", name.trim_start_matches('n')),
-            external_ip: "<none>".into(),
-            os_image: "Ubuntu 22.04.5 LTS".into(),
-            kernel_version: n.kernel.clone(),
-            container_runtime: "containerd://1.7".into(),
-            pool: Some("p".into()),
-            os_type: Some("linux".into()),
-            os_sku: Some(if n.tdnf { "AzureLinux" } else { "Ubuntu" }.into()),
-            node_image_version: None,
+            readiness: if n.ready { Readiness::Ready } else { Readiness::NotReady },
             unschedulable: n.unschedulable,
-            ready: n.ready,
+            kubelet_version: Some("v1.31.5".into()),
+            kernel_version: Some(n.kernel.clone()),
+            addresses: vec![NodeAddress {
+                kind: AddressKind::InternalIp,
+                address: format!("10.0.0.{}", name.trim_start_matches('n')),
+            }],
+            pool: Some("p".into()),
+            os_type: Some(OsType::Linux),
+            os_sku: Some(if n.tdnf { "AzureLinux" } else { "Ubuntu" }.into()),
             boot_id: Some(format!("boot-{}", n.boot)),
-            created_at: None,
             in_progress: n.marked.clone(),
+            ..Default::default()
         }
     }
 }
 
 #[async_trait]
 impl Cluster for Fakes {
-    async fn node(&self, name: &str) -> Result<Option<NodeRow>, PortError> {
+    async fn node(&self, name: &str) -> Result<Option<NodeInfo>, PortError> {
         self.step("get", name)?;
         let exists = self.w().nodes.contains_key(name);
         Ok(exists.then(|| self.row(name)))
@@ -292,7 +289,7 @@ impl Cluster for Fakes {
         old_boot_id: &str,
         timeout: Duration,
         progress: &(dyn Fn(RebootEvent) + Send + Sync),
-    ) -> Result<NodeRow, PortError> {
+    ) -> Result<NodeInfo, PortError> {
         self.step("wait", node)?;
         let deadline = Instant::now() + timeout;
         let mut told = false;
@@ -305,7 +302,7 @@ impl Cluster for Fakes {
                     boot_id: row.boot_id.clone().unwrap_or_default(),
                 });
             }
-            if row.ready && booted {
+            if row.is_ready() && booted {
                 return Ok(row);
             }
             if Instant::now() >= deadline {
