@@ -30,5 +30,6 @@ pub use kured::{kured_lock_holder, release_kured_lock, take_kured_lock, KuredErr
 pub use list::{list_all, list_paged};
 pub use lock::{HolderInfo, LeaseState, Lock, LockError, LockGuard, LockOptions};
 pub use nodes::{get_node, get_node_info, list_node_infos, list_nodes, NodeInfo, OsType, Readiness};
+pub use objects::ObjectRef;
 pub use reboot::{wait_for_reboot, NodeSeen, RebootError, RebootEvent};
 pub use tokio_util::sync::CancellationToken;

@@ -506,46 +506,7 @@ pub struct NotifyOptions {
     pub pushgateway: bool,
 }
 
-/// A namespaced object in a record (a pod, a PodDisruptionBudget): `namespace/name` in
-/// messages. Records of 0.1.0 wrote the `namespace/name` string; it still reads.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct ObjectRef {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl ObjectRef {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> ObjectRef {
-        ObjectRef {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for ObjectRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
-
-impl<'de> Deserialize<'de> for ObjectRef {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ObjectRef, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Repr {
-            Object { namespace: String, name: String },
-            Text(String),
-        }
-        match Repr::deserialize(d)? {
-            Repr::Object { namespace, name } => Ok(ObjectRef { namespace, name }),
-            Repr::Text(t) => match t.split_once('/') {
-                Some((ns, n)) => Ok(ObjectRef::new(ns, n)),
-                None => Err(serde::de::Error::custom(format!("`{t}` is not namespace/name"))),
-            },
-        }
-    }
-}
+pub use crate::kube::objects::ObjectRef;
 
 /// A serde enum (a state, a mode, a policy) as its kebab-case name in records.
 pub fn enum_text<T: serde::Serialize>(v: &T) -> String {

@@ -3,10 +3,10 @@
 //! is [`super::shell::ShellTransport`].
 
 use super::gate;
-use super::ports::{Cluster, DrainStop, Fence, PortError};
+use super::ports::{Cluster, DrainStop, FailureKind, Fence, FenceError, PortError};
 use crate::kube::drain::{self as kdrain, DrainError, DrainEvent, DrainOptions, DrainReport, WorkloadRef};
 use crate::kube::reboot::{RebootError, RebootEvent};
-use crate::kube::{self as k, KubeError, LockGuard, NodeInfo};
+use crate::kube::{self as k, KubeError, LockGuard, NodeInfo, ObjectRef};
 use async_trait::async_trait;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -14,11 +14,43 @@ use tokio_util::sync::CancellationToken;
 /// Eviction attempts trust a lock renewal at most this old (cordon and reboot renew anew).
 pub const EVICTION_FENCE_AGE: Duration = Duration::from_secs(2);
 
+/// What kind of failure a Kubernetes API call's is.
+fn kube_kind(e: &KubeError) -> FailureKind {
+    match (e, e.status_code()) {
+        (KubeError::Auth { .. } | KubeError::Bearer { .. }, _) | (_, Some(401 | 403)) => FailureKind::Auth,
+        (_, Some(404)) => FailureKind::NotFound,
+        (_, Some(409)) => FailureKind::Conflict,
+        (_, Some(408 | 504)) => FailureKind::Timeout,
+        (KubeError::Api { source, .. }, _) if k::is_transient(source) => FailureKind::Unreachable,
+        _ => FailureKind::Failed,
+    }
+}
+
 fn kube_err(e: KubeError) -> PortError {
-    PortError {
-        auth: matches!(e.status_code(), Some(401 | 403))
-            || matches!(e, KubeError::Auth { .. } | KubeError::Bearer { .. }),
-        message: e.to_string(),
+    PortError::caused_by(kube_kind(&e), e)
+}
+
+fn drain_err(e: DrainError) -> DrainStop {
+    match e {
+        DrainError::Cancelled { .. } => DrainStop::Cancelled,
+        DrainError::Fenced { source, .. } => DrainStop::Fenced(match source.downcast::<FenceError>() {
+            Ok(fenced) => *fenced,
+            // Our fence fails with a FenceError only; anything else still means unconfirmed.
+            Err(other) => FenceError::from(k::LockError::Unconfirmed {
+                lease: String::new(),
+                reason: other.to_string(),
+            }),
+        }),
+        DrainError::Kube(k) => DrainStop::Failed(kube_err(k)),
+        DrainError::Eviction { ref source, .. } => {
+            let auth = matches!(source, ::kube::Error::Api(s) if s.code == 401 || s.code == 403)
+                || k::error::is_credential_error(source);
+            let kind = if auth { FailureKind::Auth } else { FailureKind::Failed };
+            DrainStop::Failed(PortError::caused_by(kind, e))
+        }
+        DrainError::Timeout { .. } => DrainStop::Failed(PortError::caused_by(FailureKind::Timeout, e)),
+        DrainError::NodeNotFound { .. } => DrainStop::Failed(PortError::caused_by(FailureKind::NotFound, e)),
+        other => DrainStop::Failed(PortError::caused_by(FailureKind::Failed, other)),
     }
 }
 
@@ -71,20 +103,7 @@ impl Cluster for KubeCluster {
         let check = || fence.fence(EVICTION_FENCE_AGE);
         kdrain::drain_fenced(&self.client, node, opts, progress, cancel, &check)
             .await
-            .map_err(|e| match e {
-                DrainError::Cancelled { .. } => DrainStop::Cancelled,
-                DrainError::Fenced { reason, .. } => DrainStop::Fenced(reason),
-                DrainError::Kube(k) => DrainStop::Failed(kube_err(k)),
-                DrainError::Eviction { ref source, .. } => {
-                    let auth = matches!(source, ::kube::Error::Api(s) if s.code == 401 || s.code == 403)
-                        || k::error::is_credential_error(source);
-                    DrainStop::Failed(PortError {
-                        message: e.to_string(),
-                        auth,
-                    })
-                }
-                other => DrainStop::Failed(PortError::new(other.to_string())),
-            })
+            .map_err(drain_err)
     }
 
     async fn wait_for_reboot(
@@ -98,16 +117,16 @@ impl Cluster for KubeCluster {
             .await
             .map_err(|e| match e {
                 RebootError::Kube(k) => kube_err(k),
-                other => PortError::new(other.to_string()),
+                timeout @ RebootError::Timeout { .. } => PortError::caused_by(FailureKind::Timeout, timeout),
             })
     }
 
-    async fn wait_pdbs(&self, pdbs: &[(String, String)], timeout: Duration) -> Result<(), PortError> {
+    async fn wait_pdbs(&self, pdbs: &[ObjectRef], timeout: Duration) -> Result<(), PortError> {
         k::wait_pdbs_healthy(&self.client, pdbs, timeout)
             .await
             .map_err(|e| match e {
                 k::PdbWaitError::Kube(k) => kube_err(k),
-                other => PortError::new(other.to_string()),
+                timeout @ k::PdbWaitError::Timeout { .. } => PortError::caused_by(FailureKind::Timeout, timeout),
             })
     }
 
@@ -116,21 +135,23 @@ impl Cluster for KubeCluster {
             Ok(k::KuredLock::NotInstalled) => Ok(false),
             Ok(k::KuredLock::Taken { .. }) => Ok(true),
             Err(k::KuredError::Kube(e)) => Err(kube_err(e)),
-            Err(e) => Err(PortError::new(e.to_string())),
+            Err(e @ k::KuredError::Busy { .. }) => Err(PortError::caused_by(FailureKind::Conflict, e)),
+            Err(e) => Err(PortError::caused_by(FailureKind::Failed, e)),
         }
     }
 
     async fn release_kured_lock(&self, node: &str) -> Result<(), PortError> {
-        k::release_kured_lock(&self.client, node)
-            .await
-            .map_err(|e| PortError::new(e.to_string()))
+        k::release_kured_lock(&self.client, node).await.map_err(|e| match e {
+            k::KuredError::Kube(e) => kube_err(e),
+            other => PortError::caused_by(FailureKind::Failed, other),
+        })
     }
 }
 
 #[async_trait]
 impl Fence for LockGuard {
-    async fn fence(&self, max_age: Duration) -> Result<(), String> {
-        LockGuard::fence(self, max_age).await.map_err(|e| e.to_string())
+    async fn fence(&self, max_age: Duration) -> Result<(), FenceError> {
+        LockGuard::fence(self, max_age).await.map_err(FenceError::from)
     }
 
     fn lost_reason(&self) -> Option<String> {
@@ -185,5 +206,81 @@ async fn watch_blockers(client: &::kube::Client, blockers: &[gate::Blocker], max
         tokio::time::sleep_until(deadline).await;
     } else {
         select_all(waits).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16) -> KubeError {
+        KubeError::api(
+            "cordoning node n0",
+            ::kube::Error::Api(::kube::core::Status::failure("boom", "Boom").with_code(code).boxed()),
+        )
+    }
+
+    #[test]
+    fn an_api_failure_crosses_the_port_as_its_kind_with_its_cause() {
+        for (code, kind) in [
+            (401, FailureKind::Auth),
+            (403, FailureKind::Auth),
+            (404, FailureKind::NotFound),
+            (409, FailureKind::Conflict),
+            (504, FailureKind::Timeout),
+            (503, FailureKind::Unreachable),
+            (500, FailureKind::Unreachable),
+            (422, FailureKind::Failed),
+        ] {
+            let e = kube_err(api(code));
+            assert_eq!(e.kind, kind, "HTTP {code}");
+            assert_eq!(e.is_auth(), kind == FailureKind::Auth);
+            assert!(e.to_string().starts_with("cordoning node n0 failed"), "{e}");
+            let cause = std::error::Error::source(&e).expect("the API error is the cause");
+            assert!(cause.downcast_ref::<KubeError>().is_some(), "{cause:?}");
+        }
+    }
+
+    #[test]
+    fn a_drain_stopped_by_the_fence_gives_back_the_fences_own_error() {
+        let lost = FenceError::from(k::LockError::Lost {
+            lease: "kube-system/aks-patch".into(),
+            reason: "another run took it".into(),
+        });
+        let stopped = drain_err(DrainError::Fenced {
+            node: "n0".into(),
+            source: Box::new(lost.clone()),
+        });
+        assert_eq!(stopped, DrainStop::Fenced(lost.clone()));
+        let DrainStop::Fenced(e) = stopped else { unreachable!() };
+        assert!(matches!(e.lock_error(), k::LockError::Lost { .. }));
+        assert!(e.to_string().contains("another run took it"), "{e}");
+    }
+
+    #[test]
+    fn a_drain_that_timed_out_is_a_timeout_and_a_refused_eviction_an_auth_failure() {
+        let timed_out = drain_err(DrainError::Timeout {
+            node: "n0".into(),
+            timeout: Duration::from_secs(60),
+            blocked: vec![],
+            not_gone: vec![],
+            evicted: vec![],
+        });
+        assert!(
+            matches!(timed_out, DrainStop::Failed(ref e) if e.kind == FailureKind::Timeout),
+            "{timed_out:?}"
+        );
+        let refused = drain_err(DrainError::Eviction {
+            pod: k::PodRef {
+                namespace: "app".into(),
+                name: "web-0".into(),
+                uid: "u".into(),
+            },
+            source: ::kube::Error::Api(::kube::core::Status::failure("no", "Forbidden").with_code(403).boxed()),
+        });
+        assert!(
+            matches!(refused, DrainStop::Failed(ref e) if e.is_auth()),
+            "{refused:?}"
+        );
     }
 }

@@ -4,44 +4,141 @@
 //! [`super::journal::Journal`]); the engine's unit tests use fakes. What the engine tells is
 //! the [`super::progress`] port, and the time it reads is [`super::window::Clock`].
 //!
-//! Errors crossing these traits are plain [`PortError`]s (what failed, and whether the
-//! credentials were refused), so the engine tells a refusal of the credentials from any other
-//! failure without knowing kube-rs or ssh.
+//! Errors crossing these traits are [`PortError`]s: their [`FailureKind`] (the credentials
+//! refused, not found, a conflict, a timeout, the other side unreachable, or another failure),
+//! their words, and the error that caused them, so the engine tells a refusal of the
+//! credentials from any other failure without knowing kube-rs or ssh. The lock's fence fails
+//! with the lock's own error ([`FenceError`]).
 
 use crate::kube::drain::{DrainEvent, DrainOptions, DrainReport, WorkloadRef};
 use crate::kube::reboot::RebootEvent;
 use crate::kube::schedule::Stranded;
-use crate::kube::NodeInfo;
+use crate::kube::{LockError, NodeInfo, ObjectRef};
 use crate::node::Probe;
 use crate::rollout::gate::Blocker;
 use crate::rollout::journal::{JournalError, RunRecord};
 use async_trait::async_trait;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// A failure at a port: its message, and whether the credentials were refused (exit 4).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
+/// What kind of failure crossed a port: what the engine decides on (a refusal of the
+/// credentials stops the run with exit 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// The credentials were refused, or lack a permission.
+    Auth,
+    /// What was asked for does not exist.
+    NotFound,
+    /// A write lost a race with another writer.
+    Conflict,
+    /// Nothing answered in time.
+    Timeout,
+    /// The API server or the node could not be reached, or the connection dropped.
+    Unreachable,
+    /// Anything else: a refusal, a failed command, an answer that makes no sense.
+    Failed,
+}
+
+/// A failure at a port: its kind, what failed (in words), and the error that caused it.
+#[derive(Debug, Clone)]
 pub struct PortError {
+    pub kind: FailureKind,
     pub message: String,
-    pub auth: bool,
+    /// The error of the client or transport behind the port, when there is one.
+    pub source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl std::fmt::Display for PortError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for PortError {
+    /// The cause itself (not the `Arc` around it), so that it can be downcast.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 impl PortError {
+    /// A failure of kind [`FailureKind::Failed`] told in these words.
     pub fn new(message: impl Into<String>) -> PortError {
+        PortError::of_kind(FailureKind::Failed, message)
+    }
+
+    /// The credentials were refused.
+    pub fn auth(message: impl Into<String>) -> PortError {
+        PortError::of_kind(FailureKind::Auth, message)
+    }
+
+    pub fn of_kind(kind: FailureKind, message: impl Into<String>) -> PortError {
         PortError {
+            kind,
             message: message.into(),
-            auth: false,
+            source: None,
         }
     }
 
-    pub fn auth(message: impl Into<String>) -> PortError {
+    /// The failure `source` is, told in its words.
+    pub fn caused_by(kind: FailureKind, source: impl std::error::Error + Send + Sync + 'static) -> PortError {
         PortError {
-            message: message.into(),
-            auth: true,
+            kind,
+            message: source.to_string(),
+            source: Some(Arc::new(source)),
         }
     }
+
+    /// The same failure (kind and cause), told in other words.
+    pub fn reworded(self, message: impl Into<String>) -> PortError {
+        PortError {
+            message: message.into(),
+            ..self
+        }
+    }
+
+    /// The credentials were refused (exit 4).
+    pub fn is_auth(&self) -> bool {
+        self.kind == FailureKind::Auth
+    }
 }
+
+/// Two failures are the same when they are of one kind and told alike (their causes are
+/// not compared: they need not be comparable).
+impl PartialEq for PortError {
+    fn eq(&self, other: &PortError) -> bool {
+        self.kind == other.kind && self.message == other.message
+    }
+}
+
+impl Eq for PortError {}
+
+/// Why the lock could not be proven ours: the lock's own error (lost, or not confirmed).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(transparent)]
+pub struct FenceError(Arc<LockError>);
+
+impl From<LockError> for FenceError {
+    fn from(e: LockError) -> FenceError {
+        FenceError(Arc::new(e))
+    }
+}
+
+impl FenceError {
+    pub fn lock_error(&self) -> &LockError {
+        &self.0
+    }
+}
+
+/// Told alike, the same (the lock's error is not comparable).
+impl PartialEq for FenceError {
+    fn eq(&self, other: &FenceError) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for FenceError {}
 
 /// How a drain ended, when it did not finish.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +146,7 @@ pub enum DrainStop {
     /// Ctrl-C: stopped promptly.
     Cancelled,
     /// The fence failed: the lock is not provably ours.
-    Fenced(String),
+    Fenced(FenceError),
     /// Anything else (timeout, refusal, API error).
     Failed(PortError),
 }
@@ -91,8 +188,8 @@ pub trait Cluster: Send + Sync {
         let _ = blockers;
         tokio::time::sleep(max).await;
     }
-    /// Wait until these PDBs allow disruptions again.
-    async fn wait_pdbs(&self, pdbs: &[(String, String)], timeout: Duration) -> Result<(), PortError>;
+    /// Wait until these PodDisruptionBudgets allow disruptions again.
+    async fn wait_pdbs(&self, pdbs: &[ObjectRef], timeout: Duration) -> Result<(), PortError>;
     /// Take kured's lock for `node` if kured is installed: `true` when taken.
     async fn take_kured_lock(&self, node: &str, ttl: Duration) -> Result<bool, PortError>;
     async fn release_kured_lock(&self, node: &str) -> Result<(), PortError>;
@@ -101,8 +198,8 @@ pub trait Cluster: Send + Sync {
 /// The lock, as far as the engine uses it: prove it is ours before a destructive step.
 #[async_trait]
 pub trait Fence: Send + Sync {
-    /// `Err(reason)` when it cannot be proven ours (renewed now, or less than `max_age` ago).
-    async fn fence(&self, max_age: Duration) -> Result<(), String>;
+    /// `Err` when it cannot be proven ours (renewed now, or less than `max_age` ago).
+    async fn fence(&self, max_age: Duration) -> Result<(), FenceError>;
     /// Why it was lost, once it was.
     fn lost_reason(&self) -> Option<String>;
     /// It was lost because the API server refused the credentials.

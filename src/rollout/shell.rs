@@ -2,21 +2,30 @@
 //! commands): the probe, the detached upgrade and its dpkg lock waits, the download ahead,
 //! and the reboot, with a restart through ARM when the reboot command cannot be given.
 
-use super::ports::{PortError, Transport};
+use super::ports::{FailureKind, PortError, Transport};
 use crate::azure::run_command::RunCommandNodes;
 use crate::node::detached::{self, PackageLockWait};
 use crate::node::probe::probe_script;
 use crate::node::{reboot_command, NodeTarget, Probe};
-use crate::transport::{probe_one, run_read_only, NodeShell, ShellError};
+use crate::transport::{probe_one, run_read_only, NodeShell, ProbeError, ShellError};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn port(e: ShellError) -> PortError {
-    PortError {
-        auth: e.auth(),
-        message: e.to_string(),
+/// What kind of failure a transport's is.
+fn kind(e: &ShellError) -> FailureKind {
+    use crate::transport::kube::NodeShellError;
+    match e {
+        e if e.auth() => FailureKind::Auth,
+        e if e.disconnected() => FailureKind::Unreachable,
+        ShellError::Ssh(crate::ssh::SshError::Unreachable { .. }) => FailureKind::Unreachable,
+        ShellError::Kube(NodeShellError::Timeout { .. } | NodeShellError::StartTimeout { .. }) => FailureKind::Timeout,
+        _ => FailureKind::Failed,
     }
+}
+
+fn port(e: ShellError) -> PortError {
+    PortError::caused_by(kind(&e), e)
 }
 
 /// The rollout engine's transport over any [`NodeShell`].
@@ -48,19 +57,21 @@ impl ShellTransport {
     }
 
     /// The reboot command could not be given (refused, hung, the pod never started): restart
-    /// the VM through ARM if we can, else report `failure` (`auth`: the refusal was one of
-    /// credentials or permissions, exit 4).
-    async fn restart_instead(&self, node: &NodeTarget, failure: String, auth: bool) -> Result<(), PortError> {
+    /// the VM through ARM if we can, else report `failure`.
+    async fn restart_instead(&self, node: &NodeTarget, failure: PortError) -> Result<(), PortError> {
         let Some(arm) = self.arm_restart.as_ref().filter(|a| a.instance(&node.name).is_ok()) else {
-            return Err(PortError { message: failure, auth });
+            return Err(failure);
         };
         tracing::warn!("node {}: {failure}; restarting its VM through ARM instead", node.name);
-        arm.restart(&node.name, ARM_RESTART_TIMEOUT)
-            .await
-            .map_err(|e| PortError {
-                auth: e.auth(),
-                message: format!("{failure}; the restart through ARM failed too: {e}"),
-            })
+        arm.restart(&node.name, ARM_RESTART_TIMEOUT).await.map_err(|e| {
+            let message = format!("{failure}; the restart through ARM failed too: {e}");
+            let kind = if e.auth() {
+                FailureKind::Auth
+            } else {
+                FailureKind::Failed
+            };
+            PortError::caused_by(kind, e).reworded(message)
+        })
     }
 }
 
@@ -69,7 +80,10 @@ impl Transport for ShellTransport {
     async fn probe(&self, node: &NodeTarget) -> Result<Probe, PortError> {
         probe_one(&*self.shell, node, &probe_script(false, 0), Duration::from_secs(120))
             .await
-            .map_err(|e| PortError::new(e.to_string()))
+            .map_err(|e| match e {
+                ProbeError::Shell(e) => port(e),
+                other => PortError::caused_by(FailureKind::Failed, other),
+            })
     }
 
     async fn start_upgrade(&self, node: &NodeTarget, command: &str, run_id: &str) -> Result<(), PortError> {
@@ -157,12 +171,15 @@ impl Transport for ShellTransport {
             // Refused (exec forbidden by an admission policy, RBAC), the pod never started:
             // the command could not be given, so ARM restarts the VM if it can.
             Ok(Err(e)) => {
-                let failure = format!("cannot give node {} the reboot command: {e}", node.name);
-                self.restart_instead(node, failure, e.auth()).await
+                let message = format!("cannot give node {} the reboot command: {e}", node.name);
+                self.restart_instead(node, port(e).reworded(message)).await
             }
             Err(_) => {
-                let failure = format!("the reboot command on node {} hung for 90 s", node.name);
-                self.restart_instead(node, failure, false).await
+                let failure = PortError::of_kind(
+                    FailureKind::Timeout,
+                    format!("the reboot command on node {} hung for 90 s", node.name),
+                );
+                self.restart_instead(node, failure).await
             }
         }
     }

@@ -385,11 +385,11 @@ impl Halt {
             | Halt::Cordon { error, .. }
             | Halt::Drain { error, .. }
             | Halt::Reboot { error, .. }
-            | Halt::NotBack { error } => error.auth,
+            | Halt::NotBack { error } => error.is_auth(),
             Halt::Unhealthy {
                 gate: GateStop::Failed(error),
                 ..
-            } => error.auth,
+            } => error.is_auth(),
             Halt::CredentialsRefused { .. } => true,
             _ => false,
         }

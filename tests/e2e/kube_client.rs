@@ -4,6 +4,7 @@
 //! own event log or its objects.
 
 use crate::common::Emulator;
+use aks_patch::kube::ObjectRef;
 use aks_patch::kube::{
     client_from_kubeconfig_file, cordon, drain, kured_lock_holder, list_node_infos, plan_drain, release_kured_lock,
     take_kured_lock, uncordon, wait_for_reboot, wait_pdbs_healthy, CancellationToken, DrainError, DrainEvent,
@@ -464,7 +465,7 @@ async fn pdb_that_never_allows_times_out_naming_pod_and_pdb() {
     env.sim.fault(Fault::Clear).expect("clear");
     wait_pdbs_healthy(
         &env.client,
-        &[("shop".into(), "storefront-pdb".into())],
+        &[ObjectRef::new("shop", "storefront-pdb")],
         Duration::from_secs(20),
     )
     .await

@@ -162,7 +162,7 @@ async fn gate(
             )
         }
         Err(ref e @ GateStop::Failed(ref p)) => {
-            Err(Failure::new(if p.auth { Exit::Auth } else { Exit::Failure }, e.to_string()).into())
+            Err(Failure::new(if p.is_auth() { Exit::Auth } else { Exit::Failure }, e.to_string()).into())
         }
     }
 }

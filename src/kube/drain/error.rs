@@ -40,8 +40,13 @@ pub enum DrainError {
         #[source]
         source: ::kube::Error,
     },
-    #[error("draining node {node} stopped: {reason}")]
-    Fenced { node: String, reason: String },
+    /// The fence failed (the lock is not provably ours): its error is the source.
+    #[error("draining node {node} stopped: {source}")]
+    Fenced {
+        node: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
     #[error("draining node {node} was interrupted: {} pod(s) evicted, {} not yet", .evicted.len(), .pending.len())]
     Cancelled {
         node: String,

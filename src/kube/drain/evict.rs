@@ -8,7 +8,7 @@ use super::super::watch::next_change;
 use super::error::DrainError;
 use super::pdb::never_allows;
 use super::plan::{controller_of, list_pdbs, pdb_name, pdbs_covering, plan_drain};
-use super::types::{BlockedPod, DrainEvent, DrainOptions, DrainReport, PodRef, WorkloadRef};
+use super::types::{BlockedPod, DrainEvent, DrainOptions, DrainReport, ObjectRef, PodRef, WorkloadRef};
 use crate::retry::{with_retry, Backoff, RetryPolicy};
 use ::kube::api::{Api, PostParams};
 use ::kube::Client;
@@ -50,13 +50,16 @@ pub async fn drain(
     progress: impl Fn(DrainEvent) + Send + Sync,
     cancel: &CancellationToken,
 ) -> Result<DrainReport, DrainError> {
-    drain_fenced(client, node, opts, progress, cancel, &|| async { Ok(()) }).await
+    drain_fenced(client, node, opts, progress, cancel, &|| async {
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .await
 }
 
-/// [`drain`], with `fence` checked before every eviction attempt: `Err(reason)` stops the
-/// drain at once ([`DrainError::Fenced`]). aks-patch proves with it that its lock is still
-/// its own.
-pub async fn drain_fenced<F, Fut>(
+/// [`drain`], with `fence` checked before every eviction attempt: an `Err` stops the drain at
+/// once ([`DrainError::Fenced`], the fence's error its source). aks-patch proves with it that
+/// its lock is still its own.
+pub async fn drain_fenced<F, Fut, E>(
     client: &Client,
     node: &str,
     opts: &DrainOptions,
@@ -66,7 +69,8 @@ pub async fn drain_fenced<F, Fut>(
 ) -> Result<DrainReport, DrainError>
 where
     F: Fn() -> Fut + Sync,
-    Fut: std::future::Future<Output = Result<(), String>> + Send,
+    Fut: std::future::Future<Output = Result<(), E>> + Send,
+    E: std::error::Error + Send + Sync + 'static,
 {
     let start = Instant::now();
     let deadline = tokio::time::Instant::now() + opts.timeout;
@@ -210,7 +214,7 @@ where
         pdbs: plan
             .pdbs
             .iter()
-            .map(|p| (p.namespace.clone(), p.name.clone()))
+            .map(|p| ObjectRef::new(&p.namespace, &p.name))
             .collect(),
         elapsed: start.elapsed(),
     })
@@ -306,14 +310,15 @@ struct EvictCtx<'a, P, F> {
 
 /// Evict one pod (or, with `do_evict` false, only wait for a terminating one) and wait for
 /// it to be gone.
-async fn evict_and_wait<P: Fn(DrainEvent) + Send + Sync, F, Fut>(
+async fn evict_and_wait<P: Fn(DrainEvent) + Send + Sync, F, Fut, E>(
     ctx: &EvictCtx<'_, P, F>,
     pod: &Pod,
     do_evict: bool,
 ) -> PodOutcome
 where
     F: Fn() -> Fut + Sync,
-    Fut: std::future::Future<Output = Result<(), String>> + Send,
+    Fut: std::future::Future<Output = Result<(), E>> + Send,
+    E: std::error::Error + Send + Sync + 'static,
 {
     let EvictCtx {
         client,
@@ -352,11 +357,11 @@ where
                 let (message, pdb) = last_refusal.unwrap_or_else(|| ("the drain timeout ran out".into(), None));
                 return PodOutcome::Blocked { pod: r, message, pdb };
             }
-            if let Err(reason) = fence().await {
+            if let Err(e) = fence().await {
                 stop.cancel();
                 return PodOutcome::Fatal(Box::new(DrainError::Fenced {
                     node: pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default(),
-                    reason,
+                    source: Box::new(e),
                 }));
             }
             let res = tokio::select! {

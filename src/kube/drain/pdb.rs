@@ -2,6 +2,7 @@
 //! allow disruptions again.
 
 use super::super::error::KubeError;
+use super::super::objects::ObjectRef;
 use super::types::PodRef;
 use crate::retry::with_retry;
 use ::kube::api::Api;
@@ -97,18 +98,14 @@ pub enum PdbWaitError {
 
 /// Wait until each PDB allows disruptions again (`disruptionsAllowed > 0`, or every pod it
 /// expects is healthy). A PDB that no longer exists counts as healthy.
-pub async fn wait_pdbs_healthy(
-    client: &Client,
-    pdbs: &[(String, String)],
-    timeout: Duration,
-) -> Result<(), PdbWaitError> {
+pub async fn wait_pdbs_healthy(client: &Client, pdbs: &[ObjectRef], timeout: Duration) -> Result<(), PdbWaitError> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let mut unhealthy = vec![];
-        for (ns, name) in pdbs {
-            let api: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
-            let what = format!("reading PodDisruptionBudget {ns}/{name}");
-            let p = with_retry(&what, || api.get_opt(name))
+        for pdb in pdbs {
+            let api: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &pdb.namespace);
+            let what = format!("reading PodDisruptionBudget {pdb}");
+            let p = with_retry(&what, || api.get_opt(&pdb.name))
                 .await
                 .map_err(|e| KubeError::api(what, e))?;
             if let Some(p) = p {

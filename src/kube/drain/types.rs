@@ -1,7 +1,7 @@
 //! What a drain is asked to do, what it decides about each pod, how it progresses and what
 //! it did.
 
-pub use super::super::objects::PodRef;
+pub use super::super::objects::{ObjectRef, PodRef};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
@@ -194,9 +194,9 @@ pub struct DrainReport {
     pub evicted: Vec<PodRef>,
     pub skipped: Vec<(PodRef, SkipReason)>,
     pub warnings: Vec<(PodRef, String)>,
-    /// `(namespace, name)` of the PDBs covering the evicted pods: wait for them with
+    /// The PDBs covering the evicted pods: wait for them with
     /// [`wait_pdbs_healthy`](super::pdb::wait_pdbs_healthy) before draining the next node.
-    pub pdbs: Vec<(String, String)>,
+    pub pdbs: Vec<ObjectRef>,
     /// The controllers of the evicted pods.
     pub workloads: Vec<WorkloadRef>,
     #[serde(with = "secs")]

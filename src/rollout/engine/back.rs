@@ -7,7 +7,7 @@ use crate::kube::reboot::RebootEvent;
 use crate::kube::NodeInfo;
 use crate::node::Probe;
 use crate::rollout::journal::{StepName, StepOutcome};
-use crate::rollout::ports::{NodeTarget, PortError};
+use crate::rollout::ports::{FailureKind, NodeTarget, PortError};
 use crate::rollout::progress::{Detail, Event, NodeStep, Wait, Warning};
 use crate::rollout::proof::{Proof, RebootProof};
 use crate::rollout::stop::{Halt, NodeLeft, Release, RunStop, Unproven};
@@ -183,26 +183,22 @@ impl Engine<'_> {
             let e = match tokio::time::timeout(left, self.transport.probe(node)).await {
                 Ok(Ok(p)) => return Ok(p),
                 Ok(Err(e)) => e,
-                Err(_) => PortError::new(format!(
-                    "the probe of node {} did not answer within {}s",
-                    node.name,
-                    left.as_secs()
-                )),
+                Err(_) => PortError::of_kind(
+                    FailureKind::Timeout,
+                    format!(
+                        "the probe of node {} did not answer within {}s",
+                        node.name,
+                        left.as_secs()
+                    ),
+                ),
             };
             let now = Instant::now();
-            if now >= deadline || self.cancel.is_cancelled() || e.auth {
-                return Err(PortError {
-                    message: format!(
-                        "{}{}",
-                        e.message,
-                        if attempts > 1 {
-                            format!(" ({attempts} attempts)")
-                        } else {
-                            String::new()
-                        }
-                    ),
-                    auth: e.auth,
-                });
+            if now >= deadline || self.cancel.is_cancelled() || e.is_auth() {
+                if attempts == 1 {
+                    return Err(e);
+                }
+                let message = format!("{} ({attempts} attempts)", e.message);
+                return Err(e.reworded(message));
             }
             let wait = pause.min(deadline - now);
             if attempts == 1 {

@@ -33,7 +33,7 @@ use super::proof::Proof;
 use super::stop::{Halt, RunStop, Unproven};
 use super::window::{Clock, Schedule};
 use crate::kube::drain::{DrainOptions, WorkloadRef};
-use crate::kube::NodeInfo;
+use crate::kube::{NodeInfo, ObjectRef};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -171,7 +171,7 @@ enum NodeEnd {
 #[derive(Debug, Default)]
 struct LastDrain {
     workloads: Vec<WorkloadRef>,
-    pdbs: Vec<(String, String)>,
+    pdbs: Vec<ObjectRef>,
 }
 
 /// A node's turn: its life, and the run record that it is written into (the life is
@@ -334,7 +334,7 @@ impl<'a> Engine<'a> {
                 if turn.life.was_drained() {
                     let rec = turn.life.record();
                     last.workloads = rec.workloads.clone();
-                    last.pdbs = rec.pdbs.iter().map(|p| (p.namespace.clone(), p.name.clone())).collect();
+                    last.pdbs = rec.pdbs.clone();
                 }
                 Ok(())
             }

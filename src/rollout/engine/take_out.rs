@@ -143,7 +143,7 @@ impl Engine<'_> {
             Err(stop) => {
                 let text = match &stop {
                     DrainStop::Cancelled => "interrupted".to_string(),
-                    DrainStop::Fenced(r) => r.clone(),
+                    DrainStop::Fenced(e) => e.to_string(),
                     DrainStop::Failed(e) => e.to_string(),
                 };
                 self.end(turn, StepOutcome::Failed, text);
@@ -181,7 +181,7 @@ impl Engine<'_> {
                 .iter()
                 .map(|p| ObjectRef::new(&p.namespace, &p.name))
                 .collect(),
-            report.pdbs.iter().map(|(ns, n)| ObjectRef::new(ns, n)).collect(),
+            report.pdbs.clone(),
             report.workloads.clone(),
         )?;
         self.end(

@@ -16,7 +16,7 @@ use crate::rollout::gate::{Blocker, GateStop};
 use crate::rollout::journal::{
     enum_text, Journal, NodeRecord, NodeState, RebootPolicy, RunStatus, StepName, StepOutcome, UpgradeMode,
 };
-use crate::rollout::ports::{DrainStop, PortError};
+use crate::rollout::ports::{DrainStop, FenceError, PortError};
 use crate::rollout::progress::{Event, NodeStep};
 use crate::rollout::proof::NoProof;
 use crate::rollout::stop::{NodeLeft, Release};
@@ -277,7 +277,7 @@ impl Cluster for Fakes {
             }],
             skipped: vec![],
             warnings: vec![],
-            pdbs: vec![("app".into(), "web-pdb".into())],
+            pdbs: vec![ObjectRef::new("app", "web-pdb")],
             workloads: vec![],
             elapsed: Duration::from_secs(3),
         })
@@ -315,7 +315,7 @@ impl Cluster for Fakes {
         }
     }
 
-    async fn wait_pdbs(&self, _pdbs: &[(String, String)], _timeout: Duration) -> Result<(), PortError> {
+    async fn wait_pdbs(&self, _pdbs: &[ObjectRef], _timeout: Duration) -> Result<(), PortError> {
         self.step("pdbs", "")
     }
 
@@ -479,10 +479,14 @@ impl Transport for Fakes {
 
 #[async_trait]
 impl Fence for Fakes {
-    async fn fence(&self, _max_age: Duration) -> Result<(), String> {
+    async fn fence(&self, _max_age: Duration) -> Result<(), FenceError> {
         let w = self.w();
         match &w.lost {
-            Some(r) => Err(format!("the aks-patch lock was lost: {r}")),
+            Some(r) => Err(crate::kube::LockError::Lost {
+                lease: "kube-system/aks-patch".into(),
+                reason: r.clone(),
+            }
+            .into()),
             None => Ok(()),
         }
     }
