@@ -20,13 +20,37 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// Why an HTTPS client could not be set up: what is wrong with the CA bundle (its path and the
+/// variable that named it), or the TLS setup.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot read the CA bundle {} (from {var}): {source}", path.display())]
+    ReadBundle {
+        path: PathBuf,
+        var: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the CA bundle {} (from {var}) is not a PEM certificate bundle: {source}", path.display())]
+    NotPem {
+        path: PathBuf,
+        var: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("the CA bundle {} (from {var}) holds no PEM certificate", path.display())]
+    NoCertificate { path: PathBuf, var: &'static str },
+    #[error("cannot set up the HTTPS client: {0}")]
+    Build(#[source] reqwest::Error),
+}
+
 /// A client with these timeouts that also trusts `ca_bundle` (its path and the variable that
-/// named it, for messages). `Err` says what is wrong with the bundle.
+/// named it, for messages).
 pub fn client(
     ca_bundle: Option<&(PathBuf, &'static str)>,
     connect_timeout: Duration,
     timeout: Duration,
-) -> Result<reqwest::Client, String> {
+) -> Result<reqwest::Client, ClientError> {
     install_crypto_provider();
     let mut b = reqwest::Client::builder()
         .user_agent(concat!("aks-patch/", env!("CARGO_PKG_VERSION")))
@@ -36,24 +60,26 @@ pub fn client(
     if let Some((path, var)) = ca_bundle {
         b = b.tls_certs_merge(roots(path, var)?);
     }
-    b.build().map_err(|e| format!("cannot set up the HTTPS client: {e}"))
+    b.build().map_err(ClientError::Build)
 }
 
 /// The PEM certificates of the CA bundle at `path` (named by `var`).
-fn roots(path: &std::path::Path, var: &str) -> Result<Vec<reqwest::Certificate>, String> {
-    let pem =
-        std::fs::read(path).map_err(|e| format!("cannot read the CA bundle {} (from {var}): {e}", path.display()))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-        format!(
-            "the CA bundle {} (from {var}) is not a PEM certificate bundle: {e}",
-            path.display()
-        )
+fn roots(path: &std::path::Path, var: &'static str) -> Result<Vec<reqwest::Certificate>, ClientError> {
+    let pem = std::fs::read(path).map_err(|source| ClientError::ReadBundle {
+        path: path.to_path_buf(),
+        var,
+        source,
+    })?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| ClientError::NotPem {
+        path: path.to_path_buf(),
+        var,
+        source,
     })?;
     if certs.is_empty() {
-        return Err(format!(
-            "the CA bundle {} (from {var}) holds no PEM certificate",
-            path.display()
-        ));
+        return Err(ClientError::NoCertificate {
+            path: path.to_path_buf(),
+            var,
+        });
     }
     Ok(certs)
 }
@@ -149,6 +175,24 @@ mod tests {
             !packages.contains(&"aws-lc-rs") && !packages.contains(&"aws-lc-sys"),
             "aws-lc-rs is in Cargo.lock: `cargo tree --workspace -e all -i aws-lc-rs` shows what brings it"
         );
+    }
+
+    #[test]
+    fn a_ca_bundle_that_cannot_be_used_is_told_by_what_is_wrong_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = std::time::Duration::from_secs(1);
+        let missing = (dir.path().join("nope.pem"), "AKS_PATCH_CA_BUNDLE");
+        let e = super::client(Some(&missing), t, t).unwrap_err();
+        assert!(
+            matches!(&e, super::ClientError::ReadBundle { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("(from AKS_PATCH_CA_BUNDLE)"), "{e}");
+        let empty = (dir.path().join("empty.pem"), "REQUESTS_CA_BUNDLE");
+        std::fs::write(&empty.0, "no certificate here\n").unwrap();
+        let e = super::client(Some(&empty), t, t).unwrap_err();
+        assert!(matches!(e, super::ClientError::NoCertificate { .. }), "{e:?}");
+        assert!(e.to_string().ends_with("holds no PEM certificate"), "{e}");
     }
 
     #[test]

@@ -190,9 +190,9 @@ pub async fn push(
         url.trim_end_matches('/'),
         if encoded.is_empty() { "=".to_string() } else { encoded }
     );
-    let http = crate::http::client(ca_bundle, timeout, timeout).map_err(|why| PushError::Push {
+    let http = crate::http::client(ca_bundle, timeout, timeout).map_err(|e| PushError::Push {
         url: shown.clone(),
-        why,
+        why: e.to_string(),
     })?;
     let body = exposition(families, &[]);
     let what = format!("pushing the metrics to the Pushgateway at {shown}");

@@ -96,7 +96,8 @@ impl CloudEndpoints {
     /// An HTTPS client that trusts the system roots and the CA bundle. Redirects are not
     /// followed (a bearer token must not travel to another host).
     pub fn http_client(&self) -> Result<reqwest::Client, AzureError> {
-        crate::http::client(self.ca_bundle.as_ref(), CONNECT_TIMEOUT, REQUEST_TIMEOUT).map_err(AzureError::Config)
+        crate::http::client(self.ca_bundle.as_ref(), CONNECT_TIMEOUT, REQUEST_TIMEOUT)
+            .map_err(|e| AzureError::Config(e.to_string()))
     }
 
     /// azure_core client options for azure_identity's HTTP credentials: this cloud's

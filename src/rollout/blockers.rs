@@ -129,13 +129,28 @@ pub struct Prometheus {
     pub filter: AlertFilter,
 }
 
+/// What is wrong with a Prometheus URL (told without its credentials).
+#[derive(Debug, thiserror::Error)]
+pub enum PrometheusUrlError {
+    #[error("`{url}` is not a URL: {source}")]
+    NotAUrl {
+        url: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    #[error("`{0}` is not an http(s) URL")]
+    NotHttp(String),
+}
+
 impl Prometheus {
-    /// Prometheus at `url`, asked through `http` (from [`crate::http::client`]). `Err` says
-    /// what is wrong with the URL.
-    pub fn new(url: &str, filter: AlertFilter, http: reqwest::Client) -> Result<Prometheus, String> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{}` is not a URL: {e}", redact(url)))?;
+    /// Prometheus at `url`, asked through `http` (from [`crate::http::client`]).
+    pub fn new(url: &str, filter: AlertFilter, http: reqwest::Client) -> Result<Prometheus, PrometheusUrlError> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| PrometheusUrlError::NotAUrl {
+            url: redact(url),
+            source: Box::new(e),
+        })?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(format!("`{}` is not an http(s) URL", redact(url)));
+            return Err(PrometheusUrlError::NotHttp(redact(url)));
         }
         Ok(Prometheus {
             url: url.trim_end_matches('/').to_string(),

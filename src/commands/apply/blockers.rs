@@ -59,7 +59,12 @@ pub async fn policy(
                 firing_only: opts.alert_firing_only,
             };
             let http = crate::http::client(settings.ca_bundle.as_ref(), PROMETHEUS_TIMEOUT, PROMETHEUS_TIMEOUT)
-                .map_err(|e| usage(e, "give the CA bundle that signed Prometheus's certificate, or none"))?;
+                .map_err(|e| {
+                    usage(
+                        e.to_string(),
+                        "give the CA bundle that signed Prometheus's certificate, or none",
+                    )
+                })?;
             Some(Prometheus::new(url, filter, http).map_err(|e| {
                 usage(
                     format!("invalid --prometheus-url: {e}"),

@@ -42,8 +42,8 @@ pub fn config(urls: &[String], template: Option<&str>, settings: &Settings) -> a
         .map(|(i, u)| Target::parse(u, i + 1))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| usage(e.to_string()))?;
-    let http =
-        crate::http::client(settings.ca_bundle.as_ref(), WEBHOOK_CONNECT_TIMEOUT, WEBHOOK_TIMEOUT).map_err(usage)?;
+    let http = crate::http::client(settings.ca_bundle.as_ref(), WEBHOOK_CONNECT_TIMEOUT, WEBHOOK_TIMEOUT)
+        .map_err(|e| usage(e.to_string()))?;
     Ok(Some(Config {
         targets,
         template: template.map(str::to_string),
