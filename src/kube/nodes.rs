@@ -298,7 +298,7 @@ fn roles(labels: &BTreeMap<String, String>) -> Vec<String> {
 
 /// The status of the node's Ready condition (`True`, `False`, `Unknown`), the last one if
 /// there are several, as kubectl's map of conditions by type keeps it.
-pub fn ready_condition(node: &Node) -> Option<String> {
+fn ready_condition(node: &Node) -> Option<String> {
     node.status
         .as_ref()?
         .conditions

@@ -8,7 +8,7 @@
 //! (TaintToleration). Capacity (requests), pod (anti-)affinity and topology spread are not
 //! judged: a pod that fits by these filters may still wait for room.
 
-use super::nodes::ready_condition;
+use super::nodes::Readiness;
 use super::objects::PodRef;
 use k8s_openapi::api::core::v1::{Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodSpec, Taint, Toleration};
 use serde::Serialize;
@@ -156,7 +156,7 @@ fn schedulable_and_ready(spec: &PodSpec, node: &Node, coming_back: bool) -> bool
         ..Default::default()
     };
     coming_back
-        || (ready_condition(node).as_deref() == Some("True")
+        || (Readiness::of(node).is_ready()
             && (!cordoned(node) || tolerations(spec).iter().any(|t| tolerates(t, &unschedulable))))
 }
 
@@ -308,10 +308,7 @@ pub fn nowhere_to_go(pod: &Pod, nodes: &[Node], from: &str, coming_back: &[Strin
     if left.is_empty() {
         return Some(Nowhere::NoneSchedulableReady {
             cordoned: others.iter().filter(|n| cordoned(n)).count(),
-            not_ready: others
-                .iter()
-                .filter(|n| ready_condition(n).as_deref() != Some("True"))
-                .count(),
+            not_ready: others.iter().filter(|n| !Readiness::of(n).is_ready()).count(),
         });
     }
     let mut applied = vec![];

@@ -8,7 +8,7 @@
 use super::ports::{Cluster, PortError};
 use super::progress::{HoldTracker, Holding, Progress};
 use crate::kube::drain::{in_progress_run, WorkloadRef, IN_PROGRESS_ANNOTATION};
-use crate::kube::nodes::ready_condition;
+use crate::kube::nodes::{NodeInfo, Readiness};
 use crate::kube::reboot::NOT_READY_TAINTS;
 use crate::kube::KubeError;
 use crate::retry::with_retry;
@@ -154,24 +154,19 @@ pub async fn wait_gate(
 
 /// Why `node` counts as out of service by itself, if it does.
 pub fn node_down_reason(node: &Node) -> Option<String> {
-    let ready = ready_condition(node);
+    let node = NodeInfo::of(node);
     let taints: Vec<String> = node
-        .spec
-        .as_ref()
-        .and_then(|s| s.taints.as_ref())
-        .map(|t| {
-            t.iter()
-                .filter(|t| NOT_READY_TAINTS.contains(&t.key.as_str()))
-                .map(|t| format!("{}:{}", t.key, t.effect))
-                .collect()
-        })
-        .unwrap_or_default();
-    match ready.as_deref() {
-        Some("True") if taints.is_empty() => None,
-        Some("True") => Some(format!("tainted {}", taints.join(", "))),
-        Some("False") => Some("NotReady".into()),
-        Some(other) => Some(format!("Ready={other} (the node stopped reporting)")),
-        None => Some("without a Ready condition".into()),
+        .taints
+        .iter()
+        .filter(|t| NOT_READY_TAINTS.contains(&t.key.as_str()))
+        .map(|t| format!("{}:{}", t.key, t.effect.as_str()))
+        .collect();
+    match node.readiness {
+        Readiness::Ready if taints.is_empty() => None,
+        Readiness::Ready => Some(format!("tainted {}", taints.join(", "))),
+        Readiness::NotReady => Some("NotReady".into()),
+        Readiness::Unknown => Some("Ready=Unknown (the node stopped reporting)".into()),
+        Readiness::NoCondition => Some("without a Ready condition".into()),
     }
 }
 
