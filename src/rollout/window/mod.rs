@@ -1,15 +1,15 @@
 //! Maintenance windows: when a node may be disrupted.
 //!
 //! Two sources, one [`Schedule`]: `--window 'Sat,Sun 01:00-05:00'` (days and a daily time range
-//! that may wrap midnight, in `--time-zone`; [`daily`]), and an AKS planned-maintenance
+//! that may wrap midnight, in `--time-zone`; [`DailyWindow`], `daily.rs`), and an AKS planned-maintenance
 //! configuration (`maintenanceConfigurations/aksManagedNodeOSUpgradeSchedule`, else `default`)
 //! with its `daily`, `weekly`, `absoluteMonthly` and `relativeMonthly` schedules,
-//! `durationHours`, `startTime`, `utcOffset`, `startDate` and `notAllowedDates` ([`aks`]).
+//! `durationHours`, `startTime`, `utcOffset`, `startDate` and `notAllowedDates` ([`AksWindow`], `aks.rs`).
 //!
 //! A schedule answers two questions for an instant: the window open now (its end, with
-//! overlapping or touching occurrences merged), and when the next one opens ([`schedule`]).
+//! overlapping or touching occurrences merged), and when the next one opens ([`Schedule`], `schedule.rs`).
 //! The engine asks them at its safe points through a [`Clock`], so its unit tests run on
-//! paused time. How long a node is out comes from past runs' records ([`stats`]).
+//! paused time. How long a node is out comes from past runs' records ([`median_node_time`], `stats.rs`).
 
 mod aks;
 mod clock;
