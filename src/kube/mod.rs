@@ -18,6 +18,7 @@ pub mod nodes;
 pub mod objects;
 pub mod reboot;
 pub mod schedule;
+pub mod snapshot;
 pub mod watch;
 
 pub use client::{client_from_config, client_from_kubeconfig_file, client_from_kubeconfig_yaml};
