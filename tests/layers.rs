@@ -64,6 +64,7 @@ const SIM_LAYERS: &[&[&str]] = &[
     &["store"],
     &["scenario"],
     &[
+        "resources",
         "faults",
         "cron",
         "rbac",

@@ -19,6 +19,7 @@ pub mod nodes;
 pub mod objects;
 pub mod rbac;
 pub mod recorder;
+pub mod resources;
 pub mod scenario;
 pub mod server;
 pub mod state_dir;

@@ -185,6 +185,13 @@ pub fn node_object(s: &Scenario, n: &NodeSpec, boot_id: &str, created: &str) -> 
     if !linux {
         labels["node.kubernetes.io/windows-build"] = json!("10.0.20348");
     }
+    // Scenario validation refuses sizes it does not know; a NodeSpec made by hand falls back to
+    // the default pool size.
+    let size = crate::resources::vm_size(&n.vm_size)
+        .or_else(|| crate::resources::vm_size(scenario::DEFAULT_VM_SIZE))
+        .expect("the default VM size is in the table");
+    let res = crate::resources::node_resources(size, !linux, &s.cluster.kubernetes_version);
+    let (cpu, memory) = (crate::resources::format_cpu, crate::resources::format_memory);
     let runtime = if linux {
         "containerd://1.7.25-1"
     } else {
@@ -211,8 +218,10 @@ pub fn node_object(s: &Scenario, n: &NodeSpec, boot_id: &str, created: &str) -> 
                 {"type": "InternalIP", "address": n.ip.to_string()},
                 {"type": "Hostname", "address": n.name},
             ],
-            "allocatable": {"cpu": "3860m", "ephemeral-storage": "119703055367", "memory": "12880208Ki", "pods": "110"},
-            "capacity": {"cpu": "4", "ephemeral-storage": "129886128Ki", "memory": "16364368Ki", "pods": "110"},
+            "allocatable": {"cpu": cpu(res.allocatable.cpu_millis), "ephemeral-storage": "119703055367",
+                            "memory": memory(res.allocatable.memory_bytes), "pods": res.pods.to_string()},
+            "capacity": {"cpu": cpu(res.capacity.cpu_millis), "ephemeral-storage": "129886128Ki",
+                         "memory": memory(res.capacity.memory_bytes), "pods": res.pods.to_string()},
             "conditions": conditions(true, created, &crate::time::now_rfc3339()),
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "nodeInfo": {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::faults::Fault;
+use crate::resources::{self, Quantity};
 
 /// The built-in scenario: a cluster that looks like a real AKS cluster.
 pub const DEFAULT_SCENARIO: &str = include_str!("../scenarios/default.yaml");
@@ -374,6 +375,26 @@ pub struct Workload {
     /// Jobs and CronJobs: how long each pod runs before it succeeds.
     #[serde(default = "default_run_seconds")]
     pub run_seconds: f64,
+    /// What each pod's container requests (`resources.requests`), which the scheduler fits
+    /// into the nodes' allocatable CPU and memory.
+    #[serde(default, skip_serializing_if = "Requests::is_empty")]
+    pub requests: Requests,
+}
+
+/// A container's `resources.requests`: Kubernetes quantities (`cpu: 500m`, `memory: 256Mi`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Requests {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<Quantity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Quantity>,
+}
+
+impl Requests {
+    pub fn is_empty(&self) -> bool {
+        self.cpu.is_none() && self.memory.is_none()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -662,6 +683,27 @@ impl Scenario {
                     format!("`{}`: expected LocalUser or Disabled", p.ssh_access),
                 ));
             }
+            if resources::vm_size(&p.vm_size).is_none() {
+                return Err(err(
+                    format!("pools[{i}].vmSize"),
+                    format!(
+                        "`{}` is not a VM size aks-sim knows; it knows {}",
+                        p.vm_size,
+                        resources::known_vm_sizes().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            if let Some((j, z)) = p
+                .zones
+                .iter()
+                .enumerate()
+                .find(|(_, z)| !matches!(z.as_str(), "1" | "2" | "3"))
+            {
+                return Err(err(
+                    format!("pools[{i}].zones[{j}]"),
+                    format!("`{z}`: an availability zone is \"1\", \"2\" or \"3\""),
+                ));
+            }
             if let Some(id) = &p.vmss_id {
                 if id.len() != 8 || !id.chars().all(|c| c.is_ascii_digit()) {
                     return Err(err(format!("pools[{i}].vmssId"), format!("`{id}`: expected 8 digits")));
@@ -865,8 +907,11 @@ fn default_mode() -> String {
 fn default_os_type() -> OsType {
     OsType::Linux
 }
+/// The VM size of a pool that names none.
+pub const DEFAULT_VM_SIZE: &str = "Standard_D4ds_v5";
+
 fn default_vm_size() -> String {
-    "Standard_D4ds_v5".into()
+    DEFAULT_VM_SIZE.into()
 }
 fn default_ssh_access() -> String {
     "LocalUser".into()
@@ -925,6 +970,74 @@ mod tests {
         let skus: Vec<&str> = s.pools.iter().filter_map(|p| p.os_sku.as_deref()).collect();
         assert_eq!(skus, ["Ubuntu", "AzureLinux"]);
         assert!(s.nodes.values().any(|n| !n.reboot_required.is_empty()));
+    }
+
+    #[test]
+    fn batches_scenario_is_sixty_nodes_in_three_zones_half_requested() {
+        let s = Scenario::parse(include_str!("../scenarios/batches.yaml"), "batches.yaml").unwrap();
+        let nodes = crate::model::nodes(&s, [127, 77, 0]);
+        assert_eq!(nodes.iter().filter(|n| n.is_linux()).count(), 60);
+        for zone in ["1", "2", "3"] {
+            assert_eq!(nodes.iter().filter(|n| n.zone.as_deref() == Some(zone)).count(), 20);
+        }
+        let user: Vec<_> = nodes.iter().filter(|n| n.pool == "user").collect();
+        let size = resources::vm_size(&user[0].vm_size).unwrap();
+        let allocatable = resources::node_resources(size, false, &s.cluster.kubernetes_version).allocatable;
+        let requested: i128 = s
+            .workloads
+            .iter()
+            .filter(|w| w.pool.as_deref() == Some("user"))
+            .map(|w| w.requests.cpu.as_ref().map_or(0, Quantity::milli) * i128::from(w.replicas))
+            .sum();
+        let share = requested as f64 / (allocatable.cpu_millis as f64 * user.len() as f64);
+        assert!(
+            (0.4..=0.6).contains(&share),
+            "the shop requests {share:.2} of the user pool's CPU"
+        );
+        assert!(s.workloads.iter().all(|w| !w.requests.is_empty()));
+        assert!(s.workloads.iter().filter(|w| w.pdb.is_some()).count() >= 4);
+        assert_eq!(s.timing.boot_seconds, 20.0, "bench.yaml's timing");
+    }
+
+    #[test]
+    fn a_vm_size_aks_sim_does_not_know_is_refused_with_the_known_ones() {
+        let text = "cluster: {name: c}\npools:\n  - name: a\n    count: 1\n    vmSize: Standard_Z99\n";
+        let e = Scenario::parse(text, "x.yaml").unwrap_err().to_string();
+        assert!(e.contains("pools[0].vmSize"), "{e}");
+        assert!(e.contains("Standard_Z99"), "{e}");
+        assert!(e.contains("Standard_D4ds_v5") && e.contains("Standard_E8s_v5"), "{e}");
+        let lower = text.replace("Standard_Z99", "standard_d8s_v5");
+        assert!(Scenario::parse(&lower, "x.yaml").is_ok());
+    }
+
+    #[test]
+    fn zones_are_one_two_or_three() {
+        let text = "cluster: {name: c}\npools:\n  - name: a\n    count: 1\n    zones: [\"1\", \"westeurope-2\"]\n";
+        let e = Scenario::parse(text, "x.yaml").unwrap_err().to_string();
+        assert!(e.contains("pools[0].zones[1]"), "{e}");
+    }
+
+    #[test]
+    fn workload_requests_are_quantities_named_by_field() {
+        let base =
+            "cluster: {name: c}\npools:\n  - name: a\n    count: 1\nworkloads:\n  - {kind: Deployment, name: web, ";
+        let s = Scenario::parse(&format!("{base}requests: {{cpu: 500m, memory: 256Mi}}}}\n"), "x.yaml").unwrap();
+        let r = &s.workloads[0].requests;
+        assert_eq!(r.cpu.as_ref().map(Quantity::milli), Some(500));
+        assert_eq!(r.memory.as_ref().map(Quantity::as_str), Some("256Mi"));
+        let s = Scenario::parse(&format!("{base}requests: {{cpu: 2}}}}\n"), "x.yaml").unwrap();
+        assert_eq!(s.workloads[0].requests.cpu.as_ref().map(Quantity::milli), Some(2000));
+        for (bad, field) in [
+            ("requests: {cpu: lots}", "workloads[0].requests.cpu"),
+            ("requests: {memory: 1GB}", "workloads[0].requests.memory"),
+            ("requests: {cpu: -1}", "workloads[0].requests.cpu"),
+            ("requests: {gpu: 1}", "workloads[0].requests"),
+        ] {
+            let e = Scenario::parse(&format!("{base}{bad}}}\n"), "x.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(field), "{bad}: {e}");
+        }
     }
 
     #[test]

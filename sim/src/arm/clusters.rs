@@ -274,7 +274,7 @@ impl<'a> Ctx<'a> {
             "osDiskSizeGB": 128,
             "osDiskType": "Managed",
             "kubeletDiskType": "OS",
-            "maxPods": if linux { 110 } else { 30 },
+            "maxPods": crate::resources::max_pods(!linux),
             "type": "VirtualMachineScaleSets",
             "enableAutoScaling": false,
             "scaleDownMode": "Delete",

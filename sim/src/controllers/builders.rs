@@ -58,11 +58,22 @@ pub(super) fn node_selector(w: &Workload) -> Value {
 }
 
 pub(super) fn pod_spec(w: &Workload, tolerations: Vec<Value>) -> Value {
+    let mut requests = serde_json::Map::new();
+    for (key, q) in [("cpu", &w.requests.cpu), ("memory", &w.requests.memory)] {
+        if let Some(q) = q {
+            requests.insert(key.into(), json!(q.as_str()));
+        }
+    }
+    let resources = if requests.is_empty() {
+        json!({})
+    } else {
+        json!({"requests": requests})
+    };
     let mut container = json!({
         "name": w.name,
         "image": w.image,
         "imagePullPolicy": "IfNotPresent",
-        "resources": {},
+        "resources": resources,
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "File",
     });
@@ -122,7 +133,8 @@ pub(super) fn pod_from_template(tpl: &Value, ns: &str, prefix: &str, owner: Valu
     if let Some(a) = tpl["metadata"]["annotations"].as_object() {
         meta["annotations"] = json!(a);
     }
-    json!({"metadata": meta, "spec": spec, "status": {"phase": "Pending", "qosClass": "BestEffort"}})
+    let qos = pods::qos_class(&spec);
+    json!({"metadata": meta, "spec": spec, "status": {"phase": "Pending", "qosClass": qos}})
 }
 
 pub(super) fn condition(kind: &str, status: &str, at: &str) -> Value {
@@ -156,7 +168,7 @@ pub(super) fn scheduled_status(pod: &Value, node: &NodeInfo, now: &str) -> Value
         "hostIPs": [{"ip": node.ip}],
         "startTime": now,
         "containerStatuses": statuses,
-        "qosClass": "BestEffort",
+        "qosClass": pods::qos_class(&pod["spec"]),
     })
 }
 
@@ -210,7 +222,7 @@ pub(super) fn running_status(pod: &Value, node: &NodeInfo, now: &str, restarted:
         "podIPs": [{"ip": ip}],
         "startTime": start,
         "containerStatuses": statuses,
-        "qosClass": "BestEffort",
+        "qosClass": pods::qos_class(&pod["spec"]),
     })
 }
 

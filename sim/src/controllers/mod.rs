@@ -161,6 +161,7 @@ fn node_facts(n: &Value) -> Value {
         n["metadata"]["labels"],
         n["spec"]["unschedulable"],
         n["spec"]["taints"],
+        n["status"]["allocatable"],
         crate::model::ready_status(n),
         n["status"]["nodeInfo"]["bootID"],
     ])

@@ -37,7 +37,7 @@ pub fn seed(shared: &Arc<Shared>) -> anyhow::Result<()> {
     seed_nodes(shared)?;
     let created = cluster_created(shared);
     let nodes = node_infos(shared);
-    let mut per_node: HashMap<String, usize> = HashMap::new();
+    let mut load = Load::default();
     // The kubelets' heartbeat leases (what `kubectl describe node` shows as Lease).
     if shared.store.get(NAMESPACES, None, "kube-node-lease").is_some() {
         for n in &nodes {
@@ -52,7 +52,7 @@ pub fn seed(shared: &Arc<Shared>) -> anyhow::Result<()> {
         }
     }
     for (i, w) in shared.scenario.workloads.iter().enumerate() {
-        seed_workload(shared, w, &nodes, &created, &mut per_node).with_context(|| {
+        seed_workload(shared, w, &nodes, &created, &mut load).with_context(|| {
             format!(
                 "cannot create workloads[{i}] ({} {}/{})",
                 kind_name(w.kind),
@@ -75,6 +75,7 @@ pub fn seed(shared: &Arc<Shared>) -> anyhow::Result<()> {
             image: "ghcr.io/kubereboot/kured:1.17.1".into(),
             schedule: None,
             run_seconds: 1.0,
+            requests: Default::default(),
         };
         let labels = json!({"name": "kured"});
         let mut obj = daemonset(&w, &labels, &created);
@@ -126,7 +127,7 @@ pub(super) fn seed_workload(
     w: &Workload,
     nodes: &[NodeInfo],
     created: &str,
-    per_node: &mut HashMap<String, usize>,
+    load: &mut Load,
 ) -> anyhow::Result<()> {
     ensure_namespace(shared, &w.namespace, created)?;
     let labels = json!({"app": w.name});
@@ -147,7 +148,6 @@ pub(super) fn seed_workload(
                 .store
                 .create(REPLICASETS, replicaset_for(&deploy, Some(created)))?;
             let rs_name = rs["metadata"]["name"].as_str().unwrap_or("").to_string();
-            let mut mine: HashMap<String, usize> = HashMap::new();
             for _ in 0..w.replicas {
                 let pod = pod_from_template(
                     &rs["spec"]["template"],
@@ -155,11 +155,10 @@ pub(super) fn seed_workload(
                     &rs_name,
                     owner_ref("apps/v1", "ReplicaSet", &rs),
                 );
-                match pick_node(&pod["spec"], nodes, &mine, per_node) {
+                match pick_node(&pod, nodes, load) {
                     Some(n) => {
-                        create_running_pod(shared, pod, n, created)?;
-                        *mine.entry(n.name.clone()).or_default() += 1;
-                        *per_node.entry(n.name.clone()).or_default() += 1;
+                        let pod = create_running_pod(shared, pod, n, created)?;
+                        load.add(&pod, &n.name);
                     }
                     None => {
                         shared.store.create(PODS, pod)?;
@@ -178,7 +177,8 @@ pub(super) fn seed_workload(
                 );
                 label_revision(&mut pod, &revision(&ds));
                 pod["spec"]["nodeName"] = json!(n.name);
-                create_running_pod(shared, pod, n, created)?;
+                let pod = create_running_pod(shared, pod, n, created)?;
+                load.reserve(&pod, &n.name);
             }
         }
         WorkloadKind::Pod => {
@@ -193,13 +193,15 @@ pub(super) fn seed_workload(
                 "metadata": {"name": w.name, "namespace": w.namespace, "labels": labels},
                 "spec": spec,
             });
-            create_running_pod(shared, pod, n, created)?;
+            let pod = create_running_pod(shared, pod, n, created)?;
+            load.reserve(&pod, &n.name);
         }
         WorkloadKind::StaticPod => {
             let Some(n) = first_node(nodes, w) else {
                 anyhow::bail!("no Linux node{} to run the static pod on", pool_hint(w));
             };
-            create_mirror_pod(shared, w, n, created)?;
+            let pod = create_mirror_pod(shared, w, n, created)?;
+            load.reserve(&pod, &n.name);
         }
         WorkloadKind::StatefulSet => {
             let sts = shared.store.create(
@@ -213,14 +215,12 @@ pub(super) fn seed_workload(
                     "status": {},
                 }),
             )?;
-            let mut mine: HashMap<String, usize> = HashMap::new();
             for i in 0..w.replicas as i64 {
                 let pod = statefulset_pod(&sts, i);
-                match pick_node(&pod["spec"], nodes, &mine, per_node) {
+                match pick_node(&pod, nodes, load) {
                     Some(n) => {
-                        create_running_pod(shared, pod, n, created)?;
-                        *mine.entry(n.name.clone()).or_default() += 1;
-                        *per_node.entry(n.name.clone()).or_default() += 1;
+                        let pod = create_running_pod(shared, pod, n, created)?;
+                        load.add(&pod, &n.name);
                     }
                     None => {
                         shared.store.create(PODS, pod)?;
@@ -303,7 +303,7 @@ pub(super) fn seed_job(
     job["status"] = complete_status(&ts(ran_at), &ts(done), 1);
     let job = shared.store.create(store::JOBS, job)?;
     let mut pod = job_pod(&job);
-    let Some(n) = pick_node(&pod["spec"], nodes, &HashMap::new(), &HashMap::new()) else {
+    let Some(n) = pick_node(&pod, nodes, &Load::default()) else {
         return Ok(());
     };
     pod["metadata"]["name"] = json!(format!("{}-{}", name(&job), &store::random_suffix()));

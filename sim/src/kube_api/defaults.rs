@@ -102,7 +102,8 @@ pub fn prepare_for_create(res: &Resource, obj: &mut Value) {
                 }
             }
             spec["tolerations"] = json!(tol);
-            obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+            let qos = crate::objects::pods::qos_class(spec);
+            obj["status"] = json!({"phase": "Pending", "qosClass": qos});
         }
         "namespaces" => {
             let name = obj["metadata"]["name"].clone();

@@ -21,6 +21,41 @@ pub fn is_ready(pod: &Value) -> bool {
         .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
+/// The pod's QoS class from its containers' CPU and memory requests and limits, as the API
+/// server sets `status.qosClass`: `Guaranteed` when every container has limits for both and
+/// requests equal to them (absent requests default to the limits), `BestEffort` when none has
+/// any, `Burstable` otherwise.
+pub fn qos_class(spec: &Value) -> &'static str {
+    let containers: Vec<&Value> = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|k| spec[*k].as_array())
+        .flatten()
+        .collect();
+    let value = |map: &Value, k: &str| -> Option<i128> {
+        let v = &map[k];
+        let text = v
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| v.as_number().map(|n| n.to_string()))?;
+        crate::resources::parse_quantity(&text).ok()
+    };
+    let mut any = false;
+    let mut guaranteed = true;
+    for c in &containers {
+        let (requests, limits) = (&c["resources"]["requests"], &c["resources"]["limits"]);
+        for k in ["cpu", "memory"] {
+            let (r, l) = (value(requests, k), value(limits, k));
+            any |= r.is_some_and(|r| r != 0) || l.is_some_and(|l| l != 0);
+            guaranteed &= l.is_some() && r.is_none_or(|r| Some(r) == l);
+        }
+    }
+    match (any, guaranteed && !containers.is_empty()) {
+        (false, _) => "BestEffort",
+        (true, true) => "Guaranteed",
+        (true, false) => "Burstable",
+    }
+}
+
 pub fn phase(pod: &Value) -> &str {
     pod["status"]["phase"].as_str().unwrap_or("")
 }
@@ -208,5 +243,33 @@ fn schedule_removal(shared: &Arc<Shared>, ns: &str, name: &str, uid: &str, after
         Err(_) => {
             remove_if_same(&s, &ns, &name, &uid, &detail);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qos_class_follows_requests_and_limits() {
+        let with = |resources: Value| json!({"containers": [{"name": "a", "resources": resources}]});
+        assert_eq!(qos_class(&with(json!({}))), "BestEffort");
+        assert_eq!(qos_class(&with(json!({"requests": {"cpu": "500m"}}))), "Burstable");
+        assert_eq!(
+            qos_class(&with(json!({"limits": {"cpu": "1", "memory": "1Gi"}}))),
+            "Guaranteed"
+        );
+        assert_eq!(
+            qos_class(&with(
+                json!({"requests": {"cpu": "1000m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}})
+            )),
+            "Guaranteed"
+        );
+        assert_eq!(
+            qos_class(&with(
+                json!({"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}})
+            )),
+            "Burstable"
+        );
     }
 }

@@ -12,6 +12,7 @@ mod common;
 
 mod arm;
 mod bastion;
+mod capacity;
 mod cli;
 mod exec;
 mod fidelity;
