@@ -123,6 +123,7 @@ set edit:completion:arg-completer[aks-patch] = {|@words|
             cand --azure-linux-security-as-all 'On Azure Linux nodes, which classify no update as security, install all updates when `--upgrade-mode security` is asked (otherwise such nodes are refused)'
             cand --allow-azure-linux-2 'Patch Azure Linux 2.0 (CBL-Mariner) nodes, out of support since 30 Nov 2025 (otherwise they are refused; migrate them to Azure Linux 3)'
             cand --allow-pending-pods 'Take a node out even when pods it runs would have nowhere to go (no other schedulable Ready node matches their nodeSelector, required node affinity and tolerations): they stay Pending until it is back. Otherwise the run refuses before any change, or stops before that node''s cordon'
+            cand --no-pending-taint 'Do not put the PreferNoSchedule taint aks-patch.io/pending=<run id> on the nodes still to patch (it makes the pods each drain evicts prefer the nodes already patched, so that they move once; it is removed from each node when its turn ends, and from all of them when the run ends)'
             cand --force-unlock 'Take over a lock left behind by a run that died'
             cand --resume 'Continue the last interrupted run of this cluster'
             cand --wait-for-window 'Outside the window, wait for it to open (a countdown on a terminal) instead of exiting 8'

@@ -348,6 +348,9 @@ pub struct ApplyArgs {
     /// Take a node out even when pods it runs would have nowhere to go (no other schedulable Ready node matches their nodeSelector, required node affinity and tolerations): they stay Pending until it is back. Otherwise the run refuses before any change, or stops before that node's cordon.
     #[arg(long)]
     pub allow_pending_pods: bool,
+    /// Do not put the PreferNoSchedule taint aks-patch.io/pending=<run id> on the nodes still to patch (it makes the pods each drain evicts prefer the nodes already patched, so that they move once; it is removed from each node when its turn ends, and from all of them when the run ends).
+    #[arg(long)]
+    pub no_pending_taint: bool,
     /// Wait this long after a node is back before the next one.
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     pub soak: u64,
@@ -488,6 +491,7 @@ fn arg_id(flag: crate::rollout::resume::Flag) -> &'static str {
         Flag::RebootTimeout => "reboot_timeout",
         Flag::HealthWait => "health_wait",
         Flag::Soak => "soak",
+        Flag::NoPendingTaint => "no_pending_taint",
         Flag::Nodepool => "nodepool",
         Flag::Nodes => "nodes",
         Flag::Selector => "selector",
@@ -684,6 +688,7 @@ mod tests {
             "--reboot-timeout=5",
             "--health-wait=5",
             "--soak=5",
+            "--no-pending-taint",
             "--nodepool=p",
             "--nodes=n",
             "--selector=a=b",

@@ -16,6 +16,7 @@ pub mod lock;
 pub mod mark;
 pub mod nodes;
 pub mod objects;
+pub mod pending;
 pub mod reboot;
 pub mod schedule;
 pub mod snapshot;

@@ -256,6 +256,15 @@ impl NodeInfo {
         self.readiness.is_ready()
     }
 
+    /// The run whose pending taint ([`super::mark::PENDING_TAINT`]) the node carries, if any
+    /// (an empty value: an unknown run).
+    pub fn pending_run(&self) -> Option<&str> {
+        self.taints
+            .iter()
+            .find(|t| t.key == super::mark::PENDING_TAINT)
+            .map(|t| t.value.as_deref().unwrap_or(""))
+    }
+
     /// The first address of this kind.
     pub fn address(&self, kind: &AddressKind) -> Option<&str> {
         self.addresses

@@ -5,6 +5,7 @@
 use super::reporter::Reporter;
 use super::Exit;
 use crate::kube::drain::DrainEvent;
+use crate::kube::pending::{CLEAR_PENDING_BY_HAND, PENDING_TAINT};
 use crate::kube::reboot::RebootEvent;
 use crate::node::PackageManager;
 use crate::rollout::blockers::holds_text;
@@ -240,6 +241,13 @@ fn warning_text(w: &Warning) -> String {
             format!("{node}: cannot check the reboot marker after the reboot: {error}")
         }
         Warning::NotProvenAfterReboot { node, no } => format!("{node}: {no} after the reboot"),
+        Warning::PendingNotMarked { error } => format!(
+            "could not put the pending taint {PENDING_TAINT} on the nodes to patch: {error}; the run goes on, and pods it evicts may land on nodes patched later and move again"
+        ),
+        Warning::PendingNotCleared { nodes, error } => format!(
+            "could not remove the pending taint {PENDING_TAINT} from {}: {error}; it only makes the scheduler prefer other nodes; the next run removes it, or remove it now with `{CLEAR_PENDING_BY_HAND}`",
+            nodes.join(", ")
+        ),
     }
 }
 

@@ -371,6 +371,9 @@ pub struct RunOptions {
     /// (`--allow-pending-pods`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_pending_pods: bool,
+    /// The nodes still to do do not get the pending taint (`--no-pending-taint`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_pending_taint: bool,
     /// Seconds the health gate waits for the cluster before a node is taken out
     /// (`--health-wait`; schema 2).
     #[serde(default = "default_health_wait")]
@@ -786,6 +789,7 @@ mod tests {
                 azure_linux_security_as_all: false,
                 allow_azure_linux_2: false,
                 allow_pending_pods: false,
+                no_pending_taint: false,
                 health_wait: 600,
                 selection: Selection::default(),
                 window: WindowOptions::default(),

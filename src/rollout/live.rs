@@ -130,6 +130,14 @@ impl Cluster for KubeCluster {
             })
     }
 
+    async fn mark_pending(&self, nodes: &[String], run_id: &str) -> Result<(), PortError> {
+        set_pending_all(&self.client, nodes, Some(run_id)).await
+    }
+
+    async fn clear_pending(&self, nodes: &[String]) -> Result<(), PortError> {
+        set_pending_all(&self.client, nodes, None).await
+    }
+
     async fn take_kured_lock(&self, node: &str, ttl: Duration) -> Result<bool, PortError> {
         match k::take_kured_lock(&self.client, node, ttl).await {
             Ok(k::KuredLock::NotInstalled) => Ok(false),
@@ -160,6 +168,35 @@ impl Fence for LockGuard {
 
     fn auth_failed(&self) -> bool {
         LockGuard::auth_failed(self)
+    }
+}
+
+/// How many nodes' pending taints are written at once.
+const PENDING_CONCURRENCY: usize = 8;
+
+/// The pending taint valued `run_id` (`None`: removed) on each of `nodes`, a few at a time;
+/// every node is tried, and the first failure is returned, saying how many failed.
+async fn set_pending_all(client: &::kube::Client, nodes: &[String], run_id: Option<&str>) -> Result<(), PortError> {
+    use futures::stream::{self, StreamExt};
+    // Made first (no closure inside the stream), so that the port's future stays `Send`.
+    let writes: Vec<_> = nodes
+        .iter()
+        .map(|node| k::pending::set_pending(client, node, run_id))
+        .collect();
+    let results: Vec<Result<bool, KubeError>> = stream::iter(writes)
+        .buffer_unordered(PENDING_CONCURRENCY)
+        .collect()
+        .await;
+    let failures: Vec<KubeError> = results.into_iter().filter_map(Result::err).collect();
+    let count = failures.len();
+    match failures.into_iter().next() {
+        None => Ok(()),
+        Some(first) if count == 1 => Err(kube_err(first)),
+        Some(first) => {
+            let e = kube_err(first);
+            let message = format!("{} (and {} other node(s))", e.message, count - 1);
+            Err(e.reworded(message))
+        }
     }
 }
 

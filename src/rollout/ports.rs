@@ -190,6 +190,13 @@ pub trait Cluster: Send + Sync {
     }
     /// Wait until these PodDisruptionBudgets allow disruptions again.
     async fn wait_pdbs(&self, pdbs: &[ObjectRef], timeout: Duration) -> Result<(), PortError>;
+    /// Put the pending taint ([`crate::kube::pending`], `PreferNoSchedule`) valued `run_id` on
+    /// these nodes, keeping their other taints: the pods drained later prefer the nodes
+    /// already patched. Every node is tried; the first failure is returned.
+    async fn mark_pending(&self, nodes: &[String], run_id: &str) -> Result<(), PortError>;
+    /// Remove the pending taint (whichever run put it there) from these nodes; a node that is
+    /// gone is fine. Every node is tried; the first failure is returned.
+    async fn clear_pending(&self, nodes: &[String]) -> Result<(), PortError>;
     /// Take kured's lock for `node` if kured is installed: `true` when taken.
     async fn take_kured_lock(&self, node: &str, ttl: Duration) -> Result<bool, PortError>;
     async fn release_kured_lock(&self, node: &str) -> Result<(), PortError>;

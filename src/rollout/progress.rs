@@ -284,6 +284,15 @@ pub enum Warning {
         node: String,
         no: NoProof,
     },
+    /// The pending taint could not be put on the nodes to do: evicted pods may move again.
+    PendingNotMarked {
+        error: String,
+    },
+    /// The pending taint could not be removed from these nodes at the end of the run.
+    PendingNotCleared {
+        nodes: Vec<String>,
+        error: String,
+    },
 }
 
 /// Worth a note with `--verbose`.

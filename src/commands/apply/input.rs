@@ -54,6 +54,7 @@ pub(super) fn run_options(a: &ApplyArgs) -> RunOptions {
         azure_linux_security_as_all: a.azure_linux_security_as_all,
         allow_azure_linux_2: a.allow_azure_linux_2,
         allow_pending_pods: a.allow_pending_pods,
+        no_pending_taint: a.no_pending_taint,
         health_wait: a.health_wait,
         selection: journal::Selection {
             nodepools: a.nodepool.clone(),
@@ -243,6 +244,7 @@ mod tests {
             "--azure-linux-security-as-all",
             "--allow-azure-linux-2",
             "--allow-pending-pods",
+            "--no-pending-taint",
         ]);
         let recorded = run_options(&a);
         let text = serde_json::to_string(&recorded).unwrap();
@@ -263,6 +265,7 @@ mod tests {
         assert_eq!(read.transport.via, Via::Kube);
         assert_eq!(read.transport.node_shell_namespace, "ops");
         assert!(read.azure_linux_security_as_all && read.allow_azure_linux_2 && read.allow_pending_pods);
+        assert!(read.no_pending_taint);
         assert_ne!(run_options(&apply(&[])), recorded);
     }
 }

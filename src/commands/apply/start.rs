@@ -1,6 +1,6 @@
 //! `apply`'s start, after the pre-flight and the confirmation: the health gate and the
-//! blockers before the lock, `--force-unlock`'s own check, the cluster-wide lock, and the run
-//! record written before the first change.
+//! blockers before the lock, `--force-unlock`'s own check, the cluster-wide lock, the run
+//! record written before the first change, and the pending taints of earlier runs removed.
 
 use super::blockers;
 use super::prepare::Prepared;
@@ -8,12 +8,14 @@ use super::Session;
 use super::GATE_POLL;
 use super::LOCK_DURATION;
 use crate::commands::context;
-use crate::kube::{self as k, CancellationToken, HolderInfo, LockGuard, LockOptions};
+use crate::kube::pending::{CLEAR_PENDING_BY_HAND, PENDING_TAINT};
+use crate::kube::{self as k, CancellationToken, HolderInfo, LockGuard, LockOptions, NodeInfo};
 use crate::output::{self, Exit, Failure};
 use crate::rollout::engine::BlockerPolicy;
 use crate::rollout::gate::{wait_gate, GateStop};
 use crate::rollout::journal::{self, RunRecord, RunStatus};
 use crate::rollout::live::KubeCluster;
+use crate::rollout::ports::Cluster;
 use crate::rollout::preflight::other_run::{self, OtherRun};
 use crate::rollout::resume;
 use std::time::Duration;
@@ -77,7 +79,45 @@ pub(super) async fn start(
         }
         return Err(anyhow::Error::new(e).context("cannot write the run record; nothing was changed"));
     }
+    clear_stale_pending(s, cluster).await;
     Ok((guard, record))
+}
+
+/// The pending taints of other runs (one that died or was killed leaves them; only the
+/// holder of the lock runs), removed now that the lock is ours, before this run puts its own
+/// on: `--resume` and `--force-unlock` clean up after the run they follow.
+async fn clear_stale_pending(s: &Session<'_>, cluster: &KubeCluster) {
+    let rows = match k::list_node_infos(&s.ctx.client, None).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            s.reporter.warn(&format!(
+                "could not look for pending taints left by earlier runs: {e}; remove any with `{CLEAR_PENDING_BY_HAND}`"
+            ));
+            return;
+        }
+    };
+    let stale: Vec<&NodeInfo> = rows
+        .iter()
+        .filter(|r| r.pending_run().is_some_and(|run| run != s.run_id))
+        .collect();
+    if stale.is_empty() {
+        return;
+    }
+    let mut runs: Vec<&str> = stale.iter().filter_map(|r| r.pending_run()).collect();
+    runs.sort_unstable();
+    runs.dedup();
+    let names: Vec<String> = stale.iter().map(|r| r.name.clone()).collect();
+    match cluster.clear_pending(&names).await {
+        Ok(()) => s.reporter.info(&format!(
+            "removed the pending taint {PENDING_TAINT} left by run {} from {}",
+            runs.join(", "),
+            names.join(", ")
+        )),
+        Err(e) => s.reporter.warn(&format!(
+            "could not remove the pending taint {PENDING_TAINT} left by run {}: {e}; remove it with `{CLEAR_PENDING_BY_HAND}`",
+            runs.join(", ")
+        )),
+    }
 }
 
 /// Whether the lock can be had, before anything waits: a live run's lock is refused now

@@ -12,11 +12,13 @@
 //!
 //! The loop over the nodes is here; each part of a node's turn has its file: the upgrade
 //! ([`upgrade`]), the gates before a node is taken out ([`gates`]), cordon, drain and reboot
-//! ([`take_out`]), the way back (proof and release: [`back`]), and picking up a node an
-//! interrupted run left ([`resumed`]).
+//! ([`take_out`]), the way back (proof and release: [`back`]), picking up a node an
+//! interrupted run left ([`resumed`]), and the pending taint on the nodes still to do
+//! ([`pending`]).
 
 mod back;
 mod gates;
+mod pending;
 mod resumed;
 mod take_out;
 mod upgrade;
@@ -154,6 +156,8 @@ pub struct Engine<'a> {
     /// The first write of the run record that failed (the record's path, the cause): the
     /// run stops at the next safe point, finishing the node in hand first.
     record_failed: std::sync::OnceLock<(std::path::PathBuf, String)>,
+    /// The nodes that may carry this run's pending taint ([`pending`]).
+    pending: Vec<String>,
 }
 
 /// How a node's turn ended, when it did not stop the run.
@@ -231,6 +235,7 @@ impl<'a> Engine<'a> {
             on_node: None,
             hold_others: None,
             record_failed: std::sync::OnceLock::new(),
+            pending: vec![],
         }
     }
 
@@ -264,9 +269,12 @@ impl<'a> Engine<'a> {
         self.lock_lost.as_deref()
     }
 
-    /// Patch every node of the record that is not finished yet, in order.
+    /// Patch every node of the record that is not finished yet, in order. The nodes to do
+    /// carry the pending taint from here; whatever ends the run, none does after it.
     pub async fn run(&mut self, rec: &mut RunRecord) -> Result<(), RunStop> {
+        self.mark_pending(rec).await;
         let result = self.run_nodes(rec).await;
+        self.clear_pending().await;
         self.tell(Event::RunOver);
         result
     }
@@ -306,6 +314,7 @@ impl<'a> Engine<'a> {
             });
             self.hook(NodePhase::Started, turn.life.record(), None);
             let result = self.patch_node(&mut turn, &last).await;
+            self.unpend(&node).await;
             self.wait_done(&node);
             self.end_turn(&mut turn, result, &mut last)?;
             if matches!(turn.life.state(), journal::NodeState::Done) {

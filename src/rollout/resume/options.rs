@@ -19,6 +19,7 @@ pub enum Flag {
     RebootTimeout,
     HealthWait,
     Soak,
+    NoPendingTaint,
     Nodepool,
     Nodes,
     Selector,
@@ -42,7 +43,7 @@ pub enum Flag {
 }
 
 impl Flag {
-    pub const ALL: [Flag; 29] = [
+    pub const ALL: [Flag; 30] = [
         Flag::UpgradeMode,
         Flag::Reboot,
         Flag::DeleteEmptydirData,
@@ -52,6 +53,7 @@ impl Flag {
         Flag::RebootTimeout,
         Flag::HealthWait,
         Flag::Soak,
+        Flag::NoPendingTaint,
         Flag::Nodepool,
         Flag::Nodes,
         Flag::Selector,
@@ -86,6 +88,7 @@ impl Flag {
             Flag::RebootTimeout => "--reboot-timeout",
             Flag::HealthWait => "--health-wait",
             Flag::Soak => "--soak",
+            Flag::NoPendingTaint => "--no-pending-taint",
             Flag::Nodepool => "--nodepool",
             Flag::Nodes => "--nodes",
             Flag::Selector => "--selector",
@@ -296,6 +299,7 @@ pub fn resume_options(
         u64::to_string,
     );
     m.keep(Flag::Soak, &o.soak, &now.soak, u64::to_string);
+    m.switch(Flag::NoPendingTaint, o.no_pending_taint, now.no_pending_taint);
     if recorded_all {
         m.keep(Flag::HealthWait, &o.health_wait, &now.health_wait, u64::to_string);
         let (p, n) = (&o.selection, &now.selection);
@@ -383,6 +387,7 @@ mod tests {
             azure_linux_security_as_all: false,
             allow_azure_linux_2: false,
             allow_pending_pods: false,
+            no_pending_taint: false,
             health_wait: 600,
             selection: Selection::default(),
             window: WindowOptions {
@@ -622,6 +627,31 @@ mod tests {
             !resume_options(&recorded(), 2, &now_values(), &g, "r1")
                 .unwrap()
                 .allow_pending_pods
+        );
+    }
+
+    #[test]
+    fn a_run_without_the_pending_taint_resumes_without_it_and_one_with_it_refuses_to_drop_it() {
+        let without = RunOptions {
+            no_pending_taint: true,
+            ..recorded()
+        };
+        let g = given(&[Flag::PrometheusUrl, Flag::NotifyUrl]);
+        assert!(
+            resume_options(&without, 2, &now_values(), &g, "r1")
+                .unwrap()
+                .no_pending_taint,
+            "kept from the record"
+        );
+        let dropping = RunOptions {
+            no_pending_taint: true,
+            ..now_values()
+        };
+        let g = given(&[Flag::PrometheusUrl, Flag::NotifyUrl, Flag::NoPendingTaint]);
+        let refused = resume_options(&recorded(), 2, &dropping, &g, "r1").unwrap_err();
+        assert_eq!(
+            refused.clashes,
+            vec!["--no-pending-taint (run r1 ran without it)".to_string()]
         );
     }
 }

@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 
 mod failures;
+mod pending_taint;
 mod proof;
 mod resume;
 mod signals;
@@ -60,6 +61,8 @@ struct FakeNode {
     probe_down: bool,
     /// The node's transport goes down when it is rebooted (`probe_down` from then on).
     down_after_reboot: bool,
+    /// The pending taint, with the run id it names.
+    tainted: Option<String>,
 }
 
 impl FakeNode {
@@ -81,6 +84,7 @@ impl FakeNode {
             reboot_need_stays: false,
             probe_down: false,
             down_after_reboot: false,
+            tainted: None,
         }
     }
 }
@@ -110,6 +114,9 @@ struct World {
     /// At this step of this node, the journal's directory (the path) is replaced by a
     /// file: every later write of the run record fails, as on a full or broken disk.
     break_journal_at: Option<(&'static str, &'static str, std::path::PathBuf)>,
+    /// At each cordon: the node cordoned, and the nodes that carried the pending taint then
+    /// (`node=run id`).
+    tainted_at_cordon: Vec<(String, Vec<String>)>,
 }
 
 #[derive(Clone, Default)]
@@ -169,6 +176,15 @@ impl Fakes {
 
     fn log(&self) -> Vec<String> {
         self.w().log.clone()
+    }
+
+    /// The nodes that carry the pending taint now, as `node=run id`.
+    fn tainted(&self) -> Vec<String> {
+        self.w()
+            .nodes
+            .iter()
+            .filter_map(|(name, n)| n.tainted.as_ref().map(|run| format!("{name}={run}")))
+            .collect()
     }
 
     fn count(&self, what: &str) -> usize {
@@ -236,6 +252,8 @@ impl Cluster for Fakes {
 
     async fn cordon(&self, node: &str, run_id: &str) -> Result<(), PortError> {
         self.step("cordon", node)?;
+        let tainted = self.tainted();
+        self.w().tainted_at_cordon.push((node.to_string(), tainted));
         self.edit(node, |n| {
             n.unschedulable = true;
             n.marked = Some(run_id.into());
@@ -317,6 +335,36 @@ impl Cluster for Fakes {
 
     async fn wait_pdbs(&self, _pdbs: &[ObjectRef], _timeout: Duration) -> Result<(), PortError> {
         self.step("pdbs", "")
+    }
+
+    async fn mark_pending(&self, nodes: &[String], run_id: &str) -> Result<(), PortError> {
+        let mut first = None;
+        for node in nodes {
+            match self.step("taint", node) {
+                Ok(()) if self.w().nodes.contains_key(node) => {
+                    self.edit(node, |n| n.tainted = Some(run_id.to_string()))
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    async fn clear_pending(&self, nodes: &[String]) -> Result<(), PortError> {
+        let mut first = None;
+        for node in nodes {
+            match self.step("untaint", node) {
+                Ok(()) if self.w().nodes.contains_key(node) => self.edit(node, |n| n.tainted = None),
+                Ok(()) => {}
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
     }
 
     async fn take_kured_lock(&self, node: &str, _ttl: Duration) -> Result<bool, PortError> {
@@ -513,6 +561,7 @@ fn options() -> RunOptions {
         azure_linux_security_as_all: false,
         allow_azure_linux_2: false,
         allow_pending_pods: false,
+        no_pending_taint: false,
         health_wait: 600,
         selection: Default::default(),
         window: Default::default(),
