@@ -7,7 +7,8 @@
 //!   not classify security updates reliably, as on Azure Linux);
 //! - apply: `aks_patch_node_result{node,pool,result}` (1 for the node's state),
 //!   `aks_patch_node_rebooted{node,pool}`, `aks_patch_last_run_timestamp_seconds{result}`,
-//!   `aks_patch_run_duration_seconds`, `aks_patch_run_nodes_rebooted` (in that run).
+//!   `aks_patch_run_duration_seconds`, `aks_patch_run_nodes_rebooted`,
+//!   `aks_patch_run_pods_evicted`, `aks_patch_run_pods_evicted_again` (in that run).
 
 use crate::rollout::journal::RunRecord;
 use base64::Engine as _;
@@ -112,7 +113,18 @@ pub fn run_families(rec: &RunRecord) -> Vec<Family> {
     );
     let mut total = Family::new("aks_patch_run_nodes_rebooted", "Nodes the last aks-patch run rebooted");
     total.add(&[], rec.nodes.iter().filter(|n| n.rebooted).count() as f64);
-    vec![result, rebooted, last, duration, total]
+    let evictions = rec.evictions();
+    let mut evicted = Family::new(
+        "aks_patch_run_pods_evicted",
+        "Pods the drains of the last aks-patch run evicted",
+    );
+    evicted.add(&[], evictions.evicted as f64);
+    let mut again = Family::new(
+        "aks_patch_run_pods_evicted_again",
+        "Of those, evictions of a pod that had moved already in the run (created during it, or a name evicted before)",
+    );
+    again.add(&[], evictions.moved_again as f64);
+    vec![result, rebooted, last, duration, total, evicted, again]
 }
 
 fn escape(v: &str) -> String {

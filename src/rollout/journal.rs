@@ -235,9 +235,9 @@ pub struct NodeRecord {
     pub was_cordoned: bool,
     #[serde(default)]
     pub rebooted: bool,
-    /// Pods evicted by the drain.
+    /// Pods evicted by the drain, with when each was created.
     #[serde(default)]
-    pub evicted: Vec<ObjectRef>,
+    pub evicted: Vec<Evicted>,
     /// PDBs of the evicted pods, waited on before the next node is taken out.
     #[serde(default)]
     pub pdbs: Vec<ObjectRef>,
@@ -511,6 +511,89 @@ pub struct NotifyOptions {
 
 pub use crate::kube::objects::ObjectRef;
 
+/// A pod a drain of the run evicted, and when it was created (records written before it was
+/// kept, and pods the API server gave no time for, have none). Records of 0.1.0 wrote the
+/// `namespace/name` string; it still reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Evicted {
+    pub namespace: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_ms")]
+    pub created: Option<Time>,
+}
+
+impl<'de> Deserialize<'de> for Evicted {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Evicted, D::Error> {
+        #[derive(Deserialize)]
+        struct Full {
+            namespace: String,
+            name: String,
+            #[serde(default, with = "opt_ms")]
+            created: Option<Time>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Full(Full),
+            Text(ObjectRef),
+        }
+        Ok(match Repr::deserialize(d)? {
+            Repr::Full(f) => Evicted {
+                namespace: f.namespace,
+                name: f.name,
+                created: f.created,
+            },
+            Repr::Text(o) => Evicted {
+                namespace: o.namespace,
+                name: o.name,
+                created: None,
+            },
+        })
+    }
+}
+
+impl From<&crate::kube::drain::EvictedPod> for Evicted {
+    fn from(p: &crate::kube::drain::EvictedPod) -> Evicted {
+        Evicted {
+            namespace: p.pod.namespace.clone(),
+            name: p.pod.name.clone(),
+            created: p.created,
+        }
+    }
+}
+
+/// How many pods a run's drains evicted, and how many of those evictions moved a pod that
+/// had moved already: a pod created after the run began (the replacement of one it evicted,
+/// or a pod new since), or a name evicted before in the run (a StatefulSet's pod keeps its
+/// name).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EvictionCount {
+    pub evicted: usize,
+    pub moved_again: usize,
+}
+
+impl RunRecord {
+    /// What the drains of this run (and of the runs it resumed, whose nodes it carries)
+    /// evicted.
+    pub fn evictions(&self) -> EvictionCount {
+        let mut all: Vec<&Evicted> = self.nodes.iter().flat_map(|n| &n.evicted).collect();
+        // Oldest first: of two evictions of one name, the later one is the move again.
+        all.sort_by_key(|e| e.created);
+        let mut seen = std::collections::BTreeSet::new();
+        let mut count = EvictionCount::default();
+        for e in all {
+            count.evicted += 1;
+            let again = !seen.insert((e.namespace.as_str(), e.name.as_str()));
+            if again || e.created.is_some_and(|c| c > self.started_at) {
+                count.moved_again += 1;
+            }
+        }
+        count
+    }
+}
+
 /// A serde enum (a state, a mode, a policy) as its kebab-case name in records.
 pub fn enum_text<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_value(v)
@@ -755,6 +838,56 @@ mod tests {
         );
         assert_eq!(o.to_string(), "shop/storefront-pdb");
         assert!(serde_json::from_str::<ObjectRef>(r#""no-slash""#).is_err());
+    }
+
+    #[test]
+    fn evicted_pods_keep_their_creation_time_and_the_old_strings_still_read() {
+        let e = Evicted {
+            namespace: "shop".into(),
+            name: "web-1".into(),
+            created: Some("2026-12-01T08:00:00Z".parse().unwrap()),
+        };
+        let text = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            text,
+            r#"{"namespace":"shop","name":"web-1","created":"2026-12-01T08:00:00.000Z"}"#
+        );
+        assert_eq!(serde_json::from_str::<Evicted>(&text).unwrap(), e);
+        let old: Evicted = serde_json::from_str(r#""shop/web-1""#).unwrap();
+        assert_eq!(
+            (old.namespace.as_str(), old.name.as_str(), old.created),
+            ("shop", "web-1", None)
+        );
+    }
+
+    #[test]
+    fn a_pod_counts_as_moved_again_when_created_during_the_run_or_its_name_was_evicted_before() {
+        let mut rec = record("c");
+        rec.started_at = "2026-12-07T01:00:00Z".parse().unwrap();
+        let pod = |name: &str, created: Option<&str>| Evicted {
+            namespace: "shop".into(),
+            name: name.into(),
+            created: created.map(|t| t.parse().unwrap()),
+        };
+        let before = Some("2026-12-01T08:00:00Z");
+        // n1: two pods there before the run; n2: the replacement of web-a (a new name,
+        // created during the run), db-0 again (a StatefulSet's pod keeps its name), and a
+        // pod there before the run.
+        rec.nodes[0].evicted = vec![pod("web-a", before), pod("db-0", before)];
+        rec.nodes[1].evicted = vec![
+            pod("web-x", Some("2026-12-07T01:05:00Z")),
+            pod("db-0", Some("2026-12-07T01:06:00Z")),
+            pod("cache", before),
+        ];
+        assert_eq!(
+            rec.evictions(),
+            EvictionCount {
+                evicted: 5,
+                moved_again: 2
+            }
+        );
+        rec.nodes[1].evicted.clear();
+        assert_eq!(rec.evictions().moved_again, 0);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! state a turn can be in. The record on disk ([`NodeRecord`]) is what the life writes: the
 //! same fields as always.
 
-use super::journal::{NodeRecord, NodeState, ObjectRef, Step, StepName, StepOutcome, Time, UpgradedPackage};
+use super::journal::{Evicted, NodeRecord, NodeState, ObjectRef, Step, StepName, StepOutcome, Time, UpgradedPackage};
 use super::proof::Proof;
 use crate::kube::drain::WorkloadRef;
 
@@ -200,7 +200,7 @@ impl NodeLife {
     /// Drained: what the drain evicted, and the budgets and workloads to wait for.
     pub fn drained(
         &mut self,
-        evicted: Vec<ObjectRef>,
+        evicted: Vec<Evicted>,
         pdbs: Vec<ObjectRef>,
         workloads: Vec<WorkloadRef>,
     ) -> Result<(), IllegalTransition> {
@@ -515,7 +515,12 @@ mod tests {
         l.cordoned(false, Some("boot-1".into())).unwrap();
         assert!(l.in_hand());
         l.begin(StepName::Drain, now());
-        l.drained(vec![ObjectRef::new("app", "web-0")], vec![], vec![]).unwrap();
+        let web = Evicted {
+            namespace: "app".into(),
+            name: "web-0".into(),
+            created: None,
+        };
+        l.drained(vec![web], vec![], vec![]).unwrap();
         l.end(StepOutcome::Ok, "1 pod(s) evicted", now());
         assert!(l.was_drained());
         l.reboot_sent().unwrap();

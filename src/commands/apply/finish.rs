@@ -44,7 +44,10 @@ pub(super) async fn finish(
     let value = if crate::commands::shows_table(&s.args.global) {
         serde_json::Value::Array(after)
     } else {
-        serde_json::to_value(&record)?
+        // The record, with what its drains evicted counted as the summary says it.
+        let mut value = serde_json::to_value(&record)?;
+        value["evictions"] = serde_json::to_value(record.evictions())?;
+        value
     };
     if let Some(n) = notifier {
         notify_end(s, n, &record, &left, &summary).await;
@@ -154,6 +157,13 @@ fn summary(s: &Session<'_>, record: &RunRecord, left: &[(String, bool)], lock_lo
             RunStatus::Running => "running",
         }
     );
+    let evictions = record.evictions();
+    if evictions.evicted > 0 {
+        summary.push_str(&format!(
+            "; {} pod(s) evicted, {} of them more than once (pods created during this run, or a name evicted twice)",
+            evictions.evicted, evictions.moved_again
+        ));
+    }
     if !left.is_empty() {
         let names: Vec<&str> = left.iter().map(|(n, _)| n.as_str()).collect();
         let unsure = left.iter().any(|(_, sure)| !sure);

@@ -8,7 +8,7 @@ use super::super::watch::next_change;
 use super::error::DrainError;
 use super::pdb::never_allows;
 use super::plan::{controller_of, list_pdbs, pdb_name, pdbs_covering, plan_drain};
-use super::types::{BlockedPod, DrainEvent, DrainOptions, DrainReport, ObjectRef, PodRef, WorkloadRef};
+use super::types::{BlockedPod, DrainEvent, DrainOptions, DrainReport, EvictedPod, ObjectRef, PodRef, WorkloadRef};
 use crate::retry::{with_retry, Backoff, RetryPolicy};
 use ::kube::api::{Api, PostParams};
 use ::kube::Client;
@@ -205,6 +205,18 @@ where
         .collect();
     workloads.sort();
     workloads.dedup();
+    // Each evicted pod with its creation time, as the plan read it.
+    let evicted = evicted
+        .into_iter()
+        .map(|r| {
+            plan.evict_pods
+                .iter()
+                .chain(&plan.wait_pods)
+                .find(|p| PodRef::of(p) == r)
+                .map(EvictedPod::of)
+                .unwrap_or(EvictedPod { pod: r, created: None })
+        })
+        .collect();
     Ok(DrainReport {
         node: node.to_string(),
         evicted,

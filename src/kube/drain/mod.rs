@@ -35,6 +35,6 @@ pub use evict::{drain, drain_fenced};
 pub use pdb::{never_allows, wait_pdbs_healthy, PdbInfo, PdbWaitError};
 pub use plan::{list_node_pods, plan_drain, selector_matches, DrainPlan};
 pub use types::{
-    BlockedPod, DrainEvent, DrainOptions, DrainReport, LeaveAlone, PodRef, RefuseReason, SkipReason, WorkloadRef,
-    MIRROR_POD_ANNOTATION,
+    BlockedPod, DrainEvent, DrainOptions, DrainReport, EvictedPod, LeaveAlone, PodRef, RefuseReason, SkipReason,
+    WorkloadRef, MIRROR_POD_ANNOTATION,
 };

@@ -186,12 +186,39 @@ pub enum DrainEvent {
     },
 }
 
+/// A pod a drain evicted, and when it was created (`metadata.creationTimestamp`): a run
+/// counts a pod created after it began, once evicted, as a pod that moved again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EvictedPod {
+    #[serde(flatten)]
+    pub pod: PodRef,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<Timestamp>,
+}
+
+impl EvictedPod {
+    /// The pod, with its creation time as the API server gave it.
+    pub fn of(pod: &Pod) -> EvictedPod {
+        EvictedPod {
+            pod: PodRef::of(pod),
+            created: pod.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        }
+    }
+}
+
+impl fmt::Display for EvictedPod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.pod.fmt(f)
+    }
+}
+
 /// What a finished drain did.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DrainReport {
     pub node: String,
-    pub evicted: Vec<PodRef>,
+    pub evicted: Vec<EvictedPod>,
     pub skipped: Vec<(PodRef, SkipReason)>,
     pub warnings: Vec<(PodRef, String)>,
     /// The PDBs covering the evicted pods: wait for them with

@@ -6,7 +6,7 @@ use super::{target, Engine, NodeEnd, Turn};
 use crate::kube::drain::DrainEvent;
 use crate::kube::NodeInfo;
 use crate::node::PackageManager;
-use crate::rollout::journal::{ObjectRef, StepName, StepOutcome, UpgradeMode};
+use crate::rollout::journal::{Evicted, StepName, StepOutcome, UpgradeMode};
 use crate::rollout::ports::{DrainStop, NodeTarget, Transport};
 use crate::rollout::progress::Progress;
 use crate::rollout::progress::{Detail, Event, NodeStep, Wait, Warning};
@@ -176,11 +176,7 @@ impl Engine<'_> {
             }));
         }
         turn.life.drained(
-            report
-                .evicted
-                .iter()
-                .map(|p| ObjectRef::new(&p.namespace, &p.name))
-                .collect(),
+            report.evicted.iter().map(Evicted::from).collect(),
             report.pdbs.clone(),
             report.workloads.clone(),
         )?;

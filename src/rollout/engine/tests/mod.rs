@@ -7,7 +7,7 @@
 //! resume ([`resume`]), the proof ([`proof`]), windows and blockers ([`window_blockers`]).
 
 use super::*;
-use crate::kube::drain::{DrainEvent, DrainReport, PodRef};
+use crate::kube::drain::{DrainEvent, DrainReport, EvictedPod, PodRef};
 use crate::kube::nodes::{AddressKind, NodeAddress, OsType, Readiness};
 use crate::kube::reboot::RebootEvent;
 use crate::node::{PackageManager, PendingUpdate, Probe};
@@ -288,10 +288,13 @@ impl Cluster for Fakes {
         }
         Ok(DrainReport {
             node: node.into(),
-            evicted: vec![PodRef {
-                namespace: "app".into(),
-                name: format!("web-{node}"),
-                uid: "u".into(),
+            evicted: vec![EvictedPod {
+                pod: PodRef {
+                    namespace: "app".into(),
+                    name: format!("web-{node}"),
+                    uid: "u".into(),
+                },
+                created: Some("2026-12-01T08:00:00Z".parse().unwrap()),
             }],
             skipped: vec![],
             warnings: vec![],
