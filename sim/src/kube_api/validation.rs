@@ -562,8 +562,91 @@ fn validate_pod_spec(spec: &Value, path: &str, errs: &mut Vec<FieldError>) {
             }
         }
     }
+    for key in ["initContainers", "containers"] {
+        for (i, ctr) in spec[key].as_array().into_iter().flatten().enumerate() {
+            validate_resources(&ctr["resources"], &format!("{path}.{key}[{i}].resources"), errs);
+        }
+    }
     validate_labels(&spec["nodeSelector"], &format!("{path}.nodeSelector"), errs);
     validate_tolerations(&spec["tolerations"], &format!("{path}.tolerations"), errs);
+}
+
+/// A container's requests and limits (`ValidateResourceRequirements`): no quantity is negative,
+/// and no request is more than its limit.
+fn validate_resources(resources: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    let quantities = |kind: &str| -> Vec<(String, String, i128)> {
+        resources[kind]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| {
+                let text = quantity_text(v)?;
+                let milli = crate::resources::parse_quantity(&text).ok()?;
+                Some((k.clone(), text, milli))
+            })
+            .collect()
+    };
+    let (limits, requests) = (quantities("limits"), quantities("requests"));
+    for (kind, list) in [("limits", &limits), ("requests", &requests)] {
+        for (k, text, milli) in list {
+            if *milli < 0 {
+                errs.push(FieldError::invalid(
+                    &format!("{path}.{kind}[{k}]"),
+                    text,
+                    "must be greater than or equal to 0",
+                ));
+            }
+        }
+    }
+    for (k, text, milli) in &requests {
+        if let Some((_, limit, lim)) = limits.iter().find(|(l, _, _)| l == k) {
+            if milli > lim {
+                errs.push(FieldError::invalid(
+                    &format!("{path}.requests"),
+                    text,
+                    format!("must be less than or equal to {k} limit of {limit}"),
+                ));
+            }
+        }
+    }
+}
+
+/// A quantity as JSON carries it: a string, or a number.
+fn quantity_text(v: &Value) -> Option<String> {
+    v.as_str()
+        .map(str::to_string)
+        .or_else(|| v.as_number().map(|n| n.to_string()))
+}
+
+/// The pod spec of an object: a pod's own, a workload's template.
+fn pod_spec_of<'a>(res: &Resource, obj: &'a Value) -> Option<&'a Value> {
+    match *res {
+        store::PODS => Some(&obj["spec"]),
+        store::DEPLOYMENTS | store::REPLICASETS | store::DAEMONSETS | store::STATEFULSETS | store::JOBS => {
+            Some(&obj["spec"]["template"]["spec"])
+        }
+        store::CRONJOBS => Some(&obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]),
+        _ => None,
+    }
+}
+
+/// kube-apiserver cannot decode a resource quantity that is not one: the whole object is a
+/// 400, before any field is validated.
+fn undecodable_quantity(res: &Resource, obj: &Value) -> Option<ApiError> {
+    let spec = pod_spec_of(res, obj)?;
+    let bad = ["initContainers", "containers"]
+        .iter()
+        .flat_map(|k| spec[*k].as_array().into_iter().flatten())
+        .flat_map(|c| ["requests", "limits"].map(|kind| &c["resources"][kind]))
+        .flat_map(|m| m.as_object().into_iter().flatten())
+        .any(|(_, v)| quantity_text(v).is_none_or(|t| crate::resources::parse_quantity(&t).is_err()));
+    bad.then(|| {
+        ApiError::bad_request(format!(
+            "{kind} in version \"{v}\" cannot be handled as a {kind}: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+            kind = res.kind,
+            v = res.version
+        ))
+    })
 }
 
 /// Every field error of `obj`, a `res` object about to be stored.
@@ -589,6 +672,9 @@ pub fn validate(res: &Resource, obj: &Value) -> Vec<FieldError> {
 
 /// `validate`, as the API server's answer.
 pub fn check(res: &Resource, obj: &Value) -> Result<(), ApiError> {
+    if let Some(e) = undecodable_quantity(res, obj) {
+        return Err(e);
+    }
     let errs = validate(res, obj);
     if errs.is_empty() {
         return Ok(());
@@ -640,6 +726,38 @@ mod tests {
             ),
             "{m}"
         );
+    }
+
+    #[test]
+    fn container_requests_and_limits_are_quantities_within_bounds() {
+        let pod = |resources: Value| json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "image": "i", "resources": resources}]}});
+        assert!(check(
+            &store::PODS,
+            &pod(json!({"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": 1}}))
+        )
+        .is_ok());
+        assert_eq!(
+            message(
+                &store::PODS,
+                pod(json!({"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}))
+            ),
+            r#"Pod "p" is invalid: spec.containers[0].resources.requests: Invalid value: "2": must be less than or equal to cpu limit of 1"#
+        );
+        assert_eq!(
+            message(&store::PODS, pod(json!({"requests": {"memory": "-1Mi"}}))),
+            r#"Pod "p" is invalid: spec.containers[0].resources.requests[memory]: Invalid value: "-1Mi": must be greater than or equal to 0"#
+        );
+        let e = check(&store::PODS, &pod(json!({"requests": {"cpu": "lots"}}))).unwrap_err();
+        assert_eq!(e.code, 400);
+        assert!(
+            e.message
+                .starts_with(r#"Pod in version "v1" cannot be handled as a Pod: quantities must match"#),
+            "{}",
+            e.message
+        );
+        let deploy = json!({"metadata": {"name": "d"}, "spec": {"template": {"spec": {"containers": [
+            {"name": "a", "image": "i", "resources": {"limits": {"memory": "1GB"}}}]}}}});
+        assert_eq!(check(&store::DEPLOYMENTS, &deploy).unwrap_err().code, 400);
     }
 
     #[test]

@@ -291,3 +291,41 @@ async fn the_batches_scenario_places_every_pod_within_allocatable() {
     assert!(zones.values().all(|k| *k >= 40), "shop pods per zone: {zones:?}");
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_are_no_quantity_or_exceed_their_limit_are_refused() {
+    skip_unless_root!();
+    let yaml =
+        "cluster: {name: aks-capacity}\npools:\n  - {name: small, mode: System, count: 1, vmSize: Standard_D2s_v5}\n";
+    let env = Emulator::start_yaml(yaml, "capacity.rs").await;
+    let pod = |resources: &str| {
+        format!(
+            r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "p", "namespace": "default"}},
+                "spec": {{"containers": [{{"name": "app", "image": "nginx", "resources": {resources}}}]}}}}"#
+        )
+    };
+    let (code, _, err) = env
+        .kubectl_stdin(&["apply", "-f", "-"], &pod(r#"{"requests": {"cpu": "lots"}}"#))
+        .await;
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("Error from server (BadRequest)") && err.contains("quantities must match the regular expression"),
+        "{err}"
+    );
+    let (code, _, err) = env
+        .kubectl_stdin(
+            &["apply", "-f", "-"],
+            &pod(r#"{"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}"#),
+        )
+        .await;
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(
+            "spec.containers[0].resources.requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1"
+        ),
+        "{err}"
+    );
+    let (ok, _, _) = env.kubectl(&["get", "pod", "p"]).await;
+    assert!(!ok, "no pod was stored");
+    env.shutdown().await;
+}
