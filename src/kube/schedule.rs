@@ -4,13 +4,21 @@
 //! NodeUnschedulable plugin says), carries every label of the pod's `nodeSelector`, matches
 //! one term of its required node affinity (NodeAffinity: terms ORed, expressions within a
 //! term ANDed; `In`, `NotIn`, `Exists`, `DoesNotExist`, `Gt`, `Lt`; `matchFields` on
-//! `metadata.name`), and has no `NoSchedule`/`NoExecute` taint the pod does not tolerate
-//! (TaintToleration). Capacity (requests), pod (anti-)affinity and topology spread are not
-//! judged: a pod that fits by these filters may still wait for room.
+//! `metadata.name`), has no `NoSchedule`/`NoExecute` taint the pod does not tolerate
+//! (TaintToleration; `PreferNoSchedule` is a preference, not a filter), and, where the pods
+//! bound to the nodes are known, has room for its requests (NodeResourcesFit: CPU, memory,
+//! pod slots; [`room`]). [`place`] puts pods one by one, as the scheduler would, subtracting
+//! their requests. Pod (anti-)affinity and topology spread are not judged.
+
+pub mod place;
+pub mod quantity;
+pub mod room;
 
 use super::nodes::Readiness;
 use super::objects::PodRef;
+use super::snapshot::ClusterSnapshot;
 use k8s_openapi::api::core::v1::{Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodSpec, Taint, Toleration};
+use room::{Resources, Shortage};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -209,6 +217,11 @@ pub enum Constraint {
     Affinity(String),
     /// The taints the pod does not tolerate, `node: key=value:Effect`.
     Taints(Vec<String>),
+    /// Room for the pod's requests; how many nodes lack each resource.
+    Room {
+        requests: Resources,
+        short: Vec<(Shortage, usize)>,
+    },
 }
 
 impl fmt::Display for Constraint {
@@ -220,6 +233,13 @@ impl fmt::Display for Constraint {
             }
             Constraint::Affinity(a) => write!(f, "matches its required node affinity ({a})"),
             Constraint::Taints(t) => write!(f, "tolerates the taints ({})", t.join("; ")),
+            Constraint::Room { requests, short } => {
+                let parts: Vec<String> = short
+                    .iter()
+                    .map(|(s, n)| format!("{s} on {n} node{}", if *n == 1 { "" } else { "s" }))
+                    .collect();
+                write!(f, "has room for its requests of {requests} ({})", parts.join(", "))
+            }
         }
     }
 }
@@ -229,8 +249,13 @@ impl fmt::Display for Constraint {
 pub enum Nowhere {
     /// The cluster has no other node.
     NoOtherNode,
-    /// No other node is both Ready and schedulable.
-    NoneSchedulableReady { cordoned: usize, not_ready: usize },
+    /// No other node is both Ready and schedulable (`out`: Ready and uncordoned, but out of
+    /// service all the same: another run's, or going out with this one).
+    NoneSchedulableReady {
+        cordoned: usize,
+        not_ready: usize,
+        out: usize,
+    },
     /// Other nodes are schedulable and Ready, but none meets these (the last one ruled out
     /// the rest).
     NoneMatches(Vec<Constraint>),
@@ -240,9 +265,17 @@ impl fmt::Display for Nowhere {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Nowhere::NoOtherNode => write!(f, "the cluster has no other node"),
-            Nowhere::NoneSchedulableReady { cordoned, not_ready } => write!(
+            Nowhere::NoneSchedulableReady {
+                cordoned,
+                not_ready,
+                out: 0,
+            } => write!(
                 f,
                 "no other node is schedulable and Ready ({cordoned} cordoned, {not_ready} not Ready)"
+            ),
+            Nowhere::NoneSchedulableReady { cordoned, not_ready, out } => write!(
+                f,
+                "no other node is schedulable and Ready ({out} out of service, {cordoned} cordoned, {not_ready} not Ready)"
             ),
             Nowhere::NoneMatches(c) => {
                 let parts: Vec<String> = c.iter().map(|c| c.to_string()).collect();
@@ -288,56 +321,133 @@ pub fn replaced_elsewhere(pod: &Pod) -> bool {
 
 /// Where `pod`, evicted from node `from`, could go among `nodes`: `None` when some other node
 /// fits it, else why none does. `coming_back`: nodes cordoned now that will be uncordoned
-/// before the pod needs them.
+/// before the pod needs them. Room is not judged here (the nodes' pods are not known): see
+/// [`stranded_in`].
 pub fn nowhere_to_go(pod: &Pod, nodes: &[Node], from: &str, coming_back: &[String]) -> Option<Nowhere> {
-    let empty = PodSpec::default();
-    let spec = pod.spec.as_ref().unwrap_or(&empty);
-    let others: Vec<&Node> = nodes
+    let others: Vec<Candidate> = nodes
         .iter()
         .filter(|n| n.metadata.name.as_deref() != Some(from))
+        .map(|n| Candidate {
+            node: n,
+            coming_back: coming_back
+                .iter()
+                .any(|c| Some(c.as_str()) == n.metadata.name.as_deref()),
+            out: false,
+            room: None,
+        })
         .collect();
+    explain(pod, &others)
+}
+
+/// A node as a place for a pod, as [`explain`] judges it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Candidate<'a> {
+    pub node: &'a Node,
+    /// Out of service now, back (Ready, uncordoned) before the pod needs it.
+    pub coming_back: bool,
+    /// Takes no pod whatever it looks like: out of service, or going out with this batch.
+    pub out: bool,
+    /// Its room; `None`: not judged.
+    pub room: Option<Resources>,
+}
+
+/// The static filters: everything but room and whether the node is out.
+pub(crate) fn passes_filters(spec: &PodSpec, node: &Node, coming_back: bool) -> bool {
+    let name = node.metadata.name.as_deref().unwrap_or("");
+    let labels = node.metadata.labels.as_ref();
+    let empty = BTreeMap::new();
+    let labels = labels.unwrap_or(&empty);
+    schedulable_and_ready(spec, node, coming_back)
+        && spec
+            .node_selector
+            .as_ref()
+            .is_none_or(|sel| matches_node_selector(sel, labels))
+        && matches_required_affinity(spec, name, labels)
+        && untolerated_taint(tolerations(spec), &taints(node, coming_back)).is_none()
+}
+
+/// Whether the node carries a `PreferNoSchedule` taint the pod does not tolerate: the
+/// scheduler puts it elsewhere when it can.
+pub(crate) fn disfavoured(spec: &PodSpec, node: &Node) -> bool {
+    let all = node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or_default();
+    all.iter()
+        .filter(|t| t.effect == "PreferNoSchedule")
+        .any(|taint| !tolerations(spec).iter().any(|t| tolerates(t, taint)))
+}
+
+/// Why none of `others` (every node but those the pod leaves) takes `pod`, filter by filter
+/// in the scheduler's order, room last: `None` when one does.
+pub(crate) fn explain(pod: &Pod, others: &[Candidate]) -> Option<Nowhere> {
+    let empty = PodSpec::default();
+    let spec = pod.spec.as_ref().unwrap_or(&empty);
     if others.is_empty() {
         return Some(Nowhere::NoOtherNode);
     }
     let name = |n: &Node| n.metadata.name.clone().unwrap_or_default();
-    let mut left: Vec<&Node> = others
+    let mut left: Vec<&Candidate> = others
         .iter()
-        .copied()
-        .filter(|n| schedulable_and_ready(spec, n, coming_back.contains(&name(n))))
+        .filter(|c| !c.out && schedulable_and_ready(spec, c.node, c.coming_back))
         .collect();
     if left.is_empty() {
+        let cordoned = others.iter().filter(|c| cordoned(c.node)).count();
+        let not_ready = others.iter().filter(|c| !Readiness::of(c.node).is_ready()).count();
+        let out = others
+            .iter()
+            .filter(|c| c.out && !cordoned_or_not_ready(c.node))
+            .count();
         return Some(Nowhere::NoneSchedulableReady {
-            cordoned: others.iter().filter(|n| cordoned(n)).count(),
-            not_ready: others.iter().filter(|n| !Readiness::of(n).is_ready()).count(),
+            cordoned,
+            not_ready,
+            out,
         });
     }
     let mut applied = vec![];
     if let Some(sel) = spec.node_selector.as_ref().filter(|s| !s.is_empty()) {
         applied.push(Constraint::NodeSelector(sel.clone()));
-        left.retain(|n| matches_node_selector(sel, &labels(n)));
+        left.retain(|c| matches_node_selector(sel, &labels(c.node)));
         if left.is_empty() {
             return Some(Nowhere::NoneMatches(applied));
         }
     }
     if let Some(terms) = required_terms(spec) {
         applied.push(Constraint::Affinity(affinity_text(terms)));
-        left.retain(|n| matches_required_affinity(spec, &name(n), &labels(n)));
+        left.retain(|c| matches_required_affinity(spec, &name(c.node), &labels(c.node)));
         if left.is_empty() {
             return Some(Nowhere::NoneMatches(applied));
         }
     }
     let untolerated: Vec<String> = left
         .iter()
-        .filter_map(|n| {
-            untolerated_taint(tolerations(spec), &taints(n, coming_back.contains(&name(n))))
-                .map(|t| format!("{}: {}", name(n), taint_text(t)))
+        .filter_map(|c| {
+            untolerated_taint(tolerations(spec), &taints(c.node, c.coming_back))
+                .map(|t| format!("{}: {}", name(c.node), taint_text(t)))
         })
         .collect();
     if untolerated.len() == left.len() {
         applied.push(Constraint::Taints(untolerated));
         return Some(Nowhere::NoneMatches(applied));
     }
-    None
+    left.retain(|c| untolerated_taint(tolerations(spec), &taints(c.node, c.coming_back)).is_none());
+    let requests = room::pod_requests(pod);
+    let mut short: BTreeMap<Shortage, usize> = BTreeMap::new();
+    for c in &left {
+        let lacks = c.room.map(|r| r.shortages(requests)).unwrap_or_default();
+        if lacks.is_empty() {
+            return None;
+        }
+        for s in lacks {
+            *short.entry(s).or_default() += 1;
+        }
+    }
+    applied.push(Constraint::Room {
+        requests,
+        short: short.into_iter().collect(),
+    });
+    Some(Nowhere::NoneMatches(applied))
+}
+
+fn cordoned_or_not_ready(node: &Node) -> bool {
+    cordoned(node) || !Readiness::of(node).is_ready()
 }
 
 /// The pods of `evict` (a drain's plan for node `from`) whose replacements would have nowhere
@@ -350,6 +460,41 @@ pub fn stranded(evict: &[Pod], nodes: &[Node], from: &str, coming_back: &[String
             nowhere_to_go(p, nodes, from, coming_back).map(|why| Stranded {
                 pod: PodRef::of(p),
                 why,
+            })
+        })
+        .collect()
+}
+
+/// The pods of `evict` (what draining the nodes `from` evicts) whose replacements would have
+/// nowhere to go in `snapshot`, room counted: the replaced ones are placed one by one,
+/// largest first, each taking its requests from its node's room ([`place`]); those that get
+/// no place are named, in `evict`'s order, with why. `coming_back`: nodes out of service now
+/// that are back, Ready and uncordoned, before the pods need them.
+pub fn stranded_in(
+    snapshot: &ClusterSnapshot,
+    evict: &[Pod],
+    from: &[String],
+    coming_back: &[String],
+) -> Vec<Stranded> {
+    let mut places = place::Places::new(&snapshot.nodes, &snapshot.pods, coming_back);
+    for f in from {
+        places.set_state(f, place::State::Leaving);
+    }
+    let mut order: Vec<&Pod> = evict.iter().filter(|p| replaced_elsewhere(p)).collect();
+    place::largest_first(&mut order);
+    let mut nowhere: Vec<(&Pod, Nowhere)> = vec![];
+    for pod in order {
+        if places.place(pod).is_none() {
+            nowhere.push((pod, places.why_not(pod).unwrap_or(Nowhere::NoOtherNode)));
+        }
+    }
+    evict
+        .iter()
+        .filter_map(|p| {
+            let i = nowhere.iter().position(|(q, _)| std::ptr::eq(*q, p))?;
+            Some(Stranded {
+                pod: PodRef::of(p),
+                why: nowhere[i].1.clone(),
             })
         })
         .collect()
@@ -744,5 +889,82 @@ mod tests {
             s[0].to_string(),
             "shop/session-cache-abc (no other schedulable Ready node matches nodeSelector agentpool=user)"
         );
+    }
+
+    fn with_requests(mut p: Pod, cpu: &str) -> Pod {
+        use k8s_openapi::api::core::v1::{Container, ResourceRequirements};
+        use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+        p.spec.get_or_insert_with(Default::default).containers = vec![Container {
+            name: "main".into(),
+            resources: Some(ResourceRequirements {
+                requests: Some([("cpu".to_string(), Quantity(cpu.into()))].into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }];
+        p
+    }
+
+    fn with_cpu(mut n: Node, cpu: &str) -> Node {
+        use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+        n.status.as_mut().unwrap().allocatable = Some(
+            [
+                ("cpu".to_string(), Quantity(cpu.into())),
+                ("memory".to_string(), Quantity("8Gi".into())),
+                ("pods".to_string(), Quantity("110".into())),
+            ]
+            .into(),
+        );
+        n
+    }
+
+    fn named(mut p: Pod, name: &str, on: &str) -> Pod {
+        p.metadata.name = Some(name.into());
+        p.spec.get_or_insert_with(Default::default).node_name = Some(on.into());
+        p
+    }
+
+    #[test]
+    fn pods_that_pass_the_filters_but_find_no_room_are_stranded_with_the_reason() {
+        // user-0 has 1 core left: one of the two 800m pods fits there, the other does not.
+        let nodes = vec![
+            with_cpu(node("sys-0", "system"), "4"),
+            with_cpu(node("user-0", "user"), "2"),
+            with_cpu(node("user-1", "user"), "4"),
+        ];
+        let a = named(with_requests(pod(pinned("user")), "800m"), "cache-a", "user-1");
+        let b = named(with_requests(pod(pinned("user")), "800m"), "cache-b", "user-1");
+        let there = named(with_requests(pod(PodSpec::default()), "1"), "web", "user-0");
+        let snap = ClusterSnapshot {
+            nodes,
+            pods: vec![a.clone(), b.clone(), there],
+            pdbs: vec![],
+        };
+        let s = stranded_in(&snap, &[a.clone(), b.clone()], &["user-1".into()], &[]);
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert_eq!(
+            s[0].to_string(),
+            "shop/cache-b (no other schedulable Ready node matches nodeSelector agentpool=user and has room for its requests of cpu 800m (Insufficient cpu on 1 node))"
+        );
+        // The filters alone let both through.
+        assert!(stranded(&[a, b], &snap.nodes, "user-1", &[]).is_empty());
+    }
+
+    #[test]
+    fn a_prefer_no_schedule_taint_is_a_preference_not_a_filter() {
+        let nodes = vec![
+            with_cpu(
+                taint(node("user-0", "user"), "aks-patch.io/pending", None, "PreferNoSchedule"),
+                "2",
+            ),
+            with_cpu(node("user-1", "user"), "2"),
+        ];
+        let p = named(with_requests(pod(pinned("user")), "1"), "cache", "user-1");
+        let snap = ClusterSnapshot {
+            nodes,
+            pods: vec![p.clone()],
+            pdbs: vec![],
+        };
+        assert!(stranded_in(&snap, &[p], &["user-1".into()], &[]).is_empty());
     }
 }
