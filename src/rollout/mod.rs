@@ -7,6 +7,7 @@
 //! ([`after`]).
 
 pub mod after;
+pub mod batches;
 pub mod blockers;
 pub mod engine;
 pub mod gate;

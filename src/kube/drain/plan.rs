@@ -168,6 +168,18 @@ pub(crate) fn decide(
     PodDecision::Evict { warning }
 }
 
+/// Whether a drain with `opts` evicts `pod`, decided as [`plan_drain`] decides
+/// (DaemonSet and mirror pods stay, pods already terminating are not evicted again, pods
+/// the drain would refuse without consent are not evicted), for a plan made from lists
+/// (`kube::snapshot`): DaemonSets are not read, a DaemonSet pod's DaemonSet is taken to exist.
+pub fn drain_evicts(pod: &Pod, opts: &DrainOptions) -> bool {
+    // The time only decides whether a terminating pod is waited for; it is not evicted either way.
+    matches!(
+        decide(pod, opts, Timestamp::UNIX_EPOCH, |_| true),
+        PodDecision::Evict { .. }
+    )
+}
+
 /// Whether a PodDisruptionBudget's selector (policy/v1 semantics: a null selector selects
 /// nothing, an empty one every pod of the namespace) matches these labels.
 /// A selector the API server would reject (an unknown operator, `In` without values)
