@@ -23,6 +23,7 @@ mod lock;
 mod metrics;
 mod notify;
 mod nowhere_to_go;
+mod pending_taint;
 mod proof;
 mod run_command;
 mod run_record;
