@@ -426,7 +426,7 @@ async fn run_with(s: &Session<'_>, setup: Setup) -> anyhow::Result<Outcome> {
         n.send(run_started(s, &prepared, &record));
     }
     let result = engine.run(&mut record).await;
-    let lock_lost = engine.lock_lost().map(str::to_string);
+    let lock_lost = engine.lock_lost();
     signals.abort();
 
     let ended = finish::Ended { result, lock_lost };

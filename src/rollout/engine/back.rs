@@ -24,7 +24,7 @@ const PROBE_ATTEMPT_MIN: Duration = Duration::from_secs(120);
 impl Engine<'_> {
     /// Step 7: wait for the reboot to be proven (new bootID, Ready, taints gone), verify the
     /// marker, the kernel and that nothing is pending, put the node back.
-    pub(super) async fn finish_reboot(&mut self, turn: &mut Turn<'_>, row: &NodeInfo) -> Result<NodeEnd, RunStop> {
+    pub(super) async fn finish_reboot(&self, turn: &mut Turn<'_>, row: &NodeInfo) -> Result<NodeEnd, RunStop> {
         let name = turn.name();
         let old_boot = turn
             .life

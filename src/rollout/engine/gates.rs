@@ -15,7 +15,7 @@ use std::time::Duration;
 impl Engine<'_> {
     /// Step 3: the gates, in order; after the blockers held a while, the cluster and the
     /// window once more.
-    pub(super) async fn before_taking_out(&mut self, turn: &mut Turn<'_>, last: &LastDrain) -> Result<(), RunStop> {
+    pub(super) async fn before_taking_out(&self, turn: &mut Turn<'_>, last: &LastDrain) -> Result<(), RunStop> {
         self.health_gate(turn, last).await?;
         self.window_gate(turn).await?;
         if let Some(b) = self.blockers.clone() {
@@ -79,7 +79,7 @@ impl Engine<'_> {
     /// Nothing else may be out: first no other node (a node that died would also keep the
     /// last drain's budgets from recovering), then those budgets must allow disruptions
     /// again, then once more no other node.
-    async fn health_gate(&mut self, turn: &mut Turn<'_>, last: &LastDrain) -> Result<(), RunStop> {
+    async fn health_gate(&self, turn: &mut Turn<'_>, last: &LastDrain) -> Result<(), RunStop> {
         self.gate_step(turn, last).await?;
         if last.pdbs.is_empty() {
             return Ok(());
@@ -111,7 +111,7 @@ impl Engine<'_> {
     }
 
     /// The health gate, waited for, as a step of the record.
-    async fn gate_step(&mut self, turn: &mut Turn<'_>, last: &LastDrain) -> Result<(), RunStop> {
+    async fn gate_step(&self, turn: &mut Turn<'_>, last: &LastDrain) -> Result<(), RunStop> {
         let name = turn.name();
         self.begin(turn, StepName::HealthGate);
         let r = wait_gate(
@@ -149,7 +149,7 @@ impl Engine<'_> {
     /// Just before the cordon: the pods the drain would evict must have somewhere to go (the
     /// cluster may have changed since the pre-flight: a node cordoned by hand), unless
     /// `--allow-pending-pods`. Refused as the pre-flight refuses, the node not taken out.
-    async fn pods_gate(&mut self, turn: &mut Turn<'_>) -> Result<(), RunStop> {
+    async fn pods_gate(&self, turn: &mut Turn<'_>) -> Result<(), RunStop> {
         let name = turn.name();
         let stranded = match self.cluster.stranded_pods(&name, &self.cfg.drain).await {
             Ok(s) => s,
@@ -180,7 +180,7 @@ impl Engine<'_> {
     }
 
     /// Stop at a safe point before the cordon, with the node put back first if it was in hand.
-    pub(super) async fn stop_before_cordon(&mut self, turn: &mut Turn<'_>) -> Result<NodeEnd, RunStop> {
+    pub(super) async fn stop_before_cordon(&self, turn: &mut Turn<'_>) -> Result<NodeEnd, RunStop> {
         let release = self.release_if_in_hand(turn).await?;
         self.step(&turn.name(), NodeStep::StoppedBeforeCordon { release });
         Err(RunStop::Interrupted)

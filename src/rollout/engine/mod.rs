@@ -36,6 +36,7 @@ use super::stop::{Halt, RunStop, Unproven};
 use super::window::{Clock, Schedule};
 use crate::kube::drain::{DrainOptions, WorkloadRef};
 use crate::kube::{NodeInfo, ObjectRef};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -141,9 +142,9 @@ pub struct Engine<'a> {
     /// Second Ctrl-C: stop waiting for apt on the node.
     abandon: CancellationToken,
     /// Set once fencing failed: nothing new is started after.
-    lock_lost: Option<String>,
+    lock_lost: Mutex<Option<String>>,
     /// The node after the one in hand: its packages are downloaded while this one reboots.
-    next: Option<String>,
+    next: Mutex<Option<String>>,
     /// The maintenance windows, if the run keeps to any.
     window: Option<WindowPolicy>,
     /// The operator's blockers, if any.
@@ -152,12 +153,12 @@ pub struct Engine<'a> {
     on_node: Option<NodeHook>,
     /// Why no node but those left out of service may be started (a resume that the
     /// pre-flight would have refused): the run stops with it before the first such node.
-    hold_others: Option<RunStop>,
+    hold_others: Mutex<Option<RunStop>>,
     /// The first write of the run record that failed (the record's path, the cause): the
     /// run stops at the next safe point, finishing the node in hand first.
     record_failed: std::sync::OnceLock<(std::path::PathBuf, String)>,
     /// The nodes that may carry this run's pending taint ([`pending`]).
-    pending: Vec<String>,
+    pending: Mutex<Vec<String>>,
 }
 
 /// How a node's turn ended, when it did not stop the run.
@@ -179,16 +180,17 @@ struct LastDrain {
 }
 
 /// A node's turn: its life, and the run record that it is written into (the life is
-/// written back whenever the record is saved, and when the turn ends).
+/// written back whenever the record is saved, and when the turn ends). The record is shared
+/// by the turns of a batch, which run at once.
 struct Turn<'r> {
     life: NodeLife,
-    run: &'r mut RunRecord,
+    run: &'r Mutex<RunRecord>,
     index: usize,
 }
 
 impl<'r> Turn<'r> {
-    fn new(run: &'r mut RunRecord, index: usize) -> Turn<'r> {
-        let life = NodeLife::new(run.nodes[index].clone());
+    fn new(run: &'r Mutex<RunRecord>, index: usize) -> Turn<'r> {
+        let life = NodeLife::new(lock(run).nodes[index].clone());
         Turn { life, run, index }
     }
 
@@ -196,17 +198,24 @@ impl<'r> Turn<'r> {
         self.life.name().to_string()
     }
 
-    /// The run record, with the node's life as it is now.
-    fn record(&mut self) -> &RunRecord {
-        self.run.nodes[self.index] = self.life.record().clone();
-        self.run
+    /// The run record, with the node's life as it is now (held until the guard is dropped:
+    /// never across an await).
+    fn record(&self) -> MutexGuard<'r, RunRecord> {
+        let mut run = lock(self.run);
+        run.nodes[self.index] = self.life.record().clone();
+        run
     }
 }
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        self.run.nodes[self.index] = self.life.record().clone();
+        drop(self.record());
     }
+}
+
+/// The engine's own state behind a lock: held for a read or a write, never across an await.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 pub(super) fn target(row: &NodeInfo) -> NodeTarget {
@@ -228,20 +237,20 @@ impl<'a> Engine<'a> {
             cfg,
             cancel: signals.cancel,
             abandon: signals.abandon,
-            lock_lost: None,
-            next: None,
+            lock_lost: Mutex::new(None),
+            next: Mutex::new(None),
             window: None,
             blockers: None,
             on_node: None,
-            hold_others: None,
+            hold_others: Mutex::new(None),
             record_failed: std::sync::OnceLock::new(),
-            pending: vec![],
+            pending: Mutex::new(vec![]),
         }
     }
 
     /// Finish only the nodes left out of service, then stop with `stop` before any other.
     pub fn with_hold_others(mut self, stop: RunStop) -> Engine<'a> {
-        self.hold_others = Some(stop);
+        self.hold_others = Mutex::new(Some(stop));
         self
     }
 
@@ -265,47 +274,53 @@ impl<'a> Engine<'a> {
     }
 
     /// Why the lock was lost, if it was during the run.
-    pub fn lock_lost(&self) -> Option<&str> {
-        self.lock_lost.as_deref()
+    pub fn lock_lost(&self) -> Option<String> {
+        lock(&self.lock_lost).clone()
     }
 
     /// Patch every node of the record that is not finished yet, in order. The nodes to do
     /// carry the pending taint from here; whatever ends the run, none does after it.
-    pub async fn run(&mut self, rec: &mut RunRecord) -> Result<(), RunStop> {
+    pub async fn run(&self, rec: &mut RunRecord) -> Result<(), RunStop> {
         self.mark_pending(rec).await;
-        let result = self.run_nodes(rec).await;
+        let shared = Mutex::new(rec.clone());
+        let result = self.run_nodes(&shared).await;
+        *rec = shared.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         self.clear_pending().await;
         self.tell(Event::RunOver);
         result
     }
 
-    async fn run_nodes(&mut self, rec: &mut RunRecord) -> Result<(), RunStop> {
+    async fn run_nodes(&self, shared: &Mutex<RunRecord>) -> Result<(), RunStop> {
         let mut last = LastDrain::default();
-        let todo = |rec: &RunRecord, i: usize| !finished(rec.nodes[i].state);
-        let total = (0..rec.nodes.len()).filter(|i| todo(rec, *i)).count();
+        let todo = |i: usize| !finished(lock(shared).nodes[i].state);
+        let order = resumed::resume_order(&lock(shared));
+        let total = order.iter().filter(|i| todo(**i)).count();
         // A resumed run first finishes the nodes the interrupted run left out of service, so
         // that they are back before anything (a health gate, a window) can stop this run.
-        let order = resumed::resume_order(rec);
         let mut k = 0;
         for (pos, &i) in order.iter().enumerate() {
-            if !todo(rec, i) {
+            if !todo(i) {
                 continue;
             }
             self.checkpoint()?;
             // A node already out of service (a resumed run) is finished whatever the time;
             // a new one is started only if it should be back before the window closes.
-            if !resumed::first_on_resume(&rec.nodes[i]) {
-                if let Some(stop) = self.hold_others.take() {
+            let (first, name) = {
+                let rec = lock(shared);
+                (resumed::first_on_resume(&rec.nodes[i]), rec.nodes[i].name.clone())
+            };
+            if !first {
+                if let Some(stop) = lock(&self.hold_others).take() {
                     return Err(stop);
                 }
-                self.window_check(&format!("not starting node {}", rec.nodes[i].name))?;
+                self.window_check(&format!("not starting node {name}"))?;
             }
             k += 1;
-            self.next = order[pos + 1..]
+            *lock(&self.next) = order[pos + 1..]
                 .iter()
-                .find(|j| todo(rec, **j))
-                .map(|j| rec.nodes[*j].name.clone());
-            let mut turn = Turn::new(rec, i);
+                .find(|j| todo(**j))
+                .map(|j| lock(shared).nodes[*j].name.clone());
+            let mut turn = Turn::new(shared, i);
             let node = turn.name();
             self.tell(Event::NodeStarted {
                 node: node.clone(),
@@ -327,7 +342,7 @@ impl<'a> Engine<'a> {
 
     /// Record how a node's turn ended; `Err` when the run stops on it.
     fn end_turn(
-        &mut self,
+        &self,
         turn: &mut Turn<'_>,
         result: Result<NodeEnd, RunStop>,
         last: &mut LastDrain,
@@ -383,7 +398,7 @@ impl<'a> Engine<'a> {
     }
 
     /// One node's turn, up to its proof (or why it ended otherwise).
-    async fn patch_node(&mut self, turn: &mut Turn<'_>, last: &LastDrain) -> Result<NodeEnd, RunStop> {
+    async fn patch_node(&self, turn: &mut Turn<'_>, last: &LastDrain) -> Result<NodeEnd, RunStop> {
         let name = turn.name();
         let t0 = tokio::time::Instant::now();
         let row = match self.cluster.node(&name).await {
@@ -410,9 +425,9 @@ impl<'a> Engine<'a> {
     }
 
     /// Between nodes: soak before the next node, if there is one.
-    async fn between_nodes(&mut self, node: &str) -> Result<(), RunStop> {
+    async fn between_nodes(&self, node: &str) -> Result<(), RunStop> {
         let soak = self.cfg.options.soak;
-        if self.next.is_none() || soak == 0 {
+        if lock(&self.next).is_none() || soak == 0 {
             return Ok(());
         }
         self.step(node, NodeStep::Soaking { secs: soak });
@@ -423,8 +438,8 @@ impl<'a> Engine<'a> {
     }
 
     /// A safe point between nodes: stop here if asked to, or if the lock is not ours.
-    fn checkpoint(&mut self) -> Result<(), RunStop> {
-        if let Some(reason) = self.lock_lost.clone() {
+    fn checkpoint(&self) -> Result<(), RunStop> {
+        if let Some(reason) = self.lock_lost() {
             return Err(RunStop::LockLost(reason));
         }
         if self.cancel.is_cancelled() {
@@ -441,8 +456,8 @@ impl<'a> Engine<'a> {
 
     /// Record that the lock is gone; returns the stop to give (an authentication failure
     /// when the API server refused our credentials).
-    fn lost(&mut self, reason: String) -> RunStop {
-        self.lock_lost.get_or_insert(reason.clone());
+    fn lost(&self, reason: String) -> RunStop {
+        lock(&self.lock_lost).get_or_insert(reason.clone());
         if self.fence.auth_failed() {
             return Halt::CredentialsRefused { reason }.into();
         }
@@ -450,7 +465,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Fencing before a destructive step: the lock must be proven ours now.
-    async fn fence(&mut self, step: &str) -> Result<(), RunStop> {
+    async fn fence(&self, step: &str) -> Result<(), RunStop> {
         match self.fence.fence(Duration::ZERO).await {
             Ok(()) => Ok(()),
             Err(e) => Err(self.lost(format!("not {step}: {e}"))),
@@ -461,7 +476,7 @@ impl<'a> Engine<'a> {
     /// stops the run at the next safe point ([`Engine::record_stop`]); later writes are still
     /// tried, so that the record on disk is as fresh as it can be.
     fn save(&self, turn: &mut Turn<'_>) {
-        if let Err(e) = self.journal.save(turn.record()) {
+        if let Err(e) = self.journal.save(&turn.record()) {
             let (what, cause) = (e.to_string(), e.cause());
             if self.record_failed.set((e.path().to_path_buf(), cause.clone())).is_ok() {
                 self.tell(Event::Warning(Warning::RecordUnwritable { what, cause }));

@@ -34,7 +34,7 @@ pub(super) fn resume_order(rec: &RunRecord) -> Vec<usize> {
 impl Engine<'_> {
     /// Resuming a node that was mid-way: pick up where it was. `Some` when the node's turn
     /// is over already.
-    pub(super) async fn resume(&mut self, turn: &mut Turn<'_>, row: &NodeInfo) -> Result<Option<NodeEnd>, RunStop> {
+    pub(super) async fn resume(&self, turn: &mut Turn<'_>, row: &NodeInfo) -> Result<Option<NodeEnd>, RunStop> {
         let name = turn.name();
         let state = turn.life.state();
         if state == NodeState::Unproven {
@@ -70,7 +70,7 @@ impl Engine<'_> {
     /// cordoning or rebooting it again. Done with the proof; unproven still while it cannot
     /// be reached or is not Ready; failed (redone from the upgrade by the next resume) when
     /// the check says it is not patched.
-    async fn prove_unproven(&mut self, turn: &mut Turn<'_>, row: &NodeInfo) -> Result<NodeEnd, RunStop> {
+    async fn prove_unproven(&self, turn: &mut Turn<'_>, row: &NodeInfo) -> Result<NodeEnd, RunStop> {
         let name = turn.name();
         self.step(&name, NodeStep::Resuming(Resumed::Unproven));
         let old_boot = turn.life.boot_id_before().unwrap_or_default().to_string();

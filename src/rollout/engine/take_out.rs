@@ -16,11 +16,7 @@ use std::time::Duration;
 impl Engine<'_> {
     /// Steps 4 to 6, under kured's lock (kured must not reboot another node beside ours);
     /// then [`Engine::finish_reboot`].
-    pub(super) async fn take_out_and_reboot(
-        &mut self,
-        turn: &mut Turn<'_>,
-        row: &NodeInfo,
-    ) -> Result<NodeEnd, RunStop> {
+    pub(super) async fn take_out_and_reboot(&self, turn: &mut Turn<'_>, row: &NodeInfo) -> Result<NodeEnd, RunStop> {
         let name = turn.name();
         let ttl = Duration::from_secs(self.cfg.options.drain_timeout + self.cfg.options.reboot_timeout);
         let kured = match self.cluster.take_kured_lock(&name, ttl).await {
@@ -47,7 +43,7 @@ impl Engine<'_> {
         result
     }
 
-    async fn cordon_drain_reboot(&mut self, turn: &mut Turn<'_>, row: &NodeInfo) -> Result<NodeEnd, RunStop> {
+    async fn cordon_drain_reboot(&self, turn: &mut Turn<'_>, row: &NodeInfo) -> Result<NodeEnd, RunStop> {
         self.cordon(turn, row).await?;
         self.drain(turn).await?;
         if self.cancel.is_cancelled() {
@@ -77,14 +73,15 @@ impl Engine<'_> {
         if mode == UpgradeMode::Security {
             return None;
         }
-        let row = self.cluster.node(self.next.as_deref()?).await.ok().flatten()?;
+        let next = super::lock(&self.next).clone()?;
+        let row = self.cluster.node(&next).await.ok().flatten()?;
         PackageManager::from_os_sku(row.os_sku.as_deref())
             .download_command(mode, self.cfg.dpkg_lock_timeout_secs)
             .map(|cmd| (target(&row), cmd))
     }
 
     /// Step 4: cordon (remembering whether somebody else had) and mark the node as ours.
-    async fn cordon(&mut self, turn: &mut Turn<'_>, row: &NodeInfo) -> Result<(), RunStop> {
+    async fn cordon(&self, turn: &mut Turn<'_>, row: &NodeInfo) -> Result<(), RunStop> {
         let name = turn.name();
         self.fence("cordoning").await?;
         self.begin(turn, StepName::Cordon);
@@ -121,7 +118,7 @@ impl Engine<'_> {
     }
 
     /// Step 5: drain, proving the lock before every eviction.
-    async fn drain(&mut self, turn: &mut Turn<'_>) -> Result<(), RunStop> {
+    async fn drain(&self, turn: &mut Turn<'_>) -> Result<(), RunStop> {
         let name = turn.name();
         self.begin(turn, StepName::Drain);
         let progress = self.progress;
@@ -199,7 +196,7 @@ impl Engine<'_> {
     }
 
     /// Step 6: reboot, the lock proven once more; the connection dropping is expected.
-    async fn reboot(&mut self, turn: &mut Turn<'_>, row: &NodeInfo) -> Result<(), RunStop> {
+    async fn reboot(&self, turn: &mut Turn<'_>, row: &NodeInfo) -> Result<(), RunStop> {
         let name = turn.name();
         if let Err(stop) = self.fence("rebooting").await {
             let release = self.release(turn).await?;

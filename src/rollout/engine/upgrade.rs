@@ -19,7 +19,7 @@ const LOCK_WAIT_POLL: Duration = Duration::from_secs(5);
 impl Engine<'_> {
     /// Step 1: probe, upgrade (detached on the node), probe again. Returns the last probe:
     /// nothing of the chosen mode may be pending in it.
-    pub(super) async fn upgrade(&mut self, turn: &mut Turn<'_>, node: &NodeTarget) -> Result<Probe, RunStop> {
+    pub(super) async fn upgrade(&self, turn: &mut Turn<'_>, node: &NodeTarget) -> Result<Probe, RunStop> {
         let name = node.name.clone();
         self.begin(turn, StepName::Probe);
         let probe = match self.transport.probe(node).await {
@@ -124,7 +124,7 @@ impl Engine<'_> {
     /// first Ctrl-C waits for it to finish, a second one stops waiting (apt goes on, and the
     /// run says so).
     async fn run_upgrade(
-        &mut self,
+        &self,
         turn: &mut Turn<'_>,
         node: &NodeTarget,
         cmd: &str,
@@ -300,7 +300,7 @@ impl Engine<'_> {
     /// A node that does not reboot: put back if an earlier run had taken it out, then proven
     /// by the probe after its upgrade (or, if it rebooted since it was taken out, as rebooted).
     pub(super) async fn done_without_reboot(
-        &mut self,
+        &self,
         turn: &mut Turn<'_>,
         row: &NodeInfo,
         after: &Probe,
