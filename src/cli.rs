@@ -294,9 +294,18 @@ pub struct ApplyArgs {
     pub ssh: SshArgs,
     #[command(flatten)]
     pub via: ViaArgs,
-    /// Patch one node at a time (the only mode; required so that nobody gets it by surprise).
-    #[arg(long, required = true)]
+    /// Patch one node at a time (the default way; `--one-at-a-time` or `--max-unavailable` is
+    /// required so that nobody gets a pace by surprise).
+    #[arg(long, group = "pace")]
     pub one_at_a_time: bool,
+    /// Patch nodes in batches: at most N nodes (or P% of each pool, rounded down, at least 1)
+    /// out of service at once, counting nodes out for any other reason; one availability zone
+    /// at a time, sized so the evicted pods fit on the nodes that stay and no PDB is exceeded.
+    #[arg(long, group = "pace", value_name = "N|P%", value_parser = max_unavailable)]
+    pub max_unavailable: Option<crate::rollout::batches::MaxUnavailable>,
+    /// With --max-unavailable: a batch may take nodes of several availability zones.
+    #[arg(long, requires = "max_unavailable")]
+    pub across_zones: bool,
     /// Only nodes of these pools (comma-separated or repeated).
     #[arg(long, value_name = "POOL", value_delimiter = ',', value_parser = non_empty)]
     pub nodepool: Vec<String>,
@@ -482,6 +491,9 @@ impl Cli {
 fn arg_id(flag: crate::rollout::resume::Flag) -> &'static str {
     use crate::rollout::resume::Flag;
     match flag {
+        Flag::OneAtATime => "one_at_a_time",
+        Flag::MaxUnavailable => "max_unavailable",
+        Flag::AcrossZones => "across_zones",
         Flag::UpgradeMode => "upgrade_mode",
         Flag::Reboot => "reboot",
         Flag::DeleteEmptydirData => "delete_emptydir_data",
@@ -529,6 +541,12 @@ fn given_flags(m: &clap::ArgMatches) -> crate::rollout::resume::GivenFlags {
 // ---------------------------------------------------------------------------------------
 // Value parsers: a bad value is a usage error (exit 2) that names it and the fix, before
 // anything is contacted. clap prints `invalid value 'VALUE' for '--FLAG <NAME>': MESSAGE`.
+
+/// `--max-unavailable`: a node count or a percentage of each pool.
+fn max_unavailable(text: &str) -> Result<crate::rollout::batches::MaxUnavailable, String> {
+    text.parse()
+        .map_err(|e: crate::rollout::batches::MaxUnavailableError| e.to_string())
+}
 
 /// An empty value where a flag needs one.
 #[derive(Debug, thiserror::Error)]
@@ -660,19 +678,24 @@ mod tests {
     #[test]
     fn given_flags_are_those_on_the_command_line_or_in_the_environment_not_defaults() {
         use crate::rollout::resume::Flag;
-        let base = ["aks-patch", "apply", "--kubeconfig", "kc", "--one-at-a-time"];
-        let given = |extra: &[&str]| {
+        let base = ["aks-patch", "apply", "--kubeconfig", "kc"];
+        let parse = |extra: &[&str]| {
             let cli = Cli::try_parse_with_sources_from(base.iter().chain(extra)).unwrap();
             let Command::Apply(a) = cli.command else {
                 panic!("apply")
             };
             a.given
         };
+        let given = |extra: &[&str]| parse(&[&["--one-at-a-time"], extra].concat());
         let none = given(&[]);
         assert!(
-            Flag::ALL.iter().all(|f| !none.has(*f)),
+            Flag::ALL.iter().all(|f| *f == Flag::OneAtATime || !none.has(*f)),
             "defaults are not given: {none:?}"
         );
+        assert!(none.has(Flag::OneAtATime));
+        let batches = parse(&["--max-unavailable=10%", "--across-zones"]);
+        assert!(batches.has(Flag::MaxUnavailable) && batches.has(Flag::AcrossZones));
+        assert!(!batches.has(Flag::OneAtATime));
         // A flag given with its default value is given all the same.
         let g = given(&["--window", "10:00-12:00", "--time-zone", "UTC", "--nodepool", "user"]);
         assert!(g.has(Flag::Window) && g.has(Flag::TimeZone) && g.has(Flag::Nodepool));
@@ -710,7 +733,10 @@ mod tests {
             "--notify-template=t",
             "--pushgateway-url=http://g",
         ]);
-        let missing: Vec<_> = Flag::ALL.iter().filter(|f| !all.has(**f)).collect();
+        let missing: Vec<_> = Flag::ALL
+            .iter()
+            .filter(|f| !all.has(**f) && !batches.has(**f) && **f != Flag::OneAtATime)
+            .collect();
         assert!(missing.is_empty(), "{missing:?}");
     }
 

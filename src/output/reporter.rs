@@ -81,6 +81,48 @@ struct Status {
     position: Option<(usize, usize)>,
     step: String,
     wait: Option<Wait>,
+    /// The batch in progress (`--max-unavailable`): the line shows it instead of one node.
+    batch: Option<BatchStatus>,
+}
+
+/// `batch 3 of 12 (zone 2): 4 draining, 3 rebooting, 3 back`.
+#[derive(Debug, Clone, Default)]
+struct BatchStatus {
+    index: usize,
+    of: usize,
+    zone: String,
+    /// Each node of the batch and where it is.
+    phases: BTreeMap<String, &'static str>,
+}
+
+impl BatchStatus {
+    /// The order phases are told in.
+    const ORDER: [&'static str; 7] = [
+        "upgrading",
+        "waiting",
+        "draining",
+        "rebooting",
+        "back",
+        "done",
+        "stopped",
+    ];
+
+    fn render(&self) -> String {
+        let counts: Vec<String> = Self::ORDER
+            .iter()
+            .filter_map(|p| {
+                let n = self.phases.values().filter(|v| *v == p).count();
+                (n > 0).then(|| format!("{n} {p}"))
+            })
+            .collect();
+        format!(
+            "batch {} of {}{}: {}",
+            self.index,
+            self.of,
+            self.zone,
+            counts.join(", ")
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +136,9 @@ struct Wait {
 impl Status {
     /// `node 2 of 5, NODE: STEP; waiting for WHAT 0:35 / 15:00; DETAIL`.
     fn render(&self, now: Instant) -> String {
+        if let Some(b) = &self.batch {
+            return b.render();
+        }
         let mut s = String::new();
         if let Some((k, n)) = self.position {
             s.push_str(&format!("node {k} of {n}, "));
@@ -142,6 +187,8 @@ struct Inner {
     bar: Mutex<Option<ProgressBar>>,
     /// The live status line, while one is shown.
     status: Mutex<Option<StatusLine>>,
+    /// The batch in progress, also without a terminal.
+    batch: Mutex<Option<BatchStatus>>,
     /// Without a terminal: the last wait detail printed, by node.
     printed_detail: Mutex<BTreeMap<String, String>>,
     /// Lines go here instead of stderr (tests).
@@ -175,6 +222,7 @@ impl Reporter {
                 bars,
                 bar: Mutex::new(None),
                 status: Mutex::new(None),
+                batch: Mutex::new(None),
                 printed_detail: Mutex::new(BTreeMap::new()),
                 sink: sink.map(Mutex::new),
             }),
@@ -351,6 +399,51 @@ impl Reporter {
     pub fn wait_done(&self, node: &str) {
         lock(&self.inner.printed_detail).remove(node);
         self.update_status(|s| s.wait = None);
+    }
+
+    /// Batch `index` of `of` starts with `nodes` (`zone`: ` (zone Z)` or empty): the status
+    /// line counts its nodes by phase until [`Self::batch_done`].
+    pub fn batch_started(&self, index: usize, of: usize, zone: String, nodes: Vec<String>) {
+        let batch = BatchStatus {
+            index,
+            of,
+            zone,
+            phases: nodes.into_iter().map(|n| (n, "upgrading")).collect(),
+        };
+        *lock(&self.inner.batch) = Some(batch.clone());
+        if self.ensure_status() {
+            self.update_status(|s| s.batch = Some(batch));
+        }
+    }
+
+    /// Where `node` of the batch in progress is now (`draining`, `rebooting`, `back`,
+    /// `done`...). With `--verbose` and no terminal, the batch's line when it changes.
+    pub fn batch_phase(&self, node: &str, phase: &'static str) {
+        let mut slot = lock(&self.inner.batch);
+        let Some(b) = slot.as_mut() else { return };
+        let Some(p) = b.phases.get_mut(node) else { return };
+        if *p == phase {
+            return;
+        }
+        *p = phase;
+        let b = b.clone();
+        drop(slot);
+        if self.status_shown() {
+            self.update_status(|s| s.batch = Some(b));
+        } else {
+            self.verbose(&b.render());
+        }
+    }
+
+    /// The batch in progress ended: its line, once.
+    pub fn batch_done(&self, index: usize) {
+        let Some(b) = lock(&self.inner.batch).take() else {
+            return;
+        };
+        if b.index == index {
+            self.info(&b.render());
+        }
+        self.update_status(|s| s.batch = None);
     }
 
     /// Remove the status line (after the last node). Prints nothing.
@@ -568,6 +661,7 @@ mod tests {
             position: Some((2, 5)),
             step: "rebooting".into(),
             wait: None,
+            batch: None,
         };
         assert_eq!(s.render(now), "node 2 of 5, aks-user-31417037-vmss000001: rebooting");
         s.wait = Some(Wait {

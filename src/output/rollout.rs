@@ -17,8 +17,30 @@ use crate::rollout::progress::{
 };
 use crate::rollout::stop::{tool_name, AndRelease, RunStop};
 
+/// Where a node of a batch is, after this event (`None`: no change).
+fn batch_phase(event: &Event) -> Option<(&str, &'static str)> {
+    match event {
+        Event::Step { node, step } => match step {
+            NodeStep::Cordoned { .. } => Some((node, "draining")),
+            NodeStep::Rebooting => Some((node, "rebooting")),
+            NodeStep::Done => Some((node, "done")),
+            NodeStep::Gone | NodeStep::Unproven => Some((node, "stopped")),
+            _ => None,
+        },
+        Event::Reboot {
+            node,
+            event: RebootEvent::Back { .. },
+        } => Some((node, "back")),
+        Event::Held(Held { node: Some(node), .. }) => Some((node, "waiting")),
+        _ => None,
+    }
+}
+
 impl Progress for Reporter {
     fn tell(&self, event: Event) {
+        if let Some((node, phase)) = batch_phase(&event) {
+            self.batch_phase(node, phase);
+        }
         match event {
             Event::NodeStarted { node, index, total } => self.node_started(&node, index, total),
             Event::Step { node, step } => self.step(&node, &step_text(&step)),
@@ -36,6 +58,31 @@ impl Progress for Reporter {
             }
             Event::Warning(w) => self.warn(&warning_text(&w)),
             Event::Detail(d) => self.verbose(&detail_note(&d)),
+            Event::BatchStarted {
+                index,
+                of,
+                zone,
+                nodes,
+                limits,
+            } => {
+                let zone = zone.map(|z| format!(" (zone {z})")).unwrap_or_default();
+                let limits: Vec<String> = limits.iter().map(|l| l.to_string()).collect();
+                let smaller = if limits.is_empty() {
+                    String::new()
+                } else {
+                    format!("; smaller because {}", limits.join("; "))
+                };
+                self.info(&format!(
+                    "batch {index} of {of}{zone}: {} node(s): {}{smaller}",
+                    nodes.len(),
+                    nodes.join(", ")
+                ));
+                self.batch_started(index, of, zone, nodes);
+            }
+            Event::BatchDone { index } => self.batch_done(index),
+            Event::BatchSoaking { index, secs } => self.info(&format!(
+                "batch {index} done; soaking {secs}s before the next batch (--soak)"
+            )),
             Event::RunOver => self.status_done(),
         }
     }
@@ -91,10 +138,12 @@ impl Reporter {
         let (flag, before, label) = match kind {
             HoldKind::HealthGate => ("--health-wait", "before taking another node out", "health gate"),
             HoldKind::Blockers => ("--blocker-wait", "before taking a node out", "blockers"),
+            HoldKind::Batch => ("--health-wait", "before starting the next batch", "next batch"),
         };
         let text = match &h.holding {
             Holding::Gate(blockers) => blockers_text(blockers),
             Holding::Blockers(holds) => holds_text(holds),
+            Holding::Batch(holds) => holds.iter().map(|h| h.to_string()).collect::<Vec<_>>().join("; "),
         };
         if let Some(n) = &h.node {
             if h.first {
@@ -211,6 +260,7 @@ fn wait_text(wait: Wait) -> String {
         Wait::Ready => "Ready".into(),
         Wait::Hold(HoldKind::HealthGate) => "the cluster to be healthy".into(),
         Wait::Hold(HoldKind::Blockers) => "the blockers to clear".into(),
+        Wait::Hold(HoldKind::Batch) => "room for the next batch".into(),
     }
 }
 

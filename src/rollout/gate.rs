@@ -116,12 +116,58 @@ impl GateStop {
     }
 }
 
+/// How many nodes may be out at once, seen from the node about to be taken out: `allowed`
+/// nodes of its `scope` (every node of the cluster, or the nodes of its pool when
+/// `--max-unavailable` is a percentage), itself included. One at a time is one node of the
+/// cluster: no other node may be out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Budget {
+    pub allowed: usize,
+    /// `None`: the whole cluster.
+    pub scope: Option<std::collections::BTreeSet<String>>,
+}
+
+impl Budget {
+    pub fn one() -> Budget {
+        Budget {
+            allowed: 1,
+            scope: None,
+        }
+    }
+
+    /// What of `blockers` keeps the node from going out: every workload not Ready again, and
+    /// the nodes out of its scope once they leave no room for it.
+    pub fn blocking(&self, blockers: Vec<Blocker>) -> Vec<Blocker> {
+        let counts = |b: &Blocker| match b {
+            Blocker::NodeDown { node, .. } | Blocker::NodeInProgress { node, .. } => {
+                self.scope.as_ref().is_none_or(|s| s.contains(node))
+            }
+            Blocker::WorkloadNotReady { .. } => false,
+        };
+        let out = blockers.iter().filter(|b| counts(b)).count();
+        if out < self.allowed {
+            blockers
+                .into_iter()
+                .filter(|b| matches!(b, Blocker::WorkloadNotReady { .. }))
+                .collect()
+        } else {
+            blockers
+                .into_iter()
+                .filter(|b| counts(b) || matches!(b, Blocker::WorkloadNotReady { .. }))
+                .collect()
+        }
+    }
+}
+
 /// The health gate, waited for (at most `max_wait`), telling what blocks while it does.
-/// `exempt`: the node(s) in hand (the first one is the node the wait is for).
+/// `exempt`: the node(s) in hand (the first one is the node the wait is for); `budget`: how
+/// many nodes may be out with it.
+#[allow(clippy::too_many_arguments)]
 pub async fn wait_gate(
     cluster: &dyn Cluster,
     exempt: &[String],
     workloads: &[WorkloadRef],
+    budget: &Budget,
     max_wait: Duration,
     poll: Duration,
     cancel: &CancellationToken,
@@ -130,7 +176,8 @@ pub async fn wait_gate(
     let start = Instant::now();
     let mut holds = HoldTracker::default();
     loop {
-        let blockers = cluster.blockers(exempt, workloads).await.map_err(GateStop::Failed)?;
+        let all = cluster.blockers(exempt, workloads).await.map_err(GateStop::Failed)?;
+        let blockers = budget.blocking(all);
         if blockers.is_empty() {
             return Ok(());
         }

@@ -342,10 +342,36 @@ pub enum RebootPolicy {
     Never,
 }
 
+/// `--max-unavailable` in the record as typed on the command line (`3`, `10%`).
+mod max_unavailable_text {
+    use crate::rollout::batches::MaxUnavailable;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<MaxUnavailable>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(m) => s.collect_str(m),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MaxUnavailable>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|t| t.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
 /// The options of a run that a resume must keep.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct RunOptions {
+    /// `--max-unavailable`: nodes go out in batches of at most this many (`None`:
+    /// `--one-at-a-time`).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "max_unavailable_text")]
+    pub max_unavailable: Option<crate::rollout::batches::MaxUnavailable>,
+    /// `--across-zones`: a batch may take nodes of several availability zones.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub across_zones: bool,
     pub upgrade_mode: UpgradeMode,
     pub reboot: RebootPolicy,
     pub delete_emptydir_data: bool,
@@ -911,6 +937,8 @@ mod tests {
             finished_at: None,
             holder: "me@host pid 1".into(),
             options: RunOptions {
+                max_unavailable: None,
+                across_zones: false,
                 upgrade_mode: UpgradeMode::All,
                 reboot: RebootPolicy::IfRequired,
                 delete_emptydir_data: false,

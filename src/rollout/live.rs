@@ -79,6 +79,10 @@ impl Cluster for KubeCluster {
         Ok(plan.stranded(&nodes, &[]))
     }
 
+    async fn snapshot(&self) -> Result<k::snapshot::ClusterSnapshot, PortError> {
+        k::snapshot::read(&self.client).await.map_err(kube_err)
+    }
+
     async fn cordon(&self, node: &str, run_id: &str) -> Result<(), PortError> {
         kdrain::cordon_marked(&self.client, node, run_id)
             .await

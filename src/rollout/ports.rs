@@ -13,6 +13,7 @@
 use crate::kube::drain::{DrainEvent, DrainOptions, DrainReport, WorkloadRef};
 use crate::kube::reboot::RebootEvent;
 use crate::kube::schedule::Stranded;
+use crate::kube::snapshot::ClusterSnapshot;
 use crate::kube::{LockError, NodeInfo, ObjectRef};
 use crate::node::Probe;
 use crate::rollout::gate::Blocker;
@@ -161,6 +162,9 @@ pub trait Cluster: Send + Sync {
     /// The pods a drain of `node` would evict that no other schedulable Ready node would take
     /// ([`crate::kube::schedule`]), the other nodes as they are now.
     async fn stranded_pods(&self, node: &str, opts: &DrainOptions) -> Result<Vec<Stranded>, PortError>;
+    /// The cluster in one read (lists of its nodes, pods and PDBs), to plan the next batch
+    /// ([`crate::rollout::batches`]).
+    async fn snapshot(&self) -> Result<ClusterSnapshot, PortError>;
     /// Cordon the node and mark it as in the hands of `run_id`.
     async fn cordon(&self, node: &str, run_id: &str) -> Result<(), PortError>;
     /// Remove the mark, and uncordon when `uncordon`.

@@ -56,6 +56,19 @@ pub enum Event {
     Warning(Warning),
     /// Worth a note with `--verbose`.
     Detail(Detail),
+    /// Batch `index` (1-based) of about `of` (`--max-unavailable`) starts: its nodes, its
+    /// zone, and what kept it smaller than the budget.
+    BatchStarted {
+        index: usize,
+        of: usize,
+        zone: Option<String>,
+        nodes: Vec<String>,
+        limits: Vec<crate::rollout::batches::Limit>,
+    },
+    /// Every node of batch `index` ended its turn.
+    BatchDone { index: usize },
+    /// Soaking after batch `index` before the next one.
+    BatchSoaking { index: usize, secs: u64 },
     /// No node is in hand any more (the run ended or stopped).
     RunOver,
 }
@@ -184,6 +197,9 @@ pub enum HoldKind {
     HealthGate,
     /// The operator's blockers (`--blocker-wait`).
     Blockers,
+    /// The next batch (`--max-unavailable`): its budget spent, no room for a node's pods, a
+    /// PDB that allows no disruption (`--health-wait`).
+    Batch,
 }
 
 /// What holds, as the wait found it.
@@ -191,6 +207,7 @@ pub enum HoldKind {
 pub enum Holding {
     Gate(Vec<Blocker>),
     Blockers(Vec<Hold>),
+    Batch(Vec<crate::rollout::batches::Hold>),
 }
 
 impl Holding {
@@ -198,6 +215,7 @@ impl Holding {
         match self {
             Holding::Gate(_) => HoldKind::HealthGate,
             Holding::Blockers(_) => HoldKind::Blockers,
+            Holding::Batch(_) => HoldKind::Batch,
         }
     }
 }

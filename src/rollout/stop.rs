@@ -371,6 +371,15 @@ pub enum Halt {
     CredentialsRefused {
         reason: String,
     },
+    /// The cluster could not be read to plan the next batch (`--max-unavailable`).
+    ReadCluster {
+        error: PortError,
+    },
+    /// The next batch could not start within `--health-wait`: why.
+    BatchHeld {
+        why: Vec<crate::rollout::batches::Hold>,
+        waited: std::time::Duration,
+    },
 }
 
 impl Halt {
@@ -385,7 +394,8 @@ impl Halt {
             | Halt::Cordon { error, .. }
             | Halt::Drain { error, .. }
             | Halt::Reboot { error, .. }
-            | Halt::NotBack { error } => error.is_auth(),
+            | Halt::NotBack { error }
+            | Halt::ReadCluster { error } => error.is_auth(),
             Halt::Unhealthy {
                 gate: GateStop::Failed(error),
                 ..
@@ -402,6 +412,16 @@ impl fmt::Display for Halt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Halt::ReadNode { node, error } => write!(f, "cannot read node {node}: {error}"),
+            Halt::ReadCluster { error } => write!(f, "cannot read the cluster to plan the next batch: {error}"),
+            Halt::BatchHeld { why, waited } => {
+                let why: Vec<String> = why.iter().map(|h| h.to_string()).collect();
+                write!(
+                    f,
+                    "not starting the next batch: {} (waited {}s, --health-wait); the nodes done so far stay patched, the others untouched",
+                    why.join("; "),
+                    waited.as_secs()
+                )
+            }
             Halt::Probe {
                 node,
                 after_upgrade,

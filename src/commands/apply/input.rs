@@ -34,6 +34,8 @@ pub(super) fn check_journal_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 /// The options given on the command line, typed for the run record.
 pub(super) fn run_options(a: &ApplyArgs) -> RunOptions {
     RunOptions {
+        max_unavailable: a.max_unavailable,
+        across_zones: a.across_zones,
         upgrade_mode: match a.upgrade_mode {
             cli::UpgradeMode::Security => UpgradeMode::Security,
             cli::UpgradeMode::All => UpgradeMode::All,

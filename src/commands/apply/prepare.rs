@@ -45,6 +45,19 @@ pub(super) struct Prepared {
 }
 
 impl Prepared {
+    /// How many nodes may be out when the run starts (the gate before the lock): one at a
+    /// time, none; a count, that many; a percentage of each pool: the batches' planner
+    /// decides per pool.
+    pub fn start_budget(&self) -> crate::rollout::gate::Budget {
+        use crate::rollout::batches::MaxUnavailable;
+        let allowed = match self.options.max_unavailable {
+            None => 1,
+            Some(MaxUnavailable::Nodes(n)) => n as usize,
+            Some(MaxUnavailable::Percent(_)) => usize::MAX,
+        };
+        crate::rollout::gate::Budget { allowed, scope: None }
+    }
+
     /// The nodes the resumed run left out of service that are still in the cluster: this run
     /// finishes them first, whatever holds the others.
     pub fn left_out(&self) -> Vec<&str> {

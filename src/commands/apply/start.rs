@@ -172,6 +172,7 @@ async fn gate(
         cluster,
         &prepared.ours_in_cluster,
         &[],
+        &prepared.start_budget(),
         gate_wait,
         GATE_POLL,
         cancel,

@@ -118,6 +118,7 @@ impl Engine<'_> {
             self.cluster,
             std::slice::from_ref(&name),
             &last.workloads,
+            &turn.budget(),
             self.cfg.gate_wait,
             self.cfg.gate_poll,
             &self.cancel,

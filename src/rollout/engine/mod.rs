@@ -17,6 +17,7 @@
 //! ([`pending`]).
 
 mod back;
+mod batch;
 mod gates;
 mod pending;
 mod resumed;
@@ -26,7 +27,9 @@ mod upgrade;
 #[cfg(test)]
 mod tests;
 
+use super::batches::BatchRules;
 use super::blockers::BlockerSource;
+use super::gate::Budget;
 use super::journal::{self, NodeRecord, RunOptions, RunRecord, StepName, StepOutcome};
 use super::node_life::{finished, NodeLife};
 use super::ports::{Cluster, Fence, NodeTarget, RecordStore, Transport};
@@ -45,6 +48,8 @@ use tokio_util::sync::CancellationToken;
 pub struct EngineConfig {
     pub options: RunOptions,
     pub drain: DrainOptions,
+    /// `--max-unavailable`: nodes go out in batches (`None`: one at a time).
+    pub batches: Option<BatchRules>,
     pub run_id: String,
     /// How long the health gate may hold a disruption before the run stops.
     pub gate_wait: Duration,
@@ -68,6 +73,7 @@ impl EngineConfig {
         EngineConfig {
             options,
             drain,
+            batches: None,
             run_id: run_id.into(),
             gate_wait,
             gate_poll: Duration::from_secs(1),
@@ -179,6 +185,21 @@ struct LastDrain {
     pdbs: Vec<ObjectRef>,
 }
 
+/// How many nodes were started so far, of how many to do.
+#[derive(Debug, Clone, Copy)]
+struct Count {
+    started: usize,
+    total: usize,
+}
+
+/// How a node's turn ended, when the run goes on.
+struct TurnEnded {
+    /// Patched (with its proof).
+    done: bool,
+    /// What its drain evicted, if it was drained.
+    drained: Option<LastDrain>,
+}
+
 /// A node's turn: its life, and the run record that it is written into (the life is
 /// written back whenever the record is saved, and when the turn ends). The record is shared
 /// by the turns of a batch, which run at once.
@@ -186,16 +207,30 @@ struct Turn<'r> {
     life: NodeLife,
     run: &'r Mutex<RunRecord>,
     index: usize,
+    /// The batch the node is taken out with (`None`: one at a time).
+    batch: Option<&'r batch::InBatch>,
 }
 
 impl<'r> Turn<'r> {
-    fn new(run: &'r Mutex<RunRecord>, index: usize) -> Turn<'r> {
+    fn new(run: &'r Mutex<RunRecord>, index: usize, batch: Option<&'r batch::InBatch>) -> Turn<'r> {
         let life = NodeLife::new(lock(run).nodes[index].clone());
-        Turn { life, run, index }
+        Turn {
+            life,
+            run,
+            index,
+            batch,
+        }
     }
 
     fn name(&self) -> String {
         self.life.name().to_string()
+    }
+
+    /// How many nodes may be out with this one.
+    fn budget(&self) -> Budget {
+        self.batch
+            .and_then(|b| b.budgets.get(self.life.name()).cloned())
+            .unwrap_or_else(Budget::one)
     }
 
     /// The run record, with the node's life as it is now (held until the guard is dropped:
@@ -293,11 +328,31 @@ impl<'a> Engine<'a> {
     async fn run_nodes(&self, shared: &Mutex<RunRecord>) -> Result<(), RunStop> {
         let mut last = LastDrain::default();
         let todo = |i: usize| !finished(lock(shared).nodes[i].state);
-        let order = resumed::resume_order(&lock(shared));
-        let total = order.iter().filter(|i| todo(**i)).count();
         // A resumed run first finishes the nodes the interrupted run left out of service, so
         // that they are back before anything (a health gate, a window) can stop this run.
-        let mut k = 0;
+        let order = resumed::resume_order(&lock(shared));
+        let total = order.iter().filter(|i| todo(**i)).count();
+        let mut count = Count { started: 0, total };
+        let Some(rules) = self.cfg.batches.clone() else {
+            return self.one_at_a_time(shared, &order, &mut count, &mut last).await;
+        };
+        // Batches: the nodes left out of service first, one at a time, then the others.
+        let (left, rest): (Vec<usize>, Vec<usize>) = order
+            .iter()
+            .partition(|i| resumed::first_on_resume(&lock(shared).nodes[**i]));
+        self.one_at_a_time(shared, &left, &mut count, &mut last).await?;
+        self.run_batches(shared, &rest, &rules, &mut count, &mut last).await
+    }
+
+    /// The nodes of `order` still to do, one after the other.
+    async fn one_at_a_time(
+        &self,
+        shared: &Mutex<RunRecord>,
+        order: &[usize],
+        count: &mut Count,
+        last: &mut LastDrain,
+    ) -> Result<(), RunStop> {
+        let todo = |i: usize| !finished(lock(shared).nodes[i].state);
         for (pos, &i) in order.iter().enumerate() {
             if !todo(i) {
                 continue;
@@ -315,38 +370,53 @@ impl<'a> Engine<'a> {
                 }
                 self.window_check(&format!("not starting node {name}"))?;
             }
-            k += 1;
             *lock(&self.next) = order[pos + 1..]
                 .iter()
                 .find(|j| todo(**j))
                 .map(|j| lock(shared).nodes[*j].name.clone());
-            let mut turn = Turn::new(shared, i);
-            let node = turn.name();
-            self.tell(Event::NodeStarted {
-                node: node.clone(),
-                index: k,
-                total,
-            });
-            self.hook(NodePhase::Started, turn.life.record(), None);
-            let result = self.patch_node(&mut turn, &last).await;
-            self.unpend(&node).await;
-            self.wait_done(&node);
-            self.end_turn(&mut turn, result, &mut last)?;
-            if matches!(turn.life.state(), journal::NodeState::Done) {
-                drop(turn);
-                self.between_nodes(&node).await?;
+            count.started += 1;
+            let ended = self.node_turn(shared, i, *count, last, None).await?;
+            if let Some(drained) = ended.drained {
+                *last = drained;
+            }
+            if ended.done {
+                self.between_nodes(&name).await?;
             }
         }
         Ok(())
     }
 
-    /// Record how a node's turn ended; `Err` when the run stops on it.
-    fn end_turn(
+    /// One node's turn, from its start to its record's last word: `Err` when the run stops
+    /// on it.
+    async fn node_turn(
         &self,
-        turn: &mut Turn<'_>,
-        result: Result<NodeEnd, RunStop>,
-        last: &mut LastDrain,
-    ) -> Result<(), RunStop> {
+        shared: &Mutex<RunRecord>,
+        i: usize,
+        count: Count,
+        last: &LastDrain,
+        batch: Option<&batch::InBatch>,
+    ) -> Result<TurnEnded, RunStop> {
+        let mut turn = Turn::new(shared, i, batch);
+        let node = turn.name();
+        self.tell(Event::NodeStarted {
+            node: node.clone(),
+            index: count.started,
+            total: count.total,
+        });
+        self.hook(NodePhase::Started, turn.life.record(), None);
+        let result = self.patch_node(&mut turn, last).await;
+        self.unpend(&node).await;
+        self.wait_done(&node);
+        let drained = self.end_turn(&mut turn, result)?;
+        Ok(TurnEnded {
+            done: matches!(turn.life.state(), journal::NodeState::Done),
+            drained,
+        })
+    }
+
+    /// Record how a node's turn ended; `Err` when the run stops on it, else what its drain
+    /// evicted (to be Ready again before the next node is taken out), if it was drained.
+    fn end_turn(&self, turn: &mut Turn<'_>, result: Result<NodeEnd, RunStop>) -> Result<Option<LastDrain>, RunStop> {
         let node = turn.name();
         match result {
             Ok(NodeEnd::Done(proof)) => {
@@ -357,16 +427,18 @@ impl<'a> Engine<'a> {
                 self.hook(NodePhase::Done, turn.life.record(), None);
                 if turn.life.was_drained() {
                     let rec = turn.life.record();
-                    last.workloads = rec.workloads.clone();
-                    last.pdbs = rec.pdbs.clone();
+                    return Ok(Some(LastDrain {
+                        workloads: rec.workloads.clone(),
+                        pdbs: rec.pdbs.clone(),
+                    }));
                 }
-                Ok(())
+                Ok(None)
             }
             Ok(NodeEnd::Gone) => {
                 turn.life.gone()?;
                 self.save(turn);
                 self.step(&node, NodeStep::Gone);
-                Ok(())
+                Ok(None)
             }
             Ok(NodeEnd::Unproven(why)) => {
                 turn.life.unproven(why.to_string(), self.now())?;
@@ -416,8 +488,14 @@ impl<'a> Engine<'a> {
         if self.cancel.is_cancelled() {
             return self.stop_before_cordon(turn).await;
         }
+        // In a batch, the gates and the cordon are one step: the next node's gate counts this
+        // one out.
+        let take_out = match turn.batch {
+            Some(b) => Some(b.take_out.lock().await),
+            None => None,
+        };
         self.before_taking_out(turn, last).await?;
-        let end = self.take_out_and_reboot(turn, &row).await?;
+        let end = self.take_out_and_reboot(turn, &row, take_out).await?;
         if let NodeEnd::Done(_) = end {
             self.step(&name, NodeStep::Patched { elapsed: t0.elapsed() });
         }

@@ -13,10 +13,18 @@ use crate::rollout::progress::{Detail, Event, NodeStep, Wait, Warning};
 use crate::rollout::stop::{Halt, RunStop};
 use std::time::Duration;
 
+/// Held by a node of a batch from its gates to its cordon.
+pub(super) type TakeOut<'a> = tokio::sync::MutexGuard<'a, ()>;
+
 impl Engine<'_> {
     /// Steps 4 to 6, under kured's lock (kured must not reboot another node beside ours);
     /// then [`Engine::finish_reboot`].
-    pub(super) async fn take_out_and_reboot(&self, turn: &mut Turn<'_>, row: &NodeInfo) -> Result<NodeEnd, RunStop> {
+    pub(super) async fn take_out_and_reboot(
+        &self,
+        turn: &mut Turn<'_>,
+        row: &NodeInfo,
+        take_out: Option<TakeOut<'_>>,
+    ) -> Result<NodeEnd, RunStop> {
         let name = turn.name();
         let ttl = Duration::from_secs(self.cfg.options.drain_timeout + self.cfg.options.reboot_timeout);
         let kured = match self.cluster.take_kured_lock(&name, ttl).await {
@@ -34,7 +42,7 @@ impl Engine<'_> {
         if kured {
             self.step(&name, NodeStep::KuredLockTaken);
         }
-        let result = self.cordon_drain_reboot(turn, row).await;
+        let result = self.cordon_drain_reboot(turn, row, take_out).await;
         if kured {
             if let Err(e) = self.cluster.release_kured_lock(&name).await {
                 self.tell(Event::Warning(Warning::KuredLockNotReleased { error: e.to_string() }));
@@ -43,8 +51,15 @@ impl Engine<'_> {
         result
     }
 
-    async fn cordon_drain_reboot(&self, turn: &mut Turn<'_>, row: &NodeInfo) -> Result<NodeEnd, RunStop> {
+    async fn cordon_drain_reboot(
+        &self,
+        turn: &mut Turn<'_>,
+        row: &NodeInfo,
+        take_out: Option<TakeOut<'_>>,
+    ) -> Result<NodeEnd, RunStop> {
         self.cordon(turn, row).await?;
+        // Marked as ours now: the next node of the batch counts it.
+        drop(take_out);
         self.drain(turn).await?;
         if self.cancel.is_cancelled() {
             let release = self.release(turn).await?;

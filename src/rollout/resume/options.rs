@@ -10,6 +10,9 @@ use std::collections::BTreeSet;
 /// An option of `apply` that shapes the rollout, and so is kept in the run record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Flag {
+    OneAtATime,
+    MaxUnavailable,
+    AcrossZones,
     UpgradeMode,
     Reboot,
     DeleteEmptydirData,
@@ -43,7 +46,10 @@ pub enum Flag {
 }
 
 impl Flag {
-    pub const ALL: [Flag; 30] = [
+    pub const ALL: [Flag; 33] = [
+        Flag::OneAtATime,
+        Flag::MaxUnavailable,
+        Flag::AcrossZones,
         Flag::UpgradeMode,
         Flag::Reboot,
         Flag::DeleteEmptydirData,
@@ -79,6 +85,9 @@ impl Flag {
     /// The flag as typed on the command line.
     pub fn name(self) -> &'static str {
         match self {
+            Flag::OneAtATime => "--one-at-a-time",
+            Flag::MaxUnavailable => "--max-unavailable",
+            Flag::AcrossZones => "--across-zones",
             Flag::UpgradeMode => "--upgrade-mode",
             Flag::Reboot => "--reboot",
             Flag::DeleteEmptydirData => "--delete-emptydir-data",
@@ -279,6 +288,19 @@ pub fn resume_options(
         clashes: vec![],
         missing: vec![],
     };
+    // The pace: one of the two flags is always given, and must be the run's.
+    let pace = |m: &Option<crate::rollout::batches::MaxUnavailable>| match m {
+        Some(m) => format!("--max-unavailable {m}"),
+        None => "--one-at-a-time".to_string(),
+    };
+    if given.has(Flag::OneAtATime) && o.max_unavailable.is_some() {
+        m.clashes.push(format!(
+            "--one-at-a-time (run {prev_id} used {})",
+            pace(&o.max_unavailable)
+        ));
+    }
+    m.keep(Flag::MaxUnavailable, &o.max_unavailable, &now.max_unavailable, pace);
+    m.switch(Flag::AcrossZones, o.across_zones, now.across_zones);
     m.keep(Flag::UpgradeMode, &o.upgrade_mode, &now.upgrade_mode, enum_text);
     m.keep(Flag::Reboot, &o.reboot, &now.reboot, enum_text);
     m.switch(
@@ -376,6 +398,8 @@ mod tests {
     /// --notify-url ...` records.
     fn recorded() -> RunOptions {
         RunOptions {
+            max_unavailable: None,
+            across_zones: false,
             upgrade_mode: UpgradeMode::Security,
             reboot: RebootPolicy::IfRequired,
             delete_emptydir_data: true,
@@ -413,6 +437,8 @@ mod tests {
     /// clap's defaults are: only the flags given count), the secret URLs given again.
     fn now_values() -> RunOptions {
         RunOptions {
+            max_unavailable: None,
+            across_zones: false,
             upgrade_mode: UpgradeMode::All,
             delete_emptydir_data: false,
             drain_timeout: 7,
@@ -569,6 +595,8 @@ mod tests {
         assert!(o.blockers.prometheus);
         assert_eq!(o.upgrade_mode, UpgradeMode::Security, "as recorded");
         let now = RunOptions {
+            max_unavailable: None,
+            across_zones: false,
             upgrade_mode: UpgradeMode::Dist,
             ..now_values()
         };

@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 
+mod batches;
 mod failures;
 mod pending_taint;
 mod proof;
@@ -63,6 +64,9 @@ struct FakeNode {
     down_after_reboot: bool,
     /// The pending taint, with the run id it names.
     tainted: Option<String>,
+    /// Its pool and availability zone (labels).
+    pool: String,
+    zone: Option<String>,
 }
 
 impl FakeNode {
@@ -85,6 +89,8 @@ impl FakeNode {
             probe_down: false,
             down_after_reboot: false,
             tainted: None,
+            pool: "p".into(),
+            zone: None,
         }
     }
 }
@@ -203,7 +209,7 @@ impl Fakes {
                 kind: AddressKind::InternalIp,
                 address: format!("10.0.0.{}", name.trim_start_matches('n')),
             }],
-            pool: Some("p".into()),
+            pool: Some(n.pool.clone()),
             os_type: Some(OsType::Linux),
             os_sku: Some(if n.tdnf { "AzureLinux" } else { "Ubuntu" }.into()),
             boot_id: Some(format!("boot-{}", n.boot)),
@@ -213,12 +219,55 @@ impl Fakes {
     }
 }
 
+/// The fake node as the API server would list it.
+fn fake_node_object(name: &str, n: &FakeNode) -> k8s_openapi::api::core::v1::Node {
+    use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeSpec, NodeStatus};
+    let mut labels = BTreeMap::from([("kubernetes.azure.com/agentpool".to_string(), n.pool.clone())]);
+    if let Some(z) = &n.zone {
+        labels.insert("topology.kubernetes.io/zone".into(), z.clone());
+    }
+    let annotations = n
+        .marked
+        .as_ref()
+        .map(|run| BTreeMap::from([(crate::kube::drain::IN_PROGRESS_ANNOTATION.to_string(), run.clone())]));
+    Node {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(labels),
+            annotations,
+            ..Default::default()
+        },
+        spec: Some(NodeSpec {
+            unschedulable: Some(n.unschedulable),
+            ..Default::default()
+        }),
+        status: Some(NodeStatus {
+            conditions: Some(vec![NodeCondition {
+                type_: "Ready".into(),
+                status: if n.ready { "True" } else { "False" }.into(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+    }
+}
+
 #[async_trait]
 impl Cluster for Fakes {
     async fn node(&self, name: &str) -> Result<Option<NodeInfo>, PortError> {
         self.step("get", name)?;
         let exists = self.w().nodes.contains_key(name);
         Ok(exists.then(|| self.row(name)))
+    }
+
+    async fn snapshot(&self) -> Result<crate::kube::snapshot::ClusterSnapshot, PortError> {
+        self.step("snapshot", "")?;
+        let w = self.w();
+        let nodes = w.nodes.iter().map(|(name, n)| fake_node_object(name, n)).collect();
+        Ok(crate::kube::snapshot::ClusterSnapshot {
+            nodes,
+            ..Default::default()
+        })
     }
 
     async fn blockers(&self, exempt: &[String], _w: &[WorkloadRef]) -> Result<Vec<Blocker>, PortError> {
@@ -553,6 +602,8 @@ impl Fence for Fakes {
 
 fn options() -> RunOptions {
     RunOptions {
+        max_unavailable: None,
+        across_zones: false,
         upgrade_mode: UpgradeMode::All,
         reboot: RebootPolicy::IfRequired,
         delete_emptydir_data: true,
@@ -600,6 +651,8 @@ struct Harness {
     blockers: Option<BlockerPolicy>,
     /// `with_hold_others` with a refusal of this text.
     hold: Option<&'static str>,
+    /// `--max-unavailable` (`None`: one at a time).
+    batches: Option<crate::rollout::batches::BatchRules>,
     /// What the engine told, in order.
     told: Told,
 }
@@ -640,6 +693,7 @@ impl Harness {
             window: None,
             blockers: None,
             hold: None,
+            batches: None,
             told: Told::default(),
         }
     }
@@ -658,6 +712,7 @@ impl Harness {
             Duration::from_secs(30),
         );
         cfg.gate_poll = Duration::from_secs(1);
+        cfg.batches = self.batches.clone();
         let ports = Ports {
             cluster: &self.fakes,
             transport: &self.fakes,

@@ -1,0 +1,233 @@
+//! `--max-unavailable`: the nodes go out in batches. Before each batch the cluster is read
+//! once (lists) and [`crate::rollout::batches`] picks the nodes that may go out together (the
+//! budget counting every node out for any reason, one zone, room for the evicted pods, the
+//! PDBs); the batch's nodes then run their turns at once. Inside the batch each node passes
+//! the same gates as one at a time, its health gate counting the batch's nodes already out
+//! against its budget ([`InBatch::take_out`] makes the gate and the cordon one step, so two
+//! nodes never both see room for one). A node that fails lets the others of its batch
+//! finish; the run then stops on it, as one at a time.
+
+use super::{lock, Count, Engine, LastDrain, RunStop};
+use crate::kube::snapshot::ClusterSnapshot;
+use crate::rollout::batches::{self, BatchPlan, BatchRules, MaxUnavailable};
+use crate::rollout::gate::Budget;
+use crate::rollout::journal::RunRecord;
+use crate::rollout::node_life::finished;
+use crate::rollout::progress::{Event, Holding};
+use crate::rollout::stop::Halt;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use tokio::time::Instant;
+
+/// The label AKS puts the node's pool in.
+const POOL_LABEL: &str = "kubernetes.azure.com/agentpool";
+
+/// What a node's turn knows of the batch it is in.
+pub(super) struct InBatch {
+    /// Each node's budget: how many nodes of its scope may be out with it.
+    pub(super) budgets: BTreeMap<String, Budget>,
+    /// Held from a node's health gate to its cordon (its mark): the next node of the batch
+    /// then counts it as out.
+    pub(super) take_out: tokio::sync::Mutex<()>,
+}
+
+impl InBatch {
+    fn new(snapshot: &ClusterSnapshot, nodes: &[String], max: &MaxUnavailable) -> InBatch {
+        let pool_of = |n: &k8s_openapi::api::core::v1::Node| {
+            n.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(POOL_LABEL))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let mut pools: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for n in &snapshot.nodes {
+            pools
+                .entry(pool_of(n))
+                .or_default()
+                .insert(n.metadata.name.clone().unwrap_or_default());
+        }
+        let budgets = nodes
+            .iter()
+            .map(|name| {
+                let budget = match max {
+                    MaxUnavailable::Nodes(n) => Budget {
+                        allowed: *n as usize,
+                        scope: None,
+                    },
+                    MaxUnavailable::Percent(_) => {
+                        let pool = pools.values().find(|p| p.contains(name)).cloned().unwrap_or_default();
+                        Budget {
+                            allowed: max.budget(pool.len()),
+                            scope: Some(pool),
+                        }
+                    }
+                };
+                (name.clone(), budget)
+            })
+            .collect();
+        InBatch {
+            budgets,
+            take_out: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+impl Engine<'_> {
+    /// The nodes of `todo` still to do, batch after batch.
+    pub(super) async fn run_batches(
+        &self,
+        shared: &Mutex<RunRecord>,
+        todo: &[usize],
+        rules: &BatchRules,
+        count: &mut Count,
+        last: &mut LastDrain,
+    ) -> Result<(), RunStop> {
+        let mut index = 0;
+        loop {
+            let remaining: Vec<(usize, String)> = {
+                let rec = lock(shared);
+                todo.iter()
+                    .filter(|i| !finished(rec.nodes[**i].state))
+                    .map(|i| (*i, rec.nodes[*i].name.clone()))
+                    .collect()
+            };
+            if remaining.is_empty() {
+                return Ok(());
+            }
+            self.checkpoint()?;
+            if let Some(stop) = lock(&self.hold_others).take() {
+                return Err(stop);
+            }
+            let names: Vec<String> = remaining.iter().map(|(_, n)| n.clone()).collect();
+            self.window_check(&format!("not starting another batch ({} node(s) to go)", names.len()))?;
+            let (batch, left, snapshot) = self.plan_batch(&names, rules).await?;
+            index += 1;
+            let ctx = InBatch::new(&snapshot, &batch.nodes, &rules.max);
+            self.tell(Event::BatchStarted {
+                index,
+                of: index + left,
+                zone: batch.zone.clone(),
+                nodes: batch.nodes.clone(),
+                limits: batch.limits.clone(),
+            });
+            let turns: Vec<_> = batch
+                .nodes
+                .iter()
+                .filter_map(|name| remaining.iter().find(|(_, n)| n == name).map(|(i, _)| *i))
+                .map(|i| {
+                    count.started += 1;
+                    self.node_turn(shared, i, *count, last, Some(&ctx))
+                })
+                .collect();
+            let ended = futures::future::join_all(turns).await;
+            let mut drained = LastDrain::default();
+            let mut stops = vec![];
+            for e in ended {
+                match e {
+                    Ok(t) => {
+                        if let Some(d) = t.drained {
+                            drained.add(d);
+                        }
+                    }
+                    Err(stop) => stops.push(stop),
+                }
+            }
+            if !drained.is_empty() {
+                *last = drained;
+            }
+            self.tell(Event::BatchDone { index });
+            if let Some(stop) = first_to_tell(stops) {
+                return Err(stop);
+            }
+            let soak = self.cfg.options.soak;
+            if soak > 0 && remaining.len() > batch.nodes.len() {
+                self.tell(Event::BatchSoaking { index, secs: soak });
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(soak)) => {}
+                    _ = self.cancel.cancelled() => return Err(RunStop::Interrupted),
+                }
+            }
+        }
+    }
+
+    /// The next batch, waiting while the planner holds (the budget spent, no room for a
+    /// node's pods, a PDB allowing no disruption) up to `--health-wait`: the batch, how many
+    /// batches are expected after it, and the cluster as read for it.
+    async fn plan_batch(
+        &self,
+        todo: &[String],
+        rules: &BatchRules,
+    ) -> Result<(batches::Batch, usize, ClusterSnapshot), RunStop> {
+        let start = Instant::now();
+        let mut holds = crate::rollout::progress::HoldTracker::default();
+        loop {
+            let snapshot = self
+                .cluster
+                .snapshot()
+                .await
+                .map_err(|error| RunStop::from(Halt::ReadCluster { error }))?;
+            match batches::next_batch(&snapshot, todo, rules) {
+                BatchPlan::Batch(batch) => {
+                    let rest: Vec<String> = todo.iter().filter(|n| !batch.nodes.contains(n)).cloned().collect();
+                    let left = batches::plan_batches(&snapshot, &rest, rules).batches.len();
+                    return Ok((batch, left, snapshot));
+                }
+                BatchPlan::Hold(why) => {
+                    let waited = start.elapsed();
+                    if waited >= self.cfg.gate_wait {
+                        return Err(Halt::BatchHeld { why, waited }.into());
+                    }
+                    holds.show(
+                        self.progress,
+                        todo.first().map(String::as_str),
+                        Holding::Batch(why),
+                        waited,
+                        self.cfg.gate_wait,
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.cfg.gate_poll.min(self.cfg.gate_wait - waited)) => {}
+                        _ = self.cancel.cancelled() => return Err(RunStop::Interrupted),
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl LastDrain {
+    fn add(&mut self, other: LastDrain) {
+        for w in other.workloads {
+            if !self.workloads.contains(&w) {
+                self.workloads.push(w);
+            }
+        }
+        for p in other.pdbs {
+            if !self.pdbs.contains(&p) {
+                self.pdbs.push(p);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.workloads.is_empty() && self.pdbs.is_empty()
+    }
+}
+
+/// Of the stops of a batch's nodes, the one the run ends with: a failure or a lost lock
+/// before a signal, a window or a blocker (which every node of the batch may have met).
+fn first_to_tell(stops: Vec<RunStop>) -> Option<RunStop> {
+    let quiet = |s: &RunStop| {
+        matches!(
+            s,
+            RunStop::Interrupted | RunStop::OutsideWindow(_) | RunStop::Blocked(_)
+        )
+    };
+    let loud = stops.iter().position(|s| !quiet(s));
+    let mut stops = stops;
+    match loud {
+        Some(i) => Some(stops.swap_remove(i)),
+        None => stops.into_iter().next(),
+    }
+}

@@ -1,0 +1,152 @@
+//! `--max-unavailable`: batches of nodes at once, never more out than the budget (nodes out
+//! for other reasons counted), one zone at a time, a failure letting the batch finish.
+
+use super::*;
+use crate::rollout::batches::{BatchRules, MaxUnavailable};
+
+fn rules(max: MaxUnavailable) -> BatchRules {
+    BatchRules {
+        max,
+        across_zones: false,
+        drain: DrainOptions::default(),
+        pending_taint: true,
+    }
+}
+
+fn batched(n: usize, max: MaxUnavailable) -> Harness {
+    let mut h = Harness::new(n);
+    h.batches = Some(rules(max));
+    h
+}
+
+/// The batches the engine told, with their nodes.
+fn batches_told(h: &Harness) -> Vec<Vec<String>> {
+    h.told
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::BatchStarted { nodes, .. } => Some(nodes.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn nodes_go_out_in_batches_and_never_more_than_the_budget_at_once() {
+    let h = batched(6, MaxUnavailable::Nodes(2));
+    let mut rec = record(6);
+    h.run(&mut rec).await.unwrap();
+    assert_eq!(states(&rec), [NodeState::Done; 6]);
+    for n in &rec.nodes {
+        assert!(n.rebooted && !n.in_hand, "{n:?}");
+        assert_eq!(n.kernel_after.as_deref(), Some(NEW));
+    }
+    assert_eq!(h.fakes.w().max_out, 2, "two nodes out at once, never three");
+    let told = batches_told(&h);
+    assert_eq!(told.len(), 3, "{told:?}");
+    assert!(told.iter().all(|b| b.len() == 2), "{told:?}");
+    // Nothing is downloaded ahead in batches: each node upgrades in its own turn.
+    assert_eq!(h.fakes.count("prefetch"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_is_faster_than_one_at_a_time() {
+    let one = Harness::new(4);
+    let mut rec = record(4);
+    let t0 = Instant::now();
+    one.run(&mut rec).await.unwrap();
+    let sequential = t0.elapsed();
+    let h = batched(4, MaxUnavailable::Nodes(4));
+    let mut rec = record(4);
+    let t0 = Instant::now();
+    h.run(&mut rec).await.unwrap();
+    let batch = t0.elapsed();
+    assert_eq!(states(&rec), [NodeState::Done; 4]);
+    assert_eq!(h.fakes.w().max_out, 4);
+    // On paused time the reboots of one batch overlap: about one node's turn, not four.
+    assert!(batch * 2 < sequential, "batch {batch:?}, one at a time {sequential:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_down_for_another_reason_counts_against_the_budget() {
+    let h = batched(4, MaxUnavailable::Nodes(2));
+    // A node outside the run, NotReady all along.
+    h.fakes.w().nodes.insert(
+        "x".into(),
+        FakeNode {
+            ready: false,
+            ..FakeNode::new()
+        },
+    );
+    h.fakes.w().max_out = 1;
+    let mut rec = record(4);
+    h.run(&mut rec).await.unwrap();
+    assert_eq!(states(&rec), [NodeState::Done; 4]);
+    assert_eq!(h.fakes.w().max_out, 2, "x and one of ours, never two of ours beside x");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_percentage_is_of_each_pool_rounded_down_at_least_one() {
+    let h = batched(6, MaxUnavailable::Percent(50));
+    for i in 0..6 {
+        h.fakes
+            .edit(&format!("n{i}"), |n| n.pool = if i < 4 { "a" } else { "b" }.into());
+    }
+    let mut rec = record(6);
+    h.run(&mut rec).await.unwrap();
+    assert_eq!(states(&rec), [NodeState::Done; 6]);
+    let pool_of = |n: &str| if n < "n4" { "a" } else { "b" };
+    for b in batches_told(&h) {
+        for pool in ["a", "b"] {
+            let k = b.iter().filter(|n| pool_of(n) == pool).count();
+            let budget = if pool == "a" { 2 } else { 1 };
+            assert!(k <= budget, "{b:?}: {k} of pool {pool}");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_failing_in_a_batch_lets_the_others_finish_then_the_run_halts() {
+    let h = batched(6, MaxUnavailable::Nodes(3));
+    h.fail("reboot", PortError::new("the node's reboot command failed"));
+    let mut rec = record(6);
+    let stop = h.run(&mut rec).await.unwrap_err();
+    assert!(matches!(stop, RunStop::Failed(_)), "{stop:?}");
+    let first: Vec<NodeState> = rec.nodes[..3].iter().map(|n| n.state).collect();
+    assert_eq!(
+        first.iter().filter(|s| **s == NodeState::Failed).count(),
+        1,
+        "{first:?}"
+    );
+    assert_eq!(first.iter().filter(|s| **s == NodeState::Done).count(), 2, "{first:?}");
+    // The next batch never started; nothing is left out of service.
+    assert!(rec.nodes[3..].iter().all(|n| n.state == NodeState::Pending));
+    for i in 0..6 {
+        let n = h.fakes.node(&format!("n{i}"));
+        assert!(n.marked.is_none() && !n.unschedulable, "n{i} put back");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn ctrl_c_in_a_batch_stops_every_node_at_its_safe_point_and_resume_finishes() {
+    let h = batched(4, MaxUnavailable::Nodes(2));
+    h.fakes.w().cancel_at = Some(("drain", h.cancel.clone()));
+    let mut rec = record(4);
+    let stop = h.run(&mut rec).await.unwrap_err();
+    assert!(matches!(stop, RunStop::Interrupted), "{stop:?}");
+    for i in 0..4 {
+        let n = h.fakes.node(&format!("n{i}"));
+        assert!(n.marked.is_none() && !n.unschedulable, "n{i} put back: {n:?}");
+    }
+    assert!(rec.nodes.iter().all(|n| n.state != NodeState::Done || n.rebooted));
+    // Resumed: everything is finished, still never more than two out.
+    let h2 = Harness {
+        fakes: h.fakes.clone(),
+        ..batched(0, MaxUnavailable::Nodes(2))
+    };
+    h2.run(&mut rec).await.unwrap();
+    assert_eq!(states(&rec), [NodeState::Done; 4]);
+    assert!(h.fakes.w().max_out <= 2);
+}
