@@ -2,6 +2,7 @@
 //! into text. Data goes to stdout ([`render`], [`print_stdout`]); progress, steps,
 //! warnings, logs and errors go to stderr ([`Reporter`], [`logging`], [`errors`]).
 
+pub mod batches;
 pub mod color;
 pub mod errors;
 pub mod format;

@@ -16,6 +16,7 @@ mod apply;
 mod azlinux;
 mod azure;
 mod bad_values;
+mod batches;
 mod blockers;
 mod entra;
 mod kube_client;

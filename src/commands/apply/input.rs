@@ -158,8 +158,12 @@ pub(super) fn confirm(args: &ApplyArgs, ctx: &ClusterContext, n: usize) -> anyho
         .hint("review the plan (add --dry-run), then run again with --yes")
         .into());
     }
+    let pace = match args.max_unavailable {
+        Some(m) => format!("in batches of at most {m} out at once"),
+        None => "one at a time".to_string(),
+    };
     eprint!(
-        "Patch {n} node(s) of {} one at a time (cordon, drain, reboot as needed)? [y/N] ",
+        "Patch {n} node(s) of {} {pace} (cordon, drain, reboot as needed)? [y/N] ",
         ctx.cluster.name
     );
     let _ = std::io::stderr().flush();

@@ -42,6 +42,7 @@ use crate::kube::lock::Liveness;
 use crate::kube::{CancellationToken, HolderInfo, LeaseState, Lock, LockOptions};
 use crate::output::refusal::{finishing_only, let_through, message, would_refuse};
 use crate::output::{self, Exit, Failure, Reporter};
+use crate::rollout::batches::BatchRules;
 use crate::rollout::engine::{BlockerPolicy, Engine, EngineConfig, Ports, Signals, WindowPolicy};
 use crate::rollout::journal::{self, enum_text, Journal, NodeState, RunOptions, RunRecord};
 use crate::rollout::live::KubeCluster;
@@ -385,12 +386,13 @@ async fn run_with(s: &Session<'_>, setup: Setup) -> anyhow::Result<Outcome> {
     if let Some(arm) = super::via_run_command::restart_fallback(&s.ctx, s.reporter).await {
         transport = transport.with_arm_restart(arm);
     }
-    let cfg = EngineConfig::new(
+    let mut cfg = EngineConfig::new(
         prepared.options.clone(),
         prepared.drain_opts.clone(),
         s.run_id.clone(),
         Duration::from_secs(prepared.options.health_wait),
     );
+    cfg.batches = batch_rules(&prepared);
     let ports = Ports {
         cluster: &cluster,
         transport: &transport,
@@ -433,8 +435,37 @@ async fn run_with(s: &Session<'_>, setup: Setup) -> anyhow::Result<Outcome> {
     finish::finish(s, guard, record, ended, notifier).await
 }
 
+/// `--max-unavailable`: the rules the batches are planned by (`None`: one at a time).
+fn batch_rules(prepared: &Prepared) -> Option<BatchRules> {
+    prepared.options.max_unavailable.map(|max| BatchRules {
+        max,
+        across_zones: prepared.options.across_zones,
+        drain: prepared.drain_opts.clone(),
+    })
+}
+
+/// `--dry-run` with `--max-unavailable`: the batches as the cluster is now (each planned as
+/// if the ones before had gone and come back).
+async fn dry_run_batches(s: &Session<'_>, prepared: &Prepared) {
+    let Some(rules) = batch_rules(prepared) else { return };
+    let todo: Vec<String> = prepared
+        .entries
+        .iter()
+        .filter(|e| e.patch())
+        .map(|e| e.name.clone())
+        .collect();
+    match crate::kube::snapshot::read(&s.ctx.client).await {
+        Ok(snapshot) => {
+            let planned = crate::rollout::batches::plan_batches(&snapshot, &todo, &rules);
+            s.reporter.info(&output::batches::plan_text(&planned, &rules));
+        }
+        Err(e) => s.reporter.warn(&format!("cannot plan the batches: {e}")),
+    }
+}
+
 /// `--dry-run`: what the run would do, and what would stop it, with nothing changed.
 async fn dry_run(s: &Session<'_>, prepared: &Prepared, unattended: &Unattended) -> Outcome {
+    dry_run_batches(s, prepared).await;
     if let Some(w) = &unattended.window_policy {
         s.reporter.info(&window::dry_run_verdict(
             w,
@@ -477,8 +508,12 @@ fn run_started(s: &Session<'_>, prepared: &Prepared, record: &RunRecord) -> crat
         &s.ctx.cluster.name,
         &s.run_id,
         format!(
-            "{} node(s) to patch one at a time ({}); upgrade mode {}, reboot {}{}",
+            "{} node(s) to patch {} ({}); upgrade mode {}, reboot {}{}",
             todo.len(),
+            match prepared.options.max_unavailable {
+                Some(m) => format!("in batches (--max-unavailable {m})"),
+                None => "one at a time".to_string(),
+            },
             todo.join(", "),
             enum_text(&prepared.options.upgrade_mode),
             enum_text(&prepared.options.reboot),

@@ -13,7 +13,7 @@ use crate::rollout::batches::{self, BatchPlan, BatchRules, MaxUnavailable};
 use crate::rollout::gate::Budget;
 use crate::rollout::journal::RunRecord;
 use crate::rollout::node_life::finished;
-use crate::rollout::progress::{Event, Holding};
+use crate::rollout::progress::{Event, Holding, NodeStep, Warning};
 use crate::rollout::stop::Halt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -112,6 +112,9 @@ impl Engine<'_> {
                 nodes: batch.nodes.clone(),
                 limits: batch.limits.clone(),
             });
+            // kured must not reboot a node beside the batch: its lock is held for the whole
+            // batch, in the name of its first node.
+            let kured = self.take_kured_for_batch(&batch.nodes).await?;
             let turns: Vec<_> = batch
                 .nodes
                 .iter()
@@ -122,6 +125,11 @@ impl Engine<'_> {
                 })
                 .collect();
             let ended = futures::future::join_all(turns).await;
+            if let Some(holder) = kured {
+                if let Err(e) = self.cluster.release_kured_lock(&holder).await {
+                    self.tell(Event::Warning(Warning::KuredLockNotReleased { error: e.to_string() }));
+                }
+            }
             let mut drained = LastDrain::default();
             let mut stops = vec![];
             for e in ended {
@@ -149,6 +157,26 @@ impl Engine<'_> {
                     _ = self.cancel.cancelled() => return Err(RunStop::Interrupted),
                 }
             }
+        }
+    }
+
+    /// kured's lock for a batch, if kured is installed: the node it is held in the name of.
+    async fn take_kured_for_batch(&self, nodes: &[String]) -> Result<Option<String>, RunStop> {
+        let Some(first) = nodes.first() else { return Ok(None) };
+        let o = &self.cfg.options;
+        let ttl = std::time::Duration::from_secs(o.drain_timeout + o.reboot_timeout);
+        match self.cluster.take_kured_lock(first, ttl).await {
+            Ok(true) => {
+                self.step(first, NodeStep::KuredLockTaken);
+                Ok(Some(first.clone()))
+            }
+            Ok(false) => Ok(None),
+            Err(error) => Err(Halt::KuredLock {
+                node: first.clone(),
+                error,
+                release: None,
+            }
+            .into()),
         }
     }
 

@@ -27,6 +27,10 @@ impl Engine<'_> {
     ) -> Result<NodeEnd, RunStop> {
         let name = turn.name();
         let ttl = Duration::from_secs(self.cfg.options.drain_timeout + self.cfg.options.reboot_timeout);
+        // In a batch, kured's lock is the batch's, taken before its first node.
+        if turn.batch.is_some() {
+            return self.cordon_drain_reboot(turn, row, take_out).await;
+        }
         let kured = match self.cluster.take_kured_lock(&name, ttl).await {
             Ok(taken) => taken,
             Err(error) => {
