@@ -233,6 +233,9 @@ pub struct NodeRecord {
     /// The node was cordoned before aks-patch came: it stays cordoned.
     #[serde(default)]
     pub was_cordoned: bool,
+    /// `--max-unavailable`: the batch (1-based) the node was taken in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<usize>,
     #[serde(default)]
     pub rebooted: bool,
     /// Pods evicted by the drain, with when each was created.
@@ -274,6 +277,7 @@ impl NodeRecord {
             boot_id_before: None,
             boot_id_after: None,
             was_cordoned: false,
+            batch: None,
             rebooted: false,
             evicted: vec![],
             pdbs: vec![],

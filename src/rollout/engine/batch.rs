@@ -115,11 +115,17 @@ impl Engine<'_> {
             // kured must not reboot a node beside the batch: its lock is held for the whole
             // batch, in the name of its first node.
             let kured = self.take_kured_for_batch(&batch.nodes).await?;
-            let turns: Vec<_> = batch
+            let members: Vec<usize> = batch
                 .nodes
                 .iter()
                 .filter_map(|name| remaining.iter().find(|(_, n)| n == name).map(|(i, _)| *i))
-                .map(|i| {
+                .collect();
+            for i in &members {
+                lock(shared).nodes[*i].batch = Some(index);
+            }
+            let turns: Vec<_> = members
+                .iter()
+                .map(|&i| {
                     count.started += 1;
                     self.node_turn(shared, i, *count, last, Some(&ctx))
                 })

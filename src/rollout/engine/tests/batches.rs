@@ -47,6 +47,13 @@ async fn nodes_go_out_in_batches_and_never_more_than_the_budget_at_once() {
     let told = batches_told(&h);
     assert_eq!(told.len(), 3, "{told:?}");
     assert!(told.iter().all(|b| b.len() == 2), "{told:?}");
+    // The record says which batch took each node.
+    for (k, b) in told.iter().enumerate() {
+        for name in b {
+            let n = rec.nodes.iter().find(|n| &n.name == name).unwrap();
+            assert_eq!(n.batch, Some(k + 1), "{name}");
+        }
+    }
     // Nothing is downloaded ahead in batches: each node upgrades in its own turn.
     assert_eq!(h.fakes.count("prefetch"), 0);
 }
