@@ -102,6 +102,7 @@ run-command\t'VM scale set run commands through ARM alone (no network path to th
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l node-shell-image -d 'The node-shell pods\' image (--via kube): it must be pullable by the nodes and have `nsenter` and `sh`' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l node-shell-namespace -d 'The namespace of the node-shell pods (--via kube)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l connect-timeout -d 'Seconds a node-shell pod may take to start (--via kube; the counterpart of --ssh-timeout)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l max-unavailable -d 'Patch nodes in batches: at most N nodes (or P% of each pool, rounded down, at least 1) out of service at once, counting nodes out for any other reason; one availability zone at a time, sized so the evicted pods fit on the nodes that stay and no PDB is exceeded' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l nodepool -d 'Only nodes of these pools (comma-separated or repeated)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l nodes -d 'Only these nodes (comma-separated or repeated)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s l -l selector -d 'Only nodes matching this label selector (e.g. `kubernetes.azure.com/mode=user`)' -r
@@ -143,7 +144,8 @@ prometheus\t'Prometheus text exposition format (`report` only: for node_exporter
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l query -d 'JMESPath query applied to the result before formatting (see http://jmespath.org)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l admin -d 'Use the cluster admin credential (listClusterAdminCredential) instead of the user one'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l ssh-strict-host-keys -d 'Refuse nodes whose host key is not known yet (default: accept new keys, refuse changed ones)'
-complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l one-at-a-time -d 'Patch one node at a time (the only mode; required so that nobody gets it by surprise)'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l one-at-a-time -d 'Patch one node at a time (the default way; `--one-at-a-time` or `--max-unavailable` is required so that nobody gets a pace by surprise)'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l across-zones -d 'With --max-unavailable: a batch may take nodes of several availability zones'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l dry-run -d 'Show the plan, the pods each drain would evict and the PDBs that block now; change nothing'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s y -l yes -d 'Do not ask for confirmation'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l delete-emptydir-data -d 'Evict pods with emptyDir volumes (their data is lost), as kubectl drain --delete-emptydir-data'

@@ -52,7 +52,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --dry-run\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --nodepool user\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --resume\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --window 'Sat,Sun 01:00-05:00' --time-zone Europe/Berlin --notify-url https://hooks.slack.com/services/...\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --window aks --wait-for-window --prometheus-url http://prometheus:9090\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --via kube"
     )]
-    Apply(ApplyArgs),
+    Apply(Box<ApplyArgs>),
     /// The nodes as `kubectl get nodes` shows them, with patch state. No SSH: fast.
     #[command(
         after_help = "Examples:\n  aks-patch report -g rg-shop-prod -n aks-shop-prod\n  aks-patch report -g rg-shop-prod -n aks-shop-prod --output wide\n  aks-patch report --kubeconfig ./kubeconfig -o yaml\n  aks-patch report -g rg-shop-prod -n aks-shop-prod -o prometheus > /var/lib/node_exporter/aks-patch.prom"
@@ -780,7 +780,7 @@ mod tests {
         let mut argv = vec!["aks-patch", "apply", "--one-at-a-time", "--kubeconfig", "kc"];
         argv.extend_from_slice(extra);
         match Cli::try_parse_from(argv)?.command {
-            Command::Apply(a) => Ok(a),
+            Command::Apply(a) => Ok(*a),
             _ => panic!("apply"),
         }
     }

@@ -38,7 +38,7 @@ pub async fn run(cli: Cli, settings: Settings, reporter: Reporter) -> anyhow::Re
     }
     match cli.command {
         Command::Scan(args) => scan::run(args, &settings, &reporter).await,
-        Command::Apply(args) => apply::run(args, &settings, &reporter).await,
+        Command::Apply(args) => apply::run(*args, &settings, &reporter).await,
         Command::Report(args) => report::run(args, &settings, &reporter).await,
     }
 }

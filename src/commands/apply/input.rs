@@ -213,7 +213,7 @@ mod tests {
         let Command::Apply(a) = cli.command else {
             panic!("apply")
         };
-        a
+        *a
     }
 
     #[test]
