@@ -1,10 +1,11 @@
 //! The batches of `apply --max-unavailable` in words: the dry-run's plan.
 
-use crate::rollout::batches::{Batch, BatchRules};
+use crate::rollout::batches::{BatchRules, BatchesPlan};
 
 /// `batches (--max-unavailable 10%, one zone at a time): 3` then a line per batch:
-/// `  1. zone westeurope-1: n1, n2 (smaller because ...)`.
-pub fn plan_text(batches: &[Batch], rules: &BatchRules) -> String {
+/// `  1. zone westeurope-1: n1, n2 (smaller because ...)`, and where the plan stops, why.
+pub fn plan_text(plan: &BatchesPlan, rules: &BatchRules) -> String {
+    let batches = &plan.batches;
     let zones = if rules.across_zones {
         "across zones"
     } else {
@@ -21,13 +22,22 @@ pub fn plan_text(batches: &[Batch], rules: &BatchRules) -> String {
         };
         out.push_str(&format!("\n  {}. {zone}{}{smaller}", i + 1, b.nodes.join(", ")));
     }
+    if let Some(held) = &plan.held {
+        let why: Vec<String> = held.why.iter().map(|h| h.to_string()).collect();
+        out.push_str(&format!(
+            "\n  then held: {} node(s) left ({}): {}",
+            held.left.len(),
+            held.left.join(", "),
+            why.join("; ")
+        ));
+    }
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollout::batches::MaxUnavailable;
+    use crate::rollout::batches::{Batch, MaxUnavailable};
 
     #[test]
     fn the_plan_names_each_batch_with_its_zone_and_nodes() {
@@ -35,13 +45,18 @@ mod tests {
             max: "2".parse::<MaxUnavailable>().unwrap(),
             across_zones: false,
             drain: Default::default(),
+            pending_taint: true,
         };
         let b = |nodes: &[&str], zone: &str| Batch {
             nodes: nodes.iter().map(|n| n.to_string()).collect(),
             zone: Some(zone.into()),
             limits: vec![],
         };
-        let text = plan_text(&[b(&["a", "b"], "westeurope-1"), b(&["c"], "westeurope-2")], &rules);
+        let plan = BatchesPlan {
+            batches: vec![b(&["a", "b"], "westeurope-1"), b(&["c"], "westeurope-2")],
+            held: None,
+        };
+        let text = plan_text(&plan, &rules);
         assert_eq!(
             text,
             "batches (--max-unavailable 2, one zone at a time): 2\n  1. zone westeurope-1: a, b\n  2. zone westeurope-2: c"

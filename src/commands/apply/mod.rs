@@ -441,6 +441,7 @@ fn batch_rules(prepared: &Prepared) -> Option<BatchRules> {
         max,
         across_zones: prepared.options.across_zones,
         drain: prepared.drain_opts.clone(),
+        pending_taint: !prepared.options.no_pending_taint,
     })
 }
 

@@ -157,3 +157,38 @@ async fn ctrl_c_in_a_batch_stops_every_node_at_its_safe_point_and_resume_finishe
     assert_eq!(states(&rec), [NodeState::Done; 4]);
     assert!(h.fakes.w().max_out <= 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_never_spans_availability_zones() {
+    let h = batched(6, MaxUnavailable::Nodes(4));
+    for i in 0..6 {
+        h.fakes
+            .edit(&format!("n{i}"), |n| n.zone = Some(format!("westeurope-{}", i % 3 + 1)));
+    }
+    let mut rec = record(6);
+    h.run(&mut rec).await.unwrap();
+    assert_eq!(states(&rec), [NodeState::Done; 6]);
+    let zone = |n: &str| h.fakes.node(n).zone.unwrap();
+    let told = batches_told(&h);
+    assert_eq!(told.len(), 3, "one batch per zone: {told:?}");
+    for b in &told {
+        assert!(b.iter().all(|n| zone(n) == zone(&b[0])), "{b:?} spans zones");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn across_zones_lets_a_batch_take_nodes_of_several_zones() {
+    let mut h = batched(6, MaxUnavailable::Nodes(3));
+    if let Some(r) = h.batches.as_mut() {
+        r.across_zones = true;
+    }
+    for i in 0..6 {
+        h.fakes
+            .edit(&format!("n{i}"), |n| n.zone = Some(format!("westeurope-{}", i % 3 + 1)));
+    }
+    let mut rec = record(6);
+    h.run(&mut rec).await.unwrap();
+    assert_eq!(states(&rec), [NodeState::Done; 6]);
+    assert_eq!(batches_told(&h).len(), 2);
+    assert_eq!(h.fakes.w().max_out, 3);
+}
