@@ -155,6 +155,18 @@ async fn a_killed_runs_pending_taints_stay_until_resume_removes_them() {
     );
     let killed = left.values().next().unwrap().clone();
     c.release_package_lock(&small_node(2));
+    // A plain run is refused (the dead run's lock), saying whose taints these are and how
+    // they go.
+    let plain = c.run(&apply_args(&[]), true).await;
+    assert_ne!(plain.code, 0, "{}", plain.stderr);
+    assert!(
+        plain.stderr.contains(&format!(
+            "carry the pending taint {PENDING} of aks-patch run {killed}, which is dead"
+        )) && plain.stderr.contains("kubectl taint nodes --all aks-patch.io/pending-"),
+        "{}",
+        plain.stderr
+    );
+    assert_eq!(tainted(&c), left, "a refused run changes nothing");
     let r = c
         .run(&apply_args(&["--resume", "--force-unlock", "-o", "json"]), true)
         .await;

@@ -552,6 +552,18 @@ async fn refused(ctx: &ClusterContext, settings: &Settings, reporter: &Reporter,
                 );
             }
         }
+        // Pending taints a run that is not live left (harmless: a preference), and how they go.
+        let mut pending: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for r in &rows {
+            if let Some(run) = r.pending_run() {
+                pending.entry(run).or_default().push(&r.name);
+            }
+        }
+        for (run, nodes) in pending {
+            if let Some(note) = other_run(ctx, settings, run).await.pending_note(&nodes, run) {
+                reporter.info(&note);
+            }
+        }
     }
     e
 }

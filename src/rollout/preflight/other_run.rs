@@ -5,6 +5,7 @@
 use super::super::refusal::{Obstacle, Refusal};
 use crate::kube::drain::put_back_by_hand;
 use crate::kube::lock::Liveness;
+use crate::kube::pending::{CLEAR_PENDING_BY_HAND, PENDING_TAINT};
 use crate::kube::{LeaseState, NodeInfo};
 
 /// What to say about node `node` that run `run` has out of service, given its lock.
@@ -77,6 +78,25 @@ impl OtherRun {
             ),
         }
     }
+
+    /// What to say about `nodes` carrying run `run`'s pending taint: nothing while that run is
+    /// live (it removes it); else how it goes.
+    pub fn pending_note(&self, nodes: &[&str], run: &str) -> Option<String> {
+        let how = format!(
+            "the next run that takes the lock removes it (`aks-patch apply --one-at-a-time --resume --force-unlock`), or `{CLEAR_PENDING_BY_HAND}` by hand"
+        );
+        match self {
+            OtherRun::Live { .. } => None,
+            OtherRun::Dead { pid } => Some(format!(
+                "{} carry the pending taint {PENDING_TAINT} of aks-patch run {run}, which is dead (pid {pid} on this host is gone): new pods prefer other nodes; {how}",
+                nodes.join(", ")
+            )),
+            OtherRun::Unknown => Some(format!(
+                "{} carry the pending taint {PENDING_TAINT} of aks-patch run {run}, which holds no live lock: new pods prefer other nodes; {how}",
+                nodes.join(", ")
+            )),
+        }
+    }
 }
 
 /// The node of `rows` that run `run` has out of service, unless `run` is one of `chain`
@@ -142,5 +162,22 @@ mod tests {
             r.why
         );
         assert_eq!(OtherRun::Unknown.refusal("n2", "r2").what, Obstacle::Node);
+    }
+
+    #[test]
+    fn pending_taints_of_a_run_that_is_not_live_are_said_with_how_they_go() {
+        let live = OtherRun::Live {
+            holder: "me@host pid 1".into(),
+            renewed_ago: Some(2),
+        };
+        assert_eq!(live.pending_note(&["n1"], "r1"), None, "a live run removes them itself");
+        let dead = OtherRun::Dead { pid: 42 }.pending_note(&["n1", "n2"], "r1").unwrap();
+        assert!(
+            dead.starts_with("n1, n2 carry the pending taint aks-patch.io/pending of aks-patch run r1, which is dead")
+                && dead.contains("--resume --force-unlock")
+                && dead.contains("kubectl taint nodes --all aks-patch.io/pending-"),
+            "{dead}"
+        );
+        assert!(OtherRun::Unknown.pending_note(&["n1"], "r1").is_some());
     }
 }
