@@ -126,3 +126,40 @@ async fn with_no_pending_taint_no_node_is_tainted_or_untainted() {
     assert_eq!(h.fakes.count("taint") + h.fakes.count("untaint"), 0);
     assert!(h.fakes.w().tainted_at_cordon.iter().all(|(_, t)| t.is_empty()));
 }
+
+#[tokio::test(start_paused = true)]
+async fn in_batches_each_node_loses_the_taint_at_its_turns_end_and_a_halted_batch_leaves_none() {
+    use crate::rollout::batches::{BatchRules, MaxUnavailable};
+    let batched = || {
+        let mut h = Harness::new(4);
+        h.batches = Some(BatchRules {
+            max: MaxUnavailable::Nodes(2),
+            across_zones: false,
+            drain: DrainOptions::default(),
+            pending_taint: true,
+        });
+        h
+    };
+    let h = batched();
+    let mut rec = record(4);
+    h.run(&mut rec).await.unwrap();
+    assert_eq!(states(&rec), [NodeState::Done; 4]);
+    let at_cordon = h.fakes.w().tainted_at_cordon.clone();
+    assert!(at_cordon.iter().any(|(n, _)| n == "n3"), "{at_cordon:?}");
+    for (node, tainted) in &at_cordon {
+        if node == "n2" || node == "n3" {
+            assert!(
+                tainted.iter().all(|t| t.starts_with("n2=") || t.starts_with("n3=")),
+                "the first batch's nodes are done and untainted at {node}'s cordon: {tainted:?}"
+            );
+        }
+    }
+    untainted(&h);
+
+    let h = batched();
+    h.fail("reboot", PortError::new("the node's reboot command failed"));
+    let mut rec = record(4);
+    h.run(&mut rec).await.unwrap_err();
+    assert!(rec.nodes.iter().any(|n| n.state == NodeState::Pending));
+    untainted(&h);
+}
