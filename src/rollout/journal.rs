@@ -321,6 +321,10 @@ pub struct RunRecord {
     /// Runs this one resumed, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resumed_from: Vec<String>,
+    /// When the first of the runs this one continues began (`None`: none): the evictions of
+    /// the whole rollout are counted from then ([`RunRecord::evictions`]).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_ms")]
+    pub chain_started_at: Option<Time>,
 }
 
 impl RunRecord {
@@ -606,8 +610,9 @@ pub struct EvictionCount {
 
 impl RunRecord {
     /// What the drains of this run (and of the runs it resumed, whose nodes it carries)
-    /// evicted.
+    /// evicted, counted from the start of the first of those runs.
     pub fn evictions(&self) -> EvictionCount {
+        let began = self.chain_started_at.unwrap_or(self.started_at);
         let mut all: Vec<&Evicted> = self.nodes.iter().flat_map(|n| &n.evicted).collect();
         // Oldest first: of two evictions of one name, the later one is the move again.
         all.sort_by_key(|e| e.created);
@@ -616,7 +621,7 @@ impl RunRecord {
         for e in all {
             count.evicted += 1;
             let again = !seen.insert((e.namespace.as_str(), e.name.as_str()));
-            if again || e.created.is_some_and(|c| c > self.started_at) {
+            if again || e.created.is_some_and(|c| c > began) {
                 count.moved_again += 1;
             }
         }
@@ -916,6 +921,10 @@ mod tests {
                 moved_again: 2
             }
         );
+        // Resumed later: the pods created since the interrupted run began still count.
+        rec.chain_started_at = Some(rec.started_at);
+        rec.started_at = "2026-12-07T02:00:00Z".parse().unwrap();
+        assert_eq!(rec.evictions().moved_again, 2);
         rec.nodes[1].evicted.clear();
         assert_eq!(rec.evictions().moved_again, 0);
     }
@@ -965,6 +974,7 @@ mod tests {
             nodes: vec![NodeRecord::new("n1", "p"), NodeRecord::new("n2", "p")],
             error: None,
             resumed_from: vec![],
+            chain_started_at: None,
         }
     }
 

@@ -178,6 +178,8 @@ async fn a_killed_runs_pending_taints_stay_until_resume_removes_them() {
         r.stderr
     );
     assert_eq!(tainted(&c), BTreeMap::new(), "{}", r.stderr);
+    // The evictions are counted from the start of the killed run.
+    assert!(r.json()["chainStartedAt"].is_string(), "{}", r.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

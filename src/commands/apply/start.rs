@@ -60,6 +60,10 @@ pub(super) async fn start(
         nodes: resume::starting_nodes(&prepared.entries, prepared.resumed.as_ref(), &prepared.probes),
         error: None,
         resumed_from: prepared.chain.clone(),
+        chain_started_at: prepared
+            .resumed
+            .as_ref()
+            .map(|prev| prev.chain_started_at.unwrap_or(prev.started_at)),
     };
     let saved = s.journal.save(&record).and_then(|path| {
         s.reporter.verbose(&format!("run record: {}", path.display()));

@@ -638,6 +638,7 @@ fn record(n: usize) -> RunRecord {
         nodes: (0..n).map(|i| NodeRecord::new(&format!("n{i}"), "p")).collect(),
         error: None,
         resumed_from: vec![],
+        chain_started_at: None,
     }
 }
 
