@@ -24,8 +24,8 @@ pub mod watch;
 
 pub use client::{client_from_config, client_from_kubeconfig_file, client_from_kubeconfig_yaml};
 pub use drain::{
-    cordon, drain, plan_drain, uncordon, wait_pdbs_healthy, BlockedPod, DrainError, DrainEvent, DrainOptions,
-    DrainPlan, DrainReport, LeaveAlone, PdbInfo, PdbWaitError, PodRef, RefuseReason, SkipReason,
+    cordon, drain, plan_drain, plan_drains, uncordon, wait_pdbs_healthy, BlockedPod, DrainError, DrainEvent,
+    DrainOptions, DrainPlan, DrainReport, LeaveAlone, PdbInfo, PdbWaitError, PodRef, RefuseReason, SkipReason,
 };
 pub use error::{is_transient, KubeError};
 pub use kured::{kured_lock_holder, release_kured_lock, take_kured_lock, KuredError, KuredLock};

@@ -5,6 +5,9 @@
 //!
 //! - The node's pods are listed in all namespaces with `fieldSelector=spec.nodeName=NODE`,
 //!   in pages of 500.
+//!   Planning many drains at once ([`plan_drains`], the pre-flight's) reads the cluster with
+//!   lists instead ([`super::snapshot`], the finished pods, each DaemonSet once) and decides the
+//!   same way ([`plan_of`]).
 //! - Filters, in kubectl's order, the first that says "no" deciding: DaemonSet pods are
 //!   skipped (a pod whose DaemonSet is gone is refused, or evicted with `force`); mirror pods
 //!   are skipped; pods with `emptyDir` volumes need `delete_emptydir_data`; pods with no
@@ -33,7 +36,9 @@ pub use cordon::{cordon, cordon_marked, release_node, uncordon};
 pub use error::DrainError;
 pub use evict::{drain, drain_fenced};
 pub use pdb::{never_allows, wait_pdbs_healthy, PdbInfo, PdbWaitError};
-pub use plan::{list_node_pods, plan_drain, selector_matches, DrainPlan};
+pub use plan::{
+    list_finished_pods, list_node_pods, plan_drain, plan_drains, plan_of, selector_matches, DaemonSets, DrainPlan,
+};
 pub use types::{
     BlockedPod, DrainEvent, DrainOptions, DrainReport, EvictedPod, LeaveAlone, PodRef, RefuseReason, SkipReason,
     WorkloadRef, MIRROR_POD_ANNOTATION,

@@ -2,6 +2,7 @@
 
 use super::super::error::KubeError;
 use super::super::list::list_all;
+use super::super::snapshot::{pod_node, ClusterSnapshot};
 use super::pdb::PdbInfo;
 use super::types::{DrainOptions, PodRef, RefuseReason, SkipReason, MIRROR_POD_ANNOTATION};
 use crate::retry::with_retry;
@@ -208,31 +209,61 @@ pub(super) fn pdb_name(p: &PodDisruptionBudget) -> String {
     )
 }
 
-/// What draining `node` would do now: nothing is changed.
-pub async fn plan_drain(client: &Client, node: &str, opts: &DrainOptions) -> Result<DrainPlan, KubeError> {
-    let pods = list_node_pods(client, node).await?;
-    let now = Timestamp::now();
-    // DaemonSets asked about, by namespace/name.
-    let mut ds_cache: BTreeMap<(String, String), bool> = BTreeMap::new();
-    for pod in &pods {
-        if pod.metadata.deletion_timestamp.is_some() || is_finished(pod) {
-            continue;
-        }
-        if let Some(c) = controller_of(pod).filter(|c| c.kind == "DaemonSet") {
-            let ns = pod.metadata.namespace.clone().unwrap_or_default();
-            let key = (ns.clone(), c.name.clone());
-            if ds_cache.contains_key(&key) {
+/// Whether each DaemonSet that runs pods to drain still exists, by `(namespace, name)`:
+/// asked once per DaemonSet, however many nodes' pods it runs.
+#[derive(Debug, Clone, Default)]
+pub struct DaemonSets(BTreeMap<(String, String), bool>);
+
+impl DaemonSets {
+    /// Ask the API server about each DaemonSet that controls a running pod of `pods` and
+    /// that was not asked about before.
+    pub async fn learn<'a>(
+        &mut self,
+        client: &Client,
+        pods: impl IntoIterator<Item = &'a Pod>,
+    ) -> Result<(), KubeError> {
+        for pod in pods {
+            if pod.metadata.deletion_timestamp.is_some() || is_finished(pod) {
                 continue;
             }
-            let api: Api<DaemonSet> = Api::namespaced(client.clone(), &ns);
-            let what = format!("reading DaemonSet {ns}/{}", c.name);
-            let found = with_retry(&what, || api.get_opt(&c.name))
-                .await
-                .map_err(|e| KubeError::api(what, e))?
-                .is_some();
-            ds_cache.insert(key, found);
+            if let Some(c) = controller_of(pod).filter(|c| c.kind == "DaemonSet") {
+                let ns = pod.metadata.namespace.clone().unwrap_or_default();
+                let key = (ns.clone(), c.name.clone());
+                if self.0.contains_key(&key) {
+                    continue;
+                }
+                let api: Api<DaemonSet> = Api::namespaced(client.clone(), &ns);
+                let what = format!("reading DaemonSet {ns}/{}", c.name);
+                let found = with_retry(&what, || api.get_opt(&c.name))
+                    .await
+                    .map_err(|e| KubeError::api(what, e))?
+                    .is_some();
+                self.0.insert(key, found);
+            }
         }
+        Ok(())
     }
+
+    /// Whether DaemonSet `namespace/name` exists; one never asked about is taken to.
+    pub fn exists(&self, namespace: &str, name: &str) -> bool {
+        self.0
+            .get(&(namespace.to_string(), name.to_string()))
+            .copied()
+            .unwrap_or(true)
+    }
+}
+
+/// What draining `node` would do, decided over what was read: `pods`, the node's pods;
+/// `daemonsets`, whether their DaemonSets exist; `pdbs`, the cluster's PodDisruptionBudgets
+/// (`None`: they could not be read, and the plan shows none). Pure: nothing is read or changed.
+pub fn plan_of(
+    node: &str,
+    pods: Vec<Pod>,
+    opts: &DrainOptions,
+    now: Timestamp,
+    daemonsets: &DaemonSets,
+    pdbs: Option<&[PodDisruptionBudget]>,
+) -> DrainPlan {
     let mut plan = DrainPlan {
         node: node.to_string(),
         evict: vec![],
@@ -247,9 +278,7 @@ pub async fn plan_drain(client: &Client, node: &str, opts: &DrainOptions) -> Res
     for pod in pods {
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
         let r = PodRef::of(&pod);
-        match decide(&pod, opts, now, |ds| {
-            ds_cache.get(&(ns.clone(), ds.to_string())).copied().unwrap_or(true)
-        }) {
+        match decide(&pod, opts, now, |ds| daemonsets.exists(&ns, ds)) {
             PodDecision::Evict { warning } => {
                 if let Some(w) = warning {
                     plan.warnings.push((r.clone(), w));
@@ -266,31 +295,116 @@ pub async fn plan_drain(client: &Client, node: &str, opts: &DrainOptions) -> Res
             PodDecision::Refuse(reason) => plan.refused.push((r, reason)),
         }
     }
-    // PDBs covering the pods to evict. Reading them is not essential to a drain (kubectl
-    // does not): without permission the plan just has none.
-    if !plan.evict_pods.is_empty() {
-        match list_pdbs(client).await {
-            Ok(all) => {
-                let mut covered: BTreeMap<String, (PodDisruptionBudget, Vec<PodRef>)> = BTreeMap::new();
-                for pod in &plan.evict_pods {
-                    for p in pdbs_covering(&all, pod) {
-                        covered
-                            .entry(pdb_name(p))
-                            .or_insert_with(|| (p.clone(), vec![]))
-                            .1
-                            .push(PodRef::of(pod));
-                    }
-                }
-                plan.pdbs = covered
-                    .into_values()
-                    .map(|(p, pods)| PdbInfo::from_pdb(&p, pods))
-                    .collect();
-                plan.all_pdbs = all;
+    if let Some(all) = pdbs {
+        plan.cover(all);
+    }
+    plan
+}
+
+impl DrainPlan {
+    /// Name the PDBs of `all` that cover the pods to evict (none when there are none to evict).
+    fn cover(&mut self, all: &[PodDisruptionBudget]) {
+        if self.evict_pods.is_empty() {
+            return;
+        }
+        let mut covered: BTreeMap<String, (&PodDisruptionBudget, Vec<PodRef>)> = BTreeMap::new();
+        for pod in &self.evict_pods {
+            for p in pdbs_covering(all, pod) {
+                covered
+                    .entry(pdb_name(p))
+                    .or_insert_with(|| (p, vec![]))
+                    .1
+                    .push(PodRef::of(pod));
             }
-            Err(e) => tracing::warn!("cannot read PodDisruptionBudgets, the plan does not show them: {e}"),
+        }
+        self.pdbs = covered
+            .into_values()
+            .map(|(p, pods)| PdbInfo::from_pdb(p, pods))
+            .collect();
+        self.all_pdbs = all.to_vec();
+    }
+}
+
+/// The cluster's PodDisruptionBudgets, or `None` when they cannot be read. Reading them is
+/// not essential to a drain (kubectl does not): without permission a plan just has none.
+async fn pdbs_if_readable(client: &Client) -> Option<Vec<PodDisruptionBudget>> {
+    match list_pdbs(client).await {
+        Ok(all) => Some(all),
+        Err(e) => {
+            tracing::warn!("cannot read PodDisruptionBudgets, the plan does not show them: {e}");
+            None
+        }
+    }
+}
+
+/// What draining `node` would do now: nothing is changed.
+pub async fn plan_drain(client: &Client, node: &str, opts: &DrainOptions) -> Result<DrainPlan, KubeError> {
+    let pods = list_node_pods(client, node).await?;
+    let now = Timestamp::now();
+    let mut daemonsets = DaemonSets::default();
+    daemonsets.learn(client, &pods).await?;
+    let mut plan = plan_of(node, pods, opts, now, &daemonsets, None);
+    if !plan.evict_pods.is_empty() {
+        if let Some(all) = pdbs_if_readable(client).await {
+            plan.cover(&all);
         }
     }
     Ok(plan)
+}
+
+/// Where the API server lists a pod: by namespace, then name.
+fn listing_order(p: &Pod) -> (Option<&str>, Option<&str>) {
+    (p.metadata.namespace.as_deref(), p.metadata.name.as_deref())
+}
+
+/// Pods that are finished (Succeeded or Failed): the ones [`ClusterSnapshot`] leaves out.
+pub const FINISHED: &str = "status.phase!=Pending,status.phase!=Running,status.phase!=Unknown";
+
+/// The cluster's finished pods, all namespaces, through the [pager](super::super::list).
+pub async fn list_finished_pods(client: &Client) -> Result<Vec<Pod>, KubeError> {
+    let api: Api<Pod> = Api::all(client.clone());
+    let lp = ListParams::default().fields(FINISHED);
+    let mut pods = list_all(&api, &lp, "listing the finished pods of all namespaces").await?;
+    // A server that ignores the field selector must not make running pods count twice.
+    pods.retain(is_finished);
+    Ok(pods)
+}
+
+/// What draining each of `nodes` would do now, decided over `snapshot` (the cluster's
+/// nodes, running pods and PodDisruptionBudgets, read once) rather than node by node: the
+/// only other reads are one list of the finished pods (a drain evicts those too) and one
+/// read per DaemonSet that runs pods on the nodes. The plans are those [`plan_drain`] makes
+/// node by node, in the order of `nodes`. Nothing is changed.
+pub async fn plan_drains(
+    client: &Client,
+    snapshot: &ClusterSnapshot,
+    nodes: &[String],
+    opts: &DrainOptions,
+) -> Result<Vec<DrainPlan>, KubeError> {
+    if nodes.is_empty() {
+        return Ok(vec![]);
+    }
+    let finished = list_finished_pods(client).await?;
+    let mut by_node: BTreeMap<&str, Vec<Pod>> = nodes.iter().map(|n| (n.as_str(), vec![])).collect();
+    for pod in snapshot.pods.iter().chain(&finished) {
+        if let Some(pods) = pod_node(pod).and_then(|n| by_node.get_mut(n)) {
+            pods.push(pod.clone());
+        }
+    }
+    // In the order the API server lists a node's pods: by namespace, then name.
+    by_node
+        .values_mut()
+        .for_each(|pods| pods.sort_by(|a, b| listing_order(a).cmp(&listing_order(b))));
+    let mut daemonsets = DaemonSets::default();
+    daemonsets.learn(client, by_node.values().flatten()).await?;
+    let now = Timestamp::now();
+    Ok(nodes
+        .iter()
+        .map(|node| {
+            let pods = by_node.remove(node.as_str()).unwrap_or_default();
+            plan_of(node, pods, opts, now, &daemonsets, Some(&snapshot.pdbs))
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -584,6 +698,208 @@ mod tests {
         assert!(
             !selector_matches(Some(&both), &l),
             "labels and expressions must all match"
+        );
+    }
+
+    /// A pod of `node` as the API server lists it, controlled by `owner` (`kind/name`) if any.
+    fn listed(ns: &str, name: &str, node: &str, owner: Option<(&str, &str)>, app: &str) -> serde_json::Value {
+        let owners: Vec<serde_json::Value> = owner
+            .map(|(kind, n)| serde_json::json!({"apiVersion": "apps/v1", "kind": kind, "name": n, "uid": "o", "controller": true}))
+            .into_iter()
+            .collect();
+        serde_json::json!({
+            "metadata": {"name": name, "namespace": ns, "uid": format!("uid-{name}"),
+                         "labels": {"app": app}, "ownerReferences": owners},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": "Running"},
+        })
+    }
+
+    fn list_of(kind: &str, items: Vec<serde_json::Value>) -> serde_json::Value {
+        serde_json::json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items})
+    }
+
+    /// An API server (wiremock) with four nodes, their pods of several kinds, one PDB and one
+    /// DaemonSet still there (`kube-proxy`) and one gone (`old-agent`).
+    async fn cluster() -> (wiremock::MockServer, Client) {
+        use super::super::super::snapshot::NOT_FINISHED;
+        use wiremock::matchers::{method, path, query_param};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let mut cache = listed("shop", "cache-1", "n2", Some(("ReplicaSet", "cache-7f")), "cache");
+        cache["spec"]["volumes"] = serde_json::json!([{"name": "scratch", "emptyDir": {}}]);
+        let mut finished = listed("batch", "report-1", "n1", None, "report");
+        finished["status"]["phase"] = serde_json::json!("Succeeded");
+        let mut going = listed("shop", "web-0", "n3", Some(("ReplicaSet", "web-5d")), "web");
+        going["metadata"]["deletionTimestamp"] = serde_json::json!("2026-01-01T00:00:00Z");
+        let pods = vec![
+            listed("shop", "web-1", "n1", Some(("ReplicaSet", "web-5d")), "web"),
+            listed(
+                "kube-system",
+                "kube-proxy-a",
+                "n1",
+                Some(("DaemonSet", "kube-proxy")),
+                "kube-proxy",
+            ),
+            listed("default", "debug", "n1", None, "debug"),
+            finished,
+            listed("shop", "web-2", "n2", Some(("ReplicaSet", "web-5d")), "web"),
+            cache,
+            listed(
+                "kube-system",
+                "old-agent-b",
+                "n2",
+                Some(("DaemonSet", "old-agent")),
+                "old-agent",
+            ),
+            listed(
+                "kube-system",
+                "kube-proxy-c",
+                "n3",
+                Some(("DaemonSet", "kube-proxy")),
+                "kube-proxy",
+            ),
+            going,
+            listed("shop", "web-3", "n4", Some(("ReplicaSet", "web-5d")), "web"),
+            listed("db", "pg-0", "n4", Some(("StatefulSet", "pg")), "pg"),
+        ];
+        // As the API server lists them (etcd's key order): by namespace, then name.
+        let mut pods = pods;
+        pods.sort_by_key(|p| {
+            (
+                p["metadata"]["namespace"].to_string(),
+                p["metadata"]["name"].to_string(),
+            )
+        });
+        let server = MockServer::start().await;
+        for node in ["n1", "n2", "n3", "n4"] {
+            let of_node: Vec<_> = pods.iter().filter(|p| p["spec"]["nodeName"] == node).cloned().collect();
+            Mock::given(method("GET"))
+                .and(path("/api/v1/pods"))
+                .and(query_param("fieldSelector", format!("spec.nodeName={node}")))
+                .respond_with(ResponseTemplate::new(200).set_body_json(list_of("PodList", of_node)))
+                .mount(&server)
+                .await;
+        }
+        let (finished, running): (Vec<_>, Vec<_>) = pods.into_iter().partition(|p| p["status"]["phase"] == "Succeeded");
+        for (selector, pods) in [(NOT_FINISHED, running), (FINISHED, finished)] {
+            Mock::given(method("GET"))
+                .and(path("/api/v1/pods"))
+                .and(query_param("fieldSelector", selector))
+                .respond_with(ResponseTemplate::new(200).set_body_json(list_of("PodList", pods)))
+                .mount(&server)
+                .await;
+        }
+        let nodes: Vec<_> = ["n1", "n2", "n3", "n4"]
+            .iter()
+            .map(|n| serde_json::json!({"metadata": {"name": n}}))
+            .collect();
+        Mock::given(method("GET"))
+            .and(path("/api/v1/nodes"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(list_of("NodeList", nodes)))
+            .mount(&server)
+            .await;
+        let pdb = serde_json::json!({
+            "metadata": {"name": "web-pdb", "namespace": "shop"},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}},
+            "status": {"disruptionsAllowed": 1, "currentHealthy": 3, "desiredHealthy": 2, "expectedPods": 3, "observedGeneration": 1},
+        });
+        Mock::given(method("GET"))
+            .and(path("/apis/policy/v1/poddisruptionbudgets"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(list_of("PodDisruptionBudgetList", vec![pdb])))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "apiVersion": "apps/v1", "kind": "DaemonSet",
+                "metadata": {"name": "kube-proxy", "namespace": "kube-system"},
+            })))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/apis/apps/v1/namespaces/kube-system/daemonsets/old-agent"))
+            .respond_with(ResponseTemplate::new(404).set_body_json(serde_json::json!({
+                "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
+                "message": "daemonsets.apps \"old-agent\" not found",
+            })))
+            .mount(&server)
+            .await;
+        let config = ::kube::Config::new(server.uri().parse().unwrap());
+        let client = super::super::super::client::client_from_config(config).unwrap();
+        (server, client)
+    }
+
+    /// What a plan says, its unserialized parts too.
+    fn seen(p: &DrainPlan) -> serde_json::Value {
+        let names = |pods: &[Pod]| -> Vec<String> { pods.iter().map(|p| PodRef::of(p).to_string()).collect() };
+        serde_json::json!({
+            "plan": p,
+            "evictPods": names(&p.evict_pods),
+            "waitPods": names(&p.wait_pods),
+            "allPdbs": p.all_pdbs.iter().map(pdb_name).collect::<Vec<_>>(),
+        })
+    }
+
+    #[tokio::test]
+    async fn drains_planned_from_the_cluster_lists_are_the_drains_planned_node_by_node() {
+        let (server, client) = cluster().await;
+        let nodes: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
+        let o = opts(false, false);
+        let snapshot = super::super::super::snapshot::read(&client).await.unwrap();
+        let from_lists = plan_drains(&client, &snapshot, &nodes, &o).await.unwrap();
+        let requests = server.received_requests().await.unwrap();
+        let pod_lists = requests.iter().filter(|r| r.url.path() == "/api/v1/pods").count();
+        let ds_reads = requests
+            .iter()
+            .filter(|r| r.url.path().contains("/daemonsets/"))
+            .count();
+        assert_eq!(
+            (pod_lists, ds_reads),
+            (2, 2),
+            "the running and the finished pods listed once, each DaemonSet asked about once"
+        );
+
+        let mut by_node = vec![];
+        for n in &nodes {
+            by_node.push(plan_drain(&client, n, &o).await.unwrap());
+        }
+        assert_eq!(
+            from_lists.iter().map(seen).collect::<Vec<_>>(),
+            by_node.iter().map(seen).collect::<Vec<_>>()
+        );
+        // And what they say is the drain kubectl would do.
+        let [n1, n2, n3] = &from_lists[..] else {
+            panic!("{from_lists:?}")
+        };
+        let texts = |v: &[PodRef]| v.iter().map(PodRef::to_string).collect::<Vec<_>>();
+        assert_eq!(texts(&n1.evict), ["batch/report-1", "shop/web-1"]);
+        assert_eq!(
+            n1.refused,
+            [(
+                PodRef::of(&serde_json::from_value(listed("default", "debug", "n1", None, "debug")).unwrap()),
+                RefuseReason::NoController
+            )]
+        );
+        assert_eq!(
+            n1.pdbs
+                .iter()
+                .map(|p| (p.name.as_str(), texts(&p.pods)))
+                .collect::<Vec<_>>(),
+            [("web-pdb", vec!["shop/web-1".to_string()])]
+        );
+        assert_eq!(texts(&n2.evict), ["shop/web-2"]);
+        let refused: Vec<_> = n2.refused.iter().map(|(p, r)| (p.to_string(), r.flag())).collect();
+        assert_eq!(
+            refused,
+            [
+                ("kube-system/old-agent-b".to_string(), "--force"),
+                ("shop/cache-1".to_string(), "--delete-emptydir-data")
+            ]
+        );
+        assert!(n3.evict.is_empty() && n3.pdbs.is_empty() && n3.all_pdbs.is_empty());
+        assert_eq!(
+            texts(&n3.wait_pods.iter().map(PodRef::of).collect::<Vec<_>>()),
+            ["shop/web-0"]
         );
     }
 }

@@ -9,7 +9,8 @@ use super::super::probed::{self, ProbedNode};
 use super::super::refusal::{Obstacle, Refusal};
 use super::super::resume;
 use crate::kube::schedule::Stranded;
-use crate::kube::{self as k, DrainOptions, KubeError, PdbInfo, PodRef, RefuseReason, SkipReason};
+use crate::kube::{self as k, DrainOptions, DrainPlan, KubeError, PdbInfo, PodRef, RefuseReason, SkipReason};
+use k8s_openapi::api::core::v1::Node;
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 use std::fmt::Display;
@@ -105,9 +106,70 @@ impl NodeCheck {
     }
 }
 
-/// Plan the drain of every node to patch that will (or may) reboot. A node that a resumed
-/// run left past its drain is not drained again; nodes it left cordoned are counted as places
-/// for the pods (they are uncordoned before any other node is taken out).
+/// The nodes to patch that will (or may) reboot, and so be drained, in plan order. A node
+/// that a resumed run left past its drain is not drained again.
+pub fn to_drain(
+    entries: &[PlanEntry],
+    probes: &[ProbedNode],
+    policy: RebootPolicy,
+    resumed: Option<&RunRecord>,
+) -> Vec<(String, WouldReboot)> {
+    entries
+        .iter()
+        .filter(|e| e.patch())
+        .filter(|e| {
+            !matches!(
+                resume::state_of(resumed, &e.name),
+                Some(NodeState::Rebooting | NodeState::Back | NodeState::Drained | NodeState::Unproven)
+            )
+        })
+        .filter_map(|e| {
+            let certain = probed::of(probes, &e.name).is_some_and(ProbedNode::reboot_certain);
+            let reboot = match policy {
+                RebootPolicy::Never => WouldReboot::No,
+                RebootPolicy::Always => WouldReboot::Yes,
+                RebootPolicy::IfRequired if certain => WouldReboot::Yes,
+                RebootPolicy::IfRequired => WouldReboot::Maybe,
+            };
+            (reboot != WouldReboot::No).then(|| (e.name.clone(), reboot))
+        })
+        .collect()
+}
+
+/// What pre-flight makes of one node's drain `plan`: `nodes`, the cluster's nodes as they
+/// are now (one that the plan takes out later is still a place for these pods: it is back
+/// by then); `coming_back`, the nodes a resumed run left cordoned (they are uncordoned
+/// before any other node is taken out).
+pub fn check(reboot: WouldReboot, plan: &DrainPlan, nodes: &[Node], coming_back: &[String]) -> NodeCheck {
+    NodeCheck {
+        node: plan.node.clone(),
+        reboot,
+        evict: plan.evict.clone(),
+        refused: plan
+            .refused
+            .iter()
+            .map(|(pod, reason)| RefusedPod {
+                pod: pod.clone(),
+                reason: reason.clone(),
+            })
+            .collect(),
+        skipped: plan
+            .skipped
+            .iter()
+            .map(|(pod, reason)| SkippedPod {
+                pod: pod.clone(),
+                reason: reason.clone(),
+            })
+            .collect(),
+        never_allowing_pdbs: plan.never_allowing_pdbs().into_iter().cloned().collect(),
+        blocking_pdbs: plan.blocking_pdbs().into_iter().cloned().collect(),
+        nowhere_to_go: plan.stranded(nodes, coming_back),
+    }
+}
+
+/// Plan the drain of every node to patch that will (or may) reboot ([`to_drain`]), reading
+/// the cluster with lists, not node by node: its nodes, pods and PodDisruptionBudgets once
+/// ([`k::snapshot::read`], [`k::plan_drains`]).
 pub async fn drains(
     client: &::kube::Client,
     entries: &[PlanEntry],
@@ -116,65 +178,26 @@ pub async fn drains(
     policy: RebootPolicy,
     resumed: Option<&RunRecord>,
 ) -> Result<Vec<NodeCheck>, (String, KubeError)> {
-    let coming_back = resume::coming_back(resumed);
-    let mut out = vec![];
-    let mut nodes = None;
-    for e in entries.iter().filter(|e| e.patch()) {
-        if matches!(
-            resume::state_of(resumed, &e.name),
-            Some(NodeState::Rebooting | NodeState::Back | NodeState::Drained | NodeState::Unproven)
-        ) {
-            continue;
-        }
-        let certain = probed::of(probes, &e.name).is_some_and(ProbedNode::reboot_certain);
-        let reboot = match policy {
-            RebootPolicy::Never => WouldReboot::No,
-            RebootPolicy::Always => WouldReboot::Yes,
-            RebootPolicy::IfRequired if certain => WouldReboot::Yes,
-            RebootPolicy::IfRequired => WouldReboot::Maybe,
-        };
-        if reboot == WouldReboot::No {
-            continue;
-        }
-        let plan = k::plan_drain(client, &e.name, opts)
-            .await
-            .map_err(|err| (format!("cannot plan the drain of {}", e.name), err))?;
-        // The other nodes as they are now: one that the plan takes out later is still a place
-        // for these pods (it is back by then).
-        if nodes.is_none() {
-            nodes = Some(
-                k::list_nodes(client, None)
-                    .await
-                    .map_err(|err| ("cannot list the cluster's nodes".to_string(), err))?,
-            );
-        }
-        let nowhere_to_go = plan.stranded(nodes.as_deref().unwrap_or_default(), &coming_back);
-        out.push(NodeCheck {
-            node: e.name.clone(),
-            reboot,
-            evict: plan.evict.clone(),
-            refused: plan
-                .refused
-                .iter()
-                .map(|(pod, reason)| RefusedPod {
-                    pod: pod.clone(),
-                    reason: reason.clone(),
-                })
-                .collect(),
-            skipped: plan
-                .skipped
-                .iter()
-                .map(|(pod, reason)| SkippedPod {
-                    pod: pod.clone(),
-                    reason: reason.clone(),
-                })
-                .collect(),
-            never_allowing_pdbs: plan.never_allowing_pdbs().into_iter().cloned().collect(),
-            blocking_pdbs: plan.blocking_pdbs().into_iter().cloned().collect(),
-            nowhere_to_go,
-        });
+    let todo = to_drain(entries, probes, policy, resumed);
+    if todo.is_empty() {
+        return Ok(vec![]);
     }
-    Ok(out)
+    let snapshot = k::snapshot::read(client).await.map_err(|err| {
+        (
+            "cannot read the cluster's nodes, pods and PodDisruptionBudgets".to_string(),
+            err,
+        )
+    })?;
+    let names: Vec<String> = todo.iter().map(|(n, _)| n.clone()).collect();
+    let plans = k::plan_drains(client, &snapshot, &names, opts)
+        .await
+        .map_err(|err| ("cannot plan the drains".to_string(), err))?;
+    let coming_back = resume::coming_back(resumed);
+    Ok(todo
+        .iter()
+        .zip(&plans)
+        .map(|((_, reboot), plan)| check(*reboot, plan, &snapshot.nodes, &coming_back))
+        .collect())
 }
 
 /// Pods that will refuse to drain and PDBs that can never allow: refuse the run now.
