@@ -89,6 +89,7 @@ Register-ArgumentCompleter -Native -CommandName 'aks-patch' -ScriptBlock {
             [CompletionResult]::new('--node-shell-image', '--node-shell-image', [CompletionResultType]::ParameterName, 'The node-shell pods'' image (--via kube): it must be pullable by the nodes and have `nsenter` and `sh`')
             [CompletionResult]::new('--node-shell-namespace', '--node-shell-namespace', [CompletionResultType]::ParameterName, 'The namespace of the node-shell pods (--via kube)')
             [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Seconds a node-shell pod may take to start (--via kube; the counterpart of --ssh-timeout)')
+            [CompletionResult]::new('--parallel', '--parallel', [CompletionResultType]::ParameterName, 'How many nodes the pre-flight (and --dry-run) probes at once, as `scan --parallel`')
             [CompletionResult]::new('--max-unavailable', '--max-unavailable', [CompletionResultType]::ParameterName, 'Patch nodes in batches: at most N nodes (or P% of each pool, rounded down, at least 1) out of service at once, counting nodes out for any other reason; one availability zone at a time, sized so the evicted pods fit on the nodes that stay and no PDB is exceeded')
             [CompletionResult]::new('--nodepool', '--nodepool', [CompletionResultType]::ParameterName, 'Only nodes of these pools (comma-separated or repeated)')
             [CompletionResult]::new('--nodes', '--nodes', [CompletionResultType]::ParameterName, 'Only these nodes (comma-separated or repeated)')

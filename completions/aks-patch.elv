@@ -84,6 +84,7 @@ set edit:completion:arg-completer[aks-patch] = {|@words|
             cand --node-shell-image 'The node-shell pods'' image (--via kube): it must be pullable by the nodes and have `nsenter` and `sh`'
             cand --node-shell-namespace 'The namespace of the node-shell pods (--via kube)'
             cand --connect-timeout 'Seconds a node-shell pod may take to start (--via kube; the counterpart of --ssh-timeout)'
+            cand --parallel 'How many nodes the pre-flight (and --dry-run) probes at once, as `scan --parallel`'
             cand --max-unavailable 'Patch nodes in batches: at most N nodes (or P% of each pool, rounded down, at least 1) out of service at once, counting nodes out for any other reason; one availability zone at a time, sized so the evicted pods fit on the nodes that stay and no PDB is exceeded'
             cand --nodepool 'Only nodes of these pools (comma-separated or repeated)'
             cand --nodes 'Only these nodes (comma-separated or repeated)'

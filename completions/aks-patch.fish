@@ -102,6 +102,7 @@ run-command\t'VM scale set run commands through ARM alone (no network path to th
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l node-shell-image -d 'The node-shell pods\' image (--via kube): it must be pullable by the nodes and have `nsenter` and `sh`' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l node-shell-namespace -d 'The namespace of the node-shell pods (--via kube)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l connect-timeout -d 'Seconds a node-shell pod may take to start (--via kube; the counterpart of --ssh-timeout)' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l parallel -d 'How many nodes the pre-flight (and --dry-run) probes at once, as `scan --parallel`' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l max-unavailable -d 'Patch nodes in batches: at most N nodes (or P% of each pool, rounded down, at least 1) out of service at once, counting nodes out for any other reason; one availability zone at a time, sized so the evicted pods fit on the nodes that stay and no PDB is exceeded' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l nodepool -d 'Only nodes of these pools (comma-separated or repeated)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l nodes -d 'Only these nodes (comma-separated or repeated)' -r

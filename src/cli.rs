@@ -238,7 +238,7 @@ pub struct ScanArgs {
     #[command(flatten)]
     pub via: ViaArgs,
     /// How many nodes to probe at once.
-    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
+    #[arg(long, value_name = "N", default_value_t = crate::transport::DEFAULT_PARALLEL, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub parallel: u32,
     /// Run `apt-get update` (Azure Linux: `tdnf makecache`) on each node first (otherwise nothing on the nodes changes).
     #[arg(long)]
@@ -293,7 +293,10 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub ssh: SshArgs,
     #[command(flatten)]
-    pub via: ViaArgs,
+    pub via: Box<ViaArgs>,
+    /// How many nodes the pre-flight (and --dry-run) probes at once, as `scan --parallel`.
+    #[arg(long, value_name = "N", default_value_t = crate::transport::DEFAULT_PARALLEL, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub parallel: u32,
     /// Patch one node at a time (the default way; `--one-at-a-time` or `--max-unavailable` is
     /// required so that nobody gets a pace by surprise).
     #[arg(long, group = "pace")]
@@ -521,6 +524,7 @@ fn arg_id(flag: crate::rollout::resume::Flag) -> &'static str {
         Flag::Via => "via",
         Flag::NodeShellImage => "node_shell_image",
         Flag::NodeShellNamespace => "node_shell_namespace",
+        Flag::Parallel => "parallel",
         Flag::NotifyUrl => "notify_url",
         Flag::NotifyTemplate => "notify_template",
         Flag::PushgatewayUrl => "pushgateway_url",
@@ -729,6 +733,7 @@ mod tests {
             "--via=kube",
             "--node-shell-image=i",
             "--node-shell-namespace=n",
+            "--parallel=4",
             "--notify-url=https://h",
             "--notify-template=t",
             "--pushgateway-url=http://g",

@@ -108,7 +108,7 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
     let rows = crate::kube::list_node_infos(&ctx.client, None)
         .await
         .map_err(|e| context::kube_failure("cannot list the cluster's nodes", e))?;
-    let transport = super::via::transport(&args.via);
+    let transport = super::via::transport(&args.via, args.parallel);
     let via = transport.via;
     let scan_id = crate::rollout::journal::new_run_id();
     let connect_timeout = Duration::from_secs(args.via.connect_timeout);

@@ -23,12 +23,13 @@ pub fn via(args: &ViaArgs) -> Via {
     }
 }
 
-/// The transport of the command line, typed.
-pub fn transport(args: &ViaArgs) -> TransportOptions {
+/// The transport of the command line, typed, probing `parallel` nodes at once.
+pub fn transport(args: &ViaArgs, parallel: u32) -> TransportOptions {
     TransportOptions {
         via: via(args),
         node_shell_image: args.node_shell_image.clone(),
         node_shell_namespace: args.node_shell_namespace.clone(),
+        parallel,
     }
 }
 

@@ -510,13 +510,20 @@ impl Default for BlockerOptions {
     }
 }
 
-/// How the nodes are reached (`--via`, and the node-shell pods' image and namespace).
+/// How the nodes are reached (`--via`, and the node-shell pods' image and namespace), and
+/// how many the pre-flight probes at once (`--parallel`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct TransportOptions {
     pub via: crate::transport::Via,
     pub node_shell_image: String,
     pub node_shell_namespace: String,
+    #[serde(default = "default_parallel")]
+    pub parallel: u32,
+}
+
+fn default_parallel() -> u32 {
+    crate::transport::DEFAULT_PARALLEL
 }
 
 impl Default for TransportOptions {
@@ -525,6 +532,7 @@ impl Default for TransportOptions {
             via: crate::transport::Via::Ssh,
             node_shell_image: crate::transport::kube::DEFAULT_IMAGE.into(),
             node_shell_namespace: crate::transport::kube::DEFAULT_NAMESPACE.into(),
+            parallel: crate::transport::DEFAULT_PARALLEL,
         }
     }
 }

@@ -156,6 +156,9 @@ pub async fn probe_one(
     })
 }
 
+/// How many nodes `scan` and `apply`'s pre-flight probe at once unless told (`--parallel`).
+pub const DEFAULT_PARALLEL: u32 = 16;
+
 /// Probe every node, at most `parallel` at once, each within `per_node_timeout`, releasing
 /// each node once probed. `probed` hears of each node as it is done (for progress). Results
 /// come back in the order of `nodes`; a node that fails is an `Err` in its row, never a panic

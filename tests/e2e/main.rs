@@ -25,6 +25,7 @@ mod metrics;
 mod notify;
 mod nowhere_to_go;
 mod pending_taint;
+mod plan;
 mod proof;
 mod run_command;
 mod run_record;

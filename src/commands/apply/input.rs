@@ -81,7 +81,7 @@ pub(super) fn run_options(a: &ApplyArgs) -> RunOptions {
             alert_firing_only: a.blockers.alert_firing_only,
             wait: a.blockers.blocker_wait.as_secs(),
         },
-        transport: crate::commands::via::transport(&a.via),
+        transport: crate::commands::via::transport(&a.via, a.parallel),
         notify: journal::NotifyOptions {
             webhooks: !a.notify.notify_url.is_empty(),
             template: a.notify.notify_template.clone(),

@@ -167,7 +167,7 @@ async fn before_table(
     let how = Probing {
         via: reach.via,
         timeout: node_timeout(reach.via, &reach.ssh_opts, reach.connect_timeout, false),
-        parallel: 16,
+        parallel: options.transport.parallel as usize,
         refresh: false,
     };
     let probes = probe_nodes(ctx, &planned_rows, &*reach.shell, &how, s.reporter).await;

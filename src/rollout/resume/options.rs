@@ -40,13 +40,14 @@ pub enum Flag {
     Via,
     NodeShellImage,
     NodeShellNamespace,
+    Parallel,
     NotifyUrl,
     NotifyTemplate,
     PushgatewayUrl,
 }
 
 impl Flag {
-    pub const ALL: [Flag; 33] = [
+    pub const ALL: [Flag; 34] = [
         Flag::OneAtATime,
         Flag::MaxUnavailable,
         Flag::AcrossZones,
@@ -77,6 +78,7 @@ impl Flag {
         Flag::Via,
         Flag::NodeShellImage,
         Flag::NodeShellNamespace,
+        Flag::Parallel,
         Flag::NotifyUrl,
         Flag::NotifyTemplate,
         Flag::PushgatewayUrl,
@@ -115,6 +117,7 @@ impl Flag {
             Flag::Via => "--via",
             Flag::NodeShellImage => "--node-shell-image",
             Flag::NodeShellNamespace => "--node-shell-namespace",
+            Flag::Parallel => "--parallel",
             Flag::NotifyUrl => "--notify-url",
             Flag::NotifyTemplate => "--notify-template",
             Flag::PushgatewayUrl => "--pushgateway-url",
@@ -365,6 +368,7 @@ pub fn resume_options(
             &n.node_shell_namespace,
             String::clone,
         );
+        m.keep(Flag::Parallel, &p.parallel, &n.parallel, u32::to_string);
         let (p, n) = (&o.notify, &now.notify);
         m.secret(Flag::NotifyUrl, p.webhooks, n.webhooks);
         m.keep(Flag::NotifyTemplate, &p.template, &n.template, opt);
@@ -425,7 +429,10 @@ mod tests {
                 wait: 5,
                 ..BlockerOptions::default()
             },
-            transport: TransportOptions::default(),
+            transport: TransportOptions {
+                parallel: 4,
+                ..TransportOptions::default()
+            },
             notify: NotifyOptions {
                 webhooks: true,
                 ..NotifyOptions::default()
@@ -447,6 +454,7 @@ mod tests {
                 prometheus: true,
                 ..BlockerOptions::default()
             },
+            transport: TransportOptions::default(),
             ..recorded()
         }
     }
@@ -468,7 +476,7 @@ mod tests {
         assert_eq!(
             o,
             recorded(),
-            "the window, budget, blockers and drain flags as recorded"
+            "the window, budget, blockers, drain flags and --parallel as recorded"
         );
     }
 
@@ -489,14 +497,21 @@ mod tests {
             &recorded(),
             2,
             &now,
-            &given(&[Flag::Window, Flag::Nodepool, Flag::PrometheusUrl, Flag::NotifyUrl]),
+            &given(&[
+                Flag::Window,
+                Flag::Nodepool,
+                Flag::Parallel,
+                Flag::PrometheusUrl,
+                Flag::NotifyUrl,
+            ]),
             "r1",
         )
         .unwrap_err();
         let text = e.to_string();
         assert!(
             text.contains("--window 'Sun 00:00-24:00' (run r1 used '10:00-12:00')")
-                && text.contains("--nodepool user (run r1 used all pools)"),
+                && text.contains("--nodepool user (run r1 used all pools)")
+                && text.contains("--parallel 16 (run r1 used 4)"),
             "{text}"
         );
         assert!(e.missing.is_empty());
