@@ -450,21 +450,6 @@ fn cordoned_or_not_ready(node: &Node) -> bool {
     cordoned(node) || !Readiness::of(node).is_ready()
 }
 
-/// The pods of `evict` (a drain's plan for node `from`) whose replacements would have nowhere
-/// to go.
-pub fn stranded(evict: &[Pod], nodes: &[Node], from: &str, coming_back: &[String]) -> Vec<Stranded> {
-    evict
-        .iter()
-        .filter(|p| replaced_elsewhere(p))
-        .filter_map(|p| {
-            nowhere_to_go(p, nodes, from, coming_back).map(|why| Stranded {
-                pod: PodRef::of(p),
-                why,
-            })
-        })
-        .collect()
-}
-
 /// The pods of `evict` (what draining the nodes `from` evicts) whose replacements would have
 /// nowhere to go in `snapshot`, room counted: the replaced ones are placed one by one,
 /// largest first, each taking its requests from its node's room ([`place`]); those that get
@@ -883,7 +868,11 @@ mod tests {
         bare.metadata.name = Some("debug".into());
         let mut done = replaced.clone();
         done.status.as_mut().unwrap().phase = Some("Succeeded".into());
-        let s = stranded(&[replaced, bare, done], &nodes, "user-1", &[]);
+        let snap = ClusterSnapshot {
+            nodes: nodes.to_vec(),
+            ..Default::default()
+        };
+        let s = stranded_in(&snap, &[replaced, bare, done], &["user-1".into()], &[]);
         assert_eq!(s.len(), 1, "{s:?}");
         assert_eq!(
             s[0].to_string(),
@@ -947,7 +936,8 @@ mod tests {
             "shop/cache-b (no other schedulable Ready node matches nodeSelector agentpool=user and has room for its requests of cpu 800m (Insufficient cpu on 1 node))"
         );
         // The filters alone let both through.
-        assert!(stranded(&[a, b], &snap.nodes, "user-1", &[]).is_empty());
+        assert_eq!(nowhere_to_go(&a, &snap.nodes, "user-1", &[]), None);
+        assert_eq!(nowhere_to_go(&b, &snap.nodes, "user-1", &[]), None);
     }
 
     #[test]

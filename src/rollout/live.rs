@@ -75,8 +75,8 @@ impl Cluster for KubeCluster {
 
     async fn stranded_pods(&self, node: &str, opts: &DrainOptions) -> Result<Vec<k::schedule::Stranded>, PortError> {
         let plan = k::plan_drain(&self.client, node, opts).await.map_err(kube_err)?;
-        let nodes = k::list_nodes(&self.client, None).await.map_err(kube_err)?;
-        Ok(plan.stranded(&nodes, &[]))
+        let cluster = k::snapshot::read(&self.client).await.map_err(kube_err)?;
+        Ok(plan.stranded(&cluster, &[]))
     }
 
     async fn snapshot(&self) -> Result<k::snapshot::ClusterSnapshot, PortError> {

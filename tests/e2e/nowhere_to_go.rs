@@ -266,3 +266,54 @@ async fn a_node_cordoned_by_hand_mid_run_stops_the_run_before_the_next_nodes_cor
         again.stderr
     );
 }
+
+/// One system node; two small user nodes (2 cores), each running one `reports` pod that asks
+/// for 1.2 cores: by the filters the other user node takes an evicted one, by room it cannot.
+const FULL_POOL: &str = r#"
+resourceGroup: rg-test
+cluster: {name: aks-test}
+timing: {shutdownSeconds: 0.2, bootSeconds: 3, readySeconds: 0.3, podStartSeconds: 0.3, terminationSeconds: 0.1, aptSeconds: 0.1, aptUpdateSeconds: 0.1}
+pools:
+  - name: system
+    mode: System
+    count: 1
+    kernel: 5.15.0-1068-azure
+    updates: &updates
+      - {name: linux-azure, from: 5.15.0.1068.66, to: 5.15.0.1073.71, pocket: jammy-security, kernel: 5.15.0-1073-azure}
+  - name: user
+    mode: User
+    count: 2
+    vmSize: Standard_D2s_v5
+    kernel: 5.15.0-1068-azure
+    updates: *updates
+workloads:
+  - {kind: Deployment, name: reports, namespace: shop, replicas: 2, pool: user, requests: {cpu: 1200m, memory: 256Mi}}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pods_that_no_other_node_has_room_for_are_refused_with_the_resource_they_lack() {
+    skip_unless_root!();
+    let c = Cluster::start(Some(FULL_POOL)).await;
+    let reports = pods(&c, "shop", "reports-");
+    assert_eq!(reports.len(), 2);
+    let on: Vec<String> = reports.iter().filter_map(node_of).collect();
+    assert_eq!(on.len(), 2, "both scheduled: {reports:?}");
+    assert_ne!(on[0], on[1], "one a node: two do not fit on one");
+    let target = on[0].clone();
+    let before = c.events().len();
+    let r = c.run(&apply_args(&["--nodes", &target]), true).await;
+    r.assert_code(2);
+    assert!(
+        r.stderr.contains("shop/reports-")
+            && r.stderr
+                .contains("has room for its requests of cpu 1200m, memory 256Mi (Insufficient cpu on 1 node)"),
+        "the pod is named with the resource it lacks: {}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("nothing was changed"), "{}", r.stderr);
+    let ev = c.events()[before..].to_vec();
+    for kind in ["apt-upgrade", "cordon", "eviction", "reboot"] {
+        assert!(of_kind(&ev, kind).is_empty(), "no {kind}: {ev:?}");
+    }
+    assert!(!c.unschedulable(&target));
+}

@@ -10,7 +10,7 @@ use ::kube::api::{Api, ListParams};
 use ::kube::Client;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Serialize;
@@ -50,10 +50,11 @@ impl DrainPlan {
         self.pdbs.iter().filter(|p| p.never_allows.is_some()).collect()
     }
 
-    /// The pods this drain evicts whose replacements no other node of `nodes` would take
-    /// ([`super::super::schedule`]); `coming_back`: cordoned nodes that will be uncordoned first.
-    pub fn stranded(&self, nodes: &[Node], coming_back: &[String]) -> Vec<super::super::schedule::Stranded> {
-        super::super::schedule::stranded(&self.evict_pods, nodes, &self.node, coming_back)
+    /// The pods this drain evicts whose replacements no other node of the cluster would take,
+    /// by the scheduler's filters and by room ([`super::super::schedule::stranded_in`]);
+    /// `coming_back`: cordoned nodes that will be uncordoned first.
+    pub fn stranded(&self, cluster: &ClusterSnapshot, coming_back: &[String]) -> Vec<super::super::schedule::Stranded> {
+        super::super::schedule::stranded_in(cluster, &self.evict_pods, std::slice::from_ref(&self.node), coming_back)
     }
 }
 

@@ -9,8 +9,8 @@ use super::super::probed::{self, ProbedNode};
 use super::super::refusal::{Obstacle, Refusal};
 use super::super::resume;
 use crate::kube::schedule::Stranded;
+use crate::kube::snapshot::ClusterSnapshot;
 use crate::kube::{self as k, DrainOptions, DrainPlan, KubeError, PdbInfo, PodRef, RefuseReason, SkipReason};
-use k8s_openapi::api::core::v1::Node;
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 use std::fmt::Display;
@@ -136,11 +136,11 @@ pub fn to_drain(
         .collect()
 }
 
-/// What pre-flight makes of one node's drain `plan`: `nodes`, the cluster's nodes as they
-/// are now (one that the plan takes out later is still a place for these pods: it is back
-/// by then); `coming_back`, the nodes a resumed run left cordoned (they are uncordoned
-/// before any other node is taken out).
-pub fn check(reboot: WouldReboot, plan: &DrainPlan, nodes: &[Node], coming_back: &[String]) -> NodeCheck {
+/// What pre-flight makes of one node's drain `plan`: `cluster`, the cluster as it is now,
+/// its nodes with the room they have (one that the plan takes out later is still a place for
+/// these pods: it is back by then); `coming_back`, the nodes a resumed run left cordoned
+/// (they are uncordoned before any other node is taken out).
+pub fn check(reboot: WouldReboot, plan: &DrainPlan, cluster: &ClusterSnapshot, coming_back: &[String]) -> NodeCheck {
     NodeCheck {
         node: plan.node.clone(),
         reboot,
@@ -163,7 +163,7 @@ pub fn check(reboot: WouldReboot, plan: &DrainPlan, nodes: &[Node], coming_back:
             .collect(),
         never_allowing_pdbs: plan.never_allowing_pdbs().into_iter().cloned().collect(),
         blocking_pdbs: plan.blocking_pdbs().into_iter().cloned().collect(),
-        nowhere_to_go: plan.stranded(nodes, coming_back),
+        nowhere_to_go: plan.stranded(cluster, coming_back),
     }
 }
 
@@ -196,7 +196,7 @@ pub async fn drains(
     Ok(todo
         .iter()
         .zip(&plans)
-        .map(|((_, reboot), plan)| check(*reboot, plan, &snapshot.nodes, &coming_back))
+        .map(|((_, reboot), plan)| check(*reboot, plan, &snapshot, &coming_back))
         .collect())
 }
 
