@@ -20,12 +20,13 @@
 
 use super::gate::node_down_reason;
 use crate::kube::drain::plan::drain_evicts;
-use crate::kube::drain::{in_progress_run, selector_matches, DrainOptions};
+use crate::kube::drain::{in_progress_run, DrainOptions};
 use crate::kube::objects::{ObjectRef, PodRef};
 use crate::kube::schedule::place::{Placed, Places, State};
 use crate::kube::schedule::room::{pod_requests, Resources};
 use crate::kube::schedule::{replaced_elsewhere, Nowhere, Stranded};
 use crate::kube::snapshot::{node_name, pod_node, pool_of, zone_of, ClusterSnapshot};
+use ::kube::core::{Selector, SelectorExt};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -474,6 +475,20 @@ impl<'a> Planner<'a> {
         for p in &pools {
             *pool_sizes.entry(*p).or_default() += 1;
         }
+        // Each PDB's selector parsed once, by namespace (policy/v1: a null selector selects
+        // nothing; one the API server would reject, nothing either).
+        let mut selectors: HashMap<&str, Vec<(usize, Selector)>> = HashMap::new();
+        for (b, pdb) in snapshot.pdbs.iter().enumerate() {
+            let parsed = pdb
+                .spec
+                .as_ref()
+                .and_then(|s| s.selector.clone())
+                .and_then(|s| Selector::try_from(s).ok());
+            if let Some(sel) = parsed {
+                let ns = pdb.metadata.namespace.as_deref().unwrap_or("");
+                selectors.entry(ns).or_default().push((b, sel));
+            }
+        }
         let mut evicts = vec![vec![]; snapshot.nodes.len()];
         let mut at = vec![None; snapshot.pods.len()];
         let mut covered_by = vec![vec![]; snapshot.pods.len()];
@@ -488,13 +503,13 @@ impl<'a> Planner<'a> {
             evicts[n].push(i);
             let empty = BTreeMap::new();
             let labels = p.metadata.labels.as_ref().unwrap_or(&empty);
-            covered_by[i] = snapshot
-                .pdbs
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| b.metadata.namespace == p.metadata.namespace)
-                .filter(|(_, b)| selector_matches(b.spec.as_ref().and_then(|s| s.selector.as_ref()), labels))
-                .map(|(b, _)| b)
+            let ns = p.metadata.namespace.as_deref().unwrap_or("");
+            covered_by[i] = selectors
+                .get(ns)
+                .into_iter()
+                .flatten()
+                .filter(|(_, sel)| sel.matches(labels))
+                .map(|(b, _)| *b)
                 .collect();
         }
         Planner {

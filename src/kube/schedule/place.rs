@@ -6,8 +6,9 @@
 //!
 //! [`Places`] is built once for a cluster and kept up to date while a plan takes nodes out
 //! and puts them back, so that a plan for thousands of nodes costs one pass over their pods:
-//! the nodes that pass a pod's filters are remembered per controller (the pods of one
-//! ReplicaSet or StatefulSet share their template).
+//! the nodes that pass a pod's filters are remembered for every pod alike in what the filters
+//! read (the replicas of a workload share their template, the workloads of a pool their
+//! selector).
 
 use super::room::{allocatable, pod_requests, Resources};
 use super::{disfavoured, explain, passes_filters, Candidate, Nowhere};
@@ -42,9 +43,11 @@ struct Place<'a> {
 pub struct Places<'a> {
     places: Vec<Place<'a>>,
     index: HashMap<&'a str, usize>,
-    /// Per controller UID: the nodes that pass its pods' filters, and which of them the pods
+    /// Per [`filter_key`]: the nodes that pass those pods' filters, and which of them the pods
     /// would rather avoid.
     filtered: HashMap<String, Vec<(usize, bool)>>,
+    /// Where the next search for a node starts (see [`nodes_to_score`]).
+    next_start: usize,
 }
 
 /// Where a pod was put: the node's index, to take it back ([`Places::unplace`]).
@@ -54,14 +57,12 @@ pub struct Placed {
     pub requests: Resources,
 }
 
-fn controller_uid(pod: &Pod) -> Option<&str> {
-    pod.metadata
-        .owner_references
-        .as_ref()?
-        .iter()
-        .find(|o| o.controller == Some(true))
-        .map(|o| o.uid.as_str())
-        .filter(|u| !u.is_empty())
+/// What the filters read of a pod: its node selector, node affinity and tolerations. Pods
+/// alike in these (the replicas of a workload, and most workloads of a pool) pass the same
+/// nodes.
+fn filter_key(spec: &PodSpec) -> String {
+    let affinity = spec.affinity.as_ref().and_then(|a| a.node_affinity.as_ref());
+    serde_json::to_string(&(&spec.node_selector, affinity, &spec.tolerations)).unwrap_or_default()
 }
 
 fn pod_node(pod: &Pod) -> Option<&str> {
@@ -93,6 +94,7 @@ impl<'a> Places<'a> {
             places,
             index,
             filtered: HashMap::new(),
+            next_start: 0,
         };
         for pod in pods {
             if let Some(i) = pod_node(pod).and_then(|n| me.index_of(n)) {
@@ -153,19 +155,12 @@ impl<'a> Places<'a> {
         let requests = pod_requests(pod);
         let empty = PodSpec::default();
         let spec = pod.spec.as_ref().unwrap_or(&empty);
-        let best = match controller_uid(pod) {
-            Some(uid) => {
-                if !self.filtered.contains_key(uid) {
-                    let passing = self.passing(spec);
-                    self.filtered.insert(uid.to_string(), passing);
-                }
-                self.best(&self.filtered[uid], requests)
-            }
-            None => {
-                let passing = self.passing(spec);
-                self.best(&passing, requests)
-            }
-        }?;
+        let key = filter_key(spec);
+        if !self.filtered.contains_key(&key) {
+            let passing = self.passing(spec);
+            self.filtered.insert(key.clone(), passing);
+        }
+        let best = self.best(&key, requests)?;
         let place = &mut self.places[best];
         place.room = place.room.minus(requests);
         Some(Placed { node: best, requests })
@@ -193,15 +188,26 @@ impl<'a> Places<'a> {
     }
 
     /// The open node of `passing` with room for `requests`: not disfavoured first, then the
-    /// least allocated (the mean of its free CPU and memory shares), the first of equals.
-    fn best(&self, passing: &[(usize, bool)], requests: Resources) -> Option<usize> {
+    /// least allocated (the mean of its free CPU and memory shares), the first of equals. As
+    /// kube-scheduler on a large cluster (`percentageOfNodesToScore`), it scores only the first
+    /// [`nodes_to_score`] nodes that fit, from where the last search ended.
+    fn best(&mut self, key: &str, requests: Resources) -> Option<usize> {
+        let passing = &self.filtered[key];
+        if passing.is_empty() {
+            return None;
+        }
+        let enough = nodes_to_score(self.places.len());
+        let start = self.next_start % passing.len();
         let mut best: Option<(usize, bool, f64)> = None;
-        for &(i, disfavoured) in passing {
+        let mut found = 0;
+        let mut looked = 0;
+        for &(i, disfavoured) in passing[start..].iter().chain(&passing[..start]) {
+            looked += 1;
             let p = &self.places[i];
-            let disfavoured = disfavoured || p.pending;
             if p.state != State::Open || !p.room.fits(requests) {
                 continue;
             }
+            let disfavoured = disfavoured || p.pending;
             let score = free_share(p.room.minus(requests), p.allocatable);
             let better = match best {
                 None => true,
@@ -210,7 +216,12 @@ impl<'a> Places<'a> {
             if better {
                 best = Some((i, disfavoured, score));
             }
+            found += 1;
+            if found >= enough {
+                break;
+            }
         }
+        self.next_start = (start + looked) % passing.len();
         best.map(|(i, _, _)| i)
     }
 
@@ -229,6 +240,17 @@ impl<'a> Places<'a> {
             .collect();
         explain(pod, &others)
     }
+}
+
+/// How many nodes that fit kube-scheduler scores before it chooses, in a cluster of `nodes`
+/// (its adaptive `percentageOfNodesToScore`: 50% less 1% per 125 nodes, at least 5%, and at
+/// least 100 nodes).
+pub fn nodes_to_score(nodes: usize) -> usize {
+    if nodes < 100 {
+        return nodes.max(1);
+    }
+    let percent = 50usize.saturating_sub(nodes / 125).max(5);
+    (nodes * percent / 100).max(100)
 }
 
 /// The mean share of CPU and memory left free (1 for room that is not judged).
