@@ -16,6 +16,7 @@ mod apply;
 mod azlinux;
 mod azure;
 mod bad_values;
+mod batch_plan;
 mod batches;
 mod blockers;
 mod entra;
