@@ -128,10 +128,6 @@ pub fn matches_required_affinity(spec: &PodSpec, node_name: &str, labels: &BTree
     }
 }
 
-fn labels(node: &Node) -> BTreeMap<String, String> {
-    node.metadata.labels.clone().unwrap_or_default()
-}
-
 /// The taints the node lifecycle controller puts on a node that is not Ready.
 const NOT_READY_TAINTS: [&str; 2] = ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"];
 
@@ -354,9 +350,7 @@ pub(crate) struct Candidate<'a> {
 /// The static filters: everything but room and whether the node is out.
 pub(crate) fn passes_filters(spec: &PodSpec, node: &Node, coming_back: bool) -> bool {
     let name = node.metadata.name.as_deref().unwrap_or("");
-    let labels = node.metadata.labels.as_ref();
-    let empty = BTreeMap::new();
-    let labels = labels.unwrap_or(&empty);
+    let labels = label_map(node);
     schedulable_and_ready(spec, node, coming_back)
         && spec
             .node_selector
@@ -404,14 +398,14 @@ pub(crate) fn explain(pod: &Pod, others: &[Candidate]) -> Option<Nowhere> {
     let mut applied = vec![];
     if let Some(sel) = spec.node_selector.as_ref().filter(|s| !s.is_empty()) {
         applied.push(Constraint::NodeSelector(sel.clone()));
-        left.retain(|c| matches_node_selector(sel, &labels(c.node)));
+        left.retain(|c| matches_node_selector(sel, label_map(c.node)));
         if left.is_empty() {
             return Some(Nowhere::NoneMatches(applied));
         }
     }
     if let Some(terms) = required_terms(spec) {
         applied.push(Constraint::Affinity(affinity_text(terms)));
-        left.retain(|c| matches_required_affinity(spec, &name(c.node), &labels(c.node)));
+        left.retain(|c| matches_required_affinity(spec, &name(c.node), label_map(c.node)));
         if left.is_empty() {
             return Some(Nowhere::NoneMatches(applied));
         }
@@ -444,6 +438,12 @@ pub(crate) fn explain(pod: &Pod, others: &[Candidate]) -> Option<Nowhere> {
         short: short.into_iter().collect(),
     });
     Some(Nowhere::NoneMatches(applied))
+}
+
+/// The node's labels, borrowed (none: empty).
+fn label_map(node: &Node) -> &BTreeMap<String, String> {
+    static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+    node.metadata.labels.as_ref().unwrap_or(&EMPTY)
 }
 
 fn cordoned_or_not_ready(node: &Node) -> bool {

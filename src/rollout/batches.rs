@@ -28,7 +28,7 @@ use crate::kube::schedule::{replaced_elsewhere, Nowhere, Stranded};
 use crate::kube::snapshot::{node_name, pod_node, pool_of, zone_of, ClusterSnapshot};
 use ::kube::core::{Selector, SelectorExt};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -444,6 +444,7 @@ struct Planner<'a> {
     rules: &'a BatchRules,
     places: Places<'a>,
     out: Vec<OutNode>,
+    out_names: HashSet<String>,
     index: HashMap<&'a str, usize>,
     pools: Vec<Option<&'a str>>,
     zones: Vec<Option<&'a str>>,
@@ -512,11 +513,13 @@ impl<'a> Planner<'a> {
                 .map(|(b, _)| *b)
                 .collect();
         }
+        let out_names = out.iter().map(|o| o.node.clone()).collect();
         Planner {
             snapshot,
             rules,
             places,
             out,
+            out_names,
             index,
             pools,
             zones,
@@ -570,41 +573,45 @@ impl<'a> Planner<'a> {
     }
 
     fn is_out(&self, node: &str) -> bool {
-        self.out.iter().any(|o| o.node == node)
+        self.out_names.contains(node)
     }
 
-    /// `Err` when the scope of `node` would have more than its budget out with it.
-    fn budget(&self, batch: &[String], node: &str) -> Result<(), Hold> {
+    /// Nodes out per pool: those out of service now (see [`Planner::taken`]).
+    fn out_per_pool(&self) -> HashMap<Option<&'a str>, usize> {
+        let mut taken = HashMap::new();
+        for o in &self.out {
+            *taken.entry(self.pool(&o.node)).or_default() += 1;
+        }
+        taken
+    }
+
+    /// `Err` when the scope of `node` would have more than its budget out with it; `taken`:
+    /// the nodes out per pool, the batch's included.
+    fn budget(&self, taken: &HashMap<Option<&'a str>, usize>, node: &str) -> Result<(), Hold> {
         let pool = self.pool(node);
-        let scope = scope_of(self.rules.max, pool.map(str::to_string));
         let per_pool = self.rules.max.per_pool();
-        let in_scope = |p: Option<&str>| !per_pool || p == pool;
-        let mut names: BTreeSet<&str> = self
-            .out
-            .iter()
-            .filter(|o| in_scope(o.pool.as_deref()))
-            .map(|o| o.node.as_str())
-            .collect();
-        names.extend(batch.iter().filter(|b| in_scope(self.pool(b))).map(String::as_str));
-        names.insert(node);
-        let size = if per_pool {
-            self.pool_sizes.get(&pool).copied().unwrap_or(0)
+        let (count, size) = if per_pool {
+            (
+                taken.get(&pool).copied().unwrap_or(0),
+                self.pool_sizes.get(&pool).copied().unwrap_or(0),
+            )
         } else {
-            self.snapshot.nodes.len()
+            (taken.values().sum(), self.snapshot.nodes.len())
         };
+        let count = count + usize::from(!self.is_out(node));
         let budget = self.rules.max.budget(size);
-        if names.len() <= budget {
+        if count <= budget {
             return Ok(());
         }
         let out = self
             .out
             .iter()
-            .filter(|o| in_scope(o.pool.as_deref()))
+            .filter(|o| !per_pool || o.pool.as_deref() == pool)
             .cloned()
             .collect();
         Err(Hold::Budget {
             node: node.to_string(),
-            scope,
+            scope: scope_of(self.rules.max, pool.map(str::to_string)),
             budget,
             out,
         })
@@ -703,6 +710,7 @@ impl<'a> Planner<'a> {
         let mut batch: Vec<String> = vec![];
         let mut moves: Vec<Move> = vec![];
         let mut used: BTreeMap<usize, i32> = BTreeMap::new();
+        let mut taken = self.out_per_pool();
         let mut limits: Vec<Limit> = vec![];
         let mut other_zones = 0;
         for name in todo {
@@ -711,7 +719,7 @@ impl<'a> Planner<'a> {
                 other_zones += 1;
                 continue;
             }
-            if let Err(hold) = self.budget(&batch, name) {
+            if let Err(hold) = self.budget(&taken, name) {
                 if is_first {
                     let mut why = vec![hold];
                     why.extend(self.first_alone(name));
@@ -765,6 +773,9 @@ impl<'a> Planner<'a> {
                 for &b in &self.covered_by[i] {
                     *used.entry(b).or_default() += 1;
                 }
+            }
+            if !self.is_out(name) {
+                *taken.entry(self.pool(name)).or_default() += 1;
             }
             batch.push(name.clone());
         }
@@ -834,6 +845,7 @@ impl<'a> Planner<'a> {
         }
         for n in nodes {
             self.out.retain(|o| &o.node != n);
+            self.out_names.remove(n);
             self.places.set_state(n, State::Open);
             self.places.set_pending(n, false);
         }
