@@ -54,7 +54,7 @@ mod tests {
         };
         let plan = BatchesPlan {
             batches: vec![b(&["a", "b"], "westeurope-1"), b(&["c"], "westeurope-2")],
-            held: None,
+            ..Default::default()
         };
         let text = plan_text(&plan, &rules);
         assert_eq!(

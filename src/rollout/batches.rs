@@ -335,11 +335,18 @@ pub enum BatchPlan {
 }
 
 /// The batches of a whole rollout, as a dry run shows them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BatchesPlan {
     pub batches: Vec<Batch>,
     /// Where the plan stops, if it does: the nodes left and why the first cannot go.
     pub held: Option<Held>,
+    /// The moves of pods the plan makes (evictions whose pods a controller replaces
+    /// elsewhere; a pod moved twice counts twice).
+    pub moves: usize,
+    /// The pods it moves.
+    pub pods_moved: usize,
+    /// The pods it moves more than once (evicted again from a node it put them on).
+    pub moved_again: usize,
 }
 
 /// The nodes a plan could not put in a batch, and why the first of them cannot go.
@@ -363,23 +370,28 @@ pub fn plan_batches(snapshot: &ClusterSnapshot, todo: &[String], rules: &BatchRu
     let mut planner = Planner::new(snapshot, rules, &[]);
     planner.pending(todo);
     let mut left: Vec<String> = todo.to_vec();
-    let mut batches = vec![];
+    let mut plan = BatchesPlan::default();
+    let mut moved: HashMap<usize, usize> = HashMap::new();
     while !left.is_empty() {
         match planner.next(&left) {
             (BatchPlan::Batch(b), moves) => {
+                for (pod, _) in &moves {
+                    *moved.entry(*pod).or_default() += 1;
+                }
                 planner.done(&b.nodes, &moves);
                 left.retain(|n| !b.nodes.contains(n));
-                batches.push(b);
+                plan.batches.push(b);
             }
             (BatchPlan::Hold(why), _) => {
-                return BatchesPlan {
-                    batches,
-                    held: Some(Held { left, why }),
-                }
+                plan.held = Some(Held { left, why });
+                break;
             }
         }
     }
-    BatchesPlan { batches, held: None }
+    plan.moves = moved.values().sum();
+    plan.pods_moved = moved.len();
+    plan.moved_again = moved.values().filter(|&&n| n > 1).count();
+    plan
 }
 
 /// Whether `node` may be taken out now beside `batch` (this batch's nodes out or being taken

@@ -608,3 +608,24 @@ fn a_plan_moves_the_pods_of_each_batch_where_they_were_placed() {
     let plan = plan_batches(&snap, &names(&["n0", "n1", "n2"]), &rules("2"));
     assert_eq!(plan.held, None, "{plan:?}");
 }
+
+#[test]
+fn with_the_pending_taint_the_plan_moves_each_pod_once() {
+    // n0's pod goes, with the taint, to `done` (not in the run) rather than to the emptier
+    // n1, which would evict it again; without the taint it lands on n1 and moves twice.
+    let nodes = vec![
+        node("n0", "user", None, 4, 16),
+        node("n1", "user", None, 8, 16),
+        node("done", "user", None, 2, 16),
+    ];
+    let snap = snapshot(nodes, vec![pod("a-0", "a", "n0", 1000, 256)], vec![]);
+    let todo = names(&["n0", "n1"]);
+    let plan = plan_batches(&snap, &todo, &rules("1"));
+    assert_eq!((plan.moves, plan.moved_again), (1, 0), "{plan:?}");
+    let without = BatchRules {
+        pending_taint: false,
+        ..rules("1")
+    };
+    let plan = plan_batches(&snap, &todo, &without);
+    assert_eq!((plan.moves, plan.moved_again), (2, 1), "{plan:?}");
+}
