@@ -20,7 +20,7 @@
 
 use super::gate::node_down_reason;
 use crate::kube::drain::plan::drain_evicts;
-use crate::kube::drain::{in_progress_run, DrainOptions};
+use crate::kube::drain::{in_progress_run, selector_matches, DrainOptions};
 use crate::kube::objects::{ObjectRef, PodRef};
 use crate::kube::schedule::place::{Placed, Places, State};
 use crate::kube::schedule::room::{pod_requests, Resources};
@@ -152,6 +152,14 @@ impl fmt::Display for OutNode {
     }
 }
 
+/// The pod's Ready condition is True (what a PodDisruptionBudget counts as healthy).
+fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
 fn cordoned(node: &Node) -> bool {
     node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false)
 }
@@ -276,11 +284,13 @@ pub enum Hold {
     },
     /// Some of the pods its drain evicts would fit nowhere.
     NoRoom { node: String, pods: Vec<Stranded> },
-    /// A PodDisruptionBudget covering its pods allows no disruption now.
+    /// A PodDisruptionBudget covering its pods allows no disruption now; `not_ready`: the
+    /// budget's pods that are not Ready (what it waits for), with their nodes.
     Pdb {
         node: String,
         pdb: ObjectRef,
         pods: Vec<PodRef>,
+        not_ready: Vec<(PodRef, Option<String>)>,
     },
 }
 
@@ -305,11 +315,29 @@ impl fmt::Display for Hold {
                     stranded_text(pods)
                 )
             }
-            Hold::Pdb { node, pdb, pods } => write!(
-                f,
-                "{node} waits: PodDisruptionBudget {pdb} allows no disruption now (it covers {})",
-                pods.iter().map(PodRef::to_string).collect::<Vec<_>>().join(", ")
-            ),
+            Hold::Pdb {
+                node,
+                pdb,
+                pods,
+                not_ready,
+            } => {
+                write!(
+                    f,
+                    "{node} waits: PodDisruptionBudget {pdb} allows no disruption now (it covers {})",
+                    pods.iter().map(PodRef::to_string).collect::<Vec<_>>().join(", ")
+                )?;
+                if !not_ready.is_empty() {
+                    let waiting: Vec<String> = not_ready
+                        .iter()
+                        .map(|(p, n)| match n {
+                            Some(n) => format!("{p} on {n}"),
+                            None => format!("{p} (not scheduled)"),
+                        })
+                        .collect();
+                    write!(f, "; not Ready: {}", waiting.join(", "))?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -540,6 +568,21 @@ impl<'a> Planner<'a> {
             at,
             covered_by,
         }
+    }
+
+    /// The pods of PDB `b` that are not Ready, and their nodes.
+    fn not_ready_of(&self, b: usize) -> Vec<(PodRef, Option<String>)> {
+        let pdb = &self.snapshot.pdbs[b];
+        let selector = pdb.spec.as_ref().and_then(|s| s.selector.as_ref());
+        let empty = BTreeMap::new();
+        self.snapshot
+            .pods
+            .iter()
+            .filter(|p| p.metadata.namespace == pdb.metadata.namespace)
+            .filter(|p| selector_matches(selector, p.metadata.labels.as_ref().unwrap_or(&empty)))
+            .filter(|p| !pod_ready(p))
+            .map(|p| (PodRef::of(p), pod_node(p).map(str::to_string)))
+            .collect()
     }
 
     /// `todo` carries the pending taint, if the run puts it on.
@@ -825,6 +868,7 @@ impl<'a> Planner<'a> {
                 node: node.to_string(),
                 pdb: self.pdb_ref(b),
                 pods,
+                not_ready: self.not_ready_of(b),
             })
             .collect();
         let mut moves = vec![];

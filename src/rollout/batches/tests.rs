@@ -124,6 +124,15 @@ fn pod(name: &str, app: &str, on: &str, millis: u32, mib: u32) -> Pod {
     }
 }
 
+fn ready(mut p: Pod) -> Pod {
+    p.status.as_mut().unwrap().conditions = Some(vec![k8s_openapi::api::core::v1::PodCondition {
+        type_: "Ready".into(),
+        status: "True".into(),
+        ..Default::default()
+    }]);
+    p
+}
+
 fn daemonset_pod(name: &str, on: &str) -> Pod {
     let mut p = pod(name, "agent", on, 100, 64);
     let owner = &mut p.metadata.owner_references.as_mut().unwrap()[0];
@@ -487,7 +496,7 @@ fn two_nodes_whose_pods_share_a_tight_pdb_go_in_different_batches() {
 fn a_pdb_that_allows_no_disruption_holds_the_next_node() {
     let snap = snapshot(
         plain_nodes(3),
-        vec![pod("db-0", "db", "n0", 100, 64)],
+        vec![ready(pod("db-0", "db", "n0", 100, 64))],
         vec![pdb("db", 0)],
     );
     let why = hold(next_batch(&snap, &names(&["n0", "n1"]), &rules("2")));
@@ -500,8 +509,28 @@ fn a_pdb_that_allows_no_disruption_holds_the_next_node() {
                 namespace: "shop".into(),
                 name: "db-0".into(),
                 uid: "uid-db-0".into()
-            }]
+            }],
+            not_ready: vec![],
         }]
+    );
+    // What it waits for: a pod of the budget on a node that went down.
+    let mut down = pod("db-1", "db", "n2", 100, 64);
+    down.status.as_mut().unwrap().conditions = Some(vec![k8s_openapi::api::core::v1::PodCondition {
+        type_: "Ready".into(),
+        status: "False".into(),
+        ..Default::default()
+    }]);
+    let mut nodes = plain_nodes(3);
+    nodes[2] = not_ready(nodes[2].clone());
+    let snap = snapshot(
+        nodes,
+        vec![ready(pod("db-0", "db", "n0", 100, 64)), down],
+        vec![pdb("db", 0)],
+    );
+    let why = hold(next_batch(&snap, &names(&["n0", "n1"]), &rules("2")));
+    assert_eq!(
+        why[0].to_string(),
+        "n0 waits: PodDisruptionBudget shop/db-pdb allows no disruption now (it covers shop/db-0); not Ready: shop/db-1 on n2"
     );
     // One disruption allowed: the node goes alone even with two of its pods (the drain
     // evicts them one after the other).
