@@ -547,9 +547,10 @@ fn given_flags(m: &clap::ArgMatches) -> crate::rollout::resume::GivenFlags {
 // anything is contacted. clap prints `invalid value 'VALUE' for '--FLAG <NAME>': MESSAGE`.
 
 /// `--max-unavailable`: a node count or a percentage of each pool.
-fn max_unavailable(text: &str) -> Result<crate::rollout::batches::MaxUnavailable, String> {
+fn max_unavailable(
+    text: &str,
+) -> Result<crate::rollout::batches::MaxUnavailable, crate::rollout::batches::MaxUnavailableError> {
     text.parse()
-        .map_err(|e: crate::rollout::batches::MaxUnavailableError| e.to_string())
 }
 
 /// An empty value where a flag needs one.
