@@ -99,3 +99,92 @@ async fn a_node_dying_mid_run_counts_against_the_budget_and_shrinks_the_next_bat
         .unwrap_or_else(|| panic!("a second batch: {}", r.stderr));
     assert!(second.contains(": 1 node(s): "), "{second}\n{}", r.stderr);
 }
+
+/// [`SMALL`] with 6 nodes in three zones (two each), the `web` Deployment (2 replicas, PDB
+/// `minAvailable: 1`: one disruption at a time) on them.
+fn zoned() -> String {
+    small_with(6, 1.0).replace("    count: 6\n", "    count: 6\n    zones: [\"1\", \"2\", \"3\"]\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batches_keep_to_one_zone_and_never_drain_two_pods_of_a_one_disruption_pdb_together() {
+    skip_unless_root!();
+    let c = Cluster::start(Some(&zoned())).await;
+    let zone_of = |n: &str| {
+        c.node(n)["metadata"]["labels"]["topology.kubernetes.io/zone"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    // Where the web pods run before the run: their PDB allows one disruption.
+    let (ok, out, err) = c
+        .kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            "app",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={.items[*].spec.nodeName}",
+        ])
+        .await;
+    assert!(ok, "{err}");
+    let web: Vec<String> = out.split_whitespace().map(str::to_string).collect();
+    assert_eq!(web.len(), 2, "{out}");
+    let r = c.run(&batch_args("6", &[]), true).await;
+    r.assert_code(0);
+    let events = c.events();
+    // Walk the log: whenever a node is cordoned, every node out with it is of its zone.
+    let mut out: std::collections::BTreeSet<String> = Default::default();
+    let mut most = 0;
+    for e in &events {
+        let Some(n) = e.node.clone() else { continue };
+        match e.kind.as_str() {
+            "cordon" => {
+                for o in &out {
+                    assert_eq!(
+                        zone_of(o),
+                        zone_of(&n),
+                        "{n} cordoned while {o} of another zone was out"
+                    );
+                }
+                assert!(
+                    !(web.contains(&n) && web.iter().any(|w| out.contains(w))),
+                    "both web nodes out at once: {n} with {out:?}"
+                );
+                out.insert(n);
+                most = most.max(out.len());
+            }
+            "uncordon" => {
+                out.remove(&n);
+            }
+            _ => {}
+        }
+    }
+    assert!(most >= 2, "nodes of a zone went out together");
+    for i in 0..6 {
+        assert_eq!(c.kernel(&small_node(i)), NEW_KERNEL);
+    }
+    assert!(r.stderr.contains("(zone "), "{}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pods_too_big_for_the_nodes_that_stay_are_named_before_any_change() {
+    skip_unless_root!();
+    // Three nodes of 3.86 allocatable cores; each holds one pod asking for 2.5: none of them
+    // fits beside another node's.
+    let yaml = small_with(3, 1.0).replace(
+        "  - {kind: DaemonSet, name: agent, namespace: kube-system}\n",
+        "  - {kind: DaemonSet, name: agent, namespace: kube-system}\n  - {kind: Deployment, name: big, namespace: app, replicas: 3, pool: nodes, requests: {cpu: 2500m}}\n",
+    );
+    let c = Cluster::start(Some(&yaml)).await;
+    let r = c.run(&batch_args("2", &[]), true).await;
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("big-"), "the pods are named: {}", r.stderr);
+    assert!(r.stderr.contains("cpu"), "the reason is named: {}", r.stderr);
+    for i in 0..3 {
+        assert!(!c.unschedulable(&small_node(i)), "nothing cordoned");
+        assert_eq!(c.count("reboot", &small_node(i)), 0, "nothing rebooted");
+    }
+}

@@ -192,3 +192,82 @@ async fn across_zones_lets_a_batch_take_nodes_of_several_zones() {
     assert_eq!(batches_told(&h).len(), 2);
     assert_eq!(h.fakes.w().max_out, 3);
 }
+
+/// A pod of ReplicaSet `web-rs` (label `app=web`) on `node`, requesting `cpu`.
+fn web_pod(node: &str, cpu: &str) -> k8s_openapi::api::core::v1::Pod {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {
+            "name": format!("web-{node}"),
+            "namespace": "app",
+            "labels": {"app": "web"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-rs",
+                                 "uid": "u1", "controller": true}]
+        },
+        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i",
+                 "resources": {"requests": {"cpu": cpu}}}]},
+        "status": {"phase": "Running"}
+    }))
+    .unwrap()
+}
+
+/// The batches the engine told, with what kept each smaller.
+fn limits_told(h: &Harness) -> Vec<Vec<crate::rollout::batches::Limit>> {
+    h.told
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::BatchStarted { limits, .. } => Some(limits.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pdb_allowing_one_disruption_keeps_its_pods_nodes_in_separate_batches() {
+    let h = batched(4, MaxUnavailable::Nodes(4));
+    {
+        let mut w = h.fakes.w();
+        w.pods = (0..4).map(|i| web_pod(&format!("n{i}"), "100m")).collect();
+        w.pdbs = vec![serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "app"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "minAvailable": 3},
+            "status": {"disruptionsAllowed": 1, "currentHealthy": 4, "desiredHealthy": 3, "expectedPods": 4}
+        }))
+        .unwrap()];
+    }
+    let mut rec = record(4);
+    h.run(&mut rec).await.unwrap();
+    assert_eq!(states(&rec), [NodeState::Done; 4]);
+    let told = batches_told(&h);
+    assert!(told.iter().all(|b| b.len() == 1), "one node per batch: {told:?}");
+    assert_eq!(h.fakes.w().max_out, 1);
+    let first = &limits_told(&h)[0];
+    assert!(
+        first
+            .iter()
+            .any(|l| matches!(l, crate::rollout::batches::Limit::Pdb { allowed: 1, .. })),
+        "the first batch says the PDB shrank it: {first:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_shrinks_until_its_evicted_pods_fit_on_the_nodes_that_stay() {
+    let h = batched(3, MaxUnavailable::Nodes(3));
+    // Four cores each, 1.5 requested on each: one node's pod fits beside another's, two
+    // nodes' pods do not fit on the third.
+    h.fakes.w().pods = (0..3).map(|i| web_pod(&format!("n{i}"), "1500m")).collect();
+    let mut rec = record(3);
+    h.run(&mut rec).await.unwrap();
+    assert_eq!(states(&rec), [NodeState::Done; 3]);
+    let told = batches_told(&h);
+    assert!(told.iter().all(|b| b.len() == 1), "{told:?}");
+    let first = &limits_told(&h)[0];
+    assert!(
+        first
+            .iter()
+            .any(|l| matches!(l, crate::rollout::batches::Limit::Capacity { .. })),
+        "the first batch says the room shrank it: {first:?}"
+    );
+}

@@ -98,6 +98,9 @@ impl FakeNode {
 #[derive(Default)]
 struct World {
     nodes: BTreeMap<String, FakeNode>,
+    /// The pods and PDBs the cluster's snapshot lists (for batches).
+    pods: Vec<k8s_openapi::api::core::v1::Pod>,
+    pdbs: Vec<k8s_openapi::api::policy::v1::PodDisruptionBudget>,
     log: Vec<String>,
     /// The most nodes out of service at once (cordoned by us, marked, or not Ready).
     max_out: usize,
@@ -222,6 +225,7 @@ impl Fakes {
 /// The fake node as the API server would list it.
 fn fake_node_object(name: &str, n: &FakeNode) -> k8s_openapi::api::core::v1::Node {
     use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeSpec, NodeStatus};
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     let mut labels = BTreeMap::from([("kubernetes.azure.com/agentpool".to_string(), n.pool.clone())]);
     if let Some(z) = &n.zone {
         labels.insert("topology.kubernetes.io/zone".into(), z.clone());
@@ -242,6 +246,11 @@ fn fake_node_object(name: &str, n: &FakeNode) -> k8s_openapi::api::core::v1::Nod
             ..Default::default()
         }),
         status: Some(NodeStatus {
+            allocatable: Some(BTreeMap::from([
+                ("cpu".to_string(), Quantity("4".into())),
+                ("memory".to_string(), Quantity("16Gi".into())),
+                ("pods".to_string(), Quantity("110".into())),
+            ])),
             conditions: Some(vec![NodeCondition {
                 type_: "Ready".into(),
                 status: if n.ready { "True" } else { "False" }.into(),
@@ -266,7 +275,8 @@ impl Cluster for Fakes {
         let nodes = w.nodes.iter().map(|(name, n)| fake_node_object(name, n)).collect();
         Ok(crate::kube::snapshot::ClusterSnapshot {
             nodes,
-            ..Default::default()
+            pods: w.pods.clone(),
+            pdbs: w.pdbs.clone(),
         })
     }
 
