@@ -121,7 +121,7 @@ Register-ArgumentCompleter -Native -CommandName 'aks-patch' -ScriptBlock {
             [CompletionResult]::new('--query', '--query', [CompletionResultType]::ParameterName, 'JMESPath query applied to the result before formatting (see http://jmespath.org)')
             [CompletionResult]::new('--admin', '--admin', [CompletionResultType]::ParameterName, 'Use the cluster admin credential (listClusterAdminCredential) instead of the user one')
             [CompletionResult]::new('--ssh-strict-host-keys', '--ssh-strict-host-keys', [CompletionResultType]::ParameterName, 'Refuse nodes whose host key is not known yet (default: accept new keys, refuse changed ones)')
-            [CompletionResult]::new('--one-at-a-time', '--one-at-a-time', [CompletionResultType]::ParameterName, 'Patch one node at a time (the default way; `--one-at-a-time` or `--max-unavailable` is required so that nobody gets a pace by surprise)')
+            [CompletionResult]::new('--one-at-a-time', '--one-at-a-time', [CompletionResultType]::ParameterName, 'Patch one node at a time (the default way; `--one-at-a-time` or `--max-unavailable` is required so that nobody gets a pace by surprise; `--resume` keeps the run''s own)')
             [CompletionResult]::new('--across-zones', '--across-zones', [CompletionResultType]::ParameterName, 'With --max-unavailable: a batch may take nodes of several availability zones')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show the plan, the pods each drain would evict and the PDBs that block now; change nothing')
             [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')

@@ -116,7 +116,7 @@ set edit:completion:arg-completer[aks-patch] = {|@words|
             cand --query 'JMESPath query applied to the result before formatting (see http://jmespath.org)'
             cand --admin 'Use the cluster admin credential (listClusterAdminCredential) instead of the user one'
             cand --ssh-strict-host-keys 'Refuse nodes whose host key is not known yet (default: accept new keys, refuse changed ones)'
-            cand --one-at-a-time 'Patch one node at a time (the default way; `--one-at-a-time` or `--max-unavailable` is required so that nobody gets a pace by surprise)'
+            cand --one-at-a-time 'Patch one node at a time (the default way; `--one-at-a-time` or `--max-unavailable` is required so that nobody gets a pace by surprise; `--resume` keeps the run''s own)'
             cand --across-zones 'With --max-unavailable: a batch may take nodes of several availability zones'
             cand --dry-run 'Show the plan, the pods each drain would evict and the PDBs that block now; change nothing'
             cand -y 'Do not ask for confirmation'

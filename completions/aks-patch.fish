@@ -145,7 +145,7 @@ prometheus\t'Prometheus text exposition format (`report` only: for node_exporter
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l query -d 'JMESPath query applied to the result before formatting (see http://jmespath.org)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l admin -d 'Use the cluster admin credential (listClusterAdminCredential) instead of the user one'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l ssh-strict-host-keys -d 'Refuse nodes whose host key is not known yet (default: accept new keys, refuse changed ones)'
-complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l one-at-a-time -d 'Patch one node at a time (the default way; `--one-at-a-time` or `--max-unavailable` is required so that nobody gets a pace by surprise)'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l one-at-a-time -d 'Patch one node at a time (the default way; `--one-at-a-time` or `--max-unavailable` is required so that nobody gets a pace by surprise; `--resume` keeps the run\'s own)'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l across-zones -d 'With --max-unavailable: a batch may take nodes of several availability zones'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l dry-run -d 'Show the plan, the pods each drain would evict and the PDBs that block now; change nothing'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s y -l yes -d 'Do not ask for confirmation'

@@ -298,13 +298,13 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "N", default_value_t = crate::transport::DEFAULT_PARALLEL, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub parallel: u32,
     /// Patch one node at a time (the default way; `--one-at-a-time` or `--max-unavailable` is
-    /// required so that nobody gets a pace by surprise).
-    #[arg(long, group = "pace")]
+    /// required so that nobody gets a pace by surprise; `--resume` keeps the run's own).
+    #[arg(long, required_unless_present_any = ["max_unavailable", "resume"], conflicts_with = "max_unavailable")]
     pub one_at_a_time: bool,
     /// Patch nodes in batches: at most N nodes (or P% of each pool, rounded down, at least 1)
     /// out of service at once, counting nodes out for any other reason; one availability zone
     /// at a time, sized so the evicted pods fit on the nodes that stay and no PDB is exceeded.
-    #[arg(long, group = "pace", value_name = "N|P%", value_parser = max_unavailable)]
+    #[arg(long, value_name = "N|P%", value_parser = max_unavailable)]
     pub max_unavailable: Option<crate::rollout::batches::MaxUnavailable>,
     /// With --max-unavailable: a batch may take nodes of several availability zones.
     #[arg(long, requires = "max_unavailable")]

@@ -76,13 +76,20 @@ async fn max_unavailable_patches_every_node_in_batches_never_more_out_than_allow
 async fn a_node_dying_mid_run_counts_against_the_budget_and_shrinks_the_next_batch() {
     skip_unless_root!();
     let c = Cluster::start(Some(&small_with(6, 3.0))).await;
-    let dying = small_node(5);
-    let plan: Vec<String> = (0..5).map(small_node).collect();
+    // The node that dies holds no pod of `web` and takes no new pods (a pod sent to it would
+    // never be Ready, and web's PDB would rightly hold the run until it is replaced).
+    let web = web_nodes(&c).await;
+    let dying = (0..6).rev().map(small_node).find(|n| !web.contains(n)).unwrap();
+    let (ok, _, err) = c.kubectl(&["taint", "nodes", &dying, "test=keep-off:NoSchedule"]).await;
+    assert!(ok, "{err}");
+    let plan: Vec<String> = (0..6).map(small_node).filter(|n| *n != dying).collect();
     let nodes = plan.join(",");
-    let run = c.start_job(&batch_args("2", &["--nodes", &nodes]));
+    let run = c.start_job(&batch_args("2", &["--nodes", &nodes, "--health-wait", "120"]));
     // While the first batch reboots, a node outside the run goes down for good.
     c.wait_for_event("reboot", None, Duration::from_secs(120)).await;
     c.take_down(&dying).await;
+    run.wait_for_stderr("the run's summary", |e| e.contains(" node(s) patched"))
+        .await;
     let r = run.finish().await;
     r.assert_code(0);
     for n in &plan {
@@ -91,13 +98,38 @@ async fn a_node_dying_mid_run_counts_against_the_budget_and_shrinks_the_next_bat
     // The dead node is out from its reboot on: no node was taken out while two were.
     let crowded = cordons_beyond(&c.events(), 2);
     assert!(crowded.is_empty(), "cordoned while the budget was spent: {crowded:?}");
-    // Without the dead node the batches would be 2, 2, 1: the next one after it has one node.
+    // Without the dead node the batches would be of two (where web's PDB allows): the next
+    // one after it has one node.
     let second = r
         .stderr
         .lines()
         .find(|l| l.starts_with("batch 2 of "))
         .unwrap_or_else(|| panic!("a second batch: {}", r.stderr));
     assert!(second.contains(": 1 node(s): "), "{second}\n{}", r.stderr);
+    assert!(
+        second.contains("has 1 out of service already"),
+        "the budget, with the dead node counted, is what kept it to one: {second}"
+    );
+}
+
+/// The nodes the two pods of `web` run on.
+async fn web_nodes(c: &Cluster) -> Vec<String> {
+    let (ok, out, err) = c
+        .kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            "app",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={.items[*].spec.nodeName}",
+        ])
+        .await;
+    assert!(ok, "{err}");
+    let web: Vec<String> = out.split_whitespace().map(str::to_string).collect();
+    assert_eq!(web.len(), 2, "{out}");
+    web
 }
 
 /// [`SMALL`] with 6 nodes in three zones (two each), the `web` Deployment (2 replicas, PDB
@@ -170,7 +202,7 @@ async fn batches_keep_to_one_zone_and_never_drain_two_pods_of_a_one_disruption_p
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn pods_too_big_for_the_nodes_that_stay_are_named_before_any_change() {
+async fn pods_too_big_for_the_nodes_that_stay_hold_the_run_naming_them_and_nothing_is_taken_out() {
     skip_unless_root!();
     // Three nodes of 3.86 allocatable cores; each holds one pod asking for 2.5: none of them
     // fits beside another node's.
@@ -179,10 +211,14 @@ async fn pods_too_big_for_the_nodes_that_stay_are_named_before_any_change() {
         "  - {kind: DaemonSet, name: agent, namespace: kube-system}\n  - {kind: Deployment, name: big, namespace: app, replicas: 3, pool: nodes, requests: {cpu: 2500m}}\n",
     );
     let c = Cluster::start(Some(&yaml)).await;
-    let r = c.run(&batch_args("2", &[]), true).await;
+    let r = c.run(&batch_args("2", &["--health-wait", "3"]), true).await;
     assert_ne!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("big-"), "the pods are named: {}", r.stderr);
-    assert!(r.stderr.contains("cpu"), "the reason is named: {}", r.stderr);
+    assert!(r.stderr.contains("app/big-"), "the pods are named: {}", r.stderr);
+    assert!(
+        r.stderr.contains("Insufficient cpu"),
+        "the reason is named: {}",
+        r.stderr
+    );
     for i in 0..3 {
         assert!(!c.unschedulable(&small_node(i)), "nothing cordoned");
         assert_eq!(c.count("reboot", &small_node(i)), 0, "nothing rebooted");

@@ -191,7 +191,11 @@ fn summary(s: &Session<'_>, record: &RunRecord, left: &[(String, bool)], lock_lo
     }
     if record.status != RunStatus::Succeeded {
         summary.push_str(&format!(
-            "; continue later with `aks-patch apply ... --one-at-a-time --resume` (record: {})",
+            "; continue later with `aks-patch apply ... {} --resume` (record: {})",
+            match record.options.max_unavailable {
+                Some(m) => format!("--max-unavailable {m}"),
+                None => "--one-at-a-time".to_string(),
+            },
             s.journal.path_of(record).display()
         ));
     }

@@ -173,9 +173,13 @@ async fn before_table(
     let probes = probe_nodes(ctx, &planned_rows, &*reach.shell, &how, s.reporter).await;
     let plan_value = plan_value(entries, &scan_rows(ctx, &planned_rows, &probes, reach.via), rows);
     s.reporter.info(&format!(
-        "Plan for {} ({}): one node at a time, pool by pool, nodes by name; upgrade mode {}, reboot {}",
+        "Plan for {} ({}): {}, pool by pool, nodes by name; upgrade mode {}, reboot {}",
         ctx.cluster.name,
         ctx.cluster.key,
+        match options.max_unavailable {
+            Some(m) => format!("in batches of at most {m} out at once"),
+            None => "one node at a time".to_string(),
+        },
         enum_text(&options.upgrade_mode),
         enum_text(&options.reboot)
     ));

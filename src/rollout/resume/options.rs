@@ -302,7 +302,15 @@ pub fn resume_options(
             pace(&o.max_unavailable)
         ));
     }
-    m.keep(Flag::MaxUnavailable, &o.max_unavailable, &now.max_unavailable, pace);
+    m.keep(
+        Flag::MaxUnavailable,
+        &o.max_unavailable,
+        &now.max_unavailable,
+        |m| match m {
+            Some(m) => m.to_string(),
+            None => "none: --one-at-a-time".to_string(),
+        },
+    );
     m.switch(Flag::AcrossZones, o.across_zones, now.across_zones);
     m.keep(Flag::UpgradeMode, &o.upgrade_mode, &now.upgrade_mode, enum_text);
     m.keep(Flag::Reboot, &o.reboot, &now.reboot, enum_text);
@@ -461,6 +469,54 @@ mod tests {
 
     fn given(flags: &[Flag]) -> GivenFlags {
         GivenFlags::new(flags.iter().copied())
+    }
+
+    #[test]
+    fn the_pace_of_a_batch_run_survives_resume_and_one_at_a_time_is_refused_naming_it() {
+        let batches = RunOptions {
+            max_unavailable: Some("10%".parse().unwrap()),
+            across_zones: true,
+            ..recorded()
+        };
+        // No pace flag (allowed with --resume): the run's own.
+        let o = resume_options(
+            &batches,
+            2,
+            &now_values(),
+            &given(&[Flag::PrometheusUrl, Flag::NotifyUrl]),
+            "r1",
+        )
+        .unwrap();
+        assert_eq!(o.max_unavailable, batches.max_unavailable);
+        assert!(o.across_zones);
+        // --one-at-a-time contradicts it.
+        let e = resume_options(
+            &batches,
+            2,
+            &now_values(),
+            &given(&[Flag::OneAtATime, Flag::PrometheusUrl, Flag::NotifyUrl]),
+            "r1",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("--one-at-a-time (run r1 used --max-unavailable 10%)"),
+            "{e}"
+        );
+        // Another budget too.
+        let now = RunOptions {
+            max_unavailable: Some("3".parse().unwrap()),
+            ..now_values()
+        };
+        let e = resume_options(
+            &batches,
+            2,
+            &now,
+            &given(&[Flag::MaxUnavailable, Flag::PrometheusUrl, Flag::NotifyUrl]),
+            "r1",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("--max-unavailable 3 (run r1 used 10%)"), "{e}");
     }
 
     #[test]
