@@ -59,6 +59,16 @@ fn cordons_beyond(events: &[aks_sim::SimEvent], max: usize) -> Vec<String> {
 async fn max_unavailable_patches_every_node_in_batches_never_more_out_than_allowed() {
     skip_unless_root!();
     let c = Cluster::start(Some(&small_with(6, 1.0))).await;
+    // The dry-run shows the batches and changes nothing.
+    let dry = c.run(&batch_args("3", &["--dry-run"]), true).await;
+    dry.assert_code(0);
+    assert!(
+        dry.stderr.contains("batches (--max-unavailable 3, one zone at a time): ")
+            && dry.stderr.contains("\n  1. "),
+        "{}",
+        dry.stderr
+    );
+    assert!(c.events().iter().all(|e| e.kind != "cordon"), "the dry-run cordoned nothing");
     let r = c.run(&batch_args("3", &[]), true).await;
     r.assert_code(0);
     for i in 0..6 {
