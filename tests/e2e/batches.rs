@@ -63,12 +63,16 @@ async fn max_unavailable_patches_every_node_in_batches_never_more_out_than_allow
     let dry = c.run(&batch_args("3", &["--dry-run"]), true).await;
     dry.assert_code(0);
     assert!(
-        dry.stderr.contains("batches (--max-unavailable 3, one zone at a time): ")
+        dry.stderr
+            .contains("batches (--max-unavailable 3, one zone at a time): ")
             && dry.stderr.contains("\n  1. "),
         "{}",
         dry.stderr
     );
-    assert!(c.events().iter().all(|e| e.kind != "cordon"), "the dry-run cordoned nothing");
+    assert!(
+        c.events().iter().all(|e| e.kind != "cordon"),
+        "the dry-run cordoned nothing"
+    );
     let r = c.run(&batch_args("3", &[]), true).await;
     r.assert_code(0);
     for i in 0..6 {
