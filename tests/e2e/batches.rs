@@ -89,7 +89,8 @@ async fn max_unavailable_patches_every_node_in_batches_never_more_out_than_allow
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_dying_mid_run_counts_against_the_budget_and_shrinks_the_next_batch() {
     skip_unless_root!();
-    let c = Cluster::start(Some(&small_with(6, 3.0))).await;
+    // Boots of 10 s: the node is surely down (NotReady) before the first batch is back.
+    let c = Cluster::start(Some(&small_with(6, 10.0))).await;
     // The node that dies holds no pod of `web` and takes no new pods (a pod sent to it would
     // never be Ready, and web's PDB would rightly hold the run until it is replaced).
     let web = web_nodes(&c).await;
