@@ -8,8 +8,8 @@
 //! finish; the run then stops on it, as one at a time.
 
 use super::{lock, Count, Engine, LastDrain, RunStop};
-use crate::kube::snapshot::ClusterSnapshot;
-use crate::rollout::batches::{self, BatchPlan, BatchRules, MaxUnavailable};
+use crate::kube::snapshot::{node_name, pool_of, ClusterSnapshot};
+use crate::rollout::batches::{self, BatchRules, MaxUnavailable};
 use crate::rollout::gate::Budget;
 use crate::rollout::journal::RunRecord;
 use crate::rollout::node_life::finished;
@@ -18,9 +18,6 @@ use crate::rollout::stop::Halt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use tokio::time::Instant;
-
-/// The label AKS puts the node's pool in.
-const POOL_LABEL: &str = "kubernetes.azure.com/agentpool";
 
 /// What a node's turn knows of the batch it is in.
 pub(super) struct InBatch {
@@ -33,20 +30,13 @@ pub(super) struct InBatch {
 
 impl InBatch {
     fn new(snapshot: &ClusterSnapshot, nodes: &[String], max: &MaxUnavailable) -> InBatch {
-        let pool_of = |n: &k8s_openapi::api::core::v1::Node| {
-            n.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(POOL_LABEL))
-                .cloned()
-                .unwrap_or_default()
-        };
-        let mut pools: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        // The pools as the planner reads them, so the gate's scope is the planner's.
+        let mut pools: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
         for n in &snapshot.nodes {
             pools
-                .entry(pool_of(n))
+                .entry(pool_of(n).unwrap_or_default())
                 .or_default()
-                .insert(n.metadata.name.clone().unwrap_or_default());
+                .insert(node_name(n).to_string());
         }
         let budgets = nodes
             .iter()
@@ -202,29 +192,28 @@ impl Engine<'_> {
                 .snapshot()
                 .await
                 .map_err(|error| RunStop::from(Halt::ReadCluster { error }))?;
-            match batches::next_batch(&snapshot, todo, rules) {
-                BatchPlan::Batch(batch) => {
-                    let rest: Vec<String> = todo.iter().filter(|n| !batch.nodes.contains(n)).cloned().collect();
-                    let left = batches::plan_batches(&snapshot, &rest, rules).batches.len();
-                    return Ok((batch, left, snapshot));
-                }
-                BatchPlan::Hold(why) => {
-                    let waited = start.elapsed();
-                    if waited >= self.cfg.gate_wait {
-                        return Err(Halt::BatchHeld { why, waited }.into());
-                    }
-                    holds.show(
-                        self.progress,
-                        todo.first().map(String::as_str),
-                        Holding::Batch(why),
-                        waited,
-                        self.cfg.gate_wait,
-                    );
-                    tokio::select! {
-                        _ = tokio::time::sleep(self.cfg.gate_poll.min(self.cfg.gate_wait - waited)) => {}
-                        _ = self.cancel.cancelled() => return Err(RunStop::Interrupted),
-                    }
-                }
+            // The whole plan from here: its first batch is the next one (the planner's first
+            // step, as `next_batch` takes it), the others how many are expected after it.
+            let mut plan = batches::plan_batches(&snapshot, todo, rules);
+            if !plan.batches.is_empty() {
+                let batch = plan.batches.remove(0);
+                return Ok((batch, plan.batches.len(), snapshot));
+            }
+            let why = plan.held.map(|h| h.why).unwrap_or_default();
+            let waited = start.elapsed();
+            if waited >= self.cfg.gate_wait {
+                return Err(Halt::BatchHeld { why, waited }.into());
+            }
+            holds.show(
+                self.progress,
+                todo.first().map(String::as_str),
+                Holding::Batch(why),
+                waited,
+                self.cfg.gate_wait,
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(self.cfg.gate_poll.min(self.cfg.gate_wait - waited)) => {}
+                _ = self.cancel.cancelled() => return Err(RunStop::Interrupted),
             }
         }
     }
