@@ -239,3 +239,43 @@ async fn pods_too_big_for_the_nodes_that_stay_hold_the_run_naming_them_and_nothi
         assert_eq!(c.count("reboot", &small_node(i)), 0, "nothing rebooted");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_run_killed_mid_batch_is_finished_by_resume_without_a_pace_flag_nor_a_second_reboot() {
+    skip_unless_root!();
+    let c = Cluster::start(Some(&small_with(5, 4.0))).await;
+    let mut child = c.command_with_target(&batch_args("2", &[])).spawn().unwrap();
+    // Killed hard while the first batch reboots.
+    c.wait_for_event("reboot", None, Duration::from_secs(120)).await;
+    child.kill().await.unwrap();
+    let _ = child.wait().await;
+    // --resume keeps the run's pace: no --max-unavailable (nor --one-at-a-time) is needed.
+    let resume = [
+        "apply",
+        "--resume",
+        "--force-unlock",
+        "--yes",
+        "--eviction-retry-interval",
+        "1",
+        "--delete-emptydir-data",
+        "--force",
+        "-o",
+        "json",
+    ];
+    let r = c.run(&resume, true).await;
+    r.assert_code(0);
+    let rec = r.json();
+    assert_eq!(rec["status"], "succeeded");
+    assert_eq!(
+        rec["options"]["maxUnavailable"], "2",
+        "the pace kept from the killed run"
+    );
+    for i in 0..5 {
+        let n = small_node(i);
+        assert_eq!(c.kernel(&n), NEW_KERNEL, "{n} patched");
+        assert!(!c.unschedulable(&n), "{n} back in service");
+        assert_eq!(c.count("reboot", &n), 1, "{n} rebooted once");
+    }
+    let crowded = cordons_beyond(&c.events(), 2);
+    assert!(crowded.is_empty(), "cordoned while the budget was spent: {crowded:?}");
+}

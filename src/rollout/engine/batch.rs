@@ -102,9 +102,6 @@ impl Engine<'_> {
                 nodes: batch.nodes.clone(),
                 limits: batch.limits.clone(),
             });
-            // kured must not reboot a node beside the batch: its lock is held for the whole
-            // batch, in the name of its first node.
-            let kured = self.take_kured_for_batch(&batch.nodes).await?;
             let members: Vec<usize> = batch
                 .nodes
                 .iter()
@@ -113,38 +110,11 @@ impl Engine<'_> {
             for i in &members {
                 lock(shared).nodes[*i].batch = Some(index);
             }
-            let turns: Vec<_> = members
-                .iter()
-                .map(|&i| {
-                    count.started += 1;
-                    self.node_turn(shared, i, *count, last, Some(&ctx))
-                })
-                .collect();
-            let ended = futures::future::join_all(turns).await;
-            if let Some(holder) = kured {
-                if let Err(e) = self.cluster.release_kured_lock(&holder).await {
-                    self.tell(Event::Warning(Warning::KuredLockNotReleased { error: e.to_string() }));
-                }
-            }
-            let mut drained = LastDrain::default();
-            let mut stops = vec![];
-            for e in ended {
-                match e {
-                    Ok(t) => {
-                        if let Some(d) = t.drained {
-                            drained.add(d);
-                        }
-                    }
-                    Err(stop) => stops.push(stop),
-                }
-            }
-            if !drained.is_empty() {
-                *last = drained;
-            }
+            let ended = self
+                .run_members(shared, &members, &batch.nodes, &ctx, count, last)
+                .await;
             self.tell(Event::BatchDone { index });
-            if let Some(stop) = first_to_tell(stops) {
-                return Err(stop);
-            }
+            ended?;
             let soak = self.cfg.options.soak;
             if soak > 0 && remaining.len() > batch.nodes.len() {
                 self.tell(Event::BatchSoaking { index, secs: soak });
@@ -153,6 +123,84 @@ impl Engine<'_> {
                     _ = self.cancel.cancelled() => return Err(RunStop::Interrupted),
                 }
             }
+        }
+    }
+
+    /// The nodes an interrupted batch run left out of service, finished together before any
+    /// other is planned: each counts the others against its budget, as in their batch.
+    pub(super) async fn finish_left_out(
+        &self,
+        shared: &Mutex<RunRecord>,
+        left: &[usize],
+        rules: &BatchRules,
+        count: &mut Count,
+        last: &mut LastDrain,
+    ) -> Result<(), RunStop> {
+        let (members, names): (Vec<usize>, Vec<String>) = {
+            let rec = lock(shared);
+            left.iter()
+                .filter(|i| !finished(rec.nodes[**i].state))
+                .map(|i| (*i, rec.nodes[*i].name.clone()))
+                .unzip()
+        };
+        if members.is_empty() {
+            return Ok(());
+        }
+        self.checkpoint()?;
+        let snapshot = self
+            .cluster
+            .snapshot()
+            .await
+            .map_err(|error| RunStop::from(Halt::ReadCluster { error }))?;
+        let ctx = InBatch::new(&snapshot, &names, &rules.max);
+        self.run_members(shared, &members, &names, &ctx, count, last).await
+    }
+
+    /// The turns of a batch's nodes at once, under kured's lock for the batch; `Err` with the
+    /// stop to tell once all of them ended, if any stopped the run.
+    async fn run_members(
+        &self,
+        shared: &Mutex<RunRecord>,
+        members: &[usize],
+        names: &[String],
+        ctx: &InBatch,
+        count: &mut Count,
+        last: &mut LastDrain,
+    ) -> Result<(), RunStop> {
+        // kured must not reboot a node beside the batch: its lock is held for the whole
+        // batch, in the name of its first node.
+        let kured = self.take_kured_for_batch(names).await?;
+        let turns: Vec<_> = members
+            .iter()
+            .map(|&i| {
+                count.started += 1;
+                self.node_turn(shared, i, *count, last, Some(ctx))
+            })
+            .collect();
+        let ended = futures::future::join_all(turns).await;
+        if let Some(holder) = kured {
+            if let Err(e) = self.cluster.release_kured_lock(&holder).await {
+                self.tell(Event::Warning(Warning::KuredLockNotReleased { error: e.to_string() }));
+            }
+        }
+        let mut drained = LastDrain::default();
+        let mut stops = vec![];
+        for e in ended {
+            match e {
+                Ok(t) => {
+                    if let Some(d) = t.drained {
+                        drained.add(d);
+                    }
+                }
+                Err(stop) => stops.push(stop),
+            }
+        }
+        if !drained.is_empty() {
+            *last = drained;
+        }
+        match first_to_tell(stops) {
+            Some(stop) => Err(stop),
+            None => Ok(()),
         }
     }
 

@@ -336,11 +336,13 @@ impl<'a> Engine<'a> {
         let Some(rules) = self.cfg.batches.clone() else {
             return self.one_at_a_time(shared, &order, &mut count, &mut last).await;
         };
-        // Batches: the nodes left out of service first, one at a time, then the others.
+        // Batches: the nodes an interrupted run left out of service first, together (they
+        // went out together), then the others.
         let (left, rest): (Vec<usize>, Vec<usize>) = order
             .iter()
             .partition(|i| resumed::first_on_resume(&lock(shared).nodes[**i]));
-        self.one_at_a_time(shared, &left, &mut count, &mut last).await?;
+        self.finish_left_out(shared, &left, &rules, &mut count, &mut last)
+            .await?;
         self.run_batches(shared, &rest, &rules, &mut count, &mut last).await
     }
 
