@@ -249,6 +249,18 @@ async fn a_batch_run_killed_mid_batch_is_finished_by_resume_without_a_pace_flag_
     c.wait_for_event("reboot", None, Duration::from_secs(120)).await;
     child.kill().await.unwrap();
     let _ = child.wait().await;
+    // The nodes it rebooted come back (a resume that probes a node still booting stops on it,
+    // as one at a time does; that is another test's point).
+    eventually("the killed run's reboots to end", Duration::from_secs(120), || async {
+        let ev = c.events();
+        let last = |kind: &str, n: &str| ev.iter().rposition(|e| e.kind == kind && e.node.as_deref() == Some(n));
+        let rebooted = nodes_with(&ev, "reboot");
+        rebooted
+            .iter()
+            .all(|n| last("node-ready", n) > last("reboot", n))
+            .then_some(())
+    })
+    .await;
     // --resume keeps the run's pace: no --max-unavailable (nor --one-at-a-time) is needed.
     let resume = [
         "apply",
