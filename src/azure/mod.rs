@@ -1,5 +1,6 @@
 //! Azure: clouds and endpoints ([`cloud`]), the credential chain over azure_identity
-//! ([`credential`]), and a typed ARM client with retries ([`arm`], models in [`models`]).
+//! ([`credential`]), a typed ARM client with retries ([`arm`], models in [`models`]), and for
+//! fleets Azure Resource Graph ([`resource_graph`]) and AKS Fleet Manager ([`fleet`]).
 //!
 //! Every fallible call returns [`AzureError`]. Tokens and kubeconfigs never appear in its
 //! messages, in `Debug` output or in logs.
@@ -8,7 +9,9 @@ pub mod aks;
 pub mod arm;
 pub mod cloud;
 pub mod credential;
+pub mod fleet;
 pub mod models;
+pub mod resource_graph;
 pub mod run_command;
 
 pub use arm::{ArmClient, ClusterId, Kubeconfig, ARM_RETRY};

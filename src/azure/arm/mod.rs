@@ -15,10 +15,10 @@ mod transport;
 
 pub use lro::LroPolicy;
 
-use transport::decode;
-pub use transport::retry_after;
 #[cfg(test)]
 use transport::ArmErrorBody;
+pub(in crate::azure) use transport::decode;
+pub use transport::{quota_resets_after, retry_after};
 
 use super::credential::CliExecutor;
 use super::models::{
@@ -368,7 +368,7 @@ pub async fn default_subscription(settings: &Settings) -> Result<String, AzureEr
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
 
@@ -470,7 +470,7 @@ mod tests {
         }
     }
 
-    pub(super) fn client(server: &MockServer, stale: bool, retry: RetryPolicy) -> ArmClient {
+    pub(crate) fn client(server: &MockServer, stale: bool, retry: RetryPolicy) -> ArmClient {
         let mut cloud = CloudEndpoints::builtin(CloudName::AzureCloud);
         cloud.arm_endpoint = Url::parse(&server.uri()).unwrap();
         let cred = AzureCredential::from_token_credential(Arc::new(Counting {
@@ -480,7 +480,7 @@ mod tests {
         ArmClient::new(&cloud, Arc::new(cred)).unwrap().with_retry_policy(retry)
     }
 
-    pub(super) fn quick() -> RetryPolicy {
+    pub(crate) fn quick() -> RetryPolicy {
         RetryPolicy {
             attempts: 4,
             patience: Duration::from_secs(20),

@@ -7,7 +7,7 @@ use super::*;
 use crate::retry::Backoff;
 
 impl ArmClient {
-    pub(super) fn url(&self, segments: &[&str], api_version: &str) -> Result<Url, AzureError> {
+    pub(in crate::azure) fn url(&self, segments: &[&str], api_version: &str) -> Result<Url, AzureError> {
         if let Some(empty) = segments.iter().position(|s| s.trim().is_empty()) {
             let what = match segments.get(empty.wrapping_sub(1)).copied() {
                 Some("subscriptions") => "subscription",
@@ -27,12 +27,12 @@ impl ArmClient {
         Ok(url)
     }
 
-    pub(super) async fn get_json<T: DeserializeOwned>(&self, url: Url) -> Result<T, AzureError> {
+    pub(in crate::azure) async fn get_json<T: DeserializeOwned>(&self, url: Url) -> Result<T, AzureError> {
         let body = self.send(Method::GET, url.clone()).await?;
         decode(&url, &body)
     }
 
-    pub(super) async fn list<T: DeserializeOwned>(&self, first: Url) -> Result<Vec<T>, AzureError> {
+    pub(in crate::azure) async fn list<T: DeserializeOwned>(&self, first: Url) -> Result<Vec<T>, AzureError> {
         let mut out = vec![];
         let mut url = first;
         for _ in 0..MAX_PAGES {
@@ -97,7 +97,7 @@ impl ArmClient {
 
     /// Send with retries (and a JSON body, if any); a 2xx answer with its status and
     /// headers (what long-running operations need), or the typed error.
-    pub(super) async fn send_full(
+    pub(in crate::azure) async fn send_full(
         &self,
         method: Method,
         url: Url,
@@ -177,7 +177,7 @@ impl ArmClient {
                 }
                 tracing::debug!("the credential returned the same token again");
             }
-            let asked = retry_after(&headers);
+            let asked = retry_after(&headers).or_else(|| quota_resets_after(&headers));
             let reason = format!(
                 "answered {} {}{}",
                 status.as_u16(),
@@ -194,16 +194,16 @@ impl ArmClient {
 }
 
 /// A response body. Not `Debug`: it may hold a kubeconfig.
-pub(super) struct Body(pub(super) Vec<u8>);
+pub(in crate::azure) struct Body(pub(in crate::azure) Vec<u8>);
 
 /// A successful answer, whole.
-pub(super) struct Reply {
-    pub(super) status: StatusCode,
-    pub(super) headers: HeaderMap,
-    pub(super) body: Body,
+pub(in crate::azure) struct Reply {
+    pub(in crate::azure) status: StatusCode,
+    pub(in crate::azure) headers: HeaderMap,
+    pub(in crate::azure) body: Body,
 }
 
-pub(super) fn decode<T: DeserializeOwned>(url: &Url, body: &Body) -> Result<T, AzureError> {
+pub(in crate::azure) fn decode<T: DeserializeOwned>(url: &Url, body: &Body) -> Result<T, AzureError> {
     serde_json::from_slice(&body.0).map_err(|e| AzureError::Decode {
         url: url.to_string(),
         // Position and category only: the body may hold a credential, and serde's
@@ -279,6 +279,21 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     }
     let when = crate::http::http_date(v)?;
     Some(Duration::try_from(when.duration_since(jiff::Timestamp::now())).unwrap_or(Duration::ZERO))
+}
+
+/// When a throttled Resource Graph quota comes back: `x-ms-user-quota-resets-after`
+/// (`hh:mm:ss`), sent with `x-ms-user-quota-remaining` on every answer.
+pub fn quota_resets_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get("x-ms-user-quota-resets-after")?.to_str().ok()?.trim();
+    let mut parts = v.split(':');
+    let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let secs = h.parse::<u64>().ok()? * 3600 + m.parse::<u64>().ok()? * 60;
+    let s: f64 = s.parse().ok()?;
+    let total = Duration::from_secs(secs) + Duration::try_from_secs_f64(s).ok()?;
+    Some(total)
 }
 
 /// `{"error":{"code","message"}}` (or the same at top level, as some providers answer).
