@@ -7,6 +7,7 @@ pub mod azure;
 pub mod cli;
 pub mod commands;
 pub mod duration;
+pub mod fleet;
 pub mod http;
 pub mod kube;
 pub mod metrics;

@@ -23,6 +23,8 @@ const LAYERS: &[&[&str]] = &[
     &["cli"],
     // Everything printed: renders domain values into words.
     &["output"],
+    // Many clusters: selection, stages, the scheduler, the fleet run record.
+    &["fleet"],
     &["notify", "metrics"],
     // Plan, pre-flight, gates, the node state machine, the run record, resume policy.
     &["rollout"],

@@ -15,9 +15,9 @@ mod transport;
 
 pub use lro::LroPolicy;
 
+pub(in crate::azure) use transport::decode;
 #[cfg(test)]
 use transport::ArmErrorBody;
-pub(in crate::azure) use transport::decode;
 pub use transport::{quota_resets_after, retry_after};
 
 use super::credential::CliExecutor;
