@@ -32,8 +32,8 @@ Register-ArgumentCompleter -Native -CommandName 'aks-patch' -ScriptBlock {
             break
         }
         'aks-patch;scan' {
-            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'Resource group of the cluster')
-            [CompletionResult]::new('--resource-group', '--resource-group', [CompletionResultType]::ParameterName, 'Resource group of the cluster')
+            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'Resource group of the cluster (with -n). Inside a pod, leave out -g/-n and --kubeconfig to patch the pod''s own cluster as its ServiceAccount')
+            [CompletionResult]::new('--resource-group', '--resource-group', [CompletionResultType]::ParameterName, 'Resource group of the cluster (with -n). Inside a pod, leave out -g/-n and --kubeconfig to patch the pod''s own cluster as its ServiceAccount')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name of the AKS cluster')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name of the AKS cluster')
             [CompletionResult]::new('--subscription', '--subscription', [CompletionResultType]::ParameterName, 'Subscription ID or name (default: AZURE_SUBSCRIPTION_ID, else the Azure CLI''s current account)')
@@ -47,7 +47,7 @@ Register-ArgumentCompleter -Native -CommandName 'aks-patch' -ScriptBlock {
             [CompletionResult]::new('--ssh-jump', '--ssh-jump', [CompletionResultType]::ParameterName, 'Jump host (bastion): user@host[:port]')
             [CompletionResult]::new('--ssh-config', '--ssh-config', [CompletionResultType]::ParameterName, 'An ssh_config file to use')
             [CompletionResult]::new('--ssh-timeout', '--ssh-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for each node''s SSH connection and probe')
-            [CompletionResult]::new('--via', '--via', [CompletionResultType]::ParameterName, 'How to reach the nodes: `ssh` (default), or `kube` when there is no SSH path (private node IPs, `sshAccess: Disabled` pools): node-shell pods over the Kubernetes API, or `run-command` when only ARM is reachable: VM scale set run commands')
+            [CompletionResult]::new('--via', '--via', [CompletionResultType]::ParameterName, 'How to reach the nodes: `ssh` (default), or `kube` when there is no SSH path (private node IPs, `sshAccess: Disabled` pools): node-shell pods over the Kubernetes API, or `run-command` when only ARM is reachable: VM scale set run commands. Inside a pod the default is `kube` (a pod has no SSH path to the nodes)')
             [CompletionResult]::new('--node-shell-image', '--node-shell-image', [CompletionResultType]::ParameterName, 'The node-shell pods'' image (--via kube): it must be pullable by the nodes and have `nsenter` and `sh`')
             [CompletionResult]::new('--node-shell-namespace', '--node-shell-namespace', [CompletionResultType]::ParameterName, 'The namespace of the node-shell pods (--via kube)')
             [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Seconds a node-shell pod may take to start (--via kube; the counterpart of --ssh-timeout)')
@@ -70,8 +70,8 @@ Register-ArgumentCompleter -Native -CommandName 'aks-patch' -ScriptBlock {
             break
         }
         'aks-patch;apply' {
-            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'Resource group of the cluster')
-            [CompletionResult]::new('--resource-group', '--resource-group', [CompletionResultType]::ParameterName, 'Resource group of the cluster')
+            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'Resource group of the cluster (with -n). Inside a pod, leave out -g/-n and --kubeconfig to patch the pod''s own cluster as its ServiceAccount')
+            [CompletionResult]::new('--resource-group', '--resource-group', [CompletionResultType]::ParameterName, 'Resource group of the cluster (with -n). Inside a pod, leave out -g/-n and --kubeconfig to patch the pod''s own cluster as its ServiceAccount')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name of the AKS cluster')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name of the AKS cluster')
             [CompletionResult]::new('--subscription', '--subscription', [CompletionResultType]::ParameterName, 'Subscription ID or name (default: AZURE_SUBSCRIPTION_ID, else the Azure CLI''s current account)')
@@ -85,7 +85,7 @@ Register-ArgumentCompleter -Native -CommandName 'aks-patch' -ScriptBlock {
             [CompletionResult]::new('--ssh-jump', '--ssh-jump', [CompletionResultType]::ParameterName, 'Jump host (bastion): user@host[:port]')
             [CompletionResult]::new('--ssh-config', '--ssh-config', [CompletionResultType]::ParameterName, 'An ssh_config file to use')
             [CompletionResult]::new('--ssh-timeout', '--ssh-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for each node''s SSH connection and probe')
-            [CompletionResult]::new('--via', '--via', [CompletionResultType]::ParameterName, 'How to reach the nodes: `ssh` (default), or `kube` when there is no SSH path (private node IPs, `sshAccess: Disabled` pools): node-shell pods over the Kubernetes API, or `run-command` when only ARM is reachable: VM scale set run commands')
+            [CompletionResult]::new('--via', '--via', [CompletionResultType]::ParameterName, 'How to reach the nodes: `ssh` (default), or `kube` when there is no SSH path (private node IPs, `sshAccess: Disabled` pools): node-shell pods over the Kubernetes API, or `run-command` when only ARM is reachable: VM scale set run commands. Inside a pod the default is `kube` (a pod has no SSH path to the nodes)')
             [CompletionResult]::new('--node-shell-image', '--node-shell-image', [CompletionResultType]::ParameterName, 'The node-shell pods'' image (--via kube): it must be pullable by the nodes and have `nsenter` and `sh`')
             [CompletionResult]::new('--node-shell-namespace', '--node-shell-namespace', [CompletionResultType]::ParameterName, 'The namespace of the node-shell pods (--via kube)')
             [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Seconds a node-shell pod may take to start (--via kube; the counterpart of --ssh-timeout)')
@@ -147,8 +147,8 @@ Register-ArgumentCompleter -Native -CommandName 'aks-patch' -ScriptBlock {
             break
         }
         'aks-patch;report' {
-            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'Resource group of the cluster')
-            [CompletionResult]::new('--resource-group', '--resource-group', [CompletionResultType]::ParameterName, 'Resource group of the cluster')
+            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'Resource group of the cluster (with -n). Inside a pod, leave out -g/-n and --kubeconfig to patch the pod''s own cluster as its ServiceAccount')
+            [CompletionResult]::new('--resource-group', '--resource-group', [CompletionResultType]::ParameterName, 'Resource group of the cluster (with -n). Inside a pod, leave out -g/-n and --kubeconfig to patch the pod''s own cluster as its ServiceAccount')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name of the AKS cluster')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name of the AKS cluster')
             [CompletionResult]::new('--subscription', '--subscription', [CompletionResultType]::ParameterName, 'Subscription ID or name (default: AZURE_SUBSCRIPTION_ID, else the Azure CLI''s current account)')

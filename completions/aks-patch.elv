@@ -28,8 +28,8 @@ set edit:completion:arg-completer[aks-patch] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'aks-patch;scan'= {
-            cand -g 'Resource group of the cluster'
-            cand --resource-group 'Resource group of the cluster'
+            cand -g 'Resource group of the cluster (with -n). Inside a pod, leave out -g/-n and --kubeconfig to patch the pod''s own cluster as its ServiceAccount'
+            cand --resource-group 'Resource group of the cluster (with -n). Inside a pod, leave out -g/-n and --kubeconfig to patch the pod''s own cluster as its ServiceAccount'
             cand -n 'Name of the AKS cluster'
             cand --name 'Name of the AKS cluster'
             cand --subscription 'Subscription ID or name (default: AZURE_SUBSCRIPTION_ID, else the Azure CLI''s current account)'
@@ -43,7 +43,7 @@ set edit:completion:arg-completer[aks-patch] = {|@words|
             cand --ssh-jump 'Jump host (bastion): user@host[:port]'
             cand --ssh-config 'An ssh_config file to use'
             cand --ssh-timeout 'Seconds to wait for each node''s SSH connection and probe'
-            cand --via 'How to reach the nodes: `ssh` (default), or `kube` when there is no SSH path (private node IPs, `sshAccess: Disabled` pools): node-shell pods over the Kubernetes API, or `run-command` when only ARM is reachable: VM scale set run commands'
+            cand --via 'How to reach the nodes: `ssh` (default), or `kube` when there is no SSH path (private node IPs, `sshAccess: Disabled` pools): node-shell pods over the Kubernetes API, or `run-command` when only ARM is reachable: VM scale set run commands. Inside a pod the default is `kube` (a pod has no SSH path to the nodes)'
             cand --node-shell-image 'The node-shell pods'' image (--via kube): it must be pullable by the nodes and have `nsenter` and `sh`'
             cand --node-shell-namespace 'The namespace of the node-shell pods (--via kube)'
             cand --connect-timeout 'Seconds a node-shell pod may take to start (--via kube; the counterpart of --ssh-timeout)'
@@ -65,8 +65,8 @@ set edit:completion:arg-completer[aks-patch] = {|@words|
             cand --version 'Print version'
         }
         &'aks-patch;apply'= {
-            cand -g 'Resource group of the cluster'
-            cand --resource-group 'Resource group of the cluster'
+            cand -g 'Resource group of the cluster (with -n). Inside a pod, leave out -g/-n and --kubeconfig to patch the pod''s own cluster as its ServiceAccount'
+            cand --resource-group 'Resource group of the cluster (with -n). Inside a pod, leave out -g/-n and --kubeconfig to patch the pod''s own cluster as its ServiceAccount'
             cand -n 'Name of the AKS cluster'
             cand --name 'Name of the AKS cluster'
             cand --subscription 'Subscription ID or name (default: AZURE_SUBSCRIPTION_ID, else the Azure CLI''s current account)'
@@ -80,7 +80,7 @@ set edit:completion:arg-completer[aks-patch] = {|@words|
             cand --ssh-jump 'Jump host (bastion): user@host[:port]'
             cand --ssh-config 'An ssh_config file to use'
             cand --ssh-timeout 'Seconds to wait for each node''s SSH connection and probe'
-            cand --via 'How to reach the nodes: `ssh` (default), or `kube` when there is no SSH path (private node IPs, `sshAccess: Disabled` pools): node-shell pods over the Kubernetes API, or `run-command` when only ARM is reachable: VM scale set run commands'
+            cand --via 'How to reach the nodes: `ssh` (default), or `kube` when there is no SSH path (private node IPs, `sshAccess: Disabled` pools): node-shell pods over the Kubernetes API, or `run-command` when only ARM is reachable: VM scale set run commands. Inside a pod the default is `kube` (a pod has no SSH path to the nodes)'
             cand --node-shell-image 'The node-shell pods'' image (--via kube): it must be pullable by the nodes and have `nsenter` and `sh`'
             cand --node-shell-namespace 'The namespace of the node-shell pods (--via kube)'
             cand --connect-timeout 'Seconds a node-shell pod may take to start (--via kube; the counterpart of --ssh-timeout)'
@@ -141,8 +141,8 @@ set edit:completion:arg-completer[aks-patch] = {|@words|
             cand --version 'Print version'
         }
         &'aks-patch;report'= {
-            cand -g 'Resource group of the cluster'
-            cand --resource-group 'Resource group of the cluster'
+            cand -g 'Resource group of the cluster (with -n). Inside a pod, leave out -g/-n and --kubeconfig to patch the pod''s own cluster as its ServiceAccount'
+            cand --resource-group 'Resource group of the cluster (with -n). Inside a pod, leave out -g/-n and --kubeconfig to patch the pod''s own cluster as its ServiceAccount'
             cand -n 'Name of the AKS cluster'
             cand --name 'Name of the AKS cluster'
             cand --subscription 'Subscription ID or name (default: AZURE_SUBSCRIPTION_ID, else the Azure CLI''s current account)'

@@ -30,7 +30,7 @@ complete -c aks-patch -n "__fish_aks_patch_needs_command" -f -a "scan" -d 'Repor
 complete -c aks-patch -n "__fish_aks_patch_needs_command" -f -a "apply" -d 'Upgrade packages and reboot nodes that need it, one node at a time, under a cluster-wide lock'
 complete -c aks-patch -n "__fish_aks_patch_needs_command" -f -a "report" -d 'The nodes as `kubectl get nodes` shows them, with patch state. No SSH: fast'
 complete -c aks-patch -n "__fish_aks_patch_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -s g -l resource-group -d 'Resource group of the cluster' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -s g -l resource-group -d 'Resource group of the cluster (with -n). Inside a pod, leave out -g/-n and --kubeconfig to patch the pod\'s own cluster as its ServiceAccount' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -s n -l name -d 'Name of the AKS cluster' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l subscription -d 'Subscription ID or name (default: AZURE_SUBSCRIPTION_ID, else the Azure CLI\'s current account)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l kubeconfig -d 'Work from a kubeconfig alone, without ARM' -r -F
@@ -49,7 +49,7 @@ complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l ssh-port -d
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l ssh-jump -d 'Jump host (bastion): user@host[:port]' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l ssh-config -d 'An ssh_config file to use' -r -F
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l ssh-timeout -d 'Seconds to wait for each node\'s SSH connection and probe' -r
-complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l via -d 'How to reach the nodes: `ssh` (default), or `kube` when there is no SSH path (private node IPs, `sshAccess: Disabled` pools): node-shell pods over the Kubernetes API, or `run-command` when only ARM is reachable: VM scale set run commands' -r -f -a "ssh\t'SSH to each node\'s InternalIP: needs a network path to the nodes (VNet, VPN or --ssh-jump) and pools with SSH access'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l via -d 'How to reach the nodes: `ssh` (default), or `kube` when there is no SSH path (private node IPs, `sshAccess: Disabled` pools): node-shell pods over the Kubernetes API, or `run-command` when only ARM is reachable: VM scale set run commands. Inside a pod the default is `kube` (a pod has no SSH path to the nodes)' -r -f -a "ssh\t'SSH to each node\'s InternalIP: needs a network path to the nodes (VNet, VPN or --ssh-jump) and pools with SSH access'
 kube\t'A short-lived privileged node-shell pod per node, through the Kubernetes API (pods/exec over WebSocket, nsenter into the host): needs only the kubeconfig, and the RBAC in docs/rbac-via-kube.yaml (on top of docs/rbac.yaml)'
 run-command\t'VM scale set run commands through ARM alone (no network path to the nodes or the API server\'s exec needed): needs -g/-n and runCommands/write (or runCommand/action) on the node resource group. Slow: one run command at a time per VM, 20 s or more each'"
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l node-shell-image -d 'The node-shell pods\' image (--via kube): it must be pullable by the nodes and have `nsenter` and `sh`' -r
@@ -77,7 +77,7 @@ complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l debug -d 'P
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -l only-show-errors -d 'Print only errors: no warnings, no progress'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand scan" -s V -l version -d 'Print version'
-complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s g -l resource-group -d 'Resource group of the cluster' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s g -l resource-group -d 'Resource group of the cluster (with -n). Inside a pod, leave out -g/-n and --kubeconfig to patch the pod\'s own cluster as its ServiceAccount' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s n -l name -d 'Name of the AKS cluster' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l subscription -d 'Subscription ID or name (default: AZURE_SUBSCRIPTION_ID, else the Azure CLI\'s current account)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l kubeconfig -d 'Work from a kubeconfig alone, without ARM' -r -F
@@ -96,7 +96,7 @@ complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l ssh-port -
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l ssh-jump -d 'Jump host (bastion): user@host[:port]' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l ssh-config -d 'An ssh_config file to use' -r -F
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l ssh-timeout -d 'Seconds to wait for each node\'s SSH connection and probe' -r
-complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l via -d 'How to reach the nodes: `ssh` (default), or `kube` when there is no SSH path (private node IPs, `sshAccess: Disabled` pools): node-shell pods over the Kubernetes API, or `run-command` when only ARM is reachable: VM scale set run commands' -r -f -a "ssh\t'SSH to each node\'s InternalIP: needs a network path to the nodes (VNet, VPN or --ssh-jump) and pools with SSH access'
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l via -d 'How to reach the nodes: `ssh` (default), or `kube` when there is no SSH path (private node IPs, `sshAccess: Disabled` pools): node-shell pods over the Kubernetes API, or `run-command` when only ARM is reachable: VM scale set run commands. Inside a pod the default is `kube` (a pod has no SSH path to the nodes)' -r -f -a "ssh\t'SSH to each node\'s InternalIP: needs a network path to the nodes (VNet, VPN or --ssh-jump) and pools with SSH access'
 kube\t'A short-lived privileged node-shell pod per node, through the Kubernetes API (pods/exec over WebSocket, nsenter into the host): needs only the kubeconfig, and the RBAC in docs/rbac-via-kube.yaml (on top of docs/rbac.yaml)'
 run-command\t'VM scale set run commands through ARM alone (no network path to the nodes or the API server\'s exec needed): needs -g/-n and runCommands/write (or runCommand/action) on the node resource group. Slow: one run command at a time per VM, 20 s or more each'"
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l node-shell-image -d 'The node-shell pods\' image (--via kube): it must be pullable by the nodes and have `nsenter` and `sh`' -r
@@ -165,7 +165,7 @@ complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l debug -d '
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l only-show-errors -d 'Print only errors: no warnings, no progress'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -s V -l version -d 'Print version'
-complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -s g -l resource-group -d 'Resource group of the cluster' -r
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -s g -l resource-group -d 'Resource group of the cluster (with -n). Inside a pod, leave out -g/-n and --kubeconfig to patch the pod\'s own cluster as its ServiceAccount' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -s n -l name -d 'Name of the AKS cluster' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -l subscription -d 'Subscription ID or name (default: AZURE_SUBSCRIPTION_ID, else the Azure CLI\'s current account)' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -l kubeconfig -d 'Work from a kubeconfig alone, without ARM' -r -F

@@ -107,12 +107,13 @@ pub struct GlobalArgs {
 /// How aks-patch finds the cluster.
 #[derive(Debug, Clone, Args)]
 pub struct ClusterArgs {
-    /// Resource group of the cluster.
+    /// Resource group of the cluster (with -n). Inside a pod, leave out -g/-n and --kubeconfig
+    /// to patch the pod's own cluster as its ServiceAccount.
     #[arg(
         short = 'g',
         long = "resource-group",
         value_name = "RG",
-        required_unless_present = "kubeconfig",
+        requires = "name",
         value_parser = non_empty
     )]
     pub resource_group: Option<String>,
@@ -121,7 +122,7 @@ pub struct ClusterArgs {
         short = 'n',
         long = "name",
         value_name = "CLUSTER",
-        required_unless_present = "kubeconfig",
+        requires = "resource_group",
         value_parser = non_empty
     )]
     pub name: Option<String>,
@@ -216,8 +217,12 @@ pub struct ViaArgs {
     /// How to reach the nodes: `ssh` (default), or `kube` when there is no SSH path (private
     /// node IPs, `sshAccess: Disabled` pools): node-shell pods over the Kubernetes API, or
     /// `run-command` when only ARM is reachable: VM scale set run commands.
+    /// Inside a pod the default is `kube` (a pod has no SSH path to the nodes).
     #[arg(long, value_enum, value_name = "TRANSPORT", default_value_t = ViaArg::Ssh, env = "AKS_PATCH_VIA")]
     pub via: ViaArg,
+    /// `--via` was given (on the command line or by AKS_PATCH_VIA), not left at its default.
+    #[arg(skip)]
+    pub via_given: bool,
     /// The node-shell pods' image (--via kube): it must be pullable by the nodes and have `nsenter` and `sh`.
     #[arg(long, value_name = "IMAGE", default_value = crate::transport::kube::DEFAULT_IMAGE, value_parser = non_empty)]
     pub node_shell_image: String,
@@ -485,6 +490,17 @@ impl Cli {
         let mut cli = Cli::from_arg_matches(&matches)?;
         if let (Command::Apply(a), Some(("apply", sub))) = (&mut cli.command, matches.subcommand()) {
             *a.given = given_flags(sub);
+        }
+        let given = |m: &clap::ArgMatches, id: &str| {
+            matches!(
+                m.value_source(id),
+                Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
+            )
+        };
+        match (&mut cli.command, matches.subcommand()) {
+            (Command::Apply(a), Some((_, sub))) => a.via.via_given = given(sub, "via"),
+            (Command::Scan(a), Some((_, sub))) => a.via.via_given = given(sub, "via"),
+            _ => {}
         }
         Ok(cli)
     }
@@ -856,5 +872,31 @@ mod tests {
             assert!(e.contains(flag) && e.contains("'0'"), "{e}");
         }
         assert_eq!(apply(&["--soak", "0"]).unwrap().soak, 0, "no soak is a choice");
+    }
+
+    #[test]
+    fn resource_group_and_name_go_together_and_a_pod_needs_neither() {
+        let parse = |argv: &[&str]| Cli::try_parse_with_sources_from([&["aks-patch", "scan"], argv].concat());
+        for half in [&["-g", "rg"][..], &["-n", "c"][..]] {
+            let e = parse(half).expect_err("-g without -n (or -n without -g) is refused");
+            assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument, "{e}");
+        }
+        assert!(parse(&["-g", "rg", "-n", "c"]).is_ok());
+        // Whether a cluster is named at all is decided later: a pod patches its own.
+        assert!(parse(&[]).is_ok());
+    }
+
+    #[test]
+    fn via_left_at_its_default_is_told_from_via_given() {
+        let via = |argv: &[&str]| match Cli::try_parse_with_sources_from([&["aks-patch", "scan"], argv].concat())
+            .unwrap()
+            .command
+        {
+            Command::Scan(a) => (a.via.via, a.via.via_given),
+            _ => unreachable!(),
+        };
+        assert_eq!(via(&[]), (ViaArg::Ssh, false));
+        assert_eq!(via(&["--via", "ssh"]), (ViaArg::Ssh, true));
+        assert_eq!(via(&["--via", "kube"]), (ViaArg::Kube, true));
     }
 }

@@ -55,6 +55,8 @@ pub mod env {
     pub const LOG: &str = "AKS_PATCH_LOG";
     /// Set and not empty: no colour anywhere (<https://no-color.org>).
     pub const NO_COLOR: &str = "NO_COLOR";
+    /// Set by the kubelet in every pod: the API server of the pod's own cluster.
+    pub const KUBERNETES_SERVICE_HOST: &str = "KUBERNETES_SERVICE_HOST";
 }
 
 /// Control socket paths are limited to about 100 bytes; openssh adds a random directory
@@ -107,9 +109,17 @@ pub struct Settings {
     pub log_filter: Option<String>,
     /// `NO_COLOR` is set and not empty.
     pub no_color: bool,
+    /// `KUBERNETES_SERVICE_HOST`: this process runs in a pod of a Kubernetes cluster.
+    pub kubernetes_service_host: Option<String>,
 }
 
 impl Settings {
+    /// Whether this process runs in a pod (`KUBERNETES_SERVICE_HOST` is set): then, with no
+    /// cluster named, aks-patch patches the pod's own cluster as its ServiceAccount.
+    pub fn in_pod(&self) -> bool {
+        self.kubernetes_service_host.is_some()
+    }
+
     /// Read the process environment (and this machine's host name and user id).
     pub fn from_env() -> Settings {
         let mut s = Settings::from_lookup(|k| std::env::var(k).ok());
@@ -178,6 +188,7 @@ impl Settings {
                 .unwrap_or_else(|| PathBuf::from("/tmp")),
             log_filter: get(env::LOG),
             no_color: get(env::NO_COLOR).is_some(),
+            kubernetes_service_host: get(env::KUBERNETES_SERVICE_HOST),
         }
     }
 }
@@ -203,6 +214,7 @@ impl fmt::Debug for Settings {
             .field("ssh_control_dir", &self.ssh_control_dir)
             .field("log_filter", &self.log_filter)
             .field("no_color", &self.no_color)
+            .field("kubernetes_service_host", &self.kubernetes_service_host)
             .finish()
     }
 }

@@ -1,5 +1,6 @@
-//! Finding the cluster: through ARM (`-g/-n`) or from a kubeconfig alone (`--kubeconfig`),
-//! ending with a Kubernetes client and what ARM says about the pools.
+//! Finding the cluster: through ARM (`-g/-n`), from a kubeconfig alone (`--kubeconfig`), or,
+//! inside a pod with neither, the pod's own cluster as its ServiceAccount; ending with a
+//! Kubernetes client and what ARM says about the pools.
 
 use crate::azure::{self, ArmClient, AzureCredential, AzureError, CloudEndpoints};
 use crate::cli::ClusterArgs;
@@ -74,6 +75,9 @@ pub struct ClusterContext {
     /// later reads (the planned-maintenance schedule of `--window aks`) and
     /// `--via run-command`'s scale set instances.
     pub arm: Option<ArmAccess>,
+    /// Inside a pod with no cluster named: the pod's ServiceAccount, its namespace and the
+    /// API server (where the run records are kept by default).
+    pub in_cluster: Option<crate::kube::client::InClusterIdentity>,
 }
 
 /// ARM, for later reads about the cluster and for reaching the nodes' scale set instances.
@@ -122,8 +126,11 @@ pub async fn resolve(
         return from_kubeconfig(path, args.context.as_deref()).await;
     }
     let (Some(rg), Some(name)) = (args.resource_group.as_deref(), args.name.as_deref()) else {
+        if settings.in_pod() {
+            return from_pod().await;
+        }
         return Err(Failure::new(Exit::Usage, "the cluster is not named")
-            .hint("give -g RESOURCE_GROUP -n CLUSTER, or --kubeconfig FILE")
+            .hint("give -g RESOURCE_GROUP -n CLUSTER, or --kubeconfig FILE (inside a pod, neither: the pod's own cluster is patched)")
             .into());
     };
     let cloud = CloudEndpoints::resolve(args.cloud.into(), settings).map_err(azure_failure)?;
@@ -196,6 +203,7 @@ pub async fn resolve(
         admin_user: mc.admin_username().unwrap_or("azureuser").to_string(),
         node_os_channel: mc.node_os_upgrade_channel().map(str::to_string),
         az_args: format!("-g {rg} --cluster-name {name}"),
+        in_cluster: None,
         auth: Some(AuthMode {
             entra_id: entra,
             azure_rbac: mc.azure_rbac(),
@@ -304,6 +312,34 @@ async fn from_kubeconfig(path: &std::path::Path, context: Option<&str>) -> anyho
         az_args: format!("-g RESOURCE_GROUP --cluster-name {ctx_name}"),
         auth: None,
         arm: None,
+        in_cluster: None,
+    })
+}
+
+/// Inside a pod, with no cluster named: the pod's own cluster, as its ServiceAccount.
+async fn from_pod() -> anyhow::Result<ClusterContext> {
+    let (client, me) = crate::kube::client::client_in_cluster().await.map_err(|e| {
+        let hint = match &e {
+            crate::kube::KubeError::InClusterFile { .. } => format!(
+                "KUBERNETES_SERVICE_HOST is set, so aks-patch takes this for a pod and uses its ServiceAccount: mount its token (automountServiceAccountToken: true, or a projected volume at {}); outside a pod, name the cluster with -g/-n or --kubeconfig",
+                crate::kube::client::SERVICE_ACCOUNT_DIR
+            ),
+            _ => "KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must name the API server (the kubelet sets them in every pod); outside a pod, name the cluster with -g/-n or --kubeconfig".to_string(),
+        };
+        Failure::new(Exit::Usage, "cannot talk to this pod's cluster (in-cluster config)")
+            .caused_by(e)
+            .hint(hint)
+    })?;
+    Ok(ClusterContext {
+        cluster: ClusterRef::in_cluster(&me.server, &me.namespace, me.service_account.as_deref()),
+        client,
+        pools: vec![],
+        admin_user: "azureuser".into(),
+        node_os_channel: None,
+        az_args: "-g RESOURCE_GROUP --cluster-name CLUSTER".into(),
+        auth: None,
+        arm: None,
+        in_cluster: Some(me),
     })
 }
 

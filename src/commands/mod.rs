@@ -36,6 +36,18 @@ pub async fn run(cli: Cli, settings: Settings, reporter: Reporter) -> anyhow::Re
             .hint("use `aks-patch report -o prometheus` (the last scan and run), or --pushgateway-url to push the results")
             .into());
     }
+    let mut cli = cli;
+    // Inside a pod there is no SSH path to the nodes: `--via kube` unless another was chosen.
+    if settings.in_pod() {
+        let via = match &mut cli.command {
+            Command::Scan(a) => Some(&mut a.via),
+            Command::Apply(a) => Some(&mut *a.via),
+            Command::Report(_) => None,
+        };
+        if let Some(v) = via.filter(|v| !v.via_given) {
+            v.via = crate::cli::ViaArg::Kube;
+        }
+    }
     match cli.command {
         Command::Scan(args) => scan::run(args, &settings, &reporter).await,
         Command::Apply(args) => apply::run(*args, &settings, &reporter).await,

@@ -203,7 +203,9 @@ pub async fn run(args: ScanArgs, settings: &Settings, reporter: &Reporter) -> an
     for r in &failed {
         reporter.warn(&format!("{}: {}", r.name, r.error.as_deref().unwrap_or("")));
     }
-    if !failed.is_empty() && via == Via::Ssh {
+    if !failed.is_empty() && via == Via::Ssh && settings.in_pod() {
+        reporter.info("hint: aks-patch runs in a pod here (KUBERNETES_SERVICE_HOST is set), and pods have no SSH path to the nodes: leave out --via ssh (in a pod the default is --via kube)");
+    } else if !failed.is_empty() && via == Via::Ssh {
         reporter.info("hint: nodes with no SSH path from here (private IPs, sshAccess: Disabled) can be reached through the Kubernetes API: --via kube, or through ARM alone: --via run-command");
     }
     let windows = rows.iter().filter(|r| r.os_type == "windows").count();

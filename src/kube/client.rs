@@ -9,12 +9,77 @@
 //! Kubeconfigs that authenticate through an exec plugin (`kubelogin` on AAD clusters) keep
 //! working: kube-rs runs the plugin when a request needs a token. The kubeconfig's text is
 //! never logged and never copied into an error message.
+//!
+//! Inside a pod, [`client_in_cluster`] uses the pod's ServiceAccount (kube-rs's in-cluster
+//! config). The token there is a projected one that the kubelet rotates; kube-rs keeps the
+//! file's path, not its text, and reads it again at least once a minute (its `TokenFile`),
+//! and the CA bundle likewise, so a long rollout outlives the token it started with.
 
 use super::error::{auth_detail, auth_error, KubeError};
 use ::kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use ::kube::{Client, Config};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// Where a pod finds its ServiceAccount's token, CA bundle and namespace.
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// Who a client made by [`client_in_cluster`] is, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InClusterIdentity {
+    /// The API server (`https://KUBERNETES_SERVICE_HOST:PORT`).
+    pub server: String,
+    /// The pod's namespace (the `namespace` file).
+    pub namespace: String,
+    /// The ServiceAccount the token authenticates as (`None`: the token does not say).
+    pub service_account: Option<String>,
+}
+
+/// A client for the cluster this process runs in, as its pod's ServiceAccount: the token,
+/// `ca.crt` and `namespace` in [`SERVICE_ACCOUNT_DIR`], the API server from
+/// `KUBERNETES_SERVICE_HOST` and `KUBERNETES_SERVICE_PORT`. Each file is checked first, so a
+/// missing one is named rather than reported as kube-rs's generic failure.
+pub async fn client_in_cluster() -> Result<(Client, InClusterIdentity), KubeError> {
+    let dir = Path::new(SERVICE_ACCOUNT_DIR);
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read_to_string(&path).map_err(|source| KubeError::InClusterFile { path, source })
+    };
+    let token = read("token")?;
+    read("ca.crt")?;
+    let namespace = read("namespace")?.trim().to_string();
+    let config = Config::incluster_env().map_err(|source| KubeError::InCluster { source })?;
+    let identity = InClusterIdentity {
+        server: config.cluster_url.to_string().trim_end_matches('/').to_string(),
+        service_account: service_account_of(&token)
+            .filter(|(ns, _)| *ns == namespace)
+            .map(|(_, sa)| sa),
+        namespace,
+    };
+    let client = client_from_config_for(config, &identity.server)?;
+    Ok((client, identity))
+}
+
+/// The ServiceAccount a token is for, as `(namespace, name)`: its `sub` claim,
+/// `system:serviceaccount:NS:NAME`. The token is not verified (the API server does that);
+/// this only names the identity in the run record and in messages.
+pub fn service_account_of(token: &str) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let payload = token.trim().split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let sub = claims.get("sub")?.as_str()?;
+    let rest = sub.strip_prefix("system:serviceaccount:")?;
+    let (ns, name) = rest.split_once(':')?;
+    Some((ns.to_string(), name.to_string()))
+}
+
+/// The path of one of the in-cluster files (for messages).
+pub fn service_account_file(name: &str) -> PathBuf {
+    Path::new(SERVICE_ACCOUNT_DIR).join(name)
+}
 
 /// How long one response may take before the request fails (and, for reads, is retried).
 /// No call made by this module streams: a watch would need a longer one.
@@ -143,6 +208,24 @@ mod tests {
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:6443\n    insecure-skip-tls-verify: true\ncontexts:\n- name: ctx\n  context: {{cluster: c, user: u}}\n- name: other\n  context: {{cluster: c, user: u}}\ncurrent-context: ctx\nusers:\n- name: u\n  user:\n    token: {token}\n"
         )
+    }
+
+    #[test]
+    fn a_service_account_token_names_its_namespace_and_account() {
+        use base64::Engine as _;
+        let enc = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let token = format!(
+            "{}.{}.sig",
+            enc(r#"{"alg":"RS256"}"#),
+            enc(r#"{"sub":"system:serviceaccount:aks-patch:aks-patch","aud":["https://kubernetes.default.svc"]}"#)
+        );
+        assert_eq!(
+            service_account_of(&format!("{token}\n")),
+            Some(("aks-patch".into(), "aks-patch".into()))
+        );
+        let user = format!("{}.{}.sig", enc("{}"), enc(r#"{"sub":"alice@example.com"}"#));
+        assert_eq!(service_account_of(&user), None);
+        assert_eq!(service_account_of("not-a-jwt"), None);
     }
 
     #[tokio::test]

@@ -37,6 +37,19 @@ pub enum KubeError {
         #[source]
         source: KubeconfigError,
     },
+    /// A file of the pod's ServiceAccount (token, CA bundle, namespace) cannot be read.
+    #[error("cannot read {path}, which a pod's ServiceAccount provides (in-cluster config)")]
+    InClusterFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `KUBERNETES_SERVICE_HOST` / `KUBERNETES_SERVICE_PORT` do not make an API server URL.
+    #[error("the in-cluster config cannot be used")]
+    InCluster {
+        #[source]
+        source: ::kube::config::InClusterError,
+    },
     #[error("cannot set up the Kubernetes client for {origin} (TLS or authentication settings)")]
     Build {
         origin: String,

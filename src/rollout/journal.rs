@@ -74,8 +74,15 @@ pub struct ClusterRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_group: Option<String>,
     pub name: String,
-    /// A file-name-safe key: `<subscription>_<rg>_<name>` or `kubeconfig_<context>`.
+    /// A file-name-safe key: `<subscription>_<rg>_<name>`, `kubeconfig_<context>_<server>`
+    /// or `in-cluster_<server>`.
     pub key: String,
+    /// In a pod: the namespace aks-patch ran in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// In a pod: the ServiceAccount it ran as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
 }
 
 impl ClusterRef {
@@ -85,6 +92,8 @@ impl ClusterRef {
             resource_group: Some(resource_group.to_string()),
             name: name.to_string(),
             key: sanitize(&format!("{subscription}_{resource_group}_{name}").to_lowercase()),
+            namespace: None,
+            service_account: None,
         }
     }
 
@@ -94,6 +103,21 @@ impl ClusterRef {
             resource_group: None,
             name: context.to_string(),
             key: sanitize(&format!("kubeconfig_{context}_{server}")),
+            namespace: None,
+            service_account: None,
+        }
+    }
+
+    /// The cluster a pod runs in, reached at `server` (the in-cluster API server address):
+    /// its runs are one cluster's, whichever pod (namespace, ServiceAccount) ran them.
+    pub fn in_cluster(server: &str, namespace: &str, service_account: Option<&str>) -> ClusterRef {
+        ClusterRef {
+            subscription: None,
+            resource_group: None,
+            name: format!("the cluster at {server}"),
+            key: sanitize(&format!("in-cluster_{server}")),
+            namespace: Some(namespace.to_string()),
+            service_account: service_account.map(str::to_string),
         }
     }
 }

@@ -214,6 +214,9 @@ async fn check_nodes(
             .filter(|run| !resume::chain(resumed).contains(run));
         return Err(match marked {
             Some(run) => other_run(&s.ctx, s.settings, &run).await.refusal(name, &run),
+            None if reach.via == crate::transport::Via::Ssh && s.settings.in_pod() => {
+                nodes::cannot_probe(name, why, reach.via).hint(IN_POD_NO_SSH)
+            }
             None => nodes::cannot_probe(name, why, reach.via),
         }
         .into());
@@ -290,3 +293,6 @@ async fn list_nodes(s: &Session<'_>, selector: Option<&str>) -> anyhow::Result<V
         Err(e) => Err(context::kube_failure("cannot list the cluster's nodes", e)),
     }
 }
+
+/// The hint for a node SSH cannot reach from inside a pod.
+pub(super) const IN_POD_NO_SSH: &str = "aks-patch runs in a pod here (KUBERNETES_SERVICE_HOST is set), and pods have no SSH path to the nodes: leave out --via ssh (in a pod the default is --via kube, through node-shell pods), or run it from a machine that can reach the nodes";
