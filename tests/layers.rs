@@ -51,6 +51,8 @@ const SRC_ACYCLIC_DIRS: &[&str] = &["azure", "kube", "node", "output", "ssh", "t
 
 /// `sim/src/`'s top-level modules, top to bottom.
 const SIM_LAYERS: &[&[&str]] = &[
+    // A fleet of clusters: each a whole emulator, behind one ARM front that spans them.
+    &["fleet"],
     // The routers: ARM, the Kubernetes API server, the control endpoint, the webhook sink.
     &["arm", "kube_api", "control", "webhook"],
     // The Entra token endpoint (served beside ARM) and what the state directory holds.

@@ -89,6 +89,11 @@ pub enum Fault {
     /// Node resource group lockdown (`--nrg-lockdown-restriction-level ReadOnly`): every
     /// write in the node resource group (run commands, restart) gets 403.
     NrgLockdown,
+    /// The cluster's Kubernetes API server refuses connections (its port is closed and its
+    /// open connections dropped), as an unreachable cluster's does; ARM still answers.
+    ApiServerDown,
+    /// Bring the API server back (undo api-server-down).
+    ApiServerUp,
     /// Clear every fault.
     Clear,
 }
@@ -124,6 +129,7 @@ impl Fault {
 
 #[derive(Default, Debug)]
 struct State {
+    api_server_down: bool,
     never_returns: BTreeSet<String>,
     slow_reboot: BTreeMap<String, f64>,
     ssh_down: BTreeSet<String>,
@@ -229,6 +235,8 @@ impl Faults {
             }
             Fault::RunCommandConflict { count } => s.run_command_conflict = count,
             Fault::NrgLockdown => s.nrg_lockdown = true,
+            Fault::ApiServerDown => s.api_server_down = true,
+            Fault::ApiServerUp => s.api_server_down = false,
             Fault::Clear => *s = State::default(),
         }
     }
@@ -343,6 +351,11 @@ impl Faults {
         false
     }
 
+    /// Whether the api-server-down fault holds.
+    pub fn api_server_down(&self) -> bool {
+        self.lock().api_server_down
+    }
+
     /// A summary for `aks-sim status`.
     pub fn describe(&self) -> serde_json::Value {
         let s = self.lock();
@@ -367,6 +380,7 @@ impl Faults {
             "nrgLockdown": s.nrg_lockdown,
             "imagePullFailure": s.image_pull_failure,
             "execRefused": s.exec_refused,
+            "apiServerDown": s.api_server_down,
         })
     }
 }

@@ -12,6 +12,7 @@ pub mod cron;
 pub mod entra;
 pub mod events;
 pub mod faults;
+pub mod fleet;
 pub mod ids;
 pub mod kube_api;
 pub mod model;
@@ -38,6 +39,7 @@ use tokio::sync::watch;
 
 pub use events::SimEvent;
 pub use faults::Fault;
+pub use fleet::{Fleet, FleetConfig, FleetScenario};
 pub use scenario::Scenario;
 pub use state_dir::{env_for, kubeconfig, read_endpoints, Endpoints};
 use tokens::Tokens;
@@ -58,8 +60,17 @@ pub struct Shared {
     /// What ARM operations changed (node images) and their long-running operations.
     pub arm_state: arm::ArmState,
     pub faults: faults::Faults,
-    pub tokens: Tokens,
+    /// The tokens ARM, Entra and the API server accept; one set for every cluster of a fleet
+    /// (one tenant, one credential).
+    pub tokens: Arc<Tokens>,
     pub ca: tls::Ca,
+    /// Where the credentials live for clients (the `az` stand-in and its token files,
+    /// `sp.json`, the federated token): the state directory, or a fleet's.
+    pub credential_dir: PathBuf,
+    /// The subscriptions the credential sees (the `az` stand-in's accounts), the emulator's own first.
+    pub subscriptions: Vec<String>,
+    /// Whether the Kubernetes API server accepts connections (the `api-server-down` fault closes it).
+    pub api_server_up: watch::Sender<bool>,
     /// The machines, in scenario order.
     pub nodes: Vec<model::NodeSpec>,
     pub node_prefix: [u8; 3],
@@ -113,6 +124,10 @@ impl Shared {
             }
         }
         self.faults.set(fault);
+        self.api_server_up.send_if_modified(|up| {
+            let now = !self.faults.api_server_down();
+            std::mem::replace(up, now) != now
+        });
         self.events.record(
             events::kinds::FAULT,
             fault.node(),
@@ -134,6 +149,8 @@ pub struct SimConfig {
     pub arm_port: u16,
     pub kube_port: u16,
     pub control_port: u16,
+    /// Set when the cluster is one of a fleet's: it serves no ARM of its own.
+    pub(crate) member: Option<fleet::Membership>,
 }
 
 impl SimConfig {
@@ -144,6 +161,7 @@ impl SimConfig {
             arm_port: 0,
             kube_port: 0,
             control_port: 0,
+            member: None,
         }
     }
 }
@@ -166,7 +184,20 @@ impl Sim {
             .with_context(|| format!("cannot create state directory {}", cfg.state_dir.display()))?;
         let state_dir = std::fs::canonicalize(&cfg.state_dir)?;
         let (prefix, prefix_lock) = claim_prefix(cfg.scenario.ssh_port)?;
-        let ca = tls::Ca::generate().context("cannot generate the emulator's CA")?;
+        let (ca, tokens, credential_dir, subscriptions) = match &cfg.member {
+            Some(m) => (
+                m.ca.clone(),
+                m.tokens.clone(),
+                m.credential_dir.clone(),
+                m.subscriptions.clone(),
+            ),
+            None => (
+                tls::Ca::generate().context("cannot generate the emulator's CA")?,
+                Arc::new(Tokens::new()),
+                state_dir.clone(),
+                vec![cfg.scenario.subscription_id.clone()],
+            ),
+        };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let nodes = model::nodes(&cfg.scenario, prefix);
         let shared = Arc::new(Shared {
@@ -179,8 +210,11 @@ impl Sim {
             containers: Default::default(),
             arm_state: arm::ArmState::default(),
             faults: faults::Faults::default(),
-            tokens: Tokens::new(),
+            tokens,
             ca,
+            credential_dir,
+            subscriptions,
+            api_server_up: watch::channel(true).0,
             nodes,
             node_prefix: prefix,
             endpoints: OnceLock::new(),
@@ -189,9 +223,15 @@ impl Sim {
             started: std::time::Instant::now(),
         });
 
-        let arm_l = TcpListener::bind(("127.0.0.1", cfg.arm_port))
-            .await
-            .context("cannot bind the ARM endpoint")?;
+        // A fleet's cluster is served by the fleet's one ARM endpoint.
+        let arm_l = match &cfg.member {
+            Some(_) => None,
+            None => Some(
+                TcpListener::bind(("127.0.0.1", cfg.arm_port))
+                    .await
+                    .context("cannot bind the ARM endpoint")?,
+            ),
+        };
         let kube_l = TcpListener::bind(("127.0.0.1", cfg.kube_port))
             .await
             .context("cannot bind the Kubernetes API endpoint")?;
@@ -202,7 +242,11 @@ impl Sim {
             .await
             .context("cannot bind the webhook sink")?;
         let endpoints = Endpoints {
-            arm_url: format!("https://127.0.0.1:{}", arm_l.local_addr()?.port()),
+            arm_url: match (&arm_l, &cfg.member) {
+                (Some(l), _) => format!("https://127.0.0.1:{}", l.local_addr()?.port()),
+                (None, Some(m)) => m.arm_url.clone(),
+                (None, None) => unreachable!("an emulator without a fleet binds its own ARM endpoint"),
+            },
             kube_url: format!("https://127.0.0.1:{}", kube_l.local_addr()?.port()),
             control_url: format!("http://127.0.0.1:{}", ctl_l.local_addr()?.port()),
             webhook_url: format!("https://127.0.0.1:{}", hook_l.local_addr()?.port()),
@@ -227,23 +271,26 @@ impl Sim {
         tasks.push(tokio::spawn(state_dir::az::renew_aks_token(shared.clone())));
 
         let tls = shared.ca.server_config()?;
-        tasks.push(server::spawn(
-            arm_l,
-            arm::router(shared.clone()),
-            Some(tls.clone()),
-            shutdown_rx.clone(),
-        ));
+        if let Some(arm_l) = arm_l {
+            tasks.push(server::spawn(
+                arm_l,
+                arm::router(shared.clone()),
+                Some(tls.clone()),
+                shutdown_rx.clone(),
+            ));
+        }
         tasks.push(server::spawn(
             hook_l,
             webhook::router(shared.clone()),
             Some(tls.clone()),
             shutdown_rx.clone(),
         ));
-        tasks.push(server::spawn(
+        tasks.push(server::spawn_closable(
             kube_l,
             kube_api::router(shared.clone()),
             Some(tls),
             shutdown_rx.clone(),
+            shared.api_server_up.subscribe(),
         ));
         tasks.push(server::spawn(
             ctl_l,

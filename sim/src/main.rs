@@ -19,7 +19,8 @@ enum Command {
         /// Where the emulator writes its CA, kubeconfig, SSH keys, `az` stand-in and sim.json.
         #[arg(long)]
         state_dir: PathBuf,
-        /// A scenario file (YAML); the built-in default when absent.
+        /// A scenario file (YAML); the built-in default when absent. A fleet scenario (with
+        /// `clusters:`) starts every cluster behind one ARM endpoint.
         #[arg(long)]
         scenario: Option<PathBuf>,
         /// Scale the Linux nodes to this count.
@@ -41,6 +42,9 @@ enum Command {
     Status {
         #[arg(long)]
         state_dir: PathBuf,
+        /// In a fleet: the cluster (by name).
+        #[arg(long)]
+        cluster: Option<String>,
         /// `json` for the whole status, `table` for a summary.
         #[arg(short, long, default_value = "table")]
         output: String,
@@ -49,6 +53,9 @@ enum Command {
     Fault {
         #[arg(long)]
         state_dir: PathBuf,
+        /// In a fleet: the cluster the fault is for (by name).
+        #[arg(long)]
+        cluster: Option<String>,
         #[command(subcommand)]
         fault: Fault,
     },
@@ -84,6 +91,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             arm_port,
             kube_port,
         } => {
+            if let Some(path) = scenario.as_ref().filter(|p| is_fleet_file(p)) {
+                anyhow::ensure!(
+                    nodes.is_none() && kube_port == 0,
+                    "--nodes and --kube-port are for one cluster: a fleet scenario sets each cluster's pools, and its API servers take free ports"
+                );
+                return up_fleet(&state_dir, path, arm_port).await;
+            }
             let mut sc = match &scenario {
                 Some(p) => Scenario::load(p)?,
                 None => Scenario::default_scenario(),
@@ -137,9 +151,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Status { state_dir, output } => {
-            let ep = aks_sim::read_endpoints(&state_dir)?;
-            let status: serde_json::Value = control_get(&ep.control_url, "/status").await?;
+        Command::Status {
+            state_dir,
+            cluster,
+            output,
+        } => {
+            let control_url = control_url(&state_dir, cluster.as_deref())?;
+            let status: serde_json::Value = control_get(&control_url, "/status").await?;
             match output.as_str() {
                 "json" => println!("{}", serde_json::to_string_pretty(&status)?),
                 "table" => {
@@ -172,10 +190,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Fault { state_dir, fault } => {
-            let ep = aks_sim::read_endpoints(&state_dir)?;
+        Command::Fault {
+            state_dir,
+            cluster,
+            fault,
+        } => {
+            let control_url = control_url(&state_dir, cluster.as_deref())?;
             let resp = reqwest::Client::new()
-                .post(format!("{}/faults", ep.control_url))
+                .post(format!("{control_url}/faults"))
                 .json(&fault)
                 .send()
                 .await
@@ -191,12 +213,83 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&body["applied"])?);
             Ok(())
         }
+        Command::Check { scenario } if is_fleet_file(&scenario) => {
+            let sc = aks_sim::FleetScenario::load(&scenario)?;
+            print!("{}", serde_yaml_ng::to_string(&sc)?);
+            Ok(())
+        }
         Command::Check { scenario } => {
             let sc = Scenario::load(&scenario)?;
             print!("{}", serde_yaml_ng::to_string(&sc)?);
             Ok(())
         }
     }
+}
+
+/// Whether the scenario file is a fleet's (unreadable files are left to the loader's error).
+fn is_fleet_file(path: &std::path::Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| aks_sim::FleetScenario::is_fleet(&t))
+}
+
+/// The control endpoint of the emulator in `state_dir`; in a fleet's, of the cluster named.
+fn control_url(state_dir: &std::path::Path, cluster: Option<&str>) -> anyhow::Result<String> {
+    match (aks_sim::fleet::read_members(state_dir), cluster) {
+        (None, None) => Ok(aks_sim::read_endpoints(state_dir)?.control_url),
+        (None, Some(_)) => anyhow::bail!(
+            "{} is one cluster's state directory, not a fleet's: leave out --cluster",
+            state_dir.display()
+        ),
+        (Some(members), name) => {
+            let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+            let Some(name) = name else {
+                anyhow::bail!(
+                    "{} is a fleet's state directory: name the cluster with --cluster (one of {})",
+                    state_dir.display(),
+                    names.join(", ")
+                );
+            };
+            members
+                .iter()
+                .find(|m| m.name.eq_ignore_ascii_case(name))
+                .map(|m| m.control_url.clone())
+                .ok_or_else(|| anyhow::anyhow!("the fleet has no cluster `{name}` (it has {})", names.join(", ")))
+        }
+    }
+}
+
+/// `aks-sim up` with a fleet scenario: every cluster, one ARM endpoint, until stopped.
+async fn up_fleet(state_dir: &std::path::Path, path: &std::path::Path, arm_port: u16) -> anyhow::Result<()> {
+    let sc = aks_sim::FleetScenario::load(path)?;
+    let mut cfg = aks_sim::FleetConfig::new(state_dir, sc);
+    cfg.arm_port = arm_port;
+    let t0 = std::time::Instant::now();
+    let fleet = aks_sim::Fleet::start(cfg).await?;
+    eprintln!(
+        "aks-sim: fleet of {} clusters up in {:.1}s, ARM {}",
+        fleet.clusters.len(),
+        t0.elapsed().as_secs_f64(),
+        fleet.endpoints().arm_url
+    );
+    for m in fleet.members() {
+        eprintln!(
+            "aks-sim:   {}/{}/{}: Kubernetes API {}, nodes {}.x",
+            m.subscription_id, m.resource_group, m.name, m.kube_url, m.node_prefix
+        );
+    }
+    eprintln!(
+        "aks-sim: point your shell at it with: eval \"$(aks-sim env --state-dir {})\"",
+        fleet.state_dir().display()
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("aks-sim: stopping");
+    let _ = std::fs::remove_file(fleet.state_dir().join("sim.json"));
+    let _ = std::fs::remove_file(fleet.state_dir().join("fleet.json"));
+    fleet.shutdown().await;
+    Ok(())
 }
 
 async fn control_get(base: &str, path: &str) -> anyhow::Result<serde_json::Value> {

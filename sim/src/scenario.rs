@@ -140,6 +140,13 @@ pub struct ClusterSpec {
     /// `aksManagedNodeOSUpgradeSchedule`; `[]`: none).
     #[serde(default)]
     pub maintenance_configurations: Option<Vec<MaintenanceConfigSpec>>,
+    /// The managed cluster's Azure tags (ARM's `tags`, Resource Graph's `tags`).
+    #[serde(default = "default_tags")]
+    pub tags: BTreeMap<String, String>,
+}
+
+fn default_tags() -> BTreeMap<String, String> {
+    BTreeMap::from([("environment".to_string(), "aks-sim".to_string())])
 }
 
 /// One `maintenanceConfigurations/{name}`: its `properties.maintenanceWindow`, served as given
@@ -563,7 +570,7 @@ impl Scenario {
         self.cluster.aad_profile.is_some_and(|a| a.managed)
     }
 
-    fn validate(&self, origin: &str) -> Result<(), ScenarioError> {
+    pub(crate) fn validate(&self, origin: &str) -> Result<(), ScenarioError> {
         let err = |field: String, message: String| ScenarioError::Invalid {
             origin: origin.to_string(),
             field,
@@ -864,7 +871,7 @@ fn validate_update(u: &PackageUpdate) -> Result<(), String> {
     Ok(())
 }
 
-fn valid_name(s: &str) -> bool {
+pub(crate) fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 90 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.()".contains(c))
 }
 
@@ -877,10 +884,10 @@ fn valid_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-fn default_subscription() -> String {
+pub(crate) fn default_subscription() -> String {
     "00000000-1111-2222-3333-444444444444".into()
 }
-fn default_tenant() -> String {
+pub(crate) fn default_tenant() -> String {
     "72f988bf-86f1-41af-91ab-2d7cd011db47".into()
 }
 fn default_rg() -> String {
@@ -931,7 +938,7 @@ fn default_grace() -> i64 {
 fn default_image() -> String {
     "mcr.microsoft.com/azuredocs/aks-helloworld:v1".into()
 }
-fn default_arm_page_size() -> usize {
+pub(crate) fn default_arm_page_size() -> usize {
     ARM_PAGE_SIZE
 }
 

@@ -51,9 +51,77 @@ pub fn spawn(
     })
 }
 
-async fn serve_conn<I>(io: I, router: Router, peer: SocketAddr, mut shutdown: watch::Receiver<bool>)
+/// [`spawn`], for a server that can go away and come back: while `up` is false the port is
+/// closed (clients get "connection refused") and the connections it had are dropped, as
+/// when an API server is unreachable; when `up` turns true again it listens on the same
+/// address.
+pub fn spawn_closable(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    mut shutdown: watch::Receiver<bool>,
+    mut up: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    tokio::spawn(async move {
+        let Ok(addr) = listener.local_addr() else {
+            return;
+        };
+        let mut listener = (*up.borrow_and_update()).then_some(listener);
+        // Every connection ends when this changes (the server went down, or shuts down).
+        let (cut_tx, cut_rx) = watch::channel(0u64);
+        loop {
+            let Some(l) = listener.as_ref() else {
+                tokio::select! {
+                    r = up.changed() => {
+                        if r.is_err() { break; }
+                        if *up.borrow_and_update() {
+                            match TcpListener::bind(addr).await {
+                                Ok(l) => listener = Some(l),
+                                Err(e) => tracing::warn!("cannot listen on {addr} again: {e}"),
+                            }
+                        }
+                    }
+                    _ = shutdown.changed() => break,
+                }
+                continue;
+            };
+            let (stream, peer) = tokio::select! {
+                r = l.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => { tracing::warn!("accept failed: {e}"); continue; }
+                },
+                r = up.changed() => {
+                    if r.is_err() { break; }
+                    if !*up.borrow_and_update() {
+                        listener = None;
+                        cut_tx.send_modify(|n| *n += 1);
+                    }
+                    continue;
+                }
+                _ = shutdown.changed() => break,
+            };
+            let router = router.clone();
+            let acceptor = acceptor.clone();
+            let cut = cut_rx.clone();
+            tokio::spawn(async move {
+                match acceptor {
+                    Some(acc) => match acc.accept(stream).await {
+                        Ok(tls) => serve_conn(TokioIo::new(CloseNotify(tls)), router, peer, cut).await,
+                        Err(e) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
+                    },
+                    None => serve_conn(TokioIo::new(stream), router, peer, cut).await,
+                }
+            });
+        }
+        cut_tx.send_modify(|n| *n += 1);
+    })
+}
+
+async fn serve_conn<I, T>(io: I, router: Router, peer: SocketAddr, mut shutdown: watch::Receiver<T>)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    T: Send + Sync + 'static,
 {
     let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let router = router.clone();

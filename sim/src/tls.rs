@@ -13,6 +13,7 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+#[derive(Clone)]
 pub struct Ca {
     /// PEM of the CA certificate: what clients trust.
     pub ca_pem: String,

@@ -182,6 +182,24 @@ pub struct Running {
 }
 
 impl Running {
+    /// Follow `child`'s stderr as it comes.
+    fn read(mut child: tokio::process::Child) -> Running {
+        use tokio::io::AsyncReadExt;
+        let mut pipe = child.stderr.take().expect("piped stderr");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let seen = stderr.clone();
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Running { child, stderr, reader }
+    }
+
     /// What the run printed on stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
@@ -246,18 +264,7 @@ impl Cluster {
 
     /// `aks-patch ARGS` with the emulator's environment, not started yet.
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_aks-patch"));
-        c.args(args);
-        for (k, v) in self.sim.env() {
-            c.env(k, v);
-        }
-        c.env("NO_COLOR", "1")
-            .env_remove("AKS_PATCH_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        c
+        aks_patch_command(self.sim.env(), args)
     }
 
     /// `aks-patch ARGS -g RG -n CLUSTER`, not started yet.
@@ -283,21 +290,7 @@ impl Cluster {
 
     /// `aks-patch ARGS -g RG -n CLUSTER` started as a shell job, its stderr read as it comes.
     pub fn start_job(&self, args: &[&str]) -> Running {
-        use tokio::io::AsyncReadExt;
-        let mut child = self.spawn_job(args);
-        let mut pipe = child.stderr.take().expect("piped stderr");
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let seen = stderr.clone();
-        let reader = tokio::spawn(async move {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                seen.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Running { child, stderr, reader }
+        Running::read(self.spawn_job(args))
     }
 
     /// Hold `node`'s package lock, as a running unattended-upgrades (the dpkg lock) or
@@ -434,6 +427,83 @@ impl Cluster {
         logs.iter()
             .map(|p| std::fs::read_to_string(p).unwrap_or_default())
             .collect()
+    }
+}
+
+/// `aks-patch ARGS` with environment `env`, not started yet.
+pub fn aks_patch_command(env: Vec<(String, String)>, args: &[&str]) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_aks-patch"));
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.env("NO_COLOR", "1")
+        .env_remove("AKS_PATCH_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    c
+}
+
+/// A running fleet of emulated clusters for `aks-patch fleet ...`: one ARM endpoint (and
+/// one credential, CA and SSH key) for all, and a [`Cluster`] per cluster, in scenario
+/// order, with its own API server, nodes and event log.
+pub struct Fleet {
+    pub fleet: aks_sim::Fleet,
+    pub clusters: Vec<Cluster>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    /// Start the fleet scenario `yaml` (see docs/scenario.md, "Fleets").
+    pub async fn start(yaml: &str) -> Fleet {
+        let FleetEmulator { fleet, clusters, dir } = FleetEmulator::start_yaml(yaml, "test fleet scenario").await;
+        Fleet {
+            fleet,
+            clusters: clusters.into_iter().map(|emu| Cluster { emu }).collect(),
+            dir,
+        }
+    }
+
+    /// The cluster named `name`.
+    pub fn cluster(&self, name: &str) -> &Cluster {
+        self.clusters
+            .iter()
+            .find(|c| c.sim.endpoints().cluster_name == name)
+            .unwrap_or_else(|| panic!("the fleet has a cluster named {name}"))
+    }
+
+    /// `aks-patch ARGS` with the fleet's environment (its ARM endpoint, credential, CA, SSH
+    /// key, and `AKS_PATCH_STATE_DIR` in the fleet's state directory), not started yet.
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        aks_patch_command(self.fleet.env(), args)
+    }
+
+    /// `aks-patch ARGS` run to its end.
+    pub async fn run(&self, args: &[&str]) -> Run {
+        finish(self.command(args).spawn().expect("aks-patch starts")).await
+    }
+
+    /// `aks-patch ARGS` started as a shell job (its own process group), its stderr read as
+    /// it comes, for Ctrl-C tests.
+    pub fn start_job(&self, args: &[&str]) -> Running {
+        let mut cmd = self.command(args);
+        cmd.process_group(0);
+        Running::read(cmd.spawn().expect("aks-patch starts"))
+    }
+
+    /// aks-patch's state directory for fleet runs.
+    pub fn state_dir(&self) -> PathBuf {
+        self.fleet.state_dir().join("aks-patch")
+    }
+
+    /// Stop every cluster and the ARM endpoint.
+    pub async fn shutdown(self) {
+        for c in self.clusters {
+            c.emu.shutdown().await;
+        }
+        self.fleet.shutdown().await;
     }
 }
 

@@ -246,7 +246,7 @@ impl<'a> Ctx<'a> {
             "location": loc,
             "name": name,
             "type": "Microsoft.ContainerService/ManagedClusters",
-            "tags": {"environment": "aks-sim"},
+            "tags": s.cluster.tags,
             "eTag": &stable_hex(&format!("{name}/etag"))[..8],
             "properties": props,
             "identity": {

@@ -48,21 +48,19 @@ pub struct ArmState {
 
 struct Arm {
     shared: Arc<Shared>,
-    reads_left: AtomicU32,
-    writes_left: AtomicU32,
+    quota: Quota,
 }
 
 pub fn router(shared: Arc<Shared>) -> axum::Router {
     let arm = Arc::new(Arm {
         shared,
-        reads_left: AtomicU32::new(12000),
-        writes_left: AtomicU32::new(1200),
+        quota: Quota::default(),
     });
     axum::Router::new().fallback(handle).with_state(arm)
 }
 
 /// An error in ARM's shape: `{"error":{"code","message"}}`.
-pub(super) fn arm_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn arm_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (
         status,
         axum::Json(json!({"error": {"code": code, "message": message.into()}})),
@@ -74,7 +72,7 @@ fn not_found_fix(what: &str) -> String {
     format!("{what} For more details please go to https://aka.ms/ARMResourceNotFoundFix")
 }
 
-pub(super) fn resource_not_found(rtype: &str, name: &str, rg: &str) -> Response {
+pub(crate) fn resource_not_found(rtype: &str, name: &str, rg: &str) -> Response {
     arm_error(
         StatusCode::NOT_FOUND,
         "ResourceNotFound",
@@ -85,26 +83,87 @@ pub(super) fn resource_not_found(rtype: &str, name: &str, rg: &str) -> Response 
 }
 
 async fn handle(State(arm): State<Arc<Arm>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let correlation = headers
-        .get("x-ms-correlation-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| uuid::Uuid::parse_str(v).is_ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let segs: Vec<String> = uri
-        .path()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
-        .collect();
-    let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
-    let query = parse_pairs(uri.query().unwrap_or(""));
-
+    let req = ArmRequest::parse(method, &uri, headers, body);
     // Entra ID lives on the same server (AZURE_AUTHORITY_HOST = the ARM URL).
-    let entra = match lower.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        [_, "oauth2", "v2.0", "token"] => Some(if method == Method::POST {
-            entra::token_endpoint(&arm.shared, &segs[0], &body)
+    let entra = entra_call(&arm.shared, &req);
+    let is_entra = entra.is_some();
+    let resp = match entra {
+        Some(r) => r,
+        None => arm_call(
+            &arm,
+            &req.method,
+            &req.segs,
+            &req.lower,
+            &req.query,
+            &req.headers,
+            &req.body,
+        ),
+    };
+    let quota = (!is_entra).then_some(&arm.quota);
+    finish(resp, &req, &arm.shared.scenario.cluster.location, quota)
+}
+
+/// An ARM (or Entra) request, its path in segments as sent and lower-cased.
+pub(crate) struct ArmRequest {
+    pub(crate) method: Method,
+    pub(crate) path: String,
+    pub(crate) segs: Vec<String>,
+    pub(crate) lower: Vec<String>,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+impl ArmRequest {
+    pub(crate) fn parse(method: Method, uri: &Uri, headers: HeaderMap, body: Bytes) -> ArmRequest {
+        let segs: Vec<String> = uri
+            .path()
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .collect();
+        let lower = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
+        ArmRequest {
+            method,
+            path: uri.path().to_string(),
+            segs,
+            lower,
+            query: parse_pairs(uri.query().unwrap_or("")),
+            headers,
+            body,
+        }
+    }
+
+    pub(crate) fn lower_refs(&self) -> Vec<&str> {
+        self.lower.iter().map(String::as_str).collect()
+    }
+
+    /// The `api-version` query parameter, when given (else answer [`missing_api_version`]).
+    pub(crate) fn api_version(&self) -> Option<&str> {
+        api_version_of(&self.query)
+    }
+}
+
+/// What is left of the subscription's request quota (ARM's `x-ms-ratelimit-remaining-*` headers).
+pub(crate) struct Quota {
+    reads_left: AtomicU32,
+    writes_left: AtomicU32,
+}
+
+impl Default for Quota {
+    fn default() -> Quota {
+        Quota {
+            reads_left: AtomicU32::new(12000),
+            writes_left: AtomicU32::new(1200),
+        }
+    }
+}
+
+/// The Entra ID endpoints' answer, when the request is for one of them.
+pub(crate) fn entra_call(shared: &Shared, req: &ArmRequest) -> Option<Response> {
+    match req.lower_refs().as_slice() {
+        [_, "oauth2", "v2.0", "token"] => Some(if req.method == Method::POST {
+            entra::token_endpoint(shared, &req.segs[0], &req.body)
         } else {
             entra::entra_error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -113,15 +172,23 @@ async fn handle(State(arm): State<Arc<Arm>>, method: Method, uri: Uri, headers: 
                 "The endpoint only accepts POST requests.",
             )
         }),
-        [_, "v2.0", ".well-known", "openid-configuration"] => Some(entra::openid_configuration(&arm.shared, &segs[0])),
+        [_, "v2.0", ".well-known", "openid-configuration"] => Some(entra::openid_configuration(shared, &req.segs[0])),
         _ => None,
-    };
-    let is_entra = entra.is_some();
-    let mut resp = match entra {
-        Some(r) => r,
-        None => arm_call(&arm, &method, &segs, &lower, &query, &headers, &body),
-    };
-    tracing::debug!("ARM {} {} -> {}", method, uri.path(), resp.status().as_u16());
+    }
+}
+
+/// ARM's response headers on `resp`: request ids, routing, and (with a quota) the
+/// remaining reads or writes.
+pub(crate) fn finish(mut resp: Response, req: &ArmRequest, location: &str, quota: Option<&Quota>) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let correlation = req
+        .headers
+        .get("x-ms-correlation-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| uuid::Uuid::parse_str(v).is_ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    tracing::debug!("ARM {} {} -> {}", req.method, req.path, resp.status().as_u16());
     let h = resp.headers_mut();
     let mut put = |name: &'static str, value: String| {
         if let Ok(v) = HeaderValue::from_str(&value) {
@@ -134,16 +201,16 @@ async fn handle(State(arm): State<Arc<Arm>>, method: Method, uri: Uri, headers: 
         "x-ms-routing-request-id",
         format!(
             "{}:{}:{request_id}",
-            arm.shared.scenario.cluster.location.to_ascii_uppercase(),
+            location.to_ascii_uppercase(),
             jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ")
         ),
     );
     put("cache-control", "no-cache".into());
-    if !is_entra {
-        let (name, counter) = if method == Method::GET {
-            ("x-ms-ratelimit-remaining-subscription-reads", &arm.reads_left)
+    if let Some(q) = quota {
+        let (name, counter) = if req.method == Method::GET {
+            ("x-ms-ratelimit-remaining-subscription-reads", &q.reads_left)
         } else {
-            ("x-ms-ratelimit-remaining-subscription-writes", &arm.writes_left)
+            ("x-ms-ratelimit-remaining-subscription-writes", &q.writes_left)
         };
         let left = counter
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_sub(1)))
@@ -151,6 +218,24 @@ async fn handle(State(arm): State<Arc<Arm>>, method: Method, uri: Uri, headers: 
         put(name, left.saturating_sub(1).to_string());
     }
     resp
+}
+
+/// The `api-version` query parameter, when given (else answer [`missing_api_version`]).
+pub(crate) fn api_version_of(query: &[(String, String)]) -> Option<&str> {
+    query
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("api-version"))
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+/// ARM's 400 for a request without `api-version`.
+pub(crate) fn missing_api_version() -> Response {
+    arm_error(
+        StatusCode::BAD_REQUEST,
+        "MissingApiVersionParameter",
+        "The api-version query parameter (?api-version=) is required for all requests.",
+    )
 }
 
 fn arm_call(
@@ -202,19 +287,8 @@ fn arm_call(
         }
         None => {}
     }
-    let api_version = query
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("api-version"))
-        .map(|(_, v)| v.as_str());
-    let api_version = match api_version {
-        None | Some("") => {
-            return arm_error(
-                StatusCode::BAD_REQUEST,
-                "MissingApiVersionParameter",
-                "The api-version query parameter (?api-version=) is required for all requests.",
-            )
-        }
-        Some(v) => v,
+    let Some(api_version) = api_version_of(query) else {
+        return missing_api_version();
     };
     let l: Vec<&str> = lower.iter().map(String::as_str).collect();
     if let Some(r) = check_api_version(shared, &l, api_version) {
@@ -252,7 +326,7 @@ fn arm_call(
 /// [`crate::api_versions`]): for ARM's own resources (and any malformed version) 400
 /// `InvalidApiVersionParameter` listing ARM's versions; for a provider's type 400
 /// `NoRegisteredProviderFound` naming the location, the type and its versions.
-fn check_api_version(shared: &Shared, path: &[&str], version: &str) -> Option<Response> {
+pub(crate) fn check_api_version(shared: &Shared, path: &[&str], version: &str) -> Option<Response> {
     use crate::api_versions::{ApiType, RESOURCES};
     let t = ApiType::of(path);
     if valid_api_version(version) && t.is_none_or(|t| t.accepts(version)) {
@@ -292,7 +366,7 @@ fn valid_api_version(v: &str) -> bool {
 
 /// Authenticate the bearer token as ARM does.
 /// `None` when the token is good, else ARM's 401.
-fn check_token(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+pub(crate) fn check_token(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
     let fail = |code: &str, message: String, desc: &str| {
         let mut r = arm_error(StatusCode::UNAUTHORIZED, code, message);
         let www = format!(
@@ -348,7 +422,37 @@ fn check_token(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
     ))
 }
 
-pub(super) fn ok(body: Value) -> Response {
+/// One managed cluster as ARM shows it (`GET managedClusters/{name}`), for a fleet's lists.
+pub(crate) fn managed_cluster_json(shared: &Arc<Shared>, api_version: &str) -> Value {
+    ctx_for(shared, api_version, |ctx| ctx.cluster_json(routes::Cluster::Main))
+}
+
+/// The resource groups of a cluster (its own and its node resource group), by name, as ARM
+/// shows them.
+pub(crate) fn resource_groups_json(shared: &Arc<Shared>, api_version: &str) -> Vec<(String, Value)> {
+    ctx_for(shared, api_version, |ctx| {
+        ctx.resource_groups()
+            .into_iter()
+            .map(|rg| {
+                let v = ctx.rg_json(&rg);
+                (rg, v)
+            })
+            .collect()
+    })
+}
+
+fn ctx_for<T>(shared: &Arc<Shared>, api_version: &str, f: impl FnOnce(&Ctx) -> T) -> T {
+    f(&Ctx {
+        shared,
+        method: &Method::GET,
+        segs: &[],
+        query: &[],
+        api_version,
+        body: &[],
+    })
+}
+
+pub(crate) fn ok(body: Value) -> Response {
     (StatusCode::OK, axum::Json(body)).into_response()
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 pub const CLI_USER: &str = "operator@aks-sim.example";
 
 fn az_dir(shared: &Shared) -> std::path::PathBuf {
-    shared.state_dir.join("az")
+    shared.credential_dir.join("az")
 }
 
 /// Write the current ARM token where the `az` stand-in reads it, issuing a fresh one when
@@ -68,11 +68,12 @@ pub async fn renew_aks_token(shared: Arc<Shared>) {
 }
 
 /// Write the stand-in `az` into `<state-dir>/bin/az`, its token file, the service
-/// principal (`<state-dir>/sp.json`) and the federated token (`<state-dir>/federated-token`).
+/// principal (`<state-dir>/sp.json`) and the federated token (`<state-dir>/federated-token`)
+/// (a fleet's: into the fleet's state directory).
 pub fn write_standin(shared: &Shared) -> anyhow::Result<()> {
     use anyhow::Context;
     use std::os::unix::fs::PermissionsExt;
-    let d = &shared.state_dir;
+    let d = &shared.credential_dir;
     refresh_arm_token(shared)?;
     refresh_aks_token(shared)?;
 
@@ -104,6 +105,7 @@ pub fn write_standin(shared: &Shared) -> anyhow::Result<()> {
             &sh_quote(&az_dir(shared).join("aks-token").display().to_string()),
         )
         .replace("@SUB@", &sh_quote(&shared.scenario.subscription_id))
+        .replace("@SUBS@", &sh_quote(&shared.subscriptions.join(" ")))
         .replace("@SUB_NAME@", &sh_quote(SUBSCRIPTION_NAME))
         .replace("@TENANT@", &sh_quote(&shared.scenario.tenant_id))
         .replace("@USER@", &sh_quote(CLI_USER));
@@ -117,12 +119,13 @@ pub fn write_standin(shared: &Shared) -> anyhow::Result<()> {
 
 /// The Azure CLI stand-in. Values in `@...@` are filled in shell-quoted.
 const AZ_SCRIPT: &str = r#"#!/bin/sh
-# Stand-in for the Azure CLI, written by aks-sim: it knows one signed-in account (the
-# emulator's subscription) and two commands, `az account get-access-token` and
+# Stand-in for the Azure CLI, written by aks-sim: it knows the emulator's subscriptions
+# (the first is the default account) and two commands, `az account get-access-token` and
 # `az account show`. Anything else fails as the real CLI does for an unknown command.
 TOKEN_FILE=@TOKEN_FILE@
 AKS_TOKEN_FILE=@AKS_TOKEN_FILE@
 SUB=@SUB@
+SUBS=@SUBS@
 SUB_NAME=@SUB_NAME@
 TENANT=@TENANT@
 USER_NAME=@USER@
@@ -157,8 +160,11 @@ while [ $# -gt 0 ]; do
 done
 
 case "$output" in json|jsonc|tsv) ;; *) err "argument --output/-o: invalid choice: '$output' (aks-sim's stand-in supports json and tsv)" ;; esac
-if [ -n "$subscription" ] && [ "$subscription" != "$SUB" ] && [ "$subscription" != "$SUB_NAME" ]; then
-    err "Subscription '$subscription' not found. Check the spelling and casing and try again."
+if [ -n "$subscription" ] && [ "$subscription" != "$SUB_NAME" ]; then
+    case " $SUBS " in
+        *" $subscription "*) SUB=$subscription ;;
+        *) err "Subscription '$subscription' not found. Check the spelling and casing and try again." ;;
+    esac
 fi
 [ -r "$TOKEN_FILE" ] || err "Please run 'az login' to setup account."
 

@@ -47,7 +47,10 @@ pub fn write(shared: &Shared) -> anyhow::Result<()> {
     let d = &shared.state_dir;
     std::fs::write(d.join("ca.pem"), &shared.ca.ca_pem)?;
     write_private(&d.join("kubeconfig"), &kubeconfig(shared, false))?;
-    az::write_standin(shared)?;
+    // A fleet writes its one `az` stand-in itself.
+    if shared.credential_dir == shared.state_dir {
+        az::write_standin(shared)?;
+    }
     std::fs::write(d.join("sim.json"), serde_json::to_string_pretty(shared.endpoints())?)?;
     Ok(())
 }
@@ -108,7 +111,7 @@ pub fn sh_quote(s: &str) -> String {
 
 /// Write a file only its owner may read (0600), beside it first and then renamed, so that
 /// a reader never sees it half written.
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");

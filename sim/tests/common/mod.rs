@@ -362,6 +362,101 @@ impl Emulator {
     }
 }
 
+/// A running fleet of emulated clusters (one ARM endpoint, a Kubernetes API server, nodes
+/// and event log per cluster) in a scratch directory: the fleet, and an [`Emulator`] per
+/// cluster, in scenario order, with everything a single-cluster test uses.
+pub struct FleetEmulator {
+    pub fleet: aks_sim::Fleet,
+    pub clusters: Vec<Emulator>,
+    pub dir: tempfile::TempDir,
+}
+
+impl FleetEmulator {
+    pub async fn start(scenario: aks_sim::FleetScenario) -> FleetEmulator {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut fleet = aks_sim::Fleet::start(aks_sim::FleetConfig::new(dir.path().join("state"), scenario))
+            .await
+            .expect("the aks-sim fleet starts");
+        let mut clusters = vec![];
+        for sim in std::mem::take(&mut fleet.clusters) {
+            let client = client(sim.state_dir()).await;
+            let dir = tempfile::tempdir().expect("temp dir");
+            clusters.push(Emulator { sim, client, dir });
+        }
+        FleetEmulator { fleet, clusters, dir }
+    }
+
+    /// Start the fleet scenario `yaml` (a test's own; parse errors name `what`).
+    pub async fn start_yaml(yaml: &str, what: &str) -> FleetEmulator {
+        FleetEmulator::start(aks_sim::FleetScenario::parse(yaml, what).expect("the fleet scenario parses")).await
+    }
+
+    /// The cluster named `name`.
+    pub fn cluster(&self, name: &str) -> &Emulator {
+        self.clusters
+            .iter()
+            .find(|c| c.sim.endpoints().cluster_name == name)
+            .unwrap_or_else(|| panic!("the fleet has a cluster named {name}"))
+    }
+
+    /// The fleet's state directory (its `ca.pem`, `az` stand-in, SSH key, kubeconfig with a
+    /// context per cluster).
+    pub fn state(&self) -> PathBuf {
+        self.fleet.state_dir().to_path_buf()
+    }
+
+    /// The environment that points aks-patch and kubectl at the whole fleet.
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.fleet.env()
+    }
+
+    /// An HTTPS client trusting only the fleet's CA.
+    pub fn https(&self) -> reqwest::Client {
+        ca_client(self.fleet.state_dir())
+    }
+
+    /// The one ARM endpoint's URL.
+    pub fn arm_url(&self) -> String {
+        self.fleet.endpoints().arm_url.clone()
+    }
+
+    /// A valid ARM token (what the `az` stand-in hands out).
+    pub fn arm_token(&self) -> String {
+        std::fs::read_to_string(self.state().join("az/access-token")).expect("the az stand-in's token")
+    }
+
+    /// `method` on ARM at `path_and_query` (or an absolute `nextLink`), with `body` as JSON
+    /// when given; (status, body as JSON or null).
+    pub async fn arm(&self, method: reqwest::Method, path_and_query: &str, body: Option<&Value>) -> (u16, Value) {
+        let url = if path_and_query.starts_with("https://") {
+            path_and_query.to_string()
+        } else {
+            format!("{}{path_and_query}", self.arm_url())
+        };
+        let mut req = self.https().request(method, url).bearer_auth(self.arm_token());
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("the request reaches aks-sim's ARM");
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.expect("body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// GET on ARM; (status, body).
+    pub async fn arm_get(&self, path_and_query: &str) -> (u16, Value) {
+        self.arm(reqwest::Method::GET, path_and_query, None).await
+    }
+
+    /// Stop every cluster and the ARM endpoint.
+    pub async fn shutdown(self) {
+        for c in self.clusters {
+            c.shutdown().await;
+        }
+        self.fleet.shutdown().await;
+    }
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

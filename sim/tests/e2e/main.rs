@@ -16,6 +16,7 @@ mod capacity;
 mod cli;
 mod exec;
 mod fidelity;
+mod fleet;
 mod kube_api;
 mod kube_lists;
 mod nodes;

@@ -1,0 +1,229 @@
+//! A fleet of clusters in one emulator: one ARM endpoint over two subscriptions, each
+//! cluster its own API server and nodes, driven with raw HTTPS (as the Azure SDKs call ARM)
+//! and kube-rs / kubectl on each cluster.
+
+use crate::common::*;
+use serde_json::Value;
+
+pub const SUB_A: &str = "00000000-1111-2222-3333-444444444444";
+pub const SUB_B: &str = "55555555-6666-7777-8888-999999999999";
+
+/// Three clusters of one node each: two in subscription A (resource groups rg-dev and
+/// rg-staging), one in B (rg-prod), tagged by environment; and a fleet of all three.
+pub const FLEET: &str = r#"
+clusterDefaults:
+  subscriptionId: 00000000-1111-2222-3333-444444444444
+  cluster: {name: x, tags: {team: shop}}
+  timing: {bootSeconds: 1, shutdownSeconds: 0.1, readySeconds: 0.2, podStartSeconds: 0.1}
+  pools:
+    - {name: nodes, mode: System, osType: Linux, count: 1}
+  bastion: false
+clusters:
+  - resourceGroup: rg-dev
+    cluster: {name: aks-dev-1, tags: {env: dev}}
+  - resourceGroup: rg-staging
+    cluster: {name: aks-staging-1, tags: {env: staging}}
+  - subscriptionId: 55555555-6666-7777-8888-999999999999
+    resourceGroup: rg-prod
+    cluster: {name: aks-prod-1, tags: {env: prod}}
+armPageSize: 1
+fleets:
+  - resourceGroup: rg-fleet
+    name: shop-fleet
+    members:
+      - {name: dev-1, cluster: aks-dev-1, group: dev}
+      - {name: staging-1, cluster: aks-staging-1, group: staging}
+      - {name: prod-1, cluster: aks-prod-1, group: prod}
+    updateStrategies:
+      - name: dev-then-prod
+        stages:
+          - {name: early, groups: [dev, staging], afterStageWaitInSeconds: 60}
+          - {name: late, groups: [prod]}
+"#;
+
+const MC_API: &str = "api-version=2025-10-01";
+
+fn mc_path(sub: &str, rg: &str, name: &str) -> String {
+    format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{name}")
+}
+
+/// Every item of a paged ARM list, following `nextLink`; and how many pages it took.
+async fn all_pages(fleet: &FleetEmulator, first: &str) -> (Vec<Value>, usize) {
+    let mut items = vec![];
+    let mut pages = 0;
+    let mut next = Some(first.to_string());
+    while let Some(url) = next {
+        let (status, page) = fleet.arm_get(&url).await;
+        assert_eq!(status, 200, "GET {url}: {page}");
+        pages += 1;
+        items.extend(page["value"].as_array().cloned().unwrap_or_default());
+        next = page["nextLink"].as_str().map(str::to_string);
+        assert!(pages < 20, "paging does not end");
+    }
+    (items, pages)
+}
+
+fn names(items: &[Value]) -> Vec<String> {
+    let mut v: Vec<String> = items
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_arm_lists_two_subscriptions_and_their_clusters_with_tags() {
+    skip_unless_root!();
+    let fleet = FleetEmulator::start_yaml(FLEET, "fleet test").await;
+
+    let (status, subs) = fleet.arm_get("/subscriptions?api-version=2022-12-01").await;
+    assert_eq!(status, 200, "{subs}");
+    let mut ids: Vec<&str> = subs["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["subscriptionId"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, [SUB_A, SUB_B]);
+
+    // Per subscription, one cluster a page (armPageSize: 1), each with its tags.
+    let (in_a, pages) = all_pages(
+        &fleet,
+        &format!("/subscriptions/{SUB_A}/providers/Microsoft.ContainerService/managedClusters?{MC_API}"),
+    )
+    .await;
+    assert_eq!(names(&in_a), ["aks-dev-1", "aks-staging-1"]);
+    assert_eq!(pages, 2);
+    let dev = in_a.iter().find(|c| c["name"] == "aks-dev-1").unwrap();
+    assert_eq!(dev["tags"]["env"], "dev");
+    assert_eq!(dev["tags"]["team"], "shop", "clusterDefaults' tags are merged: {dev}");
+    assert_eq!(dev["id"], mc_path(SUB_A, "rg-dev", "aks-dev-1"));
+    let (in_b, _) = all_pages(
+        &fleet,
+        &format!("/subscriptions/{SUB_B}/providers/Microsoft.ContainerService/managedClusters?{MC_API}"),
+    )
+    .await;
+    assert_eq!(names(&in_b), ["aks-prod-1"]);
+    assert_eq!(in_b[0]["tags"]["env"], "prod");
+
+    // Per resource group.
+    let (in_rg, _) = all_pages(
+        &fleet,
+        &format!(
+            "/subscriptions/{SUB_A}/resourceGroups/rg-staging/providers/Microsoft.ContainerService/managedClusters?{MC_API}"
+        ),
+    )
+    .await;
+    assert_eq!(names(&in_rg), ["aks-staging-1"]);
+
+    // A cluster in the other subscription is not found in this one.
+    let (status, body) = fleet
+        .arm_get(&format!("{}?{MC_API}", mc_path(SUB_A, "rg-prod", "aks-prod-1")))
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "ResourceGroupNotFound");
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_cluster_has_its_own_api_server_and_nodes_behind_the_one_arm() {
+    skip_unless_root!();
+    let fleet = FleetEmulator::start_yaml(FLEET, "fleet test").await;
+    let mut servers = std::collections::BTreeSet::new();
+    for (sub, rg, name) in [
+        (SUB_A, "rg-dev", "aks-dev-1"),
+        (SUB_A, "rg-staging", "aks-staging-1"),
+        (SUB_B, "rg-prod", "aks-prod-1"),
+    ] {
+        // The credential ARM hands out reaches that cluster's API server, no other.
+        let (status, creds) = fleet
+            .arm(
+                reqwest::Method::POST,
+                &format!("{}/listClusterUserCredential?{MC_API}", mc_path(sub, rg, name)),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{creds}");
+        use base64::Engine;
+        let kc = base64::engine::general_purpose::STANDARD
+            .decode(creds["kubeconfigs"][0]["value"].as_str().unwrap())
+            .unwrap();
+        let kc = String::from_utf8(kc).unwrap();
+        let server = kc
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("server: "))
+            .unwrap()
+            .to_string();
+        assert_eq!(server, fleet.cluster(name).sim.endpoints().kube_url);
+        servers.insert(server);
+
+        // Its nodes, through kube-rs and through ARM's machines.
+        let nodes = fleet.cluster(name).nodes().list(&Default::default()).await.unwrap();
+        assert_eq!(nodes.items.len(), 1);
+        let node = nodes.items[0].metadata.name.clone().unwrap();
+        let (status, machines) = fleet
+            .arm_get(&format!(
+                "{}/agentPools/nodes/machines?{MC_API}",
+                mc_path(sub, rg, name)
+            ))
+            .await;
+        assert_eq!(status, 200, "{machines}");
+        assert_eq!(machines["value"][0]["name"], node.as_str());
+        // ssh with the fleet's one key reaches it.
+        let out = fleet.cluster(name).ssh(&node, "hostname").await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out).trim(), node);
+    }
+    assert_eq!(servers.len(), 3, "three API servers");
+    // The fleet's kubeconfig has a context per cluster.
+    let kc = std::fs::read_to_string(fleet.state().join("kubeconfig")).unwrap();
+    for name in ["aks-dev-1", "aks-staging-1", "aks-prod-1"] {
+        assert!(kc.contains(&format!("name: {name}")), "{kc}");
+    }
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_clusters_api_server_down_leaves_the_others_reachable() {
+    skip_unless_root!();
+    let fleet = FleetEmulator::start_yaml(FLEET, "fleet test").await;
+    fleet
+        .cluster("aks-staging-1")
+        .sim
+        .fault(aks_sim::Fault::ApiServerDown)
+        .expect("the fault applies");
+    let down = fleet.cluster("aks-staging-1").nodes().list(&Default::default()).await;
+    let err = format!("{:?}", down.expect_err("the API server is down"));
+    assert!(err.to_lowercase().contains("refused"), "{err}");
+    for name in ["aks-dev-1", "aks-prod-1"] {
+        let nodes = fleet.cluster(name).nodes().list(&Default::default()).await;
+        assert!(nodes.is_ok(), "{name}: {nodes:?}");
+    }
+    // ARM still answers for it.
+    let (status, body) = fleet
+        .arm_get(&format!("{}?{MC_API}", mc_path(SUB_A, "rg-staging", "aks-staging-1")))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // And it comes back.
+    fleet
+        .cluster("aks-staging-1")
+        .sim
+        .fault(aks_sim::Fault::ApiServerUp)
+        .expect("the fault applies");
+    eventually(
+        "the API server to come back",
+        std::time::Duration::from_secs(10),
+        || async {
+            fleet
+                .cluster("aks-staging-1")
+                .nodes()
+                .list(&Default::default())
+                .await
+                .ok()
+        },
+    )
+    .await;
+    fleet.shutdown().await;
+}
