@@ -20,6 +20,37 @@
 //! (`managedClusters/agentPools`, `.../maintenanceConfigurations`, the credential actions)
 //! are checked as `managedClusters`, as ARM's messages name them.
 
+/// `Microsoft.ContainerService/fleets` (AKS Fleet Manager), oldest first: the `Versions` enum
+/// of `specification/containerservice/resource-manager/Microsoft.ContainerService/fleet/main.tsp`.
+pub const FLEET: &[&str] = &[
+    "2022-09-02-preview",
+    "2023-03-15-preview",
+    "2023-06-15-preview",
+    "2023-08-15-preview",
+    "2023-10-15",
+    "2024-02-02-preview",
+    "2024-04-01",
+    "2024-05-02-preview",
+    "2025-03-01",
+    "2025-04-01-preview",
+    "2025-08-01-preview",
+    "2026-02-01-preview",
+    "2026-03-02-preview",
+];
+
+/// `fleets/updateStrategies` exist from this version on.
+pub const FLEET_UPDATE_STRATEGIES_SINCE: &str = "2023-08-15-preview";
+
+/// `Microsoft.ResourceGraph/resources` (Azure Resource Graph queries), oldest first: the
+/// folders of `specification/resourcegraph/resource-manager/Microsoft.ResourceGraph/`.
+pub const RESOURCE_GRAPH: &[&str] = &[
+    "2018-09-01-preview",
+    "2019-04-01",
+    "2021-03-01",
+    "2022-10-01",
+    "2024-04-01",
+];
+
 /// `Microsoft.ContainerService/managedClusters`, oldest first (as ARM lists them).
 pub const CONTAINER_SERVICE: &[&str] = &[
     "2017-08-31",
@@ -261,6 +292,9 @@ pub enum Versions {
     ContainerService,
     Compute,
     ComputeRunCommands,
+    Fleet,
+    FleetUpdateStrategies,
+    ResourceGraph,
 }
 
 impl Versions {
@@ -274,6 +308,13 @@ impl Versions {
                 .copied()
                 .filter(|v| *v >= COMPUTE_RUN_COMMANDS_SINCE)
                 .collect(),
+            Versions::Fleet => FLEET.to_vec(),
+            Versions::FleetUpdateStrategies => FLEET
+                .iter()
+                .copied()
+                .filter(|v| *v >= FLEET_UPDATE_STRATEGIES_SINCE)
+                .collect(),
+            Versions::ResourceGraph => RESOURCE_GRAPH.to_vec(),
         }
     }
 }
@@ -309,6 +350,20 @@ impl ApiType {
                 "locations/operationresults",
                 Versions::ContainerService,
             ),
+            ["microsoft.containerservice", "fleets", _, "updatestrategies", ..] => provider(
+                "Microsoft.ContainerService",
+                "fleets/updateStrategies",
+                Versions::FleetUpdateStrategies,
+            ),
+            ["microsoft.containerservice", "fleets", _, "members", ..] => {
+                provider("Microsoft.ContainerService", "fleets/members", Versions::Fleet)
+            }
+            ["microsoft.containerservice", "fleets", ..] => {
+                provider("Microsoft.ContainerService", "fleets", Versions::Fleet)
+            }
+            ["microsoft.resourcegraph", "resources"] => {
+                provider("Microsoft.ResourceGraph", "resources", Versions::ResourceGraph)
+            }
             ["microsoft.containerservice", "managedclusters", ..] => provider(
                 "Microsoft.ContainerService",
                 "managedClusters",
@@ -350,7 +405,7 @@ mod tests {
 
     #[test]
     fn lists_are_sorted_and_unique() {
-        for list in [CONTAINER_SERVICE, COMPUTE] {
+        for list in [CONTAINER_SERVICE, COMPUTE, FLEET, RESOURCE_GRAPH] {
             let mut sorted = list.to_vec();
             sorted.sort();
             sorted.dedup();

@@ -191,6 +191,7 @@ fn local(front: &Front, req: &ArmRequest) -> Response {
         }
     };
     match l.as_slice() {
+        ["providers", "microsoft.resourcegraph", "resources"] => super::resource_graph::resources(front, req),
         ["subscriptions"] => get(&|| {
             let subs = front.scenario.subscriptions();
             let value: Vec<Value> = subs.iter().map(|s| subscription_json(front, s)).collect();
@@ -246,6 +247,9 @@ fn in_subscription(
         ["providers", "microsoft.containerservice", "managedclusters"] => {
             get(&|| page(front, req, clusters_where(&|_| true)))
         }
+        ["providers", "microsoft.containerservice", "fleets"] => {
+            get(&|| super::fleet_manager::list_fleets(front, req, sub, None))
+        }
         ["providers", ns, t, ..] => unknown_type(ns, t, api_version),
         ["resourcegroups", rg, rest @ ..] => {
             let Some((_, rg_json)) = front
@@ -268,6 +272,12 @@ fn in_subscription(
                         clusters_where(&|s| s.scenario.resource_group.eq_ignore_ascii_case(rg)),
                     )
                 }),
+                ["providers", "microsoft.containerservice", "fleets"] => {
+                    get(&|| super::fleet_manager::list_fleets(front, req, sub, Some(rg)))
+                }
+                ["providers", "microsoft.containerservice", "fleets", _, rest @ ..] => {
+                    get(&|| super::fleet_manager::in_fleet(front, req, sub, rg, rest))
+                }
                 ["providers", "microsoft.containerservice", "managedclusters", _, ..] => {
                     cluster_arm::resource_not_found(
                         "Microsoft.ContainerService/managedClusters",
@@ -284,7 +294,7 @@ fn in_subscription(
 }
 
 /// One page of `all` (ARM's `{value, nextLink}`), from the request's `$skipToken`.
-fn page(front: &Front, req: &ArmRequest, all: Vec<Value>) -> Response {
+pub(super) fn page(front: &Front, req: &ArmRequest, all: Vec<Value>) -> Response {
     let token = req
         .query
         .iter()
@@ -359,7 +369,7 @@ fn unknown_type(ns: &str, t: &str, api_version: &str) -> Response {
     }
 }
 
-fn no_route(req: &ArmRequest) -> Response {
+pub(super) fn no_route(req: &ArmRequest) -> Response {
     arm_error(
         StatusCode::NOT_FOUND,
         "NotFound",

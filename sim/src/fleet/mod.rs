@@ -10,6 +10,9 @@
 //! cluster's own state directory.
 
 mod arm;
+mod fleet_manager;
+pub mod kql;
+mod resource_graph;
 pub mod scenario;
 
 pub use scenario::FleetScenario;

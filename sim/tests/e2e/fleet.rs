@@ -27,6 +27,7 @@ clusters:
     resourceGroup: rg-prod
     cluster: {name: aks-prod-1, tags: {env: prod}}
 armPageSize: 1
+resourceGraphPageSize: 2
 fleets:
   - resourceGroup: rg-fleet
     name: shop-fleet
@@ -225,5 +226,174 @@ async fn one_clusters_api_server_down_leaves_the_others_reachable() {
         },
     )
     .await;
+    fleet.shutdown().await;
+}
+
+const ARG: &str = "/providers/Microsoft.ResourceGraph/resources?api-version=2021-03-01";
+const CLUSTERS_KQL: &str = "resources | where type =~ 'microsoft.containerservice/managedclusters'";
+
+/// Every row of a Resource Graph query, following `$skipToken`; and how many pages it took.
+async fn graph_rows(fleet: &FleetEmulator, subscriptions: &[&str], query: &str) -> (Vec<Value>, usize) {
+    let mut rows = vec![];
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut options = serde_json::json!({"resultFormat": "objectArray"});
+        if let Some(t) = &token {
+            options["$skipToken"] = Value::String(t.clone());
+        }
+        let body = serde_json::json!({"subscriptions": subscriptions, "query": query, "options": options});
+        let (status, page) = fleet.arm(reqwest::Method::POST, ARG, Some(&body)).await;
+        assert_eq!(status, 200, "{page}");
+        pages += 1;
+        assert_eq!(
+            page["count"].as_u64().unwrap() as usize,
+            page["data"].as_array().unwrap().len()
+        );
+        rows.extend(page["data"].as_array().cloned().unwrap_or_default());
+        match page["$skipToken"].as_str() {
+            Some(t) => token = Some(t.to_string()),
+            None => {
+                assert_eq!(page["totalRecords"].as_u64().unwrap() as usize, rows.len(), "{page}");
+                break;
+            }
+        }
+        assert!(pages < 20, "paging does not end");
+    }
+    (rows, pages)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_graph_pages_with_skip_tokens_and_filters_by_tag() {
+    skip_unless_root!();
+    let fleet = FleetEmulator::start_yaml(FLEET, "fleet test").await;
+    let query = format!("{CLUSTERS_KQL} | project id, name, resourceGroup, subscriptionId, location, tags");
+
+    // Three clusters in two subscriptions, two rows a page (resourceGraphPageSize: 2).
+    let (rows, pages) = graph_rows(&fleet, &[SUB_A, SUB_B], &query).await;
+    assert_eq!(names(&rows), ["aks-dev-1", "aks-prod-1", "aks-staging-1"]);
+    assert_eq!(pages, 2);
+    let prod = rows.iter().find(|r| r["name"] == "aks-prod-1").unwrap();
+    assert_eq!(prod["subscriptionId"], SUB_B);
+    assert_eq!(prod["resourceGroup"], "rg-prod");
+    assert_eq!(prod["id"], mc_path(SUB_B, "rg-prod", "aks-prod-1"));
+    assert_eq!(prod["tags"]["env"], "prod");
+
+    // A tag filter, and one subscription only.
+    let (rows, _) = graph_rows(
+        &fleet,
+        &[SUB_A, SUB_B],
+        &format!("{CLUSTERS_KQL} | where tags['env'] == 'prod'"),
+    )
+    .await;
+    assert_eq!(names(&rows), ["aks-prod-1"]);
+    let (rows, _) = graph_rows(&fleet, &[SUB_A], &query).await;
+    assert_eq!(names(&rows), ["aks-dev-1", "aks-staging-1"]);
+    // A subscription the credential cannot see is left out, not an error.
+    let (rows, _) = graph_rows(&fleet, &["99999999-0000-0000-0000-000000000000", SUB_B], &query).await;
+    assert_eq!(names(&rows), ["aks-prod-1"]);
+    // Without `id` the result cannot be paged: truncated, as the service does.
+    let body = serde_json::json!({"subscriptions": [SUB_A, SUB_B], "query": format!("{CLUSTERS_KQL} | project name")});
+    let (status, page) = fleet.arm(reqwest::Method::POST, ARG, Some(&body)).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(
+        (page["count"].as_u64(), page["totalRecords"].as_u64()),
+        (Some(2), Some(3))
+    );
+    assert_eq!(page["resultTruncated"], "true");
+    assert!(page.get("$skipToken").is_none(), "{page}");
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_outside_the_emulated_subset_is_refused_with_its_position() {
+    skip_unless_root!();
+    let fleet = FleetEmulator::start_yaml(FLEET, "fleet test").await;
+    for (query, token, position) in [
+        ("resources | summarize count() by type", "summarize", 12),
+        ("resources | where name has 'aks'", "has", 23),
+        ("resources | where name == 'aks", "'aks", 26),
+    ] {
+        let body = serde_json::json!({"subscriptions": [SUB_A], "query": query});
+        let (status, answer) = fleet.arm(reqwest::Method::POST, ARG, Some(&body)).await;
+        assert_eq!(status, 400, "{query}: {answer}");
+        assert_eq!(answer["error"]["code"], "BadRequest", "{answer}");
+        let details = answer["error"]["details"].as_array().unwrap();
+        assert_eq!(details[0]["code"], "InvalidQuery");
+        assert_eq!(details[1]["line"], 1, "{answer}");
+        assert_eq!(details[1]["characterPositionInLine"], position, "{query}: {answer}");
+        assert_eq!(details[1]["token"], token, "{answer}");
+    }
+    // An api-version Resource Graph does not publish.
+    let body = serde_json::json!({"subscriptions": [SUB_A], "query": "resources"});
+    let (status, answer) = fleet
+        .arm(
+            reqwest::Method::POST,
+            "/providers/Microsoft.ResourceGraph/resources?api-version=2020-01-01",
+            Some(&body),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["code"], "NoRegisteredProviderFound");
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_manager_lists_members_with_groups_and_update_strategies() {
+    skip_unless_root!();
+    let fleet = FleetEmulator::start_yaml(FLEET, "fleet test").await;
+    let f = format!(
+        "/subscriptions/{SUB_A}/resourceGroups/rg-fleet/providers/Microsoft.ContainerService/fleets/shop-fleet"
+    );
+    let api = "api-version=2024-04-01";
+    let (status, body) = fleet.arm_get(&format!("{f}?{api}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["name"], "shop-fleet");
+
+    // Members, one a page (armPageSize: 1), each naming its cluster and group.
+    let (members, pages) = all_pages(&fleet, &format!("{f}/members?{api}")).await;
+    assert_eq!(pages, 3);
+    let by_name = |n: &str| members.iter().find(|m| m["name"] == n).unwrap().clone();
+    assert_eq!(
+        by_name("prod-1")["properties"]["clusterResourceId"],
+        mc_path(SUB_B, "rg-prod", "aks-prod-1")
+    );
+    assert_eq!(by_name("prod-1")["properties"]["group"], "prod");
+    assert_eq!(by_name("dev-1")["properties"]["group"], "dev");
+    let (status, one) = fleet.arm_get(&format!("{f}/members/staging-1?{api}")).await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(
+        one["properties"]["clusterResourceId"],
+        mc_path(SUB_A, "rg-staging", "aks-staging-1")
+    );
+    let (status, missing) = fleet.arm_get(&format!("{f}/members/nobody?{api}")).await;
+    assert_eq!(status, 404, "{missing}");
+    assert_eq!(missing["error"]["code"], "ResourceNotFound");
+
+    // The update strategy: stages of groups, with the wait after each.
+    let (status, s) = fleet
+        .arm_get(&format!("{f}/updateStrategies/dev-then-prod?{api}"))
+        .await;
+    assert_eq!(status, 200, "{s}");
+    let stages = &s["properties"]["strategy"]["stages"];
+    assert_eq!(stages[0]["name"], "early");
+    assert_eq!(
+        stages[0]["groups"],
+        serde_json::json!([{"name": "dev"}, {"name": "staging"}])
+    );
+    assert_eq!(stages[0]["afterStageWaitInSeconds"], 60);
+    assert_eq!(stages[1]["groups"], serde_json::json!([{"name": "prod"}]));
+    assert!(stages[1].get("afterStageWaitInSeconds").is_none(), "{s}");
+    let (list, _) = all_pages(&fleet, &format!("{f}/updateStrategies?{api}")).await;
+    assert_eq!(names(&list), ["dev-then-prod"]);
+
+    // A version Fleet Manager does not publish, and one before update strategies existed.
+    let (status, body) = fleet.arm_get(&format!("{f}/members?api-version=2021-01-01")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "NoRegisteredProviderFound");
+    let (status, body) = fleet
+        .arm_get(&format!("{f}/updateStrategies?api-version=2023-06-15-preview"))
+        .await;
+    assert_eq!(status, 400, "{body}");
     fleet.shutdown().await;
 }
