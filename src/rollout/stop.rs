@@ -375,6 +375,15 @@ pub enum Halt {
     ReadCluster {
         error: PortError,
     },
+    /// The previous batch's evicted workloads were not Ready again, or the cluster's health
+    /// could not be read, before the next batch (`--max-unavailable`).
+    BatchUnhealthy {
+        gate: GateStop,
+    },
+    /// The previous batch's PodDisruptionBudgets did not allow disruptions again in time.
+    BatchPdbsNotRecovered {
+        error: PortError,
+    },
     /// The next batch could not start within `--health-wait`: why.
     BatchHeld {
         why: Vec<crate::rollout::batches::Hold>,
@@ -399,7 +408,11 @@ impl Halt {
             Halt::Unhealthy {
                 gate: GateStop::Failed(error),
                 ..
-            } => error.is_auth(),
+            }
+            | Halt::BatchUnhealthy {
+                gate: GateStop::Failed(error),
+            }
+            | Halt::BatchPdbsNotRecovered { error } => error.is_auth(),
             Halt::CredentialsRefused { .. } => true,
             _ => false,
         }
@@ -413,6 +426,17 @@ impl fmt::Display for Halt {
         match self {
             Halt::ReadNode { node, error } => write!(f, "cannot read node {node}: {error}"),
             Halt::ReadCluster { error } => write!(f, "cannot read the cluster to plan the next batch: {error}"),
+            Halt::BatchUnhealthy { gate } => {
+                write!(f, "not starting the next batch: {gate}")?;
+                if let Some(h) = gate.hint() {
+                    write!(f, "; {h}")?;
+                }
+                write!(f, "; the nodes done so far stay patched, the others untouched")
+            }
+            Halt::BatchPdbsNotRecovered { error } => write!(
+                f,
+                "not starting the next batch: the last batch's PodDisruptionBudgets do not allow disruptions again: {error}; the nodes done so far stay patched, the others untouched"
+            ),
             Halt::BatchHeld { why, waited } => {
                 let why: Vec<String> = why.iter().map(|h| h.to_string()).collect();
                 write!(

@@ -10,7 +10,7 @@
 use super::{lock, Count, Engine, LastDrain, RunStop};
 use crate::kube::snapshot::{node_name, pool_of, ClusterSnapshot};
 use crate::rollout::batches::{self, BatchRules, MaxUnavailable};
-use crate::rollout::gate::Budget;
+use crate::rollout::gate::{wait_gate, Budget, GateStop};
 use crate::rollout::journal::RunRecord;
 use crate::rollout::node_life::finished;
 use crate::rollout::progress::{Event, Holding, NodeStep, Warning};
@@ -91,8 +91,13 @@ impl Engine<'_> {
                 return Err(stop);
             }
             let names: Vec<String> = remaining.iter().map(|(_, n)| n.clone()).collect();
+            self.recovered(last).await?;
             self.window_check(&format!("not starting another batch ({} node(s) to go)", names.len()))?;
-            let (batch, left, snapshot) = self.plan_batch(&names, rules).await?;
+            let (batch, expected, snapshot) = self.plan_batch(&names, rules).await?;
+            let left = expected.len();
+            // The next batch is planned again once this one is done (the cluster will have
+            // changed); its packages are downloaded now on the nodes it would take.
+            *lock(&self.ahead) = expected.first().map(|b| b.nodes.clone()).unwrap_or_default();
             index += 1;
             let ctx = InBatch::new(&snapshot, &batch.nodes, &rules.max);
             self.tell(Event::BatchStarted {
@@ -170,11 +175,15 @@ impl Engine<'_> {
         // kured must not reboot a node beside the batch: its lock is held for the whole
         // batch, in the name of its first node.
         let kured = self.take_kured_for_batch(names).await?;
+        // The last batch's drains recovered before this batch was planned
+        // ([`Engine::recovered`]): its nodes wait only for room in their budget, never for
+        // each other's evicted pods to be back.
+        let recovered = LastDrain::default();
         let turns: Vec<_> = members
             .iter()
             .map(|&i| {
                 count.started += 1;
-                self.node_turn(shared, i, *count, last, Some(ctx))
+                self.node_turn(shared, i, *count, &recovered, Some(ctx))
             })
             .collect();
         let ended = futures::future::join_all(turns).await;
@@ -204,6 +213,47 @@ impl Engine<'_> {
         }
     }
 
+    /// Before the next batch is planned: what the last batch evicted is back (its workloads
+    /// Ready, its PodDisruptionBudgets allowing disruptions again), waited for once for the
+    /// whole batch, up to `--health-wait` and `--drain-timeout` as one at a time waits
+    /// before each node. Planning earlier would shrink the batch for budgets that are only
+    /// recovering.
+    async fn recovered(&self, last: &LastDrain) -> Result<(), RunStop> {
+        if last.is_empty() {
+            return Ok(());
+        }
+        let nodes_never_block = Budget {
+            allowed: usize::MAX,
+            scope: None,
+        };
+        let gate = wait_gate(
+            self.cluster,
+            &[],
+            &last.workloads,
+            &nodes_never_block,
+            self.cfg.gate_wait,
+            self.cfg.gate_poll,
+            &self.cancel,
+            self.progress,
+        )
+        .await;
+        match gate {
+            Ok(()) => {}
+            Err(GateStop::Cancelled) => return Err(RunStop::Interrupted),
+            Err(gate) => return Err(Halt::BatchUnhealthy { gate }.into()),
+        }
+        if last.pdbs.is_empty() {
+            return Ok(());
+        }
+        let timeout = std::time::Duration::from_secs(self.cfg.options.drain_timeout);
+        tokio::select! {
+            r = self.cluster.wait_pdbs(&last.pdbs, timeout) => {
+                r.map_err(|error| RunStop::from(Halt::BatchPdbsNotRecovered { error }))
+            }
+            _ = self.cancel.cancelled() => Err(RunStop::Interrupted),
+        }
+    }
+
     /// kured's lock for a batch, if kured is installed: the node it is held in the name of.
     async fn take_kured_for_batch(&self, nodes: &[String]) -> Result<Option<String>, RunStop> {
         let Some(first) = nodes.first() else { return Ok(None) };
@@ -225,13 +275,13 @@ impl Engine<'_> {
     }
 
     /// The next batch, waiting while the planner holds (the budget spent, no room for a
-    /// node's pods, a PDB allowing no disruption) up to `--health-wait`: the batch, how many
-    /// batches are expected after it, and the cluster as read for it.
+    /// node's pods, a PDB allowing no disruption) up to `--health-wait`: the batch, the
+    /// batches expected after it, and the cluster as read for it.
     async fn plan_batch(
         &self,
         todo: &[String],
         rules: &BatchRules,
-    ) -> Result<(batches::Batch, usize, ClusterSnapshot), RunStop> {
+    ) -> Result<(batches::Batch, Vec<batches::Batch>, ClusterSnapshot), RunStop> {
         let start = Instant::now();
         let mut holds = crate::rollout::progress::HoldTracker::default();
         loop {
@@ -245,7 +295,7 @@ impl Engine<'_> {
             let mut plan = batches::plan_batches(&snapshot, todo, rules);
             if !plan.batches.is_empty() {
                 let batch = plan.batches.remove(0);
-                return Ok((batch, plan.batches.len(), snapshot));
+                return Ok((batch, plan.batches, snapshot));
             }
             let why = plan.held.map(|h| h.why).unwrap_or_default();
             let waited = start.elapsed();

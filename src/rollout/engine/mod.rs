@@ -151,6 +151,9 @@ pub struct Engine<'a> {
     lock_lost: Mutex<Option<String>>,
     /// The node after the one in hand: its packages are downloaded while this one reboots.
     next: Mutex<Option<String>>,
+    /// `--max-unavailable`: the nodes of the batch expected after the one in hand; each node
+    /// of the batch downloads one of them ahead while it reboots.
+    ahead: Mutex<Vec<String>>,
     /// The maintenance windows, if the run keeps to any.
     window: Option<WindowPolicy>,
     /// The operator's blockers, if any.
@@ -274,6 +277,7 @@ impl<'a> Engine<'a> {
             abandon: signals.abandon,
             lock_lost: Mutex::new(None),
             next: Mutex::new(None),
+            ahead: Mutex::new(vec![]),
             window: None,
             blockers: None,
             on_node: None,

@@ -85,14 +85,19 @@ impl Engine<'_> {
     }
 
     /// What to download on the next node while this one reboots (nothing is installed,
-    /// nothing is disrupted: its upgrade is then install time only): the command of the
+    /// nothing is disrupted: its upgrade is then install time only); in a batch, on one of
+    /// the nodes of the batch expected next: the command of the
     /// package manager its OS SKU label says (apt when unlabelled).
     async fn next_download(&self) -> Option<(NodeTarget, String)> {
         let mode = self.cfg.options.upgrade_mode;
         if mode == UpgradeMode::Security {
             return None;
         }
-        let next = super::lock(&self.next).clone()?;
+        let next = super::lock(&self.next).clone();
+        let next = match next {
+            Some(n) => n,
+            None => super::lock(&self.ahead).pop()?,
+        };
         let row = self.cluster.node(&next).await.ok().flatten()?;
         PackageManager::from_os_sku(row.os_sku.as_deref())
             .download_command(mode, self.cfg.dpkg_lock_timeout_secs)

@@ -54,8 +54,12 @@ async fn nodes_go_out_in_batches_and_never_more_than_the_budget_at_once() {
             assert_eq!(n.batch, Some(k + 1), "{name}");
         }
     }
-    // Nothing is downloaded ahead in batches: each node upgrades in its own turn.
-    assert_eq!(h.fakes.count("prefetch"), 0);
+    // While a batch reboots, the packages of the batch expected next are downloaded ahead,
+    // one node each; the first batch's nodes download in their own upgrade.
+    assert_eq!(h.fakes.count("prefetch"), 4, "{:?}", h.fakes.log());
+    for n in told[1].iter().chain(&told[2]) {
+        assert_eq!(count_on(&h.fakes, "prefetch", n), 1, "{n}: {:?}", h.fakes.log());
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -270,4 +274,58 @@ async fn a_batch_shrinks_until_its_evicted_pods_fit_on_the_nodes_that_stay() {
             .any(|l| matches!(l, crate::rollout::batches::Limit::Capacity { .. })),
         "the first batch says the room shrank it: {first:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_waits_once_for_the_last_batch_to_recover_and_its_nodes_never_wait_for_each_other() {
+    let h = batched(6, MaxUnavailable::Nodes(3));
+    let mut rec = record(6);
+    h.run(&mut rec).await.unwrap();
+    assert_eq!(states(&rec), [NodeState::Done; 6]);
+    let told = batches_told(&h);
+    assert_eq!(told.len(), 2, "{told:?}");
+    // The budgets of the first batch's drains are waited for once, before the second batch
+    // is planned: not by each of its nodes after the others of the batch drained.
+    assert_eq!(h.fakes.count("pdbs"), 1, "{:?}", h.fakes.log());
+    let log = h.fakes.log();
+    let at = |entry: &str| {
+        log.iter()
+            .position(|l| l == entry)
+            .unwrap_or_else(|| panic!("{entry} not in {log:?}"))
+    };
+    let pdbs = at("pdbs ");
+    for n in &told[0] {
+        assert!(at(&format!("release {n}")) < pdbs, "{log:?}");
+    }
+    for n in &told[1] {
+        assert!(pdbs < at(&format!("cordon {n}")), "{log:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn budgets_of_the_last_batch_not_recovering_stop_the_run_before_the_next_batch() {
+    let h = batched(4, MaxUnavailable::Nodes(2));
+    h.fail(
+        "pdbs",
+        PortError::new("PodDisruptionBudget app/web-pdb: 2 of 3 pods healthy"),
+    );
+    let mut rec = record(4);
+    let stop = h.run(&mut rec).await.unwrap_err();
+    assert!(
+        matches!(stop.halt(), Some(Halt::BatchPdbsNotRecovered { .. })),
+        "{stop:?}"
+    );
+    let text = stop.halt().unwrap().to_string();
+    assert!(text.starts_with("not starting the next batch"), "{text}");
+    // The first batch is done; nothing of the second was touched.
+    let told = batches_told(&h);
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(
+        states(&rec),
+        [NodeState::Done, NodeState::Done, NodeState::Pending, NodeState::Pending]
+    );
+    for n in ["n2", "n3"] {
+        assert_eq!(count_on(&h.fakes, "cordon", n), 0, "{n}");
+    }
+    assert!(rec.nodes.iter().all(|n| !n.in_hand));
 }
