@@ -61,7 +61,7 @@ _aks__patch() {
             return 0
             ;;
         aks__subcmd__patch__subcmd__apply)
-            opts="-g -n -l -y -o -h -V --resource-group --name --subscription --admin --kubeconfig --context --auth --cloud --ssh-user --ssh-key --ssh-port --ssh-jump --ssh-config --ssh-strict-host-keys --ssh-timeout --via --node-shell-image --node-shell-namespace --connect-timeout --parallel --one-at-a-time --max-unavailable --across-zones --nodepool --nodes --selector --upgrade-mode --reboot --dry-run --yes --delete-emptydir-data --force --grace-period --drain-timeout --reboot-timeout --health-wait --request-timeout --azure-linux-security-as-all --allow-azure-linux-2 --allow-pending-pods --no-pending-taint --soak --force-unlock --resume --journal-dir --eviction-retry-interval --window --time-zone --node-budget --wait-for-window --blocking-pod-selector --blocking-pod-scope --prometheus-url --alert-filter-regexp --alert-filter-match-only --alert-firing-only --blocker-wait --notify-url --notify-template --pushgateway-url --output --query --verbose --debug --only-show-errors --help --version"
+            opts="-g -n -l -y -o -h -V --resource-group --name --subscription --admin --kubeconfig --context --auth --cloud --ssh-user --ssh-key --ssh-port --ssh-jump --ssh-config --ssh-strict-host-keys --ssh-timeout --via --node-shell-image --node-shell-namespace --connect-timeout --parallel --one-at-a-time --max-unavailable --across-zones --nodepool --nodes --selector --upgrade-mode --reboot --dry-run --yes --delete-emptydir-data --force --grace-period --drain-timeout --reboot-timeout --health-wait --request-timeout --azure-linux-security-as-all --allow-azure-linux-2 --allow-pending-pods --no-pending-taint --soak --force-unlock --resume --journal-dir --run-record --eviction-retry-interval --window --time-zone --node-budget --wait-for-window --blocking-pod-selector --blocking-pod-scope --prometheus-url --alert-filter-regexp --alert-filter-match-only --alert-firing-only --blocker-wait --notify-url --notify-template --pushgateway-url --output --query --verbose --debug --only-show-errors --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -203,6 +203,10 @@ _aks__patch() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --run-record)
+                    COMPREPLY=($(compgen -W "file cluster" -- "${cur}"))
+                    return 0
+                    ;;
                 --eviction-retry-interval)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -341,7 +345,7 @@ _aks__patch() {
             return 0
             ;;
         aks__subcmd__patch__subcmd__report)
-            opts="-g -n -o -h -V --resource-group --name --subscription --admin --kubeconfig --context --auth --cloud --output --query --verbose --debug --only-show-errors --help --version"
+            opts="-g -n -o -h -V --resource-group --name --subscription --admin --kubeconfig --context --auth --cloud --run-record --output --query --verbose --debug --only-show-errors --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -381,6 +385,10 @@ _aks__patch() {
                     ;;
                 --cloud)
                     COMPREPLY=($(compgen -W "AzureCloud AzureChinaCloud AzureUSGovernment" -- "${cur}"))
+                    return 0
+                    ;;
+                --run-record)
+                    COMPREPLY=($(compgen -W "file cluster" -- "${cur}"))
                     return 0
                     ;;
                 --output)

@@ -120,6 +120,8 @@ complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l health-wai
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l request-timeout -d 'Fail when the Kubernetes API server does not answer the first request within this many seconds' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l soak -d 'Wait this long after a node is back before the next one' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l journal-dir -d 'Where run records are kept (default: runs/ in the state directory: $AKS_PATCH_STATE_DIR, else $XDG_STATE_HOME/aks-patch, else ~/.local/state/aks-patch)' -r -F
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l run-record -d 'Where the run record is kept: `file` (in --journal-dir; the default outside a pod) or `cluster` (a ConfigMap per run in the pod\'s namespace, or the kubeconfig context\'s; the default in a pod with no cluster named, whose files die with it). `--resume` looks in the same place: give the same choice again' -r -f -a "file\t'A JSON file per run in the journal directory'
+cluster\t'A ConfigMap per run, in the namespace aks-patch runs in'"
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l eviction-retry-interval -d 'Seconds between retries of an eviction refused by a PodDisruptionBudget' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l window -d 'Take nodes out only inside this window: `DAYS HH:MM-HH:MM` (e.g. `Sat,Sun 01:00-05:00`, `Mon-Fri 22:00-02:00`: a range may wrap midnight; days are optional), or `aks` for the cluster\'s planned-maintenance schedule (aksManagedNodeOSUpgradeSchedule, else default). Repeatable. Outside it, apply exits 8 with the next opening' -r
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand apply" -l time-zone -d 'Time zone of the --window times (IANA name, e.g. Europe/Berlin). Checked even without --window (a script may pass it to every run), where it changes nothing' -r
@@ -178,6 +180,8 @@ cli\t'`az account get-access-token`'"
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -l cloud -d 'Azure cloud' -r -f -a "AzureCloud\t''
 AzureChinaCloud\t''
 AzureUSGovernment\t''"
+complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -l run-record -d 'Where the run records are read from (see `apply --run-record`)' -r -f -a "file\t'A JSON file per run in the journal directory'
+cluster\t'A ConfigMap per run, in the namespace aks-patch runs in'"
 complete -c aks-patch -n "__fish_aks_patch_using_subcommand report" -s o -l output -d 'Output format' -r -f -a "table\t'Columns for people'
 wide\t'More columns (for `report`: exactly `kubectl get nodes -o wide`, then patch state)'
 json\t'JSON'

@@ -146,6 +146,24 @@ pub struct ClusterArgs {
     pub cloud: CloudName,
 }
 
+/// Where run records are kept (`--run-record`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunRecordPlace {
+    /// A JSON file per run in the journal directory.
+    File,
+    /// A ConfigMap per run, in the namespace aks-patch runs in.
+    Cluster,
+}
+
+impl From<RunRecordPlace> for crate::rollout::record_store::RecordPlace {
+    fn from(p: RunRecordPlace) -> Self {
+        match p {
+            RunRecordPlace::File => crate::rollout::record_store::RecordPlace::File,
+            RunRecordPlace::Cluster => crate::rollout::record_store::RecordPlace::Cluster,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AuthMethod {
     /// Environment service principal, then workload identity, managed identity, Azure CLI.
@@ -267,6 +285,9 @@ pub enum FailOn {
 pub struct ReportArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    /// Where the run records are read from (see `apply --run-record`).
+    #[arg(long, value_enum, value_name = "PLACE", env = "AKS_PATCH_RUN_RECORD")]
+    pub run_record: Option<RunRecordPlace>,
     #[command(flatten)]
     pub global: GlobalArgs,
 }
@@ -380,6 +401,12 @@ pub struct ApplyArgs {
     /// Where run records are kept (default: runs/ in the state directory: $AKS_PATCH_STATE_DIR, else $XDG_STATE_HOME/aks-patch, else ~/.local/state/aks-patch).
     #[arg(long, value_name = "DIR")]
     pub journal_dir: Option<PathBuf>,
+    /// Where the run record is kept: `file` (in --journal-dir; the default outside a pod) or
+    /// `cluster` (a ConfigMap per run in the pod's namespace, or the kubeconfig context's;
+    /// the default in a pod with no cluster named, whose files die with it). `--resume` looks
+    /// in the same place: give the same choice again.
+    #[arg(long, value_enum, value_name = "PLACE", env = "AKS_PATCH_RUN_RECORD")]
+    pub run_record: Option<RunRecordPlace>,
     /// Seconds between retries of an eviction refused by a PodDisruptionBudget.
     #[arg(long, value_name = "SECONDS", default_value_t = 5, hide = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub eviction_retry_interval: u64,

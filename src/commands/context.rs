@@ -388,6 +388,44 @@ pub fn kube_failure(action: &str, e: crate::kube::KubeError) -> anyhow::Error {
     Failure::new(exit, format!("{action}: {e}")).into()
 }
 
+/// Where this run's records are kept: as `--run-record` says, else in the cluster when
+/// aks-patch runs in a pod with no cluster named (its file system dies with it), else in files.
+pub fn record_place(
+    choice: Option<crate::cli::RunRecordPlace>,
+    cluster: &ClusterArgs,
+    settings: &Settings,
+) -> crate::rollout::record_store::RecordPlace {
+    use crate::rollout::record_store::RecordPlace;
+    match choice {
+        Some(c) => c.into(),
+        None if settings.in_pod() && cluster.kubeconfig.is_none() && cluster.resource_group.is_none() => {
+            RecordPlace::Cluster
+        }
+        None => RecordPlace::File,
+    }
+}
+
+/// The run records of `place`: files in `dir`, or ConfigMaps in the pod's namespace (outside
+/// a pod: the namespace of the client's context).
+pub fn run_records(
+    place: crate::rollout::record_store::RecordPlace,
+    dir: std::path::PathBuf,
+    ctx: &ClusterContext,
+) -> crate::rollout::record_store::RunRecords {
+    use crate::rollout::record_store::{ClusterJournal, RecordPlace, RunRecords};
+    match place {
+        RecordPlace::File => RunRecords::Files(crate::rollout::journal::Journal::new(dir)),
+        RecordPlace::Cluster => {
+            let ns = ctx
+                .in_cluster
+                .as_ref()
+                .map(|me| me.namespace.clone())
+                .unwrap_or_else(|| ctx.client.default_namespace().to_string());
+            RunRecords::Cluster(Box::new(ClusterJournal::new(ctx.client.clone(), &ns)))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

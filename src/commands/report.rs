@@ -8,7 +8,7 @@ use crate::cli::ReportArgs;
 use crate::kube::NodeInfo;
 use crate::output::nodes::NodeColumns;
 use crate::output::{Column, Exit, Reporter, TableSpec};
-use crate::rollout::journal::Journal;
+use crate::rollout::record_store::RunRecords;
 use crate::settings::Settings;
 use jiff::Timestamp;
 use serde::Serialize;
@@ -104,8 +104,9 @@ pub async fn run(args: ReportArgs, settings: &Settings, reporter: &Reporter) -> 
         .map_err(|e| context::kube_failure("cannot list the cluster's nodes", e))?;
     let dir = settings.state_dir.clone();
     let last_scan = scans::load(&dir, &ctx.cluster.key);
-    let journal = Journal::new(dir.join("runs"));
-    let last_patched = match journal.last_patched(&ctx.cluster.key) {
+    let place = context::record_place(args.run_record, &args.cluster, settings);
+    let journal = context::run_records(place, dir.join("runs"), &ctx);
+    let last_patched = match journal.last_patched(&ctx.cluster.key).await {
         Ok(m) => m,
         Err(e) => {
             reporter.warn(&format!("cannot read the run records: {e}"));
@@ -147,7 +148,7 @@ pub async fn run(args: ReportArgs, settings: &Settings, reporter: &Reporter) -> 
         notes.push(note);
     }
     if args.global.output == crate::cli::OutputFormat::Prometheus {
-        return Ok(prometheus(&ctx, &out, &last_scan, &journal, reporter));
+        return Ok(prometheus(&ctx, &out, &last_scan, &journal, reporter).await);
     }
     let summary = (!notes.is_empty()).then(|| notes.join("\n"));
     Ok(Outcome {
@@ -160,11 +161,11 @@ pub async fn run(args: ReportArgs, settings: &Settings, reporter: &Reporter) -> 
 
 /// `report -o prometheus`: the gauges of the last scan (of the node's current boot) and of the
 /// last run, labelled with the cluster, for node_exporter's textfile collector.
-fn prometheus(
+async fn prometheus(
     ctx: &context::ClusterContext,
     rows: &[ReportRow],
     last_scan: &std::collections::BTreeMap<String, scans::NodeScan>,
-    journal: &Journal,
+    journal: &RunRecords,
     reporter: &Reporter,
 ) -> Outcome {
     let nodes: Vec<crate::metrics::NodeScanMetrics> = rows
@@ -182,7 +183,7 @@ fn prometheus(
         })
         .collect();
     let mut families = crate::metrics::scan_families(&nodes);
-    match journal.runs(&ctx.cluster.key) {
+    match journal.runs(&ctx.cluster.key).await {
         Ok(runs) => {
             if let Some(last) = runs
                 .iter()

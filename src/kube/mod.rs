@@ -18,6 +18,7 @@ pub mod nodes;
 pub mod objects;
 pub mod pending;
 pub mod reboot;
+pub mod run_records;
 pub mod schedule;
 pub mod snapshot;
 pub mod watch;

@@ -8,6 +8,7 @@
 //! schema version ([`SCHEMA_VERSION`]); records without one (written before it) still read,
 //! records of a newer aks-patch are refused.
 
+use crate::kube::run_records::RecordObjectError;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -33,25 +34,70 @@ pub enum JournalError {
     },
     #[error("the run record {path} was written by a newer aks-patch (schema version {version}; this one reads up to {SCHEMA_VERSION}): upgrade aks-patch to read it")]
     Newer { path: PathBuf, version: u64 },
+    /// The record kept in the cluster (`--run-record cluster`) could not be written.
+    #[error("cannot write the run record ConfigMap {object}")]
+    ClusterWrite {
+        object: ObjectRef,
+        #[source]
+        source: Box<RecordObjectError>,
+    },
+    /// The records kept in the cluster could not be read.
+    #[error("cannot read the run records (ConfigMaps) in namespace {namespace}")]
+    ClusterRead {
+        namespace: String,
+        #[source]
+        source: Box<RecordObjectError>,
+    },
 }
 
 impl JournalError {
-    /// The file the error is about.
-    pub fn path(&self) -> &Path {
+    /// Where the record is (a file, or a ConfigMap), in words.
+    pub fn location(&self) -> String {
         match self {
             JournalError::Write { path, .. }
             | JournalError::Read { path, .. }
             | JournalError::Parse { path, .. }
-            | JournalError::Newer { path, .. } => path,
+            | JournalError::Newer { path, .. } => path.display().to_string(),
+            JournalError::ClusterWrite { object, .. } => format!("ConfigMap {object}"),
+            JournalError::ClusterRead { namespace, .. } => format!("the ConfigMaps in namespace {namespace}"),
         }
     }
 
-    /// The cause, in words (the OS's, or the parser's).
+    /// The cause, in words (the OS's, the parser's, or the API server's).
     pub fn cause(&self) -> String {
         match self {
             JournalError::Write { source, .. } | JournalError::Read { source, .. } => source.to_string(),
             JournalError::Parse { source, .. } => source.to_string(),
             JournalError::Newer { .. } => self.to_string(),
+            JournalError::ClusterWrite { source, .. } | JournalError::ClusterRead { source, .. } => source.to_string(),
+        }
+    }
+
+    /// What to do so that the record can be written again.
+    pub fn remedy(&self) -> String {
+        match self {
+            JournalError::ClusterWrite { object, source } => match source.as_ref() {
+                RecordObjectError::TooLarge { .. } => "keep the record in a file instead (--run-record file, with the state directory on a persistent volume), or patch fewer nodes per run (--nodepool, --nodes)".into(),
+                RecordObjectError::Conflict { .. } => format!(
+                    "another aks-patch wrote this run's record: look for a second run (kubectl get configmaps -A -l {})",
+                    crate::kube::run_records::RECORD_LABEL
+                ),
+                _ => format!(
+                    "let the ServiceAccount create and update ConfigMaps in namespace {} (deploy/'s Role does) and check that the API server answers",
+                    object.namespace
+                ),
+            },
+            JournalError::ClusterRead { namespace, .. } => format!(
+                "let the ServiceAccount list ConfigMaps in namespace {namespace} (deploy/'s Role does) and check that the API server answers"
+            ),
+            other => {
+                let location = other.location();
+                let dir = Path::new(&location)
+                    .parent()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or(location);
+                format!("free space in {dir} (or make it writable)")
+            }
         }
     }
 }
@@ -729,7 +775,7 @@ pub fn new_run_id() -> String {
 }
 
 /// A record as read from `path`: any version up to [`SCHEMA_VERSION`].
-fn parse_record(path: &Path, text: &[u8]) -> Result<RunRecord, JournalError> {
+pub(crate) fn parse_record(path: &Path, text: &[u8]) -> Result<RunRecord, JournalError> {
     let perr = |source| JournalError::Parse {
         path: path.to_path_buf(),
         source,
@@ -836,21 +882,26 @@ impl Journal {
 
     /// When each node was last patched successfully (node → RFC 3339), from every record.
     pub fn last_patched(&self, key: &str) -> Result<std::collections::BTreeMap<String, String>, JournalError> {
-        let mut latest: std::collections::BTreeMap<String, Time> = std::collections::BTreeMap::new();
-        for run in self.runs(key)? {
-            for n in run.nodes {
-                if n.state == NodeState::Done {
-                    if let Some(t) = n.finished_at {
-                        let e = latest.entry(n.name).or_insert(t);
-                        if t > *e {
-                            *e = t;
-                        }
+        Ok(last_patched(self.runs(key)?))
+    }
+}
+
+/// When each node was last patched (finished `done`) in these runs.
+pub fn last_patched(runs: Vec<RunRecord>) -> std::collections::BTreeMap<String, String> {
+    let mut latest: std::collections::BTreeMap<String, Time> = std::collections::BTreeMap::new();
+    for run in runs {
+        for n in run.nodes {
+            if n.state == NodeState::Done {
+                if let Some(t) = n.finished_at {
+                    let e = latest.entry(n.name).or_insert(t);
+                    if t > *e {
+                        *e = t;
                     }
                 }
             }
         }
-        Ok(latest.into_iter().map(|(n, t)| (n, stamp(&t))).collect())
     }
+    latest.into_iter().map(|(n, t)| (n, stamp(&t))).collect()
 }
 
 impl super::ports::RecordStore for Journal {
@@ -1080,7 +1131,7 @@ mod tests {
         r.nodes[0].state = NodeState::Done;
         let e = j.save(&r).unwrap_err();
         assert!(matches!(e, JournalError::Write { .. }), "{e:?}");
-        assert_eq!(e.path(), path);
+        assert_eq!(e.location(), path.display().to_string());
         assert!(e.to_string().contains(&path.display().to_string()), "{e}");
         assert!(!e.cause().is_empty());
         assert_eq!(std::fs::read(&path).unwrap(), before, "the last record stays whole");

@@ -20,6 +20,7 @@ pub mod preflight;
 pub mod probed;
 pub mod progress;
 pub mod proof;
+pub mod record_store;
 pub mod refusal;
 pub mod resume;
 pub mod shell;

@@ -33,7 +33,7 @@ pub(super) async fn finish(
     let Ended { result, lock_lost } = ended;
     // Whatever happened: release the lock, and say so.
     release(s, guard).await;
-    let (exit, err) = close(s, &mut record, &result);
+    let (exit, err) = close(s, &mut record, &result).await;
     push_metrics(s, &record).await;
     remember_scans(s.settings, &record);
 
@@ -80,7 +80,7 @@ async fn release(s: &Session<'_>, guard: LockGuard) {
 /// Close the run record with how the run ended: the exit code, and the error to say. The
 /// summary comes from memory whatever the disk says; a record that cannot be closed is said
 /// (once), and is no success.
-fn close(s: &Session<'_>, record: &mut RunRecord, result: &Result<(), RunStop>) -> (Exit, Option<String>) {
+async fn close(s: &Session<'_>, record: &mut RunRecord, result: &Result<(), RunStop>) -> (Exit, Option<String>) {
     record.finished_at = Some(journal::now());
     let (status, err) = match result {
         Ok(()) => (RunStatus::Succeeded, None),
@@ -96,13 +96,13 @@ fn close(s: &Session<'_>, record: &mut RunRecord, result: &Result<(), RunStop>) 
     record.status = status;
     record.error = err.clone();
     let mut err = err;
-    if let Err(e) = s.journal.save(record) {
+    if let Err(e) = s.journal.save(record).await {
         if !matches!(result, Err(RunStop::RecordUnwritable(_))) {
             let msg = format!(
-                "the run record {} cannot be written ({}): it does not show how this run ended; free space in {} (or make it writable), then `aks-patch apply ... --one-at-a-time --resume` checks each node again",
-                e.path().display(),
+                "the run record {} cannot be written ({}): it does not show how this run ended; {}, then `aks-patch apply ... --one-at-a-time --resume` checks each node again",
+                e.location(),
                 e.cause(),
-                s.journal.dir().display()
+                e.remedy()
             );
             err = Some(match err {
                 Some(m) => format!("{m}; {msg}"),
@@ -196,7 +196,7 @@ fn summary(s: &Session<'_>, record: &RunRecord, left: &[(String, bool)], lock_lo
                 Some(m) => format!("--max-unavailable {m}"),
                 None => "--one-at-a-time".to_string(),
             },
-            s.journal.path_of(record).display()
+            s.journal.location_of(record)
         ));
     }
     summary

@@ -44,11 +44,12 @@ use crate::output::refusal::{finishing_only, let_through, message, would_refuse}
 use crate::output::{self, Exit, Failure, Reporter};
 use crate::rollout::batches::BatchRules;
 use crate::rollout::engine::{BlockerPolicy, Engine, EngineConfig, Ports, Signals, WindowPolicy};
-use crate::rollout::journal::{self, enum_text, Journal, NodeState, RunOptions, RunRecord};
+use crate::rollout::journal::{self, enum_text, NodeState, RunOptions, RunRecord};
 use crate::rollout::live::KubeCluster;
 use crate::rollout::plan::PlanEntry;
 use crate::rollout::preflight::other_run::OtherRun;
 use crate::rollout::preflight::Decision;
+use crate::rollout::record_store::{RecordPlace, RunRecords};
 use crate::rollout::refusal::{Obstacle, Refusal};
 use crate::rollout::resume::{self, resume_options, Resumable};
 use crate::rollout::shell::ShellTransport;
@@ -75,7 +76,7 @@ struct Session<'a> {
     settings: &'a Settings,
     reporter: &'a Reporter,
     ctx: ClusterContext,
-    journal: Journal,
+    journal: RunRecords,
     run_id: String,
 }
 
@@ -110,15 +111,16 @@ struct Unattended {
 
 pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome> {
     // Pre-flight, part 1: what needs no server at all.
-    let journal = Journal::new(
-        args.journal_dir
-            .clone()
-            .unwrap_or_else(|| settings.state_dir.join("runs")),
-    );
-    check_flags(&args, settings, &journal)?;
+    let journal_dir = args
+        .journal_dir
+        .clone()
+        .unwrap_or_else(|| settings.state_dir.join("runs"));
+    let place = context::record_place(args.run_record, &args.cluster, settings);
+    check_flags(&args, settings, place, &journal_dir)?;
     let requested = run_options(&args);
 
     let ctx = context::resolve(&args.cluster, settings, reporter, false).await?;
+    let journal = context::run_records(place, journal_dir, &ctx);
     if let Some(w) = ctx.channel_warning() {
         reporter.warn(&w);
     }
@@ -127,7 +129,7 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
     // `--resume`: the run it continues, and its options (the flags given now must agree).
     // From here on the options are the record's.
     let resumed = if args.resume {
-        match resumable(&journal, &ctx, &args)? {
+        match resumable(&journal, &ctx, &args).await? {
             Ok(prev) => Some(prev),
             Err(finished) => return Ok(finished),
         }
@@ -212,9 +214,9 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
 
 /// What can be checked before any server is asked: the journal directory takes a record,
 /// the SSH key and flags, the windows and time zone.
-fn check_flags(args: &ApplyArgs, settings: &Settings, journal: &Journal) -> anyhow::Result<()> {
-    if !args.dry_run {
-        check_journal_dir(journal.dir())?;
+fn check_flags(args: &ApplyArgs, settings: &Settings, place: RecordPlace, dir: &std::path::Path) -> anyhow::Result<()> {
+    if !args.dry_run && place == RecordPlace::File {
+        check_journal_dir(dir)?;
     }
     if let Some(key) = &args.ssh.ssh_key {
         ssh::check_private_key(key)
@@ -233,7 +235,7 @@ async fn unattended(
     options: &RunOptions,
     settings: &Settings,
     ctx: &ClusterContext,
-    journal: &Journal,
+    journal: &RunRecords,
     resumed: Option<&RunRecord>,
     reporter: &Reporter,
 ) -> anyhow::Result<Unattended> {
@@ -279,8 +281,12 @@ async fn unattended(
 
 /// The run `--resume` continues: the newest of the cluster, if it is unfinished. `Ok(Err)`:
 /// the newest run succeeded, and there is nothing to do (said so; nothing is touched).
-fn resumable(journal: &Journal, ctx: &ClusterContext, args: &ApplyArgs) -> anyhow::Result<Result<RunRecord, Outcome>> {
-    let latest = journal.latest(&ctx.cluster.key).map_err(|e| {
+async fn resumable(
+    journal: &RunRecords,
+    ctx: &ClusterContext,
+    args: &ApplyArgs,
+) -> anyhow::Result<Result<RunRecord, Outcome>> {
+    let latest = journal.latest(&ctx.cluster.key).await.map_err(|e| {
         let text = match e {
             journal::JournalError::Newer { .. } => e.to_string(),
             _ => format!("{e}: {}", e.cause()),
@@ -312,8 +318,12 @@ fn resumable(journal: &Journal, ctx: &ClusterContext, args: &ApplyArgs) -> anyho
             format!("there is no unfinished run of {} to resume", ctx.cluster.name),
         )
         .hint(format!(
-            "the run records are in {}; start a new run without --resume",
-            journal.dir().display()
+            "the run records are in {}{}; start a new run without --resume",
+            journal.describe(),
+            match journal.place() {
+                RecordPlace::File => " (--run-record file)",
+                RecordPlace::Cluster => " (--run-record cluster)",
+            }
         ))
         .into()),
     }

@@ -65,14 +65,17 @@ pub(super) async fn start(
             .as_ref()
             .map(|prev| prev.chain_started_at.unwrap_or(prev.started_at)),
     };
-    let saved = s.journal.save(&record).and_then(|path| {
-        s.reporter.verbose(&format!("run record: {}", path.display()));
-        match &prepared.resumed {
-            // The old record is superseded by this one.
-            Some(prev) => s.journal.save(&resume::superseded(prev, &s.run_id)).map(|_| ()),
-            None => Ok(()),
+    let saved = match s.journal.save(&record).await {
+        Ok(place) => {
+            s.reporter.verbose(&format!("run record: {place}"));
+            match &prepared.resumed {
+                // The old record is superseded by this one.
+                Some(prev) => s.journal.save(&resume::superseded(prev, &s.run_id)).await.map(|_| ()),
+                None => Ok(()),
+            }
         }
-    });
+        Err(e) => Err(e),
+    };
     if let Err(e) = saved {
         // Nothing has changed yet: give the lock back and stop.
         if let Err(r) = guard.release().await {

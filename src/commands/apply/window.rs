@@ -8,7 +8,8 @@ use crate::commands::context::{azure_failure, ClusterContext};
 use crate::kube::CancellationToken;
 use crate::output::{Exit, Failure, Reporter};
 use crate::rollout::engine::WindowPolicy;
-use crate::rollout::journal::{Journal, WindowOptions};
+use crate::rollout::journal::WindowOptions;
+use crate::rollout::record_store::RunRecords;
 use crate::rollout::window::{self, AksWindow, DailyWindow, Schedule, SystemClock, Verdict};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +39,7 @@ fn usage(e: window::WindowError) -> Failure {
 pub async fn policy(
     opts: &WindowOptions,
     ctx: &ClusterContext,
-    journal: &Journal,
+    journal: &RunRecords,
     reporter: &Reporter,
 ) -> anyhow::Result<Option<WindowPolicy>> {
     if opts.windows.is_empty() {
@@ -58,7 +59,7 @@ pub async fn policy(
         }
     }
     // How long a node is out: the median of this cluster's past runs, else --node-budget.
-    let past = journal.runs(&ctx.cluster.key).unwrap_or_default();
+    let past = journal.runs(&ctx.cluster.key).await.unwrap_or_default();
     let budget = match window::median_node_time(past.iter().flat_map(|r| &r.nodes)) {
         Some(d) => {
             reporter.verbose(&format!(

@@ -163,9 +163,9 @@ pub struct Engine<'a> {
     /// Why no node but those left out of service may be started (a resume that the
     /// pre-flight would have refused): the run stops with it before the first such node.
     hold_others: Mutex<Option<RunStop>>,
-    /// The first write of the run record that failed (the record's path, the cause): the
+    /// The first write of the run record that failed (where the record is, the cause, what to do): the
     /// run stops at the next safe point, finishing the node in hand first.
-    record_failed: std::sync::OnceLock<(std::path::PathBuf, String)>,
+    record_failed: std::sync::OnceLock<(String, String, String)>,
     /// The nodes that may carry this run's pending taint ([`pending`]).
     pending: Mutex<Vec<String>>,
 }
@@ -562,7 +562,11 @@ impl<'a> Engine<'a> {
     fn save(&self, turn: &mut Turn<'_>) {
         if let Err(e) = self.journal.save(&turn.record()) {
             let (what, cause) = (e.to_string(), e.cause());
-            if self.record_failed.set((e.path().to_path_buf(), cause.clone())).is_ok() {
+            if self
+                .record_failed
+                .set((e.location(), cause.clone(), e.remedy()))
+                .is_ok()
+            {
                 self.tell(Event::Warning(Warning::RecordUnwritable { what, cause }));
             } else {
                 self.tell(Event::Detail(Detail::RecordUnwritable { what, cause }));
@@ -573,11 +577,9 @@ impl<'a> Engine<'a> {
     /// The stop to give at a safe point once a record write has failed: `what` (e.g. "not
     /// starting another node"), the record's path, the cause, and what to do.
     fn record_stop(&self, what: &str) -> Option<RunStop> {
-        let (path, cause) = self.record_failed.get()?;
+        let (location, cause, remedy) = self.record_failed.get()?;
         Some(RunStop::RecordUnwritable(format!(
-            "{what}: the run record {} cannot be written ({cause}), and the run does not go on without it; free space in {} (or make it writable), then continue with `aks-patch apply ... --one-at-a-time --resume`",
-            path.display(),
-            path.parent().unwrap_or(path).display()
+            "{what}: the run record {location} cannot be written ({cause}), and the run does not go on without it; {remedy}, then continue with `aks-patch apply ... --one-at-a-time --resume`"
         )))
     }
 
