@@ -171,6 +171,54 @@ pub const CRONJOBS: Resource = Resource {
     verbs: RW,
 };
 
+pub const SERVICEACCOUNTS: Resource = Resource {
+    group: "",
+    version: "v1",
+    plural: "serviceaccounts",
+    kind: "ServiceAccount",
+    namespaced: true,
+    short_names: &["sa"],
+    verbs: RW,
+};
+/// The RBAC API group.
+pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+pub const ROLES: Resource = Resource {
+    group: RBAC_GROUP,
+    version: "v1",
+    plural: "roles",
+    kind: "Role",
+    namespaced: true,
+    short_names: &[],
+    verbs: RW,
+};
+pub const ROLEBINDINGS: Resource = Resource {
+    group: RBAC_GROUP,
+    version: "v1",
+    plural: "rolebindings",
+    kind: "RoleBinding",
+    namespaced: true,
+    short_names: &[],
+    verbs: RW,
+};
+pub const CLUSTERROLES: Resource = Resource {
+    group: RBAC_GROUP,
+    version: "v1",
+    plural: "clusterroles",
+    kind: "ClusterRole",
+    namespaced: false,
+    short_names: &[],
+    verbs: RW,
+};
+pub const CLUSTERROLEBINDINGS: Resource = Resource {
+    group: RBAC_GROUP,
+    version: "v1",
+    plural: "clusterrolebindings",
+    kind: "ClusterRoleBinding",
+    namespaced: false,
+    short_names: &[],
+    verbs: RW,
+};
+
 /// Every resource the emulator serves, in discovery order.
 pub const ALL: &[Resource] = &[
     NODES,
@@ -179,6 +227,7 @@ pub const ALL: &[Resource] = &[
     EVENTS,
     CONFIGMAPS,
     SECRETS,
+    SERVICEACCOUNTS,
     SERVICES,
     DAEMONSETS,
     REPLICASETS,
@@ -189,11 +238,23 @@ pub const ALL: &[Resource] = &[
     PDBS,
     LEASES,
     EVENTS_V1,
+    CLUSTERROLEBINDINGS,
+    CLUSTERROLES,
+    ROLEBINDINGS,
+    ROLES,
 ];
 
 /// Kinds without a `status` (and so without a `/status` subresource).
 pub fn has_status(res: &Resource) -> bool {
-    !matches!(res.plural, "events" | "leases" | "configmaps" | "secrets")
+    !matches!(
+        res.plural,
+        "events" | "leases" | "configmaps" | "secrets" | "serviceaccounts"
+    ) && res.group != RBAC_GROUP
+}
+
+/// Kinds whose objects carry `metadata.generation` (those with a spec the API server tracks).
+fn has_generation(res: &Resource) -> bool {
+    has_status(res) && *res != PODS && *res != NODES && *res != NAMESPACES && *res != SERVICES
 }
 
 impl Resource {
@@ -379,16 +440,7 @@ impl Store {
         m.entry("creationTimestamp")
             .or_insert_with(|| json!(crate::time::now_rfc3339()));
         m.insert("resourceVersion".into(), json!(rv.to_string()));
-        if !m.contains_key("generation")
-            && res != PODS
-            && res != NODES
-            && res != EVENTS
-            && res != LEASES
-            && res != NAMESPACES
-            && res != CONFIGMAPS
-            && res != SECRETS
-            && res != SERVICES
-        {
+        if !m.contains_key("generation") && has_generation(&res) {
             m.insert("generation".into(), json!(1));
         }
         let o = obj.as_object_mut().expect("checked above");

@@ -1,10 +1,24 @@
 //! The namespace controller: a namespace being deleted loses its content (pods
-//! gracefully), then goes.
+//! gracefully), then goes. And the serviceaccounts controller's part: every namespace has
+//! a `default` ServiceAccount.
 
 use super::*;
 
 pub(super) fn namespaces(shared: &Shared) {
     for ns in shared.store.list(NAMESPACES, None) {
+        if ns["metadata"]["deletionTimestamp"].is_null()
+            && shared
+                .store
+                .get(store::SERVICEACCOUNTS, Some(name(&ns)), "default")
+                .is_none()
+        {
+            let sa = json!({"metadata": {"name": "default", "namespace": name(&ns),
+                "creationTimestamp": ns["metadata"]["creationTimestamp"]}});
+            match shared.store.create(store::SERVICEACCOUNTS, sa) {
+                Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+                Err(e) => tracing::warn!("controller: default serviceaccount: {e}"),
+            }
+        }
         if ns["status"]["phase"].is_string() {
             continue;
         }

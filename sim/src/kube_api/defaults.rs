@@ -57,6 +57,8 @@ pub fn apply(plural: &str, obj: &mut Value) {
             template(&mut spec["jobTemplate"]["spec"]);
         }
         "pods" => containers(&mut obj["spec"]),
+        "rolebindings" => super::validation::rbac::set_defaults(&crate::store::ROLEBINDINGS, obj),
+        "clusterrolebindings" => super::validation::rbac::set_defaults(&crate::store::CLUSTERROLEBINDINGS, obj),
         _ => {}
     }
 }

@@ -141,6 +141,17 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                 "verbs": ["create"],
             }));
         }
+        if *r == store::SERVICEACCOUNTS {
+            resources.push(json!({
+                "name": "serviceaccounts/token",
+                "singularName": "",
+                "namespaced": true,
+                "group": "authentication.k8s.io",
+                "version": "v1",
+                "kind": "TokenRequest",
+                "verbs": ["create"],
+            }));
+        }
         if *r == store::DEPLOYMENTS || *r == store::REPLICASETS || *r == store::STATEFULSETS {
             resources.push(json!({
                 "name": format!("{}/scale", r.plural),
@@ -194,6 +205,8 @@ mod tests {
             "pods/eviction",
             "namespaces",
             "events",
+            "serviceaccounts",
+            "serviceaccounts/token",
         ] {
             assert!(names.contains(&n), "{n} missing from {names:?}");
         }
@@ -226,6 +239,7 @@ mod tests {
                 "policy",
                 "coordination.k8s.io",
                 "events.k8s.io",
+                "rbac.authorization.k8s.io",
                 "authentication.k8s.io",
                 "authorization.k8s.io"
             ]

@@ -432,8 +432,34 @@ fn top_fields(kind: &str) -> &'static [&'static str] {
             "reportingComponent",
             "reportingInstance",
         ],
+        "ServiceAccount" => &[
+            "apiVersion",
+            "kind",
+            "metadata",
+            "secrets",
+            "imagePullSecrets",
+            "automountServiceAccountToken",
+        ],
+        "Role" => &["apiVersion", "kind", "metadata", "rules"],
+        "ClusterRole" => &["apiVersion", "kind", "metadata", "rules", "aggregationRule"],
+        "RoleBinding" | "ClusterRoleBinding" => &["apiVersion", "kind", "metadata", "subjects", "roleRef"],
         _ => &["apiVersion", "kind", "metadata", "spec", "status"],
     }
+}
+
+const POLICY_RULE: &[&str] = &["verbs", "apiGroups", "resources", "resourceNames", "nonResourceURLs"];
+const SUBJECT: &[&str] = &["kind", "apiGroup", "name", "namespace"];
+const ROLE_REF: &[&str] = &["apiGroup", "kind", "name"];
+
+/// The RBAC kinds' nested fields: rules, subjects, roleRef.
+fn check_rbac(obj: &Value, out: &mut Vec<String>) {
+    for (i, r) in obj["rules"].as_array().into_iter().flatten().enumerate() {
+        check_keys(r, POLICY_RULE, &format!("rules[{i}]"), out);
+    }
+    for (i, r) in obj["subjects"].as_array().into_iter().flatten().enumerate() {
+        check_keys(r, SUBJECT, &format!("subjects[{i}]"), out);
+    }
+    check_keys(&obj["roleRef"], ROLE_REF, "roleRef", out);
 }
 
 fn check_keys(v: &Value, allowed: &[&str], path: &str, out: &mut Vec<String>) {
@@ -471,6 +497,9 @@ pub fn unknown_fields(res: &Resource, obj: &Value) -> Vec<String> {
     let mut out = vec![];
     check_keys(obj, top_fields(res.kind), "", &mut out);
     check_keys(&obj["metadata"], OBJECT_META, "metadata", &mut out);
+    if res.group == store::RBAC_GROUP {
+        check_rbac(obj, &mut out);
+    }
     if let Some(fields) = spec_fields(res.kind) {
         let spec = &obj["spec"];
         if res.kind == "Pod" {

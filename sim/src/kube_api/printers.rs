@@ -292,6 +292,20 @@ pub fn columns(res: &Resource) -> Vec<Value> {
             age,
             col("Selector", "string", 1, "Route service traffic to pods with label keys and values matching this selector."),
         ],
+        "serviceaccounts" => vec![
+            name,
+            col("Secrets", "string", 0, "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."),
+            age,
+        ],
+        "roles" | "clusterroles" => vec![name, col("Created At", "date", 0, AGE_DOC)],
+        "rolebindings" | "clusterrolebindings" => vec![
+            name,
+            col("Role", "string", 0, "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace."),
+            age,
+            col("Users", "string", 1, "Users in the binding"),
+            col("Groups", "string", 1, "Groups in the binding"),
+            col("ServiceAccounts", "string", 1, "ServiceAccounts in the binding"),
+        ],
         "leases" => vec![
             name,
             col("Holder", "string", 0, "holderIdentity contains the identity of the holder of a current lease."),
@@ -574,6 +588,40 @@ pub fn cells(res: &Resource, obj: &Value, now: Timestamp) -> Vec<Value> {
                 json!(ports),
                 age,
                 json!(sel),
+            ]
+        }
+        "serviceaccounts" => {
+            let n = obj["secrets"].as_array().map(Vec::len).unwrap_or(0);
+            vec![name, json!(n.to_string()), age]
+        }
+        "roles" | "clusterroles" => vec![name, obj["metadata"]["creationTimestamp"].clone()],
+        "rolebindings" | "clusterrolebindings" => {
+            let r = &obj["roleRef"];
+            let role = format!(
+                "{}/{}",
+                r["kind"].as_str().unwrap_or(""),
+                r["name"].as_str().unwrap_or("")
+            );
+            let (mut users, mut groups, mut sas) = (vec![], vec![], vec![]);
+            for s in obj["subjects"].as_array().into_iter().flatten() {
+                let n = s["name"].as_str().unwrap_or("").to_string();
+                match s["kind"].as_str() {
+                    Some("User") => users.push(n),
+                    Some("Group") => groups.push(n),
+                    Some("ServiceAccount") => sas.push(match s["namespace"].as_str().filter(|x| !x.is_empty()) {
+                        Some(ns) => format!("{ns}/{n}"),
+                        None => n,
+                    }),
+                    _ => {}
+                }
+            }
+            vec![
+                name,
+                json!(role),
+                age,
+                json!(users.join(", ")),
+                json!(groups.join(", ")),
+                json!(sas.join(", ")),
             ]
         }
         "leases" => vec![name, json!(or_none(&obj["spec"]["holderIdentity"])), age],

@@ -4,6 +4,8 @@
 //! and the Pod fields a client writes. Refusals are kube-apiserver's `422 Invalid` with
 //! one `details.causes` entry per field error and the same aggregated message.
 
+pub mod rbac;
+
 use crate::objects::status::ApiError;
 use crate::store::{self, Resource};
 use serde_json::{json, Value};
@@ -331,6 +333,9 @@ pub fn label_value(s: &str) -> Vec<String> {
 
 /// The name rule of a kind (`ValidateNameFunc`).
 fn name_rule(res: &Resource) -> fn(&str) -> Vec<String> {
+    if res.group == store::RBAC_GROUP {
+        return rbac::path_segment_name;
+    }
     match res.plural {
         "namespaces" => dns1123_label,
         "services" => dns1035_label,
@@ -665,9 +670,22 @@ pub fn validate(res: &Resource, obj: &Value) -> Vec<FieldError> {
                 validate_pod_spec(&tmpl["spec"], "spec.template.spec", &mut errs);
             }
         }
-        _ => {}
+        _ => rbac::validate(res, obj, &mut errs),
     }
     errs
+}
+
+/// `validate` of an update from `old` to `new`, with the checks of what may not change,
+/// as the API server's answer.
+pub fn check_update(res: &Resource, old: &Value, new: &Value) -> Result<(), ApiError> {
+    check(res, new)?;
+    let mut errs = vec![];
+    rbac::validate_update(res, old, new, &mut errs);
+    if errs.is_empty() {
+        return Ok(());
+    }
+    let name = new["metadata"]["name"].as_str().unwrap_or("");
+    Err(invalid_object(res, name, &errs))
 }
 
 /// `validate`, as the API server's answer.

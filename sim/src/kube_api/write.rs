@@ -229,7 +229,7 @@ pub(super) fn update(
         merge_for_subresource(&t.res, sub, &cur, &mut obj);
         keep_managed_fields(Some(&cur), &mut obj);
         managed::record_update(&t.res, Some(&cur), &mut obj, &w);
-        validation::check(&t.res, &obj)?;
+        validation::check_update(&t.res, &cur, &obj)?;
         return Ok(with_warnings(json_response(StatusCode::OK, &obj), &warnings));
     }
     let refused = std::cell::RefCell::new(None);
@@ -242,7 +242,7 @@ pub(super) fn update(
             validate_shape(cur).map_err(store::StoreError::Invalid)?;
             keep_managed_fields(Some(&old), cur);
             managed::record_update(&t.res, Some(&old), cur, &w);
-            refuse_invalid(&t.res, cur, &refused)
+            refuse_invalid(&t.res, &old, cur, &refused)
         })
         .map_err(|e| refused.take().unwrap_or_else(|| ApiError::from_store(&t.res, name, e)))?;
     if t.res == store::LEASES {
@@ -255,10 +255,11 @@ pub(super) fn update(
 /// store's error only says that the closure failed).
 pub(super) fn refuse_invalid(
     res: &Resource,
+    old: &Value,
     obj: &Value,
     refused: &std::cell::RefCell<Option<ApiError>>,
 ) -> Result<(), store::StoreError> {
-    validation::check(res, obj).map_err(|e| {
+    validation::check_update(res, old, obj).map_err(|e| {
         let msg = e.message.clone();
         *refused.borrow_mut() = Some(e);
         store::StoreError::Invalid(msg)
@@ -437,7 +438,7 @@ pub(super) fn patch(
             keep_managed_fields(Some(&old), cur);
             managed::record_update(&t.res, Some(&old), cur, &w);
         }
-        refuse_invalid(&t.res, cur, &refused)
+        refuse_invalid(&t.res, &old, cur, &refused)
     };
     let fail = |e| refused.take().unwrap_or_else(|| ApiError::from_store(&t.res, name, e));
     if q.dry_run() {
