@@ -1,10 +1,12 @@
 //! Who a request comes from and what it may do: the identities behind the emulator's
-//! credentials, RBAC-style rules (verbs, API groups, resources with subresources such as
+//! credentials, the rules bound to them (the scenario's `access.user` and the stored Roles,
+//! ClusterRoles and their bindings), RBAC rules (verbs, API groups, resources with subresources such as
 //! `pods/eviction` or `pods/exec`, resource names, non-resource URLs, and the namespaces a
 //! rule is bound in), the 403 Forbidden the API server answers, and the self-review APIs
 //! (`SelfSubjectAccessReview`, `SelfSubjectRulesReview`, `SelfSubjectReview`) behind
 //! `kubectl auth can-i` and `kubectl auth whoami`.
 
+use crate::store::{self, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -28,6 +30,10 @@ pub struct Rule {
     /// Bound only in these namespaces; absent or empty: bound cluster-wide.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<String>,
+    /// The binding that grants the rule, as the RBAC authorizer words it (`ClusterRoleBinding
+    /// "x" of ClusterRole "y" to ServiceAccount "sa/ns"`); empty for the scenario's rules.
+    #[serde(skip)]
+    pub granted_by: String,
 }
 
 /// What a credential authenticates as, and what it is allowed.
@@ -143,6 +149,7 @@ pub fn authorize(id: &Identity, a: &Attributes) -> (bool, String) {
         return (true, String::new());
     }
     match rules.iter().find(|r| r.allows(a)) {
+        Some(r) if !r.granted_by.is_empty() => (true, format!("RBAC: allowed by {}", r.granted_by)),
         Some(r) if r.namespaces.is_empty() => (
             true,
             format!(
@@ -162,6 +169,139 @@ pub fn authorize(id: &Identity, a: &Attributes) -> (bool, String) {
         }
         None => (false, String::new()),
     }
+}
+
+/// What a stored Subject (rbac.authorization.k8s.io/v1) names, as the RBAC authorizer
+/// describes it (`describeSubject`), when it is the user `username` in `groups`; a
+/// ServiceAccount subject without a namespace is in the binding's (`binding_ns`).
+fn subject_matches(subject: &Value, binding_ns: &str, username: &str, groups: &[String]) -> Option<String> {
+    let name = subject["name"].as_str().unwrap_or("");
+    match subject["kind"].as_str().unwrap_or("") {
+        "User" if name == username => Some(format!("User \"{name}\"")),
+        "Group" if groups.iter().any(|g| g == name) => Some(format!("Group \"{name}\"")),
+        "ServiceAccount" => {
+            let ns = subject["namespace"]
+                .as_str()
+                .filter(|n| !n.is_empty())
+                .unwrap_or(binding_ns);
+            (!ns.is_empty() && username == crate::tokens::service_account_username(ns, name))
+                .then(|| format!("ServiceAccount \"{name}/{ns}\""))
+        }
+        _ => None,
+    }
+}
+
+/// The PolicyRules of a stored Role or ClusterRole (rules that do not parse grant nothing).
+fn role_rules(role: &Value) -> Vec<Rule> {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect()
+    };
+    role["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| Rule {
+            verbs: strings(&r["verbs"]),
+            api_groups: strings(&r["apiGroups"]),
+            resources: strings(&r["resources"]),
+            resource_names: strings(&r["resourceNames"]),
+            non_resource_urls: strings(&r["nonResourceURLs"]),
+            namespaces: vec![],
+            granted_by: String::new(),
+        })
+        .collect()
+}
+
+/// The rules the stored ClusterRoleBindings and RoleBindings grant the user `username` in
+/// `groups`, as the RBAC authorizer finds them: ClusterRoleBindings first (everywhere), then
+/// RoleBindings (only in their namespace, whether they reference a Role there or a
+/// ClusterRole). A binding whose role does not exist grants nothing.
+pub fn bound_rules(store: &Store, username: &str, groups: &[String]) -> Vec<Rule> {
+    let mut out = vec![];
+    for b in store.list(store::CLUSTERROLEBINDINGS, None) {
+        let role_ref = &b["roleRef"];
+        if role_ref["kind"] != "ClusterRole" {
+            continue;
+        }
+        let Some(subject) = b["subjects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|s| subject_matches(s, "", username, groups))
+        else {
+            continue;
+        };
+        let role = role_ref["name"].as_str().unwrap_or("");
+        let Some(r) = store.get(store::CLUSTERROLES, None, role) else {
+            continue;
+        };
+        let by = format!(
+            "ClusterRoleBinding \"{}\" of ClusterRole \"{role}\" to {subject}",
+            b["metadata"]["name"].as_str().unwrap_or("")
+        );
+        out.extend(role_rules(&r).into_iter().map(|rule| Rule {
+            granted_by: by.clone(),
+            ..rule
+        }));
+    }
+    for b in store.list(store::ROLEBINDINGS, None) {
+        let ns = b["metadata"]["namespace"].as_str().unwrap_or("default").to_string();
+        let Some(subject) = b["subjects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|s| subject_matches(s, &ns, username, groups))
+        else {
+            continue;
+        };
+        let role_ref = &b["roleRef"];
+        let role = role_ref["name"].as_str().unwrap_or("");
+        let (kind, found) = match role_ref["kind"].as_str() {
+            Some("ClusterRole") => ("ClusterRole", store.get(store::CLUSTERROLES, None, role)),
+            Some("Role") => ("Role", store.get(store::ROLES, Some(&ns), role)),
+            _ => continue,
+        };
+        let Some(r) = found else { continue };
+        let by = format!(
+            "RoleBinding \"{}/{ns}\" of {kind} \"{role}\" to {subject}",
+            b["metadata"]["name"].as_str().unwrap_or("")
+        );
+        out.extend(role_rules(&r).into_iter().map(|rule| Rule {
+            namespaces: vec![ns.clone()],
+            granted_by: by.clone(),
+            ..rule
+        }));
+    }
+    out
+}
+
+/// The bootstrap RBAC objects every cluster has (created at start, `created` their
+/// creationTimestamp): the `cluster-admin` ClusterRole, bound to `system:masters`.
+pub fn bootstrap_objects(created: &str) -> Vec<(store::Resource, Value)> {
+    let meta = |name: &str| {
+        json!({"name": name, "creationTimestamp": created,
+            "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+            "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}})
+    };
+    vec![
+        (
+            store::CLUSTERROLES,
+            json!({"metadata": meta("cluster-admin"), "rules": [
+                {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]},
+                {"verbs": ["*"], "nonResourceURLs": ["*"]},
+            ]}),
+        ),
+        (
+            store::CLUSTERROLEBINDINGS,
+            json!({"metadata": meta("cluster-admin"),
+                "roleRef": {"apiGroup": store::RBAC_GROUP, "kind": "ClusterRole", "name": "cluster-admin"},
+                "subjects": [{"apiGroup": store::RBAC_GROUP, "kind": "Group", "name": "system:masters"}]}),
+        ),
+    ]
 }
 
 /// The API server's 403 message for a denied request.
@@ -331,6 +471,122 @@ mod tests {
         assert!(ok(&path("/apis/apps/v1")));
         assert!(!ok(&path("/logs")));
         assert!(authorize(&Identity::master(), &res("delete", "", "nodes", "", "", "n")).0);
+    }
+
+    fn sa(ns: &str, name: &str) -> Identity {
+        let mut groups = crate::tokens::service_account_groups(ns);
+        groups.push("system:authenticated".into());
+        Identity {
+            username: crate::tokens::service_account_username(ns, name),
+            groups,
+            role: String::new(),
+            rules: Some(vec![]),
+        }
+    }
+
+    fn bound(store: &Store, mut id: Identity) -> Identity {
+        id.rules = Some(bound_rules(store, &id.username, &id.groups));
+        id
+    }
+
+    fn stored(store: &Store, res: store::Resource, v: Value) {
+        store.create(res, v).unwrap();
+    }
+
+    #[test]
+    fn stored_bindings_grant_their_roles_where_they_are_bound() {
+        let store = Store::new();
+        stored(
+            &store,
+            store::CLUSTERROLES,
+            json!({"metadata": {"name": "node-patcher"}, "rules": [
+                {"verbs": ["get", "list", "patch"], "apiGroups": [""], "resources": ["nodes"]},
+                {"verbs": ["create"], "apiGroups": [""], "resources": ["pods/eviction"]},
+                {"verbs": ["get"], "nonResourceURLs": ["/metrics"]}]}),
+        );
+        stored(
+            &store,
+            store::CLUSTERROLEBINDINGS,
+            json!({"metadata": {"name": "aks-patch"}, "roleRef": {"kind": "ClusterRole", "name": "node-patcher"},
+                "subjects": [{"kind": "ServiceAccount", "name": "aks-patch", "namespace": "aks-patch"}]}),
+        );
+        stored(
+            &store,
+            store::ROLES,
+            json!({"metadata": {"name": "journal", "namespace": "aks-patch"}, "rules": [
+                {"verbs": ["get", "update"], "apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["runs"]}]}),
+        );
+        stored(
+            &store,
+            store::ROLEBINDINGS,
+            json!({"metadata": {"name": "journal", "namespace": "aks-patch"}, "roleRef": {"kind": "Role", "name": "journal"},
+                "subjects": [{"kind": "ServiceAccount", "name": "aks-patch"}]}),
+        );
+        stored(
+            &store,
+            store::ROLEBINDINGS,
+            json!({"metadata": {"name": "evict-shop", "namespace": "shop"},
+                "roleRef": {"kind": "ClusterRole", "name": "node-patcher"},
+                "subjects": [{"kind": "Group", "name": "shop-ops"}]}),
+        );
+        let id = bound(&store, sa("aks-patch", "aks-patch"));
+        let ok = |id: &Identity, a: &Attributes| authorize(id, a).0;
+        assert!(ok(&id, &res("patch", "", "nodes", "", "", "n1")));
+        let (_, why) = authorize(&id, &res("patch", "", "nodes", "", "", "n1"));
+        assert_eq!(
+            why,
+            "RBAC: allowed by ClusterRoleBinding \"aks-patch\" of ClusterRole \"node-patcher\" to ServiceAccount \"aks-patch/aks-patch\""
+        );
+        assert!(ok(&id, &res("create", "", "pods", "eviction", "shop", "p")));
+        assert!(!ok(&id, &res("delete", "", "nodes", "", "", "n1")));
+        assert!(ok(&id, &res("update", "", "configmaps", "", "aks-patch", "runs")));
+        let (_, why) = authorize(&id, &res("update", "", "configmaps", "", "aks-patch", "runs"));
+        assert_eq!(
+            why,
+            "RBAC: allowed by RoleBinding \"journal/aks-patch\" of Role \"journal\" to ServiceAccount \"aks-patch/aks-patch\""
+        );
+        assert!(!ok(&id, &res("update", "", "configmaps", "", "aks-patch", "other")));
+        assert!(!ok(&id, &res("update", "", "configmaps", "", "default", "runs")));
+        assert!(!ok(&id, &res("list", "", "configmaps", "", "", "")));
+        let path = Attributes {
+            verb: "get".into(),
+            resource: None,
+            path: "/metrics".into(),
+        };
+        assert!(ok(&id, &path));
+        let other = bound(&store, sa("default", "aks-patch"));
+        assert!(
+            !ok(&other, &res("patch", "", "nodes", "", "", "n1")),
+            "same name, other namespace"
+        );
+
+        // A RoleBinding of a ClusterRole grants it only in its namespace, and no URL.
+        let user = bound(
+            &store,
+            Identity {
+                username: "ann@contoso.com".into(),
+                groups: vec!["shop-ops".into(), "system:authenticated".into()],
+                role: String::new(),
+                rules: Some(vec![]),
+            },
+        );
+        assert!(ok(&user, &res("create", "", "pods", "eviction", "shop", "p")));
+        assert!(!ok(&user, &res("create", "", "pods", "eviction", "default", "p")));
+        assert!(!ok(&user, &res("patch", "", "nodes", "", "", "n1")));
+        assert!(!ok(&user, &path));
+
+        // A removed rule grants nothing any more; a binding of a missing role grants nothing.
+        store
+            .update_with(store::CLUSTERROLES, None, "node-patcher", None, |o| {
+                o["rules"].as_array_mut().unwrap().remove(0);
+                Ok(())
+            })
+            .unwrap();
+        let id = bound(&store, sa("aks-patch", "aks-patch"));
+        assert!(!ok(&id, &res("patch", "", "nodes", "", "", "n1")));
+        store.remove(store::ROLES, Some("aks-patch"), "journal").unwrap();
+        let id = bound(&store, sa("aks-patch", "aks-patch"));
+        assert!(!ok(&id, &res("update", "", "configmaps", "", "aks-patch", "runs")));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The tokens the emulator issues and accepts: ARM bearer tokens, Entra ID access tokens
-//! (for ARM and for the AKS server application) and the kubeconfigs' static tokens. Never
-//! printed by the emulator's logs: events name an Entra token by its number.
+//! (for ARM and for the AKS server application), the kubeconfigs' static tokens and the
+//! ServiceAccount tokens of the TokenRequest API (JWTs the emulator signs). Never printed by
+//! the emulator's logs: events name an Entra token by its number, a ServiceAccount token by
+//! its ServiceAccount and `jti`.
 
 use crate::rbac;
 use crate::scenario;
@@ -51,6 +53,122 @@ pub struct Tokens {
     /// The expired-token fault: the Entra tokens issued so far (numbers up to this one) have
     /// expired, and so have the kubeconfigs' tokens; tokens issued afterwards work.
     expired_through: Mutex<Option<u64>>,
+    /// The key ServiceAccount tokens are signed with (HMAC-SHA256), new at every start.
+    service_account_key: ring::hmac::Key,
+    /// The `jti`s of the ServiceAccount tokens the API server has seen (first use is logged).
+    service_account_seen: Mutex<std::collections::HashSet<String>>,
+}
+
+/// The issuer of the ServiceAccount tokens (the cluster's OIDC issuer URL).
+pub fn service_account_issuer(kube_url: &str) -> String {
+    format!("{kube_url}/oidc")
+}
+
+/// The API server's audiences (`--api-audiences`): a ServiceAccount token is accepted only
+/// when it is for one of these; a TokenRequest without audiences gets them all.
+pub fn api_audiences(kube_url: &str) -> Vec<String> {
+    vec![
+        kube_url.to_string(),
+        "https://kubernetes.default.svc.cluster.local".to_string(),
+    ]
+}
+
+/// The object a ServiceAccount token is bound to (`spec.boundObjectRef`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundObject {
+    /// `Pod` or `Secret`.
+    pub kind: String,
+    pub name: String,
+    pub uid: String,
+}
+
+/// What a ServiceAccount token says (its JWT claims), as issued and as checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccountClaims {
+    pub namespace: String,
+    pub name: String,
+    /// The ServiceAccount's uid when the token was issued: a re-created one is another.
+    pub uid: String,
+    pub audiences: Vec<String>,
+    /// Unix seconds.
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub jti: String,
+    pub bound: Option<BoundObject>,
+}
+
+impl ServiceAccountClaims {
+    /// `system:serviceaccount:NS:NAME`.
+    pub fn username(&self) -> String {
+        service_account_username(&self.namespace, &self.name)
+    }
+
+    /// The JWT claims, as kube-apiserver writes them.
+    fn to_json(&self, issuer: &str) -> serde_json::Value {
+        let mut k8s = serde_json::json!({
+            "namespace": self.namespace,
+            "serviceaccount": {"name": self.name, "uid": self.uid},
+        });
+        if let Some(b) = &self.bound {
+            k8s[b.kind.to_lowercase()] = serde_json::json!({"name": b.name, "uid": b.uid});
+        }
+        serde_json::json!({
+            "aud": self.audiences,
+            "exp": self.expires_at,
+            "iat": self.issued_at,
+            "iss": issuer,
+            "jti": self.jti,
+            "kubernetes.io": k8s,
+            "nbf": self.issued_at,
+            "sub": self.username(),
+        })
+    }
+
+    fn from_json(v: &serde_json::Value) -> Option<ServiceAccountClaims> {
+        let k = &v["kubernetes.io"];
+        let s = |x: &serde_json::Value| x.as_str().map(str::to_string);
+        let bound = ["pod", "secret"].iter().find_map(|kind| {
+            let o = &k[*kind];
+            Some(BoundObject {
+                kind: if *kind == "pod" { "Pod" } else { "Secret" }.to_string(),
+                name: s(&o["name"])?,
+                uid: s(&o["uid"])?,
+            })
+        });
+        Some(ServiceAccountClaims {
+            namespace: s(&k["namespace"])?,
+            name: s(&k["serviceaccount"]["name"])?,
+            uid: s(&k["serviceaccount"]["uid"])?,
+            audiences: match &v["aud"] {
+                serde_json::Value::String(a) => vec![a.clone()],
+                a => a.as_array()?.iter().filter_map(&s).collect(),
+            },
+            issued_at: v["iat"].as_i64()?,
+            expires_at: v["exp"].as_i64()?,
+            jti: s(&v["jti"]).unwrap_or_default(),
+            bound,
+        })
+    }
+}
+
+/// `system:serviceaccount:NS:NAME`, the user name of a ServiceAccount.
+pub fn service_account_username(namespace: &str, name: &str) -> String {
+    format!("system:serviceaccount:{namespace}:{name}")
+}
+
+/// The groups of a ServiceAccount (`system:authenticated` aside).
+pub fn service_account_groups(namespace: &str) -> Vec<String> {
+    vec![
+        "system:serviceaccounts".to_string(),
+        format!("system:serviceaccounts:{namespace}"),
+    ]
+}
+
+/// `(namespace, name)` of a ServiceAccount user name.
+pub fn parse_service_account_username(username: &str) -> Option<(&str, &str)> {
+    let rest = username.strip_prefix("system:serviceaccount:")?;
+    let (ns, name) = rest.split_once(':')?;
+    (!ns.is_empty() && !name.is_empty() && !name.contains(':')).then_some((ns, name))
 }
 
 impl Tokens {
@@ -66,7 +184,44 @@ impl Tokens {
                 .replace("sim0", "5150"),
             client_secret: format!("sim-secret-{}", uuid::Uuid::new_v4().simple()),
             expired_through: Mutex::new(None),
+            service_account_key: {
+                let secret: [u8; 32] = rand::random();
+                ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret)
+            },
+            service_account_seen: Mutex::new(Default::default()),
         }
+    }
+
+    /// A signed ServiceAccount token (a JWT) carrying `claims`.
+    pub fn sign_service_account_token(&self, issuer: &str, claims: &ServiceAccountClaims) -> String {
+        use base64::Engine;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let header = b64(br#"{"alg":"HS256","kid":"aks-sim","typ":"JWT"}"#);
+        let body = b64(claims.to_json(issuer).to_string().as_bytes());
+        let signed = format!("{header}.{body}");
+        let sig = ring::hmac::sign(&self.service_account_key, signed.as_bytes());
+        format!("{signed}.{}", b64(sig.as_ref()))
+    }
+
+    /// The claims of a ServiceAccount token this emulator signed (`None`: not one of its
+    /// tokens). Expiry, audience and the ServiceAccount itself are the caller's to check.
+    pub fn verify_service_account_token(&self, token: &str) -> Option<ServiceAccountClaims> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let (signed, sig) = token.rsplit_once('.')?;
+        let (_, body) = signed.split_once('.')?;
+        let sig = b64.decode(sig).ok()?;
+        ring::hmac::verify(&self.service_account_key, signed.as_bytes(), &sig).ok()?;
+        let claims: serde_json::Value = serde_json::from_slice(&b64.decode(body).ok()?).ok()?;
+        ServiceAccountClaims::from_json(&claims)
+    }
+
+    /// Whether this is the first time the API server sees the token `jti` (then remembered).
+    pub fn first_use_of_service_account_token(&self, jti: &str) -> bool {
+        self.service_account_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(jti.to_string())
     }
 
     /// The expired-token fault: every Kubernetes API token issued so far expires (the
@@ -204,3 +359,73 @@ pub fn user_identity(u: &scenario::UserAccess) -> rbac::Identity {
 /// The AKS-managed Entra ID public client (`kubelogin --client-id`, the `azure`
 /// auth-provider's `client-id`).
 pub const AKS_CLIENT_APP: &str = "80faf920-1908-4b52-b5ef-a8e7bedfc67a";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims() -> ServiceAccountClaims {
+        ServiceAccountClaims {
+            namespace: "aks-patch".into(),
+            name: "aks-patch".into(),
+            uid: "5b1d9a34-0000-4000-a000-000000000001".into(),
+            audiences: vec!["https://kubernetes.default.svc.cluster.local".into()],
+            issued_at: 1_700_000_000,
+            expires_at: 1_700_003_600,
+            jti: "j1".into(),
+            bound: Some(BoundObject {
+                kind: "Pod".into(),
+                name: "aks-patch-1".into(),
+                uid: "p-uid".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn service_account_tokens_are_jwts_with_the_apiservers_claims() {
+        use base64::Engine;
+        let t = Tokens::new();
+        let token = t.sign_service_account_token("https://127.0.0.1:6443/oidc", &claims());
+        let parts: Vec<&str> = token.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let body: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(parts[1])
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(body["sub"], "system:serviceaccount:aks-patch:aks-patch");
+        assert_eq!(body["kubernetes.io"]["serviceaccount"]["name"], "aks-patch");
+        assert_eq!(body["kubernetes.io"]["pod"]["name"], "aks-patch-1");
+        assert_eq!(body["exp"], 1_700_003_600);
+        assert_eq!(t.verify_service_account_token(&token), Some(claims()));
+    }
+
+    #[test]
+    fn a_tampered_or_foreign_token_is_not_accepted() {
+        let t = Tokens::new();
+        let token = t.sign_service_account_token("iss", &claims());
+        let mut other = claims();
+        other.name = "cluster-admin".into();
+        let forged = t.sign_service_account_token("iss", &other);
+        let (head, _) = forged.rsplit_once('.').unwrap();
+        let (_, sig) = token.rsplit_once('.').unwrap();
+        assert_eq!(t.verify_service_account_token(&format!("{head}.{sig}")), None);
+        assert_eq!(
+            Tokens::new().verify_service_account_token(&token),
+            None,
+            "another emulator's key"
+        );
+        assert_eq!(t.verify_service_account_token(&t.kube_user), None);
+    }
+
+    #[test]
+    fn service_account_user_names_parse() {
+        assert_eq!(
+            parse_service_account_username("system:serviceaccount:ops:patcher"),
+            Some(("ops", "patcher"))
+        );
+        assert_eq!(parse_service_account_username("system:serviceaccount:ops"), None);
+        assert_eq!(parse_service_account_username("ops@contoso.com"), None);
+    }
+}

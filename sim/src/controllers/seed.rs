@@ -368,5 +368,8 @@ fn seed_nodes(shared: &Arc<Shared>) -> anyhow::Result<()> {
             json!({"metadata": {"name": ns, "creationTimestamp": created}}),
         )?;
     }
+    for (res, obj) in crate::rbac::bootstrap_objects(&created) {
+        shared.store.create(res, obj)?;
+    }
     Ok(())
 }

@@ -1,15 +1,129 @@
 //! Who a request is and what it may do: the bearer token (the kubeconfigs' tokens, Entra
-//! ID tokens on a cluster with AKS-managed Entra ID) and the authorizer's verdict (403).
+//! ID tokens on a cluster with AKS-managed Entra ID, ServiceAccount tokens), impersonation
+//! (`Impersonate-User`, `Impersonate-Group`: `kubectl --as`), the rules bound to the
+//! identity, and the authorizer's verdict (403).
 
 use super::*;
 
+/// Who the request is: its bearer token's identity (401 without one), or whom it
+/// impersonates (403 when the token's identity may not), with the rules bound to it.
+pub(super) fn authenticate(s: &Shared, headers: &HeaderMap) -> Result<rbac::Identity, ApiError> {
+    let id = identity(s, headers).ok_or_else(ApiError::unauthorized)?;
+    let id = impersonate(s, id, headers)?;
+    Ok(with_bound_rules(s, id))
+}
+
+/// The identity with the rules the stored bindings grant it (its user name and groups);
+/// `system:masters` may do anything, as kube-apiserver's privileged-group authorizer lets it.
+pub(super) fn with_bound_rules(s: &Shared, mut id: rbac::Identity) -> rbac::Identity {
+    if id.groups.iter().any(|g| g == "system:masters") {
+        id.rules = None;
+    }
+    if let Some(rules) = &mut id.rules {
+        rules.extend(rbac::bound_rules(&s.store, &id.username, &id.groups));
+    }
+    id
+}
+
+/// The `Impersonate-*` headers (`kubectl --as USER --as-group GROUP`): the request acts as
+/// that user once the authenticated identity may `impersonate` it (users, groups and
+/// serviceaccounts in the core group, uids and userextras in authentication.k8s.io).
+fn impersonate(s: &Shared, id: rbac::Identity, headers: &HeaderMap) -> Result<rbac::Identity, ApiError> {
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_string)
+            .collect()
+    };
+    let user = values("impersonate-user").into_iter().next();
+    let groups = values("impersonate-group");
+    let uid = values("impersonate-uid").into_iter().next();
+    let extras: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| {
+            let key = k.as_str().strip_prefix("impersonate-extra-")?;
+            let key = percent_encoding::percent_decode_str(key)
+                .decode_utf8_lossy()
+                .into_owned();
+            Some((key, v.to_str().ok()?.to_string()))
+        })
+        .collect();
+    let Some(user) = user else {
+        if !groups.is_empty() || uid.is_some() || !extras.is_empty() {
+            return Err(ApiError::new(
+                500,
+                "InternalError",
+                "Internal error occurred: requested impersonation of groups or extra fields without impersonating a user",
+            ));
+        }
+        return Ok(id);
+    };
+    let may = |group: &str, resource: &str, sub: &str, ns: &str, name: &str| {
+        authorize(
+            &with_bound_rules(s, id.clone()),
+            &rbac::Attributes {
+                verb: "impersonate".into(),
+                resource: Some(rbac::ResourceAttrs {
+                    group: group.into(),
+                    resource: resource.into(),
+                    subresource: sub.into(),
+                    namespace: ns.into(),
+                    name: name.into(),
+                }),
+                path: String::new(),
+            },
+        )
+    };
+    let service_account = tokens::parse_service_account_username(&user);
+    match service_account {
+        Some((ns, name)) => may("", "serviceaccounts", "", ns, name)?,
+        None => may("", "users", "", "", &user)?,
+    }
+    for g in &groups {
+        may("", "groups", "", "", g)?;
+    }
+    if let Some(u) = &uid {
+        may("authentication.k8s.io", "uids", "", "", u)?;
+    }
+    for (k, v) in &extras {
+        may("authentication.k8s.io", "userextras", k, "", v)?;
+    }
+    let mut as_groups = groups.clone();
+    if let (Some((ns, _)), true) = (service_account, groups.is_empty()) {
+        as_groups = tokens::service_account_groups(ns);
+    }
+    if user != "system:anonymous"
+        && !as_groups
+            .iter()
+            .any(|g| g == "system:authenticated" || g == "system:unauthenticated")
+    {
+        as_groups.push("system:authenticated".into());
+    }
+    // The scenario's user is bound to its rules by name, whoever acts as it.
+    let rules = match &s.scenario.access.user {
+        Some(u) if u.username == user => tokens::user_identity(u).rules,
+        _ => Some(vec![]),
+    };
+    Ok(rbac::Identity {
+        username: user,
+        groups: as_groups,
+        role: String::new(),
+        rules,
+    })
+}
+
 /// The identity a request's bearer token authenticates as.
-pub(super) fn identity(s: &Shared, headers: &HeaderMap) -> Option<rbac::Identity> {
+fn identity(s: &Shared, headers: &HeaderMap) -> Option<rbac::Identity> {
     let v = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())?;
     let (scheme, token) = v.trim().split_once(' ')?;
     let token = token.trim();
     if !scheme.eq_ignore_ascii_case("bearer") || s.tokens.expired_by_fault(token) {
         return None;
+    }
+    if let Some(claims) = s.tokens.verify_service_account_token(token) {
+        return service_account_identity(s, &claims);
     }
     if let Some(checked) = s.tokens.check_entra(token) {
         return entra_identity(s, checked);
@@ -24,6 +138,76 @@ pub(super) fn identity(s: &Shared, headers: &HeaderMap) -> Option<rbac::Identity
         return None;
     }
     s.tokens.kube_identity(token, &s.scenario.access)
+}
+
+/// Why the API server refuses a ServiceAccount token it signed, if it does: expired, for
+/// another audience, its ServiceAccount (or the object it is bound to) deleted or re-created.
+pub(super) fn service_account_refusal(s: &Shared, c: &tokens::ServiceAccountClaims) -> Option<String> {
+    let now = crate::time::unix_now();
+    if c.expires_at <= now {
+        return Some(format!("has expired (at {})", c.expires_at));
+    }
+    let kube_url = &s.endpoints().kube_url;
+    let audiences = tokens::api_audiences(kube_url);
+    if !c.audiences.iter().any(|a| audiences.contains(a)) {
+        return Some(format!("is for audiences {:?}, not the API server's", c.audiences));
+    }
+    let alive = |o: &Value, uid: &str| o["metadata"]["uid"] == uid && o["metadata"]["deletionTimestamp"].is_null();
+    match s.store.get(store::SERVICEACCOUNTS, Some(&c.namespace), &c.name) {
+        None => return Some(format!("serviceaccount {}/{} not found", c.namespace, c.name)),
+        Some(sa) if !alive(&sa, &c.uid) => {
+            return Some(format!(
+                "serviceaccount {}/{} has been deleted (its uid is no longer {})",
+                c.namespace, c.name, c.uid
+            ))
+        }
+        Some(_) => {}
+    }
+    if let Some(b) = &c.bound {
+        let res = if b.kind == "Pod" { store::PODS } else { store::SECRETS };
+        let gone = s
+            .store
+            .get(res, Some(&c.namespace), &b.name)
+            .is_none_or(|o| o["metadata"]["uid"] != b.uid.as_str());
+        if gone {
+            return Some(format!(
+                "the {} {}/{} it is bound to has been deleted",
+                b.kind.to_lowercase(),
+                c.namespace,
+                b.name
+            ));
+        }
+    }
+    None
+}
+
+/// Who a ServiceAccount token authenticates as (`system:serviceaccount:NS:NAME` in
+/// `system:serviceaccounts`, `system:serviceaccounts:NS` and `system:authenticated`), unless
+/// it is refused. The first use of each token, and every refusal, goes to the event log (by
+/// ServiceAccount and `jti`, never the token).
+fn service_account_identity(s: &Shared, c: &tokens::ServiceAccountClaims) -> Option<rbac::Identity> {
+    let who = format!("serviceaccount token {} of {}/{}", c.jti, c.namespace, c.name);
+    if let Some(why) = service_account_refusal(s, c) {
+        s.events
+            .record(kinds::KUBE_UNAUTHORIZED, None, None, format!("{who} {why}"));
+        return None;
+    }
+    if s.tokens.first_use_of_service_account_token(&c.jti) {
+        s.events.record(
+            kinds::KUBE_TOKEN,
+            None,
+            None,
+            format!("{who} (expires at {})", c.expires_at),
+        );
+    }
+    let mut groups = tokens::service_account_groups(&c.namespace);
+    groups.push("system:authenticated".into());
+    Some(rbac::Identity {
+        username: c.username(),
+        groups,
+        role: String::new(),
+        rules: Some(vec![]),
+    })
 }
 
 /// Who an Entra token authenticates as, on a cluster with AKS-managed Entra ID: the

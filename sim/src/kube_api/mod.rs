@@ -23,6 +23,7 @@ pub mod reviews;
 mod route;
 mod scale;
 mod shape;
+pub mod token_request;
 pub mod validation;
 pub mod watch;
 mod write;
@@ -107,8 +108,9 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         )
             .into_response();
     }
-    let Some(id) = identity(&s, &parts.headers) else {
-        return ApiError::unauthorized().into_response();
+    let id = match authenticate(&s, &parts.headers) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
     };
     if let Some((ns, pod)) = pod_subresource(&path, "log") {
         return logs::handle(&s, &id, &parts.method, &parts.uri, ns, pod).await;
@@ -254,6 +256,9 @@ async fn resource(
         (Method::POST, Some(name), Some("eviction")) => {
             let ns = ns.unwrap_or("default");
             eviction::serve(s, ns, name, &body, q.dry_run())
+        }
+        (Method::POST, Some(name), Some("token")) => {
+            token_request::serve(s, ns.unwrap_or("default"), name, &body, q.dry_run())
         }
         (Method::PUT, Some(name), None | Some("status")) => update(s, &t, name, q, headers, &body),
         (Method::PATCH, Some(name), None | Some("status")) => patch(s, &t, name, q, headers, &body),

@@ -81,6 +81,7 @@ pub(super) fn sub_allowed(res: &Resource, sub: &str) -> bool {
     match sub {
         "status" => store::has_status(res),
         "eviction" => *res == store::PODS,
+        "token" => *res == store::SERVICEACCOUNTS,
         "scale" => *res == store::DEPLOYMENTS || *res == store::REPLICASETS || *res == store::STATEFULSETS,
         _ => false,
     }
