@@ -22,4 +22,5 @@ mod kube_lists;
 mod nodes;
 mod pod_io;
 mod runcmd;
+mod service_accounts;
 mod validation;
