@@ -6,7 +6,6 @@
 //! (`SelfSubjectAccessReview`, `SelfSubjectRulesReview`, `SelfSubjectReview`) behind
 //! `kubectl auth can-i` and `kubectl auth whoami`.
 
-use crate::store::{self, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -171,6 +170,26 @@ pub fn authorize(id: &Identity, a: &Attributes) -> (bool, String) {
     }
 }
 
+/// `system:serviceaccount:NS:NAME`, the user name of a ServiceAccount.
+pub fn service_account_username(namespace: &str, name: &str) -> String {
+    format!("system:serviceaccount:{namespace}:{name}")
+}
+
+/// The groups of a ServiceAccount (`system:authenticated` aside).
+pub fn service_account_groups(namespace: &str) -> Vec<String> {
+    vec![
+        "system:serviceaccounts".to_string(),
+        format!("system:serviceaccounts:{namespace}"),
+    ]
+}
+
+/// `(namespace, name)` of a ServiceAccount user name.
+pub fn parse_service_account_username(username: &str) -> Option<(&str, &str)> {
+    let rest = username.strip_prefix("system:serviceaccount:")?;
+    let (ns, name) = rest.split_once(':')?;
+    (!ns.is_empty() && !name.is_empty() && !name.contains(':')).then_some((ns, name))
+}
+
 /// What a stored Subject (rbac.authorization.k8s.io/v1) names, as the RBAC authorizer
 /// describes it (`describeSubject`), when it is the user `username` in `groups`; a
 /// ServiceAccount subject without a namespace is in the binding's (`binding_ns`).
@@ -184,11 +203,22 @@ fn subject_matches(subject: &Value, binding_ns: &str, username: &str, groups: &[
                 .as_str()
                 .filter(|n| !n.is_empty())
                 .unwrap_or(binding_ns);
-            (!ns.is_empty() && username == crate::tokens::service_account_username(ns, name))
+            (!ns.is_empty() && username == service_account_username(ns, name))
                 .then(|| format!("ServiceAccount \"{name}/{ns}\""))
         }
         _ => None,
     }
+}
+
+/// The RBAC API group.
+pub const GROUP: &str = "rbac.authorization.k8s.io";
+
+/// The stored RBAC objects the authorizer reads (the object store has them).
+pub trait Objects {
+    fn cluster_role_bindings(&self) -> Vec<Value>;
+    fn role_bindings(&self) -> Vec<Value>;
+    fn cluster_role(&self, name: &str) -> Option<Value>;
+    fn role(&self, namespace: &str, name: &str) -> Option<Value>;
 }
 
 /// The PolicyRules of a stored Role or ClusterRole (rules that do not parse grant nothing).
@@ -220,9 +250,9 @@ fn role_rules(role: &Value) -> Vec<Rule> {
 /// `groups`, as the RBAC authorizer finds them: ClusterRoleBindings first (everywhere), then
 /// RoleBindings (only in their namespace, whether they reference a Role there or a
 /// ClusterRole). A binding whose role does not exist grants nothing.
-pub fn bound_rules(store: &Store, username: &str, groups: &[String]) -> Vec<Rule> {
+pub fn bound_rules(objects: &impl Objects, username: &str, groups: &[String]) -> Vec<Rule> {
     let mut out = vec![];
-    for b in store.list(store::CLUSTERROLEBINDINGS, None) {
+    for b in objects.cluster_role_bindings() {
         let role_ref = &b["roleRef"];
         if role_ref["kind"] != "ClusterRole" {
             continue;
@@ -236,7 +266,7 @@ pub fn bound_rules(store: &Store, username: &str, groups: &[String]) -> Vec<Rule
             continue;
         };
         let role = role_ref["name"].as_str().unwrap_or("");
-        let Some(r) = store.get(store::CLUSTERROLES, None, role) else {
+        let Some(r) = objects.cluster_role(role) else {
             continue;
         };
         let by = format!(
@@ -248,7 +278,7 @@ pub fn bound_rules(store: &Store, username: &str, groups: &[String]) -> Vec<Rule
             ..rule
         }));
     }
-    for b in store.list(store::ROLEBINDINGS, None) {
+    for b in objects.role_bindings() {
         let ns = b["metadata"]["namespace"].as_str().unwrap_or("default").to_string();
         let Some(subject) = b["subjects"]
             .as_array()
@@ -261,8 +291,8 @@ pub fn bound_rules(store: &Store, username: &str, groups: &[String]) -> Vec<Rule
         let role_ref = &b["roleRef"];
         let role = role_ref["name"].as_str().unwrap_or("");
         let (kind, found) = match role_ref["kind"].as_str() {
-            Some("ClusterRole") => ("ClusterRole", store.get(store::CLUSTERROLES, None, role)),
-            Some("Role") => ("Role", store.get(store::ROLES, Some(&ns), role)),
+            Some("ClusterRole") => ("ClusterRole", objects.cluster_role(role)),
+            Some("Role") => ("Role", objects.role(&ns, role)),
             _ => continue,
         };
         let Some(r) = found else { continue };
@@ -279,29 +309,22 @@ pub fn bound_rules(store: &Store, username: &str, groups: &[String]) -> Vec<Rule
     out
 }
 
-/// The bootstrap RBAC objects every cluster has (created at start, `created` their
-/// creationTimestamp): the `cluster-admin` ClusterRole, bound to `system:masters`.
-pub fn bootstrap_objects(created: &str) -> Vec<(store::Resource, Value)> {
+/// The bootstrap ClusterRoles every cluster has (created at start, `created` their
+/// creationTimestamp): `cluster-admin`, and its ClusterRoleBindings: to `system:masters`.
+pub fn bootstrap_objects(created: &str) -> (Vec<Value>, Vec<Value>) {
     let meta = |name: &str| {
         json!({"name": name, "creationTimestamp": created,
             "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
             "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}})
     };
-    vec![
-        (
-            store::CLUSTERROLES,
-            json!({"metadata": meta("cluster-admin"), "rules": [
-                {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]},
-                {"verbs": ["*"], "nonResourceURLs": ["*"]},
-            ]}),
-        ),
-        (
-            store::CLUSTERROLEBINDINGS,
-            json!({"metadata": meta("cluster-admin"),
-                "roleRef": {"apiGroup": store::RBAC_GROUP, "kind": "ClusterRole", "name": "cluster-admin"},
-                "subjects": [{"apiGroup": store::RBAC_GROUP, "kind": "Group", "name": "system:masters"}]}),
-        ),
-    ]
+    let roles = vec![json!({"metadata": meta("cluster-admin"), "rules": [
+        {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]},
+        {"verbs": ["*"], "nonResourceURLs": ["*"]},
+    ]})];
+    let bindings = vec![json!({"metadata": meta("cluster-admin"),
+        "roleRef": {"apiGroup": GROUP, "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"apiGroup": GROUP, "kind": "Group", "name": "system:masters"}]})];
+    (roles, bindings)
 }
 
 /// The API server's 403 message for a denied request.
@@ -474,61 +497,76 @@ mod tests {
     }
 
     fn sa(ns: &str, name: &str) -> Identity {
-        let mut groups = crate::tokens::service_account_groups(ns);
+        let mut groups = service_account_groups(ns);
         groups.push("system:authenticated".into());
         Identity {
-            username: crate::tokens::service_account_username(ns, name),
+            username: service_account_username(ns, name),
             groups,
             role: String::new(),
             rules: Some(vec![]),
         }
     }
 
-    fn bound(store: &Store, mut id: Identity) -> Identity {
+    /// RBAC objects as the store would hold them.
+    #[derive(Default)]
+    struct Stored {
+        cluster_role_bindings: Vec<Value>,
+        role_bindings: Vec<Value>,
+        cluster_roles: Vec<Value>,
+        roles: Vec<Value>,
+    }
+
+    fn named<'a>(list: &'a [Value], ns: Option<&str>, name: &str) -> Option<&'a Value> {
+        list.iter()
+            .find(|o| o["metadata"]["name"] == name && ns.is_none_or(|ns| o["metadata"]["namespace"] == ns))
+    }
+
+    impl Objects for Stored {
+        fn cluster_role_bindings(&self) -> Vec<Value> {
+            self.cluster_role_bindings.clone()
+        }
+        fn role_bindings(&self) -> Vec<Value> {
+            self.role_bindings.clone()
+        }
+        fn cluster_role(&self, name: &str) -> Option<Value> {
+            named(&self.cluster_roles, None, name).cloned()
+        }
+        fn role(&self, namespace: &str, name: &str) -> Option<Value> {
+            named(&self.roles, Some(namespace), name).cloned()
+        }
+    }
+
+    fn bound(store: &Stored, mut id: Identity) -> Identity {
         id.rules = Some(bound_rules(store, &id.username, &id.groups));
         id
     }
 
-    fn stored(store: &Store, res: store::Resource, v: Value) {
-        store.create(res, v).unwrap();
-    }
-
     #[test]
     fn stored_bindings_grant_their_roles_where_they_are_bound() {
-        let store = Store::new();
-        stored(
-            &store,
-            store::CLUSTERROLES,
-            json!({"metadata": {"name": "node-patcher"}, "rules": [
+        let mut store = Stored::default();
+        store
+            .cluster_roles
+            .push(json!({"metadata": {"name": "node-patcher"}, "rules": [
                 {"verbs": ["get", "list", "patch"], "apiGroups": [""], "resources": ["nodes"]},
                 {"verbs": ["create"], "apiGroups": [""], "resources": ["pods/eviction"]},
-                {"verbs": ["get"], "nonResourceURLs": ["/metrics"]}]}),
-        );
-        stored(
-            &store,
-            store::CLUSTERROLEBINDINGS,
+                {"verbs": ["get"], "nonResourceURLs": ["/metrics"]}]}));
+        store.cluster_role_bindings.push(
             json!({"metadata": {"name": "aks-patch"}, "roleRef": {"kind": "ClusterRole", "name": "node-patcher"},
                 "subjects": [{"kind": "ServiceAccount", "name": "aks-patch", "namespace": "aks-patch"}]}),
         );
-        stored(
-            &store,
-            store::ROLES,
+        store.roles.push(
             json!({"metadata": {"name": "journal", "namespace": "aks-patch"}, "rules": [
                 {"verbs": ["get", "update"], "apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["runs"]}]}),
         );
-        stored(
-            &store,
-            store::ROLEBINDINGS,
+        store.role_bindings.push(
             json!({"metadata": {"name": "journal", "namespace": "aks-patch"}, "roleRef": {"kind": "Role", "name": "journal"},
                 "subjects": [{"kind": "ServiceAccount", "name": "aks-patch"}]}),
         );
-        stored(
-            &store,
-            store::ROLEBINDINGS,
-            json!({"metadata": {"name": "evict-shop", "namespace": "shop"},
+        store
+            .role_bindings
+            .push(json!({"metadata": {"name": "evict-shop", "namespace": "shop"},
                 "roleRef": {"kind": "ClusterRole", "name": "node-patcher"},
-                "subjects": [{"kind": "Group", "name": "shop-ops"}]}),
-        );
+                "subjects": [{"kind": "Group", "name": "shop-ops"}]}));
         let id = bound(&store, sa("aks-patch", "aks-patch"));
         let ok = |id: &Identity, a: &Attributes| authorize(id, a).0;
         assert!(ok(&id, &res("patch", "", "nodes", "", "", "n1")));
@@ -576,15 +614,10 @@ mod tests {
         assert!(!ok(&user, &path));
 
         // A removed rule grants nothing any more; a binding of a missing role grants nothing.
-        store
-            .update_with(store::CLUSTERROLES, None, "node-patcher", None, |o| {
-                o["rules"].as_array_mut().unwrap().remove(0);
-                Ok(())
-            })
-            .unwrap();
+        store.cluster_roles[0]["rules"].as_array_mut().unwrap().remove(0);
         let id = bound(&store, sa("aks-patch", "aks-patch"));
         assert!(!ok(&id, &res("patch", "", "nodes", "", "", "n1")));
-        store.remove(store::ROLES, Some("aks-patch"), "journal").unwrap();
+        store.roles.clear();
         let id = bound(&store, sa("aks-patch", "aks-patch"));
         assert!(!ok(&id, &res("update", "", "configmaps", "", "aks-patch", "runs")));
     }
@@ -604,5 +637,15 @@ mod tests {
             forbidden_message(&id, &res("list", "apps", "deployments", "", "", "")),
             "deployments.apps is forbidden: User \"ops@contoso.com\" cannot list resource \"deployments\" in API group \"apps\" at the cluster scope"
         );
+    }
+
+    #[test]
+    fn service_account_user_names_parse() {
+        assert_eq!(
+            parse_service_account_username("system:serviceaccount:ops:patcher"),
+            Some(("ops", "patcher"))
+        );
+        assert_eq!(parse_service_account_username("system:serviceaccount:ops"), None);
+        assert_eq!(parse_service_account_username("ops@contoso.com"), None);
     }
 }

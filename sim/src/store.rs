@@ -181,7 +181,7 @@ pub const SERVICEACCOUNTS: Resource = Resource {
     verbs: RW,
 };
 /// The RBAC API group.
-pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+pub const RBAC_GROUP: &str = crate::rbac::GROUP;
 pub const ROLES: Resource = Resource {
     group: RBAC_GROUP,
     version: "v1",
@@ -270,6 +270,22 @@ impl Resource {
         ALL.iter()
             .copied()
             .find(|r| r.group == group && r.version == version && r.plural == plural)
+    }
+}
+
+/// What the RBAC authorizer reads: the stored Roles, ClusterRoles and their bindings.
+impl crate::rbac::Objects for Store {
+    fn cluster_role_bindings(&self) -> Vec<Value> {
+        self.list(CLUSTERROLEBINDINGS, None)
+    }
+    fn role_bindings(&self) -> Vec<Value> {
+        self.list(ROLEBINDINGS, None)
+    }
+    fn cluster_role(&self, name: &str) -> Option<Value> {
+        self.get(CLUSTERROLES, None, name)
+    }
+    fn role(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.get(ROLES, Some(namespace), name)
     }
 }
 

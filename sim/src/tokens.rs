@@ -100,7 +100,7 @@ pub struct ServiceAccountClaims {
 impl ServiceAccountClaims {
     /// `system:serviceaccount:NS:NAME`.
     pub fn username(&self) -> String {
-        service_account_username(&self.namespace, &self.name)
+        rbac::service_account_username(&self.namespace, &self.name)
     }
 
     /// The JWT claims, as kube-apiserver writes them.
@@ -149,26 +149,6 @@ impl ServiceAccountClaims {
             bound,
         })
     }
-}
-
-/// `system:serviceaccount:NS:NAME`, the user name of a ServiceAccount.
-pub fn service_account_username(namespace: &str, name: &str) -> String {
-    format!("system:serviceaccount:{namespace}:{name}")
-}
-
-/// The groups of a ServiceAccount (`system:authenticated` aside).
-pub fn service_account_groups(namespace: &str) -> Vec<String> {
-    vec![
-        "system:serviceaccounts".to_string(),
-        format!("system:serviceaccounts:{namespace}"),
-    ]
-}
-
-/// `(namespace, name)` of a ServiceAccount user name.
-pub fn parse_service_account_username(username: &str) -> Option<(&str, &str)> {
-    let rest = username.strip_prefix("system:serviceaccount:")?;
-    let (ns, name) = rest.split_once(':')?;
-    (!ns.is_empty() && !name.is_empty() && !name.contains(':')).then_some((ns, name))
 }
 
 impl Tokens {
@@ -417,15 +397,5 @@ mod tests {
             "another emulator's key"
         );
         assert_eq!(t.verify_service_account_token(&t.kube_user), None);
-    }
-
-    #[test]
-    fn service_account_user_names_parse() {
-        assert_eq!(
-            parse_service_account_username("system:serviceaccount:ops:patcher"),
-            Some(("ops", "patcher"))
-        );
-        assert_eq!(parse_service_account_username("system:serviceaccount:ops"), None);
-        assert_eq!(parse_service_account_username("ops@contoso.com"), None);
     }
 }

@@ -368,8 +368,12 @@ fn seed_nodes(shared: &Arc<Shared>) -> anyhow::Result<()> {
             json!({"metadata": {"name": ns, "creationTimestamp": created}}),
         )?;
     }
-    for (res, obj) in crate::rbac::bootstrap_objects(&created) {
-        shared.store.create(res, obj)?;
+    let (roles, bindings) = crate::rbac::bootstrap_objects(&created);
+    for obj in roles {
+        shared.store.create(store::CLUSTERROLES, obj)?;
+    }
+    for obj in bindings {
+        shared.store.create(store::CLUSTERROLEBINDINGS, obj)?;
     }
     Ok(())
 }

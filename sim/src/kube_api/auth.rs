@@ -76,7 +76,7 @@ fn impersonate(s: &Shared, id: rbac::Identity, headers: &HeaderMap) -> Result<rb
             },
         )
     };
-    let service_account = tokens::parse_service_account_username(&user);
+    let service_account = rbac::parse_service_account_username(&user);
     match service_account {
         Some((ns, name)) => may("", "serviceaccounts", "", ns, name)?,
         None => may("", "users", "", "", &user)?,
@@ -92,7 +92,7 @@ fn impersonate(s: &Shared, id: rbac::Identity, headers: &HeaderMap) -> Result<rb
     }
     let mut as_groups = groups.clone();
     if let (Some((ns, _)), true) = (service_account, groups.is_empty()) {
-        as_groups = tokens::service_account_groups(ns);
+        as_groups = rbac::service_account_groups(ns);
     }
     if user != "system:anonymous"
         && !as_groups
@@ -200,7 +200,7 @@ fn service_account_identity(s: &Shared, c: &tokens::ServiceAccountClaims) -> Opt
             format!("{who} (expires at {})", c.expires_at),
         );
     }
-    let mut groups = tokens::service_account_groups(&c.namespace);
+    let mut groups = rbac::service_account_groups(&c.namespace);
     groups.push("system:authenticated".into());
     Some(rbac::Identity {
         username: c.username(),
