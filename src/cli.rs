@@ -430,7 +430,7 @@ pub struct ApplyArgs {
 #[derive(Args, Debug, Clone)]
 pub struct NotifyArgs {
     /// Send the rollout's events (run started, node started, node done, node halted or left cordoned, run finished) to this webhook (repeatable): Slack (https://hooks.slack.com/...), a Teams workflow, or a generic JSON webhook (webhook+https://...); slack+ and teams+ prefixes force the service. Never printed.
-    #[arg(long, value_name = "URL", value_parser = non_empty)]
+    #[arg(long, value_name = "URL", value_parser = non_empty, env = "AKS_PATCH_NOTIFY_URL", hide_env_values = true)]
     pub notify_url: Vec<String>,
     /// The notification text, with fields {event} {cluster} {node} {pool} {kernel_before} {kernel_after} {duration} {reason} {run_id} {text}.
     #[arg(long, value_name = "TEMPLATE", value_parser = non_empty)]
@@ -441,7 +441,7 @@ pub struct NotifyArgs {
 #[derive(Args, Debug, Clone)]
 pub struct MetricsArgs {
     /// Push the results as Prometheus gauges to this Pushgateway (job aks-patch-scan or aks-patch-apply, grouped by cluster); a failed push is a warning.
-    #[arg(long, value_name = "URL", value_parser = non_empty)]
+    #[arg(long, value_name = "URL", value_parser = non_empty, env = "AKS_PATCH_PUSHGATEWAY_URL", hide_env_values = true)]
     pub pushgateway_url: Option<String>,
 }
 
@@ -464,7 +464,7 @@ pub struct BlockerArgs {
     #[arg(long, value_enum, default_value_t = BlockingPodScope::Cluster)]
     pub blocking_pod_scope: BlockingPodScope,
     /// No node is taken out while this Prometheus server has active alerts (its /api/v1/alerts) that are not filtered out; an unreachable one blocks too.
-    #[arg(long, value_name = "URL", value_parser = non_empty)]
+    #[arg(long, value_name = "URL", value_parser = non_empty, env = "AKS_PATCH_PROMETHEUS_URL", hide_env_values = true)]
     pub prometheus_url: Option<String>,
     /// Ignore the alerts whose name matches this regular expression (with --alert-filter-match-only: only those block).
     #[arg(long, value_name = "REGEX", value_parser = non_empty)]

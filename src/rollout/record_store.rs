@@ -72,6 +72,19 @@ impl ClusterJournal {
 }
 
 impl RunRecords {
+    /// What keeping the records here asks of the API server (nothing, for files): checked in
+    /// the pre-flight, so that a run never starts that could not write its record.
+    pub fn needs(&self) -> Vec<crate::kube::access::Need> {
+        use crate::kube::access::Need;
+        match self {
+            RunRecords::Files(_) => vec![],
+            RunRecords::Cluster(c) => ["get", "list", "create", "update"]
+                .into_iter()
+                .map(|verb| Need::namespaced(verb, "", "configmaps", c.namespace()))
+                .collect(),
+        }
+    }
+
     pub fn place(&self) -> RecordPlace {
         match self {
             RunRecords::Files(_) => RecordPlace::File,

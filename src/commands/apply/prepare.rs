@@ -245,10 +245,19 @@ async fn check_permissions(s: &Session<'_>, entries: &[PlanEntry], checks: &[Nod
     if !entries.iter().any(PlanEntry::patch) {
         return Ok(());
     }
-    let denied = k::access::denied(&s.ctx.client, &access::rollout_needs(checks))
+    let mut needs = access::rollout_needs(checks);
+    needs.extend(s.journal.needs());
+    let denied = k::access::denied(&s.ctx.client, &needs)
         .await
         .map_err(|e| context::kube_failure("cannot check this identity's permissions", e))?;
-    if let Some(r) = access::permissions(&denied) {
+    if let Some(mut r) = access::permissions(&denied) {
+        if let Some(me) = &s.ctx.in_cluster {
+            r = r.hint(format!(
+                "this pod runs as ServiceAccount {}/{}: grant what deploy/ grants it (kubectl apply -k deploy/), or bind it to the ClusterRole in docs/rbac.yaml",
+                me.namespace,
+                me.service_account.as_deref().unwrap_or("default")
+            ));
+        }
         if !s.args.dry_run {
             return Err(r.into());
         }
