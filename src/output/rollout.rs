@@ -185,6 +185,9 @@ pub fn step_text(step: &NodeStep) -> String {
             Resumed::LeftOutNotReady => {
                 "resuming: the node was left out of service and is not Ready: waiting for it to come back"
             }
+            Resumed::RebootSentUnreachable => {
+                "resuming: the last run stopped as it sent the node's reboot, and the node cannot be reached: waiting for it to come back"
+            }
             Resumed::LeftCordonedRebootedSince => {
                 "resuming: the node was left cordoned and has rebooted since (new bootID)"
             }

@@ -160,6 +160,8 @@ pub enum NodeStep {
 pub enum Resumed {
     WasRebooting,
     LeftOutNotReady,
+    /// Stopped around its reboot command, and unreachable now: on its way down.
+    RebootSentUnreachable,
     LeftCordonedRebootedSince,
     LeftCordoned,
     Failed,

@@ -31,6 +31,14 @@ pub(super) fn resume_order(rec: &RunRecord) -> Vec<usize> {
     first
 }
 
+/// The node's last step is its reboot, begun and not known to have failed: the reboot
+/// command may have gone out.
+fn reboot_begun(n: &NodeRecord) -> bool {
+    n.steps
+        .last()
+        .is_some_and(|s| s.name == StepName::Reboot && s.outcome != StepOutcome::Failed)
+}
+
 impl Engine<'_> {
     /// Resuming a node that was mid-way: pick up where it was. `Some` when the node's turn
     /// is over already.
@@ -53,6 +61,12 @@ impl Engine<'_> {
             if old.is_some() && row.boot_id.is_some() && row.boot_id.as_deref() != old {
                 self.step(&name, NodeStep::Resuming(Resumed::LeftCordonedRebootedSince));
                 turn.life.rebooted_since(row.boot_id.clone())?;
+            } else if reboot_begun(turn.life.record()) && self.transport.probe(&target(row)).await.is_err() {
+                // Stopped around the reboot command (sent, not yet recorded): the node is
+                // still Ready in the API (the kubelet's status lags) but cannot be reached,
+                // it is going down. Its reboot is waited for and proven like any other.
+                self.step(&name, NodeStep::Resuming(Resumed::RebootSentUnreachable));
+                return self.finish_reboot(turn, row).await.map(Some);
             } else {
                 self.step(&name, NodeStep::Resuming(Resumed::LeftCordoned));
             }

@@ -221,3 +221,49 @@ async fn resume_records_a_deleted_node_as_gone_and_goes_on() {
     h.run(&mut rec).await.unwrap();
     assert_eq!(states(&rec), [NodeState::Gone, NodeState::Done]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn resume_of_a_node_stopped_as_its_reboot_was_sent_waits_for_that_reboot() {
+    let h = Harness::new(1);
+    let mut rec = record(1);
+    // As a run killed right after the reboot command left it: drained, its reboot begun in
+    // the record, the node still Ready in the API with its old bootID but unreachable.
+    h.fakes.edit("n0", |n| {
+        n.pending = vec![];
+        n.reboot_required = true;
+        n.unschedulable = true;
+        n.marked = Some("run-0".into());
+        n.probe_down = true;
+    });
+    rec.nodes[0].state = NodeState::Drained;
+    rec.nodes[0].in_hand = true;
+    rec.nodes[0].boot_id_before = Some("boot-1".into());
+    rec.nodes[0].steps.push(crate::rollout::journal::Step {
+        name: StepName::Reboot,
+        started_at: "2026-12-01T08:00:00Z".parse().unwrap(),
+        finished_at: None,
+        outcome: StepOutcome::Running,
+        detail: String::new(),
+    });
+    let f = h.fakes.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        f.edit("n0", |n| n.ready = false);
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        f.edit("n0", |n| {
+            n.ready = true;
+            n.boot = 2;
+            n.kernel = NEW.into();
+            n.reboot_required = false;
+            n.probe_down = false;
+        });
+    });
+    h.run(&mut rec).await.unwrap();
+    assert_eq!(states(&rec), [NodeState::Done]);
+    assert_eq!(h.fakes.count("reboot"), 0, "the reboot it was sent is the one proven");
+    let proof = rec.nodes[0].proof.as_ref().unwrap();
+    assert!(proof.rebooted, "{proof:?}");
+    assert_eq!(proof.boot_id_after.as_deref(), Some("boot-2"));
+    assert!(!h.fakes.node("n0").unschedulable);
+    assert!(h.fakes.node("n0").marked.is_none());
+}
