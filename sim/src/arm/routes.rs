@@ -66,6 +66,8 @@ impl<'a> Ctx<'a> {
             ["providers", "microsoft.containerservice", "managedclusters"] => {
                 self.get(|| self.list_clusters(self.clusters()))
             }
+            // Fleet Manager: one cluster has no fleet (a fleet scenario serves them).
+            ["providers", "microsoft.containerservice", "fleets"] => self.get(|| ok(json!({"value": []}))),
             ["providers", "microsoft.containerservice", "locations", _, kind @ ("operations" | "operationresults"), _] =>
             {
                 let id = &self.segs[7];
@@ -129,6 +131,10 @@ impl<'a> Ctx<'a> {
                     Some(c) => self.in_cluster(c, rest),
                     None => resource_not_found("Microsoft.ContainerService/managedClusters", name, rg),
                 }
+            }
+            ["providers", "microsoft.containerservice", "fleets"] => self.get(|| ok(json!({"value": []}))),
+            ["providers", "microsoft.containerservice", "fleets", _, ..] => {
+                resource_not_found("Microsoft.ContainerService/fleets", &self.segs[7], rg)
             }
             ["providers", "microsoft.compute", "virtualmachinescalesets"] => self.get(|| {
                 let value: Vec<Value> = self

@@ -483,12 +483,28 @@ async fn errors_have_arm_shapes() {
 
     let (status, _, body) = env
         .get(&format!(
-            "/subscriptions/{}/resourceGroups/rg-arm-test/providers/Microsoft.ContainerService/fleets?{API}",
+            "/subscriptions/{}/resourceGroups/rg-arm-test/providers/Microsoft.ContainerService/noSuchType?{API}",
             env.sub()
         ))
         .await;
     assert_eq!(status, 404);
     assert_eq!(error_code(&body), "InvalidResourceType");
+
+    // Fleet Manager is a type of its own, with its own api-versions; one cluster has no fleet.
+    let fleets = format!(
+        "/subscriptions/{}/resourceGroups/rg-arm-test/providers/Microsoft.ContainerService/fleets",
+        env.sub()
+    );
+    let (status, _, body) = env.get(&format!("{fleets}?{API}")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(error_code(&body), "NoRegisteredProviderFound");
+    assert_eq!(
+        env.get_ok(&format!("{fleets}?api-version=2024-04-01")).await["value"],
+        serde_json::json!([])
+    );
+    let (status, _, body) = env.get(&format!("{fleets}/f1?api-version=2024-04-01")).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(error_code(&body), "ResourceNotFound");
     env.emu.shutdown().await;
 }
 

@@ -397,3 +397,100 @@ async fn fleet_manager_lists_members_with_groups_and_update_strategies() {
     assert_eq!(status, 400, "{body}");
     fleet.shutdown().await;
 }
+
+/// `aks-sim up` with a fleet scenario, stopped (SIGTERM) when dropped.
+struct UpFleet(std::process::Child, tempfile::TempDir);
+
+impl Drop for UpFleet {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn aks_sim(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_aks-sim"))
+        .args(args)
+        .output()
+        .expect("aks-sim runs")
+}
+
+#[test]
+fn aks_sim_up_serves_a_fleet_and_faults_go_to_the_cluster_named() {
+    skip_unless_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fleet.yaml");
+    std::fs::write(&file, FLEET).unwrap();
+    let state = dir.path().join("state");
+    let st = state.to_str().unwrap();
+    let checked = aks_sim(&["check", file.to_str().unwrap()]);
+    assert!(checked.status.success(), "{}", stderr(&checked));
+    assert!(stdout(&checked).contains("aks-prod-1"));
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_aks-sim"))
+        .args(["up", "--state-dir", st, "--scenario", file.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = UpFleet(child, dir);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !state.join("fleet.json").exists() || !state.join("sim.json").exists() {
+        assert!(std::time::Instant::now() < deadline, "aks-sim up wrote fleet.json");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    let env = stdout(&aks_sim(&["env", "--state-dir", st]));
+    assert!(
+        env.contains("export AKS_PATCH_ARM_ENDPOINT=https://127.0.0.1:"),
+        "{env}"
+    );
+    let kubectl = |context: &str| {
+        std::process::Command::new("kubectl")
+            .args([
+                "--context",
+                context,
+                "--request-timeout=10s",
+                "get",
+                "nodes",
+                "--no-headers",
+            ])
+            .env("KUBECONFIG", state.join("kubeconfig"))
+            .env("HOME", up.1.path())
+            .output()
+            .unwrap()
+    };
+    for c in ["aks-dev-1", "aks-staging-1", "aks-prod-1"] {
+        let out = kubectl(c);
+        assert!(out.status.success(), "{c}: {}", stderr(&out));
+        assert_eq!(stdout(&out).lines().count(), 1);
+    }
+
+    // In a fleet's state directory a fault names its cluster.
+    let refused = aks_sim(&["fault", "--state-dir", st, "api-server-down"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("--cluster") && stderr(&refused).contains("aks-dev-1"),
+        "{}",
+        stderr(&refused)
+    );
+    let f = aks_sim(&["fault", "--state-dir", st, "--cluster", "aks-dev-1", "api-server-down"]);
+    assert!(f.status.success(), "{}", stderr(&f));
+    assert!(!kubectl("aks-dev-1").status.success(), "aks-dev-1's API server is down");
+    assert!(kubectl("aks-prod-1").status.success(), "aks-prod-1's is not");
+    let status = aks_sim(&["status", "--state-dir", st, "--cluster", "aks-dev-1", "-o", "json"]);
+    let v: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["faults"]["apiServerDown"], true, "{v}");
+    let status = aks_sim(&["status", "--state-dir", st, "--cluster", "aks-prod-1", "-o", "json"]);
+    let v: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["faults"]["apiServerDown"], false, "{v}");
+}
