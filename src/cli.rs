@@ -58,6 +58,121 @@ pub enum Command {
         after_help = "Examples:\n  aks-patch report -g rg-shop-prod -n aks-shop-prod\n  aks-patch report -g rg-shop-prod -n aks-shop-prod --output wide\n  aks-patch report --kubeconfig ./kubeconfig -o yaml\n  aks-patch report -g rg-shop-prod -n aks-shop-prod -o prometheus > /var/lib/node_exporter/aks-patch.prom"
     )]
     Report(ReportArgs),
+    /// Many clusters at once: scan them, patch them in stages, report on them.
+    Fleet(FleetArgs),
+}
+
+/// `aks-patch fleet`: the clusters chosen by subscription, tag, resource group, name, a
+/// Resource Graph clause, an AKS Fleet Manager fleet or a file of ids.
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    #[command(subcommand)]
+    pub command: FleetCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Scan every chosen cluster at once: one row a cluster (per-node detail with -o json).
+    #[command(
+        after_help = "Examples:\n  aks-patch fleet scan --tag env=prod\n  aks-patch fleet scan --subscription SUB1 --subscription SUB2 --max-clusters 4 -o json\n  aks-patch fleet scan --fleet rg-fleet/fleet-1 --fail-on reboot-required -o none\n  aks-patch fleet scan --where \"location =~ 'westeurope'\" -g rg-shop"
+    )]
+    Scan(Box<ScanArgs<FleetScanTarget>>),
+    /// Patch the chosen clusters in stages, each with exactly the rollout of `apply`.
+    #[command(
+        after_help = "Examples:\n  aks-patch fleet apply --tag team=shop --stage env=dev --stage env=staging --stage env=prod --stage-wait 1h --one-at-a-time --yes\n  aks-patch fleet apply --fleet rg-fleet/fleet-1 --update-strategy safe-rollout --max-clusters 2 --one-at-a-time --yes\n  aks-patch fleet apply --resume --one-at-a-time --yes"
+    )]
+    Apply(Box<ApplyArgs<FleetApplyTarget>>),
+    /// One row a cluster from the last scans and runs (no SSH).
+    #[command(
+        after_help = "Examples:\n  aks-patch fleet report --tag env=prod\n  aks-patch fleet report -o json --query \"[?rebootRequired > `0`].cluster\""
+    )]
+    Report(Box<FleetReportArgs>),
+}
+
+impl FleetCommand {
+    pub fn global(&self) -> &GlobalArgs {
+        match self {
+            FleetCommand::Scan(a) => &a.global,
+            FleetCommand::Apply(a) => &a.global,
+            FleetCommand::Report(a) => &a.global,
+        }
+    }
+}
+
+/// Which clusters a fleet command works on.
+#[derive(Debug, Clone, Args)]
+pub struct FleetSelectArgs {
+    /// Subscription ID or name to look in (repeatable; default: every subscription the credential can list).
+    #[arg(long = "subscription", value_name = "ID", value_parser = non_empty)]
+    pub subscriptions: Vec<String>,
+    /// Only clusters with this tag (repeatable: all must match).
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = tag_selector)]
+    pub tags: Vec<crate::fleet::select::TagSelector>,
+    /// Only clusters in this resource group (repeatable).
+    #[arg(short = 'g', long = "resource-group", value_name = "RG", value_parser = non_empty)]
+    pub resource_groups: Vec<String>,
+    /// Only clusters of these names (repeatable, or a comma list).
+    #[arg(short = 'n', long = "name", value_name = "CLUSTER", value_delimiter = ',', value_parser = non_empty)]
+    pub names: Vec<String>,
+    /// A Azure Resource Graph condition on the clusters, appended as `| where (CLAUSE)`.
+    #[arg(long = "where", value_name = "CLAUSE", value_parser = non_empty)]
+    pub clause: Option<String>,
+    /// The members of an AKS Fleet Manager fleet instead (RG/NAME, in the first --subscription).
+    #[arg(long, value_name = "RG/NAME", value_parser = fleet_name, conflicts_with_all = ["tags", "resource_groups", "names", "clause", "clusters_file"])]
+    pub fleet: Option<(String, String)>,
+    /// The clusters of a file instead: one resource id a line (`#` comments).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["tags", "resource_groups", "names", "clause"])]
+    pub clusters_file: Option<PathBuf>,
+    /// Use each cluster's admin credential (listClusterAdminCredential).
+    #[arg(long)]
+    pub admin: bool,
+    /// Which credential to use for ARM.
+    #[arg(long, value_enum, default_value_t = AuthMethod::Auto)]
+    pub auth: AuthMethod,
+    /// Azure cloud.
+    #[arg(long, value_enum, default_value_t = CloudName::AzureCloud)]
+    pub cloud: CloudName,
+}
+
+/// `fleet scan`'s clusters.
+#[derive(Debug, Clone, Args)]
+pub struct FleetScanTarget {
+    #[command(flatten)]
+    pub select: FleetSelectArgs,
+    /// Clusters scanned at once, at most.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub max_clusters: u32,
+}
+
+/// `fleet apply`'s clusters and stages.
+#[derive(Debug, Clone, Args)]
+pub struct FleetApplyTarget {
+    #[command(flatten)]
+    pub select: FleetSelectArgs,
+    /// A stage: the clusters whose tags match (KEY=VALUE[,KEY=VALUE]); repeat in order.
+    #[arg(long = "stage", value_name = "KEY=VALUE[,...]", value_parser = tag_set)]
+    pub stages: Vec<crate::fleet::select::TagSet>,
+    /// The stages of this update strategy of the --fleet (stages of groups, their waits).
+    #[arg(long, value_name = "NAME", requires = "fleet", conflicts_with = "stages", value_parser = non_empty)]
+    pub update_strategy: Option<String>,
+    /// Clusters patched at once, at most (within a stage).
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub max_clusters: u32,
+    /// Soak between stages (e.g. 30m, 1h); a strategy's own afterStageWaitInSeconds wins.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = duration)]
+    pub stage_wait: std::time::Duration,
+    /// A failed cluster lets the others of its stage finish (later stages still do not start).
+    #[arg(long)]
+    pub continue_stage: bool,
+}
+
+/// `fleet report`'s arguments.
+#[derive(Debug, Args)]
+pub struct FleetReportArgs {
+    #[command(flatten)]
+    pub select: FleetSelectArgs,
+    #[command(flatten)]
+    pub global: GlobalArgs,
 }
 
 /// Output format, as the Azure CLI's `--output`, plus `wide`.
@@ -230,7 +345,7 @@ pub enum ViaArg {
     RunCommand,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ViaArgs {
     /// How to reach the nodes: `ssh` (default), or `kube` when there is no SSH path (private
     /// node IPs, `sshAccess: Disabled` pools): node-shell pods over the Kubernetes API, or
@@ -252,10 +367,11 @@ pub struct ViaArgs {
     pub connect_timeout: u64,
 }
 
-#[derive(Debug, Args)]
-pub struct ScanArgs {
+/// `scan`'s arguments; `C` is which clusters: one ([`ClusterArgs`]) or a fleet's.
+#[derive(Debug, Clone, Args)]
+pub struct ScanArgs<C: Args = ClusterArgs> {
     #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub cluster: C,
     #[command(flatten)]
     pub ssh: SshArgs,
     #[command(flatten)]
@@ -312,10 +428,12 @@ pub enum RebootPolicy {
     Never,
 }
 
-#[derive(Debug, Args)]
-pub struct ApplyArgs {
+/// `apply`'s arguments; `C` is which clusters: one ([`ClusterArgs`]) or a fleet's, each of
+/// which gets exactly these rollout flags ([`ApplyArgs::for_cluster`]).
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs<C: Args = ClusterArgs> {
     #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub cluster: C,
     #[command(flatten)]
     pub ssh: SshArgs,
     #[command(flatten)]
@@ -497,6 +615,82 @@ pub struct WindowArgs {
     pub wait_for_window: bool,
 }
 
+impl<C: Args> ApplyArgs<C> {
+    /// The same rollout flags for one cluster: what a fleet gives each cluster's `apply`.
+    pub fn for_cluster(self, cluster: ClusterArgs) -> ApplyArgs {
+        ApplyArgs {
+            cluster,
+            ssh: self.ssh,
+            via: self.via,
+            parallel: self.parallel,
+            one_at_a_time: self.one_at_a_time,
+            max_unavailable: self.max_unavailable,
+            across_zones: self.across_zones,
+            nodepool: self.nodepool,
+            nodes: self.nodes,
+            selector: self.selector,
+            upgrade_mode: self.upgrade_mode,
+            reboot: self.reboot,
+            dry_run: self.dry_run,
+            yes: self.yes,
+            delete_emptydir_data: self.delete_emptydir_data,
+            force: self.force,
+            grace_period: self.grace_period,
+            drain_timeout: self.drain_timeout,
+            reboot_timeout: self.reboot_timeout,
+            health_wait: self.health_wait,
+            request_timeout: self.request_timeout,
+            azure_linux_security_as_all: self.azure_linux_security_as_all,
+            allow_azure_linux_2: self.allow_azure_linux_2,
+            allow_pending_pods: self.allow_pending_pods,
+            no_pending_taint: self.no_pending_taint,
+            soak: self.soak,
+            force_unlock: self.force_unlock,
+            resume: self.resume,
+            journal_dir: self.journal_dir,
+            eviction_retry_interval: self.eviction_retry_interval,
+            window: self.window,
+            blockers: self.blockers,
+            notify: self.notify,
+            metrics: self.metrics,
+            global: self.global,
+            given: self.given,
+        }
+    }
+}
+
+impl<C: Args> ScanArgs<C> {
+    /// The same scan flags for one cluster.
+    pub fn for_cluster(self, cluster: ClusterArgs) -> ScanArgs {
+        ScanArgs {
+            cluster,
+            ssh: self.ssh,
+            via: self.via,
+            parallel: self.parallel,
+            refresh: self.refresh,
+            fail_on: self.fail_on,
+            metrics: self.metrics,
+            global: self.global,
+        }
+    }
+}
+
+impl ClusterArgs {
+    /// One cluster of a fleet, found through ARM with the fleet's credential settings.
+    pub fn arm(subscription: &str, resource_group: &str, name: &str, select: &FleetSelectArgs) -> ClusterArgs {
+        ClusterArgs {
+            resource_group: Some(resource_group.to_string()),
+            name: Some(name.to_string()),
+            subscription: Some(subscription.to_string()),
+            admin: select.admin,
+            kubeconfig: None,
+            context: None,
+            auth: select.auth,
+            cloud: select.cloud,
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Where each value came from
 
@@ -527,6 +721,14 @@ impl Cli {
         match (&mut cli.command, matches.subcommand()) {
             (Command::Apply(a), Some((_, sub))) => a.via.via_given = given(sub, "via"),
             (Command::Scan(a), Some((_, sub))) => a.via.via_given = given(sub, "via"),
+            (Command::Fleet(f), Some((_, fleet))) => match (&mut f.command, fleet.subcommand()) {
+                (FleetCommand::Apply(a), Some((_, sub))) => {
+                    *a.given = given_flags(sub);
+                    a.via.via_given = given(sub, "via");
+                }
+                (FleetCommand::Scan(a), Some((_, sub))) => a.via.via_given = given(sub, "via"),
+                _ => {}
+            },
             _ => {}
         }
         Ok(cli)
@@ -602,6 +804,27 @@ fn max_unavailable(
 struct EmptyValue;
 
 /// Any text but an empty one (an empty item of a comma list too: `--nodes a,,b`).
+fn tag_selector(s: &str) -> Result<crate::fleet::select::TagSelector, crate::fleet::select::SelectorError> {
+    s.parse()
+}
+
+fn tag_set(s: &str) -> Result<crate::fleet::select::TagSet, crate::fleet::select::SelectorError> {
+    s.parse()
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("give the fleet as RESOURCE-GROUP/NAME, such as rg-fleet/fleet-1")]
+struct FleetName;
+
+fn fleet_name(s: &str) -> Result<(String, String), FleetName> {
+    match s.trim().split_once('/') {
+        Some((rg, name)) if !rg.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((rg.to_string(), name.to_string()))
+        }
+        _ => Err(FleetName),
+    }
+}
+
 fn non_empty(s: &str) -> Result<String, EmptyValue> {
     if s.trim().is_empty() {
         Err(EmptyValue)
@@ -787,6 +1010,90 @@ mod tests {
             .filter(|f| !all.has(**f) && !batches.has(**f) && **f != Flag::OneAtATime)
             .collect();
         assert!(missing.is_empty(), "{missing:?}");
+    }
+
+    #[test]
+    fn a_fleet_gives_each_cluster_exactly_its_rollout_flags() {
+        let cli = Cli::try_parse_with_sources_from([
+            "aks-patch",
+            "fleet",
+            "apply",
+            "--subscription",
+            "s1",
+            "--subscription",
+            "s2",
+            "--tag",
+            "team=shop",
+            "--stage",
+            "env=dev",
+            "--stage",
+            "env=prod,region=eu",
+            "--max-clusters",
+            "2",
+            "--stage-wait",
+            "30m",
+            "--one-at-a-time",
+            "--soak",
+            "30",
+            "--nodepool",
+            "user",
+            "--yes",
+        ])
+        .unwrap();
+        let Command::Fleet(f) = cli.command else {
+            panic!("fleet")
+        };
+        let FleetCommand::Apply(a) = f.command else {
+            panic!("apply")
+        };
+        assert_eq!(a.cluster.select.subscriptions, ["s1", "s2"]);
+        assert_eq!(a.cluster.stages.len(), 2);
+        assert_eq!(a.cluster.stages[1].to_string(), "env=prod,region=eu");
+        assert_eq!(a.cluster.stage_wait, std::time::Duration::from_secs(1800));
+        assert!(
+            a.given.has(crate::rollout::resume::Flag::Soak),
+            "given flags are kept for --resume"
+        );
+        let select = a.cluster.select.clone();
+        let one = a.for_cluster(ClusterArgs::arm("s2", "rg-b", "aks-b", &select));
+        assert_eq!(
+            (
+                one.cluster.subscription.as_deref(),
+                one.cluster.resource_group.as_deref(),
+                one.cluster.name.as_deref()
+            ),
+            (Some("s2"), Some("rg-b"), Some("aks-b"))
+        );
+        assert!(one.one_at_a_time && one.yes);
+        assert_eq!((one.soak, one.nodepool.as_slice()), (30, &["user".to_string()][..]));
+    }
+
+    #[test]
+    fn fleet_selectors_are_checked_before_anything_is_asked() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["aks-patch", "fleet", "scan"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv)
+        };
+        let e = parse(&["--tag", "env"]).unwrap_err();
+        assert!(e.to_string().contains("`env` is not KEY=VALUE"), "{e}");
+        let e = parse(&["--fleet", "fleet-1"]).unwrap_err();
+        assert!(e.to_string().contains("RESOURCE-GROUP/NAME"), "{e}");
+        let e = parse(&["--fleet", "rg/f", "--tag", "env=prod"]).unwrap_err();
+        assert!(e.to_string().contains("cannot be used with"), "{e}");
+        let e = parse(&["--max-clusters", "0"]).unwrap_err();
+        assert!(e.to_string().contains("--max-clusters"), "{e}");
+        let e = Cli::try_parse_from([
+            "aks-patch",
+            "fleet",
+            "apply",
+            "--update-strategy",
+            "s",
+            "--one-at-a-time",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("--fleet"), "a strategy belongs to a fleet: {e}");
+        assert!(parse(&["--fleet", "rg/f"]).is_ok());
     }
 
     #[test]

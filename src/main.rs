@@ -12,6 +12,7 @@ fn main() {
         Command::Scan(a) => a.global.clone(),
         Command::Apply(a) => a.global.clone(),
         Command::Report(a) => a.global.clone(),
+        Command::Fleet(f) => f.command.global().clone(),
     };
     // The environment is read here, once; everything below gets it from `settings`.
     let settings = aks_patch::settings::Settings::from_env();

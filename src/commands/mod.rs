@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod context;
+pub mod fleet;
 pub mod report;
 pub mod scan;
 pub mod summary;
@@ -30,6 +31,11 @@ pub async fn run(cli: Cli, settings: Settings, reporter: Reporter) -> anyhow::Re
     if match &cli.command {
         Command::Scan(a) => prometheus(&a.global),
         Command::Apply(a) => prometheus(&a.global),
+        Command::Fleet(f) => match &f.command {
+            crate::cli::FleetCommand::Scan(a) => prometheus(&a.global),
+            crate::cli::FleetCommand::Apply(a) => prometheus(&a.global),
+            crate::cli::FleetCommand::Report(a) => prometheus(&a.global),
+        },
         _ => false,
     } {
         return Err(crate::output::Failure::new(Exit::Usage, "-o prometheus is only for `aks-patch report`")
@@ -52,6 +58,7 @@ pub async fn run(cli: Cli, settings: Settings, reporter: Reporter) -> anyhow::Re
         Command::Scan(args) => scan::run(args, &settings, &reporter).await,
         Command::Apply(args) => apply::run(*args, &settings, &reporter).await,
         Command::Report(args) => report::run(args, &settings, &reporter).await,
+        Command::Fleet(args) => fleet::run(args, &settings, &reporter).await,
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod batches;
 pub mod color;
 pub mod errors;
+pub mod fleet;
 pub mod format;
 pub mod logging;
 pub mod nodes;

@@ -192,7 +192,9 @@ struct Inner {
     /// Without a terminal: the last wait detail printed, by node.
     printed_detail: Mutex<BTreeMap<String, String>>,
     /// Lines go here instead of stderr (tests).
-    sink: Option<Mutex<Box<dyn Write + Send>>>,
+    sink: Option<Arc<Mutex<Box<dyn Write + Send>>>>,
+    /// Put before every line and the status line: the cluster a fleet's reporter speaks of.
+    prefix: Option<String>,
 }
 
 impl std::fmt::Debug for Reporter {
@@ -224,7 +226,8 @@ impl Reporter {
                 status: Mutex::new(None),
                 batch: Mutex::new(None),
                 printed_detail: Mutex::new(BTreeMap::new()),
-                sink: sink.map(Mutex::new),
+                sink: sink.map(|w| Arc::new(Mutex::new(w))),
+                prefix: None,
             }),
         }
     }
@@ -243,6 +246,30 @@ impl Reporter {
     pub fn capture(verbosity: Verbosity) -> (Reporter, Captured) {
         let c = Captured::default();
         (Reporter::to_writer(verbosity, c.clone()), c)
+    }
+
+    /// A reporter for one cluster of a fleet: its lines and its status line start with
+    /// `prefix: `, drawn with this reporter's bars (one status line a cluster) and written
+    /// where this one writes. Its elapsed clock starts now.
+    pub fn for_cluster(&self, prefix: &str) -> Reporter {
+        let prefix = match &self.inner.prefix {
+            Some(p) => format!("{p}: {prefix}"),
+            None => prefix.to_string(),
+        };
+        Reporter {
+            inner: Arc::new(Inner {
+                verbosity: self.inner.verbosity,
+                bar_allowed: self.inner.bar_allowed,
+                started: Instant::now(),
+                bars: self.inner.bars.clone(),
+                bar: Mutex::new(None),
+                status: Mutex::new(None),
+                batch: Mutex::new(None),
+                printed_detail: Mutex::new(BTreeMap::new()),
+                sink: self.inner.sink.clone(),
+                prefix: Some(prefix),
+            }),
+        }
     }
 
     /// A reporter that prints nothing at all.
@@ -471,9 +498,11 @@ impl Reporter {
         if slot.is_none() {
             let status = Arc::new(Mutex::new(Status::default()));
             let shown = status.clone();
+            let prefix = self.inner.prefix.clone().map(|p| format!("{p}: ")).unwrap_or_default();
             let style = ProgressStyle::with_template("{spinner} {status}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner())
                 .with_key("status", move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = w.write_str(&prefix);
                     let _ = w.write_str(&lock(&shown).render(Instant::now()));
                 });
             let bar = bars.add(ProgressBar::new_spinner());
@@ -519,6 +548,14 @@ impl Reporter {
     }
 
     fn line(&self, text: &str) {
+        let prefixed;
+        let text = match &self.inner.prefix {
+            Some(p) => {
+                prefixed = format!("{p}: {text}");
+                prefixed.as_str()
+            }
+            None => text,
+        };
         if let Some(sink) = &self.inner.sink {
             let mut w = lock(sink);
             let _ = writeln!(w, "{text}");
@@ -595,6 +632,21 @@ mod tests {
         assert_eq!(Verbosity::from_flags(true, false, false), Verbosity::Verbose);
         assert_eq!(Verbosity::from_flags(true, true, false), Verbosity::Debug);
         assert_eq!(Verbosity::from_flags(true, true, true), Verbosity::Quiet);
+    }
+
+    #[test]
+    fn a_clusters_reporter_names_its_cluster_on_every_line_and_writes_where_the_fleets_does() {
+        let (fleet, c) = Reporter::capture(Verbosity::Normal);
+        let one = fleet.for_cluster("rg-a/aks-1");
+        fleet.info("stage 1 of 2 (env=dev): 2 cluster(s)");
+        one.step("node-0", "cordoned");
+        one.warn("slow");
+        assert_eq!(
+            c.text(),
+            "stage 1 of 2 (env=dev): 2 cluster(s)\n\
+             rg-a/aks-1: [00:00] node-0: cordoned\n\
+             rg-a/aks-1: warning: slow\n"
+        );
     }
 
     #[test]

@@ -124,15 +124,30 @@ pub(super) fn api_message(e: &KubeError) -> String {
 
 /// Ctrl-C / SIGTERM: the first stops at the next safe point, a second one stops waiting
 /// for apt on a node (apt itself is never cut off).
-pub(super) async fn watch_signals(cancel: CancellationToken, abandon: CancellationToken, reporter: Reporter) {
+pub(super) async fn watch_signals(
+    cancel: CancellationToken,
+    abandon: CancellationToken,
+    reporter: Reporter,
+    stop: CancellationToken,
+) {
     let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
         return;
     };
     let mut count = 0;
+    let mut asked = false;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
+            // Asked from outside (a fleet whose other cluster failed): as a first signal.
+            _ = stop.cancelled(), if !asked => {
+                asked = true;
+                if count == 0 {
+                    cancel.cancel();
+                    reporter.warn("asked to stop: stopping at the next safe point (a running apt is waited for, a draining node is uncordoned, a rebooting node is waited for); the lock will be released");
+                }
+                continue;
+            }
         }
         count += 1;
         cancel.cancel();

@@ -78,6 +78,8 @@ struct Session<'a> {
     ctx: ClusterContext,
     journal: RunRecords,
     run_id: String,
+    /// Asked to stop from outside (a fleet): as a first Ctrl-C.
+    stop: CancellationToken,
 }
 
 /// How the nodes are reached.
@@ -109,7 +111,28 @@ struct Unattended {
     notify_cfg: Option<notify::Config>,
 }
 
+/// What a caller running `apply` as part of something larger gives it: a fleet names the run
+/// (its fleet run record points at it) and may ask it to stop at its next safe point, as
+/// Ctrl-C does.
+#[derive(Debug, Clone, Default)]
+pub struct Hooks {
+    /// The run's id (default: a new one).
+    pub run_id: Option<String>,
+    /// Cancelled: stop at the next safe point (before the lock: do not start).
+    pub stop: CancellationToken,
+}
+
 pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome> {
+    run_hooked(args, settings, reporter, Hooks::default()).await
+}
+
+/// [`run`], named and stoppable from outside.
+pub async fn run_hooked(
+    args: ApplyArgs,
+    settings: &Settings,
+    reporter: &Reporter,
+    hooks: Hooks,
+) -> anyhow::Result<Outcome> {
     // Pre-flight, part 1: what needs no server at all.
     let journal_dir = args
         .journal_dir
@@ -147,12 +170,22 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
         .map_err(Refusal::from)?,
         None => requested,
     };
-    let unattended = unattended(&args, &options, settings, &ctx, &journal, resumed.as_ref(), reporter).await?;
+    let unattended = unattended(
+        &args,
+        &options,
+        settings,
+        &ctx,
+        &journal,
+        resumed.as_ref(),
+        reporter,
+        &hooks.stop,
+    )
+    .await?;
 
     // How the nodes are reached (--via kube: permissions checked, leftover pods removed).
     let via = options.transport.via;
     let connect_timeout = Duration::from_secs(args.via.connect_timeout);
-    let run_id = journal::new_run_id();
+    let run_id = hooks.run_id.clone().unwrap_or_else(journal::new_run_id);
     // The rollout's own permissions are asked in the pre-flight, with the drain plan.
     let shell = super::via::open(
         &options.transport,
@@ -186,6 +219,7 @@ pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> a
         ctx,
         journal,
         run_id,
+        stop: hooks.stop.clone(),
     };
     let setup = Setup {
         reach: Reach {
@@ -229,7 +263,8 @@ fn check_flags(args: &ApplyArgs, settings: &Settings, place: RecordPlace, dir: &
 
 /// The run's maintenance windows (outside one, nothing is done: exit 8, or it is waited
 /// for), blockers and notifications, and the Pushgateway, checked; the secret URLs are the
-/// ones given now.
+/// ones given now. `stop` ends a wait for the window as Ctrl-C does.
+#[allow(clippy::too_many_arguments)]
 async fn unattended(
     args: &ApplyArgs,
     options: &RunOptions,
@@ -238,6 +273,7 @@ async fn unattended(
     journal: &RunRecords,
     resumed: Option<&RunRecord>,
     reporter: &Reporter,
+    stop: &CancellationToken,
 ) -> anyhow::Result<Unattended> {
     let window_policy = window::policy(&options.window, ctx, journal, reporter).await?;
     // A resume whose interrupted run left nodes out of service finishes them whatever the time.
@@ -250,6 +286,7 @@ async fn unattended(
                 cancel.clone(),
                 CancellationToken::new(),
                 reporter.clone(),
+                stop.clone(),
             ));
             let r = window::before_start(w, options.window.wait_for_window, &cancel, reporter).await;
             signals.abort();
@@ -370,11 +407,23 @@ async fn run_with(s: &Session<'_>, setup: Setup) -> anyhow::Result<Outcome> {
     if let Err(e) = confirm(&s.args, &s.ctx, patching) {
         return Err(refused(&s.ctx, s.settings, s.reporter, e).await);
     }
+    if s.stop.is_cancelled() {
+        return Err(Failure::new(
+            Exit::Interrupted,
+            "asked to stop before the lock was taken; nothing was changed",
+        )
+        .into());
+    }
 
     // Ctrl-C / SIGTERM from here on stop at a safe point instead of killing the process.
     let cancel = CancellationToken::new();
     let abandon = CancellationToken::new();
-    let signals = tokio::spawn(watch_signals(cancel.clone(), abandon.clone(), s.reporter.clone()));
+    let signals = tokio::spawn(watch_signals(
+        cancel.clone(),
+        abandon.clone(),
+        s.reporter.clone(),
+        s.stop.clone(),
+    ));
     early_signals.store(false, Ordering::SeqCst);
 
     // The health gate, the blockers and the lock; then the run record.

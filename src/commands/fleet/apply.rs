@@ -1,0 +1,357 @@
+//! `aks-patch fleet apply`: the chosen clusters in stages, each with exactly the rollout of
+//! `apply` (its own lock, pre-flight, gate, window, run record, resume), through the fleet
+//! scheduler ([`crate::fleet::schedule`]); a fleet run record ties the cluster runs together
+//! and `--resume` continues it.
+
+use super::super::Outcome;
+use crate::cli::{ApplyArgs, ClusterArgs, FleetApplyTarget};
+use crate::commands::apply::Hooks;
+use crate::fleet::record::{ClusterState, FleetJournal, FleetResult, FleetRunRecord, FleetRuns};
+use crate::fleet::schedule::{self, ClusterOutcome, ClusterResult, ClusterRollout, ClusterStart, FleetPorts};
+use crate::fleet::stages::{self, StagePlan};
+use crate::fleet::ClusterRef;
+use crate::kube::CancellationToken;
+use crate::output::{Exit, Failure, Reporter};
+use crate::rollout::journal::{self, Journal};
+use crate::settings::Settings;
+use async_trait::async_trait;
+use serde::Serialize;
+
+/// Each cluster patched by `apply` itself.
+struct Rollout<'a> {
+    template: ApplyArgs<FleetApplyTarget>,
+    settings: &'a Settings,
+    reporter: &'a Reporter,
+    journal: Journal,
+}
+
+#[async_trait]
+impl ClusterRollout for Rollout<'_> {
+    async fn run(&self, c: &ClusterRef, start: ClusterStart, stop: CancellationToken) -> ClusterResult {
+        let cluster = ClusterArgs::arm(
+            &c.subscription,
+            &c.resource_group,
+            &c.name,
+            &self.template.cluster.select,
+        );
+        let mut args = self.template.clone().for_cluster(cluster);
+        let key = c.record_ref().key;
+        // A cluster that ran and left an unfinished run continues it (`apply --resume`); one
+        // that stopped before its first record starts afresh.
+        args.resume = start.resume && matches!(self.journal.latest_unfinished(&key), Ok(Some(_)));
+        let run_id = journal::new_run_id();
+        let hooks = Hooks {
+            run_id: Some(run_id.clone()),
+            stop,
+        };
+        let reporter = self.reporter.for_cluster(&c.to_string());
+        let (exit, message) = match crate::commands::apply::run_hooked(args, self.settings, &reporter, hooks).await {
+            Ok(o) => {
+                if let Some(s) = &o.summary {
+                    reporter.info(s);
+                }
+                (o.exit, (o.exit != Exit::Ok).then(|| o.summary.unwrap_or_default()))
+            }
+            Err(e) => (crate::output::errors::exit_of(&e), Some(super::one_line(&e))),
+        };
+        // The run is named when it got as far as its record.
+        let recorded = self
+            .journal
+            .latest(&key)
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.run_id == run_id || r.resumed_from.contains(&run_id));
+        ClusterResult {
+            outcome: match exit {
+                Exit::Ok => ClusterOutcome::Succeeded,
+                Exit::Interrupted => ClusterOutcome::Stopped,
+                _ => ClusterOutcome::Failed,
+            },
+            run_id: recorded.then_some(run_id),
+            exit_code: exit.code(),
+            message,
+        }
+    }
+}
+
+/// One row of the fleet apply table.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Row {
+    stage: String,
+    cluster: String,
+    resource_group: String,
+    subscription: String,
+    state: String,
+    run_id: Option<String>,
+    exit_code: Option<i32>,
+    error: Option<String>,
+}
+
+fn rows(rec: &FleetRunRecord) -> Vec<Row> {
+    rec.stages
+        .iter()
+        .flat_map(|s| {
+            s.clusters.iter().map(|c| Row {
+                stage: s.name.clone(),
+                cluster: c.cluster.name.clone(),
+                resource_group: c.cluster.resource_group.clone(),
+                subscription: c.cluster.subscription.clone(),
+                state: journal::enum_text(&c.state),
+                run_id: c.run_ids.last().cloned(),
+                exit_code: c.exit_code,
+                error: c.error.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Where fleet run records are kept: beside the cluster runs.
+fn fleet_runs(args: &ApplyArgs<FleetApplyTarget>, settings: &Settings) -> FleetRuns {
+    FleetRuns::new(match &args.journal_dir {
+        Some(d) => d.join("fleet"),
+        None => settings.state_dir.join("fleet-runs"),
+    })
+}
+
+async fn plan(
+    args: &ApplyArgs<FleetApplyTarget>,
+    settings: &Settings,
+    reporter: &Reporter,
+) -> anyhow::Result<StagePlan> {
+    let t = &args.cluster;
+    let arm = super::arm_client(&t.select, settings)?;
+    let clusters = super::choose(&t.select, &arm, settings, reporter).await?;
+    let plan = match (&t.update_strategy, &t.select.fleet) {
+        (Some(name), Some((rg, fleet))) => {
+            let sub = arm
+                .resolve_subscription(t.select.subscriptions.first().map(String::as_str), settings)
+                .await
+                .map_err(crate::commands::context::azure_failure)?;
+            let id = crate::azure::fleet::FleetId::new(sub, rg, fleet);
+            let strategy = arm
+                .get_update_strategy(&id, name)
+                .await
+                .map_err(crate::commands::context::azure_failure)?;
+            stages::by_strategy(clusters, &strategy.properties.strategy.stages)
+                .map_err(|e| Failure::new(Exit::Usage, format!("update strategy {name} of {id}: {e}")))?
+        }
+        _ if !t.stages.is_empty() => stages::by_tags(clusters, &t.stages),
+        _ => stages::single(clusters),
+    };
+    if !plan.unstaged.is_empty() {
+        reporter.warn(&format!(
+            "{} chosen cluster(s) are in no stage and are left alone: {}",
+            plan.unstaged.len(),
+            plan.unstaged
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if plan.stages.iter().all(|s| s.clusters.is_empty()) {
+        return Err(Failure::new(Exit::Usage, "no chosen cluster is in any stage; nothing was done")
+            .hint("each --stage KEY=VALUE takes the clusters whose tags match; `aks-patch fleet scan -o json` shows the chosen clusters")
+            .into());
+    }
+    Ok(plan)
+}
+
+pub async fn run(
+    args: ApplyArgs<FleetApplyTarget>,
+    settings: &Settings,
+    reporter: &Reporter,
+) -> anyhow::Result<Outcome> {
+    let runs = fleet_runs(&args, settings);
+    let record = if args.resume {
+        match runs.latest().map_err(|e| Failure::new(Exit::Usage, e.to_string()))? {
+            Some(r) if r.unfinished() => {
+                reporter.info(&format!("resuming fleet run {}", r.fleet_run_id));
+                r
+            }
+            Some(r) => {
+                return Ok(Outcome {
+                    value: serde_json::to_value(&r)?,
+                    table: None,
+                    summary: Some(format!(
+                        "fleet run {} already succeeded: there is nothing to resume; nothing was changed",
+                        r.fleet_run_id
+                    )),
+                    exit: Exit::Ok,
+                })
+            }
+            None => {
+                return Err(Failure::new(Exit::Usage, "there is no fleet run to resume")
+                    .hint(format!(
+                        "the fleet run records are in {}; start a new run without --resume",
+                        runs.dir().display()
+                    ))
+                    .into())
+            }
+        }
+    } else {
+        let plan = plan(&args, settings, reporter).await?;
+        let t = &args.cluster;
+        FleetRunRecord::new(&plan, t.max_clusters as usize, t.continue_stage, t.stage_wait)
+    };
+    if args.dry_run {
+        return Ok(Outcome {
+            value: serde_json::to_value(rows(&record))?,
+            table: Some(crate::output::fleet::apply_table()),
+            summary: Some(format!(
+                "dry run: {} stage(s), {} cluster(s); nothing was changed (`aks-patch apply --dry-run -g RG -n NAME` shows a cluster's plan)",
+                record.stages.len(),
+                record.clusters().count()
+            )),
+            exit: Exit::Ok,
+        });
+    }
+    if !args.yes {
+        return Err(Failure::new(
+            Exit::Usage,
+            "refusing to patch a fleet without --yes: its clusters run unattended; nothing was changed",
+        )
+        .hint("review the stages with --dry-run, then run again with --yes")
+        .into());
+    }
+    runs.save(&record).map_err(|e| {
+        Failure::new(Exit::Failure, e.to_string()).hint("nothing was changed; check the state directory")
+    })?;
+    reporter.info(&format!(
+        "fleet run {}: {} stage(s), {} cluster(s), {} at once",
+        record.fleet_run_id,
+        record.stages.len(),
+        record.clusters().count(),
+        record.max_clusters
+    ));
+    let interrupt = CancellationToken::new();
+    let signals = tokio::spawn(watch(interrupt.clone()));
+    let table = crate::commands::shows_table(&args.global);
+    let rollout = Rollout {
+        journal: Journal::new(
+            args.journal_dir
+                .clone()
+                .unwrap_or_else(|| settings.state_dir.join("runs")),
+        ),
+        template: args,
+        settings,
+        reporter,
+    };
+    let ports = FleetPorts {
+        rollout: &rollout,
+        journal: &runs,
+        progress: reporter,
+    };
+    let ended = schedule::run(record, &ports, interrupt).await;
+    signals.abort();
+    let (record, write_error) = match ended {
+        Ok(r) => (r, None),
+        Err((r, e)) => (r, Some(e)),
+    };
+    if let Some(e) = write_error {
+        reporter.error(&format!(
+            "{e}: the fleet stopped before its next cluster (every cluster's own run record is intact)"
+        ));
+    }
+    let summary = summary(&record);
+    let exit = exit(&record);
+    Ok(Outcome {
+        value: if table {
+            serde_json::to_value(rows(&record))?
+        } else {
+            serde_json::to_value(&record)?
+        },
+        table: Some(crate::output::fleet::apply_table()),
+        summary: Some(summary),
+        exit,
+    })
+}
+
+/// Ctrl-C or SIGTERM: no new cluster starts (each running `apply` hears the signal itself
+/// and stops at its safe point).
+async fn watch(interrupt: CancellationToken) {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    interrupt.cancel();
+}
+
+fn count(rec: &FleetRunRecord, state: ClusterState) -> usize {
+    rec.clusters().filter(|c| c.state == state).count()
+}
+
+fn summary(rec: &FleetRunRecord) -> String {
+    let total = rec.clusters().count();
+    let done = count(rec, ClusterState::Succeeded);
+    let head = format!("fleet run {}: {done} of {total} cluster(s) patched", rec.fleet_run_id);
+    match rec.result {
+        Some(FleetResult::Succeeded) => format!("{head}, every stage succeeded"),
+        Some(FleetResult::Failed) => {
+            let failed: Vec<String> = rec
+                .clusters()
+                .filter(|c| c.state == ClusterState::Failed)
+                .map(|c| c.cluster.to_string())
+                .collect();
+            let stage = rec
+                .stages
+                .iter()
+                .find(|s| s.state == crate::fleet::record::StageState::Failed)
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
+            format!(
+                "{head}; stage {stage} failed ({}): the later stages did not start; fix it, then `aks-patch fleet apply --resume --yes` continues",
+                failed.join(", ")
+            )
+        }
+        Some(FleetResult::Interrupted) => format!(
+            "{head}; interrupted: every cluster stopped at its safe point; `aks-patch fleet apply --resume --yes` continues"
+        ),
+        Some(FleetResult::RecordFailed) | None => {
+            format!("{head}; stopped: the fleet run record could not be written")
+        }
+    }
+}
+
+fn exit(rec: &FleetRunRecord) -> Exit {
+    match rec.result {
+        Some(FleetResult::Succeeded) => Exit::Ok,
+        Some(FleetResult::Interrupted) => Exit::Interrupted,
+        Some(FleetResult::Failed) => {
+            // The failed clusters' own exit code when they agree, else "a rollout halted".
+            let mut codes: Vec<i32> = rec
+                .clusters()
+                .filter(|c| c.state == ClusterState::Failed)
+                .filter_map(|c| c.exit_code)
+                .collect();
+            codes.dedup();
+            match codes.as_slice() {
+                [one] => exit_of_code(*one),
+                _ => Exit::NodesFailed,
+            }
+        }
+        Some(FleetResult::RecordFailed) | None => Exit::Failure,
+    }
+}
+
+fn exit_of_code(code: i32) -> Exit {
+    [
+        Exit::Failure,
+        Exit::Usage,
+        Exit::NotFound,
+        Exit::Auth,
+        Exit::NodesFailed,
+        Exit::FailOn,
+        Exit::LockHeld,
+        Exit::Interrupted,
+        Exit::OutsideWindow,
+        Exit::Blocked,
+    ]
+    .into_iter()
+    .find(|e| e.code() == code)
+    .unwrap_or(Exit::NodesFailed)
+}
