@@ -48,6 +48,11 @@ pub async fn run(cli: Cli, settings: Settings, reporter: Reporter) -> anyhow::Re
         let via = match &mut cli.command {
             Command::Scan(a) => Some(&mut a.via),
             Command::Apply(a) => Some(&mut *a.via),
+            Command::Fleet(f) => match &mut f.command {
+                crate::cli::FleetCommand::Scan(a) => Some(&mut a.via),
+                crate::cli::FleetCommand::Apply(a) => Some(&mut *a.via),
+                crate::cli::FleetCommand::Report(_) => None,
+            },
             Command::Report(_) => None,
         };
         if let Some(v) = via.filter(|v| !v.via_given) {
