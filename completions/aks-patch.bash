@@ -328,7 +328,7 @@ _aks__patch() {
             return 0
             ;;
         aks__subcmd__patch__subcmd__fleet__subcmd__apply)
-            opts="-g -n -l -y -o -h -V --subscription --tag --resource-group --name --where --fleet --clusters-file --admin --auth --cloud --stage --update-strategy --max-clusters --stage-wait --continue-stage --ssh-user --ssh-key --ssh-port --ssh-jump --ssh-config --ssh-strict-host-keys --ssh-timeout --via --node-shell-image --node-shell-namespace --connect-timeout --parallel --one-at-a-time --max-unavailable --across-zones --nodepool --nodes --selector --upgrade-mode --reboot --dry-run --yes --delete-emptydir-data --force --grace-period --drain-timeout --reboot-timeout --health-wait --request-timeout --azure-linux-security-as-all --allow-azure-linux-2 --allow-pending-pods --no-pending-taint --soak --force-unlock --resume --journal-dir --eviction-retry-interval --window --time-zone --node-budget --wait-for-window --blocking-pod-selector --blocking-pod-scope --prometheus-url --alert-filter-regexp --alert-filter-match-only --alert-firing-only --blocker-wait --notify-url --notify-template --pushgateway-url --output --query --verbose --debug --only-show-errors --help --version"
+            opts="-g -n -l -y -o -h -V --subscription --tag --resource-group --name --where --fleet --clusters-file --admin --auth --cloud --stage --update-strategy --max-clusters --stage-wait --continue-stage --ssh-user --ssh-key --ssh-port --ssh-jump --ssh-config --ssh-strict-host-keys --ssh-timeout --via --node-shell-image --node-shell-namespace --connect-timeout --parallel --one-at-a-time --max-unavailable --across-zones --nodepool --nodes --selector --upgrade-mode --reboot --dry-run --yes --delete-emptydir-data --force --grace-period --drain-timeout --reboot-timeout --health-wait --request-timeout --azure-linux-security-as-all --allow-azure-linux-2 --allow-pending-pods --no-pending-taint --soak --force-unlock --resume --journal-dir --run-record --eviction-retry-interval --window --time-zone --node-budget --wait-for-window --blocking-pod-selector --blocking-pod-scope --prometheus-url --alert-filter-regexp --alert-filter-match-only --alert-firing-only --blocker-wait --notify-url --notify-template --pushgateway-url --output --query --verbose --debug --only-show-errors --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -492,6 +492,10 @@ _aks__patch() {
                     ;;
                 --journal-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --run-record)
+                    COMPREPLY=($(compgen -W "file cluster" -- "${cur}"))
                     return 0
                     ;;
                 --eviction-retry-interval)

@@ -256,6 +256,7 @@ set edit:completion:arg-completer[aks-patch] = {|@words|
             cand --request-timeout 'Fail when the Kubernetes API server does not answer the first request within this many seconds'
             cand --soak 'Wait this long after a node is back before the next one'
             cand --journal-dir 'Where run records are kept (default: runs/ in the state directory: $AKS_PATCH_STATE_DIR, else $XDG_STATE_HOME/aks-patch, else ~/.local/state/aks-patch)'
+            cand --run-record 'Where the run record is kept: `file` (in --journal-dir; the default outside a pod) or `cluster` (a ConfigMap per run in the pod''s namespace, or the kubeconfig context''s; the default in a pod with no cluster named, whose files die with it). `--resume` looks in the same place: give the same choice again'
             cand --eviction-retry-interval 'Seconds between retries of an eviction refused by a PodDisruptionBudget'
             cand --window 'Take nodes out only inside this window: `DAYS HH:MM-HH:MM` (e.g. `Sat,Sun 01:00-05:00`, `Mon-Fri 22:00-02:00`: a range may wrap midnight; days are optional), or `aks` for the cluster''s planned-maintenance schedule (aksManagedNodeOSUpgradeSchedule, else default). Repeatable. Outside it, apply exits 8 with the next opening'
             cand --time-zone 'Time zone of the --window times (IANA name, e.g. Europe/Berlin). Checked even without --window (a script may pass it to every run), where it changes nothing'

@@ -648,6 +648,7 @@ impl<C: Args> ApplyArgs<C> {
             force_unlock: self.force_unlock,
             resume: self.resume,
             journal_dir: self.journal_dir,
+            run_record: self.run_record,
             eviction_retry_interval: self.eviction_retry_interval,
             window: self.window,
             blockers: self.blockers,
