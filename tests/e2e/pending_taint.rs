@@ -86,20 +86,32 @@ async fn after_a_run_that_halts_on_a_drain_no_node_has_the_pending_taint() {
 async fn the_summary_counts_the_pods_the_drains_evicted_and_those_that_moved_again() {
     skip_unless_root!();
     let c = Cluster::start(Some(SMALL)).await;
-    let before: BTreeSet<String> = c
-        .sim
-        .shared
-        .store
-        .list(aks_sim::store::PODS, None)
-        .iter()
-        .map(|p| {
-            format!(
-                "{}/{}",
-                p["metadata"]["namespace"].as_str().unwrap(),
-                p["metadata"]["name"].as_str().unwrap()
-            )
-        })
-        .collect();
+    // The pods there before the run, once the emulator's controllers have created and started
+    // them all (on a busy machine they may still be coming up right after the start).
+    let pods = || -> (BTreeSet<String>, bool) {
+        let list = c.sim.shared.store.list(aks_sim::store::PODS, None);
+        let running = list.iter().all(|p| p["status"]["phase"] == "Running");
+        let names = list
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}/{}",
+                    p["metadata"]["namespace"].as_str().unwrap(),
+                    p["metadata"]["name"].as_str().unwrap()
+                )
+            })
+            .collect();
+        (names, running)
+    };
+    let mut before = pods().0;
+    for _ in 0..120 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let (now, running) = pods();
+        if running && now == before {
+            break;
+        }
+        before = now;
+    }
     let r = c.run(&apply_args(&["-o", "json"]), true).await;
     r.assert_code(0);
     // What the emulator saw evicted, in order: a pod moved again is one not there before the
