@@ -319,6 +319,16 @@ fleets:
     }
 
     #[test]
+    fn the_fleet_scenario_in_the_repository_has_12_clusters_of_5_nodes() {
+        let f = FleetScenario::parse(include_str!("../../scenarios/fleet.yaml"), "sim/scenarios/fleet.yaml")
+            .expect("it parses");
+        assert_eq!(f.clusters.len(), 12);
+        assert!(f.clusters.iter().all(|c| c.pools[0].count == 5));
+        assert_eq!(f.subscriptions().len(), 2);
+        assert_eq!(f.fleets[0].members.len(), 12);
+    }
+
+    #[test]
     fn a_single_cluster_scenario_is_not_a_fleet() {
         assert!(FleetScenario::is_fleet(TWO));
         assert!(!FleetScenario::is_fleet(crate::scenario::DEFAULT_SCENARIO));

@@ -187,7 +187,7 @@ async fn each_cluster_has_its_own_api_server_and_nodes_behind_the_one_arm() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_clusters_api_server_down_leaves_the_others_reachable() {
+async fn one_clusters_api_server_or_arm_down_leaves_the_others_reachable() {
     skip_unless_root!();
     let fleet = FleetEmulator::start_yaml(FLEET, "fleet test").await;
     fleet
@@ -207,6 +207,30 @@ async fn one_clusters_api_server_down_leaves_the_others_reachable() {
         .arm_get(&format!("{}?{MC_API}", mc_path(SUB_A, "rg-staging", "aks-staging-1")))
         .await;
     assert_eq!(status, 200, "{body}");
+    // ARM failing for one cluster (its requests) leaves the others' and the lists answering.
+    fleet
+        .cluster("aks-dev-1")
+        .sim
+        .fault(aks_sim::Fault::ArmError {
+            count: 1000,
+            status: 500,
+        })
+        .expect("the fault applies");
+    let (status, body) = fleet
+        .arm_get(&format!("{}?{MC_API}", mc_path(SUB_A, "rg-dev", "aks-dev-1")))
+        .await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"]["code"], "InternalServerError");
+    let (status, body) = fleet
+        .arm_get(&format!("{}?{MC_API}", mc_path(SUB_B, "rg-prod", "aks-prod-1")))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (all, _) = all_pages(
+        &fleet,
+        &format!("/subscriptions/{SUB_A}/providers/Microsoft.ContainerService/managedClusters?{MC_API}"),
+    )
+    .await;
+    assert_eq!(names(&all), ["aks-dev-1", "aks-staging-1"]);
     // And it comes back.
     fleet
         .cluster("aks-staging-1")
