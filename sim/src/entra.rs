@@ -15,6 +15,65 @@ const ARM_AUDIENCES: [&str; 2] = ["https://management.azure.com", "https://manag
 
 const SECONDS_PER_TOKEN: i64 = 3599;
 
+/// The audience of the tokens a workload identity presents (`AZURE_FEDERATED_TOKEN_FILE`).
+pub const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
+
+fn no_federated_record(what: &str) -> Response {
+    entra_error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        700211,
+        &format!("No matching federated identity record found for presented assertion {what}. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion."),
+    )
+}
+
+/// A ServiceAccount token of the cluster (TokenRequest) as a workload identity's
+/// `client_assertion`: Entra checks its signature (the cluster's, as through its OIDC
+/// issuer), its time, its audience and its subject against the federated credentials; not
+/// whether the ServiceAccount still exists.
+fn service_account_assertion(shared: &Shared, assertion: &str) -> Result<(), Response> {
+    let Some(c) = shared.tokens.verify_service_account_token(assertion) else {
+        return Err(no_federated_record("issuer"));
+    };
+    let now = jiff::Timestamp::now();
+    if c.expires_at <= now.as_second() {
+        let at = |s: i64| {
+            jiff::Timestamp::from_second(s)
+                .map(|t| t.strftime("%m/%d/%Y %H:%M:%S").to_string())
+                .unwrap_or_default()
+        };
+        return Err(entra_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            700024,
+            &format!(
+                "Client assertion is not within its valid time range. Current time: {}, assertion valid from {}, expiry time of assertion {}. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .",
+                at(now.as_second()),
+                at(c.issued_at),
+                at(c.expires_at)
+            ),
+        ));
+    }
+    if !c.audiences.iter().any(|a| a == TOKEN_EXCHANGE_AUDIENCE) {
+        return Err(entra_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            700212,
+            &format!("No matching federated identity record found for presented assertion audience '{}'. Please note that the matching is done using a case-sensitive comparison. Check your federated identity credential Subject, Audience and Issuer against the presented assertion.", c.audiences.join(",")),
+        ));
+    }
+    let subject = c.username();
+    if !shared.scenario.access.federated_subjects().contains(&subject) {
+        return Err(entra_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            700213,
+            &format!("No matching federated identity record found for presented assertion subject '{subject}'. Please note that the matching is done using a case-sensitive comparison. Check your federated identity credential Subject, Audience and Issuer against the presented assertion."),
+        ));
+    }
+    Ok(())
+}
+
 pub fn entra_error(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
     let now = jiff::Timestamp::now();
     let trace = uuid::Uuid::new_v4();
@@ -114,15 +173,13 @@ pub fn token_endpoint(shared: &Shared, tenant: &str, body: &[u8]) -> Response {
         }
         (None, Some(assertion)) => {
             let expected = shared.tokens.federated_token(&shared.endpoints().kube_url);
-            if field("client_assertion_type") != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-                || assertion.trim() != expected
-            {
-                return entra_error(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_client",
-                    700211,
-                    "No matching federated identity record found for presented assertion issuer. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion.",
-                );
+            if field("client_assertion_type") != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
+                return no_federated_record("issuer");
+            }
+            if assertion.trim() != expected {
+                if let Err(refused) = service_account_assertion(shared, assertion.trim()) {
+                    return refused;
+                }
             }
         }
         (None, None) => {

@@ -90,11 +90,28 @@ pub struct Access {
     /// The `listClusterUserCredential` kubeconfig's user: restricted to a ClusterRole.
     #[serde(default)]
     pub user: Option<UserAccess>,
+    /// The subjects of the service principal's federated identity credentials (issuer: the
+    /// cluster's; audience `api://AzureADTokenExchange`): the ServiceAccounts whose tokens
+    /// the Entra endpoint takes as `client_assertion`. Empty: [`DEFAULT_FEDERATED_SUBJECT`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub federated_subjects: Vec<String>,
 }
+
+/// The federated credential's subject when the scenario names none: deploy/'s ServiceAccount.
+pub const DEFAULT_FEDERATED_SUBJECT: &str = "system:serviceaccount:aks-patch:aks-patch";
 
 impl Access {
     fn is_default(&self) -> bool {
         *self == Access::default()
+    }
+
+    /// The federated identity credentials' subjects in effect.
+    pub fn federated_subjects(&self) -> Vec<String> {
+        if self.federated_subjects.is_empty() {
+            vec![DEFAULT_FEDERATED_SUBJECT.to_string()]
+        } else {
+            self.federated_subjects.clone()
+        }
     }
 }
 

@@ -548,3 +548,79 @@ print(json.dumps({
         "pods is forbidden: User \"system:serviceaccount:kube-system:reader\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""
     );
 }
+
+/// The Entra token endpoint takes a ServiceAccount token for `api://AzureADTokenExchange` as a
+/// workload identity's `client_assertion` when its subject is a federated credential's (by
+/// default deploy/'s `aks-patch/aks-patch`), as an in-cluster aks-patch reaches ARM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_federated_service_account_token_gets_an_entra_token_for_arm() {
+    skip_unless_root!();
+    let env = Env::default().await;
+    ok(&env, &["create", "namespace", "aks-patch"]).await;
+    ok(&env, &["create", "serviceaccount", "aks-patch", "-n", "aks-patch"]).await;
+    ok(&env, &["create", "serviceaccount", "intruder", "-n", "aks-patch"]).await;
+    let token = |sa: &'static str, audience: Option<&'static str>| {
+        let env = &env;
+        async move {
+            let mut args = vec!["create", "token", sa, "-n", "aks-patch"];
+            if let Some(a) = audience {
+                args.extend(["--audience", a]);
+            }
+            ok(env, &args).await.trim().to_string()
+        }
+    };
+    let ep = env.sim.endpoints();
+    let client_id = env.sim.shared.tokens.client_id.clone();
+    let exchange = |assertion: String| {
+        let (http, url, tenant, client_id) = (env.https(), ep.arm_url.clone(), ep.tenant_id.clone(), client_id.clone());
+        async move {
+            let form = [
+                ("grant_type", "client_credentials".to_string()),
+                ("client_id", client_id),
+                ("scope", "https://management.azure.com/.default".to_string()),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_string(),
+                ),
+                ("client_assertion", assertion),
+            ];
+            let body: String = form
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.replace(':', "%3A").replace('/', "%2F")))
+                .collect::<Vec<_>>()
+                .join("&");
+            let r = http
+                .post(format!("{url}/{tenant}/oauth2/v2.0/token"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .expect("the token endpoint answers");
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+
+    let (code, v) = exchange(token("aks-patch", Some("api://AzureADTokenExchange")).await).await;
+    assert_eq!(code, 200, "{v}");
+    let arm = v["access_token"].as_str().unwrap();
+    assert!(env.sim.shared.tokens.arm_valid(arm), "an ARM token");
+
+    let (code, v) = exchange(token("intruder", Some("api://AzureADTokenExchange")).await).await;
+    assert_eq!(code, 401);
+    assert!(
+        v["error_description"].as_str().unwrap().starts_with(
+            "AADSTS700213: No matching federated identity record found for presented assertion subject 'system:serviceaccount:aks-patch:intruder'"
+        ),
+        "{v}"
+    );
+
+    let (code, v) = exchange(token("aks-patch", None).await).await;
+    assert_eq!(code, 401);
+    assert!(
+        v["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("AADSTS700212: No matching federated identity record found for presented assertion audience"),
+        "{v}"
+    );
+}
