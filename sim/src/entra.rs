@@ -28,12 +28,12 @@ fn no_federated_record(what: &str) -> Response {
 }
 
 /// A ServiceAccount token of the cluster (TokenRequest) as a workload identity's
-/// `client_assertion`: Entra checks its signature (the cluster's, as through its OIDC
+/// `client_assertion`, and Entra's answer when it refuses it: Entra checks its signature (the cluster's, as through its OIDC
 /// issuer), its time, its audience and its subject against the federated credentials; not
 /// whether the ServiceAccount still exists.
-fn service_account_assertion(shared: &Shared, assertion: &str) -> Result<(), Response> {
+fn refuse_service_account_assertion(shared: &Shared, assertion: &str) -> Option<Response> {
     let Some(c) = shared.tokens.verify_service_account_token(assertion) else {
-        return Err(no_federated_record("issuer"));
+        return Some(no_federated_record("issuer"));
     };
     let now = jiff::Timestamp::now();
     if c.expires_at <= now.as_second() {
@@ -42,7 +42,7 @@ fn service_account_assertion(shared: &Shared, assertion: &str) -> Result<(), Res
                 .map(|t| t.strftime("%m/%d/%Y %H:%M:%S").to_string())
                 .unwrap_or_default()
         };
-        return Err(entra_error(
+        return Some(entra_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             700024,
@@ -55,7 +55,7 @@ fn service_account_assertion(shared: &Shared, assertion: &str) -> Result<(), Res
         ));
     }
     if !c.audiences.iter().any(|a| a == TOKEN_EXCHANGE_AUDIENCE) {
-        return Err(entra_error(
+        return Some(entra_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             700212,
@@ -64,14 +64,14 @@ fn service_account_assertion(shared: &Shared, assertion: &str) -> Result<(), Res
     }
     let subject = c.username();
     if !shared.scenario.access.federated_subjects().contains(&subject) {
-        return Err(entra_error(
+        return Some(entra_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             700213,
             &format!("No matching federated identity record found for presented assertion subject '{subject}'. Please note that the matching is done using a case-sensitive comparison. Check your federated identity credential Subject, Audience and Issuer against the presented assertion."),
         ));
     }
-    Ok(())
+    None
 }
 
 pub fn entra_error(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
@@ -177,7 +177,7 @@ pub fn token_endpoint(shared: &Shared, tenant: &str, body: &[u8]) -> Response {
                 return no_federated_record("issuer");
             }
             if assertion.trim() != expected {
-                if let Err(refused) = service_account_assertion(shared, assertion.trim()) {
+                if let Some(refused) = refuse_service_account_assertion(shared, assertion.trim()) {
                     return refused;
                 }
             }
