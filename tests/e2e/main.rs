@@ -20,6 +20,7 @@ mod batch_plan;
 mod batches;
 mod blockers;
 mod entra;
+mod fleet;
 mod in_cluster;
 mod kube_client;
 mod lock;
