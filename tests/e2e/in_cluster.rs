@@ -1,9 +1,106 @@
-//! aks-patch as it runs inside the cluster: its run record kept in ConfigMaps (one per run,
-//! written before every side effect), so that a run killed with its pod is resumed from the
-//! cluster by the next one, and `report` reads the cluster's records.
+//! aks-patch as it runs inside the cluster: `deploy/` applied for real to aks-sim (and
+//! passing its server-side dry run), then aks-patch run exactly as the CronJob's pod runs it:
+//! the ServiceAccount's token (from the TokenRequest API), the CA and the namespace at the
+//! in-cluster paths, in a mount namespace of its own (so that nothing on this machine
+//! changes and parallel tests do not meet), `KUBERNETES_SERVICE_HOST/PORT` set, no
+//! kubeconfig, no HOME, no Azure. Its run record is kept in ConfigMaps (one per run, written
+//! before every side effect), so that a run killed with its pod is resumed by the next pod;
+//! `report` reads them. And the RBAC in `deploy/` is enough, and without any one of its rules
+//! the pre-flight refuses with exit 4 before any change.
 
 use crate::common::*;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// `deploy/` in this repository.
+fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
+}
+
+/// `apply` as the CronJob in `deploy/` runs it (without its window, which would make the
+/// test depend on the time of day), evictions retried every second; then `extra`.
+fn cronjob_apply<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "apply",
+        "--max-unavailable",
+        "1",
+        "--node-shell-namespace",
+        "aks-patch",
+        "--yes",
+        "--eviction-retry-interval",
+        "1",
+        "--delete-emptydir-data",
+        "--force",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+/// `kubectl apply -k deploy/`, as the README installs it.
+async fn install(c: &Cluster) {
+    let (ok, out, err) = c.kubectl(&["apply", "-k", deploy_dir().to_str().unwrap()]).await;
+    assert!(ok, "kubectl apply -k deploy/ failed:\n{out}\n{err}");
+}
+
+/// A pod of the ServiceAccount aks-patch/aks-patch: what the kubelet mounts at
+/// `/var/run/secrets/kubernetes.io/serviceaccount` (a token from the TokenRequest API, the
+/// cluster's CA, the namespace) and the pod's own scratch directory.
+struct Pod {
+    dir: tempfile::TempDir,
+}
+
+impl Pod {
+    /// A new pod, with a new token.
+    async fn new(c: &Cluster) -> Pod {
+        let (ok, token, err) = c
+            .kubectl(&["create", "token", "aks-patch", "-n", "aks-patch", "--duration", "1h"])
+            .await;
+        assert!(ok, "kubectl create token: {err}");
+        let dir = tempfile::tempdir().unwrap();
+        let sa = dir.path().join("serviceaccount");
+        std::fs::create_dir(&sa).unwrap();
+        std::fs::write(sa.join("token"), token.trim()).unwrap();
+        std::fs::copy(c.sim.state_dir().join("ca.pem"), sa.join("ca.crt")).unwrap();
+        std::fs::write(sa.join("namespace"), "aks-patch").unwrap();
+        std::fs::create_dir(dir.path().join("state")).unwrap();
+        Pod { dir }
+    }
+
+    /// `aks-patch ARGS` in this pod, not started yet: in a private mount namespace, /run is
+    /// a tmpfs with the ServiceAccount's files bound at the in-cluster path (/var/run links
+    /// to /run), and the environment is a pod's.
+    fn command(&self, c: &Cluster, args: &[&str]) -> tokio::process::Command {
+        const SCRIPT: &str =
+            "set -e; mount -t tmpfs pod-run /run; mkdir -p /run/secrets/kubernetes.io/serviceaccount; \
+            mount --bind \"$1/serviceaccount\" /run/secrets/kubernetes.io/serviceaccount; shift; exec \"$@\"";
+        let url = c.sim.endpoints().kube_url.clone();
+        let hostport = url.trim_start_matches("https://").trim_end_matches('/');
+        let (host, port) = hostport.rsplit_once(':').expect("the API server's URL has a port");
+        let mut cmd = tokio::process::Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "sh", "-c", SCRIPT, "pod"])
+            .arg(self.dir.path())
+            .arg(env!("CARGO_BIN_EXE_aks-patch"))
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("KUBERNETES_SERVICE_HOST", host)
+            .env("KUBERNETES_SERVICE_PORT", port)
+            .env("AKS_PATCH_STATE_DIR", self.dir.path().join("state"))
+            .env("HOSTNAME", "aks-patch-29000000-x7k2p")
+            .env("NO_COLOR", "1")
+            .current_dir(self.dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Run `aks-patch ARGS` in this pod to its end.
+    async fn run(&self, c: &Cluster, args: &[&str]) -> Run {
+        finish(self.command(c, args).spawn().expect("aks-patch starts in the pod")).await
+    }
+}
 
 /// The run records (ConfigMaps labelled `aks-patch.io/run-record`) in `ns`, oldest first,
 /// each as the JSON record it holds.
@@ -114,4 +211,197 @@ async fn a_run_recorded_in_configmaps_is_resumed_from_them_after_a_kill_and_repo
         .unwrap()
         .iter()
         .all(|r| r["lastPatched"].is_null()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_base_passes_a_server_side_dry_run_once_its_namespace_exists_and_creates_nothing() {
+    skip_unless_root!();
+    let c = Cluster::start(Some(SMALL)).await;
+    let dir = deploy_dir();
+    let dir = dir.to_str().unwrap();
+    let (ok, _, err) = c.kubectl(&["create", "namespace", "aks-patch"]).await;
+    assert!(ok, "{err}");
+    let (ok, out, err) = c.kubectl(&["apply", "-k", dir, "--dry-run=server"]).await;
+    assert!(ok, "kubectl apply -k deploy/ --dry-run=server failed:\n{out}\n{err}");
+    assert!(
+        out.contains("cronjob.batch/aks-patch created (server dry run)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("clusterrole.rbac.authorization.k8s.io/aks-patch created (server dry run)"),
+        "{out}"
+    );
+    let (found, _, _) = c
+        .kubectl(&["get", "serviceaccount", "aks-patch", "-n", "aks-patch"])
+        .await;
+    assert!(!found, "a dry run creates nothing");
+    // The same dry run refuses a base the API server would refuse.
+    let bad = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(dir).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, bad.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let sa = bad.path().join("serviceaccount.yaml");
+    let text = std::fs::read_to_string(&sa)
+        .unwrap()
+        .replace("app.kubernetes.io/name: aks-patch", "app.kubernetes.io/name: aks patch");
+    std::fs::write(&sa, text).unwrap();
+    let (ok, out, err) = c
+        .kubectl(&["apply", "-k", bad.path().to_str().unwrap(), "--dry-run=server"])
+        .await;
+    assert!(
+        !ok && err.contains("metadata.labels"),
+        "a label with a space passed:\n{out}\n{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cronjobs_pod_scans_and_patches_as_its_service_account_and_a_new_pod_resumes_a_killed_run() {
+    skip_unless_root!();
+    let c = Cluster::start(Some(&no_ssh())).await;
+    install(&c).await;
+    let pod = Pod::new(&c).await;
+
+    // scan: the pod's own cluster, through node-shell pods (a pod has no SSH path).
+    let scan = pod
+        .run(&c, &["scan", "--node-shell-namespace", "aks-patch", "-o", "json"])
+        .await;
+    scan.assert_code(0);
+    assert_eq!(scan.json().as_array().unwrap().len(), 3, "{}", scan.stdout);
+    assert!(
+        of_kind(&c.events(), "pod-exec").len() >= 3,
+        "probed through pods/exec: {}",
+        scan.stderr
+    );
+
+    // apply, killed (SIGKILL, as when the pod is deleted hard) while the second node's turn waits.
+    c.hold_package_lock(&small_node(2));
+    let mut first = pod.command(&c, &cronjob_apply(&[]));
+    first.process_group(0);
+    let mut child = first.spawn().expect("aks-patch starts in the pod");
+    c.wait_for_event("uncordon", Some(&small_node(1)), Duration::from_secs(120))
+        .await;
+    child.kill().await.unwrap();
+    let _ = child.wait().await;
+    drop(pod); // the pod's files die with it
+    let killed = records_in(&c, "aks-patch");
+    assert_eq!(killed.len(), 1, "{killed:?}");
+    assert_eq!(killed[0]["status"], "running");
+    assert_eq!(
+        killed[0]["cluster"]["serviceAccount"], "aks-patch",
+        "{}",
+        killed[0]["cluster"]
+    );
+    assert_eq!(killed[0]["cluster"]["namespace"], "aks-patch");
+    assert_eq!(killed[0]["options"]["transport"]["via"], "kube");
+
+    // A second pod, with a new token, resumes from the record in the cluster and finishes.
+    c.release_package_lock(&small_node(2));
+    let next = Pod::new(&c).await;
+    let r = next
+        .run(&c, &cronjob_apply(&["--resume", "--force-unlock", "-o", "json"]))
+        .await;
+    r.assert_code(0);
+    let run = r.json();
+    assert_eq!(run["status"], "succeeded", "{}", r.stderr);
+    assert_eq!(run["resumedFrom"][0], killed[0]["runId"]);
+    for i in 0..3 {
+        assert_eq!(
+            c.count("reboot", &small_node(i)),
+            1,
+            "node {i} rebooted once: {}",
+            r.stderr
+        );
+        assert!(!c.unschedulable(&small_node(i)));
+    }
+    assert!(c.lock_free());
+    let rep = next.run(&c, &["report", "-o", "json"]).await;
+    rep.assert_code(0);
+    assert!(
+        rep.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["lastPatched"].is_string()),
+        "{}",
+        rep.stdout
+    );
+}
+
+/// The rules of `deploy/rbac.yaml`'s roles: (kind, name, namespace, rule index).
+fn deploy_rules() -> Vec<(String, String, Option<String>, usize)> {
+    use serde::Deserialize;
+    let text = std::fs::read_to_string(deploy_dir().join("rbac.yaml")).unwrap();
+    let mut out = vec![];
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let v = serde_json::Value::deserialize(doc).unwrap();
+        let kind = v["kind"].as_str().unwrap();
+        if kind != "Role" && kind != "ClusterRole" {
+            continue;
+        }
+        for i in 0..v["rules"].as_array().unwrap().len() {
+            out.push((
+                kind.to_string(),
+                v["metadata"]["name"].as_str().unwrap().to_string(),
+                v["metadata"]["namespace"].as_str().map(str::to_string),
+                i,
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_any_one_rule_of_deploys_rbac_the_preflight_refuses_with_exit_4_before_any_change() {
+    skip_unless_root!();
+    let c = Cluster::start(Some(&no_ssh())).await;
+    install(&c).await;
+    let pod = Pod::new(&c).await;
+    let rules = deploy_rules();
+    assert!(rules.len() >= 8, "{rules:?}");
+    for (kind, name, ns, i) in rules {
+        let mut get = vec!["get", kind.as_str(), name.as_str(), "-o", "json"];
+        if let Some(ns) = &ns {
+            get.extend(["-n", ns.as_str()]);
+        }
+        let (ok, whole, err) = c.kubectl(&get).await;
+        assert!(ok, "{err}");
+        let whole: serde_json::Value = serde_json::from_str(&whole).unwrap();
+        let mut less = whole.clone();
+        let removed = less["rules"].as_array_mut().unwrap().remove(i);
+        for key in ["resourceVersion", "uid", "creationTimestamp", "managedFields"] {
+            less["metadata"].as_object_mut().unwrap().remove(key);
+        }
+        replace(&c, &less).await;
+        let before = c.events().len();
+        let r = pod.run(&c, &cronjob_apply(&[])).await;
+        let after: Vec<String> = c.events()[before..].iter().map(|e| e.kind.clone()).collect();
+        assert_eq!(
+            r.code, 4,
+            "without {kind} {name} rule {removed}: exit {} instead of 4\n{}",
+            r.code, r.stderr
+        );
+        for change in ["cordon", "eviction", "reboot", "upgrade"] {
+            assert!(
+                !after.iter().any(|k| k == change),
+                "without {kind} {name} rule {removed}: a {change} happened\n{}",
+                r.stderr
+            );
+        }
+        assert!(c.lock_free(), "without {kind} {name} rule {removed}: the lock is held");
+        let mut restore = whole.clone();
+        for key in ["resourceVersion", "uid", "creationTimestamp", "managedFields"] {
+            restore["metadata"].as_object_mut().unwrap().remove(key);
+        }
+        replace(&c, &restore).await;
+    }
+    // With every rule, the same run patches the cluster.
+    let r = pod.run(&c, &cronjob_apply(&[])).await;
+    r.assert_code(0);
+}
+
+/// `kubectl replace` of a role with `obj` (as the cluster admin).
+async fn replace(c: &Cluster, obj: &serde_json::Value) {
+    let (code, out, err) = c.kubectl_stdin(&["replace", "-f", "-"], &obj.to_string()).await;
+    assert_eq!(code, 0, "kubectl apply of {}: {out}{err}", obj["metadata"]["name"]);
 }

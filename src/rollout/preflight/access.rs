@@ -14,6 +14,9 @@ pub fn rollout_needs(checks: &[NodeCheck]) -> Vec<Need> {
     let mut needs = vec![
         Need::cluster("patch", "", "nodes"),
         Need::cluster("watch", "", "nodes"),
+        // The plan, the gate and the health checks read the PodDisruptionBudgets: without
+        // them a run would go on blind to the budgets it must wait for.
+        Need::cluster("list", "policy", "poddisruptionbudgets"),
         Need::namespaced("create", "coordination.k8s.io", "leases", LEASE_NAMESPACE),
         Need::namespaced("update", "coordination.k8s.io", "leases", LEASE_NAMESPACE).named(LEASE_NAME),
         Need::namespaced("delete", "coordination.k8s.io", "leases", LEASE_NAMESPACE).named(LEASE_NAME),
