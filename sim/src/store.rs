@@ -329,6 +329,16 @@ struct Inner {
     history: std::collections::VecDeque<Change>,
 }
 
+impl Inner {
+    /// The objects of one resource: a range of the map (keys sort by resource first), not a
+    /// scan of every object (the authorizer lists bindings on each restricted request).
+    fn of(&self, res: Resource) -> impl Iterator<Item = (&Key, &Value)> {
+        self.objects
+            .range((res, String::new(), String::new())..)
+            .take_while(move |((r, _, _), _)| *r == res)
+    }
+}
+
 pub struct Store {
     inner: Mutex<Inner>,
     tx: broadcast::Sender<Change>,
@@ -475,9 +485,8 @@ impl Store {
     pub fn list(&self, res: Resource, ns: Option<&str>) -> Vec<Value> {
         let inner = self.lock();
         inner
-            .objects
-            .iter()
-            .filter(|((r, n, _), _)| *r == res && (ns.is_none() || !res.namespaced || Some(n.as_str()) == ns))
+            .of(res)
+            .filter(|((_, n, _), _)| ns.is_none() || !res.namespaced || Some(n.as_str()) == ns)
             .map(|(_, v)| v.clone())
             .collect()
     }
@@ -486,9 +495,8 @@ impl Store {
     pub fn list_at(&self, res: Resource, ns: Option<&str>) -> (Vec<Value>, u64) {
         let inner = self.lock();
         let items = inner
-            .objects
-            .iter()
-            .filter(|((r, n, _), _)| *r == res && (ns.is_none() || !res.namespaced || Some(n.as_str()) == ns))
+            .of(res)
+            .filter(|((_, n, _), _)| ns.is_none() || !res.namespaced || Some(n.as_str()) == ns)
             .map(|(_, v)| v.clone())
             .collect();
         (items, inner.rv)
@@ -511,9 +519,8 @@ impl Store {
         let inner = self.lock();
         let in_scope = |n: &str| ns.is_none() || !res.namespaced || Some(n) == ns;
         let mut objs: BTreeMap<(String, String), Value> = inner
-            .objects
-            .iter()
-            .filter(|((r, n, _), _)| *r == res && in_scope(n))
+            .of(res)
+            .filter(|((_, n, _), _)| in_scope(n))
             .map(|((_, n, name), v)| ((n.clone(), name.clone()), v.clone()))
             .collect();
         if rv >= inner.rv {
@@ -702,5 +709,40 @@ mod tests {
         let (replay, _) = s.watch_from(rv.parse().unwrap());
         assert_eq!(replay.unwrap().len(), 1);
         assert!(matches!(s.create(LEASES, obj), Err(StoreError::AlreadyExists { .. })));
+    }
+
+    #[test]
+    fn a_list_holds_its_resource_only_and_its_namespace_when_asked() {
+        let s = Store::new();
+        for (res, ns, name) in [
+            (ROLES, "ops", "b"),
+            (ROLES, "dev", "a"),
+            (ROLEBINDINGS, "ops", "a"),
+            (CONFIGMAPS, "ops", "a"),
+            (ROLES, "ops", "a"),
+        ] {
+            s.create(res, json!({"metadata": {"name": name, "namespace": ns}}))
+                .unwrap();
+        }
+        s.create(CLUSTERROLES, json!({"metadata": {"name": "a"}})).unwrap();
+        let names = |v: Vec<Value>| -> Vec<String> {
+            v.iter()
+                .map(|o| {
+                    format!(
+                        "{}/{}",
+                        o["metadata"]["namespace"].as_str().unwrap_or(""),
+                        o["metadata"]["name"].as_str().unwrap()
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(names(s.list(ROLES, None)), ["dev/a", "ops/a", "ops/b"]);
+        assert_eq!(names(s.list(ROLES, Some("ops"))), ["ops/a", "ops/b"]);
+        assert_eq!(names(s.list(CLUSTERROLES, Some("ops"))), ["/a"]);
+        assert_eq!(names(s.list(ROLEBINDINGS, None)), ["ops/a"]);
+        assert_eq!(names(s.list_at(CONFIGMAPS, None).0), ["ops/a"]);
+        assert!(s.list(SECRETS, None).is_empty());
+        let rv = s.resource_version();
+        assert_eq!(names(s.list_exact(ROLES, Some("ops"), rv).unwrap()), ["ops/a", "ops/b"]);
     }
 }
