@@ -13,7 +13,7 @@
 //! unary     := 'not' '(' expr ')' | '(' expr ')' | comparison
 //! comparison:= operand op operand
 //!            | operand ('in' | 'in~' | '!in' | '!in~') '(' literal (',' literal)* ')'
-//! op        := == | != | =~ | !~ | contains | !contains | startswith | !startswith
+//! op        := == | != | =~ | !~ | contains | !contains | startswith | !startswith | has | !has
 //! operand   := path | literal
 //! path      := column ('.' name | '[' string ']' | '[' integer ']')*
 //! literal   := 'string' | "string" | integer | true | false
@@ -21,8 +21,9 @@
 //!
 //! Anything else is refused with the position of the first token outside the subset, never
 //! answered approximately. As in Kusto, `order by` sorts descending unless `asc`, string
-//! comparisons with `==`/`!=`/`in` are case-sensitive and the `~` forms, `contains` and
-//! `startswith` are not, and a missing value compares as an empty string.
+//! comparisons with `==`/`!=`/`in` are case-sensitive and the `~` forms, `contains`,
+//! `startswith` and `has` (a whole term) are not, and a missing value compares as an empty
+//! string.
 
 use serde_json::Value;
 use std::cmp::Ordering;
@@ -233,6 +234,7 @@ pub enum Cmp {
     EqCi,
     Contains,
     StartsWith,
+    Has,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -456,6 +458,7 @@ impl<'a> Parser<'a> {
             Some(Tok::Sym("!~")) if !negated => (Cmp::EqCi, true),
             Some(Tok::Ident(w)) if w == "contains" => (Cmp::Contains, negated),
             Some(Tok::Ident(w)) if w == "startswith" => (Cmp::StartsWith, negated),
+            Some(Tok::Ident(w)) if w == "has" => (Cmp::Has, negated),
             Some(Tok::Ident(w)) if w == "in" => {
                 let ci = self.is_sym("~");
                 if ci {
@@ -491,7 +494,7 @@ impl<'a> Parser<'a> {
                 return Err(self.error_at(
                     t2,
                     ErrorKind::Unsupported,
-                    format!("aks-sim's Resource Graph does not emulate `{w}` (it has ==, !=, =~, !~, in, in~, contains, startswith)"),
+                    format!("aks-sim's Resource Graph does not emulate `{w}` (it has ==, !=, =~, !~, in, in~, contains, startswith, has)"),
                 ))
             }
             Some(Tok::Sym("<" | ">" | "<=" | ">=")) if !negated => {
@@ -504,7 +507,7 @@ impl<'a> Parser<'a> {
             _ => {
                 return Err(self.syntax(
                     if negated { t } else { t2 },
-                    "a comparison (==, !=, =~, !~, in, in~, contains, startswith)",
+                    "a comparison (==, !=, =~, !~, in, in~, contains, startswith, has)",
                 ))
             }
         };
@@ -683,6 +686,7 @@ impl Expr {
                     Cmp::EqCi => equal(l, r, true),
                     Cmp::Contains => text(l).to_lowercase().contains(&text(r).to_lowercase()),
                     Cmp::StartsWith => text(l).to_lowercase().starts_with(&text(r).to_lowercase()),
+                    Cmp::Has => has_term(&text(l), &text(r)),
                 };
                 yes != *negated
             }
@@ -692,6 +696,18 @@ impl Expr {
             }
         }
     }
+}
+
+/// Kusto's `has`: `term` is a whole term of `text` (bounded by characters that are not
+/// letters or digits, or the ends), case-insensitively.
+fn has_term(text: &str, term: &str) -> bool {
+    let (text, term) = (text.to_lowercase(), term.to_lowercase());
+    if term.is_empty() {
+        return true;
+    }
+    let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
+    text.match_indices(&term)
+        .any(|(i, _)| boundary(text[..i].chars().next_back()) && boundary(text[i + term.len()..].chars().next()))
 }
 
 fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
@@ -834,6 +850,20 @@ mod tests {
     }
 
     #[test]
+    fn has_matches_whole_terms() {
+        assert_eq!(names("resources | where name has 'DEV'"), ["aks-dev"]);
+        assert!(
+            names("resources | where name has 'de'").is_empty(),
+            "not part of a term"
+        );
+        assert_eq!(names("resources | where name !has 'aks'"), ["fleet"]);
+        assert_eq!(
+            names("resources | where type has 'microsoft.containerservice/fleets'"),
+            ["fleet"]
+        );
+    }
+
+    #[test]
     fn a_missing_value_compares_as_empty() {
         assert_eq!(names("resources | where tags['env'] != 'prod'"), ["aks-dev", "fleet"]);
         assert_eq!(names("resources | where tags['env'] == ''"), ["fleet"]);
@@ -891,7 +921,7 @@ mod tests {
             (e.kind, e.line, e.position, e.token.as_str()),
             (ErrorKind::Unsupported, 1, 12, "summarize")
         );
-        let e = parse("resources\n| where name has 'x'", COLS).unwrap_err();
+        let e = parse("resources\n| where name endswith 'x'", COLS).unwrap_err();
         assert_eq!((e.kind, e.line, e.position), (ErrorKind::Unsupported, 2, 13));
         let e = parse("resources | where tolower(name) == 'x'", COLS).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Unsupported);

@@ -335,7 +335,7 @@ async fn a_query_outside_the_emulated_subset_is_refused_with_its_position() {
     let fleet = FleetEmulator::start_yaml(FLEET, "fleet test").await;
     for (query, token, position) in [
         ("resources | summarize count() by type", "summarize", 12),
-        ("resources | where name has 'aks'", "has", 23),
+        ("resources | where name endswith 'aks'", "endswith", 23),
         ("resources | where name == 'aks", "'aks", 26),
     ] {
         let body = serde_json::json!({"subscriptions": [SUB_A], "query": query});
