@@ -49,21 +49,42 @@ struct Pod {
     dir: tempfile::TempDir,
 }
 
+/// A token of the ServiceAccount aks-patch/aks-patch (`kubectl create token`), bound to the
+/// Secret `bound_to` when given (it is refused once that Secret is deleted).
+async fn token(c: &Cluster, bound_to: Option<&str>) -> String {
+    let mut args = vec!["create", "token", "aks-patch", "-n", "aks-patch", "--duration", "1h"];
+    if let Some(secret) = bound_to {
+        args.extend(["--bound-object-kind", "Secret", "--bound-object-name", secret]);
+    }
+    let (ok, token, err) = c.kubectl(&args).await;
+    assert!(ok, "kubectl create token: {err}");
+    token.trim().to_string()
+}
+
 impl Pod {
     /// A new pod, with a new token.
     async fn new(c: &Cluster) -> Pod {
-        let (ok, token, err) = c
-            .kubectl(&["create", "token", "aks-patch", "-n", "aks-patch", "--duration", "1h"])
-            .await;
-        assert!(ok, "kubectl create token: {err}");
+        Pod::with_token(c, &token(c, None).await)
+    }
+
+    /// A new pod whose ServiceAccount token is `token`.
+    fn with_token(c: &Cluster, token: &str) -> Pod {
         let dir = tempfile::tempdir().unwrap();
         let sa = dir.path().join("serviceaccount");
         std::fs::create_dir(&sa).unwrap();
-        std::fs::write(sa.join("token"), token.trim()).unwrap();
+        std::fs::write(sa.join("token"), token).unwrap();
         std::fs::copy(c.sim.state_dir().join("ca.pem"), sa.join("ca.crt")).unwrap();
         std::fs::write(sa.join("namespace"), "aks-patch").unwrap();
         std::fs::create_dir(dir.path().join("state")).unwrap();
         Pod { dir }
+    }
+
+    /// The kubelet's rotation of the pod's token: the file now holds `token`.
+    fn rotate(&self, token: &str) {
+        let path = self.dir.path().join("serviceaccount/token");
+        let tmp = self.dir.path().join("serviceaccount/..token.new");
+        std::fs::write(&tmp, token).unwrap();
+        std::fs::rename(tmp, path).unwrap();
     }
 
     /// `aks-patch ARGS` in this pod, not started yet: in a private mount namespace, /run is
@@ -404,4 +425,62 @@ async fn without_any_one_rule_of_deploys_rbac_the_preflight_refuses_with_exit_4_
 async fn replace(c: &Cluster, obj: &serde_json::Value) {
     let (code, out, err) = c.kubectl_stdin(&["replace", "-f", "-"], &obj.to_string()).await;
     assert_eq!(code, 0, "kubectl apply of {}: {out}{err}", obj["metadata"]["name"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_rotated_during_a_run_is_read_again_and_the_old_one_revoked_does_not_stop_it() {
+    skip_unless_root!();
+    let c = Cluster::start(Some(&no_ssh())).await;
+    install(&c).await;
+    for s in ["first-token", "second-token"] {
+        let (ok, _, err) = c.kubectl(&["create", "secret", "generic", s, "-n", "aks-patch"]).await;
+        assert!(ok, "{err}");
+    }
+    let pod = Pod::with_token(&c, &token(&c, Some("first-token")).await);
+    // The first node's upgrade waits for the dpkg lock while the token rotates.
+    c.hold_package_lock(&small_node(0));
+    let mut cmd = pod.command(&c, &cronjob_apply(&[]));
+    cmd.process_group(0);
+    let child = cmd.spawn().expect("aks-patch starts in the pod");
+    c.wait_for_upgrade_output(&small_node(0), "Waiting for cache lock")
+        .await;
+    pod.rotate(&token(&c, Some("second-token")).await);
+    // kube-rs reads the token file again at least once a minute (as client-go does): after
+    // that, the first token may go.
+    tokio::time::sleep(Duration::from_secs(70)).await;
+    let (ok, _, err) = c.kubectl(&["delete", "secret", "first-token", "-n", "aks-patch"]).await;
+    assert!(ok, "{err}");
+    c.release_package_lock(&small_node(0));
+    let r = finish(child).await;
+    r.assert_code(0);
+    assert!(
+        of_kind(&c.events(), "kube-unauthorized").is_empty(),
+        "no request went with the revoked token: {:?}\n{}",
+        of_kind(&c.events(), "kube-unauthorized"),
+        r.stderr
+    );
+    for i in 0..3 {
+        assert_eq!(c.count("reboot", &small_node(i)), 1, "node {i}: {}", r.stderr);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pod_without_its_service_account_token_is_told_which_file_is_missing() {
+    skip_unless_root!();
+    let c = Cluster::start(Some(SMALL)).await;
+    let pod = Pod::with_token(&c, "unused");
+    std::fs::remove_file(pod.dir.path().join("serviceaccount/token")).unwrap();
+    let r = pod.run(&c, &["scan"]).await;
+    r.assert_code(2);
+    assert!(
+        r.stderr.contains("/var/run/secrets/kubernetes.io/serviceaccount/token"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("hint:") && r.stderr.contains("automountServiceAccountToken"),
+        "{}",
+        r.stderr
+    );
+    assert!(of_kind(&c.events(), "pod-exec").is_empty(), "nothing was reached");
 }
