@@ -1,7 +1,8 @@
 //! Notifications of a rollout: Slack incoming webhooks (a Block Kit message), Microsoft Teams
 //! workflow webhooks (an Adaptive Card) and generic JSON webhooks (the event and the node's
 //! part of the run record). Events: run started, node started, node done, node halted, node
-//! left cordoned (with the recovery command), run finished.
+//! left cordoned (with the recovery command), run finished; and a fleet run's stage started and
+//! finished.
 //!
 //! Deliveries run in the background: a failed one is retried briefly, then a warning; they
 //! never stop or slow the rollout. The end of the run waits for the last ones, no longer than
@@ -115,6 +116,10 @@ pub enum EventKind {
     NodeHalted,
     NodeLeftCordoned,
     RunFinished,
+    /// A stage of a fleet run started (`cluster`: the fleet run's clusters, `reason`: the stage).
+    StageStarted,
+    /// A stage of a fleet run ended (`reason`: the stage and how it ended).
+    StageFinished,
 }
 
 /// One event of a rollout.
@@ -169,6 +174,9 @@ impl Event {
             Some(EventKind::NodeLeftCordoned) => format!("{}: node {node} is left cordoned: {reason}", self.cluster),
             Some(EventKind::RunFinished) => {
                 format!("aks-patch run {} on {} finished: {reason}", self.run_id, self.cluster)
+            }
+            Some(EventKind::StageStarted | EventKind::StageFinished) => {
+                format!("aks-patch fleet run {}: {reason}", self.run_id)
             }
             None => reason.to_string(),
         }
@@ -468,6 +476,17 @@ pub fn node_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fleet_stage_event_names_the_fleet_run_and_the_stage() {
+        let mut ev = Event::new(EventKind::StageFinished, "3 cluster(s)", "20261207T050000Z-abcd");
+        ev.reason = Some("stage 1 of 3 (env=dev) failed".into());
+        assert_eq!(
+            ev.text(),
+            "aks-patch fleet run 20261207T050000Z-abcd: stage 1 of 3 (env=dev) failed"
+        );
+        assert_eq!(payload(Service::Webhook, &ev, &ev.text())["event"], "stage-finished");
+    }
 
     #[test]
     fn services_are_told_by_host_or_prefix_and_urls_are_never_shown() {

@@ -29,7 +29,7 @@
 mod blockers;
 mod finish;
 mod input;
-mod notify;
+pub(crate) mod notify;
 mod prepare;
 mod start;
 mod view;

@@ -6,8 +6,10 @@
 use super::super::Outcome;
 use crate::cli::{ApplyArgs, ClusterArgs, FleetApplyTarget};
 use crate::commands::apply::Hooks;
-use crate::fleet::record::{ClusterState, FleetJournal, FleetResult, FleetRunRecord, FleetRuns};
-use crate::fleet::schedule::{self, ClusterOutcome, ClusterResult, ClusterRollout, ClusterStart, FleetPorts};
+use crate::fleet::record::{ClusterState, FleetJournal, FleetResult, FleetRunRecord, FleetRuns, StageState};
+use crate::fleet::schedule::{
+    self, ClusterOutcome, ClusterResult, ClusterRollout, ClusterStart, FleetPorts, FleetProgress,
+};
 use crate::fleet::stages::{self, StagePlan};
 use crate::fleet::ClusterRef;
 use crate::kube::CancellationToken;
@@ -71,6 +73,55 @@ impl ClusterRollout for Rollout<'_> {
             exit_code: exit.code(),
             message,
         }
+    }
+}
+
+/// The scheduler's progress in words (the reporter), and each stage's start and end sent to
+/// `--notify-url` (each cluster's own `apply` sends its run's and nodes' events).
+struct Told<'a> {
+    reporter: &'a Reporter,
+    notify: Option<crate::notify::NotifySender>,
+    fleet_run_id: String,
+    clusters: String,
+}
+
+impl Told<'_> {
+    fn send(&self, kind: crate::notify::EventKind, reason: String) {
+        if let Some(tx) = &self.notify {
+            let mut ev = crate::notify::Event::new(kind, &self.clusters, &self.fleet_run_id);
+            ev.reason = Some(reason);
+            tx.send(ev);
+        }
+    }
+}
+
+impl FleetProgress for Told<'_> {
+    fn stage_started(&self, index: usize, of: usize, name: &str, clusters: &[ClusterRef]) {
+        self.reporter.stage_started(index, of, name, clusters);
+        let names: Vec<String> = clusters.iter().map(ToString::to_string).collect();
+        self.send(
+            crate::notify::EventKind::StageStarted,
+            format!("stage {index} of {of} ({name}) started: {}", names.join(", ")),
+        );
+    }
+    fn cluster_started(&self, stage: &str, cluster: &ClusterRef, start: &ClusterStart) {
+        self.reporter.cluster_started(stage, cluster, start);
+    }
+    fn cluster_finished(&self, stage: &str, cluster: &ClusterRef, result: &ClusterResult) {
+        self.reporter.cluster_finished(stage, cluster, result);
+    }
+    fn stage_stopping(&self, stage: &str, failed: &ClusterRef) {
+        self.reporter.stage_stopping(stage, failed);
+    }
+    fn stage_finished(&self, index: usize, of: usize, name: &str, state: StageState) {
+        self.reporter.stage_finished(index, of, name, state);
+        self.send(
+            crate::notify::EventKind::StageFinished,
+            format!("stage {index} of {of} ({name}) {}", journal::enum_text(&state)),
+        );
+    }
+    fn soaking(&self, after: &str, wait: std::time::Duration) {
+        self.reporter.soaking(after, wait);
     }
 }
 
@@ -207,6 +258,11 @@ pub async fn run(
             exit: Exit::Ok,
         });
     }
+    let notify_cfg = crate::commands::apply::notify::config(
+        &args.notify.notify_url,
+        args.notify.notify_template.as_deref(),
+        settings,
+    )?;
     if !args.yes {
         return Err(Failure::new(
             Exit::Usage,
@@ -225,6 +281,13 @@ pub async fn run(
         record.clusters().count(),
         record.max_clusters
     ));
+    let notifier = notify_cfg.map(|cfg| crate::commands::apply::notify::start(cfg, reporter));
+    let told = Told {
+        reporter,
+        notify: notifier.as_ref().and_then(|n| n.sender()),
+        fleet_run_id: record.fleet_run_id.clone(),
+        clusters: format!("{} cluster(s)", record.clusters().count()),
+    };
     let interrupt = CancellationToken::new();
     let signals = tokio::spawn(watch(interrupt.clone()));
     let table = crate::commands::shows_table(&args.global);
@@ -241,10 +304,14 @@ pub async fn run(
     let ports = FleetPorts {
         rollout: &rollout,
         journal: &runs,
-        progress: reporter,
+        progress: &told,
     };
     let ended = schedule::run(record, &ports, interrupt).await;
     signals.abort();
+    drop(told);
+    if let Some(n) = notifier {
+        n.finish(std::time::Duration::from_secs(10)).await;
+    }
     let (record, write_error) = match ended {
         Ok(r) => (r, None),
         Err((r, e)) => (r, Some(e)),
