@@ -165,10 +165,17 @@ pub(super) fn service_account_refusal(s: &Shared, c: &tokens::ServiceAccountClai
     }
     if let Some(b) = &c.bound {
         let res = if b.kind == "Pod" { store::PODS } else { store::SECRETS };
+        // A pod whose deletion's grace period is over counts as gone, as kube-apiserver's
+        // validator has it, even while the kubelet has not removed it yet.
+        let past = |t: &Value| {
+            t.as_str()
+                .and_then(crate::time::parse)
+                .is_some_and(|t| t < jiff::Timestamp::now())
+        };
         let gone = s
             .store
             .get(res, Some(&c.namespace), &b.name)
-            .is_none_or(|o| o["metadata"]["uid"] != b.uid.as_str());
+            .is_none_or(|o| o["metadata"]["uid"] != b.uid.as_str() || past(&o["metadata"]["deletionTimestamp"]));
         if gone {
             return Some(format!(
                 "the {} {}/{} it is bound to has been deleted",
