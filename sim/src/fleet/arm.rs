@@ -22,6 +22,8 @@ pub(crate) struct Front {
     /// Each cluster's state and its own ARM router, in scenario order.
     pub(crate) clusters: Vec<(Arc<Shared>, axum::Router)>,
     quota: Quota,
+    /// Resource Graph's per-user quota: when the current window began, and the queries in it.
+    pub(crate) graph_quota: std::sync::Mutex<(std::time::Instant, u32)>,
 }
 
 impl Front {
@@ -36,6 +38,7 @@ impl Front {
                 })
                 .collect(),
             quota: Quota::default(),
+            graph_quota: std::sync::Mutex::new((std::time::Instant::now(), 0)),
         })
     }
 

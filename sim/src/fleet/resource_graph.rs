@@ -147,7 +147,33 @@ fn read_skip_token(token: &str, fingerprint: &str) -> Option<usize> {
     (v["query"] == fingerprint).then(|| v["offset"].as_u64().map(|n| n as usize))?
 }
 
-/// `POST /providers/Microsoft.ResourceGraph/resources`.
+/// Spend one query of the per-user quota: the queries left in the window and the time until
+/// it resets, or `None` when the quota was already spent (the time until it resets then).
+fn spend_quota(front: &Front) -> Result<(u32, std::time::Duration), std::time::Duration> {
+    let spec = front.scenario.resource_graph_quota;
+    let window = std::time::Duration::from_secs_f64(spec.window_seconds);
+    let mut q = front.graph_quota.lock().unwrap_or_else(|p| p.into_inner());
+    let now = std::time::Instant::now();
+    if now.duration_since(q.0) >= window {
+        *q = (now, 0);
+    }
+    let left = window.saturating_sub(now.duration_since(q.0));
+    if q.1 >= spec.queries {
+        return Err(left);
+    }
+    q.1 += 1;
+    Ok((spec.queries - q.1, left))
+}
+
+/// `hh:mm:ss`, as `x-ms-user-quota-resets-after` gives it (rounded up to a second).
+fn hms(d: std::time::Duration) -> String {
+    let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// `POST /providers/Microsoft.ResourceGraph/resources`, within the per-user quota (its
+/// `x-ms-user-quota-remaining` and `x-ms-user-quota-resets-after` on every answer; beyond
+/// it, 429 `RateLimiting`).
 pub(super) fn resources(front: &Front, req: &ArmRequest) -> Response {
     if req.method != axum::http::Method::POST {
         return arm_error(
@@ -156,6 +182,38 @@ pub(super) fn resources(front: &Front, req: &ArmRequest) -> Response {
             "Resource Graph queries are POST requests.",
         );
     }
+    let (mut resp, remaining, resets) = match spend_quota(front) {
+        Ok((remaining, resets)) => (answer(front, req), remaining, resets),
+        Err(resets) => (throttled(), 0, resets),
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&remaining.to_string()) {
+        h.insert("x-ms-user-quota-remaining", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&hms(resets)) {
+        h.insert("x-ms-user-quota-resets-after", v);
+    }
+    resp
+}
+
+/// Resource Graph's 429 for a spent quota.
+fn throttled() -> Response {
+    let now = jiff::Timestamp::now();
+    arm_error_with_details(
+        StatusCode::TOO_MANY_REQUESTS,
+        "RateLimiting",
+        format!(
+            "Please provide below info when asking for support: timestamp = {now}, correlationId = {}.",
+            uuid::Uuid::new_v4()
+        ),
+        json!([{
+            "code": "RateLimiting",
+            "message": "Client application has been throttled and should not attempt to repeat the request until an amount of time has elapsed. Please see https://aka.ms/resourcegraph-throttling for help."
+        }]),
+    )
+}
+
+fn answer(front: &Front, req: &ArmRequest) -> Response {
     let body: Value = match serde_json::from_slice(&req.body) {
         Ok(v @ Value::Object(_)) => v,
         _ => {
@@ -263,11 +321,7 @@ pub(super) fn resources(front: &Front, req: &ArmRequest) -> Response {
     if more && pageable {
         answer["$skipToken"] = json!(skip_token(offset + page.len(), &fingerprint));
     }
-    let mut resp = ok(answer);
-    let h = resp.headers_mut();
-    h.insert("x-ms-user-quota-remaining", HeaderValue::from_static("14"));
-    h.insert("x-ms-user-quota-resets-after", HeaderValue::from_static("00:00:05"));
-    resp
+    ok(answer)
 }
 
 /// A `table` result's column type, from its first non-null value.

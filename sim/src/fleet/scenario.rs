@@ -33,6 +33,26 @@ pub struct FleetScenario {
     /// for fewer). A small number makes clients follow `$skipToken`.
     #[serde(default = "default_rg_page")]
     pub resource_graph_page_size: usize,
+    /// Resource Graph's per-user quota: `queries` per window of `windowSeconds` (the service's:
+    /// 15 per 5 s); beyond it a query is refused with 429 until the window ends.
+    #[serde(default)]
+    pub resource_graph_quota: QuotaSpec,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct QuotaSpec {
+    pub queries: u32,
+    pub window_seconds: f64,
+}
+
+impl Default for QuotaSpec {
+    fn default() -> QuotaSpec {
+        QuotaSpec {
+            queries: 15,
+            window_seconds: 5.0,
+        }
+    }
 }
 
 fn default_rg_page() -> usize {
@@ -180,6 +200,13 @@ impl FleetScenario {
                     ),
                 ));
             }
+        }
+        let q = self.resource_graph_quota;
+        if q.queries == 0 || !q.window_seconds.is_finite() || q.window_seconds < 0.1 {
+            return Err(invalid(
+                "resourceGraphQuota".into(),
+                "at least 1 query per window of at least 0.1 s".into(),
+            ));
         }
         if self.resource_graph_page_size == 0 || self.arm_page_size == 0 {
             return Err(invalid(

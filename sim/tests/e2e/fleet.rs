@@ -518,3 +518,56 @@ fn aks_sim_up_serves_a_fleet_and_faults_go_to_the_cluster_named() {
     let v: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(v["faults"]["apiServerDown"], false, "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_graph_counts_its_quota_and_throttles_beyond_it() {
+    skip_unless_root!();
+    let yaml = FLEET.replace(
+        "resourceGraphPageSize: 2\n",
+        "resourceGraphPageSize: 2\nresourceGraphQuota: {queries: 2, windowSeconds: 3600}\n",
+    );
+    let fleet = FleetEmulator::start_yaml(&yaml, "fleet test").await;
+    let body = serde_json::json!({"subscriptions": [SUB_A, SUB_B], "query": CLUSTERS_KQL});
+    let mut seen = vec![];
+    for _ in 0..3 {
+        let resp = fleet
+            .https()
+            .post(format!("{}{ARG}", fleet.arm_url()))
+            .bearer_auth(fleet.arm_token())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let header = |h: &str| {
+            resp.headers()
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        let (remaining, resets) = (
+            header("x-ms-user-quota-remaining"),
+            header("x-ms-user-quota-resets-after"),
+        );
+        assert!(
+            resets == "01:00:00" || resets.starts_with("00:59:"),
+            "hh:mm:ss within the hour's window: {resets}"
+        );
+        let status = resp.status().as_u16();
+        let answer: Value = resp.json().await.unwrap();
+        seen.push((
+            status,
+            remaining,
+            answer["error"]["code"].as_str().unwrap_or("").to_string(),
+        ));
+    }
+    assert_eq!(
+        seen,
+        [
+            (200, "1".to_string(), String::new()),
+            (200, "0".to_string(), String::new()),
+            (429, "0".to_string(), "RateLimiting".to_string()),
+        ]
+    );
+    fleet.shutdown().await;
+}
