@@ -73,6 +73,18 @@ impl JournalError {
         }
     }
 
+    /// The API server refused this identity access to the records kept in the cluster
+    /// (401 or 403).
+    pub fn refused_access(&self) -> bool {
+        match self {
+            JournalError::ClusterWrite { source, .. } | JournalError::ClusterRead { source, .. } => source
+                .api()
+                .and_then(crate::kube::KubeError::status_code)
+                .is_some_and(|c| c == 401 || c == 403),
+            _ => false,
+        }
+    }
+
     /// What to do so that the record can be written again.
     pub fn remedy(&self) -> String {
         match self {
@@ -83,12 +95,12 @@ impl JournalError {
                     crate::kube::run_records::RECORD_LABEL
                 ),
                 _ => format!(
-                    "let the ServiceAccount create and update ConfigMaps in namespace {} (deploy/'s Role does) and check that the API server answers",
+                    "let this identity get, list, create and update ConfigMaps in namespace {} (deploy/'s Role does) and check that the API server answers",
                     object.namespace
                 ),
             },
             JournalError::ClusterRead { namespace, .. } => format!(
-                "let the ServiceAccount list ConfigMaps in namespace {namespace} (deploy/'s Role does) and check that the API server answers"
+                "let this identity get, list, create and update ConfigMaps in namespace {namespace} (deploy/'s Role does) and check that the API server answers"
             ),
             other => {
                 let location = other.location();

@@ -410,6 +410,12 @@ async fn without_any_one_rule_of_deploys_rbac_the_preflight_refuses_with_exit_4_
             );
         }
         assert!(c.lock_free(), "without {kind} {name} rule {removed}: the lock is held");
+        if removed["resources"][0] == "configmaps" {
+            // Nor can a resume read the records it would continue.
+            let r = pod.run(&c, &cronjob_apply(&["--resume"])).await;
+            assert_eq!(r.code, 4, "a resume that may not read the records: {}", r.stderr);
+            assert!(r.stderr.contains("ConfigMaps in namespace aks-patch"), "{}", r.stderr);
+        }
         let mut restore = whole.clone();
         for key in ["resourceVersion", "uid", "creationTimestamp", "managedFields"] {
             restore["metadata"].as_object_mut().unwrap().remove(key);

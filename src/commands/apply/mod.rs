@@ -328,8 +328,12 @@ async fn resumable(
             journal::JournalError::Newer { .. } => e.to_string(),
             _ => format!("{e}: {}", e.cause()),
         };
+        // The records in the cluster that this identity may not read: a permission.
+        if e.refused_access() {
+            return Refusal::new(Obstacle::Permissions, text).hint(e.remedy());
+        }
         Refusal::new(Obstacle::Record, text)
-            .hint("a record of a newer aks-patch needs that version; a damaged one can be moved out of the journal directory to start a new run without --resume")
+            .hint("a record of a newer aks-patch needs that version; a damaged one can be moved out of the journal directory (or its ConfigMap deleted) to start a new run without --resume")
     })?;
     match resume::resumable(latest) {
         Resumable::Continue(prev) => Ok(Ok(prev)),
