@@ -362,6 +362,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_refused_query_names_the_reason_the_details_give() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({"error": {
+                "code": "BadRequest",
+                "message": "Please provide below info when asking for support: timestamp = ..., correlationId = ....",
+                "details": [
+                    {"code": "InvalidQuery", "message": "Query is invalid. Please refer to the documentation for the Azure Resource Graph service and fix the error before retrying."},
+                    {"code": "ParserFailure", "message": "ParserFailure", "line": 1, "characterPositionInLine": 91, "token": "summarize"},
+                ],
+            }})))
+            .mount(&server)
+            .await;
+        let arm = client(&server, false, quick());
+        let q = ClusterQuery {
+            clause: Some("x | summarize count()".into()),
+            ..ClusterQuery::default()
+        };
+        let e = arm.query_clusters(&["s1".into()], &q).await.unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("Query is invalid"), "{text}");
+        assert!(text.contains("ParserFailure (line 1, position 91)"), "{text}");
+    }
+
+    #[tokio::test]
     async fn no_subscription_is_an_error_before_any_request() {
         let server = MockServer::start().await;
         let arm = client(&server, false, quick());

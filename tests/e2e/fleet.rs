@@ -11,8 +11,9 @@ const SUB_B: &str = "55555555-6666-7777-8888-999999999999";
 
 /// Three clusters of one node each (a node whose packages and kernel are pending): dev and
 /// staging in subscription A, prod in B, all tagged team=shop and by environment; Resource
-/// Graph pages of two rows (three clusters take two pages); a Fleet Manager fleet of all three
-/// with a strategy of two stages.
+/// Graph pages of two rows (three clusters take two pages) under a quota of one query a
+/// second (the second page waits for the quota to come back); a Fleet Manager fleet of all
+/// three with a strategy of two stages.
 fn scenario(boot_seconds: f64) -> String {
     scenario_of(boot_seconds, 1)
 }
@@ -44,6 +45,7 @@ clusters:
     resourceGroup: rg-prod
     cluster: {{name: aks-prod-1, tags: {{env: prod}}}}
 resourceGraphPageSize: 2
+resourceGraphQuota: {{queries: 1, windowSeconds: 1}}
 fleets:
   - resourceGroup: rg-fleet
     name: shop-fleet
@@ -127,6 +129,26 @@ async fn clusters_are_chosen_by_tag_subscription_and_fleet_membership_across_res
         .await;
     odd.assert_code(2);
     assert!(odd.stderr.contains("no cluster matches"), "{}", odd.stderr);
+
+    // A --where the service refuses says why, as the service's details do.
+    let bad = fleet
+        .run(&[
+            "fleet",
+            "scan",
+            "--where",
+            "name has 'dev' | summarize count()",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("Resource Graph query failed"), "{}", bad.stderr);
+    assert!(bad.stderr.contains("line 1"), "the reason, where: {}", bad.stderr);
+    let good = fleet
+        .run(&["fleet", "scan", "--where", "name startswith 'aks-p'", "-o", "json"])
+        .await;
+    good.assert_code(0);
+    assert_eq!(clusters_of(&good.json()), ["aks-prod-1"]);
 
     // The members of a Fleet Manager fleet.
     let members = fleet

@@ -296,6 +296,32 @@ pub fn quota_resets_after(headers: &HeaderMap) -> Option<Duration> {
     Some(total)
 }
 
+/// The message, followed by what `details[]` say that it does not (Resource Graph puts the
+/// reason a query is refused there, with its line and position, under a generic message).
+fn with_details(message: String, e: &serde_json::Value) -> String {
+    let Some(details) = e["details"].as_array() else {
+        return message;
+    };
+    let said: Vec<String> = details
+        .iter()
+        .filter_map(|d| {
+            let m = d["message"].as_str().map(str::trim).filter(|m| !m.is_empty())?;
+            if message.contains(m) {
+                return None;
+            }
+            Some(match (d["line"].as_u64(), d["characterPositionInLine"].as_u64()) {
+                (Some(l), Some(c)) => format!("{m} (line {l}, position {c})"),
+                _ => m.to_string(),
+            })
+        })
+        .collect();
+    if said.is_empty() {
+        message
+    } else {
+        format!("{message}: {}", said.join("; "))
+    }
+}
+
 /// `{"error":{"code","message"}}` (or the same at top level, as some providers answer).
 pub(super) struct ArmErrorBody {
     code: String,
@@ -324,7 +350,7 @@ impl ArmErrorBody {
                     .map(|r| r.replace(' ', ""))
                     .unwrap_or_else(|| format!("Http{}", status.as_u16()))
             }),
-            message: message.map(str::to_string).unwrap_or_else(fallback),
+            message: with_details(message.map(str::to_string).unwrap_or_else(fallback), e),
         }
     }
 
