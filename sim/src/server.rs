@@ -69,7 +69,7 @@ pub fn spawn_closable(
         };
         let mut listener = (*up.borrow_and_update()).then_some(listener);
         // Every connection ends when this changes (the server went down, or shuts down).
-        let (cut_tx, cut_rx) = watch::channel(0u64);
+        let (cut_tx, _) = watch::channel(0u64);
         loop {
             let Some(l) = listener.as_ref() else {
                 tokio::select! {
@@ -103,7 +103,8 @@ pub fn spawn_closable(
             };
             let router = router.clone();
             let acceptor = acceptor.clone();
-            let cut = cut_rx.clone();
+            // Subscribed now: a cut before this connection does not end it.
+            let cut = cut_tx.subscribe();
             tokio::spawn(async move {
                 match acceptor {
                     Some(acc) => match acc.accept(stream).await {

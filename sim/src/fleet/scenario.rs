@@ -179,6 +179,13 @@ impl FleetScenario {
         }
         for (i, c) in self.clusters.iter().enumerate() {
             c.validate(&format!("{origin} (clusters[{i}])"))?;
+            if c.extra_clusters != 0 {
+                return Err(invalid(
+                    format!("clusters[{i}].extraClusters"),
+                    "is for a single-cluster scenario: a fleet's lists page over its own clusters (set armPageSize)"
+                        .into(),
+                ));
+            }
             if c.tenant_id != self.tenant_id {
                 return Err(invalid(
                     format!("clusters[{i}].tenantId"),
@@ -336,6 +343,16 @@ fleets:
             e.contains("fleets[0].members[0].cluster") && e.contains("aks-nowhere"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn extra_clusters_are_for_one_cluster_only() {
+        let bad = TWO.replace(
+            "cluster: {name: aks-dev-1}",
+            "cluster: {name: aks-dev-1}\n    extraClusters: 3",
+        );
+        let e = FleetScenario::parse(&bad, "test").unwrap_err().to_string();
+        assert!(e.contains("clusters[0].extraClusters"), "{e}");
     }
 
     #[test]
