@@ -16,6 +16,8 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
+type Time = crate::rollout::journal::Time;
+
 /// One gauge with its samples.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Family {
@@ -127,6 +129,50 @@ pub fn run_families(rec: &RunRecord) -> Vec<Family> {
     vec![result, rebooted, last, duration, total, evicted, again]
 }
 
+/// A fleet run's stage, as its gauges count it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageMetrics {
+    pub stage: String,
+    /// `succeeded`, `failed`, `stopped`, ...
+    pub state: String,
+    /// Its clusters' states.
+    pub clusters: Vec<String>,
+}
+
+/// A fleet run's gauges: each stage's state and its clusters by state, the run's result and
+/// when it ended.
+pub fn fleet_families(stages: &[StageMetrics], result: &str, started: Time, finished: Time) -> Vec<Family> {
+    let mut stage = Family::new(
+        "aks_patch_fleet_stage_state",
+        "1 for the state each stage of the last fleet run was left in",
+    );
+    let mut clusters = Family::new(
+        "aks_patch_fleet_stage_clusters",
+        "Clusters of each stage of the last fleet run, by the state they were left in",
+    );
+    for s in stages {
+        stage.add(&[("stage", &s.stage), ("state", &s.state)], 1.0);
+        let mut by: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        for c in &s.clusters {
+            *by.entry(c.as_str()).or_default() += 1;
+        }
+        for (state, n) in by {
+            clusters.add(&[("stage", &s.stage), ("state", state)], n as f64);
+        }
+    }
+    let mut last = Family::new(
+        "aks_patch_fleet_last_run_timestamp_seconds",
+        "When the last fleet run finished (Unix time), by its result",
+    );
+    last.add(&[("result", result)], finished.as_millisecond() as f64 / 1000.0);
+    let mut duration = Family::new(
+        "aks_patch_fleet_run_duration_seconds",
+        "How long the last fleet run took",
+    );
+    duration.add(&[], finished.duration_since(started).as_millis().max(0) as f64 / 1000.0);
+    vec![stage, clusters, last, duration]
+}
+
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
@@ -226,6 +272,39 @@ pub async fn push(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fleet_run_is_counted_per_stage_by_the_state_its_clusters_were_left_in() {
+        let t0 = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+        let t1 = jiff::Timestamp::from_second(1_700_000_090).unwrap();
+        let stages = [
+            StageMetrics {
+                stage: "env=dev".into(),
+                state: "failed".into(),
+                clusters: vec![
+                    "succeeded".into(),
+                    "failed".into(),
+                    "stopped".into(),
+                    "succeeded".into(),
+                ],
+            },
+            StageMetrics {
+                stage: "env=prod".into(),
+                state: "pending".into(),
+                clusters: vec!["pending".into()],
+            },
+        ];
+        let text = exposition(&fleet_families(&stages, "failed", t0, t1), &[]);
+        assert!(
+            text.contains("aks_patch_fleet_stage_clusters{stage=\"env=dev\",state=\"succeeded\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("aks_patch_fleet_stage_state{stage=\"env=prod\",state=\"pending\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("aks_patch_fleet_run_duration_seconds 90\n"), "{text}");
+    }
 
     #[test]
     fn the_exposition_format_escapes_labels_and_prints_integers_plainly() {

@@ -263,6 +263,11 @@ pub async fn run(
         args.notify.notify_template.as_deref(),
         settings,
     )?;
+    if let Some(url) = &args.metrics.pushgateway_url {
+        crate::metrics::check_url(url).map_err(|e| {
+            Failure::new(Exit::Usage, e.to_string()).hint("e.g. --pushgateway-url http://pushgateway:9091")
+        })?;
+    }
     if !args.yes {
         return Err(Failure::new(
             Exit::Usage,
@@ -291,6 +296,7 @@ pub async fn run(
     let interrupt = CancellationToken::new();
     let signals = tokio::spawn(watch(interrupt.clone()));
     let table = crate::commands::shows_table(&args.global);
+    let pushgateway = args.metrics.pushgateway_url.clone();
     let rollout = Rollout {
         journal: Journal::new(
             args.journal_dir
@@ -321,6 +327,9 @@ pub async fn run(
             "{e}: the fleet stopped before its next cluster (every cluster's own run record is intact)"
         ));
     }
+    if let Some(url) = &pushgateway {
+        push_metrics(url, &record, settings, reporter).await;
+    }
     let summary = summary(&record);
     let exit = exit(&record);
     Ok(Outcome {
@@ -333,6 +342,39 @@ pub async fn run(
         summary: Some(summary),
         exit,
     })
+}
+
+/// The fleet run's gauges, per stage, to the Pushgateway (job `aks-patch-fleet`); each
+/// cluster's `apply` has pushed its own run's already.
+async fn push_metrics(url: &str, rec: &FleetRunRecord, settings: &Settings, reporter: &Reporter) {
+    let stages: Vec<crate::metrics::StageMetrics> = rec
+        .stages
+        .iter()
+        .map(|s| crate::metrics::StageMetrics {
+            stage: s.name.clone(),
+            state: journal::enum_text(&s.state),
+            clusters: s.clusters.iter().map(|c| journal::enum_text(&c.state)).collect(),
+        })
+        .collect();
+    let result = rec.result.map(|r| journal::enum_text(&r)).unwrap_or_default();
+    let families = crate::metrics::fleet_families(
+        &stages,
+        &result,
+        rec.started_at,
+        rec.finished_at.unwrap_or_else(journal::now),
+    );
+    let pushed = crate::metrics::push(
+        url,
+        "aks-patch-fleet",
+        "fleet",
+        &families,
+        settings.ca_bundle.as_ref(),
+        std::time::Duration::from_secs(10),
+    );
+    match pushed.await {
+        Ok(()) => reporter.verbose("pushed the fleet run's metrics"),
+        Err(e) => reporter.warn(&format!("{e}; the fleet run's result is not affected")),
+    }
 }
 
 /// Ctrl-C or SIGTERM: no new cluster starts (each running `apply` hears the signal itself
