@@ -443,6 +443,20 @@ impl Reporter {
         }
     }
 
+    /// Nodes that joined the batch in progress (rolling slots).
+    pub fn batch_joined(&self, nodes: Vec<String>) {
+        let mut slot = lock(&self.inner.batch);
+        let Some(b) = slot.as_mut() else { return };
+        for n in nodes {
+            b.phases.insert(n, "upgrading");
+        }
+        let b = b.clone();
+        drop(slot);
+        if self.status_shown() {
+            self.update_status(|s| s.batch = Some(b));
+        }
+    }
+
     /// Where `node` of the batch in progress is now (`draining`, `rebooting`, `back`,
     /// `done`...). With `--verbose` and no terminal, the batch's line when it changes.
     pub fn batch_phase(&self, node: &str, phase: &'static str) {

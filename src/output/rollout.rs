@@ -79,6 +79,14 @@ impl Progress for Reporter {
                 ));
                 self.batch_started(index, of, zone, nodes);
             }
+            Event::BatchJoined { index, nodes } => {
+                self.info(&format!(
+                    "batch {index}: {} join(s) it in the place(s) freed: {}",
+                    nodes.len(),
+                    nodes.join(", ")
+                ));
+                self.batch_joined(nodes);
+            }
             Event::BatchDone { index } => self.batch_done(index),
             Event::BatchSoaking { index, secs } => self.info(&format!(
                 "batch {index} done; soaking {secs}s before the next batch (--soak)"

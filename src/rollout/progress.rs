@@ -65,6 +65,8 @@ pub enum Event {
         nodes: Vec<String>,
         limits: Vec<crate::rollout::batches::Limit>,
     },
+    /// Nodes of the batch's zone took the places its done nodes freed (rolling slots).
+    BatchJoined { index: usize, nodes: Vec<String> },
     /// Every node of batch `index` ended its turn.
     BatchDone { index: usize },
     /// Soaking after batch `index` before the next one.

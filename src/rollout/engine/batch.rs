@@ -8,16 +8,41 @@
 //! finish; the run then stops on it, as one at a time.
 
 use super::{lock, Count, Engine, LastDrain, RunStop};
-use crate::kube::snapshot::{node_name, pool_of, ClusterSnapshot};
+use crate::kube::snapshot::{node_name, pool_of, zone_of, ClusterSnapshot};
 use crate::rollout::batches::{self, BatchRules, MaxUnavailable};
 use crate::rollout::gate::{wait_gate, Budget, GateStop};
-use crate::rollout::journal::RunRecord;
+use crate::rollout::journal::{NodeState, RunRecord};
 use crate::rollout::node_life::finished;
 use crate::rollout::progress::{Event, Holding, NodeStep, Warning};
 use crate::rollout::stop::Halt;
+use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use tokio::time::Instant;
+
+/// How often a batch with a free place looks for a node to take it, while none of its nodes
+/// ends (a node in flight may be past its drain by then).
+const REFILL_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Rolling slots: the nodes that may take the places a batch's done nodes free.
+struct Refill<'r> {
+    /// The batch (1-based).
+    index: usize,
+    /// At most this many of its nodes in flight: its size as planned.
+    slots: usize,
+    /// The nodes of its zone still to do and not in it: (record index, name).
+    todo: Vec<(usize, String)>,
+    rules: &'r BatchRules,
+}
+
+/// Whether `node` is in `zone` in the cluster as read.
+fn zone_is(snapshot: &ClusterSnapshot, node: &str, zone: &Option<String>) -> bool {
+    snapshot
+        .nodes
+        .iter()
+        .find(|n| node_name(n) == node)
+        .is_some_and(|n| zone_of(n) == zone.as_deref())
+}
 
 /// What a node's turn knows of the batch it is in.
 pub(super) struct InBatch {
@@ -99,7 +124,8 @@ impl Engine<'_> {
             // changed); its packages are downloaded now on the nodes it would take.
             *lock(&self.ahead) = expected.first().map(|b| b.nodes.clone()).unwrap_or_default();
             index += 1;
-            let ctx = InBatch::new(&snapshot, &batch.nodes, &rules.max);
+            // Budgets for every node still to do: a node of the zone may join the batch.
+            let ctx = InBatch::new(&snapshot, &names, &rules.max);
             self.tell(Event::BatchStarted {
                 index,
                 of: index + left,
@@ -115,12 +141,26 @@ impl Engine<'_> {
             for i in &members {
                 lock(shared).nodes[*i].batch = Some(index);
             }
+            let soak = self.cfg.options.soak;
+            // Rolling slots: as a node of the batch is done, another node of its zone may take
+            // its place (not with --soak: the batch is watched before anything else goes out).
+            let refill = (soak == 0).then(|| Refill {
+                index,
+                slots: members.len(),
+                todo: remaining
+                    .iter()
+                    .filter(|(i, n)| {
+                        !members.contains(i) && (batch.zone.is_none() || zone_is(&snapshot, n, &batch.zone))
+                    })
+                    .cloned()
+                    .collect(),
+                rules,
+            });
             let ended = self
-                .run_members(shared, &members, &batch.nodes, &ctx, count, last)
+                .run_members(shared, &members, &batch.nodes, &ctx, count, last, refill)
                 .await;
             self.tell(Event::BatchDone { index });
             ended?;
-            let soak = self.cfg.options.soak;
             if soak > 0 && remaining.len() > batch.nodes.len() {
                 self.tell(Event::BatchSoaking { index, secs: soak });
                 tokio::select! {
@@ -158,11 +198,14 @@ impl Engine<'_> {
             .await
             .map_err(|error| RunStop::from(Halt::ReadCluster { error }))?;
         let ctx = InBatch::new(&snapshot, &names, &rules.max);
-        self.run_members(shared, &members, &names, &ctx, count, last).await
+        self.run_members(shared, &members, &names, &ctx, count, last, None)
+            .await
     }
 
-    /// The turns of a batch's nodes at once, under kured's lock for the batch; `Err` with the
-    /// stop to tell once all of them ended, if any stopped the run.
+    /// The turns of a batch's nodes at once, under kured's lock for the batch, with nodes of
+    /// its zone taking the places its done nodes free (`refill`); `Err` with the stop to tell
+    /// once all of them ended, if any stopped the run.
+    #[allow(clippy::too_many_arguments)]
     async fn run_members(
         &self,
         shared: &Mutex<RunRecord>,
@@ -171,6 +214,7 @@ impl Engine<'_> {
         ctx: &InBatch,
         count: &mut Count,
         last: &mut LastDrain,
+        mut refill: Option<Refill<'_>>,
     ) -> Result<(), RunStop> {
         // kured must not reboot a node beside the batch: its lock is held for the whole
         // batch, in the name of its first node.
@@ -179,14 +223,65 @@ impl Engine<'_> {
         // ([`Engine::recovered`]): its nodes wait only for room in their budget, never for
         // each other's evicted pods to be back.
         let recovered = LastDrain::default();
-        let turns: Vec<_> = members
-            .iter()
-            .map(|&i| {
+        let mut running = FuturesUnordered::new();
+        let mut in_flight: Vec<usize> = vec![];
+        for &i in members {
+            count.started += 1;
+            in_flight.push(i);
+            running.push(self.indexed_turn(shared, i, *count, &recovered, ctx));
+        }
+        let mut ended = vec![];
+        // Whether the next tick looks again: only while the nodes in flight were not past
+        // their drains (a plan refused waits for the next node to end: no list every tick).
+        let mut look_on_tick = true;
+        loop {
+            let room = ended.iter().all(|(_, e): &(usize, Result<_, _>)| e.is_ok())
+                && refill
+                    .as_ref()
+                    .is_some_and(|r| !r.todo.is_empty() && in_flight.len() < r.slots);
+            let woke = if room {
+                tokio::select! {
+                    e = running.next() => e,
+                    _ = tokio::time::sleep(REFILL_POLL) => None,
+                }
+            } else {
+                match running.next().await {
+                    Some(e) => Some(e),
+                    None => break,
+                }
+            };
+            match woke {
+                Some((i, e)) => {
+                    in_flight.retain(|j| *j != i);
+                    ended.push((i, e));
+                }
+                None if !look_on_tick => continue,
+                None => {}
+            }
+            let Some(r) = refill.as_mut() else { continue };
+            if !ended.iter().all(|(_, e)| e.is_ok()) || in_flight.len() >= r.slots || r.todo.is_empty() {
+                continue;
+            }
+            let joiners = match self.joiners(shared, r, &in_flight).await {
+                Some(j) => {
+                    look_on_tick = false;
+                    j
+                }
+                None => {
+                    look_on_tick = true;
+                    vec![]
+                }
+            };
+            for i in joiners {
                 count.started += 1;
-                self.node_turn(shared, i, *count, &recovered, Some(ctx))
-            })
-            .collect();
-        let ended = futures::future::join_all(turns).await;
+                in_flight.push(i);
+                running.push(self.indexed_turn(shared, i, *count, &recovered, ctx));
+            }
+            if in_flight.is_empty() {
+                break;
+            }
+        }
+        let ended: Vec<_> = ended.into_iter().map(|(_, e)| e).collect();
         if let Some(holder) = kured {
             if let Err(e) = self.cluster.release_kured_lock(&holder).await {
                 self.tell(Event::Warning(Warning::KuredLockNotReleased { error: e.to_string() }));
@@ -211,6 +306,68 @@ impl Engine<'_> {
             Some(stop) => Err(stop),
             None => Ok(()),
         }
+    }
+
+    /// A node's turn in a batch, with the node it is for.
+    async fn indexed_turn(
+        &self,
+        shared: &Mutex<RunRecord>,
+        i: usize,
+        count: Count,
+        recovered: &LastDrain,
+        ctx: &InBatch,
+    ) -> (usize, Result<super::TurnEnded, RunStop>) {
+        (i, self.node_turn(shared, i, count, recovered, Some(ctx)).await)
+    }
+
+    /// The nodes of the batch's zone that take the places its done nodes freed: planned as a
+    /// batch against the cluster as it is now (the budget counting every node out, room for
+    /// the pods, the PDBs), never more in flight than the batch's size. None while a node in
+    /// flight is before or in its drain (the cluster does not show its evictions yet: `None`,
+    /// to look again soon), at a safe point's stop, outside the window, or when the cluster
+    /// cannot be read.
+    async fn joiners(&self, shared: &Mutex<RunRecord>, r: &mut Refill<'_>, in_flight: &[usize]) -> Option<Vec<usize>> {
+        if self.checkpoint().is_err() || lock(&self.hold_others).is_some() || self.window_check("").is_err() {
+            return Some(vec![]);
+        }
+        let settled = {
+            let rec = lock(shared);
+            in_flight.iter().all(|i| {
+                let state = rec.nodes[*i].state;
+                finished(state) || matches!(state, NodeState::Drained | NodeState::Rebooting | NodeState::Back)
+            })
+        };
+        if !settled {
+            return None;
+        }
+        let Ok(snapshot) = self.cluster.snapshot().await else {
+            return Some(vec![]);
+        };
+        let todo: Vec<String> = r.todo.iter().map(|(_, n)| n.clone()).collect();
+        let batches::BatchPlan::Batch(batch) = batches::next_batch(&snapshot, &todo, r.rules) else {
+            return Some(vec![]);
+        };
+        let free = r.slots.saturating_sub(in_flight.len());
+        let names: Vec<String> = batch.nodes.into_iter().take(free).collect();
+        let joiners: Vec<usize> = names
+            .iter()
+            .filter_map(|name| r.todo.iter().find(|(_, n)| n == name).map(|(i, _)| *i))
+            .collect();
+        if joiners.is_empty() {
+            return Some(joiners);
+        }
+        r.todo.retain(|(i, _)| !joiners.contains(i));
+        {
+            let mut rec = lock(shared);
+            for i in &joiners {
+                rec.nodes[*i].batch = Some(r.index);
+            }
+        }
+        self.tell(Event::BatchJoined {
+            index: r.index,
+            nodes: names,
+        });
+        Some(joiners)
     }
 
     /// Before the next batch is planned: what the last batch evicted is back (its workloads

@@ -19,17 +19,35 @@ fn batched(n: usize, max: MaxUnavailable) -> Harness {
     h
 }
 
-/// The batches the engine told, with their nodes.
+/// The batches the engine told, with their nodes: those it started with, then those that
+/// joined it in the places its done nodes freed.
 fn batches_told(h: &Harness) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = vec![];
+    for e in h.told.0.lock().unwrap().iter() {
+        match e {
+            Event::BatchStarted { index, nodes, .. } => {
+                assert_eq!(*index, out.len() + 1);
+                out.push(nodes.clone());
+            }
+            Event::BatchJoined { index, nodes } => out[index - 1].extend(nodes.iter().cloned()),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The nodes that joined a batch, in the order they joined.
+fn joined(h: &Harness) -> Vec<String> {
     h.told
         .0
         .lock()
         .unwrap()
         .iter()
         .filter_map(|e| match e {
-            Event::BatchStarted { nodes, .. } => Some(nodes.clone()),
+            Event::BatchJoined { nodes, .. } => Some(nodes.clone()),
             _ => None,
         })
+        .flatten()
         .collect()
 }
 
@@ -44,22 +62,22 @@ async fn nodes_go_out_in_batches_and_never_more_than_the_budget_at_once() {
         assert_eq!(n.kernel_after.as_deref(), Some(NEW));
     }
     assert_eq!(h.fakes.w().max_out, 2, "two nodes out at once, never three");
+    // One zone: the batch starts with two nodes, and the others take the places the done
+    // nodes free (rolling slots).
     let told = batches_told(&h);
-    assert_eq!(told.len(), 3, "{told:?}");
-    assert!(told.iter().all(|b| b.len() == 2), "{told:?}");
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].len(), 6, "{told:?}");
+    assert_eq!(joined(&h).len(), 4, "{told:?}");
     // The record says which batch took each node.
-    for (k, b) in told.iter().enumerate() {
-        for name in b {
-            let n = rec.nodes.iter().find(|n| &n.name == name).unwrap();
-            assert_eq!(n.batch, Some(k + 1), "{name}");
-        }
+    for n in &rec.nodes {
+        assert_eq!(n.batch, Some(1), "{}", n.name);
     }
-    // While a batch reboots, the packages of the batch expected next are downloaded ahead,
-    // one node each; the first batch's nodes download in their own upgrade.
-    assert_eq!(h.fakes.count("prefetch"), 4, "{:?}", h.fakes.log());
-    for n in told[1].iter().chain(&told[2]) {
+    // While the first nodes reboot, the packages of the nodes the plan expects next are
+    // downloaded ahead, one node each.
+    for n in ["n2", "n3"] {
         assert_eq!(count_on(&h.fakes, "prefetch", n), 1, "{n}: {:?}", h.fakes.log());
     }
+    assert_eq!(count_on(&h.fakes, "prefetch", "n0"), 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -108,14 +126,12 @@ async fn a_percentage_is_of_each_pool_rounded_down_at_least_one() {
     let mut rec = record(6);
     h.run(&mut rec).await.unwrap();
     assert_eq!(states(&rec), [NodeState::Done; 6]);
-    let pool_of = |n: &str| if n < "n4" { "a" } else { "b" };
-    for b in batches_told(&h) {
-        for pool in ["a", "b"] {
-            let k = b.iter().filter(|n| pool_of(n) == pool).count();
-            let budget = if pool == "a" { 2 } else { 1 };
-            assert!(k <= budget, "{b:?}: {k} of pool {pool}");
-        }
-    }
+    // Half of pool a's four nodes, and of pool b's two one: at most two and one out at once.
+    let max = h.fakes.w().max_out_of_pool.clone();
+    assert_eq!(max.get("a"), Some(&2), "{max:?}");
+    assert_eq!(max.get("b"), Some(&1), "{max:?}");
+    let first = &batches_told(&h)[0];
+    assert_eq!(first[..3], ["n0", "n1", "n4"], "two of a and one of b to begin with");
 }
 
 #[tokio::test(start_paused = true)]
@@ -193,8 +209,25 @@ async fn across_zones_lets_a_batch_take_nodes_of_several_zones() {
     let mut rec = record(6);
     h.run(&mut rec).await.unwrap();
     assert_eq!(states(&rec), [NodeState::Done; 6]);
-    assert_eq!(batches_told(&h).len(), 2);
+    let told = batches_told(&h);
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0][..3], ["n0", "n1", "n2"], "three zones in one batch");
     assert_eq!(h.fakes.w().max_out, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_place_freed_in_a_batch_is_taken_while_its_slowest_node_still_reboots() {
+    let h = batched(4, MaxUnavailable::Nodes(2));
+    h.fakes.edit("n0", |n| n.boot_secs = 200);
+    let mut rec = record(4);
+    h.run(&mut rec).await.unwrap();
+    assert_eq!(states(&rec), [NodeState::Done; 4]);
+    assert_eq!(h.fakes.w().max_out, 2, "never more than the budget");
+    assert_eq!(joined(&h), ["n2", "n3"]);
+    // n2 and n3 went through n1's place one after the other while n0 rebooted.
+    let finished = |i: usize| rec.nodes[i].finished_at.unwrap();
+    assert!(finished(3) < finished(0), "{rec:?}");
+    assert!(rec.nodes.iter().all(|n| n.rebooted && n.batch == Some(1)));
 }
 
 /// A pod of ReplicaSet `web-rs` (label `app=web`) on `node`, requesting `cpu`.
@@ -245,8 +278,9 @@ async fn a_pdb_allowing_one_disruption_keeps_its_pods_nodes_in_separate_batches(
     h.run(&mut rec).await.unwrap();
     assert_eq!(states(&rec), [NodeState::Done; 4]);
     let told = batches_told(&h);
-    assert!(told.iter().all(|b| b.len() == 1), "one node per batch: {told:?}");
-    assert_eq!(h.fakes.w().max_out, 1);
+    assert_eq!(told[0][0], "n0", "{told:?}");
+    assert_eq!(joined(&h).len(), 3, "each took the place of the one before: {told:?}");
+    assert_eq!(h.fakes.w().max_out, 1, "never two of the PDB's nodes out at once");
     let first = &limits_told(&h)[0];
     assert!(
         first
@@ -265,8 +299,7 @@ async fn a_batch_shrinks_until_its_evicted_pods_fit_on_the_nodes_that_stay() {
     let mut rec = record(3);
     h.run(&mut rec).await.unwrap();
     assert_eq!(states(&rec), [NodeState::Done; 3]);
-    let told = batches_told(&h);
-    assert!(told.iter().all(|b| b.len() == 1), "{told:?}");
+    assert_eq!(h.fakes.w().max_out, 1, "never two nodes' pods to place at once");
     let first = &limits_told(&h)[0];
     assert!(
         first
@@ -279,6 +312,11 @@ async fn a_batch_shrinks_until_its_evicted_pods_fit_on_the_nodes_that_stay() {
 #[tokio::test(start_paused = true)]
 async fn a_batch_waits_once_for_the_last_batch_to_recover_and_its_nodes_never_wait_for_each_other() {
     let h = batched(6, MaxUnavailable::Nodes(3));
+    // Two zones: two batches.
+    for i in 0..6 {
+        h.fakes
+            .edit(&format!("n{i}"), |n| n.zone = Some(format!("westeurope-{}", i / 3 + 1)));
+    }
     let mut rec = record(6);
     h.run(&mut rec).await.unwrap();
     assert_eq!(states(&rec), [NodeState::Done; 6]);
@@ -305,6 +343,11 @@ async fn a_batch_waits_once_for_the_last_batch_to_recover_and_its_nodes_never_wa
 #[tokio::test(start_paused = true)]
 async fn budgets_of_the_last_batch_not_recovering_stop_the_run_before_the_next_batch() {
     let h = batched(4, MaxUnavailable::Nodes(2));
+    // Two zones: two batches.
+    for i in 0..4 {
+        h.fakes
+            .edit(&format!("n{i}"), |n| n.zone = Some(format!("westeurope-{}", i / 2 + 1)));
+    }
     h.fail(
         "pdbs",
         PortError::new("PodDisruptionBudget app/web-pdb: 2 of 3 pods healthy"),

@@ -104,6 +104,8 @@ struct World {
     log: Vec<String>,
     /// The most nodes out of service at once (cordoned by us, marked, or not Ready).
     max_out: usize,
+    /// The most nodes of each pool out of service at once.
+    max_out_of_pool: BTreeMap<String, usize>,
     /// `step` → the error it fails with (once each).
     fail: BTreeMap<&'static str, PortError>,
     /// Upgrades exit with this code.
@@ -151,8 +153,18 @@ impl Fakes {
     fn edit(&self, name: &str, f: impl FnOnce(&mut FakeNode)) {
         let mut w = self.w();
         f(w.nodes.get_mut(name).unwrap());
-        let out = w.nodes.values().filter(|n| !n.ready || n.marked.is_some()).count();
-        w.max_out = w.max_out.max(out);
+        let out: Vec<String> = w
+            .nodes
+            .values()
+            .filter(|n| !n.ready || n.marked.is_some())
+            .map(|n| n.pool.clone())
+            .collect();
+        w.max_out = w.max_out.max(out.len());
+        for pool in &out {
+            let k = out.iter().filter(|p| *p == pool).count();
+            let max = w.max_out_of_pool.entry(pool.clone()).or_default();
+            *max = (*max).max(k);
+        }
     }
 
     /// Record `what`; fail if that step is scripted to.
