@@ -21,8 +21,10 @@ use std::sync::Mutex;
 use tokio::time::Instant;
 
 /// How often a batch with a free place looks for a node to take it, while none of its nodes
-/// ends (a node in flight may be past its drain by then).
+/// ends (a node in flight may be past its drain by then, a budget recovered); doubled up to
+/// [`REFILL_POLL_MAX`] while the planner finds none.
 const REFILL_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+const REFILL_POLL_MAX: std::time::Duration = std::time::Duration::from_secs(16);
 
 /// Rolling slots: the nodes that may take the places a batch's done nodes free.
 struct Refill<'r> {
@@ -231,9 +233,11 @@ impl Engine<'_> {
             running.push(self.indexed_turn(shared, i, *count, &recovered, ctx));
         }
         let mut ended = vec![];
-        // Whether the next tick looks again: only while the nodes in flight were not past
-        // their drains (a plan refused waits for the next node to end: no list every tick).
-        let mut look_on_tick = true;
+        // When the next look for joiners is due without a node ending: soon while the nodes in
+        // flight are not past their drains, then less and less often while the planner finds
+        // no node (each look lists the cluster); at once when a node ends.
+        let mut backoff = REFILL_POLL;
+        let mut next_look = Instant::now();
         loop {
             let room = ended.iter().all(|(_, e): &(usize, Result<_, _>)| e.is_ok())
                 && refill
@@ -242,7 +246,7 @@ impl Engine<'_> {
             let woke = if room {
                 tokio::select! {
                     e = running.next() => e,
-                    _ = tokio::time::sleep(REFILL_POLL) => None,
+                    _ = tokio::time::sleep_until(next_look) => None,
                 }
             } else {
                 match running.next().await {
@@ -250,26 +254,28 @@ impl Engine<'_> {
                     None => break,
                 }
             };
-            match woke {
-                Some((i, e)) => {
-                    in_flight.retain(|j| *j != i);
-                    ended.push((i, e));
-                }
-                None if !look_on_tick => continue,
-                None => {}
+            if let Some((i, e)) = woke {
+                in_flight.retain(|j| *j != i);
+                ended.push((i, e));
             }
             let Some(r) = refill.as_mut() else { continue };
             if !ended.iter().all(|(_, e)| e.is_ok()) || in_flight.len() >= r.slots || r.todo.is_empty() {
                 continue;
             }
             let joiners = match self.joiners(shared, r, &in_flight).await {
-                Some(j) => {
-                    look_on_tick = false;
+                None => {
+                    next_look = Instant::now() + REFILL_POLL;
+                    vec![]
+                }
+                Some(j) if j.is_empty() => {
+                    next_look = Instant::now() + backoff;
+                    backoff = (backoff * 2).min(REFILL_POLL_MAX);
                     j
                 }
-                None => {
-                    look_on_tick = true;
-                    vec![]
+                Some(j) => {
+                    backoff = REFILL_POLL;
+                    next_look = Instant::now() + REFILL_POLL;
+                    j
                 }
             };
             for i in joiners {
