@@ -99,43 +99,15 @@ impl<'a> Ctx<'a> {
     }
 
     pub(super) fn list_clusters(&self, all: Vec<Cluster>) -> Response {
-        let skip_param = self
-            .query
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("$skipToken"))
-            .map(|(_, v)| v);
-        let offset = match skip_param {
-            None => 0,
-            Some(tok) => match decode_skip_token(tok) {
-                Some(n) => n,
-                None => {
-                    return arm_error(
-                        StatusCode::BAD_REQUEST,
-                        "InvalidSkipToken",
-                        format!("The $skipToken '{tok}' is invalid: pass the nextLink of the previous page unchanged."),
-                    )
-                }
-            },
-        };
-        let page_size = self.shared.scenario.arm_page_size.max(1);
-        let page: Vec<Value> = all
-            .iter()
-            .skip(offset)
-            .take(page_size)
-            .map(|c| self.cluster_json(*c))
-            .collect();
-        let mut body = json!({"value": page});
-        if offset + page_size < all.len() {
-            let token =
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("offset={}", offset + page_size));
-            body["nextLink"] = json!(format!(
-                "{}/{}?api-version={}&$skipToken={token}",
-                self.shared.endpoints().arm_url,
-                self.segs.join("/"),
-                self.api_version
-            ));
-        }
-        ok(body)
+        let all: Vec<Value> = all.into_iter().map(|c| self.cluster_json(c)).collect();
+        super::list_page(
+            self.query,
+            all,
+            self.shared.scenario.arm_page_size,
+            &self.shared.endpoints().arm_url,
+            self.segs,
+            self.api_version,
+        )
     }
 
     pub(super) fn cluster_json(&self, c: Cluster) -> Value {
@@ -563,9 +535,4 @@ pub(super) fn ssh_public_key(state_dir: &Path) -> Option<String> {
     let text = std::fs::read_to_string(state_dir.join("ssh").join("id_ed25519.pub")).ok()?;
     let key = text.trim();
     (!key.is_empty()).then(|| key.to_string())
-}
-
-fn decode_skip_token(tok: &str) -> Option<usize> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(tok).ok()?;
-    String::from_utf8(raw).ok()?.strip_prefix("offset=")?.parse().ok()
 }

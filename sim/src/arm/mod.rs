@@ -460,3 +460,52 @@ pub(crate) fn ok(body: Value) -> Response {
 fn parse_pairs(s: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(s.as_bytes()).into_owned().collect()
 }
+
+/// A page of an ARM list (`{value, nextLink}`): the items of `all` from the request's
+/// `$skipToken` on, `page_size` of them, and a `nextLink` to the same path while more are
+/// left. A token that is not one of ours is ARM's 400 `InvalidSkipToken`.
+pub(crate) fn list_page(
+    query: &[(String, String)],
+    all: Vec<Value>,
+    page_size: usize,
+    arm_url: &str,
+    segs: &[String],
+    api_version: &str,
+) -> Response {
+    let token = query
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("$skipToken"))
+        .map(|(_, v)| v);
+    let offset = match token {
+        None => 0,
+        Some(tok) => match decode_skip_token(tok) {
+            Some(n) => n,
+            None => {
+                return arm_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidSkipToken",
+                    format!("The $skipToken '{tok}' is invalid: pass the nextLink of the previous page unchanged."),
+                )
+            }
+        },
+    };
+    let size = page_size.max(1);
+    let value: Vec<Value> = all.into_iter().skip(offset).take(size + 1).collect();
+    let more = value.len() > size;
+    let mut body = json!({ "value": value.into_iter().take(size).collect::<Vec<_>>() });
+    if more {
+        use base64::Engine as _;
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("offset={}", offset + size));
+        body["nextLink"] = json!(format!(
+            "{arm_url}/{}?api-version={api_version}&$skipToken={token}",
+            segs.join("/"),
+        ));
+    }
+    ok(body)
+}
+
+fn decode_skip_token(tok: &str) -> Option<usize> {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(tok).ok()?;
+    String::from_utf8(raw).ok()?.strip_prefix("offset=")?.parse().ok()
+}

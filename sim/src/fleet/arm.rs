@@ -12,7 +12,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
-use base64::Engine;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tower::ServiceExt;
@@ -298,42 +297,14 @@ fn in_subscription(
 
 /// One page of `all` (ARM's `{value, nextLink}`), from the request's `$skipToken`.
 pub(super) fn page(front: &Front, req: &ArmRequest, all: Vec<Value>) -> Response {
-    let token = req
-        .query
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("$skipToken"))
-        .map(|(_, v)| v);
-    let offset = match token {
-        None => 0,
-        Some(tok) => match decode_offset(tok) {
-            Some(n) => n,
-            None => {
-                return arm_error(
-                    StatusCode::BAD_REQUEST,
-                    "InvalidSkipToken",
-                    format!("The $skipToken '{tok}' is invalid: pass the nextLink of the previous page unchanged."),
-                )
-            }
-        },
-    };
-    let size = front.scenario.arm_page_size.max(1);
-    let value: Vec<Value> = all.iter().skip(offset).take(size).cloned().collect();
-    let mut body = json!({ "value": value });
-    if offset + size < all.len() {
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("offset={}", offset + size));
-        let api_version = req.api_version().unwrap_or_default();
-        body["nextLink"] = json!(format!(
-            "{}/{}?api-version={api_version}&$skipToken={token}",
-            front.lead().endpoints().arm_url,
-            req.segs.join("/"),
-        ));
-    }
-    ok(body)
-}
-
-fn decode_offset(token: &str) -> Option<usize> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?;
-    String::from_utf8(raw).ok()?.strip_prefix("offset=")?.parse().ok()
+    cluster_arm::list_page(
+        &req.query,
+        all,
+        front.scenario.arm_page_size,
+        &front.lead().endpoints().arm_url,
+        &req.segs,
+        req.api_version().unwrap_or_default(),
+    )
 }
 
 /// `/subscriptions/{id}`; the first subscription is `aks-sim`, the next `aks-sim-2`, ...
