@@ -330,6 +330,14 @@ async fn from_pod() -> anyhow::Result<ClusterContext> {
             .caused_by(e)
             .hint(hint)
     })?;
+    // The node this pod runs on: a run must not drain it (it would evict itself).
+    let mut me = me;
+    if let Some(pod) = me.pod.clone() {
+        me.node = crate::kube::client::own_node(&client, &me.namespace, &pod)
+            .await
+            .ok()
+            .flatten();
+    }
     Ok(ClusterContext {
         cluster: ClusterRef::in_cluster(&me.server, &me.namespace, me.service_account.as_deref()),
         client,

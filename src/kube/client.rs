@@ -33,6 +33,20 @@ pub struct InClusterIdentity {
     pub namespace: String,
     /// The ServiceAccount the token authenticates as (`None`: the token does not say).
     pub service_account: Option<String>,
+    /// This pod (`HOSTNAME`, which the kubelet sets to the pod's name) and the node it runs
+    /// on, once read ([`own_node`]).
+    pub pod: Option<String>,
+    pub node: Option<String>,
+}
+
+/// The node pod `pod` of `namespace` runs on (`spec.nodeName`), if it exists and is scheduled.
+pub async fn own_node(client: &Client, namespace: &str, pod: &str) -> Result<Option<String>, KubeError> {
+    let api: ::kube::Api<k8s_openapi::api::core::v1::Pod> = ::kube::Api::namespaced(client.clone(), namespace);
+    let what = format!("reading this pod {namespace}/{pod}");
+    let p = crate::retry::with_retry(&what, || api.get_opt(pod))
+        .await
+        .map_err(|e| KubeError::api(what, e))?;
+    Ok(p.and_then(|p| p.spec).and_then(|s| s.node_name))
 }
 
 /// A client for the cluster this process runs in, as its pod's ServiceAccount: the token,
@@ -55,6 +69,8 @@ pub async fn client_in_cluster() -> Result<(Client, InClusterIdentity), KubeErro
             .filter(|(ns, _)| *ns == namespace)
             .map(|(_, sa)| sa),
         namespace,
+        pod: std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()),
+        node: None,
     };
     let client = client_from_config_for(config, &identity.server)?;
     Ok((client, identity))

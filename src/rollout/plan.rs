@@ -68,6 +68,17 @@ pub fn unpatchable_reason(c: &Candidate, cluster_hint: &str) -> Option<String> {
     None
 }
 
+/// Inside a pod: the node the pod runs on is not patched by this run (its drain would evict
+/// the run itself, mid-way); a later run, whose pod runs on another node, patches it.
+pub fn leave_own_node(entries: &mut [PlanEntry], node: &str, pod: &str) {
+    for e in entries.iter_mut().filter(|e| e.name == node && e.patch()) {
+        e.action = "skip".into();
+        e.reason = Some(format!(
+            "aks-patch runs on this node (pod {pod}): draining it would evict the run itself; a later run, from a pod on another node, patches it"
+        ));
+    }
+}
+
 /// Order and filter the nodes. `pool_order` is the cluster's pool order (ARM's, or first
 /// appearance); nodes of unknown pools come last.
 pub fn plan(
@@ -136,6 +147,23 @@ mod tests {
             ready: true,
             ssh_disabled: false,
         }
+    }
+
+    #[test]
+    fn the_pods_own_node_is_left_to_a_later_run_and_an_already_skipped_one_keeps_its_reason() {
+        let c = vec![
+            cand("a", "user", "linux"),
+            cand("b", "user", "linux"),
+            cand("w", "win", "windows"),
+        ];
+        let mut p = plan(&c, &[], &Filters::default(), "").unwrap();
+        leave_own_node(&mut p, "b", "aks-patch-123-xyz");
+        assert!(p[0].patch());
+        assert!(!p[1].patch());
+        assert!(p[1].reason.as_deref().unwrap().contains("(pod aks-patch-123-xyz)"));
+        let windows = p[2].reason.clone();
+        leave_own_node(&mut p, "w", "aks-patch-123-xyz");
+        assert_eq!(p[2].reason, windows, "a Windows node keeps its own reason");
     }
 
     #[test]

@@ -490,3 +490,50 @@ async fn a_pod_without_its_service_account_token_is_told_which_file_is_missing()
     );
     assert!(of_kind(&c.events(), "pod-exec").is_empty(), "nothing was reached");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_node_the_pod_runs_on_is_left_to_a_later_run_and_never_drained() {
+    skip_unless_root!();
+    let c = Cluster::start(Some(&no_ssh())).await;
+    install(&c).await;
+    // The CronJob's pod, as the API server knows it: on the second node.
+    let own = small_node(1);
+    let manifest = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "aks-patch-29000000-x7k2p", "namespace": "aks-patch"},
+        "spec": {
+            "nodeName": own,
+            "serviceAccountName": "aks-patch",
+            "containers": [{"name": "aks-patch", "image": "aks-patch:dev"}],
+        },
+    });
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), manifest.to_string()).unwrap();
+    let (ok, _, err) = c.kubectl(&["apply", "-f", file.path().to_str().unwrap()]).await;
+    assert!(ok, "{err}");
+    let pod = Pod::new(&c).await;
+    let r = pod.run(&c, &cronjob_apply(&["-o", "json"])).await;
+    r.assert_code(0);
+    let rec = r.json();
+    let own_rec = rec["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == own.as_str())
+        .unwrap_or_else(|| panic!("{rec}"));
+    assert_eq!(own_rec["state"], "skipped", "{own_rec}");
+    assert!(
+        own_rec["skipReason"]
+            .as_str()
+            .unwrap()
+            .contains("aks-patch runs on this node (pod aks-patch-29000000-x7k2p)"),
+        "{own_rec}"
+    );
+    assert_eq!(c.count("cordon", &own), 0, "its own node is never cordoned");
+    assert_eq!(c.count("reboot", &own), 0);
+    for i in [0, 2] {
+        let n = small_node(i);
+        assert_eq!(c.count("reboot", &n), 1, "{n} patched: {}", r.stderr);
+    }
+}

@@ -146,8 +146,15 @@ fn plan_entries(
         nodepools: options.selection.nodepools.clone(),
         nodes: options.selection.nodes.clone(),
     };
-    plan::plan(&cands, &s.ctx.pool_order(), &filters, &s.ctx.az_args)
-        .map_err(|e| anyhow::Error::new(output::WithExit::wrap(e, Exit::Usage)))
+    let mut entries = plan::plan(&cands, &s.ctx.pool_order(), &filters, &s.ctx.az_args)
+        .map_err(|e| anyhow::Error::new(output::WithExit::wrap(e, Exit::Usage)))?;
+    // In a pod: the node it runs on is left to a later run, whose pod runs elsewhere.
+    if let Some(me) = &s.ctx.in_cluster {
+        if let (Some(pod), Some(node)) = (&me.pod, &me.node) {
+            plan::leave_own_node(&mut entries, node, pod);
+        }
+    }
+    Ok(entries)
 }
 
 /// The before-table: the read-only probe of the nodes to patch, and the plan shown with it.
