@@ -702,7 +702,10 @@ impl RunRecord {
     /// What the drains of this run (and of the runs it resumed, whose nodes it carries)
     /// evicted, counted from the start of the first of those runs.
     pub fn evictions(&self) -> EvictionCount {
+        // Creation times are whole seconds (Kubernetes `Time`): a replacement created in the
+        // second the run began (its first drain can come that soon) is already the run's.
         let began = self.chain_started_at.unwrap_or(self.started_at);
+        let began = jiff::Timestamp::from_second(began.as_second()).unwrap_or(began);
         let mut all: Vec<&Evicted> = self.nodes.iter().flat_map(|n| &n.evicted).collect();
         // Oldest first: of two evictions of one name, the later one is the move again.
         all.sort_by_key(|e| e.created);
@@ -711,7 +714,7 @@ impl RunRecord {
         for e in all {
             count.evicted += 1;
             let again = !seen.insert((e.namespace.as_str(), e.name.as_str()));
-            if again || e.created.is_some_and(|c| c > began) {
+            if again || e.created.is_some_and(|c| c >= began) {
                 count.moved_again += 1;
             }
         }
@@ -1022,6 +1025,27 @@ mod tests {
         assert_eq!(rec.evictions().moved_again, 2);
         rec.nodes[1].evicted.clear();
         assert_eq!(rec.evictions().moved_again, 0);
+    }
+
+    #[test]
+    fn a_replacement_created_in_the_second_the_run_began_counts_as_moved_again() {
+        let mut rec = record("c");
+        rec.started_at = "2026-12-07T01:00:00.700Z".parse().unwrap();
+        let pod = |name: &str, created: &str| Evicted {
+            namespace: "app".into(),
+            name: name.into(),
+            created: Some(created.parse().unwrap()),
+        };
+        // Its creation time, in whole seconds, reads before the run's start in milliseconds.
+        rec.nodes[0].evicted = vec![pod("web-a", "2026-12-07T00:59:59Z")];
+        rec.nodes[1].evicted = vec![pod("web-b", "2026-12-07T01:00:00Z")];
+        assert_eq!(
+            rec.evictions(),
+            EvictionCount {
+                evicted: 2,
+                moved_again: 1
+            }
+        );
     }
 
     #[test]
