@@ -38,6 +38,18 @@ pub fn apply_table() -> TableSpec {
     ])
 }
 
+/// `fleet apply --dry-run`: one row a cluster, stage by stage, with what its pre-flight found.
+pub fn apply_plan_table() -> TableSpec {
+    TableSpec::new(vec![
+        Column::new("STAGE", "stage"),
+        Column::new("CLUSTER", "cluster"),
+        Column::new("RESOURCE-GROUP", "resourceGroup"),
+        Column::new("SUBSCRIPTION", "subscription").wide(),
+        Column::new("PLAN", "plan").placeholder("-"),
+        Column::new("ERROR", "error").placeholder(""),
+    ])
+}
+
 /// `fleet report`: one row a cluster from its last scan and run.
 pub fn report_table() -> TableSpec {
     TableSpec::new(vec![
@@ -73,9 +85,11 @@ impl FleetProgress for Reporter {
             clusters.len(),
             names.join(", ")
         ));
+        self.stage_line_started(index, of, name, &names);
     }
 
     fn cluster_started(&self, stage: &str, cluster: &ClusterRef, start: &ClusterStart) {
+        self.stage_line_cluster(&cluster.to_string(), "running");
         self.info(&format!(
             "{cluster}: {} (stage {stage})",
             if start.resume {
@@ -92,6 +106,14 @@ impl FleetProgress for Reporter {
             .as_deref()
             .map(|r| format!(" (run {r})"))
             .unwrap_or_default();
+        self.stage_line_cluster(
+            &cluster.to_string(),
+            match result.outcome {
+                ClusterOutcome::Succeeded => "succeeded",
+                ClusterOutcome::Stopped => "stopped",
+                ClusterOutcome::Failed => "failed",
+            },
+        );
         match result.outcome {
             ClusterOutcome::Succeeded => self.info(&format!("{cluster}: succeeded{run}")),
             ClusterOutcome::Stopped => self.info(&format!("{cluster}: stopped at a safe point{run}")),
@@ -104,6 +126,7 @@ impl FleetProgress for Reporter {
     }
 
     fn stage_stopping(&self, stage: &str, failed: &ClusterRef) {
+        self.stage_line_stopping();
         self.warn(&format!(
             "{failed} failed: the other clusters of stage {stage} stop at their safe point and no later stage starts (--continue-stage lets the stage finish)"
         ));
@@ -114,6 +137,7 @@ impl FleetProgress for Reporter {
     }
 
     fn soaking(&self, after: &str, wait: Duration) {
+        self.stage_line_soaking(wait);
         self.info(&format!(
             "stage {after} done: soaking {} before the next stage",
             crate::duration::human(wait)
@@ -157,5 +181,51 @@ mod tests {
         );
         assert!(text.contains("no later stage starts"), "{text}");
         assert!(text.ends_with("stage 1 of 2 (env=dev): failed\n"), "{text}");
+    }
+
+    #[test]
+    fn the_stage_has_a_status_line_counting_its_clusters_and_the_soak() {
+        let (r, _) = Reporter::capture_with_status(Verbosity::Normal);
+        let [a, b, c] = ["aks-1", "aks-2", "aks-3"].map(|n| ClusterRef::new(ClusterId::new("s1", "rg-a", n)));
+        let result = |outcome| ClusterResult {
+            outcome,
+            run_id: None,
+            exit_code: 0,
+            message: None,
+        };
+        r.stage_started(1, 3, "env=dev", &[a.clone(), b.clone(), c.clone()]);
+        assert_eq!(r.status_text().as_deref(), Some("stage 1 of 3 (env=dev): 3 waiting"));
+        r.cluster_started("env=dev", &a, &ClusterStart { resume: false });
+        r.cluster_started("env=dev", &b, &ClusterStart { resume: true });
+        assert_eq!(
+            r.status_text().as_deref(),
+            Some("stage 1 of 3 (env=dev): 2 running, 1 waiting")
+        );
+        r.cluster_finished("env=dev", &a, &result(ClusterOutcome::Succeeded));
+        r.cluster_started("env=dev", &c, &ClusterStart { resume: false });
+        assert_eq!(
+            r.status_text().as_deref(),
+            Some("stage 1 of 3 (env=dev): 2 running, 1 succeeded")
+        );
+        r.cluster_finished("env=dev", &b, &result(ClusterOutcome::Succeeded));
+        r.cluster_finished("env=dev", &c, &result(ClusterOutcome::Succeeded));
+        r.stage_finished(1, 3, "env=dev", StageState::Succeeded);
+        assert_eq!(r.status_text().as_deref(), Some("stage 1 of 3 (env=dev): 3 succeeded"));
+        r.soaking("env=dev", Duration::from_secs(600));
+        assert_eq!(
+            r.status_text().as_deref(),
+            Some("stage 1 of 3 (env=dev) done: soaking 0:00 / 10:00 before the next stage")
+        );
+        r.stage_started(2, 3, "env=prod", &[a.clone(), b.clone()]);
+        r.cluster_started("env=prod", &a, &ClusterStart { resume: false });
+        r.cluster_started("env=prod", &b, &ClusterStart { resume: false });
+        r.cluster_finished("env=prod", &a, &result(ClusterOutcome::Failed));
+        r.stage_stopping("env=prod", &a);
+        assert_eq!(
+            r.status_text().as_deref(),
+            Some("stage 2 of 3 (env=prod): 1 stopping, 1 failed")
+        );
+        r.finish_and_clear();
+        assert_eq!(r.status_text(), None);
     }
 }

@@ -83,6 +83,45 @@ struct Status {
     wait: Option<Wait>,
     /// The batch in progress (`--max-unavailable`): the line shows it instead of one node.
     batch: Option<BatchStatus>,
+    /// The fleet's stage in progress (`fleet apply`): the line shows it.
+    stage: Option<StageStatus>,
+}
+
+/// `stage 2 of 3 (env=staging): 1 running, 1 succeeded, 2 waiting`, or between stages
+/// `stage 1 of 3 (env=dev) done: soaking 0:35 / 10:00 before the next stage`.
+#[derive(Debug, Clone, Default)]
+struct StageStatus {
+    index: usize,
+    of: usize,
+    name: String,
+    /// Each cluster of the stage and where it is.
+    clusters: BTreeMap<String, &'static str>,
+    /// The soak after the stage: since when, and how long.
+    soak: Option<(Instant, Duration)>,
+}
+
+impl StageStatus {
+    /// The order a stage's clusters are told in.
+    const ORDER: [&'static str; 6] = ["running", "stopping", "succeeded", "stopped", "failed", "waiting"];
+
+    fn render(&self, now: Instant) -> String {
+        let head = format!("stage {} of {} ({})", self.index, self.of, self.name);
+        if let Some((since, wait)) = self.soak {
+            return format!(
+                "{head} done: soaking {} / {} before the next stage",
+                minutes(now.saturating_duration_since(since)),
+                minutes(wait)
+            );
+        }
+        let counts: Vec<String> = Self::ORDER
+            .iter()
+            .filter_map(|p| {
+                let n = self.clusters.values().filter(|v| *v == p).count();
+                (n > 0).then(|| format!("{n} {p}"))
+            })
+            .collect();
+        format!("{head}: {}", counts.join(", "))
+    }
 }
 
 /// `batch 3 of 12 (zone 2): 4 draining, 3 rebooting, 3 back`.
@@ -136,6 +175,9 @@ struct Wait {
 impl Status {
     /// `node 2 of 5, NODE: STEP; waiting for WHAT 0:35 / 15:00; DETAIL`.
     fn render(&self, now: Instant) -> String {
+        if let Some(st) = &self.stage {
+            return st.render(now);
+        }
         if let Some(b) = &self.batch {
             return b.render();
         }
@@ -270,6 +312,15 @@ impl Reporter {
                 prefix: Some(prefix),
             }),
         }
+    }
+
+    /// A reporter that keeps its lines in memory and keeps a status line as on a terminal,
+    /// drawn nowhere (tests of what the status line says).
+    #[cfg(test)]
+    pub fn capture_with_status(verbosity: Verbosity) -> (Reporter, Captured) {
+        let c = Captured::default();
+        let bars = MultiProgress::with_draw_target(ProgressDrawTarget::hidden());
+        (Reporter::build(verbosity, Some(bars), Some(Box::new(c.clone()))), c)
     }
 
     /// A reporter that prints nothing at all.
@@ -485,6 +536,53 @@ impl Reporter {
             self.info(&b.render());
         }
         self.update_status(|s| s.batch = None);
+    }
+
+    /// Stage `index` of `of` of a fleet run starts with `clusters` (all waiting): the status
+    /// line counts them by where they are until the next stage (or the end). Prints nothing
+    /// (the scheduler's lines say it).
+    pub fn stage_line_started(&self, index: usize, of: usize, name: &str, clusters: &[String]) {
+        let stage = StageStatus {
+            index,
+            of,
+            name: name.to_string(),
+            clusters: clusters.iter().map(|c| (c.clone(), "waiting")).collect(),
+            soak: None,
+        };
+        if self.ensure_status() {
+            self.update_status(|s| s.stage = Some(stage));
+        }
+    }
+
+    /// Where `cluster` of the stage in progress is now (`running`, `stopping`,
+    /// `succeeded`, `stopped`, `failed`).
+    pub fn stage_line_cluster(&self, cluster: &str, phase: &'static str) {
+        self.update_status(|s| {
+            if let Some(p) = s.stage.as_mut().and_then(|st| st.clusters.get_mut(cluster)) {
+                *p = phase;
+            }
+        });
+    }
+
+    /// The stage in progress is over and the next waits `wait`: the line shows the soak's
+    /// clock.
+    pub fn stage_line_soaking(&self, wait: Duration) {
+        self.update_status(|s| {
+            if let Some(st) = s.stage.as_mut() {
+                st.soak = Some((Instant::now(), wait));
+            }
+        });
+    }
+
+    /// A cluster of the stage failed: the clusters still running stop at their safe point.
+    pub fn stage_line_stopping(&self) {
+        self.update_status(|s| {
+            if let Some(st) = s.stage.as_mut() {
+                for p in st.clusters.values_mut().filter(|p| **p == "running") {
+                    *p = "stopping";
+                }
+            }
+        });
     }
 
     /// Remove the status line (after the last node). Prints nothing.
@@ -728,6 +826,7 @@ mod tests {
             step: "rebooting".into(),
             wait: None,
             batch: None,
+            stage: None,
         };
         assert_eq!(s.render(now), "node 2 of 5, aks-user-31417037-vmss000001: rebooting");
         s.wait = Some(Wait {
