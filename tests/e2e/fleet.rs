@@ -257,6 +257,90 @@ async fn a_failed_cluster_in_stage_one_leaves_the_later_stages_untouched() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_of_a_later_stage_that_cannot_start_stops_the_fleet_before_its_first_stage() {
+    skip_unless_root!();
+    let fleet = Fleet::start(&scenario(1.0)).await;
+    fleet
+        .cluster("aks-prod-1")
+        .sim
+        .fault(aks_sim::Fault::ApiServerDown)
+        .expect("the fault applies");
+    // An API server that does not answer is given up on after 3 s (as many tries as usual).
+    let stages = [
+        "fleet",
+        "apply",
+        "--stage",
+        "env=dev",
+        "--stage",
+        "env=staging",
+        "--stage",
+        "env=prod",
+        "--request-timeout",
+        "3",
+    ];
+    // The dry run shows each cluster's plan, and the one that would not start.
+    let mut dry: Vec<&str> = stages.to_vec();
+    dry.extend(apply_args(&["--dry-run", "-o", "json"]).into_iter().skip(1));
+    let plan = fleet.run(&dry).await;
+    assert_ne!(plan.code, 0, "a run would not start: {}", plan.stderr);
+    let rows = plan.json();
+    assert_eq!(clusters_of(&rows), CLUSTERS, "{rows}");
+    for c in ["aks-dev-1", "aks-staging-1"] {
+        let r = row(&rows, c);
+        assert_eq!(r["patch"], 1, "{r}");
+        assert_eq!(r["reboot"], 1, "the pending kernel: {r}");
+        assert_eq!(r["error"], Value::Null, "{r}");
+    }
+    let prod = row(&rows, "aks-prod-1");
+    assert_eq!(prod["stage"], "env=prod");
+    assert!(prod["error"].as_str().is_some_and(|e| !e.is_empty()), "{prod}");
+    assert_eq!(prod["exitCode"], plan.code, "{prod}");
+
+    // The run: the pre-flight of every stage's clusters comes before the first stage.
+    let mut args: Vec<&str> = stages.to_vec();
+    args.extend(apply_args(&["-o", "json"]).into_iter().skip(1));
+    let run = fleet.run(&args).await;
+    run.assert_code(plan.code);
+    assert!(
+        run.stderr.contains("rg-prod/aks-prod-1: pre-flight: "),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("the pre-flight failed on 1 of 3 cluster(s)")
+            && run.stderr.contains("no stage started; nothing was changed"),
+        "{}",
+        run.stderr
+    );
+    for c in CLUSTERS {
+        assert_eq!(touched(&fleet, c), 0, "{c} untouched");
+    }
+    assert!(fleet.cluster("aks-dev-1").lease().is_none(), "no lock was taken");
+    let mut resume = vec!["fleet", "apply", "--resume"];
+    resume.extend(apply_args(&["-o", "json"]).into_iter().skip(1));
+    let again = fleet.run(&resume).await;
+    assert!(
+        again.stderr.contains("there is no fleet run to resume"),
+        "no fleet run was recorded: {}",
+        again.stderr
+    );
+
+    // Back up: the dry run is clean and changes nothing.
+    fleet
+        .cluster("aks-prod-1")
+        .sim
+        .fault(aks_sim::Fault::ApiServerUp)
+        .expect("the fault applies");
+    let plan = fleet.run(&dry).await;
+    plan.assert_code(0);
+    assert_eq!(row(&plan.json(), "aks-prod-1")["patch"], 1);
+    for c in CLUSTERS {
+        assert_eq!(touched(&fleet, c), 0, "{c} untouched by the dry run");
+    }
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_mid_stage_stops_at_the_safe_point_and_resume_finishes_the_fleet() {
     skip_unless_root!();
     // Two nodes a cluster: Ctrl-C during the first leaves the second to the resume.

@@ -80,6 +80,8 @@ struct Session<'a> {
     run_id: String,
     /// Asked to stop from outside (a fleet): as a first Ctrl-C.
     stop: CancellationToken,
+    /// See [`Hooks::preflight`].
+    preflight: bool,
 }
 
 /// How the nodes are reached.
@@ -120,6 +122,10 @@ pub struct Hooks {
     pub run_id: Option<String>,
     /// Cancelled: stop at the next safe point (before the lock: do not start).
     pub stop: CancellationToken,
+    /// With `--dry-run`: the pre-flight of a run about to start (a fleet's, before its first
+    /// stage): what the run would refuse is the error it would stop with, not a verdict in
+    /// the plan.
+    pub preflight: bool,
 }
 
 pub async fn run(args: ApplyArgs, settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome> {
@@ -220,6 +226,7 @@ pub async fn run_hooked(
         journal,
         run_id,
         stop: hooks.stop.clone(),
+        preflight: hooks.preflight,
     };
     let setup = Setup {
         reach: Reach {
@@ -385,6 +392,9 @@ async fn run_with(s: &Session<'_>, setup: Setup) -> anyhow::Result<Outcome> {
         Err(e) => return Err(refused(&s.ctx, s.settings, s.reporter, e).await),
     };
     if s.args.dry_run {
+        if let (true, Decision::Refuse(r)) = (s.preflight, &prepared.verdict.decision) {
+            return Err(refused(&s.ctx, s.settings, s.reporter, r.clone().into()).await);
+        }
         return Ok(dry_run(s, &prepared, &unattended).await);
     }
     if !prepared.entries.iter().any(PlanEntry::patch) {

@@ -17,6 +17,7 @@ use crate::output::{Exit, Failure, Reporter};
 use crate::rollout::journal::{self, Journal};
 use crate::settings::Settings;
 use async_trait::async_trait;
+use futures::StreamExt;
 use serde::Serialize;
 
 /// Each cluster patched by `apply` itself.
@@ -27,9 +28,10 @@ struct Rollout<'a> {
     journal: Journal,
 }
 
-#[async_trait]
-impl ClusterRollout for Rollout<'_> {
-    async fn run(&self, c: &ClusterRef, start: ClusterStart, stop: CancellationToken) -> ClusterResult {
+impl Rollout<'_> {
+    /// `apply`'s arguments for cluster `c`. A cluster that ran and left an unfinished run
+    /// continues it (`apply --resume`); one that stopped before its first record starts afresh.
+    fn args_for(&self, c: &ClusterRef, ran_before: bool) -> ApplyArgs {
         let cluster = ClusterArgs::arm(
             &c.subscription,
             &c.resource_group,
@@ -37,14 +39,131 @@ impl ClusterRollout for Rollout<'_> {
             &self.template.cluster.select,
         );
         let mut args = self.template.clone().for_cluster(cluster);
+        args.resume = ran_before && matches!(self.journal.latest_unfinished(&c.record_ref().key), Ok(Some(_)));
+        args
+    }
+
+    /// The pre-flight of cluster `c`'s run as it would start now (`apply --dry-run`): what it
+    /// would patch, or why it would not start. Changes nothing.
+    async fn preflight(&self, c: &ClusterRef, ran_before: bool) -> Preflight {
+        let mut args = self.args_for(c, ran_before);
+        args.dry_run = true;
+        // The plan is read from its JSON form, whatever the fleet prints.
+        args.global.output = crate::cli::OutputFormat::Json;
+        let hooks = Hooks {
+            preflight: true,
+            ..Hooks::default()
+        };
+        // Its lines only with --verbose: the run itself says them again.
+        let reporter = if self.reporter.verbosity() >= crate::output::Verbosity::Verbose {
+            self.reporter.for_cluster(&format!("{c} (pre-flight)"))
+        } else {
+            Reporter::silent()
+        };
+        match crate::commands::apply::run_hooked(args, self.settings, &reporter, hooks).await {
+            Ok(o) if o.exit == Exit::Ok => Ok(Planned::of(&o.value)),
+            Ok(o) => Err((o.exit, o.summary.unwrap_or_default())),
+            Err(e) => Err((crate::output::errors::exit_of(&e), super::one_line(&e))),
+        }
+    }
+}
+
+/// A cluster's pre-flight: what its run would do, or its exit code and why it would not start.
+type Preflight = Result<Planned, (Exit, String)>;
+
+/// What a cluster's pre-flight found its run would do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Planned {
+    /// Nodes it would patch, of its Linux nodes.
+    patch: usize,
+    of: usize,
+    /// Of those, the nodes it will reboot (a reboot marker, a pending kernel), and those
+    /// it reboots if their upgrade asks for it.
+    reboot: usize,
+    maybe: usize,
+}
+
+impl Planned {
+    /// From `apply --dry-run -o json`'s value.
+    fn of(value: &serde_json::Value) -> Planned {
+        let plan = value["plan"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let patch: Vec<&serde_json::Value> = plan.iter().filter(|p| p["action"] == "patch").collect();
+        Planned {
+            patch: patch.len(),
+            of: plan.len(),
+            reboot: patch.iter().filter(|p| p["wouldReboot"] == "yes").count(),
+            maybe: patch.iter().filter(|p| p["wouldReboot"] == "maybe").count(),
+        }
+    }
+
+    fn text(self) -> String {
+        if self.patch == 0 {
+            return format!("nothing to patch ({} node(s))", self.of);
+        }
+        let mut text = format!("patch {} of {} node(s): {} to reboot", self.patch, self.of, self.reboot);
+        if self.maybe > 0 {
+            text.push_str(&format!(", {} if their upgrade asks", self.maybe));
+        }
+        text
+    }
+}
+
+/// The pre-flight of every cluster the run has still to do, `max_clusters` at once, before
+/// the first stage starts: whatever will certainly fail is found before the first change.
+async fn preflight_all(
+    rollout: &Rollout<'_>,
+    record: &FleetRunRecord,
+    reporter: &Reporter,
+) -> Vec<(ClusterRef, Preflight)> {
+    let todo: Vec<(ClusterRef, bool)> = record
+        .clusters()
+        .filter(|c| c.state != ClusterState::Succeeded)
+        .map(|c| (c.cluster.clone(), c.state != ClusterState::Pending))
+        .collect();
+    reporter.info(&format!(
+        "pre-flight of {} cluster(s), {} at once",
+        todo.len(),
+        record.max_clusters.max(1)
+    ));
+    futures::stream::iter(todo)
+        .map(|(c, ran_before)| async move {
+            let r = rollout.preflight(&c, ran_before).await;
+            (c, r)
+        })
+        .buffered(record.max_clusters.max(1))
+        .collect()
+        .await
+}
+
+/// The clusters whose pre-flight failed, each said as an error; the exit code the fleet run
+/// stops with (theirs when they agree).
+fn preflight_failures(checked: &[(ClusterRef, Preflight)], reporter: &Reporter) -> Option<(usize, Exit)> {
+    let mut exits: Vec<Exit> = vec![];
+    for (c, r) in checked {
+        if let Err((exit, why)) = r {
+            reporter.error(&format!("{c}: pre-flight: {why}"));
+            exits.push(*exit);
+        }
+    }
+    let first = *exits.first()?;
+    let exit = if exits.iter().all(|e| *e == first) {
+        first
+    } else {
+        Exit::Failure
+    };
+    Some((exits.len(), exit))
+}
+
+#[async_trait]
+impl ClusterRollout for Rollout<'_> {
+    async fn run(&self, c: &ClusterRef, start: ClusterStart, stop: CancellationToken) -> ClusterResult {
+        let args = self.args_for(c, start.resume);
         let key = c.record_ref().key;
-        // A cluster that ran and left an unfinished run continues it (`apply --resume`); one
-        // that stopped before its first record starts afresh.
-        args.resume = start.resume && matches!(self.journal.latest_unfinished(&key), Ok(Some(_)));
         let run_id = journal::new_run_id();
         let hooks = Hooks {
             run_id: Some(run_id.clone()),
             stop,
+            preflight: false,
         };
         let reporter = self.reporter.for_cluster(&c.to_string());
         let (exit, message) = match crate::commands::apply::run_hooked(args, self.settings, &reporter, hooks).await {
@@ -137,6 +256,54 @@ struct Row {
     run_id: Option<String>,
     exit_code: Option<i32>,
     error: Option<String>,
+}
+
+/// One row of `fleet apply --dry-run`: a cluster, its stage and what its pre-flight found.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PlanRow {
+    stage: String,
+    cluster: String,
+    resource_group: String,
+    subscription: String,
+    plan: Option<String>,
+    patch: Option<usize>,
+    linux_nodes: Option<usize>,
+    reboot: Option<usize>,
+    exit_code: Option<i32>,
+    error: Option<String>,
+}
+
+fn plan_rows(rec: &FleetRunRecord, checked: &[(ClusterRef, Preflight)]) -> Vec<PlanRow> {
+    rec.stages
+        .iter()
+        .flat_map(|s| {
+            s.clusters.iter().map(|c| {
+                let found = checked.iter().find(|(k, _)| *k == c.cluster).map(|(_, r)| r);
+                let (planned, failed) = match found {
+                    Some(Ok(p)) => (Some(*p), None),
+                    Some(Err((exit, why))) => (None, Some((exit.code(), why.clone()))),
+                    None => (None, None),
+                };
+                PlanRow {
+                    stage: s.name.clone(),
+                    cluster: c.cluster.name.clone(),
+                    resource_group: c.cluster.resource_group.clone(),
+                    subscription: c.cluster.subscription.clone(),
+                    plan: match (planned, &failed) {
+                        (Some(p), _) => Some(p.text()),
+                        (None, Some(_)) => Some("would not start".into()),
+                        (None, None) => Some(journal::enum_text(&c.state)),
+                    },
+                    patch: planned.map(|p| p.patch),
+                    linux_nodes: planned.map(|p| p.of),
+                    reboot: planned.map(|p| p.reboot),
+                    exit_code: failed.as_ref().map(|f| f.0),
+                    error: failed.map(|f| f.1),
+                }
+            })
+        })
+        .collect()
 }
 
 fn rows(rec: &FleetRunRecord) -> Vec<Row> {
@@ -246,16 +413,37 @@ pub async fn run(
         let t = &args.cluster;
         FleetRunRecord::new(&plan, t.max_clusters as usize, t.continue_stage, t.stage_wait)
     };
+    let rollout = Rollout {
+        journal: Journal::new(
+            args.journal_dir
+                .clone()
+                .unwrap_or_else(|| settings.state_dir.join("runs")),
+        ),
+        template: args.clone(),
+        settings,
+        reporter,
+    };
     if args.dry_run {
+        let checked = preflight_all(&rollout, &record, reporter).await;
+        let failed = preflight_failures(&checked, reporter);
+        let patch: usize = checked
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok())
+            .map(|p| p.patch)
+            .sum();
         return Ok(Outcome {
-            value: serde_json::to_value(rows(&record))?,
-            table: Some(crate::output::fleet::apply_table()),
+            value: serde_json::to_value(plan_rows(&record, &checked))?,
+            table: Some(crate::output::fleet::apply_plan_table()),
             summary: Some(format!(
-                "dry run: {} stage(s), {} cluster(s); nothing was changed (`aks-patch apply --dry-run -g RG -n NAME` shows a cluster's plan)",
+                "dry run: {} stage(s), {} cluster(s), {patch} node(s) to patch{}; nothing was changed (`aks-patch apply --dry-run -g RG -n NAME` shows a cluster's plan)",
                 record.stages.len(),
-                record.clusters().count()
+                record.clusters().count(),
+                match failed {
+                    Some((n, _)) => format!("; the pre-flight failed on {n} cluster(s): the run would not start"),
+                    None => String::new(),
+                }
             )),
-            exit: Exit::Ok,
+            exit: failed.map_or(Exit::Ok, |(_, e)| e),
         });
     }
     let notify_cfg = crate::commands::apply::notify::config(
@@ -274,6 +462,19 @@ pub async fn run(
             "refusing to patch a fleet without --yes: its clusters run unattended; nothing was changed",
         )
         .hint("review the stages with --dry-run, then run again with --yes")
+        .into());
+    }
+    // The pre-flight of every cluster still to do, before the first change anywhere.
+    let checked = preflight_all(&rollout, &record, reporter).await;
+    if let Some((n, exit)) = preflight_failures(&checked, reporter) {
+        return Err(Failure::new(
+            exit,
+            format!(
+                "the pre-flight failed on {n} of {} cluster(s) (see above): no stage started; nothing was changed",
+                checked.len()
+            ),
+        )
+        .hint("fix what is said above, or leave those clusters out (--tag, --where, --resource-group, --stage), then run again; `aks-patch apply --dry-run -g RG -n NAME` shows one cluster's pre-flight")
         .into());
     }
     runs.save(&record).map_err(|e| {
@@ -297,16 +498,6 @@ pub async fn run(
     let signals = tokio::spawn(watch(interrupt.clone()));
     let table = crate::commands::shows_table(&args.global);
     let pushgateway = args.metrics.pushgateway_url.clone();
-    let rollout = Rollout {
-        journal: Journal::new(
-            args.journal_dir
-                .clone()
-                .unwrap_or_else(|| settings.state_dir.join("runs")),
-        ),
-        template: args,
-        settings,
-        reporter,
-    };
     let ports = FleetPorts {
         rollout: &rollout,
         journal: &runs,
