@@ -25,6 +25,9 @@ use tokio::time::Instant;
 /// [`REFILL_POLL_MAX`] while the planner finds none.
 const REFILL_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 const REFILL_POLL_MAX: std::time::Duration = std::time::Duration::from_secs(16);
+/// How soon to look again while a node in flight has not finished its drain (a look at the
+/// run record only, the cluster is not read).
+const SETTLE_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Rolling slots: the nodes that may take the places a batch's done nodes free.
 struct Refill<'r> {
@@ -122,9 +125,6 @@ impl Engine<'_> {
             self.window_check(&format!("not starting another batch ({} node(s) to go)", names.len()))?;
             let (batch, expected, snapshot) = self.plan_batch(&names, rules).await?;
             let left = expected.len();
-            // The next batch is planned again once this one is done (the cluster will have
-            // changed); its packages are downloaded now on the nodes it would take.
-            *lock(&self.ahead) = expected.first().map(|b| b.nodes.clone()).unwrap_or_default();
             index += 1;
             // Budgets for every node still to do: a node of the zone may join the batch.
             let ctx = InBatch::new(&snapshot, &names, &rules.max);
@@ -158,6 +158,30 @@ impl Engine<'_> {
                     .collect(),
                 rules,
             });
+            // Packages are downloaded ahead on the nodes expected next, one a node that
+            // reboots: those of the zone that may take a place in this batch first, in plan
+            // order, then the next batch's (it is planned again once this one is done: the
+            // cluster will have changed). Rolling through a zone, the next batch is the first
+            // expected in another zone.
+            let mut ahead: Vec<String> = match &refill {
+                Some(r) => {
+                    let mut next: Vec<String> = r.todo.iter().map(|(_, n)| n.clone()).collect();
+                    if let Some(b) = expected.iter().find(|b| b.zone != batch.zone || batch.zone.is_none()) {
+                        next.extend(
+                            b.nodes
+                                .iter()
+                                .filter(|n| !next.contains(n))
+                                .cloned()
+                                .collect::<Vec<_>>(),
+                        );
+                    }
+                    next
+                }
+                None => expected.first().map(|b| b.nodes.clone()).unwrap_or_default(),
+            };
+            // Taken from the end.
+            ahead.reverse();
+            *lock(&self.ahead) = ahead;
             let ended = self
                 .run_members(shared, &members, &batch.nodes, &ctx, count, last, refill)
                 .await;
@@ -264,7 +288,7 @@ impl Engine<'_> {
             }
             let joiners = match self.joiners(shared, r, &in_flight).await {
                 None => {
-                    next_look = Instant::now() + REFILL_POLL;
+                    next_look = Instant::now() + SETTLE_POLL;
                     vec![]
                 }
                 Some(j) if j.is_empty() => {
@@ -363,6 +387,8 @@ impl Engine<'_> {
             return Some(joiners);
         }
         r.todo.retain(|(i, _)| !joiners.contains(i));
+        // A node taken now upgrades itself: no download ahead on it beside its upgrade.
+        lock(&self.ahead).retain(|n| !names.contains(n));
         {
             let mut rec = lock(shared);
             for i in &joiners {

@@ -230,6 +230,38 @@ async fn a_place_freed_in_a_batch_is_taken_while_its_slowest_node_still_reboots(
     assert!(rec.nodes.iter().all(|n| n.rebooted && n.batch == Some(1)));
 }
 
+#[tokio::test(start_paused = true)]
+async fn packages_are_downloaded_ahead_on_the_nodes_that_join_first_then_on_the_next_zones() {
+    // Two zones, their nodes alternating by name: the plan's next batch (in the other zone)
+    // is not what runs next while places in this zone free.
+    let h = batched(6, MaxUnavailable::Nodes(2));
+    for i in 0..6 {
+        h.fakes
+            .edit(&format!("n{i}"), |n| n.zone = Some(format!("westeurope-{}", i % 2 + 1)));
+    }
+    let mut rec = record(6);
+    h.run(&mut rec).await.unwrap();
+    assert_eq!(states(&rec), [NodeState::Done; 6]);
+    assert_eq!(batches_told(&h), [vec!["n0", "n2", "n4"], vec!["n1", "n3", "n5"]]);
+    let log = h.fakes.log();
+    let at = |l: &str| {
+        log.iter()
+            .position(|x| x == l)
+            .unwrap_or_else(|| panic!("no {l}: {log:?}"))
+    };
+    // n4 joins zone 1's batch: its packages come first, while n0 and n2 reboot; then the
+    // next zone's first nodes'.
+    assert!(at("prefetch n4") < at("upgrade n4"), "{log:?}");
+    assert!(at("prefetch n4") < at("prefetch n1"), "{log:?}");
+    for n in ["n1", "n3", "n4"] {
+        assert_eq!(count_on(&h.fakes, "prefetch", n), 1, "{n}: {log:?}");
+    }
+    // Never on a node that was already taking its own turn.
+    for n in ["n0", "n2"] {
+        assert_eq!(count_on(&h.fakes, "prefetch", n), 0, "{n}: {log:?}");
+    }
+}
+
 /// A pod of ReplicaSet `web-rs` (label `app=web`) on `node`, requesting `cpu`.
 fn web_pod(node: &str, cpu: &str) -> k8s_openapi::api::core::v1::Pod {
     serde_json::from_value(serde_json::json!({
