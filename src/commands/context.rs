@@ -333,10 +333,16 @@ async fn from_pod() -> anyhow::Result<ClusterContext> {
     // The node this pod runs on: a run must not drain it (it would evict itself).
     let mut me = me;
     if let Some(pod) = me.pod.clone() {
-        me.node = crate::kube::client::own_node(&client, &me.namespace, &pod)
-            .await
-            .ok()
-            .flatten();
+        use crate::kube::client::OwnNode;
+        me.node = match crate::kube::client::own_node(&client, &me.namespace, &pod).await {
+            Ok(Some(node)) => OwnNode::Known(node),
+            Ok(None) => OwnNode::NotFound { pod },
+            Err(e) => OwnNode::Unreadable {
+                pod,
+                status: e.status_code(),
+                error: e.to_string(),
+            },
+        };
     }
     Ok(ClusterContext {
         cluster: ClusterRef::in_cluster(&me.server, &me.namespace, me.service_account.as_deref()),

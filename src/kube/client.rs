@@ -36,7 +36,26 @@ pub struct InClusterIdentity {
     /// This pod (`HOSTNAME`, which the kubelet sets to the pod's name) and the node it runs
     /// on, once read ([`own_node`]).
     pub pod: Option<String>,
-    pub node: Option<String>,
+    pub node: OwnNode,
+}
+
+/// The node this pod runs on, as far as it could be told: a run must not drain it (it would
+/// evict itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnNode {
+    /// The pod's `spec.nodeName`.
+    Known(String),
+    /// Not looked up yet, or there is no pod name to look up (`HOSTNAME` unset).
+    Unknown,
+    /// No pod of that name in the namespace (a pod whose `hostname` is not its name), or
+    /// not scheduled.
+    NotFound { pod: String },
+    /// The pod could not be read.
+    Unreadable {
+        pod: String,
+        error: String,
+        status: Option<u16>,
+    },
 }
 
 /// The node pod `pod` of `namespace` runs on (`spec.nodeName`), if it exists and is scheduled.
@@ -70,7 +89,7 @@ pub async fn client_in_cluster() -> Result<(Client, InClusterIdentity), KubeErro
             .map(|(_, sa)| sa),
         namespace,
         pod: std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()),
-        node: None,
+        node: OwnNode::Unknown,
     };
     let client = client_from_config_for(config, &identity.server)?;
     Ok((client, identity))

@@ -498,20 +498,7 @@ async fn the_node_the_pod_runs_on_is_left_to_a_later_run_and_never_drained() {
     install(&c).await;
     // The CronJob's pod, as the API server knows it: on the second node.
     let own = small_node(1);
-    let manifest = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "aks-patch-29000000-x7k2p", "namespace": "aks-patch"},
-        "spec": {
-            "nodeName": own,
-            "serviceAccountName": "aks-patch",
-            "containers": [{"name": "aks-patch", "image": "aks-patch:dev"}],
-        },
-    });
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), manifest.to_string()).unwrap();
-    let (ok, _, err) = c.kubectl(&["apply", "-f", file.path().to_str().unwrap()]).await;
-    assert!(ok, "{err}");
+    put_pod_on(&c, &own).await;
     let pod = Pod::new(&c).await;
     let r = pod.run(&c, &cronjob_apply(&["-o", "json"])).await;
     r.assert_code(0);
@@ -536,4 +523,70 @@ async fn the_node_the_pod_runs_on_is_left_to_a_later_run_and_never_drained() {
         let n = small_node(i);
         assert_eq!(c.count("reboot", &n), 1, "{n} patched: {}", r.stderr);
     }
+}
+
+/// The CronJob's pod (the name [`Pod`] gives as `HOSTNAME`), as the API server knows it:
+/// running on `node`.
+async fn put_pod_on(c: &Cluster, node: &str) {
+    let manifest = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "aks-patch-29000000-x7k2p", "namespace": "aks-patch"},
+        "spec": {
+            "nodeName": node,
+            "serviceAccountName": "aks-patch",
+            "containers": [{"name": "aks-patch", "image": "aks-patch:dev"}],
+        },
+    });
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), manifest.to_string()).unwrap();
+    let (ok, _, err) = c.kubectl(&["apply", "-f", file.path().to_str().unwrap()]).await;
+    assert!(ok, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_resumed_run_leaves_the_node_its_new_pod_runs_on() {
+    skip_unless_root!();
+    let c = Cluster::start(Some(&no_ssh())).await;
+    install(&c).await;
+    // The first pod's run is killed while the third node's turn waits at its upgrade.
+    let pod = Pod::new(&c).await;
+    c.hold_package_lock(&small_node(2));
+    let mut first = pod.command(&c, &cronjob_apply(&[]));
+    first.process_group(0);
+    let mut child = first.spawn().expect("aks-patch starts in the pod");
+    c.wait_for_event("uncordon", Some(&small_node(1)), Duration::from_secs(120))
+        .await;
+    child.kill().await.unwrap();
+    let _ = child.wait().await;
+    drop(pod);
+    // The next pod runs on that third node.
+    let own = small_node(2);
+    put_pod_on(&c, &own).await;
+    c.release_package_lock(&own);
+    let next = Pod::new(&c).await;
+    let r = next
+        .run(&c, &cronjob_apply(&["--resume", "--force-unlock", "-o", "json"]))
+        .await;
+    r.assert_code(0);
+    let rec = r.json();
+    let own_rec = rec["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == own.as_str())
+        .unwrap_or_else(|| panic!("{rec}"));
+    assert_eq!(own_rec["state"], "skipped", "{own_rec}");
+    assert!(
+        own_rec["skipReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("aks-patch runs on this node")),
+        "{own_rec}"
+    );
+    assert_eq!(c.count("cordon", &own), 0, "its own node is never cordoned");
+    assert_eq!(c.count("reboot", &own), 0);
+    for i in [0, 1] {
+        assert_eq!(c.count("reboot", &small_node(i)), 1, "node {i}: {}", r.stderr);
+    }
+    assert!(c.lock_free());
 }

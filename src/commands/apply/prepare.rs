@@ -138,23 +138,72 @@ fn plan_entries(
     resumed: Option<&RunRecord>,
     rows: &[NodeInfo],
 ) -> anyhow::Result<Vec<PlanEntry>> {
-    if let Some(prev) = resumed {
-        return Ok(resume::resume_plan(prev, rows));
-    }
-    let cands: Vec<_> = rows.iter().map(|r| candidate_via(&s.ctx, r, reach.via)).collect();
-    let filters = Filters {
-        nodepools: options.selection.nodepools.clone(),
-        nodes: options.selection.nodes.clone(),
-    };
-    let mut entries = plan::plan(&cands, &s.ctx.pool_order(), &filters, &s.ctx.az_args)
-        .map_err(|e| anyhow::Error::new(output::WithExit::wrap(e, Exit::Usage)))?;
-    // In a pod: the node it runs on is left to a later run, whose pod runs elsewhere.
-    if let Some(me) = &s.ctx.in_cluster {
-        if let (Some(pod), Some(node)) = (&me.pod, &me.node) {
-            plan::leave_own_node(&mut entries, node, pod);
+    let mut entries = match resumed {
+        Some(prev) => resume::resume_plan(prev, rows),
+        None => {
+            let cands: Vec<_> = rows.iter().map(|r| candidate_via(&s.ctx, r, reach.via)).collect();
+            let filters = Filters {
+                nodepools: options.selection.nodepools.clone(),
+                nodes: options.selection.nodes.clone(),
+            };
+            plan::plan(&cands, &s.ctx.pool_order(), &filters, &s.ctx.az_args)
+                .map_err(|e| anyhow::Error::new(output::WithExit::wrap(e, Exit::Usage)))?
         }
+    };
+    // In a pod: the node it runs on is left to a later run, whose pod runs elsewhere (a
+    // resumed run's pod may run on a node the interrupted one left to do).
+    if let Some(me) = &s.ctx.in_cluster {
+        leave_own_node(s, me, resumed, &mut entries)?;
     }
     Ok(entries)
+}
+
+/// The pod's own node left out of the plan; a pod that cannot read itself does not start
+/// (its drain could evict the run itself); one whose `HOSTNAME` names no pod is warned.
+fn leave_own_node(
+    s: &Session<'_>,
+    me: &crate::kube::client::InClusterIdentity,
+    resumed: Option<&RunRecord>,
+    entries: &mut [PlanEntry],
+) -> anyhow::Result<()> {
+    use crate::kube::client::OwnNode;
+    match &me.node {
+        // Out of service in the interrupted run's hands (the pod scheduled there before its
+        // cordon): the resumed run must put it back, and says what that drain risks.
+        OwnNode::Known(node)
+            if resumed.is_some_and(|prev| prev.nodes.iter().any(|n| n.name == *node && n.in_hand)) =>
+        {
+            s.reporter.warn(&format!(
+                "this pod runs on {node}, which the interrupted run left out of service: the run finishes it, and its drain evicts the run itself (a later `--resume`, from a pod on another node, finishes it then)"
+            ));
+        }
+        OwnNode::Known(node) => {
+            plan::leave_own_node(entries, node, me.pod.as_deref().unwrap_or_default());
+        }
+        OwnNode::Unknown => {}
+        OwnNode::NotFound { pod } => s.reporter.warn(&format!(
+            "there is no pod {}/{pod} (HOSTNAME) on a node: the node this run's pod runs on is not known, and if it is patched its drain evicts the run itself (a pod whose hostname is not its name); nothing is left out for it",
+            me.namespace
+        )),
+        OwnNode::Unreadable { pod, error, status } => {
+            let why = format!(
+                "cannot read this pod {}/{pod} to tell which node it runs on, which the run must not drain (it would evict itself): {error}; nothing was changed",
+                me.namespace
+            );
+            if matches!(status, Some(401 | 403)) {
+                return Err(crate::rollout::refusal::Refusal::new(crate::rollout::refusal::Obstacle::Permissions, why)
+                    .hint(format!(
+                        "grant the ServiceAccount `get` on pods in namespace {} (deploy/'s ClusterRole does)",
+                        me.namespace
+                    ))
+                    .into());
+            }
+            return Err(Failure::new(Exit::Failure, why)
+                .hint("run it again once the API server answers")
+                .into());
+        }
+    }
+    Ok(())
 }
 
 /// The before-table: the read-only probe of the nodes to patch, and the plan shown with it.

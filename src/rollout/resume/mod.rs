@@ -8,6 +8,7 @@ pub mod options;
 pub use options::{resume_options, Flag, GivenFlags, ResumeRefusal};
 
 use super::journal::{self, NodeRecord, NodeState, RunRecord, RunStatus};
+use super::node_life::finished;
 use super::plan::PlanEntry;
 use super::probed::{self, ProbedNode};
 use crate::kube::NodeInfo;
@@ -126,7 +127,9 @@ pub fn starting_nodes(entries: &[PlanEntry], prev: Option<&RunRecord>, probes: &
             if e.gone {
                 n.state = NodeState::Gone;
                 n.skip_reason = e.reason.clone();
-            } else if !e.patch() && n.state == NodeState::Pending {
+            } else if !e.patch() && (n.state == NodeState::Pending || !n.in_hand && !finished(n.state)) {
+                // Not to patch now (a resumed run's pod runs on it): a node the interrupted
+                // run had begun but not taken out of service is left as it is.
                 n.state = NodeState::Skipped;
                 n.skip_reason = e.reason.clone();
             }
@@ -220,5 +223,39 @@ mod tests {
         assert_eq!(old.status, RunStatus::Interrupted);
         assert_eq!(old.error.as_deref(), Some("resumed by run r2"));
         assert!(old.finished_at.is_some());
+    }
+
+    #[test]
+    fn a_resumed_runs_pod_leaves_its_own_node_unless_the_interrupted_run_took_it_out() {
+        let mut prev = record(
+            "r1",
+            &[
+                ("n1", NodeState::Upgraded),
+                ("n2", NodeState::Pending),
+                ("n3", NodeState::Cordoned),
+            ],
+        );
+        prev.nodes[2].in_hand = true;
+        let rows = [node("n1", true, None), node("n2", true, None), node("n3", true, None)];
+        // The new pod runs on n1, begun by the killed run but never taken out of service.
+        let mut plan = resume_plan(&prev, &rows);
+        crate::rollout::plan::leave_own_node(&mut plan, "n1", "aks-patch-2-x");
+        let nodes = starting_nodes(&plan, Some(&prev), &[]);
+        assert_eq!(nodes[0].state, NodeState::Skipped);
+        assert!(
+            nodes[0]
+                .skip_reason
+                .as_deref()
+                .is_some_and(|r| r.contains("pod aks-patch-2-x")),
+            "{:?}",
+            nodes[0]
+        );
+        assert_eq!(nodes[1].state, NodeState::Pending);
+        // A node out of service in the killed run's hands keeps its place in the run, even
+        // if a plan said to skip it: the run must put it back.
+        let mut plan = resume_plan(&prev, &rows);
+        plan[2].action = "skip".into();
+        let nodes = starting_nodes(&plan, Some(&prev), &[]);
+        assert_eq!(nodes[2].state, NodeState::Cordoned);
     }
 }
