@@ -50,7 +50,7 @@ pub enum Command {
     Scan(ScanArgs),
     /// Upgrade packages and reboot nodes that need it, one node at a time, under a cluster-wide lock.
     #[command(
-        after_help = "Examples:\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --dry-run\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --nodepool user\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --resume\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --window 'Sat,Sun 01:00-05:00' --time-zone Europe/Berlin --notify-url https://hooks.slack.com/services/...\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --window aks --wait-for-window --prometheus-url http://prometheus:9090\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --via kube"
+        after_help = "Examples:\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --dry-run\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --nodepool user\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --yes --resume\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --window 'Sat,Sun 01:00-05:00' --time-zone Europe/Berlin --notify-url https://hooks.slack.com/services/...\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --window aks --wait-for-window --prometheus-url http://prometheus:9090\n  aks-patch apply -g rg-shop-prod -n aks-shop-prod --one-at-a-time --yes --via kube"
     )]
     Apply(Box<ApplyArgs>),
     /// The nodes as `kubectl get nodes` shows them, with patch state. No SSH: fast.
@@ -79,7 +79,7 @@ pub enum FleetCommand {
     Scan(Box<ScanArgs<FleetScanTarget>>),
     /// Patch the chosen clusters in stages, each with exactly the rollout of `apply`.
     #[command(
-        after_help = "Examples:\n  aks-patch fleet apply --tag team=shop --stage env=dev --stage env=staging --stage env=prod --stage-wait 1h --one-at-a-time --yes\n  aks-patch fleet apply --fleet rg-fleet/fleet-1 --update-strategy safe-rollout --max-clusters 2 --one-at-a-time --yes\n  aks-patch fleet apply --resume --one-at-a-time --yes"
+        after_help = "Examples:\n  aks-patch fleet apply --tag team=shop --stage env=dev --stage env=staging --stage env=prod --stage-wait 1h --one-at-a-time --yes\n  aks-patch fleet apply --fleet rg-fleet/fleet-1 --update-strategy safe-rollout --max-clusters 2 --one-at-a-time --yes\n  aks-patch fleet apply --resume --yes"
     )]
     Apply(Box<ApplyArgs<FleetApplyTarget>>),
     /// One row a cluster from the last scans and runs (no SSH).
@@ -516,6 +516,11 @@ pub struct ApplyArgs<C: Args = ClusterArgs> {
     /// Continue the last interrupted run of this cluster.
     #[arg(long)]
     pub resume: bool,
+    /// Continue the newest unfinished run of this cluster if there is one (as --resume, its
+    /// options the record's), else start a new run: for schedules (the CronJob), so that a
+    /// run killed half-way is finished by the next.
+    #[arg(long, conflicts_with = "resume")]
+    pub resume_or_start: bool,
     /// Where run records are kept (default: runs/ in the state directory: $AKS_PATCH_STATE_DIR, else $XDG_STATE_HOME/aks-patch, else ~/.local/state/aks-patch).
     #[arg(long, value_name = "DIR")]
     pub journal_dir: Option<PathBuf>,
@@ -647,6 +652,7 @@ impl<C: Args> ApplyArgs<C> {
             soak: self.soak,
             force_unlock: self.force_unlock,
             resume: self.resume,
+            resume_or_start: self.resume_or_start,
             journal_dir: self.journal_dir,
             run_record: self.run_record,
             eviction_retry_interval: self.eviction_retry_interval,

@@ -360,7 +360,7 @@ fn held_text(
             host,
             expires_in,
         } => s.push_str(&format!(
-            ": that run is dead (its process, pid {pid} on this host {host}, is gone), so nothing renews the lease; it expires by itself in {}s, then a plain run takes it; to take it over now and finish what that run left, run `aks-patch apply --one-at-a-time --resume --force-unlock` (or `--force-unlock` for a new run)",
+            ": that run is dead (its process, pid {pid} on this host {host}, is gone), so nothing renews the lease; it expires by itself in {}s, then a plain run takes it; to take it over now and finish what that run left, run `aks-patch apply --resume --force-unlock` (or `--force-unlock` for a new run)",
             expires_in.as_secs().max(1)
         )),
         HeldVerdict::JustTaken => s.push_str(": it took the lock as we tried; wait for that run to finish"),
@@ -1187,7 +1187,7 @@ mod tests {
             "that run is dead",
             "pid 1234 on this host jumpbox",
             "expires by itself in 57s",
-            "aks-patch apply --one-at-a-time --resume --force-unlock",
+            "aks-patch apply --resume --force-unlock",
         ] {
             assert!(e.contains(want), "{want:?} in {e}");
         }

@@ -552,7 +552,7 @@ impl fmt::Display for Halt {
             ),
             Halt::Unproven { node, why } => write!(
                 f,
-                "node {node} is not proven patched (recorded unproven): {why}; fix the connection to the node, then `aks-patch apply ... --one-at-a-time --resume` proves it first"
+                "node {node} is not proven patched (recorded unproven): {why}; fix the connection to the node, then `aks-patch apply ... --resume` proves it first"
             ),
             Halt::CredentialsRefused { reason } => write!(f, "{reason}: the API server refused the credentials"),
         }

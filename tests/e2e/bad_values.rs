@@ -51,6 +51,10 @@ async fn bad_values_are_usage_errors_naming_the_value_before_any_server_is_conta
         (&["--nodepool", "nodes,"], &["--nodepool", "an empty value"]),
         (&["--notify-url", ""], &["--notify-url", "an empty value"]),
         (&["--ssh-timeout", "0"], &["'0'", "--ssh-timeout"]),
+        (
+            &["--resume", "--resume-or-start"],
+            &["--resume-or-start", "cannot be used with", "--resume"],
+        ),
     ];
     for (extra, want) in cases {
         let r = c.run(&apply_args(extra), true).await;

@@ -590,3 +590,56 @@ async fn a_resumed_run_leaves_the_node_its_new_pod_runs_on() {
     }
     assert!(c.lock_free());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cronjobs_next_run_finishes_a_killed_run_by_itself_with_resume_or_start() {
+    skip_unless_root!();
+    let c = Cluster::start(Some(&no_ssh())).await;
+    install(&c).await;
+    // The CronJob's arguments (deploy/cronjob.yaml passes --resume-or-start).
+    let scheduled = |extra: &[&'static str]| cronjob_apply(&[&["--resume-or-start"], extra].concat());
+    let pod = Pod::new(&c).await;
+    c.hold_package_lock(&small_node(2));
+    let mut first = pod.command(&c, &scheduled(&[]));
+    first.process_group(0);
+    let mut child = first.spawn().expect("aks-patch starts in the pod");
+    c.wait_for_event("uncordon", Some(&small_node(1)), Duration::from_secs(120))
+        .await;
+    child.kill().await.unwrap();
+    let _ = child.wait().await;
+    drop(pod);
+    let killed = records_in(&c, "aks-patch");
+    assert_eq!(killed.len(), 1, "{killed:?}");
+    assert_eq!(killed[0]["status"], "running");
+
+    // The next scheduled pod, with the same arguments, continues that run. (Hours later, the
+    // killed run's lease has long expired and is taken as it is; here, a minute later and
+    // from the same host name, its holder is known dead: --force-unlock takes it now.)
+    c.release_package_lock(&small_node(2));
+    let next = Pod::new(&c).await;
+    let r = next.run(&c, &scheduled(&["--force-unlock", "-o", "json"])).await;
+    r.assert_code(0);
+    let run = r.json();
+    assert_eq!(run["resumedFrom"][0], killed[0]["runId"], "{}", r.stderr);
+    assert!(r.stderr.contains("continuing the unfinished run"), "{}", r.stderr);
+    for i in 0..3 {
+        assert_eq!(c.count("reboot", &small_node(i)), 1, "node {i}: {}", r.stderr);
+    }
+    // And the one after starts afresh: nothing is left to continue, and no node needs more.
+    let after = next.run(&c, &scheduled(&["-o", "json"])).await;
+    after.assert_code(0);
+    let fresh = after.json();
+    assert!(
+        fresh["resumedFrom"].as_array().is_none_or(Vec::is_empty),
+        "a new run: {fresh}"
+    );
+    assert_ne!(fresh["runId"], run["runId"]);
+    assert!(
+        !after.stderr.contains("continuing the unfinished run"),
+        "{}",
+        after.stderr
+    );
+    for i in 0..3 {
+        assert_eq!(c.count("reboot", &small_node(i)), 1, "node {i} not again");
+    }
+}

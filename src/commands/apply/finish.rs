@@ -99,7 +99,7 @@ async fn close(s: &Session<'_>, record: &mut RunRecord, result: &Result<(), RunS
     if let Err(e) = s.journal.save(record).await {
         if !matches!(result, Err(RunStop::RecordUnwritable(_))) {
             let msg = format!(
-                "the run record {} cannot be written ({}): it does not show how this run ended; {}, then `aks-patch apply ... --one-at-a-time --resume` checks each node again",
+                "the run record {} cannot be written ({}): it does not show how this run ended; {}, then `aks-patch apply ... --resume` checks each node again",
                 e.location(),
                 e.cause(),
                 e.remedy()
@@ -182,7 +182,7 @@ fn summary(s: &Session<'_>, record: &RunRecord, left: &[(String, bool)], lock_lo
         .collect();
     if !unproven.is_empty() {
         summary.push_str(&format!(
-            "; rebooted and put back but not proven patched (unproven): {} (fix the connection to it, then `aks-patch apply ... --one-at-a-time --resume` proves it)",
+            "; rebooted and put back but not proven patched (unproven): {} (fix the connection to it, then `aks-patch apply ... --resume` proves it)",
             unproven.join(", ")
         ));
     }
@@ -218,7 +218,7 @@ async fn notify_end(
                 &s.run_id,
                 node,
                 Some(&format!(
-                    "once it is healthy, `aks-patch apply ... --one-at-a-time --resume` uncordons it, or by hand `{}`",
+                    "once it is healthy, `aks-patch apply ... --resume` uncordons it, or by hand `{}`",
                     kdrain::put_back_by_hand(&[name])
                 )),
             ));

@@ -162,6 +162,15 @@ pub async fn run_hooked(
             Ok(prev) => Some(prev),
             Err(finished) => return Ok(finished),
         }
+    } else if args.resume_or_start {
+        let unfinished = unfinished(&journal, &ctx).await?;
+        if let Some(prev) = &unfinished {
+            reporter.info(&format!(
+                "continuing the unfinished run {} of {} (--resume-or-start): its options are its record's",
+                prev.run_id, ctx.cluster.name
+            ));
+        }
+        unfinished
     } else {
         None
     };
@@ -323,13 +332,8 @@ async fn unattended(
     })
 }
 
-/// The run `--resume` continues: the newest of the cluster, if it is unfinished. `Ok(Err)`:
-/// the newest run succeeded, and there is nothing to do (said so; nothing is touched).
-async fn resumable(
-    journal: &RunRecords,
-    ctx: &ClusterContext,
-    args: &ApplyArgs,
-) -> anyhow::Result<Result<RunRecord, Outcome>> {
+/// The newest run of the cluster, read as a resume reads it.
+async fn latest_run(journal: &RunRecords, ctx: &ClusterContext) -> anyhow::Result<Option<RunRecord>> {
     let latest = journal.latest(&ctx.cluster.key).await.map_err(|e| {
         let text = match e {
             journal::JournalError::Newer { .. } => e.to_string(),
@@ -342,6 +346,25 @@ async fn resumable(
         Refusal::new(Obstacle::Record, text)
             .hint("a record of a newer aks-patch needs that version; a damaged one can be moved out of the journal directory (or its ConfigMap deleted) to start a new run without --resume")
     })?;
+    Ok(latest)
+}
+
+/// `--resume-or-start`: the newest run of the cluster if it is unfinished.
+async fn unfinished(journal: &RunRecords, ctx: &ClusterContext) -> anyhow::Result<Option<RunRecord>> {
+    Ok(match resume::resumable(latest_run(journal, ctx).await?) {
+        Resumable::Continue(prev) => Some(prev),
+        Resumable::Succeeded(_) | Resumable::Nothing => None,
+    })
+}
+
+/// The run `--resume` continues: the newest of the cluster, if it is unfinished. `Ok(Err)`:
+/// the newest run succeeded, and there is nothing to do (said so; nothing is touched).
+async fn resumable(
+    journal: &RunRecords,
+    ctx: &ClusterContext,
+    args: &ApplyArgs,
+) -> anyhow::Result<Result<RunRecord, Outcome>> {
+    let latest = latest_run(journal, ctx).await?;
     match resume::resumable(latest) {
         Resumable::Continue(prev) => Ok(Ok(prev)),
         Resumable::Succeeded(prev) => Ok(Err(Outcome {

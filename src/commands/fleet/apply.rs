@@ -381,6 +381,14 @@ pub async fn run(
     settings: &Settings,
     reporter: &Reporter,
 ) -> anyhow::Result<Outcome> {
+    if args.resume_or_start {
+        return Err(Failure::new(
+            Exit::Usage,
+            "--resume-or-start is for `apply` on one cluster; nothing was changed",
+        )
+        .hint("`aks-patch fleet apply --resume` continues the newest unfinished fleet run, each cluster's run with it")
+        .into());
+    }
     let runs = fleet_runs(&args, settings);
     let record = if args.resume {
         match runs.latest().map_err(|e| Failure::new(Exit::Usage, e.to_string()))? {

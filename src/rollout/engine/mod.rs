@@ -579,7 +579,7 @@ impl<'a> Engine<'a> {
     fn record_stop(&self, what: &str) -> Option<RunStop> {
         let (location, cause, remedy) = self.record_failed.get()?;
         Some(RunStop::RecordUnwritable(format!(
-            "{what}: the run record {location} cannot be written ({cause}), and the run does not go on without it; {remedy}, then continue with `aks-patch apply ... --one-at-a-time --resume`"
+            "{what}: the run record {location} cannot be written ({cause}), and the run does not go on without it; {remedy}, then continue with `aks-patch apply ... --resume`"
         )))
     }
 

@@ -49,7 +49,7 @@ impl OtherRun {
                 ),
             )
             .hint(format!(
-                "`aks-patch apply --one-at-a-time --resume --force-unlock` finishes that run (node {node} first), or `{by_hand}` puts the node back by hand"
+                "`aks-patch apply --resume --force-unlock` finishes that run (node {node} first), or `{by_hand}` puts the node back by hand"
             )),
             OtherRun::Unknown => Refusal::new(
                 Obstacle::Node,
@@ -58,7 +58,7 @@ impl OtherRun {
                 ),
             )
             .hint(format!(
-                "if run {run} is still going, wait for it; if it died, `aks-patch apply --one-at-a-time --resume --force-unlock` where it ran finishes it, or `{by_hand}` puts the node back by hand"
+                "if run {run} is still going, wait for it; if it died, `aks-patch apply --resume --force-unlock` where it ran finishes it, or `{by_hand}` puts the node back by hand"
             )),
         }
     }
@@ -71,10 +71,10 @@ impl OtherRun {
                 "node {node} is out of service ({status}) under aks-patch run {run}, which is live (it holds the lock: {holder}); wait for it to finish: it puts the node back"
             ),
             OtherRun::Dead { pid } => format!(
-                "node {node} is out of service ({status}), left by aks-patch run {run}, which is dead (pid {pid} on this host is gone); `aks-patch apply --one-at-a-time --resume --force-unlock` finishes it, or `{by_hand}` puts it back by hand"
+                "node {node} is out of service ({status}), left by aks-patch run {run}, which is dead (pid {pid} on this host is gone); `aks-patch apply --resume --force-unlock` finishes it, or `{by_hand}` puts it back by hand"
             ),
             OtherRun::Unknown => format!(
-                "node {node} is out of service ({status}), taken out by aks-patch run {run}; if that run is not running any more, `aks-patch apply --one-at-a-time --resume --force-unlock` finishes it, or `{by_hand}` puts it back by hand"
+                "node {node} is out of service ({status}), taken out by aks-patch run {run}; if that run is not running any more, `aks-patch apply --resume --force-unlock` finishes it, or `{by_hand}` puts it back by hand"
             ),
         }
     }
@@ -83,7 +83,7 @@ impl OtherRun {
     /// live (it removes it); else how it goes.
     pub fn pending_note(&self, nodes: &[&str], run: &str) -> Option<String> {
         let how = format!(
-            "the next run that takes the lock removes it (`aks-patch apply --one-at-a-time --resume --force-unlock`), or `{CLEAR_PENDING_BY_HAND}` by hand"
+            "the next run that takes the lock removes it (`aks-patch apply --resume --force-unlock`), or `{CLEAR_PENDING_BY_HAND}` by hand"
         );
         match self {
             OtherRun::Live { .. } => None,
