@@ -87,6 +87,19 @@ struct Status {
     stage: Option<StageStatus>,
 }
 
+/// `4 draining, 3 rebooting`: how many of `phases` are at each phase of `order` (those at
+/// none left out).
+fn counted(order: &[&str], phases: &BTreeMap<String, &'static str>) -> String {
+    order
+        .iter()
+        .filter_map(|p| {
+            let n = phases.values().filter(|v| *v == p).count();
+            (n > 0).then(|| format!("{n} {p}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `stage 2 of 3 (env=staging): 1 running, 1 succeeded, 2 waiting`, or between stages
 /// `stage 1 of 3 (env=dev) done: soaking 0:35 / 10:00 before the next stage`.
 #[derive(Debug, Clone, Default)]
@@ -113,14 +126,7 @@ impl StageStatus {
                 minutes(wait)
             );
         }
-        let counts: Vec<String> = Self::ORDER
-            .iter()
-            .filter_map(|p| {
-                let n = self.clusters.values().filter(|v| *v == p).count();
-                (n > 0).then(|| format!("{n} {p}"))
-            })
-            .collect();
-        format!("{head}: {}", counts.join(", "))
+        format!("{head}: {}", counted(&Self::ORDER, &self.clusters))
     }
 }
 
@@ -147,19 +153,12 @@ impl BatchStatus {
     ];
 
     fn render(&self) -> String {
-        let counts: Vec<String> = Self::ORDER
-            .iter()
-            .filter_map(|p| {
-                let n = self.phases.values().filter(|v| *v == p).count();
-                (n > 0).then(|| format!("{n} {p}"))
-            })
-            .collect();
         format!(
             "batch {} of {}{}: {}",
             self.index,
             self.of,
             self.zone,
-            counts.join(", ")
+            counted(&Self::ORDER, &self.phases)
         )
     }
 }

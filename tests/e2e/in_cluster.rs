@@ -295,15 +295,8 @@ async fn the_cronjobs_pod_scans_and_patches_as_its_service_account_and_a_new_pod
         scan.stderr
     );
 
-    // apply, killed (SIGKILL, as when the pod is deleted hard) while the second node's turn waits.
-    c.hold_package_lock(&small_node(2));
-    let mut first = pod.command(&c, &cronjob_apply(&[]));
-    first.process_group(0);
-    let mut child = first.spawn().expect("aks-patch starts in the pod");
-    c.wait_for_event("uncordon", Some(&small_node(1)), Duration::from_secs(120))
-        .await;
-    child.kill().await.unwrap();
-    let _ = child.wait().await;
+    // apply, killed (SIGKILL, as when the pod is deleted hard) while the third node's turn waits.
+    kill_mid_run(&c, &pod, &cronjob_apply(&[])).await;
     drop(pod); // the pod's files die with it
     let killed = records_in(&c, "aks-patch");
     assert_eq!(killed.len(), 1, "{killed:?}");
@@ -502,21 +495,7 @@ async fn the_node_the_pod_runs_on_is_left_to_a_later_run_and_never_drained() {
     let pod = Pod::new(&c).await;
     let r = pod.run(&c, &cronjob_apply(&["-o", "json"])).await;
     r.assert_code(0);
-    let rec = r.json();
-    let own_rec = rec["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == own.as_str())
-        .unwrap_or_else(|| panic!("{rec}"));
-    assert_eq!(own_rec["state"], "skipped", "{own_rec}");
-    assert!(
-        own_rec["skipReason"]
-            .as_str()
-            .unwrap()
-            .contains("aks-patch runs on this node (pod aks-patch-29000000-x7k2p)"),
-        "{own_rec}"
-    );
+    assert_left_as_own_node(&r.json(), &own);
     assert_eq!(c.count("cordon", &own), 0, "its own node is never cordoned");
     assert_eq!(c.count("reboot", &own), 0);
     for i in [0, 2] {
@@ -544,6 +523,37 @@ async fn put_pod_on(c: &Cluster, node: &str) {
     assert!(ok, "{err}");
 }
 
+/// `aks-patch ARGS` in `pod`, killed (SIGKILL: nothing is cleaned up) once the second node
+/// is done, while the third node's turn waits at its upgrade (its package lock held; the
+/// caller releases it with [`Cluster::release_package_lock`]).
+async fn kill_mid_run(c: &Cluster, pod: &Pod, args: &[&str]) {
+    c.hold_package_lock(&small_node(2));
+    let mut cmd = pod.command(c, args);
+    cmd.process_group(0);
+    let mut child = cmd.spawn().expect("aks-patch starts in the pod");
+    c.wait_for_event("uncordon", Some(&small_node(1)), Duration::from_secs(120))
+        .await;
+    child.kill().await.unwrap();
+    let _ = child.wait().await;
+}
+
+/// The run record `rec` shows node `own` skipped as the node the run's pod runs on.
+fn assert_left_as_own_node(rec: &serde_json::Value, own: &str) {
+    let own_rec = rec["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == own)
+        .unwrap_or_else(|| panic!("no {own} in {rec}"));
+    assert_eq!(own_rec["state"], "skipped", "{own_rec}");
+    assert!(
+        own_rec["skipReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("aks-patch runs on this node (pod aks-patch-29000000-x7k2p)")),
+        "{own_rec}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_resumed_run_leaves_the_node_its_new_pod_runs_on() {
     skip_unless_root!();
@@ -551,14 +561,7 @@ async fn a_resumed_run_leaves_the_node_its_new_pod_runs_on() {
     install(&c).await;
     // The first pod's run is killed while the third node's turn waits at its upgrade.
     let pod = Pod::new(&c).await;
-    c.hold_package_lock(&small_node(2));
-    let mut first = pod.command(&c, &cronjob_apply(&[]));
-    first.process_group(0);
-    let mut child = first.spawn().expect("aks-patch starts in the pod");
-    c.wait_for_event("uncordon", Some(&small_node(1)), Duration::from_secs(120))
-        .await;
-    child.kill().await.unwrap();
-    let _ = child.wait().await;
+    kill_mid_run(&c, &pod, &cronjob_apply(&[])).await;
     drop(pod);
     // The next pod runs on that third node.
     let own = small_node(2);
@@ -569,20 +572,7 @@ async fn a_resumed_run_leaves_the_node_its_new_pod_runs_on() {
         .run(&c, &cronjob_apply(&["--resume", "--force-unlock", "-o", "json"]))
         .await;
     r.assert_code(0);
-    let rec = r.json();
-    let own_rec = rec["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == own.as_str())
-        .unwrap_or_else(|| panic!("{rec}"));
-    assert_eq!(own_rec["state"], "skipped", "{own_rec}");
-    assert!(
-        own_rec["skipReason"]
-            .as_str()
-            .is_some_and(|r| r.contains("aks-patch runs on this node")),
-        "{own_rec}"
-    );
+    assert_left_as_own_node(&r.json(), &own);
     assert_eq!(c.count("cordon", &own), 0, "its own node is never cordoned");
     assert_eq!(c.count("reboot", &own), 0);
     for i in [0, 1] {
@@ -599,14 +589,7 @@ async fn the_cronjobs_next_run_finishes_a_killed_run_by_itself_with_resume_or_st
     // The CronJob's arguments (deploy/cronjob.yaml passes --resume-or-start).
     let scheduled = |extra: &[&'static str]| cronjob_apply(&[&["--resume-or-start"], extra].concat());
     let pod = Pod::new(&c).await;
-    c.hold_package_lock(&small_node(2));
-    let mut first = pod.command(&c, &scheduled(&[]));
-    first.process_group(0);
-    let mut child = first.spawn().expect("aks-patch starts in the pod");
-    c.wait_for_event("uncordon", Some(&small_node(1)), Duration::from_secs(120))
-        .await;
-    child.kill().await.unwrap();
-    let _ = child.wait().await;
+    kill_mid_run(&c, &pod, &scheduled(&[])).await;
     drop(pod);
     let killed = records_in(&c, "aks-patch");
     assert_eq!(killed.len(), 1, "{killed:?}");
