@@ -225,6 +225,8 @@ mod tests {
             r.status_text().as_deref(),
             Some("stage 2 of 3 (env=prod): 1 stopping, 1 failed")
         );
+        r.stage_started(3, 3, "env=qa", &[]);
+        assert_eq!(r.status_text().as_deref(), Some("stage 3 of 3 (env=qa): no cluster"));
         r.finish_and_clear();
         assert_eq!(r.status_text(), None);
     }

@@ -126,6 +126,9 @@ impl StageStatus {
                 minutes(wait)
             );
         }
+        if self.clusters.is_empty() {
+            return format!("{head}: no cluster");
+        }
         format!("{head}: {}", counted(&Self::ORDER, &self.clusters))
     }
 }
