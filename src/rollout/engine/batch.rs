@@ -38,6 +38,9 @@ struct Refill<'r> {
     /// The nodes of its zone still to do and not in it: (record index, name).
     todo: Vec<(usize, String)>,
     rules: &'r BatchRules,
+    /// The nodes in flight before their drain (and where each was) when the last plan could
+    /// not place them: planned again only once one of them moved on.
+    waiting_for: Option<Vec<(usize, NodeState)>>,
 }
 
 /// Whether `node` is in `zone` in the cluster as read.
@@ -157,6 +160,7 @@ impl Engine<'_> {
                     .cloned()
                     .collect(),
                 rules,
+                waiting_for: None,
             });
             // Packages are downloaded ahead on the nodes expected next, one a node that
             // reboots: those of the zone that may take a place in this batch first, in plan
@@ -352,33 +356,55 @@ impl Engine<'_> {
 
     /// The nodes of the batch's zone that take the places its done nodes freed: planned as a
     /// batch against the cluster as it is now (the budget counting every node out, room for
-    /// the pods, the PDBs), never more in flight than the batch's size. None while a node in
-    /// flight is before or in its drain (the cluster does not show its evictions yet: `None`,
-    /// to look again soon), at a safe point's stop, outside the window, or when the cluster
-    /// cannot be read.
+    /// the pods, the PDBs), never more in flight than the batch's size. The nodes in flight
+    /// not yet past their drain are planned first, as the batch's own: what they will still
+    /// evict is counted (room, PDB disruptions) before any joiner's. `None` (look again soon)
+    /// when such a node would not fit in that plan now (a PDB its drain has used up): it is
+    /// waited for. `Some(vec![])` at a safe point's stop, outside the window, or when the
+    /// cluster cannot be read.
     async fn joiners(&self, shared: &Mutex<RunRecord>, r: &mut Refill<'_>, in_flight: &[usize]) -> Option<Vec<usize>> {
         if self.checkpoint().is_err() || lock(&self.hold_others).is_some() || self.window_check("").is_err() {
             return Some(vec![]);
         }
-        let settled = {
+        let (unsettled, states): (Vec<String>, Vec<(usize, NodeState)>) = {
             let rec = lock(shared);
-            in_flight.iter().all(|i| {
-                let state = rec.nodes[*i].state;
-                finished(state) || matches!(state, NodeState::Drained | NodeState::Rebooting | NodeState::Back)
-            })
+            in_flight
+                .iter()
+                .filter(|i| {
+                    let state = rec.nodes[**i].state;
+                    !(finished(state) || matches!(state, NodeState::Drained | NodeState::Rebooting | NodeState::Back))
+                })
+                .map(|i| (rec.nodes[*i].name.clone(), (*i, rec.nodes[*i].state)))
+                .unzip()
         };
-        if !settled {
+        // Nothing moved since they could not be placed: no need to read the cluster again.
+        if !unsettled.is_empty() && r.waiting_for.as_ref() == Some(&states) {
             return None;
         }
+        r.waiting_for = None;
         let Ok(snapshot) = self.cluster.snapshot().await else {
             return Some(vec![]);
         };
-        let todo: Vec<String> = r.todo.iter().map(|(_, n)| n.clone()).collect();
-        let batches::BatchPlan::Batch(batch) = batches::next_batch(&snapshot, &todo, r.rules) else {
-            return Some(vec![]);
+        let todo: Vec<String> = unsettled
+            .iter()
+            .cloned()
+            .chain(r.todo.iter().map(|(_, n)| n.clone()))
+            .collect();
+        let batch = match batches::next_batch(&snapshot, &todo, r.rules) {
+            batches::BatchPlan::Batch(b) if unsettled.iter().all(|n| b.nodes.contains(n)) => b,
+            _ if !unsettled.is_empty() => {
+                r.waiting_for = Some(states);
+                return None;
+            }
+            _ => return Some(vec![]),
         };
         let free = r.slots.saturating_sub(in_flight.len());
-        let names: Vec<String> = batch.nodes.into_iter().take(free).collect();
+        let names: Vec<String> = batch
+            .nodes
+            .into_iter()
+            .filter(|n| !unsettled.contains(n))
+            .take(free)
+            .collect();
         let joiners: Vec<usize> = names
             .iter()
             .filter_map(|name| r.todo.iter().find(|(_, n)| n == name).map(|(i, _)| *i))

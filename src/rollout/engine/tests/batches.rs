@@ -262,6 +262,58 @@ async fn packages_are_downloaded_ahead_on_the_nodes_that_join_first_then_on_the_
     }
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_place_freed_while_a_node_in_flight_has_not_drained_is_taken_beside_it() {
+    // n0 and n1 go first; n2 takes n0's place, and n1 is done while n2 still upgrades.
+    let h = batched(4, MaxUnavailable::Nodes(2));
+    h.fakes.edit("n0", |n| n.boot_secs = 10);
+    h.fakes.edit("n1", |n| n.boot_secs = 12);
+    let mut rec = record(4);
+    h.run(&mut rec).await.unwrap();
+    assert_eq!(states(&rec), [NodeState::Done; 4]);
+    assert_eq!(joined(&h), ["n2", "n3"]);
+    assert_eq!(h.fakes.w().max_out, 2, "never more than the budget");
+    // n3 is planned with n2's drain counted as the batch's own, and goes in at once rather
+    // than after n2's drain.
+    let log = h.fakes.log();
+    let at = |l: &str| {
+        log.iter()
+            .position(|x| x == l)
+            .unwrap_or_else(|| panic!("no {l}: {log:?}"))
+    };
+    assert!(at("upgrade n3") < at("drain n2"), "{log:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_sharing_a_pdb_with_a_node_in_flight_before_its_drain_waits_for_that_drain() {
+    // A PDB allowing one disruption covers the pods of n2 and n3. n2 takes n0's place; when
+    // n1 frees its place n2 still upgrades: n3 is not taken beside it, but after its drain.
+    let h = batched(4, MaxUnavailable::Nodes(2));
+    h.fakes.edit("n0", |n| n.boot_secs = 10);
+    h.fakes.edit("n1", |n| n.boot_secs = 12);
+    {
+        let mut w = h.fakes.w();
+        w.pods = vec![web_pod("n2", "100m"), web_pod("n3", "100m")];
+        w.pdbs = vec![serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "app"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "minAvailable": 1},
+            "status": {"disruptionsAllowed": 1, "currentHealthy": 2, "desiredHealthy": 1, "expectedPods": 2}
+        }))
+        .unwrap()];
+    }
+    let mut rec = record(4);
+    h.run(&mut rec).await.unwrap();
+    assert_eq!(states(&rec), [NodeState::Done; 4]);
+    assert_eq!(joined(&h), ["n2", "n3"]);
+    let log = h.fakes.log();
+    let at = |l: &str| {
+        log.iter()
+            .position(|x| x == l)
+            .unwrap_or_else(|| panic!("no {l}: {log:?}"))
+    };
+    assert!(at("drain n2") < at("upgrade n3"), "{log:?}");
+}
+
 /// A pod of ReplicaSet `web-rs` (label `app=web`) on `node`, requesting `cpu`.
 fn web_pod(node: &str, cpu: &str) -> k8s_openapi::api::core::v1::Pod {
     serde_json::from_value(serde_json::json!({
