@@ -145,13 +145,15 @@ fn preflight_failures(checked: &[(ClusterRef, Preflight)], reporter: &Reporter) 
             exits.push(*exit);
         }
     }
-    let first = *exits.first()?;
-    let exit = if exits.iter().all(|e| *e == first) {
-        first
-    } else {
-        Exit::Failure
-    };
-    Some((exits.len(), exit))
+    (!exits.is_empty()).then(|| (exits.len(), agreed(&exits, Exit::Failure)))
+}
+
+/// The clusters' exit code when they all agree, else `otherwise`.
+fn agreed(exits: &[Exit], otherwise: Exit) -> Exit {
+    match exits.split_first() {
+        Some((first, rest)) if rest.iter().all(|e| e == first) => *first,
+        _ => otherwise,
+    }
 }
 
 #[async_trait]
@@ -631,16 +633,13 @@ fn exit(rec: &FleetRunRecord) -> Exit {
         Some(FleetResult::Interrupted) => Exit::Interrupted,
         Some(FleetResult::Failed) => {
             // The failed clusters' own exit code when they agree, else "a rollout halted".
-            let mut codes: Vec<i32> = rec
+            let exits: Vec<Exit> = rec
                 .clusters()
                 .filter(|c| c.state == ClusterState::Failed)
                 .filter_map(|c| c.exit_code)
+                .map(exit_of_code)
                 .collect();
-            codes.dedup();
-            match codes.as_slice() {
-                [one] => exit_of_code(*one),
-                _ => Exit::NodesFailed,
-            }
+            agreed(&exits, Exit::NodesFailed)
         }
         Some(FleetResult::RecordFailed) | None => Exit::Failure,
     }
