@@ -258,6 +258,9 @@ pub fn step_text(step: &NodeStep) -> String {
             format!("proven: new bootID, Ready, marker gone, nothing pending, running {kernel}")
         }
         NodeStep::PackagesDownloadedAhead => "packages downloaded ahead, while the previous node reboots".into(),
+        NodeStep::UpgradingAhead { beside } => {
+            format!("upgrading ahead of its turn, in service, while {beside} reboots; its turn only takes it out")
+        }
         NodeStep::Soaking { secs } => format!("soaking {secs}s before the next node"),
     }
 }

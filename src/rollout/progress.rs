@@ -152,6 +152,11 @@ pub enum NodeStep {
     },
     /// Downloaded ahead while the previous node rebooted.
     PackagesDownloadedAhead,
+    /// `--max-unavailable`: upgraded ahead of its turn (still in service) while `beside`, a
+    /// node of its batch, reboots; its turn then only takes it out.
+    UpgradingAhead {
+        beside: String,
+    },
     Soaking {
         secs: u64,
     },

@@ -289,3 +289,62 @@ async fn a_batch_run_killed_mid_batch_is_finished_by_resume_without_a_pace_flag_
     let crowded = cordons_beyond(&c.events(), 2);
     assert!(crowded.is_empty(), "cordoned while the budget was spent: {crowded:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_upgrades_its_next_nodes_ahead_in_service_and_a_failure_there_halts_once_the_batch_is_back() {
+    skip_unless_root!();
+    // No PDB: the first batch is the first two nodes by name, the next ones are upgraded
+    // ahead in that order while they reboot (4 s).
+    let scenario = small_with(6, 4.0).replace("pdb: {minAvailable: 1}, ", "");
+    let c = Cluster::start(Some(&scenario)).await;
+    let bad = small_node(3);
+    c.sim.fault(aks_sim::Fault::AptFailure { node: bad.clone() }).unwrap();
+    let r = c.run(&batch_args("2", &[]), true).await;
+    r.assert_code(5);
+    let ev = c.events();
+    let at = |kind: &str, n: &str| ev.iter().position(|e| e.kind == kind && e.node.as_deref() == Some(n));
+    // Nodes 2 and 3 were upgraded while the first batch rebooted, in service: neither was
+    // cordoned, and node 3's failure took no other node out; the batch came back first.
+    let first_back = at("node-ready", &small_node(0))
+        .min(at("node-ready", &small_node(1)))
+        .expect("the first batch came back");
+    assert!(at("apt-upgrade", &small_node(2)).unwrap() < first_back, "{ev:?}");
+    assert!(at("apt-failed", &bad).unwrap() < first_back, "{ev:?}");
+    for i in 2..6 {
+        assert_eq!(c.count("cordon", &small_node(i)), 0, "node {i} never taken out");
+    }
+    for i in 0..2 {
+        assert_eq!(c.kernel(&small_node(i)), NEW_KERNEL);
+        assert!(!c.unschedulable(&small_node(i)));
+    }
+    assert!(
+        r.stderr.contains(&bad)
+            && r.stderr.contains(&format!(
+                "upgraded but not rebooted yet (in service, the reboot pending): {}",
+                small_node(2)
+            )),
+        "{}",
+        r.stderr
+    );
+    // apt fixed, --resume finishes: node 2 is rebooted without being upgraded again.
+    c.sim.fault(aks_sim::Fault::Clear).unwrap();
+    let resume = [
+        "apply",
+        "--resume",
+        "--yes",
+        "--eviction-retry-interval",
+        "1",
+        "--delete-emptydir-data",
+        "--force",
+    ];
+    let r = c.run(&resume, true).await;
+    r.assert_code(0);
+    for i in 0..6 {
+        let n = small_node(i);
+        assert_eq!(c.kernel(&n), NEW_KERNEL, "{n} patched");
+        assert!(!c.unschedulable(&n), "{n} back in service");
+    }
+    assert_eq!(c.count("apt-upgrade", &small_node(2)), 1, "upgraded once");
+    let crowded = cordons_beyond(&c.events(), 2);
+    assert!(crowded.is_empty(), "cordoned while the budget was spent: {crowded:?}");
+}

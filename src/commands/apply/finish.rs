@@ -186,6 +186,20 @@ fn summary(s: &Session<'_>, record: &RunRecord, left: &[(String, bool)], lock_lo
             unproven.join(", ")
         ));
     }
+    // Upgraded at their turn or ahead of it (a batch's next nodes), never taken out: in
+    // service with their reboot pending, as unattended upgrades leave a node.
+    let upgraded: Vec<&str> = record
+        .nodes
+        .iter()
+        .filter(|n| n.state == NodeState::Upgraded)
+        .map(|n| n.name.as_str())
+        .collect();
+    if !upgraded.is_empty() {
+        summary.push_str(&format!(
+            "; upgraded but not rebooted yet (in service, the reboot pending): {} (`aks-patch apply ... --resume` reboots them without upgrading again)",
+            upgraded.join(", ")
+        ));
+    }
     if let Some(lost) = lock_lost {
         summary.push_str(&format!("; the lock was lost ({lost}): no node was started after that"));
     }

@@ -7,6 +7,7 @@
 //! nodes never both see room for one). A node that fails lets the others of its batch
 //! finish; the run then stops on it, as one at a time.
 
+use super::take_out::Ahead;
 use super::{lock, Count, Engine, LastDrain, RunStop};
 use crate::kube::snapshot::{node_name, pool_of, zone_of, ClusterSnapshot};
 use crate::rollout::batches::{self, BatchRules, MaxUnavailable};
@@ -162,26 +163,30 @@ impl Engine<'_> {
                 rules,
                 waiting_for: None,
             });
-            // Packages are downloaded ahead on the nodes expected next, one a node that
-            // reboots: those of the zone that may take a place in this batch first, in plan
-            // order, then the next batch's (it is planned again once this one is done: the
-            // cluster will have changed). Rolling through a zone, the next batch is the first
-            // expected in another zone.
-            let mut ahead: Vec<String> = match &refill {
+            // While its nodes reboot, the nodes expected next are worked on ahead, one a node
+            // that reboots: those of the zone that may take a place in this batch first, in
+            // plan order, upgraded (they stay in service; their turn then only takes them
+            // out); then the next batch's, only downloaded (it is planned again once this
+            // one is done: the cluster will have changed). Rolling through a zone, the next
+            // batch is the first expected in another zone.
+            let mut ahead: Vec<Ahead> = match &refill {
                 Some(r) => {
-                    let mut next: Vec<String> = r.todo.iter().map(|(_, n)| n.clone()).collect();
+                    let mut next: Vec<Ahead> = r.todo.iter().map(|(_, n)| Ahead::Upgrade(n.clone())).collect();
                     if let Some(b) = expected.iter().find(|b| b.zone != batch.zone || batch.zone.is_none()) {
-                        next.extend(
-                            b.nodes
-                                .iter()
-                                .filter(|n| !next.contains(n))
-                                .cloned()
-                                .collect::<Vec<_>>(),
-                        );
+                        let downloads: Vec<Ahead> = b
+                            .nodes
+                            .iter()
+                            .filter(|n| !next.iter().any(|a| a.node() == n.as_str()))
+                            .map(|n| Ahead::Download(n.clone()))
+                            .collect();
+                        next.extend(downloads);
                     }
                     next
                 }
-                None => expected.first().map(|b| b.nodes.clone()).unwrap_or_default(),
+                None => expected
+                    .first()
+                    .map(|b| b.nodes.iter().map(|n| Ahead::Download(n.clone())).collect())
+                    .unwrap_or_default(),
             };
             // Taken from the end.
             ahead.reverse();
@@ -413,8 +418,9 @@ impl Engine<'_> {
             return Some(joiners);
         }
         r.todo.retain(|(i, _)| !joiners.contains(i));
-        // A node taken now upgrades itself: no download ahead on it beside its upgrade.
-        lock(&self.ahead).retain(|n| !names.contains(n));
+        // A node taken now upgrades itself (or ends the upgrade ahead under way): nothing
+        // more ahead on it.
+        lock(&self.ahead).retain(|a| !names.iter().any(|n| n == a.node()));
         {
             let mut rec = lock(shared);
             for i in &joiners {

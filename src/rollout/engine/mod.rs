@@ -39,6 +39,7 @@ use super::stop::{Halt, RunStop, Unproven};
 use super::window::{Clock, Schedule};
 use crate::kube::drain::{DrainOptions, WorkloadRef};
 use crate::kube::{NodeInfo, ObjectRef};
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -151,9 +152,14 @@ pub struct Engine<'a> {
     lock_lost: Mutex<Option<String>>,
     /// The node after the one in hand: its packages are downloaded while this one reboots.
     next: Mutex<Option<String>>,
-    /// `--max-unavailable`: the nodes of the batch expected after the one in hand; each node
-    /// of the batch downloads one of them ahead while it reboots.
-    ahead: Mutex<Vec<String>>,
+    /// `--max-unavailable`: the nodes expected after those in flight, taken from the end;
+    /// each node of the batch works on one of them while it reboots
+    /// ([`take_out::Ahead`]).
+    ahead: Mutex<Vec<take_out::Ahead>>,
+    /// Held by whoever upgrades a node: its turn, from its start to its end, or a node of
+    /// its batch upgrading it ahead. A turn waits for an upgrade ahead of it to end; an
+    /// upgrade ahead never starts beside a turn.
+    upgrading: Mutex<BTreeMap<usize, std::sync::Arc<tokio::sync::Mutex<()>>>>,
     /// The maintenance windows, if the run keeps to any.
     window: Option<WindowPolicy>,
     /// The operator's blockers, if any.
@@ -278,6 +284,7 @@ impl<'a> Engine<'a> {
             lock_lost: Mutex::new(None),
             next: Mutex::new(None),
             ahead: Mutex::new(vec![]),
+            upgrading: Mutex::new(BTreeMap::new()),
             window: None,
             blockers: None,
             on_node: None,
@@ -402,6 +409,10 @@ impl<'a> Engine<'a> {
         last: &LastDrain,
         batch: Option<&batch::InBatch>,
     ) -> Result<TurnEnded, RunStop> {
+        // After an upgrade ahead of this turn, if one is under way: the turn starts from
+        // what it left in the record.
+        let upgrading = self.upgrade_lock(i);
+        let _upgrading = upgrading.lock().await;
         let mut turn = Turn::new(shared, i, batch);
         let node = turn.name();
         self.tell(Event::NodeStarted {
@@ -418,6 +429,11 @@ impl<'a> Engine<'a> {
             done: matches!(turn.life.state(), journal::NodeState::Done),
             drained,
         })
+    }
+
+    /// The lock of node `i`'s upgrade (see [`Engine::upgrading`]).
+    fn upgrade_lock(&self, i: usize) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        lock(&self.upgrading).entry(i).or_default().clone()
     }
 
     /// Record how a node's turn ended; `Err` when the run stops on it, else what its drain

@@ -1,20 +1,44 @@
-//! Steps 4 to 6 of a node's turn: kured's lock taken, cordon (and mark), drain, reboot; the
-//! next node's packages downloaded while this one reboots. Each step proves the lock ours
-//! first; a step that fails puts the node back.
+//! Steps 4 to 6 of a node's turn: kured's lock taken, cordon (and mark), drain, reboot; while
+//! it reboots, the next node's packages downloaded (one at a time) or, in a batch, the next
+//! node of its zone upgraded ahead ([`Ahead`]). Each step proves the lock ours first; a step
+//! that fails puts the node back.
 
-use super::{target, Engine, NodeEnd, Turn};
+use super::{lock, target, Engine, NodeEnd, Turn};
 use crate::kube::drain::DrainEvent;
 use crate::kube::NodeInfo;
 use crate::node::PackageManager;
-use crate::rollout::journal::{Evicted, StepName, StepOutcome, UpgradeMode};
+use crate::rollout::journal::{Evicted, NodeState, RunRecord, StepName, StepOutcome, UpgradeMode};
 use crate::rollout::ports::{DrainStop, NodeTarget, Transport};
 use crate::rollout::progress::Progress;
 use crate::rollout::progress::{Detail, Event, NodeStep, Wait, Warning};
 use crate::rollout::stop::{Halt, RunStop};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Held by a node of a batch from its gates to its cordon.
 pub(super) type TakeOut<'a> = tokio::sync::MutexGuard<'a, ()>;
+
+/// `--max-unavailable`: what a node of a batch does for a node expected after it, while it
+/// reboots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Ahead {
+    /// A node of the batch's zone, expected to take a place it frees: its packages are
+    /// upgraded (its turn's steps 1 and 2; it stays in service, as during its own upgrade),
+    /// so that its turn only takes it out. A failure is the node's own: the batch takes no
+    /// more nodes and the run halts on it once the nodes in flight are done.
+    Upgrade(String),
+    /// A node of the batch expected after this one (another zone): its packages are only
+    /// downloaded (nothing installed before its zone's turn).
+    Download(String),
+}
+
+impl Ahead {
+    pub(super) fn node(&self) -> &str {
+        match self {
+            Ahead::Upgrade(n) | Ahead::Download(n) => n,
+        }
+    }
+}
 
 impl Engine<'_> {
     /// Steps 4 to 6, under kured's lock (kured must not reboot another node beside ours);
@@ -78,10 +102,60 @@ impl Engine<'_> {
             .ok()
             .flatten()
             .unwrap_or_else(|| row.clone());
-        let next = self.next_download().await;
-        let prefetch = download_ahead(self.transport, self.progress, next);
-        let (done, ()) = tokio::join!(self.finish_reboot(turn, &row), prefetch);
+        let (run, name) = (turn.run, turn.name());
+        let (done, ()) = tokio::join!(self.finish_reboot(turn, &row), self.work_ahead(run, &name));
         done
+    }
+
+    /// While node `me` reboots: the next node's packages downloaded (one at a time), or in a
+    /// batch, the next node expected upgraded or downloaded ahead ([`Ahead`]).
+    async fn work_ahead(&self, run: &Mutex<RunRecord>, me: &str) {
+        let upgrade = {
+            let mut ahead = lock(&self.ahead);
+            match ahead.last() {
+                Some(Ahead::Upgrade(_)) if lock(&self.next).is_none() => ahead.pop(),
+                _ => None,
+            }
+        };
+        if let Some(node) = upgrade {
+            return self.upgrade_ahead(run, node.node(), me).await;
+        }
+        let next = self.next_download().await;
+        download_ahead(self.transport, self.progress, next).await;
+    }
+
+    /// Upgrade `node` ahead of its turn, while `me` reboots (see [`Ahead::Upgrade`]): not at
+    /// a safe point's stop, outside the window or once the batch takes no more nodes; not
+    /// beside its own turn, nor on a node that is not pending any more.
+    async fn upgrade_ahead(&self, run: &Mutex<RunRecord>, node: &str, me: &str) {
+        if self.checkpoint().is_err() || lock(&self.hold_others).is_some() || self.window_check("").is_err() {
+            return;
+        }
+        let Some(i) = lock(run).nodes.iter().position(|n| n.name == node) else {
+            return;
+        };
+        let upgrading = self.upgrade_lock(i);
+        let Ok(_upgrading) = upgrading.try_lock() else {
+            return;
+        };
+        if lock(run).nodes[i].state != NodeState::Pending {
+            return;
+        }
+        let Ok(Some(row)) = self.cluster.node(node).await else {
+            return;
+        };
+        let mut turn = Turn::new(run, i, None);
+        self.step(node, NodeStep::UpgradingAhead { beside: me.to_string() });
+        match self.upgrade(&mut turn, &target(&row)).await {
+            Ok(_) | Err(RunStop::Interrupted) => {}
+            Err(stop) => {
+                // The node's failure, recorded as its turn's would be: nothing joins the
+                // batch after it, and the run stops on it once the nodes in flight are done.
+                if let Err(stop) = self.end_turn(&mut turn, Err(stop)) {
+                    lock(&self.hold_others).get_or_insert(stop);
+                }
+            }
+        }
     }
 
     /// What to download on the next node while this one reboots (nothing is installed,
@@ -93,10 +167,10 @@ impl Engine<'_> {
         if mode == UpgradeMode::Security {
             return None;
         }
-        let next = super::lock(&self.next).clone();
+        let next = lock(&self.next).clone();
         let next = match next {
             Some(n) => n,
-            None => super::lock(&self.ahead).pop()?,
+            None => lock(&self.ahead).pop()?.node().to_string(),
         };
         let row = self.cluster.node(&next).await.ok().flatten()?;
         PackageManager::from_os_sku(row.os_sku.as_deref())

@@ -51,6 +51,18 @@ fn joined(h: &Harness) -> Vec<String> {
         .collect()
 }
 
+/// Where in the events told `node` joined its batch, and where it was drained.
+fn told_at(h: &Harness, node: &str) -> (Option<usize>, Option<usize>) {
+    let told = h.told.0.lock().unwrap();
+    let joined = told
+        .iter()
+        .position(|e| matches!(e, Event::BatchJoined { nodes, .. } if nodes.iter().any(|n| n == node)));
+    let drained = told
+        .iter()
+        .position(|e| matches!(e, Event::Step { node: n, step: NodeStep::Drained { .. } } if n == node));
+    (joined, drained)
+}
+
 #[tokio::test(start_paused = true)]
 async fn nodes_go_out_in_batches_and_never_more_than_the_budget_at_once() {
     let h = batched(6, MaxUnavailable::Nodes(2));
@@ -72,10 +84,20 @@ async fn nodes_go_out_in_batches_and_never_more_than_the_budget_at_once() {
     for n in &rec.nodes {
         assert_eq!(n.batch, Some(1), "{}", n.name);
     }
-    // While the first nodes reboot, the packages of the nodes the plan expects next are
-    // downloaded ahead, one node each.
+    // While the first nodes reboot, the nodes the plan expects to take their places are
+    // upgraded ahead, one node each (still in service): their turns only take them out.
+    let log = h.fakes.log();
+    let at = |l: &str| {
+        log.iter()
+            .position(|x| x == l)
+            .unwrap_or_else(|| panic!("no {l}: {log:?}"))
+    };
     for n in ["n2", "n3"] {
-        assert_eq!(count_on(&h.fakes, "prefetch", n), 1, "{n}: {:?}", h.fakes.log());
+        assert_eq!(count_on(&h.fakes, "upgrade", n), 1, "{n}: {log:?}");
+        assert!(
+            at(&format!("upgrade {n}")) < at("release n0").min(at("release n1")),
+            "{n}: {log:?}"
+        );
     }
     assert_eq!(count_on(&h.fakes, "prefetch", "n0"), 0);
 }
@@ -148,8 +170,13 @@ async fn a_node_failing_in_a_batch_lets_the_others_finish_then_the_run_halts() {
         "{first:?}"
     );
     assert_eq!(first.iter().filter(|s| **s == NodeState::Done).count(), 2, "{first:?}");
-    // The next batch never started; nothing is left out of service.
-    assert!(rec.nodes[3..].iter().all(|n| n.state == NodeState::Pending));
+    // No other node was taken out (those upgraded ahead while the batch rebooted stay
+    // upgraded, in service); nothing is left out of service.
+    for n in &rec.nodes[3..] {
+        assert!(matches!(n.state, NodeState::Pending | NodeState::Upgraded), "{n:?}");
+        assert!(n.batch.is_none() && !n.rebooted, "{n:?}");
+        assert_eq!(count_on(&h.fakes, "cordon", &n.name), 0, "{}", n.name);
+    }
     for i in 0..6 {
         let n = h.fakes.node(&format!("n{i}"));
         assert!(n.marked.is_none() && !n.unschedulable, "n{i} put back");
@@ -231,7 +258,7 @@ async fn a_place_freed_in_a_batch_is_taken_while_its_slowest_node_still_reboots(
 }
 
 #[tokio::test(start_paused = true)]
-async fn packages_are_downloaded_ahead_on_the_nodes_that_join_first_then_on_the_next_zones() {
+async fn the_zones_next_nodes_are_upgraded_ahead_and_the_next_zones_only_downloaded() {
     // Two zones, their nodes alternating by name: the plan's next batch (in the other zone)
     // is not what runs next while places in this zone free.
     let h = batched(6, MaxUnavailable::Nodes(2));
@@ -249,16 +276,20 @@ async fn packages_are_downloaded_ahead_on_the_nodes_that_join_first_then_on_the_
             .position(|x| x == l)
             .unwrap_or_else(|| panic!("no {l}: {log:?}"))
     };
-    // n4 joins zone 1's batch: its packages come first, while n0 and n2 reboot; then the
-    // next zone's first nodes'.
-    assert!(at("prefetch n4") < at("upgrade n4"), "{log:?}");
-    assert!(at("prefetch n4") < at("prefetch n1"), "{log:?}");
-    for n in ["n1", "n3", "n4"] {
+    // n4 joins zone 1's batch: it is upgraded ahead while n0 and n2 reboot, once; the next
+    // zone's first nodes only get their packages downloaded, and are upgraded at their turn,
+    // after zone 1 is done.
+    assert_eq!(count_on(&h.fakes, "upgrade", "n4"), 1, "{log:?}");
+    assert!(at("upgrade n4") < at("release n0").min(at("release n2")), "{log:?}");
+    assert!(at("upgrade n4") < at("prefetch n1"), "{log:?}");
+    for n in ["n1", "n3"] {
         assert_eq!(count_on(&h.fakes, "prefetch", n), 1, "{n}: {log:?}");
+        assert!(at(&format!("upgrade {n}")) > at("release n4"), "{n}: {log:?}");
     }
     // Never on a node that was already taking its own turn.
     for n in ["n0", "n2"] {
         assert_eq!(count_on(&h.fakes, "prefetch", n), 0, "{n}: {log:?}");
+        assert_eq!(count_on(&h.fakes, "upgrade", n), 1, "{n}: {log:?}");
     }
 }
 
@@ -275,13 +306,9 @@ async fn a_place_freed_while_a_node_in_flight_has_not_drained_is_taken_beside_it
     assert_eq!(h.fakes.w().max_out, 2, "never more than the budget");
     // n3 is planned with n2's drain counted as the batch's own, and goes in at once rather
     // than after n2's drain.
-    let log = h.fakes.log();
-    let at = |l: &str| {
-        log.iter()
-            .position(|x| x == l)
-            .unwrap_or_else(|| panic!("no {l}: {log:?}"))
-    };
-    assert!(at("upgrade n3") < at("drain n2"), "{log:?}");
+    let (n3_joined, _) = told_at(&h, "n3");
+    let (_, n2_drained) = told_at(&h, "n2");
+    assert!(n3_joined.unwrap() < n2_drained.unwrap(), "{:?}", h.fakes.log());
 }
 
 #[tokio::test(start_paused = true)]
@@ -305,13 +332,9 @@ async fn a_node_sharing_a_pdb_with_a_node_in_flight_before_its_drain_waits_for_t
     h.run(&mut rec).await.unwrap();
     assert_eq!(states(&rec), [NodeState::Done; 4]);
     assert_eq!(joined(&h), ["n2", "n3"]);
-    let log = h.fakes.log();
-    let at = |l: &str| {
-        log.iter()
-            .position(|x| x == l)
-            .unwrap_or_else(|| panic!("no {l}: {log:?}"))
-    };
-    assert!(at("drain n2") < at("upgrade n3"), "{log:?}");
+    let (n3_joined, _) = told_at(&h, "n3");
+    let (_, n2_drained) = told_at(&h, "n2");
+    assert!(n2_drained.unwrap() < n3_joined.unwrap(), "{:?}", h.fakes.log());
 }
 
 /// A pod of ReplicaSet `web-rs` (label `app=web`) on `node`, requesting `cpu`.
@@ -455,4 +478,68 @@ async fn budgets_of_the_last_batch_not_recovering_stop_the_run_before_the_next_b
         assert_eq!(count_on(&h.fakes, "cordon", n), 0, "{n}");
     }
     assert!(rec.nodes.iter().all(|n| !n.in_hand));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_upgraded_ahead_waits_for_a_place_and_its_turn_only_takes_it_out() {
+    let h = batched(4, MaxUnavailable::Nodes(2));
+    let mut rec = record(4);
+    h.run(&mut rec).await.unwrap();
+    assert_eq!(states(&rec), [NodeState::Done; 4]);
+    assert_eq!(h.fakes.w().max_out, 2, "an upgrade ahead takes no place");
+    for n in ["n2", "n3"] {
+        // Upgraded once, ahead, before it was taken out; its turn proved it patched as any.
+        assert_eq!(count_on(&h.fakes, "upgrade", n), 1, "{n}: {:?}", h.fakes.log());
+        let r = rec.nodes.iter().find(|r| r.name == n).unwrap();
+        assert!(r.rebooted && r.kernel_after.as_deref() == Some(NEW), "{r:?}");
+        assert!(!r.packages_upgraded.is_empty(), "{r:?}");
+        let steps: Vec<StepName> = r.steps.iter().map(|s| s.name).collect();
+        let upgrade = steps.iter().position(|s| *s == StepName::Upgrade).unwrap();
+        let cordon = steps.iter().position(|s| *s == StepName::Cordon).unwrap();
+        assert!(upgrade < cordon, "{steps:?}");
+    }
+    let told = h.told.0.lock().unwrap();
+    let ahead = told
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Step {
+                    step: NodeStep::UpgradingAhead { .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(ahead, 2, "n2 and n3, each beside a node that reboots");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_upgrade_ahead_takes_no_more_nodes_and_halts_on_that_node_once_the_batch_is_done() {
+    let h = batched(6, MaxUnavailable::Nodes(2));
+    h.fakes.edit("n3", |n| n.apt_exit = Some(100));
+    let mut rec = record(6);
+    let stop = h.run(&mut rec).await.unwrap_err();
+    assert!(matches!(stop, RunStop::Failed(_)), "{stop:?}");
+    assert!(stop.message().contains("n3"), "{}", stop.message());
+    // n0 and n1 went first and finished; n3 failed ahead of its turn, never taken out; n2,
+    // upgraded ahead beside it, took no place after the failure.
+    let state = |n: &str| rec.nodes.iter().find(|r| r.name == n).unwrap().state;
+    assert_eq!(state("n0"), NodeState::Done);
+    assert_eq!(state("n1"), NodeState::Done);
+    assert_eq!(state("n3"), NodeState::Failed);
+    assert_eq!(state("n2"), NodeState::Upgraded);
+    for n in ["n2", "n3", "n4", "n5"] {
+        assert_eq!(count_on(&h.fakes, "cordon", n), 0, "{n}: {:?}", h.fakes.log());
+    }
+    for i in 0..6 {
+        let n = h.fakes.node(&format!("n{i}"));
+        assert!(n.marked.is_none() && !n.unschedulable, "n{i} in service");
+    }
+    // Fixed, a resume finishes: n3 upgraded again, n2 not.
+    h.fakes.edit("n3", |n| n.apt_exit = None);
+    h.run(&mut rec).await.unwrap();
+    assert_eq!(states(&rec), [NodeState::Done; 6]);
+    assert_eq!(count_on(&h.fakes, "upgrade", "n3"), 2);
+    assert_eq!(count_on(&h.fakes, "upgrade", "n2"), 1);
 }

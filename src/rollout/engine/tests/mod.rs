@@ -67,6 +67,8 @@ struct FakeNode {
     /// Its pool and availability zone (labels).
     pool: String,
     zone: Option<String>,
+    /// Its upgrades exit with this code rather than the world's `apt_exit`.
+    apt_exit: Option<i32>,
 }
 
 impl FakeNode {
@@ -91,6 +93,7 @@ impl FakeNode {
             tainted: None,
             pool: "p".into(),
             zone: None,
+            apt_exit: None,
         }
     }
 }
@@ -535,6 +538,7 @@ impl Transport for Fakes {
             let w = self.w();
             (w.apt_exit, w.apt_leaves.clone())
         };
+        let code = self.node(&node.name).apt_exit.unwrap_or(code);
         let tdnf = self.node(&node.name).tdnf;
         if code != 0 {
             let log = if tdnf {
