@@ -166,7 +166,7 @@ impl Engine<'_> {
             // While its nodes reboot, the nodes expected next are worked on ahead, one a node
             // that reboots: those of the zone that may take a place in this batch first, in
             // plan order, upgraded (they stay in service; their turn then only takes them
-            // out); then the next batch's, only downloaded (it is planned again once this
+            // out; with a percentage by a node of their pool); then the next batch's, only downloaded (it is planned again once this
             // one is done: the cluster will have changed). Rolling through a zone, the next
             // batch is the first expected in another zone.
             let mut ahead: Vec<Ahead> = match &refill {

@@ -7,11 +7,13 @@ use super::{lock, target, Engine, NodeEnd, Turn};
 use crate::kube::drain::DrainEvent;
 use crate::kube::NodeInfo;
 use crate::node::PackageManager;
+use crate::rollout::batches::MaxUnavailable;
 use crate::rollout::journal::{Evicted, NodeState, RunRecord, StepName, StepOutcome, UpgradeMode};
 use crate::rollout::ports::{DrainStop, NodeTarget, Transport};
 use crate::rollout::progress::Progress;
 use crate::rollout::progress::{Detail, Event, NodeStep, Wait, Warning};
 use crate::rollout::stop::{Halt, RunStop};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -22,7 +24,8 @@ pub(super) type TakeOut<'a> = tokio::sync::MutexGuard<'a, ()>;
 /// reboots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Ahead {
-    /// A node of the batch's zone, expected to take a place it frees: its packages are
+    /// A node of the batch's zone, expected to take a place it frees (with a percentage, a
+    /// node of the rebooting node's pool, whose places they are): its packages are
     /// upgraded (its turn's steps 1 and 2; it stays in service, as during its own upgrade),
     /// so that its turn only takes it out. A failure is the node's own: the batch takes no
     /// more nodes and the run halts on it once the nodes in flight are done.
@@ -110,10 +113,26 @@ impl Engine<'_> {
     /// While node `me` reboots: the next node's packages downloaded (one at a time), or in a
     /// batch, the next node expected upgraded or downloaded ahead ([`Ahead`]).
     async fn work_ahead(&self, run: &Mutex<RunRecord>, me: &str) {
+        // With a percentage, places are each pool's: the place this node frees goes to a
+        // node of its pool, so that is the one upgraded (none: the next zone's downloaded).
+        let per_pool = matches!(
+            self.cfg.batches.as_ref().map(|b| &b.max),
+            Some(MaxUnavailable::Percent(_))
+        );
+        let pools: BTreeMap<String, String> = if per_pool {
+            lock(run)
+                .nodes
+                .iter()
+                .map(|n| (n.name.clone(), n.pool.clone()))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
         let upgrade = {
             let mut ahead = lock(&self.ahead);
-            match ahead.last() {
-                Some(Ahead::Upgrade(_)) if lock(&self.next).is_none() => ahead.pop(),
+            let mine = |a: &Ahead| matches!(a, Ahead::Upgrade(n) if !per_pool || pools.get(n) == pools.get(me));
+            match ahead.iter().rposition(mine) {
+                Some(at) if lock(&self.next).is_none() => Some(ahead.remove(at)),
                 _ => None,
             }
         };
@@ -170,7 +189,12 @@ impl Engine<'_> {
         let next = lock(&self.next).clone();
         let next = match next {
             Some(n) => n,
-            None => lock(&self.ahead).pop()?.node().to_string(),
+            // In a batch: the next zone's nodes (the zone's own are upgraded ahead).
+            None => {
+                let mut ahead = lock(&self.ahead);
+                let at = ahead.iter().rposition(|a| matches!(a, Ahead::Download(_)))?;
+                ahead.remove(at).node().to_string()
+            }
         };
         let row = self.cluster.node(&next).await.ok().flatten()?;
         PackageManager::from_os_sku(row.os_sku.as_deref())

@@ -543,3 +543,47 @@ async fn a_failed_upgrade_ahead_takes_no_more_nodes_and_halts_on_that_node_once_
     assert_eq!(count_on(&h.fakes, "upgrade", "n3"), 2);
     assert_eq!(count_on(&h.fakes, "upgrade", "n2"), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_a_percentage_a_rebooting_node_upgrades_ahead_a_node_of_its_own_pool() {
+    // Pool a: n0 to n3, two places; pool b: n4 and n5, one place. The place n4 frees is pool
+    // b's: n5 is upgraded beside it, never a node of pool a, though n4 reboots first (n0 and
+    // n1 upgrade longer) and pool a's nodes come first in the plan.
+    let h = batched(6, MaxUnavailable::Percent(50));
+    let pool = |i: usize| if i < 4 { "a" } else { "b" };
+    for i in 0..6 {
+        h.fakes.edit(&format!("n{i}"), |n| {
+            n.pool = pool(i).into();
+            n.upgrade_secs = if i < 2 { 10 } else { 5 };
+        });
+    }
+    let mut rec = record(6);
+    for (i, n) in rec.nodes.iter_mut().enumerate() {
+        n.pool = pool(i).into();
+    }
+    h.run(&mut rec).await.unwrap();
+    assert_eq!(states(&rec), [NodeState::Done; 6]);
+    let pool_of = |n: &str| pool(n[1..].parse().unwrap());
+    let ahead: Vec<(String, String)> = h
+        .told
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Step {
+                node,
+                step: NodeStep::UpgradingAhead { beside },
+            } => Some((node.clone(), beside.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(ahead.iter().any(|(n, _)| n == "n5"), "{ahead:?}");
+    for (node, beside) in &ahead {
+        assert_eq!(
+            pool_of(node),
+            pool_of(beside),
+            "{node} upgraded beside {beside}: {ahead:?}"
+        );
+    }
+}

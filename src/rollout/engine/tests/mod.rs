@@ -69,6 +69,8 @@ struct FakeNode {
     zone: Option<String>,
     /// Its upgrades exit with this code rather than the world's `apt_exit`.
     apt_exit: Option<i32>,
+    /// Seconds its upgrade takes.
+    upgrade_secs: u64,
 }
 
 impl FakeNode {
@@ -94,6 +96,7 @@ impl FakeNode {
             pool: "p".into(),
             zone: None,
             apt_exit: None,
+            upgrade_secs: 5,
         }
     }
 }
@@ -515,7 +518,7 @@ impl Transport for Fakes {
         self.step("upgrade", &node.name)?;
         self.w().commands.push((node.name.clone(), command.to_string()));
         self.edit(&node.name, |n| {
-            n.upgrading_until = Some(Instant::now() + Duration::from_secs(5))
+            n.upgrading_until = Some(Instant::now() + Duration::from_secs(n.upgrade_secs))
         });
         Ok(())
     }
