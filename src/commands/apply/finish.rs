@@ -174,12 +174,15 @@ fn summary(s: &Session<'_>, record: &RunRecord, left: &[(String, bool)], lock_lo
             kdrain::put_back_by_hand(&names)
         ));
     }
-    let unproven: Vec<&str> = record
-        .nodes
-        .iter()
-        .filter(|n| n.state == NodeState::Unproven)
-        .map(|n| n.name.as_str())
-        .collect();
+    let in_state = |state: NodeState| -> Vec<&str> {
+        record
+            .nodes
+            .iter()
+            .filter(|n| n.state == state)
+            .map(|n| n.name.as_str())
+            .collect()
+    };
+    let unproven = in_state(NodeState::Unproven);
     if !unproven.is_empty() {
         summary.push_str(&format!(
             "; rebooted and put back but not proven patched (unproven): {} (fix the connection to it, then `aks-patch apply ... --resume` proves it)",
@@ -188,12 +191,7 @@ fn summary(s: &Session<'_>, record: &RunRecord, left: &[(String, bool)], lock_lo
     }
     // Upgraded at their turn or ahead of it (a batch's next nodes), never taken out: in
     // service with their reboot pending, as unattended upgrades leave a node.
-    let upgraded: Vec<&str> = record
-        .nodes
-        .iter()
-        .filter(|n| n.state == NodeState::Upgraded)
-        .map(|n| n.name.as_str())
-        .collect();
+    let upgraded = in_state(NodeState::Upgraded);
     if !upgraded.is_empty() {
         summary.push_str(&format!(
             "; upgraded but not rebooted yet (in service, the reboot pending): {} (`aks-patch apply ... --resume` reboots them without upgrading again)",
