@@ -175,6 +175,13 @@ struct Wait {
 }
 
 impl Status {
+    /// Whether what `node` does now goes on the line: the node in hand's own steps and waits,
+    /// not those of a node worked on beside it (a download ahead while it reboots), which
+    /// would show under its position and over its wait. Any node's while none is in hand.
+    fn owns(&self, node: &str) -> bool {
+        self.position.is_none() || self.node == node
+    }
+
     /// `node 2 of 5, NODE: STEP; waiting for WHAT 0:35 / 15:00; DETAIL`.
     fn render(&self, now: Instant) -> String {
         if let Some(st) = &self.stage {
@@ -409,8 +416,10 @@ impl Reporter {
     /// status line is shown, `msg` is also its current step.
     pub fn step(&self, node: &str, msg: &str) {
         self.update_status(|s| {
-            s.node = node.to_string();
-            s.step = msg.to_string();
+            if s.owns(node) {
+                s.node = node.to_string();
+                s.step = msg.to_string();
+            }
         });
         if self.inner.verbosity >= Verbosity::Normal {
             self.line(&format!("[{}] {node}: {msg}", clock(self.elapsed())));
@@ -422,10 +431,14 @@ impl Reporter {
     pub fn node_started(&self, node: &str, index: usize, total: usize) {
         lock(&self.inner.printed_detail).remove(node);
         if self.ensure_status() {
+            // A node of a batch (or of a cluster in a fleet's stage): the line stays the
+            // batch's (the stage's).
             self.update_status(|s| {
                 *s = Status {
                     node: node.to_string(),
                     position: Some((index, total)),
+                    batch: s.batch.take(),
+                    stage: s.stage.take(),
                     ..Status::default()
                 }
             });
@@ -441,6 +454,9 @@ impl Reporter {
         lock(&self.inner.printed_detail).remove(node);
         if self.ensure_status() {
             self.update_status(|s| {
+                if !s.owns(node) {
+                    return;
+                }
                 s.node = node.to_string();
                 s.wait = Some(Wait {
                     what: what.to_string(),
@@ -460,6 +476,9 @@ impl Reporter {
     pub fn wait_progress(&self, node: &str, detail: &str) {
         if self.status_shown() {
             self.update_status(|s| {
+                if !s.owns(node) {
+                    return;
+                }
                 if let Some(w) = s.wait.as_mut() {
                     w.detail = Some(detail.to_string());
                 }
@@ -478,7 +497,11 @@ impl Reporter {
     /// [`Self::warn`] or [`Self::error`]): the status line drops it. Prints nothing.
     pub fn wait_done(&self, node: &str) {
         lock(&self.inner.printed_detail).remove(node);
-        self.update_status(|s| s.wait = None);
+        self.update_status(|s| {
+            if s.owns(node) {
+                s.wait = None;
+            }
+        });
     }
 
     /// Batch `index` of `of` starts with `nodes` (`zone`: ` (zone Z)` or empty): the status
@@ -966,6 +989,46 @@ mod tests {
         assert_eq!(r.status_text().as_deref(), Some("node 2 of 5, n1: rebooting"));
         r.finish_and_clear();
         assert_eq!(r.status_text(), None);
+    }
+
+    #[test]
+    fn the_next_nodes_download_ahead_leaves_the_line_on_the_node_in_hand() {
+        let (r, log) = Reporter::capture_with_status(Verbosity::Normal);
+        r.node_started("n1", 2, 5);
+        r.step("n1", "rebooting");
+        r.wait_started("n1", "Ready", Duration::from_secs(900));
+        // While n1 reboots, n2's packages are downloaded: a step line in the log, but the
+        // status line stays n1's, its wait included.
+        r.step("n2", "packages downloaded ahead, while the previous node reboots");
+        r.wait_started("n2", "apt", Duration::from_secs(60));
+        r.wait_progress("n2", "dpkg lock held");
+        r.wait_done("n2");
+        let now = r.status_text().unwrap();
+        assert!(
+            now.starts_with("node 2 of 5, n1: rebooting; waiting for Ready "),
+            "{now}"
+        );
+        assert!(!now.contains("dpkg"), "{now}");
+        assert!(log.text().contains("n2: packages downloaded ahead"), "{}", log.text());
+        // n2's turn: the line is n2's.
+        r.wait_done("n1");
+        r.node_started("n2", 3, 5);
+        r.step("n2", "upgrading");
+        assert_eq!(r.status_text().as_deref(), Some("node 3 of 5, n2: upgrading"));
+    }
+
+    #[test]
+    fn the_batch_line_stays_as_the_nodes_of_the_batch_start() {
+        let (r, _) = Reporter::capture_with_status(Verbosity::Normal);
+        r.batch_started(1, 3, " (zone 1)".into(), vec!["n0".into(), "n1".into()]);
+        r.node_started("n0", 1, 6);
+        r.node_started("n1", 2, 6);
+        assert_eq!(r.status_text().as_deref(), Some("batch 1 of 3 (zone 1): 2 upgrading"));
+        r.batch_phase("n0", "draining");
+        assert_eq!(
+            r.status_text().as_deref(),
+            Some("batch 1 of 3 (zone 1): 1 upgrading, 1 draining")
+        );
     }
 
     #[test]
