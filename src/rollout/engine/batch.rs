@@ -166,12 +166,23 @@ impl Engine<'_> {
             // While its nodes reboot, the nodes expected next are worked on ahead, one a node
             // that reboots: those of the zone that may take a place in this batch first, in
             // plan order, upgraded (they stay in service; their turn then only takes them
-            // out; with a percentage by a node of their pool); then the next batch's, only downloaded (it is planned again once this
-            // one is done: the cluster will have changed). Rolling through a zone, the next
-            // batch is the first expected in another zone.
+            // out; with a percentage by a node of their pool); then the next batch's, only
+            // downloaded (it is planned again once this one is done: the cluster will have
+            // changed). Rolling through a zone, the next batch is the first expected in
+            // another zone.
             let mut ahead: Vec<Ahead> = match &refill {
                 Some(r) => {
-                    let mut next: Vec<Ahead> = r.todo.iter().map(|(_, n)| Ahead::Upgrade(n.clone())).collect();
+                    let rec = lock(shared);
+                    let mut next: Vec<Ahead> = r
+                        .todo
+                        .iter()
+                        .map(|(i, n)| Ahead::Upgrade {
+                            index: *i,
+                            name: n.clone(),
+                            pool: rec.nodes[*i].pool.clone(),
+                        })
+                        .collect();
+                    drop(rec);
                     if let Some(b) = expected.iter().find(|b| b.zone != batch.zone || batch.zone.is_none()) {
                         let downloads: Vec<Ahead> = b
                             .nodes
@@ -368,7 +379,7 @@ impl Engine<'_> {
     /// waited for. `Some(vec![])` at a safe point's stop, outside the window, or when the
     /// cluster cannot be read.
     async fn joiners(&self, shared: &Mutex<RunRecord>, r: &mut Refill<'_>, in_flight: &[usize]) -> Option<Vec<usize>> {
-        if self.checkpoint().is_err() || lock(&self.hold_others).is_some() || self.window_check("").is_err() {
+        if !self.takes_more_nodes() {
             return Some(vec![]);
         }
         let (unsettled, states): (Vec<String>, Vec<(usize, NodeState)>) = {
@@ -432,6 +443,13 @@ impl Engine<'_> {
             nodes: names,
         });
         Some(joiners)
+    }
+
+    /// Whether a node may still join the batch in flight, or be upgraded ahead for it: not at
+    /// a safe point's stop, once the others are held (a failure ahead, a refused resume) or
+    /// outside the window.
+    pub(super) fn takes_more_nodes(&self) -> bool {
+        self.checkpoint().is_ok() && lock(&self.hold_others).is_none() && self.window_check("").is_ok()
     }
 
     /// Before the next batch is planned: what the last batch evicted is back (its workloads

@@ -167,7 +167,8 @@ pub struct Engine<'a> {
     /// Told about each node's turn (notifications).
     on_node: Option<NodeHook>,
     /// Why no node but those left out of service may be started (a resume that the
-    /// pre-flight would have refused): the run stops with it before the first such node.
+    /// pre-flight would have refused, a batch's upgrade ahead that failed): the run stops
+    /// with it before the first such node.
     hold_others: Mutex<Option<RunStop>>,
     /// The first write of the run record that failed (where the record is, the cause, what to do): the
     /// run stops at the next safe point, finishing the node in hand first.

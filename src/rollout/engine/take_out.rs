@@ -13,7 +13,6 @@ use crate::rollout::ports::{DrainStop, NodeTarget, Transport};
 use crate::rollout::progress::Progress;
 use crate::rollout::progress::{Detail, Event, NodeStep, Wait, Warning};
 use crate::rollout::stop::{Halt, RunStop};
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -29,7 +28,12 @@ pub(super) enum Ahead {
     /// upgraded (its turn's steps 1 and 2; it stays in service, as during its own upgrade),
     /// so that its turn only takes it out. A failure is the node's own: the batch takes no
     /// more nodes and the run halts on it once the nodes in flight are done.
-    Upgrade(String),
+    Upgrade {
+        /// Its index in the run record.
+        index: usize,
+        name: String,
+        pool: String,
+    },
     /// A node of the batch expected after this one (another zone): its packages are only
     /// downloaded (nothing installed before its zone's turn).
     Download(String),
@@ -38,7 +42,7 @@ pub(super) enum Ahead {
 impl Ahead {
     pub(super) fn node(&self) -> &str {
         match self {
-            Ahead::Upgrade(n) | Ahead::Download(n) => n,
+            Ahead::Upgrade { name, .. } | Ahead::Download(name) => name,
         }
     }
 }
@@ -105,54 +109,42 @@ impl Engine<'_> {
             .ok()
             .flatten()
             .unwrap_or_else(|| row.clone());
-        let (run, name) = (turn.run, turn.name());
-        let (done, ()) = tokio::join!(self.finish_reboot(turn, &row), self.work_ahead(run, &name));
+        let (run, name, pool) = (turn.run, turn.name(), turn.life.record().pool.clone());
+        let (done, ()) = tokio::join!(self.finish_reboot(turn, &row), self.work_ahead(run, &name, &pool));
         done
     }
 
-    /// While node `me` reboots: the next node's packages downloaded (one at a time), or in a
-    /// batch, the next node expected upgraded or downloaded ahead ([`Ahead`]).
-    async fn work_ahead(&self, run: &Mutex<RunRecord>, me: &str) {
+    /// While node `me` (of `my_pool`) reboots: the next node's packages downloaded (one at a
+    /// time), or in a batch, the next node expected upgraded or downloaded ahead ([`Ahead`]).
+    async fn work_ahead(&self, run: &Mutex<RunRecord>, me: &str, my_pool: &str) {
         // With a percentage, places are each pool's: the place this node frees goes to a
         // node of its pool, so that is the one upgraded (none: the next zone's downloaded).
         let per_pool = matches!(
             self.cfg.batches.as_ref().map(|b| &b.max),
             Some(MaxUnavailable::Percent(_))
         );
-        let pools: BTreeMap<String, String> = if per_pool {
-            lock(run)
-                .nodes
-                .iter()
-                .map(|n| (n.name.clone(), n.pool.clone()))
-                .collect()
-        } else {
-            BTreeMap::new()
-        };
         let upgrade = {
             let mut ahead = lock(&self.ahead);
-            let mine = |a: &Ahead| matches!(a, Ahead::Upgrade(n) if !per_pool || pools.get(n) == pools.get(me));
+            let mine = |a: &Ahead| matches!(a, Ahead::Upgrade { pool, .. } if !per_pool || pool == my_pool);
             match ahead.iter().rposition(mine) {
                 Some(at) if lock(&self.next).is_none() => Some(ahead.remove(at)),
                 _ => None,
             }
         };
-        if let Some(node) = upgrade {
-            return self.upgrade_ahead(run, node.node(), me).await;
+        if let Some(Ahead::Upgrade { index, name, .. }) = upgrade {
+            return self.upgrade_ahead(run, index, &name, me).await;
         }
         let next = self.next_download().await;
         download_ahead(self.transport, self.progress, next).await;
     }
 
-    /// Upgrade `node` ahead of its turn, while `me` reboots (see [`Ahead::Upgrade`]): not at
-    /// a safe point's stop, outside the window or once the batch takes no more nodes; not
-    /// beside its own turn, nor on a node that is not pending any more.
-    async fn upgrade_ahead(&self, run: &Mutex<RunRecord>, node: &str, me: &str) {
-        if self.checkpoint().is_err() || lock(&self.hold_others).is_some() || self.window_check("").is_err() {
+    /// Upgrade `node` (record index `i`) ahead of its turn, while `me` reboots (see
+    /// [`Ahead::Upgrade`]): only while the batch takes more nodes; not beside its own turn,
+    /// nor on a node that is not pending any more.
+    async fn upgrade_ahead(&self, run: &Mutex<RunRecord>, i: usize, node: &str, me: &str) {
+        if !self.takes_more_nodes() {
             return;
         }
-        let Some(i) = lock(run).nodes.iter().position(|n| n.name == node) else {
-            return;
-        };
         let upgrading = self.upgrade_lock(i);
         let Ok(_upgrading) = upgrading.try_lock() else {
             return;
