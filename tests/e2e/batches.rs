@@ -348,3 +348,46 @@ async fn a_batch_upgrades_its_next_nodes_ahead_in_service_and_a_failure_there_ha
     let crowded = cordons_beyond(&c.events(), 2);
     assert!(crowded.is_empty(), "cordoned while the budget was spent: {crowded:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_run_killed_during_an_upgrade_ahead_is_finished_by_resume_each_node_rebooted_once() {
+    skip_unless_root!();
+    let scenario = small_with(5, 4.0).replace("pdb: {minAvailable: 1}, ", "");
+    let c = Cluster::start(Some(&scenario)).await;
+    let mut child = c.command_with_target(&batch_args("2", &[])).spawn().unwrap();
+    // Killed hard as node 2 is upgraded ahead, in service, beside the first batch's reboots.
+    c.wait_for_event("apt-upgrade", Some(&small_node(2)), Duration::from_secs(120))
+        .await;
+    child.kill().await.unwrap();
+    let _ = child.wait().await;
+    assert_eq!(c.count("cordon", &small_node(2)), 0, "node 2 was only upgraded");
+    eventually("the killed run's reboots to end", Duration::from_secs(120), || async {
+        let ev = c.events();
+        let last = |kind: &str, n: &str| ev.iter().rposition(|e| e.kind == kind && e.node.as_deref() == Some(n));
+        nodes_with(&ev, "reboot")
+            .iter()
+            .all(|n| last("node-ready", n) > last("reboot", n))
+            .then_some(())
+    })
+    .await;
+    let resume = [
+        "apply",
+        "--resume",
+        "--force-unlock",
+        "--yes",
+        "--eviction-retry-interval",
+        "1",
+        "--delete-emptydir-data",
+        "--force",
+    ];
+    let r = c.run(&resume, true).await;
+    r.assert_code(0);
+    for i in 0..5 {
+        let n = small_node(i);
+        assert_eq!(c.kernel(&n), NEW_KERNEL, "{n} patched");
+        assert!(!c.unschedulable(&n), "{n} back in service");
+        assert_eq!(c.count("reboot", &n), 1, "{n} rebooted once");
+    }
+    let crowded = cordons_beyond(&c.events(), 2);
+    assert!(crowded.is_empty(), "cordoned while the budget was spent: {crowded:?}");
+}

@@ -587,3 +587,46 @@ async fn with_a_percentage_a_rebooting_node_upgrades_ahead_a_node_of_its_own_poo
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn ctrl_c_during_an_upgrade_ahead_lets_apt_finish_takes_no_more_nodes_and_resume_reboots_it_once() {
+    let h = batched(4, MaxUnavailable::Nodes(2));
+    // Ctrl-C while n2's upgrade ahead (beside n0's reboot) waits for apt.
+    h.fakes.w().cancel_on = Some(("await n2".into(), h.cancel.clone()));
+    let mut rec = record(4);
+    let stop = h.run(&mut rec).await.unwrap_err();
+    assert!(matches!(stop, RunStop::Interrupted), "{stop:?}");
+    let state = |rec: &RunRecord, n: &str| rec.nodes.iter().find(|r| r.name == n).unwrap().state;
+    // Each node out stopped at its safe point: n0, rebooting, finished; n1, draining, was put
+    // back before its reboot. apt was not cut off on n2: it stays upgraded and in service. No
+    // node was taken out after the signal.
+    assert_eq!(state(&rec, "n0"), NodeState::Done);
+    assert!(!rec.nodes[1].in_hand && !rec.nodes[1].rebooted, "{:?}", rec.nodes[1]);
+    assert_eq!(state(&rec, "n2"), NodeState::Upgraded);
+    assert_eq!(state(&rec, "n3"), NodeState::Pending);
+    let log = h.fakes.log();
+    let last = |l: &str| log.iter().rposition(|x| x == l);
+    assert!(
+        last("probe n2") > last("await n2"),
+        "n2 probed after apt finished: {log:?}"
+    );
+    for n in ["n2", "n3"] {
+        assert_eq!(count_on(&h.fakes, "cordon", n), 0, "{n}: {:?}", h.fakes.log());
+    }
+    for i in 0..4 {
+        let n = h.fakes.node(&format!("n{i}"));
+        assert!(n.marked.is_none() && !n.unschedulable, "n{i} in service");
+    }
+    // Resumed: n2 is rebooted without a second upgrade; every node patched.
+    let h2 = Harness {
+        fakes: h.fakes.clone(),
+        batches: h.batches.clone(),
+        ..Harness::new(0)
+    };
+    h2.fakes.w().cancel_on = None;
+    h2.run(&mut rec).await.unwrap();
+    assert_eq!(states(&rec), [NodeState::Done; 4]);
+    assert_eq!(count_on(&h.fakes, "upgrade", "n2"), 1);
+    assert_eq!(count_on(&h.fakes, "reboot", "n2"), 1);
+    assert!(h.fakes.w().max_out <= 2);
+}

@@ -122,6 +122,8 @@ struct World {
     probed_not_ready: usize,
     /// Set the cancel token when this step is reached.
     cancel_at: Option<(&'static str, CancellationToken)>,
+    /// Set the cancel token when this step is reached on this node (`await n2`).
+    cancel_on: Option<(String, CancellationToken)>,
     fence_fails_at: Option<&'static str>,
     lost: Option<String>,
     /// The upgrade commands started, with their node.
@@ -192,6 +194,11 @@ impl Fakes {
         }
         if let Some((at, tok)) = &w.cancel_at {
             if *at == what {
+                tok.cancel();
+            }
+        }
+        if let Some((at, tok)) = &w.cancel_on {
+            if *at == format!("{what} {node}") {
                 tok.cancel();
             }
         }
